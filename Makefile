@@ -1,0 +1,66 @@
+# deeppacket build. `make` builds build/deeppacket; `make check` runs the
+# tests; `make asan` the same tests under ASan+UBSan; `make fuzz` a short
+# libFuzzer run of the packet parser. BUILD=dir keeps builds apart.
+
+CC      ?= cc
+BUILD   ?= build
+OPT     ?= -O2 -march=x86-64-v2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -pthread -Iinclude -Isrc -MMD -MP
+DEPS    := libpcap cairo openblas
+CFLAGS  += $(shell pkg-config --cflags $(DEPS))
+LDLIBS  += $(shell pkg-config --libs $(DEPS)) -lm -lpthread
+
+LIB_C   := $(sort $(wildcard src/*/*.c))
+LIB_C   := $(filter-out src/cli/%,$(LIB_C))
+LIB_S   := $(sort $(wildcard src/*/*.S))
+CLI_C   := $(sort $(wildcard src/cli/*.c))
+TEST_C  := $(sort $(wildcard tests/test_*.c))
+TEST_H  := tests/harness_util.c
+
+LIB_O   := $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_S:%.S=$(BUILD)/%.o)
+CLI_O   := $(CLI_C:%.c=$(BUILD)/%.o)
+TEST_BIN:= $(TEST_C:tests/%.c=$(BUILD)/tests/%)
+TEST_UO := $(TEST_H:%.c=$(BUILD)/%.o)
+
+.PHONY: all check asan fuzz clean
+all: $(BUILD)/deeppacket $(TEST_BIN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.S
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libdeeppacket.a: $(LIB_O)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/deeppacket: $(CLI_O) $(BUILD)/libdeeppacket.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_UO) $(BUILD)/libdeeppacket.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Runs every test binary; tests/run.sh prints the closing "N passed, N failed".
+check: all
+	BUILD=$(BUILD) tests/run.sh
+
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=address,undefined" check
+
+FUZZ_SECONDS ?= 60
+fuzz: $(BUILD)/fuzz_packet
+	mkdir -p $(BUILD)/fuzz-corpus
+	$(BUILD)/fuzz_packet -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD)/fuzz-corpus fuzz/seeds
+
+$(BUILD)/fuzz_packet: fuzz/fuzz_packet.c src/packet/dp_packet.c src/util/dp_util.c
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -O1 -g -Isrc -fsanitize=fuzzer,address,undefined -o $@ $^ -lm
+
+clean:
+	rm -rf build build-*
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

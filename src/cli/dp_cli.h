@@ -1,0 +1,21 @@
+/* The deeppacket command line: one file per subcommand, each only parses
+ * its arguments and calls the library. Every cmd_* returns the process exit
+ * status: 0 success, 1 runtime failure (bad input, I/O), 2 usage error. */
+#ifndef DP_CLI_H
+#define DP_CLI_H
+
+int cmd_preprocess(int argc, char **argv);
+int cmd_split(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_test(int argc, char **argv);
+int cmd_classify(int argc, char **argv);
+int cmd_capture(int argc, char **argv);
+
+/* Prints "deeppacket CMD: message" to stderr and returns 2 (usage error). */
+int dp_cli_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Parses a non-negative integer / a float in [lo, hi]; returns -1 if bad. */
+int dp_cli_parse_int(const char *s, long lo, long hi, long *out);
+int dp_cli_parse_double(const char *s, double lo, double hi, double *out);
+
+#endif

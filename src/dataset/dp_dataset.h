@@ -1,0 +1,79 @@
+/* dp_dataset: the on-disk dataset that `preprocess` writes and `split`,
+ * `train` and `test` read. Every array is a .npy file (numpy.load, mmap):
+ *
+ *   DATASET_DIR/vectors.npy   uint8  [N, 1500]  the Deep Packet input vectors
+ *   DATASET_DIR/app.npy       int16  [N]        app class id, -1 where none
+ *   DATASET_DIR/traffic.npy   int16  [N]        traffic class id, -1 where none
+ *   DATASET_DIR/meta.npy      struct [N]        provenance, see dp_meta
+ *   DATASET_DIR/files.tsv     capture index -> path, labels, counts
+ *   DATASET_DIR/labels.tsv    the label table used (class names)
+ *   DATASET_DIR/summary.json  per class / file / skip reason; written last:
+ *                             a dataset without it is incomplete
+ *
+ * A split folder (SPLIT_DIR/<task>/{train,test}) holds vectors.npy,
+ * labels.npy (int16 [N], the task's class id), meta.npy and classes.tsv
+ * (id <TAB> name, one line per class id of the task).
+ */
+#ifndef DP_DATASET_H
+#define DP_DATASET_H
+
+#include <stdint.h>
+
+#include "dataset/dp_labels.h"
+#include "dataset/dp_npy.h"
+#include "packet/dp_packet.h"
+
+/* One packet's provenance; packed, it is exactly a row of meta.npy. */
+typedef struct __attribute__((packed)) dp_meta {
+    uint32_t file;      /* index into files.tsv */
+    uint64_t index;     /* 0-based index of the frame in its capture */
+    double time;        /* capture timestamp, seconds since the epoch */
+    uint64_t flow;      /* bidirectional flow id, unique in the dataset */
+    uint8_t ipver;      /* 4 or 6 */
+    uint8_t proto;      /* IP protocol */
+    uint16_t sport;     /* as seen in the packet (real, not masked) */
+    uint16_t dport;
+    uint8_t saddr[16];  /* real addresses; IPv4 in the first 4 bytes */
+    uint8_t daddr[16];
+} dp_meta;
+
+#define DP_META_DESCR                                                           \
+    "[('file', '<u4'), ('index', '<u8'), ('time', '<f8'), ('flow', '<u8'), "    \
+    "('ipver', 'u1'), ('proto', 'u1'), ('sport', '<u2'), ('dport', '<u2'), "    \
+    "('saddr', 'u1', (16,)), ('daddr', 'u1', (16,))]"
+
+_Static_assert(sizeof(dp_meta) == 66, "dp_meta must be packed");
+
+/* A split folder opened memory-mapped (train/test input). */
+typedef struct dp_splitset {
+    dp_npy vectors;          /* [n, 1500] uint8 */
+    dp_npy labels;           /* [n] int16 */
+    dp_npy meta;             /* [n] dp_meta (may be absent: has_meta 0) */
+    int has_meta;
+    uint64_t n;
+    int nclasses;
+    char *names[DP_MAX_CLASSES];
+} dp_splitset;
+
+/* Opens DIR/{vectors,labels,meta}.npy and DIR/classes.tsv, checks shapes
+ * agree and every label is in [0, nclasses). */
+int dp_splitset_open(dp_splitset *s, const char *dir, char *errbuf);
+void dp_splitset_close(dp_splitset *s);
+static inline const uint8_t *dp_splitset_vector(const dp_splitset *s, uint64_t i)
+{
+    return s->vectors.data + i * DP_VEC_LEN;
+}
+static inline int dp_splitset_label(const dp_splitset *s, uint64_t i)
+{
+    int16_t v;
+    __builtin_memcpy(&v, s->labels.data + 2 * i, 2);
+    return v;
+}
+static inline dp_meta dp_splitset_meta(const dp_splitset *s, uint64_t i)
+{
+    dp_meta m;
+    __builtin_memcpy(&m, s->meta.data + sizeof(dp_meta) * i, sizeof m);
+    return m;
+}
+
+#endif

@@ -1,0 +1,53 @@
+/* dp_labels: the file-name-to-class tables (spec section 2).
+ *
+ * A table is TSV with the header `prefix app_id app_name traffic_id
+ * traffic_name`; empty cells mean "no label for that task". A capture's
+ * prefix is its file name (no directory) up to the first dot, lower-cased.
+ */
+#ifndef DP_LABELS_H
+#define DP_LABELS_H
+
+#include <stddef.h>
+
+#define DP_TASK_APP 0
+#define DP_TASK_TRAFFIC 1
+#define DP_NTASKS 2
+#define DP_MAX_CLASSES 256
+
+typedef struct dp_label_row {
+    char *prefix;
+    int cls[DP_NTASKS]; /* -1: no label for that task */
+} dp_label_row;
+
+typedef struct dp_labels {
+    dp_label_row *rows;
+    size_t nrows;
+    int nclasses[DP_NTASKS];                  /* max id + 1 per task */
+    char *names[DP_NTASKS][DP_MAX_CLASSES];   /* NULL for unused ids */
+} dp_labels;
+
+/* Short task names: "app", "traffic". Directory names of the split:
+ * "application_classification", "traffic_classification". */
+extern const char *const dp_task_name[DP_NTASKS];
+extern const char *const dp_task_dir[DP_NTASKS];
+/* Returns the task index for "app"/"traffic" (also the dir names), or -1. */
+int dp_task_parse(const char *s);
+
+/* Parses a table from text; `source` names it in error messages. Rejects
+ * a wrong header, bad ids, an id with two names, duplicate prefixes. */
+int dp_labels_parse(dp_labels *t, const char *text, const char *source, char *errbuf);
+/* Loads a table from a file. */
+int dp_labels_load(dp_labels *t, const char *path, char *errbuf);
+/* Loads the ISCX VPN-nonVPN table built into the program
+ * (data/iscx-labels.tsv). */
+int dp_labels_load_iscx(dp_labels *t, char *errbuf);
+void dp_labels_free(dp_labels *t);
+
+/* Writes the file-name prefix of path (basename up to the first dot,
+ * lower-cased) into out (cap bytes). */
+void dp_labels_prefix(const char *path, char *out, size_t cap);
+/* Looks up a capture path; fills cls[task] (-1 where none). Returns 1 when
+ * the prefix is in the table, 0 otherwise (both set to -1). */
+int dp_labels_lookup(const dp_labels *t, const char *path, int cls[DP_NTASKS]);
+
+#endif

@@ -1,0 +1,375 @@
+#include "dataset/dp_npy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define NPY_HEADER_LEN 128 /* fixed: magic(6) ver(2) hlen(2) dict, padded */
+
+/* Formats the 128-byte header for the given shape into out. */
+static int npy_header(char out[NPY_HEADER_LEN], const char *descr, uint64_t rows,
+                      size_t ncols)
+{
+    char dict[NPY_HEADER_LEN];
+    int n;
+    if (ncols)
+        n = snprintf(dict, sizeof dict, "{'descr': %s, 'fortran_order': False, 'shape': (%llu, %zu), }",
+                     descr, (unsigned long long)rows, ncols);
+    else
+        n = snprintf(dict, sizeof dict, "{'descr': %s, 'fortran_order': False, 'shape': (%llu,), }",
+                     descr, (unsigned long long)rows);
+    if (n < 0 || n + 10 + 1 > NPY_HEADER_LEN)
+        return -1;
+    memcpy(out, "\x93NUMPY\x01\x00", 8);
+    uint16_t hlen = NPY_HEADER_LEN - 10;
+    out[8] = (char)(hlen & 0xff);
+    out[9] = (char)(hlen >> 8);
+    memset(out + 10, ' ', NPY_HEADER_LEN - 10);
+    memcpy(out + 10, dict, (size_t)n);
+    out[NPY_HEADER_LEN - 1] = '\n';
+    return 0;
+}
+
+static int npy_header_big(char **out, size_t *len, const char *descr, uint64_t rows, size_t ncols)
+{
+    /* for long structured descrs: header rounded up to a multiple of 64 */
+    size_t dl = strlen(descr) + 128;
+    char *dict = malloc(dl);
+    if (!dict)
+        return -1;
+    int n = ncols ? snprintf(dict, dl, "{'descr': %s, 'fortran_order': False, 'shape': (%llu, %zu), }",
+                             descr, (unsigned long long)rows, ncols)
+                  : snprintf(dict, dl, "{'descr': %s, 'fortran_order': False, 'shape': (%llu,), }",
+                             descr, (unsigned long long)rows);
+    /* reserve room for the row count to grow to 20 digits */
+    size_t total = 10 + (size_t)n + 24 + 1;
+    total = (total + 63) / 64 * 64;
+    if (total - 10 > 65535) {
+        free(dict);
+        return -1;
+    }
+    char *h = malloc(total);
+    if (!h) {
+        free(dict);
+        return -1;
+    }
+    memcpy(h, "\x93NUMPY\x01\x00", 8);
+    uint16_t hlen = (uint16_t)(total - 10);
+    h[8] = (char)(hlen & 0xff);
+    h[9] = (char)(hlen >> 8);
+    memset(h + 10, ' ', total - 10);
+    memcpy(h + 10, dict, (size_t)n);
+    h[total - 1] = '\n';
+    free(dict);
+    *out = h;
+    *len = total;
+    return 0;
+}
+
+/* The header size for this descr: fixed 128 for short descrs, else larger. */
+static size_t header_size(const char *descr)
+{
+    char tmp[NPY_HEADER_LEN];
+    if (npy_header(tmp, descr, UINT64_MAX / 2, 99999) == 0)
+        return NPY_HEADER_LEN;
+    char *h;
+    size_t len;
+    if (npy_header_big(&h, &len, descr, UINT64_MAX / 2, 99999) != 0)
+        return 0;
+    free(h);
+    return len;
+}
+
+static int write_header(FILE *f, const char *descr, uint64_t rows, size_t ncols, size_t want)
+{
+    if (want == NPY_HEADER_LEN) {
+        char h[NPY_HEADER_LEN];
+        if (npy_header(h, descr, rows, ncols) != 0)
+            return -1;
+        return fwrite(h, 1, sizeof h, f) == sizeof h ? 0 : -1;
+    }
+    char *h;
+    size_t len;
+    if (npy_header_big(&h, &len, descr, UINT64_MAX / 2, 99999) != 0)
+        return -1;
+    free(h);
+    if (npy_header_big(&h, &len, descr, rows, ncols) != 0)
+        return -1;
+    /* keep the reserved size: pad the dict part with spaces */
+    char *buf = malloc(want);
+    if (!buf) {
+        free(h);
+        return -1;
+    }
+    memset(buf, ' ', want);
+    memcpy(buf, h, 10);
+    size_t dictlen = strchr(h + 10, '}') - (h + 10) + 1;
+    memcpy(buf + 10, h + 10, dictlen);
+    buf[8] = (char)((want - 10) & 0xff);
+    buf[9] = (char)((want - 10) >> 8);
+    buf[want - 1] = '\n';
+    int rc = fwrite(buf, 1, want, f) == want ? 0 : -1;
+    free(buf);
+    free(h);
+    return rc;
+}
+
+int dp_npy_writer_open(dp_npy_writer *w, const char *path, const char *descr,
+                       size_t itemsize, size_t ncols, char *errbuf)
+{
+    memset(w, 0, sizeof *w);
+    if (strlen(descr) >= sizeof w->descr)
+        return dp_err(errbuf, "%s: dtype description too long", path);
+    strcpy(w->descr, descr);
+    w->ncols = ncols;
+    w->row_bytes = itemsize * (ncols ? ncols : 1);
+    if (dp_afile_open(&w->af, path, errbuf) != 0)
+        return -1;
+    size_t hs = header_size(descr);
+    if (hs == 0 || write_header(w->af.f, descr, 0, ncols, hs) != 0) {
+        dp_err(errbuf, "%s: cannot write npy header", path);
+        dp_afile_abort(&w->af);
+        return -1;
+    }
+    return 0;
+}
+
+int dp_npy_write(dp_npy_writer *w, const void *rows, size_t nrows, char *errbuf)
+{
+    size_t n = nrows * w->row_bytes;
+    if (n && fwrite(rows, 1, n, w->af.f) != n)
+        return dp_errno(errbuf, "%s: write failed", w->af.path);
+    w->rows += nrows;
+    return 0;
+}
+
+int dp_npy_writer_commit(dp_npy_writer *w, char *errbuf)
+{
+    size_t hs = header_size(w->descr);
+    if (fflush(w->af.f) != 0 || fseek(w->af.f, 0, SEEK_SET) != 0 ||
+        write_header(w->af.f, w->descr, w->rows, w->ncols, hs) != 0) {
+        dp_errno(errbuf, "%s: cannot finish npy header", w->af.path);
+        dp_afile_abort(&w->af);
+        return -1;
+    }
+    return dp_afile_commit(&w->af, errbuf);
+}
+
+void dp_npy_writer_abort(dp_npy_writer *w)
+{
+    if (w->af.path || w->af.f)
+        dp_afile_abort(&w->af);
+}
+
+int dp_npy_save(const char *path, const char *descr, size_t itemsize,
+                size_t ncols, const void *data, uint64_t rows, char *errbuf)
+{
+    dp_npy_writer w;
+    if (dp_npy_writer_open(&w, path, descr, itemsize, ncols, errbuf) != 0)
+        return -1;
+    if (dp_npy_write(&w, data, rows, errbuf) != 0) {
+        dp_npy_writer_abort(&w);
+        return -1;
+    }
+    return dp_npy_writer_commit(&w, errbuf);
+}
+
+/* ---- reading -------------------------------------------------------------- */
+
+/* Finds the value text after 'key': in the header dict. */
+static const char *dict_value(const char *dict, const char *key)
+{
+    const char *p = strstr(dict, key);
+    if (!p)
+        return NULL;
+    p += strlen(key);
+    while (*p == ' ' || *p == ':')
+        p++;
+    return p;
+}
+
+int dp_npy_open(dp_npy *a, const char *path, char *errbuf)
+{
+    memset(a, 0, sizeof *a);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return dp_errno(errbuf, "%s: cannot open", path);
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return dp_errno(errbuf, "%s: cannot stat", path);
+    }
+    size_t len = (size_t)st.st_size;
+    if (len < 10) {
+        close(fd);
+        return dp_err(errbuf, "%s: not a .npy file (too short)", path);
+    }
+    void *map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED)
+        return dp_errno(errbuf, "%s: cannot map", path);
+    const uint8_t *b = map;
+    if (memcmp(b, "\x93NUMPY", 6) != 0) {
+        munmap(map, len);
+        return dp_err(errbuf, "%s: not a .npy file (bad magic)", path);
+    }
+    size_t hlen, hstart;
+    if (b[6] == 1) {
+        hlen = b[8] | (size_t)b[9] << 8;
+        hstart = 10;
+    } else if (b[6] == 2 || b[6] == 3) {
+        if (len < 12) {
+            munmap(map, len);
+            return dp_err(errbuf, "%s: truncated .npy header", path);
+        }
+        hlen = b[8] | (size_t)b[9] << 8 | (size_t)b[10] << 16 | (size_t)b[11] << 24;
+        hstart = 12;
+    } else {
+        munmap(map, len);
+        return dp_err(errbuf, "%s: unsupported .npy version %d", path, b[6]);
+    }
+    if (hstart + hlen > len || hlen > 65536) {
+        munmap(map, len);
+        return dp_err(errbuf, "%s: truncated .npy header", path);
+    }
+    char *dict = malloc(hlen + 1);
+    if (!dict) {
+        munmap(map, len);
+        return dp_err(errbuf, "%s: out of memory", path);
+    }
+    memcpy(dict, b + hstart, hlen);
+    dict[hlen] = 0;
+    int rc = -1;
+    const char *d = dict_value(dict, "'descr'");
+    const char *fo = dict_value(dict, "'fortran_order'");
+    const char *sh = dict_value(dict, "'shape'");
+    if (!d || !fo || !sh || *sh != '(') {
+        dp_err(errbuf, "%s: cannot parse .npy header", path);
+        goto out;
+    }
+    if (strncmp(fo, "False", 5) != 0) {
+        dp_err(errbuf, "%s: Fortran-ordered arrays are not supported", path);
+        goto out;
+    }
+    /* descr runs to the matching close of a quote or bracket */
+    const char *e;
+    if (*d == '[') {
+        int depth = 0;
+        for (e = d; *e; e++) {
+            if (*e == '[' || *e == '(')
+                depth++;
+            else if ((*e == ']' || *e == ')') && --depth == 0)
+                break;
+        }
+        if (!*e) {
+            dp_err(errbuf, "%s: cannot parse .npy dtype", path);
+            goto out;
+        }
+        e++;
+    } else if (*d == '\'') {
+        e = strchr(d + 1, '\'');
+        if (!e) {
+            dp_err(errbuf, "%s: cannot parse .npy dtype", path);
+            goto out;
+        }
+        e++;
+    } else {
+        dp_err(errbuf, "%s: cannot parse .npy dtype", path);
+        goto out;
+    }
+    if ((size_t)(e - d) >= sizeof a->descr) {
+        dp_err(errbuf, "%s: .npy dtype too long", path);
+        goto out;
+    }
+    memcpy(a->descr, d, (size_t)(e - d));
+    a->descr[e - d] = 0;
+    /* shape: (N,) or (N, M) */
+    const char *p = sh + 1;
+    int nd = 0;
+    while (*p && *p != ')') {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (*p == ')')
+            break;
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(p, &end, 10);
+        if (end == p || errno) {
+            dp_err(errbuf, "%s: cannot parse .npy shape", path);
+            goto out;
+        }
+        if (nd >= 2) {
+            dp_err(errbuf, "%s: more than 2 dimensions", path);
+            goto out;
+        }
+        a->shape[nd++] = v;
+        p = end;
+    }
+    if (nd == 0) {
+        dp_err(errbuf, "%s: scalar .npy arrays are not supported", path);
+        goto out;
+    }
+    a->ndim = nd;
+    if (nd == 1)
+        a->shape[1] = 1;
+    a->map = map;
+    a->map_len = len;
+    a->data = b + hstart + hlen;
+    rc = 0;
+out:
+    free(dict);
+    if (rc != 0)
+        munmap(map, len);
+    return rc;
+}
+
+/* Normalises a descr for comparison: drops spaces. */
+static void squash(char *dst, const char *src, size_t cap)
+{
+    size_t k = 0;
+    for (; *src && k + 1 < cap; src++)
+        if (*src != ' ')
+            dst[k++] = *src;
+    dst[k] = 0;
+}
+
+int dp_npy_expect(const dp_npy *a, const char *path, const char *descr,
+                  size_t itemsize, size_t ncols, char *errbuf)
+{
+    char x[512], y[512];
+    squash(x, a->descr, sizeof x);
+    squash(y, descr, sizeof y);
+    /* numpy may write '|u1' as '|u1' and '<u1'-style variants; accept the
+     * single-byte aliases */
+    if (strcmp(x, y) != 0) {
+        int ok = 0;
+        if ((!strcmp(y, "'|u1'") && !strcmp(x, "'<u1'")) ||
+            (!strcmp(y, "'|i1'") && !strcmp(x, "'<i1'")))
+            ok = 1;
+        if (!ok)
+            return dp_err(errbuf, "%s: dtype is %s, expected %s", path, a->descr, descr);
+    }
+    if (ncols ? (a->ndim != 2 || a->shape[1] != ncols) : a->ndim != 1) {
+        if (ncols)
+            return dp_err(errbuf, "%s: expected shape [N, %zu]", path, ncols);
+        return dp_err(errbuf, "%s: expected a 1-D array", path);
+    }
+    uint64_t need = a->shape[0] * (uint64_t)itemsize * (ncols ? ncols : 1);
+    uint64_t have = a->map_len - (uint64_t)(a->data - (const uint8_t *)a->map);
+    if (need > have)
+        return dp_err(errbuf, "%s: truncated: header says %llu rows, file holds %llu bytes of data",
+                      path, (unsigned long long)a->shape[0], (unsigned long long)have);
+    return 0;
+}
+
+void dp_npy_close(dp_npy *a)
+{
+    if (a->map)
+        munmap(a->map, a->map_len);
+    memset(a, 0, sizeof *a);
+}

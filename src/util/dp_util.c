@@ -1,0 +1,336 @@
+#include "util/dp_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int dp_err(char *errbuf, const char *fmt, ...)
+{
+    if (errbuf) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errbuf, DP_ERRBUF_SIZE, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+int dp_errno(char *errbuf, const char *fmt, ...)
+{
+    int e = errno;
+    if (errbuf) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(errbuf, DP_ERRBUF_SIZE, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && n < DP_ERRBUF_SIZE)
+            snprintf(errbuf + n, DP_ERRBUF_SIZE - n, ": %s", strerror(e));
+    }
+    errno = e;
+    return -1;
+}
+
+int dp_afile_open(dp_afile *af, const char *path, char *errbuf)
+{
+    memset(af, 0, sizeof *af);
+    size_t n = strlen(path) + 32;
+    af->path = strdup(path);
+    af->tmp = malloc(n);
+    if (!af->path || !af->tmp) {
+        free(af->path);
+        free(af->tmp);
+        return dp_err(errbuf, "%s: out of memory", path);
+    }
+    snprintf(af->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    af->f = fopen(af->tmp, "wb");
+    if (!af->f) {
+        dp_errno(errbuf, "%s: cannot create", af->tmp);
+        free(af->path);
+        free(af->tmp);
+        af->path = af->tmp = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+int dp_afile_commit(dp_afile *af, char *errbuf)
+{
+    int rc = 0;
+    if (fflush(af->f) != 0 || ferror(af->f))
+        rc = dp_errno(errbuf, "%s: write failed", af->path);
+    else if (fsync(fileno(af->f)) != 0 && errno != EINVAL)
+        rc = dp_errno(errbuf, "%s: fsync failed", af->path);
+    if (fclose(af->f) != 0 && rc == 0)
+        rc = dp_errno(errbuf, "%s: close failed", af->path);
+    af->f = NULL;
+    if (rc == 0 && rename(af->tmp, af->path) != 0)
+        rc = dp_errno(errbuf, "%s: rename failed", af->path);
+    if (rc != 0)
+        unlink(af->tmp);
+    free(af->path);
+    free(af->tmp);
+    af->path = af->tmp = NULL;
+    return rc;
+}
+
+void dp_afile_abort(dp_afile *af)
+{
+    if (af->f)
+        fclose(af->f);
+    if (af->tmp)
+        unlink(af->tmp);
+    free(af->path);
+    free(af->tmp);
+    memset(af, 0, sizeof *af);
+}
+
+int dp_write_file_atomic(const char *path, const void *buf, size_t n, char *errbuf)
+{
+    dp_afile af;
+    if (dp_afile_open(&af, path, errbuf) != 0)
+        return -1;
+    if (n && fwrite(buf, 1, n, af.f) != n) {
+        dp_errno(errbuf, "%s: write failed", path);
+        dp_afile_abort(&af);
+        return -1;
+    }
+    return dp_afile_commit(&af, errbuf);
+}
+
+int dp_mkdirs(const char *path, char *errbuf)
+{
+    char *p = strdup(path);
+    if (!p)
+        return dp_err(errbuf, "%s: out of memory", path);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = 0;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            dp_errno(errbuf, "%s: cannot create directory", p);
+            free(p);
+            return -1;
+        }
+        *s = '/';
+    }
+    if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+        dp_errno(errbuf, "%s: cannot create directory", p);
+        free(p);
+        return -1;
+    }
+    struct stat st;
+    if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        dp_err(errbuf, "%s: exists and is not a directory", p);
+        free(p);
+        return -1;
+    }
+    free(p);
+    return 0;
+}
+
+char *dp_path_join(const char *dir, const char *name)
+{
+    size_t a = strlen(dir), b = strlen(name);
+    char *s = malloc(a + b + 2);
+    if (!s)
+        return NULL;
+    memcpy(s, dir, a);
+    size_t k = a;
+    if (a && dir[a - 1] != '/')
+        s[k++] = '/';
+    memcpy(s + k, name, b + 1);
+    return s;
+}
+
+char *dp_read_file(const char *path, size_t *len, char *errbuf)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        dp_errno(errbuf, "%s: cannot open", path);
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (n < cap)
+            break;
+        cap *= 2;
+        char *nb = realloc(buf, cap + 1);
+        if (!nb) {
+            free(buf);
+            buf = NULL;
+        } else {
+            buf = nb;
+        }
+    }
+    if (!buf) {
+        fclose(f);
+        dp_err(errbuf, "%s: out of memory", path);
+        return NULL;
+    }
+    if (ferror(f)) {
+        dp_errno(errbuf, "%s: read failed", path);
+        fclose(f);
+        free(buf);
+        return NULL;
+    }
+    fclose(f);
+    buf[n] = 0;
+    if (len)
+        *len = n;
+    return buf;
+}
+
+/* ---- RNG ------------------------------------------------------------------ */
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void dp_rng_seed(dp_rng *r, uint64_t seed)
+{
+    uint64_t x = seed;
+    for (int i = 0; i < 4; i++)
+        r->s[i] = splitmix64(&x);
+}
+
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t dp_rng_u64(dp_rng *r)
+{
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+double dp_rng_double(dp_rng *r) { return (dp_rng_u64(r) >> 11) * 0x1.0p-53; }
+
+float dp_rng_float(dp_rng *r) { return (float)(dp_rng_u64(r) >> 40) * 0x1.0p-24f; }
+
+uint64_t dp_rng_below(dp_rng *r, uint64_t n)
+{
+    uint64_t limit = UINT64_MAX - UINT64_MAX % n;
+    uint64_t x;
+    do
+        x = dp_rng_u64(r);
+    while (x >= limit);
+    return x % n;
+}
+
+double dp_rng_normal(dp_rng *r)
+{
+    double u1 = dp_rng_double(r), u2 = dp_rng_double(r);
+    if (u1 < 1e-300)
+        u1 = 1e-300;
+    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+}
+
+void dp_rng_shuffle_u32(dp_rng *r, uint32_t *a, size_t n)
+{
+    for (size_t i = n; i > 1; i--) {
+        size_t j = dp_rng_below(r, i);
+        uint32_t t = a[i - 1];
+        a[i - 1] = a[j];
+        a[j] = t;
+    }
+}
+
+void dp_rng_shuffle_u64(dp_rng *r, uint64_t *a, size_t n)
+{
+    for (size_t i = n; i > 1; i--) {
+        size_t j = dp_rng_below(r, i);
+        uint64_t t = a[i - 1];
+        a[i - 1] = a[j];
+        a[j] = t;
+    }
+}
+
+/* ---- time and progress ---------------------------------------------------- */
+
+double dp_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void dp_progress_init(dp_progress *p)
+{
+    p->start = p->last = dp_now();
+    p->tty = isatty(2);
+    p->printed = 0;
+}
+
+int dp_progress_due(dp_progress *p)
+{
+    double t = dp_now();
+    double every = p->tty ? 0.5 : 10.0;
+    if (t - p->last < every)
+        return 0;
+    p->last = t;
+    return 1;
+}
+
+void dp_progress_print(dp_progress *p, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (p->tty)
+        fputs("\r\033[K", stderr);
+    vfprintf(stderr, fmt, ap);
+    if (!p->tty)
+        fputc('\n', stderr);
+    va_end(ap);
+    fflush(stderr);
+    p->printed = 1;
+}
+
+void dp_progress_done(dp_progress *p)
+{
+    if (p->tty && p->printed)
+        fputc('\n', stderr);
+    p->printed = 0;
+}
+
+int dp_ncpu(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+size_t dp_peak_rss(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return (size_t)ru.ru_maxrss * 1024;
+}
+
+uint64_t dp_fnv1a(const void *data, size_t n, uint64_t h)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}

@@ -1,0 +1,77 @@
+/* dp_test: a tiny test harness. Each tests/test_*.c is one binary; its
+ * main() calls DP_RUN(fn) per test and ends with `return dp_test_end();`,
+ * which prints "<binary>: N passed, N failed, N skipped". A check that
+ * fails prints file:line and what differed, and marks the test failed.
+ */
+#ifndef DP_TEST_H
+#define DP_TEST_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern int dp_test_failed_now, dp_test_skipped_now;
+extern int dp_test_pass, dp_test_fail, dp_test_skip;
+extern const char *dp_test_prog;
+
+#define CHECK(cond)                                                              \
+    do {                                                                         \
+        if (!(cond)) {                                                           \
+            fprintf(stderr, "  %s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+            dp_test_failed_now = 1;                                              \
+        }                                                                        \
+    } while (0)
+
+#define CHECK_EQ_INT(a, b)                                                       \
+    do {                                                                         \
+        long long _a = (long long)(a), _b = (long long)(b);                      \
+        if (_a != _b) {                                                          \
+            fprintf(stderr, "  %s:%d: %s == %lld, expected %s == %lld\n",        \
+                    __FILE__, __LINE__, #a, _a, #b, _b);                         \
+            dp_test_failed_now = 1;                                              \
+        }                                                                        \
+    } while (0)
+
+#define CHECK_STR_CONTAINS(hay, needle)                                          \
+    do {                                                                         \
+        const char *_h = (hay), *_n = (needle);                                  \
+        if (!_h || !strstr(_h, _n)) {                                            \
+            fprintf(stderr, "  %s:%d: \"%s\" does not contain \"%s\"\n",         \
+                    __FILE__, __LINE__, _h ? _h : "(null)", _n);                 \
+            dp_test_failed_now = 1;                                              \
+        }                                                                        \
+    } while (0)
+
+#define CHECK_NEAR(a, b, tol)                                                    \
+    do {                                                                         \
+        double _a = (a), _b = (b);                                               \
+        if (!(fabs(_a - _b) <= (tol))) {                                         \
+            fprintf(stderr, "  %s:%d: %s = %.9g, expected %.9g (tol %g)\n",      \
+                    __FILE__, __LINE__, #a, _a, _b, (double)(tol));              \
+            dp_test_failed_now = 1;                                              \
+        }                                                                        \
+    } while (0)
+
+/* Marks the current test skipped (with a reason) and returns from it. */
+#define SKIP(...)                                                                \
+    do {                                                                         \
+        fprintf(stderr, "  skipped: ");                                          \
+        fprintf(stderr, __VA_ARGS__);                                            \
+        fprintf(stderr, "\n");                                                   \
+        dp_test_skipped_now = 1;                                                 \
+        return;                                                                  \
+    } while (0)
+
+void dp_test_run(const char *name, void (*fn)(void));
+int dp_test_end(void);
+#define DP_RUN(fn) dp_test_run(#fn, fn)
+
+/* Path of ../shared/data/<rel> if it exists (else NULL): tests that need the
+ * shared corpora SKIP when it is absent. Looked up from $DP_SHARED_DATA, then
+ * ../shared/data relative to the repository root. Returns a static buffer. */
+const char *dp_test_shared(const char *rel);
+/* A fresh empty temporary directory (removed by dp_test_end). */
+const char *dp_test_tmpdir(void);
+
+#endif

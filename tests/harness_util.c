@@ -1,0 +1,69 @@
+/* Shared harness code (linked into every test binary). */
+#include "dp_test.h"
+
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int dp_test_failed_now, dp_test_skipped_now;
+int dp_test_pass, dp_test_fail, dp_test_skip;
+const char *dp_test_prog = "test";
+static char tmpdir[256];
+
+void dp_test_run(const char *name, void (*fn)(void))
+{
+    dp_test_failed_now = dp_test_skipped_now = 0;
+    fn();
+    if (dp_test_failed_now) {
+        dp_test_fail++;
+        fprintf(stderr, "FAIL %s\n", name);
+    } else if (dp_test_skipped_now) {
+        dp_test_skip++;
+        fprintf(stderr, "skip %s\n", name);
+    } else {
+        dp_test_pass++;
+        fprintf(stderr, "ok   %s\n", name);
+    }
+}
+
+int dp_test_end(void)
+{
+    if (tmpdir[0]) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "warning: could not remove %s\n", tmpdir);
+    }
+    printf("%s: %d passed, %d failed, %d skipped\n", dp_test_prog, dp_test_pass,
+           dp_test_fail, dp_test_skip);
+    return dp_test_fail ? 1 : 0;
+}
+
+const char *dp_test_shared(const char *rel)
+{
+    static char buf[4096];
+    const char *env = getenv("DP_SHARED_DATA");
+    const char *roots[] = {env, "../shared/data", "../../shared/data", NULL};
+    for (int i = 0; i < 3; i++) {
+        if (!roots[i])
+            continue;
+        snprintf(buf, sizeof buf, "%s/%s", roots[i], rel);
+        struct stat st;
+        if (stat(buf, &st) == 0)
+            return buf;
+    }
+    return NULL;
+}
+
+const char *dp_test_tmpdir(void)
+{
+    if (!tmpdir[0]) {
+        const char *base = getenv("TMPDIR");
+        snprintf(tmpdir, sizeof tmpdir, "%s/dptest.XXXXXX", base ? base : "/tmp");
+        if (!mkdtemp(tmpdir)) {
+            perror("mkdtemp");
+            exit(2);
+        }
+    }
+    return tmpdir;
+}
