@@ -1,0 +1,118 @@
+/* dp_nn: a small CPU neural-network engine (float32, batched), in the style
+ * of karpathy/llm.c: one forward/backward pair per layer, outputs first in
+ * the argument list, shapes in comments. It knows nothing about packets.
+ *
+ * Conventions
+ *  - All tensors are dense, row-major, float32, caller-allocated; shapes are
+ *    given in the comments as [dim0, dim1, ...] (last dimension contiguous).
+ *  - Weights use the PyTorch layouts (conv1d [OC, C, K], linear [OC, C]) so
+ *    that parameters can be compared with / exchanged with PyTorch directly.
+ *  - Backward functions OVERWRITE input gradients (dinp) and ACCUMULATE (+=)
+ *    parameter gradients (dweight, dbias): zero those before each batch.
+ *  - Matrix work goes through OpenBLAS (cblas_sgemm); everything else is
+ *    plain vectorisable C loops, single-threaded.
+ *  - Determinism: the same inputs and the same thread count give
+ *    bit-identical results (no atomics, no thread-count-dependent reductions
+ *    outside the BLAS; the BLAS does not split reductions at a fixed count).
+ *  - No function allocates, fails or prints; invalid shapes are the caller's
+ *    bug (checked with assert in debug builds).
+ */
+#ifndef DP_NN_H
+#define DP_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/dp_util.h"
+
+/* Threads used by the matrix library and our own loops; n <= 0 means
+ * dp_ncpu(). Call before any layer runs (not thread-safe against them). */
+void dp_nn_set_threads(int n);
+/* The current thread count (as last set; dp_ncpu() before any call). */
+int dp_nn_get_threads(void);
+
+/* ---- conv1d ---------------------------------------------------------------
+ * conv1d, no padding, no dilation, stride S:
+ *   inp [B, C, L], weight [OC, C, K], bias [OC] (may be NULL) -> out [B, OC, LO],
+ *   LO = (L - K) / S + 1, requires L >= K.
+ *   out[b,o,t] = bias[o] + sum_{c,k} weight[o,c,k] * inp[b,c,t*S+k]
+ * scratch: at least dp_conv1d_scratch_floats(B, C, L, OC, K, S) floats; the
+ * same scratch size serves both forward and backward. Contents are garbage
+ * on return (no state is carried from forward to backward). */
+size_t dp_conv1d_scratch_floats(int B, int C, int L, int OC, int K, int S);
+/* Output length LO for input length L, kernel K, stride S (0 if L < K). */
+int dp_conv1d_out_len(int L, int K, int S);
+void dp_conv1d_forward(float *out, float *scratch, const float *inp, const float *weight, const float *bias,
+                       int B, int C, int L, int OC, int K, int S);
+/* Same, with ReLU fused into the output (out = max(0, conv)); the backward
+ * of the fused form is dp_relu_backward on out followed by dp_conv1d_backward. */
+void dp_conv1d_relu_forward(float *out, float *scratch, const float *inp, const float *weight,
+                            const float *bias, int B, int C, int L, int OC, int K, int S);
+/* backward: dout [B, OC, LO], inp [B, C, L], weight [OC, C, K] ->
+ *   dinp [B, C, L] OVERWRITTEN (may be NULL, e.g. for the first layer),
+ *   dweight [OC, C, K] and dbias [OC] (may be NULL) ACCUMULATED (+=). */
+void dp_conv1d_backward(float *dinp, float *dweight, float *dbias, float *scratch, const float *dout,
+                        const float *inp, const float *weight, int B, int C, int L, int OC, int K, int S);
+
+/* ---- max-pool 1d ------------------------------------------------------------
+ * kernel = stride = P, floor mode (a trailing L % P is dropped):
+ *   inp [B, C, L] -> out [B, C, L / P]; argmax [B, C, L / P] holds the index
+ *   (0..L-1, within the row) of the chosen input; ties pick the first
+ *   (lowest) index, NaN wins (as PyTorch). */
+void dp_maxpool1d_forward(float *out, int32_t *argmax, const float *inp, int B, int C, int L, int P);
+/* dout [B, C, L / P] -> dinp [B, C, L] OVERWRITTEN (zero except at argmax). */
+void dp_maxpool1d_backward(float *dinp, const float *dout, const int32_t *argmax, int B, int C, int L, int P);
+
+/* ---- fully connected ------------------------------------------------------
+ * inp [B, C], weight [OC, C] (PyTorch layout), bias [OC] (may be NULL) -> out [B, OC]
+ *   out = inp @ weight^T + bias */
+void dp_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int B, int C, int OC);
+/* dout [B, OC] -> dinp [B, C] OVERWRITTEN (may be NULL);
+ * dweight [OC, C] and dbias [OC] (may be NULL) ACCUMULATED (+=). */
+void dp_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                        const float *weight, int B, int C, int OC);
+
+/* ---- activations ----------------------------------------------------------- */
+/* out = max(0, inp) elementwise, n elements; out may == inp. */
+void dp_relu_forward(float *out, const float *inp, size_t n);
+/* dinp = dout * (out > 0), out = the forward OUTPUT; dinp may == dout. */
+void dp_relu_backward(float *dinp, const float *dout, const float *out, size_t n);
+
+/* Inverted dropout, p = drop probability in [0, 1): each element is kept
+ * with probability 1 - p (mask[i] = 1) and scaled by 1 / (1 - p), else
+ * out[i] = 0 and mask[i] = 0. Training only; for evaluation do not call it
+ * (identity). out may == inp. Consumes one rng draw per element, in order. */
+void dp_dropout_forward(float *out, uint8_t *mask, const float *inp, size_t n, float p, dp_rng *rng);
+/* dinp = dout * mask / (1 - p); dinp may == dout. */
+void dp_dropout_backward(float *dinp, const float *dout, const uint8_t *mask, size_t n, float p);
+
+/* ---- losses ---------------------------------------------------------------
+ * Softmax cross-entropy, mean over the batch:
+ *   logits [B, V], labels [B] (0..V-1) -> probs [B, V]; returns the mean
+ *   of -log softmax(logits)[b, labels[b]] (computed stably via log-sum-exp). */
+float dp_softmax_xent_forward(float *probs, const float *logits, const int *labels, int B, int V);
+/* dlogits [B, V] OVERWRITTEN = (probs - onehot(labels)) / B. */
+void dp_softmax_xent_backward(float *dlogits, const float *probs, const int *labels, int B, int V);
+/* out [B, V] = log_softmax(logits) row-wise (stable); out may == logits. */
+void dp_log_softmax(float *out, const float *logits, int B, int V);
+
+/* Mean squared error, mean over all n elements: sum (pred - target)^2 / n. */
+float dp_mse_forward(const float *pred, const float *target, size_t n);
+/* dpred [n] OVERWRITTEN = 2 (pred - target) / n. */
+void dp_mse_backward(float *dpred, const float *pred, const float *target, size_t n);
+
+/* ---- optimiser -------------------------------------------------------------
+ * Adam, PyTorch semantics (torch.optim.Adam, weight_decay 0, amsgrad off):
+ *   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+ *   p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)
+ * t = step number starting at 1; m, v [n] start zeroed and are updated in place. */
+void dp_adam_update(float *params, const float *grads, float *m, float *v, size_t n,
+                    float lr, float beta1, float beta2, float eps, int t);
+
+/* ---- initialisation ----------------------------------------------------------
+ * PyTorch-default init: weights kaiming_uniform(a=sqrt(5)) == U(-1/sqrt(fan_in),
+ * 1/sqrt(fan_in)); biases the same bound. w[i] = U(-bound, bound), drawn in
+ * order from rng (one dp_rng_float per element). fan_in = C*K (conv), C (linear). */
+void dp_init_uniform(float *w, size_t n, float bound, dp_rng *rng);
+
+#endif
