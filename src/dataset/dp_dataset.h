@@ -76,4 +76,38 @@ static inline dp_meta dp_splitset_meta(const dp_splitset *s, uint64_t i)
     return m;
 }
 
+/* A preprocessed DATASET_DIR opened memory-mapped (split input). */
+typedef struct dp_dataset {
+    dp_npy vectors;          /* [n, 1500] uint8 */
+    dp_npy cls[DP_NTASKS];   /* app.npy, traffic.npy: [n] int16, -1 = none */
+    dp_npy meta;             /* [n] dp_meta */
+    uint64_t n;
+    dp_labels labels;        /* labels.tsv: class names, nclasses per task */
+} dp_dataset;
+
+/* Opens DIR/{vectors,app,traffic,meta}.npy and DIR/labels.tsv. Fails with a
+ * message naming the file when DIR is missing, summary.json is absent
+ * ("DIR: incomplete dataset (no summary.json); rerun preprocess"), a file is
+ * missing or malformed, the row counts disagree, or a class id is outside
+ * [-1, nclasses) of labels.tsv. */
+int dp_dataset_open(dp_dataset *d, const char *dir, char *errbuf);
+void dp_dataset_close(dp_dataset *d);
+static inline const uint8_t *dp_dataset_vector(const dp_dataset *d, uint64_t i)
+{
+    return d->vectors.data + i * DP_VEC_LEN;
+}
+/* The class id of packet i for task (DP_TASK_*), -1 when it has none. */
+static inline int dp_dataset_label(const dp_dataset *d, int task, uint64_t i)
+{
+    int16_t v;
+    __builtin_memcpy(&v, d->cls[task].data + 2 * i, 2);
+    return v;
+}
+static inline dp_meta dp_dataset_meta(const dp_dataset *d, uint64_t i)
+{
+    dp_meta m;
+    __builtin_memcpy(&m, d->meta.data + sizeof(dp_meta) * i, sizeof m);
+    return m;
+}
+
 #endif
