@@ -30,6 +30,11 @@
 void dp_nn_set_threads(int n);
 /* The current thread count (as last set; dp_ncpu() before any call). */
 int dp_nn_get_threads(void);
+/* Runs fn(ctx, i, n) for i = 0..n-1 on up to dp_nn_get_threads() threads
+ * (the calling thread included), returning when all are done; n == 1 runs
+ * inline. Each i must write disjoint memory (this is how the engine keeps
+ * results independent of scheduling). Used internally; exported for bench. */
+void dp_nn_parallel_for(int n, void (*fn)(void *ctx, int i, int n), void *ctx);
 
 /* ---- conv1d ---------------------------------------------------------------
  * conv1d, no padding, no dilation, stride S:

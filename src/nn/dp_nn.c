@@ -1,0 +1,329 @@
+/* dp_nn: threads, elementwise layers, pooling, fully connected, losses,
+ * Adam and initialisation. Convolutions are in dp_nn_conv.c.
+ *
+ * Loops are written to vectorise (restrict pointers, unit stride, no
+ * reductions that would need reassociation); the pragma below lets GCC's
+ * vectoriser use its normal cost model at -O2. Every reduction runs in a
+ * fixed order so results do not depend on scheduling. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("vect-cost-model=dynamic")
+#endif
+
+#include "nn/dp_nn.h"
+
+#include <assert.h>
+#include <cblas.h>
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+
+/* OpenBLAS extension (declared in its cblas.h, repeated for other BLASes). */
+void openblas_set_num_threads(int num_threads);
+
+/* ---- threads --------------------------------------------------------------- */
+
+static int nn_threads; /* 0 = not set yet */
+
+void dp_nn_set_threads(int n)
+{
+    if (n <= 0)
+        n = dp_ncpu();
+    if (n > 64)
+        n = 64;
+    nn_threads = n;
+    openblas_set_num_threads(n);
+}
+
+int dp_nn_get_threads(void)
+{
+    if (nn_threads <= 0) {
+        int n = dp_ncpu();
+        return n > 64 ? 64 : n;
+    }
+    return nn_threads;
+}
+
+typedef struct pf_job {
+    void (*fn)(void *ctx, int i, int n);
+    void *ctx;
+    int i, n;
+} pf_job;
+
+static void *pf_main(void *arg)
+{
+    pf_job *j = arg;
+    j->fn(j->ctx, j->i, j->n);
+    return NULL;
+}
+
+void dp_nn_parallel_for(int n, void (*fn)(void *ctx, int i, int n), void *ctx)
+{
+    if (n <= 1) {
+        if (n == 1)
+            fn(ctx, 0, 1);
+        return;
+    }
+    pf_job jobs[64];
+    pthread_t tid[64];
+    int started[64];
+    if (n > 64)
+        n = 64;
+    for (int i = 1; i < n; i++) {
+        jobs[i] = (pf_job){fn, ctx, i, n};
+        started[i] = pthread_create(&tid[i], NULL, pf_main, &jobs[i]) == 0;
+    }
+    fn(ctx, 0, n);
+    for (int i = 1; i < n; i++) {
+        if (started[i])
+            pthread_join(tid[i], NULL);
+        else
+            fn(ctx, i, n); /* could not start a thread: run the chunk here */
+    }
+}
+
+/* ---- max-pool ---------------------------------------------------------------- */
+
+void dp_maxpool1d_forward(float *out, int32_t *argmax, const float *inp, int B, int C, int L, int P)
+{
+    // inp [B, C, L] -> out [B, C, LO], argmax [B, C, LO], LO = L / P
+    assert(P >= 1);
+    int LO = L / P;
+    size_t rows = (size_t)B * C;
+    if (P == 2) {
+        for (size_t r = 0; r < rows; r++) {
+            const float *x = inp + r * L;
+            float *y = out + r * LO;
+            int32_t *a = argmax + r * LO;
+            for (int t = 0; t < LO; t++) {
+                float x0 = x[2 * t], x1 = x[2 * t + 1];
+                int take1 = x1 > x0 || (isnan(x1) && !isnan(x0));
+                y[t] = take1 ? x1 : x0;
+                a[t] = 2 * t + take1;
+            }
+        }
+        return;
+    }
+    for (size_t r = 0; r < rows; r++) {
+        const float *x = inp + r * L;
+        float *y = out + r * LO;
+        int32_t *a = argmax + r * LO;
+        for (int t = 0; t < LO; t++) {
+            int best = t * P;
+            float m = x[best];
+            for (int k = 1; k < P && !isnan(m); k++) {
+                float v = x[t * P + k];
+                if (v > m || isnan(v)) {
+                    m = v;
+                    best = t * P + k;
+                }
+            }
+            y[t] = m;
+            a[t] = best;
+        }
+    }
+}
+
+void dp_maxpool1d_backward(float *dinp, const float *dout, const int32_t *argmax, int B, int C, int L, int P)
+{
+    // dout [B, C, LO], argmax [B, C, LO] -> dinp [B, C, L] (overwritten)
+    int LO = L / P;
+    size_t rows = (size_t)B * C;
+    memset(dinp, 0, rows * (size_t)L * sizeof(float));
+    for (size_t r = 0; r < rows; r++) {
+        float *dx = dinp + r * L;
+        const float *dy = dout + r * LO;
+        const int32_t *a = argmax + r * LO;
+        for (int t = 0; t < LO; t++)
+            dx[a[t]] += dy[t]; /* += : windows never overlap, but stay safe */
+    }
+}
+
+/* ---- fully connected --------------------------------------------------------- */
+
+void dp_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int B, int C, int OC)
+{
+    // inp [B, C], weight [OC, C], bias [OC] -> out [B, OC] = inp @ weight^T + bias
+    if (bias) {
+        for (int b = 0; b < B; b++)
+            memcpy(out + (size_t)b * OC, bias, (size_t)OC * sizeof(float));
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, OC, C, 1.0f, inp, C, weight, C,
+                bias ? 1.0f : 0.0f, out, OC);
+}
+
+void dp_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                        const float *weight, int B, int C, int OC)
+{
+    // dout [B, OC]; inp [B, C]; weight [OC, C]
+    // dinp [B, C] = dout @ weight            (overwritten)
+    // dweight [OC, C] += dout^T @ inp         (accumulated)
+    // dbias [OC] += sum_b dout[b]             (accumulated)
+    if (dinp)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, C, OC, 1.0f, dout, OC, weight, C, 0.0f,
+                    dinp, C);
+    if (dweight)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, B, 1.0f, dout, OC, inp, C, 1.0f,
+                    dweight, C);
+    if (dbias) {
+        for (int b = 0; b < B; b++) {
+            const float *restrict g = dout + (size_t)b * OC;
+            float *restrict db = dbias;
+            for (int o = 0; o < OC; o++)
+                db[o] += g[o];
+        }
+    }
+}
+
+/* ---- activations ------------------------------------------------------------- */
+
+void dp_relu_forward(float *out, const float *inp, size_t n)
+{
+    // out [n] = max(0, inp); out may alias inp (element i reads only i)
+    for (size_t i = 0; i < n; i++)
+        out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+}
+
+void dp_relu_backward(float *dinp, const float *dout, const float *out, size_t n)
+{
+    // dinp [n] = dout * (out > 0); dinp may alias dout
+    for (size_t i = 0; i < n; i++)
+        dinp[i] = out[i] > 0.0f ? dout[i] : 0.0f;
+}
+
+void dp_dropout_forward(float *out, uint8_t *mask, const float *inp, size_t n, float p, dp_rng *rng)
+{
+    // out [n], mask [n] <- inp [n]; keep with probability 1 - p, scale 1 / (1 - p)
+    assert(p >= 0.0f && p < 1.0f);
+    float scale = 1.0f / (1.0f - p);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t keep = dp_rng_float(rng) >= p;
+        mask[i] = keep;
+        out[i] = keep ? inp[i] * scale : 0.0f;
+    }
+}
+
+void dp_dropout_backward(float *dinp, const float *dout, const uint8_t *mask, size_t n, float p)
+{
+    // dinp [n] = dout * mask / (1 - p); dinp may alias dout
+    float scale = 1.0f / (1.0f - p);
+    for (size_t i = 0; i < n; i++)
+        dinp[i] = mask[i] ? dout[i] * scale : 0.0f;
+}
+
+/* ---- losses ----------------------------------------------------------------- */
+
+void dp_log_softmax(float *out, const float *logits, int B, int V)
+{
+    // logits [B, V] -> out [B, V] = logits - logsumexp(logits, row)
+    for (int b = 0; b < B; b++) {
+        const float *x = logits + (size_t)b * V;
+        float *y = out + (size_t)b * V;
+        float m = -INFINITY;
+        for (int i = 0; i < V; i++)
+            m = x[i] > m ? x[i] : m;
+        double s = 0.0;
+        for (int i = 0; i < V; i++)
+            s += exp((double)x[i] - m);
+        float lse = (float)(m + log(s));
+        for (int i = 0; i < V; i++)
+            y[i] = x[i] - lse;
+    }
+}
+
+float dp_softmax_xent_forward(float *probs, const float *logits, const int *labels, int B, int V)
+{
+    // logits [B, V], labels [B] -> probs [B, V]; returns mean_b -log probs[b, labels[b]]
+    double loss = 0.0;
+    for (int b = 0; b < B; b++) {
+        const float *x = logits + (size_t)b * V;
+        float *p = probs + (size_t)b * V;
+        float m = -INFINITY;
+        for (int i = 0; i < V; i++)
+            m = x[i] > m ? x[i] : m;
+        double s = 0.0;
+        for (int i = 0; i < V; i++)
+            s += exp((double)x[i] - m);
+        double lse = m + log(s);
+        for (int i = 0; i < V; i++)
+            p[i] = (float)exp((double)x[i] - lse);
+        assert(labels[b] >= 0 && labels[b] < V);
+        loss += lse - x[labels[b]];
+    }
+    return B > 0 ? (float)(loss / B) : 0.0f;
+}
+
+void dp_softmax_xent_backward(float *dlogits, const float *probs, const int *labels, int B, int V)
+{
+    // probs [B, V], labels [B] -> dlogits [B, V] = (probs - onehot) / B
+    float inv = 1.0f / (float)B;
+    for (int b = 0; b < B; b++) {
+        const float *p = probs + (size_t)b * V;
+        float *d = dlogits + (size_t)b * V;
+        for (int i = 0; i < V; i++)
+            d[i] = p[i] * inv;
+        d[labels[b]] = (p[labels[b]] - 1.0f) * inv;
+    }
+}
+
+float dp_mse_forward(const float *pred, const float *target, size_t n)
+{
+    // pred [n], target [n] -> mean (pred - target)^2
+    /* 8 double partial sums: fixed order, so deterministic, and accurate */
+    double acc[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) {
+            double d = (double)pred[i + j] - target[i + j];
+            acc[j] += d * d;
+        }
+    for (; i < n; i++) {
+        double d = (double)pred[i] - target[i];
+        acc[0] += d * d;
+    }
+    double s = 0.0;
+    for (int j = 0; j < 8; j++)
+        s += acc[j];
+    return n ? (float)(s / (double)n) : 0.0f;
+}
+
+void dp_mse_backward(float *dpred, const float *pred, const float *target, size_t n)
+{
+    // dpred [n] = 2 (pred - target) / n
+    float k = n ? 2.0f / (float)n : 0.0f;
+    for (size_t i = 0; i < n; i++)
+        dpred[i] = k * (pred[i] - target[i]);
+}
+
+/* ---- Adam ---------------------------------------------------------------------- */
+
+void dp_adam_update(float *params, const float *grads, float *m, float *v, size_t n,
+                    float lr, float beta1, float beta2, float eps, int t)
+{
+    // params, grads, m, v [n]; torch.optim.Adam (single-tensor path) step t >= 1
+    assert(t >= 1);
+    double bc1 = 1.0 - pow((double)beta1, t);
+    double bc2 = 1.0 - pow((double)beta2, t);
+    float step_size = (float)(lr / bc1);
+    float bc2_sqrt = (float)sqrt(bc2);
+    float omb1 = 1.0f - beta1, omb2 = 1.0f - beta2;
+    float *restrict p = params, *restrict mm = m, *restrict vv = v;
+    const float *restrict g = grads;
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i];
+        float mi = mm[i] * beta1 + omb1 * gi;
+        float vi = vv[i] * beta2 + omb2 * gi * gi;
+        mm[i] = mi;
+        vv[i] = vi;
+        float denom = sqrtf(vi) / bc2_sqrt + eps;
+        p[i] -= step_size * (mi / denom);
+    }
+}
+
+/* ---- init -------------------------------------------------------------------- */
+
+void dp_init_uniform(float *w, size_t n, float bound, dp_rng *rng)
+{
+    // w [n] ~ U(-bound, bound), drawn in order
+    for (size_t i = 0; i < n; i++)
+        w[i] = (2.0f * dp_rng_float(rng) - 1.0f) * bound;
+}
