@@ -1,0 +1,151 @@
+/* dp_model: the Deep Packet models (spec section 5) built from the dp_nn
+ * layers: the reference CNN of each task and the paper's stacked
+ * autoencoder (SAE); one flat float32 parameter buffer per model (llm.c
+ * style), PyTorch-default seeded initialisation, and the model file
+ * (docs/model-format.md).
+ *
+ * The inference contract (notes/model_api.md) is the first block below;
+ * the rest is for `train` and the tests. */
+#ifndef DP_MODEL_H
+#define DP_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dataset/dp_labels.h"
+#include "packet/dp_packet.h"
+#include "util/dp_util.h"
+
+typedef struct dp_model dp_model;
+
+/* ---- inference contract ---------------------------------------------------- */
+
+/* Loads a model file written by `deeppacket train`; NULL + message (naming
+ * the file) if missing, truncated, corrupt (checksum) or of an unknown
+ * version. */
+dp_model *dp_model_load(const char *path, char *errbuf);
+void dp_model_free(dp_model *m);
+int dp_model_task(const dp_model *m);              /* DP_TASK_APP or DP_TASK_TRAFFIC */
+int dp_model_nclasses(const dp_model *m);
+/* Class name of id c ("" for an unnamed id, "?" when out of range). */
+const char *dp_model_class_name(const dp_model *m, int c);
+const char *dp_model_kind_name(const dp_model *m); /* "cnn" or "sae" */
+/* Inference (eval mode: no dropout): B >= 1 vectors of DP_VEC_LEN uint8
+ * bytes, row-major, each byte scaled by 1/255 -> log-probabilities
+ * (log-softmax) [B, nclasses]. Any B: processed in chunks of at most
+ * DP_MODEL_PREDICT_CHUNK. Uses scratch inside the model, so one model is not
+ * to be used from two threads at once. Returns 0, or -1 + message. */
+int dp_model_predict(dp_model *m, const uint8_t *vectors, int B, float *logprobs, char *errbuf);
+#define DP_MODEL_PREDICT_CHUNK 64
+
+/* ---- architecture ----------------------------------------------------------- */
+
+#define DP_MODEL_CNN 0
+#define DP_MODEL_SAE 1
+#define DP_MODEL_MAX_HIDDEN 8
+#define DP_MODEL_MAX_TENSORS (2 * (DP_MODEL_MAX_HIDDEN + 3))
+
+typedef struct dp_arch {
+    int kind;          /* DP_MODEL_CNN or DP_MODEL_SAE */
+    int nclasses;      /* output width, 1..DP_MAX_CLASSES */
+    int in_len;        /* input length, DP_VEC_LEN */
+    /* CNN only: conv1/conv2 (filters, kernel, stride), max-pool size */
+    int c1, k1, s1, c2, k2, s2, pool;
+    /* hidden fully connected widths (CNN: 200,100,50; SAE: 400..50) */
+    int nhidden;
+    int hidden[DP_MODEL_MAX_HIDDEN];
+    float dropout;     /* drop probability of each hidden layer (0.05) */
+} dp_arch;
+
+/* The spec's architecture for kind and task (DP_TASK_*), nclasses outputs. */
+void dp_arch_default(dp_arch *a, int kind, int task, int nclasses);
+/* Parses "cnn"/"sae" -> DP_MODEL_*, or -1. */
+int dp_model_kind_parse(const char *s);
+
+/* Training hyper-parameters: recorded in the model file (provenance) and
+ * used by dp_train. */
+typedef struct dp_hparams {
+    int epochs;          /* at most (20) */
+    int batch;           /* 16 */
+    int patience;        /* early stopping (3) */
+    int pretrain_epochs; /* SAE: greedy pre-training epochs per layer (2) */
+    int threads;         /* 0: all CPUs */
+    float lr, beta1, beta2, eps; /* Adam: 1e-3, 0.9, 0.999, 1e-8 */
+    float validation;    /* held-out fraction by flow, 0 = none */
+    uint64_t seed;       /* 9876 */
+    /* filled in by training, for the record */
+    int epochs_run;
+    float final_loss;    /* loss of the kept model (train or validation) */
+    uint64_t train_samples;
+} dp_hparams;
+
+void dp_hparams_default(dp_hparams *h);
+
+/* A new model with PyTorch-default initialisation drawn from `seed`
+ * (dp_init_uniform in tensor order: conv1.w, conv1.b, conv2.w, ...).
+ * names: nclasses class names (NULL entries allowed), copied. */
+dp_model *dp_model_create(const dp_arch *a, int task, char *const *names, uint64_t seed, char *errbuf);
+const dp_arch *dp_model_arch(const dp_model *m);
+dp_hparams *dp_model_hparams(dp_model *m);
+
+/* ---- parameters (one flat buffer) ------------------------------------------- */
+size_t dp_model_nparams(const dp_model *m);
+float *dp_model_params(dp_model *m);
+int dp_model_ntensors(const dp_model *m);
+/* Tensor i: name (PyTorch state_dict name, e.g. "conv1.weight"), numel,
+ * offset (floats) into the parameter buffer; shape copied into shape[4]
+ * (unused dims 1), returns ndim. */
+int dp_model_tensor(const dp_model *m, int i, const char **name, size_t *offset, size_t *numel, int shape[4]);
+
+/* ---- training-level forward/backward -------------------------------------- */
+
+/* Forward on B (<= the capacity reserved by dp_model_reserve, grown as
+ * needed) input rows given as uint8 bytes (scaled by 1/255) or, when
+ * xf != NULL, as floats [B, in_len] already scaled. train = 1 applies
+ * dropout with rng (must not be NULL then). Returns a pointer to the
+ * logits [B, nclasses] inside the model, or NULL + errbuf (out of memory). */
+const float *dp_model_forward(dp_model *m, const uint8_t *x, const float *xf, int B, int train, dp_rng *rng,
+                              char *errbuf);
+/* After dp_model_forward: mean softmax cross-entropy against labels [B];
+ * if correct != NULL, the number of rows whose argmax equals the label. */
+float dp_model_loss(dp_model *m, const int *labels, int B, int *correct);
+/* After dp_model_loss: zeroes the gradient buffer and backpropagates,
+ * leaving d loss / d params in dp_model_grads. */
+int dp_model_backward(dp_model *m, const int *labels, int B, char *errbuf);
+float *dp_model_grads(dp_model *m);
+/* One Adam step over all parameters with the model's Adam state (m, v, t),
+ * allocated zeroed on first use. */
+int dp_model_adam_step(dp_model *m, float lr, float b1, float b2, float eps, char *errbuf);
+/* Adam state access (for checkpoints): m, v [nparams], step count t. */
+float *dp_model_adam_m(dp_model *m);
+float *dp_model_adam_v(dp_model *m);
+int *dp_model_adam_t(dp_model *m);
+/* Forward up to and including hidden layer `layer` (0-based), eval mode:
+ * the post-ReLU activations [B, hidden[layer]] (SAE pre-training input). */
+const float *dp_model_hidden(dp_model *m, const uint8_t *x, int B, int layer, char *errbuf);
+/* Parameter pointers of fully connected layer i (0..nhidden; nhidden = the
+ * output layer): weight [out, in], bias [out]; in/out widths. */
+void dp_model_fc(dp_model *m, int i, float **w, float **b, float **dw, float **db, int *in, int *out);
+
+/* ---- model file -------------------------------------------------------------
+ * Written atomically (temp + rename). See docs/model-format.md. */
+int dp_model_save(const dp_model *m, const char *path, char *errbuf);
+
+/* Training state stored in a checkpoint next to the model (MODEL.ckpt). */
+typedef struct dp_train_state {
+    int epoch;              /* epochs completed */
+    int bad_epochs;         /* epochs without improvement */
+    float best_loss;
+    int phase;              /* 0 supervised; SAE: 1..nhidden pre-training layer+1 */
+    dp_rng rng;
+    int has_best;           /* best_params present */
+    float *best_params;     /* [nparams] or NULL */
+} dp_train_state;
+
+/* Writes the model with its Adam state and the training state (atomic). */
+int dp_model_save_checkpoint(const dp_model *m, const dp_train_state *st, const char *path, char *errbuf);
+/* Loads a checkpoint: the model (with Adam state) and st (best_params
+ * malloc'd when present; caller frees). */
+dp_model *dp_model_load_checkpoint(const char *path, dp_train_state *st, char *errbuf);
+
+#endif
