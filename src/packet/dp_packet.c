@@ -1,0 +1,381 @@
+/* dp_packet: frame -> Deep Packet input vector (spec section 3).
+ *
+ * Hot path of the preprocessor: no allocation, no I/O, every read checked
+ * against caplen, and only the tail of the vector that the packet does not
+ * cover is zeroed. See docs/packet.md for the rules in prose.
+ */
+#include "packet/dp_packet.h"
+
+#include <string.h>
+
+/* ---- byte helpers (callers have checked the bounds) ------------------------ */
+static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
+static inline uint32_t rd32be(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+static inline uint32_t rd32le(const uint8_t *p)
+{
+    return ((uint32_t)p[3] << 24) | ((uint32_t)p[2] << 16) | ((uint32_t)p[1] << 8) | p[0];
+}
+
+#define ETH_IPV4 0x0800
+#define ETH_IPV6 0x86DD
+#define ETH_VLAN 0x8100
+#define ETH_QINQ 0x88A8
+#define ETH_QINQ_OLD 0x9100
+#define ETH_PPPOE 0x8864
+
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_ACK 0x10
+
+#define IPP_HOPOPTS 0
+#define IPP_TCP 6
+#define IPP_UDP 17
+#define IPP_ROUTING 43
+#define IPP_FRAGMENT 44
+#define IPP_AH 51
+#define IPP_DSTOPTS 60
+
+int dp_linktype_supported(int linktype)
+{
+    switch (linktype) {
+    case DP_LINKTYPE_NULL:
+    case DP_LINKTYPE_ETHERNET:
+    case DP_LINKTYPE_RAW_DLT:
+    case DP_LINKTYPE_RAW_DLT_OBSD:
+    case DP_LINKTYPE_RAW:
+    case DP_LINKTYPE_LOOP:
+    case DP_LINKTYPE_LINUX_SLL:
+    case DP_LINKTYPE_IPV4:
+    case DP_LINKTYPE_IPV6:
+    case DP_LINKTYPE_LINUX_SLL2:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+const char *dp_verdict_name(dp_verdict v)
+{
+    switch (v) {
+    case DP_KEEP: return "kept";
+    case DP_SKIP_NOT_IP: return "not_ip";
+    case DP_SKIP_LINKTYPE: return "linktype";
+    case DP_SKIP_MALFORMED: return "malformed";
+    case DP_SKIP_EMPTY_TCP: return "empty_tcp";
+    case DP_SKIP_DNS: return "dns";
+    default: return "unknown";
+    }
+}
+
+/* IP version expected at the network layer: 4, 6, 0 = not IP, -1 = frame too
+ * short for its link header. */
+enum { L3_MALFORMED = -1, L3_NOT_IP = 0, L3_ANY = 1 };
+
+static int ethertype_ver(uint16_t et)
+{
+    if (et == ETH_IPV4)
+        return 4;
+    if (et == ETH_IPV6)
+        return 6;
+    return L3_NOT_IP;
+}
+
+/* Walks VLAN tags (802.1Q, 802.1ad, old 0x9100) and PPPoE session headers
+ * starting with ethertype `et` whose payload begins at *off. */
+static int ether_payload(const uint8_t *pkt, size_t caplen, uint16_t et, size_t *off)
+{
+    size_t o = *off;
+    while (et == ETH_VLAN || et == ETH_QINQ || et == ETH_QINQ_OLD) {
+        if (caplen < o + 4)
+            return L3_MALFORMED;
+        et = rd16(pkt + o + 2);
+        o += 4;
+    }
+    if (et == ETH_PPPOE) { /* 6-byte PPPoE session header + 2-byte PPP protocol */
+        if (caplen < o + 8)
+            return L3_MALFORMED;
+        uint16_t ppp = rd16(pkt + o + 6);
+        o += 8;
+        *off = o;
+        return ppp == 0x0021 ? 4 : ppp == 0x0057 ? 6 : L3_NOT_IP;
+    }
+    *off = o;
+    return ethertype_ver(et);
+}
+
+/* BSD loopback address family to IP version. */
+static int af_ver(uint32_t af)
+{
+    if (af == 2)
+        return 4;
+    /* AF_INET6: Linux 10, NetBSD/OpenBSD 24, FreeBSD 28, macOS 30 */
+    if (af == 10 || af == 24 || af == 28 || af == 30)
+        return 6;
+    return L3_NOT_IP;
+}
+
+/* Finds the network header. Returns the expected IP version (4 or 6), L3_ANY
+ * for raw IP (version from the first nibble), L3_NOT_IP, L3_MALFORMED, or -2
+ * for an unknown link type. */
+static int link_layer(int linktype, const uint8_t *pkt, size_t caplen, size_t *off)
+{
+    switch (linktype) {
+    case DP_LINKTYPE_ETHERNET:
+        if (caplen < 14)
+            return L3_MALFORMED;
+        *off = 14;
+        return ether_payload(pkt, caplen, rd16(pkt + 12), off);
+    case DP_LINKTYPE_RAW_DLT:
+    case DP_LINKTYPE_RAW_DLT_OBSD:
+    case DP_LINKTYPE_RAW:
+        *off = 0;
+        return L3_ANY;
+    case DP_LINKTYPE_IPV4:
+        *off = 0;
+        return 4;
+    case DP_LINKTYPE_IPV6:
+        *off = 0;
+        return 6;
+    case DP_LINKTYPE_NULL: {
+        if (caplen < 4)
+            return L3_MALFORMED;
+        *off = 4;
+        /* host byte order of the capturing machine: accept either */
+        uint32_t af = rd32le(pkt);
+        if (af > 0xFFFF)
+            af = rd32be(pkt);
+        return af_ver(af);
+    }
+    case DP_LINKTYPE_LOOP:
+        if (caplen < 4)
+            return L3_MALFORMED;
+        *off = 4;
+        return af_ver(rd32be(pkt));
+    case DP_LINKTYPE_LINUX_SLL:
+        /* packet type 2, ARPHRD 2, addr len 2, addr 8, protocol 2 */
+        if (caplen < 16)
+            return L3_MALFORMED;
+        if (rd16(pkt + 2) == 824) /* ARPHRD_NETLINK: protocol is a netlink family */
+            return L3_NOT_IP;
+        *off = 16;
+        return ether_payload(pkt, caplen, rd16(pkt + 14), off);
+    case DP_LINKTYPE_LINUX_SLL2:
+        /* protocol 2, reserved 2, ifindex 4, ARPHRD 2, pkttype 1, addr len 1, addr 8 */
+        if (caplen < 20)
+            return L3_MALFORMED;
+        if (rd16(pkt + 8) == 824)
+            return L3_NOT_IP;
+        *off = 20;
+        return ether_payload(pkt, caplen, rd16(pkt + 0), off);
+    default:
+        return -2;
+    }
+}
+
+dp_verdict dp_packet_parse(int linktype, const uint8_t *pkt, size_t caplen,
+                           dp_pkt_info *info)
+{
+    memset(info, 0, sizeof *info);
+    if (!pkt)
+        caplen = 0;
+
+    size_t off = 0;
+    int want = link_layer(linktype, pkt, caplen, &off);
+    if (want == -2)
+        return DP_SKIP_LINKTYPE;
+    if (want == L3_NOT_IP)
+        return DP_SKIP_NOT_IP;
+    if (want == L3_MALFORMED || off >= caplen)
+        return DP_SKIP_MALFORMED;
+
+    const uint8_t *ip = pkt + off;
+    size_t cap = caplen - off; /* captured bytes of the IP packet (and any trailer) */
+    int ver = ip[0] >> 4;
+    if ((want == 4 || want == 6) ? ver != want : (ver != 4 && ver != 6))
+        return DP_SKIP_MALFORMED;
+
+    info->ip_off = (uint32_t)off;
+    size_t ip_len, hdr, frag_off_nonzero = 0;
+    uint8_t nh;
+
+    if (ver == 4) {
+        if (cap < 20)
+            return DP_SKIP_MALFORMED;
+        hdr = (size_t)(ip[0] & 0x0f) * 4;
+        if (hdr < 20 || hdr > cap)
+            return DP_SKIP_MALFORMED;
+        ip_len = rd16(ip + 2);
+        if (ip_len == 0) /* segmentation offload: the captured bytes */
+            ip_len = cap;
+        else if (ip_len < hdr)
+            return DP_SKIP_MALFORMED;
+        nh = ip[9];
+        frag_off_nonzero = (rd16(ip + 6) & 0x1fff) != 0;
+        memcpy(info->saddr, ip + 12, 4);
+        memcpy(info->daddr, ip + 16, 4);
+        info->ipver = 4;
+    } else {
+        if (cap < 40)
+            return DP_SKIP_MALFORMED;
+        hdr = 40;
+        ip_len = rd16(ip + 4);
+        /* 0: jumbogram or segmentation offload: the captured bytes */
+        ip_len = ip_len ? ip_len + 40 : cap;
+        nh = ip[6];
+        memcpy(info->saddr, ip + 8, 16);
+        memcpy(info->daddr, ip + 24, 16);
+        info->ipver = 6;
+    }
+    /* bytes of the IP packet we actually have: trailers excluded */
+    size_t have = ip_len < cap ? ip_len : cap;
+
+    /* IPv6 extension headers (and AH in either version). Each one must be
+     * captured and lie inside the IP length. */
+    while (!frag_off_nonzero) {
+        size_t elen;
+        if (ver == 6 && (nh == IPP_HOPOPTS || nh == IPP_ROUTING || nh == IPP_DSTOPTS)) {
+            if (hdr + 2 > have)
+                return DP_SKIP_MALFORMED;
+            elen = ((size_t)ip[hdr + 1] + 1) * 8;
+        } else if (ver == 6 && nh == IPP_FRAGMENT) {
+            if (hdr + 8 > have)
+                return DP_SKIP_MALFORMED;
+            elen = 8;
+            frag_off_nonzero = (rd16(ip + hdr + 2) & 0xfff8) != 0;
+        } else if (nh == IPP_AH) {
+            if (hdr + 2 > have)
+                return DP_SKIP_MALFORMED;
+            elen = ((size_t)ip[hdr + 1] + 2) * 4;
+        } else {
+            break;
+        }
+        if (hdr + elen > have)
+            return DP_SKIP_MALFORMED;
+        nh = ip[hdr];
+        hdr += elen;
+    }
+
+    info->proto = nh;
+    info->ip_len = (uint32_t)ip_len;
+    info->l4_off = (uint32_t)hdr;
+    info->payload_len = (uint32_t)(ip_len - hdr);
+    if (frag_off_nonzero) {
+        info->fragment = 1;
+        return DP_KEEP;
+    }
+
+    if (nh == IPP_TCP) {
+        if (hdr + 20 > have)
+            return DP_SKIP_MALFORMED;
+        const uint8_t *t = ip + hdr;
+        size_t thl = (size_t)(t[12] >> 4) * 4;
+        if (thl < 20 || hdr + thl > have)
+            return DP_SKIP_MALFORMED;
+        info->sport = rd16(t);
+        info->dport = rd16(t + 2);
+        info->tcp_flags = t[13];
+        info->payload_len = (uint32_t)(ip_len - hdr - thl);
+        if (info->sport == 53 || info->dport == 53)
+            return DP_SKIP_DNS;
+        if (info->payload_len == 0 && (t[13] & (TCP_SYN | TCP_ACK | TCP_FIN)))
+            return DP_SKIP_EMPTY_TCP;
+    } else if (nh == IPP_UDP) {
+        if (hdr + 8 > have)
+            return DP_SKIP_MALFORMED;
+        const uint8_t *u = ip + hdr;
+        info->sport = rd16(u);
+        info->dport = rd16(u + 2);
+        info->payload_len = (uint32_t)(ip_len - hdr - 8);
+        if (info->sport == 53 || info->dport == 53 || info->sport == 5353 ||
+            info->dport == 5353)
+            return DP_SKIP_DNS;
+    }
+    return DP_KEEP;
+}
+
+static inline size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
+
+dp_verdict dp_packet_transform(int linktype, const uint8_t *pkt, size_t caplen,
+                               uint8_t vec[DP_VEC_LEN], dp_pkt_info *info)
+{
+    dp_pkt_info local;
+    if (!info)
+        info = &local;
+    dp_verdict v = dp_packet_parse(linktype, pkt, caplen, info);
+    if (v != DP_KEEP)
+        return v;
+
+    const uint8_t *ip = pkt + info->ip_off;
+    size_t have = min_sz(info->ip_len, caplen - info->ip_off);
+    size_t n;
+    if (info->proto == IPP_UDP && !info->fragment) {
+        /* IP header + UDP header, 12 zero bytes, then the UDP payload */
+        size_t h = info->l4_off + 8; /* <= have, checked by the parser */
+        size_t a = min_sz(h, DP_VEC_LEN);
+        memcpy(vec, ip, a);
+        n = a;
+        if (n < DP_VEC_LEN) {
+            size_t z = min_sz(12, DP_VEC_LEN - n);
+            memset(vec + n, 0, z);
+            n += z;
+            size_t b = min_sz(have - h, DP_VEC_LEN - n);
+            memcpy(vec + n, ip + h, b);
+            n += b;
+        }
+    } else {
+        n = min_sz(have, DP_VEC_LEN);
+        memcpy(vec, ip, n);
+    }
+    if (n < DP_VEC_LEN)
+        memset(vec + n, 0, DP_VEC_LEN - n);
+    /* mask the addresses (headers are at least 20 / 40 bytes, all captured) */
+    if (info->ipver == 4)
+        memset(vec + 12, 0, 8);
+    else
+        memset(vec + 8, 0, 32);
+    return DP_KEEP;
+}
+
+static inline uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+static inline uint64_t ld64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+uint64_t dp_flow_id(const dp_pkt_info *info, uint64_t salt)
+{
+    /* canonical order: the (address, port) end that compares lower first */
+    const uint8_t *a = info->saddr, *b = info->daddr;
+    uint16_t pa = info->sport, pb = info->dport;
+    int c = memcmp(a, b, 16);
+    if (c > 0 || (c == 0 && pa > pb)) {
+        const uint8_t *t = a;
+        a = b;
+        b = t;
+        uint16_t tp = pa;
+        pa = pb;
+        pb = tp;
+    }
+    uint64_t h = mix64(salt ^ 0x9e3779b97f4a7c15ULL);
+    h = mix64(h ^ ((uint64_t)info->ipver << 48 | (uint64_t)info->proto << 32 |
+                   (uint64_t)pa << 16 | pb));
+    h = mix64(h ^ ld64(a));
+    h = mix64(h ^ ld64(a + 8));
+    h = mix64(h ^ ld64(b));
+    h = mix64(h ^ ld64(b + 8));
+    return h;
+}
