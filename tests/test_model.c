@@ -1,0 +1,384 @@
+/* test_model: the CNN and SAE against PyTorch 1.13 (fixtures from
+ * tools/make_model_fixtures.py), parameter counts, the model file (round
+ * trip, corrupt / truncated / wrong magic / wrong version refused).
+ *
+ * Tolerances: logits and log-probabilities 1e-4 absolute (values ~0.1-3),
+ * loss 1e-5 relative, gradients 2e-4 of the tensor's largest |gradient|
+ * plus 1e-6 (float32 sums in a different order; measured differences are far
+ * smaller), the ten Adam losses 2e-4 absolute. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dp_test.h"
+#include "model/dp_model.h"
+#include "model/dp_model_fixture.h"
+#include "nn/dp_nn.h"
+
+static float *fix_floats(const dp_fix_rec *r)
+{
+    float *p = malloc(r->numel * sizeof(float) + 1);
+    memcpy(p, r->data, r->numel * sizeof(float));
+    return p;
+}
+
+/* Builds the fixture's model and loads its initial weights. */
+static dp_model *fixture_model(const dp_fix *f, char *eb)
+{
+    const dp_fix_rec *ar = dp_fix_get(f, "arch");
+    if (!ar)
+        return NULL;
+    int32_t a[14];
+    memcpy(a, ar->data, sizeof a);
+    dp_arch arch;
+    dp_arch_default(&arch, a[0], a[1], a[2]);
+    if (a[0] == DP_MODEL_CNN)
+        arch.c1 = a[3], arch.c2 = a[4];
+    arch.nhidden = a[5];
+    for (int i = 0; i < a[5]; i++)
+        arch.hidden[i] = a[6 + i];
+    arch.dropout = 0;
+    dp_model *m = dp_model_create(&arch, a[1], NULL, 1, eb);
+    if (!m)
+        return NULL;
+    for (int i = 0; i < dp_model_ntensors(m); i++) {
+        const char *name;
+        size_t off, numel;
+        dp_model_tensor(m, i, &name, &off, &numel, NULL);
+        char key[80];
+        snprintf(key, sizeof key, "init.%s", name);
+        const dp_fix_rec *r = dp_fix_get(f, key);
+        if (!r || r->numel != numel) {
+            fprintf(stderr, "  fixture tensor %s missing or wrong size\n", key);
+            dp_model_free(m);
+            return NULL;
+        }
+        memcpy(dp_model_params(m) + off, r->data, numel * sizeof(float));
+    }
+    return m;
+}
+
+static void check_fixture(const char *file)
+{
+    char path[256], eb[DP_ERRBUF_SIZE];
+    snprintf(path, sizeof path, "tests/fixtures/%s", file);
+    dp_fix f;
+    if (dp_fix_load(&f, path, eb) != 0) {
+        fprintf(stderr, "  %s\n", eb);
+        CHECK(0);
+        return;
+    }
+    dp_model *m = fixture_model(&f, eb);
+    CHECK(m != NULL);
+    if (!m) {
+        dp_fix_free(&f);
+        return;
+    }
+    const dp_fix_rec *xr = dp_fix_get(&f, "x"), *yr = dp_fix_get(&f, "y");
+    int steps = (int)xr->shape[0], B = (int)xr->shape[1], V = dp_model_nclasses(m);
+    const uint8_t *x = xr->data;
+    int32_t *y = malloc(yr->numel * sizeof(int32_t));
+    memcpy(y, yr->data, yr->numel * sizeof(int32_t));
+    int lab[64];
+    for (int b = 0; b < B; b++)
+        lab[b] = y[b];
+
+    /* logits, log-softmax (predict), loss */
+    dp_rng rng;
+    dp_rng_seed(&rng, 1);
+    const float *lg = dp_model_forward(m, x, NULL, B, 1, &rng, eb);
+    CHECK(lg != NULL);
+    float *want = fix_floats(dp_fix_get(&f, "logits"));
+    double maxd = 0;
+    for (int i = 0; i < B * V; i++)
+        maxd = fmax(maxd, fabs(lg[i] - want[i]));
+    CHECK_NEAR(maxd, 0, 1e-4);
+    float loss = dp_model_loss(m, lab, B, NULL);
+    float *wl = fix_floats(dp_fix_get(&f, "loss"));
+    CHECK_NEAR(loss, wl[0], 1e-5 * fabs(wl[0]));
+    CHECK(dp_model_backward(m, lab, B, eb) == 0);
+
+    /* gradients, every tensor */
+    const float *g = dp_model_grads(m);
+    for (int i = 0; i < dp_model_ntensors(m); i++) {
+        const char *name;
+        size_t off, numel;
+        dp_model_tensor(m, i, &name, &off, &numel, NULL);
+        char key[80];
+        snprintf(key, sizeof key, "grad.%s", name);
+        const dp_fix_rec *r = dp_fix_get(&f, key);
+        CHECK(r && r->numel == numel);
+        if (!r || r->numel != numel)
+            continue;
+        float *wg = fix_floats(r);
+        double gmax = 0, d = 0;
+        for (size_t k = 0; k < numel; k++) {
+            gmax = fmax(gmax, fabs(wg[k]));
+            d = fmax(d, fabs(g[off + k] - wg[k]));
+        }
+        if (!(d <= 2e-4 * gmax + 1e-6))
+            fprintf(stderr, "  %s %s: max |grad diff| %.3g, max |grad| %.3g\n", file, name, d, gmax);
+        CHECK(d <= 2e-4 * gmax + 1e-6);
+        CHECK(gmax > 0);
+        free(wg);
+    }
+
+    /* predict == log_softmax of the eval forward (no dropout in the fixture) */
+    float *lp = malloc(sizeof(float) * B * V);
+    CHECK(dp_model_predict(m, x, B, lp, eb) == 0);
+    float *wlp = fix_floats(dp_fix_get(&f, "logprobs"));
+    maxd = 0;
+    for (int i = 0; i < B * V; i++)
+        maxd = fmax(maxd, fabs(lp[i] - wlp[i]));
+    CHECK_NEAR(maxd, 0, 1e-4);
+
+    /* ten Adam steps, one batch each: the loss trajectory */
+    float *al = fix_floats(dp_fix_get(&f, "adam_losses"));
+    for (int s = 0; s < steps; s++) {
+        for (int b = 0; b < B; b++)
+            lab[b] = y[s * B + b];
+        CHECK(dp_model_forward(m, x + (size_t)s * B * DP_VEC_LEN, NULL, B, 1, &rng, eb) != NULL);
+        float l = dp_model_loss(m, lab, B, NULL);
+        if (!(fabs(l - al[s]) <= 2e-4))
+            fprintf(stderr, "  %s step %d: loss %.7f, torch %.7f\n", file, s, l, al[s]);
+        CHECK_NEAR(l, al[s], 2e-4);
+        dp_model_backward(m, lab, B, eb);
+        dp_model_adam_step(m, 1e-3f, 0.9f, 0.999f, 1e-8f, eb);
+    }
+    /* parameters after the ten steps */
+    for (int i = 0; i < dp_model_ntensors(m); i++) {
+        const char *name;
+        size_t off, numel;
+        dp_model_tensor(m, i, &name, &off, &numel, NULL);
+        char key[80];
+        snprintf(key, sizeof key, "final.%s", name);
+        const dp_fix_rec *r = dp_fix_get(&f, key);
+        if (!r)
+            continue;
+        float *wp = fix_floats(r);
+        double d = 0;
+        for (size_t k = 0; k < numel; k++)
+            d = fmax(d, fabs(dp_model_params(m)[off + k] - wp[k]));
+        CHECK_NEAR(d, 0, 1e-5);
+        free(wp);
+    }
+    free(al);
+    free(lp);
+    free(wlp);
+    free(want);
+    free(wl);
+    free(y);
+    dp_model_free(m);
+    dp_fix_free(&f);
+}
+
+static void test_torch_cnn_app(void) { check_fixture("model_cnn_app.bin"); }
+static void test_torch_cnn_traffic(void) { check_fixture("model_cnn_traffic.bin"); }
+static void test_torch_sae(void) { check_fixture("model_sae.bin"); }
+
+/* Full-size parameter counts, as PyTorch counts them for bench/torch_model.py
+ * (sum of p.numel()): 10,107,315 app CNN (15 classes), 3,507,311 traffic CNN
+ * (11 classes), 806,611 SAE (11 classes). */
+static void test_param_counts(void)
+{
+    char eb[DP_ERRBUF_SIZE];
+    dp_arch a;
+    dp_arch_default(&a, DP_MODEL_CNN, DP_TASK_APP, 15);
+    dp_model *m = dp_model_create(&a, DP_TASK_APP, NULL, 9876, eb);
+    CHECK(m != NULL);
+    CHECK_EQ_INT(dp_model_nparams(m), 10107315);
+    int shape[4];
+    const char *name;
+    dp_model_tensor(m, 4, &name, NULL, NULL, shape);
+    CHECK(!strcmp(name, "fc1.weight"));
+    CHECK_EQ_INT(shape[1], 49400);
+    dp_model_free(m);
+    dp_arch_default(&a, DP_MODEL_CNN, DP_TASK_TRAFFIC, 11);
+    m = dp_model_create(&a, DP_TASK_TRAFFIC, NULL, 9876, eb);
+    CHECK_EQ_INT(dp_model_nparams(m), 3507311);
+    dp_model_tensor(m, 4, &name, NULL, NULL, shape);
+    CHECK_EQ_INT(shape[1], 16600);
+    dp_model_free(m);
+    dp_arch_default(&a, DP_MODEL_SAE, DP_TASK_TRAFFIC, 11);
+    m = dp_model_create(&a, DP_TASK_TRAFFIC, NULL, 9876, eb);
+    CHECK_EQ_INT(dp_model_nparams(m), 806611);
+    CHECK(!strcmp(dp_model_kind_name(m), "sae"));
+    dp_model_free(m);
+}
+
+/* PyTorch-default init: every tensor within +-1/sqrt(fan_in), spread over it,
+ * and seeded (same seed, same weights; other seed, other weights). */
+static void test_init(void)
+{
+    char eb[DP_ERRBUF_SIZE];
+    dp_arch a;
+    dp_arch_default(&a, DP_MODEL_CNN, DP_TASK_TRAFFIC, 11);
+    dp_model *m1 = dp_model_create(&a, DP_TASK_TRAFFIC, NULL, 5, eb);
+    dp_model *m2 = dp_model_create(&a, DP_TASK_TRAFFIC, NULL, 5, eb);
+    dp_model *m3 = dp_model_create(&a, DP_TASK_TRAFFIC, NULL, 6, eb);
+    size_t n = dp_model_nparams(m1);
+    CHECK(!memcmp(dp_model_params(m1), dp_model_params(m2), n * sizeof(float)));
+    CHECK(memcmp(dp_model_params(m1), dp_model_params(m3), n * sizeof(float)) != 0);
+    double fan[] = {5, 5, 800, 800, 16600, 16600}; /* conv2: 200 x k4 */
+    for (int i = 0; i < 6; i++) {
+        size_t off, numel;
+        dp_model_tensor(m1, i, NULL, &off, &numel, NULL);
+        double bound = 1 / sqrt(fan[i]), mx = 0;
+        for (size_t k = 0; k < numel; k++)
+            mx = fmax(mx, fabs(dp_model_params(m1)[off + k]));
+        CHECK(mx <= bound * (1 + 1e-6));
+        CHECK(mx > 0.9 * bound);
+    }
+    dp_model_free(m1);
+    dp_model_free(m2);
+    dp_model_free(m3);
+}
+
+static dp_model *small_model(void)
+{
+    char eb[DP_ERRBUF_SIZE];
+    dp_arch a;
+    dp_arch_default(&a, DP_MODEL_CNN, DP_TASK_TRAFFIC, 3);
+    a.c1 = a.c2 = 3;
+    char *names[3] = {"Chat", "Email", "VPN: Voip"};
+    return dp_model_create(&a, DP_TASK_TRAFFIC, names, 42, eb);
+}
+
+static char *write_model(const char *name, size_t *len)
+{
+    static char path[512];
+    char eb[DP_ERRBUF_SIZE];
+    dp_model *m = small_model();
+    snprintf(path, sizeof path, "%s/%s", dp_test_tmpdir(), name);
+    dp_model_hparams(m)->epochs_run = 7;
+    CHECK(dp_model_save(m, path, eb) == 0);
+    dp_model_free(m);
+    char *buf = dp_read_file(path, len, eb);
+    CHECK(buf != NULL);
+    return buf;
+}
+
+static void test_file_roundtrip(void)
+{
+    char eb[DP_ERRBUF_SIZE], path[512];
+    dp_model *m = small_model();
+    snprintf(path, sizeof path, "%s/rt.dpm", dp_test_tmpdir());
+    dp_model_hparams(m)->epochs_run = 7;
+    dp_model_hparams(m)->lr = 5e-4f;
+    CHECK(dp_model_save(m, path, eb) == 0);
+    dp_model *l = dp_model_load(path, eb);
+    CHECK(l != NULL);
+    if (!l) {
+        fprintf(stderr, "  %s\n", eb);
+        dp_model_free(m);
+        return;
+    }
+    CHECK_EQ_INT(dp_model_nparams(l), dp_model_nparams(m));
+    CHECK(!memcmp(dp_model_params(l), dp_model_params(m), dp_model_nparams(m) * sizeof(float)));
+    CHECK_EQ_INT(dp_model_task(l), DP_TASK_TRAFFIC);
+    CHECK_EQ_INT(dp_model_nclasses(l), 3);
+    CHECK(!strcmp(dp_model_class_name(l, 2), "VPN: Voip"));
+    CHECK(!strcmp(dp_model_class_name(l, 3), "?"));
+    CHECK(!strcmp(dp_model_kind_name(l), "cnn"));
+    CHECK_EQ_INT(dp_model_arch(l)->c1, 3);
+    CHECK_EQ_INT(dp_model_hparams(l)->epochs_run, 7);
+    CHECK(dp_model_hparams(l)->lr == 5e-4f);
+    /* same predictions; any B (chunks of 64) */
+    int B = 70;
+    uint8_t *x = malloc((size_t)B * DP_VEC_LEN);
+    dp_rng r;
+    dp_rng_seed(&r, 3);
+    for (size_t i = 0; i < (size_t)B * DP_VEC_LEN; i++)
+        x[i] = (uint8_t)dp_rng_below(&r, 256);
+    float p1[70 * 3], p2[70 * 3], p3[3];
+    CHECK(dp_model_predict(m, x, B, p1, eb) == 0);
+    CHECK(dp_model_predict(l, x, B, p2, eb) == 0);
+    CHECK(!memcmp(p1, p2, sizeof p1));
+    CHECK(dp_model_predict(l, x + 69 * DP_VEC_LEN, 1, p3, eb) == 0);
+    for (int c = 0; c < 3; c++)
+        CHECK_NEAR(p3[c], p1[69 * 3 + c], 1e-5);
+    double s = 0;
+    for (int c = 0; c < 3; c++)
+        s += exp(p1[c]);
+    CHECK_NEAR(s, 1, 1e-5);
+    CHECK(dp_model_predict(l, x, 0, p3, eb) == -1);
+    free(x);
+    dp_model_free(m);
+    dp_model_free(l);
+}
+
+static void expect_refused(const char *path, const char *needle)
+{
+    char eb[DP_ERRBUF_SIZE] = "";
+    dp_model *m = dp_model_load(path, eb);
+    CHECK(m == NULL);
+    dp_model_free(m);
+    CHECK_STR_CONTAINS(eb, path);
+    CHECK_STR_CONTAINS(eb, needle);
+}
+
+static void test_file_refused(void)
+{
+    char eb[DP_ERRBUF_SIZE], path[512];
+    size_t len;
+    char *buf = write_model("good.dpm", &len);
+    if (!buf)
+        return;
+    snprintf(path, sizeof path, "%s/bad.dpm", dp_test_tmpdir());
+    /* truncated: at several points */
+    size_t cuts[] = {0, 5, 11, 40, len / 2, len - 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        CHECK(dp_write_file_atomic(path, buf, cuts[i], eb) == 0);
+        expect_refused(path, cuts[i] < 20 ? "truncated" : "checksum");
+    }
+    /* one flipped bit in the data, in the header, in the checksum */
+    size_t flips[] = {len - 100, 30, len - 3};
+    for (size_t i = 0; i < 3; i++) {
+        buf[flips[i]] ^= 0x10;
+        CHECK(dp_write_file_atomic(path, buf, len, eb) == 0);
+        expect_refused(path, "checksum");
+        buf[flips[i]] ^= 0x10;
+    }
+    /* wrong magic, wrong version */
+    buf[0] = 'X';
+    CHECK(dp_write_file_atomic(path, buf, len, eb) == 0);
+    expect_refused(path, "bad magic");
+    buf[0] = 'D';
+    buf[8] = 2;
+    CHECK(dp_write_file_atomic(path, buf, len, eb) == 0);
+    expect_refused(path, "version 2");
+    buf[8] = 1;
+    /* appended bytes */
+    char *big = malloc(len + 4);
+    memcpy(big, buf, len);
+    memset(big + len, 0, 4);
+    CHECK(dp_write_file_atomic(path, big, len + 4, eb) == 0);
+    expect_refused(path, "checksum");
+    free(big);
+    /* missing file */
+    snprintf(path, sizeof path, "%s/none.dpm", dp_test_tmpdir());
+    expect_refused(path, "none.dpm");
+    /* the intact bytes still load */
+    snprintf(path, sizeof path, "%s/again.dpm", dp_test_tmpdir());
+    CHECK(dp_write_file_atomic(path, buf, len, eb) == 0);
+    dp_model *m = dp_model_load(path, eb);
+    CHECK(m != NULL);
+    dp_model_free(m);
+    free(buf);
+}
+
+int main(void)
+{
+    dp_test_prog = "test_model";
+    dp_nn_set_threads(1);
+    DP_RUN(test_param_counts);
+    DP_RUN(test_init);
+    DP_RUN(test_torch_cnn_app);
+    DP_RUN(test_torch_cnn_traffic);
+    DP_RUN(test_torch_sae);
+    DP_RUN(test_file_roundtrip);
+    DP_RUN(test_file_refused);
+    return dp_test_end();
+}
