@@ -1,0 +1,870 @@
+/* Tests for src/eval: classification-report metrics (sklearn semantics),
+ * flow-level aggregation, and the report files. */
+#include <cairo.h>
+#include <ctype.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "dp_test.h"
+#include "eval/dp_eval.h"
+
+static const char *const iscx_app[15] = {
+    "AIM Chat", "Email",  "Facebook", "FTPS",    "Gmail",      "Hangouts", "ICQ",     "Netflix",
+    "SCP",      "SFTP",   "Skype",    "Spotify", "Vimeo",      "Voipbuster", "Youtube"};
+static const char *const iscx_traffic[11] = {
+    "Chat",      "Email",          "File Transfer", "Streaming",      "Voip",     "VPN: Chat",
+    "VPN: File Transfer", "VPN: Email", "VPN: Streaming", "VPN: Torrent", "VPN: Voip"};
+
+/* ---- metrics ------------------------------------------------------------------ */
+
+/* The example of sklearn's classification_report documentation:
+ *   y_true = [0, 1, 2, 2, 2], y_pred = [0, 0, 2, 2, 1]
+ *                precision recall f1-score support
+ *   class 0        0.50    1.00    0.67      1
+ *   class 1        0.00    0.00    0.00      1
+ *   class 2        1.00    0.67    0.80      3
+ *   accuracy                       0.60      5
+ *   macro avg      0.50    0.56    0.49      5
+ *   weighted avg   0.70    0.60    0.61      5
+ * By hand: class 0: tp 1, support 1, predicted 2 -> P 1/2, R 1, F1 2/(1+2) = 2/3.
+ * class 1: tp 0 -> all 0. class 2: tp 2, support 3, predicted 2 -> P 1, R 2/3,
+ * F1 4/5. macro R = (1 + 0 + 2/3) / 3 = 5/9; macro F1 = (2/3 + 4/5) / 3 = 22/45.
+ * weighted P = (0.5 * 1 + 0 * 1 + 1 * 3) / 5 = 0.7; weighted F1 = (2/3 + 12/5) / 5
+ * = 46/75. */
+static void test_sklearn_doc_example(void)
+{
+    int yt[] = {0, 1, 2, 2, 2}, yp[] = {0, 0, 2, 2, 1};
+    const char *names[] = {"class 0", "class 1", "class 2"};
+    dp_eval e;
+    char err[DP_ERRBUF_SIZE];
+    CHECK(dp_eval_compute(&e, 3, names, yt, yp, 5, err) == 0);
+    CHECK_EQ_INT(e.n, 5);
+    CHECK_EQ_INT(e.correct, 3);
+    CHECK_NEAR(e.accuracy, 0.6, 1e-12);
+    CHECK_EQ_INT(e.nlisted, 3);
+    CHECK_NEAR(e.cls[0].precision, 0.5, 1e-12);
+    CHECK_NEAR(e.cls[0].recall, 1.0, 1e-12);
+    CHECK_NEAR(e.cls[0].f1, 2.0 / 3, 1e-12);
+    CHECK_NEAR(e.cls[1].precision, 0.0, 0);
+    CHECK_NEAR(e.cls[1].recall, 0.0, 0);
+    CHECK_NEAR(e.cls[1].f1, 0.0, 0);
+    CHECK_NEAR(e.cls[2].precision, 1.0, 1e-12);
+    CHECK_NEAR(e.cls[2].recall, 2.0 / 3, 1e-12);
+    CHECK_NEAR(e.cls[2].f1, 0.8, 1e-12);
+    CHECK_EQ_INT(e.cls[2].support, 3);
+    CHECK_EQ_INT(e.cls[0].predicted, 2);
+    CHECK_NEAR(e.macro.precision, 0.5, 1e-12);
+    CHECK_NEAR(e.macro.recall, 5.0 / 9, 1e-12);
+    CHECK_NEAR(e.macro.f1, 22.0 / 45, 1e-12);
+    CHECK_NEAR(e.weighted.precision, 0.7, 1e-12);
+    CHECK_NEAR(e.weighted.recall, 0.6, 1e-12);
+    CHECK_NEAR(e.weighted.f1, 46.0 / 75, 1e-12);
+    CHECK_EQ_INT(e.weighted.support, 5);
+    /* confusion [true][pred] */
+    CHECK_EQ_INT(e.cm[0 * 3 + 0], 1);
+    CHECK_EQ_INT(e.cm[1 * 3 + 0], 1);
+    CHECK_EQ_INT(e.cm[2 * 3 + 1], 1);
+    CHECK_EQ_INT(e.cm[2 * 3 + 2], 2);
+    CHECK_NEAR(dp_eval_norm(&e, 2, 2), 2.0 / 3, 1e-12);
+    CHECK_NEAR(dp_eval_norm(&e, 1, 0), 1.0, 1e-12);
+    dp_eval_free(&e);
+}
+
+/* Absent classes: 5 classes, y_true = [0, 0, 1, 1], y_pred = [0, 4, 1, 1].
+ * sklearn lists unique(y_true U y_pred) = {0, 1, 4}; classes 2 and 3 are out
+ * of the table and the averages. Class 4 has no support but one prediction:
+ * listed, P = R = F1 = 0 (zero_division=0), weight 0 in the weighted average.
+ *   class 0: R 1/2, P 1, F1 2*1/(2+1) = 2/3;  class 1: 1, 1, 1;  class 4: 0, 0, 0
+ *   macro: R (1/2 + 1)/3 = 1/2, P 2/3, F1 (2/3 + 1)/3 = 5/9
+ *   weighted (supports 2, 2, 0): R 3/4, P 1, F1 (4/3 + 2)/4 = 5/6; accuracy 3/4 */
+static void test_absent_and_predicted_only_classes(void)
+{
+    int yt[] = {0, 0, 1, 1}, yp[] = {0, 4, 1, 1};
+    dp_eval e;
+    char err[DP_ERRBUF_SIZE];
+    CHECK(dp_eval_compute(&e, 5, NULL, yt, yp, 4, err) == 0);
+    CHECK_EQ_INT(e.nlisted, 3);
+    CHECK(e.cls[0].listed && e.cls[1].listed && e.cls[4].listed);
+    CHECK(!e.cls[2].listed && !e.cls[3].listed);
+    CHECK_NEAR(e.cls[4].precision, 0, 0);
+    CHECK_NEAR(e.cls[4].recall, 0, 0);
+    CHECK_NEAR(e.cls[4].f1, 0, 0);
+    CHECK_NEAR(e.cls[0].f1, 2.0 / 3, 1e-12);
+    CHECK_NEAR(e.macro.recall, 0.5, 1e-12);
+    CHECK_NEAR(e.macro.precision, 2.0 / 3, 1e-12);
+    CHECK_NEAR(e.macro.f1, 5.0 / 9, 1e-12);
+    CHECK_NEAR(e.weighted.recall, 0.75, 1e-12);
+    CHECK_NEAR(e.weighted.precision, 1.0, 1e-12);
+    CHECK_NEAR(e.weighted.f1, 5.0 / 6, 1e-12);
+    CHECK_NEAR(e.accuracy, 0.75, 1e-12);
+    CHECK(strcmp(e.names[3], "class 3") == 0); /* NULL names get a default */
+    /* a zero-support row normalises to 0, not NaN */
+    CHECK_NEAR(dp_eval_norm(&e, 4, 4), 0.0, 0);
+    CHECK_NEAR(dp_eval_norm(&e, 3, 0), 0.0, 0);
+    dp_eval_free(&e);
+}
+
+/* Imbalanced weighted average, 2 classes:
+ * y_true: 90 x class 0, 10 x class 1. Predictions: class 0 -> 81 right, 9 as 1;
+ * class 1 -> 5 right, 5 as 0.
+ *   class 0: tp 81, support 90, predicted 86: R 0.9, P 81/86, F1 162/176
+ *   class 1: tp 5, support 10, predicted 14: R 0.5, P 5/14, F1 10/24
+ *   weighted R = (0.9 * 90 + 0.5 * 10)/100 = 0.86 (= accuracy, always);
+ *   weighted P = (90 * 81/86 + 10 * 5/14) / 100; weighted F1 = (90 * 162/176 + 10 * 10/24)/100 */
+static void test_weighted_average(void)
+{
+    dp_eval e;
+    char err[DP_ERRBUF_SIZE];
+    const char *names[] = {"big", "small"};
+    CHECK(dp_eval_init(&e, 2, names, err) == 0);
+    CHECK(dp_eval_add_n(&e, 0, 0, 81) == 0);
+    CHECK(dp_eval_add_n(&e, 0, 1, 9) == 0);
+    CHECK(dp_eval_add_n(&e, 1, 1, 5) == 0);
+    for (int i = 0; i < 5; i++)
+        CHECK(dp_eval_add(&e, 1, 0) == 0);
+    dp_eval_finish(&e);
+    CHECK_NEAR(e.cls[0].precision, 81.0 / 86, 1e-12);
+    CHECK_NEAR(e.cls[1].precision, 5.0 / 14, 1e-12);
+    CHECK_NEAR(e.cls[0].f1, 162.0 / 176, 1e-12);
+    CHECK_NEAR(e.cls[1].f1, 10.0 / 24, 1e-12);
+    CHECK_NEAR(e.weighted.recall, 0.86, 1e-12);
+    CHECK_NEAR(e.weighted.recall, e.accuracy, 1e-12);
+    CHECK_NEAR(e.weighted.precision, (90 * 81.0 / 86 + 10 * 5.0 / 14) / 100, 1e-12);
+    CHECK_NEAR(e.weighted.f1, (90 * 162.0 / 176 + 10 * 10.0 / 24) / 100, 1e-12);
+    CHECK_NEAR(e.macro.recall, 0.7, 1e-12);
+    /* Adding another matrix doubles every count: metrics unchanged. */
+    uint64_t cm[4];
+    memcpy(cm, e.cm, sizeof cm);
+    dp_eval_add_matrix(&e, cm);
+    dp_eval_finish(&e);
+    CHECK_EQ_INT(e.n, 200);
+    CHECK_EQ_INT(e.cls[0].support, 180);
+    CHECK_NEAR(e.weighted.f1, (90 * 162.0 / 176 + 10 * 10.0 / 24) / 100, 1e-12);
+    dp_eval_free(&e);
+}
+
+static void test_zero_division_and_edge_cases(void)
+{
+    dp_eval e;
+    char err[DP_ERRBUF_SIZE];
+    /* Nothing counted: every metric 0, nothing listed, no NaN. */
+    CHECK(dp_eval_init(&e, 3, NULL, err) == 0);
+    dp_eval_finish(&e);
+    CHECK_EQ_INT(e.nlisted, 0);
+    CHECK_NEAR(e.accuracy, 0, 0);
+    CHECK_NEAR(e.macro.f1, 0, 0);
+    CHECK_NEAR(e.weighted.f1, 0, 0);
+    /* Out-of-range labels are counted as invalid, not in the matrix. */
+    CHECK(dp_eval_add(&e, 3, 0) == -1);
+    CHECK(dp_eval_add(&e, 0, -1) == -1);
+    CHECK_EQ_INT(e.invalid, 2);
+    CHECK_EQ_INT(e.n, 0);
+    /* Everything predicted as one class: the others' precision is 0/0 -> 0. */
+    for (int i = 0; i < 3; i++)
+        dp_eval_add(&e, i, 0);
+    dp_eval_finish(&e);
+    CHECK_NEAR(e.cls[1].precision, 0, 0);
+    CHECK_NEAR(e.cls[0].precision, 1.0 / 3, 1e-12);
+    CHECK_NEAR(e.cls[0].f1, 0.5, 1e-12); /* 2*1/(1+3) */
+    CHECK(!isnan(e.macro.precision));
+    dp_eval_free(&e);
+    /* Perfect single-class result. */
+    int y[4] = {1, 1, 1, 1};
+    CHECK(dp_eval_compute(&e, 2, NULL, y, y, 4, err) == 0);
+    CHECK_EQ_INT(e.nlisted, 1);
+    CHECK_NEAR(e.macro.f1, 1, 0);
+    CHECK_NEAR(e.weighted.precision, 1, 0);
+    dp_eval_free(&e);
+    /* Bad class counts are refused with a message. */
+    err[0] = 0;
+    CHECK(dp_eval_init(&e, 0, NULL, err) == -1);
+    CHECK_STR_CONTAINS(err, "classes");
+    CHECK(dp_eval_init(&e, 100000, NULL, err) == -1);
+}
+
+/* Random labels against an independent brute-force computation of every
+ * metric from the label vectors. */
+static void test_random_against_bruteforce(void)
+{
+    dp_rng r;
+    dp_rng_seed(&r, 42);
+    enum { N = 3000, C = 7 };
+    static int yt[N], yp[N];
+    for (int i = 0; i < N; i++) {
+        yt[i] = (int)dp_rng_below(&r, C - 1); /* class 6 never true */
+        yp[i] = dp_rng_double(&r) < 0.6 ? yt[i] : (int)dp_rng_below(&r, C);
+        if (yp[i] == 5)
+            yp[i] = 4; /* class 5 never predicted, but has support */
+    }
+    dp_eval e;
+    char err[DP_ERRBUF_SIZE];
+    CHECK(dp_eval_compute(&e, C, NULL, yt, yp, N, err) == 0);
+    double mr = 0, wf = 0;
+    int listed = 0;
+    for (int c = 0; c < C; c++) {
+        int tp = 0, sup = 0, pr = 0;
+        for (int i = 0; i < N; i++) {
+            tp += yt[i] == c && yp[i] == c;
+            sup += yt[i] == c;
+            pr += yp[i] == c;
+        }
+        double R = sup ? (double)tp / sup : 0, P = pr ? (double)tp / pr : 0;
+        double F = P + R > 0 ? 2 * P * R / (P + R) : 0;
+        CHECK_NEAR(e.cls[c].recall, R, 1e-12);
+        CHECK_NEAR(e.cls[c].precision, P, 1e-12);
+        CHECK_NEAR(e.cls[c].f1, F, 1e-12);
+        if (sup || pr) {
+            listed++;
+            mr += R;
+            wf += F * sup;
+        }
+    }
+    CHECK_EQ_INT(e.nlisted, listed);
+    CHECK_NEAR(e.macro.recall, mr / listed, 1e-12);
+    CHECK_NEAR(e.weighted.f1, wf / N, 1e-12);
+    CHECK_NEAR(e.cls[5].precision, 0, 0);
+    CHECK_NEAR(e.cls[6].recall, 0, 0);
+    CHECK(e.cls[6].listed); /* predicted, no support */
+    dp_eval_free(&e);
+}
+
+/* ---- flow aggregation --------------------------------------------------------- */
+
+static void lp3(float *o, double a, double b, double c)
+{
+    o[0] = (float)log(a), o[1] = (float)log(b), o[2] = (float)log(c);
+}
+
+/* Crafted flows, 3 classes:
+ *  flow 100, label 0, packets p = (.6 .3 .1), (.2 .7 .1), (.5 .4 .1): per-packet
+ *    argmax votes 0, 1, 0, but the product is (.06 .084 .001) -> verdict 1.
+ *  flow 7, label 2, one packet (.05 .15 .8) -> 2.
+ *  flow 55, labels 1, 1, 2 (conflict, majority 1); probs favour 2 -> verdict 2.
+ *  flow 9, labels 2, 0 (conflict, tie -> lowest id 0); probs favour 0 -> 0.
+ * Flow level (true, verdict): (0,1), (2,2), (1,2), (0,0): accuracy 1/2. */
+static void feed_crafted(dp_flowagg *a, int part, int nparts)
+{
+    struct {
+        uint64_t flow;
+        int label;
+        double p[3];
+    } pk[] = {
+        {100, 0, {.6, .3, .1}}, {7, 2, {.05, .15, .8}}, {55, 1, {.2, .3, .5}},
+        {100, 0, {.2, .7, .1}}, {55, 1, {.1, .2, .7}},  {9, 2, {.8, .1, .1}},
+        {100, 0, {.5, .4, .1}}, {55, 2, {.3, .3, .4}},  {9, 0, {.9, .05, .05}},
+    };
+    char err[DP_ERRBUF_SIZE];
+    for (size_t i = 0; i < sizeof pk / sizeof pk[0]; i++) {
+        if ((int)(i % nparts) != part)
+            continue;
+        float lp[3];
+        lp3(lp, pk[i].p[0], pk[i].p[1], pk[i].p[2]);
+        CHECK(dp_flowagg_add(a, pk[i].flow, pk[i].label, lp, err) == 0);
+    }
+}
+
+static void check_crafted(const dp_flowagg *a)
+{
+    CHECK_EQ_INT(dp_flowagg_flows(a), 4);
+    CHECK_EQ_INT(dp_flowagg_packets(a), 9);
+    CHECK_EQ_INT(dp_flowagg_conflicts(a), 2);
+    struct {
+        uint64_t flow;
+        int label, pred;
+        uint64_t packets;
+    } want[] = {{100, 0, 1, 3}, {7, 2, 2, 1}, {55, 1, 2, 3}, {9, 0, 0, 2}};
+    for (uint64_t i = 0; i < dp_flowagg_flows(a); i++) {
+        uint64_t f, np;
+        int t, p;
+        CHECK(dp_flowagg_get(a, i, &f, &t, &p, &np) == 0);
+        int found = 0;
+        for (int k = 0; k < 4; k++)
+            if (want[k].flow == f) {
+                found = 1;
+                CHECK_EQ_INT(t, want[k].label);
+                CHECK_EQ_INT(p, want[k].pred);
+                CHECK_EQ_INT(np, want[k].packets);
+            }
+        CHECK(found);
+    }
+    CHECK(dp_flowagg_get(a, 4, NULL, NULL, NULL, NULL) == -1);
+    dp_eval e;
+    char err[DP_ERRBUF_SIZE];
+    CHECK(dp_eval_init(&e, 3, NULL, err) == 0);
+    CHECK(dp_flowagg_eval(a, &e, err) == 0);
+    CHECK_EQ_INT(e.n, 4);
+    CHECK_NEAR(e.accuracy, 0.5, 1e-12);
+    CHECK_EQ_INT(e.cm[0 * 3 + 1], 1);
+    CHECK_EQ_INT(e.cm[1 * 3 + 2], 1);
+    CHECK_EQ_INT(e.cls[2].predicted, 2);
+    dp_eval_free(&e);
+}
+
+static void test_flow_crafted(void)
+{
+    char err[DP_ERRBUF_SIZE];
+    dp_flowagg *a = dp_flowagg_new(3, err);
+    CHECK(a != NULL);
+    feed_crafted(a, 0, 1);
+    check_crafted(a);
+    /* first-seen order */
+    uint64_t f;
+    dp_flowagg_get(a, 0, &f, NULL, NULL, NULL);
+    CHECK_EQ_INT(f, 100);
+    dp_flowagg_get(a, 3, &f, NULL, NULL, NULL);
+    CHECK_EQ_INT(f, 9);
+    float lp[3] = {0, 0, 0};
+    CHECK(dp_flowagg_add(a, 1, 3, lp, err) == -1);
+    CHECK_STR_CONTAINS(err, "out of range");
+    dp_flowagg_free(a);
+    CHECK(dp_flowagg_new(0, err) == NULL);
+}
+
+/* Packets spread over three aggregators (as over threads) and merged give
+ * the same flows as one aggregator. */
+static void test_flow_merge(void)
+{
+    char err[DP_ERRBUF_SIZE];
+    dp_flowagg *part[3], *all = dp_flowagg_new(3, err);
+    for (int k = 0; k < 3; k++) {
+        part[k] = dp_flowagg_new(3, err);
+        feed_crafted(part[k], k, 3);
+        CHECK(dp_flowagg_merge(all, part[k], err) == 0);
+    }
+    check_crafted(all);
+    dp_flowagg *other = dp_flowagg_new(4, err);
+    CHECK(dp_flowagg_merge(other, all, err) == -1);
+    dp_flowagg_free(other);
+    for (int k = 0; k < 3; k++)
+        dp_flowagg_free(part[k]);
+    dp_flowagg_free(all);
+}
+
+/* Many flows (table growth): verdicts against a direct computation. */
+static void test_flow_many(void)
+{
+    enum { NF = 20000, C = 4, PER = 3 };
+    char err[DP_ERRBUF_SIZE];
+    dp_flowagg *a = dp_flowagg_new(C, err), *b = dp_flowagg_new(C, err);
+    static double sum[NF][C];
+    dp_rng r;
+    dp_rng_seed(&r, 7);
+    for (int rep = 0; rep < PER; rep++)
+        for (int f = 0; f < NF; f++) {
+            float lp[C];
+            for (int c = 0; c < C; c++) {
+                lp[c] = (float)(-5 * dp_rng_double(&r));
+                sum[f][c] += lp[c];
+            }
+            uint64_t id = (uint64_t)f * 0x9E3779B97F4A7C15ULL; /* spread ids */
+            dp_flowagg *dst = (f + rep) % 2 ? a : b;
+            CHECK(dp_flowagg_add(dst, id, f % C, lp, err) == 0);
+        }
+    CHECK(dp_flowagg_merge(a, b, err) == 0);
+    CHECK_EQ_INT(dp_flowagg_flows(a), NF);
+    CHECK_EQ_INT(dp_flowagg_packets(a), NF * PER);
+    CHECK_EQ_INT(dp_flowagg_conflicts(a), 0);
+    int bad = 0;
+    for (uint64_t i = 0; i < NF; i++) {
+        uint64_t id, np;
+        int t, p;
+        dp_flowagg_get(a, i, &id, &t, &p, &np);
+        uint64_t f = id * 0xF1DE83E19937733DULL; /* inverse of the multiplier mod 2^64 */
+        if (f >= NF) {
+            bad++;
+            continue;
+        }
+        int want = 0;
+        for (int c = 1; c < C; c++)
+            if (sum[f][c] > sum[f][want])
+                want = c;
+        /* float sums in a different order may differ in the last bits: only
+         * count clear disagreements */
+        if (p != want && fabs(sum[f][p] - sum[f][want]) > 1e-4)
+            bad++;
+        if (t != (int)(f % C) || np != PER)
+            bad++;
+    }
+    CHECK_EQ_INT(bad, 0);
+    dp_flowagg_free(a);
+    dp_flowagg_free(b);
+}
+
+/* ---- report files --------------------------------------------------------------- */
+
+/* A minimal JSON syntax checker (RFC 8259 subset: no surrogate checks). */
+static const char *js_ws(const char *p)
+{
+    while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')
+        p++;
+    return p;
+}
+
+static const char *js_value(const char *p, int depth);
+
+static const char *js_string(const char *p)
+{
+    if (*p != '"')
+        return NULL;
+    for (p++; *p && *p != '"'; p++) {
+        if ((unsigned char)*p < 0x20)
+            return NULL;
+        if (*p == '\\') {
+            p++;
+            if (*p == 'u') {
+                for (int i = 1; i <= 4; i++)
+                    if (!isxdigit((unsigned char)p[i]))
+                        return NULL;
+                p += 4;
+            } else if (!strchr("\"\\/bfnrt", *p) || !*p) {
+                return NULL;
+            }
+        }
+    }
+    return *p == '"' ? p + 1 : NULL;
+}
+
+static const char *js_value(const char *p, int depth)
+{
+    if (depth > 32)
+        return NULL;
+    p = js_ws(p);
+    if (*p == '{' || *p == '[') {
+        char close = *p == '{' ? '}' : ']';
+        int obj = *p == '{';
+        p = js_ws(p + 1);
+        if (*p == close)
+            return p + 1;
+        for (;;) {
+            if (obj) {
+                p = js_string(js_ws(p));
+                if (!p)
+                    return NULL;
+                p = js_ws(p);
+                if (*p++ != ':')
+                    return NULL;
+            }
+            p = js_value(p, depth + 1);
+            if (!p)
+                return NULL;
+            p = js_ws(p);
+            if (*p == ',') {
+                p++;
+                continue;
+            }
+            return *p == close ? p + 1 : NULL;
+        }
+    }
+    if (*p == '"')
+        return js_string(p);
+    if (!strncmp(p, "true", 4) || !strncmp(p, "null", 4))
+        return p + 4;
+    if (!strncmp(p, "false", 5))
+        return p + 5;
+    char *end;
+    if (*p == '-' || isdigit((unsigned char)*p)) {
+        strtod(p, &end);
+        return end > p ? end : NULL;
+    }
+    return NULL;
+}
+
+static int json_valid(const char *text)
+{
+    const char *p = js_value(text, 0);
+    return p && *js_ws(p) == 0;
+}
+
+/* The number after "key": at its first occurrence (NAN if absent). */
+static double json_number(const char *text, const char *key)
+{
+    char pat[128];
+    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    const char *p = strstr(text, pat);
+    return p ? strtod(p + strlen(pat), NULL) : NAN;
+}
+
+/* Splits a CSV line honouring quotes; returns the field count. */
+static int csv_fields(const char *line, char fields[][64], int max)
+{
+    int n = 0;
+    const char *p = line;
+    for (;;) {
+        char buf[64];
+        size_t o = 0;
+        if (*p == '"') {
+            for (p++; *p; p++) {
+                if (*p == '"' && p[1] == '"')
+                    p++;
+                else if (*p == '"') {
+                    p++;
+                    break;
+                }
+                if (o < 63)
+                    buf[o++] = *p;
+            }
+        } else {
+            for (; *p && *p != ',' && *p != '\n'; p++)
+                if (o < 63)
+                    buf[o++] = *p;
+        }
+        buf[o] = 0;
+        if (n < max)
+            strcpy(fields[n], buf);
+        n++;
+        if (*p != ',')
+            return n;
+        p++;
+    }
+}
+
+/* Trimmed '|'-separated cells of a markdown row (no escaped pipes here). */
+static int md_cells(const char *line, char cells[][64], int max)
+{
+    if (*line != '|')
+        return 0;
+    int n = 0;
+    const char *p = line + 1;
+    while (*p && *p != '\n') {
+        const char *q = p;
+        while (*q && *q != '|' && *q != '\n')
+            q++;
+        if (*q != '|')
+            break;
+        while (p < q && *p == ' ')
+            p++;
+        const char *e = q;
+        while (e > p && e[-1] == ' ')
+            e--;
+        if (n < max) {
+            size_t len = (size_t)(e - p) < 63 ? (size_t)(e - p) : 63;
+            memcpy(cells[n], p, len);
+            cells[n][len] = 0;
+        }
+        n++;
+        p = q + 1;
+    }
+    return n;
+}
+
+static char *slurp(const char *dir, const char *name, size_t *len)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return dp_read_file(path, len, NULL);
+}
+
+/* An 11-class traffic result with a skewed confusion matrix and one class
+ * without support or predictions. */
+static void make_traffic_eval(dp_eval *e, int skip_class)
+{
+    char err[DP_ERRBUF_SIZE];
+    dp_eval_init(e, 11, iscx_traffic, err);
+    dp_rng r;
+    dp_rng_seed(&r, 3);
+    for (int t = 0; t < 11; t++) {
+        if (t == skip_class)
+            continue;
+        uint64_t n = 50 + 40 * (uint64_t)t;
+        for (uint64_t i = 0; i < n; i++) {
+            int p = dp_rng_double(&r) < 0.8 ? t : (int)dp_rng_below(&r, 11);
+            if (p == skip_class)
+                p = t;
+            dp_eval_add(e, t, p);
+        }
+    }
+    dp_eval_finish(e);
+}
+
+static void test_report_files(void)
+{
+    dp_eval e;
+    make_traffic_eval(&e, 7);
+    char dir[512], err[DP_ERRBUF_SIZE];
+    snprintf(dir, sizeof dir, "%s/report/sub", dp_test_tmpdir());
+    dp_report_info info = {.level = "packet", .task = "traffic", .model = "m \"x\".model",
+                           .model_kind = "cnn", .test_set = "split/traffic/test"};
+    CHECK(dp_eval_write_report(&e, &info, dir, "", err) == 0);
+
+    /* report.md: header, separator, 10 listed classes, Wtd. Average. */
+    char *md = slurp(dir, "report.md", NULL);
+    CHECK(md != NULL);
+    if (md) {
+        char cells[8][64];
+        const char *line = md;
+        int rows = 0, header_ok = 0, last_is_avg = 0;
+        double avg[3] = {NAN, NAN, NAN};
+        while (line && *line) {
+            int n = md_cells(line, cells, 8);
+            if (n == 5 && !strcmp(cells[0], "label")) {
+                header_ok = !strcmp(cells[1], "recall") && !strcmp(cells[2], "precision") &&
+                            !strcmp(cells[3], "f1-score") && !strcmp(cells[4], "support");
+            } else if (n == 5 && cells[0][0] != ':') {
+                rows++;
+                last_is_avg = !strcmp(cells[0], "Wtd. Average");
+                if (last_is_avg)
+                    for (int k = 0; k < 3; k++)
+                        avg[k] = strtod(cells[k + 1], NULL);
+                if (!strcmp(cells[0], "VPN: File Transfer"))
+                    CHECK_NEAR(strtod(cells[3], NULL), e.cls[6].f1, 5e-5);
+            }
+            line = strchr(line, '\n');
+            line = line ? line + 1 : NULL;
+        }
+        CHECK(header_ok);
+        CHECK_EQ_INT(rows, 10 + 1);
+        CHECK(last_is_avg);
+        CHECK_NEAR(avg[0], e.weighted.recall, 5e-5);
+        CHECK_NEAR(avg[1], e.weighted.precision, 5e-5);
+        CHECK_NEAR(avg[2], e.weighted.f1, 5e-5);
+        CHECK(strstr(md, "VPN: Email") == NULL); /* unlisted class */
+        CHECK_STR_CONTAINS(md, "\naccuracy: ");
+        CHECK_STR_CONTAINS(md, "\nmacro average: ");
+        char acc[64];
+        snprintf(acc, sizeof acc, "accuracy: %.4f", e.accuracy);
+        CHECK_STR_CONTAINS(md, acc);
+    }
+    free(md);
+
+    /* report.json: valid, numbers agree, every class present. */
+    char *js = slurp(dir, "report.json", NULL);
+    CHECK(js != NULL);
+    if (js) {
+        CHECK(json_valid(js));
+        CHECK_NEAR(json_number(js, "accuracy"), e.accuracy, 1e-12);
+        CHECK_NEAR(json_number(js, "n"), (double)e.n, 0);
+        CHECK_NEAR(json_number(js, "nlisted"), 10, 0);
+        const char *w = strstr(js, "\"weighted_avg\"");
+        CHECK(w != NULL);
+        if (w)
+            CHECK_NEAR(json_number(w, "f1"), e.weighted.f1, 1e-12);
+        CHECK_STR_CONTAINS(js, "\"name\": \"VPN: Email\", \"listed\": false");
+        CHECK_STR_CONTAINS(js, "\"model\": \"m \\\"x\\\".model\"");
+        CHECK_STR_CONTAINS(js, "\"confusion\": [");
+        CHECK_STR_CONTAINS(js, "\"level\": \"packet\"");
+        /* the checker itself rejects broken JSON */
+        CHECK(!json_valid("{\"a\": [1, 2,]}"));
+        CHECK(!json_valid("{\"a\": \"x\ny\"}"));
+    }
+    free(js);
+
+    /* confusion.csv: 12 lines of 12 fields; counts sum to n; row sums = support. */
+    char *csv = slurp(dir, "confusion.csv", NULL);
+    CHECK(csv != NULL);
+    if (csv) {
+        int lines = 0;
+        uint64_t total = 0;
+        char (*f)[64] = calloc(16, 64);
+        for (char *line = csv; line && *line; lines++) {
+            int n = csv_fields(line, f, 16);
+            CHECK_EQ_INT(n, 12);
+            if (lines == 0) {
+                CHECK(!strcmp(f[1], "Chat"));
+                CHECK(!strcmp(f[11], "VPN: Voip"));
+            } else if (n == 12) {
+                CHECK(!strcmp(f[0], iscx_traffic[lines - 1]));
+                uint64_t row = 0;
+                for (int k = 1; k < 12; k++)
+                    row += strtoull(f[k], NULL, 10);
+                CHECK_EQ_INT(row, e.cls[lines - 1].support);
+                total += row;
+            }
+            line = strchr(line, '\n');
+            line = line ? line + 1 : NULL;
+        }
+        free(f);
+        CHECK_EQ_INT(lines, 12);
+        CHECK_EQ_INT(total, e.n);
+    }
+    free(csv);
+
+    /* confusion.pdf */
+    size_t plen = 0;
+    char *pdf = slurp(dir, "confusion.pdf", &plen);
+    CHECK(pdf && plen > 1000 && !memcmp(pdf, "%PDF", 4));
+    free(pdf);
+
+    /* confusion.png: loads, sane size, has the darkest shade (diagonal) and
+     * white background. */
+    char path[1024];
+    snprintf(path, sizeof path, "%s/confusion.png", dir);
+    cairo_surface_t *s = cairo_image_surface_create_from_png(path);
+    CHECK(cairo_surface_status(s) == CAIRO_STATUS_SUCCESS);
+    if (cairo_surface_status(s) == CAIRO_STATUS_SUCCESS) {
+        int w = cairo_image_surface_get_width(s), h = cairo_image_surface_get_height(s);
+        CHECK(w >= 600 && w <= 4000);
+        CHECK(h >= 600 && h <= 4000);
+        cairo_surface_flush(s);
+        const unsigned char *d = cairo_image_surface_get_data(s);
+        int stride = cairo_image_surface_get_stride(s);
+        long dark = 0, white = 0;
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                uint32_t px;
+                memcpy(&px, d + (size_t)y * stride + 4 * x, 4);
+                int R = (px >> 16) & 255, G = (px >> 8) & 255, B = px & 255;
+                dark += R < 0x20 && G < 0x60 && B > 0x50 && B < 0xa0;
+                white += R == 255 && G == 255 && B == 255;
+            }
+        CHECK(dark > 1000);
+        CHECK(white > (long)w * h / 5);
+    }
+    cairo_surface_destroy(s);
+
+    /* No temp files left behind. */
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "ls '%s' | grep -q tmp", dir);
+    CHECK(system(cmd) != 0);
+
+    /* The flow_ prefix names the second set. */
+    dp_report_info finfo = info;
+    finfo.level = "flow";
+    finfo.packets = 12345;
+    finfo.label_conflicts = 3;
+    CHECK(dp_eval_write_report(&e, &finfo, dir, "flow_", err) == 0);
+    const char *names[] = {"flow_report.md", "flow_report.json", "flow_confusion.csv",
+                           "flow_confusion.pdf", "flow_confusion.png"};
+    for (int k = 0; k < 5; k++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[k]);
+        struct stat st;
+        CHECK(stat(path, &st) == 0 && st.st_size > 0);
+    }
+    js = slurp(dir, "flow_report.json", NULL);
+    if (js) {
+        CHECK(json_valid(js));
+        CHECK_NEAR(json_number(js, "packets"), 12345, 0);
+        CHECK_NEAR(json_number(js, "label_conflicts"), 3, 0);
+    }
+    free(js);
+    md = slurp(dir, "flow_report.md", NULL);
+    if (md)
+        CHECK_STR_CONTAINS(md, " flows)");
+    free(md);
+    dp_eval_free(&e);
+}
+
+/* Names with CSV / markdown / JSON specials are escaped. */
+static void test_escaping(void)
+{
+    const char *names[] = {"a,b", "q\"uote", "pi|pe", "back\\slash"};
+    int y[] = {0, 1, 2, 3, 0};
+    dp_eval e;
+    char err[DP_ERRBUF_SIZE];
+    CHECK(dp_eval_compute(&e, 4, names, y, y, 5, err) == 0);
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/esc", dp_test_tmpdir());
+    CHECK(dp_eval_write_report(&e, NULL, dir, NULL, err) == 0);
+    char *csv = slurp(dir, "confusion.csv", NULL);
+    if (csv) {
+        char f[8][64];
+        CHECK_EQ_INT(csv_fields(csv, f, 8), 5);
+        CHECK(!strcmp(f[1], "a,b"));
+        CHECK(!strcmp(f[2], "q\"uote"));
+    }
+    free(csv);
+    char *js = slurp(dir, "report.json", NULL);
+    CHECK(js && json_valid(js));
+    if (js)
+        CHECK_STR_CONTAINS(js, "\"back\\\\slash\"");
+    free(js);
+    char *md = slurp(dir, "report.md", NULL);
+    if (md)
+        CHECK_STR_CONTAINS(md, "pi\\|pe");
+    free(md);
+    dp_eval_free(&e);
+}
+
+static void test_unwritable_dir(void)
+{
+    dp_eval e;
+    int y[] = {0, 1};
+    char err[DP_ERRBUF_SIZE];
+    CHECK(dp_eval_compute(&e, 2, NULL, y, y, 2, err) == 0);
+    /* A directory below a regular file cannot be created, even by root. */
+    char file[512], dir[600];
+    snprintf(file, sizeof file, "%s/plainfile", dp_test_tmpdir());
+    CHECK(dp_write_file_atomic(file, "x", 1, err) == 0);
+    snprintf(dir, sizeof dir, "%s/reports", file);
+    err[0] = 0;
+    CHECK(dp_eval_write_report(&e, NULL, dir, "", err) == -1);
+    CHECK_STR_CONTAINS(err, "plainfile");
+    /* The report files themselves unwritable: a directory in the way. */
+    snprintf(dir, sizeof dir, "%s/blocked", dp_test_tmpdir());
+    char blocker[700];
+    snprintf(blocker, sizeof blocker, "%s/report.json", dir);
+    CHECK(dp_mkdirs(blocker, err) == 0);
+    err[0] = 0;
+    CHECK(dp_eval_write_report(&e, NULL, dir, "", err) == -1);
+    CHECK_STR_CONTAINS(err, "report.json");
+    /* bad figure format */
+    CHECK(dp_eval_plot(&e, blocker, "svg", NULL, err) == -1);
+    CHECK_STR_CONTAINS(err, "svg");
+    dp_eval_free(&e);
+}
+
+/* The figure grows with the number of classes and with long names. */
+static void test_figure_sizes(void)
+{
+    char err[DP_ERRBUF_SIZE], p11[600], p15[600], p2[600];
+    dp_eval e11, e15, e2;
+    make_traffic_eval(&e11, -1);
+    dp_eval_init(&e15, 15, iscx_app, err);
+    for (int t = 0; t < 15; t++)
+        for (int p = 0; p < 15; p++)
+            dp_eval_add_n(&e15, t, p, t == p ? 100 : (uint64_t)((t * 7 + p) % 5));
+    dp_eval_finish(&e15);
+    const char *short_names[] = {"a", "b"};
+    int y[] = {0, 1, 1};
+    dp_eval_compute(&e2, 2, short_names, y, y, 3, err);
+    snprintf(p11, sizeof p11, "%s/c11.png", dp_test_tmpdir());
+    snprintf(p15, sizeof p15, "%s/c15.png", dp_test_tmpdir());
+    snprintf(p2, sizeof p2, "%s/c2.png", dp_test_tmpdir());
+    CHECK(dp_eval_plot(&e11, p11, "png", "traffic classification (cnn model)", err) == 0);
+    CHECK(dp_eval_plot(&e15, p15, "png", "app classification (cnn model)", err) == 0);
+    CHECK(dp_eval_plot(&e2, p2, "png", NULL, err) == 0);
+    cairo_surface_t *s11 = cairo_image_surface_create_from_png(p11);
+    cairo_surface_t *s15 = cairo_image_surface_create_from_png(p15);
+    cairo_surface_t *s2 = cairo_image_surface_create_from_png(p2);
+    int w11 = cairo_image_surface_get_width(s11), w15 = cairo_image_surface_get_width(s15);
+    int w2 = cairo_image_surface_get_width(s2);
+    CHECK(w2 > 200 && w2 < w11);
+    CHECK(w15 > 600 && w11 > 600);
+    cairo_surface_destroy(s11);
+    cairo_surface_destroy(s15);
+    cairo_surface_destroy(s2);
+    /* DP_EVAL_FIGURES=dir keeps copies to look at. */
+    const char *keep = getenv("DP_EVAL_FIGURES");
+    if (keep) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/traffic11.png", keep);
+        dp_eval_plot(&e11, path, "png", "traffic classification (cnn model) - packet level", err);
+        snprintf(path, sizeof path, "%s/app15.png", keep);
+        dp_eval_plot(&e15, path, "png", "app classification (cnn model) - packet level", err);
+        snprintf(path, sizeof path, "%s/app15.pdf", keep);
+        dp_eval_plot(&e15, path, "pdf", "app classification (cnn model) - packet level", err);
+    }
+    dp_eval_free(&e11);
+    dp_eval_free(&e15);
+    dp_eval_free(&e2);
+}
+
+int main(void)
+{
+    dp_test_prog = "test_eval";
+    DP_RUN(test_sklearn_doc_example);
+    DP_RUN(test_absent_and_predicted_only_classes);
+    DP_RUN(test_weighted_average);
+    DP_RUN(test_zero_division_and_edge_cases);
+    DP_RUN(test_random_against_bruteforce);
+    DP_RUN(test_flow_crafted);
+    DP_RUN(test_flow_merge);
+    DP_RUN(test_flow_many);
+    DP_RUN(test_report_files);
+    DP_RUN(test_escaping);
+    DP_RUN(test_unwritable_dir);
+    DP_RUN(test_figure_sizes);
+    return dp_test_end();
+}
