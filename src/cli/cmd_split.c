@@ -1,11 +1,118 @@
+/* deeppacket split: train and test sets per task (see dataset/dp_split.h). */
+#include <getopt.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cli/dp_cli.h"
+#include "dataset/dp_split.h"
+
+static void split_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: deeppacket split -s DATASET_DIR -t SPLIT_DIR [options]\n"
+            "\n"
+            "Creates SPLIT_DIR/{application,traffic}_classification/{train,test} from a\n"
+            "preprocessed dataset, under-samples each training set to its smallest class,\n"
+            "and writes a data card (data_card.md, data_card.json) per task.\n"
+            "\n"
+            "  -s, --source DIR         preprocessed dataset (from deeppacket preprocess)\n"
+            "  -t, --target DIR         where to write the split\n"
+            "      --test-size X        share of each class in the test set, in (0, 1) [0.2]\n"
+            "      --seed N             random seed [9876]\n"
+            "      --by flow|file|packet  unit kept on one side: bidirectional flow, capture\n"
+            "                           file, or single packet (the reference behaviour,\n"
+            "                           which puts flows on both sides) [flow]\n"
+            "      --no-under-sampling  keep every training packet\n"
+            "      --task app|traffic|all  which task(s) to split [all]\n"
+            "  -q, --quiet              do not print the data cards\n"
+            "  -h, --help               this help\n");
+}
 
 int cmd_split(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "deeppacket split: not implemented yet\n");
-    return 1;
+    static const struct option longopts[] = {
+        {"source", required_argument, NULL, 's'},
+        {"target", required_argument, NULL, 't'},
+        {"test-size", required_argument, NULL, 'z'},
+        {"seed", required_argument, NULL, 'S'},
+        {"by", required_argument, NULL, 'b'},
+        {"no-under-sampling", no_argument, NULL, 'U'},
+        {"task", required_argument, NULL, 'T'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    dp_split_opts o;
+    dp_split_opts_default(&o);
+    o.out = stdout;
+    const char *src = NULL, *dst = NULL;
+    opterr = 0;
+    optind = 1;
+    int ch;
+    while ((ch = getopt_long(argc, argv, ":s:t:qh", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 's':
+            src = optarg;
+            break;
+        case 't':
+            dst = optarg;
+            break;
+        case 'z':
+            if (dp_cli_parse_double(optarg, 0, 1, &o.test_size) != 0 || o.test_size <= 0 ||
+                o.test_size >= 1)
+                return dp_cli_usage_error("split", "--test-size '%s': expected a number in (0, 1)",
+                                          optarg);
+            break;
+        case 'S': {
+            long v;
+            if (dp_cli_parse_int(optarg, 0, 0x7fffffffffffffffL, &v) != 0)
+                return dp_cli_usage_error("split", "--seed '%s': expected a non-negative integer",
+                                          optarg);
+            o.seed = (uint64_t)v;
+            break;
+        }
+        case 'b': {
+            int by = dp_split_by_parse(optarg);
+            if (by < 0)
+                return dp_cli_usage_error("split", "--by '%s': expected flow, file or packet", optarg);
+            o.by = (dp_split_by)by;
+            break;
+        }
+        case 'U':
+            o.under_sample = 0;
+            break;
+        case 'T':
+            if (!strcmp(optarg, "all")) {
+                o.tasks = (1 << DP_TASK_APP) | (1 << DP_TASK_TRAFFIC);
+            } else {
+                int t = dp_task_parse(optarg);
+                if (t < 0)
+                    return dp_cli_usage_error("split", "--task '%s': expected app, traffic or all",
+                                              optarg);
+                o.tasks = 1 << t;
+            }
+            break;
+        case 'q':
+            o.out = NULL;
+            break;
+        case 'h':
+            split_usage(stdout);
+            return 0;
+        case ':':
+            return dp_cli_usage_error("split", "option %s needs a value", argv[optind - 1]);
+        default:
+            return dp_cli_usage_error("split", "unknown option '%s' (deeppacket split --help)",
+                                      argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return dp_cli_usage_error("split", "unexpected argument '%s'", argv[optind]);
+    if (!src || !dst)
+        return dp_cli_usage_error("split", "need -s DATASET_DIR and -t SPLIT_DIR (deeppacket split --help)");
+    char errbuf[DP_ERRBUF_SIZE];
+    if (dp_split_run(src, dst, &o, errbuf) != 0) {
+        fprintf(stderr, "deeppacket split: %s\n", errbuf);
+        return 1;
+    }
+    return 0;
 }

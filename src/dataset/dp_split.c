@@ -1,0 +1,718 @@
+/* dp_split: train/test sets per task; see dp_split.h for the exact rules. */
+#include "dataset/dp_split.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+const char *const dp_split_by_name[3] = {"flow", "file", "packet"};
+
+int dp_split_by_parse(const char *s)
+{
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(s, dp_split_by_name[i]))
+            return i;
+    return -1;
+}
+
+void dp_split_opts_default(dp_split_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->test_size = 0.2;
+    o->seed = 9876;
+    o->by = DP_SPLIT_BY_FLOW;
+    o->under_sample = 1;
+    o->tasks = (1 << DP_TASK_APP) | (1 << DP_TASK_TRAFFIC);
+    o->out = NULL;
+}
+
+/* ---- randomness ------------------------------------------------------------ */
+
+enum { RNG_PACKET = 1, RNG_GROUPS = 2, RNG_UNDER = 3 };
+
+/* The stream of (seed, task, class, purpose). */
+static void sub_rng(dp_rng *r, uint64_t seed, int task, int cls, int purpose)
+{
+    uint64_t parts[4] = {seed, (uint64_t)task, (uint64_t)cls, (uint64_t)purpose};
+    dp_rng_seed(r, dp_fnv1a(parts, sizeof parts, DP_FNV_INIT));
+}
+
+/* ---- (class, key) -> dense id ---------------------------------------------- */
+
+typedef struct gtab {
+    uint64_t *keys;
+    uint16_t *kcls;
+    uint32_t *slot; /* id + 1, 0: empty */
+    size_t cap;     /* power of two */
+    size_t n;       /* ids handed out */
+    uint16_t *cls;  /* per id */
+    uint64_t *count;/* per id: packets */
+    size_t idcap;
+} gtab;
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+static void gtab_free(gtab *t)
+{
+    free(t->keys);
+    free(t->kcls);
+    free(t->slot);
+    free(t->cls);
+    free(t->count);
+    memset(t, 0, sizeof *t);
+}
+
+static size_t gtab_pos(const gtab *t, int cls, uint64_t key)
+{
+    size_t mask = t->cap - 1;
+    size_t p = (size_t)mix64(key * 0x9e3779b97f4a7c15ULL + (uint64_t)cls) & mask;
+    while (t->slot[p] && (t->keys[p] != key || t->kcls[p] != cls))
+        p = (p + 1) & mask;
+    return p;
+}
+
+static int gtab_grow(gtab *t)
+{
+    size_t ncap = t->cap ? t->cap * 2 : 1024;
+    gtab nt = *t;
+    nt.cap = ncap;
+    nt.keys = malloc(ncap * sizeof *nt.keys);
+    nt.kcls = malloc(ncap * sizeof *nt.kcls);
+    nt.slot = calloc(ncap, sizeof *nt.slot);
+    if (!nt.keys || !nt.kcls || !nt.slot) {
+        free(nt.keys);
+        free(nt.kcls);
+        free(nt.slot);
+        return -1;
+    }
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->slot[i]) {
+            size_t p = gtab_pos(&nt, t->kcls[i], t->keys[i]);
+            nt.keys[p] = t->keys[i];
+            nt.kcls[p] = t->kcls[i];
+            nt.slot[p] = t->slot[i];
+        }
+    free(t->keys);
+    free(t->kcls);
+    free(t->slot);
+    *t = nt;
+    return 0;
+}
+
+/* Returns the id of (cls, key), adding it (and counting one packet) when
+ * add is set; -1 when absent (or out of memory, or more than 2^32 - 2 ids). */
+static int64_t gtab_get(gtab *t, int cls, uint64_t key, int add)
+{
+    if (add && (t->n + 1) * 2 > t->cap && gtab_grow(t) != 0)
+        return -1;
+    if (!t->cap)
+        return -1;
+    size_t p = gtab_pos(t, cls, key);
+    if (t->slot[p]) {
+        uint32_t id = t->slot[p] - 1;
+        if (add)
+            t->count[id]++;
+        return id;
+    }
+    if (!add)
+        return -1;
+    if (t->n >= UINT32_MAX - 1)
+        return -1;
+    if (t->n == t->idcap) {
+        size_t nc = t->idcap ? t->idcap * 2 : 1024;
+        uint16_t *c = realloc(t->cls, nc * sizeof *c);
+        if (!c)
+            return -1;
+        t->cls = c;
+        uint64_t *k = realloc(t->count, nc * sizeof *k);
+        if (!k)
+            return -1;
+        t->count = k;
+        t->idcap = nc;
+    }
+    uint32_t id = (uint32_t)t->n++;
+    t->keys[p] = key;
+    t->kcls[p] = (uint16_t)cls;
+    t->slot[p] = id + 1;
+    t->cls[id] = (uint16_t)cls;
+    t->count[id] = 1;
+    return id;
+}
+
+/* ---- the data card ----------------------------------------------------------- */
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+static void json_class(FILE *f, const dp_split_class *k)
+{
+    fprintf(f,
+            "\"packets\": %" PRIu64 ", \"flows\": %" PRIu64 ", \"train_packets\": %" PRIu64
+            ", \"train_flows\": %" PRIu64 ", \"train_kept_packets\": %" PRIu64
+            ", \"train_kept_flows\": %" PRIu64 ", \"test_packets\": %" PRIu64
+            ", \"test_flows\": %" PRIu64 ", \"shared_flows\": %" PRIu64
+            ", \"shared_flows_kept\": %" PRIu64 ", \"groups\": %" PRIu64
+            ", \"train_groups\": %" PRIu64 ", \"test_groups\": %" PRIu64,
+            k->packets, k->flows, k->train_packets, k->train_flows, k->kept_packets, k->kept_flows,
+            k->test_packets, k->test_flows, k->shared_flows, k->shared_flows_kept, k->groups,
+            k->train_groups, k->test_groups);
+}
+
+void dp_split_card_json(FILE *f, const dp_split_card *c, const char *dataset_dir,
+                        const dp_split_opts *o)
+{
+    fprintf(f, "{\n  \"task\": \"%s\",\n  \"task_dir\": \"%s\",\n  \"dataset\": ",
+            dp_task_name[c->task], dp_task_dir[c->task]);
+    json_str(f, dataset_dir);
+    fprintf(f,
+            ",\n  \"options\": {\"by\": \"%s\", \"test_size\": %.17g, \"seed\": %" PRIu64
+            ", \"under_sampling\": %s},\n",
+            dp_split_by_name[o->by], o->test_size, o->seed, o->under_sample ? "true" : "false");
+    fprintf(f,
+            "  \"dataset_packets\": %" PRIu64 ",\n  \"unlabelled_packets\": %" PRIu64
+            ",\n  \"under_sampling_cap\": %" PRIu64 ",\n  \"nclasses\": %d,\n  \"classes\": [\n",
+            c->dataset_packets, c->unlabelled, c->cap, c->nclasses);
+    for (int k = 0; k < c->nclasses; k++) {
+        fprintf(f, "    {\"id\": %d, \"name\": ", k);
+        json_str(f, c->names[k] ? c->names[k] : "");
+        fprintf(f, ", ");
+        json_class(f, &c->cls[k]);
+        fprintf(f, "}%s\n", k + 1 < c->nclasses ? "," : "");
+    }
+    fprintf(f, "  ],\n  \"total\": {");
+    json_class(f, &c->total);
+    fprintf(f, "}\n}\n");
+}
+
+void dp_split_card_markdown(FILE *f, const dp_split_card *c, const char *dataset_dir,
+                            const dp_split_opts *o)
+{
+    fprintf(f, "# Data card: %s (task %s)\n\n", dp_task_dir[c->task], dp_task_name[c->task]);
+    fprintf(f, "- dataset: %s (%" PRIu64 " packets, %" PRIu64 " without a %s class)\n",
+            dataset_dir, c->dataset_packets, c->unlabelled, dp_task_name[c->task]);
+    fprintf(f, "- split: by %s, test size %g, seed %" PRIu64 "\n", dp_split_by_name[o->by],
+            o->test_size, o->seed);
+    if (o->under_sample)
+        fprintf(f, "- training set under-sampled to %" PRIu64 " packets per class; test set not\n",
+                c->cap);
+    else
+        fprintf(f, "- no under-sampling\n");
+    fprintf(f, "\nTrain: before under-sampling; kept: the training set as written. "
+               "Both sides: flows with packets in train (before) and test.\n\n");
+    int files = o->by == DP_SPLIT_BY_FILE;
+    fprintf(f, "| id | class | packets | flows | train pkts | train flows | kept pkts | kept flows "
+               "| test pkts | test flows | both sides |%s\n",
+            files ? " train files | test files |" : "");
+    fprintf(f, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|%s\n",
+            files ? "---:|---:|" : "");
+    for (int k = 0; k <= c->nclasses; k++) {
+        const dp_split_class *s = k < c->nclasses ? &c->cls[k] : &c->total;
+        if (k < c->nclasses)
+            fprintf(f, "| %d | %s ", k, c->names[k] ? c->names[k] : "");
+        else
+            fprintf(f, "| | **total** ");
+        fprintf(f,
+                "| %" PRIu64 " | %" PRIu64 " | %" PRIu64 " | %" PRIu64 " | %" PRIu64 " | %" PRIu64
+                " | %" PRIu64 " | %" PRIu64 " | %" PRIu64 " |",
+                s->packets, s->flows, s->train_packets, s->train_flows, s->kept_packets,
+                s->kept_flows, s->test_packets, s->test_flows, s->shared_flows);
+        if (files)
+            fprintf(f, " %" PRIu64 " | %" PRIu64 " |", s->train_groups, s->test_groups);
+        fputc('\n', f);
+    }
+    int note = 0;
+    for (int k = 0; k < c->nclasses; k++) {
+        const dp_split_class *s = &c->cls[k];
+        const char *why = NULL;
+        if (!s->packets)
+            why = "no labelled packets (in neither set)";
+        else if (!s->train_packets)
+            why = "no training packets (the model cannot learn it)";
+        else if (!s->test_packets)
+            why = "no test packets (it cannot be evaluated)";
+        if (why) {
+            if (!note++)
+                fputc('\n', f);
+            fprintf(f, "- class %d (%s): %s\n", k, c->names[k] ? c->names[k] : "", why);
+        }
+    }
+    fputc('\n', f);
+}
+
+/* ---- splitting ----------------------------------------------------------------- */
+
+enum { SIDE_NONE = 0, SIDE_TRAIN = 1, SIDE_TEST = 2, SIDE_DROPPED = 3 };
+
+/* Assigns the groups of one class to a side (see dp_split.h). */
+static void assign_groups(uint32_t *g, size_t k, const uint64_t *count, uint8_t *gside,
+                          double s, dp_rng *r)
+{
+    if (k == 0)
+        return;
+    dp_rng_shuffle_u32(r, g, k);
+    double P = 0;
+    for (size_t j = 0; j < k; j++)
+        P += (double)count[g[j]];
+    double T = s * P, t = 0;
+    size_t ntest = 0;
+    for (size_t j = 0; j < k; j++) {
+        double n = (double)count[g[j]];
+        if (t + n - T < T - t) {
+            gside[g[j]] = SIDE_TEST;
+            t += n;
+            ntest++;
+        } else {
+            gside[g[j]] = SIDE_TRAIN;
+        }
+    }
+    if (k < 2 || (ntest > 0 && ntest < k))
+        return;
+    /* all on one side: move the smallest group across */
+    size_t best = k;
+    for (size_t j = 0; j < k; j++)
+        if (best == k || count[g[j]] < count[g[best]])
+            best = j;
+    gside[g[best]] = ntest == 0 ? SIDE_TEST : SIDE_TRAIN;
+}
+
+typedef struct outset {
+    dp_npy_writer vec, lab, meta;
+    int open;
+} outset;
+
+static int outset_open(outset *w, const char *dir, char *errbuf)
+{
+    memset(w, 0, sizeof *w);
+    char *pv = dp_path_join(dir, "vectors.npy"), *pl = dp_path_join(dir, "labels.npy"),
+         *pm = dp_path_join(dir, "meta.npy");
+    int rc = -1;
+    if (!pv || !pl || !pm) {
+        dp_err(errbuf, "%s: out of memory", dir);
+        goto out;
+    }
+    if (dp_npy_writer_open(&w->vec, pv, DP_NPY_U1, 1, DP_VEC_LEN, errbuf) != 0)
+        goto out;
+    if (dp_npy_writer_open(&w->lab, pl, DP_NPY_I2, 2, 0, errbuf) != 0) {
+        dp_npy_writer_abort(&w->vec);
+        goto out;
+    }
+    if (dp_npy_writer_open(&w->meta, pm, DP_META_DESCR, sizeof(dp_meta), 0, errbuf) != 0) {
+        dp_npy_writer_abort(&w->vec);
+        dp_npy_writer_abort(&w->lab);
+        goto out;
+    }
+    w->open = 1;
+    rc = 0;
+out:
+    free(pv);
+    free(pl);
+    free(pm);
+    return rc;
+}
+
+static void outset_abort(outset *w)
+{
+    if (w->open) {
+        dp_npy_writer_abort(&w->vec);
+        dp_npy_writer_abort(&w->lab);
+        dp_npy_writer_abort(&w->meta);
+        w->open = 0;
+    }
+}
+
+static int outset_row(outset *w, const uint8_t *vec, int16_t label, const void *meta, char *errbuf)
+{
+    if (dp_npy_write(&w->vec, vec, 1, errbuf) != 0 || dp_npy_write(&w->lab, &label, 1, errbuf) != 0 ||
+        dp_npy_write(&w->meta, meta, 1, errbuf) != 0)
+        return -1;
+    return 0;
+}
+
+/* Commits the three arrays; after a failure the rest are dropped. */
+static int outset_commit(outset *w, char *errbuf)
+{
+    w->open = 0;
+    if (dp_npy_writer_commit(&w->vec, errbuf) != 0) {
+        dp_npy_writer_abort(&w->lab);
+        dp_npy_writer_abort(&w->meta);
+        return -1;
+    }
+    if (dp_npy_writer_commit(&w->lab, errbuf) != 0) {
+        dp_npy_writer_abort(&w->meta);
+        return -1;
+    }
+    return dp_npy_writer_commit(&w->meta, errbuf);
+}
+
+/* Writes dir/classes.tsv. */
+static int write_classes(const char *dir, const dp_split_card *c, char *errbuf)
+{
+    char *path = dp_path_join(dir, "classes.tsv");
+    if (!path)
+        return dp_err(errbuf, "%s: out of memory", dir);
+    dp_afile af;
+    int rc = dp_afile_open(&af, path, errbuf);
+    if (rc == 0) {
+        for (int k = 0; k < c->nclasses; k++)
+            fprintf(af.f, "%d\t%s\n", k, c->names[k] ? c->names[k] : "");
+        rc = dp_afile_commit(&af, errbuf);
+    }
+    free(path);
+    return rc;
+}
+
+static int write_card(const char *task_dir, const dp_split_card *c, const char *dataset_dir,
+                      const dp_split_opts *o, int json, char *errbuf)
+{
+    char *path = dp_path_join(task_dir, json ? "data_card.json" : "data_card.md");
+    if (!path)
+        return dp_err(errbuf, "%s: out of memory", task_dir);
+    dp_afile af;
+    int rc = dp_afile_open(&af, path, errbuf);
+    if (rc == 0) {
+        if (json)
+            dp_split_card_json(af.f, c, dataset_dir, o);
+        else
+            dp_split_card_markdown(af.f, c, dataset_dir, o);
+        rc = dp_afile_commit(&af, errbuf);
+    }
+    free(path);
+    return rc;
+}
+
+static void add_class(dp_split_class *t, const dp_split_class *k)
+{
+    t->packets += k->packets;
+    t->flows += k->flows;
+    t->train_packets += k->train_packets;
+    t->train_flows += k->train_flows;
+    t->kept_packets += k->kept_packets;
+    t->kept_flows += k->kept_flows;
+    t->test_packets += k->test_packets;
+    t->test_flows += k->test_flows;
+    t->shared_flows += k->shared_flows;
+    t->shared_flows_kept += k->shared_flows_kept;
+    t->groups += k->groups;
+    t->train_groups += k->train_groups;
+    t->test_groups += k->test_groups;
+}
+
+int dp_split_task(const dp_dataset *d, const char *dataset_dir, int task, const char *task_dir,
+                  const dp_split_opts *o, dp_split_card *card_out, char *errbuf)
+{
+    if (task < 0 || task >= DP_NTASKS)
+        return dp_err(errbuf, "split: bad task %d", task);
+    if (!(o->test_size > 0 && o->test_size < 1))
+        return dp_err(errbuf, "split: test size %g is not in (0, 1)", o->test_size);
+    if ((int)o->by < 0 || o->by > DP_SPLIT_BY_PACKET)
+        return dp_err(errbuf, "split: bad split mode %d", (int)o->by);
+    const uint64_t N = d->n;
+    const int nc = d->labels.nclasses[task];
+    if (nc <= 0)
+        return dp_err(errbuf, "%s/labels.tsv: no %s classes", dataset_dir, dp_task_name[task]);
+    if (N >= UINT32_MAX)
+        return dp_err(errbuf, "%s: %" PRIu64 " packets; split handles at most %u", dataset_dir, N,
+                      UINT32_MAX - 1);
+
+    dp_split_card *card = calloc(1, sizeof *card);
+    uint8_t *side = calloc(N ? N : 1, 1);
+    uint32_t *gid = malloc((N ? N : 1) * sizeof *gid);
+    gtab flows = {0}, files = {0};
+    uint8_t *gside = NULL, *fmask = NULL;
+    uint32_t *order = NULL;
+    char *train_dir = dp_path_join(task_dir, "train"), *test_dir = dp_path_join(task_dir, "test");
+    outset w[2];
+    memset(w, 0, sizeof w);
+    int rc = -1;
+    if (!card || !side || !gid || !train_dir || !test_dir) {
+        dp_err(errbuf, "%s: out of memory", dataset_dir);
+        goto out;
+    }
+    card->task = task;
+    card->nclasses = nc;
+    card->dataset_packets = N;
+    for (int k = 0; k < nc; k++)
+        card->names[k] = d->labels.names[task][k];
+
+    /* 1. keys: flows always (for the card), files when splitting by file */
+    for (uint64_t i = 0; i < N; i++) {
+        int c = dp_dataset_label(d, task, i);
+        gid[i] = UINT32_MAX;
+        if (c < 0) {
+            card->unlabelled++;
+            continue;
+        }
+        if (c >= nc) {
+            dp_err(errbuf, "%s: packet %" PRIu64 " has %s class %d, outside 0..%d", dataset_dir, i,
+                   dp_task_name[task], c, nc - 1);
+            goto out;
+        }
+        dp_meta m = dp_dataset_meta(d, i);
+        int64_t f = gtab_get(&flows, c, m.flow, 1);
+        int64_t g = f;
+        if (f >= 0 && o->by == DP_SPLIT_BY_FILE)
+            g = gtab_get(&files, c, m.file, 1);
+        if (g < 0) {
+            dp_err(errbuf, "%s: out of memory (flow table)", dataset_dir);
+            goto out;
+        }
+        gid[i] = (uint32_t)g;
+        card->cls[c].packets++;
+    }
+    if (card->unlabelled == N) {
+        dp_err(errbuf, "%s: no packet has a %s class", dataset_dir, dp_task_name[task]);
+        goto out;
+    }
+
+    /* 2. sides */
+    if (o->by == DP_SPLIT_BY_PACKET) {
+        dp_rng *r = malloc((size_t)nc * sizeof *r);
+        if (!r) {
+            dp_err(errbuf, "%s: out of memory", dataset_dir);
+            goto out;
+        }
+        for (int k = 0; k < nc; k++)
+            sub_rng(&r[k], o->seed, task, k, RNG_PACKET);
+        for (uint64_t i = 0; i < N; i++) {
+            int c = dp_dataset_label(d, task, i);
+            if (c >= 0)
+                side[i] = dp_rng_double(&r[c]) < o->test_size ? SIDE_TEST : SIDE_TRAIN;
+        }
+        free(r);
+    } else {
+        gtab *G = o->by == DP_SPLIT_BY_FILE ? &files : &flows;
+        size_t ng = G->n;
+        gside = calloc(ng ? ng : 1, 1);
+        order = malloc((ng ? ng : 1) * sizeof *order);
+        size_t off[DP_MAX_CLASSES + 1] = {0}, pos[DP_MAX_CLASSES];
+        if (!gside || !order) {
+            dp_err(errbuf, "%s: out of memory", dataset_dir);
+            goto out;
+        }
+        for (size_t g = 0; g < ng; g++)
+            off[G->cls[g] + 1]++;
+        for (int k = 0; k < nc; k++)
+            off[k + 1] += off[k];
+        memcpy(pos, off, sizeof pos);
+        for (size_t g = 0; g < ng; g++) /* ids are in order of first appearance */
+            order[pos[G->cls[g]]++] = (uint32_t)g;
+        for (int k = 0; k < nc; k++) {
+            dp_rng r;
+            sub_rng(&r, o->seed, task, k, RNG_GROUPS);
+            assign_groups(order + off[k], off[k + 1] - off[k], G->count, gside, o->test_size, &r);
+        }
+        for (uint64_t i = 0; i < N; i++)
+            if (gid[i] != UINT32_MAX)
+                side[i] = gside[gid[i]];
+        for (size_t g = 0; g < ng; g++) {
+            dp_split_class *s = &card->cls[G->cls[g]];
+            s->groups++;
+            if (gside[g] == SIDE_TEST)
+                s->test_groups++;
+            else
+                s->train_groups++;
+        }
+    }
+
+    /* 3. under-sampling */
+    for (uint64_t i = 0; i < N; i++)
+        if (side[i] == SIDE_TRAIN)
+            card->cls[dp_dataset_label(d, task, i)].train_packets++;
+    for (int k = 0; k < nc; k++) {
+        uint64_t t = card->cls[k].train_packets;
+        if (t && (!card->cap || t < card->cap))
+            card->cap = t;
+    }
+    if (!o->under_sample)
+        card->cap = 0;
+    if (card->cap) {
+        /* bucket the training packets per class, in dataset order; gid is free now */
+        size_t off[DP_MAX_CLASSES + 1] = {0}, pos[DP_MAX_CLASSES];
+        for (int k = 0; k < nc; k++)
+            off[k + 1] = off[k] + card->cls[k].train_packets;
+        memcpy(pos, off, sizeof pos);
+        for (uint64_t i = 0; i < N; i++)
+            if (side[i] == SIDE_TRAIN)
+                gid[pos[dp_dataset_label(d, task, i)]++] = (uint32_t)i;
+        for (int k = 0; k < nc; k++) {
+            uint32_t *a = gid + off[k];
+            size_t n = off[k + 1] - off[k];
+            if (n <= card->cap)
+                continue;
+            dp_rng r;
+            sub_rng(&r, o->seed, task, k, RNG_UNDER);
+            for (size_t j = 0; j < card->cap; j++) {
+                size_t x = j + (size_t)dp_rng_below(&r, n - j);
+                uint32_t tmp = a[j];
+                a[j] = a[x];
+                a[x] = tmp;
+            }
+            for (size_t j = card->cap; j < n; j++)
+                side[a[j]] = SIDE_DROPPED;
+        }
+    }
+
+    /* 4. counts per class and per flow */
+    fmask = calloc(flows.n ? flows.n : 1, 1);
+    if (!fmask) {
+        dp_err(errbuf, "%s: out of memory", dataset_dir);
+        goto out;
+    }
+    for (uint64_t i = 0; i < N; i++) {
+        int c = dp_dataset_label(d, task, i);
+        if (c < 0)
+            continue;
+        dp_meta m = dp_dataset_meta(d, i);
+        int64_t f = gtab_get(&flows, c, m.flow, 0);
+        dp_split_class *s = &card->cls[c];
+        uint8_t bits = 0;
+        switch (side[i]) {
+        case SIDE_TRAIN:
+            s->kept_packets++;
+            bits = 1 | 2;
+            break;
+        case SIDE_DROPPED:
+            bits = 1;
+            break;
+        case SIDE_TEST:
+            s->test_packets++;
+            bits = 4;
+            break;
+        }
+        if (f >= 0)
+            fmask[f] |= bits;
+    }
+    for (size_t f = 0; f < flows.n; f++) {
+        dp_split_class *s = &card->cls[flows.cls[f]];
+        uint8_t b = fmask[f];
+        s->flows++;
+        s->train_flows += (b & 1) != 0;
+        s->kept_flows += (b & 2) != 0;
+        s->test_flows += (b & 4) != 0;
+        s->shared_flows += (b & 5) == 5;
+        s->shared_flows_kept += (b & 6) == 6;
+    }
+    for (int k = 0; k < nc; k++)
+        add_class(&card->total, &card->cls[k]);
+
+    /* 5. write train and test in one pass over the vectors */
+    if (dp_mkdirs(train_dir, errbuf) != 0 || dp_mkdirs(test_dir, errbuf) != 0)
+        goto out;
+    if (outset_open(&w[0], train_dir, errbuf) != 0 || outset_open(&w[1], test_dir, errbuf) != 0)
+        goto out;
+    if (N)
+        madvise(d->vectors.map, d->vectors.map_len, MADV_SEQUENTIAL);
+    dp_progress prog;
+    dp_progress_init(&prog);
+    for (uint64_t i = 0; i < N; i++) {
+        if (side[i] != SIDE_TRAIN && side[i] != SIDE_TEST)
+            continue;
+        outset *ws = &w[side[i] == SIDE_TEST];
+        if (outset_row(ws, dp_dataset_vector(d, i), (int16_t)dp_dataset_label(d, task, i),
+                       d->meta.data + sizeof(dp_meta) * i, errbuf) != 0)
+            goto out;
+        if ((i & 0xffff) == 0 && dp_progress_due(&prog))
+            dp_progress_print(&prog, "split %s: %.1f%% written", dp_task_name[task],
+                              100.0 * (double)i / (double)N);
+    }
+    if (prog.printed)
+        dp_progress_done(&prog);
+    if (outset_commit(&w[0], errbuf) != 0 || outset_commit(&w[1], errbuf) != 0)
+        goto out;
+    if (write_classes(train_dir, card, errbuf) != 0 || write_classes(test_dir, card, errbuf) != 0)
+        goto out;
+    if (write_card(task_dir, card, dataset_dir, o, 0, errbuf) != 0 ||
+        write_card(task_dir, card, dataset_dir, o, 1, errbuf) != 0)
+        goto out;
+    if (o->out) {
+        dp_split_card_markdown(o->out, card, dataset_dir, o);
+        fflush(o->out);
+    }
+    if (card_out)
+        *card_out = *card;
+    rc = 0;
+out:
+    outset_abort(&w[0]);
+    outset_abort(&w[1]);
+    free(card);
+    free(side);
+    free(gid);
+    free(gside);
+    free(order);
+    free(fmask);
+    gtab_free(&flows);
+    gtab_free(&files);
+    free(train_dir);
+    free(test_dir);
+    return rc;
+}
+
+int dp_split_run(const char *dataset_dir, const char *split_dir, const dp_split_opts *o,
+                 char *errbuf)
+{
+    dp_dataset d;
+    if (dp_dataset_open(&d, dataset_dir, errbuf) != 0)
+        return -1;
+    int asked = 0, done = 0, rc = 0;
+    for (int t = 0; t < DP_NTASKS; t++)
+        asked += (o->tasks >> t) & 1;
+    if (!asked) {
+        dp_dataset_close(&d);
+        return dp_err(errbuf, "split: no task selected");
+    }
+    if (dp_mkdirs(split_dir, errbuf) != 0) {
+        dp_dataset_close(&d);
+        return -1;
+    }
+    for (int t = 0; t < DP_NTASKS && rc == 0; t++) {
+        if (!((o->tasks >> t) & 1))
+            continue;
+        uint64_t labelled = 0;
+        for (uint64_t i = 0; i < d.n && !labelled; i++)
+            labelled += dp_dataset_label(&d, t, i) >= 0;
+        if (!labelled || d.labels.nclasses[t] == 0) {
+            if (asked == 1) {
+                rc = dp_err(errbuf, "%s: no packet has a %s class; nothing to split", dataset_dir,
+                            dp_task_name[t]);
+                break;
+            }
+            fprintf(stderr, "deeppacket split: %s: no packet has a %s class; task skipped\n",
+                    dataset_dir, dp_task_name[t]);
+            continue;
+        }
+        char *td = dp_path_join(split_dir, dp_task_dir[t]);
+        if (!td) {
+            rc = dp_err(errbuf, "%s: out of memory", split_dir);
+            break;
+        }
+        rc = dp_split_task(&d, dataset_dir, t, td, o, NULL, errbuf);
+        free(td);
+        done += rc == 0;
+    }
+    if (rc == 0 && !done)
+        rc = dp_err(errbuf, "%s: no packet has a class for any task; nothing to split", dataset_dir);
+    dp_dataset_close(&d);
+    return rc;
+}

@@ -1,0 +1,116 @@
+/* dp_split: train and test sets per task from a preprocessed dataset
+ * (spec section 4), written as split folders (see dp_dataset.h):
+ *
+ *   SPLIT_DIR/<task dir>/{train,test}/{vectors,labels,meta}.npy, classes.tsv
+ *   SPLIT_DIR/<task dir>/data_card.md, data_card.json
+ *
+ * For each task, only packets with a class for it (id >= 0) are used. Rows
+ * keep the dataset's order. Every file is written atomically, vectors are
+ * streamed from the mmap (RAM: about 5 bytes per dataset packet plus a hash
+ * table of flows). The same dataset, options and seed give byte-identical
+ * outputs.
+ *
+ * Randomness: every (task, class, purpose) has its own dp_rng stream, seeded
+ * from (seed, task, class, purpose), so one class's draws do not depend on
+ * the other classes.
+ *
+ * Splitting (test_size s in (0, 1)):
+ *
+ *   --by packet (the reference behaviour): each packet of class c goes to
+ *     test when dp_rng_double() < s, drawn from c's stream in dataset order.
+ *     Packets of one flow land on both sides.
+ *
+ *   --by flow (default) / --by file: the groups are bidirectional flows
+ *     (meta.flow) or capture files (meta.file); a group is wholly on one
+ *     side. Stratified per class: a class c with P packets in k groups
+ *     (a group is the packets of class c with one key)
+ *       1. lists its groups in order of first appearance and shuffles them
+ *          with c's stream;
+ *       2. with target T = s * P and t = 0, walks the shuffled groups: a group
+ *          of n packets goes to test iff that brings t strictly closer to T,
+ *          i.e. iff t + n - T < T - t; then t += n. Otherwise it goes to train;
+ *       3. if k >= 2 and no group went to test, the smallest group (the first
+ *          in shuffled order among equals) goes to test; if k >= 2 and every
+ *          group went to test, the smallest one goes back to train.
+ *     So a class with one group is wholly in train when s <= 0.5, and a class
+ *     with >= 2 groups has a group on each side.
+ *
+ * Under-sampling (default on): cap = the packet count of the smallest class
+ * that has any training packets; every class with more training packets
+ * keeps cap of them, chosen uniformly at random (partial Fisher-Yates over
+ * its training packets in dataset order, with c's under-sampling stream).
+ * The test set keeps its natural imbalance.
+ */
+#ifndef DP_SPLIT_H
+#define DP_SPLIT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dataset/dp_dataset.h"
+
+typedef enum dp_split_by {
+    DP_SPLIT_BY_FLOW = 0,
+    DP_SPLIT_BY_FILE = 1,
+    DP_SPLIT_BY_PACKET = 2,
+} dp_split_by;
+
+extern const char *const dp_split_by_name[3]; /* "flow", "file", "packet" */
+/* "flow"/"file"/"packet" -> DP_SPLIT_BY_*, else -1. */
+int dp_split_by_parse(const char *s);
+
+typedef struct dp_split_opts {
+    double test_size;  /* in (0, 1); default 0.2 */
+    uint64_t seed;     /* default 9876 */
+    dp_split_by by;    /* default DP_SPLIT_BY_FLOW */
+    int under_sample;  /* default 1 */
+    int tasks;         /* bit (1 << DP_TASK_*) per task; default both */
+    FILE *out;         /* the data cards are printed here (NULL: quiet) */
+} dp_split_opts;
+
+void dp_split_opts_default(dp_split_opts *o);
+
+/* Per-class numbers of one task's split. "train" is before
+ * under-sampling, "kept" after; flows are distinct meta.flow values. */
+typedef struct dp_split_class {
+    uint64_t packets, flows;              /* labelled, in the whole dataset */
+    uint64_t train_packets, train_flows;  /* training set, before under-sampling */
+    uint64_t kept_packets, kept_flows;    /* training set as written */
+    uint64_t test_packets, test_flows;
+    uint64_t shared_flows;       /* flows with packets in train (before) and test */
+    uint64_t shared_flows_kept;  /* flows with packets in train (as written) and test */
+    uint64_t groups, train_groups, test_groups; /* flows/files (by packet: flows) */
+} dp_split_class;
+
+typedef struct dp_split_card {
+    int task;
+    int nclasses;
+    const char *names[DP_MAX_CLASSES];    /* borrowed from the dataset's labels */
+    dp_split_class cls[DP_MAX_CLASSES];
+    uint64_t dataset_packets;    /* all packets of the dataset */
+    uint64_t unlabelled;         /* packets with no class for this task */
+    uint64_t cap;                /* under-sampling cap (0 when off) */
+    dp_split_class total;        /* sums over classes */
+} dp_split_card;
+
+/* Splits one task of an open dataset into task_dir/{train,test} and writes
+ * task_dir/data_card.{md,json}. card (may be NULL) receives the numbers.
+ * dataset_dir is only quoted in the card. Fails (-1 + message) when the task
+ * has no labelled packets, or on any I/O error. */
+int dp_split_task(const dp_dataset *d, const char *dataset_dir, int task, const char *task_dir,
+                  const dp_split_opts *o, dp_split_card *card, char *errbuf);
+
+/* The whole command: opens dataset_dir, splits every task in o->tasks into
+ * split_dir/<dp_task_dir[task]>, printing each data card to o->out. A task
+ * with no labelled packets is an error when it is the only task asked for,
+ * else it is skipped with a note on stderr (an error if no task remains). */
+int dp_split_run(const char *dataset_dir, const char *split_dir, const dp_split_opts *o,
+                 char *errbuf);
+
+/* Writes the card as markdown / JSON text to f. */
+void dp_split_card_markdown(FILE *f, const dp_split_card *c, const char *dataset_dir,
+                            const dp_split_opts *o);
+void dp_split_card_json(FILE *f, const dp_split_card *c, const char *dataset_dir,
+                        const dp_split_opts *o);
+
+#endif
