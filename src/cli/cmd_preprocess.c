@@ -1,11 +1,103 @@
+/* deeppacket preprocess -s CAPTURE_DIR -t DATASET_DIR [--labels TABLE] [-j THREADS] */
+#include <getopt.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cli/dp_cli.h"
+#include "dataset/dp_preprocess.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: deeppacket preprocess -s CAPTURE_DIR -t DATASET_DIR [--labels TABLE] [-j THREADS]\n"
+            "\n"
+            "Turns every pcap/pcapng capture under CAPTURE_DIR (recursively) into labelled\n"
+            "1500-byte packet vectors in DATASET_DIR (vectors.npy, app.npy, traffic.npy,\n"
+            "meta.npy, files.tsv, labels.tsv, summary.md, summary.json).\n"
+            "\n"
+            "  -s, --source DIR     folder of captures (recognised by content, not by name)\n"
+            "  -t, --target DIR     dataset folder to write (created if missing)\n"
+            "  -l, --labels TABLE   label table (TSV: prefix app_id app_name traffic_id\n"
+            "                       traffic_name); default: the built-in ISCX VPN-nonVPN table\n"
+            "  -j, --threads N      captures read in parallel (default: number of CPUs)\n"
+            "  -q, --quiet          no progress line and no summary (warnings still shown)\n"
+            "  -h, --help           this help\n"
+            "\n"
+            "A rerun reuses the captures finished by an interrupted run and does nothing\n"
+            "when the dataset is complete and no capture changed.\n");
+}
 
 int cmd_preprocess(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "deeppacket preprocess: not implemented yet\n");
-    return 1;
+    static const struct option longopts[] = {
+        {"source", required_argument, NULL, 's'}, {"target", required_argument, NULL, 't'},
+        {"labels", required_argument, NULL, 'l'}, {"threads", required_argument, NULL, 'j'},
+        {"quiet", no_argument, NULL, 'q'},        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    dp_preprocess_opts o;
+    dp_preprocess_opts_init(&o);
+    int quiet = 0, c;
+    long j;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":s:t:l:j:qh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            o.src_dir = optarg;
+            break;
+        case 't':
+            o.dst_dir = optarg;
+            break;
+        case 'l':
+            o.labels_path = optarg;
+            break;
+        case 'j':
+            if (dp_cli_parse_int(optarg, 1, 1024, &j) != 0)
+                return dp_cli_usage_error("preprocess", "-j wants a thread count in 1..1024, not '%s'", optarg);
+            o.threads = (int)j;
+            break;
+        case 'q':
+            quiet = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case ':':
+            return dp_cli_usage_error("preprocess", "option %s needs a value (see --help)",
+                                      argv[optind - 1]);
+        default:
+            return dp_cli_usage_error("preprocess", "unknown option '%s' (see --help)",
+                                      argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return dp_cli_usage_error("preprocess", "unexpected argument '%s' (see --help)", argv[optind]);
+    if (!o.src_dir || !o.dst_dir)
+        return dp_cli_usage_error("preprocess", "-s CAPTURE_DIR and -t DATASET_DIR are required (see --help)");
+
+    o.progress = !quiet;
+    o.report = quiet ? NULL : stdout;
+    dp_preprocess_stats st;
+    char errbuf[DP_ERRBUF_SIZE];
+    if (dp_preprocess_run(&o, &st, errbuf) != 0) {
+        fprintf(stderr, "deeppacket preprocess: %s\n", errbuf);
+        return 1;
+    }
+    if (st.up_to_date) {
+        printf("deeppacket preprocess: %s is complete and up to date (%llu packets from %zu "
+               "captures); nothing to do\n",
+               o.dst_dir, (unsigned long long)st.packets, st.captures);
+        return 0;
+    }
+    if (!quiet) {
+        double mb = st.capture_bytes / 1e6;
+        printf("deeppacket preprocess: %llu packets from %zu captures (%.1f MB; %zu read, %zu "
+               "reused from an earlier run) in %.2f s with %d threads: %.0f packets/s, "
+               "%.1f MB/s -> %s\n",
+               (unsigned long long)st.packets, st.captures, mb, st.processed, st.reused,
+               st.seconds, st.threads, st.seconds > 0 ? st.packets / st.seconds : 0.0,
+               st.seconds > 0 ? mb / st.seconds : 0.0, o.dst_dir);
+    }
+    return 0;
 }
