@@ -352,6 +352,23 @@ static void test_dataset_open(void)
     CHECK_EQ_INT(dp_dataset_vector(&ds, 300)[0], 300 & 0xff);
     dp_dataset_close(&ds);
 
+    /* meta.npy as numpy.save spells the dtype ('|u1') */
+    const char *numpy_descr =
+        "[('file', '<u4'), ('index', '<u8'), ('time', '<f8'), ('flow', '<u8'), "
+        "('ipver', '|u1'), ('proto', '|u1'), ('sport', '<u2'), ('dport', '<u2'), "
+        "('saddr', '|u1', (16,)), ('daddr', '|u1', (16,))]";
+    dp_meta *m = calloc(s.n, sizeof *m);
+    char *mp = join(d, "meta.npy");
+    CHECK(dp_npy_save(mp, numpy_descr, sizeof(dp_meta), 0, m, s.n, err) == 0);
+    CHECK(dp_dataset_open(&ds, d, err) == 0);
+    dp_dataset_close(&ds);
+    /* but not another layout */
+    CHECK(dp_npy_save(mp, "[('file', '<u4'), ('index', '<u8')]", sizeof(dp_meta), 0, m, s.n, err) == 0);
+    CHECK(dp_dataset_open(&ds, d, err) == -1);
+    CHECK_STR_CONTAINS(err, "meta.npy: dtype is");
+    free(mp);
+    free(m);
+
     /* a class id beyond labels.tsv */
     s.cls[DP_TASK_TRAFFIC][7] = 5;
     char *bad = subdir("ds_badclass");
@@ -731,7 +748,7 @@ static void test_tasks(void)
     CHECK(stat(tr, &st) == 0);
     o.tasks = 1 << DP_TASK_APP;
     CHECK(dp_split_run(d, out, &o, err) == -1);
-    CHECK_STR_CONTAINS(err, "no packet has a app class");
+    CHECK_STR_CONTAINS(err, "no packet is labelled for the app task");
     free(app);
     free(tr);
     free(out);
@@ -793,6 +810,48 @@ static void test_cli(void)
     synth_free(&s);
 }
 
+/* numpy reads the split back: rows equal the dataset rows they came from. */
+static void test_numpy_reads_split(void)
+{
+    if (system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") != 0)
+        SKIP("no python3 with numpy");
+    char err[DP_ERRBUF_SIZE];
+    synth s;
+    standard(&s);
+    char *d = subdir("np_ds");
+    write_dataset(d, &s, 1);
+    char *out = subdir("np_out");
+    dp_split_opts o;
+    dp_split_opts_default(&o);
+    CHECK(run_split(d, out, &o, err) == 0);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c \"\n"
+             "import numpy as np, json, sys\n"
+             "d, o = sys.argv[1], sys.argv[2]\n"
+             "v = np.load(d + '/vectors.npy', mmap_mode='r')\n"
+             "for t, task in (('app', 'application_classification'), ('traffic', 'traffic_classification')):\n"
+             "    lab = np.load(d + '/' + t + '.npy')\n"
+             "    seen = []\n"
+             "    for side in ('train', 'test'):\n"
+             "        p = o + '/' + task + '/' + side\n"
+             "        x = np.load(p + '/vectors.npy', mmap_mode='r'); y = np.load(p + '/labels.npy')\n"
+             "        m = np.load(p + '/meta.npy')\n"
+             "        assert x.shape == (len(y), 1500) and y.dtype == np.int16 and len(m) == len(y)\n"
+             "        assert (v[m['index']] == x).all() and (lab[m['index']] == y).all()\n"
+             "        assert (np.diff(m['index'].astype(np.int64)) > 0).all()\n"
+             "        seen.append(set(m['flow'].tolist()))\n"
+             "    assert not (seen[0] & seen[1])\n"
+             "    c = json.load(open(o + '/' + task + '/data_card.json'))\n"
+             "    assert c['total']['shared_flows'] == 0 and c['options']['by'] == 'flow'\n"
+             "\" %s %s",
+             d, out);
+    CHECK_EQ_INT(system(cmd), 0);
+    free(out);
+    free(d);
+    synth_free(&s);
+}
+
 int main(void)
 {
     dp_test_prog = "test_split";
@@ -805,5 +864,6 @@ int main(void)
     DP_RUN(test_packet_fraction);
     DP_RUN(test_tasks);
     DP_RUN(test_cli);
+    DP_RUN(test_numpy_reads_split);
     return dp_test_end();
 }

@@ -210,7 +210,7 @@ void dp_split_card_markdown(FILE *f, const dp_split_card *c, const char *dataset
                             const dp_split_opts *o)
 {
     fprintf(f, "# Data card: %s (task %s)\n\n", dp_task_dir[c->task], dp_task_name[c->task]);
-    fprintf(f, "- dataset: %s (%" PRIu64 " packets, %" PRIu64 " without a %s class)\n",
+    fprintf(f, "- dataset: %s (%" PRIu64 " packets, %" PRIu64 " with no %s class)\n",
             dataset_dir, c->dataset_packets, c->unlabelled, dp_task_name[c->task]);
     fprintf(f, "- split: by %s, test size %g, seed %" PRIu64 "\n", dp_split_by_name[o->by],
             o->test_size, o->seed);
@@ -482,7 +482,7 @@ int dp_split_task(const dp_dataset *d, const char *dataset_dir, int task, const 
         card->cls[c].packets++;
     }
     if (card->unlabelled == N) {
-        dp_err(errbuf, "%s: no packet has a %s class", dataset_dir, dp_task_name[task]);
+        dp_err(errbuf, "%s: no packet is labelled for the %s task", dataset_dir, dp_task_name[task]);
         goto out;
     }
 
@@ -694,11 +694,11 @@ int dp_split_run(const char *dataset_dir, const char *split_dir, const dp_split_
             labelled += dp_dataset_label(&d, t, i) >= 0;
         if (!labelled || d.labels.nclasses[t] == 0) {
             if (asked == 1) {
-                rc = dp_err(errbuf, "%s: no packet has a %s class; nothing to split", dataset_dir,
+                rc = dp_err(errbuf, "%s: no packet is labelled for the %s task; nothing to split", dataset_dir,
                             dp_task_name[t]);
                 break;
             }
-            fprintf(stderr, "deeppacket split: %s: no packet has a %s class; task skipped\n",
+            fprintf(stderr, "deeppacket split: %s: no packet is labelled for the %s task; task skipped\n",
                     dataset_dir, dp_task_name[t]);
             continue;
         }
