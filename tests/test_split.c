@@ -89,7 +89,9 @@ static void fill_vector(uint8_t *v, uint64_t i)
         v[j] = (uint8_t)(i * 31 + (uint64_t)j);
 }
 
-/* Writes a whole dataset (with summary.json when summary is set). */
+/* Writes a whole dataset (with summary.json when summary is set). Here
+ * meta.index is the dataset row (in real datasets it is the frame index in
+ * its capture), which lets the checks map output rows back to inputs. */
 static void write_dataset(const char *dir, const synth *s, int summary)
 {
     char err[DP_ERRBUF_SIZE];
