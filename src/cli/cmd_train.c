@@ -1,11 +1,133 @@
+/* deeppacket train: parses options and calls dp_train_run. */
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli/dp_cli.h"
+#include "train/dp_train.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: deeppacket train -d SPLIT_DIR/<task>/train -m MODEL -t app|traffic [options]\n"
+            "  -d, --data DIR         training split folder (vectors.npy, labels.npy, meta.npy, classes.tsv)\n"
+            "  -m, --model-file FILE  model to write (checkpoint: FILE.ckpt, rewritten each epoch)\n"
+            "  -t, --task TASK        app or traffic\n"
+            "      --model KIND       cnn (default) or sae\n"
+            "      --epochs N         at most N epochs (20)\n"
+            "      --batch-size N     mini-batch size (16)\n"
+            "      --lr X             Adam learning rate (1e-3)\n"
+            "      --seed N           seed of init, shuffling, dropout (9876)\n"
+            "      --patience N       early stopping patience in epochs (3)\n"
+            "      --pretrain-epochs N  SAE: greedy pre-training epochs per layer (2)\n"
+            "  -j, --threads N        threads (default: all CPUs); same seed + threads = same model\n"
+            "      --validation F     hold out fraction F of the flows; early stopping and the kept\n"
+            "                         model follow the validation loss (default: training loss)\n"
+            "      --resume           continue from MODEL.ckpt\n"
+            "  -q, --quiet            no progress output\n");
+}
 
 int cmd_train(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "deeppacket train: not implemented yet\n");
-    return 1;
+    static const struct option lo[] = {
+        {"data", required_argument, 0, 'd'},       {"model-file", required_argument, 0, 'm'},
+        {"task", required_argument, 0, 't'},       {"model", required_argument, 0, 'K'},
+        {"epochs", required_argument, 0, 'E'},     {"batch-size", required_argument, 0, 'B'},
+        {"lr", required_argument, 0, 'L'},         {"seed", required_argument, 0, 'S'},
+        {"patience", required_argument, 0, 'P'},   {"pretrain-epochs", required_argument, 0, 'R'},
+        {"threads", required_argument, 0, 'j'},    {"validation", required_argument, 0, 'V'},
+        {"resume", no_argument, 0, 'r'},           {"quiet", no_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'},             {"channels", required_argument, 0, 'C'},
+        {0, 0, 0, 0}};
+    dp_train_opts o;
+    dp_train_opts_default(&o);
+    int task = -1;
+    long v;
+    double d;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":d:m:t:j:qh", lo, NULL)) != -1) {
+        switch (c) {
+        case 'd': o.train_dir = optarg; break;
+        case 'm': o.model_path = optarg; break;
+        case 't':
+            if ((task = dp_task_parse(optarg)) < 0)
+                return dp_cli_usage_error("train", "unknown task '%s' (app or traffic)", optarg);
+            break;
+        case 'K':
+            if ((o.kind = dp_model_kind_parse(optarg)) < 0)
+                return dp_cli_usage_error("train", "unknown model '%s' (cnn or sae)", optarg);
+            break;
+        case 'E':
+            if (dp_cli_parse_int(optarg, 1, 100000, &v) < 0)
+                return dp_cli_usage_error("train", "bad --epochs '%s'", optarg);
+            o.hp.epochs = (int)v;
+            break;
+        case 'B':
+            if (dp_cli_parse_int(optarg, 1, 65536, &v) < 0)
+                return dp_cli_usage_error("train", "bad --batch-size '%s'", optarg);
+            o.hp.batch = (int)v;
+            break;
+        case 'L':
+            if (dp_cli_parse_double(optarg, 1e-9, 10, &d) < 0)
+                return dp_cli_usage_error("train", "bad --lr '%s'", optarg);
+            o.hp.lr = (float)d;
+            break;
+        case 'S': {
+            char *end;
+            unsigned long long s = strtoull(optarg, &end, 10);
+            if (!*optarg || *end || optarg[0] == '-')
+                return dp_cli_usage_error("train", "bad --seed '%s'", optarg);
+            o.hp.seed = s;
+            break;
+        }
+        case 'P':
+            if (dp_cli_parse_int(optarg, 1, 100000, &v) < 0)
+                return dp_cli_usage_error("train", "bad --patience '%s'", optarg);
+            o.hp.patience = (int)v;
+            break;
+        case 'R':
+            if (dp_cli_parse_int(optarg, 0, 1000, &v) < 0)
+                return dp_cli_usage_error("train", "bad --pretrain-epochs '%s'", optarg);
+            o.hp.pretrain_epochs = (int)v;
+            break;
+        case 'j':
+            if (dp_cli_parse_int(optarg, 1, 1024, &v) < 0)
+                return dp_cli_usage_error("train", "bad --threads '%s'", optarg);
+            o.hp.threads = (int)v;
+            break;
+        case 'V':
+            if (dp_cli_parse_double(optarg, 0, 0.9, &d) < 0)
+                return dp_cli_usage_error("train", "bad --validation '%s' (a fraction in [0, 0.9])", optarg);
+            o.hp.validation = (float)d;
+            break;
+        case 'C': /* undocumented: smaller CNNs for tests */
+            if (dp_cli_parse_int(optarg, 1, 4096, &v) < 0)
+                return dp_cli_usage_error("train", "bad --channels '%s'", optarg);
+            o.cnn_channels = (int)v;
+            break;
+        case 'r': o.resume = 1; break;
+        case 'q': o.quiet = 1; break;
+        case 'h': usage(stdout); return 0;
+        case ':': return dp_cli_usage_error("train", "option '%s' needs a value", argv[optind - 1]);
+        default: return dp_cli_usage_error("train", "unknown option '%s' (see --help)", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return dp_cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
+    if (!o.train_dir || !o.model_path || task < 0) {
+        usage(stderr);
+        return 2;
+    }
+    o.task = task;
+    if (o.hp.threads == 0)
+        o.hp.threads = dp_ncpu();
+    char eb[DP_ERRBUF_SIZE];
+    if (dp_train_run(&o, eb) != 0) {
+        fprintf(stderr, "deeppacket train: %s\n", eb);
+        return 1;
+    }
+    return 0;
 }

@@ -1,0 +1,443 @@
+/* dp_train: the training loop; see dp_train.h and docs/model-format.md. */
+#include "train/dp_train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dataset/dp_dataset.h"
+#include "nn/dp_nn.h"
+
+/* A mean batch loss above this (cross-entropy of e^-1000) is divergence. */
+#define DP_TRAIN_MAX_LOSS 1000.0f
+/* Stream constant: the training rng is seeded with seed ^ this, so that it
+ * differs from the initialisation stream of dp_model_create(seed). */
+#define DP_TRAIN_RNG_SALT 0x7472616e2d726e67ULL
+
+void dp_train_opts_default(dp_train_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->task = DP_TASK_TRAFFIC;
+    o->kind = DP_MODEL_CNN;
+    dp_hparams_default(&o->hp);
+}
+
+typedef struct trainer {
+    const dp_train_opts *o;
+    dp_splitset ss;
+    dp_model *m;
+    dp_hparams hp;
+    dp_train_state st;
+    uint32_t *tr, *va;   /* training (shuffled) / validation row indices */
+    uint32_t *tr0;       /* training rows, ascending */
+    size_t ntr, nva;
+    uint8_t *xb;         /* [batch, 1500] gathered bytes */
+    int *yb;             /* [batch] labels */
+    char *ckpt;
+    long steps;          /* optimiser steps in this process (max_steps) */
+    int killed;          /* max_steps reached */
+} trainer;
+
+static void fmt_eta(char *out, size_t n, double s)
+{
+    if (!(s >= 0) || s > 1e7)
+        snprintf(out, n, "?");
+    else if (s >= 3600)
+        snprintf(out, n, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+    else
+        snprintf(out, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+}
+
+static void gather(trainer *t, const uint32_t *idx, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        memcpy(t->xb + i * DP_VEC_LEN, dp_splitset_vector(&t->ss, idx[i]), DP_VEC_LEN);
+        t->yb[i] = dp_splitset_label(&t->ss, idx[i]);
+    }
+}
+
+static int save_ckpt(trainer *t, char *errbuf)
+{
+    return dp_model_save_checkpoint(t->m, &t->st, t->ckpt, errbuf);
+}
+
+/* Splits rows into training and validation by flow: a flow is held out
+ * when a hash of (flow id, seed) falls under the fraction. */
+static int make_index(trainer *t, char *errbuf)
+{
+    uint64_t n = t->ss.n;
+    if (n > UINT32_MAX)
+        return dp_err(errbuf, "%s: %llu rows, more than this trainer indexes", t->o->train_dir,
+                      (unsigned long long)n);
+    t->tr = malloc(sizeof(uint32_t) * (n ? n : 1));
+    t->va = malloc(sizeof(uint32_t) * (n ? n : 1));
+    if (!t->tr || !t->va)
+        return dp_err(errbuf, "%s: out of memory", t->o->train_dir);
+    float f = t->hp.validation;
+    if (f > 0 && !t->ss.has_meta)
+        return dp_err(errbuf, "%s: --validation needs meta.npy (flow ids), which is missing", t->o->train_dir);
+    for (uint64_t i = 0; i < n; i++) {
+        int val = 0;
+        if (f > 0) {
+            dp_meta mt = dp_splitset_meta(&t->ss, i);
+            uint64_t h = dp_fnv1a(&mt.flow, sizeof mt.flow, DP_FNV_INIT ^ t->hp.seed);
+            h ^= h >> 33;
+            h *= 0xff51afd7ed558ccdULL;
+            h ^= h >> 33;
+            val = (double)(h >> 11) * (1.0 / 9007199254740992.0) < f;
+        }
+        if (val)
+            t->va[t->nva++] = (uint32_t)i;
+        else
+            t->tr[t->ntr++] = (uint32_t)i;
+    }
+    if (t->ntr && !(t->tr0 = malloc(t->ntr * sizeof(uint32_t))))
+        return dp_err(errbuf, "%s: out of memory", t->o->train_dir);
+    if (t->ntr)
+        memcpy(t->tr0, t->tr, t->ntr * sizeof(uint32_t));
+    if (t->ntr == 0)
+        return dp_err(errbuf, "%s: no training rows%s", t->o->train_dir, f > 0 ? " left after --validation" : "");
+    if (f > 0 && t->nva == 0)
+        return dp_err(errbuf, "%s: --validation %g holds out no flow (too few flows)", t->o->train_dir, f);
+    return 0;
+}
+
+/* Restores the ascending training index, then shuffles it with the
+ * training rng: the order of an epoch only depends on the rng state at its
+ * start, which the checkpoint holds. */
+static void epoch_order(trainer *t)
+{
+    memcpy(t->tr, t->tr0, t->ntr * sizeof(uint32_t));
+    dp_rng_shuffle_u32(&t->st.rng, t->tr, t->ntr);
+}
+
+/* Mean loss and accuracy over idx in eval mode. */
+static int evaluate(trainer *t, const uint32_t *idx, size_t n, double *loss, double *acc, char *errbuf)
+{
+    double sl = 0;
+    long corr = 0;
+    int B = t->hp.batch > 64 ? t->hp.batch : 64;
+    for (size_t s = 0; s < n; s += (size_t)B) {
+        int b = (int)(n - s < (size_t)B ? n - s : (size_t)B);
+        gather(t, idx + s, (size_t)b);
+        if (!dp_model_forward(t->m, t->xb, NULL, b, 0, NULL, errbuf))
+            return -1;
+        int c;
+        sl += (double)dp_model_loss(t->m, t->yb, b, &c) * b;
+        corr += c;
+    }
+    *loss = sl / (double)n;
+    *acc = (double)corr / (double)n;
+    return 0;
+}
+
+static int diverged(const trainer *t, float loss, int epoch, long step, char *errbuf)
+{
+    return dp_err(errbuf,
+                  "%s: training diverged at epoch %d, step %ld: loss %g (NaN/Inf or above %g); "
+                  "%s left untouched (try a smaller --lr)",
+                  t->o->train_dir, epoch, step, (double)loss, (double)DP_TRAIN_MAX_LOSS, t->o->model_path);
+}
+
+/* ---- SAE greedy layer-wise pre-training ---------------------------------------
+ * Hidden layer L as an autoencoder on the outputs of layers 0..L-1 (eval
+ * mode): encoder = the model's fc(L) + ReLU, decoder = a temporary Linear
+ * back to the input width; MSE reconstruction loss; Adam with the training
+ * hyper-parameters; hp.pretrain_epochs epochs per layer; no dropout. */
+static int pretrain_layer(trainer *t, int L, char *errbuf)
+{
+    dp_model *m = t->m;
+    float *W, *b, *dW, *db;
+    int in, h;
+    dp_model_fc(m, L, &W, &b, &dW, &db, &in, &h);
+    size_t ne = (size_t)in * h + h, nd = (size_t)h * in + in;
+    if (b != W + (size_t)in * h || db != dW + (size_t)in * h)
+        return dp_err(errbuf, "internal: fc%d weight and bias not adjacent", L + 1);
+    int B = t->hp.batch;
+    float *dec = calloc(nd, sizeof(float)), *ddec = calloc(nd, sizeof(float));
+    float *me = calloc(ne, sizeof(float)), *ve = calloc(ne, sizeof(float));
+    float *md = calloc(nd, sizeof(float)), *vd = calloc(nd, sizeof(float));
+    float *inp = calloc((size_t)B * in, sizeof(float)), *hid = calloc((size_t)B * h, sizeof(float));
+    float *rec = calloc((size_t)B * in, sizeof(float)), *drec = calloc((size_t)B * in, sizeof(float));
+    float *dhid = calloc((size_t)B * h, sizeof(float));
+    int rc = -1;
+    if (!dec || !ddec || !me || !ve || !md || !vd || !inp || !hid || !rec || !drec || !dhid) {
+        dp_err(errbuf, "out of memory for pre-training layer %d", L + 1);
+        goto out;
+    }
+    float *Wd = dec, *bd = dec + (size_t)h * in, *dWd = ddec, *dbd = ddec + (size_t)h * in;
+    float bound = (float)(1.0 / sqrt((double)h));
+    dp_init_uniform(Wd, (size_t)h * in, bound, &t->st.rng);
+    dp_init_uniform(bd, (size_t)in, bound, &t->st.rng);
+    int tstep = 0;
+    dp_progress pr;
+    dp_progress_init(&pr);
+    for (int e = 0; e < t->hp.pretrain_epochs; e++) {
+        epoch_order(t);
+        double sl = 0;
+        double t0 = dp_now();
+        for (size_t s = 0; s < t->ntr; s += (size_t)B) {
+            int nb = (int)(t->ntr - s < (size_t)B ? t->ntr - s : (size_t)B);
+            gather(t, t->tr + s, (size_t)nb);
+            if (L == 0) {
+                for (size_t i = 0; i < (size_t)nb * in; i++)
+                    inp[i] = (float)t->xb[i] * (1.0f / 255.0f);
+            } else {
+                const float *p = dp_model_hidden(m, t->xb, nb, L - 1, errbuf);
+                if (!p)
+                    goto out;
+                memcpy(inp, p, sizeof(float) * (size_t)nb * in);
+            }
+            size_t nin = (size_t)nb * in;
+            dp_linear_forward(hid, inp, W, b, nb, in, h);
+            dp_relu_forward(hid, hid, (size_t)nb * h);
+            dp_linear_forward(rec, hid, Wd, bd, nb, h, in);
+            float loss = dp_mse_forward(rec, inp, nin);
+            if (!isfinite(loss) || loss > DP_TRAIN_MAX_LOSS) {
+                diverged(t, loss, 0, (long)(s / B), errbuf);
+                goto out;
+            }
+            sl += (double)loss * nb;
+            dp_mse_backward(drec, rec, inp, nin);
+            memset(ddec, 0, nd * sizeof(float));
+            memset(dW, 0, ne * sizeof(float));
+            dp_linear_backward(dhid, dWd, dbd, drec, hid, Wd, nb, h, in);
+            dp_relu_backward(dhid, dhid, hid, (size_t)nb * h);
+            dp_linear_backward(NULL, dW, db, dhid, inp, W, nb, in, h);
+            tstep++;
+            dp_adam_update(W, dW, me, ve, ne, t->hp.lr, t->hp.beta1, t->hp.beta2, t->hp.eps, tstep);
+            dp_adam_update(dec, ddec, md, vd, nd, t->hp.lr, t->hp.beta1, t->hp.beta2, t->hp.eps, tstep);
+            if (!t->o->quiet && dp_progress_due(&pr))
+                dp_progress_print(&pr, "pre-train layer %d/%d epoch %d/%d step %zu/%zu mse %.5f", L + 1,
+                                  dp_model_arch(m)->nhidden, e + 1, t->hp.pretrain_epochs, s / B + 1,
+                                  (t->ntr + B - 1) / B, sl / (double)(s + nb));
+        }
+        if (!t->o->quiet) {
+            dp_progress_done(&pr);
+            fprintf(stderr, "pre-train layer %d/%d epoch %d/%d: mse %.6f, %.0f samples/s\n", L + 1,
+                    dp_model_arch(m)->nhidden, e + 1, t->hp.pretrain_epochs, sl / (double)t->ntr,
+                    (double)t->ntr / fmax(dp_now() - t0, 1e-9));
+        }
+    }
+    rc = 0;
+out:
+    free(dec), free(ddec), free(me), free(ve), free(md), free(vd);
+    free(inp), free(hid), free(rec), free(drec), free(dhid);
+    return rc;
+}
+
+/* One supervised epoch; *mean_loss, *acc over the epoch's batches. */
+static int train_epoch(trainer *t, int epoch, double *mean_loss, double *acc, char *errbuf)
+{
+    int B = t->hp.batch;
+    size_t nsteps = (t->ntr + B - 1) / B;
+    double sl = 0, t0 = dp_now();
+    long corr = 0;
+    size_t seen = 0;
+    dp_progress pr;
+    dp_progress_init(&pr);
+    epoch_order(t);
+    for (size_t step = 0; step < nsteps; step++) {
+        if (t->o->max_steps > 0 && t->steps >= t->o->max_steps) {
+            t->killed = 1;
+            return 0;
+        }
+        size_t s = step * B;
+        int nb = (int)(t->ntr - s < (size_t)B ? t->ntr - s : (size_t)B);
+        gather(t, t->tr + s, (size_t)nb);
+        if (!dp_model_forward(t->m, t->xb, NULL, nb, 1, &t->st.rng, errbuf))
+            return -1;
+        int c;
+        float loss = dp_model_loss(t->m, t->yb, nb, &c);
+        if (!isfinite(loss) || loss > DP_TRAIN_MAX_LOSS)
+            return diverged(t, loss, epoch, (long)step + 1, errbuf);
+        if (dp_model_backward(t->m, t->yb, nb, errbuf) != 0 ||
+            dp_model_adam_step(t->m, t->hp.lr, t->hp.beta1, t->hp.beta2, t->hp.eps, errbuf) != 0)
+            return -1;
+        t->steps++;
+        sl += (double)loss * nb;
+        corr += c;
+        seen += (size_t)nb;
+        if (!t->o->quiet && dp_progress_due(&pr)) {
+            double el = dp_now() - t0, rate = (double)seen / fmax(el, 1e-9);
+            char eta[32];
+            fmt_eta(eta, sizeof eta, (double)(t->ntr - seen) / rate);
+            dp_progress_print(&pr, "epoch %d/%d step %zu/%zu loss %.4f acc %.3f %.0f samples/s ETA %s", epoch,
+                              t->hp.epochs, step + 1, nsteps, sl / (double)seen, (double)corr / (double)seen,
+                              rate, eta);
+        }
+    }
+    if (!t->o->quiet)
+        dp_progress_done(&pr);
+    *mean_loss = sl / (double)seen;
+    *acc = (double)corr / (double)seen;
+    return 0;
+}
+
+static int check_params(trainer *t, int epoch, char *errbuf)
+{
+    const float *p = dp_model_params(t->m);
+    size_t n = dp_model_nparams(t->m);
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(p[i]))
+            return dp_err(errbuf, "%s: training diverged at epoch %d: non-finite weights; %s left untouched",
+                          t->o->train_dir, epoch, t->o->model_path);
+    return 0;
+}
+
+int dp_train_run(const dp_train_opts *o, char *errbuf)
+{
+    trainer T, *t = &T;
+    memset(t, 0, sizeof T);
+    t->o = o;
+    t->hp = o->hp;
+    int rc = -1;
+    if (t->hp.batch < 1 || t->hp.epochs < 0 || t->hp.patience < 1 || !(t->hp.lr > 0))
+        return dp_err(errbuf, "train: bad hyper-parameters (batch %d, epochs %d, patience %d, lr %g)",
+                      t->hp.batch, t->hp.epochs, t->hp.patience, (double)t->hp.lr);
+    size_t pl = strlen(o->model_path) + 8;
+    t->ckpt = malloc(pl);
+    if (!t->ckpt)
+        return dp_err(errbuf, "out of memory");
+    snprintf(t->ckpt, pl, "%s.ckpt", o->model_path);
+    if (dp_splitset_open(&t->ss, o->train_dir, errbuf) != 0)
+        goto out;
+    if (t->ss.n == 0) {
+        dp_err(errbuf, "%s: empty training set", o->train_dir);
+        goto out;
+    }
+    dp_nn_set_threads(t->hp.threads);
+
+    if (o->resume) {
+        t->m = dp_model_load_checkpoint(t->ckpt, &t->st, errbuf);
+        if (!t->m)
+            goto out;
+        const dp_arch *a = dp_model_arch(t->m);
+        if (a->kind != o->kind || dp_model_task(t->m) != o->task || a->nclasses != t->ss.nclasses) {
+            dp_err(errbuf, "%s: checkpoint is a %s %s model with %d classes; cannot resume a %s %s run on %d classes",
+                   t->ckpt, dp_model_kind_name(t->m), dp_task_name[dp_model_task(t->m)], a->nclasses,
+                   o->kind == DP_MODEL_CNN ? "cnn" : "sae", dp_task_name[o->task], t->ss.nclasses);
+            goto out;
+        }
+        /* the split and the rng depend on the original seed */
+        t->hp.seed = dp_model_hparams(t->m)->seed;
+        t->hp.validation = dp_model_hparams(t->m)->validation;
+        if (!o->quiet)
+            fprintf(stderr, "resuming %s after epoch %d\n", t->ckpt, t->st.epoch);
+    } else {
+        dp_arch a;
+        dp_arch_default(&a, o->kind, o->task, t->ss.nclasses);
+        if (o->cnn_channels > 0 && o->kind == DP_MODEL_CNN)
+            a.c1 = a.c2 = o->cnn_channels;
+        t->m = dp_model_create(&a, o->task, t->ss.names, t->hp.seed, errbuf);
+        if (!t->m)
+            goto out;
+        dp_rng_seed(&t->st.rng, t->hp.seed ^ DP_TRAIN_RNG_SALT);
+        t->st.best_loss = INFINITY;
+    }
+    const dp_arch *arch = dp_model_arch(t->m);
+    t->xb = malloc((size_t)(t->hp.batch > 64 ? t->hp.batch : 64) * DP_VEC_LEN);
+    t->yb = malloc(sizeof(int) * (size_t)(t->hp.batch > 64 ? t->hp.batch : 64));
+    if (!t->xb || !t->yb) {
+        dp_err(errbuf, "out of memory");
+        goto out;
+    }
+    if (make_index(t, errbuf) != 0)
+        goto out;
+    if (!o->quiet)
+        fprintf(stderr, "train %s %s: %zu parameters, %zu training rows%s, %d classes, batch %d, lr %g, seed %llu\n",
+                dp_model_kind_name(t->m), dp_task_name[o->task], dp_model_nparams(t->m), t->ntr,
+                t->nva ? " (+ validation rows)" : "", arch->nclasses, t->hp.batch, (double)t->hp.lr,
+                (unsigned long long)t->hp.seed);
+    if (!o->quiet && t->nva)
+        fprintf(stderr, "validation: %zu rows held out by flow (%.0f%% of flows)\n", t->nva,
+                (double)t->hp.validation * 100);
+
+    /* SAE: greedy pre-training, one checkpoint per layer */
+    if (arch->kind == DP_MODEL_SAE && t->st.epoch == 0) {
+        while (t->st.phase < arch->nhidden && t->hp.pretrain_epochs > 0) {
+            if (pretrain_layer(t, t->st.phase, errbuf) != 0)
+                goto out;
+            t->st.phase++;
+            if (save_ckpt(t, errbuf) != 0)
+                goto out;
+        }
+    }
+
+    int validation = t->nva > 0;
+    while (t->st.epoch < t->hp.epochs && t->st.bad_epochs < t->hp.patience) {
+        int epoch = t->st.epoch + 1;
+        double t0 = dp_now(), loss = 0, acc = 0, vloss = 0, vacc = 0;
+        if (train_epoch(t, epoch, &loss, &acc, errbuf) != 0)
+            goto out;
+        if (t->killed) {
+            rc = 0;
+            goto out;
+        }
+        if (check_params(t, epoch, errbuf) != 0)
+            goto out;
+        double el = dp_now() - t0;
+        if (validation && evaluate(t, t->va, t->nva, &vloss, &vacc, errbuf) != 0)
+            goto out;
+        double mon = validation ? vloss : loss;
+        int improved = mon < t->st.best_loss;
+        if (improved) {
+            t->st.best_loss = (float)mon;
+            t->st.bad_epochs = 0;
+            if (validation) {
+                size_t n = dp_model_nparams(t->m);
+                if (!t->st.best_params && !(t->st.best_params = malloc(n * sizeof(float)))) {
+                    dp_err(errbuf, "out of memory");
+                    goto out;
+                }
+                memcpy(t->st.best_params, dp_model_params(t->m), n * sizeof(float));
+                t->st.has_best = 1;
+            }
+        } else {
+            t->st.bad_epochs++;
+        }
+        t->st.epoch = epoch;
+        if (!o->quiet) {
+            if (validation)
+                fprintf(stderr,
+                        "epoch %d/%d: loss %.4f acc %.4f, validation loss %.4f acc %.4f%s, %.0f samples/s, %.1f s\n",
+                        epoch, t->hp.epochs, loss, acc, vloss, vacc, improved ? " (best)" : "",
+                        (double)t->ntr / fmax(el, 1e-9), el);
+            else
+                fprintf(stderr, "epoch %d/%d: loss %.4f acc %.4f%s, %.0f samples/s, %.1f s\n", epoch, t->hp.epochs,
+                        loss, acc, improved ? " (best)" : "", (double)t->ntr / fmax(el, 1e-9), el);
+        }
+        if (save_ckpt(t, errbuf) != 0)
+            goto out;
+    }
+    if (!o->quiet && t->st.bad_epochs >= t->hp.patience)
+        fprintf(stderr, "early stop: no improvement for %d epochs\n", t->st.bad_epochs);
+
+    /* the kept model: best validation epoch, else the last one */
+    dp_hparams *mh = dp_model_hparams(t->m);
+    *mh = t->hp;
+    mh->epochs_run = t->st.epoch;
+    mh->final_loss = t->st.best_loss;
+    mh->train_samples = t->ntr;
+    if (validation && t->st.has_best)
+        memcpy(dp_model_params(t->m), t->st.best_params, dp_model_nparams(t->m) * sizeof(float));
+    if (dp_model_save(t->m, o->model_path, errbuf) != 0)
+        goto out;
+    if (!o->quiet)
+        fprintf(stderr, "wrote %s (%s %s, %d epochs, %s loss %.4f)\n", o->model_path, dp_model_kind_name(t->m),
+                dp_task_name[o->task], t->st.epoch, validation ? "best validation" : "training", (double)t->st.best_loss);
+    rc = 0;
+out:
+    dp_model_free(t->m);
+    dp_splitset_close(&t->ss);
+    free(t->st.best_params);
+    free(t->tr);
+    free(t->tr0);
+    free(t->va);
+    free(t->xb);
+    free(t->yb);
+    free(t->ckpt);
+    return rc;
+}

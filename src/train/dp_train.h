@@ -1,0 +1,43 @@
+/* dp_train: `deeppacket train` (spec section 5). Reads a split folder
+ * (SPLIT_DIR/<task>/train) memory-mapped, trains a CNN or SAE with Adam on
+ * shuffled mini-batches, early-stops, writes the model atomically and a
+ * checkpoint MODEL.ckpt after each epoch (for --resume).
+ *
+ * Determinism: the same data, hyper-parameters, seed and thread count give
+ * a bit-identical model file. One seeded dp_rng drives, in order, the
+ * initialisation (dp_model_create), the validation split, then per epoch the
+ * shuffle and the dropout masks; its state is checkpointed, so a resumed
+ * run equals an uninterrupted one.
+ */
+#ifndef DP_TRAIN_H
+#define DP_TRAIN_H
+
+#include "model/dp_model.h"
+
+typedef struct dp_train_opts {
+    const char *train_dir;   /* split folder with vectors/labels/(meta).npy, classes.tsv */
+    const char *model_path;  /* output model file; checkpoint at MODEL.ckpt */
+    int task;                /* DP_TASK_APP / DP_TASK_TRAFFIC */
+    int kind;                /* DP_MODEL_CNN / DP_MODEL_SAE */
+    dp_hparams hp;           /* epochs, batch, lr, seed, threads, validation... */
+    int resume;              /* continue from MODEL.ckpt */
+    int quiet;               /* no progress / epoch lines */
+    /* testing: a smaller architecture (CNN channel count; 0 = the spec's) */
+    int cnn_channels;
+    /* testing: stop after this many optimiser steps in total (0 = none),
+     * as if killed: no final model is written, the checkpoint of the last
+     * completed epoch stays. */
+    long max_steps;
+} dp_train_opts;
+
+/* Fills opts with the spec defaults (epochs 20, batch 16, lr 1e-3, seed
+ * 9876, patience 3, CNN). */
+void dp_train_opts_default(dp_train_opts *o);
+
+/* Trains. Returns 0 (model written), or -1 + message: unreadable input,
+ * NaN/Inf or exploding loss (nothing written over an existing model), I/O.
+ * Prints a progress line and one summary line per epoch on stderr unless
+ * quiet. */
+int dp_train_run(const dp_train_opts *o, char *errbuf);
+
+#endif

@@ -1,0 +1,306 @@
+/* test_train: the training loop on a small synthetic split folder:
+ * determinism (bit-identical model files), resume after a kill equals an
+ * uninterrupted run, it learns (CNN and SAE), validation by flow, divergence
+ * stops without touching the existing model, bad input refused. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "dataset/dp_dataset.h"
+#include "dp_test.h"
+#include "model/dp_model.h"
+#include "train/dp_train.h"
+
+#define NCLS 3
+
+/* A learnable 3-class set: class c has bytes 200+30c..229+30c set high,
+ * plus noise in the first 120 bytes; flows of 4 rows. */
+static char *make_split(const char *name, int n, uint64_t seed)
+{
+    static char dir[512];
+    char eb[DP_ERRBUF_SIZE], p[600];
+    snprintf(dir, sizeof dir, "%s/%s", dp_test_tmpdir(), name);
+    CHECK(dp_mkdirs(dir, eb) == 0);
+    uint8_t *v = calloc((size_t)n, DP_VEC_LEN);
+    int16_t *l = calloc((size_t)n, 2);
+    dp_meta *m = calloc((size_t)n, sizeof(dp_meta));
+    dp_rng r;
+    dp_rng_seed(&r, seed);
+    for (int i = 0; i < n; i++) {
+        int c = (i / 4) % NCLS;
+        l[i] = (int16_t)c;
+        uint8_t *x = v + (size_t)i * DP_VEC_LEN;
+        for (int k = 0; k < 120; k++)
+            x[k] = (uint8_t)dp_rng_below(&r, 64);
+        for (int k = 0; k < 30; k++)
+            x[200 + 30 * c + k] = 250;
+        m[i].flow = (uint64_t)(i / 4);
+        m[i].index = (uint64_t)i;
+        m[i].ipver = 4;
+    }
+    snprintf(p, sizeof p, "%s/vectors.npy", dir);
+    CHECK(dp_npy_save(p, DP_NPY_U1, 1, DP_VEC_LEN, v, (uint64_t)n, eb) == 0);
+    snprintf(p, sizeof p, "%s/labels.npy", dir);
+    CHECK(dp_npy_save(p, DP_NPY_I2, 2, 0, l, (uint64_t)n, eb) == 0);
+    snprintf(p, sizeof p, "%s/meta.npy", dir);
+    CHECK(dp_npy_save(p, DP_META_DESCR, sizeof(dp_meta), 0, m, (uint64_t)n, eb) == 0);
+    snprintf(p, sizeof p, "%s/classes.tsv", dir);
+    const char *cls = "0\tChat\n1\tEmail\n2\tVoip\n";
+    CHECK(dp_write_file_atomic(p, cls, strlen(cls), eb) == 0);
+    free(v);
+    free(l);
+    free(m);
+    return strdup(dir); /* caller frees */
+}
+
+static void opts(dp_train_opts *o, const char *dir, const char *model)
+{
+    dp_train_opts_default(o);
+    o->train_dir = dir;
+    o->model_path = model;
+    o->task = DP_TASK_TRAFFIC;
+    o->quiet = 1;
+    o->cnn_channels = 4;
+    o->hp.threads = 1;
+}
+
+static char *mpath(const char *name)
+{
+    char *p = malloc(600);
+    snprintf(p, 600, "%s/%s", dp_test_tmpdir(), name);
+    return p;
+}
+
+static int same_file(const char *a, const char *b)
+{
+    size_t la, lb;
+    char eb[DP_ERRBUF_SIZE];
+    char *x = dp_read_file(a, &la, eb), *y = dp_read_file(b, &lb, eb);
+    int same = x && y && la == lb && !memcmp(x, y, la);
+    free(x);
+    free(y);
+    return same;
+}
+
+/* Two 3-step trainings (48 rows, batch 16, 1 epoch) give the same bytes;
+ * another seed gives other bytes. */
+static void test_determinism(void)
+{
+    char eb[DP_ERRBUF_SIZE];
+    char *dir = make_split("det", 48, 1);
+    char *m1 = mpath("det1.dpm"), *m2 = mpath("det2.dpm"), *m3 = mpath("det3.dpm");
+    dp_train_opts o;
+    opts(&o, dir, m1);
+    o.hp.epochs = 1;
+    CHECK(dp_train_run(&o, eb) == 0);
+    o.model_path = m2;
+    CHECK(dp_train_run(&o, eb) == 0);
+    CHECK(same_file(m1, m2));
+    o.model_path = m3;
+    o.hp.seed = 1234;
+    CHECK(dp_train_run(&o, eb) == 0);
+    CHECK(!same_file(m1, m3));
+    dp_model *m = dp_model_load(m1, eb);
+    CHECK(m != NULL);
+    if (m) {
+        CHECK_EQ_INT(dp_model_hparams(m)->epochs_run, 1);
+        CHECK_EQ_INT(dp_model_hparams(m)->train_samples, 48);
+        CHECK(!strcmp(dp_model_class_name(m, 2), "Voip"));
+    }
+    dp_model_free(m);
+    free(m1), free(m2), free(m3);
+    free(dir);
+}
+
+/* Killed in epoch 2 (after 5 of 9 steps), resumed from the checkpoint of
+ * epoch 1: the same model file as an uninterrupted 3-epoch run. */
+static void test_resume(void)
+{
+    char eb[DP_ERRBUF_SIZE];
+    char *dir = make_split("res", 48, 2);
+    char *a = mpath("resA.dpm"), *b = mpath("resB.dpm"), ck[700];
+    dp_train_opts o;
+    opts(&o, dir, a);
+    o.hp.epochs = 3;
+    CHECK(dp_train_run(&o, eb) == 0);
+    o.model_path = b;
+    o.max_steps = 5;
+    CHECK(dp_train_run(&o, eb) == 0);
+    struct stat st;
+    CHECK(stat(b, &st) != 0); /* killed: no model yet */
+    snprintf(ck, sizeof ck, "%s.ckpt", b);
+    CHECK(stat(ck, &st) == 0);
+    o.max_steps = 0;
+    o.resume = 1;
+    if (dp_train_run(&o, eb) != 0)
+        fprintf(stderr, "  %s\n", eb);
+    CHECK(same_file(a, b));
+    /* a checkpoint is not a model, and vice versa */
+    CHECK(dp_model_load(ck, eb) == NULL);
+    CHECK_STR_CONTAINS(eb, "checkpoint");
+    /* resuming with another task is refused */
+    o.task = DP_TASK_APP;
+    CHECK(dp_train_run(&o, eb) == -1);
+    CHECK_STR_CONTAINS(eb, "cannot resume");
+    free(a), free(b);
+    free(dir);
+}
+
+static double accuracy(const char *model, const char *dir)
+{
+    char eb[DP_ERRBUF_SIZE];
+    dp_model *m = dp_model_load(model, eb);
+    dp_splitset s;
+    if (!m || dp_splitset_open(&s, dir, eb) != 0) {
+        dp_model_free(m);
+        return -1;
+    }
+    int ok = 0;
+    float lp[NCLS];
+    for (uint64_t i = 0; i < s.n; i++) {
+        dp_model_predict(m, dp_splitset_vector(&s, i), 1, lp, eb);
+        int best = 0;
+        for (int c = 1; c < NCLS; c++)
+            if (lp[c] > lp[best])
+                best = c;
+        ok += best == dp_splitset_label(&s, i);
+    }
+    double acc = (double)ok / (double)s.n;
+    dp_splitset_close(&s);
+    dp_model_free(m);
+    return acc;
+}
+
+static void test_learns_cnn(void)
+{
+    char eb[DP_ERRBUF_SIZE];
+    char *dir = make_split("learn", 192, 3);
+    char *test = make_split("learn_test", 96, 4);
+    char *mp = mpath("learn.dpm");
+    dp_train_opts o;
+    opts(&o, dir, mp);
+    o.hp.epochs = 8;
+    o.quiet = getenv("DP_VERBOSE") == NULL;
+    CHECK(dp_train_run(&o, eb) == 0);
+    double acc = accuracy(mp, test);
+    if (acc < 0.9)
+        fprintf(stderr, "  cnn accuracy %.3f\n", acc);
+    CHECK(acc >= 0.9);
+    free(mp);
+    free(dir);
+    free(test);
+}
+
+static void test_learns_sae(void)
+{
+    char eb[DP_ERRBUF_SIZE];
+    char *dir = make_split("sae", 192, 5);
+    char *test = make_split("sae_test", 96, 6);
+    char *mp = mpath("sae.dpm");
+    dp_train_opts o;
+    opts(&o, dir, mp);
+    o.kind = DP_MODEL_SAE;
+    o.hp.epochs = 6;
+    o.hp.pretrain_epochs = 1;
+    CHECK(dp_train_run(&o, eb) == 0);
+    dp_model *m = dp_model_load(mp, eb);
+    CHECK(m && !strcmp(dp_model_kind_name(m), "sae"));
+    dp_model_free(m);
+    double acc = accuracy(mp, test);
+    if (acc < 0.9)
+        fprintf(stderr, "  sae accuracy %.3f\n", acc);
+    CHECK(acc >= 0.9);
+    free(mp);
+    free(dir);
+    free(test);
+}
+
+/* --validation: held-out flows drive early stopping; deterministic too. */
+static void test_validation(void)
+{
+    char eb[DP_ERRBUF_SIZE];
+    char *dir = make_split("val", 96, 7);
+    char *m1 = mpath("val1.dpm"), *m2 = mpath("val2.dpm");
+    dp_train_opts o;
+    opts(&o, dir, m1);
+    o.hp.epochs = 2;
+    o.hp.validation = 0.25f;
+    CHECK(dp_train_run(&o, eb) == 0);
+    o.model_path = m2;
+    CHECK(dp_train_run(&o, eb) == 0);
+    CHECK(same_file(m1, m2));
+    dp_model *m = dp_model_load(m1, eb);
+    CHECK(m != NULL);
+    if (m) {
+        CHECK(dp_model_hparams(m)->train_samples < 96);
+        CHECK(dp_model_hparams(m)->train_samples > 40);
+        CHECK(dp_model_hparams(m)->train_samples % 4 == 0); /* whole flows */
+    }
+    dp_model_free(m);
+    free(m1), free(m2);
+    free(dir);
+}
+
+/* A learning rate that blows up: exit with a message, the existing model
+ * file is left as it was. */
+static void test_divergence(void)
+{
+    char eb[DP_ERRBUF_SIZE];
+    char *dir = make_split("div", 96, 8);
+    char *mp = mpath("div.dpm");
+    CHECK(dp_write_file_atomic(mp, "GOOD", 4, eb) == 0);
+    dp_train_opts o;
+    opts(&o, dir, mp);
+    o.hp.epochs = 5;
+    o.hp.lr = 10.0f;
+    o.hp.patience = 100;
+    int rc = dp_train_run(&o, eb);
+    CHECK_EQ_INT(rc, -1);
+    CHECK_STR_CONTAINS(eb, "diverged");
+    size_t n;
+    char *b = dp_read_file(mp, &n, eb);
+    CHECK(b && n == 4 && !memcmp(b, "GOOD", 4));
+    free(b);
+    free(mp);
+    free(dir);
+}
+
+static void test_bad_input(void)
+{
+    char eb[DP_ERRBUF_SIZE];
+    char *mp = mpath("none.dpm");
+    dp_train_opts o;
+    opts(&o, "/nonexistent/split", mp);
+    CHECK_EQ_INT(dp_train_run(&o, eb), -1);
+    CHECK_STR_CONTAINS(eb, "/nonexistent/split");
+    char *nm = make_split("nometa", 16, 9);
+    o.train_dir = nm;
+    char p[700];
+    snprintf(p, sizeof p, "%s/meta.npy", o.train_dir);
+    remove(p);
+    o.hp.validation = 0.2f;
+    CHECK_EQ_INT(dp_train_run(&o, eb), -1);
+    CHECK_STR_CONTAINS(eb, "meta.npy");
+    o.hp.validation = 0;
+    o.resume = 1;
+    CHECK_EQ_INT(dp_train_run(&o, eb), -1);
+    CHECK_STR_CONTAINS(eb, "none.dpm.ckpt");
+    free(mp);
+    free(nm);
+}
+
+int main(void)
+{
+    dp_test_prog = "test_train";
+    DP_RUN(test_determinism);
+    DP_RUN(test_resume);
+    DP_RUN(test_learns_cnn);
+    DP_RUN(test_learns_sae);
+    DP_RUN(test_validation);
+    DP_RUN(test_divergence);
+    DP_RUN(test_bad_input);
+    return dp_test_end();
+}
