@@ -92,12 +92,14 @@ int cmd_preprocess(int argc, char **argv)
     }
     if (!quiet) {
         double mb = st.capture_bytes / 1e6;
-        printf("deeppacket preprocess: %llu packets from %zu captures (%.1f MB; %zu read, %zu "
-               "reused from an earlier run) in %.2f s with %d threads: %.0f packets/s, "
-               "%.1f MB/s -> %s\n",
-               (unsigned long long)st.packets, st.captures, mb, st.processed, st.reused,
-               st.seconds, st.threads, st.seconds > 0 ? st.packets / st.seconds : 0.0,
-               st.seconds > 0 ? mb / st.seconds : 0.0, o.dst_dir);
+        double s = st.seconds > 0 ? st.seconds : 1e-9;
+        printf("deeppacket preprocess: %llu packets kept of %llu frames from %zu captures "
+               "(%.1f MB; %zu read, %zu reused from an earlier run) in %.2f s (reading %.2f s, "
+               "merging %.2f s) with %d threads: %.0f frames/s, %.0f kept packets/s, %.1f MB/s "
+               "-> %s\n",
+               (unsigned long long)st.packets, (unsigned long long)st.frames, st.captures, mb,
+               st.processed, st.reused, st.seconds, st.seconds_parts, st.seconds_merge,
+               st.threads, st.frames / s, st.packets / s, mb / s, o.dst_dir);
     }
     return 0;
 }

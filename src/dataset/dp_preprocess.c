@@ -540,9 +540,11 @@ static int process_capture(run *r, capfile *cf, wbuf *vb, wbuf *mb, char *errbuf
             }
             if (nrc != 0) {
                 char msg[DP_ERRBUF_SIZE + 100];
-                snprintf(msg, sizeof msg, "%s (after frame %llu)",
-                         nrc == -1 ? strip_path(ceb, cf->path) : "unexpected read status",
-                         (unsigned long long)cf->frames);
+                if (nrc == -1)
+                    snprintf(msg, sizeof msg, "%s", strip_path(ceb, cf->path));
+                else
+                    snprintf(msg, sizeof msg, "unexpected read status %d after frame %llu", nrc,
+                             (unsigned long long)cf->frames);
                 add_status(cf, msg);
                 warn(r, cf->path, 0, "%s; kept the %llu packets read before", msg,
                      (unsigned long long)cf->kept);
@@ -1168,7 +1170,7 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
             st->capture_bytes += cf->size;
             dp_labels_lookup(&table, cf->rel, cf->cls);
         } else if (p == DP_PROBE_NOT_CAPTURE) {
-            warn(r, cf->path, 1, "not a capture file (no pcap or pcapng header), skipped");
+            warn(r, cf->path, 1, "%s; skipped", strip_path(peb, cf->path));
         } else {
             warn(r, cf->path, 0, "%s; skipped", strip_path(peb, cf->path));
         }

@@ -1,0 +1,886 @@
+/* Tests of dp_preprocess (deeppacket preprocess) on the shared ISCX fixture:
+ * the dataset against an independent re-reading of the captures, -j1 vs -j2,
+ * reruns, interrupted runs, damaged inputs, errors and exit codes, and a
+ * numpy load of the result. */
+#include "dp_test.h"
+
+#include <dirent.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "capture/dp_capture.h"
+#include "dataset/dp_dataset.h"
+#include "dataset/dp_labels.h"
+#include "dataset/dp_npy.h"
+#include "dataset/dp_preprocess.h"
+#include "packet/dp_packet.h"
+#include "util/dp_util.h"
+
+static const char *OUTS[] = {"vectors.npy", "app.npy", "traffic.npy", "meta.npy",
+                             "files.tsv", "labels.tsv", "summary.md", "summary.json"};
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+typedef struct msgs {
+    char text[65536];
+    size_t len;
+    int warnings, notes;
+} msgs;
+
+static void collect(void *ctx, const char *file, const char *msg, int is_note)
+{
+    msgs *m = ctx;
+    if (is_note)
+        m->notes++;
+    else
+        m->warnings++;
+    int n = snprintf(m->text + m->len, sizeof m->text - m->len, "%s: %s: %s\n",
+                     is_note ? "note" : "warning", file, msg);
+    if (n > 0 && m->len + (size_t)n < sizeof m->text)
+        m->len += (size_t)n;
+}
+
+static int run_pp(const char *src, const char *dst, const char *labels, int threads,
+                  size_t stop_after, msgs *m, dp_preprocess_stats *st, char *errbuf)
+{
+    dp_preprocess_opts o;
+    dp_preprocess_opts_init(&o);
+    o.src_dir = src;
+    o.dst_dir = dst;
+    o.labels_path = labels;
+    o.threads = threads;
+    o.progress = 0;
+    o.stop_after = stop_after;
+    o.warn = collect;
+    o.warn_ctx = m;
+    if (m)
+        memset(m, 0, sizeof *m);
+    else
+        o.warn = NULL;
+    return dp_preprocess_run(&o, st, errbuf);
+}
+
+static char *tmp_path(const char *name)
+{
+    return dp_path_join(dp_test_tmpdir(), name);
+}
+
+static int copy_file(const char *from, const char *to, size_t limit)
+{
+    size_t n;
+    char eb[DP_ERRBUF_SIZE];
+    char *buf = dp_read_file(from, &n, eb);
+    if (!buf)
+        return -1;
+    if (limit && limit < n)
+        n = limit;
+    FILE *f = fopen(to, "wb");
+    int rc = f && fwrite(buf, 1, n, f) == n ? 0 : -1;
+    if (f && fclose(f) != 0)
+        rc = -1;
+    free(buf);
+    return rc;
+}
+
+static int files_equal(const char *a, const char *b)
+{
+    size_t na, nb;
+    char *x = dp_read_file(a, &na, NULL), *y = dp_read_file(b, &nb, NULL);
+    int eq = x && y && na == nb && memcmp(x, y, na) == 0;
+    free(x);
+    free(y);
+    return eq;
+}
+
+static int dataset_equal(const char *d1, const char *d2)
+{
+    for (size_t i = 0; i < sizeof OUTS / sizeof OUTS[0]; i++) {
+        char *a = dp_path_join(d1, OUTS[i]), *b = dp_path_join(d2, OUTS[i]);
+        int eq = files_equal(a, b);
+        if (!eq)
+            fprintf(stderr, "  %s differs between %s and %s\n", OUTS[i], d1, d2);
+        free(a);
+        free(b);
+        if (!eq)
+            return 0;
+    }
+    return 1;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The .pcap files of a flat folder, sorted (the fixture's captures). */
+static size_t list_pcaps(const char *dir, char ***out)
+{
+    DIR *d = opendir(dir);
+    char **v = NULL;
+    size_t n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        size_t l = strlen(e->d_name);
+        if (l > 5 && !strcmp(e->d_name + l - 5, ".pcap")) {
+            v = realloc(v, (n + 1) * sizeof *v);
+            v[n++] = strdup(e->d_name);
+        }
+    }
+    if (d)
+        closedir(d);
+    qsort(v, n, sizeof *v, cmp_str);
+    *out = v;
+    return n;
+}
+
+static void free_list(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Copies the fixture's captures (and only them) into a new folder. */
+static char *copy_fixture(const char *fix, const char *name, size_t max_files)
+{
+    char *dir = tmp_path(name);
+    mkdir(dir, 0777);
+    char **v;
+    size_t n = list_pcaps(fix, &v);
+    for (size_t i = 0; i < n && (!max_files || i < max_files); i++) {
+        char *a = dp_path_join(fix, v[i]), *b = dp_path_join(dir, v[i]);
+        if (copy_file(a, b, 0) != 0)
+            fprintf(stderr, "  cannot copy %s\n", a);
+        free(a);
+        free(b);
+    }
+    free_list(v, n);
+    return dir;
+}
+
+static const char *fixture(void) { return dp_test_shared("iscx-fixture"); }
+
+static char *fixture_labels(void)
+{
+    const char *f = dp_test_shared("iscx-fixture/labels.tsv");
+    return f ? strdup(f) : NULL;
+}
+
+static int count_parts(const char *dst, const char *ext)
+{
+    char *p = dp_path_join(dst, ".parts");
+    DIR *d = opendir(p);
+    int n = 0;
+    struct dirent *e;
+    size_t el = strlen(ext);
+    while (d && (e = readdir(d)) != NULL) {
+        size_t l = strlen(e->d_name);
+        if (l > el && !strcmp(e->d_name + l - el, ext))
+            n++;
+    }
+    if (d)
+        closedir(d);
+    free(p);
+    return n;
+}
+
+/* ---- the fixture dataset against an independent reading -------------------- */
+
+static char *g_ds1; /* fixture dataset made with -j2 (used by later tests) */
+
+static void test_fixture_dataset(void)
+{
+    const char *fix = fixture();
+    if (!fix)
+        SKIP("../shared/data/iscx-fixture is absent");
+    char fixdir[4096];
+    snprintf(fixdir, sizeof fixdir, "%s", fix);
+    char *labels = fixture_labels();
+    g_ds1 = tmp_path("ds1");
+    char eb[DP_ERRBUF_SIZE];
+    msgs m;
+    dp_preprocess_stats st;
+    int rc = run_pp(fixdir, g_ds1, labels, 2, 0, &m, &st, eb);
+    CHECK_EQ_INT(rc, 0);
+    if (rc != 0) {
+        fprintf(stderr, "  %s\n", eb);
+        free(labels);
+        return;
+    }
+    char **caps;
+    size_t ncap = list_pcaps(fixdir, &caps);
+    CHECK(ncap >= 40);
+    CHECK_EQ_INT(st.captures, ncap);
+    CHECK_EQ_INT(st.not_captures, 3); /* labels.tsv, sessions.tsv, golden-vectors.tsv */
+    CHECK_EQ_INT(m.notes, 3);
+    CHECK_EQ_INT(m.warnings, 0);
+    CHECK_STR_CONTAINS(m.text, "golden-vectors.tsv");
+    CHECK(dp_preprocess_complete(g_ds1));
+
+    dp_labels table;
+    CHECK_EQ_INT(dp_labels_load(&table, labels, eb), 0);
+
+    dp_npy vec, app, trf, meta;
+    char *p;
+    p = dp_path_join(g_ds1, "vectors.npy");
+    CHECK_EQ_INT(dp_npy_open(&vec, p, eb), 0);
+    CHECK_EQ_INT(dp_npy_expect(&vec, p, DP_NPY_U1, 1, DP_VEC_LEN, eb), 0);
+    free(p);
+    p = dp_path_join(g_ds1, "app.npy");
+    CHECK_EQ_INT(dp_npy_open(&app, p, eb), 0);
+    CHECK_EQ_INT(dp_npy_expect(&app, p, DP_NPY_I2, 2, 0, eb), 0);
+    free(p);
+    p = dp_path_join(g_ds1, "traffic.npy");
+    CHECK_EQ_INT(dp_npy_open(&trf, p, eb), 0);
+    CHECK_EQ_INT(dp_npy_expect(&trf, p, DP_NPY_I2, 2, 0, eb), 0);
+    free(p);
+    p = dp_path_join(g_ds1, "meta.npy");
+    CHECK_EQ_INT(dp_npy_open(&meta, p, eb), 0);
+    CHECK_EQ_INT(dp_npy_expect(&meta, p, DP_META_DESCR, sizeof(dp_meta), 0, eb), 0);
+    free(p);
+    uint64_t N = vec.shape[0];
+    CHECK_EQ_INT(N, st.packets);
+    CHECK_EQ_INT(app.shape[0], N);
+    CHECK_EQ_INT(trf.shape[0], N);
+    CHECK_EQ_INT(meta.shape[0], N);
+
+    /* re-read every capture independently and compare row by row */
+    uint64_t row = 0, frames = 0, mismatches = 0, labelled_app = 0;
+    uint64_t kept_per_file[64] = {0};
+    uint8_t want[DP_VEC_LEN];
+    for (size_t i = 0; i < ncap && vec.data; i++) {
+        char *path = dp_path_join(fixdir, caps[i]);
+        int cls[DP_NTASKS];
+        dp_labels_lookup(&table, caps[i], cls);
+        uint64_t salt = dp_fnv1a(caps[i], strlen(caps[i]), DP_FNV_INIT);
+        dp_capture *c = dp_capture_open_file(path, eb);
+        CHECK(c != NULL);
+        dp_frame f;
+        while (c && dp_capture_next(c, &f, eb) == 1) {
+            frames++;
+            dp_pkt_info info;
+            if (dp_packet_transform(f.linktype, f.data, f.caplen, want, &info) != DP_KEEP)
+                continue;
+            if (row >= N) {
+                mismatches++;
+                continue;
+            }
+            if (i < 64)
+                kept_per_file[i]++;
+            dp_meta mr;
+            memcpy(&mr, meta.data + row * sizeof(dp_meta), sizeof mr);
+            int16_t a, t;
+            memcpy(&a, app.data + 2 * row, 2);
+            memcpy(&t, trf.data + 2 * row, 2);
+            if (memcmp(vec.data + row * DP_VEC_LEN, want, DP_VEC_LEN) != 0 ||
+                mr.file != i || mr.index != f.index || mr.time != f.time ||
+                mr.flow != dp_flow_id(&info, salt) || mr.ipver != info.ipver ||
+                mr.proto != info.proto || mr.sport != info.sport || mr.dport != info.dport ||
+                memcmp(mr.saddr, info.saddr, 16) || memcmp(mr.daddr, info.daddr, 16) ||
+                a != cls[0] || t != cls[1]) {
+                if (mismatches < 3)
+                    fprintf(stderr, "  row %llu (%s frame %llu) differs\n",
+                            (unsigned long long)row, caps[i], (unsigned long long)f.index);
+                mismatches++;
+            }
+            if (a >= 0)
+                labelled_app++;
+            row++;
+        }
+        if (c)
+            dp_capture_close(c);
+        free(path);
+    }
+    CHECK_EQ_INT(mismatches, 0);
+    CHECK_EQ_INT(row, N);
+    CHECK_EQ_INT(frames, st.frames);
+    CHECK(labelled_app > 0 && labelled_app < N); /* VPN captures have no app label */
+    CHECK_EQ_INT(st.unlabelled[DP_TASK_TRAFFIC], 0);
+
+    /* files.tsv: index, path, labels from the table, counts */
+    p = dp_path_join(g_ds1, "files.tsv");
+    char *tsv = dp_read_file(p, NULL, eb);
+    free(p);
+    CHECK(tsv != NULL);
+    if (tsv) {
+        const char *hdr = "index\tpath\tapp\ttraffic\tframes\tkept\tstatus\n";
+        CHECK(!strncmp(tsv, hdr, strlen(hdr)));
+        char *save = NULL, *line = strtok_r(tsv, "\n", &save);
+        size_t nl = 0;
+        while ((line = strtok_r(NULL, "\n", &save)) != NULL) {
+            unsigned idx, fr, kp;
+            int a, t;
+            char path[512], status[64];
+            int nf = sscanf(line, "%u\t%511[^\t]\t%d\t%d\t%u\t%u\t%63s", &idx, path, &a, &t,
+                            &fr, &kp, status);
+            CHECK_EQ_INT(nf, 7);
+            if (nf != 7 || nl >= ncap)
+                break;
+            int cls[DP_NTASKS];
+            dp_labels_lookup(&table, caps[nl], cls);
+            CHECK_EQ_INT(idx, nl);
+            CHECK(!strcmp(path, caps[nl]));
+            CHECK_EQ_INT(a, cls[0]);
+            CHECK_EQ_INT(t, cls[1]);
+            if (nl < 64)
+                CHECK_EQ_INT(kp, kept_per_file[nl]);
+            CHECK(!strcmp(status, "ok"));
+            nl++;
+        }
+        CHECK_EQ_INT(nl, ncap);
+        free(tsv);
+    }
+    /* labels.tsv is the table used */
+    p = dp_path_join(g_ds1, "labels.tsv");
+    CHECK(files_equal(p, labels));
+    free(p);
+    /* the summary counts and the completion mark */
+    p = dp_path_join(g_ds1, "summary.json");
+    char *json = dp_read_file(p, NULL, eb);
+    free(p);
+    char want_s[64];
+    snprintf(want_s, sizeof want_s, "\"packets\": %llu,", (unsigned long long)N);
+    CHECK_STR_CONTAINS(json, want_s);
+    CHECK_STR_CONTAINS(json, "\"empty_tcp\": ");
+    CHECK_STR_CONTAINS(json, "\"name\": \"VPN: Torrent\"");
+    free(json);
+    /* the first vector also matches the data publisher's own vector */
+    const char *golden = dp_test_shared("iscx-fixture/golden-vectors.tsv");
+    if (golden && N && vec.data) {
+        dp_meta m0;
+        memcpy(&m0, meta.data, sizeof m0);
+        char *g = dp_read_file(golden, NULL, eb);
+        char *l1 = g ? strchr(g, '\n') : NULL;
+        char *hex = l1 ? strrchr(strtok(l1 + 1, "\n"), '\t') : NULL;
+        if (hex && m0.file == 0 && m0.index == 0 && strstr(caps[0], "aim_chat")) {
+            hex++;
+            size_t hl = strlen(hex);
+            int same = hl / 2 <= DP_VEC_LEN;
+            for (size_t k = 0; same && k < hl / 2; k++) {
+                unsigned b;
+                sscanf(hex + 2 * k, "%2x", &b);
+                same = vec.data[k] == b;
+            }
+            for (size_t k = hl / 2; same && k < DP_VEC_LEN; k++)
+                same = vec.data[k] == 0;
+            CHECK(same);
+        }
+        free(g);
+    }
+    dp_npy_close(&vec);
+    dp_npy_close(&app);
+    dp_npy_close(&trf);
+    dp_npy_close(&meta);
+    dp_labels_free(&table);
+    free_list(caps, ncap);
+    free(labels);
+}
+
+static void test_parallel_identical(void)
+{
+    if (!fixture() || !g_ds1)
+        SKIP("../shared/data/iscx-fixture is absent");
+    char fixdir[4096];
+    snprintf(fixdir, sizeof fixdir, "%s", fixture());
+    char *labels = fixture_labels();
+    char *ds = tmp_path("ds_j1");
+    char eb[DP_ERRBUF_SIZE];
+    dp_preprocess_stats st;
+    msgs m;
+    CHECK_EQ_INT(run_pp(fixdir, ds, labels, 1, 0, &m, &st, eb), 0);
+    CHECK_EQ_INT(st.threads, 1);
+    CHECK(dataset_equal(ds, g_ds1));
+    free(ds);
+    free(labels);
+}
+
+static void test_rerun_up_to_date(void)
+{
+    if (!fixture() || !g_ds1)
+        SKIP("../shared/data/iscx-fixture is absent");
+    char fixdir[4096];
+    snprintf(fixdir, sizeof fixdir, "%s", fixture());
+    char *labels = fixture_labels();
+    char *p = dp_path_join(g_ds1, "vectors.npy");
+    struct stat a, b;
+    CHECK_EQ_INT(stat(p, &a), 0);
+    char eb[DP_ERRBUF_SIZE];
+    dp_preprocess_stats st;
+    msgs m;
+    CHECK_EQ_INT(run_pp(fixdir, g_ds1, labels, 2, 0, &m, &st, eb), 0);
+    CHECK_EQ_INT(st.up_to_date, 1);
+    CHECK(st.packets > 0);
+    CHECK_EQ_INT(stat(p, &b), 0);
+    CHECK(a.st_ino == b.st_ino && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec &&
+          a.st_mtim.tv_sec == b.st_mtim.tv_sec);
+    /* another label table is a change: redone, and labels differ */
+    CHECK_EQ_INT(run_pp(fixdir, g_ds1, NULL, 2, 0, &m, &st, eb), 0);
+    CHECK_EQ_INT(st.up_to_date, 0);
+    CHECK_EQ_INT(st.unlabelled[DP_TASK_APP], st.packets); /* no iscx_* prefix in the ISCX table */
+    /* back to the fixture table */
+    CHECK_EQ_INT(run_pp(fixdir, g_ds1, labels, 2, 0, &m, &st, eb), 0);
+    CHECK_EQ_INT(st.up_to_date, 0);
+    free(p);
+    free(labels);
+}
+
+static void test_interrupted_and_resume(void)
+{
+    const char *fix = fixture();
+    if (!fix)
+        SKIP("../shared/data/iscx-fixture is absent");
+    char fixdir[4096];
+    snprintf(fixdir, sizeof fixdir, "%s", fix);
+    char *labels = fixture_labels();
+    char *src = copy_fixture(fixdir, "src_resume", 0);
+    char *ds = tmp_path("ds_resume"), *fresh = tmp_path("ds_fresh");
+    char eb[DP_ERRBUF_SIZE];
+    dp_preprocess_stats st;
+    msgs m;
+    CHECK_EQ_INT(run_pp(src, fresh, labels, 2, 0, &m, &st, eb), 0);
+    size_t ncap = st.captures;
+
+    /* interrupted after 5 captures: not complete, 5 parts done */
+    CHECK_EQ_INT(run_pp(src, ds, labels, 1, 5, &m, &st, eb), 0);
+    CHECK_EQ_INT(st.interrupted, 1);
+    CHECK_EQ_INT(st.processed, 5);
+    CHECK(!dp_preprocess_complete(ds));
+    CHECK_EQ_INT(count_parts(ds, ".meta"), 5);
+    /* a stale temp part of a killed run, and one damaged part */
+    char *junk = dp_path_join(ds, ".parts/0123456789abcdef.vec.tmp");
+    CHECK_EQ_INT(copy_file(labels, junk, 0), 0);
+    char *pdir = dp_path_join(ds, ".parts");
+    DIR *d = opendir(pdir);
+    struct dirent *e;
+    int damaged = 0;
+    while (d && (e = readdir(d)) != NULL && !damaged) {
+        size_t l = strlen(e->d_name);
+        if (l > 4 && !strcmp(e->d_name + l - 4, ".vec")) {
+            char *vp = dp_path_join(pdir, e->d_name);
+            struct stat vs;
+            if (stat(vp, &vs) == 0 && vs.st_size > 0 && truncate(vp, vs.st_size - 1) == 0)
+                damaged = 1;
+            free(vp);
+        }
+    }
+    if (d)
+        closedir(d);
+    CHECK(damaged);
+
+    /* rerun: 4 parts reused, the damaged one and the rest redone */
+    CHECK_EQ_INT(run_pp(src, ds, labels, 2, 0, &m, &st, eb), 0);
+    CHECK_EQ_INT(st.interrupted, 0);
+    CHECK_EQ_INT(st.reused, 4);
+    CHECK_EQ_INT(st.processed, ncap - 4);
+    CHECK(dp_preprocess_complete(ds));
+    CHECK(dataset_equal(ds, fresh));
+    CHECK(access(junk, F_OK) != 0);
+    CHECK(access(pdir, F_OK) != 0); /* parts removed once merged */
+
+    /* a dataset without summary.json is not complete, and is redone */
+    char *sj = dp_path_join(ds, "summary.json");
+    CHECK_EQ_INT(unlink(sj), 0);
+    CHECK(!dp_preprocess_complete(ds));
+    CHECK_EQ_INT(run_pp(src, ds, labels, 2, 0, &m, &st, eb), 0);
+    CHECK_EQ_INT(st.up_to_date, 0);
+    CHECK_EQ_INT(st.processed, ncap);
+    CHECK(dataset_equal(ds, fresh));
+
+    /* a capture changed (mtime), interrupted after 3 parts, then every capture
+     * changes again: no part is reused */
+    for (int round = 0; round < 2; round++) {
+        char **caps;
+        size_t n = list_pcaps(src, &caps);
+        for (size_t i = 0; i < n; i++) {
+            char *cp = dp_path_join(src, caps[i]);
+            struct timeval tv[2] = {{1000000000 + round, 0}, {1000000000 + round, 0}};
+            CHECK_EQ_INT(utimes(cp, tv), 0);
+            free(cp);
+        }
+        free_list(caps, n);
+        if (round == 0) {
+            CHECK_EQ_INT(run_pp(src, ds, labels, 1, 3, &m, &st, eb), 0);
+            CHECK_EQ_INT(st.interrupted, 1);
+            CHECK(!dp_preprocess_complete(ds)); /* summary.json removed at the start */
+            CHECK_EQ_INT(count_parts(ds, ".meta"), 3);
+        }
+    }
+    CHECK_EQ_INT(run_pp(src, ds, labels, 2, 0, &m, &st, eb), 0);
+    CHECK_EQ_INT(st.reused, 0);
+    CHECK_EQ_INT(st.processed, ncap);
+    /* same content, but the fingerprint records new mtimes: compare arrays */
+    char *a = dp_path_join(ds, "vectors.npy"), *b = dp_path_join(fresh, "vectors.npy");
+    CHECK(files_equal(a, b));
+    free(a);
+    free(b);
+    /* and the next run is a no-op */
+    CHECK_EQ_INT(run_pp(src, ds, labels, 2, 0, &m, &st, eb), 0);
+    CHECK_EQ_INT(st.up_to_date, 1);
+
+    free(sj);
+    free(pdir);
+    free(junk);
+    free(src);
+    free(ds);
+    free(fresh);
+    free(labels);
+}
+
+/* Offsets of the records of a little-endian microsecond pcap file. */
+static size_t pcap_records(const uint8_t *b, size_t n, size_t *off, size_t max)
+{
+    size_t k = 0, p = 24;
+    while (p + 16 <= n && k < max) {
+        uint32_t incl = b[p + 8] | b[p + 9] << 8 | b[p + 10] << 16 | (uint32_t)b[p + 11] << 24;
+        if (p + 16 + incl > n)
+            break;
+        off[k++] = p;
+        p += 16 + incl;
+    }
+    return k;
+}
+
+static void test_truncated_capture(void)
+{
+    const char *fix = fixture();
+    if (!fix)
+        SKIP("../shared/data/iscx-fixture is absent");
+    char *orig = dp_path_join(fix, "iscx_email.pcap");
+    char eb[DP_ERRBUF_SIZE];
+    size_t n;
+    uint8_t *b = (uint8_t *)dp_read_file(orig, &n, eb);
+    if (!b || n < 24 || memcmp(b, "\xd4\xc3\xb2\xa1", 4) != 0) {
+        free(b);
+        free(orig);
+        SKIP("iscx_email.pcap is not a little-endian pcap");
+    }
+    size_t off[4096];
+    size_t nrec = pcap_records(b, n, off, 4096);
+    CHECK(nrec > 10);
+    size_t keep_frames = nrec / 2;
+    size_t cut = off[keep_frames] + 16 + 5; /* inside the data of that record */
+
+    char *dir = tmp_path("src_trunc");
+    mkdir(dir, 0777);
+    char *cp = dp_path_join(dir, "iscx_email.pcap");
+    CHECK_EQ_INT(copy_file(orig, cp, cut), 0);
+    /* expected: the transform of the complete frames before the cut */
+    uint64_t want_kept = 0;
+    uint8_t vec[DP_VEC_LEN];
+    for (size_t k = 0; k < keep_frames; k++) {
+        const uint8_t *r = b + off[k];
+        uint32_t incl = r[8] | r[9] << 8 | r[10] << 16 | (uint32_t)r[11] << 24;
+        if (dp_packet_transform(DP_LINKTYPE_RAW, r + 16, incl, vec, NULL) == DP_KEEP)
+            want_kept++;
+    }
+    char *ds = tmp_path("ds_trunc");
+    msgs m;
+    dp_preprocess_stats st;
+    char *labels = fixture_labels();
+    int rc = run_pp(dir, ds, labels, 2, 0, &m, &st, eb);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_INT(st.captures, 1);
+    CHECK_EQ_INT(st.frames, keep_frames);
+    CHECK_EQ_INT(st.packets, want_kept);
+    CHECK(want_kept > 0);
+    CHECK_EQ_INT(st.with_warnings, 1);
+    CHECK_EQ_INT(m.warnings, 1);
+    CHECK_STR_CONTAINS(m.text, "warning: ");
+    CHECK_STR_CONTAINS(m.text, cp);
+    CHECK(dp_preprocess_complete(ds));
+    char *ft = dp_path_join(ds, "files.tsv");
+    char *tsv = dp_read_file(ft, NULL, eb);
+    CHECK(tsv && !strstr(tsv, "\tok\n")); /* the status records the problem */
+    free(tsv);
+    free(ft);
+    free(labels);
+    free(ds);
+    free(cp);
+    free(dir);
+    free(b);
+    free(orig);
+}
+
+static void test_not_capture_and_linktype(void)
+{
+    const char *fix = fixture();
+    if (!fix)
+        SKIP("../shared/data/iscx-fixture is absent");
+    char *dir = tmp_path("src_mixed");
+    char *sub = dp_path_join(dir, "sub/deeper");
+    char eb[DP_ERRBUF_SIZE];
+    CHECK_EQ_INT(dp_mkdirs(sub, eb), 0);
+    /* a good capture two levels down, named .dat: found by content */
+    char *good_src = dp_path_join(fix, "iscx_gmail.pcap");
+    char *good = dp_path_join(sub, "iscx_gmail.dat");
+    CHECK_EQ_INT(copy_file(good_src, good, 0), 0);
+    /* a text file named .pcap: not a capture */
+    char *txt = dp_path_join(dir, "notes.pcap");
+    CHECK_EQ_INT(dp_write_file_atomic(txt, "hello, not a capture\n", 21, eb), 0);
+    /* a capture whose link type is 802.11 (unsupported) */
+    char *wifi = dp_path_join(dir, "iscx_email.pcap");
+    char *wsrc = dp_path_join(fix, "iscx_email.pcap");
+    size_t n;
+    uint8_t *b = (uint8_t *)dp_read_file(wsrc, &n, eb);
+    CHECK(b && n > 24);
+    if (b && n > 24) {
+        b[20] = 105; /* LINKTYPE_IEEE802_11, little-endian */
+        b[21] = b[22] = b[23] = 0;
+        CHECK_EQ_INT(dp_write_file_atomic(wifi, b, n, eb), 0);
+    }
+    free(b);
+    /* an empty file */
+    char *empty = dp_path_join(dir, "empty.pcap");
+    CHECK_EQ_INT(dp_write_file_atomic(empty, "", 0, eb), 0);
+
+    char *labels = fixture_labels();
+    char *ds = tmp_path("ds_mixed");
+    msgs m;
+    dp_preprocess_stats st;
+    CHECK_EQ_INT(run_pp(dir, ds, labels, 2, 0, &m, &st, eb), 0);
+    CHECK_EQ_INT(st.captures, 2);
+    CHECK_EQ_INT(st.not_captures, 2);
+    CHECK_EQ_INT(m.notes, 2);
+    CHECK_EQ_INT(m.warnings, 1);
+    CHECK_STR_CONTAINS(m.text, "note: ");
+    CHECK_STR_CONTAINS(m.text, txt);
+    CHECK_STR_CONTAINS(m.text, "IEEE802_11");
+    CHECK_STR_CONTAINS(m.text, wifi);
+    CHECK_EQ_INT(st.with_warnings, 1);
+    CHECK(st.packets > 0);
+    /* the only rows are gmail's, labelled from its name */
+    dp_labels table;
+    CHECK_EQ_INT(dp_labels_load(&table, labels, eb), 0);
+    int cls[DP_NTASKS];
+    CHECK_EQ_INT(dp_labels_lookup(&table, good, cls), 1);
+    CHECK_EQ_INT(st.per_class[DP_TASK_APP][cls[0]], st.packets);
+    char *ft = dp_path_join(ds, "files.tsv");
+    char *tsv = dp_read_file(ft, NULL, eb);
+    CHECK_STR_CONTAINS(tsv, "iscx_email.pcap\t1\t1\t0\t0\tunsupported link type IEEE802_11 (105)");
+    CHECK_STR_CONTAINS(tsv, "sub/deeper/iscx_gmail.dat\t4\t0\t");
+    free(tsv);
+    free(ft);
+    dp_labels_free(&table);
+    free(labels);
+    free(ds);
+    free(empty);
+    free(wsrc);
+    free(wifi);
+    free(txt);
+    free(good);
+    free(good_src);
+    free(sub);
+    free(dir);
+}
+
+static void test_errors(void)
+{
+    char eb[DP_ERRBUF_SIZE];
+    dp_preprocess_stats st;
+    msgs m;
+    char *empty = tmp_path("src_empty");
+    mkdir(empty, 0777);
+    char *ds = tmp_path("ds_err");
+    eb[0] = 0;
+    CHECK_EQ_INT(run_pp(empty, ds, NULL, 1, 0, &m, &st, eb), -1);
+    CHECK_STR_CONTAINS(eb, "no capture files");
+    CHECK_STR_CONTAINS(eb, empty);
+    /* a folder with files but no capture */
+    char *txt = dp_path_join(empty, "readme.txt");
+    CHECK_EQ_INT(dp_write_file_atomic(txt, "x\n", 2, eb), 0);
+    CHECK_EQ_INT(run_pp(empty, ds, NULL, 1, 0, &m, &st, eb), -1);
+    CHECK_STR_CONTAINS(eb, "no capture files");
+    CHECK_EQ_INT(m.notes, 1);
+    /* missing source */
+    char *missing = tmp_path("no_such_folder");
+    CHECK_EQ_INT(run_pp(missing, ds, NULL, 1, 0, &m, &st, eb), -1);
+    CHECK_STR_CONTAINS(eb, missing);
+    /* unwritable target: below a regular file (works as root too) */
+    const char *fix = fixture();
+    if (fix) {
+        char fixdir[4096];
+        snprintf(fixdir, sizeof fixdir, "%s", fix);
+        char *bad = dp_path_join(txt, "dataset");
+        CHECK_EQ_INT(run_pp(fixdir, bad, NULL, 1, 0, &m, &st, eb), -1);
+        CHECK_STR_CONTAINS(eb, txt);
+        free(bad);
+        /* bad label table */
+        CHECK_EQ_INT(run_pp(fixdir, ds, txt, 1, 0, &m, &st, eb), -1);
+        CHECK_STR_CONTAINS(eb, txt);
+    }
+    free(missing);
+    free(txt);
+    free(ds);
+    free(empty);
+}
+
+/* ---- the binary: exit codes and the warning format ------------------------- */
+
+static char g_bin[4096];
+
+static const char *binary(void)
+{
+    const char *b = getenv("BUILD");
+    snprintf(g_bin, sizeof g_bin, "%s/deeppacket", b ? b : "build");
+    return access(g_bin, X_OK) == 0 ? g_bin : NULL;
+}
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+    char cmd[16384];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static void test_cli_exit_codes(void)
+{
+    const char *bin = binary();
+    if (!bin)
+        SKIP("no deeppacket binary ($BUILD/deeppacket)");
+    const char *fix = fixture();
+    char *empty = tmp_path("cli_empty");
+    mkdir(empty, 0777);
+    char *ds = tmp_path("cli_ds");
+    char *errf = tmp_path("cli_stderr.txt");
+    CHECK_EQ_INT(sh("%s preprocess 2>/dev/null", bin), 2);
+    CHECK_EQ_INT(sh("%s preprocess -s %s 2>/dev/null", bin, empty), 2);
+    CHECK_EQ_INT(sh("%s preprocess -s %s -t %s -j 0 2>/dev/null", bin, empty, ds), 2);
+    CHECK_EQ_INT(sh("%s preprocess -s %s -t %s --bogus 2>/dev/null", bin, empty, ds), 2);
+    CHECK_EQ_INT(sh("%s preprocess -s %s -t %s extra 2>/dev/null", bin, empty, ds), 2);
+    CHECK_EQ_INT(sh("%s preprocess --help >/dev/null", bin), 0);
+    CHECK_EQ_INT(sh("%s preprocess -s %s -t %s 2>/dev/null", bin, empty, ds), 1);
+    CHECK_EQ_INT(sh("%s preprocess -s %s/nope -t %s 2>/dev/null", bin, empty, ds), 1);
+    if (!fix) {
+        free(empty);
+        free(ds);
+        free(errf);
+        SKIP("../shared/data/iscx-fixture is absent");
+    }
+    /* a truncated capture: warning format, exit 0 */
+    char *src = tmp_path("cli_src");
+    mkdir(src, 0777);
+    char *orig = dp_path_join(fix, "iscx_netflix.pcap");
+    char *cut = dp_path_join(src, "iscx_netflix.pcap");
+    struct stat os;
+    CHECK_EQ_INT(stat(orig, &os), 0);
+    CHECK_EQ_INT(copy_file(orig, cut, (size_t)os.st_size - 7), 0);
+    char *labels = fixture_labels();
+    CHECK_EQ_INT(sh("%s preprocess -s %s -t %s --labels %s -j 2 >/dev/null 2>%s", bin, src, ds,
+                    labels, errf),
+                 0);
+    char *err = dp_read_file(errf, NULL, NULL);
+    char want[8192];
+    snprintf(want, sizeof want, "deeppacket preprocess: warning: %s: ", cut);
+    CHECK_STR_CONTAINS(err, want);
+    free(err);
+    /* rerun: complete and up to date */
+    char *outf = tmp_path("cli_stdout.txt");
+    CHECK_EQ_INT(sh("%s preprocess -s %s -t %s --labels %s >%s 2>/dev/null", bin, src, ds, labels,
+                    outf),
+                 0);
+    char *out = dp_read_file(outf, NULL, NULL);
+    CHECK_STR_CONTAINS(out, "up to date");
+    free(out);
+    /* unwritable target */
+    CHECK_EQ_INT(sh("%s preprocess -s %s -t %s/x 2>/dev/null", bin, src, cut), 1);
+    free(outf);
+    free(labels);
+    free(cut);
+    free(orig);
+    free(src);
+    free(empty);
+    free(ds);
+    free(errf);
+}
+
+/* ---- numpy ------------------------------------------------------------------------ */
+
+static void test_numpy_load(void)
+{
+    if (!g_ds1 || !dp_preprocess_complete(g_ds1))
+        SKIP("no fixture dataset");
+    if (access("/usr/bin/python3", X_OK) != 0 ||
+        sh("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") != 0)
+        SKIP("/usr/bin/python3 with numpy is not available");
+    char *script = tmp_path("check.py"), *outf = tmp_path("numpy_out.txt");
+    const char *py =
+        "import sys, json, numpy as np\n"
+        "d = sys.argv[1]\n"
+        "v = np.load(d + '/vectors.npy', mmap_mode='r')\n"
+        "a = np.load(d + '/app.npy', mmap_mode='r')\n"
+        "t = np.load(d + '/traffic.npy', mmap_mode='r')\n"
+        "m = np.load(d + '/meta.npy', mmap_mode='r')\n"
+        "s = json.load(open(d + '/summary.json'))\n"
+        "assert v.shape == (len(a), 1500) and v.dtype == np.uint8\n"
+        "assert a.dtype == np.int16 and t.dtype == np.int16 and m.shape == a.shape\n"
+        "assert s['packets'] == len(a)\n"
+        "n = len(a) - 1\n"
+        "print(len(a), int(v[n].astype(np.int64).sum()), int(v[0, 0]), int(a[n]), int(t[0]),\n"
+        "      int(m['file'][n]), int(m['index'][n]), int(m['flow'][n]), int(m['sport'][n]),\n"
+        "      int(m['ipver'][0]))\n";
+    char eb[DP_ERRBUF_SIZE];
+    CHECK_EQ_INT(dp_write_file_atomic(script, py, strlen(py), eb), 0);
+    CHECK_EQ_INT(sh("/usr/bin/python3 %s %s > %s", script, g_ds1, outf), 0);
+    char *out = dp_read_file(outf, NULL, eb);
+    /* the same values read in C */
+    char *p = dp_path_join(g_ds1, "vectors.npy");
+    dp_npy v, a, t, m;
+    CHECK_EQ_INT(dp_npy_open(&v, p, eb), 0);
+    free(p);
+    p = dp_path_join(g_ds1, "app.npy");
+    CHECK_EQ_INT(dp_npy_open(&a, p, eb), 0);
+    free(p);
+    p = dp_path_join(g_ds1, "traffic.npy");
+    CHECK_EQ_INT(dp_npy_open(&t, p, eb), 0);
+    free(p);
+    p = dp_path_join(g_ds1, "meta.npy");
+    CHECK_EQ_INT(dp_npy_open(&m, p, eb), 0);
+    free(p);
+    uint64_t N = v.shape[0], n = N - 1, sum = 0;
+    for (int k = 0; k < DP_VEC_LEN; k++)
+        sum += v.data[n * DP_VEC_LEN + k];
+    int16_t an, t0;
+    memcpy(&an, a.data + 2 * n, 2);
+    memcpy(&t0, t.data, 2);
+    dp_meta mn, m0;
+    memcpy(&mn, m.data + n * sizeof mn, sizeof mn);
+    memcpy(&m0, m.data, sizeof m0);
+    char want[512];
+    snprintf(want, sizeof want, "%llu %llu %d %d %d %u %llu %llu %u %u\n",
+             (unsigned long long)N, (unsigned long long)sum, v.data[0], an, t0, mn.file,
+             (unsigned long long)mn.index, (unsigned long long)mn.flow, mn.sport, m0.ipver);
+    CHECK(out && !strcmp(out, want));
+    if (out && strcmp(out, want))
+        fprintf(stderr, "  numpy: %s  C:     %s", out, want);
+    free(out);
+    dp_npy_close(&v);
+    dp_npy_close(&a);
+    dp_npy_close(&t);
+    dp_npy_close(&m);
+    free(script);
+    free(outf);
+}
+
+int main(void)
+{
+    dp_test_prog = "test_preprocess";
+    DP_RUN(test_fixture_dataset);
+    DP_RUN(test_parallel_identical);
+    DP_RUN(test_rerun_up_to_date);
+    DP_RUN(test_interrupted_and_resume);
+    DP_RUN(test_truncated_capture);
+    DP_RUN(test_not_capture_and_linktype);
+    DP_RUN(test_errors);
+    DP_RUN(test_cli_exit_codes);
+    DP_RUN(test_numpy_load);
+    free(g_ds1);
+    return dp_test_end();
+}
