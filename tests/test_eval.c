@@ -8,8 +8,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "dataset/dp_dataset.h"
 #include "dp_test.h"
 #include "eval/dp_eval.h"
+#include "model/dp_model.h"
 
 static const char *const iscx_app[15] = {
     "AIM Chat", "Email",  "Facebook", "FTPS",    "Gmail",      "Hangouts", "ICQ",     "Netflix",
@@ -338,6 +343,30 @@ static void test_flow_merge(void)
     dp_flowagg *other = dp_flowagg_new(4, err);
     CHECK(dp_flowagg_merge(other, all, err) == -1);
     dp_flowagg_free(other);
+
+    /* Label counts survive merging: X holds flow 1 with labels 0, 0, 0, 1,
+     * Y with labels 1, 1, 1 -> 3 x label 0 against 4 x label 1: label 1.
+     * Log-probabilities tie exactly -> the first maximum (class 0) wins. */
+    dp_flowagg *x = dp_flowagg_new(2, err), *y = dp_flowagg_new(2, err);
+    dp_flowagg *m = dp_flowagg_new(2, err);
+    float tie[2] = {-0.5f, -0.5f};
+    int xl[] = {0, 0, 0, 1};
+    for (int i = 0; i < 4; i++)
+        dp_flowagg_add(x, 1, xl[i], tie, err);
+    for (int i = 0; i < 3; i++)
+        dp_flowagg_add(y, 1, 1, tie, err);
+    CHECK(dp_flowagg_merge(m, x, err) == 0);
+    CHECK(dp_flowagg_merge(m, y, err) == 0);
+    int t = -1, p = -1;
+    uint64_t np = 0;
+    CHECK(dp_flowagg_get(m, 0, NULL, &t, &p, &np) == 0);
+    CHECK_EQ_INT(t, 1);
+    CHECK_EQ_INT(p, 0);
+    CHECK_EQ_INT(np, 7);
+    CHECK_EQ_INT(dp_flowagg_conflicts(m), 1);
+    dp_flowagg_free(x);
+    dp_flowagg_free(y);
+    dp_flowagg_free(m);
     for (int k = 0; k < 3; k++)
         dp_flowagg_free(part[k]);
     dp_flowagg_free(all);
@@ -851,6 +880,299 @@ static void test_figure_sizes(void)
     dp_eval_free(&e2);
 }
 
+/* ---- deeppacket test (the command, end to end) ---------------------------------- */
+
+static const char *cli_bin(void)
+{
+    static char path[512];
+    const char *b = getenv("BUILD");
+    snprintf(path, sizeof path, "%s/deeppacket", b && *b ? b : "build");
+    return access(path, X_OK) == 0 ? path : NULL;
+}
+
+/* Runs a shell command; returns its exit status (-1 if it did not exit). */
+static int run(const char *cmd)
+{
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+enum { CLI_N = 203, CLI_C = 4, CLI_FLOWS = 23 };
+static const char *const cli_names[CLI_C] = {"Chat", "Email", "VPN: File Transfer", "Voip"};
+
+/* A split folder of CLI_N packets: packet i is in flow i % CLI_FLOWS whose
+ * label is flow % CLI_C; vector bytes depend on the label (so a random
+ * model tells some classes apart). with_meta 0 leaves meta.npy out. */
+static int make_split(const char *dir, int with_meta, const char *const *names, int nclasses)
+{
+    char err[DP_ERRBUF_SIZE], path[700];
+    if (dp_mkdirs(dir, err) != 0)
+        return -1;
+    uint8_t *v = malloc((size_t)CLI_N * DP_VEC_LEN);
+    int16_t lab[CLI_N];
+    dp_meta *meta = calloc(CLI_N, sizeof *meta);
+    dp_rng r;
+    dp_rng_seed(&r, 11);
+    for (int i = 0; i < CLI_N; i++) {
+        int f = i % CLI_FLOWS;
+        lab[i] = (int16_t)(f % CLI_C);
+        for (int k = 0; k < DP_VEC_LEN; k++)
+            v[(size_t)i * DP_VEC_LEN + k] =
+                (uint8_t)(k < 40 * (lab[i] + 1) ? 60 * lab[i] + dp_rng_below(&r, 16) : 0);
+        meta[i].flow = 1000 + (uint64_t)f;
+        meta[i].index = (uint64_t)i;
+        meta[i].ipver = 4;
+    }
+    int rc = 0;
+    snprintf(path, sizeof path, "%s/vectors.npy", dir);
+    rc |= dp_npy_save(path, DP_NPY_U1, 1, DP_VEC_LEN, v, CLI_N, err);
+    snprintf(path, sizeof path, "%s/labels.npy", dir);
+    rc |= dp_npy_save(path, DP_NPY_I2, 2, 0, lab, CLI_N, err);
+    if (with_meta) {
+        snprintf(path, sizeof path, "%s/meta.npy", dir);
+        rc |= dp_npy_save(path, DP_META_DESCR, sizeof(dp_meta), 0, meta, CLI_N, err);
+    }
+    char tsv[512];
+    size_t o = 0;
+    for (int c = 0; c < nclasses; c++)
+        o += (size_t)snprintf(tsv + o, sizeof tsv - o, "%d\t%s\n", c, names[c]);
+    snprintf(path, sizeof path, "%s/classes.tsv", dir);
+    rc |= dp_write_file_atomic(path, tsv, o, err);
+    free(v);
+    free(meta);
+    return rc ? -1 : 0;
+}
+
+static dp_model *make_model(const char *path)
+{
+    char err[DP_ERRBUF_SIZE];
+    dp_arch a;
+    dp_arch_default(&a, DP_MODEL_SAE, DP_TASK_TRAFFIC, CLI_C);
+    dp_model *m = dp_model_create(&a, DP_TASK_TRAFFIC, (char *const *)cli_names, 5, err);
+    if (!m || dp_model_save(m, path, err) != 0) {
+        fprintf(stderr, "  make_model: %s\n", err);
+        dp_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static int file_exists(const char *dir, const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    struct stat st;
+    return stat(path, &st) == 0 && st.st_size > 0;
+}
+
+static void test_cli_end_to_end(void)
+{
+    const char *bin = cli_bin();
+    if (!bin)
+        SKIP("no deeppacket binary in $BUILD (run through make check)");
+    const char *tmp = dp_test_tmpdir();
+    char split[512], model[512], out1[512], out2[512], cmd[4096], err[DP_ERRBUF_SIZE];
+    snprintf(split, sizeof split, "%s/cli/traffic/test", tmp);
+    snprintf(model, sizeof model, "%s/cli/traffic.sae.model", tmp);
+    snprintf(out1, sizeof out1, "%s/cli/out1", tmp);
+    snprintf(out2, sizeof out2, "%s/cli/out2", tmp);
+    CHECK(make_split(split, 1, cli_names, CLI_C) == 0);
+    dp_model *m = make_model(model);
+    CHECK(m != NULL);
+    if (!m)
+        return;
+
+    /* Expected predictions, straight from the model. */
+    dp_splitset s;
+    CHECK(dp_splitset_open(&s, split, err) == 0);
+    float *lp = malloc(sizeof(float) * CLI_N * CLI_C);
+    CHECK(dp_model_predict(m, dp_splitset_vector(&s, 0), CLI_N, lp, err) == 0);
+    int want[CLI_N], correct = 0;
+    for (int i = 0; i < CLI_N; i++) {
+        want[i] = 0;
+        for (int c = 1; c < CLI_C; c++)
+            if (lp[i * CLI_C + c] > lp[i * CLI_C + want[i]])
+                want[i] = c;
+        correct += want[i] == dp_splitset_label(&s, i);
+    }
+
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -o '%s' -j 2 --batch-size 16 "
+             "--save-logprobs > '%s/cli/stdout1' 2> '%s/cli/stderr1'", bin, split, model, out1, tmp, tmp);
+    CHECK_EQ_INT(run(cmd), 0);
+    const char *files[] = {"report.md", "report.json", "confusion.csv", "confusion.pdf",
+                           "confusion.png", "flow_report.md", "flow_report.json",
+                           "flow_confusion.csv", "flow_confusion.pdf", "flow_confusion.png",
+                           "predictions.npy", "flows.npy", "logprobs.npy"};
+    for (size_t k = 0; k < sizeof files / sizeof files[0]; k++)
+        if (!file_exists(out1, files[k])) {
+            fprintf(stderr, "  missing %s\n", files[k]);
+            dp_test_failed_now = 1;
+        }
+    /* predictions.npy = the model's argmax (up to near-ties across thread
+     * counts); logprobs.npy = the model's output. */
+    char path[1024];
+    dp_npy a;
+    snprintf(path, sizeof path, "%s/predictions.npy", out1);
+    if (dp_npy_open(&a, path, err) == 0) {
+        CHECK(dp_npy_expect(&a, path, DP_NPY_I2, 2, 0, err) == 0);
+        CHECK_EQ_INT(a.shape[0], CLI_N);
+        int bad = 0;
+        for (int i = 0; i < CLI_N && a.shape[0] == CLI_N; i++) {
+            int16_t p;
+            memcpy(&p, a.data + 2 * i, 2);
+            if (p != want[i] && fabsf(lp[i * CLI_C + p] - lp[i * CLI_C + want[i]]) > 1e-4f)
+                bad++;
+        }
+        CHECK_EQ_INT(bad, 0);
+        dp_npy_close(&a);
+    } else {
+        CHECK(0);
+    }
+    snprintf(path, sizeof path, "%s/logprobs.npy", out1);
+    if (dp_npy_open(&a, path, err) == 0) {
+        CHECK(dp_npy_expect(&a, path, DP_NPY_F4, 4, CLI_C, err) == 0);
+        double maxd = 0;
+        for (int i = 0; i < CLI_N * CLI_C && a.shape[0] == CLI_N; i++) {
+            float x;
+            memcpy(&x, a.data + 4 * (size_t)i, 4);
+            maxd = fmax(maxd, fabs(x - lp[i]));
+        }
+        CHECK(maxd < 1e-4);
+        dp_npy_close(&a);
+    } else {
+        CHECK(0);
+    }
+    char *js = slurp(out1, "report.json", NULL);
+    if (js) {
+        CHECK(json_valid(js));
+        CHECK_NEAR(json_number(js, "n"), CLI_N, 0);
+        CHECK_NEAR(json_number(js, "accuracy"), (double)correct / CLI_N, 1e-9);
+        CHECK_STR_CONTAINS(js, "\"task\": \"traffic\"");
+        CHECK_STR_CONTAINS(js, "\"model_kind\": \"sae\"");
+    }
+    free(js);
+    js = slurp(out1, "flow_report.json", NULL);
+    if (js) {
+        CHECK(json_valid(js));
+        CHECK_NEAR(json_number(js, "n"), CLI_FLOWS, 0);
+        CHECK_NEAR(json_number(js, "packets"), CLI_N, 0);
+        CHECK_NEAR(json_number(js, "label_conflicts"), 0, 0);
+    }
+    free(js);
+    /* flows.npy: one row per flow, verdict = argmax of summed log-probs. */
+    snprintf(path, sizeof path, "%s/flows.npy", out1);
+    if (dp_npy_open(&a, path, err) == 0) {
+        CHECK_EQ_INT(a.shape[0], CLI_FLOWS);
+        int bad = 0;
+        for (uint64_t r = 0; r < a.shape[0]; r++) {
+            uint64_t flow, np;
+            int16_t t, p;
+            const uint8_t *row = a.data + 20 * r;
+            memcpy(&flow, row, 8);
+            memcpy(&t, row + 8, 2);
+            memcpy(&p, row + 10, 2);
+            memcpy(&np, row + 12, 8);
+            int f = (int)(flow - 1000);
+            double sum[CLI_C] = {0};
+            uint64_t cnt = 0;
+            for (int i = f; i < CLI_N; i += CLI_FLOWS, cnt++)
+                for (int c = 0; c < CLI_C; c++)
+                    sum[c] += lp[i * CLI_C + c];
+            int w = 0;
+            for (int c = 1; c < CLI_C; c++)
+                if (sum[c] > sum[w])
+                    w = c;
+            bad += f < 0 || f >= CLI_FLOWS || t != f % CLI_C || np != cnt ||
+                   (p != w && fabs(sum[p] - sum[w]) > 1e-3);
+        }
+        CHECK_EQ_INT(bad, 0);
+        dp_npy_close(&a);
+    } else {
+        CHECK(0);
+    }
+    char *so = slurp(tmp, "cli/stdout1", NULL);
+    if (so) {
+        CHECK_STR_CONTAINS(so, "| label");
+        CHECK_STR_CONTAINS(so, "| VPN: File Transfer");
+        CHECK_STR_CONTAINS(so, "Wtd. Average");
+        CHECK_STR_CONTAINS(so, "flow level");
+    }
+    free(so);
+
+    /* One thread: the same predictions; default REPORT_DIR = MODEL.report. */
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -j 1 > /dev/null 2>&1", bin, split, model);
+    CHECK_EQ_INT(run(cmd), 0);
+    char defdir[600];
+    snprintf(defdir, sizeof defdir, "%s.report", model);
+    size_t l1 = 0, l2 = 0;
+    char *p1 = slurp(out1, "predictions.npy", &l1), *p2 = slurp(defdir, "predictions.npy", &l2);
+    CHECK(p1 && p2 && l1 == l2 && !memcmp(p1, p2, l1));
+    free(p1);
+    free(p2);
+    CHECK(!file_exists(defdir, "logprobs.npy"));
+
+    /* No meta.npy: packet level only. */
+    char split2[512];
+    snprintf(split2, sizeof split2, "%s/cli/nometa", tmp);
+    CHECK(make_split(split2, 0, cli_names, CLI_C) == 0);
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -o '%s' > /dev/null 2>&1", bin, split2,
+             model, out2);
+    CHECK_EQ_INT(run(cmd), 0);
+    CHECK(file_exists(out2, "report.json"));
+    CHECK(!file_exists(out2, "flow_report.json"));
+
+    /* Errors. */
+    char errf[600];
+    snprintf(errf, sizeof errf, "%s/cli/err", tmp);
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s/nope.model' 2> '%s'", bin, split, tmp, errf);
+    CHECK_EQ_INT(run(cmd), 1);
+    char *msg = dp_read_file(errf, NULL, NULL);
+    CHECK_STR_CONTAINS(msg, "nope.model");
+    free(msg);
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s/nope' -m '%s' 2> '%s'", bin, tmp, model, errf);
+    CHECK_EQ_INT(run(cmd), 1);
+    msg = dp_read_file(errf, NULL, NULL);
+    CHECK_STR_CONTAINS(msg, "test set");
+    free(msg);
+    /* classes differ: another name, then another count */
+    char split3[512];
+    const char *other[] = {"Chat", "Email", "File Transfer", "Voip", "Streaming"};
+    snprintf(split3, sizeof split3, "%s/cli/othernames", tmp);
+    CHECK(make_split(split3, 1, other, 4) == 0);
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' 2> '%s'", bin, split3, model, errf);
+    CHECK_EQ_INT(run(cmd), 1);
+    msg = dp_read_file(errf, NULL, NULL);
+    CHECK_STR_CONTAINS(msg, "class 2 is 'VPN: File Transfer'");
+    free(msg);
+    snprintf(split3, sizeof split3, "%s/cli/fiveclasses", tmp);
+    CHECK(make_split(split3, 1, other, 5) == 0);
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' 2> '%s'", bin, split3, model, errf);
+    CHECK_EQ_INT(run(cmd), 1);
+    msg = dp_read_file(errf, NULL, NULL);
+    CHECK_STR_CONTAINS(msg, "has 4 classes");
+    free(msg);
+    /* unwritable REPORT_DIR */
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -o '%s/vectors.npy/x' >/dev/null 2> '%s'",
+             bin, split, model, split, errf);
+    CHECK_EQ_INT(run(cmd), 1);
+    msg = dp_read_file(errf, NULL, NULL);
+    CHECK_STR_CONTAINS(msg, "vectors.npy");
+    free(msg);
+    /* usage errors */
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' 2>/dev/null", bin, split);
+    CHECK_EQ_INT(run(cmd), 2);
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -j 0 2>/dev/null", bin, split, model);
+    CHECK_EQ_INT(run(cmd), 2);
+    snprintf(cmd, sizeof cmd, "'%s' test --bogus 2>/dev/null", bin);
+    CHECK_EQ_INT(run(cmd), 2);
+    snprintf(cmd, sizeof cmd, "'%s' test --help >/dev/null", bin);
+    CHECK_EQ_INT(run(cmd), 0);
+
+    free(lp);
+    dp_splitset_close(&s);
+    dp_model_free(m);
+}
+
 int main(void)
 {
     dp_test_prog = "test_eval";
@@ -866,5 +1188,6 @@ int main(void)
     DP_RUN(test_escaping);
     DP_RUN(test_unwritable_dir);
     DP_RUN(test_figure_sizes);
+    DP_RUN(test_cli_end_to_end);
     return dp_test_end();
 }

@@ -1,11 +1,452 @@
+/* deeppacket test: evaluate a model on a test set (spec section 6).
+ *
+ *   deeppacket test -d SPLIT_DIR/<task>/test -m MODEL [-o REPORT_DIR]
+ *                   [-j THREADS] [--batch-size 256] [--save-logprobs]
+ *
+ * Predicts every packet of the test set in batches, prints the per-class
+ * markdown table on stdout and writes the report files (see
+ * docs/report-format.md) into REPORT_DIR (default: MODEL.report):
+ *   report.md, report.json, confusion.csv, confusion.pdf, confusion.png
+ *   flow_report.md, ... (the same at flow level, when the test set has
+ *                        meta.npy: one verdict per flow)
+ *   predictions.npy   int16 [N]    predicted class of each test packet
+ *   flows.npy         struct [F]   flow id, true label, verdict, packets
+ *   logprobs.npy      float32 [N, C]  only with --save-logprobs
+ *
+ * THREADS workers (default: all CPUs) each load their own copy of the model
+ * (a model is not shared between threads) and take batches in turn; the
+ * neural-network layers run single-threaded inside each worker. Results do
+ * not depend on the thread count.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "cli/dp_cli.h"
+#include "dataset/dp_dataset.h"
+#include "eval/dp_eval.h"
+#include "model/dp_model.h"
+#include "nn/dp_nn.h"
+#include "util/dp_util.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: deeppacket test -d TEST_DIR -m MODEL [-o REPORT_DIR] [-j THREADS]\n"
+            "                       [--batch-size N] [--save-logprobs]\n"
+            "  -d TEST_DIR       test split folder, e.g. SPLIT_DIR/application_classification/test\n"
+            "  -m MODEL          model file written by `deeppacket train`\n"
+            "  -o REPORT_DIR     where the report goes (default: MODEL.report)\n"
+            "  -j THREADS        worker threads (default: all CPUs)\n"
+            "  --batch-size N    packets per inference batch (default 256)\n"
+            "  --save-logprobs   also write logprobs.npy, float32 [N, classes] (kept in RAM)\n"
+            "Prints the per-class table (recall, precision, f1-score, support; weighted\n"
+            "average) and writes report.md/.json, confusion.csv/.pdf/.png, predictions.npy,\n"
+            "and, when the test set knows its flows, the same at flow level (flow_*).\n");
+}
+
+/* One row of flows.npy. */
+typedef struct __attribute__((packed)) flow_row {
+    uint64_t flow;
+    int16_t label;
+    int16_t pred;
+    uint64_t packets;
+} flow_row;
+#define FLOW_ROW_DESCR "[('flow', '<u8'), ('label', '<i2'), ('pred', '<i2'), ('packets', '<u8')]"
+
+typedef struct shared {
+    const dp_splitset *s;
+    int C;
+    int batch;
+    uint64_t nbatches;
+    int flows;              /* aggregate per flow (test set has meta) */
+    int16_t *pred;          /* [n] */
+    float *logprobs;        /* [n, C] or NULL */
+    atomic_uint_fast64_t next_batch;
+    atomic_uint_fast64_t done;
+    atomic_int stop;
+    atomic_int running;
+} shared;
+
+typedef struct worker {
+    shared *sh;
+    dp_model *m;
+    uint64_t *cm;           /* [C * C] */
+    dp_flowagg *fa;
+    float *lp;              /* [batch, C] */
+    int failed;
+    char err[DP_ERRBUF_SIZE];
+    pthread_t tid;
+    int started;
+} worker;
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    shared *sh = w->sh;
+    const dp_splitset *s = sh->s;
+    int C = sh->C;
+    while (!atomic_load(&sh->stop)) {
+        uint64_t b = atomic_fetch_add(&sh->next_batch, 1);
+        if (b >= sh->nbatches)
+            break;
+        uint64_t start = b * (uint64_t)sh->batch;
+        int cnt = (int)(s->n - start < (uint64_t)sh->batch ? s->n - start : (uint64_t)sh->batch);
+        if (dp_model_predict(w->m, dp_splitset_vector(s, start), cnt, w->lp, w->err) != 0) {
+            w->failed = 1;
+            atomic_store(&sh->stop, 1);
+            break;
+        }
+        for (int r = 0; r < cnt; r++) {
+            const float *lp = w->lp + (size_t)r * C;
+            int p = 0;
+            for (int c = 1; c < C; c++)
+                if (lp[c] > lp[p])
+                    p = c;
+            uint64_t i = start + (uint64_t)r;
+            int t = dp_splitset_label(s, i);
+            sh->pred[i] = (int16_t)p;
+            w->cm[(size_t)t * C + p]++;
+            if (sh->flows) {
+                dp_meta m = dp_splitset_meta(s, i);
+                if (dp_flowagg_add(w->fa, m.flow, t, lp, w->err) != 0) {
+                    w->failed = 1;
+                    atomic_store(&sh->stop, 1);
+                    break;
+                }
+            }
+        }
+        if (sh->logprobs)
+            memcpy(sh->logprobs + start * (uint64_t)C, w->lp, (size_t)cnt * C * sizeof(float));
+        atomic_fetch_add(&sh->done, (uint64_t)cnt);
+    }
+    atomic_fetch_sub(&sh->running, 1);
+    return NULL;
+}
+
+static void fmt_duration(char *buf, size_t cap, double sec)
+{
+    if (!(sec >= 0) || sec > 1e7) {
+        snprintf(buf, cap, "?");
+        return;
+    }
+    long s = (long)(sec + 0.5);
+    if (s >= 3600)
+        snprintf(buf, cap, "%ldh%02ldm%02lds", s / 3600, s / 60 % 60, s % 60);
+    else if (s >= 60)
+        snprintf(buf, cap, "%ldm%02lds", s / 60, s % 60);
+    else
+        snprintf(buf, cap, "%lds", s);
+}
+
+static void progress_line(dp_progress *pr, uint64_t done, uint64_t n)
+{
+    double el = dp_now() - pr->start;
+    double rate = el > 0 ? done / el : 0;
+    char eta[32];
+    fmt_duration(eta, sizeof eta, rate > 0 ? (double)(n - done) / rate : -1);
+    dp_progress_print(pr, "test: %llu/%llu packets (%.1f%%), %.0f packets/s, ETA %s",
+                      (unsigned long long)done, (unsigned long long)n,
+                      n ? 100.0 * (double)done / (double)n : 100.0, rate, eta);
+}
+
+/* Checks that the model's classes are the test set's (same count, same name
+ * per id). */
+static int check_classes(const dp_model *m, const char *mpath, const dp_splitset *s,
+                         const char *dir, char *errbuf)
+{
+    int mc = dp_model_nclasses(m);
+    if (mc != s->nclasses)
+        return dp_err(errbuf,
+                      "%s has %d classes but the test set %s/classes.tsv has %d "
+                      "(model and test set are for different tasks or label tables?)",
+                      mpath, mc, dir, s->nclasses);
+    for (int c = 0; c < mc; c++) {
+        const char *a = dp_model_class_name(m, c), *b = s->names[c] ? s->names[c] : "";
+        if (strcmp(a ? a : "", b) != 0)
+            return dp_err(errbuf, "class %d is '%s' in %s but '%s' in %s/classes.tsv", c,
+                          a ? a : "", mpath, b, dir);
+    }
+    return 0;
+}
+
+static int save_flows(const dp_flowagg *fa, const char *path, char *errbuf)
+{
+    dp_npy_writer w;
+    if (dp_npy_writer_open(&w, path, FLOW_ROW_DESCR, sizeof(flow_row), 0, errbuf) != 0)
+        return -1;
+    uint64_t nf = dp_flowagg_flows(fa);
+    flow_row buf[1024];
+    size_t k = 0;
+    for (uint64_t i = 0; i < nf; i++) {
+        int t, p;
+        uint64_t id, np;
+        dp_flowagg_get(fa, i, &id, &t, &p, &np);
+        flow_row r = {.flow = id, .label = (int16_t)t, .pred = (int16_t)p, .packets = np};
+        buf[k++] = r;
+        if (k == 1024 || i + 1 == nf) {
+            if (dp_npy_write(&w, buf, k, errbuf) != 0) {
+                dp_npy_writer_abort(&w);
+                return -1;
+            }
+            k = 0;
+        }
+    }
+    return dp_npy_writer_commit(&w, errbuf);
+}
+
+static int save_npy(const char *dir, const char *name, const char *descr, size_t itemsize,
+                    size_t ncols, const void *data, uint64_t rows, char *errbuf)
+{
+    char *path = dp_path_join(dir, name);
+    if (!path)
+        return dp_err(errbuf, "%s: out of memory", dir);
+    int rc = dp_npy_save(path, descr, itemsize, ncols, data, rows, errbuf);
+    free(path);
+    return rc;
+}
 
 int cmd_test(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "deeppacket test: not implemented yet\n");
-    return 1;
+    const char *dir = NULL, *mpath = NULL, *outdir = NULL;
+    long threads = 0, batch = 256;
+    int save_lp = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--save-logprobs")) {
+            save_lp = 1;
+            continue;
+        }
+        if (i + 1 >= argc)
+            return dp_cli_usage_error("test", "unknown option or missing value: %s (see --help)", a);
+        const char *v = argv[++i];
+        if (!strcmp(a, "-d"))
+            dir = v;
+        else if (!strcmp(a, "-m"))
+            mpath = v;
+        else if (!strcmp(a, "-o"))
+            outdir = v;
+        else if (!strcmp(a, "-j")) {
+            if (dp_cli_parse_int(v, 1, 256, &threads) < 0)
+                return dp_cli_usage_error("test", "-j wants a thread count 1..256, not '%s'", v);
+        } else if (!strcmp(a, "--batch-size")) {
+            if (dp_cli_parse_int(v, 1, 1 << 20, &batch) < 0)
+                return dp_cli_usage_error("test", "--batch-size wants 1..1048576, not '%s'", v);
+        } else
+            return dp_cli_usage_error("test", "unknown option %s (see --help)", a);
+    }
+    if (!dir || !mpath)
+        return dp_cli_usage_error("test", "-d TEST_DIR and -m MODEL are required (see --help)");
+
+    char errbuf[DP_ERRBUF_SIZE] = "";
+    char *defdir = NULL;
+    if (!outdir) {
+        size_t n = strlen(mpath) + 8;
+        if (!(defdir = malloc(n)))
+            return 1;
+        snprintf(defdir, n, "%s.report", mpath);
+        outdir = defdir;
+    }
+    int rc = 1;
+    dp_splitset s;
+    memset(&s, 0, sizeof s);
+    dp_model *m0 = NULL;
+    worker *ws = NULL;
+    int nw = 0;
+    shared sh;
+    memset(&sh, 0, sizeof sh);
+    dp_eval ev, fev;
+    memset(&ev, 0, sizeof ev);
+    memset(&fev, 0, sizeof fev);
+    dp_flowagg *fall = NULL;
+    const char *ctx = ""; /* what failed, before errbuf */
+
+    if (!(m0 = dp_model_load(mpath, errbuf))) {
+        ctx = "cannot load the model: ";
+        goto fail;
+    }
+    if (dp_splitset_open(&s, dir, errbuf) != 0) {
+        ctx = "cannot open the test set: ";
+        goto fail;
+    }
+    if (check_classes(m0, mpath, &s, dir, errbuf) != 0)
+        goto fail;
+    int C = s.nclasses;
+    int task = dp_model_task(m0);
+    const char *task_name = task >= 0 && task < DP_NTASKS ? dp_task_name[task] : NULL;
+    if (!threads)
+        threads = dp_ncpu();
+    if ((uint64_t)threads * (uint64_t)batch > s.n && s.n > 0) {
+        /* no more workers than batches */
+        uint64_t nb = (s.n + batch - 1) / batch;
+        if ((uint64_t)threads > nb)
+            threads = (long)nb;
+    }
+    if (save_lp && s.n * (uint64_t)C > (UINT64_C(1) << 34))
+        goto fail_msg_lp;
+
+    sh.s = &s;
+    sh.C = C;
+    sh.batch = (int)batch;
+    sh.nbatches = (s.n + batch - 1) / batch;
+    sh.flows = s.has_meta;
+    sh.pred = malloc((s.n ? s.n : 1) * sizeof *sh.pred);
+    if (save_lp)
+        sh.logprobs = malloc((s.n ? s.n : 1) * (size_t)C * sizeof(float));
+    ws = calloc((size_t)threads, sizeof *ws);
+    if (!sh.pred || (save_lp && !sh.logprobs) || !ws) {
+        dp_err(errbuf, "out of memory for %llu test packets", (unsigned long long)s.n);
+        goto fail;
+    }
+    dp_nn_set_threads(1);
+    for (nw = 0; nw < threads; nw++) {
+        worker *w = &ws[nw];
+        w->sh = &sh;
+        w->m = nw == 0 ? m0 : dp_model_load(mpath, errbuf);
+        if (nw == 0)
+            m0 = NULL; /* owned by worker 0 now */
+        w->cm = calloc((size_t)C * C, sizeof *w->cm);
+        w->lp = malloc((size_t)batch * C * sizeof *w->lp);
+        if (sh.flows)
+            w->fa = dp_flowagg_new(C, errbuf);
+        if (!w->m || !w->cm || !w->lp || (sh.flows && !w->fa)) {
+            if (w->m && errbuf[0] == 0)
+                dp_err(errbuf, "out of memory for worker %d", nw);
+            nw++;
+            goto fail;
+        }
+    }
+    fprintf(stderr, "deeppacket test: %s model (%s, %d classes) on %s: %llu packets%s, %d threads\n",
+            dp_model_kind_name(ws[0].m), task_name ? task_name : "?", C, dir,
+            (unsigned long long)s.n, sh.flows ? " with flows" : "", nw);
+
+    dp_progress pr;
+    dp_progress_init(&pr);
+    atomic_store(&sh.running, nw);
+    for (int i = 0; i < nw; i++) {
+        if (pthread_create(&ws[i].tid, NULL, worker_main, &ws[i]) == 0)
+            ws[i].started = 1;
+        else
+            atomic_fetch_sub(&sh.running, 1);
+    }
+    int any_started = 0;
+    for (int i = 0; i < nw; i++)
+        any_started |= ws[i].started;
+    if (!any_started) {
+        dp_err(errbuf, "cannot start worker threads");
+        goto fail;
+    }
+    while (atomic_load(&sh.running) > 0) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        if (dp_progress_due(&pr))
+            progress_line(&pr, atomic_load(&sh.done), s.n);
+    }
+    for (int i = 0; i < nw; i++)
+        if (ws[i].started)
+            pthread_join(ws[i].tid, NULL);
+    for (int i = 0; i < nw; i++)
+        if (ws[i].failed) {
+            dp_progress_done(&pr);
+            memcpy(errbuf, ws[i].err, DP_ERRBUF_SIZE);
+            goto fail;
+        }
+    progress_line(&pr, atomic_load(&sh.done), s.n);
+    dp_progress_done(&pr);
+    double secs = dp_now() - pr.start;
+
+    /* Packet level. */
+    if (dp_eval_init(&ev, C, (const char *const *)s.names, errbuf) != 0)
+        goto fail;
+    for (int i = 0; i < nw; i++)
+        dp_eval_add_matrix(&ev, ws[i].cm);
+    dp_eval_finish(&ev);
+    dp_report_info info = {.level = "packet", .task = task_name, .model = mpath,
+                           .model_kind = dp_model_kind_name(ws[0].m), .test_set = dir};
+    printf("packet level (%llu packets, %.1f s, %.0f packets/s):\n\n", (unsigned long long)ev.n,
+           secs, secs > 0 ? ev.n / secs : 0.0);
+    dp_eval_print_markdown(&ev, &info, stdout);
+    if (dp_eval_write_report(&ev, &info, outdir, "", errbuf) != 0)
+        goto fail;
+    if (save_npy(outdir, "predictions.npy", DP_NPY_I2, 2, 0, sh.pred, s.n, errbuf) != 0)
+        goto fail;
+    if (save_lp && save_npy(outdir, "logprobs.npy", DP_NPY_F4, 4, (size_t)C, sh.logprobs, s.n,
+                            errbuf) != 0)
+        goto fail;
+
+    /* Flow level. */
+    if (sh.flows) {
+        if (!(fall = dp_flowagg_new(C, errbuf)))
+            goto fail;
+        for (int i = 0; i < nw; i++) {
+            if (dp_flowagg_merge(fall, ws[i].fa, errbuf) != 0)
+                goto fail;
+            dp_flowagg_free(ws[i].fa);
+            ws[i].fa = NULL;
+        }
+        if (dp_eval_init(&fev, C, (const char *const *)s.names, errbuf) != 0 ||
+            dp_flowagg_eval(fall, &fev, errbuf) != 0)
+            goto fail;
+        dp_report_info finfo = info;
+        finfo.level = "flow";
+        finfo.packets = dp_flowagg_packets(fall);
+        finfo.label_conflicts = dp_flowagg_conflicts(fall);
+        printf("\nflow level (%llu flows; verdict = argmax of the summed packet log-probabilities):\n\n",
+               (unsigned long long)fev.n);
+        dp_eval_print_markdown(&fev, &finfo, stdout);
+        if (finfo.label_conflicts)
+            printf("(%llu flows hold packets of more than one label: majority label used)\n",
+                   (unsigned long long)finfo.label_conflicts);
+        if (dp_eval_write_report(&fev, &finfo, outdir, "flow_", errbuf) != 0)
+            goto fail;
+        char *fp = dp_path_join(outdir, "flows.npy");
+        if (!fp || save_flows(fall, fp, errbuf) != 0) {
+            if (!fp)
+                dp_err(errbuf, "%s: out of memory", outdir);
+            free(fp);
+            goto fail;
+        }
+        free(fp);
+    } else {
+        printf("\n(no meta.npy in %s: flow-level report skipped)\n", dir);
+    }
+    fflush(stdout);
+    fprintf(stderr, "deeppacket test: report written to %s/ (report.md, report.json, "
+                    "confusion.csv/.pdf/.png%s, predictions.npy%s)\n",
+            outdir, sh.flows ? ", flow_*, flows.npy" : "", save_lp ? ", logprobs.npy" : "");
+    rc = 0;
+    goto out;
+
+fail_msg_lp:
+    dp_err(errbuf, "--save-logprobs: %llu x %d floats do not fit in memory",
+           (unsigned long long)s.n, C);
+fail:
+    fflush(stdout);
+    fprintf(stderr, "deeppacket test: %s%s\n", ctx, errbuf[0] ? errbuf : "failed");
+    rc = 1;
+out:
+    for (int i = 0; i < nw; i++) {
+        dp_model_free(ws[i].m);
+        free(ws[i].cm);
+        free(ws[i].lp);
+        dp_flowagg_free(ws[i].fa);
+    }
+    free(ws);
+    dp_model_free(m0);
+    dp_flowagg_free(fall);
+    dp_eval_free(&ev);
+    dp_eval_free(&fev);
+    free(sh.pred);
+    free(sh.logprobs);
+    dp_splitset_close(&s);
+    free(defdir);
+    return rc;
 }
