@@ -654,6 +654,52 @@ static void test_mse_fd(void)
     free(p.pr), free(p.tg), free(d);
 }
 
+/* ---- against a naive double-precision convolution --------------------------------
+ * shapes with several GEMM groups and a short last group (B > 2048 / LO),
+ * and the direct path split over threads */
+static void test_conv1d_vs_naive(void)
+{
+    int shapes[][6] = {{7, 20, 700, 9, 3, 1}, {5, 6, 1000, 4, 4, 3}, {9, 1, 1500, 11, 5, 3}, {4, 3, 2, 2, 2, 1}};
+    for (int s = 0; s < 4; s++) {
+        int B = shapes[s][0], C = shapes[s][1], L = shapes[s][2], OC = shapes[s][3], K = shapes[s][4],
+            S = shapes[s][5];
+        int LO = dp_conv1d_out_len(L, K, S);
+        size_t nx = (size_t)B * C * L, nw = (size_t)OC * C * K, ny = (size_t)B * OC * LO;
+        float *x = fill(nx, 0), *w = fill(nw, 0), *b = fill(OC, 0), *dy = fill(ny, 0);
+        randn(x, nx, 1), randn(w, nw, 0.3f), randn(b, OC, 0.3f), randn(dy, ny, 1);
+        float *y = fill(ny, NAN), *dx = fill(nx, NAN), *dw = fill(nw, 0), *db = fill(OC, 0);
+        float *ry = fill(ny, 0), *rdx = fill(nx, 0), *rdw = fill(nw, 0), *rdb = fill(OC, 0);
+        float *scr = fill(dp_conv1d_scratch_floats(B, C, L, OC, K, S), NAN);
+        dp_conv1d_forward(y, scr, x, w, b, B, C, L, OC, K, S);
+        dp_conv1d_backward(dx, dw, db, scr, dy, x, w, B, C, L, OC, K, S);
+        double *acc = calloc(nx + nw, sizeof(double));
+        for (int bb = 0; bb < B; bb++)
+            for (int o = 0; o < OC; o++)
+                for (int t = 0; t < LO; t++) {
+                    double v = b[o], g = dy[((size_t)bb * OC + o) * LO + t];
+                    for (int c = 0; c < C; c++)
+                        for (int k = 0; k < K; k++) {
+                            size_t xi = ((size_t)bb * C + c) * L + (size_t)t * S + k, wi = ((size_t)o * C + c) * K + k;
+                            v += (double)w[wi] * x[xi];
+                            acc[xi] += g * w[wi];
+                            acc[nx + wi] += g * x[xi];
+                        }
+                    ry[((size_t)bb * OC + o) * LO + t] = (float)v;
+                    rdb[o] += (float)g;
+                }
+        for (size_t i = 0; i < nx; i++)
+            rdx[i] = (float)acc[i];
+        for (size_t i = 0; i < nw; i++)
+            rdw[i] = (float)acc[nx + i];
+        cmp_near("conv1d out vs naive", s, y, ry, ny, FWD_TOL);
+        cmp_near("conv1d dinp vs naive", s, dx, rdx, nx, GRAD_TOL);
+        cmp_near("conv1d dweight vs naive", s, dw, rdw, nw, GRAD_TOL);
+        cmp_near("conv1d dbias vs naive", s, db, rdb, OC, GRAD_TOL);
+        free(x), free(w), free(b), free(dy), free(y), free(dx), free(dw), free(db);
+        free(ry), free(rdx), free(rdw), free(rdb), free(scr), free(acc);
+    }
+}
+
 /* ---- determinism, threads ---------------------------------------------------------- */
 
 typedef struct run_out {
@@ -869,6 +915,7 @@ int main(void)
     DP_RUN(test_mse_fixtures);
     DP_RUN(test_adam_fixtures);
     DP_RUN(test_conv1d_fd);
+    DP_RUN(test_conv1d_vs_naive);
     DP_RUN(test_linear_fd);
     DP_RUN(test_maxpool1d_fd);
     DP_RUN(test_xent_fd);

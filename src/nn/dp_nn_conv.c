@@ -1,15 +1,23 @@
 /* dp_nn_conv: 1-d convolution (no padding) forward and backward.
  *
- * Per sample, the input [C, L] is unrolled by im2col into col [C*K, LO]
- * (col[(c*K + k), t] = x[c, t*S + k]) so that the convolution is one GEMM:
- *   out[OC, LO] = W[OC, C*K] @ col[C*K, LO]
- *   dW[OC, C*K] += dout[OC, LO] @ col^T
- *   dcol[C*K, LO] = W^T @ dout  -> col2im -> dinp
+ * GEMM path (C*K > 16). Samples are processed in groups of G (G*LO about
+ * 2048 columns, so that each GEMM is wide enough to keep every BLAS thread
+ * busy). A group's inputs are unrolled by im2col into
+ *   col [C*K, G*LO], col[c*K + k, i*LO + t] = x_i[c, t*S + k]
+ * so that the whole group is one GEMM per direction:
+ *   tmp[OC, G*LO]  = W[OC, C*K] @ col          (then bias/ReLU, scatter to out [G, OC, LO])
+ *   dW[OC, C*K]   += dout_g[OC, G*LO] @ col^T  (dout_g = the group's dout gathered)
+ *   dcol[C*K, G*LO] = W^T @ dout_g             (then col2im per sample -> dinp)
  * The GEMMs go to OpenBLAS (threaded by it); im2col/col2im are split over
  * channels with dp_nn_parallel_for when they are big enough to pay for it.
- * When C*K is tiny (the first layer, C = 1) a GEMM with an inner dimension
- * of 4 or 5 wastes the BLAS, so a direct, vectorisable loop is used.
- * All reductions run in a fixed order: deterministic for a thread count. */
+ *
+ * Direct path (C*K <= 16: the first layer, C = 1). A GEMM with an inner
+ * dimension of 4 or 5 wastes the BLAS, so the whole batch is unrolled
+ * (col [B, C*K, LO], tiny) and vectorisable loops run split over output
+ * channels (forward, dW, dbias) or samples (dinp).
+ *
+ * All reductions run in a fixed order: deterministic for a thread count
+ * (the direct path and our own loops even for any thread count). */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("vect-cost-model=dynamic")
 #endif
@@ -24,27 +32,43 @@
 #define DIRECT_MAX_CK 16
 /* im2col/col2im of fewer floats than this stay on one thread. */
 #define PAR_MIN_FLOATS (1 << 16)
+/* target GEMM width (columns) of a sample group */
+#define GROUP_COLS 2048
 
 int dp_conv1d_out_len(int L, int K, int S)
 {
     return (L < K || K < 1 || S < 1) ? 0 : (L - K) / S + 1;
 }
 
+/* samples per GEMM group */
+static int group_size(int B, int LO)
+{
+    int g = (GROUP_COLS + LO - 1) / LO;
+    if (g > B)
+        g = B;
+    return g < 1 ? 1 : g;
+}
+
 size_t dp_conv1d_scratch_floats(int B, int C, int L, int OC, int K, int S)
 {
-    (void)B;
-    (void)OC;
-    size_t n = (size_t)C * K * (size_t)dp_conv1d_out_len(L, K, S);
+    size_t LO = (size_t)dp_conv1d_out_len(L, K, S), CK = (size_t)C * K, n;
+    if (CK <= DIRECT_MAX_CK)
+        n = (size_t)(B > 0 ? B : 1) * CK * LO;
+    else
+        n = (size_t)group_size(B, (int)LO) * LO * (CK + (size_t)OC);
     return n ? n : 1;
 }
 
-/* ---- im2col / col2im ------------------------------------------------------ */
+/* ---- im2col / col2im ------------------------------------------------------
+ * One sample: col rows are c*K + k with row stride ldc (>= LO), so that a
+ * group of samples can share one col matrix side by side. */
 
 typedef struct colctx {
-    float *col;      /* [C*K, LO] */
+    float *col;      /* [C*K, ldc] */
     float *x;        /* [C, L] (col2im: written) */
     const float *xc; /* [C, L] (im2col: read) */
     int C, L, K, S, LO;
+    size_t ldc;
 } colctx;
 
 static void im2col_range(const colctx *c, int c0, int c1)
@@ -53,7 +77,7 @@ static void im2col_range(const colctx *c, int c0, int c1)
     for (int ch = c0; ch < c1; ch++) {
         const float *restrict x = c->xc + (size_t)ch * L;
         for (int k = 0; k < K; k++) {
-            float *restrict dst = c->col + ((size_t)ch * K + k) * LO;
+            float *restrict dst = c->col + ((size_t)ch * K + k) * c->ldc;
             if (S == 1) {
                 memcpy(dst, x + k, (size_t)LO * sizeof(float));
             } else {
@@ -71,12 +95,12 @@ static void im2col_task(void *ctx, int i, int n)
     im2col_range(c, (int)((long)c->C * i / n), (int)((long)c->C * (i + 1) / n));
 }
 
-/* col [C*K, LO] <- x [C, L] */
-static void im2col(float *col, const float *x, int C, int L, int K, int S, int LO)
+/* col [C*K, ldc] (first LO columns) <- x [C, L] */
+static void im2col(float *col, size_t ldc, const float *x, int C, int L, int K, int S, int LO, int par)
 {
-    colctx c = {.col = col, .xc = x, .C = C, .L = L, .K = K, .S = S, .LO = LO};
+    colctx c = {.col = col, .xc = x, .C = C, .L = L, .K = K, .S = S, .LO = LO, .ldc = ldc};
     int nt = dp_nn_get_threads();
-    if (nt > 1 && (size_t)C * K * LO >= PAR_MIN_FLOATS && C >= nt)
+    if (par && nt > 1 && (size_t)C * K * LO >= PAR_MIN_FLOATS && C >= nt)
         dp_nn_parallel_for(nt, im2col_task, &c);
     else
         im2col_range(&c, 0, C);
@@ -89,7 +113,7 @@ static void col2im_range(const colctx *c, int c0, int c1)
         float *restrict x = c->x + (size_t)ch * L;
         memset(x, 0, (size_t)L * sizeof(float));
         for (int k = 0; k < K; k++) {
-            const float *restrict src = c->col + ((size_t)ch * K + k) * LO;
+            const float *restrict src = c->col + ((size_t)ch * K + k) * c->ldc;
             float *restrict dst = x + k;
             if (S == 1) {
                 for (int t = 0; t < LO; t++)
@@ -108,12 +132,12 @@ static void col2im_task(void *ctx, int i, int n)
     col2im_range(c, (int)((long)c->C * i / n), (int)((long)c->C * (i + 1) / n));
 }
 
-/* x [C, L] (overwritten) <- sum of col [C*K, LO] over overlapping taps */
-static void col2im(float *x, const float *col, int C, int L, int K, int S, int LO)
+/* x [C, L] (overwritten) <- col [C*K, ldc] summed over overlapping taps */
+static void col2im(float *x, const float *col, size_t ldc, int C, int L, int K, int S, int LO, int par)
 {
-    colctx c = {.col = (float *)col, .x = x, .C = C, .L = L, .K = K, .S = S, .LO = LO};
+    colctx c = {.col = (float *)col, .x = x, .C = C, .L = L, .K = K, .S = S, .LO = LO, .ldc = ldc};
     int nt = dp_nn_get_threads();
-    if (nt > 1 && (size_t)C * K * LO >= PAR_MIN_FLOATS && C >= nt)
+    if (par && nt > 1 && (size_t)C * K * LO >= PAR_MIN_FLOATS && C >= nt)
         dp_nn_parallel_for(nt, col2im_task, &c);
     else
         col2im_range(&c, 0, C);
@@ -144,72 +168,157 @@ static float dot8(const float *restrict a, const float *restrict b, int n)
     return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
-/* ---- forward --------------------------------------------------------------- */
+/* ---- direct path (C*K <= DIRECT_MAX_CK) ------------------------------------- */
 
 typedef struct directctx {
-    float *out;         /* [OC, LO] */
-    const float *col;   /* [CK, LO] */
+    float *out;         /* [B, OC, LO] (forward) */
+    float *dinp;        /* [B, C, L] (backward) */
+    float *dweight;     /* [OC, CK] */
+    float *dbias;       /* [OC] */
+    float *col;         /* [B, CK, LO] */
+    const float *inp;   /* [B, C, L] */
+    const float *dout;  /* [B, OC, LO] */
     const float *w;     /* [OC, CK] */
     const float *bias;  /* [OC] or NULL */
-    int OC, CK, LO, relu;
+    int B, C, L, K, S, OC, CK, LO, relu;
 } directctx;
 
-static void direct_fwd_range(const directctx *d, int o0, int o1)
+static void direct_im2col_task(void *ctx, int i, int n)
 {
+    const directctx *d = ctx;
+    for (int b = d->B * i / n; b < d->B * (i + 1) / n; b++)
+        im2col(d->col + (size_t)b * d->CK * d->LO, (size_t)d->LO, d->inp + (size_t)b * d->C * d->L, d->C, d->L,
+               d->K, d->S, d->LO, 0);
+}
+
+/* out[b, o, :] for o in this chunk, all b */
+static void direct_fwd_task(void *ctx, int i, int n)
+{
+    const directctx *d = ctx;
     int CK = d->CK, LO = d->LO;
-    for (int o = o0; o < o1; o++) {
-        float *restrict y = d->out + (size_t)o * LO;
-        float b0 = d->bias ? d->bias[o] : 0.0f;
-        for (int t = 0; t < LO; t++)
-            y[t] = b0;
-        for (int j = 0; j < CK; j++) {
-            float wv = d->w[(size_t)o * CK + j];
-            const float *restrict cr = d->col + (size_t)j * LO;
+    for (int b = 0; b < d->B; b++) {
+        const float *col = d->col + (size_t)b * CK * LO;
+        for (int o = d->OC * i / n; o < d->OC * (i + 1) / n; o++) {
+            float *restrict y = d->out + ((size_t)b * d->OC + o) * LO;
+            float b0 = d->bias ? d->bias[o] : 0.0f;
             for (int t = 0; t < LO; t++)
-                y[t] += wv * cr[t];
+                y[t] = b0;
+            for (int j = 0; j < CK; j++) {
+                float wv = d->w[(size_t)o * CK + j];
+                const float *restrict cr = col + (size_t)j * LO;
+                for (int t = 0; t < LO; t++)
+                    y[t] += wv * cr[t];
+            }
+            if (d->relu)
+                for (int t = 0; t < LO; t++)
+                    y[t] = y[t] > 0.0f ? y[t] : 0.0f;
         }
-        if (d->relu)
-            for (int t = 0; t < LO; t++)
-                y[t] = y[t] > 0.0f ? y[t] : 0.0f;
     }
 }
 
-/* bias (optional) and ReLU (optional) over out [OC, LO] in place */
-static void bias_relu(float *out, const float *bias, int OC, int LO, int relu)
+/* dweight[o, :], dbias[o] for o in this chunk, summed over b in order */
+static void direct_dw_task(void *ctx, int i, int n)
 {
-    for (int o = 0; o < OC; o++) {
-        float *restrict y = out + (size_t)o * LO;
-        float b0 = bias ? bias[o] : 0.0f;
-        if (relu)
-            for (int t = 0; t < LO; t++) {
-                float v = y[t] + b0;
-                y[t] = v > 0.0f ? v : 0.0f;
+    const directctx *d = ctx;
+    int CK = d->CK, LO = d->LO;
+    for (int o = d->OC * i / n; o < d->OC * (i + 1) / n; o++)
+        for (int b = 0; b < d->B; b++) {
+            const float *g = d->dout + ((size_t)b * d->OC + o) * LO;
+            if (d->dbias)
+                d->dbias[o] += sum8(g, LO);
+            if (d->dweight)
+                for (int j = 0; j < CK; j++)
+                    d->dweight[(size_t)o * CK + j] += dot8(g, d->col + ((size_t)b * CK + j) * LO, LO);
+        }
+}
+
+/* dinp[b] for b in this chunk: dcol = W^T dout (into col[b]), then col2im */
+static void direct_dx_task(void *ctx, int i, int n)
+{
+    const directctx *d = ctx;
+    int CK = d->CK, LO = d->LO;
+    for (int b = d->B * i / n; b < d->B * (i + 1) / n; b++) {
+        float *dcol = d->col + (size_t)b * CK * LO;
+        memset(dcol, 0, (size_t)CK * LO * sizeof(float));
+        for (int o = 0; o < d->OC; o++) {
+            const float *restrict g = d->dout + ((size_t)b * d->OC + o) * LO;
+            for (int j = 0; j < CK; j++) {
+                float wv = d->w[(size_t)o * CK + j];
+                float *restrict dc = dcol + (size_t)j * LO;
+                for (int t = 0; t < LO; t++)
+                    dc[t] += wv * g[t];
             }
-        else if (bias)
-            for (int t = 0; t < LO; t++)
-                y[t] += b0;
+        }
+        col2im(d->dinp + (size_t)b * d->C * d->L, dcol, (size_t)LO, d->C, d->L, d->K, d->S, LO, 0);
     }
 }
+
+/* chunks worth splitting `work` floats of output over */
+static int nchunks(size_t work, int max)
+{
+    int nt = dp_nn_get_threads();
+    if (work < PAR_MIN_FLOATS)
+        return 1;
+    return nt < max ? nt : max;
+}
+
+/* ---- GEMM path helpers ---------------------------------------------------------- */
+
+/* out_g[i, o, :] = act(tmp[o, i*LO : (i+1)*LO] + bias[o]) for the G samples of a group */
+static void scatter_bias_relu(float *out, const float *tmp, size_t ld, const float *bias, int G, int OC, int LO,
+                              int relu)
+{
+    for (int i = 0; i < G; i++)
+        for (int o = 0; o < OC; o++) {
+            const float *restrict src = tmp + (size_t)o * ld + (size_t)i * LO;
+            float *restrict y = out + ((size_t)i * OC + o) * LO;
+            float b0 = bias ? bias[o] : 0.0f;
+            if (relu)
+                for (int t = 0; t < LO; t++) {
+                    float v = src[t] + b0;
+                    y[t] = v > 0.0f ? v : 0.0f;
+                }
+            else
+                for (int t = 0; t < LO; t++)
+                    y[t] = src[t] + b0;
+        }
+}
+
+/* dy_g[o, i*LO : (i+1)*LO] = dout_g[i, o, :] */
+static void gather_dout(float *dyg, size_t ld, const float *dout, int G, int OC, int LO)
+{
+    for (int i = 0; i < G; i++)
+        for (int o = 0; o < OC; o++)
+            memcpy(dyg + (size_t)o * ld + (size_t)i * LO, dout + ((size_t)i * OC + o) * LO, (size_t)LO * sizeof(float));
+}
+
+/* ---- forward --------------------------------------------------------------- */
 
 static void conv_forward(float *out, float *scratch, const float *inp, const float *weight, const float *bias,
                          int B, int C, int L, int OC, int K, int S, int relu)
 {
-    // inp [B, C, L], weight [OC, C, K], bias [OC] -> out [B, OC, LO]; scratch [C*K, LO]
+    // inp [B, C, L], weight [OC, C, K], bias [OC] -> out [B, OC, LO]
     int LO = dp_conv1d_out_len(L, K, S);
     assert(LO > 0);
     int CK = C * K;
-    for (int b = 0; b < B; b++) {
-        const float *x = inp + (size_t)b * C * L;
-        float *y = out + (size_t)b * OC * LO;
-        im2col(scratch, x, C, L, K, S, LO);
-        if (CK <= DIRECT_MAX_CK) {
-            directctx d = {y, scratch, weight, bias, OC, CK, LO, relu};
-            direct_fwd_range(&d, 0, OC);
-        } else {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, LO, CK, 1.0f, weight, CK, scratch, LO,
-                        0.0f, y, LO);
-            bias_relu(y, bias, OC, LO, relu);
-        }
+    if (CK <= DIRECT_MAX_CK) {
+        directctx d = {.out = out, .col = scratch, .inp = inp, .w = weight, .bias = bias, .B = B, .C = C, .L = L,
+                       .K = K, .S = S, .OC = OC, .CK = CK, .LO = LO, .relu = relu};
+        dp_nn_parallel_for(nchunks((size_t)B * CK * LO, B), direct_im2col_task, &d);
+        dp_nn_parallel_for(nchunks((size_t)B * OC * LO, OC), direct_fwd_task, &d);
+        return;
+    }
+    int G = group_size(B, LO);
+    size_t ld = (size_t)G * LO;
+    float *col = scratch, *tmp = scratch + (size_t)CK * ld; /* col [CK, G*LO], tmp [OC, G*LO] */
+    for (int b0 = 0; b0 < B; b0 += G) {
+        int g = B - b0 < G ? B - b0 : G;
+        for (int i = 0; i < g; i++)
+            im2col(col + (size_t)i * LO, ld, inp + (size_t)(b0 + i) * C * L, C, L, K, S, LO, 1);
+        /* columns of a short last group beyond g*LO are stale but never read back */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, g * LO, CK, 1.0f, weight, CK, col, (int)ld, 0.0f,
+                    tmp, (int)ld);
+        scatter_bias_relu(out + (size_t)b0 * OC * LO, tmp, ld, bias, g, OC, LO, relu);
     }
 }
 
@@ -231,44 +340,46 @@ void dp_conv1d_backward(float *dinp, float *dweight, float *dbias, float *scratc
                         const float *inp, const float *weight, int B, int C, int L, int OC, int K, int S)
 {
     // dout [B, OC, LO], inp [B, C, L], weight [OC, C, K]
-    // -> dinp [B, C, L] (overwritten), dweight [OC, C, K] +=, dbias [OC] +=; scratch [C*K, LO]
+    // -> dinp [B, C, L] (overwritten), dweight [OC, C, K] +=, dbias [OC] +=
     int LO = dp_conv1d_out_len(L, K, S);
     assert(LO > 0);
     int CK = C * K;
-    for (int b = 0; b < B; b++) {
-        const float *dy = dout + (size_t)b * OC * LO;
+    if (CK <= DIRECT_MAX_CK) {
+        directctx d = {.dinp = dinp, .dweight = dweight, .dbias = dbias, .col = scratch, .inp = inp, .dout = dout,
+                       .w = weight, .B = B, .C = C, .L = L, .K = K, .S = S, .OC = OC, .CK = CK, .LO = LO};
+        if (dweight || dbias) {
+            if (dweight)
+                dp_nn_parallel_for(nchunks((size_t)B * CK * LO, B), direct_im2col_task, &d);
+            dp_nn_parallel_for(nchunks((size_t)B * OC * LO, OC), direct_dw_task, &d);
+        }
+        if (dinp)
+            dp_nn_parallel_for(nchunks((size_t)B * OC * LO, B), direct_dx_task, &d);
+        return;
+    }
+    int G = group_size(B, LO);
+    size_t ld = (size_t)G * LO;
+    float *col = scratch, *dyg = scratch + (size_t)CK * ld; /* col/dcol [CK, G*LO], dout_g [OC, G*LO] */
+    for (int b0 = 0; b0 < B; b0 += G) {
+        int g = B - b0 < G ? B - b0 : G;
+        const float *dy = dout + (size_t)b0 * OC * LO;
         if (dbias)
-            for (int o = 0; o < OC; o++)
-                dbias[o] += sum8(dy + (size_t)o * LO, LO);
-        if (dweight) {
-            im2col(scratch, inp + (size_t)b * C * L, C, L, K, S, LO);
-            if (CK <= DIRECT_MAX_CK) {
+            for (int i = 0; i < g; i++)
                 for (int o = 0; o < OC; o++)
-                    for (int j = 0; j < CK; j++)
-                        dweight[(size_t)o * CK + j] += dot8(dy + (size_t)o * LO, scratch + (size_t)j * LO, LO);
-            } else {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, CK, LO, 1.0f, dy, LO, scratch, LO, 1.0f,
-                            dweight, CK);
-            }
+                    dbias[o] += sum8(dy + ((size_t)i * OC + o) * LO, LO);
+        if (!dweight && !dinp)
+            continue;
+        gather_dout(dyg, ld, dy, g, OC, LO);
+        if (dweight) {
+            for (int i = 0; i < g; i++)
+                im2col(col + (size_t)i * LO, ld, inp + (size_t)(b0 + i) * C * L, C, L, K, S, LO, 1);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, CK, g * LO, 1.0f, dyg, (int)ld, col, (int)ld,
+                        1.0f, dweight, CK);
         }
         if (dinp) {
-            /* dcol [CK, LO] = W^T [CK, OC] @ dout [OC, LO], into scratch */
-            if (CK <= DIRECT_MAX_CK) {
-                memset(scratch, 0, (size_t)CK * LO * sizeof(float));
-                for (int o = 0; o < OC; o++) {
-                    const float *restrict g = dy + (size_t)o * LO;
-                    for (int j = 0; j < CK; j++) {
-                        float wv = weight[(size_t)o * CK + j];
-                        float *restrict dc = scratch + (size_t)j * LO;
-                        for (int t = 0; t < LO; t++)
-                            dc[t] += wv * g[t];
-                    }
-                }
-            } else {
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CK, LO, OC, 1.0f, weight, CK, dy, LO, 0.0f,
-                            scratch, LO);
-            }
-            col2im(dinp + (size_t)b * C * L, scratch, C, L, K, S, LO);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CK, g * LO, OC, 1.0f, weight, CK, dyg, (int)ld,
+                        0.0f, col, (int)ld);
+            for (int i = 0; i < g; i++)
+                col2im(dinp + (size_t)(b0 + i) * C * L, col + (size_t)i * LO, ld, C, L, K, S, LO, 1);
         }
     }
 }
