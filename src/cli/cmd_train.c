@@ -25,7 +25,9 @@ static void usage(FILE *f)
             "      --validation F     hold out fraction F of the flows; early stopping and the kept\n"
             "                         model follow the validation loss (default: training loss)\n"
             "      --resume           continue from MODEL.ckpt\n"
-            "  -q, --quiet            no progress output\n");
+            "  -q, --quiet            no progress output\n"
+            "      --bench STEPS      no training: time STEPS training steps and inference batches of\n"
+            "                         a fresh model on random bytes (needs -t; prints samples/s)\n");
 }
 
 int cmd_train(int argc, char **argv)
@@ -39,10 +41,11 @@ int cmd_train(int argc, char **argv)
         {"threads", required_argument, 0, 'j'},    {"validation", required_argument, 0, 'V'},
         {"resume", no_argument, 0, 'r'},           {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},             {"channels", required_argument, 0, 'C'},
+        {"bench", required_argument, 0, 'X'},
         {0, 0, 0, 0}};
     dp_train_opts o;
     dp_train_opts_default(&o);
-    int task = -1;
+    int task = -1, bench = 0;
     long v;
     double d;
     optind = 1;
@@ -108,6 +111,11 @@ int cmd_train(int argc, char **argv)
                 return dp_cli_usage_error("train", "bad --channels '%s'", optarg);
             o.cnn_channels = (int)v;
             break;
+        case 'X':
+            if (dp_cli_parse_int(optarg, 1, 1000000, &v) < 0)
+                return dp_cli_usage_error("train", "bad --bench '%s'", optarg);
+            bench = (int)v;
+            break;
         case 'r': o.resume = 1; break;
         case 'q': o.quiet = 1; break;
         case 'h': usage(stdout); return 0;
@@ -117,13 +125,27 @@ int cmd_train(int argc, char **argv)
     }
     if (optind < argc)
         return dp_cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
+    if (o.hp.threads == 0)
+        o.hp.threads = dp_ncpu();
+    if (bench) {
+        if (task < 0)
+            return dp_cli_usage_error("train", "--bench needs -t app|traffic");
+        char eb[DP_ERRBUF_SIZE];
+        double tr, inf;
+        int ncls = task == DP_TASK_APP ? 15 : 11;
+        if (dp_train_bench(o.kind, task, ncls, o.hp.batch, bench, o.hp.threads, &tr, &inf, eb) != 0) {
+            fprintf(stderr, "deeppacket train: %s\n", eb);
+            return 1;
+        }
+        printf("%s %s batch %d threads %d: train %.1f samples/s, inference %.1f packets/s\n",
+               o.kind == DP_MODEL_CNN ? "cnn" : "sae", dp_task_name[task], o.hp.batch, o.hp.threads, tr, inf);
+        return 0;
+    }
     if (!o.train_dir || !o.model_path || task < 0) {
         usage(stderr);
         return 2;
     }
     o.task = task;
-    if (o.hp.threads == 0)
-        o.hp.threads = dp_ncpu();
     char eb[DP_ERRBUF_SIZE];
     if (dp_train_run(&o, eb) != 0) {
         fprintf(stderr, "deeppacket train: %s\n", eb);

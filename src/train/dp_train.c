@@ -441,3 +441,53 @@ out:
     free(t->ckpt);
     return rc;
 }
+
+int dp_train_bench(int kind, int task, int nclasses, int batch, int steps, int threads, double *train_sps,
+                   double *infer_pps, char *errbuf)
+{
+    dp_nn_set_threads(threads);
+    dp_arch a;
+    dp_arch_default(&a, kind, task, nclasses);
+    dp_model *m = dp_model_create(&a, task, NULL, 9876, errbuf);
+    if (!m)
+        return -1;
+    uint8_t *x = malloc((size_t)batch * DP_VEC_LEN);
+    int *y = malloc(sizeof(int) * (size_t)batch);
+    float *lp = malloc(sizeof(float) * (size_t)batch * nclasses);
+    int rc = -1;
+    if (!x || !y || !lp) {
+        dp_err(errbuf, "out of memory");
+        goto out;
+    }
+    dp_rng r;
+    dp_rng_seed(&r, 1);
+    for (size_t i = 0; i < (size_t)batch * DP_VEC_LEN; i++)
+        x[i] = (uint8_t)dp_rng_below(&r, 256);
+    for (int b = 0; b < batch; b++)
+        y[b] = (int)dp_rng_below(&r, (uint64_t)nclasses);
+    double t0 = 0;
+    for (int s = 0; s <= steps; s++) {
+        if (s == 1)
+            t0 = dp_now();
+        if (!dp_model_forward(m, x, NULL, batch, 1, &r, errbuf))
+            goto out;
+        dp_model_loss(m, y, batch, NULL);
+        if (dp_model_backward(m, y, batch, errbuf) != 0 || dp_model_adam_step(m, 1e-3f, 0.9f, 0.999f, 1e-8f, errbuf) != 0)
+            goto out;
+    }
+    *train_sps = (double)steps * batch / fmax(dp_now() - t0, 1e-9);
+    for (int s = 0; s <= steps; s++) {
+        if (s == 1)
+            t0 = dp_now();
+        if (dp_model_predict(m, x, batch, lp, errbuf) != 0)
+            goto out;
+    }
+    *infer_pps = (double)steps * batch / fmax(dp_now() - t0, 1e-9);
+    rc = 0;
+out:
+    free(x);
+    free(y);
+    free(lp);
+    dp_model_free(m);
+    return rc;
+}

@@ -40,4 +40,12 @@ void dp_train_opts_default(dp_train_opts *o);
  * quiet. */
 int dp_train_run(const dp_train_opts *o, char *errbuf);
 
+/* Speed benchmark on random bytes (no files): a freshly initialised model
+ * of kind/task with nclasses outputs, `steps` training steps (forward +
+ * backward + Adam, dropout on) at batch size `batch`, then `steps` eval
+ * batches of the same size through dp_model_predict, each after one
+ * untimed warm-up step. Fills samples/s and packets/s. */
+int dp_train_bench(int kind, int task, int nclasses, int batch, int steps, int threads, double *train_sps,
+                   double *infer_pps, char *errbuf);
+
 #endif
