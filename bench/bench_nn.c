@@ -1,0 +1,201 @@
+/* bench_nn: GFLOP/s of the dp_nn layers on the Deep Packet CNN shapes,
+ * against the machine's single-precision GEMM peak (a large square sgemm).
+ *
+ * Build and run: see bench/README-nn.md. Usage:
+ *   bench_nn [-t threads] [-b batch[,batch...]] [-r reps] [--dnnl] [--no-reexec]
+ * It re-executes itself with OPENBLAS_CORETYPE=SkylakeX on AVX-512 CPUs that
+ * OpenBLAS 0.3.21 does not know (dp_nn_maybe_reexec) unless --no-reexec or
+ * OPENBLAS_CORETYPE is set.
+ * --dnnl (only when built with -DWITH_DNNL and -ldnnl) also times the same
+ * im2col GEMMs with oneDNN's dnnl_sgemm, for the engine choice. */
+#include "nn/dp_nn.h"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef WITH_DNNL
+#include <dnnl.h>
+#endif
+
+static int reps = 5;
+
+static float *rnd(size_t n, dp_rng *r, float scale)
+{
+    float *a = malloc(n * sizeof(float));
+    if (!a) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++)
+        a[i] = (2.0f * dp_rng_float(r) - 1.0f) * scale;
+    return a;
+}
+
+/* best of reps runs of fn, seconds */
+#define TIME_BEST(best, stmt)                                                      \
+    do {                                                                           \
+        stmt; /* warm-up */                                                        \
+        best = 1e30;                                                               \
+        for (int r_ = 0; r_ < reps; r_++) {                                        \
+            double t0_ = dp_now();                                                 \
+            stmt;                                                                  \
+            double t_ = dp_now() - t0_;                                            \
+            if (t_ < best)                                                         \
+                best = t_;                                                         \
+        }                                                                          \
+    } while (0)
+
+static double gemm_peak(int threads, int n)
+{
+    dp_nn_set_threads(threads);
+    dp_rng r;
+    dp_rng_seed(&r, 1);
+    float *a = rnd((size_t)n * n, &r, 1), *b = rnd((size_t)n * n, &r, 1), *c = rnd((size_t)n * n, &r, 1);
+    double best;
+    TIME_BEST(best, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n));
+    free(a), free(b), free(c);
+    return 2.0 * n * n * (double)n / best / 1e9;
+}
+
+static double peak;
+
+static void report(const char *what, int B, double flops, double sec)
+{
+    double gf = flops / sec / 1e9;
+    printf("%-34s B=%-3d %9.3f ms  %8.1f GFLOP/s  %5.1f%% of peak  %8.1f us/sample\n", what, B, sec * 1e3, gf,
+           100.0 * gf / peak, sec * 1e6 / B);
+}
+
+static void bench_conv(const char *name, int B, int C, int L, int OC, int K, int S, int with_dinp, int dnnl)
+{
+    dp_rng r;
+    dp_rng_seed(&r, 2);
+    int LO = dp_conv1d_out_len(L, K, S);
+    size_t nx = (size_t)B * C * L, nw = (size_t)OC * C * K, ny = (size_t)B * OC * LO;
+    float *x = rnd(nx, &r, 1), *w = rnd(nw, &r, 0.05f), *b = rnd(OC, &r, 0.05f), *y = rnd(ny, &r, 1);
+    float *dy = rnd(ny, &r, 1), *dx = rnd(nx, &r, 1), *dw = rnd(nw, &r, 0), *db = rnd(OC, &r, 0);
+    float *scr = rnd(dp_conv1d_scratch_floats(B, C, L, OC, K, S), &r, 0);
+    double f = 2.0 * B * OC * LO * (double)C * K, t;
+    char what[96];
+    snprintf(what, sizeof what, "%s fwd+relu", name);
+    TIME_BEST(t, dp_conv1d_relu_forward(y, scr, x, w, b, B, C, L, OC, K, S));
+    report(what, B, f, t);
+    snprintf(what, sizeof what, "%s bwd%s", name, with_dinp ? "" : " (no dinp)");
+    TIME_BEST(t, dp_conv1d_backward(with_dinp ? dx : NULL, dw, db, scr, dy, x, w, B, C, L, OC, K, S));
+    report(what, B, f * (with_dinp ? 2 : 1), t);
+#ifdef WITH_DNNL
+    if (dnnl && C * K > 16) {
+        /* the forward's GEMMs alone, per sample, through oneDNN (no im2col) */
+        snprintf(what, sizeof what, "%s fwd GEMM only, dnnl", name);
+        TIME_BEST(t, for (int i = 0; i < B; i++) dnnl_sgemm('N', 'N', OC, LO, C * K, 1.0f, w, C * K, scr, LO, 0.0f,
+                                                             y + (size_t)i * OC * LO, LO));
+        report(what, B, f, t);
+        snprintf(what, sizeof what, "%s fwd GEMM only, openblas", name);
+        TIME_BEST(t, for (int i = 0; i < B; i++)
+                         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, LO, C * K, 1.0f, w, C * K, scr,
+                                     LO, 0.0f, y + (size_t)i * OC * LO, LO));
+        report(what, B, f, t);
+    }
+#else
+    (void)dnnl;
+#endif
+    free(x), free(w), free(b), free(y), free(dy), free(dx), free(dw), free(db), free(scr);
+}
+
+static void bench_linear(const char *name, int B, int C, int OC, int dnnl)
+{
+    dp_rng r;
+    dp_rng_seed(&r, 3);
+    float *x = rnd((size_t)B * C, &r, 1), *w = rnd((size_t)OC * C, &r, 0.01f), *b = rnd(OC, &r, 0.01f);
+    float *y = rnd((size_t)B * OC, &r, 1), *dy = rnd((size_t)B * OC, &r, 1), *dx = rnd((size_t)B * C, &r, 1);
+    float *dw = rnd((size_t)OC * C, &r, 0), *db = rnd(OC, &r, 0);
+    double f = 2.0 * B * (double)C * OC, t;
+    char what[96];
+    snprintf(what, sizeof what, "%s fwd", name);
+    TIME_BEST(t, dp_linear_forward(y, x, w, b, B, C, OC));
+    report(what, B, f, t);
+    snprintf(what, sizeof what, "%s bwd", name);
+    TIME_BEST(t, dp_linear_backward(dx, dw, db, dy, x, w, B, C, OC));
+    report(what, B, 2 * f, t);
+#ifdef WITH_DNNL
+    if (dnnl) {
+        snprintf(what, sizeof what, "%s fwd, dnnl_sgemm", name);
+        TIME_BEST(t, dnnl_sgemm('N', 'T', B, OC, C, 1.0f, x, C, w, C, 0.0f, y, OC));
+        report(what, B, f, t);
+        snprintf(what, sizeof what, "%s bwd dW, dnnl_sgemm", name);
+        TIME_BEST(t, dnnl_sgemm('T', 'N', OC, C, B, 1.0f, dy, OC, x, C, 1.0f, dw, C));
+        report(what, B, f, t);
+    }
+#else
+    (void)dnnl;
+#endif
+    free(x), free(w), free(b), free(y), free(dy), free(dx), free(dw), free(db);
+}
+
+static void bench_pool(const char *name, int B, int C, int L)
+{
+    dp_rng r;
+    dp_rng_seed(&r, 4);
+    size_t nx = (size_t)B * C * L, ny = (size_t)B * C * (L / 2);
+    float *x = rnd(nx, &r, 1), *y = rnd(ny, &r, 1), *dx = rnd(nx, &r, 1);
+    int32_t *am = malloc(ny * sizeof(int32_t));
+    double t;
+    char what[96];
+    snprintf(what, sizeof what, "%s maxpool fwd (GB/s=%.0f)", name, 0.0);
+    TIME_BEST(t, dp_maxpool1d_forward(y, am, x, B, C, L, 2));
+    snprintf(what, sizeof what, "%s maxpool fwd", name);
+    printf("%-34s B=%-3d %9.3f ms  %8.1f GB/s moved\n", what, B, t * 1e3, (nx + 2 * ny) * 4.0 / t / 1e9);
+    TIME_BEST(t, dp_maxpool1d_backward(dx, y, am, B, C, L, 2));
+    snprintf(what, sizeof what, "%s maxpool bwd", name);
+    printf("%-34s B=%-3d %9.3f ms  %8.1f GB/s moved\n", what, B, t * 1e3, (nx + 2 * ny) * 4.0 / t / 1e9);
+    free(x), free(y), free(dx), free(am);
+}
+
+int main(int argc, char **argv)
+{
+    int reexec = 1;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--no-reexec"))
+            reexec = 0;
+    if (reexec)
+        dp_nn_maybe_reexec(argv); /* AVX-512 OpenBLAS kernels where the CPU has them */
+    int threads = 2, batches[8] = {16, 64}, nb = 2, dnnl = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-t") && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-r") && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-b") && i + 1 < argc) {
+            nb = 0;
+            for (char *s = strtok(argv[++i], ","); s && nb < 8; s = strtok(NULL, ","))
+                batches[nb++] = atoi(s);
+        } else if (!strcmp(argv[i], "--dnnl"))
+            dnnl = 1;
+        else {
+            fprintf(stderr, "usage: %s [-t threads] [-b batch[,batch...]] [-r reps] [--dnnl] [--no-reexec]\n", argv[0]);
+            return 2;
+        }
+    }
+    printf("OpenBLAS core: %s; %d reps, best time\n", dp_nn_blas_core(), reps);
+    double p1 = gemm_peak(1, 2048);
+    double pn = threads > 1 ? gemm_peak(threads, 2048) : p1;
+    printf("sgemm 2048^3 peak: 1 thread %.1f GFLOP/s, %d threads %.1f GFLOP/s\n", p1, threads, pn);
+    peak = pn;
+    dp_nn_set_threads(threads);
+    printf("layers at %d threads, %% of the %d-thread peak:\n", threads, threads);
+    for (int bi = 0; bi < nb; bi++) {
+        int B = batches[bi];
+        bench_conv("app conv1 (1x1500 k4 s3 ->200)", B, 1, 1500, 200, 4, 3, 0, dnnl);
+        bench_conv("app conv2 (200x499 k5 s1 ->200)", B, 200, 499, 200, 5, 1, 1, dnnl);
+        bench_pool("app", B, 200, 495);
+        bench_linear("app fc1 (49400 -> 200)", B, 49400, 200, dnnl);
+        bench_conv("traffic conv1 (1x1500 k5 s3)", B, 1, 1500, 200, 5, 3, 0, dnnl);
+        bench_conv("traffic conv2 (200x499 k4 s3)", B, 200, 499, 200, 4, 3, 1, dnnl);
+        bench_pool("traffic", B, 200, 166);
+        bench_linear("traffic fc1 (16600 -> 200)", B, 16600, 200, dnnl);
+        bench_linear("fc2 (200 -> 100)", B, 200, 100, 0);
+    }
+    return 0;
+}
