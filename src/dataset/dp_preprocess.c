@@ -1130,7 +1130,8 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
     }
     r->files = L.files;
     r->nfiles = L.n;
-    qsort(r->files, r->nfiles, sizeof *r->files, cmp_rel);
+    if (r->nfiles > 1)
+        qsort(r->files, r->nfiles, sizeof *r->files, cmp_rel);
     st->files = r->nfiles;
 
     /* complete and unchanged? */
