@@ -150,6 +150,43 @@ static int64_t gtab_get(gtab *t, int cls, uint64_t key, int add)
     return id;
 }
 
+/* ---- keeping the resident set small ---------------------------------------------
+ * The dataset is mapped, and every page read stays in this process's resident
+ * set until unmapped. A pass that walks an array in order drops the pages it
+ * has finished with (the kernel keeps them in the page cache), so a split of
+ * a dataset far larger than RAM stays at a few MB of mapped pages. */
+typedef struct dropper {
+    const dp_npy *a;
+    size_t row_bytes;
+    size_t done; /* bytes from a->map already dropped */
+} dropper;
+
+#define DROP_CHUNK (16u << 20)
+
+static void dropper_init(dropper *r, const dp_npy *a, size_t row_bytes)
+{
+    r->a = a;
+    r->row_bytes = row_bytes;
+    r->done = 0;
+    if (a->map)
+        madvise(a->map, a->map_len, MADV_SEQUENTIAL);
+}
+
+/* Rows before `row` are no longer needed. */
+static void dropper_upto(dropper *r, uint64_t row)
+{
+    if (!r->a->map)
+        return;
+    size_t off = (size_t)(r->a->data - (const uint8_t *)r->a->map) + (size_t)row * r->row_bytes;
+    if (off > r->a->map_len)
+        off = r->a->map_len;
+    if (off < r->done + DROP_CHUNK)
+        return;
+    size_t page = 4096, end = off / page * page;
+    madvise((uint8_t *)r->a->map + r->done, end - r->done, MADV_DONTNEED);
+    r->done = end;
+}
+
 /* ---- the data card ----------------------------------------------------------- */
 
 static void json_str(FILE *f, const char *s)
@@ -457,7 +494,10 @@ int dp_split_task(const dp_dataset *d, const char *dataset_dir, int task, const 
         card->names[k] = d->labels.names[task][k];
 
     /* 1. keys: flows always (for the card), files when splitting by file */
+    dropper dm;
+    dropper_init(&dm, &d->meta, sizeof(dp_meta));
     for (uint64_t i = 0; i < N; i++) {
+        dropper_upto(&dm, i);
         int c = dp_dataset_label(d, task, i);
         gid[i] = UINT32_MAX;
         if (c < 0) {
@@ -580,7 +620,9 @@ int dp_split_task(const dp_dataset *d, const char *dataset_dir, int task, const 
         dp_err(errbuf, "%s: out of memory", dataset_dir);
         goto out;
     }
+    dropper_init(&dm, &d->meta, sizeof(dp_meta));
     for (uint64_t i = 0; i < N; i++) {
+        dropper_upto(&dm, i);
         int c = dp_dataset_label(d, task, i);
         if (c < 0)
             continue;
@@ -622,11 +664,14 @@ int dp_split_task(const dp_dataset *d, const char *dataset_dir, int task, const 
         goto out;
     if (outset_open(&w[0], train_dir, errbuf) != 0 || outset_open(&w[1], test_dir, errbuf) != 0)
         goto out;
-    if (N)
-        madvise(d->vectors.map, d->vectors.map_len, MADV_SEQUENTIAL);
+    dropper dv;
+    dropper_init(&dv, &d->vectors, DP_VEC_LEN);
+    dropper_init(&dm, &d->meta, sizeof(dp_meta));
     dp_progress prog;
     dp_progress_init(&prog);
     for (uint64_t i = 0; i < N; i++) {
+        dropper_upto(&dv, i);
+        dropper_upto(&dm, i);
         if (side[i] != SIDE_TRAIN && side[i] != SIDE_TEST)
             continue;
         outset *ws = &w[side[i] == SIDE_TEST];
