@@ -25,6 +25,7 @@ extern const char dp_iscx_labels_tsv[]; /* dataset/iscx_labels.S */
 #define VEC_BATCH 700           /* rows per write: ~1 MB of vectors */
 #define META_BATCH 4096         /* meta rows per write: 264 KB */
 #define MAX_STATUS 400
+#define MAX_NOTES 10            /* "not a capture" notes printed one by one */
 
 static const char *const out_names[] = {"vectors.npy", "app.npy", "traffic.npy", "meta.npy",
                                         "files.tsv", "labels.tsv", "summary.md", "summary.json"};
@@ -1161,6 +1162,7 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
 
     /* probe: captures by content */
     char peb[DP_ERRBUF_SIZE];
+    size_t notes = 0;
     for (size_t i = 0; i < r->nfiles; i++) {
         capfile *cf = &r->files[i];
         dp_probe p = dp_capture_probe(cf->path, peb);
@@ -1171,11 +1173,15 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
             st->capture_bytes += cf->size;
             dp_labels_lookup(&table, cf->rel, cf->cls);
         } else if (p == DP_PROBE_NOT_CAPTURE) {
-            warn(r, cf->path, 1, "%s; skipped", strip_path(peb, cf->path));
+            if (++notes <= MAX_NOTES)
+                warn(r, cf->path, 1, "%s; skipped", strip_path(peb, cf->path));
         } else {
             warn(r, cf->path, 0, "%s; skipped", strip_path(peb, cf->path));
         }
     }
+    if (notes > MAX_NOTES)
+        warn(r, r->src, 1, "%zu more files that are not captures skipped (listed in summary.md)",
+             notes - MAX_NOTES);
     st->captures = r->ncaptures;
     st->not_captures = r->nfiles - r->ncaptures;
     if (r->ncaptures == 0) {
