@@ -224,7 +224,7 @@ void dp_split_card_json(FILE *f, const dp_split_card *c, const char *dataset_dir
             dp_task_name[c->task], dp_task_dir[c->task]);
     json_str(f, dataset_dir);
     fprintf(f,
-            ",\n  \"options\": {\"by\": \"%s\", \"test_size\": %.17g, \"seed\": %" PRIu64
+            ",\n  \"options\": {\"by\": \"%s\", \"test_size\": %.10g, \"seed\": %" PRIu64
             ", \"under_sampling\": %s},\n",
             dp_split_by_name[o->by], o->test_size, o->seed, o->under_sample ? "true" : "false");
     fprintf(f,
