@@ -153,6 +153,18 @@ static void bench_pool(const char *name, int B, int C, int L)
     free(x), free(y), free(dx), free(am);
 }
 
+static void bench_adam(const char *name, size_t n)
+{
+    dp_rng r;
+    dp_rng_seed(&r, 5);
+    float *p = rnd(n, &r, 0.1f), *g = rnd(n, &r, 1), *m = rnd(n, &r, 0), *v = rnd(n, &r, 0);
+    double t;
+    int step = 1;
+    TIME_BEST(t, dp_adam_update(p, g, m, v, n, 1e-3f, 0.9f, 0.999f, 1e-8f, step++));
+    printf("%-34s n=%-9zu %7.3f ms  %8.1f GB/s moved (7 x 4 bytes/param)\n", name, n, t * 1e3, n * 28.0 / t / 1e9);
+    free(p), free(g), free(m), free(v);
+}
+
 int main(int argc, char **argv)
 {
     int reexec = 1;
@@ -197,5 +209,7 @@ int main(int argc, char **argv)
         bench_linear("traffic fc1 (16600 -> 200)", B, 16600, 200, dnnl);
         bench_linear("fc2 (200 -> 100)", B, 200, 100, 0);
     }
+    bench_adam("adam step, app CNN params", 10100000);
+    bench_adam("adam step, traffic CNN params", 3500000);
     return 0;
 }

@@ -801,6 +801,32 @@ static void test_blas_hint(void)
     CHECK(1);
 }
 
+/* Adam splits big vectors over threads; being elementwise it must give the
+ * same bits on 1 and 2 threads, and match a scalar re-computation. */
+static void test_adam_threads(void)
+{
+    size_t n = 300001;
+    float *p1 = fill(n, 0), *g = fill(n, 0), *m1 = fill(n, 0), *v1 = fill(n, 0);
+    randn(p1, n, 0.1f), randn(g, n, 1);
+    float *p2 = malloc(n * 4), *m2 = fill(n, 0), *v2 = fill(n, 0);
+    memcpy(p2, p1, n * 4);
+    float p0 = p1[n - 1];
+    for (int t = 1; t <= 3; t++) {
+        dp_nn_set_threads(1);
+        dp_adam_update(p1, g, m1, v1, n, 1e-3f, 0.9f, 0.999f, 1e-8f, t);
+        dp_nn_set_threads(2);
+        dp_adam_update(p2, g, m2, v2, n, 1e-3f, 0.9f, 0.999f, 1e-8f, t);
+    }
+    dp_nn_set_threads(0);
+    same_bits("adam params 1 vs 2 threads", p1, p2, n);
+    same_bits("adam m 1 vs 2 threads", m1, m2, n);
+    same_bits("adam v 1 vs 2 threads", v1, v2, n);
+    /* constant gradient g: after any number of steps m_hat = g, v_hat = g^2, so
+     * each step moves by lr * g / (|g| + eps) ~ lr * sign(g) */
+    CHECK_NEAR(p1[n - 1], p0 - 3e-3 * (g[n - 1] > 0 ? 1 : -1), 1e-5);
+    free(p1), free(g), free(m1), free(v1), free(p2), free(m2), free(v2);
+}
+
 static void pf_fill(void *ctx, int i, int n)
 {
     int *a = ctx;
@@ -941,6 +967,7 @@ int main(void)
     DP_RUN(test_xent_fd);
     DP_RUN(test_mse_fd);
     DP_RUN(test_determinism);
+    DP_RUN(test_adam_threads);
     DP_RUN(test_parallel_for);
     DP_RUN(test_blas_hint);
     DP_RUN(test_dropout);

@@ -337,19 +337,20 @@ void dp_mse_backward(float *dpred, const float *pred, const float *target, size_
 
 /* ---- Adam ---------------------------------------------------------------------- */
 
-void dp_adam_update(float *params, const float *grads, float *m, float *v, size_t n,
-                    float lr, float beta1, float beta2, float eps, int t)
+typedef struct adamctx {
+    float *p, *m, *v;
+    const float *g;
+    size_t n;
+    float step_size, bc2_sqrt, beta1, beta2, omb1, omb2, eps;
+} adamctx;
+
+static void adam_range(const adamctx *a, size_t i0, size_t i1)
 {
-    // params, grads, m, v [n]; torch.optim.Adam (single-tensor path) step t >= 1
-    assert(t >= 1);
-    double bc1 = 1.0 - pow((double)beta1, t);
-    double bc2 = 1.0 - pow((double)beta2, t);
-    float step_size = (float)(lr / bc1);
-    float bc2_sqrt = (float)sqrt(bc2);
-    float omb1 = 1.0f - beta1, omb2 = 1.0f - beta2;
-    float *restrict p = params, *restrict mm = m, *restrict vv = v;
-    const float *restrict g = grads;
-    for (size_t i = 0; i < n; i++) {
+    float *restrict p = a->p, *restrict mm = a->m, *restrict vv = a->v;
+    const float *restrict g = a->g;
+    float beta1 = a->beta1, beta2 = a->beta2, omb1 = a->omb1, omb2 = a->omb2;
+    float bc2_sqrt = a->bc2_sqrt, eps = a->eps, step_size = a->step_size;
+    for (size_t i = i0; i < i1; i++) {
         float gi = g[i];
         float mi = mm[i] * beta1 + omb1 * gi;
         float vi = vv[i] * beta2 + omb2 * gi * gi;
@@ -358,6 +359,32 @@ void dp_adam_update(float *params, const float *grads, float *m, float *v, size_
         float denom = sqrtf(vi) / bc2_sqrt + eps;
         p[i] -= step_size * (mi / denom);
     }
+}
+
+static void adam_task(void *ctx, int i, int n)
+{
+    const adamctx *a = ctx;
+    /* chunk borders on multiples of 16 elements (64 bytes) */
+    size_t blocks = (a->n + 15) / 16;
+    size_t i0 = blocks * i / n * 16, i1 = blocks * (i + 1) / n * 16;
+    adam_range(a, i0 < a->n ? i0 : a->n, i1 < a->n ? i1 : a->n);
+}
+
+void dp_adam_update(float *params, const float *grads, float *m, float *v, size_t n,
+                    float lr, float beta1, float beta2, float eps, int t)
+{
+    // params, grads, m, v [n]; torch.optim.Adam (single-tensor path) step t >= 1.
+    // Elementwise, so splitting it over threads does not change any bit.
+    assert(t >= 1);
+    double bc1 = 1.0 - pow((double)beta1, t);
+    double bc2 = 1.0 - pow((double)beta2, t);
+    adamctx a = {params, m, v, grads, n, (float)(lr / bc1), (float)sqrt(bc2), beta1, beta2,
+                 1.0f - beta1, 1.0f - beta2, eps};
+    int nt = dp_nn_get_threads();
+    if (nt > 1 && n >= (1u << 18))
+        dp_nn_parallel_for(nt, adam_task, &a);
+    else
+        adam_range(&a, 0, n);
 }
 
 /* ---- init -------------------------------------------------------------------- */
