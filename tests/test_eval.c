@@ -1064,6 +1064,7 @@ static void test_cli_end_to_end(void)
     if (dp_npy_open(&a, path, err) == 0) {
         CHECK_EQ_INT(a.shape[0], CLI_FLOWS);
         int bad = 0;
+        uint64_t prev = 0;
         for (uint64_t r = 0; r < a.shape[0]; r++) {
             uint64_t flow, np;
             int16_t t, p;
@@ -1072,6 +1073,8 @@ static void test_cli_end_to_end(void)
             memcpy(&t, row + 8, 2);
             memcpy(&p, row + 10, 2);
             memcpy(&np, row + 12, 8);
+            bad += flow <= prev; /* sorted by flow id */
+            prev = flow;
             int f = (int)(flow - 1000);
             double sum[CLI_C] = {0};
             uint64_t cnt = 0;
@@ -1189,5 +1192,6 @@ int main(void)
     DP_RUN(test_unwritable_dir);
     DP_RUN(test_figure_sizes);
     DP_RUN(test_cli_end_to_end);
+    dp_eval_plot_release();
     return dp_test_end();
 }

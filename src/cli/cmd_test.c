@@ -11,6 +11,7 @@
  *                        meta.npy: one verdict per flow)
  *   predictions.npy   int16 [N]    predicted class of each test packet
  *   flows.npy         struct [F]   flow id, true label, verdict, packets
+ *                                  (sorted by flow id)
  *   logprobs.npy      float32 [N, C]  only with --save-logprobs
  *
  * THREADS workers (default: all CPUs) each load their own copy of the model
@@ -174,29 +175,33 @@ static int check_classes(const dp_model *m, const char *mpath, const dp_splitset
     return 0;
 }
 
+static int cmp_flow_row(const void *a, const void *b)
+{
+    uint64_t x, y;
+    memcpy(&x, a, 8);
+    memcpy(&y, b, 8);
+    return x < y ? -1 : x > y;
+}
+
+/* flows.npy, sorted by flow id (so that it does not depend on which worker
+ * saw a flow first). */
 static int save_flows(const dp_flowagg *fa, const char *path, char *errbuf)
 {
-    dp_npy_writer w;
-    if (dp_npy_writer_open(&w, path, FLOW_ROW_DESCR, sizeof(flow_row), 0, errbuf) != 0)
-        return -1;
     uint64_t nf = dp_flowagg_flows(fa);
-    flow_row buf[1024];
-    size_t k = 0;
+    flow_row *rows = malloc((nf ? nf : 1) * sizeof *rows);
+    if (!rows)
+        return dp_err(errbuf, "%s: out of memory for %llu flows", path, (unsigned long long)nf);
     for (uint64_t i = 0; i < nf; i++) {
         int t, p;
         uint64_t id, np;
         dp_flowagg_get(fa, i, &id, &t, &p, &np);
         flow_row r = {.flow = id, .label = (int16_t)t, .pred = (int16_t)p, .packets = np};
-        buf[k++] = r;
-        if (k == 1024 || i + 1 == nf) {
-            if (dp_npy_write(&w, buf, k, errbuf) != 0) {
-                dp_npy_writer_abort(&w);
-                return -1;
-            }
-            k = 0;
-        }
+        rows[i] = r;
     }
-    return dp_npy_writer_commit(&w, errbuf);
+    qsort(rows, nf, sizeof *rows, cmp_flow_row);
+    int rc = dp_npy_save(path, FLOW_ROW_DESCR, sizeof(flow_row), 0, rows, nf, errbuf);
+    free(rows);
+    return rc;
 }
 
 static int save_npy(const char *dir, const char *name, const char *descr, size_t itemsize,
@@ -448,5 +453,6 @@ out:
     free(sh.logprobs);
     dp_splitset_close(&s);
     free(defdir);
+    dp_eval_plot_release();
     return rc;
 }

@@ -8,6 +8,7 @@
 
 #include <cairo-pdf.h>
 #include <cairo.h>
+#include <dlfcn.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -346,4 +347,17 @@ int dp_eval_plot(const dp_eval *e, const char *path, const char *format, const c
                       cairo_status_to_string(st));
     }
     return dp_afile_commit(&af, errbuf);
+}
+
+void dp_eval_plot_release(void)
+{
+    cairo_debug_reset_static_data();
+    /* fontconfig comes in through cairo (we do not link it ourselves): look
+     * FcFini up at run time. */
+    void *sym = dlsym(RTLD_DEFAULT, "FcFini");
+    if (sym) {
+        void (*fini)(void);
+        memcpy(&fini, &sym, sizeof fini);
+        fini();
+    }
 }
