@@ -2,10 +2,9 @@
  * against the machine's single-precision GEMM peak (a large square sgemm).
  *
  * Build and run: see bench/README-nn.md. Usage:
- *   bench_nn [-t threads] [-b batch[,batch...]] [-r reps] [--dnnl] [--no-reexec]
- * It re-executes itself with OPENBLAS_CORETYPE=SkylakeX on AVX-512 CPUs that
- * OpenBLAS 0.3.21 does not know (dp_nn_maybe_reexec) unless --no-reexec or
- * OPENBLAS_CORETYPE is set.
+ *   bench_nn [-t threads] [-b batch[,batch...]] [-r reps] [--dnnl]
+ * OpenBLAS's kernels follow OPENBLAS_CORETYPE when it is set (the core in use
+ * is printed first).
  * --dnnl (only when built with -DWITH_DNNL and -ldnnl) also times the same
  * im2col GEMMs with oneDNN's dnnl_sgemm, for the engine choice. */
 #include "nn/dp_nn.h"
@@ -167,12 +166,6 @@ static void bench_adam(const char *name, size_t n)
 
 int main(int argc, char **argv)
 {
-    int reexec = 1;
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--no-reexec"))
-            reexec = 0;
-    if (reexec)
-        dp_nn_maybe_reexec(argv); /* AVX-512 OpenBLAS kernels where the CPU has them */
     int threads = 2, batches[8] = {16, 64}, nb = 2, dnnl = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-t") && i + 1 < argc)
@@ -186,7 +179,7 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--dnnl"))
             dnnl = 1;
         else {
-            fprintf(stderr, "usage: %s [-t threads] [-b batch[,batch...]] [-r reps] [--dnnl] [--no-reexec]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-t threads] [-b batch[,batch...]] [-r reps] [--dnnl]\n", argv[0]);
             return 2;
         }
     }

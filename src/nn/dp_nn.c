@@ -15,10 +15,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <unistd.h>
 
 /* OpenBLAS extension (declared in its cblas.h, repeated for other BLASes). */
 void openblas_set_num_threads(int num_threads);
@@ -89,37 +86,6 @@ void dp_nn_parallel_for(int n, void (*fn)(void *ctx, int i, int n), void *ctx)
 const char *dp_nn_blas_core(void)
 {
     return openblas_get_corename();
-}
-
-const char *dp_nn_openblas_coretype_hint(void)
-{
-    if (getenv("OPENBLAS_CORETYPE"))
-        return NULL;
-    const char *core = openblas_get_corename();
-    static const char *avx512_cores[] = {"skylakex", "cooperlake", "sapphirerapids"};
-    for (size_t i = 0; i < sizeof avx512_cores / sizeof *avx512_cores; i++)
-        if (core && !strcasecmp(core, avx512_cores[i]))
-            return NULL;
-#if defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
-        return "SkylakeX";
-#endif
-    return NULL;
-}
-
-void dp_nn_maybe_reexec(char **argv)
-{
-    const char *hint = dp_nn_openblas_coretype_hint();
-    if (!hint || getenv("DP_NN_NO_REEXEC") || !argv || !argv[0])
-        return;
-    /* the variable being set is also what stops a second re-exec */
-    if (setenv("OPENBLAS_CORETYPE", hint, 1) != 0)
-        return;
-    fflush(NULL);
-    execv("/proc/self/exe", argv);
-    /* exec failed: carry on with the kernels we have */
 }
 
 /* ---- max-pool ---------------------------------------------------------------- */

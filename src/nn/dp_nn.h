@@ -36,18 +36,9 @@ int dp_nn_get_threads(void);
  * results independent of scheduling). Used internally; exported for bench. */
 void dp_nn_parallel_for(int n, void (*fn)(void *ctx, int i, int n), void *ctx);
 
-/* OpenBLAS picks its kernels once, when it is loaded. Version 0.3.21 (Debian
- * 12) does not know AMD Zen 4/5 and runs its AVX2 "Haswell" kernels there:
- * half the sgemm speed of its AVX-512 "SkylakeX" kernels on the same CPU.
- * dp_nn_openblas_coretype_hint returns "SkylakeX" when the CPU has AVX-512
- * (F, DQ, BW, VL), OpenBLAS chose a core without it and OPENBLAS_CORETYPE
- * is not set; else NULL. dp_nn_maybe_reexec(argv) acts on the hint: it sets
- * OPENBLAS_CORETYPE and re-executes the program (/proc/self/exe, same argv
- * and environment) so the BLAS reloads with the faster kernels; it returns
- * only if there was nothing to do, DP_NN_NO_REEXEC is set, or exec failed.
- * Call it first thing in main(), before any thread or file is opened. */
-const char *dp_nn_openblas_coretype_hint(void);
-void dp_nn_maybe_reexec(char **argv);
+/* OpenBLAS picks its kernels once, when it is loaded, from the CPU or from
+ * the OPENBLAS_CORETYPE environment variable (on an AVX-512 machine "Haswell"
+ * halves the sgemm speed of the auto-detected "Cooperlake"/"SkylakeX"). */
 /* The OpenBLAS core in use (e.g. "Haswell", "SkylakeX"). */
 const char *dp_nn_blas_core(void);
 
