@@ -20,7 +20,8 @@ static void usage(FILE *f)
             "  -l, --labels TABLE   label table (TSV: prefix app_id app_name traffic_id\n"
             "                       traffic_name); default: the built-in ISCX VPN-nonVPN table\n"
             "  -j, --threads N      captures read in parallel (default: number of CPUs)\n"
-            "  -q, --quiet          no progress line and no summary (warnings still shown)\n"
+            "  -q, --quiet          no progress line and no summary tables, only the closing\n"
+            "                       line (warnings still shown)\n"
             "  -h, --help           this help\n"
             "\n"
             "A rerun reuses the captures finished by an interrupted run and does nothing\n"
@@ -90,7 +91,7 @@ int cmd_preprocess(int argc, char **argv)
                o.dst_dir, (unsigned long long)st.packets, st.captures);
         return 0;
     }
-    if (!quiet) {
+    {
         double mb = st.capture_bytes / 1e6;
         double s = st.seconds > 0 ? st.seconds : 1e-9;
         printf("deeppacket preprocess: %llu packets kept of %llu frames from %zu captures "

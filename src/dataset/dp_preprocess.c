@@ -894,7 +894,7 @@ static int merge(run *r, dp_preprocess_stats *st, char *errbuf)
     }
     uint32_t idx = 0;
     size_t done = 0;
-    uint64_t rows_done = 0;
+    uint64_t rows_done = 0, rows_kicked = 0;
     for (size_t i = 0; i < r->nfiles; i++) {
         capfile *cf = &r->files[i];
         if (!cf->is_capture)
@@ -959,6 +959,12 @@ static int merge(run *r, dp_preprocess_stats *st, char *errbuf)
             goto out;
         done++;
         rows_done += cf->kept;
+        /* start writing the vectors to disk now rather than all at the final
+         * fsync: the disk works while the merge goes on */
+        if ((rows_done - rows_kicked) * DP_VEC_LEN >= ((uint64_t)32 << 20)) {
+            sync_file_range(fileno(w[0].af.f), 0, 0, SYNC_FILE_RANGE_WRITE);
+            rows_kicked = rows_done;
+        }
         if (r->progress_on && dp_progress_due(&r->prog))
             dp_progress_print(&r->prog, "preprocess: merging %zu/%zu captures, %llu packets",
                               done, r->ncaptures, (unsigned long long)rows_done);
