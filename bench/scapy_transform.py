@@ -1,0 +1,107 @@
+#!/usr/bin/python3
+"""The Deep Packet per-packet transform written the way the reference
+pipeline writes it (Python + scapy), as a speed baseline for
+bench/bench_preprocess.sh. Not used by deeppacket itself.
+
+Per frame: read with scapy, drop TCP segments with no payload and SYN/ACK/FIN
+set (the intended TCP-flags rule, not the reference's IP-flags slip) and DNS
+(port 53 at either end, mDNS 5353), strip the link layer, insert 12 zero bytes
+after the UDP header, zero the IP addresses (v4 and v6), cut or zero-pad to
+1500 bytes and write the bytes out. The reference additionally turns every
+vector into 1500 floats, a scipy sparse row and gzip JSON, which is slower
+still; this measures only the transform.
+
+usage: scapy_transform.py [--max-frames N] [-o OUT] CAPTURE...
+prints one line: frames=F kept=K seconds=S frames_per_s=R kept_per_s=Q
+"""
+import argparse
+import sys
+import time
+
+from scapy.all import PcapReader, Padding, raw  # noqa: F401
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import Ether
+
+VEC_LEN = 1500
+
+
+def should_omit(pkt):
+    if TCP in pkt and (int(pkt[TCP].flags) & 0x13):
+        layers = pkt[TCP].payload.layers()
+        if not layers or (Padding in layers and len(layers) == 1):
+            return True
+    for proto in (TCP, UDP):
+        if proto in pkt:
+            sport, dport = pkt[proto].sport, pkt[proto].dport
+            if sport == 53 or dport == 53:
+                return True
+            if proto is UDP and (sport == 5353 or dport == 5353):
+                return True
+    return False
+
+
+def strip_link(pkt):
+    if Ether in pkt:
+        return pkt[Ether].payload
+    return pkt
+
+
+def pad_udp(pkt):
+    if UDP in pkt:
+        after = pkt[UDP].payload.copy()
+        before = pkt.copy()
+        before[UDP].remove_payload()
+        return before / Padding(load=b"\x00" * 12) / after
+    return pkt
+
+
+def mask_ip(pkt):
+    if IP in pkt:
+        pkt[IP].src = "0.0.0.0"
+        pkt[IP].dst = "0.0.0.0"
+    elif IPv6 in pkt:
+        pkt[IPv6].src = "::"
+        pkt[IPv6].dst = "::"
+    return pkt
+
+
+def transform(pkt):
+    if IP not in pkt and IPv6 not in pkt:
+        return None
+    if should_omit(pkt):
+        return None
+    pkt = mask_ip(pad_udp(strip_link(pkt)))
+    b = raw(pkt)[:VEC_LEN]
+    return b + bytes(VEC_LEN - len(b))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--max-frames", type=int, default=0)
+    ap.add_argument("-o", "--out", default="/dev/null")
+    ap.add_argument("captures", nargs="+")
+    a = ap.parse_args()
+    frames = kept = 0
+    t0 = time.perf_counter()
+    with open(a.out, "wb") as out:
+        for path in a.captures:
+            with PcapReader(path) as rd:
+                for pkt in rd:
+                    frames += 1
+                    v = transform(pkt)
+                    if v is not None:
+                        out.write(v)
+                        kept += 1
+                    if a.max_frames and frames >= a.max_frames:
+                        break
+            if a.max_frames and frames >= a.max_frames:
+                break
+    s = time.perf_counter() - t0
+    print("frames=%d kept=%d seconds=%.3f frames_per_s=%.1f kept_per_s=%.1f"
+          % (frames, kept, s, frames / s if s else 0, kept / s if s else 0))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
