@@ -153,6 +153,11 @@ static void test_npy_streaming_and_struct(void)
     CHECK(dp_npy_expect(&a, p, descr, sizeof(struct row), 0, errbuf) == 0);
     CHECK(((uintptr_t)a.data - (uintptr_t)a.map) % 64 == 0);
     CHECK(!memcmp(a.data, rows, sizeof rows));
+    /* numpy's own spellings of one-byte fields are the same dtype */
+    CHECK(dp_npy_expect(&a, p, "[('a','<u4'),('b','<f8'),('c','|u1',(16,)),('d','<u8'),('e','<u2')]",
+                        sizeof(struct row), 0, errbuf) == 0);
+    CHECK(dp_npy_expect(&a, p, "[('a','<u4'),('b','<f8'),('c','<u2',(16,)),('d','<u8'),('e','<u2')]",
+                        sizeof(struct row), 0, errbuf) == -1);
     dp_npy_close(&a);
 
     /* numpy reads both files, when it is there */

@@ -328,13 +328,23 @@ out:
     return rc;
 }
 
-/* Normalises a descr for comparison: drops spaces. */
+/* Normalises a descr for comparison: drops spaces and spells the one-byte
+ * types without a byte-order mark ('|u1', '<u1' and 'u1' are all numpy's
+ * uint8, and numpy writes them differently in plain and structured dtypes). */
 static void squash(char *dst, const char *src, size_t cap)
 {
     size_t k = 0;
-    for (; *src && k + 1 < cap; src++)
-        if (*src != ' ')
-            dst[k++] = *src;
+    for (; *src && k + 1 < cap; src++) {
+        if (*src == ' ')
+            continue;
+        if (src[0] == '\'' && (src[1] == '|' || src[1] == '<' || src[1] == '>' || src[1] == '=') &&
+            (src[2] == 'u' || src[2] == 'i' || src[2] == 'b') && src[3] == '1' && src[4] == '\'') {
+            dst[k++] = '\'';
+            src++; /* skip the byte-order mark */
+            continue;
+        }
+        dst[k++] = *src;
+    }
     dst[k] = 0;
 }
 
@@ -344,16 +354,8 @@ int dp_npy_expect(const dp_npy *a, const char *path, const char *descr,
     char x[512], y[512];
     squash(x, a->descr, sizeof x);
     squash(y, descr, sizeof y);
-    /* numpy may write '|u1' as '|u1' and '<u1'-style variants; accept the
-     * single-byte aliases */
-    if (strcmp(x, y) != 0) {
-        int ok = 0;
-        if ((!strcmp(y, "'|u1'") && !strcmp(x, "'<u1'")) ||
-            (!strcmp(y, "'|i1'") && !strcmp(x, "'<i1'")))
-            ok = 1;
-        if (!ok)
-            return dp_err(errbuf, "%s: dtype is %s, expected %s", path, a->descr, descr);
-    }
+    if (strcmp(x, y) != 0)
+        return dp_err(errbuf, "%s: dtype is %s, expected %s", path, a->descr, descr);
     if (ncols ? (a->ndim != 2 || a->shape[1] != ncols) : a->ndim != 1) {
         if (ncols)
             return dp_err(errbuf, "%s: expected shape [N, %zu]", path, ncols);
