@@ -6,13 +6,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* numpy itself writes single-byte fields as '|u1': accept that spelling of
- * DP_META_DESCR too (files made with numpy.save). */
-#define META_DESCR_NUMPY                                                         \
-    "[('file', '<u4'), ('index', '<u8'), ('time', '<f8'), ('flow', '<u8'), "    \
-    "('ipver', '|u1'), ('proto', '|u1'), ('sport', '<u2'), ('dport', '<u2'), "  \
-    "('saddr', '|u1', (16,)), ('daddr', '|u1', (16,))]"
-
 static const char *const cls_file[DP_NTASKS] = {"app.npy", "traffic.npy"};
 
 /* Opens dir/name and checks its dtype and shape. */
@@ -23,12 +16,8 @@ static int open_part(dp_npy *a, const char *dir, const char *name, const char *d
     if (!path)
         return dp_err(errbuf, "%s/%s: out of memory", dir, name);
     int rc = dp_npy_open(a, path, errbuf);
-    if (rc == 0 && (rc = dp_npy_expect(a, path, descr, itemsize, ncols, errbuf)) != 0) {
-        if (!strcmp(descr, DP_META_DESCR))
-            rc = dp_npy_expect(a, path, META_DESCR_NUMPY, itemsize, ncols, NULL);
-        if (rc != 0)
-            dp_npy_close(a);
-    }
+    if (rc == 0 && (rc = dp_npy_expect(a, path, descr, itemsize, ncols, errbuf)) != 0)
+        dp_npy_close(a);
     free(path);
     return rc;
 }

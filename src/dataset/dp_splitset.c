@@ -7,13 +7,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* numpy itself writes single-byte fields as '|u1': accept that spelling of
- * DP_META_DESCR too (files made with numpy.save). */
-#define META_DESCR_NUMPY                                                         \
-    "[('file', '<u4'), ('index', '<u8'), ('time', '<f8'), ('flow', '<u8'), "    \
-    "('ipver', '|u1'), ('proto', '|u1'), ('sport', '<u2'), ('dport', '<u2'), "  \
-    "('saddr', '|u1', (16,)), ('daddr', '|u1', (16,))]"
-
 void dp_splitset_close(dp_splitset *s)
 {
     dp_npy_close(&s->vectors);
@@ -103,8 +96,7 @@ int dp_splitset_open(dp_splitset *s, const char *dir, char *errbuf)
     }
     if (stat(pm, &st) == 0) {
         if (dp_npy_open(&s->meta, pm, errbuf) != 0 ||
-            (dp_npy_expect(&s->meta, pm, DP_META_DESCR, sizeof(dp_meta), 0, errbuf) != 0 &&
-             dp_npy_expect(&s->meta, pm, META_DESCR_NUMPY, sizeof(dp_meta), 0, NULL) != 0))
+            dp_npy_expect(&s->meta, pm, DP_META_DESCR, sizeof(dp_meta), 0, errbuf) != 0)
             goto out;
         if (s->meta.shape[0] != s->n) {
             dp_err(errbuf, "%s: %llu rows, but vectors.npy has %llu", pm,
