@@ -18,7 +18,7 @@ import argparse
 import sys
 import time
 
-from scapy.all import PcapReader, Padding, raw  # noqa: F401
+from scapy.all import PcapReader, Padding, raw
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
@@ -47,13 +47,14 @@ def strip_link(pkt):
     return pkt
 
 
-def pad_udp(pkt):
+def pad_udp(raw_ip, pkt):
+    """Inserts 12 zero bytes right after the 8-byte UDP header. (Done on the
+    bytes: the reference's `before / Padding / after` lets scapy move the
+    padding to the end of the packet, the defect spec section 3 names.)"""
     if UDP in pkt:
-        after = pkt[UDP].payload.copy()
-        before = pkt.copy()
-        before[UDP].remove_payload()
-        return before / Padding(load=b"\x00" * 12) / after
-    return pkt
+        off = len(raw_ip) - len(raw(pkt[UDP])) + 8
+        return raw_ip[:off] + bytes(12) + raw_ip[off:]
+    return raw_ip
 
 
 def mask_ip(pkt):
@@ -71,8 +72,14 @@ def transform(pkt):
         return None
     if should_omit(pkt):
         return None
-    pkt = mask_ip(pad_udp(strip_link(pkt)))
-    b = raw(pkt)[:VEC_LEN]
+    pkt = mask_ip(strip_link(pkt))
+    b = raw(pkt)
+    # bytes past the IP packet's own length (link-layer trailers) are not part of it
+    if IP in pkt and pkt[IP].len:
+        b = b[:pkt[IP].len]
+    elif IPv6 in pkt:
+        b = b[:40 + pkt[IPv6].plen]
+    b = pad_udp(b, pkt)[:VEC_LEN]
     return b + bytes(VEC_LEN - len(b))
 
 
