@@ -190,7 +190,9 @@ int main(int argc, char **argv)
             nb = 0;
             for (char *s = strtok(argv[++i], ","); s && nb < 8; s = strtok(NULL, ","))
                 batches[nb++] = atoi(s);
-        } else if (!strcmp(argv[i], "--dnnl"))
+        } else if (!strcmp(argv[i], "-f") && i + 1 < argc)
+            filter = argv[++i];
+        else if (!strcmp(argv[i], "--dnnl"))
             dnnl = 1;
         else {
             fprintf(stderr, "usage: %s [-t threads] [-b batch[,batch...]] [-r reps] [-f name-filter] [--dnnl]\n", argv[0]);

@@ -812,6 +812,21 @@ static void test_adam_threads(void)
     /* constant gradient g: after any number of steps m_hat = g, v_hat = g^2, so
      * each step moves by lr * g / (|g| + eps) ~ lr * sign(g) */
     CHECK_NEAR(p1[n - 1], p0 - 3e-3 * (g[n - 1] > 0 ? 1 : -1), 1e-5);
+    /* the vector (SSE) lanes and the scalar tail compute the same bits:
+     * 7 identical elements = one 4-lane block + 3 scalar ones */
+    float q[7], qg[7], qm[7] = {0}, qv[7] = {0};
+    for (int i = 0; i < 7; i++)
+        q[i] = 0.0123f, qg[i] = -0.7f;
+    for (int t = 1; t <= 5; t++) {
+        for (int i = 0; i < 7; i++)
+            qg[i] = qg[i] * -1.3f + 0.01f;
+        dp_adam_update(q, qg, qm, qv, 7, 1e-3f, 0.9f, 0.999f, 1e-8f, t);
+    }
+    for (int i = 1; i < 7; i++) {
+        CHECK(memcmp(&q[i], &q[0], 4) == 0);
+        CHECK(memcmp(&qm[i], &qm[0], 4) == 0);
+        CHECK(memcmp(&qv[i], &qv[0], 4) == 0);
+    }
     free(p1), free(g), free(m1), free(v1), free(p2), free(m2), free(v2);
 }
 
