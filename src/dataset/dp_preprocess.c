@@ -19,10 +19,11 @@
 
 extern const char dp_iscx_labels_tsv[]; /* dataset/iscx_labels.S */
 
-#define PART_VERSION 1
+#define PART_VERSION 2
 #define PART_MAGIC "DPPARTOK"
 #define DATASET_FORMAT "deeppacket-dataset-1"
 #define VEC_BATCH 700           /* rows per write: ~1 MB of vectors */
+#define RBUF_SIZE (1 << 20)     /* merge read buffer (>= DP_VEC_LEN + 2) */
 #define META_BATCH 4096         /* meta rows per write: 264 KB */
 #define MAX_STATUS 400
 #define MAX_NOTES 10            /* "not a capture" notes printed one by one */
@@ -340,15 +341,15 @@ static int wbuf_flush(wbuf *w)
 
 /* The trailer closing a .meta part: text "key=value" lines, then the text's
  * length (u64 little-endian) and PART_MAGIC. */
-static int format_trailer(const capfile *cf, char *t, size_t cap)
+static int format_trailer(const capfile *cf, uint64_t vec_bytes, char *t, size_t cap)
 {
     int n = snprintf(t, cap,
                      "version=%d\nrelhash=%016llx\nsize=%llu\nmtime=%lld\nframes=%llu\nkept=%llu\n"
-                     "skipped=%llu,%llu,%llu,%llu,%llu,%llu\nstatus=%s\n",
+                     "vec_bytes=%llu\nskipped=%llu,%llu,%llu,%llu,%llu,%llu\nstatus=%s\n",
                      PART_VERSION, (unsigned long long)cf->relhash,
                      (unsigned long long)cf->size, (long long)cf->mtime_ns,
                      (unsigned long long)cf->frames, (unsigned long long)cf->kept,
-                     (unsigned long long)cf->skipped[0], (unsigned long long)cf->skipped[1],
+                     (unsigned long long)vec_bytes, (unsigned long long)cf->skipped[0], (unsigned long long)cf->skipped[1],
                      (unsigned long long)cf->skipped[2], (unsigned long long)cf->skipped[3],
                      (unsigned long long)cf->skipped[4], (unsigned long long)cf->skipped[5],
                      cf->status);
@@ -387,7 +388,7 @@ static int load_part(const run *r, capfile *cf)
         goto out;
     t[tlen] = 0;
     int version = -1;
-    unsigned long long relhash = 0, size = 0, frames = 0, kept = 0, sk[6] = {0};
+    unsigned long long relhash = 0, size = 0, frames = 0, kept = 0, vbytes = 0, sk[6] = {0};
     long long mtime = 0;
     char status[MAX_STATUS] = "";
     int have = 0;
@@ -405,6 +406,8 @@ static int load_part(const run *r, capfile *cf)
             have |= 16;
         else if (sscanf(line, "kept=%llu", &kept) == 1)
             have |= 32;
+        else if (sscanf(line, "vec_bytes=%llu", &vbytes) == 1)
+            have |= 256;
         else if (sscanf(line, "skipped=%llu,%llu,%llu,%llu,%llu,%llu", &sk[0], &sk[1], &sk[2],
                         &sk[3], &sk[4], &sk[5]) == 6)
             have |= 64;
@@ -413,11 +416,11 @@ static int load_part(const run *r, capfile *cf)
             have |= 128;
         }
     }
-    if (have != 255 || version != PART_VERSION || relhash != cf->relhash || size != cf->size ||
+    if (have != 511 || version != PART_VERSION || relhash != cf->relhash || size != cf->size ||
         mtime != cf->mtime_ns || kept > frames)
         goto out;
     if ((uint64_t)ms.st_size != kept * sizeof(dp_meta) + tlen + 16 ||
-        (uint64_t)vs.st_size != kept * DP_VEC_LEN)
+        (uint64_t)vs.st_size != vbytes || vbytes < 2 * kept || vbytes > kept * (DP_VEC_LEN + 2))
         goto out;
     cf->frames = frames;
     cf->kept = kept;
@@ -433,10 +436,22 @@ out:
     return ok;
 }
 
+/* Length of a vector without its trailing zero bytes. */
+static size_t vec_used(const uint8_t *v)
+{
+    static const uint8_t zero[64];
+    size_t n = DP_VEC_LEN;
+    while (n >= 64 && memcmp(v + n - 64, zero, 64) == 0)
+        n -= 64;
+    while (n && v[n - 1] == 0)
+        n--;
+    return n;
+}
+
 /* Reads one capture into its parts. Problems with the capture become
  * warnings and its status; -1 (message in errbuf) only for failures to
  * write the parts, which stop the run. */
-static int process_capture(run *r, capfile *cf, wbuf *vb, wbuf *mb, char *errbuf)
+static int process_capture(run *r, capfile *cf, wbuf *vb, wbuf *mb, uint8_t *vec, char *errbuf)
 {
     int rc = -1;
     char *vpath = part_path(r, cf, "vec"), *mpath = part_path(r, cf, "meta");
@@ -489,15 +504,20 @@ static int process_capture(run *r, capfile *cf, wbuf *vb, wbuf *mb, char *errbuf
             const size_t meta_cap = mb->cap - mb->cap % sizeof(dp_meta);
             while ((nrc = dp_capture_next(c, &f, ceb)) == 1) {
                 cf->frames++;
-                if (vb->cap - vb->n < DP_VEC_LEN && wbuf_flush(vb) != 0) {
-                    dp_errno(errbuf, "%s: write failed", vtmp);
-                    goto out;
-                }
                 dp_pkt_info info;
-                dp_verdict v = dp_packet_transform(f.linktype, f.data, f.caplen,
-                                                   vb->buf + vb->n, &info);
+                dp_verdict v = dp_packet_transform(f.linktype, f.data, f.caplen, vec, &info);
                 if (v == DP_KEEP) {
-                    vb->n += DP_VEC_LEN;
+                    /* the part holds the vector without its trailing zeros:
+                     * a 2-byte length, then the bytes */
+                    size_t len = vec_used(vec);
+                    if (vb->cap - vb->n < len + 2 && wbuf_flush(vb) != 0) {
+                        dp_errno(errbuf, "%s: write failed", vtmp);
+                        goto out;
+                    }
+                    vb->buf[vb->n] = (uint8_t)(len & 0xff);
+                    vb->buf[vb->n + 1] = (uint8_t)(len >> 8);
+                    memcpy(vb->buf + vb->n + 2, vec, len);
+                    vb->n += len + 2;
                     if (meta_cap - mb->n < sizeof(dp_meta) && wbuf_flush(mb) != 0) {
                         dp_errno(errbuf, "%s: write failed", mtmp);
                         goto out;
@@ -553,7 +573,7 @@ static int process_capture(run *r, capfile *cf, wbuf *vb, wbuf *mb, char *errbuf
         }
     }
     char trailer[MAX_STATUS + 512];
-    int tl = format_trailer(cf, trailer, sizeof trailer);
+    int tl = format_trailer(cf, vb->written + vb->n, trailer, sizeof trailer);
     if (tl < 0) {
         dp_err(errbuf, "%s: cannot format part trailer", mtmp);
         goto out;
@@ -617,7 +637,8 @@ static void *worker(void *arg)
     mb.cap = (size_t)META_BATCH * sizeof(dp_meta);
     vb.buf = malloc(vb.cap);
     mb.buf = malloc(mb.cap);
-    if (!vb.buf || !mb.buf) {
+    uint8_t *vec = malloc(DP_VEC_LEN);
+    if (!vb.buf || !mb.buf || !vec) {
         pthread_mutex_lock(&r->mu);
         if (!r->failed) {
             r->failed = 1;
@@ -627,6 +648,7 @@ static void *worker(void *arg)
         pthread_mutex_unlock(&r->mu);
         free(vb.buf);
         free(mb.buf);
+        free(vec);
         return NULL;
     }
     for (;;) {
@@ -646,7 +668,7 @@ static void *worker(void *arg)
         pthread_mutex_unlock(&r->mu);
 
         char eb[DP_ERRBUF_SIZE];
-        int rc = process_capture(r, &r->files[idx], &vb, &mb, eb);
+        int rc = process_capture(r, &r->files[idx], &vb, &mb, vec, eb);
 
         pthread_mutex_lock(&r->mu);
         if (rc != 0 && !r->failed) {
@@ -659,6 +681,7 @@ static void *worker(void *arg)
     }
     free(vb.buf);
     free(mb.buf);
+    free(vec);
     return NULL;
 }
 
@@ -869,6 +892,29 @@ static int save_text(const char *dir, const char *name, const char *text, size_t
 
 /* ---- merge ------------------------------------------------------------------- */
 
+/* Makes at least `need` (<= RBUF_SIZE) unread bytes available in rbuf[pos,
+ * end). 0 on success, 1 at a premature end of file, -1 on a read error. */
+static int rbuf_need(int fd, uint8_t *rbuf, size_t *pos, size_t *end, size_t need)
+{
+    if (*end - *pos >= need)
+        return 0;
+    memmove(rbuf, rbuf + *pos, *end - *pos);
+    *end -= *pos;
+    *pos = 0;
+    while (*end < need) {
+        ssize_t got = read(fd, rbuf + *end, RBUF_SIZE - *end);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (got == 0)
+            return 1;
+        *end += (size_t)got;
+    }
+    return 0;
+}
+
 static int merge(run *r, dp_preprocess_stats *st, char *errbuf)
 {
     dp_npy_writer w[4];
@@ -877,9 +923,10 @@ static int merge(run *r, dp_preprocess_stats *st, char *errbuf)
     const size_t cols[4] = {DP_VEC_LEN, 0, 0, 0};
     int opened = 0, rc = -1;
     uint8_t *vbuf = malloc((size_t)VEC_BATCH * DP_VEC_LEN);
+    uint8_t *rbuf = malloc(RBUF_SIZE);
     uint8_t *mbuf = malloc((size_t)META_BATCH * sizeof(dp_meta));
     int16_t *lbuf[DP_NTASKS] = {malloc(META_BATCH * 2), malloc(META_BATCH * 2)};
-    if (!vbuf || !mbuf || !lbuf[0] || !lbuf[1]) {
+    if (!vbuf || !rbuf || !mbuf || !lbuf[0] || !lbuf[1]) {
         dp_err(errbuf, "%s: out of memory", r->dst);
         goto out;
     }
@@ -914,15 +961,32 @@ static int merge(run *r, dp_preprocess_stats *st, char *errbuf)
                 goto file_out;
             }
             posix_fadvise(vfd, 0, 0, POSIX_FADV_SEQUENTIAL);
-            for (uint64_t left = cf->kept; left;) {
-                size_t n = left < VEC_BATCH ? (size_t)left : VEC_BATCH;
-                if (read_full(vfd, vbuf, n * DP_VEC_LEN) != (ssize_t)(n * DP_VEC_LEN)) {
-                    dp_err(errbuf, "%s: part of %s is short or unreadable", vp, cf->path);
+            size_t pos = 0, end = 0, rows = 0;
+            for (uint64_t k = 0; k < cf->kept; k++) {
+                /* one record: 2-byte length, then that many bytes */
+                int e = rbuf_need(vfd, rbuf, &pos, &end, 2);
+                size_t len = e ? 0 : (rbuf[pos] | (size_t)rbuf[pos + 1] << 8);
+                if (!e && len > DP_VEC_LEN)
+                    e = 2;
+                if (!e)
+                    e = rbuf_need(vfd, rbuf, &pos, &end, 2 + len);
+                if (e) {
+                    if (e < 0)
+                        dp_errno(errbuf, "%s: cannot read part of %s", vp, cf->path);
+                    else
+                        dp_err(errbuf, "%s: part of %s is %s", vp, cf->path,
+                               e == 1 ? "short" : "corrupt");
                     goto file_out;
                 }
-                if (dp_npy_write(&w[0], vbuf, n, errbuf) != 0)
-                    goto file_out;
-                left -= n;
+                uint8_t *row = vbuf + rows * DP_VEC_LEN;
+                memcpy(row, rbuf + pos + 2, len);
+                memset(row + len, 0, DP_VEC_LEN - len);
+                pos += 2 + len;
+                if (++rows == VEC_BATCH || k + 1 == cf->kept) {
+                    if (dp_npy_write(&w[0], vbuf, rows, errbuf) != 0)
+                        goto file_out;
+                    rows = 0;
+                }
             }
             for (uint64_t left = cf->kept; left;) {
                 size_t n = left < META_BATCH ? (size_t)left : META_BATCH;
@@ -984,6 +1048,7 @@ out:
     for (int k = 0; k < opened; k++)
         dp_npy_writer_abort(&w[k]);
     free(vbuf);
+    free(rbuf);
     free(mbuf);
     free(lbuf[0]);
     free(lbuf[1]);
