@@ -40,13 +40,17 @@ int dp_conv1d_out_len(int L, int K, int S)
     return (L < K || K < 1 || S < 1) ? 0 : (L - K) / S + 1;
 }
 
-/* samples per GEMM group */
+/* samples per GEMM group: about GROUP_COLS columns, groups balanced (16
+ * samples of LO 495 make 4 groups of 4, not 5 + 5 + 5 + 1) */
 static int group_size(int B, int LO)
 {
+    if (B < 1 || LO < 1)
+        return 1;
     int g = (GROUP_COLS + LO - 1) / LO;
-    if (g > B)
-        g = B;
-    return g < 1 ? 1 : g;
+    if (g >= B)
+        return B;
+    int ngroups = (B + g - 1) / g;
+    return (B + ngroups - 1) / ngroups;
 }
 
 size_t dp_conv1d_scratch_floats(int B, int C, int L, int OC, int K, int S)
