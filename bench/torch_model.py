@@ -66,3 +66,50 @@ class SAE(nn.Module):
 
 def make(kind, task, nclasses, **kw):
     return CNN(task, nclasses, **kw) if kind == "cnn" else SAE(nclasses, **kw)
+
+
+def bench(kind, task, nclasses, batch, steps, threads):
+    """Training samples/s (forward + backward + Adam, dropout on) and
+    inference packets/s (eval, no_grad) on random bytes, one untimed
+    warm-up step each: the same protocol as `deeppacket train --bench`."""
+    import time
+    torch.set_num_threads(threads)
+    torch.manual_seed(9876)
+    m = make(kind, task, nclasses)
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 256, (batch, IN_LEN), generator=g, dtype=torch.uint8)
+    y = torch.randint(0, nclasses, (batch,), generator=g)
+    m.train()
+    for s in range(steps + 1):
+        if s == 1:
+            t0 = time.perf_counter()
+        xf = x.float() / 255.0
+        loss = F.cross_entropy(m(xf), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    tr = steps * batch / (time.perf_counter() - t0)
+    m.eval()
+    with torch.no_grad():
+        for s in range(steps + 1):
+            if s == 1:
+                t0 = time.perf_counter()
+            F.log_softmax(m(x.float() / 255.0), 1)
+    inf = steps * batch / (time.perf_counter() - t0)
+    return tr, inf
+
+
+if __name__ == "__main__":
+    import argparse
+    ap = argparse.ArgumentParser(description="PyTorch speed of the deeppacket models")
+    ap.add_argument("--model", choices=["cnn", "sae"], default="cnn")
+    ap.add_argument("--task", choices=["app", "traffic"], required=True)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    task = APP if a.task == "app" else TRAFFIC
+    tr, inf = bench(a.model, task, 15 if task == APP else 11, a.batch, a.steps, a.threads)
+    print("%s %s batch %d threads %d: train %.1f samples/s, inference %.1f packets/s" %
+          (a.model, a.task, a.batch, a.threads, tr, inf))

@@ -99,6 +99,16 @@ static void test_determinism(void)
     o.model_path = m2;
     CHECK(dp_train_run(&o, eb) == 0);
     CHECK(same_file(m1, m2));
+    /* two threads (OpenBLAS + our loops): equal to each other too */
+    char *m4 = mpath("det4.dpm"), *m5 = mpath("det5.dpm");
+    o.hp.threads = 2;
+    o.model_path = m4;
+    CHECK(dp_train_run(&o, eb) == 0);
+    o.model_path = m5;
+    CHECK(dp_train_run(&o, eb) == 0);
+    CHECK(same_file(m4, m5));
+    free(m4), free(m5);
+    o.hp.threads = 1;
     o.model_path = m3;
     o.hp.seed = 1234;
     CHECK(dp_train_run(&o, eb) == 0);
