@@ -266,18 +266,57 @@ static int nchunks(size_t work, int max)
     return nt < max ? nt : max;
 }
 
-/* ---- GEMM path helpers ---------------------------------------------------------- */
+/* ---- GEMM path helpers ----------------------------------------------------------
+ * Each pass over a group is one dp_nn_parallel_for, split over channels
+ * (im2col, col2im) or output channels (scatter, gather + dbias), so every
+ * element is written by one thread and every sum keeps its order. */
 
-/* out_g[i, o, :] = act(tmp[o, i*LO : (i+1)*LO] + bias[o]) for the G samples of a group */
-static void scatter_bias_relu(float *out, const float *tmp, size_t ld, const float *bias, int G, int OC, int LO,
-                              int relu)
+typedef struct groupctx {
+    float *col;        /* [CK, ld] */
+    float *tmp;        /* [OC, ld]: GEMM output (forward) or gathered dout (backward) */
+    float *out;        /* [g, OC, LO] (forward) */
+    float *dinp;       /* [g, C, L] (backward) */
+    float *dbias;      /* [OC] or NULL (backward) */
+    const float *inp;  /* [g, C, L] */
+    const float *dout; /* [g, OC, LO] (backward) */
+    const float *bias; /* [OC] or NULL (forward) */
+    size_t ld;
+    int g, C, L, K, S, LO, OC, relu;
+} groupctx;
+
+static int range_lo(int n, int i, int parts) { return (int)((long)n * i / parts); }
+
+static void grp_im2col_task(void *ctx, int i, int n)
 {
-    for (int i = 0; i < G; i++)
-        for (int o = 0; o < OC; o++) {
-            const float *restrict src = tmp + (size_t)o * ld + (size_t)i * LO;
-            float *restrict y = out + ((size_t)i * OC + o) * LO;
-            float b0 = bias ? bias[o] : 0.0f;
-            if (relu)
+    const groupctx *q = ctx;
+    for (int s = 0; s < q->g; s++) {
+        colctx c = {.col = q->col + (size_t)s * q->LO, .xc = q->inp + (size_t)s * q->C * q->L, .C = q->C, .L = q->L,
+                    .K = q->K, .S = q->S, .LO = q->LO, .ldc = q->ld};
+        im2col_range(&c, range_lo(q->C, i, n), range_lo(q->C, i + 1, n));
+    }
+}
+
+static void grp_col2im_task(void *ctx, int i, int n)
+{
+    const groupctx *q = ctx;
+    for (int s = 0; s < q->g; s++) {
+        colctx c = {.col = q->col + (size_t)s * q->LO, .x = q->dinp + (size_t)s * q->C * q->L, .C = q->C, .L = q->L,
+                    .K = q->K, .S = q->S, .LO = q->LO, .ldc = q->ld};
+        col2im_range(&c, range_lo(q->C, i, n), range_lo(q->C, i + 1, n));
+    }
+}
+
+/* out[s, o, :] = act(tmp[o, s*LO : (s+1)*LO] + bias[o]) */
+static void grp_scatter_task(void *ctx, int i, int n)
+{
+    const groupctx *q = ctx;
+    int LO = q->LO;
+    for (int s = 0; s < q->g; s++)
+        for (int o = range_lo(q->OC, i, n); o < range_lo(q->OC, i + 1, n); o++) {
+            const float *restrict src = q->tmp + (size_t)o * q->ld + (size_t)s * LO;
+            float *restrict y = q->out + ((size_t)s * q->OC + o) * LO;
+            float b0 = q->bias ? q->bias[o] : 0.0f;
+            if (q->relu)
                 for (int t = 0; t < LO; t++) {
                     float v = src[t] + b0;
                     y[t] = v > 0.0f ? v : 0.0f;
@@ -288,12 +327,25 @@ static void scatter_bias_relu(float *out, const float *tmp, size_t ld, const flo
         }
 }
 
-/* dy_g[o, i*LO : (i+1)*LO] = dout_g[i, o, :] */
-static void gather_dout(float *dyg, size_t ld, const float *dout, int G, int OC, int LO)
+/* tmp[o, s*LO : (s+1)*LO] = dout[s, o, :]; dbias[o] += sum_t dout[s, o, t] (s in order) */
+static void grp_gather_task(void *ctx, int i, int n)
 {
-    for (int i = 0; i < G; i++)
-        for (int o = 0; o < OC; o++)
-            memcpy(dyg + (size_t)o * ld + (size_t)i * LO, dout + ((size_t)i * OC + o) * LO, (size_t)LO * sizeof(float));
+    const groupctx *q = ctx;
+    int LO = q->LO;
+    for (int o = range_lo(q->OC, i, n); o < range_lo(q->OC, i + 1, n); o++)
+        for (int s = 0; s < q->g; s++) {
+            const float *src = q->dout + ((size_t)s * q->OC + o) * LO;
+            if (q->tmp)
+                memcpy(q->tmp + (size_t)o * q->ld + (size_t)s * LO, src, (size_t)LO * sizeof(float));
+            if (q->dbias)
+                q->dbias[o] += sum8(src, LO);
+        }
+}
+
+/* threads for a pass over a group touching `floats` floats */
+static int grp_threads(size_t floats)
+{
+    return floats >= PAR_MIN_FLOATS ? dp_nn_get_threads() : 1;
 }
 
 /* ---- forward --------------------------------------------------------------- */
@@ -317,12 +369,13 @@ static void conv_forward(float *out, float *scratch, const float *inp, const flo
     float *col = scratch, *tmp = scratch + (size_t)CK * ld; /* col [CK, G*LO], tmp [OC, G*LO] */
     for (int b0 = 0; b0 < B; b0 += G) {
         int g = B - b0 < G ? B - b0 : G;
-        for (int i = 0; i < g; i++)
-            im2col(col + (size_t)i * LO, ld, inp + (size_t)(b0 + i) * C * L, C, L, K, S, LO, 1);
+        groupctx q = {.col = col, .tmp = tmp, .out = out + (size_t)b0 * OC * LO, .inp = inp + (size_t)b0 * C * L,
+                      .bias = bias, .ld = ld, .g = g, .C = C, .L = L, .K = K, .S = S, .LO = LO, .OC = OC, .relu = relu};
+        dp_nn_parallel_for(grp_threads((size_t)g * CK * LO), grp_im2col_task, &q);
         /* columns of a short last group beyond g*LO are stale but never read back */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, g * LO, CK, 1.0f, weight, CK, col, (int)ld, 0.0f,
                     tmp, (int)ld);
-        scatter_bias_relu(out + (size_t)b0 * OC * LO, tmp, ld, bias, g, OC, LO, relu);
+        dp_nn_parallel_for(grp_threads((size_t)g * OC * LO), grp_scatter_task, &q);
     }
 }
 
@@ -365,25 +418,22 @@ void dp_conv1d_backward(float *dinp, float *dweight, float *dbias, float *scratc
     float *col = scratch, *dyg = scratch + (size_t)CK * ld; /* col/dcol [CK, G*LO], dout_g [OC, G*LO] */
     for (int b0 = 0; b0 < B; b0 += G) {
         int g = B - b0 < G ? B - b0 : G;
-        const float *dy = dout + (size_t)b0 * OC * LO;
-        if (dbias)
-            for (int i = 0; i < g; i++)
-                for (int o = 0; o < OC; o++)
-                    dbias[o] += sum8(dy + ((size_t)i * OC + o) * LO, LO);
-        if (!dweight && !dinp)
+        int need_dyg = dweight || dinp;
+        groupctx q = {.col = col, .tmp = need_dyg ? dyg : NULL, .dinp = dinp ? dinp + (size_t)b0 * C * L : NULL,
+                      .dbias = dbias, .inp = inp + (size_t)b0 * C * L, .dout = dout + (size_t)b0 * OC * LO, .ld = ld,
+                      .g = g, .C = C, .L = L, .K = K, .S = S, .LO = LO, .OC = OC};
+        if (!need_dyg && !dbias)
             continue;
-        gather_dout(dyg, ld, dy, g, OC, LO);
+        dp_nn_parallel_for(grp_threads((size_t)g * OC * LO), grp_gather_task, &q);
         if (dweight) {
-            for (int i = 0; i < g; i++)
-                im2col(col + (size_t)i * LO, ld, inp + (size_t)(b0 + i) * C * L, C, L, K, S, LO, 1);
+            dp_nn_parallel_for(grp_threads((size_t)g * CK * LO), grp_im2col_task, &q);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, CK, g * LO, 1.0f, dyg, (int)ld, col, (int)ld,
                         1.0f, dweight, CK);
         }
         if (dinp) {
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CK, g * LO, OC, 1.0f, weight, CK, dyg, (int)ld,
                         0.0f, col, (int)ld);
-            for (int i = 0; i < g; i++)
-                col2im(dinp + (size_t)(b0 + i) * C * L, col + (size_t)i * LO, ld, C, L, K, S, LO, 1);
+            dp_nn_parallel_for(grp_threads((size_t)g * CK * LO), grp_col2im_task, &q);
         }
     }
 }
