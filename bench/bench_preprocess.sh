@@ -63,7 +63,7 @@ one_run() {
     R_MB=$(sed -E 's/.*captures \(([0-9.]+) MB;.*/\1/' <<<"$line")
     R_SEC=$(sed -E 's/.* in ([0-9.]+) s \(reading.*/\1/' <<<"$line")
     R_READ=$(sed -E 's/.*\(reading ([0-9.]+) s,.*/\1/' <<<"$line")
-    R_MERGE=$(sed -E 's/.*merging ([0-9.]+) s\).*/\1/' <<<"$line")
+    R_MERGE=$(sed -E 's/.*merge tail ([0-9.]+) s\).*/\1/' <<<"$line")
     R_RSS=$(awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2/1024}' "$WORK/time.txt")
     R_WALL=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$WORK/time.txt")
 }

@@ -96,7 +96,7 @@ int cmd_preprocess(int argc, char **argv)
         double s = st.seconds > 0 ? st.seconds : 1e-9;
         printf("deeppacket preprocess: %llu packets kept of %llu frames from %zu captures "
                "(%.1f MB; %zu read, %zu reused from an earlier run) in %.2f s (reading %.2f s, "
-               "merging %.2f s) with %d threads: %.0f frames/s, %.0f kept packets/s, %.1f MB/s "
+               "merge tail %.2f s) with %d threads: %.0f frames/s, %.0f kept packets/s, %.1f MB/s "
                "-> %s\n",
                (unsigned long long)st.packets, (unsigned long long)st.frames, st.captures, mb,
                st.processed, st.reused, st.seconds, st.seconds_parts, st.seconds_merge,

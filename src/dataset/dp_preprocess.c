@@ -98,6 +98,7 @@ typedef struct capfile {
     uint64_t relhash;       /* FNV-1a of rel: part key and flow salt */
     int cls[DP_NTASKS];
     /* results */
+    int ready;              /* parts complete (under run.mu) */
     int reused;
     uint64_t frames, kept;
     uint64_t skipped[DP_VERDICT_COUNT];
@@ -120,6 +121,7 @@ typedef struct run {
     int failed, stop;
     char err[DP_ERRBUF_SIZE];
     _Atomic uint64_t live_frames, live_packets;
+    double t_read_done;     /* when the last queued capture was read */
 
     pthread_mutex_t warn_mu;
     dp_progress prog;
@@ -675,7 +677,11 @@ static void *worker(void *arg)
             r->failed = 1;
             memcpy(r->err, eb, sizeof eb);
         }
+        if (rc == 0)
+            r->files[idx].ready = 1;
         r->finished++;
+        if (r->finished == r->nqueue)
+            r->t_read_done = dp_now();
         pthread_cond_broadcast(&r->cv);
         pthread_mutex_unlock(&r->mu);
     }
@@ -915,144 +921,178 @@ static int rbuf_need(int fd, uint8_t *rbuf, size_t *pos, size_t *end, size_t nee
     return 0;
 }
 
-static int merge(run *r, dp_preprocess_stats *st, char *errbuf)
-{
+/* The merge appends each capture's parts, in file order, to the four .npy
+ * writers. It runs in the main thread while the workers read later
+ * captures, so the disk writes the dataset while captures are still being
+ * read. Parts are deleted only once the dataset is committed, so a run
+ * killed at any point can reuse every finished part. */
+typedef struct merger {
     dp_npy_writer w[4];
-    const char *descr[4] = {DP_NPY_U1, DP_NPY_I2, DP_NPY_I2, DP_META_DESCR};
-    const size_t item[4] = {1, 2, 2, sizeof(dp_meta)};
-    const size_t cols[4] = {DP_VEC_LEN, 0, 0, 0};
-    int opened = 0, rc = -1;
-    uint8_t *vbuf = malloc((size_t)VEC_BATCH * DP_VEC_LEN);
-    uint8_t *rbuf = malloc(RBUF_SIZE);
-    uint8_t *mbuf = malloc((size_t)META_BATCH * sizeof(dp_meta));
-    int16_t *lbuf[DP_NTASKS] = {malloc(META_BATCH * 2), malloc(META_BATCH * 2)};
-    if (!vbuf || !rbuf || !mbuf || !lbuf[0] || !lbuf[1]) {
-        dp_err(errbuf, "%s: out of memory", r->dst);
-        goto out;
+    int opened;
+    uint8_t *vbuf, *rbuf, *mbuf;
+    int16_t *lbuf[DP_NTASKS];
+    uint32_t next_index;    /* files.tsv index of the next capture */
+    size_t done;
+    uint64_t rows, rows_kicked;
+} merger;
+
+static void merger_free(merger *m)
+{
+    for (int k = 0; k < m->opened; k++)
+        dp_npy_writer_abort(&m->w[k]);
+    m->opened = 0;
+    free(m->vbuf);
+    free(m->rbuf);
+    free(m->mbuf);
+    free(m->lbuf[0]);
+    free(m->lbuf[1]);
+    m->vbuf = m->rbuf = m->mbuf = NULL;
+    m->lbuf[0] = m->lbuf[1] = NULL;
+}
+
+static int merger_open(const run *r, merger *m, char *errbuf)
+{
+    static const char *const descr[4] = {DP_NPY_U1, DP_NPY_I2, DP_NPY_I2, DP_META_DESCR};
+    static const size_t item[4] = {1, 2, 2, sizeof(dp_meta)};
+    static const size_t cols[4] = {DP_VEC_LEN, 0, 0, 0};
+    memset(m, 0, sizeof *m);
+    m->vbuf = malloc((size_t)VEC_BATCH * DP_VEC_LEN);
+    m->rbuf = malloc(RBUF_SIZE);
+    m->mbuf = malloc((size_t)META_BATCH * sizeof(dp_meta));
+    m->lbuf[0] = malloc(META_BATCH * 2);
+    m->lbuf[1] = malloc(META_BATCH * 2);
+    if (!m->vbuf || !m->rbuf || !m->mbuf || !m->lbuf[0] || !m->lbuf[1]) {
+        merger_free(m);
+        return dp_err(errbuf, "%s: out of memory", r->dst);
     }
-    for (; opened < 4; opened++) {
-        char *p = dp_path_join(r->dst, out_names[opened]);
-        int orc = p ? dp_npy_writer_open(&w[opened], p, descr[opened], item[opened],
-                                         cols[opened], errbuf)
+    for (; m->opened < 4; m->opened++) {
+        char *p = dp_path_join(r->dst, out_names[m->opened]);
+        int orc = p ? dp_npy_writer_open(&m->w[m->opened], p, descr[m->opened],
+                                         item[m->opened], cols[m->opened], errbuf)
                     : dp_err(errbuf, "%s: out of memory", r->dst);
         free(p);
-        if (orc != 0)
-            goto out;
-    }
-    uint32_t idx = 0;
-    size_t done = 0;
-    uint64_t rows_done = 0, rows_kicked = 0;
-    for (size_t i = 0; i < r->nfiles; i++) {
-        capfile *cf = &r->files[i];
-        if (!cf->is_capture)
-            continue;
-        uint32_t file_index = idx++;
-        char *vp = part_path(r, cf, "vec"), *mp = part_path(r, cf, "meta");
-        int vfd = -1, mfd = -1, ok = 0;
-        if (!vp || !mp) {
-            dp_err(errbuf, "%s: out of memory", r->parts);
-            goto file_out;
-        }
-        if (cf->kept) {
-            vfd = open(vp, O_RDONLY | O_CLOEXEC);
-            mfd = open(mp, O_RDONLY | O_CLOEXEC);
-            if (vfd < 0 || mfd < 0) {
-                dp_errno(errbuf, "%s: cannot open part of %s", vfd < 0 ? vp : mp, cf->path);
-                goto file_out;
-            }
-            posix_fadvise(vfd, 0, 0, POSIX_FADV_SEQUENTIAL);
-            size_t pos = 0, end = 0, rows = 0;
-            for (uint64_t k = 0; k < cf->kept; k++) {
-                /* one record: 2-byte length, then that many bytes */
-                int e = rbuf_need(vfd, rbuf, &pos, &end, 2);
-                size_t len = e ? 0 : (rbuf[pos] | (size_t)rbuf[pos + 1] << 8);
-                if (!e && len > DP_VEC_LEN)
-                    e = 2;
-                if (!e)
-                    e = rbuf_need(vfd, rbuf, &pos, &end, 2 + len);
-                if (e) {
-                    if (e < 0)
-                        dp_errno(errbuf, "%s: cannot read part of %s", vp, cf->path);
-                    else
-                        dp_err(errbuf, "%s: part of %s is %s", vp, cf->path,
-                               e == 1 ? "short" : "corrupt");
-                    goto file_out;
-                }
-                uint8_t *row = vbuf + rows * DP_VEC_LEN;
-                memcpy(row, rbuf + pos + 2, len);
-                memset(row + len, 0, DP_VEC_LEN - len);
-                pos += 2 + len;
-                if (++rows == VEC_BATCH || k + 1 == cf->kept) {
-                    if (dp_npy_write(&w[0], vbuf, rows, errbuf) != 0)
-                        goto file_out;
-                    rows = 0;
-                }
-            }
-            for (uint64_t left = cf->kept; left;) {
-                size_t n = left < META_BATCH ? (size_t)left : META_BATCH;
-                if (read_full(mfd, mbuf, n * sizeof(dp_meta)) != (ssize_t)(n * sizeof(dp_meta))) {
-                    dp_err(errbuf, "%s: part of %s is short or unreadable", mp, cf->path);
-                    goto file_out;
-                }
-                for (size_t k = 0; k < n; k++) /* dp_meta.file is its first field */
-                    memcpy(mbuf + k * sizeof(dp_meta), &file_index, sizeof file_index);
-                for (int t = 0; t < DP_NTASKS; t++) {
-                    for (size_t k = 0; k < n; k++)
-                        lbuf[t][k] = (int16_t)cf->cls[t];
-                    if (dp_npy_write(&w[1 + t], lbuf[t], n, errbuf) != 0)
-                        goto file_out;
-                }
-                if (dp_npy_write(&w[3], mbuf, n, errbuf) != 0)
-                    goto file_out;
-                left -= n;
-            }
-        }
-        ok = 1;
-    file_out:
-        if (vfd >= 0)
-            close(vfd);
-        if (mfd >= 0)
-            close(mfd);
-        if (ok) {
-            unlink(vp);
-            unlink(mp);
-        }
-        free(vp);
-        free(mp);
-        if (!ok)
-            goto out;
-        done++;
-        rows_done += cf->kept;
-        /* start writing the vectors to disk now rather than all at the final
-         * fsync: the disk works while the merge goes on */
-        if ((rows_done - rows_kicked) * DP_VEC_LEN >= ((uint64_t)32 << 20)) {
-            sync_file_range(fileno(w[0].af.f), 0, 0, SYNC_FILE_RANGE_WRITE);
-            rows_kicked = rows_done;
-        }
-        if (r->progress_on && dp_progress_due(&r->prog))
-            dp_progress_print(&r->prog, "preprocess: merging %zu/%zu captures, %llu packets",
-                              done, r->ncaptures, (unsigned long long)rows_done);
-        (void)st;
-    }
-    for (int k = 0; k < 4; k++) {
-        if (dp_npy_writer_commit(&w[k], errbuf) != 0) {
-            for (int j = k + 1; j < 4; j++)
-                dp_npy_writer_abort(&w[j]);
-            opened = 0;
-            goto out;
+        if (orc != 0) {
+            merger_free(m);
+            return -1;
         }
     }
-    opened = 0;
+    return 0;
+}
+
+/* Appends one finished capture (the next one in file order). */
+static int merger_add(const run *r, merger *m, const capfile *cf, char *errbuf)
+{
+    uint32_t file_index = m->next_index++;
+    char *vp = part_path(r, cf, "vec"), *mp = part_path(r, cf, "meta");
+    int vfd = -1, mfd = -1, rc = -1;
+    if (!vp || !mp) {
+        dp_err(errbuf, "%s: out of memory", r->parts);
+        goto out;
+    }
+    if (cf->kept) {
+        vfd = open(vp, O_RDONLY | O_CLOEXEC);
+        mfd = open(mp, O_RDONLY | O_CLOEXEC);
+        if (vfd < 0 || mfd < 0) {
+            dp_errno(errbuf, "%s: cannot open part of %s", vfd < 0 ? vp : mp, cf->path);
+            goto out;
+        }
+        posix_fadvise(vfd, 0, 0, POSIX_FADV_SEQUENTIAL);
+        size_t pos = 0, end = 0, rows = 0;
+        for (uint64_t k = 0; k < cf->kept; k++) {
+            /* one record: 2-byte length, then that many bytes */
+            int e = rbuf_need(vfd, m->rbuf, &pos, &end, 2);
+            size_t len = e ? 0 : (m->rbuf[pos] | (size_t)m->rbuf[pos + 1] << 8);
+            if (!e && len > DP_VEC_LEN)
+                e = 2;
+            if (!e)
+                e = rbuf_need(vfd, m->rbuf, &pos, &end, 2 + len);
+            if (e) {
+                if (e < 0)
+                    dp_errno(errbuf, "%s: cannot read part of %s", vp, cf->path);
+                else
+                    dp_err(errbuf, "%s: part of %s is %s", vp, cf->path,
+                           e == 1 ? "short" : "corrupt");
+                goto out;
+            }
+            uint8_t *row = m->vbuf + rows * DP_VEC_LEN;
+            memcpy(row, m->rbuf + pos + 2, len);
+            memset(row + len, 0, DP_VEC_LEN - len);
+            pos += 2 + len;
+            if (++rows == VEC_BATCH || k + 1 == cf->kept) {
+                if (dp_npy_write(&m->w[0], m->vbuf, rows, errbuf) != 0)
+                    goto out;
+                rows = 0;
+            }
+        }
+        for (uint64_t left = cf->kept; left;) {
+            size_t n = left < META_BATCH ? (size_t)left : META_BATCH;
+            if (read_full(mfd, m->mbuf, n * sizeof(dp_meta)) != (ssize_t)(n * sizeof(dp_meta))) {
+                dp_err(errbuf, "%s: part of %s is short or unreadable", mp, cf->path);
+                goto out;
+            }
+            for (size_t k = 0; k < n; k++) /* dp_meta.file is its first field */
+                memcpy(m->mbuf + k * sizeof(dp_meta), &file_index, sizeof file_index);
+            for (int t = 0; t < DP_NTASKS; t++) {
+                for (size_t k = 0; k < n; k++)
+                    m->lbuf[t][k] = (int16_t)cf->cls[t];
+                if (dp_npy_write(&m->w[1 + t], m->lbuf[t], n, errbuf) != 0)
+                    goto out;
+            }
+            if (dp_npy_write(&m->w[3], m->mbuf, n, errbuf) != 0)
+                goto out;
+            left -= n;
+        }
+    }
+    m->done++;
+    m->rows += cf->kept;
+    /* start writing the vectors to disk now rather than all at the final
+     * fsync: the disk works while the rest is read and merged */
+    if ((m->rows - m->rows_kicked) * DP_VEC_LEN >= ((uint64_t)32 << 20)) {
+        sync_file_range(fileno(m->w[0].af.f), 0, 0, SYNC_FILE_RANGE_WRITE);
+        m->rows_kicked = m->rows;
+    }
     rc = 0;
 out:
-    for (int k = 0; k < opened; k++)
-        dp_npy_writer_abort(&w[k]);
-    free(vbuf);
-    free(rbuf);
-    free(mbuf);
-    free(lbuf[0]);
-    free(lbuf[1]);
+    if (vfd >= 0)
+        close(vfd);
+    if (mfd >= 0)
+        close(mfd);
+    free(vp);
+    free(mp);
     return rc;
+}
+
+static int merger_commit(merger *m, char *errbuf)
+{
+    for (int k = 0; k < 4; k++) {
+        if (dp_npy_writer_commit(&m->w[k], errbuf) != 0) {
+            for (int j = k + 1; j < 4; j++)
+                dp_npy_writer_abort(&m->w[j]);
+            m->opened = 0;
+            merger_free(m);
+            return -1;
+        }
+    }
+    m->opened = 0;
+    merger_free(m);
+    return 0;
+}
+
+/* Deletes every capture's parts and the parts folder. */
+static void remove_parts(const run *r)
+{
+    for (size_t i = 0; i < r->nfiles; i++) {
+        if (!r->files[i].is_capture)
+            continue;
+        char *vp = part_path(r, &r->files[i], "vec"), *mp = part_path(r, &r->files[i], "meta");
+        if (vp)
+            unlink(vp);
+        if (mp)
+            unlink(mp);
+        free(vp);
+        free(mp);
+    }
+    rmdir(r->parts);
 }
 
 /* Removes temp files of earlier runs in the target and parts that belong
@@ -1098,15 +1138,6 @@ static void clean_stale(run *r)
     closedir(d);
 }
 
-static int cmp_queue_size(const void *a, const void *b, void *arg)
-{
-    const capfile *f = arg;
-    size_t x = *(const size_t *)a, y = *(const size_t *)b;
-    if (f[x].size != f[y].size)
-        return f[x].size > f[y].size ? -1 : 1;
-    return x < y ? -1 : x > y;
-}
-
 void dp_preprocess_opts_init(dp_preprocess_opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -1138,6 +1169,9 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
     char *ap = NULL;
     size_t alen = 0;
     FILE *mem = NULL;
+    merger M;
+    int merging = 0;
+    memset(&M, 0, sizeof M);
 
     r->src = strdup(o->src_dir);
     r->dst = strdup(o->dst_dir);
@@ -1275,7 +1309,7 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
     }
     clean_stale(r);
 
-    /* reuse finished parts; queue the rest, largest first */
+    /* reuse finished parts; queue the rest in file order (the merge follows) */
     r->queue = malloc((r->ncaptures ? r->ncaptures : 1) * sizeof *r->queue);
     if (!r->queue) {
         dp_err(errbuf, "out of memory");
@@ -1287,6 +1321,7 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
             continue;
         if (load_part(r, cf)) {
             cf->reused = 1;
+            cf->ready = 1;
             st->reused++;
             if (cf->status[0])
                 warn(r, cf->path, 0, "%s (recorded by an earlier run)", cf->status);
@@ -1294,9 +1329,8 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
             r->queue[r->nqueue++] = i;
         }
     }
-    qsort_r(r->queue, r->nqueue, sizeof *r->queue, cmp_queue_size, r->files);
 
-    /* read captures in parallel */
+    /* read captures in parallel; merge them in file order as they are ready */
     int threads = o->threads > 0 ? o->threads : dp_ncpu();
     if ((size_t)threads > r->nqueue)
         threads = r->nqueue ? (int)r->nqueue : 1;
@@ -1304,6 +1338,10 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
     r->progress_on = o->progress;
     dp_progress_init(&r->prog);
     double tp = dp_now();
+    r->t_read_done = tp;
+    if (merger_open(r, &M, errbuf) != 0)
+        goto out;
+    merging = 1;
     if (r->nqueue) {
         th = calloc((size_t)threads, sizeof *th);
         if (!th) {
@@ -1317,8 +1355,14 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
             dp_err(errbuf, "cannot start worker threads");
             goto out;
         }
+    }
+    int all_merged = 1;
+    for (size_t i = 0; i < r->nfiles; i++) {
+        capfile *cf = &r->files[i];
+        if (!cf->is_capture)
+            continue;
         pthread_mutex_lock(&r->mu);
-        while (r->finished < r->next || (r->next < r->nqueue && !r->failed && !r->stop)) {
+        while (!cf->ready && !r->failed && !(r->stop && r->finished == r->next)) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_nsec += 250 * 1000000L;
@@ -1332,25 +1376,33 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
                 uint64_t pk = atomic_load(&r->live_packets);
                 pthread_mutex_lock(&r->warn_mu);
                 dp_progress_print(&r->prog,
-                                  "preprocess: %zu/%zu captures, %llu packets, %.0f packets/s",
-                                  r->finished + st->reused, r->ncaptures,
+                                  "preprocess: %zu/%zu captures read, %zu merged, %llu packets, "
+                                  "%.0f packets/s",
+                                  r->finished + st->reused, r->ncaptures, M.done,
                                   (unsigned long long)pk, el > 0 ? pk / el : 0.0);
                 pthread_mutex_unlock(&r->warn_mu);
             }
         }
+        int ready = cf->ready, failed = r->failed;
         pthread_mutex_unlock(&r->mu);
-        for (size_t i = 0; i < nth; i++)
-            pthread_join(th[i], NULL);
-        nth = 0;
-        if (r->failed) {
-            if (errbuf)
-                memcpy(errbuf, r->err, DP_ERRBUF_SIZE);
-            goto out;
+        if (failed || !ready) {
+            all_merged = 0;
+            break;
         }
+        if (merger_add(r, &M, cf, errbuf) != 0)
+            goto out; /* `out` stops and joins the workers */
+    }
+    for (size_t i = 0; i < nth; i++)
+        pthread_join(th[i], NULL);
+    nth = 0;
+    if (r->failed) {
+        if (errbuf)
+            memcpy(errbuf, r->err, DP_ERRBUF_SIZE);
+        goto out;
     }
     st->processed = r->stop ? r->taken : r->nqueue;
-    st->seconds_parts = dp_now() - tp;
-    if (r->stop) {
+    st->seconds_parts = (r->nqueue ? r->t_read_done : dp_now()) - tp;
+    if (!all_merged) { /* stopped by stop_after: leave the parts for the next run */
         st->interrupted = 1;
         rc = 0;
         goto out;
@@ -1375,10 +1427,12 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
         }
     }
 
-    /* merge, then the text outputs, summary.json last */
-    double tm = dp_now();
-    if (merge(r, st, errbuf) != 0)
+    /* commit the arrays, drop the parts, then the text outputs, summary.json last */
+    double tm = tp + st->seconds_parts;
+    merging = 0;
+    if (merger_commit(&M, errbuf) != 0)
         goto out;
+    remove_parts(r);
     mem = open_memstream(&ap, &alen);
     if (!mem) {
         dp_errno(errbuf, "out of memory");
@@ -1431,7 +1485,6 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
         goto out;
     free(ap);
     ap = NULL;
-    rmdir(r->parts);
     st->seconds_merge = dp_now() - tm;
     if (r->progress_on)
         dp_progress_done(&r->prog);
@@ -1441,13 +1494,15 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
 out:
     if (r->progress_on)
         dp_progress_done(&r->prog);
-    if (nth) { /* only on a failure while starting threads */
+    if (nth) { /* a failure while workers run: stop them */
         pthread_mutex_lock(&r->mu);
         r->stop = 1;
         pthread_mutex_unlock(&r->mu);
         for (size_t i = 0; i < nth; i++)
             pthread_join(th[i], NULL);
     }
+    if (merging)
+        merger_free(&M);
     if (mem)
         fclose(mem);
     free(ap);

@@ -9,20 +9,28 @@
  * Labels come from the file name through a dp_labels table.
  *
  * How it runs (bounded memory, parallel, restartable):
- *  1. Worker threads take whole captures from a shared queue (largest
- *     first) and stream their rows into per-capture part files
- *     DATASET_DIR/.parts/<key>.vec (vectors) and <key>.meta (meta rows and a
- *     trailer with the source's size, mtime and counts). Parts are written to
+ *  1. Worker threads take whole captures from a shared queue (file order)
+ *     and stream their rows into per-capture part files
+ *     DATASET_DIR/.parts/<key>.vec (vectors without their trailing zeros,
+ *     each behind a 2-byte length) and <key>.meta (meta rows, then a trailer
+ *     with the source's size and mtime and the counts). Parts are written to
  *     temp names and renamed, .vec first, so a .meta with a valid trailer
  *     means the capture is done. Memory per worker is a few MB whatever the
- *     size of the capture.
- *  2. The main thread merges the parts in file order into the final .npy
- *     files with dp_npy_writer (streaming), deleting each part once merged,
- *     then writes files.tsv, labels.tsv, summary.md and, last, summary.json.
+ *     size of the capture; there is no per-packet system call.
+ *  2. Meanwhile the main thread merges finished parts, in file order, into
+ *     the final .npy files with dp_npy_writer (streaming; writeback of
+ *     vectors.npy is started as it grows, so the disk works while captures
+ *     are still being read). Once the arrays are committed the parts are
+ *     deleted (they are kept until then so that a run killed at any point
+ *     loses no finished capture; they take a fraction of the final size, as
+ *     they hold no padding), then files.tsv, labels.tsv, summary.md and,
+ *     last, summary.json are written.
  *  A run first removes summary.json, so an interrupted run never leaves a
  *  dataset that looks complete. A rerun reuses every part whose recorded
  *  source size and mtime still match, and when the dataset is complete and
  *  nothing changed (same files, sizes, mtimes, label table) it does nothing.
+ *  Files and folders whose name starts with '.' are not read, nor is
+ *  DATASET_DIR when it lies inside CAPTURE_DIR.
  *
  * Errors that stop the run (missing source folder, no capture in it,
  * unwritable target, bad label table, I/O errors on the target) return -1
@@ -82,8 +90,10 @@ typedef struct dp_preprocess_stats {
     uint64_t per_class[DP_NTASKS][DP_MAX_CLASSES];
     uint64_t unlabelled[DP_NTASKS];     /* packets with -1 for that task */
     double seconds;             /* wall time of the whole run */
-    double seconds_parts;       /* of which reading captures into parts */
-    double seconds_merge;       /* of which merging parts and committing */
+    double seconds_parts;       /* until the last capture was read into its parts
+                                 * (the merge runs meanwhile) */
+    double seconds_merge;       /* after that: rest of the merge, commit (fsync),
+                                 * text outputs */
     int threads;                /* worker threads used */
 } dp_preprocess_stats;
 
