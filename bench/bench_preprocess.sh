@@ -107,7 +107,7 @@ replay "$WORK/in4K" $((4 * K))
 echo "Input: iscx-sample ($FRAMES_1X frames, 41 captures) replayed ${K}x and $((4 * K))x (symlinks)."
 echo "Best of $REPEATS runs for ${K}x; one run for $((4 * K))x."
 echo
-echo "| input | -j | frames | kept | capture MB | total s | reading s | merging s | frames/s | kept/s | frames/s reading | MB/s | peak RSS MB |"
+echo "| input | -j | frames | kept | capture MB | total s | reading s | merge tail s | frames/s | kept/s | frames/s reading | MB/s | peak RSS MB |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 best_run "$WORK/inK" 1
 row "${K}x" 1
