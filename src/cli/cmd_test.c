@@ -389,9 +389,11 @@ int cmd_test(int argc, char **argv)
 
     /* Flow level. */
     if (sh.flows) {
-        if (!(fall = dp_flowagg_new(C, errbuf)))
-            goto fail;
-        for (int i = 0; i < nw; i++) {
+        /* Merge into worker 0's aggregator, freeing each other one as we go
+         * (peak memory: the workers' tables, not one more copy). */
+        fall = ws[0].fa;
+        ws[0].fa = NULL;
+        for (int i = 1; i < nw; i++) {
             if (dp_flowagg_merge(fall, ws[i].fa, errbuf) != 0)
                 goto fail;
             dp_flowagg_free(ws[i].fa);
