@@ -1,0 +1,344 @@
+/* dp_capture: libpcap wrapper (the only libpcap user of the project).
+ *
+ * Files are opened with nanosecond timestamp precision whatever their own
+ * precision, so f->time is right for both usec and nsec files. pcapng files
+ * whose interfaces have different link types: libpcap (1.10) reads them as
+ * long as every interface has the first one's link type; at the first frame
+ * behind an interface of another type it reports an error, which surfaces
+ * here as dp_capture_next() == -1 (frames before it are good).
+ */
+#include "capture/dp_capture.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pcap/pcap.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "packet/dp_packet.h"
+
+struct dp_capture {
+    pcap_t *p;
+    char *name;        /* file path or interface, for messages */
+    int live;
+    int nano;          /* timestamps in nanoseconds */
+    int linktype;      /* LINKTYPE_* */
+    int failed;        /* a read error happened: keep reporting it */
+    volatile sig_atomic_t broken;
+    uint64_t index;
+    char errmsg[DP_ERRBUF_SIZE];
+};
+
+/* libpcap reports link types as DLT_* values; ours are LINKTYPE_*. They
+ * differ for raw IP on most systems (DLT_RAW 12 or 14 vs LINKTYPE_RAW 101). */
+static int dlt_to_lt(int dlt)
+{
+#ifdef DLT_RAW
+    if (dlt == DLT_RAW)
+        return DP_LINKTYPE_RAW;
+#endif
+    return dlt;
+}
+
+static int lt_to_dlt(int lt)
+{
+    if (lt == DP_LINKTYPE_RAW || lt == DP_LINKTYPE_RAW_DLT || lt == DP_LINKTYPE_RAW_DLT_OBSD)
+        return DLT_RAW;
+    return lt;
+}
+
+dp_probe dp_capture_probe(const char *path, char *errbuf)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        dp_errno(errbuf, "%s: cannot open", path);
+        return DP_PROBE_ERROR;
+    }
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        close(fd);
+        dp_err(errbuf, "%s: is a directory, not a capture file", path);
+        return DP_PROBE_ERROR;
+    }
+    uint8_t m[4];
+    size_t got = 0;
+    while (got < 4) {
+        ssize_t r = read(fd, m + got, 4 - got);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            dp_errno(errbuf, "%s: cannot read", path);
+            close(fd);
+            return DP_PROBE_ERROR;
+        }
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (got < 4) {
+        dp_err(errbuf, "%s: %s, not a capture file", path,
+               got ? "shorter than a capture header" : "empty file");
+        return DP_PROBE_NOT_CAPTURE;
+    }
+    uint32_t be = (uint32_t)m[0] << 24 | (uint32_t)m[1] << 16 | (uint32_t)m[2] << 8 | m[3];
+    switch (be) {
+    case 0xa1b2c3d4: case 0xd4c3b2a1: /* microseconds */
+    case 0xa1b23c4d: case 0x4d3cb2a1: /* nanoseconds */
+    case 0xa1b2cd34: case 0x34cdb2a1: /* Kuznetzov's modified pcap */
+        return DP_PROBE_PCAP;
+    case 0x0a0d0d0a:                   /* pcapng section header block */
+        return DP_PROBE_PCAPNG;
+    default:
+        dp_err(errbuf, "%s: not a pcap or pcapng file (magic %02x%02x%02x%02x)", path, m[0],
+               m[1], m[2], m[3]);
+        return DP_PROBE_NOT_CAPTURE;
+    }
+}
+
+static dp_capture *cap_new(pcap_t *p, const char *name, int live, char *errbuf)
+{
+    dp_capture *c = calloc(1, sizeof *c);
+    char *nm = strdup(name);
+    if (!c || !nm) {
+        free(c);
+        free(nm);
+        pcap_close(p);
+        dp_err(errbuf, "%s: out of memory", name);
+        return NULL;
+    }
+    c->p = p;
+    c->name = nm;
+    c->live = live;
+    c->nano = pcap_get_tstamp_precision(p) == PCAP_TSTAMP_PRECISION_NANO;
+    c->linktype = dlt_to_lt(pcap_datalink(p));
+    return c;
+}
+
+dp_capture *dp_capture_open_file(const char *path, char *errbuf)
+{
+    char perr[PCAP_ERRBUF_SIZE];
+    dp_probe pr = dp_capture_probe(path, errbuf);
+    if (pr != DP_PROBE_PCAP && pr != DP_PROBE_PCAPNG)
+        return NULL; /* errbuf says why */
+    perr[0] = 0;
+    pcap_t *p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, perr);
+    if (!p) {
+        dp_err(errbuf, "%s: %s", path, perr[0] ? perr : "cannot open capture");
+        return NULL;
+    }
+    return cap_new(p, path, 0, errbuf);
+}
+
+dp_capture *dp_capture_open_live(const char *iface, int timeout_ms, char *errbuf)
+{
+    char perr[PCAP_ERRBUF_SIZE];
+    perr[0] = 0;
+    pcap_t *p = pcap_create(iface, perr);
+    if (!p) {
+        dp_err(errbuf, "%s: %s", iface, perr[0] ? perr : "cannot create live capture");
+        return NULL;
+    }
+    if (timeout_ms <= 0)
+        timeout_ms = 1;
+    if (pcap_set_snaplen(p, 65535) != 0 || pcap_set_promisc(p, 0) != 0 ||
+        pcap_set_timeout(p, timeout_ms) != 0 || pcap_set_immediate_mode(p, 1) != 0) {
+        dp_err(errbuf, "%s: cannot set capture options: %s", iface, pcap_geterr(p));
+        pcap_close(p);
+        return NULL;
+    }
+    /* nanosecond stamps where the platform has them; micro otherwise */
+    (void)pcap_set_tstamp_precision(p, PCAP_TSTAMP_PRECISION_NANO);
+    int rc = pcap_activate(p);
+    if (rc < 0) {
+        const char *detail = pcap_geterr(p);
+        if (rc == PCAP_ERROR || !detail || !detail[0])
+            dp_err(errbuf, "%s: %s", iface, detail && detail[0] ? detail : pcap_statustostr(rc));
+        else
+            dp_err(errbuf, "%s: %s (%s)", iface, pcap_statustostr(rc), detail);
+        pcap_close(p);
+        return NULL;
+    }
+    /* rc > 0 is a warning (e.g. promiscuous mode unsupported): go on */
+    return cap_new(p, iface, 1, errbuf);
+}
+
+int dp_capture_set_filter(dp_capture *c, const char *bpf, char *errbuf)
+{
+    struct bpf_program prog;
+    if (pcap_compile(c->p, &prog, bpf, 1, PCAP_NETMASK_UNKNOWN) != 0)
+        return dp_err(errbuf, "%s: bad filter \"%s\": %s", c->name, bpf, pcap_geterr(c->p));
+    int rc = pcap_setfilter(c->p, &prog);
+    pcap_freecode(&prog);
+    if (rc != 0)
+        return dp_err(errbuf, "%s: cannot set filter \"%s\": %s", c->name, bpf,
+                      pcap_geterr(c->p));
+    return 0;
+}
+
+int dp_capture_next(dp_capture *c, dp_frame *f, char *errbuf)
+{
+    if (c->failed) {
+        dp_err(errbuf, "%s", c->errmsg);
+        return -1;
+    }
+    struct pcap_pkthdr *h;
+    const u_char *data;
+    int rc = pcap_next_ex(c->p, &h, &data);
+    if (rc == 1) {
+        f->data = data;
+        f->caplen = h->caplen;
+        f->wirelen = h->len;
+        f->time = (double)h->ts.tv_sec + (double)h->ts.tv_usec * (c->nano ? 1e-9 : 1e-6);
+        /* libpcap gives one link type per capture (see the file comment) */
+        f->linktype = c->linktype;
+        f->index = c->index++;
+        return 1;
+    }
+    if (rc == 0)
+        return 2; /* live read timeout */
+    if (rc == PCAP_ERROR_BREAK) {
+        if (c->broken) {
+            c->broken = 0;
+            return 3;
+        }
+        return 0; /* end of file */
+    }
+    /* PCAP_ERROR: truncated or corrupt file, or a live read error */
+    snprintf(c->errmsg, sizeof c->errmsg, "%s: %s after frame %llu", c->name,
+             pcap_geterr(c->p), (unsigned long long)c->index);
+    c->failed = 1;
+    dp_err(errbuf, "%s", c->errmsg);
+    return -1;
+}
+
+int dp_capture_linktype(const dp_capture *c) { return c->linktype; }
+
+void dp_capture_break(dp_capture *c)
+{
+    c->broken = 1;
+    pcap_breakloop(c->p);
+}
+
+void dp_capture_stats(dp_capture *c, uint64_t *received, uint64_t *dropped)
+{
+    uint64_t r = 0, d = 0;
+    struct pcap_stat st;
+    if (c && c->live && pcap_stats(c->p, &st) == 0) {
+        r = st.ps_recv;
+        d = (uint64_t)st.ps_drop + st.ps_ifdrop;
+    }
+    if (received)
+        *received = r;
+    if (dropped)
+        *dropped = d;
+}
+
+void dp_capture_close(dp_capture *c)
+{
+    if (!c)
+        return;
+    pcap_close(c->p);
+    free(c->name);
+    free(c);
+}
+
+/* ---- writing --------------------------------------------------------------- */
+struct dp_dumper {
+    pcap_t *dead;
+    pcap_dumper_t *d;
+    char *path, *tmp;
+    int snaplen;
+};
+
+static void dumper_free(dp_dumper *d)
+{
+    if (!d)
+        return;
+    if (d->d)
+        pcap_dump_close(d->d);
+    if (d->dead)
+        pcap_close(d->dead);
+    free(d->path);
+    free(d->tmp);
+    free(d);
+}
+
+dp_dumper *dp_dumper_open(const char *path, int linktype, int snaplen, char *errbuf)
+{
+    if (snaplen <= 0 || snaplen > 262144)
+        snaplen = 262144;
+    dp_dumper *d = calloc(1, sizeof *d);
+    size_t n = strlen(path) + 32;
+    if (d) {
+        d->path = strdup(path);
+        d->tmp = malloc(n);
+    }
+    if (!d || !d->path || !d->tmp) {
+        dumper_free(d);
+        dp_err(errbuf, "%s: out of memory", path);
+        return NULL;
+    }
+    snprintf(d->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    d->snaplen = snaplen;
+    d->dead = pcap_open_dead(lt_to_dlt(linktype), snaplen);
+    if (!d->dead) {
+        dumper_free(d);
+        dp_err(errbuf, "%s: cannot create a pcap writer for link type %d", path, linktype);
+        return NULL;
+    }
+    d->d = pcap_dump_open(d->dead, d->tmp);
+    if (!d->d) {
+        dp_err(errbuf, "%s: %s", path, pcap_geterr(d->dead));
+        dumper_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+int dp_dumper_write(dp_dumper *d, const dp_frame *f, char *errbuf)
+{
+    struct pcap_pkthdr h;
+    double t = f->time < 0 ? 0 : f->time;
+    double sec = floor(t);
+    long usec = lround((t - sec) * 1e6);
+    if (usec >= 1000000) {
+        sec += 1;
+        usec -= 1000000;
+    }
+    h.ts.tv_sec = (time_t)sec;
+    h.ts.tv_usec = (suseconds_t)usec;
+    h.caplen = f->caplen > (uint32_t)d->snaplen ? (uint32_t)d->snaplen : f->caplen;
+    h.len = f->wirelen < f->caplen ? f->caplen : f->wirelen;
+    pcap_dump((u_char *)d->d, &h, f->data);
+    if (ferror(pcap_dump_file(d->d)))
+        return dp_errno(errbuf, "%s: write error", d->path);
+    return 0;
+}
+
+int dp_dumper_close(dp_dumper *d, int commit, char *errbuf)
+{
+    if (!d)
+        return 0;
+    int rc = 0;
+    if (commit) {
+        FILE *fp = pcap_dump_file(d->d);
+        if (pcap_dump_flush(d->d) != 0 || ferror(fp))
+            rc = dp_errno(errbuf, "%s: write error", d->path);
+        else if (fsync(fileno(fp)) != 0)
+            rc = dp_errno(errbuf, "%s: fsync", d->path);
+    }
+    pcap_dump_close(d->d);
+    d->d = NULL;
+    if (commit && rc == 0 && rename(d->tmp, d->path) != 0)
+        rc = dp_errno(errbuf, "%s: cannot rename %s into place", d->path, d->tmp);
+    if (!commit || rc != 0)
+        unlink(d->tmp);
+    dumper_free(d);
+    return rc;
+}

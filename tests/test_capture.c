@@ -1,0 +1,921 @@
+/* test_capture: dp_capture over real captures and broken files.
+ *
+ *  (a) golden oracle: every packet of ../shared/data/iscx-fixture that our
+ *      rules keep maps to exactly its vector in golden-vectors.tsv;
+ *  (b) every nDPI capture reads without error and its per-verdict counts
+ *      equal tests/fixtures/ndpi-counts.tsv;
+ *  (c) broken input gives a message naming the file, never a crash;
+ *  (d) dumper round trip, timestamps of usec/nsec files, pcapng interfaces;
+ *  (e) live capture on the loopback interface (skipped without permission).
+ *
+ * `test_capture --gen-ndpi-counts` prints the counts table (how the fixture
+ * was made, after checking several files against tshark by hand).
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "capture/dp_capture.h"
+#include "dp_test.h"
+#include "packet/dp_packet.h"
+
+static char errbuf[DP_ERRBUF_SIZE];
+
+/* ---- small file helpers ---------------------------------------------------- */
+static int write_bytes(const char *path, const void *b, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    size_t w = fwrite(b, 1, n, f);
+    return (fclose(f) == 0 && w == n) ? 0 : -1;
+}
+
+static uint8_t *read_bytes(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc(len > 0 ? (size_t)len : 1);
+    if (b && fread(b, 1, (size_t)len, f) != (size_t)len) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    *n = (size_t)len;
+    return b;
+}
+
+static char *tmp_path(const char *name)
+{
+    static char buf[8][512];
+    static int k;
+    char *p = buf[k++ % 8];
+    snprintf(p, 512, "%s/%s", dp_test_tmpdir(), name);
+    return p;
+}
+
+static void put32le(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+static void put16le(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+static void put32be(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/* A hand-made IPv4/UDP frame of the given link type (Ethernet or raw). */
+static size_t make_frame(uint8_t *b, int linktype, int seq)
+{
+    size_t o = 0;
+    if (linktype == 1) {
+        static const uint8_t eth[14] = {2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00};
+        memcpy(b, eth, 14);
+        o = 14;
+    }
+    static const uint8_t ip[28] = {0x45, 0, 0, 36, 0x12, 0x34, 0x40, 0, 64, 17, 0, 0,
+                                   10, 0, 0, 1, 10, 0, 0, 2, 0xc0, 0x01, 0x01, 0xbb,
+                                   0, 16, 0, 0};
+    memcpy(b + o, ip, 28);
+    for (int i = 0; i < 8; i++)
+        b[o + 28 + i] = (uint8_t)(seq + i);
+    return o + 36;
+}
+
+/* Writes a little-endian usec pcap of n hand-made frames. Returns its size. */
+static size_t make_pcap(const char *path, int n)
+{
+    static uint8_t b[65536];
+    size_t o = 0;
+    put32le(b, 0xa1b2c3d4);
+    put16le(b + 4, 2);
+    put16le(b + 6, 4);
+    put32le(b + 8, 0);
+    put32le(b + 12, 0);
+    put32le(b + 16, 65535);
+    put32le(b + 20, 1);
+    o = 24;
+    for (int i = 0; i < n; i++) {
+        uint8_t fr[64];
+        size_t len = make_frame(fr, 1, i);
+        put32le(b + o, 1000000000u + (uint32_t)i);
+        put32le(b + o + 4, 250000);
+        put32le(b + o + 8, (uint32_t)len);
+        put32le(b + o + 12, (uint32_t)len);
+        memcpy(b + o + 16, fr, len);
+        o += 16 + len;
+    }
+    if (write_bytes(path, b, o) != 0)
+        return 0;
+    return o;
+}
+
+/* Counts the frames of a capture; returns dp_capture_next's final code. */
+static int count_frames(const char *path, uint64_t *n)
+{
+    *n = 0;
+    dp_capture *c = dp_capture_open_file(path, errbuf);
+    if (!c)
+        return -2;
+    dp_frame f;
+    int rc;
+    while ((rc = dp_capture_next(c, &f, errbuf)) == 1)
+        (*n)++;
+    dp_capture_close(c);
+    return rc;
+}
+
+/* ---- (a) golden oracle ------------------------------------------------------ */
+typedef struct golden {
+    char id[16];
+    char cls[48];
+    int idx;
+    char *hex;
+    int used;
+} golden;
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                        : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static void test_golden(void)
+{
+    const char *dir = dp_test_shared("iscx-fixture");
+    if (!dir)
+        SKIP("../shared/data/iscx-fixture not found");
+    char gdir[1024];
+    snprintf(gdir, sizeof gdir, "%s", dir);
+    char path[1200];
+
+    /* golden-vectors.tsv */
+    snprintf(path, sizeof path, "%s/golden-vectors.tsv", gdir);
+    size_t glen;
+    char *gtext = (char *)read_bytes(path, &glen);
+    CHECK(gtext != NULL);
+    if (!gtext)
+        return;
+    gtext = realloc(gtext, glen + 1);
+    gtext[glen] = 0;
+    size_t ng = 0, capg = 2048;
+    golden *g = calloc(capg, sizeof *g);
+    char *save = NULL;
+    for (char *line = strtok_r(gtext, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (!strncmp(line, "json_id", 7))
+            continue;
+        char *t1 = strchr(line, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL,
+             *t3 = t2 ? strchr(t2 + 1, '\t') : NULL;
+        if (!t3) {
+            CHECK(!"bad golden line");
+            continue;
+        }
+        if (ng == capg)
+            g = realloc(g, (capg *= 2) * sizeof *g);
+        golden *e = &g[ng++];
+        memset(e, 0, sizeof *e);
+        snprintf(e->id, sizeof e->id, "%.*s", (int)(t1 - line), line);
+        snprintf(e->cls, sizeof e->cls, "%.*s", (int)(t2 - t1 - 1), t1 + 1);
+        e->idx = atoi(t2 + 1);
+        e->hex = t3 + 1;
+        char *cr = strchr(e->hex, '\r');
+        if (cr)
+            *cr = 0;
+    }
+
+    /* sessions.tsv: id, class, packets, in file order */
+    snprintf(path, sizeof path, "%s/sessions.tsv", gdir);
+    size_t slen;
+    char *stext = (char *)read_bytes(path, &slen);
+    CHECK(stext != NULL);
+    if (!stext) {
+        free(g);
+        free(gtext);
+        return;
+    }
+    stext = realloc(stext, slen + 1);
+    stext[slen] = 0;
+
+    int compared = 0, kept = 0, skipped[DP_VERDICT_COUNT] = {0}, mismatched = 0, frames = 0;
+    char cur_cls[48] = "";
+    dp_capture *c = NULL;
+    uint8_t vec[DP_VEC_LEN], gv[DP_VEC_LEN];
+    save = NULL;
+    for (char *line = strtok_r(stext, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char id[16], cls[48];
+        int npk;
+        if (sscanf(line, "%15[^\t]\t%47[^\t]\t%d", id, cls, &npk) != 3 ||
+            !strcmp(id, "id") || !strcmp(id, "session_id"))
+            continue;
+        if (strcmp(cls, cur_cls) != 0) {
+            /* next class file: the previous one must be used up */
+            if (c) {
+                dp_frame f;
+                CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), 0);
+                dp_capture_close(c);
+            }
+            snprintf(cur_cls, sizeof cur_cls, "%s", cls);
+            snprintf(path, sizeof path, "%s/iscx_%s.pcap", gdir, cls);
+            c = dp_capture_open_file(path, errbuf);
+            if (!c) {
+                fprintf(stderr, "  %s\n", errbuf);
+                CHECK(!"cannot open fixture capture");
+                break;
+            }
+            CHECK_EQ_INT(dp_capture_linktype(c), DP_LINKTYPE_RAW);
+        }
+        for (int k = 0; k < npk; k++) {
+            dp_frame f;
+            int rc = dp_capture_next(c, &f, errbuf);
+            if (rc != 1) {
+                fprintf(stderr, "  %s session %s packet %d: rc %d %s\n", cls, id, k, rc,
+                        rc < 0 ? errbuf : "");
+                CHECK(!"fixture capture shorter than sessions.tsv says");
+                break;
+            }
+            frames++;
+            dp_pkt_info info;
+            dp_verdict v = dp_packet_transform(f.linktype, f.data, f.caplen, vec, &info);
+            golden *e = NULL;
+            for (size_t j = 0; j < ng; j++)
+                if (g[j].idx == k && !strcmp(g[j].id, id) && !strcmp(g[j].cls, cls)) {
+                    e = &g[j];
+                    break;
+                }
+            if (!e) {
+                fprintf(stderr, "  no golden line for %s %s %d\n", cls, id, k);
+                CHECK(!"golden line missing");
+                continue;
+            }
+            e->used = 1;
+            if (v != DP_KEEP) {
+                skipped[v]++;
+                continue;
+            }
+            kept++;
+            size_t hl = strlen(e->hex);
+            memset(gv, 0, sizeof gv);
+            int bad = hl % 2 || hl / 2 > DP_VEC_LEN;
+            for (size_t i = 0; !bad && i < hl / 2; i++) {
+                int a = hexval(e->hex[2 * i]), b = hexval(e->hex[2 * i + 1]);
+                if (a < 0 || b < 0)
+                    bad = 1;
+                else
+                    gv[i] = (uint8_t)(a << 4 | b);
+            }
+            CHECK(!bad);
+            compared++;
+            if (memcmp(vec, gv, DP_VEC_LEN) != 0) {
+                mismatched++;
+                if (mismatched <= 5) {
+                    size_t i = 0;
+                    while (vec[i] == gv[i])
+                        i++;
+                    fprintf(stderr, "  %s session %s packet %d: byte %zu is %02x, golden %02x\n",
+                            cls, id, k, i, vec[i], gv[i]);
+                }
+            }
+        }
+    }
+    if (c) {
+        dp_frame f;
+        CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), 0);
+        dp_capture_close(c);
+    }
+    int unused = 0;
+    for (size_t j = 0; j < ng; j++)
+        unused += !g[j].used;
+    fprintf(stderr, "  golden: %d frames, %d kept and compared, %d mismatched; skipped:", frames,
+            compared, mismatched);
+    for (int v = 1; v < DP_VERDICT_COUNT; v++)
+        fprintf(stderr, " %s %d", dp_verdict_name((dp_verdict)v), skipped[v]);
+    fprintf(stderr, "; golden lines unused %d\n", unused);
+    CHECK(compared > 0);
+    CHECK_EQ_INT(mismatched, 0);
+    CHECK_EQ_INT(unused, 0);
+    CHECK_EQ_INT(frames, (int)ng);
+    CHECK_EQ_INT(skipped[DP_SKIP_MALFORMED], 0);
+    CHECK_EQ_INT(kept, compared);
+    free(g);
+    free(gtext);
+    free(stext);
+}
+
+/* ---- (b) nDPI captures -------------------------------------------------------- */
+typedef struct counts {
+    uint64_t frames, v[DP_VERDICT_COUNT];
+    int rc;
+} counts;
+
+static int count_verdicts(const char *path, counts *k)
+{
+    memset(k, 0, sizeof *k);
+    dp_capture *c = dp_capture_open_file(path, errbuf);
+    if (!c)
+        return -1;
+    dp_frame f;
+    uint8_t vec[DP_VEC_LEN];
+    while ((k->rc = dp_capture_next(c, &f, errbuf)) == 1) {
+        k->frames++;
+        k->v[dp_packet_transform(f.linktype, f.data, f.caplen, vec, NULL)]++;
+    }
+    dp_capture_close(c);
+    return k->rc == 0 ? 0 : -1;
+}
+
+static int cmpstr(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted capture names of ndpi/ (no labels.tsv, no results/). */
+static int ndpi_files(const char *dir, char ***out)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    char **names = NULL;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        const char *nm = de->d_name;
+        size_t l = strlen(nm);
+        if ((l > 5 && !strcmp(nm + l - 5, ".pcap")) || (l > 7 && !strcmp(nm + l - 7, ".pcapng"))) {
+            names = realloc(names, (size_t)(n + 1) * sizeof *names);
+            names[n++] = strdup(nm);
+        }
+    }
+    closedir(d);
+    qsort(names, (size_t)n, sizeof *names, cmpstr);
+    *out = names;
+    return n;
+}
+
+static void print_counts_header(FILE *o)
+{
+    fprintf(o, "file\tframes");
+    for (int v = 0; v < DP_VERDICT_COUNT; v++)
+        fprintf(o, "\t%s", dp_verdict_name((dp_verdict)v));
+    fprintf(o, "\n");
+}
+
+static void format_counts(char *buf, size_t n, const char *name, const counts *k)
+{
+    int o = snprintf(buf, n, "%s\t%llu", name, (unsigned long long)k->frames);
+    for (int v = 0; v < DP_VERDICT_COUNT; v++)
+        o += snprintf(buf + o, n - (size_t)o, "\t%llu", (unsigned long long)k->v[v]);
+}
+
+static int gen_ndpi_counts(void)
+{
+    const char *dir = dp_test_shared("ndpi");
+    if (!dir) {
+        fprintf(stderr, "../shared/data/ndpi not found\n");
+        return 1;
+    }
+    char ddir[1024];
+    snprintf(ddir, sizeof ddir, "%s", dir);
+    char **names;
+    int n = ndpi_files(ddir, &names);
+    print_counts_header(stdout);
+    for (int i = 0; i < n; i++) {
+        char path[1400], line[512];
+        snprintf(path, sizeof path, "%s/%s", ddir, names[i]);
+        counts k;
+        if (count_verdicts(path, &k) != 0) {
+            fprintf(stderr, "%s\n", errbuf);
+            return 1;
+        }
+        format_counts(line, sizeof line, names[i], &k);
+        printf("%s\n", line);
+    }
+    return 0;
+}
+
+static void test_ndpi_counts(void)
+{
+    const char *dir = dp_test_shared("ndpi");
+    if (!dir)
+        SKIP("../shared/data/ndpi not found");
+    char ddir[1024];
+    snprintf(ddir, sizeof ddir, "%s", dir);
+    size_t flen;
+    char *fx = (char *)read_bytes("tests/fixtures/ndpi-counts.tsv", &flen);
+    CHECK(fx != NULL);
+    if (!fx)
+        return;
+    fx = realloc(fx, flen + 1);
+    fx[flen] = 0;
+    char **names;
+    int n = ndpi_files(ddir, &names);
+    CHECK(n >= 40);
+    uint64_t total[DP_VERDICT_COUNT] = {0};
+    int matched = 0;
+    for (int i = 0; i < n; i++) {
+        char path[1400], line[512], want[520];
+        snprintf(path, sizeof path, "%s/%s", ddir, names[i]);
+        counts k;
+        if (count_verdicts(path, &k) != 0) {
+            fprintf(stderr, "  %s\n", errbuf);
+            CHECK(!"nDPI capture read error");
+            continue;
+        }
+        CHECK(k.frames > 0);
+        for (int v = 0; v < DP_VERDICT_COUNT; v++)
+            total[v] += k.v[v];
+        format_counts(line, sizeof line, names[i], &k);
+        snprintf(want, sizeof want, "\n%s\n", line);
+        if (strstr(fx, want))
+            matched++;
+        else {
+            fprintf(stderr, "  counts differ from the fixture: %s\n", line);
+            dp_test_failed_now = 1;
+        }
+        free(names[i]);
+    }
+    free(names);
+    int lines = 0;
+    for (char *p = fx; *p; p++)
+        lines += *p == '\n';
+    CHECK_EQ_INT(matched, lines - 1); /* every fixture line has its file */
+    fprintf(stderr, "  ndpi: %d captures;", n);
+    for (int v = 0; v < DP_VERDICT_COUNT; v++)
+        fprintf(stderr, " %s %llu", dp_verdict_name((dp_verdict)v), (unsigned long long)total[v]);
+    fprintf(stderr, "\n");
+    CHECK(total[DP_KEEP] > 0 && total[DP_SKIP_DNS] > 0 && total[DP_SKIP_EMPTY_TCP] > 0);
+    free(fx);
+}
+
+/* ---- (c) bad input ------------------------------------------------------------ */
+static void expect_open_fails(const char *path, const char *needle)
+{
+    errbuf[0] = 0;
+    dp_capture *c = dp_capture_open_file(path, errbuf);
+    CHECK(c == NULL);
+    if (c)
+        dp_capture_close(c);
+    CHECK_STR_CONTAINS(errbuf, path);
+    if (needle)
+        CHECK_STR_CONTAINS(errbuf, needle);
+}
+
+static void test_bad_input(void)
+{
+    /* bad magic */
+    char *p = tmp_path("text.pcap");
+    const char *txt = "this is not a capture file, only text\n";
+    CHECK(write_bytes(p, txt, strlen(txt)) == 0);
+    CHECK_EQ_INT(dp_capture_probe(p, errbuf), DP_PROBE_NOT_CAPTURE);
+    CHECK_STR_CONTAINS(errbuf, p);
+    expect_open_fails(p, "not a pcap or pcapng");
+
+    /* empty */
+    p = tmp_path("empty.pcap");
+    CHECK(write_bytes(p, "", 0) == 0);
+    CHECK_EQ_INT(dp_capture_probe(p, errbuf), DP_PROBE_NOT_CAPTURE);
+    expect_open_fails(p, "empty");
+
+    /* truncated global header */
+    p = tmp_path("shorthdr.pcap");
+    static const uint8_t hdr10[10] = {0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0};
+    CHECK(write_bytes(p, hdr10, sizeof hdr10) == 0);
+    CHECK_EQ_INT(dp_capture_probe(p, errbuf), DP_PROBE_PCAP);
+    expect_open_fails(p, "truncated");
+
+    /* truncated pcapng section header */
+    p = tmp_path("shorthdr.pcapng");
+    static const uint8_t ng6[6] = {0x0a, 0x0d, 0x0d, 0x0a, 0x1c, 0};
+    CHECK(write_bytes(p, ng6, sizeof ng6) == 0);
+    CHECK_EQ_INT(dp_capture_probe(p, errbuf), DP_PROBE_PCAPNG);
+    expect_open_fails(p, NULL);
+
+    /* nonexistent */
+    p = tmp_path("does-not-exist.pcap");
+    CHECK_EQ_INT(dp_capture_probe(p, errbuf), DP_PROBE_ERROR);
+    CHECK_STR_CONTAINS(errbuf, p);
+    expect_open_fails(p, "No such file");
+
+    /* directory */
+    p = (char *)dp_test_tmpdir();
+    CHECK_EQ_INT(dp_capture_probe(p, errbuf), DP_PROBE_ERROR);
+    expect_open_fails(p, "directory");
+
+    /* source capture for the cut/edit cases: a fixture copy when the shared
+     * data is there, else a hand-made one */
+    char *src = tmp_path("src.pcap");
+    size_t n = 0;
+    uint8_t *b = NULL;
+    const char *fx = dp_test_shared("iscx-fixture/iscx_email.pcap");
+    if (fx)
+        b = read_bytes(fx, &n);
+    if (!b) {
+        CHECK(make_pcap(src, 20) > 0);
+        b = read_bytes(src, &n);
+    }
+    CHECK(b != NULL && n > 24);
+    if (!b)
+        return;
+    CHECK(b[0] == 0xd4 && b[1] == 0xc3); /* little-endian pcap */
+    CHECK(write_bytes(src, b, n) == 0);
+    uint64_t total;
+    CHECK_EQ_INT(count_frames(src, &total), 0);
+    CHECK(total >= 3);
+    /* record offsets */
+    size_t offs[4096];
+    size_t nrec = 0;
+    for (size_t o = 24; o + 16 <= n && nrec < 4096;) {
+        offs[nrec++] = o;
+        uint32_t cl = (uint32_t)b[o + 8] | (uint32_t)b[o + 9] << 8 | (uint32_t)b[o + 10] << 16 |
+                      (uint32_t)b[o + 11] << 24;
+        o += 16 + cl;
+    }
+    CHECK_EQ_INT(nrec, total);
+
+    /* truncated record: cut in the middle of the last record's data */
+    p = tmp_path("cut.pcap");
+    size_t last = offs[nrec - 1];
+    CHECK(write_bytes(p, b, last + 16 + 3) == 0);
+    uint64_t got;
+    errbuf[0] = 0;
+    CHECK_EQ_INT(count_frames(p, &got), -1);
+    CHECK_EQ_INT(got, total - 1);
+    CHECK_STR_CONTAINS(errbuf, p);
+    CHECK_STR_CONTAINS(errbuf, "truncated");
+    /* cut inside a record header */
+    CHECK(write_bytes(p, b, offs[2] + 7) == 0);
+    CHECK_EQ_INT(count_frames(p, &got), -1);
+    CHECK_EQ_INT(got, 2);
+    CHECK_STR_CONTAINS(errbuf, p);
+    /* cut exactly between records: a clean end */
+    CHECK(write_bytes(p, b, offs[2]) == 0);
+    CHECK_EQ_INT(count_frames(p, &got), 0);
+    CHECK_EQ_INT(got, 2);
+
+    /* absurd record length in the second record */
+    p = tmp_path("absurd.pcap");
+    put32le(b + offs[1] + 8, 0x7fffffff);
+    CHECK(write_bytes(p, b, n) == 0);
+    errbuf[0] = 0;
+    CHECK_EQ_INT(count_frames(p, &got), -1);
+    CHECK_EQ_INT(got, 1);
+    CHECK_STR_CONTAINS(errbuf, p);
+    /* and the error repeats rather than reading garbage */
+    dp_capture *c = dp_capture_open_file(p, errbuf);
+    CHECK(c != NULL);
+    if (c) {
+        dp_frame f;
+        CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), 1);
+        CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), -1);
+        CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), -1);
+        CHECK_STR_CONTAINS(errbuf, p);
+        dp_capture_close(c);
+    }
+    free(b);
+}
+
+/* ---- (d) timestamps, pcapng interfaces, dumper ----------------------------- */
+static void test_timestamps(void)
+{
+    uint8_t b[128];
+    uint8_t fr[64];
+    size_t len = make_frame(fr, 101, 0);
+    /* big-endian nanosecond pcap */
+    put32be(b, 0xa1b23c4d);
+    b[4] = 0, b[5] = 2, b[6] = 0, b[7] = 4;
+    put32be(b + 8, 0);
+    put32be(b + 12, 0);
+    put32be(b + 16, 65535);
+    put32be(b + 20, 101);
+    put32be(b + 24, 1500000000u);
+    put32be(b + 28, 123456789u);
+    put32be(b + 32, (uint32_t)len);
+    put32be(b + 36, 1000);
+    memcpy(b + 40, fr, len);
+    char *p = tmp_path("nsec-be.pcap");
+    CHECK(write_bytes(p, b, 40 + len) == 0);
+    CHECK_EQ_INT(dp_capture_probe(p, errbuf), DP_PROBE_PCAP);
+    dp_capture *c = dp_capture_open_file(p, errbuf);
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    dp_frame f;
+    CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), 1);
+    CHECK_NEAR(f.time, 1500000000.123456789, 1e-6);
+    CHECK(f.time > 1500000000.1234565 && f.time < 1500000000.1234570);
+    CHECK_EQ_INT(f.caplen, len);
+    CHECK_EQ_INT(f.wirelen, 1000);
+    CHECK_EQ_INT(f.linktype, DP_LINKTYPE_RAW);
+    CHECK_EQ_INT(f.index, 0);
+    CHECK(memcmp(f.data, fr, len) == 0);
+    CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), 0);
+    CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), 0);
+    dp_capture_close(c);
+
+    /* little-endian microsecond pcap */
+    p = tmp_path("usec-le.pcap");
+    CHECK(make_pcap(p, 3) > 0);
+    c = dp_capture_open_file(p, errbuf);
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    CHECK_EQ_INT(dp_capture_linktype(c), 1);
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), 1);
+        CHECK_NEAR(f.time, 1000000000.25 + i, 1e-6);
+        CHECK_EQ_INT(f.index, i);
+        CHECK_EQ_INT(f.linktype, 1);
+    }
+    CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), 0);
+    dp_capture_close(c);
+}
+
+/* pcapng: section header, interfaces, enhanced packet blocks. */
+static size_t ng_block(uint8_t *b, uint32_t type, const uint8_t *body, size_t blen)
+{
+    size_t pad = (4 - blen % 4) % 4, tot = 12 + blen + pad;
+    put32le(b, type);
+    put32le(b + 4, (uint32_t)tot);
+    memcpy(b + 8, body, blen);
+    memset(b + 8 + blen, 0, pad);
+    put32le(b + 8 + blen + pad, (uint32_t)tot);
+    return tot;
+}
+
+static size_t ng_shb(uint8_t *b)
+{
+    uint8_t body[16];
+    put32le(body, 0x1a2b3c4d);
+    put16le(body + 4, 1);
+    put16le(body + 6, 0);
+    memset(body + 8, 0xff, 8); /* section length unknown */
+    return ng_block(b, 0x0a0d0d0a, body, 16);
+}
+
+static size_t ng_idb(uint8_t *b, uint16_t lt)
+{
+    uint8_t body[8];
+    put16le(body, lt);
+    put16le(body + 2, 0);
+    put32le(body + 4, 65535);
+    return ng_block(b, 1, body, 8);
+}
+
+static size_t ng_epb(uint8_t *b, uint32_t ifid, uint64_t usec, const uint8_t *fr, size_t len)
+{
+    uint8_t body[256];
+    put32le(body, ifid);
+    put32le(body + 4, (uint32_t)(usec >> 32));
+    put32le(body + 8, (uint32_t)usec);
+    put32le(body + 12, (uint32_t)len);
+    put32le(body + 16, (uint32_t)len);
+    memcpy(body + 20, fr, len);
+    return ng_block(b, 6, body, 20 + len);
+}
+
+static void test_pcapng_interfaces(void)
+{
+    uint8_t b[2048], fe[64], fr[64];
+    size_t le = make_frame(fe, 1, 1), lr = make_frame(fr, 101, 2);
+    /* two Ethernet interfaces: frames of both read, time from the default
+     * microsecond resolution */
+    size_t o = ng_shb(b);
+    o += ng_idb(b + o, 1);
+    o += ng_idb(b + o, 1);
+    o += ng_epb(b + o, 0, 1600000000000000ULL + 5, fe, le);
+    o += ng_epb(b + o, 1, 1600000001000000ULL, fe, le);
+    char *p = tmp_path("two-eth.pcapng");
+    CHECK(write_bytes(p, b, o) == 0);
+    CHECK_EQ_INT(dp_capture_probe(p, errbuf), DP_PROBE_PCAPNG);
+    uint64_t n;
+    CHECK_EQ_INT(count_frames(p, &n), 0);
+    CHECK_EQ_INT(n, 2);
+    dp_capture *c = dp_capture_open_file(p, errbuf);
+    CHECK(c != NULL);
+    if (c) {
+        dp_frame f;
+        CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), 1);
+        CHECK_NEAR(f.time, 1600000000.000005, 1e-7);
+        CHECK_EQ_INT(f.linktype, 1);
+        dp_capture_close(c);
+    }
+
+    /* Ethernet and raw IP interfaces: libpcap reads the frames of the first
+     * link type and then reports an error (documented limitation) */
+    o = ng_shb(b);
+    o += ng_idb(b + o, 1);
+    o += ng_epb(b + o, 0, 1600000000000000ULL, fe, le);
+    o += ng_idb(b + o, 101);
+    o += ng_epb(b + o, 1, 1600000000000001ULL, fr, lr);
+    p = tmp_path("mixed.pcapng");
+    CHECK(write_bytes(p, b, o) == 0);
+    errbuf[0] = 0;
+    int rc = count_frames(p, &n);
+    CHECK_EQ_INT(rc, -1);
+    CHECK_EQ_INT(n, 1);
+    CHECK_STR_CONTAINS(errbuf, p);
+    fprintf(stderr, "  mixed link types: %s\n", errbuf);
+}
+
+static void test_dumper(void)
+{
+    char *src = tmp_path("dsrc.pcap");
+    const char *fx = dp_test_shared("iscx-fixture/iscx_skype_chat.pcap");
+    if (!fx) {
+        CHECK(make_pcap(src, 25) > 0);
+        fx = src;
+    }
+    char fxp[1024];
+    snprintf(fxp, sizeof fxp, "%s", fx);
+    char *out = tmp_path("out.pcap");
+    dp_capture *c = dp_capture_open_file(fxp, errbuf);
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    int lt = dp_capture_linktype(c);
+    dp_dumper *d = dp_dumper_open(out, lt, 65535, errbuf);
+    CHECK(d != NULL);
+    if (!d) {
+        dp_capture_close(c);
+        return;
+    }
+    dp_frame f;
+    int n = 0;
+    while (dp_capture_next(c, &f, errbuf) == 1) {
+        CHECK_EQ_INT(dp_dumper_write(d, &f, errbuf), 0);
+        n++;
+    }
+    dp_capture_close(c);
+    struct stat st;
+    CHECK(stat(out, &st) != 0); /* not there before commit */
+    CHECK_EQ_INT(dp_dumper_close(d, 1, errbuf), 0);
+    CHECK(stat(out, &st) == 0);
+
+    /* read both side by side */
+    dp_capture *a = dp_capture_open_file(fxp, errbuf), *b = dp_capture_open_file(out, errbuf);
+    CHECK(a && b);
+    if (a && b) {
+        CHECK_EQ_INT(dp_capture_linktype(b), lt);
+        dp_frame fa, fb;
+        int m = 0;
+        while (dp_capture_next(a, &fa, errbuf) == 1) {
+            if (dp_capture_next(b, &fb, errbuf) != 1) {
+                CHECK(!"copy is short");
+                break;
+            }
+            CHECK_EQ_INT(fb.caplen, fa.caplen);
+            CHECK_EQ_INT(fb.wirelen, fa.wirelen);
+            CHECK_NEAR(fb.time, fa.time, 1e-6);
+            CHECK_EQ_INT(fb.linktype, fa.linktype);
+            CHECK(memcmp(fa.data, fb.data, fa.caplen) == 0);
+            m++;
+        }
+        CHECK_EQ_INT(m, n);
+        CHECK_EQ_INT(dp_capture_next(b, &fb, errbuf), 0);
+    }
+    dp_capture_close(a);
+    dp_capture_close(b);
+
+    /* abort: nothing left behind; snaplen cuts frames */
+    char *out2 = tmp_path("aborted.pcap");
+    d = dp_dumper_open(out2, 101, 20, errbuf);
+    CHECK(d != NULL);
+    if (d) {
+        uint8_t fr[64];
+        dp_frame g = {0};
+        g.data = fr;
+        g.caplen = (uint32_t)make_frame(fr, 101, 0);
+        g.wirelen = g.caplen;
+        g.time = 12.9999999;
+        CHECK_EQ_INT(dp_dumper_write(d, &g, errbuf), 0);
+        CHECK_EQ_INT(dp_dumper_close(d, 0, errbuf), 0);
+        CHECK(stat(out2, &st) != 0);
+        DIR *dir = opendir(dp_test_tmpdir());
+        struct dirent *de;
+        int tmps = 0;
+        while (dir && (de = readdir(dir)))
+            tmps += strstr(de->d_name, ".tmp.") != NULL;
+        if (dir)
+            closedir(dir);
+        CHECK_EQ_INT(tmps, 0);
+    }
+    char *out3 = tmp_path("snap.pcap");
+    d = dp_dumper_open(out3, 101, 20, errbuf);
+    if (d) {
+        uint8_t fr[64];
+        dp_frame g = {0};
+        g.data = fr;
+        g.caplen = (uint32_t)make_frame(fr, 101, 0);
+        g.wirelen = g.caplen;
+        g.time = 12.9999999; /* rounds up into the next second */
+        CHECK_EQ_INT(dp_dumper_write(d, &g, errbuf), 0);
+        CHECK_EQ_INT(dp_dumper_close(d, 1, errbuf), 0);
+        c = dp_capture_open_file(out3, errbuf);
+        CHECK(c != NULL);
+        if (c) {
+            CHECK_EQ_INT(dp_capture_linktype(c), 101);
+            CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), 1);
+            CHECK_EQ_INT(f.caplen, 20);
+            CHECK_EQ_INT(f.wirelen, 36);
+            CHECK_NEAR(f.time, 13.0, 1e-9);
+            dp_capture_close(c);
+        }
+    } else
+        CHECK(!"dumper open");
+
+    /* unwritable place */
+    d = dp_dumper_open("/nonexistent-dir/x.pcap", 1, 65535, errbuf);
+    CHECK(d == NULL);
+    CHECK_STR_CONTAINS(errbuf, "/nonexistent-dir/x.pcap");
+}
+
+/* ---- (e) live capture on loopback ------------------------------------------ */
+static void test_live(void)
+{
+    dp_capture *c = dp_capture_open_live("lo", 100, errbuf);
+    if (!c)
+        SKIP("cannot open lo for capture: %s", errbuf);
+    CHECK_EQ_INT(dp_capture_set_filter(c, "udp and port 45999 and (", errbuf), -1);
+    CHECK_STR_CONTAINS(errbuf, "bad filter");
+    CHECK_STR_CONTAINS(errbuf, "lo");
+    CHECK_EQ_INT(dp_capture_set_filter(c, "udp and dst port 45999", errbuf), 0);
+    CHECK_EQ_INT(dp_capture_linktype(c), 1);
+
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in to;
+    memset(&to, 0, sizeof to);
+    to.sin_family = AF_INET;
+    to.sin_port = htons(45999);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const char msg[] = "deeppacket live test";
+    CHECK(sendto(s, msg, sizeof msg, 0, (struct sockaddr *)&to, sizeof to) == (ssize_t)sizeof msg);
+    close(s);
+    dp_frame f;
+    int found = 0, timeouts = 0;
+    for (int i = 0; i < 50 && !found; i++) {
+        int rc = dp_capture_next(c, &f, errbuf);
+        if (rc == 2) {
+            timeouts++;
+            continue;
+        }
+        CHECK_EQ_INT(rc, 1);
+        if (rc != 1)
+            break;
+        uint8_t vec[DP_VEC_LEN];
+        dp_pkt_info info;
+        if (dp_packet_transform(f.linktype, f.data, f.caplen, vec, &info) == DP_KEEP &&
+            info.dport == 45999) {
+            found = 1;
+            CHECK_EQ_INT(info.payload_len, sizeof msg);
+            CHECK(memcmp(vec + 40, msg, sizeof msg) == 0); /* after 20 + 8 + 12 */
+        }
+    }
+    CHECK(found);
+    /* a read with nothing to see times out */
+    int rc = dp_capture_next(c, &f, errbuf);
+    CHECK(rc == 2 || rc == 1);
+    dp_capture_break(c);
+    CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), 3);
+    uint64_t rx, drop;
+    dp_capture_stats(c, &rx, &drop);
+    CHECK(rx >= 1);
+    dp_capture_close(c);
+
+    c = dp_capture_open_live("no-such-interface-xyz", 100, errbuf);
+    CHECK(c == NULL);
+    CHECK_STR_CONTAINS(errbuf, "no-such-interface-xyz");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && !strcmp(argv[1], "--gen-ndpi-counts"))
+        return gen_ndpi_counts();
+    dp_test_prog = "test_capture";
+    DP_RUN(test_golden);
+    DP_RUN(test_ndpi_counts);
+    DP_RUN(test_bad_input);
+    DP_RUN(test_timestamps);
+    DP_RUN(test_pcapng_interfaces);
+    DP_RUN(test_dumper);
+    DP_RUN(test_live);
+    return dp_test_end();
+}
