@@ -65,7 +65,7 @@ one_run() {
     R_READ=$(sed -E 's/.*\(reading ([0-9.]+) s,.*/\1/' <<<"$line")
     R_MERGE=$(sed -E 's/.*merge tail ([0-9.]+) s\).*/\1/' <<<"$line")
     R_RSS=$(awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2/1024}' "$WORK/time.txt")
-    R_WALL=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$WORK/time.txt")
+    R_CPU=$(awk -F': ' '/User time|System time/ {t += $2} END {printf "%.2f", t}' "$WORK/time.txt")
 }
 
 # best of REPEATS (shortest total time)
@@ -76,16 +76,16 @@ best_run() {
         if [ -z "$best" ] || awk "BEGIN{exit !($R_SEC < $best)}"; then
             best=$R_SEC
             B_KEPT=$R_KEPT B_FRAMES=$R_FRAMES B_MB=$R_MB B_SEC=$R_SEC B_READ=$R_READ
-            B_MERGE=$R_MERGE B_RSS=$R_RSS
+            B_MERGE=$R_MERGE B_RSS=$R_RSS B_CPU=$R_CPU
         fi
     done
 }
 
 row() { # label threads
     awk -v l="$1" -v j="$2" -v f="$B_FRAMES" -v k="$B_KEPT" -v mb="$B_MB" -v s="$B_SEC" \
-        -v r="$B_READ" -v m="$B_MERGE" -v rss="$B_RSS" 'BEGIN {
-        printf "| %s | %d | %d | %d | %.0f | %.2f | %.2f | %.2f | %.0f | %.0f | %.0f | %.1f | %.1f |\n",
-            l, j, f, k, mb, s, r, m, f / s, k / s, f / r, mb / s, rss }'
+        -v r="$B_READ" -v m="$B_MERGE" -v rss="$B_RSS" -v cpu="$B_CPU" 'BEGIN {
+        printf "| %s | %d | %d | %d | %.0f | %.2f | %.2f | %.2f | %.0f | %.0f | %.0f | %.1f | %.2f | %.0f | %.1f |\n",
+            l, j, f, k, mb, s, r, m, f / s, k / s, f / r, mb / s, cpu, f / cpu, rss }'
 }
 
 echo "## deeppacket preprocess benchmark"
@@ -107,18 +107,20 @@ replay "$WORK/in4K" $((4 * K))
 echo "Input: iscx-sample ($FRAMES_1X frames, 41 captures) replayed ${K}x and $((4 * K))x (symlinks)."
 echo "Best of $REPEATS runs for ${K}x; one run for $((4 * K))x."
 echo
-echo "| input | -j | frames | kept | capture MB | total s | reading s | merge tail s | frames/s | kept/s | frames/s reading | MB/s | peak RSS MB |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| input | -j | frames | kept | capture MB | total s | reading s | merge tail s | frames/s | kept/s | frames/s reading | MB/s | CPU s | frames per CPU s | peak RSS MB |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 best_run "$WORK/inK" 1
 row "${K}x" 1
 J1_FPS=$(awk -v f="$B_FRAMES" -v s="$B_SEC" 'BEGIN{print f/s}')
 J1_RFPS=$(awk -v f="$B_FRAMES" -v s="$B_READ" 'BEGIN{print f/s}')
 J1_RSS=$B_RSS
+J1_CPS=$(awk -v f="$B_FRAMES" -v c="$B_CPU" 'BEGIN{print f/c}')
 best_run "$WORK/inK" 2
 row "${K}x" 2
 J2_FPS=$(awk -v f="$B_FRAMES" -v s="$B_SEC" 'BEGIN{print f/s}')
 J2_RFPS=$(awk -v f="$B_FRAMES" -v s="$B_READ" 'BEGIN{print f/s}')
 J2_RSS=$B_RSS
+J2_CPS=$(awk -v f="$B_FRAMES" -v c="$B_CPU" 'BEGIN{print f/c}')
 REPEATS=1 best_run "$WORK/in4K" 2
 row "$((4 * K))x" 2
 J2_4X_RSS=$B_RSS
@@ -131,6 +133,7 @@ echo
 mapfile -t CAPS < <(ls "$SAMPLE_ABS"/*.pcap | LC_ALL=C sort)
 if $PY -c 'import scapy, numpy' 2>/dev/null; then
     SC=$($NICE $PY bench/scapy_transform.py --max-frames "$SCAPY_FRAMES" -o "$WORK/scapy.bin" "${CAPS[@]}")
+    SC_CPS=$(sed -E 's/.*frames_per_cpu_s=([0-9.]+).*/\1/' <<<"$SC")
     SC_FPS=$(sed -E 's/.*frames_per_s=([0-9.]+).*/\1/' <<<"$SC")
     SC_KEPT=$(sed -E 's/.*kept=([0-9]+).*/\1/' <<<"$SC")
     PARITY=$($PY - "$WORK/scapy.bin" "$WORK/ds1x/vectors.npy" "$SC_KEPT" <<'EOF'
@@ -144,8 +147,11 @@ EOF
     echo "scapy baseline (bench/scapy_transform.py, 1 core): $SC"
     echo "Its $SC_KEPT vectors vs the first $SC_KEPT rows of our dataset: $PARITY."
     echo
-    awk -v c1="$J1_FPS" -v r1="$J1_RFPS" -v c2="$J2_FPS" -v r2="$J2_RFPS" -v s="$SC_FPS" 'BEGIN {
+    awk -v c1="$J1_FPS" -v r1="$J1_RFPS" -v c2="$J2_FPS" -v r2="$J2_RFPS" -v s="$SC_FPS" \
+        -v p1="$J1_CPS" -v p2="$J2_CPS" -v ps="$SC_CPS" 'BEGIN {
         printf "| per core, frames/s | deeppacket | scapy | ratio |\n|---|---:|---:|---:|\n"
+        printf "| -j1 frames per CPU second | %.0f | %.0f | %.0fx |\n", p1, ps, p1 / ps
+        printf "| -j2 frames per CPU second | %.0f | %.0f | %.0fx |\n", p2, ps, p2 / ps
         printf "| -j1 end to end | %.0f | %.0f | %.0fx |\n", c1, s, c1 / s
         printf "| -j1 reading phase | %.0f | %.0f | %.0fx |\n", r1, s, r1 / s
         printf "| -j2 end to end / 2 | %.0f | %.0f | %.0fx |\n", c2 / 2, s, c2 / 2 / s
