@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/time.h>
 
 #include "capture/dp_capture.h"
 #include "cli/dp_cli.h"
@@ -20,8 +21,8 @@ static volatile sig_atomic_t g_stop;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    g_stop = 1;
+    if (sig != SIGALRM)
+        g_stop = 1;
     dp_capture *c = g_cap;
     if (c)
         dp_capture_break(c);
@@ -95,8 +96,15 @@ int cmd_capture(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     struct sigaction old_int, old_term;
     g_cap = c;
+    sa.sa_flags = SA_RESTART;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
+    /* A 100 ms tick breaks blocked reads: libpcap's immediate mode may ignore
+     * the read timeout, and -G must stop on time on a silent interface. */
+    struct sigaction old_alrm;
+    sigaction(SIGALRM, &sa, &old_alrm);
+    struct itimerval it = {{0, 100000}, {0, 100000}}, old_it;
+    setitimer(ITIMER_REAL, &it, &old_it);
 
     fprintf(stderr, "deeppacket capture: listening on %s%s%s\n", iface, bpf ? ", filter " : "",
             bpf ? bpf : "");
@@ -120,8 +128,8 @@ int cmd_capture(int argc, char **argv)
             }
             written++;
             bytes += f.caplen;
-        } else if (r == 2) {
-            continue;
+        } else if (r == 2 || (r == 3 && !g_stop)) {
+            continue; /* read timeout or tick */
         } else if (r == 3 || r == 0) {
             break;
         } else {
@@ -130,6 +138,8 @@ int cmd_capture(int argc, char **argv)
             break;
         }
     }
+    setitimer(ITIMER_REAL, &old_it, NULL);
+    sigaction(SIGALRM, &old_alrm, NULL);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
 
