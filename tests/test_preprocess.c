@@ -379,6 +379,135 @@ static void test_fixture_dataset(void)
     free(labels);
 }
 
+/* Re-reads every capture named in DS/files.tsv (which must be sorted) and
+ * checks each row of the dataset against dp_packet_transform of the same
+ * frame, the meta fields and the labels from `table`. Returns the number of
+ * captures, or -1 after a failed check. */
+static long verify_dataset(const char *src, const char *ds, const dp_labels *table,
+                           uint64_t *frames_out)
+{
+    char eb[DP_ERRBUF_SIZE];
+    dp_npy vec, app, trf, meta;
+    const char *names[4] = {"vectors.npy", "app.npy", "traffic.npy", "meta.npy"};
+    dp_npy *arr[4] = {&vec, &app, &trf, &meta};
+    for (int k = 0; k < 4; k++) {
+        char *p = dp_path_join(ds, names[k]);
+        int rc = dp_npy_open(arr[k], p, eb);
+        free(p);
+        if (rc != 0) {
+            fprintf(stderr, "  %s\n", eb);
+            for (int j = 0; j < k; j++)
+                dp_npy_close(arr[j]);
+            return -1;
+        }
+    }
+    uint64_t N = vec.shape[0], row = 0, frames = 0, bad = 0;
+    long nfiles = 0;
+    char *ft = dp_path_join(ds, "files.tsv");
+    char *tsv = dp_read_file(ft, NULL, eb);
+    free(ft);
+    char prev[1024] = "";
+    char *save = NULL, *line = tsv ? strtok_r(tsv, "\n", &save) : NULL;
+    while (line && (line = strtok_r(NULL, "\n", &save)) != NULL) {
+        unsigned idx;
+        char rel[1024];
+        if (sscanf(line, "%u\t%1023[^\t]", &idx, rel) != 2 || idx != (unsigned)nfiles ||
+            strcmp(prev, rel) >= 0) {
+            bad++;
+            break;
+        }
+        snprintf(prev, sizeof prev, "%s", rel);
+        int cls[DP_NTASKS];
+        dp_labels_lookup(table, rel, cls);
+        uint64_t salt = dp_fnv1a(rel, strlen(rel), DP_FNV_INIT);
+        char *path = dp_path_join(src, rel);
+        dp_capture *c = dp_capture_open_file(path, eb);
+        dp_frame f;
+        uint8_t want[DP_VEC_LEN];
+        while (c && dp_capture_next(c, &f, eb) == 1) {
+            frames++;
+            dp_pkt_info info;
+            if (dp_packet_transform(f.linktype, f.data, f.caplen, want, &info) != DP_KEEP)
+                continue;
+            if (row >= N) {
+                bad++;
+                break;
+            }
+            dp_meta mr;
+            int16_t a, t;
+            memcpy(&mr, meta.data + row * sizeof mr, sizeof mr);
+            memcpy(&a, app.data + 2 * row, 2);
+            memcpy(&t, trf.data + 2 * row, 2);
+            if (memcmp(vec.data + row * DP_VEC_LEN, want, DP_VEC_LEN) != 0 ||
+                mr.file != idx || mr.index != f.index || mr.time != f.time ||
+                mr.flow != dp_flow_id(&info, salt) || mr.sport != info.sport ||
+                mr.dport != info.dport || mr.proto != info.proto || mr.ipver != info.ipver ||
+                memcmp(mr.saddr, info.saddr, 16) || memcmp(mr.daddr, info.daddr, 16) ||
+                a != cls[0] || t != cls[1]) {
+                if (bad < 3)
+                    fprintf(stderr, "  row %llu (%s frame %llu) differs\n",
+                            (unsigned long long)row, rel, (unsigned long long)f.index);
+                bad++;
+            }
+            row++;
+        }
+        if (c)
+            dp_capture_close(c);
+        free(path);
+        nfiles++;
+    }
+    free(tsv);
+    for (int k = 0; k < 4; k++)
+        dp_npy_close(arr[k]);
+    if (row != N)
+        bad++;
+    if (frames_out)
+        *frames_out = frames;
+    return bad ? -1 : nfiles;
+}
+
+/* Real-world captures: pcapng (also named .pcap), Ethernet, SLL, raw IP,
+ * IPv6, TSO lengths; a subfolder of non-captures. */
+static void test_ndpi_dataset(void)
+{
+    const char *nd = dp_test_shared("ndpi");
+    if (!nd)
+        SKIP("../shared/data/ndpi is absent");
+    char src[4096], lab[4200];
+    snprintf(src, sizeof src, "%s", nd);
+    snprintf(lab, sizeof lab, "%s/labels.tsv", src);
+    DIR *d = opendir(src);
+    struct dirent *e;
+    long want = 0;
+    while (d && (e = readdir(d)) != NULL) {
+        size_t l = strlen(e->d_name);
+        if ((l > 5 && !strcmp(e->d_name + l - 5, ".pcap")) ||
+            (l > 7 && !strcmp(e->d_name + l - 7, ".pcapng")))
+            want++;
+    }
+    if (d)
+        closedir(d);
+    char *ds = tmp_path("ds_ndpi");
+    char eb[DP_ERRBUF_SIZE];
+    msgs m;
+    dp_preprocess_stats st;
+    CHECK_EQ_INT(run_pp(src, ds, lab, 2, 0, &m, &st, eb), 0);
+    CHECK_EQ_INT(st.captures, want);
+    CHECK(st.not_captures > 0);
+    CHECK(st.packets > 1000);
+    dp_labels table;
+    CHECK_EQ_INT(dp_labels_load(&table, lab, eb), 0);
+    uint64_t frames = 0;
+    CHECK_EQ_INT(verify_dataset(src, ds, &table, &frames), want);
+    CHECK_EQ_INT(frames, st.frames);
+    uint64_t sum = st.packets;
+    for (int v = 1; v < DP_VERDICT_COUNT; v++)
+        sum += st.skipped[v];
+    CHECK_EQ_INT(sum, st.frames);
+    dp_labels_free(&table);
+    free(ds);
+}
+
 static void test_parallel_identical(void)
 {
     if (!fixture() || !g_ds1)
@@ -874,6 +1003,7 @@ int main(void)
     dp_test_prog = "test_preprocess";
     DP_RUN(test_fixture_dataset);
     DP_RUN(test_parallel_identical);
+    DP_RUN(test_ndpi_dataset);
     DP_RUN(test_rerun_up_to_date);
     DP_RUN(test_interrupted_and_resume);
     DP_RUN(test_truncated_capture);
