@@ -1,11 +1,339 @@
+/* deeppacket classify: run a trained model on recorded or live traffic.
+ *
+ *   deeppacket classify -m MODEL (-r CAPTURE [CAPTURE...] | -i IFACE) [-f BPF]
+ *       [--per packet|flow] [--first N] [-o OUT.jsonl] [--idle-timeout S]
+ *       [--max-flows N] [--batch N]
+ *
+ * One JSON object per verdict on stdout (or OUT.jsonl, written atomically),
+ * flushed per line; a summary on stderr at exit.
+ */
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
 
+#include "capture/dp_capture.h"
+#include "classify/dp_classify.h"
 #include "cli/dp_cli.h"
+#include "util/dp_util.h"
+
+static dp_capture *volatile g_cap;
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig)
+{
+    if (sig != SIGALRM)
+        g_stop = 1;
+    dp_capture *c = g_cap;
+    if (c)
+        dp_capture_break(c);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: deeppacket classify -m MODEL (-r CAPTURE [CAPTURE...] | -i IFACE) [-f BPF]\n"
+            "           [--per packet|flow] [--first N] [-o OUT.jsonl] [--idle-timeout S]\n"
+            "           [--max-flows N] [--batch N]\n"
+            "  -m MODEL          model file written by `deeppacket train`\n"
+            "  -r CAPTURE...     pcap/pcapng files (flows never span two files)\n"
+            "  -i IFACE          live interface (Ctrl-C or SIGTERM ends it, emitting pending flows)\n"
+            "  -f BPF            capture filter (pcap-filter syntax)\n"
+            "  --per packet|flow one verdict per kept packet (default) or per bidirectional flow\n"
+            "  --first N         per flow: decide from the first N kept packets (10)\n"
+            "  --idle-timeout S  per flow: a flow silent for S seconds ends (30)\n"
+            "  --max-flows N     flow table size; when full the least recently active flow\n"
+            "                    ends (65536)\n"
+            "  --batch N         packets per model call (64)\n"
+            "  -o OUT.jsonl      write verdicts there (atomically) instead of stdout\n"
+            "Output: JSON lines {time, source, index, proto, src, sport, dst, dport, class,\n"
+            "label, prob, top[3]} (+ end, flow, packets, reason per flow). Summary on stderr.\n");
+}
+
+struct out_ctx {
+    FILE *f;
+    const dp_model *m;
+    int failed;
+};
+
+static void emit(void *ctx, const dp_cls_result *r)
+{
+    struct out_ctx *o = ctx;
+    dp_cls_result_json(o->f, o->m, r);
+    if (fflush(o->f) != 0)
+        o->failed = 1;
+}
+
+static double wall_now(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (double)tv.tv_sec + tv.tv_usec * 1e-6;
+}
+
+/* Reads one source to its end (or an interruption). Returns 0, or 1 on error. */
+static int run_source(dp_classifier *cls, dp_capture *cap, const char *name, int live)
+{
+    char errbuf[DP_ERRBUF_SIZE] = "";
+    int rc = 0;
+    dp_classifier_begin(cls, name);
+    g_cap = cap;
+    while (!g_stop) {
+        dp_frame f;
+        int r = dp_capture_next(cap, &f, errbuf);
+        if (r == 1) {
+            if (dp_classifier_frame(cls, &f, errbuf) < 0) {
+                fprintf(stderr, "deeppacket classify: %s\n", errbuf);
+                rc = 1;
+                break;
+            }
+        } else if (r == 2 || (r == 3 && !g_stop)) {
+            /* live read timeout or tick: keep latency low, end idle flows */
+            if (live && dp_classifier_tick(cls, wall_now(), errbuf) < 0) {
+                fprintf(stderr, "deeppacket classify: %s\n", errbuf);
+                rc = 1;
+                break;
+            }
+        } else if (r == 0 || r == 3) {
+            break;
+        } else {
+            fprintf(stderr, "deeppacket classify: %s\n", errbuf);
+            rc = 1;
+            break;
+        }
+    }
+    g_cap = NULL;
+    if (dp_classifier_finish(cls, g_stop ? DP_FLOW_INTERRUPTED : DP_FLOW_END, errbuf) < 0) {
+        fprintf(stderr, "deeppacket classify: %s\n", errbuf);
+        rc = 1;
+    }
+    return rc;
+}
 
 int cmd_classify(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "deeppacket classify: not implemented yet\n");
-    return 1;
+    const char *model_path = NULL, *iface = NULL, *bpf = NULL, *out_path = NULL;
+    const char **files = calloc((size_t)argc, sizeof *files);
+    int nfiles = 0;
+    dp_cls_opts o;
+    dp_cls_opts_default(&o);
+    if (!files)
+        return 1;
+    int rc = 2;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        long n;
+        double d;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            free(files);
+            return 0;
+        }
+        if (!strcmp(a, "-r")) {
+            while (i + 1 < argc && argv[i + 1][0] != '-')
+                files[nfiles++] = argv[++i];
+            if (!nfiles) {
+                dp_cli_usage_error("classify", "-r wants at least one capture file");
+                goto out;
+            }
+            continue;
+        }
+        if (i + 1 >= argc) {
+            dp_cli_usage_error("classify", "unknown option or missing value: %s (see --help)", a);
+            goto out;
+        }
+        const char *v = argv[++i];
+        if (!strcmp(a, "-m"))
+            model_path = v;
+        else if (!strcmp(a, "-i"))
+            iface = v;
+        else if (!strcmp(a, "-f"))
+            bpf = v;
+        else if (!strcmp(a, "-o"))
+            out_path = v;
+        else if (!strcmp(a, "--per")) {
+            if (!strcmp(v, "packet"))
+                o.per_flow = 0;
+            else if (!strcmp(v, "flow"))
+                o.per_flow = 1;
+            else {
+                dp_cli_usage_error("classify", "--per wants 'packet' or 'flow', not '%s'", v);
+                goto out;
+            }
+        } else if (!strcmp(a, "--first")) {
+            if (dp_cli_parse_int(v, 1, 1000000, &n) < 0) {
+                dp_cli_usage_error("classify", "--first wants a count >= 1, not '%s'", v);
+                goto out;
+            }
+            o.first_n = (int)n;
+        } else if (!strcmp(a, "--max-flows")) {
+            if (dp_cli_parse_int(v, 1, 1L << 26, &n) < 0) {
+                dp_cli_usage_error("classify", "--max-flows wants a count in [1, 67108864], not '%s'", v);
+                goto out;
+            }
+            o.max_flows = (int32_t)n;
+        } else if (!strcmp(a, "--batch")) {
+            if (dp_cli_parse_int(v, 1, 4096, &n) < 0) {
+                dp_cli_usage_error("classify", "--batch wants a count in [1, 4096], not '%s'", v);
+                goto out;
+            }
+            o.batch = (int)n;
+        } else if (!strcmp(a, "--idle-timeout")) {
+            if (dp_cli_parse_double(v, 1e-6, 1e9, &d) < 0) {
+                dp_cli_usage_error("classify", "--idle-timeout wants seconds > 0, not '%s'", v);
+                goto out;
+            }
+            o.idle_timeout = d;
+        } else {
+            dp_cli_usage_error("classify", "unknown option %s (see --help)", a);
+            goto out;
+        }
+    }
+    if (!model_path) {
+        dp_cli_usage_error("classify", "-m MODEL is required (see --help)");
+        goto out;
+    }
+    if (!!iface == !!nfiles) {
+        dp_cli_usage_error("classify", "give either -r CAPTURE... or -i IFACE (see --help)");
+        goto out;
+    }
+
+    rc = 1;
+    char errbuf[DP_ERRBUF_SIZE] = "";
+    dp_model *m = dp_model_load(model_path, errbuf);
+    if (!m) {
+        fprintf(stderr, "deeppacket classify: %s\n", errbuf);
+        goto out;
+    }
+    for (int i = 0; i < nfiles; i++) {
+        dp_probe p = dp_capture_probe(files[i], errbuf);
+        if (p == DP_PROBE_ERROR || p == DP_PROBE_NOT_CAPTURE) {
+            if (p == DP_PROBE_NOT_CAPTURE)
+                fprintf(stderr, "deeppacket classify: %s: not a pcap or pcapng file\n", files[i]);
+            else
+                fprintf(stderr, "deeppacket classify: %s\n", errbuf);
+            dp_model_free(m);
+            goto out;
+        }
+    }
+    dp_capture *live = NULL;
+    if (iface) {
+        live = dp_capture_open_live(iface, 100, errbuf);
+        if (!live || (bpf && dp_capture_set_filter(live, bpf, errbuf) < 0)) {
+            fprintf(stderr, "deeppacket classify: %s\n", errbuf);
+            dp_capture_close(live);
+            dp_model_free(m);
+            goto out;
+        }
+    }
+    dp_afile af = {0};
+    struct out_ctx oc = {stdout, m, 0};
+    if (out_path) {
+        if (dp_afile_open(&af, out_path, errbuf) < 0) {
+            fprintf(stderr, "deeppacket classify: %s\n", errbuf);
+            dp_capture_close(live);
+            dp_model_free(m);
+            goto out;
+        }
+        oc.f = af.f;
+    }
+    dp_classifier *cls = dp_classifier_new(m, &o, emit, &oc, errbuf);
+    if (!cls) {
+        fprintf(stderr, "deeppacket classify: %s\n", errbuf);
+        if (out_path)
+            dp_afile_abort(&af);
+        dp_capture_close(live);
+        dp_model_free(m);
+        goto out;
+    }
+
+    struct sigaction sa, old_int, old_term, old_alrm;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    struct itimerval old_it;
+    if (live) {
+        /* 100 ms tick: flush partial batches and idle flows on time even if
+         * the read timeout is not honoured (libpcap immediate mode) */
+        sigaction(SIGALRM, &sa, &old_alrm);
+        struct itimerval it = {{0, 100000}, {0, 100000}};
+        setitimer(ITIMER_REAL, &it, &old_it);
+        fprintf(stderr, "deeppacket classify: listening on %s%s%s\n", iface, bpf ? ", filter " : "",
+                bpf ? bpf : "");
+    }
+
+    double t0 = dp_now();
+    rc = 0;
+    if (live) {
+        rc = run_source(cls, live, iface, 1);
+    } else {
+        for (int i = 0; i < nfiles && !g_stop; i++) {
+            dp_capture *cap = dp_capture_open_file(files[i], errbuf);
+            if (!cap || (bpf && dp_capture_set_filter(cap, bpf, errbuf) < 0)) {
+                fprintf(stderr, "deeppacket classify: %s\n", errbuf);
+                dp_capture_close(cap);
+                rc = 1;
+                break;
+            }
+            rc |= run_source(cls, cap, files[i], 0);
+            dp_capture_close(cap);
+        }
+    }
+    double dt = dp_now() - t0;
+    if (live) {
+        setitimer(ITIMER_REAL, &old_it, NULL);
+        sigaction(SIGALRM, &old_alrm, NULL);
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+
+    uint64_t krecv = 0, kdrop = 0;
+    if (live) {
+        dp_capture_stats(live, &krecv, &kdrop);
+        dp_capture_close(live);
+    }
+    if (oc.failed) {
+        fprintf(stderr, "deeppacket classify: cannot write the verdicts%s%s\n", out_path ? " to " : "",
+                out_path ? out_path : "");
+        rc = 1;
+    }
+    if (out_path) {
+        if (rc == 0 || g_stop) {
+            if (dp_afile_commit(&af, errbuf) < 0) {
+                fprintf(stderr, "deeppacket classify: %s\n", errbuf);
+                rc = 1;
+            }
+        } else
+            dp_afile_abort(&af);
+    }
+
+    const dp_cls_stats *st = dp_classifier_stats(cls);
+    fprintf(stderr,
+            "deeppacket classify: %llu packets seen, %llu kept, %llu classified, %llu flows, "
+            "%llu verdicts (per %s) in %.2f s: %.0f packets/s (model %.2f s: %.0f classified/s)\n",
+            (unsigned long long)st->seen, (unsigned long long)st->kept, (unsigned long long)st->classified,
+            (unsigned long long)st->flows, (unsigned long long)st->verdicts, o.per_flow ? "flow" : "packet", dt,
+            dt > 0 ? st->seen / dt : 0.0, st->model_seconds,
+            st->model_seconds > 0 ? st->classified / st->model_seconds : 0.0);
+    fprintf(stderr, "deeppacket classify: skipped:");
+    for (int v = 1; v < DP_VERDICT_COUNT; v++)
+        fprintf(stderr, " %s %llu%s", dp_verdict_name((dp_verdict)v), (unsigned long long)st->skipped[v],
+                v + 1 < DP_VERDICT_COUNT ? "," : "");
+    if (o.per_flow)
+        fprintf(stderr, "; beyond first %d of their flow %llu; flows ended idle %llu, evicted (table full) %llu",
+                o.first_n, (unsigned long long)st->ignored, (unsigned long long)st->evicted_idle,
+                (unsigned long long)st->evicted_full);
+    if (live)
+        fprintf(stderr, "; kernel: %llu received, %llu dropped", (unsigned long long)krecv,
+                (unsigned long long)kdrop);
+    fprintf(stderr, "%s\n", g_stop ? " (interrupted)" : "");
+    dp_classifier_free(cls);
+    dp_model_free(m);
+out:
+    free(files);
+    return rc;
 }
