@@ -33,7 +33,9 @@
 /* im2col/col2im of fewer floats than this stay on one thread. */
 #define PAR_MIN_FLOATS (1 << 16)
 /* target GEMM width (columns) of a sample group */
+#ifndef GROUP_COLS
 #define GROUP_COLS 2048
+#endif
 
 int dp_conv1d_out_len(int L, int K, int S)
 {
