@@ -9,11 +9,15 @@
  *    that parameters can be compared with / exchanged with PyTorch directly.
  *  - Backward functions OVERWRITE input gradients (dinp) and ACCUMULATE (+=)
  *    parameter gradients (dweight, dbias): zero those before each batch.
- *  - Matrix work goes through OpenBLAS (cblas_sgemm); everything else is
- *    plain vectorisable C loops, single-threaded.
- *  - Determinism: the same inputs and the same thread count give
- *    bit-identical results (no atomics, no thread-count-dependent reductions
- *    outside the BLAS; the BLAS does not split reductions at a fixed count).
+ *  - Matrix work goes through OpenBLAS (cblas_sgemm, its own threads);
+ *    im2col/col2im, bias+ReLU, the first (C = 1) convolution and Adam are
+ *    vectorisable C loops split over dp_nn_parallel_for (pthreads) when big.
+ *    Measurements and the choice of library: docs/bench-nn.md.
+ *  - Scratch: only the convolutions need any, passed in by the caller.
+ *  - Determinism: the same inputs, thread count and OpenBLAS core (see
+ *    dp_nn_blas_core) give bit-identical results: no atomics, every sum of
+ *    our own in a fixed order (independent even of the thread count), and
+ *    OpenBLAS partitions a GEMM by its shape and thread count only.
  *  - No function allocates, fails or prints; invalid shapes are the caller's
  *    bug (checked with assert in debug builds).
  */
@@ -36,10 +40,10 @@ int dp_nn_get_threads(void);
  * results independent of scheduling). Used internally; exported for bench. */
 void dp_nn_parallel_for(int n, void (*fn)(void *ctx, int i, int n), void *ctx);
 
-/* OpenBLAS picks its kernels once, when it is loaded, from the CPU or from
- * the OPENBLAS_CORETYPE environment variable (on an AVX-512 machine "Haswell"
- * halves the sgemm speed of the auto-detected "Cooperlake"/"SkylakeX"). */
-/* The OpenBLAS core in use (e.g. "Haswell", "SkylakeX"). */
+/* The OpenBLAS kernel set in use (e.g. "Haswell", "Cooperlake"). OpenBLAS
+ * picks it once, when loaded, from the CPU or from the OPENBLAS_CORETYPE
+ * environment variable; on an AVX-512 machine "Haswell" (AVX2) halves the
+ * sgemm speed. Worth printing in logs next to timings. */
 const char *dp_nn_blas_core(void);
 
 /* ---- conv1d ---------------------------------------------------------------
