@@ -1,0 +1,806 @@
+/* Tests for the classifier: per-packet verdicts against direct
+ * dp_model_predict of the same transformed packets, flow aggregation and
+ * eviction on hand-built flows, a live run over loopback, the public API,
+ * and clear errors (bad BPF, unknown interface, missing model). */
+#include "dp_test.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "capture/dp_capture.h"
+#include "classify/dp_classify.h"
+#include "deeppacket.h"
+#include "model/dp_model.h"
+
+#define NCLS 5
+
+/* ---- fixtures ------------------------------------------------------------- */
+
+/* A small SAE (1500 -> 32 -> 16 -> 5) with random weights, saved and loaded
+ * back through the model file, so that the loader is in the loop. */
+static const char *model_path(void)
+{
+    static char path[512];
+    if (path[0])
+        return path;
+    char errbuf[DP_ERRBUF_SIZE];
+    dp_arch a;
+    dp_arch_default(&a, DP_MODEL_SAE, DP_TASK_TRAFFIC, NCLS);
+    a.nhidden = 2;
+    a.hidden[0] = 32;
+    a.hidden[1] = 16;
+    char *names[NCLS] = {"Chat", "Email", "File Transfer", "Streaming", "Voip"};
+    dp_model *m = dp_model_create(&a, DP_TASK_TRAFFIC, names, 1234, errbuf);
+    if (!m) {
+        fprintf(stderr, "  cannot create a model: %s\n", errbuf);
+        return NULL;
+    }
+    snprintf(path, sizeof path, "%s/small.model", dp_test_tmpdir());
+    int rc = dp_model_save(m, path, errbuf);
+    dp_model_free(m);
+    if (rc < 0) {
+        fprintf(stderr, "  cannot save a model: %s\n", errbuf);
+        path[0] = 0;
+        return NULL;
+    }
+    return path;
+}
+
+static dp_model *load_model(void)
+{
+    const char *p = model_path();
+    if (!p)
+        return NULL;
+    char errbuf[DP_ERRBUF_SIZE];
+    dp_model *m = dp_model_load(p, errbuf);
+    if (!m)
+        fprintf(stderr, "  cannot load %s: %s\n", p, errbuf);
+    return m;
+}
+
+/* Ethernet + IPv4 + UDP (proto 17) or TCP (6) frame with a payload of
+ * pseudo-random bytes. Returns its length. */
+static size_t build_frame(uint8_t *b, int proto, uint32_t sa, uint32_t da, uint16_t sp, uint16_t dp_,
+                          uint8_t tcpflags, size_t plen, uint32_t seed)
+{
+    memset(b, 0, 14);
+    b[12] = 0x08; /* IPv4 */
+    uint8_t *ip = b + 14;
+    size_t l4 = proto == 6 ? 20 : 8;
+    size_t tot = 20 + l4 + plen;
+    memset(ip, 0, 20);
+    ip[0] = 0x45;
+    ip[2] = (uint8_t)(tot >> 8), ip[3] = (uint8_t)tot;
+    ip[6] = 0x40;
+    ip[8] = 64;
+    ip[9] = (uint8_t)proto;
+    uint32_t s = htonl(sa), d = htonl(da);
+    memcpy(ip + 12, &s, 4);
+    memcpy(ip + 16, &d, 4);
+    uint8_t *t = ip + 20;
+    memset(t, 0, l4);
+    t[0] = (uint8_t)(sp >> 8), t[1] = (uint8_t)sp;
+    t[2] = (uint8_t)(dp_ >> 8), t[3] = (uint8_t)dp_;
+    if (proto == 6) {
+        t[12] = 0x50;
+        t[13] = tcpflags;
+    } else {
+        t[4] = (uint8_t)((8 + plen) >> 8), t[5] = (uint8_t)(8 + plen);
+    }
+    uint32_t x = seed * 2654435761u + 1;
+    for (size_t i = 0; i < plen; i++) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        t[l4 + i] = (uint8_t)x;
+    }
+    return 14 + tot;
+}
+
+#define IP(a, b, c, d) (((uint32_t)(a) << 24) | ((uint32_t)(b) << 16) | ((uint32_t)(c) << 8) | (uint32_t)(d))
+
+/* Collected verdicts. */
+#define MAXV 512
+typedef struct {
+    int n;
+    dp_cls_result r[MAXV];
+    dp_pkt_info t[MAXV];
+} sink;
+
+static void collect(void *ctx, const dp_cls_result *r)
+{
+    sink *s = ctx;
+    if (s->n < MAXV) {
+        s->r[s->n] = *r;
+        s->t[s->n] = *r->tuple;
+        s->r[s->n].tuple = &s->t[s->n];
+        s->n++;
+    }
+}
+
+static dp_frame mkframe(const uint8_t *b, size_t n, double t, uint64_t idx)
+{
+    dp_frame f = {b, (uint32_t)n, (uint32_t)n, t, DP_LINKTYPE_ETHERNET, idx};
+    return f;
+}
+
+/* ---- flow table ------------------------------------------------------------ */
+static void test_flowtable(void)
+{
+    char errbuf[DP_ERRBUF_SIZE];
+    dp_flowtable t;
+    CHECK_EQ_INT(dp_flowtable_init(&t, 3, 2, errbuf), 0);
+    CHECK(dp_flowtable_oldest(&t) == NULL);
+    dp_flow *a = dp_flowtable_add(&t, 11), *b = dp_flowtable_add(&t, 22), *c = dp_flowtable_add(&t, 33);
+    CHECK(a && b && c);
+    CHECK(dp_flowtable_add(&t, 44) == NULL); /* full */
+    CHECK(dp_flowtable_find(&t, 22) == b);
+    CHECK(dp_flowtable_find(&t, 44) == NULL);
+    CHECK(dp_flowtable_oldest(&t) == a);
+    dp_flowtable_touch(&t, a);
+    CHECK(dp_flowtable_oldest(&t) == b);
+    b->sum[1] = 5;
+    dp_flowtable_remove(&t, b);
+    CHECK(dp_flowtable_find(&t, 22) == NULL);
+    CHECK_EQ_INT(t.count, 2);
+    CHECK(dp_flowtable_oldest(&t) == c);
+    dp_flow *d = dp_flowtable_add(&t, 44);
+    CHECK(d != NULL);
+    CHECK(d && d->sum[1] == 0);
+    CHECK(dp_flowtable_find(&t, 11) == a && dp_flowtable_find(&t, 33) == c && dp_flowtable_find(&t, 44) == d);
+    /* many ids through a small table: stays consistent */
+    dp_flowtable u;
+    CHECK_EQ_INT(dp_flowtable_init(&u, 50, 1, errbuf), 0);
+    for (uint64_t i = 0; i < 1000; i++) {
+        if (u.count == u.cap)
+            dp_flowtable_remove(&u, dp_flowtable_oldest(&u));
+        CHECK(dp_flowtable_add(&u, i * 7919) != NULL);
+    }
+    for (uint64_t i = 950; i < 1000; i++)
+        CHECK(dp_flowtable_find(&u, i * 7919) != NULL);
+    CHECK(dp_flowtable_find(&u, 949 * 7919) == NULL);
+    CHECK(dp_flowtable_oldest(&u)->id == 950 * 7919);
+    dp_flowtable_free(&u);
+    dp_flowtable_free(&t);
+}
+
+static void test_topk(void)
+{
+    double lp[4] = {log(0.1), log(0.6), log(0.05), log(0.25)};
+    int ids[3];
+    double p[3];
+    CHECK_EQ_INT(dp_cls_topk(lp, 4, 3, ids, p), 3);
+    CHECK_EQ_INT(ids[0], 1);
+    CHECK_EQ_INT(ids[1], 3);
+    CHECK_EQ_INT(ids[2], 0);
+    CHECK_NEAR(p[0], 0.6, 1e-12);
+    CHECK_NEAR(p[1], 0.25, 1e-12);
+    /* unnormalised sums are normalised */
+    double s[2] = {-10, -10 + log(3.0)};
+    CHECK_EQ_INT(dp_cls_topk(s, 2, 3, ids, p), 2);
+    CHECK_EQ_INT(ids[0], 1);
+    CHECK_NEAR(p[0], 0.75, 1e-12);
+}
+
+/* ---- per packet == direct prediction ---------------------------------------- */
+
+/* Compares per-packet verdicts on capture `path` (frames up to `limit`)
+ * with a direct dp_model_predict of each kept transformed packet. */
+static void compare_with_direct(dp_model *m, const char *path, uint64_t limit, int batch)
+{
+    char errbuf[DP_ERRBUF_SIZE];
+    sink *s = calloc(1, sizeof *s);
+    dp_cls_opts o;
+    dp_cls_opts_default(&o);
+    o.batch = batch;
+    dp_classifier *c = dp_classifier_new(m, &o, collect, s, errbuf);
+    CHECK(c != NULL);
+    dp_capture *cap = dp_capture_open_file(path, errbuf);
+    CHECK(cap != NULL);
+    if (!c || !cap) {
+        fprintf(stderr, "  %s\n", errbuf);
+        free(s);
+        dp_classifier_free(c);
+        dp_capture_close(cap);
+        return;
+    }
+    dp_classifier_begin(c, path);
+    dp_frame f;
+    uint64_t n = 0, kept = 0;
+    uint8_t vec[DP_VEC_LEN];
+    float lp[NCLS > 64 ? NCLS : 64];
+    int nc = dp_model_nclasses(m);
+    /* expected verdicts, computed one packet at a time */
+    struct {
+        uint64_t index;
+        float lp[64];
+    } *exp_ = calloc(MAXV, sizeof *exp_);
+    while (n < limit && dp_capture_next(cap, &f, errbuf) == 1) {
+        n++;
+        CHECK_EQ_INT(dp_classifier_frame(c, &f, errbuf), 0);
+        if (dp_packet_transform(f.linktype, f.data, f.caplen, vec, NULL) == DP_KEEP && kept < MAXV) {
+            CHECK_EQ_INT(dp_model_predict(m, vec, 1, lp, errbuf), 0);
+            exp_[kept].index = f.index;
+            memcpy(exp_[kept].lp, lp, sizeof(float) * (size_t)nc);
+            kept++;
+        }
+    }
+    CHECK_EQ_INT(dp_classifier_finish(c, DP_FLOW_END, errbuf), 0);
+    const dp_cls_stats *st = dp_classifier_stats(c);
+    CHECK_EQ_INT(st->seen, n);
+    CHECK_EQ_INT(st->kept, kept);
+    CHECK_EQ_INT(st->classified, kept);
+    uint64_t skipped = 0;
+    for (int v = 0; v < DP_VERDICT_COUNT; v++)
+        skipped += st->skipped[v];
+    CHECK_EQ_INT(skipped + kept, n);
+    CHECK_EQ_INT(s->n, kept);
+    CHECK(kept > 0);
+    int bad = 0;
+    for (int i = 0; i < s->n && i < (int)kept; i++) {
+        const dp_cls_result *r = &s->r[i];
+        if (r->index != exp_[i].index)
+            bad++;
+        double d[64];
+        for (int k = 0; k < nc; k++)
+            d[k] = exp_[i].lp[k];
+        int ids[3];
+        double p[3];
+        dp_cls_topk(d, nc, 3, ids, p);
+        /* same class, or a tie within float noise */
+        if (r->top[0] != ids[0] && fabs(r->prob[0] - p[0]) > 1e-5)
+            bad++;
+        if (fabs(r->prob[0] - p[0]) > 1e-5)
+            bad++;
+        /* the reported probability of every top class matches */
+        for (int k = 0; k < r->ntop; k++)
+            if (fabs(r->prob[k] - exp(d[r->top[k]])) > 1e-5)
+                bad++;
+    }
+    CHECK_EQ_INT(bad, 0);
+    free(exp_);
+    free(s);
+    dp_capture_close(cap);
+    dp_classifier_free(c);
+}
+
+/* A crafted capture: 3 flows, pure ACKs, DNS, a non-IP frame. */
+static const char *crafted_capture(void)
+{
+    static char path[512];
+    if (path[0])
+        return path;
+    char errbuf[DP_ERRBUF_SIZE];
+    snprintf(path, sizeof path, "%s/crafted.pcap", dp_test_tmpdir());
+    dp_dumper *d = dp_dumper_open(path, DP_LINKTYPE_ETHERNET, 65535, errbuf);
+    if (!d) {
+        fprintf(stderr, "  %s\n", errbuf);
+        path[0] = 0;
+        return NULL;
+    }
+    uint8_t b[2048];
+    double t = 1700000000.0;
+    for (int i = 0; i < 150; i++) {
+        size_t n;
+        switch (i % 6) {
+        case 0: n = build_frame(b, 6, IP(10, 0, 0, 1), IP(10, 0, 0, 2), 40000, 443, 0x18, 100 + i * 7, i); break;
+        case 1: n = build_frame(b, 6, IP(10, 0, 0, 2), IP(10, 0, 0, 1), 443, 40000, 0x10, 0, i); break; /* ACK */
+        case 2: n = build_frame(b, 17, IP(10, 0, 0, 3), IP(10, 0, 0, 4), 5000, 6000, 0, 20 + i, i); break;
+        case 3: n = build_frame(b, 17, IP(10, 0, 0, 3), IP(8, 8, 8, 8), 5353, 53, 0, 40, i); break; /* DNS */
+        case 4: n = build_frame(b, 6, IP(10, 0, 0, 5), IP(10, 0, 0, 6), 1234, 22, 0x18, 1400, i); break;
+        default:
+            n = 60;
+            memset(b, 0, n);
+            b[12] = 0x08, b[13] = 0x06; /* ARP */
+        }
+        dp_frame f = mkframe(b, n, t + i * 0.01, 0);
+        if (dp_dumper_write(d, &f, errbuf) < 0)
+            fprintf(stderr, "  %s\n", errbuf);
+    }
+    if (dp_dumper_close(d, 1, errbuf) < 0) {
+        fprintf(stderr, "  %s\n", errbuf);
+        path[0] = 0;
+        return NULL;
+    }
+    return path;
+}
+
+static void test_per_packet_equals_predict(void)
+{
+    dp_model *m = load_model();
+    if (!m)
+        SKIP("no model (models helper's dp_model_create/save/load unavailable)");
+    const char *cap = crafted_capture();
+    CHECK(cap != NULL);
+    if (cap) {
+        compare_with_direct(m, cap, 1000, 64);
+        compare_with_direct(m, cap, 1000, 7); /* partial batches */
+    }
+    /* real traffic when the shared corpus is there */
+    const char *real = dp_test_shared("iscx-sample/iscx_aim_chat.pcap");
+    if (!real)
+        real = dp_test_shared("iscx-fixture");
+    if (real && !strstr(real, ".pcap"))
+        real = NULL;
+    if (real)
+        compare_with_direct(m, real, 400, 64);
+    else
+        fprintf(stderr, "  note: ../shared/data/iscx-sample absent, crafted capture only\n");
+    dp_model_free(m);
+}
+
+/* ---- flows -------------------------------------------------------------------- */
+static void test_flow_aggregation(void)
+{
+    dp_model *m = load_model();
+    if (!m)
+        SKIP("no model");
+    char errbuf[DP_ERRBUF_SIZE];
+    sink *s = calloc(1, sizeof *s);
+    dp_cls_opts o;
+    dp_cls_opts_default(&o);
+    o.per_flow = 1;
+    o.first_n = 3;
+    o.idle_timeout = 1.0;
+    o.batch = 4;
+    dp_classifier *c = dp_classifier_new(m, &o, collect, s, errbuf);
+    CHECK(c != NULL);
+    if (!c) {
+        free(s);
+        dp_model_free(m);
+        return;
+    }
+    dp_classifier_begin(c, "crafted");
+    uint8_t b[2048], vec[DP_VEC_LEN];
+    float lp[NCLS];
+    double sumA[NCLS] = {0}, sumB[NCLS] = {0};
+    uint64_t idx = 0;
+    double t = 1000.0;
+    /* flow A (UDP, both directions): 5 packets, only the first 3 count */
+    for (int i = 0; i < 5; i++) {
+        size_t n = i % 2 ? build_frame(b, 17, IP(192, 168, 1, 2), IP(192, 168, 1, 1), 7000, 9000, 0, 50 + i, i)
+                         : build_frame(b, 17, IP(192, 168, 1, 1), IP(192, 168, 1, 2), 9000, 7000, 0, 80 + i, i);
+        dp_frame f = mkframe(b, n, t + 0.01 * i, idx++);
+        CHECK_EQ_INT(dp_classifier_frame(c, &f, errbuf), 0);
+        if (i < 3) {
+            CHECK_EQ_INT(dp_packet_transform(f.linktype, b, n, vec, NULL), DP_KEEP);
+            CHECK_EQ_INT(dp_model_predict(m, vec, 1, lp, errbuf), 0);
+            for (int k = 0; k < NCLS; k++)
+                sumA[k] += lp[k];
+        }
+        /* flow B (TCP): 2 packets interleaved with A, plus a pure ACK */
+        if (i < 2) {
+            n = build_frame(b, 6, IP(10, 1, 1, 1), IP(10, 1, 1, 2), 5555, 443, 0x18, 300 + 100 * i, 10 + i);
+            f = mkframe(b, n, t + 0.01 * i + 0.005, idx++);
+            CHECK_EQ_INT(dp_classifier_frame(c, &f, errbuf), 0);
+            dp_packet_transform(f.linktype, b, n, vec, NULL);
+            CHECK_EQ_INT(dp_model_predict(m, vec, 1, lp, errbuf), 0);
+            for (int k = 0; k < NCLS; k++)
+                sumB[k] += lp[k];
+            n = build_frame(b, 6, IP(10, 1, 1, 2), IP(10, 1, 1, 1), 443, 5555, 0x10, 0, 0);
+            f = mkframe(b, n, t + 0.01 * i + 0.006, idx++);
+            CHECK_EQ_INT(dp_classifier_frame(c, &f, errbuf), 0);
+        }
+    }
+    /* A reached 3 packets (batches of 4 have been flushed by now or at finish) */
+    CHECK_EQ_INT(dp_classifier_tick(c, t + 0.1, errbuf), 0);
+    CHECK_EQ_INT(s->n, 1);
+    if (s->n >= 1) {
+        dp_cls_result *r = &s->r[0];
+        CHECK_EQ_INT(r->per_flow, 1);
+        CHECK_EQ_INT(r->reason, DP_FLOW_COMPLETE);
+        CHECK_EQ_INT(r->npackets, 3);
+        CHECK_EQ_INT(r->index, 0);
+        CHECK_NEAR(r->time, t, 1e-9);
+        CHECK_EQ_INT(r->tuple->sport, 9000); /* real tuple of the first packet */
+        CHECK_EQ_INT(r->tuple->dport, 7000);
+        CHECK_EQ_INT(r->tuple->saddr[0], 192);
+        CHECK_EQ_INT(r->tuple->saddr[3], 1);
+        int ids[3];
+        double p[3];
+        dp_cls_topk(sumA, NCLS, 3, ids, p);
+        CHECK_NEAR(r->prob[0], p[0], 1e-4);
+        CHECK(r->top[0] == ids[0] || fabs(p[0] - p[1]) < 1e-4);
+        /* JSON shows the real addresses and the reason */
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *mf = open_memstream(&buf, &len);
+        dp_cls_result_json(mf, m, r);
+        fclose(mf);
+        CHECK_STR_CONTAINS(buf, "\"src\":\"192.168.1.1\",\"sport\":9000,\"dst\":\"192.168.1.2\"");
+        CHECK_STR_CONTAINS(buf, "\"reason\":\"complete\"");
+        CHECK_STR_CONTAINS(buf, "\"packets\":3");
+        CHECK_STR_CONTAINS(buf, "\"top\":[{");
+        CHECK(len > 0 && buf[len - 1] == '\n');
+        free(buf);
+    }
+    /* B goes idle: a packet of a new flow C 5 s later ends it (timeout 1 s) */
+    size_t n = build_frame(b, 17, IP(10, 9, 9, 9), IP(10, 9, 9, 8), 1111, 2222, 0, 64, 99);
+    dp_frame f = mkframe(b, n, t + 5, idx++);
+    CHECK_EQ_INT(dp_classifier_frame(c, &f, errbuf), 0);
+    CHECK_EQ_INT(s->n, 2);
+    if (s->n >= 2) {
+        dp_cls_result *r = &s->r[1];
+        CHECK_EQ_INT(r->reason, DP_FLOW_IDLE);
+        CHECK_EQ_INT(r->npackets, 2);
+        CHECK_EQ_INT(r->tuple->dport, 443);
+        int ids[3];
+        double p[3];
+        dp_cls_topk(sumB, NCLS, 3, ids, p);
+        CHECK_NEAR(r->prob[0], p[0], 1e-4);
+        /* the pure ACK kept B alive until t + 0.016 */
+        CHECK_NEAR(r->end, t + 0.016, 1e-9);
+    }
+    /* end of capture: C (1 packet) is emitted with reason end; A was decided already */
+    CHECK_EQ_INT(dp_classifier_finish(c, DP_FLOW_END, errbuf), 0);
+    CHECK_EQ_INT(s->n, 3);
+    if (s->n >= 3) {
+        CHECK_EQ_INT(s->r[2].reason, DP_FLOW_END);
+        CHECK_EQ_INT(s->r[2].npackets, 1);
+        CHECK_EQ_INT(s->r[2].tuple->sport, 1111);
+    }
+    const dp_cls_stats *st = dp_classifier_stats(c);
+    CHECK_EQ_INT(st->flows, 3);
+    CHECK_EQ_INT(st->ignored, 2);      /* A's 4th and 5th packets */
+    CHECK_EQ_INT(st->classified, 6);   /* 3 + 2 + 1 */
+    CHECK_EQ_INT(st->skipped[DP_SKIP_EMPTY_TCP], 2);
+    CHECK_EQ_INT(st->evicted_idle, 2); /* B, and A (decided already: no second verdict) */
+    dp_classifier_free(c);
+    free(s);
+    dp_model_free(m);
+}
+
+static void test_flow_eviction(void)
+{
+    dp_model *m = load_model();
+    if (!m)
+        SKIP("no model");
+    char errbuf[DP_ERRBUF_SIZE];
+    sink *s = calloc(1, sizeof *s);
+    dp_cls_opts o;
+    dp_cls_opts_default(&o);
+    o.per_flow = 1;
+    o.first_n = 10;
+    o.max_flows = 2;
+    o.idle_timeout = 100;
+    dp_classifier *c = dp_classifier_new(m, &o, collect, s, errbuf);
+    CHECK(c != NULL);
+    if (!c) {
+        free(s);
+        dp_model_free(m);
+        return;
+    }
+    dp_classifier_begin(c, "evict");
+    uint8_t b[2048];
+    /* flows 1, 2, then 1 again (1 becomes the most recent), then 3: evicts 2, then 4: evicts 1 */
+    const int seq[] = {1, 2, 1, 3, 4};
+    for (int i = 0; i < 5; i++) {
+        int fl = seq[i];
+        size_t n = build_frame(b, 17, IP(10, 0, 0, fl), IP(10, 0, 1, fl), (uint16_t)(1000 + fl), 80, 0, 100, i);
+        dp_frame f = mkframe(b, n, 50.0 + i, (uint64_t)i);
+        CHECK_EQ_INT(dp_classifier_frame(c, &f, errbuf), 0);
+    }
+    CHECK_EQ_INT(s->n, 2);
+    if (s->n == 2) {
+        CHECK_EQ_INT(s->r[0].reason, DP_FLOW_EVICTED);
+        CHECK_EQ_INT(s->r[0].tuple->sport, 1002);
+        CHECK_EQ_INT(s->r[0].npackets, 1);
+        CHECK_EQ_INT(s->r[1].reason, DP_FLOW_EVICTED);
+        CHECK_EQ_INT(s->r[1].tuple->sport, 1001);
+        CHECK_EQ_INT(s->r[1].npackets, 2);
+    }
+    CHECK_EQ_INT(dp_classifier_finish(c, DP_FLOW_INTERRUPTED, errbuf), 0);
+    CHECK_EQ_INT(s->n, 4);
+    if (s->n == 4) {
+        CHECK_EQ_INT(s->r[2].reason, DP_FLOW_INTERRUPTED);
+        CHECK_EQ_INT(s->r[3].reason, DP_FLOW_INTERRUPTED);
+        CHECK_EQ_INT(s->r[2].tuple->sport + s->r[3].tuple->sport, 1003 + 1004);
+    }
+    CHECK_EQ_INT(dp_classifier_stats(c)->evicted_full, 2);
+    CHECK_EQ_INT(dp_classifier_stats(c)->flows, 4);
+    /* same 5-tuple in another source is another flow */
+    dp_classifier_begin(c, "other");
+    size_t n = build_frame(b, 17, IP(10, 0, 0, 1), IP(10, 0, 1, 1), 1001, 80, 0, 100, 0);
+    dp_frame f = mkframe(b, n, 60.0, 0);
+    CHECK_EQ_INT(dp_classifier_frame(c, &f, errbuf), 0);
+    CHECK_EQ_INT(dp_classifier_finish(c, DP_FLOW_END, errbuf), 0);
+    CHECK_EQ_INT(s->n, 5);
+    CHECK_EQ_INT(dp_classifier_stats(c)->flows, 5);
+    dp_classifier_free(c);
+    free(s);
+    dp_model_free(m);
+}
+
+/* ---- public API ------------------------------------------------------------------ */
+static void test_public_api(void)
+{
+    const char *p = model_path();
+    if (!p)
+        SKIP("no model");
+    char errbuf[DEEPPACKET_ERRBUF_SIZE];
+    deeppacket *dp = deeppacket_open(p, errbuf);
+    CHECK(dp != NULL);
+    dp_model *m = load_model();
+    if (!dp || !m) {
+        deeppacket_close(dp);
+        dp_model_free(m);
+        return;
+    }
+    CHECK_EQ_INT(deeppacket_nclasses(dp), NCLS);
+    CHECK(!strcmp(deeppacket_class_name(dp, 4), "Voip"));
+    CHECK(!strcmp(deeppacket_class_name(dp, 99), ""));
+    uint8_t b[2048], vec[DP_VEC_LEN];
+    float lp[NCLS];
+    for (int i = 0; i < 5; i++) {
+        size_t n = build_frame(b, i % 2 ? 6 : 17, IP(1, 2, 3, 4), IP(5, 6, 7, 8), 1000, 2000, 0x18, 200 * i + 1, i);
+        deeppacket_result r;
+        CHECK_EQ_INT(deeppacket_classify(dp, 1, b, n, &r, errbuf), 0);
+        CHECK_EQ_INT(r.kept, 1);
+        dp_packet_transform(1, b, n, vec, NULL);
+        CHECK_EQ_INT(dp_model_predict(m, vec, 1, lp, errbuf), 0);
+        CHECK_NEAR(r.probability, exp(lp[r.class_id]), 1e-5);
+        for (int k = 0; k < NCLS; k++)
+            CHECK(lp[k] <= lp[r.class_id] + 1e-5);
+        CHECK(!strcmp(r.class_name, deeppacket_class_name(dp, r.class_id)));
+    }
+    /* dropped frames: not an error */
+    size_t n = build_frame(b, 6, IP(1, 2, 3, 4), IP(5, 6, 7, 8), 1000, 2000, 0x10, 0, 0);
+    deeppacket_result r;
+    CHECK_EQ_INT(deeppacket_classify(dp, 1, b, n, &r, errbuf), 0);
+    CHECK_EQ_INT(r.kept, 0);
+    CHECK(!strcmp(r.skip_reason, "empty_tcp"));
+    CHECK_EQ_INT(r.class_id, -1);
+    CHECK_EQ_INT(deeppacket_classify(dp, 1, b, 5, &r, errbuf), 0);
+    CHECK_EQ_INT(r.kept, 0);
+    deeppacket_close(dp);
+    deeppacket_close(NULL);
+    dp_model_free(m);
+    /* missing model */
+    CHECK(deeppacket_open("/nonexistent/x.model", errbuf) == NULL);
+    CHECK_STR_CONTAINS(errbuf, "/nonexistent/x.model");
+}
+
+/* ---- errors ------------------------------------------------------------------------ */
+
+/* Runs a shell command, returns its exit status and its stderr+stdout. */
+static int run(const char *cmd, char *out, size_t cap)
+{
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static const char *cli(void)
+{
+    static char path[512];
+    const char *b = getenv("BUILD");
+    snprintf(path, sizeof path, "%s/deeppacket", b ? b : "build");
+    return access(path, X_OK) == 0 ? path : NULL;
+}
+
+static void test_errors(void)
+{
+    char errbuf[DP_ERRBUF_SIZE];
+    /* library level */
+    CHECK(dp_model_load("/nonexistent/m.model", errbuf) == NULL);
+    CHECK_STR_CONTAINS(errbuf, "/nonexistent/m.model");
+    CHECK(dp_capture_open_live("nosuchif0", 100, errbuf) == NULL);
+    CHECK_STR_CONTAINS(errbuf, "nosuchif0");
+    const char *cap = crafted_capture();
+    if (cap) {
+        dp_capture *c = dp_capture_open_file(cap, errbuf);
+        CHECK(c != NULL);
+        if (c) {
+            CHECK_EQ_INT(dp_capture_set_filter(c, "udp port notaport", errbuf), -1);
+            CHECK_STR_CONTAINS(errbuf, "notaport");
+            dp_capture_close(c);
+        }
+    }
+    dp_cls_opts o;
+    dp_cls_opts_default(&o);
+    o.first_n = 0;
+    dp_model *m = load_model();
+    if (m) {
+        CHECK(dp_classifier_new(m, &o, collect, NULL, errbuf) == NULL);
+        CHECK_STR_CONTAINS(errbuf, "bad options");
+        dp_model_free(m);
+    }
+    /* command level */
+    const char *dp = cli();
+    if (!dp) {
+        fprintf(stderr, "  note: no deeppacket binary in $BUILD, command checks skipped\n");
+        return;
+    }
+    const char *mp = model_path();
+    char cmd[2048], out[8192];
+    snprintf(cmd, sizeof cmd, "%s classify -m /nonexistent/m.model -r %s 2>&1", dp, cap ? cap : "x.pcap");
+    CHECK_EQ_INT(run(cmd, out, sizeof out), 1);
+    CHECK_STR_CONTAINS(out, "/nonexistent/m.model");
+    if (mp && cap) {
+        snprintf(cmd, sizeof cmd, "%s classify -m %s -r %s -f 'tcp port bogus' 2>&1", dp, mp, cap);
+        CHECK_EQ_INT(run(cmd, out, sizeof out), 1);
+        CHECK_STR_CONTAINS(out, "bogus");
+        snprintf(cmd, sizeof cmd, "%s classify -m %s -i nosuchif0 2>&1", dp, mp);
+        CHECK_EQ_INT(run(cmd, out, sizeof out), 1);
+        CHECK_STR_CONTAINS(out, "nosuchif0");
+        snprintf(cmd, sizeof cmd, "%s classify -m %s -r /nonexistent/c.pcap 2>&1", dp, mp);
+        CHECK_EQ_INT(run(cmd, out, sizeof out), 1);
+        CHECK_STR_CONTAINS(out, "/nonexistent/c.pcap");
+        snprintf(cmd, sizeof cmd, "%s classify -m %s -r %s --per bogus 2>&1", dp, mp, cap);
+        CHECK_EQ_INT(run(cmd, out, sizeof out), 2);
+        snprintf(cmd, sizeof cmd, "%s classify -m %s 2>&1", dp, mp);
+        CHECK_EQ_INT(run(cmd, out, sizeof out), 2);
+        /* a good run: one JSON line per kept packet, summary on stderr */
+        snprintf(cmd, sizeof cmd, "%s classify -m %s -r %s 2>/dev/null | grep -c '^{\"time\":'", dp, mp, cap);
+        run(cmd, out, sizeof out);
+        CHECK_EQ_INT(atoi(out), 75); /* 150 frames: 3 of every 6 kept */
+        snprintf(cmd, sizeof cmd, "%s classify -m %s -r %s --per flow -o %s/v.jsonl 2>&1 >/dev/null", dp, mp, cap,
+                 dp_test_tmpdir());
+        CHECK_EQ_INT(run(cmd, out, sizeof out), 0);
+        CHECK_STR_CONTAINS(out, "150 packets seen, 75 kept");
+        CHECK_STR_CONTAINS(out, "3 flows");
+        CHECK_STR_CONTAINS(out, "not_ip 25");
+        CHECK_STR_CONTAINS(out, "dns 25");
+        snprintf(cmd, sizeof cmd, "grep -c '\"reason\":\"complete\"' %s/v.jsonl", dp_test_tmpdir());
+        run(cmd, out, sizeof out);
+        CHECK_EQ_INT(atoi(out), 3);
+    }
+}
+
+/* ---- live over loopback ------------------------------------------------------------ */
+static dp_capture *volatile g_live;
+static void on_alarm(int sig)
+{
+    (void)sig;
+    if (g_live)
+        dp_capture_break(g_live); /* watchdog: never hang on a silent interface */
+}
+
+struct sender {
+    int port, count;
+};
+
+static void *send_udp(void *arg)
+{
+    struct sender *s = arg;
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)s->port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    char msg[200];
+    memset(msg, 'x', sizeof msg);
+    usleep(300000);
+    for (int i = 0; i < s->count; i++) {
+        sendto(fd, msg, 50 + (size_t)i, 0, (struct sockaddr *)&a, sizeof a);
+        usleep(20000);
+    }
+    close(fd);
+    return NULL;
+}
+
+static void test_live_loopback(void)
+{
+    if (geteuid() != 0)
+        SKIP("live capture needs root (CI runs as root)");
+    char errbuf[DP_ERRBUF_SIZE];
+    dp_capture *cap = dp_capture_open_live("lo", 100, errbuf);
+    if (!cap)
+        SKIP("loopback interface unavailable: %s", errbuf);
+    dp_model *m = load_model();
+    if (!m) {
+        dp_capture_close(cap);
+        SKIP("no model");
+    }
+    dp_rng r;
+    dp_rng_seed(&r, (uint64_t)getpid() ^ (uint64_t)time(NULL));
+    int port = 20000 + (int)dp_rng_below(&r, 30000);
+    char bpf[64];
+    snprintf(bpf, sizeof bpf, "udp and dst port %d", port);
+    CHECK_EQ_INT(dp_capture_set_filter(cap, bpf, errbuf), 0);
+    sink *s = calloc(1, sizeof *s);
+    dp_cls_opts o;
+    dp_cls_opts_default(&o);
+    dp_classifier *c = dp_classifier_new(m, &o, collect, s, errbuf);
+    dp_classifier_begin(c, "lo");
+    struct sender snd = {port, 8};
+    pthread_t th;
+    pthread_create(&th, NULL, send_udp, &snd);
+    double t0 = dp_now();
+    g_live = cap;
+    signal(SIGALRM, on_alarm);
+    alarm(10);
+    int got = 0;
+    while (got < snd.count && dp_now() - t0 < 10) {
+        dp_frame f;
+        int rr = dp_capture_next(cap, &f, errbuf);
+        if (rr == 1) {
+            got++;
+            CHECK_EQ_INT(dp_classifier_frame(c, &f, errbuf), 0);
+            /* partial batch flushed right away, as the live command does on ticks */
+            CHECK_EQ_INT(dp_classifier_tick(c, f.time, errbuf), 0);
+        } else if (rr != 2) {
+            break;
+        }
+    }
+    alarm(0);
+    g_live = NULL;
+    pthread_join(th, NULL);
+    CHECK_EQ_INT(got, snd.count);
+    CHECK_EQ_INT(s->n, snd.count);
+    for (int i = 0; i < s->n; i++) {
+        CHECK_EQ_INT(s->t[i].dport, port);
+        CHECK_EQ_INT(s->t[i].proto, 17);
+        CHECK_EQ_INT(s->t[i].saddr[0], 127);
+        CHECK(s->r[i].prob[0] > 0 && s->r[i].prob[0] <= 1);
+    }
+    dp_classifier_free(c);
+    dp_capture_close(cap);
+    free(s);
+    dp_model_free(m);
+
+    /* the command, per flow, ended by SIGTERM: the pending flow is emitted */
+    const char *dp = cli();
+    const char *mp = model_path();
+    if (!dp || !mp)
+        return;
+    char outp[600], errp[600], cmd[2048];
+    snprintf(outp, sizeof outp, "%s/live.jsonl", dp_test_tmpdir());
+    snprintf(errp, sizeof errp, "%s/live.err", dp_test_tmpdir());
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (!freopen(outp, "w", stdout) || !freopen(errp, "w", stderr))
+            _exit(127);
+        execl(dp, dp, "classify", "-m", mp, "-i", "lo", "-f", bpf, "--per", "flow", "--first", "100", (char *)NULL);
+        _exit(127);
+    }
+    /* wait for "listening" */
+    char buf[4096] = "";
+    for (int i = 0; i < 100 && !strstr(buf, "listening"); i++) {
+        usleep(50000);
+        FILE *e = fopen(errp, "r");
+        if (e) {
+            size_t n = fread(buf, 1, sizeof buf - 1, e);
+            buf[n] = 0;
+            fclose(e);
+        }
+    }
+    CHECK_STR_CONTAINS(buf, "listening");
+    snd.count = 5;
+    send_udp(&snd);
+    usleep(300000);
+    kill(pid, SIGTERM);
+    int st;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    snprintf(cmd, sizeof cmd, "cat %s %s", outp, errp);
+    char out[8192];
+    run(cmd, out, sizeof out);
+    CHECK_STR_CONTAINS(out, "\"reason\":\"interrupted\"");
+    CHECK_STR_CONTAINS(out, "\"packets\":5");
+    CHECK_STR_CONTAINS(out, "\"src\":\"127.0.0.1\"");
+    CHECK_STR_CONTAINS(out, "5 packets seen, 5 kept, 5 classified, 1 flows");
+}
+
+int main(void)
+{
+    dp_test_prog = "test_classify";
+    DP_RUN(test_flowtable);
+    DP_RUN(test_topk);
+    DP_RUN(test_per_packet_equals_predict);
+    DP_RUN(test_flow_aggregation);
+    DP_RUN(test_flow_eviction);
+    DP_RUN(test_public_api);
+    DP_RUN(test_errors);
+    DP_RUN(test_live_loopback);
+    return dp_test_end();
+}
