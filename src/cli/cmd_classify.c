@@ -2,7 +2,7 @@
  *
  *   deeppacket classify -m MODEL (-r CAPTURE [CAPTURE...] | -i IFACE) [-f BPF]
  *       [--per packet|flow] [--first N] [-o OUT.jsonl] [--idle-timeout S]
- *       [--max-flows N] [--batch N]
+ *       [--max-flows N] [--batch N] [--threads N]
  *
  * One JSON object per verdict on stdout (or OUT.jsonl, written atomically),
  * flushed per line; a summary on stderr at exit.
@@ -16,6 +16,7 @@
 #include "capture/dp_capture.h"
 #include "classify/dp_classify.h"
 #include "cli/dp_cli.h"
+#include "nn/dp_nn.h"
 #include "util/dp_util.h"
 
 static dp_capture *volatile g_cap;
@@ -35,7 +36,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: deeppacket classify -m MODEL (-r CAPTURE [CAPTURE...] | -i IFACE) [-f BPF]\n"
             "           [--per packet|flow] [--first N] [-o OUT.jsonl] [--idle-timeout S]\n"
-            "           [--max-flows N] [--batch N]\n"
+            "           [--max-flows N] [--batch N] [--threads N]\n"
             "  -m MODEL          model file written by `deeppacket train`\n"
             "  -r CAPTURE...     pcap/pcapng files (flows never span two files)\n"
             "  -i IFACE          live interface (Ctrl-C or SIGTERM ends it, emitting pending flows)\n"
@@ -46,6 +47,7 @@ static void usage(FILE *f)
             "  --max-flows N     flow table size; when full the least recently active flow\n"
             "                    ends (65536)\n"
             "  --batch N         packets per model call (64)\n"
+            "  --threads N       threads of the matrix library (default: all CPUs)\n"
             "  -o OUT.jsonl      write verdicts there (atomically) instead of stdout\n"
             "Output: JSON lines {time, source, index, proto, src, sport, dst, dport, class,\n"
             "label, prob, top[3]} (+ end, flow, packets, reason per flow). Summary on stderr.\n");
@@ -115,7 +117,7 @@ int cmd_classify(int argc, char **argv)
 {
     const char *model_path = NULL, *iface = NULL, *bpf = NULL, *out_path = NULL;
     const char **files = calloc((size_t)argc, sizeof *files);
-    int nfiles = 0;
+    int nfiles = 0, threads = 0;
     dp_cls_opts o;
     dp_cls_opts_default(&o);
     if (!files)
@@ -179,6 +181,12 @@ int cmd_classify(int argc, char **argv)
                 goto out;
             }
             o.batch = (int)n;
+        } else if (!strcmp(a, "--threads")) {
+            if (dp_cli_parse_int(v, 1, 64, &n) < 0) {
+                dp_cli_usage_error("classify", "--threads wants a count in [1, 64], not '%s'", v);
+                goto out;
+            }
+            threads = (int)n;
         } else if (!strcmp(a, "--idle-timeout")) {
             if (dp_cli_parse_double(v, 1e-6, 1e9, &d) < 0) {
                 dp_cli_usage_error("classify", "--idle-timeout wants seconds > 0, not '%s'", v);
@@ -200,6 +208,7 @@ int cmd_classify(int argc, char **argv)
     }
 
     rc = 1;
+    dp_nn_set_threads(threads);
     char errbuf[DP_ERRBUF_SIZE] = "";
     dp_model *m = dp_model_load(model_path, errbuf);
     if (!m) {
