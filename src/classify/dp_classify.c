@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "classify/dp_classify.h"
 
@@ -159,6 +160,13 @@ static void emit_flow(dp_classifier *c, dp_flow *fl, dp_flow_reason reason)
     c->emit(c->ctx, &r);
 }
 
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 /* Predicts the pending batch and hands out what it decides. */
 static int run_batch(dp_classifier *c, char *errbuf)
 {
@@ -166,10 +174,11 @@ static int run_batch(dp_classifier *c, char *errbuf)
         return 0;
     int nb = c->nb;
     c->nb = 0;
-    double t0 = dp_now();
+    double t0 = dp_now(), c0 = cpu_now();
     if (dp_model_predict(c->m, c->vec, nb, c->lp, errbuf) < 0)
         return -1;
     c->st.model_seconds += dp_now() - t0;
+    c->st.model_cpu_seconds += cpu_now() - c0;
     c->st.classified += (uint64_t)nb;
     for (int i = 0; i < nb; i++) {
         const float *lp = c->lp + (size_t)i * (size_t)c->ncls;

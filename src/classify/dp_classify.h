@@ -112,7 +112,8 @@ typedef struct dp_cls_stats {
     uint64_t flows;                           /* flows created */
     uint64_t verdicts;                        /* emitted */
     uint64_t evicted_idle, evicted_full;      /* flows removed that way */
-    double model_seconds;                     /* time inside dp_model_predict */
+    double model_seconds;                     /* wall time inside dp_model_predict */
+    double model_cpu_seconds;                 /* process CPU time inside it (all threads) */
 } dp_cls_stats;
 
 typedef struct dp_classifier dp_classifier;

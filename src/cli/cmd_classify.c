@@ -323,11 +323,10 @@ int cmd_classify(int argc, char **argv)
     const dp_cls_stats *st = dp_classifier_stats(cls);
     fprintf(stderr,
             "deeppacket classify: %llu packets seen, %llu kept, %llu classified, %llu flows, "
-            "%llu verdicts (per %s) in %.2f s: %.0f packets/s (model %.2f s: %.0f classified/s)\n",
+            "%llu verdicts (per %s) in %.2f s: %.0f packets/s (model %.2f s, %.2f CPU s)\n",
             (unsigned long long)st->seen, (unsigned long long)st->kept, (unsigned long long)st->classified,
             (unsigned long long)st->flows, (unsigned long long)st->verdicts, o.per_flow ? "flow" : "packet", dt,
-            dt > 0 ? st->seen / dt : 0.0, st->model_seconds,
-            st->model_seconds > 0 ? st->classified / st->model_seconds : 0.0);
+            dt > 0 ? st->seen / dt : 0.0, st->model_seconds, st->model_cpu_seconds);
     fprintf(stderr, "deeppacket classify: skipped:");
     for (int v = 1; v < DP_VERDICT_COUNT; v++)
         fprintf(stderr, " %s %llu%s", dp_verdict_name((dp_verdict)v), (unsigned long long)st->skipped[v],
