@@ -40,6 +40,35 @@ def load(d):
     return x, y, names
 
 
+def read_model(path):
+    """Reads a deeppacket model file (docs/model-format.md) -> {name: array}."""
+    import struct
+    b = open(path, "rb").read()
+    if b[:8] != b"DPMODEL\0":
+        raise SystemExit("%s: not a deeppacket model file" % path)
+    pos = 8 + 4 + 4 * 4 + 4 * 7 + 4 + 4 * 8 + 4 + 4 * 6 + 4 * 6 + 8 * 2
+    ncls = struct.unpack_from("<I", b, 20)[0]
+    for _ in range(ncls):
+        n = struct.unpack_from("<H", b, pos)[0]
+        pos += 2 + n
+    nt = struct.unpack_from("<I", b, pos)[0]
+    pos += 4
+    table = []
+    for _ in range(nt):
+        n = struct.unpack_from("<H", b, pos)[0]
+        name = b[pos + 2:pos + 2 + n].decode()
+        pos += 2 + n
+        nd = struct.unpack_from("<I", b, pos)[0]
+        shape = struct.unpack_from("<%dI" % nd, b, pos + 4)
+        pos += 4 + 4 * nd
+        off, numel = struct.unpack_from("<QQ", b, pos)
+        pos += 16
+        table.append((name, shape, off, numel))
+    nparams = struct.unpack_from("<Q", b, pos)[0]
+    data = np.frombuffer(b, dtype="<f4", count=nparams, offset=pos + 8)
+    return {name: data[off:off + numel].reshape(shape).copy() for name, shape, off, numel in table}
+
+
 def batch(x, idx):
     return torch.from_numpy(np.asarray(x[idx], dtype=np.float32) / np.float32(255.0))
 
@@ -129,11 +158,17 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=9876)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--init", help="start from the weights of this deeppacket model file "
+                    "(e.g. `deeppacket train --epochs 0`: the C initialisation)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     x, y, names = load(args.train)
     model = tm.make(args.model, tm.APP if args.task == "app" else tm.TRAFFIC, len(names))
+    if args.init:
+        sd = {k: torch.from_numpy(v) for k, v in read_model(args.init).items()}
+        model.load_state_dict(sd)
+        print("initial weights from %s" % args.init, file=sys.stderr)
     secs = train(model, x, y, args)
     xt, yt, _ = load(args.test)
     model.eval()

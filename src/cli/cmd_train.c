@@ -15,7 +15,7 @@ static void usage(FILE *f)
             "  -m, --model-file FILE  model to write (checkpoint: FILE.ckpt, rewritten each epoch)\n"
             "  -t, --task TASK        app or traffic\n"
             "      --model KIND       cnn (default) or sae\n"
-            "      --epochs N         at most N epochs (20)\n"
+            "      --epochs N         at most N epochs (20; 0 writes the initialised model)\n"
             "      --batch-size N     mini-batch size (16)\n"
             "      --lr X             Adam learning rate (1e-3)\n"
             "      --seed N           seed of init, shuffling, dropout (9876)\n"
@@ -64,7 +64,7 @@ int cmd_train(int argc, char **argv)
                 return dp_cli_usage_error("train", "unknown model '%s' (cnn or sae)", optarg);
             break;
         case 'E':
-            if (dp_cli_parse_int(optarg, 1, 100000, &v) < 0)
+            if (dp_cli_parse_int(optarg, 0, 100000, &v) < 0)
                 return dp_cli_usage_error("train", "bad --epochs '%s'", optarg);
             o.hp.epochs = (int)v;
             break;
