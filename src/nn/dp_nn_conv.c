@@ -30,7 +30,7 @@
 
 /* C*K at or below this uses the direct loops instead of the BLAS. */
 #define DIRECT_MAX_CK 16
-/* im2col/col2im of fewer floats than this stay on one thread. */
+/* passes over fewer floats than this stay on one thread */
 #define PAR_MIN_FLOATS (1 << 16)
 /* target GEMM width (columns) of a sample group */
 #ifndef GROUP_COLS
@@ -95,21 +95,11 @@ static void im2col_range(const colctx *c, int c0, int c1)
     }
 }
 
-static void im2col_task(void *ctx, int i, int n)
-{
-    const colctx *c = ctx;
-    im2col_range(c, (int)((long)c->C * i / n), (int)((long)c->C * (i + 1) / n));
-}
-
 /* col [C*K, ldc] (first LO columns) <- x [C, L] */
-static void im2col(float *col, size_t ldc, const float *x, int C, int L, int K, int S, int LO, int par)
+static void im2col(float *col, size_t ldc, const float *x, int C, int L, int K, int S, int LO)
 {
     colctx c = {.col = col, .xc = x, .C = C, .L = L, .K = K, .S = S, .LO = LO, .ldc = ldc};
-    int nt = dp_nn_get_threads();
-    if (par && nt > 1 && (size_t)C * K * LO >= PAR_MIN_FLOATS && C >= nt)
-        dp_nn_parallel_for(nt, im2col_task, &c);
-    else
-        im2col_range(&c, 0, C);
+    im2col_range(&c, 0, C);
 }
 
 static void col2im_range(const colctx *c, int c0, int c1)
@@ -132,21 +122,11 @@ static void col2im_range(const colctx *c, int c0, int c1)
     }
 }
 
-static void col2im_task(void *ctx, int i, int n)
-{
-    const colctx *c = ctx;
-    col2im_range(c, (int)((long)c->C * i / n), (int)((long)c->C * (i + 1) / n));
-}
-
 /* x [C, L] (overwritten) <- col [C*K, ldc] summed over overlapping taps */
-static void col2im(float *x, const float *col, size_t ldc, int C, int L, int K, int S, int LO, int par)
+static void col2im(float *x, const float *col, size_t ldc, int C, int L, int K, int S, int LO)
 {
     colctx c = {.col = (float *)col, .x = x, .C = C, .L = L, .K = K, .S = S, .LO = LO, .ldc = ldc};
-    int nt = dp_nn_get_threads();
-    if (par && nt > 1 && (size_t)C * K * LO >= PAR_MIN_FLOATS && C >= nt)
-        dp_nn_parallel_for(nt, col2im_task, &c);
-    else
-        col2im_range(&c, 0, C);
+    col2im_range(&c, 0, C);
 }
 
 /* Sum of n floats in a fixed order, 8 lanes (vectorises without -ffast-math). */
@@ -194,7 +174,7 @@ static void direct_im2col_task(void *ctx, int i, int n)
     const directctx *d = ctx;
     for (int b = d->B * i / n; b < d->B * (i + 1) / n; b++)
         im2col(d->col + (size_t)b * d->CK * d->LO, (size_t)d->LO, d->inp + (size_t)b * d->C * d->L, d->C, d->L,
-               d->K, d->S, d->LO, 0);
+               d->K, d->S, d->LO);
 }
 
 /* out[b, o, :] for o in this chunk, all b */
@@ -255,7 +235,7 @@ static void direct_dx_task(void *ctx, int i, int n)
                     dc[t] += wv * g[t];
             }
         }
-        col2im(d->dinp + (size_t)b * d->C * d->L, dcol, (size_t)LO, d->C, d->L, d->K, d->S, LO, 0);
+        col2im(d->dinp + (size_t)b * d->C * d->L, dcol, (size_t)LO, d->C, d->L, d->K, d->S, LO);
     }
 }
 
