@@ -5,14 +5,14 @@
 #
 #   make BUILD=build -j2 && BUILD=build bench/bench_classify.sh
 #
-# Input: data/corpus (the project's sample corpus) and, when present,
+# Input: data/corpus (the project's sample corpus; CORPUS=dir for another) and, when present,
 # ../shared/data/iscx-sample. The model is a randomly initialised traffic
 # CNN of the spec's architecture (11 classes): a trained one costs exactly
 # the same per packet. Every run uses --threads 1 and is measured in CPU
 # seconds (user + sys, /usr/bin/time), so the figures are per core and
 # robust to other load on a shared machine; wall-clock rates are printed too.
 #
-# Environment: BUILD (default build), REPEATS (best of, 2), MAX_FILES (captures
+# Environment: BUILD (default build), REPEATS (best of, 2), MAX_FILES (iscx-sample captures
 # per set, 12: iscx-sample's 41 files hold 115k packets, minutes per run), NICE (default
 # "nice -n 5"; "" for none), DP_SHARED_DATA (default ../shared/data).
 # Prints a markdown report on stdout.
@@ -23,6 +23,7 @@ BIN=$BUILD/deeppacket
 DATA=${DP_SHARED_DATA:-../shared/data}
 REPEATS=${REPEATS:-2}
 MAX_FILES=${MAX_FILES:-12}
+CORPUS=${CORPUS:-data/corpus}
 NICE=${NICE-nice -n 5}
 [ -x "$BIN" ] || { echo "bench_classify: no $BIN (make BUILD=$BUILD first)" >&2; exit 1; }
 [ -f "$BUILD/libdeeppacket.a" ] || { echo "bench_classify: no $BUILD/libdeeppacket.a" >&2; exit 1; }
@@ -88,14 +89,14 @@ echo
 echo "| run | seen | kept | classified | verdicts | wall s | CPU s | seen/CPU-s | classified/CPU-s | model-only classified/CPU-s |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 sets=()
-if compgen -G "data/corpus/*.pcap" >/dev/null; then sets+=("corpus:data/corpus"); fi
+if compgen -G "$CORPUS/*.pcap" >/dev/null; then sets+=("corpus:$CORPUS"); fi
 if [ -d "$DATA/iscx-sample" ]; then sets+=("iscx-sample:$DATA/iscx-sample"); fi
 [ ${#sets[@]} -gt 0 ] || { echo "bench_classify: no data/corpus and no $DATA/iscx-sample" >&2; exit 1; }
 for s in "${sets[@]}"; do
   name=${s%%:*}; dir=${s#*:}
   files=("$dir"/*.pcap)
   # spread the sample over the classes: every k-th file
-  if [ ${#files[@]} -gt "$MAX_FILES" ]; then
+  if [ "$name" != corpus ] && [ ${#files[@]} -gt "$MAX_FILES" ]; then
     k=$(( (${#files[@]} + MAX_FILES - 1) / MAX_FILES )); sel=()
     for ((i = 0; i < ${#files[@]}; i += k)); do sel+=("${files[$i]}"); done
     files=("${sel[@]}")
