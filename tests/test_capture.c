@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -660,6 +661,12 @@ static void test_timestamps(void)
     if (!c)
         return;
     CHECK_EQ_INT(dp_capture_linktype(c), 1);
+    /* a break on a file: one 3, then reading goes on where it was */
+    dp_capture_break(c);
+    CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), 3);
+    uint64_t rx = 9, drop = 9;
+    dp_capture_stats(c, &rx, &drop);
+    CHECK(rx == 0 && drop == 0);
     for (int i = 0; i < 3; i++) {
         CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), 1);
         CHECK_NEAR(f.time, 1000000000.25 + i, 1e-6);
@@ -870,6 +877,13 @@ static void test_dumper(void)
 }
 
 /* ---- (e) live capture on loopback ------------------------------------------ */
+static void *breaker(void *arg)
+{
+    usleep(100000);
+    dp_capture_break((dp_capture *)arg);
+    return NULL;
+}
+
 static void test_live(void)
 {
     dp_capture *c = dp_capture_open_live("lo", 100, errbuf);
@@ -914,11 +928,27 @@ static void test_live(void)
     /* a read with nothing to see times out */
     int rc = dp_capture_next(c, &f, errbuf);
     CHECK(rc == 2 || rc == 1);
-    dp_capture_break(c);
-    CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), 3);
     uint64_t rx, drop;
     dp_capture_stats(c, &rx, &drop);
     CHECK(rx >= 1);
+    dp_capture_break(c);
+    CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), 3);
+    /* the break is used up: the next read is an ordinary timeout */
+    rc = dp_capture_next(c, &f, errbuf);
+    CHECK(rc == 2 || rc == 1);
+    /* a break from another thread wakes a blocked read at once */
+    dp_capture_close(c);
+    c = dp_capture_open_live("lo", 5000, errbuf);
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    CHECK_EQ_INT(dp_capture_set_filter(c, "udp and dst port 45998", errbuf), 0);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, breaker, c) == 0);
+    double t0 = dp_now();
+    CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), 3);
+    CHECK(dp_now() - t0 < 2.0);
+    pthread_join(th, NULL);
     dp_capture_close(c);
 
     c = dp_capture_open_live("no-such-interface-xyz", 100, errbuf);

@@ -590,7 +590,8 @@ static void test_random_frames(void)
     uint64_t s = 12345;
     int kept = 0;
     for (int it = 0; it < 200000; it++) {
-        size_t len = (size_t)(s % sizeof f);
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        size_t len = (size_t)((s >> 33) % sizeof f);
         for (size_t i = 0; i < len; i++) {
             s = s * 6364136223846793005ULL + 1442695040888963407ULL;
             f[i] = (uint8_t)(s >> 56);
@@ -615,7 +616,8 @@ static void test_random_frames(void)
                 }
         }
     }
-    CHECK(kept > 0);
+    fprintf(stderr, "  random frames: %d of 200000 kept\n", kept);
+    CHECK(kept > 1000);
 }
 
 int main(void)

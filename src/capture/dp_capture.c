@@ -13,10 +13,12 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pcap/pcap.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,6 +28,9 @@ struct dp_capture {
     pcap_t *p;
     char *name;        /* file path or interface, for messages */
     int live;
+    int fd;            /* live: selectable descriptor (-1 if none) */
+    int timeout_ms;    /* live: read timeout */
+    int wakefd;        /* live: eventfd that dp_capture_break signals */
     int nano;          /* timestamps in nanoseconds */
     int linktype;      /* LINKTYPE_* */
     int failed;        /* a read error happened: keep reporting it */
@@ -117,6 +122,8 @@ static dp_capture *cap_new(pcap_t *p, const char *name, int live, char *errbuf)
     c->live = live;
     c->nano = pcap_get_tstamp_precision(p) == PCAP_TSTAMP_PRECISION_NANO;
     c->linktype = dlt_to_lt(pcap_datalink(p));
+    c->fd = -1;
+    c->wakefd = -1;
     return c;
 }
 
@@ -164,8 +171,20 @@ dp_capture *dp_capture_open_live(const char *iface, int timeout_ms, char *errbuf
         pcap_close(p);
         return NULL;
     }
-    /* rc > 0 is a warning (e.g. promiscuous mode unsupported): go on */
-    return cap_new(p, iface, 1, errbuf);
+    /* rc > 0 is a warning (e.g. promiscuous mode unsupported): go on.
+     * In immediate mode libpcap's own read timeout does not fire on Linux
+     * while no packet arrives, so reads are non-blocking and the timeout is
+     * a poll() on the capture descriptor. */
+    dp_capture *c = cap_new(p, iface, 1, errbuf);
+    if (!c)
+        return NULL;
+    c->timeout_ms = timeout_ms;
+    c->fd = pcap_get_selectable_fd(p);
+    if (c->fd >= 0 && pcap_setnonblock(p, 1, perr) != 0)
+        c->fd = -1;
+    if (c->fd >= 0)
+        c->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    return c;
 }
 
 int dp_capture_set_filter(dp_capture *c, const char *bpf, char *errbuf)
@@ -189,7 +208,45 @@ int dp_capture_next(dp_capture *c, dp_frame *f, char *errbuf)
     }
     struct pcap_pkthdr *h;
     const u_char *data;
-    int rc = pcap_next_ex(c->p, &h, &data);
+    int rc;
+    if (c->live) {
+        /* Live reads are non-blocking with our own poll() timeout: in
+         * immediate mode libpcap's timeout does not fire on Linux while no
+         * packet arrives, and a non-blocking read does not see
+         * pcap_breakloop(), so the break is our own flag (+ eventfd). */
+        if (c->broken) {
+            c->broken = 0;
+            return 3;
+        }
+        rc = pcap_next_ex(c->p, &h, &data);
+        if (rc == 0 && c->fd >= 0) {
+            struct pollfd pfd[2] = {{.fd = c->fd, .events = POLLIN},
+                                    {.fd = c->wakefd, .events = POLLIN}};
+            int pr = poll(pfd, c->wakefd >= 0 ? 2 : 1, c->timeout_ms);
+            if (c->wakefd >= 0 && pr > 0 && (pfd[1].revents & POLLIN)) {
+                uint64_t v;
+                if (read(c->wakefd, &v, sizeof v) < 0) { /* already drained */
+                }
+            }
+            if (c->broken) {
+                c->broken = 0;
+                return 3;
+            }
+            if (pr < 0 && errno != EINTR) {
+                snprintf(c->errmsg, sizeof c->errmsg, "%s: poll: %s", c->name,
+                         strerror(errno));
+                dp_err(errbuf, "%s", c->errmsg);
+                return -1;
+            }
+            if (pr <= 0 || !(pfd[0].revents & POLLIN))
+                return 2;
+            rc = pcap_next_ex(c->p, &h, &data);
+        }
+        if (rc == PCAP_ERROR_BREAK) /* pcap's leftover break flag */
+            return 2;
+    } else {
+        rc = pcap_next_ex(c->p, &h, &data);
+    }
     if (rc == 1) {
         f->data = data;
         f->caplen = h->caplen;
@@ -223,6 +280,11 @@ void dp_capture_break(dp_capture *c)
 {
     c->broken = 1;
     pcap_breakloop(c->p);
+    if (c->wakefd >= 0) {
+        uint64_t one = 1;
+        if (write(c->wakefd, &one, sizeof one) < 0) { /* already signalled */
+        }
+    }
 }
 
 void dp_capture_stats(dp_capture *c, uint64_t *received, uint64_t *dropped)
@@ -244,6 +306,8 @@ void dp_capture_close(dp_capture *c)
     if (!c)
         return;
     pcap_close(c->p);
+    if (c->wakefd >= 0)
+        close(c->wakefd);
     free(c->name);
     free(c);
 }
