@@ -112,6 +112,11 @@ static const pcase cases[] = {
     {"eth pppoe v4", 1, ETH("8864") "110000010026" "0021" V4UDP, DP_KEEP, V4UDP_VEC, SWEEP},
     {"eth trailer excluded", 1, ETH("0800") V4TCP "000000000000aabb", DP_KEEP, V4TCP_VEC,
      NOSWEEP},
+    {"eth v6 trailer excluded", 1, ETH("86dd") V6UDP "a5a5a5a5", DP_KEEP, V6UDP_VEC, NOSWEEP},
+    {"raw v4 udp bytes past total length excluded", 101, V4UDP "ffffffff", DP_KEEP, V4UDP_VEC,
+     NOSWEEP},
+    {"sll trailer excluded", 113, "0000" "0001" "0006" "020000000001" "0000" "0800" V4TCP
+     "0000", DP_KEEP, V4TCP_VEC, NOSWEEP},
     {"raw 12 v4", 12, V4TCP, DP_KEEP, V4TCP_VEC, SWEEP},
     {"raw 14 v6", 14, V6TCP, DP_KEEP, V6TCP_VEC, SWEEP},
     {"raw 101 v4", 101, V4UDP, DP_KEEP, V4UDP_VEC, SWEEP},
