@@ -5,7 +5,7 @@
 #
 #   sudo scripts/make-corpus.sh [-o OUTDIR] [-s SEED] [-n SESSIONS_PER_CLASS] [-b DEEPPACKET]
 #
-# Defaults: OUTDIR data/corpus, SEED 9876, 10 sessions per class, the
+# Defaults: OUTDIR data/corpus, SEED 9876, 11 sessions per class, the
 # binary build/deeppacket (built with `make` if missing). Needs root (live
 # capture, `ip link set lo mtu`), and openssh-server, openssh-client,
 # openssl, curl, python3, iproute2. Takes about 5-8 minutes.
@@ -27,7 +27,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$ROOT/data/corpus
 SEED=9876
-NSESS=10
+NSESS=11
 DP=$ROOT/build/deeppacket
 while getopts "o:s:n:b:h" opt; do
   case $opt in
@@ -143,13 +143,13 @@ printf 'prefix\tapp_id\tapp_name\ttraffic_id\ttraffic_name\n' >"$LABELS"
 label() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$LABELS"; }
 
 # ---- sessions -------------------------------------------------------------------
-# file_transfer VPN(0|1) I: scp/sftp up/down of a 15-60 KB file
+# file_transfer VPN(0|1) I: scp/sftp up/down of a 20-80 KB file
 file_transfer() {
   local vpn=$1 i=$2 kinds=(scpup scpdown sftpup sftpdown)
   local kind=${kinds[$(( (i - 1) % 4 ))]} size port name
-  size=$(( $(rnd 15 60) * 1024 ))
+  size=$(( $(rnd 20 80) * 1024 ))
   head -c "$size" /dev/urandom >"$TMP/file.bin"
-  rm -f "$TMP/got.bin" /root/dp-corpus-up.bin
+  rm -f "$TMP/got.bin" "$TMP/up.bin"
   if [ "$vpn" = 1 ]; then
     name=$(printf 'vpn_%s_%02d' "$kind" "$i"); port=22122
     cap_start "$name" "tcp port 22022"; tunnel_up 22122 22023
@@ -158,26 +158,26 @@ file_transfer() {
     cap_start "$name" "tcp port 22022"
   fi
   case $kind in
-    scpup)    scp -O -q "${SSHOPT[@]}" -P $port "$TMP/file.bin" root@127.0.0.1:/root/dp-corpus-up.bin ;;
+    scpup)    scp -O -q "${SSHOPT[@]}" -P $port "$TMP/file.bin" "root@127.0.0.1:$TMP/up.bin" ;;
     scpdown)  scp -O -q "${SSHOPT[@]}" -P $port "root@127.0.0.1:$TMP/file.bin" "$TMP/got.bin" ;;
-    sftpup)   echo "put $TMP/file.bin /root/dp-corpus-up.bin" | sftp -q -b - "${SSHOPT[@]}" -P $port root@127.0.0.1 >/dev/null ;;
+    sftpup)   echo "put $TMP/file.bin $TMP/up.bin" | sftp -q -b - "${SSHOPT[@]}" -P $port root@127.0.0.1 >/dev/null ;;
     sftpdown) echo "get $TMP/file.bin $TMP/got.bin" | sftp -q -b - "${SSHOPT[@]}" -P $port root@127.0.0.1 >/dev/null ;;
   esac
   sleep "0.$(rnd 1 9)"
   [ "$vpn" = 1 ] && tunnel_down
   cap_stop
-  rm -f /root/dp-corpus-up.bin
+  rm -f "$TMP/up.bin"
   if [ "$vpn" = 1 ]; then label "$name" "" "" 6 "VPN: File Transfer"
   elif [[ $kind = scp* ]]; then label "$name" 8 SCP 2 "File Transfer"
   else label "$name" 9 SFTP 2 "File Transfer"; fi
 }
 
-# streaming VPN I: 2-4 media chunks of 6-16 KB, each fetched at 64-256 KB/s, with pauses
+# streaming VPN I: 2-4 media chunks of 8-20 KB, each fetched at 64-256 KB/s, with pauses
 streaming() {
   local vpn=$1 i=$2 name port urls=() n k
   n=$(rnd 2 4)
   for k in $(seq "$n"); do
-    head -c $(( $(rnd 6 16) * 1024 )) /dev/urandom >"$TMP/www/seg$k.m4s"
+    head -c $(( $(rnd 8 20) * 1024 )) /dev/urandom >"$TMP/www/seg$k.m4s"
   done
   (cd "$TMP/www" && exec openssl s_server -quiet -WWW -accept 127.0.0.1:24443 \
      -cert "$TMP/tls.crt" -key "$TMP/tls.key" >/dev/null 2>&1) &
@@ -241,13 +241,18 @@ for i in $(seq "$NSESS"); do
   talk voip 1 "$i"
 done
 
-cp "$ROOT/scripts/corpus/README.in" "$NEW/README.md" 2>/dev/null || true
+# README: how it was made (template) + what this copy holds (from a preprocessing run)
+"$DP" preprocess -q -s "$NEW" -t "$TMP/pp" -l "$LABELS" >/dev/null 2>&1 || die "preprocessing the new corpus failed"
+{ cat "$ROOT/scripts/corpus/README.in"
+  echo
+  echo "Generated $(date -u +%Y-%m-%d) with \`scripts/make-corpus.sh -n $NSESS -s $SEED\`."
+  echo
+  $PY "$ROOT/scripts/corpus/stats.py" "$TMP/pp/summary.json" "$NEW"
+} >"$NEW/README.md"
 total=$(du -cb "$NEW"/*.pcap | tail -n 1 | cut -f1)
 echo "make-corpus: $(ls "$NEW"/*.pcap | wc -l) captures, $total bytes" >&2
-[ "$total" -le $((5 * 1024 * 1024)) ] || echo "make-corpus: WARNING: corpus exceeds 5 MB" >&2
+[ "$total" -le $((5 * 1024 * 1024)) ] || echo "make-corpus: WARNING: corpus exceeds 5 MB (use fewer sessions: -n)" >&2
 if [ -d "$OUT" ]; then
-  # keep a hand-written README if there is no template
-  [ -f "$NEW/README.md" ] || { [ -f "$OUT/README.md" ] && cp "$OUT/README.md" "$NEW/README.md"; }
   rm -rf "$OUT.old"; mv "$OUT" "$OUT.old"
 fi
 mv "$NEW" "$OUT"

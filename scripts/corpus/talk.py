@@ -6,10 +6,10 @@ deeppacket sample corpus (scripts/make-corpus.sh).
   talk.py --mode chat|voip --port SERVER_PORT [--connect-port PORT] [--dtls]
           --cert CERT --key KEY --seed N [--scale F]
 
-chat: 20-60 short messages (10-300 bytes), each from a random side, with
+chat: 25-70 short messages (10-300 bytes), each from a random side, with
       human-like pauses (0.05-0.6 s, scaled by --scale).
 voip: an RTP-like call: a 60-160 byte frame every 20 ms in both directions
-      (50 packets/s each way) for 1.5-3.5 s, with short silences.
+      (50 packets/s each way) for 0.8-2 s, with short silences.
 The payload is hex text (so that openssl's stdin command letters never
 appear); on the wire it is TLS/DTLS ciphertext. With --connect-port the
 client connects there (an `ssh -L` tunnel to the server port).
@@ -86,12 +86,12 @@ def main():
 
     try:
         if a.mode == "chat":
-            for _ in range(rng.randint(20, 60)):
+            for _ in range(rng.randint(25, 70)):
                 send(ends[rng.random() < 0.5], rng.randint(10, 300))
                 time.sleep(rng.uniform(0.05, 0.6) * a.scale)
                 drain(ends)
         else:
-            dur = rng.uniform(1.5, 3.5) * a.scale
+            dur = rng.uniform(0.8, 2.0) * a.scale
             t0 = time.time()
             k = 0
             # each side: talk spurts and short silences (comfort noise: smaller frames)
