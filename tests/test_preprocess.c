@@ -549,6 +549,7 @@ static void test_rerun_up_to_date(void)
     CHECK_EQ_INT(run_pp(fixdir, g_ds1, NULL, 2, 0, &m, &st, eb), 0);
     CHECK_EQ_INT(st.up_to_date, 0);
     CHECK_EQ_INT(st.unlabelled[DP_TASK_APP], st.packets); /* no iscx_* prefix in the ISCX table */
+    CHECK_STR_CONTAINS(m.text, "no capture's file name is in the label table");
     /* back to the fixture table */
     CHECK_EQ_INT(run_pp(fixdir, g_ds1, labels, 2, 0, &m, &st, eb), 0);
     CHECK_EQ_INT(st.up_to_date, 0);

@@ -1267,7 +1267,7 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
 
     /* probe: captures by content */
     char peb[DP_ERRBUF_SIZE];
-    size_t notes = 0;
+    size_t notes = 0, labelled = 0;
     for (size_t i = 0; i < r->nfiles; i++) {
         capfile *cf = &r->files[i];
         dp_probe p = dp_capture_probe(cf->path, peb);
@@ -1276,7 +1276,7 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
             cf->is_capture = 1;
             r->ncaptures++;
             st->capture_bytes += cf->size;
-            dp_labels_lookup(&table, cf->rel, cf->cls);
+            labelled += dp_labels_lookup(&table, cf->rel, cf->cls);
         } else if (p == DP_PROBE_NOT_CAPTURE) {
             if (++notes <= MAX_NOTES)
                 warn(r, cf->path, 1, "%s; skipped", strip_path(peb, cf->path));
@@ -1294,6 +1294,11 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
                r->nfiles ? "" : " (the folder is empty)");
         goto out;
     }
+
+    if (labelled == 0)
+        warn(r, r->src, 0, "no capture's file name is in the label table (%s): every packet "
+             "will be unlabelled; is --labels right?",
+             o->labels_path ? o->labels_path : "built-in ISCX table");
 
     /* from here on the dataset is being rewritten: drop the completion mark */
     char *sj = dp_path_join(r->dst, "summary.json");
