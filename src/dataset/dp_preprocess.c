@@ -741,20 +741,6 @@ static int json_lookup(const char *json, const char *key, char *out, size_t cap)
 
 /* ---- outputs ---------------------------------------------------------------- */
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p < 0x20)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
 static void tsv_field(FILE *f, const char *s)
 {
     for (; *s; s++)
@@ -833,7 +819,7 @@ static void write_json(FILE *f, const run *r, const dp_labels *t, const dp_prepr
     fprintf(f, "{\n  \"format\": \"%s\",\n  \"fingerprint\": \"%016llx\",\n", DATASET_FORMAT,
             (unsigned long long)fp);
     fprintf(f, "  \"source\": ");
-    json_str(f, r->src);
+    dp_json_str(f, r->src);
     fprintf(f, ",\n  \"packets\": %llu,\n  \"frames\": %llu,\n  \"captures\": %zu,\n"
                "  \"not_captures\": %zu,\n  \"captures_with_warnings\": %zu,\n"
                "  \"capture_bytes\": %llu,\n",
@@ -849,7 +835,7 @@ static void write_json(FILE *f, const run *r, const dp_labels *t, const dp_prepr
                 (unsigned long long)st->unlabelled[k]);
         for (int c = 0; c < t->nclasses[k]; c++) {
             fprintf(f, "%s\n      {\"id\": %d, \"name\": ", c ? "," : "", c);
-            json_str(f, class_name(t, k, c));
+            dp_json_str(f, class_name(t, k, c));
             fprintf(f, ", \"packets\": %llu}", (unsigned long long)st->per_class[k][c]);
         }
         fprintf(f, "]}%s\n", k + 1 < DP_NTASKS ? "," : "");
@@ -861,7 +847,7 @@ static void write_json(FILE *f, const run *r, const dp_labels *t, const dp_prepr
         if (!cf->is_capture)
             continue;
         fprintf(f, "%s\n    {\"index\": %zu, \"path\": ", idx ? "," : "", idx);
-        json_str(f, cf->rel);
+        dp_json_str(f, cf->rel);
         fprintf(f, ", \"app\": %d, \"traffic\": %d, \"frames\": %llu, \"kept\": %llu, \"skipped\": {",
                 cf->cls[0], cf->cls[1], (unsigned long long)cf->frames,
                 (unsigned long long)cf->kept);
@@ -869,7 +855,7 @@ static void write_json(FILE *f, const run *r, const dp_labels *t, const dp_prepr
             fprintf(f, "%s\"%s\": %llu", v > 1 ? ", " : "", dp_verdict_name((dp_verdict)v),
                     (unsigned long long)cf->skipped[v]);
         fprintf(f, "}, \"status\": ");
-        json_str(f, cf->status[0] ? cf->status : "ok");
+        dp_json_str(f, cf->status[0] ? cf->status : "ok");
         fprintf(f, "}");
         idx++;
     }
@@ -878,7 +864,7 @@ static void write_json(FILE *f, const run *r, const dp_labels *t, const dp_prepr
     for (size_t i = 0; i < r->nfiles; i++)
         if (!r->files[i].is_capture) {
             fprintf(f, "%s\n    ", first ? "" : ",");
-            json_str(f, r->files[i].rel);
+            dp_json_str(f, r->files[i].rel);
             first = 0;
         }
     fprintf(f, "%s]\n}\n", first ? "" : "\n  ");

@@ -189,20 +189,6 @@ static void dropper_upto(dropper *r, uint64_t row)
 
 /* ---- the data card ----------------------------------------------------------- */
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p < 0x20)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
 static void json_class(FILE *f, const dp_split_class *k)
 {
     fprintf(f,
@@ -222,7 +208,7 @@ void dp_split_card_json(FILE *f, const dp_split_card *c, const char *dataset_dir
 {
     fprintf(f, "{\n  \"task\": \"%s\",\n  \"task_dir\": \"%s\",\n  \"dataset\": ",
             dp_task_name[c->task], dp_task_dir[c->task]);
-    json_str(f, dataset_dir);
+    dp_json_str(f, dataset_dir);
     fprintf(f,
             ",\n  \"options\": {\"by\": \"%s\", \"test_size\": %.10g, \"seed\": %" PRIu64
             ", \"under_sampling\": %s},\n",
@@ -233,7 +219,7 @@ void dp_split_card_json(FILE *f, const dp_split_card *c, const char *dataset_dir
             c->dataset_packets, c->unlabelled, c->cap, c->nclasses);
     for (int k = 0; k < c->nclasses; k++) {
         fprintf(f, "    {\"id\": %d, \"name\": ", k);
-        json_str(f, c->names[k] ? c->names[k] : "");
+        dp_json_str(f, c->names[k] ? c->names[k] : "");
         fprintf(f, ", ");
         json_class(f, &c->cls[k]);
         fprintf(f, "}%s\n", k + 1 < c->nclasses ? "," : "");

@@ -227,26 +227,6 @@ void dp_eval_print_markdown(const dp_eval *e, const dp_report_info *info, FILE *
             e->macro.recall, e->macro.precision, e->macro.f1, e->nlisted);
 }
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    if (s)
-        for (; *s; s++) {
-            unsigned char ch = (unsigned char)*s;
-            if (ch == '"' || ch == '\\')
-                fprintf(f, "\\%c", ch);
-            else if (ch == '\n')
-                fputs("\\n", f);
-            else if (ch == '\t')
-                fputs("\\t", f);
-            else if (ch < 0x20)
-                fprintf(f, "\\u%04x", ch);
-            else
-                fputc(ch, f);
-        }
-    fputc('"', f);
-}
-
 /* A finite double as JSON (17 significant digits round-trip). */
 static void json_num(FILE *f, double v)
 {
@@ -270,25 +250,25 @@ void dp_eval_print_json(const dp_eval *e, const dp_report_info *info, FILE *f)
 {
     int C = e->nclasses;
     fputs("{\n  \"format\": \"deeppacket-report-1\",\n  \"level\": ", f);
-    json_str(f, info && info->level ? info->level : "packet");
+    dp_json_str(f, info && info->level ? info->level : "packet");
     fputs(",\n  \"task\": ", f);
     if (info && info->task)
-        json_str(f, info->task);
+        dp_json_str(f, info->task);
     else
         fputs("null", f);
     fputs(",\n  \"model\": ", f);
     if (info && info->model)
-        json_str(f, info->model);
+        dp_json_str(f, info->model);
     else
         fputs("null", f);
     fputs(",\n  \"model_kind\": ", f);
     if (info && info->model_kind)
-        json_str(f, info->model_kind);
+        dp_json_str(f, info->model_kind);
     else
         fputs("null", f);
     fputs(",\n  \"test_set\": ", f);
     if (info && info->test_set)
-        json_str(f, info->test_set);
+        dp_json_str(f, info->test_set);
     else
         fputs("null", f);
     fprintf(f, ",\n  \"n\": %llu,\n  \"correct\": %llu,\n  \"invalid\": %llu,\n",
@@ -306,7 +286,7 @@ void dp_eval_print_json(const dp_eval *e, const dp_report_info *info, FILE *f)
     for (int c = 0; c < C; c++) {
         const dp_eval_class *k = &e->cls[c];
         fprintf(f, "    {\"id\": %d, \"name\": ", c);
-        json_str(f, e->names[c]);
+        dp_json_str(f, e->names[c]);
         fprintf(f, ", \"listed\": %s, \"support\": %llu, \"predicted\": %llu, \"tp\": %llu",
                 k->listed ? "true" : "false", (unsigned long long)k->support,
                 (unsigned long long)k->predicted, (unsigned long long)k->tp);

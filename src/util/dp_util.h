@@ -96,6 +96,10 @@ int dp_ncpu(void);
 /* Peak resident set size of this process in bytes (0 if unknown). */
 size_t dp_peak_rss(void);
 
+/* Writes s (NULL: empty) to f as a JSON string literal, quotes included,
+ * escaping quotes, backslashes and control characters. */
+void dp_json_str(FILE *f, const char *s);
+
 /* FNV-1a 64-bit hash, for checksums and flow keys. */
 uint64_t dp_fnv1a(const void *data, size_t n, uint64_t h);
 #define DP_FNV_INIT 0xcbf29ce484222325ULL
