@@ -426,8 +426,9 @@ int dp_train_run(const dp_train_opts *o, char *errbuf)
     if (dp_model_save(t->m, o->model_path, errbuf) != 0)
         goto out;
     if (!o->quiet)
-        fprintf(stderr, "wrote %s (%s %s, %d epochs, %s loss %.4f)\n", o->model_path, dp_model_kind_name(t->m),
-                dp_task_name[o->task], t->st.epoch, validation ? "best validation" : "training", (double)t->st.best_loss);
+        fprintf(stderr, "wrote %s (%s %s, %d epochs, %s loss %.4f; peak memory %.0f MB)\n", o->model_path,
+                dp_model_kind_name(t->m), dp_task_name[o->task], t->st.epoch,
+                validation ? "best validation" : "training", (double)t->st.best_loss, (double)dp_peak_rss() / 1e6);
     rc = 0;
 out:
     dp_model_free(t->m);
