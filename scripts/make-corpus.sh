@@ -16,8 +16,8 @@
 #   Chat (0)                short TLS messages both ways with pauses: openssl s_client/s_server
 #   Voip (4)                RTP-like call over DTLS 1.2 (openssl -dtls1_2): 50 frames/s each way
 #   VPN: File Transfer (6), VPN: Streaming (8), VPN: Chat (5), VPN: Voip (10)
-#                           the same sessions through an SSH port forward (ssh -L); only
-#                           the tunnel is recorded. VPN Voip runs over TLS/TCP in the
+#                           the same sessions through an SSH port forward (ssh -L, AES-GCM,
+#                           server on port 1194); only the tunnel is recorded. VPN Voip runs over TLS/TCP in the
 #                           tunnel (ssh -L forwards TCP only).
 # While it runs, lo's MTU is 1500 (restored on exit) so that packets have
 # real-network sizes. The previous corpus is replaced only when generation
@@ -56,7 +56,9 @@ fi
 SSHD=$(command -v sshd || echo /usr/sbin/sshd)
 
 RANDOM=$SEED
-rnd() { echo $(( $1 + RANDOM % ($2 - $1 + 1) )); }   # inclusive range, seeded
+# rnd LO HI: R = seeded integer in [LO, HI] (sets a variable: $(...) would run
+# in a subshell, which reseeds RANDOM and breaks reproducibility)
+rnd() { R=$(( $1 + RANDOM % ($2 - $1 + 1) )); }
 
 TMP=$(mktemp -d /tmp/dp-corpus.XXXXXX)
 NEW=$OUT.new
@@ -76,15 +78,16 @@ mkdir -p "$NEW" "$TMP/www" /run/sshd
 ip link set lo mtu 1500
 
 # ---- throwaway keys, two private sshd instances ------------------------------
-# sshd A (port 22022): direct file transfers, and the "VPN server" for ssh -L.
-# sshd B (port 22023): target of file transfers inside the tunnel, so that the
-# tunnel (port 22022) is the only thing a VPN capture records.
+# sshd on port 22022: the file-transfer server (direct, and inside the tunnel).
+# sshd on port 1194 (OpenVPN's port): the "VPN server" that ssh -L tunnels
+# go through; a VPN capture records only port 1194, so the legs inside the
+# host (client -> forward port, sshd -> service) are not in it.
 ssh-keygen -q -t ed25519 -N '' -f "$TMP/hostkey"
 ssh-keygen -q -t ed25519 -N '' -f "$TMP/userkey"
 cp "$TMP/userkey.pub" "$TMP/authorized_keys"
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TMP/tls.key" -out "$TMP/tls.crt" \
   -days 2 -subj /CN=localhost >/dev/null 2>&1
-for port in 22022 22023; do
+for port in 22022 1194; do
   cat >"$TMP/sshd_$port.conf" <<EOF
 Port $port
 ListenAddress 127.0.0.1
@@ -111,7 +114,7 @@ wait_listen() {  # wait_listen PORT [tcp|udp]
   for _ in $(seq 100); do ss $flag | grep -q "127.0.0.1:$1 " && return 0; sleep 0.05; done
   die "nothing listens on port $1"
 }
-wait_listen 22022; wait_listen 22023
+wait_listen 22022; wait_listen 1194
 
 # ---- capture helpers -----------------------------------------------------------
 CAP_PID=""
@@ -131,8 +134,9 @@ cap_stop() {
 }
 
 TUN_PID=""
-tunnel_up() {  # tunnel_up LOCALPORT TARGETPORT: ssh -L through sshd A
-  ssh "${SSHOPT[@]}" -N -L "127.0.0.1:$1:127.0.0.1:$2" -p 22022 root@127.0.0.1 &
+tunnel_up() {  # tunnel_up LOCALPORT TARGETPORT: ssh -L through the VPN sshd
+  # (AES-GCM, unlike the transfers' default ChaCha20-Poly1305: another "product")
+  ssh "${SSHOPT[@]}" -c aes256-gcm@openssh.com -N -L "127.0.0.1:$1:127.0.0.1:$2" -p 1194 root@127.0.0.1 &
   TUN_PID=$!
   wait_listen "$1"
 }
@@ -147,12 +151,12 @@ label() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$LABELS"; }
 file_transfer() {
   local vpn=$1 i=$2 kinds=(scpup scpdown sftpup sftpdown)
   local kind=${kinds[$(( (i - 1) % 4 ))]} size port name
-  size=$(( $(rnd 20 80) * 1024 ))
+  rnd 20 80; size=$(( R * 1024 ))
   head -c "$size" /dev/urandom >"$TMP/file.bin"
   rm -f "$TMP/got.bin" "$TMP/up.bin"
   if [ "$vpn" = 1 ]; then
     name=$(printf 'vpn_%s_%02d' "$kind" "$i"); port=22122
-    cap_start "$name" "tcp port 22022"; tunnel_up 22122 22023
+    cap_start "$name" "tcp port 1194"; tunnel_up 22122 22022
   else
     name=$(printf '%s_%02d' "$kind" "$i"); port=22022
     cap_start "$name" "tcp port 22022"
@@ -163,7 +167,7 @@ file_transfer() {
     sftpup)   echo "put $TMP/file.bin $TMP/up.bin" | sftp -q -b - "${SSHOPT[@]}" -P $port root@127.0.0.1 >/dev/null ;;
     sftpdown) echo "get $TMP/file.bin $TMP/got.bin" | sftp -q -b - "${SSHOPT[@]}" -P $port root@127.0.0.1 >/dev/null ;;
   esac
-  sleep "0.$(rnd 1 9)"
+  rnd 1 9; sleep "0.$R"
   [ "$vpn" = 1 ] && tunnel_down
   cap_stop
   rm -f "$TMP/up.bin"
@@ -175,9 +179,9 @@ file_transfer() {
 # streaming VPN I: 2-4 media chunks of 8-20 KB, each fetched at 64-256 KB/s, with pauses
 streaming() {
   local vpn=$1 i=$2 name port urls=() n k
-  n=$(rnd 2 4)
+  rnd 2 4; n=$R
   for k in $(seq "$n"); do
-    head -c $(( $(rnd 8 20) * 1024 )) /dev/urandom >"$TMP/www/seg$k.m4s"
+    rnd 8 20; head -c $(( R * 1024 )) /dev/urandom >"$TMP/www/seg$k.m4s"
   done
   (cd "$TMP/www" && exec openssl s_server -quiet -WWW -accept 127.0.0.1:24443 \
      -cert "$TMP/tls.crt" -key "$TMP/tls.key" >/dev/null 2>&1) &
@@ -185,15 +189,16 @@ streaming() {
   wait_listen 24443
   if [ "$vpn" = 1 ]; then
     name=$(printf 'vpn_stream_%02d' "$i"); port=24444
-    cap_start "$name" "tcp port 22022"; tunnel_up 24444 24443
+    cap_start "$name" "tcp port 1194"; tunnel_up 24444 24443
   else
     name=$(printf 'stream_%02d' "$i"); port=24443
     cap_start "$name" "tcp port 24443"
   fi
   for k in $(seq "$n"); do
-    curl -k -s -o /dev/null --limit-rate "$(rnd 64 256)k" "https://127.0.0.1:$port/seg$k.m4s" \
+    rnd 64 256
+    curl -k -s -o /dev/null --limit-rate "${R}k" "https://127.0.0.1:$port/seg$k.m4s" \
       || die "curl failed"
-    sleep "0.$(rnd 2 9)"
+    rnd 2 9; sleep "0.$R"
   done
   [ "$vpn" = 1 ] && tunnel_down
   cap_stop
@@ -207,7 +212,7 @@ talk() {
   local mode=$1 vpn=$2 i=$3 name args=()
   if [ "$vpn" = 1 ]; then
     name=$(printf 'vpn_%s_%02d' "$mode" "$i")
-    cap_start "$name" "tcp port 22022"; tunnel_up 24444 24443
+    cap_start "$name" "tcp port 1194"; tunnel_up 24444 24443
     args=(--connect-port 24444)
   else
     name=$(printf '%s_%02d' "$mode" "$i")
