@@ -4,10 +4,11 @@
  * checkpoint MODEL.ckpt after each epoch (for --resume).
  *
  * Determinism: the same data, hyper-parameters, seed and thread count give
- * a bit-identical model file. One seeded dp_rng drives, in order, the
- * initialisation (dp_model_create), the validation split, then per epoch the
- * shuffle and the dropout masks; its state is checkpointed, so a resumed
- * run equals an uninterrupted one.
+ * a bit-identical model file. The initialisation draws from dp_rng(seed)
+ * (dp_model_create); the validation split hashes (flow id, seed); a second
+ * stream, dp_rng(seed ^ constant), draws per epoch the shuffle and the
+ * dropout masks (and the SAE decoders' init). Its state is checkpointed, so a
+ * resumed run equals an uninterrupted one.
  */
 #ifndef DP_TRAIN_H
 #define DP_TRAIN_H
