@@ -952,6 +952,27 @@ static void test_shapes_and_nan(void)
     CHECK(pr[0] == 1.0f && pr[1] == 0.0f);
 }
 
+/* Scratch sized for a batch must serve every smaller batch (callers size it
+ * once for their largest batch): non-decreasing in B for the CNN shapes. */
+static void test_conv_scratch_monotonic(void)
+{
+    const int shapes[][5] = {{1, 1500, 200, 4, 3}, {200, 499, 200, 5, 1}, {1, 1500, 200, 5, 3},
+                             {200, 499, 200, 4, 3}, {3, 100, 8, 3, 2}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int *q = shapes[s];
+        size_t prev = 0;
+        for (int B = 1; B <= 300; B++) {
+            size_t n = dp_conv1d_scratch_floats(B, q[0], q[1], q[2], q[3], q[4]);
+            if (n < prev) {
+                fprintf(stderr, "  shape %zu: scratch(%d) = %zu < scratch(%d) = %zu\n", s, B, n, B - 1, prev);
+                CHECK(n >= prev);
+                break;
+            }
+            prev = n;
+        }
+    }
+}
+
 int main(void)
 {
     dp_test_prog = "test_nn";
@@ -976,5 +997,6 @@ int main(void)
     DP_RUN(test_dropout);
     DP_RUN(test_init_uniform);
     DP_RUN(test_shapes_and_nan);
+    DP_RUN(test_conv_scratch_monotonic);
     return dp_test_end();
 }

@@ -114,16 +114,6 @@ dp_classifier *dp_classifier_new(dp_model *m, const dp_cls_opts *o, dp_cls_emit_
         dp_classifier_free(c);
         return NULL;
     }
-    /* One full batch of zeros first, so that the model reserves its scratch
-     * for the largest batch we will use before any partial one: the conv
-     * scratch size is not monotonic in the batch size (dp_conv1d group
-     * size), and a smaller batch after a mid-sized first one could
-     * overflow it. Costs one batch at start-up. */
-    memset(c->vec, 0, (size_t)o->batch * DP_VEC_LEN);
-    if (dp_model_predict(m, c->vec, o->batch, c->lp, errbuf) < 0) {
-        dp_classifier_free(c);
-        return NULL;
-    }
     dp_classifier_begin(c, "");
     return c;
 }

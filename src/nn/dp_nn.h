@@ -52,7 +52,8 @@ const char *dp_nn_blas_core(void);
  *   LO = (L - K) / S + 1, requires L >= K.
  *   out[b,o,t] = bias[o] + sum_{c,k} weight[o,c,k] * inp[b,c,t*S+k]
  * scratch: at least dp_conv1d_scratch_floats(B, C, L, OC, K, S) floats; the
- * same scratch size serves both forward and backward. Contents are garbage
+ * same scratch size serves both forward and backward, and every batch size
+ * up to B (the size is non-decreasing in B). Contents are garbage
  * on return (no state is carried from forward to backward). */
 size_t dp_conv1d_scratch_floats(int B, int C, int L, int OC, int K, int S);
 /* Output length LO for input length L, kernel K, stride S (0 if L < K). */

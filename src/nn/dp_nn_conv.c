@@ -55,13 +55,24 @@ static int group_size(int B, int LO)
     return (B + ngroups - 1) / ngroups;
 }
 
+/* the largest group_size(b, LO) over 1 <= b <= B: scratch sized for B then
+ * serves every smaller batch too (group_size alone is not monotonic in B:
+ * 40 samples make groups of 4 at LO 495, 39 make groups of 5) */
+static int max_group_size(int B, int LO)
+{
+    if (B < 1 || LO < 1)
+        return 1;
+    int g = (GROUP_COLS + LO - 1) / LO;
+    return g < B ? g : B;
+}
+
 size_t dp_conv1d_scratch_floats(int B, int C, int L, int OC, int K, int S)
 {
     size_t LO = (size_t)dp_conv1d_out_len(L, K, S), CK = (size_t)C * K, n;
     if (CK <= DIRECT_MAX_CK)
         n = (size_t)(B > 0 ? B : 1) * CK * LO;
     else
-        n = (size_t)group_size(B, (int)LO) * LO * (CK + (size_t)OC);
+        n = (size_t)max_group_size(B, (int)LO) * LO * (CK + (size_t)OC);
     return n ? n : 1;
 }
 
