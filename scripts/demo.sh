@@ -26,6 +26,6 @@ step "3. train the traffic CNN" \
 step "4. test it" \
   $dp test -d "$OUT/split/traffic_classification/test" -m "$OUT/traffic.model" -o "$OUT/report"
 step "5. classify one capture, one verdict per flow" \
-  $dp classify -m "$OUT/traffic.model" -r "$CAPTURE" --per flow -o "$OUT/verdicts.jsonl"
+  $dp classify -m "$OUT/traffic.model" -r "$CAPTURE" --per flow --first 50 -o "$OUT/verdicts.jsonl"
 head -n 5 "$OUT/verdicts.jsonl"
 printf '\nreport: %s/report/report.md, confusion matrix: %s/report/confusion.png\n' "$OUT" "$OUT"

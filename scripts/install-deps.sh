@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(build-essential pkg-config libpcap-dev libopenblas-dev libcairo2-dev
       clang libclang-rt-14-dev python3 python3-numpy iproute2
-      openssh-server openssh-client openssl)
+      openssh-server openssh-client openssl curl)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -310,20 +310,6 @@ int dp_classifier_finish(dp_classifier *c, dp_flow_reason reason, char *errbuf)
 }
 
 /* ---- JSON ------------------------------------------------------------------ */
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p < 0x20)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
 static void addr_str(const dp_pkt_info *t, const uint8_t *a, char *out, size_t cap)
 {
     if (t->ipver == 6)
@@ -342,7 +328,7 @@ void dp_cls_result_json(FILE *f, const dp_model *m, const dp_cls_result *r)
     if (r->per_flow)
         fprintf(f, "\"end\":%.6f,", r->end);
     fprintf(f, "\"source\":");
-    json_str(f, r->source);
+    dp_json_str(f, r->source);
     fprintf(f, ",\"index\":%llu,", (unsigned long long)r->index);
     if (r->per_flow)
         fprintf(f, "\"flow\":\"%016llx\",\"packets\":%u,\"reason\":\"%s\",", (unsigned long long)r->flow_id,
@@ -355,11 +341,11 @@ void dp_cls_result_json(FILE *f, const dp_model *m, const dp_cls_result *r)
         fprintf(f, "\"proto\":%u,", t->proto);
     fprintf(f, "\"src\":\"%s\",\"sport\":%u,\"dst\":\"%s\",\"dport\":%u,", src, t->sport, dst, t->dport);
     fprintf(f, "\"class\":%d,\"label\":", r->top[0]);
-    json_str(f, dp_model_class_name(m, r->top[0]));
+    dp_json_str(f, dp_model_class_name(m, r->top[0]));
     fprintf(f, ",\"prob\":%.6f,\"top\":[", r->prob[0]);
     for (int k = 0; k < r->ntop; k++) {
         fprintf(f, "%s{\"class\":%d,\"label\":", k ? "," : "", r->top[k]);
-        json_str(f, dp_model_class_name(m, r->top[k]));
+        dp_json_str(f, dp_model_class_name(m, r->top[k]));
         fprintf(f, ",\"prob\":%.6f}", r->prob[k]);
     }
     fprintf(f, "]}\n");
