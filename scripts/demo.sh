@@ -7,10 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out/demo}
 EPOCHS=${EPOCHS:-8}
+# a capture whose flow the by-flow split (seed 9876) puts in the test set
 CAPTURE=${CAPTURE:-data/corpus/vpn_voip_01.pcap}
 
 scripts/install-deps.sh
-make -j"$(nproc)" build/deeppacket
+make -s -j"$(nproc)" build/deeppacket
 dp=build/deeppacket
 rm -rf "$OUT"
 mkdir -p "$OUT"
