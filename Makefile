@@ -51,6 +51,10 @@ asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	  LDFLAGS="-fsanitize=address,undefined" check
 
+# On-demand benchmark of the NN layers (bench/README-nn.md); not part of `all`.
+$(BUILD)/bench_nn: bench/bench_nn.c $(BUILD)/libdeeppacket.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 FUZZ_SECONDS ?= 60
 fuzz: $(BUILD)/fuzz_packet
 	mkdir -p $(BUILD)/fuzz-corpus
