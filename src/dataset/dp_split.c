@@ -53,16 +53,6 @@ typedef struct gtab {
     size_t idcap;
 } gtab;
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-
 static void gtab_free(gtab *t)
 {
     free(t->keys);
@@ -76,7 +66,7 @@ static void gtab_free(gtab *t)
 static size_t gtab_pos(const gtab *t, int cls, uint64_t key)
 {
     size_t mask = t->cap - 1;
-    size_t p = (size_t)mix64(key * 0x9e3779b97f4a7c15ULL + (uint64_t)cls) & mask;
+    size_t p = (size_t)dp_mix64(key * 0x9e3779b97f4a7c15ULL + (uint64_t)cls) & mask;
     while (t->slot[p] && (t->keys[p] != key || t->kcls[p] != cls))
         p = (p + 1) & mask;
     return p;

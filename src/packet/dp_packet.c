@@ -5,6 +5,7 @@
  * cover is zeroed. See docs/packet.md for the rules in prose.
  */
 #include "packet/dp_packet.h"
+#include "util/dp_util.h"
 
 #include <string.h>
 
@@ -339,16 +340,6 @@ dp_verdict dp_packet_transform(int linktype, const uint8_t *pkt, size_t caplen,
     return DP_KEEP;
 }
 
-static inline uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-
 static inline uint64_t ld64(const uint8_t *p)
 {
     uint64_t v;
@@ -370,12 +361,12 @@ uint64_t dp_flow_id(const dp_pkt_info *info, uint64_t salt)
         pa = pb;
         pb = tp;
     }
-    uint64_t h = mix64(salt ^ 0x9e3779b97f4a7c15ULL);
-    h = mix64(h ^ ((uint64_t)info->ipver << 48 | (uint64_t)info->proto << 32 |
+    uint64_t h = dp_mix64(salt ^ 0x9e3779b97f4a7c15ULL);
+    h = dp_mix64(h ^ ((uint64_t)info->ipver << 48 | (uint64_t)info->proto << 32 |
                    (uint64_t)pa << 16 | pb));
-    h = mix64(h ^ ld64(a));
-    h = mix64(h ^ ld64(a + 8));
-    h = mix64(h ^ ld64(b));
-    h = mix64(h ^ ld64(b + 8));
+    h = dp_mix64(h ^ ld64(a));
+    h = dp_mix64(h ^ ld64(a + 8));
+    h = dp_mix64(h ^ ld64(b));
+    h = dp_mix64(h ^ ld64(b + 8));
     return h;
 }

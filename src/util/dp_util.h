@@ -100,6 +100,17 @@ size_t dp_peak_rss(void);
  * escaping quotes, backslashes and control characters. */
 void dp_json_str(FILE *f, const char *s);
 
+/* The splitmix64 finaliser: a fast, well-mixing bijection on 64 bits, for
+ * hash tables and ids (not for cryptography). */
+static inline uint64_t dp_mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
 /* FNV-1a 64-bit hash, for checksums and flow keys. */
 uint64_t dp_fnv1a(const void *data, size_t n, uint64_t h);
 #define DP_FNV_INIT 0xcbf29ce484222325ULL
