@@ -144,11 +144,18 @@ print("identical" if s.shape == v.shape and (s == v).all() else
       "DIFFERENT (%d of %d rows)" % (int((s != v).any(1).sum()) if s.shape == v.shape else -1, len(s)))
 EOF
 )
+    # the same with the reference's own last per-packet step (sparse float row)
+    SCS_CPS=0
+    if $PY -c 'import scipy' 2>/dev/null; then
+        SCS=$($NICE $PY bench/scapy_transform.py --sparse --max-frames "$SCAPY_FRAMES" "${CAPS[@]}")
+        SCS_CPS=$(sed -E 's/.*frames_per_cpu_s=([0-9.]+).*/\1/' <<<"$SCS")
+        echo "scapy + sparse row (the reference's whole transform_packet, 1 core): $SCS"
+    fi
     echo "scapy baseline (bench/scapy_transform.py, 1 core): $SC"
     echo "Its $SC_KEPT vectors vs the first $SC_KEPT rows of our dataset: $PARITY."
     echo
     awk -v c1="$J1_FPS" -v r1="$J1_RFPS" -v c2="$J2_FPS" -v r2="$J2_RFPS" -v s="$SC_FPS" \
-        -v p1="$J1_CPS" -v p2="$J2_CPS" -v ps="$SC_CPS" 'BEGIN {
+        -v p1="$J1_CPS" -v p2="$J2_CPS" -v ps="$SC_CPS" -v pss="$SCS_CPS" 'BEGIN {
         printf "| per core, frames/s | deeppacket | scapy | ratio |\n|---|---:|---:|---:|\n"
         printf "| -j1 frames per CPU second | %.0f | %.0f | %.0fx |\n", p1, ps, p1 / ps
         printf "| -j2 frames per CPU second | %.0f | %.0f | %.0fx |\n", p2, ps, p2 / ps
@@ -156,6 +163,8 @@ EOF
         printf "| -j1 reading phase | %.0f | %.0f | %.0fx |\n", r1, s, r1 / s
         printf "| -j2 end to end / 2 | %.0f | %.0f | %.0fx |\n", c2 / 2, s, c2 / 2 / s
         printf "| -j2 reading phase / 2 | %.0f | %.0f | %.0fx |\n", r2 / 2, s, r2 / 2 / s
+        if (pss > 0)
+            printf "| -j1 frames per CPU second vs scapy + sparse row | %.0f | %.0f | %.0fx |\n", p1, pss, p1 / pss
     }'
 else
     echo "scapy baseline skipped: /usr/bin/python3 with scapy and numpy is not available"
