@@ -8,8 +8,9 @@
  *       printf("%s %.2f\n", r.class_name, r.probability);
  *   deeppacket_close(dp);
  *
- * Link with libdeeppacket.a and its dependencies (libpcap, openblas, -lm,
- * -lpthread). A handle is not thread-safe: use one per thread.
+ * Link with libdeeppacket.a and its dependencies:
+ *   cc app.c build/libdeeppacket.a $(pkg-config --libs libpcap cairo openblas) -lm -lpthread
+ * A handle is not thread-safe: use one per thread.
  */
 #ifndef DEEPPACKET_H
 #define DEEPPACKET_H
