@@ -10,23 +10,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/time.h>
 
 #include "capture/dp_capture.h"
 #include "cli/dp_cli.h"
 #include "util/dp_util.h"
-
-static dp_capture *volatile g_cap;
-static volatile sig_atomic_t g_stop;
-
-static void on_signal(int sig)
-{
-    if (sig != SIGALRM)
-        g_stop = 1;
-    dp_capture *c = g_cap;
-    if (c)
-        dp_capture_break(c);
-}
 
 static void usage(FILE *f)
 {
@@ -90,21 +77,8 @@ int cmd_capture(int argc, char **argv)
         return 1;
     }
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    struct sigaction old_int, old_term;
-    g_cap = c;
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    /* A 100 ms tick breaks blocked reads: libpcap's immediate mode may ignore
-     * the read timeout, and -G must stop on time on a silent interface. */
-    struct sigaction old_alrm;
-    sigaction(SIGALRM, &sa, &old_alrm);
-    struct itimerval it = {{0, 100000}, {0, 100000}}, old_it;
-    setitimer(ITIMER_REAL, &it, &old_it);
+    dp_cli_signals_install();
+    dp_cli_signals_watch(c);
 
     fprintf(stderr, "deeppacket capture: listening on %s%s%s\n", iface, bpf ? ", filter " : "",
             bpf ? bpf : "");
@@ -113,7 +87,7 @@ int cmd_capture(int argc, char **argv)
     double t0 = dp_now();
     uint64_t written = 0, bytes = 0;
     int rc = 0;
-    while (!g_stop) {
+    while (!dp_cli_stop) {
         if (count && written >= (uint64_t)count)
             break;
         if (seconds > 0 && dp_now() - t0 >= seconds)
@@ -128,8 +102,8 @@ int cmd_capture(int argc, char **argv)
             }
             written++;
             bytes += f.caplen;
-        } else if (r == 2 || (r == 3 && !g_stop)) {
-            continue; /* read timeout or tick */
+        } else if (r == 2 || (r == 3 && !dp_cli_stop)) {
+            continue; /* read timeout: check the count and the time */
         } else if (r == 3 || r == 0) {
             break;
         } else {
@@ -138,14 +112,10 @@ int cmd_capture(int argc, char **argv)
             break;
         }
     }
-    setitimer(ITIMER_REAL, &old_it, NULL);
-    sigaction(SIGALRM, &old_alrm, NULL);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    dp_cli_signals_restore();
 
     uint64_t recv = 0, drop = 0;
     dp_capture_stats(c, &recv, &drop);
-    g_cap = NULL;
     dp_capture_close(c);
     if (dp_dumper_close(d, rc == 0, errbuf) < 0) {
         fprintf(stderr, "deeppacket capture: %s\n", errbuf);

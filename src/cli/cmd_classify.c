@@ -19,18 +19,6 @@
 #include "nn/dp_nn.h"
 #include "util/dp_util.h"
 
-static dp_capture *volatile g_cap;
-static volatile sig_atomic_t g_stop;
-
-static void on_signal(int sig)
-{
-    if (sig != SIGALRM)
-        g_stop = 1;
-    dp_capture *c = g_cap;
-    if (c)
-        dp_capture_break(c);
-}
-
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -80,8 +68,8 @@ static int run_source(dp_classifier *cls, dp_capture *cap, const char *name, int
     char errbuf[DP_ERRBUF_SIZE] = "";
     int rc = 0;
     dp_classifier_begin(cls, name);
-    g_cap = cap;
-    while (!g_stop) {
+    dp_cli_signals_watch(cap);
+    while (!dp_cli_stop) {
         dp_frame f;
         int r = dp_capture_next(cap, &f, errbuf);
         if (r == 1) {
@@ -90,8 +78,8 @@ static int run_source(dp_classifier *cls, dp_capture *cap, const char *name, int
                 rc = 1;
                 break;
             }
-        } else if (r == 2 || (r == 3 && !g_stop)) {
-            /* live read timeout or tick: keep latency low, end idle flows */
+        } else if (r == 2 || (r == 3 && !dp_cli_stop)) {
+            /* live read timeout: keep latency low, end idle flows */
             if (live && dp_classifier_tick(cls, wall_now(), errbuf) < 0) {
                 fprintf(stderr, "deeppacket classify: %s\n", errbuf);
                 rc = 1;
@@ -105,8 +93,8 @@ static int run_source(dp_classifier *cls, dp_capture *cap, const char *name, int
             break;
         }
     }
-    g_cap = NULL;
-    if (dp_classifier_finish(cls, g_stop ? DP_FLOW_INTERRUPTED : DP_FLOW_END, errbuf) < 0) {
+    dp_cli_signals_watch(NULL);
+    if (dp_classifier_finish(cls, dp_cli_stop ? DP_FLOW_INTERRUPTED : DP_FLOW_END, errbuf) < 0) {
         fprintf(stderr, "deeppacket classify: %s\n", errbuf);
         rc = 1;
     }
@@ -257,30 +245,17 @@ int cmd_classify(int argc, char **argv)
         goto out;
     }
 
-    struct sigaction sa, old_int, old_term, old_alrm;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    struct itimerval old_it;
-    if (live) {
-        /* 100 ms tick: flush partial batches and idle flows on time even if
-         * the read timeout is not honoured (libpcap immediate mode) */
-        sigaction(SIGALRM, &sa, &old_alrm);
-        struct itimerval it = {{0, 100000}, {0, 100000}};
-        setitimer(ITIMER_REAL, &it, &old_it);
+    dp_cli_signals_install();
+    if (live)
         fprintf(stderr, "deeppacket classify: listening on %s%s%s\n", iface, bpf ? ", filter " : "",
                 bpf ? bpf : "");
-    }
 
     double t0 = dp_now();
     rc = 0;
     if (live) {
         rc = run_source(cls, live, iface, 1);
     } else {
-        for (int i = 0; i < nfiles && !g_stop; i++) {
+        for (int i = 0; i < nfiles && !dp_cli_stop; i++) {
             dp_capture *cap = dp_capture_open_file(files[i], errbuf);
             if (!cap || (bpf && dp_capture_set_filter(cap, bpf, errbuf) < 0)) {
                 fprintf(stderr, "deeppacket classify: %s\n", errbuf);
@@ -293,12 +268,7 @@ int cmd_classify(int argc, char **argv)
         }
     }
     double dt = dp_now() - t0;
-    if (live) {
-        setitimer(ITIMER_REAL, &old_it, NULL);
-        sigaction(SIGALRM, &old_alrm, NULL);
-    }
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    dp_cli_signals_restore();
 
     uint64_t krecv = 0, kdrop = 0;
     if (live) {
@@ -311,7 +281,7 @@ int cmd_classify(int argc, char **argv)
         rc = 1;
     }
     if (out_path) {
-        if (rc == 0 || g_stop) {
+        if (rc == 0 || dp_cli_stop) {
             if (dp_afile_commit(&af, errbuf) < 0) {
                 fprintf(stderr, "deeppacket classify: %s\n", errbuf);
                 rc = 1;
@@ -338,7 +308,7 @@ int cmd_classify(int argc, char **argv)
     if (live)
         fprintf(stderr, "; kernel: %llu received, %llu dropped", (unsigned long long)krecv,
                 (unsigned long long)kdrop);
-    fprintf(stderr, "%s\n", g_stop ? " (interrupted)" : "");
+    fprintf(stderr, "%s\n", dp_cli_stop ? " (interrupted)" : "");
     dp_classifier_free(cls);
     dp_model_free(m);
 out:

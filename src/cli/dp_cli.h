@@ -18,4 +18,14 @@ int dp_cli_usage_error(const char *cmd, const char *fmt, ...)
 int dp_cli_parse_int(const char *s, long lo, long hi, long *out);
 int dp_cli_parse_double(const char *s, double lo, double hi, double *out);
 
+/* Signals of the live commands (dp_cli_signal.c): install makes SIGINT and
+ * SIGTERM set dp_cli_stop and break the capture given to watch (NULL: none);
+ * restore puts the previous handlers back. */
+#include <signal.h>
+struct dp_capture;
+extern volatile sig_atomic_t dp_cli_stop;
+void dp_cli_signals_install(void);
+void dp_cli_signals_watch(struct dp_capture *c);
+void dp_cli_signals_restore(void);
+
 #endif
