@@ -223,19 +223,25 @@ void dp_dropout_backward(float *dinp, const float *dout, const uint8_t *mask, si
 
 /* ---- losses ----------------------------------------------------------------- */
 
+/* log(sum_i exp(x[i])) of one row, stable (shifted by the row's max), in double */
+static double row_logsumexp(const float *x, int V)
+{
+    float m = -INFINITY;
+    for (int i = 0; i < V; i++)
+        m = x[i] > m ? x[i] : m;
+    double s = 0.0;
+    for (int i = 0; i < V; i++)
+        s += exp((double)x[i] - m);
+    return m + log(s);
+}
+
 void dp_log_softmax(float *out, const float *logits, int B, int V)
 {
     // logits [B, V] -> out [B, V] = logits - logsumexp(logits, row)
     for (int b = 0; b < B; b++) {
         const float *x = logits + (size_t)b * V;
         float *y = out + (size_t)b * V;
-        float m = -INFINITY;
-        for (int i = 0; i < V; i++)
-            m = x[i] > m ? x[i] : m;
-        double s = 0.0;
-        for (int i = 0; i < V; i++)
-            s += exp((double)x[i] - m);
-        float lse = (float)(m + log(s));
+        float lse = (float)row_logsumexp(x, V);
         for (int i = 0; i < V; i++)
             y[i] = x[i] - lse;
     }
@@ -248,13 +254,7 @@ float dp_softmax_xent_forward(float *probs, const float *logits, const int *labe
     for (int b = 0; b < B; b++) {
         const float *x = logits + (size_t)b * V;
         float *p = probs + (size_t)b * V;
-        float m = -INFINITY;
-        for (int i = 0; i < V; i++)
-            m = x[i] > m ? x[i] : m;
-        double s = 0.0;
-        for (int i = 0; i < V; i++)
-            s += exp((double)x[i] - m);
-        double lse = m + log(s);
+        double lse = row_logsumexp(x, V);
         for (int i = 0; i < V; i++)
             p[i] = (float)exp((double)x[i] - lse);
         assert(labels[b] >= 0 && labels[b] < V);
