@@ -68,10 +68,14 @@ def make(kind, task, nclasses, **kw):
     return CNN(task, nclasses, **kw) if kind == "cnn" else SAE(nclasses, **kw)
 
 
-def bench(kind, task, nclasses, batch, steps, threads):
+def bench(kind, task, nclasses, batch, steps, threads, vectors=None):
     """Training samples/s (forward + backward + Adam, dropout on) and
     inference packets/s (eval, no_grad) on random bytes, one untimed
-    warm-up step each: the same protocol as `deeppacket train --bench`."""
+    warm-up step each: the same protocol as `deeppacket train --bench`.
+    With vectors (the vectors.npy of a dataset or split folder), the
+    inference batches are its rows, the same rows as `deeppacket train
+    --bench -d DIR`: batch s is rows [start, start + batch),
+    start = s * batch mod (n - batch + 1)."""
     import time
     torch.set_num_threads(threads)
     torch.manual_seed(9876)
@@ -91,10 +95,17 @@ def bench(kind, task, nclasses, batch, steps, threads):
         opt.step()
     tr = steps * batch / (time.perf_counter() - t0)
     m.eval()
+    if vectors is not None:
+        import numpy as np
+        v = np.load(vectors, mmap_mode="r")
+        n = v.shape[0]
     with torch.no_grad():
         for s in range(steps + 1):
             if s == 1:
                 t0 = time.perf_counter()
+            if vectors is not None:
+                start = s * batch % (n - batch + 1)
+                x = torch.from_numpy(np.ascontiguousarray(v[start:start + batch]))
             F.log_softmax(m(x.float() / 255.0), 1)
     inf = steps * batch / (time.perf_counter() - t0)
     return tr, inf
@@ -102,14 +113,17 @@ def bench(kind, task, nclasses, batch, steps, threads):
 
 if __name__ == "__main__":
     import argparse
+    import os
     ap = argparse.ArgumentParser(description="PyTorch speed of the deeppacket models")
     ap.add_argument("--model", choices=["cnn", "sae"], default="cnn")
     ap.add_argument("--task", choices=["app", "traffic"], required=True)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--vectors", help="inference batches from this folder's vectors.npy (default: random bytes)")
     a = ap.parse_args()
     task = APP if a.task == "app" else TRAFFIC
-    tr, inf = bench(a.model, task, 15 if task == APP else 11, a.batch, a.steps, a.threads)
+    vec = os.path.join(a.vectors, "vectors.npy") if a.vectors else None
+    tr, inf = bench(a.model, task, 15 if task == APP else 11, a.batch, a.steps, a.threads, vec)
     print("%s %s batch %d threads %d: train %.1f samples/s, inference %.1f packets/s" %
           (a.model, a.task, a.batch, a.threads, tr, inf))

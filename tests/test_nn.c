@@ -700,6 +700,59 @@ static void test_conv1d_vs_naive(void)
     }
 }
 
+/* dp_conv1d_relu_forward_tail: inputs whose columns from nin[b] on hold one
+ * per-channel tail value; the written positions equal the full forward's, the
+ * halo holds tail_out, later positions stay untouched (NaN sentinel), and
+ * nout follows the contract. Direct (C = 1) and GEMM paths, strides 1 and 3,
+ * a batch whose active columns overflow one group. */
+static void test_conv1d_tail(void)
+{
+    int shapes[][6] = {{9, 1, 1500, 11, 5, 3}, {7, 20, 700, 9, 3, 1}, {6, 12, 499, 10, 4, 3}, {40, 8, 300, 6, 5, 1}};
+    for (int s = 0; s < 4; s++) {
+        int B = shapes[s][0], C = shapes[s][1], L = shapes[s][2], OC = shapes[s][3], K = shapes[s][4],
+            S = shapes[s][5], halo = 4;
+        int LO = dp_conv1d_out_len(L, K, S);
+        size_t nx = (size_t)B * C * L, nw = (size_t)OC * C * K, ny = (size_t)B * OC * LO;
+        float *x = fill(nx, 0), *w = fill(nw, 0), *b = fill(OC, 0), *tailv = fill(C, 0), *tout = fill(OC, 0);
+        randn(x, nx, 1), randn(w, nw, 0.3f), randn(b, OC, 0.3f), randn(tailv, C, 1);
+        int *nin = calloc(B, sizeof(int)), *nout = calloc(B, sizeof(int));
+        for (int bb = 0; bb < B; bb++) {
+            nin[bb] = bb == 0 ? 0 : bb == 1 ? L : bb == 2 ? 1 : (int)dp_rng_below(&trng, (uint64_t)L + 1);
+            for (int c = 0; c < C; c++)
+                for (int t = nin[bb]; t < L; t++)
+                    x[((size_t)bb * C + c) * L + t] = tailv[c];
+        }
+        for (int o = 0; o < OC; o++) { /* the layer over one tail column */
+            double v = b[o];
+            for (int c = 0; c < C; c++)
+                for (int k = 0; k < K; k++)
+                    v += (double)w[((size_t)o * C + c) * K + k] * tailv[c];
+            tout[o] = v > 0 ? (float)v : 0.0f;
+        }
+        float *y = fill(ny, NAN), *ry = fill(ny, 0);
+        float *scr = fill(dp_conv1d_scratch_floats(B, C, L, OC, K, S), NAN);
+        dp_conv1d_relu_forward(ry, scr, x, w, b, B, C, L, OC, K, S);
+        dp_conv1d_relu_forward_tail(y, nout, scr, x, nin, w, b, tout, halo, B, C, L, OC, K, S);
+        int bad = 0;
+        for (int bb = 0; bb < B; bb++) {
+            int want = (nin[bb] + S - 1) / S;
+            want = want < LO ? want : LO;
+            if (nout[bb] != want)
+                bad++;
+            for (int o = 0; o < OC; o++)
+                for (int t = 0; t < LO; t++) {
+                    float v = y[((size_t)bb * OC + o) * LO + t], r = ry[((size_t)bb * OC + o) * LO + t];
+                    if (t < want + halo ? !(fabsf(v - r) <= FWD_TOL * (1 + fabsf(r))) : !isnan(v))
+                        bad++;
+                }
+        }
+        if (bad)
+            fprintf(stderr, "  conv1d tail shape %d: %d bad values\n", s, bad);
+        CHECK_EQ_INT(bad, 0);
+        free(x), free(w), free(b), free(tailv), free(tout), free(nin), free(nout), free(y), free(ry), free(scr);
+    }
+}
+
 /* ---- determinism, threads ---------------------------------------------------------- */
 
 typedef struct run_out {
@@ -986,6 +1039,7 @@ int main(void)
     DP_RUN(test_adam_fixtures);
     DP_RUN(test_conv1d_fd);
     DP_RUN(test_conv1d_vs_naive);
+    DP_RUN(test_conv1d_tail);
     DP_RUN(test_linear_fd);
     DP_RUN(test_maxpool1d_fd);
     DP_RUN(test_xent_fd);

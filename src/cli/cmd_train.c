@@ -27,7 +27,8 @@ static void usage(FILE *f)
             "      --resume           continue from MODEL.ckpt\n"
             "  -q, --quiet            no progress output\n"
             "      --bench STEPS      no training: time STEPS training steps and inference batches of\n"
-            "                         a fresh model on random bytes (needs -t; prints samples/s)\n");
+            "                         a fresh model on random bytes (needs -t; prints samples/s);\n"
+            "                         with -d DIR the inference batches are DIR's vectors\n");
 }
 
 int cmd_train(int argc, char **argv)
@@ -133,7 +134,7 @@ int cmd_train(int argc, char **argv)
         char eb[DP_ERRBUF_SIZE];
         double tr, inf;
         int ncls = task == DP_TASK_APP ? 15 : 11;
-        if (dp_train_bench(o.kind, task, ncls, o.hp.batch, bench, o.hp.threads, &tr, &inf, eb) != 0) {
+        if (dp_train_bench(o.kind, task, ncls, o.hp.batch, bench, o.hp.threads, o.train_dir, &tr, &inf, eb) != 0) {
             fprintf(stderr, "deeppacket train: %s\n", eb);
             return 1;
         }

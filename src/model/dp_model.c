@@ -5,50 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/dp_model_impl.h"
 #include "nn/dp_nn.h"
-
-typedef struct dp_tdesc {
-    char name[32];
-    int ndim;
-    int shape[4];
-    size_t offset, numel;
-    size_t fan_in;
-} dp_tdesc;
-
-struct dp_model {
-    dp_arch arch;
-    int task;
-    char *names[DP_MAX_CLASSES];
-    dp_hparams hp;
-
-    int ntensors;
-    dp_tdesc t[DP_MODEL_MAX_TENSORS];
-    size_t nparams;
-    float *params, *grads, *adam_m, *adam_v;
-    int adam_t;
-
-    /* layer views into params / grads */
-    float *cw[2], *cb[2], *dcw[2], *dcb[2];
-    float *fw[DP_MODEL_MAX_HIDDEN + 1], *fb[DP_MODEL_MAX_HIDDEN + 1];
-    float *dfw[DP_MODEL_MAX_HIDDEN + 1], *dfb[DP_MODEL_MAX_HIDDEN + 1];
-    int nfc;                                /* nhidden + 1 */
-    int fin[DP_MODEL_MAX_HIDDEN + 1], fout[DP_MODEL_MAX_HIDDEN + 1];
-    int L1, L2, L3, flat;                   /* CNN lengths; flat = fc0 input */
-
-    /* activations for `cap` rows */
-    int cap;
-    float *x, *a1, *a2, *pool;
-    int32_t *argmax;
-    float *pre[DP_MODEL_MAX_HIDDEN + 1];    /* linear outputs (pre[nfc-1] = logits) */
-    float *act[DP_MODEL_MAX_HIDDEN];        /* after dropout + ReLU */
-    uint8_t *mask[DP_MODEL_MAX_HIDDEN];
-    float *probs;
-    float *scratch;
-    /* activation gradients */
-    float *da1, *da2, *dP0, *dP1;
-    size_t dmax;                            /* floats per row of dP0/dP1 */
-    int last_B, last_train;
-};
 
 /* ---- small helpers ----------------------------------------------------------- */
 
@@ -278,6 +236,7 @@ void dp_model_free(dp_model *m)
     if (!m)
         return;
     free_acts(m);
+    dp_model_infer_free(m);
     free(m->params);
     free(m->grads);
     free(m->adam_m);
@@ -288,7 +247,7 @@ void dp_model_free(dp_model *m)
 }
 
 /* Makes room for B rows of activations (and their gradients). */
-static int reserve(dp_model *m, int B, char *errbuf)
+int dp_model_reserve(dp_model *m, int B, char *errbuf)
 {
     if (B <= m->cap)
         return 0;
@@ -383,7 +342,7 @@ const float *dp_model_forward(dp_model *m, const uint8_t *x, const float *xf, in
         dp_err(errbuf, "model: batch size %d", B);
         return NULL;
     }
-    if (reserve(m, B, errbuf) != 0)
+    if (dp_model_reserve(m, B, errbuf) != 0)
         return NULL;
     load_input(m, x, xf, B);
     if (m->arch.kind == DP_MODEL_CNN)
@@ -400,7 +359,7 @@ const float *dp_model_hidden(dp_model *m, const uint8_t *x, int B, int layer, ch
         dp_err(errbuf, "model: no hidden layer %d", layer);
         return NULL;
     }
-    if (reserve(m, B, errbuf) != 0)
+    if (dp_model_reserve(m, B, errbuf) != 0)
         return NULL;
     load_input(m, x, NULL, B);
     if (m->arch.kind == DP_MODEL_CNN)
@@ -501,6 +460,7 @@ int dp_model_adam_step(dp_model *m, float lr, float b1, float b2, float eps, cha
     if (ensure_adam(m, errbuf) != 0 || ensure_grads(m, errbuf) != 0)
         return -1;
     m->adam_t++;
+    m->gen++;
     dp_adam_update(m->params, m->grads, m->adam_m, m->adam_v, m->nparams, lr, b1, b2, eps, m->adam_t);
     return 0;
 }
@@ -523,6 +483,7 @@ int *dp_model_adam_t(dp_model *m)
 void dp_model_fc(dp_model *m, int i, float **w, float **b, float **dw, float **db, int *in, int *out)
 {
     ensure_grads(m, NULL);
+    m->gen++; /* the caller may write the weights */
     if (w)
         *w = m->fw[i];
     if (b)
@@ -551,7 +512,11 @@ const char *dp_model_kind_name(const dp_model *m) { return m->arch.kind == DP_MO
 const dp_arch *dp_model_arch(const dp_model *m) { return &m->arch; }
 dp_hparams *dp_model_hparams(dp_model *m) { return &m->hp; }
 size_t dp_model_nparams(const dp_model *m) { return m->nparams; }
-float *dp_model_params(dp_model *m) { return m->params; }
+float *dp_model_params(dp_model *m)
+{
+    m->gen++; /* the caller may write the parameters */
+    return m->params;
+}
 int dp_model_ntensors(const dp_model *m) { return m->ntensors; }
 
 int dp_model_tensor(const dp_model *m, int i, const char **name, size_t *offset, size_t *numel, int shape[4])
@@ -576,10 +541,16 @@ int dp_model_predict(dp_model *m, const uint8_t *vectors, int B, float *logprobs
     int V = m->arch.nclasses;
     for (int done = 0; done < B;) {
         int n = B - done < DP_MODEL_PREDICT_CHUNK ? B - done : DP_MODEL_PREDICT_CHUNK;
-        const float *lg = dp_model_forward(m, vectors + (size_t)done * m->arch.in_len, NULL, n, 0, NULL, errbuf);
-        if (!lg)
-            return -1;
-        dp_log_softmax(logprobs + (size_t)done * V, lg, n, V);
+        const uint8_t *x = vectors + (size_t)done * m->arch.in_len;
+        if (m->arch.kind == DP_MODEL_CNN) {
+            if (dp_model_infer_cnn(m, x, n, logprobs + (size_t)done * V, errbuf) != 0)
+                return -1;
+        } else {
+            const float *lg = dp_model_forward(m, x, NULL, n, 0, NULL, errbuf);
+            if (!lg)
+                return -1;
+            dp_log_softmax(logprobs + (size_t)done * V, lg, n, V);
+        }
         done += n;
     }
     return 0;

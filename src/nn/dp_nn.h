@@ -64,6 +64,21 @@ void dp_conv1d_forward(float *out, float *scratch, const float *inp, const float
  * of the fused form is dp_relu_backward on out followed by dp_conv1d_backward. */
 void dp_conv1d_relu_forward(float *out, float *scratch, const float *inp, const float *weight,
                             const float *bias, int B, int C, int L, int OC, int K, int S);
+/* Inference over signals with a constant tail (e.g. zero-padded inputs):
+ * in sample b every input column t >= nin[b] (0..L) holds the same values,
+ * the same in every sample, so every output position whose window starts in
+ * that tail has one known value, tail_out [OC] (the caller computes it once:
+ * this layer, ReLU included, applied to the tail column). Computes only the
+ *   nout[b] = min(LO, ceil(nin[b] / S))
+ * leading positions of sample b (ReLU fused), sets positions
+ * nout[b] <= t < min(LO, nout[b] + halo) to tail_out (so that a following
+ * layer whose windows straddle the boundary reads the right values), and
+ * does not write the later ones. Shapes and scratch as the forward; only the
+ * active columns are unrolled, so the cost follows sum_b nout[b]. Written
+ * positions equal dp_conv1d_relu_forward's up to float summation order. */
+void dp_conv1d_relu_forward_tail(float *out, int *nout, float *scratch, const float *inp, const int *nin,
+                                 const float *weight, const float *bias, const float *tail_out, int halo, int B, int C,
+                                 int L, int OC, int K, int S);
 /* backward: dout [B, OC, LO], inp [B, C, L], weight [OC, C, K] ->
  *   dinp [B, C, L] OVERWRITTEN (may be NULL, e.g. for the first layer),
  *   dweight [OC, C, K] and dbias [OC] (may be NULL) ACCUMULATED (+=). */

@@ -177,15 +177,21 @@ typedef struct directctx {
     const float *dout;  /* [B, OC, LO] */
     const float *w;     /* [OC, CK] */
     const float *bias;  /* [OC] or NULL */
-    int B, C, L, K, S, OC, CK, LO, relu;
+    const int *nact;    /* [B] leading output positions to compute, or NULL: all LO (tail mode) */
+    const float *tail;  /* [OC] value of the positions past nact (tail mode) */
+    int B, C, L, K, S, OC, CK, LO, relu, halo;
 } directctx;
+
+/* output positions computed for sample b, and those set to the tail value after them */
+static int direct_nact(const directctx *d, int b) { return d->nact ? d->nact[b] : d->LO; }
+static int tail_end(int nact, int halo, int LO) { return halo > LO - nact ? LO : nact + halo; }
 
 static void direct_im2col_task(void *ctx, int i, int n)
 {
     const directctx *d = ctx;
     for (int b = d->B * i / n; b < d->B * (i + 1) / n; b++)
         im2col(d->col + (size_t)b * d->CK * d->LO, (size_t)d->LO, d->inp + (size_t)b * d->C * d->L, d->C, d->L,
-               d->K, d->S, d->LO);
+               d->K, d->S, direct_nact(d, b));
 }
 
 /* out[b, o, :] for o in this chunk, all b */
@@ -195,20 +201,24 @@ static void direct_fwd_task(void *ctx, int i, int n)
     int CK = d->CK, LO = d->LO;
     for (int b = 0; b < d->B; b++) {
         const float *col = d->col + (size_t)b * CK * LO;
+        int na = direct_nact(d, b);
         for (int o = d->OC * i / n; o < d->OC * (i + 1) / n; o++) {
             float *restrict y = d->out + ((size_t)b * d->OC + o) * LO;
             float b0 = d->bias ? d->bias[o] : 0.0f;
-            for (int t = 0; t < LO; t++)
+            for (int t = 0; t < na; t++)
                 y[t] = b0;
             for (int j = 0; j < CK; j++) {
                 float wv = d->w[(size_t)o * CK + j];
                 const float *restrict cr = col + (size_t)j * LO;
-                for (int t = 0; t < LO; t++)
+                for (int t = 0; t < na; t++)
                     y[t] += wv * cr[t];
             }
             if (d->relu)
-                for (int t = 0; t < LO; t++)
+                for (int t = 0; t < na; t++)
                     y[t] = y[t] > 0.0f ? y[t] : 0.0f;
+            if (d->nact)
+                for (int t = na, te = tail_end(na, d->halo, LO); t < te; t++)
+                    y[t] = d->tail[o];
         }
     }
 }
@@ -273,19 +283,27 @@ typedef struct groupctx {
     const float *inp;  /* [g, C, L] */
     const float *dout; /* [g, OC, LO] (backward) */
     const float *bias; /* [OC] or NULL (forward) */
+    const int *nact;   /* [g] columns of each sample (tail mode), or NULL: LO each */
+    const float *tail; /* [OC] (tail mode) */
     size_t ld;
-    int g, C, L, K, S, LO, OC, relu;
+    int g, C, L, K, S, LO, OC, relu, halo;
 } groupctx;
+
+/* columns of sample s of a group (all LO unless in tail mode) */
+static int grp_nact(const groupctx *q, int s) { return q->nact ? q->nact[s] : q->LO; }
 
 static int range_lo(int n, int i, int parts) { return (int)((long)n * i / parts); }
 
 static void grp_im2col_task(void *ctx, int i, int n)
 {
     const groupctx *q = ctx;
+    size_t off = 0;
     for (int s = 0; s < q->g; s++) {
-        colctx c = {.col = q->col + (size_t)s * q->LO, .xc = q->inp + (size_t)s * q->C * q->L, .C = q->C, .L = q->L,
-                    .K = q->K, .S = q->S, .LO = q->LO, .ldc = q->ld};
+        int na = grp_nact(q, s);
+        colctx c = {.col = q->col + off, .xc = q->inp + (size_t)s * q->C * q->L, .C = q->C, .L = q->L,
+                    .K = q->K, .S = q->S, .LO = na, .ldc = q->ld};
         im2col_range(&c, range_lo(q->C, i, n), range_lo(q->C, i + 1, n));
+        off += (size_t)na;
     }
 }
 
@@ -299,25 +317,33 @@ static void grp_col2im_task(void *ctx, int i, int n)
     }
 }
 
-/* out[s, o, :] = act(tmp[o, s*LO : (s+1)*LO] + bias[o]) */
+/* out[s, o, :na] = act(tmp[o, off_s : off_s + na] + bias[o]) (na = LO but in
+ * tail mode), then the tail value on the halo */
 static void grp_scatter_task(void *ctx, int i, int n)
 {
     const groupctx *q = ctx;
     int LO = q->LO;
-    for (int s = 0; s < q->g; s++)
+    size_t off = 0;
+    for (int s = 0; s < q->g; s++) {
+        int na = grp_nact(q, s);
         for (int o = range_lo(q->OC, i, n); o < range_lo(q->OC, i + 1, n); o++) {
-            const float *restrict src = q->tmp + (size_t)o * q->ld + (size_t)s * LO;
+            const float *restrict src = q->tmp + (size_t)o * q->ld + off;
             float *restrict y = q->out + ((size_t)s * q->OC + o) * LO;
             float b0 = q->bias ? q->bias[o] : 0.0f;
             if (q->relu)
-                for (int t = 0; t < LO; t++) {
+                for (int t = 0; t < na; t++) {
                     float v = src[t] + b0;
                     y[t] = v > 0.0f ? v : 0.0f;
                 }
             else
-                for (int t = 0; t < LO; t++)
+                for (int t = 0; t < na; t++)
                     y[t] = src[t] + b0;
+            if (q->nact)
+                for (int t = na, te = tail_end(na, q->halo, LO); t < te; t++)
+                    y[t] = q->tail[o];
         }
+        off += (size_t)na;
+    }
 }
 
 /* tmp[o, s*LO : (s+1)*LO] = dout[s, o, :]; dbias[o] += sum_t dout[s, o, t] (s in order) */
@@ -343,45 +369,81 @@ static int grp_threads(size_t floats)
 
 /* ---- forward --------------------------------------------------------------- */
 
+typedef struct tailspec {
+    const int *nin; /* [B] */
+    int *nout;      /* [B] */
+    const float *out; /* [OC] */
+    int halo;
+} tailspec;
+
 static void conv_forward(float *out, float *scratch, const float *inp, const float *weight, const float *bias,
-                         int B, int C, int L, int OC, int K, int S, int relu)
+                         int B, int C, int L, int OC, int K, int S, int relu, const tailspec *ts)
 {
     // inp [B, C, L], weight [OC, C, K], bias [OC] -> out [B, OC, LO]
     int LO = dp_conv1d_out_len(L, K, S);
     assert(LO > 0);
     int CK = C * K;
+    int *nact = NULL;
+    if (ts) { /* tail mode: positions whose window starts before nin[b] */
+        nact = ts->nout;
+        for (int b = 0; b < B; b++) {
+            int n = (ts->nin[b] + S - 1) / S;
+            nact[b] = n < LO ? n : LO;
+        }
+    }
     if (CK <= DIRECT_MAX_CK) {
         directctx d = {.out = out, .col = scratch, .inp = inp, .w = weight, .bias = bias, .B = B, .C = C, .L = L,
-                       .K = K, .S = S, .OC = OC, .CK = CK, .LO = LO, .relu = relu};
+                       .K = K, .S = S, .OC = OC, .CK = CK, .LO = LO, .relu = relu, .nact = nact,
+                       .tail = ts ? ts->out : NULL, .halo = ts ? ts->halo : 0};
         dp_nn_parallel_for(nchunks((size_t)B * CK * LO, B), direct_im2col_task, &d);
         dp_nn_parallel_for(nchunks((size_t)B * OC * LO, OC), direct_fwd_task, &d);
         return;
     }
+    /* full mode: balanced groups of G samples; tail mode: as many samples as
+     * fit the scratch's columns (only their active columns are unrolled) */
     int G = group_size(B, LO);
-    size_t ld = (size_t)G * LO;
-    float *col = scratch, *tmp = scratch + (size_t)CK * ld; /* col [CK, G*LO], tmp [OC, G*LO] */
-    for (int b0 = 0; b0 < B; b0 += G) {
+    size_t ld = ts ? (size_t)max_group_size(B, LO) * LO : (size_t)G * LO;
+    float *col = scratch, *tmp = scratch + (size_t)CK * ld; /* col [CK, ld], tmp [OC, ld] */
+    for (int b0 = 0; b0 < B;) {
         int g = B - b0 < G ? B - b0 : G;
+        size_t cols = (size_t)g * LO;
+        if (ts) {
+            cols = 0;
+            for (g = 0; b0 + g < B && cols + (size_t)nact[b0 + g] <= ld; g++)
+                cols += (size_t)nact[b0 + g];
+        }
         groupctx q = {.col = col, .tmp = tmp, .out = out + (size_t)b0 * OC * LO, .inp = inp + (size_t)b0 * C * L,
-                      .bias = bias, .ld = ld, .g = g, .C = C, .L = L, .K = K, .S = S, .LO = LO, .OC = OC, .relu = relu};
-        dp_nn_parallel_for(grp_threads((size_t)g * CK * LO), grp_im2col_task, &q);
-        /* columns of a short last group beyond g*LO are stale but never read back */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, g * LO, CK, 1.0f, weight, CK, col, (int)ld, 0.0f,
-                    tmp, (int)ld);
-        dp_nn_parallel_for(grp_threads((size_t)g * OC * LO), grp_scatter_task, &q);
+                      .bias = bias, .ld = ld, .g = g, .C = C, .L = L, .K = K, .S = S, .LO = LO, .OC = OC, .relu = relu,
+                      .nact = nact ? nact + b0 : NULL, .tail = ts ? ts->out : NULL, .halo = ts ? ts->halo : 0};
+        if (cols > 0) {
+            dp_nn_parallel_for(grp_threads((size_t)CK * cols), grp_im2col_task, &q);
+            /* columns of a short last group beyond cols are stale but never read back */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, (int)cols, CK, 1.0f, weight, CK, col, (int)ld,
+                        0.0f, tmp, (int)ld);
+        }
+        dp_nn_parallel_for(grp_threads((size_t)OC * (cols > 0 ? cols : 1)), grp_scatter_task, &q);
+        b0 += g;
     }
 }
 
 void dp_conv1d_forward(float *out, float *scratch, const float *inp, const float *weight, const float *bias,
                        int B, int C, int L, int OC, int K, int S)
 {
-    conv_forward(out, scratch, inp, weight, bias, B, C, L, OC, K, S, 0);
+    conv_forward(out, scratch, inp, weight, bias, B, C, L, OC, K, S, 0, NULL);
 }
 
 void dp_conv1d_relu_forward(float *out, float *scratch, const float *inp, const float *weight,
                             const float *bias, int B, int C, int L, int OC, int K, int S)
 {
-    conv_forward(out, scratch, inp, weight, bias, B, C, L, OC, K, S, 1);
+    conv_forward(out, scratch, inp, weight, bias, B, C, L, OC, K, S, 1, NULL);
+}
+
+void dp_conv1d_relu_forward_tail(float *out, int *nout, float *scratch, const float *inp, const int *nin,
+                                 const float *weight, const float *bias, const float *tail_out, int halo, int B, int C,
+                                 int L, int OC, int K, int S)
+{
+    tailspec ts = {.nin = nin, .nout = nout, .out = tail_out, .halo = halo};
+    conv_forward(out, scratch, inp, weight, bias, B, C, L, OC, K, S, 1, &ts);
 }
 
 /* ---- backward ---------------------------------------------------------------- */

@@ -443,9 +443,20 @@ out:
     return rc;
 }
 
-int dp_train_bench(int kind, int task, int nclasses, int batch, int steps, int threads, double *train_sps,
-                   double *infer_pps, char *errbuf)
+int dp_train_bench(int kind, int task, int nclasses, int batch, int steps, int threads, const char *infer_dir,
+                   double *train_sps, double *infer_pps, char *errbuf)
 {
+    dp_splitset set = {0};
+    if (infer_dir) {
+        if (dp_splitset_open(&set, infer_dir, errbuf) != 0)
+            return -1;
+        if (set.n < (uint64_t)batch) {
+            dp_err(errbuf, "%s: %llu vectors, fewer than the batch size %d", infer_dir, (unsigned long long)set.n,
+                   batch);
+            dp_splitset_close(&set);
+            return -1;
+        }
+    }
     dp_nn_set_threads(threads);
     dp_arch a;
     dp_arch_default(&a, kind, task, nclasses);
@@ -480,7 +491,10 @@ int dp_train_bench(int kind, int task, int nclasses, int batch, int steps, int t
     for (int s = 0; s <= steps; s++) {
         if (s == 1)
             t0 = dp_now();
-        if (dp_model_predict(m, x, batch, lp, errbuf) != 0)
+        const uint8_t *xs = x;
+        if (infer_dir)
+            xs = dp_splitset_vector(&set, (uint64_t)s * batch % (set.n - (uint64_t)batch + 1));
+        if (dp_model_predict(m, xs, batch, lp, errbuf) != 0)
             goto out;
     }
     *infer_pps = (double)steps * batch / fmax(dp_now() - t0, 1e-9);
@@ -490,5 +504,7 @@ out:
     free(y);
     free(lp);
     dp_model_free(m);
+    if (infer_dir)
+        dp_splitset_close(&set);
     return rc;
 }

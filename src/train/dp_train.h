@@ -41,12 +41,17 @@ void dp_train_opts_default(dp_train_opts *o);
  * quiet. */
 int dp_train_run(const dp_train_opts *o, char *errbuf);
 
-/* Speed benchmark on random bytes (no files): a freshly initialised model
- * of kind/task with nclasses outputs, `steps` training steps (forward +
- * backward + Adam, dropout on) at batch size `batch`, then `steps` eval
- * batches of the same size through dp_model_predict, each after one
- * untimed warm-up step. Fills samples/s and packets/s. */
-int dp_train_bench(int kind, int task, int nclasses, int batch, int steps, int threads, double *train_sps,
+/* Speed benchmark: a freshly initialised model of kind/task with nclasses
+ * outputs, `steps` training steps (forward + backward + Adam, dropout on)
+ * on random bytes at batch size `batch`, then `steps` eval batches of the
+ * same size through dp_model_predict, each after one untimed warm-up step.
+ * The eval batches are random bytes too (full-length packets, the worst
+ * case), or, when infer_dir names a dataset or split folder, its vectors:
+ * batch s is rows [start, start + batch), start = s * batch mod
+ * (n - batch + 1) (bench/torch_model.py --vectors reads the same rows).
+ * Fills samples/s and packets/s; -1 + message on error. */
+int dp_train_bench(int kind, int task, int nclasses, int batch, int steps, int threads, const char *infer_dir,
+                   double *train_sps,
                    double *infer_pps, char *errbuf);
 
 #endif
