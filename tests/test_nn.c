@@ -704,11 +704,13 @@ static void test_conv1d_vs_naive(void)
  * per-channel tail value; the written positions equal the full forward's, the
  * halo holds tail_out, later positions stay untouched (NaN sentinel), and
  * nout follows the contract. Direct (C = 1) and GEMM paths, strides 1 and 3,
- * a batch whose active columns overflow one group. */
+ * a batch whose active columns overflow one group, and the Winograd form. */
 static void test_conv1d_tail(void)
 {
-    int shapes[][6] = {{9, 1, 1500, 11, 5, 3}, {7, 20, 700, 9, 3, 1}, {6, 12, 499, 10, 4, 3}, {40, 8, 300, 6, 5, 1}};
-    for (int s = 0; s < 4; s++) {
+    int shapes[][6] = {{9, 1, 1500, 11, 5, 3}, {7, 20, 700, 9, 3, 1}, {6, 12, 499, 10, 4, 3}, {40, 8, 300, 6, 5, 1},
+                       {40, 8, 300, 6, 5, 1}, {5, 30, 499, 20, 5, 1}};
+    for (int s = 0; s < 6; s++) {
+        int wino = s >= 4; /* the same shape again, and the app conv2's, through Winograd F(4, 5) */
         int B = shapes[s][0], C = shapes[s][1], L = shapes[s][2], OC = shapes[s][3], K = shapes[s][4],
             S = shapes[s][5], halo = 4;
         int LO = dp_conv1d_out_len(L, K, S);
@@ -732,7 +734,14 @@ static void test_conv1d_tail(void)
         float *y = fill(ny, NAN), *ry = fill(ny, 0);
         float *scr = fill(dp_conv1d_scratch_floats(B, C, L, OC, K, S), NAN);
         dp_conv1d_relu_forward(ry, scr, x, w, b, B, C, L, OC, K, S);
-        dp_conv1d_relu_forward_tail(y, nout, scr, x, nin, w, b, tout, halo, B, C, L, OC, K, S);
+        float *U = NULL;
+        if (wino) {
+            CHECK(dp_conv1d_wino_ok(K, S));
+            U = fill(dp_conv1d_wino_floats(OC, C), NAN);
+            dp_conv1d_wino_weights(U, w, OC, C, K);
+        }
+        dp_conv1d_relu_forward_tail(y, nout, scr, x, nin, w, U, b, tout, halo, B, C, L, OC, K, S);
+        free(U);
         int bad = 0;
         for (int bb = 0; bb < B; bb++) {
             int want = (nin[bb] + S - 1) / S;

@@ -14,6 +14,7 @@
  *      sorted by it (longest first) and processed in that order;
  *   2. conv1 and conv2 compute only the positions whose window starts inside
  *      the packet (dp_conv1d_relu_forward_tail), the rest being t1 / t2;
+ *      a 5-tap, stride-1 conv2 (the app CNN's) runs as Winograd F(4, 5);
  *   3. max-pool writes (pool - t2) position-major ([L3, c2] per sample, so a
  *      packet's positions are a prefix), zero past the packet;
  *   4. fc1 runs as a few GEMMs over groups of similar length, each over the
@@ -37,6 +38,7 @@ struct dp_infer {
     float *t1, *t2; /* [c1], [c2]: conv1 / conv2 output over the zero tail */
     float *w1;      /* [F, L3*c2]: fc1 weight, position-major columns */
     float *b1;      /* [F]: fc1 bias + fc1 weight . t2 broadcast */
+    float *u2;      /* [8, c2, c1]: conv2's Winograd weights, or NULL */
     int *ord, *n0, *n1, *n2, *n3; /* [cap] */
 };
 
@@ -49,6 +51,7 @@ void dp_model_infer_free(dp_model *m)
     free(f->t2);
     free(f->w1);
     free(f->b1);
+    free(f->u2);
     free(f->ord);
     free(f->n0);
     free(f->n1);
@@ -73,7 +76,10 @@ static int build_cache(dp_model *m, char *errbuf)
         f->t2 = malloc(sizeof(float) * (size_t)a->c2);
         f->w1 = malloc(sizeof(float) * F * K);
         f->b1 = malloc(sizeof(float) * F);
-        if (!f->t1 || !f->t2 || !f->w1 || !f->b1) {
+        int wino = dp_conv1d_wino_ok(a->k2, a->s2);
+        if (wino)
+            f->u2 = malloc(sizeof(float) * dp_conv1d_wino_floats(a->c2, a->c1));
+        if (!f->t1 || !f->t2 || !f->w1 || !f->b1 || (wino && !f->u2)) {
             dp_model_infer_free(m);
             return dp_err(errbuf, "model: out of memory for inference (%zu MB)", F * K * sizeof(float) >> 20);
         }
@@ -104,6 +110,8 @@ static int build_cache(dp_model *m, char *errbuf)
         }
         f->b1[j] = (float)s;
     }
+    if (f->u2)
+        dp_conv1d_wino_weights(f->u2, m->cw[1], C2, C1, K2);
     m->inf_gen = m->gen;
     return 0;
 }
@@ -201,10 +209,11 @@ int dp_model_infer_cnn(dp_model *m, const uint8_t *x, int B, float *logprobs, ch
     }
 
     /* 2. the convolutions over the packets' own positions */
-    dp_conv1d_relu_forward_tail(m->a1, f->n1, m->scratch, m->x, f->n0, m->cw[0], m->cb[0], f->t1, a->k2, B, 1, L,
-                                C1, a->k1, a->s1);
-    dp_conv1d_relu_forward_tail(m->a2, f->n2, m->scratch, m->a1, f->n1, m->cw[1], m->cb[1], f->t2, P, B, C1, L1, C2,
-                                a->k2, a->s2);
+    /*    (conv1's halo covers conv2's windows, in whole Winograd tiles) */
+    dp_conv1d_relu_forward_tail(m->a1, f->n1, m->scratch, m->x, f->n0, m->cw[0], NULL, m->cb[0], f->t1, a->k2 + 3, B,
+                                1, L, C1, a->k1, a->s1);
+    dp_conv1d_relu_forward_tail(m->a2, f->n2, m->scratch, m->a1, f->n1, m->cw[1], f->u2, m->cb[1], f->t2, P, B, C1,
+                                L1, C2, a->k2, a->s2);
 
     /* 3. max-pool minus the tail, position-major, zero past the packet up
      *    to the longest packet (row 0) */
