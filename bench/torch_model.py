@@ -105,7 +105,7 @@ def bench(kind, task, nclasses, batch, steps, threads, vectors=None):
                 t0 = time.perf_counter()
             if vectors is not None:
                 start = s * batch % (n - batch + 1)
-                x = torch.from_numpy(np.ascontiguousarray(v[start:start + batch]))
+                x = torch.from_numpy(np.array(v[start:start + batch]))
             F.log_softmax(m(x.float() / 255.0), 1)
     inf = steps * batch / (time.perf_counter() - t0)
     return tr, inf
