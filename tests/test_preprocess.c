@@ -820,6 +820,14 @@ static void test_interrupted_and_resume(void)
         CHECK_EQ_INT(run_pp(src, ds, labels, 2, 0, &m, &st, eb), 0);
         CHECK_EQ_INT(st.reused, 2);
         CHECK(dataset_equal(ds, fresh));
+        sj0 = dp_path_join(ds, "summary.json");
+        unlink(sj0);
+        free(sj0);
+        CHECK_EQ_INT(run_pp(src, ds, labels, 1, 3, &m, &st, eb), 0);
+        CHECK_EQ_INT(journal_rows(ds, rows, 64), 3);
+        CHECK_EQ_INT(run_pp(src, ds, NULL, 1, 0, &m, &st, eb), 0); /* built-in table */
+        CHECK_EQ_INT(st.reused, 0);
+        CHECK_EQ_INT(st.processed, ncap);
     }
 
     /* a dataset without summary.json is not complete, and is redone */
