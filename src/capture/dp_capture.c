@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -147,6 +148,9 @@ dp_capture *dp_capture_open_file(const char *path, char *errbuf)
     char *iobuf = malloc(CAPTURE_READ_BUF);
     if (iobuf)
         setvbuf(fp, iobuf, _IOFBF, CAPTURE_READ_BUF);
+    /* one thread reads a capture: no stdio lock around each of libpcap's
+     * two freads per frame */
+    __fsetlocking(fp, FSETLOCKING_BYCALLER);
     perr[0] = 0;
     pcap_t *p = pcap_fopen_offline_with_tstamp_precision(fp, PCAP_TSTAMP_PRECISION_NANO, perr);
     if (!p) {

@@ -184,6 +184,7 @@ size_t dp_npy_header_size(const char *descr) { return header_size(descr); }
 /* ---- appender (resumable, direct I/O) ------------------------------------ */
 
 #define BLOCK 4096 /* alignment of direct I/O: offsets, lengths, buffer */
+#define HUGE (2u << 20) /* a huge page */
 
 static uint64_t round_down(uint64_t x) { return x & ~(uint64_t)(BLOCK - 1); }
 
@@ -232,12 +233,19 @@ int dp_npy_append_open(dp_npy_appender *w, const char *tmp, const char *descr,
         bufsize = need;
     w->cap = (bufsize + BLOCK - 1) / BLOCK * BLOCK;
     w->tmp = strdup(tmp);
-    if (!w->tmp || posix_memalign((void **)&w->buf, BLOCK, w->cap) != 0) {
+    /* a big buffer in huge pages: a direct write pins its pages, 2 per
+     * 4 MB instead of 1024 */
+    size_t align = w->cap >= HUGE ? HUGE : BLOCK;
+    if (w->tmp && align == HUGE)
+        w->cap = (w->cap + HUGE - 1) / HUGE * HUGE;
+    if (!w->tmp || posix_memalign((void **)&w->buf, align, w->cap) != 0) {
         free(w->tmp);
         w->tmp = NULL;
         w->buf = NULL;
         return dp_err(errbuf, "%s: out of memory", tmp);
     }
+    if (align == HUGE)
+        madvise(w->buf, w->cap, MADV_HUGEPAGE); /* a hint: fine if refused */
     int oflags = O_RDWR | O_CREAT | O_CLOEXEC | (rows == 0 ? O_TRUNC : 0);
     if (flags & DP_NPY_DIRECT) {
         w->fd = open(tmp, oflags | O_DIRECT, 0666);

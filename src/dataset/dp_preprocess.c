@@ -28,7 +28,7 @@ extern const char dp_iscx_labels_tsv[]; /* dataset/iscx_labels.S */
 #define CHUNK_SIZE (512 * 1024)  /* records handed to the merge at once */
 #define WORKER_CHUNKS 8          /* chunks a worker may have at once (4 MB) */
 #define VEC_BUF (4 << 20)        /* vectors.npy write buffer (direct I/O) */
-#define SMALL_BUF (256 * 1024)   /* meta.npy write buffer (labels: a quarter) */
+#define SMALL_BUF (512 * 1024)   /* meta.npy write buffer (labels: an eighth) */
 #define RBUF_SIZE (1 << 20)      /* part read buffer (>= REC_MAX) */
 #define MAX_STATUS 400
 #define MAX_NOTES 10            /* "not a capture" notes printed one by one */
@@ -1037,7 +1037,7 @@ static char *arr_tmp_path(const run *r, int k)
 static const char *const arr_descr[4] = {DP_NPY_U1, DP_NPY_I2, DP_NPY_I2, DP_META_DESCR};
 static const size_t arr_item[4] = {1, 2, 2, sizeof(dp_meta)};
 static const size_t arr_cols[4] = {DP_VEC_LEN, 0, 0, 0};
-static const size_t arr_buf[4] = {VEC_BUF, SMALL_BUF / 4, SMALL_BUF / 4, SMALL_BUF};
+static const size_t arr_buf[4] = {VEC_BUF, SMALL_BUF / 8, SMALL_BUF / 8, SMALL_BUF};
 
 static void merger_close(merger *m)
 {
@@ -1058,7 +1058,7 @@ static int merger_open_arrays(const run *r, merger *m, uint64_t rows, char *errb
         int k = m->opened;
         char *p = arr_tmp_path(r, k);
         int orc = p ? dp_npy_append_open(&m->w[k], p, arr_descr[k], arr_item[k], arr_cols[k],
-                                         rows, arr_buf[k], k == 0 ? DP_NPY_DIRECT : 0, errbuf)
+                                         rows, arr_buf[k], DP_NPY_DIRECT, errbuf)
                     : dp_err(errbuf, "%s: out of memory", r->parts);
         free(p);
         if (orc != 0) {
