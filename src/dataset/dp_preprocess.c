@@ -26,7 +26,7 @@ extern const char dp_iscx_labels_tsv[]; /* dataset/iscx_labels.S */
 #define REC_HEAD (sizeof(dp_meta) + 2) /* record: meta row, 2-byte length */
 #define REC_MAX (REC_HEAD + DP_VEC_LEN)
 #define CHUNK_SIZE (512 * 1024)  /* records handed to the merge at once */
-#define WORKER_CHUNKS 8          /* chunks a worker may have at once (4 MB) */
+#define WORKER_CHUNKS 4          /* chunks a worker may have at once (2 MB) */
 #define VEC_BUF (4 << 20)        /* vectors.npy write buffer (direct I/O) */
 #define SMALL_BUF (512 * 1024)   /* meta.npy write buffer (labels: an eighth) */
 #define RBUF_SIZE (1 << 20)      /* part read buffer (>= REC_MAX) */
@@ -529,8 +529,9 @@ static int spill(run *r, capfile *cf, wstate *ws, chunk *q, char *errbuf)
 }
 
 /* The current chunk has no room for another record: hand it to the merge
- * and take another, or (a capture that is not the merge's next one and has
- * used up the worker's chunks) spill the capture to its part file. */
+ * and take another, or (a capture bigger than the worker's chunks, not the
+ * merge's next one, that has used up the chunks) spill the capture to its
+ * part file. */
 static int chunk_full(run *r, capfile *cf, wstate *ws, char *errbuf)
 {
     if (ws->fd < 0) {
@@ -550,13 +551,18 @@ static int chunk_full(run *r, capfile *cf, wstate *ws, char *errbuf)
                 pthread_mutex_unlock(&r->mu);
                 return dp_err(errbuf, oom ? "out of memory" : "stopped");
             }
-            if (r->head != cf) { /* decided under the lock the merge takes too */
+            /* (decided under the lock the merge takes too) */
+            if (r->head != cf && cf->size > r->chunk_size * r->worker_chunks) {
                 q = cf->qh;
                 cf->qh = cf->qt = NULL;
                 cf->spilled = 1;
                 break;
             }
-            /* the merge is reading this capture: it frees chunks */
+            /* the merge frees chunks: of this capture if it is the one the
+             * merge reads, else of the earlier ones. A capture whose output
+             * fits in the worker's chunks waits for them rather than spill:
+             * writing and reading back a part costs more CPU than waiting
+             * for a merge that is held up by the disk. */
             pthread_cond_wait(&r->cv, &r->mu);
         }
         pthread_mutex_unlock(&r->mu);

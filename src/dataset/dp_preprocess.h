@@ -12,9 +12,10 @@
  *  1. Worker threads take whole captures from a shared queue (file order)
  *     and turn each kept packet into a record (its meta row, then the
  *     vector without its trailing zeros behind a 2-byte length) in buffers
- *     of 512 KB ("chunks"), at most 8 per worker, handed to the merge in
- *     memory. A capture that is not the one the merge waits for and has
- *     used up its worker's chunks is "spilled": its records go to a part
+ *     of 512 KB ("chunks"), at most 4 per worker, handed to the merge in
+ *     memory. A worker whose chunks are all taken waits for the merge,
+ *     unless its capture is bigger than its chunks and not the one the
+ *     merge reads: such a capture is "spilled": its records go to a part
  *     file, DATASET_DIR/.parts/<key>.part (records, then a trailer with the
  *     source's size and mtime and the counts), written to a temp name and
  *     renamed when whole. Memory is bounded (a few MB per worker) whatever
