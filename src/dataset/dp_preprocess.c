@@ -1014,8 +1014,8 @@ static int save_text(const char *dir, const char *name, const char *text, size_t
 /* ---- merge and journal --------------------------------------------------------- */
 
 /* The merge appends each capture's records, in file order, to the four
- * arrays, built in .parts/<name>.partial by dp_npy appenders (vectors.npy
- * with direct I/O). It runs in the main thread while the workers read later
+ * arrays, built in .parts/<name>.partial by dp_npy appenders (direct
+ * I/O). It runs in the main thread while the workers read later
  * captures. The journal (.parts/journal) says which captures are in the
  * partial arrays: a header line, then one line per merged capture (its key,
  * source size and mtime, counts, status, and the row count after it), each
