@@ -28,8 +28,16 @@ static void usage(FILE *f)
             "when the dataset is complete and no capture changed.\n");
 }
 
+/* OpenBLAS (linked for the other commands) starts its thread pool when the
+ * program loads, and an idle pool thread spins on sched_yield for about
+ * 0.1 s before it sleeps: CPU time that preprocess, which never calls BLAS,
+ * would pay for. Weak: absent with another BLAS. */
+extern int blas_thread_shutdown_(void) __attribute__((weak));
+
 int cmd_preprocess(int argc, char **argv)
 {
+    if (blas_thread_shutdown_)
+        blas_thread_shutdown_();
     static const struct option longopts[] = {
         {"source", required_argument, NULL, 's'}, {"target", required_argument, NULL, 't'},
         {"labels", required_argument, NULL, 'l'}, {"threads", required_argument, NULL, 'j'},

@@ -85,37 +85,37 @@ static size_t header_size(const char *descr)
     return len;
 }
 
-static int write_header(FILE *f, const char *descr, uint64_t rows, size_t ncols, size_t want)
+/* Formats the header for `rows` rows into out[want] (want from header_size). */
+static int format_header(char *out, const char *descr, uint64_t rows, size_t ncols, size_t want)
 {
-    if (want == NPY_HEADER_LEN) {
-        char h[NPY_HEADER_LEN];
-        if (npy_header(h, descr, rows, ncols) != 0)
-            return -1;
-        return fwrite(h, 1, sizeof h, f) == sizeof h ? 0 : -1;
-    }
+    if (want == NPY_HEADER_LEN)
+        return npy_header(out, descr, rows, ncols);
     char *h;
     size_t len;
-    if (npy_header_big(&h, &len, descr, UINT64_MAX / 2, 99999) != 0)
-        return -1;
-    free(h);
     if (npy_header_big(&h, &len, descr, rows, ncols) != 0)
         return -1;
     /* keep the reserved size: pad the dict part with spaces */
-    char *buf = malloc(want);
-    if (!buf) {
-        free(h);
-        return -1;
-    }
-    memset(buf, ' ', want);
-    memcpy(buf, h, 10);
+    memset(out, ' ', want);
+    memcpy(out, h, 10);
     size_t dictlen = strchr(h + 10, '}') - (h + 10) + 1;
-    memcpy(buf + 10, h + 10, dictlen);
-    buf[8] = (char)((want - 10) & 0xff);
-    buf[9] = (char)((want - 10) >> 8);
-    buf[want - 1] = '\n';
-    int rc = fwrite(buf, 1, want, f) == want ? 0 : -1;
-    free(buf);
+    memcpy(out + 10, h + 10, dictlen);
+    out[8] = (char)((want - 10) & 0xff);
+    out[9] = (char)((want - 10) >> 8);
+    out[want - 1] = '\n';
     free(h);
+    return 0;
+}
+
+static int write_header(FILE *f, const char *descr, uint64_t rows, size_t ncols, size_t want)
+{
+    char *buf = malloc(want);
+    if (!buf)
+        return -1;
+    int rc = format_header(buf, descr, rows, ncols, want) == 0 &&
+                     fwrite(buf, 1, want, f) == want
+                 ? 0
+                 : -1;
+    free(buf);
     return rc;
 }
 
@@ -177,6 +177,274 @@ int dp_npy_save(const char *path, const char *descr, size_t itemsize,
         return -1;
     }
     return dp_npy_writer_commit(&w, errbuf);
+}
+
+size_t dp_npy_header_size(const char *descr) { return header_size(descr); }
+
+/* ---- appender (resumable, direct I/O) ------------------------------------ */
+
+#define BLOCK 4096 /* alignment of direct I/O: offsets, lengths, buffer */
+#define HUGE (2u << 20) /* a huge page */
+
+static uint64_t round_down(uint64_t x) { return x & ~(uint64_t)(BLOCK - 1); }
+
+/* pwrite of the whole range; under direct I/O a refusal (EINVAL: the file
+ * system or the alignment does not suit it) turns direct I/O off for good
+ * and the write is retried through the page cache. */
+static int app_pwrite(dp_npy_appender *w, const uint8_t *p, size_t n, uint64_t off)
+{
+    while (n) {
+        ssize_t k = pwrite(w->fd, p, n, (off_t)off);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EINVAL && w->direct) {
+                int fl = fcntl(w->fd, F_GETFL);
+                if (fl < 0 || fcntl(w->fd, F_SETFL, fl & ~O_DIRECT) != 0)
+                    return -1;
+                w->direct = 0;
+                continue;
+            }
+            return -1;
+        }
+        p += k;
+        n -= (size_t)k;
+        off += (uint64_t)k;
+    }
+    return 0;
+}
+
+int dp_npy_append_open(dp_npy_appender *w, const char *tmp, const char *descr,
+                       size_t itemsize, size_t ncols, uint64_t rows, size_t bufsize,
+                       int flags, char *errbuf)
+{
+    memset(w, 0, sizeof *w);
+    w->fd = -1;
+    if (strlen(descr) >= sizeof w->descr)
+        return dp_err(errbuf, "%s: dtype description too long", tmp);
+    strcpy(w->descr, descr);
+    w->ncols = ncols;
+    w->row_bytes = itemsize * (ncols ? ncols : 1);
+    w->hsize = header_size(descr);
+    if (w->hsize == 0 || w->row_bytes == 0)
+        return dp_err(errbuf, "%s: cannot make an npy header", tmp);
+    size_t need = 2 * w->row_bytes + w->hsize + BLOCK;
+    if (bufsize < need)
+        bufsize = need;
+    w->cap = (bufsize + BLOCK - 1) / BLOCK * BLOCK;
+    w->tmp = strdup(tmp);
+    /* a big buffer in huge pages: a direct write pins its pages, 2 per
+     * 4 MB instead of 1024 */
+    size_t align = w->cap >= HUGE ? HUGE : BLOCK;
+    if (w->tmp && align == HUGE)
+        w->cap = (w->cap + HUGE - 1) / HUGE * HUGE;
+    if (!w->tmp || posix_memalign((void **)&w->buf, align, w->cap) != 0) {
+        free(w->tmp);
+        w->tmp = NULL;
+        w->buf = NULL;
+        return dp_err(errbuf, "%s: out of memory", tmp);
+    }
+    if (align == HUGE)
+        madvise(w->buf, w->cap, MADV_HUGEPAGE); /* a hint: fine if refused */
+    int oflags = O_RDWR | O_CREAT | O_CLOEXEC | (rows == 0 ? O_TRUNC : 0);
+    if (flags & DP_NPY_DIRECT) {
+        w->fd = open(tmp, oflags | O_DIRECT, 0666);
+        w->direct = w->fd >= 0;
+    }
+    if (w->fd < 0)
+        w->fd = open(tmp, oflags, 0666);
+    if (w->fd < 0) {
+        dp_errno(errbuf, "%s: cannot %s", tmp, rows ? "open" : "create");
+        dp_npy_append_close(w);
+        return -1;
+    }
+    char *h = malloc(w->hsize);
+    if (!h || format_header(h, descr, 0, ncols, w->hsize) != 0) {
+        free(h);
+        dp_err(errbuf, "%s: cannot make an npy header", tmp);
+        dp_npy_append_close(w);
+        return -1;
+    }
+    if (rows == 0) {
+        memcpy(w->buf, h, w->hsize);
+        w->n = w->hsize;
+        free(h);
+        return 0;
+    }
+    /* resume: the header as this run would write it, and enough rows */
+    uint64_t end = w->hsize + rows * w->row_bytes;
+    struct stat st;
+    if (fstat(w->fd, &st) != 0) {
+        free(h);
+        dp_errno(errbuf, "%s: cannot stat", tmp);
+        dp_npy_append_close(w);
+        return -1;
+    }
+    if ((uint64_t)st.st_size < end) {
+        free(h);
+        dp_err(errbuf, "%s: holds %llu bytes, %llu rows need %llu", tmp,
+               (unsigned long long)st.st_size, (unsigned long long)rows,
+               (unsigned long long)end);
+        dp_npy_append_close(w);
+        return -1;
+    }
+    /* the header must be the one this run writes (checked before the file
+     * is cut); the last partial block goes back into the buffer. Read
+     * through a plain descriptor: direct reads have the alignment rules of
+     * direct writes. */
+    w->off = w->direct ? round_down(end) : end;
+    w->n = (size_t)(end - w->off);
+    w->written = end;
+    int rfd = open(tmp, O_RDONLY | O_CLOEXEC);
+    char *have = malloc(w->hsize);
+    int bad = rfd < 0 || !have;
+    if (!bad)
+        bad = pread(rfd, have, w->hsize, 0) != (ssize_t)w->hsize ? 1
+              : memcmp(have, h, w->hsize) != 0                    ? 2
+                                                                   : 0;
+    if (!bad && w->n && pread(rfd, w->buf, w->n, (off_t)w->off) != (ssize_t)w->n)
+        bad = 1;
+    if (rfd >= 0)
+        close(rfd);
+    free(have);
+    free(h);
+    if (!bad && ftruncate(w->fd, (off_t)end) != 0)
+        bad = 3;
+    if (bad) {
+        if (bad == 2)
+            dp_err(errbuf, "%s: not the expected .npy header", tmp);
+        else
+            dp_errno(errbuf, "%s: cannot %s", tmp, bad == 1 ? "read back" : "truncate");
+        dp_npy_append_close(w);
+        return -1;
+    }
+    w->rows = rows;
+    return 0;
+}
+
+/* Writes out the whole blocks of the buffer and keeps the rest (under
+ * buffered I/O: everything). */
+static int app_drain(dp_npy_appender *w)
+{
+    size_t whole = w->direct ? (size_t)round_down(w->n) : w->n;
+    if (whole == 0)
+        return 0;
+    /* the part of the buffer already written by a flush is written again:
+     * it is at most one block */
+    if (app_pwrite(w, w->buf, whole, w->off) != 0)
+        return -1;
+    if (w->off + whole > w->written)
+        w->written = w->off + whole;
+    size_t left = w->n - whole;
+    if (left) {
+        if (!w->direct) { /* a direct write was refused on the way: write it all */
+            if (app_pwrite(w, w->buf + whole, left, w->off + whole) != 0)
+                return -1;
+            w->written = w->off + w->n;
+            w->off += w->n;
+            w->n = 0;
+            return 0;
+        }
+        memmove(w->buf, w->buf + whole, left);
+    }
+    w->off += whole;
+    w->n = left;
+    return 0;
+}
+
+uint8_t *dp_npy_append_row(dp_npy_appender *w, char *errbuf)
+{
+    if (w->cap - w->n < w->row_bytes && app_drain(w) != 0) {
+        dp_errno(errbuf, "%s: write failed", w->tmp);
+        return NULL;
+    }
+    uint8_t *p = w->buf + w->n;
+    w->n += w->row_bytes;
+    w->rows++;
+    return p;
+}
+
+int dp_npy_append(dp_npy_appender *w, const void *rows, size_t nrows, char *errbuf)
+{
+    const uint8_t *src = rows;
+    size_t left = nrows * w->row_bytes;
+    while (left) {
+        if (w->n == w->cap && app_drain(w) != 0)
+            return dp_errno(errbuf, "%s: write failed", w->tmp);
+        size_t k = w->cap - w->n < left ? w->cap - w->n : left;
+        memcpy(w->buf + w->n, src, k);
+        w->n += k;
+        src += k;
+        left -= k;
+    }
+    w->rows += nrows;
+    return 0;
+}
+
+int dp_npy_append_flush(dp_npy_appender *w, char *errbuf)
+{
+    if (app_drain(w) != 0)
+        return dp_errno(errbuf, "%s: write failed", w->tmp);
+    if (w->n == 0)
+        return 0;
+    /* direct: the partial block, padded to a whole one, stays in the buffer */
+    size_t padded = (w->n + BLOCK - 1) / BLOCK * BLOCK;
+    memset(w->buf + w->n, 0, padded - w->n);
+    if (app_pwrite(w, w->buf, padded, w->off) != 0)
+        return dp_errno(errbuf, "%s: write failed", w->tmp);
+    w->written = w->off + w->n;
+    return 0;
+}
+
+uint64_t dp_npy_append_rows_written(const dp_npy_appender *w)
+{
+    if (w->written <= w->hsize)
+        return 0;
+    uint64_t r = (w->written - w->hsize) / w->row_bytes;
+    return r < w->rows ? r : w->rows;
+}
+
+int dp_npy_append_commit(dp_npy_appender *w, const char *path, char *errbuf)
+{
+    int rc = dp_npy_append_flush(w, errbuf);
+    uint64_t end = w->hsize + w->rows * w->row_bytes;
+    char *h = rc == 0 ? malloc(w->hsize) : NULL;
+    if (rc == 0 && !h)
+        rc = dp_err(errbuf, "%s: out of memory", w->tmp);
+    if (rc == 0 && ftruncate(w->fd, (off_t)end) != 0)
+        rc = dp_errno(errbuf, "%s: cannot truncate", w->tmp);
+    if (rc == 0 && w->direct) { /* the header is not a whole block */
+        int fl = fcntl(w->fd, F_GETFL);
+        if (fl < 0 || fcntl(w->fd, F_SETFL, fl & ~O_DIRECT) != 0)
+            rc = dp_errno(errbuf, "%s: cannot turn direct I/O off", w->tmp);
+        w->direct = 0;
+    }
+    if (rc == 0 && format_header(h, w->descr, w->rows, w->ncols, w->hsize) != 0)
+        rc = dp_err(errbuf, "%s: cannot finish npy header", w->tmp);
+    if (rc == 0 && app_pwrite(w, (const uint8_t *)h, w->hsize, 0) != 0)
+        rc = dp_errno(errbuf, "%s: cannot finish npy header", w->tmp);
+    if (rc == 0 && fsync(w->fd) != 0 && errno != EINVAL)
+        rc = dp_errno(errbuf, "%s: fsync failed", w->tmp);
+    free(h);
+    if (rc == 0 && close(w->fd) != 0)
+        rc = dp_errno(errbuf, "%s: close failed", w->tmp);
+    else if (rc != 0)
+        close(w->fd);
+    w->fd = -1;
+    if (rc == 0 && rename(w->tmp, path) != 0)
+        rc = dp_errno(errbuf, "%s: cannot rename to %s", w->tmp, path);
+    dp_npy_append_close(w);
+    return rc;
+}
+
+void dp_npy_append_close(dp_npy_appender *w)
+{
+    if (w->fd >= 0)
+        close(w->fd);
+    free(w->buf);
+    free(w->tmp);
+    memset(w, 0, sizeof *w);
+    w->fd = -1;
 }
 
 /* ---- reading -------------------------------------------------------------- */

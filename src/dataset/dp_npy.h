@@ -47,6 +47,61 @@ void dp_npy_writer_abort(dp_npy_writer *w);
 int dp_npy_save(const char *path, const char *descr, size_t itemsize,
                 size_t ncols, const void *data, uint64_t rows, char *errbuf);
 
+/* Bytes before the first row of a file written here for this descr (128
+ * for short descrs); 0 when the descr is too long for a header. */
+size_t dp_npy_header_size(const char *descr);
+
+/* An appender: a .npy file built in a temp file with a fixed name, that a
+ * later run can reopen and go on appending to (resume), then commit to its
+ * final name. Rows go through an aligned buffer and leave in big writes;
+ * with direct I/O (O_DIRECT, where the file system takes it) they bypass
+ * the page cache: the CPU does not copy them and the kernel does not track
+ * them as dirty pages. The file is the same either way: the 128-byte (or
+ * larger, see dp_npy_writer) header, then the rows. */
+typedef struct dp_npy_appender {
+    int fd;
+    int direct;         /* 1 while O_DIRECT is on */
+    char *tmp;          /* the temp file */
+    char descr[512];
+    size_t ncols, row_bytes, hsize;
+    uint64_t rows;      /* rows appended, resumed ones included */
+    uint8_t *buf;       /* cap bytes, 4096-aligned; buf[0] is at file offset off */
+    size_t cap, n;
+    uint64_t off;       /* file offset of buf[0] (4096-aligned when direct) */
+    uint64_t written;   /* bytes of the file written from the buffer (durable
+                         * against a crash of the process) */
+} dp_npy_appender;
+
+#define DP_NPY_DIRECT 1 /* flag: try O_DIRECT (falls back to buffered I/O) */
+
+/* Opens TMP for appending rows of the given descr/itemsize/ncols (as
+ * dp_npy_writer_open). rows 0: creates (or truncates) TMP with an empty
+ * header. rows > 0: resumes TMP, which must hold the header and at least
+ * that many rows (longer is cut back to exactly that many). bufsize is the
+ * buffer size (rounded up to 4096, at least 2 rows and one block). Fails
+ * with a message naming TMP. */
+int dp_npy_append_open(dp_npy_appender *w, const char *tmp, const char *descr,
+                       size_t itemsize, size_t ncols, uint64_t rows, size_t bufsize,
+                       int flags, char *errbuf);
+/* Returns room for one more row in the buffer (row_bytes bytes, to be filled
+ * by the caller), writing out whole blocks first when the buffer is full;
+ * NULL with a message on a write error. The row counts from this call on. */
+uint8_t *dp_npy_append_row(dp_npy_appender *w, char *errbuf);
+/* Appends nrows rows. */
+int dp_npy_append(dp_npy_appender *w, const void *rows, size_t nrows, char *errbuf);
+/* Writes every buffered byte to the file (a partial last block padded with
+ * zeros under direct I/O; the padding is cut at commit or resume), so that
+ * all rows so far survive a crash of the process. */
+int dp_npy_append_flush(dp_npy_appender *w, char *errbuf);
+/* Rows whose bytes are all in the file (not only in the buffer). */
+uint64_t dp_npy_append_rows_written(const dp_npy_appender *w);
+/* Flushes, cuts the file to its exact size, writes the final header,
+ * fsyncs and renames TMP to PATH; closes the appender either way. */
+int dp_npy_append_commit(dp_npy_appender *w, const char *path, char *errbuf);
+/* Closes without committing; TMP stays for a later resume. Safe on a zeroed
+ * or already closed appender. */
+void dp_npy_append_close(dp_npy_appender *w);
+
 /* A read-only memory-mapped .npy file. */
 typedef struct dp_npy {
     void *map;

@@ -19,12 +19,17 @@
 
 extern const char dp_iscx_labels_tsv[]; /* dataset/iscx_labels.S */
 
-#define PART_VERSION 2
+#define PART_VERSION 3
 #define PART_MAGIC "DPPARTOK"
 #define DATASET_FORMAT "deeppacket-dataset-1"
-#define VEC_BATCH 700           /* rows per write: ~1 MB of vectors */
-#define RBUF_SIZE (1 << 20)     /* merge read buffer (>= DP_VEC_LEN + 2) */
-#define META_BATCH 4096         /* meta rows per write: 264 KB */
+#define JOURNAL_FORMAT "deeppacket-journal-1"
+#define REC_HEAD (sizeof(dp_meta) + 2) /* record: meta row, 2-byte length */
+#define REC_MAX (REC_HEAD + DP_VEC_LEN)
+#define CHUNK_SIZE (512 * 1024)  /* records handed to the merge at once */
+#define WORKER_CHUNKS 4          /* chunks a worker may have at once (2 MB) */
+#define VEC_BUF (4 << 20)        /* vectors.npy write buffer (direct I/O) */
+#define SMALL_BUF (512 * 1024)   /* meta.npy write buffer (labels: an eighth) */
+#define RBUF_SIZE (1 << 20)      /* part read buffer (>= REC_MAX) */
 #define MAX_STATUS 400
 #define MAX_NOTES 10            /* "not a capture" notes printed one by one */
 
@@ -88,6 +93,27 @@ static void linktype_desc(int lt, char *out, size_t cap)
 
 /* ---- the run -------------------------------------------------------------- */
 
+typedef struct chunk chunk;
+typedef struct wstate wstate;
+
+/* A buffer of records handed from a worker to the merge (see below). */
+struct chunk {
+    chunk *next;
+    wstate *owner;          /* the worker it goes back to */
+    size_t n;               /* bytes of records in data */
+    uint8_t data[];         /* CHUNK_SIZE bytes */
+};
+
+/* A worker's state: its chunks and the part file of a spilled capture. */
+struct wstate {
+    chunk *free;            /* its free chunks (under run.mu) */
+    size_t nalloc;          /* its chunks in existence */
+    chunk *cur;             /* the chunk it fills */
+    int fd;                 /* part temp file while spilled, else -1 */
+    uint64_t part_bytes;    /* record bytes written to it */
+    wstate *next_ws;        /* list of finished workers (freed by the run) */
+};
+
 typedef struct capfile {
     char *rel;              /* path relative to the source folder */
     char *path;             /* SRC/rel */
@@ -98,8 +124,14 @@ typedef struct capfile {
     uint64_t relhash;       /* FNV-1a of rel: part key and flow salt */
     int cls[DP_NTASKS];
     /* results */
-    int ready;              /* parts complete (under run.mu) */
+    int ready;              /* read (and its part complete if spilled); under run.mu */
     int reused;
+    int spilled;            /* its records went to a part file (under run.mu) */
+    int from_part;          /* reused the part file of an earlier run */
+    int journaled;          /* already in the partial arrays (earlier run) */
+    chunk *qh, *qt;         /* its chunks waiting for the merge (under run.mu) */
+    uint64_t part_bytes;    /* record bytes in its part file */
+    uint64_t rows_end;      /* rows of the arrays once it is merged */
     uint64_t frames, kept;
     uint64_t skipped[DP_VERDICT_COUNT];
     char status[MAX_STATUS]; /* "" when all went well */
@@ -110,8 +142,13 @@ typedef struct run {
     char *src, *dst, *parts;
     capfile *files;
     size_t nfiles, ncaptures;
-    size_t *queue;          /* indices into files, largest first */
+    size_t *queue;          /* indices into files, in file order */
     size_t nqueue;
+    size_t *caps;           /* indices into files of the captures, in order */
+    capfile *head;          /* the capture the merge reads now (under mu) */
+    wstate *workers;        /* finished workers' states (under mu) */
+    size_t chunk_size;      /* CHUNK_SIZE, or opts.chunk_bytes (tests) */
+    size_t worker_chunks;   /* WORKER_CHUNKS, or 2 with opts.chunk_bytes */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -282,7 +319,13 @@ static int cmp_rel(const void *a, const void *b)
     return strcmp(((const capfile *)a)->rel, ((const capfile *)b)->rel);
 }
 
-/* ---- part files ------------------------------------------------------------ */
+/* ---- records, chunks and part files ------------------------------------------ */
+
+/* A worker turns a capture into records, one per kept packet: the dp_meta
+ * row (file 0: set by the merge), a 2-byte length, then the vector without
+ * its trailing zeros. Records go into chunks (CHUNK_SIZE bytes) that are
+ * handed to the merge in memory, or, when a capture is "spilled", into the
+ * capture's part file (.parts/<key>.part: the records, then a trailer). */
 
 static char *part_path(const run *r, const capfile *cf, const char *ext)
 {
@@ -290,13 +333,6 @@ static char *part_path(const run *r, const capfile *cf, const char *ext)
     snprintf(name, sizeof name, "%016llx.%s", (unsigned long long)cf->relhash, ext);
     return dp_path_join(r->parts, name);
 }
-
-typedef struct wbuf {
-    int fd;
-    uint8_t *buf;
-    size_t n, cap;
-    uint64_t written;
-} wbuf;
 
 static int write_full(int fd, const void *p, size_t n)
 {
@@ -314,44 +350,17 @@ static int write_full(int fd, const void *p, size_t n)
     return 0;
 }
 
-static ssize_t read_full(int fd, void *p, size_t n)
-{
-    uint8_t *b = p;
-    size_t got = 0;
-    while (got < n) {
-        ssize_t k = read(fd, b + got, n - got);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (k == 0)
-            break;
-        got += (size_t)k;
-    }
-    return (ssize_t)got;
-}
-
-static int wbuf_flush(wbuf *w)
-{
-    if (w->n && write_full(w->fd, w->buf, w->n) != 0)
-        return -1;
-    w->written += w->n;
-    w->n = 0;
-    return 0;
-}
-
-/* The trailer closing a .meta part: text "key=value" lines, then the text's
+/* The trailer closing a part: text "key=value" lines, then the text's
  * length (u64 little-endian) and PART_MAGIC. */
-static int format_trailer(const capfile *cf, uint64_t vec_bytes, char *t, size_t cap)
+static int format_trailer(const capfile *cf, uint64_t rec_bytes, char *t, size_t cap)
 {
     int n = snprintf(t, cap,
                      "version=%d\nrelhash=%016llx\nsize=%llu\nmtime=%lld\nframes=%llu\nkept=%llu\n"
-                     "vec_bytes=%llu\nskipped=%llu,%llu,%llu,%llu,%llu,%llu\nstatus=%s\n",
+                     "rec_bytes=%llu\nskipped=%llu,%llu,%llu,%llu,%llu,%llu\nstatus=%s\n",
                      PART_VERSION, (unsigned long long)cf->relhash,
                      (unsigned long long)cf->size, (long long)cf->mtime_ns,
                      (unsigned long long)cf->frames, (unsigned long long)cf->kept,
-                     (unsigned long long)vec_bytes, (unsigned long long)cf->skipped[0], (unsigned long long)cf->skipped[1],
+                     (unsigned long long)rec_bytes, (unsigned long long)cf->skipped[0], (unsigned long long)cf->skipped[1],
                      (unsigned long long)cf->skipped[2], (unsigned long long)cf->skipped[3],
                      (unsigned long long)cf->skipped[4], (unsigned long long)cf->skipped[5],
                      cf->status);
@@ -365,32 +374,32 @@ static int format_trailer(const capfile *cf, uint64_t vec_bytes, char *t, size_t
     return n + 16;
 }
 
-/* Returns 1 when cf's parts exist, are whole and were made from the source
- * as it is now; fills cf's counts and status from the trailer. */
+/* Returns 1 when cf's part exists, is whole and was made from the source
+ * as it is now; fills cf's counts, status and part_bytes from the trailer. */
 static int load_part(const run *r, capfile *cf)
 {
-    char *mp = part_path(r, cf, "meta"), *vp = part_path(r, cf, "vec");
+    char *pp = part_path(r, cf, "part");
     int ok = 0, fd = -1;
-    struct stat ms, vs;
-    if (!mp || !vp || stat(mp, &ms) != 0 || stat(vp, &vs) != 0 || ms.st_size < 16)
+    struct stat ps;
+    if (!pp || stat(pp, &ps) != 0 || ps.st_size < 16)
         goto out;
-    fd = open(mp, O_RDONLY | O_CLOEXEC);
+    fd = open(pp, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         goto out;
     uint8_t foot[16];
-    if (pread(fd, foot, 16, ms.st_size - 16) != 16 || memcmp(foot + 8, PART_MAGIC, 8) != 0)
+    if (pread(fd, foot, 16, ps.st_size - 16) != 16 || memcmp(foot + 8, PART_MAGIC, 8) != 0)
         goto out;
     uint64_t tlen = 0;
     for (int i = 0; i < 8; i++)
         tlen |= (uint64_t)foot[i] << (8 * i);
-    if (tlen == 0 || tlen > 4096 || tlen + 16 > (uint64_t)ms.st_size)
+    if (tlen == 0 || tlen > 4096 || tlen + 16 > (uint64_t)ps.st_size)
         goto out;
     char t[4097];
-    if (pread(fd, t, tlen, ms.st_size - 16 - (off_t)tlen) != (ssize_t)tlen)
+    if (pread(fd, t, tlen, ps.st_size - 16 - (off_t)tlen) != (ssize_t)tlen)
         goto out;
     t[tlen] = 0;
     int version = -1;
-    unsigned long long relhash = 0, size = 0, frames = 0, kept = 0, vbytes = 0, sk[6] = {0};
+    unsigned long long relhash = 0, size = 0, frames = 0, kept = 0, rbytes = 0, sk[6] = {0};
     long long mtime = 0;
     char status[MAX_STATUS] = "";
     int have = 0;
@@ -408,7 +417,7 @@ static int load_part(const run *r, capfile *cf)
             have |= 16;
         else if (sscanf(line, "kept=%llu", &kept) == 1)
             have |= 32;
-        else if (sscanf(line, "vec_bytes=%llu", &vbytes) == 1)
+        else if (sscanf(line, "rec_bytes=%llu", &rbytes) == 1)
             have |= 256;
         else if (sscanf(line, "skipped=%llu,%llu,%llu,%llu,%llu,%llu", &sk[0], &sk[1], &sk[2],
                         &sk[3], &sk[4], &sk[5]) == 6)
@@ -419,13 +428,14 @@ static int load_part(const run *r, capfile *cf)
         }
     }
     if (have != 511 || version != PART_VERSION || relhash != cf->relhash || size != cf->size ||
-        mtime != cf->mtime_ns || kept > frames)
+        mtime != cf->mtime_ns)
         goto out;
-    if ((uint64_t)ms.st_size != kept * sizeof(dp_meta) + tlen + 16 ||
-        (uint64_t)vs.st_size != vbytes || vbytes < 2 * kept || vbytes > kept * (DP_VEC_LEN + 2))
+    if ((uint64_t)ps.st_size != rbytes + tlen + 16 || rbytes < kept * (REC_HEAD) ||
+        rbytes > kept * REC_MAX)
         goto out;
     cf->frames = frames;
     cf->kept = kept;
+    cf->part_bytes = rbytes;
     for (int i = 0; i < DP_VERDICT_COUNT; i++)
         cf->skipped[i] = sk[i];
     memcpy(cf->status, status, sizeof status);
@@ -433,8 +443,7 @@ static int load_part(const run *r, capfile *cf)
 out:
     if (fd >= 0)
         close(fd);
-    free(mp);
-    free(vp);
+    free(pp);
     return ok;
 }
 
@@ -450,35 +459,183 @@ static size_t vec_used(const uint8_t *v)
     return n;
 }
 
-/* Reads one capture into its parts. Problems with the capture become
- * warnings and its status; -1 (message in errbuf) only for failures to
- * write the parts, which stop the run. */
-static int process_capture(run *r, capfile *cf, wbuf *vb, wbuf *mb, uint8_t *vec, char *errbuf)
+/* Under r->mu: one of the worker's own chunks, free or newly made (at most
+ * r->worker_chunks); NULL when all are in use (or out of memory: *oom set). */
+static chunk *own_chunk(const run *r, wstate *ws, int *oom)
 {
-    int rc = -1;
-    char *vpath = part_path(r, cf, "vec"), *mpath = part_path(r, cf, "meta");
-    char *vtmp = part_path(r, cf, "vec.tmp"), *mtmp = part_path(r, cf, "meta.tmp");
+    chunk *c = ws->free;
+    if (c) {
+        ws->free = c->next;
+    } else if (ws->nalloc < r->worker_chunks) {
+        c = malloc(sizeof *c + r->chunk_size);
+        if (!c) {
+            *oom = 1;
+            return NULL;
+        }
+        ws->nalloc++;
+        c->owner = ws;
+    } else {
+        return NULL;
+    }
+    c->next = NULL;
+    c->n = 0;
+    return c;
+}
+
+/* Under r->mu: gives a chunk back to its worker. */
+static void chunk_release(chunk *c)
+{
+    wstate *ws = c->owner;
+    c->next = ws->free;
+    ws->free = c;
+}
+
+/* Under r->mu: appends a chunk to a capture's queue for the merge. */
+static void chunk_push(capfile *cf, chunk *c)
+{
+    c->next = NULL;
+    if (cf->qt)
+        cf->qt->next = c;
+    else
+        cf->qh = c;
+    cf->qt = c;
+}
+
+/* Starts the part of a capture that does not fit in memory: its chunks
+ * taken back from the merge's queue (q), then the current one, go to the
+ * part's temp file. */
+static int spill(run *r, capfile *cf, wstate *ws, chunk *q, char *errbuf)
+{
+    char *tmp = part_path(r, cf, "part.tmp");
+    ws->fd = tmp ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666) : -1;
+    int rc = 0;
+    if (ws->fd < 0)
+        rc = tmp ? dp_errno(errbuf, "%s: cannot create", tmp) : dp_err(errbuf, "out of memory");
+    ws->part_bytes = 0;
+    for (chunk *c = q; c && rc == 0; c = c->next) {
+        if (write_full(ws->fd, c->data, c->n) != 0)
+            rc = dp_errno(errbuf, "%s: write failed", tmp);
+        ws->part_bytes += c->n;
+    }
+    pthread_mutex_lock(&r->mu);
+    while (q) {
+        chunk *n = q->next;
+        chunk_release(q);
+        q = n;
+    }
+    pthread_mutex_unlock(&r->mu);
+    free(tmp);
+    return rc;
+}
+
+/* The current chunk has no room for another record: hand it to the merge
+ * and take another, or (a capture bigger than the worker's chunks, not the
+ * merge's next one, that has used up the chunks) spill the capture to its
+ * part file. */
+static int chunk_full(run *r, capfile *cf, wstate *ws, char *errbuf)
+{
+    if (ws->fd < 0) {
+        int oom = 0;
+        chunk *q = NULL;
+        pthread_mutex_lock(&r->mu);
+        for (;;) {
+            chunk *c = own_chunk(r, ws, &oom);
+            if (c) {
+                chunk_push(cf, ws->cur);
+                ws->cur = c;
+                pthread_cond_broadcast(&r->cv);
+                pthread_mutex_unlock(&r->mu);
+                return 0;
+            }
+            if (oom || r->failed) {
+                pthread_mutex_unlock(&r->mu);
+                return dp_err(errbuf, oom ? "out of memory" : "stopped");
+            }
+            /* (decided under the lock the merge takes too) */
+            if (r->head != cf && cf->size > r->chunk_size * r->worker_chunks) {
+                q = cf->qh;
+                cf->qh = cf->qt = NULL;
+                cf->spilled = 1;
+                break;
+            }
+            /* the merge frees chunks: of this capture if it is the one the
+             * merge reads, else of the earlier ones. A capture whose output
+             * fits in the worker's chunks waits for them rather than spill:
+             * writing and reading back a part costs more CPU than waiting
+             * for a merge that is held up by the disk. */
+            pthread_cond_wait(&r->cv, &r->mu);
+        }
+        pthread_mutex_unlock(&r->mu);
+        if (spill(r, cf, ws, q, errbuf) != 0)
+            return -1;
+    }
+    if (write_full(ws->fd, ws->cur->data, ws->cur->n) != 0) {
+        char *tmp = part_path(r, cf, "part.tmp");
+        dp_errno(errbuf, "%s: write failed", tmp ? tmp : r->parts);
+        free(tmp);
+        return -1;
+    }
+    ws->part_bytes += ws->cur->n;
+    ws->cur->n = 0;
+    return 0;
+}
+
+/* Closes a spilled capture's part: last records, trailer, rename. No
+ * fsync: a part is checked (size, trailer) before reuse, and one lost in a
+ * crash is simply redone. */
+static int finish_part(run *r, capfile *cf, wstate *ws, char *errbuf)
+{
+    char *tmp = part_path(r, cf, "part.tmp"), *path = part_path(r, cf, "part");
+    char trailer[MAX_STATUS + 512];
+    int rc = 0;
+    if (!tmp || !path) {
+        rc = dp_err(errbuf, "%s: out of memory", r->parts);
+        goto out;
+    }
+    uint64_t total = ws->part_bytes + ws->cur->n;
+    int tl = format_trailer(cf, total, trailer, sizeof trailer);
+    if (tl < 0) {
+        rc = dp_err(errbuf, "%s: cannot format part trailer", tmp);
+        goto out;
+    }
+    if (write_full(ws->fd, ws->cur->data, ws->cur->n) != 0 ||
+        write_full(ws->fd, trailer, (size_t)tl) != 0) {
+        rc = dp_errno(errbuf, "%s: write failed", tmp);
+        goto out;
+    }
+    int fd = ws->fd;
+    ws->fd = -1;
+    if (close(fd) != 0) {
+        rc = dp_errno(errbuf, "%s: write failed", tmp);
+        goto out;
+    }
+    if (rename(tmp, path) != 0)
+        rc = dp_errno(errbuf, "%s: rename failed", path);
+    cf->part_bytes = total;
+out:
+    ws->cur->n = 0;
+    if (ws->fd >= 0)
+        close(ws->fd);
+    ws->fd = -1;
+    if (rc != 0 && tmp)
+        unlink(tmp);
+    free(tmp);
+    free(path);
+    return rc;
+}
+
+/* Reads one capture into records. Problems with the capture become
+ * warnings and its status; -1 (message in errbuf) only for failures that
+ * stop the run (writing a part, memory). */
+static int process_capture(run *r, capfile *cf, wstate *ws, uint8_t *vec, char *errbuf)
+{
     dp_capture *c = NULL;
-    vb->fd = mb->fd = -1;
-    vb->n = mb->n = 0;
-    vb->written = mb->written = 0;
+    int rc = -1;
+    ws->fd = -1;
+    ws->part_bytes = 0;
     cf->frames = cf->kept = 0;
     memset(cf->skipped, 0, sizeof cf->skipped);
     cf->status[0] = 0;
-    if (!vpath || !mpath || !vtmp || !mtmp) {
-        dp_err(errbuf, "%s: out of memory", r->parts);
-        goto out;
-    }
-    vb->fd = open(vtmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (vb->fd < 0) {
-        dp_errno(errbuf, "%s: cannot create", vtmp);
-        goto out;
-    }
-    mb->fd = open(mtmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (mb->fd < 0) {
-        dp_errno(errbuf, "%s: cannot create", mtmp);
-        goto out;
-    }
 
     char ceb[DP_ERRBUF_SIZE] = "";
     c = dp_capture_open_file(cf->path, ceb);
@@ -503,27 +660,14 @@ static int process_capture(run *r, capfile *cf, wbuf *vb, wbuf *mb, uint8_t *vec
             dp_frame f;
             int nrc, bad_lt = -1;
             uint64_t reported_f = 0, reported_p = 0;
-            const size_t meta_cap = mb->cap - mb->cap % sizeof(dp_meta);
             while ((nrc = dp_capture_next(c, &f, ceb)) == 1) {
                 cf->frames++;
                 dp_pkt_info info;
                 dp_verdict v = dp_packet_transform(f.linktype, f.data, f.caplen, vec, &info);
                 if (v == DP_KEEP) {
-                    /* the part holds the vector without its trailing zeros:
-                     * a 2-byte length, then the bytes */
-                    size_t len = vec_used(vec);
-                    if (vb->cap - vb->n < len + 2 && wbuf_flush(vb) != 0) {
-                        dp_errno(errbuf, "%s: write failed", vtmp);
+                    if (r->chunk_size - ws->cur->n < REC_MAX && chunk_full(r, cf, ws, errbuf) != 0)
                         goto out;
-                    }
-                    vb->buf[vb->n] = (uint8_t)(len & 0xff);
-                    vb->buf[vb->n + 1] = (uint8_t)(len >> 8);
-                    memcpy(vb->buf + vb->n + 2, vec, len);
-                    vb->n += len + 2;
-                    if (meta_cap - mb->n < sizeof(dp_meta) && wbuf_flush(mb) != 0) {
-                        dp_errno(errbuf, "%s: write failed", mtmp);
-                        goto out;
-                    }
+                    uint8_t *p = ws->cur->data + ws->cur->n;
                     dp_meta m;
                     m.file = 0; /* set at merge time: the index in files.tsv */
                     m.index = f.index;
@@ -535,8 +679,12 @@ static int process_capture(run *r, capfile *cf, wbuf *vb, wbuf *mb, uint8_t *vec
                     m.dport = info.dport;
                     memcpy(m.saddr, info.saddr, 16);
                     memcpy(m.daddr, info.daddr, 16);
-                    memcpy(mb->buf + mb->n, &m, sizeof m);
-                    mb->n += sizeof m;
+                    memcpy(p, &m, sizeof m);
+                    size_t len = vec_used(vec);
+                    p[sizeof m] = (uint8_t)(len & 0xff);
+                    p[sizeof m + 1] = (uint8_t)(len >> 8);
+                    memcpy(p + REC_HEAD, vec, len);
+                    ws->cur->n += REC_HEAD + len;
                     cf->kept++;
                 } else {
                     if ((unsigned)v < DP_VERDICT_COUNT)
@@ -574,87 +722,61 @@ static int process_capture(run *r, capfile *cf, wbuf *vb, wbuf *mb, uint8_t *vec
             }
         }
     }
-    char trailer[MAX_STATUS + 512];
-    int tl = format_trailer(cf, vb->written + vb->n, trailer, sizeof trailer);
-    if (tl < 0) {
-        dp_err(errbuf, "%s: cannot format part trailer", mtmp);
+    if (ws->fd >= 0 && finish_part(r, cf, ws, errbuf) != 0)
         goto out;
-    }
-    if (wbuf_flush(vb) != 0) {
-        dp_errno(errbuf, "%s: write failed", vtmp);
-        goto out;
-    }
-    if (wbuf_flush(mb) != 0 || write_full(mb->fd, trailer, (size_t)tl) != 0) {
-        dp_errno(errbuf, "%s: write failed", mtmp);
-        goto out;
-    }
-    /* No fsync: parts are checked (sizes, trailer) before reuse, and a part
-     * lost in a crash is simply redone. */
-    int vfd = vb->fd, mfd = mb->fd;
-    vb->fd = mb->fd = -1;
-    if (close(vfd) != 0) {
-        close(mfd);
-        dp_errno(errbuf, "%s: write failed", vtmp);
-        goto out;
-    }
-    if (close(mfd) != 0) {
-        dp_errno(errbuf, "%s: write failed", mtmp);
-        goto out;
-    }
-    if (rename(vtmp, vpath) != 0) {
-        dp_errno(errbuf, "%s: rename failed", vpath);
-        goto out;
-    }
-    if (rename(mtmp, mpath) != 0) {
-        dp_errno(errbuf, "%s: rename failed", mpath);
-        goto out;
-    }
     rc = 0;
 out:
     if (c)
         dp_capture_close(c);
-    if (vb->fd >= 0)
-        close(vb->fd);
-    if (mb->fd >= 0)
-        close(mb->fd);
-    vb->fd = mb->fd = -1;
-    if (rc != 0) {
-        if (vtmp)
-            unlink(vtmp);
-        if (mtmp)
-            unlink(mtmp);
+    if (ws->fd >= 0) { /* failed while spilled */
+        close(ws->fd);
+        ws->fd = -1;
+        char *tmp = part_path(r, cf, "part.tmp");
+        if (tmp)
+            unlink(tmp);
+        free(tmp);
     }
-    free(vpath);
-    free(mpath);
-    free(vtmp);
-    free(mtmp);
+    pthread_mutex_lock(&r->mu);
+    if (rc == 0) {
+        if (!cf->spilled && ws->cur->n) {
+            chunk_push(cf, ws->cur);
+            ws->cur = NULL; /* the worker takes another before its next capture */
+        }
+        cf->ready = 1;
+    }
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    if (ws->cur)
+        ws->cur->n = 0;
     return rc;
 }
 
 static void *worker(void *arg)
 {
     run *r = arg;
-    wbuf vb = {.fd = -1}, mb = {.fd = -1};
-    vb.cap = (size_t)VEC_BATCH * DP_VEC_LEN;
-    mb.cap = (size_t)META_BATCH * sizeof(dp_meta);
-    vb.buf = malloc(vb.cap);
-    mb.buf = malloc(mb.cap);
+    wstate *ws = calloc(1, sizeof *ws);
     uint8_t *vec = malloc(DP_VEC_LEN);
-    if (!vb.buf || !mb.buf || !vec) {
-        pthread_mutex_lock(&r->mu);
-        if (!r->failed) {
-            r->failed = 1;
-            dp_err(r->err, "out of memory");
-        }
-        pthread_cond_broadcast(&r->cv);
-        pthread_mutex_unlock(&r->mu);
-        free(vb.buf);
-        free(mb.buf);
-        free(vec);
-        return NULL;
-    }
+    int oom = !ws || !vec;
+    if (ws)
+        ws->fd = -1;
     for (;;) {
         pthread_mutex_lock(&r->mu);
+        /* a chunk first, then a capture: the capture the merge waits for
+         * is always in the hands of a worker that can make progress */
+        while (!oom && !ws->cur && !r->failed && !r->stop && r->next < r->nqueue) {
+            ws->cur = own_chunk(r, ws, &oom);
+            if (!ws->cur && !oom)
+                pthread_cond_wait(&r->cv, &r->mu);
+        }
+        if (oom) {
+            if (!r->failed) {
+                r->failed = 1;
+                dp_err(r->err, "out of memory");
+            }
+            pthread_cond_broadcast(&r->cv);
+            pthread_mutex_unlock(&r->mu);
+            break;
+        }
         if (r->failed || r->stop || r->next >= r->nqueue) {
             pthread_mutex_unlock(&r->mu);
             break;
@@ -670,24 +792,31 @@ static void *worker(void *arg)
         pthread_mutex_unlock(&r->mu);
 
         char eb[DP_ERRBUF_SIZE];
-        int rc = process_capture(r, &r->files[idx], &vb, &mb, vec, eb);
+        int rc = process_capture(r, &r->files[idx], ws, vec, eb);
 
         pthread_mutex_lock(&r->mu);
         if (rc != 0 && !r->failed) {
             r->failed = 1;
             memcpy(r->err, eb, sizeof eb);
         }
-        if (rc == 0)
-            r->files[idx].ready = 1;
         r->finished++;
         if (r->finished == r->nqueue)
             r->t_read_done = dp_now();
         pthread_cond_broadcast(&r->cv);
         pthread_mutex_unlock(&r->mu);
     }
-    free(vb.buf);
-    free(mb.buf);
     free(vec);
+    if (ws) {
+        /* the worker's chunks still queued for the merge are freed by the
+         * run; here only the ones it holds */
+        pthread_mutex_lock(&r->mu);
+        if (ws->cur)
+            chunk_release(ws->cur);
+        ws->cur = NULL;
+        ws->next_ws = r->workers;
+        r->workers = ws;
+        pthread_mutex_unlock(&r->mu);
+    }
     return NULL;
 }
 
@@ -882,207 +1011,402 @@ static int save_text(const char *dir, const char *name, const char *text, size_t
     return rc;
 }
 
-/* ---- merge ------------------------------------------------------------------- */
+/* ---- merge and journal --------------------------------------------------------- */
 
-/* Makes at least `need` (<= RBUF_SIZE) unread bytes available in rbuf[pos,
- * end). 0 on success, 1 at a premature end of file, -1 on a read error. */
-static int rbuf_need(int fd, uint8_t *rbuf, size_t *pos, size_t *end, size_t need)
-{
-    if (*end - *pos >= need)
-        return 0;
-    memmove(rbuf, rbuf + *pos, *end - *pos);
-    *end -= *pos;
-    *pos = 0;
-    while (*end < need) {
-        ssize_t got = read(fd, rbuf + *end, RBUF_SIZE - *end);
-        if (got < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (got == 0)
-            return 1;
-        *end += (size_t)got;
-    }
-    return 0;
-}
-
-/* The merge appends each capture's parts, in file order, to the four .npy
- * writers. It runs in the main thread while the workers read later
- * captures, so the disk writes the dataset while captures are still being
- * read. Parts are deleted only once the dataset is committed, so a run
- * killed at any point can reuse every finished part. */
+/* The merge appends each capture's records, in file order, to the four
+ * arrays, built in .parts/<name>.partial by dp_npy appenders (direct
+ * I/O). It runs in the main thread while the workers read later
+ * captures. The journal (.parts/journal) says which captures are in the
+ * partial arrays: a header line, then one line per merged capture (its key,
+ * source size and mtime, counts, status, and the row count after it), each
+ * with a checksum; a line is written only once the rows it covers are in
+ * the files. A rerun keeps the longest prefix of lines that matches the
+ * captures as they are now and that the files hold, cuts the arrays back to
+ * it and goes on from there. */
 typedef struct merger {
-    dp_npy_writer w[4];
+    dp_npy_appender w[4];
     int opened;
-    uint8_t *vbuf, *rbuf, *mbuf;
-    int16_t *lbuf[DP_NTASKS];
-    uint32_t next_index;    /* files.tsv index of the next capture */
-    size_t done;
-    uint64_t rows, rows_kicked;
+    int jfd;                /* journal, O_APPEND; -1 when closed */
+    uint8_t *rbuf;          /* part read buffer (made on first use) */
+    size_t done;            /* captures merged in this run */
+    size_t merged, journaled; /* captures (in order) merged / in the journal */
+    uint64_t rows;
 } merger;
 
-static void merger_free(merger *m)
+static char *arr_tmp_path(const run *r, int k)
 {
-    for (int k = 0; k < m->opened; k++)
-        dp_npy_writer_abort(&m->w[k]);
-    m->opened = 0;
-    free(m->vbuf);
-    free(m->rbuf);
-    free(m->mbuf);
-    free(m->lbuf[0]);
-    free(m->lbuf[1]);
-    m->vbuf = m->rbuf = m->mbuf = NULL;
-    m->lbuf[0] = m->lbuf[1] = NULL;
+    char name[64];
+    snprintf(name, sizeof name, "%s.partial", out_names[k]);
+    return dp_path_join(r->parts, name);
 }
 
-static int merger_open(const run *r, merger *m, char *errbuf)
+static const char *const arr_descr[4] = {DP_NPY_U1, DP_NPY_I2, DP_NPY_I2, DP_META_DESCR};
+static const size_t arr_item[4] = {1, 2, 2, sizeof(dp_meta)};
+static const size_t arr_cols[4] = {DP_VEC_LEN, 0, 0, 0};
+static const size_t arr_buf[4] = {VEC_BUF, SMALL_BUF / 8, SMALL_BUF / 8, SMALL_BUF};
+
+static void merger_close(merger *m)
 {
-    static const char *const descr[4] = {DP_NPY_U1, DP_NPY_I2, DP_NPY_I2, DP_META_DESCR};
-    static const size_t item[4] = {1, 2, 2, sizeof(dp_meta)};
-    static const size_t cols[4] = {DP_VEC_LEN, 0, 0, 0};
-    memset(m, 0, sizeof *m);
-    m->vbuf = malloc((size_t)VEC_BATCH * DP_VEC_LEN);
-    m->rbuf = malloc(RBUF_SIZE);
-    m->mbuf = malloc((size_t)META_BATCH * sizeof(dp_meta));
-    m->lbuf[0] = malloc(META_BATCH * 2);
-    m->lbuf[1] = malloc(META_BATCH * 2);
-    if (!m->vbuf || !m->rbuf || !m->mbuf || !m->lbuf[0] || !m->lbuf[1]) {
-        merger_free(m);
-        return dp_err(errbuf, "%s: out of memory", r->dst);
-    }
-    for (; m->opened < 4; m->opened++) {
-        char *p = dp_path_join(r->dst, out_names[m->opened]);
-        int orc = p ? dp_npy_writer_open(&m->w[m->opened], p, descr[m->opened],
-                                         item[m->opened], cols[m->opened], errbuf)
-                    : dp_err(errbuf, "%s: out of memory", r->dst);
+    for (int k = 0; k < m->opened; k++)
+        dp_npy_append_close(&m->w[k]);
+    m->opened = 0;
+    if (m->jfd >= 0)
+        close(m->jfd);
+    m->jfd = -1;
+    free(m->rbuf);
+    m->rbuf = NULL;
+}
+
+/* Opens the four partial arrays with `rows` rows (0: new). */
+static int merger_open_arrays(const run *r, merger *m, uint64_t rows, char *errbuf)
+{
+    for (m->opened = 0; m->opened < 4; m->opened++) {
+        int k = m->opened;
+        char *p = arr_tmp_path(r, k);
+        int orc = p ? dp_npy_append_open(&m->w[k], p, arr_descr[k], arr_item[k], arr_cols[k],
+                                         rows, arr_buf[k], DP_NPY_DIRECT, errbuf)
+                    : dp_err(errbuf, "%s: out of memory", r->parts);
         free(p);
         if (orc != 0) {
-            merger_free(m);
+            merger_close(m);
             return -1;
+        }
+    }
+    m->rows = rows;
+    return 0;
+}
+
+static uint64_t journal_hash(const char *label_text)
+{
+    uint64_t h = dp_fnv1a(JOURNAL_FORMAT, strlen(JOURNAL_FORMAT) + 1, DP_FNV_INIT);
+    return dp_fnv1a(label_text, strlen(label_text) + 1, h);
+}
+
+/* One journal line for capture number ord (without checksum and newline). */
+static int journal_body(const capfile *cf, size_t ord, char *out, size_t cap)
+{
+    return snprintf(out, cap, "%zu\t%016llx\t%llu\t%lld\t%llu\t%llu\t%llu,%llu,%llu,%llu,%llu,%llu\t%llu\t%s",
+                    ord, (unsigned long long)cf->relhash, (unsigned long long)cf->size,
+                    (long long)cf->mtime_ns, (unsigned long long)cf->frames,
+                    (unsigned long long)cf->kept, (unsigned long long)cf->skipped[0],
+                    (unsigned long long)cf->skipped[1], (unsigned long long)cf->skipped[2],
+                    (unsigned long long)cf->skipped[3], (unsigned long long)cf->skipped[4],
+                    (unsigned long long)cf->skipped[5], (unsigned long long)cf->rows_end,
+                    cf->status);
+}
+
+/* Reads the journal: returns the number of leading captures it validly
+ * records (their counts, status and rows_end filled in); (*ends)[i] is the
+ * byte length of the journal up to its i-th entry (malloc'd). */
+static size_t journal_load(run *r, uint64_t jhash, off_t **ends)
+{
+    char *jp = dp_path_join(r->parts, "journal");
+    size_t len = 0;
+    char *text = jp ? dp_read_file(jp, &len, NULL) : NULL;
+    free(jp);
+    size_t k = 0;
+    *ends = NULL;
+    char head[64];
+    int hl = snprintf(head, sizeof head, "%s %016llx\n", JOURNAL_FORMAT, (unsigned long long)jhash);
+    if (!text || len < (size_t)hl || memcmp(text, head, (size_t)hl) != 0)
+        goto out;
+    *ends = malloc((r->ncaptures + 1) * sizeof **ends);
+    if (!*ends)
+        goto out;
+    (*ends)[0] = hl;
+    uint64_t rows = 0;
+    size_t pos = (size_t)hl;
+    while (k < r->ncaptures && pos < len) {
+        char *nl = memchr(text + pos, '\n', len - pos);
+        if (!nl)
+            break; /* a line cut short by a crash */
+        *nl = 0;
+        char *line = text + pos, *tab = strrchr(line, '\t');
+        size_t next = (size_t)(nl - text) + 1;
+        if (!tab)
+            break;
+        unsigned long long check;
+        if (sscanf(tab + 1, "%llx", &check) != 1 || strlen(tab + 1) != 16 ||
+            dp_fnv1a(line, (size_t)(tab - line), DP_FNV_INIT) != check)
+            break;
+        *tab = 0;
+        capfile *cf = &r->files[r->caps[k]];
+        size_t ord;
+        unsigned long long relhash, size, frames, kept, sk[6], rows_end;
+        long long mtime;
+        int used = 0;
+        if (sscanf(line, "%zu\t%llx\t%llu\t%lld\t%llu\t%llu\t%llu,%llu,%llu,%llu,%llu,%llu\t%llu\t%n",
+                   &ord, &relhash, &size, &mtime, &frames, &kept, &sk[0], &sk[1], &sk[2], &sk[3],
+                   &sk[4], &sk[5], &rows_end, &used) != 13 || used == 0)
+            break;
+        if (ord != k || relhash != cf->relhash || size != cf->size || mtime != cf->mtime_ns ||
+            rows_end != rows + kept)
+            break;
+        cf->frames = frames;
+        cf->kept = kept;
+        for (int i = 0; i < DP_VERDICT_COUNT; i++)
+            cf->skipped[i] = sk[i];
+        snprintf(cf->status, sizeof cf->status, "%s", line + used);
+        cf->rows_end = rows_end;
+        rows = rows_end;
+        k++;
+        pos = next;
+        (*ends)[k] = (off_t)pos;
+    }
+out:
+    free(text);
+    return k;
+}
+
+/* Resumes from the journal and partial arrays of an earlier run, or starts
+ * new ones. Sets cf->journaled for the captures already in the arrays. */
+static int merger_start(run *r, merger *m, const char *label_text, char *errbuf)
+{
+    memset(m, 0, sizeof *m);
+    m->jfd = -1;
+    uint64_t jhash = journal_hash(label_text);
+    off_t *ends = NULL;
+    size_t k = journal_load(r, jhash, &ends);
+    /* as many entries as every partial array holds rows for */
+    if (k) {
+        uint64_t avail = UINT64_MAX;
+        for (int a = 0; a < 4; a++) {
+            char *p = arr_tmp_path(r, a);
+            struct stat st;
+            uint64_t hs = dp_npy_header_size(arr_descr[a]);
+            uint64_t rb = arr_item[a] * (arr_cols[a] ? arr_cols[a] : 1), n = 0;
+            if (p && hs && stat(p, &st) == 0 && (uint64_t)st.st_size >= hs)
+                n = ((uint64_t)st.st_size - hs) / rb;
+            free(p);
+            if (n < avail)
+                avail = n;
+        }
+        while (k && r->files[r->caps[k - 1]].rows_end > avail)
+            k--;
+    }
+    int resumed = 0;
+    if (k) {
+        uint64_t rows = r->files[r->caps[k - 1]].rows_end;
+        char jerr[DP_ERRBUF_SIZE];
+        char *jp = dp_path_join(r->parts, "journal");
+        if (jp && merger_open_arrays(r, m, rows, jerr) == 0) {
+            m->jfd = open(jp, O_WRONLY | O_APPEND | O_CLOEXEC);
+            if (m->jfd >= 0 && ftruncate(m->jfd, ends[k]) == 0)
+                resumed = 1;
+            else
+                merger_close(m);
+        }
+        free(jp);
+    }
+    free(ends);
+    if (!resumed) {
+        k = 0;
+        if (merger_open_arrays(r, m, 0, errbuf) != 0)
+            return -1;
+        char *jp = dp_path_join(r->parts, "journal");
+        if (!jp) {
+            merger_close(m);
+            return dp_err(errbuf, "%s: out of memory", r->parts);
+        }
+        char head[64];
+        int hl = snprintf(head, sizeof head, "%s %016llx\n", JOURNAL_FORMAT, (unsigned long long)jhash);
+        m->jfd = open(jp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0666);
+        if (m->jfd < 0 || write_full(m->jfd, head, (size_t)hl) != 0) {
+            dp_errno(errbuf, "%s: cannot write", jp);
+            free(jp);
+            merger_close(m);
+            return -1;
+        }
+        free(jp);
+    }
+    for (size_t i = 0; i < k; i++)
+        r->files[r->caps[i]].journaled = 1;
+    m->merged = m->journaled = k;
+    return 0;
+}
+
+/* Writes the journal lines of the merged captures whose rows are all in
+ * the files (all of them when `all`: the arrays are flushed first). */
+static int journal_sync(const run *r, merger *m, int all, char *errbuf)
+{
+    if (m->journaled == m->merged)
+        return 0;
+    if (all && dp_npy_append_flush(&m->w[0], errbuf) != 0)
+        return -1;
+    uint64_t on_disk = dp_npy_append_rows_written(&m->w[0]);
+    if (r->files[r->caps[m->journaled]].rows_end > on_disk)
+        return 0;
+    for (int k = 1; k < 4; k++)
+        if (dp_npy_append_flush(&m->w[k], errbuf) != 0)
+            return -1;
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        return dp_err(errbuf, "%s: out of memory", r->parts);
+    size_t first = m->journaled, k = first;
+    for (; k < m->merged && r->files[r->caps[k]].rows_end <= on_disk; k++) {
+        if (cap - len < MAX_STATUS + 256) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                return dp_err(errbuf, "%s: out of memory", r->parts);
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        int n = journal_body(&r->files[r->caps[k]], k, buf + len, cap - len - 20);
+        uint64_t check = dp_fnv1a(buf + len, (size_t)n, DP_FNV_INIT);
+        len += (size_t)n;
+        len += (size_t)snprintf(buf + len, cap - len, "\t%016llx\n", (unsigned long long)check);
+    }
+    int rc = write_full(m->jfd, buf, len);
+    free(buf);
+    if (rc != 0) {
+        char *jp = dp_path_join(r->parts, "journal");
+        dp_errno(errbuf, "%s: write failed", jp ? jp : r->parts);
+        free(jp);
+        return -1;
+    }
+    m->journaled = k;
+    /* parts of journaled captures are no longer needed */
+    for (size_t i = first; i < k; i++) {
+        const capfile *cf = &r->files[r->caps[i]];
+        if (cf->spilled || cf->from_part) {
+            char *pp = part_path(r, cf, "part");
+            if (pp)
+                unlink(pp);
+            free(pp);
         }
     }
     return 0;
 }
 
-/* Appends one finished capture (the next one in file order). */
-static int merger_add(const run *r, merger *m, const capfile *cf, char *errbuf)
+/* Appends records (a chunk, or a slice of a part file) of a capture. */
+static int merge_records(merger *m, const capfile *cf, uint32_t file_index, const uint8_t *p,
+                         size_t n, uint64_t *count, const char *where, char *errbuf)
 {
-    uint32_t file_index = m->next_index++;
-    char *vp = part_path(r, cf, "vec"), *mp = part_path(r, cf, "meta");
-    int vfd = -1, mfd = -1, rc = -1;
-    if (!vp || !mp) {
-        dp_err(errbuf, "%s: out of memory", r->parts);
-        goto out;
-    }
-    if (cf->kept) {
-        vfd = open(vp, O_RDONLY | O_CLOEXEC);
-        mfd = open(mp, O_RDONLY | O_CLOEXEC);
-        if (vfd < 0 || mfd < 0) {
-            dp_errno(errbuf, "%s: cannot open part of %s", vfd < 0 ? vp : mp, cf->path);
-            goto out;
+    int16_t lab[DP_NTASKS];
+    for (int t = 0; t < DP_NTASKS; t++)
+        lab[t] = (int16_t)cf->cls[t];
+    while (n) {
+        size_t len = n >= REC_HEAD ? (p[sizeof(dp_meta)] | (size_t)p[sizeof(dp_meta) + 1] << 8) : 0;
+        if (n < REC_HEAD || len > DP_VEC_LEN || REC_HEAD + len > n)
+            return dp_err(errbuf, "%s: records of %s are corrupt", where, cf->path);
+        uint8_t *row = dp_npy_append_row(&m->w[0], errbuf);
+        if (!row)
+            return -1;
+        memcpy(row, p + REC_HEAD, len);
+        memset(row + len, 0, DP_VEC_LEN - len);
+        for (int t = 0; t < DP_NTASKS; t++) {
+            uint8_t *l = dp_npy_append_row(&m->w[1 + t], errbuf);
+            if (!l)
+                return -1;
+            memcpy(l, &lab[t], sizeof lab[t]);
         }
-        posix_fadvise(vfd, 0, 0, POSIX_FADV_SEQUENTIAL);
-        size_t pos = 0, end = 0, rows = 0;
-        for (uint64_t k = 0; k < cf->kept; k++) {
-            /* one record: 2-byte length, then that many bytes */
-            int e = rbuf_need(vfd, m->rbuf, &pos, &end, 2);
-            size_t len = e ? 0 : (m->rbuf[pos] | (size_t)m->rbuf[pos + 1] << 8);
-            if (!e && len > DP_VEC_LEN)
-                e = 2;
-            if (!e)
-                e = rbuf_need(vfd, m->rbuf, &pos, &end, 2 + len);
-            if (e) {
-                if (e < 0)
-                    dp_errno(errbuf, "%s: cannot read part of %s", vp, cf->path);
-                else
-                    dp_err(errbuf, "%s: part of %s is %s", vp, cf->path,
-                           e == 1 ? "short" : "corrupt");
-                goto out;
-            }
-            uint8_t *row = m->vbuf + rows * DP_VEC_LEN;
-            memcpy(row, m->rbuf + pos + 2, len);
-            memset(row + len, 0, DP_VEC_LEN - len);
-            pos += 2 + len;
-            if (++rows == VEC_BATCH || k + 1 == cf->kept) {
-                if (dp_npy_write(&m->w[0], m->vbuf, rows, errbuf) != 0)
-                    goto out;
-                rows = 0;
-            }
-        }
-        for (uint64_t left = cf->kept; left;) {
-            size_t n = left < META_BATCH ? (size_t)left : META_BATCH;
-            if (read_full(mfd, m->mbuf, n * sizeof(dp_meta)) != (ssize_t)(n * sizeof(dp_meta))) {
-                dp_err(errbuf, "%s: part of %s is short or unreadable", mp, cf->path);
-                goto out;
-            }
-            for (size_t k = 0; k < n; k++) /* dp_meta.file is its first field */
-                memcpy(m->mbuf + k * sizeof(dp_meta), &file_index, sizeof file_index);
-            for (int t = 0; t < DP_NTASKS; t++) {
-                for (size_t k = 0; k < n; k++)
-                    m->lbuf[t][k] = (int16_t)cf->cls[t];
-                if (dp_npy_write(&m->w[1 + t], m->lbuf[t], n, errbuf) != 0)
-                    goto out;
-            }
-            if (dp_npy_write(&m->w[3], m->mbuf, n, errbuf) != 0)
-                goto out;
-            left -= n;
-        }
+        uint8_t *mr = dp_npy_append_row(&m->w[3], errbuf);
+        if (!mr)
+            return -1;
+        memcpy(mr, p, sizeof(dp_meta));
+        memcpy(mr, &file_index, sizeof file_index); /* dp_meta.file is its first field */
+        p += REC_HEAD + len;
+        n -= REC_HEAD + len;
+        (*count)++;
     }
-    m->done++;
-    m->rows += cf->kept;
-    /* start writing the vectors to disk now rather than all at the final
-     * fsync: the disk works while the rest is read and merged */
-    if ((m->rows - m->rows_kicked) * DP_VEC_LEN >= ((uint64_t)32 << 20)) {
-        sync_file_range(fileno(m->w[0].af.f), 0, 0, SYNC_FILE_RANGE_WRITE);
-        m->rows_kicked = m->rows;
+    return 0;
+}
+
+/* Appends the records of a capture's part file. */
+static int merge_part(const run *r, merger *m, const capfile *cf, uint32_t file_index,
+                      uint64_t *count, char *errbuf)
+{
+    char *pp = part_path(r, cf, "part");
+    if (!pp)
+        return dp_err(errbuf, "%s: out of memory", r->parts);
+    if (!m->rbuf && !(m->rbuf = malloc(RBUF_SIZE))) {
+        free(pp);
+        return dp_err(errbuf, "%s: out of memory", r->parts);
     }
-    rc = 0;
-out:
-    if (vfd >= 0)
-        close(vfd);
-    if (mfd >= 0)
-        close(mfd);
-    free(vp);
-    free(mp);
+    int fd = open(pp, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        dp_errno(errbuf, "%s: cannot open part of %s", pp, cf->path);
+        free(pp);
+        return -1;
+    }
+    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    int rc = 0;
+    uint64_t left = cf->part_bytes;
+    size_t have = 0;
+    while (rc == 0 && (left || have)) {
+        size_t want = RBUF_SIZE - have < left ? RBUF_SIZE - have : (size_t)left;
+        ssize_t got = want ? read(fd, m->rbuf + have, want) : 0;
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            rc = dp_errno(errbuf, "%s: cannot read part of %s", pp, cf->path);
+            break;
+        }
+        if (got == 0 && want) {
+            rc = dp_err(errbuf, "%s: part of %s is short", pp, cf->path);
+            break;
+        }
+        have += (size_t)got;
+        left -= (uint64_t)got;
+        /* whole records only; the rest waits for the next read */
+        size_t whole = 0;
+        while (whole + REC_HEAD <= have) {
+            size_t len = m->rbuf[whole + sizeof(dp_meta)] | (size_t)m->rbuf[whole + sizeof(dp_meta) + 1] << 8;
+            if (len > DP_VEC_LEN || whole + REC_HEAD + len > have)
+                break;
+            whole += REC_HEAD + len;
+        }
+        if (whole == 0 && (left == 0 || have == RBUF_SIZE)) {
+            rc = dp_err(errbuf, "%s: part of %s is corrupt", pp, cf->path);
+            break;
+        }
+        rc = merge_records(m, cf, file_index, m->rbuf, whole, count, pp, errbuf);
+        memmove(m->rbuf, m->rbuf + whole, have - whole);
+        have -= whole;
+    }
+    close(fd);
+    free(pp);
     return rc;
 }
 
-static int merger_commit(merger *m, char *errbuf)
+/* Commits the four arrays to their final names in the dataset folder. */
+static int merger_commit(const run *r, merger *m, char *errbuf)
 {
-    for (int k = 0; k < 4; k++) {
-        if (dp_npy_writer_commit(&m->w[k], errbuf) != 0) {
-            for (int j = k + 1; j < 4; j++)
-                dp_npy_writer_abort(&m->w[j]);
-            m->opened = 0;
-            merger_free(m);
-            return -1;
-        }
+    int rc = 0;
+    for (int k = 0; k < 4 && rc == 0; k++) {
+        char *p = dp_path_join(r->dst, out_names[k]);
+        rc = p ? dp_npy_append_commit(&m->w[k], p, errbuf) : dp_err(errbuf, "out of memory");
+        free(p);
     }
-    m->opened = 0;
-    merger_free(m);
-    return 0;
+    merger_close(m);
+    return rc;
 }
 
-/* Deletes every capture's parts and the parts folder. */
+/* Deletes the journal, every capture's part and the parts folder (once the
+ * arrays are committed). */
 static void remove_parts(const run *r)
 {
     for (size_t i = 0; i < r->nfiles; i++) {
         if (!r->files[i].is_capture)
             continue;
-        char *vp = part_path(r, &r->files[i], "vec"), *mp = part_path(r, &r->files[i], "meta");
-        if (vp)
-            unlink(vp);
-        if (mp)
-            unlink(mp);
-        free(vp);
-        free(mp);
+        char *pp = part_path(r, &r->files[i], "part");
+        if (pp)
+            unlink(pp);
+        free(pp);
     }
+    char *jp = dp_path_join(r->parts, "journal");
+    if (jp)
+        unlink(jp);
+    free(jp);
     rmdir(r->parts);
 }
 
-/* Removes temp files of earlier runs in the target and parts that belong
- * to no current capture. */
+/* Removes temp files of earlier runs in the target, and in the parts folder
+ * everything but the journal, the partial arrays and the parts of current
+ * captures. */
 static void clean_stale(run *r)
 {
     DIR *d = opendir(r->dst);
@@ -1107,11 +1431,14 @@ static void clean_stale(run *r)
     while ((e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.')
             continue;
-        int keep = 0;
+        int keep = !strcmp(e->d_name, "journal");
+        for (int k = 0; k < 4 && !keep; k++) {
+            size_t n = strlen(out_names[k]);
+            keep = !strncmp(e->d_name, out_names[k], n) && !strcmp(e->d_name + n, ".partial");
+        }
         unsigned long long key;
         char ext[16];
-        if (!strstr(e->d_name, ".tmp") && sscanf(e->d_name, "%16llx.%15s", &key, ext) == 2 &&
-            (!strcmp(ext, "vec") || !strcmp(ext, "meta")))
+        if (!keep && sscanf(e->d_name, "%16llx.%15s", &key, ext) == 2 && !strcmp(ext, "part"))
             for (size_t i = 0; i < r->nfiles && !keep; i++)
                 keep = r->files[i].is_capture && r->files[i].relhash == key;
         if (!keep) {
@@ -1156,9 +1483,15 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
     size_t alen = 0;
     FILE *mem = NULL;
     merger M;
-    int merging = 0;
     memset(&M, 0, sizeof M);
+    M.jfd = -1;
 
+    r->chunk_size = CHUNK_SIZE;
+    r->worker_chunks = WORKER_CHUNKS;
+    if (o->chunk_bytes) {
+        r->chunk_size = o->chunk_bytes < REC_MAX ? REC_MAX : o->chunk_bytes;
+        r->worker_chunks = 2;
+    }
     r->src = strdup(o->src_dir);
     r->dst = strdup(o->dst_dir);
     r->parts = dp_path_join(o->dst_dir, ".parts");
@@ -1300,24 +1633,30 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
     }
     clean_stale(r);
 
-    /* reuse finished parts; queue the rest in file order (the merge follows) */
+    /* resume: captures already in the partial arrays (journal), then parts
+     * of spilled captures; queue the rest in file order (the merge follows) */
     r->queue = malloc((r->ncaptures ? r->ncaptures : 1) * sizeof *r->queue);
-    if (!r->queue) {
+    r->caps = malloc((r->ncaptures ? r->ncaptures : 1) * sizeof *r->caps);
+    if (!r->queue || !r->caps) {
         dp_err(errbuf, "out of memory");
         goto out;
     }
-    for (size_t i = 0; i < r->nfiles; i++) {
-        capfile *cf = &r->files[i];
-        if (!cf->is_capture)
-            continue;
-        if (load_part(r, cf)) {
+    for (size_t i = 0, k = 0; i < r->nfiles; i++)
+        if (r->files[i].is_capture)
+            r->caps[k++] = i;
+    if (merger_start(r, &M, label_text, errbuf) != 0)
+        goto out;
+    for (size_t k = 0; k < r->ncaptures; k++) {
+        capfile *cf = &r->files[r->caps[k]];
+        if (cf->journaled || load_part(r, cf)) {
             cf->reused = 1;
+            cf->from_part = !cf->journaled;
             cf->ready = 1;
             st->reused++;
             if (cf->status[0])
                 warn(r, cf->path, 0, "%s (recorded by an earlier run)", cf->status);
         } else {
-            r->queue[r->nqueue++] = i;
+            r->queue[r->nqueue++] = r->caps[k];
         }
     }
 
@@ -1330,9 +1669,6 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
     dp_progress_init(&r->prog);
     double tp = dp_now();
     r->t_read_done = tp;
-    if (merger_open(r, &M, errbuf) != 0)
-        goto out;
-    merging = 1;
     if (r->nqueue) {
         th = calloc((size_t)threads, sizeof *th);
         if (!th) {
@@ -1348,40 +1684,73 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
         }
     }
     int all_merged = 1;
-    for (size_t i = 0; i < r->nfiles; i++) {
-        capfile *cf = &r->files[i];
-        if (!cf->is_capture)
-            continue;
+    for (size_t k = M.merged; k < r->ncaptures; k++) {
+        capfile *cf = &r->files[r->caps[k]];
+        uint64_t count = 0;
+        int ready = 0, failed = 0;
         pthread_mutex_lock(&r->mu);
-        while (!cf->ready && !r->failed && !(r->stop && r->finished == r->next)) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 250 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
+        r->head = cf;
+        pthread_cond_broadcast(&r->cv);
+        for (;;) {
+            while (!cf->qh && !cf->ready && !r->failed && !(r->stop && r->finished == r->next)) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 250 * 1000000L;
+                if (ts.tv_nsec >= 1000000000L) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+                if (r->progress_on && dp_progress_due(&r->prog)) {
+                    double el = dp_now() - tp;
+                    uint64_t pk = atomic_load(&r->live_packets);
+                    pthread_mutex_lock(&r->warn_mu);
+                    dp_progress_print(&r->prog,
+                                      "preprocess: %zu/%zu captures read, %zu merged, %llu packets, "
+                                      "%.0f packets/s",
+                                      r->finished + st->reused, r->ncaptures, M.merged,
+                                      (unsigned long long)pk, el > 0 ? pk / el : 0.0);
+                    pthread_mutex_unlock(&r->warn_mu);
+                }
             }
-            pthread_cond_timedwait(&r->cv, &r->mu, &ts);
-            if (r->progress_on && dp_progress_due(&r->prog)) {
-                double el = dp_now() - tp;
-                uint64_t pk = atomic_load(&r->live_packets);
-                pthread_mutex_lock(&r->warn_mu);
-                dp_progress_print(&r->prog,
-                                  "preprocess: %zu/%zu captures read, %zu merged, %llu packets, "
-                                  "%.0f packets/s",
-                                  r->finished + st->reused, r->ncaptures, M.done,
-                                  (unsigned long long)pk, el > 0 ? pk / el : 0.0);
-                pthread_mutex_unlock(&r->warn_mu);
+            if (!cf->qh || r->failed)
+                break;
+            chunk *c = cf->qh;
+            cf->qh = c->next;
+            if (!cf->qh)
+                cf->qt = NULL;
+            pthread_mutex_unlock(&r->mu);
+            int mrc = merge_records(&M, cf, (uint32_t)k, c->data, c->n, &count, r->parts, errbuf);
+            pthread_mutex_lock(&r->mu);
+            chunk_release(c);
+            pthread_cond_broadcast(&r->cv);
+            if (mrc != 0) {
+                pthread_mutex_unlock(&r->mu);
+                goto out; /* `out` stops and joins the workers */
             }
         }
-        int ready = cf->ready, failed = r->failed;
+        ready = cf->ready;
+        failed = r->failed;
+        int from_file = cf->spilled || cf->from_part;
         pthread_mutex_unlock(&r->mu);
         if (failed || !ready) {
             all_merged = 0;
             break;
         }
-        if (merger_add(r, &M, cf, errbuf) != 0)
-            goto out; /* `out` stops and joins the workers */
+        if (from_file && merge_part(r, &M, cf, (uint32_t)k, &count, errbuf) != 0)
+            goto out;
+        st->spilled += cf->spilled;
+        if (count != cf->kept) {
+            dp_err(errbuf, "%s: %llu records merged for %s, which has %llu kept packets",
+                   r->parts, (unsigned long long)count, cf->path, (unsigned long long)cf->kept);
+            goto out;
+        }
+        M.rows += count;
+        cf->rows_end = M.rows;
+        M.merged++;
+        M.done++;
+        if (journal_sync(r, &M, 0, errbuf) != 0)
+            goto out;
     }
     for (size_t i = 0; i < nth; i++)
         pthread_join(th[i], NULL);
@@ -1393,7 +1762,9 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
     }
     st->processed = r->stop ? r->taken : r->nqueue;
     st->seconds_parts = (r->nqueue ? r->t_read_done : dp_now()) - tp;
-    if (!all_merged) { /* stopped by stop_after: leave the parts for the next run */
+    if (!all_merged) { /* stopped by stop_after: the journal records what is merged */
+        if (journal_sync(r, &M, 1, errbuf) != 0)
+            goto out;
         st->interrupted = 1;
         rc = 0;
         goto out;
@@ -1420,8 +1791,7 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
 
     /* commit the arrays, drop the parts, then the text outputs, summary.json last */
     double tm = tp + st->seconds_parts;
-    merging = 0;
-    if (merger_commit(&M, errbuf) != 0)
+    if (merger_commit(r, &M, errbuf) != 0)
         goto out;
     remove_parts(r);
     mem = open_memstream(&ap, &alen);
@@ -1488,12 +1858,27 @@ out:
     if (nth) { /* a failure while workers run: stop them */
         pthread_mutex_lock(&r->mu);
         r->stop = 1;
+        r->failed = 1;
+        pthread_cond_broadcast(&r->cv);
         pthread_mutex_unlock(&r->mu);
         for (size_t i = 0; i < nth; i++)
             pthread_join(th[i], NULL);
     }
-    if (merging)
-        merger_free(&M);
+    /* the partial arrays and the journal stay for a rerun */
+    merger_close(&M);
+    for (size_t i = 0; i < r->nfiles; i++)
+        for (chunk *c = r->files[i].qh, *n; c; c = n) {
+            n = c->next;
+            free(c);
+        }
+    for (wstate *ws = r->workers, *nw; ws; ws = nw) {
+        nw = ws->next_ws;
+        for (chunk *c = ws->free, *n; c; c = n) {
+            n = c->next;
+            free(c);
+        }
+        free(ws);
+    }
     if (mem)
         fclose(mem);
     free(ap);
@@ -1506,6 +1891,7 @@ out:
     }
     free(r->files);
     free(r->queue);
+    free(r->caps);
     free(r->src);
     free(r->dst);
     free(r->parts);

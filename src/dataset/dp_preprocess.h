@@ -10,25 +10,35 @@
  *
  * How it runs (bounded memory, parallel, restartable):
  *  1. Worker threads take whole captures from a shared queue (file order)
- *     and stream their rows into per-capture part files
- *     DATASET_DIR/.parts/<key>.vec (vectors without their trailing zeros,
- *     each behind a 2-byte length) and <key>.meta (meta rows, then a trailer
- *     with the source's size and mtime and the counts). Parts are written to
- *     temp names and renamed, .vec first, so a .meta with a valid trailer
- *     means the capture is done. Memory per worker is a few MB whatever the
- *     size of the capture; there is no per-packet system call.
- *  2. Meanwhile the main thread merges finished parts, in file order, into
- *     the final .npy files with dp_npy_writer (streaming; writeback of
- *     vectors.npy is started as it grows, so the disk works while captures
- *     are still being read). Once the arrays are committed the parts are
- *     deleted (they are kept until then so that a run killed at any point
- *     loses no finished capture; they take a fraction of the final size, as
- *     they hold no padding), then files.tsv, labels.tsv, summary.md and,
+ *     and turn each kept packet into a record (its meta row, then the
+ *     vector without its trailing zeros behind a 2-byte length) in buffers
+ *     of 512 KB ("chunks"), at most 4 per worker, handed to the merge in
+ *     memory. A worker whose chunks are all taken waits for the merge,
+ *     unless its capture is bigger than its chunks and not the one the
+ *     merge reads: such a capture is "spilled": its records go to a part
+ *     file, DATASET_DIR/.parts/<key>.part (records, then a trailer with the
+ *     source's size and mtime and the counts), written to a temp name and
+ *     renamed when whole. Memory is bounded (a few MB per worker) whatever
+ *     the size of a capture; there is no per-packet system call.
+ *  2. Meanwhile the main thread merges the captures in file order, from
+ *     their chunks or part files, into the four arrays, built as
+ *     .parts/<name>.partial by dp_npy appenders (vectors.npy in 4 MB direct
+ *     writes, bypassing the page cache). The journal .parts/journal records
+ *     each merged capture (source size and mtime, counts, status, row count
+ *     after it, a checksum) once its rows are in the files; the part of a
+ *     journaled capture is deleted. When all are merged the arrays are
+ *     committed (final header, fsync, rename into DATASET_DIR), the journal
+ *     and parts folder removed, then files.tsv, labels.tsv, summary.md and,
  *     last, summary.json are written.
  *  A run first removes summary.json, so an interrupted run never leaves a
- *  dataset that looks complete. A rerun reuses every part whose recorded
- *  source size and mtime still match, and when the dataset is complete and
- *  nothing changed (same files, sizes, mtimes, label table) it does nothing.
+ *  dataset that looks complete. A rerun keeps the longest prefix of the
+ *  journal that matches the captures as they are now (same files in the
+ *  same order, sizes, mtimes, label table) and whose rows the partial
+ *  arrays hold, cuts the arrays back to it and goes on from there; it also
+ *  reuses every whole part whose source is unchanged. Only the captures a
+ *  killed run had read but not yet merged (in memory) are read again. When
+ *  the dataset is complete and nothing changed (same files, sizes, mtimes,
+ *  label table) a rerun does nothing.
  *  Files and folders whose name starts with '.' are not read, nor is
  *  DATASET_DIR when it lies inside CAPTURE_DIR.
  *
@@ -67,8 +77,13 @@ typedef struct dp_preprocess_opts {
                                  * (or "note:") on stderr */
     void *warn_ctx;
     size_t stop_after;          /* tests only: 0, or stop (as if interrupted) once
-                                 * this many captures have been processed, before
-                                 * the merge; stats->interrupted is then set */
+                                 * this many captures have been read; they are
+                                 * merged and journaled, nothing is committed, and
+                                 * stats->interrupted is set */
+    size_t chunk_bytes;         /* tests only: 0, or the size of the buffers that
+                                 * hand records to the merge (at least a record;
+                                 * each worker then has 2), so that captures
+                                 * spill to part files */
 } dp_preprocess_opts;
 
 /* Sets the defaults: everything 0/NULL, progress 1. */
@@ -81,7 +96,9 @@ typedef struct dp_preprocess_stats {
     size_t captures;            /* of which pcap/pcapng files */
     size_t not_captures;        /* skipped: not a capture (or unreadable) */
     size_t processed;           /* captures read in this run */
-    size_t reused;              /* captures whose part from an earlier run was reused */
+    size_t reused;              /* captures taken from an earlier run (journal or part) */
+    size_t spilled;             /* captures read in this run whose records went
+                                 * through a part file (too big to wait in memory) */
     size_t with_warnings;       /* captures with a warning (truncated, link type...) */
     uint64_t capture_bytes;     /* total size of the captures */
     uint64_t frames;            /* frames read */
