@@ -55,6 +55,10 @@ asan:
 $(BUILD)/bench_nn: bench/bench_nn.c $(BUILD)/libdeeppacket.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# Per-step training trace on fixed batches (tools/trace_train.py is the PyTorch side).
+$(BUILD)/trace_train: tools/trace_train.c $(BUILD)/libdeeppacket.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter-out %.h,$^) $(LDLIBS)
+
 FUZZ_SECONDS ?= 60
 fuzz: $(BUILD)/fuzz_packet
 	mkdir -p $(BUILD)/fuzz-corpus
