@@ -53,7 +53,7 @@ asan:
 
 # On-demand benchmark of the NN layers (bench/README-nn.md); not part of `all`.
 $(BUILD)/bench_nn: bench/bench_nn.c $(BUILD)/libdeeppacket.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter-out %.h,$^) $(LDLIBS)
 
 # Per-step training trace on fixed batches (tools/trace_train.py is the PyTorch side).
 $(BUILD)/trace_train: tools/trace_train.c $(BUILD)/libdeeppacket.a
