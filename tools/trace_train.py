@@ -62,7 +62,9 @@ def main():
         for k in names:
             sd[k] = fl[off:off + sd[k].size].reshape(sd[k].shape).copy()
             off += sd[k].size
-    model = tm.make("cnn", tm.TRAFFIC, ncls)
+    # the task from conv1's kernel (app: 4, traffic: 5; bench/torch_model.py CNN_CONV)
+    task = tm.APP if sd["conv1.weight"].shape[-1] == 4 else tm.TRAFFIC
+    model = tm.make("cnn", task, ncls)
     model.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()})
     model = model.to(dt)
     model.train()
