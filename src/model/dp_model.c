@@ -303,12 +303,10 @@ static void load_input(dp_model *m, const uint8_t *x, const float *xf, int B)
         m->x[i] = (float)x[i] * s;
 }
 
-/* Runs the fully connected stack from input `in` up to layer `upto`
- * (inclusive; nfc-1 = logits). */
-static void fc_forward(dp_model *m, const float *in, int B, int upto, int train, dp_rng *rng)
+void dp_model_fc_forward(dp_model *m, const float *in, int B, int from, int upto, int train, dp_rng *rng)
 {
     const dp_arch *a = &m->arch;
-    for (int i = 0; i <= upto; i++) {
+    for (int i = from; i <= upto; i++) {
         dp_linear_forward(m->pre[i], in, m->fw[i], m->fb[i], B, m->fin[i], m->fout[i]);
         if (i == a->nhidden)
             break;
@@ -347,7 +345,7 @@ const float *dp_model_forward(dp_model *m, const uint8_t *x, const float *xf, in
     load_input(m, x, xf, B);
     if (m->arch.kind == DP_MODEL_CNN)
         conv_forward(m, B);
-    fc_forward(m, fc_input(m), B, m->nfc - 1, train, rng);
+    dp_model_fc_forward(m, fc_input(m), B, 0, m->nfc - 1, train, rng);
     m->last_B = B;
     m->last_train = train && m->arch.dropout > 0;
     return m->pre[m->nfc - 1];
@@ -364,7 +362,7 @@ const float *dp_model_hidden(dp_model *m, const uint8_t *x, int B, int layer, ch
     load_input(m, x, NULL, B);
     if (m->arch.kind == DP_MODEL_CNN)
         conv_forward(m, B);
-    fc_forward(m, fc_input(m), B, layer, 0, NULL);
+    dp_model_fc_forward(m, fc_input(m), B, 0, layer, 0, NULL);
     return m->act[layer];
 }
 

@@ -57,6 +57,10 @@ struct dp_model {
 
 /* Makes room for B rows of activations (dp_model.c); 0, or -1 + message. */
 int dp_model_reserve(dp_model *m, int B, char *errbuf);
+/* Runs the fully connected stack from layer `from` (whose input is `in`)
+ * up to layer `upto` (inclusive; nfc-1 = the logits): Linear, then for the
+ * hidden layers Dropout (train only) and ReLU into m->act (dp_model.c). */
+void dp_model_fc_forward(dp_model *m, const float *in, int B, int from, int upto, int train, dp_rng *rng);
 /* Eval-mode CNN forward of B <= DP_MODEL_PREDICT_CHUNK byte vectors to
  * log-probabilities [B, nclasses], computing only what the vectors' trailing
  * zeros do not fix (dp_model_infer.c); 0, or -1 + message. */

@@ -255,15 +255,8 @@ int dp_model_infer_cnn(dp_model *m, const uint8_t *x, int B, float *logprobs, ch
     }
 
     /* 5. the rest of the stack, then log-softmax back in input order */
-    const float *in = m->act[0];
     dp_relu_forward(m->act[0], m->pre[0], (size_t)B * F);
-    for (int i = 1; i < m->nfc; i++) {
-        dp_linear_forward(m->pre[i], in, m->fw[i], m->fb[i], B, m->fin[i], m->fout[i]);
-        if (i == a->nhidden)
-            break;
-        dp_relu_forward(m->act[i], m->pre[i], (size_t)B * m->fout[i]);
-        in = m->act[i];
-    }
+    dp_model_fc_forward(m, m->act[0], B, 1, m->nfc - 1, 0, NULL);
     int V = a->nclasses;
     const float *lg = m->pre[m->nfc - 1];
     for (int r = 0; r < B; r++)
