@@ -9,6 +9,13 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -pthread -Iinclude -Isrc 
 DEPS    := libpcap cairo openblas
 CFLAGS  += $(shell pkg-config --cflags $(DEPS))
 LDLIBS  += $(shell pkg-config --libs $(DEPS)) -lm -lpthread
+# oneDNN (Debian libdnnl-dev) for inference's per-thread GEMMs
+# (src/nn/dp_nn_gemm.c); DNNL=0 builds without it (OpenBLAS only).
+DNNL    ?= 1
+ifeq ($(DNNL),1)
+CFLAGS  += -DDP_WITH_DNNL
+LDLIBS  += -ldnnl -lgomp
+endif
 
 LIB_C   := $(sort $(wildcard src/*/*.c))
 LIB_C   := $(filter-out src/cli/%,$(LIB_C))

@@ -431,7 +431,12 @@ static void test_predict_tail(void)
         CHECK(m != NULL);
         if (!m)
             continue;
-        check_predict_vs_forward(m, x, B, task == DP_TASK_APP ? "app" : "traffic");
+        /* data-parallel over 1, 2 and 3 threads (rows split unevenly) */
+        for (int nt = 1; nt <= 3; nt++) {
+            dp_nn_set_threads(nt);
+            check_predict_vs_forward(m, x, B, task == DP_TASK_APP ? "app" : "traffic");
+        }
+        dp_nn_set_threads(1);
         /* parameters change (as after a training step): predictions follow */
         float *p = dp_model_params(m);
         dp_rng_seed(&r, 12);

@@ -700,65 +700,80 @@ static void test_conv1d_vs_naive(void)
     }
 }
 
-/* dp_conv1d_relu_forward_tail: inputs whose columns from nin[b] on hold one
- * per-channel tail value; the written positions equal the full forward's, the
- * halo holds tail_out, later positions stay untouched (NaN sentinel), and
- * nout follows the contract. Direct (C = 1) and GEMM paths, strides 1 and 3,
- * a batch whose active columns overflow one group, and the Winograd form. */
-static void test_conv1d_tail(void)
+/* dp_conv1d_cl_relu_forward (channels-last, one sample): for every output
+ * count n, the first n positions equal dp_conv1d_relu_forward's, later rows
+ * stay untouched (NaN sentinel), and no input row past
+ * dp_conv1d_cl_in_rows(n) is read (they hold NaN, which would spread).
+ * Direct (C = 1, 4 and 5 taps, and C*K = 9), GEMM (strides 1 and 3) and
+ * Winograd F(4, 5) paths, with and without bias; then the channels-last
+ * max-pool against dp_maxpool1d_forward. */
+static void test_conv1d_cl(void)
 {
-    int shapes[][6] = {{9, 1, 1500, 11, 5, 3}, {7, 20, 700, 9, 3, 1}, {6, 12, 499, 10, 4, 3}, {40, 8, 300, 6, 5, 1},
-                       {40, 8, 300, 6, 5, 1}, {5, 30, 499, 20, 5, 1}};
-    for (int s = 0; s < 6; s++) {
-        int wino = s >= 4; /* the same shape again, and the app conv2's, through Winograd F(4, 5) */
-        int B = shapes[s][0], C = shapes[s][1], L = shapes[s][2], OC = shapes[s][3], K = shapes[s][4],
-            S = shapes[s][5], halo = 4;
+    int shapes[][5] = {{1, 1500, 11, 5, 3}, {1, 1500, 13, 4, 3}, {3, 40, 7, 3, 2}, {20, 70, 9, 3, 1},
+                       {12, 499, 10, 4, 3}, {8, 300, 6, 5, 1}, {30, 499, 20, 5, 1}, {16, 31, 17, 5, 1}};
+    int nshapes = (int)(sizeof shapes / sizeof shapes[0]);
+    for (int s = 0; s < nshapes; s++) {
+        int C = shapes[s][0], L = shapes[s][1], OC = shapes[s][2], K = shapes[s][3], S = shapes[s][4];
         int LO = dp_conv1d_out_len(L, K, S);
-        size_t nx = (size_t)B * C * L, nw = (size_t)OC * C * K, ny = (size_t)B * OC * LO;
-        float *x = fill(nx, 0), *w = fill(nw, 0), *b = fill(OC, 0), *tailv = fill(C, 0), *tout = fill(OC, 0);
-        randn(x, nx, 1), randn(w, nw, 0.3f), randn(b, OC, 0.3f), randn(tailv, C, 1);
-        int *nin = calloc(B, sizeof(int)), *nout = calloc(B, sizeof(int));
-        for (int bb = 0; bb < B; bb++) {
-            nin[bb] = bb == 0 ? 0 : bb == 1 ? L : bb == 2 ? 1 : (int)dp_rng_below(&trng, (uint64_t)L + 1);
-            for (int c = 0; c < C; c++)
-                for (int t = nin[bb]; t < L; t++)
-                    x[((size_t)bb * C + c) * L + t] = tailv[c];
+        size_t nx = (size_t)C * L, nw = (size_t)OC * C * K;
+        float *x = fill(nx, 0), *w = fill(nw, 0), *b = fill(OC, 0);
+        randn(x, nx, 1), randn(w, nw, 0.3f), randn(b, OC, 0.3f);
+        float *ry = fill((size_t)OC * LO, 0);
+        float *scr = fill(dp_conv1d_scratch_floats(1, C, L, OC, K, S), NAN);
+        float *wp = fill(dp_conv1d_cl_weight_floats(OC, C, K, S), NAN);
+        dp_conv1d_cl_pack(wp, w, OC, C, K, S);
+        int rows = dp_conv1d_cl_in_rows(LO, K, S, C) + 8;
+        CHECK(rows >= L);
+        float *xcl = fill((size_t)rows * C, NAN), *y = fill((size_t)(LO + 1) * OC, NAN);
+        float *cscr = fill(dp_conv1d_cl_scratch_floats(LO, C, OC, K, S), NAN);
+        int ns[] = {0, 1, 2, 3, 4, 5, 7, LO / 2, LO - 1, LO};
+        for (int withb = 0; withb < 2; withb++) {
+            dp_conv1d_relu_forward(ry, scr, x, w, withb ? b : NULL, 1, C, L, OC, K, S);
+            for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+                int n = ns[i], in = dp_conv1d_cl_in_rows(n, K, S, C);
+                if (n < 0 || n > LO)
+                    continue;
+                CHECK(n == 0 ? in == 0 : in >= S * (n - 1) + K);
+                for (int t = 0; t < rows; t++) /* the signal, zeros past it, NaN past in_rows */
+                    for (int c = 0; c < C; c++)
+                        xcl[(size_t)t * C + c] = t >= in ? NAN : t < L ? x[(size_t)c * L + t] : 0.0f;
+                for (size_t j = 0; j < (size_t)(LO + 1) * OC; j++)
+                    y[j] = NAN;
+                dp_conv1d_cl_relu_forward(y, cscr, xcl, wp, withb ? b : NULL, n, C, OC, K, S);
+                int bad = 0;
+                for (int t = 0; t <= LO; t++)
+                    for (int o = 0; o < OC; o++) {
+                        float v = y[(size_t)t * OC + o];
+                        if (t < n ? !(fabsf(v - ry[(size_t)o * LO + t]) <= FWD_TOL * (1 + fabsf(ry[(size_t)o * LO + t])))
+                                  : !isnan(v))
+                            bad++;
+                    }
+                if (bad)
+                    fprintf(stderr, "  conv1d cl shape %d n %d bias %d: %d bad values\n", s, n, withb, bad);
+                CHECK_EQ_INT(bad, 0);
+            }
         }
-        for (int o = 0; o < OC; o++) { /* the layer over one tail column */
-            double v = b[o];
-            for (int c = 0; c < C; c++)
-                for (int k = 0; k < K; k++)
-                    v += (double)w[((size_t)o * C + c) * K + k] * tailv[c];
-            tout[o] = v > 0 ? (float)v : 0.0f;
-        }
-        float *y = fill(ny, NAN), *ry = fill(ny, 0);
-        float *scr = fill(dp_conv1d_scratch_floats(B, C, L, OC, K, S), NAN);
-        dp_conv1d_relu_forward(ry, scr, x, w, b, B, C, L, OC, K, S);
-        float *U = NULL;
-        if (wino) {
-            CHECK(dp_conv1d_wino_ok(K, S));
-            U = fill(dp_conv1d_wino_floats(OC, C), NAN);
-            dp_conv1d_wino_weights(U, w, OC, C, K);
-        }
-        dp_conv1d_relu_forward_tail(y, nout, scr, x, nin, w, U, b, tout, halo, B, C, L, OC, K, S);
-        free(U);
-        int bad = 0;
-        for (int bb = 0; bb < B; bb++) {
-            int want = (nin[bb] + S - 1) / S;
-            want = want < LO ? want : LO;
-            if (nout[bb] != want)
-                bad++;
-            for (int o = 0; o < OC; o++)
-                for (int t = 0; t < LO; t++) {
-                    float v = y[((size_t)bb * OC + o) * LO + t], r = ry[((size_t)bb * OC + o) * LO + t];
-                    if (t < want + halo ? !(fabsf(v - r) <= FWD_TOL * (1 + fabsf(r))) : !isnan(v))
+        /* max-pool P = 2 and 3 over the full output (ReLU applied), minus b */
+        for (int P = 2; P <= 3; P++) {
+            int n3 = LO / P;
+            float *pr = fill((size_t)OC * (n3 > 0 ? n3 : 1), 0), *pc = fill((size_t)(n3 + 1) * OC, NAN);
+            int32_t *am = calloc((size_t)OC * (n3 > 0 ? n3 : 1), sizeof(int32_t));
+            float *ycl = fill((size_t)LO * OC, 0);
+            for (int t = 0; t < LO; t++)
+                for (int o = 0; o < OC; o++)
+                    ycl[(size_t)t * OC + o] = ry[(size_t)o * LO + t];
+            if (n3 > 0)
+                dp_maxpool1d_forward(pr, am, ry, 1, OC, LO, P);
+            dp_maxpool1d_cl_forward(pc, ycl, b, n3, OC, P);
+            int bad = 0;
+            for (int p = 0; p <= n3; p++)
+                for (int o = 0; o < OC; o++)
+                    if (p < n3 ? pc[(size_t)p * OC + o] != pr[(size_t)o * n3 + p] - b[o] : !isnan(pc[(size_t)p * OC + o]))
                         bad++;
-                }
+            CHECK_EQ_INT(bad, 0);
+            free(pr), free(pc), free(am), free(ycl);
         }
-        if (bad)
-            fprintf(stderr, "  conv1d tail shape %d: %d bad values\n", s, bad);
-        CHECK_EQ_INT(bad, 0);
-        free(x), free(w), free(b), free(tailv), free(tout), free(nin), free(nout), free(y), free(ry), free(scr);
+        free(x), free(w), free(b), free(ry), free(scr), free(wp), free(xcl), free(y), free(cscr);
     }
 }
 
@@ -1048,7 +1063,7 @@ int main(void)
     DP_RUN(test_adam_fixtures);
     DP_RUN(test_conv1d_fd);
     DP_RUN(test_conv1d_vs_naive);
-    DP_RUN(test_conv1d_tail);
+    DP_RUN(test_conv1d_cl);
     DP_RUN(test_linear_fd);
     DP_RUN(test_maxpool1d_fd);
     DP_RUN(test_xent_fd);

@@ -1,34 +1,38 @@
 /* dp_model_infer: the CNN's inference fast path (eval mode, no dropout).
  *
- * A Deep Packet input is a packet zero-padded to 1500 bytes, and most real
- * packets are far shorter (iscx-sample: median 202 bytes, mean 452). Past a
- * vector's last non-zero byte, every layer's output is one known vector:
- *   conv1 over zeros          t1 = relu(b1)                     [c1]
- *   conv2 over t1 columns     t2 = relu(b2 + sum_{c,k} W2[:,c,k] t1[c])  [c2]
- *   max-pool of t2 columns    t2
- * and fc1 over the flattened [c2, L3] pooled map splits into a constant part
- * and the part that depends on the packet:
- *   fc1(pool) = (b + W . t2 broadcast) + W . (pool - t2 broadcast)
- * where (pool - t2) is zero at every position past the packet. So per batch:
- *   1. n0[b] = length of vector b up to its last non-zero byte; samples are
- *      sorted by it (longest first) and processed in that order;
- *   2. conv1 and conv2 compute only the positions whose window starts inside
- *      the packet (dp_conv1d_relu_forward_tail), the rest being t1 / t2;
- *      a 5-tap, stride-1 conv2 (the app CNN's) runs as Winograd F(4, 5);
- *   3. max-pool writes (pool - t2) position-major ([L3, c2] per sample, so a
- *      packet's positions are a prefix), zero past the packet;
- *   4. fc1 runs as a few GEMMs over groups of similar length, each over the
- *      prefix its longest sample needs, against a position-major copy of W
- *      and the folded bias (cached per parameter generation);
- *   5. the small fc layers and log-softmax as usual, results unsorted.
- * The cost thus follows the packets' lengths instead of 1500 bytes, with the
- * same results as dp_model_forward up to float summation order
- * (tests/test_model.c checks it). */
+ * Two ideas, both exact up to float summation order (tests/test_model.c
+ * checks the results against dp_model_forward):
+ *
+ * 1. Data-parallel, channels-last. The batch is split over the threads by
+ *    sample; each thread runs its samples one at a time through conv1,
+ *    conv2 and the max-pool in position-major layout ([positions, channels],
+ *    dp_conv1d_cl_relu_forward), on its own workspace that stays in cache,
+ *    with single-threaded GEMMs (dp_gemm_seq: oneDNN's, AVX-512 where the
+ *    CPU has it). No im2col, no fork-join per layer, no idle BLAS threads.
+ *    The app CNN's conv2 (5 taps, stride 1) runs as Winograd F(4, 5).
+ *
+ * 2. Only each packet's own positions. A Deep Packet input is a packet
+ *    zero-padded to 1500 bytes, and most real packets are far shorter
+ *    (iscx-sample: median 202 bytes, mean 452). Past a vector's last
+ *    non-zero byte, every layer's output is one known vector:
+ *      conv1 over zeros          t1 = relu(b1)                     [c1]
+ *      conv2 over t1 columns     t2 = relu(b2 + sum_{c,k} W2[:,c,k] t1[c])  [c2]
+ *      max-pool of t2 columns    t2
+ *    and fc1 over the flattened pooled map splits into a constant part and
+ *    the part that depends on the packet:
+ *      fc1(pool) = (b + W . t2 broadcast) + W . (pool - t2 broadcast)
+ *    where (pool - t2) is zero at every position past the packet. So:
+ *    samples are sorted by length (longest first); conv1 and conv2 compute
+ *    only the positions whose window starts inside the packet (the rows
+ *    after them hold t1 / t2); the max-pool writes (pool - t2)
+ *    position-major, which is exactly the channels-last order, zero past
+ *    the packet; fc1 runs as a few GEMMs over groups of similar length,
+ *    each over the prefix its longest sample needs, against a
+ *    position-major copy of W and the folded bias (cached per parameter
+ *    generation). The cost follows the packets' lengths, not 1500 bytes. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <cblas.h>
 
 #include "model/dp_model_impl.h"
 #include "nn/dp_nn.h"
@@ -38,8 +42,13 @@ struct dp_infer {
     float *t1, *t2; /* [c1], [c2]: conv1 / conv2 output over the zero tail */
     float *w1;      /* [F, L3*c2]: fc1 weight, position-major columns */
     float *b1;      /* [F]: fc1 bias + fc1 weight . t2 broadcast */
-    float *u2;      /* [8, c2, c1]: conv2's Winograd weights, or NULL */
-    int *ord, *n0, *n1, *n2, *n3; /* [cap] */
+    float *fc1t;    /* [F, DP_MODEL_PREDICT_CHUNK]: fc1 outputs, transposed */
+    float *wp1, *wp2; /* conv1 / conv2 weights packed by dp_conv1d_cl_pack */
+    int *ord, *n0, *n3; /* [cap] */
+    /* per-thread workspaces of ws_floats each: xf [R0], a1 [R1, c1], a2 [L2, c2], scratch */
+    float *ws;
+    size_t ws_floats;
+    int ws_threads, R0, R1;
 };
 
 void dp_model_infer_free(dp_model *m)
@@ -51,40 +60,51 @@ void dp_model_infer_free(dp_model *m)
     free(f->t2);
     free(f->w1);
     free(f->b1);
-    free(f->u2);
+    free(f->fc1t);
+    free(f->wp1);
+    free(f->wp2);
     free(f->ord);
     free(f->n0);
-    free(f->n1);
-    free(f->n2);
     free(f->n3);
+    free(f->ws);
     free(f);
     m->inf = NULL;
 }
 
-/* The constant tail and the position-major fc1 copy for the current
- * parameters. */
+static int imax(int a, int b) { return a > b ? a : b; }
+static int imin(int a, int b) { return a < b ? a : b; }
+
+/* The constant tail, the packed conv weights and the position-major fc1
+ * copy for the current parameters. */
 static int build_cache(dp_model *m, char *errbuf)
 {
     const dp_arch *a = &m->arch;
     struct dp_infer *f = m->inf;
+    int C1 = a->c1, C2 = a->c2, K2 = a->k2, L3 = m->L3, F = m->fout[0];
     if (!f) {
         f = m->inf = calloc(1, sizeof *f);
         if (!f)
             return dp_err(errbuf, "model: out of memory for inference");
-        size_t F = (size_t)m->fout[0], K = (size_t)m->flat;
-        f->t1 = malloc(sizeof(float) * (size_t)a->c1);
-        f->t2 = malloc(sizeof(float) * (size_t)a->c2);
+        size_t K = (size_t)m->flat;
+        f->t1 = malloc(sizeof(float) * (size_t)C1);
+        f->t2 = malloc(sizeof(float) * (size_t)C2);
         f->w1 = malloc(sizeof(float) * F * K);
         f->b1 = malloc(sizeof(float) * F);
-        int wino = dp_conv1d_wino_ok(a->k2, a->s2);
-        if (wino)
-            f->u2 = malloc(sizeof(float) * dp_conv1d_wino_floats(a->c2, a->c1));
-        if (!f->t1 || !f->t2 || !f->w1 || !f->b1 || (wino && !f->u2)) {
+        f->fc1t = malloc(sizeof(float) * F * DP_MODEL_PREDICT_CHUNK);
+        f->wp1 = malloc(sizeof(float) * dp_conv1d_cl_weight_floats(C1, 1, a->k1, a->s1));
+        f->wp2 = malloc(sizeof(float) * dp_conv1d_cl_weight_floats(C2, C1, K2, a->s2));
+        if (!f->t1 || !f->t2 || !f->w1 || !f->b1 || !f->fc1t || !f->wp1 || !f->wp2) {
             dp_model_infer_free(m);
             return dp_err(errbuf, "model: out of memory for inference (%zu MB)", F * K * sizeof(float) >> 20);
         }
+        /* workspace rows: conv1's input for all L1 outputs, conv2's for all L2 */
+        f->R0 = imax(dp_conv1d_cl_in_rows(m->L1, a->k1, a->s1, 1), a->in_len);
+        f->R1 = imax(dp_conv1d_cl_in_rows(m->L2, K2, a->s2, C1), m->L1);
+        size_t sc1 = dp_conv1d_cl_scratch_floats(m->L1, 1, C1, a->k1, a->s1);
+        size_t sc2 = dp_conv1d_cl_scratch_floats(m->L2, C1, C2, K2, a->s2);
+        f->ws_floats = (size_t)f->R0 + (size_t)f->R1 * C1 + (size_t)m->L2 * C2 + (sc1 > sc2 ? sc1 : sc2);
+        f->ws_floats = (f->ws_floats + 15) & ~(size_t)15; /* 64-byte multiples */
     }
-    int C1 = a->c1, C2 = a->c2, K2 = a->k2, L3 = m->L3, F = m->fout[0];
     for (int c = 0; c < C1; c++)
         f->t1[c] = m->cb[0][c] > 0.0f ? m->cb[0][c] : 0.0f;
     for (int o = 0; o < C2; o++) {
@@ -110,17 +130,25 @@ static int build_cache(dp_model *m, char *errbuf)
         }
         f->b1[j] = (float)s;
     }
-    if (f->u2)
-        dp_conv1d_wino_weights(f->u2, m->cw[1], C2, C1, K2);
+    dp_conv1d_cl_pack(f->wp1, m->cw[0], C1, 1, a->k1, a->s1);
+    dp_conv1d_cl_pack(f->wp2, m->cw[1], C2, C1, K2, a->s2);
     m->inf_gen = m->gen;
     return 0;
 }
 
-static int reserve_rows(struct dp_infer *f, int B, char *errbuf)
+static int reserve_rows(struct dp_infer *f, int B, int threads, char *errbuf)
 {
+    if (threads > f->ws_threads) {
+        float *w = aligned_alloc(64, sizeof(float) * f->ws_floats * (size_t)threads);
+        if (!w)
+            return dp_err(errbuf, "model: out of memory for inference workspaces");
+        free(f->ws);
+        f->ws = w;
+        f->ws_threads = threads;
+    }
     if (B <= f->cap)
         return 0;
-    int **arr[] = {&f->ord, &f->n0, &f->n1, &f->n2, &f->n3};
+    int **arr[] = {&f->ord, &f->n0, &f->n3};
     for (size_t i = 0; i < sizeof arr / sizeof arr[0]; i++) {
         int *p = realloc(*arr[i], sizeof(int) * (size_t)B);
         if (!p)
@@ -144,6 +172,60 @@ static int used_len(const uint8_t *x, int n)
     while (n > 0 && !x[n - 1])
         n--;
     return n;
+}
+
+static void fill_rows(float *dst, const float *row, int from, int to, int C)
+{
+    for (int t = from; t < to; t++)
+        memcpy(dst + (size_t)t * C, row, sizeof(float) * (size_t)C);
+}
+
+typedef struct convjob {
+    dp_model *m;
+    const uint8_t *x; /* [B, L] in input order */
+    int B, n3max;
+} convjob;
+
+/* Rows r = i, i + n, ... (sorted order): bytes -> conv1 -> conv2 -> pool
+ * minus the tail, into m->pool row r (position-major, zero past the packet
+ * up to n3max positions). */
+static void conv_task(void *ctx, int i, int n)
+{
+    const convjob *j = ctx;
+    dp_model *m = j->m;
+    const dp_arch *a = &m->arch;
+    struct dp_infer *f = m->inf;
+    int L = a->in_len, C1 = a->c1, C2 = a->c2, P = a->pool, L1 = m->L1, L2 = m->L2;
+    size_t K = (size_t)m->flat;
+    float *xf = f->ws + f->ws_floats * (size_t)i, *a1 = xf + f->R0, *a2 = a1 + (size_t)f->R1 * C1,
+          *scratch = a2 + (size_t)L2 * C2;
+    const float s255 = 1.0f / 255.0f;
+    for (int r = i; r < j->B; r += n) {
+        const uint8_t *xb = j->x + (size_t)f->ord[r] * L;
+        int n0 = f->n0[r];
+        int n1 = imin((n0 + a->s1 - 1) / a->s1, L1);
+        int n2 = imin((n1 + a->s2 - 1) / a->s2, L2);
+        int n3 = f->n3[r];
+        /* conv1 over the packet's windows: input rows past it are zeros */
+        int r0 = dp_conv1d_cl_in_rows(n1, a->k1, a->s1, 1);
+        for (int t = 0; t < n0; t++)
+            xf[t] = (float)xb[t] * s255;
+        if (r0 > n0)
+            memset(xf + n0, 0, sizeof(float) * (size_t)(r0 - n0));
+        dp_conv1d_cl_relu_forward(a1, scratch, xf, f->wp1, m->cb[0], n1, 1, C1, a->k1, a->s1);
+        /* conv2 over windows starting in the packet: rows after n1 are t1
+         * (zeros past L1: they feed only positions past L2) */
+        int r1 = dp_conv1d_cl_in_rows(n2, a->k2, a->s2, C1);
+        fill_rows(a1, f->t1, n1, imin(r1, L1), C1);
+        if (r1 > L1)
+            memset(a1 + (size_t)L1 * C1, 0, sizeof(float) * (size_t)(r1 - L1) * C1);
+        dp_conv1d_cl_relu_forward(a2, scratch, a1, f->wp2, m->cb[1], n2, C1, C2, a->k2, a->s2);
+        fill_rows(a2, f->t2, n2, P * n3, C2);
+        /* max-pool minus the tail (ReLU already applied) */
+        float *pm = m->pool + (size_t)r * K;
+        dp_maxpool1d_cl_forward(pm, a2, f->t2, n3, C2, P);
+        memset(pm + (size_t)n3 * C2, 0, sizeof(float) * (size_t)(j->n3max - n3) * C2);
+    }
 }
 
 /* Splits rows 0..B-1 (n3 non-increasing) into groups for the fc1 GEMMs,
@@ -173,6 +255,34 @@ static int plan_groups(const int *n3, int B, int *start)
     return n;
 }
 
+typedef struct fc1job {
+    dp_model *m;
+    int B, ng, start[DP_MODEL_PREDICT_CHUNK + 1]; /* row groups (plan_groups) */
+} fc1job;
+
+/* fc1 outputs [F * i / n, F * (i + 1) / n) of every row, transposed into
+ * f->fc1t [F, B]: the folded bias plus W . (pool - tail), per group over
+ * the prefix it needs. Computed as W [f, k] @ pool^T [k, rows] rather than
+ * pool @ W^T: the same products, but oneDNN then streams W as the GEMM's
+ * A operand (7x faster at 16 rows). */
+static void fc1_task(void *ctx, int i, int n)
+{
+    const fc1job *j = ctx;
+    dp_model *m = j->m;
+    struct dp_infer *f = m->inf;
+    int F = m->fout[0], C2 = m->arch.c2, B = j->B, f0 = F * i / n, f1 = F * (i + 1) / n;
+    size_t K = (size_t)m->flat;
+    for (int o = f0; o < f1; o++)
+        for (int r = 0; r < B; r++)
+            f->fc1t[(size_t)o * B + r] = f->b1[o];
+    for (int g = 0; g < j->ng; g++) {
+        int r0 = j->start[g], rows = j->start[g + 1] - r0, k = f->n3[r0] * C2;
+        if (k > 0)
+            dp_gemm_seq(1, f1 - f0, rows, k, f->w1 + (size_t)f0 * K, (int)K, m->pool + (size_t)r0 * K, (int)K, 1.0f,
+                        f->fc1t + (size_t)f0 * B + r0, B);
+    }
+}
+
 int dp_model_infer_cnn(dp_model *m, const uint8_t *x, int B, float *logprobs, char *errbuf)
 {
     const dp_arch *a = &m->arch;
@@ -183,12 +293,12 @@ int dp_model_infer_cnn(dp_model *m, const uint8_t *x, int B, float *logprobs, ch
     if ((!m->inf || m->inf_gen != m->gen) && build_cache(m, errbuf) != 0)
         return -1;
     struct dp_infer *f = m->inf;
-    if (reserve_rows(f, B, errbuf) != 0)
+    int nt = imin(dp_nn_get_threads(), B);
+    if (reserve_rows(f, B, nt, errbuf) != 0)
         return -1;
-    int L = a->in_len, C1 = a->c1, C2 = a->c2, P = a->pool, L1 = m->L1, L2 = m->L2, L3 = m->L3;
-    size_t K = (size_t)m->flat;
+    int L = a->in_len, P = a->pool, L1 = m->L1, L2 = m->L2, L3 = m->L3;
 
-    /* 1. lengths, longest first (insertion sort, stable), inputs in that order */
+    /* 1. lengths, longest first (insertion sort, stable) */
     int len[DP_MODEL_PREDICT_CHUNK];
     for (int b = 0; b < B; b++) {
         len[b] = used_len(x + (size_t)b * L, L);
@@ -197,66 +307,33 @@ int dp_model_infer_cnn(dp_model *m, const uint8_t *x, int B, float *logprobs, ch
             f->ord[r] = f->ord[r - 1];
         f->ord[r] = b;
     }
-    const float s255 = 1.0f / 255.0f;
     for (int r = 0; r < B; r++) {
-        const uint8_t *xb = x + (size_t)f->ord[r] * L;
-        float *xr = m->x + (size_t)r * L;
-        int n = len[f->ord[r]];
-        f->n0[r] = n;
-        for (int i = 0; i < n; i++)
-            xr[i] = (float)xb[i] * s255;
-        memset(xr + n, 0, sizeof(float) * (size_t)(L - n));
+        int n0 = len[f->ord[r]];
+        int n1 = imin((n0 + a->s1 - 1) / a->s1, L1);
+        int n2 = imin((n1 + a->s2 - 1) / a->s2, L2);
+        f->n0[r] = n0;
+        f->n3[r] = imin((n2 + P - 1) / P, L3);
     }
 
-    /* 2. the convolutions over the packets' own positions */
-    /*    (conv1's halo covers conv2's windows, in whole Winograd tiles) */
-    dp_conv1d_relu_forward_tail(m->a1, f->n1, m->scratch, m->x, f->n0, m->cw[0], NULL, m->cb[0], f->t1, a->k2 + 3, B,
-                                1, L, C1, a->k1, a->s1);
-    dp_conv1d_relu_forward_tail(m->a2, f->n2, m->scratch, m->a1, f->n1, m->cw[1], f->u2, m->cb[1], f->t2, P, B, C1,
-                                L1, C2, a->k2, a->s2);
-
-    /* 3. max-pool minus the tail, position-major, zero past the packet up
-     *    to the longest packet (row 0) */
-    int n3max = 0;
-    for (int r = 0; r < B; r++) {
-        int n3 = (f->n2[r] + P - 1) / P;
-        f->n3[r] = n3 < L3 ? n3 : L3;
-        if (f->n3[r] > n3max)
-            n3max = f->n3[r];
-    }
-    for (int r = 0; r < B; r++) {
-        float *pm = m->pool + (size_t)r * K;
-        const float *a2 = m->a2 + (size_t)r * C2 * L2;
-        int n3 = f->n3[r];
-        for (int c = 0; c < C2; c++) {
-            const float *row = a2 + (size_t)c * L2;
-            float t = f->t2[c];
-            for (int p = 0; p < n3; p++) {
-                float v = row[p * P];
-                for (int k = 1; k < P; k++)
-                    v = row[p * P + k] > v ? row[p * P + k] : v;
-                pm[(size_t)p * C2 + c] = v - t;
-            }
-        }
-        memset(pm + (size_t)n3 * C2, 0, sizeof(float) * (size_t)(n3max - n3) * C2);
-    }
-
-    /* 4. fc1 = folded bias + W . (pool - tail), per group over its prefix */
-    int F = m->fout[0], start[DP_MODEL_PREDICT_CHUNK + 1];
-    int ng = plan_groups(f->n3, B, start);
-    start[ng] = B;
+    /* 2. convolutions and pool, data-parallel by sample; 3. fc1 split over
+     *    its outputs (OpenBLAS held to one thread meanwhile: its idle
+     *    threads would spin against ours) */
+    convjob cj = {.m = m, .x = x, .B = B, .n3max = f->n3[0]};
+    dp_gemm_seq_begin();
+    dp_nn_parallel_for(nt, conv_task, &cj);
+    fc1job fj = {.m = m, .B = B};
+    fj.ng = plan_groups(f->n3, B, fj.start);
+    fj.start[fj.ng] = B;
+    dp_nn_parallel_for(imin(dp_nn_get_threads(), m->fout[0]), fc1_task, &fj);
+    /* 4. the rest of the stack, then log-softmax back in input order */
+    int F = m->fout[0];
     for (int r = 0; r < B; r++)
-        memcpy(m->pre[0] + (size_t)r * F, f->b1, sizeof(float) * (size_t)F);
-    for (int g = 0; g < ng; g++) {
-        int r0 = start[g], rows = start[g + 1] - r0, k = f->n3[r0] * C2;
-        if (k > 0)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, F, k, 1.0f, m->pool + (size_t)r0 * K, (int)K,
-                        f->w1, (int)K, 1.0f, m->pre[0] + (size_t)r0 * F, F);
-    }
-
-    /* 5. the rest of the stack, then log-softmax back in input order */
-    dp_relu_forward(m->act[0], m->pre[0], (size_t)B * F);
+        for (int o = 0; o < F; o++) {
+            float v = f->fc1t[(size_t)o * B + r];
+            m->act[0][(size_t)r * F + o] = v > 0.0f ? v : 0.0f;
+        }
     dp_model_fc_forward(m, m->act[0], B, 1, m->nfc - 1, 0, NULL);
+    dp_gemm_seq_end();
     int V = a->nclasses;
     const float *lg = m->pre[m->nfc - 1];
     for (int r = 0; r < B; r++)

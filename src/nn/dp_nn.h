@@ -12,6 +12,8 @@
  *  - Matrix work goes through OpenBLAS (cblas_sgemm, its own threads);
  *    im2col/col2im, bias+ReLU, the first (C = 1) convolution and Adam are
  *    vectorisable C loops split over dp_nn_parallel_for (pthreads) when big.
+ *    Inference has its own channels-last convolutions for one sample per
+ *    thread, whose GEMMs run single-threaded (dp_gemm_seq: oneDNN).
  *    Measurements and the choice of library: docs/bench-nn.md.
  *  - Scratch: only the convolutions need any, passed in by the caller.
  *  - Determinism: the same inputs, thread count and OpenBLAS core (see
@@ -64,37 +66,57 @@ void dp_conv1d_forward(float *out, float *scratch, const float *inp, const float
  * of the fused form is dp_relu_backward on out followed by dp_conv1d_backward. */
 void dp_conv1d_relu_forward(float *out, float *scratch, const float *inp, const float *weight,
                             const float *bias, int B, int C, int L, int OC, int K, int S);
-/* Inference over signals with a constant tail (e.g. zero-padded inputs):
- * in sample b every input column t >= nin[b] (0..L) holds the same values,
- * the same in every sample, so every output position whose window starts in
- * that tail has one known value, tail_out [OC] (the caller computes it once:
- * this layer, ReLU included, applied to the tail column). Computes only the
- *   nout[b] = min(LO, ceil(nin[b] / S))
- * leading positions of sample b (ReLU fused), sets positions
- * nout[b] <= t < min(LO, nout[b] + halo) to tail_out (so that a following
- * layer whose windows straddle the boundary reads the right values), and
- * does not write the later ones. Shapes and scratch as the forward; only the
- * active columns are unrolled, so the cost follows sum_b nout[b]. Written
- * positions equal dp_conv1d_relu_forward's up to float summation order.
- * wino: NULL, or the layer's weights transformed by dp_conv1d_wino_weights
- * when dp_conv1d_wino_ok(K, S): then the positions are computed with
- * Winograd F(4, 5) (2.5x fewer multiply-adds, about 1e-6 relative
- * difference), which reads inputs in whole tiles of 8: columns up to
- * nin[b] + K + 2 must hold the tail values too (a preceding tail layer's
- * halo of K + 3 ensures it). */
-void dp_conv1d_relu_forward_tail(float *out, int *nout, float *scratch, const float *inp, const int *nin,
-                                 const float *weight, const float *wino, const float *bias, const float *tail_out,
-                                 int halo, int B, int C, int L, int OC, int K, int S);
-/* Whether the Winograd form applies (K = 5, S = 1), its weight size in
- * floats, and the transform weight [OC, C, K] -> U [8, OC, C]. */
-int dp_conv1d_wino_ok(int K, int S);
-size_t dp_conv1d_wino_floats(int OC, int C);
-void dp_conv1d_wino_weights(float *U, const float *weight, int OC, int C, int K);
 /* backward: dout [B, OC, LO], inp [B, C, L], weight [OC, C, K] ->
  *   dinp [B, C, L] OVERWRITTEN (may be NULL, e.g. for the first layer),
  *   dweight [OC, C, K] and dbias [OC] (may be NULL) ACCUMULATED (+=). */
 void dp_conv1d_backward(float *dinp, float *dweight, float *dbias, float *scratch, const float *dout,
                         const float *inp, const float *weight, int B, int C, int L, int OC, int K, int S);
+
+/* ---- channels-last conv1d for inference (dp_nn_convcl.c) -------------------
+ * One sample on the calling thread (data-parallel inference: each thread
+ * takes whole samples). Position-major signals: inp [rows, C] (inp[t*C + c]),
+ * out [n, OC]. With the layer's weight [OC, C, K] packed once by
+ * dp_conv1d_cl_pack into dp_conv1d_cl_weight_floats(OC, C, K, S) floats,
+ *   out[t, o] = relu(bias[o] + sum_{c,k} weight[o,c,k] * inp[(t*S + k)*C + c])
+ * for the first n positions 0 <= t < n (bias may be NULL). It reads input
+ * rows 0 .. dp_conv1d_cl_in_rows(n, K, S, C) - 1, which for the Winograd form
+ * (K = 5, S = 1, C*K > 16) runs up to 7 rows past the last window
+ * (S*(n-1) + K rows): those extra rows must be finite and of the signal's
+ * scale (its continuation, or zeros); they change results only by rounding.
+ * scratch: dp_conv1d_cl_scratch_floats(n, ...) floats (serves any n' <= n).
+ * Equals dp_conv1d_relu_forward up to float summation order (about 1e-6
+ * relative for the Winograd form). Matrix products: dp_gemm_seq. */
+size_t dp_conv1d_cl_weight_floats(int OC, int C, int K, int S);
+void dp_conv1d_cl_pack(float *wp, const float *weight, int OC, int C, int K, int S);
+int dp_conv1d_cl_in_rows(int n, int K, int S, int C);
+size_t dp_conv1d_cl_scratch_floats(int n, int C, int OC, int K, int S);
+void dp_conv1d_cl_relu_forward(float *out, float *scratch, const float *inp, const float *wp, const float *bias,
+                               int n, int C, int OC, int K, int S);
+/* Channels-last max-pool (kernel = stride = P) of n output positions, minus
+ * an optional per-channel vector: inp [n*P, C] -> out [n, C],
+ *   out[p, c] = max_{k<P} inp[p*P + k, c] - (sub ? sub[c] : 0)
+ * (NaN handling is the compiler's max, unlike dp_maxpool1d_forward: for
+ * inference on finite values). */
+void dp_maxpool1d_cl_forward(float *out, const float *inp, const float *sub, int n, int C, int P);
+
+/* ---- single-threaded GEMM for worker threads (dp_nn_gemm.c) -----------------
+ * C [M, N] = A [M, K] @ op(B) + beta C, row-major, on the calling thread only:
+ * op(B) = B^T with B [N, K] (transb) or B [K, N]; lda/ldb/ldc row strides.
+ * oneDNN's dnnl_sgemm when built with DP_WITH_DNNL (kernels chosen from the
+ * CPU at run time; the calling thread's OpenMP thread count is set to 1),
+ * else cblas_sgemm. Wrap a parallel region that calls it in
+ * dp_gemm_seq_begin / _end: they hold OpenBLAS to one thread meanwhile (its
+ * idle threads would spin against the caller's), then restore
+ * dp_nn_get_threads(). With oneDNN on glibc the first begin also tunes
+ * malloc, process-wide, to keep freed memory (M_MMAP_THRESHOLD 8 MB,
+ * M_TRIM_THRESHOLD 64 MB): dnnl_sgemm allocates on every call, and by
+ * default those pages went back to the kernel and faulted in again each
+ * time. dp_gemm_seq_engine names the library. */
+void dp_gemm_seq(int transb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
+                 float *C, int ldc);
+void dp_gemm_seq_begin(void);
+void dp_gemm_seq_end(void);
+const char *dp_gemm_seq_engine(void);
 
 /* ---- max-pool 1d ------------------------------------------------------------
  * kernel = stride = P, floor mode (a trailing L % P is dropped):

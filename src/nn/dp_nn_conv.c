@@ -177,21 +177,15 @@ typedef struct directctx {
     const float *dout;  /* [B, OC, LO] */
     const float *w;     /* [OC, CK] */
     const float *bias;  /* [OC] or NULL */
-    const int *nact;    /* [B] leading output positions to compute, or NULL: all LO (tail mode) */
-    const float *tail;  /* [OC] value of the positions past nact (tail mode) */
-    int B, C, L, K, S, OC, CK, LO, relu, halo;
+    int B, C, L, K, S, OC, CK, LO, relu;
 } directctx;
-
-/* output positions computed for sample b, and those set to the tail value after them */
-static int direct_nact(const directctx *d, int b) { return d->nact ? d->nact[b] : d->LO; }
-static int tail_end(int nact, int halo, int LO) { return halo > LO - nact ? LO : nact + halo; }
 
 static void direct_im2col_task(void *ctx, int i, int n)
 {
     const directctx *d = ctx;
     for (int b = d->B * i / n; b < d->B * (i + 1) / n; b++)
         im2col(d->col + (size_t)b * d->CK * d->LO, (size_t)d->LO, d->inp + (size_t)b * d->C * d->L, d->C, d->L,
-               d->K, d->S, direct_nact(d, b));
+               d->K, d->S, d->LO);
 }
 
 /* out[b, o, :] for o in this chunk, all b */
@@ -201,24 +195,20 @@ static void direct_fwd_task(void *ctx, int i, int n)
     int CK = d->CK, LO = d->LO;
     for (int b = 0; b < d->B; b++) {
         const float *col = d->col + (size_t)b * CK * LO;
-        int na = direct_nact(d, b);
         for (int o = d->OC * i / n; o < d->OC * (i + 1) / n; o++) {
             float *restrict y = d->out + ((size_t)b * d->OC + o) * LO;
             float b0 = d->bias ? d->bias[o] : 0.0f;
-            for (int t = 0; t < na; t++)
+            for (int t = 0; t < LO; t++)
                 y[t] = b0;
             for (int j = 0; j < CK; j++) {
                 float wv = d->w[(size_t)o * CK + j];
                 const float *restrict cr = col + (size_t)j * LO;
-                for (int t = 0; t < na; t++)
+                for (int t = 0; t < LO; t++)
                     y[t] += wv * cr[t];
             }
             if (d->relu)
-                for (int t = 0; t < na; t++)
+                for (int t = 0; t < LO; t++)
                     y[t] = y[t] > 0.0f ? y[t] : 0.0f;
-            if (d->nact)
-                for (int t = na, te = tail_end(na, d->halo, LO); t < te; t++)
-                    y[t] = d->tail[o];
         }
     }
 }
@@ -283,27 +273,19 @@ typedef struct groupctx {
     const float *inp;  /* [g, C, L] */
     const float *dout; /* [g, OC, LO] (backward) */
     const float *bias; /* [OC] or NULL (forward) */
-    const int *nact;   /* [g] columns of each sample (tail mode), or NULL: LO each */
-    const float *tail; /* [OC] (tail mode) */
     size_t ld;
-    int g, C, L, K, S, LO, OC, relu, halo;
+    int g, C, L, K, S, LO, OC, relu;
 } groupctx;
-
-/* columns of sample s of a group (all LO unless in tail mode) */
-static int grp_nact(const groupctx *q, int s) { return q->nact ? q->nact[s] : q->LO; }
 
 static int range_lo(int n, int i, int parts) { return (int)((long)n * i / parts); }
 
 static void grp_im2col_task(void *ctx, int i, int n)
 {
     const groupctx *q = ctx;
-    size_t off = 0;
     for (int s = 0; s < q->g; s++) {
-        int na = grp_nact(q, s);
-        colctx c = {.col = q->col + off, .xc = q->inp + (size_t)s * q->C * q->L, .C = q->C, .L = q->L,
-                    .K = q->K, .S = q->S, .LO = na, .ldc = q->ld};
+        colctx c = {.col = q->col + (size_t)s * q->LO, .xc = q->inp + (size_t)s * q->C * q->L, .C = q->C, .L = q->L,
+                    .K = q->K, .S = q->S, .LO = q->LO, .ldc = q->ld};
         im2col_range(&c, range_lo(q->C, i, n), range_lo(q->C, i + 1, n));
-        off += (size_t)na;
     }
 }
 
@@ -317,33 +299,25 @@ static void grp_col2im_task(void *ctx, int i, int n)
     }
 }
 
-/* out[s, o, :na] = act(tmp[o, off_s : off_s + na] + bias[o]) (na = LO but in
- * tail mode), then the tail value on the halo */
+/* out[s, o, :] = act(tmp[o, s*LO : (s+1)*LO] + bias[o]) */
 static void grp_scatter_task(void *ctx, int i, int n)
 {
     const groupctx *q = ctx;
     int LO = q->LO;
-    size_t off = 0;
-    for (int s = 0; s < q->g; s++) {
-        int na = grp_nact(q, s);
+    for (int s = 0; s < q->g; s++)
         for (int o = range_lo(q->OC, i, n); o < range_lo(q->OC, i + 1, n); o++) {
-            const float *restrict src = q->tmp + (size_t)o * q->ld + off;
+            const float *restrict src = q->tmp + (size_t)o * q->ld + (size_t)s * LO;
             float *restrict y = q->out + ((size_t)s * q->OC + o) * LO;
             float b0 = q->bias ? q->bias[o] : 0.0f;
             if (q->relu)
-                for (int t = 0; t < na; t++) {
+                for (int t = 0; t < LO; t++) {
                     float v = src[t] + b0;
                     y[t] = v > 0.0f ? v : 0.0f;
                 }
             else
-                for (int t = 0; t < na; t++)
+                for (int t = 0; t < LO; t++)
                     y[t] = src[t] + b0;
-            if (q->nact)
-                for (int t = na, te = tail_end(na, q->halo, LO); t < te; t++)
-                    y[t] = q->tail[o];
         }
-        off += (size_t)na;
-    }
 }
 
 /* tmp[o, s*LO : (s+1)*LO] = dout[s, o, :]; dbias[o] += sum_t dout[s, o, t] (s in order) */
@@ -369,263 +343,45 @@ static int grp_threads(size_t floats)
 
 /* ---- forward --------------------------------------------------------------- */
 
-/* ---- Winograd F(4, 5) (inference, K = 5, S = 1) ------------------------------
- * Four outputs of a 5-tap correlation from one 8-input tile d with 8
- * multiplications instead of 20 (Lavin & Gray 2016, 1-D; points 0, +-1, +-2,
- * +-1/2 and infinity, the same transforms as the common F(6, 3)):
- *   y = AT [(G g) .* (BT d)]
- * Across a layer: V[xi][c][tile] = (BT d_c,tile)[xi], U[xi][o][c] = (G w_o,c)[xi]
- * (dp_conv1d_wino_weights, once per weights), then 8 GEMMs
- *   M[xi] [OC, tiles] = U[xi] [OC, C] @ V[xi] [C, tiles]
- * and out[o, 4 tile + i] = relu(bias[o] + sum_xi AT[i][xi] M[xi][o][tile]):
- * 2.5x fewer multiply-adds than im2col for the app CNN's conv2. The
- * transforms are exact in binary except G's ninths; against the im2col path
- * the outputs differ by about 1e-6 relative (tests/test_nn.c). Matrices
- * checked exactly in rational arithmetic when they were derived. */
-#define WT 8 /* tile inputs */
-#define WM 4 /* tile outputs */
-static const float wino_at[WM][WT] = {
-    {1, 1, 1, 1, 1, 1, 1, 0},
-    {0, 1, -1, 2, -2, 0.5f, -0.5f, 0},
-    {0, 1, 1, 4, 4, 0.25f, 0.25f, 0},
-    {0, 1, -1, 8, -8, 0.125f, -0.125f, 1},
-};
-static const double wino_g[WT][5] = {
-    {-1, 0, 0, 0, 0},
-    {-2 / 9., -2 / 9., -2 / 9., -2 / 9., -2 / 9.},
-    {-2 / 9., 2 / 9., -2 / 9., 2 / 9., -2 / 9.},
-    {1 / 90., 2 / 90., 4 / 90., 8 / 90., 16 / 90.},
-    {1 / 90., -2 / 90., 4 / 90., -8 / 90., 16 / 90.},
-    {64 / 90., 32 / 90., 16 / 90., 8 / 90., 4 / 90.},
-    {64 / 90., -32 / 90., 16 / 90., -8 / 90., 4 / 90.},
-    {0, 0, 0, 0, 1},
-};
-static const float wino_bt[WT][WT] = {
-    {-1, 0, 5.25f, 0, -5.25f, 0, 1, 0},
-    {0, 1, 1, -4.25f, -4.25f, 1, 1, 0},
-    {0, -1, 1, 4.25f, -4.25f, -1, 1, 0},
-    {0, 0.5f, 0.25f, -2.5f, -1.25f, 2, 1, 0},
-    {0, -0.5f, 0.25f, 2.5f, -1.25f, -2, 1, 0},
-    {0, 2, 4, -2.5f, -5, 0.5f, 1, 0},
-    {0, -2, 4, 2.5f, -5, -0.5f, 1, 0},
-    {0, -1, 0, 5.25f, 0, -5.25f, 0, 1},
-};
-
-int dp_conv1d_wino_ok(int K, int S) { return K == 5 && S == 1; }
-
-size_t dp_conv1d_wino_floats(int OC, int C) { return (size_t)WT * OC * C; }
-
-void dp_conv1d_wino_weights(float *U, const float *weight, int OC, int C, int K)
-{
-    // weight [OC, C, K = 5] -> U [8, OC, C]
-    assert(K == 5);
-    for (int o = 0; o < OC; o++)
-        for (int c = 0; c < C; c++) {
-            const float *g = weight + ((size_t)o * C + c) * K;
-            for (int x = 0; x < WT; x++) {
-                double v = 0;
-                for (int k = 0; k < 5; k++)
-                    v += wino_g[x][k] * g[k];
-                U[((size_t)x * OC + o) * C + c] = (float)v;
-            }
-        }
-}
-
-typedef struct winoctx {
-    float *V, *M;      /* [8, C, ld], [8, OC, ld] */
-    float *out;        /* [g, OC, LO] */
-    const float *inp;  /* [g, C, L] */
-    const float *bias; /* [OC] or NULL */
-    const int *nact;   /* [g] output positions per sample */
-    const float *tail; /* [OC] */
-    size_t ld;
-    int g, C, L, OC, LO, halo;
-} winoctx;
-
-#define WCHUNK 128 /* tiles per pass over a row (stack buffers) */
-
-/* V for the channels of this chunk, every sample of the group */
-static void wino_in_task(void *ctx, int i, int n)
-{
-    const winoctx *q = ctx;
-    float ph[4][WCHUNK + 1]; /* ph[p][j] = x[4 (t0 + j) + p] (0 past the row) */
-    float v[WCHUNK];
-    size_t off = 0;
-    for (int s = 0; s < q->g; s++) {
-        int T = (q->nact[s] + WM - 1) / WM;
-        for (int c = range_lo(q->C, i, n); c < range_lo(q->C, i + 1, n); c++) {
-            const float *x = q->inp + ((size_t)s * q->C + c) * q->L;
-            for (int t0 = 0; t0 < T; t0 += WCHUNK) {
-                int cnt = T - t0 < WCHUNK ? T - t0 : WCHUNK;
-                for (int j = 0; j <= cnt; j++)
-                    for (int p = 0; p < 4; p++) {
-                        int pos = 4 * (t0 + j) + p;
-                        ph[p][j] = pos < q->L ? x[pos] : 0.0f;
-                    }
-                for (int xi = 0; xi < WT; xi++) {
-                    const float *b = wino_bt[xi];
-                    for (int j = 0; j < cnt; j++)
-                        v[j] = b[0] * ph[0][j] + b[1] * ph[1][j] + b[2] * ph[2][j] + b[3] * ph[3][j] +
-                               b[4] * ph[0][j + 1] + b[5] * ph[1][j + 1] + b[6] * ph[2][j + 1] + b[7] * ph[3][j + 1];
-                    memcpy(q->V + ((size_t)xi * q->C + c) * q->ld + off + t0, v, sizeof(float) * (size_t)cnt);
-                }
-            }
-        }
-        off += (size_t)T;
-    }
-}
-
-/* out for the output channels of this chunk, every sample of the group */
-static void wino_out_task(void *ctx, int i, int n)
-{
-    const winoctx *q = ctx;
-    float y[WM][WCHUNK];
-    size_t off = 0;
-    for (int s = 0; s < q->g; s++) {
-        int na = q->nact[s], T = (na + WM - 1) / WM;
-        for (int o = range_lo(q->OC, i, n); o < range_lo(q->OC, i + 1, n); o++) {
-            float *restrict dst = q->out + ((size_t)s * q->OC + o) * q->LO;
-            float b0 = q->bias ? q->bias[o] : 0.0f;
-            for (int t0 = 0; t0 < T; t0 += WCHUNK) {
-                int cnt = T - t0 < WCHUNK ? T - t0 : WCHUNK;
-                const float *m[WT];
-                for (int xi = 0; xi < WT; xi++)
-                    m[xi] = q->M + ((size_t)xi * q->OC + o) * q->ld + off + t0;
-                for (int r = 0; r < WM; r++) {
-                    const float *a = wino_at[r];
-                    for (int j = 0; j < cnt; j++) {
-                        float v = b0 + a[0] * m[0][j] + a[1] * m[1][j] + a[2] * m[2][j] + a[3] * m[3][j] +
-                                  a[4] * m[4][j] + a[5] * m[5][j] + a[6] * m[6][j] + a[7] * m[7][j];
-                        y[r][j] = v > 0.0f ? v : 0.0f;
-                    }
-                }
-                int tend = 4 * (t0 + cnt) < na ? 4 * (t0 + cnt) : na;
-                for (int t = 4 * t0; t < tend; t++)
-                    dst[t] = y[t & 3][(t >> 2) - t0];
-            }
-            for (int t = na, te = tail_end(na, q->halo, q->LO); t < te; t++)
-                dst[t] = q->tail[o];
-        }
-        off += (size_t)T;
-    }
-}
-
-/* Winograd forward (ReLU fused) of the nact[b] leading positions of each
- * sample; 0, or -1 when the scratch cannot hold one sample's tiles (the
- * caller then takes the im2col path). */
-static int wino_forward(float *out, float *scratch, size_t scratch_floats, const float *inp, const float *U,
-                        const float *bias, const int *nact, const float *tail, int halo, int B, int C, int L, int OC,
-                        int LO)
-{
-    size_t ld = scratch_floats / ((size_t)WT * (C + OC)); /* tiles per group */
-    if (ld < (size_t)(LO + WM - 1) / WM)
-        return -1;
-    float *V = scratch, *M = scratch + (size_t)WT * C * ld;
-    for (int b0 = 0; b0 < B;) {
-        size_t tiles = 0;
-        int g = 0;
-        for (; b0 + g < B; g++) {
-            size_t T = (size_t)(nact[b0 + g] + WM - 1) / WM;
-            if (tiles + T > ld)
-                break;
-            tiles += T;
-        }
-        winoctx q = {.V = V, .M = M, .out = out + (size_t)b0 * OC * LO, .inp = inp + (size_t)b0 * C * L,
-                     .bias = bias, .nact = nact + b0, .tail = tail, .ld = ld, .g = g, .C = C, .L = L, .OC = OC,
-                     .LO = LO, .halo = halo};
-        if (tiles > 0) {
-            dp_nn_parallel_for(grp_threads((size_t)WT * C * tiles), wino_in_task, &q);
-            for (int xi = 0; xi < WT; xi++)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, (int)tiles, C, 1.0f,
-                            U + (size_t)xi * OC * C, C, V + (size_t)xi * C * ld, (int)ld, 0.0f,
-                            M + (size_t)xi * OC * ld, (int)ld);
-        }
-        dp_nn_parallel_for(grp_threads((size_t)OC * (tiles > 0 ? tiles * WM : 1)), wino_out_task, &q);
-        b0 += g;
-    }
-    return 0;
-}
-
-typedef struct tailspec {
-    const int *nin; /* [B] */
-    int *nout;      /* [B] */
-    const float *out; /* [OC] */
-    const float *wino; /* [8, OC, C] Winograd weights, or NULL */
-    int halo;
-} tailspec;
-
 static void conv_forward(float *out, float *scratch, const float *inp, const float *weight, const float *bias,
-                         int B, int C, int L, int OC, int K, int S, int relu, const tailspec *ts)
+                         int B, int C, int L, int OC, int K, int S, int relu)
 {
     // inp [B, C, L], weight [OC, C, K], bias [OC] -> out [B, OC, LO]
     int LO = dp_conv1d_out_len(L, K, S);
     assert(LO > 0);
     int CK = C * K;
-    int *nact = NULL;
-    if (ts) { /* tail mode: positions whose window starts before nin[b] */
-        nact = ts->nout;
-        for (int b = 0; b < B; b++) {
-            int n = (ts->nin[b] + S - 1) / S;
-            nact[b] = n < LO ? n : LO;
-        }
-    }
     if (CK <= DIRECT_MAX_CK) {
         directctx d = {.out = out, .col = scratch, .inp = inp, .w = weight, .bias = bias, .B = B, .C = C, .L = L,
-                       .K = K, .S = S, .OC = OC, .CK = CK, .LO = LO, .relu = relu, .nact = nact,
-                       .tail = ts ? ts->out : NULL, .halo = ts ? ts->halo : 0};
+                       .K = K, .S = S, .OC = OC, .CK = CK, .LO = LO, .relu = relu};
         dp_nn_parallel_for(nchunks((size_t)B * CK * LO, B), direct_im2col_task, &d);
         dp_nn_parallel_for(nchunks((size_t)B * OC * LO, OC), direct_fwd_task, &d);
         return;
     }
-    if (ts && ts->wino && dp_conv1d_wino_ok(K, S) &&
-        wino_forward(out, scratch, dp_conv1d_scratch_floats(B, C, L, OC, K, S), inp, ts->wino, bias, nact, ts->out,
-                     ts->halo, B, C, L, OC, LO) == 0)
-        return;
-    /* full mode: balanced groups of G samples; tail mode: as many samples as
-     * fit the scratch's columns (only their active columns are unrolled) */
     int G = group_size(B, LO);
-    size_t ld = ts ? (size_t)max_group_size(B, LO) * LO : (size_t)G * LO;
-    float *col = scratch, *tmp = scratch + (size_t)CK * ld; /* col [CK, ld], tmp [OC, ld] */
-    for (int b0 = 0; b0 < B;) {
+    size_t ld = (size_t)G * LO;
+    float *col = scratch, *tmp = scratch + (size_t)CK * ld; /* col [CK, G*LO], tmp [OC, G*LO] */
+    for (int b0 = 0; b0 < B; b0 += G) {
         int g = B - b0 < G ? B - b0 : G;
-        size_t cols = (size_t)g * LO;
-        if (ts) {
-            cols = 0;
-            for (g = 0; b0 + g < B && cols + (size_t)nact[b0 + g] <= ld; g++)
-                cols += (size_t)nact[b0 + g];
-        }
         groupctx q = {.col = col, .tmp = tmp, .out = out + (size_t)b0 * OC * LO, .inp = inp + (size_t)b0 * C * L,
-                      .bias = bias, .ld = ld, .g = g, .C = C, .L = L, .K = K, .S = S, .LO = LO, .OC = OC, .relu = relu,
-                      .nact = nact ? nact + b0 : NULL, .tail = ts ? ts->out : NULL, .halo = ts ? ts->halo : 0};
-        if (cols > 0) {
-            dp_nn_parallel_for(grp_threads((size_t)CK * cols), grp_im2col_task, &q);
-            /* columns of a short last group beyond cols are stale but never read back */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, (int)cols, CK, 1.0f, weight, CK, col, (int)ld,
-                        0.0f, tmp, (int)ld);
-        }
-        dp_nn_parallel_for(grp_threads((size_t)OC * (cols > 0 ? cols : 1)), grp_scatter_task, &q);
-        b0 += g;
+                      .bias = bias, .ld = ld, .g = g, .C = C, .L = L, .K = K, .S = S, .LO = LO, .OC = OC, .relu = relu};
+        dp_nn_parallel_for(grp_threads((size_t)g * CK * LO), grp_im2col_task, &q);
+        /* columns of a short last group beyond g*LO are stale but never read back */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, g * LO, CK, 1.0f, weight, CK, col, (int)ld, 0.0f,
+                    tmp, (int)ld);
+        dp_nn_parallel_for(grp_threads((size_t)g * OC * LO), grp_scatter_task, &q);
     }
 }
 
 void dp_conv1d_forward(float *out, float *scratch, const float *inp, const float *weight, const float *bias,
                        int B, int C, int L, int OC, int K, int S)
 {
-    conv_forward(out, scratch, inp, weight, bias, B, C, L, OC, K, S, 0, NULL);
+    conv_forward(out, scratch, inp, weight, bias, B, C, L, OC, K, S, 0);
 }
 
 void dp_conv1d_relu_forward(float *out, float *scratch, const float *inp, const float *weight,
                             const float *bias, int B, int C, int L, int OC, int K, int S)
 {
-    conv_forward(out, scratch, inp, weight, bias, B, C, L, OC, K, S, 1, NULL);
-}
-
-void dp_conv1d_relu_forward_tail(float *out, int *nout, float *scratch, const float *inp, const int *nin,
-                                 const float *weight, const float *wino, const float *bias, const float *tail_out,
-                                 int halo, int B, int C, int L, int OC, int K, int S)
-{
-    tailspec ts = {.nin = nin, .nout = nout, .out = tail_out, .wino = wino, .halo = halo};
-    conv_forward(out, scratch, inp, weight, bias, B, C, L, OC, K, S, 1, &ts);
+    conv_forward(out, scratch, inp, weight, bias, B, C, L, OC, K, S, 1);
 }
 
 /* ---- backward ---------------------------------------------------------------- */

@@ -1,0 +1,261 @@
+/* dp_nn_convcl: channels-last 1-d convolution + ReLU for inference, one
+ * sample on one thread (the data-parallel inference path: each thread takes
+ * whole samples, so nothing here synchronises or allocates).
+ *
+ * Layout: a signal is position-major, inp [rows, C] (inp[t*C + c]), and so
+ * is the output, out [n, OC]. Channels-last turns the layer into plain
+ * matrix products over the signal as it lies in memory, no im2col:
+ *   - GEMM path: out[t, :] = sum_k inp[t*S + k, :] @ W_k^T, one GEMM per
+ *     tap k over the rows t*S + k (row stride S*C, a strided view of inp),
+ *     W_k [OC, C] the tap's slice of the packed weight [OC, K, C];
+ *   - Winograd path (K = 5, S = 1): F(4, 5) over tiles of 8 positions,
+ *     2.5x fewer multiply-adds: V[xi] [T, C] = BT d (vector ops over the
+ *     channels), eight GEMMs M[xi] [T, OC] = V[xi] @ U[xi]^T, then
+ *     out = relu(bias + AT M) (Lavin & Gray 2016, 1-D; points 0, +-1, +-2,
+ *     +-1/2 and infinity). The transforms are exact in binary except G's
+ *     ninths; the outputs differ from the GEMM path by about 1e-6 relative;
+ *   - direct path (C*K <= 16, a first layer on a raw signal): out[t, :] =
+ *     bias + sum_j inp[..] * Wt[j, :], vector ops over the output channels.
+ * The GEMMs go through dp_gemm_seq (single-threaded; oneDNN when built
+ * with it). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("vect-cost-model=dynamic")
+#endif
+
+#include "nn/dp_nn.h"
+
+#include <assert.h>
+#include <string.h>
+
+#define DIRECT_MAX_CK 16
+#define WT 8 /* Winograd tile inputs */
+#define WM 4 /* tile outputs */
+
+static const float wino_at[WM][WT] = {
+    {1, 1, 1, 1, 1, 1, 1, 0},
+    {0, 1, -1, 2, -2, 0.5f, -0.5f, 0},
+    {0, 1, 1, 4, 4, 0.25f, 0.25f, 0},
+    {0, 1, -1, 8, -8, 0.125f, -0.125f, 1},
+};
+static const double wino_g[WT][5] = {
+    {-1, 0, 0, 0, 0},
+    {-2 / 9., -2 / 9., -2 / 9., -2 / 9., -2 / 9.},
+    {-2 / 9., 2 / 9., -2 / 9., 2 / 9., -2 / 9.},
+    {1 / 90., 2 / 90., 4 / 90., 8 / 90., 16 / 90.},
+    {1 / 90., -2 / 90., 4 / 90., -8 / 90., 16 / 90.},
+    {64 / 90., 32 / 90., 16 / 90., 8 / 90., 4 / 90.},
+    {64 / 90., -32 / 90., 16 / 90., -8 / 90., 4 / 90.},
+    {0, 0, 0, 0, 1},
+};
+static const float wino_bt[WT][WT] = {
+    {-1, 0, 5.25f, 0, -5.25f, 0, 1, 0},
+    {0, 1, 1, -4.25f, -4.25f, 1, 1, 0},
+    {0, -1, 1, 4.25f, -4.25f, -1, 1, 0},
+    {0, 0.5f, 0.25f, -2.5f, -1.25f, 2, 1, 0},
+    {0, -0.5f, 0.25f, 2.5f, -1.25f, -2, 1, 0},
+    {0, 2, 4, -2.5f, -5, 0.5f, 1, 0},
+    {0, -2, 4, 2.5f, -5, -0.5f, 1, 0},
+    {0, -1, 0, 5.25f, 0, -5.25f, 0, 1},
+};
+
+/* The elementwise loops here are what is left besides the GEMMs: compiled
+ * for AVX-512 and AVX2 too, picked at load time by the CPU (the build's
+ * baseline is x86-64-v2, 128-bit vectors). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define HOT
+#endif
+
+enum { PATH_DIRECT, PATH_WINO, PATH_GEMM };
+
+static int cl_path(int C, int K, int S)
+{
+    if (C * K <= DIRECT_MAX_CK)
+        return PATH_DIRECT;
+    return (K == 5 && S == 1) ? PATH_WINO : PATH_GEMM;
+}
+
+size_t dp_conv1d_cl_weight_floats(int OC, int C, int K, int S)
+{
+    return cl_path(C, K, S) == PATH_WINO ? (size_t)WT * OC * C : (size_t)OC * C * K;
+}
+
+void dp_conv1d_cl_pack(float *wp, const float *weight, int OC, int C, int K, int S)
+{
+    // weight [OC, C, K] -> direct: [C*K, OC]; Winograd: U [8, OC, C]; GEMM: [OC, K, C]
+    switch (cl_path(C, K, S)) {
+    case PATH_DIRECT:
+        for (int o = 0; o < OC; o++)
+            for (int j = 0; j < C * K; j++)
+                wp[(size_t)j * OC + o] = weight[(size_t)o * C * K + j];
+        break;
+    case PATH_WINO:
+        for (int o = 0; o < OC; o++)
+            for (int c = 0; c < C; c++) {
+                const float *g = weight + ((size_t)o * C + c) * K;
+                for (int x = 0; x < WT; x++) {
+                    double v = 0;
+                    for (int k = 0; k < 5; k++)
+                        v += wino_g[x][k] * g[k];
+                    wp[((size_t)x * OC + o) * C + c] = (float)v;
+                }
+            }
+        break;
+    default:
+        for (int o = 0; o < OC; o++)
+            for (int c = 0; c < C; c++)
+                for (int k = 0; k < K; k++)
+                    wp[((size_t)o * K + k) * C + c] = weight[((size_t)o * C + c) * K + k];
+    }
+}
+
+int dp_conv1d_cl_in_rows(int n, int K, int S, int C)
+{
+    if (n <= 0)
+        return 0;
+    if (cl_path(C, K, S) == PATH_WINO)
+        return WM * ((n + WM - 1) / WM) + WT - WM;
+    return S * (n - 1) + K;
+}
+
+size_t dp_conv1d_cl_scratch_floats(int n, int C, int OC, int K, int S)
+{
+    if (cl_path(C, K, S) == PATH_DIRECT)
+        return (size_t)OC; /* zeros for a NULL bias */
+    if (cl_path(C, K, S) != PATH_WINO)
+        return 1;
+    size_t T = (size_t)(n + WM - 1) / WM;
+    return T ? (size_t)WT * T * ((size_t)C + OC) : 1;
+}
+
+HOT static void relu_bias_rows(float *out, const float *bias, int n, int OC)
+{
+    for (int t = 0; t < n; t++) {
+        float *restrict y = out + (size_t)t * OC;
+        if (bias)
+            for (int o = 0; o < OC; o++)
+                y[o] += bias[o];
+        for (int o = 0; o < OC; o++)
+            y[o] = y[o] > 0.0f ? y[o] : 0.0f;
+    }
+}
+
+/* one output row of the direct path: y [OC] = relu(bias + sum_j xv[j] w[j, :]),
+ * written out for the first layers' 4 and 5 taps so that the o loop
+ * vectorises with its sum in registers */
+static inline void direct_row(float *restrict y, const float *xv, const float *restrict wp,
+                              const float *restrict bias, int CK, int OC)
+{
+    const float *restrict w0 = wp, *restrict w1 = wp + OC, *restrict w2 = wp + 2 * OC, *restrict w3 = wp + 3 * OC;
+    if (CK == 4) {
+        float x0 = xv[0], x1 = xv[1], x2 = xv[2], x3 = xv[3];
+        for (int o = 0; o < OC; o++) {
+            float v = bias[o] + x0 * w0[o] + x1 * w1[o] + x2 * w2[o] + x3 * w3[o];
+            y[o] = v > 0.0f ? v : 0.0f;
+        }
+    } else if (CK == 5) {
+        const float *restrict w4 = wp + 4 * OC;
+        float x0 = xv[0], x1 = xv[1], x2 = xv[2], x3 = xv[3], x4 = xv[4];
+        for (int o = 0; o < OC; o++) {
+            float v = bias[o] + x0 * w0[o] + x1 * w1[o] + x2 * w2[o] + x3 * w3[o] + x4 * w4[o];
+            y[o] = v > 0.0f ? v : 0.0f;
+        }
+    } else {
+        memcpy(y, bias, sizeof(float) * (size_t)OC);
+        for (int j = 0; j < CK; j++)
+            for (int o = 0; o < OC; o++)
+                y[o] += xv[j] * wp[(size_t)j * OC + o];
+        for (int o = 0; o < OC; o++)
+            y[o] = y[o] > 0.0f ? y[o] : 0.0f;
+    }
+}
+
+HOT static void direct_forward(float *out, const float *inp, const float *wp, const float *bias, float *zeros,
+                               int n, int C, int OC, int K, int S)
+{
+    int CK = C * K;
+    float xv[DIRECT_MAX_CK];
+    if (!bias) { /* the scratch holds OC zeros */
+        memset(zeros, 0, sizeof(float) * (size_t)OC);
+        bias = zeros;
+    }
+    for (int t = 0; t < n; t++) {
+        const float *x = inp + (size_t)t * S * C; /* rows t*S .. t*S + K - 1 */
+        for (int j = 0; j < CK; j++)
+            xv[j] = x[(size_t)(j % K) * C + j / K]; /* j = c*K + k: inp[(t*S + k)*C + c] */
+        direct_row(out + (size_t)t * OC, xv, wp, bias, CK, OC);
+    }
+}
+
+HOT static void wino_forward(float *out, float *scratch, const float *inp, const float *U, const float *bias, int n,
+                         int C, int OC)
+{
+    int T = (n + WM - 1) / WM;
+    float *V = scratch, *M = scratch + (size_t)WT * T * C; /* V [8, T, C], M [8, T, OC] */
+    for (int tile = 0; tile < T; tile++) {
+        const float *d = inp + (size_t)WM * tile * C; /* rows 4 tile .. 4 tile + 7 */
+        for (int xi = 0; xi < WT; xi++) {
+            const float *b = wino_bt[xi];
+            float *restrict v = V + ((size_t)xi * T + tile) * C;
+            for (int c = 0; c < C; c++)
+                v[c] = b[0] * d[c] + b[1] * d[C + c] + b[2] * d[2 * C + c] + b[3] * d[3 * C + c] +
+                       b[4] * d[4 * C + c] + b[5] * d[5 * C + c] + b[6] * d[6 * C + c] + b[7] * d[7 * C + c];
+        }
+    }
+    for (int xi = 0; xi < WT; xi++)
+        dp_gemm_seq(1, T, OC, C, V + (size_t)xi * T * C, C, U + (size_t)xi * OC * C, C, 0.0f,
+                    M + (size_t)xi * T * OC, OC);
+    for (int tile = 0; tile < T; tile++) {
+        const float *m[WT];
+        for (int xi = 0; xi < WT; xi++)
+            m[xi] = M + ((size_t)xi * T + tile) * OC;
+        for (int i = 0; i < WM && WM * tile + i < n; i++) {
+            const float *a = wino_at[i];
+            float *restrict y = out + (size_t)(WM * tile + i) * OC;
+            for (int o = 0; o < OC; o++) {
+                float v = (bias ? bias[o] : 0.0f) + a[0] * m[0][o] + a[1] * m[1][o] + a[2] * m[2][o] +
+                          a[3] * m[3][o] + a[4] * m[4][o] + a[5] * m[5][o] + a[6] * m[6][o] + a[7] * m[7][o];
+                y[o] = v > 0.0f ? v : 0.0f;
+            }
+        }
+    }
+}
+
+void dp_conv1d_cl_relu_forward(float *out, float *scratch, const float *inp, const float *wp, const float *bias,
+                               int n, int C, int OC, int K, int S)
+{
+    // inp [in_rows(n), C], wp packed -> out [n, OC]
+    if (n <= 0)
+        return;
+    switch (cl_path(C, K, S)) {
+    case PATH_DIRECT:
+        direct_forward(out, inp, wp, bias, scratch, n, C, OC, K, S);
+        break;
+    case PATH_WINO:
+        wino_forward(out, scratch, inp, wp, bias, n, C, OC);
+        break;
+    default:
+        for (int k = 0; k < K; k++)
+            dp_gemm_seq(1, n, OC, C, inp + (size_t)k * C, S * C, wp + (size_t)k * C, K * C, k ? 1.0f : 0.0f, out, OC);
+        relu_bias_rows(out, bias, n, OC);
+    }
+}
+
+HOT void dp_maxpool1d_cl_forward(float *out, const float *inp, const float *sub, int n, int C, int P)
+{
+    // inp [n*P, C] -> out [n, C] = max over P rows (- sub)
+    for (int p = 0; p < n; p++) {
+        float *restrict y = out + (size_t)p * C;
+        const float *restrict w0 = inp + (size_t)p * P * C;
+        memcpy(y, w0, sizeof(float) * (size_t)C);
+        for (int k = 1; k < P; k++) {
+            const float *restrict wk = w0 + (size_t)k * C;
+            for (int c = 0; c < C; c++)
+                y[c] = wk[c] > y[c] ? wk[c] : y[c];
+        }
+        if (sub)
+            for (int c = 0; c < C; c++)
+                y[c] -= sub[c];
+    }
+}
