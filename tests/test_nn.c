@@ -9,6 +9,7 @@
 
 #include "nn/dp_nn.h"
 
+#include <pthread.h>
 #include <stdint.h>
 
 /* ---- fixture reader (format: see tools/make_nn_fixtures.py) --------------- */
@@ -913,6 +914,34 @@ static void pf_fill(void *ctx, int i, int n)
     a[i] = i * 10 + n;
 }
 
+/* a parallel_for inside a parallel_for (the pool is busy: one-off threads) */
+static void pf_nested(void *ctx, int i, int n)
+{
+    int *a = ctx;
+    int inner[4] = {0};
+    dp_nn_parallel_for(3, pf_fill, inner);
+    a[i] = (inner[0] == 3 && inner[1] == 13 && inner[2] == 23) ? n : -1;
+}
+
+typedef struct pf_caller {
+    int ok;
+} pf_caller;
+
+/* many parallel_fors from another thread while the main thread runs its own */
+static void *pf_other(void *arg)
+{
+    pf_caller *c = arg;
+    c->ok = 1;
+    for (int r = 0; r < 300; r++) {
+        int a[8] = {0};
+        int n = 2 + r % 5;
+        dp_nn_parallel_for(n, pf_fill, a);
+        for (int i = 0; i < n; i++)
+            c->ok &= a[i] == i * 10 + n;
+    }
+    return NULL;
+}
+
 static void test_parallel_for(void)
 {
     int a[8] = {0};
@@ -921,6 +950,28 @@ static void test_parallel_for(void)
         CHECK_EQ_INT(a[i], i * 10 + 5);
     CHECK_EQ_INT(a[5], 0);
     dp_nn_parallel_for(0, pf_fill, a); /* no-op */
+    /* the pool grows and shrinks its jobs: every chunk runs once, each time */
+    int bad = 0;
+    for (int r = 0; r < 500; r++) {
+        int b[8], n = 1 + (r * 7) % 8;
+        for (int i = 0; i < 8; i++)
+            b[i] = -7;
+        dp_nn_parallel_for(n, pf_fill, b);
+        for (int i = 0; i < 8; i++)
+            bad += b[i] != (i < n ? i * 10 + n : -7);
+    }
+    CHECK_EQ_INT(bad, 0);
+    int c[4] = {0};
+    dp_nn_parallel_for(4, pf_nested, c);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ_INT(c[i], 4);
+    pthread_t t;
+    pf_caller other = {0};
+    CHECK(pthread_create(&t, NULL, pf_other, &other) == 0);
+    pf_caller mine = {0};
+    pf_other(&mine);
+    pthread_join(t, NULL);
+    CHECK(other.ok && mine.ok);
 }
 
 /* ---- dropout, init, odd shapes ------------------------------------------------------ */

@@ -15,6 +15,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 
 #if defined(__SSE2__)
@@ -60,18 +61,13 @@ static void *pf_main(void *arg)
     return NULL;
 }
 
-void dp_nn_parallel_for(int n, void (*fn)(void *ctx, int i, int n), void *ctx)
+/* One-off threads: the fallback when the pool is taken (another thread's
+ * parallel_for, or a nested one). */
+static void pf_spawn(int n, void (*fn)(void *ctx, int i, int n), void *ctx)
 {
-    if (n <= 1) {
-        if (n == 1)
-            fn(ctx, 0, 1);
-        return;
-    }
     pf_job jobs[64];
     pthread_t tid[64];
     int started[64];
-    if (n > 64)
-        n = 64;
     for (int i = 1; i < n; i++) {
         jobs[i] = (pf_job){fn, ctx, i, n};
         started[i] = pthread_create(&tid[i], NULL, pf_main, &jobs[i]) == 0;
@@ -83,6 +79,92 @@ void dp_nn_parallel_for(int n, void (*fn)(void *ctx, int i, int n), void *ctx)
         else
             fn(ctx, i, n); /* could not start a thread: run the chunk here */
     }
+}
+
+/* The pool: up to 63 detached workers, started on first need and kept for
+ * the life of the process, so that a parallel_for costs a wake-up rather
+ * than thread creation (and the workers keep their malloc arenas and any
+ * per-thread state of the libraries they call). Worker w runs chunk w + 1
+ * of each job while w + 1 < n; chunk 0 runs on the caller. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    int busy, workers, pending;
+    unsigned long gen, born[63]; /* born[w]: gen when worker w was started */
+    void (*fn)(void *ctx, int i, int n);
+    void *ctx;
+    int n;
+} pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .go = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
+
+static void *pool_main(void *arg)
+{
+    int w = (int)(intptr_t)arg;
+    pthread_mutex_lock(&pool.mu);
+    unsigned long seen = pool.born[w]; /* not pool.gen: the job it was started for may be out already */
+    for (;;) {
+        while (pool.gen == seen)
+            pthread_cond_wait(&pool.go, &pool.mu);
+        seen = pool.gen;
+        if (w + 1 >= pool.n)
+            continue;
+        void (*fn)(void *, int, int) = pool.fn;
+        void *ctx = pool.ctx;
+        int n = pool.n;
+        pthread_mutex_unlock(&pool.mu);
+        fn(ctx, w + 1, n);
+        pthread_mutex_lock(&pool.mu);
+        if (--pool.pending == 0)
+            pthread_cond_signal(&pool.done);
+    }
+    return NULL;
+}
+
+void dp_nn_parallel_for(int n, void (*fn)(void *ctx, int i, int n), void *ctx)
+{
+    if (n <= 1) {
+        if (n == 1)
+            fn(ctx, 0, 1);
+        return;
+    }
+    if (n > 64)
+        n = 64;
+    pthread_mutex_lock(&pool.mu);
+    if (pool.busy) {
+        pthread_mutex_unlock(&pool.mu);
+        pf_spawn(n, fn, ctx);
+        return;
+    }
+    while (pool.workers < n - 1) { /* workers start waiting for the next generation */
+        pthread_t t;
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        pool.born[pool.workers] = pool.gen;
+        int ok = pthread_create(&t, &at, pool_main, (void *)(intptr_t)pool.workers) == 0;
+        pthread_attr_destroy(&at);
+        if (!ok)
+            break;
+        pool.workers++;
+    }
+    if (pool.workers < n - 1) { /* could not start enough threads */
+        pthread_mutex_unlock(&pool.mu);
+        pf_spawn(n, fn, ctx);
+        return;
+    }
+    pool.busy = 1;
+    pool.fn = fn;
+    pool.ctx = ctx;
+    pool.n = n;
+    pool.pending = n - 1;
+    pool.gen++;
+    pthread_cond_broadcast(&pool.go);
+    pthread_mutex_unlock(&pool.mu);
+    fn(ctx, 0, n);
+    pthread_mutex_lock(&pool.mu);
+    while (pool.pending > 0)
+        pthread_cond_wait(&pool.done, &pool.mu);
+    pool.busy = 0;
+    pthread_mutex_unlock(&pool.mu);
 }
 
 /* ---- BLAS kernels ------------------------------------------------------------ */

@@ -39,7 +39,10 @@ int dp_nn_get_threads(void);
 /* Runs fn(ctx, i, n) for i = 0..n-1 on up to dp_nn_get_threads() threads
  * (the calling thread included), returning when all are done; n == 1 runs
  * inline. Each i must write disjoint memory (this is how the engine keeps
- * results independent of scheduling). Used internally; exported for bench. */
+ * results independent of scheduling). The threads are a pool kept for the
+ * life of the process (a call costs a wake-up, not thread creation); a call
+ * made while the pool is busy (from another thread, or nested) gets one-off
+ * threads instead. Used internally; exported for bench. */
 void dp_nn_parallel_for(int n, void (*fn)(void *ctx, int i, int n), void *ctx);
 
 /* The OpenBLAS kernel set in use (e.g. "Haswell", "Cooperlake"). OpenBLAS
