@@ -144,7 +144,7 @@ HOT static void relu_bias_rows(float *out, const float *bias, int n, int OC)
 /* one output row of the direct path: y [OC] = relu(bias + sum_j xv[j] w[j, :]),
  * written out for the first layers' 4 and 5 taps so that the o loop
  * vectorises with its sum in registers */
-static inline void direct_row(float *restrict y, const float *xv, const float *restrict wp,
+static inline __attribute__((always_inline)) void direct_row(float *restrict y, const float *xv, const float *restrict wp,
                               const float *restrict bias, int CK, int OC)
 {
     const float *restrict w0 = wp, *restrict w1 = wp + OC, *restrict w2 = wp + 2 * OC, *restrict w3 = wp + 3 * OC;
