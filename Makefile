@@ -29,7 +29,7 @@ CLI_O   := $(CLI_C:%.c=$(BUILD)/%.o)
 TEST_BIN:= $(TEST_C:tests/%.c=$(BUILD)/tests/%)
 TEST_UO := $(TEST_H:%.c=$(BUILD)/%.o)
 
-.PHONY: all check asan fuzz clean
+.PHONY: all check asan fuzz clean print-ldlibs
 all: $(BUILD)/deeppacket $(TEST_BIN)
 
 $(BUILD)/%.o: %.c
@@ -60,7 +60,7 @@ asan:
 
 # On-demand benchmark of the NN layers (bench/README-nn.md); not part of `all`.
 $(BUILD)/bench_nn: bench/bench_nn.c $(BUILD)/libdeeppacket.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter-out %.h,$^) $(LDLIBS)
+	$(CC) $(CFLAGS) $(if $(filter 1,$(DNNL)),-DWITH_DNNL) $(LDFLAGS) -o $@ $(filter-out %.h,$^) $(LDLIBS)
 
 # Per-step training trace on fixed batches (tools/trace_train.py is the PyTorch side).
 $(BUILD)/trace_train: tools/trace_train.c $(BUILD)/libdeeppacket.a
@@ -74,6 +74,10 @@ fuzz: $(BUILD)/fuzz_packet
 $(BUILD)/fuzz_packet: fuzz/fuzz_packet.c src/packet/dp_packet.c src/util/dp_util.c
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -O1 -g -Isrc -fsanitize=fuzzer,address,undefined -o $@ $^ -lm
+
+# The libraries a program linking $(BUILD)/libdeeppacket.a needs (embedders, bench scripts).
+print-ldlibs:
+	@echo $(LDLIBS)
 
 clean:
 	rm -rf build build-*

@@ -55,7 +55,7 @@ int main(int argc, char **argv)
 C
 # shellcheck disable=SC2046
 cc -std=c11 -D_GNU_SOURCE -O2 -Isrc -Iinclude "$WORK/mkmodel.c" "$BUILD/libdeeppacket.a" \
-   $(pkg-config --libs libpcap cairo openblas) -lm -lpthread -o "$WORK/mkmodel"
+   $(make -s --no-print-directory print-ldlibs) -o "$WORK/mkmodel"
 "$WORK/mkmodel" "$WORK/traffic.model"
 
 # run NAME ARGS...: best-of-REPEATS CPU time of one classify run
