@@ -132,6 +132,83 @@ static void bench_conv(const char *name, int B, int C, int L, int OC, int K, int
     free(x), free(w), free(b), free(y), free(dy), free(dx), free(dw), free(db), free(scr);
 }
 
+/* ---- inference: channels-last convolutions, one sample per thread at a time ---- */
+
+typedef struct clctx {
+    float *x, *y, *scr, *wp; /* x [B][rows, C], y [B][LO, OC], scr [threads][...] */
+    const float *b;
+    size_t xs, ys, ss;
+    int B, C, OC, K, S, LO;
+} clctx;
+
+static void cl_task(void *ctx, int i, int n)
+{
+    clctx *c = ctx;
+    for (int s = i; s < c->B; s += n)
+        dp_conv1d_cl_relu_forward(c->y + c->ys * s, c->scr + c->ss * i, c->x + c->xs * s, c->wp, c->b, c->LO, c->C,
+                                  c->OC, c->K, c->S);
+}
+
+typedef struct seqctx {
+    float *a, *b, *c;
+    int n;
+} seqctx;
+
+static void seq_task(void *ctx, int i, int n)
+{
+    (void)n;
+    seqctx *q = ctx;
+    size_t nn = (size_t)q->n * q->n;
+    dp_gemm_seq(0, q->n, q->n, q->n, q->a + nn * i, q->n, q->b + nn * i, q->n, 0.0f, q->c + nn * i, q->n);
+}
+
+/* The peak of the inference GEMM (dp_gemm_seq): every thread its own n^3 sgemm at once. */
+static double seq_peak(int threads, int n)
+{
+    dp_rng r;
+    dp_rng_seed(&r, 1);
+    size_t nn = (size_t)n * n * threads;
+    seqctx q = {rnd(nn, &r, 1), rnd(nn, &r, 1), rnd(nn, &r, 1), n};
+    double best;
+    dp_gemm_seq_begin();
+    TIME_BEST(best, dp_nn_parallel_for(threads, seq_task, &q));
+    dp_gemm_seq_end();
+    free(q.a), free(q.b), free(q.c);
+    return 2.0 * n * n * (double)n * threads / best / 1e9;
+}
+
+static double cl_peak;
+
+/* B samples through dp_conv1d_cl_relu_forward split over the threads, as
+ * dp_model_predict runs them; GFLOP/s counted as the direct convolution's
+ * (Winograd does fewer, so it can pass 100% of the GEMM peak). */
+static void bench_conv_cl(const char *name, int B, int C, int L, int OC, int K, int S)
+{
+    if (!wanted(name))
+        return;
+    dp_rng r;
+    dp_rng_seed(&r, 6);
+    int LO = dp_conv1d_out_len(L, K, S), nt = dp_nn_get_threads();
+    int rows = dp_conv1d_cl_in_rows(LO, K, S, C);
+    rows = rows > L ? rows : L;
+    clctx c = {.B = B, .C = C, .OC = OC, .K = K, .S = S, .LO = LO, .xs = (size_t)rows * C, .ys = (size_t)LO * OC,
+               .ss = dp_conv1d_cl_scratch_floats(LO, C, OC, K, S)};
+    c.x = rnd(c.xs * B, &r, 1);
+    c.y = rnd(c.ys * B, &r, 0);
+    c.scr = rnd(c.ss * nt, &r, 0);
+    float *w = rnd((size_t)OC * C * K, &r, 0.05f), *b = rnd(OC, &r, 0.05f);
+    c.wp = rnd(dp_conv1d_cl_weight_floats(OC, C, K, S), &r, 0);
+    c.b = b;
+    dp_conv1d_cl_pack(c.wp, w, OC, C, K, S);
+    double f = 2.0 * B * OC * LO * (double)C * K, t;
+    dp_gemm_seq_begin();
+    TIME_BEST(t, dp_nn_parallel_for(nt < B ? nt : B, cl_task, &c));
+    dp_gemm_seq_end();
+    printf("%-38s B=%-3d %9.3f ms %7.1f GFLOP/s %5.1f%% of the %s peak | %7.1f us/sample\n", name, B, t * 1e3,
+           f / t / 1e9, 100.0 * f / t / 1e9 / cl_peak, dp_gemm_seq_engine(), t * 1e6 / B);
+    free(c.x), free(c.y), free(c.scr), free(c.wp), free(w), free(b);
+}
+
 static void bench_linear(const char *name, int B, int C, int OC, int dnnl)
 {
     if (!wanted(name))
@@ -241,6 +318,15 @@ int main(int argc, char **argv)
         bench_pool("traffic", B, 200, 166);
         bench_linear("traffic fc1 (16600 -> 200)", B, 16600, 200, dnnl);
         bench_linear("fc2 (200 -> 100)", B, 200, 100, 0);
+    }
+    cl_peak = seq_peak(threads, 2048);
+    printf("inference convolutions (channels-last, one sample per thread, %s GEMMs): %s sgemm 2048^3 peak, "
+           "%d threads at once: %.1f GFLOP/s\n", dp_gemm_seq_engine(), dp_gemm_seq_engine(), threads, cl_peak);
+    for (int bi = 0; bi < nb; bi++) {
+        int B = batches[bi];
+        bench_conv_cl("app conv2 inference (Winograd)", B, 200, 499, 200, 5, 1);
+        bench_conv_cl("traffic conv2 inference", B, 200, 499, 200, 4, 3);
+        bench_conv_cl("traffic conv1 inference", B, 1, 1500, 200, 5, 3);
     }
     bench_adam("adam step, app CNN params", 10100000);
     bench_adam("adam step, traffic CNN params", 3500000);
