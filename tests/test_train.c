@@ -278,6 +278,54 @@ static void test_divergence(void)
     free(dir);
 }
 
+/* --init: a 0-epoch run from another seed's trained model holds exactly
+ * that model's weights; training on from it follows its own seed's shuffle
+ * (bit-identical twice); a model of another architecture, task or class
+ * list is refused, naming the file. */
+static void test_init_from(void)
+{
+    char eb[DP_ERRBUF_SIZE];
+    char *dir = make_split("init", 48, 3);
+    char *src = mpath("init_src.dpm"), *m0 = mpath("init_0.dpm"), *m1 = mpath("init_1.dpm"), *m2 = mpath("init_2.dpm");
+    dp_train_opts o;
+    opts(&o, dir, src);
+    o.hp.epochs = 2;
+    o.hp.seed = 77;
+    CHECK(dp_train_run(&o, eb) == 0);
+    opts(&o, dir, m0);
+    o.hp.epochs = 0;
+    o.init_path = src;
+    CHECK(dp_train_run(&o, eb) == 0);
+    dp_model *a = dp_model_load(src, eb), *b = dp_model_load(m0, eb);
+    CHECK(a && b);
+    if (a && b)
+        CHECK(dp_model_nparams(a) == dp_model_nparams(b) &&
+              !memcmp(dp_model_params(a), dp_model_params(b), sizeof(float) * dp_model_nparams(a)));
+    dp_model_free(a);
+    dp_model_free(b);
+    o.hp.epochs = 1;
+    o.model_path = m1;
+    CHECK(dp_train_run(&o, eb) == 0);
+    o.model_path = m2;
+    CHECK(dp_train_run(&o, eb) == 0);
+    CHECK(same_file(m1, m2));
+    CHECK(!same_file(m1, m0));
+    /* another architecture (channels), then another class list: refused */
+    o.cnn_channels = 6;
+    CHECK(dp_train_run(&o, eb) == -1);
+    CHECK(strstr(eb, "init_src.dpm") != NULL && strstr(eb, "parameters") != NULL);
+    o.cnn_channels = 4;
+    char *dir2 = make_split("init2", 48, 3), p[700];
+    snprintf(p, sizeof p, "%s/classes.tsv", dir2);
+    const char *cls = "0\tChat\n1\tEmail\n2\tStreaming\n";
+    CHECK(dp_write_file_atomic(p, cls, strlen(cls), eb) == 0);
+    o.train_dir = dir2;
+    CHECK(dp_train_run(&o, eb) == -1);
+    CHECK(strstr(eb, "class 2 is 'Voip'") != NULL);
+    free(dir2);
+    free(src), free(m0), free(m1), free(m2), free(dir);
+}
+
 static void test_bad_input(void)
 {
     char eb[DP_ERRBUF_SIZE];
@@ -311,6 +359,7 @@ int main(void)
     DP_RUN(test_learns_sae);
     DP_RUN(test_validation);
     DP_RUN(test_divergence);
+    DP_RUN(test_init_from);
     DP_RUN(test_bad_input);
     return dp_test_end();
 }

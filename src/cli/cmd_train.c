@@ -25,6 +25,8 @@ static void usage(FILE *f)
             "      --validation F     hold out fraction F of the flows; early stopping and the kept\n"
             "                         model follow the validation loss (default: training loss)\n"
             "      --resume           continue from MODEL.ckpt\n"
+            "      --init MODEL       start from MODEL's weights (same architecture and classes;\n"
+            "                         Adam starts afresh; --seed still drives shuffling and dropout)\n"
             "  -q, --quiet            no progress output\n"
             "      --bench STEPS      no training: time STEPS training steps and inference batches of\n"
             "                         a fresh model on random bytes (needs -t; prints samples/s);\n"
@@ -42,7 +44,7 @@ int cmd_train(int argc, char **argv)
         {"threads", required_argument, 0, 'j'},    {"validation", required_argument, 0, 'V'},
         {"resume", no_argument, 0, 'r'},           {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},             {"channels", required_argument, 0, 'C'},
-        {"bench", required_argument, 0, 'X'},
+        {"bench", required_argument, 0, 'X'},      {"init", required_argument, 0, 'I'},
         {0, 0, 0, 0}};
     dp_train_opts o;
     dp_train_opts_default(&o);
@@ -118,6 +120,7 @@ int cmd_train(int argc, char **argv)
             bench = (int)v;
             break;
         case 'r': o.resume = 1; break;
+        case 'I': o.init_path = optarg; break;
         case 'q': o.quiet = 1; break;
         case 'h': usage(stdout); return 0;
         case ':': return dp_cli_usage_error("train", "option '%s' needs a value", argv[optind - 1]);
@@ -126,6 +129,8 @@ int cmd_train(int argc, char **argv)
     }
     if (optind < argc)
         return dp_cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
+    if (o.resume && o.init_path)
+        return dp_cli_usage_error("train", "--init and --resume exclude each other (a checkpoint has its own weights)");
     if (o.hp.threads == 0)
         o.hp.threads = dp_ncpu();
     if (bench) {

@@ -287,6 +287,39 @@ static int check_params(trainer *t, int epoch, char *errbuf)
     return 0;
 }
 
+/* Copies the weights of the model file `path` into m (a fresh model of the
+ * run's architecture): same kind, task, architecture and class names, or a
+ * message saying what differs. Adam starts from zero, as in a new run. */
+static int init_from(dp_model *m, const char *path, const dp_splitset *ss, char *errbuf)
+{
+    dp_model *src = dp_model_load(path, errbuf);
+    if (!src)
+        return -1;
+    const dp_arch *a = dp_model_arch(m), *b = dp_model_arch(src);
+    int rc = -1;
+    if (memcmp(a, b, sizeof *a) != 0 || dp_model_task(m) != dp_model_task(src) ||
+        dp_model_nparams(m) != dp_model_nparams(src)) {
+        dp_err(errbuf, "%s: a %s %s model with %d classes (%zu parameters); this run trains a %s %s model with %d "
+               "classes (%zu parameters)", path, dp_model_kind_name(src), dp_task_name[dp_model_task(src)],
+               b->nclasses, dp_model_nparams(src), dp_model_kind_name(m), dp_task_name[dp_model_task(m)], a->nclasses,
+               dp_model_nparams(m));
+        goto done;
+    }
+    for (int c = 0; c < a->nclasses; c++) {
+        const char *want = ss->names[c] ? ss->names[c] : "";
+        if (strcmp(dp_model_class_name(src, c), want) != 0) {
+            dp_err(errbuf, "%s: class %d is '%s', the training set's is '%s'", path, c, dp_model_class_name(src, c),
+                   want);
+            goto done;
+        }
+    }
+    memcpy(dp_model_params(m), dp_model_params(src), sizeof(float) * dp_model_nparams(m));
+    rc = 0;
+done:
+    dp_model_free(src);
+    return rc;
+}
+
 int dp_train_run(const dp_train_opts *o, char *errbuf)
 {
     trainer T, *t = &T;
@@ -333,6 +366,8 @@ int dp_train_run(const dp_train_opts *o, char *errbuf)
             a.c1 = a.c2 = o->cnn_channels;
         t->m = dp_model_create(&a, o->task, t->ss.names, t->hp.seed, errbuf);
         if (!t->m)
+            goto out;
+        if (o->init_path && init_from(t->m, o->init_path, &t->ss, errbuf) != 0)
             goto out;
         dp_rng_seed(&t->st.rng, t->hp.seed ^ DP_TRAIN_RNG_SALT);
         t->st.best_loss = INFINITY;

@@ -22,6 +22,9 @@ typedef struct dp_train_opts {
     int kind;                /* DP_MODEL_CNN / DP_MODEL_SAE */
     dp_hparams hp;           /* epochs, batch, lr, seed, threads, validation... */
     int resume;              /* continue from MODEL.ckpt */
+    const char *init_path;   /* start from this model's weights (same architecture,
+                              * task and classes) instead of the seed's initialisation;
+                              * the seed still drives shuffling and dropout; NULL: none */
     int quiet;               /* no progress / epoch lines */
     /* testing: a smaller architecture (CNN channel count; 0 = the spec's) */
     int cnn_channels;
