@@ -157,6 +157,7 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=9876)
+    ap.add_argument("--dropout", type=float, default=0.05, help="hidden-layer dropout (deeppacket train --dropout)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--init", help="start from the weights of this deeppacket model file "
                     "(e.g. `deeppacket train --epochs 0`: the C initialisation)")
@@ -164,7 +165,7 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     x, y, names = load(args.train)
-    model = tm.make(args.model, tm.APP if args.task == "app" else tm.TRAFFIC, len(names))
+    model = tm.make(args.model, tm.APP if args.task == "app" else tm.TRAFFIC, len(names), dropout=args.dropout)
     if args.init:
         sd = {k: torch.from_numpy(v) for k, v in read_model(args.init).items()}
         model.load_state_dict(sd)

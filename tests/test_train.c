@@ -310,6 +310,15 @@ static void test_init_from(void)
     CHECK(dp_train_run(&o, eb) == 0);
     CHECK(same_file(m1, m2));
     CHECK(!same_file(m1, m0));
+    /* dropout is a training setting: --dropout 0 from a 0.05 model is fine,
+     * and the written model says 0 */
+    o.dropout = 0;
+    CHECK(dp_train_run(&o, eb) == 0);
+    dp_model *d0 = dp_model_load(m2, eb);
+    CHECK(d0 && dp_model_arch(d0)->dropout == 0.0f);
+    dp_model_free(d0);
+    CHECK(!same_file(m1, m2));
+    o.dropout = -1;
     /* another architecture (channels), then another class list: refused */
     o.cnn_channels = 6;
     CHECK(dp_train_run(&o, eb) == -1);

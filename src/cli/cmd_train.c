@@ -25,6 +25,7 @@ static void usage(FILE *f)
             "      --validation F     hold out fraction F of the flows; early stopping and the kept\n"
             "                         model follow the validation loss (default: training loss)\n"
             "      --resume           continue from MODEL.ckpt\n"
+            "      --dropout P        dropout probability of the hidden layers (0.05)\n"
             "      --init MODEL       start from MODEL's weights (same architecture and classes;\n"
             "                         Adam starts afresh; --seed still drives shuffling and dropout)\n"
             "  -q, --quiet            no progress output\n"
@@ -45,6 +46,7 @@ int cmd_train(int argc, char **argv)
         {"resume", no_argument, 0, 'r'},           {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},             {"channels", required_argument, 0, 'C'},
         {"bench", required_argument, 0, 'X'},      {"init", required_argument, 0, 'I'},
+        {"dropout", required_argument, 0, 'D'},
         {0, 0, 0, 0}};
     dp_train_opts o;
     dp_train_opts_default(&o);
@@ -108,6 +110,11 @@ int cmd_train(int argc, char **argv)
             if (dp_cli_parse_double(optarg, 0, 0.9, &d) < 0)
                 return dp_cli_usage_error("train", "bad --validation '%s' (a fraction in [0, 0.9])", optarg);
             o.hp.validation = (float)d;
+            break;
+        case 'D':
+            if (dp_cli_parse_double(optarg, 0, 0.95, &d) < 0)
+                return dp_cli_usage_error("train", "bad --dropout '%s' (a probability in [0, 0.95])", optarg);
+            o.dropout = (float)d;
             break;
         case 'C': /* undocumented: smaller CNNs for tests */
             if (dp_cli_parse_int(optarg, 1, 4096, &v) < 0)

@@ -22,6 +22,7 @@ void dp_train_opts_default(dp_train_opts *o)
     o->task = DP_TASK_TRAFFIC;
     o->kind = DP_MODEL_CNN;
     dp_hparams_default(&o->hp);
+    o->dropout = -1;
 }
 
 typedef struct trainer {
@@ -288,14 +289,16 @@ static int check_params(trainer *t, int epoch, char *errbuf)
 }
 
 /* Copies the weights of the model file `path` into m (a fresh model of the
- * run's architecture): same kind, task, architecture and class names, or a
+ * run's architecture): same kind, task, architecture (dropout aside) and class names, or a
  * message saying what differs. Adam starts from zero, as in a new run. */
 static int init_from(dp_model *m, const char *path, const dp_splitset *ss, char *errbuf)
 {
     dp_model *src = dp_model_load(path, errbuf);
     if (!src)
         return -1;
-    const dp_arch *a = dp_model_arch(m), *b = dp_model_arch(src);
+    const dp_arch *a = dp_model_arch(m);
+    dp_arch b_ = *dp_model_arch(src), *b = &b_;
+    b_.dropout = a->dropout; /* a training setting, not the weights' shape */
     int rc = -1;
     if (memcmp(a, b, sizeof *a) != 0 || dp_model_task(m) != dp_model_task(src) ||
         dp_model_nparams(m) != dp_model_nparams(src)) {
@@ -364,6 +367,8 @@ int dp_train_run(const dp_train_opts *o, char *errbuf)
         dp_arch_default(&a, o->kind, o->task, t->ss.nclasses);
         if (o->cnn_channels > 0 && o->kind == DP_MODEL_CNN)
             a.c1 = a.c2 = o->cnn_channels;
+        if (o->dropout >= 0)
+            a.dropout = o->dropout;
         t->m = dp_model_create(&a, o->task, t->ss.names, t->hp.seed, errbuf);
         if (!t->m)
             goto out;

@@ -26,6 +26,7 @@ typedef struct dp_train_opts {
                               * task and classes) instead of the seed's initialisation;
                               * the seed still drives shuffling and dropout; NULL: none */
     int quiet;               /* no progress / epoch lines */
+    float dropout;           /* dropout probability of the hidden layers; < 0: the spec's 0.05 */
     /* testing: a smaller architecture (CNN channel count; 0 = the spec's) */
     int cnn_channels;
     /* testing: stop after this many optimiser steps in total (0 = none),
