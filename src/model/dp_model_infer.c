@@ -74,6 +74,15 @@ void dp_model_infer_free(dp_model *m)
 static int imax(int a, int b) { return a > b ? a : b; }
 static int imin(int a, int b) { return a < b ? a : b; }
 
+/* Positions of conv1 and conv2 whose windows start inside a packet of n0
+ * bytes (the rest hold the tail values). */
+static void active_positions(const dp_model *m, int n0, int *n1, int *n2)
+{
+    const dp_arch *a = &m->arch;
+    *n1 = imin((n0 + a->s1 - 1) / a->s1, m->L1);
+    *n2 = imin((*n1 + a->s2 - 1) / a->s2, m->L2);
+}
+
 /* The constant tail, the packed conv weights and the position-major fc1
  * copy for the current parameters. */
 static int build_cache(dp_model *m, char *errbuf)
@@ -203,9 +212,8 @@ static void conv_task(void *ctx, int i, int n)
     for (int r = i; r < j->B; r += n) {
         const uint8_t *xb = j->x + (size_t)f->ord[r] * L;
         int n0 = f->n0[r];
-        int n1 = imin((n0 + a->s1 - 1) / a->s1, L1);
-        int n2 = imin((n1 + a->s2 - 1) / a->s2, L2);
-        int n3 = f->n3[r];
+        int n1, n2, n3 = f->n3[r];
+        active_positions(m, n0, &n1, &n2);
         /* conv1 over the packet's windows: input rows past it are zeros */
         int r0 = dp_conv1d_cl_in_rows(n1, a->k1, a->s1, 1);
         for (int t = 0; t < n0; t++)
@@ -296,7 +304,7 @@ int dp_model_infer_cnn(dp_model *m, const uint8_t *x, int B, float *logprobs, ch
     int nt = imin(dp_nn_get_threads(), B);
     if (reserve_rows(f, B, nt, errbuf) != 0)
         return -1;
-    int L = a->in_len, P = a->pool, L1 = m->L1, L2 = m->L2, L3 = m->L3;
+    int L = a->in_len, P = a->pool, L3 = m->L3;
 
     /* 1. lengths, longest first (insertion sort, stable) */
     int len[DP_MODEL_PREDICT_CHUNK];
@@ -309,8 +317,8 @@ int dp_model_infer_cnn(dp_model *m, const uint8_t *x, int B, float *logprobs, ch
     }
     for (int r = 0; r < B; r++) {
         int n0 = len[f->ord[r]];
-        int n1 = imin((n0 + a->s1 - 1) / a->s1, L1);
-        int n2 = imin((n1 + a->s2 - 1) / a->s2, L2);
+        int n1, n2;
+        active_positions(m, n0, &n1, &n2);
         f->n0[r] = n0;
         f->n3[r] = imin((n2 + P - 1) / P, L3);
     }
