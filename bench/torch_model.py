@@ -8,6 +8,7 @@ weights can be exchanged both ways. Input: float [B, 1500] (bytes / 255).
 Used by tools/make_model_fixtures.py (exactness fixtures), bench/bench_train.sh
 (speed) and bench/torch_pipeline.py (accuracy parity).
 """
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -21,6 +22,77 @@ IN_LEN = 1500
 
 def conv_len(L, k, s):
     return (L - k) // s + 1 if L >= k else 0
+
+
+M64 = (1 << 64) - 1
+TRAIN_RNG_SALT = 0x7472616E2D726E67  # DP_TRAIN_RNG_SALT, src/train/dp_train.c
+
+
+class DpRng:
+    """deeppacket's generator, bit for bit (src/util/dp_util.c): xoshiro256**
+    seeded by splitmix64; below() is dp_rng_below (rejection, then modulo),
+    shuffle() is dp_rng_shuffle_u32 (Fisher-Yates from the top) and
+    dropout_keep() draws dp_dropout_forward's masks (dp_rng_float >= p).
+    `deeppacket train --seed S` draws its epoch orders and dropout masks from
+    DpRng(S ^ TRAIN_RNG_SALT), in that order: the order at the start of each
+    epoch, then per step the masks of fc1, fc2, ... ([B, out] row-major)."""
+
+    def __init__(self, seed):
+        x, s = seed & M64, []
+        for _ in range(4):
+            x = (x + 0x9E3779B97F4A7C15) & M64
+            z = x
+            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+            s.append(z ^ (z >> 31))
+        self.s = s
+
+    def u64(self, n=None):
+        """One draw, or a list of n."""
+        s0, s1, s2, s3 = self.s
+        out = []
+        for _ in range(1 if n is None else n):
+            r = (s1 * 5) & M64
+            r = ((((r << 7) | (r >> 57)) & M64) * 9) & M64
+            t = (s1 << 17) & M64
+            s2 ^= s0
+            s3 ^= s1
+            s1 ^= s2
+            s0 ^= s3
+            s2 ^= t
+            s3 = ((s3 << 45) | (s3 >> 19)) & M64
+            out.append(r)
+        self.s = [s0, s1, s2, s3]
+        return out[0] if n is None else out
+
+    def below(self, n):
+        limit = M64 - M64 % n
+        while True:
+            x = self.u64()
+            if x < limit:
+                return x % n
+
+    def shuffle(self, a):
+        for i in range(len(a), 1, -1):
+            j = self.below(i)
+            a[i - 1], a[j] = a[j], a[i - 1]
+        return a
+
+    def dropout_keep(self, n, p):
+        """n keep flags (numpy bool) for dropout rate p (a float32 in C)."""
+        thr = float(np.float32(p)) * (1 << 24)  # (u64 >> 40) * 2^-24 >= p
+        return np.array(self.u64(n), dtype=np.uint64) >> np.uint64(40) >= thr
+
+
+def dropout(x, p, training, rng=None):
+    """F.dropout, or with rng (a DpRng) deeppacket's masks and scale."""
+    if not training or p <= 0:
+        return x
+    if rng is None:
+        return F.dropout(x, p, True)
+    keep = rng.dropout_keep(x.numel(), p).reshape(tuple(x.shape))
+    scale = np.float32(1) / (np.float32(1) - np.float32(p))
+    return x * torch.from_numpy(keep.astype(np.float32) * scale)
 
 
 class CNN(nn.Module):
@@ -37,6 +109,7 @@ class CNN(nn.Module):
         self.out = nn.Linear(dims[-1], nclasses)
         self.nhidden = len(hidden)
         self.p = dropout
+        self.masks = None  # optional DpRng: draw dropout masks as deeppacket does
 
     def forward(self, x):
         x = x.unsqueeze(1)
@@ -44,7 +117,7 @@ class CNN(nn.Module):
         x = F.relu(self.conv2(x))
         x = self.pool(x).flatten(1)
         for i in range(self.nhidden):
-            x = F.relu(F.dropout(getattr(self, "fc%d" % (i + 1))(x), self.p, self.training))
+            x = F.relu(dropout(getattr(self, "fc%d" % (i + 1))(x), self.p, self.training, self.masks))
         return self.out(x)
 
 
@@ -57,10 +130,11 @@ class SAE(nn.Module):
         self.out = nn.Linear(dims[-1], nclasses)
         self.nhidden = len(hidden)
         self.p = dropout
+        self.masks = None
 
     def forward(self, x):
         for i in range(self.nhidden):
-            x = F.relu(F.dropout(getattr(self, "fc%d" % (i + 1))(x), self.p, self.training))
+            x = F.relu(dropout(getattr(self, "fc%d" % (i + 1))(x), self.p, self.training, self.masks))
         return self.out(x)
 
 

@@ -9,7 +9,10 @@ batch 16, reshuffled every epoch, dropout 0.05, early stopping with patience
 pre-training of every hidden layer as an autoencoder for --pretrain-epochs
 epochs, then fine-tuning), then evaluates on the test folder and prints the
 per-class table and the support-weighted F1 (sklearn semantics,
-zero_division = 0) plus one JSON line.
+zero_division = 0) plus one JSON line. With --rng deeppacket the epoch
+orders and dropout masks are those of `deeppacket train --seed S` (bit for
+bit; bench/torch_model.py DpRng), so from the same --init weights the two
+runs differ only by float rounding.
 
   /usr/bin/python3 bench/torch_pipeline.py --train SPLIT/traffic_classification/train \
       --test SPLIT/traffic_classification/test --task traffic --epochs 5 --threads 2
@@ -99,6 +102,11 @@ def pretrain(model, x, n, args, g):
 def train(model, x, y, args):
     g = torch.Generator().manual_seed(args.seed)
     n = len(y)
+    dprng = None
+    if args.rng == "deeppacket":
+        # the epoch orders and dropout masks of `deeppacket train --seed S`
+        dprng = tm.DpRng(args.seed ^ tm.TRAIN_RNG_SALT)
+        model.masks = dprng
     if args.model == "sae" and args.pretrain_epochs > 0:
         pretrain(model, x, n, args, g)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8)
@@ -106,7 +114,10 @@ def train(model, x, y, args):
     t0 = time.time()
     for e in range(args.epochs):
         model.train()
-        perm = torch.randperm(n, generator=g).numpy()
+        if dprng:
+            perm = np.array(dprng.shuffle(list(range(n))), dtype=np.int64)
+        else:
+            perm = torch.randperm(n, generator=g).numpy()
         tot, corr, te = 0.0, 0, time.time()
         for s in range(0, n, args.batch):
             idx = perm[s:s + args.batch]
@@ -158,10 +169,16 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=9876)
     ap.add_argument("--dropout", type=float, default=0.05, help="hidden-layer dropout (deeppacket train --dropout)")
+    ap.add_argument("--rng", choices=["torch", "deeppacket"], default="torch",
+                    help="draw epoch orders and dropout masks from torch's generator, or exactly as "
+                    "`deeppacket train --seed S` does (CNN; with --init, both runs then see the same "
+                    "batches and masks: only float rounding differs)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--init", help="start from the weights of this deeppacket model file "
                     "(e.g. `deeppacket train --epochs 0`: the C initialisation)")
     args = ap.parse_args()
+    if args.rng == "deeppacket" and args.model == "sae":
+        ap.error("--rng deeppacket: CNN only (the SAE's pre-training draws from the generator too)")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     x, y, names = load(args.train)
