@@ -31,11 +31,13 @@ TRAIN_RNG_SALT = 0x7472616E2D726E67  # DP_TRAIN_RNG_SALT, src/train/dp_train.c
 class DpRng:
     """deeppacket's generator, bit for bit (src/util/dp_util.c): xoshiro256**
     seeded by splitmix64; below() is dp_rng_below (rejection, then modulo),
-    shuffle() is dp_rng_shuffle_u32 (Fisher-Yates from the top) and
-    dropout_keep() draws dp_dropout_forward's masks (dp_rng_float >= p).
-    `deeppacket train --seed S` draws its epoch orders and dropout masks from
-    DpRng(S ^ TRAIN_RNG_SALT), in that order: the order at the start of each
-    epoch, then per step the masks of fc1, fc2, ... ([B, out] row-major)."""
+    shuffle() is dp_rng_shuffle_u32 (Fisher-Yates from the top), uniform()
+    is dp_init_uniform and dropout_keep() draws dp_dropout_forward's masks
+    (dp_rng_float >= p). `deeppacket train --seed S` draws from
+    DpRng(S ^ TRAIN_RNG_SALT), in this order: for each SAE pre-training layer
+    the decoder's weight then bias, then that layer's epoch orders; then the
+    order at the start of each epoch, and per step the masks of fc1, fc2, ...
+    ([B, out] row-major)."""
 
     def __init__(self, seed):
         x, s = seed & M64, []
@@ -77,6 +79,12 @@ class DpRng:
             j = self.below(i)
             a[i - 1], a[j] = a[j], a[i - 1]
         return a
+
+    def uniform(self, shape, bound):
+        """dp_init_uniform: (2u - 1) * bound in float32, drawn in row-major order."""
+        n = int(np.prod(shape))
+        u = (np.array(self.u64(n), dtype=np.uint64) >> np.uint64(40)).astype(np.float32) * np.float32(2.0 ** -24)
+        return ((np.float32(2) * u - np.float32(1)) * np.float32(bound)).reshape(shape)
 
     def dropout_keep(self, n, p):
         """n keep flags (numpy bool) for dropout rate p (a float32 in C)."""

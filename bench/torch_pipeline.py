@@ -76,14 +76,25 @@ def batch(x, idx):
     return torch.from_numpy(np.asarray(x[idx], dtype=np.float32) / np.float32(255.0))
 
 
-def pretrain(model, x, n, args, g):
+def epoch_perm(n, g, dprng):
+    if dprng:
+        return np.array(dprng.shuffle(list(range(n))), dtype=np.int64)
+    return torch.randperm(n, generator=g).numpy()
+
+
+def pretrain(model, x, n, args, g, dprng):
     """Greedy layer-wise SAE pre-training (as src/train/dp_train.c)."""
     for L in range(model.nhidden):
         enc = getattr(model, "fc%d" % (L + 1))
         dec = torch.nn.Linear(enc.out_features, enc.in_features)
+        if dprng:
+            bound = 1.0 / np.sqrt(enc.out_features)
+            with torch.no_grad():
+                dec.weight.copy_(torch.from_numpy(dprng.uniform(tuple(dec.weight.shape), bound)))
+                dec.bias.copy_(torch.from_numpy(dprng.uniform(tuple(dec.bias.shape), bound)))
         opt = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()), lr=args.lr)
         for e in range(args.pretrain_epochs):
-            perm = torch.randperm(n, generator=g).numpy()
+            perm = epoch_perm(n, g, dprng)
             tot = 0.0
             for s in range(0, n, args.batch):
                 xb = batch(x, perm[s:s + args.batch])
@@ -104,20 +115,17 @@ def train(model, x, y, args):
     n = len(y)
     dprng = None
     if args.rng == "deeppacket":
-        # the epoch orders and dropout masks of `deeppacket train --seed S`
+        # the draws of `deeppacket train --seed S`: decoders, epoch orders, dropout masks
         dprng = tm.DpRng(args.seed ^ tm.TRAIN_RNG_SALT)
         model.masks = dprng
     if args.model == "sae" and args.pretrain_epochs > 0:
-        pretrain(model, x, n, args, g)
+        pretrain(model, x, n, args, g, dprng)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8)
     best, bad = float("inf"), 0
     t0 = time.time()
     for e in range(args.epochs):
         model.train()
-        if dprng:
-            perm = np.array(dprng.shuffle(list(range(n))), dtype=np.int64)
-        else:
-            perm = torch.randperm(n, generator=g).numpy()
+        perm = epoch_perm(n, g, dprng)
         tot, corr, te = 0.0, 0, time.time()
         for s in range(0, n, args.batch):
             idx = perm[s:s + args.batch]
@@ -171,14 +179,12 @@ def main():
     ap.add_argument("--dropout", type=float, default=0.05, help="hidden-layer dropout (deeppacket train --dropout)")
     ap.add_argument("--rng", choices=["torch", "deeppacket"], default="torch",
                     help="draw epoch orders and dropout masks from torch's generator, or exactly as "
-                    "`deeppacket train --seed S` does (CNN; with --init, both runs then see the same "
-                    "batches and masks: only float rounding differs)")
+                    "`deeppacket train --seed S` does (with --init, both runs then see the same "
+                    "batches, masks and SAE decoders: only float rounding differs)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--init", help="start from the weights of this deeppacket model file "
                     "(e.g. `deeppacket train --epochs 0`: the C initialisation)")
     args = ap.parse_args()
-    if args.rng == "deeppacket" and args.model == "sae":
-        ap.error("--rng deeppacket: CNN only (the SAE's pre-training draws from the generator too)")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     x, y, names = load(args.train)
