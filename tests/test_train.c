@@ -85,6 +85,22 @@ static int same_file(const char *a, const char *b)
     return same;
 }
 
+/* Trains o into p1, then into p2 (o->model_path is left at p2): 1 when both
+ * runs succeed and write the same bytes, else 0 (a failed run's message on
+ * stderr). */
+static int trains_same_twice(dp_train_opts *o, const char *p1, const char *p2)
+{
+    char eb[DP_ERRBUF_SIZE];
+    for (int i = 0; i < 2; i++) {
+        o->model_path = i ? p2 : p1;
+        if (dp_train_run(o, eb) != 0) {
+            fprintf(stderr, "  %s: %s\n", o->model_path, eb);
+            return 0;
+        }
+    }
+    return same_file(p1, p2);
+}
+
 /* Two 3-step trainings (48 rows, batch 16, 1 epoch) give the same bytes;
  * another seed gives other bytes. */
 static void test_determinism(void)
@@ -95,18 +111,11 @@ static void test_determinism(void)
     dp_train_opts o;
     opts(&o, dir, m1);
     o.hp.epochs = 1;
-    CHECK(dp_train_run(&o, eb) == 0);
-    o.model_path = m2;
-    CHECK(dp_train_run(&o, eb) == 0);
-    CHECK(same_file(m1, m2));
+    CHECK(trains_same_twice(&o, m1, m2));
     /* two threads (OpenBLAS + our loops): equal to each other too */
     char *m4 = mpath("det4.dpm"), *m5 = mpath("det5.dpm");
     o.hp.threads = 2;
-    o.model_path = m4;
-    CHECK(dp_train_run(&o, eb) == 0);
-    o.model_path = m5;
-    CHECK(dp_train_run(&o, eb) == 0);
-    CHECK(same_file(m4, m5));
+    CHECK(trains_same_twice(&o, m4, m5));
     free(m4), free(m5);
     o.hp.threads = 1;
     o.model_path = m3;
@@ -238,10 +247,7 @@ static void test_validation(void)
     opts(&o, dir, m1);
     o.hp.epochs = 2;
     o.hp.validation = 0.25f;
-    CHECK(dp_train_run(&o, eb) == 0);
-    o.model_path = m2;
-    CHECK(dp_train_run(&o, eb) == 0);
-    CHECK(same_file(m1, m2));
+    CHECK(trains_same_twice(&o, m1, m2));
     dp_model *m = dp_model_load(m1, eb);
     CHECK(m != NULL);
     if (m) {
@@ -304,11 +310,7 @@ static void test_init_from(void)
     dp_model_free(a);
     dp_model_free(b);
     o.hp.epochs = 1;
-    o.model_path = m1;
-    CHECK(dp_train_run(&o, eb) == 0);
-    o.model_path = m2;
-    CHECK(dp_train_run(&o, eb) == 0);
-    CHECK(same_file(m1, m2));
+    CHECK(trains_same_twice(&o, m1, m2));
     CHECK(!same_file(m1, m0));
     /* dropout is a training setting: --dropout 0 from a 0.05 model is fine,
      * and the written model says 0 */
