@@ -80,16 +80,18 @@ class DpRng:
             a[i - 1], a[j] = a[j], a[i - 1]
         return a
 
+    def u24(self, n):
+        """n draws of dp_rng_float's top 24 bits (dp_rng_float = u24 * 2^-24)."""
+        return np.array(self.u64(n), dtype=np.uint64) >> np.uint64(40)
+
     def uniform(self, shape, bound):
         """dp_init_uniform: (2u - 1) * bound in float32, drawn in row-major order."""
-        n = int(np.prod(shape))
-        u = (np.array(self.u64(n), dtype=np.uint64) >> np.uint64(40)).astype(np.float32) * np.float32(2.0 ** -24)
+        u = self.u24(int(np.prod(shape))).astype(np.float32) * np.float32(2.0 ** -24)
         return ((np.float32(2) * u - np.float32(1)) * np.float32(bound)).reshape(shape)
 
     def dropout_keep(self, n, p):
         """n keep flags (numpy bool) for dropout rate p (a float32 in C)."""
-        thr = float(np.float32(p)) * (1 << 24)  # (u64 >> 40) * 2^-24 >= p
-        return np.array(self.u64(n), dtype=np.uint64) >> np.uint64(40) >= thr
+        return self.u24(n) >= float(np.float32(p)) * (1 << 24)  # u24 * 2^-24 >= p
 
 
 def dropout(x, p, training, rng=None):
