@@ -267,6 +267,60 @@ static void test_npy_bad(void)
     CHECK_STR_CONTAINS(errbuf, "Fortran");
 }
 
+/* Writes a version-1 .npy file with this header dict and ndata zero bytes. */
+static void write_npy_raw(const char *path, const char *dict, size_t ndata)
+{
+    size_t dl = strlen(dict), n = 10 + dl + ndata;
+    char *f = calloc(1, n);
+    memcpy(f, "\x93NUMPY\x01\x00", 8);
+    f[8] = (char)(dl & 0xff);
+    f[9] = (char)(dl >> 8);
+    memcpy(f + 10, dict, dl);
+    CHECK(dp_write_file_atomic(path, f, n, errbuf) == 0);
+    free(f);
+}
+
+/* Crafted headers whose row count times the row size wraps 64 bits (2^63
+ * int16 rows are 2^64 bytes, "0" when wrapped), or a negative count, must
+ * be refused by dp_npy_open or dp_npy_expect with a message, never read
+ * past the mapping (issue 11, item 2; run under ASan by `make asan`). */
+static void test_npy_crafted_headers(void)
+{
+    const struct {
+        const char *dict, *descr;
+        size_t itemsize, ncols;
+    } bad[] = {
+        {"{'descr': '<i2', 'fortran_order': False, 'shape': (9223372036854775808,), }\n", DP_NPY_I2, 2, 0},
+        {"{'descr': '|u1', 'fortran_order': False, 'shape': (9223372036854775808, 1500), }\n", DP_NPY_U1, 1, 1500},
+        {"{'descr': '|u1', 'fortran_order': False, 'shape': (12297829382473035, 1500), }\n", DP_NPY_U1, 1, 1500},
+        {"{'descr': '<i8', 'fortran_order': False, 'shape': (2305843009213693952,), }\n", DP_NPY_I8, 8, 0},
+        {"{'descr': '<i2', 'fortran_order': False, 'shape': (-1,), }\n", DP_NPY_I2, 2, 0},
+        {"{'descr': '<i2', 'fortran_order': False, 'shape': (18446744073709551616,), }\n", DP_NPY_I2, 2, 0},
+        {"{'descr': '<i2', 'fortran_order': False, 'shape': (+3,), }\n", DP_NPY_I2, 2, 0},
+    };
+    const char *p = tmp("crafted.npy");
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_npy_raw(p, bad[i].dict, 64);
+        dp_npy a;
+        errbuf[0] = 0;
+        int rc = dp_npy_open(&a, p, errbuf);
+        if (rc == 0) {
+            rc = dp_npy_expect(&a, p, bad[i].descr, bad[i].itemsize, bad[i].ncols, errbuf);
+            dp_npy_close(&a);
+        }
+        if (rc != -1)
+            fprintf(stderr, "  accepted: %s", bad[i].dict);
+        CHECK(rc == -1);
+        CHECK_STR_CONTAINS(errbuf, "crafted.npy");
+    }
+    /* the same header with an honest row count is fine */
+    write_npy_raw(p, "{'descr': '<i2', 'fortran_order': False, 'shape': (32,), }\n", 64);
+    dp_npy a;
+    CHECK(dp_npy_open(&a, p, errbuf) == 0);
+    CHECK(dp_npy_expect(&a, p, DP_NPY_I2, 2, 0, errbuf) == 0);
+    dp_npy_close(&a);
+}
+
 static void test_labels_iscx(void)
 {
     dp_labels t;
@@ -337,6 +391,7 @@ int main(void)
     DP_RUN(test_npy_appender);
     DP_RUN(test_npy_streaming_and_struct);
     DP_RUN(test_npy_bad);
+    DP_RUN(test_npy_crafted_headers);
     DP_RUN(test_labels_iscx);
     DP_RUN(test_labels_user_tables);
     return dp_test_end();

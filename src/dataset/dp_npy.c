@@ -564,10 +564,10 @@ int dp_npy_open(dp_npy *a, const char *path, char *errbuf)
             p++;
         if (*p == ')')
             break;
-        char *end;
+        char *end = (char *)p;
         errno = 0;
-        unsigned long long v = strtoull(p, &end, 10);
-        if (end == p || errno) {
+        unsigned long long v = *p >= '0' && *p <= '9' ? strtoull(p, &end, 10) : 0;
+        if (*p < '0' || *p > '9' || end == p || errno) { /* no sign, no overflow */
             dp_err(errbuf, "%s: cannot parse .npy shape", path);
             goto out;
         }
@@ -629,9 +629,11 @@ int dp_npy_expect(const dp_npy *a, const char *path, const char *descr,
             return dp_err(errbuf, "%s: expected shape [N, %zu]", path, ncols);
         return dp_err(errbuf, "%s: expected a 1-D array", path);
     }
-    uint64_t need = a->shape[0] * (uint64_t)itemsize * (ncols ? ncols : 1);
+    /* every product checked: a crafted header may claim 2^63 rows */
+    uint64_t row = (uint64_t)itemsize * (ncols ? ncols : 1), need;
     uint64_t have = a->map_len - (uint64_t)(a->data - (const uint8_t *)a->map);
-    if (need > have)
+    if ((ncols && row / ncols != itemsize) || __builtin_mul_overflow(a->shape[0], row, &need) ||
+        need > have)
         return dp_err(errbuf, "%s: truncated: header says %llu rows, file holds %llu bytes of data",
                       path, (unsigned long long)a->shape[0], (unsigned long long)have);
     return 0;
