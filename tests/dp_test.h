@@ -74,4 +74,11 @@ const char *dp_test_shared(const char *rel);
 /* A fresh empty temporary directory (removed by dp_test_end). */
 const char *dp_test_tmpdir(void);
 
+/* Runs a shell command (popen); returns its exit status (-1 when it did not
+ * exit) and its stdout, NUL-terminated, in out[cap]. */
+int dp_test_sh(const char *cmd, char *out, size_t cap);
+/* $BUILD/deeppacket (default build/deeppacket) when it is executable, else
+ * NULL: command-level checks skip without it. Returns a static buffer. */
+const char *dp_test_cli(void);
+
 #endif

@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 int dp_test_failed_now, dp_test_skipped_now;
@@ -66,4 +67,23 @@ const char *dp_test_tmpdir(void)
         }
     }
     return tmpdir;
+}
+
+int dp_test_sh(const char *cmd, char *out, size_t cap)
+{
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+const char *dp_test_cli(void)
+{
+    static char path[512];
+    const char *b = getenv("BUILD");
+    snprintf(path, sizeof path, "%s/deeppacket", b ? b : "build");
+    return access(path, X_OK) == 0 ? path : NULL;
 }

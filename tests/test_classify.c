@@ -604,25 +604,6 @@ static void test_public_api(void)
 
 /* ---- errors ------------------------------------------------------------------------ */
 
-/* Runs a shell command, returns its exit status and its stderr+stdout. */
-static int run(const char *cmd, char *out, size_t cap)
-{
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static const char *cli(void)
-{
-    static char path[512];
-    const char *b = getenv("BUILD");
-    snprintf(path, sizeof path, "%s/deeppacket", b ? b : "build");
-    return access(path, X_OK) == 0 ? path : NULL;
-}
 
 static void test_errors(void)
 {
@@ -652,7 +633,7 @@ static void test_errors(void)
         dp_model_free(m);
     }
     /* command level */
-    const char *dp = cli();
+    const char *dp = dp_test_cli();
     if (!dp) {
         fprintf(stderr, "  note: no deeppacket binary in $BUILD, command checks skipped\n");
         return;
@@ -660,35 +641,35 @@ static void test_errors(void)
     const char *mp = model_path();
     char cmd[2048], out[8192];
     snprintf(cmd, sizeof cmd, "%s classify -m /nonexistent/m.model -r %s 2>&1", dp, cap ? cap : "x.pcap");
-    CHECK_EQ_INT(run(cmd, out, sizeof out), 1);
+    CHECK_EQ_INT(dp_test_sh(cmd, out, sizeof out), 1);
     CHECK_STR_CONTAINS(out, "/nonexistent/m.model");
     if (mp && cap) {
         snprintf(cmd, sizeof cmd, "%s classify -m %s -r %s -f 'tcp port bogus' 2>&1", dp, mp, cap);
-        CHECK_EQ_INT(run(cmd, out, sizeof out), 1);
+        CHECK_EQ_INT(dp_test_sh(cmd, out, sizeof out), 1);
         CHECK_STR_CONTAINS(out, "bogus");
         snprintf(cmd, sizeof cmd, "%s classify -m %s -i nosuchif0 2>&1", dp, mp);
-        CHECK_EQ_INT(run(cmd, out, sizeof out), 1);
+        CHECK_EQ_INT(dp_test_sh(cmd, out, sizeof out), 1);
         CHECK_STR_CONTAINS(out, "nosuchif0");
         snprintf(cmd, sizeof cmd, "%s classify -m %s -r /nonexistent/c.pcap 2>&1", dp, mp);
-        CHECK_EQ_INT(run(cmd, out, sizeof out), 1);
+        CHECK_EQ_INT(dp_test_sh(cmd, out, sizeof out), 1);
         CHECK_STR_CONTAINS(out, "/nonexistent/c.pcap");
         snprintf(cmd, sizeof cmd, "%s classify -m %s -r %s --per bogus 2>&1", dp, mp, cap);
-        CHECK_EQ_INT(run(cmd, out, sizeof out), 2);
+        CHECK_EQ_INT(dp_test_sh(cmd, out, sizeof out), 2);
         snprintf(cmd, sizeof cmd, "%s classify -m %s 2>&1", dp, mp);
-        CHECK_EQ_INT(run(cmd, out, sizeof out), 2);
+        CHECK_EQ_INT(dp_test_sh(cmd, out, sizeof out), 2);
         /* a good run: one JSON line per kept packet, summary on stderr */
         snprintf(cmd, sizeof cmd, "%s classify -m %s -r %s 2>/dev/null | grep -c '^{\"time\":'", dp, mp, cap);
-        run(cmd, out, sizeof out);
+        dp_test_sh(cmd, out, sizeof out);
         CHECK_EQ_INT(atoi(out), 75); /* 150 frames: 3 of every 6 kept */
         snprintf(cmd, sizeof cmd, "%s classify -m %s -r %s --per flow -o %s/v.jsonl 2>&1 >/dev/null", dp, mp, cap,
                  dp_test_tmpdir());
-        CHECK_EQ_INT(run(cmd, out, sizeof out), 0);
+        CHECK_EQ_INT(dp_test_sh(cmd, out, sizeof out), 0);
         CHECK_STR_CONTAINS(out, "150 packets seen, 75 kept");
         CHECK_STR_CONTAINS(out, "3 flows");
         CHECK_STR_CONTAINS(out, "not_ip 25");
         CHECK_STR_CONTAINS(out, "dns 25");
         snprintf(cmd, sizeof cmd, "grep -c '\"reason\":\"complete\"' %s/v.jsonl", dp_test_tmpdir());
-        run(cmd, out, sizeof out);
+        dp_test_sh(cmd, out, sizeof out);
         CHECK_EQ_INT(atoi(out), 3);
     }
 }
@@ -787,7 +768,7 @@ static void test_live_loopback(void)
     dp_model_free(m);
 
     /* the command, per flow, ended by SIGTERM: the pending flow is emitted */
-    const char *dp = cli();
+    const char *dp = dp_test_cli();
     const char *mp = model_path();
     if (!dp || !mp)
         return;
@@ -822,7 +803,7 @@ static void test_live_loopback(void)
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     snprintf(cmd, sizeof cmd, "cat %s %s", outp, errp);
     char out[8192];
-    run(cmd, out, sizeof out);
+    dp_test_sh(cmd, out, sizeof out);
     CHECK_STR_CONTAINS(out, "\"reason\":\"interrupted\"");
     CHECK_STR_CONTAINS(out, "\"packets\":5");
     CHECK_STR_CONTAINS(out, "\"src\":\"127.0.0.1\"");

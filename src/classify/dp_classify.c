@@ -324,10 +324,13 @@ void dp_cls_result_json(FILE *f, const dp_model *m, const dp_cls_result *r)
     const dp_pkt_info *t = r->tuple;
     addr_str(t, t->saddr, src, sizeof src);
     addr_str(t, t->daddr, dst, sizeof dst);
-    fprintf(f, "{\"time\":%.6f,", r->time);
-    if (r->per_flow)
-        fprintf(f, "\"end\":%.6f,", r->end);
-    fprintf(f, "\"source\":");
+    fprintf(f, "{\"time\":");
+    dp_json_num(f, "%.6f", r->time);
+    if (r->per_flow) {
+        fprintf(f, ",\"end\":");
+        dp_json_num(f, "%.6f", r->end);
+    }
+    fprintf(f, ",\"source\":");
     dp_json_str(f, r->source);
     fprintf(f, ",\"index\":%llu,", (unsigned long long)r->index);
     if (r->per_flow)
@@ -342,11 +345,15 @@ void dp_cls_result_json(FILE *f, const dp_model *m, const dp_cls_result *r)
     fprintf(f, "\"src\":\"%s\",\"sport\":%u,\"dst\":\"%s\",\"dport\":%u,", src, t->sport, dst, t->dport);
     fprintf(f, "\"class\":%d,\"label\":", r->top[0]);
     dp_json_str(f, dp_model_class_name(m, r->top[0]));
-    fprintf(f, ",\"prob\":%.6f,\"top\":[", r->prob[0]);
+    fprintf(f, ",\"prob\":");
+    dp_json_num(f, "%.6f", r->prob[0]);
+    fprintf(f, ",\"top\":[");
     for (int k = 0; k < r->ntop; k++) {
         fprintf(f, "%s{\"class\":%d,\"label\":", k ? "," : "", r->top[k]);
         dp_json_str(f, dp_model_class_name(m, r->top[k]));
-        fprintf(f, ",\"prob\":%.6f}", r->prob[k]);
+        fprintf(f, ",\"prob\":");
+        dp_json_num(f, "%.6f", r->prob[k]);
+        fputc('}', f);
     }
     fprintf(f, "]}\n");
 }

@@ -758,6 +758,46 @@ static int r_floats(rbuf *r, float *dst, size_t n)
     return 0;
 }
 
+/* Index of the first NaN or infinite value of p[0..n), or n when all are finite. */
+static size_t first_nonfinite(const float *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(p[i]))
+            return i;
+    return n;
+}
+
+/* Refuses (with a message naming the tensor) a model whose parameters hold a
+ * NaN or an infinity: the checksum only says the bytes are the ones written. */
+static int check_finite(const dp_model *m, const float *p, const char *what, const char *path,
+                        char *errbuf)
+{
+    size_t i = first_nonfinite(p, m->nparams);
+    if (i == m->nparams)
+        return 0;
+    const char *tname = "?";
+    for (int k = 0; k < m->ntensors; k++)
+        if (i >= m->t[k].offset && i < m->t[k].offset + m->t[k].numel)
+            tname = m->t[k].name;
+    return dp_err(errbuf, "%s: %s %s holds %s at element %zu: the model is unusable", path, what, tname,
+                  isnan(p[i]) ? "NaN" : "an infinity", i);
+}
+
+/* 0 when an architecture's parameters fit in a file of len bytes (checked
+ * before anything is allocated for them), else -1 with a message. */
+static int params_fit(const dp_arch *a, size_t len, const char *path, char *errbuf)
+{
+    dp_model probe;
+    memset(&probe, 0, sizeof probe);
+    probe.arch = *a;
+    if (layout(&probe, errbuf, path) != 0)
+        return -1;
+    if (probe.nparams > len / sizeof(float))
+        return dp_err(errbuf, "%s: the header's architecture needs %zu parameters, more than the file's %zu bytes hold",
+                      path, probe.nparams, len);
+    return 0;
+}
+
 static dp_model *load_any(const char *path, int ckpt, dp_train_state *st, char *errbuf)
 {
     size_t len;
@@ -829,11 +869,13 @@ static dp_model *load_any(const char *path, int ckpt, dp_train_state *st, char *
         if (!s || !(names[c] = strndup((const char *)s, n)))
             names_ok = 0;
     }
-    if (names_ok) {
+    if (names_ok && params_fit(&a, len, path, errbuf) != 0) {
+        names_ok = -1;
+    } else if (names_ok) {
         char src[DP_ERRBUF_SIZE / 2];
         snprintf(src, sizeof src, "%s", path);
         m = model_alloc(&a, task, names, errbuf, src);
-    } else {
+    } else if (!names_ok) {
         dp_err(errbuf, "%s: corrupt class names", path);
     }
     for (int c = 0; c < DP_MAX_CLASSES; c++)
@@ -870,6 +912,8 @@ static dp_model *load_any(const char *path, int ckpt, dp_train_state *st, char *
         dp_err(errbuf, "%s: truncated parameter data", path);
         goto fail;
     }
+    if (check_finite(m, m->params, "tensor", path, errbuf) != 0)
+        goto fail;
     if (ckpt) {
         if (r_uint(&r, 4)) {
             if (ensure_adam(m, errbuf) != 0)
@@ -898,6 +942,13 @@ static dp_model *load_any(const char *path, int ckpt, dp_train_state *st, char *
             free(st->best_params);
             st->best_params = NULL;
             dp_err(errbuf, "%s: truncated training state", path);
+            goto fail;
+        }
+        if ((m->adam_m && (check_finite(m, m->adam_m, "Adam moment of", path, errbuf) != 0 ||
+                           check_finite(m, m->adam_v, "Adam moment of", path, errbuf) != 0)) ||
+            (st->best_params && check_finite(m, st->best_params, "best tensor", path, errbuf) != 0)) {
+            free(st->best_params);
+            st->best_params = NULL;
             goto fail;
         }
     }

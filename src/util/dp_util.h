@@ -97,8 +97,15 @@ int dp_ncpu(void);
 size_t dp_peak_rss(void);
 
 /* Writes s (NULL: empty) to f as a JSON string literal, quotes included,
- * escaping quotes, backslashes and control characters. */
+ * escaping quotes, backslashes and control characters. The output is always
+ * valid UTF-8: each byte that does not belong to a well-formed UTF-8
+ * sequence (a file name in Latin-1, say) becomes \ufffd, the replacement
+ * character (lossy: the raw name stays in files.tsv). */
 void dp_json_str(FILE *f, const char *s);
+
+/* Writes v with the printf format fmt (one double), or null when v is NaN
+ * or infinite: JSON has no spelling for those. */
+void dp_json_num(FILE *f, const char *fmt, double v);
 
 /* The splitmix64 finaliser: a fast, well-mixing bijection on 64 bits, for
  * hash tables and ids (not for cryptography). */

