@@ -30,7 +30,7 @@ TEST_BIN:= $(TEST_C:tests/%.c=$(BUILD)/tests/%)
 TEST_UO := $(TEST_H:%.c=$(BUILD)/%.o)
 
 .PHONY: all check asan fuzz clean print-ldlibs
-all: $(BUILD)/deeppacket $(TEST_BIN)
+all: $(BUILD)/deeppacket $(TEST_BIN) $(BUILD)/udp_flood
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -61,6 +61,11 @@ asan:
 # On-demand benchmark of the NN layers (bench/README-nn.md); not part of `all`.
 $(BUILD)/bench_nn: bench/bench_nn.c $(BUILD)/libdeeppacket.a
 	$(CC) $(CFLAGS) $(if $(filter 1,$(DNNL)),-DWITH_DNNL) $(LDFLAGS) -o $@ $(filter-out %.h,$^) $(LDLIBS)
+
+# Paced UDP traffic to 127.0.0.1 for the live-capture loss test and benchmark.
+$(BUILD)/udp_flood: bench/udp_flood.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
 # Per-step training trace on fixed batches (tools/trace_train.py is the PyTorch side).
 $(BUILD)/trace_train: tools/trace_train.c $(BUILD)/libdeeppacket.a

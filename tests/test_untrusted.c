@@ -270,6 +270,139 @@ static void test_model_header_too_big(void)
     free(b);
 }
 
+/* ---- item 5: captures from pipes and FIFOs ---------------------------------------- */
+
+/* Counts the lines of a file that contain needle. */
+static int count_lines(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char line[8192];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+/* `cat X.pcap | classify -r -` and `-r /dev/stdin` read the whole capture. */
+static void test_classify_stdin_pipe(void)
+{
+    const char *dp = dp_test_cli(), *mp = small_model_path();
+    if (!dp || !mp)
+        SKIP("no deeppacket binary in $BUILD or no model");
+    const char *cap = tmp("pipe.pcap");
+    CHECK_EQ_INT(write_udp_pcap(cap, DP_LINKTYPE_ETHERNET, 7), 0);
+    const char *srcs[] = {"-", "/dev/stdin"};
+    for (int i = 0; i < 2; i++) {
+        const char *out = tmp("pipe.jsonl");
+        char cmd[4096], res[4096];
+        snprintf(cmd, sizeof cmd, "cat '%s' | '%s' classify -m '%s' -r %s > '%s' 2>&1; echo $?", cap, dp, mp,
+                 srcs[i], out);
+        dp_test_sh(cmd, res, sizeof res);
+        CHECK_EQ_INT(atoi(res), 0);
+        CHECK_EQ_INT(count_lines(out, "{\"time\":"), 7);
+        CHECK_EQ_INT(count_lines(out, "7 packets seen, 7 kept"), 1);
+    }
+}
+
+/* Starts `deeppacket classify -m MODEL -r SRC [--per flow]` with stdout and
+ * stderr into files; returns the pid. */
+static pid_t spawn_classify(const char *dp, const char *mp, const char *src, const char *out, const char *err)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (!freopen(out, "w", stdout) || !freopen(err, "w", stderr))
+            _exit(127);
+        execl(dp, dp, "classify", "-m", mp, "-r", src, "--per", "flow", (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Waits up to `seconds` for pid; returns its exit status, or -1 (and kills
+ * it) when it does not end in time. */
+static int wait_exit(pid_t pid, double seconds)
+{
+    double t0 = dp_now();
+    int st;
+    while (dp_now() - t0 < seconds) {
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        usleep(10000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return -1;
+}
+
+/* -r FIFO: SIGTERM ends a run that waits for a writer (exit 1 with a
+ * message), and one that waits for more data (exit 0, pending flows out). */
+static void test_classify_fifo_sigterm(void)
+{
+    const char *dp = dp_test_cli(), *mp = small_model_path();
+    if (!dp || !mp)
+        SKIP("no deeppacket binary in $BUILD or no model");
+    char fifo[1024], out[1024], err[1024], cap[1024];
+    snprintf(fifo, sizeof fifo, "%s", tmp("cap.fifo"));
+    snprintf(out, sizeof out, "%s", tmp("fifo.jsonl"));
+    snprintf(err, sizeof err, "%s", tmp("fifo.err"));
+    snprintf(cap, sizeof cap, "%s", tmp("fifo.pcap"));
+    CHECK_EQ_INT(mkfifo(fifo, 0600), 0);
+    CHECK_EQ_INT(write_udp_pcap(cap, DP_LINKTYPE_ETHERNET, 5), 0);
+
+    /* nobody ever writes */
+    pid_t pid = spawn_classify(dp, mp, fifo, out, err);
+    usleep(300000);
+    double t0 = dp_now();
+    kill(pid, SIGTERM);
+    CHECK_EQ_INT(wait_exit(pid, 5), 1);
+    CHECK(dp_now() - t0 < 2);
+    CHECK_EQ_INT(count_lines(err, "cap.fifo: interrupted while waiting for the capture header"), 1);
+
+    /* a writer sends a whole capture and keeps the FIFO open */
+    pid = spawn_classify(dp, mp, fifo, out, err);
+    int wfd = open(fifo, O_WRONLY); /* blocks until the reader has opened it */
+    size_t len;
+    char *bytes = dp_read_file(cap, &len, errbuf);
+    CHECK(wfd >= 0 && bytes && write(wfd, bytes, len) == (ssize_t)len);
+    free(bytes);
+    usleep(500000);
+    t0 = dp_now();
+    kill(pid, SIGTERM);
+    CHECK_EQ_INT(wait_exit(pid, 5), 0);
+    CHECK(dp_now() - t0 < 2);
+    close(wfd);
+    CHECK_EQ_INT(count_lines(out, "\"packets\":5,\"reason\":\"interrupted\""), 1);
+    CHECK_EQ_INT(count_lines(err, "(interrupted)"), 1);
+}
+
+/* ---- item 16: unsupported link type -------------------------------------------------- */
+
+static void test_classify_unsupported_linktype(void)
+{
+    const char *dp = dp_test_cli(), *mp = small_model_path();
+    if (!dp || !mp)
+        SKIP("no deeppacket binary in $BUILD or no model");
+    const char *cap = tmp("user0.pcap");
+    CHECK_EQ_INT(write_udp_pcap(cap, 147, 3), 0); /* LINKTYPE_USER0 */
+    char cmd[4096], res[4096];
+    snprintf(cmd, sizeof cmd, "'%s' classify -m '%s' -r '%s' 2>&1 >/dev/null; echo \"rc=$?\"", dp, mp, cap);
+    dp_test_sh(cmd, res, sizeof res);
+    CHECK_STR_CONTAINS(res, "user0.pcap: link type 147 (USER0) is not supported");
+    CHECK_STR_CONTAINS(res, "nothing could be classified");
+    CHECK_STR_CONTAINS(res, "rc=1");
+    /* with a good capture next to it, the run succeeds (and still warns) */
+    const char *good = tmp("good-eth.pcap");
+    CHECK_EQ_INT(write_udp_pcap(good, DP_LINKTYPE_ETHERNET, 3), 0);
+    snprintf(cmd, sizeof cmd, "'%s' classify -m '%s' -r '%s' '%s' 2>&1 >/dev/null; echo \"rc=$?\"", dp, mp, cap,
+             good);
+    dp_test_sh(cmd, res, sizeof res);
+    CHECK_STR_CONTAINS(res, "link type 147 (USER0) is not supported");
+    CHECK_STR_CONTAINS(res, "rc=0");
+}
+
 int main(void)
 {
     dp_test_prog = "test_untrusted";
@@ -278,5 +411,8 @@ int main(void)
     DP_RUN(test_classify_non_utf8_name);
     DP_RUN(test_model_nonfinite);
     DP_RUN(test_model_header_too_big);
+    DP_RUN(test_classify_stdin_pipe);
+    DP_RUN(test_classify_fifo_sigterm);
+    DP_RUN(test_classify_unsupported_linktype);
     return dp_test_end();
 }

@@ -131,8 +131,139 @@ static dp_capture *cap_new(pcap_t *p, const char *name, int live, char *errbuf)
     return c;
 }
 
+/* ---- streams: "-", FIFOs, pipes ------------------------------------------------- */
+
+static volatile sig_atomic_t g_interrupted; /* dp_capture_interrupt was called */
+
+void dp_capture_interrupt(void) { g_interrupted = 1; }
+
+int dp_capture_is_stream(const char *path)
+{
+    if (!strcmp(path, "-"))
+        return 1;
+    struct stat st;
+    return stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
+}
+
+/* The cookie of a stream's FILE: its descriptor, and the capture whose
+ * break flag also ends a wait (NULL while libpcap reads the header). */
+typedef struct stream {
+    int fd, own;
+    dp_capture *c;
+} stream;
+
+/* Waits, 100 ms at a time, until fd has data (or its writer hung up); -1
+ * with errno EINTR once interrupted. poll() rather than a blocking read: a
+ * signal handler installed with SA_RESTART would restart the read forever. */
+static int stream_wait(stream *s)
+{
+    for (;;) {
+        if (g_interrupted || (s->c && s->c->broken)) {
+            errno = EINTR;
+            return -1;
+        }
+        struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
+        int r = poll(&pfd, 1, 100);
+        if (r > 0)
+            return 0;
+        if (r < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+static ssize_t stream_read(void *cookie, char *buf, size_t n)
+{
+    stream *s = cookie;
+    for (;;) {
+        if (stream_wait(s) != 0)
+            return -1;
+        ssize_t k = read(s->fd, buf, n);
+        if (k >= 0)
+            return k;
+        if (errno != EAGAIN && errno != EINTR)
+            return -1;
+    }
+}
+
+static int stream_close(void *cookie)
+{
+    stream *s = cookie;
+    int rc = s->own ? close(s->fd) : 0;
+    free(s);
+    return rc;
+}
+
+/* A FILE over "-" (standard input, left open) or a FIFO/pipe/device path,
+ * opened without blocking for a writer. */
+static FILE *stream_fopen(const char *path, stream **out, char *errbuf)
+{
+    stream *s = calloc(1, sizeof *s);
+    if (!s) {
+        dp_err(errbuf, "%s: out of memory", path);
+        return NULL;
+    }
+    if (!strcmp(path, "-")) {
+        s->fd = STDIN_FILENO;
+    } else {
+        s->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        s->own = 1;
+        int fl = s->fd >= 0 ? fcntl(s->fd, F_GETFL) : -1;
+        if (fl < 0 || fcntl(s->fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+            dp_errno(errbuf, "%s: cannot open", path);
+            if (s->fd >= 0)
+                close(s->fd);
+            free(s);
+            return NULL;
+        }
+    }
+    cookie_io_functions_t io = {.read = stream_read, .close = stream_close};
+    FILE *fp = fopencookie(s, "r", io);
+    if (!fp) {
+        dp_errno(errbuf, "%s: cannot open", path);
+        stream_close(s);
+        return NULL;
+    }
+    *out = s;
+    return fp;
+}
+
+/* dp_capture_open_file for a stream: libpcap recognises the format from the
+ * stream's first bytes. */
+static dp_capture *open_stream(const char *path, char *errbuf)
+{
+    stream *s;
+    FILE *fp = stream_fopen(path, &s, errbuf);
+    if (!fp)
+        return NULL;
+    char *iobuf = malloc(CAPTURE_READ_BUF);
+    if (iobuf)
+        setvbuf(fp, iobuf, _IOFBF, CAPTURE_READ_BUF);
+    char perr[PCAP_ERRBUF_SIZE] = "";
+    pcap_t *p = pcap_fopen_offline_with_tstamp_precision(fp, PCAP_TSTAMP_PRECISION_NANO, perr);
+    if (!p) {
+        int intr = g_interrupted;
+        fclose(fp);
+        free(iobuf);
+        if (intr)
+            dp_err(errbuf, "%s: interrupted while waiting for the capture header", path);
+        else
+            dp_err(errbuf, "%s: %s", path, perr[0] ? perr : "cannot open capture");
+        return NULL;
+    }
+    dp_capture *c = cap_new(p, path, 0, errbuf);
+    if (!c) {
+        free(iobuf);
+        return NULL;
+    }
+    c->iobuf = iobuf;
+    s->c = c;
+    return c;
+}
+
 dp_capture *dp_capture_open_file(const char *path, char *errbuf)
 {
+    if (dp_capture_is_stream(path))
+        return open_stream(path, errbuf);
     char perr[PCAP_ERRBUF_SIZE];
     dp_probe pr = dp_capture_probe(path, errbuf);
     if (pr != DP_PROBE_PCAP && pr != DP_PROBE_PCAPNG)
@@ -170,6 +301,14 @@ dp_capture *dp_capture_open_file(const char *path, char *errbuf)
 
 dp_capture *dp_capture_open_live(const char *iface, int timeout_ms, char *errbuf)
 {
+    return dp_capture_open_live_opts(iface, timeout_ms, NULL, errbuf);
+}
+
+dp_capture *dp_capture_open_live_opts(const char *iface, int timeout_ms, const dp_live_opts *o,
+                                      char *errbuf)
+{
+    int snaplen = o && o->snaplen > 0 ? o->snaplen : DP_LIVE_SNAPLEN;
+    int buffer_mb = o && o->buffer_mb > 0 ? o->buffer_mb : DP_LIVE_BUFFER_MB;
     char perr[PCAP_ERRBUF_SIZE];
     perr[0] = 0;
     pcap_t *p = pcap_create(iface, perr);
@@ -179,7 +318,11 @@ dp_capture *dp_capture_open_live(const char *iface, int timeout_ms, char *errbuf
     }
     if (timeout_ms <= 0)
         timeout_ms = 1;
-    if (pcap_set_snaplen(p, 65535) != 0 || pcap_set_promisc(p, 0) != 0 ||
+    /* immediate mode: a frame is delivered as soon as it arrives (latency);
+     * the ring then has fixed slots of about snaplen bytes, so the snaplen
+     * and the buffer size together decide how big a burst it absorbs */
+    if (pcap_set_snaplen(p, snaplen) != 0 || pcap_set_promisc(p, 0) != 0 ||
+        pcap_set_buffer_size(p, buffer_mb << 20) != 0 ||
         pcap_set_timeout(p, timeout_ms) != 0 || pcap_set_immediate_mode(p, 1) != 0) {
         dp_err(errbuf, "%s: cannot set capture options: %s", iface, pcap_geterr(p));
         pcap_close(p);
@@ -291,6 +434,10 @@ int dp_capture_next(dp_capture *c, dp_frame *f, char *errbuf)
             return 3;
         }
         return 0; /* end of file */
+    }
+    if (!c->live && (c->broken || g_interrupted)) { /* a stream's wait gave up */
+        c->broken = 0;
+        return 3;
     }
     /* PCAP_ERROR: truncated or corrupt file, or a live read error */
     snprintf(c->errmsg, sizeof c->errmsg, "%s: %s after frame %llu", c->name,

@@ -35,12 +35,42 @@ typedef enum {
 dp_probe dp_capture_probe(const char *path, char *errbuf);
 
 /* Opens a capture file for reading. NULL with a message naming the file on
- * failure (not a capture, unreadable, bad header). */
+ * failure (not a capture, unreadable, bad header). "-" is standard input;
+ * a FIFO, a pipe (/dev/stdin) or a character device is read as a stream:
+ * the format is recognised by libpcap from the stream itself (nothing is
+ * consumed by a probe), opening does not block waiting for a writer, and
+ * every wait for data (open and read) gives up when dp_capture_interrupt
+ * was called or dp_capture_break on the capture (dp_capture_next then
+ * returns 3). */
 dp_capture *dp_capture_open_file(const char *path, char *errbuf);
 
-/* Opens a live interface (promiscuous off, snaplen 65535, immediate mode,
- * read timeout timeout_ms so that callers can notice Ctrl-C and idle
- * timers). */
+/* 1 when path is "-" or names something other than a regular file or a
+ * directory (FIFO, pipe, character device, socket): a stream that
+ * dp_capture_probe must not read (that would block or eat the magic). */
+int dp_capture_is_stream(const char *path);
+
+/* Async-signal-safe: makes every wait for stream data of this process (a
+ * FIFO's first writer, the next bytes of a pipe) give up from now on; for
+ * signal handlers of commands that read captures from pipes. */
+void dp_capture_interrupt(void);
+
+/* Options of a live capture. snaplen: bytes kept per frame (the transform
+ * needs the link header and 1500 bytes: DP_LIVE_SNAPLEN). buffer_mb: the
+ * kernel ring buffer in MB (libpcap's default, 2 MB, holds only about 32
+ * frames at snaplen 65535: most packets of a burst were dropped). */
+typedef struct dp_live_opts {
+    int snaplen;
+    int buffer_mb;
+} dp_live_opts;
+#define DP_LIVE_SNAPLEN 2048
+#define DP_LIVE_BUFFER_MB 32
+
+/* Opens a live interface (promiscuous off, immediate mode, read timeout
+ * timeout_ms so that callers can notice Ctrl-C and idle timers) with the
+ * options o (NULL: snaplen DP_LIVE_SNAPLEN, buffer DP_LIVE_BUFFER_MB). */
+dp_capture *dp_capture_open_live_opts(const char *iface, int timeout_ms, const dp_live_opts *o,
+                                      char *errbuf);
+/* dp_capture_open_live_opts with the default options. */
 dp_capture *dp_capture_open_live(const char *iface, int timeout_ms, char *errbuf);
 
 /* Applies a BPF filter (pcap-filter syntax). -1 with libpcap's message. */
@@ -58,7 +88,9 @@ int dp_capture_linktype(const dp_capture *c);
 /* Makes a blocked dp_capture_next return 3 (async-signal-safe). */
 void dp_capture_break(dp_capture *c);
 
-/* Packets received/dropped by the kernel for a live capture (0 otherwise). */
+/* Packets received/dropped by the kernel for a live capture (0 otherwise);
+ * dropped counts the buffer's drops and the interface's (ps_drop +
+ * ps_ifdrop). */
 void dp_capture_stats(dp_capture *c, uint64_t *received, uint64_t *dropped);
 
 void dp_capture_close(dp_capture *c);

@@ -17,6 +17,8 @@
 #include "classify/dp_classify.h"
 #include "cli/dp_cli.h"
 #include "nn/dp_nn.h"
+#include "dataset/dp_preprocess.h"
+#include "util/dp_privdrop.h"
 #include "util/dp_util.h"
 
 static void usage(FILE *f)
@@ -25,9 +27,15 @@ static void usage(FILE *f)
             "usage: deeppacket classify -m MODEL (-r CAPTURE [CAPTURE...] | -i IFACE) [-f BPF]\n"
             "           [--per packet|flow] [--first N] [-o OUT.jsonl] [--idle-timeout S]\n"
             "           [--max-flows N] [--batch N] [--threads N]\n"
+            "           [--snaplen N] [--buffer-size MB] [--user NAME]\n"
             "  -m MODEL          model file written by `deeppacket train`\n"
-            "  -r CAPTURE...     pcap/pcapng files (flows never span two files)\n"
+            "  -r CAPTURE...     pcap/pcapng files (flows never span two files); '-' is standard\n"
+            "                    input; FIFOs and pipes are read as streams\n"
             "  -i IFACE          live interface (Ctrl-C or SIGTERM ends it, emitting pending flows)\n"
+            "  --snaplen N       live: bytes kept per frame (%d: link header + 1500 + margin)\n"
+            "  --buffer-size MB  live: kernel capture buffer (%d MB)\n"
+            "  --user NAME       live: user to become once the interface and the output are open\n"
+            "                    (default when started as root: %s; root keeps root)\n"
             "  -f BPF            capture filter (pcap-filter syntax)\n"
             "  --per packet|flow one verdict per kept packet (default) or per bidirectional flow\n"
             "  --first N         per flow: decide from the first N kept packets (10)\n"
@@ -38,7 +46,8 @@ static void usage(FILE *f)
             "  --threads N       threads of the matrix library (default: all CPUs)\n"
             "  -o OUT.jsonl      write verdicts there (atomically) instead of stdout\n"
             "Output: JSON lines {time, source, index, proto, src, sport, dst, dport, class,\n"
-            "label, prob, top[3]} (+ end, flow, packets, reason per flow). Summary on stderr.\n");
+            "label, prob, top[3]} (+ end, flow, packets, reason per flow). Summary on stderr.\n",
+            DP_LIVE_SNAPLEN, DP_LIVE_BUFFER_MB, DP_PRIVDROP_DEFAULT_USER);
 }
 
 struct out_ctx {
@@ -60,6 +69,19 @@ static double wall_now(void)
     struct timeval tv;
     gettimeofday(&tv, NULL);
     return (double)tv.tv_sec + tv.tv_usec * 1e-6;
+}
+
+/* Warns (naming the source and its link type) when the transform cannot
+ * parse this capture's frames; returns 1 then, else 0. */
+static int warn_linktype(dp_capture *cap, const char *name)
+{
+    int lt = dp_capture_linktype(cap);
+    if (dp_linktype_supported(lt))
+        return 0;
+    const char *ltn = dp_preprocess_linktype_name(lt);
+    fprintf(stderr, "deeppacket classify: warning: %s: link type %d%s%s%s is not supported: its frames are skipped\n",
+            name, lt, ltn ? " (" : "", ltn ? ltn : "", ltn ? ")" : "");
+    return 1;
 }
 
 /* Reads one source to its end (or an interruption). Returns 0, or 1 on error. */
@@ -101,9 +123,22 @@ static int run_source(dp_classifier *cls, dp_capture *cap, const char *name, int
     return rc;
 }
 
+/* Plans the privilege drop of a live run (see dp_privdrop.h) and checks that
+ * the user it becomes can still publish out_path (NULL: stdout). */
+static int plan_privdrop(dp_privdrop *pd, const char *user, const char *out_path, char *errbuf)
+{
+    if (dp_privdrop_plan(pd, user, errbuf) < 0)
+        return -1;
+    if (out_path && !dp_privdrop_can_write(pd, out_path))
+        return dp_err(errbuf, "%s: user %s, which the run becomes once the interface is open, cannot write "
+                      "its folder: choose another folder or --user", out_path, pd->name);
+    return 0;
+}
+
 int cmd_classify(int argc, char **argv)
 {
-    const char *model_path = NULL, *iface = NULL, *bpf = NULL, *out_path = NULL;
+    const char *model_path = NULL, *iface = NULL, *bpf = NULL, *out_path = NULL, *user = NULL;
+    dp_live_opts lo = {DP_LIVE_SNAPLEN, DP_LIVE_BUFFER_MB};
     const char **files = calloc((size_t)argc, sizeof *files);
     int nfiles = 0, threads = 0;
     dp_cls_opts o;
@@ -121,7 +156,7 @@ int cmd_classify(int argc, char **argv)
             return 0;
         }
         if (!strcmp(a, "-r")) {
-            while (i + 1 < argc && argv[i + 1][0] != '-')
+            while (i + 1 < argc && (argv[i + 1][0] != '-' || !strcmp(argv[i + 1], "-")))
                 files[nfiles++] = argv[++i];
             if (!nfiles) {
                 dp_cli_usage_error("classify", "-r wants at least one capture file");
@@ -175,6 +210,20 @@ int cmd_classify(int argc, char **argv)
                 goto out;
             }
             threads = (int)n;
+        } else if (!strcmp(a, "--snaplen")) {
+            if (dp_cli_parse_int(v, 128, 262144, &n) < 0) {
+                dp_cli_usage_error("classify", "--snaplen wants bytes in [128, 262144], not '%s'", v);
+                goto out;
+            }
+            lo.snaplen = (int)n;
+        } else if (!strcmp(a, "--buffer-size")) {
+            if (dp_cli_parse_int(v, 1, 2047, &n) < 0) {
+                dp_cli_usage_error("classify", "--buffer-size wants MB in [1, 2047], not '%s'", v);
+                goto out;
+            }
+            lo.buffer_mb = (int)n;
+        } else if (!strcmp(a, "--user")) {
+            user = v;
         } else if (!strcmp(a, "--idle-timeout")) {
             if (dp_cli_parse_double(v, 1e-6, 1e9, &d) < 0) {
                 dp_cli_usage_error("classify", "--idle-timeout wants seconds > 0, not '%s'", v);
@@ -194,16 +243,27 @@ int cmd_classify(int argc, char **argv)
         dp_cli_usage_error("classify", "give either -r CAPTURE... or -i IFACE (see --help)");
         goto out;
     }
+    if (user && !iface) {
+        dp_cli_usage_error("classify", "--user applies to live capture (-i) only");
+        goto out;
+    }
 
     rc = 1;
     dp_nn_set_threads(threads);
     char errbuf[DP_ERRBUF_SIZE] = "";
+    dp_privdrop pd = {0};
+    if (iface && plan_privdrop(&pd, user, out_path, errbuf) < 0) {
+        fprintf(stderr, "deeppacket classify: %s\n", errbuf);
+        goto out;
+    }
     dp_model *m = dp_model_load(model_path, errbuf);
     if (!m) {
         fprintf(stderr, "deeppacket classify: %s\n", errbuf);
         goto out;
     }
     for (int i = 0; i < nfiles; i++) {
+        if (dp_capture_is_stream(files[i]))
+            continue; /* a probe would block or eat the magic: libpcap checks it */
         dp_probe p = dp_capture_probe(files[i], errbuf);
         if (p == DP_PROBE_ERROR || p == DP_PROBE_NOT_CAPTURE) {
             if (p == DP_PROBE_NOT_CAPTURE)
@@ -216,7 +276,7 @@ int cmd_classify(int argc, char **argv)
     }
     dp_capture *live = NULL;
     if (iface) {
-        live = dp_capture_open_live(iface, 100, errbuf);
+        live = dp_capture_open_live_opts(iface, 100, &lo, errbuf);
         if (!live || (bpf && dp_capture_set_filter(live, bpf, errbuf) < 0)) {
             fprintf(stderr, "deeppacket classify: %s\n", errbuf);
             dp_capture_close(live);
@@ -245,6 +305,16 @@ int cmd_classify(int argc, char **argv)
         goto out;
     }
 
+    /* the interface and the output are open: root is no longer needed */
+    if (live && dp_privdrop_apply(&pd, errbuf) < 0) {
+        fprintf(stderr, "deeppacket classify: %s; stopping\n", errbuf);
+        dp_classifier_free(cls);
+        if (out_path)
+            dp_afile_abort(&af);
+        dp_capture_close(live);
+        dp_model_free(m);
+        goto out;
+    }
     dp_cli_signals_install();
     if (live)
         fprintf(stderr, "deeppacket classify: listening on %s%s%s\n", iface, bpf ? ", filter " : "",
@@ -252,7 +322,9 @@ int cmd_classify(int argc, char **argv)
 
     double t0 = dp_now();
     rc = 0;
+    int bad_linktype = 0;
     if (live) {
+        bad_linktype += warn_linktype(live, iface);
         rc = run_source(cls, live, iface, 1);
     } else {
         for (int i = 0; i < nfiles && !dp_cli_stop; i++) {
@@ -263,6 +335,7 @@ int cmd_classify(int argc, char **argv)
                 rc = 1;
                 break;
             }
+            bad_linktype += warn_linktype(cap, files[i]);
             rc |= run_source(cls, cap, files[i], 0);
             dp_capture_close(cap);
         }
@@ -309,6 +382,14 @@ int cmd_classify(int argc, char **argv)
         fprintf(stderr, "; kernel: %llu received, %llu dropped", (unsigned long long)krecv,
                 (unsigned long long)kdrop);
     fprintf(stderr, "%s\n", dp_cli_stop ? " (interrupted)" : "");
+    if (kdrop)
+        fprintf(stderr, "deeppacket classify: warning: the kernel dropped %llu packets on %s "
+                        "(buffer full): raise --buffer-size or lower --snaplen\n",
+                (unsigned long long)kdrop, iface);
+    if (bad_linktype && st->kept == 0 && rc == 0) {
+        fprintf(stderr, "deeppacket classify: nothing could be classified: unsupported link type\n");
+        rc = 1;
+    }
     dp_classifier_free(cls);
     dp_model_free(m);
 out:

@@ -16,6 +16,7 @@ static void on_signal(int sig)
 {
     (void)sig;
     dp_cli_stop = 1;
+    dp_capture_interrupt(); /* a FIFO or pipe waiting for data gives up */
     dp_capture *c = watched;
     if (c)
         dp_capture_break(c);
