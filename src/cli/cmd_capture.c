@@ -1,6 +1,7 @@
 /* deeppacket capture: record live traffic to a pcap file.
  *
  *   deeppacket capture -i IFACE -w OUT.pcap [-f BPF] [-c COUNT] [-G SECONDS]
+ *       [--snaplen N] [--buffer-size MB] [--user NAME]
  *
  * Stops after COUNT frames, after SECONDS seconds, or on SIGINT/SIGTERM; the
  * file appears (atomically, via dp_dumper) only once the capture has ended
@@ -13,23 +14,31 @@
 
 #include "capture/dp_capture.h"
 #include "cli/dp_cli.h"
+#include "util/dp_privdrop.h"
 #include "util/dp_util.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: deeppacket capture -i IFACE -w OUT.pcap [-f BPF] [-c COUNT] [-G SECONDS]\n"
+            "           [--snaplen N] [--buffer-size MB] [--user NAME]\n"
             "  -i IFACE     live interface to record (e.g. lo, eth0)\n"
             "  -w OUT.pcap  pcap file to write (appears atomically when the capture ends)\n"
             "  -f BPF       capture filter (pcap-filter syntax)\n"
             "  -c COUNT     stop after COUNT frames\n"
             "  -G SECONDS   stop after SECONDS seconds\n"
-            "Stops on COUNT, SECONDS, Ctrl-C or SIGTERM; prints a summary on stderr.\n");
+            "  --snaplen N  bytes kept per frame (65535)\n"
+            "  --buffer-size MB  kernel capture buffer (%d MB)\n"
+            "  --user NAME  user to become once the interface and the file are open\n"
+            "               (default when started as root: %s; root keeps root)\n"
+            "Stops on COUNT, SECONDS, Ctrl-C or SIGTERM; prints a summary on stderr.\n",
+            DP_LIVE_BUFFER_MB, DP_PRIVDROP_DEFAULT_USER);
 }
 
 int cmd_capture(int argc, char **argv)
 {
-    const char *iface = NULL, *out = NULL, *bpf = NULL;
+    const char *iface = NULL, *out = NULL, *bpf = NULL, *user = NULL;
+    dp_live_opts lo = {65535, DP_LIVE_BUFFER_MB}; /* whole frames: it records */
     long count = 0;
     double seconds = 0;
     for (int i = 1; i < argc; i++) {
@@ -50,6 +59,18 @@ int cmd_capture(int argc, char **argv)
         else if (!strcmp(a, "-c")) {
             if (dp_cli_parse_int(v, 1, 0x7fffffffffffL, &count) < 0)
                 return dp_cli_usage_error("capture", "-c wants a positive count, not '%s'", v);
+        } else if (!strcmp(a, "--snaplen")) {
+            long n;
+            if (dp_cli_parse_int(v, 128, 262144, &n) < 0)
+                return dp_cli_usage_error("capture", "--snaplen wants bytes in [128, 262144], not '%s'", v);
+            lo.snaplen = (int)n;
+        } else if (!strcmp(a, "--buffer-size")) {
+            long n;
+            if (dp_cli_parse_int(v, 1, 2047, &n) < 0)
+                return dp_cli_usage_error("capture", "--buffer-size wants MB in [1, 2047], not '%s'", v);
+            lo.buffer_mb = (int)n;
+        } else if (!strcmp(a, "--user")) {
+            user = v;
         } else if (!strcmp(a, "-G")) {
             if (dp_cli_parse_double(v, 0.001, 1e9, &seconds) < 0)
                 return dp_cli_usage_error("capture", "-G wants a positive number of seconds, not '%s'", v);
@@ -60,7 +81,17 @@ int cmd_capture(int argc, char **argv)
         return dp_cli_usage_error("capture", "-i IFACE and -w OUT.pcap are required (see --help)");
 
     char errbuf[DP_ERRBUF_SIZE] = "";
-    dp_capture *c = dp_capture_open_live(iface, 100, errbuf);
+    dp_privdrop pd;
+    if (dp_privdrop_plan(&pd, user, errbuf) < 0) {
+        fprintf(stderr, "deeppacket capture: %s\n", errbuf);
+        return 1;
+    }
+    if (!dp_privdrop_can_write(&pd, out)) {
+        fprintf(stderr, "deeppacket capture: %s: user %s, which the run becomes once the interface is open, "
+                        "cannot write its folder: choose another folder or --user\n", out, pd.name);
+        return 1;
+    }
+    dp_capture *c = dp_capture_open_live_opts(iface, 100, &lo, errbuf);
     if (!c) {
         fprintf(stderr, "deeppacket capture: %s\n", errbuf);
         return 1;
@@ -70,9 +101,16 @@ int cmd_capture(int argc, char **argv)
         dp_capture_close(c);
         return 1;
     }
-    dp_dumper *d = dp_dumper_open(out, dp_capture_linktype(c), 65535, errbuf);
+    dp_dumper *d = dp_dumper_open(out, dp_capture_linktype(c), lo.snaplen, errbuf);
     if (!d) {
         fprintf(stderr, "deeppacket capture: %s\n", errbuf);
+        dp_capture_close(c);
+        return 1;
+    }
+    /* the interface and the file are open: root is no longer needed */
+    if (dp_privdrop_apply(&pd, errbuf) < 0) {
+        fprintf(stderr, "deeppacket capture: %s; stopping\n", errbuf);
+        dp_dumper_close(d, 0, errbuf);
         dp_capture_close(c);
         return 1;
     }
