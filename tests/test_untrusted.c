@@ -555,6 +555,78 @@ static void test_live_loss(void)
     CHECK_EQ_INT(count_lines(out, "\"reason\":\"complete\""), 100);
 }
 
+/* ---- item 14: label tables ------------------------------------------------------------ */
+
+#define LABEL_HEADER "prefix\tapp_id\tapp_name\ttraffic_id\ttraffic_name\n"
+
+static void test_labels_lines_and_comments(void)
+{
+    dp_labels t;
+    /* blank lines count: the bad row is on physical line 4 */
+    CHECK_EQ_INT(dp_labels_parse(&t, LABEL_HEADER "\n\na\t1\tA\n", "t.tsv", errbuf), -1);
+    CHECK_STR_CONTAINS(errbuf, "t.tsv:4: expected 5 tab-separated fields");
+    /* a comment before the header is fine */
+    CHECK_EQ_INT(dp_labels_parse(&t, "# made by hand\n\n" LABEL_HEADER "a\t1\tA\t\t\n", "t.tsv", errbuf), 0);
+    CHECK_EQ_INT(t.nrows, 1);
+    dp_labels_free(&t);
+    /* anything else before the header is named as such, on its line */
+    CHECK_EQ_INT(dp_labels_parse(&t, "\nhello\n" LABEL_HEADER "a\t1\tA\t\t\n", "t.tsv", errbuf), -1);
+    CHECK_STR_CONTAINS(errbuf, "t.tsv:2: expected the header");
+    /* a duplicate names both lines */
+    CHECK_EQ_INT(dp_labels_parse(&t, LABEL_HEADER "a\t1\tA\t\t\nb\t1\tA\t\t\n\nA\t1\tA\t\t\n", "t.tsv", errbuf), -1);
+    CHECK_STR_CONTAINS(errbuf, "t.tsv:5: prefix 'a' appears twice (first on line 2)");
+}
+
+/* 200,000 rows parse in well under a second (the pairwise check took over a
+ * minute), and a duplicate among them is still found. */
+static void test_labels_large(void)
+{
+    enum { N = 200000 };
+    size_t cap = strlen(LABEL_HEADER) + (size_t)N * 40 + 64;
+    char *text = malloc(cap);
+    size_t n = (size_t)snprintf(text, cap, "%s", LABEL_HEADER);
+    for (int i = 0; i < N; i++)
+        n += (size_t)snprintf(text + n, cap - n, "cap%07d\t%d\tApp %d\t\t\n", i, i % 16, i % 16);
+    dp_labels t;
+    double t0 = dp_now();
+    int rc = dp_labels_parse(&t, text, "big.tsv", errbuf);
+    double dt = dp_now() - t0;
+    fprintf(stderr, "  200,000 rows parsed in %.3f s\n", dt);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_INT(t.nrows, N);
+    CHECK(dt < 1.0);
+    if (rc == 0)
+        dp_labels_free(&t);
+    snprintf(text + n, cap - n, "CAP0123456\t1\tApp 1\t\t\n");
+    CHECK_EQ_INT(dp_labels_parse(&t, text, "big.tsv", errbuf), -1);
+    CHECK_STR_CONTAINS(errbuf, "big.tsv:200002: prefix 'cap0123456' appears twice (first on line 123458)");
+    free(text);
+}
+
+/* ---- item 16: train --seed -------------------------------------------------------------- */
+
+static void test_train_seed_range(void)
+{
+    const char *dp = dp_test_cli();
+    if (!dp)
+        SKIP("no deeppacket binary in $BUILD");
+    const char *bad[] = {"18446744073709551616", "99999999999999999999999", "-1", "+5", " 5", "12x", ""};
+    char cmd[2048], res[4096];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(cmd, sizeof cmd, "'%s' train -d /nonexistent -m '%s' -t traffic --seed '%s' 2>&1; echo \"rc=$?\"",
+                 dp, tmp("seed.model"), bad[i]);
+        dp_test_sh(cmd, res, sizeof res);
+        CHECK_STR_CONTAINS(res, "--seed");
+        CHECK_STR_CONTAINS(res, "rc=2");
+    }
+    /* 2^64-1 is a seed: the run goes on to fail on the missing folder */
+    snprintf(cmd, sizeof cmd, "'%s' train -d /nonexistent -m '%s' -t traffic --seed 18446744073709551615 2>&1; "
+                              "echo \"rc=$?\"", dp, tmp("seed.model"));
+    dp_test_sh(cmd, res, sizeof res);
+    CHECK_STR_CONTAINS(res, "/nonexistent");
+    CHECK_STR_CONTAINS(res, "rc=1");
+}
+
 int main(void)
 {
     dp_test_prog = "test_untrusted";
@@ -566,6 +638,9 @@ int main(void)
     DP_RUN(test_classify_stdin_pipe);
     DP_RUN(test_classify_fifo_sigterm);
     DP_RUN(test_classify_unsupported_linktype);
+    DP_RUN(test_labels_lines_and_comments);
+    DP_RUN(test_labels_large);
+    DP_RUN(test_train_seed_range);
     DP_RUN(test_privdrop_library);
     DP_RUN(test_live_privdrop);
     DP_RUN(test_live_loss);

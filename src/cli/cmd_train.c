@@ -83,14 +83,11 @@ int cmd_train(int argc, char **argv)
                 return dp_cli_usage_error("train", "bad --lr '%s'", optarg);
             o.hp.lr = (float)d;
             break;
-        case 'S': {
-            char *end;
-            unsigned long long s = strtoull(optarg, &end, 10);
-            if (!*optarg || *end || optarg[0] == '-')
-                return dp_cli_usage_error("train", "bad --seed '%s'", optarg);
-            o.hp.seed = s;
+        case 'S':
+            if (dp_cli_parse_u64(optarg, &o.hp.seed) < 0)
+                return dp_cli_usage_error("train", "bad --seed '%s': expected an integer in [0, 2^64-1]",
+                                          optarg);
             break;
-        }
         case 'P':
             if (dp_cli_parse_int(optarg, 1, 100000, &v) < 0)
                 return dp_cli_usage_error("train", "bad --patience '%s'", optarg);

@@ -17,6 +17,10 @@ int dp_cli_usage_error(const char *cmd, const char *fmt, ...)
 /* Parses a non-negative integer / a float in [lo, hi]; returns -1 if bad. */
 int dp_cli_parse_int(const char *s, long lo, long hi, long *out);
 int dp_cli_parse_double(const char *s, double lo, double hi, double *out);
+/* Parses a decimal integer in [0, 2^64-1] (digits only); -1 if bad or out
+ * of range (never clamped). */
+#include <stdint.h>
+int dp_cli_parse_u64(const char *s, uint64_t *out);
 
 /* Signals of the live commands (dp_cli_signal.c): install makes SIGINT and
  * SIGTERM set dp_cli_stop and break the capture given to watch (NULL: none);

@@ -52,6 +52,19 @@ int dp_cli_parse_int(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
+int dp_cli_parse_u64(const char *s, uint64_t *out)
+{
+    if (*s < '0' || *s > '9') /* strtoull takes signs and blanks: "-1" is 2^64-1 */
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end || errno) /* ERANGE: above 2^64-1, which strtoull clamps */
+        return -1;
+    *out = v;
+    return 0;
+}
+
 int dp_cli_parse_double(const char *s, double lo, double hi, double *out)
 {
     char *end;
