@@ -627,6 +627,64 @@ static void test_train_seed_range(void)
     CHECK_STR_CONTAINS(res, "rc=1");
 }
 
+/* ---- item 10: symlinks in preprocess's source walk ------------------------------------ */
+
+/* A source folder with a "diamond" of folder links 12 levels deep (4,096
+ * paths to one capture), a symlink alias of that capture, a link back to
+ * the top (a loop), and a real folder chain 70 levels deep with a capture
+ * at the bottom: the capture is read once, the loop cut, and the deep
+ * folder reported with a note. */
+static void test_preprocess_symlinks(void)
+{
+    const char *dp = dp_test_cli();
+    if (!dp)
+        SKIP("no deeppacket binary in $BUILD");
+    char src[1024], lv[1024], p[4096], q[4096];
+    snprintf(src, sizeof src, "%s", tmp("links-src"));
+    snprintf(lv, sizeof lv, "%s", tmp("links-levels"));
+    CHECK_EQ_INT(dp_mkdirs(src, errbuf), 0);
+    enum { LEVELS = 12 };
+    for (int k = 0; k <= LEVELS; k++) {
+        snprintf(p, sizeof p, "%s/L%d", lv, k);
+        CHECK_EQ_INT(dp_mkdirs(p, errbuf), 0);
+        if (k == LEVELS)
+            break;
+        for (int side = 0; side < 2; side++) {
+            snprintf(p, sizeof p, "%s/L%d/%c", lv, k, side ? 'b' : 'a');
+            snprintf(q, sizeof q, "%s/L%d", lv, k + 1);
+            CHECK_EQ_INT(symlink(q, p), 0);
+        }
+    }
+    snprintf(p, sizeof p, "%s/L%d/one.pcap", lv, LEVELS);
+    CHECK_EQ_INT(write_udp_pcap(p, DP_LINKTYPE_ETHERNET, 3), 0);
+    snprintf(q, sizeof q, "%s/alias.pcap", src);
+    CHECK_EQ_INT(symlink(p, q), 0);
+    snprintf(p, sizeof p, "%s/L%d/loop", lv, LEVELS);
+    snprintf(q, sizeof q, "%s/L0", lv);
+    CHECK_EQ_INT(symlink(q, p), 0);
+    snprintf(p, sizeof p, "%s/top", src);
+    CHECK_EQ_INT(symlink(q, p), 0);
+    /* 70 real folders deep */
+    size_t n = (size_t)snprintf(p, sizeof p, "%s/deep", src);
+    for (int k = 0; k < 70; k++)
+        n += (size_t)snprintf(p + n, sizeof p - n, "/d");
+    CHECK_EQ_INT(dp_mkdirs(p, errbuf), 0);
+    snprintf(p + n, sizeof p - n, "/bottom.pcap");
+    CHECK_EQ_INT(write_udp_pcap(p, DP_LINKTYPE_ETHERNET, 2), 0);
+
+    char dst[1024], cmd[4096], res[8192];
+    snprintf(dst, sizeof dst, "%s", tmp("links-dataset"));
+    snprintf(cmd, sizeof cmd, "timeout 60 '%s' preprocess -s '%s' -t '%s' 2>&1; echo \"rc=$?\"", dp, src, dst);
+    dp_test_sh(cmd, res, sizeof res);
+    CHECK_STR_CONTAINS(res, "rc=0");
+    CHECK_STR_CONTAINS(res, "folder more than 64 levels deep, not read");
+    CHECK_STR_CONTAINS(res, "same file as one already listed");
+    CHECK_STR_CONTAINS(res, "same folder as one already listed");
+    snprintf(p, sizeof p, "%s/files.tsv", dst);
+    CHECK_EQ_INT(count_lines(p, ".pcap"), 1);      /* one capture, under one name */
+    CHECK_EQ_INT(count_lines(p, "alias.pcap"), 1); /* the first in the walk */
+}
+
 int main(void)
 {
     dp_test_prog = "test_untrusted";
@@ -641,6 +699,7 @@ int main(void)
     DP_RUN(test_labels_lines_and_comments);
     DP_RUN(test_labels_large);
     DP_RUN(test_train_seed_range);
+    DP_RUN(test_preprocess_symlinks);
     DP_RUN(test_privdrop_library);
     DP_RUN(test_live_privdrop);
     DP_RUN(test_live_loss);

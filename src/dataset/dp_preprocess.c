@@ -224,14 +224,74 @@ typedef struct devino {
     ino_t ino;
 } devino;
 
+/* A set of (device, inode) pairs: open addressing, grown at half full. */
+typedef struct devino_set {
+    devino *v;
+    uint8_t *used;
+    size_t cap, n;
+} devino_set;
+
+static size_t devino_slot(const devino_set *s, devino k)
+{
+    size_t i = (size_t)dp_mix64((uint64_t)k.dev * 0x9e3779b97f4a7c15ULL ^ (uint64_t)k.ino) & (s->cap - 1);
+    while (s->used[i] && (s->v[i].dev != k.dev || s->v[i].ino != k.ino))
+        i = (i + 1) & (s->cap - 1);
+    return i;
+}
+
+/* Adds k: 1 when it is new, 0 when it was there already, -1 out of memory. */
+static int devino_add(devino_set *s, devino k)
+{
+    if (2 * (s->n + 1) > s->cap) {
+        devino_set g = {NULL, NULL, s->cap ? 2 * s->cap : 64, 0};
+        g.v = malloc(g.cap * sizeof *g.v);
+        g.used = calloc(g.cap, 1);
+        if (!g.v || !g.used) {
+            free(g.v);
+            free(g.used);
+            return -1;
+        }
+        for (size_t i = 0; i < s->cap; i++)
+            if (s->used[i]) {
+                size_t j = devino_slot(&g, s->v[i]);
+                g.v[j] = s->v[i], g.used[j] = 1, g.n++;
+            }
+        free(s->v);
+        free(s->used);
+        *s = g;
+    }
+    size_t i = devino_slot(s, k);
+    if (s->used[i])
+        return 0;
+    s->v[i] = k, s->used[i] = 1, s->n++;
+    return 1;
+}
+
+#define MAX_FOLDER_DEPTH 64
+
+/* The source walk. Files and folders are known by (device, inode): a folder
+ * reached again through a link (a loop, or a "diamond" of links to one
+ * folder) is not listed again, and a file reached through two names (a
+ * symlink or a hard link) is read once, under the name that comes first
+ * in the walk (entries in byte order: the same name on every run). */
 typedef struct lister {
     capfile *files;
     size_t n, cap;
     devino skip;            /* the target folder (not read as input) */
     int has_skip;
-    devino stack[64];
+    devino_set dirs, seen;  /* folders listed, files taken */
     int depth;
 } lister;
+
+static void lister_free_sets(lister *l)
+{
+    free(l->dirs.v);
+    free(l->dirs.used);
+    free(l->seen.v);
+    free(l->seen.used);
+    memset(&l->dirs, 0, sizeof l->dirs);
+    memset(&l->seen, 0, sizeof l->seen);
+}
 
 static int add_file(lister *l, const char *src, const char *rel, const struct stat *st)
 {
@@ -259,6 +319,89 @@ static int add_file(lister *l, const char *src, const char *rel, const struct st
     return 0;
 }
 
+/* One entry of the walk: a folder is listed (once), a regular file taken
+ * (once); everything else is ignored. Returns -1 only when out of memory. */
+static int list_entry(run *r, lister *l, const char *full, const char *crel, char *errbuf);
+static int list_dir(run *r, lister *l, const char *rel, char *errbuf);
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names in folder dir (hidden ones left out), sorted; NULL and *n = 0
+ * for an empty folder; -1 in *n when out of memory. */
+static char **read_names(DIR *d, size_t *n)
+{
+    char **v = NULL;
+    size_t cap = 0;
+    *n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') /* ., .., hidden files and folders */
+            continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 16;
+            char **nv = realloc(v, cap * sizeof *nv);
+            if (!nv)
+                goto oom;
+            v = nv;
+        }
+        if (!(v[*n] = strdup(e->d_name)))
+            goto oom;
+        (*n)++;
+    }
+    if (*n > 1)
+        qsort(v, *n, sizeof *v, cmp_name);
+    return v;
+oom:
+    for (size_t i = 0; i < *n; i++)
+        free(v[i]);
+    free(v);
+    *n = (size_t)-1;
+    return NULL;
+}
+
+static int list_entry(run *r, lister *l, const char *full, const char *crel, char *errbuf)
+{
+    struct stat st;
+    if (stat(full, &st) != 0) {
+        warn(r, full, 1, "cannot stat (%s), skipped", strerror(errno));
+        return 0;
+    }
+    devino k = {st.st_dev, st.st_ino};
+    int isnew;
+    if (S_ISDIR(st.st_mode)) {
+        if (l->has_skip && k.dev == l->skip.dev && k.ino == l->skip.ino)
+            return 0; /* the dataset folder itself */
+        if (l->depth >= MAX_FOLDER_DEPTH) {
+            warn(r, full, 1, "folder more than %d levels deep, not read", MAX_FOLDER_DEPTH);
+            return 0;
+        }
+        if ((isnew = devino_add(&l->dirs, k)) < 0)
+            return dp_err(errbuf, "%s: out of memory", full);
+        if (!isnew) {
+            warn(r, full, 1, "same folder as one already listed (a link or a loop), not read again");
+            return 0;
+        }
+        l->depth++;
+        int rc = list_dir(r, l, crel, errbuf);
+        l->depth--;
+        return rc;
+    }
+    if (!S_ISREG(st.st_mode))
+        return 0;
+    if ((isnew = devino_add(&l->seen, k)) < 0)
+        return dp_err(errbuf, "%s: out of memory", full);
+    if (!isnew) {
+        warn(r, full, 1, "same file as one already listed (a link), read once");
+        return 0;
+    }
+    if (add_file(l, r->src, crel, &st) != 0)
+        return dp_err(errbuf, "%s: out of memory", full);
+    return 0;
+}
+
 static int list_dir(run *r, lister *l, const char *rel, char *errbuf)
 {
     char *dir = rel ? dp_path_join(r->src, rel) : strdup(r->src);
@@ -275,41 +418,20 @@ static int list_dir(run *r, lister *l, const char *rel, char *errbuf)
         free(dir);
         return 0;
     }
-    int rc = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') /* ., .., hidden files and folders */
-            continue;
-        char *crel = rel ? dp_path_join(rel, e->d_name) : strdup(e->d_name);
-        char *full = dp_path_join(dir, e->d_name);
-        if (!crel || !full) {
-            free(crel);
-            free(full);
-            rc = dp_err(errbuf, "%s: out of memory", dir);
-            break;
-        }
-        struct stat st;
-        if (stat(full, &st) != 0) {
-            warn(r, full, 1, "cannot stat (%s), skipped", strerror(errno));
-        } else if (S_ISDIR(st.st_mode)) {
-            int loop = l->has_skip && st.st_dev == l->skip.dev && st.st_ino == l->skip.ino;
-            for (int i = 0; i < l->depth && !loop; i++)
-                loop = st.st_dev == l->stack[i].dev && st.st_ino == l->stack[i].ino;
-            if (!loop && l->depth < (int)(sizeof l->stack / sizeof l->stack[0])) {
-                l->stack[l->depth++] = (devino){st.st_dev, st.st_ino};
-                rc = list_dir(r, l, crel, errbuf);
-                l->depth--;
-            }
-        } else if (S_ISREG(st.st_mode)) {
-            if (add_file(l, r->src, crel, &st) != 0)
-                rc = dp_err(errbuf, "%s: out of memory", dir);
-        }
+    size_t n;
+    char **names = read_names(d, &n);
+    closedir(d);
+    int rc = n == (size_t)-1 ? dp_err(errbuf, "%s: out of memory", dir) : 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        char *crel = rel ? dp_path_join(rel, names[i]) : strdup(names[i]);
+        char *full = dp_path_join(dir, names[i]);
+        rc = crel && full ? list_entry(r, l, full, crel, errbuf) : dp_err(errbuf, "%s: out of memory", dir);
         free(crel);
         free(full);
-        if (rc != 0)
-            break;
     }
-    closedir(d);
+    for (size_t i = 0; n != (size_t)-1 && i < n; i++)
+        free(names[i]);
+    free(names);
     free(dir);
     return rc;
 }
@@ -1547,14 +1669,15 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
         L.skip = (devino){dst_st.st_dev, dst_st.st_ino};
         L.has_skip = 1;
     }
-    L.stack[L.depth++] = (devino){sst.st_dev, sst.st_ino};
-    if (list_dir(r, &L, NULL, errbuf) != 0) {
-        r->files = L.files;
-        r->nfiles = L.n;
-        goto out;
-    }
+    L.depth = 1;
+    int lrc = devino_add(&L.dirs, (devino){sst.st_dev, sst.st_ino}) < 0
+                  ? dp_err(errbuf, "%s: out of memory", r->src)
+                  : list_dir(r, &L, NULL, errbuf);
+    lister_free_sets(&L);
     r->files = L.files;
     r->nfiles = L.n;
+    if (lrc != 0)
+        goto out;
     if (r->nfiles > 1)
         qsort(r->files, r->nfiles, sizeof *r->files, cmp_rel);
     st->files = r->nfiles;
