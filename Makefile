@@ -71,14 +71,34 @@ $(BUILD)/udp_flood: bench/udp_flood.c
 $(BUILD)/trace_train: tools/trace_train.c $(BUILD)/libdeeppacket.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter-out %.h,$^) $(LDLIBS)
 
+# Four targets share FUZZ_SECONDS: the packet parser half of it, the .npy
+# header parser, the model loader and the label-table parser the rest.
 FUZZ_SECONDS ?= 60
-fuzz: $(BUILD)/fuzz_packet
-	mkdir -p $(BUILD)/fuzz-corpus
-	$(BUILD)/fuzz_packet -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD)/fuzz-corpus fuzz/seeds
+FUZZ_HALF    = $(shell echo $$(( $(FUZZ_SECONDS) / 2 > 0 ? $(FUZZ_SECONDS) / 2 : 1 )))
+FUZZ_SIXTH   = $(shell echo $$(( $(FUZZ_SECONDS) / 6 > 0 ? $(FUZZ_SECONDS) / 6 : 1 )))
+FUZZ_CC      = clang -std=c11 -D_GNU_SOURCE -O1 -g -Isrc -Iinclude -fsanitize=fuzzer,address,undefined
+fuzz: $(BUILD)/fuzz_packet $(BUILD)/fuzz_npy $(BUILD)/fuzz_model $(BUILD)/fuzz_labels
+	mkdir -p $(BUILD)/fuzz-corpus $(BUILD)/fuzz-corpus-npy $(BUILD)/fuzz-corpus-model $(BUILD)/fuzz-corpus-labels
+	$(BUILD)/fuzz_packet -max_total_time=$(FUZZ_HALF) -max_len=4096 $(BUILD)/fuzz-corpus fuzz/seeds
+	$(BUILD)/fuzz_npy -max_total_time=$(FUZZ_SIXTH) -max_len=4096 $(BUILD)/fuzz-corpus-npy fuzz/seeds-npy
+	$(BUILD)/fuzz_model -max_total_time=$(FUZZ_SIXTH) -max_len=16384 $(BUILD)/fuzz-corpus-model fuzz/seeds-model
+	$(BUILD)/fuzz_labels -max_total_time=$(FUZZ_SIXTH) -max_len=4096 $(BUILD)/fuzz-corpus-labels fuzz/seeds-labels
 
 $(BUILD)/fuzz_packet: fuzz/fuzz_packet.c src/packet/dp_packet.c src/util/dp_util.c
 	@mkdir -p $(dir $@)
-	clang -std=c11 -D_GNU_SOURCE -O1 -g -Isrc -fsanitize=fuzzer,address,undefined -o $@ $^ -lm
+	$(FUZZ_CC) -o $@ $^ -lm
+
+$(BUILD)/fuzz_npy: fuzz/fuzz_npy.c src/dataset/dp_npy.c src/util/dp_util.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -o $@ $^ -lm
+
+$(BUILD)/fuzz_labels: fuzz/fuzz_labels.c src/dataset/dp_labels.c src/dataset/iscx_labels.S src/util/dp_util.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -o $@ $^ -lm
+
+$(BUILD)/fuzz_model: fuzz/fuzz_model.c $(sort $(wildcard src/model/*.c src/nn/*.c)) src/util/dp_util.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(filter-out -MMD -MP,$(CFLAGS)) -o $@ $^ $(LDLIBS)
 
 # The libraries a program linking $(BUILD)/libdeeppacket.a needs (embedders, bench scripts).
 print-ldlibs:

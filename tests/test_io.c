@@ -313,6 +313,19 @@ static void test_npy_crafted_headers(void)
         CHECK(rc == -1);
         CHECK_STR_CONTAINS(errbuf, "crafted.npy");
     }
+    /* an unknown format version is named (the byte was read after the
+     * unmap: a crash, found by fuzz/fuzz_npy.c) */
+    write_npy_raw(p, "{'descr': '<i2', 'fortran_order': False, 'shape': (1,), }\n", 8);
+    {
+        size_t len;
+        char *b = dp_read_file(p, &len, errbuf);
+        b[6] = 9;
+        CHECK(dp_write_file_atomic(p, b, len, errbuf) == 0);
+        free(b);
+        dp_npy v;
+        CHECK(dp_npy_open(&v, p, errbuf) == -1);
+        CHECK_STR_CONTAINS(errbuf, "unsupported .npy version 9");
+    }
     /* the same header with an honest row count is fine */
     write_npy_raw(p, "{'descr': '<i2', 'fortran_order': False, 'shape': (32,), }\n", 64);
     dp_npy a;

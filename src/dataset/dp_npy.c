@@ -498,8 +498,9 @@ int dp_npy_open(dp_npy *a, const char *path, char *errbuf)
         hlen = b[8] | (size_t)b[9] << 8 | (size_t)b[10] << 16 | (size_t)b[11] << 24;
         hstart = 12;
     } else {
+        int ver = b[6]; /* read before the unmap (found by fuzz/fuzz_npy.c) */
         munmap(map, len);
-        return dp_err(errbuf, "%s: unsupported .npy version %d", path, b[6]);
+        return dp_err(errbuf, "%s: unsupported .npy version %d", path, ver);
     }
     if (hstart + hlen > len || hlen > 65536) {
         munmap(map, len);
