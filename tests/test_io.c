@@ -211,6 +211,10 @@ static void test_npy_appender(void)
         /* more rows than the file holds: refused */
         CHECK(dp_npy_append_open(&w, part, DP_NPY_U1, 1, COLS, ROWS, 0, fl, errbuf) == -1);
         CHECK_STR_CONTAINS(errbuf, part);
+        /* a row count whose byte size wraps 64 bits to a small number: refused,
+         * not resumed (and the file not cut) */
+        CHECK(dp_npy_append_open(&w, part, DP_NPY_U1, 1, COLS, UINT64_MAX / COLS + 1, 0, fl, errbuf) == -1);
+        CHECK_STR_CONTAINS(errbuf, "overflows");
         /* another dtype: another header, refused */
         CHECK(dp_npy_append_open(&w, part, DP_NPY_I2, 2, COLS, 10, 0, fl, errbuf) == -1);
         CHECK_STR_CONTAINS(errbuf, "header");

@@ -271,9 +271,18 @@ int dp_npy_append_open(dp_npy_appender *w, const char *tmp, const char *descr,
         free(h);
         return 0;
     }
-    /* resume: the header as this run would write it, and enough rows */
-    uint64_t end = w->hsize + rows * w->row_bytes;
+    /* resume: the header as this run would write it, and enough rows (a
+     * row count that overflows cannot be in the file) */
+    uint64_t end;
     struct stat st;
+    if (__builtin_mul_overflow(rows, (uint64_t)w->row_bytes, &end) ||
+        __builtin_add_overflow(end, (uint64_t)w->hsize, &end)) {
+        free(h);
+        dp_err(errbuf, "%s: %llu rows of %zu bytes cannot be resumed: the size overflows", tmp,
+               (unsigned long long)rows, w->row_bytes);
+        dp_npy_append_close(w);
+        return -1;
+    }
     if (fstat(w->fd, &st) != 0) {
         free(h);
         dp_errno(errbuf, "%s: cannot stat", tmp);
