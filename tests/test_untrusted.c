@@ -438,7 +438,23 @@ static void test_privdrop_library(void)
     CHECK_EQ_INT(pd.active, 1);
     CHECK(!strcmp(pd.name, "nobody"));
     CHECK(!dp_privdrop_can_write(&pd, tmp("x.jsonl"))); /* the test folder is root's, 0700 */
-    CHECK(dp_privdrop_can_write(&pd, "/tmp/x.jsonl"));  /* world-writable */
+    /* a world-writable folder inside it: still out of reach (0700 on the way) */
+    char pub[1024], q[1100];
+    snprintf(pub, sizeof pub, "%s", tmp("pub"));
+    CHECK(mkdir(pub, 01777) == 0 && chmod(pub, 01777) == 0);
+    snprintf(q, sizeof q, "%s/x.jsonl", pub);
+    CHECK(!dp_privdrop_can_write(&pd, q));
+    /* a sticky world-writable folder it can reach: yes, unless the file
+     * exists and is someone else's */
+    char reach[256];
+    snprintf(reach, sizeof reach, "/tmp/dp-privdrop.%ld", (long)getpid());
+    CHECK(mkdir(reach, 01777) == 0 && chmod(reach, 01777) == 0);
+    snprintf(q, sizeof q, "%s/x.jsonl", reach);
+    CHECK(dp_privdrop_can_write(&pd, q));
+    CHECK_EQ_INT(dp_write_file_atomic(q, "x", 1, errbuf), 0); /* root's */
+    CHECK(!dp_privdrop_can_write(&pd, q));
+    unlink(q);
+    rmdir(reach);
     pid_t pid = fork();
     if (pid == 0) {
         char eb[DP_ERRBUF_SIZE];
@@ -506,6 +522,21 @@ static void test_live_privdrop(void)
     dp_test_sh(cmd, res, sizeof res);
     CHECK_STR_CONTAINS(res, "o.jsonl: user nobody");
     CHECK_STR_CONTAINS(res, "rc=1");
+    /* -o into a sticky folder nobody can reach: the output, opened as root
+     * before the drop, is given to nobody, who can then publish it */
+    char reach[256], o[512];
+    snprintf(reach, sizeof reach, "/tmp/dp-privdrop-live.%ld", (long)getpid());
+    CHECK(mkdir(reach, 01777) == 0 && chmod(reach, 01777) == 0);
+    snprintf(o, sizeof o, "%s/v.jsonl", reach);
+    snprintf(cmd, sizeof cmd,
+             "timeout --preserve-status -s TERM 2 '%s' classify -m '%s' -i lo -f 'udp and dst port 9' -o '%s' "
+             "2>&1; echo \"rc=$?\"", dp, mp, o);
+    dp_test_sh(cmd, res, sizeof res);
+    CHECK_STR_CONTAINS(res, "rc=0");
+    struct stat st;
+    CHECK(stat(o, &st) == 0 && st.st_uid == 65534);
+    unlink(o);
+    rmdir(reach);
     snprintf(cmd, sizeof cmd, "'%s' classify -m '%s' -r x.pcap --user nobody 2>&1; echo \"rc=$?\"", dp, mp);
     dp_test_sh(cmd, res, sizeof res);
     CHECK_STR_CONTAINS(res, "rc=2");

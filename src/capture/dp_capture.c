@@ -26,6 +26,7 @@
 #include "packet/dp_packet.h"
 
 #define CAPTURE_READ_BUF (256 * 1024) /* stdio buffer of a capture file */
+#define LIVE_BLOCK_MS 10 /* a live ring block is handed over after this at most */
 
 struct dp_capture {
     pcap_t *p;
@@ -318,12 +319,16 @@ dp_capture *dp_capture_open_live_opts(const char *iface, int timeout_ms, const d
     }
     if (timeout_ms <= 0)
         timeout_ms = 1;
-    /* immediate mode: a frame is delivered as soon as it arrives (latency);
-     * the ring then has fixed slots of about snaplen bytes, so the snaplen
-     * and the buffer size together decide how big a burst it absorbs */
+    /* Not immediate mode: libpcap then uses the kernel's TPACKET_V3 ring,
+     * whose blocks hold frames back to back (immediate mode gets fixed slots
+     * of about snaplen bytes: 2 MB held 32 frames at snaplen 65535). A
+     * block is handed over when full or after LIVE_BLOCK_MS, which bounds
+     * the latency. The buffer absorbs the bursts during which the reader is
+     * busy in the model (the first packets of many new flows at once). */
     if (pcap_set_snaplen(p, snaplen) != 0 || pcap_set_promisc(p, 0) != 0 ||
         pcap_set_buffer_size(p, buffer_mb << 20) != 0 ||
-        pcap_set_timeout(p, timeout_ms) != 0 || pcap_set_immediate_mode(p, 1) != 0) {
+        pcap_set_timeout(p, timeout_ms < LIVE_BLOCK_MS ? timeout_ms : LIVE_BLOCK_MS) != 0 ||
+        pcap_set_immediate_mode(p, 0) != 0) {
         dp_err(errbuf, "%s: cannot set capture options: %s", iface, pcap_geterr(p));
         pcap_close(p);
         return NULL;
@@ -341,9 +346,10 @@ dp_capture *dp_capture_open_live_opts(const char *iface, int timeout_ms, const d
         return NULL;
     }
     /* rc > 0 is a warning (e.g. promiscuous mode unsupported): go on.
-     * In immediate mode libpcap's own read timeout does not fire on Linux
-     * while no packet arrives, so reads are non-blocking and the timeout is
-     * a poll() on the capture descriptor. */
+     * libpcap's own read timeout does not fire on Linux while no packet
+     * arrives (immediate mode) and is the block timeout otherwise, so reads
+     * are non-blocking and the caller's timeout is a poll() on the capture
+     * descriptor. */
     dp_capture *c = cap_new(p, iface, 1, errbuf);
     if (!c)
         return NULL;
@@ -558,6 +564,8 @@ int dp_dumper_write(dp_dumper *d, const dp_frame *f, char *errbuf)
         return dp_errno(errbuf, "%s: write error", d->path);
     return 0;
 }
+
+int dp_dumper_fd(dp_dumper *d) { return fileno(pcap_dump_file(d->d)); }
 
 int dp_dumper_close(dp_dumper *d, int commit, char *errbuf)
 {

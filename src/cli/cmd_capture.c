@@ -108,7 +108,7 @@ int cmd_capture(int argc, char **argv)
         return 1;
     }
     /* the interface and the file are open: root is no longer needed */
-    if (dp_privdrop_apply(&pd, errbuf) < 0) {
+    if (dp_privdrop_give(&pd, dp_dumper_fd(d), out, errbuf) < 0 || dp_privdrop_apply(&pd, errbuf) < 0) {
         fprintf(stderr, "deeppacket capture: %s; stopping\n", errbuf);
         dp_dumper_close(d, 0, errbuf);
         dp_capture_close(c);

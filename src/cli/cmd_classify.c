@@ -306,7 +306,8 @@ int cmd_classify(int argc, char **argv)
     }
 
     /* the interface and the output are open: root is no longer needed */
-    if (live && dp_privdrop_apply(&pd, errbuf) < 0) {
+    if (live && ((out_path && dp_privdrop_give(&pd, fileno(af.f), out_path, errbuf) < 0) ||
+                 dp_privdrop_apply(&pd, errbuf) < 0)) {
         fprintf(stderr, "deeppacket classify: %s; stopping\n", errbuf);
         dp_classifier_free(cls);
         if (out_path)

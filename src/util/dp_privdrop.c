@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 int dp_privdrop_plan(dp_privdrop *p, const char *user, char *errbuf)
@@ -40,20 +41,34 @@ int dp_privdrop_can_write(const dp_privdrop *p, const char *path)
 {
     if (!p->active)
         return 1;
+    /* asked as that user, in a child: every folder on the way, ACLs and all */
     char *copy = strdup(path);
     if (!copy)
         return 0;
-    struct stat st;
-    int ok = stat(dirname(copy), &st) == 0;
+    const char *dir = dirname(copy);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char eb[DP_ERRBUF_SIZE];
+        struct stat st, target;
+        int ok = dp_privdrop_apply(p, eb) == 0 && access(dir, W_OK | X_OK) == 0 && stat(dir, &st) == 0;
+        /* sticky folder (/tmp): only the owner may replace an existing file */
+        if (ok && (st.st_mode & S_ISVTX) && stat(path, &target) == 0 && target.st_uid != p->uid)
+            ok = 0;
+        _exit(ok ? 0 : 1);
+    }
     free(copy);
-    if (!ok)
+    int status;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid)
         return 0;
-    mode_t need = S_IWOTH | S_IXOTH;
-    if (st.st_uid == p->uid)
-        need = S_IWUSR | S_IXUSR;
-    else if (st.st_gid == p->gid)
-        need = S_IWGRP | S_IXGRP;
-    return (st.st_mode & need) == need;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+int dp_privdrop_give(const dp_privdrop *p, int fd, const char *path, char *errbuf)
+{
+    if (p->active && fchown(fd, p->uid, p->gid) != 0)
+        return dp_errno(errbuf, "%s: cannot give the output to user %s", path, p->name);
+    return 0;
 }
 
 int dp_privdrop_apply(const dp_privdrop *p, char *errbuf)

@@ -27,9 +27,16 @@ typedef struct dp_privdrop {
 int dp_privdrop_plan(dp_privdrop *p, const char *user, char *errbuf);
 
 /* 1 when the planned user may create, rename and remove files in the folder
- * that holds path (owner/group/other bits of the folder, with the user's
- * primary group only, as after apply); 1 as well when the plan is inactive. */
+ * that holds path (asked by a child process that applies the plan and calls
+ * access(): every folder on the way counts; in a sticky folder an existing
+ * path must be the user's own); 1 as well when the plan is inactive. */
 int dp_privdrop_can_write(const dp_privdrop *p, const char *path);
+
+/* Gives the open file fd (an output created before the drop, still under
+ * its temporary name) to the planned user, so that the run can still
+ * rename or remove it afterwards in a sticky folder such as /tmp. path is
+ * for the message. No-op when the plan is inactive. */
+int dp_privdrop_give(const dp_privdrop *p, int fd, const char *path, char *errbuf);
 
 /* Applies the plan: setgroups(0), setgid, setuid, in that order, then
  * checks that setuid(0) fails and that the ids are the planned ones. -1
