@@ -227,7 +227,8 @@ int cmd_classify(int argc, char **argv)
     dp_afile af = {0};
     struct out_ctx oc = {stdout, m, 0};
     if (out_path) {
-        if (dp_afile_open(&af, out_path, errbuf) < 0) {
+        /* live: lines are visible (and survive kill -9) as they are written */
+        if (dp_afile_open_flags(&af, out_path, live ? DP_AFILE_LIVE : 0, errbuf) < 0) {
             fprintf(stderr, "deeppacket classify: %s\n", errbuf);
             dp_capture_close(live);
             dp_model_free(m);

@@ -1,0 +1,343 @@
+/* Reliability under faults (issue 11, part A): outputs never replace a
+ * special file, temp files do not outlive their process, split folders and
+ * models are locked and atomic, preprocess and train resume after kill -9,
+ * write errors on stdout fail the command. Oracles: the file type at the
+ * target after the run (lstat), the bytes read at the other end of a FIFO,
+ * the exit status and message of the command, byte comparisons with an
+ * uninterrupted run. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "capture/dp_capture.h"
+#include "dp_test.h"
+#include "util/dp_util.h"
+
+static char errbuf[DP_ERRBUF_SIZE];
+
+static char *tmp(const char *name)
+{
+    static char buf[8][600];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", dp_test_tmpdir(), name);
+    return buf[k];
+}
+
+static char *slurp(const char *path, size_t *n)
+{
+    return dp_read_file(path, n, NULL);
+}
+
+static int file_is(const char *path, const char *want)
+{
+    char *s = slurp(path, NULL);
+    int ok = s && !strcmp(s, want);
+    free(s);
+    return ok;
+}
+
+/* A pid that is certainly not running: a child that has exited and been reaped. */
+static pid_t dead_pid(void)
+{
+    pid_t p = fork();
+    if (p == 0)
+        _exit(0);
+    waitpid(p, NULL, 0);
+    return p;
+}
+
+static const char *bin(void)
+{
+    static char path[512];
+    const char *b = getenv("BUILD");
+    snprintf(path, sizeof path, "%s/deeppacket", b && *b ? b : "build");
+    return access(path, X_OK) == 0 ? path : NULL;
+}
+
+/* Runs a shell command; its exit status (-1: killed), stderr+stdout in out. */
+static int sh(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int sh(char *out, size_t cap, const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    size_t n = 0;
+    if (out && cap) {
+        n = fread(out, 1, cap - 1, p);
+        out[n] = 0;
+    } else {
+        char sink[4096];
+        while (fread(sink, 1, sizeof sink, p) > 0)
+            ;
+    }
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* ---- 1. outputs: regular files atomic, special files written through ---- */
+
+struct fifo_reader {
+    const char *path;
+    char got[256];
+};
+
+static void *read_fifo(void *arg)
+{
+    struct fifo_reader *r = arg;
+    int fd = open(r->path, O_RDONLY);
+    if (fd < 0)
+        return NULL;
+    size_t n = 0;
+    ssize_t k;
+    while (n < sizeof r->got - 1 && (k = read(fd, r->got + n, sizeof r->got - 1 - n)) > 0)
+        n += (size_t)k;
+    r->got[n] = 0;
+    close(fd);
+    return NULL;
+}
+
+static void test_afile_fifo(void)
+{
+    char *p = tmp("out.fifo");
+    CHECK(mkfifo(p, 0600) == 0);
+    struct fifo_reader r = {p, ""};
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, read_fifo, &r) == 0);
+    CHECK(dp_write_file_atomic(p, "through the fifo\n", 17, errbuf) == 0);
+    pthread_join(th, NULL);
+    CHECK(!strcmp(r.got, "through the fifo\n"));
+    struct stat st;
+    CHECK(lstat(p, &st) == 0 && S_ISFIFO(st.st_mode));
+}
+
+/* A private null device (mknod c 1 3), so that a broken writer cannot
+ * replace the system's /dev/null; NULL when this process cannot make one. */
+static const char *private_null(void)
+{
+    char *p = tmp("null.dev");
+    unlink(p);
+    if (mknod(p, S_IFCHR | 0666, makedev(1, 3)) != 0)
+        return NULL;
+    int fd = open(p, O_WRONLY);
+    if (fd < 0)
+        return NULL; /* a nodev mount */
+    close(fd);
+    return p;
+}
+
+static void test_afile_device(void)
+{
+    const char *p = private_null();
+    if (!p)
+        SKIP("cannot make a device node here (not root, or a nodev mount)");
+    CHECK(dp_write_file_atomic(p, "gone\n", 5, errbuf) == 0);
+    struct stat st;
+    CHECK(lstat(p, &st) == 0 && S_ISCHR(st.st_mode));
+    char *g = slurp(p, NULL);
+    CHECK(g && g[0] == 0); /* still the null device: reads nothing */
+    free(g);
+}
+
+static void test_afile_symlink(void)
+{
+    char *target = tmp("real.txt"), *link = tmp("link.txt"), *dangling = tmp("dangling.txt");
+    CHECK(dp_write_file_atomic(target, "old\n", 4, errbuf) == 0);
+    CHECK(symlink("real.txt", link) == 0); /* relative, as users make them */
+    CHECK(dp_write_file_atomic(link, "new\n", 4, errbuf) == 0);
+    struct stat st;
+    CHECK(lstat(link, &st) == 0 && S_ISLNK(st.st_mode));
+    CHECK(file_is(target, "new\n"));
+    /* a dangling link creates its target */
+    CHECK(symlink("made.txt", dangling) == 0);
+    CHECK(dp_write_file_atomic(dangling, "made\n", 5, errbuf) == 0);
+    CHECK(lstat(dangling, &st) == 0 && S_ISLNK(st.st_mode));
+    CHECK(file_is(tmp("made.txt"), "made\n"));
+    /* a loop is an error naming the path */
+    char *loop = tmp("loop.txt");
+    CHECK(symlink("loop.txt", loop) == 0);
+    CHECK(dp_write_file_atomic(loop, "x", 1, errbuf) == -1);
+    CHECK_STR_CONTAINS(errbuf, "loop.txt");
+    /* a folder is an error, not replaced */
+    CHECK(dp_write_file_atomic(dp_test_tmpdir(), "x", 1, errbuf) == -1);
+    CHECK_STR_CONTAINS(errbuf, "folder");
+}
+
+static void test_afile_stdout(void)
+{
+    char *p = tmp("stdout.txt");
+    fflush(stdout);
+    int saved = dup(1);
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    CHECK(saved >= 0 && fd >= 0);
+    dup2(fd, 1);
+    close(fd);
+    dp_afile af;
+    int orc = dp_afile_open(&af, "-", errbuf);
+    if (orc == 0) {
+        fputs("to stdout\n", af.f);
+        orc = dp_afile_commit(&af, errbuf);
+    }
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    CHECK(orc == 0);
+    CHECK(file_is(p, "to stdout\n"));
+    struct stat st;
+    CHECK(stat("-", &st) != 0); /* no file named "-" */
+    /* stdout still works after the commit (not closed) */
+    CHECK(fflush(stdout) == 0 && fcntl(1, F_GETFD) != -1);
+}
+
+/* DP_AFILE_LIVE: lines are in PATH as soon as they are flushed (what
+ * survives kill -9), and no temp file is made. */
+static void test_afile_live(void)
+{
+    char *p = tmp("live.jsonl");
+    CHECK(dp_write_file_atomic(p, "old contents\n", 13, errbuf) == 0);
+    dp_afile af;
+    CHECK(dp_afile_open_flags(&af, p, DP_AFILE_LIVE, errbuf) == 0);
+    fputs("{\"a\":1}\n", af.f);
+    fflush(af.f);
+    CHECK(file_is(p, "{\"a\":1}\n"));
+    char tp[700];
+    snprintf(tp, sizeof tp, "%s.tmp.%ld", p, (long)getpid());
+    CHECK(access(tp, F_OK) != 0);
+    CHECK(dp_afile_commit(&af, errbuf) == 0);
+    CHECK(file_is(p, "{\"a\":1}\n"));
+}
+
+/* A live pcap writer: every frame is in the file before the close. */
+static void test_dumper_live(void)
+{
+    char *p = tmp("live.pcap");
+    dp_dumper *d = dp_dumper_open_live(p, 1, 65535, 1, errbuf);
+    CHECK(d != NULL);
+    if (!d)
+        return;
+    uint8_t frame[60] = {0};
+    dp_frame f;
+    memset(&f, 0, sizeof f);
+    f.data = frame;
+    f.caplen = f.wirelen = sizeof frame;
+    f.time = 1.5;
+    CHECK(dp_dumper_write(d, &f, errbuf) == 0);
+    CHECK(dp_dumper_write(d, &f, errbuf) == 0);
+    struct stat st;
+    CHECK(stat(p, &st) == 0 && st.st_size == 24 + 2 * (16 + 60));
+    CHECK(dp_dumper_close(d, 1, errbuf) == 0);
+    /* and it reads back */
+    dp_capture *c = dp_capture_open_file(p, errbuf);
+    CHECK(c != NULL);
+    int n = 0;
+    dp_frame g;
+    while (c && dp_capture_next(c, &g, errbuf) == 1)
+        n++;
+    CHECK_EQ_INT(n, 2);
+    dp_capture_close(c);
+}
+
+/* ---- 7. stale temp files of dead processes are removed on the next run ---- */
+
+static void test_stale_tmp(void)
+{
+    char *p = tmp("model.ckpt");
+    char dead[700], alive[700], other[700];
+    snprintf(dead, sizeof dead, "%s.tmp.%ld", p, (long)dead_pid());
+    snprintf(alive, sizeof alive, "%s.tmp.%ld", p, (long)getppid());
+    snprintf(other, sizeof other, "%s.tmpfoo", p);
+    CHECK(dp_write_file_atomic(dead, "x", 1, errbuf) == 0);
+    CHECK(dp_write_file_atomic(alive, "x", 1, errbuf) == 0);
+    CHECK(dp_write_file_atomic(other, "x", 1, errbuf) == 0);
+    CHECK(dp_write_file_atomic(p, "ckpt", 4, errbuf) == 0);
+    CHECK(access(dead, F_OK) != 0);  /* its process is gone */
+    CHECK(access(alive, F_OK) == 0); /* its process runs: may still write it */
+    CHECK(access(other, F_OK) == 0); /* not a temp name */
+    unlink(alive);
+    /* folders too (split's temp folder) */
+    char deaddir[700];
+    snprintf(deaddir, sizeof deaddir, "%s/split.tmp.%ld", dp_test_tmpdir(), (long)dead_pid());
+    char sub[800];
+    snprintf(sub, sizeof sub, "%s/a/b", deaddir);
+    CHECK(dp_mkdirs(sub, errbuf) == 0);
+    CHECK_EQ_INT(dp_clean_stale_tmp(dp_test_tmpdir(), "split"), 1);
+    CHECK(access(deaddir, F_OK) != 0);
+}
+
+/* The batch commands remove their registered temp files on SIGTERM. */
+static void test_signal_removes_tmp(void)
+{
+    char *p = tmp("sig.out"), tp[700];
+    int pfd[2];
+    CHECK(pipe(pfd) == 0);
+    pid_t c = fork();
+    if (c == 0) {
+        /* what main.c does for preprocess, split, train and test */
+        dp_tmp_cleanup_on_signals();
+        dp_afile af;
+        if (dp_afile_open(&af, p, NULL) != 0)
+            _exit(3);
+        fputs("half", af.f);
+        fflush(af.f);
+        if (write(pfd[1], "r", 1) != 1)
+            _exit(4);
+        for (;;)
+            pause();
+    }
+    char b;
+    CHECK(read(pfd[0], &b, 1) == 1);
+    snprintf(tp, sizeof tp, "%s.tmp.%ld", p, (long)c);
+    CHECK(access(tp, F_OK) == 0);
+    kill(c, SIGTERM);
+    int st;
+    waitpid(c, &st, 0);
+    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
+    CHECK(access(tp, F_OK) != 0);
+    CHECK(access(p, F_OK) != 0);
+    close(pfd[0]);
+    close(pfd[1]);
+}
+
+/* ---- 15. write errors on stdout fail the command ---- */
+
+static void test_stdout_full(void)
+{
+    const char *b = bin();
+    if (!b)
+        SKIP("no deeppacket binary ($BUILD/deeppacket)");
+    if (access("/dev/full", W_OK) != 0)
+        SKIP("no /dev/full");
+    char out[4096];
+    CHECK_EQ_INT(sh(out, sizeof out, "%s --help >/dev/full 2>&1", b), 1);
+    CHECK_EQ_INT(sh(out, sizeof out, "%s split --help 2>&1 >/dev/full", b), 1);
+    CHECK_STR_CONTAINS(out, "standard output");
+    CHECK_EQ_INT(sh(out, sizeof out, "%s split --help 2>&1 >/dev/null", b), 0);
+}
+
+int main(void)
+{
+    dp_test_prog = "test_reliability";
+    DP_RUN(test_afile_fifo);
+    DP_RUN(test_afile_device);
+    DP_RUN(test_afile_symlink);
+    DP_RUN(test_afile_stdout);
+    DP_RUN(test_afile_live);
+    DP_RUN(test_dumper_live);
+    DP_RUN(test_stale_tmp);
+    DP_RUN(test_signal_removes_tmp);
+    DP_RUN(test_stdout_full);
+    return dp_test_end();
+}
