@@ -18,7 +18,11 @@
 #include <unistd.h>
 
 #include "capture/dp_capture.h"
+#include "dataset/dp_dataset.h"
+#include "dataset/dp_preprocess.h"
+#include "dataset/dp_split.h"
 #include "dp_test.h"
+#include "train/dp_train.h"
 #include "util/dp_util.h"
 
 static char errbuf[DP_ERRBUF_SIZE];
@@ -327,6 +331,200 @@ static void test_stdout_full(void)
     CHECK_EQ_INT(sh(out, sizeof out, "%s split --help 2>&1 >/dev/null", b), 0);
 }
 
+/* ---- the corpus of the repository, preprocessed once ---- */
+
+static const char *corpus_dataset(void)
+{
+    static char ds[600];
+    static int tried;
+    if (tried)
+        return ds[0] ? ds : NULL;
+    tried = 1;
+    if (access("data/corpus/labels.tsv", R_OK) != 0)
+        return NULL;
+    snprintf(ds, sizeof ds, "%s/corpus-ds", dp_test_tmpdir());
+    dp_preprocess_opts o;
+    dp_preprocess_opts_init(&o);
+    o.src_dir = "data/corpus";
+    o.dst_dir = ds;
+    o.labels_path = "data/corpus/labels.tsv";
+    o.progress = 0;
+    o.threads = 2;
+    o.warn = NULL;
+    int saved = dup(2), devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 2); /* the notes about README.md and labels.tsv */
+    int rc = dp_preprocess_run(&o, NULL, errbuf);
+    dup2(saved, 2);
+    close(saved);
+    close(devnull);
+    if (rc != 0) {
+        fprintf(stderr, "  preprocess data/corpus: %s\n", errbuf);
+        ds[0] = 0;
+        return NULL;
+    }
+    return ds;
+}
+
+static int same_file(const char *a, const char *b)
+{
+    size_t la, lb;
+    char *x = slurp(a, &la), *y = slurp(b, &lb);
+    int same = x && y && la == lb && memcmp(x, y, la) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+/* 1 when the two split folders hold the same files, byte for byte. */
+static int same_split(const char *a, const char *b)
+{
+    static const char *const files[] = {"train/vectors.npy", "train/labels.npy", "train/meta.npy",
+                                        "train/classes.tsv", "train/task", "test/vectors.npy",
+                                        "test/labels.npy", "test/meta.npy", "test/classes.tsv",
+                                        "test/task", "data_card.json", "data_card.md"};
+    for (int t = 0; t < DP_NTASKS; t++)
+        for (size_t k = 0; k < sizeof files / sizeof *files; k++) {
+            char pa[900], pb[900];
+            snprintf(pa, sizeof pa, "%s/%s/%s", a, dp_task_dir[t], files[k]);
+            snprintf(pb, sizeof pb, "%s/%s/%s", b, dp_task_dir[t], files[k]);
+            if (!same_file(pa, pb))
+                return 0;
+        }
+    return 1;
+}
+
+/* Names in dir that contain ".tmp." (temp files or folders left behind). */
+static int count_tmp(const char *dir)
+{
+    char out[4096];
+    sh(out, sizeof out, "find '%s' -name '*.tmp.*' | wc -l", dir);
+    return atoi(out);
+}
+
+/* ---- 4. a split folder is atomic as a whole, and locked ---- */
+
+static void test_split_atomic(void)
+{
+    const char *b = bin(), *ds = corpus_dataset();
+    if (!b || !ds)
+        SKIP("no deeppacket binary or no data/corpus");
+    char *s1 = tmp("split-s1"), *s2 = tmp("split-s2"), *t = tmp("split-target");
+    char out[8192];
+    CHECK_EQ_INT(sh(out, sizeof out, "%s split -q -s %s -t %s --seed 1 2>&1", b, ds, s1), 0);
+    CHECK_EQ_INT(sh(out, sizeof out, "%s split -q -s %s -t %s --seed 2 2>&1", b, ds, s2), 0);
+    CHECK(!same_split(s1, s2)); /* the seeds give different splits */
+    CHECK_EQ_INT(sh(out, sizeof out, "%s split -q -s %s -t %s --seed 1 2>&1", b, ds, t), 0);
+    /* killed at each commit of a rerun with another seed, and just before the
+     * swap: the old split stays whole */
+    for (int k = 1; k <= 3; k++) {
+        CHECK(sh(out, sizeof out, "DP_TEST_KILL_AT=commit:%d %s split -q -s %s -t %s --seed 2 2>&1", 4 * k, b,
+                 ds, t) != 0);
+        CHECK(same_split(t, s1));
+    }
+    CHECK(sh(out, sizeof out, "DP_TEST_KILL_AT=swap:1 %s split -q -s %s -t %s --seed 2 2>&1", b, ds, t) != 0);
+    CHECK(same_split(t, s1));
+    CHECK(count_tmp(dp_test_tmpdir()) > 0); /* what the kills left */
+    /* the rerun: the new split, whole, and no temp folder left */
+    CHECK_EQ_INT(sh(out, sizeof out, "%s split -q -s %s -t %s --seed 2 2>&1", b, ds, t), 0);
+    CHECK(same_split(t, s2));
+    CHECK_EQ_INT(count_tmp(dp_test_tmpdir()), 0);
+    /* one task: the other task's folder is kept as it was */
+    CHECK_EQ_INT(sh(out, sizeof out, "%s split -q -s %s -t %s --seed 1 --task app 2>&1", b, ds, t), 0);
+    char pa[900], pb[900];
+    snprintf(pa, sizeof pa, "%s/traffic_classification/test/labels.npy", t);
+    snprintf(pb, sizeof pb, "%s/traffic_classification/test/labels.npy", s2);
+    CHECK(same_file(pa, pb));
+    snprintf(pa, sizeof pa, "%s/application_classification/test/labels.npy", t);
+    snprintf(pb, sizeof pb, "%s/application_classification/test/labels.npy", s1);
+    CHECK(same_file(pa, pb));
+}
+
+static void test_split_lock(void)
+{
+    const char *ds = corpus_dataset();
+    if (!ds)
+        SKIP("no data/corpus");
+    char *t = tmp("split-locked");
+    int fd = dp_lock_target(t, "split", errbuf);
+    CHECK(fd >= 0);
+    dp_split_opts o;
+    dp_split_opts_default(&o);
+    o.out = NULL;
+    char pid[32];
+    snprintf(pid, sizeof pid, "pid %ld", (long)getpid());
+    CHECK(dp_split_run(ds, t, &o, errbuf) == -1);
+    CHECK_STR_CONTAINS(errbuf, "split-locked.lock");
+    CHECK_STR_CONTAINS(errbuf, pid);
+    struct stat st;
+    CHECK(stat(t, &st) != 0); /* nothing written */
+    close(fd);
+    CHECK(dp_split_run(ds, t, &o, errbuf) == 0);
+}
+
+/* ---- 13. train checks its task, its training set on --resume, and locks MODEL ---- */
+
+static void train_opts(dp_train_opts *o, const char *dir, const char *model, int task)
+{
+    dp_train_opts_default(o);
+    o->train_dir = dir;
+    o->model_path = model;
+    o->task = task;
+    o->quiet = 1;
+    o->cnn_channels = 2;
+    o->hp.threads = 1;
+    o->hp.epochs = 1;
+}
+
+static void test_train_checks(void)
+{
+    const char *ds = corpus_dataset();
+    if (!ds)
+        SKIP("no data/corpus");
+    char *sp = tmp("train-split"), *sp2 = tmp("train-split2");
+    dp_split_opts so;
+    dp_split_opts_default(&so);
+    so.out = NULL;
+    CHECK(dp_split_run(ds, sp, &so, errbuf) == 0);
+    so.seed = 5;
+    CHECK(dp_split_run(ds, sp2, &so, errbuf) == 0);
+    char trd[900], trd2[900], appd[900];
+    snprintf(trd, sizeof trd, "%s/traffic_classification/train", sp);
+    snprintf(trd2, sizeof trd2, "%s/traffic_classification/train", sp2);
+    snprintf(appd, sizeof appd, "%s/application_classification/train", sp);
+    char *model = tmp("checks.model");
+    dp_train_opts o;
+    /* -t app on a traffic training set */
+    train_opts(&o, trd, model, DP_TASK_APP);
+    CHECK(dp_train_run(&o, errbuf) == -1);
+    CHECK_STR_CONTAINS(errbuf, "traffic task");
+    CHECK_STR_CONTAINS(errbuf, trd);
+    /* an older split folder without its task file: the folder name says it */
+    char tf[1000];
+    snprintf(tf, sizeof tf, "%s/task", appd);
+    CHECK(unlink(tf) == 0);
+    train_opts(&o, appd, model, DP_TASK_TRAFFIC);
+    CHECK(dp_train_run(&o, errbuf) == -1);
+    CHECK_STR_CONTAINS(errbuf, "app task");
+    /* --resume against another training set */
+    train_opts(&o, trd, model, DP_TASK_TRAFFIC);
+    CHECK(dp_train_run(&o, errbuf) == 0);
+    train_opts(&o, trd2, model, DP_TASK_TRAFFIC);
+    o.resume = 1;
+    o.hp.epochs = 2; /* extends the finished run */
+    CHECK(dp_train_run(&o, errbuf) == -1);
+    CHECK_STR_CONTAINS(errbuf, "another training set");
+    /* ... and against its own it goes on */
+    o.train_dir = trd;
+    CHECK(dp_train_run(&o, errbuf) == 0);
+    /* a second train writing the same model fails at once */
+    int fd = dp_lock_target(model, "train", errbuf);
+    CHECK(fd >= 0);
+    train_opts(&o, trd, model, DP_TASK_TRAFFIC);
+    CHECK(dp_train_run(&o, errbuf) == -1);
+    CHECK_STR_CONTAINS(errbuf, "checks.model.lock");
+    close(fd);
+}
+
 int main(void)
 {
     dp_test_prog = "test_reliability";
@@ -339,5 +537,8 @@ int main(void)
     DP_RUN(test_stale_tmp);
     DP_RUN(test_signal_removes_tmp);
     DP_RUN(test_stdout_full);
+    DP_RUN(test_split_atomic);
+    DP_RUN(test_split_lock);
+    DP_RUN(test_train_checks);
     return dp_test_end();
 }

@@ -242,6 +242,17 @@ void dp_tmp_cleanup_on_signals(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
+void dp_test_kill_point(const char *phase)
+{
+    static long count;
+    const char *e = getenv("DP_TEST_KILL_AT");
+    size_t n = strlen(phase);
+    if (!e || strncmp(e, phase, n) != 0 || e[n] != ':')
+        return;
+    if (__atomic_add_fetch(&count, 1, __ATOMIC_SEQ_CST) == atol(e + n + 1))
+        raise(SIGKILL);
+}
+
 /* ---- output files ---------------------------------------------------------------- */
 
 static void afile_free(dp_afile *af)
@@ -328,8 +339,10 @@ int dp_afile_commit(dp_afile *af, char *errbuf)
     if (af->f != stdout && fclose(af->f) != 0 && rc == 0)
         rc = dp_errno(errbuf, "%s: close failed", name);
     af->f = NULL;
-    if (rc == 0 && af->tmp)
+    if (rc == 0 && af->tmp) {
+        dp_test_kill_point("commit");
         rc = dp_rename_durable(af->tmp, af->path, errbuf);
+    }
     else if (rc == 0 && af->through == 2)
         rc = dp_fsync_parent(af->path, errbuf); /* a live file: its creation */
     if (rc != 0 && af->tmp)
@@ -361,6 +374,82 @@ int dp_write_file_atomic(const char *path, const void *buf, size_t n, char *errb
         return -1;
     }
     return dp_afile_commit(&af, errbuf);
+}
+
+/* ---- folders --------------------------------------------------------------------- */
+
+int dp_link_tree(const char *from, const char *to, char *errbuf)
+{
+    struct stat st;
+    if (lstat(from, &st) != 0)
+        return dp_errno(errbuf, "%s: cannot read", from);
+    if (S_ISLNK(st.st_mode)) {
+        char target[PATH_MAX];
+        ssize_t n = readlink(from, target, sizeof target - 1);
+        if (n < 0)
+            return dp_errno(errbuf, "%s: cannot read symbolic link", from);
+        target[n] = 0;
+        return symlink(target, to) == 0 ? 0 : dp_errno(errbuf, "%s: cannot create link", to);
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        if (!S_ISREG(st.st_mode))
+            return 0; /* sockets, FIFOs: not carried over */
+        return link(from, to) == 0 ? 0 : dp_errno(errbuf, "%s: cannot link %s", to, from);
+    }
+    if (mkdir(to, st.st_mode & 07777) != 0)
+        return dp_errno(errbuf, "%s: cannot create directory", to);
+    DIR *d = opendir(from);
+    if (!d)
+        return dp_errno(errbuf, "%s: cannot read folder", from);
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        char *a = dp_path_join(from, e->d_name), *b = dp_path_join(to, e->d_name);
+        rc = a && b ? dp_link_tree(a, b, errbuf) : dp_err(errbuf, "%s: out of memory", from);
+        free(a);
+        free(b);
+    }
+    closedir(d);
+    return rc;
+}
+
+int dp_swap_dir_into_place(const char *tmp, const char *target, char *errbuf)
+{
+    if (dp_fsync_parent(tmp, errbuf) != 0)
+        return -1;
+    struct stat st;
+    if (lstat(target, &st) != 0) {
+        if (errno != ENOENT)
+            return dp_errno(errbuf, "%s: cannot read", target);
+        return dp_rename_durable(tmp, target, errbuf);
+    }
+    if (!S_ISDIR(st.st_mode))
+        return dp_err(errbuf, "%s: exists and is not a folder", target);
+    dp_test_kill_point("swap");
+    /* one atomic exchange; the old folder is then at tmp */
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, target, RENAME_EXCHANGE) != 0) {
+        if (errno != EINVAL && errno != ENOSYS)
+            return dp_errno(errbuf, "%s: cannot swap %s into place", target, tmp);
+        /* no exchange on this file system: two renames (a crash between
+         * them leaves the old folder at TARGET.old.<pid>, and no target) */
+        size_t n = strlen(target) + 32;
+        char *old = malloc(n);
+        if (!old)
+            return dp_err(errbuf, "%s: out of memory", target);
+        snprintf(old, n, "%s.old.%ld", target, (long)getpid());
+        int rc = rename(target, old) == 0 ? dp_rename_durable(tmp, target, errbuf)
+                                          : dp_errno(errbuf, "%s: cannot move aside", target);
+        if (rc == 0)
+            dp_remove_tree(old);
+        free(old);
+        return rc;
+    }
+    if (dp_fsync_parent(target, errbuf) != 0)
+        return -1;
+    dp_remove_tree(tmp);
+    return 0;
 }
 
 /* ---- locks ------------------------------------------------------------------------ */

@@ -79,6 +79,16 @@ int dp_clean_stale_tmp(const char *dir, const char *prefix);
 /* Removes a file or a folder tree (rm -rf); 0, or -1 with errno set. */
 int dp_remove_tree(const char *path);
 
+/* Recreates the tree at FROM under the new path TO with hard links to its
+ * regular files (symlinks copied, folders made, other files left out):
+ * TO shares the data and costs no copy. FROM and TO on one file system. */
+int dp_link_tree(const char *from, const char *to, char *errbuf);
+/* Puts the folder TMP at TARGET in one step: renamed when TARGET does not
+ * exist, else exchanged with it (renameat2 RENAME_EXCHANGE) and the old
+ * folder removed; the parent folder is fsynced. Until the exchange the old
+ * TARGET stays whole. */
+int dp_swap_dir_into_place(const char *tmp, const char *target, char *errbuf);
+
 /* Temp paths to remove when the process is stopped by a signal: register
  * returns a slot (-1 when full: the path is then only cleaned by a later
  * run), unregister frees it. */
@@ -96,6 +106,13 @@ void dp_tmp_cleanup_on_signals(void);
  * when another process holds it. Returns the lock's fd (close it to
  * release), or -1 with a message. what names the holder ("split"). */
 int dp_lock_target(const char *target, const char *what, char *errbuf);
+
+/* Tests only: with DP_TEST_KILL_AT=PHASE:N in the environment, the N-th
+ * call with that phase kills the process (SIGKILL), as a crash there
+ * would. Phases: "commit" (dp_afile_commit, before the rename), "swap"
+ * (dp_swap_dir_into_place, before the exchange), "pp-commit" (preprocess,
+ * between its commit steps). */
+void dp_test_kill_point(const char *phase);
 
 /* Writes to stdout failed (or fail at flush)? -1 with a message, else 0. */
 int dp_check_stdout(char *errbuf);
