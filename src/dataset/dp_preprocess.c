@@ -129,6 +129,8 @@ typedef struct capfile {
     int spilled;            /* its records went to a part file (under run.mu) */
     int from_part;          /* reused the part file of an earlier run */
     int journaled;          /* already in the partial arrays (earlier run) */
+    int unreadable;         /* could not be opened or read (permissions...): a
+                             * rerun reads it again */
     chunk *qh, *qt;         /* its chunks waiting for the merge (under run.mu) */
     uint64_t part_bytes;    /* record bytes in its part file */
     uint64_t rows_end;      /* rows of the arrays once it is merged */
@@ -140,6 +142,7 @@ typedef struct capfile {
 typedef struct run {
     const dp_preprocess_opts *o;
     char *src, *dst, *parts;
+    int replacing;          /* the previous dataset's files are being replaced */
     capfile *files;
     size_t nfiles, ncaptures;
     size_t *queue;          /* indices into files, in file order */
@@ -640,6 +643,7 @@ static int process_capture(run *r, capfile *cf, wstate *ws, uint8_t *vec, char *
     char ceb[DP_ERRBUF_SIZE] = "";
     c = dp_capture_open_file(cf->path, ceb);
     if (!c) {
+        cf->unreadable = 1;
         add_status(cf, strip_path(ceb, cf->path));
         warn(r, cf->path, 0, "%s; skipped", cf->status);
     } else {
@@ -835,6 +839,20 @@ static uint64_t fingerprint(const run *r, const char *label_text)
     return h;
 }
 
+/* 1 when the dataset's summary.json counts files that could not be read:
+ * such a dataset is never up to date (a rerun reads them again). */
+static int summary_has_unreadable(const char *dir)
+{
+    char *sp = dp_path_join(dir, "summary.json");
+    char *json = sp ? dp_read_file(sp, NULL, NULL) : NULL;
+    const char *key = "\"unreadable\": ";
+    const char *p = json ? strstr(json, key) : NULL;
+    int has = p && strtoull(p + strlen(key), NULL, 10) > 0;
+    free(json);
+    free(sp);
+    return has;
+}
+
 int dp_preprocess_complete(const char *dir)
 {
     for (size_t i = 0; i < N_OUT; i++) {
@@ -988,7 +1006,10 @@ static void write_json(FILE *f, const run *r, const dp_labels *t, const dp_prepr
         fprintf(f, "}");
         idx++;
     }
-    fprintf(f, "\n  ],\n  \"not_captures\": [");
+    size_t unreadable = 0;
+    for (size_t i = 0; i < r->nfiles; i++)
+        unreadable += r->files[i].unreadable;
+    fprintf(f, "\n  ],\n  \"unreadable\": %zu,\n  \"not_captures\": [", unreadable);
     int first = 1;
     for (size_t i = 0; i < r->nfiles; i++)
         if (!r->files[i].is_capture) {
@@ -1141,6 +1162,8 @@ static size_t journal_load(run *r, uint64_t jhash, off_t **ends)
             break;
         if (ord != k || relhash != cf->relhash || size != cf->size || mtime != cf->mtime_ns ||
             rows_end != rows + kept)
+            break;
+        if (frames == 0 && line[used]) /* nothing read, with a problem (unreadable?): read it again */
             break;
         cf->frames = frames;
         cf->kept = kept;
@@ -1372,10 +1395,26 @@ static int merge_part(const run *r, merger *m, const capfile *cf, uint32_t file_
     return rc;
 }
 
-/* Commits the four arrays to their final names in the dataset folder. */
-static int merger_commit(const run *r, merger *m, char *errbuf)
+/* Commits the four arrays to their final names in the dataset folder, in
+ * steps that a rerun resumes from: (1) every array's rows fsynced, (2) every
+ * final header written and fsynced, (3) the old dataset's summary.json
+ * removed (from here the folder is incomplete) and the renames. */
+static int merger_commit(run *r, merger *m, char *errbuf)
 {
     int rc = 0;
+    for (int k = 0; k < 4 && rc == 0; k++) {
+        rc = dp_npy_append_finish(&m->w[k], errbuf);
+        dp_test_kill_point("pp-commit");
+    }
+    for (int k = 0; k < 4 && rc == 0; k++) {
+        rc = dp_npy_append_final_header(&m->w[k], errbuf);
+        dp_test_kill_point("pp-commit");
+    }
+    char *sj = dp_path_join(r->dst, "summary.json");
+    r->replacing = rc == 0;
+    if (rc == 0 && (!sj || (unlink(sj) != 0 && errno != ENOENT)))
+        rc = dp_errno(errbuf, "%s: cannot remove", sj ? sj : r->dst);
+    free(sj);
     for (int k = 0; k < 4 && rc == 0; k++) {
         char *p = dp_path_join(r->dst, out_names[k]);
         rc = p ? dp_npy_append_commit(&m->w[k], p, errbuf) : dp_err(errbuf, "out of memory");
@@ -1402,6 +1441,45 @@ static void remove_parts(const run *r)
         unlink(jp);
     free(jp);
     rmdir(r->parts);
+}
+
+/* Bytes the files of a folder use on disk (not recursive). */
+static uint64_t folder_bytes(const char *dir)
+{
+    uint64_t total = 0;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        char *p = dp_path_join(dir, e->d_name);
+        struct stat st;
+        if (p && e->d_name[0] != '.' && stat(p, &st) == 0 && S_ISREG(st.st_mode))
+            total += (uint64_t)st.st_blocks * 512;
+        free(p);
+    }
+    if (d)
+        closedir(d);
+    return total;
+}
+
+/* After a failed run: says in errbuf what state the target is in. The
+ * parts folder (the work a rerun resumes) is kept, but removed when the
+ * disk is full, since it is what fills it. */
+static void report_failure(const run *r, int had_dataset, int full_disk, char *errbuf)
+{
+    struct stat st;
+    if (!errbuf || !r->parts || stat(r->parts, &st) != 0)
+        return;
+    uint64_t bytes = folder_bytes(r->parts);
+    size_t n = strlen(errbuf);
+    const char *prev = r->replacing  ? "the dataset is incomplete (no summary.json)"
+                       : had_dataset ? "the previous dataset is unchanged"
+                                     : "no dataset yet";
+    if (full_disk && dp_remove_tree(r->parts) == 0)
+        snprintf(errbuf + n, DP_ERRBUF_SIZE - n, "; %s; removed %s (%.1f MB of partial work) to free the disk",
+                 prev, r->parts, bytes / 1e6);
+    else
+        snprintf(errbuf + n, DP_ERRBUF_SIZE - n, "; %s; %s keeps %.1f MB of partial work for a rerun to "
+                 "resume (delete it to free the space)", prev, r->parts, bytes / 1e6);
 }
 
 /* Removes temp files of earlier runs in the target, and in the parts folder
@@ -1451,6 +1529,41 @@ static void clean_stale(run *r)
     closedir(d);
 }
 
+/* 1 when DST is the source folder or lies inside it (DST need not exist:
+ * its nearest existing folder is looked at, symlinks resolved). */
+static int inside_source(const char *dst, const struct stat *src)
+{
+    char *p = strdup(dst), *real = NULL;
+    while (p && !(real = realpath(p, NULL))) {
+        char *sl = strrchr(p, '/');
+        if (!sl) {
+            free(p);
+            p = strdup(".");
+            continue;
+        }
+        if (sl == p)
+            sl[1] = 0;
+        else
+            *sl = 0;
+    }
+    free(p);
+    int inside = 0;
+    for (char *end = real ? real + strlen(real) : NULL; end && !inside;) {
+        struct stat st;
+        char c = *end;
+        *end = 0;
+        inside = stat(real[0] ? real : "/", &st) == 0 && st.st_dev == src->st_dev && st.st_ino == src->st_ino;
+        *end = c;
+        if (end == real)
+            break;
+        do
+            end--;
+        while (end > real && *end != '/');
+    }
+    free(real);
+    return inside;
+}
+
 void dp_preprocess_opts_init(dp_preprocess_opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -1477,6 +1590,7 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
     memset(&table, 0, sizeof table);
     char *label_text = NULL;
     int dirfd = -1, rc = -1;
+    int had_dataset = -1; /* -1: not yet looked at (the run had not started) */
     pthread_t *th = NULL;
     size_t nth = 0;
     char *ap = NULL;
@@ -1524,6 +1638,11 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
             goto out;
     }
 
+    if (inside_source(r->dst, &sst)) {
+        dp_err(errbuf, "%s: the dataset folder is the capture folder %s or lies inside it; give a target "
+               "outside it", r->dst, r->src);
+        goto out;
+    }
     if (dp_mkdirs(r->dst, errbuf) != 0)
         goto out;
     dirfd = open(r->dst, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1561,7 +1680,8 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
 
     /* complete and unchanged? */
     uint64_t fp = fingerprint(r, label_text);
-    if (r->nfiles && dp_preprocess_complete(r->dst)) {
+    had_dataset = dp_preprocess_complete(r->dst);
+    if (r->nfiles && had_dataset && !summary_has_unreadable(r->dst)) {
         char *sp = dp_path_join(r->dst, "summary.json");
         char *json = sp ? dp_read_file(sp, NULL, NULL) : NULL;
         char have[64], want[32], num[32];
@@ -1579,6 +1699,7 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
         free(json);
         free(sp);
         if (st->up_to_date) {
+            dp_remove_tree(r->parts); /* what a killed rerun of other sources left */
             rc = 0;
             goto out;
         }
@@ -1600,6 +1721,7 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
             if (++notes <= MAX_NOTES)
                 warn(r, cf->path, 1, "%s; skipped", strip_path(peb, cf->path));
         } else {
+            cf->unreadable = 1;
             warn(r, cf->path, 0, "%s; skipped", strip_path(peb, cf->path));
         }
     }
@@ -1619,14 +1741,7 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
              "will be unlabelled; is --labels right?",
              o->labels_path ? o->labels_path : "built-in ISCX table");
 
-    /* from here on the dataset is being rewritten: drop the completion mark */
-    char *sj = dp_path_join(r->dst, "summary.json");
-    if (!sj || (unlink(sj) != 0 && errno != ENOENT)) {
-        dp_errno(errbuf, "%s: cannot remove", sj ? sj : r->dst);
-        free(sj);
-        goto out;
-    }
-    free(sj);
+    /* the previous dataset (if any) stays whole until merger_commit */
     if (mkdir(r->parts, 0777) != 0 && errno != EEXIST) {
         dp_errno(errbuf, "%s: cannot create directory", r->parts);
         goto out;
@@ -1855,6 +1970,7 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
 out:
     if (r->progress_on)
         dp_progress_done(&r->prog);
+    int full_disk = rc != 0 && errbuf && strstr(errbuf, strerror(ENOSPC)) != NULL;
     if (nth) { /* a failure while workers run: stop them */
         pthread_mutex_lock(&r->mu);
         r->stop = 1;
@@ -1866,6 +1982,8 @@ out:
     }
     /* the partial arrays and the journal stay for a rerun */
     merger_close(&M);
+    if (rc != 0 && had_dataset >= 0)
+        report_failure(r, had_dataset, full_disk, errbuf);
     for (size_t i = 0; i < r->nfiles; i++)
         for (chunk *c = r->files[i].qh, *n; c; c = n) {
             n = c->next;
