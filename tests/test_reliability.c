@@ -525,6 +525,163 @@ static void test_train_checks(void)
     close(fd);
 }
 
+/* ---- preprocess: resume from the commit phase, keep the previous dataset ---- */
+
+static int run_pp(const char *src, const char *dst, dp_preprocess_stats *st, char *eb)
+{
+    dp_preprocess_opts o;
+    dp_preprocess_opts_init(&o);
+    o.src_dir = src;
+    o.dst_dir = dst;
+    o.labels_path = "data/corpus/labels.tsv";
+    o.progress = 0;
+    o.threads = 2;
+    int saved = dup(2), devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 2); /* notes about the non-captures */
+    int rc = dp_preprocess_run(&o, st, eb);
+    dup2(saved, 2);
+    close(saved);
+    close(devnull);
+    return rc;
+}
+
+static int same_dataset(const char *a, const char *b)
+{
+    static const char *const files[] = {"vectors.npy", "app.npy", "traffic.npy", "meta.npy", "files.tsv"};
+    for (size_t k = 0; k < sizeof files / sizeof *files; k++) {
+        char pa[900], pb[900];
+        snprintf(pa, sizeof pa, "%s/%s", a, files[k]);
+        snprintf(pb, sizeof pb, "%s/%s", b, files[k]);
+        if (!same_file(pa, pb))
+            return 0;
+    }
+    return 1;
+}
+
+/* 8. killed at each step of the commit, the rerun resumes: it reads no
+ * capture again and writes the same bytes. */
+static void test_pp_commit_resume(void)
+{
+    const char *b = bin(), *ref = corpus_dataset();
+    if (!b || !ref)
+        SKIP("no deeppacket binary or no data/corpus");
+    char out[8192];
+    for (int k = 1; k <= 8; k += 3) {
+        char dst[700];
+        snprintf(dst, sizeof dst, "%s/pp-commit-%d", dp_test_tmpdir(), k);
+        int rc = sh(out, sizeof out, "DP_TEST_KILL_AT=pp-commit:%d %s preprocess -q -j 2 -s data/corpus -t %s "
+                    "--labels data/corpus/labels.tsv 2>&1", k, b, dst);
+        CHECK(rc != 0); /* killed */
+        CHECK(!dp_preprocess_complete(dst));
+        dp_preprocess_stats st;
+        CHECK_EQ_INT(run_pp("data/corpus", dst, &st, errbuf), 0);
+        CHECK_EQ_INT(st.processed, 0);
+        CHECK_EQ_INT(st.reused, st.captures);
+        CHECK(same_dataset(dst, ref));
+        CHECK_EQ_INT(count_tmp(dst), 0);
+    }
+}
+
+/* 9. a rerun that fails or is killed leaves the previous dataset complete and
+ * as it was, and says so. */
+static void test_pp_failed_rerun(void)
+{
+    const char *b = bin(), *ref = corpus_dataset();
+    if (!b || !ref)
+        SKIP("no deeppacket binary or no data/corpus");
+    char *src = tmp("pp-src"), *dst = tmp("pp-keep"), out[8192];
+    CHECK_EQ_INT(sh(NULL, 0, "cp -r data/corpus %s", src), 0);
+    CHECK_EQ_INT(run_pp(src, dst, NULL, errbuf), 0);
+    /* the sources change; the rerun is killed in the commit, before the renames */
+    CHECK_EQ_INT(sh(NULL, 0, "touch -d '2020-01-01' %s/chat_01.pcap", src), 0);
+    CHECK(sh(out, sizeof out, "DP_TEST_KILL_AT=pp-commit:6 %s preprocess -q -s %s -t %s "
+             "--labels data/corpus/labels.tsv 2>&1", b, src, dst) != 0);
+    CHECK(dp_preprocess_complete(dst));
+    CHECK(same_dataset(dst, ref));
+    /* a rerun that fails (files limited to 1 MB: writes fail with EFBIG) */
+    CHECK_EQ_INT(sh(NULL, 0, "touch -d '2020-01-02' %s/chat_01.pcap", src), 0);
+    CHECK_EQ_INT(sh(out, sizeof out, "trap '' XFSZ; ulimit -f 1024; %s preprocess -q -s %s -t %s "
+                    "--labels data/corpus/labels.tsv 2>&1", b, src, dst), 1);
+    CHECK_STR_CONTAINS(out, "the previous dataset is unchanged");
+    CHECK_STR_CONTAINS(out, ".parts keeps");
+    CHECK(dp_preprocess_complete(dst));
+    CHECK(same_dataset(dst, ref));
+    /* and the next run completes */
+    dp_preprocess_stats st;
+    CHECK_EQ_INT(run_pp(src, dst, &st, errbuf), 0);
+    CHECK(same_dataset(dst, ref));
+}
+
+/* 6. a capture that could not be read is read on the rerun. Permissions do
+ * not stop root: the runs are made as nobody (65534) then. */
+static int pp_as_user(const char *src, const char *dst, uint64_t *packets)
+{
+    fflush(NULL);
+    int pfd[2];
+    if (pipe(pfd) != 0)
+        return -1;
+    pid_t c = fork();
+    if (c == 0) {
+        close(pfd[0]);
+        if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0))
+            _exit(3);
+        char eb[DP_ERRBUF_SIZE];
+        dp_preprocess_stats st;
+        memset(&st, 0, sizeof st);
+        int rc = run_pp(src, dst, &st, eb);
+        if (write(pfd[1], &st.packets, sizeof st.packets) != (ssize_t)sizeof st.packets)
+            _exit(4);
+        _exit(rc == 0 ? 0 : 1);
+    }
+    close(pfd[1]);
+    *packets = 0;
+    ssize_t n = read(pfd[0], packets, sizeof *packets);
+    close(pfd[0]);
+    int st;
+    waitpid(c, &st, 0);
+    return n == (ssize_t)sizeof *packets && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_pp_unreadable_retried(void)
+{
+    if (access("data/corpus/labels.tsv", R_OK) != 0)
+        SKIP("no data/corpus");
+    char base[] = "/tmp/dprel.XXXXXX";
+    CHECK(mkdtemp(base) != NULL);
+    chmod(base, 0777);
+    char src[300], dst[300], cap[400], out[256];
+    snprintf(src, sizeof src, "%s/src", base);
+    snprintf(dst, sizeof dst, "%s/ds", base);
+    snprintf(cap, sizeof cap, "%s/chat_02.pcap", src);
+    CHECK_EQ_INT(sh(NULL, 0, "mkdir -p %s && cp data/corpus/chat_01.pcap data/corpus/chat_02.pcap %s && "
+                    "chmod -R a+rwX %s", src, src, base), 0);
+    uint64_t all = 0, some = 0, again = 0;
+    char dst_all[300];
+    snprintf(dst_all, sizeof dst_all, "%s/ds-all", base);
+    CHECK_EQ_INT(pp_as_user(src, dst_all, &all), 0);
+    CHECK_EQ_INT(chmod(cap, 0), 0);
+    CHECK_EQ_INT(pp_as_user(src, dst, &some), 0);
+    CHECK(some > 0 && some < all); /* chat_02 skipped */
+    CHECK_EQ_INT(chmod(cap, 0644), 0);
+    CHECK_EQ_INT(pp_as_user(src, dst, &again), 0);
+    CHECK_EQ_INT(again, all); /* read this time */
+    CHECK(same_dataset(dst, dst_all));
+    sh(out, sizeof out, "rm -rf %s", base);
+}
+
+/* 16. the target may not be the source or lie inside it */
+static void test_pp_target_inside_source(void)
+{
+    char *src = tmp("pp-in"), *in = tmp("pp-in/ds");
+    CHECK_EQ_INT(sh(NULL, 0, "mkdir -p %s && cp data/corpus/chat_01.pcap %s", src, src), 0);
+    CHECK_EQ_INT(run_pp(src, src, NULL, errbuf), -1);
+    CHECK_STR_CONTAINS(errbuf, "inside");
+    CHECK_EQ_INT(run_pp(src, in, NULL, errbuf), -1);
+    CHECK_STR_CONTAINS(errbuf, "pp-in/ds");
+    struct stat st;
+    CHECK(stat(in, &st) != 0); /* not created */
+}
+
 int main(void)
 {
     dp_test_prog = "test_reliability";
@@ -540,5 +697,9 @@ int main(void)
     DP_RUN(test_split_atomic);
     DP_RUN(test_split_lock);
     DP_RUN(test_train_checks);
+    DP_RUN(test_pp_commit_resume);
+    DP_RUN(test_pp_failed_rerun);
+    DP_RUN(test_pp_unreadable_retried);
+    DP_RUN(test_pp_target_inside_source);
     return dp_test_end();
 }

@@ -1906,7 +1906,8 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
 
     /* commit the arrays, drop the parts, then the text outputs, summary.json last */
     double tm = tp + st->seconds_parts;
-    if (merger_commit(r, &M, errbuf) != 0)
+    /* every capture in the journal first, so that a kill in the commit resumes */
+    if (journal_sync(r, &M, 1, errbuf) != 0 || merger_commit(r, &M, errbuf) != 0)
         goto out;
     remove_parts(r);
     mem = open_memstream(&ap, &alen);
