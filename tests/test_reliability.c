@@ -461,6 +461,24 @@ static void test_split_lock(void)
     CHECK(dp_split_run(ds, t, &o, errbuf) == 0);
 }
 
+/* The corpus split with the default options, made once. */
+static const char *corpus_split(void)
+{
+    static char sp[600];
+    const char *ds = corpus_dataset();
+    if (sp[0] || !ds)
+        return ds ? sp : NULL;
+    snprintf(sp, sizeof sp, "%s/corpus-split", dp_test_tmpdir());
+    dp_split_opts so;
+    dp_split_opts_default(&so);
+    so.out = NULL;
+    if (dp_split_run(ds, sp, &so, errbuf) != 0) {
+        fprintf(stderr, "  split: %s\n", errbuf);
+        return NULL;
+    }
+    return sp;
+}
+
 /* ---- 13. train checks its task, its training set on --resume, and locks MODEL ---- */
 
 static void train_opts(dp_train_opts *o, const char *dir, const char *model, int task)
@@ -480,13 +498,13 @@ static void test_train_checks(void)
     const char *ds = corpus_dataset();
     if (!ds)
         SKIP("no data/corpus");
-    char *sp = tmp("train-split"), *sp2 = tmp("train-split2");
+    const char *sp = corpus_split();
+    char *sp2 = tmp("train-split2");
     dp_split_opts so;
     dp_split_opts_default(&so);
     so.out = NULL;
-    CHECK(dp_split_run(ds, sp, &so, errbuf) == 0);
     so.seed = 5;
-    CHECK(dp_split_run(ds, sp2, &so, errbuf) == 0);
+    CHECK(sp && dp_split_run(ds, sp2, &so, errbuf) == 0);
     char trd[900], trd2[900], appd[900];
     snprintf(trd, sizeof trd, "%s/traffic_classification/train", sp);
     snprintf(trd2, sizeof trd2, "%s/traffic_classification/train", sp2);
@@ -523,6 +541,38 @@ static void test_train_checks(void)
     CHECK(dp_train_run(&o, errbuf) == -1);
     CHECK_STR_CONTAINS(errbuf, "checks.model.lock");
     close(fd);
+}
+
+/* ---- 16. test: an impossible report folder and an empty test set fail at once ---- */
+
+static void test_test_command(void)
+{
+    const char *b = bin(), *sp = corpus_split();
+    if (!b || !sp)
+        SKIP("no deeppacket binary or no data/corpus");
+    char trd[900], ted[900], *model = tmp("test-cmd.model");
+    snprintf(trd, sizeof trd, "%s/traffic_classification/train", sp);
+    snprintf(ted, sizeof ted, "%s/traffic_classification/test", sp);
+    dp_train_opts o;
+    train_opts(&o, trd, model, DP_TASK_TRAFFIC);
+    CHECK(dp_train_run(&o, errbuf) == 0);
+    char out[8192];
+    /* the report folder cannot be made: fails before the table is printed */
+    CHECK_EQ_INT(sh(out, sizeof out, "%s test -d %s -m %s -o /dev/null/report 2>&1", b, ted, model), 1);
+    CHECK_STR_CONTAINS(out, "/dev/null/report");
+    CHECK(strstr(out, "recall") == NULL);
+    /* a test set of 0 rows */
+    char *empty = tmp("empty-test"), p[900];
+    CHECK(dp_mkdirs(empty, errbuf) == 0);
+    snprintf(p, sizeof p, "%s/vectors.npy", empty);
+    CHECK(dp_npy_save(p, DP_NPY_U1, 1, DP_VEC_LEN, "", 0, errbuf) == 0);
+    snprintf(p, sizeof p, "%s/labels.npy", empty);
+    CHECK(dp_npy_save(p, DP_NPY_I2, 2, 0, "", 0, errbuf) == 0);
+    CHECK_EQ_INT(sh(NULL, 0, "cp %s/classes.tsv %s/", ted, empty), 0);
+    CHECK_EQ_INT(sh(out, sizeof out, "%s test -d %s -m %s -o %s/r 2>&1", b, empty, model, empty), 1);
+    CHECK_STR_CONTAINS(out, "no rows");
+    /* and a good one still works */
+    CHECK_EQ_INT(sh(out, sizeof out, "%s test -d %s -m %s -o %s/r 2>&1", b, ted, model, empty), 0);
 }
 
 /* ---- preprocess: resume from the commit phase, keep the previous dataset ---- */
@@ -697,6 +747,7 @@ int main(void)
     DP_RUN(test_split_atomic);
     DP_RUN(test_split_lock);
     DP_RUN(test_train_checks);
+    DP_RUN(test_test_command);
     DP_RUN(test_pp_commit_resume);
     DP_RUN(test_pp_failed_rerun);
     DP_RUN(test_pp_unreadable_retried);

@@ -452,6 +452,25 @@ int dp_swap_dir_into_place(const char *tmp, const char *target, char *errbuf)
     return 0;
 }
 
+int dp_check_writable_dir(const char *dir, char *errbuf)
+{
+    if (dp_mkdirs(dir, errbuf) != 0)
+        return -1;
+    char name[64];
+    snprintf(name, sizeof name, ".write-check.tmp.%ld", (long)getpid());
+    char *p = dp_path_join(dir, name);
+    if (!p)
+        return dp_err(errbuf, "%s: out of memory", dir);
+    int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int rc = fd >= 0 ? 0 : dp_errno(errbuf, "%s: cannot write in this folder", dir);
+    if (fd >= 0) {
+        close(fd);
+        unlink(p);
+    }
+    free(p);
+    return rc;
+}
+
 /* ---- locks ------------------------------------------------------------------------ */
 
 int dp_lock_target(const char *target, const char *what, char *errbuf)

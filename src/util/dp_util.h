@@ -89,6 +89,10 @@ int dp_link_tree(const char *from, const char *to, char *errbuf);
  * TARGET stays whole. */
 int dp_swap_dir_into_place(const char *tmp, const char *target, char *errbuf);
 
+/* Creates DIR (mkdir -p) and checks that a file can be created in it (a
+ * real try: permissions do not stop root, a read-only mount does). */
+int dp_check_writable_dir(const char *dir, char *errbuf);
+
 /* Temp paths to remove when the process is stopped by a signal: register
  * returns a slot (-1 when full: the path is then only cleaned by a later
  * run), unregister frees it. */
