@@ -36,7 +36,9 @@ static void usage(FILE *f)
             "                    ends (65536)\n"
             "  --batch N         packets per model call (64)\n"
             "  --threads N       threads of the matrix library (default: all CPUs)\n"
-            "  -o OUT.jsonl      write verdicts there (atomically) instead of stdout\n"
+            "  -o OUT.jsonl      write verdicts there instead of stdout: atomically for -r,\n"
+            "                    line by line for -i (kill -9 keeps the lines written);\n"
+            "                    a FIFO, device or - is written through, a symlink followed\n"
             "Output: JSON lines {time, source, index, proto, src, sport, dst, dport, class,\n"
             "label, prob, top[3]} (+ end, flow, packets, reason per flow). Summary on stderr.\n");
 }
