@@ -717,7 +717,7 @@ static void test_classify_live_kill9(void)
 
 /* ---- preprocess: resume from the commit phase, keep the previous dataset ---- */
 
-static int run_pp(const char *src, const char *dst, dp_preprocess_stats *st, char *eb)
+static int run_pp_stop(const char *src, const char *dst, size_t stop_after, dp_preprocess_stats *st, char *eb)
 {
     dp_preprocess_opts o;
     dp_preprocess_opts_init(&o);
@@ -726,6 +726,7 @@ static int run_pp(const char *src, const char *dst, dp_preprocess_stats *st, cha
     o.labels_path = "data/corpus/labels.tsv";
     o.progress = 0;
     o.threads = 2;
+    o.stop_after = stop_after;
     int saved = dup(2), devnull = open("/dev/null", O_WRONLY);
     dup2(devnull, 2); /* notes about the non-captures */
     int rc = dp_preprocess_run(&o, st, eb);
@@ -733,6 +734,11 @@ static int run_pp(const char *src, const char *dst, dp_preprocess_stats *st, cha
     close(saved);
     close(devnull);
     return rc;
+}
+
+static int run_pp(const char *src, const char *dst, dp_preprocess_stats *st, char *eb)
+{
+    return run_pp_stop(src, dst, 0, st, eb);
 }
 
 static int same_dataset(const char *a, const char *b)
@@ -799,6 +805,35 @@ static void test_pp_failed_rerun(void)
     /* and the next run completes */
     dp_preprocess_stats st;
     CHECK_EQ_INT(run_pp(src, dst, &st, errbuf), 0);
+    CHECK(same_dataset(dst, ref));
+}
+
+/* 16. a corrupt row in the partial arrays of an interrupted run is found by
+ * the resume (journal checksums): that capture and the later ones are merged
+ * again, and the dataset is the uninterrupted run's. */
+static void test_pp_corrupt_partial(void)
+{
+    const char *ref = corpus_dataset();
+    if (!ref)
+        SKIP("no data/corpus");
+    char *dst = tmp("pp-corrupt");
+    dp_preprocess_stats st;
+    CHECK_EQ_INT(run_pp_stop("data/corpus", dst, 20, &st, errbuf), 0);
+    CHECK_EQ_INT(st.interrupted, 1);
+    /* flip a byte of a row near the end of what was merged */
+    char vp[900];
+    snprintf(vp, sizeof vp, "%s/.parts/vectors.npy.partial", dst);
+    struct stat vs;
+    CHECK(stat(vp, &vs) == 0 && vs.st_size > 128 + 3 * DP_VEC_LEN);
+    int fd = open(vp, O_RDWR);
+    off_t at = 128 + ((vs.st_size - 128) / DP_VEC_LEN - 2) * DP_VEC_LEN + 40;
+    uint8_t byte = 0;
+    CHECK(fd >= 0 && pread(fd, &byte, 1, at) == 1);
+    byte ^= 0x5a;
+    CHECK(pwrite(fd, &byte, 1, at) == 1);
+    close(fd);
+    CHECK_EQ_INT(run_pp("data/corpus", dst, &st, errbuf), 0);
+    CHECK(st.reused < 20);
     CHECK(same_dataset(dst, ref));
 }
 
@@ -892,6 +927,7 @@ int main(void)
     DP_RUN(test_classify_live_kill9);
     DP_RUN(test_pp_commit_resume);
     DP_RUN(test_pp_failed_rerun);
+    DP_RUN(test_pp_corrupt_partial);
     DP_RUN(test_pp_unreadable_retried);
     DP_RUN(test_pp_target_inside_source);
     return dp_test_end();

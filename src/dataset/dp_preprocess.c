@@ -22,7 +22,7 @@ extern const char dp_iscx_labels_tsv[]; /* dataset/iscx_labels.S */
 #define PART_VERSION 3
 #define PART_MAGIC "DPPARTOK"
 #define DATASET_FORMAT "deeppacket-dataset-1"
-#define JOURNAL_FORMAT "deeppacket-journal-1"
+#define JOURNAL_FORMAT "deeppacket-journal-2" /* 2: a checksum of each capture's rows */
 #define REC_HEAD (sizeof(dp_meta) + 2) /* record: meta row, 2-byte length */
 #define REC_MAX (REC_HEAD + DP_VEC_LEN)
 #define CHUNK_SIZE (512 * 1024)  /* records handed to the merge at once */
@@ -134,6 +134,7 @@ typedef struct capfile {
     chunk *qh, *qt;         /* its chunks waiting for the merge (under run.mu) */
     uint64_t part_bytes;    /* record bytes in its part file */
     uint64_t rows_end;      /* rows of the arrays once it is merged */
+    uint64_t rows_hash;     /* row_hash of its rows in the four arrays */
     uint64_t frames, kept;
     uint64_t skipped[DP_VERDICT_COUNT];
     char status[MAX_STATUS]; /* "" when all went well */
@@ -1052,7 +1053,36 @@ typedef struct merger {
     size_t done;            /* captures merged in this run */
     size_t merged, journaled; /* captures (in order) merged / in the journal */
     uint64_t rows;
+    uint64_t hash;          /* row_hash of the capture being merged */
 } merger;
+
+/* A fast checksum of rows as they are in the arrays (8 bytes a step): of
+ * each row, the vector's bytes up to its last non-zero one and their
+ * count, the two labels and the meta row. The journal records it per
+ * capture; a resume reads the rows back and checks it. */
+static uint64_t row_mix(uint64_t h, const uint8_t *p, size_t n)
+{
+    for (; n >= 8; p += 8, n -= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = ((h ^ w) * 0x9e3779b97f4a7c15ULL);
+        h ^= h >> 29;
+    }
+    uint64_t w = (uint64_t)n << 56;
+    memcpy(&w, p, n);
+    h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+    return h ^ (h >> 29);
+}
+
+static uint64_t row_hash(uint64_t h, const uint8_t *vec, size_t used, const int16_t lab[DP_NTASKS],
+                         const uint8_t *meta)
+{
+    h = row_mix(h, vec, used);
+    uint8_t small[8] = {(uint8_t)used, (uint8_t)(used >> 8)};
+    memcpy(small + 2, lab, 2 * DP_NTASKS);
+    h = row_mix(h, small, 2 + 2 * DP_NTASKS);
+    return row_mix(h, meta, sizeof(dp_meta));
+}
 
 static char *arr_tmp_path(const run *r, int k)
 {
@@ -1106,14 +1136,14 @@ static uint64_t journal_hash(const char *label_text)
 /* One journal line for capture number ord (without checksum and newline). */
 static int journal_body(const capfile *cf, size_t ord, char *out, size_t cap)
 {
-    return snprintf(out, cap, "%zu\t%016llx\t%llu\t%lld\t%llu\t%llu\t%llu,%llu,%llu,%llu,%llu,%llu\t%llu\t%s",
+    return snprintf(out, cap, "%zu\t%016llx\t%llu\t%lld\t%llu\t%llu\t%llu,%llu,%llu,%llu,%llu,%llu\t%llu\t%016llx\t%s",
                     ord, (unsigned long long)cf->relhash, (unsigned long long)cf->size,
                     (long long)cf->mtime_ns, (unsigned long long)cf->frames,
                     (unsigned long long)cf->kept, (unsigned long long)cf->skipped[0],
                     (unsigned long long)cf->skipped[1], (unsigned long long)cf->skipped[2],
                     (unsigned long long)cf->skipped[3], (unsigned long long)cf->skipped[4],
                     (unsigned long long)cf->skipped[5], (unsigned long long)cf->rows_end,
-                    cf->status);
+                    (unsigned long long)cf->rows_hash, cf->status);
 }
 
 /* Reads the journal: returns the number of leading captures it validly
@@ -1153,12 +1183,12 @@ static size_t journal_load(run *r, uint64_t jhash, off_t **ends)
         *tab = 0;
         capfile *cf = &r->files[r->caps[k]];
         size_t ord;
-        unsigned long long relhash, size, frames, kept, sk[6], rows_end;
+        unsigned long long relhash, size, frames, kept, sk[6], rows_end, rows_hash;
         long long mtime;
         int used = 0;
-        if (sscanf(line, "%zu\t%llx\t%llu\t%lld\t%llu\t%llu\t%llu,%llu,%llu,%llu,%llu,%llu\t%llu\t%n",
+        if (sscanf(line, "%zu\t%llx\t%llu\t%lld\t%llu\t%llu\t%llu,%llu,%llu,%llu,%llu,%llu\t%llu\t%llx\t%n",
                    &ord, &relhash, &size, &mtime, &frames, &kept, &sk[0], &sk[1], &sk[2], &sk[3],
-                   &sk[4], &sk[5], &rows_end, &used) != 13 || used == 0)
+                   &sk[4], &sk[5], &rows_end, &rows_hash, &used) != 14 || used == 0)
             break;
         if (ord != k || relhash != cf->relhash || size != cf->size || mtime != cf->mtime_ns ||
             rows_end != rows + kept)
@@ -1171,6 +1201,7 @@ static size_t journal_load(run *r, uint64_t jhash, off_t **ends)
             cf->skipped[i] = sk[i];
         snprintf(cf->status, sizeof cf->status, "%s", line + used);
         cf->rows_end = rows_end;
+        cf->rows_hash = rows_hash;
         rows = rows_end;
         k++;
         pos = next;
@@ -1179,6 +1210,42 @@ static size_t journal_load(run *r, uint64_t jhash, off_t **ends)
 out:
     free(text);
     return k;
+}
+
+/* Reads back the rows of the first k journaled captures from the partial
+ * arrays and checks their checksums; returns how many leading captures
+ * match (a corrupt one and all after it are merged again). */
+static size_t verify_rows(const run *r, size_t k)
+{
+    FILE *f[4] = {NULL};
+    size_t ok = 0;
+    for (int a = 0; a < 4; a++) {
+        char *p = arr_tmp_path(r, a);
+        f[a] = p ? fopen(p, "rbe") : NULL;
+        free(p);
+        if (!f[a] || fseeko(f[a], (off_t)dp_npy_header_size(arr_descr[a]), SEEK_SET) != 0)
+            goto out;
+    }
+    uint8_t vec[DP_VEC_LEN], meta[sizeof(dp_meta)];
+    int16_t lab[DP_NTASKS];
+    uint64_t row = 0;
+    for (; ok < k; ok++) {
+        const capfile *cf = &r->files[r->caps[ok]];
+        uint64_t h = 0;
+        for (; row < cf->rows_end; row++) {
+            if (fread(vec, 1, sizeof vec, f[0]) != sizeof vec || fread(&lab[0], 2, 1, f[1]) != 1 ||
+                fread(&lab[1], 2, 1, f[2]) != 1 || fread(meta, 1, sizeof meta, f[3]) != sizeof meta)
+                goto out;
+            h = row_hash(h, vec, vec_used(vec), lab, meta);
+        }
+        if (h != cf->rows_hash)
+            break;
+    }
+out:
+    for (int a = 0; a < 4; a++)
+        if (f[a])
+            fclose(f[a]);
+    return ok;
 }
 
 /* Resumes from the journal and partial arrays of an earlier run, or starts
@@ -1206,6 +1273,11 @@ static int merger_start(run *r, merger *m, const char *label_text, char *errbuf)
         }
         while (k && r->files[r->caps[k - 1]].rows_end > avail)
             k--;
+        size_t good = verify_rows(r, k);
+        if (good < k)
+            warn(r, r->parts, 0, "the rows of %s in the partial arrays are corrupt; merging it and the %zu "
+                 "captures after it again", r->files[r->caps[good]].path, k - good - 1);
+        k = good;
     }
     int resumed = 0;
     if (k) {
@@ -1331,6 +1403,7 @@ static int merge_records(merger *m, const capfile *cf, uint32_t file_index, cons
             return -1;
         memcpy(mr, p, sizeof(dp_meta));
         memcpy(mr, &file_index, sizeof file_index); /* dp_meta.file is its first field */
+        m->hash = row_hash(m->hash, p + REC_HEAD, len, lab, mr);
         p += REC_HEAD + len;
         n -= REC_HEAD + len;
         (*count)++;
@@ -1862,6 +1935,8 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
         }
         M.rows += count;
         cf->rows_end = M.rows;
+        cf->rows_hash = M.hash;
+        M.hash = 0;
         M.merged++;
         M.done++;
         if (journal_sync(r, &M, 0, errbuf) != 0)
