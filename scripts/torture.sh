@@ -72,7 +72,7 @@ note "uninterrupted: preprocess ${T_PP}s, split ${T_SPLIT}s, train ${T_TRAIN}s"
 # of $1 seconds; prints "killed at ..." or "finished ...".
 kill_at_random() { # kill_at_random SECONDS RANDOM_NUMBER
   local T=$1 at pid
-  at=$(echo "scale=3; $T * ($2 % 950 + 25) / 1000" | bc)
+  at=$(echo "scale=3; $T * $(( $2 % 950 + 25 )) / 1000" | bc)
   "${CMD[@]}" >/dev/null 2>>"$W/log" &
   pid=$!
   sleep "$at"
