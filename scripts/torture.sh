@@ -10,7 +10,7 @@
 # copied REPL times under new names (the label prefix kept) into a temporary
 # folder under /tmp (REPL=2: about 230,000 frames). Each phase is killed
 # KILLS times at a random moment within the time an uninterrupted run of it
-# took: preprocess and train then resume (train --resume when MODEL.ckpt
+# took (the i-th kill in the i-th of KILLS slices of that time): preprocess and train then resume (train --resume when MODEL.ckpt
 # exists), split starts over; after every killed split the target must be
 # absent or whole. Exit status 0 when every check passes. The work folder is
 # removed at the end unless KEEP=1.
@@ -68,11 +68,14 @@ packets=$(grep -o '"packets": [0-9]*' "$W/ref/ds/summary.json" | head -1 | grep 
 note "captures: $(ls "$W/caps" | wc -l) files, $frames frames, $packets packets (REPL=$REPL, SEED=$SEED)"
 note "uninterrupted: preprocess ${T_PP}s, split ${T_SPLIT}s, train ${T_TRAIN}s"
 
-# Runs CMD in the background and kills it with SIGKILL after a random part
-# of $1 seconds; prints "killed at ..." or "finished ...".
-kill_at_random() { # kill_at_random SECONDS RANDOM_NUMBER
+# Runs CMD in the background and kills it with SIGKILL at a random moment of
+# the i-th of KILLS equal slices of SECONDS (so that the kills spread over the
+# whole run: early, mid-way, at the commit); prints "killed at ..." or
+# "finished ...".
+kill_at_random() { # kill_at_random SECONDS RANDOM_NUMBER i KILLS
   local T=$1 at pid
-  at=$(echo "scale=3; $T * $(( $2 % 950 + 25 )) / 1000" | bc)
+  at=$(echo "scale=3; $T * ($3 - 1 + $(( $2 % 1000 )) / 1000) / $4" | bc)
+  [ "$(echo "$at < 0.005" | bc)" = 1 ] && at=0.005
   "${CMD[@]}" >/dev/null 2>>"$W/log" &
   pid=$!
   sleep "$at"
@@ -91,7 +94,7 @@ no_temp() { # no_temp DIR: nothing named *.tmp.* / *.old.* / .parts / *.partial 
 
 # --- preprocess: kills, each rerun resumes -------------------------------------------------
 D="$W/tor/ds"
-for i in $(seq 1 "$KILLS"); do pp_cmd "$D"; rn=$RANDOM; note "preprocess run $i: $(kill_at_random "$T_PP" $rn)"; done
+for i in $(seq 1 "$KILLS"); do pp_cmd "$D"; rn=$RANDOM; note "preprocess run $i: $(kill_at_random "$T_PP" $rn $i "$KILLS")"; done
 PP "$D"; note "preprocess final run: exit $?"
 check "preprocess output identical to the uninterrupted run" same_tree "$W/ref/ds" "$D"
 check "preprocess left no temporary file" no_temp "$W/tor"
@@ -99,7 +102,7 @@ check "preprocess left no temporary file" no_temp "$W/tor"
 # --- split: kills; the target is absent or whole after each -------------------------------
 S="$W/tor/split"
 for i in $(seq 1 "$KILLS"); do
-  split_cmd "$S"; rn=$RANDOM; note "split run $i: $(kill_at_random "$T_SPLIT" $rn)"
+  split_cmd "$S"; rn=$RANDOM; note "split run $i: $(kill_at_random "$T_SPLIT" $rn $i "$KILLS")"
   if [ -e "$S" ]; then check "split target whole after kill $i" same_tree "$W/ref/split" "$S"
   else note "ok   split target absent after kill $i (no split yet)"; fi
 done
@@ -111,7 +114,7 @@ check "split left no temporary file" no_temp "$W/tor"
 M="$W/tor/model"
 for i in $(seq 1 "$KILLS"); do
   if [ -f "$M.ckpt" ]; then r=--resume; else r=; fi
-  train_cmd "$M" $r; rn=$RANDOM; note "train run $i ${r:-(fresh)}: $(kill_at_random "$T_TRAIN" $rn)"
+  train_cmd "$M" $r; rn=$RANDOM; note "train run $i ${r:-(fresh)}: $(kill_at_random "$T_TRAIN" $rn $i "$KILLS")"
 done
 if [ -f "$M.ckpt" ]; then r=--resume; else r=; fi
 TRAIN "$M" $r; note "train final run ${r:-(fresh)}: exit $?"
