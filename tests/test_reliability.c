@@ -441,6 +441,13 @@ static void test_split_atomic(void)
     snprintf(pa, sizeof pa, "%s/application_classification/test/labels.npy", t);
     snprintf(pb, sizeof pb, "%s/application_classification/test/labels.npy", s1);
     CHECK(same_file(pa, pb));
+    /* a symlink to a split folder: the folder is replaced, the link stays */
+    char *link = tmp("split-link");
+    CHECK(symlink("split-target", link) == 0);
+    CHECK_EQ_INT(sh(out, sizeof out, "%s split -q -s %s -t %s/ --seed 2 2>&1", b, ds, link), 0);
+    struct stat st;
+    CHECK(lstat(link, &st) == 0 && S_ISLNK(st.st_mode));
+    CHECK(same_split(t, s2));
 }
 
 static void test_split_lock(void)

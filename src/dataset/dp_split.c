@@ -752,12 +752,20 @@ static int carry_over(const char *old, const char *out, char *errbuf)
     return rc;
 }
 
-/* SPLIT_DIR without trailing slashes, and its parent folder and name. */
+/* SPLIT_DIR without trailing slashes and with symlinks resolved (the
+ * link's target is replaced, the link stays), its parent folder, and the
+ * temp folder next to it. */
 static int split_paths(const char *split_dir, char **target, char **parent, char **tmpdir, char *errbuf)
 {
-    *target = strdup(split_dir);
-    for (size_t k = *target ? strlen(*target) : 0; k > 1 && (*target)[k - 1] == '/'; k--)
-        (*target)[k - 1] = 0;
+    char *given = strdup(split_dir);
+    for (size_t k = given ? strlen(given) : 0; k > 1 && given[k - 1] == '/'; k--)
+        given[k - 1] = 0;
+    if (!given)
+        return dp_err(errbuf, "%s: out of memory", split_dir);
+    *target = dp_resolve_links(given, errbuf);
+    free(given);
+    if (!*target)
+        return -1;
     char *sl = *target ? strrchr(*target, '/') : NULL;
     *parent = !*target ? NULL : !sl ? strdup(".") : sl == *target ? strdup("/") : strndup(*target, sl - *target);
     size_t n = *target ? strlen(*target) + 32 : 0;
