@@ -766,11 +766,11 @@ static int split_paths(const char *split_dir, char **target, char **parent, char
     free(given);
     if (!*target)
         return -1;
-    char *sl = *target ? strrchr(*target, '/') : NULL;
-    *parent = !*target ? NULL : !sl ? strdup(".") : sl == *target ? strdup("/") : strndup(*target, sl - *target);
-    size_t n = *target ? strlen(*target) + 32 : 0;
-    *tmpdir = n ? malloc(n) : NULL;
-    if (!*target || !*parent || !*tmpdir)
+    char *sl = strrchr(*target, '/');
+    *parent = !sl ? strdup(".") : sl == *target ? strdup("/") : strndup(*target, (size_t)(sl - *target));
+    size_t n = strlen(*target) + 32;
+    *tmpdir = malloc(n);
+    if (!*parent || !*tmpdir)
         return dp_err(errbuf, "%s: out of memory", split_dir);
     snprintf(*tmpdir, n, "%s.tmp.%ld", *target, (long)getpid());
     return 0;
