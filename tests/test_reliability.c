@@ -321,6 +321,8 @@ static void test_signal_removes_tmp(void)
 
 /* ---- 15. write errors on stdout fail the command ---- */
 
+static const char *corpus_dataset(void);
+
 static void test_stdout_full(void)
 {
     const char *b = bin();
@@ -333,6 +335,15 @@ static void test_stdout_full(void)
     CHECK_EQ_INT(sh(out, sizeof out, "%s split --help 2>&1 >/dev/full", b), 1);
     CHECK_STR_CONTAINS(out, "standard output");
     CHECK_EQ_INT(sh(out, sizeof out, "%s split --help 2>&1 >/dev/null", b), 0);
+    /* real runs: split prints its data cards, preprocess its summary */
+    const char *ds = corpus_dataset();
+    if (!ds)
+        return;
+    CHECK_EQ_INT(sh(out, sizeof out, "%s split -s %s -t %s 2>&1 >/dev/full", b, ds, tmp("full-split")), 1);
+    CHECK_STR_CONTAINS(out, "deeppacket split: standard output: write failed");
+    CHECK_EQ_INT(sh(out, sizeof out, "%s preprocess -s data/corpus -t %s --labels data/corpus/labels.tsv "
+                    "2>&1 >/dev/full", b, tmp("full-pp")), 1);
+    CHECK_STR_CONTAINS(out, "deeppacket preprocess: standard output: write failed");
 }
 
 /* ---- the corpus of the repository, preprocessed once ---- */
@@ -425,6 +436,13 @@ static void test_split_atomic(void)
                  ds, t) != 0);
         CHECK(same_split(t, s1));
     }
+    /* SIGTERM (Ctrl-C alike) in the middle: the run removes the temp folder a
+     * killed run left (stale) and its own */
+    CHECK(count_tmp(dp_test_tmpdir()) > 0);
+    CHECK(sh(out, sizeof out, "DP_TEST_KILL_AT=commit:6:%d %s split -q -s %s -t %s --seed 2 2>&1", SIGTERM, b,
+             ds, t) != 0);
+    CHECK(same_split(t, s1));
+    CHECK_EQ_INT(count_tmp(dp_test_tmpdir()), 0);
     CHECK(sh(out, sizeof out, "DP_TEST_KILL_AT=swap:1 %s split -q -s %s -t %s --seed 2 2>&1", b, ds, t) != 0);
     CHECK(same_split(t, s1));
     CHECK(count_tmp(dp_test_tmpdir()) > 0); /* what the kills left */

@@ -249,8 +249,14 @@ void dp_test_kill_point(const char *phase)
     size_t n = strlen(phase);
     if (!e || strncmp(e, phase, n) != 0 || e[n] != ':')
         return;
-    if (__atomic_add_fetch(&count, 1, __ATOMIC_SEQ_CST) == atol(e + n + 1))
-        raise(SIGKILL);
+    char *end;
+    long at = strtol(e + n + 1, &end, 10);
+    int sig = *end == ':' ? atoi(end + 1) : SIGKILL;
+    if (__atomic_add_fetch(&count, 1, __ATOMIC_SEQ_CST) != at)
+        return;
+    raise(sig > 0 ? sig : SIGKILL);
+    for (;;) /* another signal's handler ends the process (dp_tmp_cleanup_on_signals) */
+        pause();
 }
 
 /* ---- output files ---------------------------------------------------------------- */

@@ -111,9 +111,9 @@ void dp_tmp_cleanup_on_signals(void);
  * release), or -1 with a message. what names the holder ("split"). */
 int dp_lock_target(const char *target, const char *what, char *errbuf);
 
-/* Tests only: with DP_TEST_KILL_AT=PHASE:N in the environment, the N-th
- * call with that phase kills the process (SIGKILL), as a crash there
- * would. Phases: "commit" (dp_afile_commit, before the rename), "swap"
+/* Tests only: with DP_TEST_KILL_AT=PHASE:N[:SIGNAL] in the environment,
+ * the N-th call with that phase kills the process with SIGKILL (as a crash
+ * there would) or sends it SIGNAL and waits for it to end the process. Phases: "commit" (dp_afile_commit, before the rename), "swap"
  * (dp_swap_dir_into_place, before the exchange), "pp-commit" (preprocess,
  * between its commit steps). */
 void dp_test_kill_point(const char *phase);
