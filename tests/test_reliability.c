@@ -740,6 +740,50 @@ static void test_classify_live_kill9(void)
     CHECK(access(tp, F_OK) != 0);
 }
 
+/* capture -w: the frames written are in OUT after kill -9 (a valid pcap). */
+static void test_capture_live_kill9(void)
+{
+    const char *b = bin();
+    if (!b)
+        SKIP("no deeppacket binary ($BUILD/deeppacket)");
+    if (geteuid() != 0)
+        SKIP("live capture needs root");
+    char *o = tmp("live-cap.pcap"), cmd[2000];
+    struct udp_flood f = {30000 + (int)((getpid() + 7) % 20000), 0};
+    snprintf(cmd, sizeof cmd, "exec %s capture -i lo -f 'udp and dst port %d' -w %s 2>/dev/null", b, f.port, o);
+    pid_t c = fork();
+    if (c == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, send_udp, &f) == 0);
+    char tp[700];
+    snprintf(tp, sizeof tp, "%s.tmp.%ld", o, (long)c);
+    struct stat st;
+    off_t size = 0;
+    /* up to 5 s for 5 frames (a record is at most 16 + 42 + 259 bytes here) */
+    for (int i = 0; i < 100 && size < 24 + 5 * (16 + 42 + 259); i++) {
+        usleep(50000);
+        size = stat(o, &st) == 0 ? st.st_size : stat(tp, &st) == 0 ? st.st_size : 0;
+    }
+    kill(c, SIGKILL);
+    waitpid(c, NULL, 0);
+    f.stop = 1;
+    pthread_join(th, NULL);
+    if (size == 0)
+        SKIP("nothing captured on the loopback interface within 5 s");
+    CHECK(access(tp, F_OK) != 0);
+    dp_capture *cap = dp_capture_open_file(o, errbuf);
+    CHECK(cap != NULL);
+    int n = 0;
+    dp_frame g;
+    while (cap && dp_capture_next(cap, &g, errbuf) == 1)
+        n++;
+    CHECK(n >= 5);
+    dp_capture_close(cap);
+}
+
 /* ---- preprocess: resume from the commit phase, keep the previous dataset ---- */
 
 static int run_pp_stop(const char *src, const char *dst, size_t stop_after, dp_preprocess_stats *st, char *eb)
@@ -950,6 +994,7 @@ int main(void)
     DP_RUN(test_test_command);
     DP_RUN(test_classify_targets);
     DP_RUN(test_classify_live_kill9);
+    DP_RUN(test_capture_live_kill9);
     DP_RUN(test_pp_commit_resume);
     DP_RUN(test_pp_failed_rerun);
     DP_RUN(test_pp_corrupt_partial);
