@@ -699,6 +699,38 @@ static void *send_udp(void *arg)
     return NULL;
 }
 
+/* A live command (cmd, "%d" for the UDP port it filters on) run by the shell
+ * while a thread sends it packets on lo; live_stop kills it with SIGKILL. */
+typedef struct live_run {
+    struct udp_flood f;
+    pid_t pid;
+    pthread_t th;
+    char tmp[700]; /* OUT.tmp.<pid>, where an atomic writer would put OUT */
+} live_run;
+
+static void live_start(live_run *L, const char *cmd_fmt, const char *out, int port_salt)
+{
+    char cmd[2000];
+    L->f.port = 30000 + (int)((getpid() + port_salt) % 20000);
+    L->f.stop = 0;
+    snprintf(cmd, sizeof cmd, cmd_fmt, L->f.port);
+    L->pid = fork();
+    if (L->pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    CHECK(pthread_create(&L->th, NULL, send_udp, &L->f) == 0);
+    snprintf(L->tmp, sizeof L->tmp, "%s.tmp.%ld", out, (long)L->pid);
+}
+
+static void live_stop(live_run *L)
+{
+    kill(L->pid, SIGKILL);
+    waitpid(L->pid, NULL, 0);
+    L->f.stop = 1;
+    pthread_join(L->th, NULL);
+}
+
 static void test_classify_live_kill9(void)
 {
     const char *b = bin(), *m = corpus_model();
@@ -706,19 +738,11 @@ static void test_classify_live_kill9(void)
         SKIP("no deeppacket binary or no data/corpus");
     if (geteuid() != 0)
         SKIP("live capture needs root");
-    char *o = tmp("live-out.jsonl"), cmd[2000];
-    struct udp_flood f = {30000 + (int)(getpid() % 20000), 0};
-    snprintf(cmd, sizeof cmd, "exec %s classify -m %s -i lo -f 'udp and dst port %d' -o %s 2>/dev/null", b, m,
-             f.port, o);
-    pid_t c = fork();
-    if (c == 0) {
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    pthread_t th;
-    CHECK(pthread_create(&th, NULL, send_udp, &f) == 0);
-    char tp[700];
-    snprintf(tp, sizeof tp, "%s.tmp.%ld", o, (long)c);
+    char *o = tmp("live-out.jsonl"), fmt[1500];
+    snprintf(fmt, sizeof fmt, "exec %s classify -m %s -i lo -f 'udp and dst port %%d' -o %s 2>/dev/null", b, m, o);
+    live_run L;
+    live_start(&L, fmt, o, 0);
+    const char *tp = L.tmp;
     int lines = 0; /* in OUT or (the old way) its temp file */
     for (int i = 0; i < 100 && lines < 5; i++) { /* up to 5 s */
         usleep(50000);
@@ -727,10 +751,7 @@ static void test_classify_live_kill9(void)
         free(s);
         free(t);
     }
-    kill(c, SIGKILL);
-    waitpid(c, NULL, 0);
-    f.stop = 1;
-    pthread_join(th, NULL);
+    live_stop(&L);
     if (lines == 0 && access(tp, F_OK) != 0)
         SKIP("no verdict from the loopback interface within 5 s");
     char *s = slurp(o, NULL);
@@ -748,18 +769,11 @@ static void test_capture_live_kill9(void)
         SKIP("no deeppacket binary ($BUILD/deeppacket)");
     if (geteuid() != 0)
         SKIP("live capture needs root");
-    char *o = tmp("live-cap.pcap"), cmd[2000];
-    struct udp_flood f = {30000 + (int)((getpid() + 7) % 20000), 0};
-    snprintf(cmd, sizeof cmd, "exec %s capture -i lo -f 'udp and dst port %d' -w %s 2>/dev/null", b, f.port, o);
-    pid_t c = fork();
-    if (c == 0) {
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    pthread_t th;
-    CHECK(pthread_create(&th, NULL, send_udp, &f) == 0);
-    char tp[700];
-    snprintf(tp, sizeof tp, "%s.tmp.%ld", o, (long)c);
+    char *o = tmp("live-cap.pcap"), fmt[1500];
+    snprintf(fmt, sizeof fmt, "exec %s capture -i lo -f 'udp and dst port %%d' -w %s 2>/dev/null", b, o);
+    live_run L;
+    live_start(&L, fmt, o, 7);
+    const char *tp = L.tmp;
     struct stat st;
     off_t size = 0;
     /* up to 5 s for 5 frames (a record is at most 16 + 42 + 259 bytes here) */
@@ -767,10 +781,7 @@ static void test_capture_live_kill9(void)
         usleep(50000);
         size = stat(o, &st) == 0 ? st.st_size : stat(tp, &st) == 0 ? st.st_size : 0;
     }
-    kill(c, SIGKILL);
-    waitpid(c, NULL, 0);
-    f.stop = 1;
-    pthread_join(th, NULL);
+    live_stop(&L);
     if (size == 0)
         SKIP("nothing captured on the loopback interface within 5 s");
     CHECK(access(tp, F_OK) != 0);
