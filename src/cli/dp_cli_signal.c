@@ -44,4 +44,3 @@ void dp_cli_signals_restore(void)
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
 }
-

@@ -288,6 +288,14 @@ static int open_through(dp_afile *af, int regular, char *errbuf)
         afile_free(af);
         return -1;
     }
+    /* a live file's creation is made durable now: the commit then needs no
+     * access to the folder (live commands may have dropped privileges) */
+    if (regular && dp_fsync_parent(af->path, errbuf) != 0) {
+        fclose(af->f);
+        af->f = NULL;
+        afile_free(af);
+        return -1;
+    }
     return 0;
 }
 
@@ -349,8 +357,6 @@ int dp_afile_commit(dp_afile *af, char *errbuf)
         dp_test_kill_point("commit");
         rc = dp_rename_durable(af->tmp, af->path, errbuf);
     }
-    else if (rc == 0 && af->through == 2)
-        rc = dp_fsync_parent(af->path, errbuf); /* a live file: its creation */
     if (rc != 0 && af->tmp)
         unlink(af->tmp);
     afile_free(af);
