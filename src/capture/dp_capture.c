@@ -496,8 +496,9 @@ void dp_capture_close(dp_capture *c)
 struct dp_dumper {
     pcap_t *dead;
     pcap_dumper_t *d;
-    char *path, *tmp;
+    dp_afile af;  /* the output (pcap writes through a dup of its descriptor) */
     int snaplen;
+    int live;     /* flush after every frame */
 };
 
 static void dumper_free(dp_dumper *d)
@@ -508,37 +509,56 @@ static void dumper_free(dp_dumper *d)
         pcap_dump_close(d->d);
     if (d->dead)
         pcap_close(d->dead);
-    free(d->path);
-    free(d->tmp);
+    if (d->af.path)
+        dp_afile_abort(&d->af);
     free(d);
 }
 
 dp_dumper *dp_dumper_open(const char *path, int linktype, int snaplen, char *errbuf)
 {
+    return dp_dumper_open_live(path, linktype, snaplen, 0, errbuf);
+}
+
+dp_dumper *dp_dumper_open_live(const char *path, int linktype, int snaplen, int live, char *errbuf)
+{
     if (snaplen <= 0 || snaplen > 262144)
         snaplen = 262144;
     dp_dumper *d = calloc(1, sizeof *d);
-    size_t n = strlen(path) + 32;
-    if (d) {
-        d->path = strdup(path);
-        d->tmp = malloc(n);
-    }
-    if (!d || !d->path || !d->tmp) {
-        dumper_free(d);
+    if (!d) {
         dp_err(errbuf, "%s: out of memory", path);
         return NULL;
     }
-    snprintf(d->tmp, n, "%s.tmp.%ld", path, (long)getpid());
     d->snaplen = snaplen;
+    d->live = live;
     d->dead = pcap_open_dead(lt_to_dlt(linktype), snaplen);
     if (!d->dead) {
         dumper_free(d);
         dp_err(errbuf, "%s: cannot create a pcap writer for link type %d", path, linktype);
         return NULL;
     }
-    d->d = pcap_dump_open(d->dead, d->tmp);
+    if (dp_afile_open_flags(&d->af, path, live ? DP_AFILE_LIVE : 0, errbuf) != 0) {
+        dumper_free(d);
+        return NULL;
+    }
+    fflush(d->af.f);
+    int fd = dup(fileno(d->af.f));
+    FILE *pf = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!pf) {
+        dp_errno(errbuf, "%s: cannot open for writing", path);
+        if (fd >= 0)
+            close(fd);
+        dumper_free(d);
+        return NULL;
+    }
+    d->d = pcap_dump_fopen(d->dead, pf);
     if (!d->d) {
         dp_err(errbuf, "%s: %s", path, pcap_geterr(d->dead));
+        fclose(pf);
+        dumper_free(d);
+        return NULL;
+    }
+    if (live && pcap_dump_flush(d->d) != 0) {
+        dp_errno(errbuf, "%s: write error", path);
         dumper_free(d);
         return NULL;
     }
@@ -560,8 +580,8 @@ int dp_dumper_write(dp_dumper *d, const dp_frame *f, char *errbuf)
     h.caplen = f->caplen > (uint32_t)d->snaplen ? (uint32_t)d->snaplen : f->caplen;
     h.len = f->wirelen < f->caplen ? f->caplen : f->wirelen;
     pcap_dump((u_char *)d->d, &h, f->data);
-    if (ferror(pcap_dump_file(d->d)))
-        return dp_errno(errbuf, "%s: write error", d->path);
+    if ((d->live && pcap_dump_flush(d->d) != 0) || ferror(pcap_dump_file(d->d)))
+        return dp_errno(errbuf, "%s: write error", d->af.path);
     return 0;
 }
 
@@ -572,19 +592,12 @@ int dp_dumper_close(dp_dumper *d, int commit, char *errbuf)
     if (!d)
         return 0;
     int rc = 0;
-    if (commit) {
-        FILE *fp = pcap_dump_file(d->d);
-        if (pcap_dump_flush(d->d) != 0 || ferror(fp))
-            rc = dp_errno(errbuf, "%s: write error", d->path);
-        else if (fsync(fileno(fp)) != 0)
-            rc = dp_errno(errbuf, "%s: fsync", d->path);
-    }
-    pcap_dump_close(d->d);
+    if (commit && (pcap_dump_flush(d->d) != 0 || ferror(pcap_dump_file(d->d))))
+        rc = dp_errno(errbuf, "%s: write error", d->af.path);
+    pcap_dump_close(d->d); /* closes the dup */
     d->d = NULL;
-    if (commit && rc == 0 && rename(d->tmp, d->path) != 0)
-        rc = dp_errno(errbuf, "%s: cannot rename %s into place", d->path, d->tmp);
-    if (!commit || rc != 0)
-        unlink(d->tmp);
-    dumper_free(d);
+    if (commit && rc == 0)
+        rc = dp_afile_commit(&d->af, errbuf);
+    dumper_free(d); /* drops the temp file unless committed */
     return rc;
 }

@@ -101,9 +101,15 @@ void dp_capture_close(dp_capture *c);
 /* ---- writing --------------------------------------------------------------- */
 typedef struct dp_dumper dp_dumper;
 
-/* Creates a pcap file for frames of the given link type (atomically: the
- * file appears under path only at dp_dumper_close with commit = 1). */
+/* Creates a pcap file for frames of the given link type through dp_afile
+ * (dp_util.h): "-", a FIFO or a device is written through; a symlink is
+ * followed. live 0: a regular file appears under path only at
+ * dp_dumper_close with commit = 1 (atomic). live 1: a regular file is
+ * written in place and flushed after every frame, so that after kill -9 it
+ * holds every frame written (at most the last one cut short).
+ * dp_dumper_open is dp_dumper_open_live with live 0. */
 dp_dumper *dp_dumper_open(const char *path, int linktype, int snaplen, char *errbuf);
+dp_dumper *dp_dumper_open_live(const char *path, int linktype, int snaplen, int live, char *errbuf);
 int dp_dumper_write(dp_dumper *d, const dp_frame *f, char *errbuf);
 /* The descriptor of the file being written (its temporary name). */
 int dp_dumper_fd(dp_dumper *d);

@@ -23,7 +23,8 @@ static void usage(FILE *f)
             "usage: deeppacket capture -i IFACE -w OUT.pcap [-f BPF] [-c COUNT] [-G SECONDS]\n"
             "           [--snaplen N] [--buffer-size MB] [--user NAME]\n"
             "  -i IFACE     live interface to record (e.g. lo, eth0)\n"
-            "  -w OUT.pcap  pcap file to write (appears atomically when the capture ends)\n"
+            "  -w OUT.pcap  pcap file to write, flushed per frame (a FIFO, device or - is\n"
+            "               written through; a symlink is followed)\n"
             "  -f BPF       capture filter (pcap-filter syntax)\n"
             "  -c COUNT     stop after COUNT frames\n"
             "  -G SECONDS   stop after SECONDS seconds\n"
@@ -101,7 +102,7 @@ int cmd_capture(int argc, char **argv)
         dp_capture_close(c);
         return 1;
     }
-    dp_dumper *d = dp_dumper_open(out, dp_capture_linktype(c), lo.snaplen, errbuf);
+    dp_dumper *d = dp_dumper_open_live(out, dp_capture_linktype(c), lo.snaplen, 1, errbuf);
     if (!d) {
         fprintf(stderr, "deeppacket capture: %s\n", errbuf);
         dp_capture_close(c);

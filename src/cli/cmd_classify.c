@@ -44,7 +44,9 @@ static void usage(FILE *f)
             "                    ends (65536)\n"
             "  --batch N         packets per model call (64)\n"
             "  --threads N       threads of the matrix library (default: all CPUs)\n"
-            "  -o OUT.jsonl      write verdicts there (atomically) instead of stdout\n"
+            "  -o OUT.jsonl      write verdicts there instead of stdout: atomically for -r,\n"
+            "                    line by line for -i (kill -9 keeps the lines written);\n"
+            "                    a FIFO, device or - is written through, a symlink followed\n"
             "Output: JSON lines {time, source, index, proto, src, sport, dst, dport, class,\n"
             "label, prob, top[3]} (+ end, flow, packets, reason per flow). Summary on stderr.\n",
             DP_LIVE_SNAPLEN, DP_LIVE_BUFFER_MB, DP_PRIVDROP_DEFAULT_USER);
@@ -287,7 +289,8 @@ int cmd_classify(int argc, char **argv)
     dp_afile af = {0};
     struct out_ctx oc = {stdout, m, 0};
     if (out_path) {
-        if (dp_afile_open(&af, out_path, errbuf) < 0) {
+        /* live: lines are visible (and survive kill -9) as they are written */
+        if (dp_afile_open_flags(&af, out_path, live ? DP_AFILE_LIVE : 0, errbuf) < 0) {
             fprintf(stderr, "deeppacket classify: %s\n", errbuf);
             dp_capture_close(live);
             dp_model_free(m);

@@ -284,6 +284,14 @@ int cmd_test(int argc, char **argv)
     }
     if (check_classes(m0, mpath, &s, dir, errbuf) != 0)
         goto fail;
+    if (s.n == 0) {
+        dp_err(errbuf, "%s: the test set has no rows: nothing to evaluate", dir);
+        goto fail;
+    }
+    if (dp_check_writable_dir(outdir, errbuf) != 0) { /* before the evaluation, not after */
+        ctx = "cannot write the report: ";
+        goto fail;
+    }
     int C = s.nclasses;
     int task = dp_model_task(m0);
     const char *task_name = task >= 0 && task < DP_NTASKS ? dp_task_name[task] : NULL;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/dp_cli.h"
+#include "util/dp_util.h"
 
 #define DP_VERSION "0.1.0"
 
@@ -76,6 +77,18 @@ int dp_cli_parse_double(const char *s, double lo, double hi, double *out)
     return 0;
 }
 
+/* A command's exit status, made 1 when its standard output could not be
+ * written (a full disk, a closed pipe): the output is incomplete. */
+static int finish_stdout(const char *cmd, int rc)
+{
+    char err[DP_ERRBUF_SIZE];
+    if (dp_check_stdout(err) != 0) {
+        fprintf(stderr, "deeppacket %s: %s\n", cmd, err);
+        return rc ? rc : 1;
+    }
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -84,15 +97,19 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         usage(stdout);
-        return 0;
+        return finish_stdout("help", 0);
     }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
         printf("deeppacket %s\n", DP_VERSION);
-        return 0;
+        return finish_stdout("version", 0);
     }
     for (size_t i = 0; i < NCOMMANDS; i++)
-        if (!strcmp(argv[1], commands[i].name))
-            return commands[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) {
+            /* classify and capture install their own handlers (dp_cli_signals_install) */
+            dp_tmp_cleanup_on_signals();
+            int rc = commands[i].fn(argc - 1, argv + 1);
+            return finish_stdout(commands[i].name, rc);
+        }
     fprintf(stderr, "deeppacket: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

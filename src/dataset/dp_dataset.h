@@ -53,11 +53,18 @@ typedef struct dp_splitset {
     uint64_t n;
     int nclasses;
     char *names[DP_MAX_CLASSES];
+    int task;                /* DP_TASK_* from DIR/task, or (older split folders)
+                              * from the parent folder's name; -1: unknown */
 } dp_splitset;
 
 /* Opens DIR/{vectors,labels,meta}.npy and DIR/classes.tsv, checks shapes
- * agree and every label is in [0, nclasses). */
+ * agree and every label is in [0, nclasses); reads the task (above). */
 int dp_splitset_open(dp_splitset *s, const char *dir, char *errbuf);
+/* Writes DIR/task: the task's name ("app", "traffic") and a newline. */
+int dp_splitset_write_task(const char *dir, int task, char *errbuf);
+/* A cheap fingerprint of the rows: the row count, the class names and a
+ * hash of labels.npy and meta.npy (not of the vectors). */
+uint64_t dp_splitset_fingerprint(const dp_splitset *s);
 void dp_splitset_close(dp_splitset *s);
 static inline const uint8_t *dp_splitset_vector(const dp_splitset *s, uint64_t i)
 {

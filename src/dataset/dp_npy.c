@@ -214,6 +214,29 @@ static int app_pwrite(dp_npy_appender *w, const uint8_t *p, size_t n, uint64_t o
     return 0;
 }
 
+/* 1 when have is the final header of a file of size bytes (as
+ * dp_npy_append_final_header writes it: the file cut to its rows). */
+static int final_header_of(const dp_npy_appender *w, const char *have, uint64_t size)
+{
+    if (size < w->hsize || (size - w->hsize) % w->row_bytes)
+        return 0;
+    char *f = malloc(w->hsize);
+    int same = f && format_header(f, w->descr, (size - w->hsize) / w->row_bytes, w->ncols, w->hsize) == 0 &&
+               memcmp(f, have, w->hsize) == 0;
+    free(f);
+    return same;
+}
+
+/* Puts the in-progress header back (through the page cache). */
+static int rewrite_header(const char *tmp, const char *h, size_t n)
+{
+    int fd = open(tmp, O_WRONLY | O_CLOEXEC);
+    int rc = fd >= 0 && pwrite(fd, h, n, 0) == (ssize_t)n && fsync(fd) == 0 ? 0 : -1;
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
 int dp_npy_append_open(dp_npy_appender *w, const char *tmp, const char *descr,
                        size_t itemsize, size_t ncols, uint64_t rows, size_t bufsize,
                        int flags, char *errbuf)
@@ -311,8 +334,13 @@ int dp_npy_append_open(dp_npy_appender *w, const char *tmp, const char *descr,
         bad = pread(rfd, have, w->hsize, 0) != (ssize_t)w->hsize ? 1
               : memcmp(have, h, w->hsize) != 0                    ? 2
                                                                    : 0;
+    int refinal = bad == 2 && final_header_of(w, have, (uint64_t)st.st_size); /* killed while committing */
+    if (refinal)
+        bad = rewrite_header(tmp, h, w->hsize) == 0 ? 0 : 1;
     if (!bad && w->n && pread(rfd, w->buf, w->n, (off_t)w->off) != (ssize_t)w->n)
         bad = 1;
+    if (!bad && refinal && w->off == 0) /* the buffer holds the header */
+        memcpy(w->buf, h, w->hsize < w->n ? w->hsize : w->n);
     if (rfd >= 0)
         close(rfd);
     free(have);
@@ -413,13 +441,12 @@ uint64_t dp_npy_append_rows_written(const dp_npy_appender *w)
     return r < w->rows ? r : w->rows;
 }
 
-int dp_npy_append_commit(dp_npy_appender *w, const char *path, char *errbuf)
+int dp_npy_append_finish(dp_npy_appender *w, char *errbuf)
 {
+    if (w->finished)
+        return 0;
     int rc = dp_npy_append_flush(w, errbuf);
     uint64_t end = w->hsize + w->rows * w->row_bytes;
-    char *h = rc == 0 ? malloc(w->hsize) : NULL;
-    if (rc == 0 && !h)
-        rc = dp_err(errbuf, "%s: out of memory", w->tmp);
     if (rc == 0 && ftruncate(w->fd, (off_t)end) != 0)
         rc = dp_errno(errbuf, "%s: cannot truncate", w->tmp);
     if (rc == 0 && w->direct) { /* the header is not a whole block */
@@ -428,6 +455,19 @@ int dp_npy_append_commit(dp_npy_appender *w, const char *path, char *errbuf)
             rc = dp_errno(errbuf, "%s: cannot turn direct I/O off", w->tmp);
         w->direct = 0;
     }
+    /* the rows are durable before any header says how many there are */
+    if (rc == 0 && fsync(w->fd) != 0 && errno != EINVAL)
+        rc = dp_errno(errbuf, "%s: fsync failed", w->tmp);
+    w->finished = rc == 0;
+    return rc;
+}
+
+int dp_npy_append_final_header(dp_npy_appender *w, char *errbuf)
+{
+    int rc = dp_npy_append_finish(w, errbuf);
+    char *h = rc == 0 ? malloc(w->hsize) : NULL;
+    if (rc == 0 && !h)
+        rc = dp_err(errbuf, "%s: out of memory", w->tmp);
     if (rc == 0 && format_header(h, w->descr, w->rows, w->ncols, w->hsize) != 0)
         rc = dp_err(errbuf, "%s: cannot finish npy header", w->tmp);
     if (rc == 0 && app_pwrite(w, (const uint8_t *)h, w->hsize, 0) != 0)
@@ -435,13 +475,19 @@ int dp_npy_append_commit(dp_npy_appender *w, const char *path, char *errbuf)
     if (rc == 0 && fsync(w->fd) != 0 && errno != EINVAL)
         rc = dp_errno(errbuf, "%s: fsync failed", w->tmp);
     free(h);
+    return rc;
+}
+
+int dp_npy_append_commit(dp_npy_appender *w, const char *path, char *errbuf)
+{
+    int rc = dp_npy_append_final_header(w, errbuf);
     if (rc == 0 && close(w->fd) != 0)
         rc = dp_errno(errbuf, "%s: close failed", w->tmp);
     else if (rc != 0)
         close(w->fd);
     w->fd = -1;
-    if (rc == 0 && rename(w->tmp, path) != 0)
-        rc = dp_errno(errbuf, "%s: cannot rename to %s", w->tmp, path);
+    if (rc == 0)
+        rc = dp_rename_durable(w->tmp, path, errbuf);
     dp_npy_append_close(w);
     return rc;
 }

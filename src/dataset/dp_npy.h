@@ -70,6 +70,7 @@ typedef struct dp_npy_appender {
     uint64_t off;       /* file offset of buf[0] (4096-aligned when direct) */
     uint64_t written;   /* bytes of the file written from the buffer (durable
                          * against a crash of the process) */
+    int finished;       /* dp_npy_append_finish done */
 } dp_npy_appender;
 
 #define DP_NPY_DIRECT 1 /* flag: try O_DIRECT (falls back to buffered I/O) */
@@ -95,8 +96,16 @@ int dp_npy_append(dp_npy_appender *w, const void *rows, size_t nrows, char *errb
 int dp_npy_append_flush(dp_npy_appender *w, char *errbuf);
 /* Rows whose bytes are all in the file (not only in the buffer). */
 uint64_t dp_npy_append_rows_written(const dp_npy_appender *w);
-/* Flushes, cuts the file to its exact size, writes the final header,
- * fsyncs and renames TMP to PATH; closes the appender either way. */
+/* The commit in steps, so that a crash in between loses nothing:
+ * finish flushes, cuts the file to its exact size and fsyncs it (the header
+ * still the in-progress one: a resume takes the file as it is); then
+ * final_header writes the header with the row count and fsyncs (a resume
+ * also accepts this header on a file cut to its rows, and puts the
+ * in-progress one back); commit does what is left of both, then renames TMP
+ * to PATH and fsyncs the folder; it closes the appender either way. No row
+ * may be appended after finish. */
+int dp_npy_append_finish(dp_npy_appender *w, char *errbuf);
+int dp_npy_append_final_header(dp_npy_appender *w, char *errbuf);
 int dp_npy_append_commit(dp_npy_appender *w, const char *path, char *errbuf);
 /* Closes without committing; TMP stays for a later resume. Safe on a zeroed
  * or already closed appender. */

@@ -22,7 +22,7 @@ extern const char dp_iscx_labels_tsv[]; /* dataset/iscx_labels.S */
 #define PART_VERSION 3
 #define PART_MAGIC "DPPARTOK"
 #define DATASET_FORMAT "deeppacket-dataset-1"
-#define JOURNAL_FORMAT "deeppacket-journal-1"
+#define JOURNAL_FORMAT "deeppacket-journal-2" /* 2: a checksum of each capture's rows */
 #define REC_HEAD (sizeof(dp_meta) + 2) /* record: meta row, 2-byte length */
 #define REC_MAX (REC_HEAD + DP_VEC_LEN)
 #define CHUNK_SIZE (512 * 1024)  /* records handed to the merge at once */
@@ -129,9 +129,12 @@ typedef struct capfile {
     int spilled;            /* its records went to a part file (under run.mu) */
     int from_part;          /* reused the part file of an earlier run */
     int journaled;          /* already in the partial arrays (earlier run) */
+    int unreadable;         /* could not be opened or read (permissions...): a
+                             * rerun reads it again */
     chunk *qh, *qt;         /* its chunks waiting for the merge (under run.mu) */
     uint64_t part_bytes;    /* record bytes in its part file */
     uint64_t rows_end;      /* rows of the arrays once it is merged */
+    uint64_t rows_hash;     /* row_hash of its rows in the four arrays */
     uint64_t frames, kept;
     uint64_t skipped[DP_VERDICT_COUNT];
     char status[MAX_STATUS]; /* "" when all went well */
@@ -140,6 +143,7 @@ typedef struct capfile {
 typedef struct run {
     const dp_preprocess_opts *o;
     char *src, *dst, *parts;
+    int replacing;          /* the previous dataset's files are being replaced */
     capfile *files;
     size_t nfiles, ncaptures;
     size_t *queue;          /* indices into files, in file order */
@@ -762,6 +766,7 @@ static int process_capture(run *r, capfile *cf, wstate *ws, uint8_t *vec, char *
     char ceb[DP_ERRBUF_SIZE] = "";
     c = dp_capture_open_file(cf->path, ceb);
     if (!c) {
+        cf->unreadable = 1;
         add_status(cf, strip_path(ceb, cf->path));
         warn(r, cf->path, 0, "%s; skipped", cf->status);
     } else {
@@ -957,6 +962,20 @@ static uint64_t fingerprint(const run *r, const char *label_text)
     return h;
 }
 
+/* 1 when the dataset's summary.json counts files that could not be read:
+ * such a dataset is never up to date (a rerun reads them again). */
+static int summary_has_unreadable(const char *dir)
+{
+    char *sp = dp_path_join(dir, "summary.json");
+    char *json = sp ? dp_read_file(sp, NULL, NULL) : NULL;
+    const char *key = "\"unreadable\": ";
+    const char *p = json ? strstr(json, key) : NULL;
+    int has = p && strtoull(p + strlen(key), NULL, 10) > 0;
+    free(json);
+    free(sp);
+    return has;
+}
+
 int dp_preprocess_complete(const char *dir)
 {
     for (size_t i = 0; i < N_OUT; i++) {
@@ -1110,7 +1129,10 @@ static void write_json(FILE *f, const run *r, const dp_labels *t, const dp_prepr
         fprintf(f, "}");
         idx++;
     }
-    fprintf(f, "\n  ],\n  \"not_captures\": [");
+    size_t unreadable = 0;
+    for (size_t i = 0; i < r->nfiles; i++)
+        unreadable += r->files[i].unreadable;
+    fprintf(f, "\n  ],\n  \"unreadable\": %zu,\n  \"not_captures\": [", unreadable);
     int first = 1;
     for (size_t i = 0; i < r->nfiles; i++)
         if (!r->files[i].is_capture) {
@@ -1153,7 +1175,36 @@ typedef struct merger {
     size_t done;            /* captures merged in this run */
     size_t merged, journaled; /* captures (in order) merged / in the journal */
     uint64_t rows;
+    uint64_t hash;          /* row_hash of the capture being merged */
 } merger;
+
+/* A fast checksum of rows as they are in the arrays (8 bytes a step): of
+ * each row, the vector's bytes up to its last non-zero one and their
+ * count, the two labels and the meta row. The journal records it per
+ * capture; a resume reads the rows back and checks it. */
+static uint64_t row_mix(uint64_t h, const uint8_t *p, size_t n)
+{
+    for (; n >= 8; p += 8, n -= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = ((h ^ w) * 0x9e3779b97f4a7c15ULL);
+        h ^= h >> 29;
+    }
+    uint64_t w = (uint64_t)n << 56;
+    memcpy(&w, p, n);
+    h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+    return h ^ (h >> 29);
+}
+
+static uint64_t row_hash(uint64_t h, const uint8_t *vec, size_t used, const int16_t lab[DP_NTASKS],
+                         const uint8_t *meta)
+{
+    h = row_mix(h, vec, used);
+    uint8_t small[8] = {(uint8_t)used, (uint8_t)(used >> 8)};
+    memcpy(small + 2, lab, 2 * DP_NTASKS);
+    h = row_mix(h, small, 2 + 2 * DP_NTASKS);
+    return row_mix(h, meta, sizeof(dp_meta));
+}
 
 static char *arr_tmp_path(const run *r, int k)
 {
@@ -1207,14 +1258,14 @@ static uint64_t journal_hash(const char *label_text)
 /* One journal line for capture number ord (without checksum and newline). */
 static int journal_body(const capfile *cf, size_t ord, char *out, size_t cap)
 {
-    return snprintf(out, cap, "%zu\t%016llx\t%llu\t%lld\t%llu\t%llu\t%llu,%llu,%llu,%llu,%llu,%llu\t%llu\t%s",
+    return snprintf(out, cap, "%zu\t%016llx\t%llu\t%lld\t%llu\t%llu\t%llu,%llu,%llu,%llu,%llu,%llu\t%llu\t%016llx\t%s",
                     ord, (unsigned long long)cf->relhash, (unsigned long long)cf->size,
                     (long long)cf->mtime_ns, (unsigned long long)cf->frames,
                     (unsigned long long)cf->kept, (unsigned long long)cf->skipped[0],
                     (unsigned long long)cf->skipped[1], (unsigned long long)cf->skipped[2],
                     (unsigned long long)cf->skipped[3], (unsigned long long)cf->skipped[4],
                     (unsigned long long)cf->skipped[5], (unsigned long long)cf->rows_end,
-                    cf->status);
+                    (unsigned long long)cf->rows_hash, cf->status);
 }
 
 /* Reads the journal: returns the number of leading captures it validly
@@ -1254,15 +1305,17 @@ static size_t journal_load(run *r, uint64_t jhash, off_t **ends)
         *tab = 0;
         capfile *cf = &r->files[r->caps[k]];
         size_t ord;
-        unsigned long long relhash, size, frames, kept, sk[6], rows_end;
+        unsigned long long relhash, size, frames, kept, sk[6], rows_end, rows_hash;
         long long mtime;
         int used = 0;
-        if (sscanf(line, "%zu\t%llx\t%llu\t%lld\t%llu\t%llu\t%llu,%llu,%llu,%llu,%llu,%llu\t%llu\t%n",
+        if (sscanf(line, "%zu\t%llx\t%llu\t%lld\t%llu\t%llu\t%llu,%llu,%llu,%llu,%llu,%llu\t%llu\t%llx\t%n",
                    &ord, &relhash, &size, &mtime, &frames, &kept, &sk[0], &sk[1], &sk[2], &sk[3],
-                   &sk[4], &sk[5], &rows_end, &used) != 13 || used == 0)
+                   &sk[4], &sk[5], &rows_end, &rows_hash, &used) != 14 || used == 0)
             break;
         if (ord != k || relhash != cf->relhash || size != cf->size || mtime != cf->mtime_ns ||
             rows_end != rows + kept)
+            break;
+        if (frames == 0 && line[used]) /* nothing read, with a problem (unreadable?): read it again */
             break;
         cf->frames = frames;
         cf->kept = kept;
@@ -1270,6 +1323,7 @@ static size_t journal_load(run *r, uint64_t jhash, off_t **ends)
             cf->skipped[i] = sk[i];
         snprintf(cf->status, sizeof cf->status, "%s", line + used);
         cf->rows_end = rows_end;
+        cf->rows_hash = rows_hash;
         rows = rows_end;
         k++;
         pos = next;
@@ -1278,6 +1332,42 @@ static size_t journal_load(run *r, uint64_t jhash, off_t **ends)
 out:
     free(text);
     return k;
+}
+
+/* Reads back the rows of the first k journaled captures from the partial
+ * arrays and checks their checksums; returns how many leading captures
+ * match (a corrupt one and all after it are merged again). */
+static size_t verify_rows(const run *r, size_t k)
+{
+    FILE *f[4] = {NULL};
+    size_t ok = 0;
+    for (int a = 0; a < 4; a++) {
+        char *p = arr_tmp_path(r, a);
+        f[a] = p ? fopen(p, "rbe") : NULL;
+        free(p);
+        if (!f[a] || fseeko(f[a], (off_t)dp_npy_header_size(arr_descr[a]), SEEK_SET) != 0)
+            goto out;
+    }
+    uint8_t vec[DP_VEC_LEN], meta[sizeof(dp_meta)];
+    int16_t lab[DP_NTASKS];
+    uint64_t row = 0;
+    for (; ok < k; ok++) {
+        const capfile *cf = &r->files[r->caps[ok]];
+        uint64_t h = 0;
+        for (; row < cf->rows_end; row++) {
+            if (fread(vec, 1, sizeof vec, f[0]) != sizeof vec || fread(&lab[0], 2, 1, f[1]) != 1 ||
+                fread(&lab[1], 2, 1, f[2]) != 1 || fread(meta, 1, sizeof meta, f[3]) != sizeof meta)
+                goto out;
+            h = row_hash(h, vec, vec_used(vec), lab, meta);
+        }
+        if (h != cf->rows_hash)
+            break;
+    }
+out:
+    for (int a = 0; a < 4; a++)
+        if (f[a])
+            fclose(f[a]);
+    return ok;
 }
 
 /* Resumes from the journal and partial arrays of an earlier run, or starts
@@ -1305,6 +1395,11 @@ static int merger_start(run *r, merger *m, const char *label_text, char *errbuf)
         }
         while (k && r->files[r->caps[k - 1]].rows_end > avail)
             k--;
+        size_t good = verify_rows(r, k);
+        if (good < k)
+            warn(r, r->parts, 0, "the rows of %s in the partial arrays are corrupt; merging it and the %zu "
+                 "captures after it again", r->files[r->caps[good]].path, k - good - 1);
+        k = good;
     }
     int resumed = 0;
     if (k) {
@@ -1430,6 +1525,7 @@ static int merge_records(merger *m, const capfile *cf, uint32_t file_index, cons
             return -1;
         memcpy(mr, p, sizeof(dp_meta));
         memcpy(mr, &file_index, sizeof file_index); /* dp_meta.file is its first field */
+        m->hash = row_hash(m->hash, p + REC_HEAD, len, lab, mr);
         p += REC_HEAD + len;
         n -= REC_HEAD + len;
         (*count)++;
@@ -1494,10 +1590,26 @@ static int merge_part(const run *r, merger *m, const capfile *cf, uint32_t file_
     return rc;
 }
 
-/* Commits the four arrays to their final names in the dataset folder. */
-static int merger_commit(const run *r, merger *m, char *errbuf)
+/* Commits the four arrays to their final names in the dataset folder, in
+ * steps that a rerun resumes from: (1) every array's rows fsynced, (2) every
+ * final header written and fsynced, (3) the old dataset's summary.json
+ * removed (from here the folder is incomplete) and the renames. */
+static int merger_commit(run *r, merger *m, char *errbuf)
 {
     int rc = 0;
+    for (int k = 0; k < 4 && rc == 0; k++) {
+        rc = dp_npy_append_finish(&m->w[k], errbuf);
+        dp_test_kill_point("pp-commit");
+    }
+    for (int k = 0; k < 4 && rc == 0; k++) {
+        rc = dp_npy_append_final_header(&m->w[k], errbuf);
+        dp_test_kill_point("pp-commit");
+    }
+    char *sj = dp_path_join(r->dst, "summary.json");
+    r->replacing = rc == 0;
+    if (rc == 0 && (!sj || (unlink(sj) != 0 && errno != ENOENT)))
+        rc = dp_errno(errbuf, "%s: cannot remove", sj ? sj : r->dst);
+    free(sj);
     for (int k = 0; k < 4 && rc == 0; k++) {
         char *p = dp_path_join(r->dst, out_names[k]);
         rc = p ? dp_npy_append_commit(&m->w[k], p, errbuf) : dp_err(errbuf, "out of memory");
@@ -1524,6 +1636,45 @@ static void remove_parts(const run *r)
         unlink(jp);
     free(jp);
     rmdir(r->parts);
+}
+
+/* Bytes the files of a folder use on disk (not recursive). */
+static uint64_t folder_bytes(const char *dir)
+{
+    uint64_t total = 0;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        char *p = dp_path_join(dir, e->d_name);
+        struct stat st;
+        if (p && e->d_name[0] != '.' && stat(p, &st) == 0 && S_ISREG(st.st_mode))
+            total += (uint64_t)st.st_blocks * 512;
+        free(p);
+    }
+    if (d)
+        closedir(d);
+    return total;
+}
+
+/* After a failed run: says in errbuf what state the target is in. The
+ * parts folder (the work a rerun resumes) is kept, but removed when the
+ * disk is full, since it is what fills it. */
+static void report_failure(const run *r, int had_dataset, int full_disk, char *errbuf)
+{
+    struct stat st;
+    if (!errbuf || !r->parts || stat(r->parts, &st) != 0)
+        return;
+    uint64_t bytes = folder_bytes(r->parts);
+    size_t n = strlen(errbuf);
+    const char *prev = r->replacing  ? "the dataset is incomplete (no summary.json)"
+                       : had_dataset ? "the previous dataset is unchanged"
+                                     : "no dataset yet";
+    if (full_disk && dp_remove_tree(r->parts) == 0)
+        snprintf(errbuf + n, DP_ERRBUF_SIZE - n, "; %s; removed %s (%.1f MB of partial work) to free the disk",
+                 prev, r->parts, bytes / 1e6);
+    else
+        snprintf(errbuf + n, DP_ERRBUF_SIZE - n, "; %s; %s keeps %.1f MB of partial work for a rerun to "
+                 "resume (delete it to free the space)", prev, r->parts, bytes / 1e6);
 }
 
 /* Removes temp files of earlier runs in the target, and in the parts folder
@@ -1573,6 +1724,41 @@ static void clean_stale(run *r)
     closedir(d);
 }
 
+/* 1 when DST is the source folder or lies inside it (DST need not exist:
+ * its nearest existing folder is looked at, symlinks resolved). */
+static int inside_source(const char *dst, const struct stat *src)
+{
+    char *p = strdup(dst), *real = NULL;
+    while (p && !(real = realpath(p, NULL))) {
+        char *sl = strrchr(p, '/');
+        if (!sl) {
+            free(p);
+            p = strdup(".");
+            continue;
+        }
+        if (sl == p)
+            sl[1] = 0;
+        else
+            *sl = 0;
+    }
+    free(p);
+    int inside = 0;
+    for (char *end = real ? real + strlen(real) : NULL; end && !inside;) {
+        struct stat st;
+        char c = *end;
+        *end = 0;
+        inside = stat(real[0] ? real : "/", &st) == 0 && st.st_dev == src->st_dev && st.st_ino == src->st_ino;
+        *end = c;
+        if (end == real)
+            break;
+        do
+            end--;
+        while (end > real && *end != '/');
+    }
+    free(real);
+    return inside;
+}
+
 void dp_preprocess_opts_init(dp_preprocess_opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -1599,6 +1785,7 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
     memset(&table, 0, sizeof table);
     char *label_text = NULL;
     int dirfd = -1, rc = -1;
+    int had_dataset = -1; /* -1: not yet looked at (the run had not started) */
     pthread_t *th = NULL;
     size_t nth = 0;
     char *ap = NULL;
@@ -1646,6 +1833,11 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
             goto out;
     }
 
+    if (inside_source(r->dst, &sst)) {
+        dp_err(errbuf, "%s: the dataset folder is the capture folder %s or lies inside it; give a target "
+               "outside it", r->dst, r->src);
+        goto out;
+    }
     if (dp_mkdirs(r->dst, errbuf) != 0)
         goto out;
     dirfd = open(r->dst, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1684,7 +1876,8 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
 
     /* complete and unchanged? */
     uint64_t fp = fingerprint(r, label_text);
-    if (r->nfiles && dp_preprocess_complete(r->dst)) {
+    had_dataset = dp_preprocess_complete(r->dst);
+    if (r->nfiles && had_dataset && !summary_has_unreadable(r->dst)) {
         char *sp = dp_path_join(r->dst, "summary.json");
         char *json = sp ? dp_read_file(sp, NULL, NULL) : NULL;
         char have[64], want[32], num[32];
@@ -1702,6 +1895,7 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
         free(json);
         free(sp);
         if (st->up_to_date) {
+            dp_remove_tree(r->parts); /* what a killed rerun of other sources left */
             rc = 0;
             goto out;
         }
@@ -1723,6 +1917,7 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
             if (++notes <= MAX_NOTES)
                 warn(r, cf->path, 1, "%s; skipped", strip_path(peb, cf->path));
         } else {
+            cf->unreadable = 1;
             warn(r, cf->path, 0, "%s; skipped", strip_path(peb, cf->path));
         }
     }
@@ -1742,14 +1937,7 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
              "will be unlabelled; is --labels right?",
              o->labels_path ? o->labels_path : "built-in ISCX table");
 
-    /* from here on the dataset is being rewritten: drop the completion mark */
-    char *sj = dp_path_join(r->dst, "summary.json");
-    if (!sj || (unlink(sj) != 0 && errno != ENOENT)) {
-        dp_errno(errbuf, "%s: cannot remove", sj ? sj : r->dst);
-        free(sj);
-        goto out;
-    }
-    free(sj);
+    /* the previous dataset (if any) stays whole until merger_commit */
     if (mkdir(r->parts, 0777) != 0 && errno != EEXIST) {
         dp_errno(errbuf, "%s: cannot create directory", r->parts);
         goto out;
@@ -1870,6 +2058,8 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
         }
         M.rows += count;
         cf->rows_end = M.rows;
+        cf->rows_hash = M.hash;
+        M.hash = 0;
         M.merged++;
         M.done++;
         if (journal_sync(r, &M, 0, errbuf) != 0)
@@ -1914,7 +2104,8 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
 
     /* commit the arrays, drop the parts, then the text outputs, summary.json last */
     double tm = tp + st->seconds_parts;
-    if (merger_commit(r, &M, errbuf) != 0)
+    /* every capture in the journal first, so that a kill in the commit resumes */
+    if (journal_sync(r, &M, 1, errbuf) != 0 || merger_commit(r, &M, errbuf) != 0)
         goto out;
     remove_parts(r);
     mem = open_memstream(&ap, &alen);
@@ -1978,6 +2169,7 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
 out:
     if (r->progress_on)
         dp_progress_done(&r->prog);
+    int full_disk = rc != 0 && errbuf && strstr(errbuf, strerror(ENOSPC)) != NULL;
     if (nth) { /* a failure while workers run: stop them */
         pthread_mutex_lock(&r->mu);
         r->stop = 1;
@@ -1989,6 +2181,8 @@ out:
     }
     /* the partial arrays and the journal stay for a rerun */
     merger_close(&M);
+    if (rc != 0 && had_dataset >= 0)
+        report_failure(r, had_dataset, full_disk, errbuf);
     for (size_t i = 0; i < r->nfiles; i++)
         for (chunk *c = r->files[i].qh, *n; c; c = n) {
             n = c->next;

@@ -27,20 +27,26 @@
  *     each merged capture (source size and mtime, counts, status, row count
  *     after it, a checksum) once its rows are in the files; the part of a
  *     journaled capture is deleted. When all are merged the arrays are
- *     committed (final header, fsync, rename into DATASET_DIR), the journal
- *     and parts folder removed, then files.tsv, labels.tsv, summary.md and,
- *     last, summary.json are written.
- *  A run first removes summary.json, so an interrupted run never leaves a
- *  dataset that looks complete. A rerun keeps the longest prefix of the
- *  journal that matches the captures as they are now (same files in the
- *  same order, sizes, mtimes, label table) and whose rows the partial
- *  arrays hold, cuts the arrays back to it and goes on from there; it also
- *  reuses every whole part whose source is unchanged. Only the captures a
- *  killed run had read but not yet merged (in memory) are read again. When
- *  the dataset is complete and nothing changed (same files, sizes, mtimes,
- *  label table) a rerun does nothing.
- *  Files and folders whose name starts with '.' are not read, nor is
- *  DATASET_DIR when it lies inside CAPTURE_DIR.
+ *     committed in steps a rerun resumes from (every array's rows fsynced;
+ *     then every final header written and fsynced; then the previous
+ *     summary.json removed and the renames, with a folder fsync), the
+ *     journal and parts folder removed, then files.tsv, labels.tsv,
+ *     summary.md and, last, summary.json are written.
+ *  A previous complete dataset in DATASET_DIR stays whole and usable until
+ *  the renames of the commit; a run that fails before them leaves it as it
+ *  was and says so, with the size of the parts folder it keeps for a rerun
+ *  (removed instead when the disk is full). A rerun keeps the longest
+ *  prefix of the journal that matches the captures as they are now (same
+ *  files in the same order, sizes, mtimes, label table) and whose rows the
+ *  partial arrays hold, cuts the arrays back to it and goes on from there;
+ *  it also reuses every whole part whose source is unchanged. Only the
+ *  captures a killed run had read but not yet merged (in memory) are read
+ *  again, and those that could not be read (journal entries with no frame
+ *  and a problem). When the dataset is complete and nothing changed (same
+ *  files, sizes, mtimes, label table) and every file could be read
+ *  (summary.json "unreadable": 0) a rerun does nothing.
+ *  Files and folders whose name starts with '.' are not read. DATASET_DIR
+ *  may not be CAPTURE_DIR nor lie inside it (refused).
  *
  * Errors that stop the run (missing source folder, no capture in it,
  * unwritable target, bad label table, I/O errors on the target) return -1

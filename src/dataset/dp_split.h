@@ -1,7 +1,7 @@
 /* dp_split: train and test sets per task from a preprocessed dataset
  * (spec section 4), written as split folders (see dp_dataset.h):
  *
- *   SPLIT_DIR/<task dir>/{train,test}/{vectors,labels,meta}.npy, classes.tsv
+ *   SPLIT_DIR/<task dir>/{train,test}/{vectors,labels,meta}.npy, classes.tsv, task
  *   SPLIT_DIR/<task dir>/data_card.md, data_card.json
  *
  * For each task, only packets with a class for it (id >= 0) are used. Rows
@@ -103,7 +103,14 @@ int dp_split_task(const dp_dataset *d, const char *dataset_dir, int task, const 
 /* The whole command: opens dataset_dir, splits every task in o->tasks into
  * split_dir/<dp_task_dir[task]>, printing each data card to o->out. A task
  * with no labelled packets is an error when it is the only task asked for,
- * else it is skipped with a note on stderr (an error if no task remains). */
+ * else it is skipped with a note on stderr (an error if no task remains).
+ * Atomic as a whole: the split is built in SPLIT_DIR.tmp.<pid> (the old
+ * split's other entries, e.g. the task not asked for, hard-linked in), then
+ * swapped with the old one (dp_swap_dir_into_place); a failure removes the
+ * temp folder and leaves the old split as it was. Locked: SPLIT_DIR.lock
+ * (dp_lock_target) makes a concurrent split of the same target fail at
+ * once. A symlink at SPLIT_DIR is followed. Stale temp folders of dead
+ * splits are removed first. Each train/test folder gets a `task` file. */
 int dp_split_run(const char *dataset_dir, const char *split_dir, const dp_split_opts *o,
                  char *errbuf);
 

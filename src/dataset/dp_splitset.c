@@ -65,9 +65,62 @@ out:
     return rc;
 }
 
+int dp_splitset_write_task(const char *dir, int task, char *errbuf)
+{
+    char *p = dp_path_join(dir, "task");
+    if (!p)
+        return dp_err(errbuf, "%s: out of memory", dir);
+    char line[32];
+    int n = snprintf(line, sizeof line, "%s\n", dp_task_name[task]);
+    int rc = dp_write_file_atomic(p, line, (size_t)n, errbuf);
+    free(p);
+    return rc;
+}
+
+/* The task DIR/task names; else the one its parent folder's name
+ * (application_classification, traffic_classification) says; else -1. */
+static int read_task(const char *dir)
+{
+    char *p = dp_path_join(dir, "task");
+    char *text = p ? dp_read_file(p, NULL, NULL) : NULL;
+    free(p);
+    if (text) {
+        text[strcspn(text, "\r\n")] = 0;
+        int t = dp_task_parse(text);
+        free(text);
+        return t;
+    }
+    char *real = realpath(dir, NULL);
+    int t = -1;
+    if (real) {
+        char *sl = strrchr(real, '/');
+        if (sl && sl != real) {
+            *sl = 0;
+            const char *parent = strrchr(real, '/') ? strrchr(real, '/') + 1 : real;
+            for (int k = 0; k < DP_NTASKS; k++)
+                if (!strcmp(parent, dp_task_dir[k]))
+                    t = k;
+        }
+        free(real);
+    }
+    return t;
+}
+
+uint64_t dp_splitset_fingerprint(const dp_splitset *s)
+{
+    uint64_t h = dp_fnv1a(&s->n, sizeof s->n, DP_FNV_INIT);
+    for (int c = 0; c < s->nclasses; c++)
+        h = dp_fnv1a(s->names[c] ? s->names[c] : "", strlen(s->names[c] ? s->names[c] : "") + 1, h);
+    h = dp_fnv1a(s->labels.data, 2 * s->n, h);
+    if (s->has_meta)
+        h = dp_fnv1a(s->meta.data, sizeof(dp_meta) * s->n, h);
+    return h;
+}
+
 int dp_splitset_open(dp_splitset *s, const char *dir, char *errbuf)
 {
     memset(s, 0, sizeof *s);
+    s->task = -1;
     struct stat st;
     if (stat(dir, &st) != 0)
         return dp_errno(errbuf, "%s: cannot open split folder", dir);
@@ -116,6 +169,7 @@ int dp_splitset_open(dp_splitset *s, const char *dir, char *errbuf)
             goto out;
         }
     }
+    s->task = read_task(dir);
     rc = 0;
 out:
     free(pv);

@@ -559,6 +559,7 @@ int dp_model_predict(dp_model *m, const uint8_t *vectors, int B, float *logprobs
 #define MAGIC_MODEL "DPMODEL"
 #define MAGIC_CKPT "DPCKPT\0"
 #define FORMAT_VERSION 1u
+#define CKPT_VERSION 2u /* 2: the training set's fingerprint at the end */
 
 typedef struct wbuf {
     FILE *f;
@@ -607,12 +608,12 @@ static void w_floats(wbuf *w, const float *p, size_t n)
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "model files assume a little-endian host");
 
-static void write_model_body(wbuf *w, const dp_model *m, const char *magic)
+static void write_model_body(wbuf *w, const dp_model *m, const char *magic, uint32_t version)
 {
     const dp_arch *a = &m->arch;
     const dp_hparams *h = &m->hp;
     w_bytes(w, magic, 8);
-    w_u32(w, FORMAT_VERSION);
+    w_u32(w, version);
     w_u32(w, (uint32_t)a->kind);
     w_u32(w, (uint32_t)m->task);
     w_u32(w, (uint32_t)a->nclasses);
@@ -675,7 +676,7 @@ int dp_model_save(const dp_model *m, const char *path, char *errbuf)
     if (dp_afile_open(&af, path, errbuf) != 0)
         return -1;
     wbuf w = {af.f, DP_FNV_INIT, 0};
-    write_model_body(&w, m, MAGIC_MODEL);
+    write_model_body(&w, m, MAGIC_MODEL, FORMAT_VERSION);
     return finish(&w, &af, path, errbuf);
 }
 
@@ -685,7 +686,7 @@ int dp_model_save_checkpoint(const dp_model *m, const dp_train_state *st, const 
     if (dp_afile_open(&af, path, errbuf) != 0)
         return -1;
     wbuf w = {af.f, DP_FNV_INIT, 0};
-    write_model_body(&w, m, MAGIC_CKPT);
+    write_model_body(&w, m, MAGIC_CKPT, CKPT_VERSION);
     w_u32(&w, m->adam_m ? 1 : 0);
     if (m->adam_m) {
         w_floats(&w, m->adam_m, m->nparams);
@@ -702,6 +703,8 @@ int dp_model_save_checkpoint(const dp_model *m, const dp_train_state *st, const 
     w_u32(&w, (uint32_t)hb);
     if (hb)
         w_floats(&w, st->best_params, m->nparams);
+    w_u64(&w, st->data_rows);
+    w_u64(&w, st->data_fp);
     return finish(&w, &af, path, errbuf);
 }
 
@@ -824,9 +827,9 @@ static dp_model *load_any(const char *path, int ckpt, dp_train_state *st, char *
         goto out;
     }
     uint32_t ver = (uint32_t)buf[8] | (uint32_t)buf[9] << 8 | (uint32_t)buf[10] << 16 | (uint32_t)buf[11] << 24;
-    if (ver != FORMAT_VERSION) {
-        dp_err(errbuf, "%s: unsupported model file version %u (this program reads version %u)", path, ver,
-               FORMAT_VERSION);
+    if (ckpt ? ver != 1 && ver != CKPT_VERSION : ver != FORMAT_VERSION) {
+        dp_err(errbuf, "%s: unsupported %s version %u (this program reads version %u)", path,
+               ckpt ? "checkpoint" : "model file", ver, ckpt ? CKPT_VERSION : FORMAT_VERSION);
         goto out;
     }
     uint64_t want_h = 0;
@@ -937,6 +940,11 @@ static dp_model *load_any(const char *path, int ckpt, dp_train_state *st, char *
                 goto fail;
             }
             r_floats(&r, st->best_params, m->nparams);
+        }
+        if (ver >= 2) {
+            st->has_data = 1;
+            st->data_rows = r_uint(&r, 8);
+            st->data_fp = r_uint(&r, 8);
         }
         if (r.bad) {
             free(st->best_params);

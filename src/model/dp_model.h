@@ -140,6 +140,10 @@ typedef struct dp_train_state {
     dp_rng rng;
     int has_best;           /* best_params present */
     float *best_params;     /* [nparams] or NULL */
+    int has_data;           /* loaded: the checkpoint records its training set
+                             * (version 2 on; always written) */
+    uint64_t data_rows;     /* the training set's rows */
+    uint64_t data_fp;       /* dp_splitset_fingerprint of the training set */
 } dp_train_state;
 
 /* Writes the model with its Adam state and the training state (atomic). */

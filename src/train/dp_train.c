@@ -39,6 +39,8 @@ typedef struct trainer {
     char *ckpt;
     long steps;          /* optimiser steps in this process (max_steps) */
     int killed;          /* max_steps reached */
+    int lock;            /* MODEL.lock (dp_lock_target); -1 before */
+    uint64_t data_rows, data_fp; /* the training set, recorded in checkpoints */
 } trainer;
 
 static void fmt_eta(char *out, size_t n, double s)
@@ -61,6 +63,8 @@ static void gather(trainer *t, const uint32_t *idx, size_t n)
 
 static int save_ckpt(trainer *t, char *errbuf)
 {
+    t->st.data_rows = t->data_rows;
+    t->st.data_fp = t->data_fp;
     return dp_model_save_checkpoint(t->m, &t->st, t->ckpt, errbuf);
 }
 
@@ -323,10 +327,27 @@ done:
     return rc;
 }
 
+/* The training set is the task's, and no other train writes MODEL (the
+ * lock is held until the run ends). */
+static int check_inputs(trainer *t, char *errbuf)
+{
+    const dp_train_opts *o = t->o;
+    if (t->ss.task >= 0 && t->ss.task != o->task)
+        return dp_err(errbuf, "%s: a training set of the %s task; this run trains the %s task (-t %s)",
+                      o->train_dir, dp_task_name[t->ss.task], dp_task_name[o->task], dp_task_name[o->task]);
+    t->lock = dp_lock_target(o->model_path, "train", errbuf);
+    if (t->lock < 0)
+        return -1;
+    t->data_rows = t->ss.n;
+    t->data_fp = dp_splitset_fingerprint(&t->ss);
+    return 0;
+}
+
 int dp_train_run(const dp_train_opts *o, char *errbuf)
 {
     trainer T, *t = &T;
     memset(t, 0, sizeof T);
+    t->lock = -1;
     t->o = o;
     t->hp = o->hp;
     int rc = -1;
@@ -344,6 +365,8 @@ int dp_train_run(const dp_train_opts *o, char *errbuf)
         dp_err(errbuf, "%s: empty training set", o->train_dir);
         goto out;
     }
+    if (check_inputs(t, errbuf) != 0)
+        goto out;
     dp_nn_set_threads(t->hp.threads);
 
     if (o->resume) {
@@ -355,6 +378,12 @@ int dp_train_run(const dp_train_opts *o, char *errbuf)
             dp_err(errbuf, "%s: checkpoint is a %s %s model with %d classes; cannot resume a %s %s run on %d classes",
                    t->ckpt, dp_model_kind_name(t->m), dp_task_name[dp_model_task(t->m)], a->nclasses,
                    o->kind == DP_MODEL_CNN ? "cnn" : "sae", dp_task_name[o->task], t->ss.nclasses);
+            goto out;
+        }
+        if (t->st.has_data && (t->st.data_rows != t->data_rows || t->st.data_fp != t->data_fp)) {
+            dp_err(errbuf, "%s: checkpoint of a run on another training set (%llu rows; %s has %llu or other "
+                   "labels): train without --resume, or resume against the run's own training set",
+                   t->ckpt, (unsigned long long)t->st.data_rows, o->train_dir, (unsigned long long)t->ss.n);
             goto out;
         }
         /* the split and the rng depend on the original seed */
@@ -480,6 +509,8 @@ out:
     free(t->xb);
     free(t->yb);
     free(t->ckpt);
+    if (t->lock >= 0)
+        close(t->lock);
     return rc;
 }
 

@@ -23,22 +23,103 @@ int dp_err(char *errbuf, const char *fmt, ...)
 int dp_errno(char *errbuf, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* ---- atomic output files -------------------------------------------------
- * dp_afile_open creates PATH.tmp.<pid>; dp_afile_commit flushes, fsyncs and
- * renames it over PATH; dp_afile_abort removes it. A crash at any point
- * leaves either the old PATH or the new one, never a half-written file. */
+/* ---- output files ----------------------------------------------------------
+ * Every output goes through dp_afile. What is at PATH decides how it is
+ * written:
+ *  - a regular file or nothing: PATH.tmp.<pid> in the same folder;
+ *    dp_afile_commit flushes, fsyncs, renames it over PATH and fsyncs the
+ *    folder. A crash at any point leaves the old PATH or the new one, never
+ *    a half-written file;
+ *  - a symlink: followed (dangling or not); its target is written as above,
+ *    the link stays a link;
+ *  - "-": standard output, written through (never closed);
+ *  - a character or block device, a FIFO or a socket: opened and written
+ *    through, never replaced (a FIFO's open waits for a reader);
+ *  - a folder: an error.
+ * With DP_AFILE_LIVE a regular file is written in place instead (truncated
+ * at open): readers see it grow, and after kill -9 what was flushed is in
+ * PATH. dp_afile_open also removes stale PATH.tmp.<pid> files of processes
+ * that no longer run, and registers its temp file so that
+ * dp_tmp_remove_all() (the commands' SIGINT/SIGTERM handler) removes it. */
 typedef struct dp_afile {
     FILE *f;
-    char *path;
-    char *tmp;
+    char *path;   /* the file written (symlinks resolved) */
+    char *tmp;    /* the temp file; NULL when written through */
+    int through;  /* 0 atomic; 1 written through (special file, "-");
+                   * 2 a live regular file written in place */
+    int slot;     /* temp registry slot + 1; 0 when none */
 } dp_afile;
 
+#define DP_AFILE_LIVE 1
+
 int dp_afile_open(dp_afile *af, const char *path, char *errbuf);
+int dp_afile_open_flags(dp_afile *af, const char *path, int flags, char *errbuf);
+/* Flushes and (regular files) fsyncs and renames into place, fsyncing the
+ * folder; a write error anywhere (also on stdout) fails naming the path. */
 int dp_afile_commit(dp_afile *af, char *errbuf);
+/* Drops the temp file (a file written through stays as written). */
 void dp_afile_abort(dp_afile *af);
 
 /* Writes a whole buffer atomically to path. */
 int dp_write_file_atomic(const char *path, const void *buf, size_t n, char *errbuf);
+
+/* Resolves symlinks at PATH (at most 40; the last target may not exist)
+ * into a malloc'd path; NULL with a message on a loop or out of memory. */
+char *dp_resolve_links(const char *path, char *errbuf);
+
+/* fsyncs the folder that holds PATH (so that a rename in it is durable). */
+int dp_fsync_parent(const char *path, char *errbuf);
+/* rename(from, to) then dp_fsync_parent(to); the message names both. */
+int dp_rename_durable(const char *from, const char *to, char *errbuf);
+
+/* Removes, in DIR, every entry named PREFIX.tmp.<pid> (and
+ * PREFIX.old.<pid>), file or folder (recursively), whose pid is not a
+ * running process. Returns how many it removed. */
+int dp_clean_stale_tmp(const char *dir, const char *prefix);
+/* Removes a file or a folder tree (rm -rf); 0, or -1 with errno set. */
+int dp_remove_tree(const char *path);
+
+/* Recreates the tree at FROM under the new path TO with hard links to its
+ * regular files (symlinks copied, folders made, other files left out):
+ * TO shares the data and costs no copy. FROM and TO on one file system. */
+int dp_link_tree(const char *from, const char *to, char *errbuf);
+/* Puts the folder TMP at TARGET in one step: renamed when TARGET does not
+ * exist, else exchanged with it (renameat2 RENAME_EXCHANGE) and the old
+ * folder removed; the parent folder is fsynced. Until the exchange the old
+ * TARGET stays whole. */
+int dp_swap_dir_into_place(const char *tmp, const char *target, char *errbuf);
+
+/* Creates DIR (mkdir -p) and checks that a file can be created in it (a
+ * real try: permissions do not stop root, a read-only mount does). */
+int dp_check_writable_dir(const char *dir, char *errbuf);
+
+/* Temp paths to remove when the process is stopped by a signal: register
+ * returns a slot (-1 when full: the path is then only cleaned by a later
+ * run), unregister frees it. */
+int dp_tmp_register(const char *path);
+void dp_tmp_unregister(int slot);
+/* Removes every registered path (files and folder trees). */
+void dp_tmp_remove_all(void);
+/* Makes SIGINT and SIGTERM remove every registered path, then end the
+ * process by that signal (the batch commands: preprocess, split, train,
+ * test; classify and capture install their own handlers over it). */
+void dp_tmp_cleanup_on_signals(void);
+
+/* An exclusive lock on TARGET, held through TARGET.lock (flock, holding the
+ * holder's pid): fails at once, naming the lock file and the holder's pid,
+ * when another process holds it. Returns the lock's fd (close it to
+ * release), or -1 with a message. what names the holder ("split"). */
+int dp_lock_target(const char *target, const char *what, char *errbuf);
+
+/* Tests only: with DP_TEST_KILL_AT=PHASE:N[:SIGNAL] in the environment,
+ * the N-th call with that phase kills the process with SIGKILL (as a crash
+ * there would) or sends it SIGNAL and waits for it to end the process. Phases: "commit" (dp_afile_commit, before the rename), "swap"
+ * (dp_swap_dir_into_place, before the exchange), "pp-commit" (preprocess,
+ * between its commit steps). */
+void dp_test_kill_point(const char *phase);
+
+/* Writes to stdout failed (or fail at flush)? -1 with a message, else 0. */
+int dp_check_stdout(char *errbuf);
 
 /* Creates a directory and its parents (mkdir -p). */
 int dp_mkdirs(const char *path, char *errbuf);

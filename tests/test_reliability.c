@@ -1,0 +1,1015 @@
+/* Reliability under faults (issue 11, part A): outputs never replace a
+ * special file, temp files do not outlive their process, split folders and
+ * models are locked and atomic, preprocess and train resume after kill -9,
+ * write errors on stdout fail the command. Oracles: the file type at the
+ * target after the run (lstat), the bytes read at the other end of a FIFO,
+ * the exit status and message of the command, byte comparisons with an
+ * uninterrupted run. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "capture/dp_capture.h"
+#include "dataset/dp_dataset.h"
+#include "dataset/dp_preprocess.h"
+#include "dataset/dp_split.h"
+#include "dp_test.h"
+#include "train/dp_train.h"
+#include "util/dp_util.h"
+
+static char errbuf[DP_ERRBUF_SIZE];
+
+static char *tmp(const char *name)
+{
+    static char buf[8][600];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", dp_test_tmpdir(), name);
+    return buf[k];
+}
+
+static char *slurp(const char *path, size_t *n)
+{
+    return dp_read_file(path, n, NULL);
+}
+
+static int file_is(const char *path, const char *want)
+{
+    char *s = slurp(path, NULL);
+    int ok = s && !strcmp(s, want);
+    free(s);
+    return ok;
+}
+
+/* A pid that is certainly not running: a child that has exited and been reaped. */
+static pid_t dead_pid(void)
+{
+    pid_t p = fork();
+    if (p == 0)
+        _exit(0);
+    waitpid(p, NULL, 0);
+    return p;
+}
+
+static const char *bin(void)
+{
+    static char path[512];
+    const char *b = getenv("BUILD");
+    snprintf(path, sizeof path, "%s/deeppacket", b && *b ? b : "build");
+    return access(path, X_OK) == 0 ? path : NULL;
+}
+
+/* Runs a shell command; its exit status (-1: killed), stderr+stdout in out. */
+static int sh(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int sh(char *out, size_t cap, const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    size_t n = 0;
+    if (out && cap) {
+        n = fread(out, 1, cap - 1, p);
+        out[n] = 0;
+    } else {
+        char sink[4096];
+        while (fread(sink, 1, sizeof sink, p) > 0)
+            ;
+    }
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* ---- 1. outputs: regular files atomic, special files written through ---- */
+
+struct fifo_reader {
+    const char *path;
+    char got[256];
+};
+
+static void *read_fifo(void *arg)
+{
+    struct fifo_reader *r = arg;
+    int fd = open(r->path, O_RDONLY);
+    if (fd < 0)
+        return NULL;
+    size_t n = 0;
+    ssize_t k;
+    char buf[4096];
+    while ((k = read(fd, buf, sizeof buf)) > 0) /* to the end: the writer must not get SIGPIPE */
+        for (ssize_t i = 0; i < k && n < sizeof r->got - 1; i++)
+            r->got[n++] = buf[i];
+    r->got[n] = 0;
+    close(fd);
+    return NULL;
+}
+
+static void test_afile_fifo(void)
+{
+    char *p = tmp("out.fifo");
+    CHECK(mkfifo(p, 0600) == 0);
+    struct fifo_reader r = {p, ""};
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, read_fifo, &r) == 0);
+    CHECK(dp_write_file_atomic(p, "through the fifo\n", 17, errbuf) == 0);
+    pthread_join(th, NULL);
+    CHECK(!strcmp(r.got, "through the fifo\n"));
+    struct stat st;
+    CHECK(lstat(p, &st) == 0 && S_ISFIFO(st.st_mode));
+}
+
+/* A private null device (mknod c 1 3), so that a broken writer cannot
+ * replace the system's /dev/null; NULL when this process cannot make one. */
+static const char *private_null(void)
+{
+    char *p = tmp("null.dev");
+    unlink(p);
+    if (mknod(p, S_IFCHR | 0666, makedev(1, 3)) != 0)
+        return NULL;
+    int fd = open(p, O_WRONLY);
+    if (fd < 0)
+        return NULL; /* a nodev mount */
+    close(fd);
+    return p;
+}
+
+static void test_afile_device(void)
+{
+    const char *p = private_null();
+    if (!p)
+        SKIP("cannot make a device node here (not root, or a nodev mount)");
+    CHECK(dp_write_file_atomic(p, "gone\n", 5, errbuf) == 0);
+    struct stat st;
+    CHECK(lstat(p, &st) == 0 && S_ISCHR(st.st_mode));
+    char *g = slurp(p, NULL);
+    CHECK(g && g[0] == 0); /* still the null device: reads nothing */
+    free(g);
+}
+
+static void test_afile_symlink(void)
+{
+    char *target = tmp("real.txt"), *link = tmp("link.txt"), *dangling = tmp("dangling.txt");
+    CHECK(dp_write_file_atomic(target, "old\n", 4, errbuf) == 0);
+    CHECK(symlink("real.txt", link) == 0); /* relative, as users make them */
+    CHECK(dp_write_file_atomic(link, "new\n", 4, errbuf) == 0);
+    struct stat st;
+    CHECK(lstat(link, &st) == 0 && S_ISLNK(st.st_mode));
+    CHECK(file_is(target, "new\n"));
+    /* a dangling link creates its target */
+    CHECK(symlink("made.txt", dangling) == 0);
+    CHECK(dp_write_file_atomic(dangling, "made\n", 5, errbuf) == 0);
+    CHECK(lstat(dangling, &st) == 0 && S_ISLNK(st.st_mode));
+    CHECK(file_is(tmp("made.txt"), "made\n"));
+    /* a loop is an error naming the path */
+    char *loop = tmp("loop.txt");
+    CHECK(symlink("loop.txt", loop) == 0);
+    CHECK(dp_write_file_atomic(loop, "x", 1, errbuf) == -1);
+    CHECK_STR_CONTAINS(errbuf, "loop.txt");
+    /* a folder is an error, not replaced */
+    CHECK(dp_write_file_atomic(dp_test_tmpdir(), "x", 1, errbuf) == -1);
+    CHECK_STR_CONTAINS(errbuf, "folder");
+}
+
+static void test_afile_stdout(void)
+{
+    char *p = tmp("stdout.txt");
+    fflush(stdout);
+    int saved = dup(1);
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    CHECK(saved >= 0 && fd >= 0);
+    dup2(fd, 1);
+    close(fd);
+    dp_afile af;
+    int orc = dp_afile_open(&af, "-", errbuf);
+    if (orc == 0) {
+        fputs("to stdout\n", af.f);
+        orc = dp_afile_commit(&af, errbuf);
+    }
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    CHECK(orc == 0);
+    CHECK(file_is(p, "to stdout\n"));
+    struct stat st;
+    CHECK(stat("-", &st) != 0); /* no file named "-" */
+    /* stdout still works after the commit (not closed) */
+    CHECK(fflush(stdout) == 0 && fcntl(1, F_GETFD) != -1);
+}
+
+/* DP_AFILE_LIVE: lines are in PATH as soon as they are flushed (what
+ * survives kill -9), and no temp file is made. */
+static void test_afile_live(void)
+{
+    char *p = tmp("live.jsonl");
+    CHECK(dp_write_file_atomic(p, "old contents\n", 13, errbuf) == 0);
+    dp_afile af;
+    CHECK(dp_afile_open_flags(&af, p, DP_AFILE_LIVE, errbuf) == 0);
+    fputs("{\"a\":1}\n", af.f);
+    fflush(af.f);
+    CHECK(file_is(p, "{\"a\":1}\n"));
+    char tp[700];
+    snprintf(tp, sizeof tp, "%s.tmp.%ld", p, (long)getpid());
+    CHECK(access(tp, F_OK) != 0);
+    CHECK(dp_afile_commit(&af, errbuf) == 0);
+    CHECK(file_is(p, "{\"a\":1}\n"));
+}
+
+/* A live pcap writer: every frame is in the file before the close. */
+static void test_dumper_live(void)
+{
+    char *p = tmp("live.pcap");
+    dp_dumper *d = dp_dumper_open_live(p, 1, 65535, 1, errbuf);
+    CHECK(d != NULL);
+    if (!d)
+        return;
+    uint8_t frame[60] = {0};
+    dp_frame f;
+    memset(&f, 0, sizeof f);
+    f.data = frame;
+    f.caplen = f.wirelen = sizeof frame;
+    f.time = 1.5;
+    CHECK(dp_dumper_write(d, &f, errbuf) == 0);
+    CHECK(dp_dumper_write(d, &f, errbuf) == 0);
+    struct stat st;
+    CHECK(stat(p, &st) == 0 && st.st_size == 24 + 2 * (16 + 60));
+    CHECK(dp_dumper_close(d, 1, errbuf) == 0);
+    /* and it reads back */
+    dp_capture *c = dp_capture_open_file(p, errbuf);
+    CHECK(c != NULL);
+    int n = 0;
+    dp_frame g;
+    while (c && dp_capture_next(c, &g, errbuf) == 1)
+        n++;
+    CHECK_EQ_INT(n, 2);
+    dp_capture_close(c);
+}
+
+/* ---- 7. stale temp files of dead processes are removed on the next run ---- */
+
+static void test_stale_tmp(void)
+{
+    char *p = tmp("model.ckpt");
+    char dead[700], alive[700], other[700];
+    snprintf(dead, sizeof dead, "%s.tmp.%ld", p, (long)dead_pid());
+    snprintf(alive, sizeof alive, "%s.tmp.%ld", p, (long)getppid());
+    snprintf(other, sizeof other, "%s.tmpfoo", p);
+    CHECK(dp_write_file_atomic(dead, "x", 1, errbuf) == 0);
+    CHECK(dp_write_file_atomic(alive, "x", 1, errbuf) == 0);
+    CHECK(dp_write_file_atomic(other, "x", 1, errbuf) == 0);
+    CHECK(dp_write_file_atomic(p, "ckpt", 4, errbuf) == 0);
+    CHECK(access(dead, F_OK) != 0);  /* its process is gone */
+    CHECK(access(alive, F_OK) == 0); /* its process runs: may still write it */
+    CHECK(access(other, F_OK) == 0); /* not a temp name */
+    unlink(alive);
+    /* folders too (split's temp folder) */
+    char deaddir[700];
+    snprintf(deaddir, sizeof deaddir, "%s/split.tmp.%ld", dp_test_tmpdir(), (long)dead_pid());
+    char sub[800];
+    snprintf(sub, sizeof sub, "%s/a/b", deaddir);
+    CHECK(dp_mkdirs(sub, errbuf) == 0);
+    CHECK_EQ_INT(dp_clean_stale_tmp(dp_test_tmpdir(), "split"), 1);
+    CHECK(access(deaddir, F_OK) != 0);
+}
+
+/* The batch commands remove their registered temp files on SIGTERM. */
+static void test_signal_removes_tmp(void)
+{
+    char *p = tmp("sig.out"), tp[700];
+    int pfd[2];
+    CHECK(pipe(pfd) == 0);
+    pid_t c = fork();
+    if (c == 0) {
+        /* what main.c does for preprocess, split, train and test */
+        dp_tmp_cleanup_on_signals();
+        dp_afile af;
+        if (dp_afile_open(&af, p, NULL) != 0)
+            _exit(3);
+        fputs("half", af.f);
+        fflush(af.f);
+        if (write(pfd[1], "r", 1) != 1)
+            _exit(4);
+        for (;;)
+            pause();
+    }
+    char b;
+    CHECK(read(pfd[0], &b, 1) == 1);
+    snprintf(tp, sizeof tp, "%s.tmp.%ld", p, (long)c);
+    CHECK(access(tp, F_OK) == 0);
+    kill(c, SIGTERM);
+    int st;
+    waitpid(c, &st, 0);
+    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
+    CHECK(access(tp, F_OK) != 0);
+    CHECK(access(p, F_OK) != 0);
+    close(pfd[0]);
+    close(pfd[1]);
+}
+
+/* ---- 15. write errors on stdout fail the command ---- */
+
+static const char *corpus_dataset(void);
+
+static void test_stdout_full(void)
+{
+    const char *b = bin();
+    if (!b)
+        SKIP("no deeppacket binary ($BUILD/deeppacket)");
+    if (access("/dev/full", W_OK) != 0)
+        SKIP("no /dev/full");
+    char out[4096];
+    CHECK_EQ_INT(sh(out, sizeof out, "%s --help >/dev/full 2>&1", b), 1);
+    CHECK_EQ_INT(sh(out, sizeof out, "%s split --help 2>&1 >/dev/full", b), 1);
+    CHECK_STR_CONTAINS(out, "standard output");
+    CHECK_EQ_INT(sh(out, sizeof out, "%s split --help 2>&1 >/dev/null", b), 0);
+    /* real runs: split prints its data cards, preprocess its summary */
+    const char *ds = corpus_dataset();
+    if (!ds)
+        return;
+    CHECK_EQ_INT(sh(out, sizeof out, "%s split -s %s -t %s 2>&1 >/dev/full", b, ds, tmp("full-split")), 1);
+    CHECK_STR_CONTAINS(out, "deeppacket split: standard output: write failed");
+    CHECK_EQ_INT(sh(out, sizeof out, "%s preprocess -s data/corpus -t %s --labels data/corpus/labels.tsv "
+                    "2>&1 >/dev/full", b, tmp("full-pp")), 1);
+    CHECK_STR_CONTAINS(out, "deeppacket preprocess: standard output: write failed");
+}
+
+/* ---- the corpus of the repository, preprocessed once ---- */
+
+static const char *corpus_dataset(void)
+{
+    static char ds[600];
+    static int tried;
+    if (tried)
+        return ds[0] ? ds : NULL;
+    tried = 1;
+    if (access("data/corpus/labels.tsv", R_OK) != 0)
+        return NULL;
+    snprintf(ds, sizeof ds, "%s/corpus-ds", dp_test_tmpdir());
+    dp_preprocess_opts o;
+    dp_preprocess_opts_init(&o);
+    o.src_dir = "data/corpus";
+    o.dst_dir = ds;
+    o.labels_path = "data/corpus/labels.tsv";
+    o.progress = 0;
+    o.threads = 2;
+    o.warn = NULL;
+    int saved = dup(2), devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 2); /* the notes about README.md and labels.tsv */
+    int rc = dp_preprocess_run(&o, NULL, errbuf);
+    dup2(saved, 2);
+    close(saved);
+    close(devnull);
+    if (rc != 0) {
+        fprintf(stderr, "  preprocess data/corpus: %s\n", errbuf);
+        ds[0] = 0;
+        return NULL;
+    }
+    return ds;
+}
+
+static int same_file(const char *a, const char *b)
+{
+    size_t la, lb;
+    char *x = slurp(a, &la), *y = slurp(b, &lb);
+    int same = x && y && la == lb && memcmp(x, y, la) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+/* 1 when the two split folders hold the same files, byte for byte. */
+static int same_split(const char *a, const char *b)
+{
+    static const char *const files[] = {"train/vectors.npy", "train/labels.npy", "train/meta.npy",
+                                        "train/classes.tsv", "train/task", "test/vectors.npy",
+                                        "test/labels.npy", "test/meta.npy", "test/classes.tsv",
+                                        "test/task", "data_card.json", "data_card.md"};
+    for (int t = 0; t < DP_NTASKS; t++)
+        for (size_t k = 0; k < sizeof files / sizeof *files; k++) {
+            char pa[900], pb[900];
+            snprintf(pa, sizeof pa, "%s/%s/%s", a, dp_task_dir[t], files[k]);
+            snprintf(pb, sizeof pb, "%s/%s/%s", b, dp_task_dir[t], files[k]);
+            if (!same_file(pa, pb))
+                return 0;
+        }
+    return 1;
+}
+
+/* Names in dir that contain ".tmp." (temp files or folders left behind). */
+static int count_tmp(const char *dir)
+{
+    char out[4096];
+    sh(out, sizeof out, "find '%s' -name '*.tmp.*' | wc -l", dir);
+    return atoi(out);
+}
+
+/* ---- 4. a split folder is atomic as a whole, and locked ---- */
+
+static void test_split_atomic(void)
+{
+    const char *b = bin(), *ds = corpus_dataset();
+    if (!b || !ds)
+        SKIP("no deeppacket binary or no data/corpus");
+    char *s1 = tmp("split-s1"), *s2 = tmp("split-s2"), *t = tmp("split-target");
+    char out[8192];
+    CHECK_EQ_INT(sh(out, sizeof out, "%s split -q -s %s -t %s --seed 1 2>&1", b, ds, s1), 0);
+    CHECK_EQ_INT(sh(out, sizeof out, "%s split -q -s %s -t %s --seed 2 2>&1", b, ds, s2), 0);
+    CHECK(!same_split(s1, s2)); /* the seeds give different splits */
+    CHECK_EQ_INT(sh(out, sizeof out, "%s split -q -s %s -t %s --seed 1 2>&1", b, ds, t), 0);
+    /* killed at each commit of a rerun with another seed, and just before the
+     * swap: the old split stays whole */
+    for (int k = 1; k <= 3; k++) {
+        CHECK(sh(out, sizeof out, "DP_TEST_KILL_AT=commit:%d %s split -q -s %s -t %s --seed 2 2>&1", 4 * k, b,
+                 ds, t) != 0);
+        CHECK(same_split(t, s1));
+    }
+    /* SIGTERM (Ctrl-C alike) in the middle: the run removes the temp folder a
+     * killed run left (stale) and its own */
+    CHECK(count_tmp(dp_test_tmpdir()) > 0);
+    CHECK(sh(out, sizeof out, "DP_TEST_KILL_AT=commit:6:%d %s split -q -s %s -t %s --seed 2 2>&1", SIGTERM, b,
+             ds, t) != 0);
+    CHECK(same_split(t, s1));
+    CHECK_EQ_INT(count_tmp(dp_test_tmpdir()), 0);
+    CHECK(sh(out, sizeof out, "DP_TEST_KILL_AT=swap:1 %s split -q -s %s -t %s --seed 2 2>&1", b, ds, t) != 0);
+    CHECK(same_split(t, s1));
+    CHECK(count_tmp(dp_test_tmpdir()) > 0); /* what the kills left */
+    /* the rerun: the new split, whole, and no temp folder left */
+    CHECK_EQ_INT(sh(out, sizeof out, "%s split -q -s %s -t %s --seed 2 2>&1", b, ds, t), 0);
+    CHECK(same_split(t, s2));
+    CHECK_EQ_INT(count_tmp(dp_test_tmpdir()), 0);
+    /* one task: the other task's folder is kept as it was */
+    CHECK_EQ_INT(sh(out, sizeof out, "%s split -q -s %s -t %s --seed 1 --task app 2>&1", b, ds, t), 0);
+    char pa[900], pb[900];
+    snprintf(pa, sizeof pa, "%s/traffic_classification/test/labels.npy", t);
+    snprintf(pb, sizeof pb, "%s/traffic_classification/test/labels.npy", s2);
+    CHECK(same_file(pa, pb));
+    snprintf(pa, sizeof pa, "%s/application_classification/test/labels.npy", t);
+    snprintf(pb, sizeof pb, "%s/application_classification/test/labels.npy", s1);
+    CHECK(same_file(pa, pb));
+    /* a symlink to a split folder: the folder is replaced, the link stays */
+    char *link = tmp("split-link");
+    CHECK(symlink("split-target", link) == 0);
+    CHECK_EQ_INT(sh(out, sizeof out, "%s split -q -s %s -t %s/ --seed 2 2>&1", b, ds, link), 0);
+    struct stat st;
+    CHECK(lstat(link, &st) == 0 && S_ISLNK(st.st_mode));
+    CHECK(same_split(t, s2));
+}
+
+static void test_split_lock(void)
+{
+    const char *ds = corpus_dataset();
+    if (!ds)
+        SKIP("no data/corpus");
+    char *t = tmp("split-locked");
+    int fd = dp_lock_target(t, "split", errbuf);
+    CHECK(fd >= 0);
+    dp_split_opts o;
+    dp_split_opts_default(&o);
+    o.out = NULL;
+    char pid[32];
+    snprintf(pid, sizeof pid, "pid %ld", (long)getpid());
+    CHECK(dp_split_run(ds, t, &o, errbuf) == -1);
+    CHECK_STR_CONTAINS(errbuf, "split-locked.lock");
+    CHECK_STR_CONTAINS(errbuf, pid);
+    struct stat st;
+    CHECK(stat(t, &st) != 0); /* nothing written */
+    close(fd);
+    CHECK(dp_split_run(ds, t, &o, errbuf) == 0);
+}
+
+/* The corpus split with the default options, made once. */
+static const char *corpus_split(void)
+{
+    static char sp[600];
+    const char *ds = corpus_dataset();
+    if (sp[0] || !ds)
+        return ds ? sp : NULL;
+    snprintf(sp, sizeof sp, "%s/corpus-split", dp_test_tmpdir());
+    dp_split_opts so;
+    dp_split_opts_default(&so);
+    so.out = NULL;
+    if (dp_split_run(ds, sp, &so, errbuf) != 0) {
+        fprintf(stderr, "  split: %s\n", errbuf);
+        return NULL;
+    }
+    return sp;
+}
+
+/* ---- 13. train checks its task, its training set on --resume, and locks MODEL ---- */
+
+static void train_opts(dp_train_opts *o, const char *dir, const char *model, int task)
+{
+    dp_train_opts_default(o);
+    o->train_dir = dir;
+    o->model_path = model;
+    o->task = task;
+    o->quiet = 1;
+    o->cnn_channels = 2;
+    o->hp.threads = 1;
+    o->hp.epochs = 1;
+}
+
+static void test_train_checks(void)
+{
+    const char *ds = corpus_dataset();
+    if (!ds)
+        SKIP("no data/corpus");
+    const char *sp = corpus_split();
+    char *sp2 = tmp("train-split2");
+    dp_split_opts so;
+    dp_split_opts_default(&so);
+    so.out = NULL;
+    so.seed = 5;
+    CHECK(sp && dp_split_run(ds, sp2, &so, errbuf) == 0);
+    char trd[900], trd2[900], appd[900];
+    snprintf(trd, sizeof trd, "%s/traffic_classification/train", sp);
+    snprintf(trd2, sizeof trd2, "%s/traffic_classification/train", sp2);
+    snprintf(appd, sizeof appd, "%s/application_classification/train", sp);
+    char *model = tmp("checks.model");
+    dp_train_opts o;
+    /* -t app on a traffic training set */
+    train_opts(&o, trd, model, DP_TASK_APP);
+    CHECK(dp_train_run(&o, errbuf) == -1);
+    CHECK_STR_CONTAINS(errbuf, "traffic task");
+    CHECK_STR_CONTAINS(errbuf, trd);
+    /* an older split folder without its task file: the folder name says it */
+    char tf[1000];
+    snprintf(tf, sizeof tf, "%s/task", appd);
+    CHECK(unlink(tf) == 0);
+    train_opts(&o, appd, model, DP_TASK_TRAFFIC);
+    CHECK(dp_train_run(&o, errbuf) == -1);
+    CHECK_STR_CONTAINS(errbuf, "app task");
+    /* --resume against another training set */
+    train_opts(&o, trd, model, DP_TASK_TRAFFIC);
+    CHECK(dp_train_run(&o, errbuf) == 0);
+    train_opts(&o, trd2, model, DP_TASK_TRAFFIC);
+    o.resume = 1;
+    o.hp.epochs = 2; /* extends the finished run */
+    CHECK(dp_train_run(&o, errbuf) == -1);
+    CHECK_STR_CONTAINS(errbuf, "another training set");
+    /* ... and against its own it goes on */
+    o.train_dir = trd;
+    CHECK(dp_train_run(&o, errbuf) == 0);
+    /* a second train writing the same model fails at once */
+    int fd = dp_lock_target(model, "train", errbuf);
+    CHECK(fd >= 0);
+    train_opts(&o, trd, model, DP_TASK_TRAFFIC);
+    CHECK(dp_train_run(&o, errbuf) == -1);
+    CHECK_STR_CONTAINS(errbuf, "checks.model.lock");
+    close(fd);
+}
+
+/* ---- 16. test: an impossible report folder and an empty test set fail at once ---- */
+
+static void test_test_command(void)
+{
+    const char *b = bin(), *sp = corpus_split();
+    if (!b || !sp)
+        SKIP("no deeppacket binary or no data/corpus");
+    char trd[900], ted[900], *model = tmp("test-cmd.model");
+    snprintf(trd, sizeof trd, "%s/traffic_classification/train", sp);
+    snprintf(ted, sizeof ted, "%s/traffic_classification/test", sp);
+    dp_train_opts o;
+    train_opts(&o, trd, model, DP_TASK_TRAFFIC);
+    CHECK(dp_train_run(&o, errbuf) == 0);
+    char out[8192];
+    /* the report folder cannot be made: fails before the table is printed */
+    CHECK_EQ_INT(sh(out, sizeof out, "%s test -d %s -m %s -o /dev/null/report 2>&1", b, ted, model), 1);
+    CHECK_STR_CONTAINS(out, "/dev/null/report");
+    CHECK(strstr(out, "recall") == NULL);
+    /* a test set of 0 rows */
+    char *empty = tmp("empty-test"), p[900];
+    CHECK(dp_mkdirs(empty, errbuf) == 0);
+    snprintf(p, sizeof p, "%s/vectors.npy", empty);
+    CHECK(dp_npy_save(p, DP_NPY_U1, 1, DP_VEC_LEN, "", 0, errbuf) == 0);
+    snprintf(p, sizeof p, "%s/labels.npy", empty);
+    CHECK(dp_npy_save(p, DP_NPY_I2, 2, 0, "", 0, errbuf) == 0);
+    CHECK_EQ_INT(sh(NULL, 0, "cp %s/classes.tsv %s/", ted, empty), 0);
+    CHECK_EQ_INT(sh(out, sizeof out, "%s test -d %s -m %s -o %s/r 2>&1", b, empty, model, empty), 1);
+    CHECK_STR_CONTAINS(out, "no rows");
+    /* and a good one still works */
+    CHECK_EQ_INT(sh(out, sizeof out, "%s test -d %s -m %s -o %s/r 2>&1", b, ted, model, empty), 0);
+}
+
+/* ---- 1. classify -o: FIFO, symlink, "-"; live output survives kill -9 ---- */
+
+/* A tiny traffic model trained on the corpus split, made once. */
+static const char *corpus_model(void)
+{
+    static char model[600];
+    const char *sp = corpus_split();
+    if (model[0] || !sp)
+        return sp ? model : NULL;
+    char trd[900];
+    snprintf(trd, sizeof trd, "%s/traffic_classification/train", sp);
+    snprintf(model, sizeof model, "%s/corpus.model", dp_test_tmpdir());
+    dp_train_opts o;
+    train_opts(&o, trd, model, DP_TASK_TRAFFIC);
+    if (dp_train_run(&o, errbuf) != 0) {
+        fprintf(stderr, "  train: %s\n", errbuf);
+        model[0] = 0;
+        return NULL;
+    }
+    return model;
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; s && *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+static void test_classify_targets(void)
+{
+    const char *b = bin(), *m = corpus_model();
+    if (!b || !m)
+        SKIP("no deeppacket binary or no data/corpus");
+    const char *cap = "data/corpus/chat_01.pcap";
+    char *ref = tmp("cls-ref.jsonl"), out[8192];
+    CHECK_EQ_INT(sh(out, sizeof out, "%s classify -m %s -r %s -o %s 2>&1", b, m, cap, ref), 0);
+    size_t n;
+    char *want = slurp(ref, &n);
+    CHECK(want && count_lines(want) > 10);
+    /* a symlink: followed, stays a link */
+    char *real = tmp("cls-real.jsonl"), *link = tmp("cls-link.jsonl");
+    CHECK(symlink("cls-real.jsonl", link) == 0);
+    CHECK_EQ_INT(sh(out, sizeof out, "%s classify -m %s -r %s -o %s 2>&1", b, m, cap, link), 0);
+    struct stat st;
+    CHECK(lstat(link, &st) == 0 && S_ISLNK(st.st_mode));
+    CHECK(same_file(real, ref));
+    /* "-": standard output */
+    char *dash = tmp("cls-dash.jsonl");
+    CHECK_EQ_INT(sh(out, sizeof out, "%s classify -m %s -r %s -o - >%s 2>/dev/null", b, m, cap, dash), 0);
+    CHECK(same_file(dash, ref));
+    /* a FIFO: read at the other end, still a FIFO */
+    char *fifo = tmp("cls.fifo");
+    CHECK(mkfifo(fifo, 0600) == 0);
+    struct fifo_reader r = {fifo, ""};
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, read_fifo, &r) == 0);
+    CHECK_EQ_INT(sh(out, sizeof out, "%s classify -m %s -r %s -o %s 2>&1", b, m, cap, fifo), 0);
+    pthread_join(th, NULL);
+    CHECK(want && !strncmp(r.got, want, strlen(r.got)) && strlen(r.got) > 100);
+    CHECK(lstat(fifo, &st) == 0 && S_ISFIFO(st.st_mode));
+    /* a device */
+    const char *null = private_null();
+    if (null) {
+        CHECK_EQ_INT(sh(out, sizeof out, "%s classify -m %s -r %s -o %s 2>&1", b, m, cap, null), 0);
+        CHECK(lstat(null, &st) == 0 && S_ISCHR(st.st_mode));
+    }
+    free(want);
+}
+
+struct udp_flood {
+    int port;
+    volatile int stop;
+};
+
+static void *send_udp(void *arg)
+{
+    struct udp_flood *f = arg;
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)f->port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    char msg[300];
+    memset(msg, 'x', sizeof msg);
+    for (int i = 0; !f->stop && i < 2000; i++) {
+        sendto(fd, msg, 60 + (size_t)(i % 200), 0, (struct sockaddr *)&a, sizeof a);
+        usleep(5000);
+    }
+    close(fd);
+    return NULL;
+}
+
+/* A live command (cmd, "%d" for the UDP port it filters on) run by the shell
+ * while a thread sends it packets on lo; live_stop kills it with SIGKILL. */
+typedef struct live_run {
+    struct udp_flood f;
+    pid_t pid;
+    pthread_t th;
+    char tmp[700]; /* OUT.tmp.<pid>, where an atomic writer would put OUT */
+} live_run;
+
+static void live_start(live_run *L, const char *cmd_fmt, const char *out, int port_salt)
+{
+    char cmd[2000];
+    L->f.port = 30000 + (int)((getpid() + port_salt) % 20000);
+    L->f.stop = 0;
+    snprintf(cmd, sizeof cmd, cmd_fmt, L->f.port);
+    L->pid = fork();
+    if (L->pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    CHECK(pthread_create(&L->th, NULL, send_udp, &L->f) == 0);
+    snprintf(L->tmp, sizeof L->tmp, "%s.tmp.%ld", out, (long)L->pid);
+}
+
+static void live_stop(live_run *L)
+{
+    kill(L->pid, SIGKILL);
+    waitpid(L->pid, NULL, 0);
+    L->f.stop = 1;
+    pthread_join(L->th, NULL);
+}
+
+static void test_classify_live_kill9(void)
+{
+    const char *b = bin(), *m = corpus_model();
+    if (!b || !m)
+        SKIP("no deeppacket binary or no data/corpus");
+    if (geteuid() != 0)
+        SKIP("live capture needs root");
+    char *o = tmp("live-out.jsonl"), fmt[1500];
+    snprintf(fmt, sizeof fmt, "exec %s classify -m %s -i lo -f 'udp and dst port %%d' -o %s 2>/dev/null", b, m, o);
+    live_run L;
+    live_start(&L, fmt, o, 0);
+    const char *tp = L.tmp;
+    int lines = 0; /* in OUT or (the old way) its temp file */
+    for (int i = 0; i < 100 && lines < 5; i++) { /* up to 5 s */
+        usleep(50000);
+        char *s = slurp(o, NULL), *t = slurp(tp, NULL);
+        lines = count_lines(s) + count_lines(t);
+        free(s);
+        free(t);
+    }
+    live_stop(&L);
+    if (lines == 0 && access(tp, F_OK) != 0)
+        SKIP("no verdict from the loopback interface within 5 s");
+    char *s = slurp(o, NULL);
+    CHECK(count_lines(s) >= 5); /* in OUT itself, written before the kill */
+    CHECK(s && strstr(s, "\"label\""));
+    free(s);
+    CHECK(access(tp, F_OK) != 0);
+}
+
+/* capture -w: the frames written are in OUT after kill -9 (a valid pcap). */
+static void test_capture_live_kill9(void)
+{
+    const char *b = bin();
+    if (!b)
+        SKIP("no deeppacket binary ($BUILD/deeppacket)");
+    if (geteuid() != 0)
+        SKIP("live capture needs root");
+    char *o = tmp("live-cap.pcap"), fmt[1500];
+    snprintf(fmt, sizeof fmt, "exec %s capture -i lo -f 'udp and dst port %%d' -w %s 2>/dev/null", b, o);
+    live_run L;
+    live_start(&L, fmt, o, 7);
+    const char *tp = L.tmp;
+    struct stat st;
+    off_t size = 0;
+    /* up to 5 s for 5 frames (a record is at most 16 + 42 + 259 bytes here) */
+    for (int i = 0; i < 100 && size < 24 + 5 * (16 + 42 + 259); i++) {
+        usleep(50000);
+        size = stat(o, &st) == 0 ? st.st_size : stat(tp, &st) == 0 ? st.st_size : 0;
+    }
+    live_stop(&L);
+    if (size == 0)
+        SKIP("nothing captured on the loopback interface within 5 s");
+    CHECK(access(tp, F_OK) != 0);
+    dp_capture *cap = dp_capture_open_file(o, errbuf);
+    CHECK(cap != NULL);
+    int n = 0;
+    dp_frame g;
+    while (cap && dp_capture_next(cap, &g, errbuf) == 1)
+        n++;
+    CHECK(n >= 5);
+    dp_capture_close(cap);
+}
+
+/* ---- preprocess: resume from the commit phase, keep the previous dataset ---- */
+
+static int run_pp_stop(const char *src, const char *dst, size_t stop_after, dp_preprocess_stats *st, char *eb)
+{
+    dp_preprocess_opts o;
+    dp_preprocess_opts_init(&o);
+    o.src_dir = src;
+    o.dst_dir = dst;
+    o.labels_path = "data/corpus/labels.tsv";
+    o.progress = 0;
+    o.threads = 2;
+    o.stop_after = stop_after;
+    int saved = dup(2), devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 2); /* notes about the non-captures */
+    int rc = dp_preprocess_run(&o, st, eb);
+    dup2(saved, 2);
+    close(saved);
+    close(devnull);
+    return rc;
+}
+
+static int run_pp(const char *src, const char *dst, dp_preprocess_stats *st, char *eb)
+{
+    return run_pp_stop(src, dst, 0, st, eb);
+}
+
+static int same_dataset(const char *a, const char *b)
+{
+    static const char *const files[] = {"vectors.npy", "app.npy", "traffic.npy", "meta.npy", "files.tsv"};
+    for (size_t k = 0; k < sizeof files / sizeof *files; k++) {
+        char pa[900], pb[900];
+        snprintf(pa, sizeof pa, "%s/%s", a, files[k]);
+        snprintf(pb, sizeof pb, "%s/%s", b, files[k]);
+        if (!same_file(pa, pb))
+            return 0;
+    }
+    return 1;
+}
+
+/* 8. killed at each step of the commit, the rerun resumes: it reads no
+ * capture again and writes the same bytes. */
+static void test_pp_commit_resume(void)
+{
+    const char *b = bin(), *ref = corpus_dataset();
+    if (!b || !ref)
+        SKIP("no deeppacket binary or no data/corpus");
+    char out[8192];
+    for (int k = 1; k <= 8; k += 3) {
+        char dst[700];
+        snprintf(dst, sizeof dst, "%s/pp-commit-%d", dp_test_tmpdir(), k);
+        int rc = sh(out, sizeof out, "DP_TEST_KILL_AT=pp-commit:%d %s preprocess -q -j 2 -s data/corpus -t %s "
+                    "--labels data/corpus/labels.tsv 2>&1", k, b, dst);
+        CHECK(rc != 0); /* killed */
+        CHECK(!dp_preprocess_complete(dst));
+        dp_preprocess_stats st;
+        CHECK_EQ_INT(run_pp("data/corpus", dst, &st, errbuf), 0);
+        CHECK_EQ_INT(st.processed, 0);
+        CHECK_EQ_INT(st.reused, st.captures);
+        CHECK(same_dataset(dst, ref));
+        CHECK_EQ_INT(count_tmp(dst), 0);
+    }
+}
+
+/* 9. a rerun that fails or is killed leaves the previous dataset complete and
+ * as it was, and says so. */
+static void test_pp_failed_rerun(void)
+{
+    const char *b = bin(), *ref = corpus_dataset();
+    if (!b || !ref)
+        SKIP("no deeppacket binary or no data/corpus");
+    char *src = tmp("pp-src"), *dst = tmp("pp-keep"), out[8192];
+    CHECK_EQ_INT(sh(NULL, 0, "cp -r data/corpus %s", src), 0);
+    CHECK_EQ_INT(run_pp(src, dst, NULL, errbuf), 0);
+    /* the sources change; the rerun is killed in the commit, before the renames */
+    CHECK_EQ_INT(sh(NULL, 0, "touch -d '2020-01-01' %s/chat_01.pcap", src), 0);
+    CHECK(sh(out, sizeof out, "DP_TEST_KILL_AT=pp-commit:6 %s preprocess -q -s %s -t %s "
+             "--labels data/corpus/labels.tsv 2>&1", b, src, dst) != 0);
+    CHECK(dp_preprocess_complete(dst));
+    CHECK(same_dataset(dst, ref));
+    /* a rerun that fails (files limited to 1 MB: writes fail with EFBIG) */
+    CHECK_EQ_INT(sh(NULL, 0, "touch -d '2020-01-02' %s/chat_01.pcap", src), 0);
+    CHECK_EQ_INT(sh(out, sizeof out, "trap '' XFSZ; ulimit -f 1024; %s preprocess -q -s %s -t %s "
+                    "--labels data/corpus/labels.tsv 2>&1", b, src, dst), 1);
+    CHECK_STR_CONTAINS(out, "the previous dataset is unchanged");
+    CHECK_STR_CONTAINS(out, ".parts keeps");
+    CHECK(dp_preprocess_complete(dst));
+    CHECK(same_dataset(dst, ref));
+    /* and the next run completes */
+    dp_preprocess_stats st;
+    CHECK_EQ_INT(run_pp(src, dst, &st, errbuf), 0);
+    CHECK(same_dataset(dst, ref));
+}
+
+/* 16. a corrupt row in the partial arrays of an interrupted run is found by
+ * the resume (journal checksums): that capture and the later ones are merged
+ * again, and the dataset is the uninterrupted run's. */
+static void test_pp_corrupt_partial(void)
+{
+    const char *ref = corpus_dataset();
+    if (!ref)
+        SKIP("no data/corpus");
+    char *dst = tmp("pp-corrupt");
+    dp_preprocess_stats st;
+    CHECK_EQ_INT(run_pp_stop("data/corpus", dst, 20, &st, errbuf), 0);
+    CHECK_EQ_INT(st.interrupted, 1);
+    /* flip a byte of a row near the end of what was merged */
+    char vp[900];
+    snprintf(vp, sizeof vp, "%s/.parts/vectors.npy.partial", dst);
+    struct stat vs;
+    CHECK(stat(vp, &vs) == 0 && vs.st_size > 128 + 3 * DP_VEC_LEN);
+    int fd = open(vp, O_RDWR);
+    off_t at = 128 + ((vs.st_size - 128) / DP_VEC_LEN - 2) * DP_VEC_LEN + 40;
+    uint8_t byte = 0;
+    CHECK(fd >= 0 && pread(fd, &byte, 1, at) == 1);
+    byte ^= 0x5a;
+    CHECK(pwrite(fd, &byte, 1, at) == 1);
+    close(fd);
+    CHECK_EQ_INT(run_pp("data/corpus", dst, &st, errbuf), 0);
+    CHECK(st.reused < 20);
+    CHECK(same_dataset(dst, ref));
+}
+
+/* 6. a capture that could not be read is read on the rerun. Permissions do
+ * not stop root: the runs are made as nobody (65534) then. */
+static int pp_as_user(const char *src, const char *dst, uint64_t *packets)
+{
+    fflush(NULL);
+    int pfd[2];
+    if (pipe(pfd) != 0)
+        return -1;
+    pid_t c = fork();
+    if (c == 0) {
+        close(pfd[0]);
+        if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0))
+            _exit(3);
+        char eb[DP_ERRBUF_SIZE];
+        dp_preprocess_stats st;
+        memset(&st, 0, sizeof st);
+        int rc = run_pp(src, dst, &st, eb);
+        if (write(pfd[1], &st.packets, sizeof st.packets) != (ssize_t)sizeof st.packets)
+            _exit(4);
+        _exit(rc == 0 ? 0 : 1);
+    }
+    close(pfd[1]);
+    *packets = 0;
+    ssize_t n = read(pfd[0], packets, sizeof *packets);
+    close(pfd[0]);
+    int st;
+    waitpid(c, &st, 0);
+    return n == (ssize_t)sizeof *packets && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_pp_unreadable_retried(void)
+{
+    if (access("data/corpus/labels.tsv", R_OK) != 0)
+        SKIP("no data/corpus");
+    char base[] = "/tmp/dprel.XXXXXX";
+    CHECK(mkdtemp(base) != NULL);
+    chmod(base, 0777);
+    char src[300], dst[300], cap[400], out[256];
+    snprintf(src, sizeof src, "%s/src", base);
+    snprintf(dst, sizeof dst, "%s/ds", base);
+    snprintf(cap, sizeof cap, "%s/chat_02.pcap", src);
+    CHECK_EQ_INT(sh(NULL, 0, "mkdir -p %s && cp data/corpus/chat_01.pcap data/corpus/chat_02.pcap %s && "
+                    "chmod -R a+rwX %s", src, src, base), 0);
+    uint64_t all = 0, some = 0, again = 0;
+    char dst_all[300];
+    snprintf(dst_all, sizeof dst_all, "%s/ds-all", base);
+    CHECK_EQ_INT(pp_as_user(src, dst_all, &all), 0);
+    CHECK_EQ_INT(chmod(cap, 0), 0);
+    CHECK_EQ_INT(pp_as_user(src, dst, &some), 0);
+    CHECK(some > 0 && some < all); /* chat_02 skipped */
+    CHECK_EQ_INT(chmod(cap, 0644), 0);
+    CHECK_EQ_INT(pp_as_user(src, dst, &again), 0);
+    CHECK_EQ_INT(again, all); /* read this time */
+    CHECK(same_dataset(dst, dst_all));
+    sh(out, sizeof out, "rm -rf %s", base);
+}
+
+/* 16. the target may not be the source or lie inside it */
+static void test_pp_target_inside_source(void)
+{
+    char *src = tmp("pp-in"), *in = tmp("pp-in/ds");
+    CHECK_EQ_INT(sh(NULL, 0, "mkdir -p %s && cp data/corpus/chat_01.pcap %s", src, src), 0);
+    CHECK_EQ_INT(run_pp(src, src, NULL, errbuf), -1);
+    CHECK_STR_CONTAINS(errbuf, "inside");
+    CHECK_EQ_INT(run_pp(src, in, NULL, errbuf), -1);
+    CHECK_STR_CONTAINS(errbuf, "pp-in/ds");
+    struct stat st;
+    CHECK(stat(in, &st) != 0); /* not created */
+}
+
+int main(void)
+{
+    dp_test_prog = "test_reliability";
+    DP_RUN(test_afile_fifo);
+    DP_RUN(test_afile_device);
+    DP_RUN(test_afile_symlink);
+    DP_RUN(test_afile_stdout);
+    DP_RUN(test_afile_live);
+    DP_RUN(test_dumper_live);
+    DP_RUN(test_stale_tmp);
+    DP_RUN(test_signal_removes_tmp);
+    DP_RUN(test_stdout_full);
+    DP_RUN(test_split_atomic);
+    DP_RUN(test_split_lock);
+    DP_RUN(test_train_checks);
+    DP_RUN(test_test_command);
+    DP_RUN(test_classify_targets);
+    DP_RUN(test_classify_live_kill9);
+    DP_RUN(test_capture_live_kill9);
+    DP_RUN(test_pp_commit_resume);
+    DP_RUN(test_pp_failed_rerun);
+    DP_RUN(test_pp_corrupt_partial);
+    DP_RUN(test_pp_unreadable_retried);
+    DP_RUN(test_pp_target_inside_source);
+    return dp_test_end();
+}
