@@ -116,6 +116,8 @@ static int python_json_ok(const char *path, int whole)
     return rc == 0;
 }
 
+static int count_lines(const char *path, const char *needle);
+
 /* ---- item 12: JSON strings are always valid UTF-8 -------------------------------- */
 
 static char *json_of(const char *s)
@@ -173,6 +175,29 @@ static void test_classify_non_utf8_name(void)
     dp_test_sh(cmd, res, sizeof res);
     CHECK_EQ_INT(atoi(res), 4);
     int ok = python_json_ok(out, 0);
+    if (ok >= 0)
+        CHECK(ok == 1);
+}
+
+/* preprocess on a folder with a capture named with the byte 0xff: summary.json
+ * is valid JSON (the name escaped as U+FFFD). */
+static void test_preprocess_non_utf8_name(void)
+{
+    const char *dp = dp_test_cli();
+    if (!dp)
+        SKIP("no deeppacket binary in $BUILD");
+    char src[1024], dst[1024], p[2048], cmd[4096], res[4096];
+    snprintf(src, sizeof src, "%s", tmp("utf8-src"));
+    snprintf(dst, sizeof dst, "%s", tmp("utf8-dataset"));
+    CHECK_EQ_INT(dp_mkdirs(src, errbuf), 0);
+    snprintf(p, sizeof p, "%s/chat\xff\xfe.pcap", src);
+    CHECK_EQ_INT(write_udp_pcap(p, DP_LINKTYPE_ETHERNET, 3), 0);
+    snprintf(cmd, sizeof cmd, "'%s' preprocess -s '%s' -t '%s' >/dev/null 2>&1; echo $?", dp, src, dst);
+    dp_test_sh(cmd, res, sizeof res);
+    CHECK_EQ_INT(atoi(res), 0);
+    snprintf(p, sizeof p, "%s/summary.json", dst);
+    CHECK_EQ_INT(count_lines(p, "\"path\": \"chat\\ufffd\\ufffd.pcap\""), 1);
+    int ok = python_json_ok(p, 1);
     if (ok >= 0)
         CHECK(ok == 1);
 }
@@ -722,6 +747,7 @@ int main(void)
     DP_RUN(test_json_str_utf8);
     DP_RUN(test_json_num);
     DP_RUN(test_classify_non_utf8_name);
+    DP_RUN(test_preprocess_non_utf8_name);
     DP_RUN(test_model_nonfinite);
     DP_RUN(test_model_header_too_big);
     DP_RUN(test_classify_stdin_pipe);
