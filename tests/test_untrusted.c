@@ -568,7 +568,20 @@ static void test_live_privdrop(void)
     struct stat st;
     CHECK(stat(o, &st) == 0 && st.st_uid == nobody->pw_uid);
     unlink(o);
+    /* the same for capture -w */
+    snprintf(o, sizeof o, "%s/c.pcap", reach);
+    snprintf(cmd, sizeof cmd,
+             "timeout --preserve-status -s TERM 2 '%s' capture -i lo -f 'udp and dst port 9' -w '%s' 2>&1; "
+             "echo \"rc=$?\"", dp, o);
+    dp_test_sh(cmd, res, sizeof res);
+    CHECK_STR_CONTAINS(res, "rc=0");
+    CHECK(stat(o, &st) == 0 && st.st_uid == nobody->pw_uid);
+    unlink(o);
     rmdir(reach);
+    snprintf(cmd, sizeof cmd, "timeout 10 '%s' capture -i lo -w '%s' 2>&1; echo \"rc=$?\"", dp, tmp("c.pcap"));
+    dp_test_sh(cmd, res, sizeof res);
+    CHECK_STR_CONTAINS(res, "c.pcap: user nobody");
+    CHECK_STR_CONTAINS(res, "rc=1");
     snprintf(cmd, sizeof cmd, "'%s' classify -m '%s' -r x.pcap --user nobody 2>&1; echo \"rc=$?\"", dp, mp);
     dp_test_sh(cmd, res, sizeof res);
     CHECK_STR_CONTAINS(res, "rc=2");
