@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds, runs the test suite,
-# the same suite under ASan+UBSan, and a short fuzz run of the four fuzz targets,
+# the same suite under ASan+UBSan, and a short fuzz run of the five fuzz targets,
 # then prints one closing line for all of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
