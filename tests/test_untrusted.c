@@ -481,6 +481,16 @@ static void test_privdrop_library(void)
     CHECK(!dp_privdrop_can_write(&pd, q));
     unlink(q);
     rmdir(reach);
+    /* devices and "-" are written through: nothing to publish */
+    CHECK(dp_privdrop_can_write(&pd, "/dev/null"));
+    CHECK(dp_privdrop_can_write(&pd, "-"));
+    /* and give() leaves a device's owner alone */
+    int fd = open("/dev/null", O_WRONLY);
+    struct stat before, after;
+    CHECK(fd >= 0 && fstat(fd, &before) == 0);
+    CHECK_EQ_INT(dp_privdrop_give(&pd, fd, "/dev/null", errbuf), 0);
+    CHECK(fstat(fd, &after) == 0 && after.st_uid == before.st_uid);
+    close(fd);
     pid_t pid = fork();
     if (pid == 0) {
         char eb[DP_ERRBUF_SIZE];
