@@ -71,18 +71,20 @@ $(BUILD)/udp_flood: bench/udp_flood.c
 $(BUILD)/trace_train: tools/trace_train.c $(BUILD)/libdeeppacket.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter-out %.h,$^) $(LDLIBS)
 
-# Four targets share FUZZ_SECONDS: the packet parser half of it, the .npy
-# header parser, the model loader and the label-table parser the rest.
+# Five targets share FUZZ_SECONDS: the packet parser half of it, the .npy
+# header parser, the model loader, the label-table parser and the capture
+# file reader an eighth each.
 FUZZ_SECONDS ?= 60
 FUZZ_HALF    = $(shell echo $$(( $(FUZZ_SECONDS) / 2 > 0 ? $(FUZZ_SECONDS) / 2 : 1 )))
-FUZZ_SIXTH   = $(shell echo $$(( $(FUZZ_SECONDS) / 6 > 0 ? $(FUZZ_SECONDS) / 6 : 1 )))
+FUZZ_EIGHTH  = $(shell echo $$(( $(FUZZ_SECONDS) / 8 > 0 ? $(FUZZ_SECONDS) / 8 : 1 )))
 FUZZ_CC      = clang -std=c11 -D_GNU_SOURCE -O1 -g -Isrc -Iinclude -fsanitize=fuzzer,address,undefined
-fuzz: $(BUILD)/fuzz_packet $(BUILD)/fuzz_npy $(BUILD)/fuzz_model $(BUILD)/fuzz_labels
-	mkdir -p $(BUILD)/fuzz-corpus $(BUILD)/fuzz-corpus-npy $(BUILD)/fuzz-corpus-model $(BUILD)/fuzz-corpus-labels
+FUZZ_TARGETS = npy model labels capture
+fuzz: $(BUILD)/fuzz_packet $(FUZZ_TARGETS:%=$(BUILD)/fuzz_%)
+	mkdir -p $(BUILD)/fuzz-corpus $(FUZZ_TARGETS:%=$(BUILD)/fuzz-corpus-%)
 	$(BUILD)/fuzz_packet -max_total_time=$(FUZZ_HALF) -max_len=4096 $(BUILD)/fuzz-corpus fuzz/seeds
-	$(BUILD)/fuzz_npy -max_total_time=$(FUZZ_SIXTH) -max_len=4096 $(BUILD)/fuzz-corpus-npy fuzz/seeds-npy
-	$(BUILD)/fuzz_model -max_total_time=$(FUZZ_SIXTH) -max_len=16384 $(BUILD)/fuzz-corpus-model fuzz/seeds-model
-	$(BUILD)/fuzz_labels -max_total_time=$(FUZZ_SIXTH) -max_len=4096 $(BUILD)/fuzz-corpus-labels fuzz/seeds-labels
+	for t in $(FUZZ_TARGETS); do \
+	  $(BUILD)/fuzz_$$t -max_total_time=$(FUZZ_EIGHTH) -max_len=16384 $(BUILD)/fuzz-corpus-$$t fuzz/seeds-$$t || exit 1; \
+	done
 
 $(BUILD)/fuzz_packet: fuzz/fuzz_packet.c src/packet/dp_packet.c src/util/dp_util.c
 	@mkdir -p $(dir $@)
@@ -95,6 +97,10 @@ $(BUILD)/fuzz_npy: fuzz/fuzz_npy.c src/dataset/dp_npy.c src/util/dp_util.c
 $(BUILD)/fuzz_labels: fuzz/fuzz_labels.c src/dataset/dp_labels.c src/dataset/iscx_labels.S src/util/dp_util.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -o $@ $^ -lm
+
+$(BUILD)/fuzz_capture: fuzz/fuzz_capture.c src/capture/dp_capture.c src/packet/dp_packet.c src/util/dp_util.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -o $@ $^ -lpcap -lm
 
 $(BUILD)/fuzz_model: fuzz/fuzz_model.c $(sort $(wildcard src/model/*.c src/nn/*.c)) src/util/dp_util.c
 	@mkdir -p $(dir $@)

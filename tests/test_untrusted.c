@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -116,6 +117,8 @@ static int python_json_ok(const char *path, int whole)
     return rc == 0;
 }
 
+static int count_lines(const char *path, const char *needle);
+
 /* ---- item 12: JSON strings are always valid UTF-8 -------------------------------- */
 
 static char *json_of(const char *s)
@@ -173,6 +176,29 @@ static void test_classify_non_utf8_name(void)
     dp_test_sh(cmd, res, sizeof res);
     CHECK_EQ_INT(atoi(res), 4);
     int ok = python_json_ok(out, 0);
+    if (ok >= 0)
+        CHECK(ok == 1);
+}
+
+/* preprocess on a folder with a capture named with the byte 0xff: summary.json
+ * is valid JSON (the name escaped as U+FFFD). */
+static void test_preprocess_non_utf8_name(void)
+{
+    const char *dp = dp_test_cli();
+    if (!dp)
+        SKIP("no deeppacket binary in $BUILD");
+    char src[1024], dst[1024], p[2048], cmd[4096], res[4096];
+    snprintf(src, sizeof src, "%s", tmp("utf8-src"));
+    snprintf(dst, sizeof dst, "%s", tmp("utf8-dataset"));
+    CHECK_EQ_INT(dp_mkdirs(src, errbuf), 0);
+    snprintf(p, sizeof p, "%s/chat\xff\xfe.pcap", src);
+    CHECK_EQ_INT(write_udp_pcap(p, DP_LINKTYPE_ETHERNET, 3), 0);
+    snprintf(cmd, sizeof cmd, "'%s' preprocess -s '%s' -t '%s' >/dev/null 2>&1; echo $?", dp, src, dst);
+    dp_test_sh(cmd, res, sizeof res);
+    CHECK_EQ_INT(atoi(res), 0);
+    snprintf(p, sizeof p, "%s/summary.json", dst);
+    CHECK_EQ_INT(count_lines(p, "\"path\": \"chat\\ufffd\\ufffd.pcap\""), 1);
+    int ok = python_json_ok(p, 1);
     if (ok >= 0)
         CHECK(ok == 1);
 }
@@ -455,6 +481,16 @@ static void test_privdrop_library(void)
     CHECK(!dp_privdrop_can_write(&pd, q));
     unlink(q);
     rmdir(reach);
+    /* devices and "-" are written through: nothing to publish */
+    CHECK(dp_privdrop_can_write(&pd, "/dev/null"));
+    CHECK(dp_privdrop_can_write(&pd, "-"));
+    /* and give() leaves a device's owner alone */
+    int fd = open("/dev/null", O_WRONLY);
+    struct stat before, after;
+    CHECK(fd >= 0 && fstat(fd, &before) == 0);
+    CHECK_EQ_INT(dp_privdrop_give(&pd, fd, "/dev/null", errbuf), 0);
+    CHECK(fstat(fd, &after) == 0 && after.st_uid == before.st_uid);
+    close(fd);
     pid_t pid = fork();
     if (pid == 0) {
         char eb[DP_ERRBUF_SIZE];
@@ -508,8 +544,14 @@ static void test_live_privdrop(void)
     char out[1024], err[1024], uid[256];
     snprintf(out, sizeof out, "%s", tmp("drop.jsonl"));
     snprintf(err, sizeof err, "%s", tmp("drop.err"));
+    struct passwd *nobody = getpwnam("nobody");
+    if (!nobody)
+        SKIP("no user nobody on this system");
+    char want[128];
+    unsigned long nu = (unsigned long)nobody->pw_uid;
+    snprintf(want, sizeof want, "Uid:\t%lu\t%lu\t%lu\t%lu", nu, nu, nu, nu);
     pid_t pid = spawn_live(dp, mp, "udp and dst port 9", "packet", out, err, uid, sizeof uid);
-    CHECK_STR_CONTAINS(uid, "Uid:\t65534\t65534\t65534\t65534");
+    CHECK_STR_CONTAINS(uid, want);
     kill(pid, SIGTERM);
     CHECK_EQ_INT(wait_exit(pid, 5), 0);
 
@@ -534,9 +576,22 @@ static void test_live_privdrop(void)
     dp_test_sh(cmd, res, sizeof res);
     CHECK_STR_CONTAINS(res, "rc=0");
     struct stat st;
-    CHECK(stat(o, &st) == 0 && st.st_uid == 65534);
+    CHECK(stat(o, &st) == 0 && st.st_uid == nobody->pw_uid);
+    unlink(o);
+    /* the same for capture -w */
+    snprintf(o, sizeof o, "%s/c.pcap", reach);
+    snprintf(cmd, sizeof cmd,
+             "timeout --preserve-status -s TERM 2 '%s' capture -i lo -f 'udp and dst port 9' -w '%s' 2>&1; "
+             "echo \"rc=$?\"", dp, o);
+    dp_test_sh(cmd, res, sizeof res);
+    CHECK_STR_CONTAINS(res, "rc=0");
+    CHECK(stat(o, &st) == 0 && st.st_uid == nobody->pw_uid);
     unlink(o);
     rmdir(reach);
+    snprintf(cmd, sizeof cmd, "timeout 10 '%s' capture -i lo -w '%s' 2>&1; echo \"rc=$?\"", dp, tmp("c.pcap"));
+    dp_test_sh(cmd, res, sizeof res);
+    CHECK_STR_CONTAINS(res, "c.pcap: user nobody");
+    CHECK_STR_CONTAINS(res, "rc=1");
     snprintf(cmd, sizeof cmd, "'%s' classify -m '%s' -r x.pcap --user nobody 2>&1; echo \"rc=$?\"", dp, mp);
     dp_test_sh(cmd, res, sizeof res);
     CHECK_STR_CONTAINS(res, "rc=2");
@@ -722,6 +777,7 @@ int main(void)
     DP_RUN(test_json_str_utf8);
     DP_RUN(test_json_num);
     DP_RUN(test_classify_non_utf8_name);
+    DP_RUN(test_preprocess_non_utf8_name);
     DP_RUN(test_model_nonfinite);
     DP_RUN(test_model_header_too_big);
     DP_RUN(test_classify_stdin_pipe);

@@ -41,6 +41,9 @@ int dp_privdrop_can_write(const dp_privdrop *p, const char *path)
 {
     if (!p->active)
         return 1;
+    struct stat cur;
+    if (!strcmp(path, "-") || (stat(path, &cur) == 0 && !S_ISREG(cur.st_mode)))
+        return 1; /* a device, a FIFO: written through, nothing to publish */
     /* asked as that user, in a child: every folder on the way, ACLs and all */
     char *copy = strdup(path);
     if (!copy)
@@ -66,7 +69,10 @@ int dp_privdrop_can_write(const dp_privdrop *p, const char *path)
 
 int dp_privdrop_give(const dp_privdrop *p, int fd, const char *path, char *errbuf)
 {
-    if (p->active && fchown(fd, p->uid, p->gid) != 0)
+    struct stat st;
+    if (!p->active || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        return 0; /* a terminal or a pipe stays whose it is */
+    if (fchown(fd, p->uid, p->gid) != 0)
         return dp_errno(errbuf, "%s: cannot give the output to user %s", path, p->name);
     return 0;
 }
