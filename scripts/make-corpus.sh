@@ -120,8 +120,7 @@ wait_listen 22022; wait_listen 1194
 CAP_PID=""
 cap_start() {  # cap_start NAME BPF
   CAP_FILE=$NEW/$1.pcap
-  # --user root: the traffic is this script's own and $NEW is root's folder
-  "$DP" capture -i lo -w "$CAP_FILE" -f "$2" --user root 2>"$TMP/cap.log" &
+  "$DP" capture -i lo -w "$CAP_FILE" -f "$2" 2>"$TMP/cap.log" &
   CAP_PID=$!
   for _ in $(seq 100); do grep -q listening "$TMP/cap.log" && return 0; sleep 0.05; done
   cat "$TMP/cap.log" >&2; die "capture did not start"

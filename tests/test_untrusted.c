@@ -463,34 +463,6 @@ static void test_privdrop_library(void)
     CHECK_EQ_INT(dp_privdrop_plan(&pd, NULL, errbuf), 0);
     CHECK_EQ_INT(pd.active, 1);
     CHECK(!strcmp(pd.name, "nobody"));
-    CHECK(!dp_privdrop_can_write(&pd, tmp("x.jsonl"))); /* the test folder is root's, 0700 */
-    /* a world-writable folder inside it: still out of reach (0700 on the way) */
-    char pub[1024], q[1100];
-    snprintf(pub, sizeof pub, "%s", tmp("pub"));
-    CHECK(mkdir(pub, 01777) == 0 && chmod(pub, 01777) == 0);
-    snprintf(q, sizeof q, "%s/x.jsonl", pub);
-    CHECK(!dp_privdrop_can_write(&pd, q));
-    /* a sticky world-writable folder it can reach: yes, unless the file
-     * exists and is someone else's */
-    char reach[256];
-    snprintf(reach, sizeof reach, "/tmp/dp-privdrop.%ld", (long)getpid());
-    CHECK(mkdir(reach, 01777) == 0 && chmod(reach, 01777) == 0);
-    snprintf(q, sizeof q, "%s/x.jsonl", reach);
-    CHECK(dp_privdrop_can_write(&pd, q));
-    CHECK_EQ_INT(dp_write_file_atomic(q, "x", 1, errbuf), 0); /* root's */
-    CHECK(!dp_privdrop_can_write(&pd, q));
-    unlink(q);
-    rmdir(reach);
-    /* devices and "-" are written through: nothing to publish */
-    CHECK(dp_privdrop_can_write(&pd, "/dev/null"));
-    CHECK(dp_privdrop_can_write(&pd, "-"));
-    /* and give() leaves a device's owner alone */
-    int fd = open("/dev/null", O_WRONLY);
-    struct stat before, after;
-    CHECK(fd >= 0 && fstat(fd, &before) == 0);
-    CHECK_EQ_INT(dp_privdrop_give(&pd, fd, "/dev/null", errbuf), 0);
-    CHECK(fstat(fd, &after) == 0 && after.st_uid == before.st_uid);
-    close(fd);
     pid_t pid = fork();
     if (pid == 0) {
         char eb[DP_ERRBUF_SIZE];
@@ -560,38 +532,22 @@ static void test_live_privdrop(void)
     dp_test_sh(cmd, res, sizeof res);
     CHECK_STR_CONTAINS(res, "no-such-user-xyz: no such user");
     CHECK_STR_CONTAINS(res, "rc=1");
-    snprintf(cmd, sizeof cmd, "timeout 10 '%s' classify -m '%s' -i lo -o '%s' 2>&1; echo \"rc=$?\"", dp, mp, tmp("o.jsonl"));
-    dp_test_sh(cmd, res, sizeof res);
-    CHECK_STR_CONTAINS(res, "o.jsonl: user nobody");
-    CHECK_STR_CONTAINS(res, "rc=1");
-    /* -o into a sticky folder nobody can reach: the output, opened as root
-     * before the drop, is given to nobody, who can then publish it */
-    char reach[256], o[512];
-    snprintf(reach, sizeof reach, "/tmp/dp-privdrop-live.%ld", (long)getpid());
-    CHECK(mkdir(reach, 01777) == 0 && chmod(reach, 01777) == 0);
-    snprintf(o, sizeof o, "%s/v.jsonl", reach);
+    /* -o / -w into a folder only root can reach (the test folder, 0700): the
+     * output is opened before the drop and written in place, so the run
+     * works as nobody and the file is there after SIGTERM */
+    struct stat st;
     snprintf(cmd, sizeof cmd,
              "timeout --preserve-status -s TERM 2 '%s' classify -m '%s' -i lo -f 'udp and dst port 9' -o '%s' "
-             "2>&1; echo \"rc=$?\"", dp, mp, o);
+             "2>&1; echo \"rc=$?\"", dp, mp, tmp("o.jsonl"));
     dp_test_sh(cmd, res, sizeof res);
     CHECK_STR_CONTAINS(res, "rc=0");
-    struct stat st;
-    CHECK(stat(o, &st) == 0 && st.st_uid == nobody->pw_uid);
-    unlink(o);
-    /* the same for capture -w */
-    snprintf(o, sizeof o, "%s/c.pcap", reach);
+    CHECK(stat(tmp("o.jsonl"), &st) == 0 && S_ISREG(st.st_mode));
     snprintf(cmd, sizeof cmd,
              "timeout --preserve-status -s TERM 2 '%s' capture -i lo -f 'udp and dst port 9' -w '%s' 2>&1; "
-             "echo \"rc=$?\"", dp, o);
+             "echo \"rc=$?\"", dp, tmp("c.pcap"));
     dp_test_sh(cmd, res, sizeof res);
     CHECK_STR_CONTAINS(res, "rc=0");
-    CHECK(stat(o, &st) == 0 && st.st_uid == nobody->pw_uid);
-    unlink(o);
-    rmdir(reach);
-    snprintf(cmd, sizeof cmd, "timeout 10 '%s' capture -i lo -w '%s' 2>&1; echo \"rc=$?\"", dp, tmp("c.pcap"));
-    dp_test_sh(cmd, res, sizeof res);
-    CHECK_STR_CONTAINS(res, "c.pcap: user nobody");
-    CHECK_STR_CONTAINS(res, "rc=1");
+    CHECK(stat(tmp("c.pcap"), &st) == 0 && st.st_size >= 24); /* at least the pcap header */
     snprintf(cmd, sizeof cmd, "'%s' classify -m '%s' -r x.pcap --user nobody 2>&1; echo \"rc=$?\"", dp, mp);
     dp_test_sh(cmd, res, sizeof res);
     CHECK_STR_CONTAINS(res, "rc=2");

@@ -87,11 +87,6 @@ int cmd_capture(int argc, char **argv)
         fprintf(stderr, "deeppacket capture: %s\n", errbuf);
         return 1;
     }
-    if (!dp_privdrop_can_write(&pd, out)) {
-        fprintf(stderr, "deeppacket capture: %s: user %s, which the run becomes once the interface is open, "
-                        "cannot write its folder: choose another folder or --user\n", out, pd.name);
-        return 1;
-    }
     dp_capture *c = dp_capture_open_live_opts(iface, 100, &lo, errbuf);
     if (!c) {
         fprintf(stderr, "deeppacket capture: %s\n", errbuf);
@@ -108,8 +103,8 @@ int cmd_capture(int argc, char **argv)
         dp_capture_close(c);
         return 1;
     }
-    /* the interface and the file are open: root is no longer needed */
-    if (dp_privdrop_give(&pd, dp_dumper_fd(d), out, errbuf) < 0 || dp_privdrop_apply(&pd, errbuf) < 0) {
+    /* the interface and the file (written in place) are open: root is no longer needed */
+    if (dp_privdrop_apply(&pd, errbuf) < 0) {
         fprintf(stderr, "deeppacket capture: %s; stopping\n", errbuf);
         dp_dumper_close(d, 0, errbuf);
         dp_capture_close(c);

@@ -125,18 +125,6 @@ static int run_source(dp_classifier *cls, dp_capture *cap, const char *name, int
     return rc;
 }
 
-/* Plans the privilege drop of a live run (see dp_privdrop.h) and checks that
- * the user it becomes can still publish out_path (NULL: stdout). */
-static int plan_privdrop(dp_privdrop *pd, const char *user, const char *out_path, char *errbuf)
-{
-    if (dp_privdrop_plan(pd, user, errbuf) < 0)
-        return -1;
-    if (out_path && !dp_privdrop_can_write(pd, out_path))
-        return dp_err(errbuf, "%s: user %s, which the run becomes once the interface is open, cannot write "
-                      "its folder: choose another folder or --user", out_path, pd->name);
-    return 0;
-}
-
 int cmd_classify(int argc, char **argv)
 {
     const char *model_path = NULL, *iface = NULL, *bpf = NULL, *out_path = NULL, *user = NULL;
@@ -254,7 +242,7 @@ int cmd_classify(int argc, char **argv)
     dp_nn_set_threads(threads);
     char errbuf[DP_ERRBUF_SIZE] = "";
     dp_privdrop pd = {0};
-    if (iface && plan_privdrop(&pd, user, out_path, errbuf) < 0) {
+    if (iface && dp_privdrop_plan(&pd, user, errbuf) < 0) {
         fprintf(stderr, "deeppacket classify: %s\n", errbuf);
         goto out;
     }
@@ -309,8 +297,8 @@ int cmd_classify(int argc, char **argv)
     }
 
     /* the interface and the output are open: root is no longer needed */
-    if (live && ((out_path && dp_privdrop_give(&pd, fileno(af.f), out_path, errbuf) < 0) ||
-                 dp_privdrop_apply(&pd, errbuf) < 0)) {
+    /* (a live -o is written in place: after the drop nothing needs its folder) */
+    if (live && dp_privdrop_apply(&pd, errbuf) < 0) {
         fprintf(stderr, "deeppacket classify: %s; stopping\n", errbuf);
         dp_classifier_free(cls);
         if (out_path)

@@ -3,13 +3,11 @@
 
 #include <errno.h>
 #include <grp.h>
-#include <libgen.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 int dp_privdrop_plan(dp_privdrop *p, const char *user, char *errbuf)
@@ -34,46 +32,6 @@ int dp_privdrop_plan(dp_privdrop *p, const char *user, char *errbuf)
     if (!root)
         return dp_err(errbuf, "--user %s: only root can switch to another user", name);
     p->active = 1;
-    return 0;
-}
-
-int dp_privdrop_can_write(const dp_privdrop *p, const char *path)
-{
-    if (!p->active)
-        return 1;
-    struct stat cur;
-    if (!strcmp(path, "-") || (stat(path, &cur) == 0 && !S_ISREG(cur.st_mode)))
-        return 1; /* a device, a FIFO: written through, nothing to publish */
-    /* asked as that user, in a child: every folder on the way, ACLs and all */
-    char *copy = strdup(path);
-    if (!copy)
-        return 0;
-    const char *dir = dirname(copy);
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        char eb[DP_ERRBUF_SIZE];
-        struct stat st, target;
-        int ok = dp_privdrop_apply(p, eb) == 0 && access(dir, W_OK | X_OK) == 0 && stat(dir, &st) == 0;
-        /* sticky folder (/tmp): only the owner may replace an existing file */
-        if (ok && (st.st_mode & S_ISVTX) && stat(path, &target) == 0 && target.st_uid != p->uid)
-            ok = 0;
-        _exit(ok ? 0 : 1);
-    }
-    free(copy);
-    int status;
-    if (pid < 0 || waitpid(pid, &status, 0) != pid)
-        return 0;
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
-int dp_privdrop_give(const dp_privdrop *p, int fd, const char *path, char *errbuf)
-{
-    struct stat st;
-    if (!p->active || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-        return 0; /* a terminal or a pipe stays whose it is */
-    if (fchown(fd, p->uid, p->gid) != 0)
-        return dp_errno(errbuf, "%s: cannot give the output to user %s", path, p->name);
     return 0;
 }
 

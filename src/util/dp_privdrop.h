@@ -26,21 +26,6 @@ typedef struct dp_privdrop {
  * not root (only root can switch). */
 int dp_privdrop_plan(dp_privdrop *p, const char *user, char *errbuf);
 
-/* 1 when the planned user may create, rename and remove files in the folder
- * that holds path (asked by a child process that applies the plan and calls
- * access(): every folder on the way counts; in a sticky folder an existing
- * path must be the user's own); 1 as well when the plan is inactive, and
- * for "-" or an existing path that is not a regular file (a device, a FIFO:
- * written through, not published by a rename). */
-int dp_privdrop_can_write(const dp_privdrop *p, const char *path);
-
-/* Gives the open file fd (an output created before the drop, still under
- * its temporary name) to the planned user, so that the run can still
- * rename or remove it afterwards in a sticky folder such as /tmp. path is
- * for the message. No-op when the plan is inactive or fd is not a regular
- * file (a terminal or a pipe keeps its owner). */
-int dp_privdrop_give(const dp_privdrop *p, int fd, const char *path, char *errbuf);
-
 /* Applies the plan: setgroups(0), setgid, setuid, in that order, then
  * checks that setuid(0) fails and that the ids are the planned ones. -1
  * with a message when any step fails: the caller must stop. */
