@@ -1,0 +1,64 @@
+/* dp_pp_part: preprocess's record format and the .parts folder. Internal to
+ * src/dataset.
+ *
+ * A worker turns a capture into records, one per kept packet:
+ *
+ *   1. the dp_meta row (its `file` 0: the merge sets it);
+ *   2. the vector's length without its trailing zeros (u16 little-endian);
+ *   3. those bytes of the vector.
+ *
+ * Records go into chunks handed to the merge in memory, or, when a
+ * capture is "spilled", into its part file DATASET/.parts/<key>.part (key:
+ * 16 hex digits of the capture's relhash): the records, then a trailer of
+ * text "key=value" lines (version, relhash, size, mtime, frames, kept,
+ * rec_bytes, skipped, status), the text's length (u64 little-endian) and
+ * "DPPARTOK". The .parts folder also holds the resume journal and the
+ * partial arrays (dp_pp_merge.h). */
+#ifndef DP_PP_PART_H
+#define DP_PP_PART_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dataset/dp_pp_run.h"
+
+#define REC_HEAD (sizeof(dp_meta) + 2) /* record: meta row, 2-byte length */
+#define REC_MAX (REC_HEAD + DP_VEC_LEN)
+
+/* Length of a vector (DP_VEC_LEN bytes) without its trailing zero bytes. */
+size_t dp_pp_vec_used(const uint8_t *vec);
+
+/* Writes the record of meta m and vector vec at p (room: REC_MAX);
+ * returns its size. */
+size_t dp_pp_rec_put(uint8_t *p, const dp_meta *m, const uint8_t *vec);
+
+/* Size of the whole, well-formed record at p within n bytes (REC_HEAD +
+ * its vector bytes), or 0 when the n bytes do not hold one (cut short, or
+ * a length over DP_VEC_LEN). */
+size_t dp_pp_rec_size(const uint8_t *p, size_t n);
+
+/* DATASET/.parts/<key>.<ext> of a capture (malloc'd; NULL out of memory). */
+char *dp_pp_part_path(const run *r, const capfile *cf, const char *ext);
+
+/* write(2) of all n bytes (EINTR retried); 0, or -1 with errno set. */
+int dp_pp_write_full(int fd, const void *p, size_t n);
+
+/* Formats the trailer closing cf's part (its counts and status, rec_bytes
+ * of records before it) into t; returns its length, -1 when cap is short. */
+int dp_pp_part_trailer(const capfile *cf, uint64_t rec_bytes, char *t, size_t cap);
+
+/* Returns 1 when cf's part exists, is whole and was made from the source
+ * as it is now; fills cf's counts, status and part_bytes from the trailer.
+ * 0 otherwise (the capture is read again). */
+int dp_pp_part_load(const run *r, capfile *cf);
+
+/* Removes temp files of earlier runs in the target, and in the parts
+ * folder everything but the journal, the partial arrays and the parts of
+ * current captures. */
+void dp_pp_parts_clean_stale(run *r);
+
+/* Deletes the journal, every capture's part and the parts folder (once the
+ * arrays are committed). */
+void dp_pp_parts_remove(const run *r);
+
+#endif
