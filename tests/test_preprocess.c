@@ -23,6 +23,7 @@
 #include "dataset/dp_dataset.h"
 #include "dataset/dp_labels.h"
 #include "dataset/dp_npy.h"
+#include "dataset/dp_pp_summary.h"
 #include "dataset/dp_preprocess.h"
 #include "packet/dp_packet.h"
 #include "util/dp_util.h"
@@ -706,6 +707,31 @@ static void test_rerun_up_to_date(void)
     CHECK_EQ_INT(stat(p, &b), 0);
     CHECK(a.st_ino == b.st_ino && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec &&
           a.st_mtim.tv_sec == b.st_mtim.tv_sec);
+    uint64_t packets = st.packets;
+    /* a summary.json that is not JSON (here: something after the object)
+     * proves nothing, though its fingerprint matches: redone, and rewritten */
+    char *sj = dp_path_join(g_ds1, "summary.json");
+    size_t len = 0;
+    char *json = dp_read_file(sj, &len, eb);
+    CHECK(json != NULL);
+    if (json) {
+        char *bad = malloc(len + 8);
+        memcpy(bad, json, len);
+        memcpy(bad + len, "}\n", 2);
+        CHECK_EQ_INT(dp_write_file_atomic(sj, bad, len + 2, eb), 0);
+        CHECK_EQ_INT(run_pp(fixdir, g_ds1, labels, 2, 0, &m, &st, eb), 0);
+        CHECK_EQ_INT(st.up_to_date, 0);
+        CHECK_EQ_INT(st.packets, packets);
+        char *again = dp_read_file(sj, &len, eb);
+        CHECK(again && !strcmp(again, json));
+        free(again);
+        free(bad);
+        free(json);
+    }
+    CHECK_EQ_INT(run_pp(fixdir, g_ds1, labels, 2, 0, &m, &st, eb), 0);
+    CHECK_EQ_INT(st.up_to_date, 1);
+    CHECK_EQ_INT(st.packets, packets);
+    free(sj);
     /* another label table is a change: redone, and labels differ */
     CHECK_EQ_INT(run_pp(fixdir, g_ds1, NULL, 2, 0, &m, &st, eb), 0);
     CHECK_EQ_INT(st.up_to_date, 0);
@@ -1268,9 +1294,58 @@ static void test_numpy_load(void)
     free(outf);
 }
 
+/* summary.json is read back by a strict JSON reader: the top-level members
+ * only, and nothing from a text that is not JSON. */
+static void test_summary_reader(void)
+{
+    dp_pp_summary s;
+    const char *good = " {\"format\": \"x\", \"fingerprint\": \"0123456789abcdef\", \"packets\": 5,"
+                       " \"frames\": 7, \"captures\": 2, \"tasks\": {\"app\": {\"packets\": 99,"
+                       " \"frames\": [1, -2.5e+3, true, false, null, \"\\u0041\\n\\\"\"]}},"
+                       " \"unreadable\": 0, \"packets\": 6, \"not_captures\": []}\n";
+    CHECK_EQ_INT(dp_pp_summary_parse(good, strlen(good), &s), 0);
+    CHECK(!strcmp(s.fingerprint, "0123456789abcdef"));
+    CHECK_EQ_INT(s.packets, 5); /* the first of two; not the nested one */
+    CHECK_EQ_INT(s.frames, 7);
+    CHECK_EQ_INT(s.captures, 2);
+    CHECK_EQ_INT(s.unreadable, 0);
+    const char *big = "{\"unreadable\": 18446744073709551615, \"a\": \"\\u00e9\"}";
+    CHECK_EQ_INT(dp_pp_summary_parse(big, strlen(big), &s), 0);
+    CHECK(s.unreadable == UINT64_MAX && !s.fingerprint[0] && s.packets == 0);
+    static const char *const bad[] = {
+        "", "[]", "{} x", "{\"a\": 1,}", "{\"a\" 1}", "{\"a\": 1 \"b\": 2}", "{\"a\": \"x}",
+        "{\"a\": \"\t\"}", "{\"a\": \"\\x\"}", "{\"a\": \"\\u12g4\"}", "{\"packets\": 01}",
+        "{\"packets\": -1}", "{\"packets\": 1.5}", "{\"packets\": 18446744073709551616}",
+        "{\"packets\": \"5\"}", "{\"fingerprint\": 5}", "{\"fingerprint\": \"0123456789abcdef0\"}",
+        "{\"a\": tru}", "{\"a\": 1.}", "{\"a\": 1e}", "{\"a\": [1, 2}", "{\"a\": -}",
+        "{\"fingerprint\": \"x\"", "{\"a\": 1}}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = dp_pp_summary_parse(bad[i], strlen(bad[i]), &s);
+        if (rc != -1)
+            fprintf(stderr, "  accepted: %s\n", bad[i]);
+        CHECK_EQ_INT(rc, -1);
+    }
+    /* a NUL inside, and nesting: 63 levels inside the object pass, 64 do not */
+    CHECK_EQ_INT(dp_pp_summary_parse("{}\0", 3, &s), -1);
+    char deep[256];
+    for (int levels = 63; levels <= 64; levels++) {
+        int n = snprintf(deep, sizeof deep, "{\"a\": ");
+        for (int i = 0; i < levels; i++)
+            deep[n++] = '[';
+        for (int i = 0; i < levels; i++)
+            deep[n++] = ']';
+        deep[n++] = '}';
+        CHECK_EQ_INT(dp_pp_summary_parse(deep, (size_t)n, &s), levels == 63 ? 0 : -1);
+    }
+    /* a file that cannot be read */
+    CHECK_EQ_INT(dp_pp_summary_read("/nonexistent-deeppacket-dir", &s), -1);
+}
+
 int main(void)
 {
     dp_test_prog = "test_preprocess";
+    DP_RUN(test_summary_reader);
     DP_RUN(test_fixture_dataset);
     DP_RUN(test_parallel_identical);
     DP_RUN(test_ndpi_dataset);
