@@ -290,7 +290,8 @@ static int commit_dataset(run *r, char *errbuf)
     return 0;
 }
 
-/* Builds (or resumes building) the dataset of the listed sources. */
+/* Builds (or resumes building) the dataset of the listed sources: 0 when
+ * it is committed, or stopped by stop_after; -1 failed. */
 static int build_dataset(run *r, char *errbuf)
 {
     if (dp_pp_probe_sources(r, errbuf) != 0 || prepare_parts(r, errbuf) != 0 ||
@@ -376,7 +377,7 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
     int rc = -1;
     if (open_source(&r, &src, errbuf) == 0 && load_labels(&r, errbuf) == 0 &&
         lock_target(&r, &src, errbuf) == 0 && dp_pp_list_sources(&r, &src, errbuf) == 0)
-        rc = up_to_date(&r) ? 0 : build_dataset(&r, errbuf) < 0 ? -1 : 0;
+        rc = up_to_date(&r) ? 0 : build_dataset(&r, errbuf);
     run_end(&r, rc, errbuf);
     st->seconds = dp_now() - t0;
     return rc;
