@@ -35,6 +35,14 @@ static dp_model *fixture_model(const dp_fix *f, char *eb)
     memcpy(a, ar->data, sizeof a);
     dp_arch arch;
     dp_arch_default(&arch, a[0], a[1], a[2]);
+    const dp_fix_rec *er = dp_fix_get(f, "ext");
+    if (a[0] == DP_MODEL_FLOW && er && er->numel == 8) {
+        int32_t ext[8];
+        memcpy(ext, er->data, sizeof ext);
+        dp_arch_flow(&arch, a[1], a[2], ext[0], ext[1]);
+        for (int i = 0; i < 8; i++)
+            arch.ext[i] = ext[i];
+    }
     if (a[0] == DP_MODEL_CNN)
         arch.c1 = a[3], arch.c2 = a[4];
     arch.nhidden = a[5];
@@ -77,9 +85,16 @@ static void check_fixture(const char *file)
         dp_fix_free(&f);
         return;
     }
+    /* byte vectors "x", or float flow rows "xf" (flow models) */
     const dp_fix_rec *xr = dp_fix_get(&f, "x"), *yr = dp_fix_get(&f, "y");
+    float *xf = NULL;
+    if (!xr) {
+        xr = dp_fix_get(&f, "xf");
+        xf = fix_floats(xr);
+    }
     int steps = (int)xr->shape[0], B = (int)xr->shape[1], V = dp_model_nclasses(m);
-    const uint8_t *x = xr->data;
+    size_t in_len = (size_t)dp_model_arch(m)->in_len;
+    const uint8_t *x = xf ? NULL : xr->data;
     int32_t *y = malloc(yr->numel * sizeof(int32_t));
     memcpy(y, yr->data, yr->numel * sizeof(int32_t));
     int lab[64];
@@ -89,7 +104,7 @@ static void check_fixture(const char *file)
     /* logits, log-softmax (predict), loss */
     dp_rng rng;
     dp_rng_seed(&rng, 1);
-    const float *lg = dp_model_forward(m, x, NULL, B, 1, &rng, eb);
+    const float *lg = dp_model_forward(m, x, xf, B, 1, &rng, eb);
     CHECK(lg != NULL);
     float *want = fix_floats(dp_fix_get(&f, "logits"));
     double maxd = 0;
@@ -128,7 +143,10 @@ static void check_fixture(const char *file)
 
     /* predict == log_softmax of the eval forward (no dropout in the fixture) */
     float *lp = malloc(sizeof(float) * B * V);
-    CHECK(dp_model_predict(m, x, B, lp, eb) == 0);
+    if (xf)
+        CHECK(dp_model_predict_flows(m, xf, B, lp, eb) == 0);
+    else
+        CHECK(dp_model_predict(m, x, B, lp, eb) == 0);
     float *wlp = fix_floats(dp_fix_get(&f, "logprobs"));
     maxd = 0;
     for (int i = 0; i < B * V; i++)
@@ -140,7 +158,8 @@ static void check_fixture(const char *file)
     for (int s = 0; s < steps; s++) {
         for (int b = 0; b < B; b++)
             lab[b] = y[s * B + b];
-        CHECK(dp_model_forward(m, x + (size_t)s * B * DP_VEC_LEN, NULL, B, 1, &rng, eb) != NULL);
+        CHECK(dp_model_forward(m, xf ? NULL : x + (size_t)s * B * in_len, xf ? xf + (size_t)s * B * in_len : NULL,
+                               B, 1, &rng, eb) != NULL);
         float l = dp_model_loss(m, lab, B, NULL);
         if (!(fabs(l - al[s]) <= 2e-4))
             fprintf(stderr, "  %s step %d: loss %.7f, torch %.7f\n", file, s, l, al[s]);
@@ -166,6 +185,7 @@ static void check_fixture(const char *file)
         free(wp);
     }
     free(al);
+    free(xf);
     free(lp);
     free(wlp);
     free(want);
@@ -178,6 +198,9 @@ static void check_fixture(const char *file)
 static void test_torch_cnn_app(void) { check_fixture("model_cnn_app.bin"); }
 static void test_torch_cnn_traffic(void) { check_fixture("model_cnn_traffic.bin"); }
 static void test_torch_sae(void) { check_fixture("model_sae.bin"); }
+/* the flow classifier, with its conv stage over packets and without it */
+static void test_torch_flow(void) { check_fixture("model_flow.bin"); }
+static void test_torch_flow_flat(void) { check_fixture("model_flow_flat.bin"); }
 
 /* Full-size parameter counts, as PyTorch counts them for bench/torch_model.py
  * (sum of p.numel()): 10,107,315 app CNN (15 classes), 3,507,311 traffic CNN
@@ -457,6 +480,8 @@ int main(void)
     DP_RUN(test_torch_cnn_app);
     DP_RUN(test_torch_cnn_traffic);
     DP_RUN(test_torch_sae);
+    DP_RUN(test_torch_flow);
+    DP_RUN(test_torch_flow_flat);
     DP_RUN(test_file_roundtrip);
     DP_RUN(test_file_refused);
     DP_RUN(test_predict_tail);

@@ -19,6 +19,10 @@ static void *xcalloc(size_t n, size_t sz)
 
 void dp_arch_default(dp_arch *a, int kind, int task, int nclasses)
 {
+    if (kind == DP_MODEL_FLOW) {
+        dp_arch_flow(a, task, nclasses, 10, 44 + 64);
+        return;
+    }
     memset(a, 0, sizeof *a);
     a->kind = kind;
     a->nclasses = nclasses;
@@ -49,6 +53,8 @@ int dp_model_kind_parse(const char *s)
         return DP_MODEL_CNN;
     if (!strcmp(s, "sae"))
         return DP_MODEL_SAE;
+    if (!strcmp(s, "flow"))
+        return DP_MODEL_FLOW;
     return -1;
 }
 
@@ -72,11 +78,13 @@ void dp_hparams_default(dp_hparams *h)
 static int layout(dp_model *m, char *errbuf, const char *src)
 {
     const dp_arch *a = &m->arch;
-    if (a->kind != DP_MODEL_CNN && a->kind != DP_MODEL_SAE)
+    if (a->kind != DP_MODEL_CNN && a->kind != DP_MODEL_SAE && a->kind != DP_MODEL_FLOW)
         return dp_err(errbuf, "%s: unknown model kind %d", src, a->kind);
     if (a->nclasses < 1 || a->nclasses > DP_MAX_CLASSES)
         return dp_err(errbuf, "%s: bad class count %d", src, a->nclasses);
-    if (a->in_len != DP_VEC_LEN)
+    if (a->kind == DP_MODEL_FLOW && dp_flow_check(a, errbuf, src) != 0)
+        return -1;
+    if (a->kind != DP_MODEL_FLOW && a->in_len != DP_VEC_LEN)
         return dp_err(errbuf, "%s: input length %d, expected %d", src, a->in_len, DP_VEC_LEN);
     if (a->nhidden < 1 || a->nhidden > DP_MODEL_MAX_HIDDEN)
         return dp_err(errbuf, "%s: bad hidden layer count %d", src, a->nhidden);
@@ -113,6 +121,14 @@ static int layout(dp_model *m, char *errbuf, const char *src)
         ADD("conv2.weight", 3, a->c2, a->c1, a->k2, (size_t)a->c1 * a->k2);
         ADD("conv2.bias", 1, a->c2, 1, 1, (size_t)a->c1 * a->k2);
         in = a->c2 * m->L3;
+    } else if (a->kind == DP_MODEL_FLOW) {
+        const char *fn[6];
+        int fs[6][3], fd[6];
+        size_t ff[6];
+        int nf = dp_flow_tensors(a, fn, fs, fd, ff);
+        for (int i = 0; i < nf; i++)
+            ADD(fn[i], fd[i], fs[i][0], fs[i][1], fs[i][2], ff[i]);
+        in = dp_flow_flat(a);
     } else {
         in = a->in_len;
     }
@@ -138,27 +154,27 @@ static int layout(dp_model *m, char *errbuf, const char *src)
     return 0;
 }
 
+/* Points w/b (and dw/db when gradients exist) at tensors k and k+1; k += 2. */
+static void view_pair(dp_model *m, int *k, float **w, float **b, float **dw, float **db)
+{
+    *w = m->params + m->t[*k].offset;
+    *dw = m->grads ? m->grads + m->t[*k].offset : NULL;
+    *b = m->params + m->t[*k + 1].offset;
+    *db = m->grads ? m->grads + m->t[*k + 1].offset : NULL;
+    *k += 2;
+}
+
 static void set_views(dp_model *m)
 {
     int k = 0;
-    if (m->arch.kind == DP_MODEL_CNN) {
-        for (int i = 0; i < 2; i++) {
-            m->cw[i] = m->params + m->t[k].offset;
-            m->dcw[i] = m->grads ? m->grads + m->t[k].offset : NULL;
-            k++;
-            m->cb[i] = m->params + m->t[k].offset;
-            m->dcb[i] = m->grads ? m->grads + m->t[k].offset : NULL;
-            k++;
-        }
-    }
-    for (int i = 0; i < m->nfc; i++) {
-        m->fw[i] = m->params + m->t[k].offset;
-        m->dfw[i] = m->grads ? m->grads + m->t[k].offset : NULL;
-        k++;
-        m->fb[i] = m->params + m->t[k].offset;
-        m->dfb[i] = m->grads ? m->grads + m->t[k].offset : NULL;
-        k++;
-    }
+    if (m->arch.kind == DP_MODEL_FLOW)
+        for (int i = 0; i < (m->arch.ext[4] > 0 ? 3 : 2); i++)
+            view_pair(m, &k, &m->gw[i], &m->gb[i], &m->dgw[i], &m->dgb[i]);
+    if (m->arch.kind == DP_MODEL_CNN)
+        for (int i = 0; i < 2; i++)
+            view_pair(m, &k, &m->cw[i], &m->cb[i], &m->dcw[i], &m->dcb[i]);
+    for (int i = 0; i < m->nfc; i++)
+        view_pair(m, &k, &m->fw[i], &m->fb[i], &m->dfw[i], &m->dfb[i]);
 }
 
 static dp_model *model_alloc(const dp_arch *a, int task, char *const *names, char *errbuf, const char *src)
@@ -225,6 +241,7 @@ static void free_acts(dp_model *m)
     free(m->da2);
     free(m->dP0);
     free(m->dP1);
+    dp_flow_free_acts(m);
     m->x = m->a1 = m->a2 = m->pool = m->probs = m->scratch = NULL;
     m->da1 = m->da2 = m->dP0 = m->dP1 = NULL;
     m->argmax = NULL;
@@ -269,6 +286,8 @@ int dp_model_reserve(dp_model *m, int B, char *errbuf)
         size_t s2 = dp_conv1d_scratch_floats(B, a->c1, m->L1, a->c2, a->k2, a->s2);
         AL(m->scratch, s1 > s2 ? s1 : s2, float);
     }
+    if (a->kind == DP_MODEL_FLOW)
+        ok &= dp_flow_reserve(m, B) == 0;
     for (int i = 0; i < m->nfc; i++) {
         AL(m->pre[i], b * m->fout[i], float);
         if ((size_t)m->fout[i] > dmax)
@@ -322,6 +341,8 @@ void dp_model_fc_forward(dp_model *m, const float *in, int B, int from, int upto
 
 static const float *fc_input(dp_model *m)
 {
+    if (m->arch.kind == DP_MODEL_FLOW)
+        return m->arch.ext[4] > 0 ? m->cv : m->e;
     return m->arch.kind == DP_MODEL_CNN ? m->pool : m->x;
 }
 
@@ -345,6 +366,8 @@ const float *dp_model_forward(dp_model *m, const uint8_t *x, const float *xf, in
     load_input(m, x, xf, B);
     if (m->arch.kind == DP_MODEL_CNN)
         conv_forward(m, B);
+    else if (m->arch.kind == DP_MODEL_FLOW)
+        dp_flow_forward(m, B);
     dp_model_fc_forward(m, fc_input(m), B, 0, m->nfc - 1, train, rng);
     m->last_B = B;
     m->last_train = train && m->arch.dropout > 0;
@@ -353,6 +376,10 @@ const float *dp_model_forward(dp_model *m, const uint8_t *x, const float *xf, in
 
 const float *dp_model_hidden(dp_model *m, const uint8_t *x, int B, int layer, char *errbuf)
 {
+    if (m->arch.kind == DP_MODEL_FLOW) {
+        dp_err(errbuf, "model: a flow model has no byte-vector hidden layers");
+        return NULL;
+    }
     if (layer < 0 || layer >= m->arch.nhidden) {
         dp_err(errbuf, "model: no hidden layer %d", layer);
         return NULL;
@@ -413,12 +440,14 @@ int dp_model_backward(dp_model *m, const int *labels, int B, char *errbuf)
                 dp_dropout_backward(d, d, m->mask[i], n, a->dropout);
         }
         const float *in = i > 0 ? m->act[i - 1] : fc_input(m);
-        float *dinp = (i > 0 || a->kind == DP_MODEL_CNN) ? e : NULL;
+        float *dinp = (i > 0 || a->kind != DP_MODEL_SAE) ? e : NULL;
         dp_linear_backward(dinp, m->dfw[i], m->dfb[i], d, in, m->fw[i], B, m->fin[i], m->fout[i]);
         float *t = d;
         d = e;
         e = t;
     }
+    if (a->kind == DP_MODEL_FLOW)
+        dp_flow_backward(m, d, B);
     if (a->kind == DP_MODEL_CNN) { /* d = dpool [B, c2*L3] */
         dp_maxpool1d_backward(m->da2, d, m->argmax, B, a->c2, m->L2, a->pool);
         dp_relu_backward(m->da2, m->da2, m->a2, (size_t)B * a->c2 * m->L2);
@@ -506,7 +535,10 @@ const char *dp_model_class_name(const dp_model *m, int c)
         return "?";
     return m->names[c] ? m->names[c] : "";
 }
-const char *dp_model_kind_name(const dp_model *m) { return m->arch.kind == DP_MODEL_CNN ? "cnn" : "sae"; }
+const char *dp_model_kind_name(const dp_model *m)
+{
+    return m->arch.kind == DP_MODEL_CNN ? "cnn" : m->arch.kind == DP_MODEL_FLOW ? "flow" : "sae";
+}
 const dp_arch *dp_model_arch(const dp_model *m) { return &m->arch; }
 dp_hparams *dp_model_hparams(dp_model *m) { return &m->hp; }
 size_t dp_model_nparams(const dp_model *m) { return m->nparams; }
@@ -536,6 +568,8 @@ int dp_model_predict(dp_model *m, const uint8_t *vectors, int B, float *logprobs
 {
     if (B < 1)
         return dp_err(errbuf, "model: predict on %d vectors", B);
+    if (m->arch.kind == DP_MODEL_FLOW)
+        return dp_err(errbuf, "model: a flow model classifies flow rows, not packet vectors (dp_model_predict_flows)");
     int V = m->arch.nclasses;
     for (int done = 0; done < B;) {
         int n = B - done < DP_MODEL_PREDICT_CHUNK ? B - done : DP_MODEL_PREDICT_CHUNK;
@@ -549,6 +583,25 @@ int dp_model_predict(dp_model *m, const uint8_t *vectors, int B, float *logprobs
                 return -1;
             dp_log_softmax(logprobs + (size_t)done * V, lg, n, V);
         }
+        done += n;
+    }
+    return 0;
+}
+
+int dp_model_predict_flows(dp_model *m, const float *xf, int B, float *logprobs, char *errbuf)
+{
+    if (m->arch.kind != DP_MODEL_FLOW)
+        return dp_err(errbuf, "model: a %s model classifies packet vectors, not flow rows (dp_model_predict)",
+                      dp_model_kind_name(m));
+    if (B < 1)
+        return dp_err(errbuf, "model: predict on %d flows", B);
+    int V = m->arch.nclasses;
+    for (int done = 0; done < B;) {
+        int n = B - done < DP_MODEL_PREDICT_CHUNK ? B - done : DP_MODEL_PREDICT_CHUNK;
+        const float *lg = dp_model_forward(m, NULL, xf + (size_t)done * m->arch.in_len, n, 0, NULL, errbuf);
+        if (!lg)
+            return -1;
+        dp_log_softmax(logprobs + (size_t)done * V, lg, n, V);
         done += n;
     }
     return 0;

@@ -29,7 +29,7 @@ int dp_model_task(const dp_model *m);              /* DP_TASK_APP or DP_TASK_TRA
 int dp_model_nclasses(const dp_model *m);
 /* Class name of id c ("" for an unnamed id, "?" when out of range). */
 const char *dp_model_class_name(const dp_model *m, int c);
-const char *dp_model_kind_name(const dp_model *m); /* "cnn" or "sae" */
+const char *dp_model_kind_name(const dp_model *m); /* "cnn", "sae" or "flow" */
 /* Inference (eval mode: no dropout): B >= 1 vectors of DP_VEC_LEN uint8
  * bytes, row-major, each byte scaled by 1/255 -> log-probabilities
  * (log-softmax) [B, nclasses]. Any B: processed in chunks of at most
@@ -37,29 +37,45 @@ const char *dp_model_kind_name(const dp_model *m); /* "cnn" or "sae" */
  * to be used from two threads at once. Returns 0, or -1 + message. */
 int dp_model_predict(dp_model *m, const uint8_t *vectors, int B, float *logprobs, char *errbuf);
 #define DP_MODEL_PREDICT_CHUNK 64
+/* Flow-model inference (DP_MODEL_FLOW; eval mode: no dropout): B >= 1 flow
+ * rows of in_len = N*F floats (the flow features, packet-major), row-major
+ * -> log-probabilities [B, nclasses]. Any B (chunks of at most
+ * DP_MODEL_PREDICT_CHUNK); allocates only on the first call (or a model's
+ * first call after training with larger batches), never per flow after
+ * that. Same threading rule as dp_model_predict. -1 + message for a model
+ * of another kind or B < 1. (dp_model_predict refuses a flow model.) */
+int dp_model_predict_flows(dp_model *m, const float *xf, int B, float *logprobs, char *errbuf);
 
 /* ---- architecture ----------------------------------------------------------- */
 
 #define DP_MODEL_CNN 0
 #define DP_MODEL_SAE 1
+#define DP_MODEL_FLOW 2
 #define DP_MODEL_MAX_HIDDEN 8
 #define DP_MODEL_MAX_TENSORS (2 * (DP_MODEL_MAX_HIDDEN + 3))
 
 typedef struct dp_arch {
-    int kind;          /* DP_MODEL_CNN or DP_MODEL_SAE */
+    int kind;          /* DP_MODEL_CNN, DP_MODEL_SAE or DP_MODEL_FLOW */
     int nclasses;      /* output width, 1..DP_MAX_CLASSES */
-    int in_len;        /* input length, DP_VEC_LEN */
+    int in_len;        /* input length, DP_VEC_LEN (flow: N*F) */
     /* CNN only: conv1/conv2 (filters, kernel, stride), max-pool size */
     int c1, k1, s1, c2, k2, s2, pool;
-    /* hidden fully connected widths (CNN: 200,100,50; SAE: 400..50) */
+    /* hidden fully connected widths (CNN: 200,100,50; SAE: 400..50;
+     * flow: the head's hidden layers after the sequence stage) */
     int nhidden;
     int hidden[DP_MODEL_MAX_HIDDEN];
     float dropout;     /* drop probability of each hidden layer (0.05) */
+    int ext[8];  /* kind-specific architecture parameters (flow NN: ext[0] = N packets, ext[1] = F features per packet, the rest see dp_model_flow.c) */
 } dp_arch;
 
-/* The spec's architecture for kind and task (DP_TASK_*), nclasses outputs. */
+/* The spec's architecture for kind and task (DP_TASK_*), nclasses outputs
+ * (DP_MODEL_FLOW: dp_arch_flow with N = 10 packets, F = 44 + 64 features). */
 void dp_arch_default(dp_arch *a, int kind, int task, int nclasses);
-/* Parses "cnn"/"sae" -> DP_MODEL_*, or -1. */
+/* The flow classifier's default architecture (docs/accuracy.md, "Flow
+ * classifier: choosing the architecture") for N packets of F features per
+ * flow row (in_len = N*F); the sizes are checked when a model is created. */
+void dp_arch_flow(dp_arch *a, int task, int nclasses, int N, int F);
+/* Parses "cnn"/"sae"/"flow" -> DP_MODEL_*, or -1. */
 int dp_model_kind_parse(const char *s);
 
 /* Training hyper-parameters: recorded in the model file (provenance) and
