@@ -12,70 +12,16 @@ static const char *const field_names[DP_MASK_NFIELDS] = {
 
 /* ---- names -------------------------------------------------------------- */
 
-static int field_bits(const char *s, size_t n, uint32_t *bits)
-{
-    static const struct {
-        const char *name;
-        uint32_t bits;
-    } sets[] = {{"none", 0}, {"all", DP_MASK_ALL}, {"default", DP_MASK_DEFAULT}};
-    for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
-        if (strlen(sets[i].name) == n && memcmp(s, sets[i].name, n) == 0) {
-            *bits = sets[i].bits;
-            return 0;
-        }
-    for (int i = 0; i < DP_MASK_NFIELDS; i++)
-        if (strlen(field_names[i]) == n && memcmp(s, field_names[i], n) == 0) {
-            *bits = 1u << i;
-            return 0;
-        }
-    return -1;
-}
-
 int dp_mask_parse(const char *list, uint32_t *mask, char *errbuf)
 {
-    static const char valid[] = "ports, ipid, ttl, checksum, seq, tcpts, window, or none, all, default";
-    uint32_t m = 0;
-    const char *p = list ? list : "";
-    if (!*p)
-        return dp_err(errbuf, "--mask: empty field list (valid: %s)", valid);
-    for (;;) {
-        const char *e = strchr(p, ',');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        uint32_t bits;
-        if (n == 0)
-            return dp_err(errbuf, "--mask '%s': empty field name (valid: %s)", list, valid);
-        if (field_bits(p, n, &bits) < 0)
-            return dp_err(errbuf, "--mask: unknown field '%.*s' (valid: %s)", (int)(n > 64 ? 64 : n), p,
-                          valid);
-        m |= bits;
-        if (!e)
-            break;
-        p = e + 1;
-    }
-    *mask = m;
-    return 0;
+    static const char *const aliases[] = {"none", "all", "default"};
+    static const uint32_t alias_bits[] = {0, DP_MASK_ALL, DP_MASK_DEFAULT};
+    return dp_bits_parse("--mask", list, field_names, DP_MASK_NFIELDS, aliases, alias_bits, 3, mask, errbuf);
 }
 
 char *dp_mask_name(uint32_t mask, char *buf, size_t n)
 {
-    size_t len = 0;
-    if (n == 0)
-        return buf;
-    buf[0] = 0;
-    mask &= DP_MASK_ALL;
-    if (!mask) {
-        snprintf(buf, n, "none");
-        return buf;
-    }
-    for (int i = 0; i < DP_MASK_NFIELDS; i++) {
-        if (!(mask & (1u << i)))
-            continue;
-        int w = snprintf(buf + len, n - len, "%s%s", len ? "," : "", field_names[i]);
-        if (w < 0 || (size_t)w >= n - len)
-            break;
-        len += (size_t)w;
-    }
-    return buf;
+    return dp_bits_name(mask & DP_MASK_ALL, field_names, DP_MASK_NFIELDS, "none", buf, n);
 }
 
 /* ---- layout ------------------------------------------------------------- */
