@@ -9,6 +9,8 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -pthread -Iinclude -Isrc 
 DEPS    := libpcap cairo openblas
 CFLAGS  += $(shell pkg-config --cflags $(DEPS))
 LDLIBS  += $(shell pkg-config --libs $(DEPS)) -lm -lpthread
+# XGBoost (Debian libxgboost-dev) for the GBT flow model (src/model/dp_gbt.c)
+LDLIBS  += -lxgboost
 # oneDNN (Debian libdnnl-dev) for inference's per-thread GEMMs
 # (src/nn/dp_nn_gemm.c); DNNL=0 builds without it (OpenBLAS only).
 DNNL    ?= 1

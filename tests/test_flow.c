@@ -306,6 +306,7 @@ static void test_flowset_refusals(void)
 
 int main(void)
 {
+    dp_test_prog = "test_flow";
     DP_RUN(test_packet_features);
     DP_RUN(test_groups_and_mask);
     DP_RUN(test_flowset_order);

@@ -240,6 +240,7 @@ static void test_fragment_and_edges(void)
 
 int main(void)
 {
+    dp_test_prog = "test_mask";
     DP_RUN(test_parse_and_name);
     DP_RUN(test_layout);
     DP_RUN(test_v4_tcp_fields);

@@ -347,10 +347,10 @@ static void test_file_refused(void)
     CHECK(dp_write_file_atomic(path, buf, len, eb) == 0);
     expect_refused(path, "bad magic");
     buf[0] = 'D';
-    buf[8] = 2;
+    buf[8] = 3;
     CHECK(dp_write_file_atomic(path, buf, len, eb) == 0);
-    expect_refused(path, "version 2");
-    buf[8] = 1;
+    expect_refused(path, "version 3");
+    buf[8] = 2;
     /* appended bytes */
     char *big = malloc(len + 4);
     memcpy(big, buf, len);
