@@ -9,6 +9,8 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -pthread -Iinclude -Isrc 
 DEPS    := libpcap cairo openblas
 CFLAGS  += $(shell pkg-config --cflags $(DEPS))
 LDLIBS  += $(shell pkg-config --libs $(DEPS)) -lm -lpthread
+# XGBoost (Debian libxgboost-dev) for the GBT flow model (src/model/dp_gbt.c)
+LDLIBS  += -lxgboost
 # oneDNN (Debian libdnnl-dev) for inference's per-thread GEMMs
 # (src/nn/dp_nn_gemm.c); DNNL=0 builds without it (OpenBLAS only).
 DNNL    ?= 1
@@ -67,11 +69,19 @@ $(BUILD)/trace_train: tools/trace_train.c $(BUILD)/libdeeppacket.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter-out %.h,$^) $(LDLIBS)
 
 FUZZ_SECONDS ?= 60
-fuzz: $(BUILD)/fuzz_packet
-	mkdir -p $(BUILD)/fuzz-corpus
-	$(BUILD)/fuzz_packet -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD)/fuzz-corpus fuzz/seeds
+# The packet parser gets two thirds of FUZZ_SECONDS, the field masks the rest.
+FUZZ_MASK_SECONDS = $(shell echo $$(( ($(FUZZ_SECONDS) + 2) / 3 )))
+FUZZ_PACKET_SECONDS = $(shell echo $$(( $(FUZZ_SECONDS) - $(FUZZ_MASK_SECONDS) )))
+fuzz: $(BUILD)/fuzz_packet $(BUILD)/fuzz_mask
+	mkdir -p $(BUILD)/fuzz-corpus $(BUILD)/fuzz-corpus-mask
+	$(BUILD)/fuzz_packet -max_total_time=$(FUZZ_PACKET_SECONDS) -max_len=4096 $(BUILD)/fuzz-corpus fuzz/seeds
+	$(BUILD)/fuzz_mask -max_total_time=$(FUZZ_MASK_SECONDS) -max_len=1504 $(BUILD)/fuzz-corpus-mask fuzz/seeds-mask
 
 $(BUILD)/fuzz_packet: fuzz/fuzz_packet.c src/packet/dp_packet.c src/util/dp_util.c
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -O1 -g -Isrc -fsanitize=fuzzer,address,undefined -o $@ $^ -lm
+
+$(BUILD)/fuzz_mask: fuzz/fuzz_mask.c src/packet/dp_mask.c src/util/dp_util.c
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -O1 -g -Isrc -fsanitize=fuzzer,address,undefined -o $@ $^ -lm
 

@@ -370,10 +370,10 @@ static void test_file_refused(void)
     CHECK(dp_write_file_atomic(path, buf, len, eb) == 0);
     expect_refused(path, "bad magic");
     buf[0] = 'D';
-    buf[8] = 2;
+    buf[8] = 3;
     CHECK(dp_write_file_atomic(path, buf, len, eb) == 0);
-    expect_refused(path, "version 2");
-    buf[8] = 1;
+    expect_refused(path, "version 3");
+    buf[8] = 2;
     /* appended bytes */
     char *big = malloc(len + 4);
     memcpy(big, buf, len);
@@ -629,7 +629,7 @@ static void test_flow_predict(void)
     dp_model *cnn = small_model();
     eb[0] = 0;
     CHECK(dp_model_predict_flows(cnn, x, 1, lp, eb) == -1);
-    CHECK_STR_CONTAINS(eb, "cnn model");
+    CHECK_STR_CONTAINS(eb, "cnn packet model");
     dp_model_free(cnn);
     free(x), free(xj), free(lp), free(lpj), free(ref);
     dp_model_free(m);
@@ -706,6 +706,73 @@ static void test_flow_train_synthetic(void)
     dp_model_free(m);
 }
 
+/* A flow model through the model file (format 2 keeps ext[8] and the flow
+ * configuration): the same architecture, weights and predictions back; an
+ * ext[] that no longer matches the tensor table (checksum made valid again)
+ * is refused, as is one the flow kind does not accept. */
+static void flow_file_tamper(const char *path, const char *buf, size_t len, int idx, int val, const char *needle)
+{
+    char eb[DP_ERRBUF_SIZE];
+    static const uint32_t ext[8] = {10, 108, 64, 32, 32, 3, 0, 0};
+    char *b = malloc(len);
+    memcpy(b, buf, len);
+    char *at = memmem(b, len, ext, sizeof ext);
+    CHECK(at != NULL);
+    if (at) {
+        uint32_t v = (uint32_t)val;
+        memcpy(at + 4 * idx, &v, 4);
+        uint64_t h = dp_fnv1a(b, len - 8, DP_FNV_INIT);
+        for (int i = 0; i < 8; i++)
+            b[len - 8 + i] = (char)(h >> (8 * i));
+        CHECK(dp_write_file_atomic(path, b, len, eb) == 0);
+        expect_refused(path, needle);
+    }
+    free(b);
+}
+
+static void test_flow_file(void)
+{
+    char eb[DP_ERRBUF_SIZE] = "", path[512];
+    dp_arch a;
+    dp_arch_default(&a, DP_MODEL_FLOW, DP_TASK_TRAFFIC, 3);
+    char *names[3] = {"Chat", "Email", "VPN: Voip"};
+    dp_model *m = dp_model_create(&a, DP_TASK_TRAFFIC, names, 8, eb);
+    CHECK(m != NULL);
+    if (!m)
+        return;
+    dp_flowcfg cfg;
+    dp_flowcfg_default(&cfg);
+    CHECK(dp_model_set_flowcfg(m, &cfg, eb) == 0);
+    snprintf(path, sizeof path, "%s/flow.dpm", dp_test_tmpdir());
+    CHECK(dp_model_save(m, path, eb) == 0);
+    dp_model *l = dp_model_load(path, eb);
+    if (!l)
+        fprintf(stderr, "  %s\n", eb);
+    CHECK(l != NULL);
+    if (l) {
+        CHECK(!strcmp(dp_model_kind_name(l), "flow"));
+        CHECK(!memcmp(dp_model_arch(l)->ext, a.ext, sizeof a.ext));
+        CHECK_EQ_INT(dp_model_nparams(l), dp_model_nparams(m));
+        CHECK(!memcmp(dp_model_params(l), dp_model_params(m), dp_model_nparams(m) * sizeof(float)));
+        float *x = flow_rows(5, 10, 108, 4, 0), p1[15], p2[15];
+        CHECK(dp_model_predict_flows(m, x, 5, p1, eb) == 0);
+        CHECK(dp_model_predict_flows(l, x, 5, p2, eb) == 0);
+        CHECK(!memcmp(p1, p2, sizeof p1));
+        free(x);
+        dp_model_free(l);
+    }
+    size_t len;
+    char *buf = dp_read_file(path, &len, eb);
+    CHECK(buf != NULL);
+    if (buf) {
+        flow_file_tamper(path, buf, len, 2, 65, "tensor table");  /* E1: other shapes */
+        flow_file_tamper(path, buf, len, 5, 2, "kernel");         /* an even kernel */
+        flow_file_tamper(path, buf, len, 7, 1, "unused");         /* reserved ext */
+        free(buf);
+    }
+    dp_model_free(m);
+}
+
 int main(void)
 {
     dp_test_prog = "test_model";
@@ -724,5 +791,6 @@ int main(void)
     DP_RUN(test_flow_arch_refused);
     DP_RUN(test_flow_predict);
     DP_RUN(test_flow_train_synthetic);
+    DP_RUN(test_flow_file);
     return dp_test_end();
 }

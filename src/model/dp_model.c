@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/dp_gbt.h"
 #include "model/dp_model_impl.h"
 #include "nn/dp_nn.h"
+#include "packet/dp_mask.h"
 
 /* ---- small helpers ----------------------------------------------------------- */
 
@@ -28,6 +30,10 @@ void dp_arch_default(dp_arch *a, int kind, int task, int nclasses)
     a->nclasses = nclasses;
     a->in_len = DP_VEC_LEN;
     a->dropout = 0.05f;
+    if (kind == DP_MODEL_GBT) {
+        a->dropout = 0;
+        return;
+    }
     if (kind == DP_MODEL_CNN) {
         if (task == DP_TASK_APP) {
             a->c1 = 200, a->k1 = 4, a->s1 = 3;
@@ -55,6 +61,8 @@ int dp_model_kind_parse(const char *s)
         return DP_MODEL_SAE;
     if (!strcmp(s, "flow"))
         return DP_MODEL_FLOW;
+    if (!strcmp(s, "gbt"))
+        return DP_MODEL_GBT;
     return -1;
 }
 
@@ -78,14 +86,20 @@ void dp_hparams_default(dp_hparams *h)
 static int layout(dp_model *m, char *errbuf, const char *src)
 {
     const dp_arch *a = &m->arch;
-    if (a->kind != DP_MODEL_CNN && a->kind != DP_MODEL_SAE && a->kind != DP_MODEL_FLOW)
+    if (a->kind != DP_MODEL_CNN && a->kind != DP_MODEL_SAE && a->kind != DP_MODEL_FLOW && a->kind != DP_MODEL_GBT)
         return dp_err(errbuf, "%s: unknown model kind %d", src, a->kind);
     if (a->nclasses < 1 || a->nclasses > DP_MAX_CLASSES)
         return dp_err(errbuf, "%s: bad class count %d", src, a->nclasses);
     if (a->kind == DP_MODEL_FLOW && dp_flow_check(a, errbuf, src) != 0)
         return -1;
-    if (a->kind != DP_MODEL_FLOW && a->in_len != DP_VEC_LEN)
+    if (a->kind == DP_MODEL_CNN && a->in_len != DP_VEC_LEN)
         return dp_err(errbuf, "%s: input length %d, expected %d", src, a->in_len, DP_VEC_LEN);
+    if (a->in_len < 1 || a->in_len > DP_MODEL_MAX_IN_LEN)
+        return dp_err(errbuf, "%s: input length %d out of range 1..%d", src, a->in_len, DP_MODEL_MAX_IN_LEN);
+    if (a->kind == DP_MODEL_GBT) {
+        m->ntensors = 0, m->nparams = 0, m->nfc = 0, m->flat = a->in_len;
+        return 0;
+    }
     if (a->nhidden < 1 || a->nhidden > DP_MODEL_MAX_HIDDEN)
         return dp_err(errbuf, "%s: bad hidden layer count %d", src, a->nhidden);
     if (!(a->dropout >= 0 && a->dropout < 1))
@@ -258,6 +272,9 @@ void dp_model_free(dp_model *m)
     free(m->grads);
     free(m->adam_m);
     free(m->adam_v);
+    free(m->blob);
+    free(m->masked);
+    dp_gbt_free(m->gbt);
     for (int c = 0; c < DP_MAX_CLASSES; c++)
         free(m->names[c]);
     free(m);
@@ -359,6 +376,10 @@ const float *dp_model_forward(dp_model *m, const uint8_t *x, const float *xf, in
 {
     if (B < 1) {
         dp_err(errbuf, "model: batch size %d", B);
+        return NULL;
+    }
+    if (m->nfc < 1) {
+        dp_err(errbuf, "model: a %s model has no layers to run forward", dp_model_kind_name(m));
         return NULL;
     }
     if (dp_model_reserve(m, B, errbuf) != 0)
@@ -537,7 +558,52 @@ const char *dp_model_class_name(const dp_model *m, int c)
 }
 const char *dp_model_kind_name(const dp_model *m)
 {
-    return m->arch.kind == DP_MODEL_CNN ? "cnn" : m->arch.kind == DP_MODEL_FLOW ? "flow" : "sae";
+    static const char *const names[] = {"cnn", "sae", "flow", "gbt"};
+    return m->arch.kind >= 0 && m->arch.kind < 4 ? names[m->arch.kind] : "?";
+}
+int dp_model_input(const dp_model *m) { return m->input; }
+uint32_t dp_model_mask(const dp_model *m) { return m->fieldmask; }
+const dp_flowcfg *dp_model_flowcfg(const dp_model *m) { return m->input == DP_INPUT_FLOW ? &m->flow : NULL; }
+
+int dp_model_set_flowcfg(dp_model *m, const dp_flowcfg *cfg, char *errbuf)
+{
+    if (dp_flowcfg_check(cfg, "model", errbuf) < 0)
+        return -1;
+    if (m->arch.in_len != dp_flowcfg_row_len(cfg))
+        return dp_err(errbuf, "model: input length %d is not %d packets x %d features", m->arch.in_len,
+                      cfg->npackets, dp_flowcfg_features(cfg));
+    m->input = DP_INPUT_FLOW;
+    m->flow = *cfg;
+    m->fieldmask = cfg->mask;
+    return 0;
+}
+
+void dp_model_set_mask(dp_model *m, uint32_t mask)
+{
+    m->fieldmask = mask & DP_MASK_ALL;
+    if (m->input == DP_INPUT_FLOW)
+        m->flow.mask = m->fieldmask;
+}
+
+const uint8_t *dp_model_blob(const dp_model *m, size_t *len)
+{
+    *len = m->blob_len;
+    return m->blob;
+}
+
+int dp_model_set_blob(dp_model *m, const void *data, size_t len, char *errbuf)
+{
+    uint8_t *b = len ? malloc(len) : NULL;
+    if (len && !b)
+        return dp_err(errbuf, "model: out of memory for a %zu-byte blob", len);
+    if (len)
+        memcpy(b, data, len);
+    free(m->blob);
+    m->blob = b;
+    m->blob_len = len;
+    dp_gbt_free(m->gbt);
+    m->gbt = NULL;
+    return 0;
 }
 const dp_arch *dp_model_arch(const dp_model *m) { return &m->arch; }
 dp_hparams *dp_model_hparams(dp_model *m) { return &m->hp; }
@@ -564,16 +630,34 @@ int dp_model_tensor(const dp_model *m, int i, const char **name, size_t *offset,
     return t->ndim;
 }
 
+/* The chunk's vectors with the model's field mask applied (a copy), or
+ * the vectors themselves when the model masks nothing; NULL when out of
+ * memory. */
+static const uint8_t *masked_chunk(dp_model *m, const uint8_t *x, int n)
+{
+    if (!m->fieldmask)
+        return x;
+    if (!m->masked && !(m->masked = malloc((size_t)DP_MODEL_PREDICT_CHUNK * DP_VEC_LEN)))
+        return NULL;
+    memcpy(m->masked, x, (size_t)n * DP_VEC_LEN);
+    for (int i = 0; i < n; i++)
+        dp_mask_apply(m->fieldmask, m->masked + (size_t)i * DP_VEC_LEN);
+    return m->masked;
+}
+
 int dp_model_predict(dp_model *m, const uint8_t *vectors, int B, float *logprobs, char *errbuf)
 {
     if (B < 1)
         return dp_err(errbuf, "model: predict on %d vectors", B);
-    if (m->arch.kind == DP_MODEL_FLOW)
-        return dp_err(errbuf, "model: a flow model classifies flow rows, not packet vectors (dp_model_predict_flows)");
+    if (m->input != DP_INPUT_PACKET || m->arch.kind == DP_MODEL_FLOW)
+        return dp_err(errbuf, "model: a %s flow model classifies flows, not single packets (dp_model_predict_flows)",
+                      dp_model_kind_name(m));
     int V = m->arch.nclasses;
     for (int done = 0; done < B;) {
         int n = B - done < DP_MODEL_PREDICT_CHUNK ? B - done : DP_MODEL_PREDICT_CHUNK;
-        const uint8_t *x = vectors + (size_t)done * m->arch.in_len;
+        const uint8_t *x = masked_chunk(m, vectors + (size_t)done * m->arch.in_len, n);
+        if (!x)
+            return dp_err(errbuf, "model: out of memory");
         if (m->arch.kind == DP_MODEL_CNN) {
             if (dp_model_infer_cnn(m, x, n, logprobs + (size_t)done * V, errbuf) != 0)
                 return -1;
@@ -590,12 +674,16 @@ int dp_model_predict(dp_model *m, const uint8_t *vectors, int B, float *logprobs
 
 int dp_model_predict_flows(dp_model *m, const float *xf, int B, float *logprobs, char *errbuf)
 {
-    if (m->arch.kind != DP_MODEL_FLOW)
-        return dp_err(errbuf, "model: a %s model classifies packet vectors, not flow rows (dp_model_predict)",
-                      dp_model_kind_name(m));
     if (B < 1)
         return dp_err(errbuf, "model: predict on %d flows", B);
+    if (m->input != DP_INPUT_FLOW && m->arch.kind != DP_MODEL_FLOW)
+        return dp_err(errbuf, "model: a %s packet model classifies packets, not flow rows", dp_model_kind_name(m));
     int V = m->arch.nclasses;
+    if (m->arch.kind == DP_MODEL_GBT) {
+        if (!m->gbt && !(m->gbt = dp_gbt_load(m->blob, m->blob_len, m->arch.in_len, V, "model", errbuf)))
+            return -1;
+        return dp_gbt_predict(m->gbt, xf, B, m->arch.in_len, V, logprobs, errbuf);
+    }
     for (int done = 0; done < B;) {
         int n = B - done < DP_MODEL_PREDICT_CHUNK ? B - done : DP_MODEL_PREDICT_CHUNK;
         const float *lg = dp_model_forward(m, NULL, xf + (size_t)done * m->arch.in_len, n, 0, NULL, errbuf);
@@ -611,7 +699,7 @@ int dp_model_predict_flows(dp_model *m, const float *xf, int B, float *logprobs,
 
 #define MAGIC_MODEL "DPMODEL"
 #define MAGIC_CKPT "DPCKPT\0"
-#define FORMAT_VERSION 1u
+#define FORMAT_VERSION 2u /* reads 1 (no input kind, mask, flow config, ext, blob) and 2 */
 
 typedef struct wbuf {
     FILE *f;
@@ -682,6 +770,10 @@ static void write_model_body(wbuf *w, const dp_model *m, const char *magic)
     w_f32(w, h->lr), w_f32(w, h->beta1), w_f32(w, h->beta2), w_f32(w, h->eps);
     w_f32(w, h->validation), w_f32(w, h->final_loss);
     w_u64(w, h->seed), w_u64(w, h->train_samples);
+    w_u32(w, (uint32_t)m->input), w_u32(w, m->fieldmask);
+    w_u32(w, (uint32_t)m->flow.npackets), w_u32(w, (uint32_t)m->flow.payload_bytes), w_u32(w, m->flow.groups);
+    for (int i = 0; i < 8; i++)
+        w_u32(w, (uint32_t)a->ext[i]);
     for (int c = 0; c < a->nclasses; c++) {
         const char *s = m->names[c] ? m->names[c] : "";
         size_t n = strlen(s);
@@ -704,6 +796,8 @@ static void write_model_body(wbuf *w, const dp_model *m, const char *magic)
     }
     w_u64(w, m->nparams);
     w_floats(w, m->params, m->nparams);
+    w_u64(w, m->blob_len);
+    w_bytes(w, m->blob, m->blob_len);
 }
 
 static int finish(wbuf *w, dp_afile *af, const char *path, char *errbuf)
@@ -811,6 +905,63 @@ static int r_floats(rbuf *r, float *dst, size_t n)
     return 0;
 }
 
+/* Version 2's header fields after train_samples. */
+typedef struct v2_header {
+    int input;
+    uint32_t mask;
+    dp_flowcfg flow;
+} v2_header;
+
+static void read_v2_header(rbuf *r, v2_header *v, dp_arch *a)
+{
+    v->input = r_i32(r);
+    v->mask = (uint32_t)r_uint(r, 4);
+    v->flow.npackets = r_i32(r);
+    v->flow.payload_bytes = r_i32(r);
+    v->flow.groups = (uint32_t)r_uint(r, 4);
+    v->flow.mask = v->mask;
+    for (int i = 0; i < 8; i++)
+        a->ext[i] = (int)(int32_t)(uint32_t)r_uint(r, 4);
+}
+
+/* Checks the input kind, mask and flow configuration against the
+ * architecture and sets them on m. */
+static int apply_v2_header(dp_model *m, const v2_header *v, const char *path, char *errbuf)
+{
+    if (v->mask & ~(uint32_t)DP_MASK_ALL)
+        return dp_err(errbuf, "%s: unknown field mask bits 0x%x (corrupt file)", path, v->mask);
+    int flow_kind = m->arch.kind == DP_MODEL_GBT || m->arch.kind == DP_MODEL_FLOW;
+    if (v->input == DP_INPUT_PACKET) {
+        if (flow_kind || m->arch.in_len != DP_VEC_LEN || v->flow.npackets || v->flow.payload_bytes ||
+            v->flow.groups)
+            return dp_err(errbuf, "%s: a %s model on packet vectors of %d bytes (corrupt file)", path,
+                          dp_model_kind_name(m), m->arch.in_len);
+        dp_model_set_mask(m, v->mask);
+        return 0;
+    }
+    if (v->input != DP_INPUT_FLOW || m->arch.kind == DP_MODEL_CNN)
+        return dp_err(errbuf, "%s: bad input kind %d for a %s model (corrupt file)", path, v->input,
+                      dp_model_kind_name(m));
+    char eb[DP_ERRBUF_SIZE];
+    if (dp_model_set_flowcfg(m, &v->flow, eb) != 0)
+        return dp_err(errbuf, "%s: flow configuration: %s", path, eb);
+    return 0;
+}
+
+static int read_blob(rbuf *r, dp_model *m, const char *path, char *errbuf)
+{
+    uint64_t n = r_uint(r, 8);
+    const uint8_t *b = r->bad || n > r->n - r->pos ? NULL : r_bytes(r, (size_t)n);
+    if (!b) {
+        r->bad = 1;
+        return dp_err(errbuf, "%s: truncated model blob", path);
+    }
+    if (n && m->arch.kind != DP_MODEL_GBT)
+        return dp_err(errbuf, "%s: a %s model with a %llu-byte blob (corrupt file)", path, dp_model_kind_name(m),
+                      (unsigned long long)n);
+    return dp_model_set_blob(m, b, (size_t)n, errbuf);
+}
+
 static dp_model *load_any(const char *path, int ckpt, dp_train_state *st, char *errbuf)
 {
     size_t len;
@@ -837,8 +988,8 @@ static dp_model *load_any(const char *path, int ckpt, dp_train_state *st, char *
         goto out;
     }
     uint32_t ver = (uint32_t)buf[8] | (uint32_t)buf[9] << 8 | (uint32_t)buf[10] << 16 | (uint32_t)buf[11] << 24;
-    if (ver != FORMAT_VERSION) {
-        dp_err(errbuf, "%s: unsupported model file version %u (this program reads version %u)", path, ver,
+    if (ver != 1 && ver != FORMAT_VERSION) {
+        dp_err(errbuf, "%s: unsupported model file version %u (this program reads versions 1 and %u)", path, ver,
                FORMAT_VERSION);
         goto out;
     }
@@ -870,6 +1021,9 @@ static dp_model *load_any(const char *path, int ckpt, dp_train_state *st, char *
     h.lr = r_f32(&r), h.beta1 = r_f32(&r), h.beta2 = r_f32(&r), h.eps = r_f32(&r);
     h.validation = r_f32(&r), h.final_loss = r_f32(&r);
     h.seed = r_uint(&r, 8), h.train_samples = r_uint(&r, 8);
+    v2_header v2 = {0};
+    if (ver >= 2)
+        read_v2_header(&r, &v2, &a);
     if (r.bad || a.nclasses < 1 || a.nclasses > DP_MAX_CLASSES) {
         dp_err(errbuf, "%s: corrupt model header", path);
         goto out;
@@ -894,6 +1048,8 @@ static dp_model *load_any(const char *path, int ckpt, dp_train_state *st, char *
     if (!m)
         goto out;
     m->hp = h;
+    if (apply_v2_header(m, &v2, path, errbuf) != 0)
+        goto fail;
     int nt = r_i32(&r);
     int table_ok = !r.bad && nt == m->ntensors;
     for (int i = 0; table_ok && i < nt; i++) {
@@ -923,6 +1079,15 @@ static dp_model *load_any(const char *path, int ckpt, dp_train_state *st, char *
         dp_err(errbuf, "%s: truncated parameter data", path);
         goto fail;
     }
+    if (ver >= 2 && read_blob(&r, m, path, errbuf) != 0)
+        goto fail;
+    if (m->arch.kind == DP_MODEL_GBT && !m->blob_len) {
+        dp_err(errbuf, "%s: a gbt model without its booster (corrupt file)", path);
+        goto fail;
+    }
+    if (m->arch.kind == DP_MODEL_GBT &&
+        !(m->gbt = dp_gbt_load(m->blob, m->blob_len, m->arch.in_len, m->arch.nclasses, path, errbuf)))
+        goto fail;
     if (ckpt) {
         if (r_uint(&r, 4)) {
             if (ensure_adam(m, errbuf) != 0)

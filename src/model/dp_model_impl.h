@@ -19,6 +19,13 @@ struct dp_model {
     int task;
     char *names[DP_MAX_CLASSES];
     dp_hparams hp;
+    int input;            /* DP_INPUT_PACKET or DP_INPUT_FLOW */
+    uint32_t fieldmask;   /* dp_mask bits (= flow.mask for flow models) */
+    dp_flowcfg flow;      /* flow models: N, K, mask, groups; else zero */
+    uint8_t *blob;        /* opaque bytes stored in the file (GBT booster) */
+    size_t blob_len;
+    struct dp_gbt *gbt;   /* the booster loaded from blob, on first use */
+    uint8_t *masked;      /* DP_MODEL_PREDICT_CHUNK masked vectors (predict) */
 
     int ntensors;
     dp_tdesc t[DP_MODEL_MAX_TENSORS];
