@@ -188,13 +188,13 @@ def time_split(groups, t0, frac=0.2):
 
 
 class FlowNet(nn.Module):
-    def __init__(self, stage, N, F, V, E1=64, E2=32, C=32, H=128, dropout=0.2):
+    def __init__(self, stage, N, F, V, E1=64, E2=32, C=32, H=128, dropout=0.2, mlp1=256):
         super().__init__()
         self.stage = stage
         self.N = N
         if stage == "mlp":
-            self.fc1 = nn.Linear(N * F, 256)
-            self.fc2 = nn.Linear(256, H)
+            self.fc1 = nn.Linear(N * F, mlp1)
+            self.fc2 = nn.Linear(mlp1, H)
             self.drop = nn.Dropout(dropout)
             self.out = nn.Linear(H, V)
             return

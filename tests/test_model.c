@@ -201,6 +201,8 @@ static void test_torch_sae(void) { check_fixture("model_sae.bin"); }
 /* the flow classifier, with its conv stage over packets and without it */
 static void test_torch_flow(void) { check_fixture("model_flow.bin"); }
 static void test_torch_flow_flat(void) { check_fixture("model_flow_flat.bin"); }
+/* no per-packet stage (ext E1 = E2 = C = K = 0): an MLP over the whole row */
+static void test_torch_flow_mlp(void) { check_fixture("model_flow_mlp.bin"); }
 
 /* Full-size parameter counts, as PyTorch counts them for bench/torch_model.py
  * (sum of p.numel()): 10,107,315 app CNN (15 classes), 3,507,311 traffic CNN
@@ -789,6 +791,7 @@ int main(void)
     DP_RUN(test_torch_sae);
     DP_RUN(test_torch_flow);
     DP_RUN(test_torch_flow_flat);
+    DP_RUN(test_torch_flow_mlp);
     DP_RUN(test_file_roundtrip);
     DP_RUN(test_file_refused);
     DP_RUN(test_predict_tail);

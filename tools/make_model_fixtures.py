@@ -17,7 +17,7 @@ input stays 1500 wide. The full-size shapes are checked in test_model.c by
 parameter count.
 
 The flow fixtures (DP_MODEL_FLOW; bench/flow_model.py FlowNet, stages
-"conv" and "flat") use a tiny architecture: N = 4 packets of F = 12
+"conv", "flat" and "mlp" (head 10 -> 8)) use a tiny architecture: N = 4 packets of F = 12
 features, encoder 6 -> 5, conv 4 channels (kernel 3), head 8, 3 classes.
 Their inputs are float rows "xf" [steps, B, N*F] (present flag 1 for the
 first 1..N packets, all-zero blocks after), and "arch" is followed by
@@ -91,9 +91,13 @@ def fixture(path, kind, task, nclasses, seed, hidden, c=0):
     if kind == "cnn":
         model = tm.CNN(task, nclasses, c1=c, c2=c, hidden=hidden, dropout=0.0)
     elif kind == "flow":
-        model = fm.FlowNet("conv" if c else "flat", FLOW["N"], FLOW["F"], nclasses, E1=FLOW["E1"], E2=FLOW["E2"],
-                           C=c, H=hidden[0], dropout=0.0)
-        ext[:6] = [FLOW["N"], FLOW["F"], FLOW["E1"], FLOW["E2"], c, FLOW["K"] if c else 0]
+        if len(hidden) == 2:  # the "mlp" stage: no per-packet encoder, fc1 -> fc2 -> out
+            model = fm.FlowNet("mlp", FLOW["N"], FLOW["F"], nclasses, H=hidden[1], dropout=0.0, mlp1=hidden[0])
+        else:
+            model = fm.FlowNet("conv" if c else "flat", FLOW["N"], FLOW["F"], nclasses, E1=FLOW["E1"],
+                               E2=FLOW["E2"], C=c, H=hidden[0], dropout=0.0)
+            ext[2:6] = [FLOW["E1"], FLOW["E2"], c, FLOW["K"] if c else 0]
+        ext[:2] = [FLOW["N"], FLOW["F"]]
     else:
         model = tm.SAE(nclasses, hidden=hidden, dropout=0.0)
     model.train()
@@ -144,7 +148,8 @@ def main():
             ("model_cnn_traffic.bin", ("cnn", tm.TRAFFIC, 11, 2, tm.CNN_HIDDEN), dict(c=4)),
             ("model_sae.bin", ("sae", tm.TRAFFIC, 11, 3, (40, 30, 20, 10, 5)), {}),
             ("model_flow.bin", ("flow", tm.TRAFFIC, FLOW["V"], 4, (FLOW["H"],)), dict(c=4)),
-            ("model_flow_flat.bin", ("flow", tm.APP, FLOW["V"], 5, (FLOW["H"],)), dict(c=0))]
+            ("model_flow_flat.bin", ("flow", tm.APP, FLOW["V"], 5, (FLOW["H"],)), dict(c=0)),
+            ("model_flow_mlp.bin", ("flow", tm.TRAFFIC, FLOW["V"], 6, (10, FLOW["H"])), dict(c=0))]
     for name, args, kw in jobs:
         if len(sys.argv) == 1 or name in sys.argv[1:]:
             fixture(os.path.join(out, name), *args, **kw)

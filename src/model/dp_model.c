@@ -182,7 +182,7 @@ static void set_views(dp_model *m)
 {
     int k = 0;
     if (m->arch.kind == DP_MODEL_FLOW)
-        for (int i = 0; i < (m->arch.ext[4] > 0 ? 3 : 2); i++)
+        for (int i = 0; i < dp_flow_nlayers(&m->arch); i++)
             view_pair(m, &k, &m->gw[i], &m->gb[i], &m->dgw[i], &m->dgb[i]);
     if (m->arch.kind == DP_MODEL_CNN)
         for (int i = 0; i < 2; i++)
@@ -359,7 +359,7 @@ void dp_model_fc_forward(dp_model *m, const float *in, int B, int from, int upto
 static const float *fc_input(dp_model *m)
 {
     if (m->arch.kind == DP_MODEL_FLOW)
-        return m->arch.ext[4] > 0 ? m->cv : m->e;
+        return dp_flow_nlayers(&m->arch) == 0 ? m->x : m->arch.ext[4] > 0 ? m->cv : m->e;
     return m->arch.kind == DP_MODEL_CNN ? m->pool : m->x;
 }
 

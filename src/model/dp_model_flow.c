@@ -9,9 +9,12 @@
  *   conv  Conv1d(E2, C, K, padding K/2) over packets + ReLU -> [B, N, C]
  *         (channels-last; with C = 0 there is no conv and e goes on)
  *   flatten [B, N*C] (packet-major) -> fc1 Linear + Dropout + ReLU ... -> out
+ * With E1 = E2 = C = K = 0 there is no per-packet stage: the head is an MLP
+ * over the whole row [B, N*F] (the prototype's "mlp" baseline).
  *
  * dp_arch.ext: [0] N packets (1..64), [1] F features per packet (1..4096),
- * [2] E1, [3] E2 (1..4096), [4] C conv channels (0..4096, 0 = none),
+ * [2] E1, [3] E2 (1..4096; both 0 = no per-packet stage), [4] C conv
+ * channels (0..4096, 0 = none),
  * [5] K conv kernel (odd, 1..N*2-1; 0 when C = 0), [6], [7] 0 (reserved).
  * Tensor names follow the PyTorch module (bench/flow_model.py FlowNet):
  * enc1.weight/bias, enc2.weight/bias, conv.weight/bias, fc1..., out... */
@@ -52,23 +55,31 @@ int dp_flow_check(const dp_arch *a, char *errbuf, const char *src)
     if (a->in_len != x[X_N] * x[X_F])
         return dp_err(errbuf, "%s: flow model: input length %d, expected N*F = %d", src, a->in_len,
                       x[X_N] * x[X_F]);
-    if (x[X_E1] < 1 || x[X_E1] > 4096 || x[X_E2] < 1 || x[X_E2] > 4096)
+    int mlp = x[X_E1] == 0 && x[X_E2] == 0 && x[X_C] == 0;
+    if (!mlp && (x[X_E1] < 1 || x[X_E1] > 4096 || x[X_E2] < 1 || x[X_E2] > 4096))
         return dp_err(errbuf, "%s: flow model: bad encoder widths %d, %d", src, x[X_E1], x[X_E2]);
     if (x[X_C] < 0 || x[X_C] > 4096)
         return dp_err(errbuf, "%s: flow model: bad conv channel count %d", src, x[X_C]);
     if (x[X_C] > 0 && (x[X_K] < 1 || x[X_K] % 2 == 0 || x[X_K] > 2 * x[X_N] - 1))
         return dp_err(errbuf, "%s: flow model: bad conv kernel %d (odd, 1..2N-1)", src, x[X_K]);
-    int nlayers = (x[X_C] > 0 ? 3 : 2) + a->nhidden + 1; /* weight + bias each */
+    int nlayers = dp_flow_nlayers(a) + a->nhidden + 1; /* weight + bias each */
     if (a->nhidden < 1 || 2 * nlayers > DP_MODEL_MAX_TENSORS)
         return dp_err(errbuf, "%s: flow model: %d hidden layers, at most %d", src, a->nhidden,
-                      DP_MODEL_MAX_TENSORS / 2 - 1 - (x[X_C] > 0 ? 3 : 2));
+                      DP_MODEL_MAX_TENSORS / 2 - 1 - dp_flow_nlayers(a));
     if ((x[X_C] == 0 && x[X_K] != 0) || x[6] != 0 || x[7] != 0)
         return dp_err(errbuf, "%s: flow model: unused architecture parameters are not zero", src);
     return 0;
 }
 
+int dp_flow_nlayers(const dp_arch *a)
+{
+    return a->ext[X_E1] == 0 ? 0 : a->ext[X_C] > 0 ? 3 : 2;
+}
+
 int dp_flow_flat(const dp_arch *a)
 {
+    if (dp_flow_nlayers(a) == 0)
+        return a->in_len;
     return a->ext[X_N] * (a->ext[X_C] > 0 ? a->ext[X_C] : a->ext[X_E2]);
 }
 
@@ -78,7 +89,7 @@ int dp_flow_tensors(const dp_arch *a, const char *names[6], int shape[6][3], int
     const int *x = a->ext;
     int in[3] = {x[X_F], x[X_E1], x[X_E2]}, out[3] = {x[X_E1], x[X_E2], x[X_C]};
     int kk[3] = {1, 1, x[X_K]};
-    int n = x[X_C] > 0 ? 6 : 4;
+    int n = 2 * dp_flow_nlayers(a);
     for (int i = 0; i < n; i++) {
         int l = i / 2, w = i % 2 == 0;
         names[i] = nm[i];
@@ -106,6 +117,8 @@ int dp_flow_reserve(dp_model *m, int B)
     size_t R = (size_t)B * x[X_N], E1 = (size_t)x[X_E1], E2 = (size_t)x[X_E2], C = (size_t)x[X_C];
     size_t ck = C > 0 ? E2 * (size_t)x[X_K] : 1;
     int ok = 1;
+    if (dp_flow_nlayers(&m->arch) == 0)
+        return 0;
 #define AL(p, n) ok &= ((p) = calloc((n) > 0 ? (size_t)(n) : 1, sizeof(float))) != NULL
     AL(m->h1, R * E1);
     AL(m->h2, R * E2);
@@ -123,6 +136,8 @@ const float *dp_flow_forward(dp_model *m, int B)
 {
     const int *x = m->arch.ext;
     int R = B * x[X_N], F = x[X_F], E1 = x[X_E1], E2 = x[X_E2], C = x[X_C];
+    if (dp_flow_nlayers(&m->arch) == 0)
+        return m->x;                                                     /* [B, N*F] */
     dp_linear_forward(m->h1, m->x, m->gw[0], m->gb[0], R, F, E1);       /* [R, E1] */
     dp_relu_forward(m->h1, m->h1, (size_t)R * E1);
     dp_linear_forward(m->h2, m->h1, m->gw[1], m->gb[1], R, E1, E2);     /* [R, E2] */
@@ -140,6 +155,8 @@ void dp_flow_backward(dp_model *m, float *dflat, int B)
     const int *x = m->arch.ext;
     int R = B * x[X_N], F = x[X_F], E1 = x[X_E1], E2 = x[X_E2], C = x[X_C];
     float *de = dflat;
+    if (dp_flow_nlayers(&m->arch) == 0)
+        return;
     if (C > 0) { /* dflat = d cv [R, C] */
         dp_relu_backward(dflat, dflat, m->cv, (size_t)R * C);
         dp_seqconv_backward(m->de, m->dgw[2], m->dgb[2], m->dcols, dflat, m->cols, m->gw[2], B, x[X_N], E2, C,

@@ -81,7 +81,11 @@ int dp_model_infer_cnn(dp_model *m, const uint8_t *x, int B, float *logprobs, ch
 /* Checks a DP_MODEL_FLOW architecture's ext[] and sizes; 0 or -1 + message
  * naming src. */
 int dp_flow_check(const dp_arch *a, char *errbuf, const char *src);
-/* Width of the head's input (N*C with the conv stage, else N*E2). */
+/* Layers before the head: 3 (enc1, enc2, conv), 2 (no conv) or 0 (none:
+ * the head reads the row itself). */
+int dp_flow_nlayers(const dp_arch *a);
+/* Width of the head's input (N*C with the conv stage, N*E2 without, N*F
+ * with no per-packet stage). */
 int dp_flow_flat(const dp_arch *a);
 /* Tensor shapes of the flow stages in order (enc1.weight, enc1.bias,
  * enc2.weight, enc2.bias[, conv.weight, conv.bias]): returns the count,
