@@ -7,7 +7,7 @@
  * data until `train --model flow` does this; see docs/accuracy.md.
  *
  *   cc -O2 -Isrc -Iinclude bench/flow_nn_check.c build/libdeeppacket.a $(make -s print-ldlibs) -o /tmp/fnc
- *   /tmp/fnc SPLIT_DIR [seed [epochs [C]]]     (C = conv channels, 0 = the "flat" stage)
+ *   /tmp/fnc SPLIT_DIR [seed [epochs [conv|flat|mlp]]]   (the default architecture is conv)
  */
 #include <math.h>
 #include <stdio.h>
@@ -71,7 +71,7 @@ int main(int argc, char **argv)
 {
     char eb[DP_ERRBUF_SIZE];
     if (argc < 2)
-        return fprintf(stderr, "usage: %s SPLIT_DIR [seed [epochs [C]]]\n", argv[0]), 2;
+        return fprintf(stderr, "usage: %s SPLIT_DIR [seed [epochs [conv|flat|mlp]]]\n", argv[0]), 2;
     uint64_t seed = argc > 2 ? strtoull(argv[2], NULL, 10) : 1;
     int epochs = argc > 3 ? atoi(argv[3]) : 40, BS = 64;
     dp_nn_set_threads(1);
@@ -93,8 +93,11 @@ int main(int argc, char **argv)
             tr[ntr++] = i;
     dp_arch a;
     dp_arch_flow(&a, DP_TASK_TRAFFIC, V, cfg.npackets, dp_flowcfg_features(&cfg));
-    if (argc > 4)
-        a.ext[4] = atoi(argv[4]), a.ext[5] = a.ext[4] ? 3 : 0;
+    if (argc > 4 && strcmp(argv[4], "conv") != 0) { /* the stages of bench/flow_model.py */
+        a.ext[4] = a.ext[5] = 0;
+        if (!strcmp(argv[4], "mlp"))
+            a.ext[2] = a.ext[3] = 0, a.nhidden = 2, a.hidden[0] = 256, a.hidden[1] = 128;
+    }
     dp_model *m = dp_model_create(&a, DP_TASK_TRAFFIC, s.names, seed, eb);
     if (!m)
         return fprintf(stderr, "%s\n", eb), 1;
