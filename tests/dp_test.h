@@ -73,5 +73,11 @@ int dp_test_end(void);
 const char *dp_test_shared(const char *rel);
 /* A fresh empty temporary directory (removed by dp_test_end). */
 const char *dp_test_tmpdir(void);
+/* $BUILD/deeppacket (default build/) if it is executable, else NULL. */
+const char *dp_test_cli_bin(void);
+/* Runs a shell command: its exit status, -1 if it did not exit. */
+int dp_test_system(const char *cmd);
+/* 1 when both files can be read and hold the same bytes. */
+int dp_test_same_file(const char *a, const char *b);
 
 #endif

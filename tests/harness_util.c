@@ -3,7 +3,10 @@
 
 #include <stdarg.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include "util/dp_util.h"
 
 int dp_test_failed_now, dp_test_skipped_now;
 int dp_test_pass, dp_test_fail, dp_test_skip;
@@ -66,4 +69,29 @@ const char *dp_test_tmpdir(void)
         }
     }
     return tmpdir;
+}
+
+const char *dp_test_cli_bin(void)
+{
+    static char path[512];
+    const char *b = getenv("BUILD");
+    snprintf(path, sizeof path, "%s/deeppacket", b && *b ? b : "build");
+    return access(path, X_OK) == 0 ? path : NULL;
+}
+
+int dp_test_system(const char *cmd)
+{
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int dp_test_same_file(const char *a, const char *b)
+{
+    size_t la, lb;
+    char eb[DP_ERRBUF_SIZE];
+    char *x = dp_read_file(a, &la, eb), *y = dp_read_file(b, &lb, eb);
+    int same = x && y && la == lb && !memcmp(x, y, la);
+    free(x);
+    free(y);
+    return same;
 }
