@@ -9,7 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "classify/dp_classify.h"
 #include "dataset/dp_dataset.h"
+#include "deeppacket.h"
 #include "dp_test.h"
 #include "eval/dp_flowtest.h"
 #include "flow/dp_flowset.h"
@@ -21,8 +23,8 @@
 #define NCLS 3
 static const char *const names[NCLS] = {"Chat", "VPN: Chat", "Voip"};
 
-/* IPv4/TCP vector of IP length len, source port sport, a few payload bytes. */
-static void vec(uint8_t *v, int len, int sport, int ttl)
+/* IPv4/TCP vector of IP length len, ports sport -> dport, a few payload bytes. */
+static void vec(uint8_t *v, int len, int sport, int dport, int ttl)
 {
     memset(v, 0, DP_VEC_LEN);
     v[0] = 0x45;
@@ -30,7 +32,7 @@ static void vec(uint8_t *v, int len, int sport, int ttl)
     v[8] = (uint8_t)ttl;
     v[9] = 6;
     v[20] = (uint8_t)(sport >> 8), v[21] = (uint8_t)sport;
-    v[22] = 0x01, v[23] = 0xBB;
+    v[22] = (uint8_t)(dport >> 8), v[23] = (uint8_t)dport;
     v[32] = 0x50;
     for (int i = 40; i < 60 && i < len; i++)
         v[i] = (uint8_t)(i + sport);
@@ -58,7 +60,7 @@ static int make_flows(const char *dir, int nflows, uint64_t seed, int skew, int 
         int np = 3 + (int)dp_rng_below(&r, 8), sport = 1024 + (int)dp_rng_below(&r, 60000);
         for (int k = 0; k < np; k++, n++) {
             int dir_ = k % 2, len = 100 + 150 * c + (int)dp_rng_below(&r, 40);
-            vec(v + (size_t)n * DP_VEC_LEN, len, dir_ ? 443 : sport, 32 + (int)dp_rng_below(&r, 200));
+            vec(v + (size_t)n * DP_VEC_LEN, len, dir_ ? 443 : sport, dir_ ? sport : 443, 32 + (int)dp_rng_below(&r, 200));
             l[n] = (int16_t)c;
             m[n] = (dp_meta){.file = 0, .index = (uint64_t)n, .time = f + 0.01 * k,
                              .flow = 1000 + (uint64_t)f + seed * 100000, .ipver = 4, .proto = 6,
@@ -358,6 +360,135 @@ static void test_cli(void)
     free(tr), free(te), free(nm), free(model), free(out), free(log);
 }
 
+/* ---- classify and the C API ------------------------------------------------ */
+
+typedef struct got {
+    int n;
+    uint64_t flow[64]; /* the frame index of the flow's first packet */
+    int top[64], npackets[64], reason[64];
+    double prob[64];
+} got;
+
+static void on_verdict(void *ctx, const dp_cls_result *r)
+{
+    got *g = ctx;
+    if (g->n < 64) {
+        g->flow[g->n] = r->index, g->top[g->n] = r->top[0], g->prob[g->n] = r->prob[0];
+        g->npackets[g->n] = (int)r->npackets, g->reason[g->n] = (int)r->reason;
+    }
+    g->n++;
+}
+
+/* The frame (raw IPv4) of split row i: its vector with the real addresses. */
+static size_t frame_of(const dp_splitset *s, uint64_t i, uint8_t *fr)
+{
+    const uint8_t *v = dp_splitset_vector(s, i);
+    dp_meta m = dp_splitset_meta(s, i);
+    size_t len = (size_t)v[2] << 8 | v[3];
+    memcpy(fr, v, len);
+    memcpy(fr + 12, m.saddr, 4);
+    memcpy(fr + 16, m.daddr, 4);
+    return len;
+}
+
+/* classify --per flow with a flow model and deeppacket_classify_flow give,
+ * for each flow of a capture, what the model says about the flow's row in
+ * the split (same packets); packets past N skip the model. */
+static void test_classify_flows(void)
+{
+    char eb[DP_ERRBUF_SIZE];
+    char *tr = strdup(tp("k_train")), *te = strdup(tp("k_test"));
+    make_flows(tr, 60, 10, 0, 1);
+    make_flows(te, 12, 11, 0, 1);
+    dp_train_opts o;
+    gbt_opts(&o, tr, tp("k.dpm"));
+    CHECK_EQ_INT(dp_train_run(&o, eb), 0);
+    dp_model *m = dp_model_load(o.model_path, eb);
+    dp_splitset s;
+    dp_flowset fs;
+    CHECK(m && dp_splitset_open(&s, te, eb) == 0);
+    if (!m)
+        return;
+    CHECK_EQ_INT(dp_flowset_build(&fs, &s, te, dp_model_flowcfg(m), eb), 0);
+    dp_cls_opts co;
+    dp_cls_opts_default(&co);
+    co.per_flow = 0;
+    CHECK(dp_classifier_new(m, &co, on_verdict, NULL, eb) == NULL);
+    CHECK_STR_CONTAINS(eb, "one verdict per flow");
+    co.per_flow = 1;
+    got g = {0};
+    dp_classifier *c = dp_classifier_new(m, &co, on_verdict, &g, eb);
+    CHECK(c != NULL);
+    deeppacket *dp = deeppacket_open(o.model_path, eb);
+    CHECK(dp && deeppacket_wants_flows(dp) && deeppacket_flow_packets(dp) == 4);
+    if (!c || !dp)
+        return;
+    dp_classifier_begin(c, "k");
+    static uint8_t fr[600][DP_VEC_LEN];
+    size_t caplen[600];
+    double times[600];
+    uint64_t expect_ignored = 0;
+    for (uint64_t i = 0; i < s.n && i < 600; i++) { /* rows are in capture order */
+        caplen[i] = frame_of(&s, i, fr[i]);
+        times[i] = dp_splitset_meta(&s, i).time;
+        dp_frame f = {fr[i], (uint32_t)caplen[i], (uint32_t)caplen[i], times[i], DP_LINKTYPE_RAW, i};
+        CHECK_EQ_INT(dp_classifier_frame(c, &f, eb), 0);
+    }
+    CHECK_EQ_INT(dp_classifier_finish(c, DP_FLOW_END, eb), 0);
+    CHECK_EQ_INT(g.n, (int)fs.nflows);
+    int L = dp_flowcfg_row_len(&fs.cfg), C = dp_model_nclasses(m);
+    float *row = malloc((size_t)L * sizeof(float)), lp[8];
+    uint64_t start = 0;
+    for (uint64_t f = 0; f < fs.nflows && f < 64; f++) {
+        const dp_flowinfo *fi = &fs.flows[f];
+        expect_ignored += fi->npackets - fi->nrows;
+        dp_flowset_row(&fs, f, row);
+        CHECK_EQ_INT(dp_model_predict_flows(m, row, 1, lp, eb), 0);
+        int best = 0;
+        for (int k = 1; k < C; k++)
+            if (lp[k] > lp[best])
+                best = k;
+        int v = -1; /* the verdict on this flow */
+        for (int k = 0; k < g.n && k < 64; k++)
+            if (g.flow[k] == fs.rows[fi->first])
+                v = k;
+        CHECK(v >= 0);
+        if (v < 0) {
+            start += fi->npackets;
+            continue;
+        }
+        CHECK_EQ_INT(g.top[v], best);
+        CHECK_NEAR(g.prob[v], exp(lp[best]), 1e-5);
+        CHECK_EQ_INT(g.npackets[v], fi->nrows);
+        CHECK_EQ_INT(g.reason[v], fi->npackets >= 4 ? DP_FLOW_COMPLETE : DP_FLOW_END);
+        /* the C API on the flow's frames (rows start..start+npackets) */
+        const uint8_t *frames[16];
+        for (uint32_t k = 0; k < fi->npackets; k++)
+            frames[k] = fr[start + k];
+        deeppacket_result r;
+        CHECK_EQ_INT(deeppacket_classify_flow(dp, DP_LINKTYPE_RAW, frames, caplen + start, times + start,
+                                              (int)fi->npackets, &r, eb), 0);
+        CHECK_EQ_INT(r.class_id, best);
+        CHECK_EQ_INT(r.kept, fi->nrows);
+        CHECK_NEAR(r.probability, exp(lp[best]), 1e-5);
+        start += fi->npackets;
+    }
+    CHECK_EQ_INT(dp_classifier_stats(c)->ignored, expect_ignored);
+    deeppacket_result r;
+    CHECK_EQ_INT(deeppacket_classify(dp, DP_LINKTYPE_RAW, fr[0], caplen[0], &r, eb), -1);
+    CHECK_STR_CONTAINS(eb, "classifies flows");
+    CHECK_EQ_INT(deeppacket_classify_flow(dp, DP_LINKTYPE_RAW, NULL, NULL, NULL, 0, &r, eb), 0);
+    CHECK_EQ_INT(r.kept, 0);
+    CHECK_EQ_INT(r.class_id, -1);
+    free(row);
+    deeppacket_close(dp);
+    dp_classifier_free(c);
+    dp_flowset_free(&fs);
+    dp_splitset_close(&s);
+    dp_model_free(m);
+    free(tr), free(te);
+}
+
 int main(void)
 {
     dp_test_prog = "test_flowtrain";
@@ -367,6 +498,7 @@ int main(void)
     DP_RUN(test_packet_mask);
     DP_RUN(test_refusals);
     DP_RUN(test_vpn_fold);
+    DP_RUN(test_classify_flows);
     DP_RUN(test_cli);
     return dp_test_end();
 }
