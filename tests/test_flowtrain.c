@@ -226,6 +226,40 @@ static void test_mlp_on_flows(void)
     free(tr), free(te);
 }
 
+/* A flow-row run killed after some steps and resumed from its checkpoint
+ * (model file version 2: the flow configuration travels with it) equals an
+ * uninterrupted run. */
+static void test_flow_resume(void)
+{
+    char eb[DP_ERRBUF_SIZE];
+    char *tr = strdup(tp("res_train")), *a = strdup(tp("resA.dpm")), *b = strdup(tp("resB.dpm"));
+    make_flows(tr, 40, 12, 0, 1);
+    dp_train_opts o;
+    dp_train_opts_default(&o);
+    o.train_dir = tr;
+    o.model_path = a;
+    o.kind = DP_MODEL_SAE;
+    o.flows = 1;
+    o.flow.npackets = 3;
+    o.flow.payload_bytes = 2;
+    o.quiet = 1;
+    o.hp.threads = 1;
+    o.hp.epochs = 3;
+    o.hp.batch = 8;
+    CHECK_EQ_INT(dp_train_run(&o, eb), 0);
+    o.model_path = b;
+    o.max_steps = 7; /* inside epoch 2 */
+    CHECK_EQ_INT(dp_train_run(&o, eb), 0);
+    CHECK(access(b, F_OK) != 0);
+    o.max_steps = 0;
+    o.resume = 1;
+    o.flow.npackets = 9; /* ignored: the checkpoint's configuration wins */
+    if (dp_train_run(&o, eb) != 0)
+        fprintf(stderr, "  %s\n", eb);
+    CHECK(dp_test_same_file(a, b));
+    free(tr), free(a), free(b);
+}
+
 /* Training with --mask equals training without on the masked vectors. */
 static void test_packet_mask(void)
 {
@@ -495,6 +529,7 @@ int main(void)
     DP_RUN(test_gbt_train_test);
     DP_RUN(test_gbt_undersample);
     DP_RUN(test_mlp_on_flows);
+    DP_RUN(test_flow_resume);
     DP_RUN(test_packet_mask);
     DP_RUN(test_refusals);
     DP_RUN(test_vpn_fold);
