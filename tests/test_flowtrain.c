@@ -44,8 +44,6 @@ static void vec(uint8_t *v, int len, int sport, int dport, int ttl)
  * remove). with_meta 0 leaves meta.npy out. Returns the packet count. */
 static int make_flows(const char *dir, int nflows, uint64_t seed, int skew, int with_meta)
 {
-    char eb[DP_ERRBUF_SIZE], p[700];
-    CHECK(dp_mkdirs(dir, eb) == 0);
     int cap = nflows * 10;
     uint8_t *v = calloc((size_t)cap, DP_VEC_LEN);
     int16_t *l = calloc((size_t)cap, 2);
@@ -69,18 +67,9 @@ static int make_flows(const char *dir, int nflows, uint64_t seed, int skew, int 
             m[n].daddr[0] = dir_ ? 10 : 20;
         }
     }
-    snprintf(p, sizeof p, "%s/vectors.npy", dir);
-    CHECK(dp_npy_save(p, DP_NPY_U1, 1, DP_VEC_LEN, v, (uint64_t)n, eb) == 0);
-    snprintf(p, sizeof p, "%s/labels.npy", dir);
-    CHECK(dp_npy_save(p, DP_NPY_I2, 2, 0, l, (uint64_t)n, eb) == 0);
-    if (with_meta) {
-        snprintf(p, sizeof p, "%s/meta.npy", dir);
-        CHECK(dp_npy_save(p, DP_META_DESCR, sizeof(dp_meta), 0, m, (uint64_t)n, eb) == 0);
-    }
-    snprintf(p, sizeof p, "%s/classes.tsv", dir);
     char cls[256];
     snprintf(cls, sizeof cls, "0\t%s\n1\t%s\n2\t%s\n", names[0], names[1], names[2]);
-    CHECK(dp_write_file_atomic(p, cls, strlen(cls), eb) == 0);
+    CHECK(dp_test_write_split(dir, v, l, with_meta ? m : NULL, (size_t)n, cls) == 0);
     free(v), free(l), free(m);
     return n;
 }
