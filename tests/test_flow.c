@@ -170,9 +170,7 @@ typedef struct trow {
 static char *write_split(const char *name, const trow *rows, int n, int no_meta)
 {
     static char dir[512];
-    char eb[DP_ERRBUF_SIZE], p[600];
     snprintf(dir, sizeof dir, "%s/%s", dp_test_tmpdir(), name);
-    CHECK(dp_mkdirs(dir, eb) == 0);
     uint8_t *v = calloc((size_t)n, DP_VEC_LEN);
     int16_t *l = calloc((size_t)n, 2);
     dp_meta *m = calloc((size_t)n, sizeof(dp_meta));
@@ -185,17 +183,7 @@ static char *write_split(const char *name, const trow *rows, int n, int no_meta)
         m[i].saddr[0] = rows[i].sport == 40000 ? 10 : 20;
         m[i].daddr[0] = rows[i].sport == 40000 ? 20 : 10;
     }
-    snprintf(p, sizeof p, "%s/vectors.npy", dir);
-    CHECK(dp_npy_save(p, DP_NPY_U1, 1, DP_VEC_LEN, v, (uint64_t)n, eb) == 0);
-    snprintf(p, sizeof p, "%s/labels.npy", dir);
-    CHECK(dp_npy_save(p, DP_NPY_I2, 2, 0, l, (uint64_t)n, eb) == 0);
-    if (!no_meta) {
-        snprintf(p, sizeof p, "%s/meta.npy", dir);
-        CHECK(dp_npy_save(p, DP_META_DESCR, sizeof(dp_meta), 0, m, (uint64_t)n, eb) == 0);
-    }
-    snprintf(p, sizeof p, "%s/classes.tsv", dir);
-    const char *cls = "0\tChat\n1\tEmail\n2\tVoip\n";
-    CHECK(dp_write_file_atomic(p, cls, strlen(cls), eb) == 0);
+    CHECK(dp_test_write_split(dir, v, l, no_meta ? NULL : m, (size_t)n, "0\tChat\n1\tEmail\n2\tVoip\n") == 0);
     free(v);
     free(l);
     free(m);

@@ -222,10 +222,7 @@ static void test_gbt_learns_and_round_trips(void)
     /* deterministic: a second training writes the same bytes */
     dp_model *m2 = gbt_model(x, y, n, &c, eb);
     CHECK(m2 && dp_model_save(m2, p2, eb) == 0);
-    size_t l1, l2;
-    char *b1 = dp_read_file(p1, &l1, eb), *b2 = dp_read_file(p2, &l2, eb);
-    CHECK(b1 && b2 && l1 == l2 && !memcmp(b1, b2, l1));
-    free(b1), free(b2);
+    CHECK(dp_test_same_file(p1, p2));
     dp_model_free(m2);
     dp_model *l = dp_model_load(p1, eb);
     CHECK(l != NULL);
