@@ -7,7 +7,8 @@
  * data until `train --model flow` does this; see docs/accuracy.md.
  *
  *   cc -O2 -Isrc -Iinclude bench/flow_nn_check.c build/libdeeppacket.a $(make -s print-ldlibs) -o /tmp/fnc
- *   /tmp/fnc SPLIT_DIR [seed [epochs [conv|flat|mlp]]]   (the default architecture is conv)
+ *   /tmp/fnc SPLIT_DIR [seed [epochs [conv|flat|mlp|conv-wide|flat-wide]]]   (default: conv;
+ *   -wide: encoder 128 -> 64, conv 64 channels)
  */
 #include <math.h>
 #include <stdio.h>
@@ -93,7 +94,9 @@ int main(int argc, char **argv)
             tr[ntr++] = i;
     dp_arch a;
     dp_arch_flow(&a, DP_TASK_TRAFFIC, V, cfg.npackets, dp_flowcfg_features(&cfg));
-    if (argc > 4 && strcmp(argv[4], "conv") != 0) { /* the stages of bench/flow_model.py */
+    if (argc > 4 && strstr(argv[4], "-wide")) /* encoder 128 -> 64, conv 64 channels */
+        a.ext[2] = 128, a.ext[3] = 64, a.ext[4] = 64;
+    if (argc > 4 && strncmp(argv[4], "conv", 4) != 0) { /* the stages of bench/flow_model.py */
         a.ext[4] = a.ext[5] = 0;
         if (!strcmp(argv[4], "mlp"))
             a.ext[2] = a.ext[3] = 0, a.nhidden = 2, a.hidden[0] = 256, a.hidden[1] = 128;
