@@ -88,8 +88,9 @@ typedef struct dp_arch {
  * (DP_MODEL_FLOW: dp_arch_flow with N = 10 packets, F = 44 + 64 features). */
 void dp_arch_default(dp_arch *a, int kind, int task, int nclasses);
 /* The flow classifier's default architecture (docs/accuracy.md, "Flow
- * classifier: choosing the architecture") for N packets of F features per
- * flow row (in_len = N*F); the sizes are checked when a model is created. */
+ * classifier (neural): choosing the architecture"; ext[] documented in
+ * dp_model_flow.c) for N packets of F features per flow row (in_len = N*F);
+ * the sizes are checked when a model is created. */
 void dp_arch_flow(dp_arch *a, int task, int nclasses, int N, int F);
 /* Parses "cnn"/"sae"/"flow"/"gbt" -> DP_MODEL_*, or -1. */
 int dp_model_kind_parse(const char *s);

@@ -1,7 +1,7 @@
 /* dp_model_flow: the neural flow classifier's layers (DP_MODEL_FLOW), the
  * kind-specific part of dp_model (dp_model.c adds the fully connected head
  * and the loss). The architecture, chosen by the study in docs/accuracy.md
- * ("Flow classifier: choosing the architecture", bench/flow_model.py):
+ * ("Flow classifier (neural): choosing the architecture", bench/flow_model.py):
  *
  *   x [B, N, F]       a flow row: N packets of F features (x[.., 0] = present)
  *   enc1  Linear(F, E1) + ReLU           on all B*N packets (one GEMM)
@@ -14,8 +14,9 @@
  *
  * dp_arch.ext: [0] N packets (1..64), [1] F features per packet (1..4096),
  * [2] E1, [3] E2 (1..4096; both 0 = no per-packet stage), [4] C conv
- * channels (0..4096, 0 = none),
- * [5] K conv kernel (odd, 1..N*2-1; 0 when C = 0), [6], [7] 0 (reserved).
+ * channels (0..4096, 0 = none), [5] K conv kernel (odd, 1..2N-1; 0 when
+ * C = 0), [6], [7] 0 (reserved). Defaults (dp_arch_flow): E1 64, E2 32,
+ * C 32, K 3, one hidden layer of 128, dropout 0.2.
  * Tensor names follow the PyTorch module (bench/flow_model.py FlowNet):
  * enc1.weight/bias, enc2.weight/bias, conv.weight/bias, fc1..., out... */
 #include <stdlib.h>
