@@ -215,6 +215,46 @@ static void test_mlp_on_flows(void)
     free(tr), free(te);
 }
 
+/* The flow NN (DP_MODEL_FLOW, src/model/dp_model_flow.c) through the
+ * training loop: its default architecture from the run's N and F, saved and
+ * reloaded, scores the synthetic test flows. */
+static void test_flow_nn(void)
+{
+    char eb[DP_ERRBUF_SIZE];
+    char *tr = strdup(tp("fn_train")), *te = strdup(tp("fn_test"));
+    make_flows(tr, 120, 6, 0, 1);
+    make_flows(te, 30, 7, 0, 1);
+    dp_train_opts o;
+    dp_train_opts_default(&o);
+    o.train_dir = tr;
+    o.model_path = tp("flownn.dpm");
+    o.kind = DP_MODEL_FLOW;
+    o.flow.npackets = 4;
+    o.flow.payload_bytes = 8;
+    o.quiet = 1;
+    o.hp.threads = 1;
+    o.hp.epochs = 30;
+    o.hp.batch = 16;
+    o.hp.lr = 3e-3f;
+    o.hp.patience = 30;
+    CHECK_EQ_INT(dp_train_run(&o, eb), 0);
+    dp_model *m = dp_model_load(o.model_path, eb);
+    CHECK(m != NULL);
+    if (m) {
+        CHECK(!strcmp(dp_model_kind_name(m), "flow"));
+        CHECK_EQ_INT(dp_model_input(m), DP_INPUT_FLOW);
+        CHECK_EQ_INT(dp_model_arch(m)->ext[0], 4);
+        CHECK_EQ_INT(dp_model_arch(m)->ext[1], 44 + 8);
+        CHECK_EQ_INT(dp_model_arch(m)->in_len, 4 * 52);
+        dp_model_free(m);
+    }
+    double acc = flow_accuracy(o.model_path, te, NULL);
+    if (!(acc >= 0.9))
+        fprintf(stderr, "  flow NN accuracy %.3f\n", acc);
+    CHECK(acc >= 0.9);
+    free(tr), free(te);
+}
+
 /* A flow-row run killed after some steps and resumed from its checkpoint
  * (model file version 2: the flow configuration travels with it) equals an
  * uninterrupted run. */
@@ -518,6 +558,7 @@ int main(void)
     DP_RUN(test_gbt_train_test);
     DP_RUN(test_gbt_undersample);
     DP_RUN(test_mlp_on_flows);
+    DP_RUN(test_flow_nn);
     DP_RUN(test_flow_resume);
     DP_RUN(test_packet_mask);
     DP_RUN(test_refusals);
