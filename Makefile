@@ -9,6 +9,8 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -pthread -Iinclude -Isrc 
 DEPS    := libpcap cairo openblas
 CFLAGS  += $(shell pkg-config --cflags $(DEPS))
 LDLIBS  += $(shell pkg-config --libs $(DEPS)) -lm -lpthread
+# XGBoost (Debian libxgboost-dev) for the GBT flow model (src/model/dp_gbt.c)
+LDLIBS  += -lxgboost
 # oneDNN (Debian libdnnl-dev) for inference's per-thread GEMMs
 # (src/nn/dp_nn_gemm.c); DNNL=0 builds without it (OpenBLAS only).
 DNNL    ?= 1
@@ -71,19 +73,19 @@ $(BUILD)/udp_flood: bench/udp_flood.c
 $(BUILD)/trace_train: tools/trace_train.c $(BUILD)/libdeeppacket.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter-out %.h,$^) $(LDLIBS)
 
-# Five targets share FUZZ_SECONDS: the packet parser half of it, the .npy
-# header parser, the model loader, the label-table parser and the capture
-# file reader an eighth each.
+# Six targets share FUZZ_SECONDS: the .npy header parser, the model loader,
+# the label-table parser, the capture file reader and the field masks an
+# eighth each, the packet parser the rest.
 FUZZ_SECONDS ?= 60
-FUZZ_HALF    = $(shell echo $$(( $(FUZZ_SECONDS) / 2 > 0 ? $(FUZZ_SECONDS) / 2 : 1 )))
-FUZZ_EIGHTH  = $(shell echo $$(( $(FUZZ_SECONDS) / 8 > 0 ? $(FUZZ_SECONDS) / 8 : 1 )))
+FUZZ_SHARE   = $(shell echo $$(( $(FUZZ_SECONDS) / 8 > 0 ? $(FUZZ_SECONDS) / 8 : 1 )))
+FUZZ_PACKET  = $(shell echo $$(( $(FUZZ_SECONDS) - 5 * $(FUZZ_SHARE) > 0 ? $(FUZZ_SECONDS) - 5 * $(FUZZ_SHARE) : 1 )))
 FUZZ_CC      = clang -std=c11 -D_GNU_SOURCE -O1 -g -Isrc -Iinclude -fsanitize=fuzzer,address,undefined
-FUZZ_TARGETS = npy model labels capture
+FUZZ_TARGETS = npy model labels capture mask
 fuzz: $(BUILD)/fuzz_packet $(FUZZ_TARGETS:%=$(BUILD)/fuzz_%)
 	mkdir -p $(BUILD)/fuzz-corpus $(FUZZ_TARGETS:%=$(BUILD)/fuzz-corpus-%)
-	$(BUILD)/fuzz_packet -max_total_time=$(FUZZ_HALF) -max_len=4096 $(BUILD)/fuzz-corpus fuzz/seeds
+	$(BUILD)/fuzz_packet -max_total_time=$(FUZZ_PACKET) -max_len=4096 $(BUILD)/fuzz-corpus fuzz/seeds
 	for t in $(FUZZ_TARGETS); do \
-	  $(BUILD)/fuzz_$$t -max_total_time=$(FUZZ_EIGHTH) -max_len=16384 $(BUILD)/fuzz-corpus-$$t fuzz/seeds-$$t || exit 1; \
+	  $(BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SHARE) -max_len=16384 $(BUILD)/fuzz-corpus-$$t fuzz/seeds-$$t || exit 1; \
 	done
 
 $(BUILD)/fuzz_packet: fuzz/fuzz_packet.c src/packet/dp_packet.c src/util/dp_util.c
@@ -105,6 +107,10 @@ $(BUILD)/fuzz_capture: fuzz/fuzz_capture.c src/capture/dp_capture.c src/packet/d
 $(BUILD)/fuzz_model: fuzz/fuzz_model.c $(sort $(wildcard src/model/*.c src/nn/*.c)) src/util/dp_util.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(filter-out -MMD -MP,$(CFLAGS)) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/fuzz_mask: fuzz/fuzz_mask.c src/packet/dp_mask.c src/util/dp_util.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -o $@ $^ -lm
 
 # The libraries a program linking $(BUILD)/libdeeppacket.a needs (embedders, bench scripts).
 print-ldlibs:

@@ -30,7 +30,8 @@ typedef struct deeppacket deeppacket;
 /* What became of one frame. Pointers stay valid until deeppacket_close. */
 typedef struct deeppacket_result {
     int kept;                /* 1: the frame was classified; 0: dropped by the
-                                preprocessing rules (see skip_reason) */
+                                preprocessing rules (see skip_reason);
+                                deeppacket_classify_flow: kept frames used */
     const char *skip_reason; /* "kept", "not_ip", "linktype", "malformed",
                                 "empty_tcp", "dns" */
     int class_id;            /* kept: best class id (the model's task ids); else -1 */
@@ -50,6 +51,24 @@ deeppacket *deeppacket_open(const char *model_path, char *errbuf);
  * Returns 0 with *out filled, or -1 + message if the model fails. */
 int deeppacket_classify(deeppacket *dp, int linktype, const uint8_t *frame, size_t caplen,
                         deeppacket_result *out, char *errbuf);
+
+/* 1 when the model classifies whole flows (a flow model: `train --model
+ * gbt|flow`; use deeppacket_classify_flow), 0 for a per-packet model. */
+int deeppacket_wants_flows(const deeppacket *dp);
+/* A flow model's N: it decides from a flow's first N kept packets (0 for
+ * a packet model). */
+int deeppacket_flow_packets(const deeppacket *dp);
+
+/* Classifies one bidirectional flow from its captured frames, in capture
+ * order: frames[i] of caplens[i] bytes captured at times[i] (seconds), all
+ * of link type linktype. Frames the preprocessing rules drop are skipped;
+ * out->kept is the number of kept frames used (0: nothing to classify,
+ * class_id -1, not an error). A flow model reads the first N kept frames
+ * (direction relative to the first kept frame, inter-arrival times, its
+ * field mask); a packet model sums the log-probabilities of every kept
+ * frame given (as `classify --per flow`). Returns 0, or -1 + message. */
+int deeppacket_classify_flow(deeppacket *dp, int linktype, const uint8_t *const *frames, const size_t *caplens,
+                             const double *times, int nframes, deeppacket_result *out, char *errbuf);
 
 /* Number of classes of the model and the name of class id c ("" if unnamed). */
 int deeppacket_nclasses(const deeppacket *dp);

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The main job end to end on the corpus the repository ships (data/corpus):
 # install what is missing, build, preprocess, split by flow, train the
-# traffic CNN, test it (report + figures), classify one capture per flow.
+# traffic CNN, test it (report + figures), classify one capture per flow;
+# then the flow classifier (gradient-boosted trees over the first packets of
+# each flow, capture-identifying header fields masked) on the same split,
+# and both models' flow-level scores side by side.
 # Everything goes to out/demo/ (override with OUT=...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,4 +32,22 @@ step "4. test it" \
 step "5. classify one capture, one verdict per flow" \
   $dp classify -m "$OUT/traffic.model" -r "$CAPTURE" --per flow --first 50 -o "$OUT/verdicts.jsonl"
 head -n 5 "$OUT/verdicts.jsonl"
+step "6. train the flow classifier (GBT over each flow's first 10 packets, --mask default)" \
+  $dp train --model gbt -d "$OUT/split/traffic_classification/train" -m "$OUT/traffic.gbt.model" -t traffic -j 1
+step "7. test it, one verdict per flow" \
+  $dp test -d "$OUT/split/traffic_classification/test" -m "$OUT/traffic.gbt.model" -o "$OUT/report-gbt"
+step "8. classify the same capture with it" \
+  $dp classify -m "$OUT/traffic.gbt.model" -r "$CAPTURE" -o "$OUT/verdicts-gbt.jsonl"
+head -n 5 "$OUT/verdicts-gbt.jsonl"
+
+# flow-level scores of both models on the same test flows
+score() { # report.json -> "weighted F1 x, macro F1 y, VPN vs non-VPN accuracy z"
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); v=r.get("vpn_accuracy")
+print("weighted F1 %.4f, macro F1 %.4f, VPN vs non-VPN accuracy %s over %d flows" % (r["weighted_avg"]["f1"],
+      r["macro_avg"]["f1"], "%.4f" % v if v is not None else "-", r["n"]))' "$1"
+}
+printf '\n== flow level, same test flows\n'
+printf 'reference CNN (summed packet log-probabilities): %s\n' "$(score "$OUT/report/flow_report.json")"
+printf 'GBT flow classifier:                             %s\n' "$(score "$OUT/report-gbt/flow_report.json")"
 printf '\nreport: %s/report/report.md, confusion matrix: %s/report/confusion.png\n' "$OUT" "$OUT"
+printf 'flow classifier: %s/report-gbt/flow_report.md, %s/report-gbt/flow_confusion.png\n' "$OUT" "$OUT"

@@ -2,7 +2,7 @@
 # Installs the Debian packages deeppacket needs to build, test and run its
 # demo. Idempotent: does nothing when they are all present.
 set -euo pipefail
-PKGS=(build-essential pkg-config libpcap-dev libopenblas-dev libdnnl-dev libcairo2-dev
+PKGS=(build-essential pkg-config libpcap-dev libopenblas-dev libdnnl-dev libcairo2-dev libxgboost-dev
       clang libclang-rt-14-dev python3 python3-numpy iproute2
       openssh-server openssh-client openssl curl)
 missing=()

@@ -7,6 +7,7 @@
 #define DP_TEST_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,15 @@ int dp_test_end(void);
 const char *dp_test_shared(const char *rel);
 /* A fresh empty temporary directory (removed by dp_test_end). */
 const char *dp_test_tmpdir(void);
+/* Runs a shell command: its exit status, -1 if it did not exit. */
+int dp_test_system(const char *cmd);
+/* Writes a split folder DIR (created): vectors.npy [n, 1500], labels.npy,
+ * meta.npy (unless meta is NULL; rows are dp_meta, 66 bytes each) and
+ * classes.tsv (its text). 0, or -1 with the message on stderr. */
+int dp_test_write_split(const char *dir, const void *vectors, const int16_t *labels, const void *meta, size_t n,
+                        const char *classes_tsv);
+/* 1 when both files can be read and hold the same bytes. */
+int dp_test_same_file(const char *a, const char *b);
 
 /* Runs a shell command (popen); returns its exit status (-1 when it did not
  * exit) and its stdout, NUL-terminated, in out[cap]. */

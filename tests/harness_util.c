@@ -6,6 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "dataset/dp_dataset.h"
+#include "util/dp_util.h"
+
 int dp_test_failed_now, dp_test_skipped_now;
 int dp_test_pass, dp_test_fail, dp_test_skip;
 const char *dp_test_prog = "test";
@@ -84,6 +87,41 @@ const char *dp_test_cli(void)
 {
     static char path[512];
     const char *b = getenv("BUILD");
-    snprintf(path, sizeof path, "%s/deeppacket", b ? b : "build");
+    snprintf(path, sizeof path, "%s/deeppacket", b && *b ? b : "build");
     return access(path, X_OK) == 0 ? path : NULL;
+}
+int dp_test_system(const char *cmd)
+{
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int dp_test_same_file(const char *a, const char *b)
+{
+    size_t la, lb;
+    char eb[DP_ERRBUF_SIZE];
+    char *x = dp_read_file(a, &la, eb), *y = dp_read_file(b, &lb, eb);
+    int same = x && y && la == lb && !memcmp(x, y, la);
+    free(x);
+    free(y);
+    return same;
+}
+
+int dp_test_write_split(const char *dir, const void *vectors, const int16_t *labels, const void *meta, size_t n,
+                        const char *classes_tsv)
+{
+    char eb[DP_ERRBUF_SIZE], p[1024];
+    int rc = dp_mkdirs(dir, eb);
+    snprintf(p, sizeof p, "%s/vectors.npy", dir);
+    rc = rc ? rc : dp_npy_save(p, DP_NPY_U1, 1, DP_VEC_LEN, vectors, (uint64_t)n, eb);
+    snprintf(p, sizeof p, "%s/labels.npy", dir);
+    rc = rc ? rc : dp_npy_save(p, DP_NPY_I2, 2, 0, labels, (uint64_t)n, eb);
+    snprintf(p, sizeof p, "%s/meta.npy", dir);
+    if (meta)
+        rc = rc ? rc : dp_npy_save(p, DP_META_DESCR, sizeof(dp_meta), 0, meta, (uint64_t)n, eb);
+    snprintf(p, sizeof p, "%s/classes.tsv", dir);
+    rc = rc ? rc : dp_write_file_atomic(p, classes_tsv, strlen(classes_tsv), eb);
+    if (rc)
+        fprintf(stderr, "  %s\n", eb);
+    return rc;
 }

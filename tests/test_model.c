@@ -35,6 +35,14 @@ static dp_model *fixture_model(const dp_fix *f, char *eb)
     memcpy(a, ar->data, sizeof a);
     dp_arch arch;
     dp_arch_default(&arch, a[0], a[1], a[2]);
+    const dp_fix_rec *er = dp_fix_get(f, "ext");
+    if (a[0] == DP_MODEL_FLOW && er && er->numel == 8) {
+        int32_t ext[8];
+        memcpy(ext, er->data, sizeof ext);
+        dp_arch_flow(&arch, a[1], a[2], ext[0], ext[1]);
+        for (int i = 0; i < 8; i++)
+            arch.ext[i] = ext[i];
+    }
     if (a[0] == DP_MODEL_CNN)
         arch.c1 = a[3], arch.c2 = a[4];
     arch.nhidden = a[5];
@@ -77,9 +85,16 @@ static void check_fixture(const char *file)
         dp_fix_free(&f);
         return;
     }
+    /* byte vectors "x", or float flow rows "xf" (flow models) */
     const dp_fix_rec *xr = dp_fix_get(&f, "x"), *yr = dp_fix_get(&f, "y");
+    float *xf = NULL;
+    if (!xr) {
+        xr = dp_fix_get(&f, "xf");
+        xf = fix_floats(xr);
+    }
     int steps = (int)xr->shape[0], B = (int)xr->shape[1], V = dp_model_nclasses(m);
-    const uint8_t *x = xr->data;
+    size_t in_len = (size_t)dp_model_arch(m)->in_len;
+    const uint8_t *x = xf ? NULL : xr->data;
     int32_t *y = malloc(yr->numel * sizeof(int32_t));
     memcpy(y, yr->data, yr->numel * sizeof(int32_t));
     int lab[64];
@@ -89,7 +104,7 @@ static void check_fixture(const char *file)
     /* logits, log-softmax (predict), loss */
     dp_rng rng;
     dp_rng_seed(&rng, 1);
-    const float *lg = dp_model_forward(m, x, NULL, B, 1, &rng, eb);
+    const float *lg = dp_model_forward(m, x, xf, B, 1, &rng, eb);
     CHECK(lg != NULL);
     float *want = fix_floats(dp_fix_get(&f, "logits"));
     double maxd = 0;
@@ -128,7 +143,10 @@ static void check_fixture(const char *file)
 
     /* predict == log_softmax of the eval forward (no dropout in the fixture) */
     float *lp = malloc(sizeof(float) * B * V);
-    CHECK(dp_model_predict(m, x, B, lp, eb) == 0);
+    if (xf)
+        CHECK(dp_model_predict_flows(m, xf, B, lp, eb) == 0);
+    else
+        CHECK(dp_model_predict(m, x, B, lp, eb) == 0);
     float *wlp = fix_floats(dp_fix_get(&f, "logprobs"));
     maxd = 0;
     for (int i = 0; i < B * V; i++)
@@ -140,7 +158,8 @@ static void check_fixture(const char *file)
     for (int s = 0; s < steps; s++) {
         for (int b = 0; b < B; b++)
             lab[b] = y[s * B + b];
-        CHECK(dp_model_forward(m, x + (size_t)s * B * DP_VEC_LEN, NULL, B, 1, &rng, eb) != NULL);
+        CHECK(dp_model_forward(m, xf ? NULL : x + (size_t)s * B * in_len, xf ? xf + (size_t)s * B * in_len : NULL,
+                               B, 1, &rng, eb) != NULL);
         float l = dp_model_loss(m, lab, B, NULL);
         if (!(fabs(l - al[s]) <= 2e-4))
             fprintf(stderr, "  %s step %d: loss %.7f, torch %.7f\n", file, s, l, al[s]);
@@ -166,6 +185,7 @@ static void check_fixture(const char *file)
         free(wp);
     }
     free(al);
+    free(xf);
     free(lp);
     free(wlp);
     free(want);
@@ -178,6 +198,11 @@ static void check_fixture(const char *file)
 static void test_torch_cnn_app(void) { check_fixture("model_cnn_app.bin"); }
 static void test_torch_cnn_traffic(void) { check_fixture("model_cnn_traffic.bin"); }
 static void test_torch_sae(void) { check_fixture("model_sae.bin"); }
+/* the flow classifier, with its conv stage over packets and without it */
+static void test_torch_flow(void) { check_fixture("model_flow.bin"); }
+static void test_torch_flow_flat(void) { check_fixture("model_flow_flat.bin"); }
+/* no per-packet stage (ext E1 = E2 = C = K = 0): an MLP over the whole row */
+static void test_torch_flow_mlp(void) { check_fixture("model_flow_mlp.bin"); }
 
 /* Full-size parameter counts, as PyTorch counts them for bench/torch_model.py
  * (sum of p.numel()): 10,107,315 app CNN (15 classes), 3,507,311 traffic CNN
@@ -347,10 +372,10 @@ static void test_file_refused(void)
     CHECK(dp_write_file_atomic(path, buf, len, eb) == 0);
     expect_refused(path, "bad magic");
     buf[0] = 'D';
-    buf[8] = 2;
+    buf[8] = 3;
     CHECK(dp_write_file_atomic(path, buf, len, eb) == 0);
-    expect_refused(path, "version 2");
-    buf[8] = 1;
+    expect_refused(path, "version 3");
+    buf[8] = 2;
     /* appended bytes */
     char *big = malloc(len + 4);
     memcpy(big, buf, len);
@@ -448,6 +473,313 @@ static void test_predict_tail(void)
     free(x);
 }
 
+/* ---- the flow classifier (DP_MODEL_FLOW) ------------------------------------- */
+
+/* Default architecture: N = 10 packets of F = 44 + 64 features, encoder
+ * 108 -> 64 -> 32, conv 32 channels (kernel 3) over packets, head 320 -> 128
+ * -> classes; the parameter count is PyTorch's for bench/flow_model.py
+ * FlowNet("conv", 10, 108, 11). */
+static void test_flow_arch(void)
+{
+    char eb[DP_ERRBUF_SIZE];
+    dp_arch a;
+    dp_arch_default(&a, DP_MODEL_FLOW, DP_TASK_TRAFFIC, 11);
+    CHECK_EQ_INT(a.kind, DP_MODEL_FLOW);
+    CHECK_EQ_INT(a.ext[0], 10);
+    CHECK_EQ_INT(a.ext[1], 108);
+    CHECK_EQ_INT(a.in_len, 1080);
+    CHECK_EQ_INT(dp_model_kind_parse("flow"), DP_MODEL_FLOW);
+    dp_model *m = dp_model_create(&a, DP_TASK_TRAFFIC, NULL, 9876, eb);
+    CHECK(m != NULL);
+    if (!m)
+        return;
+    CHECK(!strcmp(dp_model_kind_name(m), "flow"));
+    CHECK_EQ_INT(dp_model_nparams(m), 108 * 64 + 64 + 64 * 32 + 32 + 32 * 32 * 3 + 32 + 320 * 128 + 128 + 128 * 11 + 11);
+    static const char *names[] = {"enc1.weight", "enc1.bias", "enc2.weight", "enc2.bias", "conv.weight",
+                                  "conv.bias",   "fc1.weight", "fc1.bias",   "out.weight",  "out.bias"};
+    CHECK_EQ_INT(dp_model_ntensors(m), 10);
+    for (int i = 0; i < 10 && i < dp_model_ntensors(m); i++) {
+        const char *name;
+        dp_model_tensor(m, i, &name, NULL, NULL, NULL);
+        CHECK(!strcmp(name, names[i]));
+    }
+    int shape[4];
+    CHECK_EQ_INT(dp_model_tensor(m, 4, NULL, NULL, NULL, shape), 3);
+    CHECK(shape[0] == 32 && shape[1] == 32 && shape[2] == 3);
+    /* PyTorch-default init bounds: conv fan-in 32*3, fc1 fan-in 320 */
+    size_t off, numel;
+    dp_model_tensor(m, 4, NULL, &off, &numel, NULL);
+    double mx = 0;
+    for (size_t k = 0; k < numel; k++)
+        mx = fmax(mx, fabs(dp_model_params(m)[off + k]));
+    CHECK(mx <= 1 / sqrt(96.0) * (1 + 1e-6) && mx > 0.9 / sqrt(96.0));
+    dp_model_free(m);
+    /* N and F set by dp_arch_flow; without the conv stage (C = 0) */
+    dp_arch_flow(&a, DP_TASK_APP, 15, 3, 44);
+    a.ext[4] = 0, a.ext[5] = 0;
+    m = dp_model_create(&a, DP_TASK_APP, NULL, 1, eb);
+    CHECK(m != NULL);
+    CHECK_EQ_INT(dp_model_ntensors(m), 8);
+    dp_model_free(m);
+}
+
+/* Each inconsistent flow architecture is refused with a message. */
+static void test_flow_arch_refused(void)
+{
+    struct {
+        int idx, val;
+        const char *needle;
+    } bad[] = {{0, 0, "packet count"},  {0, 65, "packet count"}, {1, 0, "feature count"}, {2, 0, "encoder"},
+               {3, 5000, "encoder"},     {4, -1, "channel"},      {5, 2, "kernel"},         {5, 21, "kernel"},
+               {6, 1, "unused"},         {7, 3, "unused"},        {-1, 0, "input length"},  {-2, 0, "unused"},
+               {-3, 0, "hidden layers"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char eb[DP_ERRBUF_SIZE] = "";
+        dp_arch a;
+        dp_arch_default(&a, DP_MODEL_FLOW, DP_TASK_TRAFFIC, 11);
+        if (bad[i].idx >= 0) {
+            a.ext[bad[i].idx] = bad[i].val;
+            if (bad[i].idx <= 1)
+                a.in_len = a.ext[0] * a.ext[1];
+        } else if (bad[i].idx == -1) {
+            a.in_len = DP_VEC_LEN;
+        } else if (bad[i].idx == -3) {
+            a.nhidden = DP_MODEL_MAX_HIDDEN; /* 3 + 8 + 1 layers: more tensors than a model holds */
+            for (int k = 0; k < a.nhidden; k++)
+                a.hidden[k] = 4;
+        } else {
+            a.ext[4] = 0; /* no conv but a kernel */
+        }
+        dp_model *m = dp_model_create(&a, DP_TASK_TRAFFIC, NULL, 1, eb);
+        CHECK(m == NULL);
+        dp_model_free(m);
+        CHECK_STR_CONTAINS(eb, "flow model");
+        CHECK_STR_CONTAINS(eb, bad[i].needle);
+    }
+}
+
+/* Random flow rows of N packets x F features: 1..N packets present, the
+ * blocks after the last one zero (or, with junk, non-zero but not present). */
+static float *flow_rows(int B, int N, int F, uint64_t seed, int junk)
+{
+    float *x = calloc((size_t)B * N * F, sizeof(float));
+    dp_rng r;
+    dp_rng_seed(&r, seed);
+    for (int b = 0; b < B; b++) {
+        int n = 1 + (int)dp_rng_below(&r, (uint64_t)N);
+        for (int t = 0; t < N; t++) {
+            float *p = x + ((size_t)b * N + t) * F;
+            for (int f = 1; f < F; f++) {
+                float v = dp_rng_float(&r) * 2 - 1; /* drawn either way: the same present packets */
+                p[f] = t < n || junk ? v : 0;
+            }
+            p[0] = t < n ? 1.0f : 0.0f;
+        }
+    }
+    return x;
+}
+
+/* dp_model_predict_flows: the log-softmax of the eval forward, in chunks
+ * (B = 70) and one flow at a time; what lies in absent packet blocks does not
+ * matter; the wrong entry point for either kind is refused. */
+static void test_flow_predict(void)
+{
+    char eb[DP_ERRBUF_SIZE] = "";
+    dp_arch a;
+    dp_arch_flow(&a, DP_TASK_TRAFFIC, 4, 5, 20);
+    a.dropout = 0.5f;
+    dp_model *m = dp_model_create(&a, DP_TASK_TRAFFIC, NULL, 3, eb);
+    CHECK(m != NULL);
+    if (!m)
+        return;
+    int B = 70, V = 4, L = 5 * 20;
+    float *x = flow_rows(B, 5, 20, 7, 0), *xj = flow_rows(B, 5, 20, 7, 1);
+    float *lp = malloc(sizeof(float) * B * V), *lpj = malloc(sizeof(float) * B * V), *ref = malloc(sizeof(float) * B * V);
+    CHECK(dp_model_predict_flows(m, x, B, lp, eb) == 0);
+    for (int b0 = 0; b0 < B; b0 += 64) {
+        int n = B - b0 < 64 ? B - b0 : 64;
+        const float *lg = dp_model_forward(m, NULL, x + (size_t)b0 * L, n, 0, NULL, eb);
+        CHECK(lg != NULL);
+        if (lg)
+            dp_log_softmax(ref + (size_t)b0 * V, lg, n, V);
+    }
+    double d = 0, spread = 0;
+    for (int i = 0; i < B * V; i++) {
+        d = fmax(d, fabs(lp[i] - ref[i]));
+        spread = fmax(spread, fabs(lp[i] - lp[i % V]));
+    }
+    CHECK(d == 0);
+    CHECK(spread > 1e-3); /* the flows get different answers */
+    float one[4];
+    for (int b = 0; b < B; b += 9) {
+        CHECK(dp_model_predict_flows(m, x + (size_t)b * L, 1, one, eb) == 0);
+        double s = 0;
+        for (int c = 0; c < V; c++) {
+            CHECK_NEAR(one[c], lp[b * V + c], 1e-5);
+            s += exp(one[c]);
+        }
+        CHECK_NEAR(s, 1, 1e-5);
+    }
+    /* junk in the absent blocks (present flag 0): the same predictions */
+    CHECK(dp_model_predict_flows(m, xj, B, lpj, eb) == 0);
+    d = 0;
+    for (int i = 0; i < B * V; i++)
+        d = fmax(d, fabs(lp[i] - lpj[i]));
+    CHECK_NEAR(d, 0, 1e-5);
+    /* refusals */
+    CHECK(dp_model_predict_flows(m, x, 0, lp, eb) == -1);
+    uint8_t vec[DP_VEC_LEN] = {0x45};
+    eb[0] = 0;
+    CHECK(dp_model_predict(m, vec, 1, lp, eb) == -1);
+    CHECK_STR_CONTAINS(eb, "dp_model_predict_flows");
+    CHECK(dp_model_hidden(m, vec, 1, 0, eb) == NULL);
+    dp_model *cnn = small_model();
+    eb[0] = 0;
+    CHECK(dp_model_predict_flows(cnn, x, 1, lp, eb) == -1);
+    CHECK_STR_CONTAINS(eb, "cnn packet model");
+    dp_model_free(cnn);
+    free(x), free(xj), free(lp), free(lpj), free(ref);
+    dp_model_free(m);
+}
+
+/* Synthetic flows whose class is the position (0, 1 or 2) of the largest
+ * packet among the first three ([2], the IP length), in noise: only a model
+ * that keeps packet order can separate them. */
+static void synth_flows(float *x, int *y, int B, int N, int F, dp_rng *r)
+{
+    memset(x, 0, sizeof(float) * (size_t)B * N * F);
+    for (int b = 0; b < B; b++) {
+        int n = 3 + (int)dp_rng_below(r, (uint64_t)(N - 2)), cls = (int)dp_rng_below(r, 3);
+        for (int t = 0; t < n; t++) {
+            float *p = x + ((size_t)b * N + t) * F;
+            p[0] = 1;
+            p[1] = dp_rng_below(r, 2) ? 1.0f : -1.0f;
+            for (int f = 3; f < F; f++)
+                p[f] = dp_rng_float(r);
+            p[2] = t < 3 ? 0.1f + 0.3f * dp_rng_float(r) : dp_rng_float(r);
+            if (t == cls)
+                p[2] = 0.6f + 0.4f * dp_rng_float(r);
+        }
+        y[b] = cls;
+    }
+}
+
+/* A small C training run fits the synthetic flows: train through the
+ * training API (forward with dropout, loss, backward, Adam) and classify
+ * fresh flows with dp_model_predict_flows. */
+static void test_flow_train_synthetic(void)
+{
+    char eb[DP_ERRBUF_SIZE] = "";
+    enum { N = 6, F = 12, BS = 32, STEPS = 400, NTEST = 300 };
+    dp_arch a;
+    dp_arch_flow(&a, DP_TASK_TRAFFIC, 3, N, F);
+    a.ext[2] = 16, a.ext[3] = 8, a.ext[4] = 8, a.hidden[0] = 32, a.dropout = 0.1f;
+    dp_model *m = dp_model_create(&a, DP_TASK_TRAFFIC, NULL, 11, eb);
+    CHECK(m != NULL);
+    if (!m)
+        return;
+    dp_rng r, dr;
+    dp_rng_seed(&r, 21);
+    dp_rng_seed(&dr, 22);
+    float *x = malloc(sizeof(float) * NTEST * N * F), *lp = malloc(sizeof(float) * NTEST * 3);
+    int y[NTEST];
+    float first = 0, last = 0;
+    for (int s = 0; s < STEPS; s++) {
+        synth_flows(x, y, BS, N, F, &r);
+        CHECK(dp_model_forward(m, NULL, x, BS, 1, &dr, eb) != NULL);
+        float l = dp_model_loss(m, y, BS, NULL);
+        if (s < 10)
+            first += l / 10;
+        if (s >= STEPS - 10)
+            last += l / 10;
+        CHECK(dp_model_backward(m, y, BS, eb) == 0);
+        CHECK(dp_model_adam_step(m, 3e-3f, 0.9f, 0.999f, 1e-8f, eb) == 0);
+    }
+    synth_flows(x, y, NTEST, N, F, &r);
+    CHECK(dp_model_predict_flows(m, x, NTEST, lp, eb) == 0);
+    int ok = 0;
+    for (int b = 0; b < NTEST; b++) {
+        const float *p = lp + b * 3;
+        int best = p[1] > p[0] ? 1 : 0;
+        best = p[2] > p[best] ? 2 : best;
+        ok += best == y[b];
+    }
+    if (!(ok >= 0.95 * NTEST) || getenv("DP_TEST_VERBOSE"))
+        fprintf(stderr, "  synthetic flows: loss %.3f -> %.3f, %d/%d fresh flows right\n", first, last, ok, NTEST);
+    CHECK(last < 0.5f * first);
+    CHECK(ok >= 0.95 * NTEST);
+    free(x);
+    free(lp);
+    dp_model_free(m);
+}
+
+/* A flow model through the model file (format 2 keeps ext[8] and the flow
+ * configuration): the same architecture, weights and predictions back; an
+ * ext[] that no longer matches the tensor table (checksum made valid again)
+ * is refused, as is one the flow kind does not accept. */
+static void flow_file_tamper(const char *path, const char *buf, size_t len, int idx, int val, const char *needle)
+{
+    char eb[DP_ERRBUF_SIZE];
+    static const uint32_t ext[8] = {10, 108, 64, 32, 32, 3, 0, 0};
+    char *b = malloc(len);
+    memcpy(b, buf, len);
+    char *at = memmem(b, len, ext, sizeof ext);
+    CHECK(at != NULL);
+    if (at) {
+        uint32_t v = (uint32_t)val;
+        memcpy(at + 4 * idx, &v, 4);
+        uint64_t h = dp_fnv1a(b, len - 8, DP_FNV_INIT);
+        for (int i = 0; i < 8; i++)
+            b[len - 8 + i] = (char)(h >> (8 * i));
+        CHECK(dp_write_file_atomic(path, b, len, eb) == 0);
+        expect_refused(path, needle);
+    }
+    free(b);
+}
+
+static void test_flow_file(void)
+{
+    char eb[DP_ERRBUF_SIZE] = "", path[512];
+    dp_arch a;
+    dp_arch_default(&a, DP_MODEL_FLOW, DP_TASK_TRAFFIC, 3);
+    char *names[3] = {"Chat", "Email", "VPN: Voip"};
+    dp_model *m = dp_model_create(&a, DP_TASK_TRAFFIC, names, 8, eb);
+    CHECK(m != NULL);
+    if (!m)
+        return;
+    dp_flowcfg cfg;
+    dp_flowcfg_default(&cfg);
+    CHECK(dp_model_set_flowcfg(m, &cfg, eb) == 0);
+    snprintf(path, sizeof path, "%s/flow.dpm", dp_test_tmpdir());
+    CHECK(dp_model_save(m, path, eb) == 0);
+    dp_model *l = dp_model_load(path, eb);
+    if (!l)
+        fprintf(stderr, "  %s\n", eb);
+    CHECK(l != NULL);
+    if (l) {
+        CHECK(!strcmp(dp_model_kind_name(l), "flow"));
+        CHECK(!memcmp(dp_model_arch(l)->ext, a.ext, sizeof a.ext));
+        CHECK_EQ_INT(dp_model_nparams(l), dp_model_nparams(m));
+        CHECK(!memcmp(dp_model_params(l), dp_model_params(m), dp_model_nparams(m) * sizeof(float)));
+        float *x = flow_rows(5, 10, 108, 4, 0), p1[15], p2[15];
+        CHECK(dp_model_predict_flows(m, x, 5, p1, eb) == 0);
+        CHECK(dp_model_predict_flows(l, x, 5, p2, eb) == 0);
+        CHECK(!memcmp(p1, p2, sizeof p1));
+        free(x);
+        dp_model_free(l);
+    }
+    size_t len;
+    char *buf = dp_read_file(path, &len, eb);
+    CHECK(buf != NULL);
+    if (buf) {
+        flow_file_tamper(path, buf, len, 2, 65, "tensor table");  /* E1: other shapes */
+        flow_file_tamper(path, buf, len, 5, 2, "kernel");         /* an even kernel */
+        flow_file_tamper(path, buf, len, 7, 1, "unused");         /* reserved ext */
+        free(buf);
+    }
+    dp_model_free(m);
+}
+
 int main(void)
 {
     dp_test_prog = "test_model";
@@ -457,8 +789,16 @@ int main(void)
     DP_RUN(test_torch_cnn_app);
     DP_RUN(test_torch_cnn_traffic);
     DP_RUN(test_torch_sae);
+    DP_RUN(test_torch_flow);
+    DP_RUN(test_torch_flow_flat);
+    DP_RUN(test_torch_flow_mlp);
     DP_RUN(test_file_roundtrip);
     DP_RUN(test_file_refused);
     DP_RUN(test_predict_tail);
+    DP_RUN(test_flow_arch);
+    DP_RUN(test_flow_arch_refused);
+    DP_RUN(test_flow_predict);
+    DP_RUN(test_flow_train_synthetic);
+    DP_RUN(test_flow_file);
     return dp_test_end();
 }

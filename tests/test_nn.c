@@ -249,6 +249,56 @@ static void test_conv1d_fixtures(void)
     free(f.buf);
 }
 
+static void test_seqconv_fixtures(void)
+{
+    fx_file f;
+    if (fx_load(&f, "nn_seqconv.bin") < 0) {
+        dp_test_failed_now = 1;
+        return;
+    }
+    int nc = fx_ncases(&f);
+    CHECK(nc >= 4);
+    for (int cs = 0; cs < nc; cs++) {
+        int32_t *sh = fx_i32(&f, cs, "shape", NULL);
+        if (!sh)
+            continue;
+        int B = sh[0], N = sh[1], C = sh[2], OC = sh[3], K = sh[4];
+        size_t ny, nx = (size_t)B * N * C, nw = (size_t)OC * C * K;
+        float *x = fx_f32(&f, cs, "inp", NULL), *w = fx_f32(&f, cs, "weight", NULL);
+        float *b = fx_f32(&f, cs, "bias", NULL), *ref = fx_f32(&f, cs, "out", &ny);
+        float *dy = fx_f32(&f, cs, "dout", NULL), *rdx = fx_f32(&f, cs, "dinp", NULL);
+        float *rdw = fx_f32(&f, cs, "dweight", NULL), *rdb = fx_f32(&f, cs, "dbias", NULL);
+        CHECK_EQ_INT(ny, (size_t)B * N * OC);
+        float *cols = fill((size_t)B * N * C * K, NAN), *dcols = fill((size_t)B * N * C * K, NAN);
+        float *y = fill(ny, NAN);
+        dp_seqconv_forward(y, cols, x, w, b, B, N, C, OC, K);
+        cmp_near("seqconv out", cs, y, ref, ny, FWD_TOL);
+        float *dx = fill(nx, NAN), *dw = fill(nw, 0.5f), *db = fill(OC, 0.25f);
+        dp_seqconv_backward(dx, dw, db, dcols, dy, cols, w, B, N, C, OC, K);
+        for (size_t i = 0; i < nw; i++)
+            rdw[i] += 0.5f;
+        for (int i = 0; i < OC; i++)
+            rdb[i] += 0.25f;
+        cmp_near("seqconv dinp", cs, dx, rdx, nx, GRAD_TOL);
+        cmp_near("seqconv dweight (accumulated onto 0.5)", cs, dw, rdw, nw, GRAD_TOL);
+        cmp_near("seqconv dbias (accumulated onto 0.25)", cs, db, rdb, OC, GRAD_TOL);
+        free(sh), free(x), free(w), free(b), free(ref), free(dy), free(rdx), free(rdw), free(rdb);
+        free(cols), free(dcols), free(y), free(dx), free(dw), free(db);
+    }
+    free(f.buf);
+}
+
+/* rows scaled by a strided column (a flow row's present flags), in place too */
+static void test_rowscale(void)
+{
+    float x[3 * 2] = {1, 2, 3, 4, 5, 6}, s[3 * 4] = {0.5f, 9, 9, 9, 0, 9, 9, 9, -2, 9, 9, 9}, y[6];
+    dp_rowscale(y, x, s, 4, 3, 2);
+    float want[6] = {0.5f, 1, 0, 0, -10, -12};
+    cmp_near("rowscale", 0, y, want, 6, 0.0);
+    dp_rowscale(x, x, s, 4, 3, 2);
+    cmp_near("rowscale in place", 0, x, want, 6, 0.0);
+}
+
 static void test_maxpool1d_fixtures(void)
 {
     fx_file f;
@@ -1108,6 +1158,8 @@ int main(void)
     DP_RUN(test_conv1d_fixtures);
     DP_RUN(test_maxpool1d_fixtures);
     DP_RUN(test_linear_fixtures);
+    DP_RUN(test_seqconv_fixtures);
+    DP_RUN(test_rowscale);
     DP_RUN(test_relu_fixtures);
     DP_RUN(test_xent_fixtures);
     DP_RUN(test_mse_fixtures);

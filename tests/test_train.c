@@ -74,17 +74,6 @@ static char *mpath(const char *name)
     return p;
 }
 
-static int same_file(const char *a, const char *b)
-{
-    size_t la, lb;
-    char eb[DP_ERRBUF_SIZE];
-    char *x = dp_read_file(a, &la, eb), *y = dp_read_file(b, &lb, eb);
-    int same = x && y && la == lb && !memcmp(x, y, la);
-    free(x);
-    free(y);
-    return same;
-}
-
 /* Trains o into p1, then into p2 (o->model_path is left at p2): 1 when both
  * runs succeed and write the same bytes, else 0 (a failed run's message on
  * stderr). */
@@ -98,7 +87,7 @@ static int trains_same_twice(dp_train_opts *o, const char *p1, const char *p2)
             return 0;
         }
     }
-    return same_file(p1, p2);
+    return dp_test_same_file(p1, p2);
 }
 
 /* Two 3-step trainings (48 rows, batch 16, 1 epoch) give the same bytes;
@@ -121,7 +110,7 @@ static void test_determinism(void)
     o.model_path = m3;
     o.hp.seed = 1234;
     CHECK(dp_train_run(&o, eb) == 0);
-    CHECK(!same_file(m1, m3));
+    CHECK(!dp_test_same_file(m1, m3));
     dp_model *m = dp_model_load(m1, eb);
     CHECK(m != NULL);
     if (m) {
@@ -156,7 +145,7 @@ static void test_resume(void)
     o.resume = 1;
     if (dp_train_run(&o, eb) != 0)
         fprintf(stderr, "  %s\n", eb);
-    CHECK(same_file(a, b));
+    CHECK(dp_test_same_file(a, b));
     /* a checkpoint is not a model, and vice versa */
     CHECK(dp_model_load(ck, eb) == NULL);
     CHECK_STR_CONTAINS(eb, "checkpoint");
@@ -311,7 +300,7 @@ static void test_init_from(void)
     dp_model_free(b);
     o.hp.epochs = 1;
     CHECK(trains_same_twice(&o, m1, m2));
-    CHECK(!same_file(m1, m0));
+    CHECK(!dp_test_same_file(m1, m0));
     /* dropout is a training setting: --dropout 0 from a 0.05 model is fine,
      * and the written model says 0 */
     o.dropout = 0;
@@ -319,7 +308,7 @@ static void test_init_from(void)
     dp_model *d0 = dp_model_load(m2, eb);
     CHECK(d0 && dp_model_arch(d0)->dropout == 0.0f);
     dp_model_free(d0);
-    CHECK(!same_file(m1, m2));
+    CHECK(!dp_test_same_file(m1, m2));
     o.dropout = -1;
     /* another architecture (channels), then another class list: refused */
     o.cnn_channels = 6;

@@ -6,7 +6,7 @@ outdir defaults to tests/fixtures. Deterministic (seeded); rerunning gives
 the same files. Python is only used here, never at run time.
 
 Files: tests/fixtures/nn_<layer>.bin for layer in conv1d, maxpool1d, linear,
-relu, xent, mse, adam. Each file holds several cases; case i's tensors are
+relu, xent, mse, adam, seqconv. Each file holds several cases; case i's tensors are
 named "c<i>.<name>" and "ncases" (int32 [1]) says how many there are.
 
 Binary format (all little-endian):
@@ -27,6 +27,8 @@ Per layer (shapes as in src/nn/dp_nn.h; "shape" is an int32 vector):
   xent:      shape [B,V]; logits, labels (int32), loss [1], probs, logsoftmax, dlogits
              (F.cross_entropy, mean reduction)
   mse:       shape [n]; pred, target, loss [1], dpred (F.mse_loss, mean)
+  seqconv:   shape [B,N,C,OC,K]; inp [B,N,C] (channels-last), weight [OC,C,K], bias, out [B,N,OC],
+             dout, dinp, dweight, dbias: F.conv1d(inp.transpose(1,2), padding=K//2).transpose(1,2)
   adam:      shape [n, steps]; hyper [lr, beta1, beta2, eps]; p0 [n] initial params,
              grads [steps, n] (gradient fed at each step), params [steps, n]
              (torch.optim.Adam parameters after each step)
@@ -235,10 +237,30 @@ def adam(outdir):
     w.save(os.path.join(outdir, "nn_adam.bin"))
 
 
+def seqconv(outdir):
+    w = Writer()
+    cases = [(2, 5, 3, 4, 3), (3, 10, 6, 5, 5), (1, 1, 2, 3, 3), (2, 4, 3, 2, 1), (4, 10, 32, 32, 3)]
+    for i, (B, N, C, OC, K) in enumerate(cases):
+        bound = 1.0 / (C * K) ** 0.5
+        x = torch.randn(B, N, C, requires_grad=True)
+        wt = uniform(OC, C, K, bound=bound).requires_grad_()
+        b = uniform(OC, bound=bound).requires_grad_()
+        y = F.conv1d(x.transpose(1, 2), wt, b, padding=K // 2).transpose(1, 2)
+        dy = torch.randn_like(y)
+        (y * dy).sum().backward()
+        p = "c%d." % i
+        w.add(p + "shape", np.array([B, N, C, OC, K]))
+        for n, t in [("inp", x), ("weight", wt), ("bias", b), ("out", y), ("dout", dy),
+                     ("dinp", x.grad), ("dweight", wt.grad), ("dbias", b.grad)]:
+            w.add(p + n, t)
+    w.add("ncases", np.array([len(cases)]))
+    w.save(os.path.join(outdir, "nn_seqconv.bin"))
+
+
 def main():
     outdir = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures"
     os.makedirs(outdir, exist_ok=True)
-    for fn in (conv1d, maxpool1d, linear, relu, xent, mse, adam):
+    for fn in (conv1d, maxpool1d, linear, relu, xent, mse, adam, seqconv):
         fn(outdir)
 
 

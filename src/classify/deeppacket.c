@@ -1,9 +1,11 @@
 /* The public embedding API (include/deeppacket.h) on top of the library. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "deeppacket.h"
 #include "classify/dp_classify.h"
+#include "flow/dp_flowfeat.h"
 
 _Static_assert(DEEPPACKET_ERRBUF_SIZE == DP_ERRBUF_SIZE, "error buffer sizes must agree");
 
@@ -13,6 +15,7 @@ struct deeppacket {
     float *lp;
     double *row;
     uint8_t vec[DP_VEC_LEN];
+    float *flowrow;          /* flow model: [N*F] */
 };
 
 deeppacket *deeppacket_open(const char *model_path, char *errbuf)
@@ -26,10 +29,14 @@ deeppacket *deeppacket_open(const char *model_path, char *errbuf)
         dp->lp = malloc((size_t)n * sizeof *dp->lp);
         dp->row = malloc((size_t)n * sizeof *dp->row);
     }
-    if (!dp || !dp->lp || !dp->row) {
+    const dp_flowcfg *fc = dp_model_flowcfg(m);
+    if (dp && fc)
+        dp->flowrow = malloc((size_t)dp_flowcfg_row_len(fc) * sizeof(float));
+    if (!dp || !dp->lp || !dp->row || (fc && !dp->flowrow)) {
         if (dp) {
             free(dp->lp);
             free(dp->row);
+            free(dp->flowrow);
             free(dp);
         }
         dp_model_free(m);
@@ -39,6 +46,17 @@ deeppacket *deeppacket_open(const char *model_path, char *errbuf)
     dp->m = m;
     dp->ncls = n;
     return dp;
+}
+
+/* The best class of dp->row (log-probabilities or their sums) into out. */
+static void set_best(deeppacket *dp, deeppacket_result *out)
+{
+    int id;
+    double p;
+    dp_cls_topk(dp->row, dp->ncls, 1, &id, &p);
+    out->class_id = id;
+    out->class_name = dp_model_class_name(dp->m, id);
+    out->probability = (float)p;
 }
 
 int deeppacket_classify(deeppacket *dp, int linktype, const uint8_t *frame, size_t caplen,
@@ -56,12 +74,86 @@ int deeppacket_classify(deeppacket *dp, int linktype, const uint8_t *frame, size
         return -1;
     for (int k = 0; k < dp->ncls; k++)
         dp->row[k] = dp->lp[k];
-    int id;
-    double p;
-    dp_cls_topk(dp->row, dp->ncls, 1, &id, &p);
-    out->class_id = id;
-    out->class_name = dp_model_class_name(dp->m, id);
-    out->probability = (float)p;
+    set_best(dp, out);
+    return 0;
+}
+
+int deeppacket_wants_flows(const deeppacket *dp) { return dp_model_flowcfg(dp->m) != NULL; }
+
+int deeppacket_flow_packets(const deeppacket *dp)
+{
+    const dp_flowcfg *fc = dp_model_flowcfg(dp->m);
+    return fc ? fc->npackets : 0;
+}
+
+/* A flow model: the first N kept frames' features into flowrow. Returns the
+ * kept frames used. */
+static int fill_flow_row(deeppacket *dp, int linktype, const uint8_t *const *frames, const size_t *caplens,
+                         const double *times, int nframes)
+{
+    const dp_flowcfg *fc = dp_model_flowcfg(dp->m);
+    int F = dp_flowcfg_features(fc), used = 0;
+    dp_pkt_info first, info;
+    double prev = 0;
+    memset(dp->flowrow, 0, (size_t)dp_flowcfg_row_len(fc) * sizeof(float));
+    for (int i = 0; i < nframes && used < fc->npackets; i++) {
+        if (dp_packet_transform(linktype, frames[i], caplens[i], dp->vec, &info) != DP_KEEP)
+            continue;
+        if (used == 0)
+            first = info;
+        int dir = dp_flowfeat_direction(first.saddr, first.sport, info.saddr, info.sport);
+        dp_flowfeat_packet(fc, dp->vec, dir, times[i] - prev, used == 0, dp->flowrow + (size_t)used * F);
+        prev = times[i];
+        used++;
+    }
+    return used;
+}
+
+/* A packet model: summed log-probabilities of every kept frame in row. */
+static int sum_packets(deeppacket *dp, int linktype, const uint8_t *const *frames, const size_t *caplens,
+                       int nframes, char *errbuf)
+{
+    int used = 0;
+    for (int k = 0; k < dp->ncls; k++)
+        dp->row[k] = 0;
+    for (int i = 0; i < nframes; i++) {
+        if (dp_packet_transform(linktype, frames[i], caplens[i], dp->vec, NULL) != DP_KEEP)
+            continue;
+        if (dp_model_predict(dp->m, dp->vec, 1, dp->lp, errbuf) < 0)
+            return -1;
+        for (int k = 0; k < dp->ncls; k++)
+            dp->row[k] += dp->lp[k];
+        used++;
+    }
+    return used;
+}
+
+int deeppacket_classify_flow(deeppacket *dp, int linktype, const uint8_t *const *frames, const size_t *caplens,
+                             const double *times, int nframes, deeppacket_result *out, char *errbuf)
+{
+    out->kept = 0;
+    out->skip_reason = "kept";
+    out->class_id = -1;
+    out->class_name = "";
+    out->probability = 0;
+    if (nframes < 0 || (nframes > 0 && (!frames || !caplens || !times)))
+        return dp_err(errbuf, "deeppacket_classify_flow: %d frames without frame, length or time arrays", nframes);
+    int used;
+    if (dp->flowrow) {
+        used = fill_flow_row(dp, linktype, frames, caplens, times, nframes);
+        if (used > 0 && dp_model_predict_flows(dp->m, dp->flowrow, 1, dp->lp, errbuf) < 0)
+            return -1;
+        for (int k = 0; used > 0 && k < dp->ncls; k++)
+            dp->row[k] = dp->lp[k];
+    } else if ((used = sum_packets(dp, linktype, frames, caplens, nframes, errbuf)) < 0) {
+        return -1;
+    }
+    out->kept = used;
+    if (used == 0) {
+        out->skip_reason = "no_kept_frames";
+        return 0;
+    }
+    set_best(dp, out);
     return 0;
 }
 
@@ -81,5 +173,6 @@ void deeppacket_close(deeppacket *dp)
     dp_model_free(dp->m);
     free(dp->lp);
     free(dp->row);
+    free(dp->flowrow);
     free(dp);
 }

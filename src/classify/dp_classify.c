@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "classify/dp_classify.h"
+#include "flow/dp_flowfeat.h"
 
 struct slot {
     double time;
@@ -31,6 +32,7 @@ struct dp_classifier {
     struct slot *slots;    /* [batch] */
     int nb;
     dp_cls_stats st;
+    const dp_flowcfg *flowcfg; /* flow model: its configuration; NULL otherwise */
 };
 
 void dp_cls_opts_default(dp_cls_opts *o)
@@ -91,6 +93,11 @@ dp_classifier *dp_classifier_new(dp_model *m, const dp_cls_opts *o, dp_cls_emit_
         dp_err(errbuf, "classifier: the model has no classes");
         return NULL;
     }
+    if (dp_model_flowcfg(m) && !o->per_flow) {
+        dp_err(errbuf, "classifier: a %s flow model gives one verdict per flow, not per packet (use --per flow)",
+               dp_model_kind_name(m));
+        return NULL;
+    }
     dp_classifier *c = calloc(1, sizeof *c);
     if (!c) {
         dp_err(errbuf, "classifier: out of memory");
@@ -98,6 +105,9 @@ dp_classifier *dp_classifier_new(dp_model *m, const dp_cls_opts *o, dp_cls_emit_
     }
     c->m = m;
     c->o = *o;
+    c->flowcfg = dp_model_flowcfg(m);
+    if (c->flowcfg)
+        c->o.first_n = c->flowcfg->npackets;
     c->emit = emit;
     c->ctx = ctx;
     c->ncls = ncls;
@@ -210,10 +220,50 @@ static int run_batch(dp_classifier *c, char *errbuf)
     return 0;
 }
 
+/* Flow model: predicts the flow's row (its first packets) and emits it. */
+static int predict_flow(dp_classifier *c, dp_flow *fl, dp_flow_reason reason, char *errbuf)
+{
+    if (fl->done || !fl->row || fl->queued == 0)
+        return 0;
+    double t0 = dp_now(), c0 = cpu_now();
+    if (dp_model_predict_flows(c->m, fl->row, 1, c->lp, errbuf) < 0)
+        return -1;
+    c->st.model_seconds += dp_now() - t0;
+    c->st.model_cpu_seconds += cpu_now() - c0;
+    c->st.classified += fl->queued;
+    for (int k = 0; k < c->ncls; k++)
+        fl->sum[k] = c->lp[k];
+    fl->classified = fl->queued;
+    emit_flow(c, fl, reason);
+    free(fl->row);
+    fl->row = NULL;
+    return 0;
+}
+
+/* Flow model: a kept packet's features into its flow's row; predicts the
+ * row when it is full. */
+static int add_to_row(dp_classifier *c, dp_flow *fl, const dp_pkt_info *info, double time, char *errbuf)
+{
+    const dp_flowcfg *cfg = c->flowcfg;
+    int F = dp_flowcfg_features(cfg);
+    if (!fl->row && !(fl->row = calloc((size_t)dp_flowcfg_row_len(cfg), sizeof(float))))
+        return dp_err(errbuf, "classifier: out of memory for a flow row");
+    int dir = dp_flowfeat_direction(fl->tuple.saddr, fl->tuple.sport, info->saddr, info->sport);
+    dp_flowfeat_packet(cfg, c->cur, dir, time - fl->prev_time, fl->queued == 0, fl->row + (size_t)fl->queued * F);
+    fl->prev_time = time;
+    fl->queued++;
+    if (fl->queued >= (uint32_t)cfg->npackets)
+        return predict_flow(c, fl, DP_FLOW_COMPLETE, errbuf);
+    return 0;
+}
+
 /* Removes a flow, first deciding it if it is still open. */
 static int end_flow(dp_classifier *c, dp_flow *fl, dp_flow_reason reason, char *errbuf)
 {
-    if (c->o.per_flow) {
+    if (c->flowcfg) {
+        if (predict_flow(c, fl, reason, errbuf) < 0)
+            return -1;
+    } else if (c->o.per_flow) {
         if (fl->inbatch && run_batch(c, errbuf) < 0)
             return -1;
         emit_flow(c, fl, reason);
@@ -276,6 +326,8 @@ int dp_classifier_frame(dp_classifier *c, const dp_frame *f, char *errbuf)
         c->st.ignored++;
         return 0;
     }
+    if (c->flowcfg)
+        return add_to_row(c, fl, &info, f->time, errbuf);
     struct slot *s = &c->slots[c->nb];
     s->time = f->time;
     s->index = f->index;

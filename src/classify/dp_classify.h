@@ -9,6 +9,12 @@
  * source, interruption). A flow verdict sums the log-probabilities of its
  * classified packets and normalises them (softmax of the sum).
  *
+ * A flow model (dp_model_input == DP_INPUT_FLOW) gives per-flow verdicts
+ * only: each kept packet's flow features (dp_flowfeat, the model's mask
+ * and configuration) go into its flow's row; the row is predicted when it
+ * has the model's N packets or the flow ends. Packets past the first N of a
+ * flow only update the flow table (they skip the model).
+ *
  * Time is the capture's: frame timestamps drive idle timeouts, so a
  * recorded capture gives the same verdicts however fast it is read.
  */
@@ -39,6 +45,9 @@ typedef struct dp_flow {
     uint32_t inbatch;       /* of those, waiting in the current batch */
     int done;               /* verdict emitted: later packets are ignored */
     double *sum;            /* [nclasses] summed log-probabilities */
+    float *row;             /* flow models: the flow row [N*F] being filled
+                             * (malloc'd on the first packet, freed on removal) */
+    double prev_time;       /* flow models: time of the last kept packet */
     /* internal links */
     int32_t hnext, prev, next;
 } dp_flow;
@@ -64,13 +73,13 @@ dp_flow *dp_flowtable_add(dp_flowtable *t, uint64_t id);
 void dp_flowtable_touch(dp_flowtable *t, dp_flow *f);
 /* Least recently active flow, or NULL when empty. */
 dp_flow *dp_flowtable_oldest(dp_flowtable *t);
-/* Removes a flow (its pointer becomes invalid). */
+/* Removes a flow (its pointer becomes invalid; its row is freed). */
 void dp_flowtable_remove(dp_flowtable *t, dp_flow *f);
 
 /* ---- the classifier -------------------------------------------------------------- */
 typedef struct dp_cls_opts {
     int per_flow;          /* 0: one verdict per kept packet; 1: per flow */
-    int first_n;           /* per flow: packets used per flow (10) */
+    int first_n;           /* per flow: packets used per flow (10; a flow model's N) */
     double idle_timeout;   /* per flow: seconds without packets that end a flow (30) */
     int32_t max_flows;     /* flow table capacity (65536) */
     int batch;             /* packets per dp_model_predict call (64) */
@@ -119,7 +128,8 @@ typedef struct dp_cls_stats {
 typedef struct dp_classifier dp_classifier;
 
 /* A classifier over model m (not owned; used from one thread). emit is
- * called for every verdict. NULL + message on bad options / memory. */
+ * called for every verdict. NULL + message on bad options / memory, or a
+ * flow model asked for per-packet verdicts. */
 dp_classifier *dp_classifier_new(dp_model *m, const dp_cls_opts *o, dp_cls_emit_fn emit, void *ctx,
                                  char *errbuf);
 void dp_classifier_free(dp_classifier *c);

@@ -37,6 +37,8 @@ int dp_flowtable_init(dp_flowtable *t, int32_t cap, int nclasses, char *errbuf)
 
 void dp_flowtable_free(dp_flowtable *t)
 {
+    for (int32_t i = 0; t->flows && i < t->cap; i++)
+        free(t->flows[i].row);
     free(t->flows);
     free(t->sums);
     free(t->buckets);
@@ -122,6 +124,8 @@ dp_flow *dp_flowtable_oldest(dp_flowtable *t)
 void dp_flowtable_remove(dp_flowtable *t, dp_flow *f)
 {
     int32_t i = (int32_t)(f - t->flows);
+    free(f->row);
+    f->row = NULL;
     uint32_t b = bucket_of(t, f->id);
     int32_t *pp = &t->buckets[b];
     while (*pp >= 0 && *pp != i)

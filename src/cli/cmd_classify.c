@@ -38,7 +38,8 @@ static void usage(FILE *f)
             "                    (default when started as root: %s; root keeps root)\n"
             "  -f BPF            capture filter (pcap-filter syntax)\n"
             "  --per packet|flow one verdict per kept packet (default) or per bidirectional flow\n"
-            "  --first N         per flow: decide from the first N kept packets (10)\n"
+            "  --first N         per flow: decide from the first N kept packets (10; a flow model\n"
+            "                    (train --model gbt|flow) uses its own N and gives flow verdicts only)\n"
             "  --idle-timeout S  per flow: a flow silent for S seconds ends (30)\n"
             "  --max-flows N     flow table size; when full the least recently active flow\n"
             "                    ends (65536)\n"
@@ -130,7 +131,7 @@ int cmd_classify(int argc, char **argv)
     const char *model_path = NULL, *iface = NULL, *bpf = NULL, *out_path = NULL, *user = NULL;
     dp_live_opts lo = {DP_LIVE_SNAPLEN, DP_LIVE_BUFFER_MB};
     const char **files = calloc((size_t)argc, sizeof *files);
-    int nfiles = 0, threads = 0;
+    int nfiles = 0, threads = 0, per_given = 0;
     dp_cls_opts o;
     dp_cls_opts_default(&o);
     if (!files)
@@ -168,6 +169,7 @@ int cmd_classify(int argc, char **argv)
         else if (!strcmp(a, "-o"))
             out_path = v;
         else if (!strcmp(a, "--per")) {
+            per_given = 1;
             if (!strcmp(v, "packet"))
                 o.per_flow = 0;
             else if (!strcmp(v, "flow"))
@@ -250,6 +252,16 @@ int cmd_classify(int argc, char **argv)
     if (!m) {
         fprintf(stderr, "deeppacket classify: %s\n", errbuf);
         goto out;
+    }
+    if (dp_model_flowcfg(m)) { /* a flow model: per flow, from its own N packets */
+        if (per_given && !o.per_flow) {
+            rc = dp_cli_usage_error("classify", "%s is a %s flow model: it gives one verdict per flow (--per flow)",
+                                    model_path, dp_model_kind_name(m));
+            dp_model_free(m);
+            goto out;
+        }
+        o.per_flow = 1;
+        o.first_n = dp_model_flowcfg(m)->npackets;
     }
     for (int i = 0; i < nfiles; i++) {
         if (dp_capture_is_stream(files[i]))

@@ -3,6 +3,9 @@
  *   deeppacket test -d SPLIT_DIR/<task>/test -m MODEL [-o REPORT_DIR]
  *                   [-j THREADS] [--batch-size 256] [--save-logprobs]
  *
+ * A flow model (train --model gbt|flow) is evaluated per flow instead
+ * (dp_flowtest): flow_report.*, flow_confusion.* and flows.npy.
+ *
  * Predicts every packet of the test set in batches, prints the per-class
  * markdown table on stdout and writes the report files (see
  * docs/report-format.md) into REPORT_DIR (default: MODEL.report):
@@ -30,6 +33,7 @@
 #include "cli/dp_cli.h"
 #include "dataset/dp_dataset.h"
 #include "eval/dp_eval.h"
+#include "eval/dp_flowtest.h"
 #include "model/dp_model.h"
 #include "nn/dp_nn.h"
 #include "util/dp_util.h"
@@ -184,17 +188,22 @@ static int cmp_flow_row(const void *a, const void *b)
 }
 
 /* flows.npy, sorted by flow id (so that it does not depend on which worker
- * saw a flow first). */
-static int save_flows(const dp_flowagg *fa, const char *path, char *errbuf)
+ * saw a flow first): from a packet model's aggregator, or (fa NULL) a flow
+ * model's verdicts. */
+static int save_flows(const dp_flowagg *fa, const dp_flowtest *ft, const char *path, char *errbuf)
 {
-    uint64_t nf = dp_flowagg_flows(fa);
+    uint64_t nf = fa ? dp_flowagg_flows(fa) : ft->nflows;
     flow_row *rows = malloc((nf ? nf : 1) * sizeof *rows);
     if (!rows)
         return dp_err(errbuf, "%s: out of memory for %llu flows", path, (unsigned long long)nf);
     for (uint64_t i = 0; i < nf; i++) {
         int t, p;
         uint64_t id, np;
-        dp_flowagg_get(fa, i, &id, &t, &p, &np);
+        if (fa) {
+            dp_flowagg_get(fa, i, &id, &t, &p, &np);
+        } else {
+            id = ft->ids[i], t = ft->label[i], p = ft->pred[i], np = ft->npackets[i];
+        }
         flow_row r = {.flow = id, .label = (int16_t)t, .pred = (int16_t)p, .packets = np};
         rows[i] = r;
     }
@@ -212,6 +221,41 @@ static int save_npy(const char *dir, const char *name, const char *descr, size_t
         return dp_err(errbuf, "%s: out of memory", dir);
     int rc = dp_npy_save(path, descr, itemsize, ncols, data, rows, errbuf);
     free(path);
+    return rc;
+}
+
+/* A flow model: one verdict per flow (dp_flowtest), the flow-level table
+ * on stdout, flow_report.* and flows.npy in outdir. */
+static int test_flow_model(dp_model *m, const char *mpath, const dp_splitset *s, const char *dir,
+                           const char *outdir, char *errbuf)
+{
+    dp_flowtest ft;
+    double t0 = dp_now();
+    if (dp_flowtest_run(&ft, m, mpath, s, dir, errbuf) != 0)
+        return -1;
+    const dp_flowcfg *fc = dp_model_flowcfg(m);
+    int task = dp_model_task(m);
+    dp_report_info info = {.level = "flow", .task = task >= 0 && task < DP_NTASKS ? dp_task_name[task] : NULL,
+                           .model = mpath, .model_kind = dp_model_kind_name(m), .test_set = dir,
+                           .packets = ft.packets};
+    double secs = dp_now() - t0;
+    printf("flow level (%llu flows of %llu packets, %.1f s; %s flow model on each flow's first %d packets):\n\n",
+           (unsigned long long)ft.nflows, (unsigned long long)ft.packets, secs, dp_model_kind_name(m),
+           fc->npackets);
+    dp_eval_print_markdown(&ft.eval, &info, stdout);
+    fflush(stdout);
+    char *fp = dp_path_join(outdir, "flows.npy");
+    int rc = -1;
+    if (!fp)
+        dp_err(errbuf, "%s: out of memory", outdir);
+    else if (dp_eval_write_report(&ft.eval, &info, outdir, "flow_", errbuf) == 0 &&
+             save_flows(NULL, &ft, fp, errbuf) == 0)
+        rc = 0;
+    if (rc == 0)
+        fprintf(stderr, "deeppacket test: report written to %s/ (flow_report.md, flow_report.json, "
+                        "flow_confusion.csv/.pdf/.png, flows.npy)\n", outdir);
+    free(fp);
+    dp_flowtest_free(&ft);
     return rc;
 }
 
@@ -291,6 +335,12 @@ int cmd_test(int argc, char **argv)
     if (dp_check_writable_dir(outdir, errbuf) != 0) { /* before the evaluation, not after */
         ctx = "cannot write the report: ";
         goto fail;
+    }
+    if (dp_model_input(m0) == DP_INPUT_FLOW) {
+        if (test_flow_model(m0, mpath, &s, dir, outdir, errbuf) != 0)
+            goto fail;
+        rc = 0;
+        goto out;
     }
     int C = s.nclasses;
     int task = dp_model_task(m0);
@@ -423,7 +473,7 @@ int cmd_test(int argc, char **argv)
         if (dp_eval_write_report(&fev, &finfo, outdir, "flow_", errbuf) != 0)
             goto fail;
         char *fp = dp_path_join(outdir, "flows.npy");
-        if (!fp || save_flows(fall, fp, errbuf) != 0) {
+        if (!fp || save_flows(fall, NULL, fp, errbuf) != 0) {
             if (!fp)
                 dp_err(errbuf, "%s: out of memory", outdir);
             free(fp);

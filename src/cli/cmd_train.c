@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/dp_cli.h"
+#include "packet/dp_mask.h"
 #include "train/dp_train.h"
 
 static void usage(FILE *f)
@@ -14,7 +15,8 @@ static void usage(FILE *f)
             "  -d, --data DIR         training split folder (vectors.npy, labels.npy, meta.npy, classes.tsv)\n"
             "  -m, --model-file FILE  model to write (checkpoint: FILE.ckpt, rewritten each epoch)\n"
             "  -t, --task TASK        app or traffic\n"
-            "      --model KIND       cnn (default) or sae\n"
+            "      --model KIND       cnn (default), sae, gbt (gradient-boosted trees over flows) or\n"
+            "                         flow (the flow NN; one verdict per flow)\n"
             "      --epochs N         at most N epochs (20; 0 writes the initialised model)\n"
             "      --batch-size N     mini-batch size (16)\n"
             "      --lr X             Adam learning rate (1e-3)\n"
@@ -28,6 +30,18 @@ static void usage(FILE *f)
             "      --dropout P        dropout probability of the hidden layers (0.05)\n"
             "      --init MODEL       start from MODEL's weights (same architecture and classes;\n"
             "                         Adam starts afresh; --seed still drives shuffling and dropout)\n"
+            "      --mask FIELDS      zero these header fields in every vector, stored in the model:\n"
+            "                         ports,ipid,ttl,checksum,seq,tcpts,window | none | all | default\n"
+            "                         (default = ports,ipid,ttl,checksum,seq,tcpts; the default for\n"
+            "                         flow and gbt; cnn and sae default to none, as the reference)\n"
+            "  flow models (gbt, flow): one row per flow of -d's meta.npy (docs/flow-features.md)\n"
+            "      --packets N        first N packets of each flow (10; 1..64)\n"
+            "      --payload-bytes K  first K transport payload bytes per packet (64; 0..1456)\n"
+            "      --features LIST    sizes,time,header,payload or all (default); others are zeroed\n"
+            "      --trees N          gbt: boosting rounds (200)\n"
+            "      --depth N          gbt: maximum tree depth (6)\n"
+            "      --eta X            gbt: learning rate (0.1)\n"
+            "      --balance MODE     gbt: weight (default: inverse class frequency), undersample, none\n"
             "  -q, --quiet            no progress output\n"
             "      --bench STEPS      no training: time STEPS training steps and inference batches of\n"
             "                         a fresh model on random bytes (needs -t; prints samples/s);\n"
@@ -47,10 +61,15 @@ int cmd_train(int argc, char **argv)
         {"help", no_argument, 0, 'h'},             {"channels", required_argument, 0, 'C'},
         {"bench", required_argument, 0, 'X'},      {"init", required_argument, 0, 'I'},
         {"dropout", required_argument, 0, 'D'},
+        {"mask", required_argument, 0, 'M'},       {"packets", required_argument, 0, 'N'},
+        {"payload-bytes", required_argument, 0, 'k'}, {"features", required_argument, 0, 'F'},
+        {"trees", required_argument, 0, 'T'},      {"depth", required_argument, 0, 'H'},
+        {"eta", required_argument, 0, 'e'},        {"balance", required_argument, 0, 'b'},
         {0, 0, 0, 0}};
     dp_train_opts o;
     dp_train_opts_default(&o);
-    int task = -1, bench = 0;
+    int task = -1, bench = 0, mask_given = 0;
+    char eb[DP_ERRBUF_SIZE];
     long v;
     double d;
     optind = 1;
@@ -66,7 +85,51 @@ int cmd_train(int argc, char **argv)
             break;
         case 'K':
             if ((o.kind = dp_model_kind_parse(optarg)) < 0)
-                return dp_cli_usage_error("train", "unknown model '%s' (cnn or sae)", optarg);
+                return dp_cli_usage_error("train", "unknown model '%s' (cnn, sae, gbt or flow)", optarg);
+            break;
+        case 'M':
+            if (dp_mask_parse(optarg, &o.flow.mask, eb) < 0)
+                return dp_cli_usage_error("train", "%s", eb);
+            mask_given = 1;
+            break;
+        case 'N':
+            if (dp_cli_parse_int(optarg, 1, DP_FLOW_MAX_PACKETS, &v) < 0)
+                return dp_cli_usage_error("train", "bad --packets '%s' (1..%d)", optarg, DP_FLOW_MAX_PACKETS);
+            o.flow.npackets = (int)v;
+            break;
+        case 'k':
+            if (dp_cli_parse_int(optarg, 0, DP_FLOW_MAX_PAYLOAD, &v) < 0)
+                return dp_cli_usage_error("train", "bad --payload-bytes '%s' (0..%d)", optarg, DP_FLOW_MAX_PAYLOAD);
+            o.flow.payload_bytes = (int)v;
+            break;
+        case 'F':
+            if (dp_flowfeat_groups_parse(optarg, &o.flow.groups, eb) < 0)
+                return dp_cli_usage_error("train", "%s", eb);
+            break;
+        case 'T':
+            if (dp_cli_parse_int(optarg, 1, 100000, &v) < 0)
+                return dp_cli_usage_error("train", "bad --trees '%s'", optarg);
+            o.gbt_trees = (int)v;
+            break;
+        case 'H':
+            if (dp_cli_parse_int(optarg, 1, 32, &v) < 0)
+                return dp_cli_usage_error("train", "bad --depth '%s' (1..32)", optarg);
+            o.gbt_depth = (int)v;
+            break;
+        case 'e':
+            if (dp_cli_parse_double(optarg, 1e-6, 1, &d) < 0)
+                return dp_cli_usage_error("train", "bad --eta '%s' (0 < eta <= 1)", optarg);
+            o.gbt_eta = (float)d;
+            break;
+        case 'b':
+            if (!strcmp(optarg, "weight"))
+                o.gbt_balance = DP_GBT_BALANCE_WEIGHT;
+            else if (!strcmp(optarg, "undersample"))
+                o.gbt_balance = DP_GBT_BALANCE_UNDERSAMPLE;
+            else if (!strcmp(optarg, "none"))
+                o.gbt_balance = DP_GBT_BALANCE_NONE;
+            else
+                return dp_cli_usage_error("train", "unknown --balance '%s' (weight, undersample or none)", optarg);
             break;
         case 'E':
             if (dp_cli_parse_int(optarg, 0, 100000, &v) < 0)
@@ -137,6 +200,8 @@ int cmd_train(int argc, char **argv)
         return dp_cli_usage_error("train", "--init and --resume exclude each other (a checkpoint has its own weights)");
     if (o.hp.threads == 0)
         o.hp.threads = dp_ncpu();
+    if (!mask_given && (o.kind == DP_MODEL_GBT || o.kind == DP_MODEL_FLOW))
+        o.flow.mask = DP_MASK_DEFAULT;
     if (bench) {
         if (task < 0)
             return dp_cli_usage_error("train", "--bench needs -t app|traffic");
@@ -156,7 +221,6 @@ int cmd_train(int argc, char **argv)
         return 2;
     }
     o.task = task;
-    char eb[DP_ERRBUF_SIZE];
     if (dp_train_run(&o, eb) != 0) {
         fprintf(stderr, "deeppacket train: %s\n", eb);
         return 1;

@@ -2,6 +2,8 @@
  * the text report files. See dp_eval.h. */
 #include "eval/dp_eval.h"
 
+static void vpn_fold(dp_eval *e);
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +120,30 @@ void dp_eval_finish(dp_eval *e)
     }
     e->macro.support = e->weighted.support = wsum;
     e->accuracy = e->n ? (double)e->correct / (double)e->n : 0.0;
+    vpn_fold(e);
+}
+
+static int is_vpn(const dp_eval *e, int c)
+{
+    return e->names[c] && strncmp(e->names[c], "VPN", 3) == 0;
+}
+
+/* VPN vs non-VPN accuracy from the confusion matrix. */
+static void vpn_fold(dp_eval *e)
+{
+    int C = e->nclasses, nv = 0;
+    for (int c = 0; c < C; c++)
+        nv += is_vpn(e, c);
+    e->has_vpn = nv > 0 && nv < C;
+    e->vpn_correct = 0;
+    e->vpn_accuracy = 0;
+    if (!e->has_vpn)
+        return;
+    for (int t = 0; t < C; t++)
+        for (int p = 0; p < C; p++)
+            if (is_vpn(e, t) == is_vpn(e, p))
+                e->vpn_correct += e->cm[(size_t)t * C + p];
+    e->vpn_accuracy = e->n ? (double)e->vpn_correct / (double)e->n : 0.0;
 }
 
 int dp_eval_compute(dp_eval *e, int nclasses, const char *const *names,
@@ -225,6 +251,9 @@ void dp_eval_print_markdown(const dp_eval *e, const dp_report_info *info, FILE *
             (unsigned long long)e->correct, (unsigned long long)e->n, unit_name(info));
     fprintf(f, "macro average: recall %.4f, precision %.4f, f1-score %.4f (%d classes)\n",
             e->macro.recall, e->macro.precision, e->macro.f1, e->nlisted);
+    if (e->has_vpn)
+        fprintf(f, "VPN vs non-VPN accuracy: %.4f (%llu of %llu %s; the VPN classes folded into one)\n",
+                e->vpn_accuracy, (unsigned long long)e->vpn_correct, (unsigned long long)e->n, unit_name(info));
 }
 
 /* A finite double as JSON (17 significant digits round-trip). */
@@ -279,6 +308,11 @@ void dp_eval_print_json(const dp_eval *e, const dp_report_info *info, FILE *f)
                 (unsigned long long)info->packets, (unsigned long long)info->label_conflicts);
     fputs("  \"accuracy\": ", f);
     json_num(f, e->accuracy);
+    fputs(",\n  \"vpn_accuracy\": ", f);
+    if (e->has_vpn)
+        json_num(f, e->vpn_accuracy);
+    else
+        fputs("null", f);
     fprintf(f, ",\n  \"nclasses\": %d,\n  \"nlisted\": %d,\n", C, e->nlisted);
     json_avg(f, "macro_avg", &e->macro);
     json_avg(f, "weighted_avg", &e->weighted);

@@ -8,6 +8,9 @@
  *   accuracy  = correct / n
  *   macro avg = plain mean over the listed classes
  *   weighted  = mean over the listed classes weighted by support
+ * VPN vs non-VPN accuracy: when the class names include both kinds, the
+ * share of samples whose true and predicted classes are on the same side
+ * (names starting with "VPN" vs the others); printed and in the JSON.
  * A class is "listed" (in the table and the averages) when it has support
  * or was predicted at least once; other classes are left out, as sklearn
  * does. The confusion matrix is counts [true][pred] over all nclasses.
@@ -60,6 +63,11 @@ typedef struct dp_eval {
     int nlisted;
     double accuracy;
     dp_eval_avg macro, weighted;
+    /* VPN vs non-VPN (issue 10): when some class names start with "VPN" and
+     * some do not, the accuracy with each side folded into one class */
+    int has_vpn;
+    uint64_t vpn_correct;
+    double vpn_accuracy;
 } dp_eval;
 
 /* Prepares an empty evaluation over nclasses (1..DP_MAX_CLASSES) classes.

@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/dp_gbt.h"
 #include "model/dp_model_impl.h"
 #include "nn/dp_nn.h"
+#include "packet/dp_mask.h"
 
 /* ---- small helpers ----------------------------------------------------------- */
 
@@ -19,11 +21,19 @@ static void *xcalloc(size_t n, size_t sz)
 
 void dp_arch_default(dp_arch *a, int kind, int task, int nclasses)
 {
+    if (kind == DP_MODEL_FLOW) {
+        dp_arch_flow(a, task, nclasses, 10, 44 + 64);
+        return;
+    }
     memset(a, 0, sizeof *a);
     a->kind = kind;
     a->nclasses = nclasses;
     a->in_len = DP_VEC_LEN;
     a->dropout = 0.05f;
+    if (kind == DP_MODEL_GBT) {
+        a->dropout = 0;
+        return;
+    }
     if (kind == DP_MODEL_CNN) {
         if (task == DP_TASK_APP) {
             a->c1 = 200, a->k1 = 4, a->s1 = 3;
@@ -49,6 +59,10 @@ int dp_model_kind_parse(const char *s)
         return DP_MODEL_CNN;
     if (!strcmp(s, "sae"))
         return DP_MODEL_SAE;
+    if (!strcmp(s, "flow"))
+        return DP_MODEL_FLOW;
+    if (!strcmp(s, "gbt"))
+        return DP_MODEL_GBT;
     return -1;
 }
 
@@ -72,12 +86,20 @@ void dp_hparams_default(dp_hparams *h)
 static int layout(dp_model *m, char *errbuf, const char *src)
 {
     const dp_arch *a = &m->arch;
-    if (a->kind != DP_MODEL_CNN && a->kind != DP_MODEL_SAE)
+    if (a->kind != DP_MODEL_CNN && a->kind != DP_MODEL_SAE && a->kind != DP_MODEL_FLOW && a->kind != DP_MODEL_GBT)
         return dp_err(errbuf, "%s: unknown model kind %d", src, a->kind);
     if (a->nclasses < 1 || a->nclasses > DP_MAX_CLASSES)
         return dp_err(errbuf, "%s: bad class count %d", src, a->nclasses);
-    if (a->in_len != DP_VEC_LEN)
+    if (a->kind == DP_MODEL_FLOW && dp_flow_check(a, errbuf, src) != 0)
+        return -1;
+    if (a->kind == DP_MODEL_CNN && a->in_len != DP_VEC_LEN)
         return dp_err(errbuf, "%s: input length %d, expected %d", src, a->in_len, DP_VEC_LEN);
+    if (a->in_len < 1 || a->in_len > DP_MODEL_MAX_IN_LEN)
+        return dp_err(errbuf, "%s: input length %d out of range 1..%d", src, a->in_len, DP_MODEL_MAX_IN_LEN);
+    if (a->kind == DP_MODEL_GBT) {
+        m->ntensors = 0, m->nparams = 0, m->nfc = 0, m->flat = a->in_len;
+        return 0;
+    }
     if (a->nhidden < 1 || a->nhidden > DP_MODEL_MAX_HIDDEN)
         return dp_err(errbuf, "%s: bad hidden layer count %d", src, a->nhidden);
     if (!(a->dropout >= 0 && a->dropout < 1))
@@ -113,6 +135,14 @@ static int layout(dp_model *m, char *errbuf, const char *src)
         ADD("conv2.weight", 3, a->c2, a->c1, a->k2, (size_t)a->c1 * a->k2);
         ADD("conv2.bias", 1, a->c2, 1, 1, (size_t)a->c1 * a->k2);
         in = a->c2 * m->L3;
+    } else if (a->kind == DP_MODEL_FLOW) {
+        const char *fn[6];
+        int fs[6][3], fd[6];
+        size_t ff[6];
+        int nf = dp_flow_tensors(a, fn, fs, fd, ff);
+        for (int i = 0; i < nf; i++)
+            ADD(fn[i], fd[i], fs[i][0], fs[i][1], fs[i][2], ff[i]);
+        in = dp_flow_flat(a);
     } else {
         in = a->in_len;
     }
@@ -138,27 +168,27 @@ static int layout(dp_model *m, char *errbuf, const char *src)
     return 0;
 }
 
+/* Points w/b (and dw/db when gradients exist) at tensors k and k+1; k += 2. */
+static void view_pair(dp_model *m, int *k, float **w, float **b, float **dw, float **db)
+{
+    *w = m->params + m->t[*k].offset;
+    *dw = m->grads ? m->grads + m->t[*k].offset : NULL;
+    *b = m->params + m->t[*k + 1].offset;
+    *db = m->grads ? m->grads + m->t[*k + 1].offset : NULL;
+    *k += 2;
+}
+
 static void set_views(dp_model *m)
 {
     int k = 0;
-    if (m->arch.kind == DP_MODEL_CNN) {
-        for (int i = 0; i < 2; i++) {
-            m->cw[i] = m->params + m->t[k].offset;
-            m->dcw[i] = m->grads ? m->grads + m->t[k].offset : NULL;
-            k++;
-            m->cb[i] = m->params + m->t[k].offset;
-            m->dcb[i] = m->grads ? m->grads + m->t[k].offset : NULL;
-            k++;
-        }
-    }
-    for (int i = 0; i < m->nfc; i++) {
-        m->fw[i] = m->params + m->t[k].offset;
-        m->dfw[i] = m->grads ? m->grads + m->t[k].offset : NULL;
-        k++;
-        m->fb[i] = m->params + m->t[k].offset;
-        m->dfb[i] = m->grads ? m->grads + m->t[k].offset : NULL;
-        k++;
-    }
+    if (m->arch.kind == DP_MODEL_FLOW)
+        for (int i = 0; i < dp_flow_nlayers(&m->arch); i++)
+            view_pair(m, &k, &m->gw[i], &m->gb[i], &m->dgw[i], &m->dgb[i]);
+    if (m->arch.kind == DP_MODEL_CNN)
+        for (int i = 0; i < 2; i++)
+            view_pair(m, &k, &m->cw[i], &m->cb[i], &m->dcw[i], &m->dcb[i]);
+    for (int i = 0; i < m->nfc; i++)
+        view_pair(m, &k, &m->fw[i], &m->fb[i], &m->dfw[i], &m->dfb[i]);
 }
 
 static dp_model *model_alloc(const dp_arch *a, int task, char *const *names, char *errbuf, const char *src)
@@ -225,6 +255,7 @@ static void free_acts(dp_model *m)
     free(m->da2);
     free(m->dP0);
     free(m->dP1);
+    dp_flow_free_acts(m);
     m->x = m->a1 = m->a2 = m->pool = m->probs = m->scratch = NULL;
     m->da1 = m->da2 = m->dP0 = m->dP1 = NULL;
     m->argmax = NULL;
@@ -241,6 +272,9 @@ void dp_model_free(dp_model *m)
     free(m->grads);
     free(m->adam_m);
     free(m->adam_v);
+    free(m->blob);
+    free(m->masked);
+    dp_gbt_free(m->gbt);
     for (int c = 0; c < DP_MAX_CLASSES; c++)
         free(m->names[c]);
     free(m);
@@ -269,6 +303,8 @@ int dp_model_reserve(dp_model *m, int B, char *errbuf)
         size_t s2 = dp_conv1d_scratch_floats(B, a->c1, m->L1, a->c2, a->k2, a->s2);
         AL(m->scratch, s1 > s2 ? s1 : s2, float);
     }
+    if (a->kind == DP_MODEL_FLOW)
+        ok &= dp_flow_reserve(m, B) == 0;
     for (int i = 0; i < m->nfc; i++) {
         AL(m->pre[i], b * m->fout[i], float);
         if ((size_t)m->fout[i] > dmax)
@@ -322,6 +358,8 @@ void dp_model_fc_forward(dp_model *m, const float *in, int B, int from, int upto
 
 static const float *fc_input(dp_model *m)
 {
+    if (m->arch.kind == DP_MODEL_FLOW)
+        return dp_flow_nlayers(&m->arch) == 0 ? m->x : m->arch.ext[4] > 0 ? m->cv : m->e;
     return m->arch.kind == DP_MODEL_CNN ? m->pool : m->x;
 }
 
@@ -340,11 +378,17 @@ const float *dp_model_forward(dp_model *m, const uint8_t *x, const float *xf, in
         dp_err(errbuf, "model: batch size %d", B);
         return NULL;
     }
+    if (m->nfc < 1) {
+        dp_err(errbuf, "model: a %s model has no layers to run forward", dp_model_kind_name(m));
+        return NULL;
+    }
     if (dp_model_reserve(m, B, errbuf) != 0)
         return NULL;
     load_input(m, x, xf, B);
     if (m->arch.kind == DP_MODEL_CNN)
         conv_forward(m, B);
+    else if (m->arch.kind == DP_MODEL_FLOW)
+        dp_flow_forward(m, B);
     dp_model_fc_forward(m, fc_input(m), B, 0, m->nfc - 1, train, rng);
     m->last_B = B;
     m->last_train = train && m->arch.dropout > 0;
@@ -353,6 +397,10 @@ const float *dp_model_forward(dp_model *m, const uint8_t *x, const float *xf, in
 
 const float *dp_model_hidden(dp_model *m, const uint8_t *x, int B, int layer, char *errbuf)
 {
+    if (m->arch.kind == DP_MODEL_FLOW) {
+        dp_err(errbuf, "model: a flow model has no byte-vector hidden layers");
+        return NULL;
+    }
     if (layer < 0 || layer >= m->arch.nhidden) {
         dp_err(errbuf, "model: no hidden layer %d", layer);
         return NULL;
@@ -413,12 +461,14 @@ int dp_model_backward(dp_model *m, const int *labels, int B, char *errbuf)
                 dp_dropout_backward(d, d, m->mask[i], n, a->dropout);
         }
         const float *in = i > 0 ? m->act[i - 1] : fc_input(m);
-        float *dinp = (i > 0 || a->kind == DP_MODEL_CNN) ? e : NULL;
+        float *dinp = (i > 0 || a->kind != DP_MODEL_SAE) ? e : NULL;
         dp_linear_backward(dinp, m->dfw[i], m->dfb[i], d, in, m->fw[i], B, m->fin[i], m->fout[i]);
         float *t = d;
         d = e;
         e = t;
     }
+    if (a->kind == DP_MODEL_FLOW)
+        dp_flow_backward(m, d, B);
     if (a->kind == DP_MODEL_CNN) { /* d = dpool [B, c2*L3] */
         dp_maxpool1d_backward(m->da2, d, m->argmax, B, a->c2, m->L2, a->pool);
         dp_relu_backward(m->da2, m->da2, m->a2, (size_t)B * a->c2 * m->L2);
@@ -506,7 +556,55 @@ const char *dp_model_class_name(const dp_model *m, int c)
         return "?";
     return m->names[c] ? m->names[c] : "";
 }
-const char *dp_model_kind_name(const dp_model *m) { return m->arch.kind == DP_MODEL_CNN ? "cnn" : "sae"; }
+const char *dp_model_kind_name(const dp_model *m)
+{
+    static const char *const names[] = {"cnn", "sae", "flow", "gbt"};
+    return m->arch.kind >= 0 && m->arch.kind < 4 ? names[m->arch.kind] : "?";
+}
+int dp_model_input(const dp_model *m) { return m->input; }
+uint32_t dp_model_mask(const dp_model *m) { return m->fieldmask; }
+const dp_flowcfg *dp_model_flowcfg(const dp_model *m) { return m->input == DP_INPUT_FLOW ? &m->flow : NULL; }
+
+int dp_model_set_flowcfg(dp_model *m, const dp_flowcfg *cfg, char *errbuf)
+{
+    if (dp_flowcfg_check(cfg, "model", errbuf) < 0)
+        return -1;
+    if (m->arch.in_len != dp_flowcfg_row_len(cfg))
+        return dp_err(errbuf, "model: input length %d is not %d packets x %d features", m->arch.in_len,
+                      cfg->npackets, dp_flowcfg_features(cfg));
+    m->input = DP_INPUT_FLOW;
+    m->flow = *cfg;
+    m->fieldmask = cfg->mask;
+    return 0;
+}
+
+void dp_model_set_mask(dp_model *m, uint32_t mask)
+{
+    m->fieldmask = mask & DP_MASK_ALL;
+    if (m->input == DP_INPUT_FLOW)
+        m->flow.mask = m->fieldmask;
+}
+
+const uint8_t *dp_model_blob(const dp_model *m, size_t *len)
+{
+    *len = m->blob_len;
+    return m->blob;
+}
+
+int dp_model_set_blob(dp_model *m, const void *data, size_t len, char *errbuf)
+{
+    uint8_t *b = len ? malloc(len) : NULL;
+    if (len && !b)
+        return dp_err(errbuf, "model: out of memory for a %zu-byte blob", len);
+    if (len)
+        memcpy(b, data, len);
+    free(m->blob);
+    m->blob = b;
+    m->blob_len = len;
+    dp_gbt_free(m->gbt);
+    m->gbt = NULL;
+    return 0;
+}
 const dp_arch *dp_model_arch(const dp_model *m) { return &m->arch; }
 dp_hparams *dp_model_hparams(dp_model *m) { return &m->hp; }
 size_t dp_model_nparams(const dp_model *m) { return m->nparams; }
@@ -532,14 +630,34 @@ int dp_model_tensor(const dp_model *m, int i, const char **name, size_t *offset,
     return t->ndim;
 }
 
+/* The chunk's vectors with the model's field mask applied (a copy), or
+ * the vectors themselves when the model masks nothing; NULL when out of
+ * memory. */
+static const uint8_t *masked_chunk(dp_model *m, const uint8_t *x, int n)
+{
+    if (!m->fieldmask)
+        return x;
+    if (!m->masked && !(m->masked = malloc((size_t)DP_MODEL_PREDICT_CHUNK * DP_VEC_LEN)))
+        return NULL;
+    memcpy(m->masked, x, (size_t)n * DP_VEC_LEN);
+    for (int i = 0; i < n; i++)
+        dp_mask_apply(m->fieldmask, m->masked + (size_t)i * DP_VEC_LEN);
+    return m->masked;
+}
+
 int dp_model_predict(dp_model *m, const uint8_t *vectors, int B, float *logprobs, char *errbuf)
 {
     if (B < 1)
         return dp_err(errbuf, "model: predict on %d vectors", B);
+    if (m->input != DP_INPUT_PACKET || m->arch.kind == DP_MODEL_FLOW)
+        return dp_err(errbuf, "model: a %s flow model classifies flows, not single packets (dp_model_predict_flows)",
+                      dp_model_kind_name(m));
     int V = m->arch.nclasses;
     for (int done = 0; done < B;) {
         int n = B - done < DP_MODEL_PREDICT_CHUNK ? B - done : DP_MODEL_PREDICT_CHUNK;
-        const uint8_t *x = vectors + (size_t)done * m->arch.in_len;
+        const uint8_t *x = masked_chunk(m, vectors + (size_t)done * m->arch.in_len, n);
+        if (!x)
+            return dp_err(errbuf, "model: out of memory");
         if (m->arch.kind == DP_MODEL_CNN) {
             if (dp_model_infer_cnn(m, x, n, logprobs + (size_t)done * V, errbuf) != 0)
                 return -1;
@@ -554,12 +672,35 @@ int dp_model_predict(dp_model *m, const uint8_t *vectors, int B, float *logprobs
     return 0;
 }
 
+int dp_model_predict_flows(dp_model *m, const float *xf, int B, float *logprobs, char *errbuf)
+{
+    if (B < 1)
+        return dp_err(errbuf, "model: predict on %d flows", B);
+    if (m->input != DP_INPUT_FLOW && m->arch.kind != DP_MODEL_FLOW)
+        return dp_err(errbuf, "model: a %s packet model classifies packets, not flow rows", dp_model_kind_name(m));
+    int V = m->arch.nclasses;
+    if (m->arch.kind == DP_MODEL_GBT) {
+        if (!m->gbt && !(m->gbt = dp_gbt_load(m->blob, m->blob_len, m->arch.in_len, V, "model", errbuf)))
+            return -1;
+        return dp_gbt_predict(m->gbt, xf, B, m->arch.in_len, V, logprobs, errbuf);
+    }
+    for (int done = 0; done < B;) {
+        int n = B - done < DP_MODEL_PREDICT_CHUNK ? B - done : DP_MODEL_PREDICT_CHUNK;
+        const float *lg = dp_model_forward(m, NULL, xf + (size_t)done * m->arch.in_len, n, 0, NULL, errbuf);
+        if (!lg)
+            return -1;
+        dp_log_softmax(logprobs + (size_t)done * V, lg, n, V);
+        done += n;
+    }
+    return 0;
+}
+
 /* ---- model file ----------------------------------------------------------------- */
 
 #define MAGIC_MODEL "DPMODEL"
 #define MAGIC_CKPT "DPCKPT\0"
-#define FORMAT_VERSION 1u
-#define CKPT_VERSION 2u /* 2: the training set's fingerprint at the end */
+#define FORMAT_VERSION 2u /* reads 1 (no input kind, mask, flow config, ext, blob) and 2; a
+                            * checkpoint of version 2 ends with the training set's fingerprint */
 
 typedef struct wbuf {
     FILE *f;
@@ -630,6 +771,10 @@ static void write_model_body(wbuf *w, const dp_model *m, const char *magic, uint
     w_f32(w, h->lr), w_f32(w, h->beta1), w_f32(w, h->beta2), w_f32(w, h->eps);
     w_f32(w, h->validation), w_f32(w, h->final_loss);
     w_u64(w, h->seed), w_u64(w, h->train_samples);
+    w_u32(w, (uint32_t)m->input), w_u32(w, m->fieldmask);
+    w_u32(w, (uint32_t)m->flow.npackets), w_u32(w, (uint32_t)m->flow.payload_bytes), w_u32(w, m->flow.groups);
+    for (int i = 0; i < 8; i++)
+        w_u32(w, (uint32_t)a->ext[i]);
     for (int c = 0; c < a->nclasses; c++) {
         const char *s = m->names[c] ? m->names[c] : "";
         size_t n = strlen(s);
@@ -652,6 +797,8 @@ static void write_model_body(wbuf *w, const dp_model *m, const char *magic, uint
     }
     w_u64(w, m->nparams);
     w_floats(w, m->params, m->nparams);
+    w_u64(w, m->blob_len);
+    w_bytes(w, m->blob, m->blob_len);
 }
 
 static int finish(wbuf *w, dp_afile *af, const char *path, char *errbuf)
@@ -686,7 +833,7 @@ int dp_model_save_checkpoint(const dp_model *m, const dp_train_state *st, const 
     if (dp_afile_open(&af, path, errbuf) != 0)
         return -1;
     wbuf w = {af.f, DP_FNV_INIT, 0};
-    write_model_body(&w, m, MAGIC_CKPT, CKPT_VERSION);
+    write_model_body(&w, m, MAGIC_CKPT, FORMAT_VERSION);
     w_u32(&w, m->adam_m ? 1 : 0);
     if (m->adam_m) {
         w_floats(&w, m->adam_m, m->nparams);
@@ -801,6 +948,63 @@ static int params_fit(const dp_arch *a, size_t len, const char *path, char *errb
     return 0;
 }
 
+/* Version 2's header fields after train_samples. */
+typedef struct v2_header {
+    int input;
+    uint32_t mask;
+    dp_flowcfg flow;
+} v2_header;
+
+static void read_v2_header(rbuf *r, v2_header *v, dp_arch *a)
+{
+    v->input = r_i32(r);
+    v->mask = (uint32_t)r_uint(r, 4);
+    v->flow.npackets = r_i32(r);
+    v->flow.payload_bytes = r_i32(r);
+    v->flow.groups = (uint32_t)r_uint(r, 4);
+    v->flow.mask = v->mask;
+    for (int i = 0; i < 8; i++)
+        a->ext[i] = (int)(int32_t)(uint32_t)r_uint(r, 4);
+}
+
+/* Checks the input kind, mask and flow configuration against the
+ * architecture and sets them on m. */
+static int apply_v2_header(dp_model *m, const v2_header *v, const char *path, char *errbuf)
+{
+    if (v->mask & ~(uint32_t)DP_MASK_ALL)
+        return dp_err(errbuf, "%s: unknown field mask bits 0x%x (corrupt file)", path, v->mask);
+    int flow_kind = m->arch.kind == DP_MODEL_GBT || m->arch.kind == DP_MODEL_FLOW;
+    if (v->input == DP_INPUT_PACKET) {
+        if (flow_kind || m->arch.in_len != DP_VEC_LEN || v->flow.npackets || v->flow.payload_bytes ||
+            v->flow.groups)
+            return dp_err(errbuf, "%s: a %s model on packet vectors of %d bytes (corrupt file)", path,
+                          dp_model_kind_name(m), m->arch.in_len);
+        dp_model_set_mask(m, v->mask);
+        return 0;
+    }
+    if (v->input != DP_INPUT_FLOW || m->arch.kind == DP_MODEL_CNN)
+        return dp_err(errbuf, "%s: bad input kind %d for a %s model (corrupt file)", path, v->input,
+                      dp_model_kind_name(m));
+    char eb[DP_ERRBUF_SIZE];
+    if (dp_model_set_flowcfg(m, &v->flow, eb) != 0)
+        return dp_err(errbuf, "%s: flow configuration: %s", path, eb);
+    return 0;
+}
+
+static int read_blob(rbuf *r, dp_model *m, const char *path, char *errbuf)
+{
+    uint64_t n = r_uint(r, 8);
+    const uint8_t *b = r->bad || n > r->n - r->pos ? NULL : r_bytes(r, (size_t)n);
+    if (!b) {
+        r->bad = 1;
+        return dp_err(errbuf, "%s: truncated model blob", path);
+    }
+    if (n && m->arch.kind != DP_MODEL_GBT)
+        return dp_err(errbuf, "%s: a %s model with a %llu-byte blob (corrupt file)", path, dp_model_kind_name(m),
+                      (unsigned long long)n);
+    return dp_model_set_blob(m, b, (size_t)n, errbuf);
+}
+
 static dp_model *load_any(const char *path, int ckpt, dp_train_state *st, char *errbuf)
 {
     size_t len;
@@ -827,9 +1031,9 @@ static dp_model *load_any(const char *path, int ckpt, dp_train_state *st, char *
         goto out;
     }
     uint32_t ver = (uint32_t)buf[8] | (uint32_t)buf[9] << 8 | (uint32_t)buf[10] << 16 | (uint32_t)buf[11] << 24;
-    if (ckpt ? ver != 1 && ver != CKPT_VERSION : ver != FORMAT_VERSION) {
-        dp_err(errbuf, "%s: unsupported %s version %u (this program reads version %u)", path,
-               ckpt ? "checkpoint" : "model file", ver, ckpt ? CKPT_VERSION : FORMAT_VERSION);
+    if (ver != 1 && ver != FORMAT_VERSION) {
+        dp_err(errbuf, "%s: unsupported %s version %u (this program reads versions 1 and %u)", path,
+               ckpt ? "checkpoint" : "model file", ver, FORMAT_VERSION);
         goto out;
     }
     uint64_t want_h = 0;
@@ -860,6 +1064,9 @@ static dp_model *load_any(const char *path, int ckpt, dp_train_state *st, char *
     h.lr = r_f32(&r), h.beta1 = r_f32(&r), h.beta2 = r_f32(&r), h.eps = r_f32(&r);
     h.validation = r_f32(&r), h.final_loss = r_f32(&r);
     h.seed = r_uint(&r, 8), h.train_samples = r_uint(&r, 8);
+    v2_header v2 = {0};
+    if (ver >= 2)
+        read_v2_header(&r, &v2, &a);
     if (r.bad || a.nclasses < 1 || a.nclasses > DP_MAX_CLASSES) {
         dp_err(errbuf, "%s: corrupt model header", path);
         goto out;
@@ -886,6 +1093,8 @@ static dp_model *load_any(const char *path, int ckpt, dp_train_state *st, char *
     if (!m)
         goto out;
     m->hp = h;
+    if (apply_v2_header(m, &v2, path, errbuf) != 0)
+        goto fail;
     int nt = r_i32(&r);
     int table_ok = !r.bad && nt == m->ntensors;
     for (int i = 0; table_ok && i < nt; i++) {
@@ -916,6 +1125,15 @@ static dp_model *load_any(const char *path, int ckpt, dp_train_state *st, char *
         goto fail;
     }
     if (check_finite(m, m->params, "tensor", path, errbuf) != 0)
+        goto fail;
+    if (ver >= 2 && read_blob(&r, m, path, errbuf) != 0)
+        goto fail;
+    if (m->arch.kind == DP_MODEL_GBT && !m->blob_len) {
+        dp_err(errbuf, "%s: a gbt model without its booster (corrupt file)", path);
+        goto fail;
+    }
+    if (m->arch.kind == DP_MODEL_GBT &&
+        !(m->gbt = dp_gbt_load(m->blob, m->blob_len, m->arch.in_len, m->arch.nclasses, path, errbuf)))
         goto fail;
     if (ckpt) {
         if (r_uint(&r, 4)) {

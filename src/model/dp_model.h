@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "dataset/dp_labels.h"
+#include "flow/dp_flowfeat.h"
 #include "packet/dp_packet.h"
 #include "util/dp_util.h"
 
@@ -29,37 +30,69 @@ int dp_model_task(const dp_model *m);              /* DP_TASK_APP or DP_TASK_TRA
 int dp_model_nclasses(const dp_model *m);
 /* Class name of id c ("" for an unnamed id, "?" when out of range). */
 const char *dp_model_class_name(const dp_model *m, int c);
-const char *dp_model_kind_name(const dp_model *m); /* "cnn" or "sae" */
+const char *dp_model_kind_name(const dp_model *m); /* "cnn", "sae", "flow" or "gbt" */
 /* Inference (eval mode: no dropout): B >= 1 vectors of DP_VEC_LEN uint8
- * bytes, row-major, each byte scaled by 1/255 -> log-probabilities
- * (log-softmax) [B, nclasses]. Any B: processed in chunks of at most
- * DP_MODEL_PREDICT_CHUNK. Uses scratch inside the model, so one model is not
- * to be used from two threads at once. Returns 0, or -1 + message. */
+ * bytes, row-major, the model's field mask applied (to a copy), each byte
+ * scaled by 1/255 -> log-probabilities (log-softmax) [B, nclasses]. Any B:
+ * processed in chunks of at most DP_MODEL_PREDICT_CHUNK. Uses scratch inside
+ * the model, so one model is not to be used from two threads at once.
+ * Returns 0, or -1 + message (also for a flow model: it wants flow rows). */
 int dp_model_predict(dp_model *m, const uint8_t *vectors, int B, float *logprobs, char *errbuf);
 #define DP_MODEL_PREDICT_CHUNK 64
+
+/* What a model reads: packet vectors (CNN, SAE) or flow rows (flow NN, GBT,
+ * and in tests an SAE-shaped MLP over flow rows). */
+#define DP_INPUT_PACKET 0
+#define DP_INPUT_FLOW 1
+int dp_model_input(const dp_model *m);
+/* The field mask (dp_mask bits) the model was trained with; applied to
+ * every vector before the model (or the flow features) sees it. */
+uint32_t dp_model_mask(const dp_model *m);
+/* The flow configuration (N, K, mask, groups) of a flow model; NULL for a
+ * packet model. Its mask equals dp_model_mask. */
+const dp_flowcfg *dp_model_flowcfg(const dp_model *m);
+/* Inference on B >= 1 flow rows xf [B, in_len] (dp_flowset_row layout:
+ * N*F floats, packet-major) -> log-probabilities [B, nclasses]; -1 +
+ * message for a packet model or B < 1. Flow NN: eval mode (no dropout), any
+ * B in chunks of at most DP_MODEL_PREDICT_CHUNK, allocates only on a first
+ * call with more rows than before (never per flow after that). Same
+ * threading rule as dp_model_predict. */
+int dp_model_predict_flows(dp_model *m, const float *xf, int B, float *logprobs, char *errbuf);
 
 /* ---- architecture ----------------------------------------------------------- */
 
 #define DP_MODEL_CNN 0
 #define DP_MODEL_SAE 1
+#define DP_MODEL_FLOW 2 /* the flow NN (src/model/dp_model_flow.c, branch flownn) */
+#define DP_MODEL_GBT 3  /* gradient-boosted trees (dp_gbt.c): no parameters, a booster blob */
 #define DP_MODEL_MAX_HIDDEN 8
 #define DP_MODEL_MAX_TENSORS (2 * (DP_MODEL_MAX_HIDDEN + 3))
+/* the longest input row: a flow row of 64 packets x (44 + 1456) floats */
+#define DP_MODEL_MAX_IN_LEN (DP_FLOW_MAX_PACKETS * (DP_FLOW_BASE_FEATURES + DP_FLOW_MAX_PAYLOAD))
 
 typedef struct dp_arch {
-    int kind;          /* DP_MODEL_CNN or DP_MODEL_SAE */
+    int kind;          /* DP_MODEL_CNN, DP_MODEL_SAE or DP_MODEL_FLOW */
     int nclasses;      /* output width, 1..DP_MAX_CLASSES */
-    int in_len;        /* input length, DP_VEC_LEN */
+    int in_len;        /* input length, DP_VEC_LEN (flow: N*F) */
     /* CNN only: conv1/conv2 (filters, kernel, stride), max-pool size */
     int c1, k1, s1, c2, k2, s2, pool;
-    /* hidden fully connected widths (CNN: 200,100,50; SAE: 400..50) */
+    /* hidden fully connected widths (CNN: 200,100,50; SAE: 400..50;
+     * flow: the head's hidden layers after the sequence stage) */
     int nhidden;
     int hidden[DP_MODEL_MAX_HIDDEN];
     float dropout;     /* drop probability of each hidden layer (0.05) */
+    int ext[8];  /* kind-specific architecture parameters (flow NN: ext[0] = N packets, ext[1] = F features per packet, the rest see dp_model_flow.c) */
 } dp_arch;
 
-/* The spec's architecture for kind and task (DP_TASK_*), nclasses outputs. */
+/* The spec's architecture for kind and task (DP_TASK_*), nclasses outputs
+ * (DP_MODEL_FLOW: dp_arch_flow with N = 10 packets, F = 44 + 64 features). */
 void dp_arch_default(dp_arch *a, int kind, int task, int nclasses);
-/* Parses "cnn"/"sae" -> DP_MODEL_*, or -1. */
+/* The flow classifier's default architecture (docs/accuracy.md, "Flow
+ * classifier (neural): choosing the architecture"; ext[] documented in
+ * dp_model_flow.c) for N packets of F features per flow row (in_len = N*F);
+ * the sizes are checked when a model is created. */
+void dp_arch_flow(dp_arch *a, int task, int nclasses, int N, int F);
+/* Parses "cnn"/"sae"/"flow"/"gbt" -> DP_MODEL_*, or -1. */
 int dp_model_kind_parse(const char *s);
 
 /* Training hyper-parameters: recorded in the model file (provenance) and
@@ -87,6 +120,15 @@ void dp_hparams_default(dp_hparams *h);
 dp_model *dp_model_create(const dp_arch *a, int task, char *const *names, uint64_t seed, char *errbuf);
 const dp_arch *dp_model_arch(const dp_model *m);
 dp_hparams *dp_model_hparams(dp_model *m);
+/* Makes m read flow rows of cfg (cfg's mask becomes the model's mask):
+ * -1 + message unless arch.in_len == N*F. */
+int dp_model_set_flowcfg(dp_model *m, const dp_flowcfg *cfg, char *errbuf);
+/* Sets the field mask of a packet model (a flow model's is its cfg's). */
+void dp_model_set_mask(dp_model *m, uint32_t mask);
+/* The opaque blob stored in the model file (the GBT's booster); len 0 and
+ * NULL when none. set copies it; -1 + message when out of memory. */
+const uint8_t *dp_model_blob(const dp_model *m, size_t *len);
+int dp_model_set_blob(dp_model *m, const void *data, size_t len, char *errbuf);
 
 /* ---- parameters (one flat buffer) ------------------------------------------- */
 size_t dp_model_nparams(const dp_model *m);

@@ -19,6 +19,13 @@ struct dp_model {
     int task;
     char *names[DP_MAX_CLASSES];
     dp_hparams hp;
+    int input;            /* DP_INPUT_PACKET or DP_INPUT_FLOW */
+    uint32_t fieldmask;   /* dp_mask bits (= flow.mask for flow models) */
+    dp_flowcfg flow;      /* flow models: N, K, mask, groups; else zero */
+    uint8_t *blob;        /* opaque bytes stored in the file (GBT booster) */
+    size_t blob_len;
+    struct dp_gbt *gbt;   /* the booster loaded from blob, on first use */
+    uint8_t *masked;      /* DP_MODEL_PREDICT_CHUNK masked vectors (predict) */
 
     int ntensors;
     dp_tdesc t[DP_MODEL_MAX_TENSORS];
@@ -33,6 +40,8 @@ struct dp_model {
     int nfc;                                /* nhidden + 1 */
     int fin[DP_MODEL_MAX_HIDDEN + 1], fout[DP_MODEL_MAX_HIDDEN + 1];
     int L1, L2, L3, flat;                   /* CNN lengths; flat = fc0 input */
+    /* flow kind (dp_model_flow.c): enc1, enc2, conv weights [3] */
+    float *gw[3], *gb[3], *dgw[3], *dgb[3];
 
     /* activations for `cap` rows */
     int cap;
@@ -42,6 +51,9 @@ struct dp_model {
     float *act[DP_MODEL_MAX_HIDDEN];        /* after dropout + ReLU */
     uint8_t *mask[DP_MODEL_MAX_HIDDEN];
     float *probs;
+    /* flow kind: per-packet rows [B*N, .] (h1, h2 post-ReLU, e masked, cv
+     * post-ReLU conv), im2col rows, and their gradients */
+    float *h1, *h2, *e, *cols, *cv, *dh1, *de, *dcols, *dcv;
     float *scratch;
     /* activation gradients */
     float *da1, *da2, *dP0, *dP1;
@@ -65,6 +77,29 @@ void dp_model_fc_forward(dp_model *m, const float *in, int B, int from, int upto
  * log-probabilities [B, nclasses], computing only what the vectors' trailing
  * zeros do not fix (dp_model_infer.c); 0, or -1 + message. */
 int dp_model_infer_cnn(dp_model *m, const uint8_t *x, int B, float *logprobs, char *errbuf);
+/* ---- flow kind (dp_model_flow.c) ---- */
+/* Checks a DP_MODEL_FLOW architecture's ext[] and sizes; 0 or -1 + message
+ * naming src. */
+int dp_flow_check(const dp_arch *a, char *errbuf, const char *src);
+/* Layers before the head: 3 (enc1, enc2, conv), 2 (no conv) or 0 (none:
+ * the head reads the row itself). */
+int dp_flow_nlayers(const dp_arch *a);
+/* Width of the head's input (N*C with the conv stage, N*E2 without, N*F
+ * with no per-packet stage). */
+int dp_flow_flat(const dp_arch *a);
+/* Tensor shapes of the flow stages in order (enc1.weight, enc1.bias,
+ * enc2.weight, enc2.bias[, conv.weight, conv.bias]): returns the count,
+ * fills names, shapes (3 dims, unused 1), ndims and fan-ins. */
+int dp_flow_tensors(const dp_arch *a, const char *names[6], int shape[6][3], int ndim[6], size_t fan[6]);
+/* Activation buffers for B rows (freed by dp_flow_free_acts); 0 or -1. */
+int dp_flow_reserve(dp_model *m, int B);
+void dp_flow_free_acts(dp_model *m);
+/* m->x [B, N*F] -> the head's input [B, flat] (returned pointer). */
+const float *dp_flow_forward(dp_model *m, int B);
+/* The head's input gradient dflat [B, flat] -> parameter gradients of the
+ * flow stages (accumulated). dflat is overwritten (used as scratch). */
+void dp_flow_backward(dp_model *m, float *dflat, int B);
+
 /* Frees the inference cache (dp_model_free). */
 void dp_model_infer_free(dp_model *m);
 

@@ -139,6 +139,27 @@ void dp_linear_forward(float *out, const float *inp, const float *weight, const 
 void dp_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                         const float *weight, int B, int C, int OC);
 
+/* ---- sequence layers (dp_nn_seq.c): channels-last [B, N, C] sequences ----
+ * Convolution over a sequence with "same" zero padding, PyTorch
+ * Conv1d(C, OC, K, padding=K/2) applied to inp.transpose(1, 2), K odd, the
+ * result transposed back to channels-last:
+ *   inp [B, N, C], weight [OC, C, K], bias [OC] (may be NULL) -> out [B, N, OC],
+ *   out[b,t,o] = bias[o] + sum_{c,k} weight[o,c,k] * inp[b, t+k-K/2, c]
+ *   (terms with t+k-K/2 outside 0..N-1 are zero).
+ * cols [B*N, C*K] receives the im2col rows (cols[(b*N+t), c*K+k]); keep it
+ * for the backward. */
+void dp_seqconv_forward(float *out, float *cols, const float *inp, const float *weight, const float *bias, int B,
+                        int N, int C, int OC, int K);
+/* dout [B, N, OC], cols from the forward -> dinp [B, N, C] OVERWRITTEN (may
+ * be NULL), dweight [OC, C, K] and dbias [OC] (may be NULL) ACCUMULATED;
+ * dcols [B*N, C*K] is scratch (garbage on return; unused when dinp is NULL). */
+void dp_seqconv_backward(float *dinp, float *dweight, float *dbias, float *dcols, const float *dout,
+                         const float *cols, const float *weight, int B, int N, int C, int OC, int K);
+/* Row scaling, its own backward: out[r, c] = inp[r, c] * scale[r * sstride]
+ * for R rows of C (e.g. zeroing the rows of absent packets by their present
+ * flag; the gradient wrt inp is the same call on dout). out may == inp. */
+void dp_rowscale(float *out, const float *inp, const float *scale, size_t sstride, size_t R, int C);
+
 /* ---- activations ----------------------------------------------------------- */
 /* out = max(0, inp) elementwise, n elements; out may == inp. */
 void dp_relu_forward(float *out, const float *inp, size_t n);

@@ -8,7 +8,10 @@
 #include <unistd.h>
 
 #include "dataset/dp_dataset.h"
+#include "flow/dp_flowset.h"
+#include "model/dp_gbt.h"
 #include "nn/dp_nn.h"
+#include "packet/dp_mask.h"
 
 /* A mean batch loss above this (cross-entropy of e^-1000) is divergence. */
 #define DP_TRAIN_MAX_LOSS 1000.0f
@@ -23,6 +26,12 @@ void dp_train_opts_default(dp_train_opts *o)
     o->kind = DP_MODEL_CNN;
     dp_hparams_default(&o->hp);
     o->dropout = -1;
+    dp_flowcfg_default(&o->flow);
+    o->flow.mask = 0;
+    dp_gbt_params gp;
+    dp_gbt_params_default(&gp);
+    o->gbt_trees = gp.trees, o->gbt_depth = gp.depth, o->gbt_eta = gp.eta;
+    o->gbt_balance = DP_GBT_BALANCE_WEIGHT;
 }
 
 typedef struct trainer {
@@ -36,6 +45,10 @@ typedef struct trainer {
     size_t ntr, nva;
     uint8_t *xb;         /* [batch, 1500] gathered bytes */
     int *yb;             /* [batch] labels */
+    int flows;           /* rows are flows of fs, gathered as floats into xf */
+    dp_flowset fs;
+    float *xf;           /* [batch, in_len] flow rows */
+    uint32_t mask;       /* packet models: field mask applied to gathered vectors */
     char *ckpt;
     long steps;          /* optimiser steps in this process (max_steps) */
     int killed;          /* max_steps reached */
@@ -53,12 +66,34 @@ static void fmt_eta(char *out, size_t n, double s)
         snprintf(out, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
 }
 
+/* The batch's rows: masked vectors into xb, or flow rows into xf. */
 static void gather(trainer *t, const uint32_t *idx, size_t n)
 {
+    size_t L = (size_t)dp_model_arch(t->m)->in_len;
     for (size_t i = 0; i < n; i++) {
+        if (t->flows) {
+            dp_flowset_row(&t->fs, idx[i], t->xf + i * L);
+            t->yb[i] = t->fs.flows[idx[i]].label;
+            continue;
+        }
         memcpy(t->xb + i * DP_VEC_LEN, dp_splitset_vector(&t->ss, idx[i]), DP_VEC_LEN);
+        dp_mask_apply(t->mask, t->xb + i * DP_VEC_LEN);
         t->yb[i] = dp_splitset_label(&t->ss, idx[i]);
     }
+}
+
+static const float *forward(trainer *t, int nb, int train, char *errbuf)
+{
+    return dp_model_forward(t->m, t->flows ? NULL : t->xb, t->flows ? t->xf : NULL, nb, train,
+                            train ? &t->st.rng : NULL, errbuf);
+}
+
+/* The flow id of training row i (a packet's, or the flow's own). */
+static uint64_t row_flow(const trainer *t, uint64_t i)
+{
+    if (t->flows)
+        return t->fs.flows[i].id;
+    return dp_splitset_meta(&t->ss, i).flow;
 }
 
 static int save_ckpt(trainer *t, char *errbuf)
@@ -72,7 +107,7 @@ static int save_ckpt(trainer *t, char *errbuf)
  * when a hash of (flow id, seed) falls under the fraction. */
 static int make_index(trainer *t, char *errbuf)
 {
-    uint64_t n = t->ss.n;
+    uint64_t n = t->flows ? t->fs.nflows : t->ss.n;
     if (n > UINT32_MAX)
         return dp_err(errbuf, "%s: %llu rows, more than this trainer indexes", t->o->train_dir,
                       (unsigned long long)n);
@@ -86,8 +121,8 @@ static int make_index(trainer *t, char *errbuf)
     for (uint64_t i = 0; i < n; i++) {
         int val = 0;
         if (f > 0) {
-            dp_meta mt = dp_splitset_meta(&t->ss, i);
-            uint64_t h = dp_fnv1a(&mt.flow, sizeof mt.flow, DP_FNV_INIT ^ t->hp.seed);
+            uint64_t flow = row_flow(t, i);
+            uint64_t h = dp_fnv1a(&flow, sizeof flow, DP_FNV_INIT ^ t->hp.seed);
             h ^= h >> 33;
             h *= 0xff51afd7ed558ccdULL;
             h ^= h >> 33;
@@ -127,7 +162,7 @@ static int evaluate(trainer *t, const uint32_t *idx, size_t n, double *loss, dou
     for (size_t s = 0; s < n; s += (size_t)B) {
         int b = (int)(n - s < (size_t)B ? n - s : (size_t)B);
         gather(t, idx + s, (size_t)b);
-        if (!dp_model_forward(t->m, t->xb, NULL, b, 0, NULL, errbuf))
+        if (!forward(t, b, 0, errbuf))
             return -1;
         int c;
         sl += (double)dp_model_loss(t->m, t->yb, b, &c) * b;
@@ -252,7 +287,7 @@ static int train_epoch(trainer *t, int epoch, double *mean_loss, double *acc, ch
         size_t s = step * B;
         int nb = (int)(t->ntr - s < (size_t)B ? t->ntr - s : (size_t)B);
         gather(t, t->tr + s, (size_t)nb);
-        if (!dp_model_forward(t->m, t->xb, NULL, nb, 1, &t->st.rng, errbuf))
+        if (!forward(t, nb, 1, errbuf))
             return -1;
         int c;
         float loss = dp_model_loss(t->m, t->yb, nb, &c);
@@ -343,8 +378,64 @@ static int check_inputs(trainer *t, char *errbuf)
     return 0;
 }
 
+/* A fresh model of the run's kind: packet vectors with the field mask, or
+ * flow rows of o->flow (in_len N*F; the flow NN's ext[0] = N, ext[1] = F). */
+static dp_model *new_model(trainer *t, char *errbuf)
+{
+    const dp_train_opts *o = t->o;
+    int flows = o->flows || o->kind == DP_MODEL_FLOW;
+    dp_arch a;
+    dp_arch_default(&a, o->kind, o->task, t->ss.nclasses);
+    if (o->cnn_channels > 0 && o->kind == DP_MODEL_CNN)
+        a.c1 = a.c2 = o->cnn_channels;
+    if (o->dropout >= 0)
+        a.dropout = o->dropout;
+    if (flows) {
+        if (o->kind == DP_MODEL_CNN) {
+            dp_err(errbuf, "train: the CNN reads packet vectors, not flow rows");
+            return NULL;
+        }
+        if (dp_flowcfg_check(&o->flow, "train", errbuf) < 0)
+            return NULL;
+        a.in_len = dp_flowcfg_row_len(&o->flow);
+        if (o->kind == DP_MODEL_FLOW)
+            a.ext[0] = o->flow.npackets, a.ext[1] = dp_flowcfg_features(&o->flow);
+    }
+    dp_model *m = dp_model_create(&a, o->task, t->ss.names, t->hp.seed, errbuf);
+    if (m && flows && dp_model_set_flowcfg(m, &o->flow, errbuf) != 0) {
+        dp_model_free(m);
+        return NULL;
+    }
+    if (m && !flows)
+        dp_model_set_mask(m, o->flow.mask);
+    return m;
+}
+
+/* The batch buffers, and for a flow model the flowset of the training set
+ * (with the model's flow configuration, so a resumed run sees the same). */
+static int setup_inputs(trainer *t, char *errbuf)
+{
+    size_t B = (size_t)(t->hp.batch > 64 ? t->hp.batch : 64);
+    const dp_flowcfg *fc = dp_model_flowcfg(t->m);
+    t->flows = fc != NULL;
+    t->mask = dp_model_mask(t->m);
+    if (t->flows) {
+        if (dp_flowset_build(&t->fs, &t->ss, t->o->train_dir, fc, errbuf) != 0)
+            return -1;
+        t->xf = malloc(B * (size_t)dp_model_arch(t->m)->in_len * sizeof(float));
+    } else {
+        t->xb = malloc(B * DP_VEC_LEN);
+    }
+    t->yb = malloc(sizeof(int) * B);
+    if ((t->flows ? !t->xf : !t->xb) || !t->yb)
+        return dp_err(errbuf, "out of memory");
+    return 0;
+}
+
 int dp_train_run(const dp_train_opts *o, char *errbuf)
 {
+    if (o->kind == DP_MODEL_GBT)
+        return dp_train_gbt(o, errbuf);
     trainer T, *t = &T;
     memset(t, 0, sizeof T);
     t->lock = -1;
@@ -392,13 +483,7 @@ int dp_train_run(const dp_train_opts *o, char *errbuf)
         if (!o->quiet)
             fprintf(stderr, "resuming %s after epoch %d\n", t->ckpt, t->st.epoch);
     } else {
-        dp_arch a;
-        dp_arch_default(&a, o->kind, o->task, t->ss.nclasses);
-        if (o->cnn_channels > 0 && o->kind == DP_MODEL_CNN)
-            a.c1 = a.c2 = o->cnn_channels;
-        if (o->dropout >= 0)
-            a.dropout = o->dropout;
-        t->m = dp_model_create(&a, o->task, t->ss.names, t->hp.seed, errbuf);
+        t->m = new_model(t, errbuf);
         if (!t->m)
             goto out;
         if (o->init_path && init_from(t->m, o->init_path, &t->ss, errbuf) != 0)
@@ -407,17 +492,14 @@ int dp_train_run(const dp_train_opts *o, char *errbuf)
         t->st.best_loss = INFINITY;
     }
     const dp_arch *arch = dp_model_arch(t->m);
-    t->xb = malloc((size_t)(t->hp.batch > 64 ? t->hp.batch : 64) * DP_VEC_LEN);
-    t->yb = malloc(sizeof(int) * (size_t)(t->hp.batch > 64 ? t->hp.batch : 64));
-    if (!t->xb || !t->yb) {
-        dp_err(errbuf, "out of memory");
+    if (setup_inputs(t, errbuf) != 0)
         goto out;
-    }
     if (make_index(t, errbuf) != 0)
         goto out;
     if (!o->quiet)
-        fprintf(stderr, "train %s %s: %zu parameters, %zu training rows%s, %d classes, batch %d, lr %g, seed %llu\n",
+        fprintf(stderr, "train %s %s: %zu parameters, %zu training %s%s, %d classes, batch %d, lr %g, seed %llu\n",
                 dp_model_kind_name(t->m), dp_task_name[o->task], dp_model_nparams(t->m), t->ntr,
+                t->flows ? "flows" : "rows",
                 t->nva ? " (+ validation rows)" : "", arch->nclasses, t->hp.batch, (double)t->hp.lr,
                 (unsigned long long)t->hp.seed);
     if (!o->quiet && t->nva)
@@ -425,7 +507,7 @@ int dp_train_run(const dp_train_opts *o, char *errbuf)
                 (double)t->hp.validation * 100);
 
     /* SAE: greedy pre-training, one checkpoint per layer */
-    if (arch->kind == DP_MODEL_SAE && t->st.epoch == 0) {
+    if (arch->kind == DP_MODEL_SAE && !t->flows && t->st.epoch == 0) {
         while (t->st.phase < arch->nhidden && t->hp.pretrain_epochs > 0) {
             if (pretrain_layer(t, t->st.phase, errbuf) != 0)
                 goto out;
@@ -501,7 +583,9 @@ int dp_train_run(const dp_train_opts *o, char *errbuf)
     rc = 0;
 out:
     dp_model_free(t->m);
+    dp_flowset_free(&t->fs);
     dp_splitset_close(&t->ss);
+    free(t->xf);
     free(t->st.best_params);
     free(t->tr);
     free(t->tr0);

@@ -33,10 +33,27 @@ typedef struct dp_train_opts {
      * as if killed: no final model is written, the checkpoint of the last
      * completed epoch stays. */
     long max_steps;
+    /* flow models (issue 10): kind DP_MODEL_FLOW / DP_MODEL_GBT read flow
+     * rows (dp_flowset over train_dir); flows = 1 makes an SAE read them too
+     * (an MLP over flow rows: tests, until the flow NN is merged; no
+     * pre-training). flow.mask is also the field mask of packet models. */
+    int flows;
+    dp_flowcfg flow;         /* N, K, mask, feature groups */
+    int gbt_trees, gbt_depth;/* GBT: boosting rounds, max depth */
+    float gbt_eta;           /* GBT: learning rate */
+    int gbt_balance;         /* GBT: DP_GBT_BALANCE_* */
 } dp_train_opts;
 
+/* How the GBT balances classes. */
+enum {
+    DP_GBT_BALANCE_WEIGHT = 0,      /* sample weight n / (classes * count of its class) */
+    DP_GBT_BALANCE_UNDERSAMPLE = 1, /* keep a seeded random count-of-the-smallest-class flows per class */
+    DP_GBT_BALANCE_NONE = 2,
+};
+
 /* Fills opts with the spec defaults (epochs 20, batch 16, lr 1e-3, seed
- * 9876, patience 3, CNN). */
+ * 9876, patience 3, CNN; no field mask; flows: N 10, K 64, all groups; GBT
+ * dp_gbt_params_default, class weights). */
 void dp_train_opts_default(dp_train_opts *o);
 
 /* Trains. Returns 0 (model written), or -1 + message: unreadable input,
@@ -44,6 +61,11 @@ void dp_train_opts_default(dp_train_opts *o);
  * Prints a progress line and one summary line per epoch on stderr unless
  * quiet. */
 int dp_train_run(const dp_train_opts *o, char *errbuf);
+
+/* `train --model gbt` (dp_train_run calls it for kind DP_MODEL_GBT): builds
+ * the flowset of train_dir, trains the booster on all its flows (seed,
+ * threads from hp), writes the GBT model atomically. 0 or -1 + message. */
+int dp_train_gbt(const dp_train_opts *o, char *errbuf);
 
 /* Speed benchmark: a freshly initialised model of kind/task with nclasses
  * outputs, `steps` training steps (forward + backward + Adam, dropout on)

@@ -312,3 +312,82 @@ void dp_json_num(FILE *f, const char *fmt, double v)
     else
         fputs("null", f);
 }
+
+/* ---- named bit sets ------------------------------------------------------ */
+
+static int bits_lookup(const char *s, size_t n, const char *const *names, int nnames,
+                       const char *const *aliases, const uint32_t *alias_bits, int naliases, uint32_t *bits)
+{
+    for (int i = 0; i < naliases; i++)
+        if (strlen(aliases[i]) == n && memcmp(s, aliases[i], n) == 0) {
+            *bits = alias_bits[i];
+            return 0;
+        }
+    for (int i = 0; i < nnames; i++)
+        if (strlen(names[i]) == n && memcmp(s, names[i], n) == 0) {
+            *bits = 1u << i;
+            return 0;
+        }
+    return -1;
+}
+
+static void bits_valid_list(char *buf, size_t n, const char *const *names, int nnames,
+                            const char *const *aliases, int naliases)
+{
+    size_t len = 0;
+    buf[0] = 0;
+    for (int i = 0; i < nnames + naliases && len < n; i++) {
+        const char *nm = i < nnames ? names[i] : aliases[i - nnames];
+        const char *sep = i == 0 ? "" : i == nnames ? ", or " : ", ";
+        int w = snprintf(buf + len, n - len, "%s%s", sep, nm);
+        if (w < 0)
+            break;
+        len += (size_t)w;
+    }
+}
+
+int dp_bits_parse(const char *opt, const char *list, const char *const *names, int nnames,
+                  const char *const *aliases, const uint32_t *alias_bits, int naliases, uint32_t *out,
+                  char *errbuf)
+{
+    char valid[256];
+    bits_valid_list(valid, sizeof valid, names, nnames, aliases, naliases);
+    const char *p = list ? list : "";
+    if (!*p)
+        return dp_err(errbuf, "%s: empty list (valid: %s)", opt, valid);
+    uint32_t m = 0;
+    for (;;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        uint32_t bits;
+        if (n == 0)
+            return dp_err(errbuf, "%s '%s': empty field name (valid: %s)", opt, list, valid);
+        if (bits_lookup(p, n, names, nnames, aliases, alias_bits, naliases, &bits) < 0)
+            return dp_err(errbuf, "%s: unknown field '%.*s' (valid: %s)", opt, (int)(n > 64 ? 64 : n), p, valid);
+        m |= bits;
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    *out = m;
+    return 0;
+}
+
+char *dp_bits_name(uint32_t bits, const char *const *names, int nnames, const char *zero, char *buf, size_t n)
+{
+    size_t len = 0;
+    if (n == 0)
+        return buf;
+    buf[0] = 0;
+    for (int i = 0; i < nnames; i++) {
+        if (!(bits & (1u << i)))
+            continue;
+        int w = snprintf(buf + len, n - len, "%s%s", len ? "," : "", names[i]);
+        if (w < 0 || (size_t)w >= n - len)
+            break;
+        len += (size_t)w;
+    }
+    if (!len)
+        snprintf(buf, n, "%s", zero);
+    return buf;
+}

@@ -199,6 +199,18 @@ static inline uint64_t dp_mix64(uint64_t x)
     return x ^ (x >> 31);
 }
 
+/* ---- named bit sets (--mask, --features) ---------------------------------
+ * names[i] is bit i; aliases[j] (e.g. "all") stands for alias_bits[j].
+ * dp_bits_parse reads a comma-separated list of names and aliases into *out
+ * (unchanged on error): -1 + "OPT: unknown field 'x' (valid: ...)" for an
+ * unknown or empty item or an empty list. dp_bits_name writes the bits'
+ * names in bit order joined by commas, or `zero` for none; returns buf. */
+int dp_bits_parse(const char *opt, const char *list, const char *const *names, int nnames,
+                  const char *const *aliases, const uint32_t *alias_bits, int naliases, uint32_t *out,
+                  char *errbuf);
+char *dp_bits_name(uint32_t bits, const char *const *names, int nnames, const char *zero, char *buf,
+                   size_t n);
+
 /* FNV-1a 64-bit hash, for checksums and flow keys. */
 uint64_t dp_fnv1a(const void *data, size_t n, uint64_t h);
 #define DP_FNV_INIT 0xcbf29ce484222325ULL

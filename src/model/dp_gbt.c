@@ -1,0 +1,205 @@
+/* dp_gbt: gradient-boosted trees on XGBoost's C API (see dp_gbt.h). */
+#include "model/dp_gbt.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xgboost/c_api.h>
+
+#include "util/dp_util.h"
+
+struct dp_gbt {
+    BoosterHandle h;
+    int d, nclasses;
+};
+
+/* Runs one XGBoost call; on failure writes "what: XGBoost's message". */
+#define XGB(call, errbuf, ...)                                                                  \
+    ((call) == 0 ? 0 : (dp_err(errbuf, __VA_ARGS__), append_xgb_error(errbuf), -1))
+
+static void append_xgb_error(char *errbuf)
+{
+    if (!errbuf)
+        return;
+    size_t n = strlen(errbuf);
+    const char *e = XGBGetLastError();
+    /* XGBoost's messages span lines: keep the first line */
+    const char *nl = e ? strchr(e, '\n') : NULL;
+    int len = e ? (nl ? (int)(nl - e) : (int)strlen(e)) : 0;
+    snprintf(errbuf + n, DP_ERRBUF_SIZE - n, ": %.*s", len, e ? e : "unknown XGBoost error");
+}
+
+void dp_gbt_params_default(dp_gbt_params *p)
+{
+    p->trees = 200;
+    p->depth = 6;
+    p->eta = 0.1f;
+    p->threads = 1;
+    p->seed = 9876;
+    p->quiet = 0;
+    p->bins = 64;
+}
+
+void dp_gbt_free(dp_gbt *g)
+{
+    if (!g)
+        return;
+    if (g->h)
+        XGBoosterFree(g->h);
+    free(g);
+}
+
+static int set_params(BoosterHandle h, const dp_gbt_params *p, int nclasses, char *errbuf)
+{
+    char v[6][32];
+    snprintf(v[0], sizeof v[0], "%d", nclasses);
+    snprintf(v[1], sizeof v[1], "%d", p->depth);
+    snprintf(v[2], sizeof v[2], "%.9g", (double)p->eta);
+    snprintf(v[3], sizeof v[3], "%d", p->threads > 0 ? p->threads : 1);
+    snprintf(v[4], sizeof v[4], "%llu", (unsigned long long)(p->seed & 0x7fffffff));
+    snprintf(v[5], sizeof v[5], "%d", p->bins > 1 ? p->bins : 256);
+    const char *kv[][2] = {
+        {"objective", "multi:softprob"}, {"num_class", v[0]}, {"max_depth", v[1]}, {"eta", v[2]},
+        {"nthread", v[3]}, {"seed", v[4]}, {"tree_method", "hist"}, {"verbosity", "0"},
+        {"eval_metric", "mlogloss"}, {"max_bin", v[5]},
+    };
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
+        if (XGB(XGBoosterSetParam(h, kv[i][0], kv[i][1]), errbuf, "gbt: setting %s=%s", kv[i][0], kv[i][1]))
+            return -1;
+    return 0;
+}
+
+static DMatrixHandle make_dmatrix(const float *x, uint64_t n, int d, char *errbuf)
+{
+    DMatrixHandle dm = NULL;
+    if (XGB(XGDMatrixCreateFromMat(x, (bst_ulong)n, (bst_ulong)d, NAN, &dm), errbuf,
+            "gbt: building a %llu x %d matrix", (unsigned long long)n, d))
+        return NULL;
+    return dm;
+}
+
+static int set_labels(DMatrixHandle dm, const int *labels, const float *weights, uint64_t n, char *errbuf)
+{
+    float *y = malloc((n ? n : 1) * sizeof *y);
+    if (!y)
+        return dp_err(errbuf, "gbt: out of memory");
+    for (uint64_t i = 0; i < n; i++)
+        y[i] = (float)labels[i];
+    int rc = XGB(XGDMatrixSetFloatInfo(dm, "label", y, (bst_ulong)n), errbuf, "gbt: setting labels");
+    free(y);
+    if (rc == 0 && weights)
+        rc = XGB(XGDMatrixSetFloatInfo(dm, "weight", weights, (bst_ulong)n), errbuf, "gbt: setting weights");
+    return rc;
+}
+
+static int boost(BoosterHandle h, DMatrixHandle dm, const dp_gbt_params *p, char *errbuf)
+{
+    dp_progress pr;
+    dp_progress_init(&pr);
+    for (int it = 0; it < p->trees; it++) {
+        if (XGB(XGBoosterUpdateOneIter(h, it, dm), errbuf, "gbt: boosting round %d", it + 1))
+            return -1;
+        if (!p->quiet && dp_progress_due(&pr))
+            dp_progress_print(&pr, "gbt: round %d/%d", it + 1, p->trees);
+    }
+    if (!p->quiet)
+        dp_progress_done(&pr);
+    return 0;
+}
+
+dp_gbt *dp_gbt_train(const float *x, uint64_t n, int d, const int *labels, const float *weights, int nclasses,
+                     const dp_gbt_params *p, char *errbuf)
+{
+    if (n < 1 || d < 1 || nclasses < 1 || p->trees < 1 || p->depth < 1 || !(p->eta > 0)) {
+        dp_err(errbuf, "gbt: bad arguments (%llu rows, %d features, %d classes, %d trees, depth %d, eta %g)",
+               (unsigned long long)n, d, nclasses, p->trees, p->depth, (double)p->eta);
+        return NULL;
+    }
+    dp_gbt *g = calloc(1, sizeof *g);
+    if (!g) {
+        dp_err(errbuf, "gbt: out of memory");
+        return NULL;
+    }
+    g->d = d, g->nclasses = nclasses;
+    DMatrixHandle dm = make_dmatrix(x, n, d, errbuf);
+    int rc = dm ? set_labels(dm, labels, weights, n, errbuf) : -1;
+    if (rc == 0)
+        rc = XGB(XGBoosterCreate(&dm, 1, &g->h), errbuf, "gbt: creating the booster");
+    if (rc == 0)
+        rc = set_params(g->h, p, nclasses, errbuf);
+    if (rc == 0)
+        rc = boost(g->h, dm, p, errbuf);
+    if (dm)
+        XGDMatrixFree(dm);
+    if (rc != 0) {
+        dp_gbt_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+int dp_gbt_save(dp_gbt *g, uint8_t **buf, size_t *len, char *errbuf)
+{
+    bst_ulong n = 0;
+    const char *p = NULL;
+    if (XGB(XGBoosterSaveModelToBuffer(g->h, "{\"format\": \"ubj\"}", &n, &p), errbuf, "gbt: saving the booster"))
+        return -1;
+    if (!(*buf = malloc(n ? n : 1)))
+        return dp_err(errbuf, "gbt: out of memory");
+    memcpy(*buf, p, n);
+    *len = n;
+    return 0;
+}
+
+dp_gbt *dp_gbt_load(const uint8_t *buf, size_t len, int d, int nclasses, const char *src, char *errbuf)
+{
+    dp_gbt *g = calloc(1, sizeof *g);
+    if (!g) {
+        dp_err(errbuf, "%s: out of memory", src);
+        return NULL;
+    }
+    g->d = d, g->nclasses = nclasses;
+    bst_ulong nf = 0;
+    int rc = XGB(XGBoosterCreate(NULL, 0, &g->h), errbuf, "%s: creating a booster", src);
+    if (rc == 0)
+        rc = XGB(XGBoosterLoadModelFromBuffer(g->h, buf, (bst_ulong)len), errbuf, "%s: loading the gbt booster", src);
+    if (rc == 0)
+        rc = XGB(XGBoosterSetParam(g->h, "nthread", "1"), errbuf, "%s: setting nthread", src);
+    if (rc == 0)
+        rc = XGB(XGBoosterGetNumFeature(g->h, &nf), errbuf, "%s: reading the booster's features", src);
+    if (rc == 0 && nf != (bst_ulong)d)
+        rc = dp_err(errbuf, "%s: the gbt booster takes %llu features, the model's flow rows have %d", src,
+                    (unsigned long long)nf, d);
+    if (rc != 0) {
+        dp_gbt_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+int dp_gbt_predict(dp_gbt *g, const float *x, int n, int d, int nclasses, float *logprobs, char *errbuf)
+{
+    if (n < 1 || d != g->d || nclasses != g->nclasses)
+        return dp_err(errbuf, "gbt: predict on %d rows of %d features for %d classes (booster: %d, %d)", n, d,
+                      nclasses, g->d, g->nclasses);
+    DMatrixHandle dm = make_dmatrix(x, (uint64_t)n, d, errbuf);
+    if (!dm)
+        return -1;
+    const bst_ulong *shape = NULL;
+    bst_ulong dim = 0;
+    const float *out = NULL;
+    int rc = XGB(XGBoosterPredictFromDMatrix(g->h, dm,
+                                             "{\"type\": 0, \"training\": false, \"iteration_begin\": 0, "
+                                             "\"iteration_end\": 0, \"strict_shape\": true}",
+                                             &shape, &dim, &out),
+                 errbuf, "gbt: predicting");
+    if (rc == 0 && (dim != 2 || shape[0] != (bst_ulong)n || shape[1] != (bst_ulong)nclasses))
+        rc = dp_err(errbuf, "gbt: the booster gives %llu outputs per row, the model has %d classes",
+                    dim == 2 ? (unsigned long long)shape[1] : 0ULL, nclasses);
+    for (size_t i = 0; rc == 0 && i < (size_t)n * (size_t)nclasses; i++)
+        logprobs[i] = logf(out[i] > 1e-30f ? out[i] : 1e-30f);
+    XGDMatrixFree(dm);
+    return rc;
+}

@@ -1,0 +1,44 @@
+/* dp_gbt: gradient-boosted trees over flow rows (issue 10, `train --model
+ * gbt`), on XGBoost's C API (Debian libxgboost-dev). The only module that
+ * includes <xgboost/c_api.h>; every XGBoost call is checked and its
+ * XGBGetLastError() goes into the message.
+ *
+ * Objective multi:softprob, tree_method hist, rows [n, d] floats as a dense
+ * matrix (NaN = missing, so 0 is a value). Training is deterministic for a
+ * given seed and thread count. A GBT dp_model (kind DP_MODEL_GBT) keeps the
+ * booster serialised (UBJSON) in its file's blob. */
+#ifndef DP_GBT_H
+#define DP_GBT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct dp_gbt dp_gbt;
+
+typedef struct dp_gbt_params {
+    int trees;     /* boosting rounds */
+    int depth;     /* max tree depth */
+    float eta;     /* learning rate */
+    int threads;   /* nthread (>= 1) */
+    uint64_t seed;
+    int quiet;     /* no progress line per round on stderr */
+    int bins;      /* histogram bins per feature (max_bin; 64: 4x faster than 256) */
+} dp_gbt_params;
+
+/* Defaults (from a quick measurement on iscx-sample, docs/accuracy.md). */
+void dp_gbt_params_default(dp_gbt_params *p);
+/* Trains on x [n, d] with labels [n] in [0, nclasses), sample weights [n]
+ * (NULL: all 1). NULL + message on an XGBoost error or bad arguments. */
+dp_gbt *dp_gbt_train(const float *x, uint64_t n, int d, const int *labels, const float *weights, int nclasses,
+                     const dp_gbt_params *p, char *errbuf);
+/* Serialises the booster (UBJSON) into a malloc'd buffer; 0 or -1. */
+int dp_gbt_save(dp_gbt *g, uint8_t **buf, size_t *len, char *errbuf);
+/* Loads a serialised booster; checks it takes d features and gives
+ * nclasses outputs. src names the file in messages. */
+dp_gbt *dp_gbt_load(const uint8_t *buf, size_t len, int d, int nclasses, const char *src, char *errbuf);
+/* Log-probabilities [n, nclasses] of rows x [n, d] (probabilities floored
+ * at 1e-30 before the log); 0 or -1 + message. */
+int dp_gbt_predict(dp_gbt *g, const float *x, int n, int d, int nclasses, float *logprobs, char *errbuf);
+void dp_gbt_free(dp_gbt *g);
+
+#endif
