@@ -361,6 +361,96 @@ static void test_bad_input(void)
     free(nm);
 }
 
+/* make_split's rows as a preprocessed dataset folder, with every third flow
+ * unlabelled for traffic (-1) and no app labels; also writes, as the split
+ * folder `name`_split, the labelled rows alone. Returns the dataset path. */
+static char *make_dataset(const char *name, int n, uint64_t seed)
+{
+    char eb[DP_ERRBUF_SIZE], p[700], sname[256];
+    snprintf(sname, sizeof sname, "%s_src", name);
+    char *src = make_split(sname, n, seed);
+    dp_splitset s;
+    CHECK(dp_splitset_open(&s, src, eb) == 0);
+    char *dir = mpath(name), *sdir = malloc(700);
+    snprintf(sdir, 700, "%s_split", dir);
+    CHECK(dp_mkdirs(dir, eb) == 0 && dp_mkdirs(sdir, eb) == 0);
+    int16_t *tl = malloc((size_t)n * 2), *al = malloc((size_t)n * 2), *sl = malloc((size_t)n * 2);
+    uint8_t *sv = malloc((size_t)n * DP_VEC_LEN);
+    dp_meta *sm = malloc((size_t)n * sizeof(dp_meta));
+    uint64_t k = 0;
+    for (int i = 0; i < n; i++) {
+        dp_meta m = dp_splitset_meta(&s, (uint64_t)i);
+        al[i] = -1;
+        tl[i] = m.flow % 3 == 1 ? -1 : (int16_t)dp_splitset_label(&s, (uint64_t)i);
+        if (tl[i] < 0)
+            continue;
+        sl[k] = tl[i];
+        sm[k] = m;
+        memcpy(sv + k * DP_VEC_LEN, dp_splitset_vector(&s, (uint64_t)i), DP_VEC_LEN);
+        k++;
+    }
+    snprintf(p, sizeof p, "%s/vectors.npy", dir);
+    CHECK(dp_npy_save(p, DP_NPY_U1, 1, DP_VEC_LEN, s.vectors.data, (uint64_t)n, eb) == 0);
+    snprintf(p, sizeof p, "%s/meta.npy", dir);
+    CHECK(dp_npy_save(p, DP_META_DESCR, sizeof(dp_meta), 0, s.meta.data, (uint64_t)n, eb) == 0);
+    snprintf(p, sizeof p, "%s/traffic.npy", dir);
+    CHECK(dp_npy_save(p, DP_NPY_I2, 2, 0, tl, (uint64_t)n, eb) == 0);
+    snprintf(p, sizeof p, "%s/app.npy", dir);
+    CHECK(dp_npy_save(p, DP_NPY_I2, 2, 0, al, (uint64_t)n, eb) == 0);
+    const char *lt = "prefix\tapp_id\tapp_name\ttraffic_id\ttraffic_name\n"
+                     "c\t\t\t0\tChat\ne\t\t\t1\tEmail\nv\t\t\t2\tVoip\n";
+    snprintf(p, sizeof p, "%s/labels.tsv", dir);
+    CHECK(dp_write_file_atomic(p, lt, strlen(lt), eb) == 0);
+    snprintf(p, sizeof p, "%s/summary.json", dir);
+    CHECK(dp_write_file_atomic(p, "{}\n", 3, eb) == 0);
+    snprintf(p, sizeof p, "%s/vectors.npy", sdir);
+    CHECK(dp_npy_save(p, DP_NPY_U1, 1, DP_VEC_LEN, sv, k, eb) == 0);
+    snprintf(p, sizeof p, "%s/meta.npy", sdir);
+    CHECK(dp_npy_save(p, DP_META_DESCR, sizeof(dp_meta), 0, sm, k, eb) == 0);
+    snprintf(p, sizeof p, "%s/labels.npy", sdir);
+    CHECK(dp_npy_save(p, DP_NPY_I2, 2, 0, sl, k, eb) == 0);
+    snprintf(p, sizeof p, "%s/classes.tsv", sdir);
+    CHECK(dp_write_file_atomic(p, "0\tChat\n1\tEmail\n2\tVoip\n", 21, eb) == 0);
+    dp_splitset_close(&s);
+    free(src);
+    free(sdir);
+    free(tl);
+    free(al);
+    free(sl);
+    free(sv);
+    free(sm);
+    return dir;
+}
+
+/* train -d DATASET_DIR: the rows labelled for the task, read in place, give
+ * the model that a split folder of exactly those rows gives, bit for bit. */
+static void test_train_on_dataset(void)
+{
+    char eb[DP_ERRBUF_SIZE], sdir[700];
+    char *ds = make_dataset("tods", 96, 21);
+    snprintf(sdir, sizeof sdir, "%s_split", ds);
+    char *m1 = mpath("tods1.dpm"), *m2 = mpath("tods2.dpm");
+    dp_train_opts o;
+    opts(&o, ds, m1);
+    o.hp.epochs = 2;
+    CHECK_EQ_INT(dp_train_run(&o, eb), 0);
+    o.train_dir = sdir;
+    o.model_path = m2;
+    CHECK_EQ_INT(dp_train_run(&o, eb), 0);
+    CHECK(same_file(m1, m2));
+    dp_model *m = dp_model_load(m1, eb);
+    CHECK(m && dp_model_hparams(m)->train_samples == 64);
+    dp_model_free(m);
+    /* the app column has no label: refused, naming the task */
+    o.train_dir = ds;
+    o.task = DP_TASK_APP;
+    CHECK_EQ_INT(dp_train_run(&o, eb), -1);
+    CHECK_STR_CONTAINS(eb, "no packet is labelled for the app task");
+    free(ds);
+    free(m1);
+    free(m2);
+}
+
 int main(void)
 {
     dp_test_prog = "test_train";
@@ -372,5 +462,6 @@ int main(void)
     DP_RUN(test_divergence);
     DP_RUN(test_init_from);
     DP_RUN(test_bad_input);
+    DP_RUN(test_train_on_dataset);
     return dp_test_end();
 }

@@ -39,7 +39,9 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: deeppacket test -d TEST_DIR -m MODEL [-o REPORT_DIR] [-j THREADS]\n"
             "                       [--batch-size N] [--save-logprobs]\n"
-            "  -d TEST_DIR       test split folder, e.g. SPLIT_DIR/application_classification/test\n"
+            "  -d TEST_DIR       test split folder, e.g. SPLIT_DIR/application_classification/test,\n"
+            "                    or a preprocessed dataset folder (its rows labelled for the\n"
+            "                    model's task); classes are matched to the model's by name\n"
             "  -m MODEL          model file written by `deeppacket train`\n"
             "  -o REPORT_DIR     where the report goes (default: MODEL.report)\n"
             "  -j THREADS        worker threads (default: all CPUs)\n"
@@ -79,6 +81,7 @@ typedef struct worker {
     uint64_t *cm;           /* [C * C] */
     dp_flowagg *fa;
     float *lp;              /* [batch, C] */
+    uint8_t *xb;            /* [batch, 1500]: rows gathered from a dataset folder */
     int failed;
     char err[DP_ERRBUF_SIZE];
     pthread_t tid;
@@ -97,7 +100,7 @@ static void *worker_main(void *arg)
             break;
         uint64_t start = b * (uint64_t)sh->batch;
         int cnt = (int)(s->n - start < (uint64_t)sh->batch ? s->n - start : (uint64_t)sh->batch);
-        if (dp_model_predict(w->m, dp_splitset_vector(s, start), cnt, w->lp, w->err) != 0) {
+        if (dp_model_predict(w->m, dp_splitset_vectors(s, start, cnt, w->xb), cnt, w->lp, w->err) != 0) {
             w->failed = 1;
             atomic_store(&sh->stop, 1);
             break;
@@ -157,22 +160,27 @@ static void progress_line(dp_progress *pr, uint64_t done, uint64_t n)
 
 /* Checks that the model's classes are the test set's (same count, same name
  * per id). */
-static int check_classes(const dp_model *m, const char *mpath, const dp_splitset *s,
-                         const char *dir, char *errbuf)
+/* Opens the test set for the model's task and maps its classes onto the
+ * model's by name; missing[] receives the model's classes without test
+ * samples (not copied). Returns their count, or -1 + message. */
+static int open_test_set(dp_splitset *s, const char *dir, const dp_model *m, const char *mpath,
+                         const char **missing, char *errbuf)
 {
-    int mc = dp_model_nclasses(m);
-    if (mc != s->nclasses)
-        return dp_err(errbuf,
-                      "%s has %d classes but the test set %s/classes.tsv has %d "
-                      "(model and test set are for different tasks or label tables?)",
-                      mpath, mc, dir, s->nclasses);
-    for (int c = 0; c < mc; c++) {
-        const char *a = dp_model_class_name(m, c), *b = s->names[c] ? s->names[c] : "";
-        if (strcmp(a ? a : "", b) != 0)
-            return dp_err(errbuf, "class %d is '%s' in %s but '%s' in %s/classes.tsv", c,
-                          a ? a : "", mpath, b, dir);
-    }
-    return 0;
+    int task = dp_model_task(m), mc = dp_model_nclasses(m);
+    if (dp_splitset_open_task(s, dir, task, errbuf) != 0)
+        return -1;
+    const char *names[DP_MAX_CLASSES];
+    for (int c = 0; c < mc; c++)
+        names[c] = dp_model_class_name(m, c);
+    if (dp_splitset_match_classes(s, dir, mc, names, mpath, errbuf) != 0)
+        return -1;
+    uint64_t counts[DP_MAX_CLASSES];
+    dp_splitset_class_counts(s, counts);
+    int nmissing = 0;
+    for (int c = 0; c < mc; c++)
+        if (!counts[c] && names[c] && names[c][0])
+            missing[nmissing++] = names[c];
+    return nmissing;
 }
 
 static int cmp_flow_row(const void *a, const void *b)
@@ -278,12 +286,12 @@ int cmd_test(int argc, char **argv)
         ctx = "cannot load the model: ";
         goto fail;
     }
-    if (dp_splitset_open(&s, dir, errbuf) != 0) {
-        ctx = "cannot open the test set: ";
+    const char *missing[DP_MAX_CLASSES];
+    int nmissing = open_test_set(&s, dir, m0, mpath, missing, errbuf);
+    if (nmissing < 0) {
+        ctx = "cannot use the test set: ";
         goto fail;
     }
-    if (check_classes(m0, mpath, &s, dir, errbuf) != 0)
-        goto fail;
     int C = s.nclasses;
     int task = dp_model_task(m0);
     const char *task_name = task >= 0 && task < DP_NTASKS ? dp_task_name[task] : NULL;
@@ -320,9 +328,10 @@ int cmd_test(int argc, char **argv)
             m0 = NULL; /* owned by worker 0 now */
         w->cm = calloc((size_t)C * C, sizeof *w->cm);
         w->lp = malloc((size_t)batch * C * sizeof *w->lp);
+        w->xb = malloc((size_t)batch * DP_VEC_LEN);
         if (sh.flows)
             w->fa = dp_flowagg_new(C, errbuf);
-        if (!w->m || !w->cm || !w->lp || (sh.flows && !w->fa)) {
+        if (!w->m || !w->cm || !w->lp || !w->xb || (sh.flows && !w->fa)) {
             if (w->m && errbuf[0] == 0)
                 dp_err(errbuf, "out of memory for worker %d", nw);
             nw++;
@@ -375,7 +384,8 @@ int cmd_test(int argc, char **argv)
         dp_eval_add_matrix(&ev, ws[i].cm);
     dp_eval_finish(&ev);
     dp_report_info info = {.level = "packet", .task = task_name, .model = mpath,
-                           .model_kind = dp_model_kind_name(ws[0].m), .test_set = dir};
+                           .model_kind = dp_model_kind_name(ws[0].m), .test_set = dir,
+                           .missing = missing, .nmissing = nmissing};
     printf("packet level (%llu packets, %.1f s, %.0f packets/s):\n\n", (unsigned long long)ev.n,
            secs, secs > 0 ? ev.n / secs : 0.0);
     dp_eval_print_markdown(&ev, &info, stdout);
@@ -444,6 +454,7 @@ out:
         dp_model_free(ws[i].m);
         free(ws[i].cm);
         free(ws[i].lp);
+        free(ws[i].xb);
         dp_flowagg_free(ws[i].fa);
     }
     free(ws);

@@ -10,8 +10,9 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: deeppacket train -d SPLIT_DIR/<task>/train -m MODEL -t app|traffic [options]\n"
-            "  -d, --data DIR         training split folder (vectors.npy, labels.npy, meta.npy, classes.tsv)\n"
+            "usage: deeppacket train -d SPLIT_DIR/<task>/train|DATASET_DIR -m MODEL -t app|traffic [options]\n"
+            "  -d, --data DIR         training split folder (vectors.npy, labels.npy, meta.npy, classes.tsv),\n"
+            "                         or a preprocessed dataset folder: its rows labelled for -t's task\n"
             "  -m, --model-file FILE  model to write (checkpoint: FILE.ckpt, rewritten each epoch)\n"
             "  -t, --task TASK        app or traffic\n"
             "      --model KIND       cnn (default) or sae\n"

@@ -338,7 +338,7 @@ int dp_train_run(const dp_train_opts *o, char *errbuf)
     if (!t->ckpt)
         return dp_err(errbuf, "out of memory");
     snprintf(t->ckpt, pl, "%s.ckpt", o->model_path);
-    if (dp_splitset_open(&t->ss, o->train_dir, errbuf) != 0)
+    if (dp_splitset_open_task(&t->ss, o->train_dir, o->task, errbuf) != 0)
         goto out;
     if (t->ss.n == 0) {
         dp_err(errbuf, "%s: empty training set", o->train_dir);
@@ -488,11 +488,11 @@ int dp_train_bench(int kind, int task, int nclasses, int batch, int steps, int t
 {
     dp_splitset set = {0};
     if (infer_dir) {
-        if (dp_splitset_open(&set, infer_dir, errbuf) != 0)
+        if (dp_splitset_open_task(&set, infer_dir, task, errbuf) != 0)
             return -1;
-        if (set.n < (uint64_t)batch) {
-            dp_err(errbuf, "%s: %llu vectors, fewer than the batch size %d", infer_dir, (unsigned long long)set.n,
-                   batch);
+        if (set.vectors.shape[0] < (uint64_t)batch) {
+            dp_err(errbuf, "%s: %llu vectors, fewer than the batch size %d", infer_dir,
+                   (unsigned long long)set.vectors.shape[0], batch);
             dp_splitset_close(&set);
             return -1;
         }
@@ -533,7 +533,7 @@ int dp_train_bench(int kind, int task, int nclasses, int batch, int steps, int t
             t0 = dp_now();
         const uint8_t *xs = x;
         if (infer_dir)
-            xs = dp_splitset_vector(&set, (uint64_t)s * batch % (set.n - (uint64_t)batch + 1));
+            xs = set.vectors.data + DP_VEC_LEN * ((uint64_t)s * batch % (set.vectors.shape[0] - (uint64_t)batch + 1));
         if (dp_model_predict(m, xs, batch, lp, errbuf) != 0)
             goto out;
     }
