@@ -1218,6 +1218,45 @@ static void test_cli_end_to_end(void)
     dp_model_free(m);
 }
 
+/* Checks that file dir/name contains needle. */
+static void file_contains(const char *dir, const char *name, const char *needle)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    char *text = dp_read_file(path, NULL, NULL);
+    CHECK_STR_CONTAINS(text, needle);
+    free(text);
+}
+
+/* The model's predictions on the CLI rows, scored over the rows whose class
+ * is not `skip`: returns their count, *correct the correct ones. */
+static int cli_score(dp_model *m, int skip, int *correct)
+{
+    char err[DP_ERRBUF_SIZE];
+    uint8_t *v = malloc((size_t)CLI_N * DP_VEC_LEN);
+    int16_t lab[CLI_N];
+    dp_meta *meta = calloc(CLI_N, sizeof *meta);
+    cli_rows(v, lab, meta);
+    float *lp = malloc(sizeof(float) * CLI_N * CLI_C);
+    CHECK(dp_model_predict(m, v, CLI_N, lp, err) == 0);
+    int n = 0;
+    *correct = 0;
+    for (int i = 0; i < CLI_N; i++) {
+        int p = 0;
+        for (int c = 1; c < CLI_C; c++)
+            if (lp[i * CLI_C + c] > lp[i * CLI_C + p])
+                p = c;
+        if (lab[i] != skip) {
+            n++;
+            *correct += p == lab[i];
+        }
+    }
+    free(v);
+    free(meta);
+    free(lp);
+    return n;
+}
+
 /* Runs `deeppacket test -d dir -m model`, expects exit status 1 and returns
  * what it printed on stderr (caller frees). */
 static char *test_fails(const char *bin, const char *dir, const char *model)
@@ -1249,23 +1288,7 @@ static void test_cli_other_dataset(void)
     CHECK(m != NULL);
     if (!m)
         return;
-    uint8_t *v = malloc((size_t)CLI_N * DP_VEC_LEN);
-    int16_t lab[CLI_N];
-    dp_meta *meta = calloc(CLI_N, sizeof *meta);
-    cli_rows(v, lab, meta);
-    float *lp = malloc(sizeof(float) * CLI_N * CLI_C);
-    CHECK(dp_model_predict(m, v, CLI_N, lp, err) == 0);
-    int n = 0, correct = 0;
-    for (int i = 0; i < CLI_N; i++) {
-        int p = 0;
-        for (int c = 1; c < CLI_C; c++)
-            if (lp[i * CLI_C + c] > lp[i * CLI_C + p])
-                p = c;
-        if (lab[i] != 2) {
-            n++;
-            correct += p == lab[i];
-        }
-    }
+    int correct = 0, n = cli_score(m, 2, &correct);
     /* Voip = 0, Chat = 1, Email = 2; no "VPN: File Transfer" rows */
     static const int16_t tmap[CLI_C] = {1, 2, -1, 0};
     const char *tsv = "prefix\tapp_id\tapp_name\ttraffic_id\ttraffic_name\n"
@@ -1281,10 +1304,7 @@ static void test_cli_other_dataset(void)
     CHECK_STR_CONTAINS(js, want);
     CHECK_STR_CONTAINS(js, "\"missing_classes\": [\"VPN: File Transfer\"],");
     free(js);
-    snprintf(path, sizeof path, "%s/od/stdout", tmp);
-    char *so = dp_read_file(path, NULL, NULL);
-    CHECK_STR_CONTAINS(so, "not in the test set (1 of the model's classes): VPN: File Transfer");
-    free(so);
+    file_contains(tmp, "od/stdout", "not in the test set (1 of the model's classes): VPN: File Transfer");
 
     /* a class the model does not know */
     char ds2[512];
@@ -1319,9 +1339,66 @@ static void test_cli_other_dataset(void)
         CHECK_STR_CONTAINS(msg, k == 0 ? "incomplete dataset (no summary.json)" : "meta.npy");
         free(msg);
     }
-    free(v);
-    free(meta);
-    free(lp);
+    dp_model_free(m);
+}
+
+/* test --train-set: the test flows whose first packets' sizes and directions
+ * occur in the training data are dropped from a second set of scores. In the
+ * CLI rows only Email vectors carry IPv4 headers with (random) lengths; the
+ * other classes' sequences are all size 0. The training data holds the Email
+ * rows alone: exactly the 6 Email flows are duplicates. */
+static void test_cli_train_set(void)
+{
+    const char *bin = cli_bin();
+    if (!bin)
+        SKIP("no deeppacket binary in $BUILD (run through make check)");
+    const char *tmp = dp_test_tmpdir();
+    char model[512], split[512], tr[512], out[512], cmd[4096], path[700];
+    snprintf(model, sizeof model, "%s/ts/traffic.model", tmp);
+    snprintf(split, sizeof split, "%s/ts/test", tmp);
+    snprintf(tr, sizeof tr, "%s/ts/train", tmp);
+    snprintf(out, sizeof out, "%s/ts/report", tmp);
+    CHECK(make_split(split, 1, cli_names, CLI_C) == 0);
+    static const int16_t email_only[CLI_C] = {-1, 0, -1, -1};
+    CHECK(make_dataset(tr, email_only, "prefix\tapp_id\tapp_name\ttraffic_id\ttraffic_name\ne\t\t\t0\tEmail\n") == 0);
+    dp_model *m = make_model(model);
+    CHECK(m != NULL);
+    if (!m)
+        return;
+    int correct = 0, n = cli_score(m, 1, &correct);
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -o '%s' --train-set '%s' > '%s/ts/stdout' 2>&1", bin, split,
+             model, out, tr, tmp);
+    CHECK_EQ_INT(run(cmd), 0);
+    char want[256];
+    snprintf(path, sizeof path, "%s/report.json", out);
+    char *js = dp_read_file(path, NULL, NULL);
+    snprintf(want, sizeof want, "\"sequence_packets\": 10, \"test_flows\": 23, \"dropped_flows\": 6, \"n\": %d, "
+             "\"accuracy\": %.17g,", n, (double)correct / n);
+    CHECK_STR_CONTAINS(js, want);
+    free(js);
+    file_contains(out, "flow_report.json", "\"test_flows\": 23, \"dropped_flows\": 6, \"n\": 17,");
+    file_contains(tmp, "ts/stdout", "without duplicate sequences: 6 of 23 test flows dropped (first 10 packets' sizes");
+    /* the training data as test set: every flow is a duplicate */
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -o '%s' --train-set '%s' --dup-packets 3 > /dev/null 2>&1",
+             bin, tr, model, out, tr);
+    CHECK_EQ_INT(run(cmd), 0);
+    file_contains(out, "report.json", "\"sequence_packets\": 3, \"test_flows\": 6, \"dropped_flows\": 6, \"n\": 0,");
+    /* bad input */
+    char nometa[512];
+    snprintf(nometa, sizeof nometa, "%s/ts/nometa", tmp);
+    CHECK(make_split(nometa, 0, cli_names, CLI_C) == 0);
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -o '%s' --train-set '%s' > /dev/null 2> '%s/ts/err'", bin,
+             nometa, model, out, tr, tmp);
+    CHECK_EQ_INT(run(cmd), 1);
+    file_contains(tmp, "ts/err", "ts/nometa: no meta.npy: --train-set needs the test set's flows");
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -o '%s' --train-set '%s/ts/none' > /dev/null 2> '%s/ts/err'",
+             bin, split, model, out, tmp, tmp);
+    CHECK_EQ_INT(run(cmd), 1);
+    file_contains(tmp, "ts/err", "--train-set: ");
+    file_contains(tmp, "ts/err", "ts/none");
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' --train-set '%s' --dup-packets 0 2> /dev/null", bin, split,
+             model, tr);
+    CHECK_EQ_INT(run(cmd), 2);
     dp_model_free(m);
 }
 
@@ -1342,6 +1419,7 @@ int main(void)
     DP_RUN(test_figure_sizes);
     DP_RUN(test_cli_end_to_end);
     DP_RUN(test_cli_other_dataset);
+    DP_RUN(test_cli_train_set);
     dp_eval_plot_release();
     return dp_test_end();
 }

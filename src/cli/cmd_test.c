@@ -29,6 +29,7 @@
 
 #include "cli/dp_cli.h"
 #include "dataset/dp_dataset.h"
+#include "dataset/dp_seqdup.h"
 #include "eval/dp_eval.h"
 #include "model/dp_model.h"
 #include "nn/dp_nn.h"
@@ -38,7 +39,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: deeppacket test -d TEST_DIR -m MODEL [-o REPORT_DIR] [-j THREADS]\n"
-            "                       [--batch-size N] [--save-logprobs]\n"
+            "                       [--batch-size N] [--save-logprobs] [--train-set DIR [--dup-packets N]]\n"
             "  -d TEST_DIR       test split folder, e.g. SPLIT_DIR/application_classification/test,\n"
             "                    or a preprocessed dataset folder (its rows labelled for the\n"
             "                    model's task); classes are matched to the model's by name\n"
@@ -47,6 +48,10 @@ static void usage(FILE *f)
             "  -j THREADS        worker threads (default: all CPUs)\n"
             "  --batch-size N    packets per inference batch (default 256)\n"
             "  --save-logprobs   also write logprobs.npy, float32 [N, classes] (kept in RAM)\n"
+            "  --train-set DIR   the training data (split or dataset folder): the report also\n"
+            "                    gives the scores without the test flows whose first packets'\n"
+            "                    size and direction sequence occurs identically in DIR\n"
+            "  --dup-packets N   how many first packets make that sequence (default 10)\n"
             "Prints the per-class table (recall, precision, f1-score, support; weighted\n"
             "average) and writes report.md/.json, confusion.csv/.pdf/.png, predictions.npy,\n"
             "and, when the test set knows its flows, the same at flow level (flow_*).\n");
@@ -223,10 +228,69 @@ static int save_npy(const char *dir, const char *name, const char *descr, size_t
     return rc;
 }
 
+/* Marks the test flows whose first-N size/direction sequence occurs in the
+ * training data `train_dir` (opened for the task). Returns the test table
+ * (NULL + message on error); *dropped receives the count. */
+static dp_seqtab *find_duplicates(const dp_splitset *s, const char *dir, const char *train_dir, int task,
+                                  int npackets, uint64_t *dropped, char *errbuf)
+{
+    dp_splitset tr;
+    dp_seqtab *test = dp_seqtab_new(npackets, errbuf), *train = dp_seqtab_new(npackets, errbuf);
+    int ok = test && train;
+    if (ok && dp_splitset_open_task(&tr, train_dir, task, errbuf) != 0)
+        ok = 0;
+    else if (ok) {
+        ok = dp_seqtab_add_set(train, &tr, train_dir, errbuf) == 0 &&
+             dp_seqtab_add_set(test, s, dir, errbuf) == 0;
+        dp_splitset_close(&tr);
+    }
+    int64_t n = ok ? dp_seqtab_mark(test, train, errbuf) : -1;
+    dp_seqtab_free(train);
+    if (n < 0) {
+        dp_seqtab_free(test);
+        return NULL;
+    }
+    *dropped = (uint64_t)n;
+    return test;
+}
+
+/* Packet-level scores over the rows of non-duplicate flows. */
+static int dedup_packets(dp_eval *e, const dp_splitset *s, const int16_t *pred, const dp_seqtab *dups,
+                         char *errbuf)
+{
+    if (dp_eval_init(e, s->nclasses, (const char *const *)s->names, errbuf) != 0)
+        return -1;
+    for (uint64_t i = 0; i < s->n; i++) {
+        dp_meta m = dp_splitset_meta(s, i);
+        if (!dp_seqtab_is_dup(dups, m.flow))
+            dp_eval_add(e, dp_splitset_label(s, i), pred[i]);
+    }
+    dp_eval_finish(e);
+    return 0;
+}
+
+/* Flow-level scores over the non-duplicate flows. */
+static int dedup_flows(dp_eval *e, const dp_splitset *s, const dp_flowagg *fa, const dp_seqtab *dups,
+                       char *errbuf)
+{
+    if (dp_eval_init(e, s->nclasses, (const char *const *)s->names, errbuf) != 0)
+        return -1;
+    for (uint64_t i = 0; i < dp_flowagg_flows(fa); i++) {
+        uint64_t id, np;
+        int t, p;
+        dp_flowagg_get(fa, i, &id, &t, &p, &np);
+        if (!dp_seqtab_is_dup(dups, id))
+            dp_eval_add(e, t, p);
+    }
+    dp_eval_finish(e);
+    return 0;
+}
+
 int cmd_test(int argc, char **argv)
 {
     const char *dir = NULL, *mpath = NULL, *outdir = NULL;
-    long threads = 0, batch = 256;
+    long threads = 0, batch = 256, dup_packets = DP_SEQ_DEFAULT_PACKETS;
+    const char *train_dir = NULL;
     int save_lp = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -250,6 +314,11 @@ int cmd_test(int argc, char **argv)
         else if (!strcmp(a, "-j")) {
             if (dp_cli_parse_int(v, 1, 256, &threads) < 0)
                 return dp_cli_usage_error("test", "-j wants a thread count 1..256, not '%s'", v);
+        } else if (!strcmp(a, "--train-set")) {
+            train_dir = v;
+        } else if (!strcmp(a, "--dup-packets")) {
+            if (dp_cli_parse_int(v, 1, DP_SEQ_MAX_PACKETS, &dup_packets) < 0)
+                return dp_cli_usage_error("test", "--dup-packets wants 1..%d, not '%s'", DP_SEQ_MAX_PACKETS, v);
         } else if (!strcmp(a, "--batch-size")) {
             if (dp_cli_parse_int(v, 1, 1 << 20, &batch) < 0)
                 return dp_cli_usage_error("test", "--batch-size wants 1..1048576, not '%s'", v);
@@ -276,9 +345,13 @@ int cmd_test(int argc, char **argv)
     int nw = 0;
     shared sh;
     memset(&sh, 0, sizeof sh);
-    dp_eval ev, fev;
+    dp_eval ev, fev, dev, dfev; /* packet, flow level; the same without duplicates */
     memset(&ev, 0, sizeof ev);
     memset(&fev, 0, sizeof fev);
+    memset(&dev, 0, sizeof dev);
+    memset(&dfev, 0, sizeof dfev);
+    dp_seqtab *dups = NULL;
+    uint64_t ndropped = 0;
     dp_flowagg *fall = NULL;
     const char *ctx = ""; /* what failed, before errbuf */
 
@@ -294,6 +367,14 @@ int cmd_test(int argc, char **argv)
     }
     int C = s.nclasses;
     int task = dp_model_task(m0);
+    if (train_dir && !s.has_meta) {
+        dp_err(errbuf, "%s: no meta.npy: --train-set needs the test set's flows", dir);
+        goto fail;
+    }
+    if (train_dir && !(dups = find_duplicates(&s, dir, train_dir, task, (int)dup_packets, &ndropped, errbuf))) {
+        ctx = "--train-set: ";
+        goto fail;
+    }
     const char *task_name = task >= 0 && task < DP_NTASKS ? dp_task_name[task] : NULL;
     if (!threads)
         threads = dp_ncpu();
@@ -386,6 +467,16 @@ int cmd_test(int argc, char **argv)
     dp_report_info info = {.level = "packet", .task = task_name, .model = mpath,
                            .model_kind = dp_model_kind_name(ws[0].m), .test_set = dir,
                            .missing = missing, .nmissing = nmissing};
+    dp_report_dedup pdup = {.train_set = train_dir, .seq_packets = (int)dup_packets,
+                            .test_flows = dups ? dp_seqtab_flows(dups) : 0, .dropped_flows = ndropped,
+                            .eval = &dev};
+    dp_report_dedup fdup = pdup;
+    fdup.eval = &dfev;
+    if (dups) {
+        if (dedup_packets(&dev, &s, sh.pred, dups, errbuf) != 0)
+            goto fail;
+        info.dedup = &pdup;
+    }
     printf("packet level (%llu packets, %.1f s, %.0f packets/s):\n\n", (unsigned long long)ev.n,
            secs, secs > 0 ? ev.n / secs : 0.0);
     dp_eval_print_markdown(&ev, &info, stdout);
@@ -414,6 +505,11 @@ int cmd_test(int argc, char **argv)
             goto fail;
         dp_report_info finfo = info;
         finfo.level = "flow";
+        if (dups) {
+            if (dedup_flows(&dfev, &s, fall, dups, errbuf) != 0)
+                goto fail;
+            finfo.dedup = &fdup;
+        }
         finfo.packets = dp_flowagg_packets(fall);
         finfo.label_conflicts = dp_flowagg_conflicts(fall);
         printf("\nflow level (%llu flows; verdict = argmax of the summed packet log-probabilities):\n\n",
@@ -462,6 +558,9 @@ out:
     dp_flowagg_free(fall);
     dp_eval_free(&ev);
     dp_eval_free(&fev);
+    dp_eval_free(&dev);
+    dp_eval_free(&dfev);
+    dp_seqtab_free(dups);
     free(sh.pred);
     free(sh.logprobs);
     dp_splitset_close(&s);
