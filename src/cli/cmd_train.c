@@ -25,6 +25,11 @@ static void usage(FILE *f)
             "  -j, --threads N        threads (default: all CPUs); same seed + threads = same model\n"
             "      --validation F     hold out fraction F of the flows; early stopping and the kept\n"
             "                         model follow the validation loss (default: training loss)\n"
+            "      --balance MODE     none (default: every row once per epoch), undersample (every\n"
+            "                         class cut at random to the smallest, once), weight (class-\n"
+            "                         weighted loss, weights 1/frequency, mean 1 over the rows), or\n"
+            "                         sample (each epoch a class-balanced draw with replacement, as\n"
+            "                         many rows as the training set); resume with the same MODE\n"
             "      --resume           continue from MODEL.ckpt\n"
             "      --dropout P        dropout probability of the hidden layers (0.05)\n"
             "      --init MODEL       start from MODEL's weights (same architecture and classes;\n"
@@ -47,7 +52,7 @@ int cmd_train(int argc, char **argv)
         {"resume", no_argument, 0, 'r'},           {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},             {"channels", required_argument, 0, 'C'},
         {"bench", required_argument, 0, 'X'},      {"init", required_argument, 0, 'I'},
-        {"dropout", required_argument, 0, 'D'},
+        {"dropout", required_argument, 0, 'D'},    {"balance", required_argument, 0, 'A'},
         {0, 0, 0, 0}};
     dp_train_opts o;
     dp_train_opts_default(&o);
@@ -127,6 +132,14 @@ int cmd_train(int argc, char **argv)
                 return dp_cli_usage_error("train", "bad --bench '%s'", optarg);
             bench = (int)v;
             break;
+        case 'A': {
+            int b = dp_balance_parse(optarg);
+            if (b < 0)
+                return dp_cli_usage_error("train", "unknown --balance '%s' (none, undersample, weight or sample)",
+                                          optarg);
+            o.balance = (dp_balance)b;
+            break;
+        }
         case 'r': o.resume = 1; break;
         case 'I': o.init_path = optarg; break;
         case 'q': o.quiet = 1; break;
