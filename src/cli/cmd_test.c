@@ -1,7 +1,8 @@
 /* deeppacket test: evaluate a model on a test set (spec section 6).
  *
- *   deeppacket test -d SPLIT_DIR/<task>/test -m MODEL [-o REPORT_DIR]
+ *   deeppacket test -d SPLIT_DIR/<task>/test|DATASET_DIR -m MODEL [-o REPORT_DIR]
  *                   [-j THREADS] [--batch-size 256] [--save-logprobs]
+ *                   [--train-set DIR [--dup-packets 10]]
  *
  * Predicts every packet of the test set in batches, prints the per-class
  * markdown table on stdout and writes the report files (see
@@ -163,8 +164,6 @@ static void progress_line(dp_progress *pr, uint64_t done, uint64_t n)
                       n ? 100.0 * (double)done / (double)n : 100.0, rate, eta);
 }
 
-/* Checks that the model's classes are the test set's (same count, same name
- * per id). */
 /* Opens the test set for the model's task and maps its classes onto the
  * model's by name; missing[] receives the model's classes without test
  * samples (not copied). Returns their count, or -1 + message. */

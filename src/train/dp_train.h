@@ -1,5 +1,6 @@
 /* dp_train: `deeppacket train` (spec section 5). Reads a split folder
- * (SPLIT_DIR/<task>/train) memory-mapped, trains a CNN or SAE with Adam on
+ * (SPLIT_DIR/<task>/train) or a preprocessed dataset folder (its rows
+ * labelled for the task; dp_splitset_open_task) memory-mapped, trains a CNN or SAE with Adam on
  * shuffled mini-batches, early-stops, writes the model atomically and a
  * checkpoint MODEL.ckpt after each epoch (for --resume).
  *
@@ -55,7 +56,7 @@ void dp_train_balanced_draw(dp_rng *r, const uint32_t *rows, const size_t *off, 
                             size_t n);
 
 typedef struct dp_train_opts {
-    const char *train_dir;   /* split folder with vectors/labels/(meta).npy, classes.tsv */
+    const char *train_dir;   /* split folder (vectors/labels/(meta).npy, classes.tsv) or dataset folder */
     const char *model_path;  /* output model file; checkpoint at MODEL.ckpt */
     int task;                /* DP_TASK_APP / DP_TASK_TRAFFIC */
     int kind;                /* DP_MODEL_CNN / DP_MODEL_SAE */
