@@ -457,6 +457,81 @@ static int assign_by_time(uint32_t *g, size_t k, const tkey *starts, const uint6
     return 0;
 }
 
+/* --by packet: each labelled packet's side from its class's stream. */
+static int sides_by_packet(const dp_dataset *d, const char *dataset_dir, int task, int nc, const dp_split_opts *o,
+                           uint8_t *side, char *errbuf)
+{
+    dp_rng *r = malloc((size_t)nc * sizeof *r);
+    if (!r)
+        return dp_err(errbuf, "%s: out of memory", dataset_dir);
+    for (int k = 0; k < nc; k++)
+        sub_rng(&r[k], o->seed, task, k, RNG_PACKET);
+    for (uint64_t i = 0; i < d->n; i++) {
+        int c = dp_dataset_label(d, task, i);
+        if (c >= 0)
+            side[i] = dp_rng_double(&r[c]) < o->test_size ? SIDE_TEST : SIDE_TRAIN;
+    }
+    free(r);
+    return 0;
+}
+
+/* --by flow / file / time: the groups G (ids gid[i] per packet) of each
+ * class to a side, then every packet to its group's side; counts the groups
+ * in the card. */
+static int sides_by_group(const dp_dataset *d, const char *dataset_dir, int task, int nc, const dp_split_opts *o,
+                          const gtab *G, const uint32_t *gid, uint8_t *side, dp_split_card *card, char *errbuf)
+{
+    size_t ng = G->n;
+    uint8_t *gside = calloc(ng ? ng : 1, 1);
+    uint32_t *order = malloc((ng ? ng : 1) * sizeof *order);
+    tkey *starts = NULL;
+    size_t off[DP_MAX_CLASSES + 1] = {0}, pos[DP_MAX_CLASSES];
+    int rc = -1;
+    if (!gside || !order) {
+        dp_err(errbuf, "%s: out of memory", dataset_dir);
+        goto out;
+    }
+    for (size_t g = 0; g < ng; g++)
+        off[G->cls[g] + 1]++;
+    for (int k = 0; k < nc; k++)
+        off[k + 1] += off[k];
+    memcpy(pos, off, sizeof pos);
+    for (size_t g = 0; g < ng; g++) /* ids are in order of first appearance */
+        order[pos[G->cls[g]]++] = (uint32_t)g;
+    if (o->by == DP_SPLIT_BY_TIME && !(starts = group_starts(d, dataset_dir, task, gid, ng, errbuf)))
+        goto out;
+    for (int k = 0; k < nc; k++) {
+        size_t nk = off[k + 1] - off[k];
+        if (starts) {
+            if (assign_by_time(order + off[k], nk, starts, G->count, gside, o->test_size, &card->cls[k]) != 0) {
+                dp_err(errbuf, "%s: out of memory", dataset_dir);
+                goto out;
+            }
+            continue;
+        }
+        dp_rng r;
+        sub_rng(&r, o->seed, task, k, RNG_GROUPS);
+        assign_groups(order + off[k], nk, G->count, gside, o->test_size, &r);
+    }
+    for (uint64_t i = 0; i < d->n; i++)
+        if (gid[i] != UINT32_MAX)
+            side[i] = gside[gid[i]];
+    for (size_t g = 0; g < ng; g++) {
+        dp_split_class *s = &card->cls[G->cls[g]];
+        s->groups++;
+        if (gside[g] == SIDE_TEST)
+            s->test_groups++;
+        else
+            s->train_groups++;
+    }
+    rc = 0;
+out:
+    free(gside);
+    free(order);
+    free(starts);
+    return rc;
+}
+
 typedef struct outset {
     dp_npy_writer vec, lab, meta;
     int open;
@@ -600,8 +675,7 @@ int dp_split_task(const dp_dataset *d, const char *dataset_dir, int task, const 
     uint8_t *side = calloc(N ? N : 1, 1);
     uint32_t *gid = malloc((N ? N : 1) * sizeof *gid);
     gtab flows = {0}, files = {0};
-    uint8_t *gside = NULL, *fmask = NULL;
-    uint32_t *order = NULL;
+    uint8_t *fmask = NULL;
     char *train_dir = dp_path_join(task_dir, "train"), *test_dir = dp_path_join(task_dir, "test");
     outset w[2];
     memset(w, 0, sizeof w);
@@ -650,69 +724,11 @@ int dp_split_task(const dp_dataset *d, const char *dataset_dir, int task, const 
     }
 
     /* 2. sides */
-    if (o->by == DP_SPLIT_BY_PACKET) {
-        dp_rng *r = malloc((size_t)nc * sizeof *r);
-        if (!r) {
-            dp_err(errbuf, "%s: out of memory", dataset_dir);
-            goto out;
-        }
-        for (int k = 0; k < nc; k++)
-            sub_rng(&r[k], o->seed, task, k, RNG_PACKET);
-        for (uint64_t i = 0; i < N; i++) {
-            int c = dp_dataset_label(d, task, i);
-            if (c >= 0)
-                side[i] = dp_rng_double(&r[c]) < o->test_size ? SIDE_TEST : SIDE_TRAIN;
-        }
-        free(r);
-    } else {
-        gtab *G = o->by == DP_SPLIT_BY_FILE ? &files : &flows;
-        size_t ng = G->n;
-        gside = calloc(ng ? ng : 1, 1);
-        order = malloc((ng ? ng : 1) * sizeof *order);
-        size_t off[DP_MAX_CLASSES + 1] = {0}, pos[DP_MAX_CLASSES];
-        if (!gside || !order) {
-            dp_err(errbuf, "%s: out of memory", dataset_dir);
-            goto out;
-        }
-        for (size_t g = 0; g < ng; g++)
-            off[G->cls[g] + 1]++;
-        for (int k = 0; k < nc; k++)
-            off[k + 1] += off[k];
-        memcpy(pos, off, sizeof pos);
-        for (size_t g = 0; g < ng; g++) /* ids are in order of first appearance */
-            order[pos[G->cls[g]]++] = (uint32_t)g;
-        tkey *starts = NULL;
-        if (o->by == DP_SPLIT_BY_TIME &&
-            !(starts = group_starts(d, dataset_dir, task, gid, ng, errbuf)))
-            goto out;
-        for (int k = 0; k < nc; k++) {
-            size_t nk = off[k + 1] - off[k];
-            if (starts) {
-                if (assign_by_time(order + off[k], nk, starts, G->count, gside, o->test_size,
-                                   &card->cls[k]) != 0) {
-                    free(starts);
-                    dp_err(errbuf, "%s: out of memory", dataset_dir);
-                    goto out;
-                }
-                continue;
-            }
-            dp_rng r;
-            sub_rng(&r, o->seed, task, k, RNG_GROUPS);
-            assign_groups(order + off[k], nk, G->count, gside, o->test_size, &r);
-        }
-        free(starts);
-        for (uint64_t i = 0; i < N; i++)
-            if (gid[i] != UINT32_MAX)
-                side[i] = gside[gid[i]];
-        for (size_t g = 0; g < ng; g++) {
-            dp_split_class *s = &card->cls[G->cls[g]];
-            s->groups++;
-            if (gside[g] == SIDE_TEST)
-                s->test_groups++;
-            else
-                s->train_groups++;
-        }
-    }
+    if (o->by == DP_SPLIT_BY_PACKET ? sides_by_packet(d, dataset_dir, task, nc, o, side, errbuf) != 0
+                                    : sides_by_group(d, dataset_dir, task, nc, o,
+                                                     o->by == DP_SPLIT_BY_FILE ? &files : &flows, gid, side,
+                                                     card, errbuf) != 0)
+        goto out;
 
     /* 3. under-sampling */
     for (uint64_t i = 0; i < N; i++)
@@ -842,8 +858,6 @@ out:
     free(card);
     free(side);
     free(gid);
-    free(gside);
-    free(order);
     free(fmask);
     gtab_free(&flows);
     gtab_free(&files);
