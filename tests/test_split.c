@@ -1028,6 +1028,7 @@ static void test_cli(void)
         {"-s %s -t %s --bogus", 2},
         {"-s %s/nope -t %s", 1},
         {"-s %s -t %s --by packet --test-size 0.25 --seed 7 --no-under-sampling --task app -q", 0},
+        {"-s %s -t %s --by time -q", 0},
         {"-s %s -t %s", 0},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
