@@ -60,7 +60,7 @@ typedef struct dp_splitset {
     dp_npy meta;             /* [rows] dp_meta (may be absent: has_meta 0) */
     int has_meta;
     uint64_t n;              /* rows of the view */
-    uint64_t *rows;          /* view row -> file row; NULL: every file row, in order */
+    uint32_t *rows;          /* view row -> file row; NULL: every file row, in order */
     int nclasses;
     char *names[DP_MAX_CLASSES];
     int16_t map[DP_MAX_CLASSES]; /* file class id -> view class id (identity

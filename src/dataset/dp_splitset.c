@@ -170,13 +170,16 @@ static int take_dataset(dp_splitset *s, dp_dataset *d, const char *dir, int task
             return dp_err(errbuf, "%s: out of memory", dir);
     }
     uint64_t N = d->n, n = 0;
+    if (N >= UINT32_MAX)
+        return dp_err(errbuf, "%s: %llu rows; a dataset folder is read with at most %u (split it first)", dir,
+                      (unsigned long long)N, UINT32_MAX - 1);
     if (!(s->rows = malloc((N ? N : 1) * sizeof *s->rows)))
         return dp_err(errbuf, "%s: out of memory for %llu rows", dir, (unsigned long long)N);
     for (uint64_t i = 0; i < N; i++) {
         int16_t v;
         memcpy(&v, s->labels.data + 2 * i, 2);
         if (v >= 0)
-            s->rows[n++] = i;
+            s->rows[n++] = (uint32_t)i;
     }
     s->n = n;
     if (n == 0)
@@ -303,7 +306,7 @@ int dp_splitset_match_classes(dp_splitset *s, const char *dir, int n, const char
 
 const uint8_t *dp_splitset_vectors(const dp_splitset *s, uint64_t start, int n, uint8_t *buf)
 {
-    if (!s->rows || n <= 0 || s->rows[start + (uint64_t)n - 1] - s->rows[start] == (uint64_t)n - 1)
+    if (!s->rows || n <= 0 || (uint64_t)s->rows[start + (uint64_t)n - 1] - s->rows[start] == (uint64_t)n - 1)
         return dp_splitset_vector(s, start);
     for (int r = 0; r < n; r++)
         memcpy(buf + (size_t)r * DP_VEC_LEN, dp_splitset_vector(s, start + (uint64_t)r), DP_VEC_LEN);
