@@ -903,14 +903,10 @@ static const char *const cli_names[CLI_C] = {"Chat", "Email", "VPN: File Transfe
 /* A split folder of CLI_N packets: packet i is in flow i % CLI_FLOWS whose
  * label is flow % CLI_C; vector bytes depend on the label (so a random
  * model tells some classes apart). with_meta 0 leaves meta.npy out. */
-static int make_split(const char *dir, int with_meta, const char *const *names, int nclasses)
+/* The CLI test rows: CLI_N vectors of CLI_FLOWS flows, label = flow % CLI_C,
+ * each class's bytes distinct enough for the model to learn. */
+static void cli_rows(uint8_t *v, int16_t *lab, dp_meta *meta)
 {
-    char err[DP_ERRBUF_SIZE], path[700];
-    if (dp_mkdirs(dir, err) != 0)
-        return -1;
-    uint8_t *v = malloc((size_t)CLI_N * DP_VEC_LEN);
-    int16_t lab[CLI_N];
-    dp_meta *meta = calloc(CLI_N, sizeof *meta);
     dp_rng r;
     dp_rng_seed(&r, 11);
     for (int i = 0; i < CLI_N; i++) {
@@ -923,6 +919,17 @@ static int make_split(const char *dir, int with_meta, const char *const *names, 
         meta[i].index = (uint64_t)i;
         meta[i].ipver = 4;
     }
+}
+
+static int make_split(const char *dir, int with_meta, const char *const *names, int nclasses)
+{
+    char err[DP_ERRBUF_SIZE], path[700];
+    if (dp_mkdirs(dir, err) != 0)
+        return -1;
+    uint8_t *v = malloc((size_t)CLI_N * DP_VEC_LEN);
+    int16_t lab[CLI_N];
+    dp_meta *meta = calloc(CLI_N, sizeof *meta);
+    cli_rows(v, lab, meta);
     int rc = 0;
     snprintf(path, sizeof path, "%s/vectors.npy", dir);
     rc |= dp_npy_save(path, DP_NPY_U1, 1, DP_VEC_LEN, v, CLI_N, err);
@@ -938,6 +945,39 @@ static int make_split(const char *dir, int with_meta, const char *const *names, 
         o += (size_t)snprintf(tsv + o, sizeof tsv - o, "%d\t%s\n", c, names[c]);
     snprintf(path, sizeof path, "%s/classes.tsv", dir);
     rc |= dp_write_file_atomic(path, tsv, o, err);
+    free(v);
+    free(meta);
+    return rc ? -1 : 0;
+}
+
+/* The CLI rows as a preprocessed dataset folder: traffic id = tmap[label]
+ * (-1: unlabelled), no app labels, labels.tsv as given. */
+static int make_dataset(const char *dir, const int16_t *tmap, const char *labels_tsv)
+{
+    char err[DP_ERRBUF_SIZE], path[700];
+    if (dp_mkdirs(dir, err) != 0)
+        return -1;
+    uint8_t *v = malloc((size_t)CLI_N * DP_VEC_LEN);
+    int16_t lab[CLI_N], app[CLI_N];
+    dp_meta *meta = calloc(CLI_N, sizeof *meta);
+    cli_rows(v, lab, meta);
+    for (int i = 0; i < CLI_N; i++) {
+        lab[i] = tmap[lab[i]];
+        app[i] = -1;
+    }
+    int rc = 0;
+    snprintf(path, sizeof path, "%s/vectors.npy", dir);
+    rc |= dp_npy_save(path, DP_NPY_U1, 1, DP_VEC_LEN, v, CLI_N, err);
+    snprintf(path, sizeof path, "%s/traffic.npy", dir);
+    rc |= dp_npy_save(path, DP_NPY_I2, 2, 0, lab, CLI_N, err);
+    snprintf(path, sizeof path, "%s/app.npy", dir);
+    rc |= dp_npy_save(path, DP_NPY_I2, 2, 0, app, CLI_N, err);
+    snprintf(path, sizeof path, "%s/meta.npy", dir);
+    rc |= dp_npy_save(path, DP_META_DESCR, sizeof(dp_meta), 0, meta, CLI_N, err);
+    snprintf(path, sizeof path, "%s/labels.tsv", dir);
+    rc |= dp_write_file_atomic(path, labels_tsv, strlen(labels_tsv), err);
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    rc |= dp_write_file_atomic(path, "{}\n", 3, err);
     free(v);
     free(meta);
     return rc ? -1 : 0;
@@ -1137,7 +1177,7 @@ static void test_cli_end_to_end(void)
     msg = dp_read_file(errf, NULL, NULL);
     CHECK_STR_CONTAINS(msg, "test set");
     free(msg);
-    /* classes differ: another name, then another count */
+    /* classes differ: another name, then another count (classes matched by name) */
     char split3[512];
     const char *other[] = {"Chat", "Email", "File Transfer", "Voip", "Streaming"};
     snprintf(split3, sizeof split3, "%s/cli/othernames", tmp);
@@ -1145,14 +1185,16 @@ static void test_cli_end_to_end(void)
     snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' 2> '%s'", bin, split3, model, errf);
     CHECK_EQ_INT(run(cmd), 1);
     msg = dp_read_file(errf, NULL, NULL);
-    CHECK_STR_CONTAINS(msg, "class 2 is 'VPN: File Transfer'");
+    CHECK_STR_CONTAINS(msg, "othernames and ");
+    CHECK_STR_CONTAINS(msg, "traffic.sae.model: classes differ: dataset class 'File Transfer' is not one "
+                            "of the model's (Chat, Email, VPN: File Transfer, Voip)");
     free(msg);
     snprintf(split3, sizeof split3, "%s/cli/fiveclasses", tmp);
     CHECK(make_split(split3, 1, other, 5) == 0);
     snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' 2> '%s'", bin, split3, model, errf);
     CHECK_EQ_INT(run(cmd), 1);
     msg = dp_read_file(errf, NULL, NULL);
-    CHECK_STR_CONTAINS(msg, "has 4 classes");
+    CHECK_STR_CONTAINS(msg, "classes differ: dataset class 'File Transfer'");
     free(msg);
     /* unwritable REPORT_DIR */
     snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -o '%s/vectors.npy/x' >/dev/null 2> '%s'",
@@ -1176,6 +1218,190 @@ static void test_cli_end_to_end(void)
     dp_model_free(m);
 }
 
+/* Checks that file dir/name contains needle. */
+static void file_contains(const char *dir, const char *name, const char *needle)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    char *text = dp_read_file(path, NULL, NULL);
+    CHECK_STR_CONTAINS(text, needle);
+    free(text);
+}
+
+/* The model's predictions on the CLI rows, scored over the rows whose class
+ * is not `skip`: returns their count, *correct the correct ones. */
+static int cli_score(dp_model *m, int skip, int *correct)
+{
+    char err[DP_ERRBUF_SIZE];
+    uint8_t *v = malloc((size_t)CLI_N * DP_VEC_LEN);
+    int16_t lab[CLI_N];
+    dp_meta *meta = calloc(CLI_N, sizeof *meta);
+    cli_rows(v, lab, meta);
+    float *lp = malloc(sizeof(float) * CLI_N * CLI_C);
+    CHECK(dp_model_predict(m, v, CLI_N, lp, err) == 0);
+    int n = 0;
+    *correct = 0;
+    for (int i = 0; i < CLI_N; i++) {
+        int p = 0;
+        for (int c = 1; c < CLI_C; c++)
+            if (lp[i * CLI_C + c] > lp[i * CLI_C + p])
+                p = c;
+        if (lab[i] != skip) {
+            n++;
+            *correct += p == lab[i];
+        }
+    }
+    free(v);
+    free(meta);
+    free(lp);
+    return n;
+}
+
+/* Runs `deeppacket test -d dir -m model`, expects exit status 1 and returns
+ * what it printed on stderr (caller frees). */
+static char *test_fails(const char *bin, const char *dir, const char *model)
+{
+    char cmd[2048], path[700];
+    snprintf(path, sizeof path, "%s/od/err", dp_test_tmpdir());
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -o '%s/od/report' > /dev/null 2> '%s'", bin, dir, model,
+             dp_test_tmpdir(), path);
+    CHECK_EQ_INT(run(cmd), 1);
+    return dp_read_file(path, NULL, NULL);
+}
+
+/* test -d on another set of captures: a dataset folder whose label table
+ * numbers the classes differently and lacks one of the model's; a class the
+ * model does not know; a split folder of the other task; incomplete
+ * datasets. */
+static void test_cli_other_dataset(void)
+{
+    const char *bin = cli_bin();
+    if (!bin)
+        SKIP("no deeppacket binary in $BUILD (run through make check)");
+    const char *tmp = dp_test_tmpdir();
+    char model[512], ds[512], out[512], cmd[4096], err[DP_ERRBUF_SIZE], path[700];
+    snprintf(model, sizeof model, "%s/od/traffic.model", tmp);
+    snprintf(ds, sizeof ds, "%s/od/ds", tmp);
+    snprintf(out, sizeof out, "%s/od/report", tmp);
+    CHECK(dp_mkdirs(ds, err) == 0);
+    dp_model *m = make_model(model);
+    CHECK(m != NULL);
+    if (!m)
+        return;
+    int correct = 0, n = cli_score(m, 2, &correct);
+    /* Voip = 0, Chat = 1, Email = 2; no "VPN: File Transfer" rows */
+    static const int16_t tmap[CLI_C] = {1, 2, -1, 0};
+    const char *tsv = "prefix\tapp_id\tapp_name\ttraffic_id\ttraffic_name\n"
+                      "v\t\t\t0\tVoip\nc\t\t\t1\tChat\ne\t\t\t2\tEmail\n";
+    CHECK(make_dataset(ds, tmap, tsv) == 0);
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -o '%s' -j 1 > '%s/od/stdout' 2>&1", bin, ds, model,
+             out, tmp);
+    CHECK_EQ_INT(run(cmd), 0);
+    snprintf(path, sizeof path, "%s/report.json", out);
+    char *js = dp_read_file(path, NULL, NULL);
+    char want[128];
+    snprintf(want, sizeof want, "\"n\": %d,\n  \"correct\": %d,", n, correct);
+    CHECK_STR_CONTAINS(js, want);
+    CHECK_STR_CONTAINS(js, "\"missing_classes\": [\"VPN: File Transfer\"],");
+    free(js);
+    file_contains(tmp, "od/stdout", "not in the test set (1 of the model's classes): VPN: File Transfer");
+
+    /* a class the model does not know */
+    char ds2[512];
+    snprintf(ds2, sizeof ds2, "%s/od/ds2", tmp);
+    const char *tsv2 = "prefix\tapp_id\tapp_name\ttraffic_id\ttraffic_name\n"
+                       "v\t\t\t0\tVoip\nc\t\t\t1\tChat\ne\t\t\t2\tStreaming\n";
+    CHECK(make_dataset(ds2, tmap, tsv2) == 0);
+    char *msg = test_fails(bin, ds2, model);
+    CHECK_STR_CONTAINS(msg, "od/ds2 and ");
+    CHECK_STR_CONTAINS(msg, "traffic.model: classes differ: dataset class 'Streaming' is not one of the model's");
+    free(msg);
+
+    /* a split folder of the other task */
+    char split[512];
+    snprintf(split, sizeof split, "%s/od/split/application_classification/test", tmp);
+    CHECK(make_split(split, 1, cli_names, CLI_C) == 0);
+    msg = test_fails(bin, split, model);
+    CHECK_STR_CONTAINS(msg, "application_classification/test: a split folder of the app task, not of the "
+                            "traffic task");
+    free(msg);
+
+    /* incomplete datasets: no summary.json, no meta.npy */
+    static const char *const drop[2] = {"summary.json", "meta.npy"};
+    for (int k = 0; k < 2; k++) {
+        char dsk[512], gone[700];
+        snprintf(dsk, sizeof dsk, "%s/od/ds_no_%d", tmp, k);
+        CHECK(make_dataset(dsk, tmap, tsv) == 0);
+        snprintf(gone, sizeof gone, "%s/%s", dsk, drop[k]);
+        CHECK(unlink(gone) == 0);
+        msg = test_fails(bin, dsk, model);
+        CHECK_STR_CONTAINS(msg, dsk);
+        CHECK_STR_CONTAINS(msg, k == 0 ? "incomplete dataset (no summary.json)" : "meta.npy");
+        free(msg);
+    }
+    dp_model_free(m);
+}
+
+/* test --train-set: the test flows whose first packets' sizes and directions
+ * occur in the training data are dropped from a second set of scores. In the
+ * CLI rows only Email vectors carry IPv4 headers with (random) lengths; the
+ * other classes' sequences are all size 0. The training data holds the Email
+ * rows alone: exactly the 6 Email flows are duplicates. */
+static void test_cli_train_set(void)
+{
+    const char *bin = cli_bin();
+    if (!bin)
+        SKIP("no deeppacket binary in $BUILD (run through make check)");
+    const char *tmp = dp_test_tmpdir();
+    char model[512], split[512], tr[512], out[512], cmd[4096], path[700];
+    snprintf(model, sizeof model, "%s/ts/traffic.model", tmp);
+    snprintf(split, sizeof split, "%s/ts/test", tmp);
+    snprintf(tr, sizeof tr, "%s/ts/train", tmp);
+    snprintf(out, sizeof out, "%s/ts/report", tmp);
+    CHECK(make_split(split, 1, cli_names, CLI_C) == 0);
+    static const int16_t email_only[CLI_C] = {-1, 0, -1, -1};
+    CHECK(make_dataset(tr, email_only, "prefix\tapp_id\tapp_name\ttraffic_id\ttraffic_name\ne\t\t\t0\tEmail\n") == 0);
+    dp_model *m = make_model(model);
+    CHECK(m != NULL);
+    if (!m)
+        return;
+    int correct = 0, n = cli_score(m, 1, &correct);
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -o '%s' --train-set '%s' > '%s/ts/stdout' 2>&1", bin, split,
+             model, out, tr, tmp);
+    CHECK_EQ_INT(run(cmd), 0);
+    char want[256];
+    snprintf(path, sizeof path, "%s/report.json", out);
+    char *js = dp_read_file(path, NULL, NULL);
+    snprintf(want, sizeof want, "\"sequence_packets\": 10, \"test_flows\": 23, \"dropped_flows\": 6, \"n\": %d, "
+             "\"accuracy\": %.17g,", n, (double)correct / n);
+    CHECK_STR_CONTAINS(js, want);
+    free(js);
+    file_contains(out, "flow_report.json", "\"test_flows\": 23, \"dropped_flows\": 6, \"n\": 17,");
+    file_contains(tmp, "ts/stdout", "without duplicate sequences: 6 of 23 test flows dropped (first 10 packets' sizes");
+    /* the training data as test set: every flow is a duplicate */
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -o '%s' --train-set '%s' --dup-packets 3 > /dev/null 2>&1",
+             bin, tr, model, out, tr);
+    CHECK_EQ_INT(run(cmd), 0);
+    file_contains(out, "report.json", "\"sequence_packets\": 3, \"test_flows\": 6, \"dropped_flows\": 6, \"n\": 0,");
+    /* bad input */
+    char nometa[512];
+    snprintf(nometa, sizeof nometa, "%s/ts/nometa", tmp);
+    CHECK(make_split(nometa, 0, cli_names, CLI_C) == 0);
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -o '%s' --train-set '%s' > /dev/null 2> '%s/ts/err'", bin,
+             nometa, model, out, tr, tmp);
+    CHECK_EQ_INT(run(cmd), 1);
+    file_contains(tmp, "ts/err", "ts/nometa: no meta.npy: --train-set needs the test set's flows");
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -o '%s' --train-set '%s/ts/none' > /dev/null 2> '%s/ts/err'",
+             bin, split, model, out, tmp, tmp);
+    CHECK_EQ_INT(run(cmd), 1);
+    file_contains(tmp, "ts/err", "--train-set: ");
+    file_contains(tmp, "ts/err", "ts/none");
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' --train-set '%s' --dup-packets 0 2> /dev/null", bin, split,
+             model, tr);
+    CHECK_EQ_INT(run(cmd), 2);
+    dp_model_free(m);
+}
+
 int main(void)
 {
     dp_test_prog = "test_eval";
@@ -1192,6 +1418,8 @@ int main(void)
     DP_RUN(test_unwritable_dir);
     DP_RUN(test_figure_sizes);
     DP_RUN(test_cli_end_to_end);
+    DP_RUN(test_cli_other_dataset);
+    DP_RUN(test_cli_train_set);
     dp_eval_plot_release();
     return dp_test_end();
 }

@@ -1151,6 +1151,42 @@ static void test_conv_scratch_monotonic(void)
     }
 }
 
+/* Class-weighted cross-entropy against values computed independently (in
+ * double, by the formula PyTorch documents for cross_entropy(weight=w):
+ * sum_i w_yi loss_i / sum_i w_yi, and its gradient). */
+static void test_weighted_xent(void)
+{
+    const int B = 4, V = 3;
+    const float z[12] = {1.0f, -2.0f, 0.5f, 0.2f, 0.1f, -0.3f, 3.0f, 1.0f, -1.0f, -0.5f, 2.5f, 0.0f};
+    const int lab[4] = {0, 2, 1, 1};
+    const float w[3] = {0.5f, 2.0f, 1.25f};
+    const double want_d[12] = {-0.0344566177, 0.0026138163, 0.0318428014, 0.0865629002, 0.0783253511,
+                               -0.1648882514, 0.3015002895, -0.3070224599, 0.0055221704, 0.0152996453,
+                               -0.0405244960, 0.0252248507};
+    float p[12], d[12], p0[12], d0[12];
+    CHECK_NEAR(dp_softmax_wxent_forward(p, z, lab, w, B, V), 1.1412073381480434, 1e-6);
+    dp_softmax_wxent_backward(d, p, lab, w, B, V);
+    for (int i = 0; i < 12; i++)
+        CHECK_NEAR(d[i], want_d[i], 1e-6);
+    /* no weights: exactly the unweighted pair; equal weights: the same values */
+    float l0 = dp_softmax_xent_forward(p0, z, lab, B, V);
+    dp_softmax_xent_backward(d0, p0, lab, B, V);
+    CHECK(dp_softmax_wxent_forward(p, z, lab, NULL, B, V) == l0);
+    dp_softmax_wxent_backward(d, p, lab, NULL, B, V);
+    CHECK(!memcmp(d, d0, sizeof d));
+    const float ones[3] = {3, 3, 3};
+    CHECK_NEAR(dp_softmax_wxent_forward(p, z, lab, ones, B, V), l0, 1e-6);
+    dp_softmax_wxent_backward(d, p, lab, ones, B, V);
+    for (int i = 0; i < 12; i++)
+        CHECK_NEAR(d[i], d0[i], 1e-7);
+    /* all weights of the batch zero: loss and gradient 0, not NaN */
+    const float zero[3] = {0, 0, 0};
+    CHECK(dp_softmax_wxent_forward(p, z, lab, zero, B, V) == 0.0f);
+    dp_softmax_wxent_backward(d, p, lab, zero, B, V);
+    for (int i = 0; i < 12; i++)
+        CHECK(d[i] == 0.0f);
+}
+
 int main(void)
 {
     dp_test_prog = "test_nn";
@@ -1162,6 +1198,7 @@ int main(void)
     DP_RUN(test_rowscale);
     DP_RUN(test_relu_fixtures);
     DP_RUN(test_xent_fixtures);
+    DP_RUN(test_weighted_xent);
     DP_RUN(test_mse_fixtures);
     DP_RUN(test_adam_fixtures);
     DP_RUN(test_conv1d_fd);

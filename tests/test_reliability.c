@@ -380,16 +380,6 @@ static const char *corpus_dataset(void)
     return ds;
 }
 
-static int same_file(const char *a, const char *b)
-{
-    size_t la, lb;
-    char *x = slurp(a, &la), *y = slurp(b, &lb);
-    int same = x && y && la == lb && memcmp(x, y, la) == 0;
-    free(x);
-    free(y);
-    return same;
-}
-
 /* 1 when the two split folders hold the same files, byte for byte. */
 static int same_split(const char *a, const char *b)
 {
@@ -402,7 +392,7 @@ static int same_split(const char *a, const char *b)
             char pa[900], pb[900];
             snprintf(pa, sizeof pa, "%s/%s/%s", a, dp_task_dir[t], files[k]);
             snprintf(pb, sizeof pb, "%s/%s/%s", b, dp_task_dir[t], files[k]);
-            if (!same_file(pa, pb))
+            if (!dp_test_same_file(pa, pb))
                 return 0;
         }
     return 1;
@@ -455,10 +445,10 @@ static void test_split_atomic(void)
     char pa[900], pb[900];
     snprintf(pa, sizeof pa, "%s/traffic_classification/test/labels.npy", t);
     snprintf(pb, sizeof pb, "%s/traffic_classification/test/labels.npy", s2);
-    CHECK(same_file(pa, pb));
+    CHECK(dp_test_same_file(pa, pb));
     snprintf(pa, sizeof pa, "%s/application_classification/test/labels.npy", t);
     snprintf(pb, sizeof pb, "%s/application_classification/test/labels.npy", s1);
-    CHECK(same_file(pa, pb));
+    CHECK(dp_test_same_file(pa, pb));
     /* a symlink to a split folder: the folder is replaced, the link stays */
     char *link = tmp("split-link");
     CHECK(symlink("split-target", link) == 0);
@@ -651,11 +641,11 @@ static void test_classify_targets(void)
     CHECK_EQ_INT(sh(out, sizeof out, "%s classify -m %s -r %s -o %s 2>&1", b, m, cap, link), 0);
     struct stat st;
     CHECK(lstat(link, &st) == 0 && S_ISLNK(st.st_mode));
-    CHECK(same_file(real, ref));
+    CHECK(dp_test_same_file(real, ref));
     /* "-": standard output */
     char *dash = tmp("cls-dash.jsonl");
     CHECK_EQ_INT(sh(out, sizeof out, "%s classify -m %s -r %s -o - >%s 2>/dev/null", b, m, cap, dash), 0);
-    CHECK(same_file(dash, ref));
+    CHECK(dp_test_same_file(dash, ref));
     /* a FIFO: read at the other end, still a FIFO */
     char *fifo = tmp("cls.fifo");
     CHECK(mkfifo(fifo, 0600) == 0);
@@ -828,7 +818,7 @@ static int same_dataset(const char *a, const char *b)
         char pa[900], pb[900];
         snprintf(pa, sizeof pa, "%s/%s", a, files[k]);
         snprintf(pb, sizeof pb, "%s/%s", b, files[k]);
-        if (!same_file(pa, pb))
+        if (!dp_test_same_file(pa, pb))
             return 0;
     }
     return 1;

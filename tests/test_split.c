@@ -22,6 +22,7 @@ typedef struct synth {
     int16_t *cls[DP_NTASKS];
     uint64_t *flow;
     uint32_t *file;
+    double *time;    /* capture time per row; synth_add sets 1000 + row */
 } synth;
 
 static void synth_add(synth *s, int app, int traffic, uint64_t flow, uint32_t file)
@@ -32,7 +33,9 @@ static void synth_add(synth *s, int app, int traffic, uint64_t flow, uint32_t fi
             s->cls[t] = realloc(s->cls[t], s->cap * sizeof(int16_t));
         s->flow = realloc(s->flow, s->cap * sizeof(uint64_t));
         s->file = realloc(s->file, s->cap * sizeof(uint32_t));
+        s->time = realloc(s->time, s->cap * sizeof(double));
     }
+    s->time[s->n] = 1000.0 + (double)s->n;
     s->cls[0][s->n] = (int16_t)app;
     s->cls[1][s->n] = (int16_t)traffic;
     s->flow[s->n] = flow;
@@ -53,6 +56,7 @@ static void synth_free(synth *s)
         free(s->cls[t]);
     free(s->flow);
     free(s->file);
+    free(s->time);
     memset(s, 0, sizeof *s);
 }
 
@@ -101,7 +105,7 @@ static void write_dataset(const char *dir, const synth *s, int summary)
         fill_vector(vec + i * DP_VEC_LEN, i);
         meta[i].file = s->file[i];
         meta[i].index = i;
-        meta[i].time = 1000.0 + (double)i;
+        meta[i].time = s->time[i];
         meta[i].flow = s->flow[i];
         meta[i].ipver = 4;
         meta[i].proto = 6;
@@ -459,7 +463,7 @@ static void test_determinism(void)
     standard(&s);
     char *d = subdir("det_ds");
     write_dataset(d, &s, 1);
-    for (int by = 0; by < 3; by++) {
+    for (int by = 0; by < 4; by++) {
         dp_split_opts o;
         dp_split_opts_default(&o);
         o.by = (dp_split_by)by;
@@ -553,7 +557,7 @@ static void test_split_modes(void)
     write_dataset(d, &s, 1);
     dp_dataset ds;
     CHECK(dp_dataset_open(&ds, d, err) == 0);
-    for (int by = 0; by < 3; by++)
+    for (int by = 0; by < 4; by++)
         for (int us = 0; us < 2; us++)
             for (int task = 0; task < DP_NTASKS; task++) {
                 dp_split_opts o;
@@ -691,7 +695,7 @@ static void test_packet_fraction(void)
     write_dataset(d, &s, 1);
     dp_dataset ds;
     CHECK(dp_dataset_open(&ds, d, err) == 0);
-    for (int by = 0; by < 3; by++) {
+    for (int by = 0; by < 4; by++) {
         dp_split_opts o;
         dp_split_opts_default(&o);
         o.by = (dp_split_by)by;
@@ -707,7 +711,7 @@ static void test_packet_fraction(void)
             CHECK_NEAR(f0, 0.3, 0.02);   /* sd 0.0042 */
             CHECK_NEAR(f1, 0.3, 0.04);   /* sd 0.0084 */
             CHECK(c.cls[0].shared_flows > 90); /* 120-packet flows: all on both sides */
-        } else if (by == DP_SPLIT_BY_FLOW) {
+        } else if (by == DP_SPLIT_BY_FLOW || by == DP_SPLIT_BY_TIME) {
             /* equal groups: the greedy rule hits the target to within one group */
             CHECK_NEAR(f0, 0.3, 120.0 / 12000 / 2 + 1e-9);
             CHECK_NEAR(f1, 0.3, 100.0 / 3000 / 2 + 1e-9);
@@ -724,6 +728,239 @@ static void test_packet_fraction(void)
         free(out);
     }
     dp_dataset_close(&ds);
+    free(d);
+    synth_free(&s);
+}
+
+/* Start (earliest time) of every flow on one side of a split, per class:
+ * fills max_train[c] / min_test[c] style bounds into lo/hi. */
+typedef struct time_side {
+    double start[4096];  /* flow id -> earliest time on this side (0: absent) */
+    int cls[4096];
+} time_side;
+
+static int read_time_side(time_side *ts, const char *split, int task, const char *side)
+{
+    memset(ts, 0, sizeof *ts);
+    char dir[1024], err[DP_ERRBUF_SIZE];
+    snprintf(dir, sizeof dir, "%s/%s/%s", split, dp_task_dir[task], side);
+    dp_splitset s;
+    if (dp_splitset_open(&s, dir, err) != 0) {
+        fprintf(stderr, "  %s\n", err);
+        return -1;
+    }
+    for (uint64_t i = 0; i < s.n; i++) {
+        dp_meta m = dp_splitset_meta(&s, i);
+        if (m.flow >= 4096)
+            continue;
+        if (ts->start[m.flow] == 0 || m.time < ts->start[m.flow])
+            ts->start[m.flow] = m.time;
+        ts->cls[m.flow] = dp_splitset_label(&s, i);
+    }
+    dp_splitset_close(&s);
+    return 0;
+}
+
+/* --by time: flows whose start times run against the row order, a tie, and
+ * a class of two flows; every test flow starts no earlier than every
+ * training flow of its class, no flow is on both sides, the card holds the
+ * boundary, and a rerun gives the same bytes. */
+static void test_time_split(void)
+{
+    char err[DP_ERRBUF_SIZE];
+    synth s;
+    memset(&s, 0, sizeof s);
+    /* class 0: 10 flows of 5 packets, later rows start earlier */
+    for (int f = 0; f < 10; f++) {
+        synth_flow(&s, 0, 0, 1 + (uint64_t)f, 0, 5);
+        for (int j = 0; j < 5; j++)
+            s.time[s.n - 5 + (uint64_t)j] = 5000.0 - 100.0 * f + j;
+    }
+    /* class 1: 6 flows, starts in a scrambled order, flows 21 and 22 tied */
+    static const double start1[6] = {3000, 1000, 4000, 4000, 2000, 500};
+    for (int f = 0; f < 6; f++) {
+        synth_flow(&s, 1, 1, 20 + (uint64_t)f, 1, 4);
+        for (int j = 0; j < 4; j++)
+            s.time[s.n - 4 + (uint64_t)j] = start1[f] + 0.5 * j;
+    }
+    /* class 2: two flows, the later one is big: it still goes to test */
+    synth_flow(&s, 2, 1, 40, 2, 3);
+    synth_flow(&s, 2, 1, 41, 2, 30);
+    char *d = subdir("time_ds");
+    write_dataset(d, &s, 1);
+    dp_split_opts o;
+    dp_split_opts_default(&o);
+    o.by = DP_SPLIT_BY_TIME;
+    o.under_sample = 0;
+    o.tasks = 1 << DP_TASK_APP;
+    char *out = subdir("time_out"), *out2 = subdir("time_out2");
+    CHECK(run_split(d, out, &o, err) == 0);
+    CHECK(run_split(d, out2, &o, err) == 0);
+    CHECK(same_task(out, out2, DP_TASK_APP));
+    time_side *tr = malloc(sizeof *tr), *te = malloc(sizeof *te);
+    CHECK(read_time_side(tr, out, DP_TASK_APP, "train") == 0);
+    CHECK(read_time_side(te, out, DP_TASK_APP, "test") == 0);
+    double last_train[3] = {0, 0, 0}, first_test[3] = {1e18, 1e18, 1e18};
+    int ntest[3] = {0, 0, 0}, ntrain[3] = {0, 0, 0};
+    for (int f = 0; f < 4096; f++) {
+        CHECK(!(tr->start[f] && te->start[f])); /* no flow on both sides */
+        if (tr->start[f]) {
+            ntrain[tr->cls[f]]++;
+            if (tr->start[f] > last_train[tr->cls[f]])
+                last_train[tr->cls[f]] = tr->start[f];
+        }
+        if (te->start[f]) {
+            ntest[te->cls[f]]++;
+            if (te->start[f] < first_test[te->cls[f]])
+                first_test[te->cls[f]] = te->start[f];
+        }
+    }
+    for (int c = 0; c < 3; c++) {
+        CHECK(ntrain[c] >= 1 && ntest[c] >= 1);
+        CHECK(last_train[c] <= first_test[c]);
+    }
+    /* class 0: 50 packets, T = 10: the two latest-starting flows (rows 0, 1) */
+    CHECK_EQ_INT(ntest[0], 2);
+    CHECK(te->start[1] == 5000 && te->start[2] == 4900);
+    /* class 1: 24 packets, T = 4.8: one flow; of the tied 22 and 23 the later row */
+    CHECK_EQ_INT(ntest[1], 1);
+    CHECK(te->start[23] == 4000 && tr->start[22] == 4000);
+    /* class 2: the big later flow */
+    CHECK(te->start[41] != 0 && tr->start[40] != 0);
+    char *cj = join(out, "application_classification/data_card.json");
+    char *cm = join(out, "application_classification/data_card.md");
+    char *js = dp_read_file(cj, NULL, err), *md = dp_read_file(cm, NULL, err);
+    CHECK_STR_CONTAINS(js, "\"by\": \"time\"");
+    CHECK_STR_CONTAINS(js, "\"train_last_start\": 4800.000000, \"test_first_start\": 4900.000000");
+    CHECK_STR_CONTAINS(js, "\"train_last_start\": null, \"test_first_start\": null"); /* class 3 */
+    CHECK_STR_CONTAINS(md, "| train until | test from |");
+    CHECK_STR_CONTAINS(md, "| 4000.000000 | 4000.000000 |");
+    free(js);
+    free(md);
+    free(cj);
+    free(cm);
+    free(tr);
+    free(te);
+    free(out);
+    free(out2);
+    free(d);
+    synth_free(&s);
+}
+
+/* --by time refuses a dataset without capture times instead of falling
+ * back to the row order. */
+static void test_time_split_untimed(void)
+{
+    char err[DP_ERRBUF_SIZE];
+    synth s;
+    standard(&s);
+    for (uint64_t i = 0; i < s.n; i++)
+        s.time[i] = 0;
+    char *d = subdir("untimed_ds"), *out = subdir("untimed_out");
+    write_dataset(d, &s, 1);
+    dp_split_opts o;
+    dp_split_opts_default(&o);
+    o.by = DP_SPLIT_BY_TIME;
+    CHECK(dp_split_run(d, out, &o, err) == -1);
+    CHECK_STR_CONTAINS(err, "untimed_ds/meta.npy: every packet labelled for the app task has time 0");
+    CHECK_STR_CONTAINS(err, "--by time");
+    o.by = DP_SPLIT_BY_FLOW;
+    CHECK(dp_split_run(d, out, &o, err) == 0);
+    free(d);
+    free(out);
+    synth_free(&s);
+}
+
+/* A dataset folder opened for one task: only its labelled rows, in order,
+ * read through the row index; the task must be given; class matching. */
+static void test_open_dataset_as_set(void)
+{
+    char err[DP_ERRBUF_SIZE];
+    synth s;
+    standard(&s);
+    char *d = subdir("asset_ds");
+    write_dataset(d, &s, 1);
+    dp_splitset ss;
+    CHECK(dp_splitset_open_task(&ss, d, -1, err) == -1);
+    CHECK_STR_CONTAINS(err, "asset_ds: a preprocessed dataset has a label column per task");
+    for (int task = 0; task < DP_NTASKS; task++) {
+        CHECK(dp_splitset_open_task(&ss, d, task, err) == 0);
+        CHECK_EQ_INT(ss.kind, DP_SET_DATASET);
+        CHECK_EQ_INT(ss.task, task);
+        CHECK(ss.has_meta);
+        CHECK_EQ_INT(ss.nclasses, task == DP_TASK_APP ? 4 : 2);
+        CHECK(!strcmp(ss.names[task == DP_TASK_APP ? 3 : 1], task == DP_TASK_APP ? "Three (unused)" : "Voip"));
+        uint64_t want = 0, bad = 0;
+        for (uint64_t i = 0; i < s.n; i++)
+            if (s.cls[task][i] >= 0) {
+                uint8_t v[DP_VEC_LEN];
+                fill_vector(v, i);
+                dp_meta m = dp_splitset_meta(&ss, want);
+                bad += m.index != i || dp_splitset_label(&ss, want) != s.cls[task][i] ||
+                       memcmp(v, dp_splitset_vector(&ss, want), DP_VEC_LEN) != 0;
+                want++;
+            }
+        CHECK_EQ_INT(ss.n, want);
+        CHECK_EQ_INT(bad, 0);
+        /* a batch across a gap in the row index is gathered */
+        uint8_t *buf = malloc(64 * DP_VEC_LEN);
+        uint64_t gap = 10;
+        while (gap + 1 < ss.n && ss.rows[gap + 1] == ss.rows[gap] + 1)
+            gap++;
+        CHECK(gap + 54 < ss.n);
+        const uint8_t *b = dp_splitset_vectors(&ss, gap - 10, 64, buf);
+        CHECK(b == buf);
+        for (int r = 0; r < 64; r++)
+            CHECK(!memcmp(b + (size_t)r * DP_VEC_LEN, dp_splitset_vector(&ss, gap - 10 + (uint64_t)r), DP_VEC_LEN));
+        CHECK(dp_splitset_vectors(&ss, 0, 16, buf) == dp_splitset_vector(&ss, 0)); /* consecutive: no copy */
+        free(buf);
+        dp_splitset_close(&ss);
+    }
+    /* classes matched by name: a model with the app classes in another order and one more */
+    CHECK(dp_splitset_open_task(&ss, d, DP_TASK_APP, err) == 0);
+    const char *model[5] = {"Two", "Extra", "Zero", "One", "Three (unused)"};
+    CHECK(dp_splitset_match_classes(&ss, d, 5, model, "m.model", err) == 0);
+    CHECK_EQ_INT(ss.nclasses, 5);
+    CHECK(!strcmp(ss.names[1], "Extra"));
+    uint64_t counts[DP_MAX_CLASSES], in[4] = {0};
+    dp_splitset_class_counts(&ss, counts);
+    for (uint64_t i = 0; i < s.n; i++)
+        if (s.cls[0][i] >= 0)
+            in[s.cls[0][i]]++;
+    CHECK_EQ_INT(counts[0], in[2]);
+    CHECK_EQ_INT(counts[1], 0);
+    CHECK_EQ_INT(counts[2], in[0]);
+    CHECK_EQ_INT(counts[3], in[1]);
+    dp_splitset_close(&ss);
+    /* a class with rows that the model lacks; one without rows ("Three (unused)") may be absent */
+    CHECK(dp_splitset_open_task(&ss, d, DP_TASK_APP, err) == 0);
+    const char *model2[3] = {"Zero", "One", "Two"};
+    CHECK(dp_splitset_match_classes(&ss, d, 3, model2, "m.model", err) == 0);
+    dp_splitset_close(&ss);
+    CHECK(dp_splitset_open_task(&ss, d, DP_TASK_APP, err) == 0);
+    const char *model3[3] = {"Zero", "Two", "Three (unused)"};
+    CHECK(dp_splitset_match_classes(&ss, d, 3, model3, "m.model", err) == -1);
+    CHECK_STR_CONTAINS(err, "asset_ds and m.model: classes differ: dataset class 'One' is not one of the "
+                            "model's (Zero, Two, Three (unused))");
+    dp_splitset_close(&ss);
+    /* a split folder knows its task from its parent folder */
+    dp_split_opts o;
+    dp_split_opts_default(&o);
+    char *out = subdir("asset_split");
+    CHECK(run_split(d, out, &o, err) == 0);
+    char *tr = join(out, "traffic_classification/train");
+    CHECK(dp_splitset_open_task(&ss, tr, DP_TASK_TRAFFIC, err) == 0);
+    CHECK_EQ_INT(ss.kind, DP_SET_SPLIT);
+    CHECK_EQ_INT(ss.task, DP_TASK_TRAFFIC);
+    CHECK(ss.rows == NULL);
+    dp_splitset_close(&ss);
+    CHECK(dp_splitset_open_task(&ss, tr, DP_TASK_APP, err) == -1);
+    CHECK_STR_CONTAINS(err, "traffic_classification/train: a split folder of the traffic task, not of the app task");
+    /* neither kind */
+    CHECK(dp_splitset_open_task(&ss, out, DP_TASK_APP, err) == -1);
+    CHECK_STR_CONTAINS(err, "neither a split folder");
+    free(tr);
+    free(out);
     free(d);
     synth_free(&s);
 }
@@ -791,6 +1028,7 @@ static void test_cli(void)
         {"-s %s -t %s --bogus", 2},
         {"-s %s/nope -t %s", 1},
         {"-s %s -t %s --by packet --test-size 0.25 --seed 7 --no-under-sampling --task app -q", 0},
+        {"-s %s -t %s --by time -q", 0},
         {"-s %s -t %s", 0},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
@@ -864,6 +1102,9 @@ int main(void)
     DP_RUN(test_split_modes);
     DP_RUN(test_card_exact);
     DP_RUN(test_packet_fraction);
+    DP_RUN(test_time_split);
+    DP_RUN(test_time_split_untimed);
+    DP_RUN(test_open_dataset_as_set);
     DP_RUN(test_tasks);
     DP_RUN(test_cli);
     DP_RUN(test_numpy_reads_split);

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "dataset/dp_dataset.h"
 #include "dp_test.h"
@@ -350,6 +352,249 @@ static void test_bad_input(void)
     free(nm);
 }
 
+/* make_split's rows as a preprocessed dataset folder, with every third flow
+ * unlabelled for traffic (-1) and no app labels; also writes, as the split
+ * folder `name`_split, the labelled rows alone. Returns the dataset path. */
+static char *make_dataset(const char *name, int n, uint64_t seed)
+{
+    char eb[DP_ERRBUF_SIZE], p[700], sname[256];
+    snprintf(sname, sizeof sname, "%s_src", name);
+    char *src = make_split(sname, n, seed);
+    dp_splitset s;
+    CHECK(dp_splitset_open(&s, src, eb) == 0);
+    char *dir = mpath(name), *sdir = malloc(700);
+    snprintf(sdir, 700, "%s_split", dir);
+    CHECK(dp_mkdirs(dir, eb) == 0 && dp_mkdirs(sdir, eb) == 0);
+    int16_t *tl = malloc((size_t)n * 2), *al = malloc((size_t)n * 2), *sl = malloc((size_t)n * 2);
+    uint8_t *sv = malloc((size_t)n * DP_VEC_LEN);
+    dp_meta *sm = malloc((size_t)n * sizeof(dp_meta));
+    uint64_t k = 0;
+    for (int i = 0; i < n; i++) {
+        dp_meta m = dp_splitset_meta(&s, (uint64_t)i);
+        al[i] = -1;
+        tl[i] = m.flow % 3 == 1 ? -1 : (int16_t)dp_splitset_label(&s, (uint64_t)i);
+        if (tl[i] < 0)
+            continue;
+        sl[k] = tl[i];
+        sm[k] = m;
+        memcpy(sv + k * DP_VEC_LEN, dp_splitset_vector(&s, (uint64_t)i), DP_VEC_LEN);
+        k++;
+    }
+    snprintf(p, sizeof p, "%s/vectors.npy", dir);
+    CHECK(dp_npy_save(p, DP_NPY_U1, 1, DP_VEC_LEN, s.vectors.data, (uint64_t)n, eb) == 0);
+    snprintf(p, sizeof p, "%s/meta.npy", dir);
+    CHECK(dp_npy_save(p, DP_META_DESCR, sizeof(dp_meta), 0, s.meta.data, (uint64_t)n, eb) == 0);
+    snprintf(p, sizeof p, "%s/traffic.npy", dir);
+    CHECK(dp_npy_save(p, DP_NPY_I2, 2, 0, tl, (uint64_t)n, eb) == 0);
+    snprintf(p, sizeof p, "%s/app.npy", dir);
+    CHECK(dp_npy_save(p, DP_NPY_I2, 2, 0, al, (uint64_t)n, eb) == 0);
+    const char *lt = "prefix\tapp_id\tapp_name\ttraffic_id\ttraffic_name\n"
+                     "c\t\t\t0\tChat\ne\t\t\t1\tEmail\nv\t\t\t2\tVoip\n";
+    snprintf(p, sizeof p, "%s/labels.tsv", dir);
+    CHECK(dp_write_file_atomic(p, lt, strlen(lt), eb) == 0);
+    snprintf(p, sizeof p, "%s/summary.json", dir);
+    CHECK(dp_write_file_atomic(p, "{}\n", 3, eb) == 0);
+    snprintf(p, sizeof p, "%s/vectors.npy", sdir);
+    CHECK(dp_npy_save(p, DP_NPY_U1, 1, DP_VEC_LEN, sv, k, eb) == 0);
+    snprintf(p, sizeof p, "%s/meta.npy", sdir);
+    CHECK(dp_npy_save(p, DP_META_DESCR, sizeof(dp_meta), 0, sm, k, eb) == 0);
+    snprintf(p, sizeof p, "%s/labels.npy", sdir);
+    CHECK(dp_npy_save(p, DP_NPY_I2, 2, 0, sl, k, eb) == 0);
+    snprintf(p, sizeof p, "%s/classes.tsv", sdir);
+    CHECK(dp_write_file_atomic(p, "0\tChat\n1\tEmail\n2\tVoip\n", 21, eb) == 0);
+    dp_splitset_close(&s);
+    free(src);
+    free(sdir);
+    free(tl);
+    free(al);
+    free(sl);
+    free(sv);
+    free(sm);
+    return dir;
+}
+
+/* train -d DATASET_DIR: the rows labelled for the task, read in place, give
+ * the model that a split folder of exactly those rows gives, bit for bit. */
+static void test_train_on_dataset(void)
+{
+    char eb[DP_ERRBUF_SIZE], sdir[700];
+    char *ds = make_dataset("tods", 96, 21);
+    snprintf(sdir, sizeof sdir, "%s_split", ds);
+    char *m1 = mpath("tods1.dpm"), *m2 = mpath("tods2.dpm");
+    dp_train_opts o;
+    opts(&o, ds, m1);
+    o.hp.epochs = 2;
+    CHECK_EQ_INT(dp_train_run(&o, eb), 0);
+    o.train_dir = sdir;
+    o.model_path = m2;
+    CHECK_EQ_INT(dp_train_run(&o, eb), 0);
+    CHECK(dp_test_same_file(m1, m2));
+    dp_model *m = dp_model_load(m1, eb);
+    CHECK(m && dp_model_hparams(m)->train_samples == 64);
+    dp_model_free(m);
+    /* the app column has no label: refused, naming the task */
+    o.train_dir = ds;
+    o.task = DP_TASK_APP;
+    CHECK_EQ_INT(dp_train_run(&o, eb), -1);
+    CHECK_STR_CONTAINS(eb, "no packet is labelled for the app task");
+    free(ds);
+    free(m1);
+    free(m2);
+}
+
+/* A split folder of 3 classes with 60, 20 and 8 rows (flows of 4 rows). */
+static char *make_imbalanced(const char *name)
+{
+    char eb[DP_ERRBUF_SIZE], p[700];
+    char *src = make_split(name, 180, 31); /* balanced: 60 rows per class */
+    dp_splitset s;
+    CHECK(dp_splitset_open(&s, src, eb) == 0);
+    char *dir = malloc(700);
+    snprintf(dir, 700, "%s_imb", src);
+    CHECK(dp_mkdirs(dir, eb) == 0);
+    static const int keep[NCLS] = {60, 20, 8};
+    int seen[NCLS] = {0};
+    uint8_t *v = malloc(180 * DP_VEC_LEN);
+    int16_t l[180];
+    dp_meta m[180];
+    uint64_t n = 0;
+    for (uint64_t i = 0; i < s.n; i++) {
+        int c = dp_splitset_label(&s, i);
+        if (seen[c]++ >= keep[c])
+            continue;
+        memcpy(v + n * DP_VEC_LEN, dp_splitset_vector(&s, i), DP_VEC_LEN);
+        l[n] = (int16_t)c;
+        m[n++] = dp_splitset_meta(&s, i);
+    }
+    snprintf(p, sizeof p, "%s/vectors.npy", dir);
+    CHECK(dp_npy_save(p, DP_NPY_U1, 1, DP_VEC_LEN, v, n, eb) == 0);
+    snprintf(p, sizeof p, "%s/labels.npy", dir);
+    CHECK(dp_npy_save(p, DP_NPY_I2, 2, 0, l, n, eb) == 0);
+    snprintf(p, sizeof p, "%s/meta.npy", dir);
+    CHECK(dp_npy_save(p, DP_META_DESCR, sizeof(dp_meta), 0, m, n, eb) == 0);
+    snprintf(p, sizeof p, "%s/classes.tsv", dir);
+    CHECK(dp_write_file_atomic(p, "0\tChat\n1\tEmail\n2\tVoip\n", 21, eb) == 0);
+    dp_splitset_close(&s);
+    free(v);
+    free(src);
+    return dir;
+}
+
+static void test_balance_weights_and_draws(void)
+{
+    const uint64_t counts[4] = {60, 20, 0, 8};
+    float w[4];
+    dp_train_class_weights(counts, 4, w);
+    CHECK_NEAR(w[0], 88.0 / 180, 1e-6);
+    CHECK_NEAR(w[1], 88.0 / 60, 1e-6);
+    CHECK(w[2] == 0.0f);
+    CHECK_NEAR(w[3], 88.0 / 24, 1e-6);
+    CHECK_NEAR((60 * w[0] + 20 * w[1] + 8 * w[3]) / 88, 1.0, 1e-6); /* mean weight over the rows */
+
+    /* class 0: rows 0..59, class 1: 100..119, class 2: none, class 3: 200..207 */
+    uint32_t rows[88];
+    for (int i = 0; i < 60; i++)
+        rows[i] = (uint32_t)i;
+    for (int i = 0; i < 20; i++)
+        rows[60 + i] = 100 + (uint32_t)i;
+    for (int i = 0; i < 8; i++)
+        rows[80 + i] = 200 + (uint32_t)i;
+    const size_t off[5] = {0, 60, 80, 80, 88};
+    enum { N = 30000 };
+    uint32_t *a = malloc(N * sizeof *a), *b = malloc(N * sizeof *b);
+    dp_rng r;
+    dp_rng_seed(&r, 5);
+    dp_train_balanced_draw(&r, rows, off, 4, a, N);
+    dp_rng_seed(&r, 5);
+    dp_train_balanced_draw(&r, rows, off, 4, b, N);
+    CHECK(!memcmp(a, b, N * sizeof *a));
+    int per[3] = {0, 0, 0}, bad = 0, hit[8] = {0};
+    for (int i = 0; i < N; i++) {
+        if (a[i] < 60)
+            per[0]++;
+        else if (a[i] >= 100 && a[i] < 120)
+            per[1]++;
+        else if (a[i] >= 200 && a[i] < 208)
+            per[2]++, hit[a[i] - 200] = 1;
+        else
+            bad++;
+    }
+    CHECK_EQ_INT(bad, 0);
+    for (int k = 0; k < 3; k++)
+        CHECK_NEAR(per[k], N / 3.0, 400); /* sd 82 */
+    for (int k = 0; k < 8; k++)
+        CHECK(hit[k]); /* every row of the small class is drawn */
+    free(a);
+    free(b);
+}
+
+/* --balance on an imbalanced training set: undersample trains on 3 x 8 rows;
+ * every mode is deterministic and gives another model than none; sample
+ * resumes to the uninterrupted model. */
+static void test_balance_train(void)
+{
+    char eb[DP_ERRBUF_SIZE];
+    char *dir = make_imbalanced("bal");
+    char *m0 = mpath("bal0.dpm");
+    dp_train_opts o;
+    opts(&o, dir, m0);
+    o.hp.epochs = 2;
+    CHECK_EQ_INT(dp_train_run(&o, eb), 0);
+    dp_model *m = dp_model_load(m0, eb);
+    CHECK(m && dp_model_hparams(m)->train_samples == 88);
+    dp_model_free(m);
+    for (int b = DP_BALANCE_UNDERSAMPLE; b <= DP_BALANCE_SAMPLE; b++) {
+        char n1[64], n2[64];
+        snprintf(n1, sizeof n1, "bal%d_1.dpm", b);
+        snprintf(n2, sizeof n2, "bal%d_2.dpm", b);
+        char *p1 = mpath(n1), *p2 = mpath(n2);
+        o.balance = (dp_balance)b;
+        CHECK(trains_same_twice(&o, p1, p2));
+        CHECK(!dp_test_same_file(m0, p1));
+        m = dp_model_load(p1, eb);
+        CHECK(m && dp_model_hparams(m)->train_samples == (b == DP_BALANCE_UNDERSAMPLE ? 24 : 88));
+        dp_model_free(m);
+        if (b == DP_BALANCE_SAMPLE) {
+            char *p3 = mpath("bal_res.dpm");
+            o.model_path = p3;
+            o.max_steps = 7; /* killed in epoch 2 */
+            CHECK_EQ_INT(dp_train_run(&o, eb), 0);
+            o.max_steps = 0;
+            o.resume = 1;
+            CHECK_EQ_INT(dp_train_run(&o, eb), 0);
+            CHECK(dp_test_same_file(p1, p3));
+            o.resume = 0;
+            free(p3);
+        }
+        free(p1);
+        free(p2);
+    }
+    free(m0);
+    free(dir);
+}
+
+/* train --balance with an unknown mode is a usage error (exit 2). */
+static void test_balance_cli(void)
+{
+    char self[400] = {0}, cmd[1200];
+    if (readlink("/proc/self/exe", self, sizeof self - 1) < 0)
+        SKIP("cannot find this test binary");
+    char *slash = strrchr(self, '/');
+    if (slash)
+        *slash = 0;
+    char bin[500];
+    snprintf(bin, sizeof bin, "%s/../deeppacket", self);
+    if (access(bin, X_OK) != 0)
+        SKIP("%s not built", bin);
+    snprintf(cmd, sizeof cmd, "'%s' train -d /nonexistent -m /nonexistent.model -t traffic --balance oversample "
+             "2>/dev/null", bin);
+    int st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    snprintf(cmd, sizeof cmd, "'%s' train --help | grep -q -- '--balance MODE'", bin);
+    st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 int main(void)
 {
     dp_test_prog = "test_train";
@@ -361,5 +606,9 @@ int main(void)
     DP_RUN(test_divergence);
     DP_RUN(test_init_from);
     DP_RUN(test_bad_input);
+    DP_RUN(test_train_on_dataset);
+    DP_RUN(test_balance_weights_and_draws);
+    DP_RUN(test_balance_train);
+    DP_RUN(test_balance_cli);
     return dp_test_end();
 }

@@ -536,15 +536,17 @@ static void test_live_privdrop(void)
      * output is opened before the drop and written in place, so the run
      * works as nobody and the file is there after SIGTERM */
     struct stat st;
-    snprintf(cmd, sizeof cmd,
-             "timeout --preserve-status -s TERM 2 '%s' classify -m '%s' -i lo -f 'udp and dst port 9' -o '%s' "
-             "2>&1; echo \"rc=$?\"", dp, mp, tmp("o.jsonl"));
+    /* SIGTERM once it listens (a TERM during start-up ends it by default) */
+#define TERM_WHEN_LISTENING(CMDLINE) \
+    "e=%s; (" CMDLINE " 2>$e & p=$!; for i in $(seq 200); do grep -q listening $e && break; sleep 0.05; done; " \
+    "kill -TERM $p; wait $p; echo \"rc=$?\")"
+    snprintf(cmd, sizeof cmd, TERM_WHEN_LISTENING("'%s' classify -m '%s' -i lo -f 'udp and dst port 9' -o '%s'"),
+             tmp("o.err"), dp, mp, tmp("o.jsonl"));
     dp_test_sh(cmd, res, sizeof res);
     CHECK_STR_CONTAINS(res, "rc=0");
     CHECK(stat(tmp("o.jsonl"), &st) == 0 && S_ISREG(st.st_mode));
-    snprintf(cmd, sizeof cmd,
-             "timeout --preserve-status -s TERM 2 '%s' capture -i lo -f 'udp and dst port 9' -w '%s' 2>&1; "
-             "echo \"rc=$?\"", dp, tmp("c.pcap"));
+    snprintf(cmd, sizeof cmd, TERM_WHEN_LISTENING("'%s' capture -i lo -f 'udp and dst port 9' -w '%s'"),
+             tmp("c.err"), dp, tmp("c.pcap"));
     dp_test_sh(cmd, res, sizeof res);
     CHECK_STR_CONTAINS(res, "rc=0");
     CHECK(stat(tmp("c.pcap"), &st) == 0 && st.st_size >= 24); /* at least the pcap header */

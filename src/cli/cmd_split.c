@@ -19,11 +19,14 @@ static void split_usage(FILE *f)
             "\n"
             "  -s, --source DIR         preprocessed dataset (from deeppacket preprocess)\n"
             "  -t, --target DIR         where to write the split\n"
-            "      --test-size X        share of each class in the test set, in (0, 1) [0.2]\n"
+            "      --test-size X        share of each class's packets in the test set, in\n"
+            "                           (0, 1); whole flows/files, so approximately [0.2]\n"
             "      --seed N             random seed [9876]\n"
-            "      --by flow|file|packet  unit kept on one side: bidirectional flow, capture\n"
-            "                           file, or single packet (the reference behaviour,\n"
-            "                           which puts flows on both sides) [flow]\n"
+            "      --by flow|file|packet|time  unit kept on one side: bidirectional flow,\n"
+            "                           capture file, or single packet (the reference\n"
+            "                           behaviour, which puts flows on both sides); time:\n"
+            "                           per class, the flows that start latest go to test,\n"
+            "                           the earlier ones to train (needs capture times) [flow]\n"
             "      --no-under-sampling  keep every training packet\n"
             "      --task app|traffic|all  which task(s) to split [all]\n"
             "  -q, --quiet              do not print the data cards\n"
@@ -76,7 +79,7 @@ int cmd_split(int argc, char **argv)
         case 'b': {
             int by = dp_split_by_parse(optarg);
             if (by < 0)
-                return dp_cli_usage_error("split", "--by '%s': expected flow, file or packet", optarg);
+                return dp_cli_usage_error("split", "--by '%s': expected flow, file, packet or time", optarg);
             o.by = (dp_split_by)by;
             break;
         }

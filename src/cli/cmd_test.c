@@ -1,7 +1,8 @@
 /* deeppacket test: evaluate a model on a test set (spec section 6).
  *
- *   deeppacket test -d SPLIT_DIR/<task>/test -m MODEL [-o REPORT_DIR]
+ *   deeppacket test -d SPLIT_DIR/<task>/test|DATASET_DIR -m MODEL [-o REPORT_DIR]
  *                   [-j THREADS] [--batch-size 256] [--save-logprobs]
+ *                   [--train-set DIR [--dup-packets 10]]
  *
  * A flow model (train --model gbt|flow) is evaluated per flow instead
  * (dp_flowtest): flow_report.*, flow_confusion.* and flows.npy.
@@ -32,6 +33,7 @@
 
 #include "cli/dp_cli.h"
 #include "dataset/dp_dataset.h"
+#include "dataset/dp_seqdup.h"
 #include "eval/dp_eval.h"
 #include "eval/dp_flowtest.h"
 #include "model/dp_model.h"
@@ -42,13 +44,19 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: deeppacket test -d TEST_DIR -m MODEL [-o REPORT_DIR] [-j THREADS]\n"
-            "                       [--batch-size N] [--save-logprobs]\n"
-            "  -d TEST_DIR       test split folder, e.g. SPLIT_DIR/application_classification/test\n"
+            "                       [--batch-size N] [--save-logprobs] [--train-set DIR [--dup-packets N]]\n"
+            "  -d TEST_DIR       test split folder, e.g. SPLIT_DIR/application_classification/test,\n"
+            "                    or a preprocessed dataset folder (its rows labelled for the\n"
+            "                    model's task); classes are matched to the model's by name\n"
             "  -m MODEL          model file written by `deeppacket train`\n"
             "  -o REPORT_DIR     where the report goes (default: MODEL.report)\n"
             "  -j THREADS        worker threads (default: all CPUs)\n"
             "  --batch-size N    packets per inference batch (default 256)\n"
             "  --save-logprobs   also write logprobs.npy, float32 [N, classes] (kept in RAM)\n"
+            "  --train-set DIR   the training data (split or dataset folder): the report also\n"
+            "                    gives the scores without the test flows whose first packets'\n"
+            "                    size and direction sequence occurs identically in DIR\n"
+            "  --dup-packets N   how many first packets make that sequence (default 10)\n"
             "Prints the per-class table (recall, precision, f1-score, support; weighted\n"
             "average) and writes report.md/.json, confusion.csv/.pdf/.png, predictions.npy,\n"
             "and, when the test set knows its flows, the same at flow level (flow_*).\n");
@@ -83,6 +91,7 @@ typedef struct worker {
     uint64_t *cm;           /* [C * C] */
     dp_flowagg *fa;
     float *lp;              /* [batch, C] */
+    uint8_t *xb;            /* [batch, 1500]: rows gathered from a dataset folder */
     int failed;
     char err[DP_ERRBUF_SIZE];
     pthread_t tid;
@@ -101,7 +110,7 @@ static void *worker_main(void *arg)
             break;
         uint64_t start = b * (uint64_t)sh->batch;
         int cnt = (int)(s->n - start < (uint64_t)sh->batch ? s->n - start : (uint64_t)sh->batch);
-        if (dp_model_predict(w->m, dp_splitset_vector(s, start), cnt, w->lp, w->err) != 0) {
+        if (dp_model_predict(w->m, dp_splitset_vectors(s, start, cnt, w->xb), cnt, w->lp, w->err) != 0) {
             w->failed = 1;
             atomic_store(&sh->stop, 1);
             break;
@@ -159,24 +168,27 @@ static void progress_line(dp_progress *pr, uint64_t done, uint64_t n)
                       n ? 100.0 * (double)done / (double)n : 100.0, rate, eta);
 }
 
-/* Checks that the model's classes are the test set's (same count, same name
- * per id). */
-static int check_classes(const dp_model *m, const char *mpath, const dp_splitset *s,
-                         const char *dir, char *errbuf)
+/* Opens the test set for the model's task and maps its classes onto the
+ * model's by name; missing[] receives the model's classes without test
+ * samples (not copied). Returns their count, or -1 + message. */
+static int open_test_set(dp_splitset *s, const char *dir, const dp_model *m, const char *mpath,
+                         const char **missing, char *errbuf)
 {
-    int mc = dp_model_nclasses(m);
-    if (mc != s->nclasses)
-        return dp_err(errbuf,
-                      "%s has %d classes but the test set %s/classes.tsv has %d "
-                      "(model and test set are for different tasks or label tables?)",
-                      mpath, mc, dir, s->nclasses);
-    for (int c = 0; c < mc; c++) {
-        const char *a = dp_model_class_name(m, c), *b = s->names[c] ? s->names[c] : "";
-        if (strcmp(a ? a : "", b) != 0)
-            return dp_err(errbuf, "class %d is '%s' in %s but '%s' in %s/classes.tsv", c,
-                          a ? a : "", mpath, b, dir);
-    }
-    return 0;
+    int task = dp_model_task(m), mc = dp_model_nclasses(m);
+    if (dp_splitset_open_task(s, dir, task, errbuf) != 0)
+        return -1;
+    const char *names[DP_MAX_CLASSES];
+    for (int c = 0; c < mc; c++)
+        names[c] = dp_model_class_name(m, c);
+    if (dp_splitset_match_classes(s, dir, mc, names, mpath, errbuf) != 0)
+        return -1;
+    uint64_t counts[DP_MAX_CLASSES];
+    dp_splitset_class_counts(s, counts);
+    int nmissing = 0;
+    for (int c = 0; c < mc; c++)
+        if (!counts[c] && names[c] && names[c][0])
+            missing[nmissing++] = names[c];
+    return nmissing;
 }
 
 static int cmp_flow_row(const void *a, const void *b)
@@ -227,7 +239,7 @@ static int save_npy(const char *dir, const char *name, const char *descr, size_t
 /* A flow model: one verdict per flow (dp_flowtest), the flow-level table
  * on stdout, flow_report.* and flows.npy in outdir. */
 static int test_flow_model(dp_model *m, const char *mpath, const dp_splitset *s, const char *dir,
-                           const char *outdir, char *errbuf)
+                           const char *outdir, const char **missing, int nmissing, char *errbuf)
 {
     dp_flowtest ft;
     double t0 = dp_now();
@@ -237,7 +249,7 @@ static int test_flow_model(dp_model *m, const char *mpath, const dp_splitset *s,
     int task = dp_model_task(m);
     dp_report_info info = {.level = "flow", .task = task >= 0 && task < DP_NTASKS ? dp_task_name[task] : NULL,
                            .model = mpath, .model_kind = dp_model_kind_name(m), .test_set = dir,
-                           .packets = ft.packets};
+                           .packets = ft.packets, .missing = missing, .nmissing = nmissing};
     double secs = dp_now() - t0;
     printf("flow level (%llu flows of %llu packets, %.1f s; %s flow model on each flow's first %d packets):\n\n",
            (unsigned long long)ft.nflows, (unsigned long long)ft.packets, secs, dp_model_kind_name(m),
@@ -259,10 +271,69 @@ static int test_flow_model(dp_model *m, const char *mpath, const dp_splitset *s,
     return rc;
 }
 
+/* Marks the test flows whose first-N size/direction sequence occurs in the
+ * training data `train_dir` (opened for the task). Returns the test table
+ * (NULL + message on error); *dropped receives the count. */
+static dp_seqtab *find_duplicates(const dp_splitset *s, const char *dir, const char *train_dir, int task,
+                                  int npackets, uint64_t *dropped, char *errbuf)
+{
+    dp_splitset tr;
+    dp_seqtab *test = dp_seqtab_new(npackets, errbuf), *train = dp_seqtab_new(npackets, errbuf);
+    int ok = test && train;
+    if (ok && dp_splitset_open_task(&tr, train_dir, task, errbuf) != 0)
+        ok = 0;
+    else if (ok) {
+        ok = dp_seqtab_add_set(train, &tr, train_dir, errbuf) == 0 &&
+             dp_seqtab_add_set(test, s, dir, errbuf) == 0;
+        dp_splitset_close(&tr);
+    }
+    int64_t n = ok ? dp_seqtab_mark(test, train, errbuf) : -1;
+    dp_seqtab_free(train);
+    if (n < 0) {
+        dp_seqtab_free(test);
+        return NULL;
+    }
+    *dropped = (uint64_t)n;
+    return test;
+}
+
+/* Packet-level scores over the rows of non-duplicate flows. */
+static int dedup_packets(dp_eval *e, const dp_splitset *s, const int16_t *pred, const dp_seqtab *dups,
+                         char *errbuf)
+{
+    if (dp_eval_init(e, s->nclasses, (const char *const *)s->names, errbuf) != 0)
+        return -1;
+    for (uint64_t i = 0; i < s->n; i++) {
+        dp_meta m = dp_splitset_meta(s, i);
+        if (!dp_seqtab_is_dup(dups, m.flow))
+            dp_eval_add(e, dp_splitset_label(s, i), pred[i]);
+    }
+    dp_eval_finish(e);
+    return 0;
+}
+
+/* Flow-level scores over the non-duplicate flows. */
+static int dedup_flows(dp_eval *e, const dp_splitset *s, const dp_flowagg *fa, const dp_seqtab *dups,
+                       char *errbuf)
+{
+    if (dp_eval_init(e, s->nclasses, (const char *const *)s->names, errbuf) != 0)
+        return -1;
+    for (uint64_t i = 0; i < dp_flowagg_flows(fa); i++) {
+        uint64_t id, np;
+        int t, p;
+        dp_flowagg_get(fa, i, &id, &t, &p, &np);
+        if (!dp_seqtab_is_dup(dups, id))
+            dp_eval_add(e, t, p);
+    }
+    dp_eval_finish(e);
+    return 0;
+}
+
 int cmd_test(int argc, char **argv)
 {
     const char *dir = NULL, *mpath = NULL, *outdir = NULL;
-    long threads = 0, batch = 256;
+    long threads = 0, batch = 256, dup_packets = DP_SEQ_DEFAULT_PACKETS;
+    const char *train_dir = NULL;
     int save_lp = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -286,6 +357,11 @@ int cmd_test(int argc, char **argv)
         else if (!strcmp(a, "-j")) {
             if (dp_cli_parse_int(v, 1, 256, &threads) < 0)
                 return dp_cli_usage_error("test", "-j wants a thread count 1..256, not '%s'", v);
+        } else if (!strcmp(a, "--train-set")) {
+            train_dir = v;
+        } else if (!strcmp(a, "--dup-packets")) {
+            if (dp_cli_parse_int(v, 1, DP_SEQ_MAX_PACKETS, &dup_packets) < 0)
+                return dp_cli_usage_error("test", "--dup-packets wants 1..%d, not '%s'", DP_SEQ_MAX_PACKETS, v);
         } else if (!strcmp(a, "--batch-size")) {
             if (dp_cli_parse_int(v, 1, 1 << 20, &batch) < 0)
                 return dp_cli_usage_error("test", "--batch-size wants 1..1048576, not '%s'", v);
@@ -312,9 +388,13 @@ int cmd_test(int argc, char **argv)
     int nw = 0;
     shared sh;
     memset(&sh, 0, sizeof sh);
-    dp_eval ev, fev;
+    dp_eval ev, fev, dev, dfev; /* packet, flow level; the same without duplicates */
     memset(&ev, 0, sizeof ev);
     memset(&fev, 0, sizeof fev);
+    memset(&dev, 0, sizeof dev);
+    memset(&dfev, 0, sizeof dfev);
+    dp_seqtab *dups = NULL;
+    uint64_t ndropped = 0;
     dp_flowagg *fall = NULL;
     const char *ctx = ""; /* what failed, before errbuf */
 
@@ -322,12 +402,12 @@ int cmd_test(int argc, char **argv)
         ctx = "cannot load the model: ";
         goto fail;
     }
-    if (dp_splitset_open(&s, dir, errbuf) != 0) {
-        ctx = "cannot open the test set: ";
+    const char *missing[DP_MAX_CLASSES];
+    int nmissing = open_test_set(&s, dir, m0, mpath, missing, errbuf);
+    if (nmissing < 0) {
+        ctx = "cannot use the test set: ";
         goto fail;
     }
-    if (check_classes(m0, mpath, &s, dir, errbuf) != 0)
-        goto fail;
     if (s.n == 0) {
         dp_err(errbuf, "%s: the test set has no rows: nothing to evaluate", dir);
         goto fail;
@@ -337,13 +417,21 @@ int cmd_test(int argc, char **argv)
         goto fail;
     }
     if (dp_model_input(m0) == DP_INPUT_FLOW) {
-        if (test_flow_model(m0, mpath, &s, dir, outdir, errbuf) != 0)
+        if (test_flow_model(m0, mpath, &s, dir, outdir, missing, nmissing, errbuf) != 0)
             goto fail;
         rc = 0;
         goto out;
     }
     int C = s.nclasses;
     int task = dp_model_task(m0);
+    if (train_dir && !s.has_meta) {
+        dp_err(errbuf, "%s: no meta.npy: --train-set needs the test set's flows", dir);
+        goto fail;
+    }
+    if (train_dir && !(dups = find_duplicates(&s, dir, train_dir, task, (int)dup_packets, &ndropped, errbuf))) {
+        ctx = "--train-set: ";
+        goto fail;
+    }
     const char *task_name = task >= 0 && task < DP_NTASKS ? dp_task_name[task] : NULL;
     if (!threads)
         threads = dp_ncpu();
@@ -378,9 +466,10 @@ int cmd_test(int argc, char **argv)
             m0 = NULL; /* owned by worker 0 now */
         w->cm = calloc((size_t)C * C, sizeof *w->cm);
         w->lp = malloc((size_t)batch * C * sizeof *w->lp);
+        w->xb = malloc((size_t)batch * DP_VEC_LEN);
         if (sh.flows)
             w->fa = dp_flowagg_new(C, errbuf);
-        if (!w->m || !w->cm || !w->lp || (sh.flows && !w->fa)) {
+        if (!w->m || !w->cm || !w->lp || !w->xb || (sh.flows && !w->fa)) {
             if (w->m && errbuf[0] == 0)
                 dp_err(errbuf, "out of memory for worker %d", nw);
             nw++;
@@ -433,7 +522,18 @@ int cmd_test(int argc, char **argv)
         dp_eval_add_matrix(&ev, ws[i].cm);
     dp_eval_finish(&ev);
     dp_report_info info = {.level = "packet", .task = task_name, .model = mpath,
-                           .model_kind = dp_model_kind_name(ws[0].m), .test_set = dir};
+                           .model_kind = dp_model_kind_name(ws[0].m), .test_set = dir,
+                           .missing = missing, .nmissing = nmissing};
+    dp_report_dedup pdup = {.train_set = train_dir, .seq_packets = (int)dup_packets,
+                            .test_flows = dups ? dp_seqtab_flows(dups) : 0, .dropped_flows = ndropped,
+                            .eval = &dev};
+    dp_report_dedup fdup = pdup;
+    fdup.eval = &dfev;
+    if (dups) {
+        if (dedup_packets(&dev, &s, sh.pred, dups, errbuf) != 0)
+            goto fail;
+        info.dedup = &pdup;
+    }
     printf("packet level (%llu packets, %.1f s, %.0f packets/s):\n\n", (unsigned long long)ev.n,
            secs, secs > 0 ? ev.n / secs : 0.0);
     dp_eval_print_markdown(&ev, &info, stdout);
@@ -462,6 +562,11 @@ int cmd_test(int argc, char **argv)
             goto fail;
         dp_report_info finfo = info;
         finfo.level = "flow";
+        if (dups) {
+            if (dedup_flows(&dfev, &s, fall, dups, errbuf) != 0)
+                goto fail;
+            finfo.dedup = &fdup;
+        }
         finfo.packets = dp_flowagg_packets(fall);
         finfo.label_conflicts = dp_flowagg_conflicts(fall);
         printf("\nflow level (%llu flows; verdict = argmax of the summed packet log-probabilities):\n\n",
@@ -502,6 +607,7 @@ out:
         dp_model_free(ws[i].m);
         free(ws[i].cm);
         free(ws[i].lp);
+        free(ws[i].xb);
         dp_flowagg_free(ws[i].fa);
     }
     free(ws);
@@ -509,6 +615,9 @@ out:
     dp_flowagg_free(fall);
     dp_eval_free(&ev);
     dp_eval_free(&fev);
+    dp_eval_free(&dev);
+    dp_eval_free(&dfev);
+    dp_seqtab_free(dups);
     free(sh.pred);
     free(sh.logprobs);
     dp_splitset_close(&s);

@@ -11,8 +11,9 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: deeppacket train -d SPLIT_DIR/<task>/train -m MODEL -t app|traffic [options]\n"
-            "  -d, --data DIR         training split folder (vectors.npy, labels.npy, meta.npy, classes.tsv)\n"
+            "usage: deeppacket train -d SPLIT_DIR/<task>/train|DATASET_DIR -m MODEL -t app|traffic [options]\n"
+            "  -d, --data DIR         training split folder (vectors.npy, labels.npy, meta.npy, classes.tsv),\n"
+            "                         or a preprocessed dataset folder: its rows labelled for -t's task\n"
             "  -m, --model-file FILE  model to write (checkpoint: FILE.ckpt, rewritten each epoch)\n"
             "  -t, --task TASK        app or traffic\n"
             "      --model KIND       cnn (default), sae, gbt (gradient-boosted trees over flows) or\n"
@@ -26,6 +27,12 @@ static void usage(FILE *f)
             "  -j, --threads N        threads (default: all CPUs); same seed + threads = same model\n"
             "      --validation F     hold out fraction F of the flows; early stopping and the kept\n"
             "                         model follow the validation loss (default: training loss)\n"
+            "      --balance MODE     none (default: every row once per epoch), undersample (every\n"
+            "                         class cut at random to the smallest, once), weight (class-\n"
+            "                         weighted loss, weights 1/frequency, mean 1 over the rows), or\n"
+            "                         sample (each epoch a class-balanced draw with replacement, as\n"
+            "                         many rows as the training set); resume with the same MODE;\n"
+            "                         gbt: weight (its default: sample weights), undersample or none\n"
             "      --resume           continue from MODEL.ckpt\n"
             "      --dropout P        dropout probability of the hidden layers (0.05)\n"
             "      --init MODEL       start from MODEL's weights (same architecture and classes;\n"
@@ -41,7 +48,6 @@ static void usage(FILE *f)
             "      --trees N          gbt: boosting rounds (200)\n"
             "      --depth N          gbt: maximum tree depth (6)\n"
             "      --eta X            gbt: learning rate (0.1)\n"
-            "      --balance MODE     gbt: weight (default: inverse class frequency), undersample, none\n"
             "  -q, --quiet            no progress output\n"
             "      --bench STEPS      no training: time STEPS training steps and inference batches of\n"
             "                         a fresh model on random bytes (needs -t; prints samples/s);\n"
@@ -60,15 +66,15 @@ int cmd_train(int argc, char **argv)
         {"resume", no_argument, 0, 'r'},           {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},             {"channels", required_argument, 0, 'C'},
         {"bench", required_argument, 0, 'X'},      {"init", required_argument, 0, 'I'},
-        {"dropout", required_argument, 0, 'D'},
+        {"dropout", required_argument, 0, 'D'},    {"balance", required_argument, 0, 'A'},
         {"mask", required_argument, 0, 'M'},       {"packets", required_argument, 0, 'N'},
         {"payload-bytes", required_argument, 0, 'k'}, {"features", required_argument, 0, 'F'},
         {"trees", required_argument, 0, 'T'},      {"depth", required_argument, 0, 'H'},
-        {"eta", required_argument, 0, 'e'},        {"balance", required_argument, 0, 'b'},
+        {"eta", required_argument, 0, 'e'},
         {0, 0, 0, 0}};
     dp_train_opts o;
     dp_train_opts_default(&o);
-    int task = -1, bench = 0, mask_given = 0;
+    int task = -1, bench = 0, mask_given = 0, balance_given = 0;
     char eb[DP_ERRBUF_SIZE];
     long v;
     double d;
@@ -120,16 +126,6 @@ int cmd_train(int argc, char **argv)
             if (dp_cli_parse_double(optarg, 1e-6, 1, &d) < 0)
                 return dp_cli_usage_error("train", "bad --eta '%s' (0 < eta <= 1)", optarg);
             o.gbt_eta = (float)d;
-            break;
-        case 'b':
-            if (!strcmp(optarg, "weight"))
-                o.gbt_balance = DP_GBT_BALANCE_WEIGHT;
-            else if (!strcmp(optarg, "undersample"))
-                o.gbt_balance = DP_GBT_BALANCE_UNDERSAMPLE;
-            else if (!strcmp(optarg, "none"))
-                o.gbt_balance = DP_GBT_BALANCE_NONE;
-            else
-                return dp_cli_usage_error("train", "unknown --balance '%s' (weight, undersample or none)", optarg);
             break;
         case 'E':
             if (dp_cli_parse_int(optarg, 0, 100000, &v) < 0)
@@ -186,6 +182,15 @@ int cmd_train(int argc, char **argv)
                 return dp_cli_usage_error("train", "bad --bench '%s'", optarg);
             bench = (int)v;
             break;
+        case 'A': {
+            int b = dp_balance_parse(optarg);
+            if (b < 0)
+                return dp_cli_usage_error("train", "unknown --balance '%s' (none, undersample, weight or sample)",
+                                          optarg);
+            o.balance = (dp_balance)b;
+            balance_given = 1;
+            break;
+        }
         case 'r': o.resume = 1; break;
         case 'I': o.init_path = optarg; break;
         case 'q': o.quiet = 1; break;
@@ -202,6 +207,14 @@ int cmd_train(int argc, char **argv)
         o.hp.threads = dp_ncpu();
     if (!mask_given && (o.kind == DP_MODEL_GBT || o.kind == DP_MODEL_FLOW))
         o.flow.mask = DP_MASK_DEFAULT;
+    if (o.kind == DP_MODEL_GBT && balance_given) {
+        if (o.balance == DP_BALANCE_SAMPLE)
+            return dp_cli_usage_error("train", "--balance sample is for the neural models; gbt takes weight, "
+                                      "undersample or none");
+        o.gbt_balance = o.balance == DP_BALANCE_WEIGHT        ? DP_GBT_BALANCE_WEIGHT
+                        : o.balance == DP_BALANCE_UNDERSAMPLE ? DP_GBT_BALANCE_UNDERSAMPLE
+                                                              : DP_GBT_BALANCE_NONE;
+    }
     if (bench) {
         if (task < 0)
             return dp_cli_usage_error("train", "--bench needs -t app|traffic");

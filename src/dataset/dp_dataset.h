@@ -44,21 +44,44 @@ typedef struct __attribute__((packed)) dp_meta {
 
 _Static_assert(sizeof(dp_meta) == 66, "dp_meta must be packed");
 
-/* A split folder opened memory-mapped (train/test input). */
+/* The input of train and test: a split folder or a preprocessed dataset
+ * folder, opened memory-mapped for one task, seen the same way: n rows, each
+ * with a vector, a class id in [0, nclasses) and (when has_meta) a dp_meta,
+ * and the class names. Nothing is copied: a dataset folder's rows without a
+ * label for the task are left out through a row index into the mmap. */
+typedef enum dp_splitset_kind {
+    DP_SET_SPLIT = 0,    /* SPLIT_DIR/<task dir>/{train,test} */
+    DP_SET_DATASET = 1,  /* the output of preprocess */
+} dp_splitset_kind;
+
 typedef struct dp_splitset {
-    dp_npy vectors;          /* [n, 1500] uint8 */
-    dp_npy labels;           /* [n] int16 */
-    dp_npy meta;             /* [n] dp_meta (may be absent: has_meta 0) */
+    dp_npy vectors;          /* [rows, 1500] uint8 */
+    dp_npy labels;           /* [rows] int16: labels.npy, or the dataset's app/traffic.npy */
+    dp_npy meta;             /* [rows] dp_meta (may be absent: has_meta 0) */
     int has_meta;
-    uint64_t n;
+    uint64_t n;              /* rows of the view */
+    uint32_t *rows;          /* view row -> file row; NULL: every file row, in order */
     int nclasses;
     char *names[DP_MAX_CLASSES];
-    int task;                /* DP_TASK_* from DIR/task, or (older split folders)
-                              * from the parent folder's name; -1: unknown */
+    int16_t map[DP_MAX_CLASSES]; /* file class id -> view class id (identity
+                                  * until dp_splitset_match_classes) */
+    dp_splitset_kind kind;
+    int task;                /* DP_TASK_*, or -1 when a split folder does not say */
 } dp_splitset;
 
-/* Opens DIR/{vectors,labels,meta}.npy and DIR/classes.tsv, checks shapes
- * agree and every label is in [0, nclasses); reads the task (above). */
+/* Opens DIR for `task` (DP_TASK_*, or -1: any) as a split folder when it
+ * holds classes.tsv, else as a preprocessed dataset (dp_dataset_open: it
+ * needs summary.json and meta.npy). A split folder: DIR/{vectors,labels,
+ * meta}.npy and classes.tsv, shapes agree, every label in [0, nclasses); its
+ * task is read from DIR/task (written by split), or for older split folders
+ * from the parent folder's name (application_classification,
+ * traffic_classification; -1 when it is neither), and one of the other task
+ * than `task` is refused. A dataset folder: the task's label column, its
+ * classes from labels.tsv (unused ids have the name ""), rows without a label
+ * left out; task -1 is refused (a dataset has two label columns), as is a
+ * dataset with no row labelled for the task. -1 + message naming DIR. */
+int dp_splitset_open_task(dp_splitset *s, const char *dir, int task, char *errbuf);
+/* dp_splitset_open_task(s, dir, -1, errbuf): a split folder, any task. */
 int dp_splitset_open(dp_splitset *s, const char *dir, char *errbuf);
 /* Writes DIR/task: the task's name ("app", "traffic") and a newline. */
 int dp_splitset_write_task(const char *dir, int task, char *errbuf);
@@ -66,22 +89,41 @@ int dp_splitset_write_task(const char *dir, int task, char *errbuf);
  * hash of labels.npy and meta.npy (not of the vectors). */
 uint64_t dp_splitset_fingerprint(const dp_splitset *s);
 void dp_splitset_close(dp_splitset *s);
+
+/* Counts the rows of every class (view ids) into counts[nclasses]. */
+void dp_splitset_class_counts(const dp_splitset *s, uint64_t *counts);
+
+/* Maps the set's classes onto a model's by name: afterwards the view's class
+ * ids and names are the model's (nclasses = n). Every class of the set that
+ * has rows must be one of names[0..n); classes without rows are ignored.
+ * Otherwise -1 + "<dir> and <model>: classes differ: dataset class 'X' is
+ * not one of the model's (A, B, ...)". */
+int dp_splitset_match_classes(dp_splitset *s, const char *dir, int n, const char *const *names,
+                              const char *model, char *errbuf);
+
+static inline uint64_t dp_splitset_row(const dp_splitset *s, uint64_t i)
+{
+    return s->rows ? s->rows[i] : i;
+}
 static inline const uint8_t *dp_splitset_vector(const dp_splitset *s, uint64_t i)
 {
-    return s->vectors.data + i * DP_VEC_LEN;
+    return s->vectors.data + dp_splitset_row(s, i) * DP_VEC_LEN;
 }
 static inline int dp_splitset_label(const dp_splitset *s, uint64_t i)
 {
     int16_t v;
-    __builtin_memcpy(&v, s->labels.data + 2 * i, 2);
-    return v;
+    __builtin_memcpy(&v, s->labels.data + 2 * dp_splitset_row(s, i), 2);
+    return s->map[v];
 }
 static inline dp_meta dp_splitset_meta(const dp_splitset *s, uint64_t i)
 {
     dp_meta m;
-    __builtin_memcpy(&m, s->meta.data + sizeof(dp_meta) * i, sizeof m);
+    __builtin_memcpy(&m, s->meta.data + sizeof(dp_meta) * dp_splitset_row(s, i), sizeof m);
     return m;
 }
+/* The vectors of view rows [start, start + n): a pointer into the mmap when
+ * they are consecutive there, else gathered into buf (n * 1500 bytes). */
+const uint8_t *dp_splitset_vectors(const dp_splitset *s, uint64_t start, int n, uint8_t *buf);
 
 /* A preprocessed DATASET_DIR opened memory-mapped (split input). */
 typedef struct dp_dataset {

@@ -4,17 +4,18 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-const char *const dp_split_by_name[3] = {"flow", "file", "packet"};
+const char *const dp_split_by_name[4] = {"flow", "file", "packet", "time"};
 
 int dp_split_by_parse(const char *s)
 {
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (!strcmp(s, dp_split_by_name[i]))
             return i;
     return -1;
@@ -195,6 +196,15 @@ static void json_class(FILE *f, const dp_split_class *k)
             k->train_groups, k->test_groups);
 }
 
+/* A time boundary as a JSON number (microseconds kept), null when absent. */
+static void json_time(FILE *f, double t)
+{
+    if (isnan(t))
+        fprintf(f, "null");
+    else
+        fprintf(f, "%.6f", t);
+}
+
 void dp_split_card_json(FILE *f, const dp_split_card *c, const char *dataset_dir,
                         const dp_split_opts *o)
 {
@@ -214,11 +224,28 @@ void dp_split_card_json(FILE *f, const dp_split_card *c, const char *dataset_dir
         dp_json_str(f, c->names[k] ? c->names[k] : "");
         fprintf(f, ", ");
         json_class(f, &c->cls[k]);
+        if (o->by == DP_SPLIT_BY_TIME) {
+            fprintf(f, ", \"train_last_start\": ");
+            json_time(f, c->cls[k].train_last_start);
+            fprintf(f, ", \"test_first_start\": ");
+            json_time(f, c->cls[k].test_first_start);
+        }
         fprintf(f, "}%s\n", k + 1 < c->nclasses ? "," : "");
     }
     fprintf(f, "  ],\n  \"total\": {");
     json_class(f, &c->total);
     fprintf(f, "}\n}\n");
+}
+
+/* The two time-boundary cells of a class row ("-" where a side has no flow). */
+static void md_times(FILE *f, const dp_split_class *s)
+{
+    double t[2] = {s->train_last_start, s->test_first_start};
+    for (int j = 0; j < 2; j++)
+        if (isnan(t[j]))
+            fprintf(f, " - |");
+        else
+            fprintf(f, " %.6f |", t[j]);
 }
 
 void dp_split_card_markdown(FILE *f, const dp_split_card *c, const char *dataset_dir,
@@ -236,12 +263,15 @@ void dp_split_card_markdown(FILE *f, const dp_split_card *c, const char *dataset
         fprintf(f, "- no under-sampling\n");
     fprintf(f, "\nTrain: before under-sampling; kept: the training set as written. "
                "Both sides: flows with packets in train (before) and test.\n\n");
-    int files = o->by == DP_SPLIT_BY_FILE;
+    int files = o->by == DP_SPLIT_BY_FILE, times = o->by == DP_SPLIT_BY_TIME;
+    if (times)
+        fprintf(f, "Time boundary: the latest training flow of a class starts at \"train until\", "
+                   "its earliest test flow at \"test from\" (first packet, seconds since the epoch).\n\n");
     fprintf(f, "| id | class | packets | flows | train pkts | train flows | kept pkts | kept flows "
                "| test pkts | test flows | both sides |%s\n",
-            files ? " train files | test files |" : "");
+            files ? " train files | test files |" : times ? " train until | test from |" : "");
     fprintf(f, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|%s\n",
-            files ? "---:|---:|" : "");
+            files || times ? "---:|---:|" : "");
     for (int k = 0; k <= c->nclasses; k++) {
         const dp_split_class *s = k < c->nclasses ? &c->cls[k] : &c->total;
         if (k < c->nclasses)
@@ -255,6 +285,10 @@ void dp_split_card_markdown(FILE *f, const dp_split_card *c, const char *dataset
                 s->kept_flows, s->test_packets, s->test_flows, s->shared_flows);
         if (files)
             fprintf(f, " %" PRIu64 " | %" PRIu64 " |", s->train_groups, s->test_groups);
+        if (times && k < c->nclasses)
+            md_times(f, s);
+        else if (times)
+            fprintf(f, " | |");
         fputc('\n', f);
     }
     int note = 0;
@@ -310,6 +344,194 @@ static void assign_groups(uint32_t *g, size_t k, const uint64_t *count, uint8_t 
         if (best == k || count[g[j]] < count[g[best]])
             best = j;
     gside[g[best]] = ntest == 0 ? SIDE_TEST : SIDE_TRAIN;
+}
+
+/* ---- --by time ------------------------------------------------------------------ */
+
+/* A flow's first packet (of its class), the key of the time order. */
+typedef struct tkey {
+    double time;
+    uint32_t file;
+    uint64_t index;
+    uint64_t flow;
+    uint32_t g;
+} tkey;
+
+static int cmp_tkey(const void *pa, const void *pb)
+{
+    const tkey *a = pa, *b = pb;
+    if (a->time != b->time)
+        return a->time < b->time ? -1 : 1;
+    if (a->file != b->file)
+        return a->file < b->file ? -1 : 1;
+    if (a->index != b->index)
+        return a->index < b->index ? -1 : 1;
+    if (a->flow != b->flow)
+        return a->flow < b->flow ? -1 : 1;
+    return (a->g > b->g) - (a->g < b->g);
+}
+
+static int tkey_before(const tkey *a, const dp_meta *m)
+{
+    if (a->time != m->time)
+        return a->time < m->time;
+    if (a->file != m->file)
+        return a->file < m->file;
+    return a->index <= m->index;
+}
+
+/* The first packet of each of the ng groups (ids in gid, UINT32_MAX for
+ * unlabelled rows). NULL + message when out of memory, or when every
+ * labelled packet has time 0 (no capture times to order by). */
+static tkey *group_starts(const dp_dataset *d, const char *dataset_dir, int task, const uint32_t *gid,
+                          size_t ng, char *errbuf)
+{
+    tkey *k = malloc((ng ? ng : 1) * sizeof *k);
+    uint8_t *seen = calloc(ng ? ng : 1, 1);
+    int timed = 0;
+    if (!k || !seen) {
+        dp_err(errbuf, "%s: out of memory", dataset_dir);
+        goto fail;
+    }
+    for (uint64_t i = 0; i < d->n; i++) {
+        if (gid[i] == UINT32_MAX)
+            continue;
+        dp_meta m = dp_dataset_meta(d, i);
+        timed |= m.time != 0;
+        tkey *t = &k[gid[i]];
+        if (seen[gid[i]] && tkey_before(t, &m))
+            continue;
+        seen[gid[i]] = 1;
+        *t = (tkey){.time = m.time, .file = m.file, .index = m.index, .flow = m.flow, .g = gid[i]};
+    }
+    if (!timed) {
+        dp_err(errbuf, "%s/meta.npy: every packet labelled for the %s task has time 0 (no capture times); "
+               "--by time cannot order the flows (use --by flow)", dataset_dir, dp_task_name[task]);
+        goto fail;
+    }
+    free(seen);
+    return k;
+fail:
+    free(k);
+    free(seen);
+    return NULL;
+}
+
+/* Assigns one class's flows (g, k of them) by time (see dp_split.h): sorts g
+ * into time order, puts the latest share in test, records the boundary. */
+static int assign_by_time(uint32_t *g, size_t k, const tkey *starts, const uint64_t *count,
+                          uint8_t *gside, double s, dp_split_class *card)
+{
+    card->train_last_start = card->test_first_start = NAN;
+    if (k == 0)
+        return 0;
+    tkey *o = malloc(k * sizeof *o);
+    if (!o)
+        return -1;
+    double P = 0;
+    for (size_t j = 0; j < k; j++) {
+        o[j] = starts[g[j]];
+        P += (double)count[g[j]];
+    }
+    qsort(o, k, sizeof *o, cmp_tkey);
+    double T = s * P, t = 0;
+    size_t first_test = k; /* o[first_test..k) go to test */
+    while (first_test > 0) {
+        double n = (double)count[o[first_test - 1].g];
+        if (!(t + n - T < T - t))
+            break;
+        t += n;
+        first_test--;
+    }
+    if (k >= 2 && first_test == k)
+        first_test = k - 1;
+    if (k >= 2 && first_test == 0)
+        first_test = 1;
+    for (size_t j = 0; j < k; j++) {
+        g[j] = o[j].g;
+        gside[o[j].g] = j < first_test ? SIDE_TRAIN : SIDE_TEST;
+    }
+    if (first_test > 0)
+        card->train_last_start = o[first_test - 1].time;
+    if (first_test < k)
+        card->test_first_start = o[first_test].time;
+    free(o);
+    return 0;
+}
+
+/* --by packet: each labelled packet's side from its class's stream. */
+static int sides_by_packet(const dp_dataset *d, const char *dataset_dir, int task, int nc, const dp_split_opts *o,
+                           uint8_t *side, char *errbuf)
+{
+    dp_rng *r = malloc((size_t)nc * sizeof *r);
+    if (!r)
+        return dp_err(errbuf, "%s: out of memory", dataset_dir);
+    for (int k = 0; k < nc; k++)
+        sub_rng(&r[k], o->seed, task, k, RNG_PACKET);
+    for (uint64_t i = 0; i < d->n; i++) {
+        int c = dp_dataset_label(d, task, i);
+        if (c >= 0)
+            side[i] = dp_rng_double(&r[c]) < o->test_size ? SIDE_TEST : SIDE_TRAIN;
+    }
+    free(r);
+    return 0;
+}
+
+/* --by flow / file / time: the groups G (ids gid[i] per packet) of each
+ * class to a side, then every packet to its group's side; counts the groups
+ * in the card. */
+static int sides_by_group(const dp_dataset *d, const char *dataset_dir, int task, int nc, const dp_split_opts *o,
+                          const gtab *G, const uint32_t *gid, uint8_t *side, dp_split_card *card, char *errbuf)
+{
+    size_t ng = G->n;
+    uint8_t *gside = calloc(ng ? ng : 1, 1);
+    uint32_t *order = malloc((ng ? ng : 1) * sizeof *order);
+    tkey *starts = NULL;
+    size_t off[DP_MAX_CLASSES + 1] = {0}, pos[DP_MAX_CLASSES];
+    int rc = -1;
+    if (!gside || !order) {
+        dp_err(errbuf, "%s: out of memory", dataset_dir);
+        goto out;
+    }
+    for (size_t g = 0; g < ng; g++)
+        off[G->cls[g] + 1]++;
+    for (int k = 0; k < nc; k++)
+        off[k + 1] += off[k];
+    memcpy(pos, off, sizeof pos);
+    for (size_t g = 0; g < ng; g++) /* ids are in order of first appearance */
+        order[pos[G->cls[g]]++] = (uint32_t)g;
+    if (o->by == DP_SPLIT_BY_TIME && !(starts = group_starts(d, dataset_dir, task, gid, ng, errbuf)))
+        goto out;
+    for (int k = 0; k < nc; k++) {
+        size_t nk = off[k + 1] - off[k];
+        if (starts) {
+            if (assign_by_time(order + off[k], nk, starts, G->count, gside, o->test_size, &card->cls[k]) != 0) {
+                dp_err(errbuf, "%s: out of memory", dataset_dir);
+                goto out;
+            }
+            continue;
+        }
+        dp_rng r;
+        sub_rng(&r, o->seed, task, k, RNG_GROUPS);
+        assign_groups(order + off[k], nk, G->count, gside, o->test_size, &r);
+    }
+    for (uint64_t i = 0; i < d->n; i++)
+        if (gid[i] != UINT32_MAX)
+            side[i] = gside[gid[i]];
+    for (size_t g = 0; g < ng; g++) {
+        dp_split_class *s = &card->cls[G->cls[g]];
+        s->groups++;
+        if (gside[g] == SIDE_TEST)
+            s->test_groups++;
+        else
+            s->train_groups++;
+    }
+    rc = 0;
+out:
+    free(gside);
+    free(order);
+    free(starts);
+    return rc;
 }
 
 typedef struct outset {
@@ -441,7 +663,7 @@ int dp_split_task(const dp_dataset *d, const char *dataset_dir, int task, const 
         return dp_err(errbuf, "split: bad task %d", task);
     if (!(o->test_size > 0 && o->test_size < 1))
         return dp_err(errbuf, "split: test size %g is not in (0, 1)", o->test_size);
-    if ((int)o->by < 0 || o->by > DP_SPLIT_BY_PACKET)
+    if ((int)o->by < 0 || o->by > DP_SPLIT_BY_TIME)
         return dp_err(errbuf, "split: bad split mode %d", (int)o->by);
     const uint64_t N = d->n;
     const int nc = d->labels.nclasses[task];
@@ -455,8 +677,7 @@ int dp_split_task(const dp_dataset *d, const char *dataset_dir, int task, const 
     uint8_t *side = calloc(N ? N : 1, 1);
     uint32_t *gid = malloc((N ? N : 1) * sizeof *gid);
     gtab flows = {0}, files = {0};
-    uint8_t *gside = NULL, *fmask = NULL;
-    uint32_t *order = NULL;
+    uint8_t *fmask = NULL;
     char *train_dir = dp_path_join(task_dir, "train"), *test_dir = dp_path_join(task_dir, "test");
     outset w[2];
     memset(w, 0, sizeof w);
@@ -505,54 +726,11 @@ int dp_split_task(const dp_dataset *d, const char *dataset_dir, int task, const 
     }
 
     /* 2. sides */
-    if (o->by == DP_SPLIT_BY_PACKET) {
-        dp_rng *r = malloc((size_t)nc * sizeof *r);
-        if (!r) {
-            dp_err(errbuf, "%s: out of memory", dataset_dir);
-            goto out;
-        }
-        for (int k = 0; k < nc; k++)
-            sub_rng(&r[k], o->seed, task, k, RNG_PACKET);
-        for (uint64_t i = 0; i < N; i++) {
-            int c = dp_dataset_label(d, task, i);
-            if (c >= 0)
-                side[i] = dp_rng_double(&r[c]) < o->test_size ? SIDE_TEST : SIDE_TRAIN;
-        }
-        free(r);
-    } else {
-        gtab *G = o->by == DP_SPLIT_BY_FILE ? &files : &flows;
-        size_t ng = G->n;
-        gside = calloc(ng ? ng : 1, 1);
-        order = malloc((ng ? ng : 1) * sizeof *order);
-        size_t off[DP_MAX_CLASSES + 1] = {0}, pos[DP_MAX_CLASSES];
-        if (!gside || !order) {
-            dp_err(errbuf, "%s: out of memory", dataset_dir);
-            goto out;
-        }
-        for (size_t g = 0; g < ng; g++)
-            off[G->cls[g] + 1]++;
-        for (int k = 0; k < nc; k++)
-            off[k + 1] += off[k];
-        memcpy(pos, off, sizeof pos);
-        for (size_t g = 0; g < ng; g++) /* ids are in order of first appearance */
-            order[pos[G->cls[g]]++] = (uint32_t)g;
-        for (int k = 0; k < nc; k++) {
-            dp_rng r;
-            sub_rng(&r, o->seed, task, k, RNG_GROUPS);
-            assign_groups(order + off[k], off[k + 1] - off[k], G->count, gside, o->test_size, &r);
-        }
-        for (uint64_t i = 0; i < N; i++)
-            if (gid[i] != UINT32_MAX)
-                side[i] = gside[gid[i]];
-        for (size_t g = 0; g < ng; g++) {
-            dp_split_class *s = &card->cls[G->cls[g]];
-            s->groups++;
-            if (gside[g] == SIDE_TEST)
-                s->test_groups++;
-            else
-                s->train_groups++;
-        }
-    }
+    if (o->by == DP_SPLIT_BY_PACKET ? sides_by_packet(d, dataset_dir, task, nc, o, side, errbuf) != 0
+                                    : sides_by_group(d, dataset_dir, task, nc, o,
+                                                     o->by == DP_SPLIT_BY_FILE ? &files : &flows, gid, side,
+                                                     card, errbuf) != 0)
+        goto out;
 
     /* 3. under-sampling */
     for (uint64_t i = 0; i < N; i++)
@@ -683,8 +861,6 @@ out:
     free(card);
     free(side);
     free(gid);
-    free(gside);
-    free(order);
     free(fmask);
     gtab_free(&flows);
     gtab_free(&files);

@@ -35,6 +35,20 @@
  *     So a class with one group is wholly in train when s <= 0.5, and a class
  *     with >= 2 groups has a group on each side.
  *
+ *   --by time: the groups are flows, as with --by flow, but in time order
+ *     instead of shuffled: a class's flows are sorted by their first packet
+ *     (the smallest (meta.time, meta.file, meta.index) of the flow's packets
+ *     of that class; then the flow id). The latest flows go to test, walking
+ *     back from the latest: a flow of n packets joins test iff that brings t
+ *     strictly closer to T = s * P (t + n - T < T - t); the walk stops at the
+ *     first flow that does not, and every earlier flow goes to train. So
+ *     test_size is a share of the class's packets, as for the other modes,
+ *     and a class with >= 2 flows keeps its latest flow in test and its
+ *     earliest in train. Every test flow of a class starts no earlier than
+ *     every training flow of it. No randomness (the seed only drives
+ *     under-sampling). A dataset whose labelled packets all have time 0
+ *     (no capture times) is refused.
+ *
  * Under-sampling (default on): cap = the packet count of the smallest class
  * that has any training packets; every class with more training packets
  * keeps cap of them, chosen uniformly at random (partial Fisher-Yates over
@@ -53,10 +67,11 @@ typedef enum dp_split_by {
     DP_SPLIT_BY_FLOW = 0,
     DP_SPLIT_BY_FILE = 1,
     DP_SPLIT_BY_PACKET = 2,
+    DP_SPLIT_BY_TIME = 3,
 } dp_split_by;
 
-extern const char *const dp_split_by_name[3]; /* "flow", "file", "packet" */
-/* "flow"/"file"/"packet" -> DP_SPLIT_BY_*, else -1. */
+extern const char *const dp_split_by_name[4]; /* "flow", "file", "packet", "time" */
+/* "flow"/"file"/"packet"/"time" -> DP_SPLIT_BY_*, else -1. */
 int dp_split_by_parse(const char *s);
 
 typedef struct dp_split_opts {
@@ -80,6 +95,9 @@ typedef struct dp_split_class {
     uint64_t shared_flows;       /* flows with packets in train (before) and test */
     uint64_t shared_flows_kept;  /* flows with packets in train (as written) and test */
     uint64_t groups, train_groups, test_groups; /* flows/files (by packet: flows) */
+    /* --by time: start of the latest training flow and of the earliest test
+     * flow (seconds since the epoch; NAN when that side has no flow) */
+    double train_last_start, test_first_start;
 } dp_split_class;
 
 typedef struct dp_split_card {

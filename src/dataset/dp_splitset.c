@@ -1,5 +1,6 @@
-/* dp_splitset: opens one split folder (SPLIT_DIR/<task>/{train,test}), the
- * input of train and test. See dp_dataset.h. */
+/* dp_splitset: opens a split folder (SPLIT_DIR/<task>/{train,test}) or a
+ * preprocessed dataset folder for one task, the input of train and test.
+ * See dp_dataset.h. */
 #include "dataset/dp_dataset.h"
 
 #include <errno.h>
@@ -14,7 +15,70 @@ void dp_splitset_close(dp_splitset *s)
     dp_npy_close(&s->meta);
     for (int c = 0; c < DP_MAX_CLASSES; c++)
         free(s->names[c]);
+    free(s->rows);
     memset(s, 0, sizeof *s);
+}
+
+static void identity_map(dp_splitset *s)
+{
+    for (int c = 0; c < DP_MAX_CLASSES; c++)
+        s->map[c] = (int16_t)c;
+}
+
+int dp_splitset_write_task(const char *dir, int task, char *errbuf)
+{
+    char *p = dp_path_join(dir, "task");
+    if (!p)
+        return dp_err(errbuf, "%s: out of memory", dir);
+    char line[32];
+    int n = snprintf(line, sizeof line, "%s\n", dp_task_name[task]);
+    int rc = dp_write_file_atomic(p, line, (size_t)n, errbuf);
+    free(p);
+    return rc;
+}
+
+/* The task of a split folder: the one DIR/task names; else the one its
+ * parent folder's name (application_classification, traffic_classification)
+ * says; else -1. */
+static int split_folder_task(const char *dir)
+{
+    char *p = dp_path_join(dir, "task");
+    char *text = p ? dp_read_file(p, NULL, NULL) : NULL;
+    free(p);
+    if (text) {
+        text[strcspn(text, "\r\n")] = 0;
+        int t = dp_task_parse(text);
+        free(text);
+        return t;
+    }
+    char *real = realpath(dir, NULL);
+    int t = -1;
+    if (real) {
+        char *sl = strrchr(real, '/');
+        if (sl && sl != real) {
+            *sl = 0;
+            const char *parent = strrchr(real, '/') ? strrchr(real, '/') + 1 : real;
+            for (int k = 0; k < DP_NTASKS; k++)
+                if (!strcmp(parent, dp_task_dir[k]))
+                    t = k;
+        }
+        free(real);
+    }
+    return t;
+}
+
+uint64_t dp_splitset_fingerprint(const dp_splitset *s)
+{
+    uint64_t h = dp_fnv1a(&s->n, sizeof s->n, DP_FNV_INIT);
+    for (int c = 0; c < s->nclasses; c++)
+        h = dp_fnv1a(s->names[c] ? s->names[c] : "", strlen(s->names[c] ? s->names[c] : "") + 1, h);
+    for (uint64_t i = 0; i < s->n; i++) {
+        int16_t y = (int16_t)dp_splitset_label(s, i);
+        h = dp_fnv1a(&y, sizeof y, h);
+        if (s->has_meta)
+            h = dp_fnv1a(s->meta.data + sizeof(dp_meta) * dp_splitset_row(s, i), sizeof(dp_meta), h);
+    }
+    return h;
 }
 
 /* Parses classes.tsv: lines "id<TAB>name", ids 0, 1, 2, ... in order. */
@@ -65,67 +129,11 @@ out:
     return rc;
 }
 
-int dp_splitset_write_task(const char *dir, int task, char *errbuf)
+/* Opens a split folder (dir is known to exist); the caller closes s on
+ * failure. */
+static int open_split(dp_splitset *s, const char *dir, char *errbuf)
 {
-    char *p = dp_path_join(dir, "task");
-    if (!p)
-        return dp_err(errbuf, "%s: out of memory", dir);
-    char line[32];
-    int n = snprintf(line, sizeof line, "%s\n", dp_task_name[task]);
-    int rc = dp_write_file_atomic(p, line, (size_t)n, errbuf);
-    free(p);
-    return rc;
-}
-
-/* The task DIR/task names; else the one its parent folder's name
- * (application_classification, traffic_classification) says; else -1. */
-static int read_task(const char *dir)
-{
-    char *p = dp_path_join(dir, "task");
-    char *text = p ? dp_read_file(p, NULL, NULL) : NULL;
-    free(p);
-    if (text) {
-        text[strcspn(text, "\r\n")] = 0;
-        int t = dp_task_parse(text);
-        free(text);
-        return t;
-    }
-    char *real = realpath(dir, NULL);
-    int t = -1;
-    if (real) {
-        char *sl = strrchr(real, '/');
-        if (sl && sl != real) {
-            *sl = 0;
-            const char *parent = strrchr(real, '/') ? strrchr(real, '/') + 1 : real;
-            for (int k = 0; k < DP_NTASKS; k++)
-                if (!strcmp(parent, dp_task_dir[k]))
-                    t = k;
-        }
-        free(real);
-    }
-    return t;
-}
-
-uint64_t dp_splitset_fingerprint(const dp_splitset *s)
-{
-    uint64_t h = dp_fnv1a(&s->n, sizeof s->n, DP_FNV_INIT);
-    for (int c = 0; c < s->nclasses; c++)
-        h = dp_fnv1a(s->names[c] ? s->names[c] : "", strlen(s->names[c] ? s->names[c] : "") + 1, h);
-    h = dp_fnv1a(s->labels.data, 2 * s->n, h);
-    if (s->has_meta)
-        h = dp_fnv1a(s->meta.data, sizeof(dp_meta) * s->n, h);
-    return h;
-}
-
-int dp_splitset_open(dp_splitset *s, const char *dir, char *errbuf)
-{
-    memset(s, 0, sizeof *s);
-    s->task = -1;
     struct stat st;
-    if (stat(dir, &st) != 0)
-        return dp_errno(errbuf, "%s: cannot open split folder", dir);
-    if (!S_ISDIR(st.st_mode))
-        return dp_err(errbuf, "%s: not a directory (expected a split folder)", dir);
     char *pv = dp_path_join(dir, "vectors.npy"), *pl = dp_path_join(dir, "labels.npy");
     char *pm = dp_path_join(dir, "meta.npy"), *pc = dp_path_join(dir, "classes.tsv");
     int rc = -1;
@@ -162,20 +170,107 @@ int dp_splitset_open(dp_splitset *s, const char *dir, char *errbuf)
         goto out;
     }
     for (uint64_t i = 0; i < s->n; i++) {
-        int c = dp_splitset_label(s, i);
+        int16_t c;
+        memcpy(&c, s->labels.data + 2 * i, 2);
         if (c < 0 || c >= s->nclasses) {
             dp_err(errbuf, "%s: row %llu has class %d, outside 0..%d of classes.tsv", pl,
                    (unsigned long long)i, c, s->nclasses - 1);
             goto out;
         }
     }
-    s->task = read_task(dir);
     rc = 0;
 out:
     free(pv);
     free(pl);
     free(pm);
     free(pc);
+    return rc;
+}
+
+/* Takes the task's columns of an open dataset into s (the dataset keeps the
+ * rest, closed by the caller) and indexes its labelled rows. */
+static int take_dataset(dp_splitset *s, dp_dataset *d, const char *dir, int task, char *errbuf)
+{
+    s->vectors = d->vectors;
+    s->labels = d->cls[task];
+    s->meta = d->meta;
+    memset(&d->vectors, 0, sizeof d->vectors);
+    memset(&d->cls[task], 0, sizeof d->cls[task]);
+    memset(&d->meta, 0, sizeof d->meta);
+    s->has_meta = 1;
+    s->nclasses = d->labels.nclasses[task];
+    for (int c = 0; c < s->nclasses; c++) {
+        const char *name = d->labels.names[task][c];
+        if (!(s->names[c] = strdup(name ? name : "")))
+            return dp_err(errbuf, "%s: out of memory", dir);
+    }
+    uint64_t N = d->n, n = 0;
+    if (N >= UINT32_MAX)
+        return dp_err(errbuf, "%s: %llu rows; a dataset folder is read with at most %u (split it first)", dir,
+                      (unsigned long long)N, UINT32_MAX - 1);
+    if (!(s->rows = malloc((N ? N : 1) * sizeof *s->rows)))
+        return dp_err(errbuf, "%s: out of memory for %llu rows", dir, (unsigned long long)N);
+    for (uint64_t i = 0; i < N; i++) {
+        int16_t v;
+        memcpy(&v, s->labels.data + 2 * i, 2);
+        if (v >= 0)
+            s->rows[n++] = (uint32_t)i;
+    }
+    s->n = n;
+    if (n == 0)
+        return dp_err(errbuf, "%s: no packet is labelled for the %s task", dir, dp_task_name[task]);
+    return 0;
+}
+
+static int open_dataset(dp_splitset *s, const char *dir, int task, char *errbuf)
+{
+    if (task < 0 || task >= DP_NTASKS)
+        return dp_err(errbuf, "%s: a preprocessed dataset has a label column per task; say which task "
+                      "(app or traffic)", dir);
+    dp_dataset d;
+    if (dp_dataset_open(&d, dir, errbuf) != 0)
+        return -1;
+    int rc = take_dataset(s, &d, dir, task, errbuf);
+    dp_dataset_close(&d);
+    return rc;
+}
+
+static int file_exists(const char *dir, const char *name)
+{
+    char *p = dp_path_join(dir, name);
+    struct stat st;
+    int ok = p && stat(p, &st) == 0;
+    free(p);
+    return ok;
+}
+
+int dp_splitset_open_task(dp_splitset *s, const char *dir, int task, char *errbuf)
+{
+    memset(s, 0, sizeof *s);
+    identity_map(s);
+    s->task = -1;
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return dp_errno(errbuf, "%s: cannot open the data folder", dir);
+    if (!S_ISDIR(st.st_mode))
+        return dp_err(errbuf, "%s: not a directory (expected a split or dataset folder)", dir);
+    int rc;
+    if (file_exists(dir, "classes.tsv")) {
+        s->kind = DP_SET_SPLIT;
+        int ft = split_folder_task(dir);
+        if (task >= 0 && ft >= 0 && ft != task)
+            return dp_err(errbuf, "%s: a split folder of the %s task, not of the %s task", dir,
+                          dp_task_name[ft], dp_task_name[task]);
+        rc = open_split(s, dir, errbuf);
+        s->task = ft >= 0 ? ft : task;
+    } else if (file_exists(dir, "labels.tsv") || file_exists(dir, "vectors.npy")) {
+        s->kind = DP_SET_DATASET;
+        rc = open_dataset(s, dir, task, errbuf);
+        s->task = task;
+    } else {
+        return dp_err(errbuf, "%s: neither a split folder (no classes.tsv) nor a preprocessed dataset "
+                      "(no labels.tsv, vectors.npy)", dir);
+    }
     if (rc != 0) {
         char keep[DP_ERRBUF_SIZE];
         if (errbuf)
@@ -185,4 +280,70 @@ out:
             memcpy(errbuf, keep, DP_ERRBUF_SIZE);
     }
     return rc;
+}
+
+int dp_splitset_open(dp_splitset *s, const char *dir, char *errbuf)
+{
+    return dp_splitset_open_task(s, dir, -1, errbuf);
+}
+
+void dp_splitset_class_counts(const dp_splitset *s, uint64_t *counts)
+{
+    memset(counts, 0, sizeof *counts * (size_t)s->nclasses);
+    for (uint64_t i = 0; i < s->n; i++)
+        counts[dp_splitset_label(s, i)]++;
+}
+
+int dp_splitset_match_classes(dp_splitset *s, const char *dir, int n, const char *const *names,
+                              const char *model, char *errbuf)
+{
+    uint64_t counts[DP_MAX_CLASSES];
+    dp_splitset_class_counts(s, counts);
+    int16_t map[DP_MAX_CLASSES];
+    for (int c = 0; c < s->nclasses; c++) {
+        map[c] = -1;
+        for (int k = 0; k < n && map[c] < 0; k++)
+            if (!strcmp(s->names[c] ? s->names[c] : "", names[k] ? names[k] : ""))
+                map[c] = (int16_t)k;
+        if (map[c] < 0 && counts[c]) {
+            int len = snprintf(errbuf, DP_ERRBUF_SIZE,
+                               "%s and %s: classes differ: dataset class '%s' is not one of the model's (", dir,
+                               model, s->names[c] ? s->names[c] : "");
+            for (int k = 0; k < n && len > 0 && len < DP_ERRBUF_SIZE; k++)
+                len += snprintf(errbuf + len, DP_ERRBUF_SIZE - (size_t)len, "%s%s", k ? ", " : "",
+                                names[k] ? names[k] : "");
+            if (len > 0 && len < DP_ERRBUF_SIZE)
+                snprintf(errbuf + len, DP_ERRBUF_SIZE - (size_t)len, ")");
+            return -1;
+        }
+    }
+    char *nn[DP_MAX_CLASSES] = {0};
+    for (int k = 0; k < n; k++)
+        if (!(nn[k] = strdup(names[k] ? names[k] : ""))) {
+            for (int j = 0; j < k; j++)
+                free(nn[j]);
+            return dp_err(errbuf, "%s: out of memory", dir);
+        }
+    /* a class without rows maps to 0: no row reads it */
+    int16_t composed[DP_MAX_CLASSES];
+    for (int c = 0; c < DP_MAX_CLASSES; c++) {
+        int v = s->map[c];
+        composed[c] = v >= 0 && v < s->nclasses && map[v] >= 0 ? map[v] : 0;
+    }
+    memcpy(s->map, composed, sizeof composed);
+    for (int c = 0; c < DP_MAX_CLASSES; c++) {
+        free(s->names[c]);
+        s->names[c] = nn[c];
+    }
+    s->nclasses = n;
+    return 0;
+}
+
+const uint8_t *dp_splitset_vectors(const dp_splitset *s, uint64_t start, int n, uint8_t *buf)
+{
+    if (!s->rows || n <= 0 || (uint64_t)s->rows[start + (uint64_t)n - 1] - s->rows[start] == (uint64_t)n - 1)
+        return dp_splitset_vector(s, start);
+    for (int r = 0; r < n; r++)
+        memcpy(buf + (size_t)r * DP_VEC_LEN, dp_splitset_vector(s, start + (uint64_t)r), DP_VEC_LEN);
+    return buf;
 }

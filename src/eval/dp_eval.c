@@ -254,6 +254,23 @@ void dp_eval_print_markdown(const dp_eval *e, const dp_report_info *info, FILE *
     if (e->has_vpn)
         fprintf(f, "VPN vs non-VPN accuracy: %.4f (%llu of %llu %s; the VPN classes folded into one)\n",
                 e->vpn_accuracy, (unsigned long long)e->vpn_correct, (unsigned long long)e->n, unit_name(info));
+    if (info && info->nmissing) {
+        fprintf(f, "not in the test set (%d of the model's classes): ", info->nmissing);
+        for (int i = 0; i < info->nmissing; i++)
+            fprintf(f, "%s%s", i ? ", " : "", info->missing[i]);
+        fputc('\n', f);
+    }
+    if (info && info->dedup) {
+        const dp_report_dedup *d = info->dedup;
+        const dp_eval *x = d->eval;
+        fprintf(f,
+                "without duplicate sequences: %llu of %llu test flows dropped (first %d packets' sizes and "
+                "directions occur in %s); on the other %llu %s: accuracy %.4f, weighted f1-score %.4f, "
+                "macro f1-score %.4f\n",
+                (unsigned long long)d->dropped_flows, (unsigned long long)d->test_flows, d->seq_packets,
+                d->train_set, (unsigned long long)x->n, unit_name(info), x->accuracy, x->weighted.f1,
+                x->macro.f1);
+    }
 }
 
 /* A finite double as JSON (17 significant digits round-trip). */
@@ -273,6 +290,34 @@ static void json_avg(FILE *f, const char *key, const dp_eval_avg *a)
     fputs(", \"f1\": ", f);
     json_num(f, a->f1);
     fprintf(f, ", \"support\": %llu},\n", (unsigned long long)a->support);
+}
+
+/* "missing_classes" and "without_duplicates" (null when not computed). */
+static void json_extras(FILE *f, const dp_report_info *info)
+{
+    fputs("  \"missing_classes\": [", f);
+    for (int i = 0; info && i < info->nmissing; i++) {
+        fputs(i ? ", " : "", f);
+        dp_json_str(f, info->missing[i]);
+    }
+    fputs("],\n  \"without_duplicates\": ", f);
+    if (!info || !info->dedup) {
+        fputs("null,\n", f);
+        return;
+    }
+    const dp_report_dedup *d = info->dedup;
+    fputs("{\"train_set\": ", f);
+    dp_json_str(f, d->train_set ? d->train_set : "");
+    fprintf(f, ", \"sequence_packets\": %d, \"test_flows\": %llu, \"dropped_flows\": %llu, \"n\": %llu",
+            d->seq_packets, (unsigned long long)d->test_flows, (unsigned long long)d->dropped_flows,
+            (unsigned long long)d->eval->n);
+    fputs(", \"accuracy\": ", f);
+    json_num(f, d->eval->accuracy);
+    fputs(", \"weighted_f1\": ", f);
+    json_num(f, d->eval->weighted.f1);
+    fputs(", \"macro_f1\": ", f);
+    json_num(f, d->eval->macro.f1);
+    fputs("},\n", f);
 }
 
 void dp_eval_print_json(const dp_eval *e, const dp_report_info *info, FILE *f)
@@ -306,6 +351,7 @@ void dp_eval_print_json(const dp_eval *e, const dp_report_info *info, FILE *f)
     if (info && info->level && !strcmp(info->level, "flow"))
         fprintf(f, "  \"packets\": %llu,\n  \"label_conflicts\": %llu,\n",
                 (unsigned long long)info->packets, (unsigned long long)info->label_conflicts);
+    json_extras(f, info);
     fputs("  \"accuracy\": ", f);
     json_num(f, e->accuracy);
     fputs(",\n  \"vpn_accuracy\": ", f);

@@ -105,7 +105,21 @@ typedef struct dp_report_info {
     const char *test_set;    /* test set directory */
     uint64_t packets;        /* flow level: packets behind the flows */
     uint64_t label_conflicts;/* flow level: flows whose packets disagree */
+    /* the model's classes the test set has no sample of (names; NULL/0: none) */
+    const char *const *missing;
+    int nmissing;
+    /* scores without the test flows whose first packets' size and direction
+     * sequence occurs in the training set (NULL: not computed) */
+    const struct dp_report_dedup *dedup;
 } dp_report_info;
+
+typedef struct dp_report_dedup {
+    const char *train_set;   /* the training data compared against */
+    int seq_packets;         /* N: the first N packets of a flow */
+    uint64_t test_flows;     /* flows of the test set */
+    uint64_t dropped_flows;  /* ... whose sequence occurs in the training set */
+    const dp_eval *eval;     /* this level's scores over the other flows */
+} dp_report_dedup;
 
 /* Writes the markdown report (the table, then accuracy and macro average
  * lines) to f. dp_eval_finish must have been called. */

@@ -418,7 +418,7 @@ float dp_model_loss(dp_model *m, const int *labels, int B, int *correct)
 {
     int V = m->arch.nclasses;
     const float *lg = m->pre[m->nfc - 1];
-    float loss = dp_softmax_xent_forward(m->probs, lg, labels, B, V);
+    float loss = dp_softmax_wxent_forward(m->probs, lg, labels, m->class_weight, B, V);
     if (correct) {
         int c = 0;
         for (int b = 0; b < B; b++) {
@@ -432,6 +432,11 @@ float dp_model_loss(dp_model *m, const int *labels, int B, int *correct)
         *correct = c;
     }
     return loss;
+}
+
+void dp_model_set_class_weights(dp_model *m, const float *weights)
+{
+    m->class_weight = weights;
 }
 
 static int ensure_grads(dp_model *m, char *errbuf)
@@ -452,7 +457,7 @@ int dp_model_backward(dp_model *m, const int *labels, int B, char *errbuf)
     const dp_arch *a = &m->arch;
     memset(m->grads, 0, m->nparams * sizeof(float));
     float *d = m->dP0, *e = m->dP1;
-    dp_softmax_xent_backward(d, m->probs, labels, B, a->nclasses);
+    dp_softmax_wxent_backward(d, m->probs, labels, m->class_weight, B, a->nclasses);
     for (int i = m->nfc - 1; i >= 0; i--) {
         if (i < a->nhidden) { /* d = dact[i] -> dpre[i] */
             size_t n = (size_t)B * m->fout[i];

@@ -148,9 +148,14 @@ int dp_model_tensor(const dp_model *m, int i, const char **name, size_t *offset,
  * logits [B, nclasses] inside the model, or NULL + errbuf (out of memory). */
 const float *dp_model_forward(dp_model *m, const uint8_t *x, const float *xf, int B, int train, dp_rng *rng,
                               char *errbuf);
-/* After dp_model_forward: mean softmax cross-entropy against labels [B];
+/* After dp_model_forward: mean softmax cross-entropy against labels [B]
+ * (class-weighted when dp_model_set_class_weights set weights);
  * if correct != NULL, the number of rows whose argmax equals the label. */
 float dp_model_loss(dp_model *m, const int *labels, int B, int *correct);
+/* Weights [nclasses] of the training loss (dp_softmax_wxent_*), borrowed:
+ * they must outlive their use; NULL (the default) = the plain mean. Not
+ * saved with the model. */
+void dp_model_set_class_weights(dp_model *m, const float *weights);
 /* After dp_model_loss: zeroes the gradient buffer and backpropagates,
  * leaving d loss / d params in dp_model_grads. */
 int dp_model_backward(dp_model *m, const int *labels, int B, char *errbuf);

@@ -59,6 +59,7 @@ struct dp_model {
     float *da1, *da2, *dP0, *dP1;
     size_t dmax;                            /* floats per row of dP0/dP1 */
     int last_B, last_train;
+    const float *class_weight; /* [nclasses] for the loss, borrowed; NULL: unweighted */
 
     /* inference cache (dp_model_infer.c): valid while inf_gen == gen; gen
      * moves whenever the parameters may change (Adam step, a mutable

@@ -332,17 +332,8 @@ void dp_log_softmax(float *out, const float *logits, int B, int V)
 float dp_softmax_xent_forward(float *probs, const float *logits, const int *labels, int B, int V)
 {
     // logits [B, V], labels [B] -> probs [B, V]; returns mean_b -log probs[b, labels[b]]
-    double loss = 0.0;
-    for (int b = 0; b < B; b++) {
-        const float *x = logits + (size_t)b * V;
-        float *p = probs + (size_t)b * V;
-        double lse = row_logsumexp(x, V);
-        for (int i = 0; i < V; i++)
-            p[i] = (float)exp((double)x[i] - lse);
-        assert(labels[b] >= 0 && labels[b] < V);
-        loss += lse - x[labels[b]];
-    }
-    return B > 0 ? (float)(loss / B) : 0.0f;
+    /* weight 1 per row: the same sums, so the same bits, as a plain mean */
+    return dp_softmax_wxent_forward(probs, logits, labels, NULL, B, V);
 }
 
 void dp_softmax_xent_backward(float *dlogits, const float *probs, const int *labels, int B, int V)
@@ -355,6 +346,46 @@ void dp_softmax_xent_backward(float *dlogits, const float *probs, const int *lab
         for (int i = 0; i < V; i++)
             d[i] = p[i] * inv;
         d[labels[b]] = (p[labels[b]] - 1.0f) * inv;
+    }
+}
+
+float dp_softmax_wxent_forward(float *probs, const float *logits, const int *labels, const float *cw, int B,
+                               int V)
+{
+    // logits [B, V], labels [B], cw [V] -> probs [B, V]; returns sum_b w_b loss_b / sum_b w_b
+    double loss = 0.0, wsum = 0.0;
+    for (int b = 0; b < B; b++) {
+        const float *x = logits + (size_t)b * V;
+        float *p = probs + (size_t)b * V;
+        double lse = row_logsumexp(x, V);
+        for (int i = 0; i < V; i++)
+            p[i] = (float)exp((double)x[i] - lse);
+        assert(labels[b] >= 0 && labels[b] < V);
+        double w = cw ? cw[labels[b]] : 1.0;
+        loss += w * (lse - x[labels[b]]);
+        wsum += w;
+    }
+    return wsum > 0 ? (float)(loss / wsum) : 0.0f;
+}
+
+void dp_softmax_wxent_backward(float *dlogits, const float *probs, const int *labels, const float *cw, int B,
+                               int V)
+{
+    // probs [B, V], labels [B], cw [V] -> dlogits [B, V] = w_b (probs - onehot) / sum_b w_b
+    if (!cw) {
+        dp_softmax_xent_backward(dlogits, probs, labels, B, V);
+        return;
+    }
+    double wsum = 0.0;
+    for (int b = 0; b < B; b++)
+        wsum += cw[labels[b]];
+    for (int b = 0; b < B; b++) {
+        const float *p = probs + (size_t)b * V;
+        float *d = dlogits + (size_t)b * V;
+        float s = wsum > 0 ? (float)(cw[labels[b]] / wsum) : 0.0f;
+        for (int i = 0; i < V; i++)
+            d[i] = p[i] * s;
+        d[labels[b]] = (p[labels[b]] - 1.0f) * s;
     }
 }
 

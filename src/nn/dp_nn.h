@@ -181,6 +181,17 @@ void dp_dropout_backward(float *dinp, const float *dout, const uint8_t *mask, si
 float dp_softmax_xent_forward(float *probs, const float *logits, const int *labels, int B, int V);
 /* dlogits [B, V] OVERWRITTEN = (probs - onehot(labels)) / B. */
 void dp_softmax_xent_backward(float *dlogits, const float *probs, const int *labels, int B, int V);
+/* Class-weighted softmax cross-entropy, as PyTorch's
+ * cross_entropy(logits, labels, weight=cw): with w_b = cw[labels[b]],
+ * returns sum_b w_b * (-log softmax(logits)[b, labels[b]]) / sum_b w_b
+ * (0 when that sum is 0) and fills probs [B, V]. cw NULL: the unweighted
+ * mean (dp_softmax_xent_forward). */
+float dp_softmax_wxent_forward(float *probs, const float *logits, const int *labels, const float *cw, int B,
+                               int V);
+/* dlogits [B, V] OVERWRITTEN = w_b (probs - onehot(labels)) / sum_b w_b
+ * (zeros when that sum is 0); cw NULL: dp_softmax_xent_backward. */
+void dp_softmax_wxent_backward(float *dlogits, const float *probs, const int *labels, const float *cw, int B,
+                               int V);
 /* out [B, V] = log_softmax(logits) row-wise (stable); out may == logits. */
 void dp_log_softmax(float *out, const float *logits, int B, int V);
 

@@ -19,6 +19,19 @@
  * differs from the initialisation stream of dp_model_create(seed). */
 #define DP_TRAIN_RNG_SALT 0x7472616e2d726e67ULL
 
+/* Stream constant of --balance undersample's draws: dp_rng(seed ^ this). */
+#define DP_TRAIN_UNDER_SALT 0x756e6465722d736dULL
+
+const char *const dp_balance_name[4] = {"none", "undersample", "weight", "sample"};
+
+int dp_balance_parse(const char *s)
+{
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(s, dp_balance_name[i]))
+            return i;
+    return -1;
+}
+
 void dp_train_opts_default(dp_train_opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -43,6 +56,13 @@ typedef struct trainer {
     uint32_t *tr, *va;   /* training (shuffled) / validation row indices */
     uint32_t *tr0;       /* training rows, ascending */
     size_t ntr, nva;
+    /* --balance: training rows grouped by class (ascending within a class),
+     * class c at byclass[off[c] .. off[c + 1]); the classes with rows; the
+     * loss weights */
+    uint32_t *byclass;
+    size_t off[DP_MAX_CLASSES + 1];
+    int present[DP_MAX_CLASSES], npresent;
+    float cw[DP_MAX_CLASSES];
     uint8_t *xb;         /* [batch, 1500] gathered bytes */
     int *yb;             /* [batch] labels */
     int flows;           /* rows are flows of fs, gathered as floats into xf */
@@ -86,6 +106,12 @@ static const float *forward(trainer *t, int nb, int train, char *errbuf)
 {
     return dp_model_forward(t->m, t->flows ? NULL : t->xb, t->flows ? t->xf : NULL, nb, train,
                             train ? &t->st.rng : NULL, errbuf);
+}
+
+/* The class of training row i (a packet's, or the flow's). */
+static int row_label(const trainer *t, uint64_t i)
+{
+    return t->flows ? t->fs.flows[i].label : dp_splitset_label(&t->ss, i);
 }
 
 /* The flow id of training row i (a packet's, or the flow's own). */
@@ -144,11 +170,122 @@ static int make_index(trainer *t, char *errbuf)
     return 0;
 }
 
-/* Restores the ascending training index, then shuffles it with the
- * training rng: the order of an epoch only depends on the rng state at its
- * start, which the checkpoint holds. */
+void dp_train_class_weights(const uint64_t *counts, int nclasses, float *w)
+{
+    uint64_t n = 0;
+    int k = 0;
+    for (int c = 0; c < nclasses; c++) {
+        n += counts[c];
+        k += counts[c] > 0;
+    }
+    for (int c = 0; c < nclasses; c++)
+        w[c] = counts[c] ? (float)((double)n / ((double)k * (double)counts[c])) : 0.0f;
+}
+
+void dp_train_balanced_draw(dp_rng *r, const uint32_t *rows, const size_t *off, int nclasses, uint32_t *out,
+                            size_t n)
+{
+    int present[DP_MAX_CLASSES], k = 0;
+    for (int c = 0; c < nclasses; c++)
+        if (off[c + 1] > off[c])
+            present[k++] = c;
+    if (!k)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        int c = present[dp_rng_below(r, (uint64_t)k)];
+        out[i] = rows[off[c] + dp_rng_below(r, off[c + 1] - off[c])];
+    }
+}
+
+/* Groups the training rows by class (t->byclass, t->off, t->present). */
+static int group_by_class(trainer *t, char *errbuf)
+{
+    int C = t->ss.nclasses;
+    size_t pos[DP_MAX_CLASSES];
+    memset(t->off, 0, sizeof t->off);
+    if (!(t->byclass = malloc(t->ntr * sizeof(uint32_t))))
+        return dp_err(errbuf, "%s: out of memory", t->o->train_dir);
+    for (size_t i = 0; i < t->ntr; i++)
+        t->off[row_label(t, t->tr0[i]) + 1]++;
+    t->npresent = 0;
+    for (int c = 0; c < C; c++) {
+        if (t->off[c + 1])
+            t->present[t->npresent++] = c;
+        t->off[c + 1] += t->off[c];
+    }
+    memcpy(pos, t->off, sizeof pos);
+    for (size_t i = 0; i < t->ntr; i++)
+        t->byclass[pos[row_label(t, t->tr0[i])]++] = t->tr0[i];
+    return 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* --balance undersample: every class cut at random to the smallest one's
+ * rows; t->tr0 keeps the kept rows in ascending order. */
+static void undersample(trainer *t)
+{
+    size_t cap = SIZE_MAX;
+    for (int k = 0; k < t->npresent; k++) {
+        int c = t->present[k];
+        if (t->off[c + 1] - t->off[c] < cap)
+            cap = t->off[c + 1] - t->off[c];
+    }
+    dp_rng r;
+    dp_rng_seed(&r, t->hp.seed ^ DP_TRAIN_UNDER_SALT);
+    size_t n = 0;
+    for (int k = 0; k < t->npresent; k++) {
+        int c = t->present[k];
+        uint32_t *a = t->byclass + t->off[c];
+        size_t nc = t->off[c + 1] - t->off[c];
+        for (size_t j = 0; j < cap && nc > cap; j++) {
+            size_t x = j + (size_t)dp_rng_below(&r, nc - j);
+            uint32_t tmp = a[j];
+            a[j] = a[x];
+            a[x] = tmp;
+        }
+        memcpy(t->tr0 + n, a, cap * sizeof(uint32_t));
+        n += cap;
+    }
+    qsort(t->tr0, n, sizeof(uint32_t), cmp_u32);
+    t->ntr = n;
+}
+
+/* Applies o->balance to the training rows made by make_index. */
+static int apply_balance(trainer *t, char *errbuf)
+{
+    if (t->o->balance == DP_BALANCE_NONE)
+        return 0;
+    if (group_by_class(t, errbuf) != 0)
+        return -1;
+    if (t->o->balance == DP_BALANCE_UNDERSAMPLE) {
+        undersample(t);
+        return 0;
+    }
+    if (t->o->balance == DP_BALANCE_WEIGHT) {
+        uint64_t counts[DP_MAX_CLASSES];
+        for (int c = 0; c < t->ss.nclasses; c++)
+            counts[c] = t->off[c + 1] - t->off[c];
+        dp_train_class_weights(counts, t->ss.nclasses, t->cw);
+        dp_model_set_class_weights(t->m, t->cw);
+    }
+    return 0;
+}
+
+/* The rows of the next epoch in t->tr, from the training rng: the ascending
+ * training index shuffled, or (--balance sample) ntr class-balanced draws
+ * with replacement. The order of an epoch only depends on the rng state at
+ * its start, which the checkpoint holds. */
 static void epoch_order(trainer *t)
 {
+    if (t->o->balance == DP_BALANCE_SAMPLE) {
+        dp_train_balanced_draw(&t->st.rng, t->byclass, t->off, t->ss.nclasses, t->tr, t->ntr);
+        return;
+    }
     memcpy(t->tr, t->tr0, t->ntr * sizeof(uint32_t));
     dp_rng_shuffle_u32(&t->st.rng, t->tr, t->ntr);
 }
@@ -450,7 +587,7 @@ int dp_train_run(const dp_train_opts *o, char *errbuf)
     if (!t->ckpt)
         return dp_err(errbuf, "out of memory");
     snprintf(t->ckpt, pl, "%s.ckpt", o->model_path);
-    if (dp_splitset_open(&t->ss, o->train_dir, errbuf) != 0)
+    if (dp_splitset_open_task(&t->ss, o->train_dir, o->task, errbuf) != 0)
         goto out;
     if (t->ss.n == 0) {
         dp_err(errbuf, "%s: empty training set", o->train_dir);
@@ -494,14 +631,16 @@ int dp_train_run(const dp_train_opts *o, char *errbuf)
     const dp_arch *arch = dp_model_arch(t->m);
     if (setup_inputs(t, errbuf) != 0)
         goto out;
-    if (make_index(t, errbuf) != 0)
+    if (make_index(t, errbuf) != 0 || apply_balance(t, errbuf) != 0)
         goto out;
     if (!o->quiet)
-        fprintf(stderr, "train %s %s: %zu parameters, %zu training %s%s, %d classes, batch %d, lr %g, seed %llu\n",
+        fprintf(stderr,
+                "train %s %s: %zu parameters, %zu training %s%s, %d classes, batch %d, lr %g, seed %llu%s%s\n",
                 dp_model_kind_name(t->m), dp_task_name[o->task], dp_model_nparams(t->m), t->ntr,
                 t->flows ? "flows" : "rows",
                 t->nva ? " (+ validation rows)" : "", arch->nclasses, t->hp.batch, (double)t->hp.lr,
-                (unsigned long long)t->hp.seed);
+                (unsigned long long)t->hp.seed, o->balance ? ", balance " : "",
+                o->balance ? dp_balance_name[o->balance] : "");
     if (!o->quiet && t->nva)
         fprintf(stderr, "validation: %zu rows held out by flow (%.0f%% of flows)\n", t->nva,
                 (double)t->hp.validation * 100);
@@ -589,6 +728,7 @@ out:
     free(t->st.best_params);
     free(t->tr);
     free(t->tr0);
+    free(t->byclass);
     free(t->va);
     free(t->xb);
     free(t->yb);
@@ -603,11 +743,11 @@ int dp_train_bench(int kind, int task, int nclasses, int batch, int steps, int t
 {
     dp_splitset set = {0};
     if (infer_dir) {
-        if (dp_splitset_open(&set, infer_dir, errbuf) != 0)
+        if (dp_splitset_open_task(&set, infer_dir, task, errbuf) != 0)
             return -1;
-        if (set.n < (uint64_t)batch) {
-            dp_err(errbuf, "%s: %llu vectors, fewer than the batch size %d", infer_dir, (unsigned long long)set.n,
-                   batch);
+        if (set.vectors.shape[0] < (uint64_t)batch) {
+            dp_err(errbuf, "%s: %llu vectors, fewer than the batch size %d", infer_dir,
+                   (unsigned long long)set.vectors.shape[0], batch);
             dp_splitset_close(&set);
             return -1;
         }
@@ -648,7 +788,7 @@ int dp_train_bench(int kind, int task, int nclasses, int batch, int steps, int t
             t0 = dp_now();
         const uint8_t *xs = x;
         if (infer_dir)
-            xs = dp_splitset_vector(&set, (uint64_t)s * batch % (set.n - (uint64_t)batch + 1));
+            xs = set.vectors.data + DP_VEC_LEN * ((uint64_t)s * batch % (set.vectors.shape[0] - (uint64_t)batch + 1));
         if (dp_model_predict(m, xs, batch, lp, errbuf) != 0)
             goto out;
     }

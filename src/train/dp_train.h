@@ -1,5 +1,6 @@
 /* dp_train: `deeppacket train` (spec section 5). Reads a split folder
- * (SPLIT_DIR/<task>/train) memory-mapped, trains a CNN or SAE with Adam on
+ * (SPLIT_DIR/<task>/train) or a preprocessed dataset folder (its rows
+ * labelled for the task; dp_splitset_open_task) memory-mapped, trains a CNN or SAE with Adam on
  * shuffled mini-batches, early-stops, writes the model atomically and a
  * checkpoint MODEL.ckpt after each epoch (for --resume).
  *
@@ -15,8 +16,47 @@
 
 #include "model/dp_model.h"
 
+/* --balance: how training treats unequal classes.
+ *   NONE         every training row once per epoch (the default; split
+ *                folders are already under-sampled by `split`)
+ *   UNDERSAMPLE  the reference's: once, before training, every class is cut
+ *                to the smallest class's row count (the smallest with rows),
+ *                rows chosen uniformly at random (partial Fisher-Yates over
+ *                the class's rows in file order, from dp_rng(seed ^ salt));
+ *                the kept rows keep file order
+ *   WEIGHT       class-weighted cross-entropy (dp_softmax_wxent_*): class c
+ *                with n_c of the N training rows, K classes with rows, weighs
+ *                N / (K n_c), so the mean weight over the rows is 1
+ *   SAMPLE       each epoch draws N rows with replacement, class-balanced:
+ *                per draw a class uniformly among the K with rows, then a row
+ *                of it uniformly, from the training rng (checkpointed, so a
+ *                resumed run equals an uninterrupted one)
+ * Validation rows (--validation) are held out first and never balanced;
+ * under WEIGHT the validation loss is weighted too. */
+typedef enum dp_balance {
+    DP_BALANCE_NONE = 0,
+    DP_BALANCE_UNDERSAMPLE = 1,
+    DP_BALANCE_WEIGHT = 2,
+    DP_BALANCE_SAMPLE = 3,
+} dp_balance;
+
+extern const char *const dp_balance_name[4]; /* "none", "undersample", "weight", "sample" */
+/* The mode for its name, or -1. */
+int dp_balance_parse(const char *s);
+
+/* --balance weight's weights: w[c] = N / (K counts[c]) for the K classes
+ * with rows (N rows in all), 0 for the others; sum_c counts[c] w[c] = N. */
+void dp_train_class_weights(const uint64_t *counts, int nclasses, float *w);
+
+/* --balance sample's draw: n rows into out, each from a class chosen
+ * uniformly among the classes with rows, then one of that class's rows
+ * uniformly; class c's rows are rows[off[c] .. off[c + 1]). Two dp_rng draws
+ * per row, in order. Nothing is drawn when no class has rows. */
+void dp_train_balanced_draw(dp_rng *r, const uint32_t *rows, const size_t *off, int nclasses, uint32_t *out,
+                            size_t n);
+
 typedef struct dp_train_opts {
-    const char *train_dir;   /* split folder with vectors/labels/(meta).npy, classes.tsv */
+    const char *train_dir;   /* split folder (vectors/labels/(meta).npy, classes.tsv) or dataset folder */
     const char *model_path;  /* output model file; checkpoint at MODEL.ckpt */
     int task;                /* DP_TASK_APP / DP_TASK_TRAFFIC */
     int kind;                /* DP_MODEL_CNN / DP_MODEL_SAE */
@@ -27,6 +67,7 @@ typedef struct dp_train_opts {
                               * the seed still drives shuffling and dropout; NULL: none */
     int quiet;               /* no progress / epoch lines */
     float dropout;           /* dropout probability of the hidden layers; < 0: the spec's 0.05 */
+    dp_balance balance;      /* class balancing (DP_BALANCE_NONE) */
     /* testing: a smaller architecture (CNN channel count; 0 = the spec's) */
     int cnn_channels;
     /* testing: stop after this many optimiser steps in total (0 = none),
