@@ -847,6 +847,63 @@ static void test_time_split(void)
     synth_free(&s);
 }
 
+/* --by time --time-scope capture: class 0 has two captures whose clocks
+ * overlap (capture 1 starts after capture 0 ends); per class, capture 1
+ * would be the whole test side; per capture, each capture's latest flows go
+ * to test and its earliest to train. */
+static void test_time_split_per_capture(void)
+{
+    char err[DP_ERRBUF_SIZE];
+    synth s;
+    memset(&s, 0, sizeof s);
+    for (int file = 0; file < 2; file++)
+        for (int f = 0; f < 5; f++) {
+            synth_flow(&s, 0, 0, 1 + (uint64_t)(10 * file + f), (uint32_t)file, 4);
+            for (int j = 0; j < 4; j++)
+                s.time[s.n - 4 + (uint64_t)j] = 1000.0 * (file + 1) + 10.0 * f + j;
+        }
+    char *d = subdir("tcap_ds");
+    write_dataset(d, &s, 1);
+    dp_split_opts o;
+    dp_split_opts_default(&o);
+    o.by = DP_SPLIT_BY_TIME;
+    o.under_sample = 0;
+    o.tasks = 1 << DP_TASK_APP;
+    char *cls = subdir("tcap_cls"), *cap = subdir("tcap_cap"), *cap2 = subdir("tcap_cap2");
+    CHECK(run_split(d, cls, &o, err) == 0);
+    o.time_per_capture = 1;
+    CHECK(run_split(d, cap, &o, err) == 0);
+    CHECK(run_split(d, cap2, &o, err) == 0);
+    CHECK(same_task(cap, cap2, DP_TASK_APP));
+    time_side *tr = malloc(sizeof *tr), *te = malloc(sizeof *te);
+    /* per class: 40 packets, T = 8: the two latest flows, both of capture 1 */
+    CHECK(read_time_side(te, cls, DP_TASK_APP, "test") == 0);
+    CHECK(te->start[15] != 0 && te->start[14] != 0 && te->start[5] == 0);
+    /* per capture: 20 packets each, T = 4: the latest flow of each capture */
+    CHECK(read_time_side(tr, cap, DP_TASK_APP, "train") == 0);
+    CHECK(read_time_side(te, cap, DP_TASK_APP, "test") == 0);
+    int ntest = 0;
+    for (int f = 0; f < 4096; f++) {
+        CHECK(!(tr->start[f] && te->start[f]));
+        ntest += te->start[f] != 0;
+    }
+    CHECK_EQ_INT(ntest, 2);
+    CHECK(te->start[5] != 0 && te->start[15] != 0);
+    CHECK(tr->start[1] != 0 && tr->start[4] != 0 && tr->start[11] != 0 && tr->start[14] != 0);
+    char *cj = join(cap, "application_classification/data_card.json");
+    char *js = dp_read_file(cj, NULL, err);
+    CHECK_STR_CONTAINS(js, "\"time_scope\": \"capture\"");
+    free(js);
+    free(cj);
+    free(tr);
+    free(te);
+    free(cls);
+    free(cap);
+    free(cap2);
+    free(d);
+    synth_free(&s);
+}
+
 /* --by time refuses a dataset without capture times instead of falling
  * back to the row order. */
 static void test_time_split_untimed(void)
@@ -1104,6 +1161,7 @@ int main(void)
     DP_RUN(test_packet_fraction);
     DP_RUN(test_time_split);
     DP_RUN(test_time_split_untimed);
+    DP_RUN(test_time_split_per_capture);
     DP_RUN(test_open_dataset_as_set);
     DP_RUN(test_tasks);
     DP_RUN(test_cli);

@@ -27,6 +27,9 @@ static void split_usage(FILE *f)
             "                           behaviour, which puts flows on both sides); time:\n"
             "                           per class, the flows that start latest go to test,\n"
             "                           the earlier ones to train (needs capture times) [flow]\n"
+            "      --time-scope class|capture  --by time: order the flows per class, or per\n"
+            "                           capture file within each class (each capture's later\n"
+            "                           sessions to test) [class]\n"
             "      --no-under-sampling  keep every training packet\n"
             "      --task app|traffic|all  which task(s) to split [all]\n"
             "  -q, --quiet              do not print the data cards\n"
@@ -41,6 +44,7 @@ int cmd_split(int argc, char **argv)
         {"test-size", required_argument, NULL, 'z'},
         {"seed", required_argument, NULL, 'S'},
         {"by", required_argument, NULL, 'b'},
+        {"time-scope", required_argument, NULL, 'C'},
         {"no-under-sampling", no_argument, NULL, 'U'},
         {"task", required_argument, NULL, 'T'},
         {"quiet", no_argument, NULL, 'q'},
@@ -83,6 +87,11 @@ int cmd_split(int argc, char **argv)
             o.by = (dp_split_by)by;
             break;
         }
+        case 'C':
+            if (strcmp(optarg, "class") && strcmp(optarg, "capture"))
+                return dp_cli_usage_error("split", "--time-scope '%s': expected class or capture", optarg);
+            o.time_per_capture = !strcmp(optarg, "capture");
+            break;
         case 'U':
             o.under_sample = 0;
             break;
@@ -112,6 +121,8 @@ int cmd_split(int argc, char **argv)
     }
     if (optind < argc)
         return dp_cli_usage_error("split", "unexpected argument '%s'", argv[optind]);
+    if (o.time_per_capture && o.by != DP_SPLIT_BY_TIME)
+        return dp_cli_usage_error("split", "--time-scope goes with --by time");
     if (!src || !dst)
         return dp_cli_usage_error("split", "need -s DATASET_DIR and -t SPLIT_DIR (deeppacket split --help)");
     char errbuf[DP_ERRBUF_SIZE];

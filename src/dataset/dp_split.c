@@ -212,9 +212,10 @@ void dp_split_card_json(FILE *f, const dp_split_card *c, const char *dataset_dir
             dp_task_name[c->task], dp_task_dir[c->task]);
     dp_json_str(f, dataset_dir);
     fprintf(f,
-            ",\n  \"options\": {\"by\": \"%s\", \"test_size\": %.10g, \"seed\": %" PRIu64
+            ",\n  \"options\": {\"by\": \"%s\", %s\"test_size\": %.10g, \"seed\": %" PRIu64
             ", \"under_sampling\": %s},\n",
-            dp_split_by_name[o->by], o->test_size, o->seed, o->under_sample ? "true" : "false");
+            dp_split_by_name[o->by], o->by != DP_SPLIT_BY_TIME ? "" : o->time_per_capture ? "\"time_scope\": \"capture\", " : "\"time_scope\": \"class\", ",
+            o->test_size, o->seed, o->under_sample ? "true" : "false");
     fprintf(f,
             "  \"dataset_packets\": %" PRIu64 ",\n  \"unlabelled_packets\": %" PRIu64
             ",\n  \"under_sampling_cap\": %" PRIu64 ",\n  \"nclasses\": %d,\n  \"classes\": [\n",
@@ -254,8 +255,9 @@ void dp_split_card_markdown(FILE *f, const dp_split_card *c, const char *dataset
     fprintf(f, "# Data card: %s (task %s)\n\n", dp_task_dir[c->task], dp_task_name[c->task]);
     fprintf(f, "- dataset: %s (%" PRIu64 " packets, %" PRIu64 " with no %s class)\n",
             dataset_dir, c->dataset_packets, c->unlabelled, dp_task_name[c->task]);
-    fprintf(f, "- split: by %s, test size %g, seed %" PRIu64 "\n", dp_split_by_name[o->by],
-            o->test_size, o->seed);
+    fprintf(f, "- split: by %s%s, test size %g, seed %" PRIu64 "\n", dp_split_by_name[o->by],
+            o->by != DP_SPLIT_BY_TIME ? "" : o->time_per_capture ? " (per capture)" : " (per class)", o->test_size,
+            o->seed);
     if (o->under_sample)
         fprintf(f, "- training set under-sampled to %" PRIu64 " packets per class; test set not\n",
                 c->cap);
@@ -459,6 +461,40 @@ static int assign_by_time(uint32_t *g, size_t k, const tkey *starts, const uint6
     return 0;
 }
 
+static int cmp_tkey_by_file(const void *pa, const void *pb)
+{
+    const tkey *a = pa, *b = pb;
+    if (a->file != b->file)
+        return a->file < b->file ? -1 : 1;
+    return cmp_tkey(pa, pb);
+}
+
+/* --time-scope capture: one class's flows (g, k of them) grouped by the
+ * capture of their first packet, each capture's flows assigned by time on
+ * their own (assign_by_time); the class's boundaries stay NAN. */
+static int assign_by_time_per_capture(uint32_t *g, size_t k, const tkey *starts, const uint64_t *count,
+                                      uint8_t *gside, double s, dp_split_class *card)
+{
+    card->train_last_start = card->test_first_start = NAN;
+    tkey *o = malloc((k ? k : 1) * sizeof *o);
+    if (!o)
+        return -1;
+    for (size_t j = 0; j < k; j++)
+        o[j] = starts[g[j]];
+    qsort(o, k, sizeof *o, cmp_tkey_by_file);
+    for (size_t j = 0; j < k; j++)
+        g[j] = o[j].g;
+    int rc = 0;
+    for (size_t a = 0, b; a < k && rc == 0; a = b) {
+        for (b = a + 1; b < k && o[b].file == o[a].file; b++)
+            ;
+        dp_split_class scratch;
+        rc = assign_by_time(g + a, b - a, starts, count, gside, s, &scratch);
+    }
+    free(o);
+    return rc;
+}
+
 /* --by packet: each labelled packet's side from its class's stream. */
 static int sides_by_packet(const dp_dataset *d, const char *dataset_dir, int task, int nc, const dp_split_opts *o,
                            uint8_t *side, char *errbuf)
@@ -505,7 +541,9 @@ static int sides_by_group(const dp_dataset *d, const char *dataset_dir, int task
     for (int k = 0; k < nc; k++) {
         size_t nk = off[k + 1] - off[k];
         if (starts) {
-            if (assign_by_time(order + off[k], nk, starts, G->count, gside, o->test_size, &card->cls[k]) != 0) {
+            int (*assign)(uint32_t *, size_t, const tkey *, const uint64_t *, uint8_t *, double, dp_split_class *) =
+                o->time_per_capture ? assign_by_time_per_capture : assign_by_time;
+            if (assign(order + off[k], nk, starts, G->count, gside, o->test_size, &card->cls[k]) != 0) {
                 dp_err(errbuf, "%s: out of memory", dataset_dir);
                 goto out;
             }

@@ -78,6 +78,10 @@ typedef struct dp_split_opts {
     double test_size;  /* in (0, 1); default 0.2 */
     uint64_t seed;     /* default 9876 */
     dp_split_by by;    /* default DP_SPLIT_BY_FLOW */
+    int time_per_capture; /* --by time: order and cut each capture file's flows
+                           * of a class on their own (--time-scope capture), so
+                           * every capture keeps its earlier sessions in train
+                           * and its later ones in test; default 0 (per class) */
     int under_sample;  /* default 1 */
     int tasks;         /* bit (1 << DP_TASK_*) per task; default both */
     FILE *out;         /* the data cards are printed here (NULL: quiet) */
