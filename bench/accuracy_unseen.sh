@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Accuracy on traffic the model has never seen (issue 10): the reference CNN
+# and the flow models side by side on time splits of iscx-sample, several
+# seeds, per flow, plus ablations. Prints markdown tables (docs/accuracy.md
+# keeps them with the command and the machine). On demand, not in CI.
+#
+#   make -j2 && bench/accuracy_unseen.sh > /tmp/accuracy.md
+#
+# Environment: BUILD (build), OUT (/tmp/dp-accuracy), SEEDS ("1 2 3"),
+# CNN_SEEDS (SEEDS), CNN_EPOCHS (5), FLOW_EPOCHS (40), SPLITS ("cap cls"),
+# TASKS ("traffic app"), ABLATIONS (1), JOBS (2: runs in parallel, one
+# thread each), DP_SHARED_DATA (../shared/data).
+#
+# Splits (both `split --by time`, test size 0.2, no under-sampling; the CNN
+# gets the reference's under-sampling with `train --balance undersample`):
+#   cap  --time-scope capture: each capture's later sessions in test;
+#   cls  --time-scope class: each class's later flows in test; iscx-sample's
+#        clock orders its captures by name, so whole captures (often whole
+#        applications) are only in test.
+# Every test also runs with --train-set (the training side): the "dedup"
+# column drops the test flows whose first-10 size/direction sequence occurs
+# in training.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+DP=$PWD/$BUILD/deeppacket
+OUT=${OUT:-/tmp/dp-accuracy}
+SEEDS=${SEEDS:-1 2 3}
+CNN_SEEDS=${CNN_SEEDS:-$SEEDS}
+CNN_EPOCHS=${CNN_EPOCHS:-5}
+FLOW_EPOCHS=${FLOW_EPOCHS:-40}
+SPLITS=${SPLITS:-cap cls}
+TASKS=${TASKS:-traffic app}
+ABLATIONS=${ABLATIONS:-1}
+JOBS=${JOBS:-2}
+DATA=${DP_SHARED_DATA:-../shared/data}
+PY=/usr/bin/python3
+[ -x "$DP" ] || { echo "build first: make -j2 ($DP missing)" >&2; exit 1; }
+[ -d "$DATA/iscx-sample" ] || { echo "skipped: $DATA/iscx-sample is absent" >&2; exit 0; }
+mkdir -p "$OUT"
+
+# 1. the dataset and the two time splits
+"$DP" preprocess -q -s "$DATA/iscx-sample" -t "$OUT/ds" --labels "$DATA/iscx-sample/labels.tsv"
+"$DP" split -q -s "$OUT/ds" -t "$OUT/cap" --by time --time-scope capture --no-under-sampling
+"$DP" split -q -s "$OUT/ds" -t "$OUT/cls" --by time --time-scope class --no-under-sampling
+
+# 2. the runs, one line each: NAME SPLIT TASK SEED TRAIN-OPTIONS...
+runs=$OUT/runs.txt
+: > "$runs"
+for s in $SPLITS; do
+  for t in $TASKS; do
+    for seed in $CNN_SEEDS; do
+      echo "cnn $s $t $seed --model cnn --balance undersample --epochs $CNN_EPOCHS" >> "$runs"
+    done
+    for seed in $SEEDS; do
+      echo "gbt $s $t $seed --model gbt --colsample 0.8" >> "$runs"
+      echo "flow $s $t $seed --model flow --epochs $FLOW_EPOCHS --batch-size 64" >> "$runs"
+    done
+  done
+done
+if [ "$ABLATIONS" = 1 ]; then
+  first=$(echo $SEEDS | cut -d' ' -f1)
+  for m in gbt flow; do
+    [ $m = gbt ] && base="--model gbt --colsample 0.8" || base="--model flow --epochs $FLOW_EPOCHS --batch-size 64"
+    echo "$m-mask-none cap traffic $first $base --mask none" >> "$runs"
+    echo "$m-mask-ports cap traffic $first $base --mask ports" >> "$runs"
+    echo "$m-no-payload cap traffic $first $base --payload-bytes 0" >> "$runs"
+    echo "$m-sizes-only cap traffic $first $base --features sizes" >> "$runs"
+    echo "$m-20-packets cap traffic $first $base --packets 20" >> "$runs"
+  done
+fi
+
+one_run() {  # NAME SPLIT TASK SEED OPTIONS...
+  local name=$1 split=$2 task=$3 seed=$4; shift 4
+  local dir=$OUT/$split/${task}_classification tag=$OUT/runs/$name-$split-$task-$seed
+  local t0
+  [ -f "$tag/flow_report.json" ] && return 0   # done in an earlier run of this script
+  mkdir -p "$tag"
+  t0=$(date +%s.%N)
+  "$DP" train -q -j 1 -d "$dir/train" -m "$tag/model" -t "$task" --seed "$seed" "$@"
+  awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { printf "%.1f\n", a - b }' > "$tag/train_seconds"
+  "$DP" test -j 1 -d "$dir/test" -m "$tag/model" -o "$tag" --train-set "$dir/train" > "$tag/test.txt"
+  rm -f "$tag/model.ckpt" "$tag/predictions.npy" "$tag/flows.npy"
+}
+export -f one_run
+export DP OUT
+echo "$(wc -l < "$runs") runs, $JOBS at a time ..." >&2
+xargs -P "$JOBS" -L 1 bash -c 'one_run "$@" || echo "FAILED: $*" >&2' _ < "$runs"
+
+# 3. the tables
+"$PY" - "$OUT" <<'PY'
+import json, os, sys, statistics as st
+out = sys.argv[1]
+rows = {}
+for line in open(os.path.join(out, 'runs.txt')):
+    name, split, task, seed = line.split()[:4]
+    d = os.path.join(out, 'runs', f'{name}-{split}-{task}-{seed}')
+    try:
+        fr = json.load(open(os.path.join(d, 'flow_report.json')))
+    except OSError:
+        continue
+    pr = None
+    if os.path.exists(os.path.join(d, 'report.json')):
+        pr = json.load(open(os.path.join(d, 'report.json')))
+    dd = fr.get('without_duplicates') or {}
+    r = dict(wf1=fr['weighted_avg']['f1'], mf1=fr['macro_avg']['f1'], vpn=fr.get('vpn_accuracy'),
+             pw=pr['weighted_avg']['f1'] if pr else None, dedup=dd.get('weighted_f1'),
+             secs=float(open(os.path.join(d, 'train_seconds')).read() or 0))
+    rows.setdefault((name, split, task), []).append(r)
+
+def ms(v):
+    v = [x for x in v if x is not None]
+    if not v: return '-'
+    return f'{st.mean(v):.3f}' + (f' ± {st.stdev(v):.3f}' if len(v) > 1 else '')
+
+print('| model | split | task | seeds | per packet wF1 | per flow wF1 | per flow macro F1 | VPN vs non-VPN | wF1 without duplicate flows | train s |')
+print('|---|---|---|---:|---:|---:|---:|---:|---:|---:|')
+for (name, split, task), rs in sorted(rows.items(), key=lambda k: ('-' in k[0][0], k[0][1], k[0][2], k[0][0])):
+    g = lambda k: [r[k] for r in rs]
+    print(f'| {name} | {split} | {task} | {len(rs)} | {ms(g("pw"))} | {ms(g("wf1"))} | {ms(g("mf1"))} | {ms(g("vpn"))} | {ms(g("dedup"))} | {st.mean(g("secs")):.0f} |')
+PY
