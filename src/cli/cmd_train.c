@@ -41,6 +41,8 @@ static void usage(FILE *f)
             "      --trees N          gbt: boosting rounds (200)\n"
             "      --depth N          gbt: maximum tree depth (6)\n"
             "      --eta X            gbt: learning rate (0.1)\n"
+            "      --colsample F      gbt: fraction of the features each tree may use, drawn with\n"
+            "                         --seed (1: all, nothing random)\n"
             "      --balance MODE     gbt: weight (default: inverse class frequency), undersample, none\n"
             "  -q, --quiet            no progress output\n"
             "      --bench STEPS      no training: time STEPS training steps and inference batches of\n"
@@ -65,6 +67,7 @@ int cmd_train(int argc, char **argv)
         {"payload-bytes", required_argument, 0, 'k'}, {"features", required_argument, 0, 'F'},
         {"trees", required_argument, 0, 'T'},      {"depth", required_argument, 0, 'H'},
         {"eta", required_argument, 0, 'e'},        {"balance", required_argument, 0, 'b'},
+        {"colsample", required_argument, 0, 'c'},
         {0, 0, 0, 0}};
     dp_train_opts o;
     dp_train_opts_default(&o);
@@ -120,6 +123,11 @@ int cmd_train(int argc, char **argv)
             if (dp_cli_parse_double(optarg, 1e-6, 1, &d) < 0)
                 return dp_cli_usage_error("train", "bad --eta '%s' (0 < eta <= 1)", optarg);
             o.gbt_eta = (float)d;
+            break;
+        case 'c':
+            if (dp_cli_parse_double(optarg, 0.01, 1, &d) < 0)
+                return dp_cli_usage_error("train", "bad --colsample '%s' (0.01..1)", optarg);
+            o.gbt_colsample = (float)d;
             break;
         case 'b':
             if (!strcmp(optarg, "weight"))
