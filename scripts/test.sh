@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds, runs the test suite,
-# the same suite under ASan+UBSan, and a short fuzz run of the five fuzz targets,
+# the same suite under ASan+UBSan, and a short fuzz run of the six fuzz targets,
 # then prints one closing line for all of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,7 @@ make -j"$(nproc)" all
 make check 2>&1 | tee "$log/check"
 make -j"$(nproc)" asan 2>&1 | tee "$log/asan"
 make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-60}" > "$log/fuzz" 2>&1 || { tail -n 50 "$log/fuzz"; echo "fuzz: FAILED"; exit 1; }
-grep -E '^(Done|#[0-9]+ *DONE)' "$log/fuzz" | sed 's/^/fuzz: /'
+grep -E '^(Done|#[0-9]+ *DONE)' "$log/fuzz" | grep -v '^#' | sed 's/^/fuzz: /'
 sum() { grep -hE '^tests: ' "$@" | awk '{p+=$2; f+=$4; s+=$6} END {printf "%d %d %d", p, f, s}'; }
 read -r p1 f1 s1 <<<"$(sum "$log/check")"
 read -r p2 f2 s2 <<<"$(sum "$log/asan")"

@@ -129,7 +129,7 @@ static void test_gbt_train_test(void)
     make_flows(tr, 90, 1, 0, 1);
     make_flows(te, 30, 2, 0, 1);
     dp_train_opts o;
-    const char *m1 = tp("g1.dpm"), *m2 = tp("g2.dpm");
+    char *m1 = strdup(tp("g1.dpm")), *m2 = strdup(tp("g2.dpm"));
     gbt_opts(&o, tr, m1);
     CHECK_EQ_INT(dp_train_run(&o, eb), 0);
     o.model_path = m2;
@@ -144,6 +144,19 @@ static void test_gbt_train_test(void)
         CHECK_EQ_INT(dp_model_hparams(m)->train_samples, 90);
         dp_model_free(m);
     }
+    /* column sampling: the seed matters, and the same seed repeats */
+    o.gbt_colsample = 0.5f;
+    o.model_path = tp("gc1.dpm");
+    CHECK_EQ_INT(dp_train_run(&o, eb), 0);
+    o.model_path = tp("gc2.dpm");
+    CHECK_EQ_INT(dp_train_run(&o, eb), 0);
+    CHECK(dp_test_same_file(tp("gc1.dpm"), tp("gc2.dpm")));
+    o.hp.seed = 4321;
+    o.model_path = tp("gc3.dpm");
+    CHECK_EQ_INT(dp_train_run(&o, eb), 0);
+    CHECK(!dp_test_same_file(tp("gc1.dpm"), tp("gc3.dpm")));
+    CHECK(!dp_test_same_file(m1, tp("gc1.dpm")));
+    o.gbt_colsample = 1;
     uint64_t nf = 0;
     CHECK(flow_accuracy(m1, te, &nf) >= 0.95);
     CHECK_EQ_INT(nf, 30);
@@ -152,7 +165,7 @@ static void test_gbt_train_test(void)
     o.model_path = tp("g_nosizes.dpm");
     CHECK_EQ_INT(dp_train_run(&o, eb), 0);
     CHECK(flow_accuracy(o.model_path, te, NULL) < 0.8);
-    free(tr), free(te);
+    free(tr), free(te), free(m1), free(m2);
 }
 
 static void test_gbt_undersample(void)

@@ -48,6 +48,8 @@ static void usage(FILE *f)
             "      --trees N          gbt: boosting rounds (200)\n"
             "      --depth N          gbt: maximum tree depth (6)\n"
             "      --eta X            gbt: learning rate (0.1)\n"
+            "      --colsample F      gbt: fraction of the features each tree may use, drawn with\n"
+            "                         --seed (1: all, nothing random)\n"
             "  -q, --quiet            no progress output\n"
             "      --bench STEPS      no training: time STEPS training steps and inference batches of\n"
             "                         a fresh model on random bytes (needs -t; prints samples/s);\n"
@@ -70,7 +72,7 @@ int cmd_train(int argc, char **argv)
         {"mask", required_argument, 0, 'M'},       {"packets", required_argument, 0, 'N'},
         {"payload-bytes", required_argument, 0, 'k'}, {"features", required_argument, 0, 'F'},
         {"trees", required_argument, 0, 'T'},      {"depth", required_argument, 0, 'H'},
-        {"eta", required_argument, 0, 'e'},
+        {"eta", required_argument, 0, 'e'},        {"colsample", required_argument, 0, 'c'},
         {0, 0, 0, 0}};
     dp_train_opts o;
     dp_train_opts_default(&o);
@@ -126,6 +128,11 @@ int cmd_train(int argc, char **argv)
             if (dp_cli_parse_double(optarg, 1e-6, 1, &d) < 0)
                 return dp_cli_usage_error("train", "bad --eta '%s' (0 < eta <= 1)", optarg);
             o.gbt_eta = (float)d;
+            break;
+        case 'c':
+            if (dp_cli_parse_double(optarg, 0.01, 1, &d) < 0)
+                return dp_cli_usage_error("train", "bad --colsample '%s' (0.01..1)", optarg);
+            o.gbt_colsample = (float)d;
             break;
         case 'E':
             if (dp_cli_parse_int(optarg, 0, 100000, &v) < 0)

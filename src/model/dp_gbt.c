@@ -40,6 +40,7 @@ void dp_gbt_params_default(dp_gbt_params *p)
     p->seed = 9876;
     p->quiet = 0;
     p->bins = 64;
+    p->colsample = 1.0f;
 }
 
 void dp_gbt_free(dp_gbt *g)
@@ -53,17 +54,18 @@ void dp_gbt_free(dp_gbt *g)
 
 static int set_params(BoosterHandle h, const dp_gbt_params *p, int nclasses, char *errbuf)
 {
-    char v[6][32];
+    char v[7][32];
     snprintf(v[0], sizeof v[0], "%d", nclasses);
     snprintf(v[1], sizeof v[1], "%d", p->depth);
     snprintf(v[2], sizeof v[2], "%.9g", (double)p->eta);
     snprintf(v[3], sizeof v[3], "%d", p->threads > 0 ? p->threads : 1);
     snprintf(v[4], sizeof v[4], "%llu", (unsigned long long)(p->seed & 0x7fffffff));
     snprintf(v[5], sizeof v[5], "%d", p->bins > 1 ? p->bins : 256);
+    snprintf(v[6], sizeof v[6], "%.9g", (double)(p->colsample > 0 && p->colsample <= 1 ? p->colsample : 1.0f));
     const char *kv[][2] = {
         {"objective", "multi:softprob"}, {"num_class", v[0]}, {"max_depth", v[1]}, {"eta", v[2]},
         {"nthread", v[3]}, {"seed", v[4]}, {"tree_method", "hist"}, {"verbosity", "0"},
-        {"eval_metric", "mlogloss"}, {"max_bin", v[5]},
+        {"eval_metric", "mlogloss"}, {"max_bin", v[5]}, {"colsample_bytree", v[6]},
     };
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
         if (XGB(XGBoosterSetParam(h, kv[i][0], kv[i][1]), errbuf, "gbt: setting %s=%s", kv[i][0], kv[i][1]))

@@ -23,6 +23,7 @@ typedef struct dp_gbt_params {
     uint64_t seed;
     int quiet;     /* no progress line per round on stderr */
     int bins;      /* histogram bins per feature (max_bin; 64: 4x faster than 256) */
+    float colsample; /* fraction of the features drawn (seeded) for each tree (1: all) */
 } dp_gbt_params;
 
 /* Defaults (from a quick measurement on iscx-sample, docs/accuracy.md). */

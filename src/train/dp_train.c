@@ -43,7 +43,7 @@ void dp_train_opts_default(dp_train_opts *o)
     o->flow.mask = 0;
     dp_gbt_params gp;
     dp_gbt_params_default(&gp);
-    o->gbt_trees = gp.trees, o->gbt_depth = gp.depth, o->gbt_eta = gp.eta;
+    o->gbt_trees = gp.trees, o->gbt_depth = gp.depth, o->gbt_eta = gp.eta, o->gbt_colsample = gp.colsample;
     o->gbt_balance = DP_GBT_BALANCE_WEIGHT;
 }
 

@@ -82,6 +82,7 @@ typedef struct dp_train_opts {
     dp_flowcfg flow;         /* N, K, mask, feature groups */
     int gbt_trees, gbt_depth;/* GBT: boosting rounds, max depth */
     float gbt_eta;           /* GBT: learning rate */
+    float gbt_colsample;     /* GBT: fraction of features per tree (seeded; 1 = all) */
     int gbt_balance;         /* GBT: DP_GBT_BALANCE_* */
 } dp_train_opts;
 

@@ -134,7 +134,7 @@ int dp_train_gbt(const dp_train_opts *o, char *errbuf)
         goto out;
     dp_gbt_params gp;
     dp_gbt_params_default(&gp);
-    gp.trees = o->gbt_trees, gp.depth = o->gbt_depth, gp.eta = o->gbt_eta;
+    gp.trees = o->gbt_trees, gp.depth = o->gbt_depth, gp.eta = o->gbt_eta, gp.colsample = o->gbt_colsample;
     gp.threads = o->hp.threads > 0 ? o->hp.threads : 1, gp.seed = o->hp.seed, gp.quiet = o->quiet;
     if (!o->quiet)
         fprintf(stderr, "train gbt %s: %llu training flows of %llu, %d classes, %zu features, %d trees, depth %d, eta %g\n",
