@@ -428,6 +428,16 @@ static void test_cli(void)
     CHECK(text && !strstr(text, "\"vpn_accuracy\": null"));
     CHECK_STR_CONTAINS(text, "\"model_kind\": \"gbt\"");
     free(text);
+    /* --train-set: the training flows tested against themselves are all duplicates */
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -o '%s' --train-set '%s' > '%s' 2>&1", bin, tr, model, out,
+             tr, log);
+    CHECK_EQ_INT(dp_test_system(cmd), 0);
+    text = dp_read_file(log, NULL, eb);
+    CHECK_STR_CONTAINS(text, "without duplicate sequences: 60 of 60 test flows dropped");
+    free(text);
+    text = dp_read_file(p, NULL, eb);
+    CHECK_STR_CONTAINS(text, "\"dropped_flows\": 60");
+    free(text);
     snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -o '%s' > '%s' 2>&1", bin, nm, model, out, log);
     CHECK_EQ_INT(dp_test_system(cmd), 1);
     text = dp_read_file(log, NULL, eb);

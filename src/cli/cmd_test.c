@@ -239,9 +239,12 @@ static int save_npy(const char *dir, const char *name, const char *descr, size_t
 /* A flow model: one verdict per flow (dp_flowtest), the flow-level table
  * on stdout, flow_report.* and flows.npy in outdir. */
 static int test_flow_model(dp_model *m, const char *mpath, const dp_splitset *s, const char *dir,
-                           const char *outdir, const char **missing, int nmissing, char *errbuf)
+                           const char *outdir, const char **missing, int nmissing, dp_report_dedup *dup,
+                           const dp_seqtab *dups, char *errbuf)
 {
     dp_flowtest ft;
+    dp_eval dev;
+    memset(&dev, 0, sizeof dev);
     double t0 = dp_now();
     if (dp_flowtest_run(&ft, m, mpath, s, dir, errbuf) != 0)
         return -1;
@@ -250,6 +253,18 @@ static int test_flow_model(dp_model *m, const char *mpath, const dp_splitset *s,
     dp_report_info info = {.level = "flow", .task = task >= 0 && task < DP_NTASKS ? dp_task_name[task] : NULL,
                            .model = mpath, .model_kind = dp_model_kind_name(m), .test_set = dir,
                            .packets = ft.packets, .missing = missing, .nmissing = nmissing};
+    if (dups) { /* the scores without the flows whose sequence occurs in training */
+        if (dp_eval_init(&dev, s->nclasses, (const char *const *)s->names, errbuf) != 0) {
+            dp_flowtest_free(&ft);
+            return -1;
+        }
+        for (uint64_t i = 0; i < ft.nflows; i++)
+            if (!dp_seqtab_is_dup(dups, ft.ids[i]))
+                dp_eval_add(&dev, ft.label[i], ft.pred[i]);
+        dp_eval_finish(&dev);
+        dup->eval = &dev;
+        info.dedup = dup;
+    }
     double secs = dp_now() - t0;
     printf("flow level (%llu flows of %llu packets, %.1f s; %s flow model on each flow's first %d packets):\n\n",
            (unsigned long long)ft.nflows, (unsigned long long)ft.packets, secs, dp_model_kind_name(m),
@@ -268,6 +283,7 @@ static int test_flow_model(dp_model *m, const char *mpath, const dp_splitset *s,
                         "flow_confusion.csv/.pdf/.png, flows.npy)\n", outdir);
     free(fp);
     dp_flowtest_free(&ft);
+    dp_eval_free(&dev);
     return rc;
 }
 
@@ -416,12 +432,6 @@ int cmd_test(int argc, char **argv)
         ctx = "cannot write the report: ";
         goto fail;
     }
-    if (dp_model_input(m0) == DP_INPUT_FLOW) {
-        if (test_flow_model(m0, mpath, &s, dir, outdir, missing, nmissing, errbuf) != 0)
-            goto fail;
-        rc = 0;
-        goto out;
-    }
     int C = s.nclasses;
     int task = dp_model_task(m0);
     if (train_dir && !s.has_meta) {
@@ -431,6 +441,14 @@ int cmd_test(int argc, char **argv)
     if (train_dir && !(dups = find_duplicates(&s, dir, train_dir, task, (int)dup_packets, &ndropped, errbuf))) {
         ctx = "--train-set: ";
         goto fail;
+    }
+    if (dp_model_input(m0) == DP_INPUT_FLOW) {
+        dp_report_dedup fd = {.train_set = train_dir, .seq_packets = (int)dup_packets,
+                              .test_flows = dups ? dp_seqtab_flows(dups) : 0, .dropped_flows = ndropped};
+        if (test_flow_model(m0, mpath, &s, dir, outdir, missing, nmissing, &fd, dups, errbuf) != 0)
+            goto fail;
+        rc = 0;
+        goto out;
     }
     const char *task_name = task >= 0 && task < DP_NTASKS ? dp_task_name[task] : NULL;
     if (!threads)

@@ -18,8 +18,8 @@ static void usage(FILE *f)
             "  -t, --task TASK        app or traffic\n"
             "      --model KIND       cnn (default), sae, gbt (gradient-boosted trees over flows) or\n"
             "                         flow (the flow NN; one verdict per flow)\n"
-            "      --epochs N         at most N epochs (20; 0 writes the initialised model)\n"
-            "      --batch-size N     mini-batch size (16)\n"
+            "      --epochs N         at most N epochs (20, flow: 40; 0 writes the initialised model)\n"
+            "      --batch-size N     mini-batch size (16, flow: 64)\n"
             "      --lr X             Adam learning rate (1e-3)\n"
             "      --seed N           seed of init, shuffling, dropout (9876)\n"
             "      --patience N       early stopping patience in epochs (3)\n"
@@ -76,7 +76,7 @@ int cmd_train(int argc, char **argv)
         {0, 0, 0, 0}};
     dp_train_opts o;
     dp_train_opts_default(&o);
-    int task = -1, bench = 0, mask_given = 0, balance_given = 0;
+    int task = -1, bench = 0, mask_given = 0, balance_given = 0, epochs_given = 0, batch_given = 0;
     char eb[DP_ERRBUF_SIZE];
     long v;
     double d;
@@ -138,11 +138,13 @@ int cmd_train(int argc, char **argv)
             if (dp_cli_parse_int(optarg, 0, 100000, &v) < 0)
                 return dp_cli_usage_error("train", "bad --epochs '%s'", optarg);
             o.hp.epochs = (int)v;
+            epochs_given = 1;
             break;
         case 'B':
             if (dp_cli_parse_int(optarg, 1, 65536, &v) < 0)
                 return dp_cli_usage_error("train", "bad --batch-size '%s'", optarg);
             o.hp.batch = (int)v;
+            batch_given = 1;
             break;
         case 'L':
             if (dp_cli_parse_double(optarg, 1e-9, 10, &d) < 0)
@@ -214,6 +216,12 @@ int cmd_train(int argc, char **argv)
         o.hp.threads = dp_ncpu();
     if (!mask_given && (o.kind == DP_MODEL_GBT || o.kind == DP_MODEL_FLOW))
         o.flow.mask = DP_MASK_DEFAULT;
+    if (o.kind == DP_MODEL_FLOW) { /* what the flow NN was measured with (docs/accuracy.md) */
+        if (!epochs_given)
+            o.hp.epochs = 40;
+        if (!batch_given)
+            o.hp.batch = 64;
+    }
     if (o.kind == DP_MODEL_GBT && balance_given) {
         if (o.balance == DP_BALANCE_SAMPLE)
             return dp_cli_usage_error("train", "--balance sample is for the neural models; gbt takes weight, "
