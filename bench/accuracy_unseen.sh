@@ -7,7 +7,7 @@
 #   make -j2 && bench/accuracy_unseen.sh > /tmp/accuracy.md
 #
 # Environment: BUILD (build), OUT (/tmp/dp-accuracy), SEEDS ("1 2 3"),
-# CNN_SEEDS (SEEDS), CNN_EPOCHS (5), FLOW_EPOCHS (40), SPLITS ("cap cls"),
+# CNN_SEEDS (SEEDS; on the cls split only the first), CNN_EPOCHS (5), FLOW_EPOCHS (40), SPLITS ("cap cls"),
 # TASKS ("traffic app"), ABLATIONS (1), JOBS (2: runs in parallel, one
 # thread each), DP_SHARED_DATA (../shared/data).
 #
@@ -23,7 +23,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-DP=$PWD/$BUILD/deeppacket
+DP=${DP:-$PWD/$BUILD/deeppacket}
 OUT=${OUT:-/tmp/dp-accuracy}
 SEEDS=${SEEDS:-1 2 3}
 CNN_SEEDS=${CNN_SEEDS:-$SEEDS}
@@ -49,7 +49,9 @@ runs=$OUT/runs.txt
 : > "$runs"
 for s in $SPLITS; do
   for t in $TASKS; do
-    for seed in $CNN_SEEDS; do
+    cnn_seeds=$CNN_SEEDS
+    [ "$s" = cls ] && cnn_seeds=$(echo $CNN_SEEDS | cut -d' ' -f1)
+    for seed in $cnn_seeds; do
       echo "cnn $s $t $seed --model cnn --balance undersample --epochs $CNN_EPOCHS" >> "$runs"
     done
     for seed in $SEEDS; do
