@@ -694,8 +694,24 @@ static void add_class(dp_split_class *t, const dp_split_class *k)
     t->test_groups += k->test_groups;
 }
 
-int dp_split_task(const dp_dataset *d, const char *dataset_dir, int task, const char *task_dir,
-                  const dp_split_opts *o, dp_split_card *card_out, char *errbuf)
+/* ---- one task's split, step by step ---------------------------------------- */
+
+/* What the steps of dp_split_task share. */
+typedef struct split_job {
+    const dp_dataset *d;
+    const char *dataset_dir;
+    const dp_split_opts *o;
+    int task, nc;
+    uint64_t n;
+    dp_split_card *card;
+    uint8_t *side;  /* per packet: SIDE_* */
+    uint32_t *gid;  /* per packet: group id; reused by the under-sampling */
+    gtab flows, files;
+    uint8_t *fmask; /* per flow: 1 train, 2 kept, 4 test */
+} split_job;
+
+static int check_task_args(const dp_dataset *d, const char *dataset_dir, int task, const dp_split_opts *o,
+                           char *errbuf)
 {
     if (task < 0 || task >= DP_NTASKS)
         return dp_err(errbuf, "split: bad task %d", task);
@@ -703,128 +719,163 @@ int dp_split_task(const dp_dataset *d, const char *dataset_dir, int task, const 
         return dp_err(errbuf, "split: test size %g is not in (0, 1)", o->test_size);
     if ((int)o->by < 0 || o->by > DP_SPLIT_BY_TIME)
         return dp_err(errbuf, "split: bad split mode %d", (int)o->by);
-    const uint64_t N = d->n;
-    const int nc = d->labels.nclasses[task];
-    if (nc <= 0)
+    if (d->labels.nclasses[task] <= 0)
         return dp_err(errbuf, "%s/labels.tsv: no %s classes", dataset_dir, dp_task_name[task]);
-    if (N >= UINT32_MAX)
-        return dp_err(errbuf, "%s: %" PRIu64 " packets; split handles at most %u", dataset_dir, N,
+    if (d->n >= UINT32_MAX)
+        return dp_err(errbuf, "%s: %" PRIu64 " packets; split handles at most %u", dataset_dir, d->n,
                       UINT32_MAX - 1);
+    return 0;
+}
 
-    dp_split_card *card = calloc(1, sizeof *card);
-    uint8_t *side = calloc(N ? N : 1, 1);
-    uint32_t *gid = malloc((N ? N : 1) * sizeof *gid);
-    gtab flows = {0}, files = {0};
-    uint8_t *fmask = NULL;
-    char *train_dir = dp_path_join(task_dir, "train"), *test_dir = dp_path_join(task_dir, "test");
-    outset w[2];
-    memset(w, 0, sizeof w);
-    int rc = -1;
-    if (!card || !side || !gid || !train_dir || !test_dir) {
-        dp_err(errbuf, "%s: out of memory", dataset_dir);
-        goto out;
-    }
-    card->task = task;
-    card->nclasses = nc;
-    card->dataset_packets = N;
-    for (int k = 0; k < nc; k++)
-        card->names[k] = d->labels.names[task][k];
+/* Allocates the job's arrays and fills the card's header; j is zeroed first
+ * so that job_free is safe after a failure. */
+static int job_init(split_job *j, const dp_dataset *d, const char *dataset_dir, int task, const dp_split_opts *o,
+                    char *errbuf)
+{
+    memset(j, 0, sizeof *j);
+    j->d = d;
+    j->dataset_dir = dataset_dir;
+    j->o = o;
+    j->task = task;
+    j->nc = d->labels.nclasses[task];
+    j->n = d->n;
+    j->card = calloc(1, sizeof *j->card);
+    j->side = calloc(j->n ? j->n : 1, 1);
+    j->gid = malloc((j->n ? j->n : 1) * sizeof *j->gid);
+    if (!j->card || !j->side || !j->gid)
+        return dp_err(errbuf, "%s: out of memory", dataset_dir);
+    j->card->task = task;
+    j->card->nclasses = j->nc;
+    j->card->dataset_packets = j->n;
+    for (int k = 0; k < j->nc; k++)
+        j->card->names[k] = d->labels.names[task][k];
+    return 0;
+}
 
-    /* 1. keys: flows always (for the card), files when splitting by file */
+static void job_free(split_job *j)
+{
+    free(j->card);
+    free(j->side);
+    free(j->gid);
+    free(j->fmask);
+    gtab_free(&j->flows);
+    gtab_free(&j->files);
+}
+
+/* Step 1: each labelled packet's group (its flow, or its capture when
+ * splitting by file); flows always, for the card. */
+static int find_groups(split_job *j, char *errbuf)
+{
+    const dp_dataset *d = j->d;
+    dp_split_card *card = j->card;
     dropper dm;
     dropper_init(&dm, &d->meta, sizeof(dp_meta));
-    for (uint64_t i = 0; i < N; i++) {
+    for (uint64_t i = 0; i < j->n; i++) {
         dropper_upto(&dm, i);
-        int c = dp_dataset_label(d, task, i);
-        gid[i] = UINT32_MAX;
+        int c = dp_dataset_label(d, j->task, i);
+        j->gid[i] = UINT32_MAX;
         if (c < 0) {
             card->unlabelled++;
             continue;
         }
-        if (c >= nc) {
-            dp_err(errbuf, "%s: packet %" PRIu64 " has %s class %d, outside 0..%d", dataset_dir, i,
-                   dp_task_name[task], c, nc - 1);
-            goto out;
-        }
+        if (c >= j->nc)
+            return dp_err(errbuf, "%s: packet %" PRIu64 " has %s class %d, outside 0..%d", j->dataset_dir, i,
+                          dp_task_name[j->task], c, j->nc - 1);
         dp_meta m = dp_dataset_meta(d, i);
-        int64_t f = gtab_get(&flows, c, m.flow, 1);
+        int64_t f = gtab_get(&j->flows, c, m.flow, 1);
         int64_t g = f;
-        if (f >= 0 && o->by == DP_SPLIT_BY_FILE)
-            g = gtab_get(&files, c, m.file, 1);
-        if (g < 0) {
-            dp_err(errbuf, "%s: out of memory (flow table)", dataset_dir);
-            goto out;
-        }
-        gid[i] = (uint32_t)g;
+        if (f >= 0 && j->o->by == DP_SPLIT_BY_FILE)
+            g = gtab_get(&j->files, c, m.file, 1);
+        if (g < 0)
+            return dp_err(errbuf, "%s: out of memory (flow table)", j->dataset_dir);
+        j->gid[i] = (uint32_t)g;
         card->cls[c].packets++;
     }
-    if (card->unlabelled == N) {
-        dp_err(errbuf, "%s: no packet is labelled for the %s task", dataset_dir, dp_task_name[task]);
-        goto out;
-    }
+    if (card->unlabelled == j->n)
+        return dp_err(errbuf, "%s: no packet is labelled for the %s task", j->dataset_dir,
+                      dp_task_name[j->task]);
+    return 0;
+}
 
-    /* 2. sides */
-    if (o->by == DP_SPLIT_BY_PACKET ? sides_by_packet(d, dataset_dir, task, nc, o, side, errbuf) != 0
-                                    : sides_by_group(d, dataset_dir, task, nc, o,
-                                                     o->by == DP_SPLIT_BY_FILE ? &files : &flows, gid, side,
-                                                     card, errbuf) != 0)
-        goto out;
+/* Step 2: each packet's side, per packet or per group. */
+static int assign_sides(split_job *j, char *errbuf)
+{
+    const dp_split_opts *o = j->o;
+    if (o->by == DP_SPLIT_BY_PACKET)
+        return sides_by_packet(j->d, j->dataset_dir, j->task, j->nc, o, j->side, errbuf);
+    return sides_by_group(j->d, j->dataset_dir, j->task, j->nc, o,
+                          o->by == DP_SPLIT_BY_FILE ? &j->files : &j->flows, j->gid, j->side, j->card, errbuf);
+}
 
-    /* 3. under-sampling */
-    for (uint64_t i = 0; i < N; i++)
-        if (side[i] == SIDE_TRAIN)
-            card->cls[dp_dataset_label(d, task, i)].train_packets++;
-    for (int k = 0; k < nc; k++) {
+/* The training packets per class and the under-sampling cap: the smallest
+ * class's (0 when not under-sampling). */
+static void count_train(split_job *j)
+{
+    dp_split_card *card = j->card;
+    for (uint64_t i = 0; i < j->n; i++)
+        if (j->side[i] == SIDE_TRAIN)
+            card->cls[dp_dataset_label(j->d, j->task, i)].train_packets++;
+    for (int k = 0; k < j->nc; k++) {
         uint64_t t = card->cls[k].train_packets;
         if (t && (!card->cap || t < card->cap))
             card->cap = t;
     }
-    if (!o->under_sample)
+    if (!j->o->under_sample)
         card->cap = 0;
-    if (card->cap) {
-        /* bucket the training packets per class, in dataset order; gid is free now */
-        size_t off[DP_MAX_CLASSES + 1] = {0}, pos[DP_MAX_CLASSES];
-        for (int k = 0; k < nc; k++)
-            off[k + 1] = off[k] + card->cls[k].train_packets;
-        memcpy(pos, off, sizeof pos);
-        for (uint64_t i = 0; i < N; i++)
-            if (side[i] == SIDE_TRAIN)
-                gid[pos[dp_dataset_label(d, task, i)]++] = (uint32_t)i;
-        for (int k = 0; k < nc; k++) {
-            uint32_t *a = gid + off[k];
-            size_t n = off[k + 1] - off[k];
-            if (n <= card->cap)
-                continue;
-            dp_rng r;
-            sub_rng(&r, o->seed, task, k, RNG_UNDER);
-            for (size_t j = 0; j < card->cap; j++) {
-                size_t x = j + (size_t)dp_rng_below(&r, n - j);
-                uint32_t tmp = a[j];
-                a[j] = a[x];
-                a[x] = tmp;
-            }
-            for (size_t j = card->cap; j < n; j++)
-                side[a[j]] = SIDE_DROPPED;
-        }
-    }
+}
 
-    /* 4. counts per class and per flow */
-    fmask = calloc(flows.n ? flows.n : 1, 1);
-    if (!fmask) {
-        dp_err(errbuf, "%s: out of memory", dataset_dir);
-        goto out;
+/* Step 3: drops training packets at random down to the cap in every class. */
+static void under_sample(split_job *j)
+{
+    count_train(j);
+    const size_t cap = j->card->cap;
+    if (!cap)
+        return;
+    /* bucket the training packets per class, in dataset order; gid is free now */
+    size_t off[DP_MAX_CLASSES + 1] = {0}, pos[DP_MAX_CLASSES];
+    for (int k = 0; k < j->nc; k++)
+        off[k + 1] = off[k] + j->card->cls[k].train_packets;
+    memcpy(pos, off, sizeof pos);
+    for (uint64_t i = 0; i < j->n; i++)
+        if (j->side[i] == SIDE_TRAIN)
+            j->gid[pos[dp_dataset_label(j->d, j->task, i)]++] = (uint32_t)i;
+    for (int k = 0; k < j->nc; k++) {
+        uint32_t *a = j->gid + off[k];
+        size_t n = off[k + 1] - off[k];
+        if (n <= cap)
+            continue;
+        dp_rng r;
+        sub_rng(&r, j->o->seed, j->task, k, RNG_UNDER);
+        for (size_t x = 0; x < cap; x++) {
+            size_t y = x + (size_t)dp_rng_below(&r, n - x);
+            uint32_t tmp = a[x];
+            a[x] = a[y];
+            a[y] = tmp;
+        }
+        for (size_t x = cap; x < n; x++)
+            j->side[a[x]] = SIDE_DROPPED;
     }
+}
+
+/* Packets per class and side, and which sides each flow reached (fmask). */
+static int count_packets(split_job *j, char *errbuf)
+{
+    const dp_dataset *d = j->d;
+    j->fmask = calloc(j->flows.n ? j->flows.n : 1, 1);
+    if (!j->fmask)
+        return dp_err(errbuf, "%s: out of memory", j->dataset_dir);
+    dropper dm;
     dropper_init(&dm, &d->meta, sizeof(dp_meta));
-    for (uint64_t i = 0; i < N; i++) {
+    for (uint64_t i = 0; i < j->n; i++) {
         dropper_upto(&dm, i);
-        int c = dp_dataset_label(d, task, i);
+        int c = dp_dataset_label(d, j->task, i);
         if (c < 0)
             continue;
         dp_meta m = dp_dataset_meta(d, i);
-        int64_t f = gtab_get(&flows, c, m.flow, 0);
-        dp_split_class *s = &card->cls[c];
+        int64_t f = gtab_get(&j->flows, c, m.flow, 0);
+        dp_split_class *s = &j->card->cls[c];
         uint8_t bits = 0;
-        switch (side[i]) {
+        switch (j->side[i]) {
         case SIDE_TRAIN:
             s->kept_packets++;
             bits = 1 | 2;
@@ -838,11 +889,20 @@ int dp_split_task(const dp_dataset *d, const char *dataset_dir, int task, const 
             break;
         }
         if (f >= 0)
-            fmask[f] |= bits;
+            j->fmask[f] |= bits;
     }
-    for (size_t f = 0; f < flows.n; f++) {
-        dp_split_class *s = &card->cls[flows.cls[f]];
-        uint8_t b = fmask[f];
+    return 0;
+}
+
+/* Step 4: the card's counts per class and per flow, and the total row. */
+static int count_card(split_job *j, char *errbuf)
+{
+    if (count_packets(j, errbuf) != 0)
+        return -1;
+    dp_split_card *card = j->card;
+    for (size_t f = 0; f < j->flows.n; f++) {
+        dp_split_class *s = &card->cls[j->flows.cls[f]];
+        uint8_t b = j->fmask[f];
         s->flows++;
         s->train_flows += (b & 1) != 0;
         s->kept_flows += (b & 2) != 0;
@@ -850,60 +910,96 @@ int dp_split_task(const dp_dataset *d, const char *dataset_dir, int task, const 
         s->shared_flows += (b & 5) == 5;
         s->shared_flows_kept += (b & 6) == 6;
     }
-    for (int k = 0; k < nc; k++)
+    for (int k = 0; k < j->nc; k++)
         add_class(&card->total, &card->cls[k]);
+    return 0;
+}
 
-    /* 5. write train and test in one pass over the vectors */
-    if (dp_mkdirs(train_dir, errbuf) != 0 || dp_mkdirs(test_dir, errbuf) != 0)
-        goto out;
-    if (outset_open(&w[0], train_dir, errbuf) != 0 || outset_open(&w[1], test_dir, errbuf) != 0)
-        goto out;
-    dropper dv;
+/* Writes the kept packets into w[0] (train) and w[1] (test) in one pass
+ * over the vectors, and commits both. */
+static int write_rows(const split_job *j, outset w[2], char *errbuf)
+{
+    const dp_dataset *d = j->d;
+    dropper dv, dm;
     dropper_init(&dv, &d->vectors, DP_VEC_LEN);
     dropper_init(&dm, &d->meta, sizeof(dp_meta));
     dp_progress prog;
     dp_progress_init(&prog);
-    for (uint64_t i = 0; i < N; i++) {
+    for (uint64_t i = 0; i < j->n; i++) {
         dropper_upto(&dv, i);
         dropper_upto(&dm, i);
-        if (side[i] != SIDE_TRAIN && side[i] != SIDE_TEST)
+        if (j->side[i] != SIDE_TRAIN && j->side[i] != SIDE_TEST)
             continue;
-        outset *ws = &w[side[i] == SIDE_TEST];
-        if (outset_row(ws, dp_dataset_vector(d, i), (int16_t)dp_dataset_label(d, task, i),
+        outset *ws = &w[j->side[i] == SIDE_TEST];
+        if (outset_row(ws, dp_dataset_vector(d, i), (int16_t)dp_dataset_label(d, j->task, i),
                        d->meta.data + sizeof(dp_meta) * i, errbuf) != 0)
-            goto out;
+            return -1;
         if ((i & 0xffff) == 0 && dp_progress_due(&prog))
-            dp_progress_print(&prog, "split %s: %.1f%% written", dp_task_name[task],
-                              100.0 * (double)i / (double)N);
+            dp_progress_print(&prog, "split %s: %.1f%% written", dp_task_name[j->task],
+                              100.0 * (double)i / (double)j->n);
     }
     if (prog.printed)
         dp_progress_done(&prog);
-    if (outset_commit(&w[0], errbuf) != 0 || outset_commit(&w[1], errbuf) != 0)
+    return outset_commit(&w[0], errbuf) != 0 || outset_commit(&w[1], errbuf) != 0 ? -1 : 0;
+}
+
+/* Step 5: task_dir/{train,test} with their arrays and tables, then the data
+ * cards (and the card's table on o->out). */
+static int write_task(const split_job *j, const char *task_dir, char *errbuf)
+{
+    char *train_dir = dp_path_join(task_dir, "train"), *test_dir = dp_path_join(task_dir, "test");
+    outset w[2];
+    memset(w, 0, sizeof w);
+    int rc = -1;
+    if (!train_dir || !test_dir) {
+        dp_err(errbuf, "%s: out of memory", j->dataset_dir);
         goto out;
-    if (write_classes(train_dir, card, errbuf) != 0 || write_classes(test_dir, card, errbuf) != 0 ||
-        dp_splitset_write_task(train_dir, task, errbuf) != 0 || dp_splitset_write_task(test_dir, task, errbuf) != 0)
-        goto out;
-    if (write_card(task_dir, card, dataset_dir, o, 0, errbuf) != 0 ||
-        write_card(task_dir, card, dataset_dir, o, 1, errbuf) != 0)
-        goto out;
-    if (o->out) {
-        dp_split_card_markdown(o->out, card, dataset_dir, o);
-        fflush(o->out);
     }
-    if (card_out)
-        *card_out = *card;
+    if (dp_mkdirs(train_dir, errbuf) != 0 || dp_mkdirs(test_dir, errbuf) != 0)
+        goto out;
+    if (outset_open(&w[0], train_dir, errbuf) != 0 || outset_open(&w[1], test_dir, errbuf) != 0)
+        goto out;
+    if (write_rows(j, w, errbuf) != 0)
+        goto out;
+    if (write_classes(train_dir, j->card, errbuf) != 0 || write_classes(test_dir, j->card, errbuf) != 0 ||
+        dp_splitset_write_task(train_dir, j->task, errbuf) != 0 ||
+        dp_splitset_write_task(test_dir, j->task, errbuf) != 0)
+        goto out;
+    if (write_card(task_dir, j->card, j->dataset_dir, j->o, 0, errbuf) != 0 ||
+        write_card(task_dir, j->card, j->dataset_dir, j->o, 1, errbuf) != 0)
+        goto out;
+    if (j->o->out) {
+        dp_split_card_markdown(j->o->out, j->card, j->dataset_dir, j->o);
+        fflush(j->o->out);
+    }
     rc = 0;
 out:
     outset_abort(&w[0]);
     outset_abort(&w[1]);
-    free(card);
-    free(side);
-    free(gid);
-    free(fmask);
-    gtab_free(&flows);
-    gtab_free(&files);
     free(train_dir);
     free(test_dir);
+    return rc;
+}
+
+int dp_split_task(const dp_dataset *d, const char *dataset_dir, int task, const char *task_dir,
+                  const dp_split_opts *o, dp_split_card *card_out, char *errbuf)
+{
+    if (check_task_args(d, dataset_dir, task, o, errbuf) != 0)
+        return -1;
+    split_job j;
+    int rc = -1;
+    if (job_init(&j, d, dataset_dir, task, o, errbuf) != 0)
+        goto out;
+    if (find_groups(&j, errbuf) != 0 || assign_sides(&j, errbuf) != 0)
+        goto out;
+    under_sample(&j);
+    if (count_card(&j, errbuf) != 0 || write_task(&j, task_dir, errbuf) != 0)
+        goto out;
+    if (card_out)
+        *card_out = *j.card;
+    rc = 0;
+out:
+    job_free(&j);
     return rc;
 }
 
