@@ -92,7 +92,7 @@ $(BUILD)/fuzz_packet: fuzz/fuzz_packet.c src/packet/dp_packet.c src/util/dp_util
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -o $@ $^ -lm
 
-$(BUILD)/fuzz_npy: fuzz/fuzz_npy.c src/dataset/dp_npy.c src/util/dp_util.c
+$(BUILD)/fuzz_npy: fuzz/fuzz_npy.c src/dataset/dp_npy.c src/dataset/dp_npy_read.c src/util/dp_util.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -o $@ $^ -lm
 
