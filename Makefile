@@ -92,7 +92,7 @@ $(BUILD)/fuzz_packet: fuzz/fuzz_packet.c src/packet/dp_packet.c src/util/dp_util
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -o $@ $^ -lm
 
-$(BUILD)/fuzz_npy: fuzz/fuzz_npy.c src/dataset/dp_npy.c src/util/dp_util.c
+$(BUILD)/fuzz_npy: fuzz/fuzz_npy.c src/dataset/dp_npy_read.c src/util/dp_util.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -o $@ $^ -lm
 
@@ -100,11 +100,11 @@ $(BUILD)/fuzz_labels: fuzz/fuzz_labels.c src/dataset/dp_labels.c src/dataset/isc
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -o $@ $^ -lm
 
-$(BUILD)/fuzz_capture: fuzz/fuzz_capture.c src/capture/dp_capture.c src/packet/dp_packet.c src/util/dp_util.c
+$(BUILD)/fuzz_capture: fuzz/fuzz_capture.c src/capture/dp_capture.c src/packet/dp_packet.c src/util/dp_util.c src/util/dp_afile.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -o $@ $^ -lpcap -lm
 
-$(BUILD)/fuzz_model: fuzz/fuzz_model.c $(sort $(wildcard src/model/*.c src/nn/*.c)) src/util/dp_util.c
+$(BUILD)/fuzz_model: fuzz/fuzz_model.c $(sort $(wildcard src/model/*.c src/nn/*.c src/flow/*.c)) src/util/dp_util.c src/util/dp_afile.c src/packet/dp_mask.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(filter-out -MMD -MP,$(CFLAGS)) -o $@ $^ $(LDLIBS)
 

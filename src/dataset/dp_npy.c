@@ -1,3 +1,5 @@
+/* dp_npy: writing .npy arrays: the one-shot writer and the resumable
+ * appender (direct I/O); the reader is in dp_npy_read.c. */
 #include "dataset/dp_npy.h"
 
 #include <errno.h>
@@ -237,9 +239,10 @@ static int rewrite_header(const char *tmp, const char *h, size_t n)
     return rc;
 }
 
-int dp_npy_append_open(dp_npy_appender *w, const char *tmp, const char *descr,
-                       size_t itemsize, size_t ncols, uint64_t rows, size_t bufsize,
-                       int flags, char *errbuf)
+/* Fills w's layout and allocates its buffer (huge pages when big); on a
+ * failure nothing is left to free. */
+static int appender_init(dp_npy_appender *w, const char *tmp, const char *descr, size_t itemsize, size_t ncols,
+                         size_t bufsize, char *errbuf)
 {
     memset(w, 0, sizeof *w);
     w->fd = -1;
@@ -269,6 +272,12 @@ int dp_npy_append_open(dp_npy_appender *w, const char *tmp, const char *descr,
     }
     if (align == HUGE)
         madvise(w->buf, w->cap, MADV_HUGEPAGE); /* a hint: fine if refused */
+    return 0;
+}
+
+/* Opens (rows > 0) or creates tmp, with direct I/O when asked and allowed. */
+static int appender_open_fd(dp_npy_appender *w, const char *tmp, uint64_t rows, int flags, char *errbuf)
+{
     int oflags = O_RDWR | O_CREAT | O_CLOEXEC | (rows == 0 ? O_TRUNC : 0);
     if (flags & DP_NPY_DIRECT) {
         w->fd = open(tmp, oflags | O_DIRECT, 0666);
@@ -276,54 +285,41 @@ int dp_npy_append_open(dp_npy_appender *w, const char *tmp, const char *descr,
     }
     if (w->fd < 0)
         w->fd = open(tmp, oflags, 0666);
-    if (w->fd < 0) {
-        dp_errno(errbuf, "%s: cannot %s", tmp, rows ? "open" : "create");
-        dp_npy_append_close(w);
-        return -1;
-    }
-    char *h = malloc(w->hsize);
-    if (!h || format_header(h, descr, 0, ncols, w->hsize) != 0) {
-        free(h);
-        dp_err(errbuf, "%s: cannot make an npy header", tmp);
-        dp_npy_append_close(w);
-        return -1;
-    }
-    if (rows == 0) {
-        memcpy(w->buf, h, w->hsize);
-        w->n = w->hsize;
-        free(h);
-        return 0;
-    }
-    /* resume: the header as this run would write it, and enough rows (a
-     * row count that overflows cannot be in the file) */
-    uint64_t end;
+    if (w->fd < 0)
+        return dp_errno(errbuf, "%s: cannot %s", tmp, rows ? "open" : "create");
+    return 0;
+}
+
+/* The end of rows rows (a row count that overflows cannot be in the file),
+ * checked against the file's size. */
+static int resume_end(const dp_npy_appender *w, const char *tmp, uint64_t rows, uint64_t *end, uint64_t *size,
+                      char *errbuf)
+{
     struct stat st;
-    if (__builtin_mul_overflow(rows, (uint64_t)w->row_bytes, &end) ||
-        __builtin_add_overflow(end, (uint64_t)w->hsize, &end)) {
-        free(h);
-        dp_err(errbuf, "%s: %llu rows of %zu bytes cannot be resumed: the size overflows", tmp,
-               (unsigned long long)rows, w->row_bytes);
-        dp_npy_append_close(w);
+    if (__builtin_mul_overflow(rows, (uint64_t)w->row_bytes, end) ||
+        __builtin_add_overflow(*end, (uint64_t)w->hsize, end))
+        return dp_err(errbuf, "%s: %llu rows of %zu bytes cannot be resumed: the size overflows", tmp,
+                      (unsigned long long)rows, w->row_bytes);
+    if (fstat(w->fd, &st) != 0)
+        return dp_errno(errbuf, "%s: cannot stat", tmp);
+    *size = (uint64_t)st.st_size;
+    if (*size < *end)
+        return dp_err(errbuf, "%s: holds %llu bytes, %llu rows need %llu", tmp, (unsigned long long)*size,
+                      (unsigned long long)rows, (unsigned long long)*end);
+    return 0;
+}
+
+/* Resumes tmp after rows rows: the header must be the one this run writes,
+ * h (checked before the file is cut; a final header left by a kill while
+ * committing is put back); the last partial block goes back into the
+ * buffer, and the file is cut to the rows. */
+static int resume_rows(dp_npy_appender *w, const char *tmp, const char *h, uint64_t rows, char *errbuf)
+{
+    uint64_t end = 0, size = 0;
+    if (resume_end(w, tmp, rows, &end, &size, errbuf) != 0)
         return -1;
-    }
-    if (fstat(w->fd, &st) != 0) {
-        free(h);
-        dp_errno(errbuf, "%s: cannot stat", tmp);
-        dp_npy_append_close(w);
-        return -1;
-    }
-    if ((uint64_t)st.st_size < end) {
-        free(h);
-        dp_err(errbuf, "%s: holds %llu bytes, %llu rows need %llu", tmp,
-               (unsigned long long)st.st_size, (unsigned long long)rows,
-               (unsigned long long)end);
-        dp_npy_append_close(w);
-        return -1;
-    }
-    /* the header must be the one this run writes (checked before the file
-     * is cut); the last partial block goes back into the buffer. Read
-     * through a plain descriptor: direct reads have the alignment rules of
-     * direct writes. */
+    /* read through a plain descriptor: direct reads have the alignment
+     * rules of direct writes */
     w->off = w->direct ? round_down(end) : end;
     w->n = (size_t)(end - w->off);
     w->written = end;
@@ -334,7 +330,7 @@ int dp_npy_append_open(dp_npy_appender *w, const char *tmp, const char *descr,
         bad = pread(rfd, have, w->hsize, 0) != (ssize_t)w->hsize ? 1
               : memcmp(have, h, w->hsize) != 0                    ? 2
                                                                    : 0;
-    int refinal = bad == 2 && final_header_of(w, have, (uint64_t)st.st_size); /* killed while committing */
+    int refinal = bad == 2 && final_header_of(w, have, size); /* killed while committing */
     if (refinal)
         bad = rewrite_header(tmp, h, w->hsize) == 0 ? 0 : 1;
     if (!bad && w->n && pread(rfd, w->buf, w->n, (off_t)w->off) != (ssize_t)w->n)
@@ -344,19 +340,39 @@ int dp_npy_append_open(dp_npy_appender *w, const char *tmp, const char *descr,
     if (rfd >= 0)
         close(rfd);
     free(have);
-    free(h);
     if (!bad && ftruncate(w->fd, (off_t)end) != 0)
         bad = 3;
-    if (bad) {
-        if (bad == 2)
-            dp_err(errbuf, "%s: not the expected .npy header", tmp);
-        else
-            dp_errno(errbuf, "%s: cannot %s", tmp, bad == 1 ? "read back" : "truncate");
-        dp_npy_append_close(w);
-        return -1;
-    }
+    if (bad == 2)
+        return dp_err(errbuf, "%s: not the expected .npy header", tmp);
+    if (bad)
+        return dp_errno(errbuf, "%s: cannot %s", tmp, bad == 1 ? "read back" : "truncate");
     w->rows = rows;
     return 0;
+}
+
+int dp_npy_append_open(dp_npy_appender *w, const char *tmp, const char *descr,
+                       size_t itemsize, size_t ncols, uint64_t rows, size_t bufsize,
+                       int flags, char *errbuf)
+{
+    if (appender_init(w, tmp, descr, itemsize, ncols, bufsize, errbuf) != 0)
+        return -1;
+    char *h = NULL;
+    int rc = appender_open_fd(w, tmp, rows, flags, errbuf);
+    if (rc == 0) {
+        h = malloc(w->hsize);
+        if (!h || format_header(h, descr, 0, ncols, w->hsize) != 0)
+            rc = dp_err(errbuf, "%s: cannot make an npy header", tmp);
+    }
+    if (rc == 0 && rows == 0) { /* a fresh file: the buffer starts with the header */
+        memcpy(w->buf, h, w->hsize);
+        w->n = w->hsize;
+    } else if (rc == 0) {
+        rc = resume_rows(w, tmp, h, rows, errbuf);
+    }
+    free(h);
+    if (rc != 0)
+        dp_npy_append_close(w);
+    return rc;
 }
 
 /* Writes out the whole blocks of the buffer and keeps the rest (under
@@ -500,204 +516,4 @@ void dp_npy_append_close(dp_npy_appender *w)
     free(w->tmp);
     memset(w, 0, sizeof *w);
     w->fd = -1;
-}
-
-/* ---- reading -------------------------------------------------------------- */
-
-/* Finds the value text after 'key': in the header dict. */
-static const char *dict_value(const char *dict, const char *key)
-{
-    const char *p = strstr(dict, key);
-    if (!p)
-        return NULL;
-    p += strlen(key);
-    while (*p == ' ' || *p == ':')
-        p++;
-    return p;
-}
-
-int dp_npy_open(dp_npy *a, const char *path, char *errbuf)
-{
-    memset(a, 0, sizeof *a);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return dp_errno(errbuf, "%s: cannot open", path);
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        close(fd);
-        return dp_errno(errbuf, "%s: cannot stat", path);
-    }
-    size_t len = (size_t)st.st_size;
-    if (len < 10) {
-        close(fd);
-        return dp_err(errbuf, "%s: not a .npy file (too short)", path);
-    }
-    void *map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED)
-        return dp_errno(errbuf, "%s: cannot map", path);
-    const uint8_t *b = map;
-    if (memcmp(b, "\x93NUMPY", 6) != 0) {
-        munmap(map, len);
-        return dp_err(errbuf, "%s: not a .npy file (bad magic)", path);
-    }
-    size_t hlen, hstart;
-    if (b[6] == 1) {
-        hlen = b[8] | (size_t)b[9] << 8;
-        hstart = 10;
-    } else if (b[6] == 2 || b[6] == 3) {
-        if (len < 12) {
-            munmap(map, len);
-            return dp_err(errbuf, "%s: truncated .npy header", path);
-        }
-        hlen = b[8] | (size_t)b[9] << 8 | (size_t)b[10] << 16 | (size_t)b[11] << 24;
-        hstart = 12;
-    } else {
-        int ver = b[6]; /* read before the unmap (found by fuzz/fuzz_npy.c) */
-        munmap(map, len);
-        return dp_err(errbuf, "%s: unsupported .npy version %d", path, ver);
-    }
-    if (hstart + hlen > len || hlen > 65536) {
-        munmap(map, len);
-        return dp_err(errbuf, "%s: truncated .npy header", path);
-    }
-    char *dict = malloc(hlen + 1);
-    if (!dict) {
-        munmap(map, len);
-        return dp_err(errbuf, "%s: out of memory", path);
-    }
-    memcpy(dict, b + hstart, hlen);
-    dict[hlen] = 0;
-    int rc = -1;
-    const char *d = dict_value(dict, "'descr'");
-    const char *fo = dict_value(dict, "'fortran_order'");
-    const char *sh = dict_value(dict, "'shape'");
-    if (!d || !fo || !sh || *sh != '(') {
-        dp_err(errbuf, "%s: cannot parse .npy header", path);
-        goto out;
-    }
-    if (strncmp(fo, "False", 5) != 0) {
-        dp_err(errbuf, "%s: Fortran-ordered arrays are not supported", path);
-        goto out;
-    }
-    /* descr runs to the matching close of a quote or bracket */
-    const char *e;
-    if (*d == '[') {
-        int depth = 0;
-        for (e = d; *e; e++) {
-            if (*e == '[' || *e == '(')
-                depth++;
-            else if ((*e == ']' || *e == ')') && --depth == 0)
-                break;
-        }
-        if (!*e) {
-            dp_err(errbuf, "%s: cannot parse .npy dtype", path);
-            goto out;
-        }
-        e++;
-    } else if (*d == '\'') {
-        e = strchr(d + 1, '\'');
-        if (!e) {
-            dp_err(errbuf, "%s: cannot parse .npy dtype", path);
-            goto out;
-        }
-        e++;
-    } else {
-        dp_err(errbuf, "%s: cannot parse .npy dtype", path);
-        goto out;
-    }
-    if ((size_t)(e - d) >= sizeof a->descr) {
-        dp_err(errbuf, "%s: .npy dtype too long", path);
-        goto out;
-    }
-    memcpy(a->descr, d, (size_t)(e - d));
-    a->descr[e - d] = 0;
-    /* shape: (N,) or (N, M) */
-    const char *p = sh + 1;
-    int nd = 0;
-    while (*p && *p != ')') {
-        while (*p == ' ' || *p == ',')
-            p++;
-        if (*p == ')')
-            break;
-        char *end = (char *)p;
-        errno = 0;
-        unsigned long long v = *p >= '0' && *p <= '9' ? strtoull(p, &end, 10) : 0;
-        if (*p < '0' || *p > '9' || end == p || errno) { /* no sign, no overflow */
-            dp_err(errbuf, "%s: cannot parse .npy shape", path);
-            goto out;
-        }
-        if (nd >= 2) {
-            dp_err(errbuf, "%s: more than 2 dimensions", path);
-            goto out;
-        }
-        a->shape[nd++] = v;
-        p = end;
-    }
-    if (nd == 0) {
-        dp_err(errbuf, "%s: scalar .npy arrays are not supported", path);
-        goto out;
-    }
-    a->ndim = nd;
-    if (nd == 1)
-        a->shape[1] = 1;
-    a->map = map;
-    a->map_len = len;
-    a->data = b + hstart + hlen;
-    rc = 0;
-out:
-    free(dict);
-    if (rc != 0)
-        munmap(map, len);
-    return rc;
-}
-
-/* Normalises a descr for comparison: drops spaces and spells the one-byte
- * types without a byte-order mark ('|u1', '<u1' and 'u1' are all numpy's
- * uint8, and numpy writes them differently in plain and structured dtypes). */
-static void squash(char *dst, const char *src, size_t cap)
-{
-    size_t k = 0;
-    for (; *src && k + 1 < cap; src++) {
-        if (*src == ' ')
-            continue;
-        if (src[0] == '\'' && (src[1] == '|' || src[1] == '<' || src[1] == '>' || src[1] == '=') &&
-            (src[2] == 'u' || src[2] == 'i' || src[2] == 'b') && src[3] == '1' && src[4] == '\'') {
-            dst[k++] = '\'';
-            src++; /* skip the byte-order mark */
-            continue;
-        }
-        dst[k++] = *src;
-    }
-    dst[k] = 0;
-}
-
-int dp_npy_expect(const dp_npy *a, const char *path, const char *descr,
-                  size_t itemsize, size_t ncols, char *errbuf)
-{
-    char x[512], y[512];
-    squash(x, a->descr, sizeof x);
-    squash(y, descr, sizeof y);
-    if (strcmp(x, y) != 0)
-        return dp_err(errbuf, "%s: dtype is %s, expected %s", path, a->descr, descr);
-    if (ncols ? (a->ndim != 2 || a->shape[1] != ncols) : a->ndim != 1) {
-        if (ncols)
-            return dp_err(errbuf, "%s: expected shape [N, %zu]", path, ncols);
-        return dp_err(errbuf, "%s: expected a 1-D array", path);
-    }
-    /* every product checked: a crafted header may claim 2^63 rows */
-    uint64_t row = (uint64_t)itemsize * (ncols ? ncols : 1), need;
-    uint64_t have = a->map_len - (uint64_t)(a->data - (const uint8_t *)a->map);
-    if ((ncols && row / ncols != itemsize) || __builtin_mul_overflow(a->shape[0], row, &need) ||
-        need > have)
-        return dp_err(errbuf, "%s: truncated: header says %llu rows, file holds %llu bytes of data",
-                      path, (unsigned long long)a->shape[0], (unsigned long long)have);
-    return 0;
-}
-
-void dp_npy_close(dp_npy *a)
-{
-    if (a->map)
-        munmap(a->map, a->map_len);
-    memset(a, 0, sizeof *a);
 }

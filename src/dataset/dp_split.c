@@ -1,14 +1,12 @@
 /* dp_split: train/test sets per task; see dp_split.h for the exact rules. */
 #include "dataset/dp_split.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 const char *const dp_split_by_name[4] = {"flow", "file", "packet", "time"};
@@ -178,138 +176,6 @@ static void dropper_upto(dropper *r, uint64_t row)
     size_t page = 4096, end = off / page * page;
     madvise((uint8_t *)r->a->map + r->done, end - r->done, MADV_DONTNEED);
     r->done = end;
-}
-
-/* ---- the data card ----------------------------------------------------------- */
-
-static void json_class(FILE *f, const dp_split_class *k)
-{
-    fprintf(f,
-            "\"packets\": %" PRIu64 ", \"flows\": %" PRIu64 ", \"train_packets\": %" PRIu64
-            ", \"train_flows\": %" PRIu64 ", \"train_kept_packets\": %" PRIu64
-            ", \"train_kept_flows\": %" PRIu64 ", \"test_packets\": %" PRIu64
-            ", \"test_flows\": %" PRIu64 ", \"shared_flows\": %" PRIu64
-            ", \"shared_flows_kept\": %" PRIu64 ", \"groups\": %" PRIu64
-            ", \"train_groups\": %" PRIu64 ", \"test_groups\": %" PRIu64,
-            k->packets, k->flows, k->train_packets, k->train_flows, k->kept_packets, k->kept_flows,
-            k->test_packets, k->test_flows, k->shared_flows, k->shared_flows_kept, k->groups,
-            k->train_groups, k->test_groups);
-}
-
-/* A time boundary as a JSON number (microseconds kept), null when absent. */
-static void json_time(FILE *f, double t)
-{
-    if (isnan(t))
-        fprintf(f, "null");
-    else
-        fprintf(f, "%.6f", t);
-}
-
-void dp_split_card_json(FILE *f, const dp_split_card *c, const char *dataset_dir,
-                        const dp_split_opts *o)
-{
-    fprintf(f, "{\n  \"task\": \"%s\",\n  \"task_dir\": \"%s\",\n  \"dataset\": ",
-            dp_task_name[c->task], dp_task_dir[c->task]);
-    dp_json_str(f, dataset_dir);
-    fprintf(f,
-            ",\n  \"options\": {\"by\": \"%s\", %s\"test_size\": %.10g, \"seed\": %" PRIu64
-            ", \"under_sampling\": %s},\n",
-            dp_split_by_name[o->by], o->by != DP_SPLIT_BY_TIME ? "" : o->time_per_capture ? "\"time_scope\": \"capture\", " : "\"time_scope\": \"class\", ",
-            o->test_size, o->seed, o->under_sample ? "true" : "false");
-    fprintf(f,
-            "  \"dataset_packets\": %" PRIu64 ",\n  \"unlabelled_packets\": %" PRIu64
-            ",\n  \"under_sampling_cap\": %" PRIu64 ",\n  \"nclasses\": %d,\n  \"classes\": [\n",
-            c->dataset_packets, c->unlabelled, c->cap, c->nclasses);
-    for (int k = 0; k < c->nclasses; k++) {
-        fprintf(f, "    {\"id\": %d, \"name\": ", k);
-        dp_json_str(f, c->names[k] ? c->names[k] : "");
-        fprintf(f, ", ");
-        json_class(f, &c->cls[k]);
-        if (o->by == DP_SPLIT_BY_TIME) {
-            fprintf(f, ", \"train_last_start\": ");
-            json_time(f, c->cls[k].train_last_start);
-            fprintf(f, ", \"test_first_start\": ");
-            json_time(f, c->cls[k].test_first_start);
-        }
-        fprintf(f, "}%s\n", k + 1 < c->nclasses ? "," : "");
-    }
-    fprintf(f, "  ],\n  \"total\": {");
-    json_class(f, &c->total);
-    fprintf(f, "}\n}\n");
-}
-
-/* The two time-boundary cells of a class row ("-" where a side has no flow). */
-static void md_times(FILE *f, const dp_split_class *s)
-{
-    double t[2] = {s->train_last_start, s->test_first_start};
-    for (int j = 0; j < 2; j++)
-        if (isnan(t[j]))
-            fprintf(f, " - |");
-        else
-            fprintf(f, " %.6f |", t[j]);
-}
-
-void dp_split_card_markdown(FILE *f, const dp_split_card *c, const char *dataset_dir,
-                            const dp_split_opts *o)
-{
-    fprintf(f, "# Data card: %s (task %s)\n\n", dp_task_dir[c->task], dp_task_name[c->task]);
-    fprintf(f, "- dataset: %s (%" PRIu64 " packets, %" PRIu64 " with no %s class)\n",
-            dataset_dir, c->dataset_packets, c->unlabelled, dp_task_name[c->task]);
-    fprintf(f, "- split: by %s%s, test size %g, seed %" PRIu64 "\n", dp_split_by_name[o->by],
-            o->by != DP_SPLIT_BY_TIME ? "" : o->time_per_capture ? " (per capture)" : " (per class)", o->test_size,
-            o->seed);
-    if (o->under_sample)
-        fprintf(f, "- training set under-sampled to %" PRIu64 " packets per class; test set not\n",
-                c->cap);
-    else
-        fprintf(f, "- no under-sampling\n");
-    fprintf(f, "\nTrain: before under-sampling; kept: the training set as written. "
-               "Both sides: flows with packets in train (before) and test.\n\n");
-    int files = o->by == DP_SPLIT_BY_FILE, times = o->by == DP_SPLIT_BY_TIME;
-    if (times)
-        fprintf(f, "Time boundary: the latest training flow of a class starts at \"train until\", "
-                   "its earliest test flow at \"test from\" (first packet, seconds since the epoch).\n\n");
-    fprintf(f, "| id | class | packets | flows | train pkts | train flows | kept pkts | kept flows "
-               "| test pkts | test flows | both sides |%s\n",
-            files ? " train files | test files |" : times ? " train until | test from |" : "");
-    fprintf(f, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|%s\n",
-            files || times ? "---:|---:|" : "");
-    for (int k = 0; k <= c->nclasses; k++) {
-        const dp_split_class *s = k < c->nclasses ? &c->cls[k] : &c->total;
-        if (k < c->nclasses)
-            fprintf(f, "| %d | %s ", k, c->names[k] ? c->names[k] : "");
-        else
-            fprintf(f, "| | **total** ");
-        fprintf(f,
-                "| %" PRIu64 " | %" PRIu64 " | %" PRIu64 " | %" PRIu64 " | %" PRIu64 " | %" PRIu64
-                " | %" PRIu64 " | %" PRIu64 " | %" PRIu64 " |",
-                s->packets, s->flows, s->train_packets, s->train_flows, s->kept_packets,
-                s->kept_flows, s->test_packets, s->test_flows, s->shared_flows);
-        if (files)
-            fprintf(f, " %" PRIu64 " | %" PRIu64 " |", s->train_groups, s->test_groups);
-        if (times && k < c->nclasses)
-            md_times(f, s);
-        else if (times)
-            fprintf(f, " | |");
-        fputc('\n', f);
-    }
-    int note = 0;
-    for (int k = 0; k < c->nclasses; k++) {
-        const dp_split_class *s = &c->cls[k];
-        const char *why = NULL;
-        if (!s->packets)
-            why = "no labelled packets (in neither set)";
-        else if (!s->train_packets)
-            why = "no training packets (the model cannot learn it)";
-        else if (!s->test_packets)
-            why = "no test packets (it cannot be evaluated)";
-        if (why) {
-            if (!note++)
-                fputc('\n', f);
-            fprintf(f, "- class %d (%s): %s\n", k, c->names[k] ? c->names[k] : "", why);
-        }
-    }
-    fputc('\n', f);
 }
 
 /* ---- splitting ----------------------------------------------------------------- */
@@ -694,8 +560,24 @@ static void add_class(dp_split_class *t, const dp_split_class *k)
     t->test_groups += k->test_groups;
 }
 
-int dp_split_task(const dp_dataset *d, const char *dataset_dir, int task, const char *task_dir,
-                  const dp_split_opts *o, dp_split_card *card_out, char *errbuf)
+/* ---- one task's split, step by step ---------------------------------------- */
+
+/* What the steps of dp_split_task share. */
+typedef struct split_job {
+    const dp_dataset *d;
+    const char *dataset_dir;
+    const dp_split_opts *o;
+    int task, nc;
+    uint64_t n;
+    dp_split_card *card;
+    uint8_t *side;  /* per packet: SIDE_* */
+    uint32_t *gid;  /* per packet: group id; reused by the under-sampling */
+    gtab flows, files;
+    uint8_t *fmask; /* per flow: 1 train, 2 kept, 4 test */
+} split_job;
+
+static int check_task_args(const dp_dataset *d, const char *dataset_dir, int task, const dp_split_opts *o,
+                           char *errbuf)
 {
     if (task < 0 || task >= DP_NTASKS)
         return dp_err(errbuf, "split: bad task %d", task);
@@ -703,128 +585,163 @@ int dp_split_task(const dp_dataset *d, const char *dataset_dir, int task, const 
         return dp_err(errbuf, "split: test size %g is not in (0, 1)", o->test_size);
     if ((int)o->by < 0 || o->by > DP_SPLIT_BY_TIME)
         return dp_err(errbuf, "split: bad split mode %d", (int)o->by);
-    const uint64_t N = d->n;
-    const int nc = d->labels.nclasses[task];
-    if (nc <= 0)
+    if (d->labels.nclasses[task] <= 0)
         return dp_err(errbuf, "%s/labels.tsv: no %s classes", dataset_dir, dp_task_name[task]);
-    if (N >= UINT32_MAX)
-        return dp_err(errbuf, "%s: %" PRIu64 " packets; split handles at most %u", dataset_dir, N,
+    if (d->n >= UINT32_MAX)
+        return dp_err(errbuf, "%s: %" PRIu64 " packets; split handles at most %u", dataset_dir, d->n,
                       UINT32_MAX - 1);
+    return 0;
+}
 
-    dp_split_card *card = calloc(1, sizeof *card);
-    uint8_t *side = calloc(N ? N : 1, 1);
-    uint32_t *gid = malloc((N ? N : 1) * sizeof *gid);
-    gtab flows = {0}, files = {0};
-    uint8_t *fmask = NULL;
-    char *train_dir = dp_path_join(task_dir, "train"), *test_dir = dp_path_join(task_dir, "test");
-    outset w[2];
-    memset(w, 0, sizeof w);
-    int rc = -1;
-    if (!card || !side || !gid || !train_dir || !test_dir) {
-        dp_err(errbuf, "%s: out of memory", dataset_dir);
-        goto out;
-    }
-    card->task = task;
-    card->nclasses = nc;
-    card->dataset_packets = N;
-    for (int k = 0; k < nc; k++)
-        card->names[k] = d->labels.names[task][k];
+/* Allocates the job's arrays and fills the card's header; j is zeroed first
+ * so that job_free is safe after a failure. */
+static int job_init(split_job *j, const dp_dataset *d, const char *dataset_dir, int task, const dp_split_opts *o,
+                    char *errbuf)
+{
+    memset(j, 0, sizeof *j);
+    j->d = d;
+    j->dataset_dir = dataset_dir;
+    j->o = o;
+    j->task = task;
+    j->nc = d->labels.nclasses[task];
+    j->n = d->n;
+    j->card = calloc(1, sizeof *j->card);
+    j->side = calloc(j->n ? j->n : 1, 1);
+    j->gid = malloc((j->n ? j->n : 1) * sizeof *j->gid);
+    if (!j->card || !j->side || !j->gid)
+        return dp_err(errbuf, "%s: out of memory", dataset_dir);
+    j->card->task = task;
+    j->card->nclasses = j->nc;
+    j->card->dataset_packets = j->n;
+    for (int k = 0; k < j->nc; k++)
+        j->card->names[k] = d->labels.names[task][k];
+    return 0;
+}
 
-    /* 1. keys: flows always (for the card), files when splitting by file */
+static void job_free(split_job *j)
+{
+    free(j->card);
+    free(j->side);
+    free(j->gid);
+    free(j->fmask);
+    gtab_free(&j->flows);
+    gtab_free(&j->files);
+}
+
+/* Step 1: each labelled packet's group (its flow, or its capture when
+ * splitting by file); flows always, for the card. */
+static int find_groups(split_job *j, char *errbuf)
+{
+    const dp_dataset *d = j->d;
+    dp_split_card *card = j->card;
     dropper dm;
     dropper_init(&dm, &d->meta, sizeof(dp_meta));
-    for (uint64_t i = 0; i < N; i++) {
+    for (uint64_t i = 0; i < j->n; i++) {
         dropper_upto(&dm, i);
-        int c = dp_dataset_label(d, task, i);
-        gid[i] = UINT32_MAX;
+        int c = dp_dataset_label(d, j->task, i);
+        j->gid[i] = UINT32_MAX;
         if (c < 0) {
             card->unlabelled++;
             continue;
         }
-        if (c >= nc) {
-            dp_err(errbuf, "%s: packet %" PRIu64 " has %s class %d, outside 0..%d", dataset_dir, i,
-                   dp_task_name[task], c, nc - 1);
-            goto out;
-        }
+        if (c >= j->nc)
+            return dp_err(errbuf, "%s: packet %" PRIu64 " has %s class %d, outside 0..%d", j->dataset_dir, i,
+                          dp_task_name[j->task], c, j->nc - 1);
         dp_meta m = dp_dataset_meta(d, i);
-        int64_t f = gtab_get(&flows, c, m.flow, 1);
+        int64_t f = gtab_get(&j->flows, c, m.flow, 1);
         int64_t g = f;
-        if (f >= 0 && o->by == DP_SPLIT_BY_FILE)
-            g = gtab_get(&files, c, m.file, 1);
-        if (g < 0) {
-            dp_err(errbuf, "%s: out of memory (flow table)", dataset_dir);
-            goto out;
-        }
-        gid[i] = (uint32_t)g;
+        if (f >= 0 && j->o->by == DP_SPLIT_BY_FILE)
+            g = gtab_get(&j->files, c, m.file, 1);
+        if (g < 0)
+            return dp_err(errbuf, "%s: out of memory (flow table)", j->dataset_dir);
+        j->gid[i] = (uint32_t)g;
         card->cls[c].packets++;
     }
-    if (card->unlabelled == N) {
-        dp_err(errbuf, "%s: no packet is labelled for the %s task", dataset_dir, dp_task_name[task]);
-        goto out;
-    }
+    if (card->unlabelled == j->n)
+        return dp_err(errbuf, "%s: no packet is labelled for the %s task", j->dataset_dir,
+                      dp_task_name[j->task]);
+    return 0;
+}
 
-    /* 2. sides */
-    if (o->by == DP_SPLIT_BY_PACKET ? sides_by_packet(d, dataset_dir, task, nc, o, side, errbuf) != 0
-                                    : sides_by_group(d, dataset_dir, task, nc, o,
-                                                     o->by == DP_SPLIT_BY_FILE ? &files : &flows, gid, side,
-                                                     card, errbuf) != 0)
-        goto out;
+/* Step 2: each packet's side, per packet or per group. */
+static int assign_sides(split_job *j, char *errbuf)
+{
+    const dp_split_opts *o = j->o;
+    if (o->by == DP_SPLIT_BY_PACKET)
+        return sides_by_packet(j->d, j->dataset_dir, j->task, j->nc, o, j->side, errbuf);
+    return sides_by_group(j->d, j->dataset_dir, j->task, j->nc, o,
+                          o->by == DP_SPLIT_BY_FILE ? &j->files : &j->flows, j->gid, j->side, j->card, errbuf);
+}
 
-    /* 3. under-sampling */
-    for (uint64_t i = 0; i < N; i++)
-        if (side[i] == SIDE_TRAIN)
-            card->cls[dp_dataset_label(d, task, i)].train_packets++;
-    for (int k = 0; k < nc; k++) {
+/* The training packets per class and the under-sampling cap: the smallest
+ * class's (0 when not under-sampling). */
+static void count_train(split_job *j)
+{
+    dp_split_card *card = j->card;
+    for (uint64_t i = 0; i < j->n; i++)
+        if (j->side[i] == SIDE_TRAIN)
+            card->cls[dp_dataset_label(j->d, j->task, i)].train_packets++;
+    for (int k = 0; k < j->nc; k++) {
         uint64_t t = card->cls[k].train_packets;
         if (t && (!card->cap || t < card->cap))
             card->cap = t;
     }
-    if (!o->under_sample)
+    if (!j->o->under_sample)
         card->cap = 0;
-    if (card->cap) {
-        /* bucket the training packets per class, in dataset order; gid is free now */
-        size_t off[DP_MAX_CLASSES + 1] = {0}, pos[DP_MAX_CLASSES];
-        for (int k = 0; k < nc; k++)
-            off[k + 1] = off[k] + card->cls[k].train_packets;
-        memcpy(pos, off, sizeof pos);
-        for (uint64_t i = 0; i < N; i++)
-            if (side[i] == SIDE_TRAIN)
-                gid[pos[dp_dataset_label(d, task, i)]++] = (uint32_t)i;
-        for (int k = 0; k < nc; k++) {
-            uint32_t *a = gid + off[k];
-            size_t n = off[k + 1] - off[k];
-            if (n <= card->cap)
-                continue;
-            dp_rng r;
-            sub_rng(&r, o->seed, task, k, RNG_UNDER);
-            for (size_t j = 0; j < card->cap; j++) {
-                size_t x = j + (size_t)dp_rng_below(&r, n - j);
-                uint32_t tmp = a[j];
-                a[j] = a[x];
-                a[x] = tmp;
-            }
-            for (size_t j = card->cap; j < n; j++)
-                side[a[j]] = SIDE_DROPPED;
-        }
-    }
+}
 
-    /* 4. counts per class and per flow */
-    fmask = calloc(flows.n ? flows.n : 1, 1);
-    if (!fmask) {
-        dp_err(errbuf, "%s: out of memory", dataset_dir);
-        goto out;
+/* Step 3: drops training packets at random down to the cap in every class. */
+static void under_sample(split_job *j)
+{
+    count_train(j);
+    const size_t cap = j->card->cap;
+    if (!cap)
+        return;
+    /* bucket the training packets per class, in dataset order; gid is free now */
+    size_t off[DP_MAX_CLASSES + 1] = {0}, pos[DP_MAX_CLASSES];
+    for (int k = 0; k < j->nc; k++)
+        off[k + 1] = off[k] + j->card->cls[k].train_packets;
+    memcpy(pos, off, sizeof pos);
+    for (uint64_t i = 0; i < j->n; i++)
+        if (j->side[i] == SIDE_TRAIN)
+            j->gid[pos[dp_dataset_label(j->d, j->task, i)]++] = (uint32_t)i;
+    for (int k = 0; k < j->nc; k++) {
+        uint32_t *a = j->gid + off[k];
+        size_t n = off[k + 1] - off[k];
+        if (n <= cap)
+            continue;
+        dp_rng r;
+        sub_rng(&r, j->o->seed, j->task, k, RNG_UNDER);
+        for (size_t x = 0; x < cap; x++) {
+            size_t y = x + (size_t)dp_rng_below(&r, n - x);
+            uint32_t tmp = a[x];
+            a[x] = a[y];
+            a[y] = tmp;
+        }
+        for (size_t x = cap; x < n; x++)
+            j->side[a[x]] = SIDE_DROPPED;
     }
+}
+
+/* Packets per class and side, and which sides each flow reached (fmask). */
+static int count_packets(split_job *j, char *errbuf)
+{
+    const dp_dataset *d = j->d;
+    j->fmask = calloc(j->flows.n ? j->flows.n : 1, 1);
+    if (!j->fmask)
+        return dp_err(errbuf, "%s: out of memory", j->dataset_dir);
+    dropper dm;
     dropper_init(&dm, &d->meta, sizeof(dp_meta));
-    for (uint64_t i = 0; i < N; i++) {
+    for (uint64_t i = 0; i < j->n; i++) {
         dropper_upto(&dm, i);
-        int c = dp_dataset_label(d, task, i);
+        int c = dp_dataset_label(d, j->task, i);
         if (c < 0)
             continue;
         dp_meta m = dp_dataset_meta(d, i);
-        int64_t f = gtab_get(&flows, c, m.flow, 0);
-        dp_split_class *s = &card->cls[c];
+        int64_t f = gtab_get(&j->flows, c, m.flow, 0);
+        dp_split_class *s = &j->card->cls[c];
         uint8_t bits = 0;
-        switch (side[i]) {
+        switch (j->side[i]) {
         case SIDE_TRAIN:
             s->kept_packets++;
             bits = 1 | 2;
@@ -838,11 +755,20 @@ int dp_split_task(const dp_dataset *d, const char *dataset_dir, int task, const 
             break;
         }
         if (f >= 0)
-            fmask[f] |= bits;
+            j->fmask[f] |= bits;
     }
-    for (size_t f = 0; f < flows.n; f++) {
-        dp_split_class *s = &card->cls[flows.cls[f]];
-        uint8_t b = fmask[f];
+    return 0;
+}
+
+/* Step 4: the card's counts per class and per flow, and the total row. */
+static int count_card(split_job *j, char *errbuf)
+{
+    if (count_packets(j, errbuf) != 0)
+        return -1;
+    dp_split_card *card = j->card;
+    for (size_t f = 0; f < j->flows.n; f++) {
+        dp_split_class *s = &card->cls[j->flows.cls[f]];
+        uint8_t b = j->fmask[f];
         s->flows++;
         s->train_flows += (b & 1) != 0;
         s->kept_flows += (b & 2) != 0;
@@ -850,187 +776,95 @@ int dp_split_task(const dp_dataset *d, const char *dataset_dir, int task, const 
         s->shared_flows += (b & 5) == 5;
         s->shared_flows_kept += (b & 6) == 6;
     }
-    for (int k = 0; k < nc; k++)
+    for (int k = 0; k < j->nc; k++)
         add_class(&card->total, &card->cls[k]);
+    return 0;
+}
 
-    /* 5. write train and test in one pass over the vectors */
-    if (dp_mkdirs(train_dir, errbuf) != 0 || dp_mkdirs(test_dir, errbuf) != 0)
-        goto out;
-    if (outset_open(&w[0], train_dir, errbuf) != 0 || outset_open(&w[1], test_dir, errbuf) != 0)
-        goto out;
-    dropper dv;
+/* Writes the kept packets into w[0] (train) and w[1] (test) in one pass
+ * over the vectors, and commits both. */
+static int write_rows(const split_job *j, outset w[2], char *errbuf)
+{
+    const dp_dataset *d = j->d;
+    dropper dv, dm;
     dropper_init(&dv, &d->vectors, DP_VEC_LEN);
     dropper_init(&dm, &d->meta, sizeof(dp_meta));
     dp_progress prog;
     dp_progress_init(&prog);
-    for (uint64_t i = 0; i < N; i++) {
+    for (uint64_t i = 0; i < j->n; i++) {
         dropper_upto(&dv, i);
         dropper_upto(&dm, i);
-        if (side[i] != SIDE_TRAIN && side[i] != SIDE_TEST)
+        if (j->side[i] != SIDE_TRAIN && j->side[i] != SIDE_TEST)
             continue;
-        outset *ws = &w[side[i] == SIDE_TEST];
-        if (outset_row(ws, dp_dataset_vector(d, i), (int16_t)dp_dataset_label(d, task, i),
+        outset *ws = &w[j->side[i] == SIDE_TEST];
+        if (outset_row(ws, dp_dataset_vector(d, i), (int16_t)dp_dataset_label(d, j->task, i),
                        d->meta.data + sizeof(dp_meta) * i, errbuf) != 0)
-            goto out;
+            return -1;
         if ((i & 0xffff) == 0 && dp_progress_due(&prog))
-            dp_progress_print(&prog, "split %s: %.1f%% written", dp_task_name[task],
-                              100.0 * (double)i / (double)N);
+            dp_progress_print(&prog, "split %s: %.1f%% written", dp_task_name[j->task],
+                              100.0 * (double)i / (double)j->n);
     }
     if (prog.printed)
         dp_progress_done(&prog);
-    if (outset_commit(&w[0], errbuf) != 0 || outset_commit(&w[1], errbuf) != 0)
+    return outset_commit(&w[0], errbuf) != 0 || outset_commit(&w[1], errbuf) != 0 ? -1 : 0;
+}
+
+/* Step 5: task_dir/{train,test} with their arrays and tables, then the data
+ * cards (and the card's table on o->out). */
+static int write_task(const split_job *j, const char *task_dir, char *errbuf)
+{
+    char *train_dir = dp_path_join(task_dir, "train"), *test_dir = dp_path_join(task_dir, "test");
+    outset w[2];
+    memset(w, 0, sizeof w);
+    int rc = -1;
+    if (!train_dir || !test_dir) {
+        dp_err(errbuf, "%s: out of memory", j->dataset_dir);
         goto out;
-    if (write_classes(train_dir, card, errbuf) != 0 || write_classes(test_dir, card, errbuf) != 0 ||
-        dp_splitset_write_task(train_dir, task, errbuf) != 0 || dp_splitset_write_task(test_dir, task, errbuf) != 0)
-        goto out;
-    if (write_card(task_dir, card, dataset_dir, o, 0, errbuf) != 0 ||
-        write_card(task_dir, card, dataset_dir, o, 1, errbuf) != 0)
-        goto out;
-    if (o->out) {
-        dp_split_card_markdown(o->out, card, dataset_dir, o);
-        fflush(o->out);
     }
-    if (card_out)
-        *card_out = *card;
+    if (dp_mkdirs(train_dir, errbuf) != 0 || dp_mkdirs(test_dir, errbuf) != 0)
+        goto out;
+    if (outset_open(&w[0], train_dir, errbuf) != 0 || outset_open(&w[1], test_dir, errbuf) != 0)
+        goto out;
+    if (write_rows(j, w, errbuf) != 0)
+        goto out;
+    if (write_classes(train_dir, j->card, errbuf) != 0 || write_classes(test_dir, j->card, errbuf) != 0 ||
+        dp_splitset_write_task(train_dir, j->task, errbuf) != 0 ||
+        dp_splitset_write_task(test_dir, j->task, errbuf) != 0)
+        goto out;
+    if (write_card(task_dir, j->card, j->dataset_dir, j->o, 0, errbuf) != 0 ||
+        write_card(task_dir, j->card, j->dataset_dir, j->o, 1, errbuf) != 0)
+        goto out;
+    if (j->o->out) {
+        dp_split_card_markdown(j->o->out, j->card, j->dataset_dir, j->o);
+        fflush(j->o->out);
+    }
     rc = 0;
 out:
     outset_abort(&w[0]);
     outset_abort(&w[1]);
-    free(card);
-    free(side);
-    free(gid);
-    free(fmask);
-    gtab_free(&flows);
-    gtab_free(&files);
     free(train_dir);
     free(test_dir);
     return rc;
 }
 
-/* Splits every task asked for into the folder out (a fresh temp folder). */
-static int split_tasks(const dp_dataset *d, const char *dataset_dir, const char *out, const dp_split_opts *o,
-                       int asked, char *errbuf)
+int dp_split_task(const dp_dataset *d, const char *dataset_dir, int task, const char *task_dir,
+                  const dp_split_opts *o, dp_split_card *card_out, char *errbuf)
 {
-    int done = 0, rc = 0;
-    for (int t = 0; t < DP_NTASKS && rc == 0; t++) {
-        if (!((o->tasks >> t) & 1))
-            continue;
-        uint64_t labelled = 0;
-        for (uint64_t i = 0; i < d->n && !labelled; i++)
-            labelled += dp_dataset_label(d, t, i) >= 0;
-        if (!labelled || d->labels.nclasses[t] == 0) {
-            if (asked == 1) {
-                rc = dp_err(errbuf, "%s: no packet is labelled for the %s task; nothing to split", dataset_dir,
-                            dp_task_name[t]);
-                break;
-            }
-            fprintf(stderr, "deeppacket split: %s: no packet is labelled for the %s task; task skipped\n",
-                    dataset_dir, dp_task_name[t]);
-            continue;
-        }
-        char *td = dp_path_join(out, dp_task_dir[t]);
-        if (!td)
-            return dp_err(errbuf, "%s: out of memory", out);
-        rc = dp_split_task(d, dataset_dir, t, td, o, NULL, errbuf);
-        free(td);
-        done += rc == 0;
-    }
-    if (rc == 0 && !done)
-        rc = dp_err(errbuf, "%s: no packet has a class for any task; nothing to split", dataset_dir);
-    return rc;
-}
-
-/* Links into out everything of the old split folder that this run does not
- * rewrite (the other task's folder, files of the user's), so that the swap
- * keeps them. */
-static int carry_over(const char *old, const char *out, char *errbuf)
-{
-    DIR *dir = opendir(old);
-    if (!dir)
-        return errno == ENOENT ? 0 : dp_errno(errbuf, "%s: cannot read folder", old);
-    int rc = 0;
-    struct dirent *e;
-    while (rc == 0 && (e = readdir(dir)) != NULL) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        char *to = dp_path_join(out, e->d_name), *from = dp_path_join(old, e->d_name);
-        struct stat st;
-        if (!to || !from)
-            rc = dp_err(errbuf, "%s: out of memory", old);
-        else if (lstat(to, &st) != 0) /* not written by this run */
-            rc = dp_link_tree(from, to, errbuf);
-        free(to);
-        free(from);
-    }
-    closedir(dir);
-    return rc;
-}
-
-/* SPLIT_DIR without trailing slashes and with symlinks resolved (the
- * link's target is replaced, the link stays), its parent folder, and the
- * temp folder next to it. */
-static int split_paths(const char *split_dir, char **target, char **parent, char **tmpdir, char *errbuf)
-{
-    char *given = strdup(split_dir);
-    for (size_t k = given ? strlen(given) : 0; k > 1 && given[k - 1] == '/'; k--)
-        given[k - 1] = 0;
-    if (!given)
-        return dp_err(errbuf, "%s: out of memory", split_dir);
-    *target = dp_resolve_links(given, errbuf);
-    free(given);
-    if (!*target)
+    if (check_task_args(d, dataset_dir, task, o, errbuf) != 0)
         return -1;
-    char *sl = strrchr(*target, '/');
-    *parent = !sl ? strdup(".") : sl == *target ? strdup("/") : strndup(*target, (size_t)(sl - *target));
-    size_t n = strlen(*target) + 32;
-    *tmpdir = malloc(n);
-    if (!*parent || !*tmpdir)
-        return dp_err(errbuf, "%s: out of memory", split_dir);
-    snprintf(*tmpdir, n, "%s.tmp.%ld", *target, (long)getpid());
-    return 0;
-}
-
-int dp_split_run(const char *dataset_dir, const char *split_dir, const dp_split_opts *o,
-                 char *errbuf)
-{
-    int asked = 0;
-    for (int t = 0; t < DP_NTASKS; t++)
-        asked += (o->tasks >> t) & 1;
-    if (!asked)
-        return dp_err(errbuf, "split: no task selected");
-    char *target = NULL, *parent = NULL, *tmpdir = NULL;
-    int lock = -1, slot = -1, rc = -1;
-    dp_dataset d;
-    int opened = 0;
-    if (split_paths(split_dir, &target, &parent, &tmpdir, errbuf) != 0)
+    split_job j;
+    int rc = -1;
+    if (job_init(&j, d, dataset_dir, task, o, errbuf) != 0)
         goto out;
-    if (dp_mkdirs(parent, errbuf) != 0 || (lock = dp_lock_target(target, "split", errbuf)) < 0)
+    if (find_groups(&j, errbuf) != 0 || assign_sides(&j, errbuf) != 0)
         goto out;
-    const char *sl = strrchr(target, '/');
-    dp_clean_stale_tmp(parent, sl ? sl + 1 : target);
-    if (dp_dataset_open(&d, dataset_dir, errbuf) != 0)
+    under_sample(&j);
+    if (count_card(&j, errbuf) != 0 || write_task(&j, task_dir, errbuf) != 0)
         goto out;
-    opened = 1;
-    /* the whole split is built in TARGET.tmp.<pid>, then swapped in */
-    slot = dp_tmp_register(tmpdir);
-    if (mkdir(tmpdir, 0777) != 0) {
-        dp_errno(errbuf, "%s: cannot create directory", tmpdir);
-        goto out;
-    }
-    if (split_tasks(&d, dataset_dir, tmpdir, o, asked, errbuf) != 0 || carry_over(target, tmpdir, errbuf) != 0 ||
-        dp_swap_dir_into_place(tmpdir, target, errbuf) != 0)
-        goto out;
+    if (card_out)
+        *card_out = *j.card;
     rc = 0;
 out:
-    if (rc != 0 && tmpdir)
-        dp_remove_tree(tmpdir); /* the old split stays as it was */
-    dp_tmp_unregister(slot);
-    if (opened)
-        dp_dataset_close(&d);
-    if (lock >= 0)
-        close(lock);
-    free(target);
-    free(parent);
-    free(tmpdir);
+    job_free(&j);
     return rc;
 }

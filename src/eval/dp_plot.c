@@ -166,24 +166,24 @@ static int layout_make(layout *L, const dp_eval *e, const char *title)
     return 0;
 }
 
-static void draw(cairo_t *cr, const layout *L, const dp_eval *e, const char *title)
+/* White page, the title centred on it. */
+static void draw_title(cairo_t *cr, const layout *L, const char *title)
 {
-    int n = L->n;
-    double side = n * L->cell;
     cairo_set_source_rgb(cr, 1, 1, 1);
     cairo_paint(cr);
-
-    /* Title, centred on the page. */
     cairo_set_source_rgb(cr, 0, 0, 0);
     set_font(cr, L->title_size, 1);
     double tw = text_w(cr, title);
     cairo_move_to(cr, (L->width - tw) / 2, 18 + L->title_size);
     cairo_show_text(cr, title);
+}
 
-    /* Cells and values. */
+/* Cells and values. */
+static void draw_cells(cairo_t *cr, const layout *L, const dp_eval *e)
+{
     char buf[16];
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < n; j++) {
+    for (int i = 0; i < L->n; i++)
+        for (int j = 0; j < L->n; j++) {
             double v = dp_eval_norm(e, L->cls[i], L->cls[j]);
             double rgb[3];
             shade(v, rgb);
@@ -201,10 +201,15 @@ static void draw(cairo_t *cr, const layout *L, const dp_eval *e, const char *tit
             cairo_move_to(cr, x + (L->cell - w) / 2, y + L->cell / 2 + L->value_size * 0.36);
             cairo_show_text(cr, buf);
         }
-    /* Thin grid and frame. */
+}
+
+/* Thin grid and frame. */
+static void draw_grid(cairo_t *cr, const layout *L)
+{
+    double side = L->n * L->cell;
     cairo_set_line_width(cr, 0.5);
     cairo_set_source_rgba(cr, 1, 1, 1, 0.8);
-    for (int k = 1; k < n; k++) {
+    for (int k = 1; k < L->n; k++) {
         cairo_move_to(cr, L->mx + k * L->cell, L->my);
         cairo_line_to(cr, L->mx + k * L->cell, L->my + side);
         cairo_move_to(cr, L->mx, L->my + k * L->cell);
@@ -215,11 +220,17 @@ static void draw(cairo_t *cr, const layout *L, const dp_eval *e, const char *tit
     cairo_set_source_rgb(cr, 0.3, 0.3, 0.3);
     cairo_rectangle(cr, L->mx, L->my, side, side);
     cairo_stroke(cr);
+}
 
-    /* Row names (true labels), right-aligned, with tick marks. */
+/* Row names (true labels), right-aligned, and column names (predicted
+ * labels), rotated 45 degrees, ending under their column; the tick marks of
+ * both are stroked together at the end. */
+static void draw_class_names(cairo_t *cr, const layout *L)
+{
+    double side = L->n * L->cell;
     set_font(cr, L->label_size, 0);
     cairo_set_source_rgb(cr, 0, 0, 0);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < L->n; i++) {
         double yc = L->my + (i + 0.5) * L->cell;
         double w = text_w(cr, L->label[i]);
         cairo_move_to(cr, L->mx - 7 - w, yc + L->label_size * 0.36);
@@ -227,9 +238,7 @@ static void draw(cairo_t *cr, const layout *L, const dp_eval *e, const char *tit
         cairo_move_to(cr, L->mx - 4, yc);
         cairo_line_to(cr, L->mx, yc);
     }
-    /* Column names (predicted labels), rotated 45 degrees, ending under
-     * their column. */
-    for (int j = 0; j < n; j++) {
+    for (int j = 0; j < L->n; j++) {
         double xc = L->mx + (j + 0.5) * L->cell;
         double y0 = L->my + side;
         cairo_move_to(cr, xc, y0);
@@ -244,8 +253,12 @@ static void draw(cairo_t *cr, const layout *L, const dp_eval *e, const char *tit
     }
     cairo_set_line_width(cr, 0.8);
     cairo_stroke(cr);
+}
 
-    /* Axis titles. */
+/* Axis titles: predicted under the matrix, true rotated on the left. */
+static void draw_axis_titles(cairo_t *cr, const layout *L)
+{
+    double side = L->n * L->cell;
     set_font(cr, L->axis_size, 1);
     const char *xt = "Predicted label", *yt = "True label";
     double w = text_w(cr, xt);
@@ -260,8 +273,12 @@ static void draw(cairo_t *cr, const layout *L, const dp_eval *e, const char *tit
     cairo_move_to(cr, 0, 0);
     cairo_show_text(cr, yt);
     cairo_restore(cr);
+}
 
-    /* Colour bar: 1 at the top, 0 at the bottom. */
+/* Colour bar: 1 at the top, 0 at the bottom, with ticks every 0.2. */
+static void draw_colour_bar(cairo_t *cr, const layout *L)
+{
+    double side = L->n * L->cell;
     cairo_pattern_t *g = cairo_pattern_create_linear(0, L->my + side, 0, L->my);
     for (int k = 0; k < 9; k++)
         cairo_pattern_add_color_stop_rgb(g, k / 8.0, blues[k][0] / 255, blues[k][1] / 255,
@@ -275,6 +292,7 @@ static void draw(cairo_t *cr, const layout *L, const dp_eval *e, const char *tit
     cairo_stroke(cr);
     set_font(cr, 9, 0);
     cairo_set_source_rgb(cr, 0, 0, 0);
+    char buf[16];
     for (int k = 0; k <= 5; k++) {
         double y = L->my + side - side * k / 5.0;
         cairo_move_to(cr, L->bar_x + L->bar_w, y);
@@ -284,6 +302,16 @@ static void draw(cairo_t *cr, const layout *L, const dp_eval *e, const char *tit
         cairo_show_text(cr, buf);
     }
     cairo_stroke(cr);
+}
+
+static void draw(cairo_t *cr, const layout *L, const dp_eval *e, const char *title)
+{
+    draw_title(cr, L, title);
+    draw_cells(cr, L, e);
+    draw_grid(cr, L);
+    draw_class_names(cr, L);
+    draw_axis_titles(cr, L);
+    draw_colour_bar(cr, L);
 }
 
 static cairo_status_t write_cb(void *closure, const unsigned char *data, unsigned int len)

@@ -176,13 +176,21 @@ static int link_layer(int linktype, const uint8_t *pkt, size_t caplen, size_t *o
     }
 }
 
-dp_verdict dp_packet_parse(int linktype, const uint8_t *pkt, size_t caplen,
-                           dp_pkt_info *info)
-{
-    memset(info, 0, sizeof *info);
-    if (!pkt)
-        caplen = 0;
+/* The IP packet of a frame as the parse steps see it. */
+typedef struct ip_view {
+    const uint8_t *ip;
+    size_t cap;    /* captured bytes of the IP packet (and any trailer) */
+    int ver;       /* 4 or 6 */
+    size_t ip_len; /* the IP length */
+    size_t have;   /* bytes of the IP packet we actually have: trailers excluded */
+    size_t hdr;    /* bytes of IP headers so far */
+    uint8_t nh;    /* the next header's protocol */
+    int frag;      /* a fragment other than the first */
+} ip_view;
 
+/* Strips the link layer and checks the IP version it announces. */
+static dp_verdict locate_ip(int linktype, const uint8_t *pkt, size_t caplen, ip_view *v, dp_pkt_info *info)
+{
     size_t off = 0;
     int want = link_layer(linktype, pkt, caplen, &off);
     if (want == -2)
@@ -191,110 +199,140 @@ dp_verdict dp_packet_parse(int linktype, const uint8_t *pkt, size_t caplen,
         return DP_SKIP_NOT_IP;
     if (want == L3_MALFORMED || off >= caplen)
         return DP_SKIP_MALFORMED;
-
-    const uint8_t *ip = pkt + off;
-    size_t cap = caplen - off; /* captured bytes of the IP packet (and any trailer) */
-    int ver = ip[0] >> 4;
-    if ((want == 4 || want == 6) ? ver != want : (ver != 4 && ver != 6))
+    v->ip = pkt + off;
+    v->cap = caplen - off;
+    v->ver = v->ip[0] >> 4;
+    if ((want == 4 || want == 6) ? v->ver != want : (v->ver != 4 && v->ver != 6))
         return DP_SKIP_MALFORMED;
-
     info->ip_off = (uint32_t)off;
-    size_t ip_len, hdr, frag_off_nonzero = 0;
-    uint8_t nh;
+    return DP_KEEP;
+}
 
-    if (ver == 4) {
-        if (cap < 20)
+/* The fixed IPv4 or IPv6 header: lengths, protocol, addresses. */
+static dp_verdict ip_fixed_header(ip_view *v, dp_pkt_info *info)
+{
+    const uint8_t *ip = v->ip;
+    if (v->ver == 4) {
+        if (v->cap < 20)
             return DP_SKIP_MALFORMED;
-        hdr = (size_t)(ip[0] & 0x0f) * 4;
-        if (hdr < 20 || hdr > cap)
+        v->hdr = (size_t)(ip[0] & 0x0f) * 4;
+        if (v->hdr < 20 || v->hdr > v->cap)
             return DP_SKIP_MALFORMED;
-        ip_len = rd16(ip + 2);
-        if (ip_len == 0) /* segmentation offload: the captured bytes */
-            ip_len = cap;
-        else if (ip_len < hdr)
+        v->ip_len = rd16(ip + 2);
+        if (v->ip_len == 0) /* segmentation offload: the captured bytes */
+            v->ip_len = v->cap;
+        else if (v->ip_len < v->hdr)
             return DP_SKIP_MALFORMED;
-        nh = ip[9];
-        frag_off_nonzero = (rd16(ip + 6) & 0x1fff) != 0;
+        v->nh = ip[9];
+        v->frag = (rd16(ip + 6) & 0x1fff) != 0;
         memcpy(info->saddr, ip + 12, 4);
         memcpy(info->daddr, ip + 16, 4);
         info->ipver = 4;
     } else {
-        if (cap < 40)
+        if (v->cap < 40)
             return DP_SKIP_MALFORMED;
-        hdr = 40;
-        ip_len = rd16(ip + 4);
+        v->hdr = 40;
+        v->ip_len = rd16(ip + 4);
         /* 0: jumbogram or segmentation offload: the captured bytes */
-        ip_len = ip_len ? ip_len + 40 : cap;
-        nh = ip[6];
+        v->ip_len = v->ip_len ? v->ip_len + 40 : v->cap;
+        v->nh = ip[6];
+        v->frag = 0;
         memcpy(info->saddr, ip + 8, 16);
         memcpy(info->daddr, ip + 24, 16);
         info->ipver = 6;
     }
-    /* bytes of the IP packet we actually have: trailers excluded */
-    size_t have = ip_len < cap ? ip_len : cap;
+    v->have = v->ip_len < v->cap ? v->ip_len : v->cap;
+    return DP_KEEP;
+}
 
-    /* IPv6 extension headers (and AH in either version). Each one must be
-     * captured and lie inside the IP length. */
-    while (!frag_off_nonzero) {
-        size_t elen;
-        if (ver == 6 && (nh == IPP_HOPOPTS || nh == IPP_ROUTING || nh == IPP_DSTOPTS)) {
-            if (hdr + 2 > have)
+/* IPv6 extension headers (and AH in either version). Each one must be
+ * captured and lie inside the IP length. */
+static dp_verdict ip_ext_headers(ip_view *v)
+{
+    const uint8_t *ip = v->ip;
+    while (!v->frag) {
+        size_t elen, hdr = v->hdr;
+        if (v->ver == 6 && (v->nh == IPP_HOPOPTS || v->nh == IPP_ROUTING || v->nh == IPP_DSTOPTS)) {
+            if (hdr + 2 > v->have)
                 return DP_SKIP_MALFORMED;
             elen = ((size_t)ip[hdr + 1] + 1) * 8;
-        } else if (ver == 6 && nh == IPP_FRAGMENT) {
-            if (hdr + 8 > have)
+        } else if (v->ver == 6 && v->nh == IPP_FRAGMENT) {
+            if (hdr + 8 > v->have)
                 return DP_SKIP_MALFORMED;
             elen = 8;
-            frag_off_nonzero = (rd16(ip + hdr + 2) & 0xfff8) != 0;
-        } else if (nh == IPP_AH) {
-            if (hdr + 2 > have)
+            v->frag = (rd16(ip + hdr + 2) & 0xfff8) != 0;
+        } else if (v->nh == IPP_AH) {
+            if (hdr + 2 > v->have)
                 return DP_SKIP_MALFORMED;
             elen = ((size_t)ip[hdr + 1] + 2) * 4;
         } else {
             break;
         }
-        if (hdr + elen > have)
+        if (hdr + elen > v->have)
             return DP_SKIP_MALFORMED;
-        nh = ip[hdr];
-        hdr += elen;
+        v->nh = ip[hdr];
+        v->hdr = hdr + elen;
     }
+    return DP_KEEP;
+}
 
-    info->proto = nh;
-    info->ip_len = (uint32_t)ip_len;
-    info->l4_off = (uint32_t)hdr;
-    info->payload_len = (uint32_t)(ip_len - hdr);
-    if (frag_off_nonzero) {
-        info->fragment = 1;
-        return DP_KEEP;
-    }
-
-    if (nh == IPP_TCP) {
-        if (hdr + 20 > have)
+/* The TCP or UDP header: ports, flags, payload length; DNS and empty
+ * SYN/ACK/FIN segments are skipped. */
+static dp_verdict transport_header(const ip_view *v, dp_pkt_info *info)
+{
+    const size_t hdr = v->hdr;
+    if (v->nh == IPP_TCP) {
+        if (hdr + 20 > v->have)
             return DP_SKIP_MALFORMED;
-        const uint8_t *t = ip + hdr;
+        const uint8_t *t = v->ip + hdr;
         size_t thl = (size_t)(t[12] >> 4) * 4;
-        if (thl < 20 || hdr + thl > have)
+        if (thl < 20 || hdr + thl > v->have)
             return DP_SKIP_MALFORMED;
         info->sport = rd16(t);
         info->dport = rd16(t + 2);
         info->tcp_flags = t[13];
-        info->payload_len = (uint32_t)(ip_len - hdr - thl);
+        info->payload_len = (uint32_t)(v->ip_len - hdr - thl);
         if (info->sport == 53 || info->dport == 53)
             return DP_SKIP_DNS;
         if (info->payload_len == 0 && (t[13] & (TCP_SYN | TCP_ACK | TCP_FIN)))
             return DP_SKIP_EMPTY_TCP;
-    } else if (nh == IPP_UDP) {
-        if (hdr + 8 > have)
+    } else if (v->nh == IPP_UDP) {
+        if (hdr + 8 > v->have)
             return DP_SKIP_MALFORMED;
-        const uint8_t *u = ip + hdr;
+        const uint8_t *u = v->ip + hdr;
         info->sport = rd16(u);
         info->dport = rd16(u + 2);
-        info->payload_len = (uint32_t)(ip_len - hdr - 8);
-        if (info->sport == 53 || info->dport == 53 || info->sport == 5353 ||
-            info->dport == 5353)
+        info->payload_len = (uint32_t)(v->ip_len - hdr - 8);
+        if (info->sport == 53 || info->dport == 53 || info->sport == 5353 || info->dport == 5353)
             return DP_SKIP_DNS;
     }
     return DP_KEEP;
+}
+
+dp_verdict dp_packet_parse(int linktype, const uint8_t *pkt, size_t caplen,
+                           dp_pkt_info *info)
+{
+    memset(info, 0, sizeof *info);
+    if (!pkt)
+        caplen = 0;
+    ip_view v;
+    memset(&v, 0, sizeof v);
+    dp_verdict r = locate_ip(linktype, pkt, caplen, &v, info);
+    if (r == DP_KEEP)
+        r = ip_fixed_header(&v, info);
+    if (r == DP_KEEP)
+        r = ip_ext_headers(&v);
+    if (r != DP_KEEP)
+        return r;
+    info->proto = v.nh;
+    info->ip_len = (uint32_t)v.ip_len;
+    info->l4_off = (uint32_t)v.hdr;
+    info->payload_len = (uint32_t)(v.ip_len - v.hdr);
+    if (v.frag) { /* a later fragment: no transport header to read */
+        info->fragment = 1;
+        return DP_KEEP;
+    }
+    return transport_header(&v, info);
 }
 
 static inline size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
