@@ -74,14 +74,15 @@ fi
 
 one_run() {  # NAME SPLIT TASK SEED OPTIONS...
   local name=$1 split=$2 task=$3 seed=$4; shift 4
-  local dir=$OUT/$split/${task}_classification tag=$OUT/runs/$name-$split-$task-$seed
+  local dir=$OUT/$split/traffic_classification tag=$OUT/runs/$name-$split-$task-$seed
+  [ "$task" = app ] && dir=$OUT/$split/application_classification
   local t0
   [ -f "$tag/flow_report.json" ] && return 0   # done in an earlier run of this script
   mkdir -p "$tag"
   t0=$(date +%s.%N)
-  "$DP" train -q -j 1 -d "$dir/train" -m "$tag/model" -t "$task" --seed "$seed" "$@"
+  "$DP" train -q -j 1 -d "$dir/train" -m "$tag/model" -t "$task" --seed "$seed" "$@" || return 1
   awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { printf "%.1f\n", a - b }' > "$tag/train_seconds"
-  "$DP" test -j 1 -d "$dir/test" -m "$tag/model" -o "$tag" --train-set "$dir/train" > "$tag/test.txt"
+  "$DP" test -j 1 -d "$dir/test" -m "$tag/model" -o "$tag" --train-set "$dir/train" > "$tag/test.txt" || return 1
   rm -f "$tag/model.ckpt" "$tag/predictions.npy" "$tag/flows.npy"
 }
 export -f one_run
