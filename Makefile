@@ -96,7 +96,7 @@ $(BUILD)/fuzz_npy: fuzz/fuzz_npy.c src/dataset/dp_npy_read.c src/util/dp_util.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -o $@ $^ -lm
 
-$(BUILD)/fuzz_labels: fuzz/fuzz_labels.c src/dataset/dp_labels.c src/dataset/iscx_labels.S src/util/dp_util.c
+$(BUILD)/fuzz_labels: fuzz/fuzz_labels.c src/dataset/dp_labels.c src/dataset/iscx_labels.S src/util/dp_util.c src/util/dp_afile.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -o $@ $^ -lm
 
@@ -104,7 +104,8 @@ $(BUILD)/fuzz_capture: fuzz/fuzz_capture.c src/capture/dp_capture.c src/packet/d
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -o $@ $^ -lpcap -lm
 
-$(BUILD)/fuzz_model: fuzz/fuzz_model.c $(sort $(wildcard src/model/*.c src/nn/*.c src/flow/*.c)) src/util/dp_util.c src/util/dp_afile.c src/packet/dp_mask.c
+$(BUILD)/fuzz_model: fuzz/fuzz_model.c $(sort $(wildcard src/model/*.c src/nn/*.c)) src/flow/dp_flowfeat.c src/packet/dp_mask.c \
+                  src/packet/dp_packet.c src/util/dp_util.c src/util/dp_afile.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(filter-out -MMD -MP,$(CFLAGS)) -o $@ $^ $(LDLIBS)
 

@@ -263,15 +263,125 @@ static void test_model_nonfinite(void)
     CHECK(!strstr(res, "\"prob\""));
 }
 
-/* Puts a little-endian u32 at off and rewrites the trailing FNV-1a checksum,
- * as a forger would. */
+/* Rewrites the trailing FNV-1a checksum of b[0..len), as a forger would. */
+static void reseal(uint8_t *b, size_t len)
+{
+    uint64_t h = dp_fnv1a(b, len - 8, DP_FNV_INIT);
+    for (int i = 0; i < 8; i++)
+        b[len - 8 + i] = (uint8_t)(h >> (8 * i));
+}
+
+/* Puts a little-endian u32 at off and reseals the file. */
 static void patch_u32(uint8_t *b, size_t len, size_t off, uint32_t v)
 {
     for (int i = 0; i < 4; i++)
         b[off + i] = (uint8_t)(v >> (8 * i));
-    uint64_t h = dp_fnv1a(b, len - 8, DP_FNV_INIT);
-    for (int i = 0; i < 8; i++)
-        b[len - 8 + i] = (uint8_t)(h >> (8 * i));
+    reseal(b, len);
+}
+
+/* Writes src's first keep bytes before its checksum, then extra zero bytes,
+ * then a valid checksum, to dst; returns dst or NULL. */
+static const char *forge_resized(const char *src, const char *dst, size_t keep_less, size_t extra)
+{
+    size_t len;
+    uint8_t *b = (uint8_t *)dp_read_file(src, &len, errbuf);
+    if (!b || len < 8 + keep_less) {
+        free(b);
+        return NULL;
+    }
+    size_t body = len - 8 - keep_less, n = body + extra + 8;
+    uint8_t *o = calloc(1, n);
+    if (o) {
+        memcpy(o, b, body);
+        reseal(o, n);
+    }
+    int rc = o ? dp_write_file_atomic(dst, o, n, errbuf) : -1;
+    free(o);
+    free(b);
+    return rc == 0 ? dst : NULL;
+}
+
+/* The model file format (dp_model_file.c) round-trips a checkpoint's
+ * training state, and refuses, naming the file: a checkpoint given as a
+ * model and the reverse, an unknown version, bytes left over after the
+ * last field (model and checkpoint), a short training state. */
+static void test_model_file_refusals(void)
+{
+    dp_model *m = small_model();
+    CHECK(m != NULL);
+    if (!m)
+        return;
+    char mp[1024], cp[1024], tp[1024], tc[1024], sc[1024]; /* tmp() reuses 4 buffers */
+    snprintf(mp, sizeof mp, "%s", tmp("fmt.model"));
+    snprintf(cp, sizeof cp, "%s", tmp("fmt.model.ckpt"));
+    snprintf(tp, sizeof tp, "%s", tmp("fmt-trail.model"));
+    snprintf(tc, sizeof tc, "%s", tmp("fmt-trail.ckpt"));
+    snprintf(sc, sizeof sc, "%s", tmp("fmt-short.ckpt"));
+    size_t np = dp_model_nparams(m);
+    float *best = malloc(np * sizeof *best);
+    CHECK(best != NULL);
+    for (size_t i = 0; best && i < np; i++)
+        best[i] = (float)i * 0.5f;
+    dp_train_state st = {.epoch = 3, .bad_epochs = 1, .best_loss = 0.25f, .phase = 1, .rng = {{1, 2, 3, 4}},
+                         .has_best = 1, .best_params = best, .data_rows = 77, .data_fp = 0x1234567890abcdefULL};
+    CHECK_EQ_INT(dp_model_save(m, mp, errbuf), 0);
+    CHECK_EQ_INT(dp_model_save_checkpoint(m, &st, cp, errbuf), 0);
+    dp_model_free(m);
+
+    dp_train_state got;
+    dp_model *c = dp_model_load_checkpoint(cp, &got, errbuf);
+    CHECK(c != NULL);
+    if (c) {
+        CHECK_EQ_INT(got.epoch, 3);
+        CHECK_EQ_INT(got.bad_epochs, 1);
+        CHECK_EQ_INT(got.phase, 1);
+        CHECK(got.best_loss == 0.25f);
+        CHECK(got.rng.s[0] == 1 && got.rng.s[3] == 4);
+        CHECK(got.has_data && got.data_rows == 77 && got.data_fp == 0x1234567890abcdefULL);
+        CHECK(got.best_params && best && memcmp(got.best_params, best, np * sizeof *best) == 0);
+        free(got.best_params);
+        dp_model_free(c);
+    }
+    free(best);
+
+    struct {
+        const char *path;
+        int ckpt;
+        const char *want;
+    } bad[] = {
+        {cp, 0, "is a training checkpoint, not a model file"},
+        {mp, 1, "is a model file, not a training checkpoint"},
+        {forge_resized(mp, tp, 0, 3), 0, "3 unexpected trailing bytes"},
+        {forge_resized(cp, tc, 0, 1), 1, "1 unexpected trailing bytes"},
+        {forge_resized(cp, sc, 12, 0), 1, "truncated training state"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK(bad[i].path != NULL);
+        if (!bad[i].path)
+            continue;
+        errbuf[0] = 0;
+        dp_train_state s2 = {0};
+        dp_model *x = bad[i].ckpt ? dp_model_load_checkpoint(bad[i].path, &s2, errbuf)
+                                  : dp_model_load(bad[i].path, errbuf);
+        CHECK(x == NULL);
+        CHECK(s2.best_params == NULL);
+        CHECK_STR_CONTAINS(errbuf, bad[i].path);
+        CHECK_STR_CONTAINS(errbuf, bad[i].want);
+        dp_model_free(x);
+    }
+
+    size_t len;
+    uint8_t *b = (uint8_t *)dp_read_file(mp, &len, errbuf);
+    CHECK(b != NULL);
+    if (b) {
+        const char *vp = tmp("fmt-v3.model");
+        patch_u32(b, len, 8, 3); /* field 2, the version */
+        CHECK_EQ_INT(dp_write_file_atomic(vp, b, len, errbuf), 0);
+        errbuf[0] = 0;
+        CHECK(dp_model_load(vp, errbuf) == NULL);
+        CHECK_STR_CONTAINS(errbuf, "unsupported model file version 3 (this program reads versions 1 and 2)");
+        free(b);
+    }
 }
 
 /* A header (valid checksum) whose architecture needs far more parameters than
@@ -738,6 +848,7 @@ int main(void)
     DP_RUN(test_preprocess_non_utf8_name);
     DP_RUN(test_model_nonfinite);
     DP_RUN(test_model_header_too_big);
+    DP_RUN(test_model_file_refusals);
     DP_RUN(test_classify_stdin_pipe);
     DP_RUN(test_classify_fifo_sigterm);
     DP_RUN(test_classify_unsupported_linktype);

@@ -36,121 +36,157 @@ static void usage(FILE *f)
             DP_LIVE_BUFFER_MB, DP_PRIVDROP_DEFAULT_USER);
 }
 
-int cmd_capture(int argc, char **argv)
+/* The command line of one capture. */
+struct cap_args {
+    const char *iface, *out, *bpf, *user;
+    dp_live_opts lo;
+    long count;
+    double seconds;
+    int help;
+};
+
+/* What one capture holds open. */
+struct cap_run {
+    dp_privdrop pd;
+    dp_capture *c;
+    dp_dumper *d;
+    uint64_t written, bytes;
+};
+
+/* Parses the value V of option A into *ca; returns 0, or 2 after a usage
+ * error naming the option. */
+static int parse_value_option(struct cap_args *ca, const char *a, const char *v)
 {
-    const char *iface = NULL, *out = NULL, *bpf = NULL, *user = NULL;
-    dp_live_opts lo = {65535, DP_LIVE_BUFFER_MB}; /* whole frames: it records */
-    long count = 0;
-    double seconds = 0;
+    long n;
+    if (!strcmp(a, "-i"))
+        ca->iface = v;
+    else if (!strcmp(a, "-w"))
+        ca->out = v;
+    else if (!strcmp(a, "-f"))
+        ca->bpf = v;
+    else if (!strcmp(a, "--user"))
+        ca->user = v;
+    else if (!strcmp(a, "-c")) {
+        if (dp_cli_parse_int(v, 1, 0x7fffffffffffL, &ca->count) < 0)
+            return dp_cli_usage_error("capture", "-c wants a positive count, not '%s'", v);
+    } else if (!strcmp(a, "--snaplen")) {
+        if (dp_cli_parse_int(v, 128, 262144, &n) < 0)
+            return dp_cli_usage_error("capture", "--snaplen wants bytes in [128, 262144], not '%s'", v);
+        ca->lo.snaplen = (int)n;
+    } else if (!strcmp(a, "--buffer-size")) {
+        if (dp_cli_parse_int(v, 1, 2047, &n) < 0)
+            return dp_cli_usage_error("capture", "--buffer-size wants MB in [1, 2047], not '%s'", v);
+        ca->lo.buffer_mb = (int)n;
+    } else if (!strcmp(a, "-G")) {
+        if (dp_cli_parse_double(v, 0.001, 1e9, &ca->seconds) < 0)
+            return dp_cli_usage_error("capture", "-G wants a positive number of seconds, not '%s'", v);
+    } else
+        return dp_cli_usage_error("capture", "unknown option %s (see --help)", a);
+    return 0;
+}
+
+/* Parses argv into *ca; returns 0 (ca->help set for -h), or 2 after a
+ * usage error. */
+static int parse_args(int argc, char **argv, struct cap_args *ca)
+{
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
+            ca->help = 1;
             return 0;
         }
         if (i + 1 >= argc)
             return dp_cli_usage_error("capture", "unknown option or missing value: %s", a);
-        const char *v = argv[++i];
-        if (!strcmp(a, "-i"))
-            iface = v;
-        else if (!strcmp(a, "-w"))
-            out = v;
-        else if (!strcmp(a, "-f"))
-            bpf = v;
-        else if (!strcmp(a, "-c")) {
-            if (dp_cli_parse_int(v, 1, 0x7fffffffffffL, &count) < 0)
-                return dp_cli_usage_error("capture", "-c wants a positive count, not '%s'", v);
-        } else if (!strcmp(a, "--snaplen")) {
-            long n;
-            if (dp_cli_parse_int(v, 128, 262144, &n) < 0)
-                return dp_cli_usage_error("capture", "--snaplen wants bytes in [128, 262144], not '%s'", v);
-            lo.snaplen = (int)n;
-        } else if (!strcmp(a, "--buffer-size")) {
-            long n;
-            if (dp_cli_parse_int(v, 1, 2047, &n) < 0)
-                return dp_cli_usage_error("capture", "--buffer-size wants MB in [1, 2047], not '%s'", v);
-            lo.buffer_mb = (int)n;
-        } else if (!strcmp(a, "--user")) {
-            user = v;
-        } else if (!strcmp(a, "-G")) {
-            if (dp_cli_parse_double(v, 0.001, 1e9, &seconds) < 0)
-                return dp_cli_usage_error("capture", "-G wants a positive number of seconds, not '%s'", v);
-        } else
-            return dp_cli_usage_error("capture", "unknown option %s (see --help)", a);
+        int rc = parse_value_option(ca, a, argv[++i]);
+        if (rc)
+            return rc;
     }
-    if (!iface || !out)
+    if (!ca->iface || !ca->out)
         return dp_cli_usage_error("capture", "-i IFACE and -w OUT.pcap are required (see --help)");
+    return 0;
+}
 
-    char errbuf[DP_ERRBUF_SIZE] = "";
-    dp_privdrop pd;
-    if (dp_privdrop_plan(&pd, user, errbuf) < 0) {
+/* Plans the privilege drop, opens the interface (with its filter) and the
+ * output, then drops root. Returns 0, or 1 after a message (what was opened
+ * is left in *r). */
+static int cap_open(struct cap_run *r, const struct cap_args *ca, char *errbuf)
+{
+    if (dp_privdrop_plan(&r->pd, ca->user, errbuf) < 0) {
         fprintf(stderr, "deeppacket capture: %s\n", errbuf);
         return 1;
     }
-    dp_capture *c = dp_capture_open_live_opts(iface, 100, &lo, errbuf);
-    if (!c) {
+    r->c = dp_capture_open_live_opts(ca->iface, 100, &ca->lo, errbuf);
+    if (!r->c) {
         fprintf(stderr, "deeppacket capture: %s\n", errbuf);
         return 1;
     }
-    if (bpf && dp_capture_set_filter(c, bpf, errbuf) < 0) {
-        fprintf(stderr, "deeppacket capture: bad filter '%s': %s\n", bpf, errbuf);
-        dp_capture_close(c);
+    if (ca->bpf && dp_capture_set_filter(r->c, ca->bpf, errbuf) < 0) {
+        fprintf(stderr, "deeppacket capture: bad filter '%s': %s\n", ca->bpf, errbuf);
         return 1;
     }
-    dp_dumper *d = dp_dumper_open_live(out, dp_capture_linktype(c), lo.snaplen, 1, errbuf);
-    if (!d) {
+    r->d = dp_dumper_open_live(ca->out, dp_capture_linktype(r->c), ca->lo.snaplen, 1, errbuf);
+    if (!r->d) {
         fprintf(stderr, "deeppacket capture: %s\n", errbuf);
-        dp_capture_close(c);
         return 1;
     }
     /* the interface and the file (written in place) are open: root is no longer needed */
-    if (dp_privdrop_apply(&pd, errbuf) < 0) {
+    if (dp_privdrop_apply(&r->pd, errbuf) < 0) {
         fprintf(stderr, "deeppacket capture: %s; stopping\n", errbuf);
-        dp_dumper_close(d, 0, errbuf);
-        dp_capture_close(c);
         return 1;
     }
+    return 0;
+}
 
-    dp_cli_signals_install();
-    dp_cli_signals_watch(c);
-
-    fprintf(stderr, "deeppacket capture: listening on %s%s%s\n", iface, bpf ? ", filter " : "",
-            bpf ? bpf : "");
-    fflush(stderr);
-
-    double t0 = dp_now();
-    uint64_t written = 0, bytes = 0;
-    int rc = 0;
+/* Writes frames until COUNT, SECONDS, a signal or the end; returns 0, or 1
+ * after a message. */
+static int record(struct cap_run *r, const struct cap_args *ca, double t0, char *errbuf)
+{
     while (!dp_cli_stop) {
-        if (count && written >= (uint64_t)count)
+        if (ca->count && r->written >= (uint64_t)ca->count)
             break;
-        if (seconds > 0 && dp_now() - t0 >= seconds)
+        if (ca->seconds > 0 && dp_now() - t0 >= ca->seconds)
             break;
         dp_frame f;
-        int r = dp_capture_next(c, &f, errbuf);
-        if (r == 1) {
-            if (dp_dumper_write(d, &f, errbuf) < 0) {
+        int n = dp_capture_next(r->c, &f, errbuf);
+        if (n == 1) {
+            if (dp_dumper_write(r->d, &f, errbuf) < 0) {
                 fprintf(stderr, "deeppacket capture: %s\n", errbuf);
-                rc = 1;
-                break;
+                return 1;
             }
-            written++;
-            bytes += f.caplen;
-        } else if (r == 2 || (r == 3 && !dp_cli_stop)) {
+            r->written++;
+            r->bytes += f.caplen;
+        } else if (n == 2 || (n == 3 && !dp_cli_stop)) {
             continue; /* read timeout: check the count and the time */
-        } else if (r == 3 || r == 0) {
+        } else if (n == 3 || n == 0) {
             break;
         } else {
             fprintf(stderr, "deeppacket capture: %s\n", errbuf);
-            rc = 1;
-            break;
+            return 1;
         }
     }
+    return 0;
+}
+
+/* Records under the signal handlers, closes the interface and commits (or
+ * drops) the file, and prints the summary; returns the exit code. */
+static int cap_execute(struct cap_run *r, const struct cap_args *ca, char *errbuf)
+{
+    dp_cli_signals_install();
+    dp_cli_signals_watch(r->c);
+    fprintf(stderr, "deeppacket capture: listening on %s%s%s\n", ca->iface, ca->bpf ? ", filter " : "",
+            ca->bpf ? ca->bpf : "");
+    fflush(stderr);
+
+    double t0 = dp_now();
+    int rc = record(r, ca, t0, errbuf);
     dp_cli_signals_restore();
 
     uint64_t recv = 0, drop = 0;
-    dp_capture_stats(c, &recv, &drop);
-    dp_capture_close(c);
+    dp_capture_stats(r->c, &recv, &drop);
+    dp_capture_close(r->c);
+    r->c = NULL;
+    dp_dumper *d = r->d;
+    r->d = NULL;
     if (dp_dumper_close(d, rc == 0, errbuf) < 0) {
         fprintf(stderr, "deeppacket capture: %s\n", errbuf);
         rc = 1;
@@ -159,7 +195,27 @@ int cmd_capture(int argc, char **argv)
     fprintf(stderr,
             "deeppacket capture: %llu frames (%llu bytes) written to %s in %.1f s; "
             "kernel: %llu received, %llu dropped\n",
-            (unsigned long long)written, (unsigned long long)bytes, rc == 0 ? out : "(nothing)",
-            dt, (unsigned long long)recv, (unsigned long long)drop);
+            (unsigned long long)r->written, (unsigned long long)r->bytes, rc == 0 ? ca->out : "(nothing)", dt,
+            (unsigned long long)recv, (unsigned long long)drop);
+    return rc;
+}
+
+int cmd_capture(int argc, char **argv)
+{
+    struct cap_args ca = {.lo = {65535, DP_LIVE_BUFFER_MB}}; /* whole frames: it records */
+    int rc = parse_args(argc, argv, &ca);
+    if (rc || ca.help) {
+        if (ca.help)
+            usage(stdout);
+        return rc;
+    }
+    char errbuf[DP_ERRBUF_SIZE] = "";
+    struct cap_run r = {0};
+    rc = cap_open(&r, &ca, errbuf);
+    if (rc == 0)
+        rc = cap_execute(&r, &ca, errbuf);
+    if (r.d)
+        dp_dumper_close(r.d, 0, errbuf);
+    dp_capture_close(r.c);
     return rc;
 }

@@ -126,261 +126,274 @@ static int run_source(dp_classifier *cls, dp_capture *cap, const char *name, int
     return rc;
 }
 
-int cmd_classify(int argc, char **argv)
-{
-    const char *model_path = NULL, *iface = NULL, *bpf = NULL, *out_path = NULL, *user = NULL;
-    dp_live_opts lo = {DP_LIVE_SNAPLEN, DP_LIVE_BUFFER_MB};
-    const char **files = calloc((size_t)argc, sizeof *files);
-    int nfiles = 0, threads = 0, per_given = 0;
+/* The command line of one run. */
+struct cls_args {
+    const char *model_path, *iface, *bpf, *out_path, *user;
+    dp_live_opts lo;
+    const char **files;
+    int nfiles, threads, per_given, help;
     dp_cls_opts o;
-    dp_cls_opts_default(&o);
-    if (!files)
-        return 1;
-    int rc = 2;
+};
+
+/* What one run holds open; cls_close releases whatever is set. */
+struct cls_run {
+    dp_privdrop pd;
+    dp_model *m;
+    dp_capture *live;
+    dp_afile af;
+    int out_open; /* af holds an open output not yet committed or aborted */
+    struct out_ctx oc;
+    dp_classifier *cls;
+    int bad_linktype;
+};
+
+/* Parses the value V of option A into *ca; returns 0, or 2 after a usage
+ * error naming the option. */
+static int parse_value_option(struct cls_args *ca, const char *a, const char *v)
+{
+    long n;
+    double d;
+    if (!strcmp(a, "-m"))
+        ca->model_path = v;
+    else if (!strcmp(a, "-i"))
+        ca->iface = v;
+    else if (!strcmp(a, "-f"))
+        ca->bpf = v;
+    else if (!strcmp(a, "-o"))
+        ca->out_path = v;
+    else if (!strcmp(a, "--user"))
+        ca->user = v;
+    else if (!strcmp(a, "--per")) {
+        ca->per_given = 1;
+        if (!strcmp(v, "packet"))
+            ca->o.per_flow = 0;
+        else if (!strcmp(v, "flow"))
+            ca->o.per_flow = 1;
+        else
+            return dp_cli_usage_error("classify", "--per wants 'packet' or 'flow', not '%s'", v);
+    } else if (!strcmp(a, "--first")) {
+        if (dp_cli_parse_int(v, 1, 1000000, &n) < 0)
+            return dp_cli_usage_error("classify", "--first wants a count >= 1, not '%s'", v);
+        ca->o.first_n = (int)n;
+    } else if (!strcmp(a, "--max-flows")) {
+        if (dp_cli_parse_int(v, 1, 1L << 26, &n) < 0)
+            return dp_cli_usage_error("classify", "--max-flows wants a count in [1, 67108864], not '%s'", v);
+        ca->o.max_flows = (int32_t)n;
+    } else if (!strcmp(a, "--batch")) {
+        if (dp_cli_parse_int(v, 1, 4096, &n) < 0)
+            return dp_cli_usage_error("classify", "--batch wants a count in [1, 4096], not '%s'", v);
+        ca->o.batch = (int)n;
+    } else if (!strcmp(a, "--threads")) {
+        if (dp_cli_parse_int(v, 1, 64, &n) < 0)
+            return dp_cli_usage_error("classify", "--threads wants a count in [1, 64], not '%s'", v);
+        ca->threads = (int)n;
+    } else if (!strcmp(a, "--snaplen")) {
+        if (dp_cli_parse_int(v, 128, 262144, &n) < 0)
+            return dp_cli_usage_error("classify", "--snaplen wants bytes in [128, 262144], not '%s'", v);
+        ca->lo.snaplen = (int)n;
+    } else if (!strcmp(a, "--buffer-size")) {
+        if (dp_cli_parse_int(v, 1, 2047, &n) < 0)
+            return dp_cli_usage_error("classify", "--buffer-size wants MB in [1, 2047], not '%s'", v);
+        ca->lo.buffer_mb = (int)n;
+    } else if (!strcmp(a, "--idle-timeout")) {
+        if (dp_cli_parse_double(v, 1e-6, 1e9, &d) < 0)
+            return dp_cli_usage_error("classify", "--idle-timeout wants seconds > 0, not '%s'", v);
+        ca->o.idle_timeout = d;
+    } else
+        return dp_cli_usage_error("classify", "unknown option %s (see --help)", a);
+    return 0;
+}
+
+/* Checks that the options given make one run; returns 0, or 2 after a
+ * usage error. */
+static int check_args(const struct cls_args *ca)
+{
+    if (!ca->model_path)
+        return dp_cli_usage_error("classify", "-m MODEL is required (see --help)");
+    if (!!ca->iface == !!ca->nfiles)
+        return dp_cli_usage_error("classify", "give either -r CAPTURE... or -i IFACE (see --help)");
+    if (ca->user && !ca->iface)
+        return dp_cli_usage_error("classify", "--user applies to live capture (-i) only");
+    return 0;
+}
+
+/* Parses argv into *ca (ca->files has room for argc names); returns 0
+ * (ca->help set for -h), or 2 after a usage error. */
+static int parse_args(int argc, char **argv, struct cls_args *ca)
+{
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        long n;
-        double d;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            free(files);
+            ca->help = 1;
             return 0;
         }
         if (!strcmp(a, "-r")) {
             while (i + 1 < argc && (argv[i + 1][0] != '-' || !strcmp(argv[i + 1], "-")))
-                files[nfiles++] = argv[++i];
-            if (!nfiles) {
-                dp_cli_usage_error("classify", "-r wants at least one capture file");
-                goto out;
-            }
+                ca->files[ca->nfiles++] = argv[++i];
+            if (!ca->nfiles)
+                return dp_cli_usage_error("classify", "-r wants at least one capture file");
             continue;
         }
-        if (i + 1 >= argc) {
-            dp_cli_usage_error("classify", "unknown option or missing value: %s (see --help)", a);
-            goto out;
-        }
-        const char *v = argv[++i];
-        if (!strcmp(a, "-m"))
-            model_path = v;
-        else if (!strcmp(a, "-i"))
-            iface = v;
-        else if (!strcmp(a, "-f"))
-            bpf = v;
-        else if (!strcmp(a, "-o"))
-            out_path = v;
-        else if (!strcmp(a, "--per")) {
-            per_given = 1;
-            if (!strcmp(v, "packet"))
-                o.per_flow = 0;
-            else if (!strcmp(v, "flow"))
-                o.per_flow = 1;
-            else {
-                dp_cli_usage_error("classify", "--per wants 'packet' or 'flow', not '%s'", v);
-                goto out;
-            }
-        } else if (!strcmp(a, "--first")) {
-            if (dp_cli_parse_int(v, 1, 1000000, &n) < 0) {
-                dp_cli_usage_error("classify", "--first wants a count >= 1, not '%s'", v);
-                goto out;
-            }
-            o.first_n = (int)n;
-        } else if (!strcmp(a, "--max-flows")) {
-            if (dp_cli_parse_int(v, 1, 1L << 26, &n) < 0) {
-                dp_cli_usage_error("classify", "--max-flows wants a count in [1, 67108864], not '%s'", v);
-                goto out;
-            }
-            o.max_flows = (int32_t)n;
-        } else if (!strcmp(a, "--batch")) {
-            if (dp_cli_parse_int(v, 1, 4096, &n) < 0) {
-                dp_cli_usage_error("classify", "--batch wants a count in [1, 4096], not '%s'", v);
-                goto out;
-            }
-            o.batch = (int)n;
-        } else if (!strcmp(a, "--threads")) {
-            if (dp_cli_parse_int(v, 1, 64, &n) < 0) {
-                dp_cli_usage_error("classify", "--threads wants a count in [1, 64], not '%s'", v);
-                goto out;
-            }
-            threads = (int)n;
-        } else if (!strcmp(a, "--snaplen")) {
-            if (dp_cli_parse_int(v, 128, 262144, &n) < 0) {
-                dp_cli_usage_error("classify", "--snaplen wants bytes in [128, 262144], not '%s'", v);
-                goto out;
-            }
-            lo.snaplen = (int)n;
-        } else if (!strcmp(a, "--buffer-size")) {
-            if (dp_cli_parse_int(v, 1, 2047, &n) < 0) {
-                dp_cli_usage_error("classify", "--buffer-size wants MB in [1, 2047], not '%s'", v);
-                goto out;
-            }
-            lo.buffer_mb = (int)n;
-        } else if (!strcmp(a, "--user")) {
-            user = v;
-        } else if (!strcmp(a, "--idle-timeout")) {
-            if (dp_cli_parse_double(v, 1e-6, 1e9, &d) < 0) {
-                dp_cli_usage_error("classify", "--idle-timeout wants seconds > 0, not '%s'", v);
-                goto out;
-            }
-            o.idle_timeout = d;
-        } else {
-            dp_cli_usage_error("classify", "unknown option %s (see --help)", a);
-            goto out;
-        }
+        if (i + 1 >= argc)
+            return dp_cli_usage_error("classify", "unknown option or missing value: %s (see --help)", a);
+        int rc = parse_value_option(ca, a, argv[++i]);
+        if (rc)
+            return rc;
     }
-    if (!model_path) {
-        dp_cli_usage_error("classify", "-m MODEL is required (see --help)");
-        goto out;
-    }
-    if (!!iface == !!nfiles) {
-        dp_cli_usage_error("classify", "give either -r CAPTURE... or -i IFACE (see --help)");
-        goto out;
-    }
-    if (user && !iface) {
-        dp_cli_usage_error("classify", "--user applies to live capture (-i) only");
-        goto out;
-    }
+    return check_args(ca);
+}
 
-    rc = 1;
-    dp_nn_set_threads(threads);
-    char errbuf[DP_ERRBUF_SIZE] = "";
-    dp_privdrop pd = {0};
-    if (iface && dp_privdrop_plan(&pd, user, errbuf) < 0) {
-        fprintf(stderr, "deeppacket classify: %s\n", errbuf);
-        goto out;
+/* Prints "deeppacket classify: ERRBUF" and returns 1. */
+static int fail(const char *errbuf)
+{
+    fprintf(stderr, "deeppacket classify: %s\n", errbuf);
+    return 1;
+}
+
+/* Loads the model; a flow model always gives flow verdicts from its own N.
+ * Returns 0, 1 on error, 2 when --per packet was asked of a flow model. */
+static int load_model(struct cls_run *r, struct cls_args *ca, char *errbuf)
+{
+    r->m = dp_model_load(ca->model_path, errbuf);
+    if (!r->m)
+        return fail(errbuf);
+    if (dp_model_flowcfg(r->m)) { /* a flow model: per flow, from its own N packets */
+        if (ca->per_given && !ca->o.per_flow)
+            return dp_cli_usage_error("classify", "%s is a %s flow model: it gives one verdict per flow (--per flow)",
+                                      ca->model_path, dp_model_kind_name(r->m));
+        ca->o.per_flow = 1;
+        ca->o.first_n = dp_model_flowcfg(r->m)->npackets;
     }
-    dp_model *m = dp_model_load(model_path, errbuf);
-    if (!m) {
-        fprintf(stderr, "deeppacket classify: %s\n", errbuf);
-        goto out;
-    }
-    if (dp_model_flowcfg(m)) { /* a flow model: per flow, from its own N packets */
-        if (per_given && !o.per_flow) {
-            rc = dp_cli_usage_error("classify", "%s is a %s flow model: it gives one verdict per flow (--per flow)",
-                                    model_path, dp_model_kind_name(m));
-            dp_model_free(m);
-            goto out;
-        }
-        o.per_flow = 1;
-        o.first_n = dp_model_flowcfg(m)->npackets;
-    }
-    for (int i = 0; i < nfiles; i++) {
-        if (dp_capture_is_stream(files[i]))
+    return 0;
+}
+
+/* Checks that every named capture file is a pcap or pcapng file (streams are
+ * left to libpcap); returns 0, or 1 after a message. */
+static int probe_files(const struct cls_args *ca, char *errbuf)
+{
+    for (int i = 0; i < ca->nfiles; i++) {
+        if (dp_capture_is_stream(ca->files[i]))
             continue; /* a probe would block or eat the magic: libpcap checks it */
-        dp_probe p = dp_capture_probe(files[i], errbuf);
-        if (p == DP_PROBE_ERROR || p == DP_PROBE_NOT_CAPTURE) {
-            if (p == DP_PROBE_NOT_CAPTURE)
-                fprintf(stderr, "deeppacket classify: %s: not a pcap or pcapng file\n", files[i]);
-            else
-                fprintf(stderr, "deeppacket classify: %s\n", errbuf);
-            dp_model_free(m);
-            goto out;
+        dp_probe p = dp_capture_probe(ca->files[i], errbuf);
+        if (p == DP_PROBE_NOT_CAPTURE) {
+            fprintf(stderr, "deeppacket classify: %s: not a pcap or pcapng file\n", ca->files[i]);
+            return 1;
         }
+        if (p == DP_PROBE_ERROR)
+            return fail(errbuf);
     }
-    dp_capture *live = NULL;
-    if (iface) {
-        live = dp_capture_open_live_opts(iface, 100, &lo, errbuf);
-        if (!live || (bpf && dp_capture_set_filter(live, bpf, errbuf) < 0)) {
-            fprintf(stderr, "deeppacket classify: %s\n", errbuf);
-            dp_capture_close(live);
-            dp_model_free(m);
-            goto out;
-        }
-    }
-    dp_afile af = {0};
-    struct out_ctx oc = {stdout, m, 0};
-    if (out_path) {
-        /* live: lines are visible (and survive kill -9) as they are written */
-        if (dp_afile_open_flags(&af, out_path, live ? DP_AFILE_LIVE : 0, errbuf) < 0) {
-            fprintf(stderr, "deeppacket classify: %s\n", errbuf);
-            dp_capture_close(live);
-            dp_model_free(m);
-            goto out;
-        }
-        oc.f = af.f;
-    }
-    dp_classifier *cls = dp_classifier_new(m, &o, emit, &oc, errbuf);
-    if (!cls) {
-        fprintf(stderr, "deeppacket classify: %s\n", errbuf);
-        if (out_path)
-            dp_afile_abort(&af);
-        dp_capture_close(live);
-        dp_model_free(m);
-        goto out;
-    }
+    return 0;
+}
 
+/* Opens everything the run needs, in order: the privilege-drop plan, the
+ * model, the captures' check, the interface, the output, the classifier;
+ * then drops root. Returns 0, or the exit code after a message (what was
+ * opened is left in *r for cls_close). */
+static int cls_open(struct cls_run *r, struct cls_args *ca, char *errbuf)
+{
+    int rc;
+    if (ca->iface && dp_privdrop_plan(&r->pd, ca->user, errbuf) < 0)
+        return fail(errbuf);
+    if ((rc = load_model(r, ca, errbuf)) != 0 || (rc = probe_files(ca, errbuf)) != 0)
+        return rc;
+    if (ca->iface) {
+        r->live = dp_capture_open_live_opts(ca->iface, 100, &ca->lo, errbuf);
+        if (!r->live || (ca->bpf && dp_capture_set_filter(r->live, ca->bpf, errbuf) < 0))
+            return fail(errbuf);
+    }
+    r->oc = (struct out_ctx){stdout, r->m, 0};
+    if (ca->out_path) {
+        /* live: lines are visible (and survive kill -9) as they are written */
+        if (dp_afile_open_flags(&r->af, ca->out_path, r->live ? DP_AFILE_LIVE : 0, errbuf) < 0)
+            return fail(errbuf);
+        r->out_open = 1;
+        r->oc.f = r->af.f;
+    }
+    r->cls = dp_classifier_new(r->m, &ca->o, emit, &r->oc, errbuf);
+    if (!r->cls)
+        return fail(errbuf);
     /* the interface and the output are open: root is no longer needed */
     /* (a live -o is written in place: after the drop nothing needs its folder) */
-    if (live && dp_privdrop_apply(&pd, errbuf) < 0) {
+    if (r->live && dp_privdrop_apply(&r->pd, errbuf) < 0) {
         fprintf(stderr, "deeppacket classify: %s; stopping\n", errbuf);
-        dp_classifier_free(cls);
-        if (out_path)
-            dp_afile_abort(&af);
-        dp_capture_close(live);
-        dp_model_free(m);
-        goto out;
+        return 1;
     }
-    dp_cli_signals_install();
-    if (live)
-        fprintf(stderr, "deeppacket classify: listening on %s%s%s\n", iface, bpf ? ", filter " : "",
-                bpf ? bpf : "");
+    return 0;
+}
 
-    double t0 = dp_now();
-    rc = 0;
-    int bad_linktype = 0;
-    if (live) {
-        bad_linktype += warn_linktype(live, iface);
-        rc = run_source(cls, live, iface, 1);
-    } else {
-        for (int i = 0; i < nfiles && !dp_cli_stop; i++) {
-            dp_capture *cap = dp_capture_open_file(files[i], errbuf);
-            if (!cap || (bpf && dp_capture_set_filter(cap, bpf, errbuf) < 0)) {
-                fprintf(stderr, "deeppacket classify: %s\n", errbuf);
-                dp_capture_close(cap);
-                rc = 1;
-                break;
-            }
-            bad_linktype += warn_linktype(cap, files[i]);
-            rc |= run_source(cls, cap, files[i], 0);
+/* Releases what cls_open opened (an output still open is dropped). */
+static void cls_close(struct cls_run *r)
+{
+    dp_classifier_free(r->cls);
+    if (r->out_open)
+        dp_afile_abort(&r->af);
+    dp_capture_close(r->live);
+    dp_model_free(r->m);
+}
+
+/* Classifies the interface or each capture file in turn; returns 0, or 1
+ * if a source failed. */
+static int classify_sources(struct cls_run *r, const struct cls_args *ca, char *errbuf)
+{
+    if (r->live) {
+        r->bad_linktype += warn_linktype(r->live, ca->iface);
+        return run_source(r->cls, r->live, ca->iface, 1);
+    }
+    int rc = 0;
+    for (int i = 0; i < ca->nfiles && !dp_cli_stop; i++) {
+        dp_capture *cap = dp_capture_open_file(ca->files[i], errbuf);
+        if (!cap || (ca->bpf && dp_capture_set_filter(cap, ca->bpf, errbuf) < 0)) {
+            fprintf(stderr, "deeppacket classify: %s\n", errbuf);
             dp_capture_close(cap);
+            return 1;
         }
+        r->bad_linktype += warn_linktype(cap, ca->files[i]);
+        rc |= run_source(r->cls, cap, ca->files[i], 0);
+        dp_capture_close(cap);
     }
-    double dt = dp_now() - t0;
-    dp_cli_signals_restore();
+    return rc;
+}
 
-    uint64_t krecv = 0, kdrop = 0;
-    if (live) {
-        dp_capture_stats(live, &krecv, &kdrop);
-        dp_capture_close(live);
-    }
-    if (oc.failed) {
-        fprintf(stderr, "deeppacket classify: cannot write the verdicts%s%s\n", out_path ? " to " : "",
-                out_path ? out_path : "");
+/* Commits the output when the run succeeded or was interrupted, else drops
+ * it; returns RC, or 1 when the verdicts could not be written. */
+static int finish_output(struct cls_run *r, const struct cls_args *ca, int rc, char *errbuf)
+{
+    if (r->oc.failed) {
+        fprintf(stderr, "deeppacket classify: cannot write the verdicts%s%s\n", ca->out_path ? " to " : "",
+                ca->out_path ? ca->out_path : "");
         rc = 1;
     }
-    if (out_path) {
+    if (r->out_open) {
+        r->out_open = 0;
         if (rc == 0 || dp_cli_stop) {
-            if (dp_afile_commit(&af, errbuf) < 0) {
+            if (dp_afile_commit(&r->af, errbuf) < 0) {
                 fprintf(stderr, "deeppacket classify: %s\n", errbuf);
                 rc = 1;
             }
         } else
-            dp_afile_abort(&af);
+            dp_afile_abort(&r->af);
     }
+    return rc;
+}
 
-    const dp_cls_stats *st = dp_classifier_stats(cls);
+/* Prints the run's summary (and a kernel-drop warning) on stderr. */
+static void print_summary(const struct cls_run *r, const struct cls_args *ca, double dt, int live,
+                          uint64_t krecv, uint64_t kdrop)
+{
+    const dp_cls_stats *st = dp_classifier_stats(r->cls);
     fprintf(stderr,
             "deeppacket classify: %llu packets seen, %llu kept, %llu classified, %llu flows, "
             "%llu verdicts (per %s) in %.2f s: %.0f packets/s (model %.2f s, %.2f CPU s)\n",
             (unsigned long long)st->seen, (unsigned long long)st->kept, (unsigned long long)st->classified,
-            (unsigned long long)st->flows, (unsigned long long)st->verdicts, o.per_flow ? "flow" : "packet", dt,
+            (unsigned long long)st->flows, (unsigned long long)st->verdicts, ca->o.per_flow ? "flow" : "packet", dt,
             dt > 0 ? st->seen / dt : 0.0, st->model_seconds, st->model_cpu_seconds);
     fprintf(stderr, "deeppacket classify: skipped:");
     for (int v = 1; v < DP_VERDICT_COUNT; v++)
         fprintf(stderr, " %s %llu%s", dp_verdict_name((dp_verdict)v), (unsigned long long)st->skipped[v],
                 v + 1 < DP_VERDICT_COUNT ? "," : "");
-    if (o.per_flow)
+    if (ca->o.per_flow)
         fprintf(stderr, "; beyond first %d of their flow %llu; flows ended idle %llu, evicted (table full) %llu",
-                o.first_n, (unsigned long long)st->ignored, (unsigned long long)st->evicted_idle,
+                ca->o.first_n, (unsigned long long)st->ignored, (unsigned long long)st->evicted_idle,
                 (unsigned long long)st->evicted_full);
     if (live)
         fprintf(stderr, "; kernel: %llu received, %llu dropped", (unsigned long long)krecv,
@@ -389,14 +402,57 @@ int cmd_classify(int argc, char **argv)
     if (kdrop)
         fprintf(stderr, "deeppacket classify: warning: the kernel dropped %llu packets on %s "
                         "(buffer full): raise --buffer-size or lower --snaplen\n",
-                (unsigned long long)kdrop, iface);
-    if (bad_linktype && st->kept == 0 && rc == 0) {
+                (unsigned long long)kdrop, ca->iface);
+}
+
+/* Runs the opened classifier over its sources, closes the interface,
+ * commits the output and prints the summary; returns the exit code. */
+static int cls_execute(struct cls_run *r, const struct cls_args *ca, char *errbuf)
+{
+    dp_cli_signals_install();
+    if (r->live)
+        fprintf(stderr, "deeppacket classify: listening on %s%s%s\n", ca->iface, ca->bpf ? ", filter " : "",
+                ca->bpf ? ca->bpf : "");
+    double t0 = dp_now();
+    int rc = classify_sources(r, ca, errbuf);
+    double dt = dp_now() - t0;
+    dp_cli_signals_restore();
+
+    uint64_t krecv = 0, kdrop = 0;
+    int was_live = r->live != NULL;
+    if (r->live) {
+        dp_capture_stats(r->live, &krecv, &kdrop);
+        dp_capture_close(r->live);
+        r->live = NULL;
+    }
+    rc = finish_output(r, ca, rc, errbuf);
+    print_summary(r, ca, dt, was_live, krecv, kdrop);
+    if (r->bad_linktype && dp_classifier_stats(r->cls)->kept == 0 && rc == 0) {
         fprintf(stderr, "deeppacket classify: nothing could be classified: unsupported link type\n");
         rc = 1;
     }
-    dp_classifier_free(cls);
-    dp_model_free(m);
-out:
-    free(files);
+    return rc;
+}
+
+int cmd_classify(int argc, char **argv)
+{
+    struct cls_args ca = {.lo = {DP_LIVE_SNAPLEN, DP_LIVE_BUFFER_MB}};
+    dp_cls_opts_default(&ca.o);
+    ca.files = calloc((size_t)argc, sizeof *ca.files);
+    if (!ca.files)
+        return 1;
+    int rc = parse_args(argc, argv, &ca);
+    if (rc == 0 && ca.help)
+        usage(stdout);
+    else if (rc == 0) {
+        char errbuf[DP_ERRBUF_SIZE] = "";
+        struct cls_run r = {0};
+        dp_nn_set_threads(ca.threads);
+        rc = cls_open(&r, &ca, errbuf);
+        if (rc == 0)
+            rc = cls_execute(&r, &ca, errbuf);
+        cls_close(&r);
+    }
+    free(ca.files);
     return rc;
 }

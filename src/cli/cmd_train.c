@@ -56,200 +56,258 @@ static void usage(FILE *f)
             "                         with -d DIR the inference batches are DIR's vectors\n");
 }
 
-int cmd_train(int argc, char **argv)
-{
-    static const struct option lo[] = {
-        {"data", required_argument, 0, 'd'},       {"model-file", required_argument, 0, 'm'},
-        {"task", required_argument, 0, 't'},       {"model", required_argument, 0, 'K'},
-        {"epochs", required_argument, 0, 'E'},     {"batch-size", required_argument, 0, 'B'},
-        {"lr", required_argument, 0, 'L'},         {"seed", required_argument, 0, 'S'},
-        {"patience", required_argument, 0, 'P'},   {"pretrain-epochs", required_argument, 0, 'R'},
-        {"threads", required_argument, 0, 'j'},    {"validation", required_argument, 0, 'V'},
-        {"resume", no_argument, 0, 'r'},           {"quiet", no_argument, 0, 'q'},
-        {"help", no_argument, 0, 'h'},             {"channels", required_argument, 0, 'C'},
-        {"bench", required_argument, 0, 'X'},      {"init", required_argument, 0, 'I'},
-        {"dropout", required_argument, 0, 'D'},    {"balance", required_argument, 0, 'A'},
-        {"mask", required_argument, 0, 'M'},       {"packets", required_argument, 0, 'N'},
-        {"payload-bytes", required_argument, 0, 'k'}, {"features", required_argument, 0, 'F'},
-        {"trees", required_argument, 0, 'T'},      {"depth", required_argument, 0, 'H'},
-        {"eta", required_argument, 0, 'e'},        {"colsample", required_argument, 0, 'c'},
-        {0, 0, 0, 0}};
+static const struct option long_opts[] = {
+    {"data", required_argument, 0, 'd'},       {"model-file", required_argument, 0, 'm'},
+    {"task", required_argument, 0, 't'},       {"model", required_argument, 0, 'K'},
+    {"epochs", required_argument, 0, 'E'},     {"batch-size", required_argument, 0, 'B'},
+    {"lr", required_argument, 0, 'L'},         {"seed", required_argument, 0, 'S'},
+    {"patience", required_argument, 0, 'P'},   {"pretrain-epochs", required_argument, 0, 'R'},
+    {"threads", required_argument, 0, 'j'},    {"validation", required_argument, 0, 'V'},
+    {"resume", no_argument, 0, 'r'},           {"quiet", no_argument, 0, 'q'},
+    {"help", no_argument, 0, 'h'},             {"channels", required_argument, 0, 'C'},
+    {"bench", required_argument, 0, 'X'},      {"init", required_argument, 0, 'I'},
+    {"dropout", required_argument, 0, 'D'},    {"balance", required_argument, 0, 'A'},
+    {"mask", required_argument, 0, 'M'},       {"packets", required_argument, 0, 'N'},
+    {"payload-bytes", required_argument, 0, 'k'}, {"features", required_argument, 0, 'F'},
+    {"trees", required_argument, 0, 'T'},      {"depth", required_argument, 0, 'H'},
+    {"eta", required_argument, 0, 'e'},        {"colsample", required_argument, 0, 'c'},
+    {0, 0, 0, 0}};
+
+/* The command line: the library's options and what the CLI decides itself. */
+struct train_args {
     dp_train_opts o;
-    dp_train_opts_default(&o);
-    int task = -1, bench = 0, mask_given = 0, balance_given = 0, epochs_given = 0, batch_given = 0;
+    int task, bench, help, mask_given, balance_given, epochs_given, batch_given;
+};
+
+/* Parses the value of a flow-model option (mask, packets, payload bytes,
+ * features, the GBT's settings) C. Returns 0, 2 after a usage error, or -1
+ * when C is not one of these. */
+static int parse_flow_option(struct train_args *ta, int c, const char *arg)
+{
+    dp_train_opts *o = &ta->o;
     char eb[DP_ERRBUF_SIZE];
     long v;
     double d;
+    switch (c) {
+    case 'M':
+        if (dp_mask_parse(arg, &o->flow.mask, eb) < 0)
+            return dp_cli_usage_error("train", "%s", eb);
+        ta->mask_given = 1;
+        return 0;
+    case 'N':
+        if (dp_cli_parse_int(arg, 1, DP_FLOW_MAX_PACKETS, &v) < 0)
+            return dp_cli_usage_error("train", "bad --packets '%s' (1..%d)", arg, DP_FLOW_MAX_PACKETS);
+        o->flow.npackets = (int)v;
+        return 0;
+    case 'k':
+        if (dp_cli_parse_int(arg, 0, DP_FLOW_MAX_PAYLOAD, &v) < 0)
+            return dp_cli_usage_error("train", "bad --payload-bytes '%s' (0..%d)", arg, DP_FLOW_MAX_PAYLOAD);
+        o->flow.payload_bytes = (int)v;
+        return 0;
+    case 'F':
+        if (dp_flowfeat_groups_parse(arg, &o->flow.groups, eb) < 0)
+            return dp_cli_usage_error("train", "%s", eb);
+        return 0;
+    case 'T':
+        if (dp_cli_parse_int(arg, 1, 100000, &v) < 0)
+            return dp_cli_usage_error("train", "bad --trees '%s'", arg);
+        o->gbt_trees = (int)v;
+        return 0;
+    case 'H':
+        if (dp_cli_parse_int(arg, 1, 32, &v) < 0)
+            return dp_cli_usage_error("train", "bad --depth '%s' (1..32)", arg);
+        o->gbt_depth = (int)v;
+        return 0;
+    case 'e':
+        if (dp_cli_parse_double(arg, 1e-6, 1, &d) < 0)
+            return dp_cli_usage_error("train", "bad --eta '%s' (0 < eta <= 1)", arg);
+        o->gbt_eta = (float)d;
+        return 0;
+    case 'c':
+        if (dp_cli_parse_double(arg, 0.01, 1, &d) < 0)
+            return dp_cli_usage_error("train", "bad --colsample '%s' (0.01..1)", arg);
+        o->gbt_colsample = (float)d;
+        return 0;
+    }
+    return -1;
+}
+
+/* Parses an integer option C of the training run (epochs, batch, patience,
+ * pre-training epochs, threads, channels, bench steps). Returns 0, 2 after a
+ * usage error, or -1 when C is not one of these. */
+static int parse_count_option(struct train_args *ta, int c, const char *arg)
+{
+    static const struct {
+        int c;
+        const char *name;
+        long lo, hi;
+    } t[] = {{'E', "epochs", 0, 100000},  {'B', "batch-size", 1, 65536},     {'P', "patience", 1, 100000},
+             {'R', "pretrain-epochs", 0, 1000}, {'j', "threads", 1, 1024}, {'C', "channels", 1, 4096},
+             {'X', "bench", 1, 1000000}};
+    dp_train_opts *o = &ta->o;
+    int *dst[] = {&o->hp.epochs, &o->hp.batch, &o->hp.patience, &o->hp.pretrain_epochs,
+                  &o->hp.threads, &o->cnn_channels, &ta->bench};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        if (t[i].c != c)
+            continue;
+        long v;
+        if (dp_cli_parse_int(arg, t[i].lo, t[i].hi, &v) < 0)
+            return dp_cli_usage_error("train", "bad --%s '%s'", t[i].name, arg);
+        *dst[i] = (int)v;
+        ta->epochs_given |= c == 'E';
+        ta->batch_given |= c == 'B';
+        return 0;
+    }
+    return -1;
+}
+
+/* Parses the other hyper-parameters (learning rate, seed, validation,
+ * dropout, balance) C. Returns 0, 2 after a usage error, or -1 when C is not
+ * one of these. */
+static int parse_hp_option(struct train_args *ta, int c, const char *arg)
+{
+    dp_train_opts *o = &ta->o;
+    double d;
+    switch (c) {
+    case 'L':
+        if (dp_cli_parse_double(arg, 1e-9, 10, &d) < 0)
+            return dp_cli_usage_error("train", "bad --lr '%s'", arg);
+        o->hp.lr = (float)d;
+        return 0;
+    case 'S':
+        if (dp_cli_parse_u64(arg, &o->hp.seed) < 0)
+            return dp_cli_usage_error("train", "bad --seed '%s': expected an integer in [0, 2^64-1]", arg);
+        return 0;
+    case 'V':
+        if (dp_cli_parse_double(arg, 0, 0.9, &d) < 0)
+            return dp_cli_usage_error("train", "bad --validation '%s' (a fraction in [0, 0.9])", arg);
+        o->hp.validation = (float)d;
+        return 0;
+    case 'D':
+        if (dp_cli_parse_double(arg, 0, 0.95, &d) < 0)
+            return dp_cli_usage_error("train", "bad --dropout '%s' (a probability in [0, 0.95])", arg);
+        o->dropout = (float)d;
+        return 0;
+    case 'A': {
+        int b = dp_balance_parse(arg);
+        if (b < 0)
+            return dp_cli_usage_error("train", "unknown --balance '%s' (none, undersample, weight or sample)", arg);
+        o->balance = (dp_balance)b;
+        ta->balance_given = 1;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+/* Parses argv into *ta; returns 0 (ta->help set for -h), or 2 after a
+ * usage error. */
+static int parse_args(int argc, char **argv, struct train_args *ta)
+{
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, ":d:m:t:j:qh", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":d:m:t:j:qh", long_opts, NULL)) != -1) {
+        int rc;
         switch (c) {
-        case 'd': o.train_dir = optarg; break;
-        case 'm': o.model_path = optarg; break;
+        case 'd': ta->o.train_dir = optarg; continue;
+        case 'm': ta->o.model_path = optarg; continue;
         case 't':
-            if ((task = dp_task_parse(optarg)) < 0)
+            if ((ta->task = dp_task_parse(optarg)) < 0)
                 return dp_cli_usage_error("train", "unknown task '%s' (app or traffic)", optarg);
-            break;
+            continue;
         case 'K':
-            if ((o.kind = dp_model_kind_parse(optarg)) < 0)
+            if ((ta->o.kind = dp_model_kind_parse(optarg)) < 0)
                 return dp_cli_usage_error("train", "unknown model '%s' (cnn, sae, gbt or flow)", optarg);
-            break;
-        case 'M':
-            if (dp_mask_parse(optarg, &o.flow.mask, eb) < 0)
-                return dp_cli_usage_error("train", "%s", eb);
-            mask_given = 1;
-            break;
-        case 'N':
-            if (dp_cli_parse_int(optarg, 1, DP_FLOW_MAX_PACKETS, &v) < 0)
-                return dp_cli_usage_error("train", "bad --packets '%s' (1..%d)", optarg, DP_FLOW_MAX_PACKETS);
-            o.flow.npackets = (int)v;
-            break;
-        case 'k':
-            if (dp_cli_parse_int(optarg, 0, DP_FLOW_MAX_PAYLOAD, &v) < 0)
-                return dp_cli_usage_error("train", "bad --payload-bytes '%s' (0..%d)", optarg, DP_FLOW_MAX_PAYLOAD);
-            o.flow.payload_bytes = (int)v;
-            break;
-        case 'F':
-            if (dp_flowfeat_groups_parse(optarg, &o.flow.groups, eb) < 0)
-                return dp_cli_usage_error("train", "%s", eb);
-            break;
-        case 'T':
-            if (dp_cli_parse_int(optarg, 1, 100000, &v) < 0)
-                return dp_cli_usage_error("train", "bad --trees '%s'", optarg);
-            o.gbt_trees = (int)v;
-            break;
-        case 'H':
-            if (dp_cli_parse_int(optarg, 1, 32, &v) < 0)
-                return dp_cli_usage_error("train", "bad --depth '%s' (1..32)", optarg);
-            o.gbt_depth = (int)v;
-            break;
-        case 'e':
-            if (dp_cli_parse_double(optarg, 1e-6, 1, &d) < 0)
-                return dp_cli_usage_error("train", "bad --eta '%s' (0 < eta <= 1)", optarg);
-            o.gbt_eta = (float)d;
-            break;
-        case 'c':
-            if (dp_cli_parse_double(optarg, 0.01, 1, &d) < 0)
-                return dp_cli_usage_error("train", "bad --colsample '%s' (0.01..1)", optarg);
-            o.gbt_colsample = (float)d;
-            break;
-        case 'E':
-            if (dp_cli_parse_int(optarg, 0, 100000, &v) < 0)
-                return dp_cli_usage_error("train", "bad --epochs '%s'", optarg);
-            o.hp.epochs = (int)v;
-            epochs_given = 1;
-            break;
-        case 'B':
-            if (dp_cli_parse_int(optarg, 1, 65536, &v) < 0)
-                return dp_cli_usage_error("train", "bad --batch-size '%s'", optarg);
-            o.hp.batch = (int)v;
-            batch_given = 1;
-            break;
-        case 'L':
-            if (dp_cli_parse_double(optarg, 1e-9, 10, &d) < 0)
-                return dp_cli_usage_error("train", "bad --lr '%s'", optarg);
-            o.hp.lr = (float)d;
-            break;
-        case 'S':
-            if (dp_cli_parse_u64(optarg, &o.hp.seed) < 0)
-                return dp_cli_usage_error("train", "bad --seed '%s': expected an integer in [0, 2^64-1]",
-                                          optarg);
-            break;
-        case 'P':
-            if (dp_cli_parse_int(optarg, 1, 100000, &v) < 0)
-                return dp_cli_usage_error("train", "bad --patience '%s'", optarg);
-            o.hp.patience = (int)v;
-            break;
-        case 'R':
-            if (dp_cli_parse_int(optarg, 0, 1000, &v) < 0)
-                return dp_cli_usage_error("train", "bad --pretrain-epochs '%s'", optarg);
-            o.hp.pretrain_epochs = (int)v;
-            break;
-        case 'j':
-            if (dp_cli_parse_int(optarg, 1, 1024, &v) < 0)
-                return dp_cli_usage_error("train", "bad --threads '%s'", optarg);
-            o.hp.threads = (int)v;
-            break;
-        case 'V':
-            if (dp_cli_parse_double(optarg, 0, 0.9, &d) < 0)
-                return dp_cli_usage_error("train", "bad --validation '%s' (a fraction in [0, 0.9])", optarg);
-            o.hp.validation = (float)d;
-            break;
-        case 'D':
-            if (dp_cli_parse_double(optarg, 0, 0.95, &d) < 0)
-                return dp_cli_usage_error("train", "bad --dropout '%s' (a probability in [0, 0.95])", optarg);
-            o.dropout = (float)d;
-            break;
-        case 'C': /* undocumented: smaller CNNs for tests */
-            if (dp_cli_parse_int(optarg, 1, 4096, &v) < 0)
-                return dp_cli_usage_error("train", "bad --channels '%s'", optarg);
-            o.cnn_channels = (int)v;
-            break;
-        case 'X':
-            if (dp_cli_parse_int(optarg, 1, 1000000, &v) < 0)
-                return dp_cli_usage_error("train", "bad --bench '%s'", optarg);
-            bench = (int)v;
-            break;
-        case 'A': {
-            int b = dp_balance_parse(optarg);
-            if (b < 0)
-                return dp_cli_usage_error("train", "unknown --balance '%s' (none, undersample, weight or sample)",
-                                          optarg);
-            o.balance = (dp_balance)b;
-            balance_given = 1;
-            break;
-        }
-        case 'r': o.resume = 1; break;
-        case 'I': o.init_path = optarg; break;
-        case 'q': o.quiet = 1; break;
-        case 'h': usage(stdout); return 0;
+            continue;
+        case 'r': ta->o.resume = 1; continue;
+        case 'I': ta->o.init_path = optarg; continue;
+        case 'q': ta->o.quiet = 1; continue;
+        case 'h': ta->help = 1; return 0;
         case ':': return dp_cli_usage_error("train", "option '%s' needs a value", argv[optind - 1]);
-        default: return dp_cli_usage_error("train", "unknown option '%s' (see --help)", argv[optind - 1]);
         }
+        if ((rc = parse_flow_option(ta, c, optarg)) >= 0 || (rc = parse_count_option(ta, c, optarg)) >= 0 ||
+            (rc = parse_hp_option(ta, c, optarg)) >= 0) {
+            if (rc)
+                return rc;
+            continue;
+        }
+        return dp_cli_usage_error("train", "unknown option '%s' (see --help)", argv[optind - 1]);
     }
     if (optind < argc)
         return dp_cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
-    if (o.resume && o.init_path)
+    return 0;
+}
+
+/* Checks the options against each other and fills in the defaults that
+ * depend on the model kind; returns 0, or 2 after a usage error. */
+static int settle_args(struct train_args *ta)
+{
+    dp_train_opts *o = &ta->o;
+    if (o->resume && o->init_path)
         return dp_cli_usage_error("train", "--init and --resume exclude each other (a checkpoint has its own weights)");
-    if (o.hp.threads == 0)
-        o.hp.threads = dp_ncpu();
-    if (!mask_given && (o.kind == DP_MODEL_GBT || o.kind == DP_MODEL_FLOW))
-        o.flow.mask = DP_MASK_DEFAULT;
-    if (o.kind == DP_MODEL_FLOW) { /* what the flow NN was measured with (docs/accuracy.md) */
-        if (!epochs_given)
-            o.hp.epochs = 40;
-        if (!batch_given)
-            o.hp.batch = 64;
+    if (o->hp.threads == 0)
+        o->hp.threads = dp_ncpu();
+    if (!ta->mask_given && (o->kind == DP_MODEL_GBT || o->kind == DP_MODEL_FLOW))
+        o->flow.mask = DP_MASK_DEFAULT;
+    if (o->kind == DP_MODEL_FLOW) { /* what the flow NN was measured with (docs/accuracy.md) */
+        if (!ta->epochs_given)
+            o->hp.epochs = 40;
+        if (!ta->batch_given)
+            o->hp.batch = 64;
     }
-    if (o.kind == DP_MODEL_GBT && balance_given) {
-        if (o.balance == DP_BALANCE_SAMPLE)
+    if (o->kind == DP_MODEL_GBT && ta->balance_given) {
+        if (o->balance == DP_BALANCE_SAMPLE)
             return dp_cli_usage_error("train", "--balance sample is for the neural models; gbt takes weight, "
                                       "undersample or none");
-        o.gbt_balance = o.balance == DP_BALANCE_WEIGHT        ? DP_GBT_BALANCE_WEIGHT
-                        : o.balance == DP_BALANCE_UNDERSAMPLE ? DP_GBT_BALANCE_UNDERSAMPLE
-                                                              : DP_GBT_BALANCE_NONE;
+        o->gbt_balance = o->balance == DP_BALANCE_WEIGHT        ? DP_GBT_BALANCE_WEIGHT
+                         : o->balance == DP_BALANCE_UNDERSAMPLE ? DP_GBT_BALANCE_UNDERSAMPLE
+                                                                : DP_GBT_BALANCE_NONE;
     }
-    if (bench) {
-        if (task < 0)
-            return dp_cli_usage_error("train", "--bench needs -t app|traffic");
-        char eb[DP_ERRBUF_SIZE];
-        double tr, inf;
-        int ncls = task == DP_TASK_APP ? 15 : 11;
-        if (dp_train_bench(o.kind, task, ncls, o.hp.batch, bench, o.hp.threads, o.train_dir, &tr, &inf, eb) != 0) {
-            fprintf(stderr, "deeppacket train: %s\n", eb);
-            return 1;
-        }
-        printf("%s %s batch %d threads %d: train %.1f samples/s, inference %.1f packets/s\n",
-               o.kind == DP_MODEL_CNN ? "cnn" : "sae", dp_task_name[task], o.hp.batch, o.hp.threads, tr, inf);
+    return 0;
+}
+
+/* --bench: times training steps and inference batches; returns the exit code. */
+static int run_bench(const struct train_args *ta)
+{
+    const dp_train_opts *o = &ta->o;
+    if (ta->task < 0)
+        return dp_cli_usage_error("train", "--bench needs -t app|traffic");
+    char eb[DP_ERRBUF_SIZE];
+    double tr, inf;
+    int ncls = ta->task == DP_TASK_APP ? 15 : 11;
+    if (dp_train_bench(o->kind, ta->task, ncls, o->hp.batch, ta->bench, o->hp.threads, o->train_dir, &tr, &inf,
+                       eb) != 0) {
+        fprintf(stderr, "deeppacket train: %s\n", eb);
+        return 1;
+    }
+    printf("%s %s batch %d threads %d: train %.1f samples/s, inference %.1f packets/s\n",
+           o->kind == DP_MODEL_CNN ? "cnn" : "sae", dp_task_name[ta->task], o->hp.batch, o->hp.threads, tr, inf);
+    return 0;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    struct train_args ta = {.task = -1};
+    dp_train_opts_default(&ta.o);
+    int rc = parse_args(argc, argv, &ta);
+    if (rc)
+        return rc;
+    if (ta.help) {
+        usage(stdout);
         return 0;
     }
-    if (!o.train_dir || !o.model_path || task < 0) {
+    if ((rc = settle_args(&ta)) != 0)
+        return rc;
+    if (ta.bench)
+        return run_bench(&ta);
+    if (!ta.o.train_dir || !ta.o.model_path || ta.task < 0) {
         usage(stderr);
         return 2;
     }
-    o.task = task;
-    if (dp_train_run(&o, eb) != 0) {
+    ta.o.task = ta.task;
+    char eb[DP_ERRBUF_SIZE];
+    if (dp_train_run(&ta.o, eb) != 0) {
         fprintf(stderr, "deeppacket train: %s\n", eb);
         return 1;
     }

@@ -1,4 +1,5 @@
-/* dp_model: CNN and SAE built from the dp_nn layers; see dp_model.h. */
+/* dp_model: CNN and SAE built from the dp_nn layers (layout, init, training
+ * forward/backward, predict); the file format is dp_model_file.c. See dp_model.h. */
 #include "model/dp_model.h"
 
 #include <math.h>
@@ -83,7 +84,7 @@ void dp_hparams_default(dp_hparams *h)
 }
 
 /* Checks the architecture and lays out the tensor table. */
-static int layout(dp_model *m, char *errbuf, const char *src)
+int dp_model_layout(dp_model *m, char *errbuf, const char *src)
 {
     const dp_arch *a = &m->arch;
     if (a->kind != DP_MODEL_CNN && a->kind != DP_MODEL_SAE && a->kind != DP_MODEL_FLOW && a->kind != DP_MODEL_GBT)
@@ -191,7 +192,7 @@ static void set_views(dp_model *m)
         view_pair(m, &k, &m->fw[i], &m->fb[i], &m->dfw[i], &m->dfb[i]);
 }
 
-static dp_model *model_alloc(const dp_arch *a, int task, char *const *names, char *errbuf, const char *src)
+dp_model *dp_model_alloc(const dp_arch *a, int task, char *const *names, char *errbuf, const char *src)
 {
     dp_model *m = calloc(1, sizeof *m);
     if (!m) {
@@ -206,7 +207,7 @@ static dp_model *model_alloc(const dp_arch *a, int task, char *const *names, cha
         free(m);
         return NULL;
     }
-    if (layout(m, errbuf, src) != 0) {
+    if (dp_model_layout(m, errbuf, src) != 0) {
         free(m);
         return NULL;
     }
@@ -224,7 +225,7 @@ static dp_model *model_alloc(const dp_arch *a, int task, char *const *names, cha
 
 dp_model *dp_model_create(const dp_arch *a, int task, char *const *names, uint64_t seed, char *errbuf)
 {
-    dp_model *m = model_alloc(a, task, names, errbuf, "model");
+    dp_model *m = dp_model_alloc(a, task, names, errbuf, "model");
     if (!m)
         return NULL;
     dp_rng rng;
@@ -492,7 +493,7 @@ float *dp_model_grads(dp_model *m)
     return m->grads;
 }
 
-static int ensure_adam(dp_model *m, char *errbuf)
+int dp_model_ensure_adam(dp_model *m, char *errbuf)
 {
     if (m->adam_m)
         return 0;
@@ -510,7 +511,7 @@ static int ensure_adam(dp_model *m, char *errbuf)
 
 int dp_model_adam_step(dp_model *m, float lr, float b1, float b2, float eps, char *errbuf)
 {
-    if (ensure_adam(m, errbuf) != 0 || ensure_grads(m, errbuf) != 0)
+    if (dp_model_ensure_adam(m, errbuf) != 0 || ensure_grads(m, errbuf) != 0)
         return -1;
     m->adam_t++;
     m->gen++;
@@ -520,12 +521,12 @@ int dp_model_adam_step(dp_model *m, float lr, float b1, float b2, float eps, cha
 
 float *dp_model_adam_m(dp_model *m)
 {
-    ensure_adam(m, NULL);
+    dp_model_ensure_adam(m, NULL);
     return m->adam_m;
 }
 float *dp_model_adam_v(dp_model *m)
 {
-    ensure_adam(m, NULL);
+    dp_model_ensure_adam(m, NULL);
     return m->adam_v;
 }
 int *dp_model_adam_t(dp_model *m)
@@ -698,514 +699,4 @@ int dp_model_predict_flows(dp_model *m, const float *xf, int B, float *logprobs,
         done += n;
     }
     return 0;
-}
-
-/* ---- model file ----------------------------------------------------------------- */
-
-#define MAGIC_MODEL "DPMODEL"
-#define MAGIC_CKPT "DPCKPT\0"
-#define FORMAT_VERSION 2u /* reads 1 (no input kind, mask, flow config, ext, blob) and 2; a
-                            * checkpoint of version 2 ends with the training set's fingerprint */
-
-typedef struct wbuf {
-    FILE *f;
-    uint64_t h;
-    int err;
-} wbuf;
-
-static void w_bytes(wbuf *w, const void *p, size_t n)
-{
-    if (!n)
-        return;
-    w->h = dp_fnv1a(p, n, w->h);
-    if (fwrite(p, 1, n, w->f) != n)
-        w->err = 1;
-}
-static void w_u16(wbuf *w, uint32_t v)
-{
-    uint8_t b[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
-    w_bytes(w, b, 2);
-}
-static void w_u32(wbuf *w, uint32_t v)
-{
-    uint8_t b[4];
-    for (int i = 0; i < 4; i++)
-        b[i] = (uint8_t)(v >> (8 * i));
-    w_bytes(w, b, 4);
-}
-static void w_u64(wbuf *w, uint64_t v)
-{
-    uint8_t b[8];
-    for (int i = 0; i < 8; i++)
-        b[i] = (uint8_t)(v >> (8 * i));
-    w_bytes(w, b, 8);
-}
-static void w_f32(wbuf *w, float f)
-{
-    uint32_t v;
-    memcpy(&v, &f, 4);
-    w_u32(w, v);
-}
-/* float arrays: the host is little-endian (x86-64/aarch64), checked below */
-static void w_floats(wbuf *w, const float *p, size_t n)
-{
-    w_bytes(w, p, n * sizeof(float));
-}
-
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "model files assume a little-endian host");
-
-static void write_model_body(wbuf *w, const dp_model *m, const char *magic, uint32_t version)
-{
-    const dp_arch *a = &m->arch;
-    const dp_hparams *h = &m->hp;
-    w_bytes(w, magic, 8);
-    w_u32(w, version);
-    w_u32(w, (uint32_t)a->kind);
-    w_u32(w, (uint32_t)m->task);
-    w_u32(w, (uint32_t)a->nclasses);
-    w_u32(w, (uint32_t)a->in_len);
-    w_u32(w, (uint32_t)a->c1), w_u32(w, (uint32_t)a->k1), w_u32(w, (uint32_t)a->s1);
-    w_u32(w, (uint32_t)a->c2), w_u32(w, (uint32_t)a->k2), w_u32(w, (uint32_t)a->s2);
-    w_u32(w, (uint32_t)a->pool);
-    w_u32(w, (uint32_t)a->nhidden);
-    for (int i = 0; i < DP_MODEL_MAX_HIDDEN; i++)
-        w_u32(w, (uint32_t)a->hidden[i]);
-    w_f32(w, a->dropout);
-    w_u32(w, (uint32_t)h->epochs), w_u32(w, (uint32_t)h->batch), w_u32(w, (uint32_t)h->patience);
-    w_u32(w, (uint32_t)h->pretrain_epochs), w_u32(w, (uint32_t)h->threads), w_u32(w, (uint32_t)h->epochs_run);
-    w_f32(w, h->lr), w_f32(w, h->beta1), w_f32(w, h->beta2), w_f32(w, h->eps);
-    w_f32(w, h->validation), w_f32(w, h->final_loss);
-    w_u64(w, h->seed), w_u64(w, h->train_samples);
-    w_u32(w, (uint32_t)m->input), w_u32(w, m->fieldmask);
-    w_u32(w, (uint32_t)m->flow.npackets), w_u32(w, (uint32_t)m->flow.payload_bytes), w_u32(w, m->flow.groups);
-    for (int i = 0; i < 8; i++)
-        w_u32(w, (uint32_t)a->ext[i]);
-    for (int c = 0; c < a->nclasses; c++) {
-        const char *s = m->names[c] ? m->names[c] : "";
-        size_t n = strlen(s);
-        if (n > 255)
-            n = 255;
-        w_u16(w, (uint32_t)n);
-        w_bytes(w, s, n);
-    }
-    w_u32(w, (uint32_t)m->ntensors);
-    for (int i = 0; i < m->ntensors; i++) {
-        const dp_tdesc *t = &m->t[i];
-        size_t n = strlen(t->name);
-        w_u16(w, (uint32_t)n);
-        w_bytes(w, t->name, n);
-        w_u32(w, (uint32_t)t->ndim);
-        for (int k = 0; k < t->ndim; k++)
-            w_u32(w, (uint32_t)t->shape[k]);
-        w_u64(w, t->offset);
-        w_u64(w, t->numel);
-    }
-    w_u64(w, m->nparams);
-    w_floats(w, m->params, m->nparams);
-    w_u64(w, m->blob_len);
-    w_bytes(w, m->blob, m->blob_len);
-}
-
-static int finish(wbuf *w, dp_afile *af, const char *path, char *errbuf)
-{
-    uint64_t h = w->h;
-    uint8_t b[8];
-    for (int i = 0; i < 8; i++)
-        b[i] = (uint8_t)(h >> (8 * i));
-    if (fwrite(b, 1, 8, af->f) != 8)
-        w->err = 1;
-    if (w->err) {
-        dp_errno(errbuf, "%s: write failed", path);
-        dp_afile_abort(af);
-        return -1;
-    }
-    return dp_afile_commit(af, errbuf);
-}
-
-int dp_model_save(const dp_model *m, const char *path, char *errbuf)
-{
-    dp_afile af;
-    if (dp_afile_open(&af, path, errbuf) != 0)
-        return -1;
-    wbuf w = {af.f, DP_FNV_INIT, 0};
-    write_model_body(&w, m, MAGIC_MODEL, FORMAT_VERSION);
-    return finish(&w, &af, path, errbuf);
-}
-
-int dp_model_save_checkpoint(const dp_model *m, const dp_train_state *st, const char *path, char *errbuf)
-{
-    dp_afile af;
-    if (dp_afile_open(&af, path, errbuf) != 0)
-        return -1;
-    wbuf w = {af.f, DP_FNV_INIT, 0};
-    write_model_body(&w, m, MAGIC_CKPT, FORMAT_VERSION);
-    w_u32(&w, m->adam_m ? 1 : 0);
-    if (m->adam_m) {
-        w_floats(&w, m->adam_m, m->nparams);
-        w_floats(&w, m->adam_v, m->nparams);
-    }
-    w_u32(&w, (uint32_t)m->adam_t);
-    w_u32(&w, (uint32_t)st->epoch);
-    w_u32(&w, (uint32_t)st->bad_epochs);
-    w_f32(&w, st->best_loss);
-    w_u32(&w, (uint32_t)st->phase);
-    for (int i = 0; i < 4; i++)
-        w_u64(&w, st->rng.s[i]);
-    int hb = st->has_best && st->best_params;
-    w_u32(&w, (uint32_t)hb);
-    if (hb)
-        w_floats(&w, st->best_params, m->nparams);
-    w_u64(&w, st->data_rows);
-    w_u64(&w, st->data_fp);
-    return finish(&w, &af, path, errbuf);
-}
-
-typedef struct rbuf {
-    const uint8_t *p;
-    size_t n, pos;
-    int bad;
-} rbuf;
-
-static const uint8_t *r_bytes(rbuf *r, size_t n)
-{
-    if (r->bad || r->n - r->pos < n) {
-        r->bad = 1;
-        return NULL;
-    }
-    const uint8_t *p = r->p + r->pos;
-    r->pos += n;
-    return p;
-}
-static uint64_t r_uint(rbuf *r, int nb)
-{
-    const uint8_t *p = r_bytes(r, (size_t)nb);
-    uint64_t v = 0;
-    if (!p)
-        return 0;
-    for (int i = 0; i < nb; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-static int r_i32(rbuf *r)
-{
-    uint64_t v = r_uint(r, 4);
-    if (v > 0x7fffffff)
-        r->bad = 1;
-    return (int)v;
-}
-static float r_f32(rbuf *r)
-{
-    uint32_t v = (uint32_t)r_uint(r, 4);
-    float f;
-    memcpy(&f, &v, 4);
-    return f;
-}
-static int r_floats(rbuf *r, float *dst, size_t n)
-{
-    if (n > (SIZE_MAX / 4)) {
-        r->bad = 1;
-        return -1;
-    }
-    const uint8_t *p = r_bytes(r, n * 4);
-    if (!p)
-        return -1;
-    memcpy(dst, p, n * 4);
-    return 0;
-}
-
-/* Index of the first NaN or infinite value of p[0..n), or n when all are finite. */
-static size_t first_nonfinite(const float *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(p[i]))
-            return i;
-    return n;
-}
-
-/* Refuses (with a message naming the tensor) a model whose parameters hold a
- * NaN or an infinity: the checksum only says the bytes are the ones written. */
-static int check_finite(const dp_model *m, const float *p, const char *what, const char *path,
-                        char *errbuf)
-{
-    size_t i = first_nonfinite(p, m->nparams);
-    if (i == m->nparams)
-        return 0;
-    const char *tname = "?";
-    for (int k = 0; k < m->ntensors; k++)
-        if (i >= m->t[k].offset && i < m->t[k].offset + m->t[k].numel)
-            tname = m->t[k].name;
-    return dp_err(errbuf, "%s: %s %s holds %s at element %zu: the model is unusable", path, what, tname,
-                  isnan(p[i]) ? "NaN" : "an infinity", i);
-}
-
-/* 0 when an architecture's parameters fit in a file of len bytes (checked
- * before anything is allocated for them), else -1 with a message. */
-static int params_fit(const dp_arch *a, size_t len, const char *path, char *errbuf)
-{
-    dp_model probe;
-    memset(&probe, 0, sizeof probe);
-    probe.arch = *a;
-    if (layout(&probe, errbuf, path) != 0)
-        return -1;
-    if (probe.nparams > len / sizeof(float))
-        return dp_err(errbuf, "%s: the header's architecture needs %zu parameters, more than the file's %zu bytes hold",
-                      path, probe.nparams, len);
-    return 0;
-}
-
-/* Version 2's header fields after train_samples. */
-typedef struct v2_header {
-    int input;
-    uint32_t mask;
-    dp_flowcfg flow;
-} v2_header;
-
-static void read_v2_header(rbuf *r, v2_header *v, dp_arch *a)
-{
-    v->input = r_i32(r);
-    v->mask = (uint32_t)r_uint(r, 4);
-    v->flow.npackets = r_i32(r);
-    v->flow.payload_bytes = r_i32(r);
-    v->flow.groups = (uint32_t)r_uint(r, 4);
-    v->flow.mask = v->mask;
-    for (int i = 0; i < 8; i++)
-        a->ext[i] = (int)(int32_t)(uint32_t)r_uint(r, 4);
-}
-
-/* Checks the input kind, mask and flow configuration against the
- * architecture and sets them on m. */
-static int apply_v2_header(dp_model *m, const v2_header *v, const char *path, char *errbuf)
-{
-    if (v->mask & ~(uint32_t)DP_MASK_ALL)
-        return dp_err(errbuf, "%s: unknown field mask bits 0x%x (corrupt file)", path, v->mask);
-    int flow_kind = m->arch.kind == DP_MODEL_GBT || m->arch.kind == DP_MODEL_FLOW;
-    if (v->input == DP_INPUT_PACKET) {
-        if (flow_kind || m->arch.in_len != DP_VEC_LEN || v->flow.npackets || v->flow.payload_bytes ||
-            v->flow.groups)
-            return dp_err(errbuf, "%s: a %s model on packet vectors of %d bytes (corrupt file)", path,
-                          dp_model_kind_name(m), m->arch.in_len);
-        dp_model_set_mask(m, v->mask);
-        return 0;
-    }
-    if (v->input != DP_INPUT_FLOW || m->arch.kind == DP_MODEL_CNN)
-        return dp_err(errbuf, "%s: bad input kind %d for a %s model (corrupt file)", path, v->input,
-                      dp_model_kind_name(m));
-    char eb[DP_ERRBUF_SIZE];
-    if (dp_model_set_flowcfg(m, &v->flow, eb) != 0)
-        return dp_err(errbuf, "%s: flow configuration: %s", path, eb);
-    return 0;
-}
-
-static int read_blob(rbuf *r, dp_model *m, const char *path, char *errbuf)
-{
-    uint64_t n = r_uint(r, 8);
-    const uint8_t *b = r->bad || n > r->n - r->pos ? NULL : r_bytes(r, (size_t)n);
-    if (!b) {
-        r->bad = 1;
-        return dp_err(errbuf, "%s: truncated model blob", path);
-    }
-    if (n && m->arch.kind != DP_MODEL_GBT)
-        return dp_err(errbuf, "%s: a %s model with a %llu-byte blob (corrupt file)", path, dp_model_kind_name(m),
-                      (unsigned long long)n);
-    return dp_model_set_blob(m, b, (size_t)n, errbuf);
-}
-
-static dp_model *load_any(const char *path, int ckpt, dp_train_state *st, char *errbuf)
-{
-    size_t len;
-    char eb[DP_ERRBUF_SIZE];
-    uint8_t *buf = (uint8_t *)dp_read_file(path, &len, eb);
-    if (!buf) {
-        dp_err(errbuf, "%s", eb);
-        return NULL;
-    }
-    dp_model *m = NULL;
-    const char *want = ckpt ? MAGIC_CKPT : MAGIC_MODEL;
-    if (len < 8 || memcmp(buf, want, 8) != 0) {
-        if (len >= 8 && memcmp(buf, ckpt ? MAGIC_MODEL : MAGIC_CKPT, 8) == 0)
-            dp_err(errbuf, "%s: is a %s, not a %s", path, ckpt ? "model file" : "training checkpoint",
-                   ckpt ? "training checkpoint" : "model file");
-        else if (len < 8)
-            dp_err(errbuf, "%s: truncated model file (%zu bytes)", path, len);
-        else
-            dp_err(errbuf, "%s: not a deeppacket model file (bad magic)", path);
-        goto out;
-    }
-    if (len < 12 + 8) {
-        dp_err(errbuf, "%s: truncated model file (%zu bytes)", path, len);
-        goto out;
-    }
-    uint32_t ver = (uint32_t)buf[8] | (uint32_t)buf[9] << 8 | (uint32_t)buf[10] << 16 | (uint32_t)buf[11] << 24;
-    if (ver != 1 && ver != FORMAT_VERSION) {
-        dp_err(errbuf, "%s: unsupported %s version %u (this program reads versions 1 and %u)", path,
-               ckpt ? "checkpoint" : "model file", ver, FORMAT_VERSION);
-        goto out;
-    }
-    uint64_t want_h = 0;
-    for (int i = 0; i < 8; i++)
-        want_h |= (uint64_t)buf[len - 8 + i] << (8 * i);
-    if (dp_fnv1a(buf, len - 8, DP_FNV_INIT) != want_h) {
-        dp_err(errbuf, "%s: checksum mismatch: the model file is truncated or corrupt", path);
-        goto out;
-    }
-    rbuf r = {buf, len - 8, 12, 0};
-    dp_arch a;
-    memset(&a, 0, sizeof a);
-    a.kind = r_i32(&r);
-    int task = r_i32(&r);
-    a.nclasses = r_i32(&r);
-    a.in_len = r_i32(&r);
-    a.c1 = r_i32(&r), a.k1 = r_i32(&r), a.s1 = r_i32(&r);
-    a.c2 = r_i32(&r), a.k2 = r_i32(&r), a.s2 = r_i32(&r);
-    a.pool = r_i32(&r);
-    a.nhidden = r_i32(&r);
-    for (int i = 0; i < DP_MODEL_MAX_HIDDEN; i++)
-        a.hidden[i] = r_i32(&r);
-    a.dropout = r_f32(&r);
-    dp_hparams h;
-    memset(&h, 0, sizeof h);
-    h.epochs = r_i32(&r), h.batch = r_i32(&r), h.patience = r_i32(&r);
-    h.pretrain_epochs = r_i32(&r), h.threads = r_i32(&r), h.epochs_run = r_i32(&r);
-    h.lr = r_f32(&r), h.beta1 = r_f32(&r), h.beta2 = r_f32(&r), h.eps = r_f32(&r);
-    h.validation = r_f32(&r), h.final_loss = r_f32(&r);
-    h.seed = r_uint(&r, 8), h.train_samples = r_uint(&r, 8);
-    v2_header v2 = {0};
-    if (ver >= 2)
-        read_v2_header(&r, &v2, &a);
-    if (r.bad || a.nclasses < 1 || a.nclasses > DP_MAX_CLASSES) {
-        dp_err(errbuf, "%s: corrupt model header", path);
-        goto out;
-    }
-    char *names[DP_MAX_CLASSES] = {0};
-    int names_ok = 1;
-    for (int c = 0; c < a.nclasses && names_ok; c++) {
-        size_t n = (size_t)r_uint(&r, 2);
-        const uint8_t *s = r_bytes(&r, n);
-        if (!s || !(names[c] = strndup((const char *)s, n)))
-            names_ok = 0;
-    }
-    if (names_ok && params_fit(&a, len, path, errbuf) != 0) {
-        names_ok = -1;
-    } else if (names_ok) {
-        char src[DP_ERRBUF_SIZE / 2];
-        snprintf(src, sizeof src, "%s", path);
-        m = model_alloc(&a, task, names, errbuf, src);
-    } else if (!names_ok) {
-        dp_err(errbuf, "%s: corrupt class names", path);
-    }
-    for (int c = 0; c < DP_MAX_CLASSES; c++)
-        free(names[c]);
-    if (!m)
-        goto out;
-    m->hp = h;
-    if (apply_v2_header(m, &v2, path, errbuf) != 0)
-        goto fail;
-    int nt = r_i32(&r);
-    int table_ok = !r.bad && nt == m->ntensors;
-    for (int i = 0; table_ok && i < nt; i++) {
-        const dp_tdesc *t = &m->t[i];
-        size_t n = (size_t)r_uint(&r, 2);
-        const uint8_t *s = r_bytes(&r, n);
-        if (!s || n != strlen(t->name) || memcmp(s, t->name, n) != 0) {
-            table_ok = 0;
-            break;
-        }
-        int nd = r_i32(&r);
-        if (nd != t->ndim) {
-            table_ok = 0;
-            break;
-        }
-        for (int k = 0; k < nd; k++)
-            if (r_i32(&r) != t->shape[k])
-                table_ok = 0;
-        if (r_uint(&r, 8) != t->offset || r_uint(&r, 8) != t->numel)
-            table_ok = 0;
-    }
-    if (!table_ok || r.bad || r_uint(&r, 8) != m->nparams) {
-        dp_err(errbuf, "%s: tensor table does not match the architecture (corrupt file)", path);
-        goto fail;
-    }
-    if (r_floats(&r, m->params, m->nparams) != 0) {
-        dp_err(errbuf, "%s: truncated parameter data", path);
-        goto fail;
-    }
-    if (check_finite(m, m->params, "tensor", path, errbuf) != 0)
-        goto fail;
-    if (ver >= 2 && read_blob(&r, m, path, errbuf) != 0)
-        goto fail;
-    if (m->arch.kind == DP_MODEL_GBT && !m->blob_len) {
-        dp_err(errbuf, "%s: a gbt model without its booster (corrupt file)", path);
-        goto fail;
-    }
-    if (m->arch.kind == DP_MODEL_GBT &&
-        !(m->gbt = dp_gbt_load(m->blob, m->blob_len, m->arch.in_len, m->arch.nclasses, path, errbuf)))
-        goto fail;
-    if (ckpt) {
-        if (r_uint(&r, 4)) {
-            if (ensure_adam(m, errbuf) != 0)
-                goto fail;
-            r_floats(&r, m->adam_m, m->nparams);
-            r_floats(&r, m->adam_v, m->nparams);
-        }
-        m->adam_t = r_i32(&r);
-        memset(st, 0, sizeof *st);
-        st->epoch = r_i32(&r);
-        st->bad_epochs = r_i32(&r);
-        st->best_loss = r_f32(&r);
-        st->phase = r_i32(&r);
-        for (int i = 0; i < 4; i++)
-            st->rng.s[i] = r_uint(&r, 8);
-        st->has_best = r_i32(&r);
-        if (st->has_best && !r.bad) {
-            st->best_params = malloc(m->nparams * sizeof(float));
-            if (!st->best_params) {
-                dp_err(errbuf, "%s: out of memory", path);
-                goto fail;
-            }
-            r_floats(&r, st->best_params, m->nparams);
-        }
-        if (ver >= 2) {
-            st->has_data = 1;
-            st->data_rows = r_uint(&r, 8);
-            st->data_fp = r_uint(&r, 8);
-        }
-        if (r.bad) {
-            free(st->best_params);
-            st->best_params = NULL;
-            dp_err(errbuf, "%s: truncated training state", path);
-            goto fail;
-        }
-        if ((m->adam_m && (check_finite(m, m->adam_m, "Adam moment of", path, errbuf) != 0 ||
-                           check_finite(m, m->adam_v, "Adam moment of", path, errbuf) != 0)) ||
-            (st->best_params && check_finite(m, st->best_params, "best tensor", path, errbuf) != 0)) {
-            free(st->best_params);
-            st->best_params = NULL;
-            goto fail;
-        }
-    }
-    if (r.pos != r.n) {
-        if (ckpt) {
-            free(st->best_params);
-            st->best_params = NULL;
-        }
-        dp_err(errbuf, "%s: %zu unexpected trailing bytes", path, r.n - r.pos);
-        goto fail;
-    }
-    goto out;
-fail:
-    dp_model_free(m);
-    m = NULL;
-out:
-    free(buf);
-    return m;
-}
-
-dp_model *dp_model_load(const char *path, char *errbuf)
-{
-    return load_any(path, 0, NULL, errbuf);
-}
-
-dp_model *dp_model_load_checkpoint(const char *path, dp_train_state *st, char *errbuf)
-{
-    return load_any(path, 1, st, errbuf);
 }

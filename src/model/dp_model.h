@@ -175,7 +175,8 @@ const float *dp_model_hidden(dp_model *m, const uint8_t *x, int B, int layer, ch
 void dp_model_fc(dp_model *m, int i, float **w, float **b, float **dw, float **db, int *in, int *out);
 
 /* ---- model file -------------------------------------------------------------
- * Written atomically (temp + rename). See docs/model-format.md. */
+ * Written atomically (temp + rename); dp_model_file.c, whose top comment
+ * numbers the on-disk fields. See docs/model-format.md. */
 int dp_model_save(const dp_model *m, const char *path, char *errbuf);
 
 /* Training state stored in a checkpoint next to the model (MODEL.ckpt). */

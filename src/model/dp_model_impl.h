@@ -1,6 +1,6 @@
 /* dp_model_impl: the model's internals, shared by dp_model.c (layout,
- * training forward/backward, file format) and dp_model_infer.c (the
- * inference fast path). Not part of any public interface. */
+ * training forward/backward), dp_model_file.c (the file format) and
+ * dp_model_infer.c (the inference fast path). Not part of any public interface. */
 #ifndef DP_MODEL_IMPL_H
 #define DP_MODEL_IMPL_H
 
@@ -68,6 +68,18 @@ struct dp_model {
     struct dp_infer *inf;
 };
 
+/* ---- shared by the compute code (dp_model.c) and the file format
+ * (dp_model_file.c) ---- */
+/* Checks m->arch and lays out the tensor table and parameter count;
+ * 0, or -1 + message naming src. Allocates nothing. */
+int dp_model_layout(dp_model *m, char *errbuf, const char *src);
+/* A model of architecture a and task with zeroed parameters, default
+ * hyper-parameters and the class names (NULL: empty); NULL + message
+ * naming src when the architecture or task is bad or memory runs out. */
+dp_model *dp_model_alloc(const dp_arch *a, int task, char *const *names, char *errbuf, const char *src);
+/* Allocates the Adam moments (zeroed, step 0) unless present; 0, or -1 +
+ * message (errbuf may be NULL). */
+int dp_model_ensure_adam(dp_model *m, char *errbuf);
 /* Makes room for B rows of activations (dp_model.c); 0, or -1 + message. */
 int dp_model_reserve(dp_model *m, int B, char *errbuf);
 /* Runs the fully connected stack from layer `from` (whose input is `in`)

@@ -569,16 +569,11 @@ static int setup_inputs(trainer *t, char *errbuf)
     return 0;
 }
 
-int dp_train_run(const dp_train_opts *o, char *errbuf)
+/* Checks the hyper-parameters, names the checkpoint, opens the training set
+ * (memory-mapped) and checks it (check_inputs). */
+static int open_inputs(trainer *t, char *errbuf)
 {
-    if (o->kind == DP_MODEL_GBT)
-        return dp_train_gbt(o, errbuf);
-    trainer T, *t = &T;
-    memset(t, 0, sizeof T);
-    t->lock = -1;
-    t->o = o;
-    t->hp = o->hp;
-    int rc = -1;
+    const dp_train_opts *o = t->o;
     if (t->hp.batch < 1 || t->hp.epochs < 0 || t->hp.patience < 1 || !(t->hp.lr > 0))
         return dp_err(errbuf, "train: bad hyper-parameters (batch %d, epochs %d, patience %d, lr %g)",
                       t->hp.batch, t->hp.epochs, t->hp.patience, (double)t->hp.lr);
@@ -588,108 +583,136 @@ int dp_train_run(const dp_train_opts *o, char *errbuf)
         return dp_err(errbuf, "out of memory");
     snprintf(t->ckpt, pl, "%s.ckpt", o->model_path);
     if (dp_splitset_open_task(&t->ss, o->train_dir, o->task, errbuf) != 0)
-        goto out;
-    if (t->ss.n == 0) {
-        dp_err(errbuf, "%s: empty training set", o->train_dir);
-        goto out;
-    }
-    if (check_inputs(t, errbuf) != 0)
-        goto out;
-    dp_nn_set_threads(t->hp.threads);
+        return -1;
+    if (t->ss.n == 0)
+        return dp_err(errbuf, "%s: empty training set", o->train_dir);
+    return check_inputs(t, errbuf);
+}
 
-    if (o->resume) {
-        t->m = dp_model_load_checkpoint(t->ckpt, &t->st, errbuf);
-        if (!t->m)
-            goto out;
-        const dp_arch *a = dp_model_arch(t->m);
-        if (a->kind != o->kind || dp_model_task(t->m) != o->task || a->nclasses != t->ss.nclasses) {
-            dp_err(errbuf, "%s: checkpoint is a %s %s model with %d classes; cannot resume a %s %s run on %d classes",
-                   t->ckpt, dp_model_kind_name(t->m), dp_task_name[dp_model_task(t->m)], a->nclasses,
-                   o->kind == DP_MODEL_CNN ? "cnn" : "sae", dp_task_name[o->task], t->ss.nclasses);
-            goto out;
-        }
-        if (t->st.has_data && (t->st.data_rows != t->data_rows || t->st.data_fp != t->data_fp)) {
-            dp_err(errbuf, "%s: checkpoint of a run on another training set (%llu rows; %s has %llu or other "
-                   "labels): train without --resume, or resume against the run's own training set",
-                   t->ckpt, (unsigned long long)t->st.data_rows, o->train_dir, (unsigned long long)t->ss.n);
-            goto out;
-        }
-        /* the split and the rng depend on the original seed */
-        t->hp.seed = dp_model_hparams(t->m)->seed;
-        t->hp.validation = dp_model_hparams(t->m)->validation;
-        if (!o->quiet)
-            fprintf(stderr, "resuming %s after epoch %d\n", t->ckpt, t->st.epoch);
-    } else {
-        t->m = new_model(t, errbuf);
-        if (!t->m)
-            goto out;
-        if (o->init_path && init_from(t->m, o->init_path, &t->ss, errbuf) != 0)
-            goto out;
-        dp_rng_seed(&t->st.rng, t->hp.seed ^ DP_TRAIN_RNG_SALT);
-        t->st.best_loss = INFINITY;
-    }
-    const dp_arch *arch = dp_model_arch(t->m);
-    if (setup_inputs(t, errbuf) != 0)
-        goto out;
-    if (make_index(t, errbuf) != 0 || apply_balance(t, errbuf) != 0)
-        goto out;
+/* --resume: the model and the run's state from MODEL.ckpt, which must be of
+ * the same kind, task, classes and training set; the seed and validation
+ * fraction are the checkpoint's. */
+static int resume_model(trainer *t, char *errbuf)
+{
+    const dp_train_opts *o = t->o;
+    t->m = dp_model_load_checkpoint(t->ckpt, &t->st, errbuf);
+    if (!t->m)
+        return -1;
+    const dp_arch *a = dp_model_arch(t->m);
+    if (a->kind != o->kind || dp_model_task(t->m) != o->task || a->nclasses != t->ss.nclasses)
+        return dp_err(errbuf, "%s: checkpoint is a %s %s model with %d classes; cannot resume a %s %s run on %d classes",
+                      t->ckpt, dp_model_kind_name(t->m), dp_task_name[dp_model_task(t->m)], a->nclasses,
+                      o->kind == DP_MODEL_CNN ? "cnn" : "sae", dp_task_name[o->task], t->ss.nclasses);
+    if (t->st.has_data && (t->st.data_rows != t->data_rows || t->st.data_fp != t->data_fp))
+        return dp_err(errbuf, "%s: checkpoint of a run on another training set (%llu rows; %s has %llu or other "
+                      "labels): train without --resume, or resume against the run's own training set",
+                      t->ckpt, (unsigned long long)t->st.data_rows, o->train_dir, (unsigned long long)t->ss.n);
+    /* the split and the rng depend on the original seed */
+    t->hp.seed = dp_model_hparams(t->m)->seed;
+    t->hp.validation = dp_model_hparams(t->m)->validation;
+    if (!o->quiet)
+        fprintf(stderr, "resuming %s after epoch %d\n", t->ckpt, t->st.epoch);
+    return 0;
+}
+
+/* The model to train: resumed from the checkpoint, or fresh (from --init's
+ * weights or the seed's initialisation) with a fresh run state. */
+static int make_model(trainer *t, char *errbuf)
+{
+    if (t->o->resume)
+        return resume_model(t, errbuf);
+    t->m = new_model(t, errbuf);
+    if (!t->m)
+        return -1;
+    if (t->o->init_path && init_from(t->m, t->o->init_path, &t->ss, errbuf) != 0)
+        return -1;
+    dp_rng_seed(&t->st.rng, t->hp.seed ^ DP_TRAIN_RNG_SALT);
+    t->st.best_loss = INFINITY;
+    return 0;
+}
+
+/* The batch buffers, the row index (training and validation rows) and the
+ * class balance; says what will be trained unless quiet. */
+static int setup_batches(trainer *t, char *errbuf)
+{
+    const dp_train_opts *o = t->o;
+    if (setup_inputs(t, errbuf) != 0 || make_index(t, errbuf) != 0 || apply_balance(t, errbuf) != 0)
+        return -1;
     if (!o->quiet)
         fprintf(stderr,
                 "train %s %s: %zu parameters, %zu training %s%s, %d classes, batch %d, lr %g, seed %llu%s%s\n",
                 dp_model_kind_name(t->m), dp_task_name[o->task], dp_model_nparams(t->m), t->ntr,
                 t->flows ? "flows" : "rows",
-                t->nva ? " (+ validation rows)" : "", arch->nclasses, t->hp.batch, (double)t->hp.lr,
+                t->nva ? " (+ validation rows)" : "", dp_model_arch(t->m)->nclasses, t->hp.batch, (double)t->hp.lr,
                 (unsigned long long)t->hp.seed, o->balance ? ", balance " : "",
                 o->balance ? dp_balance_name[o->balance] : "");
     if (!o->quiet && t->nva)
         fprintf(stderr, "validation: %zu rows held out by flow (%.0f%% of flows)\n", t->nva,
                 (double)t->hp.validation * 100);
+    return 0;
+}
 
-    /* SAE: greedy pre-training, one checkpoint per layer */
-    if (arch->kind == DP_MODEL_SAE && !t->flows && t->st.epoch == 0) {
-        while (t->st.phase < arch->nhidden && t->hp.pretrain_epochs > 0) {
-            if (pretrain_layer(t, t->st.phase, errbuf) != 0)
-                goto out;
-            t->st.phase++;
-            if (save_ckpt(t, errbuf) != 0)
-                goto out;
-        }
+/* SAE on packets, before the first epoch: greedy pre-training, one
+ * checkpoint per layer (a resumed run continues at its layer). */
+static int pretrain_sae(trainer *t, char *errbuf)
+{
+    const dp_arch *arch = dp_model_arch(t->m);
+    if (arch->kind != DP_MODEL_SAE || t->flows || t->st.epoch != 0)
+        return 0;
+    while (t->st.phase < arch->nhidden && t->hp.pretrain_epochs > 0) {
+        if (pretrain_layer(t, t->st.phase, errbuf) != 0)
+            return -1;
+        t->st.phase++;
+        if (save_ckpt(t, errbuf) != 0)
+            return -1;
     }
+    return 0;
+}
 
+/* Early stopping's bookkeeping after an epoch whose monitored loss is MON:
+ * a new best resets the patience (and with validation keeps a copy of the
+ * parameters). Sets *improved; returns 0, or -1 out of memory. */
+static int note_epoch(trainer *t, double mon, int *improved, char *errbuf)
+{
+    *improved = mon < t->st.best_loss;
+    if (!*improved) {
+        t->st.bad_epochs++;
+        return 0;
+    }
+    t->st.best_loss = (float)mon;
+    t->st.bad_epochs = 0;
+    if (t->nva > 0) {
+        size_t n = dp_model_nparams(t->m);
+        if (!t->st.best_params && !(t->st.best_params = malloc(n * sizeof(float))))
+            return dp_err(errbuf, "out of memory");
+        memcpy(t->st.best_params, dp_model_params(t->m), n * sizeof(float));
+        t->st.has_best = 1;
+    }
+    return 0;
+}
+
+/* The epoch loop: train, check, validate, note, report, checkpoint, until
+ * the epochs or the patience run out. Returns 0, 1 when max_steps stopped
+ * the run (nothing more is written), or -1 on error. */
+static int run_epochs(trainer *t, char *errbuf)
+{
     int validation = t->nva > 0;
     while (t->st.epoch < t->hp.epochs && t->st.bad_epochs < t->hp.patience) {
-        int epoch = t->st.epoch + 1;
+        int epoch = t->st.epoch + 1, improved;
         double t0 = dp_now(), loss = 0, acc = 0, vloss = 0, vacc = 0;
         if (train_epoch(t, epoch, &loss, &acc, errbuf) != 0)
-            goto out;
-        if (t->killed) {
-            rc = 0;
-            goto out;
-        }
+            return -1;
+        if (t->killed)
+            return 1;
         if (check_params(t, epoch, errbuf) != 0)
-            goto out;
+            return -1;
         double el = dp_now() - t0;
         if (validation && evaluate(t, t->va, t->nva, &vloss, &vacc, errbuf) != 0)
-            goto out;
-        double mon = validation ? vloss : loss;
-        int improved = mon < t->st.best_loss;
-        if (improved) {
-            t->st.best_loss = (float)mon;
-            t->st.bad_epochs = 0;
-            if (validation) {
-                size_t n = dp_model_nparams(t->m);
-                if (!t->st.best_params && !(t->st.best_params = malloc(n * sizeof(float)))) {
-                    dp_err(errbuf, "out of memory");
-                    goto out;
-                }
-                memcpy(t->st.best_params, dp_model_params(t->m), n * sizeof(float));
-                t->st.has_best = 1;
-            }
-        } else {
-            t->st.bad_epochs++;
-        }
+            return -1;
+        if (note_epoch(t, validation ? vloss : loss, &improved, errbuf) != 0)
+            return -1;
         t->st.epoch = epoch;
-        if (!o->quiet) {
+        if (!t->o->quiet) {
             if (validation)
                 fprintf(stderr,
                         "epoch %d/%d: loss %.4f acc %.4f, validation loss %.4f acc %.4f%s, %.0f samples/s, %.1f s\n",
@@ -700,12 +723,19 @@ int dp_train_run(const dp_train_opts *o, char *errbuf)
                         loss, acc, improved ? " (best)" : "", (double)t->ntr / fmax(el, 1e-9), el);
         }
         if (save_ckpt(t, errbuf) != 0)
-            goto out;
+            return -1;
     }
-    if (!o->quiet && t->st.bad_epochs >= t->hp.patience)
+    if (!t->o->quiet && t->st.bad_epochs >= t->hp.patience)
         fprintf(stderr, "early stop: no improvement for %d epochs\n", t->st.bad_epochs);
+    return 0;
+}
 
-    /* the kept model: best validation epoch, else the last one */
+/* The kept model (the best validation epoch, else the last one) with the
+ * run's hyper-parameters, saved atomically to MODEL. */
+static int keep_and_save(trainer *t, char *errbuf)
+{
+    const dp_train_opts *o = t->o;
+    int validation = t->nva > 0;
     dp_hparams *mh = dp_model_hparams(t->m);
     *mh = t->hp;
     mh->epochs_run = t->st.epoch;
@@ -714,13 +744,17 @@ int dp_train_run(const dp_train_opts *o, char *errbuf)
     if (validation && t->st.has_best)
         memcpy(dp_model_params(t->m), t->st.best_params, dp_model_nparams(t->m) * sizeof(float));
     if (dp_model_save(t->m, o->model_path, errbuf) != 0)
-        goto out;
+        return -1;
     if (!o->quiet)
         fprintf(stderr, "wrote %s (%s %s, %d epochs, %s loss %.4f; peak memory %.0f MB)\n", o->model_path,
                 dp_model_kind_name(t->m), dp_task_name[o->task], t->st.epoch,
                 validation ? "best validation" : "training", (double)t->st.best_loss, (double)dp_peak_rss() / 1e6);
-    rc = 0;
-out:
+    return 0;
+}
+
+/* Releases everything the trainer holds (and the MODEL.lock). */
+static void trainer_free(trainer *t)
+{
     dp_model_free(t->m);
     dp_flowset_free(&t->fs);
     dp_splitset_close(&t->ss);
@@ -735,7 +769,32 @@ out:
     free(t->ckpt);
     if (t->lock >= 0)
         close(t->lock);
-    return rc;
+}
+
+int dp_train_run(const dp_train_opts *o, char *errbuf)
+{
+    if (o->kind == DP_MODEL_GBT)
+        return dp_train_gbt(o, errbuf);
+    trainer T, *t = &T;
+    memset(t, 0, sizeof T);
+    t->lock = -1;
+    t->o = o;
+    t->hp = o->hp;
+    int rc = open_inputs(t, errbuf);
+    if (rc == 0) {
+        dp_nn_set_threads(t->hp.threads);
+        rc = make_model(t, errbuf);
+    }
+    if (rc == 0)
+        rc = setup_batches(t, errbuf);
+    if (rc == 0)
+        rc = pretrain_sae(t, errbuf);
+    if (rc == 0)
+        rc = run_epochs(t, errbuf);
+    if (rc == 0)
+        rc = keep_and_save(t, errbuf);
+    trainer_free(t);
+    return rc < 0 ? -1 : 0; /* 1: max_steps stopped the run */
 }
 
 int dp_train_bench(int kind, int task, int nclasses, int batch, int steps, int threads, const char *infer_dir,
