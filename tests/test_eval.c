@@ -1482,6 +1482,35 @@ static void test_evalrun_train_set(void)
     dp_model_free(m);
 }
 
+/* The defaults: no FILE for the tables (nothing printed), the report in
+ * MODEL.report, all CPUs (no more workers than batches: 203 rows at 256 per
+ * batch make one). */
+static void test_evalrun_defaults(void)
+{
+    char model[512], split[512], tr[512], out[512], err[DP_ERRBUF_SIZE], want[600];
+    dp_model *m = train_set_fixture("df", model, split, tr, out);
+    if (!m)
+        return;
+    dp_evalrun_opts o;
+    dp_evalrun_opts_init(&o);
+    o.test_dir = split;
+    o.model_path = model;
+    dp_evalrun_result r;
+    CHECK_EQ_INT(dp_evalrun(&o, &r, err), 0);
+    snprintf(want, sizeof want, "%s.report", model);
+    CHECK(r.report_dir && !strcmp(r.report_dir, want));
+    CHECK_EQ_INT(r.threads, 1);
+    CHECK_EQ_INT(r.packets.n, CLI_N);
+    CHECK_EQ_INT(r.flows.n, CLI_FLOWS);
+    CHECK(file_exists(want, "report.json") && file_exists(want, "flows.npy"));
+    CHECK(!file_exists(want, "logprobs.npy"));
+    dp_evalrun_result_free(&r);
+    o.model_path = NULL; /* required */
+    CHECK_EQ_INT(dp_evalrun(&o, &r, err), -1);
+    CHECK_STR_CONTAINS(err, "required");
+    dp_model_free(m);
+}
+
 /* The CLI passes --train-set and --dup-packets through and prints the
  * library's messages after "deeppacket test: ". */
 static void test_cli_train_set(void)
@@ -1528,6 +1557,7 @@ int main(void)
     DP_RUN(test_evalrun_other_dataset);
     DP_RUN(test_evalrun_empty_set);
     DP_RUN(test_evalrun_train_set);
+    DP_RUN(test_evalrun_defaults);
     DP_RUN(test_cli_train_set);
     dp_eval_plot_release();
     return dp_test_end();
