@@ -1,5 +1,6 @@
 /* Tests for src/eval: classification-report metrics (sklearn semantics),
- * flow-level aggregation, and the report files. */
+ * flow-level aggregation, the report files, the evaluation as a library
+ * call (dp_evalrun) and the `deeppacket test` command around it. */
 #include <cairo.h>
 #include <ctype.h>
 #include <math.h>
@@ -14,6 +15,7 @@
 #include "dataset/dp_dataset.h"
 #include "dp_test.h"
 #include "eval/dp_eval.h"
+#include "eval/dp_evalrun.h"
 #include "model/dp_model.h"
 
 static const char *const iscx_app[15] = {
@@ -1257,29 +1259,52 @@ static int cli_score(dp_model *m, int skip, int *correct)
     return n;
 }
 
-/* Runs `deeppacket test -d dir -m model`, expects exit status 1 and returns
- * what it printed on stderr (caller frees). */
-static char *test_fails(const char *bin, const char *dir, const char *model)
+/* dp_evalrun on `dir` with `model` (one thread, batch 16), the report into
+ * `out`; train: NULL or the --train-set data, dup: its packets (0: 10).
+ * *printed receives the tables it printed (caller frees). Returns its
+ * status; err its message. */
+static int eval_lib(const char *dir, const char *model, const char *out, const char *train, int dup,
+                    dp_evalrun_result *r, char **printed, char *err)
 {
-    char cmd[2048], path[700];
-    snprintf(path, sizeof path, "%s/od/err", dp_test_tmpdir());
-    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -o '%s/od/report' > /dev/null 2> '%s'", bin, dir, model,
-             dp_test_tmpdir(), path);
-    CHECK_EQ_INT(run(cmd), 1);
-    return dp_read_file(path, NULL, NULL);
+    size_t len = 0;
+    dp_evalrun_opts o;
+    dp_evalrun_opts_init(&o);
+    o.test_dir = dir;
+    o.model_path = model;
+    o.report_dir = out;
+    o.threads = 1;
+    o.batch = 16;
+    o.train_set = train;
+    o.dup_packets = dup;
+    o.out = open_memstream(printed, &len);
+    int rc = dp_evalrun(&o, r, err);
+    if (o.out)
+        fclose(o.out);
+    return rc;
 }
 
-/* test -d on another set of captures: a dataset folder whose label table
+/* dp_evalrun on `dir` with `model`: expects -1 and returns the message
+ * (a static buffer); the result stays empty. */
+static const char *eval_fails(const char *dir, const char *model)
+{
+    static char err[DP_ERRBUF_SIZE];
+    char out[700], *printed = NULL;
+    snprintf(out, sizeof out, "%s/od/report", dp_test_tmpdir());
+    dp_evalrun_result r;
+    CHECK_EQ_INT(eval_lib(dir, model, out, NULL, 0, &r, &printed, err), -1);
+    CHECK(!r.has_packets && !r.has_flows && !r.report_dir);
+    free(printed);
+    return err;
+}
+
+/* dp_evalrun on another set of captures: a dataset folder whose label table
  * numbers the classes differently and lacks one of the model's; a class the
  * model does not know; a split folder of the other task; incomplete
  * datasets. */
-static void test_cli_other_dataset(void)
+static void test_evalrun_other_dataset(void)
 {
-    const char *bin = cli_bin();
-    if (!bin)
-        SKIP("no deeppacket binary in $BUILD (run through make check)");
     const char *tmp = dp_test_tmpdir();
-    char model[512], ds[512], out[512], cmd[4096], err[DP_ERRBUF_SIZE], path[700];
+    char model[512], ds[512], out[512], err[DP_ERRBUF_SIZE], path[700];
     snprintf(model, sizeof model, "%s/od/traffic.model", tmp);
     snprintf(ds, sizeof ds, "%s/od/ds", tmp);
     snprintf(out, sizeof out, "%s/od/report", tmp);
@@ -1294,9 +1319,16 @@ static void test_cli_other_dataset(void)
     const char *tsv = "prefix\tapp_id\tapp_name\ttraffic_id\ttraffic_name\n"
                       "v\t\t\t0\tVoip\nc\t\t\t1\tChat\ne\t\t\t2\tEmail\n";
     CHECK(make_dataset(ds, tmap, tsv) == 0);
-    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -o '%s' -j 1 > '%s/od/stdout' 2>&1", bin, ds, model,
-             out, tmp);
-    CHECK_EQ_INT(run(cmd), 0);
+    dp_evalrun_result r;
+    char *printed = NULL;
+    CHECK_EQ_INT(eval_lib(ds, model, out, NULL, 0, &r, &printed, err), 0);
+    CHECK(r.has_packets && r.has_flows && !r.flow_model);
+    CHECK_EQ_INT(r.threads, 1);
+    CHECK_EQ_INT(r.packets.n, n);
+    CHECK_EQ_INT(r.packets.correct, correct);
+    CHECK_EQ_INT(r.flows.n, 17); /* the 6 flows of label 2 (f % 4 == 2) are unlabelled */
+    CHECK(r.report_dir && !strcmp(r.report_dir, out));
+    dp_evalrun_result_free(&r);
     snprintf(path, sizeof path, "%s/report.json", out);
     char *js = dp_read_file(path, NULL, NULL);
     char want[128];
@@ -1304,7 +1336,9 @@ static void test_cli_other_dataset(void)
     CHECK_STR_CONTAINS(js, want);
     CHECK_STR_CONTAINS(js, "\"missing_classes\": [\"VPN: File Transfer\"],");
     free(js);
-    file_contains(tmp, "od/stdout", "not in the test set (1 of the model's classes): VPN: File Transfer");
+    CHECK_STR_CONTAINS(printed, "not in the test set (1 of the model's classes): VPN: File Transfer");
+    CHECK_STR_CONTAINS(printed, "packet level (");
+    free(printed);
 
     /* a class the model does not know */
     char ds2[512];
@@ -1312,19 +1346,18 @@ static void test_cli_other_dataset(void)
     const char *tsv2 = "prefix\tapp_id\tapp_name\ttraffic_id\ttraffic_name\n"
                        "v\t\t\t0\tVoip\nc\t\t\t1\tChat\ne\t\t\t2\tStreaming\n";
     CHECK(make_dataset(ds2, tmap, tsv2) == 0);
-    char *msg = test_fails(bin, ds2, model);
+    const char *msg = eval_fails(ds2, model);
+    CHECK_STR_CONTAINS(msg, "cannot use the test set: ");
     CHECK_STR_CONTAINS(msg, "od/ds2 and ");
     CHECK_STR_CONTAINS(msg, "traffic.model: classes differ: dataset class 'Streaming' is not one of the model's");
-    free(msg);
 
     /* a split folder of the other task */
     char split[512];
     snprintf(split, sizeof split, "%s/od/split/application_classification/test", tmp);
     CHECK(make_split(split, 1, cli_names, CLI_C) == 0);
-    msg = test_fails(bin, split, model);
+    msg = eval_fails(split, model);
     CHECK_STR_CONTAINS(msg, "application_classification/test: a split folder of the app task, not of the "
                             "traffic task");
-    free(msg);
 
     /* incomplete datasets: no summary.json, no meta.npy */
     static const char *const drop[2] = {"summary.json", "meta.npy"};
@@ -1334,41 +1367,87 @@ static void test_cli_other_dataset(void)
         CHECK(make_dataset(dsk, tmap, tsv) == 0);
         snprintf(gone, sizeof gone, "%s/%s", dsk, drop[k]);
         CHECK(unlink(gone) == 0);
-        msg = test_fails(bin, dsk, model);
+        msg = eval_fails(dsk, model);
         CHECK_STR_CONTAINS(msg, dsk);
         CHECK_STR_CONTAINS(msg, k == 0 ? "incomplete dataset (no summary.json)" : "meta.npy");
-        free(msg);
     }
+    /* a model that is not there; a report directory that cannot be made */
+    snprintf(path, sizeof path, "%s/od/nope.model", tmp);
+    msg = eval_fails(ds, path);
+    CHECK_STR_CONTAINS(msg, "cannot load the model: ");
+    CHECK_STR_CONTAINS(msg, "nope.model");
+    snprintf(path, sizeof path, "%s/od/ds/vectors.npy/x", tmp);
+    dp_evalrun_result r2;
+    char *p2 = NULL;
+    CHECK_EQ_INT(eval_lib(ds, model, path, NULL, 0, &r2, &p2, err), -1);
+    CHECK_STR_CONTAINS(err, "cannot write the report: ");
+    CHECK_STR_CONTAINS(err, "vectors.npy/x");
+    CHECK(!p2 || !p2[0]); /* refused before the evaluation */
+    free(p2);
     dp_model_free(m);
 }
 
-/* test --train-set: the test flows whose first packets' sizes and directions
- * occur in the training data are dropped from a second set of scores. In the
- * CLI rows only Email vectors carry IPv4 headers with (random) lengths; the
- * other classes' sequences are all size 0. The training data holds the Email
- * rows alone: exactly the 6 Email flows are duplicates. */
-static void test_cli_train_set(void)
+/* A set of 0 rows is refused with a message naming it. */
+static void test_evalrun_empty_set(void)
 {
-    const char *bin = cli_bin();
-    if (!bin)
-        SKIP("no deeppacket binary in $BUILD (run through make check)");
     const char *tmp = dp_test_tmpdir();
-    char model[512], split[512], tr[512], out[512], cmd[4096], path[700];
-    snprintf(model, sizeof model, "%s/ts/traffic.model", tmp);
-    snprintf(split, sizeof split, "%s/ts/test", tmp);
-    snprintf(tr, sizeof tr, "%s/ts/train", tmp);
-    snprintf(out, sizeof out, "%s/ts/report", tmp);
+    char dir[512], model[512], path[700], err[DP_ERRBUF_SIZE];
+    snprintf(dir, sizeof dir, "%s/empty/test", tmp);
+    snprintf(model, sizeof model, "%s/empty/traffic.model", tmp);
+    CHECK(make_split(dir, 1, cli_names, CLI_C) == 0);
+    uint8_t v[1];
+    int16_t lab[1];
+    dp_meta meta[1];
+    snprintf(path, sizeof path, "%s/vectors.npy", dir);
+    CHECK(dp_npy_save(path, DP_NPY_U1, 1, DP_VEC_LEN, v, 0, err) == 0);
+    snprintf(path, sizeof path, "%s/labels.npy", dir);
+    CHECK(dp_npy_save(path, DP_NPY_I2, 2, 0, lab, 0, err) == 0);
+    snprintf(path, sizeof path, "%s/meta.npy", dir);
+    CHECK(dp_npy_save(path, DP_META_DESCR, sizeof(dp_meta), 0, meta, 0, err) == 0);
+    dp_model *m = make_model(model);
+    CHECK(m != NULL);
+    const char *msg = eval_fails(dir, model);
+    CHECK_STR_CONTAINS(msg, "empty/test: the test set has no rows: nothing to evaluate");
+    dp_model_free(m);
+}
+
+/* The --train-set fixture under tmp/sub: the model, the test split (the CLI
+ * rows) and training data of the Email rows alone; out = a report dir.
+ * Returns the model (NULL on failure). */
+static dp_model *train_set_fixture(const char *sub, char *model, char *split, char *tr, char *out)
+{
+    const char *tmp = dp_test_tmpdir();
+    snprintf(model, 512, "%s/%s/traffic.model", tmp, sub);
+    snprintf(split, 512, "%s/%s/test", tmp, sub);
+    snprintf(tr, 512, "%s/%s/train", tmp, sub);
+    snprintf(out, 512, "%s/%s/report", tmp, sub);
     CHECK(make_split(split, 1, cli_names, CLI_C) == 0);
     static const int16_t email_only[CLI_C] = {-1, 0, -1, -1};
     CHECK(make_dataset(tr, email_only, "prefix\tapp_id\tapp_name\ttraffic_id\ttraffic_name\ne\t\t\t0\tEmail\n") == 0);
     dp_model *m = make_model(model);
     CHECK(m != NULL);
+    return m;
+}
+
+/* --train-set: the test flows whose first packets' sizes and directions
+ * occur in the training data are dropped from a second set of scores. In the
+ * CLI rows only Email vectors carry IPv4 headers with (random) lengths; the
+ * other classes' sequences are all size 0. The training data holds the Email
+ * rows alone: exactly the 6 Email flows are duplicates. */
+static void test_evalrun_train_set(void)
+{
+    const char *tmp = dp_test_tmpdir();
+    char model[512], split[512], tr[512], out[512], path[700], err[DP_ERRBUF_SIZE];
+    dp_model *m = train_set_fixture("ts", model, split, tr, out);
     if (!m)
         return;
     int correct = 0, n = cli_score(m, 1, &correct);
-    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -o '%s' --train-set '%s' > '%s/ts/stdout' 2>&1", bin, split,
-             model, out, tr, tmp);
-    CHECK_EQ_INT(run(cmd), 0);
+    dp_evalrun_result r;
+    char *printed = NULL;
+    CHECK_EQ_INT(eval_lib(split, model, out, tr, 0, &r, &printed, err), 0);
+    CHECK_EQ_INT(r.dropped_flows, 6);
+    CHECK_EQ_INT(r.packets.n, CLI_N); /* the main scores keep every row */
+    dp_evalrun_result_free(&r);
     char want[256];
     snprintf(path, sizeof path, "%s/report.json", out);
     char *js = dp_read_file(path, NULL, NULL);
@@ -1377,25 +1456,82 @@ static void test_cli_train_set(void)
     CHECK_STR_CONTAINS(js, want);
     free(js);
     file_contains(out, "flow_report.json", "\"test_flows\": 23, \"dropped_flows\": 6, \"n\": 17,");
-    file_contains(tmp, "ts/stdout", "without duplicate sequences: 6 of 23 test flows dropped (first 10 packets' sizes");
+    CHECK_STR_CONTAINS(printed, "without duplicate sequences: 6 of 23 test flows dropped (first 10 packets' sizes");
+    free(printed);
     /* the training data as test set: every flow is a duplicate */
-    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -o '%s' --train-set '%s' --dup-packets 3 > /dev/null 2>&1",
-             bin, tr, model, out, tr);
-    CHECK_EQ_INT(run(cmd), 0);
+    printed = NULL;
+    CHECK_EQ_INT(eval_lib(tr, model, out, tr, 3, &r, &printed, err), 0);
+    CHECK_EQ_INT(r.dropped_flows, 6);
+    dp_evalrun_result_free(&r);
+    free(printed);
     file_contains(out, "report.json", "\"sequence_packets\": 3, \"test_flows\": 6, \"dropped_flows\": 6, \"n\": 0,");
     /* bad input */
     char nometa[512];
     snprintf(nometa, sizeof nometa, "%s/ts/nometa", tmp);
     CHECK(make_split(nometa, 0, cli_names, CLI_C) == 0);
-    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -o '%s' --train-set '%s' > /dev/null 2> '%s/ts/err'", bin,
-             nometa, model, out, tr, tmp);
-    CHECK_EQ_INT(run(cmd), 1);
-    file_contains(tmp, "ts/err", "ts/nometa: no meta.npy: --train-set needs the test set's flows");
-    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -o '%s' --train-set '%s/ts/none' > /dev/null 2> '%s/ts/err'",
+    printed = NULL;
+    CHECK_EQ_INT(eval_lib(nometa, model, out, tr, 0, &r, &printed, err), -1);
+    CHECK_STR_CONTAINS(err, "ts/nometa: no meta.npy: --train-set needs the test set's flows");
+    free(printed);
+    snprintf(path, sizeof path, "%s/ts/none", tmp);
+    printed = NULL;
+    CHECK_EQ_INT(eval_lib(split, model, out, path, 0, &r, &printed, err), -1);
+    CHECK_STR_CONTAINS(err, "--train-set: ");
+    CHECK_STR_CONTAINS(err, "ts/none");
+    free(printed);
+    dp_model_free(m);
+}
+
+/* The defaults: no FILE for the tables (nothing printed), the report in
+ * MODEL.report, all CPUs (no more workers than batches: 203 rows at 256 per
+ * batch make one). */
+static void test_evalrun_defaults(void)
+{
+    char model[512], split[512], tr[512], out[512], err[DP_ERRBUF_SIZE], want[600];
+    dp_model *m = train_set_fixture("df", model, split, tr, out);
+    if (!m)
+        return;
+    dp_evalrun_opts o;
+    dp_evalrun_opts_init(&o);
+    o.test_dir = split;
+    o.model_path = model;
+    dp_evalrun_result r;
+    CHECK_EQ_INT(dp_evalrun(&o, &r, err), 0);
+    snprintf(want, sizeof want, "%s.report", model);
+    CHECK(r.report_dir && !strcmp(r.report_dir, want));
+    CHECK_EQ_INT(r.threads, 1);
+    CHECK_EQ_INT(r.packets.n, CLI_N);
+    CHECK_EQ_INT(r.flows.n, CLI_FLOWS);
+    CHECK(file_exists(want, "report.json") && file_exists(want, "flows.npy"));
+    CHECK(!file_exists(want, "logprobs.npy"));
+    dp_evalrun_result_free(&r);
+    o.model_path = NULL; /* required */
+    CHECK_EQ_INT(dp_evalrun(&o, &r, err), -1);
+    CHECK_STR_CONTAINS(err, "required");
+    dp_model_free(m);
+}
+
+/* The CLI passes --train-set and --dup-packets through and prints the
+ * library's messages after "deeppacket test: ". */
+static void test_cli_train_set(void)
+{
+    const char *bin = cli_bin();
+    if (!bin)
+        SKIP("no deeppacket binary in $BUILD (run through make check)");
+    const char *tmp = dp_test_tmpdir();
+    char model[512], split[512], tr[512], out[512], cmd[4096];
+    dp_model *m = train_set_fixture("tc", model, split, tr, out);
+    if (!m)
+        return;
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -o '%s' --train-set '%s' --dup-packets 3 > '%s/tc/stdout' "
+             "2>&1", bin, split, model, out, tr, tmp);
+    CHECK_EQ_INT(run(cmd), 0);
+    file_contains(out, "report.json", "\"sequence_packets\": 3, \"test_flows\": 23,");
+    file_contains(tmp, "tc/stdout", "without duplicate sequences: ");
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -o '%s' --train-set '%s/tc/none' > /dev/null 2> '%s/tc/err'",
              bin, split, model, out, tmp, tmp);
     CHECK_EQ_INT(run(cmd), 1);
-    file_contains(tmp, "ts/err", "--train-set: ");
-    file_contains(tmp, "ts/err", "ts/none");
+    file_contains(tmp, "tc/err", "deeppacket test: --train-set: ");
     snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' --train-set '%s' --dup-packets 0 2> /dev/null", bin, split,
              model, tr);
     CHECK_EQ_INT(run(cmd), 2);
@@ -1418,7 +1554,10 @@ int main(void)
     DP_RUN(test_unwritable_dir);
     DP_RUN(test_figure_sizes);
     DP_RUN(test_cli_end_to_end);
-    DP_RUN(test_cli_other_dataset);
+    DP_RUN(test_evalrun_other_dataset);
+    DP_RUN(test_evalrun_empty_set);
+    DP_RUN(test_evalrun_train_set);
+    DP_RUN(test_evalrun_defaults);
     DP_RUN(test_cli_train_set);
     dp_eval_plot_release();
     return dp_test_end();
