@@ -36,6 +36,43 @@ static void split_usage(FILE *f)
             "  -h, --help               this help\n");
 }
 
+/* The value options of split into o: 0, or the usage error's exit code (2). */
+static int parse_value(int ch, const char *v, dp_split_opts *o)
+{
+    long n;
+    int k;
+    switch (ch) {
+    case 'z':
+        if (dp_cli_parse_double(v, 0, 1, &o->test_size) != 0 || o->test_size <= 0 || o->test_size >= 1)
+            return dp_cli_usage_error("split", "--test-size '%s': expected a number in (0, 1)", v);
+        return 0;
+    case 'S':
+        if (dp_cli_parse_int(v, 0, 0x7fffffffffffffffL, &n) != 0)
+            return dp_cli_usage_error("split", "--seed '%s': expected a non-negative integer", v);
+        o->seed = (uint64_t)n;
+        return 0;
+    case 'b':
+        if ((k = dp_split_by_parse(v)) < 0)
+            return dp_cli_usage_error("split", "--by '%s': expected flow, file, packet or time", v);
+        o->by = (dp_split_by)k;
+        return 0;
+    case 'C':
+        if (strcmp(v, "class") && strcmp(v, "capture"))
+            return dp_cli_usage_error("split", "--time-scope '%s': expected class or capture", v);
+        o->time_per_capture = !strcmp(v, "capture");
+        return 0;
+    default: /* 'T' */
+        if (!strcmp(v, "all")) {
+            o->tasks = (1 << DP_TASK_APP) | (1 << DP_TASK_TRAFFIC);
+            return 0;
+        }
+        if ((k = dp_task_parse(v)) < 0)
+            return dp_cli_usage_error("split", "--task '%s': expected app, traffic or all", v);
+        o->tasks = 1 << k;
+        return 0;
+    }
+}
+
 int cmd_split(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -57,61 +94,18 @@ int cmd_split(int argc, char **argv)
     const char *src = NULL, *dst = NULL;
     opterr = 0;
     optind = 1;
-    int ch;
+    int ch, rc;
     while ((ch = getopt_long(argc, argv, ":s:t:qh", longopts, NULL)) != -1) {
         switch (ch) {
-        case 's':
-            src = optarg;
+        case 's': src = optarg; break;
+        case 't': dst = optarg; break;
+        case 'U': o.under_sample = 0; break;
+        case 'q': o.out = NULL; break;
+        case 'h': split_usage(stdout); return 0;
+        case 'z': case 'S': case 'b': case 'C': case 'T':
+            if ((rc = parse_value(ch, optarg, &o)) != 0)
+                return rc;
             break;
-        case 't':
-            dst = optarg;
-            break;
-        case 'z':
-            if (dp_cli_parse_double(optarg, 0, 1, &o.test_size) != 0 || o.test_size <= 0 ||
-                o.test_size >= 1)
-                return dp_cli_usage_error("split", "--test-size '%s': expected a number in (0, 1)",
-                                          optarg);
-            break;
-        case 'S': {
-            long v;
-            if (dp_cli_parse_int(optarg, 0, 0x7fffffffffffffffL, &v) != 0)
-                return dp_cli_usage_error("split", "--seed '%s': expected a non-negative integer",
-                                          optarg);
-            o.seed = (uint64_t)v;
-            break;
-        }
-        case 'b': {
-            int by = dp_split_by_parse(optarg);
-            if (by < 0)
-                return dp_cli_usage_error("split", "--by '%s': expected flow, file, packet or time", optarg);
-            o.by = (dp_split_by)by;
-            break;
-        }
-        case 'C':
-            if (strcmp(optarg, "class") && strcmp(optarg, "capture"))
-                return dp_cli_usage_error("split", "--time-scope '%s': expected class or capture", optarg);
-            o.time_per_capture = !strcmp(optarg, "capture");
-            break;
-        case 'U':
-            o.under_sample = 0;
-            break;
-        case 'T':
-            if (!strcmp(optarg, "all")) {
-                o.tasks = (1 << DP_TASK_APP) | (1 << DP_TASK_TRAFFIC);
-            } else {
-                int t = dp_task_parse(optarg);
-                if (t < 0)
-                    return dp_cli_usage_error("split", "--task '%s': expected app, traffic or all",
-                                              optarg);
-                o.tasks = 1 << t;
-            }
-            break;
-        case 'q':
-            o.out = NULL;
-            break;
-        case 'h':
-            split_usage(stdout);
-            return 0;
         case ':':
             return dp_cli_usage_error("split", "option %s needs a value", argv[optind - 1]);
         default:
