@@ -62,7 +62,7 @@ asan:
 
 # On-demand benchmark of the NN layers (bench/README-nn.md); not part of `all`.
 $(BUILD)/bench_nn: bench/bench_nn.c $(BUILD)/libdeeppacket.a
-	$(CC) $(CFLAGS) $(if $(filter 1,$(DNNL)),-DWITH_DNNL) $(LDFLAGS) -o $@ $(filter-out %.h,$^) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter-out %.h,$^) $(LDLIBS)
 
 # Paced UDP traffic to 127.0.0.1 for the live-capture loss test and benchmark.
 $(BUILD)/udp_flood: bench/udp_flood.c

@@ -5,7 +5,7 @@
  *   bench_nn [-t threads] [-b batch[,batch...]] [-r reps] [-f name-filter] [--dnnl]
  * OpenBLAS's kernels follow OPENBLAS_CORETYPE when it is set (the core in use
  * is printed first).
- * --dnnl (only when built with -DWITH_DNNL and -ldnnl) also times the same
+ * --dnnl (only when built with DNNL=1, the default) also times the same
  * im2col GEMMs with oneDNN's dnnl_sgemm, for the engine choice. */
 #include "nn/dp_nn.h"
 
@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#ifdef WITH_DNNL
+#ifdef DP_WITH_DNNL
 #include <dnnl.h>
 #endif
 
@@ -113,7 +113,7 @@ static void bench_conv(const char *name, int B, int C, int L, int OC, int K, int
     snprintf(what, sizeof what, "%s bwd%s", name, with_dinp ? "" : " (no dinp)");
     TIME_BEST(t, dp_conv1d_backward(with_dinp ? dx : NULL, dw, db, scr, dy, x, w, B, C, L, OC, K, S));
     report(what, B, f * (with_dinp ? 2 : 1), t);
-#ifdef WITH_DNNL
+#ifdef DP_WITH_DNNL
     if (dnnl && C * K > 16) {
         /* the forward's GEMMs alone, per sample, through oneDNN (no im2col) */
         snprintf(what, sizeof what, "%s fwd GEMM only, dnnl", name);
@@ -226,7 +226,7 @@ static void bench_linear(const char *name, int B, int C, int OC, int dnnl)
     snprintf(what, sizeof what, "%s bwd", name);
     TIME_BEST(t, dp_linear_backward(dx, dw, db, dy, x, w, B, C, OC));
     report(what, B, 2 * f, t);
-#ifdef WITH_DNNL
+#ifdef DP_WITH_DNNL
     if (dnnl) {
         snprintf(what, sizeof what, "%s fwd, dnnl_sgemm", name);
         TIME_BEST(t, dnnl_sgemm('N', 'T', B, OC, C, 1.0f, x, C, w, C, 0.0f, y, OC));

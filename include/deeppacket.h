@@ -9,7 +9,9 @@
  *   deeppacket_close(dp);
  *
  * Link with libdeeppacket.a and its dependencies:
- *   cc app.c build/libdeeppacket.a $(pkg-config --libs libpcap cairo openblas) -lm -lpthread
+ *   cc app.c build/libdeeppacket.a $(make -s print-ldlibs)
+ * i.e. $(pkg-config --libs libpcap cairo openblas) -lxgboost -lm -lpthread
+ * -ldnnl -lgomp (the last two unless built with DNNL=0).
  * A handle is not thread-safe: use one per thread.
  */
 #ifndef DEEPPACKET_H

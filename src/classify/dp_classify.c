@@ -147,7 +147,6 @@ void dp_classifier_begin(dp_classifier *c, const char *name)
 }
 
 const dp_cls_stats *dp_classifier_stats(const dp_classifier *c) { return &c->st; }
-dp_model *dp_classifier_model(const dp_classifier *c) { return c->m; }
 
 static void emit_flow(dp_classifier *c, dp_flow *fl, dp_flow_reason reason)
 {

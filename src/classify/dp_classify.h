@@ -146,7 +146,6 @@ int dp_classifier_tick(dp_classifier *c, double now, char *errbuf);
  * (DP_FLOW_END or DP_FLOW_INTERRUPTED), emptying the table. */
 int dp_classifier_finish(dp_classifier *c, dp_flow_reason reason, char *errbuf);
 const dp_cls_stats *dp_classifier_stats(const dp_classifier *c);
-dp_model *dp_classifier_model(const dp_classifier *c);
 
 /* Writes r as one JSON object and a newline (class names from m). */
 void dp_cls_result_json(FILE *f, const dp_model *m, const dp_cls_result *r);

@@ -529,11 +529,6 @@ float *dp_model_adam_v(dp_model *m)
     dp_model_ensure_adam(m, NULL);
     return m->adam_v;
 }
-int *dp_model_adam_t(dp_model *m)
-{
-    return &m->adam_t;
-}
-
 void dp_model_fc(dp_model *m, int i, float **w, float **b, float **dw, float **db, int *in, int *out)
 {
     ensure_grads(m, NULL);

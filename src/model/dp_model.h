@@ -163,10 +163,9 @@ float *dp_model_grads(dp_model *m);
 /* One Adam step over all parameters with the model's Adam state (m, v, t),
  * allocated zeroed on first use. */
 int dp_model_adam_step(dp_model *m, float lr, float b1, float b2, float eps, char *errbuf);
-/* Adam state access (for checkpoints): m, v [nparams], step count t. */
+/* Adam state access (for checkpoints): m, v [nparams]. */
 float *dp_model_adam_m(dp_model *m);
 float *dp_model_adam_v(dp_model *m);
-int *dp_model_adam_t(dp_model *m);
 /* Forward up to and including hidden layer `layer` (0-based), eval mode:
  * the post-ReLU activations [B, hidden[layer]] (SAE pre-training input). */
 const float *dp_model_hidden(dp_model *m, const uint8_t *x, int B, int layer, char *errbuf);
