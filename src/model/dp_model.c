@@ -83,10 +83,9 @@ void dp_hparams_default(dp_hparams *h)
     h->seed = 9876;
 }
 
-/* Checks the architecture and lays out the tensor table. */
-int dp_model_layout(dp_model *m, char *errbuf, const char *src)
+/* The architecture's own checks (kinds, widths, lengths), before any layout. */
+static int check_arch(const dp_arch *a, char *errbuf, const char *src)
 {
-    const dp_arch *a = &m->arch;
     if (a->kind != DP_MODEL_CNN && a->kind != DP_MODEL_SAE && a->kind != DP_MODEL_FLOW && a->kind != DP_MODEL_GBT)
         return dp_err(errbuf, "%s: unknown model kind %d", src, a->kind);
     if (a->nclasses < 1 || a->nclasses > DP_MAX_CLASSES)
@@ -97,10 +96,8 @@ int dp_model_layout(dp_model *m, char *errbuf, const char *src)
         return dp_err(errbuf, "%s: input length %d, expected %d", src, a->in_len, DP_VEC_LEN);
     if (a->in_len < 1 || a->in_len > DP_MODEL_MAX_IN_LEN)
         return dp_err(errbuf, "%s: input length %d out of range 1..%d", src, a->in_len, DP_MODEL_MAX_IN_LEN);
-    if (a->kind == DP_MODEL_GBT) {
-        m->ntensors = 0, m->nparams = 0, m->nfc = 0, m->flat = a->in_len;
+    if (a->kind == DP_MODEL_GBT)
         return 0;
-    }
     if (a->nhidden < 1 || a->nhidden > DP_MODEL_MAX_HIDDEN)
         return dp_err(errbuf, "%s: bad hidden layer count %d", src, a->nhidden);
     if (!(a->dropout >= 0 && a->dropout < 1))
@@ -108,33 +105,72 @@ int dp_model_layout(dp_model *m, char *errbuf, const char *src)
     for (int i = 0; i < a->nhidden; i++)
         if (a->hidden[i] < 1 || a->hidden[i] > (1 << 20))
             return dp_err(errbuf, "%s: bad hidden width %d", src, a->hidden[i]);
+    if (a->kind == DP_MODEL_CNN &&
+        (a->c1 < 1 || a->c2 < 1 || a->k1 < 1 || a->k2 < 1 || a->s1 < 1 || a->s2 < 1 || a->pool < 1 ||
+         a->c1 > 4096 || a->c2 > 4096 || a->k1 > 64 || a->k2 > 64 || a->s1 > 64 || a->s2 > 64 || a->pool > 64))
+        return dp_err(errbuf, "%s: bad convolution parameters", src);
+    return 0;
+}
+
+/* Appends tensor `nm` [s0, s1, s2] (nd dims shown) at *off floats. */
+static void add_tensor(dp_model *m, size_t *off, const char *nm, int nd, int s0, int s1, int s2, size_t fan)
+{
+    dp_tdesc *t = &m->t[m->ntensors++];
+    snprintf(t->name, sizeof t->name, "%s", nm);
+    t->ndim = nd;
+    t->shape[0] = s0, t->shape[1] = s1, t->shape[2] = s2, t->shape[3] = 1;
+    t->numel = (size_t)s0 * (size_t)s1 * (size_t)s2;
+    t->offset = *off;
+    t->fan_in = fan;
+    *off += t->numel;
+}
+
+/* The fully connected stack from `in` inputs: fc1..fcH, then out. */
+static void add_fc_stack(dp_model *m, size_t *off, int in)
+{
+    const dp_arch *a = &m->arch;
+    m->flat = in;
+    m->nfc = a->nhidden + 1;
+    for (int i = 0; i < m->nfc; i++) {
+        int out = i < a->nhidden ? a->hidden[i] : a->nclasses;
+        char nw[32], nb[32];
+        snprintf(nw, sizeof nw, "fc%d.weight", i + 1);
+        snprintf(nb, sizeof nb, "fc%d.bias", i + 1);
+        if (i == a->nhidden) {
+            snprintf(nw, sizeof nw, "out.weight");
+            snprintf(nb, sizeof nb, "out.bias");
+        }
+        add_tensor(m, off, nw, 2, out, in, 1, (size_t)in);
+        add_tensor(m, off, nb, 1, out, 1, 1, (size_t)in);
+        m->fin[i] = in;
+        m->fout[i] = out;
+        in = out;
+    }
+}
+
+/* Checks the architecture and lays out the tensor table. */
+int dp_model_layout(dp_model *m, char *errbuf, const char *src)
+{
+    const dp_arch *a = &m->arch;
+    if (check_arch(a, errbuf, src) != 0)
+        return -1;
+    if (a->kind == DP_MODEL_GBT) {
+        m->ntensors = 0, m->nparams = 0, m->nfc = 0, m->flat = a->in_len;
+        return 0;
+    }
     m->ntensors = 0;
     size_t off = 0;
-#define ADD(nm, nd, s0, s1, s2, fan)                                                 \
-    do {                                                                             \
-        dp_tdesc *t = &m->t[m->ntensors++];                                          \
-        snprintf(t->name, sizeof t->name, "%s", nm);                                 \
-        t->ndim = nd;                                                                \
-        t->shape[0] = s0, t->shape[1] = s1, t->shape[2] = s2, t->shape[3] = 1;       \
-        t->numel = (size_t)(s0) * (size_t)(s1) * (size_t)(s2);                      \
-        t->offset = off;                                                             \
-        t->fan_in = fan;                                                             \
-        off += t->numel;                                                             \
-    } while (0)
-    int in;
+    int in = a->in_len;
     if (a->kind == DP_MODEL_CNN) {
-        if (a->c1 < 1 || a->c2 < 1 || a->k1 < 1 || a->k2 < 1 || a->s1 < 1 || a->s2 < 1 || a->pool < 1 ||
-            a->c1 > 4096 || a->c2 > 4096 || a->k1 > 64 || a->k2 > 64 || a->s1 > 64 || a->s2 > 64 || a->pool > 64)
-            return dp_err(errbuf, "%s: bad convolution parameters", src);
         m->L1 = dp_conv1d_out_len(a->in_len, a->k1, a->s1);
         m->L2 = m->L1 ? dp_conv1d_out_len(m->L1, a->k2, a->s2) : 0;
         m->L3 = m->L2 / a->pool;
         if (m->L3 < 1)
             return dp_err(errbuf, "%s: convolutions leave no output", src);
-        ADD("conv1.weight", 3, a->c1, 1, a->k1, (size_t)a->k1);
-        ADD("conv1.bias", 1, a->c1, 1, 1, (size_t)a->k1);
-        ADD("conv2.weight", 3, a->c2, a->c1, a->k2, (size_t)a->c1 * a->k2);
-        ADD("conv2.bias", 1, a->c2, 1, 1, (size_t)a->c1 * a->k2);
+        add_tensor(m, &off, "conv1.weight", 3, a->c1, 1, a->k1, (size_t)a->k1);
+        add_tensor(m, &off, "conv1.bias", 1, a->c1, 1, 1, (size_t)a->k1);
+        add_tensor(m, &off, "conv2.weight", 3, a->c2, a->c1, a->k2, (size_t)a->c1 * a->k2);
+        add_tensor(m, &off, "conv2.bias", 1, a->c2, 1, 1, (size_t)a->c1 * a->k2);
         in = a->c2 * m->L3;
     } else if (a->kind == DP_MODEL_FLOW) {
         const char *fn[6];
@@ -142,29 +178,10 @@ int dp_model_layout(dp_model *m, char *errbuf, const char *src)
         size_t ff[6];
         int nf = dp_flow_tensors(a, fn, fs, fd, ff);
         for (int i = 0; i < nf; i++)
-            ADD(fn[i], fd[i], fs[i][0], fs[i][1], fs[i][2], ff[i]);
+            add_tensor(m, &off, fn[i], fd[i], fs[i][0], fs[i][1], fs[i][2], ff[i]);
         in = dp_flow_flat(a);
-    } else {
-        in = a->in_len;
     }
-    m->flat = in;
-    m->nfc = a->nhidden + 1;
-    for (int i = 0; i < m->nfc; i++) {
-        int out = i < a->nhidden ? a->hidden[i] : a->nclasses;
-        char nm[32];
-        snprintf(nm, sizeof nm, "fc%d.weight", i + 1);
-        if (i == a->nhidden)
-            snprintf(nm, sizeof nm, "out.weight");
-        ADD(nm, 2, out, in, 1, (size_t)in);
-        snprintf(nm, sizeof nm, "fc%d.bias", i + 1);
-        if (i == a->nhidden)
-            snprintf(nm, sizeof nm, "out.bias");
-        ADD(nm, 1, out, 1, 1, (size_t)in);
-        m->fin[i] = in;
-        m->fout[i] = out;
-        in = out;
-    }
-#undef ADD
+    add_fc_stack(m, &off, in);
     m->nparams = off;
     return 0;
 }
