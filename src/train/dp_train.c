@@ -323,6 +323,22 @@ static int diverged(const trainer *t, float loss, int epoch, long step, char *er
  * mode): encoder = the model's fc(L) + ReLU, decoder = a temporary Linear
  * back to the input width; MSE reconstruction loss; Adam with the training
  * hyper-parameters; hp.pretrain_epochs epochs per layer; no dropout. */
+/* The input of SAE layer L for the gathered batch: the scaled bytes
+ * (L = 0) or the eval-mode activations of layer L - 1, into inp [nb, in]. */
+static int layer_input(trainer *t, int L, int nb, int in, float *inp, char *errbuf)
+{
+    if (L == 0) {
+        for (size_t i = 0; i < (size_t)nb * in; i++)
+            inp[i] = (float)t->xb[i] * (1.0f / 255.0f);
+        return 0;
+    }
+    const float *p = dp_model_hidden(t->m, t->xb, nb, L - 1, errbuf);
+    if (!p)
+        return -1;
+    memcpy(inp, p, sizeof(float) * (size_t)nb * in);
+    return 0;
+}
+
 static int pretrain_layer(trainer *t, int L, char *errbuf)
 {
     dp_model *m = t->m;
@@ -358,15 +374,8 @@ static int pretrain_layer(trainer *t, int L, char *errbuf)
         for (size_t s = 0; s < t->ntr; s += (size_t)B) {
             int nb = (int)(t->ntr - s < (size_t)B ? t->ntr - s : (size_t)B);
             gather(t, t->tr + s, (size_t)nb);
-            if (L == 0) {
-                for (size_t i = 0; i < (size_t)nb * in; i++)
-                    inp[i] = (float)t->xb[i] * (1.0f / 255.0f);
-            } else {
-                const float *p = dp_model_hidden(m, t->xb, nb, L - 1, errbuf);
-                if (!p)
-                    goto out;
-                memcpy(inp, p, sizeof(float) * (size_t)nb * in);
-            }
+            if (layer_input(t, L, nb, in, inp, errbuf) != 0)
+                goto out;
             size_t nin = (size_t)nb * in;
             dp_linear_forward(hid, inp, W, b, nb, in, h);
             dp_relu_forward(hid, hid, (size_t)nb * h);
