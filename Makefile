@@ -121,3 +121,7 @@ clean:
 	rm -rf build build-*
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# Flow feature rows as .npy for experiments (tools/dump_flows.c).
+$(BUILD)/dump_flows: tools/dump_flows.c $(BUILD)/libdeeppacket.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter-out %.h,$^) $(LDLIBS)

@@ -4,6 +4,7 @@
  * neural training loop (learns, validation by flow), --mask on a packet
  * model (stored; training with it equals training on masked vectors),
  * refusals, and the CLI (train --model gbt, test on a flow model). */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 
 #include "classify/dp_classify.h"
 #include "dataset/dp_dataset.h"
+#include "dataset/dp_npy.h"
 #include "deeppacket.h"
 #include "dp_test.h"
 #include "eval/dp_flowtest.h"
@@ -175,7 +177,7 @@ static void test_gbt_undersample(void)
     make_flows(tr, 60, 3, 1, 1); /* class 0: 30 flows, classes 1, 2: 20, 10 */
     dp_train_opts o;
     gbt_opts(&o, tr, tp("u.dpm"));
-    o.gbt_balance = DP_GBT_BALANCE_UNDERSAMPLE;
+    o.balance = DP_BALANCE_UNDERSAMPLE;
     CHECK_EQ_INT(dp_train_run(&o, eb), 0);
     dp_model *m = dp_model_load(o.model_path, eb);
     CHECK(m != NULL);
@@ -395,6 +397,36 @@ static void test_vpn_fold(void)
     dp_eval_free(&e);
 }
 
+/* test --save-logprobs on a flow model: flow_logprobs.npy [flows, classes]
+ * in flows.npy's order, each row log-probabilities whose argmax is the
+ * flow's verdict in flows.npy. */
+static void check_flow_logprobs(const char *out, int nflows, int nclasses)
+{
+    char p[700], eb[DP_ERRBUF_SIZE];
+    dp_npy lp, fl;
+    snprintf(p, sizeof p, "%s/flow_logprobs.npy", out);
+    CHECK_EQ_INT(dp_npy_open(&lp, p, eb), 0);
+    CHECK_EQ_INT(dp_npy_expect(&lp, p, DP_NPY_F4, 4, (size_t)nclasses, eb), 0);
+    snprintf(p, sizeof p, "%s/flows.npy", out);
+    CHECK_EQ_INT(dp_npy_open(&fl, p, eb), 0);
+    CHECK(lp.shape[0] == (uint64_t)nflows && fl.shape[0] == (uint64_t)nflows);
+    for (int i = 0; i < nflows && lp.data && fl.data; i++) {
+        const float *r = (const float *)lp.data + (size_t)i * nclasses;
+        int16_t pred;
+        memcpy(&pred, fl.data + (size_t)i * 20 + 10, 2); /* flow u8, label i2, pred i2, packets u8 */
+        double z = 0;
+        int best = 0;
+        for (int c = 0; c < nclasses; c++) {
+            z += exp(r[c]);
+            best = r[c] > r[best] ? c : best;
+        }
+        CHECK(fabs(z - 1) < 1e-4);
+        CHECK_EQ_INT(best, pred);
+    }
+    dp_npy_close(&lp);
+    dp_npy_close(&fl);
+}
+
 static void test_cli(void)
 {
     const char *bin = dp_test_cli();
@@ -428,6 +460,16 @@ static void test_cli(void)
     CHECK(text && !strstr(text, "\"vpn_accuracy\": null"));
     CHECK_STR_CONTAINS(text, "\"model_kind\": \"gbt\"");
     free(text);
+    snprintf(p, sizeof p, "%s/flow_logprobs.npy", out);
+    CHECK(access(p, F_OK) != 0); /* only when asked */
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -o '%s' --save-logprobs > '%s' 2>&1", bin, te, model, out,
+             log);
+    CHECK_EQ_INT(dp_test_system(cmd), 0);
+    check_flow_logprobs(out, 15, 3);
+    dp_model *gm = dp_model_load(model, eb); /* --balance auto is weight for a gbt, and recorded */
+    CHECK(gm && dp_model_hparams(gm)->balance == DP_BALANCE_WEIGHT);
+    dp_model_free(gm);
+    snprintf(p, sizeof p, "%s/flow_report.json", out);
     /* --train-set: the training flows tested against themselves are all duplicates */
     snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -o '%s' --train-set '%s' > '%s' 2>&1", bin, tr, model, out,
              tr, log);

@@ -16,7 +16,8 @@
  *   predictions.npy   int16 [N]    predicted class of each test packet
  *   flows.npy         struct [F]   flow id, true label, verdict, packets
  *                                  (sorted by flow id)
- *   logprobs.npy      float32 [N, C]  only with --save-logprobs
+ *   logprobs.npy      float32 [N, C]  only with --save-logprobs (packet models)
+ *   flow_logprobs.npy float32 [F, C]  flow models with --save-logprobs, flows.npy order
  *
  * The evaluation is the library's (eval/dp_evalrun.h): this file parses the
  * arguments, calls dp_evalrun and prints where the report went.
@@ -42,7 +43,8 @@ static void usage(FILE *f)
             "  -o REPORT_DIR     where the report goes (default: MODEL.report)\n"
             "  -j THREADS        worker threads (default: all CPUs)\n"
             "  --batch-size N    packets per inference batch (default 256)\n"
-            "  --save-logprobs   also write logprobs.npy, float32 [N, classes] (kept in RAM)\n"
+            "  --save-logprobs   also write logprobs.npy, float32 [N, classes] (kept in RAM);\n"
+            "                    a flow model: flow_logprobs.npy [flows, classes], flows.npy's order\n"
             "  --train-set DIR   the training data (split or dataset folder): the report also\n"
             "                    gives the scores without the test flows whose first packets'\n"
             "                    size and direction sequence occurs identically in DIR\n"

@@ -188,6 +188,30 @@ static int save_npy(const char *dir, const char *name, const char *descr, size_t
     return rc;
 }
 
+/* flow_logprobs.npy in outdir: a flow model's log-probabilities [F, C],
+ * rows in the order of flows.npy (by flow id). */
+static int save_flow_logprobs(const dp_flowtest *ft, int C, const char *outdir, char *errbuf)
+{
+    uint64_t nf = ft->nflows;
+    uint64_t(*order)[2] = malloc((nf ? nf : 1) * sizeof *order); /* (flow id, row) */
+    float *lp = malloc((nf ? nf : 1) * (size_t)C * sizeof *lp);
+    int rc = -1;
+    if (!order || !lp) {
+        dp_err(errbuf, "%s: out of memory for %llu flows", outdir, (unsigned long long)nf);
+        goto out;
+    }
+    for (uint64_t i = 0; i < nf; i++)
+        order[i][0] = ft->ids[i], order[i][1] = i;
+    qsort(order, nf, sizeof *order, cmp_flow_row);
+    for (uint64_t i = 0; i < nf; i++)
+        memcpy(lp + i * (size_t)C, ft->logprobs + order[i][1] * (size_t)C, (size_t)C * sizeof *lp);
+    rc = save_npy(outdir, "flow_logprobs.npy", DP_NPY_F4, 4, (size_t)C, lp, nf, errbuf);
+out:
+    free(order);
+    free(lp);
+    return rc;
+}
+
 /* A flow model: one verdict per flow (dp_flowtest), the flow-level table,
  * flow_report.* and flows.npy. */
 static int test_flow_model(run *x, dp_evalrun_result *r, char *errbuf)
@@ -220,6 +244,8 @@ static int test_flow_model(run *x, dp_evalrun_result *r, char *errbuf)
     }
     if (dp_eval_write_report(&ft.eval, &info, x->outdir, "flow_", errbuf) != 0 ||
         save_flows(NULL, &ft, x->outdir, errbuf) != 0)
+        goto out;
+    if (x->o->save_logprobs && save_flow_logprobs(&ft, dp_model_nclasses(x->m), x->outdir, errbuf) != 0)
         goto out;
     r->flows = ft.eval;
     memset(&ft.eval, 0, sizeof ft.eval);

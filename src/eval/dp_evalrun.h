@@ -13,7 +13,8 @@
  *   packet model: report.md/.json, confusion.csv/.pdf/.png, predictions.npy
  *                 int16 [N]; with flows the same at flow level (flow_*) and
  *                 flows.npy; logprobs.npy float32 [N, C] when asked
- *   flow model:   flow_report.md/.json, flow_confusion.*, flows.npy
+ *   flow model:   flow_report.md/.json, flow_confusion.*, flows.npy;
+ *                 flow_logprobs.npy float32 [F, C] (flows.npy's order) when asked
  *   flows.npy     struct [F] (flow '<u8', label '<i2', pred '<i2',
  *                 packets '<u8'), sorted by flow id
  */
@@ -31,7 +32,8 @@ typedef struct dp_evalrun_opts {
     const char *report_dir;  /* where the report goes (NULL: MODEL.report) */
     int threads;             /* worker threads (0: all CPUs); packet models */
     int batch;               /* packets per inference batch (0: 256) */
-    int save_logprobs;       /* also write logprobs.npy (packet models) */
+    int save_logprobs;       /* also write logprobs.npy (packet models) or
+                              * flow_logprobs.npy (flow models) */
     const char *train_set;   /* NULL, or the training data for the
                               * duplicate-sequence scores */
     int dup_packets;         /* first packets making that sequence (0: 10) */

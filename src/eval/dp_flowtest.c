@@ -17,31 +17,31 @@ static int argmax(const float *lp, int C)
     return p;
 }
 
-/* Predicts every flow of fs into r->pred, chunk by chunk. */
+/* Predicts every flow of fs into r->logprobs and r->pred, chunk by chunk. */
 static int predict_all(dp_flowtest *r, dp_model *m, const dp_flowset *fs, char *errbuf)
 {
     int C = dp_model_nclasses(m);
     size_t L = (size_t)dp_model_arch(m)->in_len;
     uint64_t chunk = fs->nflows < FLOWTEST_CHUNK ? fs->nflows : FLOWTEST_CHUNK;
     float *x = malloc((chunk ? chunk : 1) * L * sizeof(float));
-    float *lp = malloc((chunk ? chunk : 1) * (size_t)C * sizeof(float));
     uint64_t *idx = malloc((chunk ? chunk : 1) * sizeof(uint64_t));
     int rc = 0;
-    if (!x || !lp || !idx)
+    if (!x || !idx)
         rc = dp_err(errbuf, "out of memory for %llu flow rows", (unsigned long long)chunk);
     for (uint64_t s = 0; rc == 0 && s < fs->nflows; s += chunk) {
         uint64_t n = fs->nflows - s < chunk ? fs->nflows - s : chunk;
         for (uint64_t i = 0; i < n; i++)
             idx[i] = s + i;
         dp_flowset_rows(fs, idx, n, x);
-        if (dp_model_predict_flows(m, x, (int)n, lp, errbuf) != 0) {
+        float *out = r->logprobs + s * (size_t)C;
+        if (dp_model_predict_flows(m, x, (int)n, out, errbuf) != 0) {
             rc = -1;
             break;
         }
         for (uint64_t i = 0; i < n; i++)
-            r->pred[s + i] = (int16_t)argmax(lp + i * (size_t)C, C);
+            r->pred[s + i] = (int16_t)argmax(out + i * (size_t)C, C);
     }
-    free(x), free(lp), free(idx);
+    free(x), free(idx);
     return rc;
 }
 
@@ -63,8 +63,9 @@ int dp_flowtest_run(dp_flowtest *r, dp_model *m, const char *mpath, const dp_spl
     r->label = malloc(nf * sizeof *r->label);
     r->pred = malloc(nf * sizeof *r->pred);
     r->npackets = malloc(nf * sizeof *r->npackets);
+    r->logprobs = malloc(nf * (size_t)dp_model_nclasses(m) * sizeof *r->logprobs);
     int rc = -1;
-    if (!r->ids || !r->label || !r->pred || !r->npackets) {
+    if (!r->ids || !r->label || !r->pred || !r->npackets || !r->logprobs) {
         dp_err(errbuf, "out of memory for %llu flows", (unsigned long long)fs.nflows);
         goto out;
     }
@@ -94,5 +95,6 @@ void dp_flowtest_free(dp_flowtest *r)
     free(r->label);
     free(r->pred);
     free(r->npackets);
+    free(r->logprobs);
     memset(r, 0, sizeof *r);
 }

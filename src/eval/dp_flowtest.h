@@ -21,6 +21,7 @@ typedef struct dp_flowtest {
     int16_t *label;     /* [nflows] true labels */
     int16_t *pred;      /* [nflows] verdicts */
     uint32_t *npackets; /* [nflows] packets per flow */
+    float *logprobs;    /* [nflows, C] the model's log-probabilities, C its classes */
 } dp_flowtest;
 
 /* Builds the flowset of s (opened from dir) with the model's flow
