@@ -286,6 +286,43 @@ static char *write_model(const char *name, size_t *len)
     return buf;
 }
 
+/* Format version 3 stores the class balancing training used (field 20b, a
+ * u32 at byte 212); a version-2 file (the same bytes without it) still
+ * loads, with the balance unknown (-1) and the same weights. */
+static void test_file_v2_balance(void)
+{
+    char eb[DP_ERRBUF_SIZE], path[512], path2[512];
+    dp_model *m = small_model();
+    snprintf(path, sizeof path, "%s/v3.dpm", dp_test_tmpdir());
+    snprintf(path2, sizeof path2, "%s/v2.dpm", dp_test_tmpdir());
+    dp_model_hparams(m)->balance = 3;
+    CHECK(dp_model_save(m, path, eb) == 0);
+    size_t len = 0;
+    uint8_t *b = (uint8_t *)dp_read_file(path, &len, eb);
+    CHECK(b && len > 300 && b[8] == 3 && b[212] == 3 && b[213] == 0);
+    dp_model *l = dp_model_load(path, eb);
+    CHECK(l && dp_model_hparams(l)->balance == 3);
+    dp_model_free(l);
+    if (b) { /* version 2: drop field 20b, fix the version and the checksum */
+        memmove(b + 212, b + 216, len - 216);
+        len -= 4;
+        b[8] = 2;
+        uint64_t h = dp_fnv1a(b, len - 8, DP_FNV_INIT);
+        for (int i = 0; i < 8; i++)
+            b[len - 8 + i] = (uint8_t)(h >> (8 * i));
+        CHECK(dp_write_file_atomic(path2, b, len, eb) == 0);
+        l = dp_model_load(path2, eb);
+        CHECK(l != NULL);
+        if (l) {
+            CHECK_EQ_INT(dp_model_hparams(l)->balance, -1);
+            CHECK(!memcmp(dp_model_params(l), dp_model_params(m), dp_model_nparams(m) * sizeof(float)));
+        }
+        dp_model_free(l);
+    }
+    free(b);
+    dp_model_free(m);
+}
+
 static void test_file_roundtrip(void)
 {
     char eb[DP_ERRBUF_SIZE], path[512];
@@ -372,10 +409,10 @@ static void test_file_refused(void)
     CHECK(dp_write_file_atomic(path, buf, len, eb) == 0);
     expect_refused(path, "bad magic");
     buf[0] = 'D';
-    buf[8] = 3;
+    buf[8] = 4;
     CHECK(dp_write_file_atomic(path, buf, len, eb) == 0);
-    expect_refused(path, "version 3");
-    buf[8] = 2;
+    expect_refused(path, "version 4");
+    buf[8] = 3;
     /* appended bytes */
     char *big = malloc(len + 4);
     memcpy(big, buf, len);
@@ -793,6 +830,7 @@ int main(void)
     DP_RUN(test_torch_flow_flat);
     DP_RUN(test_torch_flow_mlp);
     DP_RUN(test_file_roundtrip);
+    DP_RUN(test_file_v2_balance);
     DP_RUN(test_file_refused);
     DP_RUN(test_predict_tail);
     DP_RUN(test_flow_arch);

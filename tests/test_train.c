@@ -118,6 +118,7 @@ static void test_determinism(void)
     if (m) {
         CHECK_EQ_INT(dp_model_hparams(m)->epochs_run, 1);
         CHECK_EQ_INT(dp_model_hparams(m)->train_samples, 48);
+        CHECK_EQ_INT(dp_model_hparams(m)->balance, DP_BALANCE_NONE); /* auto, equal classes */
         CHECK(!strcmp(dp_model_class_name(m, 2), "Voip"));
     }
     dp_model_free(m);
@@ -530,7 +531,8 @@ static void test_balance_weights_and_draws(void)
 
 /* --balance on an imbalanced training set: undersample trains on 3 x 8 rows;
  * every mode is deterministic and gives another model than none; sample
- * resumes to the uninterrupted model. */
+ * resumes to the uninterrupted model; the mode used is stored in the model;
+ * auto (the default) is sample here, and none on a balanced set. */
 static void test_balance_train(void)
 {
     char eb[DP_ERRBUF_SIZE];
@@ -539,9 +541,11 @@ static void test_balance_train(void)
     dp_train_opts o;
     opts(&o, dir, m0);
     o.hp.epochs = 2;
+    CHECK_EQ_INT(o.balance, DP_BALANCE_AUTO);
+    o.balance = DP_BALANCE_NONE;
     CHECK_EQ_INT(dp_train_run(&o, eb), 0);
     dp_model *m = dp_model_load(m0, eb);
-    CHECK(m && dp_model_hparams(m)->train_samples == 88);
+    CHECK(m && dp_model_hparams(m)->train_samples == 88 && dp_model_hparams(m)->balance == DP_BALANCE_NONE);
     dp_model_free(m);
     for (int b = DP_BALANCE_UNDERSAMPLE; b <= DP_BALANCE_SAMPLE; b++) {
         char n1[64], n2[64];
@@ -553,8 +557,16 @@ static void test_balance_train(void)
         CHECK(!dp_test_same_file(m0, p1));
         m = dp_model_load(p1, eb);
         CHECK(m && dp_model_hparams(m)->train_samples == (b == DP_BALANCE_UNDERSAMPLE ? 24 : 88));
+        CHECK(m && dp_model_hparams(m)->balance == b);
         dp_model_free(m);
         if (b == DP_BALANCE_SAMPLE) {
+            char *pa = mpath("bal_auto.dpm");
+            o.model_path = pa;
+            o.balance = DP_BALANCE_AUTO;
+            CHECK_EQ_INT(dp_train_run(&o, eb), 0);
+            CHECK(dp_test_same_file(p1, pa));
+            o.balance = DP_BALANCE_SAMPLE;
+            free(pa);
             char *p3 = mpath("bal_res.dpm");
             o.model_path = p3;
             o.max_steps = 7; /* killed in epoch 2 */

@@ -374,12 +374,12 @@ static void test_model_file_refusals(void)
     uint8_t *b = (uint8_t *)dp_read_file(mp, &len, errbuf);
     CHECK(b != NULL);
     if (b) {
-        const char *vp = tmp("fmt-v3.model");
-        patch_u32(b, len, 8, 3); /* field 2, the version */
+        const char *vp = tmp("fmt-v4.model");
+        patch_u32(b, len, 8, 4); /* field 2, the version */
         CHECK_EQ_INT(dp_write_file_atomic(vp, b, len, errbuf), 0);
         errbuf[0] = 0;
         CHECK(dp_model_load(vp, errbuf) == NULL);
-        CHECK_STR_CONTAINS(errbuf, "unsupported model file version 3 (this program reads versions 1 and 2)");
+        CHECK_STR_CONTAINS(errbuf, "unsupported model file version 4 (this program reads versions 1 to 3)");
         free(b);
     }
 }

@@ -27,12 +27,14 @@ static void usage(FILE *f)
             "  -j, --threads N        threads (default: all CPUs); same seed + threads = same model\n"
             "      --validation F     hold out fraction F of the flows; early stopping and the kept\n"
             "                         model follow the validation loss (default: training loss)\n"
-            "      --balance MODE     none (default: every row once per epoch), undersample (every\n"
+            "      --balance MODE     auto (default: what measured best; gbt: weight; flow: none;\n"
+            "                         cnn, sae: none on equal classes, as split leaves them, else\n"
+            "                         sample), none (every row once per epoch), undersample (every\n"
             "                         class cut at random to the smallest, once), weight (class-\n"
             "                         weighted loss, weights 1/frequency, mean 1 over the rows), or\n"
             "                         sample (each epoch a class-balanced draw with replacement, as\n"
             "                         many rows as the training set); resume with the same MODE;\n"
-            "                         gbt: weight (its default: sample weights), undersample or none\n"
+            "                         gbt: no sample; the mode used is stored in the model\n"
             "      --resume           continue from MODEL.ckpt\n"
             "      --dropout P        dropout probability of the hidden layers (0.05)\n"
             "      --init MODEL       start from MODEL's weights (same architecture and classes;\n"
@@ -76,7 +78,7 @@ static const struct option long_opts[] = {
 /* The command line: the library's options and what the CLI decides itself. */
 struct train_args {
     dp_train_opts o;
-    int task, bench, help, mask_given, balance_given, epochs_given, batch_given;
+    int task, bench, help, mask_given, epochs_given, batch_given;
 };
 
 /* Parses the value of a flow-model option (mask, packets, payload bytes,
@@ -191,9 +193,8 @@ static int parse_hp_option(struct train_args *ta, int c, const char *arg)
     case 'A': {
         int b = dp_balance_parse(arg);
         if (b < 0)
-            return dp_cli_usage_error("train", "unknown --balance '%s' (none, undersample, weight or sample)", arg);
+            return dp_cli_usage_error("train", "unknown --balance '%s' (auto, none, undersample, weight or sample)", arg);
         o->balance = (dp_balance)b;
-        ta->balance_given = 1;
         return 0;
     }
     }
@@ -256,14 +257,9 @@ static int settle_args(struct train_args *ta)
         if (!ta->batch_given)
             o->hp.batch = 64;
     }
-    if (o->kind == DP_MODEL_GBT && ta->balance_given) {
-        if (o->balance == DP_BALANCE_SAMPLE)
-            return dp_cli_usage_error("train", "--balance sample is for the neural models; gbt takes weight, "
-                                      "undersample or none");
-        o->gbt_balance = o->balance == DP_BALANCE_WEIGHT        ? DP_GBT_BALANCE_WEIGHT
-                         : o->balance == DP_BALANCE_UNDERSAMPLE ? DP_GBT_BALANCE_UNDERSAMPLE
-                                                                : DP_GBT_BALANCE_NONE;
-    }
+    if (o->kind == DP_MODEL_GBT && o->balance == DP_BALANCE_SAMPLE)
+        return dp_cli_usage_error("train", "--balance sample is for the neural models; gbt takes auto, weight, "
+                                  "undersample or none");
     return 0;
 }
 

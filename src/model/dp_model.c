@@ -81,6 +81,7 @@ void dp_hparams_default(dp_hparams *h)
     h->eps = 1e-8f;
     h->validation = 0;
     h->seed = 9876;
+    h->balance = -1;
 }
 
 /* The architecture's own checks (kinds, widths, lengths), before any layout. */

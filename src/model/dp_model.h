@@ -110,6 +110,9 @@ typedef struct dp_hparams {
     int epochs_run;
     float final_loss;    /* loss of the kept model (train or validation) */
     uint64_t train_samples;
+    int balance;         /* class balancing training used (train's dp_balance:
+                          * 0 none, 1 undersample, 2 weight, 3 sample); -1
+                          * unknown (files before format version 3) */
 } dp_hparams;
 
 void dp_hparams_default(dp_hparams *h);

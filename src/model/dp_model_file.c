@@ -5,10 +5,10 @@
  * On-disk layout. All integers little-endian (u16/u32/u64 unsigned, i32
  * two's complement), f32 IEEE-754 binary32 little-endian; a string is a u16
  * length then that many bytes, no terminator. Rows marked [v2] are absent
- * from version-1 files.
+ * from version-1 files, rows marked [v3] from version-1 and -2 files.
  *
  *  1. magic          8 bytes   "DPMODEL\0" (a model) or "DPCKPT\0\0" (a checkpoint)
- *  2. version        u32       2 (version 1 is read too; this program writes 2)
+ *  2. version        u32       3 (versions 1 and 2 are read too; this program writes 3)
  *  3. kind           u32       0 CNN, 1 SAE, 2 FLOW (the flow NN), 3 GBT
  *  4. task           u32       0 app, 1 traffic
  *  5. nclasses       u32       1..DP_MAX_CLASSES
@@ -27,6 +27,8 @@
  * 18. mask [v2]      u32       dp_mask field bits
  * 19. flow_packets, flow_payload, flow_groups [v2]   u32 x3 (0 for packet models)
  * 20. ext[8] [v2]    i32 x8    kind-specific (flow NN: ext[0] N, ext[1] F, ...)
+ * 20b. balance [v3]  i32       class balancing training used (0 none, 1 undersample,
+ *                              2 weight, 3 sample; -1 unknown); read as -1 before v3
  * 21. class names    nclasses x string
  * 22. ntensors       u32
  * 23. tensor table   ntensors x (string name, u32 ndim, u32 shape[ndim],
@@ -69,8 +71,9 @@
 
 #define MAGIC_MODEL "DPMODEL"
 #define MAGIC_CKPT "DPCKPT\0"
-#define FORMAT_VERSION 2u /* reads 1 (no input kind, mask, flow config, ext, blob) and 2; a
-                            * checkpoint of version 2 ends with the training set's fingerprint */
+#define FORMAT_VERSION 3u /* reads 1 (no input kind, mask, flow config, ext, blob), 2 (no
+                            * balance) and 3; a checkpoint of version 2 or 3 ends with the
+                            * training set's fingerprint */
 
 typedef struct wbuf {
     FILE *f;
@@ -145,6 +148,7 @@ static void write_model_body(wbuf *w, const dp_model *m, const char *magic, uint
     w_u32(w, (uint32_t)m->flow.npackets), w_u32(w, (uint32_t)m->flow.payload_bytes), w_u32(w, m->flow.groups);
     for (int i = 0; i < 8; i++)
         w_u32(w, (uint32_t)a->ext[i]);
+    w_u32(w, (uint32_t)h->balance);
     for (int c = 0; c < a->nclasses; c++) {
         const char *s = m->names[c] ? m->names[c] : "";
         size_t n = strlen(s);
@@ -399,9 +403,9 @@ static uint8_t *read_checked(const char *path, int ckpt, size_t *len, uint32_t *
     } else if (n < 12 + 8) {
         dp_err(errbuf, "%s: truncated model file (%zu bytes)", path, n);
     } else if ((*ver = (uint32_t)buf[8] | (uint32_t)buf[9] << 8 | (uint32_t)buf[10] << 16 |
-                       (uint32_t)buf[11] << 24) != 1 &&
-               *ver != FORMAT_VERSION) {
-        dp_err(errbuf, "%s: unsupported %s version %u (this program reads versions 1 and %u)", path,
+                       (uint32_t)buf[11] << 24) < 1 ||
+               *ver > FORMAT_VERSION) {
+        dp_err(errbuf, "%s: unsupported %s version %u (this program reads versions 1 to %u)", path,
                ckpt ? "checkpoint" : "model file", *ver, FORMAT_VERSION);
     } else {
         uint64_t want_h = 0;
@@ -424,7 +428,7 @@ typedef struct file_header {
     v2_header v2;
 } file_header;
 
-/* Reads fields 3-20 into *fh; 0, or -1 + message when they are short or
+/* Reads fields 3-20b into *fh; 0, or -1 + message when they are short or
  * the class count is out of range. */
 static int read_header(rbuf *r, uint32_t ver, file_header *fh, const char *path, char *errbuf)
 {
@@ -449,7 +453,8 @@ static int read_header(rbuf *r, uint32_t ver, file_header *fh, const char *path,
     h->seed = r_uint(r, 8), h->train_samples = r_uint(r, 8);
     if (ver >= 2)
         read_v2_header(r, &fh->v2, a);
-    if (r->bad || a->nclasses < 1 || a->nclasses > DP_MAX_CLASSES)
+    h->balance = ver >= 3 ? (int)(int32_t)(uint32_t)r_uint(r, 4) : -1;
+    if (r->bad || a->nclasses < 1 || a->nclasses > DP_MAX_CLASSES || h->balance < -1 || h->balance > 3)
         return dp_err(errbuf, "%s: corrupt model header", path);
     return 0;
 }

@@ -22,11 +22,11 @@
 /* Stream constant of --balance undersample's draws: dp_rng(seed ^ this). */
 #define DP_TRAIN_UNDER_SALT 0x756e6465722d736dULL
 
-const char *const dp_balance_name[4] = {"none", "undersample", "weight", "sample"};
+const char *const dp_balance_name[5] = {"none", "undersample", "weight", "sample", "auto"};
 
 int dp_balance_parse(const char *s)
 {
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         if (!strcmp(s, dp_balance_name[i]))
             return i;
     return -1;
@@ -44,7 +44,22 @@ void dp_train_opts_default(dp_train_opts *o)
     dp_gbt_params gp;
     dp_gbt_params_default(&gp);
     o->gbt_trees = gp.trees, o->gbt_depth = gp.depth, o->gbt_eta = gp.eta, o->gbt_colsample = gp.colsample;
-    o->gbt_balance = DP_GBT_BALANCE_WEIGHT;
+    o->balance = DP_BALANCE_AUTO;
+}
+
+dp_balance dp_train_balance_auto(int kind, const uint64_t *counts, int nclasses)
+{
+    if (kind == DP_MODEL_GBT)
+        return DP_BALANCE_WEIGHT;
+    if (kind == DP_MODEL_FLOW)
+        return DP_BALANCE_NONE;
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (int c = 0; c < nclasses; c++)
+        if (counts[c]) {
+            lo = counts[c] < lo ? counts[c] : lo;
+            hi = counts[c] > hi ? counts[c] : hi;
+        }
+    return hi <= lo ? DP_BALANCE_NONE : DP_BALANCE_SAMPLE;
 }
 
 typedef struct trainer {
@@ -255,21 +270,22 @@ static void undersample(trainer *t)
     t->ntr = n;
 }
 
-/* Applies o->balance to the training rows made by make_index. */
+/* Applies o->balance to the training rows made by make_index (auto
+ * resolved on their class counts); the mode used goes to t->hp.balance. */
 static int apply_balance(trainer *t, char *errbuf)
 {
-    if (t->o->balance == DP_BALANCE_NONE)
-        return 0;
-    if (group_by_class(t, errbuf) != 0)
+    dp_balance b = t->o->balance;
+    if (b != DP_BALANCE_NONE && group_by_class(t, errbuf) != 0)
         return -1;
-    if (t->o->balance == DP_BALANCE_UNDERSAMPLE) {
+    uint64_t counts[DP_MAX_CLASSES] = {0};
+    for (int c = 0; b != DP_BALANCE_NONE && c < t->ss.nclasses; c++)
+        counts[c] = t->off[c + 1] - t->off[c];
+    if (b == DP_BALANCE_AUTO)
+        b = dp_train_balance_auto(dp_model_arch(t->m)->kind, counts, t->ss.nclasses);
+    t->hp.balance = (int)b;
+    if (b == DP_BALANCE_UNDERSAMPLE)
         undersample(t);
-        return 0;
-    }
-    if (t->o->balance == DP_BALANCE_WEIGHT) {
-        uint64_t counts[DP_MAX_CLASSES];
-        for (int c = 0; c < t->ss.nclasses; c++)
-            counts[c] = t->off[c + 1] - t->off[c];
+    if (b == DP_BALANCE_WEIGHT) {
         dp_train_class_weights(counts, t->ss.nclasses, t->cw);
         dp_model_set_class_weights(t->m, t->cw);
     }
@@ -282,7 +298,7 @@ static int apply_balance(trainer *t, char *errbuf)
  * its start, which the checkpoint holds. */
 static void epoch_order(trainer *t)
 {
-    if (t->o->balance == DP_BALANCE_SAMPLE) {
+    if (t->hp.balance == DP_BALANCE_SAMPLE) {
         dp_train_balanced_draw(&t->st.rng, t->byclass, t->off, t->ss.nclasses, t->tr, t->ntr);
         return;
     }
@@ -649,12 +665,11 @@ static int setup_batches(trainer *t, char *errbuf)
         return -1;
     if (!o->quiet)
         fprintf(stderr,
-                "train %s %s: %zu parameters, %zu training %s%s, %d classes, batch %d, lr %g, seed %llu%s%s\n",
+                "train %s %s: %zu parameters, %zu training %s%s, %d classes, batch %d, lr %g, seed %llu, balance %s\n",
                 dp_model_kind_name(t->m), dp_task_name[o->task], dp_model_nparams(t->m), t->ntr,
                 t->flows ? "flows" : "rows",
                 t->nva ? " (+ validation rows)" : "", dp_model_arch(t->m)->nclasses, t->hp.batch, (double)t->hp.lr,
-                (unsigned long long)t->hp.seed, o->balance ? ", balance " : "",
-                o->balance ? dp_balance_name[o->balance] : "");
+                (unsigned long long)t->hp.seed, dp_balance_name[t->hp.balance]);
     if (!o->quiet && t->nva)
         fprintf(stderr, "validation: %zu rows held out by flow (%.0f%% of flows)\n", t->nva,
                 (double)t->hp.validation * 100);

@@ -17,8 +17,9 @@
 #include "model/dp_model.h"
 
 /* --balance: how training treats unequal classes.
- *   NONE         every training row once per epoch (the default; split
- *                folders are already under-sampled by `split`)
+ *   NONE         every training row once per epoch
+ *   AUTO         the default: the mode that measured best for the model kind
+ *                (dp_train_balance_auto; docs/accuracy.md, "Class balancing")
  *   UNDERSAMPLE  the reference's: once, before training, every class is cut
  *                to the smallest class's row count (the smallest with rows),
  *                rows chosen uniformly at random (partial Fisher-Yates over
@@ -38,11 +39,20 @@ typedef enum dp_balance {
     DP_BALANCE_UNDERSAMPLE = 1,
     DP_BALANCE_WEIGHT = 2,
     DP_BALANCE_SAMPLE = 3,
+    DP_BALANCE_AUTO = 4,
 } dp_balance;
 
-extern const char *const dp_balance_name[4]; /* "none", "undersample", "weight", "sample" */
+extern const char *const dp_balance_name[5]; /* "none", "undersample", "weight", "sample", "auto" */
 /* The mode for its name, or -1. */
 int dp_balance_parse(const char *s);
+
+/* What --balance auto means for a model of `kind` (DP_MODEL_*) trained on
+ * rows with counts[c] rows of class c: the gbt weighs its classes (WEIGHT),
+ * the flow NN takes every flow once (NONE), the CNN and SAE take every row
+ * once when the classes with rows are already equal (a split's
+ * under-sampled training set: the reference pipeline unchanged) and draw
+ * class-balanced batches (SAMPLE) otherwise. Never returns AUTO. */
+dp_balance dp_train_balance_auto(int kind, const uint64_t *counts, int nclasses);
 
 /* --balance weight's weights: w[c] = N / (K counts[c]) for the K classes
  * with rows (N rows in all), 0 for the others; sum_c counts[c] w[c] = N. */
@@ -67,7 +77,8 @@ typedef struct dp_train_opts {
                               * the seed still drives shuffling and dropout; NULL: none */
     int quiet;               /* no progress / epoch lines */
     float dropout;           /* dropout probability of the hidden layers; < 0: the spec's 0.05 */
-    dp_balance balance;      /* class balancing (DP_BALANCE_NONE) */
+    dp_balance balance;      /* class balancing (DP_BALANCE_AUTO); the mode
+                              * used is recorded in the model (hp.balance) */
     /* testing: a smaller architecture (CNN channel count; 0 = the spec's) */
     int cnn_channels;
     /* testing: stop after this many optimiser steps in total (0 = none),
@@ -83,19 +94,11 @@ typedef struct dp_train_opts {
     int gbt_trees, gbt_depth;/* GBT: boosting rounds, max depth */
     float gbt_eta;           /* GBT: learning rate */
     float gbt_colsample;     /* GBT: fraction of features per tree (seeded; 1 = all) */
-    int gbt_balance;         /* GBT: DP_GBT_BALANCE_* */
 } dp_train_opts;
-
-/* How the GBT balances classes. */
-enum {
-    DP_GBT_BALANCE_WEIGHT = 0,      /* sample weight n / (classes * count of its class) */
-    DP_GBT_BALANCE_UNDERSAMPLE = 1, /* keep a seeded random count-of-the-smallest-class flows per class */
-    DP_GBT_BALANCE_NONE = 2,
-};
 
 /* Fills opts with the spec defaults (epochs 20, batch 16, lr 1e-3, seed
  * 9876, patience 3, CNN; no field mask; flows: N 10, K 64, all groups; GBT
- * dp_gbt_params_default, class weights). */
+ * dp_gbt_params_default; --balance auto). */
 void dp_train_opts_default(dp_train_opts *o);
 
 /* Trains. Returns 0 (model written), or -1 + message: unreadable input,

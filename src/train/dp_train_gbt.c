@@ -67,9 +67,21 @@ static int labels_weights(const dp_flowset *fs, const uint64_t *idx, uint64_t n,
     return 0;
 }
 
+/* o->balance for the flows of fs (auto resolved on their class counts);
+ * `sample` is refused before (cmd_train). */
+static dp_balance gbt_balance(const dp_train_opts *o, const dp_flowset *fs, int nclasses)
+{
+    if (o->balance != DP_BALANCE_AUTO)
+        return o->balance;
+    uint64_t counts[DP_MAX_CLASSES] = {0};
+    for (uint64_t i = 0; i < fs->nflows; i++)
+        counts[fs->flows[i].label]++;
+    return dp_train_balance_auto(DP_MODEL_GBT, counts, nclasses);
+}
+
 /* The GBT dp_model around a trained booster, ready to save. */
 static dp_model *wrap_model(const dp_train_opts *o, const dp_splitset *ss, dp_gbt *g, uint64_t nflows,
-                            char *errbuf)
+                            dp_balance balance, char *errbuf)
 {
     dp_arch a;
     dp_arch_default(&a, DP_MODEL_GBT, o->task, ss->nclasses);
@@ -93,6 +105,7 @@ static dp_model *wrap_model(const dp_train_opts *o, const dp_splitset *ss, dp_gb
     h->epochs = h->epochs_run = o->gbt_trees;
     h->lr = o->gbt_eta;
     h->train_samples = nflows;
+    h->balance = (int)balance;
     return m;
 }
 
@@ -124,26 +137,28 @@ int dp_train_gbt(const dp_train_opts *o, char *errbuf)
         dp_err(errbuf, "out of memory");
         goto out;
     }
-    n = pick_flows(&fs, ss.nclasses, o->gbt_balance == DP_GBT_BALANCE_UNDERSAMPLE, o->hp.seed, idx);
+    dp_balance balance = gbt_balance(o, &fs, ss.nclasses);
+    n = pick_flows(&fs, ss.nclasses, balance == DP_BALANCE_UNDERSAMPLE, o->hp.seed, idx);
     if (!(x = malloc(n * L * sizeof(float)))) {
         dp_err(errbuf, "%s: out of memory for %llu flow rows of %zu floats", o->train_dir, (unsigned long long)n, L);
         goto out;
     }
     dp_flowset_rows(&fs, idx, n, x);
-    if (labels_weights(&fs, idx, n, o->gbt_balance == DP_GBT_BALANCE_WEIGHT, y, &w, errbuf) != 0)
+    if (labels_weights(&fs, idx, n, balance == DP_BALANCE_WEIGHT, y, &w, errbuf) != 0)
         goto out;
     dp_gbt_params gp;
     dp_gbt_params_default(&gp);
     gp.trees = o->gbt_trees, gp.depth = o->gbt_depth, gp.eta = o->gbt_eta, gp.colsample = o->gbt_colsample;
     gp.threads = o->hp.threads > 0 ? o->hp.threads : 1, gp.seed = o->hp.seed, gp.quiet = o->quiet;
     if (!o->quiet)
-        fprintf(stderr, "train gbt %s: %llu training flows of %llu, %d classes, %zu features, %d trees, depth %d, eta %g\n",
+        fprintf(stderr, "train gbt %s: %llu training flows of %llu, %d classes, %zu features, %d trees, depth %d, eta %g, "
+                "balance %s\n",
                 dp_task_name[o->task], (unsigned long long)n, (unsigned long long)fs.nflows, ss.nclasses, L,
-                gp.trees, gp.depth, (double)gp.eta);
+                gp.trees, gp.depth, (double)gp.eta, dp_balance_name[balance]);
     double t0 = dp_now();
     if (!(g = dp_gbt_train(x, n, (int)L, y, w, ss.nclasses, &gp, errbuf)))
         goto out;
-    if (!(m = wrap_model(o, &ss, g, n, errbuf)) || dp_model_save(m, o->model_path, errbuf) != 0)
+    if (!(m = wrap_model(o, &ss, g, n, balance, errbuf)) || dp_model_save(m, o->model_path, errbuf) != 0)
         goto out;
     if (!o->quiet)
         fprintf(stderr, "wrote %s (gbt %s, %d trees, %.1f s; peak memory %.0f MB)\n", o->model_path,
