@@ -47,7 +47,7 @@ PIC_O   := $(LIB_C:%.c=$(BUILD)/pic/%.o) $(LIB_S:%.S=$(BUILD)/pic/%.o)
 SHARED  ?= 1
 SO_ALL  := $(if $(filter 1,$(SHARED)),$(BUILD)/$(SO_REAL) $(BUILD)/$(SO_NAME) $(BUILD)/libdeeppacket.so)
 
-.PHONY: all check asan fuzz clean print-ldlibs install uninstall
+.PHONY: all check asan fuzz clean print-ldlibs print-pythondir install uninstall
 all: $(BUILD)/deeppacket $(TEST_BIN) $(BUILD)/udp_flood $(SO_ALL)
 
 $(BUILD)/%.o: %.c
@@ -179,6 +179,10 @@ install: $(BUILD)/deeppacket $(BUILD)/libdeeppacket.a $(BUILD)/$(SO_REAL) deeppa
 	install -m 644 $(PY_FILES) $(DESTDIR)$(PYTHONDIR)/deeppacket/
 	printf '# written by make install\nLIBRARY = "%s"\n' "$(LIBDIR)/$(SO_NAME)" > $(DESTDIR)$(PYTHONDIR)/deeppacket/_install.py
 	$(if $(DESTDIR),,-ldconfig 2>/dev/null)
+
+# Where `make install` puts the Python package for this PREFIX.
+print-pythondir:
+	@echo $(PYTHONDIR)
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/deeppacket $(DESTDIR)$(INCLUDEDIR)/deeppacket.h
