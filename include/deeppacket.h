@@ -10,9 +10,9 @@
  *
  * Installed (`make install`), build against the shared library with
  *   cc app.c $(pkg-config --cflags --libs deeppacket)
- * or statically (libdeeppacket.a and its dependencies):
- *   cc app.c $(pkg-config --cflags deeppacket) -Wl,-Bstatic -ldeeppacket -Wl,-Bdynamic \
- *      $(pkg-config --static --libs deeppacket)
+ * or statically (libdeeppacket.a, its dependencies shared):
+ *   cc app.c $(pkg-config --cflags deeppacket) -Wl,--as-needed -Wl,-Bstatic -ldeeppacket \
+ *      -Wl,-Bdynamic $(pkg-config --static --libs deeppacket)
  * In the source tree: cc app.c -Iinclude build/libdeeppacket.a $(make -s print-ldlibs).
  * The shared library exports exactly the deeppacket_* functions below.
  * A handle is not thread-safe: use one per thread. Functions that can fail

@@ -33,8 +33,7 @@ LD_LIBRARY_PATH=$prefix/lib "$tmp/shared" "$tmp/m" "$cap" > "$tmp/got" || fail "
 cmp -s "$tmp/want" "$tmp/got" || fail "examples/classify_pcap (shared) differs from deeppacket classify"
 readelf -d "$tmp/shared" | grep -q 'NEEDED.*\[libdeeppacket.so.0\]' || fail "the shared build does not load libdeeppacket.so.0"
 cc -Wall -Wextra -Werror -o "$tmp/static" examples/classify_pcap.c $(pkg-config --cflags deeppacket) \
-  $(pkg-config --libs-only-L deeppacket) -Wl,--as-needed -Wl,-Bstatic -ldeeppacket -Wl,-Bdynamic \
-  $(pkg-config --static --libs deeppacket)
+  -Wl,--as-needed -Wl,-Bstatic -ldeeppacket -Wl,-Bdynamic $(pkg-config --static --libs deeppacket)
 ! readelf -d "$tmp/static" | grep -q libdeeppacket || fail "the static build still loads libdeeppacket.so"
 "$tmp/static" "$tmp/m" "$cap" > "$tmp/got" || fail "examples/classify_pcap (static) failed"
 cmp -s "$tmp/want" "$tmp/got" || fail "examples/classify_pcap (static) differs from deeppacket classify"
