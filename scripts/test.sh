@@ -19,7 +19,7 @@ grep -E '^(Done|#[0-9]+ *DONE)' "$log/fuzz" | grep -v '^#' | sed 's/^/fuzz: /'
 sum() { grep -hE '^tests: ' "$@" | awk '{p+=$2; f+=$4; s+=$6} END {printf "%d %d %d", p, f, s}'; }
 read -r p1 f1 s1 <<<"$(sum "$log/check")"
 read -r p2 f2 s2 <<<"$(sum "$log/asan")"
-pyt() { grep -oE "[0-9]+ $1" "$log/pytest" | tail -n 1 | cut -d' ' -f1; }
+pyt() { grep -oE "[0-9]+ $1" "$log/pytest" | tail -n 1 | cut -d' ' -f1 || true; }
 p3=$(pyt passed) s3=$(pyt skipped)
 echo "suite (plain + ASan/UBSan + Python), install check and fuzz run clean:"
 echo "tests: $((p1 + p2 + ${p3:-0})) passed, $((f1 + f2)) failed, $((s1 + s2 + ${s3:-0})) skipped"
