@@ -1,6 +1,9 @@
-# deeppacket build. `make` builds build/deeppacket; `make check` runs the
-# tests; `make asan` the same tests under ASan+UBSan; `make fuzz` a short
-# libFuzzer run of the packet parser. BUILD=dir keeps builds apart.
+# deeppacket build. `make` builds build/deeppacket, the static and shared
+# libraries; `make check` runs the tests; `make asan` the same tests under
+# ASan+UBSan; `make fuzz` a short libFuzzer run of the packet parser;
+# `make install PREFIX=/usr/local DESTDIR=` installs the program, the
+# library (header, .so, .a, pkg-config file), the man pages and the Python
+# package; `make uninstall` removes them. BUILD=dir keeps builds apart.
 
 CC      ?= cc
 BUILD   ?= build
@@ -8,16 +11,17 @@ OPT     ?= -O2 -march=x86-64-v2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -pthread -Iinclude -Isrc -MMD -MP
 DEPS    := libpcap cairo openblas
 CFLAGS  += $(shell pkg-config --cflags $(DEPS))
-LDLIBS  += $(shell pkg-config --libs $(DEPS)) -lm -lpthread
+# The libraries without a pkg-config file (deeppacket.pc's Libs.private).
 # XGBoost (Debian libxgboost-dev) for the GBT flow model (src/model/dp_gbt.c)
-LDLIBS  += -lxgboost
+PLAIN_LIBS := -lm -lpthread -lxgboost
 # oneDNN (Debian libdnnl-dev) for inference's per-thread GEMMs
 # (src/nn/dp_nn_gemm.c); DNNL=0 builds without it (OpenBLAS only).
 DNNL    ?= 1
 ifeq ($(DNNL),1)
 CFLAGS  += -DDP_WITH_DNNL
-LDLIBS  += -ldnnl -lgomp
+PLAIN_LIBS += -ldnnl -lgomp
 endif
+LDLIBS  += $(shell pkg-config --libs $(DEPS)) $(PLAIN_LIBS)
 
 LIB_C   := $(sort $(wildcard src/*/*.c))
 LIB_C   := $(filter-out src/cli/%,$(LIB_C))
@@ -31,8 +35,20 @@ CLI_O   := $(CLI_C:%.c=$(BUILD)/%.o)
 TEST_BIN:= $(TEST_C:tests/%.c=$(BUILD)/tests/%)
 TEST_UO := $(TEST_H:%.c=$(BUILD)/%.o)
 
-.PHONY: all check asan fuzz clean print-ldlibs
-all: $(BUILD)/deeppacket $(TEST_BIN) $(BUILD)/udp_flood
+# The shared library: version from the header, soname libdeeppacket.so.MAJOR,
+# its own -fPIC object set under $(BUILD)/pic (the .a and the program keep
+# theirs), only the deeppacket_* API exported (-fvisibility=hidden and the
+# version script). SHARED=0 leaves it out (the ASan build: no test uses it).
+VERSION := $(shell sed -n 's/^\#define DEEPPACKET_VERSION_STRING "\(.*\)"/\1/p' include/deeppacket.h)
+MAJOR   := $(firstword $(subst ., ,$(VERSION)))
+SO_NAME := libdeeppacket.so.$(MAJOR)
+SO_REAL := libdeeppacket.so.$(VERSION)
+PIC_O   := $(LIB_C:%.c=$(BUILD)/pic/%.o) $(LIB_S:%.S=$(BUILD)/pic/%.o)
+SHARED  ?= 1
+SO_ALL  := $(if $(filter 1,$(SHARED)),$(BUILD)/$(SO_REAL) $(BUILD)/$(SO_NAME) $(BUILD)/libdeeppacket.so)
+
+.PHONY: all check asan fuzz clean print-ldlibs print-pythondir install uninstall
+all: $(BUILD)/deeppacket $(TEST_BIN) $(BUILD)/udp_flood $(SO_ALL)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -46,6 +62,21 @@ $(BUILD)/libdeeppacket.a: $(LIB_O)
 	@rm -f $@
 	ar rcs $@ $^
 
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(BUILD)/pic/%.o: %.S
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -c $< -o $@
+
+$(BUILD)/$(SO_REAL): $(PIC_O) src/libdeeppacket.map
+	$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,-soname,$(SO_NAME) -Wl,--version-script=src/libdeeppacket.map \
+	  -Wl,--no-undefined -o $@ $(PIC_O) $(LDLIBS)
+
+$(BUILD)/$(SO_NAME) $(BUILD)/libdeeppacket.so: $(BUILD)/$(SO_REAL)
+	ln -sf $(if $(filter %.$(MAJOR),$@),$(SO_REAL),$(SO_NAME)) $@
+
 $(BUILD)/deeppacket: $(CLI_O) $(BUILD)/libdeeppacket.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -57,7 +88,7 @@ check: all
 	BUILD=$(BUILD) tests/run.sh
 
 asan:
-	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	$(MAKE) BUILD=build-asan SHARED=0 OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	  LDFLAGS="-fsanitize=address,undefined" check
 
 # On-demand benchmark of the NN layers (bench/README-nn.md); not part of `all`.
@@ -116,6 +147,50 @@ $(BUILD)/fuzz_mask: fuzz/fuzz_mask.c src/packet/dp_mask.c src/util/dp_util.c
 # The libraries a program linking $(BUILD)/libdeeppacket.a needs (embedders, bench scripts).
 print-ldlibs:
 	@echo $(LDLIBS)
+
+# ---- install ---------------------------------------------------------------
+# Debian's python3 reads /usr/lib/python3/dist-packages for PREFIX=/usr and
+# $(PREFIX)/lib/python3.X/dist-packages for /usr/local; the package gets an
+# _install.py naming the installed library.
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+BINDIR     ?= $(PREFIX)/bin
+INCLUDEDIR ?= $(PREFIX)/include
+LIBDIR     ?= $(PREFIX)/lib
+MANDIR     ?= $(PREFIX)/share/man
+PYTHON     ?= /usr/bin/python3
+PY_XY       = $(shell $(PYTHON) -c 'import sys; print("python%d.%d" % sys.version_info[:2])' 2>/dev/null)
+PYTHONDIR  ?= $(if $(filter /usr,$(PREFIX)),$(PREFIX)/lib/python3/dist-packages,$(PREFIX)/lib/$(or $(PY_XY),python3)/dist-packages)
+MAN1       := $(wildcard man/*.1)
+PY_FILES   := $(wildcard python/deeppacket/*.py)
+
+install: $(BUILD)/deeppacket $(BUILD)/libdeeppacket.a $(BUILD)/$(SO_REAL) deeppacket.pc.in
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PYTHONDIR)/deeppacket
+	install -m 755 $(BUILD)/deeppacket $(DESTDIR)$(BINDIR)/deeppacket
+	install -m 644 include/deeppacket.h $(DESTDIR)$(INCLUDEDIR)/deeppacket.h
+	install -m 755 $(BUILD)/$(SO_REAL) $(DESTDIR)$(LIBDIR)/$(SO_REAL)
+	ln -sf $(SO_REAL) $(DESTDIR)$(LIBDIR)/$(SO_NAME)
+	ln -sf $(SO_NAME) $(DESTDIR)$(LIBDIR)/libdeeppacket.so
+	install -m 644 $(BUILD)/libdeeppacket.a $(DESTDIR)$(LIBDIR)/libdeeppacket.a
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
+	  -e 's|@VERSION@|$(VERSION)|g' -e 's|@REQUIRES_PRIVATE@|$(DEPS)|g' -e 's|@LIBS_PRIVATE@|$(PLAIN_LIBS)|g' \
+	  deeppacket.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/deeppacket.pc
+	$(if $(MAN1),install -d $(DESTDIR)$(MANDIR)/man1 && install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/)
+	install -m 644 $(PY_FILES) $(DESTDIR)$(PYTHONDIR)/deeppacket/
+	printf '# written by make install\nLIBRARY = "%s"\n' "$(LIBDIR)/$(SO_NAME)" > $(DESTDIR)$(PYTHONDIR)/deeppacket/_install.py
+	$(if $(DESTDIR),,-ldconfig 2>/dev/null)
+
+# Where `make install` puts the Python package for this PREFIX.
+print-pythondir:
+	@echo $(PYTHONDIR)
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/deeppacket $(DESTDIR)$(INCLUDEDIR)/deeppacket.h
+	rm -f $(DESTDIR)$(LIBDIR)/$(SO_REAL) $(DESTDIR)$(LIBDIR)/$(SO_NAME) $(DESTDIR)$(LIBDIR)/libdeeppacket.so
+	rm -f $(DESTDIR)$(LIBDIR)/libdeeppacket.a $(DESTDIR)$(LIBDIR)/pkgconfig/deeppacket.pc
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1)))
+	rm -rf $(DESTDIR)$(PYTHONDIR)/deeppacket
+	$(if $(DESTDIR),,-ldconfig 2>/dev/null)
 
 clean:
 	rm -rf build build-*

@@ -8,11 +8,16 @@
  *       printf("%s %.2f\n", r.class_name, r.probability);
  *   deeppacket_close(dp);
  *
- * Link with libdeeppacket.a and its dependencies:
- *   cc app.c build/libdeeppacket.a $(make -s print-ldlibs)
- * i.e. $(pkg-config --libs libpcap cairo openblas) -lxgboost -lm -lpthread
- * -ldnnl -lgomp (the last two unless built with DNNL=0).
- * A handle is not thread-safe: use one per thread.
+ * Installed (`make install`), build against the shared library with
+ *   cc app.c $(pkg-config --cflags --libs deeppacket)
+ * or statically (libdeeppacket.a, its dependencies shared):
+ *   cc app.c $(pkg-config --cflags deeppacket) -Wl,--as-needed -Wl,-Bstatic -ldeeppacket \
+ *      -Wl,-Bdynamic $(pkg-config --static --libs deeppacket)
+ * In the source tree: cc app.c -Iinclude build/libdeeppacket.a $(make -s print-ldlibs).
+ * The shared library exports exactly the deeppacket_* functions below.
+ * A handle is not thread-safe: use one per thread. Functions that can fail
+ * take errbuf (DEEPPACKET_ERRBUF_SIZE bytes) and leave a one-line message
+ * there; they never abort on bad input.
  */
 #ifndef DEEPPACKET_H
 #define DEEPPACKET_H
@@ -22,6 +27,20 @@
 
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+/* The library's version (semantic: the soname is libdeeppacket.so.MAJOR). */
+#define DEEPPACKET_VERSION_MAJOR 0
+#define DEEPPACKET_VERSION_MINOR 2
+#define DEEPPACKET_VERSION_PATCH 0
+#define DEEPPACKET_VERSION_STRING "0.2.0"
+
+/* Marks the functions the shared library exports (it is built with
+ * -fvisibility=hidden and a version script). */
+#if defined(__GNUC__) || defined(__clang__)
+#define DEEPPACKET_API __attribute__((visibility("default")))
+#else
+#define DEEPPACKET_API
 #endif
 
 /* Size of the error buffers below (one-line messages). */
@@ -44,22 +63,22 @@ typedef struct deeppacket_result {
 /* Loads a model file written by `deeppacket train`. NULL with a message in
  * errbuf (naming the file) when it is missing, truncated, corrupt or of an
  * unknown version. */
-deeppacket *deeppacket_open(const char *model_path, char *errbuf);
+DEEPPACKET_API deeppacket *deeppacket_open(const char *model_path, char *errbuf);
 
 /* Classifies one captured frame: linktype is the pcap LINKTYPE_* number of
  * the capture (1 Ethernet, 101 raw IP, 113 Linux cooked, ...), frame the
  * caplen captured bytes. The frame goes through exactly the transform used
  * in training; a frame the rules drop gives kept = 0 (not an error).
  * Returns 0 with *out filled, or -1 + message if the model fails. */
-int deeppacket_classify(deeppacket *dp, int linktype, const uint8_t *frame, size_t caplen,
+DEEPPACKET_API int deeppacket_classify(deeppacket *dp, int linktype, const uint8_t *frame, size_t caplen,
                         deeppacket_result *out, char *errbuf);
 
 /* 1 when the model classifies whole flows (a flow model: `train --model
  * gbt|flow`; use deeppacket_classify_flow), 0 for a per-packet model. */
-int deeppacket_wants_flows(const deeppacket *dp);
+DEEPPACKET_API int deeppacket_wants_flows(const deeppacket *dp);
 /* A flow model's N: it decides from a flow's first N kept packets (0 for
  * a packet model). */
-int deeppacket_flow_packets(const deeppacket *dp);
+DEEPPACKET_API int deeppacket_flow_packets(const deeppacket *dp);
 
 /* Classifies one bidirectional flow from its captured frames, in capture
  * order: frames[i] of caplens[i] bytes captured at times[i] (seconds), all
@@ -69,15 +88,110 @@ int deeppacket_flow_packets(const deeppacket *dp);
  * (direction relative to the first kept frame, inter-arrival times, its
  * field mask); a packet model sums the log-probabilities of every kept
  * frame given (as `classify --per flow`). Returns 0, or -1 + message. */
-int deeppacket_classify_flow(deeppacket *dp, int linktype, const uint8_t *const *frames, const size_t *caplens,
+DEEPPACKET_API int deeppacket_classify_flow(deeppacket *dp, int linktype, const uint8_t *const *frames, const size_t *caplens,
                              const double *times, int nframes, deeppacket_result *out, char *errbuf);
 
 /* Number of classes of the model and the name of class id c ("" if unnamed). */
-int deeppacket_nclasses(const deeppacket *dp);
-const char *deeppacket_class_name(const deeppacket *dp, int c);
+DEEPPACKET_API int deeppacket_nclasses(const deeppacket *dp);
+DEEPPACKET_API const char *deeppacket_class_name(const deeppacket *dp, int c);
 
 /* Frees the handle (NULL is allowed). */
-void deeppacket_close(deeppacket *dp);
+DEEPPACKET_API void deeppacket_close(deeppacket *dp);
+
+/* ---- version and model information ------------------------------------- */
+
+/* The library's version, "MAJOR.MINOR.PATCH" (DEEPPACKET_VERSION_STRING of
+ * the library actually loaded, which may be newer than the header). */
+DEEPPACKET_API const char *deeppacket_version(void);
+
+/* The model's kind: "cnn", "sae", "flow" or "gbt" (the flow NN and the
+ * GBT read flow rows: deeppacket_wants_flows). */
+DEEPPACKET_API const char *deeppacket_model_kind(const deeppacket *dp);
+/* The model's task: "app" or "traffic". */
+DEEPPACKET_API const char *deeppacket_task(const deeppacket *dp);
+/* The header-field mask the model applies to every vector: "none" or the
+ * field names joined by commas ("ports,ipid,ttl,checksum,seq,tcpts"). */
+DEEPPACKET_API const char *deeppacket_mask(const deeppacket *dp);
+/* A flow model's row length (N packets x F features per packet, floats;
+ * docs/flow-features.md), 0 for a packet model. */
+DEEPPACKET_API int deeppacket_flow_row_len(const deeppacket *dp);
+
+/* ---- arrays ------------------------------------------------------------- */
+
+/* Size of one packet vector (the Deep Packet input: uint8, 1500 bytes). */
+#define DEEPPACKET_VECTOR_LEN 1500
+
+/* A packet model on n preprocessed vectors (row-major [n, 1500] uint8, as
+ * in a dataset's vectors.npy): the model's mask applied to a copy, each
+ * byte scaled by 1/255, log-probabilities (log-softmax) written to
+ * logprobs[n, nclasses] (row-major). n = 0 writes nothing. Returns 0, or -1
+ * + message for a flow model (it reads flow rows) or a failed model. */
+DEEPPACKET_API int deeppacket_predict(deeppacket *dp, const uint8_t *vectors, size_t n, float *logprobs,
+                                      char *errbuf);
+
+/* A flow model on n flow rows (row-major [n, deeppacket_flow_row_len]
+ * floats, the layout of docs/flow-features.md, mask already applied as
+ * the model's feature extraction does): log-probabilities [n, nclasses].
+ * Returns 0, or -1 + message for a packet model or a failed model. */
+DEEPPACKET_API int deeppacket_predict_flows(deeppacket *dp, const float *rows, size_t n, float *logprobs,
+                                            char *errbuf);
+
+/* ---- capture files --------------------------------------------------------
+ * Verdicts on a pcap/pcapng file, one at a time, as the JSON lines of
+ * `deeppacket classify -r PATH` with the same options (same keys, values
+ * and order: the same code writes them). */
+typedef struct deeppacket_pcap deeppacket_pcap;
+
+/* Opens the capture at path for classification by dp (which must outlive
+ * the reader and is not to be used meanwhile). per_flow: 0 one verdict per
+ * kept packet, 1 one per bidirectional flow, -1 the model's default (per
+ * packet, or per flow for a flow model); a flow model refuses 0. first_n:
+ * per flow, the kept packets a verdict is made of (0: 10; a flow model
+ * always uses its own N). NULL + message when the file cannot be opened or
+ * is no capture, or the options are wrong. */
+DEEPPACKET_API deeppacket_pcap *deeppacket_pcap_open(deeppacket *dp, const char *path, int per_flow, int first_n,
+                                                     char *errbuf);
+/* The next verdict: returns 1 with *json pointing to one JSON object (no
+ * newline; valid until the next call or deeppacket_pcap_close), 0 at the
+ * end, or -1 + message: a truncated or corrupt capture (after the verdicts
+ * of what could be read, as the CLI prints them), a failed model, or a
+ * capture of an unsupported link type from which nothing was classified.
+ * After 0 or -1 it keeps returning 0. */
+DEEPPACKET_API int deeppacket_pcap_next(deeppacket_pcap *pc, const char **json, char *errbuf);
+/* Frees the reader (NULL is allowed). */
+DEEPPACKET_API void deeppacket_pcap_close(deeppacket_pcap *pc);
+
+/* ---- datasets ---------------------------------------------------------------
+ * A split folder (SPLIT_DIR/<task>/{train,test}) or a preprocessed dataset
+ * folder, as `train` and `test` read it: rows with a vector, a class id of
+ * one task and (when the folder has meta.npy) a flow id. Memory-mapped: the
+ * rows are copied out on request only. */
+typedef struct deeppacket_dataset deeppacket_dataset;
+
+/* Opens dir for task "app" or "traffic" (NULL: a split folder's own task;
+ * a dataset folder has two and needs one). A dataset folder's rows without
+ * a label for the task are left out. NULL + message naming dir when it is
+ * neither kind of folder, a file is missing or malformed, or the task does
+ * not match a split folder's. */
+DEEPPACKET_API deeppacket_dataset *deeppacket_dataset_open(const char *dir, const char *task, char *errbuf);
+/* Rows of the view. */
+DEEPPACKET_API uint64_t deeppacket_dataset_rows(const deeppacket_dataset *ds);
+/* The view's task ("app", "traffic"; "" when an old split folder does not
+ * say), number of classes and the name of class id c ("" when unnamed or
+ * out of range). */
+DEEPPACKET_API const char *deeppacket_dataset_task(const deeppacket_dataset *ds);
+DEEPPACKET_API int deeppacket_dataset_nclasses(const deeppacket_dataset *ds);
+DEEPPACKET_API const char *deeppacket_dataset_class_name(const deeppacket_dataset *ds, int c);
+/* 1 when the rows have flow ids (meta.npy), else 0. */
+DEEPPACKET_API int deeppacket_dataset_has_flows(const deeppacket_dataset *ds);
+/* Copies rows [start, start + n) out: their vectors to vectors[n, 1500],
+ * class ids to labels[n], flow ids to flows[n] (each may be NULL; flows
+ * needs deeppacket_dataset_has_flows). Returns 0, or -1 + message when the
+ * range is outside the view or flows are asked of a folder without them. */
+DEEPPACKET_API int deeppacket_dataset_read(const deeppacket_dataset *ds, uint64_t start, uint64_t n,
+                                           uint8_t *vectors, int16_t *labels, uint64_t *flows, char *errbuf);
+/* Unmaps and frees the view (NULL is allowed). */
+DEEPPACKET_API void deeppacket_dataset_close(deeppacket_dataset *ds);
 
 #ifdef __cplusplus
 }

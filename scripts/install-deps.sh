@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages deeppacket needs to build, test and run its
-# demo. Idempotent: does nothing when they are all present.
+# demo. Idempotent: does nothing when they are all present. python3-pytest
+# runs the Python package's tests; libsystemd-dev lets the install check link
+# libdeeppacket.a with `pkg-config --static` (libpcap's dbus-1 wants -lsystemd).
 set -euo pipefail
 PKGS=(build-essential pkg-config libpcap-dev libopenblas-dev libdnnl-dev libcairo2-dev libxgboost-dev
       clang libclang-rt-14-dev python3 python3-numpy iproute2
+      python3-pytest libsystemd-dev
       openssh-server openssh-client openssl curl)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, builds, runs the test suite,
-# the same suite under ASan+UBSan, and a short fuzz run of the six fuzz targets,
-# then prints one closing line for all of it.
+# The test command: installs what is missing, builds (program, static and
+# shared library), runs the test suite, the library's install check
+# (scripts/test-install.sh), the Python package's tests (pytest), the
+# suite under ASan+UBSan, and a short fuzz run of the six fuzz targets, then
+# prints one closing line for all of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -9,11 +11,15 @@ log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
 make -j"$(nproc)" all
 make check 2>&1 | tee "$log/check"
+bash scripts/test-install.sh
+/usr/bin/python3 -m pytest -q -p no:cacheprovider python/tests 2>&1 | tee "$log/pytest"
 make -j"$(nproc)" asan 2>&1 | tee "$log/asan"
 make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-60}" > "$log/fuzz" 2>&1 || { tail -n 50 "$log/fuzz"; echo "fuzz: FAILED"; exit 1; }
 grep -E '^(Done|#[0-9]+ *DONE)' "$log/fuzz" | grep -v '^#' | sed 's/^/fuzz: /'
 sum() { grep -hE '^tests: ' "$@" | awk '{p+=$2; f+=$4; s+=$6} END {printf "%d %d %d", p, f, s}'; }
 read -r p1 f1 s1 <<<"$(sum "$log/check")"
 read -r p2 f2 s2 <<<"$(sum "$log/asan")"
-echo "suite (plain + ASan/UBSan), fuzz run clean:"
-echo "tests: $((p1 + p2)) passed, $((f1 + f2)) failed, $((s1 + s2)) skipped"
+pyt() { grep -oE "[0-9]+ $1" "$log/pytest" | tail -n 1 | cut -d' ' -f1 || true; }
+p3=$(pyt passed) s3=$(pyt skipped)
+echo "suite (plain + ASan/UBSan + Python), install check and fuzz run clean:"
+echo "tests: $((p1 + p2 + ${p3:-0})) passed, $((f1 + f2)) failed, $((s1 + s2 + ${s3:-0})) skipped"

@@ -4,8 +4,10 @@
 #include <string.h>
 
 #include "deeppacket.h"
+#include "classify/dp_api.h"
 #include "classify/dp_classify.h"
 #include "flow/dp_flowfeat.h"
+#include "packet/dp_mask.h"
 
 _Static_assert(DEEPPACKET_ERRBUF_SIZE == DP_ERRBUF_SIZE, "error buffer sizes must agree");
 
@@ -16,7 +18,10 @@ struct deeppacket {
     double *row;
     uint8_t vec[DP_VEC_LEN];
     float *flowrow;          /* flow model: [N*F] */
+    char mask[64];           /* dp_mask_name of the model's mask */
 };
+
+dp_model *dp_api_model(deeppacket *dp) { return dp->m; }
 
 deeppacket *deeppacket_open(const char *model_path, char *errbuf)
 {
@@ -45,6 +50,7 @@ deeppacket *deeppacket_open(const char *model_path, char *errbuf)
     }
     dp->m = m;
     dp->ncls = n;
+    dp_mask_name(dp_model_mask(m), dp->mask, sizeof dp->mask);
     return dp;
 }
 
@@ -164,6 +170,56 @@ const char *deeppacket_class_name(const deeppacket *dp, int c)
     if (c < 0 || c >= dp->ncls)
         return "";
     return dp_model_class_name(dp->m, c);
+}
+
+const char *deeppacket_version(void) { return DEEPPACKET_VERSION_STRING; }
+
+const char *deeppacket_model_kind(const deeppacket *dp) { return dp_model_kind_name(dp->m); }
+
+const char *deeppacket_task(const deeppacket *dp) { return dp_task_name[dp_model_task(dp->m)]; }
+
+const char *deeppacket_mask(const deeppacket *dp) { return dp->mask; }
+
+int deeppacket_flow_row_len(const deeppacket *dp)
+{
+    const dp_flowcfg *fc = dp_model_flowcfg(dp->m);
+    return fc ? dp_flowcfg_row_len(fc) : 0;
+}
+
+/* Rows per model call below: keeps the int row counts of dp_model_predict*
+ * far from overflow whatever n is. */
+#define API_CHUNK 65536
+
+int deeppacket_predict(deeppacket *dp, const uint8_t *vectors, size_t n, float *logprobs, char *errbuf)
+{
+    if (dp_model_input(dp->m) != DP_INPUT_PACKET)
+        return dp_err(errbuf, "deeppacket_predict: a %s flow model reads flow rows, not packet vectors "
+                              "(use deeppacket_predict_flows)", dp_model_kind_name(dp->m));
+    if (n > 0 && (!vectors || !logprobs))
+        return dp_err(errbuf, "deeppacket_predict: %zu rows without vectors or an output array", n);
+    for (size_t i = 0; i < n; i += API_CHUNK) {
+        int b = n - i < API_CHUNK ? (int)(n - i) : API_CHUNK;
+        if (dp_model_predict(dp->m, vectors + i * DP_VEC_LEN, b, logprobs + i * (size_t)dp->ncls, errbuf) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int deeppacket_predict_flows(deeppacket *dp, const float *rows, size_t n, float *logprobs, char *errbuf)
+{
+    const dp_flowcfg *fc = dp_model_flowcfg(dp->m);
+    if (!fc)
+        return dp_err(errbuf, "deeppacket_predict_flows: a %s packet model reads packet vectors, not flow rows "
+                              "(use deeppacket_predict)", dp_model_kind_name(dp->m));
+    if (n > 0 && (!rows || !logprobs))
+        return dp_err(errbuf, "deeppacket_predict_flows: %zu rows without rows or an output array", n);
+    size_t len = (size_t)dp_flowcfg_row_len(fc);
+    for (size_t i = 0; i < n; i += API_CHUNK) {
+        int b = n - i < API_CHUNK ? (int)(n - i) : API_CHUNK;
+        if (dp_model_predict_flows(dp->m, rows + i * len, b, logprobs + i * (size_t)dp->ncls, errbuf) < 0)
+            return -1;
+    }
+    return 0;
 }
 
 void deeppacket_close(deeppacket *dp)

@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deeppacket.h"
 #include "cli/dp_cli.h"
 #include "util/dp_util.h"
 
-#define DP_VERSION "0.1.0"
 
 static const struct {
     const char *name;
@@ -100,7 +100,7 @@ int main(int argc, char **argv)
         return finish_stdout("help", 0);
     }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
-        printf("deeppacket %s\n", DP_VERSION);
+        printf("deeppacket %s\n", DEEPPACKET_VERSION_STRING);
         return finish_stdout("version", 0);
     }
     for (size_t i = 0; i < NCOMMANDS; i++)

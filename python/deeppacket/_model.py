@@ -1,0 +1,170 @@
+"""deeppacket.Model: a trained model file over libdeeppacket."""
+import ctypes
+import json
+
+import numpy as np
+
+from . import _lib
+from ._lib import DeepPacketError, lib
+
+_PER = {None: -1, "packet": 0, "flow": 1}
+
+
+class _Owned:
+    """Owns a library handle _h, freed by close(), a with block or garbage
+    collection with the library function _free."""
+    _h = None
+    _free = None
+
+    def close(self):
+        """Frees the handle (again: nothing)."""
+        if self._h:
+            self._free(self._h)
+            self._h = None
+
+    def __del__(self):
+        self.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Model(_Owned):
+    """A model written by `deeppacket train` (CNN, SAE, flow NN or GBT).
+
+    Not thread-safe: use one Model per thread."""
+    _free = lib.deeppacket_close
+
+    def __init__(self, path):
+        eb = _lib.errbuf()
+        self._h = lib.deeppacket_open(_lib.fspath(path), eb)
+        if not self._h:
+            raise _lib.fail(eb)
+        self.path = path
+        h = self._h
+        self.classes = [_lib.text(lib.deeppacket_class_name(h, c)) for c in range(lib.deeppacket_nclasses(h))]
+        self.kind = _lib.text(lib.deeppacket_model_kind(h))
+        self.task = _lib.text(lib.deeppacket_task(h))
+        self.mask = _lib.text(lib.deeppacket_mask(h))
+        self.wants_flows = bool(lib.deeppacket_wants_flows(h))
+        self.flow_packets = lib.deeppacket_flow_packets(h)
+        self.flow_row_len = lib.deeppacket_flow_row_len(h)
+
+    @classmethod
+    def load(cls, path):
+        """Loads the model file at path; DeepPacketError when it is missing,
+        truncated, corrupt or of an unknown version."""
+        return cls(path)
+
+    def __repr__(self):
+        return "Model(%r: %s %s, %d classes)" % (self.path, self.kind, self.task, len(self.classes))
+
+    def _handle(self):
+        if not self._h:
+            raise DeepPacketError("%s: the model is closed" % self.path)
+        return self._h
+
+    def _call(self, fn, x, ctype):
+        n = x.shape[0]
+        out = np.empty((n, len(self.classes)), dtype=np.float32)
+        eb = _lib.errbuf()
+        if fn(self._handle(), x.ctypes.data_as(ctypes.POINTER(ctype)), n,
+              out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), eb) != 0:
+            raise _lib.fail(eb)
+        return out
+
+    def predict(self, vectors):
+        """Log-probabilities (float32 [N, classes]) of N packet vectors
+        (uint8 [N, 1500], e.g. a dataset's vectors.npy), the model's mask
+        applied as in `deeppacket test`. Packet models (CNN, SAE) only."""
+        x = _array(vectors, np.uint8, _lib.VECTOR_LEN, "vectors")
+        return self._call(lib.deeppacket_predict, x, ctypes.c_uint8)
+
+    def predict_flows(self, rows):
+        """Log-probabilities (float32 [N, classes]) of N flow rows (float32
+        [N, flow_row_len], docs/flow-features.md). Flow models only."""
+        if not self.wants_flows:
+            raise DeepPacketError("%s: a %s packet model reads packet vectors (predict), not flow rows"
+                                  % (self.path, self.kind))
+        x = _array(rows, np.float32, self.flow_row_len, "rows")
+        return self._call(lib.deeppacket_predict_flows, x, ctypes.c_float)
+
+    def classify_flow(self, frames, times, linktype=1):
+        """One verdict for one bidirectional flow from its captured frames
+        (bytes, in capture order) captured at times (seconds), of pcap link
+        type linktype (1 Ethernet, 101 raw IP, ...): a dict with class,
+        label, prob and packets (kept frames used; 0: class None)."""
+        frames = [bytes(f) for f in frames]
+        if len(times) != len(frames):
+            raise ValueError("classify_flow: %d frames but %d times" % (len(frames), len(times)))
+        n = len(frames)
+        bufs = [ctypes.create_string_buffer(f, len(f) or 1) for f in frames]
+        ptrs = (ctypes.POINTER(ctypes.c_uint8) * max(n, 1))(
+            *[ctypes.cast(b, ctypes.POINTER(ctypes.c_uint8)) for b in bufs])
+        lens = (ctypes.c_size_t * max(n, 1))(*[len(f) for f in frames])
+        ts = (ctypes.c_double * max(n, 1))(*[float(t) for t in times])
+        r = _lib.Result()
+        eb = _lib.errbuf()
+        if lib.deeppacket_classify_flow(self._handle(), linktype, ptrs, lens, ts, n, ctypes.byref(r), eb) != 0:
+            raise _lib.fail(eb)
+        if r.kept == 0:
+            return {"class": None, "label": None, "prob": 0.0, "packets": 0}
+        return {"class": r.class_id, "label": _lib.text(r.class_name), "prob": r.probability, "packets": r.kept}
+
+    def classify_pcap(self, path, per=None, first=None):
+        """The verdicts on a pcap/pcapng file as dicts, the JSON lines of
+        `deeppacket classify -m MODEL -r PATH [--per PER] [--first N]` (same
+        keys and values), read lazily. per: "packet", "flow" or None (the
+        model's default: per packet, a flow model per flow). DeepPacketError
+        when the file is no capture, the options do not fit the model, or
+        (after the verdicts of what was readable) the capture is cut short."""
+        if per not in _PER:
+            raise ValueError("per is 'packet', 'flow' or None, not %r" % (per,))
+        first_n = 0 if first is None else int(first)
+        if first is not None and first_n < 1:
+            raise ValueError("first wants a count >= 1, not %r" % (first,))
+        return PcapReader(self, path, _PER[per], first_n)
+
+
+class PcapReader(_Owned):
+    """An iterator over a capture's verdicts (dicts); see Model.classify_pcap.
+    close() stops reading."""
+    _free = lib.deeppacket_pcap_close
+
+    def __init__(self, model, path, per_flow, first_n):
+        eb = _lib.errbuf()
+        self._model = model  # keeps the model alive while reading
+        self._h = lib.deeppacket_pcap_open(model._handle(), _lib.fspath(path), per_flow, first_n, eb)
+        if not self._h:
+            raise _lib.fail(eb)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if not self._h:
+            raise StopIteration
+        line = ctypes.c_char_p()
+        eb = _lib.errbuf()
+        rc = lib.deeppacket_pcap_next(self._h, ctypes.byref(line), eb)
+        if rc == 1:
+            return json.loads(line.value.decode("utf-8"))
+        self.close()
+        if rc < 0:
+            raise _lib.fail(eb)
+        raise StopIteration
+
+
+
+def _array(a, dtype, width, what):
+    """a as a C-contiguous 2-D array of dtype with width columns (no copy
+    when it already is one); ValueError/TypeError otherwise."""
+    a = np.asarray(a)
+    if a.dtype != dtype:
+        raise TypeError("%s: want a %s array, not %s" % (what, np.dtype(dtype).name, a.dtype))
+    if a.ndim != 2 or a.shape[1] != width:
+        raise ValueError("%s: want shape (N, %d), not %s" % (what, width, a.shape))
+    return np.ascontiguousarray(a)

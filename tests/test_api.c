@@ -1,0 +1,399 @@
+/* Tests for the public API added for the Python package (include/
+ * deeppacket.h, issue 14): version, model information, predictions on
+ * arrays against the model's own inference, the capture reader against the
+ * `classify` command's JSON lines (same bytes), the dataset view against
+ * the folder it reads, and every refusal with its message. */
+#include "dp_test.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+#include "dataset/dp_dataset.h"
+#include "deeppacket.h"
+#include "model/dp_model.h"
+#include "packet/dp_mask.h"
+
+#define CAPTURE "data/corpus/chat_03.pcap"
+#define NCLS 5
+
+/* Small models with seeded random weights, saved and loaded back through
+ * the model file: an SAE with the default field mask, the traffic CNN, and
+ * a flow NN over 4 packets of 16 payload bytes. */
+static const char *save_model(const char *name, int kind)
+{
+    static char paths[3][600];
+    char *path = paths[kind == DP_MODEL_CNN ? 0 : kind == DP_MODEL_SAE ? 1 : 2];
+    if (path[0])
+        return path;
+    char eb[DP_ERRBUF_SIZE];
+    char *names[NCLS] = {"Chat", "Email", "File Transfer", "Streaming", "Voip"};
+    dp_flowcfg fc;
+    dp_flowcfg_default(&fc);
+    fc.npackets = 4;
+    fc.payload_bytes = 16;
+    dp_arch a;
+    if (kind == DP_MODEL_FLOW)
+        dp_arch_flow(&a, DP_TASK_TRAFFIC, NCLS, fc.npackets, dp_flowcfg_features(&fc));
+    else
+        dp_arch_default(&a, kind, DP_TASK_TRAFFIC, NCLS);
+    if (kind == DP_MODEL_SAE) {
+        a.nhidden = 2;
+        a.hidden[0] = 32;
+        a.hidden[1] = 16;
+    }
+    dp_model *m = dp_model_create(&a, DP_TASK_TRAFFIC, names, 4321, eb);
+    if (m && kind == DP_MODEL_SAE)
+        dp_model_set_mask(m, DP_MASK_DEFAULT);
+    snprintf(path, 600, "%s/%s", dp_test_tmpdir(), name);
+    if (!m || (kind == DP_MODEL_FLOW && dp_model_set_flowcfg(m, &fc, eb) < 0) || dp_model_save(m, path, eb) < 0) {
+        fprintf(stderr, "  cannot make %s: %s\n", name, eb);
+        path[0] = 0;
+    }
+    dp_model_free(m);
+    return path;
+}
+#define SAE_FIXTURE save_model("sae.model", DP_MODEL_SAE)
+#define CNN_FIXTURE save_model("cnn.model", DP_MODEL_CNN)
+#define FLOW_FIXTURE save_model("flow.model", DP_MODEL_FLOW)
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint32_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)rng_state;
+}
+
+static void test_version(void)
+{
+    char want[64], out[256];
+    snprintf(want, sizeof want, "%d.%d.%d", DEEPPACKET_VERSION_MAJOR, DEEPPACKET_VERSION_MINOR,
+             DEEPPACKET_VERSION_PATCH);
+    CHECK(!strcmp(DEEPPACKET_VERSION_STRING, want));
+    CHECK(!strcmp(deeppacket_version(), want));
+    const char *cli = dp_test_cli();
+    if (!cli)
+        SKIP("no %s: the program's --version not compared", "build/deeppacket");
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "%s --version", cli);
+    CHECK_EQ_INT(dp_test_sh(cmd, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd, "deeppacket %s\n", want);
+    CHECK(!strcmp(out, cmd));
+}
+
+/* The handle's information equals the model file's, for a packet and a
+ * flow model. */
+static void test_model_info(void)
+{
+    const char *paths[] = {SAE_FIXTURE, CNN_FIXTURE, FLOW_FIXTURE};
+    for (int i = 0; i < 3; i++) {
+        char eb[DEEPPACKET_ERRBUF_SIZE], name[64];
+        deeppacket *dp = deeppacket_open(paths[i], eb);
+        dp_model *m = dp_model_load(paths[i], eb);
+        CHECK(dp && m);
+        if (!dp || !m) {
+            deeppacket_close(dp);
+            dp_model_free(m);
+            continue;
+        }
+        CHECK(!strcmp(deeppacket_model_kind(dp), dp_model_kind_name(m)));
+        CHECK(!strcmp(deeppacket_task(dp), dp_task_name[dp_model_task(m)]));
+        CHECK(!strcmp(deeppacket_mask(dp), dp_mask_name(dp_model_mask(m), name, sizeof name)));
+        const dp_flowcfg *fc = dp_model_flowcfg(m);
+        CHECK_EQ_INT(deeppacket_flow_row_len(dp), fc ? dp_flowcfg_row_len(fc) : 0);
+        CHECK_EQ_INT(deeppacket_wants_flows(dp), fc != NULL);
+        deeppacket_close(dp);
+        dp_model_free(m);
+    }
+    char eb[DEEPPACKET_ERRBUF_SIZE];
+    deeppacket *dp = deeppacket_open(SAE_FIXTURE, eb);
+    CHECK(dp && !strcmp(deeppacket_model_kind(dp), "sae") && !strcmp(deeppacket_task(dp), "traffic"));
+    CHECK(dp && !strcmp(deeppacket_mask(dp), "ports,ipid,ttl,checksum,seq,tcpts"));
+    deeppacket_close(dp);
+    dp = deeppacket_open(FLOW_FIXTURE, eb);
+    CHECK(dp && !strcmp(deeppacket_model_kind(dp), "flow") && deeppacket_flow_row_len(dp) > 0);
+    deeppacket_close(dp);
+}
+
+/* deeppacket_predict on n vectors (more than one model chunk) equals
+ * dp_model_predict row by row. */
+static void check_predict(const char *path, size_t n)
+{
+    char eb[DEEPPACKET_ERRBUF_SIZE];
+    deeppacket *dp = deeppacket_open(path, eb);
+    dp_model *m = dp_model_load(path, eb);
+    int C = dp ? deeppacket_nclasses(dp) : 0;
+    uint8_t *x = malloc(n * DEEPPACKET_VECTOR_LEN);
+    float *a = malloc(n * (size_t)C * sizeof *a), *b = malloc((size_t)C * sizeof *b);
+    CHECK(dp && m && x && a && b);
+    if (dp && m && x && a && b) {
+        for (size_t i = 0; i < n * DEEPPACKET_VECTOR_LEN; i++)
+            x[i] = (i % DEEPPACKET_VECTOR_LEN) < 200 ? (uint8_t)rnd() : 0;
+        CHECK_EQ_INT(deeppacket_predict(dp, x, n, a, eb), 0);
+        double worst = 0;
+        for (size_t i = 0; i < n; i++) {
+            CHECK_EQ_INT(dp_model_predict(m, x + i * DEEPPACKET_VECTOR_LEN, 1, b, eb), 0);
+            for (int k = 0; k < C; k++)
+                worst = fmax(worst, fabs(a[i * C + k] - b[k]));
+        }
+        CHECK_NEAR(worst, 0, 1e-5);
+        CHECK_EQ_INT(deeppacket_predict(dp, NULL, 0, NULL, eb), 0);
+        CHECK_EQ_INT(deeppacket_predict(dp, NULL, 3, a, eb), -1);
+        CHECK_STR_CONTAINS(eb, "3 rows without vectors");
+        CHECK_EQ_INT(deeppacket_predict_flows(dp, (const float *)x, 1, a, eb), -1);
+        CHECK_STR_CONTAINS(eb, "reads packet vectors, not flow rows");
+    }
+    free(x);
+    free(a);
+    free(b);
+    dp_model_free(m);
+    deeppacket_close(dp);
+}
+
+static void test_predict(void)
+{
+    check_predict(SAE_FIXTURE, 150);
+    check_predict(CNN_FIXTURE, 70);
+}
+
+/* deeppacket_predict_flows equals dp_model_predict_flows; a flow model
+ * refuses packet vectors. */
+static void test_predict_flows(void)
+{
+    char eb[DEEPPACKET_ERRBUF_SIZE];
+    deeppacket *dp = deeppacket_open(FLOW_FIXTURE, eb);
+    dp_model *m = dp_model_load(FLOW_FIXTURE, eb);
+    CHECK(dp && m);
+    if (!dp || !m) {
+        deeppacket_close(dp);
+        dp_model_free(m);
+        return;
+    }
+    int L = deeppacket_flow_row_len(dp), C = deeppacket_nclasses(dp), n = 70;
+    float *x = malloc((size_t)n * L * sizeof *x), *a = malloc((size_t)n * C * sizeof *a);
+    float *b = malloc((size_t)n * C * sizeof *b);
+    for (size_t i = 0; x && i < (size_t)n * L; i++)
+        x[i] = (float)(rnd() % 1000) / 1000.0f;
+    CHECK(x && a && b);
+    if (x && a && b) {
+        CHECK_EQ_INT(deeppacket_predict_flows(dp, x, (size_t)n, a, eb), 0);
+        CHECK_EQ_INT(dp_model_predict_flows(m, x, n, b, eb), 0);
+        double worst = 0;
+        for (int i = 0; i < n * C; i++)
+            worst = fmax(worst, fabs(a[i] - b[i]));
+        CHECK_NEAR(worst, 0, 1e-5);
+        uint8_t v[DEEPPACKET_VECTOR_LEN] = {0x45};
+        CHECK_EQ_INT(deeppacket_predict(dp, v, 1, a, eb), -1);
+        CHECK_STR_CONTAINS(eb, "flow model reads flow rows, not packet vectors");
+    }
+    free(x);
+    free(a);
+    free(b);
+    dp_model_free(m);
+    deeppacket_close(dp);
+}
+
+/* Every verdict of the reader, one per line, into out[cap]; returns the
+ * last deeppacket_pcap_next result (0 or -1, message in eb), or -2 when
+ * the reader did not open. */
+static int read_all(deeppacket *dp, const char *path, int per_flow, int first_n, char *out, size_t cap, char *eb)
+{
+    deeppacket_pcap *pc = deeppacket_pcap_open(dp, path, per_flow, first_n, eb);
+    if (!pc)
+        return -2;
+    size_t len = 0;
+    const char *line;
+    int rc;
+    out[0] = 0;
+    while ((rc = deeppacket_pcap_next(pc, &line, eb)) == 1)
+        len += (size_t)snprintf(out + len, len < cap ? cap - len : 0, "%s\n", line);
+    const char *after;
+    CHECK_EQ_INT(deeppacket_pcap_next(pc, &after, eb), 0); /* stays at the end */
+    deeppacket_pcap_close(pc);
+    return rc;
+}
+
+/* The reader's lines equal `classify -r` stdout for the same options. */
+static void compare_with_cli(const char *model, const char *capture, int per_flow, const char *cli_opts)
+{
+    const char *cli = dp_test_cli();
+    size_t cap = 1 << 20;
+    char *want = malloc(cap), *got = malloc(cap), cmd[1024], eb[DEEPPACKET_ERRBUF_SIZE];
+    deeppacket *dp = deeppacket_open(model, eb);
+    CHECK(want && got && dp);
+    if (want && got && dp) {
+        snprintf(cmd, sizeof cmd, "%s classify -m %s -r %s %s 2>/dev/null", cli, model, capture, cli_opts);
+        int cli_rc = dp_test_sh(cmd, want, cap);
+        int rc = read_all(dp, capture, per_flow, per_flow == 1 ? 4 : 0, got, cap, eb);
+        CHECK_EQ_INT(rc, cli_rc == 0 ? 0 : -1);
+        CHECK(strlen(want) > 100);
+        CHECK(!strcmp(got, want));
+    }
+    free(want);
+    free(got);
+    deeppacket_close(dp);
+}
+
+static void test_pcap_equals_cli(void)
+{
+    if (!dp_test_cli())
+        SKIP("no build/deeppacket to compare with");
+    compare_with_cli(SAE_FIXTURE, CAPTURE, -1, "");
+    compare_with_cli(SAE_FIXTURE, CAPTURE, 0, "--per packet");
+    compare_with_cli(SAE_FIXTURE, CAPTURE, 1, "--per flow --first 4");
+    compare_with_cli(FLOW_FIXTURE, CAPTURE, -1, "");
+    /* a truncated capture: the verdicts of what could be read, then the error */
+    char cut[600], cmd[1400];
+    snprintf(cut, sizeof cut, "%s/cut.pcap", dp_test_tmpdir());
+    snprintf(cmd, sizeof cmd, "head -c 9000 %s > %s", CAPTURE, cut);
+    CHECK_EQ_INT(dp_test_system(cmd), 0);
+    compare_with_cli(SAE_FIXTURE, cut, 1, "--per flow --first 4");
+    char eb[DEEPPACKET_ERRBUF_SIZE], out[65536];
+    deeppacket *dp = deeppacket_open(SAE_FIXTURE, eb);
+    CHECK_EQ_INT(read_all(dp, cut, 0, 0, out, sizeof out, eb), -1);
+    CHECK_STR_CONTAINS(eb, cut);
+    CHECK(strchr(out, '\n') != NULL);
+    deeppacket_close(dp);
+}
+
+/* Writes a pcap file of one frame of link type lt; returns path. */
+static const char *write_pcap(const char *name, uint32_t lt)
+{
+    static char path[600];
+    snprintf(path, sizeof path, "%s/%s", dp_test_tmpdir(), name);
+    FILE *f = fopen(path, "wb");
+    uint32_t hdr[6] = {0xa1b2c3d4, 2 | (4u << 16), 0, 0, 65535, lt};
+    uint8_t frame[60] = {0x45, 0, 0, 60};
+    uint32_t rec[4] = {1700000000, 0, sizeof frame, sizeof frame};
+    if (f) {
+        fwrite(hdr, sizeof hdr, 1, f);
+        fwrite(rec, sizeof rec, 1, f);
+        fwrite(frame, sizeof frame, 1, f);
+        fclose(f);
+    }
+    return path;
+}
+
+static void test_pcap_errors(void)
+{
+    char eb[DEEPPACKET_ERRBUF_SIZE], out[4096];
+    deeppacket *dp = deeppacket_open(SAE_FIXTURE, eb);
+    deeppacket *fl = deeppacket_open(FLOW_FIXTURE, eb);
+    CHECK(dp && fl);
+    if (!dp || !fl) {
+        deeppacket_close(dp);
+        deeppacket_close(fl);
+        return;
+    }
+    CHECK(deeppacket_pcap_open(dp, "/nonexistent/x.pcap", -1, 0, eb) == NULL);
+    CHECK_STR_CONTAINS(eb, "/nonexistent/x.pcap");
+    CHECK(deeppacket_pcap_open(dp, SAE_FIXTURE, -1, 0, eb) == NULL);
+    CHECK_STR_CONTAINS(eb, SAE_FIXTURE);
+    CHECK_STR_CONTAINS(eb, ": not a pcap or pcapng file");
+    CHECK(deeppacket_pcap_open(fl, CAPTURE, 0, 0, eb) == NULL);
+    CHECK_STR_CONTAINS(eb, "flow model gives one verdict per flow");
+    CHECK(deeppacket_pcap_open(dp, CAPTURE, 2, 0, eb) == NULL);
+    CHECK_STR_CONTAINS(eb, "per_flow is -1, 0 or 1");
+    CHECK(deeppacket_pcap_open(dp, CAPTURE, 1, -1, eb) == NULL);
+    CHECK_STR_CONTAINS(eb, "first_n");
+    /* an unsupported link type: nothing classified is an error, as in the CLI */
+    const char *odd = write_pcap("odd.pcap", 147);
+    CHECK_EQ_INT(read_all(dp, odd, -1, 0, out, sizeof out, eb), -1);
+    CHECK_STR_CONTAINS(eb, "link type 147 is not supported");
+    CHECK(out[0] == 0);
+    /* a raw-IP frame the rules drop: no verdict, no error */
+    const char *raw = write_pcap("raw.pcap", 101);
+    CHECK_EQ_INT(read_all(dp, raw, -1, 0, out, sizeof out, eb), 0);
+    deeppacket_pcap_close(NULL);
+    deeppacket_close(dp);
+    deeppacket_close(fl);
+}
+
+#define NROWS 40
+
+/* A split folder of NROWS rows (every third without meta when no_meta). */
+static const char *make_split(const char *name, int with_meta, uint8_t *vec, int16_t *lab, dp_meta *meta)
+{
+    static char dir[600];
+    snprintf(dir, sizeof dir, "%s/%s", dp_test_tmpdir(), name);
+    memset(meta, 0, NROWS * sizeof *meta);
+    for (int i = 0; i < NROWS; i++) {
+        for (int j = 0; j < DEEPPACKET_VECTOR_LEN; j++)
+            vec[i * DEEPPACKET_VECTOR_LEN + j] = (uint8_t)(i * 7 + j);
+        lab[i] = (int16_t)(i % 3);
+        meta[i].flow = 1000 + (uint64_t)i / 4;
+    }
+    if (dp_test_write_split(dir, vec, lab, with_meta ? meta : NULL, NROWS, "0\tChat\n1\tEmail\n2\tVoip\n") < 0)
+        return NULL;
+    if (with_meta) {
+        char eb[DEEPPACKET_ERRBUF_SIZE];
+        CHECK_EQ_INT(dp_splitset_write_task(dir, DP_TASK_TRAFFIC, eb), 0);
+    }
+    return dir;
+}
+
+static void test_dataset(void)
+{
+    static uint8_t vec[NROWS * DEEPPACKET_VECTOR_LEN], got[NROWS * DEEPPACKET_VECTOR_LEN];
+    int16_t lab[NROWS], glab[NROWS];
+    dp_meta meta[NROWS];
+    uint64_t flows[NROWS];
+    char eb[DEEPPACKET_ERRBUF_SIZE];
+    const char *dir = make_split("split", 1, vec, lab, meta);
+    CHECK(dir != NULL);
+    if (!dir)
+        return;
+    deeppacket_dataset *ds = deeppacket_dataset_open(dir, NULL, eb);
+    CHECK(ds != NULL);
+    if (!ds)
+        return;
+    CHECK_EQ_INT(deeppacket_dataset_rows(ds), NROWS);
+    CHECK(!strcmp(deeppacket_dataset_task(ds), "traffic"));
+    CHECK_EQ_INT(deeppacket_dataset_nclasses(ds), 3);
+    CHECK(!strcmp(deeppacket_dataset_class_name(ds, 2), "Voip"));
+    CHECK(!strcmp(deeppacket_dataset_class_name(ds, 3), ""));
+    CHECK_EQ_INT(deeppacket_dataset_has_flows(ds), 1);
+    CHECK_EQ_INT(deeppacket_dataset_read(ds, 0, NROWS, got, glab, flows, eb), 0);
+    CHECK(!memcmp(got, vec, sizeof vec));
+    CHECK(!memcmp(glab, lab, sizeof lab));
+    CHECK_EQ_INT(flows[13], 1003);
+    CHECK_EQ_INT(deeppacket_dataset_read(ds, 10, 5, got, NULL, NULL, eb), 0);
+    CHECK(!memcmp(got, vec + 10 * DEEPPACKET_VECTOR_LEN, 5 * DEEPPACKET_VECTOR_LEN));
+    CHECK_EQ_INT(deeppacket_dataset_read(ds, 38, 3, got, NULL, NULL, eb), -1);
+    CHECK_STR_CONTAINS(eb, "rows [38, 41) are outside the 40 rows");
+    CHECK_EQ_INT(deeppacket_dataset_read(ds, UINT64_MAX, 2, got, NULL, NULL, eb), -1);
+    deeppacket_dataset_close(ds);
+    deeppacket_dataset_close(NULL);
+
+    CHECK(deeppacket_dataset_open(dir, "app", eb) == NULL);
+    CHECK_STR_CONTAINS(eb, "a split folder of the traffic task, not of the app task");
+    CHECK(deeppacket_dataset_open(dir, "video", eb) == NULL);
+    CHECK_STR_CONTAINS(eb, "unknown task 'video'");
+    CHECK(deeppacket_dataset_open("/nonexistent/ds", NULL, eb) == NULL);
+    CHECK_STR_CONTAINS(eb, "/nonexistent/ds");
+
+    const char *bare = make_split("bare", 0, vec, lab, meta);
+    ds = bare ? deeppacket_dataset_open(bare, NULL, eb) : NULL;
+    CHECK(ds != NULL);
+    if (ds) {
+        CHECK_EQ_INT(deeppacket_dataset_has_flows(ds), 0);
+        CHECK(!strcmp(deeppacket_dataset_task(ds), ""));
+        CHECK_EQ_INT(deeppacket_dataset_read(ds, 0, 1, NULL, glab, flows, eb), -1);
+        CHECK_STR_CONTAINS(eb, "no meta.npy, so no flow ids");
+        deeppacket_dataset_close(ds);
+    }
+}
+
+int main(void)
+{
+    dp_test_prog = "test_api";
+    DP_RUN(test_version);
+    DP_RUN(test_model_info);
+    DP_RUN(test_predict);
+    DP_RUN(test_predict_flows);
+    DP_RUN(test_pcap_equals_cli);
+    DP_RUN(test_pcap_errors);
+    DP_RUN(test_dataset);
+    return dp_test_end();
+}
