@@ -1,14 +1,27 @@
-# deeppacket build. `make` builds build/deeppacket; `make check` runs the
-# tests; `make asan` the same tests under ASan+UBSan; `make fuzz` a short
-# libFuzzer run of the packet parser. BUILD=dir keeps builds apart.
+# deeppacket build. `make` builds build/deeppacket (`make MPI=1`: build-mpi/
+# deeppacket with MPI); `make check` runs the tests; `make asan` the same
+# tests under ASan+UBSan; `make fuzz` a short libFuzzer run of the packet
+# parser. BUILD=dir keeps builds apart.
 
 CC      ?= cc
+# MPI=1: data-parallel training over MPI (src/train/dp_dist.c; Debian
+# libopenmpi-dev, openmpi-bin): compiled with mpicc, into build-mpi/ unless
+# BUILD says otherwise. The default build has no MPI.
+MPI     ?= 0
+ifeq ($(MPI),1)
+BUILD   ?= build-mpi
+MPICC   ?= mpicc
+CC      := $(MPICC)
+endif
 BUILD   ?= build
 OPT     ?= -O2 -march=x86-64-v2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -pthread -Iinclude -Isrc -MMD -MP
 DEPS    := libpcap cairo openblas
 CFLAGS  += $(shell pkg-config --cflags $(DEPS))
 LDLIBS  += $(shell pkg-config --libs $(DEPS)) -lm -lpthread
+ifeq ($(MPI),1)
+CFLAGS  += -DDP_WITH_MPI
+endif
 # XGBoost (Debian libxgboost-dev) for the GBT flow model (src/model/dp_gbt.c)
 LDLIBS  += -lxgboost
 # oneDNN (Debian libdnnl-dev) for inference's per-thread GEMMs
