@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds, runs the test suite,
-# the same suite under ASan+UBSan, and a short fuzz run of the six fuzz targets,
-# then prints one closing line for all of it.
+# the same suite under ASan+UBSan, the MPI build's 2-rank test (test_dist)
+# and a short fuzz run of the six fuzz targets, then prints one closing line
+# for all of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -10,10 +11,16 @@ trap 'rm -rf "$log"' EXIT
 make -j"$(nproc)" all
 make check 2>&1 | tee "$log/check"
 make -j"$(nproc)" asan 2>&1 | tee "$log/asan"
+# data-parallel training: the MPI build (build-mpi/) of the binary and of
+# test_dist, which runs `mpirun -np 2 deeppacket train` against one process
+make -j"$(nproc)" MPI=1 build-mpi/deeppacket build-mpi/tests/test_dist
+BUILD=build-mpi build-mpi/tests/test_dist 2>&1 | tee "$log/mpi-run"
+sed -nE 's/^.*: ([0-9]+ passed, [0-9]+ failed, [0-9]+ skipped)$/tests: \1/p' "$log/mpi-run" > "$log/mpi"
 make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-60}" > "$log/fuzz" 2>&1 || { tail -n 50 "$log/fuzz"; echo "fuzz: FAILED"; exit 1; }
 grep -E '^(Done|#[0-9]+ *DONE)' "$log/fuzz" | grep -v '^#' | sed 's/^/fuzz: /'
 sum() { grep -hE '^tests: ' "$@" | awk '{p+=$2; f+=$4; s+=$6} END {printf "%d %d %d", p, f, s}'; }
 read -r p1 f1 s1 <<<"$(sum "$log/check")"
 read -r p2 f2 s2 <<<"$(sum "$log/asan")"
-echo "suite (plain + ASan/UBSan), fuzz run clean:"
-echo "tests: $((p1 + p2)) passed, $((f1 + f2)) failed, $((s1 + s2)) skipped"
+read -r p3 f3 s3 <<<"$(sum "$log/mpi")"
+echo "suite (plain + ASan/UBSan + MPI build's test_dist), fuzz run clean:"
+echo "tests: $((p1 + p2 + p3)) passed, $((f1 + f2 + f3)) failed, $((s1 + s2 + s3)) skipped"
