@@ -150,9 +150,11 @@ static int read_curve(const char *path, double *loss, int cap)
     }
     int n = 0;
     for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        char *last = strrchr(line, '\t');
-        if (last && strncmp(line, "phase", 5) && n < cap)
-            loss[n++] = strtod(last + 1, NULL);
+        char ph[32];
+        int e;
+        long st;
+        if (strncmp(line, "phase", 5) && n < cap && sscanf(line, "%31s %d %ld %lf", ph, &e, &st, &loss[n]) == 4)
+            n++;
     }
     free(text);
     return n;

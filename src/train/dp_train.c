@@ -54,6 +54,7 @@ typedef struct dp_curve_point {
     int epoch;           /* 1-based, within the phase */
     long step;           /* 1-based, within the epoch */
     float loss;          /* mean over the global batch (cross-entropy or MSE) */
+    double time;         /* seconds since the run's first recorded step ended */
 } dp_curve_point;
 
 typedef struct trainer {
@@ -86,6 +87,7 @@ typedef struct trainer {
     int rank, size;      /* dp_dist: this process's rank, the ranks */
     dp_curve_point *curve; /* --loss-log: the global loss of every step */
     size_t ncurve, capcurve;
+    double curve0;       /* dp_now() when the first step was recorded */
 } trainer;
 
 static void fmt_eta(char *out, size_t n, double s)
@@ -193,12 +195,16 @@ static int note_curve(trainer *t, int phase, int epoch, long step, float loss, c
             return dp_err(errbuf, "out of memory for the loss log");
         t->curve = p, t->capcurve = cap;
     }
-    t->curve[t->ncurve++] = (dp_curve_point){phase, epoch, step, loss};
+    double now = dp_now();
+    if (!t->ncurve)
+        t->curve0 = now;
+    t->curve[t->ncurve++] = (dp_curve_point){phase, epoch, step, loss, now - t->curve0};
     return 0;
 }
 
-/* --loss-log: one line per step, "phase epoch step loss" (phase "train" or
- * "pretrainL"), written atomically by rank 0. */
+/* --loss-log: one line per step, "phase epoch step loss time" (phase
+ * "train" or "pretrainL"; time in seconds after the first step, for rates
+ * without the start-up), written atomically by rank 0. */
 static int write_curve(trainer *t, char *errbuf)
 {
     if (!t->o->loss_log || t->rank != 0)
@@ -206,13 +212,14 @@ static int write_curve(trainer *t, char *errbuf)
     dp_afile af;
     if (dp_afile_open(&af, t->o->loss_log, errbuf) != 0)
         return -1;
-    fprintf(af.f, "phase\tepoch\tstep\tloss\n");
+    fprintf(af.f, "phase\tepoch\tstep\tloss\ttime\n");
     for (size_t i = 0; i < t->ncurve; i++) {
         const dp_curve_point *p = &t->curve[i];
         if (p->phase)
-            fprintf(af.f, "pretrain%d\t%d\t%ld\t%.9g\n", p->phase, p->epoch, p->step, (double)p->loss);
+            fprintf(af.f, "pretrain%d\t%d\t%ld\t%.9g\t%.6f\n", p->phase, p->epoch, p->step, (double)p->loss,
+                    p->time);
         else
-            fprintf(af.f, "train\t%d\t%ld\t%.9g\n", p->epoch, p->step, (double)p->loss);
+            fprintf(af.f, "train\t%d\t%ld\t%.9g\t%.6f\n", p->epoch, p->step, (double)p->loss, p->time);
     }
     return dp_afile_commit(&af, errbuf);
 }

@@ -86,7 +86,7 @@ typedef struct dp_train_opts {
      * completed epoch stays. */
     long max_steps;
     /* a TSV of every optimiser step's global batch loss (phase, epoch,
-     * step, loss), written atomically at the end of the run (also after
+     * step, loss, seconds since the first step), written atomically at the end of the run (also after
      * max_steps) by rank 0; NULL: none */
     const char *loss_log;
     /* flow models (issue 10): kind DP_MODEL_FLOW / DP_MODEL_GBT read flow
