@@ -4,8 +4,11 @@
 # cores), the same global batch, seed and STEPS optimiser steps of the
 # reference CNN. Prints each run's training rate (samples/s between step 10
 # and the last, from --loss-log's time column: start-up left out), their
-# ratio (target >= 0.85) and the largest relative difference of the two
-# loss curves (target: float rounding). Figures: docs/distributed.md.
+# ratio (target >= 0.85), and the largest relative difference of the loss
+# curves: of the 2 ranks against one process with one thread (the same
+# kernels per rank: float rounding of the sums), and, for scale, of one
+# process with two threads against one thread (the kernels round otherwise,
+# and 200 Adam steps amplify it). Figures: docs/distributed.md.
 #
 #   bench/bench_mpi.sh [DATA_DIR] [STEPS] [BATCHES] [TASK]
 #
@@ -34,13 +37,15 @@ curve_diff() {
 }
 echo "# $(date -u '+%F %T') UTC, $(nproc) CPUs, load: $(cut -d' ' -f1-3 /proc/loadavg), $(git rev-parse --short HEAD)"
 echo "# $TASK CNN on $DATA, $STEPS steps, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
-printf "%5s | %12s | %12s | %5s | %s\n" batch "1 proc x 2 thr" "2 ranks x 1 thr" ratio "loss curves"
+printf "%5s | %14s | %15s | %5s | %s\n" batch "1 proc x 2 thr" "2 ranks x 1 thr" ratio \
+  "loss curves, max relative difference: 2 ranks vs 1 proc x 1 thr; 1 proc 2 thr vs 1 thr"
 for b in $BATCHES; do
   args=(train -d "$DATA" -t "$TASK" --batch-size "$b" --max-steps "$STEPS" -q)
   "$DP" "${args[@]}" -j 2 -m "$out/one.dpm" --loss-log "$out/one.tsv"
   "${MPIRUN[@]}" "$DP" "${args[@]}" -j 1 -m "$out/two.dpm" --loss-log "$out/two.tsv"
+  "$DP" "${args[@]}" -j 1 -m "$out/one1.dpm" --loss-log "$out/one1.tsv"
   r1=$(rate "$out/one.tsv" "$b"); r2=$(rate "$out/two.tsv" "$b")
-  printf "%5d | %12s | %12s | %5.2f | max relative difference %s\n" "$b" "$r1" "$r2" \
-    "$(echo "$r2 / $r1" | bc -l)" "$(curve_diff "$out/one.tsv" "$out/two.tsv")"
+  printf "%5d | %14s | %15s | %5.2f | %s; %s\n" "$b" "$r1" "$r2" "$(echo "$r2 / $r1" | bc -l)" \
+    "$(curve_diff "$out/one1.tsv" "$out/two.tsv")" "$(curve_diff "$out/one1.tsv" "$out/one.tsv")"
   rm -f "$out"/*.ckpt
 done
