@@ -260,7 +260,7 @@ static void test_mpi_kinds(void)
 /* A 2-rank run stopped in its second epoch and resumed with --resume (all
  * ranks load rank 0's checkpoint) writes the same bytes as an
  * uninterrupted 2-rank run; a missing training set fails on both ranks,
- * exit 1, no hang. */
+ * exit 1, no hang; so does a rank given another training set than rank 0. */
 static void test_mpi_resume_and_failure(void)
 {
     const char *why, *bin = mpi_cli(&why);
@@ -288,6 +288,19 @@ static void test_mpi_resume_and_failure(void)
     CHECK_STR_CONTAINS(text, "rank 1: ");
     CHECK_STR_CONTAINS(text, "missing");
     free(text);
+    /* rank 1 given another training set (MPMD: one -d per rank) */
+    char *other = strdup(tp("res_other"));
+    make_set(other, 40);
+    snprintf(cmd, sizeof cmd, "timeout 120 mpirun --oversubscribe --allow-run-as-root -np 1 '%s' train -d '%s' %s "
+             "-m '%s' : -np 1 '%s' train -d '%s' %s -m '%s' 2> '%s'", bin, dir, common, tp("two.dpm"), bin, other,
+             common, tp("two.dpm"), tp("two.log"));
+    rc = dp_test_system(cmd);
+    CHECK(rc != 0 && rc != 124);
+    CHECK(access(tp("two.dpm"), F_OK) != 0);
+    text = dp_read_file(tp("two.log"), NULL, eb);
+    CHECK_STR_CONTAINS(text, "rank 1: ");
+    CHECK_STR_CONTAINS(text, "every rank must read the same training set");
+    free(text), free(other);
     free(dir);
 }
 

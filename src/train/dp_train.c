@@ -430,12 +430,17 @@ static int evaluate(trainer *t, const uint32_t *idx, size_t n, double *loss, dou
     return 0;
 }
 
+/* The divergence error (every rank sees the same global loss: rank 0 alone
+ * says it). */
 static int diverged(const trainer *t, float loss, int epoch, long step, char *errbuf)
 {
-    return dp_err(errbuf,
-                  "%s: training diverged at epoch %d, step %ld: loss %g (NaN/Inf or above %g); "
-                  "%s left untouched (try a smaller --lr)",
-                  t->o->train_dir, epoch, step, (double)loss, (double)DP_TRAIN_MAX_LOSS, t->o->model_path);
+    dp_err(errbuf,
+           "%s: training diverged at epoch %d, step %ld: loss %g (NaN/Inf or above %g); "
+           "%s left untouched (try a smaller --lr)",
+           t->o->train_dir, epoch, step, (double)loss, (double)DP_TRAIN_MAX_LOSS, t->o->model_path);
+    if (t->rank != 0)
+        errbuf[0] = 0;
+    return -1;
 }
 
 /* ---- SAE greedy layer-wise pre-training ---------------------------------------
@@ -693,9 +698,13 @@ static int check_params(trainer *t, int epoch, char *errbuf)
     const float *p = dp_model_params(t->m);
     size_t n = dp_model_nparams(t->m);
     for (size_t i = 0; i < n; i++)
-        if (!isfinite(p[i]))
-            return dp_err(errbuf, "%s: training diverged at epoch %d: non-finite weights; %s left untouched",
-                          t->o->train_dir, epoch, t->o->model_path);
+        if (!isfinite(p[i])) { /* the same on every rank (sync_ranks): rank 0 alone says it */
+            dp_err(errbuf, "%s: training diverged at epoch %d: non-finite weights; %s left untouched",
+                   t->o->train_dir, epoch, t->o->model_path);
+            if (t->rank != 0)
+                errbuf[0] = 0;
+            return -1;
+        }
     return 0;
 }
 
@@ -907,6 +916,7 @@ static int pretrain_sae(trainer *t, char *errbuf)
         if (pretrain_layer(t, t->st.phase, errbuf) != 0)
             return -1;
         t->st.phase++;
+        sync_ranks(t);
         if (save_ckpt(t, errbuf) != 0)
             return -1;
     }
@@ -1027,6 +1037,22 @@ static int make_step_buffers(trainer *t, char *errbuf)
     return 0;
 }
 
+/* Every rank trains on rank 0's training set (its row count and
+ * fingerprint): -1 + message on a rank whose set differs (another copy of
+ * the data on another machine). Collective: call on every rank, whatever
+ * rc (this rank's set-up result so far). */
+static int same_data(trainer *t, int rc, char *errbuf)
+{
+    uint64_t mine[2] = {t->data_rows, t->data_fp}, root[3] = {t->data_rows, t->data_fp, rc == 0};
+    dp_dist_bcast(root, sizeof root);
+    if (rc != 0 || !root[2] || (mine[0] == root[0] && mine[1] == root[1]))
+        return 0; /* a failed set-up (here or on rank 0) speaks for itself */
+    return dp_err(errbuf, "%s: %llu rows, fingerprint %016llx; rank 0's training set has %llu rows, fingerprint "
+                  "%016llx: every rank must read the same training set", t->o->train_dir,
+                  (unsigned long long)mine[0], (unsigned long long)mine[1], (unsigned long long)root[0],
+                  (unsigned long long)root[1]);
+}
+
 /* A run's set-up: inputs, model, batches and step buffers; every rank's
  * result agreed (-1 on all when one failed; an empty message on the ranks
  * that did not fail themselves). */
@@ -1041,6 +1067,8 @@ static int setup_run(trainer *t, char *errbuf)
         rc = setup_batches(t, errbuf);
     if (rc == 0)
         rc = make_step_buffers(t, errbuf);
+    if (t->size > 1 && same_data(t, rc, errbuf) != 0)
+        rc = -1;
     if (dp_dist_all_ok(rc == 0))
         return 0;
     if (rc == 0)
