@@ -306,6 +306,7 @@ static void test_mpi_resume_and_failure(void)
 
 int main(void)
 {
+    dp_test_prog = "test_dist";
     DP_RUN(test_dropout_per_row);
     DP_RUN(test_stub_refuses_mpirun);
     DP_RUN(test_mpi_cnn);
