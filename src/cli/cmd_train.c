@@ -56,11 +56,11 @@ static void usage(FILE *f)
             "      --max-steps N      stop after N optimiser steps as if killed (no model written;\n"
             "                         the last epoch's checkpoint and the loss log are): benchmarks\n"
             "  -q, --quiet            no progress output\n"
-            "  data-parallel: mpirun -np K deeppacket train ... (a `make MPI=1` build; every rank\n"
-            "  reads the same -d, rank 0 writes; docs/distributed.md)\n"
             "      --bench STEPS      no training: time STEPS training steps and inference batches of\n"
             "                         a fresh model on random bytes (needs -t; prints samples/s);\n"
-            "                         with -d DIR the inference batches are DIR's vectors\n");
+            "                         with -d DIR the inference batches are DIR's vectors\n"
+            "  data-parallel: mpirun -np K deeppacket train ... (a `make MPI=1` build; every rank\n"
+            "  reads the same -d, rank 0 writes; docs/distributed.md)\n");
 }
 
 static const struct option long_opts[] = {
