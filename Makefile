@@ -1,16 +1,29 @@
 # deeppacket build. `make` builds build/deeppacket, the static and shared
-# libraries; `make check` runs the tests; `make asan` the same tests under
-# ASan+UBSan; `make fuzz` a short libFuzzer run of the packet parser;
-# `make install PREFIX=/usr/local DESTDIR=` installs the program, the
-# library (header, .so, .a, pkg-config file), the man pages and the Python
-# package; `make uninstall` removes them. BUILD=dir keeps builds apart.
+# libraries (`make MPI=1`: build-mpi/deeppacket with MPI); `make check` runs
+# the tests; `make asan` the same tests under ASan+UBSan; `make fuzz` a short
+# libFuzzer run of the packet parser; `make install PREFIX=/usr/local
+# DESTDIR=` installs the program, the library (header, .so, .a, pkg-config
+# file), the man pages and the Python package; `make uninstall` removes them.
+# BUILD=dir keeps builds apart.
 
 CC      ?= cc
+# MPI=1: data-parallel training over MPI (src/train/dp_dist.c; Debian
+# libopenmpi-dev, openmpi-bin): compiled with mpicc, into build-mpi/ unless
+# BUILD says otherwise. The default build has no MPI.
+MPI     ?= 0
+ifeq ($(MPI),1)
+BUILD   ?= build-mpi
+MPICC   ?= mpicc
+CC      := $(MPICC)
+endif
 BUILD   ?= build
 OPT     ?= -O2 -march=x86-64-v2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -pthread -Iinclude -Isrc -MMD -MP
 DEPS    := libpcap cairo openblas
 CFLAGS  += $(shell pkg-config --cflags $(DEPS))
+ifeq ($(MPI),1)
+CFLAGS  += -DDP_WITH_MPI
+endif
 # The libraries without a pkg-config file (deeppacket.pc's Libs.private).
 # XGBoost (Debian libxgboost-dev) for the GBT flow model (src/model/dp_gbt.c)
 PLAIN_LIBS := -lm -lpthread -lxgboost

@@ -7,7 +7,8 @@ set -euo pipefail
 PKGS=(build-essential pkg-config libpcap-dev libopenblas-dev libdnnl-dev libcairo2-dev libxgboost-dev
       clang libclang-rt-14-dev python3 python3-numpy iproute2
       python3-pytest libsystemd-dev
-      openssh-server openssh-client openssl curl)
+      openssh-server openssh-client openssl curl
+      libopenmpi-dev openmpi-bin)  # MPI: `make MPI=1`, data-parallel training (docs/distributed.md)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -74,6 +74,9 @@ int dp_test_end(void);
 const char *dp_test_shared(const char *rel);
 /* A fresh empty temporary directory (removed by dp_test_end). */
 const char *dp_test_tmpdir(void);
+/* dp_test_tmpdir()/name, in one of 8 static buffers used in turn (so a
+ * call's result lasts for the next 7 calls). */
+const char *dp_test_path(const char *name);
 /* Runs a shell command: its exit status, -1 if it did not exit. */
 int dp_test_system(const char *cmd);
 /* Writes a split folder DIR (created): vectors.npy [n, 1500], labels.npy,

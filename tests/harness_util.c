@@ -125,3 +125,12 @@ int dp_test_write_split(const char *dir, const void *vectors, const int16_t *lab
         fprintf(stderr, "  %s\n", eb);
     return rc;
 }
+
+const char *dp_test_path(const char *name)
+{
+    static char p[8][600];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(p[k], sizeof p[k], "%s/%s", dp_test_tmpdir(), name);
+    return p[k];
+}

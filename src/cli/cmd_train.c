@@ -6,6 +6,7 @@
 
 #include "cli/dp_cli.h"
 #include "packet/dp_mask.h"
+#include "train/dp_dist.h"
 #include "train/dp_train.h"
 
 static void usage(FILE *f)
@@ -24,7 +25,8 @@ static void usage(FILE *f)
             "      --seed N           seed of init, shuffling, dropout (9876)\n"
             "      --patience N       early stopping patience in epochs (3)\n"
             "      --pretrain-epochs N  SAE: greedy pre-training epochs per layer (2)\n"
-            "  -j, --threads N        threads (default: all CPUs); same seed + threads = same model\n"
+            "  -j, --threads N        threads (default: all CPUs; under mpirun, the CPUs over the\n"
+            "                         ranks on the machine); same seed + threads = same model\n"
             "      --validation F     hold out fraction F of the flows; early stopping and the kept\n"
             "                         model follow the validation loss (default: training loss)\n"
             "      --balance MODE     auto (default: what measured best; gbt: weight; flow: none;\n"
@@ -52,10 +54,15 @@ static void usage(FILE *f)
             "      --eta X            gbt: learning rate (0.1)\n"
             "      --colsample F      gbt: fraction of the features each tree may use, drawn with\n"
             "                         --seed (1: all, nothing random)\n"
+            "      --loss-log FILE    write every optimiser step's loss (the global batch's) to FILE\n"
+            "      --max-steps N      stop after N optimiser steps as if killed (no model written;\n"
+            "                         the last epoch's checkpoint and the loss log are): benchmarks\n"
             "  -q, --quiet            no progress output\n"
             "      --bench STEPS      no training: time STEPS training steps and inference batches of\n"
             "                         a fresh model on random bytes (needs -t; prints samples/s);\n"
-            "                         with -d DIR the inference batches are DIR's vectors\n");
+            "                         with -d DIR the inference batches are DIR's vectors\n"
+            "  data-parallel: mpirun -np K deeppacket train ... (a `make MPI=1` build; every rank\n"
+            "  reads the same -d, rank 0 writes; docs/distributed.md)\n");
 }
 
 static const struct option long_opts[] = {
@@ -73,12 +80,13 @@ static const struct option long_opts[] = {
     {"payload-bytes", required_argument, 0, 'k'}, {"features", required_argument, 0, 'F'},
     {"trees", required_argument, 0, 'T'},      {"depth", required_argument, 0, 'H'},
     {"eta", required_argument, 0, 'e'},        {"colsample", required_argument, 0, 'c'},
+    {"loss-log", required_argument, 0, 'O'},   {"max-steps", required_argument, 0, 'x'},
     {0, 0, 0, 0}};
 
 /* The command line: the library's options and what the CLI decides itself. */
 struct train_args {
     dp_train_opts o;
-    int task, bench, help, mask_given, epochs_given, batch_given;
+    int task, bench, help, mask_given, epochs_given, batch_given, max_steps;
 };
 
 /* Parses the value of a flow-model option (mask, packets, payload bytes,
@@ -145,10 +153,10 @@ static int parse_count_option(struct train_args *ta, int c, const char *arg)
         long lo, hi;
     } t[] = {{'E', "epochs", 0, 100000},  {'B', "batch-size", 1, 65536},     {'P', "patience", 1, 100000},
              {'R', "pretrain-epochs", 0, 1000}, {'j', "threads", 1, 1024}, {'C', "channels", 1, 4096},
-             {'X', "bench", 1, 1000000}};
+             {'X', "bench", 1, 1000000}, {'x', "max-steps", 1, 1000000000}};
     dp_train_opts *o = &ta->o;
     int *dst[] = {&o->hp.epochs, &o->hp.batch, &o->hp.patience, &o->hp.pretrain_epochs,
-                  &o->hp.threads, &o->cnn_channels, &ta->bench};
+                  &o->hp.threads, &o->cnn_channels, &ta->bench, &ta->max_steps};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         if (t[i].c != c)
             continue;
@@ -223,6 +231,7 @@ static int parse_args(int argc, char **argv, struct train_args *ta)
             continue;
         case 'r': ta->o.resume = 1; continue;
         case 'I': ta->o.init_path = optarg; continue;
+        case 'O': ta->o.loss_log = optarg; continue;
         case 'q': ta->o.quiet = 1; continue;
         case 'h': ta->help = 1; return 0;
         case ':': return dp_cli_usage_error("train", "option '%s' needs a value", argv[optind - 1]);
@@ -247,8 +256,9 @@ static int settle_args(struct train_args *ta)
     dp_train_opts *o = &ta->o;
     if (o->resume && o->init_path)
         return dp_cli_usage_error("train", "--init and --resume exclude each other (a checkpoint has its own weights)");
-    if (o->hp.threads == 0)
-        o->hp.threads = dp_ncpu();
+    if (o->hp.threads == 0) /* the machine's CPUs shared by its ranks */
+        o->hp.threads = dp_ncpu() / dp_dist_local_size() > 0 ? dp_ncpu() / dp_dist_local_size() : 1;
+    o->max_steps = ta->max_steps;
     if (!ta->mask_given && (o->kind == DP_MODEL_GBT || o->kind == DP_MODEL_FLOW))
         o->flow.mask = DP_MASK_DEFAULT;
     if (o->kind == DP_MODEL_FLOW) { /* what the flow NN was measured with (docs/accuracy.md) */
@@ -282,6 +292,26 @@ static int run_bench(const struct train_args *ta)
     return 0;
 }
 
+/* The training run (on every rank of an MPI job); returns the exit code.
+ * A rank prints its own failure, prefixed with its rank in a job of
+ * several; ranks that failed because another did print nothing. */
+static int run_training(struct train_args *ta)
+{
+    if (!ta->o.train_dir || !ta->o.model_path || ta->task < 0) {
+        usage(stderr);
+        return 2;
+    }
+    ta->o.task = ta->task;
+    char eb[DP_ERRBUF_SIZE];
+    if (dp_train_run(&ta->o, eb) == 0)
+        return 0;
+    if (eb[0] && dp_dist_size() > 1)
+        fprintf(stderr, "deeppacket train: rank %d: %s\n", dp_dist_rank(), eb);
+    else if (eb[0])
+        fprintf(stderr, "deeppacket train: %s\n", eb);
+    return 1;
+}
+
 int cmd_train(int argc, char **argv)
 {
     struct train_args ta = {.task = -1};
@@ -293,19 +323,13 @@ int cmd_train(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    if ((rc = settle_args(&ta)) != 0)
-        return rc;
-    if (ta.bench)
-        return run_bench(&ta);
-    if (!ta.o.train_dir || !ta.o.model_path || ta.task < 0) {
-        usage(stderr);
-        return 2;
-    }
-    ta.o.task = ta.task;
     char eb[DP_ERRBUF_SIZE];
-    if (dp_train_run(&ta.o, eb) != 0) {
+    if (dp_dist_init(eb) != 0) {
         fprintf(stderr, "deeppacket train: %s\n", eb);
         return 1;
     }
-    return 0;
+    if ((rc = settle_args(&ta)) == 0)
+        rc = ta.bench ? run_bench(&ta) : run_training(&ta);
+    dp_dist_finish();
+    return rc;
 }

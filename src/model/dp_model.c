@@ -358,6 +358,20 @@ static void load_input(dp_model *m, const uint8_t *x, const float *xf, int B)
         m->x[i] = (float)x[i] * s;
 }
 
+/* Dropout of hidden layer i for dp_model_forward_rows: row b's mask from
+ * its own rng, seeded with a hash of (key, row0 + b, i). */
+static void keyed_dropout(dp_model *m, int i, int B)
+{
+    size_t w = (size_t)m->fout[i];
+    for (int b = 0; b < B; b++) {
+        uint64_t row = m->drop_row0 + (uint64_t)b, h[3] = {m->drop_key, row, (uint64_t)i};
+        dp_rng r;
+        dp_rng_seed(&r, dp_fnv1a(h, sizeof h, DP_FNV_INIT));
+        float *p = m->pre[i] + (size_t)b * w;
+        dp_dropout_forward(p, m->mask[i] + (size_t)b * w, p, w, m->arch.dropout, &r);
+    }
+}
+
 void dp_model_fc_forward(dp_model *m, const float *in, int B, int from, int upto, int train, dp_rng *rng)
 {
     const dp_arch *a = &m->arch;
@@ -368,7 +382,9 @@ void dp_model_fc_forward(dp_model *m, const float *in, int B, int from, int upto
         size_t n = (size_t)B * m->fout[i];
         /* reference order: Linear -> Dropout -> ReLU (the same values as
          * ReLU -> Dropout for any mask) */
-        if (train && a->dropout > 0)
+        if (train && a->dropout > 0 && m->drop_keyed)
+            keyed_dropout(m, i, B);
+        else if (train && a->dropout > 0)
             dp_dropout_forward(m->pre[i], m->mask[i], m->pre[i], n, a->dropout, rng);
         dp_relu_forward(m->act[i], m->pre[i], n);
         in = m->act[i];
@@ -412,6 +428,17 @@ const float *dp_model_forward(dp_model *m, const uint8_t *x, const float *xf, in
     m->last_B = B;
     m->last_train = train && m->arch.dropout > 0;
     return m->pre[m->nfc - 1];
+}
+
+const float *dp_model_forward_rows(dp_model *m, const uint8_t *x, const float *xf, int B, uint64_t key,
+                                   uint64_t row0, char *errbuf)
+{
+    m->drop_keyed = 1;
+    m->drop_key = key;
+    m->drop_row0 = row0;
+    const float *r = dp_model_forward(m, x, xf, B, 1, NULL, errbuf);
+    m->drop_keyed = 0;
+    return r;
 }
 
 const float *dp_model_hidden(dp_model *m, const uint8_t *x, int B, int layer, char *errbuf)

@@ -151,6 +151,13 @@ int dp_model_tensor(const dp_model *m, int i, const char **name, size_t *offset,
  * logits [B, nclasses] inside the model, or NULL + errbuf (out of memory). */
 const float *dp_model_forward(dp_model *m, const uint8_t *x, const float *xf, int B, int train, dp_rng *rng,
                               char *errbuf);
+/* Training forward (dropout on) like dp_model_forward, but row b's dropout
+ * mask in hidden layer l is drawn from its own dp_rng seeded with
+ * dp_fnv1a({key, row0 + b, l}): a row's mask depends on the key and its
+ * index row0 + b in the global batch only, not on how the batch is cut into
+ * slices (data-parallel ranks, dp_dist). Same returns as dp_model_forward. */
+const float *dp_model_forward_rows(dp_model *m, const uint8_t *x, const float *xf, int B, uint64_t key,
+                                   uint64_t row0, char *errbuf);
 /* After dp_model_forward: mean softmax cross-entropy against labels [B]
  * (class-weighted when dp_model_set_class_weights set weights);
  * if correct != NULL, the number of rows whose argmax equals the label. */

@@ -59,6 +59,10 @@ struct dp_model {
     float *da1, *da2, *dP0, *dP1;
     size_t dmax;                            /* floats per row of dP0/dP1 */
     int last_B, last_train;
+    /* dp_model_forward_rows: dropout masks drawn per row from (key, row0 + b,
+     * layer) instead of from the rng (set only for that call) */
+    int drop_keyed;
+    uint64_t drop_key, drop_row0;
     const float *class_weight; /* [nclasses] for the loss, borrowed; NULL: unweighted */
 
     /* inference cache (dp_model_infer.c): valid while inf_gen == gen; gen

@@ -12,6 +12,7 @@
 #include "model/dp_gbt.h"
 #include "nn/dp_nn.h"
 #include "packet/dp_mask.h"
+#include "train/dp_dist.h"
 
 /* A mean batch loss above this (cross-entropy of e^-1000) is divergence. */
 #define DP_TRAIN_MAX_LOSS 1000.0f
@@ -62,6 +63,15 @@ dp_balance dp_train_balance_auto(int kind, const uint64_t *counts, int nclasses)
     return hi <= lo ? DP_BALANCE_NONE : DP_BALANCE_SAMPLE;
 }
 
+/* One optimiser step's global loss, for --loss-log. */
+typedef struct dp_curve_point {
+    int phase;           /* 0 supervised, L + 1 SAE pre-training of layer L */
+    int epoch;           /* 1-based, within the phase */
+    long step;           /* 1-based, within the epoch */
+    float loss;          /* mean over the global batch (cross-entropy or MSE) */
+    double time;         /* seconds since the run's first recorded step ended */
+} dp_curve_point;
+
 typedef struct trainer {
     const dp_train_opts *o;
     dp_splitset ss;
@@ -89,6 +99,10 @@ typedef struct trainer {
     int killed;          /* max_steps reached */
     int lock;            /* MODEL.lock (dp_lock_target); -1 before */
     uint64_t data_rows, data_fp; /* the training set, recorded in checkpoints */
+    int rank, size;      /* dp_dist: this process's rank, the ranks */
+    dp_curve_point *curve; /* --loss-log: the global loss of every step */
+    size_t ncurve, capcurve;
+    double curve0;       /* dp_now() when the first step was recorded */
 } trainer;
 
 static void fmt_eta(char *out, size_t n, double s)
@@ -137,11 +151,115 @@ static uint64_t row_flow(const trainer *t, uint64_t i)
     return dp_splitset_meta(&t->ss, i).flow;
 }
 
+/* ---- data parallelism (dp_dist) -------------------------------------------
+ * Every rank holds the whole model and the same training state and draws
+ * the same epoch orders; a global batch of nb rows is cut into one slice
+ * per rank, rows [nb r / size, nb (r + 1) / size) on rank r. */
+static void rank_slice(const trainer *t, size_t nb, size_t *lo, size_t *hi)
+{
+    *lo = nb * (size_t)t->rank / (size_t)t->size;
+    *hi = nb * (size_t)(t->rank + 1) / (size_t)t->size;
+}
+
+/* Sums the statistics st[0..n) over the ranks; st[n - 1] is this rank's
+ * ok flag (1 or 0). Returns 0 when every rank is ok, else -1: with this
+ * rank's message when it failed itself, an empty one when another did. */
+static int sum_stats(trainer *t, double *st, int n, char *errbuf)
+{
+    int own_ok = st[n - 1] > 0;
+    dp_dist_sum_doubles(st, (size_t)n);
+    if (st[n - 1] >= t->size)
+        return 0;
+    if (own_ok)
+        errbuf[0] = 0;
+    return -1;
+}
+
+/* This rank's gradients g[0..n), computed on its slice, times its share of
+ * the batch's loss weight, summed over the ranks in place (MPI_Allreduce).
+ * Nothing with one rank. */
+static void sum_grads(trainer *t, float *g, size_t n, double share)
+{
+    if (t->size == 1)
+        return;
+    float s = (float)share;
+    for (size_t i = 0; i < n; i++)
+        g[i] *= s;
+    dp_dist_sum_floats(g, n);
+}
+
+/* Rank 0's result of an action only it takes (a checkpoint, the model) on
+ * every rank; a rank other than 0 gets an empty message. */
+static int root_rc(const trainer *t, int rc, char *errbuf)
+{
+    rc = dp_dist_root_rc(rc);
+    if (rc != 0 && t->rank != 0)
+        errbuf[0] = 0;
+    return rc;
+}
+
+/* Records a step's global loss for --loss-log. 0, or -1 out of memory. */
+static int note_curve(trainer *t, int phase, int epoch, long step, float loss, char *errbuf)
+{
+    if (!t->o->loss_log || t->rank != 0)
+        return 0;
+    if (t->ncurve == t->capcurve) {
+        size_t cap = t->capcurve ? 2 * t->capcurve : 1024;
+        dp_curve_point *p = realloc(t->curve, cap * sizeof *p);
+        if (!p)
+            return dp_err(errbuf, "out of memory for the loss log");
+        t->curve = p, t->capcurve = cap;
+    }
+    double now = dp_now();
+    if (!t->ncurve)
+        t->curve0 = now;
+    t->curve[t->ncurve++] = (dp_curve_point){phase, epoch, step, loss, now - t->curve0};
+    return 0;
+}
+
+/* --loss-log: one line per step, "phase epoch step loss time" (phase
+ * "train" or "pretrainL"; time in seconds after the first step, for rates
+ * without the start-up), written atomically by rank 0. */
+static int write_curve(trainer *t, char *errbuf)
+{
+    if (!t->o->loss_log || t->rank != 0)
+        return 0;
+    dp_afile af;
+    if (dp_afile_open(&af, t->o->loss_log, errbuf) != 0)
+        return -1;
+    fprintf(af.f, "phase\tepoch\tstep\tloss\ttime\n");
+    for (size_t i = 0; i < t->ncurve; i++) {
+        const dp_curve_point *p = &t->curve[i];
+        if (p->phase)
+            fprintf(af.f, "pretrain%d\t%d\t%ld\t%.9g\t%.6f\n", p->phase, p->epoch, p->step, (double)p->loss,
+                    p->time);
+        else
+            fprintf(af.f, "train\t%d\t%ld\t%.9g\t%.6f\n", p->epoch, p->step, (double)p->loss, p->time);
+    }
+    return dp_afile_commit(&af, errbuf);
+}
+
+/* After an epoch: rank 0's parameters and Adam moments on every rank, so
+ * that all hold exactly what its checkpoint holds (the summed gradients are
+ * the same on every rank already; this keeps any rounding difference of
+ * the MPI library from adding up). */
+static void sync_ranks(trainer *t)
+{
+    if (t->size == 1)
+        return;
+    size_t n = dp_model_nparams(t->m) * sizeof(float);
+    dp_dist_bcast(dp_model_params(t->m), n);
+    dp_dist_bcast(dp_model_adam_m(t->m), n);
+    dp_dist_bcast(dp_model_adam_v(t->m), n);
+}
+
+/* MODEL.ckpt, written by rank 0 (its result on every rank). */
 static int save_ckpt(trainer *t, char *errbuf)
 {
     t->st.data_rows = t->data_rows;
     t->st.data_fp = t->data_fp;
-    return dp_model_save_checkpoint(t->m, &t->st, t->ckpt, errbuf);
+    int rc = t->rank == 0 ? dp_model_save_checkpoint(t->m, &t->st, t->ckpt, errbuf) : 0;
+    return root_rc(t, rc, errbuf);
 }
 
 /* Splits rows into training and validation by flow: a flow is held out
@@ -306,32 +424,39 @@ static void epoch_order(trainer *t)
     dp_rng_shuffle_u32(&t->st.rng, t->tr, t->ntr);
 }
 
-/* Mean loss and accuracy over idx in eval mode. */
+/* Mean loss and accuracy over idx in eval mode: batch j of max(batch, 64)
+ * rows on rank j mod size, the sums over the ranks. */
 static int evaluate(trainer *t, const uint32_t *idx, size_t n, double *loss, double *acc, char *errbuf)
 {
-    double sl = 0;
-    long corr = 0;
+    double st[3] = {0, 0, 1}; /* loss sum, correct, ok */
     int B = t->hp.batch > 64 ? t->hp.batch : 64;
-    for (size_t s = 0; s < n; s += (size_t)B) {
-        int b = (int)(n - s < (size_t)B ? n - s : (size_t)B);
+    for (size_t s = (size_t)t->rank * B; st[2] && s < n; s += (size_t)B * t->size) {
+        int b = (int)(n - s < (size_t)B ? n - s : (size_t)B), c;
         gather(t, idx + s, (size_t)b);
-        if (!forward(t, b, 0, errbuf))
-            return -1;
-        int c;
-        sl += (double)dp_model_loss(t->m, t->yb, b, &c) * b;
-        corr += c;
+        st[2] = forward(t, b, 0, errbuf) != NULL;
+        if (st[2]) {
+            st[0] += (double)dp_model_loss(t->m, t->yb, b, &c) * b;
+            st[1] += c;
+        }
     }
-    *loss = sl / (double)n;
-    *acc = (double)corr / (double)n;
+    if (sum_stats(t, st, 3, errbuf) != 0)
+        return -1;
+    *loss = st[0] / (double)n;
+    *acc = st[1] / (double)n;
     return 0;
 }
 
+/* The divergence error (every rank sees the same global loss: rank 0 alone
+ * says it). */
 static int diverged(const trainer *t, float loss, int epoch, long step, char *errbuf)
 {
-    return dp_err(errbuf,
-                  "%s: training diverged at epoch %d, step %ld: loss %g (NaN/Inf or above %g); "
-                  "%s left untouched (try a smaller --lr)",
-                  t->o->train_dir, epoch, step, (double)loss, (double)DP_TRAIN_MAX_LOSS, t->o->model_path);
+    dp_err(errbuf,
+           "%s: training diverged at epoch %d, step %ld: loss %g (NaN/Inf or above %g); "
+           "%s left untouched (try a smaller --lr)",
+           t->o->train_dir, epoch, step, (double)loss, (double)DP_TRAIN_MAX_LOSS, t->o->model_path);
+    if (t->rank != 0)
+        errbuf[0] = 0;
+    return -1;
 }
 
 /* ---- SAE greedy layer-wise pre-training ---------------------------------------
@@ -355,79 +480,190 @@ static int layer_input(trainer *t, int L, int nb, int in, float *inp, char *errb
     return 0;
 }
 
+/* The autoencoder of SAE pre-training layer L: the model's fc(L) as the encoder, a
+ * temporary decoder back to the layer's input width, the Adam moments of
+ * both and the batch buffers. */
+typedef struct sae_ae {
+    int L, in, h, tstep;
+    size_t ne, nd;            /* encoder (W, b) and decoder floats */
+    float *W, *b, *dW, *db;   /* in the model's parameters and gradients */
+    float *dec, *ddec, *me, *ve, *md, *vd;
+    float *inp, *hid, *rec, *drec, *dhid;
+} sae_ae;
+
+static void ae_free(sae_ae *a)
+{
+    free(a->dec), free(a->ddec), free(a->me), free(a->ve), free(a->md), free(a->vd);
+    free(a->inp), free(a->hid), free(a->rec), free(a->drec), free(a->dhid);
+}
+
+/* Allocates the ae of layer L and draws the decoder's initialisation from
+ * the training rng (the same draws on every rank). 0, or -1 + message. */
+static int ae_init(trainer *t, int L, sae_ae *a, char *errbuf)
+{
+    memset(a, 0, sizeof *a);
+    a->L = L;
+    dp_model_fc(t->m, L, &a->W, &a->b, &a->dW, &a->db, &a->in, &a->h);
+    int in = a->in, h = a->h;
+    a->ne = (size_t)in * h + h, a->nd = (size_t)h * in + in;
+    if (a->b != a->W + (size_t)in * h || a->db != a->dW + (size_t)in * h)
+        return dp_err(errbuf, "internal: fc%d weight and bias not adjacent", L + 1);
+    size_t B = (size_t)t->hp.batch;
+    a->dec = calloc(a->nd, sizeof(float)), a->ddec = calloc(a->nd, sizeof(float));
+    a->me = calloc(a->ne, sizeof(float)), a->ve = calloc(a->ne, sizeof(float));
+    a->md = calloc(a->nd, sizeof(float)), a->vd = calloc(a->nd, sizeof(float));
+    a->inp = calloc(B * in, sizeof(float)), a->hid = calloc(B * h, sizeof(float));
+    a->rec = calloc(B * in, sizeof(float)), a->drec = calloc(B * in, sizeof(float));
+    a->dhid = calloc(B * h, sizeof(float));
+    if (!a->dec || !a->ddec || !a->me || !a->ve || !a->md || !a->vd || !a->inp || !a->hid || !a->rec || !a->drec ||
+        !a->dhid)
+        return dp_err(errbuf, "out of memory for pre-training layer %d", L + 1);
+    float bound = (float)(1.0 / sqrt((double)h));
+    dp_init_uniform(a->dec, (size_t)h * in, bound, &t->st.rng);
+    dp_init_uniform(a->dec + (size_t)h * in, (size_t)in, bound, &t->st.rng);
+    return 0;
+}
+
+/* The forward pass of the ae on nb gathered rows: *loss, the MSE of the
+ * reconstruction. 0, or -1 + message. */
+static int ae_forward(trainer *t, sae_ae *a, int nb, float *loss, char *errbuf)
+{
+    if (layer_input(t, a->L, nb, a->in, a->inp, errbuf) != 0)
+        return -1;
+    float *Wd = a->dec, *bd = a->dec + (size_t)a->h * a->in;
+    dp_linear_forward(a->hid, a->inp, a->W, a->b, nb, a->in, a->h);
+    dp_relu_forward(a->hid, a->hid, (size_t)nb * a->h);
+    dp_linear_forward(a->rec, a->hid, Wd, bd, nb, a->h, a->in);
+    *loss = dp_mse_forward(a->rec, a->inp, (size_t)nb * a->in);
+    return 0;
+}
+
+/* Backpropagates the ae's MSE on nb rows into dW, db (the model's
+ * gradients) and ddec. */
+static void ae_backward(sae_ae *a, int nb)
+{
+    size_t nin = (size_t)nb * a->in;
+    float *Wd = a->dec, *dWd = a->ddec, *dbd = a->ddec + (size_t)a->h * a->in;
+    dp_mse_backward(a->drec, a->rec, a->inp, nin);
+    dp_linear_backward(a->dhid, dWd, dbd, a->drec, a->hid, Wd, nb, a->h, a->in);
+    dp_relu_backward(a->dhid, a->dhid, a->hid, (size_t)nb * a->h);
+    dp_linear_backward(NULL, a->dW, a->db, a->dhid, a->inp, a->W, nb, a->in, a->h);
+}
+
+/* One pre-training step on the global batch rows idx[0..nb): this rank's
+ * slice through the ae, the statistics and gradients summed over the ranks,
+ * one Adam step of encoder and decoder. *loss: the batch's MSE. */
+static int pretrain_step(trainer *t, sae_ae *a, const uint32_t *idx, int nb, long step, float *loss, char *errbuf)
+{
+    size_t lo, hi;
+    rank_slice(t, (size_t)nb, &lo, &hi);
+    int n = (int)(hi - lo);
+    double st[3] = {0, 0, 1}; /* MSE * rows, rows, ok */
+    memset(a->ddec, 0, a->nd * sizeof(float));
+    memset(a->dW, 0, a->ne * sizeof(float));
+    if (n > 0) {
+        gather(t, idx + lo, (size_t)n);
+        st[2] = ae_forward(t, a, n, loss, errbuf) == 0;
+        st[0] = (double)*loss * n, st[1] = n;
+    }
+    if (sum_stats(t, st, 3, errbuf) != 0)
+        return -1;
+    if (t->size > 1)
+        *loss = (float)(st[0] / st[1]);
+    if (!isfinite(*loss) || *loss > DP_TRAIN_MAX_LOSS)
+        return diverged(t, *loss, 0, step, errbuf);
+    if (n > 0)
+        ae_backward(a, n);
+    sum_grads(t, a->dW, a->ne, n / st[1]);
+    sum_grads(t, a->ddec, a->nd, n / st[1]);
+    a->tstep++;
+    dp_adam_update(a->W, a->dW, a->me, a->ve, a->ne, t->hp.lr, t->hp.beta1, t->hp.beta2, t->hp.eps, a->tstep);
+    dp_adam_update(a->dec, a->ddec, a->md, a->vd, a->nd, t->hp.lr, t->hp.beta1, t->hp.beta2, t->hp.eps, a->tstep);
+    return 0;
+}
+
+/* Hidden layer L as an autoencoder (see above) for hp.pretrain_epochs
+ * epochs. 0, or -1 + message. */
 static int pretrain_layer(trainer *t, int L, char *errbuf)
 {
-    dp_model *m = t->m;
-    float *W, *b, *dW, *db;
-    int in, h;
-    dp_model_fc(m, L, &W, &b, &dW, &db, &in, &h);
-    size_t ne = (size_t)in * h + h, nd = (size_t)h * in + in;
-    if (b != W + (size_t)in * h || db != dW + (size_t)in * h)
-        return dp_err(errbuf, "internal: fc%d weight and bias not adjacent", L + 1);
-    int B = t->hp.batch;
-    float *dec = calloc(nd, sizeof(float)), *ddec = calloc(nd, sizeof(float));
-    float *me = calloc(ne, sizeof(float)), *ve = calloc(ne, sizeof(float));
-    float *md = calloc(nd, sizeof(float)), *vd = calloc(nd, sizeof(float));
-    float *inp = calloc((size_t)B * in, sizeof(float)), *hid = calloc((size_t)B * h, sizeof(float));
-    float *rec = calloc((size_t)B * in, sizeof(float)), *drec = calloc((size_t)B * in, sizeof(float));
-    float *dhid = calloc((size_t)B * h, sizeof(float));
-    int rc = -1;
-    if (!dec || !ddec || !me || !ve || !md || !vd || !inp || !hid || !rec || !drec || !dhid) {
-        dp_err(errbuf, "out of memory for pre-training layer %d", L + 1);
-        goto out;
-    }
-    float *Wd = dec, *bd = dec + (size_t)h * in, *dWd = ddec, *dbd = ddec + (size_t)h * in;
-    float bound = (float)(1.0 / sqrt((double)h));
-    dp_init_uniform(Wd, (size_t)h * in, bound, &t->st.rng);
-    dp_init_uniform(bd, (size_t)in, bound, &t->st.rng);
-    int tstep = 0;
+    sae_ae a;
+    int B = t->hp.batch, nh = dp_model_arch(t->m)->nhidden, rc = ae_init(t, L, &a, errbuf);
     dp_progress pr;
     dp_progress_init(&pr);
-    for (int e = 0; e < t->hp.pretrain_epochs; e++) {
+    for (int e = 0; rc == 0 && e < t->hp.pretrain_epochs; e++) {
         epoch_order(t);
-        double sl = 0;
-        double t0 = dp_now();
-        for (size_t s = 0; s < t->ntr; s += (size_t)B) {
+        double sl = 0, t0 = dp_now();
+        for (size_t s = 0; rc == 0 && s < t->ntr; s += (size_t)B) {
             int nb = (int)(t->ntr - s < (size_t)B ? t->ntr - s : (size_t)B);
-            gather(t, t->tr + s, (size_t)nb);
-            if (layer_input(t, L, nb, in, inp, errbuf) != 0)
-                goto out;
-            size_t nin = (size_t)nb * in;
-            dp_linear_forward(hid, inp, W, b, nb, in, h);
-            dp_relu_forward(hid, hid, (size_t)nb * h);
-            dp_linear_forward(rec, hid, Wd, bd, nb, h, in);
-            float loss = dp_mse_forward(rec, inp, nin);
-            if (!isfinite(loss) || loss > DP_TRAIN_MAX_LOSS) {
-                diverged(t, loss, 0, (long)(s / B), errbuf);
-                goto out;
-            }
+            float loss = 0;
+            if ((rc = pretrain_step(t, &a, t->tr + s, nb, (long)(s / B), &loss, errbuf)) != 0)
+                break;
             sl += (double)loss * nb;
-            dp_mse_backward(drec, rec, inp, nin);
-            memset(ddec, 0, nd * sizeof(float));
-            memset(dW, 0, ne * sizeof(float));
-            dp_linear_backward(dhid, dWd, dbd, drec, hid, Wd, nb, h, in);
-            dp_relu_backward(dhid, dhid, hid, (size_t)nb * h);
-            dp_linear_backward(NULL, dW, db, dhid, inp, W, nb, in, h);
-            tstep++;
-            dp_adam_update(W, dW, me, ve, ne, t->hp.lr, t->hp.beta1, t->hp.beta2, t->hp.eps, tstep);
-            dp_adam_update(dec, ddec, md, vd, nd, t->hp.lr, t->hp.beta1, t->hp.beta2, t->hp.eps, tstep);
+            rc = note_curve(t, L + 1, e + 1, (long)(s / B) + 1, loss, errbuf);
             if (!t->o->quiet && dp_progress_due(&pr))
-                dp_progress_print(&pr, "pre-train layer %d/%d epoch %d/%d step %zu/%zu mse %.5f", L + 1,
-                                  dp_model_arch(m)->nhidden, e + 1, t->hp.pretrain_epochs, s / B + 1,
-                                  (t->ntr + B - 1) / B, sl / (double)(s + nb));
+                dp_progress_print(&pr, "pre-train layer %d/%d epoch %d/%d step %zu/%zu mse %.5f", L + 1, nh, e + 1,
+                                  t->hp.pretrain_epochs, s / B + 1, (t->ntr + B - 1) / B, sl / (double)(s + nb));
         }
-        if (!t->o->quiet) {
+        if (rc == 0 && !t->o->quiet) {
             dp_progress_done(&pr);
-            fprintf(stderr, "pre-train layer %d/%d epoch %d/%d: mse %.6f, %.0f samples/s\n", L + 1,
-                    dp_model_arch(m)->nhidden, e + 1, t->hp.pretrain_epochs, sl / (double)t->ntr,
-                    (double)t->ntr / fmax(dp_now() - t0, 1e-9));
+            fprintf(stderr, "pre-train layer %d/%d epoch %d/%d: mse %.6f, %.0f samples/s\n", L + 1, nh, e + 1,
+                    t->hp.pretrain_epochs, sl / (double)t->ntr, (double)t->ntr / fmax(dp_now() - t0, 1e-9));
         }
     }
-    rc = 0;
-out:
-    free(dec), free(ddec), free(me), free(ve), free(md), free(vd);
-    free(inp), free(hid), free(rec), free(drec), free(dhid);
+    ae_free(&a);
     return rc;
+}
+
+/* The loss weight of the nb gathered rows: their class weights under
+ * --balance weight (the loss is sum w l / sum w), else nb. */
+static double batch_weight(const trainer *t, int nb)
+{
+    if (t->hp.balance != DP_BALANCE_WEIGHT)
+        return nb;
+    double w = 0;
+    for (int i = 0; i < nb; i++)
+        w += t->cw[t->yb[i]];
+    return w;
+}
+
+/* One optimiser step on the global batch rows idx[0..nb): this rank's
+ * slice forward (dropout masks per row, keyed by one draw of the training
+ * rng and the row's place in the global batch) and backward, the
+ * statistics and the gradients summed over the ranks (each rank's weighted
+ * by its share of the batch's loss weight, so the sum is the gradient of
+ * the global batch's mean loss), one Adam step. *loss, *correct: the global
+ * batch's. 0, or -1 + message. */
+static int train_step(trainer *t, const uint32_t *idx, int nb, int epoch, long step, float *loss, long *correct,
+                      char *errbuf)
+{
+    size_t lo, hi;
+    rank_slice(t, (size_t)nb, &lo, &hi);
+    int n = (int)(hi - lo), c = 0;
+    uint64_t key = dp_rng_u64(&t->st.rng);
+    double st[4] = {0, 0, 0, 1}, w = 0; /* loss * weight, weight, correct, ok; this rank's weight */
+    if (n > 0) {
+        gather(t, idx + lo, (size_t)n);
+        st[3] = dp_model_forward_rows(t->m, t->flows ? NULL : t->xb, t->flows ? t->xf : NULL, n, key, lo, errbuf) !=
+                NULL;
+        if (st[3]) {
+            *loss = dp_model_loss(t->m, t->yb, n, &c);
+            w = st[1] = batch_weight(t, n), st[0] = (double)*loss * w, st[2] = c;
+        }
+    }
+    if (sum_stats(t, st, 4, errbuf) != 0)
+        return -1;
+    if (t->size > 1)
+        *loss = (float)(st[0] / st[1]);
+    *correct = (long)st[2];
+    if (!isfinite(*loss) || *loss > DP_TRAIN_MAX_LOSS)
+        return diverged(t, *loss, epoch, step, errbuf);
+    float *g = dp_model_grads(t->m);
+    if (n > 0 && dp_model_backward(t->m, t->yb, n, errbuf) != 0)
+        return -1; /* cannot fail: the gradients exist (make_step_buffers) */
+    if (n == 0)
+        memset(g, 0, dp_model_nparams(t->m) * sizeof(float));
+    sum_grads(t, g, dp_model_nparams(t->m), st[1] > 0 ? w / st[1] : 0);
+    return dp_model_adam_step(t->m, t->hp.lr, t->hp.beta1, t->hp.beta2, t->hp.eps, errbuf);
 }
 
 /* One supervised epoch; *mean_loss, *acc over the epoch's batches. */
@@ -448,15 +684,10 @@ static int train_epoch(trainer *t, int epoch, double *mean_loss, double *acc, ch
         }
         size_t s = step * B;
         int nb = (int)(t->ntr - s < (size_t)B ? t->ntr - s : (size_t)B);
-        gather(t, t->tr + s, (size_t)nb);
-        if (!forward(t, nb, 1, errbuf))
-            return -1;
-        int c;
-        float loss = dp_model_loss(t->m, t->yb, nb, &c);
-        if (!isfinite(loss) || loss > DP_TRAIN_MAX_LOSS)
-            return diverged(t, loss, epoch, (long)step + 1, errbuf);
-        if (dp_model_backward(t->m, t->yb, nb, errbuf) != 0 ||
-            dp_model_adam_step(t->m, t->hp.lr, t->hp.beta1, t->hp.beta2, t->hp.eps, errbuf) != 0)
+        float loss = 0;
+        long c = 0;
+        if (train_step(t, t->tr + s, nb, epoch, (long)step + 1, &loss, &c, errbuf) != 0 ||
+            note_curve(t, 0, epoch, (long)step + 1, loss, errbuf) != 0)
             return -1;
         t->steps++;
         sl += (double)loss * nb;
@@ -483,9 +714,13 @@ static int check_params(trainer *t, int epoch, char *errbuf)
     const float *p = dp_model_params(t->m);
     size_t n = dp_model_nparams(t->m);
     for (size_t i = 0; i < n; i++)
-        if (!isfinite(p[i]))
-            return dp_err(errbuf, "%s: training diverged at epoch %d: non-finite weights; %s left untouched",
-                          t->o->train_dir, epoch, t->o->model_path);
+        if (!isfinite(p[i])) { /* the same on every rank (sync_ranks): rank 0 alone says it */
+            dp_err(errbuf, "%s: training diverged at epoch %d: non-finite weights; %s left untouched",
+                   t->o->train_dir, epoch, t->o->model_path);
+            if (t->rank != 0)
+                errbuf[0] = 0;
+            return -1;
+        }
     return 0;
 }
 
@@ -525,15 +760,14 @@ done:
 }
 
 /* The training set is the task's, and no other train writes MODEL (the
- * lock is held until the run ends). */
+ * lock is held until the run ends; by rank 0, which alone writes). */
 static int check_inputs(trainer *t, char *errbuf)
 {
     const dp_train_opts *o = t->o;
     if (t->ss.task >= 0 && t->ss.task != o->task)
         return dp_err(errbuf, "%s: a training set of the %s task; this run trains the %s task (-t %s)",
                       o->train_dir, dp_task_name[t->ss.task], dp_task_name[o->task], dp_task_name[o->task]);
-    t->lock = dp_lock_target(o->model_path, "train", errbuf);
-    if (t->lock < 0)
+    if (t->rank == 0 && (t->lock = dp_lock_target(o->model_path, "train", errbuf)) < 0)
         return -1;
     t->data_rows = t->ss.n;
     t->data_fp = dp_splitset_fingerprint(&t->ss);
@@ -656,6 +890,16 @@ static int make_model(trainer *t, char *errbuf)
     return 0;
 }
 
+/* ", K ranks" for a data-parallel run, else "" (a static buffer). */
+static const char *ranks_note(const trainer *t)
+{
+    static char note[48];
+    note[0] = 0;
+    if (t->size > 1)
+        snprintf(note, sizeof note, ", %d ranks (global batch)", t->size);
+    return note;
+}
+
 /* The batch buffers, the row index (training and validation rows) and the
  * class balance; says what will be trained unless quiet. */
 static int setup_batches(trainer *t, char *errbuf)
@@ -665,11 +909,12 @@ static int setup_batches(trainer *t, char *errbuf)
         return -1;
     if (!o->quiet)
         fprintf(stderr,
-                "train %s %s: %zu parameters, %zu training %s%s, %d classes, batch %d, lr %g, seed %llu, balance %s\n",
+                "train %s %s: %zu parameters, %zu training %s%s, %d classes, batch %d, lr %g, seed %llu, balance %s%s
+",
                 dp_model_kind_name(t->m), dp_task_name[o->task], dp_model_nparams(t->m), t->ntr,
                 t->flows ? "flows" : "rows",
                 t->nva ? " (+ validation rows)" : "", dp_model_arch(t->m)->nclasses, t->hp.batch, (double)t->hp.lr,
-                (unsigned long long)t->hp.seed, dp_balance_name[t->hp.balance]);
+                (unsigned long long)t->hp.seed, dp_balance_name[t->hp.balance], ranks_note(t));
     if (!o->quiet && t->nva)
         fprintf(stderr, "validation: %zu rows held out by flow (%.0f%% of flows)\n", t->nva,
                 (double)t->hp.validation * 100);
@@ -687,6 +932,7 @@ static int pretrain_sae(trainer *t, char *errbuf)
         if (pretrain_layer(t, t->st.phase, errbuf) != 0)
             return -1;
         t->st.phase++;
+        sync_ranks(t);
         if (save_ckpt(t, errbuf) != 0)
             return -1;
     }
@@ -728,6 +974,7 @@ static int run_epochs(trainer *t, char *errbuf)
             return -1;
         if (t->killed)
             return 1;
+        sync_ranks(t);
         if (check_params(t, epoch, errbuf) != 0)
             return -1;
         double el = dp_now() - t0;
@@ -755,7 +1002,8 @@ static int run_epochs(trainer *t, char *errbuf)
 }
 
 /* The kept model (the best validation epoch, else the last one) with the
- * run's hyper-parameters, saved atomically to MODEL. */
+ * run's hyper-parameters, saved atomically to MODEL by rank 0 (its result
+ * on every rank). */
 static int keep_and_save(trainer *t, char *errbuf)
 {
     const dp_train_opts *o = t->o;
@@ -767,7 +1015,7 @@ static int keep_and_save(trainer *t, char *errbuf)
     mh->train_samples = t->ntr;
     if (validation && t->st.has_best)
         memcpy(dp_model_params(t->m), t->st.best_params, dp_model_nparams(t->m) * sizeof(float));
-    if (dp_model_save(t->m, o->model_path, errbuf) != 0)
+    if (root_rc(t, t->rank == 0 ? dp_model_save(t->m, o->model_path, errbuf) : 0, errbuf) != 0)
         return -1;
     if (!o->quiet)
         fprintf(stderr, "wrote %s (%s %s, %d epochs, %s loss %.4f; peak memory %.0f MB)\n", o->model_path,
@@ -791,19 +1039,41 @@ static void trainer_free(trainer *t)
     free(t->xb);
     free(t->yb);
     free(t->ckpt);
+    free(t->curve);
     if (t->lock >= 0)
         close(t->lock);
 }
 
-int dp_train_run(const dp_train_opts *o, char *errbuf)
+/* The buffers every step needs (gradients, Adam moments), made before the
+ * ranks agree to start, so that no step fails on one rank alone. */
+static int make_step_buffers(trainer *t, char *errbuf)
 {
-    if (o->kind == DP_MODEL_GBT)
-        return dp_train_gbt(o, errbuf);
-    trainer T, *t = &T;
-    memset(t, 0, sizeof T);
-    t->lock = -1;
-    t->o = o;
-    t->hp = o->hp;
+    if (!dp_model_grads(t->m) || !dp_model_adam_m(t->m) || !dp_model_adam_v(t->m))
+        return dp_err(errbuf, "out of memory for the gradients and the optimiser state");
+    return 0;
+}
+
+/* Every rank trains on rank 0's training set (its row count and
+ * fingerprint): -1 + message on a rank whose set differs (another copy of
+ * the data on another machine). Collective: call on every rank, whatever
+ * rc (this rank's set-up result so far). */
+static int same_data(trainer *t, int rc, char *errbuf)
+{
+    uint64_t mine[2] = {t->data_rows, t->data_fp}, root[3] = {t->data_rows, t->data_fp, rc == 0};
+    dp_dist_bcast(root, sizeof root);
+    if (rc != 0 || !root[2] || (mine[0] == root[0] && mine[1] == root[1]))
+        return 0; /* a failed set-up (here or on rank 0) speaks for itself */
+    return dp_err(errbuf, "%s: %llu rows, fingerprint %016llx; rank 0's training set has %llu rows, fingerprint "
+                  "%016llx: every rank must read the same training set", t->o->train_dir,
+                  (unsigned long long)mine[0], (unsigned long long)mine[1], (unsigned long long)root[0],
+                  (unsigned long long)root[1]);
+}
+
+/* A run's set-up: inputs, model, batches and step buffers; every rank's
+ * result agreed (-1 on all when one failed; an empty message on the ranks
+ * that did not fail themselves). */
+static int setup_run(trainer *t, char *errbuf)
+{
     int rc = open_inputs(t, errbuf);
     if (rc == 0) {
         dp_nn_set_threads(t->hp.threads);
@@ -812,11 +1082,55 @@ int dp_train_run(const dp_train_opts *o, char *errbuf)
     if (rc == 0)
         rc = setup_batches(t, errbuf);
     if (rc == 0)
+        rc = make_step_buffers(t, errbuf);
+    if (t->size > 1 && same_data(t, rc, errbuf) != 0)
+        rc = -1;
+    if (dp_dist_all_ok(rc == 0))
+        return 0;
+    if (rc == 0)
+        errbuf[0] = 0;
+    return -1;
+}
+
+/* The GBT under a data-parallel job: trained by rank 0 alone (XGBoost's own
+ * distributed mode needs its Python tracker, which Debian's package does
+ * not give a C program); the other ranks wait for its result. */
+static int train_gbt_on_root(const dp_train_opts *o, char *errbuf)
+{
+    int rc = 0;
+    if (dp_dist_rank() == 0) {
+        if (dp_dist_size() > 1 && !o->quiet)
+            fprintf(stderr, "train gbt: on rank 0 alone (%d ranks started; XGBoost trains here in one process)\n",
+                    dp_dist_size());
+        rc = dp_train_gbt(o, errbuf);
+    }
+    rc = dp_dist_root_rc(rc);
+    if (rc != 0 && dp_dist_rank() != 0)
+        errbuf[0] = 0;
+    return rc;
+}
+
+int dp_train_run(const dp_train_opts *o, char *errbuf)
+{
+    if (o->kind == DP_MODEL_GBT)
+        return train_gbt_on_root(o, errbuf);
+    trainer T, *t = &T;
+    memset(t, 0, sizeof T);
+    dp_train_opts ro = *o; /* rank 0 alone prints */
+    t->rank = dp_dist_rank(), t->size = dp_dist_size();
+    ro.quiet |= t->rank != 0;
+    t->lock = -1;
+    t->o = &ro;
+    t->hp = o->hp;
+    int rc = setup_run(t, errbuf);
+    if (rc == 0)
         rc = pretrain_sae(t, errbuf);
     if (rc == 0)
         rc = run_epochs(t, errbuf);
     if (rc == 0)
         rc = keep_and_save(t, errbuf);
+    if (rc >= 0 && write_curve(t, errbuf) != 0)
+        rc = -1;
     trainer_free(t);
     return rc < 0 ? -1 : 0; /* 1: max_steps stopped the run */
 }

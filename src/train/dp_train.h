@@ -9,7 +9,18 @@
  * (dp_model_create); the validation split hashes (flow id, seed); a second
  * stream, dp_rng(seed ^ constant), draws per epoch the shuffle and the
  * dropout masks (and the SAE decoders' init). Its state is checkpointed, so a
- * resumed run equals an uninterrupted one.
+ * resumed run equals an uninterrupted one. Dropout masks are drawn per row
+ * (dp_model_forward_rows: one draw of that stream per step, and the row's
+ * place in the global batch).
+ *
+ * Data parallelism (dp_dist, `mpirun -np K deeppacket train`): every rank
+ * runs this same loop on the same state and the same epoch order; each
+ * global batch is cut into K slices, one per rank, whose gradients are
+ * summed over the ranks (MPI_Allreduce, in place over the flat gradient
+ * buffer, each slice weighted by its share of the batch's loss weight) before
+ * the same Adam step on every rank. Rank 0 alone prints, takes MODEL.lock and
+ * writes the checkpoints, the model and the loss log. The model equals a
+ * one-process run's up to float rounding (docs/distributed.md).
  */
 #ifndef DP_TRAIN_H
 #define DP_TRAIN_H
@@ -85,6 +96,10 @@ typedef struct dp_train_opts {
      * as if killed: no final model is written, the checkpoint of the last
      * completed epoch stays. */
     long max_steps;
+    /* a TSV of every optimiser step's global batch loss (phase, epoch,
+     * step, loss, seconds since the first step), written atomically at the end of the run (also after
+     * max_steps) by rank 0; NULL: none */
+    const char *loss_log;
     /* flow models (issue 10): kind DP_MODEL_FLOW / DP_MODEL_GBT read flow
      * rows (dp_flowset over train_dir); flows = 1 makes an SAE read them too
      * (an MLP over flow rows: tests, until the flow NN is merged; no
