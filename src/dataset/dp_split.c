@@ -9,6 +9,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "util/dp_flowmap.h"
+
 const char *const dp_split_by_name[4] = {"flow", "file", "packet", "time"};
 
 int dp_split_by_parse(const char *s)
@@ -44,10 +46,7 @@ static void sub_rng(dp_rng *r, uint64_t seed, int task, int cls, int purpose)
 /* ---- (class, key) -> dense id ---------------------------------------------- */
 
 typedef struct gtab {
-    uint64_t *keys;
-    uint16_t *kcls;
-    uint32_t *slot; /* id + 1, 0: empty */
-    size_t cap;     /* power of two */
+    dp_flowmap map; /* (key, class) -> id */
     size_t n;       /* ids handed out */
     uint16_t *cls;  /* per id */
     uint64_t *count;/* per id: packets */
@@ -56,48 +55,27 @@ typedef struct gtab {
 
 static void gtab_free(gtab *t)
 {
-    free(t->keys);
-    free(t->kcls);
-    free(t->slot);
+    dp_flowmap_free(&t->map);
     free(t->cls);
     free(t->count);
     memset(t, 0, sizeof *t);
 }
 
-static size_t gtab_pos(const gtab *t, int cls, uint64_t key)
+/* Room for one more id in the per-id arrays; -1 when out of memory. */
+static int gtab_reserve(gtab *t)
 {
-    size_t mask = t->cap - 1;
-    size_t p = (size_t)dp_mix64(key * 0x9e3779b97f4a7c15ULL + (uint64_t)cls) & mask;
-    while (t->slot[p] && (t->keys[p] != key || t->kcls[p] != cls))
-        p = (p + 1) & mask;
-    return p;
-}
-
-static int gtab_grow(gtab *t)
-{
-    size_t ncap = t->cap ? t->cap * 2 : 1024;
-    gtab nt = *t;
-    nt.cap = ncap;
-    nt.keys = malloc(ncap * sizeof *nt.keys);
-    nt.kcls = malloc(ncap * sizeof *nt.kcls);
-    nt.slot = calloc(ncap, sizeof *nt.slot);
-    if (!nt.keys || !nt.kcls || !nt.slot) {
-        free(nt.keys);
-        free(nt.kcls);
-        free(nt.slot);
+    if (t->n < t->idcap)
+        return 0;
+    size_t nc = t->idcap ? t->idcap * 2 : 1024;
+    uint16_t *c = realloc(t->cls, nc * sizeof *c);
+    if (!c)
         return -1;
-    }
-    for (size_t i = 0; i < t->cap; i++)
-        if (t->slot[i]) {
-            size_t p = gtab_pos(&nt, t->kcls[i], t->keys[i]);
-            nt.keys[p] = t->keys[i];
-            nt.kcls[p] = t->kcls[i];
-            nt.slot[p] = t->slot[i];
-        }
-    free(t->keys);
-    free(t->kcls);
-    free(t->slot);
-    *t = nt;
+    t->cls = c;
+    uint64_t *k = realloc(t->count, nc * sizeof *k);
+    if (!k)
+        return -1;
+    t->count = k;
+    t->idcap = nc;
     return 0;
 }
 
@@ -105,39 +83,20 @@ static int gtab_grow(gtab *t)
  * add is set; -1 when absent (or out of memory, or more than 2^32 - 2 ids). */
 static int64_t gtab_get(gtab *t, int cls, uint64_t key, int add)
 {
-    if (add && (t->n + 1) * 2 > t->cap && gtab_grow(t) != 0)
-        return -1;
-    if (!t->cap)
-        return -1;
-    size_t p = gtab_pos(t, cls, key);
-    if (t->slot[p]) {
-        uint32_t id = t->slot[p] - 1;
-        if (add)
-            t->count[id]++;
-        return id;
-    }
     if (!add)
+        return dp_flowmap_get(&t->map, key, (uint32_t)cls);
+    if (t->n > DP_FLOWMAP_MAX_VAL || gtab_reserve(t) != 0)
         return -1;
-    if (t->n >= UINT32_MAX - 1)
+    int added;
+    int64_t id = dp_flowmap_intern(&t->map, key, (uint32_t)cls, (uint32_t)t->n, &added);
+    if (id < 0)
         return -1;
-    if (t->n == t->idcap) {
-        size_t nc = t->idcap ? t->idcap * 2 : 1024;
-        uint16_t *c = realloc(t->cls, nc * sizeof *c);
-        if (!c)
-            return -1;
-        t->cls = c;
-        uint64_t *k = realloc(t->count, nc * sizeof *k);
-        if (!k)
-            return -1;
-        t->count = k;
-        t->idcap = nc;
+    if (added) {
+        t->n++;
+        t->cls[id] = (uint16_t)cls;
+        t->count[id] = 0;
     }
-    uint32_t id = (uint32_t)t->n++;
-    t->keys[p] = key;
-    t->kcls[p] = (uint16_t)cls;
-    t->slot[p] = id + 1;
-    t->cls[id] = (uint16_t)cls;
-    t->count[id] = 1;
+    t->count[id]++;
     return id;
 }
 
