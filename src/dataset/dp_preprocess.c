@@ -30,8 +30,9 @@
 
 extern const char dp_iscx_labels_tsv[]; /* dataset/iscx_labels.S */
 
-const char *const dp_pp_out_names[N_OUT] = {"vectors.npy", "app.npy",    "traffic.npy", "meta.npy",
-                                            "files.tsv",   "labels.tsv", "summary.md",  "summary.json"};
+const char *const dp_pp_out_names[N_OUT] = {
+    DP_FILE_VECTORS, DP_FILE_APP,    DP_FILE_TRAFFIC,    DP_FILE_META,
+    DP_FILE_FILES,   DP_FILE_LABELS, DP_FILE_SUMMARY_MD, DP_FILE_SUMMARY_JSON};
 
 /* ---- messages ------------------------------------------------------------------- */
 
@@ -122,7 +123,7 @@ static void report_failure(const run *r, int had_dataset, int full_disk, char *e
         return;
     uint64_t bytes = folder_bytes(r->parts);
     size_t n = strlen(errbuf);
-    const char *prev = r->replacing  ? "the dataset is incomplete (no summary.json)"
+    const char *prev = r->replacing  ? "the dataset is incomplete (no " DP_FILE_SUMMARY_JSON ")"
                        : had_dataset ? "the previous dataset is unchanged"
                                      : "no dataset yet";
     if (full_disk && dp_remove_tree(r->parts) == 0)

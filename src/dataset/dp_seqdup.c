@@ -118,7 +118,7 @@ int dp_seqtab_add(dp_seqtab *t, const dp_meta *m, const uint8_t *vec, char *errb
 int dp_seqtab_add_set(dp_seqtab *t, const dp_splitset *s, const char *dir, char *errbuf)
 {
     if (!s->has_meta)
-        return dp_err(errbuf, "%s: no meta.npy: its flows and directions are unknown", dir);
+        return dp_err(errbuf, "%s: no " DP_FILE_META ": its flows and directions are unknown", dir);
     for (uint64_t i = 0; i < s->n; i++) {
         dp_meta m = dp_splitset_meta(s, i);
         if (dp_seqtab_add(t, &m, dp_splitset_vector(s, i), errbuf) != 0)

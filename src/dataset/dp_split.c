@@ -232,7 +232,7 @@ static tkey *group_starts(const dp_dataset *d, const char *dataset_dir, int task
         *t = (tkey){.time = m.time, .file = m.file, .index = m.index, .flow = m.flow, .g = gid[i]};
     }
     if (!timed) {
-        dp_err(errbuf, "%s/meta.npy: every packet labelled for the %s task has time 0 (no capture times); "
+        dp_err(errbuf, "%s/" DP_FILE_META ": every packet labelled for the %s task has time 0 (no capture times); "
                "--by time cannot order the flows (use --by flow)", dataset_dir, dp_task_name[task]);
         goto fail;
     }
@@ -405,16 +405,16 @@ typedef struct outset {
 static int outset_open(outset *w, const char *dir, char *errbuf)
 {
     memset(w, 0, sizeof *w);
-    char *pv = dp_path_join(dir, "vectors.npy"), *pl = dp_path_join(dir, "labels.npy"),
-         *pm = dp_path_join(dir, "meta.npy");
+    char *pv = dp_path_join(dir, DP_FILE_VECTORS), *pl = dp_path_join(dir, DP_FILE_SET_LABELS),
+         *pm = dp_path_join(dir, DP_FILE_META);
     int rc = -1;
     if (!pv || !pl || !pm) {
         dp_err(errbuf, "%s: out of memory", dir);
         goto out;
     }
-    if (dp_npy_writer_open(&w->vec, pv, DP_NPY_U1, 1, DP_VEC_LEN, errbuf) != 0)
+    if (dp_npy_writer_open(&w->vec, pv, DP_VECTORS_DESCR, 1, DP_VEC_LEN, errbuf) != 0)
         goto out;
-    if (dp_npy_writer_open(&w->lab, pl, DP_NPY_I2, 2, 0, errbuf) != 0) {
+    if (dp_npy_writer_open(&w->lab, pl, DP_CLASS_DESCR, 2, 0, errbuf) != 0) {
         dp_npy_writer_abort(&w->vec);
         goto out;
     }
@@ -469,7 +469,7 @@ static int outset_commit(outset *w, char *errbuf)
 /* Writes dir/classes.tsv. */
 static int write_classes(const char *dir, const dp_split_card *c, char *errbuf)
 {
-    char *path = dp_path_join(dir, "classes.tsv");
+    char *path = dp_path_join(dir, DP_FILE_SET_CLASSES);
     if (!path)
         return dp_err(errbuf, "%s: out of memory", dir);
     dp_afile af;
@@ -545,7 +545,7 @@ static int check_task_args(const dp_dataset *d, const char *dataset_dir, int tas
     if ((int)o->by < 0 || o->by > DP_SPLIT_BY_TIME)
         return dp_err(errbuf, "split: bad split mode %d", (int)o->by);
     if (d->labels.nclasses[task] <= 0)
-        return dp_err(errbuf, "%s/labels.tsv: no %s classes", dataset_dir, dp_task_name[task]);
+        return dp_err(errbuf, "%s/" DP_FILE_LABELS ": no %s classes", dataset_dir, dp_task_name[task]);
     if (d->n >= UINT32_MAX)
         return dp_err(errbuf, "%s: %" PRIu64 " packets; split handles at most %u", dataset_dir, d->n,
                       UINT32_MAX - 1);
