@@ -956,11 +956,31 @@ static void test_live(void)
     CHECK_STR_CONTAINS(errbuf, "no-such-interface-xyz");
 }
 
+/* Link type names come from libpcap (the numbers the parser uses, raw IP
+ * as DLT_RAW), and the user-reserved range has its own. */
+static void test_linktype_names(void)
+{
+    CHECK(dp_capture_linktype_name(1) && !strcmp(dp_capture_linktype_name(1), "EN10MB"));
+    CHECK(dp_capture_linktype_name(101) && !strcmp(dp_capture_linktype_name(101), "RAW"));
+    CHECK(dp_capture_linktype_name(105) && !strcmp(dp_capture_linktype_name(105), "IEEE802_11"));
+    CHECK(dp_capture_linktype_name(276) && !strcmp(dp_capture_linktype_name(276), "LINUX_SLL2"));
+    CHECK(dp_capture_linktype_name(263) && !strcmp(dp_capture_linktype_name(263), "WATTSTOPPER_DLM"));
+    CHECK(dp_capture_linktype_name(147) && !strcmp(dp_capture_linktype_name(147), "USER0"));
+    CHECK(dp_capture_linktype_name(162) && !strcmp(dp_capture_linktype_name(162), "USER15"));
+    CHECK(dp_capture_linktype_name(99999) == NULL);
+    char d[64];
+    dp_capture_linktype_desc(105, d, sizeof d);
+    CHECK(!strcmp(d, "IEEE802_11 (105)"));
+    dp_capture_linktype_desc(99999, d, sizeof d);
+    CHECK(!strcmp(d, "99999"));
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "--gen-ndpi-counts"))
         return gen_ndpi_counts();
     dp_test_prog = "test_capture";
+    DP_RUN(test_linktype_names);
     DP_RUN(test_golden);
     DP_RUN(test_ndpi_counts);
     DP_RUN(test_bad_input);

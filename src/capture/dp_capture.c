@@ -46,20 +46,28 @@ struct dp_capture {
 
 /* libpcap reports link types as DLT_* values; ours are LINKTYPE_*. They
  * differ for raw IP on most systems (DLT_RAW 12 or 14 vs LINKTYPE_RAW 101). */
-static int dlt_to_lt(int dlt)
-{
-#ifdef DLT_RAW
-    if (dlt == DLT_RAW)
-        return DP_LINKTYPE_RAW;
+#if defined(DLT_RAW) && DLT_RAW != 12
+#error "src/packet/dp_linktype.c numbers DLT_RAW as on Linux (12)"
 #endif
-    return dlt;
+
+const char *dp_capture_linktype_name(int linktype)
+{
+    /* libpcap names no value of the range reserved for private use */
+    static const char user[16][8] = {"USER0",  "USER1",  "USER2",  "USER3", "USER4",  "USER5",
+                                     "USER6",  "USER7",  "USER8",  "USER9", "USER10", "USER11",
+                                     "USER12", "USER13", "USER14", "USER15"};
+    if (linktype >= 147 && linktype <= 162)
+        return user[linktype - 147];
+    return pcap_datalink_val_to_name(dp_linktype_to_dlt(linktype));
 }
 
-static int lt_to_dlt(int lt)
+void dp_capture_linktype_desc(int linktype, char *out, size_t cap)
 {
-    if (lt == DP_LINKTYPE_RAW || lt == DP_LINKTYPE_RAW_DLT || lt == DP_LINKTYPE_RAW_DLT_OBSD)
-        return DLT_RAW;
-    return lt;
+    const char *n = dp_capture_linktype_name(linktype);
+    if (n)
+        snprintf(out, cap, "%s (%d)", n, linktype);
+    else
+        snprintf(out, cap, "%d", linktype);
 }
 
 dp_probe dp_capture_probe(const char *path, char *errbuf)
@@ -126,7 +134,7 @@ static dp_capture *cap_new(pcap_t *p, const char *name, int live, char *errbuf)
     c->name = nm;
     c->live = live;
     c->nano = pcap_get_tstamp_precision(p) == PCAP_TSTAMP_PRECISION_NANO;
-    c->linktype = dlt_to_lt(pcap_datalink(p));
+    c->linktype = dp_linktype_from_dlt(pcap_datalink(p));
     c->fd = -1;
     c->wakefd = -1;
     return c;
@@ -530,7 +538,7 @@ dp_dumper *dp_dumper_open_live(const char *path, int linktype, int snaplen, int 
     }
     d->snaplen = snaplen;
     d->live = live;
-    d->dead = pcap_open_dead(lt_to_dlt(linktype), snaplen);
+    d->dead = pcap_open_dead(dp_linktype_to_dlt(linktype), snaplen);
     if (!d->dead) {
         dumper_free(d);
         dp_err(errbuf, "%s: cannot create a pcap writer for link type %d", path, linktype);

@@ -87,6 +87,12 @@ int dp_capture_next(dp_capture *c, dp_frame *f, char *errbuf);
 
 /* Link type of the capture (first interface for pcapng). */
 int dp_capture_linktype(const dp_capture *c);
+/* libpcap's name of a link type (the parser's number, see
+ * packet/dp_linktype.h): "EN10MB", "IEEE802_11", "USER0", ...; NULL when
+ * libpcap has none. Thread-safe. */
+const char *dp_capture_linktype_name(int linktype);
+/* "NAME (number)", or "number" when it has no name, into out (cap bytes). */
+void dp_capture_linktype_desc(int linktype, char *out, size_t cap);
 
 /* Makes a blocked dp_capture_next return 3 (async-signal-safe). */
 void dp_capture_break(dp_capture *c);

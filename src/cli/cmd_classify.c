@@ -81,7 +81,7 @@ static int warn_linktype(dp_capture *cap, const char *name)
     int lt = dp_capture_linktype(cap);
     if (dp_linktype_supported(lt))
         return 0;
-    const char *ltn = dp_preprocess_linktype_name(lt);
+    const char *ltn = dp_capture_linktype_name(lt);
     fprintf(stderr, "deeppacket classify: warning: %s: link type %d%s%s%s is not supported: its frames are skipped\n",
             name, lt, ltn ? " (" : "", ltn ? ltn : "", ltn ? ")" : "");
     return 1;

@@ -249,7 +249,7 @@ static void note_read_problems(run *r, capfile *cf, int bad_lt, int nrc, const c
 {
     if (bad_lt >= 0) {
         char msg[160], ltd[64];
-        dp_pp_linktype_desc(bad_lt, ltd, sizeof ltd);
+        dp_capture_linktype_desc(bad_lt, ltd, sizeof ltd);
         snprintf(msg, sizeof msg, "%llu frames of unsupported link type %s skipped",
                  (unsigned long long)cf->skipped[DP_SKIP_LINKTYPE], ltd);
         dp_pp_add_status(cf, msg);
@@ -286,7 +286,7 @@ static int read_capture(run *r, capfile *cf, wstate *ws, uint8_t *vec, char *err
      * interface's, others are checked per frame */
     if (!dp_linktype_supported(lt) && cf->probe == DP_PROBE_PCAP) {
         char msg[128], ltd[64];
-        dp_pp_linktype_desc(lt, ltd, sizeof ltd);
+        dp_capture_linktype_desc(lt, ltd, sizeof ltd);
         snprintf(msg, sizeof msg, "unsupported link type %s", ltd);
         dp_pp_add_status(cf, msg);
         dp_pp_warn(r, cf->path, 0, "%s; skipped", msg);

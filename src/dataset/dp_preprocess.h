@@ -130,8 +130,4 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats,
  * and the four .npy files, files.tsv and labels.tsv exist; 0 otherwise. */
 int dp_preprocess_complete(const char *dir);
 
-/* Name of a pcap LINKTYPE_* value ("EN10MB", "IEEE802_11_RADIO", ...), or
- * NULL when unknown. */
-const char *dp_preprocess_linktype_name(int linktype);
-
 #endif
