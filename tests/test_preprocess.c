@@ -389,7 +389,7 @@ static void test_fixture_dataset(void)
         dp_capture *c = dp_capture_open_file(path, eb);
         CHECK(c != NULL);
         dp_frame f;
-        while (c && dp_capture_next(c, &f, eb) == 1) {
+        while (c && dp_capture_next(c, &f, eb) == DP_NEXT_FRAME) {
             frames++;
             dp_pkt_info info;
             if (dp_packet_transform(f.linktype, f.data, f.caplen, want, &info) != DP_KEEP)
@@ -554,7 +554,7 @@ static long verify_dataset(const char *src, const char *ds, const dp_labels *tab
         dp_capture *c = dp_capture_open_file(path, eb);
         dp_frame f;
         uint8_t want[DP_VEC_LEN];
-        while (c && dp_capture_next(c, &f, eb) == 1) {
+        while (c && dp_capture_next(c, &f, eb) == DP_NEXT_FRAME) {
             frames++;
             dp_pkt_info info;
             if (dp_packet_transform(f.linktype, f.data, f.caplen, want, &info) != DP_KEEP)

@@ -252,7 +252,7 @@ static void test_dumper_live(void)
     CHECK(c != NULL);
     int n = 0;
     dp_frame g;
-    while (c && dp_capture_next(c, &g, errbuf) == 1)
+    while (c && dp_capture_next(c, &g, errbuf) == DP_NEXT_FRAME)
         n++;
     CHECK_EQ_INT(n, 2);
     dp_capture_close(c);
@@ -779,7 +779,7 @@ static void test_capture_live_kill9(void)
     CHECK(cap != NULL);
     int n = 0;
     dp_frame g;
-    while (cap && dp_capture_next(cap, &g, errbuf) == 1)
+    while (cap && dp_capture_next(cap, &g, errbuf) == DP_NEXT_FRAME)
         n++;
     CHECK(n >= 5);
     dp_capture_close(cap);

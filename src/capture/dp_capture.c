@@ -5,7 +5,7 @@
  * whose interfaces have different link types: libpcap (1.10) reads them as
  * long as every interface has the first one's link type; at the first frame
  * behind an interface of another type it reports an error, which surfaces
- * here as dp_capture_next() == -1 (frames before it are good).
+ * here as dp_capture_next() == DP_NEXT_ERROR (frames before it are good).
  */
 #include "capture/dp_capture.h"
 
@@ -383,11 +383,11 @@ int dp_capture_set_filter(dp_capture *c, const char *bpf, char *errbuf)
     return 0;
 }
 
-int dp_capture_next(dp_capture *c, dp_frame *f, char *errbuf)
+dp_next dp_capture_next(dp_capture *c, dp_frame *f, char *errbuf)
 {
     if (c->failed) {
         dp_err(errbuf, "%s", c->errmsg);
-        return -1;
+        return DP_NEXT_ERROR;
     }
     struct pcap_pkthdr *h;
     const u_char *data;
@@ -399,7 +399,7 @@ int dp_capture_next(dp_capture *c, dp_frame *f, char *errbuf)
          * pcap_breakloop(), so the break is our own flag (+ eventfd). */
         if (c->broken) {
             c->broken = 0;
-            return 3;
+            return DP_NEXT_BREAK;
         }
         rc = pcap_next_ex(c->p, &h, &data);
         if (rc == 0 && c->fd >= 0) {
@@ -413,20 +413,20 @@ int dp_capture_next(dp_capture *c, dp_frame *f, char *errbuf)
             }
             if (c->broken) {
                 c->broken = 0;
-                return 3;
+                return DP_NEXT_BREAK;
             }
             if (pr < 0 && errno != EINTR) {
                 snprintf(c->errmsg, sizeof c->errmsg, "%s: poll: %s", c->name,
                          strerror(errno));
                 dp_err(errbuf, "%s", c->errmsg);
-                return -1;
+                return DP_NEXT_ERROR;
             }
             if (pr <= 0 || !(pfd[0].revents & POLLIN))
-                return 2;
+                return DP_NEXT_TIMEOUT;
             rc = pcap_next_ex(c->p, &h, &data);
         }
         if (rc == PCAP_ERROR_BREAK) /* pcap's leftover break flag */
-            return 2;
+            return DP_NEXT_TIMEOUT;
     } else {
         rc = pcap_next_ex(c->p, &h, &data);
     }
@@ -438,27 +438,27 @@ int dp_capture_next(dp_capture *c, dp_frame *f, char *errbuf)
         /* libpcap gives one link type per capture (see the file comment) */
         f->linktype = c->linktype;
         f->index = c->index++;
-        return 1;
+        return DP_NEXT_FRAME;
     }
     if (rc == 0)
-        return 2; /* live read timeout */
+        return DP_NEXT_TIMEOUT; /* live read timeout */
     if (rc == PCAP_ERROR_BREAK) {
         if (c->broken) {
             c->broken = 0;
-            return 3;
+            return DP_NEXT_BREAK;
         }
-        return 0; /* end of file */
+        return DP_NEXT_END; /* end of file */
     }
     if (!c->live && (c->broken || g_interrupted)) { /* a stream's wait gave up */
         c->broken = 0;
-        return 3;
+        return DP_NEXT_BREAK;
     }
     /* PCAP_ERROR: truncated or corrupt file, or a live read error */
     snprintf(c->errmsg, sizeof c->errmsg, "%s: %s after frame %llu", c->name,
              pcap_geterr(c->p), (unsigned long long)c->index);
     c->failed = 1;
     dp_err(errbuf, "%s", c->errmsg);
-    return -1;
+    return DP_NEXT_ERROR;
 }
 
 int dp_capture_linktype(const dp_capture *c) { return c->linktype; }
