@@ -482,6 +482,26 @@ static void test_flowmap_bounds(void)
     CHECK_EQ_INT(dp_flowmap_get(&m, 2, 0), -1);
 }
 
+/* The one duration formatter of progress lines (train and test ETAs). */
+static void test_fmt_duration(void)
+{
+    static const struct {
+        double s;
+        const char *want;
+    } cases[] = {{0, "0s"},        {44.4, "44s"},      {44.6, "45s"},   {59.6, "1m00s"},
+                 {185, "3m05s"},   {3599.4, "59m59s"}, {3600, "1h00m00s"},
+                 {7650, "2h07m30s"}, {1e7, "2777h46m40s"}, {1.1e7, "?"}, {-1, "?"}};
+    char b[32];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        dp_fmt_duration(b, sizeof b, cases[i].s);
+        if (strcmp(b, cases[i].want))
+            fprintf(stderr, "  %g s: '%s', expected '%s'\n", cases[i].s, b, cases[i].want);
+        CHECK(!strcmp(b, cases[i].want));
+    }
+    dp_fmt_duration(b, sizeof b, NAN);
+    CHECK(!strcmp(b, "?"));
+}
+
 int main(void)
 {
     dp_test_prog = "test_io";
@@ -490,6 +510,7 @@ int main(void)
     DP_RUN(test_rng);
     DP_RUN(test_npy_bytes);
     DP_RUN(test_npy_appender);
+    DP_RUN(test_fmt_duration);
     DP_RUN(test_flowmap_model);
     DP_RUN(test_flowmap_bounds);
     DP_RUN(test_npy_streaming_and_struct);

@@ -21,6 +21,7 @@
 
 #include "capture/dp_capture.h"
 #include "dataset/dp_dataset.h"
+#include "dataset/dp_pp_knobs.h"
 #include "dataset/dp_preprocess.h"
 #include "dataset/dp_split.h"
 #include "dp_test.h"
@@ -796,10 +797,10 @@ static int run_pp_stop(const char *src, const char *dst, size_t stop_after, dp_p
     o.labels_path = "data/corpus/labels.tsv";
     o.progress = 0;
     o.threads = 2;
-    o.stop_after = stop_after;
+    dp_pp_knobs k = {.stop_after = stop_after};
     int saved = dup(2), devnull = open("/dev/null", O_WRONLY);
     dup2(devnull, 2); /* notes about the non-captures */
-    int rc = dp_preprocess_run(&o, st, eb);
+    int rc = dp_preprocess_run_knobs(&o, &k, st, eb);
     dup2(saved, 2);
     close(saved);
     close(devnull);

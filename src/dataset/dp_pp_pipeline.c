@@ -373,7 +373,7 @@ static void *worker(void *arg)
             pthread_mutex_unlock(&r->mu);
             break;
         }
-        if (r->o->stop_after && r->taken >= r->o->stop_after) {
+        if (r->knobs.stop_after && r->taken >= r->knobs.stop_after) {
             r->stop = 1;
             pthread_cond_broadcast(&r->cv);
             pthread_mutex_unlock(&r->mu);

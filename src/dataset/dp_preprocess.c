@@ -307,10 +307,12 @@ static int build_dataset(run *r, char *errbuf)
 
 /* ---- the run -------------------------------------------------------------------- */
 
-static void run_init(run *r, const dp_preprocess_opts *o, dp_preprocess_stats *st)
+static void run_init(run *r, const dp_preprocess_opts *o, const dp_pp_knobs *k, dp_preprocess_stats *st)
 {
     memset(r, 0, sizeof *r);
     r->o = o;
+    if (k)
+        r->knobs = *k;
     r->st = st;
     r->dirfd = -1;
     r->had_dataset = -1;
@@ -320,8 +322,8 @@ static void run_init(run *r, const dp_preprocess_opts *o, dp_preprocess_stats *s
     pthread_mutex_init(&r->warn_mu, NULL);
     r->chunk_size = CHUNK_SIZE;
     r->worker_chunks = WORKER_CHUNKS;
-    if (o->chunk_bytes) {
-        r->chunk_size = o->chunk_bytes < REC_MAX ? REC_MAX : o->chunk_bytes;
+    if (r->knobs.chunk_bytes) {
+        r->chunk_size = r->knobs.chunk_bytes < REC_MAX ? REC_MAX : r->knobs.chunk_bytes;
         r->worker_chunks = 2;
     }
 }
@@ -366,6 +368,12 @@ void dp_preprocess_opts_init(dp_preprocess_opts *o)
 
 int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, char *errbuf)
 {
+    return dp_preprocess_run_knobs(o, NULL, stats, errbuf);
+}
+
+int dp_preprocess_run_knobs(const dp_preprocess_opts *o, const dp_pp_knobs *k,
+                            dp_preprocess_stats *stats, char *errbuf)
+{
     dp_preprocess_stats local;
     dp_preprocess_stats *st = stats ? stats : &local;
     memset(st, 0, sizeof *st);
@@ -373,7 +381,7 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
     if (!o->src_dir || !*o->src_dir || !o->dst_dir || !*o->dst_dir)
         return dp_err(errbuf, "preprocess: source and target folders are required");
     run r;
-    run_init(&r, o, st);
+    run_init(&r, o, k, st);
     struct stat src;
     int rc = -1;
     if (open_source(&r, &src, errbuf) == 0 && load_labels(&r, errbuf) == 0 &&

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dataset/dp_labels.h"
+#include "util/dp_task.h"
 #include "util/dp_flowmap.h"
 
 typedef struct flow_ent {
