@@ -38,6 +38,9 @@
 #define DP_FILE_SET_LABELS   "labels.npy"    /* DP_CLASS_DESCR [N] */
 #define DP_FILE_SET_CLASSES  "classes.tsv"
 #define DP_FILE_SET_TASK     "task"
+/* a split's task folder (SPLIT_DIR/<task dir>): {train,test}/ and these */
+#define DP_FILE_CARD_JSON    "data_card.json"
+#define DP_FILE_CARD_MD      "data_card.md"
 
 #define DP_VECTORS_DESCR DP_NPY_U1           /* itemsize 1 */
 #define DP_CLASS_DESCR   DP_NPY_I2           /* int16_t; -1: no label (datasets) */
