@@ -132,7 +132,7 @@ fuzz: $(BUILD)/fuzz_packet $(FUZZ_TARGETS:%=$(BUILD)/fuzz_%)
 	  $(BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SHARE) -max_len=16384 $(BUILD)/fuzz-corpus-$$t fuzz/seeds-$$t || exit 1; \
 	done
 
-$(BUILD)/fuzz_packet: fuzz/fuzz_packet.c src/packet/dp_packet.c src/util/dp_util.c
+$(BUILD)/fuzz_packet: fuzz/fuzz_packet.c src/packet/dp_packet.c src/packet/dp_linktype.c src/util/dp_util.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -o $@ $^ -lm
 
@@ -140,16 +140,16 @@ $(BUILD)/fuzz_npy: fuzz/fuzz_npy.c src/dataset/dp_npy_read.c src/util/dp_util.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -o $@ $^ -lm
 
-$(BUILD)/fuzz_labels: fuzz/fuzz_labels.c src/dataset/dp_labels.c src/dataset/iscx_labels.S src/util/dp_util.c src/util/dp_afile.c
+$(BUILD)/fuzz_labels: fuzz/fuzz_labels.c src/dataset/dp_labels.c src/dataset/iscx_labels.S src/util/dp_task.c src/util/dp_util.c src/util/dp_afile.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -o $@ $^ -lm
 
-$(BUILD)/fuzz_capture: fuzz/fuzz_capture.c src/capture/dp_capture.c src/packet/dp_packet.c src/util/dp_util.c src/util/dp_afile.c
+$(BUILD)/fuzz_capture: fuzz/fuzz_capture.c src/capture/dp_capture.c src/packet/dp_packet.c src/packet/dp_linktype.c src/util/dp_util.c src/util/dp_afile.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -o $@ $^ -lpcap -lm
 
 $(BUILD)/fuzz_model: fuzz/fuzz_model.c $(sort $(wildcard src/model/*.c src/nn/*.c)) src/flow/dp_flowfeat.c src/packet/dp_mask.c \
-                  src/packet/dp_packet.c src/util/dp_util.c src/util/dp_afile.c
+                  src/packet/dp_packet.c src/packet/dp_linktype.c src/util/dp_task.c src/util/dp_util.c src/util/dp_afile.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(filter-out -MMD -MP,$(CFLAGS)) -o $@ $^ $(LDLIBS)
 

@@ -20,9 +20,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     for (int n = 0; n < 10000; n++) {
         dp_frame f;
-        int r = dp_capture_next(c, &f, errbuf);
-        if (r != 1) {
-            ASSERT(r == 0 || (r == -1 && strstr(errbuf, path) != NULL));
+        dp_next r = dp_capture_next(c, &f, errbuf);
+        if (r != DP_NEXT_FRAME) {
+            ASSERT(r == DP_NEXT_END || (r == DP_NEXT_ERROR && strstr(errbuf, path) != NULL));
             break;
         }
         ASSERT(f.caplen <= size); /* a frame cannot hold more than the file */

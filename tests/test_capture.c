@@ -131,7 +131,8 @@ static size_t make_pcap(const char *path, int n)
     return o;
 }
 
-/* Counts the frames of a capture; returns dp_capture_next's final code. */
+/* Counts the frames of a capture; returns dp_capture_next's final code
+ * (-2: it does not open). */
 static int count_frames(const char *path, uint64_t *n)
 {
     *n = 0;
@@ -139,8 +140,8 @@ static int count_frames(const char *path, uint64_t *n)
     if (!c)
         return -2;
     dp_frame f;
-    int rc;
-    while ((rc = dp_capture_next(c, &f, errbuf)) == 1)
+    dp_next rc;
+    while ((rc = dp_capture_next(c, &f, errbuf)) == DP_NEXT_FRAME)
         (*n)++;
     dp_capture_close(c);
     return rc;
@@ -233,7 +234,7 @@ static void test_golden(void)
             /* next class file: the previous one must be used up */
             if (c) {
                 dp_frame f;
-                CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), 0);
+                CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), DP_NEXT_END);
                 dp_capture_close(c);
             }
             snprintf(cur_cls, sizeof cur_cls, "%s", cls);
@@ -248,8 +249,8 @@ static void test_golden(void)
         }
         for (int k = 0; k < npk; k++) {
             dp_frame f;
-            int rc = dp_capture_next(c, &f, errbuf);
-            if (rc != 1) {
+            dp_next rc = dp_capture_next(c, &f, errbuf);
+            if (rc != DP_NEXT_FRAME) {
                 fprintf(stderr, "  %s session %s packet %d: rc %d %s\n", cls, id, k, rc,
                         rc < 0 ? errbuf : "");
                 CHECK(!"fixture capture shorter than sessions.tsv says");
@@ -319,7 +320,7 @@ static void test_golden(void)
     }
     if (c) {
         dp_frame f;
-        CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), 0);
+        CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), DP_NEXT_END);
         dp_capture_close(c);
     }
     int unused = 0;
@@ -357,7 +358,7 @@ static int count_verdicts(const char *path, counts *k)
         return -1;
     dp_frame f;
     uint8_t vec[DP_VEC_LEN];
-    while ((k->rc = dp_capture_next(c, &f, errbuf)) == 1) {
+    while ((k->rc = dp_capture_next(c, &f, errbuf)) == DP_NEXT_FRAME) {
         k->frames++;
         k->v[dp_packet_transform(f.linktype, f.data, f.caplen, vec, NULL)]++;
     }
@@ -560,7 +561,7 @@ static void test_bad_input(void)
     CHECK(b[0] == 0xd4 && b[1] == 0xc3); /* little-endian pcap */
     CHECK(write_bytes(src, b, n) == 0);
     uint64_t total;
-    CHECK_EQ_INT(count_frames(src, &total), 0);
+    CHECK_EQ_INT(count_frames(src, &total), DP_NEXT_END);
     CHECK(total >= 3);
     /* record offsets */
     size_t offs[4096];
@@ -579,18 +580,18 @@ static void test_bad_input(void)
     CHECK(write_bytes(p, b, last + 16 + 3) == 0);
     uint64_t got;
     errbuf[0] = 0;
-    CHECK_EQ_INT(count_frames(p, &got), -1);
+    CHECK_EQ_INT(count_frames(p, &got), DP_NEXT_ERROR);
     CHECK_EQ_INT(got, total - 1);
     CHECK_STR_CONTAINS(errbuf, p);
     CHECK_STR_CONTAINS(errbuf, "truncated");
     /* cut inside a record header */
     CHECK(write_bytes(p, b, offs[2] + 7) == 0);
-    CHECK_EQ_INT(count_frames(p, &got), -1);
+    CHECK_EQ_INT(count_frames(p, &got), DP_NEXT_ERROR);
     CHECK_EQ_INT(got, 2);
     CHECK_STR_CONTAINS(errbuf, p);
     /* cut exactly between records: a clean end */
     CHECK(write_bytes(p, b, offs[2]) == 0);
-    CHECK_EQ_INT(count_frames(p, &got), 0);
+    CHECK_EQ_INT(count_frames(p, &got), DP_NEXT_END);
     CHECK_EQ_INT(got, 2);
 
     /* absurd record length in the second record */
@@ -598,7 +599,7 @@ static void test_bad_input(void)
     put32le(b + offs[1] + 8, 0x7fffffff);
     CHECK(write_bytes(p, b, n) == 0);
     errbuf[0] = 0;
-    CHECK_EQ_INT(count_frames(p, &got), -1);
+    CHECK_EQ_INT(count_frames(p, &got), DP_NEXT_ERROR);
     CHECK_EQ_INT(got, 1);
     CHECK_STR_CONTAINS(errbuf, p);
     /* and the error repeats rather than reading garbage */
@@ -606,9 +607,9 @@ static void test_bad_input(void)
     CHECK(c != NULL);
     if (c) {
         dp_frame f;
-        CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), 1);
-        CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), -1);
-        CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), -1);
+        CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), DP_NEXT_FRAME);
+        CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), DP_NEXT_ERROR);
+        CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), DP_NEXT_ERROR);
         CHECK_STR_CONTAINS(errbuf, p);
         dp_capture_close(c);
     }
@@ -641,7 +642,7 @@ static void test_timestamps(void)
     if (!c)
         return;
     dp_frame f;
-    CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), 1);
+    CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), DP_NEXT_FRAME);
     CHECK_NEAR(f.time, 1500000000.123456789, 1e-6);
     CHECK(f.time > 1500000000.1234565 && f.time < 1500000000.1234570);
     CHECK_EQ_INT(f.caplen, len);
@@ -649,8 +650,8 @@ static void test_timestamps(void)
     CHECK_EQ_INT(f.linktype, DP_LINKTYPE_RAW);
     CHECK_EQ_INT(f.index, 0);
     CHECK(memcmp(f.data, fr, len) == 0);
-    CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), 0);
-    CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), 0);
+    CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), DP_NEXT_END);
+    CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), DP_NEXT_END);
     dp_capture_close(c);
 
     /* little-endian microsecond pcap */
@@ -663,17 +664,17 @@ static void test_timestamps(void)
     CHECK_EQ_INT(dp_capture_linktype(c), 1);
     /* a break on a file: one 3, then reading goes on where it was */
     dp_capture_break(c);
-    CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), 3);
+    CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), DP_NEXT_BREAK);
     uint64_t rx = 9, drop = 9;
     dp_capture_stats(c, &rx, &drop);
     CHECK(rx == 0 && drop == 0);
     for (int i = 0; i < 3; i++) {
-        CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), 1);
+        CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), DP_NEXT_FRAME);
         CHECK_NEAR(f.time, 1000000000.25 + i, 1e-6);
         CHECK_EQ_INT(f.index, i);
         CHECK_EQ_INT(f.linktype, 1);
     }
-    CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), 0);
+    CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), DP_NEXT_END);
     dp_capture_close(c);
 }
 
@@ -735,13 +736,13 @@ static void test_pcapng_interfaces(void)
     CHECK(write_bytes(p, b, o) == 0);
     CHECK_EQ_INT(dp_capture_probe(p, errbuf), DP_PROBE_PCAPNG);
     uint64_t n;
-    CHECK_EQ_INT(count_frames(p, &n), 0);
+    CHECK_EQ_INT(count_frames(p, &n), DP_NEXT_END);
     CHECK_EQ_INT(n, 2);
     dp_capture *c = dp_capture_open_file(p, errbuf);
     CHECK(c != NULL);
     if (c) {
         dp_frame f;
-        CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), 1);
+        CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), DP_NEXT_FRAME);
         CHECK_NEAR(f.time, 1600000000.000005, 1e-7);
         CHECK_EQ_INT(f.linktype, 1);
         dp_capture_close(c);
@@ -758,7 +759,7 @@ static void test_pcapng_interfaces(void)
     CHECK(write_bytes(p, b, o) == 0);
     errbuf[0] = 0;
     int rc = count_frames(p, &n);
-    CHECK_EQ_INT(rc, -1);
+    CHECK_EQ_INT(rc, DP_NEXT_ERROR);
     CHECK_EQ_INT(n, 1);
     CHECK_STR_CONTAINS(errbuf, p);
     fprintf(stderr, "  mixed link types: %s\n", errbuf);
@@ -788,7 +789,7 @@ static void test_dumper(void)
     }
     dp_frame f;
     int n = 0;
-    while (dp_capture_next(c, &f, errbuf) == 1) {
+    while (dp_capture_next(c, &f, errbuf) == DP_NEXT_FRAME) {
         CHECK_EQ_INT(dp_dumper_write(d, &f, errbuf), 0);
         n++;
     }
@@ -805,8 +806,8 @@ static void test_dumper(void)
         CHECK_EQ_INT(dp_capture_linktype(b), lt);
         dp_frame fa, fb;
         int m = 0;
-        while (dp_capture_next(a, &fa, errbuf) == 1) {
-            if (dp_capture_next(b, &fb, errbuf) != 1) {
+        while (dp_capture_next(a, &fa, errbuf) == DP_NEXT_FRAME) {
+            if (dp_capture_next(b, &fb, errbuf) != DP_NEXT_FRAME) {
                 CHECK(!"copy is short");
                 break;
             }
@@ -818,7 +819,7 @@ static void test_dumper(void)
             m++;
         }
         CHECK_EQ_INT(m, n);
-        CHECK_EQ_INT(dp_capture_next(b, &fb, errbuf), 0);
+        CHECK_EQ_INT(dp_capture_next(b, &fb, errbuf), DP_NEXT_END);
     }
     dp_capture_close(a);
     dp_capture_close(b);
@@ -861,7 +862,7 @@ static void test_dumper(void)
         CHECK(c != NULL);
         if (c) {
             CHECK_EQ_INT(dp_capture_linktype(c), 101);
-            CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), 1);
+            CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), DP_NEXT_FRAME);
             CHECK_EQ_INT(f.caplen, 20);
             CHECK_EQ_INT(f.wirelen, 36);
             CHECK_NEAR(f.time, 13.0, 1e-9);
@@ -907,13 +908,13 @@ static void test_live(void)
     dp_frame f;
     int found = 0, timeouts = 0;
     for (int i = 0; i < 50 && !found; i++) {
-        int rc = dp_capture_next(c, &f, errbuf);
-        if (rc == 2) {
+        dp_next rc = dp_capture_next(c, &f, errbuf);
+        if (rc == DP_NEXT_TIMEOUT) {
             timeouts++;
             continue;
         }
-        CHECK_EQ_INT(rc, 1);
-        if (rc != 1)
+        CHECK_EQ_INT(rc, DP_NEXT_FRAME);
+        if (rc != DP_NEXT_FRAME)
             break;
         uint8_t vec[DP_VEC_LEN];
         dp_pkt_info info;
@@ -926,16 +927,16 @@ static void test_live(void)
     }
     CHECK(found);
     /* a read with nothing to see times out */
-    int rc = dp_capture_next(c, &f, errbuf);
-    CHECK(rc == 2 || rc == 1);
+    dp_next rc = dp_capture_next(c, &f, errbuf);
+    CHECK(rc == DP_NEXT_TIMEOUT || rc == DP_NEXT_FRAME);
     uint64_t rx, drop;
     dp_capture_stats(c, &rx, &drop);
     CHECK(rx >= 1);
     dp_capture_break(c);
-    CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), 3);
+    CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), DP_NEXT_BREAK);
     /* the break is used up: the next read is an ordinary timeout */
     rc = dp_capture_next(c, &f, errbuf);
-    CHECK(rc == 2 || rc == 1);
+    CHECK(rc == DP_NEXT_TIMEOUT || rc == DP_NEXT_FRAME);
     /* a break from another thread wakes a blocked read at once */
     dp_capture_close(c);
     c = dp_capture_open_live("lo", 5000, errbuf);
@@ -946,7 +947,7 @@ static void test_live(void)
     pthread_t th;
     CHECK(pthread_create(&th, NULL, breaker, c) == 0);
     double t0 = dp_now();
-    CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), 3);
+    CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), DP_NEXT_BREAK);
     CHECK(dp_now() - t0 < 2.0);
     pthread_join(th, NULL);
     dp_capture_close(c);
@@ -956,11 +957,31 @@ static void test_live(void)
     CHECK_STR_CONTAINS(errbuf, "no-such-interface-xyz");
 }
 
+/* Link type names come from libpcap (the numbers the parser uses, raw IP
+ * as DLT_RAW), and the user-reserved range has its own. */
+static void test_linktype_names(void)
+{
+    CHECK(dp_capture_linktype_name(1) && !strcmp(dp_capture_linktype_name(1), "EN10MB"));
+    CHECK(dp_capture_linktype_name(101) && !strcmp(dp_capture_linktype_name(101), "RAW"));
+    CHECK(dp_capture_linktype_name(105) && !strcmp(dp_capture_linktype_name(105), "IEEE802_11"));
+    CHECK(dp_capture_linktype_name(276) && !strcmp(dp_capture_linktype_name(276), "LINUX_SLL2"));
+    CHECK(dp_capture_linktype_name(263) && !strcmp(dp_capture_linktype_name(263), "WATTSTOPPER_DLM"));
+    CHECK(dp_capture_linktype_name(147) && !strcmp(dp_capture_linktype_name(147), "USER0"));
+    CHECK(dp_capture_linktype_name(162) && !strcmp(dp_capture_linktype_name(162), "USER15"));
+    CHECK(dp_capture_linktype_name(99999) == NULL);
+    char d[64];
+    dp_capture_linktype_desc(105, d, sizeof d);
+    CHECK(!strcmp(d, "IEEE802_11 (105)"));
+    dp_capture_linktype_desc(99999, d, sizeof d);
+    CHECK(!strcmp(d, "99999"));
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "--gen-ndpi-counts"))
         return gen_ndpi_counts();
     dp_test_prog = "test_capture";
+    DP_RUN(test_linktype_names);
     DP_RUN(test_golden);
     DP_RUN(test_ndpi_counts);
     DP_RUN(test_bad_input);

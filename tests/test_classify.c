@@ -219,7 +219,7 @@ static void compare_with_direct(dp_model *m, const char *path, uint64_t limit, i
         uint64_t index;
         float lp[64];
     } *exp_ = calloc(MAXV, sizeof *exp_);
-    while (n < limit && dp_capture_next(cap, &f, errbuf) == 1) {
+    while (n < limit && dp_capture_next(cap, &f, errbuf) == DP_NEXT_FRAME) {
         n++;
         CHECK_EQ_INT(dp_classifier_frame(c, &f, errbuf), 0);
         if (dp_packet_transform(f.linktype, f.data, f.caplen, vec, NULL) == DP_KEEP && kept < MAXV) {
@@ -741,13 +741,13 @@ static void test_live_loopback(void)
     int got = 0;
     while (got < snd.count && dp_now() - t0 < 10) {
         dp_frame f;
-        int rr = dp_capture_next(cap, &f, errbuf);
-        if (rr == 1) {
+        dp_next rr = dp_capture_next(cap, &f, errbuf);
+        if (rr == DP_NEXT_FRAME) {
             got++;
             CHECK_EQ_INT(dp_classifier_frame(c, &f, errbuf), 0);
             /* partial batch flushed right away, as the live command does on ticks */
             CHECK_EQ_INT(dp_classifier_tick(c, f.time, errbuf), 0);
-        } else if (rr != 2) {
+        } else if (rr != DP_NEXT_TIMEOUT) {
             break;
         }
     }

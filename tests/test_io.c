@@ -8,6 +8,7 @@
 #include "dataset/dp_labels.h"
 #include "dataset/dp_npy.h"
 #include "dp_test.h"
+#include "util/dp_flowmap.h"
 #include "util/dp_util.h"
 
 static char errbuf[DP_ERRBUF_SIZE];
@@ -398,6 +399,109 @@ static void test_labels_user_tables(void)
     CHECK_STR_CONTAINS(errbuf, "no-such-table.tsv");
 }
 
+/* dp_flowmap against a plain array of (key, tag, value) over random puts,
+ * interns and removes: small key ranges make equal keys with other tags,
+ * collisions, long probe runs, removals inside runs, and growth. */
+static void test_flowmap_model(void)
+{
+    enum { NK = 64, NT = 3, OPS = 20000 };
+    int64_t ref[NK][NT];
+    for (int k = 0; k < NK; k++)
+        for (int t = 0; t < NT; t++)
+            ref[k][t] = -1;
+    dp_flowmap m;
+    CHECK(dp_flowmap_init(&m, 0) == 0);
+    CHECK_EQ_INT(dp_flowmap_get(&m, 1, 0), -1);
+    CHECK_EQ_INT(dp_flowmap_remove(&m, 1, 0), 0);
+    dp_rng r;
+    dp_rng_seed(&r, 5);
+    size_t held = 0;
+    int bad = 0;
+    for (int op = 0; op < OPS && !bad; op++) {
+        int k = (int)dp_rng_below(&r, NK), t = (int)dp_rng_below(&r, NT);
+        /* keys that share their low bits, so that home slots collide */
+        uint64_t key = (uint64_t)k << 40;
+        uint32_t v = (uint32_t)dp_rng_below(&r, 1000);
+        switch (dp_rng_below(&r, 4)) {
+        case 0:
+            CHECK(dp_flowmap_put(&m, key, (uint32_t)t, v) == 0);
+            held += ref[k][t] < 0;
+            ref[k][t] = v;
+            break;
+        case 1: {
+            int added = -1;
+            int64_t got = dp_flowmap_intern(&m, key, (uint32_t)t, v, &added);
+            bad |= got != (ref[k][t] < 0 ? (int64_t)v : ref[k][t]) || added != (ref[k][t] < 0);
+            held += ref[k][t] < 0;
+            if (ref[k][t] < 0)
+                ref[k][t] = v;
+            break;
+        }
+        case 2:
+            bad |= dp_flowmap_remove(&m, key, (uint32_t)t) != (ref[k][t] >= 0);
+            held -= ref[k][t] >= 0;
+            ref[k][t] = -1;
+            break;
+        default:
+            break;
+        }
+        for (int kk = 0; kk < NK; kk++)
+            for (int tt = 0; tt < NT; tt++)
+                bad |= dp_flowmap_get(&m, (uint64_t)kk << 40, (uint32_t)tt) != ref[kk][tt];
+        bad |= m.n != held;
+    }
+    CHECK(!bad);
+    CHECK(m.n * 2 <= m.cap);
+    dp_flowmap_free(&m);
+}
+
+static void test_flowmap_bounds(void)
+{
+    dp_flowmap m;
+    CHECK(dp_flowmap_init(&m, 100) == 0);
+    size_t cap = m.cap;
+    CHECK(cap >= 200);
+    for (uint32_t i = 0; i < 100; i++)
+        CHECK(dp_flowmap_put(&m, dp_mix64(i), 0, i) == 0);
+    CHECK_EQ_INT(m.cap, cap); /* no growth within `expect` */
+    CHECK_EQ_INT(dp_flowmap_get(&m, dp_mix64(7), 0), 7);
+    CHECK_EQ_INT(dp_flowmap_get(&m, dp_mix64(7), 1), -1);
+    CHECK(dp_flowmap_put(&m, 1, 0, UINT32_MAX) == -1);
+    CHECK(dp_flowmap_put(&m, dp_mix64(7), 0, UINT32_MAX) == -1);
+    CHECK_EQ_INT(dp_flowmap_get(&m, dp_mix64(7), 0), 7);
+    CHECK(dp_flowmap_put(&m, 2, 0, DP_FLOWMAP_MAX_VAL) == 0);
+    CHECK_EQ_INT(dp_flowmap_get(&m, 2, 0), DP_FLOWMAP_MAX_VAL);
+    for (uint32_t i = 100; i < 5000; i++)
+        CHECK(dp_flowmap_put(&m, dp_mix64(i), 0, i) == 0);
+    CHECK(m.cap > cap);
+    int ok = 1;
+    for (uint32_t i = 0; i < 5000; i++)
+        ok &= dp_flowmap_get(&m, dp_mix64(i), 0) == i;
+    CHECK(ok);
+    dp_flowmap_free(&m);
+    CHECK_EQ_INT(dp_flowmap_get(&m, 2, 0), -1);
+}
+
+/* The one duration formatter of progress lines (train and test ETAs). */
+static void test_fmt_duration(void)
+{
+    static const struct {
+        double s;
+        const char *want;
+    } cases[] = {{0, "0s"},        {44.4, "44s"},      {44.6, "45s"},   {59.6, "1m00s"},
+                 {185, "3m05s"},   {3599.4, "59m59s"}, {3600, "1h00m00s"},
+                 {7650, "2h07m30s"}, {1e7, "2777h46m40s"}, {1.1e7, "?"}, {-1, "?"}};
+    char b[32];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        dp_fmt_duration(b, sizeof b, cases[i].s);
+        if (strcmp(b, cases[i].want))
+            fprintf(stderr, "  %g s: '%s', expected '%s'\n", cases[i].s, b, cases[i].want);
+        CHECK(!strcmp(b, cases[i].want));
+    }
+    dp_fmt_duration(b, sizeof b, NAN);
+    CHECK(!strcmp(b, "?"));
+}
+
 int main(void)
 {
     dp_test_prog = "test_io";
@@ -406,6 +510,9 @@ int main(void)
     DP_RUN(test_rng);
     DP_RUN(test_npy_bytes);
     DP_RUN(test_npy_appender);
+    DP_RUN(test_fmt_duration);
+    DP_RUN(test_flowmap_model);
+    DP_RUN(test_flowmap_bounds);
     DP_RUN(test_npy_streaming_and_struct);
     DP_RUN(test_npy_bad);
     DP_RUN(test_npy_crafted_headers);

@@ -625,10 +625,36 @@ static void test_random_frames(void)
     CHECK(kept > 1000);
 }
 
+/* The link-type table: DLT values to and from the parser's numbers, as
+ * libpcap on Linux numbers them (DLT_RAW 12, LINKTYPE_RAW 101). */
+static void test_linktype_table(void)
+{
+    CHECK_EQ_INT(dp_linktype_from_dlt(12), DP_LINKTYPE_RAW);
+    CHECK_EQ_INT(dp_linktype_from_dlt(1), DP_LINKTYPE_ETHERNET);
+    CHECK_EQ_INT(dp_linktype_from_dlt(276), DP_LINKTYPE_LINUX_SLL2);
+    CHECK_EQ_INT(dp_linktype_from_dlt(14), 14);   /* not DLT_RAW on Linux */
+    CHECK_EQ_INT(dp_linktype_from_dlt(105), 105); /* unknown: as it is */
+    CHECK_EQ_INT(dp_linktype_to_dlt(DP_LINKTYPE_RAW), 12);
+    CHECK_EQ_INT(dp_linktype_to_dlt(DP_LINKTYPE_RAW_DLT_OBSD), 12);
+    CHECK_EQ_INT(dp_linktype_to_dlt(DP_LINKTYPE_IPV6), 229);
+    CHECK_EQ_INT(dp_linktype_to_dlt(147), 147);
+    CHECK(dp_linktype_find(105) == NULL);
+    CHECK_EQ_INT(dp_linktype_find(DP_LINKTYPE_LINUX_SLL)->kind, DP_LINK_SLL);
+    CHECK_EQ_INT(dp_linktype_find(DP_LINKTYPE_RAW_DLT)->kind, DP_LINK_RAW);
+    /* every supported number converts to a DLT and back to a raw-IP or the
+     * same link type */
+    int lts[] = {0, 1, 12, 14, 101, 108, 113, 228, 229, 276};
+    for (size_t i = 0; i < sizeof lts / sizeof lts[0]; i++) {
+        int back = dp_linktype_from_dlt(dp_linktype_to_dlt(lts[i]));
+        CHECK(back == lts[i] || (dp_linktype_find(lts[i])->kind == DP_LINK_RAW && back == DP_LINKTYPE_RAW));
+    }
+}
+
 int main(void)
 {
     dp_test_prog = "test_packet";
     DP_RUN(test_table);
+    DP_RUN(test_linktype_table);
     DP_RUN(test_snaplen_sweep);
     DP_RUN(test_info_fields);
     DP_RUN(test_truncate_1500);

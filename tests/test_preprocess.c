@@ -24,6 +24,7 @@
 #include "dataset/dp_labels.h"
 #include "dataset/dp_npy.h"
 #include "dataset/dp_pp_summary.h"
+#include "dataset/dp_pp_knobs.h"
 #include "dataset/dp_preprocess.h"
 #include "packet/dp_packet.h"
 #include "util/dp_util.h"
@@ -52,7 +53,7 @@ static void collect(void *ctx, const char *file, const char *msg, int is_note)
         m->len += (size_t)n;
 }
 
-static size_t g_chunk_bytes; /* opts.chunk_bytes for run_pp (0: default) */
+static size_t g_chunk_bytes; /* knobs.chunk_bytes for run_pp (0: default) */
 
 static int run_pp(const char *src, const char *dst, const char *labels, int threads,
                   size_t stop_after, msgs *m, dp_preprocess_stats *st, char *errbuf)
@@ -64,15 +65,14 @@ static int run_pp(const char *src, const char *dst, const char *labels, int thre
     o.labels_path = labels;
     o.threads = threads;
     o.progress = 0;
-    o.stop_after = stop_after;
-    o.chunk_bytes = g_chunk_bytes;
+    dp_pp_knobs k = {.stop_after = stop_after, .chunk_bytes = g_chunk_bytes};
     o.warn = collect;
     o.warn_ctx = m;
     if (m)
         memset(m, 0, sizeof *m);
     else
         o.warn = NULL;
-    return dp_preprocess_run(&o, st, errbuf);
+    return dp_preprocess_run_knobs(&o, &k, st, errbuf);
 }
 
 static char *tmp_path(const char *name)
@@ -389,7 +389,7 @@ static void test_fixture_dataset(void)
         dp_capture *c = dp_capture_open_file(path, eb);
         CHECK(c != NULL);
         dp_frame f;
-        while (c && dp_capture_next(c, &f, eb) == 1) {
+        while (c && dp_capture_next(c, &f, eb) == DP_NEXT_FRAME) {
             frames++;
             dp_pkt_info info;
             if (dp_packet_transform(f.linktype, f.data, f.caplen, want, &info) != DP_KEEP)
@@ -554,7 +554,7 @@ static long verify_dataset(const char *src, const char *ds, const dp_labels *tab
         dp_capture *c = dp_capture_open_file(path, eb);
         dp_frame f;
         uint8_t want[DP_VEC_LEN];
-        while (c && dp_capture_next(c, &f, eb) == 1) {
+        while (c && dp_capture_next(c, &f, eb) == DP_NEXT_FRAME) {
             frames++;
             dp_pkt_info info;
             if (dp_packet_transform(f.linktype, f.data, f.caplen, want, &info) != DP_KEEP)

@@ -21,6 +21,7 @@
 
 #include "capture/dp_capture.h"
 #include "dataset/dp_dataset.h"
+#include "dataset/dp_pp_knobs.h"
 #include "dataset/dp_preprocess.h"
 #include "dataset/dp_split.h"
 #include "dp_test.h"
@@ -252,7 +253,7 @@ static void test_dumper_live(void)
     CHECK(c != NULL);
     int n = 0;
     dp_frame g;
-    while (c && dp_capture_next(c, &g, errbuf) == 1)
+    while (c && dp_capture_next(c, &g, errbuf) == DP_NEXT_FRAME)
         n++;
     CHECK_EQ_INT(n, 2);
     dp_capture_close(c);
@@ -779,7 +780,7 @@ static void test_capture_live_kill9(void)
     CHECK(cap != NULL);
     int n = 0;
     dp_frame g;
-    while (cap && dp_capture_next(cap, &g, errbuf) == 1)
+    while (cap && dp_capture_next(cap, &g, errbuf) == DP_NEXT_FRAME)
         n++;
     CHECK(n >= 5);
     dp_capture_close(cap);
@@ -796,10 +797,10 @@ static int run_pp_stop(const char *src, const char *dst, size_t stop_after, dp_p
     o.labels_path = "data/corpus/labels.tsv";
     o.progress = 0;
     o.threads = 2;
-    o.stop_after = stop_after;
+    dp_pp_knobs k = {.stop_after = stop_after};
     int saved = dup(2), devnull = open("/dev/null", O_WRONLY);
     dup2(devnull, 2); /* notes about the non-captures */
-    int rc = dp_preprocess_run(&o, st, eb);
+    int rc = dp_preprocess_run_knobs(&o, &k, st, eb);
     dup2(saved, 2);
     close(saved);
     close(devnull);

@@ -5,7 +5,7 @@
  * whose interfaces have different link types: libpcap (1.10) reads them as
  * long as every interface has the first one's link type; at the first frame
  * behind an interface of another type it reports an error, which surfaces
- * here as dp_capture_next() == -1 (frames before it are good).
+ * here as dp_capture_next() == DP_NEXT_ERROR (frames before it are good).
  */
 #include "capture/dp_capture.h"
 
@@ -46,20 +46,28 @@ struct dp_capture {
 
 /* libpcap reports link types as DLT_* values; ours are LINKTYPE_*. They
  * differ for raw IP on most systems (DLT_RAW 12 or 14 vs LINKTYPE_RAW 101). */
-static int dlt_to_lt(int dlt)
-{
-#ifdef DLT_RAW
-    if (dlt == DLT_RAW)
-        return DP_LINKTYPE_RAW;
+#if defined(DLT_RAW) && DLT_RAW != 12
+#error "src/packet/dp_linktype.c numbers DLT_RAW as on Linux (12)"
 #endif
-    return dlt;
+
+const char *dp_capture_linktype_name(int linktype)
+{
+    /* libpcap names no value of the range reserved for private use */
+    static const char user[16][8] = {"USER0",  "USER1",  "USER2",  "USER3", "USER4",  "USER5",
+                                     "USER6",  "USER7",  "USER8",  "USER9", "USER10", "USER11",
+                                     "USER12", "USER13", "USER14", "USER15"};
+    if (linktype >= 147 && linktype <= 162)
+        return user[linktype - 147];
+    return pcap_datalink_val_to_name(dp_linktype_to_dlt(linktype));
 }
 
-static int lt_to_dlt(int lt)
+void dp_capture_linktype_desc(int linktype, char *out, size_t cap)
 {
-    if (lt == DP_LINKTYPE_RAW || lt == DP_LINKTYPE_RAW_DLT || lt == DP_LINKTYPE_RAW_DLT_OBSD)
-        return DLT_RAW;
-    return lt;
+    const char *n = dp_capture_linktype_name(linktype);
+    if (n)
+        snprintf(out, cap, "%s (%d)", n, linktype);
+    else
+        snprintf(out, cap, "%d", linktype);
 }
 
 dp_probe dp_capture_probe(const char *path, char *errbuf)
@@ -126,7 +134,7 @@ static dp_capture *cap_new(pcap_t *p, const char *name, int live, char *errbuf)
     c->name = nm;
     c->live = live;
     c->nano = pcap_get_tstamp_precision(p) == PCAP_TSTAMP_PRECISION_NANO;
-    c->linktype = dlt_to_lt(pcap_datalink(p));
+    c->linktype = dp_linktype_from_dlt(pcap_datalink(p));
     c->fd = -1;
     c->wakefd = -1;
     return c;
@@ -375,11 +383,11 @@ int dp_capture_set_filter(dp_capture *c, const char *bpf, char *errbuf)
     return 0;
 }
 
-int dp_capture_next(dp_capture *c, dp_frame *f, char *errbuf)
+dp_next dp_capture_next(dp_capture *c, dp_frame *f, char *errbuf)
 {
     if (c->failed) {
         dp_err(errbuf, "%s", c->errmsg);
-        return -1;
+        return DP_NEXT_ERROR;
     }
     struct pcap_pkthdr *h;
     const u_char *data;
@@ -391,7 +399,7 @@ int dp_capture_next(dp_capture *c, dp_frame *f, char *errbuf)
          * pcap_breakloop(), so the break is our own flag (+ eventfd). */
         if (c->broken) {
             c->broken = 0;
-            return 3;
+            return DP_NEXT_BREAK;
         }
         rc = pcap_next_ex(c->p, &h, &data);
         if (rc == 0 && c->fd >= 0) {
@@ -405,20 +413,20 @@ int dp_capture_next(dp_capture *c, dp_frame *f, char *errbuf)
             }
             if (c->broken) {
                 c->broken = 0;
-                return 3;
+                return DP_NEXT_BREAK;
             }
             if (pr < 0 && errno != EINTR) {
                 snprintf(c->errmsg, sizeof c->errmsg, "%s: poll: %s", c->name,
                          strerror(errno));
                 dp_err(errbuf, "%s", c->errmsg);
-                return -1;
+                return DP_NEXT_ERROR;
             }
             if (pr <= 0 || !(pfd[0].revents & POLLIN))
-                return 2;
+                return DP_NEXT_TIMEOUT;
             rc = pcap_next_ex(c->p, &h, &data);
         }
         if (rc == PCAP_ERROR_BREAK) /* pcap's leftover break flag */
-            return 2;
+            return DP_NEXT_TIMEOUT;
     } else {
         rc = pcap_next_ex(c->p, &h, &data);
     }
@@ -430,27 +438,27 @@ int dp_capture_next(dp_capture *c, dp_frame *f, char *errbuf)
         /* libpcap gives one link type per capture (see the file comment) */
         f->linktype = c->linktype;
         f->index = c->index++;
-        return 1;
+        return DP_NEXT_FRAME;
     }
     if (rc == 0)
-        return 2; /* live read timeout */
+        return DP_NEXT_TIMEOUT; /* live read timeout */
     if (rc == PCAP_ERROR_BREAK) {
         if (c->broken) {
             c->broken = 0;
-            return 3;
+            return DP_NEXT_BREAK;
         }
-        return 0; /* end of file */
+        return DP_NEXT_END; /* end of file */
     }
     if (!c->live && (c->broken || g_interrupted)) { /* a stream's wait gave up */
         c->broken = 0;
-        return 3;
+        return DP_NEXT_BREAK;
     }
     /* PCAP_ERROR: truncated or corrupt file, or a live read error */
     snprintf(c->errmsg, sizeof c->errmsg, "%s: %s after frame %llu", c->name,
              pcap_geterr(c->p), (unsigned long long)c->index);
     c->failed = 1;
     dp_err(errbuf, "%s", c->errmsg);
-    return -1;
+    return DP_NEXT_ERROR;
 }
 
 int dp_capture_linktype(const dp_capture *c) { return c->linktype; }
@@ -530,7 +538,7 @@ dp_dumper *dp_dumper_open_live(const char *path, int linktype, int snaplen, int 
     }
     d->snaplen = snaplen;
     d->live = live;
-    d->dead = pcap_open_dead(lt_to_dlt(linktype), snaplen);
+    d->dead = pcap_open_dead(dp_linktype_to_dlt(linktype), snaplen);
     if (!d->dead) {
         dumper_free(d);
         dp_err(errbuf, "%s: cannot create a pcap writer for link type %d", path, linktype);

@@ -41,7 +41,7 @@ dp_probe dp_capture_probe(const char *path, char *errbuf);
  * consumed by a probe), opening does not block waiting for a writer, and
  * every wait for data (open and read) gives up when dp_capture_interrupt
  * was called or dp_capture_break on the capture (dp_capture_next then
- * returns 3). */
+ * returns DP_NEXT_BREAK). */
 dp_capture *dp_capture_open_file(const char *path, char *errbuf);
 
 /* 1 when path is "-" or names something other than a regular file or a
@@ -79,16 +79,30 @@ dp_capture *dp_capture_open_live(const char *iface, int timeout_ms, char *errbuf
 /* Applies a BPF filter (pcap-filter syntax). -1 with libpcap's message. */
 int dp_capture_set_filter(dp_capture *c, const char *bpf, char *errbuf);
 
-/* Reads the next frame. Returns 1 with *f filled, 0 at end of file,
- * 2 on a live read timeout (no frame, try again), 3 when interrupted by
- * dp_capture_break, -1 on a read error (truncated or corrupt file: the
- * frames returned so far are good; errbuf names the file and the problem). */
-int dp_capture_next(dp_capture *c, dp_frame *f, char *errbuf);
+/* What dp_capture_next did. */
+typedef enum dp_next {
+    DP_NEXT_ERROR = -1,  /* a read error (truncated or corrupt file: the frames
+                          * returned so far are good; errbuf names the file and
+                          * the problem); every later call fails the same way */
+    DP_NEXT_END = 0,     /* end of file */
+    DP_NEXT_FRAME = 1,   /* *f holds the next frame */
+    DP_NEXT_TIMEOUT = 2, /* live (or stream) read timeout: no frame, try again */
+    DP_NEXT_BREAK = 3,   /* interrupted by dp_capture_break or dp_capture_interrupt */
+} dp_next;
+
+/* Reads the next frame; see dp_next. */
+dp_next dp_capture_next(dp_capture *c, dp_frame *f, char *errbuf);
 
 /* Link type of the capture (first interface for pcapng). */
 int dp_capture_linktype(const dp_capture *c);
+/* libpcap's name of a link type (the parser's number, see
+ * packet/dp_linktype.h): "EN10MB", "IEEE802_11", "USER0", ...; NULL when
+ * libpcap has none. Thread-safe. */
+const char *dp_capture_linktype_name(int linktype);
+/* "NAME (number)", or "number" when it has no name, into out (cap bytes). */
+void dp_capture_linktype_desc(int linktype, char *out, size_t cap);
 
-/* Makes a blocked dp_capture_next return 3 (async-signal-safe). */
+/* Makes a blocked dp_capture_next return DP_NEXT_BREAK (async-signal-safe). */
 void dp_capture_break(dp_capture *c);
 
 /* Packets received/dropped by the kernel for a live capture (0 otherwise);

@@ -28,6 +28,7 @@
 #include "capture/dp_capture.h"
 #include "model/dp_model.h"
 #include "packet/dp_packet.h"
+#include "util/dp_flowmap.h"
 
 #define DP_CLS_TOP 3
 
@@ -49,14 +50,13 @@ typedef struct dp_flow {
                              * (malloc'd on the first packet, freed on removal) */
     double prev_time;       /* flow models: time of the last kept packet */
     /* internal links */
-    int32_t hnext, prev, next;
+    int32_t free_next, prev, next;
 } dp_flow;
 
 typedef struct dp_flowtable {
     dp_flow *flows;         /* [cap] */
     double *sums;           /* [cap * nclasses] */
-    int32_t *buckets;       /* [nbuckets] heads of hash chains, -1 empty */
-    uint32_t nbuckets;
+    dp_flowmap index;       /* flow id -> slot in flows */
     int32_t cap, count, free_head, lru_head, lru_tail;
     int nclasses;
 } dp_flowtable;

@@ -147,17 +147,17 @@ static int record(struct cap_run *r, const struct cap_args *ca, double t0, char 
         if (ca->seconds > 0 && dp_now() - t0 >= ca->seconds)
             break;
         dp_frame f;
-        int n = dp_capture_next(r->c, &f, errbuf);
-        if (n == 1) {
+        dp_next n = dp_capture_next(r->c, &f, errbuf);
+        if (n == DP_NEXT_FRAME) {
             if (dp_dumper_write(r->d, &f, errbuf) < 0) {
                 fprintf(stderr, "deeppacket capture: %s\n", errbuf);
                 return 1;
             }
             r->written++;
             r->bytes += f.caplen;
-        } else if (n == 2 || (n == 3 && !dp_cli_stop)) {
+        } else if (n == DP_NEXT_TIMEOUT || (n == DP_NEXT_BREAK && !dp_cli_stop)) {
             continue; /* read timeout: check the count and the time */
-        } else if (n == 3 || n == 0) {
+        } else if (n == DP_NEXT_BREAK || n == DP_NEXT_END) {
             break;
         } else {
             fprintf(stderr, "deeppacket capture: %s\n", errbuf);

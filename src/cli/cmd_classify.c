@@ -81,7 +81,7 @@ static int warn_linktype(dp_capture *cap, const char *name)
     int lt = dp_capture_linktype(cap);
     if (dp_linktype_supported(lt))
         return 0;
-    const char *ltn = dp_preprocess_linktype_name(lt);
+    const char *ltn = dp_capture_linktype_name(lt);
     fprintf(stderr, "deeppacket classify: warning: %s: link type %d%s%s%s is not supported: its frames are skipped\n",
             name, lt, ltn ? " (" : "", ltn ? ltn : "", ltn ? ")" : "");
     return 1;
@@ -96,21 +96,21 @@ static int run_source(dp_classifier *cls, dp_capture *cap, const char *name, int
     dp_cli_signals_watch(cap);
     while (!dp_cli_stop) {
         dp_frame f;
-        int r = dp_capture_next(cap, &f, errbuf);
-        if (r == 1) {
+        dp_next r = dp_capture_next(cap, &f, errbuf);
+        if (r == DP_NEXT_FRAME) {
             if (dp_classifier_frame(cls, &f, errbuf) < 0) {
                 fprintf(stderr, "deeppacket classify: %s\n", errbuf);
                 rc = 1;
                 break;
             }
-        } else if (r == 2 || (r == 3 && !dp_cli_stop)) {
+        } else if (r == DP_NEXT_TIMEOUT || (r == DP_NEXT_BREAK && !dp_cli_stop)) {
             /* live read timeout: keep latency low, end idle flows */
             if (live && dp_classifier_tick(cls, wall_now(), errbuf) < 0) {
                 fprintf(stderr, "deeppacket classify: %s\n", errbuf);
                 rc = 1;
                 break;
             }
-        } else if (r == 0 || r == 3) {
+        } else if (r == DP_NEXT_END || r == DP_NEXT_BREAK) {
             break;
         } else {
             fprintf(stderr, "deeppacket classify: %s\n", errbuf);

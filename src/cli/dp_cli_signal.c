@@ -1,7 +1,7 @@
 /* Ctrl-C / SIGTERM for the live commands (capture, classify): the first
  * signal sets dp_cli_stop and breaks a blocked read of the watched capture,
  * so the command finishes its outputs instead of dying mid-write. Read
- * timeouts come from the capture module itself (dp_capture_next returns 2). */
+ * timeouts come from the capture module itself (dp_capture_next returns DP_NEXT_TIMEOUT). */
 #include <signal.h>
 #include <string.h>
 

@@ -23,6 +23,31 @@
 #include "dataset/dp_npy.h"
 #include "packet/dp_packet.h"
 
+/* ---- the one place that names the files and their dtypes ----------------------
+ * Every reader and writer of datasets and split folders spells the names
+ * and dtypes through these (messages too: "%s/" DP_FILE_META ": ..."). */
+#define DP_FILE_VECTORS      "vectors.npy"   /* DP_VECTORS_DESCR [N, DP_VEC_LEN] */
+#define DP_FILE_APP          "app.npy"       /* DP_CLASS_DESCR [N] */
+#define DP_FILE_TRAFFIC      "traffic.npy"   /* DP_CLASS_DESCR [N] */
+#define DP_FILE_META         "meta.npy"      /* DP_META_DESCR [N] */
+#define DP_FILE_FILES        "files.tsv"
+#define DP_FILE_LABELS       "labels.tsv"
+#define DP_FILE_SUMMARY_MD   "summary.md"
+#define DP_FILE_SUMMARY_JSON "summary.json"  /* written last: marks a dataset whole */
+/* a split folder: DP_FILE_VECTORS, DP_FILE_META and these */
+#define DP_FILE_SET_LABELS   "labels.npy"    /* DP_CLASS_DESCR [N] */
+#define DP_FILE_SET_CLASSES  "classes.tsv"
+#define DP_FILE_SET_TASK     "task"
+/* a split's task folder (SPLIT_DIR/<task dir>): {train,test}/ and these */
+#define DP_FILE_CARD_JSON    "data_card.json"
+#define DP_FILE_CARD_MD      "data_card.md"
+
+#define DP_VECTORS_DESCR DP_NPY_U1           /* itemsize 1 */
+#define DP_CLASS_DESCR   DP_NPY_I2           /* int16_t; -1: no label (datasets) */
+
+/* The class-id file of each task (DP_TASK_*): app.npy, traffic.npy. */
+extern const char *const dp_dataset_class_file[DP_NTASKS];
+
 /* One packet's provenance; packed, it is exactly a row of meta.npy. */
 typedef struct __attribute__((packed)) dp_meta {
     uint32_t file;      /* index into files.tsv */

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static const char *const cls_file[DP_NTASKS] = {"app.npy", "traffic.npy"};
+const char *const dp_dataset_class_file[DP_NTASKS] = {DP_FILE_APP, DP_FILE_TRAFFIC};
 
 /* Opens dir/name and checks its dtype and shape. */
 static int open_part(dp_npy *a, const char *dir, const char *name, const char *descr,
@@ -40,34 +40,34 @@ int dp_dataset_open(dp_dataset *d, const char *dir, char *errbuf)
         return dp_errno(errbuf, "%s: cannot open dataset directory", dir);
     if (!S_ISDIR(st.st_mode))
         return dp_err(errbuf, "%s: not a directory (expected a preprocessed dataset)", dir);
-    char *sum = dp_path_join(dir, "summary.json");
+    char *sum = dp_path_join(dir, DP_FILE_SUMMARY_JSON);
     if (!sum)
         return dp_err(errbuf, "%s: out of memory", dir);
     int have_summary = stat(sum, &st) == 0 && S_ISREG(st.st_mode);
     free(sum);
     if (!have_summary)
-        return dp_err(errbuf, "%s: incomplete dataset (no summary.json); rerun preprocess", dir);
+        return dp_err(errbuf, "%s: incomplete dataset (no " DP_FILE_SUMMARY_JSON "); rerun preprocess", dir);
 
-    if (open_part(&d->vectors, dir, "vectors.npy", DP_NPY_U1, 1, DP_VEC_LEN, errbuf) != 0)
+    if (open_part(&d->vectors, dir, DP_FILE_VECTORS, DP_VECTORS_DESCR, 1, DP_VEC_LEN, errbuf) != 0)
         goto fail;
     for (int t = 0; t < DP_NTASKS; t++)
-        if (open_part(&d->cls[t], dir, cls_file[t], DP_NPY_I2, 2, 0, errbuf) != 0)
+        if (open_part(&d->cls[t], dir, dp_dataset_class_file[t], DP_CLASS_DESCR, 2, 0, errbuf) != 0)
             goto fail;
-    if (open_part(&d->meta, dir, "meta.npy", DP_META_DESCR, sizeof(dp_meta), 0, errbuf) != 0)
+    if (open_part(&d->meta, dir, DP_FILE_META, DP_META_DESCR, sizeof(dp_meta), 0, errbuf) != 0)
         goto fail;
     d->n = d->vectors.shape[0];
     for (int t = 0; t < DP_NTASKS; t++)
         if (d->cls[t].shape[0] != d->n) {
-            dp_err(errbuf, "%s/%s: %llu rows, but vectors.npy has %llu", dir, cls_file[t],
+            dp_err(errbuf, "%s/%s: %llu rows, but " DP_FILE_VECTORS " has %llu", dir, dp_dataset_class_file[t],
                    (unsigned long long)d->cls[t].shape[0], (unsigned long long)d->n);
             goto fail;
         }
     if (d->meta.shape[0] != d->n) {
-        dp_err(errbuf, "%s/meta.npy: %llu rows, but vectors.npy has %llu", dir,
+        dp_err(errbuf, "%s/" DP_FILE_META ": %llu rows, but " DP_FILE_VECTORS " has %llu", dir,
                (unsigned long long)d->meta.shape[0], (unsigned long long)d->n);
         goto fail;
     }
-    char *lpath = dp_path_join(dir, "labels.tsv");
+    char *lpath = dp_path_join(dir, DP_FILE_LABELS);
     if (!lpath) {
         dp_err(errbuf, "%s: out of memory", dir);
         goto fail;
@@ -81,8 +81,8 @@ int dp_dataset_open(dp_dataset *d, const char *dir, char *errbuf)
         for (uint64_t i = 0; i < d->n; i++) {
             int c = dp_dataset_label(d, t, i);
             if (c < -1 || c >= nc) {
-                dp_err(errbuf, "%s/%s: row %llu has class %d, but labels.tsv has %d %s classes", dir,
-                       cls_file[t], (unsigned long long)i, c, nc, dp_task_name[t]);
+                dp_err(errbuf, "%s/%s: row %llu has class %d, but " DP_FILE_LABELS " has %d %s classes", dir,
+                       dp_dataset_class_file[t], (unsigned long long)i, c, nc, dp_task_name[t]);
                 goto fail;
             }
         }

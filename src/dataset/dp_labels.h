@@ -9,10 +9,7 @@
 
 #include <stddef.h>
 
-#define DP_TASK_APP 0
-#define DP_TASK_TRAFFIC 1
-#define DP_NTASKS 2
-#define DP_MAX_CLASSES 256
+#include "util/dp_task.h"
 
 typedef struct dp_label_row {
     char *prefix;
@@ -25,13 +22,6 @@ typedef struct dp_labels {
     int nclasses[DP_NTASKS];                  /* max id + 1 per task */
     char *names[DP_NTASKS][DP_MAX_CLASSES];   /* NULL for unused ids */
 } dp_labels;
-
-/* Short task names: "app", "traffic". Directory names of the split:
- * "application_classification", "traffic_classification". */
-extern const char *const dp_task_name[DP_NTASKS];
-extern const char *const dp_task_dir[DP_NTASKS];
-/* Returns the task index for "app"/"traffic" (also the dir names), or -1. */
-int dp_task_parse(const char *s);
 
 /* Parses a table from text; `source` names it in error messages. Rejects
  * a wrong header, bad ids, an id with two names, duplicate prefixes. */

@@ -53,7 +53,7 @@ static char *arr_tmp_path(const run *r, int k)
     return dp_path_join(r->parts, name);
 }
 
-static const char *const arr_descr[4] = {DP_NPY_U1, DP_NPY_I2, DP_NPY_I2, DP_META_DESCR};
+static const char *const arr_descr[4] = {DP_VECTORS_DESCR, DP_CLASS_DESCR, DP_CLASS_DESCR, DP_META_DESCR};
 static const size_t arr_item[4] = {1, 2, 2, sizeof(dp_meta)};
 static const size_t arr_cols[4] = {DP_VEC_LEN, 0, 0, 0};
 static const size_t arr_buf[4] = {VEC_BUF, SMALL_BUF / 8, SMALL_BUF / 8, SMALL_BUF};
@@ -465,7 +465,7 @@ int dp_pp_merger_commit(run *r, char *errbuf)
         rc = dp_npy_append_final_header(&m->w[k], errbuf);
         dp_test_kill_point("pp-commit");
     }
-    char *sj = dp_path_join(r->dst, "summary.json");
+    char *sj = dp_path_join(r->dst, DP_FILE_SUMMARY_JSON);
     r->replacing = rc == 0;
     if (rc == 0 && (!sj || (unlink(sj) != 0 && errno != ENOENT)))
         rc = dp_errno(errbuf, "%s: cannot remove", sj ? sj : r->dst);

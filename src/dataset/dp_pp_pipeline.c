@@ -207,10 +207,13 @@ static int keep_packet(run *r, capfile *cf, wstate *ws, const dp_frame *f, const
     return 0;
 }
 
+/* read_frames's status when keeping a packet failed (beside dp_next's). */
+#define KEEP_FAILED -2
+
 /* The frames of an open capture: kept ones become records, the others are
- * counted per reason. Returns dp_capture_next's last status (0: the end),
- * or -2 when keeping a packet failed (message in errbuf). *bad_lt: the
- * first unsupported link type met, or -1. */
+ * counted per reason. Returns dp_capture_next's last status (DP_NEXT_END:
+ * the end), or KEEP_FAILED (message in errbuf). *bad_lt: the first
+ * unsupported link type met, or -1. */
 static int read_frames(run *r, capfile *cf, wstate *ws, dp_capture *c, uint8_t *vec, int *bad_lt,
                        char *ceb, char *errbuf)
 {
@@ -218,13 +221,13 @@ static int read_frames(run *r, capfile *cf, wstate *ws, dp_capture *c, uint8_t *
     int nrc;
     uint64_t reported_f = 0, reported_p = 0;
     *bad_lt = -1;
-    while ((nrc = dp_capture_next(c, &f, ceb)) == 1) {
+    while ((nrc = dp_capture_next(c, &f, ceb)) == DP_NEXT_FRAME) {
         cf->frames++;
         dp_pkt_info info;
         dp_verdict v = dp_packet_transform(f.linktype, f.data, f.caplen, vec, &info);
         if (v == DP_KEEP) {
             if (keep_packet(r, cf, ws, &f, &info, vec, errbuf) != 0)
-                return -2;
+                return KEEP_FAILED;
         } else {
             if ((unsigned)v < DP_VERDICT_COUNT)
                 cf->skipped[v]++;
@@ -244,20 +247,20 @@ static int read_frames(run *r, capfile *cf, wstate *ws, dp_capture *c, uint8_t *
 }
 
 /* Warnings and status for what went wrong while reading frames: frames of
- * an unsupported link type (bad_lt >= 0), a read error (nrc != 0). */
+ * an unsupported link type (bad_lt >= 0), a read error (nrc not DP_NEXT_END). */
 static void note_read_problems(run *r, capfile *cf, int bad_lt, int nrc, const char *ceb)
 {
     if (bad_lt >= 0) {
         char msg[160], ltd[64];
-        dp_pp_linktype_desc(bad_lt, ltd, sizeof ltd);
+        dp_capture_linktype_desc(bad_lt, ltd, sizeof ltd);
         snprintf(msg, sizeof msg, "%llu frames of unsupported link type %s skipped",
                  (unsigned long long)cf->skipped[DP_SKIP_LINKTYPE], ltd);
         dp_pp_add_status(cf, msg);
         dp_pp_warn(r, cf->path, 0, "%s", msg);
     }
-    if (nrc != 0) {
+    if (nrc != DP_NEXT_END) {
         char msg[DP_ERRBUF_SIZE + 100];
-        if (nrc == -1)
+        if (nrc == DP_NEXT_ERROR)
             snprintf(msg, sizeof msg, "%s", dp_pp_strip_path(ceb, cf->path));
         else
             snprintf(msg, sizeof msg, "unexpected read status %d after frame %llu", nrc,
@@ -286,14 +289,14 @@ static int read_capture(run *r, capfile *cf, wstate *ws, uint8_t *vec, char *err
      * interface's, others are checked per frame */
     if (!dp_linktype_supported(lt) && cf->probe == DP_PROBE_PCAP) {
         char msg[128], ltd[64];
-        dp_pp_linktype_desc(lt, ltd, sizeof ltd);
+        dp_capture_linktype_desc(lt, ltd, sizeof ltd);
         snprintf(msg, sizeof msg, "unsupported link type %s", ltd);
         dp_pp_add_status(cf, msg);
         dp_pp_warn(r, cf->path, 0, "%s; skipped", msg);
     } else {
         int bad_lt;
         int nrc = read_frames(r, cf, ws, c, vec, &bad_lt, ceb, errbuf);
-        if (nrc == -2)
+        if (nrc == KEEP_FAILED)
             rc = -1;
         else
             note_read_problems(r, cf, bad_lt, nrc, ceb);
@@ -370,7 +373,7 @@ static void *worker(void *arg)
             pthread_mutex_unlock(&r->mu);
             break;
         }
-        if (r->o->stop_after && r->taken >= r->o->stop_after) {
+        if (r->knobs.stop_after && r->taken >= r->knobs.stop_after) {
             r->stop = 1;
             pthread_cond_broadcast(&r->cv);
             pthread_mutex_unlock(&r->mu);

@@ -204,11 +204,11 @@ static int save_report(const run *r, const char *name, void (*write)(FILE *, con
 
 int dp_pp_write_reports(run *r, char *errbuf)
 {
-    if (save_report(r, "files.tsv", write_files_tsv, errbuf) != 0 ||
-        save_report(r, "labels.tsv", write_labels, errbuf) != 0 ||
-        save_report(r, "summary.md", write_summary_md, errbuf) != 0)
+    if (save_report(r, DP_FILE_FILES, write_files_tsv, errbuf) != 0 ||
+        save_report(r, DP_FILE_LABELS, write_labels, errbuf) != 0 ||
+        save_report(r, DP_FILE_SUMMARY_MD, write_summary_md, errbuf) != 0)
         return -1;
-    return save_report(r, "summary.json", write_json, errbuf);
+    return save_report(r, DP_FILE_SUMMARY_JSON, write_json, errbuf);
 }
 
 void dp_pp_print_report(const run *r, FILE *f)

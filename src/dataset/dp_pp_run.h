@@ -21,6 +21,7 @@
 #include "dataset/dp_dataset.h"
 #include "dataset/dp_labels.h"
 #include "dataset/dp_pp_merge.h"
+#include "dataset/dp_pp_knobs.h"
 #include "dataset/dp_preprocess.h"
 
 #define DATASET_FORMAT "deeppacket-dataset-1"
@@ -82,6 +83,7 @@ typedef struct capfile {
 
 struct run {
     const dp_preprocess_opts *o;
+    dp_pp_knobs knobs;      /* tests' knobs; zero in a real run */
     dp_preprocess_stats *st;
     char *src, *dst, *parts;
     dp_labels table;
@@ -97,8 +99,8 @@ struct run {
     size_t *caps;           /* indices into files of the captures, in order */
     capfile *head;          /* the capture the merge reads now (under mu) */
     wstate *workers;        /* finished workers' states (under mu) */
-    size_t chunk_size;      /* CHUNK_SIZE, or opts.chunk_bytes (tests) */
-    size_t worker_chunks;   /* WORKER_CHUNKS, or 2 with opts.chunk_bytes */
+    size_t chunk_size;      /* CHUNK_SIZE, or knobs.chunk_bytes (tests) */
+    size_t worker_chunks;   /* WORKER_CHUNKS, or 2 with knobs.chunk_bytes */
     merger m;               /* the merge into the partial arrays */
     pthread_t *th;          /* worker threads running: nth */
     size_t nth;

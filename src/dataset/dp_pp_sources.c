@@ -1,5 +1,5 @@
 /* dp_pp_sources: finding and probing preprocess's sources (see
- * dp_pp_sources.h), and the names of link types. */
+ * dp_pp_sources.h). */
 #include "dataset/dp_pp_sources.h"
 
 #include <dirent.h>
@@ -12,60 +12,6 @@
 #include "capture/dp_capture.h"
 
 #define MAX_FOLDER_DEPTH 64
-
-/* ---- link type names ------------------------------------------------------ */
-
-const char *dp_preprocess_linktype_name(int lt)
-{
-    static const struct {
-        int v;
-        const char *name;
-    } names[] = {
-        {0, "NULL"}, {1, "EN10MB"}, {3, "AX25"}, {6, "IEEE802"}, {7, "ARCNET_BSD"},
-        {8, "SLIP"}, {9, "PPP"}, {10, "FDDI"}, {12, "RAW"}, {14, "RAW"},
-        {50, "PPP_HDLC"}, {51, "PPP_ETHER"}, {100, "ATM_RFC1483"}, {101, "RAW"},
-        {104, "C_HDLC"}, {105, "IEEE802_11"}, {107, "FRELAY"}, {108, "LOOP"},
-        {113, "LINUX_SLL"}, {114, "LTALK"}, {117, "PFLOG"}, {119, "PRISM_HEADER"},
-        {122, "IP_OVER_FC"}, {123, "SUNATM"}, {127, "IEEE802_11_RADIO"},
-        {129, "ARCNET_LINUX"}, {138, "APPLE_IP_OVER_IEEE1394"}, {139, "MTP2_WITH_PHDR"},
-        {140, "MTP2"}, {141, "MTP3"}, {142, "SCCP"}, {143, "DOCSIS"}, {144, "LINUX_IRDA"},
-        {163, "IEEE802_11_RADIO_AVS"}, {165, "BACNET_MS_TP"}, {166, "PPP_PPPD"},
-        {169, "GPRS_LLC"}, {177, "LINUX_LAPD"}, {187, "BLUETOOTH_HCI_H4"},
-        {189, "USB_LINUX"}, {192, "PPI"}, {195, "IEEE802_15_4_WITHFCS"},
-        {196, "SITA"}, {197, "ERF"}, {201, "BLUETOOTH_HCI_H4_WITH_PHDR"},
-        {202, "AX25_KISS"}, {203, "LAPD"}, {204, "PPP_WITH_DIR"}, {209, "IPMB_LINUX"},
-        {215, "IEEE802_15_4_NONASK_PHY"}, {220, "USB_LINUX_MMAPPED"}, {224, "FC_2"},
-        {227, "CAN_SOCKETCAN"}, {228, "IPV4"}, {229, "IPV6"},
-        {230, "IEEE802_15_4_NOFCS"}, {231, "DBUS"}, {235, "DVB_CI"}, {239, "NFLOG"},
-        {240, "NETANALYZER"}, {242, "IPOIB"}, {247, "MPEG_2_TS"}, {249, "NETLINK"},
-        {251, "BLUETOOTH_LE_LL"}, {253, "NETLINK"}, {254, "BLUETOOTH_LINUX_MONITOR"},
-        {255, "BLUETOOTH_BREDR_BB"}, {256, "BLUETOOTH_LE_LL_WITH_PHDR"},
-        {258, "PKTAP"}, {259, "EPON"}, {263, "IPMI_HPM_2"}, {264, "ZWAVE_R1_R2"},
-        {266, "ZWAVE_R3"}, {270, "WATTSTOPPER_DLM"}, {271, "ISO_14443"},
-        {272, "RDS"}, {273, "USB_DARWIN"}, {275, "SDLC"}, {276, "LINUX_SLL2"},
-        {281, "DISPLAYPORT_AUX"}, {283, "ETW"}, {284, "NETANALYZER_NG"},
-    };
-    if (lt >= 147 && lt <= 162) {
-        static const char *const user[] = {"USER0", "USER1", "USER2", "USER3", "USER4",
-                                           "USER5", "USER6", "USER7", "USER8", "USER9",
-                                           "USER10", "USER11", "USER12", "USER13",
-                                           "USER14", "USER15"};
-        return user[lt - 147];
-    }
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (names[i].v == lt)
-            return names[i].name;
-    return NULL;
-}
-
-void dp_pp_linktype_desc(int lt, char *out, size_t cap)
-{
-    const char *n = dp_preprocess_linktype_name(lt);
-    if (n)
-        snprintf(out, cap, "%s (%d)", n, lt);
-    else
-        snprintf(out, cap, "%d", lt);
-}
 
 static int64_t stat_mtime_ns(const struct stat *st)
 {

@@ -15,9 +15,6 @@
 
 #include "dataset/dp_pp_run.h"
 
-/* "NAME (N)" of link type lt, or "N" when it has no name, into out. */
-void dp_pp_linktype_desc(int lt, char *out, size_t cap);
-
 /* 1 when folder DST is the source folder (src: its stat) or lies inside
  * it. DST need not exist: its nearest existing folder is looked at,
  * symlinks resolved. */

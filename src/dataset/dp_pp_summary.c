@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dataset/dp_dataset.h"
 #include "util/dp_util.h"
 
 #define MAX_DEPTH 64
@@ -225,7 +226,7 @@ int dp_pp_summary_parse(const char *text, size_t len, dp_pp_summary *s)
 
 int dp_pp_summary_read(const char *dir, dp_pp_summary *s)
 {
-    char *p = dp_path_join(dir, "summary.json");
+    char *p = dp_path_join(dir, DP_FILE_SUMMARY_JSON);
     size_t len = 0;
     char *text = p ? dp_read_file(p, &len, NULL) : NULL;
     int rc = text ? dp_pp_summary_parse(text, len, s) : -1;

@@ -30,8 +30,9 @@
 
 extern const char dp_iscx_labels_tsv[]; /* dataset/iscx_labels.S */
 
-const char *const dp_pp_out_names[N_OUT] = {"vectors.npy", "app.npy",    "traffic.npy", "meta.npy",
-                                            "files.tsv",   "labels.tsv", "summary.md",  "summary.json"};
+const char *const dp_pp_out_names[N_OUT] = {
+    DP_FILE_VECTORS, DP_FILE_APP,    DP_FILE_TRAFFIC,    DP_FILE_META,
+    DP_FILE_FILES,   DP_FILE_LABELS, DP_FILE_SUMMARY_MD, DP_FILE_SUMMARY_JSON};
 
 /* ---- messages ------------------------------------------------------------------- */
 
@@ -122,7 +123,7 @@ static void report_failure(const run *r, int had_dataset, int full_disk, char *e
         return;
     uint64_t bytes = folder_bytes(r->parts);
     size_t n = strlen(errbuf);
-    const char *prev = r->replacing  ? "the dataset is incomplete (no summary.json)"
+    const char *prev = r->replacing  ? "the dataset is incomplete (no " DP_FILE_SUMMARY_JSON ")"
                        : had_dataset ? "the previous dataset is unchanged"
                                      : "no dataset yet";
     if (full_disk && dp_remove_tree(r->parts) == 0)
@@ -306,10 +307,12 @@ static int build_dataset(run *r, char *errbuf)
 
 /* ---- the run -------------------------------------------------------------------- */
 
-static void run_init(run *r, const dp_preprocess_opts *o, dp_preprocess_stats *st)
+static void run_init(run *r, const dp_preprocess_opts *o, const dp_pp_knobs *k, dp_preprocess_stats *st)
 {
     memset(r, 0, sizeof *r);
     r->o = o;
+    if (k)
+        r->knobs = *k;
     r->st = st;
     r->dirfd = -1;
     r->had_dataset = -1;
@@ -319,8 +322,8 @@ static void run_init(run *r, const dp_preprocess_opts *o, dp_preprocess_stats *s
     pthread_mutex_init(&r->warn_mu, NULL);
     r->chunk_size = CHUNK_SIZE;
     r->worker_chunks = WORKER_CHUNKS;
-    if (o->chunk_bytes) {
-        r->chunk_size = o->chunk_bytes < REC_MAX ? REC_MAX : o->chunk_bytes;
+    if (r->knobs.chunk_bytes) {
+        r->chunk_size = r->knobs.chunk_bytes < REC_MAX ? REC_MAX : r->knobs.chunk_bytes;
         r->worker_chunks = 2;
     }
 }
@@ -365,6 +368,12 @@ void dp_preprocess_opts_init(dp_preprocess_opts *o)
 
 int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, char *errbuf)
 {
+    return dp_preprocess_run_knobs(o, NULL, stats, errbuf);
+}
+
+int dp_preprocess_run_knobs(const dp_preprocess_opts *o, const dp_pp_knobs *k,
+                            dp_preprocess_stats *stats, char *errbuf)
+{
     dp_preprocess_stats local;
     dp_preprocess_stats *st = stats ? stats : &local;
     memset(st, 0, sizeof *st);
@@ -372,7 +381,7 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats, c
     if (!o->src_dir || !*o->src_dir || !o->dst_dir || !*o->dst_dir)
         return dp_err(errbuf, "preprocess: source and target folders are required");
     run r;
-    run_init(&r, o, st);
+    run_init(&r, o, k, st);
     struct stat src;
     int rc = -1;
     if (open_source(&r, &src, errbuf) == 0 && load_labels(&r, errbuf) == 0 &&

@@ -82,14 +82,6 @@ typedef struct dp_preprocess_opts {
     dp_preprocess_warn_fn warn; /* NULL: "deeppacket preprocess: warning: FILE: MSG"
                                  * (or "note:") on stderr */
     void *warn_ctx;
-    size_t stop_after;          /* tests only: 0, or stop (as if interrupted) once
-                                 * this many captures have been read; they are
-                                 * merged and journaled, nothing is committed, and
-                                 * stats->interrupted is set */
-    size_t chunk_bytes;         /* tests only: 0, or the size of the buffers that
-                                 * hand records to the merge (at least a record;
-                                 * each worker then has 2), so that captures
-                                 * spill to part files */
 } dp_preprocess_opts;
 
 /* Sets the defaults: everything 0/NULL, progress 1. */
@@ -97,7 +89,8 @@ void dp_preprocess_opts_init(dp_preprocess_opts *o);
 
 typedef struct dp_preprocess_stats {
     int up_to_date;             /* 1: dataset was complete, nothing changed, nothing done */
-    int interrupted;            /* 1: stopped by stop_after (dataset incomplete) */
+    int interrupted;            /* 1: stopped by a test knob (dp_pp_knobs.h; dataset
+                                 * incomplete) */
     size_t files;               /* regular files found under the source */
     size_t captures;            /* of which pcap/pcapng files */
     size_t not_captures;        /* skipped: not a capture (or unreadable) */
@@ -129,9 +122,5 @@ int dp_preprocess_run(const dp_preprocess_opts *o, dp_preprocess_stats *stats,
 /* Returns 1 when DIR holds a complete dataset: summary.json (written last)
  * and the four .npy files, files.tsv and labels.tsv exist; 0 otherwise. */
 int dp_preprocess_complete(const char *dir);
-
-/* Name of a pcap LINKTYPE_* value ("EN10MB", "IEEE802_11_RADIO", ...), or
- * NULL when unknown. */
-const char *dp_preprocess_linktype_name(int linktype);
 
 #endif

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/dp_flowmap.h"
+
 typedef struct seqflow {
     uint64_t flow;
     uint8_t ipver;
@@ -18,8 +20,7 @@ struct dp_seqtab {
     seqflow *f;       /* [nflows] in first-seen order */
     uint32_t *seq;    /* [nflows * npackets]: size << 1 | direction */
     size_t nflows, fcap;
-    uint32_t *slot;   /* hash of flow id -> index + 1; 0 empty */
-    size_t scap;      /* power of two */
+    dp_flowmap index; /* flow id -> index in f */
 };
 
 uint32_t dp_seq_ip_length(const uint8_t *vec)
@@ -61,36 +62,13 @@ void dp_seqtab_free(dp_seqtab *t)
         return;
     free(t->f);
     free(t->seq);
-    free(t->slot);
+    dp_flowmap_free(&t->index);
     free(t);
 }
 
 uint64_t dp_seqtab_flows(const dp_seqtab *t)
 {
     return t->nflows;
-}
-
-static size_t slot_of(const dp_seqtab *t, uint64_t flow)
-{
-    size_t mask = t->scap - 1, p = (size_t)dp_mix64(flow) & mask;
-    while (t->slot[p] && t->f[t->slot[p] - 1].flow != flow)
-        p = (p + 1) & mask;
-    return p;
-}
-
-/* Doubles the hash (keeps the load under one half). */
-static int grow_slots(dp_seqtab *t)
-{
-    size_t ncap = t->scap ? t->scap * 2 : 1024;
-    uint32_t *ns = calloc(ncap, sizeof *ns), *old = t->slot;
-    if (!ns)
-        return -1;
-    t->slot = ns;
-    t->scap = ncap;
-    for (size_t i = 0; i < t->nflows; i++)
-        t->slot[slot_of(t, t->f[i].flow)] = (uint32_t)(i + 1);
-    free(old);
-    return 0;
 }
 
 /* A new flow whose first packet is m; its index, or -1 (no memory). */
@@ -121,13 +99,12 @@ static int64_t new_flow(dp_seqtab *t, const dp_meta *m)
 
 int dp_seqtab_add(dp_seqtab *t, const dp_meta *m, const uint8_t *vec, char *errbuf)
 {
-    if ((t->nflows + 1) * 2 > t->scap && grow_slots(t) != 0)
-        return dp_err(errbuf, "out of memory (flow sequences)");
-    size_t p = slot_of(t, m->flow);
-    int64_t i = t->slot[p] ? (int64_t)t->slot[p] - 1 : new_flow(t, m);
-    if (i < 0)
-        return dp_err(errbuf, "out of memory (flow sequences)");
-    t->slot[p] = (uint32_t)(i + 1);
+    int64_t i = dp_flowmap_get(&t->index, m->flow, 0);
+    if (i < 0) {
+        i = new_flow(t, m);
+        if (i < 0 || dp_flowmap_put(&t->index, m->flow, 0, (uint32_t)i) != 0)
+            return dp_err(errbuf, "out of memory (flow sequences)");
+    }
     seqflow *f = &t->f[i];
     if (f->count >= (uint32_t)t->npackets)
         return 0;
@@ -141,7 +118,7 @@ int dp_seqtab_add(dp_seqtab *t, const dp_meta *m, const uint8_t *vec, char *errb
 int dp_seqtab_add_set(dp_seqtab *t, const dp_splitset *s, const char *dir, char *errbuf)
 {
     if (!s->has_meta)
-        return dp_err(errbuf, "%s: no meta.npy: its flows and directions are unknown", dir);
+        return dp_err(errbuf, "%s: no " DP_FILE_META ": its flows and directions are unknown", dir);
     for (uint64_t i = 0; i < s->n; i++) {
         dp_meta m = dp_splitset_meta(s, i);
         if (dp_seqtab_add(t, &m, dp_splitset_vector(s, i), errbuf) != 0)
@@ -211,8 +188,6 @@ int64_t dp_seqtab_mark(dp_seqtab *test, dp_seqtab *train, char *errbuf)
 
 int dp_seqtab_is_dup(const dp_seqtab *test, uint64_t flow)
 {
-    if (!test->scap)
-        return 0;
-    size_t p = slot_of(test, flow);
-    return test->slot[p] ? test->f[test->slot[p] - 1].dup : 0;
+    int64_t i = dp_flowmap_get(&test->index, flow, 0);
+    return i >= 0 ? test->f[i].dup : 0;
 }

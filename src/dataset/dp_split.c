@@ -9,6 +9,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "dataset/dp_split_impl.h"
+
 const char *const dp_split_by_name[4] = {"flow", "file", "packet", "time"};
 
 int dp_split_by_parse(const char *s)
@@ -30,114 +32,52 @@ void dp_split_opts_default(dp_split_opts *o)
     o->out = NULL;
 }
 
-/* ---- randomness ------------------------------------------------------------ */
-
-enum { RNG_PACKET = 1, RNG_GROUPS = 2, RNG_UNDER = 3 };
-
-/* The stream of (seed, task, class, purpose). */
-static void sub_rng(dp_rng *r, uint64_t seed, int task, int cls, int purpose)
-{
-    uint64_t parts[4] = {seed, (uint64_t)task, (uint64_t)cls, (uint64_t)purpose};
-    dp_rng_seed(r, dp_fnv1a(parts, sizeof parts, DP_FNV_INIT));
-}
-
 /* ---- (class, key) -> dense id ---------------------------------------------- */
 
-typedef struct gtab {
-    uint64_t *keys;
-    uint16_t *kcls;
-    uint32_t *slot; /* id + 1, 0: empty */
-    size_t cap;     /* power of two */
-    size_t n;       /* ids handed out */
-    uint16_t *cls;  /* per id */
-    uint64_t *count;/* per id: packets */
-    size_t idcap;
-} gtab;
-
-static void gtab_free(gtab *t)
+static void groups_free(dp_split_groups *t)
 {
-    free(t->keys);
-    free(t->kcls);
-    free(t->slot);
+    dp_flowmap_free(&t->map);
     free(t->cls);
     free(t->count);
     memset(t, 0, sizeof *t);
 }
 
-static size_t gtab_pos(const gtab *t, int cls, uint64_t key)
+/* Room for one more id in the per-id arrays; -1 when out of memory. */
+static int groups_reserve(dp_split_groups *t)
 {
-    size_t mask = t->cap - 1;
-    size_t p = (size_t)dp_mix64(key * 0x9e3779b97f4a7c15ULL + (uint64_t)cls) & mask;
-    while (t->slot[p] && (t->keys[p] != key || t->kcls[p] != cls))
-        p = (p + 1) & mask;
-    return p;
-}
-
-static int gtab_grow(gtab *t)
-{
-    size_t ncap = t->cap ? t->cap * 2 : 1024;
-    gtab nt = *t;
-    nt.cap = ncap;
-    nt.keys = malloc(ncap * sizeof *nt.keys);
-    nt.kcls = malloc(ncap * sizeof *nt.kcls);
-    nt.slot = calloc(ncap, sizeof *nt.slot);
-    if (!nt.keys || !nt.kcls || !nt.slot) {
-        free(nt.keys);
-        free(nt.kcls);
-        free(nt.slot);
+    if (t->n < t->idcap)
+        return 0;
+    size_t nc = t->idcap ? t->idcap * 2 : 1024;
+    uint16_t *c = realloc(t->cls, nc * sizeof *c);
+    if (!c)
         return -1;
-    }
-    for (size_t i = 0; i < t->cap; i++)
-        if (t->slot[i]) {
-            size_t p = gtab_pos(&nt, t->kcls[i], t->keys[i]);
-            nt.keys[p] = t->keys[i];
-            nt.kcls[p] = t->kcls[i];
-            nt.slot[p] = t->slot[i];
-        }
-    free(t->keys);
-    free(t->kcls);
-    free(t->slot);
-    *t = nt;
+    t->cls = c;
+    uint64_t *k = realloc(t->count, nc * sizeof *k);
+    if (!k)
+        return -1;
+    t->count = k;
+    t->idcap = nc;
     return 0;
 }
 
 /* Returns the id of (cls, key), adding it (and counting one packet) when
  * add is set; -1 when absent (or out of memory, or more than 2^32 - 2 ids). */
-static int64_t gtab_get(gtab *t, int cls, uint64_t key, int add)
+static int64_t groups_get(dp_split_groups *t, int cls, uint64_t key, int add)
 {
-    if (add && (t->n + 1) * 2 > t->cap && gtab_grow(t) != 0)
-        return -1;
-    if (!t->cap)
-        return -1;
-    size_t p = gtab_pos(t, cls, key);
-    if (t->slot[p]) {
-        uint32_t id = t->slot[p] - 1;
-        if (add)
-            t->count[id]++;
-        return id;
-    }
     if (!add)
+        return dp_flowmap_get(&t->map, key, (uint32_t)cls);
+    if (t->n > DP_FLOWMAP_MAX_VAL || groups_reserve(t) != 0)
         return -1;
-    if (t->n >= UINT32_MAX - 1)
+    int added;
+    int64_t id = dp_flowmap_intern(&t->map, key, (uint32_t)cls, (uint32_t)t->n, &added);
+    if (id < 0)
         return -1;
-    if (t->n == t->idcap) {
-        size_t nc = t->idcap ? t->idcap * 2 : 1024;
-        uint16_t *c = realloc(t->cls, nc * sizeof *c);
-        if (!c)
-            return -1;
-        t->cls = c;
-        uint64_t *k = realloc(t->count, nc * sizeof *k);
-        if (!k)
-            return -1;
-        t->count = k;
-        t->idcap = nc;
+    if (added) {
+        t->n++;
+        t->cls[id] = (uint16_t)cls;
+        t->count[id] = 0;
     }
-    uint32_t id = (uint32_t)t->n++;
-    t->keys[p] = key;
-    t->kcls[p] = (uint16_t)cls;
-    t->slot[p] = id + 1;
-    t->cls[id] = (uint16_t)cls;
-    t->count[id] = 1;
+    t->count[id]++;
     return id;
 }
 
@@ -178,371 +118,6 @@ static void dropper_upto(dropper *r, uint64_t row)
     r->done = end;
 }
 
-/* ---- splitting ----------------------------------------------------------------- */
-
-enum { SIDE_NONE = 0, SIDE_TRAIN = 1, SIDE_TEST = 2, SIDE_DROPPED = 3 };
-
-/* Assigns the groups of one class to a side (see dp_split.h). */
-static void assign_groups(uint32_t *g, size_t k, const uint64_t *count, uint8_t *gside,
-                          double s, dp_rng *r)
-{
-    if (k == 0)
-        return;
-    dp_rng_shuffle_u32(r, g, k);
-    double P = 0;
-    for (size_t j = 0; j < k; j++)
-        P += (double)count[g[j]];
-    double T = s * P, t = 0;
-    size_t ntest = 0;
-    for (size_t j = 0; j < k; j++) {
-        double n = (double)count[g[j]];
-        if (t + n - T < T - t) {
-            gside[g[j]] = SIDE_TEST;
-            t += n;
-            ntest++;
-        } else {
-            gside[g[j]] = SIDE_TRAIN;
-        }
-    }
-    if (k < 2 || (ntest > 0 && ntest < k))
-        return;
-    /* all on one side: move the smallest group across */
-    size_t best = k;
-    for (size_t j = 0; j < k; j++)
-        if (best == k || count[g[j]] < count[g[best]])
-            best = j;
-    gside[g[best]] = ntest == 0 ? SIDE_TEST : SIDE_TRAIN;
-}
-
-/* ---- --by time ------------------------------------------------------------------ */
-
-/* A flow's first packet (of its class), the key of the time order. */
-typedef struct tkey {
-    double time;
-    uint32_t file;
-    uint64_t index;
-    uint64_t flow;
-    uint32_t g;
-} tkey;
-
-static int cmp_tkey(const void *pa, const void *pb)
-{
-    const tkey *a = pa, *b = pb;
-    if (a->time != b->time)
-        return a->time < b->time ? -1 : 1;
-    if (a->file != b->file)
-        return a->file < b->file ? -1 : 1;
-    if (a->index != b->index)
-        return a->index < b->index ? -1 : 1;
-    if (a->flow != b->flow)
-        return a->flow < b->flow ? -1 : 1;
-    return (a->g > b->g) - (a->g < b->g);
-}
-
-static int tkey_before(const tkey *a, const dp_meta *m)
-{
-    if (a->time != m->time)
-        return a->time < m->time;
-    if (a->file != m->file)
-        return a->file < m->file;
-    return a->index <= m->index;
-}
-
-/* The first packet of each of the ng groups (ids in gid, UINT32_MAX for
- * unlabelled rows). NULL + message when out of memory, or when every
- * labelled packet has time 0 (no capture times to order by). */
-static tkey *group_starts(const dp_dataset *d, const char *dataset_dir, int task, const uint32_t *gid,
-                          size_t ng, char *errbuf)
-{
-    tkey *k = malloc((ng ? ng : 1) * sizeof *k);
-    uint8_t *seen = calloc(ng ? ng : 1, 1);
-    int timed = 0;
-    if (!k || !seen) {
-        dp_err(errbuf, "%s: out of memory", dataset_dir);
-        goto fail;
-    }
-    for (uint64_t i = 0; i < d->n; i++) {
-        if (gid[i] == UINT32_MAX)
-            continue;
-        dp_meta m = dp_dataset_meta(d, i);
-        timed |= m.time != 0;
-        tkey *t = &k[gid[i]];
-        if (seen[gid[i]] && tkey_before(t, &m))
-            continue;
-        seen[gid[i]] = 1;
-        *t = (tkey){.time = m.time, .file = m.file, .index = m.index, .flow = m.flow, .g = gid[i]};
-    }
-    if (!timed) {
-        dp_err(errbuf, "%s/meta.npy: every packet labelled for the %s task has time 0 (no capture times); "
-               "--by time cannot order the flows (use --by flow)", dataset_dir, dp_task_name[task]);
-        goto fail;
-    }
-    free(seen);
-    return k;
-fail:
-    free(k);
-    free(seen);
-    return NULL;
-}
-
-/* Assigns one class's flows (g, k of them) by time (see dp_split.h): sorts g
- * into time order, puts the latest share in test, records the boundary. */
-static int assign_by_time(uint32_t *g, size_t k, const tkey *starts, const uint64_t *count,
-                          uint8_t *gside, double s, dp_split_class *card)
-{
-    card->train_last_start = card->test_first_start = NAN;
-    if (k == 0)
-        return 0;
-    tkey *o = malloc(k * sizeof *o);
-    if (!o)
-        return -1;
-    double P = 0;
-    for (size_t j = 0; j < k; j++) {
-        o[j] = starts[g[j]];
-        P += (double)count[g[j]];
-    }
-    qsort(o, k, sizeof *o, cmp_tkey);
-    double T = s * P, t = 0;
-    size_t first_test = k; /* o[first_test..k) go to test */
-    while (first_test > 0) {
-        double n = (double)count[o[first_test - 1].g];
-        if (!(t + n - T < T - t))
-            break;
-        t += n;
-        first_test--;
-    }
-    if (k >= 2 && first_test == k)
-        first_test = k - 1;
-    if (k >= 2 && first_test == 0)
-        first_test = 1;
-    for (size_t j = 0; j < k; j++) {
-        g[j] = o[j].g;
-        gside[o[j].g] = j < first_test ? SIDE_TRAIN : SIDE_TEST;
-    }
-    if (first_test > 0)
-        card->train_last_start = o[first_test - 1].time;
-    if (first_test < k)
-        card->test_first_start = o[first_test].time;
-    free(o);
-    return 0;
-}
-
-static int cmp_tkey_by_file(const void *pa, const void *pb)
-{
-    const tkey *a = pa, *b = pb;
-    if (a->file != b->file)
-        return a->file < b->file ? -1 : 1;
-    return cmp_tkey(pa, pb);
-}
-
-/* --time-scope capture: one class's flows (g, k of them) grouped by the
- * capture of their first packet, each capture's flows assigned by time on
- * their own (assign_by_time); the class's boundaries stay NAN. */
-static int assign_by_time_per_capture(uint32_t *g, size_t k, const tkey *starts, const uint64_t *count,
-                                      uint8_t *gside, double s, dp_split_class *card)
-{
-    card->train_last_start = card->test_first_start = NAN;
-    tkey *o = malloc((k ? k : 1) * sizeof *o);
-    if (!o)
-        return -1;
-    for (size_t j = 0; j < k; j++)
-        o[j] = starts[g[j]];
-    qsort(o, k, sizeof *o, cmp_tkey_by_file);
-    for (size_t j = 0; j < k; j++)
-        g[j] = o[j].g;
-    int rc = 0;
-    for (size_t a = 0, b; a < k && rc == 0; a = b) {
-        for (b = a + 1; b < k && o[b].file == o[a].file; b++)
-            ;
-        dp_split_class scratch;
-        rc = assign_by_time(g + a, b - a, starts, count, gside, s, &scratch);
-    }
-    free(o);
-    return rc;
-}
-
-/* --by packet: each labelled packet's side from its class's stream. */
-static int sides_by_packet(const dp_dataset *d, const char *dataset_dir, int task, int nc, const dp_split_opts *o,
-                           uint8_t *side, char *errbuf)
-{
-    dp_rng *r = malloc((size_t)nc * sizeof *r);
-    if (!r)
-        return dp_err(errbuf, "%s: out of memory", dataset_dir);
-    for (int k = 0; k < nc; k++)
-        sub_rng(&r[k], o->seed, task, k, RNG_PACKET);
-    for (uint64_t i = 0; i < d->n; i++) {
-        int c = dp_dataset_label(d, task, i);
-        if (c >= 0)
-            side[i] = dp_rng_double(&r[c]) < o->test_size ? SIDE_TEST : SIDE_TRAIN;
-    }
-    free(r);
-    return 0;
-}
-
-/* --by flow / file / time: the groups G (ids gid[i] per packet) of each
- * class to a side, then every packet to its group's side; counts the groups
- * in the card. */
-static int sides_by_group(const dp_dataset *d, const char *dataset_dir, int task, int nc, const dp_split_opts *o,
-                          const gtab *G, const uint32_t *gid, uint8_t *side, dp_split_card *card, char *errbuf)
-{
-    size_t ng = G->n;
-    uint8_t *gside = calloc(ng ? ng : 1, 1);
-    uint32_t *order = malloc((ng ? ng : 1) * sizeof *order);
-    tkey *starts = NULL;
-    size_t off[DP_MAX_CLASSES + 1] = {0}, pos[DP_MAX_CLASSES];
-    int rc = -1;
-    if (!gside || !order) {
-        dp_err(errbuf, "%s: out of memory", dataset_dir);
-        goto out;
-    }
-    for (size_t g = 0; g < ng; g++)
-        off[G->cls[g] + 1]++;
-    for (int k = 0; k < nc; k++)
-        off[k + 1] += off[k];
-    memcpy(pos, off, sizeof pos);
-    for (size_t g = 0; g < ng; g++) /* ids are in order of first appearance */
-        order[pos[G->cls[g]]++] = (uint32_t)g;
-    if (o->by == DP_SPLIT_BY_TIME && !(starts = group_starts(d, dataset_dir, task, gid, ng, errbuf)))
-        goto out;
-    for (int k = 0; k < nc; k++) {
-        size_t nk = off[k + 1] - off[k];
-        if (starts) {
-            int (*assign)(uint32_t *, size_t, const tkey *, const uint64_t *, uint8_t *, double, dp_split_class *) =
-                o->time_per_capture ? assign_by_time_per_capture : assign_by_time;
-            if (assign(order + off[k], nk, starts, G->count, gside, o->test_size, &card->cls[k]) != 0) {
-                dp_err(errbuf, "%s: out of memory", dataset_dir);
-                goto out;
-            }
-            continue;
-        }
-        dp_rng r;
-        sub_rng(&r, o->seed, task, k, RNG_GROUPS);
-        assign_groups(order + off[k], nk, G->count, gside, o->test_size, &r);
-    }
-    for (uint64_t i = 0; i < d->n; i++)
-        if (gid[i] != UINT32_MAX)
-            side[i] = gside[gid[i]];
-    for (size_t g = 0; g < ng; g++) {
-        dp_split_class *s = &card->cls[G->cls[g]];
-        s->groups++;
-        if (gside[g] == SIDE_TEST)
-            s->test_groups++;
-        else
-            s->train_groups++;
-    }
-    rc = 0;
-out:
-    free(gside);
-    free(order);
-    free(starts);
-    return rc;
-}
-
-typedef struct outset {
-    dp_npy_writer vec, lab, meta;
-    int open;
-} outset;
-
-static int outset_open(outset *w, const char *dir, char *errbuf)
-{
-    memset(w, 0, sizeof *w);
-    char *pv = dp_path_join(dir, "vectors.npy"), *pl = dp_path_join(dir, "labels.npy"),
-         *pm = dp_path_join(dir, "meta.npy");
-    int rc = -1;
-    if (!pv || !pl || !pm) {
-        dp_err(errbuf, "%s: out of memory", dir);
-        goto out;
-    }
-    if (dp_npy_writer_open(&w->vec, pv, DP_NPY_U1, 1, DP_VEC_LEN, errbuf) != 0)
-        goto out;
-    if (dp_npy_writer_open(&w->lab, pl, DP_NPY_I2, 2, 0, errbuf) != 0) {
-        dp_npy_writer_abort(&w->vec);
-        goto out;
-    }
-    if (dp_npy_writer_open(&w->meta, pm, DP_META_DESCR, sizeof(dp_meta), 0, errbuf) != 0) {
-        dp_npy_writer_abort(&w->vec);
-        dp_npy_writer_abort(&w->lab);
-        goto out;
-    }
-    w->open = 1;
-    rc = 0;
-out:
-    free(pv);
-    free(pl);
-    free(pm);
-    return rc;
-}
-
-static void outset_abort(outset *w)
-{
-    if (w->open) {
-        dp_npy_writer_abort(&w->vec);
-        dp_npy_writer_abort(&w->lab);
-        dp_npy_writer_abort(&w->meta);
-        w->open = 0;
-    }
-}
-
-static int outset_row(outset *w, const uint8_t *vec, int16_t label, const void *meta, char *errbuf)
-{
-    if (dp_npy_write(&w->vec, vec, 1, errbuf) != 0 || dp_npy_write(&w->lab, &label, 1, errbuf) != 0 ||
-        dp_npy_write(&w->meta, meta, 1, errbuf) != 0)
-        return -1;
-    return 0;
-}
-
-/* Commits the three arrays; after a failure the rest are dropped. */
-static int outset_commit(outset *w, char *errbuf)
-{
-    w->open = 0;
-    if (dp_npy_writer_commit(&w->vec, errbuf) != 0) {
-        dp_npy_writer_abort(&w->lab);
-        dp_npy_writer_abort(&w->meta);
-        return -1;
-    }
-    if (dp_npy_writer_commit(&w->lab, errbuf) != 0) {
-        dp_npy_writer_abort(&w->meta);
-        return -1;
-    }
-    return dp_npy_writer_commit(&w->meta, errbuf);
-}
-
-/* Writes dir/classes.tsv. */
-static int write_classes(const char *dir, const dp_split_card *c, char *errbuf)
-{
-    char *path = dp_path_join(dir, "classes.tsv");
-    if (!path)
-        return dp_err(errbuf, "%s: out of memory", dir);
-    dp_afile af;
-    int rc = dp_afile_open(&af, path, errbuf);
-    if (rc == 0) {
-        for (int k = 0; k < c->nclasses; k++)
-            fprintf(af.f, "%d\t%s\n", k, c->names[k] ? c->names[k] : "");
-        rc = dp_afile_commit(&af, errbuf);
-    }
-    free(path);
-    return rc;
-}
-
-static int write_card(const char *task_dir, const dp_split_card *c, const char *dataset_dir,
-                      const dp_split_opts *o, int json, char *errbuf)
-{
-    char *path = dp_path_join(task_dir, json ? "data_card.json" : "data_card.md");
-    if (!path)
-        return dp_err(errbuf, "%s: out of memory", task_dir);
-    dp_afile af;
-    int rc = dp_afile_open(&af, path, errbuf);
-    if (rc == 0) {
-        if (json)
-            dp_split_card_json(af.f, c, dataset_dir, o);
-        else
-            dp_split_card_markdown(af.f, c, dataset_dir, o);
-        rc = dp_afile_commit(&af, errbuf);
-    }
-    free(path);
-    return rc;
-}
-
 static void add_class(dp_split_class *t, const dp_split_class *k)
 {
     t->packets += k->packets;
@@ -572,7 +147,7 @@ typedef struct split_job {
     dp_split_card *card;
     uint8_t *side;  /* per packet: SIDE_* */
     uint32_t *gid;  /* per packet: group id; reused by the under-sampling */
-    gtab flows, files;
+    dp_split_groups flows, files;
     uint8_t *fmask; /* per flow: 1 train, 2 kept, 4 test */
 } split_job;
 
@@ -586,7 +161,7 @@ static int check_task_args(const dp_dataset *d, const char *dataset_dir, int tas
     if ((int)o->by < 0 || o->by > DP_SPLIT_BY_TIME)
         return dp_err(errbuf, "split: bad split mode %d", (int)o->by);
     if (d->labels.nclasses[task] <= 0)
-        return dp_err(errbuf, "%s/labels.tsv: no %s classes", dataset_dir, dp_task_name[task]);
+        return dp_err(errbuf, "%s/" DP_FILE_LABELS ": no %s classes", dataset_dir, dp_task_name[task]);
     if (d->n >= UINT32_MAX)
         return dp_err(errbuf, "%s: %" PRIu64 " packets; split handles at most %u", dataset_dir, d->n,
                       UINT32_MAX - 1);
@@ -624,8 +199,8 @@ static void job_free(split_job *j)
     free(j->side);
     free(j->gid);
     free(j->fmask);
-    gtab_free(&j->flows);
-    gtab_free(&j->files);
+    groups_free(&j->flows);
+    groups_free(&j->files);
 }
 
 /* Step 1: each labelled packet's group (its flow, or its capture when
@@ -648,10 +223,10 @@ static int find_groups(split_job *j, char *errbuf)
             return dp_err(errbuf, "%s: packet %" PRIu64 " has %s class %d, outside 0..%d", j->dataset_dir, i,
                           dp_task_name[j->task], c, j->nc - 1);
         dp_meta m = dp_dataset_meta(d, i);
-        int64_t f = gtab_get(&j->flows, c, m.flow, 1);
+        int64_t f = groups_get(&j->flows, c, m.flow, 1);
         int64_t g = f;
         if (f >= 0 && j->o->by == DP_SPLIT_BY_FILE)
-            g = gtab_get(&j->files, c, m.file, 1);
+            g = groups_get(&j->files, c, m.file, 1);
         if (g < 0)
             return dp_err(errbuf, "%s: out of memory (flow table)", j->dataset_dir);
         j->gid[i] = (uint32_t)g;
@@ -668,8 +243,8 @@ static int assign_sides(split_job *j, char *errbuf)
 {
     const dp_split_opts *o = j->o;
     if (o->by == DP_SPLIT_BY_PACKET)
-        return sides_by_packet(j->d, j->dataset_dir, j->task, j->nc, o, j->side, errbuf);
-    return sides_by_group(j->d, j->dataset_dir, j->task, j->nc, o,
+        return dp_split_sides_by_packet(j->d, j->dataset_dir, j->task, j->nc, o, j->side, errbuf);
+    return dp_split_sides_by_group(j->d, j->dataset_dir, j->task, j->nc, o,
                           o->by == DP_SPLIT_BY_FILE ? &j->files : &j->flows, j->gid, j->side, j->card, errbuf);
 }
 
@@ -711,7 +286,7 @@ static void under_sample(split_job *j)
         if (n <= cap)
             continue;
         dp_rng r;
-        sub_rng(&r, j->o->seed, j->task, k, RNG_UNDER);
+        dp_split_rng(&r, j->o->seed, j->task, k, RNG_UNDER);
         for (size_t x = 0; x < cap; x++) {
             size_t y = x + (size_t)dp_rng_below(&r, n - x);
             uint32_t tmp = a[x];
@@ -738,7 +313,7 @@ static int count_packets(split_job *j, char *errbuf)
         if (c < 0)
             continue;
         dp_meta m = dp_dataset_meta(d, i);
-        int64_t f = gtab_get(&j->flows, c, m.flow, 0);
+        int64_t f = groups_get(&j->flows, c, m.flow, 0);
         dp_split_class *s = &j->card->cls[c];
         uint8_t bits = 0;
         switch (j->side[i]) {
@@ -783,7 +358,7 @@ static int count_card(split_job *j, char *errbuf)
 
 /* Writes the kept packets into w[0] (train) and w[1] (test) in one pass
  * over the vectors, and commits both. */
-static int write_rows(const split_job *j, outset w[2], char *errbuf)
+static int write_rows(const split_job *j, dp_split_outset w[2], char *errbuf)
 {
     const dp_dataset *d = j->d;
     dropper dv, dm;
@@ -796,8 +371,8 @@ static int write_rows(const split_job *j, outset w[2], char *errbuf)
         dropper_upto(&dm, i);
         if (j->side[i] != SIDE_TRAIN && j->side[i] != SIDE_TEST)
             continue;
-        outset *ws = &w[j->side[i] == SIDE_TEST];
-        if (outset_row(ws, dp_dataset_vector(d, i), (int16_t)dp_dataset_label(d, j->task, i),
+        dp_split_outset *ws = &w[j->side[i] == SIDE_TEST];
+        if (dp_split_outset_row(ws, dp_dataset_vector(d, i), (int16_t)dp_dataset_label(d, j->task, i),
                        d->meta.data + sizeof(dp_meta) * i, errbuf) != 0)
             return -1;
         if ((i & 0xffff) == 0 && dp_progress_due(&prog))
@@ -806,7 +381,7 @@ static int write_rows(const split_job *j, outset w[2], char *errbuf)
     }
     if (prog.printed)
         dp_progress_done(&prog);
-    return outset_commit(&w[0], errbuf) != 0 || outset_commit(&w[1], errbuf) != 0 ? -1 : 0;
+    return dp_split_outset_commit(&w[0], errbuf) != 0 || dp_split_outset_commit(&w[1], errbuf) != 0 ? -1 : 0;
 }
 
 /* Step 5: task_dir/{train,test} with their arrays and tables, then the data
@@ -814,7 +389,7 @@ static int write_rows(const split_job *j, outset w[2], char *errbuf)
 static int write_task(const split_job *j, const char *task_dir, char *errbuf)
 {
     char *train_dir = dp_path_join(task_dir, "train"), *test_dir = dp_path_join(task_dir, "test");
-    outset w[2];
+    dp_split_outset w[2];
     memset(w, 0, sizeof w);
     int rc = -1;
     if (!train_dir || !test_dir) {
@@ -823,16 +398,16 @@ static int write_task(const split_job *j, const char *task_dir, char *errbuf)
     }
     if (dp_mkdirs(train_dir, errbuf) != 0 || dp_mkdirs(test_dir, errbuf) != 0)
         goto out;
-    if (outset_open(&w[0], train_dir, errbuf) != 0 || outset_open(&w[1], test_dir, errbuf) != 0)
+    if (dp_split_outset_open(&w[0], train_dir, errbuf) != 0 || dp_split_outset_open(&w[1], test_dir, errbuf) != 0)
         goto out;
     if (write_rows(j, w, errbuf) != 0)
         goto out;
-    if (write_classes(train_dir, j->card, errbuf) != 0 || write_classes(test_dir, j->card, errbuf) != 0 ||
+    if (dp_split_write_classes(train_dir, j->card, errbuf) != 0 || dp_split_write_classes(test_dir, j->card, errbuf) != 0 ||
         dp_splitset_write_task(train_dir, j->task, errbuf) != 0 ||
         dp_splitset_write_task(test_dir, j->task, errbuf) != 0)
         goto out;
-    if (write_card(task_dir, j->card, j->dataset_dir, j->o, 0, errbuf) != 0 ||
-        write_card(task_dir, j->card, j->dataset_dir, j->o, 1, errbuf) != 0)
+    if (dp_split_write_card(task_dir, j->card, j->dataset_dir, j->o, 0, errbuf) != 0 ||
+        dp_split_write_card(task_dir, j->card, j->dataset_dir, j->o, 1, errbuf) != 0)
         goto out;
     if (j->o->out) {
         dp_split_card_markdown(j->o->out, j->card, j->dataset_dir, j->o);
@@ -840,8 +415,8 @@ static int write_task(const split_job *j, const char *task_dir, char *errbuf)
     }
     rc = 0;
 out:
-    outset_abort(&w[0]);
-    outset_abort(&w[1]);
+    dp_split_outset_abort(&w[0]);
+    dp_split_outset_abort(&w[1]);
     free(train_dir);
     free(test_dir);
     return rc;

@@ -27,7 +27,7 @@ static void identity_map(dp_splitset *s)
 
 int dp_splitset_write_task(const char *dir, int task, char *errbuf)
 {
-    char *p = dp_path_join(dir, "task");
+    char *p = dp_path_join(dir, DP_FILE_SET_TASK);
     if (!p)
         return dp_err(errbuf, "%s: out of memory", dir);
     char line[32];
@@ -42,7 +42,7 @@ int dp_splitset_write_task(const char *dir, int task, char *errbuf)
  * says; else -1. */
 static int split_folder_task(const char *dir)
 {
-    char *p = dp_path_join(dir, "task");
+    char *p = dp_path_join(dir, DP_FILE_SET_TASK);
     char *text = p ? dp_read_file(p, NULL, NULL) : NULL;
     free(p);
     if (text) {
@@ -134,8 +134,8 @@ out:
 static int open_split(dp_splitset *s, const char *dir, char *errbuf)
 {
     struct stat st;
-    char *pv = dp_path_join(dir, "vectors.npy"), *pl = dp_path_join(dir, "labels.npy");
-    char *pm = dp_path_join(dir, "meta.npy"), *pc = dp_path_join(dir, "classes.tsv");
+    char *pv = dp_path_join(dir, DP_FILE_VECTORS), *pl = dp_path_join(dir, DP_FILE_SET_LABELS);
+    char *pm = dp_path_join(dir, DP_FILE_META), *pc = dp_path_join(dir, DP_FILE_SET_CLASSES);
     int rc = -1;
     if (!pv || !pl || !pm || !pc) {
         dp_err(errbuf, "%s: out of memory", dir);
@@ -144,14 +144,14 @@ static int open_split(dp_splitset *s, const char *dir, char *errbuf)
     if (parse_classes(s, pc, errbuf) != 0)
         goto out;
     if (dp_npy_open(&s->vectors, pv, errbuf) != 0 ||
-        dp_npy_expect(&s->vectors, pv, DP_NPY_U1, 1, DP_VEC_LEN, errbuf) != 0)
+        dp_npy_expect(&s->vectors, pv, DP_VECTORS_DESCR, 1, DP_VEC_LEN, errbuf) != 0)
         goto out;
     if (dp_npy_open(&s->labels, pl, errbuf) != 0 ||
-        dp_npy_expect(&s->labels, pl, DP_NPY_I2, 2, 0, errbuf) != 0)
+        dp_npy_expect(&s->labels, pl, DP_CLASS_DESCR, 2, 0, errbuf) != 0)
         goto out;
     s->n = s->vectors.shape[0];
     if (s->labels.shape[0] != s->n) {
-        dp_err(errbuf, "%s: %llu rows, but vectors.npy has %llu", pl,
+        dp_err(errbuf, "%s: %llu rows, but " DP_FILE_VECTORS " has %llu", pl,
                (unsigned long long)s->labels.shape[0], (unsigned long long)s->n);
         goto out;
     }
@@ -160,7 +160,7 @@ static int open_split(dp_splitset *s, const char *dir, char *errbuf)
             dp_npy_expect(&s->meta, pm, DP_META_DESCR, sizeof(dp_meta), 0, errbuf) != 0)
             goto out;
         if (s->meta.shape[0] != s->n) {
-            dp_err(errbuf, "%s: %llu rows, but vectors.npy has %llu", pm,
+            dp_err(errbuf, "%s: %llu rows, but " DP_FILE_VECTORS " has %llu", pm,
                    (unsigned long long)s->meta.shape[0], (unsigned long long)s->n);
             goto out;
         }
@@ -173,7 +173,7 @@ static int open_split(dp_splitset *s, const char *dir, char *errbuf)
         int16_t c;
         memcpy(&c, s->labels.data + 2 * i, 2);
         if (c < 0 || c >= s->nclasses) {
-            dp_err(errbuf, "%s: row %llu has class %d, outside 0..%d of classes.tsv", pl,
+            dp_err(errbuf, "%s: row %llu has class %d, outside 0..%d of " DP_FILE_SET_CLASSES, pl,
                    (unsigned long long)i, c, s->nclasses - 1);
             goto out;
         }
@@ -255,7 +255,7 @@ int dp_splitset_open_task(dp_splitset *s, const char *dir, int task, char *errbu
     if (!S_ISDIR(st.st_mode))
         return dp_err(errbuf, "%s: not a directory (expected a split or dataset folder)", dir);
     int rc;
-    if (file_exists(dir, "classes.tsv")) {
+    if (file_exists(dir, DP_FILE_SET_CLASSES)) {
         s->kind = DP_SET_SPLIT;
         int ft = split_folder_task(dir);
         if (task >= 0 && ft >= 0 && ft != task)
@@ -263,13 +263,13 @@ int dp_splitset_open_task(dp_splitset *s, const char *dir, int task, char *errbu
                           dp_task_name[ft], dp_task_name[task]);
         rc = open_split(s, dir, errbuf);
         s->task = ft >= 0 ? ft : task;
-    } else if (file_exists(dir, "labels.tsv") || file_exists(dir, "vectors.npy")) {
+    } else if (file_exists(dir, DP_FILE_LABELS) || file_exists(dir, DP_FILE_VECTORS)) {
         s->kind = DP_SET_DATASET;
         rc = open_dataset(s, dir, task, errbuf);
         s->task = task;
     } else {
-        return dp_err(errbuf, "%s: neither a split folder (no classes.tsv) nor a preprocessed dataset "
-                      "(no labels.tsv, vectors.npy)", dir);
+        return dp_err(errbuf, "%s: neither a split folder (no " DP_FILE_SET_CLASSES ") nor a preprocessed dataset "
+                      "(no " DP_FILE_LABELS ", " DP_FILE_VECTORS ")", dir);
     }
     if (rc != 0) {
         char keep[DP_ERRBUF_SIZE];

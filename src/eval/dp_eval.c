@@ -8,7 +8,7 @@ static void vpn_fold(dp_eval *e);
 #include <stdlib.h>
 #include <string.h>
 
-#include "dataset/dp_labels.h"
+#include "util/dp_task.h"
 
 int dp_eval_init(dp_eval *e, int nclasses, const char *const *names, char *errbuf)
 {

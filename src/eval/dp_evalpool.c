@@ -96,27 +96,12 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static void fmt_duration(char *buf, size_t cap, double sec)
-{
-    if (!(sec >= 0) || sec > 1e7) {
-        snprintf(buf, cap, "?");
-        return;
-    }
-    long s = (long)(sec + 0.5);
-    if (s >= 3600)
-        snprintf(buf, cap, "%ldh%02ldm%02lds", s / 3600, s / 60 % 60, s % 60);
-    else if (s >= 60)
-        snprintf(buf, cap, "%ldm%02lds", s / 60, s % 60);
-    else
-        snprintf(buf, cap, "%lds", s);
-}
-
 static void progress_line(dp_progress *pr, uint64_t done, uint64_t n)
 {
     double el = dp_now() - pr->start;
     double rate = el > 0 ? done / el : 0;
     char eta[32];
-    fmt_duration(eta, sizeof eta, rate > 0 ? (double)(n - done) / rate : -1);
+    dp_fmt_duration(eta, sizeof eta, rate > 0 ? (double)(n - done) / rate : -1);
     dp_progress_print(pr, "test: %llu/%llu packets (%.1f%%), %.0f packets/s, ETA %s",
                       (unsigned long long)done, (unsigned long long)n,
                       n ? 100.0 * (double)done / (double)n : 100.0, rate, eta);

@@ -120,7 +120,7 @@ static int prepare(run *x, char *errbuf)
         return fail_ctx(errbuf, "cannot write the report: ");
     const char *train_dir = x->o->train_set;
     if (train_dir && !x->s.has_meta)
-        return dp_err(errbuf, "%s: no meta.npy: --train-set needs the test set's flows", x->dir);
+        return dp_err(errbuf, "%s: no " DP_FILE_META ": --train-set needs the test set's flows", x->dir);
     if (train_dir && find_duplicates(x, train_dir, errbuf) != 0)
         return fail_ctx(errbuf, "--train-set: ");
     return 0;
@@ -351,7 +351,7 @@ static int test_packet_model(run *x, dp_evalrun_result *r, char *errbuf)
     if (rc == 0 && po.flows)
         rc = flow_level(x, po.flows, r, errbuf);
     else if (rc == 0 && x->out)
-        fprintf(x->out, "\n(no meta.npy in %s: flow-level report skipped)\n", x->dir);
+        fprintf(x->out, "\n(no " DP_FILE_META " in %s: flow-level report skipped)\n", x->dir);
     if (x->out)
         fflush(x->out);
     dp_evalpool_out_free(&po);

@@ -1,6 +1,6 @@
 /* dp_flowagg: flow-level verdicts from packet log-probabilities. See
- * dp_eval.h. Flows live in a growing array (first-seen order) indexed by an
- * open-addressing hash table on the flow id. Per flow: the sum of its
+ * dp_eval.h. Flows live in a growing array (first-seen order) indexed by a
+ * dp_flowmap on the flow id. Per flow: the sum of its
  * packets' log-probabilities (double, nclasses), its packet count, the
  * label of its first packet, and - only once a packet disagrees - a count
  * per label for the majority vote. */
@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dataset/dp_labels.h"
+#include "util/dp_task.h"
+#include "util/dp_flowmap.h"
 
 typedef struct flow_ent {
     uint64_t flow;
@@ -23,21 +24,10 @@ struct dp_flowagg {
     flow_ent *ents;
     double *sums;       /* [cap * nclasses] */
     uint64_t n, cap;
-    uint32_t *table;    /* slot -> ent index + 1 (0: empty) */
-    uint64_t tcap;      /* power of two */
+    dp_flowmap index;   /* flow id -> ent index */
     uint64_t packets;
     uint64_t conflicts;
 };
-
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
 
 dp_flowagg *dp_flowagg_new(int nclasses, char *errbuf)
 {
@@ -63,40 +53,17 @@ void dp_flowagg_free(dp_flowagg *a)
         free(a->ents[i].counts);
     free(a->ents);
     free(a->sums);
-    free(a->table);
+    dp_flowmap_free(&a->index);
     free(a);
-}
-
-static int rehash(dp_flowagg *a, uint64_t tcap)
-{
-    uint32_t *t = calloc(tcap, sizeof *t);
-    if (!t)
-        return -1;
-    for (uint64_t i = 0; i < a->n; i++) {
-        uint64_t h = mix(a->ents[i].flow) & (tcap - 1);
-        while (t[h])
-            h = (h + 1) & (tcap - 1);
-        t[h] = (uint32_t)(i + 1);
-    }
-    free(a->table);
-    a->table = t;
-    a->tcap = tcap;
-    return 0;
 }
 
 /* Index of flow's entry, created (zero sums) when new; -1 on no memory. */
 static int64_t find_or_add(dp_flowagg *a, uint64_t flow, int label, int *created)
 {
     *created = 0;
-    if (a->tcap) {
-        uint64_t h = mix(flow) & (a->tcap - 1);
-        while (a->table[h]) {
-            uint64_t i = a->table[h] - 1;
-            if (a->ents[i].flow == flow)
-                return (int64_t)i;
-            h = (h + 1) & (a->tcap - 1);
-        }
-    }
+    int64_t i = dp_flowmap_get(&a->index, flow, 0);
+    if (i >= 0)
+        return i;
     if (a->n >= UINT32_MAX - 1)
         return -1;
     if (a->n == a->cap) {
@@ -111,17 +78,13 @@ static int64_t find_or_add(dp_flowagg *a, uint64_t flow, int label, int *created
         a->sums = s;
         a->cap = cap;
     }
-    if ((a->n + 1) * 2 > a->tcap && rehash(a, a->tcap ? a->tcap * 2 : 2048) != 0)
+    if (dp_flowmap_put(&a->index, flow, 0, (uint32_t)a->n) != 0)
         return -1;
-    uint64_t i = a->n++;
+    i = (int64_t)a->n++;
     a->ents[i] = (flow_ent){.flow = flow, .packets = 0, .label = label, .counts = NULL};
     memset(a->sums + i * a->nclasses, 0, (size_t)a->nclasses * sizeof *a->sums);
-    uint64_t h = mix(flow) & (a->tcap - 1);
-    while (a->table[h])
-        h = (h + 1) & (a->tcap - 1);
-    a->table[h] = (uint32_t)(i + 1);
     *created = 1;
-    return (int64_t)i;
+    return i;
 }
 
 /* Counts `k` packets of label `label` into entry e (which already holds

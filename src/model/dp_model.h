@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dataset/dp_labels.h"
+#include "util/dp_task.h"
 #include "flow/dp_flowfeat.h"
 #include "packet/dp_packet.h"
 #include "util/dp_util.h"

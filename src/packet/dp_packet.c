@@ -41,21 +41,7 @@ static inline uint32_t rd32le(const uint8_t *p)
 
 int dp_linktype_supported(int linktype)
 {
-    switch (linktype) {
-    case DP_LINKTYPE_NULL:
-    case DP_LINKTYPE_ETHERNET:
-    case DP_LINKTYPE_RAW_DLT:
-    case DP_LINKTYPE_RAW_DLT_OBSD:
-    case DP_LINKTYPE_RAW:
-    case DP_LINKTYPE_LOOP:
-    case DP_LINKTYPE_LINUX_SLL:
-    case DP_LINKTYPE_IPV4:
-    case DP_LINKTYPE_IPV6:
-    case DP_LINKTYPE_LINUX_SLL2:
-        return 1;
-    default:
-        return 0;
-    }
+    return dp_linktype_find(linktype) != NULL;
 }
 
 const char *dp_verdict_name(dp_verdict v)
@@ -123,24 +109,25 @@ static int af_ver(uint32_t af)
  * for an unknown link type. */
 static int link_layer(int linktype, const uint8_t *pkt, size_t caplen, size_t *off)
 {
-    switch (linktype) {
-    case DP_LINKTYPE_ETHERNET:
+    const dp_linktype_row *lt = dp_linktype_find(linktype);
+    if (!lt)
+        return -2;
+    switch (lt->kind) {
+    case DP_LINK_ETHERNET:
         if (caplen < 14)
             return L3_MALFORMED;
         *off = 14;
         return ether_payload(pkt, caplen, rd16(pkt + 12), off);
-    case DP_LINKTYPE_RAW_DLT:
-    case DP_LINKTYPE_RAW_DLT_OBSD:
-    case DP_LINKTYPE_RAW:
+    case DP_LINK_RAW:
         *off = 0;
         return L3_ANY;
-    case DP_LINKTYPE_IPV4:
+    case DP_LINK_IPV4:
         *off = 0;
         return 4;
-    case DP_LINKTYPE_IPV6:
+    case DP_LINK_IPV6:
         *off = 0;
         return 6;
-    case DP_LINKTYPE_NULL: {
+    case DP_LINK_NULL: {
         if (caplen < 4)
             return L3_MALFORMED;
         *off = 4;
@@ -150,12 +137,12 @@ static int link_layer(int linktype, const uint8_t *pkt, size_t caplen, size_t *o
             af = rd32be(pkt);
         return af_ver(af);
     }
-    case DP_LINKTYPE_LOOP:
+    case DP_LINK_LOOP:
         if (caplen < 4)
             return L3_MALFORMED;
         *off = 4;
         return af_ver(rd32be(pkt));
-    case DP_LINKTYPE_LINUX_SLL:
+    case DP_LINK_SLL:
         /* packet type 2, ARPHRD 2, addr len 2, addr 8, protocol 2 */
         if (caplen < 16)
             return L3_MALFORMED;
@@ -163,7 +150,7 @@ static int link_layer(int linktype, const uint8_t *pkt, size_t caplen, size_t *o
             return L3_NOT_IP;
         *off = 16;
         return ether_payload(pkt, caplen, rd16(pkt + 14), off);
-    case DP_LINKTYPE_LINUX_SLL2:
+    case DP_LINK_SLL2:
         /* protocol 2, reserved 2, ifindex 4, ARPHRD 2, pkttype 1, addr len 1, addr 8 */
         if (caplen < 20)
             return L3_MALFORMED;

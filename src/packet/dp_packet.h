@@ -8,22 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DP_VEC_LEN 1500
+#include "packet/dp_linktype.h"
 
-/* Link types, as the numbers of the pcap/pcapng LINKTYPE_* registry (and
- * libpcap's DLT_* where they differ: raw IP is accepted as 12, 14 and 101). */
-enum {
-    DP_LINKTYPE_NULL = 0,       /* BSD loopback, host-endian 4-byte family */
-    DP_LINKTYPE_ETHERNET = 1,   /* Ethernet II, 802.1Q / 802.1ad tags */
-    DP_LINKTYPE_RAW_DLT = 12,   /* DLT_RAW on most systems */
-    DP_LINKTYPE_RAW_DLT_OBSD = 14,
-    DP_LINKTYPE_RAW = 101,      /* LINKTYPE_RAW in files */
-    DP_LINKTYPE_LOOP = 108,     /* OpenBSD loopback, network-endian family */
-    DP_LINKTYPE_LINUX_SLL = 113,
-    DP_LINKTYPE_IPV4 = 228,
-    DP_LINKTYPE_IPV6 = 229,
-    DP_LINKTYPE_LINUX_SLL2 = 276,
-};
+#define DP_VEC_LEN 1500
 
 /* Returns 1 if the link type is one the parser understands. */
 int dp_linktype_supported(int linktype);

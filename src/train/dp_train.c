@@ -105,16 +105,6 @@ typedef struct trainer {
     double curve0;       /* dp_now() when the first step was recorded */
 } trainer;
 
-static void fmt_eta(char *out, size_t n, double s)
-{
-    if (!(s >= 0) || s > 1e7)
-        snprintf(out, n, "?");
-    else if (s >= 3600)
-        snprintf(out, n, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
-    else
-        snprintf(out, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
-}
-
 /* The batch's rows: masked vectors into xb, or flow rows into xf. */
 static void gather(trainer *t, const uint32_t *idx, size_t n)
 {
@@ -696,7 +686,7 @@ static int train_epoch(trainer *t, int epoch, double *mean_loss, double *acc, ch
         if (!t->o->quiet && dp_progress_due(&pr)) {
             double el = dp_now() - t0, rate = (double)seen / fmax(el, 1e-9);
             char eta[32];
-            fmt_eta(eta, sizeof eta, (double)(t->ntr - seen) / rate);
+            dp_fmt_duration(eta, sizeof eta, (double)(t->ntr - seen) / rate);
             dp_progress_print(&pr, "epoch %d/%d step %zu/%zu loss %.4f acc %.3f %.0f samples/s ETA %s", epoch,
                               t->hp.epochs, step + 1, nsteps, sl / (double)seen, (double)corr / (double)seen,
                               rate, eta);

@@ -241,6 +241,21 @@ void dp_progress_done(dp_progress *p)
     p->printed = 0;
 }
 
+void dp_fmt_duration(char *buf, size_t cap, double sec)
+{
+    if (!(sec >= 0) || sec > 1e7) {
+        snprintf(buf, cap, "?");
+        return;
+    }
+    long s = (long)(sec + 0.5);
+    if (s >= 3600)
+        snprintf(buf, cap, "%ldh%02ldm%02lds", s / 3600, s / 60 % 60, s % 60);
+    else if (s >= 60)
+        snprintf(buf, cap, "%ldm%02lds", s / 60, s % 60);
+    else
+        snprintf(buf, cap, "%lds", s);
+}
+
 int dp_ncpu(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);

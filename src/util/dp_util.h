@@ -170,6 +170,9 @@ int dp_progress_due(dp_progress *p);
 void dp_progress_print(dp_progress *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void dp_progress_done(dp_progress *p);
+/* A duration (an ETA) for progress lines, rounded to the second: "45s",
+ * "3m05s", "2h07m30s"; "?" when negative, not a number or over 1e7 s. */
+void dp_fmt_duration(char *buf, size_t cap, double sec);
 
 /* Number of online CPUs (at least 1). */
 int dp_ncpu(void);
