@@ -899,8 +899,7 @@ static int setup_batches(trainer *t, char *errbuf)
         return -1;
     if (!o->quiet)
         fprintf(stderr,
-                "train %s %s: %zu parameters, %zu training %s%s, %d classes, batch %d, lr %g, seed %llu, balance %s%s
-",
+                "train %s %s: %zu parameters, %zu training %s%s, %d classes, batch %d, lr %g, seed %llu, balance %s%s\n",
                 dp_model_kind_name(t->m), dp_task_name[o->task], dp_model_nparams(t->m), t->ntr,
                 t->flows ? "flows" : "rows",
                 t->nva ? " (+ validation rows)" : "", dp_model_arch(t->m)->nclasses, t->hp.batch, (double)t->hp.lr,
