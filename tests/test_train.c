@@ -433,6 +433,17 @@ static void test_train_on_dataset(void)
     dp_model *m = dp_model_load(m1, eb);
     CHECK(m && dp_model_hparams(m)->train_samples == 64);
     dp_model_free(m);
+    /* the same for a gbt (flow rows): the dataset folder gives the split's model */
+    o.kind = DP_MODEL_GBT;
+    o.gbt_trees = 3, o.gbt_depth = 2, o.flow.npackets = 4, o.flow.payload_bytes = 8;
+    o.train_dir = ds;
+    o.model_path = m1;
+    CHECK_EQ_INT(dp_train_run(&o, eb), 0);
+    o.train_dir = sdir;
+    o.model_path = m2;
+    CHECK_EQ_INT(dp_train_run(&o, eb), 0);
+    CHECK(dp_test_same_file(m1, m2));
+    o.kind = DP_MODEL_CNN;
     /* the app column has no label: refused, naming the task */
     o.train_dir = ds;
     o.task = DP_TASK_APP;

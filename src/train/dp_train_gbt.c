@@ -116,7 +116,7 @@ int dp_train_gbt(const dp_train_opts *o, char *errbuf)
     dp_splitset ss;
     dp_flowset fs;
     memset(&fs, 0, sizeof fs);
-    if (dp_splitset_open(&ss, o->train_dir, errbuf) != 0)
+    if (dp_splitset_open_task(&ss, o->train_dir, o->task, errbuf) != 0)
         return -1;
     int rc = -1;
     uint64_t *idx = NULL, n = 0;
