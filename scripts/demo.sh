@@ -13,7 +13,7 @@ EPOCHS=${EPOCHS:-8}
 # a capture whose flow the by-flow split (seed 9876) puts in the test set
 CAPTURE=${CAPTURE:-data/corpus/vpn_voip_01.pcap}
 
-scripts/install-deps.sh
+scripts/install-deps.sh demo
 make -s -j"$(nproc)" build/deeppacket
 dp=build/deeppacket
 rm -rf "$OUT"

@@ -4,7 +4,7 @@
 # then prints one closing line for all of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+scripts/install-deps.sh test
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
 make -j"$(nproc)" all
