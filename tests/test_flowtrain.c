@@ -3,7 +3,8 @@
  * deterministic, --balance undersample), an MLP over flow rows through the
  * neural training loop (learns, validation by flow), --mask on a packet
  * model (stored; training with it equals training on masked vectors),
- * refusals, and the CLI (train --model gbt, test on a flow model). */
+ * refusals, and the CLI (train --model gbt, test on a flow model); the
+ * GBT's per-round training curves. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "flow/dp_flowset.h"
 #include "model/dp_model.h"
 #include "packet/dp_mask.h"
+#include "train/dp_curves.h"
 #include "train/dp_train.h"
 #include "util/dp_util.h"
 
@@ -120,6 +122,44 @@ static double flow_accuracy(const char *model, const char *dir, uint64_t *nflows
         fprintf(stderr, "  %s\n", eb);
     dp_model_free(m);
     return acc;
+}
+
+/* train --model gbt writes MODEL.curves.tsv (one row per round: XGBoost's
+ * training mlogloss and accuracy) and .png; unweighted, the last round's
+ * accuracy is the model's own accuracy on its training flows. */
+static void test_gbt_curves(void)
+{
+    char eb[DP_ERRBUF_SIZE], p[700];
+    char *tr = strdup(tp("gc_train")), *m1 = strdup(tp("gc.dpm"));
+    make_flows(tr, 60, 3, 1, 1);
+    dp_train_opts o;
+    gbt_opts(&o, tr, m1);
+    o.gbt_balance = DP_GBT_BALANCE_NONE;
+    o.gbt_depth = 2;
+    o.flow.groups = DP_FEAT_TIME; /* little to go on: an accuracy below 1 */
+    CHECK_EQ_INT(dp_train_run(&o, eb), 0);
+    snprintf(p, sizeof p, "%s.curves.tsv", m1);
+    dp_curves c = {0};
+    CHECK_EQ_INT(dp_curves_read_tsv(&c, p, eb), 0);
+    CHECK_EQ_INT(c.n, o.gbt_trees);
+    if (c.n == o.gbt_trees) {
+        CHECK(c.v[(c.n - 1) * 4] < c.v[0]); /* the training loss fell */
+        CHECK(isnan(c.v[2]) && isnan(c.v[3])); /* no validation */
+        double acc = flow_accuracy(m1, tr, NULL);
+        CHECK(acc > 0.3 && acc < 0.95);
+        CHECK_NEAR(c.v[(c.n - 1) * 4 + 1], acc, 2e-6);
+    }
+    dp_curves_free(&c);
+    snprintf(p, sizeof p, "%s.curves.png", m1);
+    unsigned char h[8] = {0};
+    FILE *f = fopen(p, "rb");
+    CHECK(f != NULL);
+    if (f) {
+        CHECK_EQ_INT(fread(h, 1, 8, f), 8);
+        fclose(f);
+    }
+    CHECK(!memcmp(h, "\x89PNG\r\n\x1a\n", 8));
+    free(tr), free(m1);
 }
 
 static void test_gbt_train_test(void)
@@ -579,6 +619,7 @@ int main(void)
 {
     dp_test_prog = "test_flowtrain";
     DP_RUN(test_gbt_train_test);
+    DP_RUN(test_gbt_curves);
     DP_RUN(test_gbt_undersample);
     DP_RUN(test_mlp_on_flows);
     DP_RUN(test_flow_nn);
