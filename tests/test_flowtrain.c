@@ -463,6 +463,13 @@ static void test_cli(void)
     CHECK(text && !strstr(text, "\"vpn_accuracy\": null"));
     CHECK_STR_CONTAINS(text, "\"model_kind\": \"gbt\"");
     free(text);
+    /* report.html: the flow level only, as flow_report.json says */
+    if (access("/usr/bin/python3", X_OK) == 0) {
+        snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/check_html.py '%s/report.html' '%s' 2>&1", out, out);
+        char res[4096];
+        CHECK_EQ_INT(dp_test_sh(cmd, res, sizeof res), 0);
+        CHECK_STR_CONTAINS(res, "OK 1");
+    }
     /* --train-set: the training flows tested against themselves are all duplicates */
     snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -o '%s' --train-set '%s' > '%s' 2>&1", bin, tr, model, out,
              tr, log);

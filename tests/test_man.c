@@ -149,7 +149,7 @@ static void test_option_scan(void)
     CHECK(!has_option("a --test-size b", "--test"));
     CHECK(!has_option("a --test-size b", "-t"));
     CHECK(!has_option("--format", "--for"));
-    struct page_ctx miss = {"x", "-m only", 0, 0};
+    struct page_ctx miss = {"(an expected miss)", "-m only", 0, 0};
     check_option("--format", &miss);
     CHECK_EQ_INT(miss.missing, 1); /* a missing option is counted (check_page fails on it) */
 }

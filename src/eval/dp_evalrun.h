@@ -14,6 +14,7 @@
  *                 int16 [N]; with flows the same at flow level (flow_*) and
  *                 flows.npy; logprobs.npy float32 [N, C] when asked
  *   flow model:   flow_report.md/.json, flow_confusion.*, flows.npy
+ *   both:         report.html, the levels' tables and figures (dp_html.h)
  *   flows.npy     struct [F] (flow '<u8', label '<i2', pred '<i2',
  *                 packets '<u8'), sorted by flow id
  */
