@@ -14,6 +14,7 @@
 #include "dataset/dp_dataset.h"
 #include "deeppacket.h"
 #include "dp_test.h"
+#include "eval/dp_eval.h"
 #include "eval/dp_flowtest.h"
 #include "flow/dp_flowset.h"
 #include "model/dp_model.h"
@@ -631,5 +632,6 @@ int main(void)
     DP_RUN(test_vpn_fold);
     DP_RUN(test_classify_flows);
     DP_RUN(test_cli);
+    dp_eval_plot_release(); /* training curves drew text: cairo's and fontconfig's caches */
     return dp_test_end();
 }

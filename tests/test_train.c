@@ -14,6 +14,7 @@
 
 #include "dataset/dp_dataset.h"
 #include "dp_test.h"
+#include "eval/dp_eval.h"
 #include "model/dp_model.h"
 #include "train/dp_curves.h"
 #include "train/dp_train.h"
@@ -729,5 +730,6 @@ int main(void)
     DP_RUN(test_balance_cli);
     DP_RUN(test_curves_plot);
     DP_RUN(test_curves_train);
+    dp_eval_plot_release(); /* training curves drew text: cairo's and fontconfig's caches */
     return dp_test_end();
 }

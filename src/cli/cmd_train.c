@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/dp_cli.h"
+#include "eval/dp_eval.h"
 #include "packet/dp_mask.h"
 #include "train/dp_train.h"
 
@@ -307,9 +308,9 @@ int cmd_train(int argc, char **argv)
     }
     ta.o.task = ta.task;
     char eb[DP_ERRBUF_SIZE];
-    if (dp_train_run(&ta.o, eb) != 0) {
+    rc = dp_train_run(&ta.o, eb);
+    if (rc != 0)
         fprintf(stderr, "deeppacket train: %s\n", eb);
-        return 1;
-    }
-    return 0;
+    dp_eval_plot_release(); /* the curves drew text: cairo's and fontconfig's caches */
+    return rc != 0;
 }
