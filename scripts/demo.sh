@@ -13,7 +13,7 @@ EPOCHS=${EPOCHS:-8}
 # a capture whose flow the by-flow split (seed 9876) puts in the test set
 CAPTURE=${CAPTURE:-data/corpus/vpn_voip_01.pcap}
 
-scripts/install-deps.sh
+scripts/install-deps.sh demo
 make -s -j"$(nproc)" build/deeppacket
 dp=build/deeppacket
 rm -rf "$OUT"
@@ -51,3 +51,5 @@ printf 'reference CNN (summed packet log-probabilities): %s\n' "$(score "$OUT/re
 printf 'GBT flow classifier:                             %s\n' "$(score "$OUT/report-gbt/flow_report.json")"
 printf '\nreport: %s/report/report.md, confusion matrix: %s/report/confusion.png\n' "$OUT" "$OUT"
 printf 'flow classifier: %s/report-gbt/flow_report.md, %s/report-gbt/flow_confusion.png\n' "$OUT" "$OUT"
+printf 'training curves: %s/traffic.model.curves.png, %s/traffic.gbt.model.curves.png\n' "$OUT" "$OUT"
+printf 'in a browser: %s/report/report.html, %s/report-gbt/report.html\n' "$OUT" "$OUT"

@@ -8,7 +8,8 @@
 # Defaults: OUTDIR data/corpus, SEED 9876, 11 sessions per class, the
 # binary build/deeppacket (built with `make` if missing). Needs root (live
 # capture, `ip link set lo mtu`), and openssh-server, openssh-client,
-# openssl, curl, python3, iproute2. Takes about 5-8 minutes.
+# openssl, curl, python3, iproute2 (installed when missing:
+# `scripts/install-deps.sh corpus`). Takes about 5-8 minutes.
 #
 # Classes (ISCX traffic ids, so that models are comparable):
 #   File Transfer (2)       scp (legacy protocol, -O) and sftp up/downloads, OpenSSH
@@ -44,6 +45,7 @@ done
 
 die() { echo "make-corpus: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "must run as root (live capture on lo, lo MTU change)"
+"$ROOT/scripts/install-deps.sh" corpus
 for p in sshd ssh scp sftp ssh-keygen openssl curl ip ss; do
   command -v "$p" >/dev/null 2>&1 || [ -x "/usr/sbin/$p" ] || die "missing program '$p' (apt-get install openssh-server openssh-client openssl curl iproute2)"
 done

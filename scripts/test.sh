@@ -7,7 +7,7 @@
 # all of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+scripts/install-deps.sh test
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
 make -j"$(nproc)" all

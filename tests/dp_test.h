@@ -84,6 +84,9 @@ int dp_test_system(const char *cmd);
  * classes.tsv (its text). 0, or -1 with the message on stderr. */
 int dp_test_write_split(const char *dir, const void *vectors, const int16_t *labels, const void *meta, size_t n,
                         const char *classes_tsv);
+/* 0 when path starts as a PNG file (signature, IHDR chunk), with its size
+ * in *w x *h; -1 when it cannot be read or is no PNG. */
+int dp_test_png_size(const char *path, int *w, int *h);
 /* 1 when both files can be read and hold the same bytes. */
 int dp_test_same_file(const char *a, const char *b);
 

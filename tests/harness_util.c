@@ -134,3 +134,18 @@ const char *dp_test_path(const char *name)
     snprintf(p[k], sizeof p[k], "%s/%s", dp_test_tmpdir(), name);
     return p[k];
 }
+
+int dp_test_png_size(const char *path, int *w, int *h)
+{
+    unsigned char b[24];
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    size_t n = fread(b, 1, sizeof b, f);
+    fclose(f);
+    if (n != sizeof b || memcmp(b, "\x89PNG\r\n\x1a\n", 8) != 0 || memcmp(b + 12, "IHDR", 4) != 0)
+        return -1;
+    *w = (b[16] << 24) | (b[17] << 16) | (b[18] << 8) | b[19];
+    *h = (b[20] << 24) | (b[21] << 16) | (b[22] << 8) | b[23];
+    return 0;
+}

@@ -1,7 +1,8 @@
 /* Tests for the classifier: per-packet verdicts against direct
  * dp_model_predict of the same transformed packets, flow aggregation and
  * eviction on hand-built flows, a live run over loopback, the public API,
- * and clear errors (bad BPF, unknown interface, missing model). */
+ * and clear errors (bad BPF, unknown interface, missing model); Suricata EVE
+ * output checked against the capture by tests/check_eve.py. */
 #include "dp_test.h"
 
 #include <arpa/inet.h>
@@ -15,6 +16,8 @@
 
 #include "capture/dp_capture.h"
 #include "classify/dp_classify.h"
+#include "classify/dp_eve.h"
+#include "flow/dp_flowfeat.h"
 #include "deeppacket.h"
 #include "model/dp_model.h"
 
@@ -674,6 +677,92 @@ static void test_errors(void)
     }
 }
 
+/* ---- Suricata EVE ------------------------------------------------------------------- */
+static void test_eve_timestamp(void)
+{
+    char b[40];
+    CHECK_EQ_INT(dp_eve_timestamp(0, b, sizeof b), 0);
+    CHECK(!strcmp(b, "1970-01-01T00:00:00.000000+0000"));
+    CHECK_EQ_INT(dp_eve_timestamp(1700000000.5, b, sizeof b), 0);
+    CHECK(!strcmp(b, "2023-11-14T22:13:20.500000+0000"));
+    CHECK_EQ_INT(dp_eve_timestamp(1795924505.799908, b, sizeof b), 0);
+    CHECK(!strcmp(b, "2026-11-29T03:55:05.799908+0000"));
+    CHECK_EQ_INT(dp_eve_timestamp(59.9999996, b, sizeof b), 0); /* rounds into the next second */
+    CHECK(!strcmp(b, "1970-01-01T00:01:00.000000+0000"));
+    CHECK_EQ_INT(dp_eve_timestamp(NAN, b, sizeof b), -1);
+    CHECK(!strcmp(b, "1970-01-01T00:00:00.000000+0000"));
+    CHECK_EQ_INT(dp_eve_timestamp(-1, b, sizeof b), -1);
+    CHECK_EQ_INT(dp_eve_timestamp(1e300, b, sizeof b), -1);
+    CHECK(!strcmp(dp_eve_proto_name(6), "TCP") && !strcmp(dp_eve_proto_name(17), "UDP"));
+    CHECK(dp_eve_proto_name(47) == NULL);
+}
+
+/* A flow NN (default flow configuration) with random weights, saved. */
+static const char *flow_model_path(void)
+{
+    static char path[512];
+    if (path[0])
+        return path;
+    char eb[DP_ERRBUF_SIZE];
+    dp_flowcfg c;
+    dp_flowcfg_default(&c);
+    dp_arch a;
+    dp_arch_flow(&a, DP_TASK_TRAFFIC, NCLS, c.npackets, dp_flowcfg_features(&c));
+    char *names[NCLS] = {"Chat", "Email", "File Transfer", "Streaming", "Voip"};
+    dp_model *m = dp_model_create(&a, DP_TASK_TRAFFIC, names, 77, eb);
+    snprintf(path, sizeof path, "%s/flow.model", dp_test_tmpdir());
+    if (!m || dp_model_set_flowcfg(m, &c, eb) < 0 || dp_model_save(m, path, eb) < 0) {
+        fprintf(stderr, "  cannot make a flow model: %s\n", eb);
+        path[0] = 0;
+    }
+    dp_model_free(m);
+    return path[0] ? path : NULL;
+}
+
+/* Runs classify on cap with model mp, `per` and EXTRA, as JSON lines and as
+ * EVE, and checks the EVE lines with tests/check_eve.py. */
+static void check_eve_run(const char *dp, const char *mp, const char *cap, const char *per, const char *extra)
+{
+    char cmd[4096], out[8192];
+    const char *t = dp_test_tmpdir();
+    snprintf(cmd, sizeof cmd, "%s classify -m %s -r %s %s -o %s/ref.jsonl 2>/dev/null && "
+             "%s classify -m %s -r %s %s --format eve -o %s/eve-%s.jsonl 2>/dev/null && "
+             "/usr/bin/python3 tests/check_eve.py %s/eve-%s.jsonl %s/ref.jsonl %s %s 2>&1",
+             dp, mp, cap, extra, t, dp, mp, cap, extra, t, per, t, per, t, cap, per);
+    CHECK_EQ_INT(dp_test_sh(cmd, out, sizeof out), 0);
+    CHECK_STR_CONTAINS(out, "OK ");
+}
+
+static void test_eve_recorded(void)
+{
+    const char *dp = dp_test_cli(), *mp = model_path(), *cap = crafted_capture(), *fm = flow_model_path();
+    if (!dp || !mp || !cap)
+        SKIP("no deeppacket binary or model");
+    if (access("/usr/bin/python3", X_OK) != 0)
+        SKIP("no /usr/bin/python3 to parse the JSON");
+    check_eve_run(dp, mp, cap, "packet", "");
+    check_eve_run(dp, mp, cap, "flow", "--per flow --first 4");
+    /* the packets' flow_ids are the flows' */
+    char cmd[2048], out[8192];
+    const char *t = dp_test_tmpdir();
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 -c 'import json,sys\n"
+             "ids=lambda p: sorted(set(json.loads(l)[\"flow_id\"] for l in open(p)))\n"
+             "a, b = ids(sys.argv[1]), ids(sys.argv[2]); print(len(a), a == b)' %s/eve-packet.jsonl %s/eve-flow.jsonl",
+             t, t);
+    CHECK_EQ_INT(dp_test_sh(cmd, out, sizeof out), 0);
+    CHECK_STR_CONTAINS(out, "3 True");
+    CHECK(fm != NULL);
+    if (fm)
+        check_eve_run(dp, fm, cap, "flow", "");
+    /* the default is unchanged; a bad format is a usage error */
+    snprintf(cmd, sizeof cmd, "%s classify -m %s -r %s --format json 2>/dev/null | head -c 8", dp, mp, cap);
+    dp_test_sh(cmd, out, sizeof out);
+    CHECK(!strcmp(out, "{\"time\":"));
+    snprintf(cmd, sizeof cmd, "%s classify -m %s -r %s --format xml 2>&1", dp, mp, cap);
+    CHECK_EQ_INT(dp_test_sh(cmd, out, sizeof out), 2);
+    CHECK_STR_CONTAINS(out, "--format wants 'json' or 'eve', not 'xml'");
+}
+
 /* ---- live over loopback ------------------------------------------------------------ */
 static dp_capture *volatile g_live;
 static void on_alarm(int sig)
@@ -705,6 +794,46 @@ static void *send_udp(void *arg)
     }
     close(fd);
     return NULL;
+}
+
+/* Runs `classify -i lo --per flow --format FORMAT` into live.jsonl, sends 5
+ * datagrams, stops it with SIGTERM; returns 0 when it exited 0, with the
+ * output and the stderr in out. */
+static int live_command(const char *dp, const char *mp, const char *bpf, struct sender *snd, const char *format,
+                        char *out, size_t cap)
+{
+    char outp[600], errp[600], cmd[2048];
+    snprintf(outp, sizeof outp, "%s/live.jsonl", dp_test_tmpdir());
+    snprintf(errp, sizeof errp, "%s/live.err", dp_test_tmpdir());
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (!freopen(outp, "w", stdout) || !freopen(errp, "w", stderr))
+            _exit(127);
+        execl(dp, dp, "classify", "-m", mp, "-i", "lo", "-f", bpf, "--per", "flow", "--first", "100", "--format",
+              format, (char *)NULL);
+        _exit(127);
+    }
+    /* wait for "listening" */
+    char buf[4096] = "";
+    for (int i = 0; i < 100 && !strstr(buf, "listening"); i++) {
+        usleep(50000);
+        FILE *e = fopen(errp, "r");
+        if (e) {
+            size_t n = fread(buf, 1, sizeof buf - 1, e);
+            buf[n] = 0;
+            fclose(e);
+        }
+    }
+    CHECK_STR_CONTAINS(buf, "listening");
+    snd->count = 5;
+    send_udp(snd);
+    usleep(1000000); /* let it read them, even on a loaded machine */
+    kill(pid, SIGTERM);
+    int st;
+    waitpid(pid, &st, 0);
+    snprintf(cmd, sizeof cmd, "cat %s %s", outp, errp);
+    dp_test_sh(cmd, out, cap);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 1;
 }
 
 static void test_live_loopback(void)
@@ -772,42 +901,25 @@ static void test_live_loopback(void)
     const char *mp = model_path();
     if (!dp || !mp)
         return;
-    char outp[600], errp[600], cmd[2048];
-    snprintf(outp, sizeof outp, "%s/live.jsonl", dp_test_tmpdir());
-    snprintf(errp, sizeof errp, "%s/live.err", dp_test_tmpdir());
-    pid_t pid = fork();
-    if (pid == 0) {
-        if (!freopen(outp, "w", stdout) || !freopen(errp, "w", stderr))
-            _exit(127);
-        execl(dp, dp, "classify", "-m", mp, "-i", "lo", "-f", bpf, "--per", "flow", "--first", "100", (char *)NULL);
-        _exit(127);
-    }
-    /* wait for "listening" */
-    char buf[4096] = "";
-    for (int i = 0; i < 100 && !strstr(buf, "listening"); i++) {
-        usleep(50000);
-        FILE *e = fopen(errp, "r");
-        if (e) {
-            size_t n = fread(buf, 1, sizeof buf - 1, e);
-            buf[n] = 0;
-            fclose(e);
-        }
-    }
-    CHECK_STR_CONTAINS(buf, "listening");
-    snd.count = 5;
-    send_udp(&snd);
-    usleep(1000000); /* let it read them, even on a loaded machine */
-    kill(pid, SIGTERM);
-    int st;
-    waitpid(pid, &st, 0);
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    snprintf(cmd, sizeof cmd, "cat %s %s", outp, errp);
     char out[8192];
-    dp_test_sh(cmd, out, sizeof out);
+    CHECK_EQ_INT(live_command(dp, mp, bpf, &snd, "json", out, sizeof out), 0);
     CHECK_STR_CONTAINS(out, "\"reason\":\"interrupted\"");
     CHECK_STR_CONTAINS(out, "\"packets\":5");
     CHECK_STR_CONTAINS(out, "\"src\":\"127.0.0.1\"");
     CHECK_STR_CONTAINS(out, "5 packets seen, 5 kept, 5 classified, 1 flows");
+    /* the same as Suricata EVE: in_iface, no pcap fields */
+    CHECK_EQ_INT(live_command(dp, mp, bpf, &snd, "eve", out, sizeof out), 0);
+    char cmd[2048], res[512];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 -c 'import json,sys,time\n"
+             "e=json.loads(open(sys.argv[1]).readline()); v=e[\"deeppacket\"]\n"
+             "t=time.mktime(time.strptime(e[\"timestamp\"][:19], \"%%Y-%%m-%%dT%%H:%%M:%%S\")) - time.timezone\n"
+             "print(e[\"in_iface\"], e[\"src_ip\"], e[\"dest_port\"], e[\"proto\"], \"pcap_cnt\" in e,"
+             " v[\"per\"], v[\"packets\"], v[\"reason\"], abs(t - time.time()) < 60)' %s/live.jsonl",
+             dp_test_tmpdir());
+    CHECK_EQ_INT(dp_test_sh(cmd, res, sizeof res), 0);
+    char want[128];
+    snprintf(want, sizeof want, "lo 127.0.0.1 %d UDP False flow 5 interrupted True", snd.port);
+    CHECK_STR_CONTAINS(res, want);
 }
 
 int main(void)
@@ -822,5 +934,7 @@ int main(void)
     DP_RUN(test_public_api);
     DP_RUN(test_errors);
     DP_RUN(test_live_loopback);
+    DP_RUN(test_eve_timestamp);
+    DP_RUN(test_eve_recorded);
     return dp_test_end();
 }

@@ -1,6 +1,8 @@
 /* Tests for src/eval: classification-report metrics (sklearn semantics),
  * flow-level aggregation, the report files, the evaluation as a library
- * call (dp_evalrun) and the `deeppacket test` command around it. */
+ * call (dp_evalrun) and the `deeppacket test` command around it; the HTML
+ * page (report.html) checked by tests/check_html.py, as written and as
+ * headless chromium renders it. */
 #include <cairo.h>
 #include <ctype.h>
 #include <math.h>
@@ -16,6 +18,7 @@
 #include "dp_test.h"
 #include "eval/dp_eval.h"
 #include "eval/dp_evalrun.h"
+#include "eval/dp_html.h"
 #include "model/dp_model.h"
 
 static const char *const iscx_app[15] = {
@@ -1538,6 +1541,99 @@ static void test_cli_train_set(void)
     dp_model_free(m);
 }
 
+/* ---- report.html ------------------------------------------------------------------- */
+static void test_html_str(void)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    dp_html_str(f, "<b>a&b</b> \"q\" 'x' \xff\x01 caf\xc3\xa9\tend");
+    dp_html_str(f, NULL);
+    fclose(f);
+    CHECK(buf && !strcmp(buf, "&lt;b&gt;a&amp;b&lt;/b&gt; &quot;q&quot; &#39;x&#39; \xef\xbf\xbd\xef\xbf\xbd "
+                              "caf\xc3\xa9\tend"));
+    free(buf);
+}
+
+/* Runs tests/check_html.py on PAGE against the report files in DIR; 0 when
+ * it says OK. */
+static int check_html(const char *page, const char *dir)
+{
+    char cmd[2048], out[4096];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/check_html.py '%s' '%s' 2>&1", page, dir);
+    int rc = dp_test_sh(cmd, out, sizeof out);
+    if (rc != 0)
+        fprintf(stderr, "  check_html.py %s: %s", page, out);
+    return rc;
+}
+
+/* `deeppacket test`'s library writes report.html with both levels, and
+ * what it shows is what report.json and flow_report.json say. */
+static void test_html_evalrun(void)
+{
+    if (access("/usr/bin/python3", X_OK) != 0)
+        SKIP("no /usr/bin/python3 to parse the page");
+    char model[512], split[512], tr[512], out[512], err[DP_ERRBUF_SIZE], page[700];
+    dp_model *m = train_set_fixture("html", model, split, tr, out);
+    if (!m)
+        return;
+    dp_evalrun_result r;
+    char *printed = NULL;
+    CHECK_EQ_INT(eval_lib(split, model, out, tr, 0, &r, &printed, err), 0);
+    CHECK(r.has_packets && r.has_flows);
+    dp_evalrun_result_free(&r);
+    free(printed);
+    snprintf(page, sizeof page, "%s/report.html", out);
+    CHECK_EQ_INT(check_html(page, out), 0);
+    char *html = dp_read_file(page, NULL, NULL);
+    CHECK_STR_CONTAINS(html, "Without duplicate sequences: 6 of 23 test flows dropped");
+    free(html);
+    dp_model_free(m);
+}
+
+/* A page with class names and a model path that are markup (and a byte
+ * that is not ASCII), opened in headless chromium: the DOM it builds has the
+ * names as text in the tables, the numbers of report.json, no script.
+ * (Bytes that are no UTF-8 are test_html_str's: the confusion figure
+ * refuses such class names.) */
+static void test_html_browser(void)
+{
+    char chromium[256] = "";
+    if (dp_test_sh("command -v chromium || command -v chromium-browser", chromium, sizeof chromium) != 0)
+        SKIP("chromium is not installed (apt-get install chromium: scripts/install-deps.sh test)");
+    if (access("/usr/bin/python3", X_OK) != 0)
+        SKIP("no /usr/bin/python3 to parse the page");
+    chromium[strcspn(chromium, "\n")] = 0;
+    const char *names[] = {"<b>Chat</b>", "E&mail \"q\" 'a'", "VPN: caf\xc3\xa9", "Voip</td></tr><script>alert(1)</script>"};
+    int yt[] = {0, 0, 1, 2, 3, 3, 3, 1}, yp[] = {0, 1, 1, 2, 3, 0, 3, 1};
+    dp_eval e;
+    char err[DP_ERRBUF_SIZE], dir[512], page[700], dom[700], cmd[4096];
+    CHECK_EQ_INT(dp_eval_compute(&e, 4, names, yt, yp, 8, err), 0);
+    snprintf(dir, sizeof dir, "%s/html-hostile", dp_test_tmpdir());
+    dp_report_info info = {.level = "packet", .task = "traffic", .model = "/tmp/<i>m</i>.model",
+                           .model_kind = "cnn", .test_set = "split&test"};
+    if (dp_eval_write_report(&e, &info, dir, "", err) != 0) {
+        fprintf(stderr, "  %s\n", err);
+        dp_test_failed_now = 1;
+    }
+    dp_html_level lv = {"", &e, &info};
+    CHECK_EQ_INT(dp_html_write(dir, &lv, 1, err), 0);
+    snprintf(page, sizeof page, "%s/report.html", dir);
+    CHECK_EQ_INT(check_html(page, dir), 0);
+    snprintf(dom, sizeof dom, "%s/dom.html", dir);
+    snprintf(cmd, sizeof cmd, "timeout 120 %s --headless --no-sandbox --disable-gpu --user-data-dir=%s/chrome "
+             "--dump-dom 'file://%s' > '%s' 2>/dev/null", chromium, dir, page, dom);
+    CHECK_EQ_INT(dp_test_system(cmd), 0);
+    CHECK_EQ_INT(check_html(dom, dir), 0);
+    char *d = dp_read_file(dom, NULL, NULL);
+    CHECK_STR_CONTAINS(d, "<td>&lt;b&gt;Chat&lt;/b&gt;</td>"); /* text, not a <b> element */
+    free(d);
+    dp_eval_free(&e);
+    /* a folder that cannot be written: a message naming the file */
+    CHECK_EQ_INT(dp_html_write("/nonexistent/dir", &lv, 1, err), -1);
+    CHECK_STR_CONTAINS(err, "/nonexistent/dir/report.html");
+}
+
 int main(void)
 {
     dp_test_prog = "test_eval";
@@ -1559,6 +1655,9 @@ int main(void)
     DP_RUN(test_evalrun_train_set);
     DP_RUN(test_evalrun_defaults);
     DP_RUN(test_cli_train_set);
+    DP_RUN(test_html_str);
+    DP_RUN(test_html_evalrun);
+    DP_RUN(test_html_browser);
     dp_eval_plot_release();
     return dp_test_end();
 }

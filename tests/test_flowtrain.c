@@ -3,7 +3,8 @@
  * deterministic, --balance undersample), an MLP over flow rows through the
  * neural training loop (learns, validation by flow), --mask on a packet
  * model (stored; training with it equals training on masked vectors),
- * refusals, and the CLI (train --model gbt, test on a flow model). */
+ * refusals, and the CLI (train --model gbt, test on a flow model); the
+ * GBT's per-round training curves. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,10 +16,12 @@
 #include "dataset/dp_npy.h"
 #include "deeppacket.h"
 #include "dp_test.h"
+#include "eval/dp_eval.h"
 #include "eval/dp_flowtest.h"
 #include "flow/dp_flowset.h"
 #include "model/dp_model.h"
 #include "packet/dp_mask.h"
+#include "train/dp_curves.h"
 #include "train/dp_train.h"
 #include "util/dp_util.h"
 
@@ -122,6 +125,39 @@ static double flow_accuracy(const char *model, const char *dir, uint64_t *nflows
         fprintf(stderr, "  %s\n", eb);
     dp_model_free(m);
     return acc;
+}
+
+/* train --model gbt writes MODEL.curves.tsv (one row per round: XGBoost's
+ * training mlogloss and accuracy) and .png; unweighted, the last round's
+ * accuracy is the model's own accuracy on its training flows. */
+static void test_gbt_curves(void)
+{
+    char eb[DP_ERRBUF_SIZE], p[700];
+    char *tr = strdup(tp("gc_train")), *m1 = strdup(tp("gc.dpm"));
+    make_flows(tr, 60, 3, 1, 1);
+    dp_train_opts o;
+    gbt_opts(&o, tr, m1);
+    o.gbt_balance = DP_GBT_BALANCE_NONE;
+    o.gbt_depth = 2;
+    o.flow.groups = DP_FEAT_TIME; /* little to go on: an accuracy below 1 */
+    CHECK_EQ_INT(dp_train_run(&o, eb), 0);
+    snprintf(p, sizeof p, "%s.curves.tsv", m1);
+    dp_curves c = {0};
+    CHECK_EQ_INT(dp_curves_read_tsv(&c, p, eb), 0);
+    CHECK_EQ_INT(c.n, o.gbt_trees);
+    if (c.n == o.gbt_trees) {
+        CHECK(c.v[(c.n - 1) * 4] < c.v[0]); /* the training loss fell */
+        CHECK(isnan(c.v[2]) && isnan(c.v[3])); /* no validation */
+        double acc = flow_accuracy(m1, tr, NULL);
+        CHECK(acc > 0.3 && acc < 0.95);
+        CHECK_NEAR(c.v[(c.n - 1) * 4 + 1], acc, 2e-6);
+    }
+    dp_curves_free(&c);
+    snprintf(p, sizeof p, "%s.curves.png", m1);
+    int w = 0, h = 0;
+    CHECK_EQ_INT(dp_test_png_size(p, &w, &h), 0);
+    CHECK(w == DP_CURVES_PNG_W && h == DP_CURVES_PNG_H);
+    free(tr), free(m1);
 }
 
 static void test_gbt_train_test(void)
@@ -460,6 +496,13 @@ static void test_cli(void)
     CHECK(text && !strstr(text, "\"vpn_accuracy\": null"));
     CHECK_STR_CONTAINS(text, "\"model_kind\": \"gbt\"");
     free(text);
+    /* report.html: the flow level only, as flow_report.json says */
+    if (access("/usr/bin/python3", X_OK) == 0) {
+        snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/check_html.py '%s/report.html' '%s' 2>&1", out, out);
+        char res[4096];
+        CHECK_EQ_INT(dp_test_sh(cmd, res, sizeof res), 0);
+        CHECK_STR_CONTAINS(res, "OK 1");
+    }
     snprintf(p, sizeof p, "%s/flow_logprobs.npy", out);
     CHECK(access(p, F_OK) != 0); /* only when asked */
     snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -o '%s' --save-logprobs > '%s' 2>&1", bin, te, model, out,
@@ -621,6 +664,7 @@ int main(void)
 {
     dp_test_prog = "test_flowtrain";
     DP_RUN(test_gbt_train_test);
+    DP_RUN(test_gbt_curves);
     DP_RUN(test_gbt_undersample);
     DP_RUN(test_mlp_on_flows);
     DP_RUN(test_flow_nn);
@@ -630,5 +674,6 @@ int main(void)
     DP_RUN(test_vpn_fold);
     DP_RUN(test_classify_flows);
     DP_RUN(test_cli);
+    dp_eval_plot_release(); /* training curves drew text: cairo's and fontconfig's caches */
     return dp_test_end();
 }

@@ -25,6 +25,7 @@
 #include "dataset/dp_preprocess.h"
 #include "dataset/dp_split.h"
 #include "dp_test.h"
+#include "eval/dp_eval.h"
 #include "train/dp_train.h"
 #include "util/dp_util.h"
 
@@ -1002,5 +1003,6 @@ int main(void)
     DP_RUN(test_pp_corrupt_partial);
     DP_RUN(test_pp_unreadable_retried);
     DP_RUN(test_pp_target_inside_source);
+    dp_eval_plot_release(); /* training curves drew text: cairo's and fontconfig's caches */
     return dp_test_end();
 }

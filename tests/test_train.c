@@ -1,7 +1,8 @@
 /* test_train: the training loop on a small synthetic split folder:
  * determinism (bit-identical model files), resume after a kill equals an
  * uninterrupted run, it learns (CNN and SAE), validation by flow, divergence
- * stops without touching the existing model, bad input refused. */
+ * stops without touching the existing model, bad input refused; the
+ * training curves (MODEL.curves.tsv and .png). */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,8 +14,12 @@
 
 #include "dataset/dp_dataset.h"
 #include "dp_test.h"
+#include "eval/dp_eval.h"
 #include "model/dp_model.h"
+#include "train/dp_curves.h"
 #include "train/dp_train.h"
+
+#include <cairo.h>
 
 #define NCLS 3
 
@@ -149,6 +154,11 @@ static void test_resume(void)
     if (dp_train_run(&o, eb) != 0)
         fprintf(stderr, "  %s\n", eb);
     CHECK(dp_test_same_file(a, b));
+    /* the curves of the resumed run are those of the uninterrupted one */
+    char ca[700], cb[700];
+    snprintf(ca, sizeof ca, "%s.curves.tsv", a);
+    snprintf(cb, sizeof cb, "%s.curves.tsv", b);
+    CHECK(dp_test_same_file(ca, cb));
     /* a checkpoint is not a model, and vice versa */
     CHECK(dp_model_load(ck, eb) == NULL);
     CHECK_STR_CONTAINS(eb, "checkpoint");
@@ -230,6 +240,114 @@ static void test_learns_sae(void)
 }
 
 /* --validation: held-out flows drive early stopping; deterministic too. */
+/* PNG checks: the file's signature and IHDR size, and how many pixels have
+ * the training and the validation colour (read back with cairo). */
+static void png_colours(const char *path, int *ntrain, int *nval)
+{
+    int w = 0, h = 0;
+    CHECK_EQ_INT(dp_test_png_size(path, &w, &h), 0);
+    CHECK_EQ_INT(w, DP_CURVES_PNG_W);
+    CHECK_EQ_INT(h, DP_CURVES_PNG_H);
+    *ntrain = *nval = 0;
+    cairo_surface_t *s = cairo_image_surface_create_from_png(path);
+    CHECK_EQ_INT(cairo_surface_status(s), CAIRO_STATUS_SUCCESS);
+    if (cairo_surface_status(s) == CAIRO_STATUS_SUCCESS) {
+        unsigned char *d = cairo_image_surface_get_data(s);
+        int w = cairo_image_surface_get_width(s), hh = cairo_image_surface_get_height(s);
+        int stride = cairo_image_surface_get_stride(s);
+        for (int y = 0; y < hh; y++)
+            for (int x = 0; x < w; x++) {
+                uint32_t px;
+                memcpy(&px, d + (size_t)y * stride + (size_t)x * 4, 4);
+                *ntrain += (px & 0xffffff) == DP_CURVES_TRAIN_RGB;
+                *nval += (px & 0xffffff) == DP_CURVES_VAL_RGB;
+            }
+    }
+    cairo_surface_destroy(s);
+}
+
+/* dp_curves_plot draws what it is given: both series, only training, none;
+ * it fails with the path named when it cannot write. */
+static void test_curves_plot(void)
+{
+    char eb[DP_ERRBUF_SIZE], p[600];
+    dp_curves c = {0};
+    snprintf(p, sizeof p, "%s/c.png", dp_test_tmpdir());
+    int nt, nv;
+    CHECK_EQ_INT(dp_curves_plot(&c, p, "empty", "epoch", eb), 0);
+    png_colours(p, &nt, &nv);
+    CHECK(nt == 0 && nv == 0);
+    for (int e = 0; e < 4; e++)
+        CHECK_EQ_INT(dp_curves_add(&c, 1.0 / (e + 1), 0.5 + e * 0.1, NAN, NAN, eb), 0);
+    CHECK_EQ_INT(dp_curves_plot(&c, p, "training only", "epoch", eb), 0);
+    png_colours(p, &nt, &nv);
+    CHECK(nt > 200 && nv == 0);
+    dp_curves_truncate(&c, 0);
+    for (int e = 0; e < 4; e++)
+        CHECK_EQ_INT(dp_curves_add(&c, 1.0 / (e + 1), 0.5 + e * 0.1, 1.2 / (e + 1), 0.4 + e * 0.1, eb), 0);
+    CHECK_EQ_INT(dp_curves_plot(&c, p, "both", "epoch", eb), 0);
+    png_colours(p, &nt, &nv);
+    CHECK(nt > 200 && nv > 200);
+    CHECK_EQ_INT(dp_curves_plot(&c, "/nonexistent/dir/c.png", "x", "epoch", eb), -1);
+    CHECK_STR_CONTAINS(eb, "/nonexistent/dir/c.png");
+    /* the TSV round trip, and a file that is not one */
+    snprintf(p, sizeof p, "%s/c.tsv", dp_test_tmpdir());
+    CHECK_EQ_INT(dp_curves_write_tsv(&c, p, eb), 0);
+    dp_curves d = {0};
+    CHECK_EQ_INT(dp_curves_read_tsv(&d, p, eb), 0);
+    CHECK_EQ_INT(d.n, 4);
+    CHECK_NEAR(d.v[3 * 4 + 2], 0.3, 1e-6);
+    CHECK_EQ_INT(dp_curves_read_tsv(&d, p, eb), -1); /* epochs must follow on */
+    CHECK_STR_CONTAINS(eb, "line 2");
+    dp_curves_free(&d);
+    CHECK_EQ_INT(dp_write_file_atomic(p, "loss\n", 5, eb), 0);
+    CHECK_EQ_INT(dp_curves_read_tsv(&d, p, eb), -1);
+    CHECK_STR_CONTAINS(eb, "not a training curves file");
+    dp_curves_free(&d);
+    dp_curves_free(&c);
+}
+
+/* train writes MODEL.curves.tsv (one row per epoch; the kept model's loss
+ * is the best validation loss in it) and MODEL.curves.png with both
+ * series, and no temporary file stays. */
+static void test_curves_train(void)
+{
+    char eb[DP_ERRBUF_SIZE], p[700], out[4096];
+    char *dir = make_split("curves", 96, 5);
+    char *m1 = mpath("curves.dpm");
+    dp_train_opts o;
+    opts(&o, dir, m1);
+    o.hp.epochs = 3;
+    o.hp.patience = 5;
+    o.hp.validation = 0.25f;
+    CHECK_EQ_INT(dp_train_run(&o, eb), 0);
+    snprintf(p, sizeof p, "%s.curves.tsv", m1);
+    dp_curves c = {0};
+    CHECK_EQ_INT(dp_curves_read_tsv(&c, p, eb), 0);
+    CHECK_EQ_INT(c.n, 3);
+    double best = INFINITY;
+    for (int e = 0; e < c.n; e++) {
+        for (int k = 0; k < 4; k++)
+            CHECK(isfinite(c.v[e * 4 + k]));
+        best = fmin(best, c.v[e * 4 + 2]);
+    }
+    dp_model *m = dp_model_load(m1, eb);
+    CHECK(m != NULL);
+    if (m)
+        CHECK_NEAR(dp_model_hparams(m)->final_loss, best, 1e-5 * fabs(best) + 1e-6);
+    dp_model_free(m);
+    dp_curves_free(&c);
+    snprintf(p, sizeof p, "%s.curves.png", m1);
+    int nt, nv;
+    png_colours(p, &nt, &nv);
+    CHECK(nt > 200 && nv > 200);
+    snprintf(p, sizeof p, "ls %s | grep -c tmp", dp_test_tmpdir());
+    dp_test_sh(p, out, sizeof out);
+    CHECK_EQ_INT(atoi(out), 0);
+    free(m1);
+    free(dir);
+}
+
 static void test_validation(void)
 {
     char eb[DP_ERRBUF_SIZE];
@@ -633,5 +751,8 @@ int main(void)
     DP_RUN(test_balance_weights_and_draws);
     DP_RUN(test_balance_train);
     DP_RUN(test_balance_cli);
+    DP_RUN(test_curves_plot);
+    DP_RUN(test_curves_train);
+    dp_eval_plot_release(); /* training curves drew text: cairo's and fontconfig's caches */
     return dp_test_end();
 }

@@ -361,7 +361,7 @@ int dp_classifier_finish(dp_classifier *c, dp_flow_reason reason, char *errbuf)
 }
 
 /* ---- JSON ------------------------------------------------------------------ */
-static void addr_str(const dp_pkt_info *t, const uint8_t *a, char *out, size_t cap)
+void dp_cls_addr_str(const dp_pkt_info *t, const uint8_t *a, char *out, size_t cap)
 {
     if (t->ipver == 6)
         inet_ntop(AF_INET6, a, out, (socklen_t)cap);
@@ -373,8 +373,8 @@ void dp_cls_result_json(FILE *f, const dp_model *m, const dp_cls_result *r)
 {
     char src[64], dst[64];
     const dp_pkt_info *t = r->tuple;
-    addr_str(t, t->saddr, src, sizeof src);
-    addr_str(t, t->daddr, dst, sizeof dst);
+    dp_cls_addr_str(t, t->saddr, src, sizeof src);
+    dp_cls_addr_str(t, t->daddr, dst, sizeof dst);
     fprintf(f, "{\"time\":");
     dp_json_num(f, "%.6f", r->time);
     if (r->per_flow) {
@@ -398,7 +398,14 @@ void dp_cls_result_json(FILE *f, const dp_model *m, const dp_cls_result *r)
     dp_json_str(f, dp_model_class_name(m, r->top[0]));
     fprintf(f, ",\"prob\":");
     dp_json_num(f, "%.6f", r->prob[0]);
-    fprintf(f, ",\"top\":[");
+    fputc(',', f);
+    dp_cls_top_json(f, m, r);
+    fprintf(f, "}\n");
+}
+
+void dp_cls_top_json(FILE *f, const dp_model *m, const dp_cls_result *r)
+{
+    fprintf(f, "\"top\":[");
     for (int k = 0; k < r->ntop; k++) {
         fprintf(f, "%s{\"class\":%d,\"label\":", k ? "," : "", r->top[k]);
         dp_json_str(f, dp_model_class_name(m, r->top[k]));
@@ -406,5 +413,5 @@ void dp_cls_result_json(FILE *f, const dp_model *m, const dp_cls_result *r)
         dp_json_num(f, "%.6f", r->prob[k]);
         fputc('}', f);
     }
-    fprintf(f, "]}\n");
+    fputc(']', f);
 }

@@ -149,6 +149,11 @@ const dp_cls_stats *dp_classifier_stats(const dp_classifier *c);
 
 /* Writes r as one JSON object and a newline (class names from m). */
 void dp_cls_result_json(FILE *f, const dp_model *m, const dp_cls_result *r);
+/* Writes r's best classes as the member `"top":[{"class":C,"label":L,"prob":P},...]`
+ * (no comma around it; shared by the JSON lines and EVE writers). */
+void dp_cls_top_json(FILE *f, const dp_model *m, const dp_cls_result *r);
+/* Writes address a (t's IP version) in text form into out[cap] (>= 46 bytes). */
+void dp_cls_addr_str(const dp_pkt_info *t, const uint8_t *a, char *out, size_t cap);
 
 /* Top-k of n log-probabilities (or summed log-probabilities): ids best
  * first, probabilities normalised by softmax. Returns k = min(k, n). */

@@ -2,10 +2,11 @@
  *
  *   deeppacket classify -m MODEL (-r CAPTURE [CAPTURE...] | -i IFACE) [-f BPF]
  *       [--per packet|flow] [--first N] [-o OUT.jsonl] [--idle-timeout S]
- *       [--max-flows N] [--batch N] [--threads N]
+ *       [--max-flows N] [--batch N] [--threads N] [--format json|eve]
  *
  * One JSON object per verdict on stdout (or OUT.jsonl, written atomically),
- * flushed per line; a summary on stderr at exit.
+ * flushed per line: deeppacket's own JSON lines or Suricata EVE (dp_eve.h);
+ * a summary on stderr at exit.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 
 #include "capture/dp_capture.h"
 #include "classify/dp_classify.h"
+#include "classify/dp_eve.h"
 #include "cli/dp_cli.h"
 #include "nn/dp_nn.h"
 #include "dataset/dp_preprocess.h"
@@ -26,7 +28,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: deeppacket classify -m MODEL (-r CAPTURE [CAPTURE...] | -i IFACE) [-f BPF]\n"
             "           [--per packet|flow] [--first N] [-o OUT.jsonl] [--idle-timeout S]\n"
-            "           [--max-flows N] [--batch N] [--threads N]\n"
+            "           [--max-flows N] [--batch N] [--threads N] [--format json|eve]\n"
             "           [--snaplen N] [--buffer-size MB] [--user NAME]\n"
             "  -m MODEL          model file written by `deeppacket train`\n"
             "  -r CAPTURE...     pcap/pcapng files (flows never span two files); '-' is standard\n"
@@ -48,8 +50,14 @@ static void usage(FILE *f)
             "  -o OUT.jsonl      write verdicts there instead of stdout: atomically for -r,\n"
             "                    line by line for -i (kill -9 keeps the lines written);\n"
             "                    a FIFO, device or - is written through, a symlink followed\n"
-            "Output: JSON lines {time, source, index, proto, src, sport, dst, dport, class,\n"
-            "label, prob, top[3]} (+ end, flow, packets, reason per flow). Summary on stderr.\n",
+            "  --format json|eve json (default): JSON lines {time, source, index, proto, src,\n"
+            "                    sport, dst, dport, class, label, prob, top[3]} (+ end, flow,\n"
+            "                    packets, reason per flow); eve: Suricata EVE JSON lines\n"
+            "                    {timestamp, flow_id, in_iface, event_type \"" DP_EVE_EVENT_TYPE "\", src_ip,\n"
+            "                    src_port, dest_ip, dest_port, proto, pcap_filename, pcap_cnt,\n"
+            "                    " DP_EVE_EVENT_TYPE " {per, class, label, probability, model, kind, task,\n"
+            "                    packets, top[3]}}\n"
+            "Summary on stderr.\n",
             DP_LIVE_SNAPLEN, DP_LIVE_BUFFER_MB, DP_PRIVDROP_DEFAULT_USER);
 }
 
@@ -57,12 +65,17 @@ struct out_ctx {
     FILE *f;
     const dp_model *m;
     int failed;
+    int eve;          /* --format eve */
+    dp_eve_info ei;
 };
 
 static void emit(void *ctx, const dp_cls_result *r)
 {
     struct out_ctx *o = ctx;
-    dp_cls_result_json(o->f, o->m, r);
+    if (o->eve)
+        dp_cls_result_eve(o->f, o->m, &o->ei, r);
+    else
+        dp_cls_result_json(o->f, o->m, r);
     if (fflush(o->f) != 0)
         o->failed = 1;
 }
@@ -131,7 +144,7 @@ struct cls_args {
     const char *model_path, *iface, *bpf, *out_path, *user;
     dp_live_opts lo;
     const char **files;
-    int nfiles, threads, per_given, help;
+    int nfiles, threads, per_given, help, eve;
     dp_cls_opts o;
 };
 
@@ -163,7 +176,11 @@ static int parse_value_option(struct cls_args *ca, const char *a, const char *v)
         ca->out_path = v;
     else if (!strcmp(a, "--user"))
         ca->user = v;
-    else if (!strcmp(a, "--per")) {
+    else if (!strcmp(a, "--format")) {
+        if (strcmp(v, "json") && strcmp(v, "eve"))
+            return dp_cli_usage_error("classify", "--format wants 'json' or 'eve', not '%s'", v);
+        ca->eve = !strcmp(v, "eve");
+    } else if (!strcmp(a, "--per")) {
         ca->per_given = 1;
         if (!strcmp(v, "packet"))
             ca->o.per_flow = 0;
@@ -301,7 +318,7 @@ static int cls_open(struct cls_run *r, struct cls_args *ca, char *errbuf)
         if (!r->live || (ca->bpf && dp_capture_set_filter(r->live, ca->bpf, errbuf) < 0))
             return fail(errbuf);
     }
-    r->oc = (struct out_ctx){stdout, r->m, 0};
+    r->oc = (struct out_ctx){stdout, r->m, 0, ca->eve, {ca->model_path, ca->iface}};
     if (ca->out_path) {
         /* live: lines are visible (and survive kill -9) as they are written */
         if (dp_afile_open_flags(&r->af, ca->out_path, r->live ? DP_AFILE_LIVE : 0, errbuf) < 0)

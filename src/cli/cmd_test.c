@@ -116,10 +116,10 @@ int cmd_test(int argc, char **argv)
         fprintf(stderr, "deeppacket test: %s\n", errbuf);
     else if (r.flow_model)
         fprintf(stderr, "deeppacket test: report written to %s/ (flow_report.md, flow_report.json, "
-                        "flow_confusion.csv/.pdf/.png, flows.npy)\n", r.report_dir);
+                        "flow_confusion.csv/.pdf/.png, flows.npy, report.html)\n", r.report_dir);
     else
         fprintf(stderr, "deeppacket test: report written to %s/ (report.md, report.json, "
-                        "confusion.csv/.pdf/.png%s, predictions.npy%s)\n",
+                        "confusion.csv/.pdf/.png%s, predictions.npy%s, report.html)\n",
                 r.report_dir, r.has_flows ? ", flow_*, flows.npy" : "", save_lp ? ", logprobs.npy" : "");
     dp_evalrun_result_free(&r);
     dp_eval_plot_release();

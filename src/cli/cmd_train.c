@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/dp_cli.h"
+#include "eval/dp_eval.h"
 #include "packet/dp_mask.h"
 #include "train/dp_dist.h"
 #include "train/dp_train.h"
@@ -331,5 +332,6 @@ int cmd_train(int argc, char **argv)
     if ((rc = settle_args(&ta)) == 0)
         rc = ta.bench ? run_bench(&ta) : run_training(&ta);
     dp_dist_finish();
+    dp_eval_plot_release(); /* the curves drew text: cairo's and fontconfig's caches */
     return rc;
 }

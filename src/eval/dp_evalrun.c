@@ -10,6 +10,7 @@
 #include "eval/dp_evalpool.h"
 #include "eval/dp_evalrun.h"
 #include "eval/dp_flowtest.h"
+#include "eval/dp_html.h"
 #include "model/dp_model.h"
 #include "util/dp_util.h"
 
@@ -37,7 +38,32 @@ typedef struct run {
     dp_seqtab *dups;            /* with train_set: the test flows, duplicates marked */
     uint64_t ndropped;
     dp_eval dev, dfev;          /* packet, flow level without duplicates */
+    /* what each level's report said ([0] packet, [1] flow), for report.html */
+    dp_report_info info[2];
+    dp_report_dedup dup[2];
+    int has_info[2];
 } run;
+
+/* Keeps level L's report info (and its dedup scores) for report.html. */
+static void keep_info(run *x, int L, const dp_report_info *info, const dp_report_dedup *dup)
+{
+    x->info[L] = *info;
+    x->dup[L] = *dup;
+    x->info[L].dedup = info->dedup ? &x->dup[L] : NULL;
+    x->has_info[L] = 1;
+}
+
+/* report.html: the levels evaluated, packet level first. */
+static int write_html(run *x, const dp_evalrun_result *r, char *errbuf)
+{
+    dp_html_level lv[2];
+    int n = 0;
+    if (r->has_packets && x->has_info[0])
+        lv[n++] = (dp_html_level){"", &r->packets, &x->info[0]};
+    if (r->has_flows && x->has_info[1])
+        lv[n++] = (dp_html_level){"flow_", &r->flows, &x->info[1]};
+    return n ? dp_html_write(x->outdir, lv, n, errbuf) : 0;
+}
 
 void dp_evalrun_opts_init(dp_evalrun_opts *o)
 {
@@ -247,6 +273,7 @@ static int test_flow_model(run *x, dp_evalrun_result *r, char *errbuf)
         goto out;
     if (x->o->save_logprobs && save_flow_logprobs(&ft, dp_model_nclasses(x->m), x->outdir, errbuf) != 0)
         goto out;
+    keep_info(x, 1, &info, &dup);
     r->flows = ft.eval;
     memset(&ft.eval, 0, sizeof ft.eval);
     r->has_flows = 1;
@@ -288,6 +315,7 @@ static int packet_level(run *x, const dp_evalpool_out *po, dp_evalrun_result *r,
     if (dp_eval_write_report(ev, &info, x->outdir, "", errbuf) != 0 ||
         save_npy(x->outdir, "predictions.npy", DP_NPY_I2, 2, 0, po->pred, s->n, errbuf) != 0)
         return -1;
+    keep_info(x, 0, &info, &dup);
     if (po->logprobs && save_npy(x->outdir, "logprobs.npy", DP_NPY_F4, 4, (size_t)s->nclasses,
                                  po->logprobs, s->n, errbuf) != 0)
         return -1;
@@ -334,6 +362,7 @@ static int flow_level(run *x, const dp_flowagg *fa, dp_evalrun_result *r, char *
     }
     if (dp_eval_write_report(fev, &info, x->outdir, "flow_", errbuf) != 0)
         return -1;
+    keep_info(x, 1, &info, &dup);
     return save_flows(fa, NULL, x->outdir, errbuf);
 }
 
@@ -390,6 +419,8 @@ int dp_evalrun(const dp_evalrun_opts *o, dp_evalrun_result *r, char *errbuf)
     else if (prepare(&x, errbuf) == 0) {
         r->flow_model = dp_model_input(x.m) == DP_INPUT_FLOW;
         rc = r->flow_model ? test_flow_model(&x, r, errbuf) : test_packet_model(&x, r, errbuf);
+        if (rc == 0)
+            rc = write_html(&x, r, errbuf);
     }
     r->dropped_flows = x.ndropped;
     dp_model_free(x.m);

@@ -15,6 +15,7 @@
  *                 flows.npy; logprobs.npy float32 [N, C] when asked
  *   flow model:   flow_report.md/.json, flow_confusion.*, flows.npy;
  *                 flow_logprobs.npy float32 [F, C] (flows.npy's order) when asked
+ *   both:         report.html, the levels' tables and figures (dp_html.h)
  *   flows.npy     struct [F] (flow '<u8', label '<i2', pred '<i2',
  *                 packets '<u8'), sorted by flow id
  */

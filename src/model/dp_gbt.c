@@ -40,6 +40,7 @@ void dp_gbt_params_default(dp_gbt_params *p)
     p->seed = 9876;
     p->quiet = 0;
     p->bins = 64;
+    p->round_loss = p->round_acc = NULL;
     p->colsample = 1.0f;
 }
 
@@ -70,6 +71,9 @@ static int set_params(BoosterHandle h, const dp_gbt_params *p, int nclasses, cha
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
         if (XGB(XGBoosterSetParam(h, kv[i][0], kv[i][1]), errbuf, "gbt: setting %s=%s", kv[i][0], kv[i][1]))
             return -1;
+    /* a second metric for the curves (metrics do not change the trees) */
+    if (p->round_acc && XGB(XGBoosterSetParam(h, "eval_metric", "merror"), errbuf, "gbt: setting eval_metric"))
+        return -1;
     return 0;
 }
 
@@ -96,12 +100,33 @@ static int set_labels(DMatrixHandle dm, const int *labels, const float *weights,
     return rc;
 }
 
+/* The value of "NAME:" in XGBoost's evaluation line, or NAN. */
+static double eval_value(const char *line, const char *name)
+{
+    const char *s = strstr(line, name);
+    return s ? strtod(s + strlen(name), NULL) : NAN;
+}
+
+/* p->round_loss/acc[it]: the metrics of round it on the training rows. */
+static int round_metrics(BoosterHandle h, DMatrixHandle dm, const dp_gbt_params *p, int it, char *errbuf)
+{
+    const char *names[1] = {"train"}, *out = NULL;
+    if (XGB(XGBoosterEvalOneIter(h, it, &dm, names, 1, &out), errbuf, "gbt: evaluating round %d", it + 1))
+        return -1;
+    p->round_loss[it] = eval_value(out, "train-mlogloss:");
+    if (p->round_acc)
+        p->round_acc[it] = 1.0 - eval_value(out, "train-merror:");
+    return 0;
+}
+
 static int boost(BoosterHandle h, DMatrixHandle dm, const dp_gbt_params *p, char *errbuf)
 {
     dp_progress pr;
     dp_progress_init(&pr);
     for (int it = 0; it < p->trees; it++) {
         if (XGB(XGBoosterUpdateOneIter(h, it, dm), errbuf, "gbt: boosting round %d", it + 1))
+            return -1;
+        if (p->round_loss && round_metrics(h, dm, p, it, errbuf) != 0)
             return -1;
         if (!p->quiet && dp_progress_due(&pr))
             dp_progress_print(&pr, "gbt: round %d/%d", it + 1, p->trees);

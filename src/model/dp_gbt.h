@@ -24,6 +24,9 @@ typedef struct dp_gbt_params {
     int quiet;     /* no progress line per round on stderr */
     int bins;      /* histogram bins per feature (max_bin; 64: 4x faster than 256) */
     float colsample; /* fraction of the features drawn (seeded) for each tree (1: all) */
+    double *round_loss;  /* [trees] or NULL: after each round, XGBoost's (sample-weighted)
+                          * mlogloss on the training rows ... */
+    double *round_acc;   /* [trees] or NULL: ... and 1 - its merror (needs round_loss) */
 } dp_gbt_params;
 
 /* Defaults (from a quick measurement on iscx-sample, docs/accuracy.md). */

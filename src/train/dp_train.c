@@ -12,6 +12,7 @@
 #include "model/dp_gbt.h"
 #include "nn/dp_nn.h"
 #include "packet/dp_mask.h"
+#include "train/dp_curves.h"
 #include "train/dp_dist.h"
 
 /* A mean batch loss above this (cross-entropy of e^-1000) is divergence. */
@@ -95,6 +96,7 @@ typedef struct trainer {
     float *xf;           /* [batch, in_len] flow rows */
     uint32_t mask;       /* packet models: field mask applied to gathered vectors */
     char *ckpt;
+    dp_curves curves;    /* per epoch, for MODEL.curves.tsv/png */
     long steps;          /* optimiser steps in this process (max_steps) */
     int killed;          /* max_steps reached */
     int lock;            /* MODEL.lock (dp_lock_target); -1 before */
@@ -861,6 +863,7 @@ static int resume_model(trainer *t, char *errbuf)
     t->hp.validation = dp_model_hparams(t->m)->validation;
     if (!o->quiet)
         fprintf(stderr, "resuming %s after epoch %d\n", t->ckpt, t->st.epoch);
+    dp_curves_resume(&t->curves, o->model_path, t->st.epoch);
     return 0;
 }
 
@@ -984,6 +987,9 @@ static int run_epochs(trainer *t, char *errbuf)
         }
         if (save_ckpt(t, errbuf) != 0)
             return -1;
+        if (dp_curves_add(&t->curves, loss, acc, validation ? vloss : NAN, validation ? vacc : NAN, errbuf) != 0)
+            return -1;
+        dp_curves_save(&t->curves, t->o->model_path, 0, NULL, NULL);
     }
     if (!t->o->quiet && t->st.bad_epochs >= t->hp.patience)
         fprintf(stderr, "early stop: no improvement for %d epochs\n", t->st.bad_epochs);
@@ -1006,6 +1012,10 @@ static int keep_and_save(trainer *t, char *errbuf)
         memcpy(dp_model_params(t->m), t->st.best_params, dp_model_nparams(t->m) * sizeof(float));
     if (root_rc(t, t->rank == 0 ? dp_model_save(t->m, o->model_path, errbuf) : 0, errbuf) != 0)
         return -1;
+    char title[160];
+    snprintf(title, sizeof title, "deeppacket train: %s %s, %d epochs", dp_model_kind_name(t->m),
+             dp_task_name[o->task], t->st.epoch);
+    dp_curves_save(&t->curves, o->model_path, 1, title, "epoch");
     if (!o->quiet)
         fprintf(stderr, "wrote %s (%s %s, %d epochs, %s loss %.4f; peak memory %.0f MB)\n", o->model_path,
                 dp_model_kind_name(t->m), dp_task_name[o->task], t->st.epoch,
@@ -1029,6 +1039,7 @@ static void trainer_free(trainer *t)
     free(t->yb);
     free(t->ckpt);
     free(t->curve);
+    dp_curves_free(&t->curves);
     if (t->lock >= 0)
         close(t->lock);
 }

@@ -1,11 +1,13 @@
 /* dp_train_gbt: `train --model gbt`: gradient-boosted trees over the flow
  * rows of a training set (see dp_train.h, dp_gbt.h). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "flow/dp_flowset.h"
 #include "model/dp_gbt.h"
+#include "train/dp_curves.h"
 #include "train/dp_train.h"
 
 static int cmp_u64(const void *a, const void *b)
@@ -109,6 +111,21 @@ static dp_model *wrap_model(const dp_train_opts *o, const dp_splitset *ss, dp_gb
     return m;
 }
 
+/* MODEL.curves.tsv/png: the booster's training mlogloss and accuracy per
+ * round (no validation: the GBT trains on every flow it is given). */
+static void save_curves(const dp_train_opts *o, const dp_gbt_params *gp)
+{
+    char errbuf[DP_ERRBUF_SIZE], title[160];
+    dp_curves c = {0};
+    for (int i = 0; i < gp->trees; i++)
+        if (dp_curves_add(&c, gp->round_loss[i], gp->round_acc[i], NAN, NAN, errbuf) != 0)
+            break;
+    snprintf(title, sizeof title, "deeppacket train: gbt %s, %d rounds (training mlogloss, accuracy)",
+             dp_task_name[o->task], gp->trees);
+    dp_curves_save(&c, o->model_path, 1, title, "boosting round");
+    dp_curves_free(&c);
+}
+
 int dp_train_gbt(const dp_train_opts *o, char *errbuf)
 {
     if (o->resume || o->init_path)
@@ -122,6 +139,7 @@ int dp_train_gbt(const dp_train_opts *o, char *errbuf)
     uint64_t *idx = NULL, n = 0;
     int *y = NULL;
     float *x = NULL, *w = NULL;
+    double *curve = NULL; /* [2][trees]: training mlogloss and accuracy per round */
     dp_gbt *g = NULL;
     dp_model *m = NULL;
     if (dp_flowset_build(&fs, &ss, o->train_dir, &o->flow, errbuf) != 0)
@@ -150,6 +168,8 @@ int dp_train_gbt(const dp_train_opts *o, char *errbuf)
     dp_gbt_params_default(&gp);
     gp.trees = o->gbt_trees, gp.depth = o->gbt_depth, gp.eta = o->gbt_eta, gp.colsample = o->gbt_colsample;
     gp.threads = o->hp.threads > 0 ? o->hp.threads : 1, gp.seed = o->hp.seed, gp.quiet = o->quiet;
+    if (gp.trees > 0 && (curve = malloc(2 * (size_t)gp.trees * sizeof *curve)))
+        gp.round_loss = curve, gp.round_acc = curve + gp.trees;
     if (!o->quiet)
         fprintf(stderr, "train gbt %s: %llu training flows of %llu, %d classes, %zu features, %d trees, depth %d, eta %g, "
                 "balance %s\n",
@@ -160,6 +180,8 @@ int dp_train_gbt(const dp_train_opts *o, char *errbuf)
         goto out;
     if (!(m = wrap_model(o, &ss, g, n, balance, errbuf)) || dp_model_save(m, o->model_path, errbuf) != 0)
         goto out;
+    if (curve)
+        save_curves(o, &gp);
     if (!o->quiet)
         fprintf(stderr, "wrote %s (gbt %s, %d trees, %.1f s; peak memory %.0f MB)\n", o->model_path,
                 dp_task_name[o->task], gp.trees, dp_now() - t0, (double)dp_peak_rss() / 1e6);
@@ -167,7 +189,7 @@ int dp_train_gbt(const dp_train_opts *o, char *errbuf)
 out:
     dp_model_free(m);
     dp_gbt_free(g);
-    free(x), free(w), free(y), free(idx);
+    free(x), free(w), free(y), free(idx), free(curve);
     dp_flowset_free(&fs);
     dp_splitset_close(&ss);
     return rc;

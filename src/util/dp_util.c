@@ -320,6 +320,28 @@ void dp_json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
+void dp_html_str(FILE *f, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p;) {
+        size_t n = utf8_seq(p);
+        if (n == 0 || (*p < 0x20 && *p != '\t' && *p != '\n') || *p == 0x7f)
+            fputs("\xef\xbf\xbd", f); /* U+FFFD */
+        else if (*p == '&')
+            fputs("&amp;", f);
+        else if (*p == '<')
+            fputs("&lt;", f);
+        else if (*p == '>')
+            fputs("&gt;", f);
+        else if (*p == '"')
+            fputs("&quot;", f);
+        else if (*p == '\'')
+            fputs("&#39;", f);
+        else
+            fwrite(p, 1, n, f);
+        p += n ? n : 1;
+    }
+}
+
 void dp_json_num(FILE *f, const char *fmt, double v)
 {
     if (isfinite(v))

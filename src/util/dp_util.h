@@ -187,6 +187,12 @@ size_t dp_peak_rss(void);
  * character (lossy: the raw name stays in files.tsv). */
 void dp_json_str(FILE *f, const char *s);
 
+/* Writes s (NULL: empty) to f as HTML text, safe in element content and in
+ * quoted attribute values: & < > " ' as character references; each byte
+ * that is not part of well-formed UTF-8, and each control character but
+ * tab and newline, as U+FFFD (the output is valid UTF-8). */
+void dp_html_str(FILE *f, const char *s);
+
 /* Writes v with the printf format fmt (one double), or null when v is NaN
  * or infinite: JSON has no spelling for those. */
 void dp_json_num(FILE *f, const char *fmt, double v);
