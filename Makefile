@@ -32,7 +32,7 @@ TEST_BIN:= $(TEST_C:tests/%.c=$(BUILD)/tests/%)
 TEST_UO := $(TEST_H:%.c=$(BUILD)/%.o)
 
 .PHONY: all check asan fuzz clean print-ldlibs
-all: $(BUILD)/deeppacket $(TEST_BIN) $(BUILD)/udp_flood
+all: $(BUILD)/deeppacket $(TEST_BIN) $(BUILD)/udp_flood $(BUILD)/onnx_io
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -68,6 +68,10 @@ $(BUILD)/bench_nn: bench/bench_nn.c $(BUILD)/libdeeppacket.a
 $(BUILD)/udp_flood: bench/udp_flood.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+
+# The deeppacket side of the ONNX end-to-end test (tests/onnx/run.sh).
+$(BUILD)/onnx_io: $(BUILD)/tests/onnx/onnx_io.o $(BUILD)/libdeeppacket.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Per-step training trace on fixed batches (tools/trace_train.py is the PyTorch side).
 $(BUILD)/trace_train: tools/trace_train.c $(BUILD)/libdeeppacket.a

@@ -1,0 +1,150 @@
+/* onnx_io: the deeppacket side of the ONNX end-to-end test (tests/onnx/run.sh).
+ *
+ *   onnx_io create KIND SEED OUT.dpm      a model with seeded initial weights:
+ *           KIND cnn | cnn-app | sae | flow | flow-noconv | flow-mlp
+ *   onnx_io random MODEL N SEED OUTDIR    N synthetic inputs of the model
+ *   onnx_io dataset MODEL DIR OUTDIR      the inputs of a test set (packets, or
+ *                                         the flow rows dp_flowset builds)
+ * random and dataset write OUTDIR/input.npy (uint8 [N, 1500] for packet
+ * models, float32 [N, in_len] for flow models) and OUTDIR/expected.npy, the
+ * model's own log-probabilities float32 [N, classes] (dp_model_predict or
+ * dp_model_predict_flows, as test and classify use them). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dataset/dp_dataset.h"
+#include "dataset/dp_npy.h"
+#include "flow/dp_flowset.h"
+#include "model/dp_model.h"
+#include "util/dp_util.h"
+
+static int create(const char *kind, uint64_t seed, const char *out, char *err)
+{
+    dp_arch a;
+    char *names[] = {"Chat", "Email", "File Transfer", "Streaming", "VPN: Chat"};
+    int flow = !strncmp(kind, "flow", 4), task = strcmp(kind, "cnn-app") ? DP_TASK_TRAFFIC : DP_TASK_APP;
+    dp_flowcfg cfg;
+    dp_flowcfg_default(&cfg);
+    cfg.payload_bytes = 16;
+    if (flow)
+        dp_arch_flow(&a, task, 5, cfg.npackets, dp_flowcfg_features(&cfg));
+    else
+        dp_arch_default(&a, !strcmp(kind, "sae") ? DP_MODEL_SAE : DP_MODEL_CNN, task, 5);
+    if (!strcmp(kind, "flow-noconv"))
+        a.ext[4] = a.ext[5] = 0;
+    if (!strcmp(kind, "flow-mlp"))
+        a.ext[2] = a.ext[3] = a.ext[4] = a.ext[5] = 0;
+    dp_model *m = dp_model_create(&a, task, names, seed, err);
+    int rc = m && flow ? dp_model_set_flowcfg(m, &cfg, err) : m ? 0 : -1;
+    if (rc == 0)
+        rc = dp_model_save(m, out, err);
+    dp_model_free(m);
+    return rc;
+}
+
+/* Writes input.npy and expected.npy from n inputs (bytes or floats). */
+static int predict_save(dp_model *m, const uint8_t *x, const float *xf, int n, const char *outdir, char *err)
+{
+    int C = dp_model_nclasses(m), L = dp_model_arch(m)->in_len;
+    float *lp = malloc((size_t)n * C * sizeof *lp);
+    char p[4096];
+    int rc = lp ? 0 : dp_err(err, "out of memory");
+    if (rc == 0)
+        rc = xf ? dp_model_predict_flows(m, xf, n, lp, err) : dp_model_predict(m, x, n, lp, err);
+    snprintf(p, sizeof p, "%s/input.npy", outdir);
+    if (rc == 0)
+        rc = xf ? dp_npy_save(p, DP_NPY_F4, 4, (size_t)L, xf, (uint64_t)n, err)
+                : dp_npy_save(p, DP_NPY_U1, 1, (size_t)L, x, (uint64_t)n, err);
+    snprintf(p, sizeof p, "%s/expected.npy", outdir);
+    if (rc == 0)
+        rc = dp_npy_save(p, DP_NPY_F4, 4, (size_t)C, lp, (uint64_t)n, err);
+    free(lp);
+    return rc;
+}
+
+/* Synthetic inputs: random bytes with an IPv4/TCP-like start for packet
+ * models; flow rows whose later packets are absent at random for flow models. */
+static int random_inputs(dp_model *m, int n, uint64_t seed, const char *outdir, char *err)
+{
+    int L = dp_model_arch(m)->in_len, flow = dp_model_input(m) == DP_INPUT_FLOW;
+    const dp_flowcfg *fc = dp_model_flowcfg(m);
+    int F = fc ? dp_flowcfg_features(fc) : L;
+    dp_rng r;
+    dp_rng_seed(&r, seed);
+    uint8_t *x = malloc((size_t)n * L);
+    float *xf = malloc((size_t)n * L * sizeof *xf);
+    if (!x || !xf) {
+        free(x), free(xf);
+        return dp_err(err, "out of memory");
+    }
+    for (size_t i = 0; i < (size_t)n * L; i++) {
+        x[i] = (uint8_t)(dp_rng_u64(&r) >> 56);
+        xf[i] = (float)dp_rng_float(&r);
+    }
+    for (int i = 0; i < n; i++) {
+        int len = 20 + (int)dp_rng_below(&r, DP_VEC_LEN - 20), present = 1 + (int)dp_rng_below(&r, (uint64_t)(L / F));
+        x[(size_t)i * L] = 0x45;
+        memset(x + (size_t)i * L + len, 0, (size_t)(L - len) * !flow);
+        for (int t = 0; flow && t < L / F; t++) {
+            float *blk = xf + (size_t)i * L + (size_t)t * F;
+            if (t < present)
+                blk[0] = 1.0f;
+            else
+                memset(blk, 0, (size_t)F * sizeof *blk);
+        }
+    }
+    int rc = predict_save(m, flow ? NULL : x, flow ? xf : NULL, n, outdir, err);
+    free(x), free(xf);
+    return rc;
+}
+
+static int dataset_inputs(dp_model *m, const char *dir, const char *outdir, char *err)
+{
+    dp_splitset s;
+    const dp_flowcfg *fc = dp_model_flowcfg(m);
+    if (dp_splitset_open_task(&s, dir, dp_model_task(m), err) != 0)
+        return -1;
+    int rc = 0;
+    if (fc) {
+        dp_flowset fs;
+        if ((rc = dp_flowset_build(&fs, &s, dir, fc, err)) == 0) {
+            float *xf = dp_flowset_matrix(&fs, err);
+            rc = xf ? predict_save(m, NULL, xf, (int)fs.nflows, outdir, err) : -1;
+            free(xf);
+            dp_flowset_free(&fs);
+        }
+    } else {
+        uint8_t *x = malloc(s.n * DP_VEC_LEN + 1);
+        rc = x ? 0 : dp_err(err, "out of memory");
+        for (uint64_t i = 0; x && i < s.n; i++)
+            memcpy(x + i * DP_VEC_LEN, dp_splitset_vector(&s, i), DP_VEC_LEN);
+        if (rc == 0)
+            rc = predict_save(m, x, NULL, (int)s.n, outdir, err);
+        free(x);
+    }
+    dp_splitset_close(&s);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    char err[DP_ERRBUF_SIZE] = "";
+    int rc = -1;
+    if (argc == 5 && !strcmp(argv[1], "create")) {
+        rc = create(argv[2], strtoull(argv[3], NULL, 10), argv[4], err);
+    } else if (argc >= 5 && (!strcmp(argv[1], "random") || !strcmp(argv[1], "dataset"))) {
+        dp_model *m = dp_model_load(argv[2], err);
+        if (m && argc == 6 && !strcmp(argv[1], "random"))
+            rc = random_inputs(m, atoi(argv[3]), strtoull(argv[4], NULL, 10), argv[5], err);
+        else if (m && argc == 5)
+            rc = dataset_inputs(m, argv[3], argv[4], err);
+        dp_model_free(m);
+    } else {
+        fprintf(stderr, "usage: onnx_io create KIND SEED OUT | random MODEL N SEED OUTDIR | dataset MODEL DIR OUTDIR\n");
+        return 2;
+    }
+    if (rc != 0)
+        fprintf(stderr, "onnx_io: %s\n", err);
+    return rc == 0 ? 0 : 1;
+}
