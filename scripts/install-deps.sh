@@ -4,7 +4,8 @@
 set -euo pipefail
 PKGS=(build-essential pkg-config libpcap-dev libopenblas-dev libdnnl-dev libcairo2-dev libxgboost-dev
       clang libclang-rt-14-dev python3 python3-numpy iproute2
-      openssh-server openssh-client openssl curl)
+      openssh-server openssh-client openssl curl
+      python3-onnx nodejs npm)  # ONNX export test (tests/onnx/run.sh): onnx checker, ONNX Runtime for Node.js
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

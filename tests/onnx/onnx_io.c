@@ -1,7 +1,10 @@
 /* onnx_io: the deeppacket side of the ONNX end-to-end test (tests/onnx/run.sh).
  *
- *   onnx_io create KIND SEED OUT.dpm      a model with seeded initial weights:
- *           KIND cnn | cnn-app | sae | flow | flow-noconv | flow-mlp
+ *   onnx_io create KIND SEED OUT.dpm [mask]  a model with seeded initial weights:
+ *           KIND cnn | cnn-app | sae | flow | flow-noconv | flow-mlp | sae-flow
+ *           (an SAE over flow rows); "mask": with the default field mask
+ *   onnx_io classes MODEL                 its class names as a JSON array
+ *   onnx_io is-flow MODEL                 exit 0 when it reads flow rows
  *   onnx_io random MODEL N SEED OUTDIR    N synthetic inputs of the model
  *   onnx_io dataset MODEL DIR OUTDIR      the inputs of a test set (packets, or
  *                                         the flow rows dp_flowset builds)
@@ -17,13 +20,14 @@
 #include "dataset/dp_npy.h"
 #include "flow/dp_flowset.h"
 #include "model/dp_model.h"
+#include "packet/dp_mask.h"
 #include "util/dp_util.h"
 
-static int create(const char *kind, uint64_t seed, const char *out, char *err)
+static int create(const char *kind, uint64_t seed, const char *out, int masked, char *err)
 {
     dp_arch a;
-    char *names[] = {"Chat", "Email", "File Transfer", "Streaming", "VPN: Chat"};
-    int flow = !strncmp(kind, "flow", 4), task = strcmp(kind, "cnn-app") ? DP_TASK_TRAFFIC : DP_TASK_APP;
+    char *names[] = {"Chat", "Email", "File \"Transfer\"", "Streaming", "VPN: Chat"};
+    int flow = !strncmp(kind, "flow", 4) || !strcmp(kind, "sae-flow"), task = strcmp(kind, "cnn-app") ? DP_TASK_TRAFFIC : DP_TASK_APP;
     dp_flowcfg cfg;
     dp_flowcfg_default(&cfg);
     cfg.payload_bytes = 16;
@@ -31,12 +35,18 @@ static int create(const char *kind, uint64_t seed, const char *out, char *err)
         dp_arch_flow(&a, task, 5, cfg.npackets, dp_flowcfg_features(&cfg));
     else
         dp_arch_default(&a, !strcmp(kind, "sae") ? DP_MODEL_SAE : DP_MODEL_CNN, task, 5);
+    if (!strcmp(kind, "sae-flow")) {
+        dp_arch_default(&a, DP_MODEL_SAE, task, 5);
+        a.in_len = dp_flowcfg_row_len(&cfg);
+    }
     if (!strcmp(kind, "flow-noconv"))
         a.ext[4] = a.ext[5] = 0;
     if (!strcmp(kind, "flow-mlp"))
         a.ext[2] = a.ext[3] = a.ext[4] = a.ext[5] = 0;
     dp_model *m = dp_model_create(&a, task, names, seed, err);
     int rc = m && flow ? dp_model_set_flowcfg(m, &cfg, err) : m ? 0 : -1;
+    if (rc == 0 && masked && !flow)
+        dp_model_set_mask(m, DP_MASK_DEFAULT);
     if (rc == 0)
         rc = dp_model_save(m, out, err);
     dp_model_free(m);
@@ -131,8 +141,23 @@ int main(int argc, char **argv)
 {
     char err[DP_ERRBUF_SIZE] = "";
     int rc = -1;
-    if (argc == 5 && !strcmp(argv[1], "create")) {
-        rc = create(argv[2], strtoull(argv[3], NULL, 10), argv[4], err);
+    if ((argc == 5 || argc == 6) && !strcmp(argv[1], "create")) {
+        rc = create(argv[2], strtoull(argv[3], NULL, 10), argv[4], argc == 6 && !strcmp(argv[5], "mask"), err);
+    } else if (argc == 3 && (!strcmp(argv[1], "classes") || !strcmp(argv[1], "is-flow"))) {
+        dp_model *m = dp_model_load(argv[2], err);
+        if (m && !strcmp(argv[1], "is-flow")) {
+            int flow = dp_model_input(m) == DP_INPUT_FLOW;
+            dp_model_free(m);
+            return flow ? 0 : 1;
+        }
+        for (int c = 0; m && c < dp_model_nclasses(m); c++) {
+            fputs(c ? ", " : "[", stdout);
+            dp_json_str(stdout, dp_model_class_name(m, c));
+        }
+        if (m)
+            puts("]");
+        rc = m ? 0 : -1;
+        dp_model_free(m);
     } else if (argc >= 5 && (!strcmp(argv[1], "random") || !strcmp(argv[1], "dataset"))) {
         dp_model *m = dp_model_load(argv[2], err);
         if (m && argc == 6 && !strcmp(argv[1], "random"))
