@@ -81,6 +81,9 @@ int dp_test_system(const char *cmd);
  * classes.tsv (its text). 0, or -1 with the message on stderr. */
 int dp_test_write_split(const char *dir, const void *vectors, const int16_t *labels, const void *meta, size_t n,
                         const char *classes_tsv);
+/* The whole file, malloc'd (caller frees), its length in *n; NULL when it
+ * cannot be read. */
+uint8_t *dp_test_read_file(const char *path, size_t *n);
 /* 1 when both files can be read and hold the same bytes. */
 int dp_test_same_file(const char *a, const char *b);
 

@@ -122,24 +122,6 @@ static int is_str(const field *f, const char *s)
     return f->wire == 2 && f->n == strlen(s) && memcmp(f->p, s, f->n) == 0;
 }
 
-static uint8_t *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(len > 0 ? (size_t)len : 1);
-    if (b && fread(b, 1, (size_t)len, f) != (size_t)len) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *n = (size_t)len;
-    return b;
-}
-
 static char *names3[3] = {"Chat", "Email", "VPN: Voip"};
 
 static dp_model *small_sae(void)
@@ -166,7 +148,7 @@ static void test_export_reads_back(void)
     snprintf(path, sizeof path, "%s/sae.onnx", dp_test_tmpdir());
     CHECK_EQ_INT(dp_onnx_export(m, path, eb), 0);
     size_t n = 0, o = 0;
-    uint8_t *b = slurp(path, &n);
+    uint8_t *b = dp_test_read_file(path, &n);
     CHECK(b != NULL);
     if (!b) {
         dp_model_free(m);
