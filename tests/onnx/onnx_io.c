@@ -8,6 +8,8 @@
  *   onnx_io random MODEL N SEED OUTDIR    N synthetic inputs of the model
  *   onnx_io dataset MODEL DIR OUTDIR      the inputs of a test set (packets, or
  *                                         the flow rows dp_flowset builds)
+ *   onnx_io predict MODEL INPUT.npy OUTDIR   the given packet vectors (uint8
+ *                                         [N, 1500]; tests/import_torch/run.sh)
  * random and dataset write OUTDIR/input.npy (uint8 [N, 1500] for packet
  * models, float32 [N, in_len] for flow models) and OUTDIR/expected.npy, the
  * model's own log-probabilities float32 [N, classes] (dp_model_predict or
@@ -137,6 +139,21 @@ static int dataset_inputs(dp_model *m, const char *dir, const char *outdir, char
     return rc;
 }
 
+/* The packet vectors of a .npy file (uint8 [N, 1500]). */
+static int npy_inputs(dp_model *m, const char *path, const char *outdir, char *err)
+{
+    dp_npy a;
+    if (dp_npy_open(&a, path, err) != 0)
+        return -1;
+    int rc = 0;
+    if (strcmp(a.descr, DP_NPY_U1) != 0 || a.ndim != 2 || a.shape[1] != DP_VEC_LEN || a.shape[0] < 1)
+        rc = dp_err(err, "%s: not a uint8 [N, %d] array", path, DP_VEC_LEN);
+    if (rc == 0)
+        rc = predict_save(m, a.data, NULL, (int)a.shape[0], outdir, err);
+    dp_npy_close(&a);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     char err[DP_ERRBUF_SIZE] = "";
@@ -157,6 +174,10 @@ int main(int argc, char **argv)
         if (m)
             puts("]");
         rc = m ? 0 : -1;
+        dp_model_free(m);
+    } else if (argc == 5 && !strcmp(argv[1], "predict")) {
+        dp_model *m = dp_model_load(argv[2], err);
+        rc = m ? npy_inputs(m, argv[3], argv[4], err) : -1;
         dp_model_free(m);
     } else if (argc >= 5 && (!strcmp(argv[1], "random") || !strcmp(argv[1], "dataset"))) {
         dp_model *m = dp_model_load(argv[2], err);
