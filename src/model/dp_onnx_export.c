@@ -244,11 +244,12 @@ static const char *gbt_stage(dp_onnx_graph *G, const dp_model *m, const char *x,
 
 /* ---- metadata -------------------------------------------------------------------- */
 
-#define NMETA 6
+#define NMETA 9
 typedef struct meta {
     const char *kv[NMETA][2];
+    int n;          /* pairs used: 6, or 9 for a flow model */
     char *classes;  /* JSON array of the class names (open_memstream) */
-    char input[512], mask[64], groups[48];
+    char input[512], mask[64], groups[48], npk[16], nk[16];
 } meta;
 
 static int meta_fill(meta *mt, const dp_model *m, char *errbuf)
@@ -278,6 +279,8 @@ static int meta_fill(meta *mt, const dp_model *m, char *errbuf)
     else
         snprintf(mt->input, sizeof mt->input,
                  "packets: uint8 [N, 1500] Deep Packet vectors (docs/packet.md), scaled by 1/255 in the graph");
+    snprintf(mt->npk, sizeof mt->npk, "%d", fc ? fc->npackets : 0);
+    snprintf(mt->nk, sizeof mt->nk, "%d", fc ? fc->payload_bytes : 0);
     const char *kv[NMETA][2] = {
         {"classes", mt->classes},
         {"deeppacket.kind", dp_model_kind_name(m)},
@@ -285,8 +288,12 @@ static int meta_fill(meta *mt, const dp_model *m, char *errbuf)
         {"deeppacket.input", mt->input},
         {"deeppacket.output", "logprobs: float32 [N, classes], log-probabilities (natural log)"},
         {"deeppacket.mask", mt->mask},
+        {"deeppacket.flow_packets", mt->npk},
+        {"deeppacket.flow_payload_bytes", mt->nk},
+        {"deeppacket.flow_features", mt->groups},
     };
     memcpy(mt->kv, kv, sizeof kv);
+    mt->n = fc ? NMETA : 6;
     return 0;
 }
 
@@ -332,7 +339,7 @@ int dp_onnx_export(dp_model *m, const char *path, char *errbuf)
     if (rc == 0)
         rc = meta_fill(&mt, m, err);
     if (rc == 0)
-        rc = dp_onnx_model(&out, G, "deeppacket", (const char *const(*)[2])mt.kv, NMETA, err);
+        rc = dp_onnx_model(&out, G, "deeppacket", (const char *const(*)[2])mt.kv, mt.n, err);
     else if (G)
         dp_pb_free(&G->g);
     if (rc != 0)

@@ -56,6 +56,10 @@ assert json.loads(meta["classes"]) == json.loads(sys.argv[3]), (meta["classes"],
 assert [i.name for i in m.graph.input] == [sys.argv[2]], m.graph.input
 assert [o.name for o in m.graph.output] == ["logprobs"]
 assert {o.domain: o.version for o in m.opset_import}[""] == 17
+if sys.argv[2] == "flows":  # the flow configuration, machine-readable
+    assert int(meta["deeppacket.flow_packets"]) * (44 + int(meta["deeppacket.flow_payload_bytes"])) == \
+        m.graph.input[0].type.tensor_type.shape.dim[1].dim_value, meta
+    assert meta["deeppacket.flow_features"] == "all", meta
 EOF
 }
 
