@@ -23,7 +23,7 @@ static void usage(FILE *f)
             "`preprocess` (scaled by 1/255 inside the graph); flow models (flow, gbt) take\n"
             "\"flows\", float32 [N, packets x features], the rows of docs/flow-features.md.\n"
             "Output \"logprobs\", float32 [N, classes]; the class names are in the metadata\n"
-            "(\"classes\", a JSON array). A packet model trained with a field mask is refused.\n");
+            "(\"classes\", a JSON array). A packet model's field mask is applied in the graph.\n");
 }
 
 int cmd_export(int argc, char **argv)

@@ -229,6 +229,20 @@ const char *dp_onnx_tmp(dp_onnx_graph *G)
     return G->tmp[G->ntmp++];
 }
 
+const char *dp_onnx_op(dp_onnx_graph *G, const char *op, const char *const *in, int nin, dp_pb *attrs)
+{
+    const char *y = dp_onnx_tmp(G);
+    dp_onnx_node(G, op, "", in, nin, &y, 1, attrs);
+    return y;
+}
+
+const char *dp_onnx_const_i64(dp_onnx_graph *G, int64_t v)
+{
+    const char *name = dp_onnx_tmp(G);
+    dp_onnx_init_i64(G, name, NULL, 0, &v);
+    return name;
+}
+
 static void init_tensor(dp_onnx_graph *G, const char *name, int type, const int64_t *dims, int ndim,
                         const void *data, size_t elem)
 {

@@ -66,16 +66,21 @@ typedef struct dp_onnx_graph {
     dp_pb g;
     int nnodes;         /* node names n0, n1, ... */
     int ntmp;           /* intermediate value names t0, t1, ... */
-    char tmp[512][16];  /* their storage */
+    char tmp[8192][16]; /* their storage */
 } dp_onnx_graph;
 
 /* A node op(inputs) -> outputs in domain ("" = the default ai.onnx);
  * attrs (may be NULL) is consumed. */
 void dp_onnx_node(dp_onnx_graph *G, const char *op, const char *domain, const char *const *in, int nin,
                   const char *const *out, int nout, dp_pb *attrs);
-/* A fresh intermediate value name ("t7"); NULL once 512 are used (the
+/* A fresh intermediate value name ("t7"); NULL once 8192 are used (the
  * graph is then marked oom). */
 const char *dp_onnx_tmp(dp_onnx_graph *G);
+/* A default-domain node op(in[0..nin)) with one fresh output, returned;
+ * attrs (may be NULL) is consumed. */
+const char *dp_onnx_op(dp_onnx_graph *G, const char *op, const char *const *in, int nin, dp_pb *attrs);
+/* A scalar int64 constant (an initializer), returned by name. */
+const char *dp_onnx_const_i64(dp_onnx_graph *G, int64_t v);
 /* An initializer (raw_data, little-endian) of dims[ndim]. */
 void dp_onnx_init_f32(dp_onnx_graph *G, const char *name, const int64_t *dims, int ndim, const float *data);
 void dp_onnx_init_i64(dp_onnx_graph *G, const char *name, const int64_t *dims, int ndim, const int64_t *data);
@@ -95,13 +100,17 @@ int dp_onnx_model(dp_pb *out, dp_onnx_graph *G, const char *graph_name, const ch
 
 /* ---- export -------------------------------------------------------------------- */
 
+/* The field mask of src/packet/dp_mask.c as graph nodes (dp_onnx_mask.c):
+ * x, uint8 [N, 1500] -> the masked vectors, int64 [N, 1500]. */
+const char *dp_onnx_mask_stage(dp_onnx_graph *G, const char *x, uint32_t mask);
+
 /* Writes model m as an ONNX file at path (atomically, dp_afile): input
  * "packets" uint8 [N, 1500] for packet models (scaled by 1/255 inside the
  * graph) or "flows" float [N, in_len] for flow models (the rows of
  * docs/flow-features.md), output "logprobs" float [N, nclasses]; class
  * names and the input description as metadata_props (docs/onnx.md).
- * -1 + message (naming path) on a write error or for a packet model with a
- * field mask (not expressible in the graph yet). */
+ * A packet model's field mask is applied in the graph (dp_onnx_mask.c).
+ * -1 + message (naming path) on a write error. */
 int dp_onnx_export(dp_model *m, const char *path, char *errbuf);
 
 #endif

@@ -1,7 +1,8 @@
 /* dp_onnx_export: every model kind as an ONNX graph (docs/onnx.md), built
  * with the dp_onnx writer and written atomically.
  *
- *   packet models   packets uint8 [N, 1500] -> Cast -> Mul 1/255 (as C scales)
+ *   packet models   packets uint8 [N, 1500] -> the field mask (dp_onnx_mask.c),
+ *                   if any -> Cast -> Mul 1/255 (as C scales)
  *   CNN             Reshape [N, 1, 1500] -> Conv+Relu -> Conv+Relu -> MaxPool -> Flatten
  *   flow NN         flows float [N, P*F] -> per-packet Gemm+Relu x2, times the
  *                   present flag -> Conv over packets + Relu -> [N, P*C]
@@ -21,16 +22,13 @@
 /* One-input, one-output node; returns the output's name. */
 static const char *op1(dp_onnx_graph *G, const char *op, const char *x, dp_pb *attrs)
 {
-    const char *y = dp_onnx_tmp(G);
-    dp_onnx_node(G, op, "", &x, 1, &y, 1, attrs);
-    return y;
+    return dp_onnx_op(G, op, &x, 1, attrs);
 }
 
 static const char *op2(dp_onnx_graph *G, const char *op, const char *a, const char *b)
 {
-    const char *in[2] = {a, b}, *y = dp_onnx_tmp(G);
-    dp_onnx_node(G, op, "", in, 2, &y, 1, NULL);
-    return y;
+    const char *in[2] = {a, b};
+    return dp_onnx_op(G, op, in, 2, NULL);
 }
 
 /* A named int64 shape constant [-1, d1(, d2)] for Reshape. */
@@ -81,8 +79,9 @@ static const char *conv(dp_onnx_graph *G, const dp_model *m, int k, const char *
     return y;
 }
 
-/* packets uint8 [N, 1500] -> float [N, 1500] scaled by 1/255 as C does
- * ((float)byte * (1.0f / 255.0f)); flows are taken as they are. */
+/* packets uint8 [N, 1500] -> the model's field mask (dp_onnx_mask.c) ->
+ * float [N, 1500] scaled by 1/255 as C does ((float)byte * (1.0f / 255.0f));
+ * flows are taken as they are (their mask was applied to build them). */
 static const char *input_stage(dp_onnx_graph *G, const dp_model *m)
 {
     int64_t dims[2] = {-1, m->arch.in_len};
@@ -91,9 +90,10 @@ static const char *input_stage(dp_onnx_graph *G, const dp_model *m)
         return "flows";
     }
     dp_onnx_io(G, 0, "packets", DP_ONNX_UINT8, dims, 2);
+    const char *x = m->fieldmask ? dp_onnx_mask_stage(G, "packets", m->fieldmask) : "packets";
     dp_pb at = {0};
     dp_onnx_attr_int(&at, "to", DP_ONNX_FLOAT);
-    const char *x = op1(G, "Cast", "packets", &at);
+    x = op1(G, "Cast", x, &at);
     const float s = 1.0f / 255.0f;
     dp_onnx_init_f32(G, "scale", NULL, 0, &s);
     return op2(G, "Mul", x, "scale");
@@ -324,12 +324,7 @@ static int build_graph(dp_onnx_graph *G, dp_model *m, char *errbuf)
 
 int dp_onnx_export(dp_model *m, const char *path, char *errbuf)
 {
-    char err[DP_ERRBUF_SIZE], mname[64];
-    if (m->input == DP_INPUT_PACKET && m->fieldmask)
-        return dp_err(errbuf,
-                      "%s: the model masks header fields (%s), which the ONNX graph cannot do yet; "
-                      "export a packet model trained with --mask none",
-                      path, dp_mask_name(m->fieldmask, mname, sizeof mname));
+    char err[DP_ERRBUF_SIZE];
     dp_onnx_graph *G = calloc(1, sizeof *G);
     meta mt = {0};
     dp_pb out = {0};

@@ -1,5 +1,6 @@
 // Runs an exported model in ONNX Runtime for Node.js on input.npy and
-// compares its "logprobs" with deeppacket's own (expected.npy).
+// compares its output ("logprobs"; a mask-only graph's masked bytes) with
+// deeppacket's own (expected.npy).
 //   node compare.js MODEL.onnx INPUT.npy EXPECTED.npy TOLERANCE
 // Prints "LABEL: N rows, max |diff| D" and exits 1 when D > TOLERANCE, a value
 // is not finite, or the shapes differ.
@@ -31,7 +32,7 @@ async function main() {
   const session = await ort.InferenceSession.create(model, { intraOpNumThreads: 1, interOpNumThreads: 1 });
   const name = session.inputNames[0];
   const out = await session.run({ [name]: new ort.Tensor(x.type, x.data, x.shape) });
-  const got = out.logprobs;
+  const got = out[session.outputNames[0]];
   if (!got || got.dims.join(',') !== want.shape.join(',')) {
     console.log(`${model}: output shape ${got ? got.dims : 'none'}, expected ${want.shape}`);
     process.exit(1);

@@ -10,6 +10,10 @@
  *                                         the flow rows dp_flowset builds)
  *   onnx_io predict MODEL INPUT.npy OUTDIR   the given packet vectors (uint8
  *                                         [N, 1500]; tests/import_torch/run.sh)
+ *   onnx_io mask-graph MASK OUT.onnx      a graph that only applies the field
+ *                                         mask (dp_onnx_mask_stage), uint8 out
+ *   onnx_io mask-apply MASK INPUT.npy OUTDIR   OUTDIR/expected.npy: the vectors
+ *                                         masked by dp_mask_apply
  * random and dataset write OUTDIR/input.npy (uint8 [N, 1500] for packet
  * models, float32 [N, in_len] for flow models) and OUTDIR/expected.npy, the
  * model's own log-probabilities float32 [N, classes] (dp_model_predict or
@@ -22,6 +26,7 @@
 #include "dataset/dp_npy.h"
 #include "flow/dp_flowset.h"
 #include "model/dp_model.h"
+#include "model/dp_onnx.h"
 #include "packet/dp_mask.h"
 #include "util/dp_util.h"
 
@@ -75,8 +80,44 @@ static int predict_save(dp_model *m, const uint8_t *x, const float *xf, int n, c
     return rc;
 }
 
-/* Synthetic inputs: random bytes with an IPv4/TCP-like start for packet
- * models; flow rows whose later packets are absent at random for flow models. */
+/* Headers over a random vector v of length len (>= 120), by kind: every
+ * path of dp_mask.c's walk (IPv4 with options, TCP options with timestamps
+ * among NOPs and bad lengths, UDP, IPv6 extension headers, AH, fragments). */
+static void craft(uint8_t *v, int kind, dp_rng *r)
+{
+    int off, nh;
+    if (kind % 2 == 0) { /* IPv4, with options on even multiples of 4 */
+        int ihl = kind % 4 == 0 ? 5 : 5 + (int)dp_rng_below(r, 3);
+        v[0] = (uint8_t)(0x40 | ihl), off = ihl * 4;
+        v[6] = kind == 6 ? 0x20 : 0x40, v[7] = kind == 6 ? 0x10 : 0; /* kind 6: a non-first fragment */
+        nh = 9;
+    } else { /* IPv6 with extension headers: hop-by-hop, AH, fragment (first or not) */
+        v[0] = 0x60 | (v[0] & 15), off = 40, nh = 6;
+        int next[3] = {0, 51, 44};
+        for (int e = 0; e < (kind % 8) / 2 + 1 && e < 3; e++) {
+            v[nh] = (uint8_t)next[(kind + e) % 3];
+            int len = next[(kind + e) % 3] == 51 ? (v[off + 1] = 1, 12) : next[(kind + e) % 3] == 44 ? 8 : (v[off + 1] = 0, 8);
+            if (next[(kind + e) % 3] == 44)
+                v[off + 2] = 0, v[off + 3] = kind % 3 == 0 ? 8 : 0; /* non-first fragment on kind % 3 == 0 */
+            nh = off, off += len;
+        }
+    }
+    v[nh] = kind % 5 == 0 ? 17 : 6;
+    if (v[nh] == 6) { /* TCP: data offset 8..15, options NOP NOP TS, or junk */
+        int doff = 8 + (int)dp_rng_below(r, 8);
+        v[off + 12] = (uint8_t)(doff << 4);
+        uint8_t opts[12] = {1, 1, 8, 10, 1, 2, 3, 4, 5, 6, 7, 8};
+        if (kind % 7 == 3)
+            opts[3] = 11; /* a bad length */
+        memcpy(v + off + 20, opts, sizeof opts);
+        if (kind % 4 == 1)
+            v[off + 32] = 8, v[off + 33] = 10; /* a second timestamp */
+    }
+}
+
+/* Synthetic inputs: crafted or random packet vectors with trailing zeros
+ * for packet models; flow rows whose later packets are absent at random for
+ * flow models. */
 static int random_inputs(dp_model *m, int n, uint64_t seed, const char *outdir, char *err)
 {
     int L = dp_model_arch(m)->in_len, flow = dp_model_input(m) == DP_INPUT_FLOW;
@@ -97,6 +138,10 @@ static int random_inputs(dp_model *m, int n, uint64_t seed, const char *outdir, 
     for (int i = 0; i < n; i++) {
         int len = 20 + (int)dp_rng_below(&r, DP_VEC_LEN - 20), present = 1 + (int)dp_rng_below(&r, (uint64_t)(L / F));
         x[(size_t)i * L] = 0x45;
+        if (!flow && i % 4 != 3)
+            craft(x + (size_t)i * L, i, &r);
+        if (len < 120)
+            len = 120;
         memset(x + (size_t)i * L + len, 0, (size_t)(L - len) * !flow);
         for (int t = 0; flow && t < L / F; t++) {
             float *blk = xf + (size_t)i * L + (size_t)t * F;
@@ -139,6 +184,50 @@ static int dataset_inputs(dp_model *m, const char *dir, const char *outdir, char
     return rc;
 }
 
+/* A graph that only masks: packets uint8 [N, 1500] -> logprobs, the masked
+ * vectors as uint8 (named so for compare.js). */
+static int mask_graph(uint32_t mask, const char *out, char *err)
+{
+    dp_onnx_graph *G = calloc(1, sizeof *G);
+    if (!G)
+        return dp_err(err, "out of memory");
+    int64_t dims[2] = {-1, DP_VEC_LEN};
+    dp_onnx_io(G, 0, "packets", DP_ONNX_UINT8, dims, 2);
+    const char *y = dp_onnx_mask_stage(G, "packets", mask);
+    dp_pb at = {0}, pb = {0};
+    dp_onnx_attr_int(&at, "to", DP_ONNX_UINT8);
+    dp_onnx_node(G, "Cast", "", &y, 1, &(const char *){"logprobs"}, 1, &at);
+    dp_onnx_io(G, 1, "logprobs", DP_ONNX_UINT8, dims, 2);
+    int rc = dp_onnx_model(&pb, G, "mask", NULL, 0, err);
+    if (rc == 0)
+        rc = dp_write_file_atomic(out, pb.buf, pb.len, err);
+    dp_pb_free(&pb);
+    free(G);
+    return rc;
+}
+
+/* OUTDIR/expected.npy: the vectors of INPUT.npy masked by dp_mask_apply. */
+static int mask_apply(uint32_t mask, const char *path, const char *outdir, char *err)
+{
+    dp_npy a;
+    char p[4096];
+    if (dp_npy_open(&a, path, err) != 0)
+        return -1;
+    size_t n = (size_t)a.shape[0] * DP_VEC_LEN;
+    uint8_t *x = malloc(n ? n : 1);
+    int rc = x ? 0 : dp_err(err, "out of memory");
+    if (x) {
+        memcpy(x, a.data, n);
+        for (size_t i = 0; i < a.shape[0]; i++)
+            dp_mask_apply(mask, x + i * DP_VEC_LEN);
+        snprintf(p, sizeof p, "%s/expected.npy", outdir);
+        rc = dp_npy_save(p, DP_NPY_U1, 1, DP_VEC_LEN, x, a.shape[0], err);
+    }
+    free(x);
+    dp_npy_close(&a);
+    return rc;
+}
+
 /* The packet vectors of a .npy file (uint8 [N, 1500]). */
 static int npy_inputs(dp_model *m, const char *path, const char *outdir, char *err)
 {
@@ -175,6 +264,12 @@ int main(int argc, char **argv)
             puts("]");
         rc = m ? 0 : -1;
         dp_model_free(m);
+    } else if ((argc == 4 || argc == 5) && !strncmp(argv[1], "mask-", 5)) {
+        uint32_t mask = 0;
+        if (dp_mask_parse(argv[2], &mask, err) == 0)
+            rc = argc == 4 && !strcmp(argv[1], "mask-graph") ? mask_graph(mask, argv[3], err)
+                 : argc == 5 && !strcmp(argv[1], "mask-apply") ? mask_apply(mask, argv[3], argv[4], err)
+                                                                : dp_err(err, "bad arguments");
     } else if (argc == 5 && !strcmp(argv[1], "predict")) {
         dp_model *m = dp_model_load(argv[2], err);
         rc = m ? npy_inputs(m, argv[3], argv[4], err) : -1;
