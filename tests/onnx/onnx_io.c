@@ -80,36 +80,51 @@ static int predict_save(dp_model *m, const uint8_t *x, const float *xf, int n, c
     return rc;
 }
 
-/* Headers over a random vector v of length len (>= 120), by kind: every
- * path of dp_mask.c's walk (IPv4 with options, TCP options with timestamps
- * among NOPs and bad lengths, UDP, IPv6 extension headers, AH, fragments). */
+/* IPv6 extension header of type t at off (its next-header byte is set by
+ * the next call): hop-by-hop 8 bytes, AH 12, a fragment 8 (a non-first one
+ * when nonfirst). Returns its length. */
+static int ext_header(uint8_t *v, int off, int t, int nonfirst)
+{
+    if (t == 51) {
+        v[off + 1] = 1; /* (1 + 2) * 4 */
+        return 12;
+    }
+    if (t == 44) {
+        v[off + 2] = 0, v[off + 3] = nonfirst ? 8 : 0; /* fragment offset */
+        return 8;
+    }
+    v[off + 1] = 0; /* (0 + 1) * 8 */
+    return 8;
+}
+
+/* Headers over a random vector v (at least 120 bytes long), by kind:
+ * every path of dp_mask.c's walk (IPv4 with options, a non-first IPv4
+ * fragment, IPv6 with 1..3 extension headers among hop-by-hop, AH and a
+ * fragment, TCP options with one or two timestamps or a bad length, UDP). */
 static void craft(uint8_t *v, int kind, dp_rng *r)
 {
-    int off, nh;
-    if (kind % 2 == 0) { /* IPv4, with options on even multiples of 4 */
+    int off, nh; /* the transport header's offset, the byte naming it */
+    if (kind % 2 == 0) {
         int ihl = kind % 4 == 0 ? 5 : 5 + (int)dp_rng_below(r, 3);
-        v[0] = (uint8_t)(0x40 | ihl), off = ihl * 4;
-        v[6] = kind == 6 ? 0x20 : 0x40, v[7] = kind == 6 ? 0x10 : 0; /* kind 6: a non-first fragment */
-        nh = 9;
-    } else { /* IPv6 with extension headers: hop-by-hop, AH, fragment (first or not) */
-        v[0] = 0x60 | (v[0] & 15), off = 40, nh = 6;
-        int next[3] = {0, 51, 44};
-        for (int e = 0; e < (kind % 8) / 2 + 1 && e < 3; e++) {
-            v[nh] = (uint8_t)next[(kind + e) % 3];
-            int len = next[(kind + e) % 3] == 51 ? (v[off + 1] = 1, 12) : next[(kind + e) % 3] == 44 ? 8 : (v[off + 1] = 0, 8);
-            if (next[(kind + e) % 3] == 44)
-                v[off + 2] = 0, v[off + 3] = kind % 3 == 0 ? 8 : 0; /* non-first fragment on kind % 3 == 0 */
-            nh = off, off += len;
+        v[0] = (uint8_t)(0x40 | ihl), off = ihl * 4, nh = 9;
+        v[6] = kind == 6 ? 0x20 : 0x40, v[7] = kind == 6 ? 0x10 : 0; /* kind 6: non-first fragment */
+    } else {
+        static const int types[3] = {0, 51, 44};
+        v[0] = (uint8_t)(0x60 | (v[0] & 15)), off = 40, nh = 6;
+        for (int e = 0; e < 3 && e <= (kind % 8) / 2; e++) {
+            int t = types[(kind + e) % 3];
+            v[nh] = (uint8_t)t;
+            nh = off;
+            off += ext_header(v, off, t, kind % 3 == 0);
         }
     }
     v[nh] = kind % 5 == 0 ? 17 : 6;
-    if (v[nh] == 6) { /* TCP: data offset 8..15, options NOP NOP TS, or junk */
-        int doff = 8 + (int)dp_rng_below(r, 8);
-        v[off + 12] = (uint8_t)(doff << 4);
-        uint8_t opts[12] = {1, 1, 8, 10, 1, 2, 3, 4, 5, 6, 7, 8};
-        if (kind % 7 == 3)
-            opts[3] = 11; /* a bad length */
+    if (v[nh] == 6) { /* TCP: data offset 8..15 words, options NOP NOP TS */
+        static const uint8_t opts[12] = {1, 1, 8, 10, 1, 2, 3, 4, 5, 6, 7, 8};
+        v[off + 12] = (uint8_t)((8 + dp_rng_below(r, 8)) << 4);
         memcpy(v + off + 20, opts, sizeof opts);
+        if (kind % 7 == 3)
+            v[off + 23] = 11; /* a bad length */
         if (kind % 4 == 1)
             v[off + 32] = 8, v[off + 33] = 10; /* a second timestamp */
     }
