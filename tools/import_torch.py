@@ -53,7 +53,7 @@ def fnv1a(data, h=FNV_INIT):
 
 class _Stub(dict):
     """Stands in for a class of a package that is not installed (Lightning's
-    AttributeDict, its enums): keeps what it is given, as a dict."""
+    AttributeDict): keeps what it is given, as a dict."""
 
     def __init__(self, *args, **kw):
         super().__init__()
@@ -64,9 +64,6 @@ class _Stub(dict):
     def __setstate__(self, state):
         if isinstance(state, dict):
             self.update(state)
-
-    def __call__(self, *args, **kw):  # enum-style reconstruction
-        return self
 
 
 def _stub_class(module, attr):

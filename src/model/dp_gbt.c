@@ -229,7 +229,7 @@ static int parse_tree(const char *text, int tree, dp_gbt_node **nodes, size_t *n
     for (const char *line = text; *line;) {
         const char *nl = strchr(line, '\n');
         size_t len = nl ? (size_t)(nl - line) : strlen(line);
-        char buf[160];
+        char buf[512];
         if (len > 0 && len < sizeof buf) {
             memcpy(buf, line, len);
             buf[len] = 0;

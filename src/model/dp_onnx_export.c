@@ -284,7 +284,7 @@ static int meta_fill(meta *mt, const dp_model *m, char *errbuf)
     const char *kv[NMETA][2] = {
         {"classes", mt->classes},
         {"deeppacket.kind", dp_model_kind_name(m)},
-        {"deeppacket.task", dp_task_name[m->task]},
+        {"deeppacket.task", m->task == DP_TASK_APP ? "app" : "traffic"},
         {"deeppacket.input", mt->input},
         {"deeppacket.output", "logprobs: float32 [N, classes], log-probabilities (natural log)"},
         {"deeppacket.mask", mt->mask},
