@@ -61,7 +61,7 @@ SHARED  ?= 1
 SO_ALL  := $(if $(filter 1,$(SHARED)),$(BUILD)/$(SO_REAL) $(BUILD)/$(SO_NAME) $(BUILD)/libdeeppacket.so)
 
 .PHONY: all check asan fuzz clean print-ldlibs print-pythondir install uninstall
-all: $(BUILD)/deeppacket $(TEST_BIN) $(BUILD)/udp_flood $(SO_ALL)
+all: $(BUILD)/deeppacket $(TEST_BIN) $(BUILD)/udp_flood $(BUILD)/onnx_io $(SO_ALL)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -112,6 +112,10 @@ $(BUILD)/bench_nn: bench/bench_nn.c $(BUILD)/libdeeppacket.a
 $(BUILD)/udp_flood: bench/udp_flood.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+
+# The deeppacket side of the ONNX end-to-end test (tests/onnx/run.sh).
+$(BUILD)/onnx_io: $(BUILD)/tests/onnx/onnx_io.o $(BUILD)/libdeeppacket.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Per-step training trace on fixed batches (tools/trace_train.py is the PyTorch side).
 $(BUILD)/trace_train: tools/trace_train.c $(BUILD)/libdeeppacket.a

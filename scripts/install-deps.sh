@@ -24,9 +24,13 @@ RUN=(libpcap0.8 libopenblas0-pthread libdnnl2 libcairo2 libxgboost0)
 # the Python package's tests; libsystemd-dev: the install check links
 # libdeeppacket.a with `pkg-config --static` (libpcap's dbus-1 wants
 # -lsystemd); libopenmpi-dev + openmpi-bin: the MPI build's 2-rank test
-# (`make MPI=1`, docs/distributed.md)
+# (`make MPI=1`, docs/distributed.md);
+# python3-onnx, nodejs, npm: the ONNX export test (tests/onnx/run.sh: the onnx
+# checker, ONNX Runtime for Node.js from npm); python3-torch:
+# tools/import_torch.py's test (tests/import_torch/run.sh)
 TEST=(clang libclang-rt-14-dev python3 python3-numpy groff-base man-db chromium
-      python3-pytest libsystemd-dev libopenmpi-dev openmpi-bin)
+      python3-pytest libsystemd-dev libopenmpi-dev openmpi-bin
+      python3-onnx nodejs npm python3-torch)
 # python3: the side-by-side scores at the end of the demo
 DEMO=(python3)
 CORPUS=(openssh-server openssh-client openssl curl python3 iproute2)

@@ -2,9 +2,10 @@
 # The test command: installs what is missing, builds (program, static and
 # shared library), runs the test suite, the library's install check
 # (scripts/test-install.sh), the Python package's tests (pytest), the
-# suite under ASan+UBSan, the MPI build's 2-rank test (test_dist) and a
-# short fuzz run of the six fuzz targets, then prints one closing line for
-# all of it.
+# suite under ASan+UBSan, the MPI build's 2-rank test (test_dist), the ONNX
+# export and PyTorch import end-to-end tests (tests/onnx/run.sh,
+# tests/import_torch/run.sh) and a short fuzz run of the six fuzz targets,
+# then prints one closing line for all of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh test
@@ -20,13 +21,15 @@ make -j"$(nproc)" asan 2>&1 | tee "$log/asan"
 make -j"$(nproc)" MPI=1 build-mpi/deeppacket build-mpi/tests/test_dist
 BUILD=build-mpi build-mpi/tests/test_dist 2>&1 | tee "$log/mpi-run"
 sed -nE 's/^.*: ([0-9]+ passed, [0-9]+ failed, [0-9]+ skipped)$/tests: \1/p' "$log/mpi-run" > "$log/mpi"
+tests/onnx/run.sh 2>&1 | tee "$log/onnx"
+tests/import_torch/run.sh 2>&1 | tee "$log/import"
 make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-60}" > "$log/fuzz" 2>&1 || { tail -n 50 "$log/fuzz"; echo "fuzz: FAILED"; exit 1; }
 grep -E '^(Done|#[0-9]+ *DONE)' "$log/fuzz" | grep -v '^#' | sed 's/^/fuzz: /'
-sum() { grep -hE '^tests: ' "$@" | awk '{p+=$2; f+=$4; s+=$6} END {printf "%d %d %d", p, f, s}'; }
+sum() { grep -hE '^(tests|onnx|import_torch): ' "$@" | awk '{p+=$2; f+=$4; s+=$6} END {printf "%d %d %d", p, f, s}'; }
 read -r p1 f1 s1 <<<"$(sum "$log/check")"
-read -r p2 f2 s2 <<<"$(sum "$log/asan")"
+read -r p2 f2 s2 <<<"$(sum "$log/asan" "$log/onnx" "$log/import")"
 read -r p4 f4 s4 <<<"$(sum "$log/mpi")"
 pyt() { grep -oE "[0-9]+ $1" "$log/pytest" | tail -n 1 | cut -d' ' -f1 || true; }
 p3=$(pyt passed) s3=$(pyt skipped)
-echo "suite (plain + ASan/UBSan + Python + MPI build's test_dist), install check and fuzz run clean:"
+echo "suite (plain + ASan/UBSan + Python + MPI build's test_dist + ONNX export + PyTorch import), install check and fuzz run clean:"
 echo "tests: $((p1 + p2 + ${p3:-0} + p4)) passed, $((f1 + f2 + f4)) failed, $((s1 + s2 + ${s3:-0} + s4)) skipped"

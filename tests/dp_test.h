@@ -87,6 +87,9 @@ int dp_test_write_split(const char *dir, const void *vectors, const int16_t *lab
 /* 0 when path starts as a PNG file (signature, IHDR chunk), with its size
  * in *w x *h; -1 when it cannot be read or is no PNG. */
 int dp_test_png_size(const char *path, int *w, int *h);
+/* The whole file, malloc'd (caller frees), its length in *n; NULL when it
+ * cannot be read. */
+uint8_t *dp_test_read_file(const char *path, size_t *n);
 /* 1 when both files can be read and hold the same bytes. */
 int dp_test_same_file(const char *a, const char *b);
 

@@ -149,3 +149,21 @@ int dp_test_png_size(const char *path, int *w, int *h)
     *h = (b[20] << 24) | (b[21] << 16) | (b[22] << 8) | b[23];
     return 0;
 }
+
+uint8_t *dp_test_read_file(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc(len > 0 ? (size_t)len : 1);
+    if (b && fread(b, 1, (size_t)len, f) != (size_t)len) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    *n = (size_t)len;
+    return b;
+}

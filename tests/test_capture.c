@@ -38,24 +38,6 @@ static int write_bytes(const char *path, const void *b, size_t n)
     return (fclose(f) == 0 && w == n) ? 0 : -1;
 }
 
-static uint8_t *read_bytes(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(len > 0 ? (size_t)len : 1);
-    if (b && fread(b, 1, (size_t)len, f) != (size_t)len) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *n = (size_t)len;
-    return b;
-}
-
 static char *tmp_path(const char *name)
 {
     static char buf[8][512];
@@ -174,7 +156,7 @@ static void test_golden(void)
     /* golden-vectors.tsv */
     snprintf(path, sizeof path, "%s/golden-vectors.tsv", gdir);
     size_t glen;
-    char *gtext = (char *)read_bytes(path, &glen);
+    char *gtext = (char *)dp_test_read_file(path, &glen);
     CHECK(gtext != NULL);
     if (!gtext)
         return;
@@ -208,7 +190,7 @@ static void test_golden(void)
     /* sessions.tsv: id, class, packets, in file order */
     snprintf(path, sizeof path, "%s/sessions.tsv", gdir);
     size_t slen;
-    char *stext = (char *)read_bytes(path, &slen);
+    char *stext = (char *)dp_test_read_file(path, &slen);
     CHECK(stext != NULL);
     if (!stext) {
         free(g);
@@ -443,7 +425,7 @@ static void test_ndpi_counts(void)
     char ddir[1024];
     snprintf(ddir, sizeof ddir, "%s", dir);
     size_t flen;
-    char *fx = (char *)read_bytes("tests/fixtures/ndpi-counts.tsv", &flen);
+    char *fx = (char *)dp_test_read_file("tests/fixtures/ndpi-counts.tsv", &flen);
     CHECK(fx != NULL);
     if (!fx)
         return;
@@ -550,10 +532,10 @@ static void test_bad_input(void)
     uint8_t *b = NULL;
     const char *fx = dp_test_shared("iscx-fixture/iscx_email.pcap");
     if (fx)
-        b = read_bytes(fx, &n);
+        b = dp_test_read_file(fx, &n);
     if (!b) {
         CHECK(make_pcap(src, 20) > 0);
-        b = read_bytes(src, &n);
+        b = dp_test_read_file(src, &n);
     }
     CHECK(b != NULL && n > 24);
     if (!b)

@@ -10,6 +10,7 @@ int cmd_train(int argc, char **argv);
 int cmd_test(int argc, char **argv);
 int cmd_classify(int argc, char **argv);
 int cmd_capture(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 /* Prints "deeppacket CMD: message" to stderr and returns 2 (usage error). */
 int dp_cli_usage_error(const char *cmd, const char *fmt, ...)

@@ -21,6 +21,7 @@ static const struct {
     {"test", cmd_test, "evaluate a model: per-class report, confusion matrix"},
     {"classify", cmd_classify, "classify recorded or live traffic"},
     {"capture", cmd_capture, "record live traffic to a pcap file"},
+    {"export", cmd_export, "write a model as an ONNX file"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -230,3 +230,84 @@ int dp_gbt_predict(dp_gbt *g, const float *x, int n, int d, int nclasses, float 
     XGDMatrixFree(dm);
     return rc;
 }
+
+/* One dump line: "ID:[fFEAT<THR] yes=A,no=B,missing=C" or "ID:leaf=W". */
+static int parse_node(const char *line, int tree, dp_gbt_node *n)
+{
+    memset(n, 0, sizeof *n);
+    n->tree = tree;
+    while (*line == '\t')
+        line++;
+    if (sscanf(line, "%d:leaf=%f", &n->id, &n->value) == 2) {
+        n->leaf = 1;
+        return 0;
+    }
+    if (sscanf(line, "%d:[f%d<%f] yes=%d,no=%d,missing=%d", &n->id, &n->feature, &n->value, &n->yes, &n->no,
+               &n->missing) == 6)
+        return 0;
+    return -1;
+}
+
+/* Appends the nodes of one tree's text dump. */
+static int parse_tree(const char *text, int tree, dp_gbt_node **nodes, size_t *n, size_t *cap, char *errbuf)
+{
+    for (const char *line = text; *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        char buf[512];
+        if (len > 0 && len < sizeof buf) {
+            memcpy(buf, line, len);
+            buf[len] = 0;
+            if (*n == *cap) {
+                size_t c = *cap ? *cap * 2 : 1024;
+                dp_gbt_node *p = realloc(*nodes, c * sizeof *p);
+                if (!p)
+                    return dp_err(errbuf, "gbt: out of memory");
+                *nodes = p, *cap = c;
+            }
+            if (parse_node(buf, tree, &(*nodes)[*n]) != 0)
+                return dp_err(errbuf, "gbt: tree %d: cannot read the dump line '%s'", tree, buf);
+            (*n)++;
+        } else if (len >= sizeof buf) {
+            return dp_err(errbuf, "gbt: tree %d: dump line of %zu bytes", tree, len);
+        }
+        line += len + (nl ? 1 : 0);
+    }
+    return 0;
+}
+
+/* base_score from the booster's JSON configuration ("base_score":"5E-1"). */
+static int base_score_of(dp_gbt *g, float *base, char *errbuf)
+{
+    bst_ulong len = 0;
+    const char *cfg = NULL;
+    if (XGB(XGBoosterSaveJsonConfig(g->h, &len, &cfg), errbuf, "gbt: reading the booster's configuration"))
+        return -1;
+    const char *p = strstr(cfg, "\"base_score\":\"");
+    char *end = NULL;
+    if (p)
+        *base = strtof(p + strlen("\"base_score\":\""), &end);
+    if (!p || !end || *end != '"')
+        return dp_err(errbuf, "gbt: no base_score in the booster's configuration");
+    return 0;
+}
+
+int dp_gbt_trees(dp_gbt *g, dp_gbt_node **nodes, size_t *nnodes, int *ntrees, float *base_score, char *errbuf)
+{
+    bst_ulong nt = 0;
+    const char **dump = NULL;
+    size_t cap = 0;
+    *nodes = NULL, *nnodes = 0, *ntrees = 0;
+    if (base_score_of(g, base_score, errbuf) != 0)
+        return -1;
+    if (XGB(XGBoosterDumpModelEx(g->h, "", 0, "text", &nt, &dump), errbuf, "gbt: dumping the trees"))
+        return -1;
+    for (bst_ulong t = 0; t < nt; t++)
+        if (parse_tree(dump[t], (int)t, nodes, nnodes, &cap, errbuf) != 0) {
+            free(*nodes);
+            *nodes = NULL, *nnodes = 0;
+            return -1;
+        }
+    *ntrees = (int)nt;
+    return 0;
+}

@@ -45,4 +45,20 @@ dp_gbt *dp_gbt_load(const uint8_t *buf, size_t len, int d, int nclasses, const c
 int dp_gbt_predict(dp_gbt *g, const float *x, int n, int d, int nclasses, float *logprobs, char *errbuf);
 void dp_gbt_free(dp_gbt *g);
 
+/* One node of a booster's trees, as XGBoost dumps them: a split goes to
+ * `yes` when x[feature] < value (missing: to `missing`), a leaf adds value
+ * to the margin of class tree % nclasses (one tree per class and round). */
+typedef struct dp_gbt_node {
+    int tree, id;
+    int leaf;               /* 1: a leaf (value = its weight) */
+    int feature, yes, no, missing;
+    float value;            /* split threshold or leaf weight */
+} dp_gbt_node;
+/* The trees of g (XGBoosterDumpModelEx, text, thresholds and weights in
+ * float's 9 significant digits) into a malloc'd array *nodes [*nnodes],
+ * with the number of trees and the base score (added to every class's
+ * margin before the softmax). 0, or -1 + message on an XGBoost error or a
+ * dump line it cannot read. */
+int dp_gbt_trees(dp_gbt *g, dp_gbt_node **nodes, size_t *nnodes, int *ntrees, float *base_score, char *errbuf);
+
 #endif
