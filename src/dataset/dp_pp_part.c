@@ -211,6 +211,7 @@ void dp_pp_parts_clean_stale(run *r)
             }
         closedir(d);
     }
+    dp_clean_stale_tmp(r->dst, "shard.tsv");
     d = opendir(r->parts);
     if (!d)
         return;

@@ -61,7 +61,9 @@ typedef struct capfile {
     int64_t mtime_ns;
     int is_capture;
     int probe;              /* dp_probe result */
-    uint64_t relhash;       /* FNV-1a of rel: part key and flow salt */
+    uint64_t relhash;       /* FNV-1a of rel: part key, flow salt and shard */
+    size_t shard;           /* merge: the shard dataset that holds it */
+    uint64_t shard_row;     /* merge: its first row in that shard's arrays */
     int cls[DP_NTASKS];
     /* results */
     int ready;              /* read (and its part complete if spilled); under run.mu */
@@ -130,5 +132,32 @@ const char *dp_pp_strip_path(const char *msg, const char *path);
 
 /* Appends a problem to a capture's status (one line, "; "-separated). */
 void dp_pp_add_status(capfile *cf, const char *msg);
+
+/* The steps preprocess and merge (dp_merge.c) share, in dp_preprocess.c. */
+
+/* Zeroes r and sets up its locks for a run with options o and stats st. */
+void dp_pp_run_init(run *r, const dp_preprocess_opts *o, dp_preprocess_stats *st);
+
+/* Creates the target folder r->dst and locks it against a second run (the
+ * lock lasts while r->dirfd is open); `what` names the kind of run in the
+ * message when another one holds it. */
+int dp_pp_lock_dir(run *r, const char *what, char *errbuf);
+
+/* 1 when r->dst holds a complete dataset whose summary.json has this run's
+ * fingerprint and counts no unreadable file: nothing to do (the stats are
+ * filled from summary.json). Sets r->fingerprint and r->had_dataset. */
+int dp_pp_up_to_date(run *r);
+
+/* Makes the .parts folder (cleaned of what no listed capture needs) and
+ * r->caps, the listed captures in file order. */
+int dp_pp_prepare_parts(run *r, char *errbuf);
+
+/* Commits the merged arrays, drops the parts, writes the text outputs
+ * (summary.json last) and prints the report when asked. */
+int dp_pp_commit_dataset(run *r, char *errbuf);
+
+/* Ends a run: stops its workers, keeps the partial work for a rerun, says
+ * in errbuf what state a failed run left, frees everything. */
+void dp_pp_run_end(run *r, int rc, char *errbuf);
 
 #endif

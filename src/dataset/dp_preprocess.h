@@ -86,6 +86,10 @@ typedef struct dp_preprocess_opts {
                                  * this many captures have been read; they are
                                  * merged and journaled, nothing is committed, and
                                  * stats->interrupted is set */
+    unsigned shard_index;       /* --shard I/N: with shard_count > 0, only the files */
+    unsigned shard_count;       /* whose relative path's FNV-1a 64 hash modulo N is I
+                                 * (dp_pp_shard.h); the dataset gets a shard.tsv
+                                 * for `deeppacket merge` (dp_merge.h) */
     size_t chunk_bytes;         /* tests only: 0, or the size of the buffers that
                                  * hand records to the merge (at least a record;
                                  * each worker then has 2), so that captures
