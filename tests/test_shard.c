@@ -58,23 +58,13 @@ static int merge(const char *dst, const char *const *shards, size_t n, size_t st
     return dp_merge_run(&o, st, eb);
 }
 
-static int same_file(const char *a, const char *b)
-{
-    size_t na, nb;
-    char *x = dp_read_file(a, &na, NULL), *y = dp_read_file(b, &nb, NULL);
-    int eq = x && y && na == nb && memcmp(x, y, na) == 0;
-    free(x);
-    free(y);
-    return eq;
-}
-
 /* Every output file of d1 and d2 is the same, byte for byte. */
 static int same_dataset(const char *d1, const char *d2)
 {
     int all = 1;
     for (size_t i = 0; i < sizeof OUTS / sizeof OUTS[0]; i++) {
         char *a = dp_path_join(d1, OUTS[i]), *b = dp_path_join(d2, OUTS[i]);
-        if (!same_file(a, b)) {
+        if (!dp_test_same_file(a, b)) {
             fprintf(stderr, "  %s differs between %s and %s\n", OUTS[i], d1, d2);
             all = 0;
         }
@@ -340,17 +330,16 @@ static void test_bad_shard_sets(void)
 
 static int sh(const char *cmd)
 {
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    char out[4096];
+    return dp_test_sh(cmd, out, sizeof out);
 }
 
 static void test_cli(void)
 {
-    const char *b = getenv("BUILD");
-    char bin[512], cmd[4096];
-    snprintf(bin, sizeof bin, "%s/deeppacket", b ? b : "build");
-    if (access(bin, X_OK) != 0)
-        SKIP("%s not built", bin);
+    const char *bin = dp_test_cli();
+    char cmd[4096];
+    if (!bin)
+        SKIP("deeppacket not built");
     const char *d = dp_test_tmpdir();
     const char *bad[] = {"3/3", "1", "a/2", "0/0", "-1/2", "1/2x"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
