@@ -57,6 +57,9 @@ static const char *const arr_descr[4] = {DP_NPY_U1, DP_NPY_I2, DP_NPY_I2, DP_MET
 static const size_t arr_item[4] = {1, 2, 2, sizeof(dp_meta)};
 static const size_t arr_cols[4] = {DP_VEC_LEN, 0, 0, 0};
 static const size_t arr_buf[4] = {VEC_BUF, SMALL_BUF / 8, SMALL_BUF / 8, SMALL_BUF};
+/* vectors.npy, 1500 bytes a row, is written behind the merge (its own
+ * thread writes one 4 MB buffer while the merge fills the other) */
+static const int arr_flags[4] = {DP_NPY_DIRECT | DP_NPY_ASYNC, DP_NPY_DIRECT, DP_NPY_DIRECT, DP_NPY_DIRECT};
 
 void dp_pp_merger_close(merger *m)
 {
@@ -77,7 +80,7 @@ static int merger_open_arrays(const run *r, merger *m, uint64_t rows, char *errb
         int k = m->opened;
         char *p = arr_tmp_path(r, k);
         int orc = p ? dp_npy_append_open(&m->w[k], p, arr_descr[k], arr_item[k], arr_cols[k],
-                                         rows, arr_buf[k], DP_NPY_DIRECT, errbuf)
+                                         rows, arr_buf[k], arr_flags[k], errbuf)
                     : dp_err(errbuf, "%s: out of memory", r->parts);
         free(p);
         if (orc != 0) {
