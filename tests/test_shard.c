@@ -15,8 +15,6 @@
 #include "dataset/dp_preprocess.h"
 #include "util/dp_util.h"
 
-static const char *OUTS[] = {"vectors.npy", "app.npy",    "traffic.npy", "meta.npy",
-                             "files.tsv",   "labels.tsv", "summary.md",  "summary.json"};
 #define CORPUS "data/corpus"
 
 static char *tmp(const char *name)
@@ -58,21 +56,6 @@ static int merge(const char *dst, const char *const *shards, size_t n, size_t st
     return dp_merge_run(&o, st, eb);
 }
 
-/* Every output file of d1 and d2 is the same, byte for byte. */
-static int same_dataset(const char *d1, const char *d2)
-{
-    int all = 1;
-    for (size_t i = 0; i < sizeof OUTS / sizeof OUTS[0]; i++) {
-        char *a = dp_path_join(d1, OUTS[i]), *b = dp_path_join(d2, OUTS[i]);
-        if (!dp_test_same_file(a, b)) {
-            fprintf(stderr, "  %s differs between %s and %s\n", OUTS[i], d1, d2);
-            all = 0;
-        }
-        free(a);
-        free(b);
-    }
-    return all;
-}
 
 /* Preprocesses src in n shards into PREFIX0..PREFIX{n-1} (names in dirs). */
 static int make_shards(const char *src, const char *labels, const char *prefix, unsigned n, char **dirs)
@@ -112,7 +95,7 @@ static void check_identical(const char *src, const char *labels, const char *tag
         rev[i] = dirs[n - 1 - i];
     dp_preprocess_stats st;
     CHECK(merge(merged, (const char *const *)rev, n, 0, &st, eb) == 0);
-    CHECK(same_dataset(whole, merged));
+    CHECK(dp_test_same_dataset(whole, merged));
     CHECK(dp_preprocess_complete(merged));
     char *man = dp_path_join(merged, "shard.tsv");
     CHECK(access(man, F_OK) != 0); /* the merged dataset is not a shard */
@@ -208,7 +191,7 @@ static void test_empty_shards(void)
     char *whole = tmp("few-whole"), *merged = tmp("few-merged");
     CHECK(pp(src, whole, CORPUS "/labels.tsv", 0, 0, eb) == 0);
     CHECK(merge(merged, (const char *const *)dirs, 8, 0, NULL, eb) == 0);
-    CHECK(same_dataset(whole, merged));
+    CHECK(dp_test_same_dataset(whole, merged));
     free_dirs(dirs, 8);
     free(whole);
     free(merged);
@@ -230,7 +213,7 @@ static void test_merge_resume(void)
     CHECK(merge(merged, (const char *const *)dirs, 3, 0, &st, eb) == 0);
     CHECK_EQ_INT(st.reused, 10);
     CHECK_EQ_INT(st.processed, 78);
-    CHECK(same_dataset(whole, merged));
+    CHECK(dp_test_same_dataset(whole, merged));
     char *parts = dp_path_join(merged, ".parts");
     CHECK(access(parts, F_OK) != 0);
     free(parts);

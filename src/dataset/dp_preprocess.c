@@ -325,6 +325,7 @@ void dp_pp_run_init(run *r, const dp_preprocess_opts *o, dp_preprocess_stats *st
     pthread_cond_init(&r->cv, NULL);
     pthread_mutex_init(&r->warn_mu, NULL);
     r->chunk_size = CHUNK_SIZE;
+    r->split_bytes = o->split_bytes ? o->split_bytes : SPLIT_MIN_BYTES;
     r->worker_chunks = WORKER_CHUNKS;
     if (o->chunk_bytes) {
         r->chunk_size = o->chunk_bytes < REC_MAX ? REC_MAX : o->chunk_bytes;

@@ -90,6 +90,9 @@ typedef struct dp_preprocess_opts {
     unsigned shard_count;       /* whose relative path's FNV-1a 64 hash modulo N is I
                                  * (dp_pp_shard.h); the dataset gets a shard.tsv
                                  * for `deeppacket merge` (dp_merge.h) */
+    size_t split_bytes;         /* tests only: 0, or the size from which the last
+                                 * capture taken is split across the workers
+                                 * (default 8 MB; dp_pp_split.h) */
     size_t chunk_bytes;         /* tests only: 0, or the size of the buffers that
                                  * hand records to the merge (at least a record;
                                  * each worker then has 2), so that captures
@@ -109,6 +112,8 @@ typedef struct dp_preprocess_stats {
     size_t reused;              /* captures taken from an earlier run (journal or part) */
     size_t spilled;             /* captures read in this run whose records went
                                  * through a part file (too big to wait in memory) */
+    size_t split;               /* captures read by one worker and transformed by
+                                 * several (dp_pp_split.h) */
     size_t with_warnings;       /* captures with a warning (truncated, link type...) */
     uint64_t capture_bytes;     /* total size of the captures */
     uint64_t frames;            /* frames read */

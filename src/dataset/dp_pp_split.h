@@ -1,0 +1,39 @@
+/* dp_pp_split: one big capture read by one worker and transformed by all.
+ * Internal to src/dataset.
+ *
+ * Workers take whole captures, so the last capture of a run (or the only
+ * one) would keep one core busy while the others idle. When the capture a
+ * worker takes is the last one queued, is at least r->split_bytes big and
+ * the run has more than one worker, it is split: its worker (the owner)
+ * reads frames and copies them into batches of up to 256 frames in a ring
+ * (2 per worker, plus 2), the idle workers (and the owner, when no
+ * helper is free) transform whole batches into records, and the owner hands
+ * the batches' records on in frame order, as the unsplit path would have
+ * (dp_pp_emit_record): the dataset is the same, byte for byte. Memory: the
+ * ring's frames and records, about 0.8 MB a batch. */
+#ifndef DP_PP_SPLIT_H
+#define DP_PP_SPLIT_H
+
+#include "capture/dp_capture.h"
+#include "dataset/dp_pp_run.h"
+
+/* Under r->mu, when worker ws takes capture cf from the queue: 1 (and the
+ * run marked so that idle workers wait for its batches) when cf is to be
+ * split as described above, else 0. */
+int dp_pp_split_wanted(run *r, const capfile *cf);
+
+/* Reads the frames of open capture c (of capture cf, which
+ * dp_pp_split_wanted chose) with the help of the idle workers. Returns as
+ * the unsplit reading does: dp_capture_next's last status (0 at the end;
+ * ceb holds its message), or -2 when handing records on failed (errbuf);
+ * *bad_lt is the first unsupported link type met, or -1. vec: a
+ * DP_VEC_LEN buffer. */
+int dp_pp_split_read(run *r, capfile *cf, wstate *ws, dp_capture *c, uint8_t *vec, int *bad_lt,
+                     char *ceb, char *errbuf);
+
+/* Under r->mu (held on return): an idle worker transforms a waiting batch
+ * of the capture being split, or waits for one. 1 when there was split
+ * work to do or to wait for, 0 when there is none (the worker may end). */
+int dp_pp_split_help(run *r, uint8_t *vec);
+
+#endif
