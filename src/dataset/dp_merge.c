@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "dataset/dp_dataset.h"
@@ -36,7 +37,12 @@ static int load_shard(shard *s, char *errbuf)
     free(lp);
     if (!s->labels)
         return -1;
-    return dp_dataset_open(&s->ds, s->dir, errbuf);
+    if (dp_dataset_open(&s->ds, s->dir, errbuf) != 0)
+        return -1;
+    /* read once, front to back: read ahead, and drop the pages behind */
+    madvise(s->ds.vectors.map, s->ds.vectors.map_len, MADV_SEQUENTIAL);
+    madvise(s->ds.meta.map, s->ds.meta.map_len, MADV_SEQUENTIAL);
+    return 0;
 }
 
 /* The shards are one run's: same count and label table, each shard once. */
