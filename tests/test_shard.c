@@ -239,6 +239,41 @@ static void write_text(const char *dir, const char *name, const char *text)
     free(p);
 }
 
+/* The manifest text with the kept counts of its first two capture lines
+ * that keep packets moved by +1 and -1 (the total unchanged); malloc'd,
+ * NULL when it has no two such lines. */
+static char *shift_kept(const char *text)
+{
+    size_t o = 0;
+    char *out = malloc(strlen(text) + 64);
+    int moved = 0;
+    for (const char *p = text; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) + 1 : strlen(p);
+        unsigned long long size, frames, kept;
+        long long mtime;
+        int unr, pre = 0;
+        if (moved < 2 &&
+            sscanf(p, "file\t1\t%d\t%llu\t%lld\t%llu\t%n%llu", &unr, &size, &mtime, &frames, &pre, &kept) == 5 &&
+            kept > 0) {
+            const char *after = strchr(p + pre, '\t');
+            o += (size_t)sprintf(out + o, "%.*s%llu", pre, p, moved ? kept - 1 : kept + 1);
+            len -= (size_t)(after - p);
+            p = after;
+            moved++;
+        }
+        memcpy(out + o, p, len);
+        o += len;
+        p += len;
+    }
+    out[o] = 0;
+    if (moved < 2) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
 static void test_bad_shard_sets(void)
 {
     char *d3[3], *d2[2], eb[DP_ERRBUF_SIZE];
@@ -292,6 +327,14 @@ static void test_bad_shard_sets(void)
         write_text(d3[2], "shard.tsv", fixed);
         const char *rows[] = {d3[0], d3[1], d3[2]};
         expect_refused(rows, 3, "counts");
+        /* the same total, one row moved from a capture to the one before it */
+        char *shifted = shift_kept(mt);
+        CHECK(shifted != NULL);
+        if (shifted) {
+            write_text(d3[2], "shard.tsv", shifted);
+            expect_refused(rows, 3, "belongs to capture");
+        }
+        free(shifted);
         write_text(d3[2], "shard.tsv", "deeppacket-shard-1\t2\t3\tfnv1a64\nsource\tx\nfile\tbroken\n");
         expect_refused(rows, 3, "line 3: malformed shard manifest");
     }

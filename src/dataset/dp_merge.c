@@ -20,6 +20,7 @@ typedef struct shard {
     char *labels;           /* its labels.tsv text */
     dp_dataset ds;          /* its arrays, memory-mapped */
     uint64_t rows;          /* rows its manifest's captures count */
+    uint32_t captures;      /* captures its manifest lists */
 } shard;
 
 /* ---- the shards ----------------------------------------------------------------- */
@@ -122,6 +123,7 @@ static int place_captures(run *r, shard *sh, size_t n, char *errbuf)
         if (!cf->is_capture)
             continue;
         cf->shard_row = sh[cf->shard].rows;
+        cf->shard_file = sh[cf->shard].captures++;
         sh[cf->shard].rows += cf->kept;
         dp_labels_lookup(&r->table, cf->rel, cf->cls);
         r->ncaptures++;
@@ -175,6 +177,12 @@ static int merge_capture(run *r, const shard *sh, size_t k, char *errbuf)
     const dp_dataset *d = &sh[cf->shard].ds;
     for (uint64_t row = cf->shard_row; row < cf->shard_row + cf->kept; row++) {
         const uint8_t *vec = dp_dataset_vector(d, row);
+        uint32_t file;
+        memcpy(&file, d->meta.data + row * sizeof(dp_meta), sizeof file); /* dp_meta.file: first */
+        if (file != cf->shard_file)
+            return dp_err(errbuf, "%s/meta.npy: row %llu belongs to capture %u, but the shard's manifest puts "
+                          "the rows of capture %u (%s) there", sh[cf->shard].dir, (unsigned long long)row,
+                          file, cf->shard_file, cf->rel);
         if (dp_pp_merge_row(&r->m, cf, (uint32_t)k, vec, dp_pp_vec_used(vec),
                             d->meta.data + row * sizeof(dp_meta), errbuf) != 0)
             return -1;

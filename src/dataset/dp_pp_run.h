@@ -67,6 +67,7 @@ typedef struct capfile {
     uint64_t relhash;       /* FNV-1a of rel: part key, flow salt and shard */
     size_t shard;           /* merge: the shard dataset that holds it */
     uint64_t shard_row;     /* merge: its first row in that shard's arrays */
+    uint32_t shard_file;    /* merge: its capture number in that shard */
     int cls[DP_NTASKS];
     /* results */
     int ready;              /* read (and its part complete if spilled); under run.mu */
