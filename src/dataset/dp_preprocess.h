@@ -19,11 +19,13 @@
  *     file, DATASET_DIR/.parts/<key>.part (records, then a trailer with the
  *     source's size and mtime and the counts), written to a temp name and
  *     renamed when whole. Memory is bounded (a few MB per worker) whatever
- *     the size of a capture; there is no per-packet system call.
+ *     the size of a capture; there is no per-packet system call. The last
+ *     capture taken, when big, is read by its worker and transformed by all
+ *     of them (dp_pp_split.h), with the same records in the same order.
  *  2. Meanwhile the main thread merges the captures in file order, from
  *     their chunks or part files, into the four arrays, built as
  *     .parts/<name>.partial by dp_npy appenders (vectors.npy in 4 MB direct
- *     writes, bypassing the page cache). The journal .parts/journal records
+ *     writes, bypassing the page cache, by a thread of its own). The journal .parts/journal records
  *     each merged capture (source size and mtime, counts, status, row count
  *     after it, a checksum) once its rows are in the files; the part of a
  *     journaled capture is deleted. When all are merged the arrays are
