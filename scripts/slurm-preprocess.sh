@@ -38,7 +38,7 @@ submit)
     jid=$(sbatch --parsable --array="0-$((n - 1))" \
         --export=ALL,DP_STEP=shard,DP_SRC="$src",DP_OUT="$out",DP_SHARDS="$n" "$script")
     sbatch --parsable --dependency="afterok:${jid%%;*}" --job-name=deeppacket-merge \
-        --cpus-per-task=2 --array=0 \
+        --cpus-per-task=2 \
         --export=ALL,DP_STEP=merge,DP_SRC="$src",DP_OUT="$out",DP_SHARDS="$n" "$script" >/dev/null
     echo "submitted: preprocess array job $jid ($n shards) and the merge after it -> $out/dataset"
     ;;
