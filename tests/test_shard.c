@@ -354,6 +354,55 @@ static void test_bad_shard_sets(void)
     free_dirs(d2, 2);
 }
 
+/* Manifests that are not what preprocess --shard writes: each refused
+ * with the file and line named, none read out of bounds (make asan). */
+static void test_bad_manifests(void)
+{
+    char *d[2];
+    if (make_shards(CORPUS, CORPUS "/labels.tsv", "man-", 2, d) != 0) {
+        CHECK(0);
+        return;
+    }
+    static const struct {
+        const char *text, *want;
+    } bad[] = {
+        {"", "line 1"},
+        {"deeppacket-shard-1\t0\t2\tfnv1a64\n", "line 2"},                 /* no source */
+        {"deeppacket-shard-2\t0\t2\tfnv1a64\nsource\tx\nend\t0\n", "line 1"}, /* other format */
+        {"deeppacket-shard-1\t0\t2\tmd5\nsource\tx\nend\t0\n", "line 1"},
+        {"deeppacket-shard-1\t2\t2\tfnv1a64\nsource\tx\nend\t0\n", "line 1"},  /* I >= N */
+        {"deeppacket-shard-1\t0\t65537\tfnv1a64\nsource\tx\nend\t0\n", "line 1"},
+        {"deeppacket-shard-1\t0\t-2\tfnv1a64\nsource\tx\nend\t0\n", "line 1"},
+        {"deeppacket-shard-1\t0\t2\tfnv1a64\nsource\tx%0\nend\t0\n", "line 2"}, /* cut escape */
+        {"deeppacket-shard-1\t0\t2\tfnv1a64\nsource\tx%00y\nend\t0\n", "line 2"}, /* NUL escape */
+        {"deeppacket-shard-1\t0\t2\tfnv1a64\nsource\tx\n", "line 3"},           /* no end line */
+        {"deeppacket-shard-1\t0\t2\tfnv1a64\nsource\tx\nend\t1\n", "line 3"},  /* count */
+        {"deeppacket-shard-1\t0\t2\tfnv1a64\nsource\tx\nend\t0\nmore\n", "line 3"},
+        {"deeppacket-shard-1\t0\t2\tfnv1a64\nsource\tx\nfile\t1\t0\t1\t2\t3\t4\t0,0,0,0,0\t\ta\nend\t1\n",
+         "line 3"}, /* five skip counters */
+        {"deeppacket-shard-1\t0\t2\tfnv1a64\nsource\tx\nfile\t2\t0\t1\t2\t3\t4\t0,0,0,0,0,0\t\ta\nend\t1\n",
+         "line 3"}, /* capture flag 2 */
+        {"deeppacket-shard-1\t0\t2\tfnv1a64\nsource\tx\nfile\t1\t0\t1\t2\t3\t4\t0,0,0,0,0,0\t\t\nend\t1\n",
+         "line 3"}, /* empty path */
+        {"deeppacket-shard-1\t0\t2\tfnv1a64\nsource\tx\nfile\t1\t0\t+1\t2\t3\t4\t0,0,0,0,0,0\t\ta\nend\t1\n",
+         "line 3"}, /* signed size */
+        {"deeppacket-shard-1\t0\t2\tfnv1a64\nsource\tx\nfile\t1\t0\t99999999999999999999\t2\t3\t4\t0,0,0,0,0,0\t\ta\nend\t1\n",
+         "line 3"}, /* over 2^64 */
+        {"deeppacket-shard-1\t0\t2\tfnv1a64\nsource\tx\nfile\t1\t0\t1\t2\t3\t4\t0,0,0,0,0,0\t\ta\textra\nend\t1\n",
+         "line 3"},
+    };
+    const char *pair[] = {d[0], d[1]};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_text(d[0], "shard.tsv", bad[i].text);
+        char eb[DP_ERRBUF_SIZE] = "", *t = tmp("man-target");
+        CHECK(merge(t, pair, 2, 0, NULL, eb) != 0);
+        CHECK_STR_CONTAINS(eb, "malformed shard manifest");
+        CHECK_STR_CONTAINS(eb, bad[i].want);
+        free(t);
+    }
+    free_dirs(d, 2);
+}
+
 static int sh(const char *cmd)
 {
     char out[4096];
@@ -393,6 +442,7 @@ int main(void)
     DP_RUN(test_empty_shards);
     DP_RUN(test_merge_resume);
     DP_RUN(test_bad_shard_sets);
+    DP_RUN(test_bad_manifests);
     DP_RUN(test_cli);
     return dp_test_end();
 }

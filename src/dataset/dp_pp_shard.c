@@ -156,10 +156,10 @@ static int parse_head(char *l1, char *l2, dp_pp_manifest *m)
     if (split_tabs(l1, f, 5) != 4 || strcmp(f[0], DP_SHARD_FORMAT) || parse_u64(f[1], &i) ||
         parse_u64(f[2], &n) || strcmp(f[3], "fnv1a64") || n == 0 || n > 65536 || i >= n)
         return -1;
+    m->index = (unsigned)i;
+    m->count = (unsigned)n; /* set: the first line is good */
     if (split_tabs(l2, f, 3) != 2 || strcmp(f[0], "source") || unescape(f[1]) || !(m->source = strdup(f[1])))
         return -1;
-    m->index = (unsigned)i;
-    m->count = (unsigned)n;
     return 0;
 }
 
