@@ -403,6 +403,46 @@ static void test_bad_manifests(void)
     free_dirs(d, 2);
 }
 
+static void collect(void *ctx, const char *file, const char *msg, int is_note)
+{
+    char *buf = ctx;
+    size_t n = strlen(buf);
+    snprintf(buf + n, 4096 - n, "%s: %s: %s\n", is_note ? "note" : "warning", file, msg);
+}
+
+/* Shards made from the folder under two paths: merged as one, with a
+ * warning naming both, and the merged dataset names shard 0's. */
+static void test_source_paths_differ(void)
+{
+    char eb[DP_ERRBUF_SIZE], *link = tmp("corpus-link"), *cwd = getcwd(NULL, 0);
+    char *target = cwd ? dp_path_join(cwd, CORPUS) : NULL;
+    CHECK(target && symlink(target, link) == 0);
+    char *s0 = tmp("paths-s0"), *s1 = tmp("paths-s1"), *whole = tmp("paths-whole"), *m = tmp("paths-m");
+    CHECK(pp(CORPUS, s0, CORPUS "/labels.tsv", 0, 2, eb) == 0);
+    CHECK(pp(link, s1, CORPUS "/labels.tsv", 1, 2, eb) == 0);
+    CHECK(pp(CORPUS, whole, CORPUS "/labels.tsv", 0, 0, eb) == 0);
+    char warnings[4096] = "";
+    dp_merge_opts o;
+    memset(&o, 0, sizeof o);
+    const char *dirs[] = {s0, s1};
+    o.dst_dir = m;
+    o.shard_dirs = dirs;
+    o.nshards = 2;
+    o.warn = collect;
+    o.warn_ctx = warnings;
+    CHECK(dp_merge_run(&o, NULL, eb) == 0);
+    CHECK_STR_CONTAINS(warnings, "made from the capture folder");
+    CHECK_STR_CONTAINS(warnings, link);
+    CHECK(dp_test_same_dataset(whole, m));
+    free(target);
+    free(cwd);
+    free(link);
+    free(s0);
+    free(s1);
+    free(whole);
+    free(m);
+}
+
 static int sh(const char *cmd)
 {
     char out[4096];
@@ -443,6 +483,7 @@ int main(void)
     DP_RUN(test_merge_resume);
     DP_RUN(test_bad_shard_sets);
     DP_RUN(test_bad_manifests);
+    DP_RUN(test_source_paths_differ);
     DP_RUN(test_cli);
     return dp_test_end();
 }

@@ -21,6 +21,12 @@ static void usage(FILE *f)
             "  -h, --help           this help\n");
 }
 
+static void warn(void *ctx, const char *file, const char *msg, int is_note)
+{
+    (void)ctx;
+    fprintf(stderr, "deeppacket merge: %s: %s: %s\n", is_note ? "note" : "warning", file, msg);
+}
+
 int cmd_merge(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -56,6 +62,7 @@ int cmd_merge(int argc, char **argv)
     o.shard_dirs = (const char *const *)argv + optind;
     o.nshards = (size_t)(argc - optind);
     o.report = quiet ? NULL : stdout;
+    o.warn = warn;
     dp_preprocess_stats st;
     char errbuf[DP_ERRBUF_SIZE];
     if (dp_merge_run(&o, &st, errbuf) != 0) {

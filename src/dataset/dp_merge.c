@@ -153,6 +153,10 @@ static int setup_run(run *r, shard *sh, size_t n, char *errbuf)
     free(lp);
     if (rc != 0 || gather_files(r, sh, n, errbuf) != 0)
         return -1;
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(sh[i].man.source, r->src) != 0)
+            dp_pp_warn(r, sh[i].dir, 0, "made from the capture folder %s, shard %s from %s; the merged "
+                       "dataset names %s", sh[i].man.source, sh[0].dir, r->src, r->src);
     return place_captures(r, sh, n, errbuf);
 }
 

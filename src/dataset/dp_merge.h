@@ -8,7 +8,8 @@
  * that every output file is byte-identical to `preprocess` of the whole
  * folder on one machine; summary.md and summary.json name the source folder
  * of shard 0 (the same as a one-machine run's when the shards read the folder
- * under the same path).
+ * under the same path; shards that name different folders get a warning,
+ * since the merge cannot tell a folder mounted elsewhere from another one).
  *
  * It writes like preprocess: the arrays are built in DATASET/.parts with a
  * resume journal, committed, and summary.json is written last, so a killed
