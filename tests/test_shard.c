@@ -163,6 +163,13 @@ static void test_shard_membership(void)
     free_dirs(dirs, 5);
 }
 
+static void write_text(const char *dir, const char *name, const char *text)
+{
+    char eb[DP_ERRBUF_SIZE], *p = dp_path_join(dir, name);
+    CHECK(dp_write_file_atomic(p, text, strlen(text), eb) == 0);
+    free(p);
+}
+
 /* A small folder in 8 shards: most are empty datasets, and still merge. */
 static void test_empty_shards(void)
 {
@@ -196,6 +203,21 @@ static void test_empty_shards(void)
     free(whole);
     free(merged);
     free(src);
+    /* a folder without any capture: every shard is an empty dataset, and
+     * the merge refuses, as preprocess of the whole folder does */
+    char *none = tmp("none");
+    CHECK(mkdir(none, 0777) == 0);
+    write_text(none, "README.md", "no capture here\n");
+    char *nd[2];
+    CHECK(make_shards(none, CORPUS "/labels.tsv", "none-s", 2, nd) == 0);
+    char *nm = tmp("none-merged");
+    CHECK(merge(nm, (const char *const *)nd, 2, 0, NULL, eb) != 0);
+    CHECK_STR_CONTAINS(eb, "no capture files (pcap or pcapng) in any shard");
+    CHECK(pp(none, nm, CORPUS "/labels.tsv", 0, 0, eb) != 0);
+    CHECK_STR_CONTAINS(eb, "no capture files");
+    free_dirs(nd, 2);
+    free(nm);
+    free(none);
 }
 
 /* A merge stopped (as if killed) after 10 captures leaves no complete
@@ -232,12 +254,6 @@ static void expect_refused(const char *const *dirs, size_t n, const char *want)
     free(t);
 }
 
-static void write_text(const char *dir, const char *name, const char *text)
-{
-    char eb[DP_ERRBUF_SIZE], *p = dp_path_join(dir, name);
-    CHECK(dp_write_file_atomic(p, text, strlen(text), eb) == 0);
-    free(p);
-}
 
 /* The manifest text with the kept counts of its first two capture lines
  * that keep packets moved by +1 and -1 (the total unchanged); malloc'd,
