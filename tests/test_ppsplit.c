@@ -1,6 +1,7 @@
 /* Tests of one big capture read by one worker and transformed by all
  * (dp_pp_split.h): the dataset is byte-identical to a -j1 run for a capture
- * over the default size (made from the repository's corpus), for the last
+ * over the default size (made from the repository's corpus), for one split
+ * midway when another worker runs out of captures, for the last
  * capture of iscx-sample and of the nDPI captures (pcapng, odd link types,
  * damaged files) when ../shared/data is present, for a split capture
  * spilled to a part file, and for a big capture cut short. */
@@ -122,6 +123,32 @@ static void test_big_capture(void)
     free(dir);
 }
 
+/* A big capture first, then a small one: the worker done with the small
+ * one makes the big one's reader split the rest of it; same bytes. */
+static void test_split_midway(void)
+{
+    char *dir = tmp("mid"), eb[DP_ERRBUF_SIZE];
+    CHECK(mkdir(dir, 0777) == 0);
+    make_big(dir, 3, 0);
+    size_t n;
+    char *b = dp_read_file(CORPUS "/chat_01.pcap", &n, eb), *small = dp_path_join(dir, "zz_small.pcap");
+    CHECK(b && dp_write_file_atomic(small, b, n, eb) == 0);
+    free(b);
+    free(small);
+    g_split_bytes = g_chunk_bytes = 0;
+    /* whether the small capture's worker is idle before the big one is read
+     * depends on the scheduler (a loaded machine): up to 3 tries; every try
+     * must give the same bytes */
+    size_t split = 0;
+    for (int t = 0; t < 3 && !split; t++) {
+        char tag[16];
+        snprintf(tag, sizeof tag, "mid%d", t);
+        split = check_j1_same(dir, CORPUS "/labels.tsv", tag, 2);
+    }
+    CHECK_EQ_INT(split, 1);
+    free(dir);
+}
+
 /* A big capture cut in the middle of a record: the same warning, the same
  * packets kept, split or not. */
 static void test_big_truncated(void)
@@ -146,7 +173,7 @@ static void test_split_spilled(void)
 {
     g_split_bytes = 1;
     g_chunk_bytes = 4096;
-    CHECK_EQ_INT(check_j1_same(CORPUS, CORPUS "/labels.tsv", "spill", 3), 1);
+    CHECK(check_j1_same(CORPUS, CORPUS "/labels.tsv", "spill", 3) >= 1);
     g_split_bytes = g_chunk_bytes = 0;
 }
 
@@ -158,7 +185,7 @@ static void test_iscx_sample(void)
     char *labels = dp_path_join(s, "labels.tsv");
     g_split_bytes = 1;
     g_chunk_bytes = 0;
-    CHECK_EQ_INT(check_j1_same(s, access(labels, R_OK) == 0 ? labels : NULL, "iscx", 2), 1);
+    CHECK(check_j1_same(s, access(labels, R_OK) == 0 ? labels : NULL, "iscx", 2) >= 1);
     free(labels);
 }
 
@@ -169,12 +196,13 @@ static void test_ndpi(void)
         SKIP("../shared/data/ndpi not present");
     g_split_bytes = 1;
     g_chunk_bytes = 0;
-    CHECK_EQ_INT(check_j1_same(s, NULL, "ndpi", 2), 1);
+    CHECK(check_j1_same(s, NULL, "ndpi", 2) >= 1);
 }
 
 int main(void)
 {
     DP_RUN(test_big_capture);
+    DP_RUN(test_split_midway);
     DP_RUN(test_big_truncated);
     DP_RUN(test_split_spilled);
     DP_RUN(test_iscx_sample);

@@ -239,6 +239,13 @@ static int read_frames(run *r, capfile *cf, wstate *ws, dp_capture *c, uint8_t *
             reported_f = cf->frames;
             reported_p = cf->kept;
         }
+        /* workers ran out of captures: they take on the rest of this one */
+        if ((cf->frames & 0x3ff) == 0 && atomic_load_explicit(&r->idle, memory_order_relaxed) &&
+            dp_pp_split_now(r, cf)) {
+            atomic_fetch_add(&r->live_frames, cf->frames - reported_f);
+            atomic_fetch_add(&r->live_packets, cf->kept - reported_p);
+            return dp_pp_split_read(r, cf, ws, c, vec, bad_lt, ceb, errbuf);
+        }
     }
     atomic_fetch_add(&r->live_frames, cf->frames - reported_f);
     atomic_fetch_add(&r->live_packets, cf->kept - reported_p);
@@ -293,7 +300,7 @@ static int read_capture(run *r, capfile *cf, wstate *ws, uint8_t *vec, int split
         dp_pp_add_status(cf, msg);
         dp_pp_warn(r, cf->path, 0, "%s; skipped", msg);
     } else {
-        int bad_lt;
+        int bad_lt = -1;
         int nrc = split ? dp_pp_split_read(r, cf, ws, c, vec, &bad_lt, ceb, errbuf)
                         : read_frames(r, cf, ws, c, vec, &bad_lt, ceb, errbuf);
         if (nrc == -2)

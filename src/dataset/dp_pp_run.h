@@ -111,6 +111,7 @@ struct run {
     size_t split_bytes;     /* a capture at least this big, taken last, is split */
     struct dp_pp_split *split; /* the capture being split, or NULL (under mu) */
     int split_pending;      /* a capture is about to be split (under mu) */
+    _Atomic size_t idle;    /* workers with no capture left to take, waiting */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;

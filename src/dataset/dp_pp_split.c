@@ -41,9 +41,21 @@ static batch *slot(struct dp_pp_split *s, size_t i)
     return &s->b[i % s->nb];
 }
 
+int dp_pp_split_now(run *r, const capfile *cf)
+{
+    pthread_mutex_lock(&r->mu);
+    int go = r->st->threads >= 2 && !r->split && !r->split_pending && !r->failed && cf->size >= r->split_bytes;
+    if (go) {
+        r->split_pending = 1;
+        r->st->split++;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return go;
+}
+
 int dp_pp_split_wanted(run *r, const capfile *cf)
 {
-    if (r->st->threads < 2 || r->next < r->nqueue || cf->size < r->split_bytes)
+    if (r->st->threads < 2 || r->next < r->nqueue || cf->size < r->split_bytes || r->split || r->split_pending)
         return 0;
     r->split_pending = 1;
     r->st->split++;
@@ -99,10 +111,13 @@ static int transform_one(run *r, struct dp_pp_split *s, uint8_t *vec)
 
 int dp_pp_split_help(run *r, uint8_t *vec)
 {
-    if (!r->split && !r->split_pending)
+    if (!r->split && !r->split_pending && r->finished >= r->next)
         return 0;
-    if (!r->split || r->failed || !transform_one(r, r->split, vec))
-        pthread_cond_wait(&r->cv, &r->mu);
+    if (r->split && !r->failed && transform_one(r, r->split, vec))
+        return 1;
+    atomic_fetch_add(&r->idle, 1);
+    pthread_cond_wait(&r->cv, &r->mu);
+    atomic_fetch_sub(&r->idle, 1);
     return 1;
 }
 
@@ -235,7 +250,6 @@ int dp_pp_split_read(run *r, capfile *cf, wstate *ws, dp_capture *c, uint8_t *ve
                      char *ceb, char *errbuf)
 {
     struct dp_pp_split s;
-    *bad_lt = -1;
     int rc = ring_init(&s, r, cf) == 0 ? 0 : (dp_err(errbuf, "%s: out of memory", cf->path), -2);
     if (rc == 0) {
         pthread_mutex_lock(&r->mu);
