@@ -6,8 +6,8 @@
  *   2. captures already merged by an earlier run are found in the resume
  *      journal, or in part files (dp_pp_merge.c, dp_pp_part.c);
  *   3. workers read the other captures into records, in memory chunks or
- *      part files (dp_pp_pipeline.c, record format in dp_pp_part.c); the
- *      last big capture is read by one and transformed by all
+ *      part files (dp_pp_pipeline.c, record format in dp_pp_part.c); a
+ *      big capture is read by one and transformed by the idle ones
  *      (dp_pp_split.c);
  *   4. the main thread merges the records, in file order, into the four
  *      partial arrays and journals each capture (dp_pp_merge.c);
@@ -28,7 +28,7 @@
 #define DATASET_FORMAT "deeppacket-dataset-1"
 #define CHUNK_SIZE (512 * 1024)  /* records handed to the merge at once */
 #define WORKER_CHUNKS 4          /* chunks a worker may have at once (2 MB) */
-#define SPLIT_MIN_BYTES (8u << 20) /* the last capture taken is split from this size */
+#define SPLIT_MIN_BYTES (8u << 20) /* a capture is split from this size */
 #define MAX_STATUS 400
 #define MAX_NOTES 10            /* "not a capture" notes printed one by one */
 
@@ -108,7 +108,7 @@ struct run {
     merger m;               /* the merge into the partial arrays */
     pthread_t *th;          /* worker threads running: nth */
     size_t nth;
-    size_t split_bytes;     /* a capture at least this big, taken last, is split */
+    size_t split_bytes;     /* a capture at least this big may be split */
     struct dp_pp_split *split; /* the capture being split, or NULL (under mu) */
     int split_pending;      /* a capture is about to be split (under mu) */
     _Atomic size_t idle;    /* workers with no capture left to take, waiting */

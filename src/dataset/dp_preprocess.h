@@ -19,9 +19,9 @@
  *     file, DATASET_DIR/.parts/<key>.part (records, then a trailer with the
  *     source's size and mtime and the counts), written to a temp name and
  *     renamed when whole. Memory is bounded (a few MB per worker) whatever
- *     the size of a capture; there is no per-packet system call. The last
- *     capture taken, when big, is read by its worker and transformed by all
- *     of them (dp_pp_split.h), with the same records in the same order.
+ *     the size of a capture; there is no per-packet system call. A big
+ *     capture is read by its worker and transformed by the workers that
+ *     have no capture left (dp_pp_split.h), same records, same order.
  *  2. Meanwhile the main thread merges the captures in file order, from
  *     their chunks or part files, into the four arrays, built as
  *     .parts/<name>.partial by dp_npy appenders (vectors.npy in 4 MB direct
@@ -92,9 +92,9 @@ typedef struct dp_preprocess_opts {
     unsigned shard_count;       /* whose relative path's FNV-1a 64 hash modulo N is I
                                  * (dp_pp_shard.h); the dataset gets a shard.tsv
                                  * for `deeppacket merge` (dp_merge.h) */
-    size_t split_bytes;         /* tests only: 0, or the size from which the last
-                                 * capture taken is split across the workers
-                                 * (default 8 MB; dp_pp_split.h) */
+    size_t split_bytes;         /* tests only: 0, or the size from which a capture
+                                 * may be split across the workers (default 8 MB;
+                                 * dp_pp_split.h) */
     size_t chunk_bytes;         /* tests only: 0, or the size of the buffers that
                                  * hand records to the merge (at least a record;
                                  * each worker then has 2), so that captures
