@@ -92,6 +92,10 @@ int dp_test_png_size(const char *path, int *w, int *h);
 uint8_t *dp_test_read_file(const char *path, size_t *n);
 /* 1 when both files can be read and hold the same bytes. */
 int dp_test_same_file(const char *a, const char *b);
+/* 1 when the eight files of two preprocessed datasets (arrays, files.tsv,
+ * labels.tsv, summary.md, summary.json) are the same, byte for byte; names
+ * each one that differs on stderr. */
+int dp_test_same_dataset(const char *d1, const char *d2);
 
 /* Runs a shell command (popen); returns its exit status (-1 when it did not
  * exit) and its stdout, NUL-terminated, in out[cap]. */

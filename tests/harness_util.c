@@ -107,6 +107,23 @@ int dp_test_same_file(const char *a, const char *b)
     return same;
 }
 
+int dp_test_same_dataset(const char *d1, const char *d2)
+{
+    static const char *const outs[] = {"vectors.npy", "app.npy",    "traffic.npy", "meta.npy",
+                                       "files.tsv",   "labels.tsv", "summary.md",  "summary.json"};
+    int all = 1;
+    for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
+        char *a = dp_path_join(d1, outs[i]), *b = dp_path_join(d2, outs[i]);
+        if (!dp_test_same_file(a, b)) {
+            fprintf(stderr, "  %s differs between %s and %s\n", outs[i], d1, d2);
+            all = 0;
+        }
+        free(a);
+        free(b);
+    }
+    return all;
+}
+
 int dp_test_write_split(const char *dir, const void *vectors, const int16_t *labels, const void *meta, size_t n,
                         const char *classes_tsv)
 {

@@ -196,8 +196,7 @@ static void test_npy_appender(void)
     snprintf(part, sizeof part, "%s", tmp("app.partial"));
     snprintf(fin, sizeof fin, "%s", tmp("app_final.npy"));
     CHECK(dp_npy_save(ref, DP_NPY_U1, 1, COLS, data, ROWS, errbuf) == 0);
-    for (int direct = 0; direct < 2; direct++) {
-        int fl = direct ? DP_NPY_DIRECT : 0;
+    for (int fl = 0; fl < 4; fl++) { /* buffered, direct, write-behind, both */
         dp_npy_appender w;
         CHECK(dp_npy_append_open(&w, part, DP_NPY_U1, 1, COLS, 0, 64 * 1024, fl, errbuf) == 0);
         CHECK(dp_npy_append(&w, data, 1001, errbuf) == 0);

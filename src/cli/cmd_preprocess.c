@@ -1,4 +1,4 @@
-/* deeppacket preprocess -s CAPTURE_DIR -t DATASET_DIR [--labels TABLE] [-j THREADS] */
+/* deeppacket preprocess -s CAPTURE_DIR -t DATASET_DIR [--labels TABLE] [-j THREADS] [--shard I/N] */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +10,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: deeppacket preprocess -s CAPTURE_DIR -t DATASET_DIR [--labels TABLE] [-j THREADS]\n"
+            "                             [--shard I/N]\n"
             "\n"
             "Turns every pcap/pcapng capture under CAPTURE_DIR (recursively) into labelled\n"
             "1500-byte packet vectors in DATASET_DIR (vectors.npy, app.npy, traffic.npy,\n"
@@ -19,7 +20,11 @@ static void usage(FILE *f)
             "  -t, --target DIR     dataset folder to write (created if missing)\n"
             "  -l, --labels TABLE   label table (TSV: prefix app_id app_name traffic_id\n"
             "                       traffic_name); default: the built-in ISCX VPN-nonVPN table\n"
-            "  -j, --threads N      captures read in parallel (default: number of CPUs)\n"
+            "  -j, --threads N      captures read in parallel (default: number of CPUs); a\n"
+            "                       capture of 8 MB or more is transformed by the idle ones\n"
+            "      --shard I/N      only the files whose path relative to CAPTURE_DIR hashes\n"
+            "                       (FNV-1a 64, modulo N) to I, 0 <= I < N; join the N shard\n"
+            "                       datasets with `deeppacket merge` (same result as one run)\n"
             "  -q, --quiet          no progress line and no summary tables, only the closing\n"
             "                       line (warnings still shown)\n"
             "  -h, --help           this help\n"
@@ -34,6 +39,23 @@ static void usage(FILE *f)
  * would pay for. Weak: absent with another BLAS. */
 extern int blas_thread_shutdown_(void) __attribute__((weak));
 
+/* "I/N" with 0 <= I < N <= 65536 into o's shard fields. */
+static int parse_shard(const char *s, dp_preprocess_opts *o)
+{
+    char buf[32];
+    const char *slash = strchr(s, '/');
+    long i, n;
+    if (!slash || (size_t)(slash - s) >= sizeof buf)
+        return -1;
+    memcpy(buf, s, (size_t)(slash - s));
+    buf[slash - s] = 0;
+    if (dp_cli_parse_int(buf, 0, 65535, &i) != 0 || dp_cli_parse_int(slash + 1, 1, 65536, &n) != 0 || i >= n)
+        return -1;
+    o->shard_index = (unsigned)i;
+    o->shard_count = (unsigned)n;
+    return 0;
+}
+
 int cmd_preprocess(int argc, char **argv)
 {
     if (blas_thread_shutdown_)
@@ -42,6 +64,7 @@ int cmd_preprocess(int argc, char **argv)
         {"source", required_argument, NULL, 's'}, {"target", required_argument, NULL, 't'},
         {"labels", required_argument, NULL, 'l'}, {"threads", required_argument, NULL, 'j'},
         {"quiet", no_argument, NULL, 'q'},        {"help", no_argument, NULL, 'h'},
+        {"shard", required_argument, NULL, 'S'},
         {NULL, 0, NULL, 0},
     };
     dp_preprocess_opts o;
@@ -68,6 +91,11 @@ int cmd_preprocess(int argc, char **argv)
             break;
         case 'q':
             quiet = 1;
+            break;
+        case 'S':
+            if (parse_shard(optarg, &o) != 0)
+                return dp_cli_usage_error("preprocess", "--shard wants I/N with 0 <= I < N <= 65536, not '%s'",
+                                          optarg);
             break;
         case 'h':
             usage(stdout);

@@ -5,6 +5,7 @@
 #define DP_CLI_H
 
 int cmd_preprocess(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 int cmd_split(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_test(int argc, char **argv);

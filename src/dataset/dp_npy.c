@@ -357,6 +357,7 @@ int dp_npy_append_open(dp_npy_appender *w, const char *tmp, const char *descr,
     if (appender_init(w, tmp, descr, itemsize, ncols, bufsize, errbuf) != 0)
         return -1;
     char *h = NULL;
+    w->async = (flags & DP_NPY_ASYNC) != 0;
     int rc = appender_open_fd(w, tmp, rows, flags, errbuf);
     if (rc == 0) {
         h = malloc(w->hsize);
@@ -375,13 +376,139 @@ int dp_npy_append_open(dp_npy_appender *w, const char *tmp, const char *descr,
     return rc;
 }
 
+/* ---- write-behind (DP_NPY_ASYNC) ---- */
+
+/* The writer thread: writes each job handed to it, says when it is done. */
+static void *writer_main(void *arg)
+{
+    dp_npy_appender *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->job && !w->quit)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (!w->job)
+            break;
+        const uint8_t *p = w->job;
+        size_t n = w->job_n;
+        uint64_t off = w->job_off;
+        pthread_mutex_unlock(&w->mu);
+        int err = 0;
+        while (n && !err) {
+            ssize_t k = pwrite(w->fd, p, n, (off_t)off);
+            if (k < 0 && errno != EINTR)
+                err = errno;
+            if (k > 0) {
+                p += k;
+                n -= (size_t)k;
+                off += (uint64_t)k;
+            }
+        }
+        pthread_mutex_lock(&w->mu);
+        w->job = NULL;
+        w->job_done = 1;
+        w->job_err = err;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* Starts the writer thread and its second buffer; -1 (nothing started)
+ * when that fails: the appender then writes in the caller's thread. */
+static int writer_start(dp_npy_appender *w)
+{
+    size_t align = w->cap >= HUGE ? HUGE : BLOCK;
+    if (posix_memalign((void **)&w->spare, align, w->cap) != 0) {
+        w->spare = NULL;
+        return -1;
+    }
+    if (align == HUGE)
+        madvise(w->spare, w->cap, MADV_HUGEPAGE);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    if (pthread_create(&w->th, NULL, writer_main, w) != 0) {
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->cv);
+        free(w->spare);
+        w->spare = NULL;
+        return -1;
+    }
+    w->th_on = 1;
+    return 0;
+}
+
+/* Waits for the write in flight (in w->spare) to end and counts it
+ * written; a refused write is done again here, through app_pwrite (which
+ * turns direct I/O off when that is the cause). -1 with errno set. */
+static int writer_wait(dp_npy_appender *w)
+{
+    if (!w->th_on)
+        return 0;
+    pthread_mutex_lock(&w->mu);
+    while (w->job)
+        pthread_cond_wait(&w->cv, &w->mu);
+    int done = w->job_done, err = w->job_err;
+    w->job_done = w->job_err = 0;
+    pthread_mutex_unlock(&w->mu);
+    if (!done)
+        return 0;
+    if (err && app_pwrite(w, w->spare, w->job_n, w->job_off) != 0)
+        return -1;
+    if (w->job_off + w->job_n > w->written)
+        w->written = w->job_off + w->job_n;
+    return 0;
+}
+
+/* Ends the writer thread (after its write in flight). */
+static void writer_stop(dp_npy_appender *w)
+{
+    if (!w->th_on)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->quit = 1;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->th, NULL);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    free(w->spare);
+    w->spare = NULL;
+    w->th_on = 0;
+}
+
+/* Hands the first `whole` bytes of the buffer to the writer thread and
+ * goes on in the other buffer, which starts with the rest. */
+static int drain_async(dp_npy_appender *w, size_t whole)
+{
+    if (writer_wait(w) != 0)
+        return -1;
+    size_t left = w->n - whole;
+    memcpy(w->spare, w->buf + whole, left);
+    uint8_t *full = w->buf;
+    w->buf = w->spare;
+    w->spare = full;
+    pthread_mutex_lock(&w->mu);
+    w->job_n = whole;
+    w->job_off = w->off;
+    w->job = full;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    w->off += whole;
+    w->n = left;
+    return 0;
+}
+
 /* Writes out the whole blocks of the buffer and keeps the rest (under
- * buffered I/O: everything). */
+ * buffered I/O: everything); with write-behind the write is only started. */
 static int app_drain(dp_npy_appender *w)
 {
     size_t whole = w->direct ? (size_t)round_down(w->n) : w->n;
     if (whole == 0)
         return 0;
+    if (w->async && !w->th_on && writer_start(w) != 0)
+        w->async = 0;
+    if (w->async)
+        return drain_async(w, whole);
     /* the part of the buffer already written by a flush is written again:
      * it is at most one block */
     if (app_pwrite(w, w->buf, whole, w->off) != 0)
@@ -436,7 +563,7 @@ int dp_npy_append(dp_npy_appender *w, const void *rows, size_t nrows, char *errb
 
 int dp_npy_append_flush(dp_npy_appender *w, char *errbuf)
 {
-    if (app_drain(w) != 0)
+    if (app_drain(w) != 0 || writer_wait(w) != 0)
         return dp_errno(errbuf, "%s: write failed", w->tmp);
     if (w->n == 0)
         return 0;
@@ -510,6 +637,7 @@ int dp_npy_append_commit(dp_npy_appender *w, const char *path, char *errbuf)
 
 void dp_npy_append_close(dp_npy_appender *w)
 {
+    writer_stop(w); /* its write in flight ends first */
     if (w->fd >= 0)
         close(w->fd);
     free(w->buf);

@@ -8,6 +8,7 @@
 #ifndef DP_NPY_H
 #define DP_NPY_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -71,9 +72,27 @@ typedef struct dp_npy_appender {
     uint64_t written;   /* bytes of the file written from the buffer (durable
                          * against a crash of the process) */
     int finished;       /* dp_npy_append_finish done */
+    /* write-behind (DP_NPY_ASYNC): a full buffer is written by a thread
+     * while the caller fills the other one */
+    int async;
+    uint8_t *spare;     /* the other buffer (cap bytes) */
+    pthread_t th;
+    int th_on;          /* the thread runs */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    const uint8_t *job; /* bytes the thread writes (NULL: none), under mu */
+    size_t job_n;
+    uint64_t job_off;
+    int job_done, job_err, quit; /* under mu */
 } dp_npy_appender;
 
 #define DP_NPY_DIRECT 1 /* flag: try O_DIRECT (falls back to buffered I/O) */
+#define DP_NPY_ASYNC 2  /* flag: write-behind: each full buffer is written by
+                         * a thread of the appender while rows go into a second
+                         * buffer, so the caller does not wait for the disk
+                         * (one write in flight; twice the buffer memory). The
+                         * file is the same; rows_written counts a row once
+                         * its write has completed. */
 
 /* Opens TMP for appending rows of the given descr/itemsize/ncols (as
  * dp_npy_writer_open). rows 0: creates (or truncates) TMP with an empty

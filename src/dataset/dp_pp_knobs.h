@@ -15,6 +15,8 @@ typedef struct dp_pp_knobs {
     size_t chunk_bytes;  /* 0, or the size of the buffers that hand records to
                           * the merge (at least a record; each worker then has
                           * 2), so that captures spill to part files */
+    size_t split_bytes;  /* 0, or the size from which a capture may be split
+                          * across the workers (default 8 MB; dp_pp_split.h) */
 } dp_pp_knobs;
 
 /* dp_preprocess_run with test knobs (NULL: none, as dp_preprocess_run). */

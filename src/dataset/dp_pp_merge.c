@@ -57,6 +57,9 @@ static const char *const arr_descr[4] = {DP_VECTORS_DESCR, DP_CLASS_DESCR, DP_CL
 static const size_t arr_item[4] = {1, 2, 2, sizeof(dp_meta)};
 static const size_t arr_cols[4] = {DP_VEC_LEN, 0, 0, 0};
 static const size_t arr_buf[4] = {VEC_BUF, SMALL_BUF / 8, SMALL_BUF / 8, SMALL_BUF};
+/* vectors.npy, 1500 bytes a row, is written behind the merge (its own
+ * thread writes one 4 MB buffer while the merge fills the other) */
+static const int arr_flags[4] = {DP_NPY_DIRECT | DP_NPY_ASYNC, DP_NPY_DIRECT, DP_NPY_DIRECT, DP_NPY_DIRECT};
 
 void dp_pp_merger_close(merger *m)
 {
@@ -77,7 +80,7 @@ static int merger_open_arrays(const run *r, merger *m, uint64_t rows, char *errb
         int k = m->opened;
         char *p = arr_tmp_path(r, k);
         int orc = p ? dp_npy_append_open(&m->w[k], p, arr_descr[k], arr_item[k], arr_cols[k],
-                                         rows, arr_buf[k], DP_NPY_DIRECT, errbuf)
+                                         rows, arr_buf[k], arr_flags[k], errbuf)
                     : dp_err(errbuf, "%s: out of memory", r->parts);
         free(p);
         if (orc != 0) {
@@ -367,33 +370,41 @@ int dp_pp_journal_sync(const run *r, merger *m, int all, char *errbuf)
     return 0;
 }
 
-int dp_pp_merge_records(merger *m, const capfile *cf, uint32_t file_index, const uint8_t *p,
-                        size_t n, uint64_t *count, const char *where, char *errbuf)
+int dp_pp_merge_row(merger *m, const capfile *cf, uint32_t file_index, const uint8_t *vec,
+                    size_t used, const void *meta, char *errbuf)
 {
     int16_t lab[DP_NTASKS];
     for (int t = 0; t < DP_NTASKS; t++)
         lab[t] = (int16_t)cf->cls[t];
+    uint8_t *row = dp_npy_append_row(&m->w[0], errbuf);
+    if (!row)
+        return -1;
+    memcpy(row, vec, used);
+    memset(row + used, 0, DP_VEC_LEN - used);
+    for (int t = 0; t < DP_NTASKS; t++) {
+        uint8_t *l = dp_npy_append_row(&m->w[1 + t], errbuf);
+        if (!l)
+            return -1;
+        memcpy(l, &lab[t], sizeof lab[t]);
+    }
+    uint8_t *mr = dp_npy_append_row(&m->w[3], errbuf);
+    if (!mr)
+        return -1;
+    memcpy(mr, meta, sizeof(dp_meta));
+    memcpy(mr, &file_index, sizeof file_index); /* dp_meta.file is its first field */
+    m->hash = row_hash(m->hash, vec, used, lab, mr);
+    return 0;
+}
+
+int dp_pp_merge_records(merger *m, const capfile *cf, uint32_t file_index, const uint8_t *p,
+                        size_t n, uint64_t *count, const char *where, char *errbuf)
+{
     while (n) {
-        size_t size = dp_pp_rec_size(p, n), len = size - REC_HEAD;
+        size_t size = dp_pp_rec_size(p, n);
         if (!size)
             return dp_err(errbuf, "%s: records of %s are corrupt", where, cf->path);
-        uint8_t *row = dp_npy_append_row(&m->w[0], errbuf);
-        if (!row)
+        if (dp_pp_merge_row(m, cf, file_index, p + REC_HEAD, size - REC_HEAD, p, errbuf) != 0)
             return -1;
-        memcpy(row, p + REC_HEAD, len);
-        memset(row + len, 0, DP_VEC_LEN - len);
-        for (int t = 0; t < DP_NTASKS; t++) {
-            uint8_t *l = dp_npy_append_row(&m->w[1 + t], errbuf);
-            if (!l)
-                return -1;
-            memcpy(l, &lab[t], sizeof lab[t]);
-        }
-        uint8_t *mr = dp_npy_append_row(&m->w[3], errbuf);
-        if (!mr)
-            return -1;
-        memcpy(mr, p, sizeof(dp_meta));
-        memcpy(mr, &file_index, sizeof file_index); /* dp_meta.file is its first field */
-        m->hash = row_hash(m->hash, p + REC_HEAD, len, lab, mr);
         p += size;
         n -= size;
         (*count)++;

@@ -48,6 +48,12 @@ int dp_pp_merger_start(run *r, char *errbuf);
 int dp_pp_merge_records(merger *m, const capfile *cf, uint32_t file_index, const uint8_t *p,
                         size_t n, uint64_t *count, const char *where, char *errbuf);
 
+/* Appends one row of capture cf (the file_index-th): the first `used`
+ * bytes of vector vec (the rest zero), cf's labels, and the dp_meta row at
+ * meta with its `file` set to file_index. */
+int dp_pp_merge_row(merger *m, const capfile *cf, uint32_t file_index, const uint8_t *vec,
+                    size_t used, const void *meta, char *errbuf);
+
 /* Appends the records of cf's part file. */
 int dp_pp_merge_part(const run *r, merger *m, const capfile *cf, uint32_t file_index,
                      uint64_t *count, char *errbuf);

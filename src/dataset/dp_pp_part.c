@@ -37,6 +37,23 @@ size_t dp_pp_rec_put(uint8_t *p, const dp_meta *m, const uint8_t *vec)
     return REC_HEAD + len;
 }
 
+size_t dp_pp_frame_record(uint8_t *p, uint64_t relhash, const dp_frame *f, const dp_pkt_info *info,
+                          const uint8_t *vec)
+{
+    dp_meta m;
+    m.file = 0; /* set at merge time: the index in files.tsv */
+    m.index = f->index;
+    m.time = f->time;
+    m.flow = dp_flow_id(info, relhash);
+    m.ipver = info->ipver;
+    m.proto = info->proto;
+    m.sport = info->sport;
+    m.dport = info->dport;
+    memcpy(m.saddr, info->saddr, 16);
+    memcpy(m.daddr, info->daddr, 16);
+    return dp_pp_rec_put(p, &m, vec);
+}
+
 size_t dp_pp_rec_size(const uint8_t *p, size_t n)
 {
     if (n < REC_HEAD)
@@ -211,6 +228,7 @@ void dp_pp_parts_clean_stale(run *r)
             }
         closedir(d);
     }
+    dp_clean_stale_tmp(r->dst, "shard.tsv");
     d = opendir(r->parts);
     if (!d)
         return;

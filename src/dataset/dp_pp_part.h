@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "capture/dp_capture.h"
 #include "dataset/dp_pp_run.h"
 
 #define REC_HEAD (sizeof(dp_meta) + 2) /* record: meta row, 2-byte length */
@@ -31,6 +32,12 @@ size_t dp_pp_vec_used(const uint8_t *vec);
 /* Writes the record of meta m and vector vec at p (room: REC_MAX);
  * returns its size. */
 size_t dp_pp_rec_put(uint8_t *p, const dp_meta *m, const uint8_t *vec);
+
+/* Writes at p (room: REC_MAX) the record of kept frame f of the capture
+ * whose path hashes to relhash (its flow salt), parsed into info with
+ * vector vec; returns its size. */
+size_t dp_pp_frame_record(uint8_t *p, uint64_t relhash, const dp_frame *f, const dp_pkt_info *info,
+                          const uint8_t *vec);
 
 /* Size of the whole, well-formed record at p within n bytes (REC_HEAD +
  * its vector bytes), or 0 when the n bytes do not hold one (cut short, or

@@ -13,6 +13,7 @@
 #include "capture/dp_capture.h"
 #include "dataset/dp_pp_part.h"
 #include "dataset/dp_pp_sources.h"
+#include "dataset/dp_pp_split.h"
 
 /* ---- chunks --------------------------------------------------------------------- */
 
@@ -184,6 +185,18 @@ out:
 
 /* ---- reading a capture -------------------------------------------------------- */
 
+/* Adds the record rec (size bytes) of capture cf to the worker's current
+ * chunk, handing it on first when it is full. */
+int dp_pp_emit_record(run *r, capfile *cf, wstate *ws, const uint8_t *rec, size_t size, char *errbuf)
+{
+    if (r->chunk_size - ws->cur->n < REC_MAX && chunk_full(r, cf, ws, errbuf) != 0)
+        return -1;
+    memcpy(ws->cur->data + ws->cur->n, rec, size);
+    ws->cur->n += size;
+    cf->kept++;
+    return 0;
+}
+
 /* Adds a kept packet's record (meta from frame f and info, vector vec) to
  * the worker's current chunk, handing it on first when it is full. */
 static int keep_packet(run *r, capfile *cf, wstate *ws, const dp_frame *f, const dp_pkt_info *info,
@@ -191,18 +204,7 @@ static int keep_packet(run *r, capfile *cf, wstate *ws, const dp_frame *f, const
 {
     if (r->chunk_size - ws->cur->n < REC_MAX && chunk_full(r, cf, ws, errbuf) != 0)
         return -1;
-    dp_meta m;
-    m.file = 0; /* set at merge time: the index in files.tsv */
-    m.index = f->index;
-    m.time = f->time;
-    m.flow = dp_flow_id(info, cf->relhash);
-    m.ipver = info->ipver;
-    m.proto = info->proto;
-    m.sport = info->sport;
-    m.dport = info->dport;
-    memcpy(m.saddr, info->saddr, 16);
-    memcpy(m.daddr, info->daddr, 16);
-    ws->cur->n += dp_pp_rec_put(ws->cur->data + ws->cur->n, &m, vec);
+    ws->cur->n += dp_pp_frame_record(ws->cur->data + ws->cur->n, cf->relhash, f, info, vec);
     cf->kept++;
     return 0;
 }
@@ -240,6 +242,13 @@ static int read_frames(run *r, capfile *cf, wstate *ws, dp_capture *c, uint8_t *
             reported_f = cf->frames;
             reported_p = cf->kept;
         }
+        /* workers ran out of captures: they take on the rest of this one */
+        if ((cf->frames & 0x3ff) == 0 && atomic_load_explicit(&r->idle, memory_order_relaxed) &&
+            dp_pp_split_now(r, cf)) {
+            atomic_fetch_add(&r->live_frames, cf->frames - reported_f);
+            atomic_fetch_add(&r->live_packets, cf->kept - reported_p);
+            return dp_pp_split_read(r, cf, ws, c, vec, bad_lt, ceb, errbuf);
+        }
     }
     atomic_fetch_add(&r->live_frames, cf->frames - reported_f);
     atomic_fetch_add(&r->live_packets, cf->kept - reported_p);
@@ -274,7 +283,7 @@ static void note_read_problems(run *r, capfile *cf, int bad_lt, int nrc, const c
 /* Reads the capture's frames into records; a capture that cannot be opened,
  * or a pcap file of an unsupported link type, is a warning. -1 only for a
  * failure that stops the run. */
-static int read_capture(run *r, capfile *cf, wstate *ws, uint8_t *vec, char *errbuf)
+static int read_capture(run *r, capfile *cf, wstate *ws, uint8_t *vec, int split, char *errbuf)
 {
     char ceb[DP_ERRBUF_SIZE] = "";
     dp_capture *c = dp_capture_open_file(cf->path, ceb);
@@ -294,8 +303,9 @@ static int read_capture(run *r, capfile *cf, wstate *ws, uint8_t *vec, char *err
         dp_pp_add_status(cf, msg);
         dp_pp_warn(r, cf->path, 0, "%s; skipped", msg);
     } else {
-        int bad_lt;
-        int nrc = read_frames(r, cf, ws, c, vec, &bad_lt, ceb, errbuf);
+        int bad_lt = -1;
+        int nrc = split ? dp_pp_split_read(r, cf, ws, c, vec, &bad_lt, ceb, errbuf)
+                        : read_frames(r, cf, ws, c, vec, &bad_lt, ceb, errbuf);
         if (nrc == KEEP_FAILED)
             rc = -1;
         else
@@ -308,14 +318,14 @@ static int read_capture(run *r, capfile *cf, wstate *ws, uint8_t *vec, char *err
 /* Reads one capture into records. Problems with the capture become
  * warnings and its status; -1 (message in errbuf) only for failures that
  * stop the run (writing a part, memory). Either way the merge is told. */
-static int process_capture(run *r, capfile *cf, wstate *ws, uint8_t *vec, char *errbuf)
+static int process_capture(run *r, capfile *cf, wstate *ws, uint8_t *vec, int split, char *errbuf)
 {
     ws->fd = -1;
     ws->part_bytes = 0;
     cf->frames = cf->kept = 0;
     memset(cf->skipped, 0, sizeof cf->skipped);
     cf->status[0] = 0;
-    int rc = read_capture(r, cf, ws, vec, errbuf);
+    int rc = read_capture(r, cf, ws, vec, split, errbuf);
     if (rc == 0 && ws->fd >= 0)
         rc = finish_part(r, cf, ws, errbuf);
     if (ws->fd >= 0) { /* failed while spilled */
@@ -370,7 +380,11 @@ static void *worker(void *arg)
             break;
         }
         if (r->failed || r->stop || r->next >= r->nqueue) {
+            /* no capture left: help transform the one being split */
+            int helped = !r->failed && !r->stop && dp_pp_split_help(r, vec);
             pthread_mutex_unlock(&r->mu);
+            if (helped)
+                continue;
             break;
         }
         if (r->knobs.stop_after && r->taken >= r->knobs.stop_after) {
@@ -381,10 +395,11 @@ static void *worker(void *arg)
         }
         size_t idx = r->queue[r->next++];
         r->taken++;
+        int split = dp_pp_split_wanted(r, &r->files[idx]);
         pthread_mutex_unlock(&r->mu);
 
         char eb[DP_ERRBUF_SIZE];
-        int rc = process_capture(r, &r->files[idx], ws, vec, eb);
+        int rc = process_capture(r, &r->files[idx], ws, vec, split, eb);
 
         pthread_mutex_lock(&r->mu);
         if (rc != 0 && !r->failed) {
@@ -416,7 +431,10 @@ static void *worker(void *arg)
 int dp_pp_workers_start(run *r, char *errbuf)
 {
     int threads = r->o->threads > 0 ? r->o->threads : dp_ncpu();
-    if ((size_t)threads > r->nqueue)
+    /* a worker per capture at most, unless the last one may be split
+     * (dp_pp_split.h): then the others help with it */
+    int big = r->nqueue && r->files[r->queue[r->nqueue - 1]].size >= r->split_bytes;
+    if ((size_t)threads > r->nqueue && !big)
         threads = r->nqueue ? (int)r->nqueue : 1;
     r->st->threads = threads;
     r->progress_on = r->o->progress;

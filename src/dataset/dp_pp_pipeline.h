@@ -12,8 +12,14 @@
 
 #include "dataset/dp_pp_run.h"
 
+/* Adds the record rec (size bytes) of capture cf to the worker's current
+ * chunk, handing the chunk to the merge first when it is full (or, for a
+ * capture spilled to its part file, writing it there); counts it kept. */
+int dp_pp_emit_record(run *r, capfile *cf, wstate *ws, const uint8_t *rec, size_t size, char *errbuf);
+
 /* Starts the worker threads (r->o->threads, or one per CPU; at most one
- * per queued capture) when captures are queued; sets r->st->threads. */
+ * per queued capture, unless the last queued capture is big enough to be
+ * split, dp_pp_split.h) when captures are queued; sets r->st->threads. */
 int dp_pp_workers_start(run *r, char *errbuf);
 
 /* Merges the captures from r->m.merged on, in file order, as the workers

@@ -4,11 +4,18 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "dataset/dp_pp_shard.h"
 
 uint64_t dp_pp_fingerprint(const run *r)
 {
     uint64_t h = dp_fnv1a(DATASET_FORMAT, strlen(DATASET_FORMAT) + 1, DP_FNV_INIT);
     h = dp_fnv1a(r->label_text, strlen(r->label_text) + 1, h);
+    if (r->o->shard_count) { /* a shard's dataset is not the whole folder's */
+        unsigned shard[2] = {r->o->shard_index, r->o->shard_count};
+        h = dp_fnv1a(shard, sizeof shard, h);
+    }
     for (size_t i = 0; i < r->nfiles; i++) {
         const capfile *cf = &r->files[i];
         h = dp_fnv1a(cf->rel, strlen(cf->rel) + 1, h);
@@ -202,11 +209,23 @@ static int save_report(const run *r, const char *name, void (*write)(FILE *, con
     return rc;
 }
 
+/* A shard's manifest (dp_pp_shard.h); any other dataset has none, so that
+ * a stale one cannot pass it off as a shard. */
+static int save_manifest(const run *r, char *errbuf)
+{
+    if (r->o->shard_count)
+        return save_report(r, DP_SHARD_FILE, dp_pp_shard_write, errbuf);
+    char *p = dp_path_join(r->dst, DP_SHARD_FILE);
+    int rc = p && (unlink(p) == 0 || errno == ENOENT) ? 0 : dp_errno(errbuf, "%s: cannot remove", p ? p : r->dst);
+    free(p);
+    return rc;
+}
+
 int dp_pp_write_reports(run *r, char *errbuf)
 {
     if (save_report(r, DP_FILE_FILES, write_files_tsv, errbuf) != 0 ||
         save_report(r, DP_FILE_LABELS, write_labels, errbuf) != 0 ||
-        save_report(r, DP_FILE_SUMMARY_MD, write_summary_md, errbuf) != 0)
+        save_report(r, DP_FILE_SUMMARY_MD, write_summary_md, errbuf) != 0 || save_manifest(r, errbuf) != 0)
         return -1;
     return save_report(r, DP_FILE_SUMMARY_JSON, write_json, errbuf);
 }

@@ -6,7 +6,9 @@
  *   2. captures already merged by an earlier run are found in the resume
  *      journal, or in part files (dp_pp_merge.c, dp_pp_part.c);
  *   3. workers read the other captures into records, in memory chunks or
- *      part files (dp_pp_pipeline.c, record format in dp_pp_part.c);
+ *      part files (dp_pp_pipeline.c, record format in dp_pp_part.c); a
+ *      big capture is read by one and transformed by the idle ones
+ *      (dp_pp_split.c);
  *   4. the main thread merges the records, in file order, into the four
  *      partial arrays and journals each capture (dp_pp_merge.c);
  *   5. the arrays are committed, then files.tsv, labels.tsv, summary.md and
@@ -27,6 +29,7 @@
 #define DATASET_FORMAT "deeppacket-dataset-1"
 #define CHUNK_SIZE (512 * 1024)  /* records handed to the merge at once */
 #define WORKER_CHUNKS 4          /* chunks a worker may have at once (2 MB) */
+#define SPLIT_MIN_BYTES (8u << 20) /* a capture is split from this size */
 #define MAX_STATUS 400
 #define MAX_NOTES 10            /* "not a capture" notes printed one by one */
 
@@ -62,7 +65,10 @@ typedef struct capfile {
     int64_t mtime_ns;
     int is_capture;
     int probe;              /* dp_probe result */
-    uint64_t relhash;       /* FNV-1a of rel: part key and flow salt */
+    uint64_t relhash;       /* FNV-1a of rel: part key, flow salt and shard */
+    size_t shard;           /* merge: the shard dataset that holds it */
+    uint64_t shard_row;     /* merge: its first row in that shard's arrays */
+    uint32_t shard_file;    /* merge: its capture number in that shard */
     int cls[DP_NTASKS];
     /* results */
     int ready;              /* read (and its part complete if spilled); under run.mu */
@@ -104,6 +110,10 @@ struct run {
     merger m;               /* the merge into the partial arrays */
     pthread_t *th;          /* worker threads running: nth */
     size_t nth;
+    size_t split_bytes;     /* a capture at least this big may be split */
+    struct dp_pp_split *split; /* the capture being split, or NULL (under mu) */
+    int split_pending;      /* a capture is about to be split (under mu) */
+    _Atomic size_t idle;    /* workers with no capture left to take, waiting */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -132,5 +142,32 @@ const char *dp_pp_strip_path(const char *msg, const char *path);
 
 /* Appends a problem to a capture's status (one line, "; "-separated). */
 void dp_pp_add_status(capfile *cf, const char *msg);
+
+/* The steps preprocess and merge (dp_merge.c) share, in dp_preprocess.c. */
+
+/* Zeroes r and sets up its locks for a run with options o and stats st. */
+void dp_pp_run_init(run *r, const dp_preprocess_opts *o, const dp_pp_knobs *k, dp_preprocess_stats *st);
+
+/* Creates the target folder r->dst and locks it against a second run (the
+ * lock lasts while r->dirfd is open); `what` names the kind of run in the
+ * message when another one holds it. */
+int dp_pp_lock_dir(run *r, const char *what, char *errbuf);
+
+/* 1 when r->dst holds a complete dataset whose summary.json has this run's
+ * fingerprint and counts no unreadable file: nothing to do (the stats are
+ * filled from summary.json). Sets r->fingerprint and r->had_dataset. */
+int dp_pp_up_to_date(run *r);
+
+/* Makes the .parts folder (cleaned of what no listed capture needs) and
+ * r->caps, the listed captures in file order. */
+int dp_pp_prepare_parts(run *r, char *errbuf);
+
+/* Commits the merged arrays, drops the parts, writes the text outputs
+ * (summary.json last) and prints the report when asked. */
+int dp_pp_commit_dataset(run *r, char *errbuf);
+
+/* Ends a run: stops its workers, keeps the partial work for a rerun, says
+ * in errbuf what state a failed run left, frees everything. */
+void dp_pp_run_end(run *r, int rc, char *errbuf);
 
 #endif

@@ -291,10 +291,10 @@ int dp_pp_probe_sources(run *r, char *errbuf)
                    notes - MAX_NOTES);
     r->st->captures = r->ncaptures;
     r->st->not_captures = r->nfiles - r->ncaptures;
-    if (r->ncaptures == 0)
+    if (r->ncaptures == 0 && !r->o->shard_count) /* a shard may hold none */
         return dp_err(errbuf, "%s: no capture files (pcap or pcapng) found%s", r->src,
                       r->nfiles ? "" : " (the folder is empty)");
-    if (labelled == 0)
+    if (labelled == 0 && r->ncaptures)
         dp_pp_warn(r, r->src, 0, "no capture's file name is in the label table (%s): every packet "
                    "will be unlabelled; is --labels right?",
                    r->o->labels_path ? r->o->labels_path : "built-in ISCX table");

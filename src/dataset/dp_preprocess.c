@@ -7,6 +7,7 @@
  *   dp_pp_pipeline.c  worker threads reading captures; the merge in order
  *   dp_pp_merge.c     the four partial arrays and the resume journal
  *   dp_pp_report.c    files.tsv, labels.tsv, summary.md, summary.json
+ *   dp_pp_shard.c     --shard I/N: the shard's captures and its shard.tsv
  *   dp_pp_summary.c   reading summary.json back (strict JSON) */
 #include "dataset/dp_preprocess.h"
 
@@ -25,6 +26,7 @@
 #include "dataset/dp_pp_pipeline.h"
 #include "dataset/dp_pp_report.h"
 #include "dataset/dp_pp_run.h"
+#include "dataset/dp_pp_shard.h"
 #include "dataset/dp_pp_sources.h"
 #include "dataset/dp_pp_summary.h"
 
@@ -175,6 +177,11 @@ static int lock_target(run *r, const struct stat *sst, char *errbuf)
     if (dp_pp_inside_source(r->dst, sst))
         return dp_err(errbuf, "%s: the dataset folder is the capture folder %s or lies inside it; give a "
                       "target outside it", r->dst, r->src);
+    return dp_pp_lock_dir(r, "preprocess", errbuf);
+}
+
+int dp_pp_lock_dir(run *r, const char *what, char *errbuf)
+{
     if (dp_mkdirs(r->dst, errbuf) != 0)
         return -1;
     r->dirfd = open(r->dst, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -182,7 +189,7 @@ static int lock_target(run *r, const struct stat *sst, char *errbuf)
         return dp_errno(errbuf, "%s: cannot open dataset folder", r->dst);
     if (flock(r->dirfd, LOCK_EX | LOCK_NB) != 0) {
         if (errno == EWOULDBLOCK)
-            return dp_err(errbuf, "%s: another preprocess run is writing this dataset folder", r->dst);
+            return dp_err(errbuf, "%s: another %s run is writing this dataset folder", r->dst, what);
         return dp_errno(errbuf, "%s: cannot lock dataset folder", r->dst);
     }
     return 0;
@@ -191,7 +198,7 @@ static int lock_target(run *r, const struct stat *sst, char *errbuf)
 /* 1 when the target holds a complete dataset of these sources and labels
  * that counts no unreadable file (a rerun reads those again): nothing is
  * to be done, and the stats are those of summary.json. */
-static int up_to_date(run *r)
+int dp_pp_up_to_date(run *r)
 {
     r->fingerprint = dp_pp_fingerprint(r);
     r->had_dataset = dp_preprocess_complete(r->dst);
@@ -212,7 +219,7 @@ static int up_to_date(run *r)
 /* The .parts folder, cleaned of what no current capture needs, and the
  * list of captures in file order. The previous dataset (if any) stays
  * whole until the commit. */
-static int prepare_parts(run *r, char *errbuf)
+int dp_pp_prepare_parts(run *r, char *errbuf)
 {
     if (mkdir(r->parts, 0777) != 0 && errno != EEXIST)
         return dp_errno(errbuf, "%s: cannot create directory", r->parts);
@@ -274,7 +281,7 @@ static int read_and_merge(run *r, char *errbuf)
 /* Commits the arrays (every capture journaled first, so that a kill in the
  * commit resumes), drops the parts, then writes the text outputs,
  * summary.json last. */
-static int commit_dataset(run *r, char *errbuf)
+int dp_pp_commit_dataset(run *r, char *errbuf)
 {
     double tm = r->t_read + r->st->seconds_parts;
     dp_pp_totals(r);
@@ -295,19 +302,19 @@ static int commit_dataset(run *r, char *errbuf)
  * it is committed, or stopped by stop_after; -1 failed. */
 static int build_dataset(run *r, char *errbuf)
 {
-    if (dp_pp_probe_sources(r, errbuf) != 0 || prepare_parts(r, errbuf) != 0 ||
+    if (dp_pp_probe_sources(r, errbuf) != 0 || dp_pp_prepare_parts(r, errbuf) != 0 ||
         dp_pp_merger_start(r, errbuf) != 0)
         return -1;
     queue_captures(r);
     int all = read_and_merge(r, errbuf);
     if (all <= 0)
         return all;
-    return commit_dataset(r, errbuf);
+    return dp_pp_commit_dataset(r, errbuf);
 }
 
 /* ---- the run -------------------------------------------------------------------- */
 
-static void run_init(run *r, const dp_preprocess_opts *o, const dp_pp_knobs *k, dp_preprocess_stats *st)
+void dp_pp_run_init(run *r, const dp_preprocess_opts *o, const dp_pp_knobs *k, dp_preprocess_stats *st)
 {
     memset(r, 0, sizeof *r);
     r->o = o;
@@ -321,6 +328,7 @@ static void run_init(run *r, const dp_preprocess_opts *o, const dp_pp_knobs *k, 
     pthread_cond_init(&r->cv, NULL);
     pthread_mutex_init(&r->warn_mu, NULL);
     r->chunk_size = CHUNK_SIZE;
+    r->split_bytes = r->knobs.split_bytes ? r->knobs.split_bytes : SPLIT_MIN_BYTES;
     r->worker_chunks = WORKER_CHUNKS;
     if (r->knobs.chunk_bytes) {
         r->chunk_size = r->knobs.chunk_bytes < REC_MAX ? REC_MAX : r->knobs.chunk_bytes;
@@ -331,7 +339,7 @@ static void run_init(run *r, const dp_preprocess_opts *o, const dp_pp_knobs *k, 
 /* Ends the run: stops the workers if they still run, keeps the partial
  * arrays and the journal for a rerun, says in errbuf what state a failed
  * run left, and frees everything (the lock goes with r->dirfd). */
-static void run_end(run *r, int rc, char *errbuf)
+void dp_pp_run_end(run *r, int rc, char *errbuf)
 {
     if (r->progress_on)
         dp_progress_done(&r->prog);
@@ -381,13 +389,13 @@ int dp_preprocess_run_knobs(const dp_preprocess_opts *o, const dp_pp_knobs *k,
     if (!o->src_dir || !*o->src_dir || !o->dst_dir || !*o->dst_dir)
         return dp_err(errbuf, "preprocess: source and target folders are required");
     run r;
-    run_init(&r, o, k, st);
+    dp_pp_run_init(&r, o, k, st);
     struct stat src;
     int rc = -1;
     if (open_source(&r, &src, errbuf) == 0 && load_labels(&r, errbuf) == 0 &&
         lock_target(&r, &src, errbuf) == 0 && dp_pp_list_sources(&r, &src, errbuf) == 0)
-        rc = up_to_date(&r) ? 0 : build_dataset(&r, errbuf);
-    run_end(&r, rc, errbuf);
+        rc = dp_pp_shard_select(&r, errbuf) != 0 ? -1 : dp_pp_up_to_date(&r) ? 0 : build_dataset(&r, errbuf);
+    dp_pp_run_end(&r, rc, errbuf);
     st->seconds = dp_now() - t0;
     return rc;
 }

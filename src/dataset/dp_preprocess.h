@@ -19,11 +19,13 @@
  *     file, DATASET_DIR/.parts/<key>.part (records, then a trailer with the
  *     source's size and mtime and the counts), written to a temp name and
  *     renamed when whole. Memory is bounded (a few MB per worker) whatever
- *     the size of a capture; there is no per-packet system call.
+ *     the size of a capture; there is no per-packet system call. A big
+ *     capture is read by its worker and transformed by the workers that
+ *     have no capture left (dp_pp_split.h), same records, same order.
  *  2. Meanwhile the main thread merges the captures in file order, from
  *     their chunks or part files, into the four arrays, built as
  *     .parts/<name>.partial by dp_npy appenders (vectors.npy in 4 MB direct
- *     writes, bypassing the page cache). The journal .parts/journal records
+ *     writes, bypassing the page cache, by a thread of its own). The journal .parts/journal records
  *     each merged capture (source size and mtime, counts, status, row count
  *     after it, a checksum) once its rows are in the files; the part of a
  *     journaled capture is deleted. When all are merged the arrays are
@@ -82,6 +84,10 @@ typedef struct dp_preprocess_opts {
     dp_preprocess_warn_fn warn; /* NULL: "deeppacket preprocess: warning: FILE: MSG"
                                  * (or "note:") on stderr */
     void *warn_ctx;
+    unsigned shard_index;       /* --shard I/N: with shard_count > 0, only the files */
+    unsigned shard_count;       /* whose relative path's FNV-1a 64 hash modulo N is I
+                                 * (dp_pp_shard.h); the dataset gets a shard.tsv
+                                 * for `deeppacket merge` (dp_merge.h) */
 } dp_preprocess_opts;
 
 /* Sets the defaults: everything 0/NULL, progress 1. */
@@ -98,6 +104,8 @@ typedef struct dp_preprocess_stats {
     size_t reused;              /* captures taken from an earlier run (journal or part) */
     size_t spilled;             /* captures read in this run whose records went
                                  * through a part file (too big to wait in memory) */
+    size_t split;               /* captures read by one worker and transformed by
+                                 * several (dp_pp_split.h) */
     size_t with_warnings;       /* captures with a warning (truncated, link type...) */
     uint64_t capture_bytes;     /* total size of the captures */
     uint64_t frames;            /* frames read */

@@ -1,0 +1,61 @@
+/* dp_pp_shard: sharded preprocessing (`preprocess --shard I/N`) and the
+ * shard manifest that `deeppacket merge` reads. Internal to src/dataset.
+ *
+ * Shard I of N holds the listed files whose path relative to the source
+ * folder (its bytes, no terminating NUL) has an FNV-1a 64 hash h (offset
+ * basis 0xcbf29ce484222325, prime 0x100000001b3) with h mod N == I: the same
+ * on every machine whatever the source folder is called or where it is
+ * mounted. The walk of the source folder (links, duplicates) is the whole
+ * folder's; only the shard's files are probed and read. A shard with no
+ * capture is an empty dataset (0 rows), not an error.
+ *
+ * A shard dataset is a complete dataset plus shard.tsv, written before
+ * summary.json (a dataset that is not a shard has none):
+ *
+ *   deeppacket-shard-1 TAB I TAB N TAB fnv1a64
+ *   source TAB the source folder as given
+ *   file TAB capture TAB unreadable TAB size TAB mtime_ns TAB frames TAB kept
+ *        TAB skips (6, comma-separated) TAB status TAB path
+ *        (one line per listed file of the shard, in file order; capture and
+ *        unreadable are 0 or 1, status is empty when all went well)
+ *   end TAB number of file lines
+ *
+ * In source, status and path the bytes below 0x20, 0x7f and '%' are written
+ * as %XX (two upper-case hex digits). */
+#ifndef DP_PP_SHARD_H
+#define DP_PP_SHARD_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "dataset/dp_pp_run.h"
+
+#define DP_SHARD_FORMAT "deeppacket-shard-1"
+#define DP_SHARD_FILE "shard.tsv"
+
+/* With r->o->shard_count > 0: checks I < N and keeps in r->files only the
+ * files of shard I (the others freed). 0, or -1 with a message. */
+int dp_pp_shard_select(run *r, char *errbuf);
+
+/* Prints r's shard manifest (above) to f. */
+void dp_pp_shard_write(FILE *f, const run *r);
+
+/* A shard manifest read back. */
+typedef struct dp_pp_manifest {
+    unsigned index, count;  /* shard I of N */
+    char *source;
+    capfile *files;         /* rel, path (source/rel), size, mtime_ns, relhash,
+                             * is_capture, unreadable, frames, kept, skipped, status */
+    size_t nfiles;
+} dp_pp_manifest;
+
+/* Reads DIR/shard.tsv into *m (zeroed first). -1 with a message naming the
+ * file and line when it is missing or malformed (a dataset made without
+ * --shard has none). */
+int dp_pp_manifest_read(const char *dir, dp_pp_manifest *m, char *errbuf);
+
+/* Frees what dp_pp_manifest_read made; files whose ownership was moved
+ * elsewhere must have their rel and path set to NULL. */
+void dp_pp_manifest_free(dp_pp_manifest *m);
+
+#endif
