@@ -137,7 +137,7 @@ static void test_gbt_curves(void)
     make_flows(tr, 60, 3, 1, 1);
     dp_train_opts o;
     gbt_opts(&o, tr, m1);
-    o.gbt_balance = DP_GBT_BALANCE_NONE;
+    o.balance = DP_BALANCE_NONE;
     o.gbt_depth = 2;
     o.flow.groups = DP_FEAT_TIME; /* little to go on: an accuracy below 1 */
     CHECK_EQ_INT(dp_train_run(&o, eb), 0);
