@@ -4,8 +4,10 @@
 # traffic CNN, test it (report + figures), classify one capture per flow;
 # then the flow classifier (gradient-boosted trees over the first packets of
 # each flow, capture-identifying header fields masked) on the same split,
-# and both models' flow-level scores side by side.
-# Everything goes to out/demo/ (override with OUT=...).
+# and both models' flow-level scores side by side; last, installs deeppacket
+# (program, library, pkg-config file, man pages, Python package) under
+# /usr/local (INSTALL=0 skips it; `sudo make uninstall` removes it).
+# Everything else goes to out/demo/ (override with OUT=...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out/demo}
@@ -53,3 +55,13 @@ printf '\nreport: %s/report/report.md, confusion matrix: %s/report/confusion.png
 printf 'flow classifier: %s/report-gbt/flow_report.md, %s/report-gbt/flow_confusion.png\n' "$OUT" "$OUT"
 printf 'training curves: %s/traffic.model.curves.png, %s/traffic.gbt.model.curves.png\n' "$OUT" "$OUT"
 printf 'in a browser: %s/report/report.html, %s/report-gbt/report.html\n' "$OUT" "$OUT"
+
+if [ "${INSTALL:-1}" = 1 ]; then
+  printf '\n== install under /usr/local (program, library, pkg-config file, man pages, Python package)\n'
+  make -s -j"$(nproc)" build/deeppacket build/libdeeppacket.a build/libdeeppacket.so
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO make -s install PREFIX=/usr/local
+  /usr/bin/python3 -c 'import deeppacket; print("python3: import deeppacket", deeppacket.__version__, "from", deeppacket.__file__)'
+  pkg-config --modversion deeppacket | sed 's/^/pkg-config: deeppacket /'
+fi
