@@ -57,6 +57,9 @@ done
 missing=()
 for p in "${pkgs[@]}"; do
   case " ${missing[*]} " in *" $p "*) continue ;; esac
+  # Node.js from another source (NodeSource's nodejs bundles npm, and
+  # conflicts with Debian's npm package): the commands are what counts
+  case $p in nodejs) command -v node >/dev/null && continue ;; npm) command -v npm >/dev/null && continue ;; esac
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
