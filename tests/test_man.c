@@ -156,6 +156,7 @@ static void test_option_scan(void)
 
 int main(void)
 {
+    dp_test_prog = "test_man";
     DP_RUN(test_option_scan);
     DP_RUN(test_pages);
     return dp_test_end();

@@ -324,6 +324,7 @@ static void test_gbt_trees_match_xgboost(void)
 
 int main(void)
 {
+    dp_test_prog = "test_onnx";
     DP_RUN(test_wire_format);
     DP_RUN(test_export_reads_back);
     DP_RUN(test_export_mask_and_refusals);

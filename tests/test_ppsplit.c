@@ -201,6 +201,7 @@ static void test_ndpi(void)
 
 int main(void)
 {
+    dp_test_prog = "test_ppsplit";
     DP_RUN(test_big_capture);
     DP_RUN(test_split_midway);
     DP_RUN(test_big_truncated);

@@ -492,6 +492,7 @@ static void test_cli(void)
 
 int main(void)
 {
+    dp_test_prog = "test_shard";
     DP_RUN(test_corpus_three_shards);
     DP_RUN(test_iscx_four_shards);
     DP_RUN(test_shard_membership);
