@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/dp_cli.h"
+#include "nn/dp_nn.h"
 #include "packet/dp_mask.h"
 #include "train/dp_train.h"
 
@@ -25,6 +26,9 @@ static void usage(FILE *f)
             "      --patience N       early stopping patience in epochs (3)\n"
             "      --pretrain-epochs N  SAE: greedy pre-training epochs per layer (2)\n"
             "  -j, --threads N        threads (default: all CPUs); same seed + threads = same model\n"
+            "      --precision P      fp32 (default), bf16 (the convolutions' and fully connected\n"
+            "                         layers' products in bf16, float32 sums and weights; needs a CPU\n"
+            "                         with AVX512_BF16) or auto (bf16 where the CPU has it)\n"
             "      --validation F     hold out fraction F of the flows; early stopping and the kept\n"
             "                         model follow the validation loss (default: training loss)\n"
             "      --balance MODE     none (default: every row once per epoch), undersample (every\n"
@@ -71,6 +75,7 @@ static const struct option long_opts[] = {
     {"payload-bytes", required_argument, 0, 'k'}, {"features", required_argument, 0, 'F'},
     {"trees", required_argument, 0, 'T'},      {"depth", required_argument, 0, 'H'},
     {"eta", required_argument, 0, 'e'},        {"colsample", required_argument, 0, 'c'},
+    {"precision", required_argument, 0, 'p'},
     {0, 0, 0, 0}};
 
 /* The command line: the library's options and what the CLI decides itself. */
@@ -188,6 +193,10 @@ static int parse_hp_option(struct train_args *ta, int c, const char *arg)
             return dp_cli_usage_error("train", "bad --dropout '%s' (a probability in [0, 0.95])", arg);
         o->dropout = (float)d;
         return 0;
+    case 'p':
+        if ((o->precision = dp_nn_precision_parse(arg)) < 0)
+            return dp_cli_usage_error("train", "unknown --precision '%s' (fp32, bf16 or auto)", arg);
+        return 0;
     case 'A': {
         int b = dp_balance_parse(arg);
         if (b < 0)
@@ -276,13 +285,14 @@ static int run_bench(const struct train_args *ta)
     char eb[DP_ERRBUF_SIZE];
     double tr, inf;
     int ncls = ta->task == DP_TASK_APP ? 15 : 11;
-    if (dp_train_bench(o->kind, ta->task, ncls, o->hp.batch, ta->bench, o->hp.threads, o->train_dir, &tr, &inf,
+    if (dp_train_bench(o->kind, ta->task, ncls, o->hp.batch, ta->bench, o->hp.threads, o->precision, o->train_dir, &tr, &inf,
                        eb) != 0) {
         fprintf(stderr, "deeppacket train: %s\n", eb);
         return 1;
     }
-    printf("%s %s batch %d threads %d: train %.1f samples/s, inference %.1f packets/s\n",
-           o->kind == DP_MODEL_CNN ? "cnn" : "sae", dp_task_name[ta->task], o->hp.batch, o->hp.threads, tr, inf);
+    printf("%s %s batch %d threads %d %s: train %.1f samples/s, inference %.1f packets/s\n",
+           o->kind == DP_MODEL_CNN ? "cnn" : "sae", dp_task_name[ta->task], o->hp.batch, o->hp.threads,
+           dp_nn_precision_name(dp_nn_get_precision()), tr, inf);
     return 0;
 }
 

@@ -649,12 +649,13 @@ static int setup_batches(trainer *t, char *errbuf)
         return -1;
     if (!o->quiet)
         fprintf(stderr,
-                "train %s %s: %zu parameters, %zu training %s%s, %d classes, batch %d, lr %g, seed %llu%s%s\n",
+                "train %s %s: %zu parameters, %zu training %s%s, %d classes, batch %d, lr %g, seed %llu%s%s%s\n",
                 dp_model_kind_name(t->m), dp_task_name[o->task], dp_model_nparams(t->m), t->ntr,
                 t->flows ? "flows" : "rows",
                 t->nva ? " (+ validation rows)" : "", dp_model_arch(t->m)->nclasses, t->hp.batch, (double)t->hp.lr,
                 (unsigned long long)t->hp.seed, o->balance ? ", balance " : "",
-                o->balance ? dp_balance_name[o->balance] : "");
+                o->balance ? dp_balance_name[o->balance] : "",
+                dp_nn_get_precision() == DP_PREC_BF16 ? ", precision bf16" : "");
     if (!o->quiet && t->nva)
         fprintf(stderr, "validation: %zu rows held out by flow (%.0f%% of flows)\n", t->nva,
                 (double)t->hp.validation * 100);
@@ -790,7 +791,7 @@ int dp_train_run(const dp_train_opts *o, char *errbuf)
     t->o = o;
     t->hp = o->hp;
     int rc = open_inputs(t, errbuf);
-    if (rc == 0) {
+    if (rc == 0 && (rc = dp_nn_set_precision(o->precision, errbuf)) == 0) {
         dp_nn_set_threads(t->hp.threads);
         rc = make_model(t, errbuf);
     }
@@ -806,9 +807,11 @@ int dp_train_run(const dp_train_opts *o, char *errbuf)
     return rc < 0 ? -1 : 0; /* 1: max_steps stopped the run */
 }
 
-int dp_train_bench(int kind, int task, int nclasses, int batch, int steps, int threads, const char *infer_dir,
-                   double *train_sps, double *infer_pps, char *errbuf)
+int dp_train_bench(int kind, int task, int nclasses, int batch, int steps, int threads, int precision,
+                   const char *infer_dir, double *train_sps, double *infer_pps, char *errbuf)
 {
+    if (dp_nn_set_precision(precision, errbuf) != 0)
+        return -1;
     dp_splitset set = {0};
     if (infer_dir) {
         if (dp_splitset_open_task(&set, infer_dir, task, errbuf) != 0)

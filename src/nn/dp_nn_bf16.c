@@ -1,0 +1,359 @@
+/* dp_nn_bf16: mixed precision (bf16 multiplies, float32 sums) for the
+ * GEMMs of the convolutions and fully connected layers.
+ *
+ * A GEMM in bf16 converts its two float operands to bf16 (round to nearest
+ * even) into per-thread buffers and runs oneDNN's matmul primitive on them
+ * (bf16 x bf16 -> float32, float32 accumulation; on AVX512_BF16 its brgemm
+ * kernels use vdpbf16ps, two products per float lane). Everything else
+ * stays float32: the outputs, the master weights, Adam, the losses, the
+ * first convolution's direct loops, bias, ReLU and pooling.
+ *
+ * Primitives are created per shape (M, N, K, transposes, beta) and kept in
+ * a small per-thread cache: training repeats the same few shapes, and the
+ * inference threads each run their own. Without oneDNN (DNNL=0) or on a
+ * CPU without AVX512_BF16, bf16 is unavailable and dp_nn_set_precision
+ * refuses it; the float32 path never comes here. */
+#include "nn/dp_nn.h"
+
+#include <cblas.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef DP_WITH_DNNL
+#include <dnnl.h>
+#include <omp.h>
+#endif
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#include <immintrin.h>
+#define DP_X86_BF16 1
+#endif
+
+static int nn_precision = DP_PREC_FP32;
+
+int dp_nn_cpu_has_bf16(void)
+{
+#ifdef DP_X86_BF16
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || a < 1)
+        return 0;
+    if (!(b & (1u << 16))) /* AVX512F */
+        return 0;
+    if (!__get_cpuid_count(7, 1, &a, &b, &c, &d))
+        return 0;
+    if (!(a & (1u << 5))) /* AVX512_BF16 */
+        return 0;
+    /* the OS must save the ZMM state (XCR0 bits 1, 2, 5, 6, 7) */
+    __get_cpuid(1, &a, &b, &c, &d);
+    if (!(c & (1u << 27))) /* OSXSAVE */
+        return 0;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (lo & 0xe6) == 0xe6;
+#else
+    return 0;
+#endif
+}
+
+int dp_nn_bf16_available(void)
+{
+#ifdef DP_WITH_DNNL
+    return dp_nn_cpu_has_bf16();
+#else
+    return 0;
+#endif
+}
+
+int dp_nn_precision_parse(const char *s)
+{
+    if (!strcmp(s, "fp32"))
+        return DP_PREC_FP32;
+    if (!strcmp(s, "bf16"))
+        return DP_PREC_BF16;
+    if (!strcmp(s, "auto"))
+        return DP_PREC_AUTO;
+    return -1;
+}
+
+int dp_nn_set_precision(int prec, char *errbuf)
+{
+    if (prec == DP_PREC_AUTO)
+        prec = dp_nn_bf16_available() ? DP_PREC_BF16 : DP_PREC_FP32;
+    if (prec == DP_PREC_BF16 && !dp_nn_bf16_available())
+        return dp_err(errbuf, "precision bf16: %s",
+                      dp_nn_cpu_has_bf16() ? "this build has no oneDNN (built with DNNL=0)"
+                                           : "this CPU has no AVX512_BF16 (avx512_bf16 in /proc/cpuinfo); "
+                                             "use --precision fp32 or auto");
+    nn_precision = prec == DP_PREC_BF16 ? DP_PREC_BF16 : DP_PREC_FP32;
+    return 0;
+}
+
+int dp_nn_get_precision(void) { return nn_precision; }
+
+const char *dp_nn_precision_name(int prec)
+{
+    return prec == DP_PREC_BF16 ? "bf16" : prec == DP_PREC_AUTO ? "auto" : "fp32";
+}
+
+/* ---- conversion ------------------------------------------------------------ */
+
+static uint16_t bf16_scalar(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) /* NaN stays a (quiet) NaN */
+        return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest even */
+    return (uint16_t)(u >> 16);
+}
+
+float dp_bf16_round(float f)
+{
+    uint32_t u = (uint32_t)bf16_scalar(f) << 16;
+    float r;
+    memcpy(&r, &u, 4);
+    return r;
+}
+
+#ifdef DP_X86_BF16
+__attribute__((target("avx512f,avx512bf16,avx512vl,avx512bw"))) static void to_bf16_row_avx(uint16_t *dst,
+                                                                                         const float *src, int n)
+{
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + i + 16), _mm512_loadu_ps(src + i));
+        _mm512_storeu_si512((void *)(dst + i), (__m512i)v);
+    }
+    for (; i < n; i++)
+        dst[i] = bf16_scalar(src[i]);
+}
+#endif
+
+/* rows x cols floats (row stride ld) -> dense bf16 [rows, cols] */
+static void to_bf16(uint16_t *dst, const float *src, int rows, int cols, int ld)
+{
+    for (int r = 0; r < rows; r++) {
+        const float *s = src + (size_t)r * ld;
+        uint16_t *d = dst + (size_t)r * cols;
+#ifdef DP_X86_BF16
+        if (nn_precision == DP_PREC_BF16) { /* only set where the CPU has it */
+            to_bf16_row_avx(d, s, cols);
+            continue;
+        }
+#endif
+        for (int i = 0; i < cols; i++)
+            d[i] = bf16_scalar(s[i]);
+    }
+}
+
+/* ---- oneDNN matmul ------------------------------------------------------------ */
+
+#ifdef DP_WITH_DNNL
+
+#define CACHE_SLOTS 24
+
+typedef struct mm_entry {
+    int M, N, K, ta, tb, beta1, used;
+    unsigned long tick;
+    dnnl_primitive_t prim;
+    dnnl_memory_t a, b, c;
+} mm_entry;
+
+typedef struct mm_tls {
+    dnnl_engine_t eng;
+    dnnl_stream_t strm;
+    mm_entry slot[CACHE_SLOTS];
+    unsigned long tick;
+    uint16_t *buf;
+    size_t buf_elems;
+} mm_tls;
+
+static _Thread_local mm_tls tls;
+static pthread_key_t tls_key;
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+
+static void entry_free(mm_entry *e);
+
+/* at thread exit (pool and evaluation workers): the thread's primitives,
+ * stream, engine and buffer */
+static void tls_release(void *unused)
+{
+    (void)unused;
+    for (int i = 0; i < CACHE_SLOTS; i++)
+        entry_free(&tls.slot[i]);
+    if (tls.strm)
+        dnnl_stream_destroy(tls.strm);
+    if (tls.eng)
+        dnnl_engine_destroy(tls.eng);
+    free(tls.buf);
+    memset(&tls, 0, sizeof tls);
+}
+
+static void tls_key_make(void) { pthread_key_create(&tls_key, tls_release); }
+
+static void entry_free(mm_entry *e)
+{
+    if (!e->used)
+        return;
+    dnnl_primitive_destroy(e->prim);
+    dnnl_memory_destroy(e->a);
+    dnnl_memory_destroy(e->b);
+    dnnl_memory_destroy(e->c);
+    memset(e, 0, sizeof *e);
+}
+
+/* A [M, K] (ta: stored [K, M]), B [K, N] (tb: stored [N, K]), both dense
+ * bf16; C [M, N] float, dense. */
+static int entry_make(mm_entry *e, int M, int N, int K, int ta, int tb, int beta1)
+{
+    dnnl_dims_t ad = {M, K}, bd = {K, N}, cd = {M, N};
+    dnnl_dims_t as = {ta ? 1 : K, ta ? M : 1}, bs = {tb ? 1 : N, tb ? K : 1}, cs = {N, 1};
+    dnnl_memory_desc_t amd, bmd, cmd;
+    dnnl_matmul_desc_t desc;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    int ok = 0;
+    if (dnnl_memory_desc_init_by_strides(&amd, 2, ad, dnnl_bf16, as) || dnnl_memory_desc_init_by_strides(&bmd, 2, bd, dnnl_bf16, bs) ||
+        dnnl_memory_desc_init_by_strides(&cmd, 2, cd, dnnl_f32, cs) || dnnl_matmul_desc_init(&desc, &amd, &bmd, NULL, &cmd))
+        return -1;
+    if (dnnl_primitive_attr_create(&attr))
+        return -1;
+    if (beta1 && (dnnl_post_ops_create(&po) || dnnl_post_ops_append_sum(po, 1.0f) ||
+                  dnnl_primitive_attr_set_post_ops(attr, po)))
+        goto out;
+    if (dnnl_primitive_desc_create(&pd, &desc, attr, tls.eng, NULL))
+        goto out;
+    if (dnnl_primitive_create(&e->prim, pd))
+        goto out;
+    if (dnnl_memory_create(&e->a, &amd, tls.eng, DNNL_MEMORY_NONE) ||
+        dnnl_memory_create(&e->b, &bmd, tls.eng, DNNL_MEMORY_NONE) ||
+        dnnl_memory_create(&e->c, &cmd, tls.eng, DNNL_MEMORY_NONE)) {
+        dnnl_primitive_destroy(e->prim);
+        goto out;
+    }
+    *e = (mm_entry){M, N, K, ta, tb, beta1, 1, 0, e->prim, e->a, e->b, e->c};
+    ok = 1;
+out:
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    if (po)
+        dnnl_post_ops_destroy(po);
+    dnnl_primitive_attr_destroy(attr);
+    return ok ? 0 : -1;
+}
+
+static mm_entry *entry_get(int M, int N, int K, int ta, int tb, int beta1)
+{
+    if (!tls.eng) {
+        pthread_once(&tls_once, tls_key_make);
+        pthread_setspecific(tls_key, &tls);
+        if (dnnl_engine_create(&tls.eng, dnnl_cpu, 0))
+            return NULL;
+        if (dnnl_stream_create(&tls.strm, tls.eng, dnnl_stream_default_flags)) {
+            dnnl_engine_destroy(tls.eng);
+            tls.eng = NULL;
+            return NULL;
+        }
+    }
+    mm_entry *lru = &tls.slot[0];
+    for (int i = 0; i < CACHE_SLOTS; i++) {
+        mm_entry *e = &tls.slot[i];
+        if (e->used && e->M == M && e->N == N && e->K == K && e->ta == ta && e->tb == tb && e->beta1 == beta1) {
+            e->tick = ++tls.tick;
+            return e;
+        }
+        if (!e->used || (lru->used && e->tick < lru->tick))
+            lru = e;
+    }
+    entry_free(lru);
+    if (entry_make(lru, M, N, K, ta, tb, beta1) != 0)
+        return NULL;
+    lru->tick = ++tls.tick;
+    return lru;
+}
+
+static uint16_t *buf_get(size_t elems)
+{
+    if (elems > tls.buf_elems) {
+        uint16_t *p = realloc(tls.buf, elems * sizeof *p);
+        if (!p)
+            return NULL;
+        tls.buf = p;
+        tls.buf_elems = elems;
+    }
+    return tls.buf;
+}
+
+/* C [M, N] (row stride ldc; dense when ldc == N) = A @ B + beta C in bf16;
+ * -1 if oneDNN or memory failed (the caller then runs float32). */
+static int gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
+                     float *C, int ldc, int threads)
+{
+    if (beta != 0.0f && beta != 1.0f)
+        return -1;
+    mm_entry *e = entry_get(M, N, K, ta, tb, beta != 0.0f);
+    if (!e)
+        return -1;
+    size_t na = (size_t)M * K, nb = (size_t)K * N;
+    uint16_t *buf = buf_get(na + nb);
+    if (!buf)
+        return -1;
+    /* stored shapes: A [M, K] or [K, M]; B [K, N] or [N, K] */
+    to_bf16(buf, A, ta ? K : M, ta ? M : K, lda);
+    to_bf16(buf + na, B, tb ? N : K, tb ? K : N, ldb);
+    float *dst = C, *tmp = NULL;
+    if (ldc != N) { /* a strided C: through a dense copy */
+        tmp = malloc((size_t)M * N * sizeof *tmp);
+        if (!tmp)
+            return -1;
+        if (beta != 0.0f)
+            for (int i = 0; i < M; i++)
+                memcpy(tmp + (size_t)i * N, C + (size_t)i * ldc, (size_t)N * sizeof *tmp);
+        dst = tmp;
+    }
+    omp_set_num_threads(threads);
+    dnnl_memory_set_data_handle(e->a, buf);
+    dnnl_memory_set_data_handle(e->b, buf + na);
+    dnnl_memory_set_data_handle(e->c, dst);
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, e->a}, {DNNL_ARG_WEIGHTS, e->b}, {DNNL_ARG_DST, e->c}};
+    int rc = dnnl_primitive_execute(e->prim, tls.strm, 3, args) || dnnl_stream_wait(tls.strm) ? -1 : 0;
+    if (tmp) {
+        if (rc == 0)
+            for (int i = 0; i < M; i++)
+                memcpy(C + (size_t)i * ldc, tmp + (size_t)i * N, (size_t)N * sizeof *tmp);
+        free(tmp);
+    }
+    return rc;
+}
+#endif
+
+void dp_nn_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
+                float *C, int ldc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+#ifdef DP_WITH_DNNL
+    if (nn_precision == DP_PREC_BF16 && K > 0 &&
+        gemm_bf16(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, dp_nn_get_threads()) == 0)
+        return;
+#endif
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A, lda,
+                B, ldb, beta, C, ldc);
+}
+
+int dp_gemm_seq_bf16(int transb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
+                     float *C, int ldc)
+{
+#ifdef DP_WITH_DNNL
+    if (M <= 0 || N <= 0)
+        return 0;
+    if (nn_precision == DP_PREC_BF16 && K > 0)
+        return gemm_bf16(0, transb, M, N, K, A, lda, B, ldb, beta, C, ldc, 1);
+#else
+    (void)transb, (void)M, (void)N, (void)K, (void)A, (void)lda, (void)B, (void)ldb, (void)beta, (void)C, (void)ldc;
+#endif
+    return -1;
+}
