@@ -17,6 +17,9 @@
 
 #include <cblas.h>
 #include <pthread.h>
+#if defined(DP_WITH_DNNL) && defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -152,10 +155,10 @@ static void to_bf16(uint16_t *dst, const float *src, int rows, int cols, int ld)
 
 #ifdef DP_WITH_DNNL
 
-#define CACHE_SLOTS 24
+#define CACHE_SLOTS 64
 
 typedef struct mm_entry {
-    int M, N, K, ta, tb, beta1, used;
+    int M, N, K, ta, tb, beta1, ldc, used;
     unsigned long tick;
     dnnl_primitive_t prim;
     dnnl_memory_t a, b, c;
@@ -191,7 +194,18 @@ static void tls_release(void *unused)
     memset(&tls, 0, sizeof tls);
 }
 
-static void tls_key_make(void) { pthread_key_create(&tls_key, tls_release); }
+/* Once per process: the thread-exit release, and freed memory kept mapped
+ * (oneDNN allocates its scratchpads per call; see dp_nn_gemm.c). */
+static void tls_key_make(void)
+{
+    pthread_key_create(&tls_key, tls_release);
+#ifdef __GLIBC__
+    mallopt(M_MMAP_THRESHOLD, 8 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+#endif
+}
+
+void openblas_set_num_threads(int num_threads);
 
 static void entry_free(mm_entry *e)
 {
@@ -205,11 +219,11 @@ static void entry_free(mm_entry *e)
 }
 
 /* A [M, K] (ta: stored [K, M]), B [K, N] (tb: stored [N, K]), both dense
- * bf16; C [M, N] float, dense. */
-static int entry_make(mm_entry *e, int M, int N, int K, int ta, int tb, int beta1)
+ * bf16; C [M, N] float, row stride ldc. */
+static int entry_make(mm_entry *e, int M, int N, int K, int ta, int tb, int beta1, int ldc)
 {
     dnnl_dims_t ad = {M, K}, bd = {K, N}, cd = {M, N};
-    dnnl_dims_t as = {ta ? 1 : K, ta ? M : 1}, bs = {tb ? 1 : N, tb ? K : 1}, cs = {N, 1};
+    dnnl_dims_t as = {ta ? 1 : K, ta ? M : 1}, bs = {tb ? 1 : N, tb ? K : 1}, cs = {ldc, 1};
     dnnl_memory_desc_t amd, bmd, cmd;
     dnnl_matmul_desc_t desc;
     dnnl_primitive_attr_t attr = NULL;
@@ -234,7 +248,7 @@ static int entry_make(mm_entry *e, int M, int N, int K, int ta, int tb, int beta
         dnnl_primitive_destroy(e->prim);
         goto out;
     }
-    *e = (mm_entry){M, N, K, ta, tb, beta1, 1, 0, e->prim, e->a, e->b, e->c};
+    *e = (mm_entry){M, N, K, ta, tb, beta1, ldc, 1, 0, e->prim, e->a, e->b, e->c};
     ok = 1;
 out:
     if (pd)
@@ -245,7 +259,7 @@ out:
     return ok ? 0 : -1;
 }
 
-static mm_entry *entry_get(int M, int N, int K, int ta, int tb, int beta1)
+static mm_entry *entry_get(int M, int N, int K, int ta, int tb, int beta1, int ldc)
 {
     if (!tls.eng) {
         pthread_once(&tls_once, tls_key_make);
@@ -261,7 +275,8 @@ static mm_entry *entry_get(int M, int N, int K, int ta, int tb, int beta1)
     mm_entry *lru = &tls.slot[0];
     for (int i = 0; i < CACHE_SLOTS; i++) {
         mm_entry *e = &tls.slot[i];
-        if (e->used && e->M == M && e->N == N && e->K == K && e->ta == ta && e->tb == tb && e->beta1 == beta1) {
+        if (e->used && e->M == M && e->N == N && e->K == K && e->ta == ta && e->tb == tb && e->beta1 == beta1 &&
+            e->ldc == ldc) {
             e->tick = ++tls.tick;
             return e;
         }
@@ -269,7 +284,7 @@ static mm_entry *entry_get(int M, int N, int K, int ta, int tb, int beta1)
             lru = e;
     }
     entry_free(lru);
-    if (entry_make(lru, M, N, K, ta, tb, beta1) != 0)
+    if (entry_make(lru, M, N, K, ta, tb, beta1, ldc) != 0)
         return NULL;
     lru->tick = ++tls.tick;
     return lru;
@@ -287,14 +302,20 @@ static uint16_t *buf_get(size_t elems)
     return tls.buf;
 }
 
-/* C [M, N] (row stride ldc; dense when ldc == N) = A @ B + beta C in bf16;
- * -1 if oneDNN or memory failed (the caller then runs float32). */
+/* C [M, N] (row stride ldc) = op(A) @ op(B) + beta C in bf16 on the calling
+ * thread (one OpenMP thread); -1 if oneDNN or memory failed (the caller
+ * then runs float32). */
 static int gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
-                     float *C, int ldc, int threads)
+                     float *C, int ldc)
 {
     if (beta != 0.0f && beta != 1.0f)
         return -1;
-    mm_entry *e = entry_get(M, N, K, ta, tb, beta != 0.0f);
+    static _Thread_local int omp_one;
+    if (!omp_one) { /* this thread's own OpenMP setting: the callers split the work */
+        omp_set_num_threads(1);
+        omp_one = 1;
+    }
+    mm_entry *e = entry_get(M, N, K, ta, tb, beta != 0.0f, ldc);
     if (!e)
         return -1;
     size_t na = (size_t)M * K, nb = (size_t)K * N;
@@ -304,29 +325,46 @@ static int gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int ld
     /* stored shapes: A [M, K] or [K, M]; B [K, N] or [N, K] */
     to_bf16(buf, A, ta ? K : M, ta ? M : K, lda);
     to_bf16(buf + na, B, tb ? N : K, tb ? K : N, ldb);
-    float *dst = C, *tmp = NULL;
-    if (ldc != N) { /* a strided C: through a dense copy */
-        tmp = malloc((size_t)M * N * sizeof *tmp);
-        if (!tmp)
-            return -1;
-        if (beta != 0.0f)
-            for (int i = 0; i < M; i++)
-                memcpy(tmp + (size_t)i * N, C + (size_t)i * ldc, (size_t)N * sizeof *tmp);
-        dst = tmp;
-    }
-    omp_set_num_threads(threads);
     dnnl_memory_set_data_handle(e->a, buf);
     dnnl_memory_set_data_handle(e->b, buf + na);
-    dnnl_memory_set_data_handle(e->c, dst);
+    dnnl_memory_set_data_handle(e->c, C);
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, e->a}, {DNNL_ARG_WEIGHTS, e->b}, {DNNL_ARG_DST, e->c}};
-    int rc = dnnl_primitive_execute(e->prim, tls.strm, 3, args) || dnnl_stream_wait(tls.strm) ? -1 : 0;
-    if (tmp) {
-        if (rc == 0)
-            for (int i = 0; i < M; i++)
-                memcpy(C + (size_t)i * ldc, tmp + (size_t)i * N, (size_t)N * sizeof *tmp);
-        free(tmp);
+    return dnnl_primitive_execute(e->prim, tls.strm, 3, args) || dnnl_stream_wait(tls.strm) ? -1 : 0;
+}
+
+/* One GEMM split over the threads: part i of n takes a slice of C's
+ * columns (or rows, when C has more rows than columns), whole, so every
+ * element is one thread's sum and the result depends on the thread count
+ * only. */
+typedef struct gemm_split {
+    int ta, tb, M, N, K, lda, ldb, ldc, by_rows;
+    const float *A, *B;
+    float *C, beta;
+} gemm_split;
+
+static void gemm_part_task(void *ctx, int i, int n)
+{
+    gemm_split *g = ctx;
+    int D = g->by_rows ? g->M : g->N, q = (D + 15) / 16; /* slices of 16 */
+    int d0 = 16 * (int)((long)q * i / n), d1 = 16 * (int)((long)q * (i + 1) / n);
+    d1 = d1 < D ? d1 : D;
+    if (d0 >= d1)
+        return;
+    const float *A = g->A, *B = g->B;
+    float *C = g->C;
+    int M = g->M, N = g->N;
+    if (g->by_rows) {
+        A += g->ta ? (size_t)d0 : (size_t)d0 * g->lda;
+        C += (size_t)d0 * g->ldc;
+        M = d1 - d0;
+    } else {
+        B += g->tb ? (size_t)d0 * g->ldb : (size_t)d0;
+        C += d0;
+        N = d1 - d0;
     }
-    return rc;
+    if (gemm_bf16(g->ta, g->tb, M, N, g->K, A, g->lda, B, g->ldb, g->beta, C, g->ldc) != 0) /* float32 then */
+        cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans, M, N, g->K,
+                    1.0f, A, g->lda, B, g->ldb, g->beta, C, g->ldc);
 }
 #endif
 
@@ -336,9 +374,17 @@ void dp_nn_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, co
     if (M <= 0 || N <= 0)
         return;
 #ifdef DP_WITH_DNNL
-    if (nn_precision == DP_PREC_BF16 && K > 0 &&
-        gemm_bf16(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, dp_nn_get_threads()) == 0)
+    if (nn_precision == DP_PREC_BF16 && K > 0) {
+        gemm_split g = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc,
+                        .by_rows = M > N, .A = A, .B = B, .C = C, .beta = beta};
+        double work = (double)M * N * K;
+        int nt = work < 1e6 ? 1 : dp_nn_get_threads(), D = M > N ? M : N;
+        nt = nt < (D + 15) / 16 ? nt : (D + 15) / 16;
+        openblas_set_num_threads(1); /* a failed slice's fallback runs inside our threads */
+        dp_nn_parallel_for(nt, gemm_part_task, &g);
+        openblas_set_num_threads(dp_nn_get_threads());
         return;
+    }
 #endif
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A, lda,
                 B, ldb, beta, C, ldc);
@@ -351,7 +397,7 @@ int dp_gemm_seq_bf16(int transb, int M, int N, int K, const float *A, int lda, c
     if (M <= 0 || N <= 0)
         return 0;
     if (nn_precision == DP_PREC_BF16 && K > 0)
-        return gemm_bf16(0, transb, M, N, K, A, lda, B, ldb, beta, C, ldc, 1);
+        return gemm_bf16(0, transb, M, N, K, A, lda, B, ldb, beta, C, ldc);
 #else
     (void)transb, (void)M, (void)N, (void)K, (void)A, (void)lda, (void)B, (void)ldb, (void)beta, (void)C, (void)ldc;
 #endif
