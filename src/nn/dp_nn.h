@@ -133,7 +133,9 @@ const char *dp_gemm_seq_engine(void);
  * per-thread conversion buffers and primitives (allocated on first use and
  * kept); if oneDNN or an allocation fails, that GEMM runs in float32. */
 enum { DP_PREC_FP32 = 0, DP_PREC_BF16 = 1, DP_PREC_AUTO = 2 };
-/* 1 if the CPU has AVX512_BF16 (cpuid, with the OS saving ZMM state). */
+/* 1 if the CPU has AVX512_BF16 (cpuid, with the OS saving ZMM state);
+ * DEEPPACKET_CPU_NO_BF16=1 in the environment makes it 0 (to test the
+ * refusal on a CPU that has it). */
 int dp_nn_cpu_has_bf16(void);
 /* 1 if bf16 can run here: the CPU has it and the build has oneDNN. */
 int dp_nn_bf16_available(void);

@@ -39,6 +39,9 @@ static int nn_precision = DP_PREC_FP32;
 int dp_nn_cpu_has_bf16(void)
 {
 #ifdef DP_X86_BF16
+    const char *off = getenv("DEEPPACKET_CPU_NO_BF16"); /* tests: act as a CPU without it */
+    if (off && *off && strcmp(off, "0"))
+        return 0;
     unsigned a, b, c, d;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || a < 1)
         return 0;
