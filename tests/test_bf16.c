@@ -4,7 +4,8 @@
  * (within bf16's rounding, and not equal: bf16 was really used); the
  * convolution, fully connected and sequence layers forward and backward, and
  * the CNN's inference path, in bf16 against float32 within bf16 tolerances;
- * the precision words and the refusal where the CPU lacks AVX512_BF16.
+ * operands declared constant (read from their bf16 copy, never stale); the
+ * precision words and the refusal where the CPU lacks AVX512_BF16.
  * The bf16 runs skip with a message on a CPU without AVX512_BF16. */
 #include <math.h>
 #include <stdint.h>
@@ -143,6 +144,38 @@ static double rel_err(const float *x, const float *y, size_t n)
     return s > 0 ? e / s : e;
 }
 
+/* Operands declared constant (dp_nn_bf16_const) are read from their bf16
+ * copy, views with an offset and a row stride included: the same products as
+ * converting them per call; after dp_nn_bf16_forget and a change of the
+ * buffer, the new contents count (no stale copy). */
+static void test_gemm_const_operands(void)
+{
+    SKIP_WITHOUT_BF16();
+    char eb[DP_ERRBUF_SIZE];
+    dp_rng r;
+    dp_rng_seed(&r, 8);
+    int M = 20, N = 33, K = 70, ld = 90;
+    float *W = rndv((size_t)N * ld + 7, &r, 1), *X = rndv((size_t)M * K, &r, 1);
+    float *C1 = calloc((size_t)M * N, sizeof(float)), *C2 = calloc((size_t)M * N, sizeof(float));
+    double *R = malloc((size_t)M * N * sizeof *R);
+    const float *Wv = W + 7; /* a view: offset 7, row stride 90 */
+    CHECK(dp_gemm_seq_bf16(1, M, N, K, X, K, Wv, ld, 0.0f, C1, N) == 0);
+    CHECK(dp_nn_bf16_const(W, (size_t)N * ld + 7) == 0);
+    CHECK(dp_gemm_seq_bf16(1, M, N, K, X, K, Wv, ld, 0.0f, C2, N) == 0);
+    CHECK(rel_err(C2, C1, (size_t)M * N) < 1e-6);
+    dp_nn_bf16_forget(W);
+    for (size_t i = 0; i < (size_t)N * ld + 7; i++)
+        W[i] = -W[i];
+    CHECK(dp_gemm_seq_bf16(1, M, N, K, X, K, Wv, ld, 0.0f, C2, N) == 0);
+    ref_gemm(R, 0, 1, M, N, K, X, K, Wv, ld, 0.0f, C2, N, 1);
+    double e = 0;
+    for (int i = 0; i < M * N; i++)
+        e = fmax(e, fabs(C2[i] - R[i]));
+    CHECK(e < 1e-4);
+    free(W), free(X), free(C1), free(C2), free(R);
+    dp_nn_set_precision(DP_PREC_FP32, eb);
+}
+
 /* bf16 against fp32 on one tensor: close (bf16 tolerance) but not identical */
 static void check_bf16_close(const char *what, const float *b, const float *f, size_t n, double tol)
 {
@@ -265,6 +298,7 @@ int main(void)
     DP_RUN(test_precision_words);
     DP_RUN(test_round);
     DP_RUN(test_gemm_oracle);
+    DP_RUN(test_gemm_const_operands);
     DP_RUN(test_conv_layers);
     DP_RUN(test_linear_and_seq_layers);
     DP_RUN(test_model_inference);

@@ -158,6 +158,14 @@ float dp_bf16_round(float f);
  * bf16 matmul in bf16. */
 void dp_nn_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
                 float *C, int ldc);
+/* Declares the n floats at p constant until dp_nn_bf16_forget(p) (call it
+ * before changing or freeing them): bf16 GEMMs whose operand lies inside
+ * read a bf16 copy made here, once, instead of converting that operand on
+ * every call (inference weights). 0, or -1 when out of memory or when 64
+ * buffers are declared already (nothing declared: the GEMMs convert as
+ * before). Thread-safe. */
+int dp_nn_bf16_const(const float *p, size_t n);
+void dp_nn_bf16_forget(const float *p);
 /* dp_gemm_seq in bf16 on the calling thread: 0 when done, -1 when not
  * (precision fp32, or oneDNN failed: the caller then runs float32). */
 int dp_gemm_seq_bf16(int transb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,

@@ -154,6 +154,78 @@ static void to_bf16(uint16_t *dst, const float *src, int rows, int cols, int ld)
     }
 }
 
+/* ---- constant operands --------------------------------------------------------
+ * Buffers declared constant (inference weights) get one bf16 copy, element
+ * for element, so that any view into them (offset, row stride) reads the
+ * same view of the copy. */
+
+#define CONST_SLOTS 64
+
+static struct {
+    pthread_rwlock_t lock;
+    struct {
+        const float *p;
+        size_t n;
+        uint16_t *bf;
+    } e[CONST_SLOTS];
+} consts = {.lock = PTHREAD_RWLOCK_INITIALIZER};
+
+static void to_bf16(uint16_t *dst, const float *src, int rows, int cols, int ld);
+
+int dp_nn_bf16_const(const float *p, size_t n)
+{
+    uint16_t *bf = malloc(n * sizeof *bf);
+    if (!bf)
+        return -1;
+    for (size_t i = 0; i < n; i += 1 << 20) { /* rows of 2^20 keep the int count in range */
+        size_t m = n - i < (1u << 20) ? n - i : 1u << 20;
+        to_bf16(bf + i, p + i, 1, (int)m, (int)m);
+    }
+    pthread_rwlock_wrlock(&consts.lock);
+    int slot = -1;
+    for (int i = 0; i < CONST_SLOTS && slot < 0; i++)
+        if (!consts.e[i].p)
+            slot = i;
+    if (slot >= 0) {
+        consts.e[slot].p = p;
+        consts.e[slot].n = n;
+        consts.e[slot].bf = bf;
+    }
+    pthread_rwlock_unlock(&consts.lock);
+    if (slot < 0)
+        free(bf);
+    return slot < 0 ? -1 : 0;
+}
+
+void dp_nn_bf16_forget(const float *p)
+{
+    pthread_rwlock_wrlock(&consts.lock);
+    for (int i = 0; i < CONST_SLOTS; i++)
+        if (consts.e[i].p == p) {
+            free(consts.e[i].bf);
+            consts.e[i].p = NULL;
+            consts.e[i].bf = NULL;
+        }
+    pthread_rwlock_unlock(&consts.lock);
+}
+
+#ifdef DP_WITH_DNNL
+/* the bf16 copy of the element at x, when x lies in a constant buffer with
+ * `span` more elements after it; else NULL */
+static const uint16_t *const_find(const float *x, size_t span)
+{
+    const uint16_t *r = NULL;
+    pthread_rwlock_rdlock(&consts.lock);
+    for (int i = 0; i < CONST_SLOTS && !r; i++) {
+        const float *p = consts.e[i].p;
+        if (p && x >= p && x < p + consts.e[i].n && span <= (size_t)(p + consts.e[i].n - x))
+            r = consts.e[i].bf + (x - p);
+    }
+    pthread_rwlock_unlock(&consts.lock);
+    return r;
+}
+#endif
+
 /* ---- oneDNN matmul ------------------------------------------------------------ */
 
 #ifdef DP_WITH_DNNL
@@ -161,7 +233,7 @@ static void to_bf16(uint16_t *dst, const float *src, int rows, int cols, int ld)
 #define CACHE_SLOTS 64
 
 typedef struct mm_entry {
-    int M, N, K, ta, tb, beta1, ldc, used;
+    int M, N, K, ta, tb, beta1, lda, ldb, ldc, used;
     unsigned long tick;
     dnnl_primitive_t prim;
     dnnl_memory_t a, b, c;
@@ -221,12 +293,12 @@ static void entry_free(mm_entry *e)
     memset(e, 0, sizeof *e);
 }
 
-/* A [M, K] (ta: stored [K, M]), B [K, N] (tb: stored [N, K]), both dense
- * bf16; C [M, N] float, row stride ldc. */
-static int entry_make(mm_entry *e, int M, int N, int K, int ta, int tb, int beta1, int ldc)
+/* A [M, K] (ta: stored [K, M]), B [K, N] (tb: stored [N, K]), bf16 with
+ * row strides lda, ldb; C [M, N] float, row stride ldc. */
+static int entry_make(mm_entry *e, int M, int N, int K, int ta, int tb, int beta1, int lda, int ldb, int ldc)
 {
     dnnl_dims_t ad = {M, K}, bd = {K, N}, cd = {M, N};
-    dnnl_dims_t as = {ta ? 1 : K, ta ? M : 1}, bs = {tb ? 1 : N, tb ? K : 1}, cs = {ldc, 1};
+    dnnl_dims_t as = {ta ? 1 : lda, ta ? lda : 1}, bs = {tb ? 1 : ldb, tb ? ldb : 1}, cs = {ldc, 1};
     dnnl_memory_desc_t amd, bmd, cmd;
     dnnl_matmul_desc_t desc;
     dnnl_primitive_attr_t attr = NULL;
@@ -251,7 +323,7 @@ static int entry_make(mm_entry *e, int M, int N, int K, int ta, int tb, int beta
         dnnl_primitive_destroy(e->prim);
         goto out;
     }
-    *e = (mm_entry){M, N, K, ta, tb, beta1, ldc, 1, 0, e->prim, e->a, e->b, e->c};
+    *e = (mm_entry){M, N, K, ta, tb, beta1, lda, ldb, ldc, 1, 0, e->prim, e->a, e->b, e->c};
     ok = 1;
 out:
     if (pd)
@@ -262,7 +334,7 @@ out:
     return ok ? 0 : -1;
 }
 
-static mm_entry *entry_get(int M, int N, int K, int ta, int tb, int beta1, int ldc)
+static mm_entry *entry_get(int M, int N, int K, int ta, int tb, int beta1, int lda, int ldb, int ldc)
 {
     if (!tls.eng) {
         pthread_once(&tls_once, tls_key_make);
@@ -279,7 +351,7 @@ static mm_entry *entry_get(int M, int N, int K, int ta, int tb, int beta1, int l
     for (int i = 0; i < CACHE_SLOTS; i++) {
         mm_entry *e = &tls.slot[i];
         if (e->used && e->M == M && e->N == N && e->K == K && e->ta == ta && e->tb == tb && e->beta1 == beta1 &&
-            e->ldc == ldc) {
+            e->lda == lda && e->ldb == ldb && e->ldc == ldc) {
             e->tick = ++tls.tick;
             return e;
         }
@@ -287,7 +359,7 @@ static mm_entry *entry_get(int M, int N, int K, int ta, int tb, int beta1, int l
             lru = e;
     }
     entry_free(lru);
-    if (entry_make(lru, M, N, K, ta, tb, beta1, ldc) != 0)
+    if (entry_make(lru, M, N, K, ta, tb, beta1, lda, ldb, ldc) != 0)
         return NULL;
     lru->tick = ++tls.tick;
     return lru;
@@ -318,18 +390,22 @@ static int gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int ld
         omp_set_num_threads(1);
         omp_one = 1;
     }
-    mm_entry *e = entry_get(M, N, K, ta, tb, beta != 0.0f, ldc);
+    /* operands: a constant buffer's bf16 copy in place, else converted into a dense buffer */
+    int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N; /* stored shapes */
+    const uint16_t *ca = const_find(A, (size_t)(ar - 1) * lda + ac), *cb = const_find(B, (size_t)(br - 1) * ldb + bc);
+    size_t na = ca ? 0 : (size_t)ar * ac, nb = cb ? 0 : (size_t)br * bc;
+    uint16_t *buf = na + nb ? buf_get(na + nb) : NULL;
+    if (na + nb && !buf)
+        return -1;
+    mm_entry *e = entry_get(M, N, K, ta, tb, beta != 0.0f, ca ? lda : ac, cb ? ldb : bc, ldc);
     if (!e)
         return -1;
-    size_t na = (size_t)M * K, nb = (size_t)K * N;
-    uint16_t *buf = buf_get(na + nb);
-    if (!buf)
-        return -1;
-    /* stored shapes: A [M, K] or [K, M]; B [K, N] or [N, K] */
-    to_bf16(buf, A, ta ? K : M, ta ? M : K, lda);
-    to_bf16(buf + na, B, tb ? N : K, tb ? K : N, ldb);
-    dnnl_memory_set_data_handle(e->a, buf);
-    dnnl_memory_set_data_handle(e->b, buf + na);
+    if (!ca)
+        to_bf16(buf, A, ar, ac, lda);
+    if (!cb)
+        to_bf16(buf + na, B, br, bc, ldb);
+    dnnl_memory_set_data_handle(e->a, ca ? (void *)ca : buf);
+    dnnl_memory_set_data_handle(e->b, cb ? (void *)cb : buf + na);
     dnnl_memory_set_data_handle(e->c, C);
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, e->a}, {DNNL_ARG_WEIGHTS, e->b}, {DNNL_ARG_DST, e->c}};
     return dnnl_primitive_execute(e->prim, tls.strm, 3, args) || dnnl_stream_wait(tls.strm) ? -1 : 0;
