@@ -283,16 +283,17 @@ static int run_bench(const struct train_args *ta)
     if (ta->task < 0)
         return dp_cli_usage_error("train", "--bench needs -t app|traffic");
     char eb[DP_ERRBUF_SIZE];
-    double tr, inf;
+    double tr, inf, cpu[2];
     int ncls = ta->task == DP_TASK_APP ? 15 : 11;
-    if (dp_train_bench(o->kind, ta->task, ncls, o->hp.batch, ta->bench, o->hp.threads, o->precision, o->train_dir, &tr, &inf,
+    if (dp_train_bench(o->kind, ta->task, ncls, o->hp.batch, ta->bench, o->hp.threads, o->precision, o->train_dir, &tr, &inf, cpu,
                        eb) != 0) {
         fprintf(stderr, "deeppacket train: %s\n", eb);
         return 1;
     }
-    printf("%s %s batch %d threads %d %s: train %.1f samples/s, inference %.1f packets/s\n",
+    printf("%s %s batch %d threads %d %s: train %.1f samples/s, inference %.1f packets/s "
+           "(per CPU second: %.1f samples, %.1f packets)\n",
            o->kind == DP_MODEL_CNN ? "cnn" : "sae", dp_task_name[ta->task], o->hp.batch, o->hp.threads,
-           dp_nn_precision_name(dp_nn_get_precision()), tr, inf);
+           dp_nn_precision_name(dp_nn_get_precision()), tr, inf, cpu[0], cpu[1]);
     return 0;
 }
 

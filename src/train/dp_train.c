@@ -808,7 +808,8 @@ int dp_train_run(const dp_train_opts *o, char *errbuf)
 }
 
 int dp_train_bench(int kind, int task, int nclasses, int batch, int steps, int threads, int precision,
-                   const char *infer_dir, double *train_sps, double *infer_pps, char *errbuf)
+                   const char *infer_dir, double *train_sps, double *infer_pps, double cpu_rates[2],
+                   char *errbuf)
 {
     if (dp_nn_set_precision(precision, errbuf) != 0)
         return -1;
@@ -843,10 +844,10 @@ int dp_train_bench(int kind, int task, int nclasses, int batch, int steps, int t
         x[i] = (uint8_t)dp_rng_below(&r, 256);
     for (int b = 0; b < batch; b++)
         y[b] = (int)dp_rng_below(&r, (uint64_t)nclasses);
-    double t0 = 0;
+    double t0 = 0, c0 = 0;
     for (int s = 0; s <= steps; s++) {
         if (s == 1)
-            t0 = dp_now();
+            t0 = dp_now(), c0 = dp_cpu_now();
         if (!dp_model_forward(m, x, NULL, batch, 1, &r, errbuf))
             goto out;
         dp_model_loss(m, y, batch, NULL);
@@ -854,9 +855,11 @@ int dp_train_bench(int kind, int task, int nclasses, int batch, int steps, int t
             goto out;
     }
     *train_sps = (double)steps * batch / fmax(dp_now() - t0, 1e-9);
+    if (cpu_rates)
+        cpu_rates[0] = (double)steps * batch / fmax(dp_cpu_now() - c0, 1e-9);
     for (int s = 0; s <= steps; s++) {
         if (s == 1)
-            t0 = dp_now();
+            t0 = dp_now(), c0 = dp_cpu_now();
         const uint8_t *xs = x;
         if (infer_dir)
             xs = set.vectors.data + DP_VEC_LEN * ((uint64_t)s * batch % (set.vectors.shape[0] - (uint64_t)batch + 1));
@@ -864,6 +867,8 @@ int dp_train_bench(int kind, int task, int nclasses, int batch, int steps, int t
             goto out;
     }
     *infer_pps = (double)steps * batch / fmax(dp_now() - t0, 1e-9);
+    if (cpu_rates)
+        cpu_rates[1] = (double)steps * batch / fmax(dp_cpu_now() - c0, 1e-9);
     rc = 0;
 out:
     free(x);

@@ -118,10 +118,11 @@ int dp_train_gbt(const dp_train_opts *o, char *errbuf);
  * case), or, when infer_dir names a dataset or split folder, its vectors:
  * batch s is rows [start, start + batch), start = s * batch mod
  * (n - batch + 1) (bench/torch_model.py --vectors reads the same rows).
- * precision: as dp_train_opts'. Fills samples/s and packets/s; -1 + message
+ * precision: as dp_train_opts'. Fills samples/s and packets/s, and the
+ * same per process CPU second in cpu_rates (may be NULL); -1 + message
  * on error (also bf16 where the CPU lacks it). */
 int dp_train_bench(int kind, int task, int nclasses, int batch, int steps, int threads, int precision,
-                   const char *infer_dir, double *train_sps,
-                   double *infer_pps, char *errbuf);
+                   const char *infer_dir, double *train_sps, double *infer_pps, double cpu_rates[2],
+                   char *errbuf);
 
 #endif
