@@ -92,27 +92,39 @@ static double peak;
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
-/* Instruction issue rate on one thread, 8 independent accumulators, in GFLOP
- * per CPU-second: vdpbf16ps zmm (bf16: 32 pairs, 64 FLOP per instruction) or
- * vfmadd231ps zmm (0: 16 lanes, 32 FLOP). */
+/* this thread's CPU seconds (the process's would count idle library threads spinning) */
+static double thread_cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+/* Instruction issue rate on one thread, 8 independent accumulators in
+ * registers, in GFLOP per CPU-second of this thread: vdpbf16ps zmm (bf16: 32
+ * pairs, 64 FLOP per instruction) or vfmadd231ps zmm (0: 16 lanes, 32 FLOP). */
+#define INSN8(op)                                                                                               \
+    for (long it = 0; it < iters; it++) {                                                                       \
+        a0 = op(a0), a1 = op(a1), a2 = op(a2), a3 = op(a3), a4 = op(a4), a5 = op(a5), a6 = op(a6), a7 = op(a7); \
+        __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6), "+v"(a7));   \
+    }
 __attribute__((target("avx512f,avx512bf16"), noinline)) static double insn_peak(int bf16)
 {
-    __m512 acc[8];
-    for (int i = 0; i < 8; i++)
-        acc[i] = _mm512_setzero_ps();
-    __m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80), b = (__m512bh)_mm512_set1_epi16(0x3c00);
-    __m512 fa = _mm512_set1_ps(1e-7f);
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    __m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80), y = (__m512bh)_mm512_set1_epi16(0x3c00);
+    __m512 fx = _mm512_set1_ps(1e-7f);
     long iters = 20000000;
-    double c0 = cpu_now();
-    for (long it = 0; it < iters; it++) {
-        for (int i = 0; i < 8; i++)
-            acc[i] = bf16 ? _mm512_dpbf16_ps(acc[i], a, b) : _mm512_fmadd_ps(fa, fa, acc[i]);
-        __asm__ volatile("" : "+v"(acc[0]), "+v"(acc[1]), "+v"(acc[2]), "+v"(acc[3]), "+v"(acc[4]), "+v"(acc[5]),
-                         "+v"(acc[6]), "+v"(acc[7]));
+    double c0 = thread_cpu_now();
+#define DP(v) _mm512_dpbf16_ps(v, x, y)
+#define FMA(v) _mm512_fmadd_ps(fx, fx, v)
+    if (bf16) {
+        INSN8(DP)
+    } else {
+        INSN8(FMA)
     }
-    double c = cpu_now() - c0;
+    double c = thread_cpu_now() - c0;
     float sink[16];
-    _mm512_storeu_ps(sink, _mm512_add_ps(acc[0], acc[7]));
+    _mm512_storeu_ps(sink, _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                                         _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7))));
     if (sink[0] == 12345.0f)
         printf(" ");
     return (double)iters * 8 * (bf16 ? 64 : 32) / c / 1e9;
