@@ -20,8 +20,9 @@
  *    dp_nn_blas_core) give bit-identical results: no atomics, every sum of
  *    our own in a fixed order (independent even of the thread count), and
  *    OpenBLAS partitions a GEMM by its shape and thread count only.
- *  - No function allocates, fails or prints; invalid shapes are the caller's
- *    bug (checked with assert in debug builds).
+ *  - No function allocates, fails or prints (except in bf16 mode, whose GEMMs
+ *    keep per-thread buffers: see "precision" below); invalid shapes are the
+ *    caller's bug (checked with assert in debug builds).
  */
 #ifndef DP_NN_H
 #define DP_NN_H

@@ -8,11 +8,18 @@
  * stays float32: the outputs, the master weights, Adam, the losses, the
  * first convolution's direct loops, bias, ReLU and pooling.
  *
- * Primitives are created per shape (M, N, K, transposes, beta) and kept in
- * a small per-thread cache: training repeats the same few shapes, and the
- * inference threads each run their own. Without oneDNN (DNNL=0) or on a
- * CPU without AVX512_BF16, bf16 is unavailable and dp_nn_set_precision
- * refuses it; the float32 path never comes here. */
+ * A GEMM of the training layers (dp_nn_gemm) is split over our own threads
+ * by output columns (or rows), each slice one single-threaded matmul: with
+ * oneDNN threading it itself, libgomp's idle threads spun against ours.
+ * Operands inside buffers declared constant (dp_nn_bf16_const: inference
+ * weights) are read from a bf16 copy made once.
+ *
+ * Primitives are created per shape (M, N, K, transposes, strides, beta) and
+ * kept in a small per-thread cache: training repeats the same few shapes,
+ * and the inference threads each run their own; a thread's primitives and
+ * buffer are released when it exits. Without oneDNN (DNNL=0) or on a CPU
+ * without AVX512_BF16, bf16 is unavailable and dp_nn_set_precision refuses
+ * it; the float32 path never comes here. */
 #include "nn/dp_nn.h"
 
 #include <cblas.h>
