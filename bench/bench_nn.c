@@ -6,7 +6,10 @@
  * OpenBLAS's kernels follow OPENBLAS_CORETYPE when it is set (the core in use
  * is printed first).
  * --dnnl (only when built with DNNL=1, the default) also times the same
- * im2col GEMMs with oneDNN's dnnl_sgemm, for the engine choice. */
+ * im2col GEMMs with oneDNN's dnnl_sgemm, for the engine choice.
+ * --bf16 (AVX512_BF16 CPUs) then times the layers again with precision bf16
+ * (dp_nn_set_precision), against a 2048^3 GEMM in bf16 through the same
+ * path and the vdpbf16ps instruction peak (a register-only loop). */
 #include "nn/dp_nn.h"
 
 #include <cblas.h>
@@ -77,7 +80,7 @@ static double gemm_peak(int threads, int n)
     dp_rng_seed(&r, 1);
     float *a = rnd((size_t)n * n, &r, 1), *b = rnd((size_t)n * n, &r, 1), *c = rnd((size_t)n * n, &r, 1);
     double best;
-    TIME_BEST(best, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n));
+    TIME_BEST(best, dp_nn_gemm(0, 0, n, n, n, a, n, b, n, 0.0f, c, n)); /* cblas_sgemm in fp32 */
     free(a), free(b), free(c);
     double pc = 2.0 * n * n * (double)n / last_cpu / 1e9;
     if (threads == 1 && pc > core_peak_cpu)
@@ -86,6 +89,47 @@ static double gemm_peak(int threads, int n)
 }
 
 static double peak;
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* this thread's CPU seconds (the process's would count idle library threads spinning) */
+static double thread_cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+/* Instruction issue rate on one thread, 8 independent accumulators in
+ * registers, in GFLOP per CPU-second of this thread: vdpbf16ps zmm (bf16: 32
+ * pairs, 64 FLOP per instruction) or vfmadd231ps zmm (0: 16 lanes, 32 FLOP). */
+#define INSN8(op)                                                                                               \
+    for (long it = 0; it < iters; it++) {                                                                       \
+        a0 = op(a0), a1 = op(a1), a2 = op(a2), a3 = op(a3), a4 = op(a4), a5 = op(a5), a6 = op(a6), a7 = op(a7); \
+        __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6), "+v"(a7));   \
+    }
+__attribute__((target("avx512f,avx512bf16"), noinline)) static double insn_peak(int bf16)
+{
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    __m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80), y = (__m512bh)_mm512_set1_epi16(0x3c00);
+    __m512 fx = _mm512_set1_ps(1e-7f);
+    long iters = 20000000;
+    double c0 = thread_cpu_now();
+#define DP(v) _mm512_dpbf16_ps(v, x, y)
+#define FMA(v) _mm512_fmadd_ps(fx, fx, v)
+    if (bf16) {
+        INSN8(DP)
+    } else {
+        INSN8(FMA)
+    }
+    double c = thread_cpu_now() - c0;
+    float sink[16];
+    _mm512_storeu_ps(sink, _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                                         _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7))));
+    if (sink[0] == 12345.0f)
+        printf(" ");
+    return (double)iters * 8 * (bf16 ? 64 : 32) / c / 1e9;
+}
+#endif
 
 static void report(const char *what, int B, double flops, double sec)
 {
@@ -276,9 +320,45 @@ static void bench_adam(const char *name, size_t n)
     free(p), free(g), free(m), free(v);
 }
 
+/* --bf16: the training layers and the inference convolutions again in bf16 */
+static void bench_bf16(int threads, const int *batches, int nb)
+{
+    char eb[DP_ERRBUF_SIZE];
+    if (dp_nn_set_precision(DP_PREC_BF16, eb) != 0) {
+        printf("bf16: skipped: %s\n", eb);
+        return;
+    }
+#if defined(__x86_64__) && defined(__GNUC__)
+    double ip = insn_peak(1), fp = insn_peak(0);
+    printf("instruction peak, one core (GFLOP per CPU s): vdpbf16ps %.1f, vfmadd231ps zmm %.1f (%.2fx)\n", ip, fp,
+           ip / fp);
+#endif
+    core_peak_cpu = 0; /* per-core efficiency below: against the bf16 GEMM */
+    double b1 = gemm_peak(1, 2048), bn = threads > 1 ? gemm_peak(threads, 2048) : b1;
+    printf("bf16 GEMM 2048^3 (dp_nn_gemm: conversion + oneDNN matmul): 1 thread %.1f GFLOP/s, %d threads %.1f "
+           "GFLOP/s\nlayers in bf16 at %d threads, %% of the %d-thread bf16 GEMM peak:\n", b1, threads, bn, threads,
+           threads);
+    peak = bn;
+    dp_nn_set_threads(threads);
+    for (int bi = 0; bi < nb; bi++) {
+        int B = batches[bi];
+        bench_conv("bf16 app conv2 (200x499 k5 s1 ->200)", B, 200, 499, 200, 5, 1, 1, 0);
+        bench_linear("bf16 app fc1 (49400 -> 200)", B, 49400, 200, 0);
+        bench_conv("bf16 traffic conv2 (200x499 k4 s3)", B, 200, 499, 200, 4, 3, 1, 0);
+        bench_linear("bf16 traffic fc1 (16600 -> 200)", B, 16600, 200, 0);
+    }
+    cl_peak = seq_peak(threads, 2048);
+    printf("bf16 inference convolutions, %d threads at once, bf16 GEMM peak %.1f GFLOP/s:\n", threads, cl_peak);
+    for (int bi = 0; bi < nb; bi++) {
+        bench_conv_cl("bf16 app conv2 inference (Winograd)", batches[bi], 200, 499, 200, 5, 1);
+        bench_conv_cl("bf16 traffic conv2 inference", batches[bi], 200, 499, 200, 4, 3);
+    }
+    dp_nn_set_precision(DP_PREC_FP32, eb);
+}
+
 int main(int argc, char **argv)
 {
-    int threads = 2, batches[8] = {16, 64}, nb = 2, dnnl = 0;
+    int threads = 2, batches[8] = {16, 64}, nb = 2, dnnl = 0, bf16 = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-t") && i + 1 < argc)
             threads = atoi(argv[++i]);
@@ -292,8 +372,10 @@ int main(int argc, char **argv)
             filter = argv[++i];
         else if (!strcmp(argv[i], "--dnnl"))
             dnnl = 1;
+        else if (!strcmp(argv[i], "--bf16"))
+            bf16 = 1;
         else {
-            fprintf(stderr, "usage: %s [-t threads] [-b batch[,batch...]] [-r reps] [-f name-filter] [--dnnl]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-t threads] [-b batch[,batch...]] [-r reps] [-f name-filter] [--dnnl] [--bf16]\n", argv[0]);
             return 2;
         }
     }
@@ -328,6 +410,8 @@ int main(int argc, char **argv)
         bench_conv_cl("traffic conv2 inference", B, 200, 499, 200, 4, 3);
         bench_conv_cl("traffic conv1 inference", B, 1, 1500, 200, 5, 3);
     }
+    if (bf16)
+        bench_bf16(threads, batches, nb);
     bench_adam("adam step, app CNN params", 10100000);
     bench_adam("adam step, traffic CNN params", 3500000);
     /* the machine may be shared: measure the peak again and report the best */

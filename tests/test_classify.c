@@ -4,6 +4,7 @@
  * and clear errors (bad BPF, unknown interface, missing model); Suricata EVE
  * output checked against the capture by tests/check_eve.py. */
 #include "dp_test.h"
+#include "nn/dp_nn.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -605,6 +606,51 @@ static void test_public_api(void)
     CHECK_STR_CONTAINS(errbuf, "/nonexistent/x.model");
 }
 
+/* DEEPPACKET_PRECISION: a word that is not a precision, or bf16 where the
+ * CPU lacks it, fails the open with a message; bf16 (where it runs) gives the
+ * fp32 verdicts' probabilities within bf16's rounding, not bit for bit. */
+static void test_public_api_precision(void)
+{
+    const char *p = model_path();
+    if (!p)
+        SKIP("no model");
+    char errbuf[DEEPPACKET_ERRBUF_SIZE];
+    setenv("DEEPPACKET_PRECISION", "fp16", 1);
+    CHECK(deeppacket_open(p, errbuf) == NULL);
+    CHECK_STR_CONTAINS(errbuf, "DEEPPACKET_PRECISION");
+    setenv("DEEPPACKET_CPU_NO_BF16", "1", 1);
+    setenv("DEEPPACKET_PRECISION", "bf16", 1);
+    CHECK(deeppacket_open(p, errbuf) == NULL);
+    CHECK_STR_CONTAINS(errbuf, "AVX512_BF16");
+    unsetenv("DEEPPACKET_CPU_NO_BF16");
+    deeppacket *d[2];
+    setenv("DEEPPACKET_PRECISION", "fp32", 1);
+    d[0] = deeppacket_open(p, errbuf);
+    unsetenv("DEEPPACKET_PRECISION");
+    CHECK(d[0] != NULL);
+    if (!dp_nn_bf16_available()) {
+        deeppacket_close(d[0]);
+        SKIP("bf16 unavailable here: no AVX512_BF16 or no oneDNN");
+    }
+    uint8_t b[2048];
+    size_t n = build_frame(b, 17, IP(1, 2, 3, 4), IP(5, 6, 7, 8), 1000, 2000, 0x18, 700, 1);
+    deeppacket_result r[2];
+    CHECK_EQ_INT(deeppacket_classify(d[0], 1, b, n, &r[0], errbuf), 0);
+    setenv("DEEPPACKET_PRECISION", "bf16", 1);
+    d[1] = deeppacket_open(p, errbuf); /* process-wide: from here on, bf16 */
+    unsetenv("DEEPPACKET_PRECISION");
+    CHECK(d[1] != NULL);
+    if (d[1]) {
+        CHECK_EQ_INT(deeppacket_classify(d[1], 1, b, n, &r[1], errbuf), 0);
+        CHECK_NEAR(r[1].probability, r[0].probability, 0.02);
+        CHECK(r[1].probability != r[0].probability);
+    }
+    deeppacket_close(d[0]);
+    deeppacket_close(d[1]);
+    char eb[DP_ERRBUF_SIZE];
+    dp_nn_set_precision(DP_PREC_FP32, eb);
+}
+
 /* ---- errors ------------------------------------------------------------------------ */
 
 
@@ -932,6 +978,7 @@ int main(void)
     DP_RUN(test_flow_eviction);
     DP_RUN(test_cnn_partial_batches);
     DP_RUN(test_public_api);
+    DP_RUN(test_public_api_precision);
     DP_RUN(test_errors);
     DP_RUN(test_live_loopback);
     DP_RUN(test_eve_timestamp);

@@ -17,6 +17,7 @@
 #include "eval/dp_eval.h"
 #include "model/dp_model.h"
 #include "train/dp_curves.h"
+#include "nn/dp_nn.h"
 #include "train/dp_train.h"
 
 #include <cairo.h>
@@ -715,6 +716,71 @@ static void test_balance_train(void)
 }
 
 /* train --balance with an unknown mode is a usage error (exit 2). */
+/* Mixed precision (--precision bf16): the CNN and the SAE learn, the same
+ * seed and threads give the same bytes, and not those of float32 (bf16 was
+ * used). Skipped without AVX512_BF16. */
+static void test_learns_bf16(void)
+{
+    char eb[DP_ERRBUF_SIZE];
+    if (dp_nn_set_precision(DP_PREC_BF16, eb) != 0)
+        SKIP("bf16 unavailable here: %s", eb);
+    char *dir = make_split("bf16", 192, 3), *test = make_split("bf16_test", 96, 4);
+    char *p1 = mpath("bf16_a.dpm"), *p2 = mpath("bf16_b.dpm"), *pf = mpath("bf16_f.dpm");
+    for (int kind = DP_MODEL_CNN; kind <= DP_MODEL_SAE; kind++) {
+        dp_train_opts o;
+        opts(&o, dir, pf);
+        o.kind = kind;
+        o.hp.epochs = 8;
+        CHECK(dp_train_run(&o, eb) == 0);
+        o.precision = DP_PREC_BF16;
+        CHECK(trains_same_twice(&o, p1, p2));
+        CHECK(!dp_test_same_file(p1, pf));
+        double acc = accuracy(p1, test), accf = accuracy(pf, test);
+        if (acc < 0.9)
+            fprintf(stderr, "  %s bf16 accuracy %.3f (fp32 %.3f)\n", kind == DP_MODEL_CNN ? "cnn" : "sae", acc, accf);
+        CHECK(acc >= 0.9);
+    }
+    free(p1), free(p2), free(pf), free(dir), free(test);
+}
+
+/* --precision on the command line: an unknown word is a usage error (2) for
+ * train, test and classify; bf16 where the CPU lacks it (simulated with
+ * DEEPPACKET_CPU_NO_BF16) fails the run (1) naming AVX512_BF16, for train
+ * and test; auto there is fp32, byte for byte. */
+static void test_precision_cli(void)
+{
+    const char *dp = dp_test_cli();
+    if (!dp)
+        SKIP("deeppacket not built");
+    char cmd[2000], out[4096];
+    char *dir = make_split("pcli", 48, 1), *m1 = mpath("pcli1.dpm"), *m2 = mpath("pcli2.dpm");
+    const char *cmds[] = {"train -d %s -m %s -t traffic --precision fp16", "test -d %s -m %s --precision 16",
+                          "classify -m %2$s -r %1$s/x.pcap --precision bf32"};
+    for (int i = 0; i < 3; i++) {
+        int n = snprintf(cmd, sizeof cmd, "'%s' ", dp);
+        n += snprintf(cmd + n, sizeof cmd - (size_t)n, cmds[i], dir, m1);
+        snprintf(cmd + n, sizeof cmd - (size_t)n, " 2>&1");
+        CHECK_EQ_INT(dp_test_sh(cmd, out, sizeof out), 2);
+        CHECK_STR_CONTAINS(out, "fp32, bf16 or auto");
+    }
+    const char *base = "--epochs 1 --channels 4 -j 1 -q --seed 3";
+    snprintf(cmd, sizeof cmd, "'%s' train -d %s -m %s -t traffic %s 2>&1", dp, dir, m1, base);
+    CHECK_EQ_INT(dp_test_sh(cmd, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd, "DEEPPACKET_CPU_NO_BF16=1 '%s' train -d %s -m %s -t traffic %s --precision bf16 2>&1", dp,
+             dir, m2, base);
+    CHECK_EQ_INT(dp_test_sh(cmd, out, sizeof out), 1);
+    CHECK_STR_CONTAINS(out, "AVX512_BF16");
+    snprintf(cmd, sizeof cmd, "DEEPPACKET_CPU_NO_BF16=1 '%s' test -d %s -m %s -o %s.rep --precision bf16 2>&1", dp,
+             dir, m1, m1);
+    CHECK_EQ_INT(dp_test_sh(cmd, out, sizeof out), 1);
+    CHECK_STR_CONTAINS(out, "AVX512_BF16");
+    snprintf(cmd, sizeof cmd, "DEEPPACKET_CPU_NO_BF16=1 '%s' train -d %s -m %s -t traffic %s --precision auto 2>&1", dp,
+             dir, m2, base);
+    CHECK_EQ_INT(dp_test_sh(cmd, out, sizeof out), 0);
+    CHECK(dp_test_same_file(m1, m2));
+    free(dir), free(m1), free(m2);
+}
+
 static void test_balance_cli(void)
 {
     char self[400] = {0}, cmd[1200];
@@ -754,5 +820,7 @@ int main(void)
     DP_RUN(test_curves_plot);
     DP_RUN(test_curves_train);
     dp_eval_plot_release(); /* training curves drew text: cairo's and fontconfig's caches */
+    DP_RUN(test_learns_bf16);
+    DP_RUN(test_precision_cli);
     return dp_test_end();
 }

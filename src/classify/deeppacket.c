@@ -8,6 +8,7 @@
 #include "classify/dp_classify.h"
 #include "flow/dp_flowfeat.h"
 #include "packet/dp_mask.h"
+#include "nn/dp_nn.h"
 
 _Static_assert(DEEPPACKET_ERRBUF_SIZE == DP_ERRBUF_SIZE, "error buffer sizes must agree");
 
@@ -23,8 +24,22 @@ struct deeppacket {
 
 dp_model *dp_api_model(deeppacket *dp) { return dp->m; }
 
+/* DEEPPACKET_PRECISION from the environment; 0, or -1 + message. */
+static int precision_from_env(char *errbuf)
+{
+    const char *v = getenv("DEEPPACKET_PRECISION");
+    if (!v || !*v)
+        return dp_nn_set_precision(DP_PREC_FP32, errbuf);
+    int p = dp_nn_precision_parse(v);
+    if (p < 0)
+        return dp_err(errbuf, "DEEPPACKET_PRECISION='%s': expected fp32, bf16 or auto", v);
+    return dp_nn_set_precision(p, errbuf);
+}
+
 deeppacket *deeppacket_open(const char *model_path, char *errbuf)
 {
+    if (precision_from_env(errbuf) != 0)
+        return NULL;
     dp_model *m = dp_model_load(model_path, errbuf);
     if (!m)
         return NULL;

@@ -2,7 +2,7 @@
  *
  *   deeppacket classify -m MODEL (-r CAPTURE [CAPTURE...] | -i IFACE) [-f BPF]
  *       [--per packet|flow] [--first N] [-o OUT.jsonl] [--idle-timeout S]
- *       [--max-flows N] [--batch N] [--threads N] [--format json|eve]
+ *       [--max-flows N] [--batch N] [--threads N] [--format json|eve] [--precision P]
  *
  * One JSON object per verdict on stdout (or OUT.jsonl, written atomically),
  * flushed per line: deeppacket's own JSON lines or Suricata EVE (dp_eve.h);
@@ -28,7 +28,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: deeppacket classify -m MODEL (-r CAPTURE [CAPTURE...] | -i IFACE) [-f BPF]\n"
             "           [--per packet|flow] [--first N] [-o OUT.jsonl] [--idle-timeout S]\n"
-            "           [--max-flows N] [--batch N] [--threads N] [--format json|eve]\n"
+            "           [--max-flows N] [--batch N] [--threads N] [--format json|eve] [--precision P]\n"
             "           [--snaplen N] [--buffer-size MB] [--user NAME]\n"
             "  -m MODEL          model file written by `deeppacket train`\n"
             "  -r CAPTURE...     pcap/pcapng files (flows never span two files); '-' is standard\n"
@@ -47,6 +47,8 @@ static void usage(FILE *f)
             "                    ends (65536)\n"
             "  --batch N         packets per model call (64)\n"
             "  --threads N       threads of the matrix library (default: all CPUs)\n"
+            "  --precision P     fp32 (default), bf16 (the model's products in bf16, float32 sums;\n"
+            "                    needs AVX512_BF16) or auto (bf16 where the CPU has it)\n"
             "  -o OUT.jsonl      write verdicts there instead of stdout: atomically for -r,\n"
             "                    line by line for -i (kill -9 keeps the lines written);\n"
             "                    a FIFO, device or - is written through, a symlink followed\n"
@@ -144,7 +146,7 @@ struct cls_args {
     const char *model_path, *iface, *bpf, *out_path, *user;
     dp_live_opts lo;
     const char **files;
-    int nfiles, threads, per_given, help, eve;
+    int nfiles, threads, per_given, help, eve, precision;
     dp_cls_opts o;
 };
 
@@ -200,6 +202,9 @@ static int parse_value_option(struct cls_args *ca, const char *a, const char *v)
         if (dp_cli_parse_int(v, 1, 4096, &n) < 0)
             return dp_cli_usage_error("classify", "--batch wants a count in [1, 4096], not '%s'", v);
         ca->o.batch = (int)n;
+    } else if (!strcmp(a, "--precision")) {
+        if ((ca->precision = dp_nn_precision_parse(v)) < 0)
+            return dp_cli_usage_error("classify", "--precision wants fp32, bf16 or auto, not '%s'", v);
     } else if (!strcmp(a, "--threads")) {
         if (dp_cli_parse_int(v, 1, 64, &n) < 0)
             return dp_cli_usage_error("classify", "--threads wants a count in [1, 64], not '%s'", v);
@@ -465,7 +470,7 @@ int cmd_classify(int argc, char **argv)
         char errbuf[DP_ERRBUF_SIZE] = "";
         struct cls_run r = {0};
         dp_nn_set_threads(ca.threads);
-        rc = cls_open(&r, &ca, errbuf);
+        rc = dp_nn_set_precision(ca.precision, errbuf) == 0 ? cls_open(&r, &ca, errbuf) : fail(errbuf);
         if (rc == 0)
             rc = cls_execute(&r, &ca, errbuf);
         cls_close(&r);

@@ -1,7 +1,7 @@
 /* deeppacket test: evaluate a model on a test set (spec section 6).
  *
  *   deeppacket test -d SPLIT_DIR/<task>/test|DATASET_DIR -m MODEL [-o REPORT_DIR]
- *                   [-j THREADS] [--batch-size 256] [--save-logprobs]
+ *                   [-j THREADS] [--batch-size 256] [--save-logprobs] [--precision P]
  *                   [--train-set DIR [--dup-packets 10]]
  *
  * A flow model (train --model gbt|flow) is evaluated per flow instead
@@ -29,12 +29,13 @@
 #include "dataset/dp_seqdup.h"
 #include "eval/dp_eval.h"
 #include "eval/dp_evalrun.h"
+#include "nn/dp_nn.h"
 #include "util/dp_util.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: deeppacket test -d TEST_DIR -m MODEL [-o REPORT_DIR] [-j THREADS]\n"
+            "usage: deeppacket test -d TEST_DIR -m MODEL [-o REPORT_DIR] [-j THREADS] [--precision P]\n"
             "                       [--batch-size N] [--save-logprobs] [--train-set DIR [--dup-packets N]]\n"
             "  -d TEST_DIR       test split folder, e.g. SPLIT_DIR/application_classification/test,\n"
             "                    or a preprocessed dataset folder (its rows labelled for the\n"
@@ -42,6 +43,8 @@ static void usage(FILE *f)
             "  -m MODEL          model file written by `deeppacket train`\n"
             "  -o REPORT_DIR     where the report goes (default: MODEL.report)\n"
             "  -j THREADS        worker threads (default: all CPUs)\n"
+            "  --precision P     fp32 (default), bf16 (the convolutions' and fully connected layers'\n"
+            "                    products in bf16, float32 sums; needs AVX512_BF16) or auto\n"
             "  --batch-size N    packets per inference batch (default 256)\n"
             "  --save-logprobs   also write logprobs.npy, float32 [N, classes] (kept in RAM);\n"
             "                    a flow model: flow_logprobs.npy [flows, classes], flows.npy's order\n"
@@ -59,7 +62,7 @@ int cmd_test(int argc, char **argv)
     const char *dir = NULL, *mpath = NULL, *outdir = NULL;
     long threads = 0, batch = 256, dup_packets = DP_SEQ_DEFAULT_PACKETS;
     const char *train_dir = NULL;
-    int save_lp = 0;
+    int save_lp = 0, precision = DP_PREC_FP32;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -82,6 +85,9 @@ int cmd_test(int argc, char **argv)
         else if (!strcmp(a, "-j")) {
             if (dp_cli_parse_int(v, 1, 256, &threads) < 0)
                 return dp_cli_usage_error("test", "-j wants a thread count 1..256, not '%s'", v);
+        } else if (!strcmp(a, "--precision")) {
+            if ((precision = dp_nn_precision_parse(v)) < 0)
+                return dp_cli_usage_error("test", "--precision wants fp32, bf16 or auto, not '%s'", v);
         } else if (!strcmp(a, "--train-set")) {
             train_dir = v;
         } else if (!strcmp(a, "--dup-packets")) {
@@ -108,6 +114,7 @@ int cmd_test(int argc, char **argv)
     o.dup_packets = (int)dup_packets;
     o.out = stdout;
     o.progress = 1;
+    o.precision = precision;
     char errbuf[DP_ERRBUF_SIZE];
     dp_evalrun_result r;
     int rc = dp_evalrun(&o, &r, errbuf);

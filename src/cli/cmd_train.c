@@ -6,6 +6,7 @@
 
 #include "cli/dp_cli.h"
 #include "eval/dp_eval.h"
+#include "nn/dp_nn.h"
 #include "packet/dp_mask.h"
 #include "train/dp_dist.h"
 #include "train/dp_train.h"
@@ -28,6 +29,9 @@ static void usage(FILE *f)
             "      --pretrain-epochs N  SAE: greedy pre-training epochs per layer (2)\n"
             "  -j, --threads N        threads (default: all CPUs; under mpirun, the CPUs over the\n"
             "                         ranks on the machine); same seed + threads = same model\n"
+            "      --precision P      fp32 (default), bf16 (the convolutions' and fully connected\n"
+            "                         layers' products in bf16, float32 sums and weights; needs a CPU\n"
+            "                         with AVX512_BF16) or auto (bf16 where the CPU has it)\n"
             "      --validation F     hold out fraction F of the flows; early stopping and the kept\n"
             "                         model follow the validation loss (default: training loss)\n"
             "      --balance MODE     auto (default: what measured best; gbt: weight; flow: none;\n"
@@ -82,6 +86,7 @@ static const struct option long_opts[] = {
     {"trees", required_argument, 0, 'T'},      {"depth", required_argument, 0, 'H'},
     {"eta", required_argument, 0, 'e'},        {"colsample", required_argument, 0, 'c'},
     {"loss-log", required_argument, 0, 'O'},   {"max-steps", required_argument, 0, 'x'},
+    {"precision", required_argument, 0, 'p'},
     {0, 0, 0, 0}};
 
 /* The command line: the library's options and what the CLI decides itself. */
@@ -199,6 +204,10 @@ static int parse_hp_option(struct train_args *ta, int c, const char *arg)
             return dp_cli_usage_error("train", "bad --dropout '%s' (a probability in [0, 0.95])", arg);
         o->dropout = (float)d;
         return 0;
+    case 'p':
+        if ((o->precision = dp_nn_precision_parse(arg)) < 0)
+            return dp_cli_usage_error("train", "unknown --precision '%s' (fp32, bf16 or auto)", arg);
+        return 0;
     case 'A': {
         int b = dp_balance_parse(arg);
         if (b < 0)
@@ -281,15 +290,17 @@ static int run_bench(const struct train_args *ta)
     if (ta->task < 0)
         return dp_cli_usage_error("train", "--bench needs -t app|traffic");
     char eb[DP_ERRBUF_SIZE];
-    double tr, inf;
+    double tr, inf, cpu[2];
     int ncls = ta->task == DP_TASK_APP ? 15 : 11;
-    if (dp_train_bench(o->kind, ta->task, ncls, o->hp.batch, ta->bench, o->hp.threads, o->train_dir, &tr, &inf,
+    if (dp_train_bench(o->kind, ta->task, ncls, o->hp.batch, ta->bench, o->hp.threads, o->precision, o->train_dir, &tr, &inf, cpu,
                        eb) != 0) {
         fprintf(stderr, "deeppacket train: %s\n", eb);
         return 1;
     }
-    printf("%s %s batch %d threads %d: train %.1f samples/s, inference %.1f packets/s\n",
-           o->kind == DP_MODEL_CNN ? "cnn" : "sae", dp_task_name[ta->task], o->hp.batch, o->hp.threads, tr, inf);
+    printf("%s %s batch %d threads %d %s: train %.1f samples/s, inference %.1f packets/s "
+           "(per CPU second: %.1f samples, %.1f packets)\n",
+           o->kind == DP_MODEL_CNN ? "cnn" : "sae", dp_task_name[ta->task], o->hp.batch, o->hp.threads,
+           dp_nn_precision_name(dp_nn_get_precision()), tr, inf, cpu[0], cpu[1]);
     return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "eval/dp_flowtest.h"
 #include "eval/dp_html.h"
 #include "model/dp_model.h"
+#include "nn/dp_nn.h"
 #include "util/dp_util.h"
 
 /* One row of flows.npy. */
@@ -405,6 +406,8 @@ int dp_evalrun(const dp_evalrun_opts *o, dp_evalrun_result *r, char *errbuf)
     errbuf[0] = 0;
     if (!o->test_dir || !o->model_path)
         return dp_err(errbuf, "the test set and the model are required");
+    if (dp_nn_set_precision(o->precision, errbuf) != 0)
+        return -1;
     run x;
     memset(&x, 0, sizeof x);
     x.o = o;

@@ -44,6 +44,7 @@ struct dp_infer {
     float *b1;      /* [F]: fc1 bias + fc1 weight . t2 broadcast */
     float *fc1t;    /* [F, DP_MODEL_PREDICT_CHUNK]: fc1 outputs, transposed */
     float *wp1, *wp2; /* conv1 / conv2 weights packed by dp_conv1d_cl_pack */
+    int bf16;       /* w1 and wp2 are declared constant to the bf16 GEMMs (dp_nn_bf16_const) */
     int *ord, *n0, *n3; /* [cap] */
     /* per-thread workspaces of ws_floats each: xf [R0], a1 [R1, c1], a2 [L2, c2], scratch */
     float *ws;
@@ -51,11 +52,32 @@ struct dp_infer {
     int ws_threads, R0, R1;
 };
 
+/* The bf16 GEMMs' copies of the big weights: made on the first bf16
+ * inference of a parameter generation, dropped when they change. */
+static void bf16_declare(struct dp_infer *f, size_t w1_floats, size_t wp2_floats)
+{
+    if (f->bf16 || dp_nn_get_precision() != DP_PREC_BF16)
+        return;
+    f->bf16 = 1;
+    dp_nn_bf16_const(f->w1, w1_floats); /* on failure the GEMMs convert as they go */
+    dp_nn_bf16_const(f->wp2, wp2_floats);
+}
+
+static void bf16_forget(struct dp_infer *f)
+{
+    if (!f->bf16)
+        return;
+    dp_nn_bf16_forget(f->w1);
+    dp_nn_bf16_forget(f->wp2);
+    f->bf16 = 0;
+}
+
 void dp_model_infer_free(dp_model *m)
 {
     struct dp_infer *f = m->inf;
     if (!f)
         return;
+    bf16_forget(f);
     free(f->t1);
     free(f->t2);
     free(f->w1);
@@ -114,6 +136,7 @@ static int build_cache(dp_model *m, char *errbuf)
         f->ws_floats = (size_t)f->R0 + (size_t)f->R1 * C1 + (size_t)m->L2 * C2 + (sc1 > sc2 ? sc1 : sc2);
         f->ws_floats = (f->ws_floats + 15) & ~(size_t)15; /* 64-byte multiples */
     }
+    bf16_forget(f);
     for (int c = 0; c < C1; c++)
         f->t1[c] = m->cb[0][c] > 0.0f ? m->cb[0][c] : 0.0f;
     for (int o = 0; o < C2; o++) {
@@ -301,6 +324,7 @@ int dp_model_infer_cnn(dp_model *m, const uint8_t *x, int B, float *logprobs, ch
     if ((!m->inf || m->inf_gen != m->gen) && build_cache(m, errbuf) != 0)
         return -1;
     struct dp_infer *f = m->inf;
+    bf16_declare(f, (size_t)m->fout[0] * m->flat, dp_conv1d_cl_weight_floats(a->c2, a->c1, a->k2, a->s2));
     int nt = imin(dp_nn_get_threads(), B);
     if (reserve_rows(f, B, nt, errbuf) != 0)
         return -1;

@@ -240,8 +240,7 @@ void dp_linear_forward(float *out, const float *inp, const float *weight, const 
         for (int b = 0; b < B; b++)
             memcpy(out + (size_t)b * OC, bias, (size_t)OC * sizeof(float));
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, OC, C, 1.0f, inp, C, weight, C,
-                bias ? 1.0f : 0.0f, out, OC);
+    dp_nn_gemm(0, 1, B, OC, C, inp, C, weight, C, bias ? 1.0f : 0.0f, out, OC);
 }
 
 void dp_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
@@ -252,11 +251,9 @@ void dp_linear_backward(float *dinp, float *dweight, float *dbias, const float *
     // dweight [OC, C] += dout^T @ inp         (accumulated)
     // dbias [OC] += sum_b dout[b]             (accumulated)
     if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, C, OC, 1.0f, dout, OC, weight, C, 0.0f,
-                    dinp, C);
+        dp_nn_gemm(0, 0, B, C, OC, dout, OC, weight, C, 0.0f, dinp, C);
     if (dweight)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, B, 1.0f, dout, OC, inp, C, 1.0f,
-                    dweight, C);
+        dp_nn_gemm(1, 0, OC, C, B, dout, OC, inp, C, 1.0f, dweight, C);
     if (dbias) {
         for (int b = 0; b < B; b++) {
             const float *restrict g = dout + (size_t)b * OC;

@@ -20,8 +20,9 @@
  *    dp_nn_blas_core) give bit-identical results: no atomics, every sum of
  *    our own in a fixed order (independent even of the thread count), and
  *    OpenBLAS partitions a GEMM by its shape and thread count only.
- *  - No function allocates, fails or prints; invalid shapes are the caller's
- *    bug (checked with assert in debug builds).
+ *  - No function allocates, fails or prints (except in bf16 mode, whose GEMMs
+ *    keep per-thread buffers: see "precision" below); invalid shapes are the
+ *    caller's bug (checked with assert in debug builds).
  */
 #ifndef DP_NN_H
 #define DP_NN_H
@@ -120,6 +121,56 @@ void dp_gemm_seq(int transb, int M, int N, int K, const float *A, int lda, const
 void dp_gemm_seq_begin(void);
 void dp_gemm_seq_end(void);
 const char *dp_gemm_seq_engine(void);
+
+/* ---- precision (dp_nn_bf16.c) ------------------------------------------------
+ * DP_PREC_BF16 runs the GEMMs of the convolutions and fully connected layers
+ * (training: dp_conv1d_*, dp_linear_*, dp_seqconv_*; inference: dp_gemm_seq)
+ * with bf16 operands (float inputs rounded to nearest even) and float32
+ * accumulation and outputs, through oneDNN's matmul (vdpbf16ps on
+ * AVX512_BF16). Everything else stays float32 (master weights, Adam, losses,
+ * the direct first-layer convolution, bias, ReLU, pooling). DP_PREC_FP32
+ * (the default) is the float32 path, unchanged. Process-wide, like the
+ * thread count: set it before any layer runs. In bf16 mode the GEMMs keep
+ * per-thread conversion buffers and primitives (allocated on first use and
+ * kept); if oneDNN or an allocation fails, that GEMM runs in float32. */
+enum { DP_PREC_FP32 = 0, DP_PREC_BF16 = 1, DP_PREC_AUTO = 2 };
+/* 1 if the CPU has AVX512_BF16 (cpuid, with the OS saving ZMM state);
+ * DEEPPACKET_CPU_NO_BF16=1 in the environment makes it 0 (to test the
+ * refusal on a CPU that has it). */
+int dp_nn_cpu_has_bf16(void);
+/* 1 if bf16 can run here: the CPU has it and the build has oneDNN. */
+int dp_nn_bf16_available(void);
+/* "fp32", "bf16" or "auto" -> DP_PREC_*, anything else -1. */
+int dp_nn_precision_parse(const char *s);
+/* Sets the precision (AUTO: bf16 where available, else fp32); -1 with a
+ * message naming what is missing (and nothing changed) for bf16 where it is
+ * unavailable. */
+int dp_nn_set_precision(int prec, char *errbuf);
+/* The precision in effect: DP_PREC_FP32 or DP_PREC_BF16. */
+int dp_nn_get_precision(void);
+/* "fp32", "bf16" or "auto". */
+const char *dp_nn_precision_name(int prec);
+/* f rounded to the nearest bf16 (ties to even), as a float: the rounding
+ * the bf16 GEMMs apply to their inputs (for tests and references). */
+float dp_bf16_round(float f);
+/* C [M, N] = op(A) @ op(B) + beta C, row-major, cblas_sgemm's contract
+ * (op(A) = A^T with A stored [K, M] when ta; op(B) = B^T with B stored
+ * [N, K] when tb), on dp_nn_get_threads() threads: cblas_sgemm in fp32, the
+ * bf16 matmul in bf16. */
+void dp_nn_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
+                float *C, int ldc);
+/* Declares the n floats at p constant until dp_nn_bf16_forget(p) (call it
+ * before changing or freeing them): bf16 GEMMs whose operand lies inside
+ * read a bf16 copy made here, once, instead of converting that operand on
+ * every call (inference weights). 0, or -1 when out of memory or when 64
+ * buffers are declared already (nothing declared: the GEMMs convert as
+ * before). Thread-safe. */
+int dp_nn_bf16_const(const float *p, size_t n);
+void dp_nn_bf16_forget(const float *p);
+/* dp_gemm_seq in bf16 on the calling thread: 0 when done, -1 when not
+ * (precision fp32, or oneDNN failed: the caller then runs float32). */
+int dp_gemm_seq_bf16(int transb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
+                     float *C, int ldc);
 
 /* ---- max-pool 1d ------------------------------------------------------------
  * kernel = stride = P, floor mode (a trailing L % P is dropped):

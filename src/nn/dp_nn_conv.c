@@ -366,8 +366,7 @@ static void conv_forward(float *out, float *scratch, const float *inp, const flo
                       .bias = bias, .ld = ld, .g = g, .C = C, .L = L, .K = K, .S = S, .LO = LO, .OC = OC, .relu = relu};
         dp_nn_parallel_for(grp_threads((size_t)g * CK * LO), grp_im2col_task, &q);
         /* columns of a short last group beyond g*LO are stale but never read back */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, g * LO, CK, 1.0f, weight, CK, col, (int)ld, 0.0f,
-                    tmp, (int)ld);
+        dp_nn_gemm(0, 0, OC, g * LO, CK, weight, CK, col, (int)ld, 0.0f, tmp, (int)ld);
         dp_nn_parallel_for(grp_threads((size_t)g * OC * LO), grp_scatter_task, &q);
     }
 }
@@ -420,12 +419,10 @@ void dp_conv1d_backward(float *dinp, float *dweight, float *dbias, float *scratc
         dp_nn_parallel_for(grp_threads((size_t)g * OC * LO), grp_gather_task, &q);
         if (dweight) {
             dp_nn_parallel_for(grp_threads((size_t)g * CK * LO), grp_im2col_task, &q);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, CK, g * LO, 1.0f, dyg, (int)ld, col, (int)ld,
-                        1.0f, dweight, CK);
+            dp_nn_gemm(0, 1, OC, CK, g * LO, dyg, (int)ld, col, (int)ld, 1.0f, dweight, CK);
         }
         if (dinp) {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CK, g * LO, OC, 1.0f, weight, CK, dyg, (int)ld,
-                        0.0f, col, (int)ld);
+            dp_nn_gemm(1, 0, CK, g * LO, OC, weight, CK, dyg, (int)ld, 0.0f, col, (int)ld);
             dp_nn_parallel_for(grp_threads((size_t)g * CK * LO), grp_col2im_task, &q);
         }
     }

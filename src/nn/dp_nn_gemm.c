@@ -71,6 +71,8 @@ void dp_gemm_seq(int transb, int M, int N, int K, const float *A, int lda, const
     // A [M, K] (row stride lda), B [N, K] (transb) or [K, N] -> C [M, N] = A @ op(B) + beta C
     if (M <= 0 || N <= 0)
         return;
+    if (dp_nn_get_precision() == DP_PREC_BF16 && dp_gemm_seq_bf16(transb, M, N, K, A, lda, B, ldb, beta, C, ldc) == 0)
+        return;
 #ifdef DP_WITH_DNNL
     static _Thread_local int omp_one;
     if (!omp_one) { /* this thread's own OpenMP setting (libgomp keeps it per thread) */

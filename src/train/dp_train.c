@@ -902,11 +902,12 @@ static int setup_batches(trainer *t, char *errbuf)
         return -1;
     if (!o->quiet)
         fprintf(stderr,
-                "train %s %s: %zu parameters, %zu training %s%s, %d classes, batch %d, lr %g, seed %llu, balance %s%s\n",
+                "train %s %s: %zu parameters, %zu training %s%s, %d classes, batch %d, lr %g, seed %llu, balance %s%s%s\n",
                 dp_model_kind_name(t->m), dp_task_name[o->task], dp_model_nparams(t->m), t->ntr,
                 t->flows ? "flows" : "rows",
                 t->nva ? " (+ validation rows)" : "", dp_model_arch(t->m)->nclasses, t->hp.batch, (double)t->hp.lr,
-                (unsigned long long)t->hp.seed, dp_balance_name[t->hp.balance], ranks_note(t));
+                (unsigned long long)t->hp.seed, dp_balance_name[t->hp.balance],
+                dp_nn_get_precision() == DP_PREC_BF16 ? ", precision bf16" : "", ranks_note(t));
     if (!o->quiet && t->nva)
         fprintf(stderr, "validation: %zu rows held out by flow (%.0f%% of flows)\n", t->nva,
                 (double)t->hp.validation * 100);
@@ -1075,7 +1076,7 @@ static int same_data(trainer *t, int rc, char *errbuf)
 static int setup_run(trainer *t, char *errbuf)
 {
     int rc = open_inputs(t, errbuf);
-    if (rc == 0) {
+    if (rc == 0 && (rc = dp_nn_set_precision(o->precision, errbuf)) == 0) {
         dp_nn_set_threads(t->hp.threads);
         rc = make_model(t, errbuf);
     }
@@ -1135,9 +1136,12 @@ int dp_train_run(const dp_train_opts *o, char *errbuf)
     return rc < 0 ? -1 : 0; /* 1: max_steps stopped the run */
 }
 
-int dp_train_bench(int kind, int task, int nclasses, int batch, int steps, int threads, const char *infer_dir,
-                   double *train_sps, double *infer_pps, char *errbuf)
+int dp_train_bench(int kind, int task, int nclasses, int batch, int steps, int threads, int precision,
+                   const char *infer_dir, double *train_sps, double *infer_pps, double cpu_rates[2],
+                   char *errbuf)
 {
+    if (dp_nn_set_precision(precision, errbuf) != 0)
+        return -1;
     dp_splitset set = {0};
     if (infer_dir) {
         if (dp_splitset_open_task(&set, infer_dir, task, errbuf) != 0)
@@ -1169,10 +1173,10 @@ int dp_train_bench(int kind, int task, int nclasses, int batch, int steps, int t
         x[i] = (uint8_t)dp_rng_below(&r, 256);
     for (int b = 0; b < batch; b++)
         y[b] = (int)dp_rng_below(&r, (uint64_t)nclasses);
-    double t0 = 0;
+    double t0 = 0, c0 = 0;
     for (int s = 0; s <= steps; s++) {
         if (s == 1)
-            t0 = dp_now();
+            t0 = dp_now(), c0 = dp_cpu_now();
         if (!dp_model_forward(m, x, NULL, batch, 1, &r, errbuf))
             goto out;
         dp_model_loss(m, y, batch, NULL);
@@ -1180,9 +1184,11 @@ int dp_train_bench(int kind, int task, int nclasses, int batch, int steps, int t
             goto out;
     }
     *train_sps = (double)steps * batch / fmax(dp_now() - t0, 1e-9);
+    if (cpu_rates)
+        cpu_rates[0] = (double)steps * batch / fmax(dp_cpu_now() - c0, 1e-9);
     for (int s = 0; s <= steps; s++) {
         if (s == 1)
-            t0 = dp_now();
+            t0 = dp_now(), c0 = dp_cpu_now();
         const uint8_t *xs = x;
         if (infer_dir)
             xs = set.vectors.data + DP_VEC_LEN * ((uint64_t)s * batch % (set.vectors.shape[0] - (uint64_t)batch + 1));
@@ -1190,6 +1196,8 @@ int dp_train_bench(int kind, int task, int nclasses, int batch, int steps, int t
             goto out;
     }
     *infer_pps = (double)steps * batch / fmax(dp_now() - t0, 1e-9);
+    if (cpu_rates)
+        cpu_rates[1] = (double)steps * batch / fmax(dp_cpu_now() - c0, 1e-9);
     rc = 0;
 out:
     free(x);

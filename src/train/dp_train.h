@@ -90,6 +90,7 @@ typedef struct dp_train_opts {
     float dropout;           /* dropout probability of the hidden layers; < 0: the spec's 0.05 */
     dp_balance balance;      /* class balancing (DP_BALANCE_AUTO); the mode
                               * used is recorded in the model (hp.balance) */
+    int precision;           /* DP_PREC_FP32 (default), _BF16 or _AUTO (dp_nn.h): the GEMMs' inputs */
     /* testing: a smaller architecture (CNN channel count; 0 = the spec's) */
     int cnn_channels;
     /* testing: stop after this many optimiser steps in total (0 = none),
@@ -135,9 +136,11 @@ int dp_train_gbt(const dp_train_opts *o, char *errbuf);
  * case), or, when infer_dir names a dataset or split folder, its vectors:
  * batch s is rows [start, start + batch), start = s * batch mod
  * (n - batch + 1) (bench/torch_model.py --vectors reads the same rows).
- * Fills samples/s and packets/s; -1 + message on error. */
-int dp_train_bench(int kind, int task, int nclasses, int batch, int steps, int threads, const char *infer_dir,
-                   double *train_sps,
-                   double *infer_pps, char *errbuf);
+ * precision: as dp_train_opts'. Fills samples/s and packets/s, and the
+ * same per process CPU second in cpu_rates (may be NULL); -1 + message
+ * on error (also bf16 where the CPU lacks it). */
+int dp_train_bench(int kind, int task, int nclasses, int batch, int steps, int threads, int precision,
+                   const char *infer_dir, double *train_sps, double *infer_pps, double cpu_rates[2],
+                   char *errbuf);
 
 #endif

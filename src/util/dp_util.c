@@ -203,6 +203,13 @@ double dp_now(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+double dp_cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 void dp_progress_init(dp_progress *p)
 {
     p->start = p->last = dp_now();

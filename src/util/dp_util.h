@@ -154,6 +154,8 @@ void dp_rng_shuffle_u64(dp_rng *r, uint64_t *a, size_t n);
 /* ---- time and progress ---------------------------------------------------- */
 /* Monotonic seconds. */
 double dp_now(void);
+/* CPU seconds of the whole process (all threads). */
+double dp_cpu_now(void);
 
 /* A progress line on stderr, redrawn at most every `interval` seconds when
  * stderr is a terminal, printed as plain lines every 10 s otherwise (logs).

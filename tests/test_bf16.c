@@ -1,0 +1,306 @@
+/* test_bf16: mixed precision (dp_nn_bf16.c). The bf16 GEMM against a
+ * double-precision product of the bf16-rounded operands (it must round its
+ * inputs to bf16 and sum in float32: tight), and against the float32 GEMM
+ * (within bf16's rounding, and not equal: bf16 was really used); the
+ * convolution, fully connected and sequence layers forward and backward, and
+ * the CNN's inference path, in bf16 against float32 within bf16 tolerances;
+ * operands declared constant (read from their bf16 copy, never stale); the
+ * precision words and the refusal where the CPU lacks AVX512_BF16.
+ * The bf16 runs skip with a message on a CPU without AVX512_BF16. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dp_test.h"
+#include "model/dp_model.h"
+#include "nn/dp_nn.h"
+
+#define SKIP_WITHOUT_BF16()                                                                                     \
+    do {                                                                                                        \
+        char eb_[DP_ERRBUF_SIZE];                                                                               \
+        if (dp_nn_set_precision(DP_PREC_BF16, eb_) != 0)                                                        \
+            SKIP("bf16 unavailable here: %s", eb_);                                                             \
+    } while (0)
+
+static float *rndv(size_t n, dp_rng *r, float scale)
+{
+    float *a = malloc(n * sizeof *a);
+    for (size_t i = 0; i < n; i++)
+        a[i] = (2.0f * dp_rng_float(r) - 1.0f) * scale;
+    return a;
+}
+
+static void test_precision_words(void)
+{
+    char eb[DP_ERRBUF_SIZE];
+    CHECK_EQ_INT(dp_nn_precision_parse("fp32"), DP_PREC_FP32);
+    CHECK_EQ_INT(dp_nn_precision_parse("bf16"), DP_PREC_BF16);
+    CHECK_EQ_INT(dp_nn_precision_parse("auto"), DP_PREC_AUTO);
+    CHECK_EQ_INT(dp_nn_precision_parse("BF16"), -1);
+    CHECK_EQ_INT(dp_nn_precision_parse("fp16"), -1);
+    CHECK_EQ_INT(dp_nn_precision_parse(""), -1);
+    /* auto follows the CPU; bf16 is refused, with the reason, where it cannot run */
+    CHECK(dp_nn_set_precision(DP_PREC_AUTO, eb) == 0);
+    CHECK_EQ_INT(dp_nn_get_precision(), dp_nn_bf16_available() ? DP_PREC_BF16 : DP_PREC_FP32);
+    CHECK(dp_nn_set_precision(DP_PREC_FP32, eb) == 0);
+    CHECK_EQ_INT(dp_nn_get_precision(), DP_PREC_FP32);
+    if (dp_nn_bf16_available()) {
+        CHECK(dp_nn_set_precision(DP_PREC_BF16, eb) == 0);
+        CHECK_EQ_INT(dp_nn_get_precision(), DP_PREC_BF16);
+    } else {
+        CHECK(dp_nn_set_precision(DP_PREC_BF16, eb) == -1);
+        CHECK_STR_CONTAINS(eb, "bf16");
+        CHECK_EQ_INT(dp_nn_get_precision(), DP_PREC_FP32);
+    }
+    dp_nn_set_precision(DP_PREC_FP32, eb);
+    CHECK(!strcmp(dp_nn_precision_name(DP_PREC_BF16), "bf16"));
+    CHECK(!strcmp(dp_nn_precision_name(DP_PREC_FP32), "fp32"));
+}
+
+static void test_round(void)
+{
+    /* bf16 keeps 8 significant bits: ulp(1) = 2^-7; ties go to even */
+    CHECK(dp_bf16_round(1.0f) == 1.0f);
+    CHECK(dp_bf16_round(1.0f + 0x1p-8f) == 1.0f);                 /* tie, down to even */
+    CHECK(dp_bf16_round(1.0f + 3 * 0x1p-8f) == 1.0f + 0x1p-6f);  /* tie, up to even */
+    CHECK(dp_bf16_round(1.0f + 0x1p-8f + 0x1p-20f) == 1.0f + 0x1p-7f);
+    CHECK(dp_bf16_round(-3.0f) == -3.0f);
+    CHECK(isnan(dp_bf16_round(NAN)));
+    CHECK(isinf(dp_bf16_round(INFINITY)));
+    CHECK(dp_bf16_round(0.1f) == 0.10009765625f);
+}
+
+/* C = op(A) op(B) + beta C0 in double over the given (possibly rounded) operands */
+static void ref_gemm(double *C, int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                     int ldb, float beta, const float *C0, int ldc, int round)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double s = 0;
+            for (int k = 0; k < K; k++) {
+                float a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                float b = tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+                if (round)
+                    a = dp_bf16_round(a), b = dp_bf16_round(b);
+                s += (double)a * b;
+            }
+            C[(size_t)i * N + j] = s + (double)beta * C0[(size_t)i * ldc + j];
+        }
+}
+
+static void test_gemm_oracle(void)
+{
+    SKIP_WITHOUT_BF16();
+    char eb[DP_ERRBUF_SIZE];
+    dp_rng r;
+    dp_rng_seed(&r, 7);
+    int M = 37, N = 45, K = 300;
+    for (int v = 0; v < 16; v++) {
+        int ta = v & 1, tb = (v >> 1) & 1, beta1 = (v >> 2) & 1, strided = (v >> 3) & 1;
+        int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + (strided ? 7 : 0);
+        float *A = rndv((size_t)(ta ? K : M) * lda, &r, 1), *B = rndv((size_t)(tb ? N : K) * ldb, &r, 1);
+        float *C0 = rndv((size_t)M * ldc, &r, 1), *C = malloc((size_t)M * ldc * sizeof *C);
+        double *R = malloc((size_t)M * N * sizeof *R), *F = malloc((size_t)M * N * sizeof *F);
+        memcpy(C, C0, (size_t)M * ldc * sizeof *C);
+        float beta = beta1 ? 1.0f : 0.0f;
+        dp_nn_set_precision(DP_PREC_BF16, eb);
+        dp_nn_gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+        ref_gemm(R, ta, tb, M, N, K, A, lda, B, ldb, beta, C0, ldc, 1);
+        ref_gemm(F, ta, tb, M, N, K, A, lda, B, ldb, beta, C0, ldc, 0);
+        double emax = 0, dmax = 0;
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                double c = C[(size_t)i * ldc + j];
+                emax = fmax(emax, fabs(c - R[(size_t)i * N + j]));
+                dmax = fmax(dmax, fabs(c - F[(size_t)i * N + j]));
+            }
+        /* the padding between rows of a strided C is untouched */
+        for (int i = 0; strided && i < M; i++)
+            for (int j = N; j < ldc; j++)
+                CHECK(C[(size_t)i * ldc + j] == C0[(size_t)i * ldc + j]);
+        /* |sum| <= K = 300: float32 sums of exact bf16 products stay within ~1e-4;
+         * bf16 inputs (relative 2^-9 each) move the result by ~sqrt(K) 2^-9 / 3 */
+        if (emax > 2e-4 || dmax < 1e-3 || dmax > 0.2)
+            fprintf(stderr, "  ta %d tb %d beta %d strided %d: vs bf16-rounded reference %.3g, vs fp32 %.3g\n", ta, tb,
+                    beta1, strided, emax, dmax);
+        CHECK(emax <= 2e-4);
+        CHECK(dmax >= 1e-3);
+        CHECK(dmax <= 0.2);
+        free(A), free(B), free(C0), free(C), free(R), free(F);
+    }
+    dp_nn_set_precision(DP_PREC_FP32, eb);
+}
+
+/* max |x - y| / max |y| */
+static double rel_err(const float *x, const float *y, size_t n)
+{
+    double e = 0, s = 0;
+    for (size_t i = 0; i < n; i++) {
+        e = fmax(e, fabs((double)x[i] - y[i]));
+        s = fmax(s, fabs((double)y[i]));
+    }
+    return s > 0 ? e / s : e;
+}
+
+/* Operands declared constant (dp_nn_bf16_const) are read from their bf16
+ * copy, views with an offset and a row stride included: the same products as
+ * converting them per call; after dp_nn_bf16_forget and a change of the
+ * buffer, the new contents count (no stale copy). */
+static void test_gemm_const_operands(void)
+{
+    SKIP_WITHOUT_BF16();
+    char eb[DP_ERRBUF_SIZE];
+    dp_rng r;
+    dp_rng_seed(&r, 8);
+    int M = 20, N = 33, K = 70, ld = 90;
+    float *W = rndv((size_t)N * ld + 7, &r, 1), *X = rndv((size_t)M * K, &r, 1);
+    float *C1 = calloc((size_t)M * N, sizeof(float)), *C2 = calloc((size_t)M * N, sizeof(float));
+    double *R = malloc((size_t)M * N * sizeof *R);
+    const float *Wv = W + 7; /* a view: offset 7, row stride 90 */
+    CHECK(dp_gemm_seq_bf16(1, M, N, K, X, K, Wv, ld, 0.0f, C1, N) == 0);
+    CHECK(dp_nn_bf16_const(W, (size_t)N * ld + 7) == 0);
+    CHECK(dp_gemm_seq_bf16(1, M, N, K, X, K, Wv, ld, 0.0f, C2, N) == 0);
+    CHECK(rel_err(C2, C1, (size_t)M * N) < 1e-6);
+    dp_nn_bf16_forget(W);
+    for (size_t i = 0; i < (size_t)N * ld + 7; i++)
+        W[i] = -W[i];
+    CHECK(dp_gemm_seq_bf16(1, M, N, K, X, K, Wv, ld, 0.0f, C2, N) == 0);
+    ref_gemm(R, 0, 1, M, N, K, X, K, Wv, ld, 0.0f, C2, N, 1);
+    double e = 0;
+    for (int i = 0; i < M * N; i++)
+        e = fmax(e, fabs(C2[i] - R[i]));
+    CHECK(e < 1e-4);
+    free(W), free(X), free(C1), free(C2), free(R);
+    dp_nn_set_precision(DP_PREC_FP32, eb);
+}
+
+/* bf16 against fp32 on one tensor: close (bf16 tolerance) but not identical */
+static void check_bf16_close(const char *what, const float *b, const float *f, size_t n, double tol)
+{
+    double e = rel_err(b, f, n);
+    if (!(e <= tol && e > 0))
+        fprintf(stderr, "  %s: bf16 vs fp32 relative error %.3g (tolerance %.3g, must be > 0)\n", what, e, tol);
+    CHECK(e <= tol);
+    CHECK(e > 0);
+}
+
+static void test_conv_layers(void)
+{
+    SKIP_WITHOUT_BF16();
+    char eb[DP_ERRBUF_SIZE];
+    dp_rng r;
+    dp_rng_seed(&r, 11);
+    int B = 3, C = 16, L = 120, OC = 24, K = 5, S = 2, LO = dp_conv1d_out_len(L, K, S);
+    size_t nx = (size_t)B * C * L, nw = (size_t)OC * C * K, ny = (size_t)B * OC * LO;
+    float *x = rndv(nx, &r, 1), *w = rndv(nw, &r, 0.1f), *bias = rndv(OC, &r, 0.1f), *dy = rndv(ny, &r, 1);
+    float *scr = calloc(dp_conv1d_scratch_floats(B, C, L, OC, K, S), sizeof(float));
+    float *y[2], *dx[2], *dw[2], *db[2];
+    for (int p = 0; p < 2; p++) { /* p 0: fp32, 1: bf16 */
+        dp_nn_set_precision(p ? DP_PREC_BF16 : DP_PREC_FP32, eb);
+        y[p] = calloc(ny, sizeof(float)), dx[p] = calloc(nx, sizeof(float));
+        dw[p] = calloc(nw, sizeof(float)), db[p] = calloc(OC, sizeof(float));
+        dp_conv1d_relu_forward(y[p], scr, x, w, bias, B, C, L, OC, K, S);
+        dp_conv1d_backward(dx[p], dw[p], db[p], scr, dy, x, w, B, C, L, OC, K, S);
+    }
+    check_bf16_close("conv forward", y[1], y[0], ny, 2e-2);
+    check_bf16_close("conv dinp", dx[1], dx[0], nx, 2e-2);
+    check_bf16_close("conv dweight", dw[1], dw[0], nw, 2e-2);
+    CHECK(rel_err(db[1], db[0], OC) == 0); /* the bias gradient is a float32 sum either way */
+    for (int p = 0; p < 2; p++)
+        free(y[p]), free(dx[p]), free(dw[p]), free(db[p]);
+    free(x), free(w), free(bias), free(dy), free(scr);
+    dp_nn_set_precision(DP_PREC_FP32, eb);
+}
+
+static void test_linear_and_seq_layers(void)
+{
+    SKIP_WITHOUT_BF16();
+    char eb[DP_ERRBUF_SIZE];
+    dp_rng r;
+    dp_rng_seed(&r, 12);
+    int B = 9, C = 130, OC = 33, N = 6, SC = 7, K = 3;
+    float *x = rndv((size_t)B * C, &r, 1), *w = rndv((size_t)OC * C, &r, 0.1f), *bias = rndv(OC, &r, 0.1f);
+    float *dy = rndv((size_t)B * OC, &r, 1);
+    float *sx = rndv((size_t)B * N * SC, &r, 1), *sw = rndv((size_t)OC * SC * K, &r, 0.3f);
+    float *sdy = rndv((size_t)B * N * OC, &r, 1);
+    float *y[2], *dx[2], *dw[2], *sy[2], *sdx[2], *sdw[2];
+    float *cols = calloc((size_t)B * N * SC * K, sizeof(float)), *dcols = calloc((size_t)B * N * SC * K, sizeof(float));
+    for (int p = 0; p < 2; p++) {
+        dp_nn_set_precision(p ? DP_PREC_BF16 : DP_PREC_FP32, eb);
+        y[p] = calloc((size_t)B * OC, sizeof(float)), dx[p] = calloc((size_t)B * C, sizeof(float));
+        dw[p] = calloc((size_t)OC * C, sizeof(float));
+        dp_linear_forward(y[p], x, w, bias, B, C, OC);
+        dp_linear_backward(dx[p], dw[p], NULL, dy, x, w, B, C, OC);
+        sy[p] = calloc((size_t)B * N * OC, sizeof(float)), sdx[p] = calloc((size_t)B * N * SC, sizeof(float));
+        sdw[p] = calloc((size_t)OC * SC * K, sizeof(float));
+        dp_seqconv_forward(sy[p], cols, sx, sw, bias, B, N, SC, OC, K);
+        dp_seqconv_backward(sdx[p], sdw[p], NULL, dcols, sdy, cols, sw, B, N, SC, OC, K);
+    }
+    check_bf16_close("linear forward", y[1], y[0], (size_t)B * OC, 2e-2);
+    check_bf16_close("linear dinp", dx[1], dx[0], (size_t)B * C, 2e-2);
+    check_bf16_close("linear dweight", dw[1], dw[0], (size_t)OC * C, 2e-2);
+    check_bf16_close("seqconv forward", sy[1], sy[0], (size_t)B * N * OC, 2e-2);
+    check_bf16_close("seqconv dinp", sdx[1], sdx[0], (size_t)B * N * SC, 2e-2);
+    check_bf16_close("seqconv dweight", sdw[1], sdw[0], (size_t)OC * SC * K, 2e-2);
+    for (int p = 0; p < 2; p++)
+        free(y[p]), free(dx[p]), free(dw[p]), free(sy[p]), free(sdx[p]), free(sdw[p]);
+    free(x), free(w), free(bias), free(dy), free(sx), free(sw), free(sdy), free(cols), free(dcols);
+    dp_nn_set_precision(DP_PREC_FP32, eb);
+}
+
+/* The CNN's inference path (channels-last convolutions, Winograd for the
+ * app CNN, fc1 by groups: dp_gemm_seq) and its training forward, in bf16
+ * against fp32: log-probabilities close, and the predicted classes mostly
+ * the same. */
+static void test_model_inference(void)
+{
+    SKIP_WITHOUT_BF16();
+    char eb[DP_ERRBUF_SIZE];
+    for (int task = 0; task < 2; task++) {
+        dp_arch a;
+        int V = task == DP_TASK_APP ? 15 : 11;
+        dp_arch_default(&a, DP_MODEL_CNN, task, V);
+        a.c1 = a.c2 = 32;
+        dp_model *m = dp_model_create(&a, task, NULL, 5, eb);
+        CHECK(m != NULL);
+        if (!m)
+            return;
+        int B = 24;
+        uint8_t *x = calloc((size_t)B, DP_VEC_LEN);
+        dp_rng r;
+        dp_rng_seed(&r, 13);
+        for (int b = 0; b < B; b++) /* packets of different lengths */
+            for (int k = 0; k < 40 + 60 * b; k++)
+                x[(size_t)b * DP_VEC_LEN + k] = (uint8_t)dp_rng_below(&r, 256);
+        float *lp[2];
+        for (int p = 0; p < 2; p++) {
+            dp_nn_set_precision(p ? DP_PREC_BF16 : DP_PREC_FP32, eb);
+            lp[p] = malloc(sizeof(float) * (size_t)B * V);
+            CHECK(dp_model_predict(m, x, B, lp[p], eb) == 0);
+        }
+        double e = 0;
+        for (int i = 0; i < B * V; i++)
+            e = fmax(e, fabs((double)lp[1][i] - lp[0][i]));
+        if (!(e > 0 && e < 0.05))
+            fprintf(stderr, "  task %d: max |log-prob difference| %.3g\n", task, e);
+        CHECK(e > 0);
+        CHECK(e < 0.05);
+        free(lp[0]), free(lp[1]), free(x);
+        dp_model_free(m);
+    }
+    dp_nn_set_precision(DP_PREC_FP32, eb);
+}
+
+int main(void)
+{
+    DP_RUN(test_precision_words);
+    DP_RUN(test_round);
+    DP_RUN(test_gemm_oracle);
+    DP_RUN(test_gemm_const_operands);
+    DP_RUN(test_conv_layers);
+    DP_RUN(test_linear_and_seq_layers);
+    DP_RUN(test_model_inference);
+    return dp_test_end();
+}
