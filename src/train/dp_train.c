@@ -1076,7 +1076,7 @@ static int same_data(trainer *t, int rc, char *errbuf)
 static int setup_run(trainer *t, char *errbuf)
 {
     int rc = open_inputs(t, errbuf);
-    if (rc == 0 && (rc = dp_nn_set_precision(o->precision, errbuf)) == 0) {
+    if (rc == 0 && (rc = dp_nn_set_precision(t->o->precision, errbuf)) == 0) {
         dp_nn_set_threads(t->hp.threads);
         rc = make_model(t, errbuf);
     }
