@@ -18,6 +18,7 @@
 #include "dataset/dp_dataset.h"
 #include "flow/dp_flowset.h"
 #include "model/dp_model.h"
+#include "model/dp_model_train.h"
 #include "nn/dp_nn.h"
 
 static uint32_t flow_file(const dp_flowset *fs, uint64_t i)

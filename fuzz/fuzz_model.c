@@ -7,6 +7,7 @@
 
 #include "fuzz_memfile.h"
 #include "model/dp_model.h"
+#include "model/dp_model_train.h"
 #include "model/dp_model_impl.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

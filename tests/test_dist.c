@@ -19,6 +19,7 @@
 #include "dataset/dp_dataset.h"
 #include "dp_test.h"
 #include "model/dp_model.h"
+#include "model/dp_model_train.h"
 #include "train/dp_dist.h"
 #include "util/dp_util.h"
 

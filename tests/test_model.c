@@ -15,6 +15,7 @@
 
 #include "dp_test.h"
 #include "model/dp_model.h"
+#include "model/dp_model_train.h"
 #include "dp_model_fixture.h"
 #include "nn/dp_nn.h"
 

@@ -19,6 +19,7 @@
 #include "capture/dp_capture.h"
 #include "dataset/dp_labels.h"
 #include "model/dp_model.h"
+#include "model/dp_model_train.h"
 #include "model/dp_model_impl.h"
 #include "util/dp_privdrop.h"
 #include "util/dp_util.h"

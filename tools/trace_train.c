@@ -23,6 +23,7 @@
 
 #include "dataset/dp_dataset.h"
 #include "model/dp_model.h"
+#include "model/dp_model_train.h"
 #include "nn/dp_nn.h"
 
 static void dump(const char *prefix, const char *ext, const float *p, size_t n)

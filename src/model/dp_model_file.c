@@ -64,6 +64,7 @@
 
 #include "model/dp_gbt.h"
 #include "model/dp_model.h"
+#include "model/dp_model_train.h"
 #include "model/dp_model_impl.h"
 #include "packet/dp_mask.h"
 

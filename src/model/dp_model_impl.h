@@ -82,8 +82,17 @@ int dp_model_layout(dp_model *m, char *errbuf, const char *src);
  * naming src when the architecture or task is bad or memory runs out. */
 dp_model *dp_model_alloc(const dp_arch *a, int task, char *const *names, char *errbuf, const char *src);
 /* Allocates the Adam moments (zeroed, step 0) unless present; 0, or -1 +
- * message (errbuf may be NULL). */
+ * message (errbuf may be NULL) (dp_model_train.c). */
 int dp_model_ensure_adam(dp_model *m, char *errbuf);
+/* The forward pass's steps, shared by dp_model.c and dp_model_train.c:
+ * B input rows into m->x (bytes scaled by 1/255, or floats as they are);
+ * the CNN's two convolutions and pooling on m->x; the fully connected
+ * stack's input for the kind; the weight and gradient views of the
+ * parameter (and gradient) buffer. */
+void dp_model_load_input(dp_model *m, const uint8_t *x, const float *xf, int B);
+void dp_model_conv_forward(dp_model *m, int B);
+const float *dp_model_fc_input(dp_model *m);
+void dp_model_set_views(dp_model *m);
 /* Makes room for B rows of activations (dp_model.c); 0, or -1 + message. */
 int dp_model_reserve(dp_model *m, int B, char *errbuf);
 /* Runs the fully connected stack from layer `from` (whose input is `in`)

@@ -26,6 +26,7 @@
 #define DP_TRAIN_H
 
 #include "model/dp_model.h"
+#include "model/dp_model_train.h"
 
 /* --balance: how training treats unequal classes.
  *   NONE         every training row once per epoch
