@@ -12,6 +12,7 @@
 
 #include "dataset/dp_dataset.h"
 #include "dataset/dp_merge.h"
+#include "dataset/dp_pp_knobs.h"
 #include "dataset/dp_preprocess.h"
 #include "util/dp_util.h"
 
@@ -52,8 +53,8 @@ static int merge(const char *dst, const char *const *shards, size_t n, size_t st
     o.shard_dirs = shards;
     o.nshards = n;
     o.warn = quiet;
-    o.stop_after = stop_after;
-    return dp_merge_run(&o, st, eb);
+    dp_pp_knobs k = {.stop_after = stop_after};
+    return dp_merge_run_knobs(&o, &k, st, eb);
 }
 
 

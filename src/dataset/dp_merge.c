@@ -231,6 +231,12 @@ static int merge_shards(run *r, shard *sh, size_t n, size_t stop_after, char *er
 
 int dp_merge_run(const dp_merge_opts *o, dp_preprocess_stats *stats, char *errbuf)
 {
+    return dp_merge_run_knobs(o, NULL, stats, errbuf);
+}
+
+int dp_merge_run_knobs(const dp_merge_opts *o, const dp_pp_knobs *knobs, dp_preprocess_stats *stats,
+                       char *errbuf)
+{
     dp_preprocess_stats local;
     dp_preprocess_stats *st = stats ? stats : &local;
     memset(st, 0, sizeof *st);
@@ -250,10 +256,10 @@ int dp_merge_run(const dp_merge_opts *o, dp_preprocess_stats *stats, char *errbu
     for (size_t i = 0; i < o->nshards; i++)
         sh[i].dir = o->shard_dirs[i];
     run r;
-    dp_pp_run_init(&r, &po, NULL, st);
+    dp_pp_run_init(&r, &po, knobs, st);
     r.dst = strdup(o->dst_dir);
     r.parts = dp_path_join(o->dst_dir, ".parts");
-    int rc = r.dst && r.parts ? merge_shards(&r, sh, o->nshards, o->stop_after, errbuf)
+    int rc = r.dst && r.parts ? merge_shards(&r, sh, o->nshards, r.knobs.stop_after, errbuf)
                               : dp_err(errbuf, "out of memory");
     dp_pp_run_end(&r, rc, errbuf);
     for (size_t i = 0; i < o->nshards; i++) {

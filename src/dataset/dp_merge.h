@@ -37,9 +37,6 @@ typedef struct dp_merge_opts {
     FILE *report;                   /* if set, the readable summary is printed here */
     dp_preprocess_warn_fn warn;     /* as for dp_preprocess_opts */
     void *warn_ctx;
-    size_t stop_after;              /* tests only: 0, or stop (as if killed) once this
-                                     * many captures are merged; they are journaled,
-                                     * nothing is committed, stats->interrupted set */
 } dp_merge_opts;
 
 /* Merges the shards as described above. *stats (may be NULL) as for
@@ -47,5 +44,13 @@ typedef struct dp_merge_opts {
  * the captures merged in this run, reused those a killed run had merged.
  * 0 on success (also when up to date), -1 with a message in errbuf. */
 int dp_merge_run(const dp_merge_opts *o, dp_preprocess_stats *stats, char *errbuf);
+
+typedef struct dp_pp_knobs dp_pp_knobs;
+/* dp_merge_run with preprocess's test knobs (dp_pp_knobs.h; NULL: none):
+ * knobs->stop_after stops (as if killed) once that many captures are
+ * merged; they are journaled, nothing is committed, stats->interrupted is
+ * set. Only tests call it. */
+int dp_merge_run_knobs(const dp_merge_opts *o, const dp_pp_knobs *knobs, dp_preprocess_stats *stats,
+                       char *errbuf);
 
 #endif
