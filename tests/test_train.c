@@ -819,8 +819,8 @@ int main(void)
     DP_RUN(test_balance_cli);
     DP_RUN(test_curves_plot);
     DP_RUN(test_curves_train);
-    dp_eval_plot_release(); /* training curves drew text: cairo's and fontconfig's caches */
     DP_RUN(test_learns_bf16);
     DP_RUN(test_precision_cli);
+    dp_eval_plot_release(); /* training curves drew text: cairo's and fontconfig's caches */
     return dp_test_end();
 }
