@@ -25,7 +25,7 @@ def conv_len(L, k, s):
 
 
 M64 = (1 << 64) - 1
-TRAIN_RNG_SALT = 0x7472616E2D726E67  # DP_TRAIN_RNG_SALT, src/train/dp_train.c
+TRAIN_RNG_SALT = 0x7472616E2D726E67  # DP_TRAIN_RNG_SALT, src/train/dp_train_setup.c
 
 
 class DpRng:

@@ -83,7 +83,7 @@ def epoch_perm(n, g, dprng):
 
 
 def pretrain(model, x, n, args, g, dprng):
-    """Greedy layer-wise SAE pre-training (as src/train/dp_train.c)."""
+    """Greedy layer-wise SAE pre-training (as src/train/dp_train_sae.c)."""
     for L in range(model.nhidden):
         enc = getattr(model, "fc%d" % (L + 1))
         dec = torch.nn.Linear(enc.out_features, enc.in_features)

@@ -1182,6 +1182,15 @@ static void test_cli_exit_codes(void)
     CHECK_EQ_INT(sh("%s preprocess -s %s -t %s --bogus 2>/dev/null", bin, empty, ds), 2);
     CHECK_EQ_INT(sh("%s preprocess -s %s -t %s extra 2>/dev/null", bin, empty, ds), 2);
     CHECK_EQ_INT(sh("%s preprocess --help >/dev/null", bin), 0);
+    /* a missing value names the option; -h after other options still helps */
+    CHECK_EQ_INT(sh("%s preprocess -s %s -t 2>%s", bin, empty, errf), 2);
+    char *msg = dp_read_file(errf, NULL, NULL);
+    CHECK_STR_CONTAINS(msg, "option -t needs a value");
+    free(msg);
+    CHECK_EQ_INT(sh("%s preprocess -s %s -t %s -h >%s", bin, empty, ds, errf), 0);
+    msg = dp_read_file(errf, NULL, NULL);
+    CHECK_STR_CONTAINS(msg, "usage: deeppacket preprocess");
+    free(msg);
     CHECK_EQ_INT(sh("%s preprocess -s %s -t %s 2>/dev/null", bin, empty, ds), 1);
     CHECK_EQ_INT(sh("%s preprocess -s %s/nope -t %s 2>/dev/null", bin, empty, ds), 1);
     if (!s) {
@@ -1199,20 +1208,27 @@ static void test_cli_exit_codes(void)
     CHECK_EQ_INT(stat(orig, &os), 0);
     CHECK_EQ_INT(copy_file(orig, cut, (size_t)os.st_size - 7), 0);
     const char *labels = s->labels;
-    CHECK_EQ_INT(sh("%s preprocess -s %s -t %s --labels %s -j 2 >/dev/null 2>%s", bin, src, ds,
-                    labels, errf),
-                 0);
-    char *err = dp_read_file(errf, NULL, NULL);
     char want[8192];
+    char *outf = tmp_path("cli_stdout.txt");
+    CHECK_EQ_INT(sh("%s preprocess -s %s -t %s --labels %s -j 2 -q >%s 2>%s", bin, src, ds,
+                    labels, outf, errf),
+                 0);
+    /* -q: the closing line alone, naming the dataset */
+    char *out = dp_read_file(outf, NULL, NULL);
+    CHECK_STR_CONTAINS(out, " packets kept of ");
+    snprintf(want, sizeof want, "-> %s\n", ds);
+    CHECK_STR_CONTAINS(out, want);
+    CHECK(out && !strncmp(out, "deeppacket preprocess: ", 23) && strchr(out, '\n')[1] == 0);
+    free(out);
+    char *err = dp_read_file(errf, NULL, NULL);
     snprintf(want, sizeof want, "deeppacket preprocess: warning: %s: ", cut);
     CHECK_STR_CONTAINS(err, want);
     free(err);
     /* rerun: complete and up to date */
-    char *outf = tmp_path("cli_stdout.txt");
     CHECK_EQ_INT(sh("%s preprocess -s %s -t %s --labels %s >%s 2>/dev/null", bin, src, ds, labels,
                     outf),
                  0);
-    char *out = dp_read_file(outf, NULL, NULL);
+    out = dp_read_file(outf, NULL, NULL);
     CHECK_STR_CONTAINS(out, "up to date");
     free(out);
     /* unwritable target */

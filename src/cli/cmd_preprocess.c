@@ -56,10 +56,48 @@ static int parse_shard(const char *s, dp_preprocess_opts *o)
     return 0;
 }
 
-int cmd_preprocess(int argc, char **argv)
+/* One option c (getopt's) with its value into o / *quiet; 0, or 2 after a
+ * usage error. */
+static int parse_option(int c, char **argv, dp_preprocess_opts *o, int *quiet)
 {
-    if (blas_thread_shutdown_)
-        blas_thread_shutdown_();
+    long j;
+    switch (c) {
+    case 's':
+        o->src_dir = optarg;
+        break;
+    case 't':
+        o->dst_dir = optarg;
+        break;
+    case 'l':
+        o->labels_path = optarg;
+        break;
+    case 'j':
+        if (dp_cli_parse_int(optarg, 1, 1024, &j) != 0)
+            return dp_cli_usage_error("preprocess", "-j wants a thread count in 1..1024, not '%s'", optarg);
+        o->threads = (int)j;
+        break;
+    case 'q':
+        *quiet = 1;
+        break;
+    case 'S':
+        if (parse_shard(optarg, o) != 0)
+            return dp_cli_usage_error("preprocess", "--shard wants I/N with 0 <= I < N <= 65536, not '%s'",
+                                      optarg);
+        break;
+    case ':':
+        return dp_cli_usage_error("preprocess", "option %s needs a value (see --help)",
+                                  argv[optind - 1]);
+    default:
+        return dp_cli_usage_error("preprocess", "unknown option '%s' (see --help)",
+                                  argv[optind - 1]);
+    }
+    return 0;
+}
+
+/* Parses argv into o and *quiet; returns 0 (*help set for -h), or 2 after
+ * a usage error. */
+static int parse_args(int argc, char **argv, dp_preprocess_opts *o, int *quiet, int *help)
+{
     static const struct option longopts[] = {
         {"source", required_argument, NULL, 's'}, {"target", required_argument, NULL, 't'},
         {"labels", required_argument, NULL, 'l'}, {"threads", required_argument, NULL, 'j'},
@@ -67,52 +105,56 @@ int cmd_preprocess(int argc, char **argv)
         {"shard", required_argument, NULL, 'S'},
         {NULL, 0, NULL, 0},
     };
-    dp_preprocess_opts o;
-    dp_preprocess_opts_init(&o);
-    int quiet = 0, c;
-    long j;
+    int c, rc;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":s:t:l:j:qh", longopts, NULL)) != -1) {
-        switch (c) {
-        case 's':
-            o.src_dir = optarg;
-            break;
-        case 't':
-            o.dst_dir = optarg;
-            break;
-        case 'l':
-            o.labels_path = optarg;
-            break;
-        case 'j':
-            if (dp_cli_parse_int(optarg, 1, 1024, &j) != 0)
-                return dp_cli_usage_error("preprocess", "-j wants a thread count in 1..1024, not '%s'", optarg);
-            o.threads = (int)j;
-            break;
-        case 'q':
-            quiet = 1;
-            break;
-        case 'S':
-            if (parse_shard(optarg, &o) != 0)
-                return dp_cli_usage_error("preprocess", "--shard wants I/N with 0 <= I < N <= 65536, not '%s'",
-                                          optarg);
-            break;
-        case 'h':
-            usage(stdout);
+        if (c == 'h') {
+            *help = 1;
             return 0;
-        case ':':
-            return dp_cli_usage_error("preprocess", "option %s needs a value (see --help)",
-                                      argv[optind - 1]);
-        default:
-            return dp_cli_usage_error("preprocess", "unknown option '%s' (see --help)",
-                                      argv[optind - 1]);
         }
+        if ((rc = parse_option(c, argv, o, quiet)) != 0)
+            return rc;
     }
     if (optind < argc)
         return dp_cli_usage_error("preprocess", "unexpected argument '%s' (see --help)", argv[optind]);
-    if (!o.src_dir || !o.dst_dir)
+    if (!o->src_dir || !o->dst_dir)
         return dp_cli_usage_error("preprocess", "-s CAPTURE_DIR and -t DATASET_DIR are required (see --help)");
+    return 0;
+}
 
+/* The closing line on stdout: nothing to do, or what the run did and how fast. */
+static void print_summary(const dp_preprocess_opts *o, const dp_preprocess_stats *st)
+{
+    if (st->up_to_date) {
+        printf("deeppacket preprocess: %s is complete and up to date (%llu packets from %zu "
+               "captures); nothing to do\n",
+               o->dst_dir, (unsigned long long)st->packets, st->captures);
+        return;
+    }
+    double mb = st->capture_bytes / 1e6;
+    double s = st->seconds > 0 ? st->seconds : 1e-9;
+    printf("deeppacket preprocess: %llu packets kept of %llu frames from %zu captures "
+           "(%.1f MB; %zu read, %zu reused from an earlier run) in %.2f s (reading %.2f s, "
+           "merge tail %.2f s) with %d threads: %.0f frames/s, %.0f kept packets/s, %.1f MB/s "
+           "-> %s\n",
+           (unsigned long long)st->packets, (unsigned long long)st->frames, st->captures, mb,
+           st->processed, st->reused, st->seconds, st->seconds_parts, st->seconds_merge,
+           st->threads, st->frames / s, st->packets / s, mb / s, o->dst_dir);
+}
+
+int cmd_preprocess(int argc, char **argv)
+{
+    if (blas_thread_shutdown_)
+        blas_thread_shutdown_();
+    dp_preprocess_opts o;
+    dp_preprocess_opts_init(&o);
+    int quiet = 0, help = 0, rc = parse_args(argc, argv, &o, &quiet, &help);
+    if (rc != 0 || help) {
+        if (help)
+            usage(stdout);
+        return rc;
+    }
     o.progress = !quiet;
     o.report = quiet ? NULL : stdout;
     dp_preprocess_stats st;
@@ -121,22 +163,6 @@ int cmd_preprocess(int argc, char **argv)
         fprintf(stderr, "deeppacket preprocess: %s\n", errbuf);
         return 1;
     }
-    if (st.up_to_date) {
-        printf("deeppacket preprocess: %s is complete and up to date (%llu packets from %zu "
-               "captures); nothing to do\n",
-               o.dst_dir, (unsigned long long)st.packets, st.captures);
-        return 0;
-    }
-    {
-        double mb = st.capture_bytes / 1e6;
-        double s = st.seconds > 0 ? st.seconds : 1e-9;
-        printf("deeppacket preprocess: %llu packets kept of %llu frames from %zu captures "
-               "(%.1f MB; %zu read, %zu reused from an earlier run) in %.2f s (reading %.2f s, "
-               "merge tail %.2f s) with %d threads: %.0f frames/s, %.0f kept packets/s, %.1f MB/s "
-               "-> %s\n",
-               (unsigned long long)st.packets, (unsigned long long)st.frames, st.captures, mb,
-               st.processed, st.reused, st.seconds, st.seconds_parts, st.seconds_merge,
-               st.threads, st.frames / s, st.packets / s, mb / s, o.dst_dir);
-    }
+    print_summary(&o, &st);
     return 0;
 }
