@@ -48,6 +48,11 @@ void dp_npy_writer_abort(dp_npy_writer *w);
 int dp_npy_save(const char *path, const char *descr, size_t itemsize,
                 size_t ncols, const void *data, uint64_t rows, char *errbuf);
 
+/* The header of a file of `rows` rows into out[want], want from
+ * dp_npy_header_size(descr) (the appender rewrites it in place); 0, or -1
+ * when the shape does not fit. */
+int dp_npy_format_header(char *out, const char *descr, uint64_t rows, size_t ncols, size_t want);
+
 /* Bytes before the first row of a file written here for this descr (128
  * for short descrs); 0 when the descr is too long for a header. */
 size_t dp_npy_header_size(const char *descr);
