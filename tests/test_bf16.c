@@ -295,6 +295,7 @@ static void test_model_inference(void)
 
 int main(void)
 {
+    dp_test_prog = "test_bf16";
     DP_RUN(test_precision_words);
     DP_RUN(test_round);
     DP_RUN(test_gemm_oracle);
