@@ -87,8 +87,12 @@ $(BUILD)/$(SO_REAL): $(PIC_O) src/libdeeppacket.map
 	$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,-soname,$(SO_NAME) -Wl,--version-script=src/libdeeppacket.map \
 	  -Wl,--no-undefined -o $@ $(PIC_O) $(LDLIBS)
 
-$(BUILD)/$(SO_NAME) $(BUILD)/libdeeppacket.so: $(BUILD)/$(SO_REAL)
-	ln -sf $(if $(filter %.$(MAJOR),$@),$(SO_REAL),$(SO_NAME)) $@
+$(BUILD)/$(SO_NAME): $(BUILD)/$(SO_REAL)
+	ln -sf $(SO_REAL) $@
+
+# the link name goes through the soname, which it needs to exist
+$(BUILD)/libdeeppacket.so: $(BUILD)/$(SO_NAME)
+	ln -sf $(SO_NAME) $@
 
 $(BUILD)/deeppacket: $(CLI_O) $(BUILD)/libdeeppacket.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
