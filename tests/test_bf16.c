@@ -186,32 +186,79 @@ static void check_bf16_close(const char *what, const float *b, const float *f, s
     CHECK(e > 0);
 }
 
-static void test_conv_layers(void)
+/* conv forward in double over bf16-rounded inputs and weights (float32 bias) */
+static void ref_conv_bf16(double *y, const float *x, const float *w, const float *bias, int B, int C, int L, int OC,
+                          int K, int S, int relu)
 {
-    SKIP_WITHOUT_BF16();
+    int LO = dp_conv1d_out_len(L, K, S);
+    for (int b = 0; b < B; b++)
+        for (int o = 0; o < OC; o++)
+            for (int t = 0; t < LO; t++) {
+                double v = bias[o];
+                for (int c = 0; c < C; c++)
+                    for (int k = 0; k < K; k++)
+                        v += (double)dp_bf16_round(w[((size_t)o * C + c) * K + k]) *
+                             dp_bf16_round(x[((size_t)b * C + c) * L + (size_t)t * S + k]);
+                y[((size_t)b * OC + o) * LO + t] = relu && v < 0 ? 0 : v;
+            }
+}
+
+/* One shape, forward (with or without ReLU) and backward in both precisions:
+ * bf16 within its tolerance of float32 and not equal to it, the forward
+ * within float32 rounding of the double product of the bf16-rounded
+ * operands, dinp overwritten, dweight and dbias accumulated (both start
+ * non-zero), the bias gradient a float32 sum identical to float32's. The
+ * GEMM-path shapes (C*K > 16) run on oneDNN's direct bf16 convolutions,
+ * split over the batch (odd B: unequal slices). */
+static void conv_case(int B, int C, int L, int OC, int K, int S, int relu)
+{
     char eb[DP_ERRBUF_SIZE];
     dp_rng r;
-    dp_rng_seed(&r, 11);
-    int B = 3, C = 16, L = 120, OC = 24, K = 5, S = 2, LO = dp_conv1d_out_len(L, K, S);
+    dp_rng_seed(&r, 11 + B + S);
+    int LO = dp_conv1d_out_len(L, K, S);
     size_t nx = (size_t)B * C * L, nw = (size_t)OC * C * K, ny = (size_t)B * OC * LO;
     float *x = rndv(nx, &r, 1), *w = rndv(nw, &r, 0.1f), *bias = rndv(OC, &r, 0.1f), *dy = rndv(ny, &r, 1);
+    float *w0 = rndv(nw, &r, 0.5f), *b0 = rndv(OC, &r, 0.5f);
     float *scr = calloc(dp_conv1d_scratch_floats(B, C, L, OC, K, S), sizeof(float));
+    double *ref = malloc(ny * sizeof *ref);
     float *y[2], *dx[2], *dw[2], *db[2];
     for (int p = 0; p < 2; p++) { /* p 0: fp32, 1: bf16 */
         dp_nn_set_precision(p ? DP_PREC_BF16 : DP_PREC_FP32, eb);
-        y[p] = calloc(ny, sizeof(float)), dx[p] = calloc(nx, sizeof(float));
-        dw[p] = calloc(nw, sizeof(float)), db[p] = calloc(OC, sizeof(float));
-        dp_conv1d_relu_forward(y[p], scr, x, w, bias, B, C, L, OC, K, S);
+        y[p] = calloc(ny, sizeof(float)), dx[p] = malloc(nx * sizeof(float));
+        dw[p] = malloc(nw * sizeof(float)), db[p] = malloc(OC * sizeof(float));
+        for (size_t i = 0; i < nx; i++)
+            dx[p][i] = 1e9f; /* must be overwritten */
+        memcpy(dw[p], w0, nw * sizeof(float)), memcpy(db[p], b0, OC * sizeof(float));
+        if (relu)
+            dp_conv1d_relu_forward(y[p], scr, x, w, bias, B, C, L, OC, K, S);
+        else
+            dp_conv1d_forward(y[p], scr, x, w, bias, B, C, L, OC, K, S);
         dp_conv1d_backward(dx[p], dw[p], db[p], scr, dy, x, w, B, C, L, OC, K, S);
     }
     check_bf16_close("conv forward", y[1], y[0], ny, 2e-2);
     check_bf16_close("conv dinp", dx[1], dx[0], nx, 2e-2);
     check_bf16_close("conv dweight", dw[1], dw[0], nw, 2e-2);
     CHECK(rel_err(db[1], db[0], OC) == 0); /* the bias gradient is a float32 sum either way */
+    ref_conv_bf16(ref, x, w, bias, B, C, L, OC, K, S, relu);
+    double e = 0, m = 0;
+    for (size_t i = 0; i < ny; i++)
+        e = fmax(e, fabs(y[1][i] - ref[i])), m = fmax(m, fabs(ref[i]));
+    if (!(e <= 1e-5 * m))
+        fprintf(stderr, "  conv forward vs double over bf16 operands: %.3g (of %.3g)\n", e, m);
+    CHECK(e <= 1e-5 * m);
     for (int p = 0; p < 2; p++)
         free(y[p]), free(dx[p]), free(dw[p]), free(db[p]);
-    free(x), free(w), free(bias), free(dy), free(scr);
+    free(x), free(w), free(bias), free(dy), free(w0), free(b0), free(scr), free(ref);
     dp_nn_set_precision(DP_PREC_FP32, eb);
+}
+
+static void test_conv_layers(void)
+{
+    SKIP_WITHOUT_BF16();
+    conv_case(3, 16, 120, 24, 5, 2, 1);
+    conv_case(5, 32, 64, 16, 5, 1, 1);  /* stride 1, as the app CNN's conv2 */
+    conv_case(4, 24, 90, 20, 4, 3, 0);  /* no ReLU, stride 3 */
+    conv_case(1, 20, 40, 8, 4, 1, 1);   /* one sample: one slice */
 }
 
 static void test_linear_and_seq_layers(void)

@@ -273,11 +273,27 @@ void dp_relu_forward(float *out, const float *inp, size_t n)
         out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
 }
 
+typedef struct relujob {
+    float *dinp;
+    const float *dout, *out;
+    size_t n;
+} relujob;
+
+static void relu_backward_task(void *ctx, int i, int parts)
+{
+    const relujob *j = ctx;
+    size_t lo = j->n * (size_t)i / (size_t)parts, hi = j->n * (size_t)(i + 1) / (size_t)parts;
+    for (size_t k = lo; k < hi; k++)
+        j->dinp[k] = j->out[k] > 0.0f ? j->dout[k] : 0.0f;
+}
+
 void dp_relu_backward(float *dinp, const float *dout, const float *out, size_t n)
 {
-    // dinp [n] = dout * (out > 0); dinp may alias dout
-    for (size_t i = 0; i < n; i++)
-        dinp[i] = out[i] > 0.0f ? dout[i] : 0.0f;
+    // dinp [n] = dout * (out > 0); dinp may alias dout; split over the threads when big
+    // (each element on its own: the result does not depend on the split)
+    relujob j = {dinp, dout, out, n};
+    int nt = n >= ((size_t)1 << 18) ? dp_nn_get_threads() : 1;
+    dp_nn_parallel_for(nt, relu_backward_task, &j);
 }
 
 void dp_dropout_forward(float *out, uint8_t *mask, const float *inp, size_t n, float p, dp_rng *rng)

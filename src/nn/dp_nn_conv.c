@@ -16,6 +16,10 @@
  * (col [B, C*K, LO], tiny) and vectorisable loops run split over output
  * channels (forward, dW, dbias) or samples (dinp).
  *
+ * bf16 (dp_nn_set_precision): the GEMM path's shapes go to oneDNN's direct
+ * bf16 convolutions instead (dp_nn_conv_bf16.c: no im2col), the bias
+ * gradient staying a float32 sum here; any oneDNN failure falls back here.
+ *
  * All reductions run in a fixed order: deterministic for a thread count
  * (the direct path and our own loops even for any thread count). */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -23,6 +27,7 @@
 #endif
 
 #include "nn/dp_nn.h"
+#include "nn/dp_nn_conv_bf16.h"
 
 #include <assert.h>
 #include <cblas.h>
@@ -357,6 +362,9 @@ static void conv_forward(float *out, float *scratch, const float *inp, const flo
         dp_nn_parallel_for(nchunks((size_t)B * OC * LO, OC), direct_fwd_task, &d);
         return;
     }
+    if (dp_nn_get_precision() == DP_PREC_BF16 &&
+        dp_conv1d_bf16_forward(out, inp, weight, bias, B, C, L, OC, K, S, relu) == 0)
+        return;
     int G = group_size(B, LO);
     size_t ld = (size_t)G * LO;
     float *col = scratch, *tmp = scratch + (size_t)CK * ld; /* col [CK, G*LO], tmp [OC, G*LO] */
@@ -403,6 +411,14 @@ void dp_conv1d_backward(float *dinp, float *dweight, float *dbias, float *scratc
         }
         if (dinp)
             dp_nn_parallel_for(nchunks((size_t)B * OC * LO, B), direct_dx_task, &d);
+        return;
+    }
+    if ((dinp || dweight) && dp_nn_get_precision() == DP_PREC_BF16 &&
+        dp_conv1d_bf16_backward(dinp, dweight, dout, inp, weight, B, C, L, OC, K, S) == 0) {
+        if (dbias) { /* float32, in the order of the path below */
+            groupctx q = {.dbias = dbias, .dout = dout, .g = B, .LO = LO, .OC = OC};
+            dp_nn_parallel_for(grp_threads((size_t)B * OC * LO), grp_gather_task, &q);
+        }
         return;
     }
     int G = group_size(B, LO);
