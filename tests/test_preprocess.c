@@ -920,16 +920,23 @@ static void test_spill_to_parts(void)
     CHECK_EQ_INT(run_pp(src, fresh, s->labels, 2, 0, &m, &st, eb), 0);
     size_t ncap = st.captures;
     g_chunk_bytes = 1; /* one record per chunk, two chunks per worker */
-    for (int j = 1; j <= 2; j++) {
+    /* With 2 workers a capture spills when its worker has used up its chunks
+     * before the merge reaches it: a race by design (on a loaded machine the
+     * merge can keep up), so the 2-worker run is repeated until one spills;
+     * every run must give the same dataset. */
+    size_t spilled = 0;
+    for (int j = 1, tries = 0; j <= 2; tries++) {
         char *sj = dp_path_join(ds, "summary.json");
         unlink(sj);
         free(sj);
         CHECK_EQ_INT(run_pp(src, ds, s->labels, j, 0, &m, &st, eb), 0);
         CHECK_EQ_INT(st.processed, ncap);
-        if (j == 2)
-            CHECK(st.spilled > 0);
         CHECK(dataset_equal(ds, fresh));
+        spilled += j == 2 ? st.spilled : 0;
+        if (j == 1 || spilled > 0 || tries >= 20)
+            j++;
     }
+    CHECK(spilled > 0);
     char *sj = dp_path_join(ds, "summary.json");
     unlink(sj);
     free(sj);
