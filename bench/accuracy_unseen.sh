@@ -17,6 +17,10 @@
 #   cls  --time-scope class: each class's later flows in test; iscx-sample's
 #        clock orders its captures by name, so whole captures (often whole
 #        applications) are only in test.
+#   net  another network: trained on all of iscx-sample, tested on the nDPI
+#        project's captures (../shared/data/ndpi with its labels.tsv: other
+#        machines, other years, only non-VPN classes, and labels per capture
+#        file, so their background flows carry the file's label too).
 # Every test also runs with --train-set (the training side): the "dedup"
 # column drops the test flows whose first-10 size/direction sequence occurs
 # in training.
@@ -29,7 +33,7 @@ SEEDS=${SEEDS:-1 2 3}
 CNN_SEEDS=${CNN_SEEDS:-$SEEDS}
 CNN_EPOCHS=${CNN_EPOCHS:-5}
 FLOW_EPOCHS=${FLOW_EPOCHS:-40}
-SPLITS=${SPLITS:-cap cls}
+SPLITS=${SPLITS:-cap cls net}
 TASKS=${TASKS:-traffic app}
 ABLATIONS=${ABLATIONS:-1}
 JOBS=${JOBS:-2}
@@ -43,6 +47,15 @@ mkdir -p "$OUT"
 "$DP" preprocess -q -s "$DATA/iscx-sample" -t "$OUT/ds" --labels "$DATA/iscx-sample/labels.tsv"
 "$DP" split -q -s "$OUT/ds" -t "$OUT/cap" --by time --time-scope capture --no-under-sampling
 "$DP" split -q -s "$OUT/ds" -t "$OUT/cls" --by time --time-scope class --no-under-sampling
+case " $SPLITS " in
+  *" net "*)
+    if [ -d "$DATA/ndpi" ]; then
+      "$DP" preprocess -q -s "$DATA/ndpi" -t "$OUT/ndpi" --labels "$DATA/ndpi/labels.tsv"
+    else
+      echo "net split skipped: $DATA/ndpi is absent" >&2
+      SPLITS=$(echo " $SPLITS " | sed 's/ net / /')
+    fi ;;
+esac
 
 # 2. the runs, one line each: NAME SPLIT TASK SEED TRAIN-OPTIONS...
 runs=$OUT/runs.txt
@@ -50,7 +63,7 @@ runs=$OUT/runs.txt
 for s in $SPLITS; do
   for t in $TASKS; do
     cnn_seeds=$CNN_SEEDS
-    [ "$s" = cls ] && cnn_seeds=$(echo $CNN_SEEDS | cut -d' ' -f1)
+    [ "$s" != cap ] && cnn_seeds=$(echo $CNN_SEEDS | cut -d' ' -f1)
     for seed in $cnn_seeds; do
       echo "cnn $s $t $seed --model cnn --balance undersample --epochs $CNN_EPOCHS" >> "$runs"
     done
@@ -76,13 +89,15 @@ one_run() {  # NAME SPLIT TASK SEED OPTIONS...
   local name=$1 split=$2 task=$3 seed=$4; shift 4
   local dir=$OUT/$split/traffic_classification tag=$OUT/runs/$name-$split-$task-$seed
   [ "$task" = app ] && dir=$OUT/$split/application_classification
+  local train=$dir/train test=$dir/test
+  [ "$split" = net ] && { train=$OUT/ds; test=$OUT/ndpi; }
   local t0
   [ -f "$tag/flow_report.json" ] && return 0   # done in an earlier run of this script
   mkdir -p "$tag"
   t0=$(date +%s.%N)
-  "$DP" train -q -j 1 -d "$dir/train" -m "$tag/model" -t "$task" --seed "$seed" "$@" || return 1
+  "$DP" train -q -j 1 -d "$train" -m "$tag/model" -t "$task" --seed "$seed" "$@" || return 1
   awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { printf "%.1f\n", a - b }' > "$tag/train_seconds"
-  "$DP" test -j 1 -d "$dir/test" -m "$tag/model" -o "$tag" --train-set "$dir/train" > "$tag/test.txt" || return 1
+  "$DP" test -j 1 -d "$test" -m "$tag/model" -o "$tag" --train-set "$train" > "$tag/test.txt" || return 1
   rm -f "$tag/model.ckpt" "$tag/predictions.npy" "$tag/flows.npy"
 }
 export -f one_run

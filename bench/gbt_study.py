@@ -9,8 +9,14 @@ Python package (1.7 was used).
   build/dump_flows SPLIT/traffic_classification/train traffic /tmp/gs/cap-traffic-train
   bench/gbt_study.py /tmp/gs/cap-traffic-train features   # + TCP options, per-flow aggregates
   bench/gbt_study.py /tmp/gs/cap-traffic-train params     # one hyper-parameter changed at a time
+  bench/gbt_study.py /tmp/gs/cap-traffic-train tls [TEST_PREFIX]  # TLS handshake features
+  bench/gbt_study.py /tmp/gs/cap-traffic-train vpn [TEST_PREFIX]  # a VPN-or-not booster beside
+                                                                    # the traffic one (traffic task)
+With TEST_PREFIX (dump_flows of the test side), the tls and vpn studies also
+fit on the whole training side and score on the test set, as a check of what
+validation chose (the test set is not used to choose).
 """
-import sys, time
+import re, sys, time, zlib
 import numpy as np
 import xgboost as xgb
 from sklearn.metrics import f1_score
@@ -67,6 +73,125 @@ def aggregates(x):
                      (s * pres).sum(1) / np.maximum(pres.sum(1), 1)], 1)
 
 
+def transport_payload(v):
+    """(IP protocol, transport payload bytes) of one 1500-byte vector, or (None, None)."""
+    ver = v[0] >> 4
+    ihl, proto = ((v[0] & 15) * 4, v[9]) if ver == 4 else (40, v[6]) if ver == 6 else (0, None)
+    if proto == 6:
+        return 6, bytes(v[ihl + (v[ihl + 12] >> 4) * 4:])
+    if proto == 17:
+        return 17, bytes(v[ihl + 8:])
+    return proto, None
+
+
+def tls_hellos(raw):
+    """Per flow: its first TLS ClientHello and ServerHello records (None where
+    absent), each with the 32-byte random and the session id cut out, so that
+    what follows sits at the same offsets in every flow."""
+    out = []
+    for i in range(raw.shape[0]):
+        hello = [None, None]
+        for j in range(N):
+            proto, p = transport_payload(raw[i, j])
+            if proto != 6 or len(p) < 44 or p[0] != 0x16 or p[1] != 3 or p[5] not in (1, 2):
+                continue
+            if hello[p[5] - 1] is None:
+                hello[p[5] - 1] = p[:11] + p[44 + p[43]:]
+        out.append(hello)
+    return out
+
+
+def client_hello_fields(c):
+    """(SNI host name, cipher suite bytes, extension types) of a cut ClientHello."""
+    sni, ext = '', []
+    try:
+        n = int.from_bytes(c[11:13], 'big')
+        ciphers, i = c[13:13 + n], 13 + n
+        i += 1 + c[i]
+        end = min(i + 2 + int.from_bytes(c[i:i + 2], 'big'), len(c))
+        i += 2
+        while i + 4 <= end:
+            t, ln = int.from_bytes(c[i:i + 2], 'big'), int.from_bytes(c[i + 2:i + 4], 'big')
+            if t == 0:
+                sni = c[i + 9:i + 9 + int.from_bytes(c[i + 7:i + 9], 'big')].decode('latin1')
+            ext.append(t)
+            i += 4 + ln
+        return sni, ciphers, ext
+    except IndexError:
+        return sni, b'', ext
+
+
+def tls_features(raw, which, nb=64):
+    """sni: presence, length and hashed tokens of the server name (labels,
+    digits folded, and the last 2 and 3 labels); bytes: the first 128 bytes
+    of each cut hello; ja3: hashed cipher list, extension list and the
+    server's chosen cipher (a JA3/JA3S-like fingerprint) in nb buckets each."""
+    H = tls_hellos(raw)
+    h = lambda b: zlib.crc32(b) % nb
+    if which == 'bytes':
+        X = np.full((len(H), 256), -1, np.float32)
+        for i, hello in enumerate(H):
+            for k, c in enumerate(hello):
+                if c is not None:
+                    b = np.frombuffer(c[:128], np.uint8) / 255
+                    X[i, k * 128:(k + 1) * 128] = 0
+                    X[i, k * 128:k * 128 + len(b)] = b
+        return X
+    X = np.zeros((len(H), 2 + 2 * nb if which == 'sni' else 3 * nb), np.float32)
+    for i, (ch, sh) in enumerate(H):
+        sni, ciphers, ext = client_hello_fields(ch) if ch is not None else ('', b'', [])
+        if which == 'sni':
+            X[i, 0], X[i, 1] = (ch is not None) + (sni != ''), len(sni) / 64
+            labels = sni.lower().split('.') if sni else []
+            toks = [re.sub(r'\d+', '#', t) for t in re.split(r'[.-]', sni.lower()) if t]
+            toks += ['S2:' + '.'.join(labels[-2:]), 'S3:' + '.'.join(labels[-3:])] if labels else []
+            for t in toks:
+                X[i, 2 + h(t.encode()) % (2 * nb)] = 1
+        else:
+            if ch is not None:
+                X[i, h(ciphers)], X[i, nb + h(str(ext).encode())] = 1, 1
+            if sh is not None and len(sh) >= 13:
+                X[i, 2 * nb + h(sh[11:13])] = 1
+    return X
+
+
+VPN = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1])  # the traffic classes that are VPN ones
+
+
+def fit(X, y, params=None, rounds=200, objective='multi:softprob'):
+    c = np.bincount(y).astype(float)
+    w = len(y) / ((c > 0).sum() * np.maximum(c[y], 1))  # train --balance weight
+    p = dict(objective=objective, max_depth=6, eta=0.1, colsample_bytree=0.8, tree_method='hist', nthread=1,
+             seed=1, verbosity=0)
+    if objective == 'multi:softprob':
+        p['num_class'] = int(y.max() + 1)
+    p.update(params or {})
+    return xgb.train(p, xgb.DMatrix(X, label=y, weight=w), rounds)
+
+
+def scores(y, P):
+    pr = P.argmax(1)
+    return (f1_score(y, pr, average='weighted'), f1_score(y, pr, average='macro'),
+            (VPN[pr] == VPN[y]).mean() if y.max() < len(VPN) else float('nan'))
+
+
+def vpn_study(x, y, val, xt, yt):
+    """The traffic booster alone, and its probabilities re-weighted by a
+    binary VPN-or-not booster: p(c) = p(c | c's side) q(c's side)^a p(c's side)^(1-a)."""
+    for tag, (xa, ya, xb, yb) in [('validation', (x[~val], y[~val], x[val], y[val])), ('test', (x, y, xt, yt))]:
+        if xb is None:
+            continue
+        P = fit(xa, ya).predict(xgb.DMatrix(xb))
+        q = fit(xa, VPN[ya], objective='binary:logistic').predict(xgb.DMatrix(xb))
+        side = np.stack([P[:, VPN == 0].sum(1), P[:, VPN == 1].sum(1)], 1)
+        Q = np.stack([1 - q, q], 1)
+        print('%-10s binary booster alone: VPN vs non-VPN %.3f' % (tag, ((q > 0.5) == VPN[yb]).mean()))
+        for a in (0, 0.5, 1):
+            Pa = P / np.maximum(side[:, VPN], 1e-12) * Q[:, VPN] ** a * side[:, VPN] ** (1 - a)
+            print('%-10s a = %.1f  wF1 %.3f  macro F1 %.3f  VPN vs non-VPN %.3f' % (tag, a, *scores(yb, Pa)),
+                  flush=True)
+
+
 def fit_score(X, y, val, params, rounds):
     yt = y[~val]
     c = np.bincount(yt, minlength=y.max() + 1).astype(float)
@@ -88,6 +213,25 @@ def main():
         i = np.nonzero(f == c)[0]
         i = i[np.argsort(t[i], kind='stable')]
         val[i[len(i) - int(round(len(i) * 0.25)):]] = True
+    xt = yt = raw_t = None
+    if len(sys.argv) > 3:
+        xt, yt = np.load(sys.argv[3] + '.x.npy'), np.load(sys.argv[3] + '.y.npy').astype(int)
+        raw_t = np.load(sys.argv[3] + '.raw.npy', mmap_mode='r').reshape(-1, N, 1500)
+    if study == 'vpn':
+        return vpn_study(x, y, val, xt, yt)
+    if study == 'tls':
+        raw = np.load(prefix + '.raw.npy', mmap_mode='r').reshape(-1, N, 1500)
+        for which in ('none', 'sni', 'bytes', 'ja3'):
+            t0 = time.time()
+            add = lambda r: np.zeros((len(r), 0), np.float32) if which == 'none' else tls_features(r, which)
+            X = np.concatenate([x, add(raw)], 1)
+            line = '+ %-5s validation wF1 %.3f macro F1 %.3f VPN %.3f' % (which, *scores(y[val], fit(
+                X[~val], y[~val]).predict(xgb.DMatrix(X[val]))))
+            if xt is not None:
+                line += ' | test wF1 %.3f macro F1 %.3f VPN %.3f' % scores(yt, fit(X, y).predict(
+                    xgb.DMatrix(np.concatenate([xt, add(raw_t)], 1))))
+            print(line + '  %.0f s' % (time.time() - t0), flush=True)
+        return
     if study == 'features':
         raw = np.load(prefix + '.raw.npy', mmap_mode='r').reshape(-1, N, 1500)
         runs = [('the flow rows', x, {}, 200),
