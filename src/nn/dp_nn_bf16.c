@@ -8,6 +8,10 @@
  * stays float32: the outputs, the master weights, Adam, the losses, the
  * first convolution's direct loops, bias, ReLU and pooling.
  *
+ * The training convolutions of the GEMM path do not come here in bf16: they
+ * run as oneDNN's direct bf16 convolutions (dp_nn_conv_bf16.c), falling back
+ * to im2col + these GEMMs if oneDNN fails.
+ *
  * A GEMM of the training layers (dp_nn_gemm) is split over our own threads
  * by output columns (or rows), each slice one single-threaded matmul: with
  * oneDNN threading it itself, libgomp's idle threads spun against ours.
