@@ -12,6 +12,9 @@ Python package (1.7 was used).
   bench/gbt_study.py /tmp/gs/cap-traffic-train tls [TEST_PREFIX]  # TLS handshake features
   bench/gbt_study.py /tmp/gs/cap-traffic-train vpn [TEST_PREFIX]  # a VPN-or-not booster beside
                                                                     # the traffic one (traffic task)
+  bench/gbt_study.py /tmp/gs/cap-traffic-train errors TEST_PREFIX [DATASET/files.tsv]
+                          # where the GBT's test errors are (by capture and transport), the
+                          # flows whose transport is not their label's, and a 1-NN check
 With TEST_PREFIX (dump_flows of the test side), the tls and vpn studies also
 fit on the whole training side and score on the test set, as a check of what
 validation chose (the test set is not used to choose).
@@ -192,6 +195,40 @@ def vpn_study(x, y, val, xt, yt):
                   flush=True)
 
 
+def errors_study(x, y, xt, yt, test_prefix, files_tsv):
+    """Fit on the whole training side, predict the test side; print the missed
+    flows by capture and transport, the score without TCP flows labelled
+    VoIP / UDP flows labelled File Transfer (the traffic task's ids), and the
+    test flows identical to a training flow (L1 distance 0)."""
+    pr = fit(x, y).predict(xgb.DMatrix(xt)).argmax(1)
+    raw = np.load(test_prefix + '.raw.npy', mmap_mode='r').reshape(-1, N, 1500)
+    ft = np.load(test_prefix + '.file.npy')
+    names = {}
+    if files_tsv:
+        for line in open(files_tsv).read().splitlines()[1:]:
+            cols = line.split('\t')
+            names[int(cols[0])] = cols[1]
+    proto = np.array([transport_payload(raw[i, 0])[0] or 0 for i in range(len(yt))])
+    err = pr != yt
+    print('wF1 %.3f, %d of %d test flows missed' % (f1_score(yt, pr, average='weighted'), err.sum(), len(yt)))
+    keys = sorted({(int(f), int(p)) for f, p in zip(ft, proto)}, key=lambda k: -(err & (ft == k[0]) & (proto == k[1])).sum())
+    for f, p in keys[:10]:
+        m = (ft == f) & (proto == p)
+        print('  %-30s %-4s missed %3d of %3d' % (names.get(f, f), {6: 'tcp', 17: 'udp'}.get(p, p), (err & m).sum(), m.sum()))
+    voip_tcp, ft_udp = np.isin(yt, [4, 10]) & (proto == 6), np.isin(yt, [2, 6]) & (proto == 17)
+    print('TCP flows labelled VoIP: %d (%d missed); UDP flows labelled File Transfer: %d (%d missed)' %
+          (voip_tcp.sum(), (err & voip_tcp).sum(), ft_udp.sum(), (err & ft_udp).sum()))
+    keep = ~(voip_tcp | ft_udp)
+    print('wF1 without them: %.3f (%d flows)' % (f1_score(yt[keep], pr[keep], average='weighted'), keep.sum()))
+    same = conflict = 0
+    for a in range(0, len(xt), 100):
+        d = np.abs(xt[a:a + 100, None, :] - x[None, :, :]).sum(2)
+        z = d.min(1) == 0
+        same += z.sum()
+        conflict += (z & (y[d.argmin(1)] != yt[a:a + 100])).sum()
+    print('test flows identical to a training flow: %d, %d of them with another label' % (same, conflict))
+
+
 def fit_score(X, y, val, params, rounds):
     yt = y[~val]
     c = np.bincount(yt, minlength=y.max() + 1).astype(float)
@@ -219,6 +256,8 @@ def main():
         raw_t = np.load(sys.argv[3] + '.raw.npy', mmap_mode='r').reshape(-1, N, 1500)
     if study == 'vpn':
         return vpn_study(x, y, val, xt, yt)
+    if study == 'errors':
+        return errors_study(x, y, xt, yt, sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else None)
     if study == 'tls':
         raw = np.load(prefix + '.raw.npy', mmap_mode='r').reshape(-1, N, 1500)
         for which in ('none', 'sni', 'bytes', 'ja3'):
