@@ -14,7 +14,10 @@
 #
 # DATA_DIR: a split or dataset folder (default /work/data/iscx-ds, else
 # ../shared/data's preprocessed copy); BATCHES: global batch sizes ("16 64").
-# Needs the MPI build: make -j2 MPI=1 (build-mpi/deeppacket).
+# Needs the MPI build: make -j2 MPI=1 (build-mpi/deeppacket). BALANCE (default
+# none: every row of the set in epoch order, as docs/distributed.md's figures)
+# is passed as --balance; train's default on a dataset folder, auto, samples
+# classes evenly, and its draws amplify rounding sooner (docs/distributed.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-/work/data/iscx-ds}
@@ -36,11 +39,11 @@ curve_diff() {
     if (d / a > m) m = d / a; n++ } END { printf "%.2e over %d steps", m, n }'
 }
 echo "# $(date -u '+%F %T') UTC, $(nproc) CPUs, load: $(cut -d' ' -f1-3 /proc/loadavg), $(git rev-parse --short HEAD)"
-echo "# $TASK CNN on $DATA, $STEPS steps, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
+echo "# $TASK CNN on $DATA, $STEPS steps, --balance ${BALANCE:-none}, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
 printf "%5s | %14s | %15s | %5s | %s\n" batch "1 proc x 2 thr" "2 ranks x 1 thr" ratio \
   "loss curves, max relative difference: 2 ranks vs 1 proc x 1 thr; 1 proc 2 thr vs 1 thr"
 for b in $BATCHES; do
-  args=(train -d "$DATA" -t "$TASK" --batch-size "$b" --max-steps "$STEPS" -q)
+  args=(train -d "$DATA" -t "$TASK" --batch-size "$b" --max-steps "$STEPS" -q --balance "${BALANCE:-none}")
   "$DP" "${args[@]}" -j 2 -m "$out/one.dpm" --loss-log "$out/one.tsv"
   "${MPIRUN[@]}" "$DP" "${args[@]}" -j 1 -m "$out/two.dpm" --loss-log "$out/two.tsv"
   "$DP" "${args[@]}" -j 1 -m "$out/one1.dpm" --loss-log "$out/one1.tsv"
