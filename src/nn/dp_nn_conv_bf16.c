@@ -36,7 +36,7 @@
 
 /* one shape: primitives, oneDNN-layout buffers, user-layout views, reorders */
 typedef struct cvent {
-    int used, B, C, L, OC, K, S, relu, has_bwd;
+    int used, B, C, L, OC, K, S, relu, has_bwd, dd_same; /* dd_same: both backward passes read ddst */
     unsigned long tick;
     dnnl_primitive_desc_t fpd;          /* the forward's, hint of the backward ones */
     dnnl_primitive_t fwd, bww, bwd;     /* forward, backward weights, backward data */
@@ -161,14 +161,18 @@ static int bwd_make(cvent *e)
         dnnl_primitive_desc_create(&pw, &bw, NULL, cv.eng, e->fpd) ||
         dnnl_primitive_desc_create(&pdd, &bd, NULL, cv.eng, e->fpd))
         goto out;
+    const dnnl_memory_desc_t *ddw = dnnl_primitive_desc_query_md(pw, dnnl_query_diff_dst_md, 0),
+                             *ddd = dnnl_primitive_desc_query_md(pdd, dnnl_query_diff_dst_md, 0);
+    e->dd_same = ddw && ddd && dnnl_memory_desc_equal(ddw, ddd);
     if (dnnl_primitive_create(&e->bww, pw) || dnnl_primitive_create(&e->bwd, pdd) ||
         mem_of(&e->bsrc, pw, dnnl_query_src_md) || mem_of(&e->ddst, pw, dnnl_query_diff_dst_md) ||
-        mem_of(&e->dw, pw, dnnl_query_diff_weights_md) || mem_of(&e->ddst_d, pdd, dnnl_query_diff_dst_md) ||
+        mem_of(&e->dw, pw, dnnl_query_diff_weights_md) ||
+        (!e->dd_same && (mem_of(&e->ddst_d, pdd, dnnl_query_diff_dst_md) ||
+                         reorder(&e->r_ddst_d, e->ddst, e->ddst_d))) ||
         mem_of(&e->wd, pdd, dnnl_query_weights_md) || mem_of(&e->dsrc, pdd, dnnl_query_diff_src_md) ||
         view(&e->uddst, 3, dd, dnnl_ncw) || view(&e->udsrc, 3, sd, dnnl_ncw) || view(&e->udw, 3, wd, dnnl_oiw) ||
         reorder(&e->r_bsrc, e->usrc, e->bsrc) || reorder(&e->r_ddst, e->uddst, e->ddst) ||
-        reorder(&e->r_ddst_d, e->ddst, e->ddst_d) || reorder(&e->r_wd, e->uw, e->wd) ||
-        reorder(&e->r_dsrc, e->dsrc, e->udsrc) || reorder(&e->r_dw, e->dw, e->udw))
+        reorder(&e->r_wd, e->uw, e->wd) || reorder(&e->r_dsrc, e->dsrc, e->udsrc) || reorder(&e->r_dw, e->dw, e->udw))
         goto out;
     e->dwtmp = malloc((size_t)e->OC * e->C * e->K * sizeof(float));
     rc = e->dwtmp ? 0 : -1;
@@ -304,9 +308,10 @@ static void bwd_task(void *ctx, int i, int n)
     }
     if (j->dinp) {
         dnnl_memory_set_data_handle(e->udsrc, j->dinp + (size_t)b0 * j->C * j->L);
-        s[k++] = (step)R(e->r_ddst_d, e->ddst, e->ddst_d);
+        if (!e->dd_same)
+            s[k++] = (step)R(e->r_ddst_d, e->ddst, e->ddst_d);
         s[k++] = (step)R(e->r_wd, e->uw, e->wd);
-        s[k++] = (step){e->bwd, 3, {{DNNL_ARG_DIFF_DST, e->ddst_d}, {DNNL_ARG_WEIGHTS, e->wd},
+        s[k++] = (step){e->bwd, 3, {{DNNL_ARG_DIFF_DST, e->dd_same ? e->ddst : e->ddst_d}, {DNNL_ARG_WEIGHTS, e->wd},
                                     {DNNL_ARG_DIFF_SRC, e->dsrc}}};
         s[k++] = (step)R(e->r_dsrc, e->dsrc, e->udsrc);
     }
