@@ -27,6 +27,12 @@ from sklearn.metrics import f1_score
 N = 10  # packets per flow row (dump_flows' default)
 
 
+def ip_header(v):
+    """(IP header length, protocol) of one 1500-byte vector; protocol None if not IPv4/IPv6."""
+    ver = v[0] >> 4
+    return ((v[0] & 15) * 4, v[9]) if ver == 4 else (40, v[6]) if ver == 6 else (0, None)
+
+
 def tcp_options(raw):
     """Per packet: the first 20 TCP option bytes (timestamp values zeroed)
     and the parsed MSS, window scale, SACK-permitted, timestamp presence
@@ -37,8 +43,7 @@ def tcp_options(raw):
     for i in range(n):
         for j in range(N):
             v = raw[i, j]
-            ver = v[0] >> 4
-            ihl, proto = ((v[0] & 15) * 4, v[9]) if ver == 4 else (40, v[6]) if ver == 6 else (0, 0)
+            ihl, proto = ip_header(v)
             if proto != 6:
                 continue
             off = (v[ihl + 12] >> 4) * 4
@@ -78,8 +83,7 @@ def aggregates(x):
 
 def transport_payload(v):
     """(IP protocol, transport payload bytes) of one 1500-byte vector, or (None, None)."""
-    ver = v[0] >> 4
-    ihl, proto = ((v[0] & 15) * 4, v[9]) if ver == 4 else (40, v[6]) if ver == 6 else (0, None)
+    ihl, proto = ip_header(v)
     if proto == 6:
         return 6, bytes(v[ihl + (v[ihl + 12] >> 4) * 4:])
     if proto == 17:
