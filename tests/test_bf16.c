@@ -2,8 +2,8 @@
  * double-precision product of the bf16-rounded operands (it must round its
  * inputs to bf16 and sum in float32: tight), and against the float32 GEMM
  * (within bf16's rounding, and not equal: bf16 was really used); the
- * convolution, fully connected and sequence layers forward and backward, and
- * the CNN's inference path, in bf16 against float32 within bf16 tolerances;
+ * convolution, fully connected and sequence layers forward and backward, the
+ * inference convolutions and the CNN's inference path, in bf16 against float32 within bf16 tolerances;
  * operands declared constant (read from their bf16 copy, never stale); the
  * precision words and the refusal where the CPU lacks AVX512_BF16.
  * The bf16 runs skip with a message on a CPU without AVX512_BF16. */
@@ -297,6 +297,56 @@ static void test_linear_and_seq_layers(void)
     dp_nn_set_precision(DP_PREC_FP32, eb);
 }
 
+/* The inference convolutions (channels-last, one sample: the Winograd
+ * F(4, 5) form, whose bf16 form writes its transformed input in bf16, and
+ * the GEMM form) in bf16 against float32, for output counts that end
+ * inside a tile: close, rows past n untouched (NaN sentinel), and no input
+ * row past dp_conv1d_cl_in_rows(n) read (they hold NaN, which would
+ * spread). */
+static void test_conv_cl(void)
+{
+    SKIP_WITHOUT_BF16();
+    char eb[DP_ERRBUF_SIZE];
+    int shapes[][5] = {{30, 499, 20, 5, 1}, {16, 31, 17, 5, 1}, {200, 120, 200, 5, 1}, {12, 499, 10, 4, 3}};
+    dp_rng r;
+    dp_rng_seed(&r, 21);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int C = shapes[s][0], L = shapes[s][1], OC = shapes[s][2], K = shapes[s][3], S = shapes[s][4];
+        int LO = dp_conv1d_out_len(L, K, S), rows = dp_conv1d_cl_in_rows(LO, K, S, C);
+        float *x = rndv((size_t)rows * C, &r, 1.0f), *w = rndv((size_t)OC * C * K, &r, 0.3f), *b = rndv(OC, &r, 0.3f);
+        float *wp = malloc(sizeof(float) * dp_conv1d_cl_weight_floats(OC, C, K, S));
+        float *scr = malloc(sizeof(float) * dp_conv1d_cl_scratch_floats(LO, C, OC, K, S));
+        float *xin = malloc(sizeof(float) * (size_t)rows * C), *y[2];
+        for (int p = 0; p < 2; p++)
+            y[p] = malloc(sizeof(float) * (size_t)(LO + 1) * OC);
+        dp_conv1d_cl_pack(wp, w, OC, C, K, S);
+        int ns[] = {1, 3, 6, LO - 2, LO};
+        for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+            int n = ns[i], in = dp_conv1d_cl_in_rows(n, K, S, C);
+            for (size_t j = 0; j < (size_t)rows * C; j++)
+                xin[j] = j < (size_t)in * C ? x[j] : NAN;
+            for (int p = 0; p < 2; p++) {
+                dp_nn_set_precision(p ? DP_PREC_BF16 : DP_PREC_FP32, eb);
+                if (p)
+                    dp_nn_bf16_const(wp, dp_conv1d_cl_weight_floats(OC, C, K, S));
+                for (size_t j = 0; j < (size_t)(LO + 1) * OC; j++)
+                    y[p][j] = NAN;
+                dp_conv1d_cl_relu_forward(y[p], scr, xin, wp, b, n, C, OC, K, S);
+                dp_nn_bf16_forget(wp);
+            }
+            char what[64];
+            snprintf(what, sizeof what, "conv cl C %d K %d S %d n %d", C, K, S, n);
+            check_bf16_close(what, y[1], y[0], (size_t)n * OC, 2e-2);
+            int untouched = 1;
+            for (size_t j = (size_t)n * OC; j < (size_t)(LO + 1) * OC; j++)
+                untouched &= isnan(y[1][j]);
+            CHECK(untouched);
+        }
+        free(x), free(w), free(b), free(wp), free(scr), free(xin), free(y[0]), free(y[1]);
+    }
+    dp_nn_set_precision(DP_PREC_FP32, eb);
+}
+
 /* The CNN's inference path (channels-last convolutions, Winograd for the
  * app CNN, fc1 by groups: dp_gemm_seq) and its training forward, in bf16
  * against fp32: log-probabilities close, and the predicted classes mostly
@@ -349,6 +399,7 @@ int main(void)
     DP_RUN(test_gemm_const_operands);
     DP_RUN(test_conv_layers);
     DP_RUN(test_linear_and_seq_layers);
+    DP_RUN(test_conv_cl);
     DP_RUN(test_model_inference);
     return dp_test_end();
 }

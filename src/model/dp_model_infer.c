@@ -45,6 +45,8 @@ struct dp_infer {
     float *fc1t;    /* [F, DP_MODEL_PREDICT_CHUNK]: fc1 outputs, transposed */
     float *wp1, *wp2; /* conv1 / conv2 weights packed by dp_conv1d_cl_pack */
     int bf16;       /* w1 and wp2 are declared constant to the bf16 GEMMs (dp_nn_bf16_const) */
+    uint16_t *pool16; /* [pool16_rows, flat]: the pooled rows in bf16, fc1's operand in bf16 mode */
+    int pool16_rows;
     int *ord, *n0, *n3; /* [cap] */
     /* per-thread workspaces of ws_floats each: xf [R0], a1 [R1, c1], a2 [L2, c2], scratch */
     float *ws;
@@ -88,6 +90,7 @@ void dp_model_infer_free(dp_model *m)
     free(f->ord);
     free(f->n0);
     free(f->n3);
+    free(f->pool16);
     free(f->ws);
     free(f);
     m->inf = NULL;
@@ -168,7 +171,7 @@ static int build_cache(dp_model *m, char *errbuf)
     return 0;
 }
 
-static int reserve_rows(struct dp_infer *f, int B, int threads, char *errbuf)
+static int reserve_rows(struct dp_infer *f, int B, int threads, size_t flat, char *errbuf)
 {
     if (threads > f->ws_threads) {
         float *w = aligned_alloc(64, sizeof(float) * f->ws_floats * (size_t)threads);
@@ -177,6 +180,12 @@ static int reserve_rows(struct dp_infer *f, int B, int threads, char *errbuf)
         free(f->ws);
         f->ws = w;
         f->ws_threads = threads;
+    }
+    if (dp_nn_get_precision() == DP_PREC_BF16 && B > f->pool16_rows) {
+        /* without it (out of memory) fc1's GEMMs convert the float rows themselves */
+        free(f->pool16);
+        f->pool16 = malloc(sizeof(uint16_t) * (size_t)B * flat);
+        f->pool16_rows = f->pool16 ? B : 0;
     }
     if (B <= f->cap)
         return 0;
@@ -216,6 +225,7 @@ typedef struct convjob {
     dp_model *m;
     const uint8_t *x; /* [B, L] in input order */
     int B, n3max;
+    uint16_t *pool16; /* bf16 mode: the rows in bf16 too (else NULL) */
 } convjob;
 
 /* Rows r = i, i + n, ... (sorted order): bytes -> conv1 -> conv2 -> pool
@@ -256,23 +266,30 @@ static void conv_task(void *ctx, int i, int n)
         float *pm = m->pool + (size_t)r * K;
         dp_maxpool1d_cl_forward(pm, a2, f->t2, n3, C2, P);
         memset(pm + (size_t)n3 * C2, 0, sizeof(float) * (size_t)(j->n3max - n3) * C2);
+        if (j->pool16) /* once here, in parallel, rather than by every fc1 slice */
+            dp_nn_to_bf16(j->pool16 + (size_t)r * K, pm, (size_t)j->n3max * C2);
     }
 }
 
 /* Splits rows 0..B-1 (n3 non-increasing) into groups for the fc1 GEMMs,
  * minimising sum over groups of n3[first] * (rows + ROW_COST): a group
  * streams its prefix of the weight once (worth about ROW_COST rows of
- * arithmetic) and computes every row over that prefix. start[g] = first row
- * of group g; returns the group count. */
+ * arithmetic) and computes every row over that prefix. Groups start at
+ * multiples of g: the bf16 GEMMs vectorise over the rows in blocks of 16
+ * and run a tail of fewer rows at a fraction of their rate, so in bf16 a
+ * group's rows past a shorter packet's end (zeros) cost less than the
+ * tail. start[g] = first row of group g; returns the group count. */
 #define ROW_COST 16
-static int plan_groups(const int *n3, int B, int *start)
+static int plan_groups(const int *n3, int B, int g, int *start)
 {
     double best[DP_MODEL_PREDICT_CHUNK + 1];
     int from[DP_MODEL_PREDICT_CHUNK + 1];
     best[0] = 0;
     for (int j = 1; j <= B; j++) { /* rows 0..j-1 done; last group i..j-1 */
         best[j] = INFINITY;
-        for (int i = 0; i < j; i++) {
+        if (j % g && j < B)
+            continue;
+        for (int i = 0; i < j; i += g) {
             double c = best[i] + (double)n3[i] * (j - i + ROW_COST);
             if (c < best[j])
                 best[j] = c, from[j] = i;
@@ -281,14 +298,15 @@ static int plan_groups(const int *n3, int B, int *start)
     int n = 0, tmp[DP_MODEL_PREDICT_CHUNK];
     for (int j = B; j > 0; j = from[j])
         tmp[n++] = from[j];
-    for (int g = 0; g < n; g++)
-        start[g] = tmp[n - 1 - g];
+    for (int k = 0; k < n; k++)
+        start[k] = tmp[n - 1 - k];
     return n;
 }
 
 typedef struct fc1job {
     dp_model *m;
     int B, ng, start[DP_MODEL_PREDICT_CHUNK + 1]; /* row groups (plan_groups) */
+    const uint16_t *pool16;                       /* as convjob's */
 } fc1job;
 
 /* fc1 outputs [F * i / n, F * (i + 1) / n) of every row, transposed into
@@ -308,9 +326,14 @@ static void fc1_task(void *ctx, int i, int n)
             f->fc1t[(size_t)o * B + r] = f->b1[o];
     for (int g = 0; g < j->ng; g++) {
         int r0 = j->start[g], rows = j->start[g + 1] - r0, k = f->n3[r0] * C2;
-        if (k > 0)
-            dp_gemm_seq(1, f1 - f0, rows, k, f->w1 + (size_t)f0 * K, (int)K, m->pool + (size_t)r0 * K, (int)K, 1.0f,
-                        f->fc1t + (size_t)f0 * B + r0, B);
+        if (k <= 0)
+            continue;
+        const float *w = f->w1 + (size_t)f0 * K, *x = m->pool + (size_t)r0 * K;
+        float *y = f->fc1t + (size_t)f0 * B + r0;
+        if (!j->pool16 ||
+            dp_gemm_seq_bf16_pre(1, f1 - f0, rows, k, w, NULL, (int)K, x, j->pool16 + (size_t)r0 * K, (int)K, 1.0f,
+                                 y, B) != 0)
+            dp_gemm_seq(1, f1 - f0, rows, k, w, (int)K, x, (int)K, 1.0f, y, B);
     }
 }
 
@@ -326,7 +349,7 @@ int dp_model_infer_cnn(dp_model *m, const uint8_t *x, int B, float *logprobs, ch
     struct dp_infer *f = m->inf;
     bf16_declare(f, (size_t)m->fout[0] * m->flat, dp_conv1d_cl_weight_floats(a->c2, a->c1, a->k2, a->s2));
     int nt = imin(dp_nn_get_threads(), B);
-    if (reserve_rows(f, B, nt, errbuf) != 0)
+    if (reserve_rows(f, B, nt, (size_t)m->flat, errbuf) != 0)
         return -1;
     int L = a->in_len, P = a->pool, L3 = m->L3;
 
@@ -350,11 +373,12 @@ int dp_model_infer_cnn(dp_model *m, const uint8_t *x, int B, float *logprobs, ch
     /* 2. convolutions and pool, data-parallel by sample; 3. fc1 split over
      *    its outputs (OpenBLAS held to one thread meanwhile: its idle
      *    threads would spin against ours) */
-    convjob cj = {.m = m, .x = x, .B = B, .n3max = f->n3[0]};
+    uint16_t *p16 = dp_nn_get_precision() == DP_PREC_BF16 && f->pool16_rows >= B ? f->pool16 : NULL;
+    convjob cj = {.m = m, .x = x, .B = B, .n3max = f->n3[0], .pool16 = p16};
     dp_gemm_seq_begin();
     dp_nn_parallel_for(nt, conv_task, &cj);
-    fc1job fj = {.m = m, .B = B};
-    fj.ng = plan_groups(f->n3, B, fj.start);
+    fc1job fj = {.m = m, .B = B, .pool16 = p16};
+    fj.ng = plan_groups(f->n3, B, p16 ? 16 : 1, fj.start);
     fj.start[fj.ng] = B;
     dp_nn_parallel_for(imin(dp_nn_get_threads(), m->fout[0]), fc1_task, &fj);
     /* 4. the rest of the stack, then log-softmax back in input order */

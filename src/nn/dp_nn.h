@@ -171,6 +171,15 @@ void dp_nn_bf16_forget(const float *p);
  * (precision fp32, or oneDNN failed: the caller then runs float32). */
 int dp_gemm_seq_bf16(int transb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
                      float *C, int ldc);
+/* dp_gemm_seq_bf16 with an operand already in bf16: A16 (B16), when not
+ * NULL, is A (B) rounded to bf16, same shape and row stride, and A (B) is
+ * not read (it may be NULL). Inference passes that produce an operand write
+ * it in bf16 directly, saving the conversion pass over it. */
+int dp_gemm_seq_bf16_pre(int transb, int M, int N, int K, const float *A, const uint16_t *A16, int lda, const float *B,
+                         const uint16_t *B16, int ldb, float beta, float *C, int ldc);
+/* dst [n] = src [n] rounded to bf16, nearest even (the GEMMs' rounding):
+ * with AVX512_BF16's vcvtne2ps2bf16 in bf16 mode, else in scalar code. */
+void dp_nn_to_bf16(uint16_t *dst, const float *src, size_t n);
 
 /* ---- max-pool 1d ------------------------------------------------------------
  * kernel = stride = P, floor mode (a trailing L % P is dropped):

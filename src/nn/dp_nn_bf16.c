@@ -188,10 +188,7 @@ int dp_nn_bf16_const(const float *p, size_t n)
     uint16_t *bf = malloc(n * sizeof *bf);
     if (!bf)
         return -1;
-    for (size_t i = 0; i < n; i += 1 << 20) { /* rows of 2^20 keep the int count in range */
-        size_t m = n - i < (1u << 20) ? n - i : 1u << 20;
-        to_bf16(bf + i, p + i, 1, (int)m, (int)m);
-    }
+    dp_nn_to_bf16(bf, p, n);
     pthread_rwlock_wrlock(&consts.lock);
     int slot = -1;
     for (int i = 0; i < CONST_SLOTS && slot < 0; i++)
@@ -391,8 +388,8 @@ static uint16_t *buf_get(size_t elems)
 /* C [M, N] (row stride ldc) = op(A) @ op(B) + beta C in bf16 on the calling
  * thread (one OpenMP thread); -1 if oneDNN or memory failed (the caller
  * then runs float32). */
-static int gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
-                     float *C, int ldc)
+static int gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, const uint16_t *A16, int lda, const float *B,
+                     const uint16_t *B16, int ldb, float beta, float *C, int ldc)
 {
     if (beta != 0.0f && beta != 1.0f)
         return -1;
@@ -401,9 +398,10 @@ static int gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int ld
         omp_set_num_threads(1);
         omp_one = 1;
     }
-    /* operands: a constant buffer's bf16 copy in place, else converted into a dense buffer */
+    /* operands: given in bf16, or a constant buffer's bf16 copy in place, else converted into a dense buffer */
     int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N; /* stored shapes */
-    const uint16_t *ca = const_find(A, (size_t)(ar - 1) * lda + ac), *cb = const_find(B, (size_t)(br - 1) * ldb + bc);
+    const uint16_t *ca = A16 ? A16 : const_find(A, (size_t)(ar - 1) * lda + ac);
+    const uint16_t *cb = B16 ? B16 : const_find(B, (size_t)(br - 1) * ldb + bc);
     size_t na = ca ? 0 : (size_t)ar * ac, nb = cb ? 0 : (size_t)br * bc;
     uint16_t *buf = na + nb ? buf_get(na + nb) : NULL;
     if (na + nb && !buf)
@@ -452,7 +450,7 @@ static void gemm_part_task(void *ctx, int i, int n)
         C += d0;
         N = d1 - d0;
     }
-    if (gemm_bf16(g->ta, g->tb, M, N, g->K, A, g->lda, B, g->ldb, g->beta, C, g->ldc) != 0) /* float32 then */
+    if (gemm_bf16(g->ta, g->tb, M, N, g->K, A, NULL, g->lda, B, NULL, g->ldb, g->beta, C, g->ldc) != 0) /* float32 then */
         cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans, M, N, g->K,
                     1.0f, A, g->lda, B, g->ldb, g->beta, C, g->ldc);
 }
@@ -483,13 +481,28 @@ void dp_nn_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, co
 int dp_gemm_seq_bf16(int transb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
                      float *C, int ldc)
 {
+    return dp_gemm_seq_bf16_pre(transb, M, N, K, A, NULL, lda, B, NULL, ldb, beta, C, ldc);
+}
+
+int dp_gemm_seq_bf16_pre(int transb, int M, int N, int K, const float *A, const uint16_t *A16, int lda, const float *B,
+                         const uint16_t *B16, int ldb, float beta, float *C, int ldc)
+{
 #ifdef DP_WITH_DNNL
     if (M <= 0 || N <= 0)
         return 0;
     if (nn_precision == DP_PREC_BF16 && K > 0)
-        return gemm_bf16(0, transb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+        return gemm_bf16(0, transb, M, N, K, A, A16, lda, B, B16, ldb, beta, C, ldc);
 #else
-    (void)transb, (void)M, (void)N, (void)K, (void)A, (void)lda, (void)B, (void)ldb, (void)beta, (void)C, (void)ldc;
+    (void)transb, (void)M, (void)N, (void)K, (void)A, (void)A16, (void)lda, (void)B, (void)B16, (void)ldb, (void)beta;
+    (void)C, (void)ldc;
 #endif
     return -1;
+}
+
+void dp_nn_to_bf16(uint16_t *dst, const float *src, size_t n)
+{
+    for (size_t i = 0; i < n; i += 1 << 20) { /* rows of 2^20 keep the int count in range */
+        size_t m = n - i < (1u << 20) ? n - i : 1u << 20;
+        to_bf16(dst + i, src + i, 1, (int)m, (int)m);
+    }
 }

@@ -17,7 +17,9 @@
  *   - direct path (C*K <= 16, a first layer on a raw signal): out[t, :] =
  *     bias + sum_j inp[..] * Wt[j, :], vector ops over the output channels.
  * The GEMMs go through dp_gemm_seq (single-threaded; oneDNN when built
- * with it). */
+ * with it). In bf16 mode the Winograd input transform writes V in bf16
+ * itself, for bf16 x bf16 GEMMs (dp_gemm_seq_bf16_pre): no conversion pass
+ * over V, and half its bytes. */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("vect-cost-model=dynamic")
 #endif
@@ -125,8 +127,8 @@ size_t dp_conv1d_cl_scratch_floats(int n, int C, int OC, int K, int S)
         return (size_t)OC; /* zeros for a NULL bias */
     if (cl_path(C, K, S) != PATH_WINO)
         return 1;
-    size_t T = (size_t)(n + WM - 1) / WM;
-    return T ? (size_t)WT * T * ((size_t)C + OC) : 1;
+    size_t T = (size_t)(n + WM - 1) / WM; /* float32: V, M; bf16: M, a tile's rows [8, C], V in bf16 */
+    return T ? (size_t)WT * T * ((size_t)C + OC) + (size_t)WT * C : 1;
 }
 
 HOT static void relu_bias_rows(float *out, const float *bias, int n, int OC)
@@ -188,8 +190,48 @@ HOT static void direct_forward(float *out, const float *inp, const float *wp, co
     }
 }
 
+/* v[xi] [C] = row xi of BT applied to the tile's 8 input rows d [8, C], all
+ * eight rows in one pass over the channels (each input read once), with
+ * BT's zeros and the rows' shared terms taken out: rows 1-2, 3-4 and 5-6
+ * are s + t and s - t. */
+static inline __attribute__((always_inline)) void wino_in_tile(float *const v[WT], const float *d, int C)
+{
+    float *restrict v0 = v[0], *restrict v1 = v[1], *restrict v2 = v[2], *restrict v3 = v[3];
+    float *restrict v4 = v[4], *restrict v5 = v[5], *restrict v6 = v[6], *restrict v7 = v[7];
+    for (int c = 0; c < C; c++) {
+        float d0 = d[c], d1 = d[C + c], d2 = d[2 * C + c], d3 = d[3 * C + c], d4 = d[4 * C + c];
+        float d5 = d[5 * C + c], d6 = d[6 * C + c], d7 = d[7 * C + c];
+        v0[c] = (d6 - d0) + 5.25f * (d2 - d4);
+        v7[c] = (d7 - d1) + 5.25f * (d3 - d5);
+        float s = (d2 + d6) - 4.25f * d4, t = (d1 + d5) - 4.25f * d3;
+        v1[c] = s + t;
+        v2[c] = s - t;
+        s = (0.25f * d2 + d6) - 1.25f * d4, t = (0.5f * d1 + 2.0f * d5) - 2.5f * d3;
+        v3[c] = s + t;
+        v4[c] = s - t;
+        s = (4.0f * d2 + d6) - 5.0f * d4, t = (2.0f * d1 + 0.5f * d5) - 2.5f * d3;
+        v5[c] = s + t;
+        v6[c] = s - t;
+    }
+}
+
+/* out rows 4 tile .. (up to n) = relu(bias + AT m), m[xi] the tile's GEMM rows [OC] */
+static inline __attribute__((always_inline)) void wino_out_tile(float *out, const float *const m[WT],
+                                                                const float *bias, int tile, int n, int OC)
+{
+    for (int i = 0; i < WM && WM * tile + i < n; i++) {
+        const float *a = wino_at[i];
+        float *restrict y = out + (size_t)(WM * tile + i) * OC;
+        for (int o = 0; o < OC; o++) {
+            float v = (bias ? bias[o] : 0.0f) + a[0] * m[0][o] + a[1] * m[1][o] + a[2] * m[2][o] + a[3] * m[3][o] +
+                      a[4] * m[4][o] + a[5] * m[5][o] + a[6] * m[6][o] + a[7] * m[7][o];
+            y[o] = v > 0.0f ? v : 0.0f;
+        }
+    }
+}
+
 HOT static void wino_forward(float *out, float *scratch, const float *inp, const float *U, const float *bias, int n,
-                         int C, int OC)
+                             int C, int OC)
 {
     int T = (n + WM - 1) / WM;
     float *V = scratch, *M = scratch + (size_t)WT * T * C; /* V [8, T, C], M [8, T, OC] */
@@ -210,16 +252,39 @@ HOT static void wino_forward(float *out, float *scratch, const float *inp, const
         const float *m[WT];
         for (int xi = 0; xi < WT; xi++)
             m[xi] = M + ((size_t)xi * T + tile) * OC;
-        for (int i = 0; i < WM && WM * tile + i < n; i++) {
-            const float *a = wino_at[i];
-            float *restrict y = out + (size_t)(WM * tile + i) * OC;
-            for (int o = 0; o < OC; o++) {
-                float v = (bias ? bias[o] : 0.0f) + a[0] * m[0][o] + a[1] * m[1][o] + a[2] * m[2][o] +
-                          a[3] * m[3][o] + a[4] * m[4][o] + a[5] * m[5][o] + a[6] * m[6][o] + a[7] * m[7][o];
-                y[o] = v > 0.0f ? v : 0.0f;
-            }
-        }
+        wino_out_tile(out, m, bias, tile, n, OC);
     }
+}
+
+/* The bf16 form: the input transform writes V in bf16, each tile's eight
+ * rows through an L1 buffer (no conversion pass over V, and half its
+ * bytes), for bf16 x bf16 GEMMs against U's bf16 copy (dp_nn_bf16_const).
+ * -1 if a GEMM failed (the caller then runs the float32 form). */
+HOT static int wino_forward_bf16(float *out, float *scratch, const float *inp, const float *U, const float *bias,
+                                 int n, int C, int OC)
+{
+    int T = (n + WM - 1) / WM;
+    float *M = scratch, *row = M + (size_t)WT * T * OC; /* M [8, T, OC], row [8, C] */
+    uint16_t *V = (uint16_t *)(row + (size_t)WT * C);     /* V [8, T, C] bf16 */
+    for (int tile = 0; tile < T; tile++) {
+        float *v[WT];
+        for (int xi = 0; xi < WT; xi++)
+            v[xi] = row + (size_t)xi * C;
+        wino_in_tile(v, inp + (size_t)WM * tile * C, C);
+        for (int xi = 0; xi < WT; xi++)
+            dp_nn_to_bf16(V + ((size_t)xi * T + tile) * C, v[xi], (size_t)C);
+    }
+    for (int xi = 0; xi < WT; xi++)
+        if (dp_gemm_seq_bf16_pre(1, T, OC, C, NULL, V + (size_t)xi * T * C, C, U + (size_t)xi * OC * C, NULL, C, 0.0f,
+                                 M + (size_t)xi * T * OC, OC) != 0)
+            return -1;
+    for (int tile = 0; tile < T; tile++) {
+        const float *m[WT];
+        for (int xi = 0; xi < WT; xi++)
+            m[xi] = M + ((size_t)xi * T + tile) * OC;
+        wino_out_tile(out, m, bias, tile, n, OC);
+    }
+    return 0;
 }
 
 void dp_conv1d_cl_relu_forward(float *out, float *scratch, const float *inp, const float *wp, const float *bias,
@@ -233,7 +298,8 @@ void dp_conv1d_cl_relu_forward(float *out, float *scratch, const float *inp, con
         direct_forward(out, inp, wp, bias, scratch, n, C, OC, K, S);
         break;
     case PATH_WINO:
-        wino_forward(out, scratch, inp, wp, bias, n, C, OC);
+        if (dp_nn_get_precision() != DP_PREC_BF16 || wino_forward_bf16(out, scratch, inp, wp, bias, n, C, OC) != 0)
+            wino_forward(out, scratch, inp, wp, bias, n, C, OC);
         break;
     default:
         for (int k = 0; k < K; k++)
