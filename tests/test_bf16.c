@@ -342,6 +342,29 @@ static void test_conv_cl(void)
                 untouched &= isnan(y[1][j]);
             CHECK(untouched);
         }
+        /* the same signals in one call (the Winograd form shares its GEMMs across them) */
+        int cnt = (int)(sizeof ns / sizeof ns[0]), sum = 0;
+        float *xs[5], *ys[5];
+        for (int k = 0; k < cnt; k++) {
+            sum += 4 * ((ns[k] + 3) / 4);
+            xs[k] = malloc(sizeof(float) * (size_t)rows * C), ys[k] = malloc(sizeof(float) * (size_t)(LO + 1) * OC);
+            for (size_t q = 0; q < (size_t)rows * C; q++)
+                xs[k][q] = q < (size_t)dp_conv1d_cl_in_rows(ns[k], K, S, C) * C ? x[q] * (1 + 0.1f * k) : NAN;
+        }
+        float *mscr = malloc(sizeof(float) * dp_conv1d_cl_scratch_floats(sum, C, OC, K, S));
+        dp_nn_set_precision(DP_PREC_BF16, eb);
+        dp_nn_bf16_const(wp, dp_conv1d_cl_weight_floats(OC, C, K, S));
+        dp_conv1d_cl_relu_forward_many(ys, mscr, (const float *const *)xs, ns, cnt, wp, b, C, OC, K, S);
+        dp_nn_bf16_forget(wp);
+        dp_nn_set_precision(DP_PREC_FP32, eb);
+        for (int k = 0; k < cnt; k++) {
+            dp_conv1d_cl_relu_forward(y[0], scr, xs[k], wp, b, ns[k], C, OC, K, S);
+            char what[64];
+            snprintf(what, sizeof what, "conv cl many C %d K %d S %d n %d", C, K, S, ns[k]);
+            check_bf16_close(what, ys[k], y[0], (size_t)ns[k] * OC, 2e-2);
+            free(xs[k]), free(ys[k]);
+        }
+        free(mscr);
         free(x), free(w), free(b), free(wp), free(scr), free(xin), free(y[0]), free(y[1]);
     }
     dp_nn_set_precision(DP_PREC_FP32, eb);

@@ -828,6 +828,51 @@ static void test_conv1d_cl(void)
     }
 }
 
+/* dp_conv1d_cl_relu_forward_many: signals of different lengths (none, one
+ * position, ends inside a tile, the full length) in one call, each equal to
+ * its own dp_conv1d_cl_relu_forward (the Winograd form shares its GEMMs
+ * across them: a signal's tiles must not spill into another's outputs),
+ * rows past each signal's n untouched, no input row past its in_rows read
+ * (NaN). Winograd, GEMM and direct forms. */
+static void test_conv1d_cl_many(void)
+{
+    int shapes[][5] = {{30, 200, 20, 5, 1}, {12, 200, 10, 4, 3}, {1, 200, 11, 5, 3}};
+    for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+        int C = shapes[sh][0], L = shapes[sh][1], OC = shapes[sh][2], K = shapes[sh][3], S = shapes[sh][4];
+        int LO = dp_conv1d_out_len(L, K, S), rows = dp_conv1d_cl_in_rows(LO, K, S, C);
+        int ns[] = {7, 0, 1, LO, 13, LO / 2, 2}, cnt = (int)(sizeof ns / sizeof ns[0]), sum = 0;
+        for (int i = 0; i < cnt; i++)
+            sum += 4 * ((ns[i] + 3) / 4);
+        size_t nw = (size_t)OC * C * K;
+        float *w = fill(nw, 0), *b = fill(OC, 0);
+        randn(w, nw, 0.3f), randn(b, OC, 0.3f);
+        float *wp = fill(dp_conv1d_cl_weight_floats(OC, C, K, S), NAN);
+        dp_conv1d_cl_pack(wp, w, OC, C, K, S);
+        float *scr = fill(dp_conv1d_cl_scratch_floats(sum, C, OC, K, S), NAN);
+        float *x[8], *y[8], *ref = fill((size_t)(LO + 1) * OC, NAN);
+        for (int i = 0; i < cnt; i++) {
+            int in = dp_conv1d_cl_in_rows(ns[i], K, S, C);
+            x[i] = fill((size_t)rows * C, NAN), y[i] = fill((size_t)(LO + 1) * OC, NAN);
+            randn(x[i], (size_t)in * C, 1);
+        }
+        dp_conv1d_cl_relu_forward_many(y, scr, (const float *const *)x, ns, cnt, wp, b, C, OC, K, S);
+        for (int i = 0; i < cnt; i++) {
+            for (size_t j = 0; j < (size_t)(LO + 1) * OC; j++)
+                ref[j] = NAN;
+            dp_conv1d_cl_relu_forward(ref, scr, x[i], wp, b, ns[i], C, OC, K, S);
+            int bad = 0;
+            for (size_t j = 0; j < (size_t)(LO + 1) * OC; j++)
+                if (j < (size_t)ns[i] * OC ? !(fabsf(y[i][j] - ref[j]) <= FWD_TOL * (1 + fabsf(ref[j]))) : !isnan(y[i][j]))
+                    bad++;
+            if (bad)
+                fprintf(stderr, "  conv1d cl many shape %zu signal %d (n %d): %d bad values\n", sh, i, ns[i], bad);
+            CHECK_EQ_INT(bad, 0);
+            free(x[i]), free(y[i]);
+        }
+        free(w), free(b), free(wp), free(scr), free(ref);
+    }
+}
+
 /* ---- determinism, threads ---------------------------------------------------------- */
 
 typedef struct run_out {
@@ -1204,6 +1249,7 @@ int main(void)
     DP_RUN(test_conv1d_fd);
     DP_RUN(test_conv1d_vs_naive);
     DP_RUN(test_conv1d_cl);
+    DP_RUN(test_conv1d_cl_many);
     DP_RUN(test_linear_fd);
     DP_RUN(test_maxpool1d_fd);
     DP_RUN(test_xent_fd);

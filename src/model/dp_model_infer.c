@@ -4,12 +4,14 @@
  * checks the results against dp_model_forward):
  *
  * 1. Data-parallel, channels-last. The batch is split over the threads by
- *    sample; each thread runs its samples one at a time through conv1,
- *    conv2 and the max-pool in position-major layout ([positions, channels],
+ *    sample; each thread runs its samples through conv1, conv2 and the
+ *    max-pool in position-major layout ([positions, channels],
  *    dp_conv1d_cl_relu_forward), on its own workspace that stays in cache,
  *    with single-threaded GEMMs (dp_gemm_seq: oneDNN's, AVX-512 where the
  *    CPU has it). No im2col, no fork-join per layer, no idle BLAS threads.
- *    The app CNN's conv2 (5 taps, stride 1) runs as Winograd F(4, 5).
+ *    The app CNN's conv2 (5 taps, stride 1) runs as Winograd F(4, 5), over
+ *    as many of the thread's samples at once as fit its workspace (one long
+ *    packet, or several short ones sharing the GEMMs).
  *
  * 2. Only each packet's own positions. A Deep Packet input is a packet
  *    zero-padded to 1500 bytes, and most real packets are far shorter
@@ -48,10 +50,10 @@ struct dp_infer {
     uint16_t *pool16; /* [pool16_rows, flat]: the pooled rows in bf16, fc1's operand in bf16 mode */
     int pool16_rows;
     int *ord, *n0, *n3; /* [cap] */
-    /* per-thread workspaces of ws_floats each: xf [R0], a1 [R1, c1], a2 [L2, c2], scratch */
+    /* per-thread workspaces of ws_floats each: xf [R0], a1 [R1, c1], a2 [R2, c2], scratch */
     float *ws;
     size_t ws_floats;
-    int ws_threads, R0, R1;
+    int ws_threads, R0, R1, R2;
 };
 
 /* The bf16 GEMMs' copies of the big weights: made on the first bf16
@@ -134,9 +136,12 @@ static int build_cache(dp_model *m, char *errbuf)
         /* workspace rows: conv1's input for all L1 outputs, conv2's for all L2 */
         f->R0 = imax(dp_conv1d_cl_in_rows(m->L1, a->k1, a->s1, 1), a->in_len);
         f->R1 = imax(dp_conv1d_cl_in_rows(m->L2, K2, a->s2, C1), m->L1);
+        f->R2 = m->L2;
+        /* conv2's chunks: their rows' inputs fill at most R1 rows, so their
+         * positions rounded up to multiples of 4 sum to at most R1 */
         size_t sc1 = dp_conv1d_cl_scratch_floats(m->L1, 1, C1, a->k1, a->s1);
-        size_t sc2 = dp_conv1d_cl_scratch_floats(m->L2, C1, C2, K2, a->s2);
-        f->ws_floats = (size_t)f->R0 + (size_t)f->R1 * C1 + (size_t)m->L2 * C2 + (sc1 > sc2 ? sc1 : sc2);
+        size_t sc2 = dp_conv1d_cl_scratch_floats(imax(m->L2, f->R1), C1, C2, K2, a->s2);
+        f->ws_floats = (size_t)f->R0 + (size_t)f->R1 * C1 + (size_t)f->R2 * C2 + (sc1 > sc2 ? sc1 : sc2);
         f->ws_floats = (f->ws_floats + 15) & ~(size_t)15; /* 64-byte multiples */
     }
     bf16_forget(f);
@@ -228,46 +233,78 @@ typedef struct convjob {
     uint16_t *pool16; /* bf16 mode: the rows in bf16 too (else NULL) */
 } convjob;
 
+/* Row r's bytes -> conv1 -> a1: its conv1 outputs over the packet's
+ * windows (input rows past the packet are zeros), then t1 up to the r1 rows
+ * conv2 reads (zeros past L1: they feed only positions past L2). */
+static void conv1_row(const convjob *j, int r, float *xf, float *a1, float *scratch, int n1, int r1)
+{
+    dp_model *m = j->m;
+    const dp_arch *a = &m->arch;
+    struct dp_infer *f = m->inf;
+    int C1 = a->c1, L1 = m->L1, n0 = f->n0[r];
+    const uint8_t *xb = j->x + (size_t)f->ord[r] * a->in_len;
+    int r0 = dp_conv1d_cl_in_rows(n1, a->k1, a->s1, 1);
+    for (int t = 0; t < n0; t++)
+        xf[t] = (float)xb[t] * (1.0f / 255.0f);
+    if (r0 > n0)
+        memset(xf + n0, 0, sizeof(float) * (size_t)(r0 - n0));
+    dp_conv1d_cl_relu_forward(a1, scratch, xf, f->wp1, m->cb[0], n1, 1, C1, a->k1, a->s1);
+    fill_rows(a1, f->t1, n1, imin(r1, L1), C1);
+    if (r1 > L1)
+        memset(a1 + (size_t)L1 * C1, 0, sizeof(float) * (size_t)(r1 - L1) * C1);
+}
+
+/* Row r's conv2 outputs a2 (n2 rows) -> the tail t2 after them, the
+ * max-pool minus the tail (ReLU already applied) into m->pool row r, zero
+ * past the packet up to n3max positions, and its bf16 copy. */
+static void pool_row(const convjob *j, int r, float *a2, int n2)
+{
+    dp_model *m = j->m;
+    struct dp_infer *f = m->inf;
+    int C2 = m->arch.c2, P = m->arch.pool, n3 = f->n3[r];
+    size_t K = (size_t)m->flat;
+    fill_rows(a2, f->t2, n2, P * n3, C2);
+    float *pm = m->pool + (size_t)r * K;
+    dp_maxpool1d_cl_forward(pm, a2, f->t2, n3, C2, P);
+    memset(pm + (size_t)n3 * C2, 0, sizeof(float) * (size_t)(j->n3max - n3) * C2);
+    if (j->pool16) /* once here, in parallel, rather than by every fc1 slice */
+        dp_nn_to_bf16(j->pool16 + (size_t)r * K, pm, (size_t)j->n3max * C2);
+}
+
 /* Rows r = i, i + n, ... (sorted order): bytes -> conv1 -> conv2 -> pool
- * minus the tail, into m->pool row r (position-major, zero past the packet
- * up to n3max positions). */
+ * minus the tail, into m->pool row r. The rows go in chunks whose conv2
+ * inputs fit a1 (R1 rows) and outputs a2 (R2 rows), and conv2 runs over a
+ * whole chunk at once (dp_conv1d_cl_relu_forward_many): a long packet is a
+ * chunk of its own, short ones share their GEMMs. */
 static void conv_task(void *ctx, int i, int n)
 {
     const convjob *j = ctx;
     dp_model *m = j->m;
     const dp_arch *a = &m->arch;
     struct dp_infer *f = m->inf;
-    int L = a->in_len, C1 = a->c1, C2 = a->c2, P = a->pool, L1 = m->L1, L2 = m->L2;
-    size_t K = (size_t)m->flat;
+    int C1 = a->c1, C2 = a->c2;
     float *xf = f->ws + f->ws_floats * (size_t)i, *a1 = xf + f->R0, *a2 = a1 + (size_t)f->R1 * C1,
-          *scratch = a2 + (size_t)L2 * C2;
-    const float s255 = 1.0f / 255.0f;
-    for (int r = i; r < j->B; r += n) {
-        const uint8_t *xb = j->x + (size_t)f->ord[r] * L;
-        int n0 = f->n0[r];
-        int n1, n2, n3 = f->n3[r];
-        active_positions(m, n0, &n1, &n2);
-        /* conv1 over the packet's windows: input rows past it are zeros */
-        int r0 = dp_conv1d_cl_in_rows(n1, a->k1, a->s1, 1);
-        for (int t = 0; t < n0; t++)
-            xf[t] = (float)xb[t] * s255;
-        if (r0 > n0)
-            memset(xf + n0, 0, sizeof(float) * (size_t)(r0 - n0));
-        dp_conv1d_cl_relu_forward(a1, scratch, xf, f->wp1, m->cb[0], n1, 1, C1, a->k1, a->s1);
-        /* conv2 over windows starting in the packet: rows after n1 are t1
-         * (zeros past L1: they feed only positions past L2) */
-        int r1 = dp_conv1d_cl_in_rows(n2, a->k2, a->s2, C1);
-        fill_rows(a1, f->t1, n1, imin(r1, L1), C1);
-        if (r1 > L1)
-            memset(a1 + (size_t)L1 * C1, 0, sizeof(float) * (size_t)(r1 - L1) * C1);
-        dp_conv1d_cl_relu_forward(a2, scratch, a1, f->wp2, m->cb[1], n2, C1, C2, a->k2, a->s2);
-        fill_rows(a2, f->t2, n2, P * n3, C2);
-        /* max-pool minus the tail (ReLU already applied) */
-        float *pm = m->pool + (size_t)r * K;
-        dp_maxpool1d_cl_forward(pm, a2, f->t2, n3, C2, P);
-        memset(pm + (size_t)n3 * C2, 0, sizeof(float) * (size_t)(j->n3max - n3) * C2);
-        if (j->pool16) /* once here, in parallel, rather than by every fc1 slice */
-            dp_nn_to_bf16(j->pool16 + (size_t)r * K, pm, (size_t)j->n3max * C2);
+          *scratch = a2 + (size_t)f->R2 * C2;
+    for (int r = i; r < j->B;) {
+        /* 1. conv1 of each row of the chunk, into its own rows of a1 */
+        float *outs[DP_CONV_CL_MANY];
+        const float *ins[DP_CONV_CL_MANY];
+        int n2s[DP_CONV_CL_MANY], rows[DP_CONV_CL_MANY], cnt = 0, u1 = 0, u2 = 0;
+        for (; r < j->B && cnt < DP_CONV_CL_MANY; r += n) {
+            int n1, n2;
+            active_positions(m, f->n0[r], &n1, &n2);
+            int r1 = dp_conv1d_cl_in_rows(n2, a->k2, a->s2, C1), w1 = imax(r1, n1);
+            int w2 = imax(n2, a->pool * f->n3[r]);
+            if (cnt && (u1 + w1 > f->R1 || u2 + w2 > f->R2))
+                break;
+            conv1_row(j, r, xf, a1 + (size_t)u1 * C1, scratch, n1, r1);
+            ins[cnt] = a1 + (size_t)u1 * C1, outs[cnt] = a2 + (size_t)u2 * C2, n2s[cnt] = n2, rows[cnt++] = r;
+            u1 += w1, u2 += w2;
+        }
+        /* 2. conv2 over the chunk; 3. each row's pool */
+        dp_conv1d_cl_relu_forward_many(outs, scratch, ins, n2s, cnt, f->wp2, m->cb[1], C1, C2, a->k2, a->s2);
+        for (int c = 0; c < cnt; c++)
+            pool_row(j, rows[c], outs[c], n2s[c]);
     }
 }
 

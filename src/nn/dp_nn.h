@@ -96,6 +96,17 @@ int dp_conv1d_cl_in_rows(int n, int K, int S, int C);
 size_t dp_conv1d_cl_scratch_floats(int n, int C, int OC, int K, int S);
 void dp_conv1d_cl_relu_forward(float *out, float *scratch, const float *inp, const float *wp, const float *bias,
                                int n, int C, int OC, int K, int S);
+/* The same over `count` signals of one layer (DP_CONV_CL_MANY at a time): signal s
+ * reads inps[s] (rows 0 .. dp_conv1d_cl_in_rows(ns[s]) - 1) and writes
+ * outs[s] [ns[s], OC]; the Winograd form runs one set of GEMMs over all
+ * their tiles (as tall as the signals together, so short signals do not
+ * make small GEMMs), the other forms run them one by one. scratch:
+ * dp_conv1d_cl_scratch_floats(m, ...) floats with m >= the sum over the
+ * signals of ns[s] rounded up to a multiple of 4. Each signal's outputs
+ * equal dp_conv1d_cl_relu_forward's on it up to float summation order. */
+#define DP_CONV_CL_MANY 64
+void dp_conv1d_cl_relu_forward_many(float *const *outs, float *scratch, const float *const *inps, const int *ns,
+                                    int count, const float *wp, const float *bias, int C, int OC, int K, int S);
 /* Channels-last max-pool (kernel = stride = P) of n output positions, minus
  * an optional per-channel vector: inp [n*P, C] -> out [n, C],
  *   out[p, c] = max_{k<P} inp[p*P + k, c] - (sub ? sub[c] : 0)

@@ -230,60 +230,77 @@ static inline __attribute__((always_inline)) void wino_out_tile(float *out, cons
     }
 }
 
-HOT static void wino_forward(float *out, float *scratch, const float *inp, const float *U, const float *bias, int n,
-                             int C, int OC)
+/* The Winograd form over `count` signals at once: their tiles are the rows
+ * of one V and one M (signal s's from row g0 = the tiles of the signals
+ * before it), so the eight GEMMs are as tall as all the signals together:
+ * short packets no longer make small GEMMs, each a call's fixed cost. */
+static int tiles_of(const int *ns, int count)
 {
-    int T = (n + WM - 1) / WM;
-    float *V = scratch, *M = scratch + (size_t)WT * T * C; /* V [8, T, C], M [8, T, OC] */
-    for (int tile = 0; tile < T; tile++) {
-        const float *d = inp + (size_t)WM * tile * C; /* rows 4 tile .. 4 tile + 7 */
-        for (int xi = 0; xi < WT; xi++) {
-            const float *b = wino_bt[xi];
-            float *restrict v = V + ((size_t)xi * T + tile) * C;
-            for (int c = 0; c < C; c++)
-                v[c] = b[0] * d[c] + b[1] * d[C + c] + b[2] * d[2 * C + c] + b[3] * d[3 * C + c] +
-                       b[4] * d[4 * C + c] + b[5] * d[5 * C + c] + b[6] * d[6 * C + c] + b[7] * d[7 * C + c];
+    int T = 0;
+    for (int s = 0; s < count; s++)
+        T += (ns[s] + WM - 1) / WM;
+    return T;
+}
+
+/* every signal's outputs from M [8, T, OC] (its tiles from row g0 on) */
+static inline __attribute__((always_inline)) void wino_out_all(float *const *outs, const float *M, const int *ns,
+                                                               int count, int T, const float *bias, int OC)
+{
+    for (int s = 0, g = 0; s < count; s++)
+        for (int tile = 0; tile < (ns[s] + WM - 1) / WM; tile++, g++) {
+            const float *m[WT];
+            for (int xi = 0; xi < WT; xi++)
+                m[xi] = M + ((size_t)xi * T + g) * OC;
+            wino_out_tile(outs[s], m, bias, tile, ns[s], OC);
         }
-    }
+}
+
+HOT static void wino_forward(float *const *outs, float *scratch, const float *const *inps, const int *ns, int count,
+                             const float *U, const float *bias, int C, int OC)
+{
+    int T = tiles_of(ns, count);
+    float *V = scratch, *M = scratch + (size_t)WT * T * C; /* V [8, T, C], M [8, T, OC] */
+    for (int s = 0, g = 0; s < count; s++)
+        for (int tile = 0; tile < (ns[s] + WM - 1) / WM; tile++, g++) {
+            const float *d = inps[s] + (size_t)WM * tile * C; /* rows 4 tile .. 4 tile + 7 */
+            for (int xi = 0; xi < WT; xi++) {
+                const float *b = wino_bt[xi];
+                float *restrict v = V + ((size_t)xi * T + g) * C;
+                for (int c = 0; c < C; c++)
+                    v[c] = b[0] * d[c] + b[1] * d[C + c] + b[2] * d[2 * C + c] + b[3] * d[3 * C + c] +
+                           b[4] * d[4 * C + c] + b[5] * d[5 * C + c] + b[6] * d[6 * C + c] + b[7] * d[7 * C + c];
+            }
+        }
     for (int xi = 0; xi < WT; xi++)
         dp_gemm_seq(1, T, OC, C, V + (size_t)xi * T * C, C, U + (size_t)xi * OC * C, C, 0.0f,
                     M + (size_t)xi * T * OC, OC);
-    for (int tile = 0; tile < T; tile++) {
-        const float *m[WT];
-        for (int xi = 0; xi < WT; xi++)
-            m[xi] = M + ((size_t)xi * T + tile) * OC;
-        wino_out_tile(out, m, bias, tile, n, OC);
-    }
+    wino_out_all(outs, M, ns, count, T, bias, OC);
 }
 
 /* The bf16 form: the input transform writes V in bf16, each tile's eight
  * rows through an L1 buffer (no conversion pass over V, and half its
  * bytes), for bf16 x bf16 GEMMs against U's bf16 copy (dp_nn_bf16_const).
  * -1 if a GEMM failed (the caller then runs the float32 form). */
-HOT static int wino_forward_bf16(float *out, float *scratch, const float *inp, const float *U, const float *bias,
-                                 int n, int C, int OC)
+HOT static int wino_forward_bf16(float *const *outs, float *scratch, const float *const *inps, const int *ns, int count,
+                                 const float *U, const float *bias, int C, int OC)
 {
-    int T = (n + WM - 1) / WM;
+    int T = tiles_of(ns, count);
     float *M = scratch, *row = M + (size_t)WT * T * OC; /* M [8, T, OC], row [8, C] */
     uint16_t *V = (uint16_t *)(row + (size_t)WT * C);     /* V [8, T, C] bf16 */
-    for (int tile = 0; tile < T; tile++) {
-        float *v[WT];
-        for (int xi = 0; xi < WT; xi++)
-            v[xi] = row + (size_t)xi * C;
-        wino_in_tile(v, inp + (size_t)WM * tile * C, C);
-        for (int xi = 0; xi < WT; xi++)
-            dp_nn_to_bf16(V + ((size_t)xi * T + tile) * C, v[xi], (size_t)C);
-    }
+    for (int s = 0, g = 0; s < count; s++)
+        for (int tile = 0; tile < (ns[s] + WM - 1) / WM; tile++, g++) {
+            float *v[WT];
+            for (int xi = 0; xi < WT; xi++)
+                v[xi] = row + (size_t)xi * C;
+            wino_in_tile(v, inps[s] + (size_t)WM * tile * C, C);
+            for (int xi = 0; xi < WT; xi++)
+                dp_nn_to_bf16(V + ((size_t)xi * T + g) * C, v[xi], (size_t)C);
+        }
     for (int xi = 0; xi < WT; xi++)
         if (dp_gemm_seq_bf16_pre(1, T, OC, C, NULL, V + (size_t)xi * T * C, C, U + (size_t)xi * OC * C, NULL, C, 0.0f,
                                  M + (size_t)xi * T * OC, OC) != 0)
             return -1;
-    for (int tile = 0; tile < T; tile++) {
-        const float *m[WT];
-        for (int xi = 0; xi < WT; xi++)
-            m[xi] = M + ((size_t)xi * T + tile) * OC;
-        wino_out_tile(out, m, bias, tile, n, OC);
-    }
+    wino_out_all(outs, M, ns, count, T, bias, OC);
     return 0;
 }
 
@@ -291,17 +308,38 @@ void dp_conv1d_cl_relu_forward(float *out, float *scratch, const float *inp, con
                                int n, int C, int OC, int K, int S)
 {
     // inp [in_rows(n), C], wp packed -> out [n, OC]
-    if (n <= 0)
+    dp_conv1d_cl_relu_forward_many(&out, scratch, &inp, &n, 1, wp, bias, C, OC, K, S);
+}
+
+void dp_conv1d_cl_relu_forward_many(float *const *outs, float *scratch, const float *const *inps, const int *ns,
+                                    int count, const float *wp, const float *bias, int C, int OC, int K, int S)
+{
+    // signal s: inps[s] [in_rows(ns[s]), C] -> outs[s] [ns[s], OC]
+    int path = cl_path(C, K, S);
+    if (path == PATH_WINO) {
+        for (int s = 0; s < count;) { /* DP_CONV_CL_MANY non-empty signals at a time */
+            const float *in[DP_CONV_CL_MANY];
+            float *out[DP_CONV_CL_MANY];
+            int nn[DP_CONV_CL_MANY], k = 0;
+            for (; s < count && k < DP_CONV_CL_MANY; s++)
+                if (ns[s] > 0) /* empty signals take no tiles */
+                    in[k] = inps[s], out[k] = outs[s], nn[k++] = ns[s];
+            if (k && (dp_nn_get_precision() != DP_PREC_BF16 ||
+                      wino_forward_bf16(out, scratch, in, nn, k, wp, bias, C, OC) != 0))
+                wino_forward(out, scratch, in, nn, k, wp, bias, C, OC);
+        }
         return;
-    switch (cl_path(C, K, S)) {
-    case PATH_DIRECT:
-        direct_forward(out, inp, wp, bias, scratch, n, C, OC, K, S);
-        break;
-    case PATH_WINO:
-        if (dp_nn_get_precision() != DP_PREC_BF16 || wino_forward_bf16(out, scratch, inp, wp, bias, n, C, OC) != 0)
-            wino_forward(out, scratch, inp, wp, bias, n, C, OC);
-        break;
-    default:
+    }
+    for (int s = 0; s < count; s++) {
+        int n = ns[s];
+        float *out = outs[s];
+        const float *inp = inps[s];
+        if (n <= 0)
+            continue;
+        if (path == PATH_DIRECT) {
+            direct_forward(out, inp, wp, bias, scratch, n, C, OC, K, S);
+            continue;
+        }
         for (int k = 0; k < K; k++)
             dp_gemm_seq(1, n, OC, C, inp + (size_t)k * C, S * C, wp + (size_t)k * C, K * C, k ? 1.0f : 0.0f, out, OC);
         relu_bias_rows(out, bias, n, OC);
