@@ -33,12 +33,11 @@
 #define WT 8 /* Winograd tile inputs */
 #define WM 4 /* tile outputs */
 
-static const float wino_at[WM][WT] = {
-    {1, 1, 1, 1, 1, 1, 1, 0},
-    {0, 1, -1, 2, -2, 0.5f, -0.5f, 0},
-    {0, 1, 1, 4, 4, 0.25f, 0.25f, 0},
-    {0, 1, -1, 8, -8, 0.125f, -0.125f, 1},
-};
+/* AT (4 x 8), written out in wino_out_tile:
+ *   {1, 1, 1, 1, 1, 1, 1, 0},
+ *   {0, 1, -1, 2, -2, 0.5, -0.5, 0},
+ *   {0, 1, 1, 4, 4, 0.25, 0.25, 0},
+ *   {0, 1, -1, 8, -8, 0.125, -0.125, 1} */
 static const double wino_g[WT][5] = {
     {-1, 0, 0, 0, 0},
     {-2 / 9., -2 / 9., -2 / 9., -2 / 9., -2 / 9.},
@@ -127,8 +126,9 @@ size_t dp_conv1d_cl_scratch_floats(int n, int C, int OC, int K, int S)
         return (size_t)OC; /* zeros for a NULL bias */
     if (cl_path(C, K, S) != PATH_WINO)
         return 1;
-    size_t T = (size_t)(n + WM - 1) / WM; /* float32: V, M; bf16: M, a tile's rows [8, C], V in bf16 */
-    return T ? (size_t)WT * T * ((size_t)C + OC) + (size_t)WT * C : 1;
+    /* float32: V, M; bf16: M, a tile's rows [8, C], V in bf16; both: a last tile [4, OC], zeros [OC] */
+    size_t T = (size_t)(n + WM - 1) / WM;
+    return T ? (size_t)WT * T * ((size_t)C + OC) + (size_t)WT * C + (size_t)(WM + 1) * OC : 1;
 }
 
 HOT static void relu_bias_rows(float *out, const float *bias, int n, int OC)
@@ -194,10 +194,10 @@ HOT static void direct_forward(float *out, const float *inp, const float *wp, co
  * eight rows in one pass over the channels (each input read once), with
  * BT's zeros and the rows' shared terms taken out: rows 1-2, 3-4 and 5-6
  * are s + t and s - t. */
-static inline __attribute__((always_inline)) void wino_in_tile(float *const v[WT], const float *d, int C)
+HOT static void wino_in_tile(float *restrict v0, float *restrict v1, float *restrict v2, float *restrict v3,
+                             float *restrict v4, float *restrict v5, float *restrict v6, float *restrict v7,
+                             const float *restrict d, int C)
 {
-    float *restrict v0 = v[0], *restrict v1 = v[1], *restrict v2 = v[2], *restrict v3 = v[3];
-    float *restrict v4 = v[4], *restrict v5 = v[5], *restrict v6 = v[6], *restrict v7 = v[7];
     for (int c = 0; c < C; c++) {
         float d0 = d[c], d1 = d[C + c], d2 = d[2 * C + c], d3 = d[3 * C + c], d4 = d[4 * C + c];
         float d5 = d[5 * C + c], d6 = d[6 * C + c], d7 = d[7 * C + c];
@@ -215,18 +215,27 @@ static inline __attribute__((always_inline)) void wino_in_tile(float *const v[WT
     }
 }
 
-/* out rows 4 tile .. (up to n) = relu(bias + AT m), m[xi] the tile's GEMM rows [OC] */
-static inline __attribute__((always_inline)) void wino_out_tile(float *out, const float *const m[WT],
-                                                                const float *bias, int tile, int n, int OC)
+/* out rows 4 tile .. (up to n) = relu(bias + AT m), m[xi] the tile's GEMM
+ * rows [OC]: the four rows in one pass over the channels (each m read
+ * once), with AT's zeros and shared terms taken out (AT's columns 1-2, 3-4
+ * and 5-6 are pairs +-1, +-2^k, +-2^-k). */
+HOT static void wino_out_tile(float *restrict y0, float *restrict y1, float *restrict y2, float *restrict y3,
+                              const float *restrict m0, const float *restrict m1, const float *restrict m2,
+                              const float *restrict m3, const float *restrict m4, const float *restrict m5,
+                              const float *restrict m6, const float *restrict m7, const float *restrict bias, int OC)
 {
-    for (int i = 0; i < WM && WM * tile + i < n; i++) {
-        const float *a = wino_at[i];
-        float *restrict y = out + (size_t)(WM * tile + i) * OC;
-        for (int o = 0; o < OC; o++) {
-            float v = (bias ? bias[o] : 0.0f) + a[0] * m[0][o] + a[1] * m[1][o] + a[2] * m[2][o] + a[3] * m[3][o] +
-                      a[4] * m[4][o] + a[5] * m[5][o] + a[6] * m[6][o] + a[7] * m[7][o];
-            y[o] = v > 0.0f ? v : 0.0f;
-        }
+    for (int o = 0; o < OC; o++) {
+        float b = bias[o];
+        float s12 = m1[o] + m2[o], d12 = m1[o] - m2[o], s34 = m3[o] + m4[o], d34 = m3[o] - m4[o];
+        float s56 = m5[o] + m6[o], d56 = m5[o] - m6[o];
+        float v0 = b + m0[o] + s12 + s34 + s56;
+        float v1 = b + d12 + 2.0f * d34 + 0.5f * d56;
+        float v2 = b + s12 + 4.0f * s34 + 0.25f * s56;
+        float v3 = b + d12 + 8.0f * d34 + 0.125f * d56 + m7[o];
+        y0[o] = v0 > 0.0f ? v0 : 0.0f;
+        y1[o] = v1 > 0.0f ? v1 : 0.0f;
+        y2[o] = v2 > 0.0f ? v2 : 0.0f;
+        y3[o] = v3 > 0.0f ? v3 : 0.0f;
     }
 }
 
@@ -242,16 +251,26 @@ static int tiles_of(const int *ns, int count)
     return T;
 }
 
-/* every signal's outputs from M [8, T, OC] (its tiles from row g0 on) */
-static inline __attribute__((always_inline)) void wino_out_all(float *const *outs, const float *M, const int *ns,
-                                                               int count, int T, const float *bias, int OC)
+/* every signal's outputs from M [8, T, OC] (its tiles from row g0 on); a
+ * last tile past the signal's end goes through `part` [4, OC], and a NULL
+ * bias reads `zeros` [OC] */
+static void wino_out_all(float *const *outs, const float *M, const int *ns, int count, int T, const float *bias,
+                         float *part, float *zeros, int OC)
 {
+    if (!bias) {
+        memset(zeros, 0, sizeof(float) * (size_t)OC);
+        bias = zeros;
+    }
     for (int s = 0, g = 0; s < count; s++)
         for (int tile = 0; tile < (ns[s] + WM - 1) / WM; tile++, g++) {
-            const float *m[WT];
-            for (int xi = 0; xi < WT; xi++)
-                m[xi] = M + ((size_t)xi * T + g) * OC;
-            wino_out_tile(outs[s], m, bias, tile, ns[s], OC);
+            const float *m = M + (size_t)g * OC;
+            size_t plane = (size_t)T * OC;
+            int rows = ns[s] - WM * tile;
+            float *y = rows >= WM ? outs[s] + (size_t)WM * tile * OC : part;
+            wino_out_tile(y, y + OC, y + 2 * OC, y + 3 * OC, m, m + plane, m + 2 * plane, m + 3 * plane, m + 4 * plane,
+                          m + 5 * plane, m + 6 * plane, m + 7 * plane, bias, OC);
+            if (rows < WM)
+                memcpy(outs[s] + (size_t)WM * tile * OC, part, sizeof(float) * (size_t)rows * OC);
         }
 }
 
@@ -259,7 +278,8 @@ HOT static void wino_forward(float *const *outs, float *scratch, const float *co
                              const float *U, const float *bias, int C, int OC)
 {
     int T = tiles_of(ns, count);
-    float *V = scratch, *M = scratch + (size_t)WT * T * C; /* V [8, T, C], M [8, T, OC] */
+    float *V = scratch, *M = scratch + (size_t)WT * T * C; /* V [8, T, C], M [8, T, OC], part [4, OC], zeros [OC] */
+    float *part = M + (size_t)WT * T * OC;
     for (int s = 0, g = 0; s < count; s++)
         for (int tile = 0; tile < (ns[s] + WM - 1) / WM; tile++, g++) {
             const float *d = inps[s] + (size_t)WM * tile * C; /* rows 4 tile .. 4 tile + 7 */
@@ -274,7 +294,7 @@ HOT static void wino_forward(float *const *outs, float *scratch, const float *co
     for (int xi = 0; xi < WT; xi++)
         dp_gemm_seq(1, T, OC, C, V + (size_t)xi * T * C, C, U + (size_t)xi * OC * C, C, 0.0f,
                     M + (size_t)xi * T * OC, OC);
-    wino_out_all(outs, M, ns, count, T, bias, OC);
+    wino_out_all(outs, M, ns, count, T, bias, part, part + WM * OC, OC);
 }
 
 /* The bf16 form: the input transform writes V in bf16, each tile's eight
@@ -286,21 +306,20 @@ HOT static int wino_forward_bf16(float *const *outs, float *scratch, const float
 {
     int T = tiles_of(ns, count);
     float *M = scratch, *row = M + (size_t)WT * T * OC; /* M [8, T, OC], row [8, C] */
-    uint16_t *V = (uint16_t *)(row + (size_t)WT * C);     /* V [8, T, C] bf16 */
+    uint16_t *V = (uint16_t *)(row + (size_t)WT * C);     /* V [8, T, C] bf16, then part [4, OC], zeros [OC] */
+    float *part = row + (size_t)WT * C + (size_t)WM * T * C;
     for (int s = 0, g = 0; s < count; s++)
         for (int tile = 0; tile < (ns[s] + WM - 1) / WM; tile++, g++) {
-            float *v[WT];
+            wino_in_tile(row, row + C, row + 2 * C, row + 3 * C, row + 4 * C, row + 5 * C, row + 6 * C, row + 7 * C,
+                         inps[s] + (size_t)WM * tile * C, C);
             for (int xi = 0; xi < WT; xi++)
-                v[xi] = row + (size_t)xi * C;
-            wino_in_tile(v, inps[s] + (size_t)WM * tile * C, C);
-            for (int xi = 0; xi < WT; xi++)
-                dp_nn_to_bf16(V + ((size_t)xi * T + g) * C, v[xi], (size_t)C);
+                dp_nn_to_bf16(V + ((size_t)xi * T + g) * C, row + (size_t)xi * C, (size_t)C);
         }
     for (int xi = 0; xi < WT; xi++)
         if (dp_gemm_seq_bf16_pre(1, T, OC, C, NULL, V + (size_t)xi * T * C, C, U + (size_t)xi * OC * C, NULL, C, 0.0f,
                                  M + (size_t)xi * T * OC, OC) != 0)
             return -1;
-    wino_out_all(outs, M, ns, count, T, bias, OC);
+    wino_out_all(outs, M, ns, count, T, bias, part, part + WM * OC, OC);
     return 0;
 }
 
