@@ -48,16 +48,15 @@ static const double wino_g[WT][5] = {
     {64 / 90., -32 / 90., 16 / 90., -8 / 90., 4 / 90.},
     {0, 0, 0, 0, 1},
 };
-static const float wino_bt[WT][WT] = {
-    {-1, 0, 5.25f, 0, -5.25f, 0, 1, 0},
-    {0, 1, 1, -4.25f, -4.25f, 1, 1, 0},
-    {0, -1, 1, 4.25f, -4.25f, -1, 1, 0},
-    {0, 0.5f, 0.25f, -2.5f, -1.25f, 2, 1, 0},
-    {0, -0.5f, 0.25f, 2.5f, -1.25f, -2, 1, 0},
-    {0, 2, 4, -2.5f, -5, 0.5f, 1, 0},
-    {0, -2, 4, 2.5f, -5, -0.5f, 1, 0},
-    {0, -1, 0, 5.25f, 0, -5.25f, 0, 1},
-};
+/* BT (8 x 8), written out in wino_in_tile:
+ *   {-1, 0, 5.25, 0, -5.25, 0, 1, 0}
+ *   {0, 1, 1, -4.25, -4.25, 1, 1, 0}
+ *   {0, -1, 1, 4.25, -4.25, -1, 1, 0}
+ *   {0, 0.5, 0.25, -2.5, -1.25, 2, 1, 0}
+ *   {0, -0.5, 0.25, 2.5, -1.25, -2, 1, 0}
+ *   {0, 2, 4, -2.5, -5, 0.5, 1, 0}
+ *   {0, -2, 4, 2.5, -5, -0.5, 1, 0}
+ *   {0, -1, 0, 5.25, 0, -5.25, 0, 1} */
 
 /* The elementwise loops here are what is left besides the GEMMs: compiled
  * for AVX-512 and AVX2 too, picked at load time by the CPU (the build's
@@ -282,14 +281,10 @@ HOT static void wino_forward(float *const *outs, float *scratch, const float *co
     float *part = M + (size_t)WT * T * OC;
     for (int s = 0, g = 0; s < count; s++)
         for (int tile = 0; tile < (ns[s] + WM - 1) / WM; tile++, g++) {
-            const float *d = inps[s] + (size_t)WM * tile * C; /* rows 4 tile .. 4 tile + 7 */
-            for (int xi = 0; xi < WT; xi++) {
-                const float *b = wino_bt[xi];
-                float *restrict v = V + ((size_t)xi * T + g) * C;
-                for (int c = 0; c < C; c++)
-                    v[c] = b[0] * d[c] + b[1] * d[C + c] + b[2] * d[2 * C + c] + b[3] * d[3 * C + c] +
-                           b[4] * d[4 * C + c] + b[5] * d[5 * C + c] + b[6] * d[6 * C + c] + b[7] * d[7 * C + c];
-            }
+            float *v = V + (size_t)g * C;
+            size_t plane = (size_t)T * C;
+            wino_in_tile(v, v + plane, v + 2 * plane, v + 3 * plane, v + 4 * plane, v + 5 * plane, v + 6 * plane,
+                         v + 7 * plane, inps[s] + (size_t)WM * tile * C, C);
         }
     for (int xi = 0; xi < WT; xi++)
         dp_gemm_seq(1, T, OC, C, V + (size_t)xi * T * C, C, U + (size_t)xi * OC * C, C, 0.0f,
