@@ -112,6 +112,10 @@ asan:
 $(BUILD)/bench_nn: bench/bench_nn.c $(BUILD)/libdeeppacket.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter-out %.h,$^) $(LDLIBS)
 
+# On-demand benchmark of CNN inference, float32 against bf16 (docs/benchmarks.md).
+$(BUILD)/bench_infer: bench/bench_infer.c $(BUILD)/libdeeppacket.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 # Paced UDP traffic to 127.0.0.1 for the live-capture loss test and benchmark.
 $(BUILD)/udp_flood: bench/udp_flood.c
 	@mkdir -p $(dir $@)
