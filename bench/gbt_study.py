@@ -12,6 +12,8 @@ Python package (1.7 was used).
   bench/gbt_study.py /tmp/gs/cap-traffic-train tls [TEST_PREFIX]  # TLS handshake features
   bench/gbt_study.py /tmp/gs/cap-traffic-train vpn [TEST_PREFIX]  # a VPN-or-not booster beside
                                                                     # the traffic one (traffic task)
+  bench/gbt_study.py /tmp/gs/cap-traffic-train rows [TEST_PREFIX]  # the rows as dumped (to compare
+                          # dump_flows' N and K: build/dump_flows DIR TASK PREFIX N K)
   bench/gbt_study.py /tmp/gs/cap-traffic-train errors TEST_PREFIX [DATASET/files.tsv]
                           # where the GBT's test errors are (by capture and transport), the
                           # flows whose transport is not their label's, and a 1-NN check
@@ -257,11 +259,20 @@ def main():
     xt = yt = raw_t = None
     if len(sys.argv) > 3:
         xt, yt = np.load(sys.argv[3] + '.x.npy'), np.load(sys.argv[3] + '.y.npy').astype(int)
-        raw_t = np.load(sys.argv[3] + '.raw.npy', mmap_mode='r').reshape(-1, N, 1500)
+        if study != 'rows':
+            raw_t = np.load(sys.argv[3] + '.raw.npy', mmap_mode='r').reshape(-1, N, 1500)
     if study == 'vpn':
         return vpn_study(x, y, val, xt, yt)
     if study == 'errors':
         return errors_study(x, y, xt, yt, sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else None)
+    if study == 'rows':
+        t0 = time.time()
+        line = 'validation wF1 %.3f macro F1 %.3f VPN %.3f' % scores(y[val], fit(x[~val], y[~val]).predict(
+            xgb.DMatrix(x[val])))
+        if xt is not None:
+            line += ' | test wF1 %.3f macro F1 %.3f VPN %.3f' % scores(yt, fit(x, y).predict(xgb.DMatrix(xt)))
+        print(line + '  %d features  %.0f s' % (x.shape[1], time.time() - t0), flush=True)
+        return
     if study == 'tls':
         raw = np.load(prefix + '.raw.npy', mmap_mode='r').reshape(-1, N, 1500)
         for which in ('none', 'sni', 'bytes', 'ja3'):
