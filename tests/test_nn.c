@@ -871,6 +871,27 @@ static void test_conv1d_cl_many(void)
         }
         free(w), free(b), free(wp), free(scr), free(ref);
     }
+    /* more signals than DP_CONV_CL_MANY: the Winograd form takes them in pieces */
+    int C = 8, OC = 16, K = 5, cnt = DP_CONV_CL_MANY + 7, rows = dp_conv1d_cl_in_rows(5, K, 1, C);
+    float *w = fill((size_t)OC * C * K, 0), *wp = fill(dp_conv1d_cl_weight_floats(OC, C, K, 1), NAN);
+    randn(w, (size_t)OC * C * K, 0.3f);
+    dp_conv1d_cl_pack(wp, w, OC, C, K, 1);
+    float *xs = fill((size_t)cnt * rows * C, 0), *ys = fill((size_t)cnt * 5 * OC, NAN), *ref = fill(5 * OC, NAN);
+    float *scr = fill(dp_conv1d_cl_scratch_floats(8 * cnt, C, OC, K, 1), NAN);
+    randn(xs, (size_t)cnt * rows * C, 1);
+    const float *ins[DP_CONV_CL_MANY + 7];
+    float *outs[DP_CONV_CL_MANY + 7];
+    int ns[DP_CONV_CL_MANY + 7], bad = 0;
+    for (int i = 0; i < cnt; i++)
+        ins[i] = xs + (size_t)i * rows * C, outs[i] = ys + (size_t)i * 5 * OC, ns[i] = 1 + i % 5;
+    dp_conv1d_cl_relu_forward_many(outs, scr, ins, ns, cnt, wp, NULL, C, OC, K, 1);
+    for (int i = 0; i < cnt; i++) {
+        dp_conv1d_cl_relu_forward(ref, scr, ins[i], wp, NULL, ns[i], C, OC, K, 1);
+        for (int j = 0; j < ns[i] * OC; j++)
+            bad += !(fabsf(outs[i][j] - ref[j]) <= FWD_TOL * (1 + fabsf(ref[j])));
+    }
+    CHECK_EQ_INT(bad, 0);
+    free(w), free(wp), free(xs), free(ys), free(ref), free(scr);
 }
 
 /* ---- determinism, threads ---------------------------------------------------------- */

@@ -1,6 +1,7 @@
 /* dp_nn_convcl: channels-last 1-d convolution + ReLU for inference, one
- * sample on one thread (the data-parallel inference path: each thread takes
- * whole samples, so nothing here synchronises or allocates).
+ * sample or several on one thread (the data-parallel inference path: each
+ * thread takes whole samples, so nothing here synchronises or allocates;
+ * the Winograd form runs its GEMMs over all the samples of a call).
  *
  * Layout: a signal is position-major, inp [rows, C] (inp[t*C + c]), and so
  * is the output, out [n, OC]. Channels-last turns the layer into plain
