@@ -16,7 +16,7 @@
 #include "dp_test.h"
 #include "model/dp_model.h"
 #include "model/dp_model_train.h"
-#include "dp_model_fixture.h"
+#include "dp_fixture.h"
 #include "nn/dp_nn.h"
 
 static float *fix_floats(const dp_fix_rec *r)

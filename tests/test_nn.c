@@ -5,6 +5,7 @@
  * Tolerances: forward outputs |got - ref| <= 1e-5 * max(1, |ref|) per element;
  * gradients (long reductions) 1e-4 * max(1, |ref|); exact for pooling
  * indices and for anything that involves no arithmetic. */
+#include "dp_fixture.h"
 #include "dp_test.h"
 
 #include "nn/dp_nn.h"
@@ -12,139 +13,70 @@
 #include <pthread.h>
 #include <stdint.h>
 
-/* ---- fixture reader (format: see tools/make_nn_fixtures.py) --------------- */
-
-typedef struct fx_tensor {
-    char name[64];
-    int dtype; /* 0 f32, 1 i32 */
-    int ndim;
-    uint32_t dims[8];
-    size_t n;
-    const void *data;
-} fx_tensor;
+/* ---- fixtures (tests/dp_fixture.h) --------------------------------------------- */
 
 typedef struct fx_file {
-    char *buf;
-    int count;
-    fx_tensor t[256];
-    const char *path;
+    dp_fix fix;
+    char path[256];
 } fx_file;
 
 static int fx_load(fx_file *f, const char *name)
 {
-    static char path[256];
     char err[DP_ERRBUF_SIZE];
-    snprintf(path, sizeof path, "tests/fixtures/%s", name);
-    f->path = path;
-    size_t len;
-    f->buf = dp_read_file(path, &len, err);
-    if (!f->buf) {
+    snprintf(f->path, sizeof f->path, "tests/fixtures/%s", name);
+    if (dp_fix_load(&f->fix, f->path, err) != 0) {
         fprintf(stderr, "  fixture missing or unreadable (run tools/make_nn_fixtures.py): %s\n", err);
         return -1;
     }
-    const unsigned char *p = (const unsigned char *)f->buf, *end = p + len;
-#define NEED(k)                                                                              \
-    do {                                                                                     \
-        if ((size_t)(end - p) < (size_t)(k)) {                                               \
-            fprintf(stderr, "  %s: truncated at byte %zu\n", path, (size_t)(p - (const unsigned char *)f->buf)); \
-            return -1;                                                                       \
-        }                                                                                    \
-    } while (0)
-    NEED(12);
-    if (memcmp(p, "DPNNFIX1", 8) != 0) {
-        fprintf(stderr, "  %s: bad magic\n", path);
-        return -1;
-    }
-    uint32_t cnt;
-    memcpy(&cnt, p + 8, 4);
-    p += 12;
-    if (cnt > 256) {
-        fprintf(stderr, "  %s: %u tensors (max 256)\n", path, cnt);
-        return -1;
-    }
-    f->count = (int)cnt;
-    for (uint32_t i = 0; i < cnt; i++) {
-        fx_tensor *t = &f->t[i];
-        uint32_t nl, dt, nd;
-        NEED(4);
-        memcpy(&nl, p, 4);
-        p += 4;
-        NEED(nl);
-        if (nl >= sizeof t->name) {
-            fprintf(stderr, "  %s: tensor name too long\n", path);
-            return -1;
-        }
-        memcpy(t->name, p, nl);
-        t->name[nl] = 0;
-        p += nl;
-        NEED(8);
-        memcpy(&dt, p, 4);
-        memcpy(&nd, p + 4, 4);
-        p += 8;
-        if (nd > 8 || dt > 1) {
-            fprintf(stderr, "  %s: tensor %s: bad dtype/ndim\n", path, t->name);
-            return -1;
-        }
-        t->dtype = (int)dt;
-        t->ndim = (int)nd;
-        NEED(4 * nd);
-        t->n = 1;
-        for (uint32_t d = 0; d < nd; d++) {
-            memcpy(&t->dims[d], p + 4 * d, 4);
-            t->n *= t->dims[d];
-        }
-        p += 4 * nd;
-        NEED(4 * t->n);
-        t->data = p;
-        p += 4 * t->n;
-    }
-#undef NEED
     return 0;
 }
 
-static const fx_tensor *fx_get(const fx_file *f, int cs, const char *name)
+static void fx_free(fx_file *f) { dp_fix_free(&f->fix); }
+
+/* case cs's tensor "c<cs>.<name>" (cs < 0: "<name>"); NULL + a failure if absent */
+static const dp_fix_rec *fx_get(const fx_file *f, int cs, const char *name)
 {
     char full[64];
     if (cs >= 0)
         snprintf(full, sizeof full, "c%d.%s", cs, name);
     else
         snprintf(full, sizeof full, "%s", name);
-    for (int i = 0; i < f->count; i++)
-        if (!strcmp(f->t[i].name, full))
-            return &f->t[i];
-    fprintf(stderr, "  %s: no tensor %s\n", f->path, full);
-    dp_test_failed_now = 1;
-    return NULL;
+    const dp_fix_rec *r = dp_fix_get(&f->fix, full);
+    if (!r) {
+        fprintf(stderr, "  %s: no tensor %s\n", f->path, full);
+        dp_test_failed_now = 1;
+    }
+    return r;
 }
 
 /* a malloc'd float copy of a tensor (aligned access; the file offsets are not) */
 static float *fx_f32(const fx_file *f, int cs, const char *name, size_t *n)
 {
-    const fx_tensor *t = fx_get(f, cs, name);
-    if (!t || t->dtype != 0) {
+    const dp_fix_rec *t = fx_get(f, cs, name);
+    if (!t || t->dtype != 'f') {
         fprintf(stderr, "  %s: %s missing or not float32\n", f->path, name);
         dp_test_failed_now = 1;
         return NULL;
     }
-    float *a = malloc(t->n * sizeof(float) + 1);
-    memcpy(a, t->data, t->n * sizeof(float));
+    float *a = malloc(t->numel * sizeof(float) + 1);
+    memcpy(a, t->data, t->numel * sizeof(float));
     if (n)
-        *n = t->n;
+        *n = t->numel;
     return a;
 }
 
 static int32_t *fx_i32(const fx_file *f, int cs, const char *name, size_t *n)
 {
-    const fx_tensor *t = fx_get(f, cs, name);
-    if (!t || t->dtype != 1) {
+    const dp_fix_rec *t = fx_get(f, cs, name);
+    if (!t || t->dtype != 'i') {
         fprintf(stderr, "  %s: %s missing or not int32\n", f->path, name);
         dp_test_failed_now = 1;
         return NULL;
     }
-    int32_t *a = malloc(t->n * sizeof(int32_t) + 1);
-    memcpy(a, t->data, t->n * sizeof(int32_t));
+    int32_t *a = malloc(t->numel * sizeof(int32_t) + 1);
+    memcpy(a, t->data, t->numel * sizeof(int32_t));
     if (n)
-        *n = t->n;
+        *n = t->numel;
     return a;
 }
 
@@ -246,7 +178,7 @@ static void test_conv1d_fixtures(void)
         free(sh), free(x), free(w), free(b), free(ref), free(dy), free(rdx), free(rdw), free(rdb);
         free(scratch), free(y), free(dx), free(dw), free(db), free(dw2);
     }
-    free(f.buf);
+    fx_free(&f);
 }
 
 static void test_seqconv_fixtures(void)
@@ -285,7 +217,7 @@ static void test_seqconv_fixtures(void)
         free(sh), free(x), free(w), free(b), free(ref), free(dy), free(rdx), free(rdw), free(rdb);
         free(cols), free(dcols), free(y), free(dx), free(dw), free(db);
     }
-    free(f.buf);
+    fx_free(&f);
 }
 
 /* rows scaled by a strided column (a flow row's present flags), in place too */
@@ -333,7 +265,7 @@ static void test_maxpool1d_fixtures(void)
         cmp_near("maxpool dinp", cs, dx, rdx, nx, 0.0);
         free(sh), free(x), free(ref), free(idx), free(dy), free(rdx), free(y), free(am), free(dx);
     }
-    free(f.buf);
+    fx_free(&f);
 }
 
 static void test_linear_fixtures(void)
@@ -375,7 +307,7 @@ static void test_linear_fixtures(void)
         free(sh), free(x), free(w), free(b), free(ref), free(dy), free(rdx), free(rdw), free(rdb);
         free(y), free(dx), free(dw), free(db);
     }
-    free(f.buf);
+    fx_free(&f);
 }
 
 static void test_relu_fixtures(void)
@@ -405,7 +337,7 @@ static void test_relu_fixtures(void)
         cmp_near("relu dinp (in place)", cs, dy, rdx, n, 0.0);
         free(x), free(ref), free(dy), free(rdx), free(y), free(dx);
     }
-    free(f.buf);
+    fx_free(&f);
 }
 
 static void test_xent_fixtures(void)
@@ -439,7 +371,7 @@ static void test_xent_fixtures(void)
         cmp_near("log_softmax (in place)", cs, z, rls, n, FWD_TOL);
         free(sh), free(lab), free(z), free(rl), free(rp), free(rls), free(rd), free(p), free(ls), free(d);
     }
-    free(f.buf);
+    fx_free(&f);
 }
 
 static void test_mse_fixtures(void)
@@ -464,7 +396,7 @@ static void test_mse_fixtures(void)
         cmp_near("mse dpred", cs, d, rd, n, FWD_TOL);
         free(pr), free(tg), free(rl), free(rd), free(d);
     }
-    free(f.buf);
+    fx_free(&f);
 }
 
 static void test_adam_fixtures(void)
@@ -495,7 +427,7 @@ static void test_adam_fixtures(void)
         }
         free(sh), free(hy), free(p), free(g), free(ref), free(m), free(v);
     }
-    free(f.buf);
+    fx_free(&f);
 }
 
 /* ---- finite differences ---------------------------------------------------------

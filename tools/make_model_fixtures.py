@@ -23,15 +23,12 @@ Their inputs are float rows "xf" [steps, B, N*F] (present flag 1 for the
 first 1..N packets, all-zero blocks after), and "arch" is followed by
 "ext" (int32 [8], dp_arch.ext).
 
-Format (little-endian): "DPFIX001", u32 count, then count records of
-u16 name length, name, u8 dtype ('f' float32, 'i' int32, 'u' uint8),
-u32 ndim, u32 shape[ndim], raw data.
+Format: tools/fixture_format.py (shared with tools/make_nn_fixtures.py).
 
 Run: /usr/bin/python3 tools/make_model_fixtures.py [NAME...]   (from the repo
 root; NAMEs such as model_flow.bin write only those files)
 """
 import os
-import struct
 import sys
 
 import numpy as np
@@ -40,6 +37,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
 import flow_model as fm  # noqa: E402
+import fixture_format  # noqa: E402
 import torch_model as tm  # noqa: E402
 
 B = 4
@@ -47,17 +45,7 @@ STEPS = 10
 
 
 def write(path, recs):
-    with open(path + ".tmp", "wb") as f:
-        f.write(b"DPFIX001")
-        f.write(struct.pack("<I", len(recs)))
-        for name, arr in recs:
-            arr = np.ascontiguousarray(arr)
-            dt = {np.dtype(np.float32): b"f", np.dtype(np.int32): b"i", np.dtype(np.uint8): b"u"}[arr.dtype]
-            nb = name.encode()
-            f.write(struct.pack("<H", len(nb)) + nb + dt + struct.pack("<I", arr.ndim))
-            f.write(struct.pack("<%dI" % arr.ndim, *arr.shape))
-            f.write(arr.astype(arr.dtype.newbyteorder("<")).tobytes())
-    os.replace(path + ".tmp", path)
+    fixture_format.write(path, recs)
 
 
 def make_inputs(rng, nclasses):

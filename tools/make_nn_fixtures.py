@@ -9,14 +9,8 @@ Files: tests/fixtures/nn_<layer>.bin for layer in conv1d, maxpool1d, linear,
 relu, xent, mse, adam, seqconv. Each file holds several cases; case i's tensors are
 named "c<i>.<name>" and "ncases" (int32 [1]) says how many there are.
 
-Binary format (all little-endian):
-    magic    8 bytes  b"DPNNFIX1"
-    count    u32      number of tensors
-    then `count` times:
-        name_len u32, name   name_len bytes (ASCII, no NUL)
-        dtype    u32      0 = float32, 1 = int32
-        ndim     u32, dims   ndim x u32
-        data     prod(dims) x 4 bytes, row-major
+Format: tools/fixture_format.py (shared with tools/make_model_fixtures.py);
+integer tensors are int32 ('i'), the rest float32 ('f').
 
 Per layer (shapes as in src/nn/dp_nn.h; "shape" is an int32 vector):
   conv1d:    shape [B,C,L,OC,K,S]; inp, weight, bias, out, dout, dinp, dweight, dbias
@@ -38,12 +32,13 @@ random stream cannot be reproduced, so tests/test_nn.c checks its keep rate,
 scaling and mask/backward consistency instead.
 """
 import os
-import struct
 import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+import fixture_format
 
 torch.set_num_threads(1)
 torch.manual_seed(1234)
@@ -57,30 +52,14 @@ class Writer:
         if isinstance(t, torch.Tensor):
             t = t.detach().cpu().numpy()
         a = np.asarray(t)
-        if a.dtype.kind in "iu":
-            a = a.astype("<i4")
-            dt = 1
-        else:
-            a = a.astype("<f4")
-            dt = 0
+        a = a.astype(np.int32) if a.dtype.kind in "iu" else a.astype(np.float32)
         if a.ndim == 0:
             a = a.reshape(1)
-        self.items.append((name, dt, a))
+        self.items.append((name, a))
 
     def save(self, path):
-        out = [b"DPNNFIX1", struct.pack("<I", len(self.items))]
-        for name, dt, a in self.items:
-            nb = name.encode("ascii")
-            out.append(struct.pack("<I", len(nb)) + nb)
-            out.append(struct.pack("<II", dt, a.ndim))
-            out.append(struct.pack("<%dI" % a.ndim, *a.shape))
-            out.append(np.ascontiguousarray(a).tobytes())
-        data = b"".join(out)
-        tmp = path + ".tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-        print("%-32s %8d bytes, %d tensors" % (path, len(data), len(self.items)))
+        size = fixture_format.write(path, self.items)
+        print("%-32s %8d bytes, %d tensors" % (path, size, len(self.items)))
 
 
 def uniform(*shape, bound=1.0):

@@ -1,13 +1,19 @@
-/* dp_model_fixture: reader of the PyTorch reference fixtures written by
- * tools/make_model_fixtures.py (tests/fixtures/model_*.bin). Test-only,
- * header-only (static functions), shared by tests/test_model.c and
- * tests/test_train.c.
+/* dp_fixture: reader of the PyTorch reference fixtures in tests/fixtures/
+ * (nn_*.bin from tools/make_nn_fixtures.py, model_*.bin from
+ * tools/make_model_fixtures.py). Test-only, header-only (static functions),
+ * shared by tests/test_nn.c and tests/test_model.c.
  *
- * Format (little-endian): "DPFIX001", u32 count, then count records of u16
- * name length, name, u8 dtype ('f' float32, 'i' int32, 'u' uint8), u32
- * ndim, u32 shape[ndim], raw data. */
-#ifndef DP_MODEL_FIXTURE_H
-#define DP_MODEL_FIXTURE_H
+ * Format (tools/fixture_format.py, little-endian):
+ *   1. "DPFIX001"
+ *   2. u32 count (<= DP_FIX_MAX_RECS)
+ *   3. count records: u16 name length, name (< 64 bytes), u8 dtype ('f'
+ *      float32, 'i' int32, 'u' uint8), u32 ndim (<= 8), u32 shape[ndim],
+ *      the data, row-major.
+ * Every length is checked against the file's size before it is read. */
+#ifndef DP_FIXTURE_H
+#define DP_FIXTURE_H
+
+#define DP_FIX_MAX_RECS 256
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,7 +25,7 @@ typedef struct dp_fix_rec {
     char name[64];
     char dtype;
     int ndim;
-    uint32_t shape[4];
+    uint32_t shape[8];
     size_t numel;
     const void *data;
 } dp_fix_rec;
@@ -27,7 +33,7 @@ typedef struct dp_fix_rec {
 typedef struct dp_fix {
     char *buf;
     int n;
-    dp_fix_rec rec[64];
+    dp_fix_rec rec[DP_FIX_MAX_RECS];
 } dp_fix;
 
 static inline void dp_fix_free(dp_fix *f)
@@ -50,7 +56,7 @@ static inline int dp_fix_load(dp_fix *f, const char *path, char *errbuf)
         goto bad;
     memcpy(&cnt, p + 8, 4);
     p += 12;
-    if (cnt > 64)
+    if (cnt > DP_FIX_MAX_RECS)
         goto bad;
     for (uint32_t i = 0; i < cnt; i++) {
         dp_fix_rec *r = &f->rec[i];
@@ -68,13 +74,15 @@ static inline int dp_fix_load(dp_fix *f, const char *path, char *errbuf)
         uint32_t nd;
         memcpy(&nd, p, 4);
         p += 4;
-        if (nd > 4 || end - p < (long)(4 * nd))
+        if (nd > 8 || end - p < (long)(4 * nd))
             goto bad;
         r->ndim = (int)nd;
         r->numel = 1;
         for (uint32_t k = 0; k < nd; k++) {
             memcpy(&r->shape[k], p, 4);
             p += 4;
+            if (r->shape[k] && r->numel > SIZE_MAX / 4 / r->shape[k])
+                goto bad;
             r->numel *= r->shape[k];
         }
         size_t es = r->dtype == 'u' ? 1 : 4;
