@@ -60,7 +60,7 @@ PIC_O   := $(LIB_C:%.c=$(BUILD)/pic/%.o) $(LIB_S:%.S=$(BUILD)/pic/%.o)
 SHARED  ?= 1
 SO_ALL  := $(if $(filter 1,$(SHARED)),$(BUILD)/$(SO_REAL) $(BUILD)/$(SO_NAME) $(BUILD)/libdeeppacket.so)
 
-.PHONY: all check asan fuzz clean print-ldlibs print-pythondir install uninstall
+.PHONY: all check asan fuzz clean print-ldlibs print-pythondir install uninstall tools
 all: $(BUILD)/deeppacket $(TEST_BIN) $(BUILD)/udp_flood $(BUILD)/onnx_io $(SO_ALL)
 
 $(BUILD)/%.o: %.c
@@ -115,6 +115,16 @@ $(BUILD)/bench_nn: bench/bench_nn.c $(BUILD)/libdeeppacket.a
 # On-demand benchmark of CNN inference, float32 against bf16 (docs/benchmarks.md).
 $(BUILD)/bench_infer: bench/bench_infer.c $(BUILD)/libdeeppacket.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The flow NN against PyTorch on real flows, and the flow time split's numbers
+# (docs/accuracy.md; on demand).
+$(BUILD)/flow_nn_check $(BUILD)/flow_time_split: $(BUILD)/%: bench/%.c $(BUILD)/libdeeppacket.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Every on-demand C program (benchmarks and experiment tools): not run in CI,
+# but built there (scripts/test.sh), so that none of them rots.
+TOOLS = $(addprefix $(BUILD)/,bench_nn bench_infer trace_train dump_flows flow_nn_check flow_time_split)
+tools: $(TOOLS)
 
 # Paced UDP traffic to 127.0.0.1 for the live-capture loss test and benchmark.
 $(BUILD)/udp_flood: bench/udp_flood.c

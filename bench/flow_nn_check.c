@@ -6,8 +6,8 @@
  * compare with flow_model.py --balance none). A check of the C model on real
  * data until `train --model flow` does this; see docs/accuracy.md.
  *
- *   cc -O2 -Isrc -Iinclude bench/flow_nn_check.c build/libdeeppacket.a $(make -s print-ldlibs) -o /tmp/fnc
- *   /tmp/fnc SPLIT_DIR [seed [epochs [conv|flat|mlp|conv-wide|flat-wide]]]   (default: conv;
+ *   make build/flow_nn_check
+ *   build/flow_nn_check SPLIT_DIR [seed [epochs [conv|flat|mlp|conv-wide|flat-wide]]]   (default: conv;
  *   -wide: encoder 128 -> 64, conv 64 channels)
  */
 #include <math.h>

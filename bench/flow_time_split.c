@@ -6,9 +6,8 @@
  * or more) go to test, the rest to train. No under-sampling. Writes
  * OUT/<task dir>/{train,test} as `split` does.
  *
- *   cc -O2 -std=c11 -D_GNU_SOURCE -Isrc bench/flow_time_split.c build/libdeeppacket.a \
- *      $(make -s print-ldlibs) -o /tmp/flow_time_split
- *   /tmp/flow_time_split DATASET OUT TASK(0 app, 1 traffic) BYCLASS(0|1) FRAC
+ *   make build/flow_time_split
+ *   build/flow_time_split DATASET OUT TASK(0 app, 1 traffic) BYCLASS(0|1) FRAC
  *
  * A quick tool (quadratic in the flows: fine for iscx-sample's 5,000). */
 #include <stdio.h>

@@ -12,6 +12,7 @@ scripts/install-deps.sh test
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
 make -j"$(nproc)" all
+make -j"$(nproc)" tools   # the on-demand benchmarks and tools: built, not run
 make check 2>&1 | tee "$log/check"
 bash scripts/test-install.sh
 /usr/bin/python3 -m pytest -q -p no:cacheprovider python/tests 2>&1 | tee "$log/pytest"
