@@ -144,27 +144,14 @@ static int hexval(char c)
                                         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
-static void test_golden(void)
+/* Parses golden-vectors.tsv's text (modified in place: the entries point
+ * into it) into a new array of *ng entries. */
+static golden *golden_parse(char *gtext, size_t *ng)
 {
-    const char *dir = dp_test_shared("iscx-fixture");
-    if (!dir)
-        SKIP("../shared/data/iscx-fixture not found");
-    char gdir[1024];
-    snprintf(gdir, sizeof gdir, "%s", dir);
-    char path[1200];
-
-    /* golden-vectors.tsv */
-    snprintf(path, sizeof path, "%s/golden-vectors.tsv", gdir);
-    size_t glen;
-    char *gtext = (char *)dp_test_read_file(path, &glen);
-    CHECK(gtext != NULL);
-    if (!gtext)
-        return;
-    gtext = realloc(gtext, glen + 1);
-    gtext[glen] = 0;
-    size_t ng = 0, capg = 2048;
+    size_t capg = 2048;
     golden *g = calloc(capg, sizeof *g);
     char *save = NULL;
+    *ng = 0;
     for (char *line = strtok_r(gtext, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         if (!strncmp(line, "json_id", 7))
             continue;
@@ -174,9 +161,9 @@ static void test_golden(void)
             CHECK(!"bad golden line");
             continue;
         }
-        if (ng == capg)
+        if (*ng == capg)
             g = realloc(g, (capg *= 2) * sizeof *g);
-        golden *e = &g[ng++];
+        golden *e = &g[(*ng)++];
         memset(e, 0, sizeof *e);
         snprintf(e->id, sizeof e->id, "%.*s", (int)(t1 - line), line);
         snprintf(e->cls, sizeof e->cls, "%.*s", (int)(t2 - t1 - 1), t1 + 1);
@@ -186,26 +173,111 @@ static void test_golden(void)
         if (cr)
             *cr = 0;
     }
+    return g;
+}
 
-    /* sessions.tsv: id, class, packets, in file order */
-    snprintf(path, sizeof path, "%s/sessions.tsv", gdir);
-    size_t slen;
-    char *stext = (char *)dp_test_read_file(path, &slen);
-    CHECK(stext != NULL);
-    if (!stext) {
-        free(g);
-        free(gtext);
+/* Decodes a golden line's hex (trailing zeros trimmed) into a 1500-byte
+ * vector; returns 0, or -1 if the hex is malformed or too long. */
+static int golden_decode(const char *hex, uint8_t gv[DP_VEC_LEN])
+{
+    size_t hl = strlen(hex);
+    memset(gv, 0, DP_VEC_LEN);
+    if (hl % 2 || hl / 2 > DP_VEC_LEN)
+        return -1;
+    for (size_t i = 0; i < hl / 2; i++) {
+        int a = hexval(hex[2 * i]), b = hexval(hex[2 * i + 1]);
+        if (a < 0 || b < 0)
+            return -1;
+        gv[i] = (uint8_t)(a << 4 | b);
+    }
+    return 0;
+}
+
+/* What the golden comparison counted. */
+typedef struct golden_run {
+    golden *g;
+    size_t ng;
+    int compared, kept, skipped[DP_VERDICT_COUNT], mismatched, frames, dropped_compared;
+} golden_run;
+
+/* The publisher's vector of a packet we drop: the stripped IP packet,
+ * addresses masked, zero-padded. Returns 0 when there is no such vector to
+ * compare (malformed, not IP, or UDP, which would need the padding). */
+static int dropped_vector(const dp_frame *f, const dp_pkt_info *info, dp_verdict v,
+                          uint8_t vec[DP_VEC_LEN])
+{
+    if (v == DP_SKIP_MALFORMED || v == DP_SKIP_NOT_IP || !info->ipver || info->proto == 17)
+        return 0;
+    size_t have = f->caplen - info->ip_off;
+    if (have > info->ip_len)
+        have = info->ip_len;
+    if (have > DP_VEC_LEN)
+        have = DP_VEC_LEN;
+    memset(vec, 0, DP_VEC_LEN);
+    memcpy(vec, f->data + info->ip_off, have);
+    if (info->ipver == 4)
+        memset(vec + 12, 0, 8);
+    else
+        memset(vec + 8, 0, 32);
+    return 1;
+}
+
+/* Transforms packet k of session (cls, id) and compares it with its golden
+ * line: a kept packet must map to exactly its vector, a dropped one (other
+ * than UDP) to its stripped IP packet. */
+static void golden_frame(golden_run *r, const dp_frame *f, const char *cls, const char *id, int k)
+{
+    uint8_t vec[DP_VEC_LEN], gv[DP_VEC_LEN];
+    r->frames++;
+    dp_pkt_info info;
+    dp_verdict v = dp_packet_transform(f->linktype, f->data, f->caplen, vec, &info);
+    golden *e = NULL;
+    for (size_t j = 0; j < r->ng && !e; j++)
+        if (r->g[j].idx == k && !strcmp(r->g[j].id, id) && !strcmp(r->g[j].cls, cls))
+            e = &r->g[j];
+    if (!e) {
+        fprintf(stderr, "  no golden line for %s %s %d\n", cls, id, k);
+        CHECK(!"golden line missing");
         return;
     }
-    stext = realloc(stext, slen + 1);
-    stext[slen] = 0;
+    e->used = 1;
+    if (v != DP_KEEP) {
+        r->skipped[v]++;
+        if (!dropped_vector(f, &info, v, vec))
+            return;
+        r->dropped_compared++;
+    } else {
+        r->kept++;
+    }
+    CHECK(golden_decode(e->hex, gv) == 0);
+    if (v == DP_KEEP)
+        r->compared++;
+    if (memcmp(vec, gv, DP_VEC_LEN) != 0 && ++r->mismatched <= 5) {
+        size_t i = 0;
+        while (vec[i] == gv[i])
+            i++;
+        fprintf(stderr, "  %s session %s packet %d: byte %zu is %02x, golden %02x\n", cls, id, k,
+                i, vec[i], gv[i]);
+    }
+}
 
-    int compared = 0, kept = 0, skipped[DP_VERDICT_COUNT] = {0}, mismatched = 0, frames = 0,
-        dropped_compared = 0;
-    char cur_cls[48] = "";
+/* Closes the capture of the previous class, which must be used up. */
+static void golden_end_capture(dp_capture *c)
+{
+    if (!c)
+        return;
+    dp_frame f;
+    CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), DP_NEXT_END);
+    dp_capture_close(c);
+}
+
+/* Goes through sessions.tsv's text (id, class, packets, in file order),
+ * reading each class's capture session by session. */
+static void golden_sessions(golden_run *r, const char *gdir, char *stext)
+{
+    char cur_cls[48] = "", path[1200];
     dp_capture *c = NULL;
-    uint8_t vec[DP_VEC_LEN], gv[DP_VEC_LEN];
-    save = NULL;
+    char *save = NULL;
     for (char *line = strtok_r(stext, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         char id[16], cls[48];
         int npk;
@@ -213,19 +285,14 @@ static void test_golden(void)
             !strcmp(id, "id") || !strcmp(id, "session_id"))
             continue;
         if (strcmp(cls, cur_cls) != 0) {
-            /* next class file: the previous one must be used up */
-            if (c) {
-                dp_frame f;
-                CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), DP_NEXT_END);
-                dp_capture_close(c);
-            }
+            golden_end_capture(c);
             snprintf(cur_cls, sizeof cur_cls, "%s", cls);
             snprintf(path, sizeof path, "%s/iscx_%s.pcap", gdir, cls);
             c = dp_capture_open_file(path, errbuf);
             if (!c) {
                 fprintf(stderr, "  %s\n", errbuf);
                 CHECK(!"cannot open fixture capture");
-                break;
+                return;
             }
             CHECK_EQ_INT(dp_capture_linktype(c), DP_LINKTYPE_RAW);
         }
@@ -238,90 +305,65 @@ static void test_golden(void)
                 CHECK(!"fixture capture shorter than sessions.tsv says");
                 break;
             }
-            frames++;
-            dp_pkt_info info;
-            dp_verdict v = dp_packet_transform(f.linktype, f.data, f.caplen, vec, &info);
-            golden *e = NULL;
-            for (size_t j = 0; j < ng; j++)
-                if (g[j].idx == k && !strcmp(g[j].id, id) && !strcmp(g[j].cls, cls)) {
-                    e = &g[j];
-                    break;
-                }
-            if (!e) {
-                fprintf(stderr, "  no golden line for %s %s %d\n", cls, id, k);
-                CHECK(!"golden line missing");
-                continue;
-            }
-            e->used = 1;
-            if (v != DP_KEEP) {
-                skipped[v]++;
-                if (v == DP_SKIP_MALFORMED || v == DP_SKIP_NOT_IP || !info.ipver)
-                    continue;
-                /* the publisher kept what we drop: its vector must still be
-                 * the stripped, masked, padded IP packet (no UDP here) */
-                size_t have = f.caplen - info.ip_off;
-                if (have > info.ip_len)
-                    have = info.ip_len;
-                if (have > DP_VEC_LEN)
-                    have = DP_VEC_LEN;
-                memset(vec, 0, sizeof vec);
-                memcpy(vec, f.data + info.ip_off, have);
-                if (info.ipver == 4)
-                    memset(vec + 12, 0, 8);
-                else
-                    memset(vec + 8, 0, 32);
-                if (info.proto == 17)
-                    continue; /* would need the padding: not in this fixture */
-                dropped_compared++;
-            } else
-                kept++;
-            size_t hl = strlen(e->hex);
-            memset(gv, 0, sizeof gv);
-            int bad = hl % 2 || hl / 2 > DP_VEC_LEN;
-            for (size_t i = 0; !bad && i < hl / 2; i++) {
-                int a = hexval(e->hex[2 * i]), b = hexval(e->hex[2 * i + 1]);
-                if (a < 0 || b < 0)
-                    bad = 1;
-                else
-                    gv[i] = (uint8_t)(a << 4 | b);
-            }
-            CHECK(!bad);
-            if (v == DP_KEEP)
-                compared++;
-            if (memcmp(vec, gv, DP_VEC_LEN) != 0) {
-                mismatched++;
-                if (mismatched <= 5) {
-                    size_t i = 0;
-                    while (vec[i] == gv[i])
-                        i++;
-                    fprintf(stderr, "  %s session %s packet %d: byte %zu is %02x, golden %02x\n",
-                            cls, id, k, i, vec[i], gv[i]);
-                }
-            }
+            golden_frame(r, &f, cls, id, k);
         }
     }
-    if (c) {
-        dp_frame f;
-        CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), DP_NEXT_END);
-        dp_capture_close(c);
+    golden_end_capture(c);
+}
+
+/* Reads DIR/NAME whole, NUL-terminated; NULL (a failed check) if it cannot. */
+static char *golden_read_text(const char *dir, const char *name)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    size_t len;
+    char *text = (char *)dp_test_read_file(path, &len);
+    CHECK(text != NULL);
+    if (!text)
+        return NULL;
+    text = realloc(text, len + 1);
+    text[len] = 0;
+    return text;
+}
+
+/* Every frame of the fixture's captures against the publisher's vectors:
+ * each golden line used once, no mismatch, nothing malformed. */
+static void test_golden(void)
+{
+    const char *dir = dp_test_shared("iscx-fixture");
+    if (!dir)
+        SKIP("../shared/data/iscx-fixture not found");
+    char gdir[1024];
+    snprintf(gdir, sizeof gdir, "%s", dir);
+    golden_run r;
+    memset(&r, 0, sizeof r);
+    char *gtext = golden_read_text(gdir, "golden-vectors.tsv");
+    char *stext = golden_read_text(gdir, "sessions.tsv");
+    if (!gtext || !stext) {
+        free(gtext);
+        free(stext);
+        return;
     }
+    r.g = golden_parse(gtext, &r.ng);
+    golden_sessions(&r, gdir, stext);
+
     int unused = 0;
-    for (size_t j = 0; j < ng; j++)
-        unused += !g[j].used;
-    fprintf(stderr, "  golden: %d frames, %d kept and compared, %d mismatched; skipped:", frames,
-            compared, mismatched);
+    for (size_t j = 0; j < r.ng; j++)
+        unused += !r.g[j].used;
+    fprintf(stderr, "  golden: %d frames, %d kept and compared, %d mismatched; skipped:", r.frames,
+            r.compared, r.mismatched);
     for (int v = 1; v < DP_VERDICT_COUNT; v++)
-        fprintf(stderr, " %s %d", dp_verdict_name((dp_verdict)v), skipped[v]);
+        fprintf(stderr, " %s %d", dp_verdict_name((dp_verdict)v), r.skipped[v]);
     fprintf(stderr, "; dropped packets also compared %d; golden lines unused %d\n",
-            dropped_compared, unused);
-    CHECK(compared > 0);
-    CHECK(dropped_compared > 0);
-    CHECK_EQ_INT(mismatched, 0);
+            r.dropped_compared, unused);
+    CHECK(r.compared > 0);
+    CHECK(r.dropped_compared > 0);
+    CHECK_EQ_INT(r.mismatched, 0);
     CHECK_EQ_INT(unused, 0);
-    CHECK_EQ_INT(frames, (int)ng);
-    CHECK_EQ_INT(skipped[DP_SKIP_MALFORMED], 0);
-    CHECK_EQ_INT(kept, compared);
-    free(g);
+    CHECK_EQ_INT(r.frames, (int)r.ng);
+    CHECK_EQ_INT(r.skipped[DP_SKIP_MALFORMED], 0);
+    CHECK_EQ_INT(r.kept, r.compared);
+    free(r.g);
     free(gtext);
     free(stext);
 }

@@ -613,17 +613,9 @@ static void make_traffic_eval(dp_eval *e, int skip_class)
     dp_eval_finish(e);
 }
 
-static void test_report_files(void)
+/* report.md: header, separator, 10 listed classes, Wtd. Average. */
+static void report_check_md(const char *dir, const dp_eval *ev)
 {
-    dp_eval e;
-    make_traffic_eval(&e, 7);
-    char dir[512], err[DP_ERRBUF_SIZE];
-    snprintf(dir, sizeof dir, "%s/report/sub", dp_test_tmpdir());
-    dp_report_info info = {.level = "packet", .task = "traffic", .model = "m \"x\".model",
-                           .model_kind = "cnn", .test_set = "split/traffic/test"};
-    CHECK(dp_eval_write_report(&e, &info, dir, "", err) == 0);
-
-    /* report.md: header, separator, 10 listed classes, Wtd. Average. */
     char *md = slurp(dir, "report.md", NULL);
     CHECK(md != NULL);
     if (md) {
@@ -643,7 +635,7 @@ static void test_report_files(void)
                     for (int k = 0; k < 3; k++)
                         avg[k] = strtod(cells[k + 1], NULL);
                 if (!strcmp(cells[0], "VPN: File Transfer"))
-                    CHECK_NEAR(strtod(cells[3], NULL), e.cls[6].f1, 5e-5);
+                    CHECK_NEAR(strtod(cells[3], NULL), ev->cls[6].f1, 5e-5);
             }
             line = strchr(line, '\n');
             line = line ? line + 1 : NULL;
@@ -651,30 +643,33 @@ static void test_report_files(void)
         CHECK(header_ok);
         CHECK_EQ_INT(rows, 10 + 1);
         CHECK(last_is_avg);
-        CHECK_NEAR(avg[0], e.weighted.recall, 5e-5);
-        CHECK_NEAR(avg[1], e.weighted.precision, 5e-5);
-        CHECK_NEAR(avg[2], e.weighted.f1, 5e-5);
+        CHECK_NEAR(avg[0], ev->weighted.recall, 5e-5);
+        CHECK_NEAR(avg[1], ev->weighted.precision, 5e-5);
+        CHECK_NEAR(avg[2], ev->weighted.f1, 5e-5);
         CHECK(strstr(md, "VPN: Email") == NULL); /* unlisted class */
         CHECK_STR_CONTAINS(md, "\naccuracy: ");
         CHECK_STR_CONTAINS(md, "\nmacro average: ");
         char acc[64];
-        snprintf(acc, sizeof acc, "accuracy: %.4f", e.accuracy);
+        snprintf(acc, sizeof acc, "accuracy: %.4f", ev->accuracy);
         CHECK_STR_CONTAINS(md, acc);
     }
     free(md);
+}
 
-    /* report.json: valid, numbers agree, every class present. */
+/* report.json: valid, numbers agree, every class present. */
+static void report_check_json(const char *dir, const dp_eval *ev)
+{
     char *js = slurp(dir, "report.json", NULL);
     CHECK(js != NULL);
     if (js) {
         CHECK(json_valid(js));
-        CHECK_NEAR(json_number(js, "accuracy"), e.accuracy, 1e-12);
-        CHECK_NEAR(json_number(js, "n"), (double)e.n, 0);
+        CHECK_NEAR(json_number(js, "accuracy"), ev->accuracy, 1e-12);
+        CHECK_NEAR(json_number(js, "n"), (double)ev->n, 0);
         CHECK_NEAR(json_number(js, "nlisted"), 10, 0);
         const char *w = strstr(js, "\"weighted_avg\"");
         CHECK(w != NULL);
         if (w)
-            CHECK_NEAR(json_number(w, "f1"), e.weighted.f1, 1e-12);
+            CHECK_NEAR(json_number(w, "f1"), ev->weighted.f1, 1e-12);
         CHECK_STR_CONTAINS(js, "\"name\": \"VPN: Email\", \"listed\": false");
         CHECK_STR_CONTAINS(js, "\"model\": \"m \\\"x\\\".model\"");
         CHECK_STR_CONTAINS(js, "\"confusion\": [");
@@ -684,8 +679,11 @@ static void test_report_files(void)
         CHECK(!json_valid("{\"a\": \"x\ny\"}"));
     }
     free(js);
+}
 
-    /* confusion.csv: 12 lines of 12 fields; counts sum to n; row sums = support. */
+/* confusion.csv: 12 lines of 12 fields; counts sum to n; row sums = support. */
+static void report_check_csv(const char *dir, const dp_eval *ev)
+{
     char *csv = slurp(dir, "confusion.csv", NULL);
     CHECK(csv != NULL);
     if (csv) {
@@ -703,7 +701,7 @@ static void test_report_files(void)
                 uint64_t row = 0;
                 for (int k = 1; k < 12; k++)
                     row += strtoull(f[k], NULL, 10);
-                CHECK_EQ_INT(row, e.cls[lines - 1].support);
+                CHECK_EQ_INT(row, ev->cls[lines - 1].support);
                 total += row;
             }
             line = strchr(line, '\n');
@@ -711,18 +709,15 @@ static void test_report_files(void)
         }
         free(f);
         CHECK_EQ_INT(lines, 12);
-        CHECK_EQ_INT(total, e.n);
+        CHECK_EQ_INT(total, ev->n);
     }
     free(csv);
+}
 
-    /* confusion.pdf */
-    size_t plen = 0;
-    char *pdf = slurp(dir, "confusion.pdf", &plen);
-    CHECK(pdf && plen > 1000 && !memcmp(pdf, "%PDF", 4));
-    free(pdf);
-
-    /* confusion.png: loads, sane size, has the darkest shade (diagonal) and
-     * white background. */
+/* confusion.png: loads, sane size, has the darkest shade (diagonal) and
+ * white background. */
+static void report_check_png(const char *dir)
+{
     char path[1024];
     snprintf(path, sizeof path, "%s/confusion.png", dir);
     cairo_surface_t *s = cairo_image_surface_create_from_png(path);
@@ -747,13 +742,36 @@ static void test_report_files(void)
         CHECK(white > (long)w * h / 5);
     }
     cairo_surface_destroy(s);
+}
 
-    /* No temp files left behind. */
+/* The report files of a packet-level evaluation, each against the
+ * evaluation's numbers; no temp file left; then the flow_ set. */
+static void test_report_files(void)
+{
+    dp_eval e;
+    make_traffic_eval(&e, 7);
+    char dir[512], path[1024], err[DP_ERRBUF_SIZE];
+    snprintf(dir, sizeof dir, "%s/report/sub", dp_test_tmpdir());
+    dp_report_info info = {.level = "packet", .task = "traffic", .model = "m \"x\".model",
+                           .model_kind = "cnn", .test_set = "split/traffic/test"};
+    CHECK(dp_eval_write_report(&e, &info, dir, "", err) == 0);
+
+    /* 1. each file against the evaluation */
+    report_check_md(dir, &e);
+    report_check_json(dir, &e);
+    report_check_csv(dir, &e);
+    size_t plen = 0;
+    char *pdf = slurp(dir, "confusion.pdf", &plen);
+    CHECK(pdf && plen > 1000 && !memcmp(pdf, "%PDF", 4));
+    free(pdf);
+    report_check_png(dir);
+
+    /* 2. no temp files left behind */
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "ls '%s' | grep -q tmp", dir);
     CHECK(system(cmd) != 0);
 
-    /* The flow_ prefix names the second set. */
+    /* 3. the flow_ prefix names the second set */
     dp_report_info finfo = info;
     finfo.level = "flow";
     finfo.packets = 12345;
@@ -766,14 +784,14 @@ static void test_report_files(void)
         struct stat st;
         CHECK(stat(path, &st) == 0 && st.st_size > 0);
     }
-    js = slurp(dir, "flow_report.json", NULL);
+    char *js = slurp(dir, "flow_report.json", NULL);
     if (js) {
         CHECK(json_valid(js));
         CHECK_NEAR(json_number(js, "packets"), 12345, 0);
         CHECK_NEAR(json_number(js, "label_conflicts"), 3, 0);
     }
     free(js);
-    md = slurp(dir, "flow_report.md", NULL);
+    char *md = slurp(dir, "flow_report.md", NULL);
     if (md)
         CHECK_STR_CONTAINS(md, " flows)");
     free(md);
@@ -1010,6 +1028,179 @@ static int file_exists(const char *dir, const char *name)
     return stat(path, &st) == 0 && st.st_size > 0;
 }
 
+/* The model's own log-probabilities for the CLI split's rows, [CLI_N, CLI_C]
+ * into lp, and their argmaxes into want; returns how many are right. */
+static int cli_expected(dp_model *m, const dp_splitset *s, float *lp, int want[CLI_N])
+{
+    char err[DP_ERRBUF_SIZE];
+    CHECK(dp_model_predict(m, dp_splitset_vector(s, 0), CLI_N, lp, err) == 0);
+    int correct = 0;
+    for (int i = 0; i < CLI_N; i++) {
+        want[i] = 0;
+        for (int c = 1; c < CLI_C; c++)
+            if (lp[i * CLI_C + c] > lp[i * CLI_C + want[i]])
+                want[i] = c;
+        correct += want[i] == dp_splitset_label(s, i);
+    }
+    return correct;
+}
+
+/* predictions.npy = the model's argmax (up to near-ties across thread
+ * counts); logprobs.npy = the model's output. */
+static void cli_check_predictions(const char *out, const float *lp, const int want[CLI_N])
+{
+    char path[1024], err[DP_ERRBUF_SIZE];
+    dp_npy a;
+    snprintf(path, sizeof path, "%s/predictions.npy", out);
+    if (dp_npy_open(&a, path, err) == 0) {
+        CHECK(dp_npy_expect(&a, path, DP_NPY_I2, 2, 0, err) == 0);
+        CHECK_EQ_INT(a.shape[0], CLI_N);
+        int bad = 0;
+        for (int i = 0; i < CLI_N && a.shape[0] == CLI_N; i++) {
+            int16_t p;
+            memcpy(&p, a.data + 2 * i, 2);
+            if (p != want[i] && fabsf(lp[i * CLI_C + p] - lp[i * CLI_C + want[i]]) > 1e-4f)
+                bad++;
+        }
+        CHECK_EQ_INT(bad, 0);
+        dp_npy_close(&a);
+    } else {
+        CHECK(0);
+    }
+    snprintf(path, sizeof path, "%s/logprobs.npy", out);
+    if (dp_npy_open(&a, path, err) == 0) {
+        CHECK(dp_npy_expect(&a, path, DP_NPY_F4, 4, CLI_C, err) == 0);
+        double maxd = 0;
+        for (int i = 0; i < CLI_N * CLI_C && a.shape[0] == CLI_N; i++) {
+            float x;
+            memcpy(&x, a.data + 4 * (size_t)i, 4);
+            maxd = fmax(maxd, fabs(x - lp[i]));
+        }
+        CHECK(maxd < 1e-4);
+        dp_npy_close(&a);
+    } else {
+        CHECK(0);
+    }
+}
+
+/* report.json and flow_report.json: counts, accuracy, task and model kind. */
+static void cli_check_reports(const char *out, int correct)
+{
+    char *js = slurp(out, "report.json", NULL);
+    if (js) {
+        CHECK(json_valid(js));
+        CHECK_NEAR(json_number(js, "n"), CLI_N, 0);
+        CHECK_NEAR(json_number(js, "accuracy"), (double)correct / CLI_N, 1e-9);
+        CHECK_STR_CONTAINS(js, "\"task\": \"traffic\"");
+        CHECK_STR_CONTAINS(js, "\"model_kind\": \"sae\"");
+    }
+    free(js);
+    js = slurp(out, "flow_report.json", NULL);
+    if (js) {
+        CHECK(json_valid(js));
+        CHECK_NEAR(json_number(js, "n"), CLI_FLOWS, 0);
+        CHECK_NEAR(json_number(js, "packets"), CLI_N, 0);
+        CHECK_NEAR(json_number(js, "label_conflicts"), 0, 0);
+    }
+    free(js);
+}
+
+/* flows.npy: one row per flow, sorted by flow id, verdict = argmax of the
+ * flow's summed log-probabilities (row i belongs to flow 1000 + i % CLI_FLOWS). */
+static void cli_check_flows(const char *out, const float *lp)
+{
+    char path[1024], err[DP_ERRBUF_SIZE];
+    dp_npy a;
+    snprintf(path, sizeof path, "%s/flows.npy", out);
+    if (dp_npy_open(&a, path, err) != 0) {
+        CHECK(0);
+        return;
+    }
+    CHECK_EQ_INT(a.shape[0], CLI_FLOWS);
+    int bad = 0;
+    uint64_t prev = 0;
+    for (uint64_t r = 0; r < a.shape[0]; r++) {
+        uint64_t flow, np;
+        int16_t t, p;
+        const uint8_t *row = a.data + 20 * r;
+        memcpy(&flow, row, 8);
+        memcpy(&t, row + 8, 2);
+        memcpy(&p, row + 10, 2);
+        memcpy(&np, row + 12, 8);
+        bad += flow <= prev;
+        prev = flow;
+        int f = (int)(flow - 1000);
+        double sum[CLI_C] = {0};
+        uint64_t cnt = 0;
+        for (int i = f; i < CLI_N; i += CLI_FLOWS, cnt++)
+            for (int c = 0; c < CLI_C; c++)
+                sum[c] += lp[i * CLI_C + c];
+        int w = 0;
+        for (int c = 1; c < CLI_C; c++)
+            if (sum[c] > sum[w])
+                w = c;
+        bad += f < 0 || f >= CLI_FLOWS || t != f % CLI_C || np != cnt ||
+               (p != w && fabs(sum[p] - sum[w]) > 1e-3);
+    }
+    CHECK_EQ_INT(bad, 0);
+    dp_npy_close(&a);
+}
+
+/* Runs cmd, expects exit status `want` and, when `needle`, that its stderr
+ * (redirected by cmd to errf) contains it. */
+static void cli_expect_error(const char *cmd, int want, const char *errf, const char *needle)
+{
+    CHECK_EQ_INT(run(cmd), want);
+    if (!needle)
+        return;
+    char *msg = dp_read_file(errf, NULL, NULL);
+    CHECK_STR_CONTAINS(msg, needle);
+    free(msg);
+}
+
+/* Every way `test` refuses: a missing model or set, classes that differ by
+ * name or by count, an unwritable report folder, usage errors. */
+static void cli_check_errors(const char *bin, const char *tmp, const char *split, const char *model)
+{
+    char cmd[4096], errf[600], split3[512];
+    snprintf(errf, sizeof errf, "%s/cli/err", tmp);
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s/nope.model' 2> '%s'", bin, split, tmp, errf);
+    cli_expect_error(cmd, 1, errf, "nope.model");
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s/nope' -m '%s' 2> '%s'", bin, tmp, model, errf);
+    cli_expect_error(cmd, 1, errf, "test set");
+    /* classes differ: another name, then another count (classes matched by name) */
+    const char *other[] = {"Chat", "Email", "File Transfer", "Voip", "Streaming"};
+    snprintf(split3, sizeof split3, "%s/cli/othernames", tmp);
+    CHECK(make_split(split3, 1, other, 4) == 0);
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' 2> '%s'", bin, split3, model, errf);
+    cli_expect_error(cmd, 1, errf, "othernames and ");
+    char *msg = dp_read_file(errf, NULL, NULL);
+    CHECK_STR_CONTAINS(msg, "traffic.sae.model: classes differ: dataset class 'File Transfer' is not one "
+                            "of the model's (Chat, Email, VPN: File Transfer, Voip)");
+    free(msg);
+    snprintf(split3, sizeof split3, "%s/cli/fiveclasses", tmp);
+    CHECK(make_split(split3, 1, other, 5) == 0);
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' 2> '%s'", bin, split3, model, errf);
+    cli_expect_error(cmd, 1, errf, "classes differ: dataset class 'File Transfer'");
+    /* unwritable REPORT_DIR */
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -o '%s/vectors.npy/x' >/dev/null 2> '%s'",
+             bin, split, model, split, errf);
+    cli_expect_error(cmd, 1, errf, "vectors.npy");
+    /* usage errors */
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' 2>/dev/null", bin, split);
+    cli_expect_error(cmd, 2, NULL, NULL);
+    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -j 0 2>/dev/null", bin, split, model);
+    cli_expect_error(cmd, 2, NULL, NULL);
+    snprintf(cmd, sizeof cmd, "'%s' test --bogus 2>/dev/null", bin);
+    cli_expect_error(cmd, 2, NULL, NULL);
+    snprintf(cmd, sizeof cmd, "'%s' test --help >/dev/null", bin);
+    cli_expect_error(cmd, 0, NULL, NULL);
+}
+
+/* `test` on a split against the model's own outputs: every report file,
+ * predictions, log-probabilities, per-flow verdicts and the printed table;
+ * one thread gives the same predictions in the default report folder; a
+ * set without meta.npy gets packet-level reports only; then every error. */
 static void test_cli_end_to_end(void)
 {
     const char *bin = cli_bin();
@@ -1027,20 +1218,14 @@ static void test_cli_end_to_end(void)
     if (!m)
         return;
 
-    /* Expected predictions, straight from the model. */
+    /* 1. expected predictions, straight from the model */
     dp_splitset s;
     CHECK(dp_splitset_open(&s, split, err) == 0);
     float *lp = malloc(sizeof(float) * CLI_N * CLI_C);
-    CHECK(dp_model_predict(m, dp_splitset_vector(&s, 0), CLI_N, lp, err) == 0);
-    int want[CLI_N], correct = 0;
-    for (int i = 0; i < CLI_N; i++) {
-        want[i] = 0;
-        for (int c = 1; c < CLI_C; c++)
-            if (lp[i * CLI_C + c] > lp[i * CLI_C + want[i]])
-                want[i] = c;
-        correct += want[i] == dp_splitset_label(&s, i);
-    }
+    int want[CLI_N];
+    int correct = cli_expected(m, &s, lp, want);
 
+    /* 2. the CLI's reports against them */
     snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -o '%s' -j 2 --batch-size 16 "
              "--save-logprobs > '%s/cli/stdout1' 2> '%s/cli/stderr1'", bin, split, model, out1, tmp, tmp);
     CHECK_EQ_INT(run(cmd), 0);
@@ -1053,91 +1238,9 @@ static void test_cli_end_to_end(void)
             fprintf(stderr, "  missing %s\n", files[k]);
             dp_test_failed_now = 1;
         }
-    /* predictions.npy = the model's argmax (up to near-ties across thread
-     * counts); logprobs.npy = the model's output. */
-    char path[1024];
-    dp_npy a;
-    snprintf(path, sizeof path, "%s/predictions.npy", out1);
-    if (dp_npy_open(&a, path, err) == 0) {
-        CHECK(dp_npy_expect(&a, path, DP_NPY_I2, 2, 0, err) == 0);
-        CHECK_EQ_INT(a.shape[0], CLI_N);
-        int bad = 0;
-        for (int i = 0; i < CLI_N && a.shape[0] == CLI_N; i++) {
-            int16_t p;
-            memcpy(&p, a.data + 2 * i, 2);
-            if (p != want[i] && fabsf(lp[i * CLI_C + p] - lp[i * CLI_C + want[i]]) > 1e-4f)
-                bad++;
-        }
-        CHECK_EQ_INT(bad, 0);
-        dp_npy_close(&a);
-    } else {
-        CHECK(0);
-    }
-    snprintf(path, sizeof path, "%s/logprobs.npy", out1);
-    if (dp_npy_open(&a, path, err) == 0) {
-        CHECK(dp_npy_expect(&a, path, DP_NPY_F4, 4, CLI_C, err) == 0);
-        double maxd = 0;
-        for (int i = 0; i < CLI_N * CLI_C && a.shape[0] == CLI_N; i++) {
-            float x;
-            memcpy(&x, a.data + 4 * (size_t)i, 4);
-            maxd = fmax(maxd, fabs(x - lp[i]));
-        }
-        CHECK(maxd < 1e-4);
-        dp_npy_close(&a);
-    } else {
-        CHECK(0);
-    }
-    char *js = slurp(out1, "report.json", NULL);
-    if (js) {
-        CHECK(json_valid(js));
-        CHECK_NEAR(json_number(js, "n"), CLI_N, 0);
-        CHECK_NEAR(json_number(js, "accuracy"), (double)correct / CLI_N, 1e-9);
-        CHECK_STR_CONTAINS(js, "\"task\": \"traffic\"");
-        CHECK_STR_CONTAINS(js, "\"model_kind\": \"sae\"");
-    }
-    free(js);
-    js = slurp(out1, "flow_report.json", NULL);
-    if (js) {
-        CHECK(json_valid(js));
-        CHECK_NEAR(json_number(js, "n"), CLI_FLOWS, 0);
-        CHECK_NEAR(json_number(js, "packets"), CLI_N, 0);
-        CHECK_NEAR(json_number(js, "label_conflicts"), 0, 0);
-    }
-    free(js);
-    /* flows.npy: one row per flow, verdict = argmax of summed log-probs. */
-    snprintf(path, sizeof path, "%s/flows.npy", out1);
-    if (dp_npy_open(&a, path, err) == 0) {
-        CHECK_EQ_INT(a.shape[0], CLI_FLOWS);
-        int bad = 0;
-        uint64_t prev = 0;
-        for (uint64_t r = 0; r < a.shape[0]; r++) {
-            uint64_t flow, np;
-            int16_t t, p;
-            const uint8_t *row = a.data + 20 * r;
-            memcpy(&flow, row, 8);
-            memcpy(&t, row + 8, 2);
-            memcpy(&p, row + 10, 2);
-            memcpy(&np, row + 12, 8);
-            bad += flow <= prev; /* sorted by flow id */
-            prev = flow;
-            int f = (int)(flow - 1000);
-            double sum[CLI_C] = {0};
-            uint64_t cnt = 0;
-            for (int i = f; i < CLI_N; i += CLI_FLOWS, cnt++)
-                for (int c = 0; c < CLI_C; c++)
-                    sum[c] += lp[i * CLI_C + c];
-            int w = 0;
-            for (int c = 1; c < CLI_C; c++)
-                if (sum[c] > sum[w])
-                    w = c;
-            bad += f < 0 || f >= CLI_FLOWS || t != f % CLI_C || np != cnt ||
-                   (p != w && fabs(sum[p] - sum[w]) > 1e-3);
-        }
-        CHECK_EQ_INT(bad, 0);
-        dp_npy_close(&a);
-    } else {
-        CHECK(0);
-    }
+    cli_check_predictions(out1, lp, want);
+    cli_check_reports(out1, correct);
+    cli_check_flows(out1, lp);
     char *so = slurp(tmp, "cli/stdout1", NULL);
     if (so) {
         CHECK_STR_CONTAINS(so, "| label");
@@ -1147,7 +1250,7 @@ static void test_cli_end_to_end(void)
     }
     free(so);
 
-    /* One thread: the same predictions; default REPORT_DIR = MODEL.report. */
+    /* 3. one thread: the same predictions; default REPORT_DIR = MODEL.report */
     snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -j 1 > /dev/null 2>&1", bin, split, model);
     CHECK_EQ_INT(run(cmd), 0);
     char defdir[600];
@@ -1159,7 +1262,7 @@ static void test_cli_end_to_end(void)
     free(p2);
     CHECK(!file_exists(defdir, "logprobs.npy"));
 
-    /* No meta.npy: packet level only. */
+    /* 4. no meta.npy: packet level only */
     char split2[512];
     snprintf(split2, sizeof split2, "%s/cli/nometa", tmp);
     CHECK(make_split(split2, 0, cli_names, CLI_C) == 0);
@@ -1169,54 +1272,8 @@ static void test_cli_end_to_end(void)
     CHECK(file_exists(out2, "report.json"));
     CHECK(!file_exists(out2, "flow_report.json"));
 
-    /* Errors. */
-    char errf[600];
-    snprintf(errf, sizeof errf, "%s/cli/err", tmp);
-    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s/nope.model' 2> '%s'", bin, split, tmp, errf);
-    CHECK_EQ_INT(run(cmd), 1);
-    char *msg = dp_read_file(errf, NULL, NULL);
-    CHECK_STR_CONTAINS(msg, "nope.model");
-    free(msg);
-    snprintf(cmd, sizeof cmd, "'%s' test -d '%s/nope' -m '%s' 2> '%s'", bin, tmp, model, errf);
-    CHECK_EQ_INT(run(cmd), 1);
-    msg = dp_read_file(errf, NULL, NULL);
-    CHECK_STR_CONTAINS(msg, "test set");
-    free(msg);
-    /* classes differ: another name, then another count (classes matched by name) */
-    char split3[512];
-    const char *other[] = {"Chat", "Email", "File Transfer", "Voip", "Streaming"};
-    snprintf(split3, sizeof split3, "%s/cli/othernames", tmp);
-    CHECK(make_split(split3, 1, other, 4) == 0);
-    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' 2> '%s'", bin, split3, model, errf);
-    CHECK_EQ_INT(run(cmd), 1);
-    msg = dp_read_file(errf, NULL, NULL);
-    CHECK_STR_CONTAINS(msg, "othernames and ");
-    CHECK_STR_CONTAINS(msg, "traffic.sae.model: classes differ: dataset class 'File Transfer' is not one "
-                            "of the model's (Chat, Email, VPN: File Transfer, Voip)");
-    free(msg);
-    snprintf(split3, sizeof split3, "%s/cli/fiveclasses", tmp);
-    CHECK(make_split(split3, 1, other, 5) == 0);
-    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' 2> '%s'", bin, split3, model, errf);
-    CHECK_EQ_INT(run(cmd), 1);
-    msg = dp_read_file(errf, NULL, NULL);
-    CHECK_STR_CONTAINS(msg, "classes differ: dataset class 'File Transfer'");
-    free(msg);
-    /* unwritable REPORT_DIR */
-    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -o '%s/vectors.npy/x' >/dev/null 2> '%s'",
-             bin, split, model, split, errf);
-    CHECK_EQ_INT(run(cmd), 1);
-    msg = dp_read_file(errf, NULL, NULL);
-    CHECK_STR_CONTAINS(msg, "vectors.npy");
-    free(msg);
-    /* usage errors */
-    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' 2>/dev/null", bin, split);
-    CHECK_EQ_INT(run(cmd), 2);
-    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -j 0 2>/dev/null", bin, split, model);
-    CHECK_EQ_INT(run(cmd), 2);
-    snprintf(cmd, sizeof cmd, "'%s' test --bogus 2>/dev/null", bin);
-    CHECK_EQ_INT(run(cmd), 2);
-    snprintf(cmd, sizeof cmd, "'%s' test --help >/dev/null", bin);
-    CHECK_EQ_INT(run(cmd), 0);
+    /* 5. errors */
+    cli_check_errors(bin, tmp, split, model);
 
     free(lp);
     dp_splitset_close(&s);

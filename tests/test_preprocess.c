@@ -321,6 +321,178 @@ static int poke(const char *path, long at, int v)
 
 static char *g_ds1; /* -j2 dataset of the fixture or the corpus copy (used by later tests) */
 
+/* A dataset's four row-aligned arrays. */
+typedef struct ds_arrays {
+    dp_npy vec, app, trf, meta;
+} ds_arrays;
+
+/* Opens DS's arrays and checks their types and that they have n rows each. */
+static void ds_arrays_open(ds_arrays *d, const char *ds, uint64_t n)
+{
+    char eb[DP_ERRBUF_SIZE];
+    struct { dp_npy *a; const char *name, *descr; size_t item, cols; } f[] = {
+        {&d->vec, "vectors.npy", DP_NPY_U1, 1, DP_VEC_LEN},
+        {&d->app, "app.npy", DP_NPY_I2, 2, 0},
+        {&d->trf, "traffic.npy", DP_NPY_I2, 2, 0},
+        {&d->meta, "meta.npy", DP_META_DESCR, sizeof(dp_meta), 0},
+    };
+    memset(d, 0, sizeof *d);
+    for (size_t k = 0; k < sizeof f / sizeof f[0]; k++) {
+        char *p = dp_path_join(ds, f[k].name);
+        CHECK_EQ_INT(dp_npy_open(f[k].a, p, eb), 0);
+        CHECK_EQ_INT(dp_npy_expect(f[k].a, p, f[k].descr, f[k].item, f[k].cols, eb), 0);
+        CHECK_EQ_INT(f[k].a->shape[0], n);
+        free(p);
+    }
+}
+
+static void ds_arrays_close(ds_arrays *d)
+{
+    dp_npy_close(&d->vec);
+    dp_npy_close(&d->app);
+    dp_npy_close(&d->trf);
+    dp_npy_close(&d->meta);
+}
+
+/* Whether row `row` of d is frame f of capture i, transformed independently
+ * into want/info, with the labels cls and the flow salt of its name. */
+static int ds_row_matches(const ds_arrays *d, uint64_t row, size_t i, const dp_frame *f,
+                          const uint8_t *want, const dp_pkt_info *info, const int *cls,
+                          uint64_t salt)
+{
+    dp_meta mr;
+    memcpy(&mr, d->meta.data + row * sizeof(dp_meta), sizeof mr);
+    int16_t a, t;
+    memcpy(&a, d->app.data + 2 * row, 2);
+    memcpy(&t, d->trf.data + 2 * row, 2);
+    return !(memcmp(d->vec.data + row * DP_VEC_LEN, want, DP_VEC_LEN) != 0 ||
+             mr.file != i || mr.index != f->index || mr.time != f->time ||
+             mr.flow != dp_flow_id(info, salt) || mr.ipver != info->ipver ||
+             mr.proto != info->proto || mr.sport != info->sport || mr.dport != info->dport ||
+             memcmp(mr.saddr, info->saddr, 16) || memcmp(mr.daddr, info->daddr, 16) ||
+             a != cls[0] || t != cls[1]);
+}
+
+/* Re-reads every capture of caps (under dir) independently and compares the
+ * dataset row by row; counts each capture's kept packets into kept_per_file
+ * (the first 64), the frames into *frames and the app-labelled rows into
+ * *labelled_app. Returns the number of mismatched rows. */
+static uint64_t ds_compare_rows(const ds_arrays *d, const char *dir, char **caps, size_t ncap,
+                                const dp_labels *table, uint64_t kept_per_file[64],
+                                uint64_t *frames, uint64_t *labelled_app)
+{
+    char eb[DP_ERRBUF_SIZE];
+    uint64_t row = 0, mismatches = 0, n = d->vec.shape[0];
+    uint8_t want[DP_VEC_LEN];
+    for (size_t i = 0; i < ncap && d->vec.data; i++) {
+        char *path = dp_path_join(dir, caps[i]);
+        int cls[DP_NTASKS];
+        dp_labels_lookup(table, caps[i], cls);
+        uint64_t salt = dp_fnv1a(caps[i], strlen(caps[i]), DP_FNV_INIT);
+        dp_capture *c = dp_capture_open_file(path, eb);
+        CHECK(c != NULL);
+        dp_frame f;
+        while (c && dp_capture_next(c, &f, eb) == DP_NEXT_FRAME) {
+            (*frames)++;
+            dp_pkt_info info;
+            if (dp_packet_transform(f.linktype, f.data, f.caplen, want, &info) != DP_KEEP)
+                continue;
+            if (row >= n) {
+                mismatches++;
+                continue;
+            }
+            if (i < 64)
+                kept_per_file[i]++;
+            if (!ds_row_matches(d, row, i, &f, want, &info, cls, salt)) {
+                if (mismatches < 3)
+                    fprintf(stderr, "  row %llu (%s frame %llu) differs\n",
+                            (unsigned long long)row, caps[i], (unsigned long long)f.index);
+                mismatches++;
+            }
+            int16_t a;
+            memcpy(&a, d->app.data + 2 * row, 2);
+            *labelled_app += a >= 0;
+            row++;
+        }
+        if (c)
+            dp_capture_close(c);
+        free(path);
+    }
+    CHECK_EQ_INT(row, n);
+    return mismatches;
+}
+
+/* DS/files.tsv: index, path, labels from the table, kept counts, status. */
+static void ds_check_files_tsv(const char *ds, char **caps, size_t ncap, const dp_labels *table,
+                               const uint64_t kept_per_file[64])
+{
+    char eb[DP_ERRBUF_SIZE];
+    char *p = dp_path_join(ds, "files.tsv");
+    char *tsv = dp_read_file(p, NULL, eb);
+    free(p);
+    CHECK(tsv != NULL);
+    if (!tsv)
+        return;
+    const char *hdr = "index\tpath\tapp\ttraffic\tframes\tkept\tstatus\n";
+    CHECK(!strncmp(tsv, hdr, strlen(hdr)));
+    char *save = NULL, *line = strtok_r(tsv, "\n", &save);
+    size_t nl = 0;
+    while ((line = strtok_r(NULL, "\n", &save)) != NULL) {
+        unsigned idx, fr, kp;
+        int a, t;
+        char path[512], status[64];
+        int nf = sscanf(line, "%u\t%511[^\t]\t%d\t%d\t%u\t%u\t%63s", &idx, path, &a, &t,
+                        &fr, &kp, status);
+        CHECK_EQ_INT(nf, 7);
+        if (nf != 7 || nl >= ncap)
+            break;
+        int cls[DP_NTASKS];
+        dp_labels_lookup(table, caps[nl], cls);
+        CHECK_EQ_INT(idx, nl);
+        CHECK(!strcmp(path, caps[nl]));
+        CHECK_EQ_INT(a, cls[0]);
+        CHECK_EQ_INT(t, cls[1]);
+        if (nl < 64)
+            CHECK_EQ_INT(kp, kept_per_file[nl]);
+        CHECK(!strcmp(status, "ok"));
+        nl++;
+    }
+    CHECK_EQ_INT(nl, ncap);
+    free(tsv);
+}
+
+/* The first vector of d (frame 0 of the aim_chat capture) is the data
+ * publisher's own vector in golden-vectors.tsv. */
+static void ds_check_first_golden(const ds_arrays *d, char **caps)
+{
+    const char *golden = dp_test_shared("iscx-fixture/golden-vectors.tsv");
+    if (!golden || !d->vec.shape[0] || !d->vec.data)
+        return;
+    char eb[DP_ERRBUF_SIZE];
+    dp_meta m0;
+    memcpy(&m0, d->meta.data, sizeof m0);
+    char *g = dp_read_file(golden, NULL, eb);
+    char *l1 = g ? strchr(g, '\n') : NULL;
+    char *hex = l1 ? strrchr(strtok(l1 + 1, "\n"), '\t') : NULL;
+    if (hex && m0.file == 0 && m0.index == 0 && strstr(caps[0], "aim_chat")) {
+        hex++;
+        size_t hl = strlen(hex);
+        int same = hl / 2 <= DP_VEC_LEN;
+        for (size_t k = 0; same && k < hl / 2; k++) {
+            unsigned b;
+            sscanf(hex + 2 * k, "%2x", &b);
+            same = d->vec.data[k] == b;
+        }
+        for (size_t k = hl / 2; same && k < DP_VEC_LEN; k++)
+            same = d->vec.data[k] == 0;
+        CHECK(same);
+    }
+    free(g);
+}
+
+/* Preprocesses the fixture with 2 threads, then checks the dataset against
+ * an independent reading of every capture: rows, files.tsv, labels.tsv, the
+ * summary, and the publisher's vector for the first packet. */
 static void test_fixture_dataset(void)
 {
     const char *fix = fixture();
@@ -331,6 +503,8 @@ static void test_fixture_dataset(void)
     char *labels = fixture_labels();
     g_ds1 = tmp_path("ds1");
     char eb[DP_ERRBUF_SIZE];
+
+    /* 1. preprocess, with the notes for the three non-captures */
     msgs m;
     dp_preprocess_stats st;
     int rc = run_pp(fixdir, g_ds1, labels, 2, 0, &m, &st, eb);
@@ -350,160 +524,36 @@ static void test_fixture_dataset(void)
     CHECK_STR_CONTAINS(m.text, "golden-vectors.tsv");
     CHECK(dp_preprocess_complete(g_ds1));
 
+    /* 2. every row against an independent reading of the captures */
     dp_labels table;
     CHECK_EQ_INT(dp_labels_load(&table, labels, eb), 0);
-
-    dp_npy vec, app, trf, meta;
-    char *p;
-    p = dp_path_join(g_ds1, "vectors.npy");
-    CHECK_EQ_INT(dp_npy_open(&vec, p, eb), 0);
-    CHECK_EQ_INT(dp_npy_expect(&vec, p, DP_NPY_U1, 1, DP_VEC_LEN, eb), 0);
-    free(p);
-    p = dp_path_join(g_ds1, "app.npy");
-    CHECK_EQ_INT(dp_npy_open(&app, p, eb), 0);
-    CHECK_EQ_INT(dp_npy_expect(&app, p, DP_NPY_I2, 2, 0, eb), 0);
-    free(p);
-    p = dp_path_join(g_ds1, "traffic.npy");
-    CHECK_EQ_INT(dp_npy_open(&trf, p, eb), 0);
-    CHECK_EQ_INT(dp_npy_expect(&trf, p, DP_NPY_I2, 2, 0, eb), 0);
-    free(p);
-    p = dp_path_join(g_ds1, "meta.npy");
-    CHECK_EQ_INT(dp_npy_open(&meta, p, eb), 0);
-    CHECK_EQ_INT(dp_npy_expect(&meta, p, DP_META_DESCR, sizeof(dp_meta), 0, eb), 0);
-    free(p);
-    uint64_t N = vec.shape[0];
-    CHECK_EQ_INT(N, st.packets);
-    CHECK_EQ_INT(app.shape[0], N);
-    CHECK_EQ_INT(trf.shape[0], N);
-    CHECK_EQ_INT(meta.shape[0], N);
-
-    /* re-read every capture independently and compare row by row */
-    uint64_t row = 0, frames = 0, mismatches = 0, labelled_app = 0;
-    uint64_t kept_per_file[64] = {0};
-    uint8_t want[DP_VEC_LEN];
-    for (size_t i = 0; i < ncap && vec.data; i++) {
-        char *path = dp_path_join(fixdir, caps[i]);
-        int cls[DP_NTASKS];
-        dp_labels_lookup(&table, caps[i], cls);
-        uint64_t salt = dp_fnv1a(caps[i], strlen(caps[i]), DP_FNV_INIT);
-        dp_capture *c = dp_capture_open_file(path, eb);
-        CHECK(c != NULL);
-        dp_frame f;
-        while (c && dp_capture_next(c, &f, eb) == DP_NEXT_FRAME) {
-            frames++;
-            dp_pkt_info info;
-            if (dp_packet_transform(f.linktype, f.data, f.caplen, want, &info) != DP_KEEP)
-                continue;
-            if (row >= N) {
-                mismatches++;
-                continue;
-            }
-            if (i < 64)
-                kept_per_file[i]++;
-            dp_meta mr;
-            memcpy(&mr, meta.data + row * sizeof(dp_meta), sizeof mr);
-            int16_t a, t;
-            memcpy(&a, app.data + 2 * row, 2);
-            memcpy(&t, trf.data + 2 * row, 2);
-            if (memcmp(vec.data + row * DP_VEC_LEN, want, DP_VEC_LEN) != 0 ||
-                mr.file != i || mr.index != f.index || mr.time != f.time ||
-                mr.flow != dp_flow_id(&info, salt) || mr.ipver != info.ipver ||
-                mr.proto != info.proto || mr.sport != info.sport || mr.dport != info.dport ||
-                memcmp(mr.saddr, info.saddr, 16) || memcmp(mr.daddr, info.daddr, 16) ||
-                a != cls[0] || t != cls[1]) {
-                if (mismatches < 3)
-                    fprintf(stderr, "  row %llu (%s frame %llu) differs\n",
-                            (unsigned long long)row, caps[i], (unsigned long long)f.index);
-                mismatches++;
-            }
-            if (a >= 0)
-                labelled_app++;
-            row++;
-        }
-        if (c)
-            dp_capture_close(c);
-        free(path);
-    }
-    CHECK_EQ_INT(mismatches, 0);
-    CHECK_EQ_INT(row, N);
+    ds_arrays d;
+    ds_arrays_open(&d, g_ds1, st.packets);
+    uint64_t frames = 0, labelled_app = 0, kept_per_file[64] = {0};
+    CHECK_EQ_INT(ds_compare_rows(&d, fixdir, caps, ncap, &table, kept_per_file, &frames,
+                                 &labelled_app), 0);
     CHECK_EQ_INT(frames, st.frames);
-    CHECK(labelled_app > 0 && labelled_app < N); /* VPN captures have no app label */
+    CHECK(labelled_app > 0 && labelled_app < st.packets); /* VPN captures have no app label */
     CHECK_EQ_INT(st.unlabelled[DP_TASK_TRAFFIC], 0);
 
-    /* files.tsv: index, path, labels from the table, counts */
-    p = dp_path_join(g_ds1, "files.tsv");
-    char *tsv = dp_read_file(p, NULL, eb);
-    free(p);
-    CHECK(tsv != NULL);
-    if (tsv) {
-        const char *hdr = "index\tpath\tapp\ttraffic\tframes\tkept\tstatus\n";
-        CHECK(!strncmp(tsv, hdr, strlen(hdr)));
-        char *save = NULL, *line = strtok_r(tsv, "\n", &save);
-        size_t nl = 0;
-        while ((line = strtok_r(NULL, "\n", &save)) != NULL) {
-            unsigned idx, fr, kp;
-            int a, t;
-            char path[512], status[64];
-            int nf = sscanf(line, "%u\t%511[^\t]\t%d\t%d\t%u\t%u\t%63s", &idx, path, &a, &t,
-                            &fr, &kp, status);
-            CHECK_EQ_INT(nf, 7);
-            if (nf != 7 || nl >= ncap)
-                break;
-            int cls[DP_NTASKS];
-            dp_labels_lookup(&table, caps[nl], cls);
-            CHECK_EQ_INT(idx, nl);
-            CHECK(!strcmp(path, caps[nl]));
-            CHECK_EQ_INT(a, cls[0]);
-            CHECK_EQ_INT(t, cls[1]);
-            if (nl < 64)
-                CHECK_EQ_INT(kp, kept_per_file[nl]);
-            CHECK(!strcmp(status, "ok"));
-            nl++;
-        }
-        CHECK_EQ_INT(nl, ncap);
-        free(tsv);
-    }
-    /* labels.tsv is the table used */
-    p = dp_path_join(g_ds1, "labels.tsv");
+    /* 3. files.tsv, labels.tsv (the table used), the summary */
+    ds_check_files_tsv(g_ds1, caps, ncap, &table, kept_per_file);
+    char *p = dp_path_join(g_ds1, "labels.tsv");
     CHECK(files_equal(p, labels));
     free(p);
-    /* the summary counts and the completion mark */
     p = dp_path_join(g_ds1, "summary.json");
     char *json = dp_read_file(p, NULL, eb);
     free(p);
     char want_s[64];
-    snprintf(want_s, sizeof want_s, "\"packets\": %llu,", (unsigned long long)N);
+    snprintf(want_s, sizeof want_s, "\"packets\": %llu,", (unsigned long long)st.packets);
     CHECK_STR_CONTAINS(json, want_s);
     CHECK_STR_CONTAINS(json, "\"empty_tcp\": ");
     CHECK_STR_CONTAINS(json, "\"name\": \"VPN: Torrent\"");
     free(json);
-    /* the first vector also matches the data publisher's own vector */
-    const char *golden = dp_test_shared("iscx-fixture/golden-vectors.tsv");
-    if (golden && N && vec.data) {
-        dp_meta m0;
-        memcpy(&m0, meta.data, sizeof m0);
-        char *g = dp_read_file(golden, NULL, eb);
-        char *l1 = g ? strchr(g, '\n') : NULL;
-        char *hex = l1 ? strrchr(strtok(l1 + 1, "\n"), '\t') : NULL;
-        if (hex && m0.file == 0 && m0.index == 0 && strstr(caps[0], "aim_chat")) {
-            hex++;
-            size_t hl = strlen(hex);
-            int same = hl / 2 <= DP_VEC_LEN;
-            for (size_t k = 0; same && k < hl / 2; k++) {
-                unsigned b;
-                sscanf(hex + 2 * k, "%2x", &b);
-                same = vec.data[k] == b;
-            }
-            for (size_t k = hl / 2; same && k < DP_VEC_LEN; k++)
-                same = vec.data[k] == 0;
-            CHECK(same);
-        }
-        free(g);
-    }
-    dp_npy_close(&vec);
-    dp_npy_close(&app);
-    dp_npy_close(&trf);
-    dp_npy_close(&meta);
+
+    /* 4. the first vector against the data publisher's */
+    ds_check_first_golden(&d, caps);
+    ds_arrays_close(&d);
     dp_labels_free(&table);
     free_list(caps, ncap);
     free(labels);
