@@ -70,6 +70,92 @@ static dp_model *fixture_model(const dp_fix *f, char *eb)
     return m;
 }
 
+/* A fixture's input batch: byte vectors "x", or float flow rows "xf" (flow
+ * models); labels "y" for `steps` batches of B. */
+typedef struct fix_batch {
+    const uint8_t *x;
+    float *xf;
+    int32_t *y;
+    int steps, B, V;
+    size_t in_len;
+} fix_batch;
+
+/* Largest |a[i] - b[i]| over n floats. */
+static double max_abs_diff(const float *a, const float *b, size_t n)
+{
+    double d = 0;
+    for (size_t i = 0; i < n; i++)
+        d = fmax(d, fabs(a[i] - b[i]));
+    return d;
+}
+
+/* Every tensor's gradient against the fixture's "grad.NAME", relative to the
+ * largest gradient of the tensor (which must not be zero). */
+static void check_fixture_grads(dp_model *m, const dp_fix *f, const char *file)
+{
+    const float *g = dp_model_grads(m);
+    for (int i = 0; i < dp_model_ntensors(m); i++) {
+        const char *name;
+        size_t off, numel;
+        dp_model_tensor(m, i, &name, &off, &numel, NULL);
+        char key[80];
+        snprintf(key, sizeof key, "grad.%s", name);
+        const dp_fix_rec *r = dp_fix_get(f, key);
+        CHECK(r && r->numel == numel);
+        if (!r || r->numel != numel)
+            continue;
+        float *wg = fix_floats(r);
+        double gmax = 0, d = max_abs_diff(g + off, wg, numel);
+        for (size_t k = 0; k < numel; k++)
+            gmax = fmax(gmax, fabs(wg[k]));
+        if (!(d <= 2e-4 * gmax + 1e-6))
+            fprintf(stderr, "  %s %s: max |grad diff| %.3g, max |grad| %.3g\n", file, name, d, gmax);
+        CHECK(d <= 2e-4 * gmax + 1e-6);
+        CHECK(gmax > 0);
+        free(wg);
+    }
+}
+
+/* Ten Adam steps, one batch each, against the fixture's loss trajectory
+ * "adam_losses", then the parameters against its "final.NAME" tensors. */
+static void check_fixture_adam(dp_model *m, const dp_fix *f, const fix_batch *b, dp_rng *rng,
+                               const char *file)
+{
+    char eb[DP_ERRBUF_SIZE];
+    float *al = fix_floats(dp_fix_get(f, "adam_losses"));
+    int lab[64];
+    for (int s = 0; s < b->steps; s++) {
+        for (int k = 0; k < b->B; k++)
+            lab[k] = b->y[s * b->B + k];
+        size_t at = (size_t)s * b->B * b->in_len;
+        CHECK(dp_model_forward(m, b->xf ? NULL : b->x + at, b->xf ? b->xf + at : NULL, b->B, 1, rng,
+                               eb) != NULL);
+        float l = dp_model_loss(m, lab, b->B, NULL);
+        if (!(fabs(l - al[s]) <= 2e-4))
+            fprintf(stderr, "  %s step %d: loss %.7f, torch %.7f\n", file, s, l, al[s]);
+        CHECK_NEAR(l, al[s], 2e-4);
+        dp_model_backward(m, lab, b->B, eb);
+        dp_model_adam_step(m, 1e-3f, 0.9f, 0.999f, 1e-8f, eb);
+    }
+    for (int i = 0; i < dp_model_ntensors(m); i++) {
+        const char *name;
+        size_t off, numel;
+        dp_model_tensor(m, i, &name, &off, &numel, NULL);
+        char key[80];
+        snprintf(key, sizeof key, "final.%s", name);
+        const dp_fix_rec *r = dp_fix_get(f, key);
+        if (!r)
+            continue;
+        float *wp = fix_floats(r);
+        CHECK_NEAR(max_abs_diff(dp_model_params(m) + off, wp, numel), 0, 1e-5);
+        free(wp);
+    }
+    free(al);
+}
+
+/* One PyTorch fixture (tools/make_model_fixtures.py) against the C model built from
+ * its initial weights: logits, loss, every gradient, predict, then ten Adam
+ * steps and the final parameters. */
 static void check_fixture(const char *file)
 {
     char path[256], eb[DP_ERRBUF_SIZE];
@@ -86,112 +172,52 @@ static void check_fixture(const char *file)
         dp_fix_free(&f);
         return;
     }
-    /* byte vectors "x", or float flow rows "xf" (flow models) */
+    /* 1. the batches */
+    fix_batch b = {0};
     const dp_fix_rec *xr = dp_fix_get(&f, "x"), *yr = dp_fix_get(&f, "y");
-    float *xf = NULL;
     if (!xr) {
         xr = dp_fix_get(&f, "xf");
-        xf = fix_floats(xr);
+        b.xf = fix_floats(xr);
     }
-    int steps = (int)xr->shape[0], B = (int)xr->shape[1], V = dp_model_nclasses(m);
-    size_t in_len = (size_t)dp_model_arch(m)->in_len;
-    const uint8_t *x = xf ? NULL : xr->data;
-    int32_t *y = malloc(yr->numel * sizeof(int32_t));
-    memcpy(y, yr->data, yr->numel * sizeof(int32_t));
+    b.steps = (int)xr->shape[0], b.B = (int)xr->shape[1], b.V = dp_model_nclasses(m);
+    b.in_len = (size_t)dp_model_arch(m)->in_len;
+    b.x = b.xf ? NULL : xr->data;
+    b.y = malloc(yr->numel * sizeof(int32_t));
+    memcpy(b.y, yr->data, yr->numel * sizeof(int32_t));
     int lab[64];
-    for (int b = 0; b < B; b++)
-        lab[b] = y[b];
+    for (int k = 0; k < b.B; k++)
+        lab[k] = b.y[k];
 
-    /* logits, log-softmax (predict), loss */
+    /* 2. logits, loss, gradients */
     dp_rng rng;
     dp_rng_seed(&rng, 1);
-    const float *lg = dp_model_forward(m, x, xf, B, 1, &rng, eb);
+    const float *lg = dp_model_forward(m, b.x, b.xf, b.B, 1, &rng, eb);
     CHECK(lg != NULL);
     float *want = fix_floats(dp_fix_get(&f, "logits"));
-    double maxd = 0;
-    for (int i = 0; i < B * V; i++)
-        maxd = fmax(maxd, fabs(lg[i] - want[i]));
-    CHECK_NEAR(maxd, 0, 1e-4);
-    float loss = dp_model_loss(m, lab, B, NULL);
+    CHECK_NEAR(lg ? max_abs_diff(lg, want, (size_t)b.B * b.V) : 1, 0, 1e-4);
+    float loss = dp_model_loss(m, lab, b.B, NULL);
     float *wl = fix_floats(dp_fix_get(&f, "loss"));
     CHECK_NEAR(loss, wl[0], 1e-5 * fabs(wl[0]));
-    CHECK(dp_model_backward(m, lab, B, eb) == 0);
+    CHECK(dp_model_backward(m, lab, b.B, eb) == 0);
+    check_fixture_grads(m, &f, file);
 
-    /* gradients, every tensor */
-    const float *g = dp_model_grads(m);
-    for (int i = 0; i < dp_model_ntensors(m); i++) {
-        const char *name;
-        size_t off, numel;
-        dp_model_tensor(m, i, &name, &off, &numel, NULL);
-        char key[80];
-        snprintf(key, sizeof key, "grad.%s", name);
-        const dp_fix_rec *r = dp_fix_get(&f, key);
-        CHECK(r && r->numel == numel);
-        if (!r || r->numel != numel)
-            continue;
-        float *wg = fix_floats(r);
-        double gmax = 0, d = 0;
-        for (size_t k = 0; k < numel; k++) {
-            gmax = fmax(gmax, fabs(wg[k]));
-            d = fmax(d, fabs(g[off + k] - wg[k]));
-        }
-        if (!(d <= 2e-4 * gmax + 1e-6))
-            fprintf(stderr, "  %s %s: max |grad diff| %.3g, max |grad| %.3g\n", file, name, d, gmax);
-        CHECK(d <= 2e-4 * gmax + 1e-6);
-        CHECK(gmax > 0);
-        free(wg);
-    }
-
-    /* predict == log_softmax of the eval forward (no dropout in the fixture) */
-    float *lp = malloc(sizeof(float) * B * V);
-    if (xf)
-        CHECK(dp_model_predict_flows(m, xf, B, lp, eb) == 0);
+    /* 3. predict == log_softmax of the eval forward (no dropout in the fixture) */
+    float *lp = malloc(sizeof(float) * b.B * b.V);
+    if (b.xf)
+        CHECK(dp_model_predict_flows(m, b.xf, b.B, lp, eb) == 0);
     else
-        CHECK(dp_model_predict(m, x, B, lp, eb) == 0);
+        CHECK(dp_model_predict(m, b.x, b.B, lp, eb) == 0);
     float *wlp = fix_floats(dp_fix_get(&f, "logprobs"));
-    maxd = 0;
-    for (int i = 0; i < B * V; i++)
-        maxd = fmax(maxd, fabs(lp[i] - wlp[i]));
-    CHECK_NEAR(maxd, 0, 1e-4);
+    CHECK_NEAR(max_abs_diff(lp, wlp, (size_t)b.B * b.V), 0, 1e-4);
 
-    /* ten Adam steps, one batch each: the loss trajectory */
-    float *al = fix_floats(dp_fix_get(&f, "adam_losses"));
-    for (int s = 0; s < steps; s++) {
-        for (int b = 0; b < B; b++)
-            lab[b] = y[s * B + b];
-        CHECK(dp_model_forward(m, xf ? NULL : x + (size_t)s * B * in_len, xf ? xf + (size_t)s * B * in_len : NULL,
-                               B, 1, &rng, eb) != NULL);
-        float l = dp_model_loss(m, lab, B, NULL);
-        if (!(fabs(l - al[s]) <= 2e-4))
-            fprintf(stderr, "  %s step %d: loss %.7f, torch %.7f\n", file, s, l, al[s]);
-        CHECK_NEAR(l, al[s], 2e-4);
-        dp_model_backward(m, lab, B, eb);
-        dp_model_adam_step(m, 1e-3f, 0.9f, 0.999f, 1e-8f, eb);
-    }
-    /* parameters after the ten steps */
-    for (int i = 0; i < dp_model_ntensors(m); i++) {
-        const char *name;
-        size_t off, numel;
-        dp_model_tensor(m, i, &name, &off, &numel, NULL);
-        char key[80];
-        snprintf(key, sizeof key, "final.%s", name);
-        const dp_fix_rec *r = dp_fix_get(&f, key);
-        if (!r)
-            continue;
-        float *wp = fix_floats(r);
-        double d = 0;
-        for (size_t k = 0; k < numel; k++)
-            d = fmax(d, fabs(dp_model_params(m)[off + k] - wp[k]));
-        CHECK_NEAR(d, 0, 1e-5);
-        free(wp);
-    }
-    free(al);
-    free(xf);
+    /* 4. ten Adam steps and the parameters after them */
+    check_fixture_adam(m, &f, &b, &rng, file);
+    free(b.xf);
+    free(b.y);
     free(lp);
     free(wlp);
     free(want);
     free(wl);
-    free(y);
     dp_model_free(m);
     dp_fix_free(&f);
 }

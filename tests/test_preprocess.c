@@ -794,38 +794,43 @@ static void test_rerun_up_to_date(void)
     free(p);
 }
 
-static void test_interrupted_and_resume(void)
+/* The runs of the resume scenarios: a source copy, the dataset resumed
+ * into, and a fresh run of the same captures to compare with. */
+typedef struct resume_ctx {
+    const char *labels;
+    char *src, *ds, *fresh;
+    size_t ncap;
+} resume_ctx;
+
+/* Removes DS/summary.json, so that the next run redoes the dataset. */
+static void drop_summary(const char *ds)
 {
-    const src_set *s = captures();
-    if (!s)
-        SKIP("no captures (../shared/data/iscx-fixture, data/corpus)");
-    const char *labels = s->labels;
-    char *src = copy_fixture(s->dir, "src_resume", 0);
-    char *ds = tmp_path("ds_resume"), *fresh = tmp_path("ds_fresh");
+    char *sj = dp_path_join(ds, "summary.json");
+    unlink(sj);
+    free(sj);
+}
+
+/* Interrupted after 5 captures: not complete; the 5 are merged into the
+ * partial arrays and in the journal, no part file is left. Then a stale
+ * temp part of a killed run, and vectors cut by one byte of their last row:
+ * the captures whose rows are not all there any more are redone. */
+static void resume_after_damaged_parts(const resume_ctx *r)
+{
     char eb[DP_ERRBUF_SIZE];
     dp_preprocess_stats st;
     msgs m;
-    CHECK_EQ_INT(run_pp(src, fresh, labels, 2, 0, &m, &st, eb), 0);
-    size_t ncap = st.captures;
-    CHECK(ncap > 5);
-
-    /* interrupted after 5 captures: not complete; the 5 are merged into the
-     * partial arrays and in the journal, no part file is left */
-    CHECK_EQ_INT(run_pp(src, ds, labels, 1, 5, &m, &st, eb), 0);
+    CHECK_EQ_INT(run_pp(r->src, r->ds, r->labels, 1, 5, &m, &st, eb), 0);
     CHECK_EQ_INT(st.interrupted, 1);
     CHECK_EQ_INT(st.processed, 5);
-    CHECK(!dp_preprocess_complete(ds));
+    CHECK(!dp_preprocess_complete(r->ds));
     uint64_t rows[64];
-    CHECK_EQ_INT(journal_rows(ds, rows, 64), 5);
-    CHECK_EQ_INT(count_parts(ds, ".part"), 0);
-    CHECK_EQ_INT(count_parts(ds, ".partial"), 4);
-    /* a stale temp part of a killed run, and vectors cut by one byte of its
-     * last row: the
-     * captures whose rows are not all there any more are redone */
-    char *junk = dp_path_join(ds, ".parts/0123456789abcdef.part.tmp");
-    CHECK_EQ_INT(copy_file(labels, junk, 0), 0);
-    char *pdir = dp_path_join(ds, ".parts");
-    char *vpart = dp_path_join(ds, ".parts/vectors.npy.partial");
+    CHECK_EQ_INT(journal_rows(r->ds, rows, 64), 5);
+    CHECK_EQ_INT(count_parts(r->ds, ".part"), 0);
+    CHECK_EQ_INT(count_parts(r->ds, ".partial"), 4);
+    char *junk = dp_path_join(r->ds, ".parts/0123456789abcdef.part.tmp");
+    CHECK_EQ_INT(copy_file(r->labels, junk, 0), 0);
+    char *pdir = dp_path_join(r->ds, ".parts");
+    char *vpart = dp_path_join(r->ds, ".parts/vectors.npy.partial");
     /* (the file may be longer: direct I/O pads its last block) */
     CHECK_EQ_INT(poke(vpart, (long)(128 + rows[4] * DP_VEC_LEN - 1), -1), 0);
     size_t keep = 0;
@@ -833,26 +838,34 @@ static void test_interrupted_and_resume(void)
         keep++;
     CHECK(keep < 5);
 
-    CHECK_EQ_INT(run_pp(src, ds, labels, 2, 0, &m, &st, eb), 0);
+    CHECK_EQ_INT(run_pp(r->src, r->ds, r->labels, 2, 0, &m, &st, eb), 0);
     CHECK_EQ_INT(st.interrupted, 0);
     CHECK_EQ_INT(st.reused, keep);
-    CHECK_EQ_INT(st.processed, ncap - keep);
-    CHECK(dp_preprocess_complete(ds));
-    CHECK(dataset_equal(ds, fresh));
+    CHECK_EQ_INT(st.processed, r->ncap - keep);
+    CHECK(dp_preprocess_complete(r->ds));
+    CHECK(dataset_equal(r->ds, r->fresh));
     CHECK(access(junk, F_OK) != 0);
     CHECK(access(pdir, F_OK) != 0); /* journal and partial arrays gone once committed */
+    free(pdir);
+    free(vpart);
+    free(junk);
+}
 
-    /* a damaged journal: a changed byte in the 3rd entry (its checksum no
-     * longer matches) keeps 2 entries; a last line cut short keeps the
-     * whole ones before it */
+/* A damaged journal: a changed byte in the 3rd entry (its checksum no
+ * longer matches) keeps 2 entries; a last line cut short keeps the whole
+ * ones before it. */
+static void resume_damaged_journal(const resume_ctx *r)
+{
+    char eb[DP_ERRBUF_SIZE];
+    dp_preprocess_stats st;
+    msgs m;
+    uint64_t rows[64];
     for (int round = 0; round < 2; round++) {
-        char *sj0 = dp_path_join(ds, "summary.json");
-        unlink(sj0);
-        free(sj0);
-        CHECK_EQ_INT(run_pp(src, ds, labels, 1, 5, &m, &st, eb), 0);
+        drop_summary(r->ds);
+        CHECK_EQ_INT(run_pp(r->src, r->ds, r->labels, 1, 5, &m, &st, eb), 0);
         CHECK_EQ_INT(st.interrupted, 1);
-        CHECK_EQ_INT(journal_rows(ds, rows, 64), 5);
-        char *jp = dp_path_join(ds, ".parts/journal");
+        CHECK_EQ_INT(journal_rows(r->ds, rows, 64), 5);
+        char *jp = dp_path_join(r->ds, ".parts/journal");
         char *text = dp_read_file(jp, NULL, eb);
         CHECK(text != NULL);
         long at = 0;
@@ -865,94 +878,120 @@ static void test_interrupted_and_resume(void)
         free(text);
         free(jp);
         size_t want = round == 0 ? 2 : 4;
-        CHECK_EQ_INT(run_pp(src, ds, labels, 2, 0, &m, &st, eb), 0);
+        CHECK_EQ_INT(run_pp(r->src, r->ds, r->labels, 2, 0, &m, &st, eb), 0);
         CHECK_EQ_INT(st.reused, want);
-        CHECK_EQ_INT(st.processed, ncap - want);
-        CHECK(dataset_equal(ds, fresh));
+        CHECK_EQ_INT(st.processed, r->ncap - want);
+        CHECK(dataset_equal(r->ds, r->fresh));
     }
+}
 
-    /* a source changed between runs (the 3rd capture's size: one byte
-     * appended, then removed; mtime restored): entries from it on are redone;
-     * then a different label table: nothing is reused */
-    {
-        char *sj0 = dp_path_join(ds, "summary.json");
-        unlink(sj0);
-        free(sj0);
-        CHECK_EQ_INT(run_pp(src, ds, labels, 1, 5, &m, &st, eb), 0);
-        char **caps;
-        size_t n = list_pcaps(src, &caps);
-        CHECK(n > 3);
-        char *cp = dp_path_join(src, caps[2]);
-        struct stat cs;
-        CHECK_EQ_INT(stat(cp, &cs), 0);
-        CHECK_EQ_INT(truncate(cp, cs.st_size + 1), 0);
-        CHECK_EQ_INT(run_pp(src, ds, labels, 1, 4, &m, &st, eb), 0);
-        CHECK_EQ_INT(st.reused, 2);
-        CHECK_EQ_INT(truncate(cp, cs.st_size), 0);
-        struct timespec ts[2] = {cs.st_atim, cs.st_mtim};
-        CHECK_EQ_INT(utimensat(AT_FDCWD, cp, ts, 0), 0);
-        free(cp);
-        free_list(caps, n);
-        CHECK_EQ_INT(run_pp(src, ds, labels, 2, 0, &m, &st, eb), 0);
-        CHECK_EQ_INT(st.reused, 2);
-        CHECK(dataset_equal(ds, fresh));
-        sj0 = dp_path_join(ds, "summary.json");
-        unlink(sj0);
-        free(sj0);
-        CHECK_EQ_INT(run_pp(src, ds, labels, 1, 3, &m, &st, eb), 0);
-        CHECK_EQ_INT(journal_rows(ds, rows, 64), 3);
-        CHECK_EQ_INT(run_pp(src, ds, NULL, 1, 0, &m, &st, eb), 0); /* built-in table */
-        CHECK_EQ_INT(st.reused, 0);
-        CHECK_EQ_INT(st.processed, ncap);
-    }
+/* A source changed between runs (the 3rd capture's size: one byte appended,
+ * then removed; mtime restored): entries from it on are redone; then a
+ * different label table: nothing is reused. */
+static void resume_changed_source(const resume_ctx *r)
+{
+    char eb[DP_ERRBUF_SIZE];
+    dp_preprocess_stats st;
+    msgs m;
+    uint64_t rows[64];
+    drop_summary(r->ds);
+    CHECK_EQ_INT(run_pp(r->src, r->ds, r->labels, 1, 5, &m, &st, eb), 0);
+    char **caps;
+    size_t n = list_pcaps(r->src, &caps);
+    CHECK(n > 3);
+    char *cp = dp_path_join(r->src, caps[2]);
+    struct stat cs;
+    CHECK_EQ_INT(stat(cp, &cs), 0);
+    CHECK_EQ_INT(truncate(cp, cs.st_size + 1), 0);
+    CHECK_EQ_INT(run_pp(r->src, r->ds, r->labels, 1, 4, &m, &st, eb), 0);
+    CHECK_EQ_INT(st.reused, 2);
+    CHECK_EQ_INT(truncate(cp, cs.st_size), 0);
+    struct timespec ts[2] = {cs.st_atim, cs.st_mtim};
+    CHECK_EQ_INT(utimensat(AT_FDCWD, cp, ts, 0), 0);
+    free(cp);
+    free_list(caps, n);
+    CHECK_EQ_INT(run_pp(r->src, r->ds, r->labels, 2, 0, &m, &st, eb), 0);
+    CHECK_EQ_INT(st.reused, 2);
+    CHECK(dataset_equal(r->ds, r->fresh));
+    drop_summary(r->ds);
+    CHECK_EQ_INT(run_pp(r->src, r->ds, r->labels, 1, 3, &m, &st, eb), 0);
+    CHECK_EQ_INT(journal_rows(r->ds, rows, 64), 3);
+    CHECK_EQ_INT(run_pp(r->src, r->ds, NULL, 1, 0, &m, &st, eb), 0); /* built-in table */
+    CHECK_EQ_INT(st.reused, 0);
+    CHECK_EQ_INT(st.processed, r->ncap);
+}
 
-    /* a dataset without summary.json is not complete, and is redone */
-    char *sj = dp_path_join(ds, "summary.json");
-    CHECK_EQ_INT(unlink(sj), 0);
-    CHECK(!dp_preprocess_complete(ds));
-    CHECK_EQ_INT(run_pp(src, ds, labels, 2, 0, &m, &st, eb), 0);
-    CHECK_EQ_INT(st.up_to_date, 0);
-    CHECK_EQ_INT(st.processed, ncap);
-    CHECK(dataset_equal(ds, fresh));
-
-    /* a capture changed (mtime), interrupted after 3 parts, then every capture
-     * changes again: no part is reused */
+/* Every capture's mtime changed, interrupted after 3 parts (the previous
+ * dataset stays usable), then every capture changes again: no part is
+ * reused; the arrays are the fresh run's, and the next run is a no-op. */
+static void resume_after_mtime_changes(const resume_ctx *r)
+{
+    char eb[DP_ERRBUF_SIZE];
+    dp_preprocess_stats st;
+    msgs m;
+    uint64_t rows[64];
     for (int round = 0; round < 2; round++) {
         char **caps;
-        size_t n = list_pcaps(src, &caps);
+        size_t n = list_pcaps(r->src, &caps);
         for (size_t i = 0; i < n; i++) {
-            char *cp = dp_path_join(src, caps[i]);
+            char *cp = dp_path_join(r->src, caps[i]);
             struct timeval tv[2] = {{1000000000 + round, 0}, {1000000000 + round, 0}};
             CHECK_EQ_INT(utimes(cp, tv), 0);
             free(cp);
         }
         free_list(caps, n);
         if (round == 0) {
-            CHECK_EQ_INT(run_pp(src, ds, labels, 1, 3, &m, &st, eb), 0);
+            CHECK_EQ_INT(run_pp(r->src, r->ds, r->labels, 1, 3, &m, &st, eb), 0);
             CHECK_EQ_INT(st.interrupted, 1);
-            CHECK(dp_preprocess_complete(ds)); /* the previous dataset stays usable until the commit */
-            CHECK_EQ_INT(journal_rows(ds, rows, 64), 3);
+            CHECK(dp_preprocess_complete(r->ds));
+            CHECK_EQ_INT(journal_rows(r->ds, rows, 64), 3);
         }
     }
-    CHECK_EQ_INT(run_pp(src, ds, labels, 2, 0, &m, &st, eb), 0);
+    CHECK_EQ_INT(run_pp(r->src, r->ds, r->labels, 2, 0, &m, &st, eb), 0);
     CHECK_EQ_INT(st.reused, 0);
-    CHECK_EQ_INT(st.processed, ncap);
+    CHECK_EQ_INT(st.processed, r->ncap);
     /* same content, but the fingerprint records new mtimes: compare arrays */
-    char *a = dp_path_join(ds, "vectors.npy"), *b = dp_path_join(fresh, "vectors.npy");
+    char *a = dp_path_join(r->ds, "vectors.npy"), *b = dp_path_join(r->fresh, "vectors.npy");
     CHECK(files_equal(a, b));
     free(a);
     free(b);
-    /* and the next run is a no-op */
-    CHECK_EQ_INT(run_pp(src, ds, labels, 2, 0, &m, &st, eb), 0);
+    CHECK_EQ_INT(run_pp(r->src, r->ds, r->labels, 2, 0, &m, &st, eb), 0);
     CHECK_EQ_INT(st.up_to_date, 1);
+}
 
+/* Interrupted and resumed runs give the fresh run's dataset, whatever was
+ * damaged or changed in between. */
+static void test_interrupted_and_resume(void)
+{
+    const src_set *s = captures();
+    if (!s)
+        SKIP("no captures (../shared/data/iscx-fixture, data/corpus)");
+    resume_ctx r = {.labels = s->labels, .src = copy_fixture(s->dir, "src_resume", 0),
+                    .ds = tmp_path("ds_resume"), .fresh = tmp_path("ds_fresh")};
+    char eb[DP_ERRBUF_SIZE];
+    dp_preprocess_stats st;
+    msgs m;
+    CHECK_EQ_INT(run_pp(r.src, r.fresh, r.labels, 2, 0, &m, &st, eb), 0);
+    r.ncap = st.captures;
+    CHECK(r.ncap > 5);
+
+    resume_after_damaged_parts(&r);
+    resume_damaged_journal(&r);
+    resume_changed_source(&r);
+    /* a dataset without summary.json is not complete, and is redone */
+    char *sj = dp_path_join(r.ds, "summary.json");
+    CHECK_EQ_INT(unlink(sj), 0);
     free(sj);
-    free(pdir);
-    free(vpart);
-    free(junk);
-    free(src);
-    free(ds);
-    free(fresh);
+    CHECK(!dp_preprocess_complete(r.ds));
+    CHECK_EQ_INT(run_pp(r.src, r.ds, r.labels, 2, 0, &m, &st, eb), 0);
+    CHECK_EQ_INT(st.up_to_date, 0);
+    CHECK_EQ_INT(st.processed, r.ncap);
+    CHECK(dataset_equal(r.ds, r.fresh));
+    resume_after_mtime_changes(&r);
+
+    free(r.src);
+    free(r.ds);
+    free(r.fresh);
 }
 
 /* Captures too big for the in-memory hand-over go through part files: the
