@@ -526,9 +526,10 @@ static void expect_open_fails(const char *path, const char *needle)
         CHECK_STR_CONTAINS(errbuf, needle);
 }
 
-static void test_bad_input(void)
+/* Files that are no capture at all: text, empty, truncated global or
+ * section headers, a missing file, a directory. */
+static void bad_files(void)
 {
-    /* bad magic */
     char *p = tmp_path("text.pcap");
     const char *txt = "this is not a capture file, only text\n";
     CHECK(write_bytes(p, txt, strlen(txt)) == 0);
@@ -536,89 +537,90 @@ static void test_bad_input(void)
     CHECK_STR_CONTAINS(errbuf, p);
     expect_open_fails(p, "not a pcap or pcapng");
 
-    /* empty */
     p = tmp_path("empty.pcap");
     CHECK(write_bytes(p, "", 0) == 0);
     CHECK_EQ_INT(dp_capture_probe(p, errbuf), DP_PROBE_NOT_CAPTURE);
     expect_open_fails(p, "empty");
 
-    /* truncated global header */
     p = tmp_path("shorthdr.pcap");
     static const uint8_t hdr10[10] = {0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0};
     CHECK(write_bytes(p, hdr10, sizeof hdr10) == 0);
     CHECK_EQ_INT(dp_capture_probe(p, errbuf), DP_PROBE_PCAP);
     expect_open_fails(p, "truncated");
 
-    /* truncated pcapng section header */
     p = tmp_path("shorthdr.pcapng");
     static const uint8_t ng6[6] = {0x0a, 0x0d, 0x0d, 0x0a, 0x1c, 0};
     CHECK(write_bytes(p, ng6, sizeof ng6) == 0);
     CHECK_EQ_INT(dp_capture_probe(p, errbuf), DP_PROBE_PCAPNG);
     expect_open_fails(p, NULL);
 
-    /* nonexistent */
     p = tmp_path("does-not-exist.pcap");
     CHECK_EQ_INT(dp_capture_probe(p, errbuf), DP_PROBE_ERROR);
     CHECK_STR_CONTAINS(errbuf, p);
     expect_open_fails(p, "No such file");
 
-    /* directory */
     p = (char *)dp_test_tmpdir();
     CHECK_EQ_INT(dp_capture_probe(p, errbuf), DP_PROBE_ERROR);
     expect_open_fails(p, "directory");
+}
 
-    /* source capture for the cut/edit cases: a fixture copy when the shared
-     * data is there, else a hand-made one */
-    char *src = tmp_path("src.pcap");
-    size_t n = 0;
+/* A little-endian pcap to cut and edit, written to src: a fixture copy when
+ * the shared data is there, else a hand-made one. Returns its bytes (*n of
+ * them) with the offsets of its records in offs (*nrec, at most cap), or NULL. */
+static uint8_t *source_capture(const char *src, size_t *n, size_t *offs, size_t cap, size_t *nrec)
+{
     uint8_t *b = NULL;
     const char *fx = dp_test_shared("iscx-fixture/iscx_email.pcap");
     if (fx)
-        b = dp_test_read_file(fx, &n);
+        b = dp_test_read_file(fx, n);
     if (!b) {
         CHECK(make_pcap(src, 20) > 0);
-        b = dp_test_read_file(src, &n);
+        b = dp_test_read_file(src, n);
     }
-    CHECK(b != NULL && n > 24);
+    CHECK(b != NULL && *n > 24);
     if (!b)
-        return;
+        return NULL;
     CHECK(b[0] == 0xd4 && b[1] == 0xc3); /* little-endian pcap */
-    CHECK(write_bytes(src, b, n) == 0);
+    CHECK(write_bytes(src, b, *n) == 0);
     uint64_t total;
     CHECK_EQ_INT(count_frames(src, &total), DP_NEXT_END);
     CHECK(total >= 3);
-    /* record offsets */
-    size_t offs[4096];
-    size_t nrec = 0;
-    for (size_t o = 24; o + 16 <= n && nrec < 4096;) {
-        offs[nrec++] = o;
+    *nrec = 0;
+    for (size_t o = 24; o + 16 <= *n && *nrec < cap;) {
+        offs[(*nrec)++] = o;
         uint32_t cl = (uint32_t)b[o + 8] | (uint32_t)b[o + 9] << 8 | (uint32_t)b[o + 10] << 16 |
                       (uint32_t)b[o + 11] << 24;
         o += 16 + cl;
     }
-    CHECK_EQ_INT(nrec, total);
+    CHECK_EQ_INT(*nrec, total);
+    return *nrec >= 3 ? b : (free(b), NULL);
+}
 
-    /* truncated record: cut in the middle of the last record's data */
-    p = tmp_path("cut.pcap");
-    size_t last = offs[nrec - 1];
-    CHECK(write_bytes(p, b, last + 16 + 3) == 0);
+/* Captures cut inside a record's data or header (an error naming the file,
+ * after the whole records) or between records (a clean end), and an absurd
+ * record length (an error that repeats rather than reading garbage). */
+static void damaged_records(void)
+{
+    size_t n = 0, offs[4096], nrec = 0;
+    uint8_t *b = source_capture(tmp_path("src.pcap"), &n, offs, 4096, &nrec);
+    if (!b)
+        return;
+    char *p = tmp_path("cut.pcap");
     uint64_t got;
     errbuf[0] = 0;
+    CHECK(write_bytes(p, b, offs[nrec - 1] + 16 + 3) == 0);
     CHECK_EQ_INT(count_frames(p, &got), DP_NEXT_ERROR);
-    CHECK_EQ_INT(got, total - 1);
+    CHECK_EQ_INT(got, nrec - 1);
     CHECK_STR_CONTAINS(errbuf, p);
     CHECK_STR_CONTAINS(errbuf, "truncated");
-    /* cut inside a record header */
     CHECK(write_bytes(p, b, offs[2] + 7) == 0);
     CHECK_EQ_INT(count_frames(p, &got), DP_NEXT_ERROR);
     CHECK_EQ_INT(got, 2);
     CHECK_STR_CONTAINS(errbuf, p);
-    /* cut exactly between records: a clean end */
     CHECK(write_bytes(p, b, offs[2]) == 0);
     CHECK_EQ_INT(count_frames(p, &got), DP_NEXT_END);
     CHECK_EQ_INT(got, 2);
 
-    /* absurd record length in the second record */
     p = tmp_path("absurd.pcap");
     put32le(b + offs[1] + 8, 0x7fffffff);
     CHECK(write_bytes(p, b, n) == 0);
@@ -626,7 +628,6 @@ static void test_bad_input(void)
     CHECK_EQ_INT(count_frames(p, &got), DP_NEXT_ERROR);
     CHECK_EQ_INT(got, 1);
     CHECK_STR_CONTAINS(errbuf, p);
-    /* and the error repeats rather than reading garbage */
     dp_capture *c = dp_capture_open_file(p, errbuf);
     CHECK(c != NULL);
     if (c) {
@@ -638,6 +639,13 @@ static void test_bad_input(void)
         dp_capture_close(c);
     }
     free(b);
+}
+
+/* Every bad file and damaged capture gives an error naming the file. */
+static void test_bad_input(void)
+{
+    bad_files();
+    damaged_records();
 }
 
 /* ---- (d) timestamps, pcapng interfaces, dumper ----------------------------- */
@@ -789,27 +797,20 @@ static void test_pcapng_interfaces(void)
     fprintf(stderr, "  mixed link types: %s\n", errbuf);
 }
 
-static void test_dumper(void)
+/* Copies capture `in` through a dumper to `out` (committed: the file
+ * appears only at the close); returns the number of frames, -1 on failure. */
+static int dump_copy(const char *in, const char *out, int *lt)
 {
-    char *src = tmp_path("dsrc.pcap");
-    const char *fx = dp_test_shared("iscx-fixture/iscx_skype_chat.pcap");
-    if (!fx) {
-        CHECK(make_pcap(src, 25) > 0);
-        fx = src;
-    }
-    char fxp[1024];
-    snprintf(fxp, sizeof fxp, "%s", fx);
-    char *out = tmp_path("out.pcap");
-    dp_capture *c = dp_capture_open_file(fxp, errbuf);
+    dp_capture *c = dp_capture_open_file(in, errbuf);
     CHECK(c != NULL);
     if (!c)
-        return;
-    int lt = dp_capture_linktype(c);
-    dp_dumper *d = dp_dumper_open(out, lt, 65535, errbuf);
+        return -1;
+    *lt = dp_capture_linktype(c);
+    dp_dumper *d = dp_dumper_open(out, *lt, 65535, errbuf);
     CHECK(d != NULL);
     if (!d) {
         dp_capture_close(c);
-        return;
+        return -1;
     }
     dp_frame f;
     int n = 0;
@@ -822,9 +823,14 @@ static void test_dumper(void)
     CHECK(stat(out, &st) != 0); /* not there before commit */
     CHECK_EQ_INT(dp_dumper_close(d, 1, errbuf), 0);
     CHECK(stat(out, &st) == 0);
+    return n;
+}
 
-    /* read both side by side */
-    dp_capture *a = dp_capture_open_file(fxp, errbuf), *b = dp_capture_open_file(out, errbuf);
+/* Reads captures a and b side by side: the same n frames (lengths, time,
+ * link type, bytes). */
+static void check_same_frames(const char *pa, const char *pb, int lt, int n)
+{
+    dp_capture *a = dp_capture_open_file(pa, errbuf), *b = dp_capture_open_file(pb, errbuf);
     CHECK(a && b);
     if (a && b) {
         CHECK_EQ_INT(dp_capture_linktype(b), lt);
@@ -847,56 +853,77 @@ static void test_dumper(void)
     }
     dp_capture_close(a);
     dp_capture_close(b);
+}
 
-    /* abort: nothing left behind; snaplen cuts frames */
-    char *out2 = tmp_path("aborted.pcap");
-    d = dp_dumper_open(out2, 101, 20, errbuf);
+/* Writes one 36-byte raw-IP frame at time 12.9999999 through a dumper with
+ * snaplen 20 to path, committed or not. Returns the close's result. */
+static int dump_one_frame(const char *path, int commit)
+{
+    dp_dumper *d = dp_dumper_open(path, 101, 20, errbuf);
     CHECK(d != NULL);
-    if (d) {
-        uint8_t fr[64];
-        dp_frame g = {0};
-        g.data = fr;
-        g.caplen = (uint32_t)make_frame(fr, 101, 0);
-        g.wirelen = g.caplen;
-        g.time = 12.9999999;
-        CHECK_EQ_INT(dp_dumper_write(d, &g, errbuf), 0);
-        CHECK_EQ_INT(dp_dumper_close(d, 0, errbuf), 0);
-        CHECK(stat(out2, &st) != 0);
-        DIR *dir = opendir(dp_test_tmpdir());
-        struct dirent *de;
-        int tmps = 0;
-        while (dir && (de = readdir(dir)))
-            tmps += strstr(de->d_name, ".tmp.") != NULL;
-        if (dir)
-            closedir(dir);
-        CHECK_EQ_INT(tmps, 0);
-    }
-    char *out3 = tmp_path("snap.pcap");
-    d = dp_dumper_open(out3, 101, 20, errbuf);
-    if (d) {
-        uint8_t fr[64];
-        dp_frame g = {0};
-        g.data = fr;
-        g.caplen = (uint32_t)make_frame(fr, 101, 0);
-        g.wirelen = g.caplen;
-        g.time = 12.9999999; /* rounds up into the next second */
-        CHECK_EQ_INT(dp_dumper_write(d, &g, errbuf), 0);
-        CHECK_EQ_INT(dp_dumper_close(d, 1, errbuf), 0);
-        c = dp_capture_open_file(out3, errbuf);
-        CHECK(c != NULL);
-        if (c) {
-            CHECK_EQ_INT(dp_capture_linktype(c), 101);
-            CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), DP_NEXT_FRAME);
-            CHECK_EQ_INT(f.caplen, 20);
-            CHECK_EQ_INT(f.wirelen, 36);
-            CHECK_NEAR(f.time, 13.0, 1e-9);
-            dp_capture_close(c);
-        }
-    } else
-        CHECK(!"dumper open");
+    if (!d)
+        return -1;
+    uint8_t fr[64];
+    dp_frame g = {0};
+    g.data = fr;
+    g.caplen = (uint32_t)make_frame(fr, 101, 0);
+    g.wirelen = g.caplen;
+    g.time = 12.9999999; /* rounds up into the next second */
+    CHECK_EQ_INT(dp_dumper_write(d, &g, errbuf), 0);
+    return dp_dumper_close(d, commit, errbuf);
+}
 
-    /* unwritable place */
-    d = dp_dumper_open("/nonexistent-dir/x.pcap", 1, 65535, errbuf);
+/* The dumper: a copy reads back frame for frame; an aborted dump leaves
+ * nothing behind; snaplen cuts frames and times round; an unwritable path
+ * is an error naming it. */
+static void test_dumper(void)
+{
+    /* 1. a copy of a capture */
+    char *src = tmp_path("dsrc.pcap");
+    const char *fx = dp_test_shared("iscx-fixture/iscx_skype_chat.pcap");
+    if (!fx) {
+        CHECK(make_pcap(src, 25) > 0);
+        fx = src;
+    }
+    char fxp[1024];
+    snprintf(fxp, sizeof fxp, "%s", fx);
+    char *out = tmp_path("out.pcap");
+    int lt, n = dump_copy(fxp, out, &lt);
+    if (n < 0)
+        return;
+    check_same_frames(fxp, out, lt, n);
+
+    /* 2. abort: nothing left behind, not even a temp file */
+    char *out2 = tmp_path("aborted.pcap");
+    struct stat st;
+    CHECK_EQ_INT(dump_one_frame(out2, 0), 0);
+    CHECK(stat(out2, &st) != 0);
+    DIR *dir = opendir(dp_test_tmpdir());
+    struct dirent *de;
+    int tmps = 0;
+    while (dir && (de = readdir(dir)))
+        tmps += strstr(de->d_name, ".tmp.") != NULL;
+    if (dir)
+        closedir(dir);
+    CHECK_EQ_INT(tmps, 0);
+
+    /* 3. snaplen cuts the frame; the time rounds into the next second */
+    char *out3 = tmp_path("snap.pcap");
+    CHECK_EQ_INT(dump_one_frame(out3, 1), 0);
+    dp_capture *c = dp_capture_open_file(out3, errbuf);
+    CHECK(c != NULL);
+    if (c) {
+        dp_frame f;
+        CHECK_EQ_INT(dp_capture_linktype(c), 101);
+        CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), DP_NEXT_FRAME);
+        CHECK_EQ_INT(f.caplen, 20);
+        CHECK_EQ_INT(f.wirelen, 36);
+        CHECK_NEAR(f.time, 13.0, 1e-9);
+        dp_capture_close(c);
+    }
+
+    /* 4. unwritable place */
+    dp_dumper *d = dp_dumper_open("/nonexistent-dir/x.pcap", 1, 65535, errbuf);
     CHECK(d == NULL);
     CHECK_STR_CONTAINS(errbuf, "/nonexistent-dir/x.pcap");
 }

@@ -338,6 +338,80 @@ static void test_per_packet_equals_predict(void)
 }
 
 /* ---- flows -------------------------------------------------------------------- */
+/* Adds the model's log-probabilities of frame b (n bytes) to sum. */
+static void add_logprobs(dp_model *m, const uint8_t *b, size_t n, double sum[NCLS])
+{
+    char errbuf[DP_ERRBUF_SIZE];
+    uint8_t vec[DP_VEC_LEN];
+    float lp[NCLS];
+    CHECK_EQ_INT(dp_packet_transform(DP_LINKTYPE_ETHERNET, b, n, vec, NULL), DP_KEEP);
+    CHECK_EQ_INT(dp_model_predict(m, vec, 1, lp, errbuf), 0);
+    for (int k = 0; k < NCLS; k++)
+        sum[k] += lp[k];
+}
+
+/* Feeds flow A (UDP, both directions, 5 packets from t; only the first 3
+ * count) and, interleaved, flow B (TCP, 2 packets, each followed by a pure
+ * ACK), summing the model's log-probabilities of the packets that count. */
+static void feed_flows_a_b(dp_classifier *c, dp_model *m, double t, uint64_t *idx,
+                           double sumA[NCLS], double sumB[NCLS])
+{
+    char errbuf[DP_ERRBUF_SIZE];
+    uint8_t b[2048];
+    for (int i = 0; i < 5; i++) {
+        size_t n = i % 2 ? build_frame(b, 17, IP(192, 168, 1, 2), IP(192, 168, 1, 1), 7000, 9000, 0, 50 + i, i)
+                         : build_frame(b, 17, IP(192, 168, 1, 1), IP(192, 168, 1, 2), 9000, 7000, 0, 80 + i, i);
+        dp_frame f = mkframe(b, n, t + 0.01 * i, (*idx)++);
+        CHECK_EQ_INT(dp_classifier_frame(c, &f, errbuf), 0);
+        if (i < 3)
+            add_logprobs(m, b, n, sumA);
+        if (i < 2) {
+            n = build_frame(b, 6, IP(10, 1, 1, 1), IP(10, 1, 1, 2), 5555, 443, 0x18, 300 + 100 * i, 10 + i);
+            f = mkframe(b, n, t + 0.01 * i + 0.005, (*idx)++);
+            CHECK_EQ_INT(dp_classifier_frame(c, &f, errbuf), 0);
+            add_logprobs(m, b, n, sumB);
+            n = build_frame(b, 6, IP(10, 1, 1, 2), IP(10, 1, 1, 1), 443, 5555, 0x10, 0, 0);
+            f = mkframe(b, n, t + 0.01 * i + 0.006, (*idx)++);
+            CHECK_EQ_INT(dp_classifier_frame(c, &f, errbuf), 0);
+        }
+    }
+}
+
+/* Flow A's verdict: complete after 3 packets, the tuple and time of its
+ * first packet, the top class of its summed log-probabilities; its JSON
+ * shows the real addresses and the reason. */
+static void check_flow_a(dp_model *m, const dp_cls_result *r, double t, const double sumA[NCLS])
+{
+    CHECK_EQ_INT(r->per_flow, 1);
+    CHECK_EQ_INT(r->reason, DP_FLOW_COMPLETE);
+    CHECK_EQ_INT(r->npackets, 3);
+    CHECK_EQ_INT(r->index, 0);
+    CHECK_NEAR(r->time, t, 1e-9);
+    CHECK_EQ_INT(r->tuple->sport, 9000); /* real tuple of the first packet */
+    CHECK_EQ_INT(r->tuple->dport, 7000);
+    CHECK_EQ_INT(r->tuple->saddr[0], 192);
+    CHECK_EQ_INT(r->tuple->saddr[3], 1);
+    int ids[3];
+    double p[3];
+    dp_cls_topk(sumA, NCLS, 3, ids, p);
+    CHECK_NEAR(r->prob[0], p[0], 1e-4);
+    CHECK(r->top[0] == ids[0] || fabs(p[0] - p[1]) < 1e-4);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mf = open_memstream(&buf, &len);
+    dp_cls_result_json(mf, m, r);
+    fclose(mf);
+    CHECK_STR_CONTAINS(buf, "\"src\":\"192.168.1.1\",\"sport\":9000,\"dst\":\"192.168.1.2\"");
+    CHECK_STR_CONTAINS(buf, "\"reason\":\"complete\"");
+    CHECK_STR_CONTAINS(buf, "\"packets\":3");
+    CHECK_STR_CONTAINS(buf, "\"top\":[{");
+    CHECK(len > 0 && buf[len - 1] == '\n');
+    free(buf);
+}
+
+/* Per-flow verdicts: a flow is decided at its first_n-th packet (A), on idle
+ * timeout (B, kept alive by its pure ACKs) and at the end of the capture
+ * (C); the verdict is the top class of the summed log-probabilities. */
 static void test_flow_aggregation(void)
 {
     dp_model *m = load_model();
@@ -359,70 +433,19 @@ static void test_flow_aggregation(void)
         return;
     }
     dp_classifier_begin(c, "crafted");
-    uint8_t b[2048], vec[DP_VEC_LEN];
-    float lp[NCLS];
     double sumA[NCLS] = {0}, sumB[NCLS] = {0};
     uint64_t idx = 0;
     double t = 1000.0;
-    /* flow A (UDP, both directions): 5 packets, only the first 3 count */
-    for (int i = 0; i < 5; i++) {
-        size_t n = i % 2 ? build_frame(b, 17, IP(192, 168, 1, 2), IP(192, 168, 1, 1), 7000, 9000, 0, 50 + i, i)
-                         : build_frame(b, 17, IP(192, 168, 1, 1), IP(192, 168, 1, 2), 9000, 7000, 0, 80 + i, i);
-        dp_frame f = mkframe(b, n, t + 0.01 * i, idx++);
-        CHECK_EQ_INT(dp_classifier_frame(c, &f, errbuf), 0);
-        if (i < 3) {
-            CHECK_EQ_INT(dp_packet_transform(f.linktype, b, n, vec, NULL), DP_KEEP);
-            CHECK_EQ_INT(dp_model_predict(m, vec, 1, lp, errbuf), 0);
-            for (int k = 0; k < NCLS; k++)
-                sumA[k] += lp[k];
-        }
-        /* flow B (TCP): 2 packets interleaved with A, plus a pure ACK */
-        if (i < 2) {
-            n = build_frame(b, 6, IP(10, 1, 1, 1), IP(10, 1, 1, 2), 5555, 443, 0x18, 300 + 100 * i, 10 + i);
-            f = mkframe(b, n, t + 0.01 * i + 0.005, idx++);
-            CHECK_EQ_INT(dp_classifier_frame(c, &f, errbuf), 0);
-            dp_packet_transform(f.linktype, b, n, vec, NULL);
-            CHECK_EQ_INT(dp_model_predict(m, vec, 1, lp, errbuf), 0);
-            for (int k = 0; k < NCLS; k++)
-                sumB[k] += lp[k];
-            n = build_frame(b, 6, IP(10, 1, 1, 2), IP(10, 1, 1, 1), 443, 5555, 0x10, 0, 0);
-            f = mkframe(b, n, t + 0.01 * i + 0.006, idx++);
-            CHECK_EQ_INT(dp_classifier_frame(c, &f, errbuf), 0);
-        }
-    }
-    /* A reached 3 packets (batches of 4 have been flushed by now or at finish) */
+
+    /* 1. A reaches 3 packets (batches of 4 have been flushed by now or at finish) */
+    feed_flows_a_b(c, m, t, &idx, sumA, sumB);
     CHECK_EQ_INT(dp_classifier_tick(c, t + 0.1, errbuf), 0);
     CHECK_EQ_INT(s->n, 1);
-    if (s->n >= 1) {
-        dp_cls_result *r = &s->r[0];
-        CHECK_EQ_INT(r->per_flow, 1);
-        CHECK_EQ_INT(r->reason, DP_FLOW_COMPLETE);
-        CHECK_EQ_INT(r->npackets, 3);
-        CHECK_EQ_INT(r->index, 0);
-        CHECK_NEAR(r->time, t, 1e-9);
-        CHECK_EQ_INT(r->tuple->sport, 9000); /* real tuple of the first packet */
-        CHECK_EQ_INT(r->tuple->dport, 7000);
-        CHECK_EQ_INT(r->tuple->saddr[0], 192);
-        CHECK_EQ_INT(r->tuple->saddr[3], 1);
-        int ids[3];
-        double p[3];
-        dp_cls_topk(sumA, NCLS, 3, ids, p);
-        CHECK_NEAR(r->prob[0], p[0], 1e-4);
-        CHECK(r->top[0] == ids[0] || fabs(p[0] - p[1]) < 1e-4);
-        /* JSON shows the real addresses and the reason */
-        char *buf = NULL;
-        size_t len = 0;
-        FILE *mf = open_memstream(&buf, &len);
-        dp_cls_result_json(mf, m, r);
-        fclose(mf);
-        CHECK_STR_CONTAINS(buf, "\"src\":\"192.168.1.1\",\"sport\":9000,\"dst\":\"192.168.1.2\"");
-        CHECK_STR_CONTAINS(buf, "\"reason\":\"complete\"");
-        CHECK_STR_CONTAINS(buf, "\"packets\":3");
-        CHECK_STR_CONTAINS(buf, "\"top\":[{");
-        CHECK(len > 0 && buf[len - 1] == '\n');
-        free(buf);
-    }
-    /* B goes idle: a packet of a new flow C 5 s later ends it (timeout 1 s) */
+    if (s->n >= 1)
+        check_flow_a(m, &s->r[0], t, sumA);
+
+    /* 2. B goes idle: a packet of a new flow C 5 s later ends it (timeout 1 s) */
+    uint8_t b[2048];
     size_t n = build_frame(b, 17, IP(10, 9, 9, 9), IP(10, 9, 9, 8), 1111, 2222, 0, 64, 99);
     dp_frame f = mkframe(b, n, t + 5, idx++);
     CHECK_EQ_INT(dp_classifier_frame(c, &f, errbuf), 0);
@@ -439,7 +462,8 @@ static void test_flow_aggregation(void)
         /* the pure ACK kept B alive until t + 0.016 */
         CHECK_NEAR(r->end, t + 0.016, 1e-9);
     }
-    /* end of capture: C (1 packet) is emitted with reason end; A was decided already */
+
+    /* 3. end of capture: C (1 packet) is emitted with reason end; A was decided already */
     CHECK_EQ_INT(dp_classifier_finish(c, DP_FLOW_END, errbuf), 0);
     CHECK_EQ_INT(s->n, 3);
     if (s->n >= 3) {
