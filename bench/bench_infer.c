@@ -6,14 +6,16 @@
  * figures in docs/benchmarks.md ("bf16").
  *
  *   make build/bench_infer
- *   build/bench_infer [-t app|traffic] [-j THREADS] [-b BATCH] [-r ROUNDS] [-p PASSES] [SPLIT_TEST_DIR | random]
+ *   build/bench_infer [-t app|traffic] [-j THREADS] [-b BATCH] [-r ROUNDS] [-p PASSES] [-P fp32|bf16]
+ *                     [SPLIT_TEST_DIR | random]
  *
  * SPLIT_TEST_DIR: a `deeppacket split` side (.../application_classification/test):
  * real packets, in their stored order. random (the default): 2,560
  * full-length vectors of random bytes, the worst case (no zero tail to
  * skip). The model is a freshly initialised reference CNN (its weights do
  * not change the work). Each round keeps the best of PASSES passes, after
- * one warm-up pass (oneDNN builds its kernels on first use of a shape). */
+ * one warm-up pass (oneDNN builds its kernels on first use of a shape).
+ * -P runs one precision only (to profile it alone, e.g. under perf record). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,9 +58,9 @@ static double rate(dp_model *m, const uint8_t *x, size_t n, int batch, int passe
 
 int main(int argc, char **argv)
 {
-    int task = DP_TASK_APP, threads = 2, batch = 64, rounds = 7, passes = 2, opt;
+    int task = DP_TASK_APP, threads = 2, batch = 64, rounds = 7, passes = 2, only = -1, opt;
     char eb[DP_ERRBUF_SIZE];
-    while ((opt = getopt(argc, argv, "t:j:b:r:p:")) != -1) {
+    while ((opt = getopt(argc, argv, "t:j:b:r:p:P:")) != -1) {
         if (opt == 't' && (!strcmp(optarg, "app") || !strcmp(optarg, "traffic")))
             task = strcmp(optarg, "traffic") ? DP_TASK_APP : DP_TASK_TRAFFIC;
         else if (opt == 'j')
@@ -69,9 +71,11 @@ int main(int argc, char **argv)
             rounds = atoi(optarg);
         else if (opt == 'p')
             passes = atoi(optarg);
+        else if (opt == 'P' && (!strcmp(optarg, "fp32") || !strcmp(optarg, "bf16")))
+            only = strcmp(optarg, "fp32") ? DP_PREC_BF16 : DP_PREC_FP32;
         else
             return fprintf(stderr, "usage: %s [-t app|traffic] [-j threads] [-b batch] [-r rounds] [-p passes] "
-                                   "[SPLIT_TEST_DIR | random]\n", argv[0]), 2;
+                                   "[-P fp32|bf16] [SPLIT_TEST_DIR | random]\n", argv[0]), 2;
     }
     const char *src = optind < argc ? argv[optind] : "random";
     if (batch < 1 || batch > DP_MODEL_PREDICT_CHUNK || rounds < 1 || rounds > 64 || passes < 1 || threads < 1)
@@ -114,11 +118,16 @@ int main(int argc, char **argv)
     printf("round | fp32 packets/s | bf16 packets/s | bf16 / fp32\n");
     double ratio[64], f32[64], b16[64];
     for (int r = 0; r < rounds; r++) {
-        dp_nn_set_precision(DP_PREC_FP32, eb);
-        f32[r] = rate(m, x, n, batch, passes, lp, eb);
-        dp_nn_set_precision(DP_PREC_BF16, eb);
-        b16[r] = rate(m, x, n, batch, passes, lp, eb);
-        ratio[r] = b16[r] / f32[r];
+        f32[r] = b16[r] = 0;
+        if (only != DP_PREC_BF16) {
+            dp_nn_set_precision(DP_PREC_FP32, eb);
+            f32[r] = rate(m, x, n, batch, passes, lp, eb);
+        }
+        if (only != DP_PREC_FP32) {
+            dp_nn_set_precision(DP_PREC_BF16, eb);
+            b16[r] = rate(m, x, n, batch, passes, lp, eb);
+        }
+        ratio[r] = f32[r] > 0 ? b16[r] / f32[r] : 0;
         printf("%5d | %14.0f | %14.0f | %.2fx\n", r + 1, f32[r], b16[r], ratio[r]);
         fflush(stdout);
     }

@@ -72,6 +72,36 @@ static void test_round(void)
     CHECK(dp_bf16_round(0.1f) == 0.10009765625f);
 }
 
+/* dp_nn_to_bf16 in bf16 mode (vector code, masked tails) = the scalar
+ * rounding, element for element, at every length from 1 to 70 and at 200
+ * (a row of the CNN's channels); nothing written past n. */
+static void test_to_bf16_lengths(void)
+{
+    SKIP_WITHOUT_BF16();
+    char eb[DP_ERRBUF_SIZE];
+    dp_rng r;
+    dp_rng_seed(&r, 11);
+    float *src = rndv(256, &r, 3.0f);
+    src[5] = 1.0f + 0x1p-8f; /* ties */
+    src[6] = 1.0f + 3 * 0x1p-8f;
+    uint16_t dst[260];
+    int bad = 0;
+    for (int n = 1; n <= 200; n = n < 70 ? n + 1 : n == 70 ? 200 : 201) { /* 1..70, then 200 */
+        for (int i = 0; i < 260; i++)
+            dst[i] = 0xabcd;
+        dp_nn_to_bf16(dst, src, (size_t)n);
+        for (int i = 0; i < 260; i++) {
+            uint32_t u = (uint32_t)dst[i] << 16;
+            float f;
+            memcpy(&f, &u, 4);
+            bad += i < n ? f != dp_bf16_round(src[i]) : dst[i] != 0xabcd;
+        }
+    }
+    CHECK_EQ_INT(bad, 0);
+    free(src);
+    dp_nn_set_precision(DP_PREC_FP32, eb);
+}
+
 /* C = op(A) op(B) + beta C0 in double over the given (possibly rounded) operands */
 static void ref_gemm(double *C, int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
                      int ldb, float beta, const float *C0, int ldc, int round)
@@ -418,6 +448,7 @@ int main(void)
     dp_test_prog = "test_bf16";
     DP_RUN(test_precision_words);
     DP_RUN(test_round);
+    DP_RUN(test_to_bf16_lengths);
     DP_RUN(test_gemm_oracle);
     DP_RUN(test_gemm_const_operands);
     DP_RUN(test_conv_layers);

@@ -143,14 +143,24 @@ __attribute__((target("avx512f,avx512bf16,avx512vl,avx512bw"))) static void to_b
         __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + i + 16), _mm512_loadu_ps(src + i));
         _mm512_storeu_si512((void *)(dst + i), (__m512i)v);
     }
-    for (; i < n; i++)
-        dst[i] = bf16_scalar(src[i]);
+    /* the tail 16 at a time, the last part masked: the same instruction
+     * for every element (a row of 200 channels has a tail of 8, which the
+     * scalar loop made 4% of bf16 inference) */
+    for (; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m256bh v = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(k, src + i));
+        _mm256_mask_storeu_epi16(dst + i, k, (__m256i)v);
+    }
 }
 #endif
 
 /* rows x cols floats (row stride ld) -> dense bf16 [rows, cols] */
 static void to_bf16(uint16_t *dst, const float *src, int rows, int cols, int ld)
 {
+    if (ld == cols && rows > 1 && (int64_t)rows * cols <= INT32_MAX) { /* contiguous: one run, one tail */
+        cols *= rows;
+        rows = 1;
+    }
     for (int r = 0; r < rows; r++) {
         const float *s = src + (size_t)r * ld;
         uint16_t *d = dst + (size_t)r * cols;
