@@ -17,11 +17,15 @@ Python package (1.7 was used).
   bench/gbt_study.py /tmp/gs/cap-traffic-train errors TEST_PREFIX [DATASET/files.tsv]
                           # where the GBT's test errors are (by capture and transport), the
                           # flows whose transport is not their label's, and a 1-NN check
+  bench/gbt_study.py /tmp/gs/cap-traffic-train allpackets TEST_PREFIX SPLIT/traffic_classification
+                     DATASET CAPTURE_DIR [SEEDS, e.g. 1,2,3]
+                          # + each flow's first 10 packets of every kind (the handshakes and
+                          # empty ACKs that preprocessing drops), read from the captures
 With TEST_PREFIX (dump_flows of the test side), the tls and vpn studies also
 fit on the whole training side and score on the test set, as a check of what
 validation chose (the test set is not used to choose).
 """
-import re, sys, time, zlib
+import re, struct, sys, time, zlib
 import numpy as np
 import xgboost as xgb
 from sklearn.metrics import f1_score
@@ -33,6 +37,21 @@ def ip_header(v):
     """(IP header length, protocol) of one 1500-byte vector; protocol None if not IPv4/IPv6."""
     ver = v[0] >> 4
     return ((v[0] & 15) * 4, v[9]) if ver == 4 else (40, v[6]) if ver == 6 else (0, None)
+
+
+def option_list(ob):
+    """(kind, offset, length) of each TCP option in the option bytes ob, up to
+    the end-of-list option or a malformed length; NOPs skipped."""
+    k, out = 0, []
+    while k + 1 < len(ob) and ob[k] != 0:
+        if ob[k] == 1:
+            k += 1
+            continue
+        if ob[k + 1] < 2:
+            break
+        out.append((ob[k], k, ob[k + 1]))
+        k += ob[k + 1]
+    return out
 
 
 def tcp_options(raw):
@@ -52,14 +71,7 @@ def tcp_options(raw):
             if off <= 20:
                 continue
             ob = np.array(v[ihl + 20:ihl + off]).copy()
-            k = 0
-            while k + 1 < len(ob) and ob[k] != 0:
-                if ob[k] == 1:
-                    k += 1
-                    continue
-                kind, ln = ob[k], ob[k + 1]
-                if ln < 2:
-                    break
+            for kind, k, ln in option_list(ob):
                 if kind == 2 and ln == 4:
                     P[i, j, 0] = (int(ob[k + 2]) << 8 | ob[k + 3]) / 1500
                 if kind == 3 and ln == 3:
@@ -68,7 +80,6 @@ def tcp_options(raw):
                 if kind == 8:
                     P[i, j, 3] = 1
                     ob[k + 2:k + ln] = 0
-                k += ln
             P[i, j, 4] = (off - 20) / 40
             O[i, j, :min(20, len(ob))] = ob[:20] / 255
     return np.concatenate([O.reshape(n, -1), P.reshape(n, -1)], 1)
@@ -235,6 +246,93 @@ def errors_study(x, y, xt, yt, test_prefix, files_tsv):
     print('test flows identical to a training flow: %d, %d of them with another label' % (same, conflict))
 
 
+def read_pcap(path):
+    """The frames of a classic pcap file (any byte order), as bytes."""
+    b = open(path, 'rb').read()
+    e = '<' if struct.unpack('<I', b[:4])[0] in (0xa1b2c3d4, 0xa1b23c4d) else '>'
+    off, out = 24, []
+    while off + 16 <= len(b):
+        cap = struct.unpack(e + 'I', b[off + 8:off + 12])[0]
+        out.append(b[off + 16:off + 16 + cap])
+        off += 16 + cap
+    return out
+
+
+def packet_header(p):
+    """Of one raw-IP (link type 101) IPv4 frame: the flow key (protocol and the
+    two ports in order) and the header values the study adds per packet:
+    source port, IP length, TCP flags, payload length, window, MSS, window
+    scale, SACK-permitted, timestamp option, TCP header length. None if not IPv4."""
+    if len(p) < 20 or p[0] >> 4 != 4:
+        return None
+    ihl, proto = (p[0] & 15) * 4, p[9]
+    iplen, t = struct.unpack('>H', p[2:4])[0] or len(p), p[(p[0] & 15) * 4:]
+    if proto not in (6, 17) or len(t) < (20 if proto == 6 else 8):
+        return (proto, 0, 0), (0, iplen, 0, 0, 0, 0, 0, 0, 0, 0)
+    sp, dp = struct.unpack('>HH', t[:4])
+    if proto == 17:
+        return (17, min(sp, dp), max(sp, dp)), (sp, iplen, 0, max(iplen - ihl - 8, 0), 0, 0, 0, 0, 0, 8)
+    doff, o = (t[12] >> 4) * 4, t[20:(t[12] >> 4) * 4]
+    mss = ws = sack = ts = 0
+    for kind, k, ln in option_list(o):
+        if kind == 2 and ln == 4 and k + 4 <= len(o):
+            mss = struct.unpack('>H', o[k + 2:k + 4])[0]
+        ws, sack, ts = (o[k + 2] + 1 if kind == 3 and k + 2 < len(o) else ws), sack or kind == 4, ts or kind == 8
+    return (6, min(sp, dp), max(sp, dp)), (sp, iplen, t[13], max(iplen - ihl - doff, 0),
+                                           struct.unpack('>H', t[14:16])[0], mss, ws, sack, ts, doff)
+
+
+def all_packets(ids, meta, files, capdir, cache):
+    """Per flow (ids: dump_flows' flow ids; meta: the split side's meta.npy):
+    its first N packets of every kind in its capture (same protocol and
+    ports; iscx-sample's addresses are zero), 12 floats each (present,
+    direction, IP length, flags, payload length, window, MSS, window scale,
+    SACK-permitted, timestamps, TCP header length, has payload), then the
+    counts of its packets and of those with payload among them."""
+    first = {}
+    for r in meta:
+        f = int(r['flow'])
+        if f not in first or r['index'] < first[f][1]:
+            first[f] = (int(r['file']), int(r['index']))
+    X = np.zeros((len(ids), N * 12 + 2), np.float32)
+    for i, f in enumerate(ids):
+        fi, idx = first[int(f)]
+        if fi not in cache:
+            hs = [packet_header(p) for p in read_pcap(capdir + '/' + files[fi])]
+            by = {}
+            for h in hs:
+                if h is not None:
+                    by.setdefault(h[0], []).append(h[1])
+            cache[fi] = (hs, by)
+        hs, by = cache[fi]
+        pts = by[hs[idx][0]]
+        c0 = pts[0][0]
+        for j, (sp, iplen, fl, pl, win, mss, ws, sack, ts, hl) in enumerate(pts[:N]):
+            X[i, j * 12:(j + 1) * 12] = [1, 1 if sp == c0 else -1, iplen / 1500, fl / 255, pl / 1500, win / 65535,
+                                         mss / 1500, ws / 16, sack, ts, hl / 60, pl > 0]
+        X[i, -2], X[i, -1] = min(len(pts), 64) / 10, min(sum(p[3] > 0 for p in pts), 64) / 10
+    return X
+
+
+def allpackets_study(x, y, val, xt, yt, split_dir, dataset, capdir, seeds='1'):
+    """The flow rows, the rows plus every flow's first N packets of every kind,
+    and those alone, for each seed of the comma-separated list: validation,
+    then the test set as a check."""
+    files = {int(c[0]): c[1] for c in (l.split('\t') for l in open(dataset + '/files.tsv').read().splitlines()[1:])}
+    cache, A = {}, {}
+    for side, ids in (('train', np.load(sys.argv[1] + '.id.npy')), ('test', np.load(sys.argv[3] + '.id.npy'))):
+        A[side] = all_packets(ids, np.load('%s/%s/meta.npy' % (split_dir, side)), files, capdir, cache)
+    for seed in (int(v) for v in seeds.split(',')):
+        for name, X, XT in (('the flow rows', x, xt), ('+ all packets', np.concatenate([x, A['train']], 1),
+                                                        np.concatenate([xt, A['test']], 1)),
+                            ('all packets alone', A['train'], A['test'])):
+            t0, p = time.time(), {'seed': seed}
+            line = 'seed %d %-18s validation wF1 %.3f macro F1 %.3f VPN %.3f' % (seed, name, *scores(
+                y[val], fit(X[~val], y[~val], p).predict(xgb.DMatrix(X[val]))))
+            line += ' | test wF1 %.3f macro F1 %.3f VPN %.3f' % scores(yt, fit(X, y, p).predict(xgb.DMatrix(XT)))
+            print(line + '  %.0f s' % (time.time() - t0), flush=True)
+
+
 def fit_score(X, y, val, params, rounds):
     yt = y[~val]
     c = np.bincount(yt, minlength=y.max() + 1).astype(float)
@@ -259,10 +357,12 @@ def main():
     xt = yt = raw_t = None
     if len(sys.argv) > 3:
         xt, yt = np.load(sys.argv[3] + '.x.npy'), np.load(sys.argv[3] + '.y.npy').astype(int)
-        if study != 'rows':
+        if study not in ('rows', 'allpackets'):
             raw_t = np.load(sys.argv[3] + '.raw.npy', mmap_mode='r').reshape(-1, N, 1500)
     if study == 'vpn':
         return vpn_study(x, y, val, xt, yt)
+    if study == 'allpackets':
+        return allpackets_study(x, y, val, xt, yt, *sys.argv[4:8])
     if study == 'errors':
         return errors_study(x, y, xt, yt, sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else None)
     if study == 'rows':

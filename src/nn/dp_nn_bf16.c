@@ -144,8 +144,7 @@ __attribute__((target("avx512f,avx512bf16,avx512vl,avx512bw"))) static void to_b
         _mm512_storeu_si512((void *)(dst + i), (__m512i)v);
     }
     /* the tail 16 at a time, the last part masked: the same instruction
-     * for every element (a row of 200 channels has a tail of 8, which the
-     * scalar loop made 4% of bf16 inference) */
+     * for every element (a row of 200 channels has a tail of 8) */
     for (; i < n; i += 16) {
         __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
         __m256bh v = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(k, src + i));
