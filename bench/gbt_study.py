@@ -21,6 +21,8 @@ Python package (1.7 was used).
                      DATASET CAPTURE_DIR [SEEDS, e.g. 1,2,3]
                           # + each flow's first 10 packets of every kind (the handshakes and
                           # empty ACKs that preprocessing drops), read from the captures
+  bench/gbt_study.py /tmp/gs/cap-traffic-train recency TEST_PREFIX [WEIGHTS, e.g. 0,4,10] [SEEDS]
+                          # training flows weighted by their place in time within their capture
 With TEST_PREFIX (dump_flows of the test side), the tls and vpn studies also
 fit on the whole training side and score on the test set, as a check of what
 validation chose (the test set is not used to choose).
@@ -178,9 +180,11 @@ def tls_features(raw, which, nb=64):
 VPN = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1])  # the traffic classes that are VPN ones
 
 
-def fit(X, y, params=None, rounds=200, objective='multi:softprob'):
+def fit(X, y, params=None, rounds=200, objective='multi:softprob', extra=None):
     c = np.bincount(y).astype(float)
     w = len(y) / ((c > 0).sum() * np.maximum(c[y], 1))  # train --balance weight
+    if extra is not None:  # per-row factors on top of the class weights
+        w = w * extra
     p = dict(objective=objective, max_depth=6, eta=0.1, colsample_bytree=0.8, tree_method='hist', nthread=1,
              seed=1, verbosity=0)
     if objective == 'multi:softprob':
@@ -333,6 +337,34 @@ def allpackets_study(x, y, val, xt, yt, split_dir, dataset, capdir, seeds='1'):
             print(line + '  %.0f s' % (time.time() - t0), flush=True)
 
 
+def capture_rank(f, t, mask):
+    """Per row of mask: its flow's place in time among its capture's rows of
+    mask, 0 (earliest) to 1 (latest); 0 outside mask."""
+    r = np.zeros(len(f))
+    for c in np.unique(f[mask]):
+        i = np.nonzero((f == c) & mask)[0]
+        i = i[np.argsort(t[i], kind='stable')]
+        r[i] = np.arange(len(i)) / max(len(i) - 1, 1)
+    return r
+
+
+def recency_study(x, y, val, xt, yt, f, t, weights='0,1,4,10', seeds='1'):
+    """Training flows weighted by recency, 1 + A x their place in time within
+    their capture (0 earliest, 1 latest), on top of the class weights: the
+    later sessions a model meets are closer to the latest training ones."""
+    for seed in (int(v) for v in seeds.split(',')):
+        for a in (float(v) for v in weights.split(',')):
+            t0, p = time.time(), {'seed': seed}
+            rv = 1 + a * capture_rank(f, t, ~val)[~val]
+            line = 'seed %d A %4.1f validation wF1 %.3f macro F1 %.3f VPN %.3f' % (seed, a, *scores(
+                y[val], fit(x[~val], y[~val], p, extra=rv).predict(xgb.DMatrix(x[val]))))
+            if xt is not None:
+                ra = 1 + a * capture_rank(f, t, np.ones(len(y), bool))
+                line += ' | test wF1 %.3f macro F1 %.3f VPN %.3f' % scores(yt, fit(x, y, p, extra=ra).predict(
+                    xgb.DMatrix(xt)))
+            print(line + '  %.0f s' % (time.time() - t0), flush=True)
+
+
 def fit_score(X, y, val, params, rounds):
     yt = y[~val]
     c = np.bincount(yt, minlength=y.max() + 1).astype(float)
@@ -357,10 +389,12 @@ def main():
     xt = yt = raw_t = None
     if len(sys.argv) > 3:
         xt, yt = np.load(sys.argv[3] + '.x.npy'), np.load(sys.argv[3] + '.y.npy').astype(int)
-        if study not in ('rows', 'allpackets'):
+        if study not in ('rows', 'allpackets', 'recency'):
             raw_t = np.load(sys.argv[3] + '.raw.npy', mmap_mode='r').reshape(-1, N, 1500)
     if study == 'vpn':
         return vpn_study(x, y, val, xt, yt)
+    if study == 'recency':
+        return recency_study(x, y, val, xt, yt, f, t, *sys.argv[4:6])
     if study == 'allpackets':
         return allpackets_study(x, y, val, xt, yt, *sys.argv[4:8])
     if study == 'errors':
