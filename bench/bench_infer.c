@@ -56,6 +56,26 @@ static double rate(dp_model *m, const uint8_t *x, size_t n, int batch, int passe
     return best;
 }
 
+/* The packets to time: 2,560 vectors of random bytes (src "random", into
+ * *rnd), or the vectors of a split side opened into *set; n of them. NULL
+ * with eb set if the split side does not open. */
+static const uint8_t *packets(const char *src, int task, dp_splitset *set, uint8_t **rnd, size_t *n, char *eb)
+{
+    if (strcmp(src, "random") == 0) {
+        *n = 2560;
+        *rnd = malloc(*n * DP_VEC_LEN);
+        dp_rng r;
+        dp_rng_seed(&r, 3);
+        for (size_t i = 0; *rnd && i < *n * DP_VEC_LEN; i++)
+            (*rnd)[i] = (uint8_t)dp_rng_below(&r, 256);
+        return *rnd;
+    }
+    if (dp_splitset_open_task(set, src, task, eb) != 0)
+        return NULL;
+    *n = (size_t)set->vectors.shape[0];
+    return set->vectors.data;
+}
+
 int main(int argc, char **argv)
 {
     int task = DP_TASK_APP, threads = 2, batch = 64, rounds = 7, passes = 2, only = -1, opt;
@@ -84,23 +104,11 @@ int main(int argc, char **argv)
         return fprintf(stderr, "bench_infer: %s\n", eb), 1;
     /* 1. the packets */
     dp_splitset set = {0};
-    const uint8_t *x;
     size_t n;
     uint8_t *rnd = NULL;
-    if (strcmp(src, "random") == 0) {
-        n = 2560;
-        rnd = malloc(n * DP_VEC_LEN);
-        dp_rng r;
-        dp_rng_seed(&r, 3);
-        for (size_t i = 0; rnd && i < n * DP_VEC_LEN; i++)
-            rnd[i] = (uint8_t)dp_rng_below(&r, 256);
-        x = rnd;
-    } else {
-        if (dp_splitset_open_task(&set, src, task, eb) != 0)
-            return fprintf(stderr, "bench_infer: %s\n", eb), 1;
-        x = set.vectors.data;
-        n = (size_t)set.vectors.shape[0];
-    }
+    const uint8_t *x = packets(src, task, &set, &rnd, &n, eb);
+    if (!x && !rnd && strcmp(src, "random") != 0)
+        return fprintf(stderr, "bench_infer: %s\n", eb), 1;
     if (!x || n < (size_t)batch)
         return fprintf(stderr, "bench_infer: %s: fewer than %d packets\n", src, batch), 1;
     /* 2. the model */
