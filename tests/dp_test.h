@@ -90,6 +90,8 @@ int dp_test_png_size(const char *path, int *w, int *h);
 /* The whole file, malloc'd (caller frees), its length in *n; NULL when it
  * cannot be read. */
 uint8_t *dp_test_read_file(const char *path, size_t *n);
+/* Largest |a[i] - b[i]| over n floats, in double. */
+double dp_test_max_abs_diff(const float *a, const float *b, size_t n);
 /* 1 when both files can be read and hold the same bytes. */
 int dp_test_same_file(const char *a, const char *b);
 /* 1 when the eight files of two preprocessed datasets (arrays, files.tsv,

@@ -1,6 +1,7 @@
 /* Shared harness code (linked into every test binary). */
 #include "dp_test.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -150,6 +151,14 @@ const char *dp_test_path(const char *name)
     k = (k + 1) % 8;
     snprintf(p[k], sizeof p[k], "%s/%s", dp_test_tmpdir(), name);
     return p[k];
+}
+
+double dp_test_max_abs_diff(const float *a, const float *b, size_t n)
+{
+    double d = 0;
+    for (size_t i = 0; i < n; i++)
+        d = fmax(d, fabs((double)a[i] - b[i]));
+    return d;
 }
 
 int dp_test_png_size(const char *path, int *w, int *h)

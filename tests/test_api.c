@@ -179,10 +179,7 @@ static void test_predict_flows(void)
     if (x && a && b) {
         CHECK_EQ_INT(deeppacket_predict_flows(dp, x, (size_t)n, a, eb), 0);
         CHECK_EQ_INT(dp_model_predict_flows(m, x, n, b, eb), 0);
-        double worst = 0;
-        for (int i = 0; i < n * C; i++)
-            worst = fmax(worst, fabs(a[i] - b[i]));
-        CHECK_NEAR(worst, 0, 1e-5);
+        CHECK_NEAR(dp_test_max_abs_diff(a, b, (size_t)n * C), 0, 1e-5);
         uint8_t v[DEEPPACKET_VECTOR_LEN] = {0x45};
         CHECK_EQ_INT(deeppacket_predict(dp, v, 1, a, eb), -1);
         CHECK_STR_CONTAINS(eb, "flow model reads flow rows, not packet vectors");

@@ -25,6 +25,7 @@
 #include "capture/dp_capture.h"
 #include "dp_test.h"
 #include "packet/dp_packet.h"
+#include "util/dp_util.h"
 
 static char errbuf[DP_ERRBUF_SIZE];
 
@@ -314,15 +315,10 @@ static void golden_sessions(golden_run *r, const char *gdir, char *stext)
 /* Reads DIR/NAME whole, NUL-terminated; NULL (a failed check) if it cannot. */
 static char *golden_read_text(const char *dir, const char *name)
 {
-    char path[1200];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    size_t len;
-    char *text = (char *)dp_test_read_file(path, &len);
+    char *path = dp_path_join(dir, name);
+    char *text = dp_read_file(path, NULL, errbuf);
+    free(path);
     CHECK(text != NULL);
-    if (!text)
-        return NULL;
-    text = realloc(text, len + 1);
-    text[len] = 0;
     return text;
 }
 

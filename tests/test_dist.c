@@ -50,14 +50,6 @@ static void make_set(const char *dir, int rows)
     free(v), free(l), free(m);
 }
 
-static double max_diff(const float *a, const float *b, int n)
-{
-    double d = 0;
-    for (int i = 0; i < n; i++)
-        d = fmax(d, fabs((double)a[i] - b[i]));
-    return d;
-}
-
 /* Row b's dropout mask depends on (key, row0 + b) alone: a batch of 8 run
  * whole equals its two slices [0, 3) and [3, 8) run with row0 0 and 3; the
  * slice run with the wrong row0, or another key, differs. */
@@ -82,11 +74,11 @@ static void test_dropout_per_row(void)
     memcpy(whole, dp_model_forward_rows(m, x, NULL, 8, 42, 0, eb), sizeof whole);
     memcpy(part, dp_model_forward_rows(m, x, NULL, 3, 42, 0, eb), 3 * 3 * sizeof(float));
     memcpy(part + 9, dp_model_forward_rows(m, x + 3 * DP_VEC_LEN, NULL, 5, 42, 3, eb), 5 * 3 * sizeof(float));
-    CHECK_NEAR(max_diff(whole, part, 8 * 3), 0, 1e-5);
+    CHECK_NEAR(dp_test_max_abs_diff(whole, part, 8 * 3), 0, 1e-5);
     memcpy(other, dp_model_forward_rows(m, x + 3 * DP_VEC_LEN, NULL, 5, 42, 0, eb), 5 * 3 * sizeof(float));
-    CHECK(max_diff(whole + 9, other, 5 * 3) > 1e-3);
+    CHECK(dp_test_max_abs_diff(whole + 9, other, 5 * 3) > 1e-3);
     memcpy(other, dp_model_forward_rows(m, x, NULL, 8, 43, 0, eb), sizeof other);
-    CHECK(max_diff(whole, other, 8 * 3) > 1e-3);
+    CHECK(dp_test_max_abs_diff(whole, other, 8 * 3) > 1e-3);
     free(x);
     dp_model_free(m);
 }

@@ -80,15 +80,6 @@ typedef struct fix_batch {
     size_t in_len;
 } fix_batch;
 
-/* Largest |a[i] - b[i]| over n floats. */
-static double max_abs_diff(const float *a, const float *b, size_t n)
-{
-    double d = 0;
-    for (size_t i = 0; i < n; i++)
-        d = fmax(d, fabs(a[i] - b[i]));
-    return d;
-}
-
 /* Every tensor's gradient against the fixture's "grad.NAME", relative to the
  * largest gradient of the tensor (which must not be zero). */
 static void check_fixture_grads(dp_model *m, const dp_fix *f, const char *file)
@@ -105,7 +96,7 @@ static void check_fixture_grads(dp_model *m, const dp_fix *f, const char *file)
         if (!r || r->numel != numel)
             continue;
         float *wg = fix_floats(r);
-        double gmax = 0, d = max_abs_diff(g + off, wg, numel);
+        double gmax = 0, d = dp_test_max_abs_diff(g + off, wg, numel);
         for (size_t k = 0; k < numel; k++)
             gmax = fmax(gmax, fabs(wg[k]));
         if (!(d <= 2e-4 * gmax + 1e-6))
@@ -147,7 +138,7 @@ static void check_fixture_adam(dp_model *m, const dp_fix *f, const fix_batch *b,
         if (!r)
             continue;
         float *wp = fix_floats(r);
-        CHECK_NEAR(max_abs_diff(dp_model_params(m) + off, wp, numel), 0, 1e-5);
+        CHECK_NEAR(dp_test_max_abs_diff(dp_model_params(m) + off, wp, numel), 0, 1e-5);
         free(wp);
     }
     free(al);
@@ -194,7 +185,7 @@ static void check_fixture(const char *file)
     const float *lg = dp_model_forward(m, b.x, b.xf, b.B, 1, &rng, eb);
     CHECK(lg != NULL);
     float *want = fix_floats(dp_fix_get(&f, "logits"));
-    CHECK_NEAR(lg ? max_abs_diff(lg, want, (size_t)b.B * b.V) : 1, 0, 1e-4);
+    CHECK_NEAR(lg ? dp_test_max_abs_diff(lg, want, (size_t)b.B * b.V) : 1, 0, 1e-4);
     float loss = dp_model_loss(m, lab, b.B, NULL);
     float *wl = fix_floats(dp_fix_get(&f, "loss"));
     CHECK_NEAR(loss, wl[0], 1e-5 * fabs(wl[0]));
@@ -208,7 +199,7 @@ static void check_fixture(const char *file)
     else
         CHECK(dp_model_predict(m, b.x, b.B, lp, eb) == 0);
     float *wlp = fix_floats(dp_fix_get(&f, "logprobs"));
-    CHECK_NEAR(max_abs_diff(lp, wlp, (size_t)b.B * b.V), 0, 1e-4);
+    CHECK_NEAR(dp_test_max_abs_diff(lp, wlp, (size_t)b.B * b.V), 0, 1e-4);
 
     /* 4. ten Adam steps and the parameters after them */
     check_fixture_adam(m, &f, &b, &rng, file);
@@ -686,10 +677,7 @@ static void test_flow_predict(void)
     }
     /* junk in the absent blocks (present flag 0): the same predictions */
     CHECK(dp_model_predict_flows(m, xj, B, lpj, eb) == 0);
-    d = 0;
-    for (int i = 0; i < B * V; i++)
-        d = fmax(d, fabs(lp[i] - lpj[i]));
-    CHECK_NEAR(d, 0, 1e-5);
+    CHECK_NEAR(dp_test_max_abs_diff(lp, lpj, (size_t)B * V), 0, 1e-5);
     /* refusals */
     CHECK(dp_model_predict_flows(m, x, 0, lp, eb) == -1);
     uint8_t vec[DP_VEC_LEN] = {0x45};
