@@ -906,6 +906,31 @@ static int live_command(const char *dp, const char *mp, const char *bpf, struct 
     return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 1;
 }
 
+/* The classify command on lo, per flow, ended by SIGTERM: the pending flow
+ * is emitted, in JSON and as Suricata EVE (in_iface, no pcap fields). */
+static void check_live_command(const char *dp, const char *mp, const char *bpf, struct sender *snd)
+{
+    char out[8192];
+    CHECK_EQ_INT(live_command(dp, mp, bpf, snd, "json", out, sizeof out), 0);
+    CHECK_STR_CONTAINS(out, "\"reason\":\"interrupted\"");
+    CHECK_STR_CONTAINS(out, "\"packets\":5");
+    CHECK_STR_CONTAINS(out, "\"src\":\"127.0.0.1\"");
+    CHECK_STR_CONTAINS(out, "5 packets seen, 5 kept, 5 classified, 1 flows");
+    /* the same as Suricata EVE: in_iface, no pcap fields */
+    CHECK_EQ_INT(live_command(dp, mp, bpf, snd, "eve", out, sizeof out), 0);
+    char cmd[2048], res[512];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 -c 'import json,sys,time\n"
+             "e=json.loads(open(sys.argv[1]).readline()); v=e[\"deeppacket\"]\n"
+             "t=time.mktime(time.strptime(e[\"timestamp\"][:19], \"%%Y-%%m-%%dT%%H:%%M:%%S\")) - time.timezone\n"
+             "print(e[\"in_iface\"], e[\"src_ip\"], e[\"dest_port\"], e[\"proto\"], \"pcap_cnt\" in e,"
+             " v[\"per\"], v[\"packets\"], v[\"reason\"], abs(t - time.time()) < 60)' %s/live.jsonl",
+             dp_test_tmpdir());
+    CHECK_EQ_INT(dp_test_sh(cmd, res, sizeof res), 0);
+    char want[128];
+    snprintf(want, sizeof want, "lo 127.0.0.1 %d UDP False flow 5 interrupted True", snd->port);
+    CHECK_STR_CONTAINS(res, want);
+}
+
 static void test_live_loopback(void)
 {
     if (geteuid() != 0)
@@ -966,30 +991,10 @@ static void test_live_loopback(void)
     free(s);
     dp_model_free(m);
 
-    /* the command, per flow, ended by SIGTERM: the pending flow is emitted */
     const char *dp = dp_test_cli();
     const char *mp = model_path();
-    if (!dp || !mp)
-        return;
-    char out[8192];
-    CHECK_EQ_INT(live_command(dp, mp, bpf, &snd, "json", out, sizeof out), 0);
-    CHECK_STR_CONTAINS(out, "\"reason\":\"interrupted\"");
-    CHECK_STR_CONTAINS(out, "\"packets\":5");
-    CHECK_STR_CONTAINS(out, "\"src\":\"127.0.0.1\"");
-    CHECK_STR_CONTAINS(out, "5 packets seen, 5 kept, 5 classified, 1 flows");
-    /* the same as Suricata EVE: in_iface, no pcap fields */
-    CHECK_EQ_INT(live_command(dp, mp, bpf, &snd, "eve", out, sizeof out), 0);
-    char cmd[2048], res[512];
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 -c 'import json,sys,time\n"
-             "e=json.loads(open(sys.argv[1]).readline()); v=e[\"deeppacket\"]\n"
-             "t=time.mktime(time.strptime(e[\"timestamp\"][:19], \"%%Y-%%m-%%dT%%H:%%M:%%S\")) - time.timezone\n"
-             "print(e[\"in_iface\"], e[\"src_ip\"], e[\"dest_port\"], e[\"proto\"], \"pcap_cnt\" in e,"
-             " v[\"per\"], v[\"packets\"], v[\"reason\"], abs(t - time.time()) < 60)' %s/live.jsonl",
-             dp_test_tmpdir());
-    CHECK_EQ_INT(dp_test_sh(cmd, res, sizeof res), 0);
-    char want[128];
-    snprintf(want, sizeof want, "lo 127.0.0.1 %d UDP False flow 5 interrupted True", snd.port);
-    CHECK_STR_CONTAINS(res, want);
+    if (dp && mp)
+        check_live_command(dp, mp, bpf, &snd);
 }
 
 int main(void)

@@ -1357,51 +1357,15 @@ static const char *eval_fails(const char *dir, const char *model)
     return err;
 }
 
-/* dp_evalrun on another set of captures: a dataset folder whose label table
- * numbers the classes differently and lacks one of the model's; a class the
- * model does not know; a split folder of the other task; incomplete
- * datasets. */
-static void test_evalrun_other_dataset(void)
+/* What dp_evalrun refuses beside test_evalrun_other_dataset's dataset ds
+ * (made with tmap and tsv): a class the model does not know, a split folder
+ * of the other task, incomplete datasets, a missing model, a report
+ * directory that cannot be made. */
+static void check_other_dataset_refusals(const char *model, const char *ds, const int16_t *tmap, const char *tsv)
 {
     const char *tmp = dp_test_tmpdir();
-    char model[512], ds[512], out[512], err[DP_ERRBUF_SIZE], path[700];
-    snprintf(model, sizeof model, "%s/od/traffic.model", tmp);
-    snprintf(ds, sizeof ds, "%s/od/ds", tmp);
-    snprintf(out, sizeof out, "%s/od/report", tmp);
-    CHECK(dp_mkdirs(ds, err) == 0);
-    dp_model *m = make_model(model);
-    CHECK(m != NULL);
-    if (!m)
-        return;
-    int correct = 0, n = cli_score(m, 2, &correct);
-    /* Voip = 0, Chat = 1, Email = 2; no "VPN: File Transfer" rows */
-    static const int16_t tmap[CLI_C] = {1, 2, -1, 0};
-    const char *tsv = "prefix\tapp_id\tapp_name\ttraffic_id\ttraffic_name\n"
-                      "v\t\t\t0\tVoip\nc\t\t\t1\tChat\ne\t\t\t2\tEmail\n";
-    CHECK(make_dataset(ds, tmap, tsv) == 0);
-    dp_evalrun_result r;
-    char *printed = NULL;
-    CHECK_EQ_INT(eval_lib(ds, model, out, NULL, 0, &r, &printed, err), 0);
-    CHECK(r.has_packets && r.has_flows && !r.flow_model);
-    CHECK_EQ_INT(r.threads, 1);
-    CHECK_EQ_INT(r.packets.n, n);
-    CHECK_EQ_INT(r.packets.correct, correct);
-    CHECK_EQ_INT(r.flows.n, 17); /* the 6 flows of label 2 (f % 4 == 2) are unlabelled */
-    CHECK(r.report_dir && !strcmp(r.report_dir, out));
-    dp_evalrun_result_free(&r);
-    snprintf(path, sizeof path, "%s/report.json", out);
-    char *js = dp_read_file(path, NULL, NULL);
-    char want[128];
-    snprintf(want, sizeof want, "\"n\": %d,\n  \"correct\": %d,", n, correct);
-    CHECK_STR_CONTAINS(js, want);
-    CHECK_STR_CONTAINS(js, "\"missing_classes\": [\"VPN: File Transfer\"],");
-    free(js);
-    CHECK_STR_CONTAINS(printed, "not in the test set (1 of the model's classes): VPN: File Transfer");
-    CHECK_STR_CONTAINS(printed, "packet level (");
-    free(printed);
-
+    char ds2[512], err[DP_ERRBUF_SIZE], path[700];
     /* a class the model does not know */
-    char ds2[512];
     snprintf(ds2, sizeof ds2, "%s/od/ds2", tmp);
     const char *tsv2 = "prefix\tapp_id\tapp_name\ttraffic_id\ttraffic_name\n"
                        "v\t\t\t0\tVoip\nc\t\t\t1\tChat\ne\t\t\t2\tStreaming\n";
@@ -1444,6 +1408,51 @@ static void test_evalrun_other_dataset(void)
     CHECK_STR_CONTAINS(err, "vectors.npy/x");
     CHECK(!p2 || !p2[0]); /* refused before the evaluation */
     free(p2);
+}
+
+/* dp_evalrun on another set of captures: a dataset folder whose label table
+ * numbers the classes differently and lacks one of the model's; a class the
+ * model does not know; a split folder of the other task; incomplete
+ * datasets. */
+static void test_evalrun_other_dataset(void)
+{
+    const char *tmp = dp_test_tmpdir();
+    char model[512], ds[512], out[512], err[DP_ERRBUF_SIZE], path[700];
+    snprintf(model, sizeof model, "%s/od/traffic.model", tmp);
+    snprintf(ds, sizeof ds, "%s/od/ds", tmp);
+    snprintf(out, sizeof out, "%s/od/report", tmp);
+    CHECK(dp_mkdirs(ds, err) == 0);
+    dp_model *m = make_model(model);
+    CHECK(m != NULL);
+    if (!m)
+        return;
+    int correct = 0, n = cli_score(m, 2, &correct);
+    /* Voip = 0, Chat = 1, Email = 2; no "VPN: File Transfer" rows */
+    static const int16_t tmap[CLI_C] = {1, 2, -1, 0};
+    const char *tsv = "prefix\tapp_id\tapp_name\ttraffic_id\ttraffic_name\n"
+                      "v\t\t\t0\tVoip\nc\t\t\t1\tChat\ne\t\t\t2\tEmail\n";
+    CHECK(make_dataset(ds, tmap, tsv) == 0);
+    dp_evalrun_result r;
+    char *printed = NULL;
+    CHECK_EQ_INT(eval_lib(ds, model, out, NULL, 0, &r, &printed, err), 0);
+    CHECK(r.has_packets && r.has_flows && !r.flow_model);
+    CHECK_EQ_INT(r.threads, 1);
+    CHECK_EQ_INT(r.packets.n, n);
+    CHECK_EQ_INT(r.packets.correct, correct);
+    CHECK_EQ_INT(r.flows.n, 17); /* the 6 flows of label 2 (f % 4 == 2) are unlabelled */
+    CHECK(r.report_dir && !strcmp(r.report_dir, out));
+    dp_evalrun_result_free(&r);
+    snprintf(path, sizeof path, "%s/report.json", out);
+    char *js = dp_read_file(path, NULL, NULL);
+    char want[128];
+    snprintf(want, sizeof want, "\"n\": %d,\n  \"correct\": %d,", n, correct);
+    CHECK_STR_CONTAINS(js, want);
+    CHECK_STR_CONTAINS(js, "\"missing_classes\": [\"VPN: File Transfer\"],");
+    free(js);
+    CHECK_STR_CONTAINS(printed, "not in the test set (1 of the model's classes): VPN: File Transfer");
+    CHECK_STR_CONTAINS(printed, "packet level (");
+    free(printed);
+    check_other_dataset_refusals(model, ds, tmap, tsv);
     dp_model_free(m);
 }
 

@@ -562,6 +562,32 @@ static size_t frame_of(const dp_splitset *s, uint64_t i, uint8_t *fr)
     return len;
 }
 
+/* The class a flow model gives flow f of fs on its own (row through
+ * dp_model_predict_flows), with that class's log-probability in *lp_best. */
+static int direct_verdict(dp_model *m, const dp_flowset *fs, uint64_t f, float *row, float *lp_best)
+{
+    float lp[8];
+    char eb[DP_ERRBUF_SIZE];
+    dp_flowset_row(fs, f, row);
+    CHECK_EQ_INT(dp_model_predict_flows(m, row, 1, lp, eb), 0);
+    int best = 0;
+    for (int k = 1; k < dp_model_nclasses(m); k++)
+        if (lp[k] > lp[best])
+            best = k;
+    *lp_best = lp[best];
+    return best;
+}
+
+/* The index in g of the verdict on the flow whose first row is row, or -1. */
+static int verdict_on(const got *g, uint64_t row)
+{
+    int v = -1;
+    for (int k = 0; k < g->n && k < 64; k++)
+        if (g->flow[k] == row)
+            v = k;
+    return v;
+}
+
 /* classify --per flow with a flow model and deeppacket_classify_flow give,
  * for each flow of a capture, what the model says about the flow's row in
  * the split (same packets); packets past N skip the model. */
@@ -607,29 +633,19 @@ static void test_classify_flows(void)
     }
     CHECK_EQ_INT(dp_classifier_finish(c, DP_FLOW_END, eb), 0);
     CHECK_EQ_INT(g.n, (int)fs.nflows);
-    int L = dp_flowcfg_row_len(&fs.cfg), C = dp_model_nclasses(m);
-    float *row = malloc((size_t)L * sizeof(float)), lp[8];
+    float *row = malloc((size_t)dp_flowcfg_row_len(&fs.cfg) * sizeof(float)), lp_best;
     uint64_t start = 0;
     for (uint64_t f = 0; f < fs.nflows && f < 64; f++) {
         const dp_flowinfo *fi = &fs.flows[f];
         expect_ignored += fi->npackets - fi->nrows;
-        dp_flowset_row(&fs, f, row);
-        CHECK_EQ_INT(dp_model_predict_flows(m, row, 1, lp, eb), 0);
-        int best = 0;
-        for (int k = 1; k < C; k++)
-            if (lp[k] > lp[best])
-                best = k;
-        int v = -1; /* the verdict on this flow */
-        for (int k = 0; k < g.n && k < 64; k++)
-            if (g.flow[k] == fs.rows[fi->first])
-                v = k;
+        int best = direct_verdict(m, &fs, f, row, &lp_best), v = verdict_on(&g, fs.rows[fi->first]);
         CHECK(v >= 0);
         if (v < 0) {
             start += fi->npackets;
             continue;
         }
         CHECK_EQ_INT(g.top[v], best);
-        CHECK_NEAR(g.prob[v], exp(lp[best]), 1e-5);
+        CHECK_NEAR(g.prob[v], exp(lp_best), 1e-5);
         CHECK_EQ_INT(g.npackets[v], fi->nrows);
         CHECK_EQ_INT(g.reason[v], fi->npackets >= 4 ? DP_FLOW_COMPLETE : DP_FLOW_END);
         /* the C API on the flow's frames (rows start..start+npackets) */
@@ -641,7 +657,7 @@ static void test_classify_flows(void)
                                               (int)fi->npackets, &r, eb), 0);
         CHECK_EQ_INT(r.class_id, best);
         CHECK_EQ_INT(r.kept, fi->nrows);
-        CHECK_NEAR(r.probability, exp(lp[best]), 1e-5);
+        CHECK_NEAR(r.probability, exp(lp_best), 1e-5);
         start += fi->npackets;
     }
     CHECK_EQ_INT(dp_classifier_stats(c)->ignored, expect_ignored);

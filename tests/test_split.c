@@ -928,52 +928,51 @@ static void test_time_split_untimed(void)
     synth_free(&s);
 }
 
-/* A dataset folder opened for one task: only its labelled rows, in order,
- * read through the row index; the task must be given; class matching. */
-static void test_open_dataset_as_set(void)
+/* dataset folder d (written from s) opened for task: only its labelled rows,
+ * in order, read through the row index; a batch across a gap is gathered. */
+static void check_dataset_as_set(const synth *s, const char *d, int task)
 {
     char err[DP_ERRBUF_SIZE];
-    synth s;
-    standard(&s);
-    char *d = subdir("asset_ds");
-    write_dataset(d, &s, 1);
     dp_splitset ss;
-    CHECK(dp_splitset_open_task(&ss, d, -1, err) == -1);
-    CHECK_STR_CONTAINS(err, "asset_ds: a preprocessed dataset has a label column per task");
-    for (int task = 0; task < DP_NTASKS; task++) {
-        CHECK(dp_splitset_open_task(&ss, d, task, err) == 0);
-        CHECK_EQ_INT(ss.kind, DP_SET_DATASET);
-        CHECK_EQ_INT(ss.task, task);
-        CHECK(ss.has_meta);
-        CHECK_EQ_INT(ss.nclasses, task == DP_TASK_APP ? 4 : 2);
-        CHECK(!strcmp(ss.names[task == DP_TASK_APP ? 3 : 1], task == DP_TASK_APP ? "Three (unused)" : "Voip"));
-        uint64_t want = 0, bad = 0;
-        for (uint64_t i = 0; i < s.n; i++)
-            if (s.cls[task][i] >= 0) {
-                uint8_t v[DP_VEC_LEN];
-                fill_vector(v, i);
-                dp_meta m = dp_splitset_meta(&ss, want);
-                bad += m.index != i || dp_splitset_label(&ss, want) != s.cls[task][i] ||
-                       memcmp(v, dp_splitset_vector(&ss, want), DP_VEC_LEN) != 0;
-                want++;
-            }
-        CHECK_EQ_INT(ss.n, want);
-        CHECK_EQ_INT(bad, 0);
-        /* a batch across a gap in the row index is gathered */
-        uint8_t *buf = malloc(64 * DP_VEC_LEN);
-        uint64_t gap = 10;
-        while (gap + 1 < ss.n && ss.rows[gap + 1] == ss.rows[gap] + 1)
-            gap++;
-        CHECK(gap + 54 < ss.n);
-        const uint8_t *b = dp_splitset_vectors(&ss, gap - 10, 64, buf);
-        CHECK(b == buf);
-        for (int r = 0; r < 64; r++)
-            CHECK(!memcmp(b + (size_t)r * DP_VEC_LEN, dp_splitset_vector(&ss, gap - 10 + (uint64_t)r), DP_VEC_LEN));
-        CHECK(dp_splitset_vectors(&ss, 0, 16, buf) == dp_splitset_vector(&ss, 0)); /* consecutive: no copy */
-        free(buf);
-        dp_splitset_close(&ss);
-    }
-    /* classes matched by name: a model with the app classes in another order and one more */
+    CHECK(dp_splitset_open_task(&ss, d, task, err) == 0);
+    CHECK_EQ_INT(ss.kind, DP_SET_DATASET);
+    CHECK_EQ_INT(ss.task, task);
+    CHECK(ss.has_meta);
+    CHECK_EQ_INT(ss.nclasses, task == DP_TASK_APP ? 4 : 2);
+    CHECK(!strcmp(ss.names[task == DP_TASK_APP ? 3 : 1], task == DP_TASK_APP ? "Three (unused)" : "Voip"));
+    uint64_t want = 0, bad = 0;
+    for (uint64_t i = 0; i < s->n; i++)
+        if (s->cls[task][i] >= 0) {
+            uint8_t v[DP_VEC_LEN];
+            fill_vector(v, i);
+            dp_meta m = dp_splitset_meta(&ss, want);
+            bad += m.index != i || dp_splitset_label(&ss, want) != s->cls[task][i] ||
+                   memcmp(v, dp_splitset_vector(&ss, want), DP_VEC_LEN) != 0;
+            want++;
+        }
+    CHECK_EQ_INT(ss.n, want);
+    CHECK_EQ_INT(bad, 0);
+    uint8_t *buf = malloc(64 * DP_VEC_LEN);
+    uint64_t gap = 10;
+    while (gap + 1 < ss.n && ss.rows[gap + 1] == ss.rows[gap] + 1)
+        gap++;
+    CHECK(gap + 54 < ss.n);
+    const uint8_t *b = dp_splitset_vectors(&ss, gap - 10, 64, buf);
+    CHECK(b == buf);
+    for (int r = 0; r < 64; r++)
+        CHECK(!memcmp(b + (size_t)r * DP_VEC_LEN, dp_splitset_vector(&ss, gap - 10 + (uint64_t)r), DP_VEC_LEN));
+    CHECK(dp_splitset_vectors(&ss, 0, 16, buf) == dp_splitset_vector(&ss, 0)); /* consecutive: no copy */
+    free(buf);
+    dp_splitset_close(&ss);
+}
+
+/* Classes matched by name: a model with the app classes in another order
+ * and one more; a class with rows that the model lacks is refused, one
+ * without rows ("Three (unused)") may be absent. */
+static void check_class_matching(const synth *s, const char *d)
+{
+    char err[DP_ERRBUF_SIZE];
+    dp_splitset ss;
     CHECK(dp_splitset_open_task(&ss, d, DP_TASK_APP, err) == 0);
     const char *model[5] = {"Two", "Extra", "Zero", "One", "Three (unused)"};
     CHECK(dp_splitset_match_classes(&ss, d, 5, model, "m.model", err) == 0);
@@ -981,15 +980,14 @@ static void test_open_dataset_as_set(void)
     CHECK(!strcmp(ss.names[1], "Extra"));
     uint64_t counts[DP_MAX_CLASSES], in[4] = {0};
     dp_splitset_class_counts(&ss, counts);
-    for (uint64_t i = 0; i < s.n; i++)
-        if (s.cls[0][i] >= 0)
-            in[s.cls[0][i]]++;
+    for (uint64_t i = 0; i < s->n; i++)
+        if (s->cls[0][i] >= 0)
+            in[s->cls[0][i]]++;
     CHECK_EQ_INT(counts[0], in[2]);
     CHECK_EQ_INT(counts[1], 0);
     CHECK_EQ_INT(counts[2], in[0]);
     CHECK_EQ_INT(counts[3], in[1]);
     dp_splitset_close(&ss);
-    /* a class with rows that the model lacks; one without rows ("Three (unused)") may be absent */
     CHECK(dp_splitset_open_task(&ss, d, DP_TASK_APP, err) == 0);
     const char *model2[3] = {"Zero", "One", "Two"};
     CHECK(dp_splitset_match_classes(&ss, d, 3, model2, "m.model", err) == 0);
@@ -1000,7 +998,14 @@ static void test_open_dataset_as_set(void)
     CHECK_STR_CONTAINS(err, "asset_ds and m.model: classes differ: dataset class 'One' is not one of the "
                             "model's (Zero, Two, Three (unused))");
     dp_splitset_close(&ss);
-    /* a split folder knows its task from its parent folder */
+}
+
+/* A split folder of d knows its task from its parent folder; a folder that
+ * is neither kind is refused. */
+static void check_split_folder_task(const char *d)
+{
+    char err[DP_ERRBUF_SIZE];
+    dp_splitset ss;
     dp_split_opts o;
     dp_split_opts_default(&o);
     char *out = subdir("asset_split");
@@ -1013,11 +1018,28 @@ static void test_open_dataset_as_set(void)
     dp_splitset_close(&ss);
     CHECK(dp_splitset_open_task(&ss, tr, DP_TASK_APP, err) == -1);
     CHECK_STR_CONTAINS(err, "traffic_classification/train: a split folder of the traffic task, not of the app task");
-    /* neither kind */
     CHECK(dp_splitset_open_task(&ss, out, DP_TASK_APP, err) == -1);
     CHECK_STR_CONTAINS(err, "neither a split folder");
     free(tr);
     free(out);
+}
+
+/* A dataset folder opened as a set: the task must be given; each task's
+ * rows; class matching; split folders. */
+static void test_open_dataset_as_set(void)
+{
+    char err[DP_ERRBUF_SIZE];
+    synth s;
+    standard(&s);
+    char *d = subdir("asset_ds");
+    write_dataset(d, &s, 1);
+    dp_splitset ss;
+    CHECK(dp_splitset_open_task(&ss, d, -1, err) == -1);
+    CHECK_STR_CONTAINS(err, "asset_ds: a preprocessed dataset has a label column per task");
+    for (int task = 0; task < DP_NTASKS; task++)
+        check_dataset_as_set(&s, d, task);
+    check_class_matching(&s, d);
+    check_split_folder_task(d);
     free(d);
     synth_free(&s);
 }
