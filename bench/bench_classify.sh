@@ -8,7 +8,7 @@
 # Input: data/corpus (the project's sample corpus; CORPUS=dir for another) and, when present,
 # ../shared/data/iscx-sample. The model is a randomly initialised traffic
 # CNN of the spec's architecture (11 classes): a trained one costs exactly
-# the same per packet. Every run uses --threads 1 and is measured in CPU
+# the same per packet. Every run uses -j 1 and is measured in CPU
 # seconds (user + sys, /usr/bin/time), so the figures are per core and
 # robust to other load on a shared machine; wall-clock rates are printed too.
 #
@@ -63,7 +63,7 @@ run() {
   local name=$1; shift
   local best="" line
   for _ in $(seq "$REPEATS"); do
-    $NICE /usr/bin/time -f "TIME %e %U %S" "$BIN" classify -m "$WORK/traffic.model" --threads 1 "$@" \
+    $NICE /usr/bin/time -f "TIME %e %U %S" "$BIN" classify -m "$WORK/traffic.model" -j 1 "$@" \
       >"$WORK/out.jsonl" 2>"$WORK/err"
     line=$(awk '/^TIME/{print $2, $3 + $4}' "$WORK/err")
     if [ -z "$best" ] || awk -v a="$line" -v b="$best" 'BEGIN{split(a,x," ");split(b,y," ");exit !(x[2]<y[2])}'; then
@@ -84,7 +84,7 @@ run() {
 
 echo "## deeppacket classify, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "Model: random traffic CNN (spec architecture, 11 classes), \`--threads 1\`, best of $REPEATS (CPU time)."
+echo "Model: random traffic CNN (spec architecture, 11 classes), \`-j 1\`, best of $REPEATS (CPU time)."
 echo
 echo "| run | seen | kept | classified | verdicts | wall s | CPU s | seen/CPU-s | classified/CPU-s | model-only classified/CPU-s |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"

@@ -734,6 +734,11 @@ static void test_errors(void)
         snprintf(cmd, sizeof cmd, "%s classify -m %s -r %s 2>/dev/null | grep -c '^{\"time\":'", dp, mp, cap);
         dp_test_sh(cmd, out, sizeof out);
         CHECK_EQ_INT(atoi(out), 75); /* 150 frames: 3 of every 6 kept */
+        /* the long option names and -j: the same lines */
+        snprintf(cmd, sizeof cmd, "%s classify --model-file %s --read %s -j 1 --output - 2>/dev/null | "
+                 "grep -c '^{\"time\":'", dp, mp, cap);
+        dp_test_sh(cmd, out, sizeof out);
+        CHECK_EQ_INT(atoi(out), 75);
         snprintf(cmd, sizeof cmd, "%s classify -m %s -r %s --per flow -o %s/v.jsonl 2>&1 >/dev/null", dp, mp, cap,
                  dp_test_tmpdir());
         CHECK_EQ_INT(dp_test_sh(cmd, out, sizeof out), 0);

@@ -1250,9 +1250,14 @@ static void test_cli_end_to_end(void)
     }
     free(so);
 
-    /* 3. one thread: the same predictions; default REPORT_DIR = MODEL.report */
-    snprintf(cmd, sizeof cmd, "'%s' test -d '%s' -m '%s' -j 1 > /dev/null 2>&1", bin, split, model);
+    /* 3. one thread: the same predictions; default REPORT_DIR = MODEL.report;
+     * the long option names; -q leaves only the closing line on stderr */
+    snprintf(cmd, sizeof cmd, "'%s' test --data '%s' --model-file '%s' --threads 1 --quiet > /dev/null "
+             "2> '%s/cli/stderr3'", bin, split, model, tmp);
     CHECK_EQ_INT(run(cmd), 0);
+    char *se = slurp(tmp, "cli/stderr3", NULL);
+    CHECK(se && !strncmp(se, "deeppacket test: report written to ", 35) && !strchr(se, '\n')[1]);
+    free(se);
     char defdir[600];
     snprintf(defdir, sizeof defdir, "%s.report", model);
     size_t l1 = 0, l2 = 0;

@@ -762,7 +762,7 @@ static void test_capture_live_kill9(void)
     if (geteuid() != 0)
         SKIP("live capture needs root");
     char *o = tmp("live-cap.pcap"), fmt[1500];
-    snprintf(fmt, sizeof fmt, "exec %s capture -i lo -f 'udp and dst port %%d' -w %s 2>/dev/null", b, o);
+    snprintf(fmt, sizeof fmt, "exec %s capture --interface lo --filter 'udp and dst port %%d' --write %s 2>/dev/null", b, o);
     live_run L;
     live_start(&L, fmt, o, 7);
     const char *tp = L.tmp;

@@ -22,11 +22,11 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: deeppacket capture -i IFACE -w OUT.pcap [-f BPF] [-c COUNT] [-G SECONDS]\n"
             "           [--snaplen N] [--buffer-size MB] [--user NAME]\n"
-            "  -i IFACE     live interface to record (e.g. lo, eth0)\n"
-            "  -w OUT.pcap  pcap file to write, flushed per frame (a FIFO, device or - is\n"
+            "  -i, --interface IFACE  live interface to record (e.g. lo, eth0)\n"
+            "  -w, --write OUT.pcap  pcap file to write, flushed per frame (a FIFO, device or - is\n"
             "               written through; a symlink is followed)\n"
-            "  -f BPF       capture filter (pcap-filter syntax)\n"
-            "  -c COUNT     stop after COUNT frames\n"
+            "  -f, --filter BPF  capture filter (pcap-filter syntax)\n"
+            "  -c, --count COUNT  stop after COUNT frames\n"
             "  -G SECONDS   stop after SECONDS seconds\n"
             "  --snaplen N  bytes kept per frame (65535)\n"
             "  --buffer-size MB  kernel capture buffer (%d MB)\n"
@@ -90,7 +90,9 @@ static int parse_value_option(struct cap_args *ca, const char *a, const char *v)
 static int parse_args(int argc, char **argv, struct cap_args *ca)
 {
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+        static const char *const aliases[] = {"--interface", "-i", "--write", "-w", "--filter", "-f", "--count", "-c",
+                                              NULL};
+        const char *a = dp_cli_alias(argv[i], aliases);
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             ca->help = 1;
             return 0;

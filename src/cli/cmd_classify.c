@@ -2,7 +2,7 @@
  *
  *   deeppacket classify -m MODEL (-r CAPTURE [CAPTURE...] | -i IFACE) [-f BPF]
  *       [--per packet|flow] [--first N] [-o OUT.jsonl] [--idle-timeout S]
- *       [--max-flows N] [--batch N] [--threads N] [--format json|eve] [--precision P]
+ *       [--max-flows N] [--batch N] [-j THREADS] [--format json|eve] [--precision P]
  *
  * One JSON object per verdict on stdout (or OUT.jsonl, written atomically),
  * flushed per line: deeppacket's own JSON lines or Suricata EVE (dp_eve.h);
@@ -28,17 +28,17 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: deeppacket classify -m MODEL (-r CAPTURE [CAPTURE...] | -i IFACE) [-f BPF]\n"
             "           [--per packet|flow] [--first N] [-o OUT.jsonl] [--idle-timeout S]\n"
-            "           [--max-flows N] [--batch N] [--threads N] [--format json|eve] [--precision P]\n"
+            "           [--max-flows N] [--batch N] [-j THREADS] [--format json|eve] [--precision P]\n"
             "           [--snaplen N] [--buffer-size MB] [--user NAME]\n"
-            "  -m MODEL          model file written by `deeppacket train`\n"
-            "  -r CAPTURE...     pcap/pcapng files (flows never span two files); '-' is standard\n"
+            "  -m, --model-file MODEL  model file written by `deeppacket train`\n"
+            "  -r, --read CAPTURE...  pcap/pcapng files (flows never span two files); '-' is standard\n"
             "                    input; FIFOs and pipes are read as streams\n"
-            "  -i IFACE          live interface (Ctrl-C or SIGTERM ends it, emitting pending flows)\n"
+            "  -i, --interface IFACE  live interface (Ctrl-C or SIGTERM ends it, emitting pending flows)\n"
             "  --snaplen N       live: bytes kept per frame (%d: link header + 1500 + margin)\n"
             "  --buffer-size MB  live: kernel capture buffer (%d MB)\n"
             "  --user NAME       live: user to become once the interface and the output are open\n"
             "                    (default when started as root: %s; root keeps root)\n"
-            "  -f BPF            capture filter (pcap-filter syntax)\n"
+            "  -f, --filter BPF  capture filter (pcap-filter syntax)\n"
             "  --per packet|flow one verdict per kept packet (default) or per bidirectional flow\n"
             "  --first N         per flow: decide from the first N kept packets (10; a flow model\n"
             "                    (train --model gbt|flow) uses its own N and gives flow verdicts only)\n"
@@ -46,10 +46,10 @@ static void usage(FILE *f)
             "  --max-flows N     flow table size; when full the least recently active flow\n"
             "                    ends (65536)\n"
             "  --batch N         packets per model call (64)\n"
-            "  --threads N       threads of the matrix library (default: all CPUs)\n"
+            "  -j, --threads N   threads of the matrix library (default: all CPUs)\n"
             "  --precision P     fp32 (default), bf16 (the model's products in bf16, float32 sums;\n"
             "                    needs AVX512_BF16) or auto (bf16 where the CPU has it)\n"
-            "  -o OUT.jsonl      write verdicts there instead of stdout: atomically for -r,\n"
+            "  -o, --output OUT.jsonl  write verdicts there instead of stdout: atomically for -r,\n"
             "                    line by line for -i (kill -9 keeps the lines written);\n"
             "                    a FIFO, device or - is written through, a symlink followed\n"
             "  --format json|eve json (default): JSON lines {time, source, index, proto, src,\n"
@@ -205,9 +205,9 @@ static int parse_value_option(struct cls_args *ca, const char *a, const char *v)
     } else if (!strcmp(a, "--precision")) {
         if ((ca->precision = dp_nn_precision_parse(v)) < 0)
             return dp_cli_usage_error("classify", "--precision wants fp32, bf16 or auto, not '%s'", v);
-    } else if (!strcmp(a, "--threads")) {
+    } else if (!strcmp(a, "-j")) {
         if (dp_cli_parse_int(v, 1, 64, &n) < 0)
-            return dp_cli_usage_error("classify", "--threads wants a count in [1, 64], not '%s'", v);
+            return dp_cli_usage_error("classify", "-j wants a thread count in [1, 64], not '%s'", v);
         ca->threads = (int)n;
     } else if (!strcmp(a, "--snaplen")) {
         if (dp_cli_parse_int(v, 128, 262144, &n) < 0)
@@ -243,8 +243,10 @@ static int check_args(const struct cls_args *ca)
  * (ca->help set for -h), or 2 after a usage error. */
 static int parse_args(int argc, char **argv, struct cls_args *ca)
 {
+    static const char *const aliases[] = {"--model-file", "-m", "--read", "-r", "--interface", "-i", "--filter",
+                                          "-f", "--output", "-o", "--threads", "-j", NULL};
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+        const char *a = dp_cli_alias(argv[i], aliases);
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             ca->help = 1;
             return 0;

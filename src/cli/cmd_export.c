@@ -17,8 +17,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: deeppacket export -m MODEL -o MODEL.onnx\n"
-            "  -m MODEL   model file written by `deeppacket train` (cnn, sae, flow or gbt)\n"
-            "  -o FILE    the ONNX model to write (opset 17, ai.onnx.ml 3; written atomically)\n"
+            "  -m, --model-file MODEL  model file written by `deeppacket train` (cnn, sae, flow or gbt)\n"
+            "  -o, --output FILE  the ONNX model to write (opset 17, ai.onnx.ml 3; written atomically)\n"
             "Packet models (cnn, sae) take input \"packets\", uint8 [N, 1500], the vectors of\n"
             "`preprocess` (scaled by 1/255 inside the graph); flow models (flow, gbt) take\n"
             "\"flows\", float32 [N, packets x features], the rows of docs/flow-features.md.\n"
@@ -30,7 +30,8 @@ int cmd_export(int argc, char **argv)
 {
     const char *mpath = NULL, *opath = NULL;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+        static const char *const aliases[] = {"--model-file", "-m", "--output", "-o", NULL};
+        const char *a = dp_cli_alias(argv[i], aliases);
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;

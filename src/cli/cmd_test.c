@@ -2,7 +2,7 @@
  *
  *   deeppacket test -d SPLIT_DIR/<task>/test|DATASET_DIR -m MODEL [-o REPORT_DIR]
  *                   [-j THREADS] [--batch-size 256] [--save-logprobs] [--precision P]
- *                   [--train-set DIR [--dup-packets 10]]
+ *                   [--train-set DIR [--dup-packets 10]] [-q]
  *
  * A flow model (train --model gbt|flow) is evaluated per flow instead
  * (dp_flowtest): flow_report.*, flow_confusion.* and flows.npy.
@@ -36,13 +36,14 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: deeppacket test -d TEST_DIR -m MODEL [-o REPORT_DIR] [-j THREADS] [--precision P]\n"
-            "                       [--batch-size N] [--save-logprobs] [--train-set DIR [--dup-packets N]]\n"
-            "  -d TEST_DIR       test split folder, e.g. SPLIT_DIR/application_classification/test,\n"
+            "                       [--batch-size N] [--save-logprobs] [--train-set DIR [--dup-packets N]] [-q]\n"
+            "  -d, --data TEST_DIR      test split folder, e.g. SPLIT_DIR/application_classification/test,\n"
             "                    or a preprocessed dataset folder (its rows labelled for the\n"
             "                    model's task); classes are matched to the model's by name\n"
-            "  -m MODEL          model file written by `deeppacket train`\n"
-            "  -o REPORT_DIR     where the report goes (default: MODEL.report)\n"
-            "  -j THREADS        worker threads (default: all CPUs)\n"
+            "  -m, --model-file MODEL   model file written by `deeppacket train`\n"
+            "  -o, --output REPORT_DIR  where the report goes (default: MODEL.report)\n"
+            "  -j, --threads N   worker threads (default: all CPUs)\n"
+            "  -q, --quiet       no status or progress lines (the table and the closing line stay)\n"
             "  --precision P     fp32 (default), bf16 (the convolutions' and fully connected layers'\n"
             "                    products in bf16, float32 sums; needs AVX512_BF16) or auto\n"
             "  --batch-size N    packets per inference batch (default 256)\n"
@@ -62,15 +63,17 @@ int cmd_test(int argc, char **argv)
     const char *dir = NULL, *mpath = NULL, *outdir = NULL;
     long threads = 0, batch = 256, dup_packets = DP_SEQ_DEFAULT_PACKETS;
     const char *train_dir = NULL;
-    int save_lp = 0, precision = DP_PREC_FP32;
+    int save_lp = 0, precision = DP_PREC_FP32, quiet = 0;
+    static const char *const aliases[] = {"--data", "-d", "--model-file", "-m", "--output", "-o",
+                                          "--threads", "-j", "--quiet", "-q", NULL};
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+        const char *a = dp_cli_alias(argv[i], aliases);
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
         }
-        if (!strcmp(a, "--save-logprobs")) {
-            save_lp = 1;
+        if (!strcmp(a, "--save-logprobs") || !strcmp(a, "-q")) {
+            *(a[1] == 'q' ? &quiet : &save_lp) = 1;
             continue;
         }
         if (i + 1 >= argc)
@@ -113,7 +116,7 @@ int cmd_test(int argc, char **argv)
     o.train_set = train_dir;
     o.dup_packets = (int)dup_packets;
     o.out = stdout;
-    o.progress = 1;
+    o.progress = !quiet;
     o.precision = precision;
     char errbuf[DP_ERRBUF_SIZE];
     dp_evalrun_result r;

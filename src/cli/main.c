@@ -68,6 +68,14 @@ int dp_cli_parse_u64(const char *s, uint64_t *out)
     return 0;
 }
 
+const char *dp_cli_alias(const char *a, const char *const *aliases)
+{
+    for (int i = 0; aliases[i]; i += 2)
+        if (!strcmp(a, aliases[i]))
+            return aliases[i + 1];
+    return a;
+}
+
 int dp_cli_parse_double(const char *s, double lo, double hi, double *out)
 {
     char *end;

@@ -75,7 +75,7 @@ compare() {
 export_and_compare() { # NAME TESTDIR...
   local name=$1 dpm=$T/$1.dpm onnx=$T/$1.onnx input=packets
   shift
-  if ! "$DP" export -m "$dpm" -o "$onnx" 2>"$T/err"; then bad "$name: export: $(cat "$T/err")"; return; fi
+  if ! "$DP" export --model-file "$dpm" --output "$onnx" 2>"$T/err"; then bad "$name: export: $(cat "$T/err")"; return; fi
   "$IO" is-flow "$dpm" && input=flows
   check_file "$onnx" "$dpm" "$input"
   mkdir -p "$T/$name.random" && "$IO" random "$dpm" 200 11 "$T/$name.random" &&
