@@ -139,14 +139,15 @@ $(BUILD)/onnx_io: $(BUILD)/tests/onnx/onnx_io.o $(BUILD)/libdeeppacket.a
 $(BUILD)/trace_train: tools/trace_train.c $(BUILD)/libdeeppacket.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter-out %.h,$^) $(LDLIBS)
 
-# Six targets share FUZZ_SECONDS: the .npy header parser, the model loader,
-# the label-table parser, the capture file reader and the field masks an
-# eighth each, the packet parser the rest.
+# Seven targets share FUZZ_SECONDS: the .npy header parser, the model loader,
+# the label-table parser, the capture file reader, the field masks and the
+# dataset's own text files (summary.json, shard.tsv) an eighth each, the
+# packet parser the rest.
 FUZZ_SECONDS ?= 60
 FUZZ_SHARE   = $(shell echo $$(( $(FUZZ_SECONDS) / 8 > 0 ? $(FUZZ_SECONDS) / 8 : 1 )))
-FUZZ_PACKET  = $(shell echo $$(( $(FUZZ_SECONDS) - 5 * $(FUZZ_SHARE) > 0 ? $(FUZZ_SECONDS) - 5 * $(FUZZ_SHARE) : 1 )))
+FUZZ_PACKET  = $(shell echo $$(( $(FUZZ_SECONDS) - 6 * $(FUZZ_SHARE) > 0 ? $(FUZZ_SECONDS) - 6 * $(FUZZ_SHARE) : 1 )))
 FUZZ_CC      = clang -std=c11 -D_GNU_SOURCE -O1 -g -Isrc -Iinclude -fsanitize=fuzzer,address,undefined
-FUZZ_TARGETS = npy model labels capture mask
+FUZZ_TARGETS = npy model labels capture mask dataset
 fuzz: $(BUILD)/fuzz_packet $(FUZZ_TARGETS:%=$(BUILD)/fuzz_%)
 	mkdir -p $(BUILD)/fuzz-corpus $(FUZZ_TARGETS:%=$(BUILD)/fuzz-corpus-%)
 	$(BUILD)/fuzz_packet -max_total_time=$(FUZZ_PACKET) -max_len=4096 $(BUILD)/fuzz-corpus fuzz/seeds
@@ -176,6 +177,10 @@ $(BUILD)/fuzz_model: fuzz/fuzz_model.c $(sort $(wildcard src/model/*.c src/nn/*.
 	$(FUZZ_CC) $(filter-out -MMD -MP,$(CFLAGS)) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/fuzz_mask: fuzz/fuzz_mask.c src/packet/dp_mask.c src/util/dp_util.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -o $@ $^ -lm
+
+$(BUILD)/fuzz_dataset: fuzz/fuzz_dataset.c src/dataset/dp_pp_summary.c src/dataset/dp_pp_shard.c src/util/dp_util.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -o $@ $^ -lm
 

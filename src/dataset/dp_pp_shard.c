@@ -163,9 +163,7 @@ static int parse_head(char *l1, char *l2, dp_pp_manifest *m)
     return 0;
 }
 
-/* Parses the manifest text (NUL-terminated, modified); the 1-based number
- * of the first bad line, or 0. */
-static size_t parse_manifest(char *text, dp_pp_manifest *m)
+size_t dp_pp_manifest_parse(char *text, dp_pp_manifest *m)
 {
     char *line[2] = {NULL, NULL}, *save = text;
     size_t ln = 0, cap = 0;
@@ -216,7 +214,7 @@ int dp_pp_manifest_read(const char *dir, dp_pp_manifest *m, char *errbuf)
     else if (strlen(text) != len)
         rc = dp_err(errbuf, "%s: malformed shard manifest (a NUL byte)", p);
     else {
-        size_t bad = parse_manifest(text, m);
+        size_t bad = dp_pp_manifest_parse(text, m);
         if (bad)
             rc = dp_err(errbuf, "%s: line %zu: malformed shard manifest", p, bad);
     }

@@ -54,6 +54,14 @@ typedef struct dp_pp_manifest {
  * --shard has none). */
 int dp_pp_manifest_read(const char *dir, dp_pp_manifest *m, char *errbuf);
 
+/* Parses manifest text (NUL-terminated; modified in place) into *m, which
+ * must be zeroed: 0, or the 1-based number of the first bad line (a
+ * header, source, file or end line that does not read as above, a count
+ * that differs, text after the end line, or no end line). A pure function
+ * over bytes (fuzz/fuzz_dataset.c); *m holds what was read either way and
+ * is released with dp_pp_manifest_free. */
+size_t dp_pp_manifest_parse(char *text, dp_pp_manifest *m);
+
 /* Frees what dp_pp_manifest_read made; files whose ownership was moved
  * elsewhere must have their rel and path set to NULL. */
 void dp_pp_manifest_free(dp_pp_manifest *m);
