@@ -167,6 +167,29 @@ dp_gbt *dp_gbt_train(const float *x, uint64_t n, int d, const int *labels, const
     return g;
 }
 
+/* XGBoost's informational log lines ("task 000001 got new rank 1"): dropped. */
+static void quiet_log(const char *msg)
+{
+    (void)msg;
+}
+
+int dp_gbt_join(const char *host, int port, int task, int world, char *errbuf)
+{
+    char cfg[512];
+    snprintf(cfg, sizeof cfg,
+             "{\"xgboost_communicator\": \"rabit\", \"rabit_tracker_uri\": \"%s\", \"rabit_tracker_port\": %d, "
+             "\"rabit_task_id\": \"%06d\", \"rabit_world_size\": %d}",
+             host, port, task, world);
+    if (XGB(XGBRegisterLogCallback(quiet_log), errbuf, "gbt: setting XGBoost's log"))
+        return -1;
+    return XGB(XGCommunicatorInit(cfg), errbuf, "gbt: joining the other processes through %s:%d", host, port);
+}
+
+int dp_gbt_leave(char *errbuf)
+{
+    return XGB(XGCommunicatorFinalize(), errbuf, "gbt: leaving the other processes");
+}
+
 int dp_gbt_save(dp_gbt *g, uint8_t **buf, size_t *len, char *errbuf)
 {
     bst_ulong n = 0;

@@ -45,6 +45,16 @@ dp_gbt *dp_gbt_load(const uint8_t *buf, size_t len, int d, int nclasses, const c
 int dp_gbt_predict(dp_gbt *g, const float *x, int n, int d, int nclasses, float *logprobs, char *errbuf);
 void dp_gbt_free(dp_gbt *g);
 
+/* Several processes training one booster (XGBoost's "rabit" communicator,
+ * its tracker at host:port: train/dp_gbt_tracker.h). Between dp_gbt_join
+ * and dp_gbt_leave, dp_gbt_train on each process's share of the rows
+ * trains the same booster on every process: the histograms, the quantile
+ * sketches and the metrics are summed over all of them. task is this
+ * process's rank (the tracker ranks the processes in its order), world
+ * their number. 0, or -1 + message (XGBoost's). */
+int dp_gbt_join(const char *host, int port, int task, int world, char *errbuf);
+int dp_gbt_leave(char *errbuf);
+
 /* One node of a booster's trees, as XGBoost dumps them: a split goes to
  * `yes` when x[feature] < value (missing: to `missing`), a leaf adds value
  * to the margin of class tree % nclasses (one tree per class and round). */

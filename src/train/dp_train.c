@@ -245,7 +245,7 @@ static int run_epochs(trainer *t, char *errbuf)
 int dp_train_run(const dp_train_opts *o, char *errbuf)
 {
     if (o->kind == DP_MODEL_GBT)
-        return dp_tr_train_gbt_on_root(o, errbuf);
+        return dp_train_gbt(o, errbuf);
     trainer T, *t = &T;
     memset(t, 0, sizeof T);
     dp_train_opts ro = *o; /* rank 0 alone prints */

@@ -126,7 +126,10 @@ int dp_train_run(const dp_train_opts *o, char *errbuf);
 
 /* `train --model gbt` (dp_train_run calls it for kind DP_MODEL_GBT): builds
  * the flowset of train_dir, trains the booster on all its flows (seed,
- * threads from hp), writes the GBT model atomically. 0 or -1 + message. */
+ * threads from hp), writes the GBT model atomically. 0 or -1 + message.
+ * Under a data-parallel job (dp_dist) each rank trains on its share of the
+ * flows and XGBoost joins them into one booster (rank 0 runs the tracker,
+ * dp_gbt_tracker.h); rank 0 writes it. Collective. */
 int dp_train_gbt(const dp_train_opts *o, char *errbuf);
 
 /* Speed benchmark: a freshly initialised model of kind/task with nclasses

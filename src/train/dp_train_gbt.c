@@ -5,9 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "flow/dp_flowset.h"
 #include "model/dp_gbt.h"
 #include "train/dp_curves.h"
+#include "train/dp_dist.h"
+#include "train/dp_gbt_tracker.h"
 #include "train/dp_train.h"
 
 static int cmp_u64(const void *a, const void *b)
@@ -126,71 +130,176 @@ static void save_curves(const dp_train_opts *o, const dp_gbt_params *gp)
     dp_curves_free(&c);
 }
 
+/* What one GBT training holds; gbt_free releases whatever is set. */
+typedef struct gbt_run {
+    dp_splitset ss;
+    int ss_open;
+    dp_flowset fs;
+    uint64_t *idx, n;       /* the picked flows (all ranks alike) */
+    int *y;                 /* their labels */
+    float *w;               /* their weights (NULL: none) */
+    float *x;               /* rows [hi - lo, L] of this rank's slice */
+    uint64_t lo, hi;
+    size_t L;
+    dp_balance balance;
+    double *curve;          /* [2][trees]: training mlogloss and accuracy per round */
+    dp_gbt *g;
+} gbt_run;
+
+static void gbt_free(gbt_run *R)
+{
+    dp_gbt_free(R->g);
+    free(R->x), free(R->w), free(R->y), free(R->idx), free(R->curve);
+    dp_flowset_free(&R->fs);
+    if (R->ss_open)
+        dp_splitset_close(&R->ss);
+}
+
+/* The training set's flows, the ones picked (--balance), their labels and
+ * weights. The same on every rank. */
+static int load_flows(gbt_run *R, const dp_train_opts *o, char *errbuf)
+{
+    if (dp_splitset_open_task(&R->ss, o->train_dir, o->task, errbuf) != 0)
+        return -1;
+    R->ss_open = 1;
+    if (dp_flowset_build(&R->fs, &R->ss, o->train_dir, &o->flow, errbuf) != 0)
+        return -1;
+    if (R->fs.nflows == 0)
+        return dp_err(errbuf, "%s: no flows to train on", o->train_dir);
+    R->idx = malloc(R->fs.nflows * sizeof *R->idx);
+    R->y = malloc(R->fs.nflows * sizeof *R->y);
+    if (!R->idx || !R->y)
+        return dp_err(errbuf, "out of memory");
+    R->L = (size_t)dp_flowcfg_row_len(&o->flow);
+    R->balance = gbt_balance(o, &R->fs, R->ss.nclasses);
+    R->n = pick_flows(&R->fs, R->ss.nclasses, R->balance == DP_BALANCE_UNDERSAMPLE, o->hp.seed, R->idx);
+    return labels_weights(&R->fs, R->idx, R->n, R->balance == DP_BALANCE_WEIGHT, R->y, &R->w, errbuf);
+}
+
+/* With several ranks: -1 on every rank unless each one loaded its flows
+ * and its rows (rc 0) and picked as many flows as rank 0; the failing rank
+ * keeps its message, the others get an empty one. Collective. */
+static int same_on_ranks(const gbt_run *R, const dp_train_opts *o, int rc, char *errbuf)
+{
+    if (dp_dist_size() == 1)
+        return rc;
+    uint64_t root[2] = {rc == 0, R->n};
+    dp_dist_bcast(root, sizeof root);
+    if (rc == 0 && root[0] && root[1] != R->n)
+        rc = dp_err(errbuf, "%s: %llu training flows here, %llu on rank 0: every rank must read the same "
+                    "training set", o->train_dir, (unsigned long long)R->n, (unsigned long long)root[1]);
+    if (rc == 0 && R->n < (uint64_t)dp_dist_size())
+        rc = dp_err(errbuf, "%s: %llu training flows for %d ranks", o->train_dir, (unsigned long long)R->n,
+                    dp_dist_size());
+    if (dp_dist_all_ok(rc == 0))
+        return 0;
+    if (rc == 0)
+        errbuf[0] = 0;
+    return -1;
+}
+
+/* This rank's rows: flows [n r / size, n (r + 1) / size) of the picked. */
+static int slice_rows(gbt_run *R, const dp_train_opts *o, char *errbuf)
+{
+    int r = dp_dist_rank(), k = dp_dist_size();
+    R->lo = R->n * (uint64_t)r / (uint64_t)k, R->hi = R->n * (uint64_t)(r + 1) / (uint64_t)k;
+    uint64_t m = R->hi - R->lo;
+    if (!(R->x = malloc(m * R->L * sizeof(float))))
+        return dp_err(errbuf, "%s: out of memory for %llu flow rows of %zu floats", o->train_dir,
+                      (unsigned long long)m, R->L);
+    dp_flowset_rows(&R->fs, R->idx + R->lo, m, R->x);
+    return 0;
+}
+
+/* Trains the booster on this rank's rows; with several ranks, joined to
+ * the others through rank 0's tracker (dp_gbt_tracker), one booster for
+ * all. */
+static int train_booster(gbt_run *R, dp_gbt_params *gp, char *errbuf)
+{
+    int size = dp_dist_size();
+    const float *w = R->w ? R->w + R->lo : NULL;
+    uint64_t m = R->hi - R->lo;
+    if (size == 1)
+        return (R->g = dp_gbt_train(R->x, m, (int)R->L, R->y + R->lo, w, R->ss.nclasses, gp, errbuf)) ? 0 : -1;
+    struct {
+        char host[256];
+        int port;
+    } at = {"127.0.0.1", 0};
+    dp_gbt_tracker *tr = NULL;
+    if (dp_dist_rank() == 0 && (tr = dp_gbt_tracker_start(size, errbuf)) != NULL) {
+        at.port = dp_gbt_tracker_port(tr);
+        if (dp_dist_local_size() < size && gethostname(at.host, sizeof at.host - 1) != 0)
+            snprintf(at.host, sizeof at.host, "127.0.0.1");
+    }
+    dp_dist_bcast(&at, sizeof at);
+    if (at.port == 0)
+        return dp_dist_rank() == 0 ? -1 : (errbuf[0] = 0, -1);
+    /* joined, the others wait on this rank inside XGBoost: a failure here
+     * cannot be agreed on, it ends the job */
+    if (dp_gbt_join(at.host, at.port, dp_dist_rank(), size, errbuf) != 0 ||
+        !(R->g = dp_gbt_train(R->x, m, (int)R->L, R->y + R->lo, w, R->ss.nclasses, gp, errbuf)) ||
+        dp_gbt_leave(errbuf) != 0) {
+        fprintf(stderr, "deeppacket train: rank %d: %s\n", dp_dist_rank(), errbuf);
+        dp_dist_abort(1);
+    }
+    char eb[DP_ERRBUF_SIZE];
+    int rc = tr ? dp_gbt_tracker_finish(tr, eb) : 0;
+    if (rc != 0)
+        dp_err(errbuf, "%s", eb);
+    return dp_dist_root_rc(rc) != 0 ? (rc == 0 ? (errbuf[0] = 0, -1) : -1) : 0;
+}
+
+/* Rank 0: the model file and its curves. */
+static int write_model(const dp_train_opts *o, const gbt_run *R, const dp_gbt_params *gp, double t0,
+                       char *errbuf)
+{
+    dp_model *m = wrap_model(o, &R->ss, R->g, R->n, R->balance, errbuf);
+    if (!m || dp_model_save(m, o->model_path, errbuf) != 0) {
+        dp_model_free(m);
+        return -1;
+    }
+    dp_model_free(m);
+    if (R->curve)
+        save_curves(o, gp);
+    if (!o->quiet)
+        fprintf(stderr, "wrote %s (gbt %s, %d trees, %.1f s; peak memory %.0f MB)\n", o->model_path,
+                dp_task_name[o->task], gp->trees, dp_now() - t0, (double)dp_peak_rss() / 1e6);
+    return 0;
+}
+
 int dp_train_gbt(const dp_train_opts *o, char *errbuf)
 {
     if (o->resume || o->init_path)
         return dp_err(errbuf, "train: --resume and --init are for neural models, not gbt");
-    dp_splitset ss;
-    dp_flowset fs;
-    memset(&fs, 0, sizeof fs);
-    if (dp_splitset_open_task(&ss, o->train_dir, o->task, errbuf) != 0)
-        return -1;
-    int rc = -1;
-    uint64_t *idx = NULL, n = 0;
-    int *y = NULL;
-    float *x = NULL, *w = NULL;
-    double *curve = NULL; /* [2][trees]: training mlogloss and accuracy per round */
-    dp_gbt *g = NULL;
-    dp_model *m = NULL;
-    if (dp_flowset_build(&fs, &ss, o->train_dir, &o->flow, errbuf) != 0)
-        goto out;
-    if (fs.nflows == 0) {
-        dp_err(errbuf, "%s: no flows to train on", o->train_dir);
-        goto out;
-    }
-    idx = malloc(fs.nflows * sizeof *idx);
-    y = malloc(fs.nflows * sizeof *y);
-    size_t L = (size_t)dp_flowcfg_row_len(&o->flow);
-    if (!idx || !y) {
-        dp_err(errbuf, "out of memory");
-        goto out;
-    }
-    dp_balance balance = gbt_balance(o, &fs, ss.nclasses);
-    n = pick_flows(&fs, ss.nclasses, balance == DP_BALANCE_UNDERSAMPLE, o->hp.seed, idx);
-    if (!(x = malloc(n * L * sizeof(float)))) {
-        dp_err(errbuf, "%s: out of memory for %llu flow rows of %zu floats", o->train_dir, (unsigned long long)n, L);
-        goto out;
-    }
-    dp_flowset_rows(&fs, idx, n, x);
-    if (labels_weights(&fs, idx, n, balance == DP_BALANCE_WEIGHT, y, &w, errbuf) != 0)
-        goto out;
+    gbt_run R;
+    memset(&R, 0, sizeof R);
+    dp_train_opts ro = *o; /* rank 0 alone prints */
+    ro.quiet |= dp_dist_rank() != 0;
+    int rc = load_flows(&R, &ro, errbuf);
+    if (rc == 0)
+        rc = slice_rows(&R, &ro, errbuf);
+    rc = same_on_ranks(&R, &ro, rc, errbuf);
     dp_gbt_params gp;
     dp_gbt_params_default(&gp);
     gp.trees = o->gbt_trees, gp.depth = o->gbt_depth, gp.eta = o->gbt_eta, gp.colsample = o->gbt_colsample;
-    gp.threads = o->hp.threads > 0 ? o->hp.threads : 1, gp.seed = o->hp.seed, gp.quiet = o->quiet;
-    if (gp.trees > 0 && (curve = malloc(2 * (size_t)gp.trees * sizeof *curve)))
-        gp.round_loss = curve, gp.round_acc = curve + gp.trees;
-    if (!o->quiet)
-        fprintf(stderr, "train gbt %s: %llu training flows of %llu, %d classes, %zu features, %d trees, depth %d, eta %g, "
-                "balance %s\n",
-                dp_task_name[o->task], (unsigned long long)n, (unsigned long long)fs.nflows, ss.nclasses, L,
-                gp.trees, gp.depth, (double)gp.eta, dp_balance_name[balance]);
+    gp.threads = o->hp.threads > 0 ? o->hp.threads : 1, gp.seed = o->hp.seed, gp.quiet = ro.quiet;
+    if (rc == 0 && gp.trees > 0 && (R.curve = malloc(2 * (size_t)gp.trees * sizeof *R.curve)))
+        gp.round_loss = R.curve, gp.round_acc = R.curve + gp.trees;
+    if (rc == 0 && !ro.quiet)
+        fprintf(stderr, "train gbt %s: %llu training flows of %llu, %d classes, %zu features, %d trees, depth %d, "
+                "eta %g, balance %s\n", dp_task_name[o->task], (unsigned long long)R.n,
+                (unsigned long long)R.fs.nflows, R.ss.nclasses, R.L, gp.trees, gp.depth, (double)gp.eta,
+                dp_balance_name[R.balance]);
+    if (rc == 0 && !ro.quiet && dp_dist_size() > 1)
+        fprintf(stderr, "train gbt: the flows shared out over %d ranks (%llu on rank 0), one booster (XGBoost's "
+                "rabit communicator)\n", dp_dist_size(), (unsigned long long)(R.hi - R.lo));
     double t0 = dp_now();
-    if (!(g = dp_gbt_train(x, n, (int)L, y, w, ss.nclasses, &gp, errbuf)))
-        goto out;
-    if (!(m = wrap_model(o, &ss, g, n, balance, errbuf)) || dp_model_save(m, o->model_path, errbuf) != 0)
-        goto out;
-    if (curve)
-        save_curves(o, &gp);
-    if (!o->quiet)
-        fprintf(stderr, "wrote %s (gbt %s, %d trees, %.1f s; peak memory %.0f MB)\n", o->model_path,
-                dp_task_name[o->task], gp.trees, dp_now() - t0, (double)dp_peak_rss() / 1e6);
-    rc = 0;
-out:
-    dp_model_free(m);
-    dp_gbt_free(g);
-    free(x), free(w), free(y), free(idx), free(curve);
-    dp_flowset_free(&fs);
-    dp_splitset_close(&ss);
+    if (rc == 0)
+        rc = train_booster(&R, &gp, errbuf);
+    if (rc == 0)
+        rc = dp_dist_root_rc(dp_dist_rank() == 0 ? write_model(&ro, &R, &gp, t0, errbuf) : 0);
+    if (rc != 0 && dp_dist_rank() != 0 && dp_dist_size() > 1 && R.g)
+        errbuf[0] = 0; /* rank 0's write failed: it says so */
+    gbt_free(&R);
     return rc;
 }

@@ -121,8 +121,6 @@ void dp_tr_sync_ranks(trainer *t);
 /* -1 + message on a rank whose training set is not rank 0's. Collective,
  * whatever rc (this rank's set-up result so far). */
 int dp_tr_same_data(trainer *t, int rc, char *errbuf);
-/* The GBT, trained by rank 0 alone; its result on every rank. Collective. */
-int dp_tr_train_gbt_on_root(const dp_train_opts *o, char *errbuf);
 
 /* ---- dp_train.c ---- */
 /* The divergence error at (epoch, step) with the loss (rank 0 alone says

@@ -82,21 +82,3 @@ int dp_tr_same_data(trainer *t, int rc, char *errbuf)
                   (unsigned long long)mine[0], (unsigned long long)mine[1], (unsigned long long)root[0],
                   (unsigned long long)root[1]);
 }
-
-/* The GBT under a data-parallel job: trained by rank 0 alone (XGBoost's own
- * distributed mode needs its Python tracker, which Debian's package does
- * not give a C program); the other ranks wait for its result. */
-int dp_tr_train_gbt_on_root(const dp_train_opts *o, char *errbuf)
-{
-    int rc = 0;
-    if (dp_dist_rank() == 0) {
-        if (dp_dist_size() > 1 && !o->quiet)
-            fprintf(stderr, "train gbt: on rank 0 alone (%d ranks started; XGBoost trains here in one process)\n",
-                    dp_dist_size());
-        rc = dp_train_gbt(o, errbuf);
-    }
-    rc = dp_dist_root_rc(rc);
-    if (rc != 0 && dp_dist_rank() != 0)
-        errbuf[0] = 0;
-    return rc;
-}

@@ -1,0 +1,146 @@
+/* test_gbt_tracker: the C rabit tracker (src/train/dp_gbt_tracker.c) with
+ * real XGBoost workers: W processes, each on its share of the rows, train
+ * one booster, the same bytes on every worker and as one process trained
+ * on all the rows (features with fewer values than the histogram bins, so
+ * that the quantile sketches are exact either way); a stranger on the
+ * port does not stop them; a tracker for no worker is refused. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "dp_test.h"
+#include "model/dp_gbt.h"
+#include "train/dp_gbt_tracker.h"
+#include "util/dp_util.h"
+
+#define N 600
+#define D 6
+
+/* Three classes told apart by features 0 and 1; every feature takes at
+ * most 16 values. */
+static void data(float *x, int *y)
+{
+    dp_rng r;
+    dp_rng_seed(&r, 42);
+    for (int i = 0; i < N; i++) {
+        y[i] = (int)dp_rng_below(&r, 3);
+        for (int j = 0; j < D; j++)
+            x[i * D + j] = (float)dp_rng_below(&r, 16) / 16.0f;
+        x[i * D + 0] = (float)(y[i] * 4 + (int)dp_rng_below(&r, 6)) / 16.0f;
+        x[i * D + 1] = (float)((2 - y[i]) * 3 + (int)dp_rng_below(&r, 8)) / 16.0f;
+    }
+}
+
+static void params(dp_gbt_params *gp)
+{
+    dp_gbt_params_default(gp);
+    gp->trees = 6, gp->depth = 3, gp->quiet = 1, gp->colsample = 0.8f, gp->seed = 5;
+}
+
+/* Trains rows [lo, hi) (all: one process) and writes the booster's bytes
+ * to path. 0 or -1. */
+static int train_to(const char *path, int lo, int hi)
+{
+    static float x[N * D];
+    static int y[N];
+    char eb[DP_ERRBUF_SIZE];
+    data(x, y);
+    dp_gbt_params gp;
+    params(&gp);
+    dp_gbt *g = dp_gbt_train(x + lo * D, (uint64_t)(hi - lo), D, y + lo, NULL, 3, &gp, eb);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = g && dp_gbt_save(g, &buf, &len, eb) == 0 ? dp_write_file_atomic(path, buf, len, eb) : -1;
+    if (rc != 0)
+        fprintf(stderr, "  %s\n", eb);
+    free(buf);
+    dp_gbt_free(g);
+    return rc;
+}
+
+/* Worker w of W: joins, trains its share, leaves; the exit status says. */
+static void worker(int w, int W, int port)
+{
+    char eb[DP_ERRBUF_SIZE], path[600];
+    alarm(100); /* a tracker bug that leaves the workers waiting for each other ends them */
+    snprintf(path, sizeof path, "%s/w%d-%d.ubj", dp_test_tmpdir(), W, w);
+    if (dp_gbt_join("127.0.0.1", port, w, W, eb) != 0) {
+        fprintf(stderr, "  worker %d: %s\n", w, eb);
+        _exit(2);
+    }
+    int rc = train_to(path, N * w / W, N * (w + 1) / W);
+    _exit(dp_gbt_leave(eb) != 0 || rc != 0 ? 3 : 0);
+}
+
+/* A connection to the tracker's port that sends 4 bytes, not the magic. */
+static void stranger(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    int32_t bad = 0x1234;
+    CHECK(write(fd, &bad, 4) == 4);
+    close(fd);
+}
+
+/* W workers, after a stranger on the port when asked. */
+static void check_workers(int W, int with_stranger)
+{
+    char eb[DP_ERRBUF_SIZE], path[600], one[600];
+    dp_gbt_tracker *t = dp_gbt_tracker_start(W, eb);
+    CHECK(t != NULL);
+    if (!t)
+        return;
+    if (with_stranger)
+        stranger(dp_gbt_tracker_port(t));
+    pid_t pid[8];
+    dp_test_tmpdir(); /* made once, before the workers write into it */
+    for (int w = 0; w < W; w++)
+        if ((pid[w] = fork()) == 0)
+            worker(w, W, dp_gbt_tracker_port(t));
+    for (int w = 0; w < W; w++) {
+        int st;
+        CHECK(waitpid(pid[w], &st, 0) == pid[w] && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    CHECK_EQ_INT(dp_gbt_tracker_finish(t, eb), 0);
+    /* one process on all the rows, after the forks (XGBoost's threads) */
+    snprintf(one, sizeof one, "%s/one.ubj", dp_test_tmpdir());
+    CHECK_EQ_INT(train_to(one, 0, N), 0);
+    for (int w = 0; w < W; w++) {
+        snprintf(path, sizeof path, "%s/w%d-%d.ubj", dp_test_tmpdir(), W, w);
+        CHECK(dp_test_same_file(path, one));
+    }
+}
+
+/* 2 workers (a tree of one edge) and 5 (a deeper tree, the ring
+ * relabelled); a stranger on the port is dropped, the workers go on. */
+static void test_workers_train_one_booster(void)
+{
+    check_workers(2, 0);
+    check_workers(5, 0);
+    check_workers(3, 1);
+}
+
+/* A tracker for no worker is refused. */
+static void test_no_workers(void)
+{
+    char eb[DP_ERRBUF_SIZE];
+    CHECK(dp_gbt_tracker_start(0, eb) == NULL);
+    CHECK_STR_CONTAINS(eb, "0 workers");
+}
+
+int main(void)
+{
+    dp_test_prog = "test_gbt_tracker";
+    alarm(120); /* a hang is a failure */
+    DP_RUN(test_workers_train_one_booster);
+    DP_RUN(test_no_workers);
+    return dp_test_end();
+}
