@@ -64,11 +64,15 @@ static int train_to(const char *path, int lo, int hi)
     return rc;
 }
 
-/* Worker w of W: joins, trains its share, leaves; the exit status says. */
-static void worker(int w, int W, int port)
+/* Worker w of W: reads the tracker's port from fd, joins, trains its
+ * share, leaves; the exit status says. */
+static void worker(int w, int W, int fd)
 {
     char eb[DP_ERRBUF_SIZE], path[600];
     alarm(100); /* a tracker bug that leaves the workers waiting for each other ends them */
+    int port = 0;
+    if (read(fd, &port, sizeof port) != (ssize_t)sizeof port)
+        _exit(4);
     snprintf(path, sizeof path, "%s/w%d-%d.ubj", dp_test_tmpdir(), W, w);
     if (dp_gbt_join("127.0.0.1", port, w, W, eb) != 0) {
         fprintf(stderr, "  worker %d: %s\n", w, eb);
@@ -76,6 +80,23 @@ static void worker(int w, int W, int port)
     }
     int rc = train_to(path, N * w / W, N * (w + 1) / W);
     _exit(dp_gbt_leave(eb) != 0 || rc != 0 ? 3 : 0);
+}
+
+/* 1 when child pid ends with status 0. */
+static int reaped_ok(pid_t pid)
+{
+    int st;
+    return waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+/* The one-process booster of all the rows, in a child of its own: this
+ * process forks the workers, and forks and XGBoost's threads do not mix. */
+static int train_one(const char *path)
+{
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(train_to(path, 0, N) == 0 ? 0 : 1);
+    return pid > 0 && reaped_ok(pid) ? 0 : -1;
 }
 
 /* A connection to the tracker's port that sends 4 bytes, not the magic. */
@@ -90,29 +111,33 @@ static void stranger(int port)
     close(fd);
 }
 
-/* W workers, after a stranger on the port when asked. */
+/* W workers, forked before the tracker's thread starts (they read its
+ * port from a pipe), after a stranger on the port when asked. */
 static void check_workers(int W, int with_stranger)
 {
     char eb[DP_ERRBUF_SIZE], path[600], one[600];
-    dp_gbt_tracker *t = dp_gbt_tracker_start(W, eb);
-    CHECK(t != NULL);
-    if (!t)
-        return;
-    if (with_stranger)
-        stranger(dp_gbt_tracker_port(t));
     pid_t pid[8];
+    int pfd[2];
     dp_test_tmpdir(); /* made once, before the workers write into it */
+    CHECK(pipe(pfd) == 0);
     for (int w = 0; w < W; w++)
         if ((pid[w] = fork()) == 0)
-            worker(w, W, dp_gbt_tracker_port(t));
-    for (int w = 0; w < W; w++) {
-        int st;
-        CHECK(waitpid(pid[w], &st, 0) == pid[w] && WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    }
+            worker(w, W, pfd[0]);
+    dp_gbt_tracker *t = dp_gbt_tracker_start(W, eb);
+    CHECK(t != NULL);
+    int port = t ? dp_gbt_tracker_port(t) : 0;
+    if (t && with_stranger)
+        stranger(port);
+    for (int w = 0; w < W; w++)
+        CHECK(write(pfd[1], &port, sizeof port) == (ssize_t)sizeof port);
+    close(pfd[0]), close(pfd[1]);
+    for (int w = 0; w < W; w++)
+        CHECK(reaped_ok(pid[w]));
+    if (!t)
+        return;
     CHECK_EQ_INT(dp_gbt_tracker_finish(t, eb), 0);
-    /* one process on all the rows, after the forks (XGBoost's threads) */
     snprintf(one, sizeof one, "%s/one.ubj", dp_test_tmpdir());
-    CHECK_EQ_INT(train_to(one, 0, N), 0);
+    CHECK_EQ_INT(train_one(one), 0);
     for (int w = 0; w < W; w++) {
         snprintf(path, sizeof path, "%s/w%d-%d.ubj", dp_test_tmpdir(), W, w);
         CHECK(dp_test_same_file(path, one));
