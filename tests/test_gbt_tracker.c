@@ -3,7 +3,7 @@
  * one booster, the same bytes on every worker and as one process trained
  * on all the rows (features with fewer values than the histogram bins, so
  * that the quantile sketches are exact either way); a stranger on the
- * port does not stop them; a tracker for no worker is refused. */
+ * port does not stop them; one worker too many, or none, is refused. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -153,6 +153,57 @@ static void test_workers_train_one_booster(void)
     check_workers(3, 1);
 }
 
+static int send_i(int fd, int32_t v)
+{
+    return write(fd, &v, 4) == 4 ? 0 : -1;
+}
+
+static int32_t recv_i(int fd)
+{
+    int32_t v = -99;
+    return read(fd, &v, 4) == 4 ? v : -99;
+}
+
+/* A worker by hand: greets with rank -1 and "start"; when given a rank,
+ * reads its links and reports it is linked with no error. Returns the
+ * rank it got, or -99 when the tracker hung up. */
+static int fake_start(int port, const char *task)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int32_t rank = -99;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 && send_i(fd, DP_GBT_TRACKER_MAGIC) == 0 &&
+        recv_i(fd) == DP_GBT_TRACKER_MAGIC && send_i(fd, -1) == 0 && send_i(fd, 1) == 0 &&
+        send_i(fd, (int32_t)strlen(task)) == 0 && write(fd, task, strlen(task)) == (ssize_t)strlen(task) &&
+        send_i(fd, 5) == 0 && write(fd, "start", 5) == 5 && (rank = recv_i(fd)) >= 0) {
+        recv_i(fd), recv_i(fd);                /* parent, world size */
+        for (int k = recv_i(fd); k > 0; k--)   /* tree neighbours */
+            recv_i(fd);
+        recv_i(fd), recv_i(fd);                /* ring */
+        send_i(fd, 0);                         /* linked to none */
+        recv_i(fd), recv_i(fd);                /* none to connect to, none to wait for */
+        send_i(fd, 0), send_i(fd, 12345);      /* no error, my port */
+    }
+    close(fd);
+    return rank;
+}
+
+/* One worker more than the tracker was started for is an error, not a
+ * rank past the end of its tables. */
+static void test_extra_worker(void)
+{
+    char eb[DP_ERRBUF_SIZE];
+    dp_gbt_tracker *t = dp_gbt_tracker_start(1, eb);
+    CHECK(t != NULL);
+    if (!t)
+        return;
+    CHECK_EQ_INT(fake_start(dp_gbt_tracker_port(t), "a"), 0);
+    CHECK_EQ_INT(fake_start(dp_gbt_tracker_port(t), "b"), -99);
+    CHECK_EQ_INT(dp_gbt_tracker_finish(t, eb), -1);
+    CHECK_STR_CONTAINS(eb, "more than 1 workers");
+}
+
 /* A tracker for no worker is refused. */
 static void test_no_workers(void)
 {
@@ -166,6 +217,7 @@ int main(void)
     dp_test_prog = "test_gbt_tracker";
     alarm(120); /* a hang is a failure */
     DP_RUN(test_workers_train_one_booster);
+    DP_RUN(test_extra_worker);
     DP_RUN(test_no_workers);
     return dp_test_end();
 }

@@ -277,6 +277,8 @@ static int start_worker(dp_gbt_tracker *t, worker *w)
         return dp_err(t->err, "gbt tracker: a worker of a job of %d (rank %d) in one of %d", w->world, w->rank, t->n);
     if (w->rank >= 0)
         return assign(t, w, w->rank) ? dp_err(t->err, "gbt tracker: worker %d broke off", w->rank) : 0;
+    if (t->next_rank + t->npending >= t->n)
+        return dp_err(t->err, "gbt tracker: more than %d workers", t->n);
     t->pending[t->npending++] = w;
     if (t->npending < t->n - t->next_rank)
         return 0;
