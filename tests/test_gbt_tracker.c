@@ -99,13 +99,24 @@ static int train_one(const char *path)
     return pid > 0 && reaped_ok(pid) ? 0 : -1;
 }
 
-/* A connection to the tracker's port that sends 4 bytes, not the magic. */
-static void stranger(int port)
+/* A socket connected to 127.0.0.1:port, or -1. */
+static int connect_to(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* A connection to the tracker's port that sends 4 bytes, not the magic. */
+static void stranger(int port)
+{
+    int fd = connect_to(port);
+    CHECK(fd >= 0);
     int32_t bad = 0x1234;
     CHECK(write(fd, &bad, 4) == 4);
     close(fd);
@@ -169,11 +180,9 @@ static int32_t recv_i(int fd)
  * rank it got, or -99 when the tracker hung up. */
 static int fake_start(int port, const char *task)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = connect_to(port);
     int32_t rank = -99;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 && send_i(fd, DP_GBT_TRACKER_MAGIC) == 0 &&
+    if (fd >= 0 && send_i(fd, DP_GBT_TRACKER_MAGIC) == 0 &&
         recv_i(fd) == DP_GBT_TRACKER_MAGIC && send_i(fd, -1) == 0 && send_i(fd, 1) == 0 &&
         send_i(fd, (int32_t)strlen(task)) == 0 && write(fd, task, strlen(task)) == (ssize_t)strlen(task) &&
         send_i(fd, 5) == 0 && write(fd, "start", 5) == 5 && (rank = recv_i(fd)) >= 0) {
@@ -185,7 +194,8 @@ static int fake_start(int port, const char *task)
         recv_i(fd), recv_i(fd);                /* none to connect to, none to wait for */
         send_i(fd, 0), send_i(fd, 12345);      /* no error, my port */
     }
-    close(fd);
+    if (fd >= 0)
+        close(fd);
     return rank;
 }
 

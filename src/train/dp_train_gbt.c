@@ -242,11 +242,12 @@ static int train_booster(gbt_run *R, dp_gbt_params *gp, char *errbuf)
         fprintf(stderr, "deeppacket train: rank %d: %s\n", dp_dist_rank(), errbuf);
         dp_dist_abort(1);
     }
-    char eb[DP_ERRBUF_SIZE];
-    int rc = tr ? dp_gbt_tracker_finish(tr, eb) : 0;
-    if (rc != 0)
-        dp_err(errbuf, "%s", eb);
-    return dp_dist_root_rc(rc) != 0 ? (rc == 0 ? (errbuf[0] = 0, -1) : -1) : 0;
+    int rc = tr ? dp_gbt_tracker_finish(tr, errbuf) : 0;
+    if (dp_dist_root_rc(rc) == 0)
+        return 0;
+    if (rc == 0)
+        errbuf[0] = 0; /* rank 0's tracker failed: it says so */
+    return -1;
 }
 
 /* Rank 0: the model file and its curves. */
@@ -296,10 +297,11 @@ int dp_train_gbt(const dp_train_opts *o, char *errbuf)
     double t0 = dp_now();
     if (rc == 0)
         rc = train_booster(&R, &gp, errbuf);
-    if (rc == 0)
-        rc = dp_dist_root_rc(dp_dist_rank() == 0 ? write_model(&ro, &R, &gp, t0, errbuf) : 0);
-    if (rc != 0 && dp_dist_rank() != 0 && dp_dist_size() > 1 && R.g)
-        errbuf[0] = 0; /* rank 0's write failed: it says so */
+    if (rc == 0) {
+        int mine = dp_dist_rank() == 0 ? write_model(&ro, &R, &gp, t0, errbuf) : 0;
+        if ((rc = dp_dist_root_rc(mine)) != 0 && mine == 0)
+            errbuf[0] = 0; /* rank 0's write failed: it says so */
+    }
     gbt_free(&R);
     return rc;
 }
