@@ -72,8 +72,12 @@ int cmd_test(int argc, char **argv)
             usage(stdout);
             return 0;
         }
-        if (!strcmp(a, "--save-logprobs") || !strcmp(a, "-q")) {
-            *(a[1] == 'q' ? &quiet : &save_lp) = 1;
+        if (!strcmp(a, "--save-logprobs")) {
+            save_lp = 1;
+            continue;
+        }
+        if (!strcmp(a, "-q")) {
+            quiet = 1;
             continue;
         }
         if (i + 1 >= argc)

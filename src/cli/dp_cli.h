@@ -26,8 +26,8 @@ int dp_cli_parse_u64(const char *s, uint64_t *out);
 
 /* The spelling the command's parser knows for option a: the second of the
  * pair in aliases ({"--data", "-d", ..., NULL}) whose first is a, else a
- * itself. Lets the hand-written parsers (test, classify) take the long and
- * short names the getopt_long ones (preprocess, split, train) take. */
+ * itself. Lets the hand-written parsers (test, classify, capture, export)
+ * take long names as the getopt_long ones (preprocess, split, train) do. */
 const char *dp_cli_alias(const char *a, const char *const *aliases);
 
 /* Signals of the live commands (dp_cli_signal.c): install makes SIGINT and
