@@ -188,11 +188,11 @@ static void drop(worker *w)
 static int link_up(dp_gbt_tracker *t, worker *w, const int *nn, int nnn)
 {
     for (;;) {
-        int ngood, good[5], ngood_in = 0;
+        int ngood, good[5];
         if (recv_int(w->fd, &ngood) || ngood < 0 || ngood > nnn)
             return -1;
         for (int i = 0; i < ngood; i++)
-            if (recv_int(w->fd, &good[ngood_in++]))
+            if (recv_int(w->fd, &good[i]))
                 return -1;
         int bad[5], nbad = 0, con[5], ncon = 0;
         for (int i = 0; i < nnn; i++) {
