@@ -214,6 +214,17 @@ static void test_extra_worker(void)
     CHECK_STR_CONTAINS(eb, "more than 1 workers");
 }
 
+/* The address other machines are told: an IPv4 address (the outward one,
+ * or 127.0.0.1 without a route), never a name. */
+static void test_host_address(void)
+{
+    char host[64];
+    struct in_addr a;
+    dp_gbt_tracker_host(host, sizeof host);
+    CHECK(inet_pton(AF_INET, host, &a) == 1);
+    fprintf(stderr, "  tracker address: %s\n", host);
+}
+
 /* A tracker for no worker is refused. */
 static void test_no_workers(void)
 {
@@ -228,6 +239,7 @@ int main(void)
     alarm(120); /* a hang is a failure */
     DP_RUN(test_workers_train_one_booster);
     DP_RUN(test_extra_worker);
+    DP_RUN(test_host_address);
     DP_RUN(test_no_workers);
     return dp_test_end();
 }

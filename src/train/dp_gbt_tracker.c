@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -391,6 +392,19 @@ dp_gbt_tracker *dp_gbt_tracker_start(int nworkers, char *errbuf)
         return NULL;
     }
     return t;
+}
+
+void dp_gbt_tracker_host(char *buf, size_t n)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(1)}, me;
+    socklen_t sl = sizeof me;
+    sa.sin_addr.s_addr = htonl(0x0affffffu); /* 10.255.255.255: need not be reachable */
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        getsockname(fd, (struct sockaddr *)&me, &sl) != 0 || !inet_ntop(AF_INET, &me.sin_addr, buf, (socklen_t)n))
+        snprintf(buf, n, "127.0.0.1");
+    if (fd >= 0)
+        close(fd);
 }
 
 int dp_gbt_tracker_port(const dp_gbt_tracker *t)

@@ -26,6 +26,8 @@
 #ifndef DP_GBT_TRACKER_H
 #define DP_GBT_TRACKER_H
 
+#include <stddef.h>
+
 #define DP_GBT_TRACKER_MAGIC 0xff99
 
 typedef struct dp_gbt_tracker dp_gbt_tracker;
@@ -36,6 +38,13 @@ typedef struct dp_gbt_tracker dp_gbt_tracker;
 dp_gbt_tracker *dp_gbt_tracker_start(int nworkers, char *errbuf);
 /* The port the workers connect to. */
 int dp_gbt_tracker_port(const dp_gbt_tracker *t);
+/* This machine's IPv4 address as the other machines reach it, in buf (n
+ * >= 16 bytes): the source address of a route outwards (a UDP socket
+ * "connected" to 10.255.255.255, nothing sent), as XGBoost's tracker finds
+ * it, because a host name often resolves to 127.0.1.1 on the machine
+ * itself (Debian's /etc/hosts). "127.0.0.1" when there is no such route. */
+void dp_gbt_tracker_host(char *buf, size_t n);
+
 /* Waits until every worker has shut down (a worker that fails ends the
  * whole job: train/dp_train_gbt.c), then frees t. 0, or -1 + message when
  * a worker broke the protocol. */

@@ -5,8 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <unistd.h>
-
 #include "flow/dp_flowset.h"
 #include "model/dp_gbt.h"
 #include "train/dp_curves.h"
@@ -228,8 +226,8 @@ static int train_booster(gbt_run *R, dp_gbt_params *gp, char *errbuf)
     dp_gbt_tracker *tr = NULL;
     if (dp_dist_rank() == 0 && (tr = dp_gbt_tracker_start(size, errbuf)) != NULL) {
         at.port = dp_gbt_tracker_port(tr);
-        if (dp_dist_local_size() < size && gethostname(at.host, sizeof at.host - 1) != 0)
-            snprintf(at.host, sizeof at.host, "127.0.0.1");
+        if (dp_dist_local_size() < size) /* ranks on other machines */
+            dp_gbt_tracker_host(at.host, sizeof at.host);
     }
     dp_dist_bcast(&at, sizeof at);
     if (at.port == 0)
