@@ -23,6 +23,9 @@ Python package (1.7 was used).
                           # empty ACKs that preprocessing drops), read from the captures
   bench/gbt_study.py /tmp/gs/cap-traffic-train recency TEST_PREFIX [WEIGHTS, e.g. 0,4,10] [SEEDS]
                           # training flows weighted by their place in time within their capture
+  bench/gbt_study.py /tmp/gs/cap-traffic-train stack TEST_PREFIX APP_PREFIX
+                          # + the app task's out-of-fold probabilities (APP_PREFIX-train and
+                          # -test: dump_flows of the app task's split sides)
 With TEST_PREFIX (dump_flows of the test side), the tls and vpn studies also
 fit on the whole training side and score on the test set, as a check of what
 validation chose (the test set is not used to choose).
@@ -365,6 +368,43 @@ def recency_study(x, y, val, xt, yt, f, t, weights='0,1,4,10', seeds='1'):
             print(line + '  %.0f s' % (time.time() - t0), flush=True)
 
 
+def app_probs(Xfit, afit, Xother, k=4):
+    """Out-of-fold app-task probabilities (15 classes, k folds) of the Xfit rows, and those of
+    a model fitted on all of Xfit's app-labelled rows (afit >= 0) for the Xother rows."""
+    def app_fit(X, a):
+        c = np.bincount(a, minlength=15).astype(float)
+        w = len(a) / ((c > 0).sum() * np.maximum(c[a], 1))
+        p = dict(objective='multi:softprob', num_class=15, max_depth=6, eta=0.1, colsample_bytree=0.8,
+                 tree_method='hist', nthread=2, seed=1, verbosity=0)
+        return xgb.train(p, xgb.DMatrix(X, label=a, weight=w), 200)
+    oof, lab, folds = np.zeros((len(Xfit), 15), np.float32), afit >= 0, np.arange(len(Xfit)) % k
+    for j in range(k):
+        oof[folds == j] = app_fit(Xfit[lab & (folds != j)], afit[lab & (folds != j)]).predict(
+            xgb.DMatrix(Xfit[folds == j]))
+    return oof, app_fit(Xfit[lab], afit[lab]).predict(xgb.DMatrix(Xother))
+
+
+def stack_study(x, y, val, xt, yt, prefix, test_prefix, app_prefix):
+    """The traffic rows plus the app task's probabilities (stacked, out of fold): the app labels
+    of the non-VPN flows as a second source of supervision."""
+    ids, idt = np.load(prefix + '.id.npy'), np.load(test_prefix + '.id.npy')
+    amap = {}
+    for side in ('train', 'test'):
+        for i, c in zip(np.load(app_prefix + '-%s.id.npy' % side), np.load(app_prefix + '-%s.y.npy' % side)):
+            amap[int(i)] = int(c)
+    app = np.array([amap.get(int(i), -1) for i in ids])
+    print('%d of %d training flows have an app label' % ((app >= 0).sum(), len(app)), flush=True)
+    print('validation, rows only:   wF1 %.3f macro F1 %.3f VPN %.3f' % scores(y[val], fit(x[~val], y[~val]).predict(
+        xgb.DMatrix(x[val]))), flush=True)
+    oof, pv = app_probs(x[~val], app[~val], x[val])
+    print('validation, + app probs: wF1 %.3f macro F1 %.3f VPN %.3f' % scores(y[val], fit(
+        np.concatenate([x[~val], oof], 1), y[~val]).predict(xgb.DMatrix(np.concatenate([x[val], pv], 1)))),
+        flush=True)
+    oof, pt = app_probs(x, app, xt)
+    print('test, + app probs:       wF1 %.3f macro F1 %.3f VPN %.3f' % scores(yt, fit(
+        np.concatenate([x, oof], 1), y).predict(xgb.DMatrix(np.concatenate([xt, pt], 1)))), flush=True)
+
+
 def fit_score(X, y, val, params, rounds):
     yt = y[~val]
     c = np.bincount(yt, minlength=y.max() + 1).astype(float)
@@ -389,10 +429,12 @@ def main():
     xt = yt = raw_t = None
     if len(sys.argv) > 3:
         xt, yt = np.load(sys.argv[3] + '.x.npy'), np.load(sys.argv[3] + '.y.npy').astype(int)
-        if study not in ('rows', 'allpackets', 'recency'):
+        if study not in ('rows', 'allpackets', 'recency', 'stack'):
             raw_t = np.load(sys.argv[3] + '.raw.npy', mmap_mode='r').reshape(-1, N, 1500)
     if study == 'vpn':
         return vpn_study(x, y, val, xt, yt)
+    if study == 'stack':
+        return stack_study(x, y, val, xt, yt, prefix, sys.argv[3], sys.argv[4])
     if study == 'recency':
         return recency_study(x, y, val, xt, yt, f, t, *sys.argv[4:6])
     if study == 'allpackets':
