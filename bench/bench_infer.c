@@ -58,7 +58,7 @@ static double rate(dp_model *m, const uint8_t *x, size_t n, int batch, int passe
 
 /* The packets to time: 2,560 vectors of random bytes (src "random", into
  * *rnd), or the vectors of a split side opened into *set; n of them. NULL
- * with eb set if the split side does not open. */
+ * with eb set when they cannot be had. */
 static const uint8_t *packets(const char *src, int task, dp_splitset *set, uint8_t **rnd, size_t *n, char *eb)
 {
     if (strcmp(src, "random") == 0) {
@@ -68,6 +68,8 @@ static const uint8_t *packets(const char *src, int task, dp_splitset *set, uint8
         dp_rng_seed(&r, 3);
         for (size_t i = 0; *rnd && i < *n * DP_VEC_LEN; i++)
             (*rnd)[i] = (uint8_t)dp_rng_below(&r, 256);
+        if (!*rnd)
+            snprintf(eb, DP_ERRBUF_SIZE, "out of memory");
         return *rnd;
     }
     if (dp_splitset_open_task(set, src, task, eb) != 0)
@@ -107,9 +109,9 @@ int main(int argc, char **argv)
     size_t n;
     uint8_t *rnd = NULL;
     const uint8_t *x = packets(src, task, &set, &rnd, &n, eb);
-    if (!x && !rnd && strcmp(src, "random") != 0)
+    if (!x)
         return fprintf(stderr, "bench_infer: %s\n", eb), 1;
-    if (!x || n < (size_t)batch)
+    if (n < (size_t)batch)
         return fprintf(stderr, "bench_infer: %s: fewer than %d packets\n", src, batch), 1;
     /* 2. the model */
     int V = task == DP_TASK_APP ? 15 : 11;

@@ -58,83 +58,97 @@ static void usage(FILE *f)
             "and, when the test set knows its flows, the same at flow level (flow_*).\n");
 }
 
-int cmd_test(int argc, char **argv)
+/* Parses the value v of option a into *o; 0, or 2 after a usage error. */
+static int parse_value_option(dp_evalrun_opts *o, const char *a, const char *v)
 {
-    const char *dir = NULL, *mpath = NULL, *outdir = NULL;
-    long threads = 0, batch = 256, dup_packets = DP_SEQ_DEFAULT_PACKETS;
-    const char *train_dir = NULL;
-    int save_lp = 0, precision = DP_PREC_FP32, quiet = 0;
+    long n;
+    if (!strcmp(a, "-d"))
+        o->test_dir = v;
+    else if (!strcmp(a, "-m"))
+        o->model_path = v;
+    else if (!strcmp(a, "-o"))
+        o->report_dir = v;
+    else if (!strcmp(a, "--train-set"))
+        o->train_set = v;
+    else if (!strcmp(a, "-j")) {
+        if (dp_cli_parse_int(v, 1, 256, &n) < 0)
+            return dp_cli_usage_error("test", "-j wants a thread count 1..256, not '%s'", v);
+        o->threads = (int)n;
+    } else if (!strcmp(a, "--precision")) {
+        if ((o->precision = dp_nn_precision_parse(v)) < 0)
+            return dp_cli_usage_error("test", "--precision wants fp32, bf16 or auto, not '%s'", v);
+    } else if (!strcmp(a, "--dup-packets")) {
+        if (dp_cli_parse_int(v, 1, DP_SEQ_MAX_PACKETS, &n) < 0)
+            return dp_cli_usage_error("test", "--dup-packets wants 1..%d, not '%s'", DP_SEQ_MAX_PACKETS, v);
+        o->dup_packets = (int)n;
+    } else if (!strcmp(a, "--batch-size")) {
+        if (dp_cli_parse_int(v, 1, 1 << 20, &n) < 0)
+            return dp_cli_usage_error("test", "--batch-size wants 1..1048576, not '%s'", v);
+        o->batch = (int)n;
+    } else
+        return dp_cli_usage_error("test", "unknown option %s (see --help)", a);
+    return 0;
+}
+
+/* argv into *o (tables on stdout, progress on stderr unless -q); 0 (*help
+ * set for -h), or 2 after a usage error. */
+static int parse_args(int argc, char **argv, dp_evalrun_opts *o, int *help)
+{
     static const char *const aliases[] = {"--data", "-d", "--model-file", "-m", "--output", "-o",
                                           "--threads", "-j", "--quiet", "-q", NULL};
+    dp_evalrun_opts_init(o);
+    o->batch = 256, o->dup_packets = DP_SEQ_DEFAULT_PACKETS, o->precision = DP_PREC_FP32;
+    o->out = stdout, o->progress = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = dp_cli_alias(argv[i], aliases);
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 0;
-        }
-        if (!strcmp(a, "--save-logprobs")) {
-            save_lp = 1;
-            continue;
-        }
-        if (!strcmp(a, "-q")) {
-            quiet = 1;
-            continue;
-        }
-        if (i + 1 >= argc)
+        int rc = 0;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help"))
+            return *help = 1, 0;
+        else if (!strcmp(a, "--save-logprobs"))
+            o->save_logprobs = 1;
+        else if (!strcmp(a, "-q"))
+            o->progress = 0;
+        else if (i + 1 >= argc)
             return dp_cli_usage_error("test", "unknown option or missing value: %s (see --help)", a);
-        const char *v = argv[++i];
-        if (!strcmp(a, "-d"))
-            dir = v;
-        else if (!strcmp(a, "-m"))
-            mpath = v;
-        else if (!strcmp(a, "-o"))
-            outdir = v;
-        else if (!strcmp(a, "-j")) {
-            if (dp_cli_parse_int(v, 1, 256, &threads) < 0)
-                return dp_cli_usage_error("test", "-j wants a thread count 1..256, not '%s'", v);
-        } else if (!strcmp(a, "--precision")) {
-            if ((precision = dp_nn_precision_parse(v)) < 0)
-                return dp_cli_usage_error("test", "--precision wants fp32, bf16 or auto, not '%s'", v);
-        } else if (!strcmp(a, "--train-set")) {
-            train_dir = v;
-        } else if (!strcmp(a, "--dup-packets")) {
-            if (dp_cli_parse_int(v, 1, DP_SEQ_MAX_PACKETS, &dup_packets) < 0)
-                return dp_cli_usage_error("test", "--dup-packets wants 1..%d, not '%s'", DP_SEQ_MAX_PACKETS, v);
-        } else if (!strcmp(a, "--batch-size")) {
-            if (dp_cli_parse_int(v, 1, 1 << 20, &batch) < 0)
-                return dp_cli_usage_error("test", "--batch-size wants 1..1048576, not '%s'", v);
-        } else
-            return dp_cli_usage_error("test", "unknown option %s (see --help)", a);
+        else
+            rc = parse_value_option(o, a, argv[++i]);
+        if (rc)
+            return rc;
     }
-    if (!dir || !mpath)
+    if (!o->test_dir || !o->model_path)
         return dp_cli_usage_error("test", "-d TEST_DIR and -m MODEL are required (see --help)");
+    return 0;
+}
 
-    dp_evalrun_opts o;
-    dp_evalrun_opts_init(&o);
-    o.test_dir = dir;
-    o.model_path = mpath;
-    o.report_dir = outdir;
-    o.threads = (int)threads;
-    o.batch = (int)batch;
-    o.save_logprobs = save_lp;
-    o.train_set = train_dir;
-    o.dup_packets = (int)dup_packets;
-    o.out = stdout;
-    o.progress = !quiet;
-    o.precision = precision;
-    char errbuf[DP_ERRBUF_SIZE];
-    dp_evalrun_result r;
-    int rc = dp_evalrun(&o, &r, errbuf);
-    fflush(stdout);
+/* The closing line on stderr: what failed, or where the report went. */
+static void say_result(int rc, const dp_evalrun_opts *o, const dp_evalrun_result *r, const char *errbuf)
+{
     if (rc != 0)
         fprintf(stderr, "deeppacket test: %s\n", errbuf);
-    else if (r.flow_model)
+    else if (r->flow_model)
         fprintf(stderr, "deeppacket test: report written to %s/ (flow_report.md, flow_report.json, "
-                        "flow_confusion.csv/.pdf/.png, flows.npy, report.html)\n", r.report_dir);
+                        "flow_confusion.csv/.pdf/.png, flows.npy, report.html)\n", r->report_dir);
     else
         fprintf(stderr, "deeppacket test: report written to %s/ (report.md, report.json, "
                         "confusion.csv/.pdf/.png%s, predictions.npy%s, report.html)\n",
-                r.report_dir, r.has_flows ? ", flow_*, flows.npy" : "", save_lp ? ", logprobs.npy" : "");
+                r->report_dir, r->has_flows ? ", flow_*, flows.npy" : "", o->save_logprobs ? ", logprobs.npy" : "");
+}
+
+int cmd_test(int argc, char **argv)
+{
+    dp_evalrun_opts o;
+    int help = 0, rc = parse_args(argc, argv, &o, &help);
+    if (rc != 0)
+        return rc;
+    if (help) {
+        usage(stdout);
+        return 0;
+    }
+    char errbuf[DP_ERRBUF_SIZE];
+    dp_evalrun_result r;
+    rc = dp_evalrun(&o, &r, errbuf);
+    fflush(stdout);
+    say_result(rc, &o, &r, errbuf);
     dp_evalrun_result_free(&r);
     dp_eval_plot_release();
     return rc == 0 ? 0 : 1;
