@@ -33,8 +33,9 @@ static void fuzz_summary(const uint8_t *data, size_t size)
     free(text);
 }
 
-/* shard.tsv: on success a shard I < N, a source, and files that each have
- * a non-empty relative path, a joined path and a terminated status. */
+/* shard.tsv: on success a shard I < N, a source, a filter that is absent
+ * or not empty, and files that each have a non-empty relative path, a
+ * joined path and a terminated status. */
 static void fuzz_manifest(const uint8_t *data, size_t size)
 {
     if (memchr(data, 0, size)) /* dp_pp_manifest_read refuses a NUL byte first */
@@ -49,6 +50,7 @@ static void fuzz_manifest(const uint8_t *data, size_t size)
     size_t bad = dp_pp_manifest_parse(text, &m);
     if (bad == 0) {
         ASSERT(m.count > 0 && m.index < m.count && m.source);
+        ASSERT(!m.filter || m.filter[0]);
         for (size_t i = 0; i < m.nfiles; i++) {
             ASSERT(m.files[i].rel && m.files[i].rel[0] && m.files[i].path);
             ASSERT(memchr(m.files[i].status, 0, sizeof m.files[i].status) != NULL);

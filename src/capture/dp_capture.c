@@ -40,6 +40,9 @@ struct dp_capture {
     int failed;        /* a read error happened: keep reporting it */
     volatile sig_atomic_t broken;
     uint64_t index;
+    struct bpf_program prog; /* file: the filter dp_capture_next applies */
+    int has_prog;
+    uint64_t filtered; /* file: frames the filter left out */
     char *iobuf;       /* file: the stdio buffer libpcap reads through */
     char errmsg[DP_ERRBUF_SIZE];
 };
@@ -373,14 +376,84 @@ dp_capture *dp_capture_open_live_opts(const char *iface, int timeout_ms, const d
 int dp_capture_set_filter(dp_capture *c, const char *bpf, char *errbuf)
 {
     struct bpf_program prog;
+    char ltd[64];
+    dp_capture_linktype_desc(c->linktype, ltd, sizeof ltd);
     if (pcap_compile(c->p, &prog, bpf, 1, PCAP_NETMASK_UNKNOWN) != 0)
-        return dp_err(errbuf, "%s: bad filter \"%s\": %s", c->name, bpf, pcap_geterr(c->p));
+        return dp_err(errbuf, "%s: bad filter \"%s\" for link type %s: %s", c->name, bpf, ltd,
+                      pcap_geterr(c->p));
+    if (!c->live) { /* applied by dp_capture_next: frame numbers stay the file's */
+        if (c->has_prog)
+            pcap_freecode(&c->prog);
+        c->prog = prog;
+        c->has_prog = 1;
+        return 0;
+    }
     int rc = pcap_setfilter(c->p, &prog);
     pcap_freecode(&prog);
     if (rc != 0)
         return dp_err(errbuf, "%s: cannot set filter \"%s\": %s", c->name, bpf,
                       pcap_geterr(c->p));
     return 0;
+}
+
+int dp_capture_check_filter(const char *bpf, char *errbuf)
+{
+    pcap_t *dead = pcap_open_dead(DLT_EN10MB, 65535);
+    if (!dead)
+        return dp_err(errbuf, "out of memory");
+    struct bpf_program prog;
+    int rc = 0;
+    if (pcap_compile(dead, &prog, bpf, 1, PCAP_NETMASK_UNKNOWN) != 0)
+        rc = dp_err(errbuf, "bad filter \"%s\": %s", bpf, pcap_geterr(dead));
+    else
+        pcap_freecode(&prog);
+    pcap_close(dead);
+    return rc;
+}
+
+uint64_t dp_capture_filtered(const dp_capture *c) { return c->filtered; }
+
+/* A live read: non-blocking with our own poll() timeout (in immediate mode
+ * libpcap's timeout does not fire on Linux while no packet arrives, and a
+ * non-blocking read does not see pcap_breakloop(), so the break is our own
+ * flag + eventfd). Returns pcap_next_ex's result, or sets *early to what
+ * dp_capture_next returns at once (a break, a timeout, a poll error). */
+static int read_live(dp_capture *c, struct pcap_pkthdr **h, const u_char **data, dp_next *early, char *errbuf)
+{
+    if (c->broken) {
+        c->broken = 0;
+        *early = DP_NEXT_BREAK;
+        return 0;
+    }
+    int rc = pcap_next_ex(c->p, h, data);
+    if (rc == 0 && c->fd >= 0) {
+        struct pollfd pfd[2] = {{.fd = c->fd, .events = POLLIN}, {.fd = c->wakefd, .events = POLLIN}};
+        int pr = poll(pfd, c->wakefd >= 0 ? 2 : 1, c->timeout_ms);
+        if (c->wakefd >= 0 && pr > 0 && (pfd[1].revents & POLLIN)) {
+            uint64_t v;
+            if (read(c->wakefd, &v, sizeof v) < 0) { /* already drained */
+            }
+        }
+        if (c->broken) {
+            c->broken = 0;
+            *early = DP_NEXT_BREAK;
+            return 0;
+        }
+        if (pr < 0 && errno != EINTR) {
+            snprintf(c->errmsg, sizeof c->errmsg, "%s: poll: %s", c->name, strerror(errno));
+            dp_err(errbuf, "%s", c->errmsg);
+            *early = DP_NEXT_ERROR;
+            return 0;
+        }
+        if (pr <= 0 || !(pfd[0].revents & POLLIN)) {
+            *early = DP_NEXT_TIMEOUT;
+            return 0;
+        }
+        rc = pcap_next_ex(c->p, h, data);
+    }
+    if (rc == PCAP_ERROR_BREAK) /* pcap's leftover break flag */
+        *early = DP_NEXT_TIMEOUT;
+    return rc;
 }
 
 dp_next dp_capture_next(dp_capture *c, dp_frame *f, char *errbuf)
@@ -393,42 +466,16 @@ dp_next dp_capture_next(dp_capture *c, dp_frame *f, char *errbuf)
     const u_char *data;
     int rc;
     if (c->live) {
-        /* Live reads are non-blocking with our own poll() timeout: in
-         * immediate mode libpcap's timeout does not fire on Linux while no
-         * packet arrives, and a non-blocking read does not see
-         * pcap_breakloop(), so the break is our own flag (+ eventfd). */
-        if (c->broken) {
-            c->broken = 0;
-            return DP_NEXT_BREAK;
-        }
-        rc = pcap_next_ex(c->p, &h, &data);
-        if (rc == 0 && c->fd >= 0) {
-            struct pollfd pfd[2] = {{.fd = c->fd, .events = POLLIN},
-                                    {.fd = c->wakefd, .events = POLLIN}};
-            int pr = poll(pfd, c->wakefd >= 0 ? 2 : 1, c->timeout_ms);
-            if (c->wakefd >= 0 && pr > 0 && (pfd[1].revents & POLLIN)) {
-                uint64_t v;
-                if (read(c->wakefd, &v, sizeof v) < 0) { /* already drained */
-                }
-            }
-            if (c->broken) {
-                c->broken = 0;
-                return DP_NEXT_BREAK;
-            }
-            if (pr < 0 && errno != EINTR) {
-                snprintf(c->errmsg, sizeof c->errmsg, "%s: poll: %s", c->name,
-                         strerror(errno));
-                dp_err(errbuf, "%s", c->errmsg);
-                return DP_NEXT_ERROR;
-            }
-            if (pr <= 0 || !(pfd[0].revents & POLLIN))
-                return DP_NEXT_TIMEOUT;
-            rc = pcap_next_ex(c->p, &h, &data);
-        }
-        if (rc == PCAP_ERROR_BREAK) /* pcap's leftover break flag */
-            return DP_NEXT_TIMEOUT;
+        dp_next early = DP_NEXT_FRAME;
+        rc = read_live(c, &h, &data, &early, errbuf);
+        if (early != DP_NEXT_FRAME)
+            return early;
     } else {
-        rc = pcap_next_ex(c->p, &h, &data);
+        while ((rc = pcap_next_ex(c->p, &h, &data)) == 1 && c->has_prog &&
+               !pcap_offline_filter(&c->prog, h, data)) {
+            c->index++; /* left out: still a frame of the file */
+            c->filtered++;
+        }
     }
     if (rc == 1) {
         f->data = data;
@@ -492,6 +539,8 @@ void dp_capture_close(dp_capture *c)
 {
     if (!c)
         return;
+    if (c->has_prog)
+        pcap_freecode(&c->prog);
     pcap_close(c->p); /* closes the FILE: its buffer can go after */
     free(c->iobuf);
     if (c->wakefd >= 0)

@@ -76,8 +76,23 @@ dp_capture *dp_capture_open_live_opts(const char *iface, int timeout_ms, const d
 /* dp_capture_open_live_opts with the default options. */
 dp_capture *dp_capture_open_live(const char *iface, int timeout_ms, char *errbuf);
 
-/* Applies a BPF filter (pcap-filter syntax). -1 with libpcap's message. */
+/* Applies a BPF filter (pcap-filter syntax), compiled for the capture's
+ * link type: in the kernel for a live capture; by dp_capture_next for a
+ * file, which skips the frames it rejects (counted, dp_capture_filtered)
+ * and keeps numbering frames as they are in the file (f->index), as
+ * tcpdump -r does. A second call replaces the filter. -1 with a message
+ * naming the capture, the filter, the link type and libpcap's complaint
+ * (bad syntax, or a filter the link type cannot match, e.g. `ether host`
+ * on raw IP). */
 int dp_capture_set_filter(dp_capture *c, const char *bpf, char *errbuf);
+
+/* Checks a filter's syntax (compiled for Ethernet) before any capture is
+ * opened; 0, or -1 with libpcap's message. */
+int dp_capture_check_filter(const char *bpf, char *errbuf);
+
+/* Frames of a file that the filter left out so far (0 without a filter
+ * and for live captures, whose kernel filter does not count them). */
+uint64_t dp_capture_filtered(const dp_capture *c);
 
 /* What dp_capture_next did. */
 typedef enum dp_next {

@@ -1,4 +1,5 @@
-/* deeppacket preprocess -s CAPTURE_DIR -t DATASET_DIR [--labels TABLE] [-j THREADS] [--shard I/N] */
+/* deeppacket preprocess -s CAPTURE_DIR -t DATASET_DIR [--labels TABLE] [-f FILTER] [-j THREADS]
+ *                       [--shard I/N] */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,8 +10,8 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: deeppacket preprocess -s CAPTURE_DIR -t DATASET_DIR [--labels TABLE] [-j THREADS]\n"
-            "                             [--shard I/N]\n"
+            "usage: deeppacket preprocess -s CAPTURE_DIR -t DATASET_DIR [--labels TABLE] [-f FILTER]\n"
+            "                             [-j THREADS] [--shard I/N]\n"
             "\n"
             "Turns every pcap/pcapng capture under CAPTURE_DIR (recursively) into labelled\n"
             "1500-byte packet vectors in DATASET_DIR (vectors.npy, app.npy, traffic.npy,\n"
@@ -20,6 +21,9 @@ static void usage(FILE *f)
             "  -t, --target DIR     dataset folder to write (created if missing)\n"
             "  -l, --labels TABLE   label table (TSV: prefix app_id app_name traffic_id\n"
             "                       traffic_name); default: the built-in ISCX VPN-nonVPN table\n"
+            "  -f, --filter BPF     only frames that pass this filter (pcap-filter syntax, as\n"
+            "                       tcpdump -r reads them), e.g. 'not udp port 61009' to drop\n"
+            "                       a capture's background; frame numbers stay the file's\n"
             "  -j, --threads N      captures read in parallel (default: number of CPUs); a\n"
             "                       capture of 8 MB or more is transformed by the idle ones\n"
             "      --shard I/N      only the files whose path relative to CAPTURE_DIR hashes\n"
@@ -71,6 +75,11 @@ static int parse_option(int c, char **argv, dp_preprocess_opts *o, int *quiet)
     case 'l':
         o->labels_path = optarg;
         break;
+    case 'f':
+        if (!*optarg)
+            return dp_cli_usage_error("preprocess", "--filter wants a filter expression, not an empty string");
+        o->filter = optarg;
+        break;
     case 'j':
         if (dp_cli_parse_int(optarg, 1, 1024, &j) != 0)
             return dp_cli_usage_error("preprocess", "-j wants a thread count in 1..1024, not '%s'", optarg);
@@ -102,13 +111,13 @@ static int parse_args(int argc, char **argv, dp_preprocess_opts *o, int *quiet, 
         {"source", required_argument, NULL, 's'}, {"target", required_argument, NULL, 't'},
         {"labels", required_argument, NULL, 'l'}, {"threads", required_argument, NULL, 'j'},
         {"quiet", no_argument, NULL, 'q'},        {"help", no_argument, NULL, 'h'},
-        {"shard", required_argument, NULL, 'S'},
+        {"shard", required_argument, NULL, 'S'},  {"filter", required_argument, NULL, 'f'},
         {NULL, 0, NULL, 0},
     };
     int c, rc;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":s:t:l:j:qh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":s:t:l:f:j:qh", longopts, NULL)) != -1) {
         if (c == 'h') {
             *help = 1;
             return 0;

@@ -46,7 +46,8 @@ static int load_shard(shard *s, char *errbuf)
     return 0;
 }
 
-/* The shards are one run's: same count and label table, each shard once. */
+/* The shards are one run's: same count, label table and filter, each
+ * shard once. */
 static int check_shard_set(shard *sh, size_t n, char *errbuf)
 {
     unsigned count = sh[0].man.count;
@@ -62,6 +63,11 @@ static int check_shard_set(shard *sh, size_t n, char *errbuf)
         else if (strcmp(sh[i].labels, sh[0].labels) != 0)
             rc = dp_err(errbuf, "%s/labels.tsv differs from %s/labels.tsv: shards made with different "
                         "label tables", sh[i].dir, sh[0].dir);
+        else if (!m->filter != !sh[0].man.filter || (m->filter && strcmp(m->filter, sh[0].man.filter)))
+            rc = dp_err(errbuf, "%s was made with %s%s%s, %s with %s%s%s: shards made with different filters",
+                        sh[i].dir, m->filter ? "--filter '" : "no filter", m->filter ? m->filter : "",
+                        m->filter ? "'" : "", sh[0].dir, sh[0].man.filter ? "--filter '" : "no filter",
+                        sh[0].man.filter ? sh[0].man.filter : "", sh[0].man.filter ? "'" : "");
         else if (seen[m->index])
             rc = dp_err(errbuf, "%s and %s are both shard %u/%u (overlapping shards)", seen[m->index],
                         sh[i].dir, m->index, count);
@@ -146,7 +152,8 @@ static int setup_run(run *r, shard *sh, size_t n, char *errbuf)
 {
     r->src = strdup(sh[0].man.source);
     r->label_text = strdup(sh[0].labels);
-    if (!r->src || !r->label_text)
+    r->filter = sh[0].man.filter ? strdup(sh[0].man.filter) : NULL;
+    if (!r->src || !r->label_text || (sh[0].man.filter && !r->filter))
         return dp_err(errbuf, "out of memory");
     char *lp = dp_path_join(sh[0].dir, "labels.tsv");
     int rc = lp ? dp_labels_parse(&r->table, r->label_text, lp, errbuf) : dp_err(errbuf, "out of memory");

@@ -14,14 +14,15 @@
  * It writes like preprocess: the arrays are built in DATASET/.parts with a
  * resume journal, committed, and summary.json is written last, so a killed
  * merge leaves no dataset that looks complete and a rerun resumes it; a
- * complete merged dataset of the same shards' files and label table is up
- * to date (nothing done).
+ * complete merged dataset of the same shards' files, label table and
+ * filter is up to date (nothing done).
  *
  * Refused with a message (-1): a shard folder that is not a complete shard
- * dataset, shards of different shard counts or label tables, two folders of
- * the same shard or the same file in two shards (overlapping shards), a
- * missing shard, a shard whose arrays do not hold the rows its manifest
- * counts, no capture in any shard, a target that is one of the shards. */
+ * dataset, shards of different shard counts, label tables or --filter, two
+ * folders of the same shard or the same file in two shards (overlapping
+ * shards), a missing shard, a shard whose arrays do not hold the rows its
+ * manifest counts, no capture in any shard, a target that is one of the
+ * shards. */
 #ifndef DP_MERGE_H
 #define DP_MERGE_H
 

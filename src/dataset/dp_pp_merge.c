@@ -92,10 +92,13 @@ static int merger_open_arrays(const run *r, merger *m, uint64_t rows, char *errb
     return 0;
 }
 
-static uint64_t journal_hash(const char *label_text)
+/* The journal's key: the label table and the filter a run's rows were
+ * made with. */
+static uint64_t journal_hash(const run *r)
 {
     uint64_t h = dp_fnv1a(JOURNAL_FORMAT, strlen(JOURNAL_FORMAT) + 1, DP_FNV_INIT);
-    return dp_fnv1a(label_text, strlen(label_text) + 1, h);
+    h = dp_fnv1a(r->label_text, strlen(r->label_text) + 1, h);
+    return r->filter ? dp_fnv1a(r->filter, strlen(r->filter) + 1, dp_fnv1a("filter", 7, h)) : h;
 }
 
 /* The journal's first line (for the label table of hash jhash). */
@@ -302,7 +305,7 @@ int dp_pp_merger_start(run *r, char *errbuf)
     merger *m = &r->m;
     memset(m, 0, sizeof *m);
     m->jfd = -1;
-    uint64_t jhash = journal_hash(r->label_text);
+    uint64_t jhash = journal_hash(r);
     off_t *ends = NULL;
     size_t k = resume_point(r, jhash, &ends);
     if (k && !reopen(r, m, k, ends))

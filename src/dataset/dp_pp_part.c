@@ -89,18 +89,23 @@ int dp_pp_write_full(int fd, const void *p, size_t n)
     return 0;
 }
 
-int dp_pp_part_trailer(const capfile *cf, uint64_t rec_bytes, char *t, size_t cap)
+uint64_t dp_pp_filter_key(const char *filter)
+{
+    return filter ? dp_fnv1a(filter, strlen(filter) + 1, DP_FNV_INIT) | 1 : 0;
+}
+
+int dp_pp_part_trailer(const run *r, const capfile *cf, uint64_t rec_bytes, char *t, size_t cap)
 {
     int n = snprintf(t, cap,
                      "version=%d\nrelhash=%016llx\nsize=%llu\nmtime=%lld\nframes=%llu\nkept=%llu\n"
-                     "rec_bytes=%llu\nskipped=%llu,%llu,%llu,%llu,%llu,%llu\nstatus=%s\n",
+                     "rec_bytes=%llu\nskipped=%llu,%llu,%llu,%llu,%llu,%llu\nfilter=%016llx\nstatus=%s\n",
                      PART_VERSION, (unsigned long long)cf->relhash,
                      (unsigned long long)cf->size, (long long)cf->mtime_ns,
                      (unsigned long long)cf->frames, (unsigned long long)cf->kept,
                      (unsigned long long)rec_bytes, (unsigned long long)cf->skipped[0], (unsigned long long)cf->skipped[1],
                      (unsigned long long)cf->skipped[2], (unsigned long long)cf->skipped[3],
                      (unsigned long long)cf->skipped[4], (unsigned long long)cf->skipped[5],
-                     cf->status);
+                     (unsigned long long)dp_pp_filter_key(r->filter), cf->status);
     _Static_assert(DP_VERDICT_COUNT == 6, "trailer lists 6 verdict counters");
     if (n < 0 || (size_t)n + 16 > cap)
         return -1;
@@ -130,11 +135,12 @@ static uint64_t read_trailer(int fd, off_t size, char *t)
 }
 
 /* Parses trailer text t (a part of size bytes, tlen of them the text) and
- * fills cf from it when it is whole and matches cf's source as it is now. */
-static int parse_trailer(char *t, uint64_t tlen, uint64_t size_on_disk, capfile *cf)
+ * fills cf from it when it is whole and matches cf's source as it is now
+ * and the filter of key fkey (a trailer without one: made without). */
+static int parse_trailer(char *t, uint64_t tlen, uint64_t size_on_disk, uint64_t fkey, capfile *cf)
 {
     int version = -1;
-    unsigned long long relhash = 0, size = 0, frames = 0, kept = 0, rbytes = 0, sk[6] = {0};
+    unsigned long long relhash = 0, size = 0, frames = 0, kept = 0, rbytes = 0, sk[6] = {0}, filter = 0;
     long long mtime = 0;
     char status[MAX_STATUS] = "";
     int have = 0;
@@ -157,13 +163,15 @@ static int parse_trailer(char *t, uint64_t tlen, uint64_t size_on_disk, capfile 
         else if (sscanf(line, "skipped=%llu,%llu,%llu,%llu,%llu,%llu", &sk[0], &sk[1], &sk[2],
                         &sk[3], &sk[4], &sk[5]) == 6)
             have |= 64;
+        else if (sscanf(line, "filter=%llx", &filter) == 1)
+            continue;
         else if (!strncmp(line, "status=", 7)) {
             snprintf(status, sizeof status, "%s", line + 7);
             have |= 128;
         }
     }
     if (have != 511 || version != PART_VERSION || relhash != cf->relhash || size != cf->size ||
-        mtime != cf->mtime_ns)
+        mtime != cf->mtime_ns || filter != fkey)
         return 0;
     if (size_on_disk != rbytes + tlen + 16 || rbytes < kept * (REC_HEAD) || rbytes > kept * REC_MAX)
         return 0;
@@ -184,7 +192,7 @@ int dp_pp_part_load(const run *r, capfile *cf)
     char t[4097];
     if (pp && stat(pp, &ps) == 0 && ps.st_size >= 16 && (fd = open(pp, O_RDONLY | O_CLOEXEC)) >= 0) {
         uint64_t tlen = read_trailer(fd, ps.st_size, t);
-        ok = tlen && parse_trailer(t, tlen, (uint64_t)ps.st_size, cf);
+        ok = tlen && parse_trailer(t, tlen, (uint64_t)ps.st_size, dp_pp_filter_key(r->filter), cf);
     }
     if (fd >= 0)
         close(fd);

@@ -11,7 +11,7 @@
  * capture is "spilled", into its part file DATASET/.parts/<key>.part (key:
  * 16 hex digits of the capture's relhash): the records, then a trailer of
  * text "key=value" lines (version, relhash, size, mtime, frames, kept,
- * rec_bytes, skipped, status), the text's length (u64 little-endian) and
+ * rec_bytes, skipped, filter, status), the text's length (u64 little-endian) and
  * "DPPARTOK". The .parts folder also holds the resume journal and the
  * partial arrays (dp_pp_merge.h). */
 #ifndef DP_PP_PART_H
@@ -50,9 +50,13 @@ char *dp_pp_part_path(const run *r, const capfile *cf, const char *ext);
 /* write(2) of all n bytes (EINTR retried); 0, or -1 with errno set. */
 int dp_pp_write_full(int fd, const void *p, size_t n);
 
+/* The key of a --filter in part trailers: 0 for none, else odd. */
+uint64_t dp_pp_filter_key(const char *filter);
+
 /* Formats the trailer closing cf's part (its counts and status, rec_bytes
- * of records before it) into t; returns its length, -1 when cap is short. */
-int dp_pp_part_trailer(const capfile *cf, uint64_t rec_bytes, char *t, size_t cap);
+ * of records before it, the key of r's filter) into t; returns its length,
+ * -1 when cap is short. */
+int dp_pp_part_trailer(const run *r, const capfile *cf, uint64_t rec_bytes, char *t, size_t cap);
 
 /* Returns 1 when cf's part exists, is whole and was made from the source
  * as it is now; fills cf's counts, status and part_bytes from the trailer.

@@ -151,7 +151,7 @@ static int finish_part(run *r, capfile *cf, wstate *ws, char *errbuf)
         goto out;
     }
     uint64_t total = ws->part_bytes + ws->cur->n;
-    int tl = dp_pp_part_trailer(cf, total, trailer, sizeof trailer);
+    int tl = dp_pp_part_trailer(r, cf, total, trailer, sizeof trailer);
     if (tl < 0) {
         rc = dp_err(errbuf, "%s: cannot format part trailer", tmp);
         goto out;
@@ -169,6 +169,8 @@ static int finish_part(run *r, capfile *cf, wstate *ws, char *errbuf)
     }
     if (rename(tmp, path) != 0)
         rc = dp_errno(errbuf, "%s: rename failed", path);
+    else
+        dp_test_kill_point("pp-part");
     cf->part_bytes = total;
 out:
     ws->cur->n = 0;
@@ -280,9 +282,31 @@ static void note_read_problems(run *r, capfile *cf, int bad_lt, int nrc, const c
     }
 }
 
+/* 0 when the capture c can be read: its link type is supported (pcap: one
+ * for the whole file; pcapng: the first interface's, others are checked
+ * per frame) and the run's filter compiles for it; -1 after the warning. */
+static int capture_usable(run *r, capfile *cf, dp_capture *c)
+{
+    int lt = dp_capture_linktype(c);
+    char msg[DP_ERRBUF_SIZE + 64];
+    if (!dp_linktype_supported(lt) && cf->probe == DP_PROBE_PCAP) {
+        char ltd[64];
+        dp_capture_linktype_desc(lt, ltd, sizeof ltd);
+        snprintf(msg, sizeof msg, "unsupported link type %s", ltd);
+    } else if (r->filter && dp_capture_set_filter(c, r->filter, msg) != 0) {
+        const char *why = dp_pp_strip_path(msg, cf->path); /* within msg */
+        memmove(msg, why, strlen(why) + 1);
+    } else {
+        return 0;
+    }
+    dp_pp_add_status(cf, msg);
+    dp_pp_warn(r, cf->path, 0, "%s; skipped", msg);
+    return -1;
+}
+
 /* Reads the capture's frames into records; a capture that cannot be opened,
- * or a pcap file of an unsupported link type, is a warning. -1 only for a
- * failure that stops the run. */
+ * a pcap file of an unsupported link type, or one the filter cannot apply
+ * to, is a warning. -1 only for a failure that stops the run. */
 static int read_capture(run *r, capfile *cf, wstate *ws, uint8_t *vec, int split, char *errbuf)
 {
     char ceb[DP_ERRBUF_SIZE] = "";
@@ -293,19 +317,12 @@ static int read_capture(run *r, capfile *cf, wstate *ws, uint8_t *vec, int split
         dp_pp_warn(r, cf->path, 0, "%s; skipped", cf->status);
         return 0;
     }
-    int lt = dp_capture_linktype(c), rc = 0;
-    /* pcap: one link type for the whole file; pcapng: the first
-     * interface's, others are checked per frame */
-    if (!dp_linktype_supported(lt) && cf->probe == DP_PROBE_PCAP) {
-        char msg[128], ltd[64];
-        dp_capture_linktype_desc(lt, ltd, sizeof ltd);
-        snprintf(msg, sizeof msg, "unsupported link type %s", ltd);
-        dp_pp_add_status(cf, msg);
-        dp_pp_warn(r, cf->path, 0, "%s; skipped", msg);
-    } else {
+    int rc = 0;
+    if (capture_usable(r, cf, c) == 0) {
         int bad_lt = -1;
         int nrc = split ? dp_pp_split_read(r, cf, ws, c, vec, &bad_lt, ceb, errbuf)
                         : read_frames(r, cf, ws, c, vec, &bad_lt, ceb, errbuf);
+        cf->frames += dp_capture_filtered(c); /* frames of the file all the same */
         if (nrc == KEEP_FAILED)
             rc = -1;
         else

@@ -8,10 +8,20 @@
 
 #include "dataset/dp_pp_shard.h"
 
+uint64_t dp_pp_filtered(const capfile *cf)
+{
+    uint64_t seen = cf->kept;
+    for (int v = 0; v < DP_VERDICT_COUNT; v++)
+        seen += cf->skipped[v];
+    return cf->frames > seen ? cf->frames - seen : 0;
+}
+
 uint64_t dp_pp_fingerprint(const run *r)
 {
     uint64_t h = dp_fnv1a(DATASET_FORMAT, strlen(DATASET_FORMAT) + 1, DP_FNV_INIT);
     h = dp_fnv1a(r->label_text, strlen(r->label_text) + 1, h);
+    if (r->filter) /* (no filter: the fingerprint of datasets made before --filter) */
+        h = dp_fnv1a(r->filter, strlen(r->filter) + 1, dp_fnv1a("filter", 7, h));
     if (r->o->shard_count) { /* a shard's dataset is not the whole folder's */
         unsigned shard[2] = {r->o->shard_index, r->o->shard_count};
         h = dp_fnv1a(shard, sizeof shard, h);
@@ -48,6 +58,8 @@ static void write_md(FILE *f, const run *r, int with_files)
     fprintf(f, "- source: %s\n", r->src);
     fprintf(f, "- captures: %zu (%zu other files skipped)\n", st->captures, st->not_captures);
     fprintf(f, "- captures with a warning: %zu\n", st->with_warnings);
+    if (r->filter)
+        fprintf(f, "- filter: %s\n", r->filter);
     fprintf(f, "- frames read: %llu\n", (unsigned long long)st->frames);
     fprintf(f, "- packets kept: %llu\n\n", (unsigned long long)st->packets);
     for (int k = 0; k < DP_NTASKS; k++) {
@@ -62,6 +74,8 @@ static void write_md(FILE *f, const run *r, int with_files)
     for (int v = 1; v < DP_VERDICT_COUNT; v++)
         fprintf(f, "| %s | %llu |\n", dp_verdict_name((dp_verdict)v),
                 (unsigned long long)st->skipped[v]);
+    if (r->filter)
+        fprintf(f, "| filtered (--filter) | %llu |\n", (unsigned long long)st->filtered);
     fprintf(f, "\n");
     if (with_files) {
         fprintf(f, "## Files\n\n| # | file | app | traffic | frames | kept | status |\n"
@@ -107,6 +121,11 @@ static void write_json(FILE *f, const run *r)
             (unsigned long long)fp);
     fprintf(f, "  \"source\": ");
     dp_json_str(f, r->src);
+    if (r->filter) {
+        fprintf(f, ",\n  \"filter\": ");
+        dp_json_str(f, r->filter);
+        fprintf(f, ",\n  \"filtered\": %llu", (unsigned long long)st->filtered);
+    }
     fprintf(f, ",\n  \"packets\": %llu,\n  \"frames\": %llu,\n  \"captures\": %zu,\n"
                "  \"not_captures\": %zu,\n  \"captures_with_warnings\": %zu,\n"
                "  \"capture_bytes\": %llu,\n",
@@ -141,7 +160,9 @@ static void write_json(FILE *f, const run *r)
         for (int v = 1; v < DP_VERDICT_COUNT; v++)
             fprintf(f, "%s\"%s\": %llu", v > 1 ? ", " : "", dp_verdict_name((dp_verdict)v),
                     (unsigned long long)cf->skipped[v]);
-        fprintf(f, "}, \"status\": ");
+        if (r->filter)
+            fprintf(f, "}, \"filtered\": %llu", (unsigned long long)dp_pp_filtered(cf));
+        fprintf(f, "%s, \"status\": ", r->filter ? "" : "}");
         dp_json_str(f, cf->status[0] ? cf->status : "ok");
         fprintf(f, "}");
         idx++;
@@ -244,6 +265,7 @@ void dp_pp_totals(run *r)
             continue;
         st->frames += cf->frames;
         st->packets += cf->kept;
+        st->filtered += dp_pp_filtered(cf);
         for (int v = 0; v < DP_VERDICT_COUNT; v++)
             st->skipped[v] += cf->skipped[v];
         if (cf->status[0])

@@ -9,10 +9,15 @@
 
 #include "dataset/dp_pp_run.h"
 
-/* The dataset's fingerprint: the format, the label table's text and every
- * listed file's relative path, size and mtime (summary.json's
- * "fingerprint"; a dataset whose fingerprint matches is up to date). */
+/* The dataset's fingerprint: the format, the label table's text, the
+ * filter (when there is one), the shard, and every listed file's relative
+ * path, size and mtime (summary.json's "fingerprint"; a dataset whose
+ * fingerprint matches is up to date). */
 uint64_t dp_pp_fingerprint(const run *r);
+
+/* Frames of cf that the filter left out: those neither kept nor skipped
+ * by the transform (cf->frames counts them). */
+uint64_t dp_pp_filtered(const capfile *cf);
 
 /* Adds up the captures' counts into r->st (frames, packets, skips,
  * captures with a warning, packets per class). */

@@ -94,6 +94,7 @@ struct run {
     char *src, *dst, *parts;
     dp_labels table;
     char *label_text;       /* the label table's text (written as labels.tsv) */
+    char *filter;           /* the BPF filter (opts, or the shards'), or NULL */
     int dirfd;              /* the locked target folder, or -1 */
     int had_dataset;        /* -1: not yet looked at (the run had not started) */
     int replacing;          /* the previous dataset's files are being replaced */

@@ -48,6 +48,11 @@ void dp_pp_shard_write(FILE *f, const run *r)
     fprintf(f, "%s\t%u\t%u\tfnv1a64\nsource\t", DP_SHARD_FORMAT, r->o->shard_index, r->o->shard_count);
     put_escaped(f, r->src);
     fputc('\n', f);
+    if (r->filter) {
+        fputs("filter\t", f);
+        put_escaped(f, r->filter);
+        fputc('\n', f);
+    }
     for (size_t i = 0; i < r->nfiles; i++) {
         const capfile *cf = &r->files[i];
         fprintf(f, "file\t%d\t%d\t%" PRIu64 "\t%" PRId64 "\t%" PRIu64 "\t%" PRIu64 "\t", cf->is_capture,
@@ -179,6 +184,11 @@ size_t dp_pp_manifest_parse(char *text, dp_pp_manifest *m)
         uint64_t count;
         if (nf == 2 && !strcmp(f[0], "end"))
             return parse_u64(f[1], &count) || count != m->nfiles || nl[1] ? ln : 0;
+        if (nf == 2 && !strcmp(f[0], "filter") && !m->filter && !m->nfiles) { /* once, before the files */
+            if (unescape(f[1]) || !f[1][0] || !(m->filter = strdup(f[1])))
+                return ln;
+            continue;
+        }
         if (nf != 10 || strcmp(f[0], "file"))
             return ln;
         if (m->nfiles == cap) {
@@ -233,5 +243,6 @@ void dp_pp_manifest_free(dp_pp_manifest *m)
     }
     free(m->files);
     free(m->source);
+    free(m->filter);
     memset(m, 0, sizeof *m);
 }

@@ -14,13 +14,14 @@
  *
  *   deeppacket-shard-1 TAB I TAB N TAB fnv1a64
  *   source TAB the source folder as given
+ *   filter TAB the --filter (only when the run had one)
  *   file TAB capture TAB unreadable TAB size TAB mtime_ns TAB frames TAB kept
  *        TAB skips (6, comma-separated) TAB status TAB path
  *        (one line per listed file of the shard, in file order; capture and
  *        unreadable are 0 or 1, status is empty when all went well)
  *   end TAB number of file lines
  *
- * In source, status and path the bytes below 0x20, 0x7f and '%' are written
+ * In source, filter, status and path the bytes below 0x20, 0x7f and '%' are written
  * as %XX (two upper-case hex digits). */
 #ifndef DP_PP_SHARD_H
 #define DP_PP_SHARD_H
@@ -44,6 +45,7 @@ void dp_pp_shard_write(FILE *f, const run *r);
 typedef struct dp_pp_manifest {
     unsigned index, count;  /* shard I of N */
     char *source;
+    char *filter;           /* the run's --filter, or NULL */
     capfile *files;         /* rel, path (source/rel), size, mtime_ns, relhash,
                              * is_capture, unreadable, frames, kept, skipped, status */
     size_t nfiles;
@@ -56,7 +58,7 @@ int dp_pp_manifest_read(const char *dir, dp_pp_manifest *m, char *errbuf);
 
 /* Parses manifest text (NUL-terminated; modified in place) into *m, which
  * must be zeroed: 0, or the 1-based number of the first bad line (a
- * header, source, file or end line that does not read as above, a count
+ * header, source, filter, file or end line that does not read as above, a count
  * that differs, text after the end line, or no end line). A pure function
  * over bytes (fuzz/fuzz_dataset.c); *m holds what was read either way and
  * is released with dp_pp_manifest_free. */

@@ -170,6 +170,18 @@ static int load_labels(run *r, char *errbuf)
     return r->label_text && dp_labels_load_iscx(&r->table, errbuf) == 0 ? 0 : -1;
 }
 
+/* The --filter, checked before any capture is read (a typo stops the run
+ * at once, not as a warning per capture). */
+static int load_filter(run *r, char *errbuf)
+{
+    if (!r->o->filter)
+        return 0;
+    if (dp_capture_check_filter(r->o->filter, errbuf) != 0)
+        return -1;
+    r->filter = strdup(r->o->filter);
+    return r->filter ? 0 : dp_err(errbuf, "out of memory");
+}
+
 /* Creates the dataset folder (outside the source) and locks it against a
  * second run; the lock lasts while r->dirfd is open. */
 static int lock_target(run *r, const struct stat *sst, char *errbuf)
@@ -362,6 +374,7 @@ void dp_pp_run_end(run *r, int rc, char *errbuf)
     free(r->dst);
     free(r->parts);
     free(r->label_text);
+    free(r->filter);
     dp_labels_free(&r->table);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);
@@ -392,7 +405,7 @@ int dp_preprocess_run_knobs(const dp_preprocess_opts *o, const dp_pp_knobs *k,
     dp_pp_run_init(&r, o, k, st);
     struct stat src;
     int rc = -1;
-    if (open_source(&r, &src, errbuf) == 0 && load_labels(&r, errbuf) == 0 &&
+    if (open_source(&r, &src, errbuf) == 0 && load_labels(&r, errbuf) == 0 && load_filter(&r, errbuf) == 0 &&
         lock_target(&r, &src, errbuf) == 0 && dp_pp_list_sources(&r, &src, errbuf) == 0)
         rc = dp_pp_shard_select(&r, errbuf) != 0 ? -1 : dp_pp_up_to_date(&r) ? 0 : build_dataset(&r, errbuf);
     dp_pp_run_end(&r, rc, errbuf);

@@ -39,13 +39,14 @@
  *  was and says so, with the size of the parts folder it keeps for a rerun
  *  (removed instead when the disk is full). A rerun keeps the longest
  *  prefix of the journal that matches the captures as they are now (same
- *  files in the same order, sizes, mtimes, label table) and whose rows the
- *  partial arrays hold, cuts the arrays back to it and goes on from there;
- *  it also reuses every whole part whose source is unchanged. Only the
- *  captures a killed run had read but not yet merged (in memory) are read
- *  again, and those that could not be read (journal entries with no frame
- *  and a problem). When the dataset is complete and nothing changed (same
- *  files, sizes, mtimes, label table) and every file could be read
+ *  files in the same order, sizes, mtimes, label table, filter) and whose
+ *  rows the partial arrays hold, cuts the arrays back to it and goes on
+ *  from there; it also reuses every whole part whose source and filter are
+ *  unchanged. Only the captures a killed run had read but not yet merged
+ *  (in memory) are read again, and those that could not be read (journal
+ *  entries with no frame and a problem). When the dataset is complete and
+ *  nothing changed (same files, sizes, mtimes, label table, filter) and
+ *  every file could be read
  *  (summary.json "unreadable": 0) a rerun does nothing.
  *  Files and folders whose name starts with '.' are not read. DATASET_DIR
  *  may not be CAPTURE_DIR nor lie inside it (refused).
@@ -88,6 +89,15 @@ typedef struct dp_preprocess_opts {
     unsigned shard_count;       /* whose relative path's FNV-1a 64 hash modulo N is I
                                  * (dp_pp_shard.h); the dataset gets a shard.tsv
                                  * for `deeppacket merge` (dp_merge.h) */
+    const char *filter;         /* --filter: a BPF filter (pcap-filter syntax) that
+                                 * every frame must pass to be transformed, as
+                                 * `tcpdump -r CAPTURE FILTER` would read it; frames
+                                 * left out are counted (summary: "filtered"), frame
+                                 * numbers stay the file's. A bad filter stops the
+                                 * run; one that a capture's link type cannot match
+                                 * is a warning for that capture. NULL: every frame.
+                                 * Part of the dataset's identity: a rerun with
+                                 * another filter reads every capture again. */
 } dp_preprocess_opts;
 
 /* Sets the defaults: everything 0/NULL, progress 1. */
@@ -111,6 +121,7 @@ typedef struct dp_preprocess_stats {
     uint64_t frames;            /* frames read */
     uint64_t packets;           /* rows of the dataset (kept packets) */
     uint64_t skipped[DP_VERDICT_COUNT]; /* per skip reason (DP_KEEP unused) */
+    uint64_t filtered;          /* frames the filter left out (counted in frames) */
     uint64_t per_class[DP_NTASKS][DP_MAX_CLASSES];
     uint64_t unlabelled[DP_NTASKS];     /* packets with -1 for that task */
     double seconds;             /* wall time of the whole run */

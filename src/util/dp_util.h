@@ -115,7 +115,8 @@ int dp_lock_target(const char *target, const char *what, char *errbuf);
  * the N-th call with that phase kills the process with SIGKILL (as a crash
  * there would) or sends it SIGNAL and waits for it to end the process. Phases: "commit" (dp_afile_commit, before the rename), "swap"
  * (dp_swap_dir_into_place, before the exchange), "pp-commit" (preprocess,
- * between its commit steps). */
+ * between its commit steps), "pp-part" (preprocess, once a spilled
+ * capture's part file is whole). */
 void dp_test_kill_point(const char *phase);
 
 /* Writes to stdout failed (or fail at flush)? -1 with a message, else 0. */
