@@ -23,6 +23,9 @@ Python package (1.7 was used).
                           # empty ACKs that preprocessing drops), read from the captures
   bench/gbt_study.py /tmp/gs/cap-traffic-train recency TEST_PREFIX [WEIGHTS, e.g. 0,4,10] [SEEDS]
                           # training flows weighted by their place in time within their capture
+  bench/gbt_study.py /tmp/gs/cap-traffic-train ceiling TEST_PREFIX
+                          # what the rows give at best: resubstitution, the test rows learnt
+                          # from themselves in folds, with and without the training side
   bench/gbt_study.py /tmp/gs/cap-traffic-train stack TEST_PREFIX APP_PREFIX
                           # + the app task's out-of-fold probabilities (APP_PREFIX-train and
                           # -test: dump_flows of the app task's split sides)
@@ -405,6 +408,41 @@ def stack_study(x, y, val, xt, yt, prefix, test_prefix, app_prefix):
         np.concatenate([x, oof], 1), y).predict(xgb.DMatrix(np.concatenate([xt, pt], 1)))), flush=True)
 
 
+def oof_predict(xa, ya, xb, yb, folds=5, seed=1):
+    """Out-of-fold probabilities for the rows of xb: each fold of xb
+    (stratified) predicted by a booster fitted on xa plus the other folds
+    of xb (xa may have no rows)."""
+    from sklearn.model_selection import StratifiedKFold
+    P = np.zeros((len(yb), int(max(ya.max() if len(ya) else 0, yb.max()) + 1)), np.float32)
+    k = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    for fit_i, out_i in k.split(xb, yb):
+        X = np.concatenate([xa, xb[fit_i]])
+        Y = np.concatenate([ya, yb[fit_i]])
+        p = fit(X, Y).predict(xgb.DMatrix(xb[out_i]))
+        P[out_i, :p.shape[1]] = p
+    return P
+
+
+def ceiling_study(x, y, xt, yt):
+    """What the flow rows can give at best, on the test set's later
+    sessions: fitted on the training side (what every table reports), on
+    the training side and the test rows themselves (resubstitution: how far
+    the rows separate the classes at all), on the test rows alone in 5
+    folds (later sessions learnt from later sessions), on the training side
+    plus 4 of 5 folds of the test rows; and, for comparison, the training
+    side in 5 folds (earlier sessions learnt from earlier sessions)."""
+    rows = [('training side -> test (the reported number)', lambda: fit(x, y).predict(xgb.DMatrix(xt)), yt),
+            ('training side + test -> test (resubstitution)',
+             lambda: fit(np.concatenate([x, xt]), np.concatenate([y, yt])).predict(xgb.DMatrix(xt)), yt),
+            ('test alone, 5 folds', lambda: oof_predict(x[:0], y[:0], xt, yt), yt),
+            ('training side + 4/5 of test -> 1/5, 5 folds', lambda: oof_predict(x, y, xt, yt), yt),
+            ('training side alone, 5 folds', lambda: oof_predict(x[:0], y[:0], x, y), y)]
+    for name, run, truth in rows:
+        t0 = time.time()
+        print('%-46s wF1 %.3f macro F1 %.3f VPN %.3f  %.0f s' % (name, *scores(truth, run()), time.time() - t0),
+              flush=True)
+
+
 def fit_score(X, y, val, params, rounds):
     yt = y[~val]
     c = np.bincount(yt, minlength=y.max() + 1).astype(float)
@@ -429,10 +467,12 @@ def main():
     xt = yt = raw_t = None
     if len(sys.argv) > 3:
         xt, yt = np.load(sys.argv[3] + '.x.npy'), np.load(sys.argv[3] + '.y.npy').astype(int)
-        if study not in ('rows', 'allpackets', 'recency', 'stack'):
+        if study not in ('rows', 'allpackets', 'recency', 'stack', 'ceiling'):
             raw_t = np.load(sys.argv[3] + '.raw.npy', mmap_mode='r').reshape(-1, N, 1500)
     if study == 'vpn':
         return vpn_study(x, y, val, xt, yt)
+    if study == 'ceiling':
+        return ceiling_study(x, y, xt, yt)
     if study == 'stack':
         return stack_study(x, y, val, xt, yt, prefix, sys.argv[3], sys.argv[4])
     if study == 'recency':
