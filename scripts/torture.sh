@@ -5,6 +5,7 @@
 #
 #   scripts/torture.sh                      # from the repository root, after `make`
 #   KILLS=5 REPL=3 SEED=7 scripts/torture.sh
+#   FILTER='tcp' scripts/torture.sh        # preprocess with --filter (reference too)
 #
 # The captures are ../shared/data/iscx-sample (or $DP_SHARED_DATA/iscx-sample)
 # copied REPL times under new names (the label prefix kept) into a temporary
@@ -22,6 +23,7 @@ REPL=${REPL:-2}
 KILLS=${KILLS:-4}
 SEED=${SEED:-$$}
 THREADS=${THREADS:-2}
+FILTER=${FILTER:-}
 [ -x "$BIN" ] || { echo "torture: no $BIN (run make first)" >&2; exit 2; }
 [ -d "$DATA" ] || { echo "torture: no $DATA: skipped" >&2; exit 0; }
 RANDOM=$SEED
@@ -45,7 +47,10 @@ done
 LABELS="$DATA/labels.tsv"
 
 # The commands, as arrays in CMD (run directly, so that kill -9 hits the program).
-pp_cmd() { CMD=("$BIN" preprocess -q -j "$THREADS" -s "$W/caps" -t "$1" --labels "$LABELS"); }
+pp_cmd() {
+    CMD=("$BIN" preprocess -q -j "$THREADS" -s "$W/caps" -t "$1" --labels "$LABELS")
+    [ -z "$FILTER" ] || CMD+=(--filter "$FILTER")
+}
 split_cmd() { CMD=("$BIN" split -q -s "$W/ref/ds" -t "$1"); }
 train_cmd() { # train_cmd MODEL [--resume]
   CMD=("$BIN" train -q -d "$W/ref/split/traffic_classification/train" -m "$1" -t traffic --model sae
@@ -66,6 +71,7 @@ T_PP=$(echo "$t1 - $t0" | bc); T_SPLIT=$(echo "$t2 - $t1" | bc); T_TRAIN=$(echo 
 frames=$(grep -o '"frames": [0-9]*' "$W/ref/ds/summary.json" | head -1 | grep -o '[0-9]*$')
 packets=$(grep -o '"packets": [0-9]*' "$W/ref/ds/summary.json" | head -1 | grep -o '[0-9]*$')
 note "captures: $(ls "$W/caps" | wc -l) files, $frames frames, $packets packets (REPL=$REPL, SEED=$SEED)"
+[ -z "$FILTER" ] || note "preprocess --filter '$FILTER'"
 note "uninterrupted: preprocess ${T_PP}s, split ${T_SPLIT}s, train ${T_TRAIN}s"
 
 # Runs CMD in the background and kills it with SIGKILL at a random moment of
