@@ -26,7 +26,7 @@ Python package (1.7 was used).
   bench/gbt_study.py /tmp/gs/cap-traffic-train ceiling TEST_PREFIX
                           # what the rows give at best: resubstitution, the test rows learnt
                           # from themselves in folds, with and without the training side
-  bench/gbt_study.py /tmp/gs/cap-traffic-train selftrain TEST_PREFIX [THRESHOLDS, e.g. 0.9,0.97]
+  bench/gbt_study.py /tmp/gs/cap-traffic-train selftrain TEST_PREFIX [THRESHOLDS, e.g. 0.9,0.97] [SEEDS]
                           # self-training on the unlabelled flows to classify (transductive)
   bench/gbt_study.py /tmp/gs/cap-traffic-train stack TEST_PREFIX APP_PREFIX
                           # + the app task's out-of-fold probabilities (APP_PREFIX-train and
@@ -445,22 +445,26 @@ def ceiling_study(x, y, xt, yt):
               flush=True)
 
 
-def selftrain_study(x, y, val, xt, yt, thresholds='0.9,0.97'):
+def selftrain_study(x, y, val, xt, yt, thresholds='0.9,0.97', seeds='1'):
     """Self-training on the unlabelled flows of the period to classify: fit,
     predict them, add those predicted with probability >= a threshold as
     rows labelled with the prediction, refit, predict again. Transductive
     (it uses the flows' features, never their labels), as a deployment
     could with the traffic it is shown. Validation: the unlabelled flows are
-    the validation ones; test: the test set's."""
-    for tag, (xa, ya, xb, yb) in [('validation', (x[~val], y[~val], x[val], y[val])), ('test', (x, y, xt, yt))]:
-        P = fit(xa, ya).predict(xgb.DMatrix(xb))
-        print('%-10s plain          wF1 %.3f macro F1 %.3f VPN %.3f' % (tag, *scores(yb, P)), flush=True)
-        for th in map(float, thresholds.split(',')):
-            keep = P.max(1) >= th
-            pl = P.argmax(1)
-            Q = fit(np.concatenate([xa, xb[keep]]), np.concatenate([ya, pl[keep]])).predict(xgb.DMatrix(xb))
-            print('%-10s self-train %.2f wF1 %.3f macro F1 %.3f VPN %.3f  (%d of %d flows added, %.3f of them right)' %
-                  (tag, th, *scores(yb, Q), keep.sum(), len(yb), (pl[keep] == yb[keep]).mean()), flush=True)
+    the validation ones; test: the test set's. One line per seed."""
+    for seed in map(int, seeds.split(',')):
+        sp = dict(seed=seed)
+        for tag, (xa, ya, xb, yb) in [('validation', (x[~val], y[~val], x[val], y[val])), ('test', (x, y, xt, yt))]:
+            P = fit(xa, ya, sp).predict(xgb.DMatrix(xb))
+            print('seed %d %-10s plain          wF1 %.3f macro F1 %.3f VPN %.3f' % (seed, tag, *scores(yb, P)),
+                  flush=True)
+            for th in map(float, thresholds.split(',')):
+                keep = P.max(1) >= th
+                pl = P.argmax(1)
+                Q = fit(np.concatenate([xa, xb[keep]]), np.concatenate([ya, pl[keep]]), sp).predict(xgb.DMatrix(xb))
+                print('seed %d %-10s self-train %.2f wF1 %.3f macro F1 %.3f VPN %.3f  (%d of %d flows added, %.3f '
+                      'of them right)' % (seed, tag, th, *scores(yb, Q), keep.sum(), len(yb),
+                                          (pl[keep] == yb[keep]).mean()), flush=True)
 
 
 def fit_score(X, y, val, params, rounds):
@@ -494,7 +498,7 @@ def main():
     if study == 'ceiling':
         return ceiling_study(x, y, xt, yt)
     if study == 'selftrain':
-        return selftrain_study(x, y, val, xt, yt, *sys.argv[4:5])
+        return selftrain_study(x, y, val, xt, yt, *sys.argv[4:6])
     if study == 'stack':
         return stack_study(x, y, val, xt, yt, prefix, sys.argv[3], sys.argv[4])
     if study == 'recency':

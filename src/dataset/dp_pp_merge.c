@@ -98,7 +98,7 @@ static uint64_t journal_hash(const run *r)
 {
     uint64_t h = dp_fnv1a(JOURNAL_FORMAT, strlen(JOURNAL_FORMAT) + 1, DP_FNV_INIT);
     h = dp_fnv1a(r->label_text, strlen(r->label_text) + 1, h);
-    return r->filter ? dp_fnv1a(r->filter, strlen(r->filter) + 1, dp_fnv1a("filter", 7, h)) : h;
+    return dp_pp_filter_hash(h, r->filter);
 }
 
 /* The journal's first line (for the label table of hash jhash). */

@@ -89,9 +89,14 @@ int dp_pp_write_full(int fd, const void *p, size_t n)
     return 0;
 }
 
+uint64_t dp_pp_filter_hash(uint64_t h, const char *filter)
+{
+    return filter ? dp_fnv1a(filter, strlen(filter) + 1, dp_fnv1a("filter", 7, h)) : h;
+}
+
 uint64_t dp_pp_filter_key(const char *filter)
 {
-    return filter ? dp_fnv1a(filter, strlen(filter) + 1, DP_FNV_INIT) | 1 : 0;
+    return filter ? dp_pp_filter_hash(DP_FNV_INIT, filter) | 1 : 0;
 }
 
 int dp_pp_part_trailer(const run *r, const capfile *cf, uint64_t rec_bytes, char *t, size_t cap)

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dataset/dp_pp_part.h"
 #include "dataset/dp_pp_shard.h"
 
 uint64_t dp_pp_filtered(const capfile *cf)
@@ -20,8 +21,7 @@ uint64_t dp_pp_fingerprint(const run *r)
 {
     uint64_t h = dp_fnv1a(DATASET_FORMAT, strlen(DATASET_FORMAT) + 1, DP_FNV_INIT);
     h = dp_fnv1a(r->label_text, strlen(r->label_text) + 1, h);
-    if (r->filter) /* (no filter: the fingerprint of datasets made before --filter) */
-        h = dp_fnv1a(r->filter, strlen(r->filter) + 1, dp_fnv1a("filter", 7, h));
+    h = dp_pp_filter_hash(h, r->filter);
     if (r->o->shard_count) { /* a shard's dataset is not the whole folder's */
         unsigned shard[2] = {r->o->shard_index, r->o->shard_count};
         h = dp_fnv1a(shard, sizeof shard, h);
