@@ -98,6 +98,9 @@ int dp_test_same_file(const char *a, const char *b);
  * labels.tsv, summary.md, summary.json) are the same, byte for byte; names
  * each one that differs on stderr. */
 int dp_test_same_dataset(const char *d1, const char *d2);
+/* Entries of DATASET/.parts whose name ends with ext (".part", ".partial"):
+ * what an unfinished preprocess left there; 0 when there is no such folder. */
+int dp_test_count_parts(const char *dataset, const char *ext);
 
 /* Runs a shell command (popen); returns its exit status (-1 when it did not
  * exit) and its stdout, NUL-terminated, in out[cap]. */

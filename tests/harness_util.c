@@ -1,6 +1,7 @@
 /* Shared harness code (linked into every test binary). */
 #include "dp_test.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdarg.h>
 #include <sys/stat.h>
@@ -106,6 +107,24 @@ int dp_test_same_file(const char *a, const char *b)
     free(x);
     free(y);
     return same;
+}
+
+int dp_test_count_parts(const char *dst, const char *ext)
+{
+    char *p = dp_path_join(dst, ".parts");
+    DIR *d = opendir(p);
+    int n = 0;
+    struct dirent *e;
+    size_t el = strlen(ext);
+    while (d && (e = readdir(d)) != NULL) {
+        size_t l = strlen(e->d_name);
+        if (l > el && !strcmp(e->d_name + l - el, ext))
+            n++;
+    }
+    if (d)
+        closedir(d);
+    free(p);
+    return n;
 }
 
 int dp_test_same_dataset(const char *d1, const char *d2)

@@ -100,10 +100,10 @@ static const char *source(void)
 {
     static char *dir;
     if (!dir) {
-        char cmd[2048], out[256];
+        char cmd[2048];
         dir = tmp("src");
         snprintf(cmd, sizeof cmd, "cp -r " CORPUS " %s", dir);
-        CHECK_EQ_INT(dp_test_sh(cmd, out, sizeof out), 0);
+        CHECK_EQ_INT(dp_test_system(cmd), 0);
         write_mixed_capture(dir);
     }
     return dir;
@@ -276,14 +276,6 @@ static void test_journal_keyed_by_filter(void)
     free(ref);
 }
 
-static int count_parts(const char *dir)
-{
-    char cmd[1024], out[64];
-    snprintf(cmd, sizeof cmd, "ls %s/.parts 2>/dev/null | grep -c '\\.part$'", dir);
-    dp_test_sh(cmd, out, sizeof out);
-    return atoi(out);
-}
-
 /* A run killed once a spilled capture's part file is whole (a child
  * process; spilling is a race with the merge, so it is tried until one
  * spills): 1 when dir now holds a part. */
@@ -300,10 +292,8 @@ static int killed_with_part(const char *dir, const char *filter)
         int status = 0;
         waitpid(pid, &status, 0);
         if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
-            return count_parts(dir) > 0;
-        char cmd[1024];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-        dp_test_sh(cmd, eb, sizeof eb);
+            return dp_test_count_parts(dir, ".part") > 0;
+        dp_remove_tree(dir);
     }
     return 0;
 }
@@ -321,7 +311,7 @@ static void test_parts_keyed_by_filter(void)
     CHECK_EQ_INT(st.reused, 0);
     CHECK(dp_test_same_dataset(other, ref));
     CHECK(killed_with_part(same, "tcp"));
-    int parts = count_parts(same);
+    int parts = dp_test_count_parts(same, ".part");
     CHECK_EQ_INT(pp(source(), same, &tcp, &st, eb), 0);
     CHECK(parts > 0 && st.reused >= (size_t)parts);
     CHECK(dp_test_same_dataset(same, ref));
@@ -370,7 +360,7 @@ static void test_filter_not_for_linktype(void)
     dp_preprocess_stats st;
     char *src = tmp("lt-src"), *dir = tmp("lt-ds");
     snprintf(cmd, sizeof cmd, "mkdir -p %s && cp " CORPUS "/chat_01.pcap " CORPUS "/voip_01.pcap %s", src, src);
-    CHECK_EQ_INT(dp_test_sh(cmd, eb, sizeof eb), 0);
+    CHECK_EQ_INT(dp_test_system(cmd), 0);
     write_raw_capture(src);
     warns w = {0};
     ppargs a = {.filter = "udp or ether src 0:1:2:3:4:5", .w = &w};

@@ -253,24 +253,6 @@ static const src_set *captures(void)
     return &g_src;
 }
 
-static int count_parts(const char *dst, const char *ext)
-{
-    char *p = dp_path_join(dst, ".parts");
-    DIR *d = opendir(p);
-    int n = 0;
-    struct dirent *e;
-    size_t el = strlen(ext);
-    while (d && (e = readdir(d)) != NULL) {
-        size_t l = strlen(e->d_name);
-        if (l > el && !strcmp(e->d_name + l - el, ext))
-            n++;
-    }
-    if (d)
-        closedir(d);
-    free(p);
-    return n;
-}
-
 /* The journal of an interrupted run: its entries' row counts (rows_end),
  * up to max; returns the number of entries. */
 static size_t journal_rows(const char *dst, uint64_t *rows, size_t max)
@@ -825,8 +807,8 @@ static void resume_after_damaged_parts(const resume_ctx *r)
     CHECK(!dp_preprocess_complete(r->ds));
     uint64_t rows[64];
     CHECK_EQ_INT(journal_rows(r->ds, rows, 64), 5);
-    CHECK_EQ_INT(count_parts(r->ds, ".part"), 0);
-    CHECK_EQ_INT(count_parts(r->ds, ".partial"), 4);
+    CHECK_EQ_INT(dp_test_count_parts(r->ds, ".part"), 0);
+    CHECK_EQ_INT(dp_test_count_parts(r->ds, ".partial"), 4);
     char *junk = dp_path_join(r->ds, ".parts/0123456789abcdef.part.tmp");
     CHECK_EQ_INT(copy_file(r->labels, junk, 0), 0);
     char *pdir = dp_path_join(r->ds, ".parts");
@@ -1031,7 +1013,7 @@ static void test_spill_to_parts(void)
     free(sj);
     CHECK_EQ_INT(run_pp(src, ds, s->labels, 2, 4, &m, &st, eb), 0);
     CHECK_EQ_INT(st.interrupted, 1);
-    CHECK_EQ_INT(count_parts(ds, ".part"), 0); /* merged ones are dropped */
+    CHECK_EQ_INT(dp_test_count_parts(ds, ".part"), 0); /* merged ones are dropped */
     CHECK_EQ_INT(run_pp(src, ds, s->labels, 2, 0, &m, &st, eb), 0);
     CHECK_EQ_INT(st.reused, 4);
     CHECK(dataset_equal(ds, fresh));
