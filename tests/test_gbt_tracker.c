@@ -214,6 +214,22 @@ static void test_extra_worker(void)
     CHECK_STR_CONTAINS(eb, "more than 1 workers");
 }
 
+/* A task id longer than the tracker keeps (256 bytes) is cut, and the
+ * rest of it read, so that the command after it is read in step. */
+static void test_long_task_id(void)
+{
+    char eb[DP_ERRBUF_SIZE], task[3000];
+    memset(task, 'x', sizeof task - 1);
+    task[sizeof task - 1] = 0;
+    dp_gbt_tracker *t = dp_gbt_tracker_start(1, eb);
+    CHECK(t != NULL);
+    if (!t)
+        return;
+    CHECK_EQ_INT(fake_start(dp_gbt_tracker_port(t), task), 0);
+    CHECK_EQ_INT(fake_start(dp_gbt_tracker_port(t), "b"), -99);
+    CHECK_EQ_INT(dp_gbt_tracker_finish(t, eb), -1);
+}
+
 /* The address other machines are told: an IPv4 address (the outward one,
  * or 127.0.0.1 without a route), never a name. */
 static void test_host_address(void)
@@ -239,6 +255,7 @@ int main(void)
     alarm(120); /* a hang is a failure */
     DP_RUN(test_workers_train_one_booster);
     DP_RUN(test_extra_worker);
+    DP_RUN(test_long_task_id);
     DP_RUN(test_host_address);
     DP_RUN(test_no_workers);
     return dp_test_end();

@@ -135,18 +135,24 @@ static int send_str(int fd, const char *s)
     return send_int(fd, (int)n) || io_all(fd, (void *)s, n, 1) ? -1 : 0;
 }
 
-/* A string into buf (cap bytes, NUL-terminated); longer ones are read and cut. */
+/* A string into buf (cap bytes, NUL-terminated); longer ones are read to
+ * their end and cut. */
 static int recv_str(int fd, char *buf, size_t cap)
 {
     int n;
     if (recv_int(fd, &n) || n < 0 || n > MAX_STR)
         return -1;
-    char tmp[MAX_STR];
-    if (io_all(fd, tmp, (size_t)n, 0))
-        return -1;
     size_t k = (size_t)n < cap - 1 ? (size_t)n : cap - 1;
-    memcpy(buf, tmp, k);
+    if (io_all(fd, buf, k, 0))
+        return -1;
     buf[k] = 0;
+    for (size_t left = (size_t)n - k; left > 0;) { /* the cut tail, discarded */
+        char sink[256];
+        size_t m = left < sizeof sink ? left : sizeof sink;
+        if (io_all(fd, sink, m, 0))
+            return -1;
+        left -= m;
+    }
     return 0;
 }
 
