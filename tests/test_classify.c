@@ -739,6 +739,16 @@ static void test_errors(void)
                  "grep -c '^{\"time\":'", dp, mp, cap);
         dp_test_sh(cmd, out, sizeof out);
         CHECK_EQ_INT(atoi(out), 75);
+        /* several captures: after one -r, after each, and --opt=value */
+        const char *twice[] = {"-r %3$s %3$s", "-r %3$s -r %3$s", "--read=%3$s -j1 %3$s --batch=8"};
+        for (int k = 0; k < 3; k++) {
+            char fmt[256];
+            snprintf(fmt, sizeof fmt, "%%1$s classify --model-file=%%2$s %s 2>/dev/null | grep -c '^{\"time\":'",
+                     twice[k]);
+            snprintf(cmd, sizeof cmd, fmt, dp, mp, cap);
+            dp_test_sh(cmd, out, sizeof out);
+            CHECK_EQ_INT(atoi(out), 150);
+        }
         snprintf(cmd, sizeof cmd, "%s classify -m %s -r %s --per flow -o %s/v.jsonl 2>&1 >/dev/null", dp, mp, cap,
                  dp_test_tmpdir());
         CHECK_EQ_INT(dp_test_sh(cmd, out, sizeof out), 0);

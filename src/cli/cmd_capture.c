@@ -53,56 +53,56 @@ struct cap_run {
     uint64_t written, bytes;
 };
 
-/* Parses the value V of option A into *ca; returns 0, or 2 after a usage
- * error naming the option. */
-static int parse_value_option(struct cap_args *ca, const char *a, const char *v)
+enum { OPT_SNAPLEN = DP_CLI_LONG, OPT_BUFFER, OPT_USER };
+
+/* One option c (dp_cli_getopt's) with its value v into *(struct cap_args *)
+ * ctx; 0, or 2 after a usage error naming the option. */
+static int parse_option(int c, const char *v, void *ctx)
 {
+    struct cap_args *ca = ctx;
     long n;
-    if (!strcmp(a, "-i"))
-        ca->iface = v;
-    else if (!strcmp(a, "-w"))
-        ca->out = v;
-    else if (!strcmp(a, "-f"))
-        ca->bpf = v;
-    else if (!strcmp(a, "--user"))
-        ca->user = v;
-    else if (!strcmp(a, "-c")) {
+    switch (c) {
+    case 'i': ca->iface = v; return 0;
+    case 'w': ca->out = v; return 0;
+    case 'f': ca->bpf = v; return 0;
+    case OPT_USER: ca->user = v; return 0;
+    case 'c':
         if (dp_cli_parse_int(v, 1, 0x7fffffffffffL, &ca->count) < 0)
             return dp_cli_usage_error("capture", "-c wants a positive count, not '%s'", v);
-    } else if (!strcmp(a, "--snaplen")) {
+        return 0;
+    case OPT_SNAPLEN:
         if (dp_cli_parse_int(v, 128, 262144, &n) < 0)
             return dp_cli_usage_error("capture", "--snaplen wants bytes in [128, 262144], not '%s'", v);
         ca->lo.snaplen = (int)n;
-    } else if (!strcmp(a, "--buffer-size")) {
+        return 0;
+    case OPT_BUFFER:
         if (dp_cli_parse_int(v, 1, 2047, &n) < 0)
             return dp_cli_usage_error("capture", "--buffer-size wants MB in [1, 2047], not '%s'", v);
         ca->lo.buffer_mb = (int)n;
-    } else if (!strcmp(a, "-G")) {
+        return 0;
+    case 'G':
         if (dp_cli_parse_double(v, 0.001, 1e9, &ca->seconds) < 0)
             return dp_cli_usage_error("capture", "-G wants a positive number of seconds, not '%s'", v);
-    } else
-        return dp_cli_usage_error("capture", "unknown option %s (see --help)", a);
-    return 0;
+        return 0;
+    }
+    return dp_cli_usage_error("capture", "unknown option (see --help)"); /* not reached */
 }
 
 /* Parses argv into *ca; returns 0 (ca->help set for -h), or 2 after a
  * usage error. */
 static int parse_args(int argc, char **argv, struct cap_args *ca)
 {
-    for (int i = 1; i < argc; i++) {
-        static const char *const aliases[] = {"--interface", "-i", "--write", "-w", "--filter", "-f", "--count", "-c",
-                                              NULL};
-        const char *a = dp_cli_alias(argv[i], aliases);
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            ca->help = 1;
-            return 0;
-        }
-        if (i + 1 >= argc)
-            return dp_cli_usage_error("capture", "unknown option or missing value: %s", a);
-        int rc = parse_value_option(ca, a, argv[++i]);
-        if (rc)
-            return rc;
-    }
+    static const struct option longopts[] = {
+        {"interface", required_argument, NULL, 'i'}, {"write", required_argument, NULL, 'w'},
+        {"filter", required_argument, NULL, 'f'},    {"count", required_argument, NULL, 'c'},
+        {"snaplen", required_argument, NULL, OPT_SNAPLEN},
+        {"buffer-size", required_argument, NULL, OPT_BUFFER},
+        {"user", required_argument, NULL, OPT_USER}, {"help", no_argument, NULL, DP_CLI_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    int rc = dp_cli_getopt("capture", argc, argv, "i:w:f:c:G:", longopts, parse_option, ca, &ca->help);
+    if (rc || ca->help || (rc = dp_cli_no_operands("capture", argc, argv)))
+        return rc;
     if (!ca->iface || !ca->out)
         return dp_cli_usage_error("capture", "-i IFACE and -w OUT.pcap are required (see --help)");
     return 0;

@@ -162,68 +162,78 @@ struct cls_run {
     int bad_linktype;
 };
 
-/* Parses the value V of option A into *ca; returns 0, or 2 after a usage
- * error naming the option. */
-static int parse_value_option(struct cls_args *ca, const char *a, const char *v)
+enum {
+    OPT_USER = DP_CLI_LONG, OPT_FORMAT, OPT_PER, OPT_FIRST, OPT_MAX_FLOWS, OPT_BATCH, OPT_PRECISION, OPT_SNAPLEN,
+    OPT_BUFFER, OPT_IDLE
+};
+
+/* The options with a count or a number of seconds; 0, 2 after a usage
+ * error, or -1 when c is not one of them. */
+static int parse_number_option(struct cls_args *ca, int c, const char *v)
 {
-    long n;
-    double d;
-    if (!strcmp(a, "-m"))
-        ca->model_path = v;
-    else if (!strcmp(a, "-i"))
-        ca->iface = v;
-    else if (!strcmp(a, "-f"))
-        ca->bpf = v;
-    else if (!strcmp(a, "-o"))
-        ca->out_path = v;
-    else if (!strcmp(a, "--user"))
-        ca->user = v;
-    else if (!strcmp(a, "--format")) {
+    static const struct {
+        int c;
+        const char *what;
+        long lo, hi;
+    } t[] = {{OPT_FIRST, "--first wants a count >= 1", 1, 1000000},
+             {OPT_MAX_FLOWS, "--max-flows wants a count in [1, 67108864]", 1, 1L << 26},
+             {OPT_BATCH, "--batch wants a count in [1, 4096]", 1, 4096},
+             {'j', "-j wants a thread count in [1, 64]", 1, 64},
+             {OPT_SNAPLEN, "--snaplen wants bytes in [128, 262144]", 128, 262144},
+             {OPT_BUFFER, "--buffer-size wants MB in [1, 2047]", 1, 2047}};
+    int *dst[] = {&ca->o.first_n, NULL, &ca->o.batch, &ca->threads, &ca->lo.snaplen, &ca->lo.buffer_mb};
+    if (c == OPT_IDLE) {
+        if (dp_cli_parse_double(v, 1e-6, 1e9, &ca->o.idle_timeout) < 0)
+            return dp_cli_usage_error("classify", "--idle-timeout wants seconds > 0, not '%s'", v);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        long n;
+        if (t[i].c != c)
+            continue;
+        if (dp_cli_parse_int(v, t[i].lo, t[i].hi, &n) < 0)
+            return dp_cli_usage_error("classify", "%s, not '%s'", t[i].what, v);
+        if (dst[i])
+            *dst[i] = (int)n;
+        else
+            ca->o.max_flows = (int32_t)n;
+        return 0;
+    }
+    return -1;
+}
+
+/* One option c (dp_cli_getopt's) with its value v into *(struct cls_args *)
+ * ctx; returns 0, or 2 after a usage error naming the option. */
+static int parse_option(int c, const char *v, void *ctx)
+{
+    struct cls_args *ca = ctx;
+    int rc = parse_number_option(ca, c, v);
+    if (rc >= 0)
+        return rc;
+    switch (c) {
+    case 'm': ca->model_path = v; return 0;
+    case 'r': ca->files[ca->nfiles++] = v; return 0;
+    case 'i': ca->iface = v; return 0;
+    case 'f': ca->bpf = v; return 0;
+    case 'o': ca->out_path = v; return 0;
+    case OPT_USER: ca->user = v; return 0;
+    case OPT_FORMAT:
         if (strcmp(v, "json") && strcmp(v, "eve"))
             return dp_cli_usage_error("classify", "--format wants 'json' or 'eve', not '%s'", v);
         ca->eve = !strcmp(v, "eve");
-    } else if (!strcmp(a, "--per")) {
+        return 0;
+    case OPT_PER:
         ca->per_given = 1;
-        if (!strcmp(v, "packet"))
-            ca->o.per_flow = 0;
-        else if (!strcmp(v, "flow"))
-            ca->o.per_flow = 1;
-        else
+        if (strcmp(v, "packet") && strcmp(v, "flow"))
             return dp_cli_usage_error("classify", "--per wants 'packet' or 'flow', not '%s'", v);
-    } else if (!strcmp(a, "--first")) {
-        if (dp_cli_parse_int(v, 1, 1000000, &n) < 0)
-            return dp_cli_usage_error("classify", "--first wants a count >= 1, not '%s'", v);
-        ca->o.first_n = (int)n;
-    } else if (!strcmp(a, "--max-flows")) {
-        if (dp_cli_parse_int(v, 1, 1L << 26, &n) < 0)
-            return dp_cli_usage_error("classify", "--max-flows wants a count in [1, 67108864], not '%s'", v);
-        ca->o.max_flows = (int32_t)n;
-    } else if (!strcmp(a, "--batch")) {
-        if (dp_cli_parse_int(v, 1, 4096, &n) < 0)
-            return dp_cli_usage_error("classify", "--batch wants a count in [1, 4096], not '%s'", v);
-        ca->o.batch = (int)n;
-    } else if (!strcmp(a, "--precision")) {
+        ca->o.per_flow = !strcmp(v, "flow");
+        return 0;
+    case OPT_PRECISION:
         if ((ca->precision = dp_nn_precision_parse(v)) < 0)
             return dp_cli_usage_error("classify", "--precision wants fp32, bf16 or auto, not '%s'", v);
-    } else if (!strcmp(a, "-j")) {
-        if (dp_cli_parse_int(v, 1, 64, &n) < 0)
-            return dp_cli_usage_error("classify", "-j wants a thread count in [1, 64], not '%s'", v);
-        ca->threads = (int)n;
-    } else if (!strcmp(a, "--snaplen")) {
-        if (dp_cli_parse_int(v, 128, 262144, &n) < 0)
-            return dp_cli_usage_error("classify", "--snaplen wants bytes in [128, 262144], not '%s'", v);
-        ca->lo.snaplen = (int)n;
-    } else if (!strcmp(a, "--buffer-size")) {
-        if (dp_cli_parse_int(v, 1, 2047, &n) < 0)
-            return dp_cli_usage_error("classify", "--buffer-size wants MB in [1, 2047], not '%s'", v);
-        ca->lo.buffer_mb = (int)n;
-    } else if (!strcmp(a, "--idle-timeout")) {
-        if (dp_cli_parse_double(v, 1e-6, 1e9, &d) < 0)
-            return dp_cli_usage_error("classify", "--idle-timeout wants seconds > 0, not '%s'", v);
-        ca->o.idle_timeout = d;
-    } else
-        return dp_cli_usage_error("classify", "unknown option %s (see --help)", a);
-    return 0;
+        return 0;
+    }
+    return dp_cli_usage_error("classify", "unknown option (see --help)"); /* not reached */
 }
 
 /* Checks that the options given make one run; returns 0, or 2 after a
@@ -240,30 +250,32 @@ static int check_args(const struct cls_args *ca)
 }
 
 /* Parses argv into *ca (ca->files has room for argc names); returns 0
- * (ca->help set for -h), or 2 after a usage error. */
+ * (ca->help set for -h), or 2 after a usage error. The operands are more
+ * captures for -r (-r A B C reads three files). */
 static int parse_args(int argc, char **argv, struct cls_args *ca)
 {
-    static const char *const aliases[] = {"--model-file", "-m", "--read", "-r", "--interface", "-i", "--filter",
-                                          "-f", "--output", "-o", "--threads", "-j", NULL};
-    for (int i = 1; i < argc; i++) {
-        const char *a = dp_cli_alias(argv[i], aliases);
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            ca->help = 1;
-            return 0;
-        }
-        if (!strcmp(a, "-r")) {
-            while (i + 1 < argc && (argv[i + 1][0] != '-' || !strcmp(argv[i + 1], "-")))
-                ca->files[ca->nfiles++] = argv[++i];
-            if (!ca->nfiles)
-                return dp_cli_usage_error("classify", "-r wants at least one capture file");
-            continue;
-        }
-        if (i + 1 >= argc)
-            return dp_cli_usage_error("classify", "unknown option or missing value: %s (see --help)", a);
-        int rc = parse_value_option(ca, a, argv[++i]);
-        if (rc)
-            return rc;
-    }
+    static const struct option longopts[] = {
+        {"model-file", required_argument, NULL, 'm'}, {"read", required_argument, NULL, 'r'},
+        {"interface", required_argument, NULL, 'i'},  {"filter", required_argument, NULL, 'f'},
+        {"output", required_argument, NULL, 'o'},     {"threads", required_argument, NULL, 'j'},
+        {"user", required_argument, NULL, OPT_USER},  {"format", required_argument, NULL, OPT_FORMAT},
+        {"per", required_argument, NULL, OPT_PER},    {"first", required_argument, NULL, OPT_FIRST},
+        {"max-flows", required_argument, NULL, OPT_MAX_FLOWS},
+        {"batch", required_argument, NULL, OPT_BATCH},
+        {"precision", required_argument, NULL, OPT_PRECISION},
+        {"snaplen", required_argument, NULL, OPT_SNAPLEN},
+        {"buffer-size", required_argument, NULL, OPT_BUFFER},
+        {"idle-timeout", required_argument, NULL, OPT_IDLE},
+        {"help", no_argument, NULL, DP_CLI_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    int rc = dp_cli_getopt("classify", argc, argv, "m:r:i:f:o:j:", longopts, parse_option, ca, &ca->help);
+    if (rc || ca->help)
+        return rc;
+    if (!ca->nfiles && (rc = dp_cli_no_operands("classify", argc, argv)))
+        return rc;
+    while (optind < argc)
+        ca->files[ca->nfiles++] = argv[optind++];
     return check_args(ca);
 }
 

@@ -26,31 +26,42 @@ static void usage(FILE *f)
             "(\"classes\", a JSON array). A packet model's field mask is applied in the graph.\n");
 }
 
+/* The two paths of an export. */
+struct export_args {
+    const char *mpath, *opath;
+};
+
+/* One option c (dp_cli_getopt's) with its value v into *(struct export_args *)ctx. */
+static int parse_option(int c, const char *v, void *ctx)
+{
+    struct export_args *ea = ctx;
+    if (c == 'm')
+        ea->mpath = v;
+    else
+        ea->opath = v; /* 'o': getopt knows no other */
+    return 0;
+}
+
 int cmd_export(int argc, char **argv)
 {
-    const char *mpath = NULL, *opath = NULL;
-    for (int i = 1; i < argc; i++) {
-        static const char *const aliases[] = {"--model-file", "-m", "--output", "-o", NULL};
-        const char *a = dp_cli_alias(argv[i], aliases);
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 0;
-        }
-        if (i + 1 >= argc)
-            return dp_cli_usage_error("export", "unknown option or missing value: %s (see --help)", a);
-        const char *v = argv[++i];
-        if (!strcmp(a, "-m"))
-            mpath = v;
-        else if (!strcmp(a, "-o"))
-            opath = v;
-        else
-            return dp_cli_usage_error("export", "unknown option %s (see --help)", a);
+    static const struct option longopts[] = {
+        {"model-file", required_argument, NULL, 'm'}, {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, DP_CLI_HELP},     {NULL, 0, NULL, 0},
+    };
+    struct export_args ea = {NULL, NULL};
+    int help, rc = dp_cli_getopt("export", argc, argv, "m:o:", longopts, parse_option, &ea, &help);
+    if (rc || (!help && (rc = dp_cli_no_operands("export", argc, argv))))
+        return rc;
+    if (help) {
+        usage(stdout);
+        return 0;
     }
+    const char *mpath = ea.mpath, *opath = ea.opath;
     if (!mpath || !opath)
         return dp_cli_usage_error("export", "-m MODEL and -o MODEL.onnx are required (see --help)");
     char errbuf[DP_ERRBUF_SIZE];
     dp_model *m = dp_model_load(mpath, errbuf);
-    int rc = m ? dp_onnx_export(m, opath, errbuf) : -1;
+    rc = m ? dp_onnx_export(m, opath, errbuf) : -1;
     if (rc != 0)
         fprintf(stderr, "deeppacket export: %s\n", errbuf);
     else

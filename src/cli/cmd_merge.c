@@ -1,5 +1,4 @@
 /* deeppacket merge -t DATASET_DIR SHARD_DIR... */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -27,6 +26,23 @@ static void warn(void *ctx, const char *file, const char *msg, int is_note)
     fprintf(stderr, "deeppacket merge: %s: %s: %s\n", is_note ? "note" : "warning", file, msg);
 }
 
+/* The command line of a merge (the shard folders are its operands). */
+struct merge_args {
+    const char *dst;
+    int quiet;
+};
+
+/* One option c (dp_cli_getopt's) with its value v into *(struct merge_args *)ctx. */
+static int parse_option(int c, const char *v, void *ctx)
+{
+    struct merge_args *ma = ctx;
+    if (c == 't')
+        ma->dst = v;
+    else
+        ma->quiet = 1; /* 'q': getopt knows no other */
+    return 0;
+}
+
 int cmd_merge(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -35,28 +51,18 @@ int cmd_merge(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    struct merge_args ma = {NULL, 0};
+    int help, rc = dp_cli_getopt("merge", argc, argv, "t:q", longopts, parse_option, &ma, &help);
+    if (rc)
+        return rc;
+    if (help) {
+        usage(stdout);
+        return 0;
+    }
     dp_merge_opts o;
     memset(&o, 0, sizeof o);
-    int quiet = 0, c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":t:qh", longopts, NULL)) != -1) {
-        switch (c) {
-        case 't':
-            o.dst_dir = optarg;
-            break;
-        case 'q':
-            quiet = 1;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case ':':
-            return dp_cli_usage_error("merge", "option %s needs a value (see --help)", argv[optind - 1]);
-        default:
-            return dp_cli_usage_error("merge", "unknown option '%s' (see --help)", argv[optind - 1]);
-        }
-    }
+    o.dst_dir = ma.dst;
+    int quiet = ma.quiet;
     if (!o.dst_dir || optind >= argc)
         return dp_cli_usage_error("merge", "-t DATASET_DIR and at least one SHARD_DIR are required (see --help)");
     o.shard_dirs = (const char *const *)argv + optind;

@@ -1,6 +1,5 @@
 /* deeppacket preprocess -s CAPTURE_DIR -t DATASET_DIR [--labels TABLE] [-f FILTER] [-j THREADS]
  *                       [--shard I/N] */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -60,47 +59,40 @@ static int parse_shard(const char *s, dp_preprocess_opts *o)
     return 0;
 }
 
-/* One option c (getopt's) with its value into o / *quiet; 0, or 2 after a
- * usage error. */
-static int parse_option(int c, char **argv, dp_preprocess_opts *o, int *quiet)
+/* The command line of a run: the library's options and -q. */
+struct pp_args {
+    dp_preprocess_opts *o;
+    int quiet;
+};
+
+/* One option c (dp_cli_getopt's) with its value into *(struct pp_args *)
+ * ctx; 0, or 2 after a usage error. */
+static int parse_option(int c, const char *arg, void *ctx)
 {
+    struct pp_args *pa = ctx;
+    dp_preprocess_opts *o = pa->o;
     long j;
     switch (c) {
-    case 's':
-        o->src_dir = optarg;
-        break;
-    case 't':
-        o->dst_dir = optarg;
-        break;
-    case 'l':
-        o->labels_path = optarg;
-        break;
+    case 's': o->src_dir = arg; return 0;
+    case 't': o->dst_dir = arg; return 0;
+    case 'l': o->labels_path = arg; return 0;
+    case 'q': pa->quiet = 1; return 0;
     case 'f':
-        if (!*optarg)
+        if (!*arg)
             return dp_cli_usage_error("preprocess", "--filter wants a filter expression, not an empty string");
-        o->filter = optarg;
-        break;
+        o->filter = arg;
+        return 0;
     case 'j':
-        if (dp_cli_parse_int(optarg, 1, 1024, &j) != 0)
-            return dp_cli_usage_error("preprocess", "-j wants a thread count in 1..1024, not '%s'", optarg);
+        if (dp_cli_parse_int(arg, 1, 1024, &j) != 0)
+            return dp_cli_usage_error("preprocess", "-j wants a thread count in 1..1024, not '%s'", arg);
         o->threads = (int)j;
-        break;
-    case 'q':
-        *quiet = 1;
-        break;
+        return 0;
     case 'S':
-        if (parse_shard(optarg, o) != 0)
-            return dp_cli_usage_error("preprocess", "--shard wants I/N with 0 <= I < N <= 65536, not '%s'",
-                                      optarg);
-        break;
-    case ':':
-        return dp_cli_usage_error("preprocess", "option %s needs a value (see --help)",
-                                  argv[optind - 1]);
-    default:
-        return dp_cli_usage_error("preprocess", "unknown option '%s' (see --help)",
-                                  argv[optind - 1]);
+        if (parse_shard(arg, o) != 0)
+            return dp_cli_usage_error("preprocess", "--shard wants I/N with 0 <= I < N <= 65536, not '%s'", arg);
+        return 0;
     }
-    return 0;
+    return dp_cli_usage_error("preprocess", "unknown option (see --help)"); /* not reached */
 }
 
 /* Parses argv into o and *quiet; returns 0 (*help set for -h), or 2 after
@@ -114,19 +106,11 @@ static int parse_args(int argc, char **argv, dp_preprocess_opts *o, int *quiet, 
         {"shard", required_argument, NULL, 'S'},  {"filter", required_argument, NULL, 'f'},
         {NULL, 0, NULL, 0},
     };
-    int c, rc;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":s:t:l:f:j:qh", longopts, NULL)) != -1) {
-        if (c == 'h') {
-            *help = 1;
-            return 0;
-        }
-        if ((rc = parse_option(c, argv, o, quiet)) != 0)
-            return rc;
-    }
-    if (optind < argc)
-        return dp_cli_usage_error("preprocess", "unexpected argument '%s' (see --help)", argv[optind]);
+    struct pp_args pa = {o, 0};
+    int rc = dp_cli_getopt("preprocess", argc, argv, "s:t:l:f:j:q", longopts, parse_option, &pa, help);
+    *quiet = pa.quiet;
+    if (rc || *help || (rc = dp_cli_no_operands("preprocess", argc, argv)))
+        return rc;
     if (!o->src_dir || !o->dst_dir)
         return dp_cli_usage_error("preprocess", "-s CAPTURE_DIR and -t DATASET_DIR are required (see --help)");
     return 0;

@@ -1,5 +1,4 @@
 /* deeppacket split: train and test sets per task (see dataset/dp_split.h). */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -73,6 +72,26 @@ static int parse_value(int ch, const char *v, dp_split_opts *o)
     }
 }
 
+/* The command line of a split. */
+struct split_args {
+    const char *src, *dst;
+    dp_split_opts o;
+};
+
+/* One option ch (dp_cli_getopt's) with its value v into *(struct
+ * split_args *)ctx; 0, or 2 after a usage error. */
+static int parse_option(int ch, const char *v, void *ctx)
+{
+    struct split_args *sa = ctx;
+    switch (ch) {
+    case 's': sa->src = v; return 0;
+    case 't': sa->dst = v; return 0;
+    case 'U': sa->o.under_sample = 0; return 0;
+    case 'q': sa->o.out = NULL; return 0;
+    }
+    return parse_value(ch, v, &sa->o); /* 'z', 'S', 'b', 'C', 'T' */
+}
+
 int cmd_split(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -88,33 +107,18 @@ int cmd_split(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    dp_split_opts o;
-    dp_split_opts_default(&o);
-    o.out = stdout;
-    const char *src = NULL, *dst = NULL;
-    opterr = 0;
-    optind = 1;
-    int ch, rc;
-    while ((ch = getopt_long(argc, argv, ":s:t:qh", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 's': src = optarg; break;
-        case 't': dst = optarg; break;
-        case 'U': o.under_sample = 0; break;
-        case 'q': o.out = NULL; break;
-        case 'h': split_usage(stdout); return 0;
-        case 'z': case 'S': case 'b': case 'C': case 'T':
-            if ((rc = parse_value(ch, optarg, &o)) != 0)
-                return rc;
-            break;
-        case ':':
-            return dp_cli_usage_error("split", "option %s needs a value", argv[optind - 1]);
-        default:
-            return dp_cli_usage_error("split", "unknown option '%s' (deeppacket split --help)",
-                                      argv[optind - 1]);
-        }
+    struct split_args sa = {.src = NULL};
+    dp_split_opts_default(&sa.o);
+    sa.o.out = stdout;
+    int help, rc = dp_cli_getopt("split", argc, argv, "s:t:q", longopts, parse_option, &sa, &help);
+    if (rc || (!help && (rc = dp_cli_no_operands("split", argc, argv))))
+        return rc;
+    if (help) {
+        split_usage(stdout);
+        return 0;
     }
-    if (optind < argc)
-        return dp_cli_usage_error("split", "unexpected argument '%s'", argv[optind]);
+    dp_split_opts o = sa.o;
+    const char *src = sa.src, *dst = sa.dst;
     if (o.time_per_capture && o.by != DP_SPLIT_BY_TIME)
         return dp_cli_usage_error("split", "--time-scope goes with --by time");
     if (!src || !dst)

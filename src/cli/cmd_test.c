@@ -58,63 +58,65 @@ static void usage(FILE *f)
             "and, when the test set knows its flows, the same at flow level (flow_*).\n");
 }
 
-/* Parses the value v of option a into *o; 0, or 2 after a usage error. */
-static int parse_value_option(dp_evalrun_opts *o, const char *a, const char *v)
+enum { OPT_PRECISION = DP_CLI_LONG, OPT_BATCH, OPT_LOGPROBS, OPT_TRAIN_SET, OPT_DUP_PACKETS };
+
+/* One option c (dp_cli_getopt's) with its value v into *(dp_evalrun_opts *)ctx;
+ * 0, or 2 after a usage error. */
+static int parse_option(int c, const char *v, void *ctx)
 {
+    dp_evalrun_opts *o = ctx;
     long n;
-    if (!strcmp(a, "-d"))
-        o->test_dir = v;
-    else if (!strcmp(a, "-m"))
-        o->model_path = v;
-    else if (!strcmp(a, "-o"))
-        o->report_dir = v;
-    else if (!strcmp(a, "--train-set"))
-        o->train_set = v;
-    else if (!strcmp(a, "-j")) {
+    switch (c) {
+    case 'd': o->test_dir = v; return 0;
+    case 'm': o->model_path = v; return 0;
+    case 'o': o->report_dir = v; return 0;
+    case 'q': o->progress = 0; return 0;
+    case OPT_TRAIN_SET: o->train_set = v; return 0;
+    case OPT_LOGPROBS: o->save_logprobs = 1; return 0;
+    case 'j':
         if (dp_cli_parse_int(v, 1, 256, &n) < 0)
             return dp_cli_usage_error("test", "-j wants a thread count 1..256, not '%s'", v);
         o->threads = (int)n;
-    } else if (!strcmp(a, "--precision")) {
+        return 0;
+    case OPT_PRECISION:
         if ((o->precision = dp_nn_precision_parse(v)) < 0)
             return dp_cli_usage_error("test", "--precision wants fp32, bf16 or auto, not '%s'", v);
-    } else if (!strcmp(a, "--dup-packets")) {
+        return 0;
+    case OPT_DUP_PACKETS:
         if (dp_cli_parse_int(v, 1, DP_SEQ_MAX_PACKETS, &n) < 0)
             return dp_cli_usage_error("test", "--dup-packets wants 1..%d, not '%s'", DP_SEQ_MAX_PACKETS, v);
         o->dup_packets = (int)n;
-    } else if (!strcmp(a, "--batch-size")) {
+        return 0;
+    case OPT_BATCH:
         if (dp_cli_parse_int(v, 1, 1 << 20, &n) < 0)
             return dp_cli_usage_error("test", "--batch-size wants 1..1048576, not '%s'", v);
         o->batch = (int)n;
-    } else
-        return dp_cli_usage_error("test", "unknown option %s (see --help)", a);
-    return 0;
+        return 0;
+    }
+    return dp_cli_usage_error("test", "unknown option (see --help)"); /* not reached: getopt knows them all */
 }
 
 /* argv into *o (tables on stdout, progress on stderr unless -q); 0 (*help
  * set for -h), or 2 after a usage error. */
 static int parse_args(int argc, char **argv, dp_evalrun_opts *o, int *help)
 {
-    static const char *const aliases[] = {"--data", "-d", "--model-file", "-m", "--output", "-o",
-                                          "--threads", "-j", "--quiet", "-q", NULL};
+    static const struct option longopts[] = {
+        {"data", required_argument, NULL, 'd'},       {"model-file", required_argument, NULL, 'm'},
+        {"output", required_argument, NULL, 'o'},     {"threads", required_argument, NULL, 'j'},
+        {"quiet", no_argument, NULL, 'q'},            {"help", no_argument, NULL, DP_CLI_HELP},
+        {"precision", required_argument, NULL, OPT_PRECISION},
+        {"batch-size", required_argument, NULL, OPT_BATCH},
+        {"save-logprobs", no_argument, NULL, OPT_LOGPROBS},
+        {"train-set", required_argument, NULL, OPT_TRAIN_SET},
+        {"dup-packets", required_argument, NULL, OPT_DUP_PACKETS},
+        {NULL, 0, NULL, 0},
+    };
     dp_evalrun_opts_init(o);
     o->batch = 256, o->dup_packets = DP_SEQ_DEFAULT_PACKETS, o->precision = DP_PREC_FP32;
     o->out = stdout, o->progress = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = dp_cli_alias(argv[i], aliases);
-        int rc = 0;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help"))
-            return *help = 1, 0;
-        else if (!strcmp(a, "--save-logprobs"))
-            o->save_logprobs = 1;
-        else if (!strcmp(a, "-q"))
-            o->progress = 0;
-        else if (i + 1 >= argc)
-            return dp_cli_usage_error("test", "unknown option or missing value: %s (see --help)", a);
-        else
-            rc = parse_value_option(o, a, argv[++i]);
-        if (rc)
-            return rc;
-    }
+    int rc = dp_cli_getopt("test", argc, argv, "d:m:o:j:q", longopts, parse_option, o, help);
+    if (rc || *help || (rc = dp_cli_no_operands("test", argc, argv)))
+        return rc;
     if (!o->test_dir || !o->model_path)
         return dp_cli_usage_error("test", "-d TEST_DIR and -m MODEL are required (see --help)");
     return 0;

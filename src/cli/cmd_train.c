@@ -1,5 +1,4 @@
 /* deeppacket train: parses options and calls dp_train_run. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,44 +218,42 @@ static int parse_hp_option(struct train_args *ta, int c, const char *arg)
     return -1;
 }
 
+/* One option c (dp_cli_getopt's) with its value arg into *(struct
+ * train_args *)ctx; 0, or 2 after a usage error. */
+static int parse_option(int c, const char *arg, void *ctx)
+{
+    struct train_args *ta = ctx;
+    int rc;
+    switch (c) {
+    case 'd': ta->o.train_dir = arg; return 0;
+    case 'm': ta->o.model_path = arg; return 0;
+    case 't':
+        if ((ta->task = dp_task_parse(arg)) < 0)
+            return dp_cli_usage_error("train", "unknown task '%s' (app or traffic)", arg);
+        return 0;
+    case 'K':
+        if ((ta->o.kind = dp_model_kind_parse(arg)) < 0)
+            return dp_cli_usage_error("train", "unknown model '%s' (cnn, sae, gbt or flow)", arg);
+        return 0;
+    case 'r': ta->o.resume = 1; return 0;
+    case 'I': ta->o.init_path = arg; return 0;
+    case 'O': ta->o.loss_log = arg; return 0;
+    case 'q': ta->o.quiet = 1; return 0;
+    }
+    if ((rc = parse_flow_option(ta, c, arg)) >= 0 || (rc = parse_count_option(ta, c, arg)) >= 0 ||
+        (rc = parse_hp_option(ta, c, arg)) >= 0)
+        return rc;
+    return dp_cli_usage_error("train", "unknown option (see --help)"); /* not reached */
+}
+
 /* Parses argv into *ta; returns 0 (ta->help set for -h), or 2 after a
  * usage error. */
 static int parse_args(int argc, char **argv, struct train_args *ta)
 {
-    optind = 1;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":d:m:t:j:qh", long_opts, NULL)) != -1) {
-        int rc;
-        switch (c) {
-        case 'd': ta->o.train_dir = optarg; continue;
-        case 'm': ta->o.model_path = optarg; continue;
-        case 't':
-            if ((ta->task = dp_task_parse(optarg)) < 0)
-                return dp_cli_usage_error("train", "unknown task '%s' (app or traffic)", optarg);
-            continue;
-        case 'K':
-            if ((ta->o.kind = dp_model_kind_parse(optarg)) < 0)
-                return dp_cli_usage_error("train", "unknown model '%s' (cnn, sae, gbt or flow)", optarg);
-            continue;
-        case 'r': ta->o.resume = 1; continue;
-        case 'I': ta->o.init_path = optarg; continue;
-        case 'O': ta->o.loss_log = optarg; continue;
-        case 'q': ta->o.quiet = 1; continue;
-        case 'h': ta->help = 1; return 0;
-        case ':': return dp_cli_usage_error("train", "option '%s' needs a value", argv[optind - 1]);
-        }
-        if ((rc = parse_flow_option(ta, c, optarg)) >= 0 || (rc = parse_count_option(ta, c, optarg)) >= 0 ||
-            (rc = parse_hp_option(ta, c, optarg)) >= 0) {
-            if (rc)
-                return rc;
-            continue;
-        }
-        return dp_cli_usage_error("train", "unknown option '%s' (see --help)", argv[optind - 1]);
-    }
-    if (optind < argc)
-        return dp_cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
-    return 0;
+    int rc = dp_cli_getopt("train", argc, argv, "d:m:t:j:q", long_opts, parse_option, ta, &ta->help);
+    if (rc || ta->help)
+        return rc;
+    return dp_cli_no_operands("train", argc, argv);
 }
 
 /* Checks the options against each other and fills in the defaults that

@@ -16,6 +16,25 @@ int cmd_export(int argc, char **argv);
 /* Prints "deeppacket CMD: message" to stderr and returns 2 (usage error). */
 int dp_cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Every command's options go through getopt_long (long names, --opt=value,
+ * -j2, options and operands in any order). fn takes one option: c is its
+ * short letter or its long-only code (>= DP_CLI_LONG), arg its value (NULL
+ * for a flag), ctx the command's; it returns 0, or 2 after a usage error. */
+#include <getopt.h>
+enum { DP_CLI_HELP = 256, DP_CLI_LONG = 257 };
+typedef int (*dp_cli_optfn)(int c, const char *arg, void *ctx);
+/* Parses argv's options (shortopts as getopt's, without -h: -h and --help,
+ * which longopts should map to DP_CLI_HELP, set *help and stop). A missing
+ * value or an unknown option is a usage error that names it. Returns 0 (the
+ * operands, permuted to the end, are argv[optind..argc)), fn's non-zero
+ * return, or 2. Resets getopt's state first. */
+int dp_cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts, const struct option *longopts,
+                  dp_cli_optfn fn, void *ctx, int *help);
+/* After dp_cli_getopt, for commands without operands: 0, or 2 after a usage
+ * error naming the first one. */
+int dp_cli_no_operands(const char *cmd, int argc, char **argv);
+
 /* Parses a non-negative integer / a float in [lo, hi]; returns -1 if bad. */
 int dp_cli_parse_int(const char *s, long lo, long hi, long *out);
 int dp_cli_parse_double(const char *s, double lo, double hi, double *out);
@@ -23,12 +42,6 @@ int dp_cli_parse_double(const char *s, double lo, double hi, double *out);
  * of range (never clamped). */
 #include <stdint.h>
 int dp_cli_parse_u64(const char *s, uint64_t *out);
-
-/* The spelling the command's parser knows for option a: the second of the
- * pair in aliases ({"--data", "-d", ..., NULL}) whose first is a, else a
- * itself. Lets the hand-written parsers (test, classify, capture, export)
- * take long names as the getopt_long ones (preprocess, split, train) do. */
-const char *dp_cli_alias(const char *a, const char *const *aliases);
 
 /* Signals of the live commands (dp_cli_signal.c): install makes SIGINT and
  * SIGTERM set dp_cli_stop and break the capture given to watch (NULL: none);

@@ -1,6 +1,4 @@
 /* deeppacket: encrypted traffic classification with Deep Packet. */
-#include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,60 +29,6 @@ static void usage(FILE *f)
     fprintf(f, "usage: deeppacket COMMAND [options]   (deeppacket COMMAND --help)\n\ncommands:\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].help);
-}
-
-int dp_cli_usage_error(const char *cmd, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "deeppacket %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    return 2;
-}
-
-int dp_cli_parse_int(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-int dp_cli_parse_u64(const char *s, uint64_t *out)
-{
-    if (*s < '0' || *s > '9') /* strtoull takes signs and blanks: "-1" is 2^64-1 */
-        return -1;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end || errno) /* ERANGE: above 2^64-1, which strtoull clamps */
-        return -1;
-    *out = v;
-    return 0;
-}
-
-const char *dp_cli_alias(const char *a, const char *const *aliases)
-{
-    for (int i = 0; aliases[i]; i += 2)
-        if (!strcmp(a, aliases[i]))
-            return aliases[i + 1];
-    return a;
-}
-
-int dp_cli_parse_double(const char *s, double lo, double hi, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (!*s || *end || errno || !(v >= lo && v <= hi))
-        return -1;
-    *out = v;
-    return 0;
 }
 
 /* A command's exit status, made 1 when its standard output could not be
