@@ -675,6 +675,22 @@ static void test_public_api_precision(void)
     dp_nn_set_precision(DP_PREC_FP32, eb);
 }
 
+/* classify with one capture given twice, three ways (after one -r, after
+ * each, with --opt=value forms): twice the verdicts of one (75). */
+static void check_several_captures(const char *dp, const char *mp, const char *cap)
+{
+    const char *twice[] = {"-r %3$s %3$s", "-r %3$s -r %3$s", "--read=%3$s -j1 %3$s --batch=8"};
+    char cmd[2048], out[64];
+    for (int k = 0; k < 3; k++) {
+        char fmt[256];
+        snprintf(fmt, sizeof fmt, "%%1$s classify --model-file=%%2$s %s 2>/dev/null | grep -c '^{\"time\":'",
+                 twice[k]);
+        snprintf(cmd, sizeof cmd, fmt, dp, mp, cap);
+        dp_test_sh(cmd, out, sizeof out);
+        CHECK_EQ_INT(atoi(out), 150);
+    }
+}
+
 /* ---- errors ------------------------------------------------------------------------ */
 
 
@@ -739,16 +755,7 @@ static void test_errors(void)
                  "grep -c '^{\"time\":'", dp, mp, cap);
         dp_test_sh(cmd, out, sizeof out);
         CHECK_EQ_INT(atoi(out), 75);
-        /* several captures: after one -r, after each, and --opt=value */
-        const char *twice[] = {"-r %3$s %3$s", "-r %3$s -r %3$s", "--read=%3$s -j1 %3$s --batch=8"};
-        for (int k = 0; k < 3; k++) {
-            char fmt[256];
-            snprintf(fmt, sizeof fmt, "%%1$s classify --model-file=%%2$s %s 2>/dev/null | grep -c '^{\"time\":'",
-                     twice[k]);
-            snprintf(cmd, sizeof cmd, fmt, dp, mp, cap);
-            dp_test_sh(cmd, out, sizeof out);
-            CHECK_EQ_INT(atoi(out), 150);
-        }
+        check_several_captures(dp, mp, cap);
         snprintf(cmd, sizeof cmd, "%s classify -m %s -r %s --per flow -o %s/v.jsonl 2>&1 >/dev/null", dp, mp, cap,
                  dp_test_tmpdir());
         CHECK_EQ_INT(dp_test_sh(cmd, out, sizeof out), 0);
