@@ -587,7 +587,7 @@ static void test_flow_arch_refused(void)
     } bad[] = {{0, 0, "packet count"},  {0, 65, "packet count"}, {1, 0, "feature count"}, {2, 0, "encoder"},
                {3, 5000, "encoder"},     {4, -1, "channel"},      {5, 2, "kernel"},         {5, 21, "kernel"},
                {6, 1, "unused"},         {7, 3, "unused"},        {-1, 0, "input length"},  {-2, 0, "unused"},
-               {-3, 0, "hidden layers"}};
+               {-3, 0, "hidden layers"}, {-4, 0, "hidden layer"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char eb[DP_ERRBUF_SIZE] = "";
         dp_arch a;
@@ -598,6 +598,8 @@ static void test_flow_arch_refused(void)
                 a.in_len = a.ext[0] * a.ext[1];
         } else if (bad[i].idx == -1) {
             a.in_len = DP_VEC_LEN;
+        } else if (bad[i].idx == -4) {
+            a.nhidden = 0x7fffffff; /* a file's count: no sum with it may overflow (fuzz_model found one) */
         } else if (bad[i].idx == -3) {
             a.nhidden = DP_MODEL_MAX_HIDDEN; /* 3 + 8 + 1 layers: more tensors than a model holds */
             for (int k = 0; k < a.nhidden; k++)

@@ -24,6 +24,7 @@ int dp_pp_shard_select(run *r, char *errbuf)
         } else {
             free(cf->rel);
             free(cf->path);
+            free(cf->filter);
         }
     }
     r->nfiles = k;
@@ -140,7 +141,8 @@ static int parse_file(char **fl, const char *source, capfile *cf)
             *comma = 0;
         if (parse_u64(sk, &cf->skipped[v]))
             return -1;
-        sk = comma + 1;
+        if (comma)
+            sk = comma + 1;
     }
     if (unescape(fl[7]) || strlen(fl[7]) >= sizeof cf->status || unescape(fl[8]) || !fl[8][0])
         return -1;

@@ -63,10 +63,9 @@ int dp_flow_check(const dp_arch *a, char *errbuf, const char *src)
         return dp_err(errbuf, "%s: flow model: bad conv channel count %d", src, x[X_C]);
     if (x[X_C] > 0 && (x[X_K] < 1 || x[X_K] % 2 == 0 || x[X_K] > 2 * x[X_N] - 1))
         return dp_err(errbuf, "%s: flow model: bad conv kernel %d (odd, 1..2N-1)", src, x[X_K]);
-    int nlayers = dp_flow_nlayers(a) + a->nhidden + 1; /* weight + bias each */
-    if (a->nhidden < 1 || 2 * nlayers > DP_MODEL_MAX_TENSORS)
-        return dp_err(errbuf, "%s: flow model: %d hidden layers, at most %d", src, a->nhidden,
-                      DP_MODEL_MAX_TENSORS / 2 - 1 - dp_flow_nlayers(a));
+    int most = DP_MODEL_MAX_TENSORS / 2 - 1 - dp_flow_nlayers(a); /* a weight and a bias per layer */
+    if (a->nhidden < 1 || a->nhidden > most) /* compared before any sum: nhidden is the file's */
+        return dp_err(errbuf, "%s: flow model: %d hidden layers, at most %d", src, a->nhidden, most);
     if ((x[X_C] == 0 && x[X_K] != 0) || x[6] != 0 || x[7] != 0)
         return dp_err(errbuf, "%s: flow model: unused architecture parameters are not zero", src);
     return 0;
