@@ -398,6 +398,38 @@ static void test_labels_user_tables(void)
     CHECK_STR_CONTAINS(errbuf, "no-such-table.tsv");
 }
 
+/* The optional sixth column: a row's BPF filter, empty or left out for
+ * none; a filter in a table without the column is refused with a hint. */
+static void test_labels_filter_column(void)
+{
+    dp_labels t;
+    const char *good = "prefix\tapp_id\tapp_name\ttraffic_id\ttraffic_name\tfilter\n"
+                       "ftps_up\t3\tFTPS\t2\tFile Transfer\ttcp and not udp port 61009\n"
+                       "skype\t9\tSkype\t\t\t\n"
+                       "spotify\t10\tSpotify\t\t\n";
+    CHECK(dp_labels_parse(&t, good, "good.tsv", errbuf) == 0);
+    CHECK_EQ_INT(t.nrows, 3);
+    CHECK_EQ_INT(t.nfilters, 1);
+    const char *f = dp_labels_filter(&t, "x/FTPS_UP.pcap");
+    CHECK(f && !strcmp(f, "tcp and not udp port 61009"));
+    CHECK(dp_labels_filter(&t, "skype.pcap") == NULL);
+    CHECK(dp_labels_filter(&t, "spotify.pcap") == NULL);
+    CHECK(dp_labels_filter(&t, "unknown.pcap") == NULL);
+    int c[2];
+    CHECK(dp_labels_lookup(&t, "ftps_up.pcap", c) == 1 && c[0] == 3 && c[1] == 2);
+    dp_labels_free(&t);
+    CHECK(dp_labels_parse(&t, "prefix\tapp_id\tapp_name\ttraffic_id\ttraffic_name\na\t1\tA\t\t\ttcp\n", "bad.tsv",
+                          errbuf) == -1);
+    CHECK_STR_CONTAINS(errbuf, "bad.tsv:2: expected 5 tab-separated fields, got 6 (a filter needs the header's "
+                               "sixth column, 'filter')");
+    CHECK(dp_labels_parse(&t, "prefix\tapp_id\tapp_name\ttraffic_id\ttraffic_name\tbpf\na\t1\tA\t\t\n", "bad.tsv",
+                          errbuf) == -1);
+    CHECK_STR_CONTAINS(errbuf, "bad.tsv:1: expected the header");
+    CHECK(dp_labels_parse(&t, "prefix\tapp_id\tapp_name\ttraffic_id\ttraffic_name\tfilter\na\t1\tA\t\t\ttcp\tx\n",
+                          "bad.tsv", errbuf) == -1);
+    CHECK_STR_CONTAINS(errbuf, "bad.tsv:2: expected 6 tab-separated fields, got 7");
+}
+
 /* dp_flowmap against a plain array of (key, tag, value) over random puts,
  * interns and removes: small key ranges make equal keys with other tags,
  * collisions, long probe runs, removals inside runs, and growth. */
@@ -517,5 +549,6 @@ int main(void)
     DP_RUN(test_npy_crafted_headers);
     DP_RUN(test_labels_iscx);
     DP_RUN(test_labels_user_tables);
+    DP_RUN(test_labels_filter_column);
     return dp_test_end();
 }

@@ -5,7 +5,9 @@
  * the filter is part of the dataset's identity (a rerun, a resumed journal
  * or part file of another filter is not reused); shards merge only with
  * the same filter; a bad filter stops the run, one a capture's link type
- * cannot match is a warning for that capture. */
+ * cannot match is a warning for that capture. The label table's filter
+ * column: each capture filtered by its row's filter (and --filter), parts
+ * keyed by it, a bad one refused by name. */
 #include "dp_test.h"
 
 #include <signal.h>
@@ -42,6 +44,7 @@ static void collect(void *ctx, const char *file, const char *msg, int is_note)
 /* One run's settings beyond source and target. */
 typedef struct ppargs {
     const char *filter;
+    const char *labels;   /* NULL: the corpus's */
     int threads;          /* 0: 2 */
     unsigned shard_index, shard_count;
     dp_pp_knobs k;
@@ -54,7 +57,7 @@ static int pp(const char *src, const char *dst, const ppargs *a, dp_preprocess_s
     dp_preprocess_opts_init(&o);
     o.src_dir = src;
     o.dst_dir = dst;
-    o.labels_path = LABELS;
+    o.labels_path = a->labels ? a->labels : LABELS;
     o.threads = a->threads ? a->threads : 2;
     o.progress = 0;
     o.filter = a->filter;
@@ -133,10 +136,9 @@ static dp_meta meta_row(const dp_dataset *d, uint64_t i)
     return m;
 }
 
-/* Rows of `whole` whose IP protocol is proto must be `part`'s rows, in
- * order, byte for byte (vector, labels, meta with its frame number);
- * returns the number of rows that differ or are missing. */
-static uint64_t rows_of_proto(const char *whole, const char *part, int proto)
+/* Rows of `whole` that keep(meta) accepts must be `part`'s rows, in order,
+ * byte for byte; returns the number that differ or are missing. */
+static uint64_t rows_where(const char *whole, const char *part, int (*keep)(const dp_meta *, int), int arg)
 {
     char eb[DP_ERRBUF_SIZE];
     dp_dataset a, b;
@@ -146,24 +148,34 @@ static uint64_t rows_of_proto(const char *whole, const char *part, int proto)
     }
     uint64_t j = 0, bad = 0;
     for (uint64_t i = 0; i < a.n; i++) {
-        dp_meta ma = meta_row(&a, i);
-        if (ma.proto != proto)
+        dp_meta ma = meta_row(&a, i), mb;
+        if (!keep(&ma, arg))
             continue;
-        if (j >= b.n) {
-            bad++;
-            continue;
-        }
-        dp_meta mb = meta_row(&b, j);
-        if (memcmp(&ma, &mb, sizeof ma) != 0 || memcmp(dp_dataset_vector(&a, i), dp_dataset_vector(&b, j), DP_VEC_LEN) ||
-            dp_dataset_label(&a, 0, i) != dp_dataset_label(&b, 0, j) ||
-            dp_dataset_label(&a, 1, i) != dp_dataset_label(&b, 1, j))
-            bad++;
-        j++;
+        if (j < b.n && (mb = meta_row(&b, j), !memcmp(&ma, &mb, sizeof ma)) &&
+            !memcmp(dp_dataset_vector(&a, i), dp_dataset_vector(&b, j), DP_VEC_LEN) &&
+            dp_dataset_label(&a, 0, i) == dp_dataset_label(&b, 0, j) &&
+            dp_dataset_label(&a, 1, i) == dp_dataset_label(&b, 1, j))
+            j++;
+        else
+            bad++, j += j < b.n;
     }
     bad += b.n - (j < b.n ? j : b.n);
     dp_dataset_close(&a);
     dp_dataset_close(&b);
     return bad;
+}
+
+static int keep_proto(const dp_meta *m, int proto)
+{
+    return m->proto == proto;
+}
+
+/* Rows of `whole` whose IP protocol is proto must be `part`'s rows, in
+ * order, byte for byte (vector, labels, meta with its frame number);
+ * returns the number of rows that differ or are missing. */
+static uint64_t rows_of_proto(const char *whole, const char *part, int proto)
+{
+    return rows_where(whole, part, keep_proto, proto);
 }
 
 /* ---- the rows a filter keeps ------------------------------------------------------ */
@@ -381,6 +393,124 @@ static void test_filter_not_for_linktype(void)
     free(ref);
 }
 
+/* ---- the label table's filters ------------------------------------------------------- */
+
+/* Writes NAME (in the temp folder): the corpus's table with the filter
+ * column and a row for chat_99 (Chat); every row gets filter `all`, and
+ * chat_99's row `own` instead when that is set (NULL or "": an empty cell).
+ * Returns its path (caller frees). */
+static char *write_table(const char *name, const char *all, const char *own)
+{
+    char eb[DP_ERRBUF_SIZE];
+    char *path = tmp(name), *text = dp_read_file(LABELS, NULL, eb);
+    FILE *f = fopen(path, "w");
+    CHECK(f && text);
+    if (!f || !text)
+        return free(text), path;
+    fputs("prefix\tapp_id\tapp_name\ttraffic_id\ttraffic_name\tfilter\n", f);
+    for (char *line = strchr(text, '\n') + 1, *nl; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        *nl = 0;
+        fprintf(f, "%s\t%s\n", line, all ? all : "");
+    }
+    fprintf(f, "chat_99\t\t\t0\tChat\t%s\n", own ? own : all ? all : "");
+    fclose(f);
+    free(text);
+    return path;
+}
+
+/* chat_99.pcap's index in files.tsv (name order: chat_01..chat_11 first). */
+#define CHAT99 11
+static int keep_udp_or_not_chat99(const dp_meta *m, int unused)
+{
+    (void)unused;
+    return m->file != CHAT99 || m->proto == 17;
+}
+static int keep_udp_not_chat99(const dp_meta *m, int unused)
+{
+    (void)unused;
+    return m->file != CHAT99 && m->proto == 17;
+}
+
+/* Each capture is filtered by its own row's filter: "udp" on chat_99's row
+ * leaves its TCP frames out and no other capture's; joined with --filter
+ * ("(udp) and (tcp)": nothing of chat_99); the summary says so per file. */
+static void test_label_row_filters(void)
+{
+    char eb[DP_ERRBUF_SIZE];
+    dp_preprocess_stats st, ws;
+    char *t0 = write_table("t0.tsv", NULL, NULL), *t1 = write_table("t1.tsv", NULL, "udp"),
+         *t2 = write_table("t2.tsv", NULL, "tcp");
+    char *whole = tmp("lf-whole"), *own = tmp("lf-own"), *both = tmp("lf-both");
+    ppargs a0 = {.labels = t0}, a1 = {.labels = t1}, a2 = {.labels = t2, .filter = "udp"};
+    CHECK_EQ_INT(pp(source(), whole, &a0, &ws, eb), 0);
+    CHECK_EQ_INT(pp(source(), own, &a1, &st, eb), 0);
+    CHECK_EQ_INT(rows_where(whole, own, keep_udp_or_not_chat99, 0), 0);
+    CHECK(st.filtered > 0 && st.packets < ws.packets && st.frames == ws.frames);
+    char *sj = dp_path_join(own, "summary.json"), *sm = dp_path_join(own, "summary.md");
+    char *json = dp_read_file(sj, NULL, eb), *md = dp_read_file(sm, NULL, eb);
+    CHECK_STR_CONTAINS(json, "\"path\": \"chat_99.pcap\", \"app\": -1, \"traffic\": 0");
+    CHECK_STR_CONTAINS(json, "\"filter\": \"udp\", \"status\": \"ok\"");
+    CHECK(strstr(json, "\n  \"filter\"") == NULL); /* no --filter */
+    CHECK_STR_CONTAINS(md, "- label table rows with a filter: 1\n");
+    CHECK_STR_CONTAINS(md, "| filtered (label table) | ");
+    CHECK_EQ_INT(pp(source(), both, &a2, &st, eb), 0);
+    CHECK_EQ_INT(rows_where(whole, both, keep_udp_not_chat99, 0), 0);
+    free(json);
+    free(sj);
+    sj = dp_path_join(both, "summary.json");
+    json = dp_read_file(sj, NULL, eb);
+    CHECK_STR_CONTAINS(json, "\"filter\": \"(udp) and (tcp)\"");
+    free(json), free(md), free(sj), free(sm);
+    free(t0), free(t1), free(t2), free(whole), free(own), free(both);
+}
+
+/* A killed run's part files are keyed by each capture's own filter: after
+ * a run with "udp" on every row is killed, a rerun without filters reads
+ * every capture again (nothing reused), and gives the unfiltered rows. */
+static void test_parts_keyed_by_row_filter(void)
+{
+    char eb[DP_ERRBUF_SIZE];
+    dp_preprocess_stats st;
+    char *t0 = write_table("p0.tsv", NULL, NULL), *tu = write_table("pu.tsv", "udp", NULL);
+    char *ref = tmp("lp-ref"), *dir = tmp("lp-dir");
+    ppargs a0 = {.labels = t0};
+    CHECK_EQ_INT(pp(source(), ref, &a0, &st, eb), 0);
+    int parts = 0;
+    for (int tries = 0; tries < 20 && !parts; tries++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            setenv("DP_TEST_KILL_AT", "pp-part:1", 1);
+            ppargs a = {.labels = tu, .k = {.chunk_bytes = 1}};
+            _exit(pp(source(), dir, &a, NULL, eb) == 0 ? 0 : 1);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && (parts = dp_test_count_parts(dir, ".part")) > 0)
+            break;
+        dp_remove_tree(dir);
+    }
+    CHECK(parts > 0);
+    CHECK_EQ_INT(pp(source(), dir, &a0, &st, eb), 0);
+    CHECK_EQ_INT(st.reused, 0);
+    CHECK(dp_test_same_dataset(dir, ref));
+    free(t0), free(tu), free(ref), free(dir);
+}
+
+/* A row filter that does not parse stops the run before anything is made,
+ * naming the table and the row's prefix. */
+static void test_bad_row_filter(void)
+{
+    char eb[DP_ERRBUF_SIZE];
+    dp_preprocess_stats st;
+    char *t = write_table("bad.tsv", NULL, "udp and ("), *dir = tmp("lf-bad");
+    ppargs a = {.labels = t};
+    CHECK_EQ_INT(pp(source(), dir, &a, &st, eb), -1);
+    CHECK_STR_CONTAINS(eb, "bad.tsv: the filter of 'chat_99': bad filter \"udp and (\"");
+    CHECK(access(dir, F_OK) != 0);
+    free(t), free(dir);
+}
+
 /* ---- shards ----------------------------------------------------------------------- */
 
 static int merge2(const char *dst, const char *s0, const char *s1, char *eb)
@@ -434,6 +564,27 @@ static void test_shards(void)
     free(bad);
 }
 
+/* Shards of a run whose label table has filters merge into that run's
+ * dataset, byte for byte (summaries included). */
+static void test_shards_with_row_filters(void)
+{
+    char eb[DP_ERRBUF_SIZE];
+    char *t = write_table("sh.tsv", NULL, "udp"), *whole = tmp("shf-whole"), *merged = tmp("shf-merged"), *s[2];
+    ppargs a = {.labels = t, .filter = "udp or tcp"};
+    CHECK_EQ_INT(pp(source(), whole, &a, NULL, eb), 0);
+    a.shard_count = 2;
+    for (unsigned i = 0; i < 2; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "shf-%u", i);
+        s[i] = tmp(name);
+        a.shard_index = i;
+        CHECK_EQ_INT(pp(source(), s[i], &a, NULL, eb), 0);
+    }
+    CHECK_EQ_INT(merge2(merged, s[0], s[1], eb), 0);
+    CHECK(dp_test_same_dataset(whole, merged));
+    free(t), free(whole), free(merged), free(s[0]), free(s[1]);
+}
+
 /* ---- the command ------------------------------------------------------------------ */
 
 static void test_cli(void)
@@ -465,7 +616,11 @@ int main(void)
     DP_RUN(test_parts_keyed_by_filter);
     DP_RUN(test_bad_syntax);
     DP_RUN(test_filter_not_for_linktype);
+    DP_RUN(test_label_row_filters);
+    DP_RUN(test_parts_keyed_by_row_filter);
+    DP_RUN(test_bad_row_filter);
     DP_RUN(test_shards);
+    DP_RUN(test_shards_with_row_filters);
     DP_RUN(test_cli);
     return dp_test_end();
 }

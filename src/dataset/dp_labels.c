@@ -11,8 +11,10 @@ extern const char dp_iscx_labels_tsv[];
 
 void dp_labels_free(dp_labels *t)
 {
-    for (size_t i = 0; i < t->nrows; i++)
+    for (size_t i = 0; i < t->nrows; i++) {
         free(t->rows[i].prefix);
+        free(t->rows[i].filter);
+    }
     free(t->rows);
     for (int k = 0; k < DP_NTASKS; k++)
         for (int c = 0; c < DP_MAX_CLASSES; c++)
@@ -118,6 +120,11 @@ static int add_row(dp_labels *t, dp_label_row row, const char *prefix, int linen
     }
     if (!(row.prefix = strdup(prefix)))
         return dp_err(errbuf, "%s: out of memory", source);
+    if (row.filter && !(row.filter = strdup(row.filter))) {
+        free(row.prefix);
+        return dp_err(errbuf, "%s: out of memory", source);
+    }
+    t->nfilters += row.filter != NULL;
     for (char *p = row.prefix; *p; p++)
         *p = (char)tolower((unsigned char)*p);
     (*linenos)[t->nrows] = lineno;
@@ -125,10 +132,29 @@ static int add_row(dp_labels *t, dp_label_row row, const char *prefix, int linen
     return 0;
 }
 
-static int is_header(char **f, int nf)
+/* The header's column count (5, or 6 with `filter`), or 0 if f is none. */
+static int header_columns(char **f, int nf)
 {
-    return nf == 5 && !strcmp(f[0], "prefix") && !strcmp(f[1], "app_id") && !strcmp(f[2], "app_name") &&
-           !strcmp(f[3], "traffic_id") && !strcmp(f[4], "traffic_name");
+    if ((nf != 5 && nf != 6) || strcmp(f[0], "prefix") || strcmp(f[1], "app_id") || strcmp(f[2], "app_name") ||
+        strcmp(f[3], "traffic_id") || strcmp(f[4], "traffic_name"))
+        return 0;
+    return nf == 5 || !strcmp(f[5], "filter") ? nf : 0;
+}
+
+/* One row's fields (ncols: the header's) into t; 0 or -1. */
+static int parse_row(dp_labels *t, char **f, int nf, int ncols, const char *source, int lineno, int **linenos,
+                     size_t *cap, char *errbuf)
+{
+    if (nf != 5 && nf != ncols)
+        return dp_err(errbuf, "%s:%d: expected %d tab-separated fields, got %d%s", source, lineno, ncols, nf,
+                      nf == 6 ? " (a filter needs the header's sixth column, 'filter')" : "");
+    if (!*f[0])
+        return dp_err(errbuf, "%s:%d: empty prefix", source, lineno);
+    dp_label_row row = {0};
+    row.filter = nf == 6 && *f[5] ? f[5] : NULL;
+    if (parse_row_classes(t, f, &row, source, lineno, errbuf) != 0)
+        return -1;
+    return add_row(t, row, f[0], lineno, linenos, cap, source, errbuf);
 }
 
 /* Line numbers count every physical line, blank ones included; blank lines
@@ -151,28 +177,18 @@ int dp_labels_parse(dp_labels *t, const char *text, const char *source, char *er
         rstrip(line);
         if (!*line || line[0] == '#')
             continue;
-        char *f[6];
-        int nf = split_tabs(line, f, 6);
+        char *f[7];
+        int nf = split_tabs(line, f, 7);
         if (!header) {
-            if (!is_header(f, nf)) {
+            if (!(header = header_columns(f, nf))) {
                 dp_err(errbuf, "%s:%d: expected the header 'prefix, app_id, app_name, traffic_id, traffic_name' "
-                       "(tab-separated) as the first line that is not blank or a '#' comment", source, lineno);
+                       "(tab-separated; a sixth column 'filter' may follow) as the first line that is not blank "
+                       "or a '#' comment", source, lineno);
                 goto out;
             }
-            header = 1;
             continue;
         }
-        if (nf != 5) {
-            dp_err(errbuf, "%s:%d: expected 5 tab-separated fields, got %d", source, lineno, nf);
-            goto out;
-        }
-        if (!*f[0]) {
-            dp_err(errbuf, "%s:%d: empty prefix", source, lineno);
-            goto out;
-        }
-        dp_label_row row = {0};
-        if (parse_row_classes(t, f, &row, source, lineno, errbuf) != 0 ||
-            add_row(t, row, f[0], lineno, &linenos, &cap, source, errbuf) != 0)
+        if (parse_row(t, f, nf, header, source, lineno, &linenos, &cap, errbuf) != 0)
             goto out;
     }
     if (!header) {
@@ -234,17 +250,27 @@ void dp_labels_prefix(const char *path, char *out, size_t cap)
     out[k] = 0;
 }
 
-int dp_labels_lookup(const dp_labels *t, const char *path, int cls[DP_NTASKS])
+/* The row of path's prefix, or NULL. */
+static const dp_label_row *find_row(const dp_labels *t, const char *path)
 {
     char prefix[256];
     dp_labels_prefix(path, prefix, sizeof prefix);
-    for (int k = 0; k < DP_NTASKS; k++)
-        cls[k] = -1;
     for (size_t i = 0; i < t->nrows; i++)
-        if (!strcmp(t->rows[i].prefix, prefix)) {
-            for (int k = 0; k < DP_NTASKS; k++)
-                cls[k] = t->rows[i].cls[k];
-            return 1;
-        }
-    return 0;
+        if (!strcmp(t->rows[i].prefix, prefix))
+            return &t->rows[i];
+    return NULL;
+}
+
+int dp_labels_lookup(const dp_labels *t, const char *path, int cls[DP_NTASKS])
+{
+    const dp_label_row *row = find_row(t, path);
+    for (int k = 0; k < DP_NTASKS; k++)
+        cls[k] = row ? row->cls[k] : -1;
+    return row != NULL;
+}
+
+const char *dp_labels_filter(const dp_labels *t, const char *path)
+{
+    const dp_label_row *row = find_row(t, path);
+    return row ? row->filter : NULL;
 }

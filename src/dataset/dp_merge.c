@@ -13,6 +13,7 @@
 #include "dataset/dp_pp_part.h"
 #include "dataset/dp_pp_run.h"
 #include "dataset/dp_pp_shard.h"
+#include "dataset/dp_pp_sources.h"
 
 typedef struct shard {
     const char *dir;
@@ -131,7 +132,8 @@ static int place_captures(run *r, shard *sh, size_t n, char *errbuf)
         cf->shard_row = sh[cf->shard].rows;
         cf->shard_file = sh[cf->shard].captures++;
         sh[cf->shard].rows += cf->kept;
-        dp_labels_lookup(&r->table, cf->rel, cf->cls);
+        if (dp_pp_label_capture(r, cf) < 0)
+            return dp_err(errbuf, "out of memory");
         r->ncaptures++;
         st->capture_bytes += cf->size;
     }

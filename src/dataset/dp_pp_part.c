@@ -99,7 +99,7 @@ uint64_t dp_pp_filter_key(const char *filter)
     return filter ? dp_pp_filter_hash(DP_FNV_INIT, filter) | 1 : 0;
 }
 
-int dp_pp_part_trailer(const run *r, const capfile *cf, uint64_t rec_bytes, char *t, size_t cap)
+int dp_pp_part_trailer(const capfile *cf, uint64_t rec_bytes, char *t, size_t cap)
 {
     int n = snprintf(t, cap,
                      "version=%d\nrelhash=%016llx\nsize=%llu\nmtime=%lld\nframes=%llu\nkept=%llu\n"
@@ -110,7 +110,7 @@ int dp_pp_part_trailer(const run *r, const capfile *cf, uint64_t rec_bytes, char
                      (unsigned long long)rec_bytes, (unsigned long long)cf->skipped[0], (unsigned long long)cf->skipped[1],
                      (unsigned long long)cf->skipped[2], (unsigned long long)cf->skipped[3],
                      (unsigned long long)cf->skipped[4], (unsigned long long)cf->skipped[5],
-                     (unsigned long long)dp_pp_filter_key(r->filter), cf->status);
+                     (unsigned long long)dp_pp_filter_key(cf->filter), cf->status);
     _Static_assert(DP_VERDICT_COUNT == 6, "trailer lists 6 verdict counters");
     if (n < 0 || (size_t)n + 16 > cap)
         return -1;
@@ -197,7 +197,7 @@ int dp_pp_part_load(const run *r, capfile *cf)
     char t[4097];
     if (pp && stat(pp, &ps) == 0 && ps.st_size >= 16 && (fd = open(pp, O_RDONLY | O_CLOEXEC)) >= 0) {
         uint64_t tlen = read_trailer(fd, ps.st_size, t);
-        ok = tlen && parse_trailer(t, tlen, (uint64_t)ps.st_size, dp_pp_filter_key(r->filter), cf);
+        ok = tlen && parse_trailer(t, tlen, (uint64_t)ps.st_size, dp_pp_filter_key(cf->filter), cf);
     }
     if (fd >= 0)
         close(fd);

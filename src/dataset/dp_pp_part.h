@@ -54,13 +54,14 @@ int dp_pp_write_full(int fd, const void *p, size_t n);
  * runs made before --filter stay the same). */
 uint64_t dp_pp_filter_hash(uint64_t h, const char *filter);
 
-/* The key of a --filter in part trailers: 0 for none, else odd. */
+/* The key of a capture's filter (cf->filter) in part trailers: 0 for none,
+ * else odd. */
 uint64_t dp_pp_filter_key(const char *filter);
 
 /* Formats the trailer closing cf's part (its counts and status, rec_bytes
- * of records before it, the key of r's filter) into t; returns its length,
+ * of records before it, the key of its filter) into t; returns its length,
  * -1 when cap is short. */
-int dp_pp_part_trailer(const run *r, const capfile *cf, uint64_t rec_bytes, char *t, size_t cap);
+int dp_pp_part_trailer(const capfile *cf, uint64_t rec_bytes, char *t, size_t cap);
 
 /* Returns 1 when cf's part exists, is whole and was made from the source
  * as it is now; fills cf's counts, status and part_bytes from the trailer.

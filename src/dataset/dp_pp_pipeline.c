@@ -151,7 +151,7 @@ static int finish_part(run *r, capfile *cf, wstate *ws, char *errbuf)
         goto out;
     }
     uint64_t total = ws->part_bytes + ws->cur->n;
-    int tl = dp_pp_part_trailer(r, cf, total, trailer, sizeof trailer);
+    int tl = dp_pp_part_trailer(cf, total, trailer, sizeof trailer);
     if (tl < 0) {
         rc = dp_err(errbuf, "%s: cannot format part trailer", tmp);
         goto out;
@@ -284,7 +284,7 @@ static void note_read_problems(run *r, capfile *cf, int bad_lt, int nrc, const c
 
 /* 0 when the capture c can be read: its link type is supported (pcap: one
  * for the whole file; pcapng: the first interface's, others are checked
- * per frame) and the run's filter compiles for it; -1 after the warning. */
+ * per frame) and its filter compiles for it; -1 after the warning. */
 static int capture_usable(run *r, capfile *cf, dp_capture *c)
 {
     int lt = dp_capture_linktype(c);
@@ -293,7 +293,7 @@ static int capture_usable(run *r, capfile *cf, dp_capture *c)
         char ltd[64];
         dp_capture_linktype_desc(lt, ltd, sizeof ltd);
         snprintf(msg, sizeof msg, "unsupported link type %s", ltd);
-    } else if (r->filter && dp_capture_set_filter(c, r->filter, msg) != 0) {
+    } else if (cf->filter && dp_capture_set_filter(c, cf->filter, msg) != 0) {
         const char *why = dp_pp_strip_path(msg, cf->path); /* within msg */
         memmove(msg, why, strlen(why) + 1);
     } else {

@@ -17,6 +17,12 @@ uint64_t dp_pp_filtered(const capfile *cf)
     return cf->frames > seen ? cf->frames - seen : 0;
 }
 
+/* 1 when some capture of the run had a filter: --filter, or its label row's. */
+static int any_filter(const run *r)
+{
+    return r->filter || r->table.nfilters;
+}
+
 uint64_t dp_pp_fingerprint(const run *r)
 {
     uint64_t h = dp_fnv1a(DATASET_FORMAT, strlen(DATASET_FORMAT) + 1, DP_FNV_INIT);
@@ -60,6 +66,8 @@ static void write_md(FILE *f, const run *r, int with_files)
     fprintf(f, "- captures with a warning: %zu\n", st->with_warnings);
     if (r->filter)
         fprintf(f, "- filter: %s\n", r->filter);
+    if (r->table.nfilters)
+        fprintf(f, "- label table rows with a filter: %d\n", r->table.nfilters);
     fprintf(f, "- frames read: %llu\n", (unsigned long long)st->frames);
     fprintf(f, "- packets kept: %llu\n\n", (unsigned long long)st->packets);
     for (int k = 0; k < DP_NTASKS; k++) {
@@ -74,8 +82,10 @@ static void write_md(FILE *f, const run *r, int with_files)
     for (int v = 1; v < DP_VERDICT_COUNT; v++)
         fprintf(f, "| %s | %llu |\n", dp_verdict_name((dp_verdict)v),
                 (unsigned long long)st->skipped[v]);
-    if (r->filter)
-        fprintf(f, "| filtered (--filter) | %llu |\n", (unsigned long long)st->filtered);
+    if (any_filter(r))
+        fprintf(f, "| filtered (%s) | %llu |\n",
+                !r->table.nfilters ? "--filter" : r->filter ? "--filter, label table" : "label table",
+                (unsigned long long)st->filtered);
     fprintf(f, "\n");
     if (with_files) {
         fprintf(f, "## Files\n\n| # | file | app | traffic | frames | kept | status |\n"
@@ -124,8 +134,9 @@ static void write_json(FILE *f, const run *r)
     if (r->filter) {
         fprintf(f, ",\n  \"filter\": ");
         dp_json_str(f, r->filter);
-        fprintf(f, ",\n  \"filtered\": %llu", (unsigned long long)st->filtered);
     }
+    if (any_filter(r))
+        fprintf(f, ",\n  \"filtered\": %llu", (unsigned long long)st->filtered);
     fprintf(f, ",\n  \"packets\": %llu,\n  \"frames\": %llu,\n  \"captures\": %zu,\n"
                "  \"not_captures\": %zu,\n  \"captures_with_warnings\": %zu,\n"
                "  \"capture_bytes\": %llu,\n",
@@ -160,9 +171,14 @@ static void write_json(FILE *f, const run *r)
         for (int v = 1; v < DP_VERDICT_COUNT; v++)
             fprintf(f, "%s\"%s\": %llu", v > 1 ? ", " : "", dp_verdict_name((dp_verdict)v),
                     (unsigned long long)cf->skipped[v]);
-        if (r->filter)
-            fprintf(f, "}, \"filtered\": %llu", (unsigned long long)dp_pp_filtered(cf));
-        fprintf(f, "%s, \"status\": ", r->filter ? "" : "}");
+        fprintf(f, "}");
+        if (any_filter(r))
+            fprintf(f, ", \"filtered\": %llu", (unsigned long long)dp_pp_filtered(cf));
+        if (r->table.nfilters && cf->filter) { /* --filter alone: the same for all, given above */
+            fprintf(f, ", \"filter\": ");
+            dp_json_str(f, cf->filter);
+        }
+        fprintf(f, ", \"status\": ");
         dp_json_str(f, cf->status[0] ? cf->status : "ok");
         fprintf(f, "}");
         idx++;

@@ -70,6 +70,7 @@ typedef struct capfile {
     uint64_t shard_row;     /* merge: its first row in that shard's arrays */
     uint32_t shard_file;    /* merge: its capture number in that shard */
     int cls[DP_NTASKS];
+    char *filter;           /* --filter and its label row's filter, joined; NULL: none */
     /* results */
     int ready;              /* read (and its part complete if spilled); under run.mu */
     int reused;
@@ -94,7 +95,8 @@ struct run {
     char *src, *dst, *parts;
     dp_labels table;
     char *label_text;       /* the label table's text (written as labels.tsv) */
-    char *filter;           /* the BPF filter (opts, or the shards'), or NULL */
+    char *filter;           /* the --filter (opts, or the shards'), or NULL; each
+                             * capture's own (with its label row's) is cf->filter */
     int dirfd;              /* the locked target folder, or -1 */
     int had_dataset;        /* -1: not yet looked at (the run had not started) */
     int replacing;          /* the previous dataset's files are being replaced */

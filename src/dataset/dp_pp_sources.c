@@ -265,6 +265,22 @@ int dp_pp_list_sources(run *r, const struct stat *src, char *errbuf)
     return 0;
 }
 
+int dp_pp_label_capture(run *r, capfile *cf)
+{
+    int in_table = dp_labels_lookup(&r->table, cf->rel, cf->cls);
+    const char *own = dp_labels_filter(&r->table, cf->rel);
+    free(cf->filter);
+    cf->filter = NULL;
+    if (r->filter && own) {
+        size_t n = strlen(r->filter) + strlen(own) + 12;
+        if ((cf->filter = malloc(n)))
+            snprintf(cf->filter, n, "(%s) and (%s)", r->filter, own);
+    } else if (r->filter || own) {
+        cf->filter = strdup(r->filter ? r->filter : own);
+    }
+    return (r->filter || own) && !cf->filter ? -1 : in_table;
+}
+
 int dp_pp_probe_sources(run *r, char *errbuf)
 {
     char peb[DP_ERRBUF_SIZE];
@@ -277,7 +293,10 @@ int dp_pp_probe_sources(run *r, char *errbuf)
             cf->is_capture = 1;
             r->ncaptures++;
             r->st->capture_bytes += cf->size;
-            labelled += dp_labels_lookup(&r->table, cf->rel, cf->cls);
+            int in_table = dp_pp_label_capture(r, cf);
+            if (in_table < 0)
+                return dp_err(errbuf, "out of memory");
+            labelled += (size_t)in_table;
         } else if (p == DP_PROBE_NOT_CAPTURE) {
             if (++notes <= MAX_NOTES)
                 dp_pp_warn(r, cf->path, 1, "%s; skipped", dp_pp_strip_path(peb, cf->path));

@@ -32,4 +32,9 @@ int dp_pp_list_sources(run *r, const struct stat *src, char *errbuf);
  * capture at all. */
 int dp_pp_probe_sources(run *r, char *errbuf);
 
+/* Labels cf from r's table and sets cf->filter: the run's --filter and the
+ * filter of cf's label row, "(A) and (B)" when both are set. Returns 1 when
+ * cf's prefix is in the table, 0 when not, -1 when out of memory. */
+int dp_pp_label_capture(run *r, capfile *cf);
+
 #endif

@@ -170,10 +170,17 @@ static int load_labels(run *r, char *errbuf)
     return r->label_text && dp_labels_load_iscx(&r->table, errbuf) == 0 ? 0 : -1;
 }
 
-/* The --filter, checked before any capture is read (a typo stops the run
- * at once, not as a warning per capture). */
+/* The --filter and the label table's filters, checked before any capture
+ * is read (a typo stops the run at once, not as a warning per capture). */
 static int load_filter(run *r, char *errbuf)
 {
+    for (size_t i = 0; i < r->table.nrows; i++) {
+        const dp_label_row *row = &r->table.rows[i];
+        char eb[DP_ERRBUF_SIZE];
+        if (row->filter && dp_capture_check_filter(row->filter, eb) != 0)
+            return dp_err(errbuf, "%s: the filter of '%s': %s",
+                          r->o->labels_path ? r->o->labels_path : "built-in ISCX table", row->prefix, eb);
+    }
     if (!r->o->filter)
         return 0;
     if (dp_capture_check_filter(r->o->filter, errbuf) != 0)
@@ -366,6 +373,7 @@ void dp_pp_run_end(run *r, int rc, char *errbuf)
     for (size_t i = 0; i < r->nfiles; i++) {
         free(r->files[i].rel);
         free(r->files[i].path);
+        free(r->files[i].filter);
     }
     free(r->files);
     free(r->queue);
