@@ -31,6 +31,10 @@ Python package (1.7 was used).
   bench/gbt_study.py /tmp/gs/cap-traffic-train stack TEST_PREFIX APP_PREFIX
                           # + the app task's out-of-fold probabilities (APP_PREFIX-train and
                           # -test: dump_flows of the app task's split sides)
+  bench/gbt_study.py /tmp/gs/cap-traffic-train drift TEST_PREFIX [DROPS, e.g. 0,25,50,100] [SEEDS]
+                          # adversarial validation: a booster told each capture's earlier flows
+                          # from its later ones ranks the features by drift; the K most drifting
+                          # are dropped (chosen on the fitted rows only, never the scored ones)
 With TEST_PREFIX (dump_flows of the test side), the tls and vpn studies also
 fit on the whole training side and score on the test set, as a check of what
 validation chose (the test set is not used to choose).
@@ -467,6 +471,40 @@ def selftrain_study(x, y, val, xt, yt, thresholds='0.9,0.97', seeds='1'):
                                           (pl[keep] == yb[keep]).mean()), flush=True)
 
 
+def drift_rank(X, f, t):
+    """The features ordered by how well they tell each capture's later half
+    of X's flows from its earlier half (total gain of a binary booster),
+    most drifting first: adversarial validation within X's own rows."""
+    late = capture_rank(f, t, np.ones(len(X), bool)) >= 0.5
+    b = fit(X, late.astype(int), objective='binary:logistic', rounds=100)
+    gain = b.get_score(importance_type='total_gain')
+    g = np.zeros(X.shape[1])
+    for k, v in gain.items():
+        g[int(k[1:])] = v
+    return np.argsort(-g, kind='stable'), g
+
+
+def drift_study(x, y, val, xt, yt, f, t, drops='0,25,50,100', seeds='1'):
+    """Drops the K features that drift most within the fitted rows (drift_rank
+    on them alone: validation ranks on the training side minus validation,
+    test on the whole training side), then fits and scores."""
+    rank_v, gv = drift_rank(x[~val], f[~val], t[~val])
+    rank_t, gt = drift_rank(x, f, t) if xt is not None else (None, None)
+    print('drift ranking: top features %s (share of gain in the top 25: %.2f)' % (
+        rank_v[:10].tolist(), gv[rank_v[:25]].sum() / max(gv.sum(), 1e-12)), flush=True)
+    for seed in map(int, seeds.split(',')):
+        for k in map(int, drops.split(',')):
+            t0, p = time.time(), {'seed': seed}
+            kv = np.setdiff1d(np.arange(x.shape[1]), rank_v[:k])
+            line = 'seed %d drop %4d validation wF1 %.3f macro F1 %.3f VPN %.3f' % (seed, k, *scores(
+                y[val], fit(x[~val][:, kv], y[~val], p).predict(xgb.DMatrix(x[val][:, kv]))))
+            if xt is not None:
+                kt = np.setdiff1d(np.arange(x.shape[1]), rank_t[:k])
+                line += ' | test wF1 %.3f macro F1 %.3f VPN %.3f' % scores(yt, fit(x[:, kt], y, p).predict(
+                    xgb.DMatrix(xt[:, kt])))
+            print(line + '  %.0f s' % (time.time() - t0), flush=True)
+
+
 def fit_score(X, y, val, params, rounds):
     yt = y[~val]
     c = np.bincount(yt, minlength=y.max() + 1).astype(float)
@@ -491,7 +529,7 @@ def main():
     xt = yt = raw_t = None
     if len(sys.argv) > 3:
         xt, yt = np.load(sys.argv[3] + '.x.npy'), np.load(sys.argv[3] + '.y.npy').astype(int)
-        if study not in ('rows', 'allpackets', 'recency', 'stack', 'ceiling', 'selftrain'):
+        if study not in ('rows', 'allpackets', 'recency', 'stack', 'ceiling', 'selftrain', 'drift'):
             raw_t = np.load(sys.argv[3] + '.raw.npy', mmap_mode='r').reshape(-1, N, 1500)
     if study == 'vpn':
         return vpn_study(x, y, val, xt, yt)
@@ -501,6 +539,8 @@ def main():
         return selftrain_study(x, y, val, xt, yt, *sys.argv[4:6])
     if study == 'stack':
         return stack_study(x, y, val, xt, yt, prefix, sys.argv[3], sys.argv[4])
+    if study == 'drift':
+        return drift_study(x, y, val, xt, yt, f, t, *sys.argv[4:6])
     if study == 'recency':
         return recency_study(x, y, val, xt, yt, f, t, *sys.argv[4:6])
     if study == 'allpackets':
