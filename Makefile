@@ -142,11 +142,13 @@ $(BUILD)/trace_train: tools/trace_train.c $(BUILD)/libdeeppacket.a
 # Seven targets share FUZZ_SECONDS: the .npy header parser, the model loader,
 # the label-table parser, the capture file reader, the field masks and the
 # dataset's own text files (summary.json, shard.tsv) an eighth each, the
-# packet parser the rest.
+# packet parser the rest. Undefined behaviour stops a target as a crash does
+# (UBSan would otherwise print its report and go on, and the run pass).
 FUZZ_SECONDS ?= 60
 FUZZ_SHARE   = $(shell echo $$(( $(FUZZ_SECONDS) / 8 > 0 ? $(FUZZ_SECONDS) / 8 : 1 )))
 FUZZ_PACKET  = $(shell echo $$(( $(FUZZ_SECONDS) - 6 * $(FUZZ_SHARE) > 0 ? $(FUZZ_SECONDS) - 6 * $(FUZZ_SHARE) : 1 )))
-FUZZ_CC      = clang -std=c11 -D_GNU_SOURCE -O1 -g -Isrc -Iinclude -fsanitize=fuzzer,address,undefined
+FUZZ_CC      = clang -std=c11 -D_GNU_SOURCE -O1 -g -Isrc -Iinclude -fsanitize=fuzzer,address,undefined \
+               -fno-sanitize-recover=undefined
 FUZZ_TARGETS = npy model labels capture mask dataset
 fuzz: $(BUILD)/fuzz_packet $(FUZZ_TARGETS:%=$(BUILD)/fuzz_%)
 	mkdir -p $(BUILD)/fuzz-corpus $(FUZZ_TARGETS:%=$(BUILD)/fuzz-corpus-%)
