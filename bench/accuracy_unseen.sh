@@ -9,7 +9,9 @@
 # Environment: BUILD (build), OUT (/tmp/dp-accuracy), SEEDS ("1 2 3"),
 # CNN_SEEDS (SEEDS; on the cls split only the first), CNN_EPOCHS (5), FLOW_EPOCHS (40), SPLITS ("cap cls"),
 # TASKS ("traffic app"), ABLATIONS (1), JOBS (2: runs in parallel, one
-# thread each), DP_SHARED_DATA (../shared/data).
+# thread each), DP_SHARED_DATA (../shared/data), LABELS (iscx-sample's
+# labels.tsv; e.g. a copy with the filter column, docs/accuracy.md "eighth
+# pass").
 #
 # Splits (both `split --by time`, test size 0.2, no under-sampling; the CNN
 # gets the reference's under-sampling with `train --balance undersample`):
@@ -38,13 +40,14 @@ TASKS=${TASKS:-traffic app}
 ABLATIONS=${ABLATIONS:-1}
 JOBS=${JOBS:-2}
 DATA=${DP_SHARED_DATA:-../shared/data}
+LABELS=${LABELS:-$DATA/iscx-sample/labels.tsv}
 PY=/usr/bin/python3
 [ -x "$DP" ] || { echo "build first: make -j2 ($DP missing)" >&2; exit 1; }
 [ -d "$DATA/iscx-sample" ] || { echo "skipped: $DATA/iscx-sample is absent" >&2; exit 0; }
 mkdir -p "$OUT"
 
 # 1. the dataset and the two time splits
-"$DP" preprocess -q -s "$DATA/iscx-sample" -t "$OUT/ds" --labels "$DATA/iscx-sample/labels.tsv"
+"$DP" preprocess -q -s "$DATA/iscx-sample" -t "$OUT/ds" --labels "$LABELS"
 "$DP" split -q -s "$OUT/ds" -t "$OUT/cap" --by time --time-scope capture --no-under-sampling
 "$DP" split -q -s "$OUT/ds" -t "$OUT/cls" --by time --time-scope class --no-under-sampling
 case " $SPLITS " in
