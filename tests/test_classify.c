@@ -675,13 +675,14 @@ static void test_public_api_precision(void)
     dp_nn_set_precision(DP_PREC_FP32, eb);
 }
 
-/* classify with one capture given twice, three ways (after one -r, after
- * each, with --opt=value forms): twice the verdicts of one (75). */
+/* classify with one capture given twice, four ways (after one -r, after
+ * each, with --opt=value forms, before -r): twice the verdicts of one (75);
+ * then two captures are read in the order given. */
 static void check_several_captures(const char *dp, const char *mp, const char *cap)
 {
-    const char *twice[] = {"-r %3$s %3$s", "-r %3$s -r %3$s", "--read=%3$s -j1 %3$s --batch=8"};
+    const char *twice[] = {"-r %3$s %3$s", "-r %3$s -r %3$s", "--read=%3$s -j1 %3$s --batch=8", "%3$s -r %3$s"};
     char cmd[2048], out[64];
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 4; k++) {
         char fmt[256];
         snprintf(fmt, sizeof fmt, "%%1$s classify --model-file=%%2$s %s 2>/dev/null | grep -c '^{\"time\":'",
                  twice[k]);
@@ -689,6 +690,12 @@ static void check_several_captures(const char *dp, const char *mp, const char *c
         dp_test_sh(cmd, out, sizeof out);
         CHECK_EQ_INT(atoi(out), 150);
     }
+    /* a copy named second.pcap, given first, as an operand: its verdicts come first */
+    snprintf(cmd, sizeof cmd, "cp %s %s/second.pcap && %s classify -m %s %s/second.pcap -r %s 2>/dev/null | "
+             "head -n 1 | grep -c '\"source\":\"[^\"]*second.pcap\"'", cap, dp_test_tmpdir(), dp, mp,
+             dp_test_tmpdir(), cap);
+    dp_test_sh(cmd, out, sizeof out);
+    CHECK_EQ_INT(atoi(out), 1);
 }
 
 /* ---- errors ------------------------------------------------------------------------ */

@@ -146,7 +146,7 @@ struct cls_args {
     const char *model_path, *iface, *bpf, *out_path, *user;
     dp_live_opts lo;
     const char **files;
-    int nfiles, threads, per_given, help, eve, precision;
+    int nfiles, read_given, threads, per_given, help, eve, precision;
     dp_cls_opts o;
 };
 
@@ -212,7 +212,11 @@ static int parse_option(int c, const char *v, void *ctx)
         return rc;
     switch (c) {
     case 'm': ca->model_path = v; return 0;
-    case 'r': ca->files[ca->nfiles++] = v; return 0;
+    case 'r':
+    case 1: /* an operand: one more capture of -r */
+        ca->read_given |= c == 'r';
+        ca->files[ca->nfiles++] = v;
+        return 0;
     case 'i': ca->iface = v; return 0;
     case 'f': ca->bpf = v; return 0;
     case 'o': ca->out_path = v; return 0;
@@ -251,7 +255,8 @@ static int check_args(const struct cls_args *ca)
 
 /* Parses argv into *ca (ca->files has room for argc names); returns 0
  * (ca->help set for -h), or 2 after a usage error. The operands are more
- * captures for -r (-r A B C reads three files). */
+ * captures for -r (-r A B C reads three files), kept in their order among
+ * the -r values. */
 static int parse_args(int argc, char **argv, struct cls_args *ca)
 {
     static const struct option longopts[] = {
@@ -269,13 +274,12 @@ static int parse_args(int argc, char **argv, struct cls_args *ca)
         {"help", no_argument, NULL, DP_CLI_HELP},
         {NULL, 0, NULL, 0},
     };
-    int rc = dp_cli_getopt("classify", argc, argv, "m:r:i:f:o:j:", longopts, parse_option, ca, &ca->help);
+    int rc = dp_cli_getopt("classify", argc, argv, "-m:r:i:f:o:j:", longopts, parse_option, ca, &ca->help);
     if (rc || ca->help)
         return rc;
-    if (!ca->nfiles && (rc = dp_cli_no_operands("classify", argc, argv)))
-        return rc;
-    while (optind < argc)
-        ca->files[ca->nfiles++] = argv[optind++];
+    if (ca->nfiles && !ca->read_given)
+        return dp_cli_usage_error("classify", "unexpected argument '%s' (captures follow -r; see --help)",
+                                  ca->files[0]);
     return check_args(ca);
 }
 

@@ -28,7 +28,9 @@ typedef int (*dp_cli_optfn)(int c, const char *arg, void *ctx);
  * which longopts should map to DP_CLI_HELP, set *help and stop). A missing
  * value or an unknown option is a usage error that names it. Returns 0 (the
  * operands, permuted to the end, are argv[optind..argc)), fn's non-zero
- * return, or 2. Resets getopt's state first. */
+ * return, or 2. Resets getopt's state first. With shortopts starting with
+ * '-' the operands go to fn too, in their place among the options, as
+ * c = 1 (getopt's "in order" mode). */
 int dp_cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts, const struct option *longopts,
                   dp_cli_optfn fn, void *ctx, int *help);
 /* After dp_cli_getopt, for commands without operands: 0, or 2 after a usage

@@ -37,7 +37,9 @@ int dp_cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
                   dp_cli_optfn fn, void *ctx, int *help)
 {
     char spec[64];
-    snprintf(spec, sizeof spec, ":%sh", shortopts); /* ':': a missing value is told apart */
+    /* ':' tells a missing value apart; a leading '-' (in order) goes before it */
+    int in_order = shortopts[0] == '-';
+    snprintf(spec, sizeof spec, "%s:%sh", in_order ? "-" : "", shortopts + in_order);
     optind = 1;                                      /* each command parses afresh (tests run several) */
     opterr = 0;
     *help = 0;
