@@ -49,6 +49,7 @@ typedef struct ppargs {
     unsigned shard_index, shard_count;
     dp_pp_knobs k;
     warns *w;
+    FILE *dry;            /* --dry-run's listing */
 } ppargs;
 
 static int pp(const char *src, const char *dst, const ppargs *a, dp_preprocess_stats *st, char *eb)
@@ -65,6 +66,7 @@ static int pp(const char *src, const char *dst, const ppargs *a, dp_preprocess_s
     o.shard_count = a->shard_count;
     o.warn = collect;
     o.warn_ctx = a->w;
+    o.dry_run = a->dry;
     return dp_preprocess_run_knobs(&o, &a->k, st, eb);
 }
 
@@ -511,6 +513,35 @@ static void test_bad_row_filter(void)
     free(t), free(dir);
 }
 
+/* --dry-run lists every capture with its classes and filter (the joined
+ * one), checks the filters, and creates nothing. */
+static void test_dry_run(void)
+{
+    char eb[DP_ERRBUF_SIZE], *text = NULL;
+    size_t len = 0;
+    dp_preprocess_stats st;
+    char *t = write_table("dry.tsv", NULL, "udp"), *dir = tmp("dry-target"), *bad = write_table("dry-bad.tsv", NULL, "(");
+    FILE *f = open_memstream(&text, &len);
+    ppargs a = {.labels = t, .filter = "ip", .dry = f};
+    CHECK_EQ_INT(pp(source(), dir, &a, &st, eb), 0);
+    fclose(f);
+    CHECK(access(dir, F_OK) != 0);
+    CHECK_STR_CONTAINS(text, "| capture | app | traffic | filter |\n");
+    CHECK_STR_CONTAINS(text, "| chat_99.pcap | - | Chat | (ip) and (udp) |\n");
+    CHECK_STR_CONTAINS(text, "| scpup_01.pcap | SCP | File Transfer | ip |\n");
+    char want[128];
+    snprintf(want, sizeof want, "\n%zu captures (", st.captures);
+    CHECK_STR_CONTAINS(text, want);
+    CHECK_STR_CONTAINS(text, "with an app label, 89 with a traffic label, 89 with a filter; 2 other files\n");
+    free(text);
+    f = open_memstream(&text, &len);
+    ppargs b = {.labels = bad, .dry = f};
+    CHECK_EQ_INT(pp(source(), NULL, &b, &st, eb), -1);
+    CHECK_STR_CONTAINS(eb, "dry-bad.tsv: the filter of 'chat_99': bad filter");
+    fclose(f);
+    free(text), free(t), free(bad), free(dir);
+}
+
 /* ---- shards ----------------------------------------------------------------------- */
 
 static int merge2(const char *dst, const char *s0, const char *s1, char *eb)
@@ -604,6 +635,11 @@ static void test_cli(void)
              "grep -c '^| filtered (--filter) | [1-9]' %s/cli/summary.md", bin, d, d);
     CHECK_EQ_INT(dp_test_sh(cmd, out, sizeof out), 0);
     CHECK_STR_CONTAINS(out, "1\n");
+    snprintf(cmd, sizeof cmd, "%s preprocess -n -s " CORPUS " --labels " LABELS " 2>/dev/null", bin);
+    CHECK_EQ_INT(dp_test_sh(cmd, out, sizeof out), 0);
+    CHECK_STR_CONTAINS(out, "| vpn_voip_11.pcap | - | VPN: Voip |  |\n");
+    snprintf(cmd, sizeof cmd, "%s preprocess --dry-run -s " CORPUS " -t %s/dry 2>&1; test -e %s/dry", bin, d, d);
+    CHECK(dp_test_sh(cmd, out, sizeof out) != 0); /* nothing made */
 }
 
 int main(void)
@@ -619,6 +655,7 @@ int main(void)
     DP_RUN(test_label_row_filters);
     DP_RUN(test_parts_keyed_by_row_filter);
     DP_RUN(test_bad_row_filter);
+    DP_RUN(test_dry_run);
     DP_RUN(test_shards);
     DP_RUN(test_shards_with_row_filters);
     DP_RUN(test_cli);

@@ -1,5 +1,5 @@
 /* deeppacket preprocess -s CAPTURE_DIR -t DATASET_DIR [--labels TABLE] [-f FILTER] [-j THREADS]
- *                       [--shard I/N] */
+ *                       [--shard I/N] [-n] */
 #include <stdio.h>
 #include <string.h>
 
@@ -10,7 +10,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: deeppacket preprocess -s CAPTURE_DIR -t DATASET_DIR [--labels TABLE] [-f FILTER]\n"
-            "                             [-j THREADS] [--shard I/N]\n"
+            "                             [-j THREADS] [--shard I/N] [-n]\n"
             "\n"
             "Turns every pcap/pcapng capture under CAPTURE_DIR (recursively) into labelled\n"
             "1500-byte packet vectors in DATASET_DIR (vectors.npy, app.npy, traffic.npy,\n"
@@ -19,7 +19,8 @@ static void usage(FILE *f)
             "  -s, --source DIR     folder of captures (recognised by content, not by name)\n"
             "  -t, --target DIR     dataset folder to write (created if missing)\n"
             "  -l, --labels TABLE   label table (TSV: prefix app_id app_name traffic_id\n"
-            "                       traffic_name); default: the built-in ISCX VPN-nonVPN table\n"
+            "                       traffic_name [filter: a BPF filter for that row's captures]);\n"
+            "                       default: the built-in ISCX VPN-nonVPN table\n"
             "  -f, --filter BPF     only frames that pass this filter (pcap-filter syntax, as\n"
             "                       tcpdump -r reads them), e.g. 'not udp port 61009' to drop\n"
             "                       a capture's background; frame numbers stay the file's\n"
@@ -28,6 +29,8 @@ static void usage(FILE *f)
             "      --shard I/N      only the files whose path relative to CAPTURE_DIR hashes\n"
             "                       (FNV-1a 64, modulo N) to I, 0 <= I < N; join the N shard\n"
             "                       datasets with `deeppacket merge` (same result as one run)\n"
+            "  -n, --dry-run        only list the captures with their labels and filters (and\n"
+            "                       check the filters); nothing is read or written, -t optional\n"
             "  -q, --quiet          no progress line and no summary tables, only the closing\n"
             "                       line (warnings still shown)\n"
             "  -h, --help           this help\n"
@@ -77,6 +80,7 @@ static int parse_option(int c, const char *arg, void *ctx)
     case 't': o->dst_dir = arg; return 0;
     case 'l': o->labels_path = arg; return 0;
     case 'q': pa->quiet = 1; return 0;
+    case 'n': o->dry_run = stdout; return 0;
     case 'f':
         if (!*arg)
             return dp_cli_usage_error("preprocess", "--filter wants a filter expression, not an empty string");
@@ -104,14 +108,15 @@ static int parse_args(int argc, char **argv, dp_preprocess_opts *o, int *quiet, 
         {"labels", required_argument, NULL, 'l'}, {"threads", required_argument, NULL, 'j'},
         {"quiet", no_argument, NULL, 'q'},        {"help", no_argument, NULL, 'h'},
         {"shard", required_argument, NULL, 'S'},  {"filter", required_argument, NULL, 'f'},
+        {"dry-run", no_argument, NULL, 'n'},
         {NULL, 0, NULL, 0},
     };
     struct pp_args pa = {o, 0};
-    int rc = dp_cli_getopt("preprocess", argc, argv, "s:t:l:f:j:q", longopts, parse_option, &pa, help);
+    int rc = dp_cli_getopt("preprocess", argc, argv, "s:t:l:f:j:qn", longopts, parse_option, &pa, help);
     *quiet = pa.quiet;
     if (rc || *help || (rc = dp_cli_no_operands("preprocess", argc, argv)))
         return rc;
-    if (!o->src_dir || !o->dst_dir)
+    if (!o->src_dir || (!o->dst_dir && !o->dry_run))
         return dp_cli_usage_error("preprocess", "-s CAPTURE_DIR and -t DATASET_DIR are required (see --help)");
     return 0;
 }
@@ -156,6 +161,7 @@ int cmd_preprocess(int argc, char **argv)
         fprintf(stderr, "deeppacket preprocess: %s\n", errbuf);
         return 1;
     }
-    print_summary(&o, &st);
+    if (!o.dry_run)
+        print_summary(&o, &st);
     return 0;
 }

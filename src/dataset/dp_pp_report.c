@@ -54,6 +54,40 @@ static const char *class_name(const dp_labels *t, int task, int c)
     return c < DP_MAX_CLASSES && t->names[task][c] ? t->names[task][c] : "?";
 }
 
+/* s as markdown table text: '|' escaped, control characters as spaces. */
+static void md_text(FILE *f, const char *s)
+{
+    for (; *s; s++)
+        if (*s == '|')
+            fputs("\\|", f);
+        else
+            fputc((unsigned char)*s < 0x20 ? ' ' : *s, f);
+}
+
+void dp_pp_print_listing(const run *r, FILE *f)
+{
+    size_t labelled[DP_NTASKS] = {0}, filtered = 0;
+    fprintf(f, "| capture | %s | %s | filter |\n|---|---|---|---|\n", dp_task_name[0], dp_task_name[1]);
+    for (size_t i = 0; i < r->nfiles; i++) {
+        const capfile *cf = &r->files[i];
+        if (!cf->is_capture)
+            continue;
+        const char *cells[4] = {cf->rel, class_name(&r->table, 0, cf->cls[0]), class_name(&r->table, 1, cf->cls[1]),
+                                cf->filter ? cf->filter : ""};
+        for (int c = 0; c < 4; c++) {
+            fputs("| ", f);
+            md_text(f, cells[c]);
+            fputs(c < 3 ? " " : " |\n", f);
+        }
+        for (int k = 0; k < DP_NTASKS; k++)
+            labelled[k] += cf->cls[k] >= 0;
+        filtered += cf->filter != NULL;
+    }
+    fprintf(f, "\n%zu captures (%llu bytes): %zu with an %s label, %zu with a %s label, %zu with a filter; "
+               "%zu other files\n", r->ncaptures, (unsigned long long)r->st->capture_bytes, labelled[0],
+            dp_task_name[0], labelled[1], dp_task_name[1], filtered, r->nfiles - r->ncaptures);
+}
+
 /* The readable summary: with_files adds the per-file table (summary.md);
  * without it only the files with a warning are listed (the printed one). */
 static void write_md(FILE *f, const run *r, int with_files)

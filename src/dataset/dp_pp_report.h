@@ -31,4 +31,8 @@ int dp_pp_write_reports(run *r, char *errbuf);
  * listing only the captures with a warning. */
 void dp_pp_print_report(const run *r, FILE *f);
 
+/* Prints what a run would read (preprocess --dry-run): a markdown table of
+ * the probed captures with their classes and filters, then the counts. */
+void dp_pp_print_listing(const run *r, FILE *f);
+
 #endif

@@ -142,9 +142,10 @@ static void report_failure(const run *r, int had_dataset, int full_disk, char *e
  * stat in *sst: it must be a folder. */
 static int open_source(run *r, struct stat *sst, char *errbuf)
 {
+    const char *dst = r->o->dst_dir ? r->o->dst_dir : ""; /* none for a dry run */
     r->src = strdup(r->o->src_dir);
-    r->dst = strdup(r->o->dst_dir);
-    r->parts = dp_path_join(r->o->dst_dir, ".parts");
+    r->dst = strdup(dst);
+    r->parts = dp_path_join(dst, ".parts");
     if (!r->src || !r->dst || !r->parts)
         return dp_err(errbuf, "out of memory");
     /* strip trailing slashes (keep "/") so that joined paths read well */
@@ -187,6 +188,17 @@ static int load_filter(run *r, char *errbuf)
         return -1;
     r->filter = strdup(r->o->filter);
     return r->filter ? 0 : dp_err(errbuf, "out of memory");
+}
+
+/* preprocess --dry-run: the captures a run would read (probed, labelled,
+ * with their filters) printed to o->dry_run; nothing is created. */
+static int list_only(run *r, const struct stat *src, char *errbuf)
+{
+    if (dp_pp_list_sources(r, src, errbuf) != 0 || dp_pp_shard_select(r, errbuf) != 0 ||
+        dp_pp_probe_sources(r, errbuf) != 0)
+        return -1;
+    dp_pp_print_listing(r, r->o->dry_run);
+    return 0;
 }
 
 /* Creates the dataset folder (outside the source) and locks it against a
@@ -407,15 +419,18 @@ int dp_preprocess_run_knobs(const dp_preprocess_opts *o, const dp_pp_knobs *k,
     dp_preprocess_stats *st = stats ? stats : &local;
     memset(st, 0, sizeof *st);
     double t0 = dp_now();
-    if (!o->src_dir || !*o->src_dir || !o->dst_dir || !*o->dst_dir)
+    if (!o->src_dir || !*o->src_dir || (!o->dry_run && (!o->dst_dir || !*o->dst_dir)))
         return dp_err(errbuf, "preprocess: source and target folders are required");
     run r;
     dp_pp_run_init(&r, o, k, st);
     struct stat src;
     int rc = -1;
-    if (open_source(&r, &src, errbuf) == 0 && load_labels(&r, errbuf) == 0 && load_filter(&r, errbuf) == 0 &&
-        lock_target(&r, &src, errbuf) == 0 && dp_pp_list_sources(&r, &src, errbuf) == 0)
-        rc = dp_pp_shard_select(&r, errbuf) != 0 ? -1 : dp_pp_up_to_date(&r) ? 0 : build_dataset(&r, errbuf);
+    if (open_source(&r, &src, errbuf) == 0 && load_labels(&r, errbuf) == 0 && load_filter(&r, errbuf) == 0) {
+        if (o->dry_run)
+            rc = list_only(&r, &src, errbuf);
+        else if (lock_target(&r, &src, errbuf) == 0 && dp_pp_list_sources(&r, &src, errbuf) == 0)
+            rc = dp_pp_shard_select(&r, errbuf) != 0 ? -1 : dp_pp_up_to_date(&r) ? 0 : build_dataset(&r, errbuf);
+    }
     dp_pp_run_end(&r, rc, errbuf);
     st->seconds = dp_now() - t0;
     return rc;

@@ -98,6 +98,10 @@ typedef struct dp_preprocess_opts {
                                  * is a warning for that capture. NULL: every frame.
                                  * Part of the dataset's identity: a rerun with
                                  * another filter reads every capture again. */
+    FILE *dry_run;              /* if set: only list the captures (by content, as a
+                                 * run finds them) with their labels and filters
+                                 * here, check the filters, and stop; nothing is
+                                 * created and dst_dir may be NULL (-n/--dry-run) */
 } dp_preprocess_opts;
 
 /* Sets the defaults: everything 0/NULL, progress 1. */
