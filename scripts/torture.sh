@@ -6,6 +6,7 @@
 #   scripts/torture.sh                      # from the repository root, after `make`
 #   KILLS=5 REPL=3 SEED=7 scripts/torture.sh
 #   FILTER='tcp' scripts/torture.sh        # preprocess with --filter (reference too)
+#   LABELS=table.tsv scripts/torture.sh    # another label table (e.g. with a filter column)
 #
 # The captures are ../shared/data/iscx-sample (or $DP_SHARED_DATA/iscx-sample)
 # copied REPL times under new names (the label prefix kept) into a temporary
@@ -44,7 +45,7 @@ for r in $(seq 1 "$REPL"); do
     cp "$f" "$W/caps/$b.r$r.pcap"
   done
 done
-LABELS="$DATA/labels.tsv"
+LABELS=${LABELS:-$DATA/labels.tsv}
 
 # The commands, as arrays in CMD (run directly, so that kill -9 hits the program).
 pp_cmd() {
