@@ -182,7 +182,9 @@ static void test_classify_non_utf8_name(void)
 }
 
 /* preprocess on a folder with a capture named with the byte 0xff: summary.json
- * is valid JSON (the name escaped as U+FFFD). */
+ * is valid JSON (the name escaped as U+FFFD); one named with '|' and a
+ * newline keeps summary.md's table one row per capture ('|' escaped, the
+ * newline a space). */
 static void test_preprocess_non_utf8_name(void)
 {
     const char *dp = dp_test_cli();
@@ -194,6 +196,8 @@ static void test_preprocess_non_utf8_name(void)
     CHECK_EQ_INT(dp_mkdirs(src, errbuf), 0);
     snprintf(p, sizeof p, "%s/chat\xff\xfe.pcap", src);
     CHECK_EQ_INT(write_udp_pcap(p, DP_LINKTYPE_ETHERNET, 3), 0);
+    snprintf(p, sizeof p, "%s/voip|a\nb.pcap", src);
+    CHECK_EQ_INT(write_udp_pcap(p, DP_LINKTYPE_ETHERNET, 3), 0);
     snprintf(cmd, sizeof cmd, "'%s' preprocess -s '%s' -t '%s' >/dev/null 2>&1; echo $?", dp, src, dst);
     dp_test_sh(cmd, res, sizeof res);
     CHECK_EQ_INT(atoi(res), 0);
@@ -202,6 +206,8 @@ static void test_preprocess_non_utf8_name(void)
     int ok = python_json_ok(p, 1);
     if (ok >= 0)
         CHECK(ok == 1);
+    snprintf(p, sizeof p, "%s/summary.md", dst);
+    CHECK_EQ_INT(count_lines(p, "| 1 | voip\\|a b.pcap | - | - | 3 | "), 1);
 }
 
 /* ---- item 11: NaN and infinite weights --------------------------------------------- */

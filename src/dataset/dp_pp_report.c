@@ -129,18 +129,21 @@ static void write_md(FILE *f, const run *r, int with_files)
             const capfile *cf = &r->files[i];
             if (!cf->is_capture)
                 continue;
-            fprintf(f, "| %zu | %s | %s | %s | %llu | %llu | %s |\n", idx++, cf->rel,
-                    class_name(t, DP_TASK_APP, cf->cls[DP_TASK_APP]),
-                    class_name(t, DP_TASK_TRAFFIC, cf->cls[DP_TASK_TRAFFIC]),
-                    (unsigned long long)cf->frames, (unsigned long long)cf->kept,
-                    cf->status[0] ? cf->status : "ok");
+            fprintf(f, "| %zu | ", idx++);
+            md_text(f, cf->rel); /* a file name may hold '|' or a newline */
+            fprintf(f, " | %s | %s | %llu | %llu | ", class_name(t, DP_TASK_APP, cf->cls[DP_TASK_APP]),
+                    class_name(t, DP_TASK_TRAFFIC, cf->cls[DP_TASK_TRAFFIC]), (unsigned long long)cf->frames,
+                    (unsigned long long)cf->kept);
+            md_text(f, cf->status[0] ? cf->status : "ok");
+            fputs(" |\n", f);
         }
         if (st->not_captures) {
             fprintf(f, "\nSkipped (not a capture): ");
             int first = 1;
             for (size_t i = 0; i < r->nfiles; i++)
                 if (!r->files[i].is_capture) {
-                    fprintf(f, "%s%s", first ? "" : ", ", r->files[i].rel);
+                    fputs(first ? "" : ", ", f);
+                    md_text(f, r->files[i].rel);
                     first = 0;
                 }
             fprintf(f, "\n");
@@ -149,8 +152,13 @@ static void write_md(FILE *f, const run *r, int with_files)
         fprintf(f, "## Captures with a warning\n\n");
         for (size_t i = 0; i < r->nfiles; i++) {
             const capfile *cf = &r->files[i];
-            if (cf->is_capture && cf->status[0])
-                fprintf(f, "- %s: %s\n", cf->rel, cf->status);
+            if (cf->is_capture && cf->status[0]) {
+                fputs("- ", f);
+                md_text(f, cf->rel);
+                fputs(": ", f);
+                md_text(f, cf->status);
+                fputs("\n", f);
+            }
         }
         fprintf(f, "\n");
     }
