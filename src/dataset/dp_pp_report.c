@@ -88,6 +88,41 @@ void dp_pp_print_listing(const run *r, FILE *f)
             dp_task_name[0], labelled[1], dp_task_name[1], filtered, r->nfiles - r->ncaptures);
 }
 
+/* summary.md's table of captures (one row each) and the files that are not
+ * captures. */
+static void write_md_files(FILE *f, const run *r)
+{
+    const dp_labels *t = &r->table;
+    fprintf(f, "## Files\n\n| # | file | app | traffic | frames | kept | status |\n"
+               "|---:|---|---|---|---:|---:|---|\n");
+    size_t idx = 0;
+    for (size_t i = 0; i < r->nfiles; i++) {
+        const capfile *cf = &r->files[i];
+        if (!cf->is_capture)
+            continue;
+        fprintf(f, "| %zu | ", idx++);
+        md_text(f, cf->rel); /* a file name may hold '|' or a newline */
+        for (int k = 0; k < DP_NTASKS; k++) {
+            fputs(" | ", f);
+            md_text(f, class_name(t, k, cf->cls[k]));
+        }
+        fprintf(f, " | %llu | %llu | ", (unsigned long long)cf->frames, (unsigned long long)cf->kept);
+        md_text(f, cf->status[0] ? cf->status : "ok");
+        fputs(" |\n", f);
+    }
+    if (r->st->not_captures) {
+        fprintf(f, "\nSkipped (not a capture): ");
+        int first = 1;
+        for (size_t i = 0; i < r->nfiles; i++)
+            if (!r->files[i].is_capture) {
+                fputs(first ? "" : ", ", f);
+                md_text(f, r->files[i].rel);
+                first = 0;
+            }
+        fprintf(f, "\n");
+    }
+}
+
 /* The readable summary: with_files adds the per-file table (summary.md);
  * without it only the files with a warning are listed (the printed one). */
 static void write_md(FILE *f, const run *r, int with_files)
@@ -107,9 +142,11 @@ static void write_md(FILE *f, const run *r, int with_files)
     for (int k = 0; k < DP_NTASKS; k++) {
         fprintf(f, "## Packets per %s class\n\n| id | class | packets |\n|---:|---|---:|\n",
                 dp_task_name[k]);
-        for (int c = 0; c < t->nclasses[k]; c++)
-            fprintf(f, "| %d | %s | %llu |\n", c, class_name(t, k, c),
-                    (unsigned long long)st->per_class[k][c]);
+        for (int c = 0; c < t->nclasses[k]; c++) {
+            fprintf(f, "| %d | ", c);
+            md_text(f, class_name(t, k, c)); /* a user's table may name a class with '|' */
+            fprintf(f, " | %llu |\n", (unsigned long long)st->per_class[k][c]);
+        }
         fprintf(f, "| - | (no label) | %llu |\n\n", (unsigned long long)st->unlabelled[k]);
     }
     fprintf(f, "## Frames skipped\n\n| reason | frames |\n|---|---:|\n");
@@ -122,32 +159,7 @@ static void write_md(FILE *f, const run *r, int with_files)
                 (unsigned long long)st->filtered);
     fprintf(f, "\n");
     if (with_files) {
-        fprintf(f, "## Files\n\n| # | file | app | traffic | frames | kept | status |\n"
-                   "|---:|---|---|---|---:|---:|---|\n");
-        size_t idx = 0;
-        for (size_t i = 0; i < r->nfiles; i++) {
-            const capfile *cf = &r->files[i];
-            if (!cf->is_capture)
-                continue;
-            fprintf(f, "| %zu | ", idx++);
-            md_text(f, cf->rel); /* a file name may hold '|' or a newline */
-            fprintf(f, " | %s | %s | %llu | %llu | ", class_name(t, DP_TASK_APP, cf->cls[DP_TASK_APP]),
-                    class_name(t, DP_TASK_TRAFFIC, cf->cls[DP_TASK_TRAFFIC]), (unsigned long long)cf->frames,
-                    (unsigned long long)cf->kept);
-            md_text(f, cf->status[0] ? cf->status : "ok");
-            fputs(" |\n", f);
-        }
-        if (st->not_captures) {
-            fprintf(f, "\nSkipped (not a capture): ");
-            int first = 1;
-            for (size_t i = 0; i < r->nfiles; i++)
-                if (!r->files[i].is_capture) {
-                    fputs(first ? "" : ", ", f);
-                    md_text(f, r->files[i].rel);
-                    first = 0;
-                }
-            fprintf(f, "\n");
-        }
+        write_md_files(f, r);
     } else if (st->with_warnings) {
         fprintf(f, "## Captures with a warning\n\n");
         for (size_t i = 0; i < r->nfiles; i++) {
