@@ -109,6 +109,9 @@ static void test_operands(void)
     expect("classify -m x extra.pcap", 2, "unexpected argument 'extra.pcap'");
     expect("merge -t out", 2, "at least one SHARD_DIR");
     expect("classify -m /nonexistent/m.model -r a.pcap b.pcap", 1, "/nonexistent/m.model");
+    expect("classify -m x -- -b.pcap", 2, "unexpected argument '-b.pcap' (captures follow -r"); /* after "--" */
+    expect("classify -m x -r -- -weird.pcap", 2, "unknown option '-w'"); /* -r took "--": -weird is options */
+    expect("test -d a -m b -qZ", 2, "unknown option '-Z'");                /* in a group, after "-m b" */
 }
 
 int main(void)

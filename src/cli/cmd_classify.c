@@ -277,6 +277,8 @@ static int parse_args(int argc, char **argv, struct cls_args *ca)
     int rc = dp_cli_getopt("classify", argc, argv, "-m:r:i:f:o:j:", longopts, parse_option, ca, &ca->help);
     if (rc || ca->help)
         return rc;
+    while (optind < argc) /* after "--": captures whose names start with '-' */
+        ca->files[ca->nfiles++] = argv[optind++];
     if (ca->nfiles && !ca->read_given)
         return dp_cli_usage_error("classify", "unexpected argument '%s' (captures follow -r; see --help)",
                                   ca->files[0]);

@@ -20,12 +20,24 @@ int dp_cli_usage_error(const char *cmd, const char *fmt, ...)
     return 2;
 }
 
+/* 1 when argument a is a long option ("--name" or "--name=value", name a
+ * prefix of one in lo) whose code is val. */
+static int is_long_of(const char *a, const struct option *lo, int val)
+{
+    size_t n = strncmp(a, "--", 2) ? 0 : strcspn(a + 2, "=");
+    for (; n && lo && lo->name; lo++)
+        if (lo->val == val && !strncmp(lo->name, a + 2, n))
+            return 1;
+    return 0;
+}
+
 /* The option getopt just refused, as the user wrote it: a long one up to
- * any "=value", a short one as "-x" (also inside a group such as -qx). */
-static void bad_option(char *out, size_t cap, char **argv)
+ * any "=value", a short one as "-x" (also inside a group such as -qx, when
+ * getopt has not yet moved past that argument). */
+static void bad_option(char *out, size_t cap, char **argv, const struct option *lo)
 {
     const char *a = argv[optind - 1];
-    if (strncmp(a, "--", 2) && optopt > 0 && optopt < 256) {
+    if (optopt > 0 && optopt < 256 && !is_long_of(a, lo, optopt)) {
         snprintf(out, cap, "-%c", optopt);
         return;
     }
@@ -52,10 +64,10 @@ int dp_cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
         }
         if (c == ':' || c == '?') {
             const char *a = argv[optind - 1];
-            bad_option(name, sizeof name, argv);
+            bad_option(name, sizeof name, argv, longopts);
             if (c == ':')
                 return dp_cli_usage_error(cmd, "option %s needs a value (see --help)", name);
-            if (optopt && !strncmp(a, "--", 2) && strchr(a, '=')) /* --quiet=1 */
+            if (optopt && is_long_of(a, longopts, optopt) && strchr(a, '=')) /* --quiet=1 */
                 return dp_cli_usage_error(cmd, "option %s takes no value (see --help)", name);
             return dp_cli_usage_error(cmd, "unknown option '%s' (see --help)", name);
         }
