@@ -181,7 +181,8 @@ static int parse_number_option(struct cls_args *ca, int c, const char *v)
              {'j', "-j wants a thread count in [1, 64]", 1, 64},
              {OPT_SNAPLEN, "--snaplen wants bytes in [128, 262144]", 128, 262144},
              {OPT_BUFFER, "--buffer-size wants MB in [1, 2047]", 1, 2047}};
-    int *dst[] = {&ca->o.first_n, NULL, &ca->o.batch, &ca->threads, &ca->lo.snaplen, &ca->lo.buffer_mb};
+    int *dst[] = {&ca->o.first_n, NULL /* max_flows: an int32_t */, &ca->o.batch, &ca->threads, &ca->lo.snaplen,
+                  &ca->lo.buffer_mb};
     if (c == OPT_IDLE) {
         if (dp_cli_parse_double(v, 1e-6, 1e9, &ca->o.idle_timeout) < 0)
             return dp_cli_usage_error("classify", "--idle-timeout wants seconds > 0, not '%s'", v);
