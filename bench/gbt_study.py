@@ -28,6 +28,10 @@ Python package (1.7 was used).
                           # from themselves in folds, with and without the training side
   bench/gbt_study.py /tmp/gs/cap-traffic-train selftrain TEST_PREFIX [THRESHOLDS, e.g. 0.9,0.97] [SEEDS]
                           # self-training on the unlabelled flows to classify (transductive)
+  bench/gbt_study.py /tmp/gs/cap-traffic-train continue TEST_PREFIX
+                          # the training side's booster updated with 4/5 of the later flows
+                          # (training continuation, as train --model gbt --init), against
+                          # retraining and a booster of the later flows alone; 5 folds
   bench/gbt_study.py /tmp/gs/cap-traffic-train stack TEST_PREFIX APP_PREFIX
                           # + the app task's out-of-fold probabilities (APP_PREFIX-train and
                           # -test: dump_flows of the app task's split sides)
@@ -192,7 +196,7 @@ def tls_features(raw, which, nb=64):
 VPN = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1])  # the traffic classes that are VPN ones
 
 
-def fit(X, y, params=None, rounds=200, objective='multi:softprob', extra=None):
+def fit(X, y, params=None, rounds=200, objective='multi:softprob', extra=None, init=None):
     c = np.bincount(y).astype(float)
     w = len(y) / ((c > 0).sum() * np.maximum(c[y], 1))  # train --balance weight
     if extra is not None:  # per-row factors on top of the class weights
@@ -202,7 +206,7 @@ def fit(X, y, params=None, rounds=200, objective='multi:softprob', extra=None):
     if objective == 'multi:softprob':
         p['num_class'] = int(y.max() + 1)
     p.update(params or {})
-    return xgb.train(p, xgb.DMatrix(X, label=y, weight=w), rounds)
+    return xgb.train(p, xgb.DMatrix(X, label=y, weight=w), rounds, xgb_model=init)
 
 
 def scores(y, P):
@@ -449,6 +453,27 @@ def ceiling_study(x, y, xt, yt):
               flush=True)
 
 
+def continue_study(x, y, xt, yt, seed=1):
+    """The training side's booster, then 5 folds of the later flows: each
+    fold's 4/5 used to update it (50 or 100 more trees, XGBoost's training
+    continuation), to train a booster alone, or added to the training side
+    for a new one; each scored on the fold's other 1/5."""
+    from sklearn.model_selection import KFold
+    K = int(max(y.max(), yt.max()) + 1)  # a fold may lack a class: the boosters keep all K
+    t0, p = time.time(), {'seed': seed, 'num_class': K}
+    base = fit(x, y, p)
+    P = {k: np.zeros((len(yt), K)) for k in ('base', 'cont50', 'cont100', 'new_only', 'retrain')}
+    for a, b in KFold(5, shuffle=True, random_state=seed).split(xt):
+        P['base'][b] = base.predict(xgb.DMatrix(xt[b]))
+        for n in (50, 100):
+            P['cont%d' % n][b] = fit(xt[a], yt[a], p, rounds=n, init=base).predict(xgb.DMatrix(xt[b]))
+        P['new_only'][b] = fit(xt[a], yt[a], p).predict(xgb.DMatrix(xt[b]))
+        P['retrain'][b] = fit(np.concatenate([x, xt[a]]), np.concatenate([y, yt[a]]), p).predict(xgb.DMatrix(xt[b]))
+    for k, v in P.items():
+        print('%-9s wF1 %.3f macro F1 %.3f VPN %.3f' % (k, *scores(yt, v)), flush=True)
+    print('%.0f s' % (time.time() - t0))
+
+
 def selftrain_study(x, y, val, xt, yt, thresholds='0.9,0.97', seeds='1'):
     """Self-training on the unlabelled flows of the period to classify: fit,
     predict them, add those predicted with probability >= a threshold as
@@ -529,12 +554,14 @@ def main():
     xt = yt = raw_t = None
     if len(sys.argv) > 3:
         xt, yt = np.load(sys.argv[3] + '.x.npy'), np.load(sys.argv[3] + '.y.npy').astype(int)
-        if study not in ('rows', 'allpackets', 'recency', 'stack', 'ceiling', 'selftrain', 'drift'):
+        if study not in ('rows', 'allpackets', 'recency', 'stack', 'ceiling', 'selftrain', 'drift', 'continue'):
             raw_t = np.load(sys.argv[3] + '.raw.npy', mmap_mode='r').reshape(-1, N, 1500)
     if study == 'vpn':
         return vpn_study(x, y, val, xt, yt)
     if study == 'ceiling':
         return ceiling_study(x, y, xt, yt)
+    if study == 'continue':
+        return continue_study(x, y, xt, yt)
     if study == 'selftrain':
         return selftrain_study(x, y, val, xt, yt, *sys.argv[4:6])
     if study == 'stack':

@@ -206,6 +206,72 @@ static void test_gbt_train_test(void)
     free(tr), free(te), free(m1), free(m2);
 }
 
+/* Log-probabilities of a flow model file on a split folder's flow rows
+ * [*n, 3] (malloc'd); NULL on error. */
+static float *flow_logprobs(const char *model, const char *dir, int *n)
+{
+    char eb[DP_ERRBUF_SIZE];
+    dp_model *m = dp_model_load(model, eb);
+    dp_splitset s;
+    float *lp = NULL;
+    if (m && dp_splitset_open(&s, dir, eb) == 0) {
+        dp_flowset fs;
+        if (dp_flowset_build(&fs, &s, dir, dp_model_flowcfg(m), eb) == 0) {
+            float *x = dp_flowset_matrix(&fs, eb);
+            *n = (int)fs.nflows;
+            lp = x ? malloc(sizeof(float) * fs.nflows * 3) : NULL;
+            if (lp && dp_model_predict_flows(m, x, *n, lp, eb) != 0)
+                free(lp), lp = NULL;
+            free(x);
+            dp_flowset_free(&fs);
+        }
+        dp_splitset_close(&s);
+    }
+    if (!lp)
+        fprintf(stderr, "  %s\n", eb);
+    dp_model_free(m);
+    return lp;
+}
+
+/* --init MODEL for a gbt: MODEL's trees are kept and --trees more added; on
+ * the same flows (no column sampling) 5 trees and then 3 more are the 8
+ * trees of one run, and the model says 8. A model of another kind, other
+ * flow rows or other classes is refused by name. */
+static void test_gbt_init(void)
+{
+    char eb[DP_ERRBUF_SIZE];
+    char *tr = strdup(tp("gi_train")), *te = strdup(tp("gi_test")), *m5 = strdup(tp("gi5.dpm"));
+    make_flows(tr, 90, 1, 0, 1);
+    make_flows(te, 30, 2, 0, 1);
+    dp_train_opts o;
+    gbt_opts(&o, tr, m5);
+    o.balance = DP_BALANCE_NONE, o.gbt_trees = 5;
+    CHECK_EQ_INT(dp_train_run(&o, eb), 0);
+    o.gbt_trees = 8, o.model_path = tp("gi8.dpm");
+    CHECK_EQ_INT(dp_train_run(&o, eb), 0);
+    o.gbt_trees = 3, o.model_path = tp("gi53.dpm"), o.init_path = m5;
+    CHECK_EQ_INT(dp_train_run(&o, eb), 0);
+    int n8 = 0, n53 = 0;
+    float *a = flow_logprobs(tp("gi8.dpm"), te, &n8), *b = flow_logprobs(tp("gi53.dpm"), te, &n53);
+    CHECK(a && b && n8 == 30 && n53 == 30);
+    if (a && b)
+        CHECK(dp_test_max_abs_diff(a, b, 30 * 3) < 1e-5);
+    dp_model *m = dp_model_load(tp("gi53.dpm"), eb);
+    CHECK(m && dp_model_arch(m)->ext[2] == 8 && dp_model_hparams(m)->epochs_run == 8);
+    dp_model_free(m);
+    free(a), free(b);
+    /* refusals: other flow rows, another model kind, other classes */
+    o.flow.payload_bytes = 16;
+    CHECK_EQ_INT(dp_train_run(&o, eb), -1);
+    CHECK_STR_CONTAINS(eb, "gi5.dpm: its flow rows are --packets 4 --payload-bytes 8");
+    CHECK_STR_CONTAINS(eb, "this run's --packets 4 --payload-bytes 16");
+    o.flow.payload_bytes = 8;
+    o.task = DP_TASK_APP;
+    CHECK_EQ_INT(dp_train_run(&o, eb), -1);
+    CHECK_STR_CONTAINS(eb, "gi5.dpm: a gbt traffic model; --init for gbt takes a gbt app model");
+    free(tr), free(te), free(m5);
+}
+
 static void test_gbt_undersample(void)
 {
     char eb[DP_ERRBUF_SIZE];
@@ -681,6 +747,7 @@ int main(void)
     dp_test_prog = "test_flowtrain";
     DP_RUN(test_gbt_train_test);
     DP_RUN(test_gbt_curves);
+    DP_RUN(test_gbt_init);
     DP_RUN(test_gbt_undersample);
     DP_RUN(test_mlp_on_flows);
     DP_RUN(test_flow_nn);

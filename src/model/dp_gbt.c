@@ -42,6 +42,8 @@ void dp_gbt_params_default(dp_gbt_params *p)
     p->bins = 64;
     p->round_loss = p->round_acc = NULL;
     p->colsample = 1.0f;
+    p->init = NULL;
+    p->init_len = 0;
 }
 
 void dp_gbt_free(dp_gbt *g)
@@ -119,12 +121,13 @@ static int round_metrics(BoosterHandle h, DMatrixHandle dm, const dp_gbt_params 
     return 0;
 }
 
-static int boost(BoosterHandle h, DMatrixHandle dm, const dp_gbt_params *p, char *errbuf)
+/* p->trees rounds after the r0 the booster has (0, or an init booster's). */
+static int boost(BoosterHandle h, DMatrixHandle dm, const dp_gbt_params *p, int r0, char *errbuf)
 {
     dp_progress pr;
     dp_progress_init(&pr);
     for (int it = 0; it < p->trees; it++) {
-        if (XGB(XGBoosterUpdateOneIter(h, it, dm), errbuf, "gbt: boosting round %d", it + 1))
+        if (XGB(XGBoosterUpdateOneIter(h, r0 + it, dm), errbuf, "gbt: boosting round %d", r0 + it + 1))
             return -1;
         if (p->round_loss && round_metrics(h, dm, p, it, errbuf) != 0)
             return -1;
@@ -154,10 +157,16 @@ dp_gbt *dp_gbt_train(const float *x, uint64_t n, int d, const int *labels, const
     int rc = dm ? set_labels(dm, labels, weights, n, errbuf) : -1;
     if (rc == 0)
         rc = XGB(XGBoosterCreate(&dm, 1, &g->h), errbuf, "gbt: creating the booster");
+    int r0 = 0; /* rounds of the booster gone on from (as XGBoost's Python train(xgb_model=)) */
+    if (rc == 0 && p->init)
+        rc = XGB(XGBoosterLoadModelFromBuffer(g->h, p->init, (bst_ulong)p->init_len), errbuf,
+                 "gbt: loading the booster to go on from");
     if (rc == 0)
         rc = set_params(g->h, p, nclasses, errbuf);
+    if (rc == 0 && p->init)
+        rc = XGB(XGBoosterBoostedRounds(g->h, &r0), errbuf, "gbt: reading the booster's rounds");
     if (rc == 0)
-        rc = boost(g->h, dm, p, errbuf);
+        rc = boost(g->h, dm, p, r0, errbuf);
     if (dm)
         XGDMatrixFree(dm);
     if (rc != 0) {

@@ -27,6 +27,9 @@ typedef struct dp_gbt_params {
     double *round_loss;  /* [trees] or NULL: after each round, XGBoost's (sample-weighted)
                           * mlogloss on the training rows ... */
     double *round_acc;   /* [trees] or NULL: ... and 1 - its merror (needs round_loss) */
+    const uint8_t *init; /* a serialised booster (dp_gbt_save) to go on from: its trees are */
+    size_t init_len;     /* kept and `trees` more are boosted on the rows (XGBoost's training
+                          * continuation); NULL: a new booster */
 } dp_gbt_params;
 
 /* Defaults (from a quick measurement on iscx-sample, docs/accuracy.md). */

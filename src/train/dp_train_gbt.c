@@ -7,6 +7,7 @@
 
 #include "flow/dp_flowset.h"
 #include "model/dp_gbt.h"
+#include "packet/dp_mask.h"
 #include "train/dp_curves.h"
 #include "train/dp_dist.h"
 #include "train/dp_gbt_tracker.h"
@@ -84,14 +85,14 @@ static dp_balance gbt_balance(const dp_train_opts *o, const dp_flowset *fs, int 
 }
 
 /* The GBT dp_model around a trained booster, ready to save. */
-static dp_model *wrap_model(const dp_train_opts *o, const dp_splitset *ss, dp_gbt *g, uint64_t nflows,
+static dp_model *wrap_model(const dp_train_opts *o, const dp_splitset *ss, dp_gbt *g, int trees, uint64_t nflows,
                             dp_balance balance, char *errbuf)
 {
     dp_arch a;
     dp_arch_default(&a, DP_MODEL_GBT, o->task, ss->nclasses);
     a.in_len = dp_flowcfg_row_len(&o->flow);
     a.ext[0] = o->flow.npackets, a.ext[1] = dp_flowcfg_features(&o->flow);
-    a.ext[2] = o->gbt_trees, a.ext[3] = o->gbt_depth;
+    a.ext[2] = trees, a.ext[3] = o->gbt_depth; /* trees: with --init's, all of them */
     uint8_t *buf = NULL;
     size_t len = 0;
     if (dp_gbt_save(g, &buf, &len, errbuf) != 0)
@@ -106,7 +107,7 @@ static dp_model *wrap_model(const dp_train_opts *o, const dp_splitset *ss, dp_gb
         return NULL;
     dp_hparams *h = dp_model_hparams(m);
     *h = o->hp;
-    h->epochs = h->epochs_run = o->gbt_trees;
+    h->epochs = h->epochs_run = trees;
     h->lr = o->gbt_eta;
     h->train_samples = nflows;
     h->balance = (int)balance;
@@ -142,11 +143,13 @@ typedef struct gbt_run {
     dp_balance balance;
     double *curve;          /* [2][trees]: training mlogloss and accuracy per round */
     dp_gbt *g;
+    dp_model *init;         /* --init: the gbt model gone on from, or NULL */
 } gbt_run;
 
 static void gbt_free(gbt_run *R)
 {
     dp_gbt_free(R->g);
+    dp_model_free(R->init);
     free(R->x), free(R->w), free(R->y), free(R->idx), free(R->curve);
     dp_flowset_free(&R->fs);
     if (R->ss_open)
@@ -172,6 +175,39 @@ static int load_flows(gbt_run *R, const dp_train_opts *o, char *errbuf)
     R->balance = gbt_balance(o, &R->fs, R->ss.nclasses);
     R->n = pick_flows(&R->fs, R->ss.nclasses, R->balance == DP_BALANCE_UNDERSAMPLE, o->hp.seed, R->idx);
     return labels_weights(&R->fs, R->idx, R->n, R->balance == DP_BALANCE_WEIGHT, R->y, &R->w, errbuf);
+}
+
+/* --init MODEL: a gbt model of the same task, classes (by name, in order)
+ * and flow rows (N, K, mask, feature groups), whose trees the new ones are
+ * added to. 0 (R->init set), or -1 + message naming what differs. */
+static int load_init(gbt_run *R, const dp_train_opts *o, char *errbuf)
+{
+    const char *p = o->init_path;
+    if (!(R->init = dp_model_load(p, errbuf)))
+        return -1;
+    const dp_model *m = R->init;
+    const dp_flowcfg *f = dp_model_flowcfg(m), *w = &o->flow;
+    if (dp_model_arch(m)->kind != DP_MODEL_GBT || dp_model_task(m) != o->task)
+        return dp_err(errbuf, "%s: a %s %s model; --init for gbt takes a gbt %s model", p, dp_model_kind_name(m),
+                      dp_task_name[dp_model_task(m)], dp_task_name[o->task]);
+    if (dp_model_nclasses(m) != R->ss.nclasses)
+        return dp_err(errbuf, "%s: %d classes, the training set %d", p, dp_model_nclasses(m), R->ss.nclasses);
+    for (int c = 0; c < R->ss.nclasses; c++) {
+        const char *want = R->ss.names[c] ? R->ss.names[c] : "";
+        if (strcmp(dp_model_class_name(m, c), want) != 0)
+            return dp_err(errbuf, "%s: class %d is '%s', the training set's is '%s'", p, c,
+                          dp_model_class_name(m, c), want);
+    }
+    if (f->npackets != w->npackets || f->payload_bytes != w->payload_bytes || f->mask != w->mask ||
+        f->groups != w->groups) {
+        char fm[128], wm[128], fg[64], wg[64];
+        return dp_err(errbuf, "%s: its flow rows are --packets %d --payload-bytes %d --mask %s --features %s, this "
+                      "run's --packets %d --payload-bytes %d --mask %s --features %s: give the model's", p,
+                      f->npackets, f->payload_bytes, dp_mask_name(f->mask, fm, sizeof fm),
+                      dp_flowfeat_groups_name(f->groups, fg, sizeof fg), w->npackets, w->payload_bytes,
+                      dp_mask_name(w->mask, wm, sizeof wm), dp_flowfeat_groups_name(w->groups, wg, sizeof wg));
+    }
+    return 0;
 }
 
 /* With several ranks: -1 on every rank unless each one loaded its flows
@@ -252,7 +288,8 @@ static int train_booster(gbt_run *R, dp_gbt_params *gp, char *errbuf)
 static int write_model(const dp_train_opts *o, const gbt_run *R, const dp_gbt_params *gp, double t0,
                        char *errbuf)
 {
-    dp_model *m = wrap_model(o, &R->ss, R->g, R->n, R->balance, errbuf);
+    int trees = gp->trees + (R->init ? dp_model_arch(R->init)->ext[2] : 0);
+    dp_model *m = wrap_model(o, &R->ss, R->g, trees, R->n, R->balance, errbuf);
     if (!m || dp_model_save(m, o->model_path, errbuf) != 0) {
         dp_model_free(m);
         return -1;
@@ -261,20 +298,24 @@ static int write_model(const dp_train_opts *o, const gbt_run *R, const dp_gbt_pa
     if (R->curve)
         save_curves(o, gp);
     if (!o->quiet)
-        fprintf(stderr, "wrote %s (gbt %s, %d trees, %.1f s; peak memory %.0f MB)\n", o->model_path,
-                dp_task_name[o->task], gp->trees, dp_now() - t0, (double)dp_peak_rss() / 1e6);
+        fprintf(stderr, "wrote %s (gbt %s, %d trees%s, %.1f s; peak memory %.0f MB)\n", o->model_path,
+                dp_task_name[o->task], trees, R->init ? ", the --init model's and this run's" : "", dp_now() - t0,
+                (double)dp_peak_rss() / 1e6);
     return 0;
 }
 
 int dp_train_gbt(const dp_train_opts *o, char *errbuf)
 {
-    if (o->resume || o->init_path)
-        return dp_err(errbuf, "train: --resume and --init are for neural models, not gbt");
+    if (o->resume)
+        return dp_err(errbuf, "train: --resume is for neural models (a gbt trains in one go; --init MODEL "
+                      "adds trees to a gbt model)");
     gbt_run R;
     memset(&R, 0, sizeof R);
     dp_train_opts ro = *o; /* rank 0 alone prints */
     ro.quiet |= dp_dist_rank() != 0;
     int rc = load_flows(&R, &ro, errbuf);
+    if (rc == 0 && o->init_path)
+        rc = load_init(&R, o, errbuf);
     if (rc == 0)
         rc = slice_rows(&R, &ro, errbuf);
     rc = same_on_ranks(&R, &ro, rc, errbuf);
@@ -282,6 +323,8 @@ int dp_train_gbt(const dp_train_opts *o, char *errbuf)
     dp_gbt_params_default(&gp);
     gp.trees = o->gbt_trees, gp.depth = o->gbt_depth, gp.eta = o->gbt_eta, gp.colsample = o->gbt_colsample;
     gp.threads = o->hp.threads > 0 ? o->hp.threads : 1, gp.seed = o->hp.seed, gp.quiet = ro.quiet;
+    if (R.init)
+        gp.init = dp_model_blob(R.init, &gp.init_len);
     if (rc == 0 && gp.trees > 0 && (R.curve = malloc(2 * (size_t)gp.trees * sizeof *R.curve)))
         gp.round_loss = R.curve, gp.round_acc = R.curve + gp.trees;
     if (rc == 0 && !ro.quiet)
