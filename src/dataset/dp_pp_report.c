@@ -54,16 +54,6 @@ static const char *class_name(const dp_labels *t, int task, int c)
     return c < DP_MAX_CLASSES && t->names[task][c] ? t->names[task][c] : "?";
 }
 
-/* s as markdown table text: '|' escaped, control characters as spaces. */
-static void md_text(FILE *f, const char *s)
-{
-    for (; *s; s++)
-        if (*s == '|')
-            fputs("\\|", f);
-        else
-            fputc((unsigned char)*s < 0x20 ? ' ' : *s, f);
-}
-
 void dp_pp_print_listing(const run *r, FILE *f)
 {
     size_t labelled[DP_NTASKS] = {0}, filtered = 0;
@@ -76,7 +66,7 @@ void dp_pp_print_listing(const run *r, FILE *f)
                                 cf->filter ? cf->filter : ""};
         for (int c = 0; c < 4; c++) {
             fputs("| ", f);
-            md_text(f, cells[c]);
+            dp_md_text(f, cells[c]);
             fputs(c < 3 ? " " : " |\n", f);
         }
         for (int k = 0; k < DP_NTASKS; k++)
@@ -101,13 +91,13 @@ static void write_md_files(FILE *f, const run *r)
         if (!cf->is_capture)
             continue;
         fprintf(f, "| %zu | ", idx++);
-        md_text(f, cf->rel); /* a file name may hold '|' or a newline */
+        dp_md_text(f, cf->rel); /* a file name may hold '|' or a newline */
         for (int k = 0; k < DP_NTASKS; k++) {
             fputs(" | ", f);
-            md_text(f, class_name(t, k, cf->cls[k]));
+            dp_md_text(f, class_name(t, k, cf->cls[k]));
         }
         fprintf(f, " | %llu | %llu | ", (unsigned long long)cf->frames, (unsigned long long)cf->kept);
-        md_text(f, cf->status[0] ? cf->status : "ok");
+        dp_md_text(f, cf->status[0] ? cf->status : "ok");
         fputs(" |\n", f);
     }
     if (r->st->not_captures) {
@@ -116,7 +106,7 @@ static void write_md_files(FILE *f, const run *r)
         for (size_t i = 0; i < r->nfiles; i++)
             if (!r->files[i].is_capture) {
                 fputs(first ? "" : ", ", f);
-                md_text(f, r->files[i].rel);
+                dp_md_text(f, r->files[i].rel);
                 first = 0;
             }
         fprintf(f, "\n");
@@ -144,7 +134,7 @@ static void write_md(FILE *f, const run *r, int with_files)
                 dp_task_name[k]);
         for (int c = 0; c < t->nclasses[k]; c++) {
             fprintf(f, "| %d | ", c);
-            md_text(f, class_name(t, k, c)); /* a user's table may name a class with '|' */
+            dp_md_text(f, class_name(t, k, c)); /* a user's table may name a class with '|' */
             fprintf(f, " | %llu |\n", (unsigned long long)st->per_class[k][c]);
         }
         fprintf(f, "| - | (no label) | %llu |\n\n", (unsigned long long)st->unlabelled[k]);
@@ -166,9 +156,9 @@ static void write_md(FILE *f, const run *r, int with_files)
             const capfile *cf = &r->files[i];
             if (cf->is_capture && cf->status[0]) {
                 fputs("- ", f);
-                md_text(f, cf->rel);
+                dp_md_text(f, cf->rel);
                 fputs(": ", f);
-                md_text(f, cf->status);
+                dp_md_text(f, cf->status);
                 fputs("\n", f);
             }
         }

@@ -178,31 +178,20 @@ static int utf8_width(const char *s)
     return w;
 }
 
-/* A markdown cell: '|' escaped, control characters as spaces. */
-static void md_cell(FILE *f, const char *s, int width)
-{
-    int w = 0;
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '|') {
-            fputs("\\|", f);
-            w += 2;
-            continue;
-        }
-        fputc(ch < 0x20 ? ' ' : ch, f);
-        if ((ch & 0xC0) != 0x80)
-            w++;
-    }
-    for (; w < width; w++)
-        fputc(' ', f);
-}
-
 static int md_width(const char *s)
 {
     int w = utf8_width(s);
     for (; *s; s++)
         w += *s == '|';
     return w;
+}
+
+/* A markdown cell (dp_md_text) padded with spaces to width characters. */
+static void md_cell(FILE *f, const char *s, int width)
+{
+    dp_md_text(f, s);
+    for (int w = md_width(s); w < width; w++)
+        fputc(' ', f);
 }
 
 static const char *unit_name(const dp_report_info *info)

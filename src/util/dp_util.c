@@ -327,6 +327,15 @@ void dp_json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
+void dp_md_text(FILE *f, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++)
+        if (*p == '|')
+            fputs("\\|", f);
+        else
+            fputc(*p < 0x20 ? ' ' : *p, f);
+}
+
 void dp_html_str(FILE *f, const char *s)
 {
     for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p;) {

@@ -190,6 +190,11 @@ size_t dp_peak_rss(void);
  * character (lossy: the raw name stays in files.tsv). */
 void dp_json_str(FILE *f, const char *s);
 
+/* Writes s (NULL: empty) to f as the text of a markdown table cell: '|'
+ * escaped as "\|", control characters as spaces (a file name may hold a
+ * newline), other bytes as they are. */
+void dp_md_text(FILE *f, const char *s);
+
 /* Writes s (NULL: empty) to f as HTML text, safe in element content and in
  * quoted attribute values: & < > " ' as character references; each byte
  * that is not part of well-formed UTF-8, and each control character but
