@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         nf += f != NULL;
         const char *p = t.rows[i].prefix; /* a file named as the prefix finds its row */
         if (!strpbrk(p, "./") && strlen(p) < 255)
-            ASSERT(dp_labels_filter(&t, p) == f);
+            ASSERT(dp_labels_find(&t, p) == &t.rows[i]);
         for (int k = 0; k < DP_NTASKS; k++)
             ASSERT(t.rows[i].cls[k] >= -1 && t.rows[i].cls[k] < t.nclasses[k]);
         int cls[DP_NTASKS];

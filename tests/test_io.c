@@ -410,11 +410,12 @@ static void test_labels_filter_column(void)
     CHECK(dp_labels_parse(&t, good, "good.tsv", errbuf) == 0);
     CHECK_EQ_INT(t.nrows, 3);
     CHECK_EQ_INT(t.nfilters, 1);
-    const char *f = dp_labels_filter(&t, "x/FTPS_UP.pcap");
-    CHECK(f && !strcmp(f, "tcp and not udp port 61009"));
-    CHECK(dp_labels_filter(&t, "skype.pcap") == NULL);
-    CHECK(dp_labels_filter(&t, "spotify.pcap") == NULL);
-    CHECK(dp_labels_filter(&t, "unknown.pcap") == NULL);
+    const dp_label_row *ftps = dp_labels_find(&t, "x/FTPS_UP.pcap"), *skype = dp_labels_find(&t, "skype.pcap"),
+                       *spotify = dp_labels_find(&t, "spotify.pcap");
+    CHECK(ftps && ftps->filter && !strcmp(ftps->filter, "tcp and not udp port 61009"));
+    CHECK(skype && skype->filter == NULL);
+    CHECK(spotify && spotify->filter == NULL);
+    CHECK(dp_labels_find(&t, "unknown.pcap") == NULL);
     int c[2];
     CHECK(dp_labels_lookup(&t, "ftps_up.pcap", c) == 1 && c[0] == 3 && c[1] == 2);
     dp_labels_free(&t);

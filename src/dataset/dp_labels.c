@@ -250,8 +250,7 @@ void dp_labels_prefix(const char *path, char *out, size_t cap)
     out[k] = 0;
 }
 
-/* The row of path's prefix, or NULL. */
-static const dp_label_row *find_row(const dp_labels *t, const char *path)
+const dp_label_row *dp_labels_find(const dp_labels *t, const char *path)
 {
     char prefix[256];
     dp_labels_prefix(path, prefix, sizeof prefix);
@@ -263,14 +262,8 @@ static const dp_label_row *find_row(const dp_labels *t, const char *path)
 
 int dp_labels_lookup(const dp_labels *t, const char *path, int cls[DP_NTASKS])
 {
-    const dp_label_row *row = find_row(t, path);
+    const dp_label_row *row = dp_labels_find(t, path);
     for (int k = 0; k < DP_NTASKS; k++)
         cls[k] = row ? row->cls[k] : -1;
     return row != NULL;
-}
-
-const char *dp_labels_filter(const dp_labels *t, const char *path)
-{
-    const dp_label_row *row = find_row(t, path);
-    return row ? row->filter : NULL;
 }

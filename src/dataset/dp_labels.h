@@ -48,7 +48,8 @@ void dp_labels_prefix(const char *path, char *out, size_t cap);
 /* Looks up a capture path; fills cls[task] (-1 where none). Returns 1 when
  * the prefix is in the table, 0 otherwise (both set to -1). */
 int dp_labels_lookup(const dp_labels *t, const char *path, int cls[DP_NTASKS]);
-/* The filter of path's row (NULL: none, or no row). */
-const char *dp_labels_filter(const dp_labels *t, const char *path);
+/* The row of path's prefix (its classes and filter), or NULL when the
+ * prefix is not in the table. */
+const dp_label_row *dp_labels_find(const dp_labels *t, const char *path);
 
 #endif

@@ -267,8 +267,10 @@ int dp_pp_list_sources(run *r, const struct stat *src, char *errbuf)
 
 int dp_pp_label_capture(run *r, capfile *cf)
 {
-    int in_table = dp_labels_lookup(&r->table, cf->rel, cf->cls);
-    const char *own = dp_labels_filter(&r->table, cf->rel);
+    const dp_label_row *row = dp_labels_find(&r->table, cf->rel); /* one scan for classes and filter */
+    for (int k = 0; k < DP_NTASKS; k++)
+        cf->cls[k] = row ? row->cls[k] : -1;
+    const char *own = row ? row->filter : NULL;
     free(cf->filter);
     cf->filter = NULL;
     if (r->filter && own) {
@@ -278,7 +280,7 @@ int dp_pp_label_capture(run *r, capfile *cf)
     } else if (r->filter || own) {
         cf->filter = strdup(r->filter ? r->filter : own);
     }
-    return (r->filter || own) && !cf->filter ? -1 : in_table;
+    return (r->filter || own) && !cf->filter ? -1 : row != NULL;
 }
 
 int dp_pp_probe_sources(run *r, char *errbuf)
