@@ -32,7 +32,7 @@ TEST=(clang libclang-rt-14-dev python3 python3-numpy groff-base man-db chromium
       python3-pytest libsystemd-dev libopenmpi-dev openmpi-bin
       python3-onnx nodejs npm python3-torch)
 # python3: the side-by-side scores at the end of the demo
-DEMO=(python3)
+DEMO=(python3 python3-numpy)
 CORPUS=(openssh-server openssh-client openssl curl python3 iproute2)
 
 usage() {
