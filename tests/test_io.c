@@ -355,6 +355,20 @@ static void test_labels_iscx(void)
     CHECK(c[0] == -1 && c[1] == 9);
     CHECK(dp_labels_lookup(&t, "unknown_capture.pcap", c) == 0);
     CHECK(c[0] == -1 && c[1] == -1);
+    /* every row is found by its own prefix (the table is not in prefix
+     * order); names before, between and after every prefix are not */
+    CHECK(t.nrows > 100);
+    for (size_t i = 0; i < t.nrows; i++) {
+        char name[300];
+        snprintf(name, sizeof name, "dir/%s.pcap", t.rows[i].prefix);
+        CHECK(dp_labels_find(&t, name) == &t.rows[i]);
+        snprintf(name, sizeof name, "%sz.pcap", t.rows[i].prefix);
+        CHECK(dp_labels_find(&t, name) == NULL);
+        snprintf(name, sizeof name, "%.*s", (int)strlen(t.rows[i].prefix) - 1, t.rows[i].prefix);
+        CHECK(dp_labels_find(&t, name) == NULL || strcmp(dp_labels_find(&t, name)->prefix, name) == 0);
+    }
+    CHECK(dp_labels_find(&t, "") == NULL && dp_labels_find(&t, "0.pcap") == NULL);
+    CHECK(dp_labels_find(&t, "~~~.pcap") == NULL);
     dp_labels_free(&t);
 }
 

@@ -16,6 +16,7 @@ void dp_labels_free(dp_labels *t)
         free(t->rows[i].filter);
     }
     free(t->rows);
+    free(t->byprefix);
     for (int k = 0; k < DP_NTASKS; k++)
         for (int c = 0; c < DP_MAX_CLASSES; c++)
             free(t->names[k][c]);
@@ -42,9 +43,11 @@ static void rstrip(char *s)
         s[--n] = 0;
 }
 
-/* A prefix and the line it is on, for the duplicate check. */
+/* A prefix, its row and the line it is on, for the duplicate check and the
+ * index. */
 typedef struct prefix_line {
     const char *prefix;
+    size_t row;
     int lineno;
 } prefix_line;
 
@@ -56,20 +59,26 @@ static int cmp_prefix_line(const void *a, const void *b)
 }
 
 /* Refuses a prefix that appears on two rows: sorted, then neighbours
- * compared (O(n log n); 200,000 rows in a few tens of ms). */
-static int check_duplicates(const dp_labels *t, const int *linenos, const char *source, char *errbuf)
+ * compared (O(n log n); 200,000 rows in a few tens of ms). The sorted order
+ * becomes t->byprefix, the index dp_labels_find searches. */
+static int index_prefixes(dp_labels *t, const int *linenos, const char *source, char *errbuf)
 {
     prefix_line *v = malloc((t->nrows ? t->nrows : 1) * sizeof *v);
-    if (!v)
+    t->byprefix = malloc((t->nrows ? t->nrows : 1) * sizeof *t->byprefix);
+    if (!v || !t->byprefix) {
+        free(v);
         return dp_err(errbuf, "%s: out of memory", source);
+    }
     for (size_t i = 0; i < t->nrows; i++)
-        v[i] = (prefix_line){t->rows[i].prefix, linenos[i]};
+        v[i] = (prefix_line){t->rows[i].prefix, i, linenos[i]};
     qsort(v, t->nrows, sizeof *v, cmp_prefix_line);
     int rc = 0;
     for (size_t i = 1; i < t->nrows && rc == 0; i++)
         if (!strcmp(v[i - 1].prefix, v[i].prefix))
             rc = dp_err(errbuf, "%s:%d: prefix '%s' appears twice (first on line %d)", source, v[i].lineno,
                         v[i].prefix, v[i - 1].lineno);
+    for (size_t i = 0; i < t->nrows; i++)
+        t->byprefix[i] = v[i].row;
     free(v);
     return rc;
 }
@@ -199,7 +208,7 @@ int dp_labels_parse(dp_labels *t, const char *text, const char *source, char *er
         dp_err(errbuf, "%s: label table has no rows", source);
         goto out;
     }
-    if (check_duplicates(t, linenos, source, errbuf) != 0)
+    if (index_prefixes(t, linenos, source, errbuf) != 0)
         goto out;
     for (int k = 0; k < DP_NTASKS; k++)
         for (int c = 0; c < t->nclasses[k]; c++)
@@ -254,9 +263,18 @@ const dp_label_row *dp_labels_find(const dp_labels *t, const char *path)
 {
     char prefix[256];
     dp_labels_prefix(path, prefix, sizeof prefix);
-    for (size_t i = 0; i < t->nrows; i++)
-        if (!strcmp(t->rows[i].prefix, prefix))
-            return &t->rows[i];
+    size_t lo = 0, hi = t->nrows; /* binary search of the sorted index */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const dp_label_row *row = &t->rows[t->byprefix[mid]];
+        int c = strcmp(row->prefix, prefix);
+        if (c == 0)
+            return row;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return NULL;
 }
 

@@ -28,6 +28,7 @@ typedef struct dp_labels {
     int nclasses[DP_NTASKS];                  /* max id + 1 per task */
     char *names[DP_NTASKS][DP_MAX_CLASSES];   /* NULL for unused ids */
     int nfilters;                             /* rows with a filter */
+    size_t *byprefix;                         /* row indices in prefix order (dp_labels_find) */
 } dp_labels;
 
 /* Parses a table from text; `source` names it in error messages. Rejects
@@ -49,7 +50,7 @@ void dp_labels_prefix(const char *path, char *out, size_t cap);
  * the prefix is in the table, 0 otherwise (both set to -1). */
 int dp_labels_lookup(const dp_labels *t, const char *path, int cls[DP_NTASKS]);
 /* The row of path's prefix (its classes and filter), or NULL when the
- * prefix is not in the table. */
+ * prefix is not in the table. A binary search: O(log rows) per capture. */
 const dp_label_row *dp_labels_find(const dp_labels *t, const char *path);
 
 #endif
