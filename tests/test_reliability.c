@@ -561,7 +561,52 @@ static void test_train_checks(void)
     train_opts(&o, trd, model, DP_TASK_TRAFFIC);
     CHECK(dp_train_run(&o, errbuf) == -1);
     CHECK_STR_CONTAINS(errbuf, "checks.model.lock");
+    /* ... a gbt too (it trains in one go, but two runs would race for
+     * the model and its curves) */
+    train_opts(&o, trd, model, DP_TASK_TRAFFIC);
+    o.kind = DP_MODEL_GBT, o.gbt_trees = 2, o.gbt_depth = 2, o.flow.npackets = 4;
+    CHECK(dp_train_run(&o, errbuf) == -1);
+    CHECK_STR_CONTAINS(errbuf, "checks.model.lock");
     close(fd);
+    CHECK(dp_train_run(&o, errbuf) == 0);
+}
+
+/* A model written to a FIFO: the reader gets it, and train keeps no lock,
+ * checkpoint or curves beside it (as root, -m /dev/null put them in /dev);
+ * --resume, which needs the checkpoint, is refused. */
+static void test_train_model_fifo(void)
+{
+    const char *sp = corpus_split();
+    if (!sp)
+        SKIP("no data/corpus");
+    char trd[900], side[700];
+    snprintf(trd, sizeof trd, "%s/traffic_classification/train", sp);
+    char *fifo = tmp("model.fifo");
+    unlink(fifo);
+    CHECK(mkfifo(fifo, 0600) == 0);
+    for (int kind = 0; kind < 2; kind++) {
+        struct fifo_reader r = {.path = fifo};
+        pthread_t th;
+        CHECK(pthread_create(&th, NULL, read_fifo, &r) == 0);
+        dp_train_opts o;
+        train_opts(&o, trd, fifo, DP_TASK_TRAFFIC);
+        if (kind)
+            o.kind = DP_MODEL_GBT, o.gbt_trees = 2, o.gbt_depth = 2, o.flow.npackets = 4;
+        CHECK(dp_train_run(&o, errbuf) == 0);
+        pthread_join(th, NULL);
+        CHECK(!memcmp(r.got, "DPMODEL", 8));
+        static const char *const ext[] = {".ckpt", ".lock", ".curves.tsv", ".curves.png"};
+        for (int i = 0; i < 4; i++) {
+            snprintf(side, sizeof side, "%s%s", fifo, ext[i]);
+            CHECK(access(side, F_OK) != 0);
+        }
+    }
+    dp_train_opts o;
+    train_opts(&o, trd, fifo, DP_TASK_TRAFFIC);
+    o.resume = 1;
+    CHECK(dp_train_run(&o, errbuf) == -1);
+    CHECK_STR_CONTAINS(errbuf, "--resume");
+    CHECK(access(side, F_OK) != 0);
 }
 
 /* ---- 16. test: an impossible report folder and an empty test set fail at once ---- */
@@ -994,6 +1039,7 @@ int main(void)
     DP_RUN(test_split_atomic);
     DP_RUN(test_split_lock);
     DP_RUN(test_train_checks);
+    DP_RUN(test_train_model_fifo);
     DP_RUN(test_test_command);
     DP_RUN(test_classify_targets);
     DP_RUN(test_classify_live_kill9);

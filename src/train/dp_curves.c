@@ -277,6 +277,8 @@ static void curves_path(char *out, size_t cap, const char *model_path, const cha
 void dp_curves_save(const dp_curves *c, const char *model_path, int png, const char *title, const char *xlabel)
 {
     char path[4200], errbuf[DP_ERRBUF_SIZE];
+    if (dp_path_written_through(model_path))
+        return; /* no MODEL.curves.* beside a device or FIFO */
     curves_path(path, sizeof path, model_path, "tsv");
     if (dp_curves_write_tsv(c, path, errbuf) != 0)
         fprintf(stderr, "warning: %s\n", errbuf);

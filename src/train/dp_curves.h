@@ -42,7 +42,8 @@ int dp_curves_plot(const dp_curves *c, const char *path, const char *title, cons
 /* The run's side of it, for `train`: MODEL.curves.tsv and MODEL.curves.png.
  * A curve that cannot be written is a warning on stderr, not a failed run
  * (the model is what the run is for). */
-/* Rewrites MODEL.curves.tsv, and with png also draws MODEL.curves.png. */
+/* Rewrites MODEL.curves.tsv, and with png also draws MODEL.curves.png;
+ * nothing when MODEL is written through (dp_path_written_through). */
 void dp_curves_save(const dp_curves *c, const char *model_path, int png, const char *title, const char *xlabel);
 /* --resume: the history of the first `epochs` epochs from MODEL.curves.tsv;
  * epochs it lacks (no file, a run killed before writing it) are NAN. */

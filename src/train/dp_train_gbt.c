@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "flow/dp_flowset.h"
 #include "model/dp_gbt.h"
@@ -144,6 +145,7 @@ typedef struct gbt_run {
     double *curve;          /* [2][trees]: training mlogloss and accuracy per round */
     dp_gbt *g;
     dp_model *init;         /* --init: the gbt model gone on from, or NULL */
+    int lock;               /* rank 0: MODEL.lock (dp_lock_target), -1 when none */
 } gbt_run;
 
 static void gbt_free(gbt_run *R)
@@ -152,6 +154,8 @@ static void gbt_free(gbt_run *R)
     dp_model_free(R->init);
     free(R->x), free(R->w), free(R->y), free(R->idx), free(R->curve);
     dp_flowset_free(&R->fs);
+    if (R->lock >= 0)
+        close(R->lock);
     if (R->ss_open)
         dp_splitset_close(&R->ss);
 }
@@ -311,9 +315,13 @@ int dp_train_gbt(const dp_train_opts *o, char *errbuf)
                       "adds trees to a gbt model)");
     gbt_run R;
     memset(&R, 0, sizeof R);
+    R.lock = -1;
     dp_train_opts ro = *o; /* rank 0 alone prints */
     ro.quiet |= dp_dist_rank() != 0;
     int rc = load_flows(&R, &ro, errbuf);
+    if (rc == 0 && dp_dist_rank() == 0 && !dp_path_written_through(o->model_path) && /* as the NN's check_inputs */
+        (R.lock = dp_lock_target(o->model_path, "train", errbuf)) < 0)
+        rc = -1;
     if (rc == 0 && o->init_path)
         rc = load_init(&R, o, errbuf);
     if (rc == 0)

@@ -47,9 +47,12 @@ int dp_tr_write_curve(trainer *t, char *errbuf)
     return dp_afile_commit(&af, errbuf);
 }
 
-/* MODEL.ckpt, written by rank 0 (its result on every rank). */
+/* MODEL.ckpt, written by rank 0 (its result on every rank); none when MODEL
+ * is written through (t->ckpt NULL). */
 int dp_tr_save_ckpt(trainer *t, char *errbuf)
 {
+    if (!t->ckpt)
+        return 0;
     t->st.data_rows = t->data_rows;
     t->st.data_fp = t->data_fp;
     int rc = t->rank == 0 ? dp_model_save_checkpoint(t->m, &t->st, t->ckpt, errbuf) : 0;

@@ -129,7 +129,8 @@ static int check_inputs(trainer *t, char *errbuf)
     if (t->ss.task >= 0 && t->ss.task != o->task)
         return dp_err(errbuf, "%s: a training set of the %s task; this run trains the %s task (-t %s)",
                       o->train_dir, dp_task_name[t->ss.task], dp_task_name[o->task], dp_task_name[o->task]);
-    if (t->rank == 0 && (t->lock = dp_lock_target(o->model_path, "train", errbuf)) < 0)
+    if (t->rank == 0 && !dp_path_written_through(o->model_path) &&
+        (t->lock = dp_lock_target(o->model_path, "train", errbuf)) < 0)
         return -1;
     t->data_rows = t->ss.n;
     t->data_fp = dp_splitset_fingerprint(&t->ss);
@@ -199,10 +200,14 @@ static int open_inputs(trainer *t, char *errbuf)
         return dp_err(errbuf, "train: bad hyper-parameters (batch %d, epochs %d, patience %d, lr %g)",
                       t->hp.batch, t->hp.epochs, t->hp.patience, (double)t->hp.lr);
     size_t pl = strlen(o->model_path) + 8;
-    t->ckpt = malloc(pl);
-    if (!t->ckpt)
+    if (dp_path_written_through(o->model_path)) { /* no MODEL.ckpt beside a device or FIFO */
+        if (o->resume)
+            return dp_err(errbuf, "%s: --resume reads MODEL.ckpt, and a model written to a device or FIFO has none",
+                          o->model_path);
+    } else if (!(t->ckpt = malloc(pl)))
         return dp_err(errbuf, "out of memory");
-    snprintf(t->ckpt, pl, "%s.ckpt", o->model_path);
+    else
+        snprintf(t->ckpt, pl, "%s.ckpt", o->model_path);
     if (dp_splitset_open_task(&t->ss, o->train_dir, o->task, errbuf) != 0)
         return -1;
     if (t->ss.n == 0)

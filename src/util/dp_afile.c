@@ -337,6 +337,12 @@ int dp_afile_open_flags(dp_afile *af, const char *path, int flags, char *errbuf)
     return 0;
 }
 
+int dp_path_written_through(const char *path)
+{
+    struct stat st; /* stat follows symlinks, as dp_afile does */
+    return !strcmp(path, "-") || (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode));
+}
+
 int dp_afile_open(dp_afile *af, const char *path, char *errbuf)
 {
     return dp_afile_open_flags(af, path, 0, errbuf);

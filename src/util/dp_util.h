@@ -54,6 +54,11 @@ typedef struct dp_afile {
 
 int dp_afile_open(dp_afile *af, const char *path, char *errbuf);
 int dp_afile_open_flags(dp_afile *af, const char *path, int flags, char *errbuf);
+/* 1 when dp_afile writes PATH through rather than replacing it: "-", or
+ * (symlinks followed) a character or block device, a FIFO or a socket. A
+ * command keeps no files beside such an output (no lock, checkpoint or
+ * curves next to /dev/null). */
+int dp_path_written_through(const char *path);
 /* Flushes and (regular files) fsyncs and renames into place, fsyncing the
  * folder; a write error anywhere (also on stdout) fails naming the path. */
 int dp_afile_commit(dp_afile *af, char *errbuf);
