@@ -663,6 +663,70 @@ static const char *corpus_model(void)
     return model;
 }
 
+/* ---- 16b. a report folder is replaced as a whole ---- */
+
+static int contains(const char *path, const char *needle)
+{
+    char *s = slurp(path, NULL);
+    int yes = s && strstr(s, needle) != NULL;
+    free(s);
+    return yes;
+}
+
+/* Killed half-way, a test leaves the old report whole; a finished one
+ * leaves none of an earlier run's files (logprobs.npy without
+ * --save-logprobs); a folder holding the user's own files keeps them; a
+ * symlink to the folder stays a link. Oracles: the bytes of report.md, the
+ * model path each report.json names, lstat. */
+static void test_report_folder(void)
+{
+    const char *b = bin(), *sp = corpus_split(), *m1 = corpus_model();
+    if (!b || !sp || !m1)
+        SKIP("no deeppacket binary or no data/corpus");
+    char ted[900], f[1000], *m2 = tmp("report-m2.model"), *R = tmp("report-folder");
+    snprintf(ted, sizeof ted, "%s/traffic_classification/test", sp);
+    CHECK_EQ_INT(sh(NULL, 0, "cp %s %s && rm -rf %s", m1, m2, R), 0);
+    const char *t = "%s test -q -d %s -m %s -o %s %s > /dev/null 2>&1";
+    CHECK_EQ_INT(sh(NULL, 0, t, b, ted, m1, R, "--save-logprobs"), 0);
+    snprintf(f, sizeof f, "%s/report.md", R);
+    size_t n1;
+    char *md1 = slurp(f, &n1);
+    CHECK(md1 && n1 > 0);
+    /* killed at its second file: the old report, every file of it */
+    CHECK_EQ_INT(sh(NULL, 0, "DP_TEST_KILL_AT=commit:2 " "%s test -q -d %s -m %s -o %s > /dev/null 2>&1", b, ted, m2, R), 137);
+    size_t n;
+    char *md = slurp(f, &n);
+    CHECK(md && n == n1 && !memcmp(md, md1, n));
+    free(md);
+    snprintf(f, sizeof f, "%s/report.json", R);
+    CHECK(contains(f, "corpus.model") && !contains(f, "report-m2.model"));
+    snprintf(f, sizeof f, "%s/logprobs.npy", R);
+    CHECK(access(f, F_OK) == 0);
+    /* finished: the new report alone, and no staging folder left */
+    CHECK_EQ_INT(sh(NULL, 0, t, b, ted, m2, R, ""), 0);
+    CHECK(access(f, F_OK) != 0);
+    snprintf(f, sizeof f, "%s/report.json", R);
+    CHECK(contains(f, "report-m2.model"));
+    CHECK_EQ_INT(sh(NULL, 0, "ls -d %s.* 2> /dev/null | grep -q .", R), 1);
+    /* the user's own file in the folder stays; the earlier outputs go */
+    snprintf(f, sizeof f, "%s/notes.txt", R);
+    CHECK_EQ_INT(sh(NULL, 0, "echo mine > %s", f), 0);
+    CHECK_EQ_INT(sh(NULL, 0, t, b, ted, m1, R, "--save-logprobs"), 0);
+    CHECK_EQ_INT(sh(NULL, 0, t, b, ted, m2, R, ""), 0);
+    CHECK(file_is(f, "mine\n"));
+    snprintf(f, sizeof f, "%s/logprobs.npy", R);
+    CHECK(access(f, F_OK) != 0);
+    /* -o a symlink to a report folder: the link stays a link */
+    char *L = tmp("report-link"), *R2 = tmp("report-folder2");
+    CHECK_EQ_INT(sh(NULL, 0, "rm -rf %s %s && mkdir %s && ln -s %s %s", L, R2, R2, R2, L), 0);
+    CHECK_EQ_INT(sh(NULL, 0, t, b, ted, m1, L, ""), 0);
+    struct stat st;
+    CHECK(lstat(L, &st) == 0 && S_ISLNK(st.st_mode));
+    snprintf(f, sizeof f, "%s/report.json", R2);
+    CHECK(contains(f, "corpus.model"));
+    free(md1);
+}
+
 static int count_lines(const char *s)
 {
     int n = 0;
@@ -1041,6 +1105,7 @@ int main(void)
     DP_RUN(test_train_checks);
     DP_RUN(test_train_model_fifo);
     DP_RUN(test_test_command);
+    DP_RUN(test_report_folder);
     DP_RUN(test_classify_targets);
     DP_RUN(test_classify_live_kill9);
     DP_RUN(test_capture_live_kill9);

@@ -13,6 +13,7 @@
 #include "eval/dp_html.h"
 #include "model/dp_model.h"
 #include "nn/dp_nn.h"
+#include "util/dp_outdir.h"
 #include "util/dp_util.h"
 
 /* One row of flows.npy. */
@@ -28,7 +29,9 @@ typedef struct __attribute__((packed)) flow_row {
 typedef struct run {
     const dp_evalrun_opts *o;
     FILE *out;                  /* the tables (NULL: not printed) */
-    const char *dir, *mpath, *outdir;
+    const char *dir, *mpath;
+    const char *target, *outdir; /* the report folder; where its files go (od.path) */
+    dp_outdir od;
     int dup_packets;
     dp_model *m;
     const char *kind;           /* the model's kind name */
@@ -129,6 +132,13 @@ static int find_duplicates(run *x, const char *train_dir, char *errbuf)
     return 0;
 }
 
+/* Every file a report folder may hold: the outputs of an earlier test,
+ * replaced as a whole by the new report (dp_outdir). */
+static const char *const report_files[] = {
+    "report.md", "report.json", "confusion.csv", "confusion.pdf", "confusion.png",
+    "flow_report.md", "flow_report.json", "flow_confusion.csv", "flow_confusion.pdf", "flow_confusion.png",
+    "predictions.npy", "logprobs.npy", "flows.npy", "flow_logprobs.npy", "report.html", NULL};
+
 /* Loads the model, opens the test set and checks everything the
  * evaluation needs before it starts (rows, a writable report directory,
  * flows for --train-set); finds the duplicate flows. 0, or -1 + message. */
@@ -143,8 +153,9 @@ static int prepare(run *x, char *errbuf)
         return fail_ctx(errbuf, "cannot use the test set: ");
     if (x->s.n == 0)
         return dp_err(errbuf, "%s: the test set has no rows: nothing to evaluate", x->dir);
-    if (dp_check_writable_dir(x->outdir, errbuf) != 0) /* before the evaluation, not after */
+    if (dp_outdir_open(&x->od, x->target, report_files, errbuf) != 0) /* before the evaluation, not after */
         return fail_ctx(errbuf, "cannot write the report: ");
+    x->outdir = x->od.path;
     const char *train_dir = x->o->train_set;
     if (train_dir && !x->s.has_meta)
         return dp_err(errbuf, "%s: no " DP_FILE_META ": --train-set needs the test set's flows", x->dir);
@@ -415,16 +426,19 @@ int dp_evalrun(const dp_evalrun_opts *o, dp_evalrun_result *r, char *errbuf)
     x.dir = o->test_dir;
     x.mpath = o->model_path;
     x.dup_packets = o->dup_packets > 0 ? o->dup_packets : DP_SEQ_DEFAULT_PACKETS;
-    x.outdir = r->report_dir = report_dir(o);
+    x.target = r->report_dir = report_dir(o);
     int rc = -1;
-    if (!x.outdir)
+    if (!x.target)
         dp_err(errbuf, "%s: out of memory", o->model_path);
     else if (prepare(&x, errbuf) == 0) {
         r->flow_model = dp_model_input(x.m) == DP_INPUT_FLOW;
         rc = r->flow_model ? test_flow_model(&x, r, errbuf) : test_packet_model(&x, r, errbuf);
         if (rc == 0)
             rc = write_html(&x, r, errbuf);
+        if (rc == 0) /* the new report in place of the old, in one step */
+            rc = dp_outdir_commit(&x.od, errbuf);
     }
+    dp_outdir_abort(&x.od);
     r->dropped_flows = x.ndropped;
     dp_model_free(x.m);
     dp_seqtab_free(x.dups);
