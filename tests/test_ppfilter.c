@@ -510,7 +510,22 @@ static void test_bad_row_filter(void)
     CHECK_EQ_INT(pp(source(), dir, &a, &st, eb), -1);
     CHECK_STR_CONTAINS(eb, "bad.tsv: the filter of 'chat_99': bad filter \"udp and (\"");
     CHECK(access(dir, F_OK) != 0);
-    free(t), free(dir);
+    /* a NUL byte in the table: refused, naming its line (the parser stopped
+     * there, and every row after it was silently left unlabelled) */
+    char *nt = tmp("nul.tsv");
+    FILE *f = fopen(nt, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fputs("prefix\tapp_id\tapp_name\ttraffic_id\ttraffic_name\nchat_01\t\t\t0\tChat", f);
+        fputc(0, f);
+        fputs("\nchat_02\t\t\t0\tChat\n", f);
+        fclose(f);
+    }
+    ppargs c = {.labels = nt};
+    CHECK_EQ_INT(pp(source(), dir, &c, &st, eb), -1);
+    CHECK_STR_CONTAINS(eb, "nul.tsv:2: a NUL byte");
+    CHECK(access(dir, F_OK) != 0);
+    free(t), free(dir), free(nt);
 }
 
 /* --dry-run lists every capture with its classes and filter (the joined

@@ -232,9 +232,25 @@ out:
     return rc;
 }
 
+char *dp_labels_read(const char *path, char *errbuf)
+{
+    size_t n;
+    char *text = dp_read_file(path, &n, errbuf);
+    const char *nul = text ? memchr(text, 0, n) : NULL;
+    if (nul) { /* the parser would stop there: the rows after it lost without a word */
+        int line = 1;
+        for (const char *p = text; p < nul; p++)
+            line += *p == '\n';
+        dp_err(errbuf, "%s:%d: a NUL byte: not a text table", path, line);
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
 int dp_labels_load(dp_labels *t, const char *path, char *errbuf)
 {
-    char *text = dp_read_file(path, NULL, errbuf);
+    char *text = dp_labels_read(path, errbuf);
     if (!text) {
         memset(t, 0, sizeof *t);
         return -1;

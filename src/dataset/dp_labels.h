@@ -36,7 +36,10 @@ typedef struct dp_labels {
  * filter cell in a table without the filter column. In a table with it, a
  * row may leave the sixth field out. */
 int dp_labels_parse(dp_labels *t, const char *text, const char *source, char *errbuf);
-/* Loads a table from a file. */
+/* Reads a table's text from a file: malloc'd, or NULL with a message (a
+ * file that cannot be read, or holds a NUL byte: the line is named). */
+char *dp_labels_read(const char *path, char *errbuf);
+/* Loads a table from a file (dp_labels_read, then dp_labels_parse). */
 int dp_labels_load(dp_labels *t, const char *path, char *errbuf);
 /* Loads the ISCX VPN-nonVPN table built into the program
  * (data/iscx-labels.tsv). */

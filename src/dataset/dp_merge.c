@@ -35,7 +35,7 @@ static int load_shard(shard *s, char *errbuf)
     if (dp_pp_manifest_read(s->dir, &s->man, errbuf) != 0)
         return -1;
     char *lp = dp_path_join(s->dir, "labels.tsv");
-    s->labels = lp ? dp_read_file(lp, NULL, errbuf) : NULL;
+    s->labels = lp ? dp_labels_read(lp, errbuf) : NULL;
     free(lp);
     if (!s->labels)
         return -1;

@@ -164,7 +164,7 @@ static int load_labels(run *r, char *errbuf)
 {
     const char *path = r->o->labels_path;
     if (path) {
-        r->label_text = dp_read_file(path, NULL, errbuf);
+        r->label_text = dp_labels_read(path, errbuf);
         return r->label_text && dp_labels_parse(&r->table, r->label_text, path, errbuf) == 0 ? 0 : -1;
     }
     r->label_text = strdup(dp_iscx_labels_tsv);
