@@ -129,9 +129,13 @@ static int place_captures(run *r, shard *sh, size_t n, char *errbuf)
         capfile *cf = &r->files[f];
         if (!cf->is_capture)
             continue;
-        cf->shard_row = sh[cf->shard].rows;
-        cf->shard_file = sh[cf->shard].captures++;
-        sh[cf->shard].rows += cf->kept;
+        shard *s = &sh[cf->shard];
+        if (cf->kept > s->ds.n - s->rows) /* checked as it adds up: a sum could wrap past 2^64 */
+            return dp_err(errbuf, "%s/%s counts more kept packets (up to %s) than the %llu rows of "
+                          "vectors.npy", s->dir, DP_SHARD_FILE, cf->rel, (unsigned long long)s->ds.n);
+        cf->shard_row = s->rows;
+        cf->shard_file = s->captures++;
+        s->rows += cf->kept;
         if (dp_pp_label_capture(r, cf) < 0)
             return dp_err(errbuf, "out of memory");
         r->ncaptures++;
