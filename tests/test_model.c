@@ -385,6 +385,20 @@ static void test_file_roundtrip(void)
         s += exp(p1[c]);
     CHECK_NEAR(s, 1, 1e-5);
     CHECK(dp_model_predict(l, x, 0, p3, eb) == -1);
+    /* a copy in memory (test's workers): the same bytes when saved, the
+     * same predictions, and its own weights */
+    dp_model *c = dp_model_clone(l, eb);
+    CHECK(c != NULL);
+    if (c) {
+        char cpath[512];
+        snprintf(cpath, sizeof cpath, "%s/rt-clone.dpm", dp_test_tmpdir());
+        CHECK(dp_model_save(c, cpath, eb) == 0);
+        CHECK(dp_test_same_file(path, cpath));
+        CHECK(dp_model_predict(c, x, B, p2, eb) == 0);
+        CHECK(!memcmp(p1, p2, sizeof p1));
+        CHECK(dp_model_params(c) != dp_model_params(l));
+        dp_model_free(c);
+    }
     free(x);
     dp_model_free(m);
     dp_model_free(l);
@@ -819,6 +833,12 @@ static void test_flow_file(void)
         CHECK(dp_model_predict_flows(m, x, 5, p1, eb) == 0);
         CHECK(dp_model_predict_flows(l, x, 5, p2, eb) == 0);
         CHECK(!memcmp(p1, p2, sizeof p1));
+        dp_model *c = dp_model_clone(l, eb); /* its flow settings and mask too */
+        char cpath[512];
+        snprintf(cpath, sizeof cpath, "%s/flow-clone.dpm", dp_test_tmpdir());
+        CHECK(c && dp_model_save(c, cpath, eb) == 0 && dp_test_same_file(path, cpath));
+        CHECK(c && dp_model_predict_flows(c, x, 5, p2, eb) == 0 && !memcmp(p1, p2, sizeof p1));
+        dp_model_free(c);
         free(x);
         dp_model_free(l);
     }

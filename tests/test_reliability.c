@@ -727,6 +727,24 @@ static void test_report_folder(void)
     free(md1);
 }
 
+/* test -j 2 reads the model once: its workers get copies (they read the
+ * file again, and got another model when it had been replaced in between:
+ * a buffer sized for 11 classes written with 41). Oracle: a FIFO serves
+ * the model once; a second read would wait for ever. */
+static void test_test_reads_model_once(void)
+{
+    const char *b = bin(), *sp = corpus_split(), *m = corpus_model();
+    if (!b || !sp || !m)
+        SKIP("no deeppacket binary or no data/corpus");
+    char *fifo = tmp("model-once.fifo"), *R = tmp("report-once");
+    unlink(fifo);
+    CHECK(mkfifo(fifo, 0600) == 0);
+    char out[8192];
+    CHECK_EQ_INT(sh(out, sizeof out, "(cat %s > %s &); timeout 60 %s test -d %s/traffic_classification/test -m %s "
+                    "-o %s -j 2 2>&1", m, fifo, b, sp, fifo, R), 0);
+    CHECK_STR_CONTAINS(out, "2 threads");
+}
+
 static int count_lines(const char *s)
 {
     int n = 0;
@@ -1106,6 +1124,7 @@ int main(void)
     DP_RUN(test_train_model_fifo);
     DP_RUN(test_test_command);
     DP_RUN(test_report_folder);
+    DP_RUN(test_test_reads_model_once);
     DP_RUN(test_classify_targets);
     DP_RUN(test_classify_live_kill9);
     DP_RUN(test_capture_live_kill9);

@@ -139,10 +139,11 @@ static int shared_init(shared *sh, const dp_splitset *s, int batch, int save_lp,
     return 0;
 }
 
-/* Gives each of p->nw workers a model (worker 0 borrows m0, the others load
- * mpath), its buffers and flow aggregator. On failure p->nw counts the
- * workers to free. */
-static int workers_init(pool *p, int threads, dp_model *m0, const char *mpath, char *errbuf)
+/* Gives each of p->nw workers a model (worker 0 borrows m0, the others a
+ * copy of it: reading the file again could give another model, if it was
+ * replaced since), its buffers and flow aggregator. On failure p->nw
+ * counts the workers to free. */
+static int workers_init(pool *p, int threads, dp_model *m0, char *errbuf)
 {
     int C = p->sh.C, batch = p->sh.batch;
     if (!(p->ws = calloc((size_t)threads, sizeof *p->ws)))
@@ -150,7 +151,7 @@ static int workers_init(pool *p, int threads, dp_model *m0, const char *mpath, c
     for (p->nw = 0; p->nw < threads; p->nw++) {
         worker *w = &p->ws[p->nw];
         w->sh = &p->sh;
-        w->m = p->nw == 0 ? m0 : dp_model_load(mpath, errbuf);
+        w->m = p->nw == 0 ? m0 : dp_model_clone(m0, errbuf);
         w->cm = calloc((size_t)C * C, sizeof *w->cm);
         w->lp = malloc((size_t)batch * C * sizeof *w->lp);
         w->xb = malloc((size_t)batch * DP_VEC_LEN);
@@ -246,7 +247,7 @@ static void pool_free(pool *p)
     free(p->sh.logprobs);
 }
 
-int dp_evalpool_run(dp_model *m0, const char *mpath, const dp_splitset *s, const char *dir,
+int dp_evalpool_run(dp_model *m0, const dp_splitset *s, const char *dir,
                     const char *task_name, int threads, int batch, int save_logprobs, int progress,
                     dp_evalpool_out *o, char *errbuf)
 {
@@ -258,7 +259,7 @@ int dp_evalpool_run(dp_model *m0, const char *mpath, const dp_splitset *s, const
     if (shared_init(&p.sh, s, batch, save_logprobs, errbuf) != 0)
         goto out;
     dp_nn_set_threads(1);
-    if (workers_init(&p, threads, m0, mpath, errbuf) != 0)
+    if (workers_init(&p, threads, m0, errbuf) != 0)
         goto out;
     if (progress)
         fprintf(stderr, "deeppacket test: %s model (%s, %d classes) on %s: %llu packets%s, %d threads\n",

@@ -23,12 +23,13 @@ typedef struct dp_evalpool_out {
 
 /* Predicts every row of s (C = s->nclasses classes, the model's) with up to
  * `threads` workers (0: all CPUs; never more than batches) of `batch` rows.
- * Worker 0 uses m0 (still the caller's afterwards); the others load mpath.
+ * Worker 0 uses m0 (still the caller's afterwards); the others a copy of it
+ * (dp_model_clone).
  * With `progress`, prints the start line (naming dir and task_name)
  * and a progress line on stderr. Returns 0 and fills *o (free with
  * dp_evalpool_out_free), or -1 + message (no memory, a model that cannot be
  * loaded or fails to predict, no thread started); *o is then empty. */
-int dp_evalpool_run(dp_model *m0, const char *mpath, const dp_splitset *s, const char *dir,
+int dp_evalpool_run(dp_model *m0, const dp_splitset *s, const char *dir,
                     const char *task_name, int threads, int batch, int save_logprobs, int progress,
                     dp_evalpool_out *o, char *errbuf);
 void dp_evalpool_out_free(dp_evalpool_out *o);

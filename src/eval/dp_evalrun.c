@@ -384,7 +384,7 @@ static int test_packet_model(run *x, dp_evalrun_result *r, char *errbuf)
 {
     const dp_evalrun_opts *o = x->o;
     dp_evalpool_out po;
-    if (dp_evalpool_run(x->m, x->mpath, &x->s, x->dir, x->task_name, o->threads,
+    if (dp_evalpool_run(x->m, &x->s, x->dir, x->task_name, o->threads,
                         o->batch > 0 ? o->batch : 256, o->save_logprobs, o->progress, &po, errbuf) != 0)
         return -1;
     r->threads = po.threads;

@@ -25,6 +25,11 @@ typedef struct dp_model dp_model;
  * the file) if missing, truncated, corrupt (checksum) or of an unknown
  * version. */
 dp_model *dp_model_load(const char *path, char *errbuf);
+/* A copy of m (its weights, blob, classes, mask and settings; not its
+ * training state), made through the file format in memory: for threads
+ * that each need a model of their own without reading the file again (it
+ * may have been replaced since). NULL + message. */
+dp_model *dp_model_clone(const dp_model *m, char *errbuf);
 void dp_model_free(dp_model *m);
 int dp_model_task(const dp_model *m);              /* DP_TASK_APP or DP_TASK_TRAFFIC */
 int dp_model_nclasses(const dp_model *m);

@@ -637,3 +637,29 @@ dp_model *dp_model_load_checkpoint(const char *path, dp_train_state *st, char *e
 {
     return load_any(path, 1, st, errbuf);
 }
+
+dp_model *dp_model_clone(const dp_model *m, char *errbuf)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return dp_errno(errbuf, "cannot copy the model"), NULL;
+    wbuf w = {f, DP_FNV_INIT, 0};
+    write_model_body(&w, m, MAGIC_MODEL, FORMAT_VERSION); /* the bytes a save writes, less the checksum */
+    int bad = fclose(f) != 0 || w.err;
+    dp_model *c = NULL;
+    if (bad)
+        dp_err(errbuf, "out of memory copying the model");
+    else {
+        rbuf r = {(const uint8_t *)buf, len, 12, 0};
+        c = read_body(&r, FORMAT_VERSION, len + 8, 0, NULL, "(model copy)", errbuf);
+        if (c && r.pos != r.n) {
+            dp_err(errbuf, "(model copy): %zu unexpected trailing bytes", r.n - r.pos);
+            dp_model_free(c);
+            c = NULL;
+        }
+    }
+    free(buf);
+    return c;
+}
