@@ -805,6 +805,43 @@ static void flow_file_tamper(const char *path, const char *buf, size_t len, int 
     free(b);
 }
 
+/* Finite but huge weights (the loader refuses NaN and infinity only)
+ * overflow to NaN outputs: an error, not a verdict of class 0. */
+static void test_predict_overflow(void)
+{
+    char eb[DP_ERRBUF_SIZE] = "";
+    dp_model *m = small_model();
+    float *w = dp_model_params(m);
+    for (size_t i = 0; i < dp_model_nparams(m); i++)
+        w[i] = 3e38f;
+    uint8_t x[2 * DP_VEC_LEN];
+    for (size_t i = 0; i < sizeof x; i++)
+        x[i] = (uint8_t)(i * 7);
+    float lp[2 * 3];
+    CHECK_EQ_INT(dp_model_predict(m, x, 2, lp, eb), -1);
+    CHECK_STR_CONTAINS(eb, "not a number");
+    dp_model_free(m);
+    dp_arch a;
+    dp_arch_default(&a, DP_MODEL_FLOW, DP_TASK_TRAFFIC, 3);
+    char *names[3] = {"Chat", "Email", "VPN: Voip"};
+    dp_model *f = dp_model_create(&a, DP_TASK_TRAFFIC, names, 8, eb);
+    dp_flowcfg cfg;
+    dp_flowcfg_default(&cfg);
+    CHECK(f && dp_model_set_flowcfg(f, &cfg, eb) == 0);
+    if (!f)
+        return;
+    float *rows = flow_rows(2, 10, 108, 4, 0);
+    CHECK_EQ_INT(dp_model_predict_flows(f, rows, 2, lp, eb), 0); /* as made: fine */
+    w = dp_model_params(f);
+    for (size_t i = 0; i < dp_model_nparams(f); i++)
+        w[i] = 3e38f;
+    eb[0] = 0;
+    CHECK_EQ_INT(dp_model_predict_flows(f, rows, 2, lp, eb), -1);
+    CHECK_STR_CONTAINS(eb, "not a number");
+    free(rows);
+    dp_model_free(f);
+}
+
 static void test_flow_file(void)
 {
     char eb[DP_ERRBUF_SIZE] = "", path[512];
@@ -875,5 +912,6 @@ int main(void)
     DP_RUN(test_flow_predict);
     DP_RUN(test_flow_train_synthetic);
     DP_RUN(test_flow_file);
+    DP_RUN(test_predict_overflow);
     return dp_test_end();
 }

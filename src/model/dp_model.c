@@ -542,6 +542,18 @@ static const uint8_t *masked_chunk(dp_model *m, const uint8_t *x, int n)
     return m->masked;
 }
 
+/* 0 when the n log-probabilities are numbers, else -1 + message: weights
+ * that are finite but huge (a corrupt or hostile file passes the loader's
+ * NaN check) overflow to NaN, which would be reported as a verdict. */
+static int check_finite(const float *logprobs, size_t n, char *errbuf)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(logprobs[i]))
+            return dp_err(errbuf, "model: its output %g is not a number: its weights overflow (a corrupt "
+                          "model file?); no verdict given", (double)logprobs[i]);
+    return 0;
+}
+
 int dp_model_predict(dp_model *m, const uint8_t *vectors, int B, float *logprobs, char *errbuf)
 {
     if (B < 1)
@@ -566,7 +578,7 @@ int dp_model_predict(dp_model *m, const uint8_t *vectors, int B, float *logprobs
         }
         done += n;
     }
-    return 0;
+    return check_finite(logprobs, (size_t)B * V, errbuf);
 }
 
 int dp_model_predict_flows(dp_model *m, const float *xf, int B, float *logprobs, char *errbuf)
@@ -589,5 +601,5 @@ int dp_model_predict_flows(dp_model *m, const float *xf, int B, float *logprobs,
         dp_log_softmax(logprobs + (size_t)done * V, lg, n, V);
         done += n;
     }
-    return 0;
+    return check_finite(logprobs, (size_t)B * V, errbuf);
 }
