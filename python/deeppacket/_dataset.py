@@ -13,7 +13,8 @@ class Dataset:
     vectors (uint8 [N, 1500]), labels (int16 [N], class ids of the task),
     flows (uint64 [N] flow ids, or None without meta.npy), classes (names by
     class id) and task ("app", "traffic"; "" when an old split folder does
-    not say)."""
+    not say). The arrays are numpy's own copies: no library memory is kept
+    (load_dataset closes its library view before returning)."""
 
     def __init__(self, path, vectors, labels, flows, classes, task):
         self.path, self.vectors, self.labels, self.flows = path, vectors, labels, flows

@@ -4,6 +4,7 @@ The library is looked for, in order: $DEEPPACKET_LIB (a path; nothing else
 is tried when it is set), next to the package, the library `make install`
 recorded in _install.py (or, in the source tree, ../../build/), then the
 system's (ctypes.util.find_library, then the loader's own search)."""
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -16,6 +17,11 @@ VECTOR_LEN = 1500
 
 class DeepPacketError(Exception):
     """A deeppacket call failed; the message names the file and the problem."""
+
+
+class ClosedError(DeepPacketError, ValueError):
+    """A closed Model or PcapReader was used (a ValueError too, as for a
+    closed file); nothing reached the library."""
 
 
 def _candidates():
@@ -126,3 +132,64 @@ def fspath(path):
 def text(b):
     """A C string from the library as str."""
     return b.decode("utf-8", "replace") if b is not None else ""
+
+
+class Handle:
+    """One library handle (a C pointer) and when it is freed: once it is
+    closed (close(), or this object's garbage collection) and nothing uses
+    it -- no library call on it is running (use()) and no handle made from
+    it is open (a capture reader holds its model's handle from its open to
+    its free). A closed handle refuses use() with ClosedError, so the library
+    never gets a freed pointer. Calls under use() hold lock (reentrant; a
+    model's readers share the model's), one at a time across threads. Not
+    copyable or picklable: two owners of one pointer would free it twice."""
+
+    _ptr = None
+
+    def __init__(self, ptr, free, lock, what, parent=None):
+        """ptr is freed with the library function named free; parent (whose
+        use() the caller is in) is held until then."""
+        self._ptr, self._free, self.lock, self.what = ptr, free, lock, what
+        self._lib, self._parent = lib, parent
+        self.closed = False
+        self._users = 0
+        if parent is not None:
+            parent._users += 1
+
+    @contextlib.contextmanager
+    def use(self):
+        """with handle.use() as ptr: library calls on ptr, which stays
+        allocated until the block ends even if the handle is closed within
+        it (ClosedError when it already is)."""
+        with self.lock:
+            if self.closed:
+                raise ClosedError("%s is closed" % self.what)
+            self._users += 1
+            try:
+                yield self._ptr
+            finally:
+                self._users -= 1
+                self._free_unused()
+
+    def close(self):
+        """Closes the handle: freed now, or when its last user is done."""
+        with self.lock:
+            self.closed = True
+            self._free_unused()
+
+    def _free_unused(self):
+        if self.closed and self._users == 0 and self._ptr is not None:
+            ptr, self._ptr = self._ptr, None
+            getattr(self._lib, self._free)(ptr)
+            parent, self._parent = self._parent, None
+            if parent is not None:
+                with parent.lock:
+                    parent._users -= 1
+                    parent._free_unused()
+
+    def __del__(self):
+        if self._ptr is not None:
+            self.close()
+
+    def __reduce_ex__(self, protocol):
+        raise TypeError("%s: a library handle cannot be copied or pickled" % self.what)

@@ -1,6 +1,7 @@
 """deeppacket.Model: a trained model file over libdeeppacket."""
 import ctypes
 import json
+import threading
 
 import numpy as np
 
@@ -10,20 +11,14 @@ from ._lib import DeepPacketError, lib
 _PER = {None: -1, "packet": 0, "flow": 1}
 
 
-class _Owned:
-    """Owns a library handle _h, freed by close(), a with block or garbage
-    collection with the library function _free."""
+class _Closable:
+    """close(), a with block, and no copies: the library handle _h (a
+    _lib.Handle) is not to have two owners."""
     _h = None
-    _free = None
 
-    def close(self):
-        """Frees the handle (again: nothing)."""
-        if self._h:
-            self._free(self._h)
-            self._h = None
-
-    def __del__(self):
-        self.close()
+    @property
+    def closed(self):
+        return self._h is None or self._h.closed
 
     def __enter__(self):
         return self
@@ -31,27 +26,39 @@ class _Owned:
     def __exit__(self, *exc):
         self.close()
 
+    def __reduce_ex__(self, protocol):
+        raise TypeError("cannot copy or pickle a deeppacket.%s" % type(self).__name__)
 
-class Model(_Owned):
+
+class Model(_Closable):
     """A model written by `deeppacket train` (CNN, SAE, flow NN or GBT).
 
-    Not thread-safe: use one Model per thread."""
-    _free = lib.deeppacket_close
+    close() (or the end of a with block) closes it: its methods raise
+    ClosedError from then on. Readers made by classify_pcap before that keep
+    reading: the library's model is freed when the last of them closes too.
+    Calls on one model and its readers run one at a time (a lock); for
+    parallel work use one Model per thread."""
 
     def __init__(self, path):
         eb = _lib.errbuf()
-        self._h = lib.deeppacket_open(_lib.fspath(path), eb)
-        if not self._h:
+        h = lib.deeppacket_open(_lib.fspath(path), eb)
+        if not h:
             raise _lib.fail(eb)
         self.path = path
-        h = self._h
-        self.classes = [_lib.text(lib.deeppacket_class_name(h, c)) for c in range(lib.deeppacket_nclasses(h))]
-        self.kind = _lib.text(lib.deeppacket_model_kind(h))
-        self.task = _lib.text(lib.deeppacket_task(h))
-        self.mask = _lib.text(lib.deeppacket_mask(h))
-        self.wants_flows = bool(lib.deeppacket_wants_flows(h))
-        self.flow_packets = lib.deeppacket_flow_packets(h)
-        self.flow_row_len = lib.deeppacket_flow_row_len(h)
+        self._h = _lib.Handle(h, "deeppacket_close", threading.RLock(), "%s: the model" % (path,))
+        with self._h.use() as h:
+            self.classes = [_lib.text(lib.deeppacket_class_name(h, c)) for c in range(lib.deeppacket_nclasses(h))]
+            self.kind = _lib.text(lib.deeppacket_model_kind(h))
+            self.task = _lib.text(lib.deeppacket_task(h))
+            self.mask = _lib.text(lib.deeppacket_mask(h))
+            self.wants_flows = bool(lib.deeppacket_wants_flows(h))
+            self.flow_packets = lib.deeppacket_flow_packets(h)
+            self.flow_row_len = lib.deeppacket_flow_row_len(h)
+
+    def close(self):
+        """Closes the model (again: nothing); see the class."""
+        if self._h is not None:
+            self._h.close()
 
     @classmethod
     def load(cls, path):
@@ -62,17 +69,21 @@ class Model(_Owned):
     def __repr__(self):
         return "Model(%r: %s %s, %d classes)" % (self.path, self.kind, self.task, len(self.classes))
 
-    def _handle(self):
-        if not self._h:
-            raise DeepPacketError("%s: the model is closed" % self.path)
-        return self._h
+    def _use(self):
+        """with self._use() as h: library calls on the model's handle h;
+        ClosedError when the model is closed."""
+        if self._h is None:  # __init__ failed or was not run
+            raise _lib.ClosedError("the model is closed")
+        return self._h.use()
 
     def _call(self, fn, x, ctype):
         n = x.shape[0]
-        out = np.empty((n, len(self.classes)), dtype=np.float32)
         eb = _lib.errbuf()
-        if fn(self._handle(), x.ctypes.data_as(ctypes.POINTER(ctype)), n,
-              out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), eb) != 0:
+        with self._use() as h:
+            out = np.empty((n, len(self.classes)), dtype=np.float32)
+            rc = fn(h, x.ctypes.data_as(ctypes.POINTER(ctype)), n,
+                    out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), eb)
+        if rc != 0:
             raise _lib.fail(eb)
         return out
 
@@ -108,11 +119,13 @@ class Model(_Owned):
         ts = (ctypes.c_double * max(n, 1))(*[float(t) for t in times])
         r = _lib.Result()
         eb = _lib.errbuf()
-        if lib.deeppacket_classify_flow(self._handle(), linktype, ptrs, lens, ts, n, ctypes.byref(r), eb) != 0:
-            raise _lib.fail(eb)
+        with self._use() as h:
+            if lib.deeppacket_classify_flow(h, linktype, ptrs, lens, ts, n, ctypes.byref(r), eb) != 0:
+                raise _lib.fail(eb)
+            label = _lib.text(r.class_name)  # points into the model
         if r.kept == 0:
             return {"class": None, "label": None, "prob": 0.0, "packets": 0}
-        return {"class": r.class_id, "label": _lib.text(r.class_name), "prob": r.probability, "packets": r.kept}
+        return {"class": r.class_id, "label": label, "prob": r.probability, "packets": r.kept}
 
     def classify_pcap(self, path, per=None, first=None):
         """The verdicts on a pcap/pcapng file as dicts, the JSON lines of
@@ -129,34 +142,50 @@ class Model(_Owned):
         return PcapReader(self, path, _PER[per], first_n)
 
 
-class PcapReader(_Owned):
+class PcapReader(_Closable):
     """An iterator over a capture's verdicts (dicts); see Model.classify_pcap.
-    close() stops reading."""
-    _free = lib.deeppacket_pcap_close
+    It closes itself at the end of the capture (or on its error), and on
+    close(), the end of a with block or garbage collection. next() on a
+    reader closed by close() or a with block raises ClosedError; at the end
+    it keeps raising StopIteration. An open reader keeps its model's library
+    handle, not the closed Model's methods, alive."""
 
     def __init__(self, model, path, per_flow, first_n):
+        if not isinstance(model, Model):
+            raise TypeError("PcapReader: want a deeppacket.Model, not %s" % type(model).__name__)
+        self.path, self._ended = path, False
         eb = _lib.errbuf()
-        self._model = model  # keeps the model alive while reading
-        self._h = lib.deeppacket_pcap_open(model._handle(), _lib.fspath(path), per_flow, first_n, eb)
-        if not self._h:
-            raise _lib.fail(eb)
+        with model._use() as mh:
+            h = lib.deeppacket_pcap_open(mh, _lib.fspath(path), per_flow, first_n, eb)
+            if not h:
+                raise _lib.fail(eb)
+            self._h = _lib.Handle(h, "deeppacket_pcap_close", model._h.lock,
+                                  "%s: the reader of %s" % (path, model.path), parent=model._h)
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        if not self._h:
+        if self._h is None or self._ended:
             raise StopIteration
         line = ctypes.c_char_p()
         eb = _lib.errbuf()
-        rc = lib.deeppacket_pcap_next(self._h, ctypes.byref(line), eb)
+        with self._h.use() as h:  # ClosedError after close()
+            rc = lib.deeppacket_pcap_next(h, ctypes.byref(line), eb)
+            data = line.value if rc == 1 else None  # valid until the next call
         if rc == 1:
-            return json.loads(line.value.decode("utf-8"))
-        self.close()
+            return json.loads(data.decode("utf-8"))
+        self._ended = True
+        self._h.close()
         if rc < 0:
             raise _lib.fail(eb)
         raise StopIteration
 
+    def close(self):
+        """Closes the reader (again: nothing); next() raises ClosedError."""
+        self._ended = False
+        if self._h is not None:
+            self._h.close()
 
 
 def _array(a, dtype, width, what):

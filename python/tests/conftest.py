@@ -29,6 +29,13 @@ def built():
 
 
 @pytest.fixture(scope="session")
+def dp(built):
+    """The package, on the library $DEEPPACKET_LIB names or build/'s."""
+    import deeppacket
+    return deeppacket
+
+
+@pytest.fixture(scope="session")
 def work(built, tmp_path_factory):
     """The corpus preprocessed, split by flow (traffic task), an SAE (one
     epoch) and a GBT (10 trees) trained on the split's training side."""

@@ -15,12 +15,6 @@ from conftest import BUILD, ROOT, run
 CAPTURE = os.path.join(ROOT, "data", "corpus", "chat_03.pcap")
 
 
-@pytest.fixture(scope="session")
-def dp(built):
-    import deeppacket
-    return deeppacket
-
-
 def cli_lines(*args):
     """classify's JSON lines as dicts, and its exit status."""
     p = run("classify", *args, check=False)
