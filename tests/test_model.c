@@ -464,6 +464,59 @@ static void test_file_refused(void)
     free(buf);
 }
 
+/* Writes buf with the float `from` (found once) replaced by `to` and the
+ * checksum made good again: what a damaged or hostile file may hold. */
+static void write_with_float(const char *path, const char *buf, size_t len, float from, float to)
+{
+    char eb[DP_ERRBUF_SIZE], *b = malloc(len);
+    memcpy(b, buf, len);
+    char *at = memmem(b, len - 8, &from, 4);
+    CHECK(at != NULL);
+    if (at)
+        memcpy(at, &to, 4);
+    uint64_t h = dp_fnv1a(b, len - 8, DP_FNV_INIT);
+    for (int i = 0; i < 8; i++)
+        b[len - 8 + i] = (char)(h >> (8 * i));
+    CHECK(dp_write_file_atomic(path, b, len, eb) == 0);
+    free(b);
+}
+
+/* Header and training-state numbers that --resume would take are checked:
+ * a NaN validation fraction turned validation off, a NaN best loss made no
+ * epoch an improvement. */
+static void test_file_state_refused(void)
+{
+    char eb[DP_ERRBUF_SIZE], path[512], bad[512];
+    dp_model *m = small_model();
+    dp_model_hparams(m)->validation = 0.3125f;
+    dp_train_state st = {.epoch = 3, .best_loss = 1234.5f};
+    snprintf(path, sizeof path, "%s/state.ckpt", dp_test_tmpdir());
+    snprintf(bad, sizeof bad, "%s/state-bad.ckpt", dp_test_tmpdir());
+    CHECK(dp_model_save_checkpoint(m, &st, path, eb) == 0);
+    size_t len;
+    char *buf = dp_read_file(path, &len, eb);
+    CHECK(buf != NULL);
+    dp_train_state got;
+    dp_model *l = dp_model_load_checkpoint(path, &got, eb); /* as written: loads */
+    CHECK(l && got.best_loss == 1234.5f && got.epoch == 3);
+    dp_model_free(l);
+    const struct {
+        float from, to;
+        const char *needle;
+    } cases[] = {{0.3125f, NAN, "validation fraction"}, {0.3125f, 1.5f, "validation fraction"},
+                 {1234.5f, NAN, "best loss nan"}, {1234.5f, -1.0f, "best loss -1"}};
+    for (size_t i = 0; buf && i < sizeof cases / sizeof cases[0]; i++) {
+        write_with_float(bad, buf, len, cases[i].from, cases[i].to);
+        eb[0] = 0;
+        l = dp_model_load_checkpoint(bad, &got, eb);
+        CHECK(l == NULL);
+        dp_model_free(l);
+        CHECK_STR_CONTAINS(eb, cases[i].needle);
+    }
+    free(buf);
+    dp_model_free(m);
+}
+
 /* The inference fast path (dp_model_infer.c: work only up to each vector's
  * last non-zero byte) against the plain eval forward, for both CNNs, on
  * vectors of every kind of length (empty, a few bytes, around the stride and
@@ -906,6 +959,7 @@ int main(void)
     DP_RUN(test_file_roundtrip);
     DP_RUN(test_file_v2_balance);
     DP_RUN(test_file_refused);
+    DP_RUN(test_file_state_refused);
     DP_RUN(test_predict_tail);
     DP_RUN(test_flow_arch);
     DP_RUN(test_flow_arch_refused);

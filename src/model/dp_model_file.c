@@ -457,6 +457,8 @@ static int read_header(rbuf *r, uint32_t ver, file_header *fh, const char *path,
     h->balance = ver >= 3 ? (int)(int32_t)(uint32_t)r_uint(r, 4) : -1;
     if (r->bad || a->nclasses < 1 || a->nclasses > DP_MAX_CLASSES || h->balance < -1 || h->balance > 3)
         return dp_err(errbuf, "%s: corrupt model header", path);
+    if (!(h->validation >= 0 && h->validation < 1)) /* --resume takes it: NaN turned validation off */
+        return dp_err(errbuf, "%s: corrupt model header (validation fraction %g)", path, (double)h->validation);
     return 0;
 }
 
@@ -573,6 +575,10 @@ static int read_train_state(rbuf *r, dp_model *m, uint32_t ver, dp_train_state *
     int rc = 0;
     if (r->bad)
         rc = dp_err(errbuf, "%s: truncated training state", path);
+    else if (isnan(st->best_loss) || st->best_loss < 0 || st->epoch < 0 || st->bad_epochs < 0 || m->adam_t < 0)
+        /* a NaN best loss: no epoch would ever count as an improvement */
+        rc = dp_err(errbuf, "%s: bad training state (epoch %d, epochs without improvement %d, best loss %g, Adam "
+                    "step %d)", path, st->epoch, st->bad_epochs, (double)st->best_loss, m->adam_t);
     else if ((m->adam_m && (check_finite(m, m->adam_m, "Adam moment of", path, errbuf) != 0 ||
                             check_finite(m, m->adam_v, "Adam moment of", path, errbuf) != 0)) ||
              (st->best_params && check_finite(m, st->best_params, "best tensor", path, errbuf) != 0))
