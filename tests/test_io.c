@@ -370,6 +370,20 @@ static void test_labels_iscx(void)
     CHECK(dp_labels_find(&t, "") == NULL && dp_labels_find(&t, "0.pcap") == NULL);
     CHECK(dp_labels_find(&t, "~~~.pcap") == NULL);
     dp_labels_free(&t);
+    /* names longer than 255 bytes are compared whole, not cut short */
+    char text[1200], name[700];
+    memset(name, 'a', 300);
+    name[300] = 0;
+    snprintf(text, sizeof text, "prefix\tapp_id\tapp_name\ttraffic_id\ttraffic_name\n%.255s\t1\tA\t\t\n%s\t2\tB\t\t\n",
+             name, name);
+    CHECK(dp_labels_parse(&t, text, "long.tsv", errbuf) == 0);
+    strcat(name, ".pcap");
+    CHECK(dp_labels_find(&t, name) && dp_labels_find(&t, name)->cls[0] == 2);
+    name[256] = 0;
+    CHECK(dp_labels_find(&t, name) == NULL);
+    name[255] = 0;
+    CHECK(dp_labels_find(&t, name) && dp_labels_find(&t, name)->cls[0] == 1);
+    dp_labels_free(&t);
 }
 
 static void test_labels_user_tables(void)

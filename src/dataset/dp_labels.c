@@ -277,21 +277,29 @@ void dp_labels_prefix(const char *path, char *out, size_t cap)
 
 const dp_label_row *dp_labels_find(const dp_labels *t, const char *path)
 {
-    char prefix[256];
-    dp_labels_prefix(path, prefix, sizeof prefix);
+    char small[256], *prefix = small; /* a longer name is not cut short: it would match another row */
+    size_t need = strlen(path) + 1;
+    if (need > sizeof small && !(prefix = malloc(need)))
+        return NULL;
+    dp_labels_prefix(path, prefix, need > sizeof small ? need : sizeof small);
+    const dp_label_row *found = NULL;
     size_t lo = 0, hi = t->nrows; /* binary search of the sorted index */
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         const dp_label_row *row = &t->rows[t->byprefix[mid]];
         int c = strcmp(row->prefix, prefix);
-        if (c == 0)
-            return row;
+        if (c == 0) {
+            found = row;
+            break;
+        }
         if (c < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return NULL;
+    if (prefix != small)
+        free(prefix);
+    return found;
 }
 
 int dp_labels_lookup(const dp_labels *t, const char *path, int cls[DP_NTASKS])
