@@ -1036,6 +1036,134 @@ static void test_pp_corrupt_partial(void)
     CHECK(same_dataset(dst, ref));
 }
 
+/* ---- preprocess: a damaged part file of a killed run is redone ---- */
+
+typedef struct warns {
+    char text[16384];
+    size_t len;
+} warns;
+
+static void collect_warn(void *ctx, const char *file, const char *msg, int is_note)
+{
+    warns *w = ctx;
+    int n = snprintf(w->text + w->len, sizeof w->text - w->len, "%s: %s: %s\n", is_note ? "note" : "warning",
+                     file, msg);
+    if (n > 0 && w->len + (size_t)n < sizeof w->text)
+        w->len += (size_t)n;
+}
+
+/* preprocess of data/corpus into dst with 2 workers and the chunk_bytes
+ * knob (0: none; 1: captures spill to part files); warnings into w. */
+static int run_pp_parts(const char *dst, size_t chunk_bytes, warns *w, char *eb)
+{
+    dp_preprocess_opts o;
+    dp_preprocess_opts_init(&o);
+    o.src_dir = "data/corpus";
+    o.dst_dir = dst;
+    o.labels_path = "data/corpus/labels.tsv";
+    o.progress = 0;
+    o.threads = 2;
+    o.warn = collect_warn;
+    o.warn_ctx = w;
+    memset(w, 0, sizeof *w);
+    dp_pp_knobs k = {.chunk_bytes = chunk_bytes};
+    return dp_preprocess_run_knobs(&o, &k, NULL, eb);
+}
+
+/* A run into dst killed once a spilled capture's part file is whole
+ * (pp-part:1, in a child; spilling is a race with the merge, so it is tried
+ * until one spills). 1 with the part's path in part. */
+static int killed_with_part(const char *dst, char *part, size_t cap)
+{
+    for (int tries = 0; tries < 20; tries++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            setenv("DP_TEST_KILL_AT", "pp-part:1", 1);
+            warns w;
+            char eb[DP_ERRBUF_SIZE];
+            _exit(run_pp_parts(dst, 1, &w, eb) == 0 ? 0 : 1);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        char out[1024] = "";
+        if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL &&
+            sh(out, sizeof out, "ls %s/.parts/*.part 2>/dev/null | head -1", dst) == 0 && out[0]) {
+            out[strcspn(out, "\n")] = 0;
+            snprintf(part, cap, "%s", out);
+            return 1;
+        }
+        dp_remove_tree(dst);
+    }
+    return 0;
+}
+
+/* Damages the part file at path: 0, 8 bytes of its first record changed
+ * (its meta row); 1, a range of its records zeroed; 2, a digit of the
+ * trailer's frame count changed; 3, cut short. */
+static int damage_part(const char *path, int how)
+{
+    size_t n = 0;
+    char *b = slurp(path, &n);
+    int fd = open(path, O_RDWR);
+    int ok = b && fd >= 0 && n > 200;
+    if (ok && how == 0) {
+        for (int i = 8; i < 16; i++)
+            b[i] ^= 0x5a;
+        ok = pwrite(fd, b + 8, 8, 8) == 8;
+    } else if (ok && how == 1) {
+        size_t len = n / 3 < 4000 ? n / 3 : 4000;
+        memset(b, 0, len);
+        ok = pwrite(fd, b, len, (off_t)(n / 3)) == (ssize_t)len;
+    } else if (ok && how == 2) {
+        char *f = NULL;
+        for (size_t i = n > 1000 ? n - 1000 : 0; i + 8 < n && !f; i++)
+            if (!memcmp(b + i, "\nframes=", 8))
+                f = b + i + 8;
+        ok = f && *f >= '0' && *f <= '9';
+        if (ok) {
+            *f = *f == '1' ? '2' : '1';
+            ok = pwrite(fd, f, 1, f - b) == 1;
+        }
+    } else if (ok) {
+        ok = ftruncate(fd, (off_t)(n - 20)) == 0;
+    }
+    if (fd >= 0)
+        close(fd);
+    free(b);
+    return ok;
+}
+
+/* 17. a part file of a killed run that was changed since (8 bytes, a zeroed
+ * range, its trailer, cut short) is not merged: the rerun says which part
+ * of which capture is damaged and how, removes it, reads the capture again
+ * and makes the dataset of an uninterrupted run; it never fails for it. */
+static void test_pp_damaged_part(void)
+{
+    const char *ref = corpus_dataset();
+    if (!ref)
+        SKIP("no data/corpus");
+    static const char *const why[] = {"do not match their checksum", "", "trailer does not match",
+                                      "no whole trailer"};
+    for (int how = 0; how < 4; how++) {
+        char dst[700], part[900];
+        snprintf(dst, sizeof dst, "%s/pp-part-%d", dp_test_tmpdir(), how);
+        CHECK(killed_with_part(dst, part, sizeof part));
+        CHECK(damage_part(part, how));
+        warns w;
+        int rc = run_pp_parts(dst, 0, &w, errbuf);
+        if (rc != 0)
+            fprintf(stderr, "  damage %d: %s\n", how, errbuf);
+        CHECK_EQ_INT(rc, 0);
+        CHECK_STR_CONTAINS(w.text, part);
+        CHECK_STR_CONTAINS(w.text, "is damaged (");
+        CHECK_STR_CONTAINS(w.text, why[how]);
+        CHECK_STR_CONTAINS(w.text, "the capture is read again");
+        CHECK(same_dataset(dst, ref));
+        CHECK(access(part, F_OK) != 0);
+    }
+}
+
 /* 6. a capture that could not be read is read on the rerun. Permissions do
  * not stop root: the runs are made as nobody (65534) then. */
 static int pp_as_user(const char *src, const char *dst, uint64_t *packets)
@@ -1131,6 +1259,7 @@ int main(void)
     DP_RUN(test_pp_commit_resume);
     DP_RUN(test_pp_failed_rerun);
     DP_RUN(test_pp_corrupt_partial);
+    DP_RUN(test_pp_damaged_part);
     DP_RUN(test_pp_unreadable_retried);
     DP_RUN(test_pp_target_inside_source);
     dp_eval_plot_release(); /* training curves drew text: cairo's and fontconfig's caches */

@@ -18,32 +18,18 @@
 #define SMALL_BUF (512 * 1024)   /* meta.npy write buffer (labels: an eighth) */
 #define RBUF_SIZE (1 << 20)      /* part read buffer (>= REC_MAX) */
 
-/* A fast checksum of rows as they are in the arrays (8 bytes a step): of
- * each row, the vector's bytes up to its last non-zero one and their
- * count, the two labels and the meta row. The journal records it per
- * capture; a resume reads the rows back and checks it. */
-static uint64_t row_mix(uint64_t h, const uint8_t *p, size_t n)
-{
-    for (; n >= 8; p += 8, n -= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = ((h ^ w) * 0x9e3779b97f4a7c15ULL);
-        h ^= h >> 29;
-    }
-    uint64_t w = (uint64_t)n << 56;
-    memcpy(&w, p, n);
-    h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
-    return h ^ (h >> 29);
-}
-
+/* A checksum of rows as they are in the arrays (dp_hash8): of each row,
+ * the vector's bytes up to its last non-zero one and their count, the two
+ * labels and the meta row. The journal records it per capture; a resume
+ * reads the rows back and checks it. */
 static uint64_t row_hash(uint64_t h, const uint8_t *vec, size_t used, const int16_t lab[DP_NTASKS],
                          const uint8_t *meta)
 {
-    h = row_mix(h, vec, used);
+    h = dp_hash8(h, vec, used);
     uint8_t small[8] = {(uint8_t)used, (uint8_t)(used >> 8)};
     memcpy(small + 2, lab, 2 * DP_NTASKS);
-    h = row_mix(h, small, 2 + 2 * DP_NTASKS);
-    return row_mix(h, meta, sizeof(dp_meta));
+    h = dp_hash8(h, small, 2 + 2 * DP_NTASKS);
+    return dp_hash8(h, meta, sizeof(dp_meta));
 }
 
 static char *arr_tmp_path(const run *r, int k)

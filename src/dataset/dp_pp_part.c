@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define PART_VERSION 3
+#define PART_VERSION 4 /* 4: checksums of the records and of the trailer */
 #define PART_MAGIC "DPPARTOK"
 
 /* ---- records ---------------------------------------------------------------- */
@@ -99,27 +99,55 @@ uint64_t dp_pp_filter_key(const char *filter)
     return filter ? dp_pp_filter_hash(DP_FNV_INIT, filter) | 1 : 0;
 }
 
-int dp_pp_part_trailer(const capfile *cf, uint64_t rec_bytes, char *t, size_t cap)
+uint64_t dp_pp_records_hash(uint64_t h, const uint8_t *p, size_t n)
+{
+    size_t size;
+    while (n && (size = dp_pp_rec_size(p, n)) != 0) {
+        h = dp_hash8(h, p, size);
+        p += size;
+        n -= size;
+    }
+    return n ? dp_hash8(h, p, n) : h;
+}
+
+#define CHECK_LINE 23 /* "check=" + 16 hex digits + "\n": the trailer's last line */
+
+int dp_pp_part_trailer(const capfile *cf, uint64_t rec_bytes, uint64_t rec_hash, char *t, size_t cap)
 {
     int n = snprintf(t, cap,
                      "version=%d\nrelhash=%016llx\nsize=%llu\nmtime=%lld\nframes=%llu\nkept=%llu\n"
-                     "rec_bytes=%llu\nskipped=%llu,%llu,%llu,%llu,%llu,%llu\nfilter=%016llx\nstatus=%s\n",
+                     "rec_bytes=%llu\nrecords=%016llx\nskipped=%llu,%llu,%llu,%llu,%llu,%llu\n"
+                     "filter=%016llx\nstatus=%s\n",
                      PART_VERSION, (unsigned long long)cf->relhash,
                      (unsigned long long)cf->size, (long long)cf->mtime_ns,
                      (unsigned long long)cf->frames, (unsigned long long)cf->kept,
-                     (unsigned long long)rec_bytes, (unsigned long long)cf->skipped[0], (unsigned long long)cf->skipped[1],
+                     (unsigned long long)rec_bytes, (unsigned long long)rec_hash,
+                     (unsigned long long)cf->skipped[0], (unsigned long long)cf->skipped[1],
                      (unsigned long long)cf->skipped[2], (unsigned long long)cf->skipped[3],
                      (unsigned long long)cf->skipped[4], (unsigned long long)cf->skipped[5],
                      (unsigned long long)dp_pp_filter_key(cf->filter), cf->status);
     _Static_assert(DP_VERDICT_COUNT == 6, "trailer lists 6 verdict counters");
-    if (n < 0 || (size_t)n + 16 > cap)
+    if (n < 0 || (size_t)n + CHECK_LINE + 16 + 1 > cap)
         return -1;
+    n += snprintf(t + n, cap - (size_t)n, "check=%016llx\n",
+                  (unsigned long long)dp_fnv1a(t, (size_t)n, DP_FNV_INIT));
     uint64_t len = (uint64_t)n;
     for (int i = 0; i < 8; i++)
         t[n + i] = (char)(len >> (8 * i));
     memcpy(t + n + 8, PART_MAGIC, 8);
     return n + 16;
 }
+
+/* What a part file is worth to a rerun. */
+enum { PART_BAD = -1, PART_STALE = 0, PART_OK = 1 };
+
+/* A part's trailer, parsed. */
+typedef struct trailer {
+    int version;
+    unsigned long long relhash, size, frames, kept, rbytes, rhash, sk[6], filter;
+    long long mtime;
+    char status[MAX_STATUS];
+} trailer;
 
 /* Reads the trailer text of the part open as fd (size bytes) into t
  * (4097 bytes); returns its length, 0 when there is no whole trailer. */
@@ -139,70 +167,168 @@ static uint64_t read_trailer(int fd, off_t size, char *t)
     return tlen;
 }
 
-/* Parses trailer text t (a part of size bytes, tlen of them the text) and
- * fills cf from it when it is whole and matches cf's source as it is now
- * and the filter of key fkey (a trailer without one: made without). */
-static int parse_trailer(char *t, uint64_t tlen, uint64_t size_on_disk, uint64_t fkey, capfile *cf)
+/* Checks the trailer text t (tlen bytes) against its last line, "check=":
+ * PART_OK (the line cut off t), PART_STALE when t is of another version
+ * (older ones have no check line), PART_BAD when the check fails. */
+static int trailer_checked(char *t, uint64_t tlen)
 {
     int version = -1;
-    unsigned long long relhash = 0, size = 0, frames = 0, kept = 0, rbytes = 0, sk[6] = {0}, filter = 0;
-    long long mtime = 0;
-    char status[MAX_STATUS] = "";
+    if (sscanf(t, "version=%d", &version) != 1)
+        return PART_BAD;
+    if (version != PART_VERSION)
+        return PART_STALE;
+    unsigned long long check;
+    char *line = t + tlen - CHECK_LINE;
+    if (tlen <= CHECK_LINE || line[-1] != '\n' || t[tlen - 1] != '\n' || strncmp(line, "check=", 6) != 0 ||
+        sscanf(line + 6, "%16llx", &check) != 1 || dp_fnv1a(t, tlen - CHECK_LINE, DP_FNV_INIT) != check)
+        return PART_BAD;
+    *line = 0;
+    return PART_OK;
+}
+
+/* Parses the checked trailer text t into *tr; 0 when every field is there. */
+static int parse_trailer(char *t, trailer *tr)
+{
+    memset(tr, 0, sizeof *tr);
     int have = 0;
     char *save = NULL;
     for (char *line = strtok_r(t, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        if (sscanf(line, "version=%d", &version) == 1)
+        if (sscanf(line, "version=%d", &tr->version) == 1)
             have |= 1;
-        else if (sscanf(line, "relhash=%llx", &relhash) == 1)
+        else if (sscanf(line, "relhash=%llx", &tr->relhash) == 1)
             have |= 2;
-        else if (sscanf(line, "size=%llu", &size) == 1)
+        else if (sscanf(line, "size=%llu", &tr->size) == 1)
             have |= 4;
-        else if (sscanf(line, "mtime=%lld", &mtime) == 1)
+        else if (sscanf(line, "mtime=%lld", &tr->mtime) == 1)
             have |= 8;
-        else if (sscanf(line, "frames=%llu", &frames) == 1)
+        else if (sscanf(line, "frames=%llu", &tr->frames) == 1)
             have |= 16;
-        else if (sscanf(line, "kept=%llu", &kept) == 1)
+        else if (sscanf(line, "kept=%llu", &tr->kept) == 1)
             have |= 32;
-        else if (sscanf(line, "rec_bytes=%llu", &rbytes) == 1)
-            have |= 256;
-        else if (sscanf(line, "skipped=%llu,%llu,%llu,%llu,%llu,%llu", &sk[0], &sk[1], &sk[2],
-                        &sk[3], &sk[4], &sk[5]) == 6)
+        else if (sscanf(line, "skipped=%llu,%llu,%llu,%llu,%llu,%llu", &tr->sk[0], &tr->sk[1], &tr->sk[2],
+                        &tr->sk[3], &tr->sk[4], &tr->sk[5]) == 6)
             have |= 64;
-        else if (sscanf(line, "filter=%llx", &filter) == 1)
-            continue;
         else if (!strncmp(line, "status=", 7)) {
-            snprintf(status, sizeof status, "%s", line + 7);
+            snprintf(tr->status, sizeof tr->status, "%s", line + 7);
             have |= 128;
-        }
+        } else if (sscanf(line, "rec_bytes=%llu", &tr->rbytes) == 1)
+            have |= 256;
+        else if (sscanf(line, "records=%llx", &tr->rhash) == 1)
+            have |= 512;
+        else if (sscanf(line, "filter=%llx", &tr->filter) == 1)
+            have |= 1024;
     }
-    if (have != 511 || version != PART_VERSION || relhash != cf->relhash || size != cf->size ||
-        mtime != cf->mtime_ns || filter != fkey)
-        return 0;
-    if (size_on_disk != rbytes + tlen + 16 || rbytes < kept * (REC_HEAD) || rbytes > kept * REC_MAX)
-        return 0;
-    cf->frames = frames;
-    cf->kept = kept;
-    cf->part_bytes = rbytes;
-    for (int i = 0; i < DP_VERDICT_COUNT; i++)
-        cf->skipped[i] = sk[i];
-    memcpy(cf->status, status, sizeof status);
-    return 1;
+    return have == 2047 ? 0 : -1;
 }
 
-int dp_pp_part_load(const run *r, capfile *cf)
+#define CHECK_BUF (1 << 20) /* part read buffer while checking (>= REC_MAX) */
+
+/* Reads the first tr->rbytes bytes of the part open as fd: whole records,
+ * tr->kept of them, of checksum tr->rhash? PART_OK, else PART_BAD with
+ * what is wrong in why. */
+static int check_records(int fd, const trailer *tr, char *why, size_t cap)
+{
+    uint8_t *buf = malloc(CHECK_BUF);
+    uint64_t off = 0, n = 0, h = 0;
+    size_t have = 0;
+    int rc = buf ? PART_OK : PART_BAD;
+    if (!buf)
+        snprintf(why, cap, "out of memory to check it");
+    while (rc == PART_OK && (off < tr->rbytes || have)) {
+        size_t want = CHECK_BUF - have < tr->rbytes - off ? CHECK_BUF - have : (size_t)(tr->rbytes - off);
+        ssize_t got = want ? pread(fd, buf + have, want, (off_t)off) : 0;
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0 && want) {
+            snprintf(why, cap, "cannot read it: %s", got < 0 ? strerror(errno) : "cut short");
+            rc = PART_BAD;
+            break;
+        }
+        off += (uint64_t)got;
+        have += (size_t)got;
+        size_t whole = 0, size;
+        while ((size = dp_pp_rec_size(buf + whole, have - whole)) != 0) {
+            h = dp_hash8(h, buf + whole, size);
+            whole += size;
+            n++;
+        }
+        if (whole == 0 && (off == tr->rbytes || have == CHECK_BUF)) {
+            snprintf(why, cap, "a malformed record at byte %llu", (unsigned long long)(off - have));
+            rc = PART_BAD;
+        }
+        memmove(buf, buf + whole, have - whole);
+        have -= whole;
+    }
+    free(buf);
+    if (rc == PART_OK && n != tr->kept)
+        snprintf(why, cap, "%llu records, its trailer says %llu", (unsigned long long)n, tr->kept);
+    else if (rc == PART_OK && h != tr->rhash)
+        snprintf(why, cap, "its records do not match their checksum");
+    return rc == PART_OK && (n != tr->kept || h != tr->rhash) ? PART_BAD : rc;
+}
+
+/* Checks the part open as fd (size bytes) of capture cf, made with the
+ * filter of key fkey: PART_OK (tr filled), PART_STALE (made from another
+ * state of the source, another filter or by another version), or
+ * PART_BAD with what is wrong in why. */
+static int check_part(int fd, off_t size, const capfile *cf, uint64_t fkey, trailer *tr, char *why, size_t cap)
+{
+    char t[4097];
+    uint64_t tlen = read_trailer(fd, size, t);
+    int rc = tlen ? trailer_checked(t, tlen) : PART_BAD;
+    if (!tlen)
+        snprintf(why, cap, "no whole trailer: cut short or overwritten");
+    else if (rc == PART_BAD)
+        snprintf(why, cap, "its trailer does not match its checksum");
+    if (rc != PART_OK)
+        return rc;
+    if (parse_trailer(t, tr) != 0) {
+        snprintf(why, cap, "its trailer lacks fields");
+        return PART_BAD;
+    }
+    if (tr->relhash != cf->relhash || tr->size != cf->size || tr->mtime != cf->mtime_ns || tr->filter != fkey)
+        return PART_STALE;
+    if ((uint64_t)size != tr->rbytes + tlen + 16 || tr->rbytes < tr->kept * REC_HEAD ||
+        tr->rbytes > tr->kept * REC_MAX) {
+        snprintf(why, cap, "%llu bytes, its trailer says %llu of records in %llu records", (unsigned long long)size,
+                 tr->rbytes, tr->kept);
+        return PART_BAD;
+    }
+    return check_records(fd, tr, why, cap);
+}
+
+int dp_pp_part_load(run *r, capfile *cf)
 {
     char *pp = dp_pp_part_path(r, cf, "part");
-    int ok = 0, fd = -1;
+    int rc = PART_STALE, fd = -1;
     struct stat ps;
-    char t[4097];
-    if (pp && stat(pp, &ps) == 0 && ps.st_size >= 16 && (fd = open(pp, O_RDONLY | O_CLOEXEC)) >= 0) {
-        uint64_t tlen = read_trailer(fd, ps.st_size, t);
-        ok = tlen && parse_trailer(t, tlen, (uint64_t)ps.st_size, dp_pp_filter_key(cf->filter), cf);
+    trailer tr;
+    char why[200] = "";
+    if (!pp || stat(pp, &ps) != 0) {
+        free(pp);
+        return 0;
     }
+    if ((fd = open(pp, O_RDONLY | O_CLOEXEC)) < 0)
+        snprintf(why, sizeof why, "cannot open it: %s", strerror(errno));
+    else
+        rc = check_part(fd, ps.st_size, cf, dp_pp_filter_key(cf->filter), &tr, why, sizeof why);
     if (fd >= 0)
         close(fd);
+    if (rc == PART_OK) {
+        cf->frames = tr.frames;
+        cf->kept = tr.kept;
+        cf->part_bytes = tr.rbytes;
+        for (int i = 0; i < DP_VERDICT_COUNT; i++)
+            cf->skipped[i] = tr.sk[i];
+        memcpy(cf->status, tr.status, sizeof tr.status);
+    } else {
+        if (why[0])
+            dp_pp_warn(r, pp, 0, "the part of %s is damaged (%s); removed it, the capture is read again",
+                       cf->path, why);
+        unlink(pp);
+    }
     free(pp);
-    return ok;
+    return rc == PART_OK;
 }
 
 /* ---- the parts folder --------------------------------------------------------- */

@@ -11,9 +11,13 @@
  * capture is "spilled", into its part file DATASET/.parts/<key>.part (key:
  * 16 hex digits of the capture's relhash): the records, then a trailer of
  * text "key=value" lines (version, relhash, size, mtime, frames, kept,
- * rec_bytes, skipped, filter, status), the text's length (u64 little-endian) and
- * "DPPARTOK". The .parts folder also holds the resume journal and the
- * partial arrays (dp_pp_merge.h). */
+ * rec_bytes, records: the checksum of the records (dp_pp_records_hash),
+ * skipped, filter, status, and last check: FNV-1a of the text before that
+ * line), the text's length (u64 little-endian) and "DPPARTOK". A part is
+ * written as <key>.part.tmp, fsynced, then renamed: a <key>.part is whole
+ * unless something changed it since, and the checksums tell. The .parts
+ * folder also holds the resume journal and the partial arrays
+ * (dp_pp_merge.h). */
 #ifndef DP_PP_PART_H
 #define DP_PP_PART_H
 
@@ -58,15 +62,26 @@ uint64_t dp_pp_filter_hash(uint64_t h, const char *filter);
  * else odd. */
 uint64_t dp_pp_filter_key(const char *filter);
 
-/* Formats the trailer closing cf's part (its counts and status, rec_bytes
- * of records before it, the key of its filter) into t; returns its length,
- * -1 when cap is short. */
-int dp_pp_part_trailer(const capfile *cf, uint64_t rec_bytes, char *t, size_t cap);
+/* The part checksum h chained over the n bytes at p, which hold whole
+ * records: dp_hash8 of each record in turn (a rest that is not a whole
+ * record is hashed as one piece). Feeding a part's records in any cut
+ * between records gives the same value. */
+uint64_t dp_pp_records_hash(uint64_t h, const uint8_t *p, size_t n);
 
-/* Returns 1 when cf's part exists, is whole and was made from the source
- * as it is now; fills cf's counts, status and part_bytes from the trailer.
- * 0 otherwise (the capture is read again). */
-int dp_pp_part_load(const run *r, capfile *cf);
+/* Formats the trailer closing cf's part (its counts and status, rec_bytes
+ * of records before it and their checksum rec_hash, the key of its filter)
+ * into t; returns its length, -1 when cap is short. */
+int dp_pp_part_trailer(const capfile *cf, uint64_t rec_bytes, uint64_t rec_hash, char *t, size_t cap);
+
+/* Returns 1 when cf's part exists, is whole, was made from the source as
+ * it is now, and its records and trailer match their checksums; fills
+ * cf's counts, status and part_bytes from the trailer. 0 otherwise: the
+ * part (if any) is removed and the capture is read again; a part that is
+ * damaged (no trailer, a checksum or a size that does not match) is first
+ * reported as a warning naming the part, the capture and what is wrong
+ * (one made from another state of the source, or by another version, is
+ * dropped silently). Never fails the run. */
+int dp_pp_part_load(run *r, capfile *cf);
 
 /* Removes temp files of earlier runs in the target, and in the parts
  * folder everything but the journal, the partial arrays and the parts of

@@ -59,6 +59,21 @@ static void chunk_push(capfile *cf, chunk *c)
     cf->qt = c;
 }
 
+/* Appends the records of chunk c to the part file of capture cf being
+ * written (ws->fd), counting them in the part's size and checksum. */
+static int part_write(const run *r, const capfile *cf, wstate *ws, const chunk *c, char *errbuf)
+{
+    if (dp_pp_write_full(ws->fd, c->data, c->n) != 0) {
+        char *tmp = dp_pp_part_path(r, cf, "part.tmp");
+        dp_errno(errbuf, "%s: write failed", tmp ? tmp : r->parts);
+        free(tmp);
+        return -1;
+    }
+    ws->part_bytes += c->n;
+    ws->part_hash = dp_pp_records_hash(ws->part_hash, c->data, c->n);
+    return 0;
+}
+
 /* Starts the part of a capture that does not fit in memory: its chunks
  * taken back from the merge's queue (q), then the current one, go to the
  * part's temp file. */
@@ -70,11 +85,9 @@ static int spill(run *r, capfile *cf, wstate *ws, chunk *q, char *errbuf)
     if (ws->fd < 0)
         rc = tmp ? dp_errno(errbuf, "%s: cannot create", tmp) : dp_err(errbuf, "out of memory");
     ws->part_bytes = 0;
-    for (chunk *c = q; c && rc == 0; c = c->next) {
-        if (dp_pp_write_full(ws->fd, c->data, c->n) != 0)
-            rc = dp_errno(errbuf, "%s: write failed", tmp);
-        ws->part_bytes += c->n;
-    }
+    ws->part_hash = 0;
+    for (chunk *c = q; c && rc == 0; c = c->next)
+        rc = part_write(r, cf, ws, c, errbuf);
     pthread_mutex_lock(&r->mu);
     while (q) {
         chunk *n = q->next;
@@ -127,20 +140,15 @@ static int chunk_full(run *r, capfile *cf, wstate *ws, char *errbuf)
         if (spill(r, cf, ws, q, errbuf) != 0)
             return -1;
     }
-    if (dp_pp_write_full(ws->fd, ws->cur->data, ws->cur->n) != 0) {
-        char *tmp = dp_pp_part_path(r, cf, "part.tmp");
-        dp_errno(errbuf, "%s: write failed", tmp ? tmp : r->parts);
-        free(tmp);
+    if (part_write(r, cf, ws, ws->cur, errbuf) != 0)
         return -1;
-    }
-    ws->part_bytes += ws->cur->n;
     ws->cur->n = 0;
     return 0;
 }
 
-/* Closes a spilled capture's part: last records, trailer, rename. No
- * fsync: a part is checked (size, trailer) before reuse, and one lost in a
- * crash is simply redone. */
+/* Closes a spilled capture's part: last records, trailer (with their
+ * checksum), fsync, rename, fsync of the folder. Only then is the part
+ * whole for a rerun; before, it is a temp file that the next run removes. */
 static int finish_part(run *r, capfile *cf, wstate *ws, char *errbuf)
 {
     char *tmp = dp_pp_part_path(r, cf, "part.tmp"), *path = dp_pp_part_path(r, cf, "part");
@@ -150,14 +158,16 @@ static int finish_part(run *r, capfile *cf, wstate *ws, char *errbuf)
         rc = dp_err(errbuf, "%s: out of memory", r->parts);
         goto out;
     }
-    uint64_t total = ws->part_bytes + ws->cur->n;
-    int tl = dp_pp_part_trailer(cf, total, trailer, sizeof trailer);
+    if (part_write(r, cf, ws, ws->cur, errbuf) != 0) {
+        rc = -1;
+        goto out;
+    }
+    int tl = dp_pp_part_trailer(cf, ws->part_bytes, ws->part_hash, trailer, sizeof trailer);
     if (tl < 0) {
         rc = dp_err(errbuf, "%s: cannot format part trailer", tmp);
         goto out;
     }
-    if (dp_pp_write_full(ws->fd, ws->cur->data, ws->cur->n) != 0 ||
-        dp_pp_write_full(ws->fd, trailer, (size_t)tl) != 0) {
+    if (dp_pp_write_full(ws->fd, trailer, (size_t)tl) != 0 || fsync(ws->fd) != 0) {
         rc = dp_errno(errbuf, "%s: write failed", tmp);
         goto out;
     }
@@ -167,11 +177,10 @@ static int finish_part(run *r, capfile *cf, wstate *ws, char *errbuf)
         rc = dp_errno(errbuf, "%s: write failed", tmp);
         goto out;
     }
-    if (rename(tmp, path) != 0)
-        rc = dp_errno(errbuf, "%s: rename failed", path);
-    else
+    rc = dp_rename_durable(tmp, path, errbuf);
+    if (rc == 0)
         dp_test_kill_point("pp-part");
-    cf->part_bytes = total;
+    cf->part_bytes = ws->part_bytes;
 out:
     ws->cur->n = 0;
     if (ws->fd >= 0)
@@ -339,6 +348,7 @@ static int process_capture(run *r, capfile *cf, wstate *ws, uint8_t *vec, int sp
 {
     ws->fd = -1;
     ws->part_bytes = 0;
+    ws->part_hash = 0;
     cf->frames = cf->kept = 0;
     memset(cf->skipped, 0, sizeof cf->skipped);
     cf->status[0] = 0;

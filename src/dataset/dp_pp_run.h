@@ -55,6 +55,7 @@ struct wstate {
     chunk *cur;             /* the chunk it fills */
     int fd;                 /* part temp file while spilled, else -1 */
     uint64_t part_bytes;    /* record bytes written to it */
+    uint64_t part_hash;     /* their checksum (dp_pp_records_hash) */
     wstate *next_ws;        /* list of finished workers (freed by the run) */
 };
 

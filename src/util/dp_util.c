@@ -287,6 +287,21 @@ uint64_t dp_fnv1a(const void *data, size_t n, uint64_t h)
     return h;
 }
 
+uint64_t dp_hash8(uint64_t h, const void *data, size_t n)
+{
+    const uint8_t *p = data;
+    for (; n >= 8; p += 8, n -= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = ((h ^ w) * 0x9e3779b97f4a7c15ULL);
+        h ^= h >> 29;
+    }
+    uint64_t w = (uint64_t)n << 56;
+    memcpy(&w, p, n);
+    h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+    return h ^ (h >> 29);
+}
+
 /* Length of the well-formed UTF-8 sequence at p (1-4), or 0 when p does not
  * start one (stray continuation byte, overlong form, surrogate, above
  * U+10FFFF, or cut short by the end of the string). */

@@ -237,4 +237,12 @@ char *dp_bits_name(uint32_t bits, const char *const *names, int nnames, const ch
 uint64_t dp_fnv1a(const void *data, size_t n, uint64_t h);
 #define DP_FNV_INIT 0xcbf29ce484222325ULL
 
+/* A fast checksum of n bytes at p, chained from h (8 bytes a step: an xor,
+ * a multiply and a shift; the last step also takes n mod 8). Each step is a
+ * bijection of h for given bytes, so bytes changed within one 8-byte step
+ * always change the result. The same bytes cut into other pieces hash
+ * differently: writer and reader must feed the same pieces (preprocess:
+ * one row, or one record, at a time). Not for cryptography. */
+uint64_t dp_hash8(uint64_t h, const void *p, size_t n);
+
 #endif
