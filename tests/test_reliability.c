@@ -1164,6 +1164,161 @@ static void test_pp_damaged_part(void)
     }
 }
 
+/* ---- readers get one generation of a dataset or of a split folder ---- */
+
+/* What a child saw when it opened a folder (open_across). */
+typedef struct opened {
+    int rc;
+    uint64_t n, sum;
+    char err[DP_ERRBUF_SIZE];
+} opened;
+
+static uint64_t npy_sum(uint64_t h, const dp_npy *a)
+{
+    return a->map ? dp_hash8(h, a->map, a->map_len) : h;
+}
+
+/* Opens dir, a dataset (split_task < 0) or a split folder of that task, into
+ * *o: rc, rows, a checksum of every array. */
+static void open_sum(const char *dir, int split_task, opened *o)
+{
+    memset(o, 0, sizeof *o);
+    if (split_task < 0) {
+        dp_dataset d;
+        if ((o->rc = dp_dataset_open(&d, dir, o->err)) == 0) {
+            o->n = d.n;
+            o->sum = npy_sum(npy_sum(npy_sum(npy_sum(0, &d.vectors), &d.cls[0]), &d.cls[1]), &d.meta);
+            dp_dataset_close(&d);
+        }
+    } else {
+        dp_splitset st;
+        if ((o->rc = dp_splitset_open_task(&st, dir, split_task, o->err)) == 0) {
+            o->n = st.n;
+            o->sum = npy_sum(npy_sum(npy_sum(0, &st.vectors), &st.labels), &st.meta);
+            dp_splitset_close(&st);
+        }
+    }
+}
+
+/* open_sum in a child stopped (DP_TEST_KILL_AT=PHASE:1:SIGSTOP) in the middle
+ * of the open; while it is stopped, change(arg) runs; then it goes on. 0 with
+ * what it saw in *o; -1 when it did not stop there or did not report. */
+static int open_across(const char *phase, const char *dir, int split_task, void (*change)(void *), void *arg,
+                       opened *o)
+{
+    int pfd[2];
+    if (pipe(pfd) != 0)
+        return -1;
+    fflush(NULL);
+    pid_t c = fork();
+    if (c == 0) {
+        char env[64];
+        snprintf(env, sizeof env, "%s:1:%d", phase, SIGSTOP);
+        setenv("DP_TEST_KILL_AT", env, 1);
+        open_sum(dir, split_task, o);
+        _exit(write(pfd[1], o, sizeof *o) == (ssize_t)sizeof *o ? 0 : 1);
+    }
+    close(pfd[1]);
+    int st = 0, rc = -1;
+    waitpid(c, &st, WUNTRACED);
+    if (WIFSTOPPED(st)) {
+        change(arg);
+        kill(c, SIGCONT);
+        waitpid(c, &st, 0);
+        rc = read(pfd[0], o, sizeof *o) == (ssize_t)sizeof *o && WIFEXITED(st) ? 0 : -1;
+    } else if (!WIFEXITED(st) && !WIFSIGNALED(st)) {
+        kill(c, SIGKILL);
+        waitpid(c, &st, 0);
+    }
+    close(pfd[0]);
+    return rc;
+}
+
+static void commit_corpus(void *dst)
+{
+    CHECK_EQ_INT(run_pp("data/corpus", dst, NULL, errbuf), 0);
+}
+
+/* A commit killed in its renames: summary.json gone, the label and meta
+ * arrays of another dataset (arg: {target, other}) renamed in. */
+static void half_commit(void *arg)
+{
+    const char *const *dirs = arg;
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cd %s && rm summary.json && for f in app traffic meta; do cp %s/$f.npy $f.npy.new && "
+             "mv $f.npy.new $f.npy; done", dirs[0], dirs[1]);
+    CHECK_EQ_INT(sh(NULL, 0, "%s", cmd), 0);
+}
+
+/* 18. a dataset opened while preprocess commits another one over it: the
+ * reader (split, train, test, merge) gets the arrays of one of them, never
+ * old vectors with new labels; when the dataset is left half replaced it
+ * says it changed while it was being opened. */
+static void test_dataset_open_one_generation(void)
+{
+    const char *ref = corpus_dataset();
+    if (!ref)
+        SKIP("no data/corpus");
+    char *src = tmp("gen-src"), *dst = tmp("gen-ds");
+    CHECK_EQ_INT(sh(NULL, 0, "mkdir -p %s && cp data/corpus/chat_0[1-3].pcap %s", src, src), 0);
+    CHECK_EQ_INT(run_pp(src, dst, NULL, errbuf), 0);
+    opened old, fresh, got;
+    open_sum(dst, -1, &old);
+    open_sum(ref, -1, &fresh);
+    CHECK(old.rc == 0 && fresh.rc == 0 && old.n != fresh.n);
+    /* stopped after vectors.npy, the corpus is committed over it */
+    CHECK_EQ_INT(open_across("ds-open", dst, -1, commit_corpus, dst, &got), 0);
+    if (got.rc != 0)
+        fprintf(stderr, "  open: %s\n", got.err);
+    CHECK_EQ_INT(got.rc, 0);
+    CHECK_EQ_INT(got.n, fresh.n);
+    CHECK(got.sum == fresh.sum);
+    /* a commit killed in its renames: no mix, a clear message */
+    CHECK_EQ_INT(run_pp(src, dst, NULL, errbuf), 0);
+    const char *dirs[2] = {dst, ref};
+    CHECK_EQ_INT(open_across("ds-open", dst, -1, half_commit, (void *)dirs, &got), 0);
+    CHECK(got.rc != 0);
+    CHECK_STR_CONTAINS(got.err, "the dataset changed while it was being opened");
+    CHECK_STR_CONTAINS(got.err, "incomplete dataset");
+}
+
+static void split_seed2(void *target)
+{
+    dp_split_opts o;
+    dp_split_opts_default(&o);
+    o.out = NULL;
+    o.seed = 2;
+    CHECK_EQ_INT(dp_split_run(corpus_dataset(), target, &o, errbuf), 0);
+}
+
+/* 19. a split folder (train's and test's input) opened while split swaps a
+ * new one in: the reader gets the files of one of them. */
+static void test_split_open_one_generation(void)
+{
+    const char *ds = corpus_dataset();
+    if (!ds)
+        SKIP("no data/corpus");
+    char *t = tmp("gen-split"), train[700];
+    dp_split_opts o;
+    dp_split_opts_default(&o);
+    o.out = NULL;
+    o.seed = 1;
+    CHECK_EQ_INT(dp_split_run(ds, t, &o, errbuf), 0);
+    snprintf(train, sizeof train, "%s/%s/train", t, dp_task_dir[DP_TASK_APP]);
+    opened old, got, fresh;
+    open_sum(train, DP_TASK_APP, &old);
+    CHECK_EQ_INT(old.rc, 0);
+    /* stopped after vectors.npy, a split of another seed is swapped in */
+    CHECK_EQ_INT(open_across("set-open", train, DP_TASK_APP, split_seed2, t, &got), 0);
+    open_sum(train, DP_TASK_APP, &fresh);
+    CHECK(fresh.rc == 0 && fresh.sum != old.sum);
+    if (got.rc != 0)
+        fprintf(stderr, "  open: %s\n", got.err);
+    CHECK_EQ_INT(got.rc, 0);
+    CHECK_EQ_INT(got.n, fresh.n);
+    CHECK(got.sum == fresh.sum);
+}
+
 /* 6. a capture that could not be read is read on the rerun. Permissions do
  * not stop root: the runs are made as nobody (65534) then. */
 static int pp_as_user(const char *src, const char *dst, uint64_t *packets)
@@ -1260,6 +1415,8 @@ int main(void)
     DP_RUN(test_pp_failed_rerun);
     DP_RUN(test_pp_corrupt_partial);
     DP_RUN(test_pp_damaged_part);
+    DP_RUN(test_dataset_open_one_generation);
+    DP_RUN(test_split_open_one_generation);
     DP_RUN(test_pp_unreadable_retried);
     DP_RUN(test_pp_target_inside_source);
     dp_eval_plot_release(); /* training curves drew text: cairo's and fontconfig's caches */

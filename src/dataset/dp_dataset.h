@@ -159,13 +159,31 @@ typedef struct dp_dataset {
     dp_labels labels;        /* labels.tsv: class names, nclasses per task */
 } dp_dataset;
 
-/* Opens DIR/{vectors,app,traffic,meta}.npy and DIR/labels.tsv. Fails with a
- * message naming the file when DIR is missing, summary.json is absent
- * ("DIR: incomplete dataset (no summary.json); rerun preprocess"), a file is
- * missing or malformed, the row counts disagree, or a class id is outside
- * [-1, nclasses) of labels.tsv. */
+/* Opens DIR/{vectors,app,traffic,meta}.npy and DIR/labels.tsv, all of one
+ * generation of the dataset (dp_open_one_generation, marker summary.json:
+ * a preprocess or merge committing meanwhile makes it open them again).
+ * Fails with a message naming the file when DIR is missing, summary.json is
+ * absent ("DIR: incomplete dataset (no summary.json); rerun preprocess"), a
+ * file is missing or malformed, the row counts disagree, or a class id is
+ * outside [-1, nclasses) of labels.tsv; or with "DIR: the dataset changed
+ * while it was being opened ...; retry ..." when it kept changing. */
 int dp_dataset_open(dp_dataset *d, const char *dir, char *errbuf);
 void dp_dataset_close(dp_dataset *d);
+
+/* Runs open_fn(ctx, errbuf), which opens files of folder DIR one by one by
+ * path (and on failure leaves nothing open), so that all it opened belong to
+ * one generation of DIR: DIR itself (split swaps a whole new folder in) and,
+ * when marker is not NULL, the file DIR/marker (preprocess removes
+ * summary.json before it renames new arrays in and writes it last) are the
+ * same files, held open, before and after. When either changed, what was
+ * opened is closed (close_fn) and open_fn runs again, up to 4 times in all
+ * with 50, 200 and 450 ms between (a failure after a change is retried as
+ * well). Returns open_fn's result when it ran on one generation, else -1 +
+ * "DIR: the dataset changed while it was being opened (...); retry when
+ * that run is done (last attempt: ...)". Readers take no lock: a writer is
+ * never held up by them. */
+int dp_open_one_generation(const char *dir, const char *marker, int (*open_fn)(void *ctx, char *errbuf),
+                           void (*close_fn)(void *ctx), void *ctx, char *errbuf);
 static inline const uint8_t *dp_dataset_vector(const dp_dataset *d, uint64_t i)
 {
     return d->vectors.data + i * DP_VEC_LEN;

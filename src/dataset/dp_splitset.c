@@ -129,8 +129,8 @@ out:
     return rc;
 }
 
-/* Opens a split folder (dir is known to exist); the caller closes s on
- * failure. */
+/* Opens a split folder's files (dir is known to exist); the caller closes
+ * s on failure. */
 static int open_split(dp_splitset *s, const char *dir, char *errbuf)
 {
     struct stat st;
@@ -146,6 +146,7 @@ static int open_split(dp_splitset *s, const char *dir, char *errbuf)
     if (dp_npy_open(&s->vectors, pv, errbuf) != 0 ||
         dp_npy_expect(&s->vectors, pv, DP_VECTORS_DESCR, 1, DP_VEC_LEN, errbuf) != 0)
         goto out;
+    dp_test_kill_point("set-open"); /* tests: split may swap another folder in here */
     if (dp_npy_open(&s->labels, pl, errbuf) != 0 ||
         dp_npy_expect(&s->labels, pl, DP_CLASS_DESCR, 2, 0, errbuf) != 0)
         goto out;
@@ -185,6 +186,45 @@ out:
     free(pm);
     free(pc);
     return rc;
+}
+
+/* A split folder being opened (dp_open_one_generation's context). */
+typedef struct set_open {
+    dp_splitset *s;
+    const char *dir;
+} set_open;
+
+/* Closes what open_split filled in (arrays, class names); the rest of the
+ * set stays. */
+static void release_split(void *ctx)
+{
+    dp_splitset *s = ((set_open *)ctx)->s;
+    dp_npy_close(&s->vectors);
+    dp_npy_close(&s->labels);
+    dp_npy_close(&s->meta);
+    for (int c = 0; c < DP_MAX_CLASSES; c++) {
+        free(s->names[c]);
+        s->names[c] = NULL;
+    }
+    s->nclasses = 0;
+    s->n = 0;
+    s->has_meta = 0;
+}
+
+/* One attempt at opening a split folder's files; on failure nothing stays
+ * open. */
+static int open_split_files(void *ctx, char *errbuf)
+{
+    set_open *o = ctx;
+    if (open_split(o->s, o->dir, errbuf) == 0)
+        return 0;
+    char keep[DP_ERRBUF_SIZE];
+    if (errbuf)
+        memcpy(keep, errbuf, DP_ERRBUF_SIZE);
+    release_split(ctx);
+    if (errbuf)
+        memcpy(errbuf, keep, DP_ERRBUF_SIZE);
+    return -1;
 }
 
 /* Takes the task's columns of an open dataset into s (the dataset keeps the
@@ -261,7 +301,10 @@ int dp_splitset_open_task(dp_splitset *s, const char *dir, int task, char *errbu
         if (task >= 0 && ft >= 0 && ft != task)
             return dp_err(errbuf, "%s: a split folder of the %s task, not of the %s task", dir,
                           dp_task_name[ft], dp_task_name[task]);
-        rc = open_split(s, dir, errbuf);
+        /* split replaces the whole folder (a swap): its files, opened one
+         * by one, must all be of the same folder */
+        set_open o = {s, dir};
+        rc = dp_open_one_generation(dir, NULL, open_split_files, release_split, &o, errbuf);
         s->task = ft >= 0 ? ft : task;
     } else if (file_exists(dir, DP_FILE_LABELS) || file_exists(dir, DP_FILE_VECTORS)) {
         s->kind = DP_SET_DATASET;
