@@ -1377,6 +1377,42 @@ static void test_pp_unreadable_retried(void)
 }
 
 /* 16. the target may not be the source or lie inside it */
+/* Symlinks at a dataset's files (arrays kept on another disk, say) stay
+ * links when preprocess replaces the dataset: their targets get the new
+ * files (before, the arrays and summary.json were renamed over the links,
+ * and the targets kept the old data). Oracles: lstat, the bytes of a fresh
+ * run, the dataset's row count. */
+static void test_pp_symlinked_files(void)
+{
+    char *src = tmp("pp-sym-src"), *dst = tmp("pp-sym"), *other = tmp("pp-sym-other"), *fresh = tmp("pp-sym-fresh");
+    CHECK_EQ_INT(sh(NULL, 0, "rm -rf %s %s %s %s && mkdir -p %s %s && cp data/corpus/chat_0[1-3].pcap %s", src, dst,
+                    other, fresh, src, other, src), 0);
+    CHECK_EQ_INT(run_pp(src, dst, NULL, errbuf), 0);
+    static const char *const names[] = {"vectors.npy", "meta.npy", "summary.json"};
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ_INT(sh(NULL, 0, "mv %s/%s %s/ && ln -s %s/%s %s/%s", dst, names[i], other, other, names[i], dst,
+                        names[i]), 0);
+    CHECK_EQ_INT(sh(NULL, 0, "cp data/corpus/chat_04.pcap %s", src), 0); /* one capture more */
+    CHECK_EQ_INT(run_pp(src, dst, NULL, errbuf), 0);
+    CHECK_EQ_INT(run_pp(src, fresh, NULL, errbuf), 0);
+    for (int i = 0; i < 3; i++) {
+        char p[1000], q[1000];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", dst, names[i]);
+        CHECK(lstat(p, &st) == 0 && S_ISLNK(st.st_mode));
+        snprintf(p, sizeof p, "%s/%s", other, names[i]);
+        snprintf(q, sizeof q, "%s/%s", fresh, names[i]);
+        if (i < 2)
+            CHECK(dp_test_same_file(p, q));
+    }
+    dp_dataset a, b;
+    CHECK(dp_dataset_open(&a, dst, errbuf) == 0);
+    CHECK(dp_dataset_open(&b, fresh, errbuf) == 0);
+    CHECK(a.n == b.n && a.n > 0);
+    dp_dataset_close(&a);
+    dp_dataset_close(&b);
+}
+
 static void test_pp_target_inside_source(void)
 {
     char *src = tmp("pp-in"), *in = tmp("pp-in/ds");
@@ -1419,6 +1455,7 @@ int main(void)
     DP_RUN(test_split_open_one_generation);
     DP_RUN(test_pp_unreadable_retried);
     DP_RUN(test_pp_target_inside_source);
+    DP_RUN(test_pp_symlinked_files);
     dp_eval_plot_release(); /* training curves drew text: cairo's and fontconfig's caches */
     return dp_test_end();
 }

@@ -126,8 +126,9 @@ uint64_t dp_npy_append_rows_written(const dp_npy_appender *w);
  * final_header writes the header with the row count and fsyncs (a resume
  * also accepts this header on a file cut to its rows, and puts the
  * in-progress one back); commit does what is left of both, then renames TMP
- * to PATH and fsyncs the folder; it closes the appender either way. No row
- * may be appended after finish. */
+ * to PATH and fsyncs the folder (a symlink, FIFO or device at PATH is
+ * written through as dp_afile does: TMP's bytes copied, TMP removed); it
+ * closes the appender either way. No row may be appended after finish. */
 int dp_npy_append_finish(dp_npy_appender *w, char *errbuf);
 int dp_npy_append_final_header(dp_npy_appender *w, char *errbuf);
 int dp_npy_append_commit(dp_npy_appender *w, const char *path, char *errbuf);

@@ -450,6 +450,35 @@ int dp_npy_append_final_header(dp_npy_appender *w, char *errbuf)
     return rc;
 }
 
+/* The finished temp file's bytes to path through dp_afile (a symlink's
+ * target replaced atomically, a FIFO or device written through), then the
+ * temp file removed. */
+static int copy_through(const char *tmp, const char *path, char *errbuf)
+{
+    int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return dp_errno(errbuf, "%s: cannot read", tmp);
+    dp_afile af;
+    size_t cap = 1 << 20;
+    char *buf = malloc(cap);
+    int rc = buf ? dp_afile_open(&af, path, errbuf) : dp_err(errbuf, "%s: out of memory", path);
+    ssize_t n = 0;
+    while (rc == 0 && (n = read(fd, buf, cap)) > 0)
+        if (fwrite(buf, 1, (size_t)n, af.f) != (size_t)n)
+            rc = dp_errno(errbuf, "%s: write failed", path);
+    if (rc == 0 && n < 0)
+        rc = dp_errno(errbuf, "%s: read failed", tmp);
+    close(fd);
+    free(buf);
+    if (rc == 0)
+        rc = dp_afile_commit(&af, errbuf);
+    else if (buf && af.f)
+        dp_afile_abort(&af);
+    if (rc == 0 && unlink(tmp) != 0)
+        rc = dp_errno(errbuf, "%s: cannot remove", tmp);
+    return rc;
+}
+
 int dp_npy_append_commit(dp_npy_appender *w, const char *path, char *errbuf)
 {
     int rc = dp_npy_append_final_header(w, errbuf);
@@ -458,8 +487,10 @@ int dp_npy_append_commit(dp_npy_appender *w, const char *path, char *errbuf)
     else if (rc != 0)
         close(w->fd);
     w->fd = -1;
+    struct stat st; /* a symlink, FIFO or device at path is written through, as by dp_afile */
+    int through = lstat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
     if (rc == 0)
-        rc = dp_rename_durable(w->tmp, path, errbuf);
+        rc = through ? copy_through(w->tmp, path, errbuf) : dp_rename_durable(w->tmp, path, errbuf);
     dp_npy_append_close(w);
     return rc;
 }

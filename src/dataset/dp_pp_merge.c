@@ -465,11 +465,13 @@ int dp_pp_merger_commit(run *r, char *errbuf)
         rc = dp_npy_append_final_header(&m->w[k], errbuf);
         dp_test_kill_point("pp-commit");
     }
-    char *sj = dp_path_join(r->dst, DP_FILE_SUMMARY_JSON);
+    /* the dataset is incomplete until summary.json is written again; a
+     * symlink there stays (its target goes, and comes back through it) */
+    char *sj = dp_path_join(r->dst, DP_FILE_SUMMARY_JSON), *real = rc == 0 && sj ? dp_resolve_links(sj, errbuf) : NULL;
     r->replacing = rc == 0;
-    if (rc == 0 && (!sj || (unlink(sj) != 0 && errno != ENOENT)))
-        rc = dp_errno(errbuf, "%s: cannot remove", sj ? sj : r->dst);
-    free(sj);
+    if (rc == 0 && (!real || (unlink(real) != 0 && errno != ENOENT)))
+        rc = real ? dp_errno(errbuf, "%s: cannot remove", real) : sj ? -1 : dp_err(errbuf, "out of memory");
+    free(sj), free(real);
     for (int k = 0; k < 4 && rc == 0; k++) {
         char *p = dp_path_join(r->dst, dp_pp_out_names[k]);
         rc = p ? dp_npy_append_commit(&m->w[k], p, errbuf) : dp_err(errbuf, "out of memory");
