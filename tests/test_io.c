@@ -1,6 +1,8 @@
 /* Tests of the shared plumbing: atomic files, the RNG, .npy files, label
  * tables. Oracles: hand-written bytes of the .npy format, numpy itself where
  * /usr/bin/python3 has it, and hand-built label tables. */
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -176,6 +178,95 @@ static void test_npy_streaming_and_struct(void)
     } else {
         fprintf(stderr, "  (numpy cross-check skipped: no /usr/bin/python3 with numpy)\n");
     }
+}
+
+/* Copies everything read from a FIFO into a file (the other end of a
+ * writer under test); n is the byte count, -1 when it could not. */
+struct fifo_copy {
+    const char *fifo, *file;
+    long n;
+};
+
+static void *copy_fifo(void *arg)
+{
+    struct fifo_copy *c = arg;
+    c->n = -1;
+    int in = open(c->fifo, O_RDONLY), out = open(c->file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (in >= 0 && out >= 0) {
+        char buf[4096];
+        ssize_t k;
+        c->n = 0;
+        while ((k = read(in, buf, sizeof buf)) > 0)
+            c->n = write(out, buf, (size_t)k) == k && c->n >= 0 ? c->n + k : -1;
+    }
+    if (in >= 0)
+        close(in);
+    if (out >= 0)
+        close(out);
+    return NULL;
+}
+
+/* An .npy written through a FIFO (`test -o R` with R/predictions.npy a
+ * FIFO) reaches the reader whole: the final header first, never a header
+ * of 0 rows and a seek back; the same bytes as the regular file, loadable by
+ * numpy. A writer that counts its rows as they come is refused there
+ * before a byte; one that announced its rows fails on any other count. */
+static void test_npy_through_fifo(void)
+{
+    int16_t data[3][5];
+    for (int i = 0; i < 15; i++)
+        data[i / 5][i % 5] = (int16_t)(i * 1000 - 7000);
+    char reg[512], fifo[512], got[512];
+    snprintf(reg, sizeof reg, "%s", tmp("fifo-ref.npy"));
+    snprintf(fifo, sizeof fifo, "%s", tmp("through.npy"));
+    snprintf(got, sizeof got, "%s", tmp("fifo-got.npy"));
+    CHECK(dp_npy_save(reg, DP_NPY_I2, 2, 5, data, 3, errbuf) == 0);
+    CHECK(mkfifo(fifo, 0600) == 0);
+    struct fifo_copy c = {fifo, got, -1};
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, copy_fifo, &c) == 0);
+    int rc = dp_npy_save(fifo, DP_NPY_I2, 2, 5, data, 3, errbuf);
+    if (rc != 0)
+        fprintf(stderr, "  %s\n", errbuf);
+    CHECK(rc == 0);
+    pthread_join(th, NULL);
+    CHECK(dp_test_same_file(got, reg));
+    dp_npy a;
+    CHECK(dp_npy_open(&a, got, errbuf) == 0);
+    CHECK(a.ndim == 2 && a.shape[0] == 3 && a.shape[1] == 5);
+    dp_npy_close(&a);
+    struct stat st;
+    CHECK(lstat(fifo, &st) == 0 && S_ISFIFO(st.st_mode));
+    if (system("/usr/bin/python3 -c 'import numpy' 2>/dev/null") == 0) {
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "/usr/bin/python3 -c \"import numpy as np; a=np.load('%s'); "
+                 "assert a.shape==(3,5) and a.dtype==np.int16 and a[2,4]==7000\"", got);
+        CHECK(system(cmd) == 0);
+    }
+    /* rows not counted in advance: refused, nothing written */
+    c.n = -1;
+    CHECK(pthread_create(&th, NULL, copy_fifo, &c) == 0);
+    dp_npy_writer w;
+    rc = dp_npy_writer_open(&w, fifo, DP_NPY_I2, 2, 5, errbuf);
+    CHECK(rc == -1);
+    if (rc == 0)
+        dp_npy_writer_abort(&w); /* the reader's end of file */
+    CHECK_STR_CONTAINS(errbuf, fifo);
+    CHECK_STR_CONTAINS(errbuf, "written through");
+    pthread_join(th, NULL);
+    CHECK_EQ_INT(c.n, 0);
+    /* announced rows: fewer fail at the commit (no file), more at the write */
+    const char *p = tmp("announced.npy");
+    CHECK(dp_npy_writer_open_rows(&w, p, DP_NPY_I2, 2, 5, 3, errbuf) == 0);
+    CHECK(dp_npy_write(&w, data, 2, errbuf) == 0);
+    CHECK(dp_npy_writer_commit(&w, errbuf) == -1);
+    CHECK_STR_CONTAINS(errbuf, "2 rows written, its header says 3");
+    CHECK(access(p, F_OK) != 0);
+    CHECK(dp_npy_writer_open_rows(&w, p, DP_NPY_I2, 2, 5, 1, errbuf) == 0);
+    CHECK(dp_npy_write(&w, data, 2, errbuf) == -1);
+    CHECK_STR_CONTAINS(errbuf, "more rows than the 1 of its header");
+    dp_npy_writer_abort(&w);
+    CHECK(access(p, F_OK) != 0);
 }
 
 /* The appender: direct and buffered, flushed and resumed (the partial last
@@ -574,6 +665,7 @@ int main(void)
     DP_RUN(test_flowmap_model);
     DP_RUN(test_flowmap_bounds);
     DP_RUN(test_npy_streaming_and_struct);
+    DP_RUN(test_npy_through_fifo);
     DP_RUN(test_npy_bad);
     DP_RUN(test_npy_crafted_headers);
     DP_RUN(test_labels_iscx);

@@ -122,8 +122,12 @@ static int write_header(FILE *f, const char *descr, uint64_t rows, size_t ncols,
     return rc;
 }
 
-int dp_npy_writer_open(dp_npy_writer *w, const char *path, const char *descr,
-                       size_t itemsize, size_t ncols, char *errbuf)
+/* Opens PATH and writes the header: the final one when the row count is
+ * known (expect >= 0), else an in-progress one that the commit rewrites in
+ * place, which a target written through (a FIFO, a device, standard
+ * output: nothing to seek back on) cannot take: refused before any byte. */
+static int writer_open(dp_npy_writer *w, const char *path, const char *descr, size_t itemsize, size_t ncols,
+                       int64_t expect, char *errbuf)
 {
     memset(w, 0, sizeof *w);
     if (strlen(descr) >= sizeof w->descr)
@@ -131,10 +135,17 @@ int dp_npy_writer_open(dp_npy_writer *w, const char *path, const char *descr,
     strcpy(w->descr, descr);
     w->ncols = ncols;
     w->row_bytes = itemsize * (ncols ? ncols : 1);
+    w->expect = expect;
     if (dp_afile_open(&w->af, path, errbuf) != 0)
         return -1;
+    if (expect < 0 && w->af.through) {
+        dp_err(errbuf, "%s: is written through (a FIFO, a device or standard output): an .npy array "
+                       "of rows not counted in advance cannot be written there", path);
+        dp_afile_abort(&w->af);
+        return -1;
+    }
     size_t hs = header_size(descr);
-    if (hs == 0 || write_header(w->af.f, descr, 0, ncols, hs) != 0) {
+    if (hs == 0 || write_header(w->af.f, descr, expect < 0 ? 0 : (uint64_t)expect, ncols, hs) != 0) {
         dp_err(errbuf, "%s: cannot write npy header", path);
         dp_afile_abort(&w->af);
         return -1;
@@ -142,8 +153,24 @@ int dp_npy_writer_open(dp_npy_writer *w, const char *path, const char *descr,
     return 0;
 }
 
+int dp_npy_writer_open(dp_npy_writer *w, const char *path, const char *descr,
+                       size_t itemsize, size_t ncols, char *errbuf)
+{
+    return writer_open(w, path, descr, itemsize, ncols, -1, errbuf);
+}
+
+int dp_npy_writer_open_rows(dp_npy_writer *w, const char *path, const char *descr, size_t itemsize,
+                            size_t ncols, uint64_t rows, char *errbuf)
+{
+    if (rows > (uint64_t)INT64_MAX)
+        return dp_err(errbuf, "%s: too many rows", path);
+    return writer_open(w, path, descr, itemsize, ncols, (int64_t)rows, errbuf);
+}
+
 int dp_npy_write(dp_npy_writer *w, const void *rows, size_t nrows, char *errbuf)
 {
+    if (w->expect >= 0 && nrows > (uint64_t)w->expect - w->rows)
+        return dp_err(errbuf, "%s: more rows than the %lld of its header", w->af.path, (long long)w->expect);
     size_t n = nrows * w->row_bytes;
     if (n && fwrite(rows, 1, n, w->af.f) != n)
         return dp_errno(errbuf, "%s: write failed", w->af.path);
@@ -153,6 +180,15 @@ int dp_npy_write(dp_npy_writer *w, const void *rows, size_t nrows, char *errbuf)
 
 int dp_npy_writer_commit(dp_npy_writer *w, char *errbuf)
 {
+    if (w->expect >= 0) { /* the header written at open is final */
+        if (w->rows != (uint64_t)w->expect) {
+            dp_err(errbuf, "%s: %llu rows written, its header says %lld", w->af.path,
+                   (unsigned long long)w->rows, (long long)w->expect);
+            dp_afile_abort(&w->af);
+            return -1;
+        }
+        return dp_afile_commit(&w->af, errbuf);
+    }
     size_t hs = header_size(w->descr);
     if (fflush(w->af.f) != 0 || fseek(w->af.f, 0, SEEK_SET) != 0 ||
         write_header(w->af.f, w->descr, w->rows, w->ncols, hs) != 0) {
@@ -173,7 +209,7 @@ int dp_npy_save(const char *path, const char *descr, size_t itemsize,
                 size_t ncols, const void *data, uint64_t rows, char *errbuf)
 {
     dp_npy_writer w;
-    if (dp_npy_writer_open(&w, path, descr, itemsize, ncols, errbuf) != 0)
+    if (dp_npy_writer_open_rows(&w, path, descr, itemsize, ncols, rows, errbuf) != 0)
         return -1;
     if (dp_npy_write(&w, data, rows, errbuf) != 0) {
         dp_npy_writer_abort(&w);

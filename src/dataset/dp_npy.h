@@ -3,7 +3,10 @@
  * Files written here load with numpy alone: numpy.load(path, mmap_mode='r').
  * The writer does not need the row count up front: it reserves a fixed
  * 128-byte header, streams rows, then rewrites the header with the final
- * shape and renames the temp file into place (atomic, see dp_afile).
+ * shape and renames the temp file into place (atomic, see dp_afile). A
+ * target written through (a FIFO, a device, standard output) cannot be
+ * rewritten: it takes only arrays whose row count is given at open
+ * (dp_npy_writer_open_rows, dp_npy_save), whose final header goes first.
  */
 #ifndef DP_NPY_H
 #define DP_NPY_H
@@ -30,21 +33,31 @@ typedef struct dp_npy_writer {
     size_t row_bytes;   /* bytes per row = itemsize * max(ncols, 1) */
     size_t ncols;       /* 0 for a 1-D array */
     uint64_t rows;
+    int64_t expect;     /* rows its header announces (open_rows); -1: counted at commit */
 } dp_npy_writer;
 
-/* Opens PATH for writing an array of rows. descr is a numpy dtype literal
- * (one of DP_NPY_* or a structured list such as "[('a', '<u4')]"); itemsize
- * its size in bytes; ncols 0 for shape [N], else shape [N, ncols]. */
+/* Opens PATH for writing an array of rows, counted as they come. descr is a
+ * numpy dtype literal (one of DP_NPY_* or a structured list such as
+ * "[('a', '<u4')]"); itemsize its size in bytes; ncols 0 for shape [N],
+ * else shape [N, ncols]. Fails (writing nothing) when PATH is written
+ * through (a FIFO, a device, "-"): its header could not be rewritten. */
 int dp_npy_writer_open(dp_npy_writer *w, const char *path, const char *descr,
                        size_t itemsize, size_t ncols, char *errbuf);
+/* The same for exactly `rows` rows: the final header is written first, so
+ * that any target (also a FIFO or standard output) gets a whole .npy file;
+ * more rows fail at dp_npy_write, fewer at the commit. */
+int dp_npy_writer_open_rows(dp_npy_writer *w, const char *path, const char *descr, size_t itemsize,
+                            size_t ncols, uint64_t rows, char *errbuf);
 /* Appends nrows rows (nrows * row_bytes bytes). */
 int dp_npy_write(dp_npy_writer *w, const void *rows, size_t nrows, char *errbuf);
-/* Writes the final header and renames the file into place. */
+/* Writes the final header (open_rows: checks the row count instead) and
+ * renames the file into place; the writer is closed either way. */
 int dp_npy_writer_commit(dp_npy_writer *w, char *errbuf);
 /* Drops the temp file. Safe after a failed open or commit. */
 void dp_npy_writer_abort(dp_npy_writer *w);
 
-/* Writes a whole in-memory array at once (atomic). */
+/* Writes a whole in-memory array at once (atomic; through a FIFO, a device
+ * or "-" as one whole .npy stream). */
 int dp_npy_save(const char *path, const char *descr, size_t itemsize,
                 size_t ncols, const void *data, uint64_t rows, char *errbuf);
 
