@@ -230,6 +230,24 @@ static void test_afile_live(void)
     CHECK(file_is(p, "{\"a\":1}\n"));
 }
 
+/* A write that failed before the commit (the stream keeps only its error
+ * flag, the buffer is gone) is reported as such, not with whatever errno
+ * the process set since ("write failed: Invalid argument"). */
+static void test_afile_earlier_error(void)
+{
+    if (access("/dev/full", W_OK) != 0)
+        SKIP("no /dev/full");
+    dp_afile af;
+    CHECK(dp_afile_open(&af, "/dev/full", errbuf) == 0);
+    fputs("a verdict\n", af.f);
+    CHECK(fflush(af.f) != 0 && errno == ENOSPC);
+    errno = EINVAL; /* what some later call left behind */
+    CHECK(dp_afile_commit(&af, errbuf) == -1);
+    CHECK_STR_CONTAINS(errbuf, "/dev/full: write failed");
+    CHECK(strstr(errbuf, "Invalid argument") == NULL);
+    CHECK_STR_CONTAINS(errbuf, "an earlier write to it failed");
+}
+
 /* A live pcap writer: every frame is in the file before the close. */
 static void test_dumper_live(void)
 {
@@ -818,6 +836,40 @@ static void *copy_fifo(void *arg)
     if (out >= 0)
         close(out);
     return NULL;
+}
+
+/* classify -o OUT stops at the first verdict it cannot write, naming OUT
+ * and the write's own errno, exit 1 (it went on to the end and then said
+ * "write failed: Invalid argument"): a device (/dev/full, written through
+ * as a live -o is), standard output, and a regular file whose write fails
+ * (a file size limit), whose old contents stay. --batch 1: every kept
+ * packet is a verdict, so "1 classified" shows where it stopped. */
+static void test_classify_write_error(void)
+{
+    const char *b = bin(), *m = corpus_model();
+    if (!b || !m)
+        SKIP("no deeppacket binary or no data/corpus");
+    if (access("/dev/full", W_OK) != 0)
+        SKIP("no /dev/full");
+    const char *cap = "data/corpus/chat_01.pcap";
+    char out[8192];
+    CHECK_EQ_INT(sh(out, sizeof out, "%s classify -m %s -r %s --batch 1 -o /dev/full 2>&1", b, m, cap), 1);
+    CHECK_STR_CONTAINS(out, "/dev/full: cannot write the verdicts: No space left on device");
+    CHECK_STR_CONTAINS(out, " 1 kept, 1 classified,");
+    CHECK(strstr(out, "Invalid argument") == NULL);
+    CHECK_EQ_INT(sh(out, sizeof out, "%s classify -m %s -r %s --batch 1 2>&1 >/dev/full", b, m, cap), 1);
+    CHECK_STR_CONTAINS(out, "standard output: cannot write the verdicts: No space left on device");
+    CHECK_STR_CONTAINS(out, " 1 kept, 1 classified,");
+    CHECK_EQ_INT(count_lines(out), 3); /* the error and the two summary lines, nothing more */
+    /* a regular OUT: the temp file hits the limit, OUT keeps its old lines */
+    char *o = tmp("cls-limited.jsonl"), *old = tmp("cls-limited.old");
+    CHECK(dp_write_file_atomic(o, "old verdicts\n", 13, errbuf) == 0);
+    CHECK(dp_write_file_atomic(old, "old verdicts\n", 13, errbuf) == 0);
+    CHECK_EQ_INT(sh(out, sizeof out, "trap '' XFSZ; ulimit -f 1; exec %s classify -m %s -r %s -o %s 2>&1", b, m, cap,
+                    o), 1);
+    CHECK_STR_CONTAINS(out, "cls-limited.jsonl: cannot write the verdicts: File too large; it was left as it was");
+    CHECK(dp_test_same_file(o, old));
+    CHECK_EQ_INT(sh(out, sizeof out, "ls %s | grep -c 'cls-limited.jsonl.tmp'", dp_test_tmpdir()), 1); /* none */
 }
 
 /* `test -o R` with R/predictions.npy a FIFO: the reader gets the same bytes
@@ -1495,6 +1547,7 @@ int main(void)
     DP_RUN(test_afile_symlink);
     DP_RUN(test_afile_stdout);
     DP_RUN(test_afile_live);
+    DP_RUN(test_afile_earlier_error);
     DP_RUN(test_dumper_live);
     DP_RUN(test_stale_tmp);
     DP_RUN(test_signal_removes_tmp);
@@ -1508,6 +1561,7 @@ int main(void)
     DP_RUN(test_test_reads_model_once);
     DP_RUN(test_classify_targets);
     DP_RUN(test_test_npy_fifo);
+    DP_RUN(test_classify_write_error);
     DP_RUN(test_classify_live_kill9);
     DP_RUN(test_capture_live_kill9);
     DP_RUN(test_pp_commit_resume);

@@ -8,6 +8,7 @@
  * flushed per line: deeppacket's own JSON lines or Suricata EVE (dp_eve.h);
  * a summary on stderr at exit.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,20 +67,26 @@ static void usage(FILE *f)
 struct out_ctx {
     FILE *f;
     const dp_model *m;
-    int failed;
+    int err;          /* errno of the first write that failed; 0 while none did */
     int eve;          /* --format eve */
     dp_eve_info ei;
 };
 
+/* Writes one verdict line and flushes it. After a write fails it writes
+ * nothing more: o->err keeps that write's errno (the stream keeps only an
+ * error flag), and run_source stops the run at its next step. */
 static void emit(void *ctx, const dp_cls_result *r)
 {
     struct out_ctx *o = ctx;
+    if (o->err)
+        return;
+    errno = 0;
     if (o->eve)
         dp_cls_result_eve(o->f, o->m, &o->ei, r);
     else
         dp_cls_result_json(o->f, o->m, r);
-    if (fflush(o->f) != 0)
-        o->failed = 1;
+    if (fflush(o->f) != 0 || ferror(o->f))
+        o->err = errno ? errno : EIO;
 }
 
 static double wall_now(void)
@@ -102,14 +109,16 @@ static int warn_linktype(dp_capture *cap, const char *name)
     return 1;
 }
 
-/* Reads one source to its end (or an interruption). Returns 0, or 1 on error. */
-static int run_source(dp_classifier *cls, dp_capture *cap, const char *name, int live)
+/* Reads one source to its end, an interruption or the first verdict that
+ * could not be written (oc->err, reported by finish_output). Returns 0, or
+ * 1 on error. */
+static int run_source(dp_classifier *cls, const struct out_ctx *oc, dp_capture *cap, const char *name, int live)
 {
     char errbuf[DP_ERRBUF_SIZE] = "";
     int rc = 0;
     dp_classifier_begin(cls, name);
     dp_cli_signals_watch(cap);
-    while (!dp_cli_stop) {
+    while (!dp_cli_stop && !oc->err) {
         dp_frame f;
         dp_next r = dp_capture_next(cap, &f, errbuf);
         if (r == DP_NEXT_FRAME) {
@@ -134,7 +143,7 @@ static int run_source(dp_classifier *cls, dp_capture *cap, const char *name, int
         }
     }
     dp_cli_signals_watch(NULL);
-    if (dp_classifier_finish(cls, dp_cli_stop ? DP_FLOW_INTERRUPTED : DP_FLOW_END, errbuf) < 0) {
+    if (!oc->err && dp_classifier_finish(cls, dp_cli_stop ? DP_FLOW_INTERRUPTED : DP_FLOW_END, errbuf) < 0) {
         fprintf(stderr, "deeppacket classify: %s\n", errbuf);
         rc = 1;
     }
@@ -380,10 +389,10 @@ static int classify_sources(struct cls_run *r, const struct cls_args *ca, char *
 {
     if (r->live) {
         r->bad_linktype += warn_linktype(r->live, ca->iface);
-        return run_source(r->cls, r->live, ca->iface, 1);
+        return run_source(r->cls, &r->oc, r->live, ca->iface, 1);
     }
     int rc = 0;
-    for (int i = 0; i < ca->nfiles && !dp_cli_stop; i++) {
+    for (int i = 0; i < ca->nfiles && !dp_cli_stop && !r->oc.err; i++) {
         dp_capture *cap = dp_capture_open_file(ca->files[i], errbuf);
         if (!cap || (ca->bpf && dp_capture_set_filter(cap, ca->bpf, errbuf) < 0)) {
             fprintf(stderr, "deeppacket classify: %s\n", errbuf);
@@ -391,24 +400,30 @@ static int classify_sources(struct cls_run *r, const struct cls_args *ca, char *
             return 1;
         }
         r->bad_linktype += warn_linktype(cap, ca->files[i]);
-        rc |= run_source(r->cls, cap, ca->files[i], 0);
+        rc |= run_source(r->cls, &r->oc, cap, ca->files[i], 0);
         dp_capture_close(cap);
     }
     return rc;
 }
 
 /* Commits the output when the run succeeded or was interrupted, else drops
- * it; returns RC, or 1 when the verdicts could not be written. */
+ * it (an atomic OUT stays as it was); returns RC, or 1 after a message
+ * naming the output and the failed write's errno when a verdict could not
+ * be written. */
 static int finish_output(struct cls_run *r, const struct cls_args *ca, int rc, char *errbuf)
 {
-    if (r->oc.failed) {
-        fprintf(stderr, "deeppacket classify: cannot write the verdicts%s%s\n", ca->out_path ? " to " : "",
-                ca->out_path ? ca->out_path : "");
+    if (r->oc.err) {
+        int to_stdout = !ca->out_path || !strcmp(ca->out_path, "-");
+        fprintf(stderr, "deeppacket classify: %s: cannot write the verdicts: %s; %s\n",
+                to_stdout ? "standard output" : ca->out_path, strerror(r->oc.err),
+                r->out_open && r->af.tmp ? "it was left as it was" : "stopped at the first failed write");
+        if (r->oc.f == stdout)
+            clearerr(stdout); /* reported here, with its cause: not again at exit */
         rc = 1;
     }
     if (r->out_open) {
         r->out_open = 0;
-        if (rc == 0 || dp_cli_stop) {
+        if (!r->oc.err && (rc == 0 || dp_cli_stop)) {
             if (dp_afile_commit(&r->af, errbuf) < 0) {
                 fprintf(stderr, "deeppacket classify: %s\n", errbuf);
                 rc = 1;

@@ -350,12 +350,27 @@ int dp_afile_open(dp_afile *af, const char *path, char *errbuf)
     return dp_afile_open_flags(af, path, 0, errbuf);
 }
 
+/* Flushes f; -1 with a message naming NAME when that or an earlier write
+ * failed. The errno is the failing flush's; an earlier failure's errno is
+ * gone by now (the stream keeps only its error flag), and a stale one
+ * would name a wrong cause, so the message says that instead. */
+static int flush_check(FILE *f, const char *name, char *errbuf)
+{
+    errno = 0;
+    int flushed = fflush(f) == 0;
+    if (flushed && !ferror(f))
+        return 0;
+    if (!flushed && errno != 0)
+        return dp_errno(errbuf, "%s: write failed", name);
+    return dp_err(errbuf, "%s: write failed (an earlier write to it failed)", name);
+}
+
 int dp_afile_commit(dp_afile *af, char *errbuf)
 {
     int rc = 0;
     const char *name = af->f == stdout ? "standard output" : af->path;
-    if (fflush(af->f) != 0 || ferror(af->f))
-        rc = dp_errno(errbuf, "%s: write failed", name);
+    if (flush_check(af->f, name, errbuf) != 0)
+        rc = -1;
     else if (af->through != 1 && fsync(fileno(af->f)) != 0 && errno != EINVAL)
         rc = dp_errno(errbuf, "%s: fsync failed", name);
     if (af->f != stdout && fclose(af->f) != 0 && rc == 0)
@@ -541,7 +556,5 @@ int dp_lock_target(const char *target, const char *what, char *errbuf)
 
 int dp_check_stdout(char *errbuf)
 {
-    if (fflush(stdout) != 0 || ferror(stdout))
-        return dp_errno(errbuf, "standard output: write failed");
-    return 0;
+    return flush_check(stdout, "standard output", errbuf);
 }
