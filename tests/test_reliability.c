@@ -872,6 +872,50 @@ static void test_classify_write_error(void)
     CHECK_EQ_INT(sh(out, sizeof out, "ls %s | grep -c 'cls-limited.jsonl.tmp'", dp_test_tmpdir()), 1); /* none */
 }
 
+/* classify -r stopped by SIGINT or SIGTERM (DP_TEST_KILL_AT=classify:N:SIG:
+ * after the N-th frame) has incomplete verdicts: the old OUT stays byte for
+ * byte (it used to be replaced by the truncated file, exit 0), no temp file
+ * is left, the message says so, the exit status is 128 + the signal. Also
+ * when the signal falls in the first of two captures; a kill point past the
+ * last frame changes nothing (exit 0, OUT replaced). */
+static void test_classify_interrupted(void)
+{
+    const char *b = bin(), *m = corpus_model();
+    if (!b || !m)
+        SKIP("no deeppacket binary or no data/corpus");
+    const char *cap = "data/corpus/chat_01.pcap", *cap2 = "data/corpus/chat_02.pcap";
+    char *o = tmp("cls-int.jsonl"), *old = tmp("cls-int.old"), out[8192];
+    CHECK_EQ_INT(sh(out, sizeof out, "%s classify -m %s -r %s -o %s 2>&1", b, m, cap2, o), 0);
+    CHECK_EQ_INT(sh(NULL, 0, "cp %s %s", o, old), 0);
+    static const struct {
+        int sig, status;
+        const char *name;
+    } t[] = {{SIGINT, 130, "SIGINT"}, {SIGTERM, 143, "SIGTERM"}};
+    for (int k = 0; k < 2; k++) {
+        CHECK_EQ_INT(sh(out, sizeof out, "DP_TEST_KILL_AT=classify:20:%d %s classify -m %s -r %s -o %s 2>&1", t[k].sig,
+                        b, m, cap, o), t[k].status);
+        char want[900];
+        snprintf(want, sizeof want, "interrupted (%s) before the end of the captures: %s was left as it was",
+                 t[k].name, o);
+        CHECK_STR_CONTAINS(out, want);
+        CHECK_STR_CONTAINS(out, "20 packets seen");
+        CHECK(dp_test_same_file(o, old));
+    }
+    /* in the first of two captures */
+    CHECK_EQ_INT(sh(out, sizeof out, "DP_TEST_KILL_AT=classify:5:%d %s classify -m %s -r %s %s -o %s 2>&1", SIGINT, b,
+                    m, cap, cap2, o), 130);
+    CHECK(dp_test_same_file(o, old));
+    CHECK_EQ_INT(sh(out, sizeof out, "ls %s | grep -c 'cls-int.jsonl.tmp'", dp_test_tmpdir()), 1); /* none */
+    /* standard output: the verdicts are out, and said to be incomplete */
+    CHECK_EQ_INT(sh(out, sizeof out, "DP_TEST_KILL_AT=classify:20:%d %s classify -m %s -r %s 2>&1 >/dev/null", SIGINT,
+                    b, m, cap), 130);
+    CHECK_STR_CONTAINS(out, "the verdicts written to standard output are incomplete");
+    /* never reached: a whole run */
+    CHECK_EQ_INT(sh(out, sizeof out, "DP_TEST_KILL_AT=classify:1000000:%d %s classify -m %s -r %s -o %s 2>&1", SIGINT,
+                    b, m, cap, o), 0);
+    CHECK(!dp_test_same_file(o, old));
+}
+
 /* `test -o R` with R/predictions.npy a FIFO: the reader gets the same bytes
  * as a regular run's file (a whole .npy that numpy loads), not a header of
  * shape (0,) and "cannot finish npy header: Illegal seek". */
@@ -1562,6 +1606,7 @@ int main(void)
     DP_RUN(test_classify_targets);
     DP_RUN(test_test_npy_fifo);
     DP_RUN(test_classify_write_error);
+    DP_RUN(test_classify_interrupted);
     DP_RUN(test_classify_live_kill9);
     DP_RUN(test_capture_live_kill9);
     DP_RUN(test_pp_commit_resume);

@@ -50,7 +50,8 @@ static void usage(FILE *f)
             "  -j, --threads N   threads of the matrix library (default: all CPUs)\n"
             "  --precision P     fp32 (default), bf16 (the model's products in bf16, float32 sums;\n"
             "                    needs AVX512_BF16) or auto (bf16 where the CPU has it)\n"
-            "  -o, --output OUT.jsonl  write verdicts there instead of stdout: atomically for -r,\n"
+            "  -o, --output OUT.jsonl  write verdicts there instead of stdout: atomically for -r\n"
+            "                    (Ctrl-C before the captures' end: OUT left as it was, exit 130),\n"
             "                    line by line for -i (kill -9 keeps the lines written);\n"
             "                    a FIFO, device or - is written through, a symlink followed\n"
             "  --format json|eve json (default): JSON lines {time, source, index, proto, src,\n"
@@ -109,13 +110,15 @@ static int warn_linktype(dp_capture *cap, const char *name)
     return 1;
 }
 
-/* Reads one source to its end, an interruption or the first verdict that
- * could not be written (oc->err, reported by finish_output). Returns 0, or
- * 1 on error. */
-static int run_source(dp_classifier *cls, const struct out_ctx *oc, dp_capture *cap, const char *name, int live)
+/* Reads one source to its end (*ended = 1 then), an interruption or the
+ * first verdict that could not be written (oc->err, reported by
+ * finish_output). Returns 0, or 1 on error. */
+static int run_source(dp_classifier *cls, const struct out_ctx *oc, dp_capture *cap, const char *name, int live,
+                      int *ended)
 {
     char errbuf[DP_ERRBUF_SIZE] = "";
-    int rc = 0;
+    int rc = 0, kill_point = !live && getenv("DP_TEST_KILL_AT"); /* tests only */
+    *ended = 0;
     dp_classifier_begin(cls, name);
     dp_cli_signals_watch(cap);
     while (!dp_cli_stop && !oc->err) {
@@ -127,6 +130,8 @@ static int run_source(dp_classifier *cls, const struct out_ctx *oc, dp_capture *
                 rc = 1;
                 break;
             }
+            if (kill_point)
+                dp_test_kill_point("classify");
         } else if (r == DP_NEXT_TIMEOUT || (r == DP_NEXT_BREAK && !dp_cli_stop)) {
             /* live read timeout: keep latency low, end idle flows */
             if (live && dp_classifier_tick(cls, wall_now(), errbuf) < 0) {
@@ -135,6 +140,7 @@ static int run_source(dp_classifier *cls, const struct out_ctx *oc, dp_capture *
                 break;
             }
         } else if (r == DP_NEXT_END || r == DP_NEXT_BREAK) {
+            *ended = r == DP_NEXT_END;
             break;
         } else {
             fprintf(stderr, "deeppacket classify: %s\n", errbuf);
@@ -169,6 +175,7 @@ struct cls_run {
     struct out_ctx oc;
     dp_classifier *cls;
     int bad_linktype;
+    int cut_short; /* -r: a signal stopped the run before the captures' end */
 };
 
 enum {
@@ -384,46 +391,62 @@ static void cls_close(struct cls_run *r)
 }
 
 /* Classifies the interface or each capture file in turn; returns 0, or 1
- * if a source failed. */
+ * if a source failed. Sets r->cut_short when a signal stopped the run
+ * before every capture was read to its end (a stream, which has no end of
+ * its own, ends by that signal as a live run does). */
 static int classify_sources(struct cls_run *r, const struct cls_args *ca, char *errbuf)
 {
+    int ended;
     if (r->live) {
         r->bad_linktype += warn_linktype(r->live, ca->iface);
-        return run_source(r->cls, &r->oc, r->live, ca->iface, 1);
+        return run_source(r->cls, &r->oc, r->live, ca->iface, 1, &ended);
     }
-    int rc = 0;
-    for (int i = 0; i < ca->nfiles && !dp_cli_stop && !r->oc.err; i++) {
+    int rc = 0, i;
+    for (i = 0; i < ca->nfiles && !dp_cli_stop && !r->oc.err; i++) {
         dp_capture *cap = dp_capture_open_file(ca->files[i], errbuf);
         if (!cap || (ca->bpf && dp_capture_set_filter(cap, ca->bpf, errbuf) < 0)) {
             fprintf(stderr, "deeppacket classify: %s\n", errbuf);
             dp_capture_close(cap);
+            r->cut_short = dp_cli_stop != 0; /* a stream's header wait, interrupted */
             return 1;
         }
         r->bad_linktype += warn_linktype(cap, ca->files[i]);
-        rc |= run_source(r->cls, &r->oc, cap, ca->files[i], 0);
+        rc |= run_source(r->cls, &r->oc, cap, ca->files[i], 0, &ended);
         dp_capture_close(cap);
+        if (dp_cli_stop && !ended && !dp_capture_is_stream(ca->files[i]))
+            r->cut_short = 1;
     }
+    if (dp_cli_stop && i < ca->nfiles)
+        r->cut_short = 1; /* captures never opened */
     return rc;
 }
 
-/* Commits the output when the run succeeded or was interrupted, else drops
- * it (an atomic OUT stays as it was); returns RC, or 1 after a message
- * naming the output and the failed write's errno when a verdict could not
- * be written. */
+/* Commits the output when the run succeeded, or was interrupted where that
+ * is its normal end (live, a stream); else drops it: an atomic OUT stays as
+ * it was. Returns RC; 1 after a message naming the output and the failed
+ * write's errno when a verdict could not be written; 128 + the signal
+ * (130 SIGINT, 143 SIGTERM) after a message when a signal cut the reading
+ * of recorded captures short (r->cut_short). */
 static int finish_output(struct cls_run *r, const struct cls_args *ca, int rc, char *errbuf)
 {
+    const char *name = !ca->out_path || !strcmp(ca->out_path, "-") ? "standard output" : ca->out_path;
+    int atomic = r->out_open && r->af.tmp;
     if (r->oc.err) {
-        int to_stdout = !ca->out_path || !strcmp(ca->out_path, "-");
-        fprintf(stderr, "deeppacket classify: %s: cannot write the verdicts: %s; %s\n",
-                to_stdout ? "standard output" : ca->out_path, strerror(r->oc.err),
-                r->out_open && r->af.tmp ? "it was left as it was" : "stopped at the first failed write");
+        fprintf(stderr, "deeppacket classify: %s: cannot write the verdicts: %s; %s\n", name,
+                strerror(r->oc.err), atomic ? "it was left as it was" : "stopped at the first failed write");
         if (r->oc.f == stdout)
             clearerr(stdout); /* reported here, with its cause: not again at exit */
         rc = 1;
+    } else if (r->cut_short) {
+        int sig = dp_cli_stop;
+        fprintf(stderr, "deeppacket classify: interrupted (%s) before the end of the captures: %s%s%s\n",
+                sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "a signal",
+                atomic ? "" : "the verdicts written to ", name, atomic ? " was left as it was" : " are incomplete");
+        rc = rc ? rc : 128 + sig;
     }
     if (r->out_open) {
         r->out_open = 0;
-        if (!r->oc.err && (rc == 0 || dp_cli_stop)) {
+        if (!r->oc.err && !r->cut_short && (rc == 0 || dp_cli_stop)) {
             if (dp_afile_commit(&r->af, errbuf) < 0) {
                 fprintf(stderr, "deeppacket classify: %s\n", errbuf);
                 rc = 1;

@@ -46,8 +46,9 @@ int dp_cli_parse_double(const char *s, double lo, double hi, double *out);
 int dp_cli_parse_u64(const char *s, uint64_t *out);
 
 /* Signals of the live commands (dp_cli_signal.c): install makes SIGINT and
- * SIGTERM set dp_cli_stop and break the capture given to watch (NULL: none);
- * restore puts the previous handlers back. */
+ * SIGTERM set dp_cli_stop (0 until then) to the signal's number and break
+ * the capture given to watch (NULL: none); restore puts the previous
+ * handlers back. */
 #include <signal.h>
 struct dp_capture;
 extern volatile sig_atomic_t dp_cli_stop;

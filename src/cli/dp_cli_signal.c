@@ -1,6 +1,7 @@
 /* Ctrl-C / SIGTERM for the live commands (capture, classify): the first
- * signal sets dp_cli_stop and breaks a blocked read of the watched capture,
- * so the command finishes its outputs instead of dying mid-write. Read
+ * signal sets dp_cli_stop (to its number) and breaks a blocked read of the
+ * watched capture, so the command finishes its outputs instead of dying
+ * mid-write. Read
  * timeouts come from the capture module itself (dp_capture_next returns DP_NEXT_TIMEOUT). */
 #include <signal.h>
 #include <string.h>
@@ -14,8 +15,7 @@ static struct sigaction old_int, old_term;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    dp_cli_stop = 1;
+    dp_cli_stop = sig;
     dp_capture_interrupt(); /* a FIFO or pipe waiting for data gives up */
     dp_capture *c = watched;
     if (c)

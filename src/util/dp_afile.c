@@ -257,6 +257,10 @@ void dp_test_kill_point(const char *phase)
     raise(sig > 0 ? sig : SIGKILL);
     if (sig == SIGSTOP)
         return; /* continued: the test changed files meanwhile */
+    struct sigaction cur;
+    if (sig > 0 && sigaction(sig, NULL, &cur) == 0 && cur.sa_handler != on_cleanup_signal &&
+        cur.sa_handler != SIG_DFL)
+        return; /* a handler that asks the command to stop (classify, capture) has run */
     for (;;) /* another signal's handler ends the process (dp_tmp_cleanup_on_signals) */
         pause();
 }

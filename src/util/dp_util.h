@@ -118,14 +118,17 @@ int dp_lock_target(const char *target, const char *what, char *errbuf);
 
 /* Tests only: with DP_TEST_KILL_AT=PHASE:N[:SIGNAL] in the environment,
  * the N-th call with that phase kills the process with SIGKILL (as a crash
- * there would) or sends it SIGNAL and waits for it to end the process;
- * SIGSTOP (19) stops it there and it goes on once continued (SIGCONT): the
- * test changes files meanwhile. Phases: "commit" (dp_afile_commit, before
- * the rename), "swap" (dp_swap_dir_into_place, before the exchange),
- * "pp-commit" (preprocess, between its commit steps), "pp-part"
- * (preprocess, once a spilled capture's part file is whole), "ds-open"
- * (dp_dataset_open, between vectors.npy and the other arrays), "set-open"
- * (a split folder's open, between vectors.npy and labels.npy). */
+ * there would) or sends it SIGNAL and waits for it to end the process (or,
+ * when the handler in place only asks the command to stop, as classify's
+ * does, returns once it has run); SIGSTOP (19) stops it there and it goes
+ * on once continued (SIGCONT): the test changes files meanwhile. Phases:
+ * "commit" (dp_afile_commit, before the rename), "swap"
+ * (dp_swap_dir_into_place, before the exchange), "pp-commit" (preprocess,
+ * between its commit steps), "pp-part" (preprocess, once a spilled
+ * capture's part file is whole), "ds-open" (dp_dataset_open, between
+ * vectors.npy and the other arrays), "set-open" (a split folder's open,
+ * between vectors.npy and labels.npy), "classify" (classify -r, after each
+ * frame read from a capture). */
 void dp_test_kill_point(const char *phase);
 
 /* Writes to stdout failed (or fail at flush)? -1 with a message, else 0. */
