@@ -1072,6 +1072,61 @@ static void test_capture_live_kill9(void)
     dp_capture_close(cap);
 }
 
+/* capture -w OUT stopped by a write error (a file size limit standing in for
+ * a full disk): the summary names OUT, the frames that are in it and the
+ * error (it said "N frames written to (nothing)"), exit 1; OUT holds those N
+ * frames (and at most part of the next). */
+static void test_capture_write_error(void)
+{
+    const char *b = bin();
+    if (!b)
+        SKIP("no deeppacket binary ($BUILD/deeppacket)");
+    if (geteuid() != 0)
+        SKIP("live capture needs root");
+    char *o = tmp("cap-limited.pcap"), *e = tmp("cap-limited.err"), fmt[1500];
+    snprintf(fmt, sizeof fmt, "trap '' XFSZ; ulimit -f 4; exec %s capture -i lo -f 'udp and dst port %%d' -w %s 2>%s", b,
+             o, e);
+    live_run L;
+    live_start(&L, fmt, o, 11);
+    int st = 0, done = 0;
+    for (int i = 0; i < 200 && !done; i++) { /* up to 10 s; the limit (2 KB) fills in well under 1 s */
+        usleep(50000);
+        done = waitpid(L.pid, &st, WNOHANG) == L.pid;
+    }
+    L.f.stop = 1;
+    pthread_join(L.th, NULL);
+    if (!done) {
+        kill(L.pid, SIGKILL);
+        waitpid(L.pid, NULL, 0);
+        char *s = slurp(e, NULL);
+        int listening = s && strstr(s, "listening");
+        free(s);
+        if (!listening)
+            SKIP("the loopback interface could not be opened");
+    }
+    CHECK(done && WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    char *s = slurp(e, NULL), want[900];
+    CHECK(s && strstr(s, "(nothing)") == NULL);
+    const char *p = s ? strstr(s, " frames (") : NULL;
+    while (p && p > s && p[-1] != ' ')
+        p--;
+    long n = p ? strtol(p, NULL, 10) : -1;
+    snprintf(want, sizeof want, "written to %s in ", o);
+    CHECK_STR_CONTAINS(s, want);
+    snprintf(want, sizeof want, "then stopped by an error: %s: write error: File too large", o);
+    CHECK_STR_CONTAINS(s, want);
+    free(s);
+    CHECK(n > 0);
+    dp_capture *cap = dp_capture_open_file(o, errbuf);
+    CHECK(cap != NULL);
+    long got = 0;
+    dp_frame g;
+    while (cap && dp_capture_next(cap, &g, errbuf) == DP_NEXT_FRAME)
+        got++;
+    dp_capture_close(cap);
+    CHECK_EQ_INT(got, n);
+}
+
 /* ---- preprocess: resume from the commit phase, keep the previous dataset ---- */
 
 static int run_pp_stop(const char *src, const char *dst, size_t stop_after, dp_preprocess_stats *st, char *eb)
@@ -1609,6 +1664,7 @@ int main(void)
     DP_RUN(test_classify_interrupted);
     DP_RUN(test_classify_live_kill9);
     DP_RUN(test_capture_live_kill9);
+    DP_RUN(test_capture_write_error);
     DP_RUN(test_pp_commit_resume);
     DP_RUN(test_pp_failed_rerun);
     DP_RUN(test_pp_corrupt_partial);

@@ -636,9 +636,13 @@ int dp_dumper_write(dp_dumper *d, const dp_frame *f, char *errbuf)
     h.ts.tv_usec = (suseconds_t)usec;
     h.caplen = f->caplen > (uint32_t)d->snaplen ? (uint32_t)d->snaplen : f->caplen;
     h.len = f->wirelen < f->caplen ? f->caplen : f->wirelen;
+    errno = 0; /* pcap_dump returns nothing: a failed write shows in errno and the error flag */
     pcap_dump((u_char *)d->d, &h, f->data);
-    if ((d->live && pcap_dump_flush(d->d) != 0) || ferror(pcap_dump_file(d->d)))
+    if ((d->live && pcap_dump_flush(d->d) != 0) || ferror(pcap_dump_file(d->d))) {
+        if (errno == 0)
+            errno = EIO;
         return dp_errno(errbuf, "%s: write error", d->af.path);
+    }
     return 0;
 }
 

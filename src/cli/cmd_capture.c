@@ -3,9 +3,10 @@
  *   deeppacket capture -i IFACE -w OUT.pcap [-f BPF] [-c COUNT] [-G SECONDS]
  *       [--snaplen N] [--buffer-size MB] [--user NAME]
  *
- * Stops after COUNT frames, after SECONDS seconds, or on SIGINT/SIGTERM; the
- * file appears (atomically, via dp_dumper) only once the capture has ended
- * cleanly. When it is ready to record it prints "listening on IFACE" on
+ * Stops after COUNT frames, after SECONDS seconds, on SIGINT/SIGTERM or at
+ * the first error; OUT is written in place (or through), flushed per frame
+ * (dp_dumper_open_live), so it holds the frames written whatever stopped
+ * the capture, and the summary says how many. When it is ready to record it prints "listening on IFACE" on
  * stderr, so that scripts can wait for that line before making traffic.
  */
 #include <signal.h>
@@ -139,8 +140,8 @@ static int cap_open(struct cap_run *r, const struct cap_args *ca, char *errbuf)
     return 0;
 }
 
-/* Writes frames until COUNT, SECONDS, a signal or the end; returns 0, or 1
- * after a message. */
+/* Writes frames until COUNT, SECONDS, a signal, the end or an error;
+ * returns 0, or 1 with the error in errbuf (cap_execute reports it). */
 static int record(struct cap_run *r, const struct cap_args *ca, double t0, char *errbuf)
 {
     while (!dp_cli_stop) {
@@ -151,10 +152,8 @@ static int record(struct cap_run *r, const struct cap_args *ca, double t0, char 
         dp_frame f;
         dp_next n = dp_capture_next(r->c, &f, errbuf);
         if (n == DP_NEXT_FRAME) {
-            if (dp_dumper_write(r->d, &f, errbuf) < 0) {
-                fprintf(stderr, "deeppacket capture: %s\n", errbuf);
+            if (dp_dumper_write(r->d, &f, errbuf) < 0)
                 return 1;
-            }
             r->written++;
             r->bytes += f.caplen;
         } else if (n == DP_NEXT_TIMEOUT || (n == DP_NEXT_BREAK && !dp_cli_stop)) {
@@ -162,15 +161,16 @@ static int record(struct cap_run *r, const struct cap_args *ca, double t0, char 
         } else if (n == DP_NEXT_BREAK || n == DP_NEXT_END) {
             break;
         } else {
-            fprintf(stderr, "deeppacket capture: %s\n", errbuf);
             return 1;
         }
     }
     return 0;
 }
 
-/* Records under the signal handlers, closes the interface and commits (or
- * drops) the file, and prints the summary; returns the exit code. */
+/* Records under the signal handlers, closes the interface and the file, and
+ * prints the summary: the frames written to OUT (there after an error too:
+ * it is written in place or through) and the error that stopped the
+ * recording, if one did; returns the exit code. */
 static int cap_execute(struct cap_run *r, const struct cap_args *ca, char *errbuf)
 {
     dp_cli_signals_install();
@@ -189,16 +189,15 @@ static int cap_execute(struct cap_run *r, const struct cap_args *ca, char *errbu
     r->c = NULL;
     dp_dumper *d = r->d;
     r->d = NULL;
-    if (dp_dumper_close(d, rc == 0, errbuf) < 0) {
-        fprintf(stderr, "deeppacket capture: %s\n", errbuf);
+    if (dp_dumper_close(d, rc == 0, rc ? NULL : errbuf) < 0 && rc == 0)
         rc = 1;
-    }
     double dt = dp_now() - t0;
     fprintf(stderr,
-            "deeppacket capture: %llu frames (%llu bytes) written to %s in %.1f s; "
+            "deeppacket capture: %llu frames (%llu bytes) written to %s in %.1f s%s%s; "
             "kernel: %llu received, %llu dropped\n",
-            (unsigned long long)r->written, (unsigned long long)r->bytes, rc == 0 ? ca->out : "(nothing)", dt,
-            (unsigned long long)recv, (unsigned long long)drop);
+            (unsigned long long)r->written, (unsigned long long)r->bytes,
+            strcmp(ca->out, "-") ? ca->out : "standard output", dt, rc ? ", then stopped by an error: " : "",
+            rc ? errbuf : "", (unsigned long long)recv, (unsigned long long)drop);
     return rc;
 }
 
