@@ -70,6 +70,9 @@ static void test_missing_and_extra_values(void)
     expect("export --output", 2, "option --output needs a value");
     expect("test --quiet=1", 2, "option --quiet takes no value");
     expect("split --no-under-sampling=yes", 2, "option --no-under-sampling takes no value");
+    expect("split --s x", 2, "ambiguous option '--s' (--source, --seed)"); /* not "unknown" */
+    expect("train -t app", 2, "deeppacket train: missing -d TRAIN_DIR, -m MODEL (see --help)");
+    expect("train -d x -m y -t app --model gbt --validation 0.2", 2, "--validation is for the neural models");
 }
 
 /* Values reach the command whichever way they are written: --opt=value,
@@ -90,6 +93,8 @@ static void test_value_forms(void)
     expect("preprocess -s a -t b -j0", 2, "-j wants a thread count in 1..1024, not '0'");
     expect("preprocess -s a -t b --shard=4/4", 2, "--shard wants I/N");
     expect("split -s a -t b --by=bogus", 2, "--by 'bogus'");
+    expect("split -s a -t b --seed=-1", 2, "--seed '-1': expected an integer in [0, 2^64-1]");
+    expect("split -s /nonexistent -t b --seed 18446744073709551615", 1, "/nonexistent"); /* as train's range */
     expect("train -d a -m b -t app --bal=x", 2, "unknown --balance 'x'");
     expect("train -d a -m b -tbogus", 2, "unknown task 'bogus'");
 }

@@ -38,7 +38,6 @@ static void split_usage(FILE *f)
 /* The value options of split into o: 0, or the usage error's exit code (2). */
 static int parse_value(int ch, const char *v, dp_split_opts *o)
 {
-    long n;
     int k;
     switch (ch) {
     case 'z':
@@ -46,9 +45,8 @@ static int parse_value(int ch, const char *v, dp_split_opts *o)
             return dp_cli_usage_error("split", "--test-size '%s': expected a number in (0, 1)", v);
         return 0;
     case 'S':
-        if (dp_cli_parse_int(v, 0, 0x7fffffffffffffffL, &n) != 0)
-            return dp_cli_usage_error("split", "--seed '%s': expected a non-negative integer", v);
-        o->seed = (uint64_t)n;
+        if (dp_cli_parse_u64(v, &o->seed) != 0) /* as train's */
+            return dp_cli_usage_error("split", "--seed '%s': expected an integer in [0, 2^64-1]", v);
         return 0;
     case 'b':
         if ((k = dp_split_by_parse(v)) < 0)

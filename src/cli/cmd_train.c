@@ -280,6 +280,9 @@ static int settle_args(struct train_args *ta)
     if (o->kind == DP_MODEL_GBT && o->balance == DP_BALANCE_SAMPLE)
         return dp_cli_usage_error("train", "--balance sample is for the neural models; gbt takes auto, weight, "
                                   "undersample or none");
+    if (o->kind == DP_MODEL_GBT && o->hp.validation > 0) /* it was ignored: every flow trained on */
+        return dp_cli_usage_error("train", "--validation is for the neural models (early stopping); a gbt trains "
+                                  "on every flow of -d: test it on another set (test -d)");
     return 0;
 }
 
@@ -310,8 +313,13 @@ static int run_bench(const struct train_args *ta)
 static int run_training(struct train_args *ta)
 {
     if (!ta->o.train_dir || !ta->o.model_path || ta->task < 0) {
-        usage(stderr);
-        return 2;
+        char miss[96] = "";
+        const char *what[3] = {!ta->o.train_dir ? "-d TRAIN_DIR" : NULL, !ta->o.model_path ? "-m MODEL" : NULL,
+                               ta->task < 0 ? "-t app|traffic" : NULL};
+        for (int i = 0; i < 3; i++)
+            if (what[i])
+                snprintf(miss + strlen(miss), sizeof miss - strlen(miss), "%s%s", miss[0] ? ", " : "", what[i]);
+        return dp_cli_usage_error("train", "missing %s (see --help)", miss);
     }
     ta->o.task = ta->task;
     char eb[DP_ERRBUF_SIZE];

@@ -45,6 +45,23 @@ static void bad_option(char *out, size_t cap, char **argv, const struct option *
     snprintf(out, cap, "%.*s", (int)(n < cap - 1 ? n : cap - 1), a);
 }
 
+/* When argument a ("--na" or "--na=v") is a prefix of several long names
+ * of different options, writes them into out ("--name, --nap") and returns
+ * 1 (getopt_long calls that an unknown option). */
+static int ambiguous(const char *a, const struct option *lo, char *out, size_t cap)
+{
+    size_t n = strncmp(a, "--", 2) ? 0 : strcspn(a + 2, "="), k = 0;
+    int found = 0, first = -1;
+    out[0] = 0;
+    for (; n && lo && lo->name; lo++)
+        if (!strncmp(lo->name, a + 2, n) && k + strlen(lo->name) + 5 < cap) {
+            found += first < 0 || lo->val != first;
+            first = first < 0 ? lo->val : first;
+            k += (size_t)snprintf(out + k, cap - k, "%s--%s", k ? ", " : "", lo->name);
+        }
+    return found > 1;
+}
+
 int dp_cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts, const struct option *longopts,
                   dp_cli_optfn fn, void *ctx, int *help)
 {
@@ -69,6 +86,9 @@ int dp_cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
                 return dp_cli_usage_error(cmd, "option %s needs a value (see --help)", name);
             if (optopt && is_long_of(a, longopts, optopt) && strchr(a, '=')) /* --quiet=1 */
                 return dp_cli_usage_error(cmd, "option %s takes no value (see --help)", name);
+            char all[256];
+            if (!optopt && ambiguous(a, longopts, all, sizeof all))
+                return dp_cli_usage_error(cmd, "ambiguous option '%s' (%s)", name, all);
             return dp_cli_usage_error(cmd, "unknown option '%s' (see --help)", name);
         }
         if ((rc = fn(c, optarg, ctx)) != 0)

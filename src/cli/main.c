@@ -16,7 +16,7 @@ static const struct {
     {"preprocess", cmd_preprocess, "captures -> labelled 1500-byte packet vectors"},
     {"merge", cmd_merge, "join the datasets of preprocess --shard runs into one"},
     {"split", cmd_split, "train/test sets per task, under-sampled training set"},
-    {"train", cmd_train, "train a CNN or SAE model on a training set"},
+    {"train", cmd_train, "train a model (CNN, SAE, flow NN or GBT) on a training set"},
     {"test", cmd_test, "evaluate a model: per-class report, confusion matrix"},
     {"classify", cmd_classify, "classify recorded or live traffic"},
     {"capture", cmd_capture, "record live traffic to a pcap file"},
