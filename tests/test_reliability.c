@@ -149,6 +149,20 @@ static const char *private_null(void)
     return p;
 }
 
+/* An output (or a lock) in a folder that does not exist: the message says
+ * so, naming the output, not the temp file. */
+static void test_afile_missing_folder(void)
+{
+    dp_afile af;
+    char *p = tmp("no-such-folder/out.jsonl");
+    CHECK(dp_afile_open(&af, p, errbuf) == -1);
+    CHECK_STR_CONTAINS(errbuf, "no-such-folder/out.jsonl: cannot create it: the folder ");
+    CHECK_STR_CONTAINS(errbuf, "no-such-folder does not exist");
+    CHECK(strstr(errbuf, ".tmp.") == NULL);
+    CHECK(dp_lock_target(tmp("no-such-folder/m.model"), "train", errbuf) == -1);
+    CHECK_STR_CONTAINS(errbuf, "m.model.lock: cannot create it: the folder ");
+}
+
 static void test_afile_device(void)
 {
     const char *p = private_null();
@@ -1643,6 +1657,7 @@ int main(void)
     dp_test_prog = "test_reliability";
     DP_RUN(test_afile_fifo);
     DP_RUN(test_afile_device);
+    DP_RUN(test_afile_missing_folder);
     DP_RUN(test_afile_symlink);
     DP_RUN(test_afile_stdout);
     DP_RUN(test_afile_live);

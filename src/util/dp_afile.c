@@ -28,6 +28,20 @@ static char *dir_of(const char *path)
     return strndup(path, (size_t)(sl - path));
 }
 
+/* The message for the file `made` (for the output path) that could not be
+ * created: a missing folder said as such, else the errno's text. */
+static int create_failed(const char *path, const char *made, char *errbuf)
+{
+    int e = errno;
+    char *d = dir_of(path);
+    struct stat st;
+    int missing = e == ENOENT && d && stat(d, &st) != 0;
+    int rc = missing ? dp_err(errbuf, "%s: cannot create it: the folder %s does not exist", path, d)
+                     : (errno = e, dp_errno(errbuf, "%s: cannot create", made));
+    free(d);
+    return rc;
+}
+
 static const char *base_of(const char *path)
 {
     const char *sl = strrchr(path, '/');
@@ -336,7 +350,7 @@ int dp_afile_open_flags(dp_afile *af, const char *path, int flags, char *errbuf)
     af->slot = dp_tmp_register(af->tmp) + 1;
     af->f = fopen(af->tmp, "wbe");
     if (!af->f) {
-        dp_errno(errbuf, "%s: cannot create", af->tmp);
+        create_failed(af->path, af->tmp, errbuf);
         afile_free(af);
         return -1;
     }
@@ -525,7 +539,7 @@ int dp_lock_target(const char *target, const char *what, char *errbuf)
     strcat(lp, ".lock");
     int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
     if (fd < 0) {
-        dp_errno(errbuf, "%s: cannot create lock file", lp);
+        create_failed(lp, lp, errbuf);
         free(lp);
         return -1;
     }
