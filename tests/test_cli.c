@@ -73,6 +73,7 @@ static void test_missing_and_extra_values(void)
     expect("split --s x", 2, "ambiguous option '--s' (--source, --seed)"); /* not "unknown" */
     expect("train -t app", 2, "deeppacket train: missing -d TRAIN_DIR, -m MODEL (see --help)");
     expect("train -d x -m y -t app --model gbt --validation 0.2", 2, "--validation is for the neural models");
+    expect("test -d a -m b --dup-packets 5", 2, "--dup-packets goes with --train-set DIR");
 }
 
 /* Values reach the command whichever way they are written: --opt=value,

@@ -594,6 +594,13 @@ static void test_cli(void)
     text = dp_read_file(log, NULL, eb);
     CHECK_STR_CONTAINS(text, "no flow information (meta.npy)");
     free(text);
+    /* a flow model decides from its own N: another --first is refused, not ignored */
+    snprintf(cmd, sizeof cmd, "'%s' classify -m '%s' -r data/corpus/chat_01.pcap --first 7 > '%s' 2>&1", bin, model,
+             log);
+    CHECK_EQ_INT(dp_test_system(cmd), 2);
+    text = dp_read_file(log, NULL, eb);
+    CHECK_STR_CONTAINS(text, "it decides from the first 4 packets of a flow, its own N (train --packets), not --first 7");
+    free(text);
     free(tr), free(te), free(nm), free(model), free(out), free(log);
 }
 

@@ -42,7 +42,8 @@ static void usage(FILE *f)
             "  -f, --filter BPF  capture filter (pcap-filter syntax)\n"
             "  --per packet|flow one verdict per kept packet (default) or per bidirectional flow\n"
             "  --first N         per flow: decide from the first N kept packets (10; a flow model\n"
-            "                    (train --model gbt|flow) uses its own N and gives flow verdicts only)\n"
+            "                    (train --model gbt|flow) uses its own N, refuses another, and\n"
+            "                    gives flow verdicts only)\n"
             "  --idle-timeout S  per flow: a flow silent for S seconds ends (30)\n"
             "  --max-flows N     flow table size; when full the least recently active flow\n"
             "                    ends (65536)\n"
@@ -161,7 +162,7 @@ struct cls_args {
     const char *model_path, *iface, *bpf, *out_path, *user;
     dp_live_opts lo;
     const char **files;
-    int nfiles, read_given, threads, per_given, help, eve, precision;
+    int nfiles, read_given, threads, per_given, first_given, help, eve, precision;
     dp_cls_opts o;
 };
 
@@ -210,6 +211,7 @@ static int parse_number_option(struct cls_args *ca, int c, const char *v)
             continue;
         if (dp_cli_parse_int(v, t[i].lo, t[i].hi, &n) < 0)
             return dp_cli_usage_error("classify", "%s, not '%s'", t[i].what, v);
+        ca->first_given |= c == OPT_FIRST;
         if (dst[i])
             *dst[i] = (int)n;
         else
@@ -310,7 +312,8 @@ static int fail(const char *errbuf)
 }
 
 /* Loads the model; a flow model always gives flow verdicts from its own N.
- * Returns 0, 1 on error, 2 when --per packet was asked of a flow model. */
+ * Returns 0, 1 on error, 2 when --per packet or another --first was asked
+ * of a flow model. */
 static int load_model(struct cls_run *r, struct cls_args *ca, char *errbuf)
 {
     r->m = dp_model_load(ca->model_path, errbuf);
@@ -320,8 +323,13 @@ static int load_model(struct cls_run *r, struct cls_args *ca, char *errbuf)
         if (ca->per_given && !ca->o.per_flow)
             return dp_cli_usage_error("classify", "%s is a %s flow model: it gives one verdict per flow (--per flow)",
                                       ca->model_path, dp_model_kind_name(r->m));
+        int N = dp_model_flowcfg(r->m)->npackets;
+        if (ca->first_given && ca->o.first_n != N) /* it was ignored */
+            return dp_cli_usage_error("classify", "%s is a %s flow model: it decides from the first %d packets of a "
+                                      "flow, its own N (train --packets), not --first %d", ca->model_path,
+                                      dp_model_kind_name(r->m), N, ca->o.first_n);
         ca->o.per_flow = 1;
-        ca->o.first_n = dp_model_flowcfg(r->m)->npackets;
+        ca->o.first_n = N;
     }
     return 0;
 }

@@ -1,5 +1,5 @@
 /* deeppacket preprocess -s CAPTURE_DIR -t DATASET_DIR [--labels TABLE] [-f FILTER] [-j THREADS]
- *                       [--shard I/N] [-n] */
+ *                       [--shard I/N] [-n] [-q] */
 #include <stdio.h>
 #include <string.h>
 
@@ -10,7 +10,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: deeppacket preprocess -s CAPTURE_DIR -t DATASET_DIR [--labels TABLE] [-f FILTER]\n"
-            "                             [-j THREADS] [--shard I/N] [-n]\n"
+            "                             [-j THREADS] [--shard I/N] [-n] [-q]\n"
             "\n"
             "Turns every pcap/pcapng capture under CAPTURE_DIR (recursively) into labelled\n"
             "1500-byte packet vectors in DATASET_DIR (vectors.npy, app.npy, traffic.npy,\n"

@@ -112,13 +112,15 @@ static int parse_args(int argc, char **argv, dp_evalrun_opts *o, int *help)
         {NULL, 0, NULL, 0},
     };
     dp_evalrun_opts_init(o);
-    o->batch = 256, o->dup_packets = DP_SEQ_DEFAULT_PACKETS, o->precision = DP_PREC_FP32;
+    o->batch = 256, o->dup_packets = 0 /* given? the default is dp_evalrun's */, o->precision = DP_PREC_FP32;
     o->out = stdout, o->progress = 1;
     int rc = dp_cli_getopt("test", argc, argv, "d:m:o:j:q", longopts, parse_option, o, help);
     if (rc || *help || (rc = dp_cli_no_operands("test", argc, argv)))
         return rc;
     if (!o->test_dir || !o->model_path)
         return dp_cli_usage_error("test", "-d TEST_DIR and -m MODEL are required (see --help)");
+    if (o->dup_packets && !o->train_set) /* it was ignored */
+        return dp_cli_usage_error("test", "--dup-packets goes with --train-set DIR (the training side to look up)");
     return 0;
 }
 

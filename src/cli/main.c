@@ -26,7 +26,8 @@ static const struct {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: deeppacket COMMAND [options]   (deeppacket COMMAND --help)\n\ncommands:\n");
+    fprintf(f, "usage: deeppacket COMMAND [options]   (deeppacket COMMAND --help; deeppacket --version)\n\n"
+               "commands:\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].help);
 }
