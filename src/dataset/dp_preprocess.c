@@ -121,8 +121,15 @@ static uint64_t folder_bytes(const char *dir)
 static void report_failure(const run *r, int had_dataset, int full_disk, char *errbuf)
 {
     struct stat st;
-    if (!errbuf || !r->parts || stat(r->parts, &st) != 0)
+    if (!errbuf || !r->parts)
         return;
+    if (stat(r->parts, &st) != 0) { /* the arrays were in, the summary could not be written */
+        size_t n = strlen(errbuf);
+        if (r->replacing)
+            snprintf(errbuf + n, DP_ERRBUF_SIZE - n, "; the dataset is incomplete (no " DP_FILE_SUMMARY_JSON
+                     "): rerun preprocess");
+        return;
+    }
     uint64_t bytes = folder_bytes(r->parts);
     size_t n = strlen(errbuf);
     const char *prev = r->replacing  ? "the dataset is incomplete (no " DP_FILE_SUMMARY_JSON ")"
