@@ -603,6 +603,32 @@ static void test_train_checks(void)
     CHECK(dp_train_run(&o, errbuf) == 0);
 }
 
+/* Curves that cannot be written (a file size limit stands in for a full
+ * disk) are a warning that names the cause, and the earlier run's figure is
+ * removed: it would pass for this model's. */
+static void test_train_curves_fail(void)
+{
+    const char *b = bin(), *sp = corpus_split();
+    if (!b || !sp)
+        SKIP("no deeppacket binary or no data/corpus");
+    char out[4096], *m = tmp("curves-fail.model"), png[700];
+    snprintf(png, sizeof png, "%s.curves.png", m);
+    const char *t = "%s train -q -d %s/traffic_classification/train -m %s -t traffic --model gbt --trees 2 "
+                    "--depth 2 -j 1 2>&1";
+    CHECK_EQ_INT(sh(out, sizeof out, t, b, sp, m), 0);
+    struct stat st, ms;
+    CHECK(stat(m, &ms) == 0 && stat(png, &st) == 0);
+    /* a limit the model fits under and the figure not, whether the shell
+     * counts in blocks of 512 bytes (dash, POSIX) or 1024 (bash) */
+    long blocks = (long)ms.st_size / 512 + 4;
+    CHECK(st.st_size > blocks * 1024);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "trap '' XFSZ; ulimit -f %ld; %s", blocks, t);
+    CHECK_EQ_INT(sh(out, sizeof out, cmd, b, sp, m), 0);
+    CHECK_STR_CONTAINS(out, "curves.png: cannot draw the training curves: File too large (the earlier run's file");
+    CHECK(access(png, F_OK) != 0);
+}
+
 /* A model written to a FIFO: the reader gets it, and train keeps no lock,
  * checkpoint or curves beside it (as root, -m /dev/null put them in /dev);
  * --resume, which needs the checkpoint, is refused. */
@@ -1670,6 +1696,7 @@ int main(void)
     DP_RUN(test_split_lock);
     DP_RUN(test_train_checks);
     DP_RUN(test_train_model_fifo);
+    DP_RUN(test_train_curves_fail);
     DP_RUN(test_test_command);
     DP_RUN(test_report_folder);
     DP_RUN(test_test_reads_model_once);

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "util/dp_util.h"
 
@@ -234,9 +236,20 @@ static void draw_panel(cairo_t *cr, const dp_curves *c, int i, const char *xlabe
     draw_legend(cr, &p, validation);
 }
 
+/* Where cairo's PNG bytes go, and the errno of the write that failed
+ * (cairo itself only says "error while writing to output stream"). */
+typedef struct png_sink {
+    FILE *f;
+    int err;
+} png_sink;
+
 static cairo_status_t write_cb(void *closure, const unsigned char *data, unsigned int len)
 {
-    return fwrite(data, 1, len, (FILE *)closure) == len ? CAIRO_STATUS_SUCCESS : CAIRO_STATUS_WRITE_ERROR;
+    png_sink *s = closure;
+    if (fwrite(data, 1, len, s->f) == len)
+        return CAIRO_STATUS_SUCCESS;
+    s->err = errno ? errno : EIO;
+    return CAIRO_STATUS_WRITE_ERROR;
 }
 
 int dp_curves_plot(const dp_curves *c, const char *path, const char *title, const char *xlabel, char *errbuf)
@@ -244,6 +257,7 @@ int dp_curves_plot(const dp_curves *c, const char *path, const char *title, cons
     dp_afile af;
     if (dp_afile_open(&af, path, errbuf) != 0)
         return -1;
+    png_sink sink = {af.f, 0};
     cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, DP_CURVES_PNG_W, DP_CURVES_PNG_H);
     cairo_status_t st = cairo_surface_status(s);
     if (st == CAIRO_STATUS_SUCCESS) {
@@ -258,12 +272,13 @@ int dp_curves_plot(const dp_curves *c, const char *path, const char *title, cons
         st = cairo_status(cr);
         cairo_destroy(cr);
         if (st == CAIRO_STATUS_SUCCESS)
-            st = cairo_surface_write_to_png_stream(s, write_cb, af.f);
+            st = cairo_surface_write_to_png_stream(s, write_cb, &sink);
     }
     cairo_surface_destroy(s);
     if (st != CAIRO_STATUS_SUCCESS) {
         dp_afile_abort(&af);
-        return dp_err(errbuf, "%s: cannot draw the training curves: %s", path, cairo_status_to_string(st));
+        return dp_err(errbuf, "%s: cannot draw the training curves: %s", path,
+                      sink.err ? strerror(sink.err) : cairo_status_to_string(st));
     }
     return dp_afile_commit(&af, errbuf);
 }
@@ -274,6 +289,16 @@ static void curves_path(char *out, size_t cap, const char *model_path, const cha
     snprintf(out, cap, "%s.curves.%s", model_path, ext);
 }
 
+/* After a curve file could not be written: warns, and removes the file of
+ * an earlier run at path (a regular file), which would pass for this
+ * model's curves. */
+static void drop_stale(const char *path, const char *why)
+{
+    struct stat st;
+    int stale = lstat(path, &st) == 0 && S_ISREG(st.st_mode) && unlink(path) == 0;
+    fprintf(stderr, "warning: %s%s\n", why, stale ? " (the earlier run's file there removed)" : "");
+}
+
 void dp_curves_save(const dp_curves *c, const char *model_path, int png, const char *title, const char *xlabel)
 {
     char path[4200], errbuf[DP_ERRBUF_SIZE];
@@ -281,10 +306,10 @@ void dp_curves_save(const dp_curves *c, const char *model_path, int png, const c
         return; /* no MODEL.curves.* beside a device or FIFO */
     curves_path(path, sizeof path, model_path, "tsv");
     if (dp_curves_write_tsv(c, path, errbuf) != 0)
-        fprintf(stderr, "warning: %s\n", errbuf);
+        drop_stale(path, errbuf);
     curves_path(path, sizeof path, model_path, "png");
     if (png && dp_curves_plot(c, path, title, xlabel, errbuf) != 0)
-        fprintf(stderr, "warning: %s\n", errbuf);
+        drop_stale(path, errbuf);
 }
 
 void dp_curves_resume(dp_curves *c, const char *model_path, int epochs)
