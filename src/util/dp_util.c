@@ -36,6 +36,19 @@ int dp_errno(char *errbuf, const char *fmt, ...)
     return -1;
 }
 
+/* mkdir of one level; a folder made is made durable in its parent (the
+ * entry fsynced, as a file's rename is: a committed output must not vanish
+ * with its new folder at a power loss). */
+static int mkdir_one(const char *p, char *errbuf)
+{
+    if (mkdir(p, 0777) == 0) {
+        char eb[DP_ERRBUF_SIZE];
+        dp_fsync_parent(p, eb); /* best effort: some file systems cannot fsync a folder */
+        return 0;
+    }
+    return errno == EEXIST ? 0 : dp_errno(errbuf, "%s: cannot create directory", p);
+}
+
 int dp_mkdirs(const char *path, char *errbuf)
 {
     char *p = strdup(path);
@@ -45,15 +58,13 @@ int dp_mkdirs(const char *path, char *errbuf)
         if (*s != '/')
             continue;
         *s = 0;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            dp_errno(errbuf, "%s: cannot create directory", p);
+        if (mkdir_one(p, errbuf) != 0) {
             free(p);
             return -1;
         }
         *s = '/';
     }
-    if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-        dp_errno(errbuf, "%s: cannot create directory", p);
+    if (mkdir_one(p, errbuf) != 0) {
         free(p);
         return -1;
     }
