@@ -151,7 +151,7 @@ static size_t journal_load(run *r, uint64_t jhash, off_t **ends)
                    &sk[4], &sk[5], &rows_end, &rows_hash, &used) != 14 || used == 0)
             break;
         if (ord != k || relhash != cf->relhash || size != cf->size || mtime != cf->mtime_ns ||
-            rows_end != rows + kept)
+            kept > frames || rows_end < rows || rows_end != rows + kept) /* rows + kept may not wrap */
             break;
         if (frames == 0 && line[used]) /* nothing read, with a problem (unreadable?): read it again */
             break;
