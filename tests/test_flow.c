@@ -84,6 +84,12 @@ static void test_packet_features(void)
     /* negative time steps count as 0 */
     dp_flowfeat_packet(&c, v, 1, -3, 0, out);
     CHECK_NEAR(out[3], 0, 0);
+    /* and so do NaN; infinity (a damaged meta.npy) is capped: finite features */
+    dp_flowfeat_packet(&c, v, 1, NAN, 0, out);
+    CHECK_NEAR(out[3], 0, 0);
+    dp_flowfeat_packet(&c, v, 1, INFINITY, 0, out);
+    CHECK(isfinite(out[3]) && out[3] > 0);
+    CHECK_NEAR(out[3], log1p(1000.0 * DP_FLOWFEAT_MAX_DT) / 10.0, 1e-6);
     /* IPv6 UDP: bytes 0..7 then zeros; UDP 8 bytes then zeros; payload after 20 */
     v6_udp(v, 5);
     dp_flowfeat_packet(&c, v, 1, 0, 1, out);

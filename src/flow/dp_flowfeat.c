@@ -91,7 +91,7 @@ void dp_flowfeat_packet(const dp_flowcfg *cfg, const uint8_t vec[DP_VEC_LEN], in
         out[2] = (float)lay.ip_len / 1500.0f;
     }
     if ((cfg->groups & DP_FEAT_TIME) && !first)
-        out[3] = (float)(log1p(1000.0 * (dt > 0 ? dt : 0)) / 10.0);
+        out[3] = (float)(log1p(1000.0 * (dt > 0 ? fmin(dt, DP_FLOWFEAT_MAX_DT) : 0)) / 10.0); /* NaN: 0 */
     if (cfg->groups & DP_FEAT_HEADER)
         header_slots(v, &lay, out + 4);
     if ((cfg->groups & DP_FEAT_PAYLOAD) && lay.ipver) {

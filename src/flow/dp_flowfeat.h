@@ -70,7 +70,10 @@ char *dp_flowfeat_groups_name(uint32_t groups, char *buf, size_t n);
 
 /* One packet's F floats into out[0..F): vec is the packet's unmasked
  * vector (copied and masked with cfg->mask here), dir +1/-1, dt the seconds
- * since the flow's previous packet (ignored when first; negative -> 0). */
+ * since the flow's previous packet (ignored when first; negative or NaN ->
+ * 0, above DP_FLOWFEAT_MAX_DT -> that: a damaged meta.npy's infinite time
+ * gives a finite feature). */
+#define DP_FLOWFEAT_MAX_DT 1e9
 void dp_flowfeat_packet(const dp_flowcfg *cfg, const uint8_t vec[DP_VEC_LEN], int dir, double dt, int first,
                         float *out);
 
