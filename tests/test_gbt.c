@@ -1,7 +1,8 @@
 /* test_gbt: model file version 2 (input kind, field mask, flow config,
  * ext, blob; version-1 files still load), flow-row inference, and the GBT
  * model on XGBoost (learns, deterministic, saved and loaded inside the
- * model file, corrupt boosters refused). */
+ * model file, corrupt boosters refused); the bounds-checked UBJSON reader
+ * that booster blobs go through (model/dp_ubj.h). */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include "dp_test.h"
 #include "model/dp_gbt.h"
 #include "model/dp_model.h"
+#include "model/dp_ubj.h"
 #include "packet/dp_mask.h"
 #include "util/dp_util.h"
 
@@ -310,6 +312,83 @@ static void test_gbt_refusals(void)
     CHECK_STR_CONTAINS(eb, "gbt: ");
 }
 
+/* ---- the UBJSON reader (model/dp_ubj.h) ----------------------------- */
+
+/* The UBJSON reader on its own: what it takes and what it refuses. */
+static const uint8_t ubj_doc[] = {
+    '{', 'L', 0, 0, 0, 0, 0, 0, 0, 1, 'a', 'i', 5,                                     /* "a": 5 */
+    'L', 0, 0, 0, 0, 0, 0, 0, 1, 'b', '[', '#', 'L', 0, 0, 0, 0, 0, 0, 0, 2,          /* "b": [ */
+    'S', 'L', 0, 0, 0, 0, 0, 0, 0, 1, 'x', 'd', 0x3f, 0xc0, 0, 0,                    /* "x", 1.5] */
+    'L', 0, 0, 0, 0, 0, 0, 0, 2, 'b', 'c', '[', '$', 'U', '#', 'L', 0, 0, 0, 0, 0, 0, 0, 3, 1, 2, 250, /* "bc" */
+    'L', 0, 0, 0, 0, 0, 0, 0, 1, 'c', 'I', 0xff, 0x00,                                 /* "c": -256 */
+    '}'};
+
+static int ubj_refuses(const uint8_t *b, size_t n, const char *want)
+{
+    dp_ubj v;
+    char msg[256] = "";
+    int rc = dp_ubj_parse(b, n, &v, msg, sizeof msg);
+    if (rc == 0 || !strstr(msg, want))
+        fprintf(stderr, "  expected a refusal saying \"%s\", got %d \"%s\"\n", want, rc, msg);
+    return rc != 0 && strstr(msg, want) != NULL;
+}
+
+static void test_ubj_reader(void)
+{
+    dp_ubj root, v;
+    int64_t i;
+    float f;
+    char msg[256];
+    CHECK_EQ_INT(dp_ubj_parse(ubj_doc, sizeof ubj_doc, &root, msg, sizeof msg), 0);
+    CHECK_EQ_INT(root.type, DP_UBJ_OBJECT);
+    CHECK_EQ_INT(root.n, 4);
+    CHECK(dp_ubj_get(&root, "a", &v) == 1 && v.type == DP_UBJ_INT && v.i == 5);
+    CHECK(dp_ubj_get(&root, "c", &v) == 1 && v.type == DP_UBJ_INT && v.i == -256);
+    CHECK(dp_ubj_get(&root, "bc", &v) == 1 && v.type == DP_UBJ_TYPED && v.elem == 'U' && v.n == 3);
+    CHECK(dp_ubj_int_at(&v, 2, &i) == 0 && i == 250);
+    CHECK(dp_ubj_int_at(&v, 3, &i) == -1 && dp_ubj_float_at(&v, 0, &f) == -1);
+    CHECK_EQ_INT(dp_ubj_get(&root, "bb", &v), 0);
+    CHECK(dp_ubj_get(&root, "b", &v) == 1 && v.type == DP_UBJ_ARRAY && v.n == 2);
+    dp_ubj_iter it;
+    dp_ubj e;
+    CHECK(dp_ubj_iter_init(&v, &it) == 0 && dp_ubj_next(&it, NULL, &e) == 1 && dp_ubj_str_eq(&e, "x"));
+    CHECK(dp_ubj_next(&it, NULL, &e) == 1 && e.type == DP_UBJ_FLOAT && e.f == 1.5f);
+    CHECK_EQ_INT(dp_ubj_next(&it, NULL, &e), 0);
+    int taken = 0; /* every prefix refused */
+    for (size_t n = 0; n < sizeof ubj_doc; n++)
+        taken += dp_ubj_parse(ubj_doc, n, &root, msg, sizeof msg) == 0;
+    CHECK_EQ_INT(taken, 0);
+    uint8_t b[sizeof ubj_doc + 1];
+    memcpy(b, ubj_doc, sizeof ubj_doc);
+    b[sizeof ubj_doc] = 'Z';
+    CHECK(ubj_refuses(b, sizeof b, "byte 91: 1 bytes after the end of the value"));
+    b[10] = 'b', b[22] = 'a'; /* keys "b", "a" */
+    CHECK(ubj_refuses(b, sizeof ubj_doc, "keys repeated or out of order"));
+    b[22] = 'b'; /* "b" twice */
+    CHECK(ubj_refuses(b, sizeof ubj_doc, "key \"b\" after \"b\""));
+    static const uint8_t scalar_u[] = {'U', 7}, scalar_big[] = {'D', 0, 0, 0, 0, 0, 0, 0, 0},
+                         open_array[] = {'[', 'i', 1, ']'},
+                         small_count[] = {'[', '#', 'i', 1, 'Z', 'Z', 'Z', 'Z', 'Z', 'Z', 'Z'},
+                         typed_i[] = {'[', '$', 'i', '#', 'L', 0, 0, 0, 0, 0, 0, 0, 1, 5};
+    CHECK(ubj_refuses(scalar_u, 2, "byte 0: type 'U'"));
+    CHECK(ubj_refuses(scalar_big, 9, "byte 0: type 'D'"));
+    CHECK(ubj_refuses(open_array, 4, "array without a count"));
+    CHECK(ubj_refuses(small_count, 11, "array count of type 'i'"));
+    CHECK(ubj_refuses(typed_i, 14, "typed array of type 'i'"));
+    static const uint8_t level[11] = {'[', '#', 'L', 0, 0, 0, 0, 0, 0, 0, 1}; /* an array of 1 */
+    uint8_t deep[20 * 11 + 1];
+    for (int d = 1; d <= 20; d++) { /* d arrays, one in the other, around a null */
+        memcpy(deep + 11 * (d - 1), level, 11);
+        deep[11 * d] = 'Z';
+        int rc = dp_ubj_parse(deep, 11 * (size_t)d + 1, &root, msg, sizeof msg);
+        CHECK_EQ_INT(rc, d <= DP_UBJ_MAX_DEPTH ? 0 : -1);
+        if (d > DP_UBJ_MAX_DEPTH)
+            CHECK_STR_CONTAINS(msg, "nested deeper than 16");
+    }
+    CHECK_EQ_INT(dp_ubj_parse(NULL, 0, &root, msg, sizeof msg), -1);
+    CHECK_STR_CONTAINS(msg, "byte 0: value cut off");
+}
+
 int main(void)
 {
     dp_test_prog = "test_gbt";
@@ -318,5 +397,6 @@ int main(void)
     DP_RUN(test_v2_flow_model);
     DP_RUN(test_gbt_learns_and_round_trips);
     DP_RUN(test_gbt_refusals);
+    DP_RUN(test_ubj_reader);
     return dp_test_end();
 }
