@@ -8,6 +8,7 @@
 
 #include <xgboost/c_api.h>
 
+#include "model/dp_gbt_check.h"
 #include "util/dp_util.h"
 
 struct dp_gbt {
@@ -158,6 +159,9 @@ dp_gbt *dp_gbt_train(const float *x, uint64_t n, int d, const int *labels, const
     if (rc == 0)
         rc = XGB(XGBoosterCreate(&dm, 1, &g->h), errbuf, "gbt: creating the booster");
     int r0 = 0; /* rounds of the booster gone on from (as XGBoost's Python train(xgb_model=)) */
+    char msg[DP_ERRBUF_SIZE / 2];
+    if (rc == 0 && p->init && dp_gbt_check_booster(p->init, p->init_len, d, nclasses, msg, sizeof msg) != 0)
+        rc = dp_err(errbuf, "gbt: the booster to go on from: %s", msg);
     if (rc == 0 && p->init)
         rc = XGB(XGBoosterLoadModelFromBuffer(g->h, p->init, (bst_ulong)p->init_len), errbuf,
                  "gbt: loading the booster to go on from");
@@ -214,6 +218,12 @@ int dp_gbt_save(dp_gbt *g, uint8_t **buf, size_t *len, char *errbuf)
 
 dp_gbt *dp_gbt_load(const uint8_t *buf, size_t len, int d, int nclasses, const char *src, char *errbuf)
 {
+    /* XGBoost's parser and predictor trust the blob: it is checked first */
+    char msg[DP_ERRBUF_SIZE / 2];
+    if (dp_gbt_check_booster(buf, len, d, nclasses, msg, sizeof msg) != 0) {
+        dp_err(errbuf, "%s: gbt booster: %s", src, msg);
+        return NULL;
+    }
     dp_gbt *g = calloc(1, sizeof *g);
     if (!g) {
         dp_err(errbuf, "%s: out of memory", src);

@@ -40,8 +40,10 @@ dp_gbt *dp_gbt_train(const float *x, uint64_t n, int d, const int *labels, const
                      const dp_gbt_params *p, char *errbuf);
 /* Serialises the booster (UBJSON) into a malloc'd buffer; 0 or -1. */
 int dp_gbt_save(dp_gbt *g, uint8_t **buf, size_t *len, char *errbuf);
-/* Loads a serialised booster; checks it takes d features and gives
- * nclasses outputs. src names the file in messages. */
+/* Loads a serialised booster, which must first pass dp_gbt_check_booster
+ * (model/dp_gbt_check.h) for d features and nclasses classes: XGBoost
+ * never sees a blob that fails it. NULL + "SRC: gbt booster: what is
+ * wrong" (src names the file). */
 dp_gbt *dp_gbt_load(const uint8_t *buf, size_t len, int d, int nclasses, const char *src, char *errbuf);
 /* Log-probabilities [n, nclasses] of rows x [n, d] (probabilities floored
  * at 1e-30 before the log); 0 or -1 + message. */
