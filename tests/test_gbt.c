@@ -3,8 +3,8 @@
  * model on XGBoost (learns, deterministic, saved and loaded inside the
  * model file, corrupt boosters refused); the booster blob's check before
  * XGBoost sees it (model/dp_gbt_check.h, its UBJSON reader model/dp_ubj.h):
- * real boosters pass, damaged and forged ones are refused at load with a
- * message naming the file. */
+ * real boosters and old files pass, damaged and forged ones are refused at
+ * load with a message naming the file. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -889,6 +889,38 @@ static void test_gbt_blob_classes(void)
     CHECK(strstr(out, "rc=0") == NULL);
 }
 
+/* A gbt model file written before the check (tests/fixtures/model_gbt.dpm:
+ * `train --model gbt` on data/corpus's traffic split, --packets 2
+ * --payload-bytes 0 --trees 2 --depth 3, by commit 072f1fe) loads and
+ * predicts as it did then. */
+static void test_gbt_old_file_loads(void)
+{
+    char eb[DP_ERRBUF_SIZE];
+    dp_model *m = dp_model_load("tests/fixtures/model_gbt.dpm", eb);
+    CHECK(m != NULL);
+    if (!m) {
+        fprintf(stderr, "  %s\n", eb);
+        return;
+    }
+    int d = dp_model_arch(m)->in_len;
+    CHECK_EQ_INT(d, 88);
+    CHECK_EQ_INT(dp_model_arch(m)->nclasses, 11);
+    float x[2 * 88], lp[2 * 11];
+    for (int j = 0; j < d; j++) {
+        x[j] = (float)((j * 37 + 5) % 101) / 101.0f;
+        x[d + j] = j % 44 == 0 ? 1.0f : (float)((j * 11) % 7) / 7.0f - 0.5f;
+    }
+    static const float want[22] = {
+        -2.56390381f, -2.56851244f, -2.56506491f, -2.56718063f, -1.83591366f, -2.48629594f, -2.40458775f,
+        -2.56851244f, -2.43469381f, -2.56851244f, -2.13057065f, -2.48800206f, -2.49261045f, -2.46288776f,
+        -1.88510239f, -2.4916718f,  -2.48777938f, -2.32868576f, -2.49261045f, -2.45735693f, -2.49261045f,
+        -2.49023867f};
+    CHECK_EQ_INT(dp_model_predict_flows(m, x, 2, lp, eb), 0);
+    for (int i = 0; i < 22; i++)
+        CHECK_NEAR(lp[i], want[i], 1e-6);
+    dp_model_free(m);
+}
+
 int main(void)
 {
     dp_test_prog = "test_gbt";
@@ -906,5 +938,6 @@ int main(void)
     DP_RUN(test_gbt_blob_not_a_tree);
     DP_RUN(test_gbt_blob_deleted_nodes);
     DP_RUN(test_gbt_blob_classes);
+    DP_RUN(test_gbt_old_file_loads);
     return dp_test_end();
 }
