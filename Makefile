@@ -139,17 +139,18 @@ $(BUILD)/onnx_io: $(BUILD)/tests/onnx/onnx_io.o $(BUILD)/libdeeppacket.a
 $(BUILD)/trace_train: tools/trace_train.c $(BUILD)/libdeeppacket.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter-out %.h,$^) $(LDLIBS)
 
-# Seven targets share FUZZ_SECONDS: the .npy header parser, the model loader,
-# the label-table parser, the capture file reader, the field masks and the
-# dataset's own text files (summary.json, shard.tsv) an eighth each, the
-# packet parser the rest. Undefined behaviour stops a target as a crash does
-# (UBSan would otherwise print its report and go on, and the run pass).
+# Eight targets share FUZZ_SECONDS: the .npy header parser, the model loader,
+# the label-table parser, the capture file reader, the field masks, the
+# dataset's own text files (summary.json, shard.tsv) and the gbt booster
+# check (its UBJSON reader) a ninth each, the packet parser the rest.
+# Undefined behaviour stops a target as a crash does (UBSan would otherwise
+# print its report and go on, and the run pass).
 FUZZ_SECONDS ?= 60
-FUZZ_SHARE   = $(shell echo $$(( $(FUZZ_SECONDS) / 8 > 0 ? $(FUZZ_SECONDS) / 8 : 1 )))
-FUZZ_PACKET  = $(shell echo $$(( $(FUZZ_SECONDS) - 6 * $(FUZZ_SHARE) > 0 ? $(FUZZ_SECONDS) - 6 * $(FUZZ_SHARE) : 1 )))
+FUZZ_SHARE   = $(shell echo $$(( $(FUZZ_SECONDS) / 9 > 0 ? $(FUZZ_SECONDS) / 9 : 1 )))
+FUZZ_PACKET  = $(shell echo $$(( $(FUZZ_SECONDS) - 7 * $(FUZZ_SHARE) > 0 ? $(FUZZ_SECONDS) - 7 * $(FUZZ_SHARE) : 1 )))
 FUZZ_CC      = clang -std=c11 -D_GNU_SOURCE -O1 -g -Isrc -Iinclude -fsanitize=fuzzer,address,undefined \
                -fno-sanitize-recover=undefined
-FUZZ_TARGETS = npy model labels capture mask dataset
+FUZZ_TARGETS = npy model labels capture mask dataset ubj
 fuzz: $(BUILD)/fuzz_packet $(FUZZ_TARGETS:%=$(BUILD)/fuzz_%)
 	mkdir -p $(BUILD)/fuzz-corpus $(FUZZ_TARGETS:%=$(BUILD)/fuzz-corpus-%)
 	$(BUILD)/fuzz_packet -max_total_time=$(FUZZ_PACKET) -max_len=4096 $(BUILD)/fuzz-corpus fuzz/seeds
@@ -177,6 +178,11 @@ $(BUILD)/fuzz_model: fuzz/fuzz_model.c $(sort $(wildcard src/model/*.c src/nn/*.
                   src/packet/dp_packet.c src/packet/dp_linktype.c src/util/dp_task.c src/util/dp_util.c src/util/dp_afile.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(filter-out -MMD -MP,$(CFLAGS)) -o $@ $^ $(LDLIBS)
+
+# The booster check alone, and XGBoost (uninstrumented) on what it accepts.
+$(BUILD)/fuzz_ubj: fuzz/fuzz_ubj.c src/model/dp_ubj.c src/model/dp_gbt_check.c src/model/dp_gbt.c src/util/dp_util.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -o $@ $^ -lxgboost -lm
 
 $(BUILD)/fuzz_mask: fuzz/fuzz_mask.c src/packet/dp_mask.c src/util/dp_util.c
 	@mkdir -p $(dir $@)

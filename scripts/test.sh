@@ -4,7 +4,7 @@
 # (scripts/test-install.sh), the Python package's tests (pytest), the
 # suite under ASan+UBSan, the MPI build's 2-rank test (test_dist), the ONNX
 # export and PyTorch import end-to-end tests (tests/onnx/run.sh,
-# tests/import_torch/run.sh) and a short fuzz run of the seven fuzz targets,
+# tests/import_torch/run.sh) and a short fuzz run of the eight fuzz targets,
 # then prints one closing line for all of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
