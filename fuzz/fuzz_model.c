@@ -1,7 +1,10 @@
 /* libFuzzer target for the model and checkpoint loaders: the input is the
  * file minus its checksum, which the target appends (FNV-1a, as the writer
  * does), so that the fuzzer explores the structure behind it. The first
- * byte picks the loader. A loaded model must be finite and consistent. */
+ * byte picks the loader. A loaded model must be finite and consistent, and
+ * a gbt model, whose booster passed dp_gbt_check, must predict probabilities
+ * (seed gbt: `train --model gbt` on data/corpus, 1 round of depth 2, 11
+ * classes, 2 packets without payload: 88 features). */
 #include <math.h>
 #include <string.h>
 
@@ -35,6 +38,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ASSERT(m->nparams * sizeof(float) <= n);
     for (size_t i = 0; i < m->nparams; i++)
         ASSERT(isfinite(m->params[i]));
+    if (m->arch.kind == DP_MODEL_GBT) {
+        float *x = calloc((size_t)m->arch.in_len, sizeof *x), *lp = calloc((size_t)m->arch.nclasses, sizeof *lp);
+        ASSERT(x && lp && dp_model_predict_flows(m, x, 1, lp, errbuf) == 0);
+        double s = 0;
+        for (int c = 0; c < m->arch.nclasses; c++) {
+            ASSERT(isfinite(lp[c]));
+            s += exp(lp[c]);
+        }
+        ASSERT(fabs(s - 1) < 1e-3);
+        free(x), free(lp);
+    }
     if (ckpt)
         free(st.best_params);
     dp_model_free(m);
