@@ -6,6 +6,7 @@
  * output; none of them reaches a file, so they run anywhere. */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dp_test.h"
 
@@ -96,6 +97,7 @@ static void test_value_forms(void)
     expect("split -s a -t b --by=bogus", 2, "--by 'bogus'");
     expect("split -s a -t b --seed=-1", 2, "--seed '-1': expected an integer in [0, 2^64-1]");
     expect("split -s /nonexistent -t b --seed 18446744073709551615", 1, "/nonexistent"); /* as train's range */
+    CHECK(access("b.lock", F_OK) != 0); /* a bad source leaves no lock file behind */
     expect("train -d a -m b -t app --bal=x", 2, "unknown --balance 'x'");
     expect("train -d a -m b -tbogus", 2, "unknown task 'bogus'");
 }

@@ -108,13 +108,13 @@ int dp_split_run(const char *dataset_dir, const char *split_dir, const dp_split_
     int opened = 0;
     if (split_paths(split_dir, &target, &parent, &tmpdir, errbuf) != 0)
         goto out;
+    if (dp_dataset_open(&d, dataset_dir, errbuf) != 0) /* first: a bad source leaves nothing behind */
+        goto out;
+    opened = 1;
     if (dp_mkdirs(parent, errbuf) != 0 || (lock = dp_lock_target(target, "split", errbuf)) < 0)
         goto out;
     const char *sl = strrchr(target, '/');
     dp_clean_stale_tmp(parent, sl ? sl + 1 : target);
-    if (dp_dataset_open(&d, dataset_dir, errbuf) != 0)
-        goto out;
-    opened = 1;
     /* the whole split is built in TARGET.tmp.<pid>, then swapped in */
     slot = dp_tmp_register(tmpdir);
     if (mkdir(tmpdir, 0777) != 0) {
