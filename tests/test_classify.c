@@ -701,6 +701,30 @@ static void check_several_captures(const char *dp, const char *mp, const char *c
 /* ---- errors ------------------------------------------------------------------------ */
 
 
+/* A model whose outputs are not numbers (finite weights that overflow):
+ * classify stops with the message once, not again for the flows still
+ * pending at the end, and exits 1. */
+static void check_model_failure(const char *dp, const char *cap)
+{
+    char errbuf[DP_ERRBUF_SIZE], path[512], cmd[2048], out[8192];
+    dp_model *m = load_model();
+    if (!m)
+        return;
+    float *w = dp_model_params(m);
+    for (size_t i = 0; i < dp_model_nparams(m); i++)
+        w[i] = 3e38f;
+    snprintf(path, sizeof path, "%s/overflow.model", dp_test_tmpdir());
+    CHECK(dp_model_save(m, path, errbuf) == 0);
+    dp_model_free(m);
+    for (int per_flow = 0; per_flow < 2; per_flow++) {
+        snprintf(cmd, sizeof cmd, "%s classify -m %s -r %s%s 2>&1 >/dev/null", dp, path, cap,
+                 per_flow ? " --per flow" : "");
+        CHECK_EQ_INT(dp_test_sh(cmd, out, sizeof out), 1);
+        const char *first = strstr(out, "is not a number");
+        CHECK(first && !strstr(first + 1, "is not a number"));
+    }
+}
+
 static void test_errors(void)
 {
     char errbuf[DP_ERRBUF_SIZE];
@@ -773,6 +797,7 @@ static void test_errors(void)
         snprintf(cmd, sizeof cmd, "grep -c '\"reason\":\"complete\"' %s/v.jsonl", dp_test_tmpdir());
         dp_test_sh(cmd, out, sizeof out);
         CHECK_EQ_INT(atoi(out), 3);
+        check_model_failure(dp, cap);
     }
 }
 

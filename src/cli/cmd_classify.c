@@ -150,7 +150,9 @@ static int run_source(dp_classifier *cls, const struct out_ctx *oc, dp_capture *
         }
     }
     dp_cli_signals_watch(NULL);
-    if (!oc->err && dp_classifier_finish(cls, dp_cli_stop ? DP_FLOW_INTERRUPTED : DP_FLOW_END, errbuf) < 0) {
+    /* after a failure the pending flows are not decided: the model would fail
+     * (and be reported) again */
+    if (rc == 0 && !oc->err && dp_classifier_finish(cls, dp_cli_stop ? DP_FLOW_INTERRUPTED : DP_FLOW_END, errbuf) < 0) {
         fprintf(stderr, "deeppacket classify: %s\n", errbuf);
         rc = 1;
     }
