@@ -118,7 +118,7 @@ static int run_source(dp_classifier *cls, const struct out_ctx *oc, dp_capture *
                       int *ended)
 {
     char errbuf[DP_ERRBUF_SIZE] = "";
-    int rc = 0, kill_point = !live && getenv("DP_TEST_KILL_AT"); /* tests only */
+    int rc = 0, model_failed = 0, kill_point = !live && getenv("DP_TEST_KILL_AT"); /* tests only */
     *ended = 0;
     dp_classifier_begin(cls, name);
     dp_cli_signals_watch(cap);
@@ -128,7 +128,7 @@ static int run_source(dp_classifier *cls, const struct out_ctx *oc, dp_capture *
         if (r == DP_NEXT_FRAME) {
             if (dp_classifier_frame(cls, &f, errbuf) < 0) {
                 fprintf(stderr, "deeppacket classify: %s\n", errbuf);
-                rc = 1;
+                rc = model_failed = 1;
                 break;
             }
             if (kill_point)
@@ -137,7 +137,7 @@ static int run_source(dp_classifier *cls, const struct out_ctx *oc, dp_capture *
             /* live read timeout: keep latency low, end idle flows */
             if (live && dp_classifier_tick(cls, wall_now(), errbuf) < 0) {
                 fprintf(stderr, "deeppacket classify: %s\n", errbuf);
-                rc = 1;
+                rc = model_failed = 1;
                 break;
             }
         } else if (r == DP_NEXT_END || r == DP_NEXT_BREAK) {
@@ -150,9 +150,10 @@ static int run_source(dp_classifier *cls, const struct out_ctx *oc, dp_capture *
         }
     }
     dp_cli_signals_watch(NULL);
-    /* after a failure the pending flows are not decided: the model would fail
-     * (and be reported) again */
-    if (rc == 0 && !oc->err && dp_classifier_finish(cls, dp_cli_stop ? DP_FLOW_INTERRUPTED : DP_FLOW_END, errbuf) < 0) {
+    /* after the model failed the pending flows are not decided: it would fail
+     * (and be reported) again; after a read error (a capture cut short) what
+     * was read is */
+    if (!model_failed && !oc->err && dp_classifier_finish(cls, dp_cli_stop ? DP_FLOW_INTERRUPTED : DP_FLOW_END, errbuf) < 0) {
         fprintf(stderr, "deeppacket classify: %s\n", errbuf);
         rc = 1;
     }
