@@ -39,11 +39,19 @@ int dp_errno(char *errbuf, const char *fmt, ...)
 /* mkdir of one level; a folder made is made durable in its parent (the
  * entry fsynced, as a file's rename is: a committed output must not vanish
  * with its new folder at a power loss). */
-static int mkdir_one(const char *p, char *errbuf)
+static int mkdir_one(char *p, char *errbuf)
 {
     if (mkdir(p, 0777) == 0) {
-        char eb[DP_ERRBUF_SIZE];
-        dp_fsync_parent(p, eb); /* best effort: some file systems cannot fsync a folder */
+        char *sl = strrchr(p, '/'); /* p's parent: up to its last slash ("/" for "/x"), or "." */
+        if (sl)
+            *sl = 0;
+        int fd = open(!sl ? "." : *p ? p : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (sl)
+            *sl = '/';
+        if (fd >= 0) { /* best effort: some file systems cannot fsync a folder */
+            (void)fsync(fd);
+            close(fd);
+        }
         return 0;
     }
     return errno == EEXIST ? 0 : dp_errno(errbuf, "%s: cannot create directory", p);
