@@ -62,6 +62,17 @@ int dp_pp_split_wanted(run *r, const capfile *cf)
     return 1;
 }
 
+void dp_pp_split_cancel(run *r)
+{
+    pthread_mutex_lock(&r->mu);
+    if (r->split_pending && !r->split) {
+        r->split_pending = 0;
+        r->st->split--;
+        pthread_cond_broadcast(&r->cv); /* the helpers waiting for its batches */
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
 /* ---- the batches ------------------------------------------------------------------ */
 
 /* Transforms batch b (owned by the caller: TAKEN) into records. */

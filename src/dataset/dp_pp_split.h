@@ -30,6 +30,12 @@ int dp_pp_split_wanted(run *r, const capfile *cf);
  * other capture is being split; else 0. Takes r->mu. */
 int dp_pp_split_now(run *r, const capfile *cf);
 
+/* For a capture that dp_pp_split_wanted chose and that is skipped before
+ * dp_pp_split_read (it cannot be opened, its link type is unsupported, its
+ * filter cannot apply): unmarks the run and wakes the idle workers, which
+ * otherwise waited for its batches for ever. Takes r->mu. */
+void dp_pp_split_cancel(run *r);
+
 /* Reads the (remaining) frames of open capture c (of capture cf, which
  * dp_pp_split_wanted or dp_pp_split_now chose) with the help of the idle
  * workers, adding to cf's counts. Returns as the unsplit reading does:
