@@ -15,6 +15,7 @@
 #include <pcap/pcap.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdio_ext.h>
 #include <stdlib.h>
@@ -38,7 +39,7 @@ struct dp_capture {
     int nano;          /* timestamps in nanoseconds */
     int linktype;      /* LINKTYPE_* */
     int failed;        /* a read error happened: keep reporting it */
-    volatile sig_atomic_t broken;
+    atomic_int broken; /* set by dp_capture_break: another thread or a signal handler */
     uint64_t index;
     struct bpf_program prog; /* file: the filter dp_capture_next applies */
     int has_prog;
@@ -170,7 +171,7 @@ typedef struct stream {
 static int stream_wait(stream *s)
 {
     for (;;) {
-        if (g_interrupted || (s->c && s->c->broken)) {
+        if (g_interrupted || (s->c && atomic_load(&s->c->broken))) {
             errno = EINTR;
             return -1;
         }
@@ -420,8 +421,7 @@ uint64_t dp_capture_filtered(const dp_capture *c) { return c->filtered; }
  * dp_capture_next returns at once (a break, a timeout, a poll error). */
 static int read_live(dp_capture *c, struct pcap_pkthdr **h, const u_char **data, dp_next *early, char *errbuf)
 {
-    if (c->broken) {
-        c->broken = 0;
+    if (atomic_exchange(&c->broken, 0)) {
         *early = DP_NEXT_BREAK;
         return 0;
     }
@@ -434,8 +434,7 @@ static int read_live(dp_capture *c, struct pcap_pkthdr **h, const u_char **data,
             if (read(c->wakefd, &v, sizeof v) < 0) { /* already drained */
             }
         }
-        if (c->broken) {
-            c->broken = 0;
+        if (atomic_exchange(&c->broken, 0)) {
             *early = DP_NEXT_BREAK;
             return 0;
         }
@@ -490,14 +489,12 @@ dp_next dp_capture_next(dp_capture *c, dp_frame *f, char *errbuf)
     if (rc == 0)
         return DP_NEXT_TIMEOUT; /* live read timeout */
     if (rc == PCAP_ERROR_BREAK) {
-        if (c->broken) {
-            c->broken = 0;
+        if (atomic_exchange(&c->broken, 0))
             return DP_NEXT_BREAK;
-        }
         return DP_NEXT_END; /* end of file */
     }
-    if (!c->live && (c->broken || g_interrupted)) { /* a stream's wait gave up */
-        c->broken = 0;
+    if (!c->live && (atomic_load(&c->broken) || g_interrupted)) { /* a stream's wait gave up */
+        atomic_store(&c->broken, 0);
         return DP_NEXT_BREAK;
     }
     /* PCAP_ERROR: truncated or corrupt file, or a live read error */
@@ -512,7 +509,7 @@ int dp_capture_linktype(const dp_capture *c) { return c->linktype; }
 
 void dp_capture_break(dp_capture *c)
 {
-    c->broken = 1;
+    atomic_store(&c->broken, 1);
     pcap_breakloop(c->p);
     if (c->wakefd >= 0) {
         uint64_t one = 1;

@@ -379,10 +379,10 @@ void dp_pp_run_init(run *r, const dp_preprocess_opts *o, const dp_pp_knobs *k, d
  * run left, and frees everything (the lock goes with r->dirfd). */
 void dp_pp_run_end(run *r, int rc, char *errbuf)
 {
+    dp_pp_workers_join(r, 1); /* first: a worker still running may warn, which reads the progress line */
     if (r->progress_on)
         dp_progress_done(&r->prog);
     int full_disk = rc != 0 && errbuf && strstr(errbuf, strerror(ENOSPC)) != NULL;
-    dp_pp_workers_join(r, 1);
     dp_pp_merger_close(&r->m);
     if (rc != 0 && r->had_dataset >= 0)
         report_failure(r, r->had_dataset, full_disk, errbuf);

@@ -15,6 +15,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -27,7 +28,7 @@ void openblas_set_num_threads(int num_threads);
 
 /* ---- threads --------------------------------------------------------------- */
 
-static int nn_threads; /* 0 = not set yet */
+static atomic_int nn_threads; /* 0 = not set yet; set and read by several threads */
 
 void dp_nn_set_threads(int n)
 {

@@ -31,6 +31,7 @@
 #if defined(DP_WITH_DNNL) && defined(__GLIBC__)
 #include <malloc.h>
 #endif
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,7 +46,9 @@
 #define DP_X86_BF16 1
 #endif
 
-static int nn_precision = DP_PREC_FP32;
+/* process-wide (deeppacket.h: DEEPPACKET_PRECISION); atomic: handles opened
+ * in other threads set it while inference reads it */
+static atomic_int nn_precision = DP_PREC_FP32;
 
 int dp_nn_cpu_has_bf16(void)
 {
