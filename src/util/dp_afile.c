@@ -17,23 +17,12 @@
 
 /* ---- paths ------------------------------------------------------------------ */
 
-/* The folder part of path ("." when none), malloc'd. */
-static char *dir_of(const char *path)
-{
-    const char *sl = strrchr(path, '/');
-    if (!sl)
-        return strdup(".");
-    if (sl == path)
-        return strdup("/");
-    return strndup(path, (size_t)(sl - path));
-}
-
 /* The message for the file `made` (for the output path) that could not be
  * created: a missing folder said as such, else the errno's text. */
 static int create_failed(const char *path, const char *made, char *errbuf)
 {
     int e = errno;
-    char *d = dir_of(path);
+    char *d = dp_dir_of(path);
     struct stat st;
     int missing = e == ENOENT && d && stat(d, &st) != 0;
     int rc = missing ? dp_err(errbuf, "%s: cannot create it: the folder %s does not exist", path, d)
@@ -72,7 +61,7 @@ char *dp_resolve_links(const char *path, char *errbuf)
         if (target[0] == '/') {
             next = strdup(target);
         } else {
-            char *d = dir_of(p);
+            char *d = dp_dir_of(p);
             next = d ? dp_path_join(d, target) : NULL;
             free(d);
         }
@@ -81,21 +70,6 @@ char *dp_resolve_links(const char *path, char *errbuf)
     }
     dp_err(errbuf, "%s: out of memory", path);
     return NULL;
-}
-
-int dp_fsync_parent(const char *path, char *errbuf)
-{
-    char *d = dir_of(path);
-    if (!d)
-        return dp_err(errbuf, "%s: out of memory", path);
-    int fd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc = 0;
-    if (fd < 0 || (fsync(fd) != 0 && errno != EINVAL))
-        rc = dp_errno(errbuf, "%s: cannot fsync folder %s", path, d);
-    if (fd >= 0)
-        close(fd);
-    free(d);
-    return rc;
 }
 
 int dp_rename_durable(const char *from, const char *to, char *errbuf)
@@ -334,7 +308,7 @@ int dp_afile_open_flags(dp_afile *af, const char *path, int flags, char *errbuf)
         afile_free(af);
         return -1;
     }
-    char *d = dir_of(af->path);
+    char *d = dp_dir_of(af->path);
     if (d)
         dp_clean_stale_tmp(d, base_of(af->path));
     free(d);

@@ -73,15 +73,9 @@ static int open_in_place(dp_outdir *d, const char *const *names, char *errbuf)
 /* Staged: a fresh TARGET.tmp.<pid> beside TARGET (whose parent is made). */
 static int open_staged(dp_outdir *d, char *errbuf)
 {
-    char *parent = strdup(d->target);
-    if (!parent)
-        return dp_err(errbuf, "%s: out of memory", d->target);
-    char *slash = strrchr(parent, '/');
-    const char *base = slash ? slash + 1 : d->target;
-    if (slash)
-        *slash = 0;
-    const char *pdir = !slash ? "." : *parent ? parent : "/";
-    int rc = dp_mkdirs(pdir, errbuf);
+    char *pdir = dp_dir_of(d->target);
+    const char *slash = strrchr(d->target, '/'), *base = slash ? slash + 1 : d->target;
+    int rc = pdir ? dp_mkdirs(pdir, errbuf) : dp_err(errbuf, "%s: out of memory", d->target);
     if (rc == 0)
         dp_clean_stale_tmp(pdir, base); /* a killed run's staging folders */
     size_t n = strlen(d->target) + 32;
@@ -95,7 +89,7 @@ static int open_staged(dp_outdir *d, char *errbuf)
         else
             d->slot = dp_tmp_register(d->path) + 1;
     }
-    free(parent);
+    free(pdir);
     if (rc == 0 && dp_check_writable_dir(d->path, errbuf) != 0)
         rc = -1;
     d->staged = rc == 0;

@@ -36,22 +36,39 @@ int dp_errno(char *errbuf, const char *fmt, ...)
     return -1;
 }
 
+char *dp_dir_of(const char *path)
+{
+    const char *sl = strrchr(path, '/');
+    if (!sl)
+        return strdup(".");
+    if (sl == path)
+        return strdup("/");
+    return strndup(path, (size_t)(sl - path));
+}
+
+int dp_fsync_parent(const char *path, char *errbuf)
+{
+    char *d = dp_dir_of(path);
+    if (!d)
+        return dp_err(errbuf, "%s: out of memory", path);
+    int fd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = 0;
+    if (fd < 0 || (fsync(fd) != 0 && errno != EINVAL))
+        rc = dp_errno(errbuf, "%s: cannot fsync folder %s", path, d);
+    if (fd >= 0)
+        close(fd);
+    free(d);
+    return rc;
+}
+
 /* mkdir of one level; a folder made is made durable in its parent (the
  * entry fsynced, as a file's rename is: a committed output must not vanish
  * with its new folder at a power loss). */
-static int mkdir_one(char *p, char *errbuf)
+static int mkdir_one(const char *p, char *errbuf)
 {
     if (mkdir(p, 0777) == 0) {
-        char *sl = strrchr(p, '/'); /* p's parent: up to its last slash ("/" for "/x"), or "." */
-        if (sl)
-            *sl = 0;
-        int fd = open(!sl ? "." : *p ? p : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (sl)
-            *sl = '/';
-        if (fd >= 0) { /* best effort: some file systems cannot fsync a folder */
-            (void)fsync(fd);
-            close(fd);
-        }
+        char eb[DP_ERRBUF_SIZE];
+        dp_fsync_parent(p, eb); /* best effort: some file systems cannot fsync a folder */
         return 0;
     }
     return errno == EEXIST ? 0 : dp_errno(errbuf, "%s: cannot create directory", p);

@@ -74,6 +74,9 @@ char *dp_resolve_links(const char *path, char *errbuf);
 
 /* fsyncs the folder that holds PATH (so that a rename in it is durable). */
 int dp_fsync_parent(const char *path, char *errbuf);
+/* The folder part of PATH ("." when it has none, "/" for "/x"), malloc'd;
+ * NULL when out of memory. */
+char *dp_dir_of(const char *path);
 /* rename(from, to) then dp_fsync_parent(to); the message names both. */
 int dp_rename_durable(const char *from, const char *to, char *errbuf);
 
