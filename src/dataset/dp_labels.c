@@ -78,7 +78,7 @@ static int index_prefixes(dp_labels *t, const int *linenos, const char *source, 
             rc = dp_err(errbuf, "%s:%d: prefix '%s' appears twice (first on line %d)", source, v[i].lineno,
                         v[i].prefix, v[i - 1].lineno);
     for (size_t i = 0; i < t->nrows; i++)
-        t->byprefix[i] = v[i].row;
+        t->byprefix[i] = &t->rows[v[i].row];
     free(v);
     return rc;
 }
@@ -275,31 +275,21 @@ void dp_labels_prefix(const char *path, char *out, size_t cap)
     out[k] = 0;
 }
 
+static int cmp_key_row(const void *key, const void *elem)
+{
+    return strcmp(key, (*(const dp_label_row *const *)elem)->prefix);
+}
+
 const dp_label_row *dp_labels_find(const dp_labels *t, const char *path)
 {
-    char small[256], *prefix = small; /* a longer name is not cut short: it would match another row */
-    size_t need = strlen(path) + 1;
-    if (need > sizeof small && !(prefix = malloc(need)))
+    char *prefix = malloc(strlen(path) + 1); /* as long as the name: not cut short to match another row */
+    if (!prefix)
         return NULL;
-    dp_labels_prefix(path, prefix, need > sizeof small ? need : sizeof small);
-    const dp_label_row *found = NULL;
-    size_t lo = 0, hi = t->nrows; /* binary search of the sorted index */
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const dp_label_row *row = &t->rows[t->byprefix[mid]];
-        int c = strcmp(row->prefix, prefix);
-        if (c == 0) {
-            found = row;
-            break;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (prefix != small)
-        free(prefix);
-    return found;
+    dp_labels_prefix(path, prefix, strlen(path) + 1);
+    const dp_label_row *const *hit = t->nrows ? bsearch(prefix, t->byprefix, t->nrows, sizeof *t->byprefix,
+                                                        cmp_key_row) : NULL;
+    free(prefix);
+    return hit ? *hit : NULL;
 }
 
 int dp_labels_lookup(const dp_labels *t, const char *path, int cls[DP_NTASKS])

@@ -28,7 +28,7 @@ typedef struct dp_labels {
     int nclasses[DP_NTASKS];                  /* max id + 1 per task */
     char *names[DP_NTASKS][DP_MAX_CLASSES];   /* NULL for unused ids */
     int nfilters;                             /* rows with a filter */
-    size_t *byprefix;                         /* row indices in prefix order (dp_labels_find) */
+    const dp_label_row **byprefix;            /* the rows in prefix order (dp_labels_find) */
 } dp_labels;
 
 /* Parses a table from text; `source` names it in error messages. Rejects
