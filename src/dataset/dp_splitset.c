@@ -218,12 +218,7 @@ static int open_split_files(void *ctx, char *errbuf)
     set_open *o = ctx;
     if (open_split(o->s, o->dir, errbuf) == 0)
         return 0;
-    char keep[DP_ERRBUF_SIZE];
-    if (errbuf)
-        memcpy(keep, errbuf, DP_ERRBUF_SIZE);
-    release_split(ctx);
-    if (errbuf)
-        memcpy(errbuf, keep, DP_ERRBUF_SIZE);
+    release_split(ctx); /* writes no message: errbuf keeps open_split's */
     return -1;
 }
 
