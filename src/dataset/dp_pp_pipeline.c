@@ -324,13 +324,10 @@ static int read_capture(run *r, capfile *cf, wstate *ws, uint8_t *vec, int split
         cf->unreadable = 1;
         dp_pp_add_status(cf, dp_pp_strip_path(ceb, cf->path));
         dp_pp_warn(r, cf->path, 0, "%s; skipped", cf->status);
-        if (split) /* the helpers waiting for its batches would wait for ever */
-            dp_pp_split_cancel(r);
-        return 0;
     }
     int rc = 0;
-    if (capture_usable(r, cf, c) != 0) {
-        if (split)
+    if (!c || capture_usable(r, cf, c) != 0) {
+        if (split) /* skipped: the helpers waiting for its batches would wait for ever */
             dp_pp_split_cancel(r);
     } else {
         int bad_lt = -1;
