@@ -467,10 +467,14 @@ int dp_pp_merger_commit(run *r, char *errbuf)
     }
     /* the dataset is incomplete until summary.json is written again; a
      * symlink there stays (its target goes, and comes back through it) */
-    char *sj = dp_path_join(r->dst, DP_FILE_SUMMARY_JSON), *real = rc == 0 && sj ? dp_resolve_links(sj, errbuf) : NULL;
+    char *sj = dp_path_join(r->dst, DP_FILE_SUMMARY_JSON), *real = NULL;
     r->replacing = rc == 0;
-    if (rc == 0 && (!real || (unlink(real) != 0 && errno != ENOENT)))
-        rc = real ? dp_errno(errbuf, "%s: cannot remove", real) : sj ? -1 : dp_err(errbuf, "out of memory");
+    if (rc == 0 && !sj)
+        rc = dp_err(errbuf, "out of memory");
+    if (rc == 0 && !(real = dp_resolve_links(sj, errbuf)))
+        rc = -1;
+    if (rc == 0 && unlink(real) != 0 && errno != ENOENT)
+        rc = dp_errno(errbuf, "%s: cannot remove", real);
     free(sj), free(real);
     for (int k = 0; k < 4 && rc == 0; k++) {
         char *p = dp_path_join(r->dst, dp_pp_out_names[k]);
