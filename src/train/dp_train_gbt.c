@@ -13,6 +13,7 @@
 #include "train/dp_dist.h"
 #include "train/dp_gbt_tracker.h"
 #include "train/dp_train.h"
+#include "train/dp_train_impl.h"
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -194,14 +195,8 @@ static int load_init(gbt_run *R, const dp_train_opts *o, char *errbuf)
     if (dp_model_arch(m)->kind != DP_MODEL_GBT || dp_model_task(m) != o->task)
         return dp_err(errbuf, "%s: a %s %s model; --init for gbt takes a gbt %s model", p, dp_model_kind_name(m),
                       dp_task_name[dp_model_task(m)], dp_task_name[o->task]);
-    if (dp_model_nclasses(m) != R->ss.nclasses)
-        return dp_err(errbuf, "%s: %d classes, the training set %d", p, dp_model_nclasses(m), R->ss.nclasses);
-    for (int c = 0; c < R->ss.nclasses; c++) {
-        const char *want = R->ss.names[c] ? R->ss.names[c] : "";
-        if (strcmp(dp_model_class_name(m, c), want) != 0)
-            return dp_err(errbuf, "%s: class %d is '%s', the training set's is '%s'", p, c,
-                          dp_model_class_name(m, c), want);
-    }
+    if (dp_train_same_classes(m, &R->ss, p, errbuf) != 0)
+        return -1;
     if (f->npackets != w->npackets || f->payload_bytes != w->payload_bytes || f->mask != w->mask ||
         f->groups != w->groups) {
         char fm[128], wm[128], fg[64], wg[64];

@@ -123,6 +123,11 @@ void dp_tr_sync_ranks(trainer *t);
 int dp_tr_same_data(trainer *t, int rc, char *errbuf);
 
 /* ---- dp_train.c ---- */
+/* --init (NN and gbt alike): 0 when model m (of the file path) has the
+ * training set's classes, by name and in order; else -1 + a message naming
+ * path and what differs. */
+int dp_train_same_classes(const dp_model *m, const dp_splitset *ss, const char *path, char *errbuf);
+
 /* The divergence error at (epoch, step) with the loss (rank 0 alone says
  * it). Returns -1. */
 int dp_tr_diverged(const trainer *t, float loss, int epoch, long step, char *errbuf);

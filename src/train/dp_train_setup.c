@@ -86,6 +86,19 @@ static int make_index(trainer *t, char *errbuf)
     return 0;
 }
 
+int dp_train_same_classes(const dp_model *m, const dp_splitset *ss, const char *path, char *errbuf)
+{
+    if (dp_model_nclasses(m) != ss->nclasses)
+        return dp_err(errbuf, "%s: %d classes, the training set %d", path, dp_model_nclasses(m), ss->nclasses);
+    for (int c = 0; c < ss->nclasses; c++) {
+        const char *want = ss->names[c] ? ss->names[c] : "";
+        if (strcmp(dp_model_class_name(m, c), want) != 0)
+            return dp_err(errbuf, "%s: class %d is '%s', the training set's is '%s'", path, c,
+                          dp_model_class_name(m, c), want);
+    }
+    return 0;
+}
+
 /* Copies the weights of the model file `path` into m (a fresh model of the
  * run's architecture): same kind, task, architecture (dropout aside) and class names, or a
  * message saying what differs. Adam starts from zero, as in a new run. */
@@ -106,14 +119,8 @@ static int init_from(dp_model *m, const char *path, const dp_splitset *ss, char 
                dp_model_nparams(m));
         goto done;
     }
-    for (int c = 0; c < a->nclasses; c++) {
-        const char *want = ss->names[c] ? ss->names[c] : "";
-        if (strcmp(dp_model_class_name(src, c), want) != 0) {
-            dp_err(errbuf, "%s: class %d is '%s', the training set's is '%s'", path, c, dp_model_class_name(src, c),
-                   want);
-            goto done;
-        }
-    }
+    if (dp_train_same_classes(src, ss, path, errbuf) != 0)
+        goto done;
     memcpy(dp_model_params(m), dp_model_params(src), sizeof(float) * dp_model_nparams(m));
     rc = 0;
 done:
