@@ -20,11 +20,18 @@ int dp_cli_usage_error(const char *cmd, const char *fmt, ...)
     return 2;
 }
 
-/* 1 when argument a is a long option ("--name" or "--name=value", name a
- * prefix of one in lo) whose code is val. */
+/* The length of the name in argument a when it is a long option ("--name"
+ * or "--name=value"), else 0. */
+static size_t long_name_len(const char *a)
+{
+    return strncmp(a, "--", 2) ? 0 : strcspn(a + 2, "=");
+}
+
+/* 1 when argument a is a long option (its name a prefix of one in lo)
+ * whose code is val. */
 static int is_long_of(const char *a, const struct option *lo, int val)
 {
-    size_t n = strncmp(a, "--", 2) ? 0 : strcspn(a + 2, "=");
+    size_t n = long_name_len(a);
     for (; n && lo && lo->name; lo++)
         if (lo->val == val && !strncmp(lo->name, a + 2, n))
             return 1;
@@ -50,7 +57,7 @@ static void bad_option(char *out, size_t cap, char **argv, const struct option *
  * 1 (getopt_long calls that an unknown option). */
 static int ambiguous(const char *a, const struct option *lo, char *out, size_t cap)
 {
-    size_t n = strncmp(a, "--", 2) ? 0 : strcspn(a + 2, "="), k = 0;
+    size_t n = long_name_len(a), k = 0;
     int found = 0, first = -1;
     out[0] = 0;
     for (; n && lo && lo->name; lo++)
