@@ -102,6 +102,16 @@ int dp_test_same_dataset(const char *d1, const char *d2);
  * what an unfinished preprocess left there; 0 when there is no such folder. */
 int dp_test_count_parts(const char *dataset, const char *ext);
 
+/* The reading end of a FIFO that a writer under test writes through:
+ * dp_test_copy_fifo (a pthread start routine, arg a dp_test_fifo_copy)
+ * copies everything read from fifo into file; n is the byte count, -1 when
+ * it could not. */
+typedef struct dp_test_fifo_copy {
+    const char *fifo, *file;
+    long n;
+} dp_test_fifo_copy;
+void *dp_test_copy_fifo(void *arg);
+
 /* Runs a shell command (popen); returns its exit status (-1 when it did not
  * exit) and its stdout, NUL-terminated, in out[cap]. */
 int dp_test_sh(const char *cmd, char *out, size_t cap);

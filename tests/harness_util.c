@@ -2,6 +2,7 @@
 #include "dp_test.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <sys/stat.h>
@@ -211,4 +212,23 @@ uint8_t *dp_test_read_file(const char *path, size_t *n)
     fclose(f);
     *n = (size_t)len;
     return b;
+}
+
+void *dp_test_copy_fifo(void *arg)
+{
+    dp_test_fifo_copy *c = arg;
+    c->n = -1;
+    int in = open(c->fifo, O_RDONLY), out = open(c->file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (in >= 0 && out >= 0) {
+        char buf[4096];
+        ssize_t k;
+        c->n = 0;
+        while ((k = read(in, buf, sizeof buf)) > 0)
+            c->n = write(out, buf, (size_t)k) == k && c->n >= 0 ? c->n + k : -1;
+    }
+    if (in >= 0)
+        close(in);
+    if (out >= 0)
+        close(out);
+    return NULL;
 }

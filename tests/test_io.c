@@ -180,32 +180,6 @@ static void test_npy_streaming_and_struct(void)
     }
 }
 
-/* Copies everything read from a FIFO into a file (the other end of a
- * writer under test); n is the byte count, -1 when it could not. */
-struct fifo_copy {
-    const char *fifo, *file;
-    long n;
-};
-
-static void *copy_fifo(void *arg)
-{
-    struct fifo_copy *c = arg;
-    c->n = -1;
-    int in = open(c->fifo, O_RDONLY), out = open(c->file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (in >= 0 && out >= 0) {
-        char buf[4096];
-        ssize_t k;
-        c->n = 0;
-        while ((k = read(in, buf, sizeof buf)) > 0)
-            c->n = write(out, buf, (size_t)k) == k && c->n >= 0 ? c->n + k : -1;
-    }
-    if (in >= 0)
-        close(in);
-    if (out >= 0)
-        close(out);
-    return NULL;
-}
-
 /* An .npy written through a FIFO (`test -o R` with R/predictions.npy a
  * FIFO) reaches the reader whole: the final header first, never a header
  * of 0 rows and a seek back; the same bytes as the regular file, loadable by
@@ -222,9 +196,9 @@ static void test_npy_through_fifo(void)
     snprintf(got, sizeof got, "%s", tmp("fifo-got.npy"));
     CHECK(dp_npy_save(reg, DP_NPY_I2, 2, 5, data, 3, errbuf) == 0);
     CHECK(mkfifo(fifo, 0600) == 0);
-    struct fifo_copy c = {fifo, got, -1};
+    dp_test_fifo_copy c = {fifo, got, -1};
     pthread_t th;
-    CHECK(pthread_create(&th, NULL, copy_fifo, &c) == 0);
+    CHECK(pthread_create(&th, NULL, dp_test_copy_fifo, &c) == 0);
     int rc = dp_npy_save(fifo, DP_NPY_I2, 2, 5, data, 3, errbuf);
     if (rc != 0)
         fprintf(stderr, "  %s\n", errbuf);
@@ -245,7 +219,7 @@ static void test_npy_through_fifo(void)
     }
     /* rows not counted in advance: refused, nothing written */
     c.n = -1;
-    CHECK(pthread_create(&th, NULL, copy_fifo, &c) == 0);
+    CHECK(pthread_create(&th, NULL, dp_test_copy_fifo, &c) == 0);
     dp_npy_writer w;
     rc = dp_npy_writer_open(&w, fifo, DP_NPY_I2, 2, 5, errbuf);
     CHECK(rc == -1);

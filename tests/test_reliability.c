@@ -382,6 +382,18 @@ static void test_stdout_full(void)
 
 /* ---- the corpus of the repository, preprocessed once ---- */
 
+/* preprocess of src (captures of data/corpus) into dst: its label table,
+ * 2 workers, no progress line. */
+static void corpus_pp_opts(dp_preprocess_opts *o, const char *src, const char *dst)
+{
+    dp_preprocess_opts_init(o);
+    o->src_dir = src;
+    o->dst_dir = dst;
+    o->labels_path = "data/corpus/labels.tsv";
+    o->progress = 0;
+    o->threads = 2;
+}
+
 static const char *corpus_dataset(void)
 {
     static char ds[600];
@@ -393,13 +405,7 @@ static const char *corpus_dataset(void)
         return NULL;
     snprintf(ds, sizeof ds, "%s/corpus-ds", dp_test_tmpdir());
     dp_preprocess_opts o;
-    dp_preprocess_opts_init(&o);
-    o.src_dir = "data/corpus";
-    o.dst_dir = ds;
-    o.labels_path = "data/corpus/labels.tsv";
-    o.progress = 0;
-    o.threads = 2;
-    o.warn = NULL;
+    corpus_pp_opts(&o, "data/corpus", ds);
     int saved = dup(2), devnull = open("/dev/null", O_WRONLY);
     dup2(devnull, 2); /* the notes about README.md and labels.tsv */
     int rc = dp_preprocess_run(&o, NULL, errbuf);
@@ -852,32 +858,6 @@ static void test_classify_targets(void)
     free(want);
 }
 
-/* Copies everything read from a FIFO into a file; n is the byte count, -1
- * when it could not. */
-struct fifo_copy {
-    const char *fifo, *file;
-    long n;
-};
-
-static void *copy_fifo(void *arg)
-{
-    struct fifo_copy *c = arg;
-    c->n = -1;
-    int in = open(c->fifo, O_RDONLY), out = open(c->file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (in >= 0 && out >= 0) {
-        char buf[4096];
-        ssize_t k;
-        c->n = 0;
-        while ((k = read(in, buf, sizeof buf)) > 0)
-            c->n = write(out, buf, (size_t)k) == k && c->n >= 0 ? c->n + k : -1;
-    }
-    if (in >= 0)
-        close(in);
-    if (out >= 0)
-        close(out);
-    return NULL;
-}
-
 /* classify -o OUT stops at the first verdict it cannot write, naming OUT
  * and the write's own errno, exit 1 (it went on to the end and then said
  * "write failed: Invalid argument"): a device (/dev/full, written through
@@ -974,9 +954,9 @@ static void test_test_npy_fifo(void)
     snprintf(want, sizeof want, "%s/predictions.npy", ref);
     snprintf(got, sizeof got, "%s", tmp("npy-got.npy"));
     CHECK(mkfifo(fifo, 0600) == 0);
-    struct fifo_copy c = {fifo, got, -1};
+    dp_test_fifo_copy c = {fifo, got, -1};
     pthread_t th;
-    CHECK(pthread_create(&th, NULL, copy_fifo, &c) == 0);
+    CHECK(pthread_create(&th, NULL, dp_test_copy_fifo, &c) == 0);
     int rc = sh(out, sizeof out, "%s test -d %s -m %s -o %s 2>&1", b, ted, m, r3);
     if (rc != 0)
         fprintf(stderr, "  %s\n", out);
@@ -1172,12 +1152,7 @@ static void test_capture_write_error(void)
 static int run_pp_stop(const char *src, const char *dst, size_t stop_after, dp_preprocess_stats *st, char *eb)
 {
     dp_preprocess_opts o;
-    dp_preprocess_opts_init(&o);
-    o.src_dir = src;
-    o.dst_dir = dst;
-    o.labels_path = "data/corpus/labels.tsv";
-    o.progress = 0;
-    o.threads = 2;
+    corpus_pp_opts(&o, src, dst);
     dp_pp_knobs k = {.stop_after = stop_after};
     int saved = dup(2), devnull = open("/dev/null", O_WRONLY);
     dup2(devnull, 2); /* notes about the non-captures */
@@ -1310,12 +1285,7 @@ static void collect_warn(void *ctx, const char *file, const char *msg, int is_no
 static int run_pp_parts(const char *dst, size_t chunk_bytes, warns *w, char *eb)
 {
     dp_preprocess_opts o;
-    dp_preprocess_opts_init(&o);
-    o.src_dir = "data/corpus";
-    o.dst_dir = dst;
-    o.labels_path = "data/corpus/labels.tsv";
-    o.progress = 0;
-    o.threads = 2;
+    corpus_pp_opts(&o, "data/corpus", dst);
     o.warn = collect_warn;
     o.warn_ctx = w;
     memset(w, 0, sizeof *w);
