@@ -26,6 +26,7 @@
 #include "dataset/dp_split.h"
 #include "dp_test.h"
 #include "eval/dp_eval.h"
+#include "eval/dp_evalrun.h"
 #include "train/dp_train.h"
 #include "util/dp_util.h"
 
@@ -1423,11 +1424,12 @@ static void open_sum(const char *dir, int split_task, opened *o)
     }
 }
 
-/* open_sum in a child stopped (DP_TEST_KILL_AT=PHASE:1:SIGSTOP) in the middle
- * of the open; while it is stopped, change(arg) runs; then it goes on. 0 with
- * what it saw in *o; -1 when it did not stop there or did not report. */
-static int open_across(const char *phase, const char *dir, int split_task, void (*change)(void *), void *arg,
-                       opened *o)
+/* run(what, res) in a child stopped (DP_TEST_KILL_AT=PHASE:N:SIGSTOP) at the
+ * N-th pass through PHASE; while it is stopped, change(arg) runs; then it
+ * goes on. 0 with what it wrote into res[size]; -1 when it did not stop
+ * there or did not report. */
+static int run_across(const char *phase, int n, void (*run)(const void *what, void *res), const void *what,
+                      void *res, size_t size, void (*change)(void *), void *arg)
 {
     int pfd[2];
     if (pipe(pfd) != 0)
@@ -1436,10 +1438,10 @@ static int open_across(const char *phase, const char *dir, int split_task, void 
     pid_t c = fork();
     if (c == 0) {
         char env[64];
-        snprintf(env, sizeof env, "%s:1:%d", phase, SIGSTOP);
+        snprintf(env, sizeof env, "%s:%d:%d", phase, n, SIGSTOP);
         setenv("DP_TEST_KILL_AT", env, 1);
-        open_sum(dir, split_task, o);
-        _exit(write(pfd[1], o, sizeof *o) == (ssize_t)sizeof *o ? 0 : 1);
+        run(what, res);
+        _exit(write(pfd[1], res, size) == (ssize_t)size ? 0 : 1);
     }
     close(pfd[1]);
     int st = 0, rc = -1;
@@ -1448,13 +1450,36 @@ static int open_across(const char *phase, const char *dir, int split_task, void 
         change(arg);
         kill(c, SIGCONT);
         waitpid(c, &st, 0);
-        rc = read(pfd[0], o, sizeof *o) == (ssize_t)sizeof *o && WIFEXITED(st) ? 0 : -1;
+        rc = read(pfd[0], res, size) == (ssize_t)size && WIFEXITED(st) ? 0 : -1;
     } else if (!WIFEXITED(st) && !WIFSIGNALED(st)) {
         kill(c, SIGKILL);
         waitpid(c, &st, 0);
     }
     close(pfd[0]);
     return rc;
+}
+
+/* A folder to open (open_across): a dataset (split_task < 0) or a split
+ * folder of that task. */
+typedef struct to_open {
+    const char *dir;
+    int split_task;
+} to_open;
+
+static void run_open_sum(const void *what, void *res)
+{
+    const to_open *t = what;
+    open_sum(t->dir, t->split_task, res);
+}
+
+/* open_sum in a child stopped (DP_TEST_KILL_AT=PHASE:1:SIGSTOP) in the middle
+ * of the open; while it is stopped, change(arg) runs; then it goes on. 0 with
+ * what it saw in *o; -1 when it did not stop there or did not report. */
+static int open_across(const char *phase, const char *dir, int split_task, void (*change)(void *), void *arg,
+                       opened *o)
+{
+    to_open t = {dir, split_task};
+    return run_across(phase, 1, run_open_sum, &t, o, sizeof *o, change, arg);
 }
 
 static void commit_corpus(void *dst)
@@ -1540,6 +1565,68 @@ static void test_split_open_one_generation(void)
     CHECK_EQ_INT(got.rc, 0);
     CHECK_EQ_INT(got.n, fresh.n);
     CHECK(got.sum == fresh.sum);
+}
+
+/* What `test --train-set` reported (tested_with_train_set). */
+typedef struct tested {
+    int rc;
+    uint64_t packets, flows, dropped;
+    char err[DP_ERRBUF_SIZE];
+} tested;
+
+/* The corpus model tested on a split's traffic test side with its training
+ * side as --train-set (what: the split folder), the report in tmp. */
+static void tested_with_train_set(const void *what, void *res)
+{
+    char test[900], train[900];
+    snprintf(test, sizeof test, "%s/%s/test", (const char *)what, dp_task_dir[DP_TASK_TRAFFIC]);
+    snprintf(train, sizeof train, "%s/%s/train", (const char *)what, dp_task_dir[DP_TASK_TRAFFIC]);
+    tested *t = res;
+    memset(t, 0, sizeof *t);
+    dp_evalrun_opts o;
+    dp_evalrun_opts_init(&o);
+    o.test_dir = test;
+    o.train_set = train;
+    o.model_path = corpus_model();
+    o.report_dir = tmp("gen-tt-report");
+    o.threads = 1;
+    dp_evalrun_result r;
+    if ((t->rc = dp_evalrun(&o, &r, t->err)) == 0) {
+        t->packets = r.packets.n;
+        t->flows = r.flows.n;
+        t->dropped = r.dropped_flows;
+        dp_evalrun_result_free(&r);
+    }
+}
+
+/* 19b. `test --train-set` with a split's two sides, while split swaps a new
+ * split in between the two opens (stopped in the training side's open): the
+ * test side and the training side are of one split, the new one (before,
+ * the old test side was scored against the new training side). */
+static void test_test_train_set_one_split(void)
+{
+    const char *ds = corpus_dataset();
+    if (!ds || !corpus_model())
+        SKIP("no data/corpus");
+    char *t = tmp("gen-tt");
+    dp_split_opts o;
+    dp_split_opts_default(&o);
+    o.out = NULL;
+    o.seed = 1;
+    CHECK_EQ_INT(dp_split_run(ds, t, &o, errbuf), 0);
+    tested old, got, fresh;
+    tested_with_train_set(t, &old);
+    CHECK_EQ_INT(old.rc, 0);
+    /* set-open:1 is the test side's open, set-open:2 the training side's */
+    CHECK_EQ_INT(run_across("set-open", 2, tested_with_train_set, t, &got, sizeof got, split_seed2, t), 0);
+    tested_with_train_set(t, &fresh);
+    CHECK(fresh.rc == 0 && fresh.packets != old.packets);
+    if (got.rc != 0)
+        fprintf(stderr, "  test: %s\n", got.err);
+    CHECK_EQ_INT(got.rc, 0);
+    CHECK_EQ_INT(got.packets, fresh.packets);
+    CHECK_EQ_INT(got.flows, fresh.flows);
+    CHECK_EQ_INT(got.dropped, fresh.dropped);
 }
 
 /* 6. a capture that could not be read is read on the rerun. Permissions do
@@ -1683,6 +1770,7 @@ int main(void)
     DP_RUN(test_pp_damaged_part);
     DP_RUN(test_dataset_open_one_generation);
     DP_RUN(test_split_open_one_generation);
+    DP_RUN(test_test_train_set_one_split);
     DP_RUN(test_pp_unreadable_retried);
     DP_RUN(test_pp_target_inside_source);
     DP_RUN(test_pp_symlinked_files);

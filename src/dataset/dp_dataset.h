@@ -108,6 +108,17 @@ typedef struct dp_splitset {
 int dp_splitset_open_task(dp_splitset *s, const char *dir, int task, char *errbuf);
 /* dp_splitset_open_task(s, dir, -1, errbuf): a split folder, any task. */
 int dp_splitset_open(dp_splitset *s, const char *dir, char *errbuf);
+/* Runs open_fn(ctx, errbuf), which opens the set folder DIR
+ * (dp_splitset_open_task) and what must be of the same generation as it
+ * (the other side of the same split), under one generation of DIR:
+ * dp_open_one_generation on DIR with the marker summary.json when DIR is a
+ * dataset folder, none when it is a split folder (split swaps the whole
+ * split in, both sides at once, so DIR changes with any of them). A change
+ * meanwhile makes it close (close_fn) and run open_fn again; the same
+ * results and messages as dp_open_one_generation. When DIR is not a
+ * folder, open_fn runs alone: its open of DIR says what is wrong. */
+int dp_splitset_one_generation(const char *dir, int (*open_fn)(void *ctx, char *errbuf),
+                               void (*close_fn)(void *ctx), void *ctx, char *errbuf);
 /* Writes DIR/task: the task's name ("app", "traffic") and a newline. */
 int dp_splitset_write_task(const char *dir, int task, char *errbuf);
 /* A cheap fingerprint of the rows: the row count, the class names and a

@@ -279,6 +279,17 @@ static int file_exists(const char *dir, const char *name)
     return ok;
 }
 
+int dp_splitset_one_generation(const char *dir, int (*open_fn)(void *ctx, char *errbuf),
+                               void (*close_fn)(void *ctx), void *ctx, char *errbuf)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return open_fn(ctx, errbuf);
+    /* the same test as dp_splitset_open_task's */
+    const char *marker = file_exists(dir, DP_FILE_SET_CLASSES) ? NULL : DP_FILE_SUMMARY_JSON;
+    return dp_open_one_generation(dir, marker, open_fn, close_fn, ctx, errbuf);
+}
+
 int dp_splitset_open_task(dp_splitset *s, const char *dir, int task, char *errbuf)
 {
     memset(s, 0, sizeof *s);

@@ -80,8 +80,7 @@ static int fail_ctx(char *errbuf, const char *ctx)
 {
     char msg[DP_ERRBUF_SIZE];
     snprintf(msg, sizeof msg, "%s", errbuf[0] ? errbuf : "failed");
-    snprintf(errbuf, DP_ERRBUF_SIZE, "%s%s", ctx, msg);
-    return -1;
+    return dp_err(errbuf, "%s%s", ctx, msg); /* cut short at DP_ERRBUF_SIZE */
 }
 
 /* Opens the test set for the model's task and maps its classes onto the
@@ -106,21 +105,49 @@ static int open_test_set(run *x, char *errbuf)
     return 0;
 }
 
-/* Marks the test flows whose first-N size/direction sequence occurs in the
- * training data (opened for the task): x->dups, x->ndropped. 0 or -1. */
-static int find_duplicates(run *x, const char *train_dir, char *errbuf)
+/* The sets of one evaluation being opened (dp_splitset_one_generation's
+ * context): the test set into x->s and, with --train-set, the training
+ * data into *tr. */
+typedef struct sets_open {
+    run *x;
+    dp_splitset *tr;
+} sets_open;
+
+static void close_sets(void *ctx)
 {
-    dp_splitset tr;
+    sets_open *o = ctx;
+    dp_splitset_close(&o->x->s);
+    dp_splitset_close(o->tr);
+}
+
+/* One attempt at opening the test set (open_test_set) and, with
+ * --train-set, the training data for the model's task; on failure nothing
+ * stays open. */
+static int open_sets(void *ctx, char *errbuf)
+{
+    sets_open *o = ctx;
+    run *x = o->x;
+    const char *train_dir = x->o->train_set;
+    int rc = 0;
+    if (open_test_set(x, errbuf) != 0)
+        rc = fail_ctx(errbuf, "cannot use the test set: ");
+    else if (train_dir && !x->s.has_meta)
+        rc = dp_err(errbuf, "%s: no " DP_FILE_META ": --train-set needs the test set's flows", x->dir);
+    else if (train_dir && dp_splitset_open_task(o->tr, train_dir, dp_model_task(x->m), errbuf) != 0)
+        rc = fail_ctx(errbuf, "--train-set: ");
+    if (rc != 0)
+        dp_splitset_close(&x->s);
+    return rc;
+}
+
+/* Marks the test flows whose first-N size/direction sequence occurs in the
+ * training data tr: x->dups, x->ndropped. 0 or -1. */
+static int find_duplicates(run *x, const dp_splitset *tr, char *errbuf)
+{
     int n = x->dup_packets;
     dp_seqtab *test = dp_seqtab_new(n, errbuf), *train = dp_seqtab_new(n, errbuf);
-    int ok = test && train;
-    if (ok && dp_splitset_open_task(&tr, train_dir, dp_model_task(x->m), errbuf) != 0)
-        ok = 0;
-    else if (ok) {
-        ok = dp_seqtab_add_set(train, &tr, train_dir, errbuf) == 0 &&
+    int ok = test && train && dp_seqtab_add_set(train, tr, x->o->train_set, errbuf) == 0 &&
              dp_seqtab_add_set(test, &x->s, x->dir, errbuf) == 0;
-        dp_splitset_close(&tr);
-    }
     int64_t dropped = ok ? dp_seqtab_mark(test, train, errbuf) : -1;
     dp_seqtab_free(train);
     if (dropped < 0) {
@@ -149,19 +176,22 @@ static int prepare(run *x, char *errbuf)
     int task = dp_model_task(x->m);
     x->kind = dp_model_kind_name(x->m);
     x->task_name = task >= 0 && task < DP_NTASKS ? dp_task_name[task] : NULL;
-    if (open_test_set(x, errbuf) != 0)
-        return fail_ctx(errbuf, "cannot use the test set: ");
-    if (x->s.n == 0)
-        return dp_err(errbuf, "%s: the test set has no rows: nothing to evaluate", x->dir);
-    if (dp_outdir_open(&x->od, x->target, report_files, errbuf) != 0) /* before the evaluation, not after */
-        return fail_ctx(errbuf, "cannot write the report: ");
+    dp_splitset tr;
+    memset(&tr, 0, sizeof tr);
+    sets_open so = {x, &tr};
+    /* a split's two sides are of one split: a split swapped in between
+     * the two opens makes both open again */
+    int rc = x->o->train_set ? dp_splitset_one_generation(x->dir, open_sets, close_sets, &so, errbuf)
+                             : open_sets(&so, errbuf);
+    if (rc == 0 && x->s.n == 0)
+        rc = dp_err(errbuf, "%s: the test set has no rows: nothing to evaluate", x->dir);
+    if (rc == 0 && dp_outdir_open(&x->od, x->target, report_files, errbuf) != 0) /* before the evaluation */
+        rc = fail_ctx(errbuf, "cannot write the report: ");
     x->outdir = x->od.path;
-    const char *train_dir = x->o->train_set;
-    if (train_dir && !x->s.has_meta)
-        return dp_err(errbuf, "%s: no " DP_FILE_META ": --train-set needs the test set's flows", x->dir);
-    if (train_dir && find_duplicates(x, train_dir, errbuf) != 0)
-        return fail_ctx(errbuf, "--train-set: ");
-    return 0;
+    if (rc == 0 && x->o->train_set && find_duplicates(x, &tr, errbuf) != 0)
+        rc = fail_ctx(errbuf, "--train-set: ");
+    dp_splitset_close(&tr);
+    return rc;
 }
 
 /* What the report says about the duplicate-sequence scores (eval: this
