@@ -12,6 +12,8 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/socket.h>
@@ -95,6 +97,39 @@ static int sh(char *out, size_t cap, const char *fmt, ...)
     }
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Forks a child that runs run(what, res) (with DP_TEST_KILL_AT=kill_at when
+ * it is not NULL) and writes res[size] into a pipe, whose reading end is
+ * *rfd. The child's pid, or -1. */
+static pid_t spawn_reporting(const char *kill_at, void (*run)(const void *what, void *res), const void *what,
+                             void *res, size_t size, int *rfd)
+{
+    int pfd[2];
+    if (pipe(pfd) != 0)
+        return -1;
+    fflush(NULL);
+    pid_t c = fork();
+    if (c == 0) {
+        if (kill_at)
+            setenv("DP_TEST_KILL_AT", kill_at, 1);
+        run(what, res);
+        _exit(write(pfd[1], res, size) == (ssize_t)size ? 0 : 1);
+    }
+    close(pfd[1]);
+    *rfd = pfd[0];
+    return c;
+}
+
+/* Waits for spawn_reporting's child c to end and reads its report into
+ * res[size]. 0, or -1 when it did not exit or did not report. */
+static int collect_report(pid_t c, int rfd, void *res, size_t size)
+{
+    int st = 0;
+    waitpid(c, &st, 0);
+    int rc = read(rfd, res, size) == (ssize_t)size && WIFEXITED(st) ? 0 : -1;
+    close(rfd);
+    return rc;
 }
 
 /* ---- 1. outputs: regular files atomic, special files written through ---- */
@@ -1236,6 +1271,83 @@ static void test_pp_failed_rerun(void)
     CHECK(same_dataset(dst, ref));
 }
 
+/* Makes mnt a tmpfs of one page in a mount namespace of this process's
+ * own (as root), and fills it. 0, or -1 when this process may not. */
+static int full_tmpfs(const char *mnt)
+{
+    if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+        mount("tmpfs", mnt, "tmpfs", 0, "size=4k") != 0)
+        return -1;
+    char fill[700];
+    snprintf(fill, sizeof fill, "%s/fill", mnt);
+    int fd = open(fill, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    char page[4096];
+    memset(page, 'x', sizeof page);
+    while (fd >= 0 && write(fd, page, sizeof page) > 0)
+        ;
+    return fd >= 0 && close(fd) == 0 ? 0 : -1;
+}
+
+/* A preprocess run in a child (pp_summary_link): its folders, and where
+ * to mount a full tmpfs first (NULL: none). */
+typedef struct pp_in_child {
+    const char *src, *dst, *full;
+} pp_in_child;
+
+/* What it reported: whether the tmpfs could not be made, and the message. */
+typedef struct pp_report {
+    int no_tmpfs;
+    char err[DP_ERRBUF_SIZE];
+} pp_report;
+
+static void run_pp_in_child(const void *what, void *res)
+{
+    const pp_in_child *w = what;
+    pp_report *r = res;
+    memset(r, 0, sizeof *r);
+    if (w->full && full_tmpfs(w->full) != 0)
+        r->no_tmpfs = 1;
+    else if (run_pp(w->src, w->dst, NULL, r->err) == 0)
+        snprintf(r->err, sizeof r->err, "preprocess succeeded");
+}
+
+/* preprocess of src into dst whose summary.json is a link to `to`, in a
+ * child; with full (a folder), `to` is in a full tmpfs mounted there for the
+ * child alone. 0 with what it reported in *r, -1 when it did not report. */
+static int pp_summary_link(const char *src, const char *dst, const char *to, const char *full, pp_report *r)
+{
+    char link[800];
+    snprintf(link, sizeof link, "%s/summary.json", dst);
+    if (dp_mkdirs(dst, errbuf) != 0 || symlink(to, link) != 0)
+        return -1;
+    pp_in_child w = {src, dst, full};
+    int rfd;
+    pid_t c = spawn_reporting(NULL, run_pp_in_child, &w, r, sizeof *r, &rfd);
+    return c < 0 ? -1 : collect_report(c, rfd, r, sizeof *r);
+}
+
+/* 9b. summary.json that cannot be written once the new arrays are in (the
+ * disk full by then; or its link's folder gone): the message says that the
+ * dataset is incomplete and what to do, not the write error alone. */
+static void test_pp_summary_fails(void)
+{
+    char *src = tmp("sum-src"), *mnt = tmp("sum-full");
+    CHECK_EQ_INT(sh(NULL, 0, "mkdir -p %s %s && cp data/corpus/chat_0[1-3].pcap %s", src, mnt, src), 0);
+    for (int full = 0; full < 2; full++) {
+        char dst[700], to[800];
+        snprintf(dst, sizeof dst, "%s/sum-ds-%d", dp_test_tmpdir(), full);
+        snprintf(to, sizeof to, "%s/summary.json", full ? mnt : tmp("sum-no-such-folder"));
+        pp_report r;
+        CHECK_EQ_INT(pp_summary_link(src, dst, to, full ? mnt : NULL, &r), 0);
+        if (r.no_tmpfs)
+            SKIP("a tmpfs cannot be mounted here (not root?): the full disk was not tried");
+        CHECK_STR_CONTAINS(r.err, "summary.json");
+        CHECK_STR_CONTAINS(r.err, full ? "No space left on device" : "does not exist");
+        CHECK_STR_CONTAINS(r.err, "; the dataset is incomplete (no summary.json): rerun preprocess");
+        CHECK(!dp_preprocess_complete(dst));
+    }
+}
+
 /* 16. a corrupt row in the partial arrays of an interrupted run is found by
  * the resume (journal checksums): that capture and the later ones are merged
  * again, and the dataset is the uninterrupted run's. */
@@ -1431,32 +1543,24 @@ static void open_sum(const char *dir, int split_task, opened *o)
 static int run_across(const char *phase, int n, void (*run)(const void *what, void *res), const void *what,
                       void *res, size_t size, void (*change)(void *), void *arg)
 {
-    int pfd[2];
-    if (pipe(pfd) != 0)
+    char env[64];
+    snprintf(env, sizeof env, "%s:%d:%d", phase, n, SIGSTOP);
+    int rfd, st = 0;
+    pid_t c = spawn_reporting(env, run, what, res, size, &rfd);
+    if (c < 0)
         return -1;
-    fflush(NULL);
-    pid_t c = fork();
-    if (c == 0) {
-        char env[64];
-        snprintf(env, sizeof env, "%s:%d:%d", phase, n, SIGSTOP);
-        setenv("DP_TEST_KILL_AT", env, 1);
-        run(what, res);
-        _exit(write(pfd[1], res, size) == (ssize_t)size ? 0 : 1);
-    }
-    close(pfd[1]);
-    int st = 0, rc = -1;
     waitpid(c, &st, WUNTRACED);
     if (WIFSTOPPED(st)) {
         change(arg);
         kill(c, SIGCONT);
-        waitpid(c, &st, 0);
-        rc = read(pfd[0], res, size) == (ssize_t)size && WIFEXITED(st) ? 0 : -1;
-    } else if (!WIFEXITED(st) && !WIFSIGNALED(st)) {
+        return collect_report(c, rfd, res, size);
+    }
+    if (!WIFEXITED(st) && !WIFSIGNALED(st)) {
         kill(c, SIGKILL);
         waitpid(c, &st, 0);
     }
-    close(pfd[0]);
-    return rc;
+    close(rfd);
+    return -1;
 }
 
 /* A folder to open (open_across): a dataset (split_task < 0) or a split
@@ -1766,6 +1870,7 @@ int main(void)
     DP_RUN(test_capture_write_error);
     DP_RUN(test_pp_commit_resume);
     DP_RUN(test_pp_failed_rerun);
+    DP_RUN(test_pp_summary_fails);
     DP_RUN(test_pp_corrupt_partial);
     DP_RUN(test_pp_damaged_part);
     DP_RUN(test_dataset_open_one_generation);
