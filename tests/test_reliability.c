@@ -1377,6 +1377,79 @@ static void test_pp_corrupt_partial(void)
     CHECK(same_dataset(dst, ref));
 }
 
+/* Splits a journal line (dp_pp_merge.c's journal_body, then its checksum)
+ * at its tabs into f[0..11): ord, relhash, size, mtime, frames, kept,
+ * skipped, rows_end, rows_hash, status, checksum. 0, or -1 when it has
+ * another number of fields. */
+static int journal_fields(char *line, char *f[11])
+{
+    int n = 0;
+    for (char *t; (t = strsep(&line, "\t")) != NULL; n++)
+        if (n < 11)
+            f[n] = t;
+    return n == 11 ? 0 : -1;
+}
+
+/* Cuts the journal of the run stopped in dst after capture 1's line and
+ * changes that line, its checksum written again (the loader trusts any
+ * line whose checksum matches). wrap: kept and frames 2^64 - 1, so that
+ * rows_end, capture 0's rows_end + kept, wraps to one row less, and no row
+ * (rows_hash 0); else frames one less than kept. 0 or -1. */
+static int forge_journal(const char *dst, int wrap)
+{
+    char path[900], line[1024];
+    snprintf(path, sizeof path, "%s/.parts/journal", dst);
+    char *text = slurp(path, NULL);
+    char *e0 = text ? strchr(text, '\n') : NULL; /* the ends of the head, line 0, line 1 */
+    char *e1 = e0 ? strchr(e0 + 1, '\n') : NULL, *e2 = e1 ? strchr(e1 + 1, '\n') : NULL;
+    if (!e2) {
+        free(text);
+        return -1;
+    }
+    char *keep = strndup(text, (size_t)(e1 - text) + 1), *c0 = strndup(e0 + 1, (size_t)(e1 - e0) - 1);
+    char *c1 = strndup(e1 + 1, (size_t)(e2 - e1) - 1), *f0[11], *f[11], *out = NULL;
+    int rc = -1;
+    if (keep && c0 && c1 && journal_fields(c0, f0) == 0 && journal_fields(c1, f) == 0) {
+        unsigned long long kept = strtoull(f[5], NULL, 10), frames = kept - 1, end = strtoull(f[7], NULL, 10);
+        unsigned long long hash = strtoull(f[8], NULL, 16);
+        if (wrap) {
+            kept = frames = UINT64_MAX;
+            end = strtoull(f0[7], NULL, 10) + kept; /* wraps */
+            hash = 0;
+        }
+        int n = snprintf(line, sizeof line, "%s\t%s\t%s\t%s\t%llu\t%llu\t%s\t%llu\t%016llx\t%s", f[0], f[1], f[2],
+                         f[3], frames, kept, f[6], end, hash, f[9]);
+        if (asprintf(&out, "%s%s\t%016llx\n", keep, line, (unsigned long long)dp_fnv1a(line, (size_t)n, DP_FNV_INIT)) > 0)
+            rc = dp_write_file_atomic(path, out, strlen(out), errbuf);
+    }
+    free(out);
+    free(keep);
+    free(c0);
+    free(c1);
+    free(text);
+    return rc;
+}
+
+/* 16b. a journal line that a resume must not trust although its checksum
+ * matches: a kept count that wraps the row count (rows_end == rows + kept
+ * only modulo 2^64), or more kept packets than frames. That capture and the
+ * later ones are merged again, and the dataset is the uninterrupted run's. */
+static void test_pp_journal_wrap(void)
+{
+    const char *ref = corpus_dataset();
+    if (!ref)
+        SKIP("no data/corpus");
+    for (int wrap = 1; wrap >= 0; wrap--) {
+        char *dst = tmp(wrap ? "pp-wrap" : "pp-kept");
+        dp_preprocess_stats st;
+        CHECK_EQ_INT(run_pp_stop("data/corpus", dst, 20, &st, errbuf), 0);
+        CHECK_EQ_INT(forge_journal(dst, wrap), 0);
+        CHECK_EQ_INT(run_pp("data/corpus", dst, &st, errbuf), 0);
+        CHECK_EQ_INT(st.reused, 1); /* capture 0 alone */
+        CHECK(same_dataset(dst, ref));
+    }
+}
+
 /* ---- preprocess: a damaged part file of a killed run is redone ---- */
 
 typedef struct warns {
@@ -1872,6 +1945,7 @@ int main(void)
     DP_RUN(test_pp_failed_rerun);
     DP_RUN(test_pp_summary_fails);
     DP_RUN(test_pp_corrupt_partial);
+    DP_RUN(test_pp_journal_wrap);
     DP_RUN(test_pp_damaged_part);
     DP_RUN(test_dataset_open_one_generation);
     DP_RUN(test_split_open_one_generation);
