@@ -15,6 +15,7 @@
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -183,6 +184,56 @@ static const char *private_null(void)
         return NULL; /* a nodev mount */
     close(fd);
     return p;
+}
+
+/* The folders fsynced while `on` (test_mkdirs_fsyncs_parent). */
+static struct {
+    pthread_mutex_t mu;
+    int on, n;
+    struct stat dirs[16];
+} fsynced = {PTHREAD_MUTEX_INITIALIZER, 0, 0, {{0}}};
+
+/* This binary's fsync, which the library linked into it calls in place of
+ * libc's: it notes the folders fsynced while fsynced.on, then fsyncs. */
+int fsync(int fd)
+{
+    struct stat st;
+    pthread_mutex_lock(&fsynced.mu);
+    if (fsynced.on && fsynced.n < 16 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
+        fsynced.dirs[fsynced.n++] = st;
+    pthread_mutex_unlock(&fsynced.mu);
+    return (int)syscall(SYS_fsync, fd);
+}
+
+/* 1 when the folder at path was fsynced while fsynced.on. */
+static int was_fsynced(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return 0;
+    for (int i = 0; i < fsynced.n; i++)
+        if (fsynced.dirs[i].st_dev == st.st_dev && fsynced.dirs[i].st_ino == st.st_ino)
+            return 1;
+    return 0;
+}
+
+/* Each folder dp_mkdirs makes is fsynced in its parent, so that at a power
+ * loss it does not vanish with the outputs committed into it (a dataset, a
+ * report, a model's folder): the parents of a/b/c made in one call. */
+static void test_mkdirs_fsyncs_parent(void)
+{
+    char *top = tmp("mk"), *a = tmp("mk/a"), *b = tmp("mk/a/b"), *c = tmp("mk/a/b/c");
+    CHECK(dp_mkdirs(top, errbuf) == 0);
+    pthread_mutex_lock(&fsynced.mu);
+    fsynced.on = 1, fsynced.n = 0;
+    pthread_mutex_unlock(&fsynced.mu);
+    CHECK(dp_mkdirs(c, errbuf) == 0);
+    pthread_mutex_lock(&fsynced.mu);
+    fsynced.on = 0;
+    pthread_mutex_unlock(&fsynced.mu);
+    CHECK(was_fsynced(top));
+    CHECK(was_fsynced(a));
+    CHECK(was_fsynced(b));
 }
 
 /* An output (or a lock) in a folder that does not exist: the message says
@@ -1918,6 +1969,7 @@ int main(void)
     DP_RUN(test_afile_fifo);
     DP_RUN(test_afile_device);
     DP_RUN(test_afile_missing_folder);
+    DP_RUN(test_mkdirs_fsyncs_parent);
     DP_RUN(test_afile_symlink);
     DP_RUN(test_afile_stdout);
     DP_RUN(test_afile_live);
