@@ -5,6 +5,7 @@
  * the folder it reads, and every refusal with its message. */
 #include "dp_test.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -155,6 +156,63 @@ static void test_predict(void)
 {
     check_predict(SAE_FIXTURE, 150);
     check_predict(CNN_FIXTURE, 70);
+}
+
+/* A thread's rounds of deeppacket_predict with its own handle
+ * (test_open_while_predicting). */
+typedef struct predictor {
+    deeppacket *dp;
+    const uint8_t *x;
+    size_t n;
+    float *out;
+    int rounds, rc;
+} predictor;
+
+static void *predict_rounds(void *arg)
+{
+    predictor *p = arg;
+    char eb[DEEPPACKET_ERRBUF_SIZE];
+    for (int r = 0; r < p->rounds && p->rc == 0; r++)
+        p->rc = deeppacket_predict(p->dp, p->x, p->n, p->out, eb);
+    return NULL;
+}
+
+/* Handles opened in one thread while another predicts with its own: the
+ * predictions are those of the thread alone. deeppacket_open sets the
+ * process-wide precision that every GEMM reads, so under `make tsan` this
+ * is also the check that the setting is not a data race (it was a plain
+ * int). */
+static void test_open_while_predicting(void)
+{
+    char eb[DEEPPACKET_ERRBUF_SIZE];
+    deeppacket *dp = deeppacket_open(CNN_FIXTURE, eb);
+    CHECK(dp != NULL);
+    if (!dp)
+        return;
+    size_t n = 4, C = (size_t)deeppacket_nclasses(dp);
+    uint8_t *x = calloc(n, DEEPPACKET_VECTOR_LEN);
+    float *alone = malloc(n * C * sizeof *alone), *got = malloc(n * C * sizeof *got);
+    CHECK(x && alone && got);
+    if (x && alone && got) {
+        for (size_t i = 0; i < n * DEEPPACKET_VECTOR_LEN; i++)
+            x[i] = (i % DEEPPACKET_VECTOR_LEN) < 200 ? (uint8_t)rnd() : 0;
+        CHECK_EQ_INT(deeppacket_predict(dp, x, n, alone, eb), 0);
+        predictor p = {dp, x, n, got, 10, 0};
+        pthread_t th;
+        CHECK(pthread_create(&th, NULL, predict_rounds, &p) == 0);
+        for (int i = 0; i < 10; i++) {
+            deeppacket *other = deeppacket_open(SAE_FIXTURE, eb);
+            CHECK(other != NULL);
+            deeppacket_close(other);
+        }
+        pthread_join(th, NULL);
+        CHECK_EQ_INT(p.rc, 0);
+        CHECK(memcmp(got, alone, n * C * sizeof *got) == 0);
+    }
+    free(x);
+    free(alone);
+    free(got);
+    deeppacket_close(dp);
 }
 
 /* deeppacket_predict_flows equals dp_model_predict_flows; a flow model
@@ -388,6 +446,7 @@ int main(void)
     DP_RUN(test_version);
     DP_RUN(test_model_info);
     DP_RUN(test_predict);
+    DP_RUN(test_open_while_predicting);
     DP_RUN(test_predict_flows);
     DP_RUN(test_pcap_equals_cli);
     DP_RUN(test_pcap_errors);
