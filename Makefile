@@ -1,6 +1,7 @@
 # deeppacket build. `make` builds build/deeppacket, the static and shared
 # libraries (`make MPI=1`: build-mpi/deeppacket with MPI); `make check` runs
-# the tests; `make asan` the same tests under ASan+UBSan; `make fuzz` a short
+# the tests; `make asan` the same tests under ASan+UBSan; `make tsan` the
+# threaded ones under ThreadSanitizer; `make fuzz` a short
 # libFuzzer run of the packet parser; `make install PREFIX=/usr/local
 # DESTDIR=` installs the program, the library (header, .so, .a, pkg-config
 # file), the man pages and the Python package; `make uninstall` removes them.
@@ -60,7 +61,7 @@ PIC_O   := $(LIB_C:%.c=$(BUILD)/pic/%.o) $(LIB_S:%.S=$(BUILD)/pic/%.o)
 SHARED  ?= 1
 SO_ALL  := $(if $(filter 1,$(SHARED)),$(BUILD)/$(SO_REAL) $(BUILD)/$(SO_NAME) $(BUILD)/libdeeppacket.so)
 
-.PHONY: all check asan fuzz clean print-ldlibs print-pythondir install uninstall tools
+.PHONY: all check asan tsan fuzz clean print-ldlibs print-pythondir install uninstall tools
 all: $(BUILD)/deeppacket $(TEST_BIN) $(BUILD)/udp_flood $(BUILD)/onnx_io $(SO_ALL)
 
 $(BUILD)/%.o: %.c
@@ -107,6 +108,19 @@ check: all
 asan:
 	$(MAKE) BUILD=build-asan SHARED=0 OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	  LDFLAGS="-fsanitize=address,undefined" check
+
+# ThreadSanitizer over the threaded tests (on demand, not in CI; build-tsan/):
+# test_capture breaks a capture from another thread, test_api opens handles
+# while another thread predicts, test_nn runs the NN's thread pool,
+# test_preprocess its workers. OpenBLAS's own threads are left out
+# (tests/tsan.supp); any other report fails the run (ThreadSanitizer's exit
+# status 66).
+TSAN_TESTS := test_capture test_api test_nn test_preprocess
+tsan:
+	$(MAKE) BUILD=build-tsan SHARED=0 OPT="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" \
+	  build-tsan/deeppacket $(TSAN_TESTS:%=build-tsan/tests/%)
+	set -e; for t in $(TSAN_TESTS); do \
+	  TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp" BUILD=build-tsan build-tsan/tests/$$t; done
 
 # On-demand benchmark of the NN layers (bench/README-nn.md); not part of `all`.
 $(BUILD)/bench_nn: bench/bench_nn.c $(BUILD)/libdeeppacket.a

@@ -62,7 +62,8 @@ static const double wino_g[WT][5] = {
 /* The elementwise loops here are what is left besides the GEMMs: compiled
  * for AVX-512 and AVX2 too, picked at load time by the CPU (the build's
  * baseline is x86-64-v2, 128-bit vectors). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__) && \
+    !defined(__SANITIZE_THREAD__) /* their resolvers would run before the sanitizers start */
 #define HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define HOT
