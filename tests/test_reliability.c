@@ -1951,6 +1951,36 @@ static void test_pp_symlinked_files(void)
     dp_dataset_close(&b);
 }
 
+/* summary.json that is (or links to) a FIFO or a device: preprocess removes
+ * summary.json at the commit and writes it last, so it would remove the
+ * special file (as root, a link to /dev/null took /dev/null away) and put a
+ * regular file there. Refused before anything is read, the file left as it
+ * was. */
+static void test_pp_special_summary(void)
+{
+    char *src = tmp("pp-spec-src"), *fifo = tmp("pp-spec.fifo");
+    CHECK_EQ_INT(sh(NULL, 0, "mkdir -p %s && cp data/corpus/chat_01.pcap %s", src, src), 0);
+    CHECK(mkfifo(fifo, 0600) == 0);
+    const char *targets[] = {fifo, private_null()}; /* a link to a FIFO, to a device */
+    for (int i = 0; i < 3; i++) {
+        const char *to = i < 2 ? targets[i] : NULL; /* 2: a FIFO at summary.json itself */
+        char dst[700], sj[800];
+        snprintf(dst, sizeof dst, "%s/pp-spec-%d", dp_test_tmpdir(), i);
+        snprintf(sj, sizeof sj, "%s/summary.json", dst);
+        if (i == 1 && !to)
+            continue; /* no device node here */
+        CHECK(dp_mkdirs(dst, errbuf) == 0);
+        CHECK(to ? symlink(to, sj) == 0 : mkfifo(sj, 0600) == 0);
+        CHECK_EQ_INT(run_pp(src, dst, NULL, errbuf), -1);
+        CHECK_STR_CONTAINS(errbuf, sj);
+        CHECK_STR_CONTAINS(errbuf, "not a regular file");
+        struct stat st;
+        CHECK(stat(sj, &st) == 0 && (i == 1 ? S_ISCHR(st.st_mode) : S_ISFIFO(st.st_mode)));
+        snprintf(sj, sizeof sj, "%s/vectors.npy", dst);
+        CHECK(stat(sj, &st) != 0); /* nothing read, nothing written */
+    }
+}
+
 static void test_pp_target_inside_source(void)
 {
     char *src = tmp("pp-in"), *in = tmp("pp-in/ds");
@@ -2005,6 +2035,7 @@ int main(void)
     DP_RUN(test_pp_unreadable_retried);
     DP_RUN(test_pp_target_inside_source);
     DP_RUN(test_pp_symlinked_files);
+    DP_RUN(test_pp_special_summary);
     dp_eval_plot_release(); /* training curves drew text: cairo's and fontconfig's caches */
     return dp_test_end();
 }

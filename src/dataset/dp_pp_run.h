@@ -154,7 +154,9 @@ void dp_pp_run_init(run *r, const dp_preprocess_opts *o, const dp_pp_knobs *k, d
 
 /* Creates the target folder r->dst and locks it against a second run (the
  * lock lasts while r->dirfd is open); `what` names the kind of run in the
- * message when another one holds it. */
+ * message when another one holds it. Refuses a summary.json there that is,
+ * or links to, anything but a regular file (a FIFO, a device, a folder):
+ * the commit would remove it. */
 int dp_pp_lock_dir(run *r, const char *what, char *errbuf);
 
 /* 1 when r->dst holds a complete dataset whose summary.json has this run's

@@ -218,6 +218,26 @@ static int lock_target(run *r, const struct stat *sst, char *errbuf)
     return dp_pp_lock_dir(r, "preprocess", errbuf);
 }
 
+/* summary.json, its links followed, must be a regular file or absent: the
+ * commit removes it (it marks the dataset whole) and writes it last, which
+ * would take a FIFO or a device away (a link to /dev/null, as root). */
+static int check_summary_file(const run *r, char *errbuf)
+{
+    char *sj = dp_path_join(r->dst, DP_FILE_SUMMARY_JSON);
+    if (!sj)
+        return dp_err(errbuf, "%s: out of memory", r->dst);
+    char *real = dp_resolve_links(sj, errbuf);
+    struct stat st;
+    int rc = real ? 0 : -1, link = real && strcmp(sj, real) != 0;
+    if (real && lstat(real, &st) == 0 && !S_ISREG(st.st_mode))
+        rc = dp_err(errbuf, "%s%s%s: not a regular file: each run removes " DP_FILE_SUMMARY_JSON ", the mark of a "
+                    "whole dataset, and writes it again; remove it or give another dataset folder", sj,
+                    link ? " -> " : "", link ? real : "");
+    free(real);
+    free(sj);
+    return rc;
+}
+
 int dp_pp_lock_dir(run *r, const char *what, char *errbuf)
 {
     if (dp_mkdirs(r->dst, errbuf) != 0)
@@ -230,7 +250,7 @@ int dp_pp_lock_dir(run *r, const char *what, char *errbuf)
             return dp_err(errbuf, "%s: another %s run is writing this dataset folder", r->dst, what);
         return dp_errno(errbuf, "%s: cannot lock dataset folder", r->dst);
     }
-    return 0;
+    return check_summary_file(r, errbuf);
 }
 
 /* 1 when the target holds a complete dataset of these sources and labels
