@@ -17,7 +17,9 @@
  * The shared library exports exactly the deeppacket_* functions below.
  * A handle is not thread-safe: use one per thread. Functions that can fail
  * take errbuf (DEEPPACKET_ERRBUF_SIZE bytes) and leave a one-line message
- * there; they never abort on bad input.
+ * there; they never abort on bad input: a NULL handle, result, frame or
+ * path is such an error (-1 or NULL), and the getters below answer 0 or ""
+ * for a NULL handle. A closed handle is freed memory: do not pass it.
  */
 #ifndef DEEPPACKET_H
 #define DEEPPACKET_H
@@ -71,8 +73,10 @@ DEEPPACKET_API deeppacket *deeppacket_open(const char *model_path, char *errbuf)
 /* Classifies one captured frame: linktype is the pcap LINKTYPE_* number of
  * the capture (1 Ethernet, 101 raw IP, 113 Linux cooked, ...), frame the
  * caplen captured bytes. The frame goes through exactly the transform used
- * in training; a frame the rules drop gives kept = 0 (not an error).
- * Returns 0 with *out filled, or -1 + message if the model fails. */
+ * in training; a frame the rules drop gives kept = 0 (not an error), as
+ * does caplen 0 (frame may then be NULL). Returns 0 with *out filled, or
+ * -1 + message if the model fails, for a flow model (it classifies flows:
+ * deeppacket_classify_flow) or a NULL dp, out or frame (caplen > 0). */
 DEEPPACKET_API int deeppacket_classify(deeppacket *dp, int linktype, const uint8_t *frame, size_t caplen,
                         deeppacket_result *out, char *errbuf);
 

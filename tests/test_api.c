@@ -330,17 +330,27 @@ static const char *write_pcap(const char *name, uint32_t lt)
     return path;
 }
 
+/* Opens the SAE (a packet model) and the flow NN fixtures; 0, or -1 (a
+ * failed check, nothing left open). */
+static int open_sae_and_flow(deeppacket **dp, deeppacket **fl)
+{
+    char eb[DEEPPACKET_ERRBUF_SIZE];
+    *dp = deeppacket_open(SAE_FIXTURE, eb);
+    *fl = deeppacket_open(FLOW_FIXTURE, eb);
+    CHECK(*dp && *fl);
+    if (*dp && *fl)
+        return 0;
+    deeppacket_close(*dp);
+    deeppacket_close(*fl);
+    return -1;
+}
+
 static void test_pcap_errors(void)
 {
     char eb[DEEPPACKET_ERRBUF_SIZE], out[4096];
-    deeppacket *dp = deeppacket_open(SAE_FIXTURE, eb);
-    deeppacket *fl = deeppacket_open(FLOW_FIXTURE, eb);
-    CHECK(dp && fl);
-    if (!dp || !fl) {
-        deeppacket_close(dp);
-        deeppacket_close(fl);
+    deeppacket *dp, *fl;
+    if (open_sae_and_flow(&dp, &fl) < 0)
         return;
-    }
     CHECK(deeppacket_pcap_open(dp, "/nonexistent/x.pcap", -1, 0, eb) == NULL);
     CHECK_STR_CONTAINS(eb, "/nonexistent/x.pcap");
     CHECK(deeppacket_pcap_open(dp, SAE_FIXTURE, -1, 0, eb) == NULL);
@@ -361,6 +371,60 @@ static void test_pcap_errors(void)
     const char *raw = write_pcap("raw.pcap", 101);
     CHECK_EQ_INT(read_all(dp, raw, -1, 0, out, sizeof out, eb), 0);
     deeppacket_pcap_close(NULL);
+    deeppacket_close(dp);
+    deeppacket_close(fl);
+}
+
+/* NULL handles, results, frames and paths are errors through errbuf (or
+ * neutral answers for the getters), never a crash; a flow model refuses
+ * single packets before touching the result's fields. */
+static void test_null_arguments(void)
+{
+    char eb[DEEPPACKET_ERRBUF_SIZE];
+    deeppacket_result r;
+    const char *json = NULL;
+    uint8_t fr[64] = {0x45, 0, 0, 36, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+                      0x10, 0, 1, 0xbb, 0, 16, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8};
+    deeppacket *dp, *fl;
+    if (open_sae_and_flow(&dp, &fl) < 0)
+        return;
+    CHECK(deeppacket_open(NULL, eb) == NULL);
+    CHECK_STR_CONTAINS(eb, "no model path");
+    CHECK_EQ_INT(deeppacket_classify(NULL, 101, fr, 36, &r, eb), -1);
+    CHECK_STR_CONTAINS(eb, "deeppacket_classify: no model handle");
+    CHECK_EQ_INT(deeppacket_classify(dp, 101, fr, 36, NULL, eb), -1);
+    CHECK_STR_CONTAINS(eb, "no result to fill");
+    CHECK_EQ_INT(deeppacket_classify(dp, 101, NULL, 36, &r, eb), -1);
+    CHECK_STR_CONTAINS(eb, "36 captured bytes without a frame");
+    CHECK_EQ_INT(deeppacket_classify(dp, 101, NULL, 0, &r, eb), 0); /* zero length: a malformed frame */
+    CHECK(!r.kept && !strcmp(r.skip_reason, "malformed"));
+    CHECK_EQ_INT(deeppacket_classify(fl, 101, fr, 36, &r, eb), -1);
+    CHECK_STR_CONTAINS(eb, "use deeppacket_classify_flow");
+    CHECK(r.kept == 0 || r.kept == 1); /* untouched or cleared, never a half verdict */
+    CHECK_EQ_INT(deeppacket_classify_flow(NULL, 101, NULL, NULL, NULL, 0, &r, eb), -1);
+    CHECK_EQ_INT(deeppacket_classify_flow(fl, 101, NULL, NULL, NULL, 0, NULL, eb), -1);
+    CHECK_EQ_INT(deeppacket_predict(NULL, fr, 0, NULL, eb), -1);
+    CHECK_EQ_INT(deeppacket_predict_flows(NULL, NULL, 0, NULL, eb), -1);
+    CHECK_EQ_INT(deeppacket_nclasses(NULL), 0);
+    CHECK(!strcmp(deeppacket_class_name(NULL, 0), "") && !strcmp(deeppacket_model_kind(NULL), ""));
+    CHECK(!strcmp(deeppacket_task(NULL), "") && !strcmp(deeppacket_mask(NULL), ""));
+    CHECK(deeppacket_wants_flows(NULL) == 0 && deeppacket_flow_packets(NULL) == 0 &&
+          deeppacket_flow_row_len(NULL) == 0);
+    CHECK(deeppacket_pcap_open(NULL, CAPTURE, -1, 0, eb) == NULL);
+    CHECK_STR_CONTAINS(eb, "no model handle");
+    CHECK(deeppacket_pcap_open(dp, NULL, -1, 0, eb) == NULL);
+    CHECK_STR_CONTAINS(eb, "no capture path");
+    CHECK_EQ_INT(deeppacket_pcap_next(NULL, &json, eb), -1);
+    deeppacket_pcap *pc = deeppacket_pcap_open(dp, CAPTURE, -1, 0, eb);
+    CHECK(pc != NULL);
+    if (pc)
+        CHECK_EQ_INT(deeppacket_pcap_next(pc, NULL, eb), -1);
+    deeppacket_pcap_close(pc);
+    CHECK(deeppacket_dataset_open(NULL, NULL, eb) == NULL);
+    CHECK_EQ_INT(deeppacket_dataset_read(NULL, 0, 0, NULL, NULL, NULL, eb), -1);
+    CHECK(deeppacket_dataset_rows(NULL) == 0 && deeppacket_dataset_nclasses(NULL) == 0 &&
+          deeppacket_dataset_has_flows(NULL) == 0);
+    CHECK(!strcmp(deeppacket_dataset_task(NULL), "") && !strcmp(deeppacket_dataset_class_name(NULL, 0), ""));
     deeppacket_close(dp);
     deeppacket_close(fl);
 }
@@ -450,6 +514,7 @@ int main(void)
     DP_RUN(test_predict_flows);
     DP_RUN(test_pcap_equals_cli);
     DP_RUN(test_pcap_errors);
+    DP_RUN(test_null_arguments);
     DP_RUN(test_dataset);
     return dp_test_end();
 }

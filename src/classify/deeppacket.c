@@ -38,6 +38,10 @@ static int precision_from_env(char *errbuf)
 
 deeppacket *deeppacket_open(const char *model_path, char *errbuf)
 {
+    if (!model_path || !*model_path) {
+        dp_err(errbuf, "deeppacket_open: no model path");
+        return NULL;
+    }
     if (precision_from_env(errbuf) != 0)
         return NULL;
     dp_model *m = dp_model_load(model_path, errbuf);
@@ -80,11 +84,29 @@ static void set_best(deeppacket *dp, deeppacket_result *out)
     out->probability = (float)p;
 }
 
+/* A call's handle and result pointer: -1 + message naming fn when one is
+ * NULL (the public functions never dereference a NULL argument). */
+static int check_call(const char *fn, const deeppacket *dp, const deeppacket_result *out, char *errbuf)
+{
+    if (!dp)
+        return dp_err(errbuf, "%s: no model handle (NULL)", fn);
+    if (!out)
+        return dp_err(errbuf, "%s: no result to fill (NULL)", fn);
+    return 0;
+}
+
 int deeppacket_classify(deeppacket *dp, int linktype, const uint8_t *frame, size_t caplen,
                         deeppacket_result *out, char *errbuf)
 {
+    if (check_call("deeppacket_classify", dp, out, errbuf) < 0)
+        return -1;
+    if (!frame && caplen > 0)
+        return dp_err(errbuf, "deeppacket_classify: %zu captured bytes without a frame (NULL)", caplen);
+    if (dp->flowrow)
+        return dp_err(errbuf, "deeppacket_classify: a %s flow model classifies flows, not single packets "
+                              "(use deeppacket_classify_flow)", dp_model_kind_name(dp->m));
     dp_verdict v = dp_packet_transform(linktype, frame, caplen, dp->vec, NULL);
-    out->kept = v == DP_KEEP;
+    out->kept = 0;
     out->skip_reason = dp_verdict_name(v);
     out->class_id = -1;
     out->class_name = "";
@@ -95,15 +117,16 @@ int deeppacket_classify(deeppacket *dp, int linktype, const uint8_t *frame, size
         return -1;
     for (int k = 0; k < dp->ncls; k++)
         dp->row[k] = dp->lp[k];
+    out->kept = 1;
     set_best(dp, out);
     return 0;
 }
 
-int deeppacket_wants_flows(const deeppacket *dp) { return dp_model_flowcfg(dp->m) != NULL; }
+int deeppacket_wants_flows(const deeppacket *dp) { return dp && dp_model_flowcfg(dp->m) != NULL; }
 
 int deeppacket_flow_packets(const deeppacket *dp)
 {
-    const dp_flowcfg *fc = dp_model_flowcfg(dp->m);
+    const dp_flowcfg *fc = dp ? dp_model_flowcfg(dp->m) : NULL;
     return fc ? fc->npackets : 0;
 }
 
@@ -152,6 +175,8 @@ static int sum_packets(deeppacket *dp, int linktype, const uint8_t *const *frame
 int deeppacket_classify_flow(deeppacket *dp, int linktype, const uint8_t *const *frames, const size_t *caplens,
                              const double *times, int nframes, deeppacket_result *out, char *errbuf)
 {
+    if (check_call("deeppacket_classify_flow", dp, out, errbuf) < 0)
+        return -1;
     out->kept = 0;
     out->skip_reason = "kept";
     out->class_id = -1;
@@ -178,26 +203,26 @@ int deeppacket_classify_flow(deeppacket *dp, int linktype, const uint8_t *const 
     return 0;
 }
 
-int deeppacket_nclasses(const deeppacket *dp) { return dp->ncls; }
+int deeppacket_nclasses(const deeppacket *dp) { return dp ? dp->ncls : 0; }
 
 const char *deeppacket_class_name(const deeppacket *dp, int c)
 {
-    if (c < 0 || c >= dp->ncls)
+    if (!dp || c < 0 || c >= dp->ncls)
         return "";
     return dp_model_class_name(dp->m, c);
 }
 
 const char *deeppacket_version(void) { return DEEPPACKET_VERSION_STRING; }
 
-const char *deeppacket_model_kind(const deeppacket *dp) { return dp_model_kind_name(dp->m); }
+const char *deeppacket_model_kind(const deeppacket *dp) { return dp ? dp_model_kind_name(dp->m) : ""; }
 
-const char *deeppacket_task(const deeppacket *dp) { return dp_task_name[dp_model_task(dp->m)]; }
+const char *deeppacket_task(const deeppacket *dp) { return dp ? dp_task_name[dp_model_task(dp->m)] : ""; }
 
-const char *deeppacket_mask(const deeppacket *dp) { return dp->mask; }
+const char *deeppacket_mask(const deeppacket *dp) { return dp ? dp->mask : ""; }
 
 int deeppacket_flow_row_len(const deeppacket *dp)
 {
-    const dp_flowcfg *fc = dp_model_flowcfg(dp->m);
+    const dp_flowcfg *fc = dp ? dp_model_flowcfg(dp->m) : NULL;
     return fc ? dp_flowcfg_row_len(fc) : 0;
 }
 
@@ -207,6 +232,8 @@ int deeppacket_flow_row_len(const deeppacket *dp)
 
 int deeppacket_predict(deeppacket *dp, const uint8_t *vectors, size_t n, float *logprobs, char *errbuf)
 {
+    if (!dp)
+        return dp_err(errbuf, "deeppacket_predict: no model handle (NULL)");
     if (dp_model_input(dp->m) != DP_INPUT_PACKET)
         return dp_err(errbuf, "deeppacket_predict: a %s flow model reads flow rows, not packet vectors "
                               "(use deeppacket_predict_flows)", dp_model_kind_name(dp->m));
@@ -222,6 +249,8 @@ int deeppacket_predict(deeppacket *dp, const uint8_t *vectors, size_t n, float *
 
 int deeppacket_predict_flows(deeppacket *dp, const float *rows, size_t n, float *logprobs, char *errbuf)
 {
+    if (!dp)
+        return dp_err(errbuf, "deeppacket_predict_flows: no model handle (NULL)");
     const dp_flowcfg *fc = dp_model_flowcfg(dp->m);
     if (!fc)
         return dp_err(errbuf, "deeppacket_predict_flows: a %s packet model reads packet vectors, not flow rows "

@@ -87,6 +87,10 @@ static int pcap_options(dp_model *m, int per_flow, int first_n, dp_cls_opts *o, 
 deeppacket_pcap *deeppacket_pcap_open(deeppacket *dp, const char *path, int per_flow, int first_n, char *errbuf)
 {
     dp_cls_opts o;
+    if (!dp || !path || !*path) {
+        dp_err(errbuf, "deeppacket_pcap_open: no %s", !dp ? "model handle (NULL)" : "capture path");
+        return NULL;
+    }
     dp_model *m = dp_api_model(dp);
     if (pcap_options(m, per_flow, first_n, &o, errbuf) < 0)
         return NULL;
@@ -156,6 +160,8 @@ static int pcap_fill(deeppacket_pcap *pc, char *errbuf)
 
 int deeppacket_pcap_next(deeppacket_pcap *pc, const char **json, char *errbuf)
 {
+    if (!pc || !json)
+        return dp_err(errbuf, "deeppacket_pcap_next: no %s (NULL)", !pc ? "reader" : "place for the verdict");
     free(pc->current);
     pc->current = NULL;
     *json = NULL;

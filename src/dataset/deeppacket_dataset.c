@@ -15,6 +15,10 @@ struct deeppacket_dataset {
 deeppacket_dataset *deeppacket_dataset_open(const char *dir, const char *task, char *errbuf)
 {
     int t = -1;
+    if (!dir || !*dir) {
+        dp_err(errbuf, "deeppacket_dataset_open: no folder");
+        return NULL;
+    }
     if (task && (t = dp_task_parse(task)) < 0) {
         dp_err(errbuf, "%s: unknown task '%s' (app or traffic)", dir, task);
         return NULL;
@@ -33,27 +37,29 @@ deeppacket_dataset *deeppacket_dataset_open(const char *dir, const char *task, c
     return ds;
 }
 
-uint64_t deeppacket_dataset_rows(const deeppacket_dataset *ds) { return ds->s.n; }
+uint64_t deeppacket_dataset_rows(const deeppacket_dataset *ds) { return ds ? ds->s.n : 0; }
 
 const char *deeppacket_dataset_task(const deeppacket_dataset *ds)
 {
-    return ds->s.task >= 0 && ds->s.task < DP_NTASKS ? dp_task_name[ds->s.task] : "";
+    return ds && ds->s.task >= 0 && ds->s.task < DP_NTASKS ? dp_task_name[ds->s.task] : "";
 }
 
-int deeppacket_dataset_nclasses(const deeppacket_dataset *ds) { return ds->s.nclasses; }
+int deeppacket_dataset_nclasses(const deeppacket_dataset *ds) { return ds ? ds->s.nclasses : 0; }
 
 const char *deeppacket_dataset_class_name(const deeppacket_dataset *ds, int c)
 {
-    if (c < 0 || c >= ds->s.nclasses || !ds->s.names[c])
+    if (!ds || c < 0 || c >= ds->s.nclasses || !ds->s.names[c])
         return "";
     return ds->s.names[c];
 }
 
-int deeppacket_dataset_has_flows(const deeppacket_dataset *ds) { return ds->s.has_meta; }
+int deeppacket_dataset_has_flows(const deeppacket_dataset *ds) { return ds ? ds->s.has_meta : 0; }
 
 int deeppacket_dataset_read(const deeppacket_dataset *ds, uint64_t start, uint64_t n, uint8_t *vectors,
                             int16_t *labels, uint64_t *flows, char *errbuf)
 {
+    if (!ds)
+        return dp_err(errbuf, "deeppacket_dataset_read: no dataset handle (NULL)");
     const dp_splitset *s = &ds->s;
     if (start > s->n || n > s->n - start)
         return dp_err(errbuf, "%s: rows [%llu, %llu) are outside the %llu rows", ds->dir, (unsigned long long)start, (unsigned long long)(start + n), (unsigned long long)s->n);
