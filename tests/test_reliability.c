@@ -979,6 +979,41 @@ static void test_classify_write_error(void)
     CHECK_EQ_INT(sh(out, sizeof out, "ls %s | grep -c 'cls-limited.jsonl.tmp'", dp_test_tmpdir()), 1); /* none */
 }
 
+/* classify -r of a capture cut mid-record (a file still being written,
+ * a copy cut short): the verdicts of the frames before the cut are in OUT
+ * as they are on standard output (an atomic OUT used to be dropped, so
+ * `-o` lost every verdict), the message names the capture and the cut and
+ * says what OUT holds, the exit status is 1. Also when a whole capture
+ * follows the cut one: its verdicts are there too. */
+static void test_classify_cut_capture(void)
+{
+    const char *b = bin(), *m = corpus_model();
+    if (!b || !m)
+        SKIP("no deeppacket binary or no data/corpus");
+    const char *cap = "data/corpus/chat_01.pcap", *cap2 = "data/corpus/chat_02.pcap";
+    char *cut = tmp("cls-cut.pcap"), *o = tmp("cls-cut.jsonl"), *o2 = tmp("cls-cut2.jsonl");
+    char *ref = tmp("cls-cut.ref"), out[8192];
+    size_t n;
+    char *whole = slurp(cap, &n);
+    CHECK(whole && n > 200);
+    if (!whole)
+        return;
+    CHECK(dp_write_file_atomic(cut, whole, n - 7, errbuf) == 0); /* the last record cut short */
+    free(whole);
+    CHECK_EQ_INT(sh(out, sizeof out, "%s classify -m %s -r %s >%s 2>&1", b, m, cut, ref), 1);
+    CHECK_EQ_INT(sh(out, sizeof out, "%s classify -m %s -r %s 2>/dev/null >%s", b, m, cut, ref), 1);
+    CHECK_EQ_INT(sh(out, sizeof out, "%s classify -m %s -r %s -o %s 2>&1", b, m, cut, o), 1);
+    CHECK_STR_CONTAINS(out, "cls-cut.pcap: truncated dump file");
+    CHECK_STR_CONTAINS(out, "cls-cut.jsonl holds the verdicts of the frames read before the error");
+    CHECK(dp_test_same_file(o, ref));
+    char *lines = slurp(o, NULL);
+    CHECK(lines && count_lines(lines) > 10);
+    free(lines);
+    CHECK_EQ_INT(sh(out, sizeof out, "%s classify -m %s -r %s %s -o %s 2>&1", b, m, cut, cap2, o2), 1);
+    CHECK_EQ_INT(sh(out, sizeof out, "grep -c '\"source\":\"%s\"' %s", cap2, o2), 0);
+    CHECK(atoi(out) > 10);
+}
+
 /* classify -r stopped by SIGINT or SIGTERM (DP_TEST_KILL_AT=classify:N:SIG:
  * after the N-th frame) has incomplete verdicts: the old OUT stays byte for
  * byte (it used to be replaced by the truncated file, exit 0), no temp file
@@ -2019,6 +2054,7 @@ int main(void)
     DP_RUN(test_classify_targets);
     DP_RUN(test_test_npy_fifo);
     DP_RUN(test_classify_write_error);
+    DP_RUN(test_classify_cut_capture);
     DP_RUN(test_classify_interrupted);
     DP_RUN(test_classify_live_kill9);
     DP_RUN(test_capture_live_kill9);

@@ -113,7 +113,9 @@ static int warn_linktype(dp_capture *cap, const char *name)
 
 /* Reads one source to its end (*ended = 1 then), an interruption or the
  * first verdict that could not be written (oc->err, reported by
- * finish_output). Returns 0, or 1 on error. */
+ * finish_output). Returns 0; 2 after a read error (a capture cut short or
+ * corrupt: the verdicts of the frames before it are written); 1 on another
+ * error. */
 static int run_source(dp_classifier *cls, const struct out_ctx *oc, dp_capture *cap, const char *name, int live,
                       int *ended)
 {
@@ -145,7 +147,7 @@ static int run_source(dp_classifier *cls, const struct out_ctx *oc, dp_capture *
             break;
         } else {
             fprintf(stderr, "deeppacket classify: %s\n", errbuf);
-            rc = 1;
+            rc = 2;
             break;
         }
     }
@@ -180,6 +182,7 @@ struct cls_run {
     dp_classifier *cls;
     int bad_linktype;
     int cut_short; /* -r: a signal stopped the run before the captures' end */
+    int read_error; /* -r: a capture was cut short or corrupt (its earlier frames were classified) */
 };
 
 enum {
@@ -402,7 +405,8 @@ static void cls_close(struct cls_run *r)
 }
 
 /* Classifies the interface or each capture file in turn; returns 0, or 1
- * if a source failed. Sets r->cut_short when a signal stopped the run
+ * if a source failed (r->read_error set instead when a capture file was cut
+ * short or corrupt: the run goes on with the next one). Sets r->cut_short when a signal stopped the run
  * before every capture was read to its end (a stream, which has no end of
  * its own, ends by that signal as a live run does). */
 static int classify_sources(struct cls_run *r, const struct cls_args *ca, char *errbuf)
@@ -410,7 +414,7 @@ static int classify_sources(struct cls_run *r, const struct cls_args *ca, char *
     int ended;
     if (r->live) {
         r->bad_linktype += warn_linktype(r->live, ca->iface);
-        return run_source(r->cls, &r->oc, r->live, ca->iface, 1, &ended);
+        return run_source(r->cls, &r->oc, r->live, ca->iface, 1, &ended) != 0;
     }
     int rc = 0, i;
     for (i = 0; i < ca->nfiles && !dp_cli_stop && !r->oc.err; i++) {
@@ -422,7 +426,9 @@ static int classify_sources(struct cls_run *r, const struct cls_args *ca, char *
             return 1;
         }
         r->bad_linktype += warn_linktype(cap, ca->files[i]);
-        rc |= run_source(r->cls, &r->oc, cap, ca->files[i], 0, &ended);
+        int src_rc = run_source(r->cls, &r->oc, cap, ca->files[i], 0, &ended);
+        r->read_error |= src_rc == 2;
+        rc |= src_rc == 1;
         dp_capture_close(cap);
         if (dp_cli_stop && !ended && !dp_capture_is_stream(ca->files[i]))
             r->cut_short = 1;
@@ -432,9 +438,11 @@ static int classify_sources(struct cls_run *r, const struct cls_args *ca, char *
     return rc;
 }
 
-/* Commits the output when the run succeeded, or was interrupted where that
- * is its normal end (live, a stream); else drops it: an atomic OUT stays as
- * it was. Returns RC; 1 after a message naming the output and the failed
+/* Commits the output when the run succeeded (also when a capture was cut
+ * short or corrupt, r->read_error: the verdicts of what could be read are
+ * kept, as on standard output; the exit status is 1), or was interrupted
+ * where that is its normal end (live, a stream); else drops it: an atomic
+ * OUT stays as it was. Returns RC; 1 after a message naming the output and the failed
  * write's errno when a verdict could not be written; 128 + the signal
  * (130 SIGINT, 143 SIGTERM) after a message when a signal cut the reading
  * of recorded captures short (r->cut_short). */
@@ -461,11 +469,14 @@ static int finish_output(struct cls_run *r, const struct cls_args *ca, int rc, c
             if (dp_afile_commit(&r->af, errbuf) < 0) {
                 fprintf(stderr, "deeppacket classify: %s\n", errbuf);
                 rc = 1;
+            } else if (r->read_error) {
+                fprintf(stderr, "deeppacket classify: %s holds the verdicts of the frames read before the error\n",
+                        name);
             }
         } else
             dp_afile_abort(&r->af);
     }
-    return rc;
+    return rc || r->read_error;
 }
 
 /* Prints the run's summary (and a kernel-drop warning) on stderr. */
