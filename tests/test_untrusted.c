@@ -451,18 +451,25 @@ static void test_classify_stdin_pipe(void)
     }
 }
 
-/* Starts `deeppacket classify -m MODEL -r SRC [--per flow]` with stdout and
+/* Starts `deeppacket classify -m MODEL -r SRC --per PER` with stdout and
  * stderr into files; returns the pid. */
-static pid_t spawn_classify(const char *dp, const char *mp, const char *src, const char *out, const char *err)
+static pid_t spawn_classify_per(const char *dp, const char *mp, const char *src, const char *per, const char *out,
+                                const char *err)
 {
     pid_t pid = fork();
     if (pid == 0) {
         if (!freopen(out, "w", stdout) || !freopen(err, "w", stderr))
             _exit(127);
-        execl(dp, dp, "classify", "-m", mp, "-r", src, "--per", "flow", (char *)NULL);
+        execl(dp, dp, "classify", "-m", mp, "-r", src, "--per", per, (char *)NULL);
         _exit(127);
     }
     return pid;
+}
+
+/* spawn_classify_per with --per flow. */
+static pid_t spawn_classify(const char *dp, const char *mp, const char *src, const char *out, const char *err)
+{
+    return spawn_classify_per(dp, mp, src, "flow", out, err);
 }
 
 /* Waits up to `seconds` for pid; returns its exit status, or -1 (and kills
@@ -481,6 +488,22 @@ static int wait_exit(pid_t pid, double seconds)
     return -1;
 }
 
+/* The files of a FIFO test, each 1024 bytes: the FIFO NAME (made), STEM.jsonl
+ * and STEM.err for the run's output, and STEM.pcap, n UDP frames (written). */
+static void fifo_files(const char *name, const char *stem, int n, char *fifo, char *out, char *err, char *cap)
+{
+    char f[256];
+    snprintf(fifo, 1024, "%s", tmp(name));
+    snprintf(f, sizeof f, "%s.jsonl", stem);
+    snprintf(out, 1024, "%s", tmp(f));
+    snprintf(f, sizeof f, "%s.err", stem);
+    snprintf(err, 1024, "%s", tmp(f));
+    snprintf(f, sizeof f, "%s.pcap", stem);
+    snprintf(cap, 1024, "%s", tmp(f));
+    CHECK_EQ_INT(mkfifo(fifo, 0600), 0);
+    CHECK_EQ_INT(write_udp_pcap(cap, DP_LINKTYPE_ETHERNET, n), 0);
+}
+
 /* -r FIFO: SIGTERM ends a run that waits for a writer (exit 1 with a
  * message), and one that waits for more data (exit 0, pending flows out). */
 static void test_classify_fifo_sigterm(void)
@@ -489,12 +512,7 @@ static void test_classify_fifo_sigterm(void)
     if (!dp || !mp)
         SKIP("no deeppacket binary in $BUILD or no model");
     char fifo[1024], out[1024], err[1024], cap[1024];
-    snprintf(fifo, sizeof fifo, "%s", tmp("cap.fifo"));
-    snprintf(out, sizeof out, "%s", tmp("fifo.jsonl"));
-    snprintf(err, sizeof err, "%s", tmp("fifo.err"));
-    snprintf(cap, sizeof cap, "%s", tmp("fifo.pcap"));
-    CHECK_EQ_INT(mkfifo(fifo, 0600), 0);
-    CHECK_EQ_INT(write_udp_pcap(cap, DP_LINKTYPE_ETHERNET, 5), 0);
+    fifo_files("cap.fifo", "fifo", 5, fifo, out, err, cap);
 
     /* nobody ever writes */
     pid_t pid = spawn_classify(dp, mp, fifo, out, err);
@@ -520,6 +538,33 @@ static void test_classify_fifo_sigterm(void)
     close(wfd);
     CHECK_EQ_INT(count_lines(out, "\"packets\":5,\"reason\":\"interrupted\""), 1);
     CHECK_EQ_INT(count_lines(err, "(interrupted)"), 1);
+}
+
+/* -r FIFO whose writer sends a capture and then goes quiet (tcpdump -U -w
+ * on a quiet network): the verdicts of the packets read come out while it
+ * stalls (they waited for a full batch of 64, as long as the stream lasted),
+ * and the end of the stream changes nothing. */
+static void test_classify_fifo_stall(void)
+{
+    const char *dp = dp_test_cli(), *mp = small_model_path();
+    if (!dp || !mp)
+        SKIP("no deeppacket binary in $BUILD or no model");
+    char fifo[1024], out[1024], err[1024], cap[1024];
+    fifo_files("stall.fifo", "stall", 7, fifo, out, err, cap);
+    pid_t pid = spawn_classify_per(dp, mp, fifo, "packet", out, err);
+    int wfd = open(fifo, O_WRONLY);
+    size_t len;
+    char *bytes = dp_read_file(cap, &len, errbuf);
+    CHECK(wfd >= 0 && bytes && write(wfd, bytes, len) == (ssize_t)len);
+    free(bytes);
+    double t0 = dp_now();
+    while (count_lines(out, "{\"time\":") < 7 && dp_now() - t0 < 10)
+        usleep(20000);
+    CHECK_EQ_INT(count_lines(out, "{\"time\":"), 7); /* while the writer is still there */
+    close(wfd);
+    CHECK_EQ_INT(wait_exit(pid, 10), 0);
+    CHECK_EQ_INT(count_lines(out, "{\"time\":"), 7);
+    CHECK_EQ_INT(count_lines(err, "7 packets seen, 7 kept, 7 classified"), 1);
 }
 
 /* ---- item 16: unsupported link type -------------------------------------------------- */
@@ -858,6 +903,7 @@ int main(void)
     DP_RUN(test_model_file_refusals);
     DP_RUN(test_classify_stdin_pipe);
     DP_RUN(test_classify_fifo_sigterm);
+    DP_RUN(test_classify_fifo_stall);
     DP_RUN(test_classify_unsupported_linktype);
     DP_RUN(test_labels_lines_and_comments);
     DP_RUN(test_labels_large);

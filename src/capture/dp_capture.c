@@ -45,6 +45,8 @@ struct dp_capture {
     int has_prog;
     uint64_t filtered; /* file: frames the filter left out */
     char *iobuf;       /* file: the stdio buffer libpcap reads through */
+    struct stream *stream; /* a stream's cookie (NULL for files and live captures) */
+    int stall_ms;      /* stream: a wait this long for a record is a timeout (0: wait on) */
     char errmsg[DP_ERRBUF_SIZE];
 };
 
@@ -270,7 +272,37 @@ static dp_capture *open_stream(const char *path, char *errbuf)
     }
     c->iobuf = iobuf;
     s->c = c;
+    c->stream = s;
     return c;
+}
+
+void dp_capture_set_stall_timeout(dp_capture *c, int ms) { c->stall_ms = ms > 0 ? ms : 0; }
+
+/* 1 when the stream's FILE holds no unread byte (libpcap keeps no buffer of
+ * its own: what it has not read yet is in the FILE's buffer or still in
+ * the pipe). Where the FILE's buffer cannot be seen, 0: never a stall. */
+static int stream_drained(FILE *fp)
+{
+#if defined(__GLIBC__)
+    return fp->_IO_read_ptr >= fp->_IO_read_end;
+#else
+    (void)fp;
+    return 0;
+#endif
+}
+
+/* A stream with a stall timeout, between two records, whose writer sent
+ * nothing for stall_ms: 1 (dp_capture_next says DP_NEXT_TIMEOUT and is
+ * called again later), else 0 (data, the writer's end, or an interruption
+ * that the read then reports). Waiting only between records keeps libpcap
+ * out of the wait: it never sees a record half read. */
+static int stream_stalled(dp_capture *c)
+{
+    if (!c->stream || c->stall_ms <= 0 || !stream_drained(pcap_file(c->p)))
+        return 0;
+    struct pollfd pfd = {.fd = c->stream->fd, .events = POLLIN};
+    int r = poll(&pfd, 1, c->stall_ms);
+    return r == 0 || (r < 0 && errno == EINTR && !g_interrupted && !atomic_load(&c->broken));
 }
 
 dp_capture *dp_capture_open_file(const char *path, char *errbuf)
@@ -470,6 +502,8 @@ dp_next dp_capture_next(dp_capture *c, dp_frame *f, char *errbuf)
         if (early != DP_NEXT_FRAME)
             return early;
     } else {
+        if (stream_stalled(c))
+            return DP_NEXT_TIMEOUT;
         while ((rc = pcap_next_ex(c->p, &h, &data)) == 1 && c->has_prog &&
                !pcap_offline_filter(&c->prog, h, data)) {
             c->index++; /* left out: still a frame of the file */

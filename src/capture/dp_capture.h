@@ -49,6 +49,14 @@ dp_capture *dp_capture_open_file(const char *path, char *errbuf);
  * dp_capture_probe must not read (that would block or eat the magic). */
 int dp_capture_is_stream(const char *path);
 
+/* A stream opened by dp_capture_open_file (no effect on files and live
+ * captures): when its writer has sent nothing for ms milliseconds between
+ * two records, dp_capture_next returns DP_NEXT_TIMEOUT instead of waiting
+ * on, so that the caller can hand out what it holds back (a partial batch)
+ * while the stream stalls. ms 0 (the default): wait for the next record. A
+ * stall in the middle of a record is waited out. */
+void dp_capture_set_stall_timeout(dp_capture *c, int ms);
+
 /* Async-signal-safe: makes every wait for stream data of this process (a
  * FIFO's first writer, the next bytes of a pipe) give up from now on; for
  * signal handlers of commands that read captures from pipes. */
@@ -101,7 +109,8 @@ typedef enum dp_next {
                           * the problem); every later call fails the same way */
     DP_NEXT_END = 0,     /* end of file */
     DP_NEXT_FRAME = 1,   /* *f holds the next frame */
-    DP_NEXT_TIMEOUT = 2, /* live (or stream) read timeout: no frame, try again */
+    DP_NEXT_TIMEOUT = 2, /* live read timeout, or a stream's stall timeout
+                          * (dp_capture_set_stall_timeout): no frame, try again */
     DP_NEXT_BREAK = 3,   /* interrupted by dp_capture_break or dp_capture_interrupt */
 } dp_next;
 

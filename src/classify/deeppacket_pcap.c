@@ -115,6 +115,7 @@ deeppacket_pcap *deeppacket_pcap_open(deeppacket *dp, const char *path, int per_
         deeppacket_pcap_close(pc);
         return NULL;
     }
+    dp_capture_set_stall_timeout(pc->cap, 100);
     dp_classifier_begin(pc->cls, pc->path);
     return pc;
 }
@@ -144,12 +145,14 @@ static int pcap_fill(deeppacket_pcap *pc, char *errbuf)
     while (!pc->done && pc->head == pc->count && !pc->oom) {
         dp_frame f;
         int r = dp_capture_next(pc->cap, &f, errbuf);
-        if (r == 1) {
-            if (dp_classifier_frame(pc->cls, &f, errbuf) < 0) {
+        if (r == DP_NEXT_FRAME || r == DP_NEXT_TIMEOUT) {
+            /* a stream that stalls: what was read is decided meanwhile */
+            if ((r == DP_NEXT_FRAME ? dp_classifier_frame(pc->cls, &f, errbuf)
+                                    : dp_classifier_flush(pc->cls, errbuf)) < 0) {
                 pc->done = 1;
                 return -1;
             }
-        } else if (r == 0) {
+        } else if (r == DP_NEXT_END) {
             return pcap_finish(pc, 0, errbuf);
         } else {
             return pcap_finish(pc, -1, errbuf);

@@ -341,6 +341,8 @@ int dp_classifier_frame(dp_classifier *c, const dp_frame *f, char *errbuf)
     return 0;
 }
 
+int dp_classifier_flush(dp_classifier *c, char *errbuf) { return run_batch(c, errbuf); }
+
 int dp_classifier_tick(dp_classifier *c, double now, char *errbuf)
 {
     if (run_batch(c, errbuf) < 0)

@@ -139,6 +139,11 @@ void dp_classifier_free(dp_classifier *c);
 void dp_classifier_begin(dp_classifier *c, const char *name);
 /* Feeds one frame. Returns 0, or -1 + message if the model fails. */
 int dp_classifier_frame(dp_classifier *c, const dp_frame *f, char *errbuf);
+/* Predicts the partial batch and hands out what it decides (per-packet
+ * verdicts, flows that reach N), ending no flow: for a stream that stalls,
+ * whose clock (the frames' time) stands still meanwhile. Returns 0, or -1 +
+ * message if the model fails. */
+int dp_classifier_flush(dp_classifier *c, char *errbuf);
 /* Low latency for live sources: predicts the partial batch and ends flows
  * idle at time `now` (seconds since the epoch). */
 int dp_classifier_tick(dp_classifier *c, double now, char *errbuf);

@@ -91,6 +91,10 @@ static void emit(void *ctx, const dp_cls_result *r)
         o->err = errno ? errno : EIO;
 }
 
+/* A stream (-r -, a FIFO) silent this long between two records has its
+ * pending verdicts handed out (as a live read timeout does). */
+#define STREAM_STALL_MS 100
+
 static double wall_now(void)
 {
     struct timeval tv;
@@ -136,8 +140,9 @@ static int run_source(dp_classifier *cls, const struct out_ctx *oc, dp_capture *
             if (kill_point)
                 dp_test_kill_point("classify");
         } else if (r == DP_NEXT_TIMEOUT || (r == DP_NEXT_BREAK && !dp_cli_stop)) {
-            /* live read timeout: keep latency low, end idle flows */
-            if (live && dp_classifier_tick(cls, wall_now(), errbuf) < 0) {
+            /* live read timeout: keep latency low, end idle flows; a stream
+             * that stalls: hand out what was read (its clock stands still) */
+            if ((live ? dp_classifier_tick(cls, wall_now(), errbuf) : dp_classifier_flush(cls, errbuf)) < 0) {
                 fprintf(stderr, "deeppacket classify: %s\n", errbuf);
                 rc = model_failed = 1;
                 break;
@@ -419,6 +424,8 @@ static int classify_sources(struct cls_run *r, const struct cls_args *ca, char *
     int rc = 0, i;
     for (i = 0; i < ca->nfiles && !dp_cli_stop && !r->oc.err; i++) {
         dp_capture *cap = dp_capture_open_file(ca->files[i], errbuf);
+        if (cap)
+            dp_capture_set_stall_timeout(cap, STREAM_STALL_MS);
         if (!cap || (ca->bpf && dp_capture_set_filter(cap, ca->bpf, errbuf) < 0)) {
             fprintf(stderr, "deeppacket classify: %s\n", errbuf);
             dp_capture_close(cap);
