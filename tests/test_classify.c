@@ -543,6 +543,60 @@ static void test_flow_eviction(void)
     dp_model_free(m);
 }
 
+/* Feeds one UDP packet of flow `fl` (10.0.0.fl:1000+fl -> 10.0.1.fl:80) at time t. */
+static void feed_flow_packet(dp_classifier *c, int fl, double t, uint64_t idx)
+{
+    char errbuf[DP_ERRBUF_SIZE];
+    uint8_t b[2048];
+    size_t n = build_frame(b, 17, IP(10, 0, 0, fl), IP(10, 0, 1, fl), (uint16_t)(1000 + fl), 80, 0, 100, (uint32_t)idx);
+    dp_frame f = mkframe(b, n, t, idx);
+    CHECK_EQ_INT(dp_classifier_frame(c, &f, errbuf), 0);
+}
+
+/* Timestamps that jump: a stamp years in the future (flow 2) used to hold
+ * back the idle timeout of every flow behind it until the clock caught up
+ * (they ended only at the end of the capture or when the table was full);
+ * it now counts as active from the second frame that shows the clock gone
+ * back, and ends idle 30 s of capture time later, its reported times its
+ * own. A single stamp of 0 (flow 6) moves no other flow and ends idle at
+ * the next frame; equal stamps are one flow. Every flow gets one verdict. */
+static void test_flow_time_jumps(void)
+{
+    dp_model *m = load_model();
+    if (!m)
+        SKIP("no model");
+    char errbuf[DP_ERRBUF_SIZE];
+    sink *s = calloc(1, sizeof *s);
+    dp_cls_opts o;
+    dp_cls_opts_default(&o);
+    o.per_flow = 1;
+    o.idle_timeout = 30;
+    dp_classifier *c = dp_classifier_new(m, &o, collect, s, errbuf);
+    CHECK(c != NULL);
+    if (c) {
+        dp_classifier_begin(c, "jumps");
+        const struct { int fl; double t; } seq[] = {{1, 1000}, {2, 4e9}, {3, 1001}, {4, 1100}, {5, 1200}, {5, 1200},
+                                                    {6, 0}, {7, 1300}};
+        for (int i = 0; i < 8; i++)
+            feed_flow_packet(c, seq[i].fl, seq[i].t, (uint64_t)i);
+        /* 1 and 3 at 1100; 2 (active from 1100) and 4 at 1200; 5 and 6 at 1300 */
+        static const int want[] = {1, 3, 2, 4, 5, 6};
+        CHECK_EQ_INT(s->n, 6);
+        for (int i = 0; i < s->n && i < 6; i++) {
+            CHECK_EQ_INT(s->r[i].tuple->sport, 1000 + want[i]);
+            CHECK_EQ_INT(s->r[i].reason, DP_FLOW_IDLE);
+        }
+        if (s->n >= 3)
+            CHECK(s->r[2].time == 4e9 && s->r[2].end == 4e9);
+        CHECK_EQ_INT(dp_classifier_finish(c, DP_FLOW_END, errbuf), 0);
+        CHECK_EQ_INT(s->n, 7);
+        CHECK_EQ_INT(dp_classifier_stats(c)->flows, 7);
+    }
+    dp_classifier_free(c);
+    free(s);
+    dp_model_free(m);
+}
+
 /* Partial batches of varying sizes through the real traffic CNN (40 then
  * 39 packets: a size pattern that overflowed the conv scratch when the
  * model reserved it for a mid-sized first batch; ASan catches it). */
@@ -1059,6 +1113,7 @@ int main(void)
     DP_RUN(test_per_packet_equals_predict);
     DP_RUN(test_flow_aggregation);
     DP_RUN(test_flow_eviction);
+    DP_RUN(test_flow_time_jumps);
     DP_RUN(test_cnn_partial_batches);
     DP_RUN(test_public_api);
     DP_RUN(test_public_api_precision);

@@ -33,6 +33,7 @@ struct dp_classifier {
     int nb;
     dp_cls_stats st;
     const dp_flowcfg *flowcfg; /* flow model: its configuration; NULL otherwise */
+    double prev_time;      /* the previous frame's time (-inf before the first) */
 };
 
 void dp_cls_opts_default(dp_cls_opts *o)
@@ -143,6 +144,7 @@ void dp_classifier_free(dp_classifier *c)
 void dp_classifier_begin(dp_classifier *c, const char *name)
 {
     c->source = name ? name : "";
+    c->prev_time = -INFINITY;
     c->salt = dp_fnv1a(c->source, strlen(c->source), DP_FNV_INIT);
 }
 
@@ -271,15 +273,41 @@ static int end_flow(dp_classifier *c, dp_flow *fl, dp_flow_reason reason, char *
     return 0;
 }
 
+/* Ends the flows idle at time now, least recently active first. A flow
+ * whose last packet lies more than the timeout after now and after the
+ * previous frame (the clock went back for two frames in a row: a bogus
+ * stamp in the future, a second clock) counts as active from now on and
+ * goes to the most recent end, instead of holding back the idle flows
+ * behind it until the clock catches up (years, for a stamp in the future);
+ * a single frame stamped in the past (0) moves nothing. Each flow moves at
+ * most once per call. */
 static int expire(dp_classifier *c, double now, char *errbuf)
 {
     dp_flow *fl;
-    while ((fl = dp_flowtable_oldest(&c->ft)) && fl->last_time + c->o.idle_timeout < now) {
-        c->st.evicted_idle++;
-        if (end_flow(c, fl, DP_FLOW_IDLE, errbuf) < 0)
-            return -1;
+    int32_t moved = 0;
+    while ((fl = dp_flowtable_oldest(&c->ft))) {
+        if (fl->idle_from + c->o.idle_timeout < now) {
+            c->st.evicted_idle++;
+            if (end_flow(c, fl, DP_FLOW_IDLE, errbuf) < 0)
+                return -1;
+        } else if (fl->idle_from > fmax(now, c->prev_time) + c->o.idle_timeout && moved++ < c->ft.count) {
+            fl->idle_from = now;
+            dp_flowtable_touch(&c->ft, fl);
+        } else {
+            break;
+        }
     }
     return 0;
+}
+
+/* A packet of flow fl at time t: it becomes the most recent flow. */
+static void flow_seen(dp_classifier *c, dp_flow *fl, double t)
+{
+    dp_flowtable_touch(&c->ft, fl);
+    if (t > fl->last_time)
+        fl->last_time = t;
+    if (t > fl->idle_from)
+        fl->idle_from = t;
 }
 
 int dp_classifier_frame(dp_classifier *c, const dp_frame *f, char *errbuf)
@@ -287,7 +315,9 @@ int dp_classifier_frame(dp_classifier *c, const dp_frame *f, char *errbuf)
     dp_pkt_info info;
     c->st.seen++;
     dp_verdict v = dp_packet_transform(f->linktype, f->data, f->caplen, c->cur, &info);
-    if (expire(c, f->time, errbuf) < 0)
+    int rc = expire(c, f->time, errbuf);
+    c->prev_time = f->time;
+    if (rc < 0)
         return -1;
     if (v != DP_KEEP) {
         if ((unsigned)v < DP_VERDICT_COUNT)
@@ -295,11 +325,8 @@ int dp_classifier_frame(dp_classifier *c, const dp_frame *f, char *errbuf)
         /* a dropped packet (e.g. a pure ACK) still shows the flow is alive */
         if (info.ipver) {
             dp_flow *fl = dp_flowtable_find(&c->ft, dp_flow_id(&info, c->salt));
-            if (fl) {
-                dp_flowtable_touch(&c->ft, fl);
-                if (f->time > fl->last_time)
-                    fl->last_time = f->time;
-            }
+            if (fl)
+                flow_seen(c, fl, f->time);
         }
         return 0;
     }
@@ -315,12 +342,10 @@ int dp_classifier_frame(dp_classifier *c, const dp_frame *f, char *errbuf)
         fl = dp_flowtable_add(&c->ft, id);
         c->st.flows++;
         fl->tuple = info;
-        fl->first_time = fl->last_time = f->time;
+        fl->first_time = fl->last_time = fl->idle_from = f->time;
         fl->first_index = f->index;
     }
-    dp_flowtable_touch(&c->ft, fl);
-    if (f->time > fl->last_time)
-        fl->last_time = f->time;
+    flow_seen(c, fl, f->time);
     if (c->o.per_flow && (fl->done || fl->queued >= (uint32_t)c->o.first_n)) {
         c->st.ignored++;
         return 0;

@@ -39,7 +39,10 @@
 typedef struct dp_flow {
     uint64_t id;
     dp_pkt_info tuple;      /* first kept packet's parse: real addresses/ports */
-    double first_time, last_time;
+    double first_time, last_time;   /* its first packet's time, the latest of its packets' times */
+    double idle_from;       /* the time its idle timeout counts from: last_time, or the
+                             * time of the frame that showed the clock gone back
+                             * past last_time by more than the timeout */
     uint64_t first_index;   /* frame index of the first kept packet */
     uint32_t queued;        /* kept packets sent to the model (<= first N) */
     uint32_t classified;    /* of those, already predicted */
