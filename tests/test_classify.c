@@ -409,6 +409,21 @@ static void check_flow_a(dp_model *m, const dp_cls_result *r, double t, const do
     free(buf);
 }
 
+/* A classifier with options o over model m (owned from here on) into a new
+ * sink *s; NULL (a failed check; m and *s freed) when it cannot be made. */
+static dp_classifier *new_classifier(dp_model *m, const dp_cls_opts *o, sink **s)
+{
+    char errbuf[DP_ERRBUF_SIZE];
+    *s = calloc(1, sizeof **s);
+    dp_classifier *c = *s ? dp_classifier_new(m, o, collect, *s, errbuf) : NULL;
+    CHECK(c != NULL);
+    if (!c) {
+        free(*s);
+        dp_model_free(m);
+    }
+    return c;
+}
+
 /* Per-flow verdicts: a flow is decided at its first_n-th packet (A), on idle
  * timeout (B, kept alive by its pure ACKs) and at the end of the capture
  * (C); the verdict is the top class of the summed log-probabilities. */
@@ -418,20 +433,16 @@ static void test_flow_aggregation(void)
     if (!m)
         SKIP("no model");
     char errbuf[DP_ERRBUF_SIZE];
-    sink *s = calloc(1, sizeof *s);
+    sink *s;
     dp_cls_opts o;
     dp_cls_opts_default(&o);
     o.per_flow = 1;
     o.first_n = 3;
     o.idle_timeout = 1.0;
     o.batch = 4;
-    dp_classifier *c = dp_classifier_new(m, &o, collect, s, errbuf);
-    CHECK(c != NULL);
-    if (!c) {
-        free(s);
-        dp_model_free(m);
+    dp_classifier *c = new_classifier(m, &o, &s);
+    if (!c)
         return;
-    }
     dp_classifier_begin(c, "crafted");
     double sumA[NCLS] = {0}, sumB[NCLS] = {0};
     uint64_t idx = 0;
@@ -488,20 +499,16 @@ static void test_flow_eviction(void)
     if (!m)
         SKIP("no model");
     char errbuf[DP_ERRBUF_SIZE];
-    sink *s = calloc(1, sizeof *s);
+    sink *s;
     dp_cls_opts o;
     dp_cls_opts_default(&o);
     o.per_flow = 1;
     o.first_n = 10;
     o.max_flows = 2;
     o.idle_timeout = 100;
-    dp_classifier *c = dp_classifier_new(m, &o, collect, s, errbuf);
-    CHECK(c != NULL);
-    if (!c) {
-        free(s);
-        dp_model_free(m);
+    dp_classifier *c = new_classifier(m, &o, &s);
+    if (!c)
         return;
-    }
     dp_classifier_begin(c, "evict");
     uint8_t b[2048];
     /* flows 1, 2, then 1 again (1 becomes the most recent), then 3: evicts 2, then 4: evicts 1 */
@@ -566,13 +573,12 @@ static void test_flow_time_jumps(void)
     if (!m)
         SKIP("no model");
     char errbuf[DP_ERRBUF_SIZE];
-    sink *s = calloc(1, sizeof *s);
+    sink *s;
     dp_cls_opts o;
     dp_cls_opts_default(&o);
     o.per_flow = 1;
     o.idle_timeout = 30;
-    dp_classifier *c = dp_classifier_new(m, &o, collect, s, errbuf);
-    CHECK(c != NULL);
+    dp_classifier *c = new_classifier(m, &o, &s);
     if (c) {
         dp_classifier_begin(c, "jumps");
         const struct { int fl; double t; } seq[] = {{1, 1000}, {2, 4e9}, {3, 1001}, {4, 1100}, {5, 1200}, {5, 1200},
@@ -591,10 +597,10 @@ static void test_flow_time_jumps(void)
         CHECK_EQ_INT(dp_classifier_finish(c, DP_FLOW_END, errbuf), 0);
         CHECK_EQ_INT(s->n, 7);
         CHECK_EQ_INT(dp_classifier_stats(c)->flows, 7);
+        dp_classifier_free(c);
+        free(s);
+        dp_model_free(m);
     }
-    dp_classifier_free(c);
-    free(s);
-    dp_model_free(m);
 }
 
 /* Partial batches of varying sizes through the real traffic CNN (40 then
