@@ -1,6 +1,7 @@
 """deeppacket.Model: a trained model file over libdeeppacket."""
 import ctypes
 import json
+import operator
 import threading
 
 import numpy as np
@@ -109,6 +110,9 @@ class Model(_Closable):
         type linktype (1 Ethernet, 101 raw IP, ...): a dict with class,
         label, prob and packets (kept frames used; 0: class None)."""
         frames = [bytes(f) for f in frames]
+        linktype = operator.index(linktype)
+        if not -2**31 <= linktype < 2**31:  # ctypes would wrap it silently: 2**32 + 1 became Ethernet
+            raise ValueError("classify_flow: linktype %d is not a C int" % linktype)
         if len(times) != len(frames):
             raise ValueError("classify_flow: %d frames but %d times" % (len(frames), len(times)))
         n = len(frames)

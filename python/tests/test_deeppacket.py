@@ -137,6 +137,19 @@ def test_truncated_capture(dp, work):
     assert got == want
 
 
+def test_classify_flow_linktype_range(dp, work):
+    """A link type that is no C int is refused, not wrapped (2**32 + 1 read
+    Ethernet frames, 2**40 BSD loopback ones)."""
+    gbt = dp.Model.load(work["gbt"])
+    frames, times = [b"\x00" * 60], [0.0]
+    for lt in (2**32 + 1, 2**40, -2**31 - 1):
+        with pytest.raises(ValueError, match="linktype %d is not a C int" % lt):
+            gbt.classify_flow(frames, times, linktype=lt)
+    with pytest.raises(TypeError):
+        gbt.classify_flow(frames, times, linktype=1.5)
+    assert gbt.classify_flow(frames, times, linktype=2**31 - 1)["packets"] == 0  # unsupported: nothing kept
+
+
 def test_errors(dp, work):
     with pytest.raises(dp.DeepPacketError, match="/nonexistent/x.model"):
         dp.Model.load("/nonexistent/x.model")
