@@ -184,7 +184,7 @@ $(BUILD)/fuzz_labels: fuzz/fuzz_labels.c src/dataset/dp_labels.c src/dataset/isc
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -o $@ $^ -lm
 
-$(BUILD)/fuzz_capture: fuzz/fuzz_capture.c src/capture/dp_capture.c src/packet/dp_packet.c src/packet/dp_linktype.c src/util/dp_util.c src/util/dp_afile.c
+$(BUILD)/fuzz_capture: fuzz/fuzz_capture.c src/capture/dp_capture.c src/capture/dp_ngfix.c src/packet/dp_packet.c src/packet/dp_linktype.c src/util/dp_util.c src/util/dp_afile.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -o $@ $^ -lpcap -lm
 

@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -706,45 +707,76 @@ static void test_timestamps(void)
     dp_capture_close(c);
 }
 
-/* pcapng: section header, interfaces, enhanced packet blocks. */
+/* pcapng: section header, interfaces, enhanced packet blocks, in the byte
+ * order ng_big says (0: little-endian). */
+static int ng_big;
+
+static void ng_put32(uint8_t *p, uint32_t v)
+{
+    if (ng_big)
+        put32be(p, v);
+    else
+        put32le(p, v);
+}
+
+static void ng_put16(uint8_t *p, uint16_t v)
+{
+    if (ng_big) {
+        p[0] = (uint8_t)(v >> 8);
+        p[1] = (uint8_t)v;
+    } else {
+        put16le(p, v);
+    }
+}
+
 static size_t ng_block(uint8_t *b, uint32_t type, const uint8_t *body, size_t blen)
 {
     size_t pad = (4 - blen % 4) % 4, tot = 12 + blen + pad;
-    put32le(b, type);
-    put32le(b + 4, (uint32_t)tot);
+    ng_put32(b, type);
+    ng_put32(b + 4, (uint32_t)tot);
     memcpy(b + 8, body, blen);
     memset(b + 8 + blen, 0, pad);
-    put32le(b + 8 + blen + pad, (uint32_t)tot);
+    ng_put32(b + 8 + blen + pad, (uint32_t)tot);
     return tot;
 }
 
 static size_t ng_shb(uint8_t *b)
 {
     uint8_t body[16];
-    put32le(body, 0x1a2b3c4d);
-    put16le(body + 4, 1);
-    put16le(body + 6, 0);
+    ng_put32(body, 0x1a2b3c4d);
+    ng_put16(body + 4, 1);
+    ng_put16(body + 6, 0);
     memset(body + 8, 0xff, 8); /* section length unknown */
     return ng_block(b, 0x0a0d0d0a, body, 16);
 }
 
-static size_t ng_idb(uint8_t *b, uint16_t lt)
+/* An interface of link type lt; with an if_tsresol option when tsresol >= 0. */
+static size_t ng_idb_res(uint8_t *b, uint16_t lt, int tsresol)
 {
-    uint8_t body[8];
-    put16le(body, lt);
-    put16le(body + 2, 0);
-    put32le(body + 4, 65535);
-    return ng_block(b, 1, body, 8);
+    uint8_t body[20];
+    ng_put16(body, lt);
+    ng_put16(body + 2, 0);
+    ng_put32(body + 4, 65535);
+    if (tsresol < 0)
+        return ng_block(b, 1, body, 8);
+    ng_put16(body + 8, 9); /* if_tsresol, 1 byte (padded) */
+    ng_put16(body + 10, 1);
+    memset(body + 12, 0, 4);
+    body[12] = (uint8_t)tsresol;
+    memset(body + 16, 0, 4); /* opt_endofopt */
+    return ng_block(b, 1, body, 20);
 }
 
-static size_t ng_epb(uint8_t *b, uint32_t ifid, uint64_t usec, const uint8_t *fr, size_t len)
+static size_t ng_idb(uint8_t *b, uint16_t lt) { return ng_idb_res(b, lt, -1); }
+
+static size_t ng_epb(uint8_t *b, uint32_t ifid, uint64_t ts, const uint8_t *fr, size_t len)
 {
     uint8_t body[256];
-    put32le(body, ifid);
-    put32le(body + 4, (uint32_t)(usec >> 32));
-    put32le(body + 8, (uint32_t)usec);
-    put32le(body + 12, (uint32_t)len);
-    put32le(body + 16, (uint32_t)len);
+    ng_put32(body, ifid);
+    ng_put32(body + 4, (uint32_t)(ts >> 32));
+    ng_put32(body + 8, (uint32_t)ts);
+    ng_put32(body + 12, (uint32_t)len);
+    ng_put32(body + 16, (uint32_t)len);
     memcpy(body + 20, fr, len);
     return ng_block(b, 6, body, 20 + len);
 }
@@ -791,6 +823,104 @@ static void test_pcapng_interfaces(void)
     CHECK_EQ_INT(n, 1);
     CHECK_STR_CONTAINS(errbuf, p);
     fprintf(stderr, "  mixed link types: %s\n", errbuf);
+}
+
+/* Writes a buffer into a FIFO (opened here: blocks until the reader comes). */
+struct fifo_feed {
+    const char *path;
+    const uint8_t *b;
+    size_t n;
+};
+
+static void *feed_fifo(void *arg)
+{
+    struct fifo_feed *ff = arg;
+    int fd = open(ff->path, O_WRONLY);
+    if (fd >= 0) {
+        for (size_t o = 0; o < ff->n;) {
+            ssize_t k = write(fd, ff->b + o, ff->n - o > 1000 ? 1000 : ff->n - o); /* many short reads */
+            if (k <= 0)
+                break;
+            o += (size_t)k;
+        }
+        close(fd);
+    }
+    return NULL;
+}
+
+/* Reads path (a file, or a FIFO fed the n bytes of b), checking that it
+ * holds nfr raw-IP frames whose stamps are want[i] (NULL: not checked) and
+ * ends well. */
+static void check_raw_frames(const char *path, const uint8_t *b, size_t n, int nfr, const double *want)
+{
+    struct fifo_feed ff = {path, b, n};
+    pthread_t th;
+    int fifo = b != NULL && pthread_create(&th, NULL, feed_fifo, &ff) == 0;
+    dp_capture *c = dp_capture_open_file(path, errbuf);
+    CHECK(c != NULL);
+    int got = 0;
+    dp_next rc = DP_NEXT_ERROR;
+    dp_frame f;
+    while (c && (rc = dp_capture_next(c, &f, errbuf)) == DP_NEXT_FRAME) {
+        CHECK_EQ_INT(f.linktype, DP_LINKTYPE_RAW);
+        if (want && got < nfr)
+            CHECK_NEAR(f.time, want[got], 1e-6);
+        got++;
+    }
+    if (rc != DP_NEXT_END)
+        fprintf(stderr, "  %s: %s\n", path, errbuf);
+    CHECK_EQ_INT(rc, DP_NEXT_END);
+    CHECK_EQ_INT(got, nfr);
+    dp_capture_close(c);
+    if (fifo)
+        pthread_join(th, NULL);
+}
+
+/* pcapng with several raw-IP interfaces (LINKTYPE_RAW 101, dumpcap -i tun0
+ * -i wg0): libpcap 1.10 compared the second IDB's 101 with the capture's
+ * DLT_RAW 12 and stopped ("an interface has a type 101 different from the
+ * type of the first interface"): no frame of such a capture was read.
+ * Through dp_ngfix all are, each with its interface's if_tsresol (10^-6,
+ * 10^-9, 2^-10, 2^0), in either byte order, from a file and from a FIFO
+ * (a header cut across reads). */
+static void test_pcapng_raw_interfaces(void)
+{
+    static uint8_t b[512 * 1024];
+    uint8_t fr[64];
+    size_t lr = make_frame(fr, 101, 3);
+    const double want[5] = {1600000000.000005, 1600000001.0, 1600000002.5, 1600000003.0, 1600000004.25};
+    for (ng_big = 0; ng_big < 2; ng_big++) {
+        size_t o = ng_shb(b);
+        o += ng_idb(b + o, 101);
+        o += ng_idb_res(b + o, 101, 9);
+        o += ng_idb_res(b + o, 101, 0x80 | 10);
+        o += ng_idb_res(b + o, 101, 0x80);
+        o += ng_epb(b + o, 0, 1600000000000005ULL, fr, lr);
+        o += ng_epb(b + o, 1, 1600000001000000000ULL, fr, lr);
+        o += ng_epb(b + o, 2, 1600000002ULL * 1024 + 512, fr, lr);
+        o += ng_epb(b + o, 3, 1600000003ULL, fr, lr);
+        o += ng_idb_res(b + o, 101, 3); /* an interface declared late */
+        o += ng_epb(b + o, 4, 1600000004250ULL, fr, lr);
+        char *p = tmp_path(ng_big ? "raw-ifs-be.pcapng" : "raw-ifs.pcapng");
+        CHECK(write_bytes(p, b, o) == 0);
+        check_raw_frames(p, NULL, o, 5, want);
+    }
+    ng_big = 0;
+    /* more than the fix's 256 KB buffer, through a FIFO: 5000 frames, then
+     * a second interface and a frame of it */
+    size_t o = ng_shb(b);
+    o += ng_idb(b + o, 101);
+    for (int i = 0; i < 5000; i++)
+        o += ng_epb(b + o, 0, 1600000000000000ULL + (uint64_t)i, fr, lr);
+    o += ng_idb(b + o, 101);
+    o += ng_epb(b + o, 1, 1600000100000000ULL, fr, lr);
+    CHECK(o > 300000 && o <= sizeof b);
+    char *fifo = tmp_path("raw-ifs.fifo");
+    CHECK(mkfifo(fifo, 0600) == 0);
+    check_raw_frames(fifo, b, o, 5001, NULL);
+    char *p = tmp_path("raw-ifs-big.pcapng");
+    CHECK(write_bytes(p, b, o) == 0);
+    check_raw_frames(p, NULL, o, 5001, NULL);
 }
 
 /* Copies capture `in` through a dumper to `out` (committed: the file
@@ -1034,6 +1164,7 @@ int main(int argc, char **argv)
     DP_RUN(test_bad_input);
     DP_RUN(test_timestamps);
     DP_RUN(test_pcapng_interfaces);
+    DP_RUN(test_pcapng_raw_interfaces);
     DP_RUN(test_dumper);
     DP_RUN(test_live);
     return dp_test_end();

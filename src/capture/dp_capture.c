@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "capture/dp_ngfix.h"
 #include "packet/dp_packet.h"
 
 #define CAPTURE_READ_BUF (256 * 1024) /* stdio buffer of a capture file */
@@ -160,11 +161,15 @@ int dp_capture_is_stream(const char *path)
     return stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
 }
 
-/* The cookie of a stream's FILE: its descriptor, and the capture whose
- * break flag also ends a wait (NULL while libpcap reads the header). */
+/* The cookie of a stream's FILE (or a pcapng file's): its descriptor, the
+ * capture whose break flag also ends a wait (NULL while libpcap reads the
+ * header), and the pcapng link-type fix the bytes go through
+ * (capture/dp_ngfix.h). */
 typedef struct stream {
     int fd, own;
+    int file;      /* a regular file: plain reads, no waiting */
     dp_capture *c;
+    dp_ngfix *fix;
 } stream;
 
 /* Waits, 100 ms at a time, until fd has data (or its writer hung up); -1
@@ -186,11 +191,12 @@ static int stream_wait(stream *s)
     }
 }
 
-static ssize_t stream_read(void *cookie, char *buf, size_t n)
+/* dp_ngfix_read_fn: the descriptor's next bytes (a stream's as they come). */
+static ssize_t stream_raw_read(void *cookie, char *buf, size_t n)
 {
     stream *s = cookie;
     for (;;) {
-        if (stream_wait(s) != 0)
+        if (!s->file && stream_wait(s) != 0)
             return -1;
         ssize_t k = read(s->fd, buf, n);
         if (k >= 0)
@@ -200,24 +206,41 @@ static ssize_t stream_read(void *cookie, char *buf, size_t n)
     }
 }
 
+static ssize_t stream_read(void *cookie, char *buf, size_t n)
+{
+    stream *s = cookie;
+    return dp_ngfix_read(s->fix, buf, n);
+}
+
 static int stream_close(void *cookie)
 {
     stream *s = cookie;
     int rc = s->own ? close(s->fd) : 0;
+    dp_ngfix_free(s->fix);
     free(s);
     return rc;
 }
 
 /* A FILE over "-" (standard input, left open) or a FIFO/pipe/device path,
- * opened without blocking for a writer. */
-static FILE *stream_fopen(const char *path, stream **out, char *errbuf)
+ * opened without blocking for a writer; or (file 1) over a regular pcapng
+ * file. Either way through the pcapng link-type fix. */
+static FILE *stream_fopen(const char *path, int file, stream **out, char *errbuf)
 {
     stream *s = calloc(1, sizeof *s);
-    if (!s) {
+    if (!s || !(s->fix = dp_ngfix_new(stream_raw_read, s))) {
+        free(s);
         dp_err(errbuf, "%s: out of memory", path);
         return NULL;
     }
-    if (!strcmp(path, "-")) {
+    s->file = file;
+    if (file) {
+        s->own = 1;
+        if ((s->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+            dp_errno(errbuf, "%s: cannot open", path);
+            stream_close(s);
+            return NULL;
+        }
+    } else if (!strcmp(path, "-")) {
         s->fd = STDIN_FILENO;
     } else {
         s->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
@@ -225,9 +248,9 @@ static FILE *stream_fopen(const char *path, stream **out, char *errbuf)
         int fl = s->fd >= 0 ? fcntl(s->fd, F_GETFL) : -1;
         if (fl < 0 || fcntl(s->fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
             dp_errno(errbuf, "%s: cannot open", path);
-            if (s->fd >= 0)
-                close(s->fd);
-            free(s);
+            if (s->fd < 0)
+                s->own = 0;
+            stream_close(s);
             return NULL;
         }
     }
@@ -247,7 +270,7 @@ static FILE *stream_fopen(const char *path, stream **out, char *errbuf)
 static dp_capture *open_stream(const char *path, char *errbuf)
 {
     stream *s;
-    FILE *fp = stream_fopen(path, &s, errbuf);
+    FILE *fp = stream_fopen(path, 0, &s, errbuf);
     if (!fp)
         return NULL;
     char *iobuf = malloc(CAPTURE_READ_BUF);
@@ -298,7 +321,7 @@ static int stream_drained(FILE *fp)
  * out of the wait: it never sees a record half read. */
 static int stream_stalled(dp_capture *c)
 {
-    if (!c->stream || c->stall_ms <= 0 || !stream_drained(pcap_file(c->p)))
+    if (!c->stream || c->stall_ms <= 0 || !stream_drained(pcap_file(c->p)) || dp_ngfix_buffered(c->stream->fix))
         return 0;
     struct pollfd pfd = {.fd = c->stream->fd, .events = POLLIN};
     int r = poll(&pfd, 1, c->stall_ms);
@@ -314,10 +337,13 @@ dp_capture *dp_capture_open_file(const char *path, char *errbuf)
     if (pr != DP_PROBE_PCAP && pr != DP_PROBE_PCAPNG)
         return NULL; /* errbuf says why */
     /* Our own FILE with a big buffer: libpcap reads every record through
-     * stdio, and the default buffer (one block) costs a read() per 4 KB. */
-    FILE *fp = fopen(path, "rb");
+     * stdio, and the default buffer (one block) costs a read() per 4 KB.
+     * pcapng goes through the link-type fix (capture/dp_ngfix.h). */
+    stream *s = NULL;
+    FILE *fp = pr == DP_PROBE_PCAPNG ? stream_fopen(path, 1, &s, errbuf) : fopen(path, "rb");
     if (!fp) {
-        dp_errno(errbuf, "%s: cannot open", path);
+        if (pr != DP_PROBE_PCAPNG) /* stream_fopen said why */
+            dp_errno(errbuf, "%s: cannot open", path);
         return NULL;
     }
     /* glibc ignores the size unless it is given the buffer */
@@ -487,6 +513,26 @@ static int read_live(dp_capture *c, struct pcap_pkthdr **h, const u_char **data,
     return rc;
 }
 
+/* c->errmsg for libpcap's read error: the file, the problem and after
+ * which frame. pcapng interfaces of another link type are named as such
+ * (libpcap names the type by the value dp_ngfix gave it: DLT_RAW 12). */
+static void set_read_error(dp_capture *c)
+{
+    const char *perr = pcap_geterr(c->p);
+    unsigned lt;
+    char a[64], b[64];
+    if (sscanf(perr, "an interface has a type %u different", &lt) == 1) {
+        dp_capture_linktype_desc(dp_linktype_from_dlt((int)lt), a, sizeof a);
+        dp_capture_linktype_desc(c->linktype, b, sizeof b);
+        snprintf(c->errmsg, sizeof c->errmsg, "%s: an interface of link type %s after frame %llu, the first of "
+                 "%s: libpcap reads one link type per capture, the frames from there on are not read", c->name, a,
+                 (unsigned long long)c->index, b);
+    } else {
+        snprintf(c->errmsg, sizeof c->errmsg, "%s: %s after frame %llu", c->name, perr,
+                 (unsigned long long)c->index);
+    }
+}
+
 dp_next dp_capture_next(dp_capture *c, dp_frame *f, char *errbuf)
 {
     if (c->failed) {
@@ -532,8 +578,7 @@ dp_next dp_capture_next(dp_capture *c, dp_frame *f, char *errbuf)
         return DP_NEXT_BREAK;
     }
     /* PCAP_ERROR: truncated or corrupt file, or a live read error */
-    snprintf(c->errmsg, sizeof c->errmsg, "%s: %s after frame %llu", c->name,
-             pcap_geterr(c->p), (unsigned long long)c->index);
+    set_read_error(c);
     c->failed = 1;
     dp_err(errbuf, "%s", c->errmsg);
     return DP_NEXT_ERROR;

@@ -1,0 +1,38 @@
+/* dp_ngfix: the bytes of a pcapng file on their way to libpcap, with the
+ * link type of every interface after a section's first written as
+ * libpcap's DLT_ value.
+ *
+ * libpcap 1.10 checks each interface description block (IDB) after the
+ * first against the capture's link type, which it keeps as a DLT_ value
+ * (the first IDB's LINKTYPE_ converted), but compares the IDB's LINKTYPE_
+ * value with it without converting: a second raw-IP interface
+ * (LINKTYPE_RAW 101, DLT_RAW 12 on Linux) fails with "an interface has a
+ * type 101 different from the type of the first interface", and every
+ * frame after it is lost (dumpcap -i tun0 -i wg0). Written as 12, the IDB
+ * passes, and the capture's link type is what it was. Nothing else is
+ * changed; interfaces of really different link types still fail in
+ * libpcap. Input that is not pcapng (a pcap stream) or whose block lengths
+ * do not parse is passed on unchanged from there on, for libpcap to read
+ * or report.
+ */
+#ifndef DP_NGFIX_H
+#define DP_NGFIX_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Reads up to n bytes into buf: > 0 bytes read, 0 at the end, -1 + errno. */
+typedef ssize_t (*dp_ngfix_read_fn)(void *ctx, char *buf, size_t n);
+
+typedef struct dp_ngfix dp_ngfix;
+
+/* A reader over rd(ctx, ...) (not owned); NULL when out of memory. */
+dp_ngfix *dp_ngfix_new(dp_ngfix_read_fn rd, void *ctx);
+/* Reads up to n bytes of the rewritten input: > 0, 0 at the end, or -1 +
+ * errno when rd failed (a later call tries rd again). */
+ssize_t dp_ngfix_read(dp_ngfix *g, char *buf, size_t n);
+/* Bytes read from rd and not yet handed out. */
+size_t dp_ngfix_buffered(const dp_ngfix *g);
+void dp_ngfix_free(dp_ngfix *g);
+
+#endif
