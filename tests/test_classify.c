@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -169,6 +170,38 @@ static void test_flowtable(void)
     CHECK(dp_flowtable_find(&u, 949 * 7919) == NULL);
     CHECK(dp_flowtable_oldest(&u)->id == 950 * 7919);
     dp_flowtable_free(&u);
+    dp_flowtable_free(&t);
+}
+
+/* A table of 2^22 flows takes memory as flows come, not at its creation
+ * (it took about 1 GB at once; --max-flows 2^26 about 20 GB); flows and
+ * their sums stay whole while the slots are moved to grow. */
+static void test_flowtable_grows(void)
+{
+    char errbuf[DP_ERRBUF_SIZE];
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0);
+    dp_flowtable t;
+    CHECK_EQ_INT(dp_flowtable_init(&t, 1 << 22, 2, errbuf), 0);
+    getrusage(RUSAGE_SELF, &ru1);
+    CHECK(ru1.ru_maxrss - ru0.ru_maxrss < 100 * 1024); /* KB */
+    for (uint64_t i = 0; i < 5000; i++) {
+        dp_flow *f = dp_flowtable_add(&t, i * 7919 + 1);
+        CHECK(f != NULL);
+        if (f)
+            f->sum[1] = (double)i;
+        if (i % 3 == 2)
+            dp_flowtable_remove(&t, dp_flowtable_find(&t, (i - 1) * 7919 + 1));
+    }
+    CHECK_EQ_INT(t.count, 5000 - 5000 / 3);
+    int whole = 1;
+    for (uint64_t i = 0; i < 5000; i++) {
+        dp_flow *f = dp_flowtable_find(&t, i * 7919 + 1);
+        int gone = i % 3 == 1 && i + 1 < 5000; /* removed when i + 1 came */
+        whole &= gone ? f == NULL : f != NULL && f->sum[1] == (double)i && f->sum == t.sums + 2 * (f - t.flows);
+    }
+    CHECK(whole);
+    CHECK(dp_flowtable_oldest(&t)->id == 1);
     dp_flowtable_free(&t);
 }
 
@@ -1115,6 +1148,7 @@ int main(void)
 {
     dp_test_prog = "test_classify";
     DP_RUN(test_flowtable);
+    DP_RUN(test_flowtable_grows);
     DP_RUN(test_topk);
     DP_RUN(test_per_packet_equals_predict);
     DP_RUN(test_flow_aggregation);

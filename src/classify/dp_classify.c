@@ -339,7 +339,8 @@ int dp_classifier_frame(dp_classifier *c, const dp_frame *f, char *errbuf)
             if (end_flow(c, dp_flowtable_oldest(&c->ft), DP_FLOW_EVICTED, errbuf) < 0)
                 return -1;
         }
-        fl = dp_flowtable_add(&c->ft, id);
+        if (!(fl = dp_flowtable_add(&c->ft, id)))
+            return dp_err(errbuf, "classifier: out of memory for flow %d of the table", (int)c->ft.count + 1);
         c->st.flows++;
         fl->tuple = info;
         fl->first_time = fl->last_time = fl->idle_from = f->time;

@@ -61,16 +61,19 @@ typedef struct dp_flowtable {
     double *sums;           /* [cap * nclasses] */
     dp_flowmap index;       /* flow id -> slot in flows */
     int32_t cap, count, free_head, lru_head, lru_tail;
+    int32_t alloc;          /* slots allocated so far (<= cap) */
     int nclasses;
 } dp_flowtable;
 
-/* Creates a table for at most cap (>= 1) flows. -1 + message when out of memory. */
+/* Creates a table for at most cap (>= 1) flows; memory grows with the flows
+ * held, up to cap. -1 + message when out of memory. */
 int dp_flowtable_init(dp_flowtable *t, int32_t cap, int nclasses, char *errbuf);
 void dp_flowtable_free(dp_flowtable *t);
 /* The flow with this id, or NULL. */
 dp_flow *dp_flowtable_find(dp_flowtable *t, uint64_t id);
 /* Adds a new flow (the table must not be full and must not hold id); its
- * sums are zeroed and it becomes the most recent. */
+ * sums are zeroed and it becomes the most recent. NULL when out of memory
+ * (the table is unchanged). Pointers to flows are valid until the next add. */
 dp_flow *dp_flowtable_add(dp_flowtable *t, uint64_t id);
 /* Marks a flow active (moves it to the most recent end). */
 void dp_flowtable_touch(dp_flowtable *t, dp_flow *f);
