@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -825,11 +826,13 @@ static void test_pcapng_interfaces(void)
     fprintf(stderr, "  mixed link types: %s\n", errbuf);
 }
 
-/* Writes a buffer into a FIFO (opened here: blocks until the reader comes). */
+/* Writes a buffer into a FIFO (opened here: blocks until the reader comes),
+ * then, with hold set, keeps it open until hold is cleared (3 s at most). */
 struct fifo_feed {
     const char *path;
     const uint8_t *b;
     size_t n;
+    atomic_int hold;
 };
 
 static void *feed_fifo(void *arg)
@@ -843,6 +846,8 @@ static void *feed_fifo(void *arg)
                 break;
             o += (size_t)k;
         }
+        for (int i = 0; i < 300 && atomic_load(&ff->hold); i++) /* 3 s at most: a reader that waits fails, not hangs */
+            usleep(10000);
         close(fd);
     }
     return NULL;
@@ -853,7 +858,7 @@ static void *feed_fifo(void *arg)
  * ends well. */
 static void check_raw_frames(const char *path, const uint8_t *b, size_t n, int nfr, const double *want)
 {
-    struct fifo_feed ff = {path, b, n};
+    struct fifo_feed ff = {path, b, n, 0};
     pthread_t th;
     int fifo = b != NULL && pthread_create(&th, NULL, feed_fifo, &ff) == 0;
     dp_capture *c = dp_capture_open_file(path, errbuf);
@@ -921,6 +926,59 @@ static void test_pcapng_raw_interfaces(void)
     char *p = tmp_path("raw-ifs-big.pcapng");
     CHECK(write_bytes(p, b, o) == 0);
     check_raw_frames(p, NULL, o, 5001, NULL);
+}
+
+/* A stream whose writer goes quiet after some frames, with a stall
+ * timeout: dp_capture_next gives the frames, then DP_NEXT_TIMEOUT (again
+ * and again) instead of waiting, then the end once the writer closes. Also
+ * for pcapng whose last block before the stall is no packet (interface
+ * statistics, which libpcap reads past: it used to wait inside them). */
+static void test_stream_stall(void)
+{
+    static uint8_t b[4096];
+    uint8_t fr[64], isb[16] = {0};
+    size_t lr = make_frame(fr, 101, 3);
+    for (int ng = 0; ng < 2; ng++) {
+        size_t o = 0;
+        if (ng) {
+            o = ng_shb(b);
+            o += ng_idb(b + o, 101);
+            o += ng_epb(b + o, 0, 1600000000000000ULL, fr, lr);
+            o += ng_epb(b + o, 0, 1600000000000001ULL, fr, lr);
+            o += ng_block(b + o, 5, isb, sizeof isb); /* an interface statistics block */
+        } else {
+            o = make_pcap(tmp_path("stall-src.pcap"), 2);
+            FILE *f = fopen(tmp_path("stall-src.pcap"), "rb");
+            CHECK(f && fread(b, 1, o, f) == o);
+            if (f)
+                fclose(f);
+        }
+        char *fifo = tmp_path(ng ? "stall-ng.fifo" : "stall.fifo");
+        CHECK(mkfifo(fifo, 0600) == 0);
+        struct fifo_feed ff = {fifo, b, o, 1};
+        pthread_t th;
+        CHECK(pthread_create(&th, NULL, feed_fifo, &ff) == 0);
+        dp_capture *c = dp_capture_open_file(fifo, errbuf);
+        CHECK(c != NULL);
+        if (c) {
+            dp_capture_set_stall_timeout(c, 50);
+            dp_frame f;
+            CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), DP_NEXT_FRAME);
+            CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), DP_NEXT_FRAME);
+            double t0 = dp_now();
+            CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), DP_NEXT_TIMEOUT);
+            CHECK_EQ_INT(dp_capture_next(c, &f, errbuf), DP_NEXT_TIMEOUT);
+            CHECK(dp_now() - t0 < 1);
+            atomic_store(&ff.hold, 0);
+            dp_next rc;
+            while ((rc = dp_capture_next(c, &f, errbuf)) == DP_NEXT_TIMEOUT)
+                ;
+            CHECK_EQ_INT(rc, DP_NEXT_END);
+        }
+        atomic_store(&ff.hold, 0);
+        pthread_join(th, NULL);
+        dp_capture_close(c);
+    }
 }
 
 /* Copies capture `in` through a dumper to `out` (committed: the file
@@ -1165,6 +1223,7 @@ int main(int argc, char **argv)
     DP_RUN(test_timestamps);
     DP_RUN(test_pcapng_interfaces);
     DP_RUN(test_pcapng_raw_interfaces);
+    DP_RUN(test_stream_stall);
     DP_RUN(test_dumper);
     DP_RUN(test_live);
     return dp_test_end();

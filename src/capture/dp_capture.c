@@ -301,14 +301,18 @@ static dp_capture *open_stream(const char *path, char *errbuf)
 
 void dp_capture_set_stall_timeout(dp_capture *c, int ms) { c->stall_ms = ms > 0 ? ms : 0; }
 
-/* 1 when the stream's FILE holds no unread byte (libpcap keeps no buffer of
- * its own: what it has not read yet is in the FILE's buffer or still in
- * the pipe). Where the FILE's buffer cannot be seen, 0: never a stall. */
-static int stream_drained(FILE *fp)
+/* 1 when no frame's record lies before libpcap in what the stream sent so
+ * far (libpcap keeps no buffer of its own: what it has not read yet is in
+ * the FILE's buffer, dp_ngfix's, or still in the pipe; pcapng blocks that
+ * are no packet, which libpcap reads past, do not count). Where the FILE's
+ * buffer cannot be seen, 0: never a stall. */
+static int stream_drained(stream *s, FILE *fp)
 {
 #if defined(__GLIBC__)
-    return fp->_IO_read_ptr >= fp->_IO_read_end;
+    size_t unread = fp->_IO_read_ptr < fp->_IO_read_end ? (size_t)(fp->_IO_read_end - fp->_IO_read_ptr) : 0;
+    return !dp_ngfix_record_ahead(s->fix, unread);
 #else
+    (void)s;
     (void)fp;
     return 0;
 #endif
@@ -321,7 +325,7 @@ static int stream_drained(FILE *fp)
  * out of the wait: it never sees a record half read. */
 static int stream_stalled(dp_capture *c)
 {
-    if (!c->stream || c->stall_ms <= 0 || !stream_drained(pcap_file(c->p)) || dp_ngfix_buffered(c->stream->fix))
+    if (!c->stream || c->stall_ms <= 0 || !stream_drained(c->stream, pcap_file(c->p)))
         return 0;
     struct pollfd pfd = {.fd = c->stream->fd, .events = POLLIN};
     int r = poll(&pfd, 1, c->stall_ms);

@@ -23,6 +23,7 @@ struct dp_ngfix {
     size_t beg, end;  /* buffered, not yet handed out: buf[beg, end) */
     uint64_t pos;     /* input offset of buf[beg] */
     uint64_t next;    /* input offset of the next block header to parse */
+    uint64_t pkt_end; /* input offset of the end of the last packet block parsed */
     int parsing;      /* 0: passing bytes on unchanged (not pcapng, or lengths that lie) */
     int big;          /* the section is big-endian */
     int idbs;         /* IDBs seen in the section */
@@ -49,7 +50,12 @@ void dp_ngfix_free(dp_ngfix *g)
     free(g);
 }
 
-size_t dp_ngfix_buffered(const dp_ngfix *g) { return g->end - g->beg; }
+int dp_ngfix_record_ahead(const dp_ngfix *g, size_t unread)
+{
+    if (!g->parsing) /* a pcap stream: every record is a frame */
+        return unread > 0 || g->end > g->beg;
+    return g->pkt_end > g->pos - unread;
+}
 
 static uint32_t rd32(const uint8_t *p, int big)
 {
@@ -81,7 +87,10 @@ static void parse_header(dp_ngfix *g, uint8_t *h)
         g->parsing = 0;
         return;
     }
-    if (rd32(h, g->big) == NG_IDB && g->idbs++ > 0) {
+    uint32_t btype = rd32(h, g->big);
+    if (btype == 2 || btype == 3 || btype == 6) /* packet, simple packet, enhanced packet */
+        g->pkt_end = g->next + len;
+    if (btype == NG_IDB && g->idbs++ > 0) {
         int lt = g->big ? h[8] << 8 | h[9] : h[9] << 8 | h[8];
         int dlt = dp_linktype_to_dlt(lt);
         if (dlt != lt && dlt >= 0 && dlt <= 0xffff) {

@@ -31,8 +31,13 @@ dp_ngfix *dp_ngfix_new(dp_ngfix_read_fn rd, void *ctx);
 /* Reads up to n bytes of the rewritten input: > 0, 0 at the end, or -1 +
  * errno when rd failed (a later call tries rd again). */
 ssize_t dp_ngfix_read(dp_ngfix *g, char *buf, size_t n);
-/* Bytes read from rd and not yet handed out. */
-size_t dp_ngfix_buffered(const dp_ngfix *g);
+/* 1 when the reader, which holds `unread` bytes handed out but not read
+ * yet, has the start of a frame's record before it in what was read from
+ * rd (pcapng: a packet block whose header was seen; pcap: any byte): it
+ * gets a frame, or part of one, without waiting for rd. 0 when reading on
+ * waits for rd before the next frame (pcapng: only blocks that are no
+ * packet, e.g. interface statistics, are left). */
+int dp_ngfix_record_ahead(const dp_ngfix *g, size_t unread);
 void dp_ngfix_free(dp_ngfix *g);
 
 #endif
