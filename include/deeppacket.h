@@ -154,8 +154,12 @@ typedef struct deeppacket_pcap deeppacket_pcap;
  * kept packet, 1 one per bidirectional flow, -1 the model's default (per
  * packet, or per flow for a flow model); a flow model refuses 0. first_n:
  * per flow, the kept packets a verdict is made of (0: 10; a flow model
- * always uses its own N). NULL + message when the file cannot be opened or
- * is no capture, or the options are wrong. */
+ * always uses its own N). path "-" is standard input; it and a FIFO are
+ * read as streams: deeppacket_pcap_next waits for their data, and when
+ * one stalls (100 ms without a record) the packets read so far are
+ * classified, so that their verdicts come out meanwhile. NULL + message
+ * when the file cannot be opened or is no capture, or the options are
+ * wrong. */
 DEEPPACKET_API deeppacket_pcap *deeppacket_pcap_open(deeppacket *dp, const char *path, int per_flow, int first_n,
                                                      char *errbuf);
 /* The next verdict: returns 1 with *json pointing to one JSON object (no
