@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dataset/dp_dataset.h"
@@ -375,6 +376,71 @@ static void test_pcap_errors(void)
     deeppacket_close(fl);
 }
 
+/* Feeds a FIFO: the first `half` bytes, a pause, the rest (see test_pcap_stream_stall). */
+struct stall_feed {
+    const char *fifo;
+    const char *bytes;
+    size_t half, n;
+};
+
+static void *feed_with_stall(void *arg)
+{
+    struct stall_feed *sf = arg;
+    FILE *f = fopen(sf->fifo, "wb");
+    if (!f)
+        return NULL;
+    fwrite(sf->bytes, 1, sf->half, f);
+    fflush(f);
+    usleep(400000);
+    fwrite(sf->bytes + sf->half, 1, sf->n - sf->half, f);
+    fclose(f);
+    return NULL;
+}
+
+/* The "index" values of JSON lines, in order, as one string. */
+static void indexes(const char *lines, char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = 0;
+    for (const char *p = lines; (p = strstr(p, "\"index\":")); p += 8)
+        len += (size_t)snprintf(out + len, len < cap ? cap - len : 0, "%ld,", strtol(p + 8, NULL, 10));
+}
+
+/* A FIFO whose writer pauses between two records: the reader's stall
+ * timeout (DP_NEXT_TIMEOUT inside deeppacket_pcap_next) is no error, and
+ * the verdicts are those of the file, in order. */
+static void test_pcap_stream_stall(void)
+{
+    char eb[DEEPPACKET_ERRBUF_SIZE];
+    size_t n, cap = 1 << 20;
+    char *bytes = dp_read_file(CAPTURE, &n, eb), *want = malloc(cap), *got = malloc(cap);
+    deeppacket *dp = deeppacket_open(SAE_FIXTURE, eb);
+    CHECK(bytes && want && got && dp && n > 200);
+    if (bytes && want && got && dp && n > 200) {
+        size_t half = 24; /* past the file header and 10 records (little-endian pcap) */
+        for (int r = 0; r < 10 && half + 16 <= n; r++)
+            half += 16 + ((size_t)(uint8_t)bytes[half + 8] | (size_t)(uint8_t)bytes[half + 9] << 8);
+        char fifo[600];
+        snprintf(fifo, sizeof fifo, "%s/stall.fifo", dp_test_tmpdir());
+        CHECK(mkfifo(fifo, 0600) == 0);
+        struct stall_feed sf = {fifo, bytes, half, n};
+        pthread_t th;
+        CHECK(pthread_create(&th, NULL, feed_with_stall, &sf) == 0);
+        CHECK_EQ_INT(read_all(dp, fifo, 0, 0, got, cap, eb), 0);
+        pthread_join(th, NULL);
+        CHECK_EQ_INT(read_all(dp, CAPTURE, 0, 0, want, cap, eb), 0);
+        char wi[8192], gi[8192];
+        indexes(want, wi, sizeof wi);
+        indexes(got, gi, sizeof gi);
+        CHECK(strlen(wi) > 10);
+        CHECK(!strcmp(wi, gi));
+    }
+    free(bytes);
+    free(want);
+    free(got);
+    deeppacket_close(dp);
+}
+
 /* NULL handles, results, frames and paths are errors through errbuf (or
  * neutral answers for the getters), never a crash; a flow model refuses
  * single packets before touching the result's fields. */
@@ -515,6 +581,7 @@ int main(void)
     DP_RUN(test_pcap_equals_cli);
     DP_RUN(test_pcap_errors);
     DP_RUN(test_null_arguments);
+    DP_RUN(test_pcap_stream_stall);
     DP_RUN(test_dataset);
     return dp_test_end();
 }
