@@ -886,14 +886,15 @@ static void check_raw_frames(const char *path, const uint8_t *b, size_t n, int n
  * DLT_RAW 12 and stopped ("an interface has a type 101 different from the
  * type of the first interface"): no frame of such a capture was read.
  * Through dp_ngfix all are, each with its interface's if_tsresol (10^-6,
- * 10^-9, 2^-10, 2^0), in either byte order, from a file and from a FIFO
- * (a header cut across reads). */
+ * 10^-9, 2^-10, 2^0), in either byte order, in a second section too,
+ * from a file and from a FIFO (a header cut across reads). */
 static void test_pcapng_raw_interfaces(void)
 {
     static uint8_t b[512 * 1024];
     uint8_t fr[64];
     size_t lr = make_frame(fr, 101, 3);
-    const double want[5] = {1600000000.000005, 1600000001.0, 1600000002.5, 1600000003.0, 1600000004.25};
+    const double want[6] = {1600000000.000005, 1600000001.0, 1600000002.5, 1600000003.0, 1600000004.25,
+                            1600000005.0};
     for (ng_big = 0; ng_big < 2; ng_big++) {
         size_t o = ng_shb(b);
         o += ng_idb(b + o, 101);
@@ -906,9 +907,12 @@ static void test_pcapng_raw_interfaces(void)
         o += ng_epb(b + o, 3, 1600000003ULL, fr, lr);
         o += ng_idb_res(b + o, 101, 3); /* an interface declared late */
         o += ng_epb(b + o, 4, 1600000004250ULL, fr, lr);
+        o += ng_shb(b + o); /* a second section: its interfaces are numbered from 0 */
+        o += ng_idb(b + o, 101);
+        o += ng_epb(b + o, 0, 1600000005000000ULL, fr, lr);
         char *p = tmp_path(ng_big ? "raw-ifs-be.pcapng" : "raw-ifs.pcapng");
         CHECK(write_bytes(p, b, o) == 0);
-        check_raw_frames(p, NULL, o, 5, want);
+        check_raw_frames(p, NULL, o, 6, want);
     }
     ng_big = 0;
     /* more than the fix's 256 KB buffer, through a FIFO: 5000 frames, then

@@ -26,7 +26,7 @@ struct dp_ngfix {
     uint64_t pkt_end; /* input offset of the end of the last packet block parsed */
     int parsing;      /* 0: passing bytes on unchanged (not pcapng, or lengths that lie) */
     int big;          /* the section is big-endian */
-    int idbs;         /* IDBs seen in the section */
+    int idbs;         /* IDBs seen in the file (libpcap takes the capture's link type from the first) */
     int eof;
 };
 
@@ -64,7 +64,9 @@ static uint32_t rd32(const uint8_t *p, int big)
 }
 
 /* One block header h (NG_HDR bytes, writable) at input offset g->next:
- * a new section's byte order, an IDB's link type rewritten; moves
+ * a new section's byte order, the link type of an IDB after the file's
+ * first rewritten (in a later section too: libpcap compares it with the
+ * first section's); moves
  * g->next past the block, or stops parsing when the header makes no
  * sense (libpcap reports that). */
 static void parse_header(dp_ngfix *g, uint8_t *h)
@@ -77,7 +79,6 @@ static void parse_header(dp_ngfix *g, uint8_t *h)
             return;
         }
         g->big = magic == 0x1a2b3c4du;
-        g->idbs = 0;
     } else if (g->next == 0) {
         g->parsing = 0; /* not pcapng: a pcap stream */
         return;

@@ -1,6 +1,6 @@
 /* dp_ngfix: the bytes of a pcapng file on their way to libpcap, with the
- * link type of every interface after a section's first written as
- * libpcap's DLT_ value.
+ * link type of every interface after the file's first (in any section)
+ * written as libpcap's DLT_ value.
  *
  * libpcap 1.10 checks each interface description block (IDB) after the
  * first against the capture's link type, which it keeps as a DLT_ value
