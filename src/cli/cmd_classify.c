@@ -483,7 +483,7 @@ static int finish_output(struct cls_run *r, const struct cls_args *ca, int rc, c
         } else
             dp_afile_abort(&r->af);
     }
-    return rc || r->read_error;
+    return rc ? rc : r->read_error != 0;
 }
 
 /* Prints the run's summary (and a kernel-drop warning) on stderr. */
