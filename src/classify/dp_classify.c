@@ -300,14 +300,32 @@ static int expire(dp_classifier *c, double now, char *errbuf)
     return 0;
 }
 
-/* A packet of flow fl at time t: it becomes the most recent flow. */
-static void flow_seen(dp_classifier *c, dp_flow *fl, double t)
+/* A packet of flow fl stamped t, at time `at` of the idle timeouts (see
+ * frame_clock): it becomes the most recent flow. */
+static void flow_seen(dp_classifier *c, dp_flow *fl, double t, double at)
 {
     dp_flowtable_touch(&c->ft, fl);
     if (t > fl->last_time)
         fl->last_time = t;
-    if (t > fl->idle_from)
-        fl->idle_from = t;
+    if (at > fl->idle_from)
+        fl->idle_from = at;
+}
+
+/* The time of a frame stamped t for the idle timeouts, into *at: t, after
+ * ending the flows idle by then. A frame stamped 0 has no time (a pcapng
+ * simple packet block): the previous frame's (0 before any), and no flow
+ * ends or moves (two such frames in a row used to count as the clock gone
+ * back, and every flow ended idle at the next stamped frame). 0, or -1 +
+ * message if the model fails. */
+static int frame_clock(dp_classifier *c, double t, double *at, char *errbuf)
+{
+    if (!(t > 0)) {
+        *at = isfinite(c->prev_time) ? c->prev_time : 0;
+        return 0;
+    }
+    int rc = expire(c, t, errbuf);
+    c->prev_time = *at = t;
+    return rc;
 }
 
 int dp_classifier_frame(dp_classifier *c, const dp_frame *f, char *errbuf)
@@ -315,9 +333,8 @@ int dp_classifier_frame(dp_classifier *c, const dp_frame *f, char *errbuf)
     dp_pkt_info info;
     c->st.seen++;
     dp_verdict v = dp_packet_transform(f->linktype, f->data, f->caplen, c->cur, &info);
-    int rc = expire(c, f->time, errbuf);
-    c->prev_time = f->time;
-    if (rc < 0)
+    double at;
+    if (frame_clock(c, f->time, &at, errbuf) < 0)
         return -1;
     if (v != DP_KEEP) {
         if ((unsigned)v < DP_VERDICT_COUNT)
@@ -326,7 +343,7 @@ int dp_classifier_frame(dp_classifier *c, const dp_frame *f, char *errbuf)
         if (info.ipver) {
             dp_flow *fl = dp_flowtable_find(&c->ft, dp_flow_id(&info, c->salt));
             if (fl)
-                flow_seen(c, fl, f->time);
+                flow_seen(c, fl, f->time, at);
         }
         return 0;
     }
@@ -343,10 +360,11 @@ int dp_classifier_frame(dp_classifier *c, const dp_frame *f, char *errbuf)
             return dp_err(errbuf, "classifier: out of memory for flow %d of the table", (int)c->ft.count + 1);
         c->st.flows++;
         fl->tuple = info;
-        fl->first_time = fl->last_time = fl->idle_from = f->time;
+        fl->first_time = fl->last_time = f->time;
+        fl->idle_from = at;
         fl->first_index = f->index;
     }
-    flow_seen(c, fl, f->time);
+    flow_seen(c, fl, f->time, at);
     if (c->o.per_flow && (fl->done || fl->queued >= (uint32_t)c->o.first_n)) {
         c->st.ignored++;
         return 0;
