@@ -62,7 +62,7 @@ SHARED  ?= 1
 SO_ALL  := $(if $(filter 1,$(SHARED)),$(BUILD)/$(SO_REAL) $(BUILD)/$(SO_NAME) $(BUILD)/libdeeppacket.so)
 
 .PHONY: all check asan tsan fuzz clean print-ldlibs print-pythondir install uninstall tools
-all: $(BUILD)/deeppacket $(TEST_BIN) $(BUILD)/udp_flood $(BUILD)/onnx_io $(SO_ALL)
+all: $(BUILD)/deeppacket $(TEST_BIN) $(BUILD)/tests/failmalloc.so $(BUILD)/udp_flood $(BUILD)/onnx_io $(SO_ALL)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -100,6 +100,13 @@ $(BUILD)/deeppacket: $(CLI_O) $(BUILD)/libdeeppacket.a
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_UO) $(BUILD)/libdeeppacket.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The allocation-failure shim of tests/test_exhaust.c (LD_PRELOAD; a test
+# tool, linked into nothing). Built without the sanitizers: ASan refuses a
+# preloaded malloc, and the test skips in that build.
+$(BUILD)/tests/failmalloc.so: tests/failmalloc.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O1 -g -Wall -Wextra -shared -fPIC -o $@ $< -ldl
 
 # Runs every test binary; tests/run.sh prints the closing "N passed, N failed".
 check: all
