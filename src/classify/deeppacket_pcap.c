@@ -33,13 +33,13 @@ static void queue_verdict(void *ctx, const dp_cls_result *r)
     deeppacket_pcap *pc = ctx;
     char *buf = NULL;
     size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
+    FILE *f = dp_memstream_open(&buf, &len);
     if (!f) {
         pc->oom = 1;
         return;
     }
     dp_cls_result_json(f, pc->m, r);
-    if (fclose(f) != 0 || !buf) {
+    if (dp_memstream_close(f) != 0 || !buf) {
         free(buf);
         pc->oom = 1;
         return;

@@ -275,11 +275,11 @@ static int save_report(const run *r, const char *name, void (*write)(FILE *, con
 {
     char *text = NULL;
     size_t len = 0;
-    FILE *mem = open_memstream(&text, &len);
+    FILE *mem = dp_memstream_open(&text, &len);
     if (!mem)
         return dp_errno(errbuf, "out of memory");
     write(mem, r);
-    if (fclose(mem) != 0) {
+    if (dp_memstream_close(mem) != 0) {
         free(text);
         return dp_errno(errbuf, "%s: out of memory", name);
     }

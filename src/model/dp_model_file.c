@@ -648,12 +648,12 @@ dp_model *dp_model_clone(const dp_model *m, char *errbuf)
 {
     char *buf = NULL;
     size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
+    FILE *f = dp_memstream_open(&buf, &len);
     if (!f)
         return dp_errno(errbuf, "cannot copy the model"), NULL;
     wbuf w = {f, DP_FNV_INIT, 0};
     write_model_body(&w, m, MAGIC_MODEL, FORMAT_VERSION); /* the bytes a save writes, less the checksum */
-    int bad = fclose(f) != 0 || w.err;
+    int bad = dp_memstream_close(f) != 0 || w.err;
     dp_model *c = NULL;
     if (bad)
         dp_err(errbuf, "out of memory copying the model");

@@ -248,14 +248,14 @@ static const char *gbt_stage(dp_onnx_graph *G, const dp_model *m, const char *x,
 typedef struct meta {
     const char *kv[NMETA][2];
     int n;          /* pairs used: 6, or 9 for a flow model */
-    char *classes;  /* JSON array of the class names (open_memstream) */
+    char *classes;  /* JSON array of the class names (dp_memstream_open) */
     char input[512], mask[64], groups[48], npk[16], nk[16];
 } meta;
 
 static int meta_fill(meta *mt, const dp_model *m, char *errbuf)
 {
     size_t len = 0;
-    FILE *f = open_memstream(&mt->classes, &len);
+    FILE *f = dp_memstream_open(&mt->classes, &len);
     if (!f)
         return dp_err(errbuf, "onnx: out of memory");
     fputc('[', f);
@@ -264,7 +264,7 @@ static int meta_fill(meta *mt, const dp_model *m, char *errbuf)
         dp_json_str(f, dp_model_class_name(m, c));
     }
     fputc(']', f);
-    if (fclose(f) != 0)
+    if (dp_memstream_close(f) != 0)
         return dp_err(errbuf, "onnx: out of memory");
     const dp_flowcfg *fc = dp_model_flowcfg(m);
     dp_mask_name(m->fieldmask, mt->mask, sizeof mt->mask);

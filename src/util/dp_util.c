@@ -36,6 +36,68 @@ int dp_errno(char *errbuf, const char *fmt, ...)
     return -1;
 }
 
+typedef struct memstream {
+    char **buf;
+    size_t *len, cap;
+} memstream;
+
+static ssize_t memstream_write(void *cookie, const char *data, size_t n)
+{
+    memstream *m = cookie;
+    if (*m->len + n + 1 > m->cap) { /* + 1: the closing NUL */
+        size_t cap = m->cap ? m->cap : 256;
+        while (cap < *m->len + n + 1)
+            cap *= 2;
+        char *nb = realloc(*m->buf, cap);
+        if (!nb) {
+            errno = ENOMEM;
+            return -1; /* stdio sets the error flag */
+        }
+        *m->buf = nb;
+        m->cap = cap;
+    }
+    memcpy(*m->buf + *m->len, data, n);
+    *m->len += n;
+    (*m->buf)[*m->len] = 0;
+    return (ssize_t)n;
+}
+
+static int memstream_close(void *cookie)
+{
+    memstream *m = cookie;
+    int rc = 0;
+    if (!*m->buf && !(*m->buf = calloc(1, 1))) {
+        errno = ENOMEM;
+        rc = -1;
+    }
+    free(m);
+    return rc;
+}
+
+FILE *dp_memstream_open(char **buf, size_t *len)
+{
+    memstream *m = malloc(sizeof *m);
+    *buf = NULL;
+    *len = 0;
+    if (!m)
+        return NULL;
+    *m = (memstream){buf, len, 0};
+    FILE *f = fopencookie(m, "w", (cookie_io_functions_t){NULL, memstream_write, NULL, memstream_close});
+    if (!f)
+        free(m);
+    return f;
+}
+
+int dp_memstream_close(FILE *f)
+{
+    int bad = fflush(f) != 0 || ferror(f);
+    if (fclose(f) != 0 || bad) {
+        errno = ENOMEM;
+        return -1;
+    }
+    return 0;
+}
+
 char *dp_dir_of(const char *path)
 {
     const char *sl = strrchr(path, '/');

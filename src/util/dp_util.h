@@ -19,6 +19,17 @@
 int dp_err(char *errbuf, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* open_memstream(3) that fails instead of losing bytes: glibc's memstream
+ * drops what it cannot grow its buffer for, and neither ferror nor fclose
+ * says so. Writes go to a malloc'd buffer (*buf, *len set at
+ * dp_memstream_close); a write that cannot grow it fails (ENOMEM) and sets
+ * the stream's error flag. NULL when out of memory. */
+FILE *dp_memstream_open(char **buf, size_t *len);
+/* Closes a dp_memstream_open stream: 0 when every write went in (*buf
+ * NUL-terminated, *len bytes); -1 (errno ENOMEM) when one failed. The
+ * caller frees *buf either way. */
+int dp_memstream_close(FILE *f);
+
 /* Like dp_err, appending ": strerror(errno)". */
 int dp_errno(char *errbuf, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
