@@ -40,6 +40,7 @@ struct dp_capture {
     int nano;          /* timestamps in nanoseconds */
     int linktype;      /* LINKTYPE_* */
     int failed;        /* a read error happened: keep reporting it */
+    int err_errno;     /* its errno (0: the file's content, not the system) */
     atomic_int broken; /* set by dp_capture_break: another thread or a signal handler */
     uint64_t index;
     struct bpf_program prog; /* file: the filter dp_capture_next applies */
@@ -88,6 +89,7 @@ dp_probe dp_capture_probe(const char *path, char *errbuf)
     if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
         close(fd);
         dp_err(errbuf, "%s: is a directory, not a capture file", path);
+        errno = EISDIR;
         return DP_PROBE_ERROR;
     }
     uint8_t m[4];
@@ -135,6 +137,7 @@ static dp_capture *cap_new(pcap_t *p, const char *name, int live, char *errbuf)
         free(nm);
         pcap_close(p);
         dp_err(errbuf, "%s: out of memory", name);
+        errno = ENOMEM;
         return NULL;
     }
     c->p = p;
@@ -338,8 +341,10 @@ dp_capture *dp_capture_open_file(const char *path, char *errbuf)
         return open_stream(path, errbuf);
     char perr[PCAP_ERRBUF_SIZE];
     dp_probe pr = dp_capture_probe(path, errbuf);
+    if (pr == DP_PROBE_NOT_CAPTURE)
+        errno = 0;
     if (pr != DP_PROBE_PCAP && pr != DP_PROBE_PCAPNG)
-        return NULL; /* errbuf says why */
+        return NULL; /* errbuf says why (errno: the probe's) */
     /* Our own FILE with a big buffer: libpcap reads every record through
      * stdio, and the default buffer (one block) costs a read() per 4 KB.
      * pcapng goes through the link-type fix (capture/dp_ngfix.h). */
@@ -358,11 +363,14 @@ dp_capture *dp_capture_open_file(const char *path, char *errbuf)
      * two freads per frame */
     __fsetlocking(fp, FSETLOCKING_BYCALLER);
     perr[0] = 0;
+    errno = 0;
     pcap_t *p = pcap_fopen_offline_with_tstamp_precision(fp, PCAP_TSTAMP_PRECISION_NANO, perr);
     if (!p) {
+        int e = errno; /* a failed allocation or read in libpcap; 0 for a bad header */
         fclose(fp); /* libpcap closes it only once it owns it */
         free(iobuf);
         dp_err(errbuf, "%s: %s", path, perr[0] ? perr : "cannot open capture");
+        errno = e;
         return NULL;
     }
     dp_capture *c = cap_new(p, path, 0, errbuf); /* closes p on failure */
@@ -554,6 +562,7 @@ dp_next dp_capture_next(dp_capture *c, dp_frame *f, char *errbuf)
     } else {
         if (stream_stalled(c))
             return DP_NEXT_TIMEOUT;
+        errno = 0; /* what a failed read or allocation in libpcap leaves, for err_errno */
         while ((rc = pcap_next_ex(c->p, &h, &data)) == 1 && c->has_prog &&
                !pcap_offline_filter(&c->prog, h, data)) {
             c->index++; /* left out: still a frame of the file */
@@ -582,6 +591,7 @@ dp_next dp_capture_next(dp_capture *c, dp_frame *f, char *errbuf)
         return DP_NEXT_BREAK;
     }
     /* PCAP_ERROR: truncated or corrupt file, or a live read error */
+    c->err_errno = errno;
     set_read_error(c);
     c->failed = 1;
     dp_err(errbuf, "%s", c->errmsg);
@@ -589,6 +599,8 @@ dp_next dp_capture_next(dp_capture *c, dp_frame *f, char *errbuf)
 }
 
 int dp_capture_linktype(const dp_capture *c) { return c->linktype; }
+
+int dp_capture_error_errno(const dp_capture *c) { return c->failed ? c->err_errno : 0; }
 
 void dp_capture_break(dp_capture *c)
 {

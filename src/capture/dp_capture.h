@@ -31,7 +31,8 @@ typedef enum {
 } dp_probe;
 
 /* Looks at the first bytes of a file: pcap (any byte order, micro or nano
- * seconds), pcapng, or not a capture at all. */
+ * seconds), pcapng, or not a capture at all. On DP_PROBE_ERROR errno holds
+ * the cause (EISDIR for a folder). */
 dp_probe dp_capture_probe(const char *path, char *errbuf);
 
 /* Opens a capture file for reading. NULL with a message naming the file on
@@ -41,7 +42,10 @@ dp_probe dp_capture_probe(const char *path, char *errbuf);
  * consumed by a probe), opening does not block waiting for a writer, and
  * every wait for data (open and read) gives up when dp_capture_interrupt
  * was called or dp_capture_break on the capture (dp_capture_next then
- * returns DP_NEXT_BREAK). */
+ * returns DP_NEXT_BREAK). On failure errno holds the system's cause
+ * (EACCES, EMFILE, ENOMEM, EIO, ...), or 0 when the file's content is the
+ * problem (no capture magic, a bad header): dp_errno_exhausted tells a
+ * failure of the machine's resources from one of the file. */
 dp_capture *dp_capture_open_file(const char *path, char *errbuf);
 
 /* 1 when path is "-" or names something other than a regular file or a
@@ -116,6 +120,10 @@ typedef enum dp_next {
 
 /* Reads the next frame; see dp_next. */
 dp_next dp_capture_next(dp_capture *c, dp_frame *f, char *errbuf);
+/* After DP_NEXT_ERROR: the errno of the failed read or allocation (ENOMEM
+ * when libpcap could not grow its buffer, EIO, ...), 0 when the file's
+ * content is the problem (truncated, corrupt) or nothing failed. */
+int dp_capture_error_errno(const dp_capture *c);
 
 /* Link type of the capture (first interface for pcapng). */
 int dp_capture_linktype(const dp_capture *c);

@@ -215,7 +215,10 @@ int dp_labels_parse(dp_labels *t, const char *text, const char *source, char *er
             if (!t->names[k][c]) {
                 char buf[32];
                 snprintf(buf, sizeof buf, "class %d", c);
-                t->names[k][c] = strdup(buf);
+                if (!(t->names[k][c] = strdup(buf))) {
+                    dp_err(errbuf, "%s: out of memory", source);
+                    goto out;
+                }
             }
     rc = 0;
 out:
@@ -275,20 +278,27 @@ void dp_labels_prefix(const char *path, char *out, size_t cap)
     out[k] = 0;
 }
 
+/* strcmp of the file name's prefix (key: the base name; up to its first
+ * dot, lower-cased, as dp_labels_prefix makes it, whatever its length) with
+ * a row's prefix, without a copy: the lookup cannot fail, so a capture is
+ * never taken for one missing from the table for want of memory. */
 static int cmp_key_row(const void *key, const void *elem)
 {
-    return strcmp(key, (*(const dp_label_row *const *)elem)->prefix);
+    const unsigned char *a = key;
+    const unsigned char *b = (const unsigned char *)(*(const dp_label_row *const *)elem)->prefix;
+    for (;; a++, b++) {
+        int ca = *a && *a != '.' ? tolower(*a) : 0;
+        if (ca != *b || !ca)
+            return ca - *b;
+    }
 }
 
 const dp_label_row *dp_labels_find(const dp_labels *t, const char *path)
 {
-    char *prefix = malloc(strlen(path) + 1); /* as long as the name: not cut short to match another row */
-    if (!prefix)
-        return NULL;
-    dp_labels_prefix(path, prefix, strlen(path) + 1);
-    const dp_label_row *const *hit = t->nrows ? bsearch(prefix, t->byprefix, t->nrows, sizeof *t->byprefix,
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const dp_label_row *const *hit = t->nrows ? bsearch(base, t->byprefix, t->nrows, sizeof *t->byprefix,
                                                         cmp_key_row) : NULL;
-    free(prefix);
     return hit ? *hit : NULL;
 }
 

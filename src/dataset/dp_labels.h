@@ -53,7 +53,8 @@ void dp_labels_prefix(const char *path, char *out, size_t cap);
  * the prefix is in the table, 0 otherwise (both set to -1). */
 int dp_labels_lookup(const dp_labels *t, const char *path, int cls[DP_NTASKS]);
 /* The row of path's prefix (its classes and filter), or NULL when the
- * prefix is not in the table. A binary search: O(log rows) per capture. */
+ * prefix is not in the table (never for want of memory: it allocates
+ * nothing). A binary search: O(log rows) per capture. */
 const dp_label_row *dp_labels_find(const dp_labels *t, const char *path);
 
 #endif

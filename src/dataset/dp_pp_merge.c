@@ -333,6 +333,10 @@ int dp_pp_journal_sync(const run *r, merger *m, int all, char *errbuf)
             cap *= 2;
         }
         int n = journal_body(&r->files[r->caps[k]], k, buf + len, cap - len - 20);
+        if (n < 0 || (size_t)n >= cap - len - 20) { /* glibc's snprintf can fail: ENOMEM */
+            free(buf);
+            return dp_errno(errbuf, "%s: cannot format the journal", r->parts);
+        }
         uint64_t check = dp_fnv1a(buf + len, (size_t)n, DP_FNV_INIT);
         len += (size_t)n;
         len += (size_t)snprintf(buf + len, cap - len, "\t%016llx\n", (unsigned long long)check);

@@ -320,6 +320,11 @@ static int read_capture(run *r, capfile *cf, wstate *ws, uint8_t *vec, int split
 {
     char ceb[DP_ERRBUF_SIZE] = "";
     dp_capture *c = dp_capture_open_file(cf->path, ceb);
+    if (!c && dp_errno_exhausted(errno)) { /* not the capture's fault: it is not skipped */
+        if (split)
+            dp_pp_split_cancel(r);
+        return dp_pp_exhausted(errbuf, ceb, errno);
+    }
     if (!c) {
         cf->unreadable = 1;
         dp_pp_add_status(cf, dp_pp_strip_path(ceb, cf->path));
@@ -336,6 +341,8 @@ static int read_capture(run *r, capfile *cf, wstate *ws, uint8_t *vec, int split
         cf->frames += dp_capture_filtered(c); /* frames of the file all the same */
         if (nrc == KEEP_FAILED)
             rc = -1;
+        else if (nrc == DP_NEXT_ERROR && dp_errno_exhausted(dp_capture_error_errno(c)))
+            rc = dp_pp_exhausted(errbuf, ceb, dp_capture_error_errno(c)); /* not a short capture */
         else
             note_read_problems(r, cf, bad_lt, nrc, ceb);
     }

@@ -143,6 +143,10 @@ void dp_pp_warn(run *r, const char *file, int is_note, const char *fmt, ...)
 /* A message from another module usually starts with "PATH: "; returns it
  * without that. */
 const char *dp_pp_strip_path(const char *msg, const char *path);
+/* The run's error for a source that could not be opened or read because
+ * the machine ran out of something (dp_errno_exhausted(e)): msg (naming the
+ * file), and for EMFILE/ENFILE the open-file limit and what to do. -1. */
+int dp_pp_exhausted(char *errbuf, const char *msg, int e);
 
 /* Appends a problem to a capture's status (one line, "; "-separated). */
 void dp_pp_add_status(capfile *cf, const char *msg);

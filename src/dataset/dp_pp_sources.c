@@ -166,6 +166,8 @@ static int list_entry(run *r, lister *l, const char *full, const char *crel, cha
 {
     struct stat st;
     if (stat(full, &st) != 0) {
+        if (dp_errno_exhausted(errno))
+            return dp_errno(errbuf, "%s: cannot stat", full);
         dp_pp_warn(r, full, 1, "cannot stat (%s), skipped", strerror(errno));
         return 0;
     }
@@ -209,10 +211,12 @@ static int list_dir(run *r, lister *l, const char *rel, char *errbuf)
         return dp_err(errbuf, "%s: out of memory", r->src);
     DIR *d = opendir(dir);
     if (!d) {
-        if (!rel) {
-            dp_errno(errbuf, "%s: cannot read capture folder", dir);
+        if (!rel || dp_errno_exhausted(errno)) { /* a subfolder is skipped only for its own fault */
+            char msg[DP_ERRBUF_SIZE];
+            int e = errno;
+            dp_errno(msg, "%s: cannot read %s", dir, rel ? "folder" : "capture folder");
             free(dir);
-            return -1;
+            return dp_pp_exhausted(errbuf, msg, e);
         }
         dp_pp_warn(r, dir, 1, "cannot read folder (%s), skipped", strerror(errno));
         free(dir);
@@ -290,6 +294,8 @@ int dp_pp_probe_sources(run *r, char *errbuf)
     for (size_t i = 0; i < r->nfiles; i++) {
         capfile *cf = &r->files[i];
         dp_probe p = dp_capture_probe(cf->path, peb);
+        if (p == DP_PROBE_ERROR && dp_errno_exhausted(errno))
+            return dp_pp_exhausted(errbuf, peb, errno);
         cf->probe = p;
         if (p == DP_PROBE_PCAP || p == DP_PROBE_PCAPNG) {
             cf->is_capture = 1;

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -68,6 +69,17 @@ const char *dp_pp_strip_path(const char *msg, const char *path)
     if (!strncmp(msg, path, n) && msg[n] == ':' && msg[n + 1] == ' ')
         return msg + n + 2;
     return msg;
+}
+
+int dp_pp_exhausted(char *errbuf, const char *msg, int e)
+{
+    struct rlimit rl;
+    if (e == EMFILE && getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        return dp_err(errbuf, "%s (the limit is %llu open files: raise it, ulimit -n, or use fewer "
+                      "threads, -j)", msg, (unsigned long long)rl.rlim_cur);
+    if (e == ENFILE)
+        return dp_err(errbuf, "%s (the system's open-file table is full)", msg);
+    return dp_err(errbuf, "%s", msg);
 }
 
 /* Appends a problem to a capture's status (one line, "; "-separated). */

@@ -98,6 +98,8 @@ int dp_memstream_close(FILE *f)
     return 0;
 }
 
+int dp_errno_exhausted(int e) { return e == ENOMEM || e == EMFILE || e == ENFILE; }
+
 char *dp_dir_of(const char *path)
 {
     const char *sl = strrchr(path, '/');
@@ -110,16 +112,23 @@ char *dp_dir_of(const char *path)
 
 int dp_fsync_parent(const char *path, char *errbuf)
 {
-    char *d = dp_dir_of(path);
-    if (!d)
+    /* the folder's name on the stack (as dp_dir_of makes it): the fsync that
+     * follows a commit's rename cannot fail for want of memory */
+    char small[4096], *d = small;
+    const char *sl = strrchr(path, '/');
+    size_t n = !sl ? 1 : sl == path ? 1 : (size_t)(sl - path);
+    if (n >= sizeof small && !(d = malloc(n + 1)))
         return dp_err(errbuf, "%s: out of memory", path);
+    memcpy(d, sl ? path : ".", n);
+    d[n] = 0;
     int fd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int rc = 0;
     if (fd < 0 || (fsync(fd) != 0 && errno != EINVAL))
         rc = dp_errno(errbuf, "%s: cannot fsync folder %s", path, d);
     if (fd >= 0)
         close(fd);
-    free(d);
+    if (d != small)
+        free(d);
     return rc;
 }
 

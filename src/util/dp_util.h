@@ -19,6 +19,11 @@
 int dp_err(char *errbuf, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* 1 when errno value e says the machine ran out of something (ENOMEM,
+ * EMFILE, ENFILE) rather than that a file is bad: a failure to stop on,
+ * never a per-file skip (the run would look complete without the file). */
+int dp_errno_exhausted(int e);
+
 /* open_memstream(3) that fails instead of losing bytes: glibc's memstream
  * drops what it cannot grow its buffer for, and neither ferror nor fclose
  * says so. Writes go to a malloc'd buffer (*buf, *len set at

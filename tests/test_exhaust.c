@@ -1,0 +1,184 @@
+/* Resource exhaustion (issue 11, part B): the commands run out of memory
+ * (tests/failmalloc.c, an LD_PRELOAD shim, makes the N-th allocation fail,
+ * for every N of a run) or of descriptors (ulimit -n). Oracles: no run ends
+ * by a signal (crash, abort); a run that exits 0 wrote what an unhindered
+ * run writes, byte for byte; a run that fails says why and leaves no output
+ * that looks complete (no summary.json, no split folder). */
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dp_test.h"
+
+static const char *build_dir(void)
+{
+    const char *b = getenv("BUILD");
+    return b && *b ? b : "build";
+}
+
+/* The shim, or NULL (with the reason) when the test cannot use it. */
+static const char *shim(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    return NULL; /* ASan's runtime must come first: no LD_PRELOAD */
+#else
+    static char path[512];
+    snprintf(path, sizeof path, "%s/tests/failmalloc.so", build_dir());
+    return access(path, R_OK) == 0 ? path : NULL;
+#endif
+}
+
+/* Runs a shell command, its output to out (cap bytes; NULL: dropped): the
+ * exit status, -1 when a signal ended it. */
+static int run(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int run(char *out, size_t cap, const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    char full[4200];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    char sink[4096];
+    return out ? dp_test_sh(full, out, cap) : dp_test_sh(full, sink, sizeof sink);
+}
+
+static int exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* A capture folder of four corpus captures (links) and the corpus label
+ * table in dp_test_tmpdir(); 0, or -1 when the corpus is not there. */
+static int make_sources(void)
+{
+    char cwd[512];
+    if (!getcwd(cwd, sizeof cwd) || access("data/corpus/labels.tsv", R_OK) != 0)
+        return -1;
+    return run(NULL, 0, "rm -rf %s %s %s && mkdir -p %s && for c in chat_01 scpup_01 sftpdown_04 vpn_voip_01; do "
+               "ln -s %s/data/corpus/$c.pcap %s/; done", dp_test_path("ds"), dp_test_path("base"),
+               dp_test_path("src"), dp_test_path("src"), cwd, dp_test_path("src")) == 0
+               ? 0
+               : -1;
+}
+
+/* Why a test cannot run here (it then skips), or NULL; makes the sources. */
+static const char *cannot_run(int with_shim)
+{
+    if (!dp_test_cli() || (with_shim && !shim()))
+        return "needs deeppacket and tests/failmalloc.so in $BUILD, without ASan";
+    return make_sources() != 0 ? "data/corpus is not there" : NULL;
+}
+
+/* preprocess of the sources into dp_test_path(name) (-j threads): its exit
+ * status, its output in out. */
+static int preprocess(const char *name, int threads, char *out, size_t cap)
+{
+    return run(out, cap, "%s preprocess -q -j%d -s %s --labels data/corpus/labels.tsv -t %s", dp_test_cli(),
+               threads, dp_test_path("src"), dp_test_path(name));
+}
+
+/* The number of allocations a run of cmd (a shell command) makes. */
+static long count_allocations(const char *cmd)
+{
+    char out[4096];
+    run(out, sizeof out, "FAILMALLOC_COUNT=%s LD_PRELOAD=%s %s", dp_test_path("count"), shim(), cmd);
+    size_t n;
+    uint8_t *s = dp_test_read_file(dp_test_path("count"), &n);
+    long k = s ? atol((const char *)s) : 0;
+    free(s);
+    return k;
+}
+
+/* Runs cmd once per allocation it makes, that allocation failing: the
+ * number of runs that crashed, exited 0 with an output (out, a path) that
+ * same() finds unlike base, or failed without a message (prefix) or with
+ * out looking complete (its file done, or out itself when done is NULL). */
+static int sweep(const char *cmd, const char *out, const char *base, int (*same)(const char *, const char *),
+                 const char *done, const char *prefix)
+{
+    long total = count_allocations(cmd);
+    CHECK(total > 100);
+    char msg[8192], marker[1024];
+    snprintf(marker, sizeof marker, "%s%s%s", out, done ? "/" : "", done ? done : "");
+    int bad = 0;
+    for (long n = 1; n <= total + 2 && bad < 5; n++) {
+        run(NULL, 0, "rm -rf %s", out);
+        int rc = run(msg, sizeof msg, "FAILMALLOC_N=%ld LD_PRELOAD=%s %s", n, shim(), cmd);
+        int ok = rc == 0 ? same(base, out) : rc == 1 && !exists(marker) && strstr(msg, prefix);
+        if (!ok) {
+            fprintf(stderr, "  allocation %ld of %ld failed: exit %d (-1: a signal)%s\n%s", n, total, rc,
+                    rc == 0 ? ", another output than the real one" : "", msg);
+            bad++;
+        }
+    }
+    return bad;
+}
+
+/* Every allocation of a preprocess run fails in turn (one per run): no
+ * crash, and no dataset that looks complete but is not the real one.
+ * Before: a failed snprintf in the journal crashed the run (SIGSEGV), a
+ * failed copy of the file name made a labelled capture unlabelled, a
+ * capture that could not be opened or read on for want of memory was
+ * skipped or cut short, a class name came out "?", and a report that
+ * glibc's memstream could not grow was written short: each with exit
+ * status 0 and a complete-looking dataset. */
+static void test_preprocess_alloc_failures(void)
+{
+    const char *why = cannot_run(1);
+    if (why)
+        SKIP("%s", why);
+    char cmd[2048], out[8192];
+    snprintf(cmd, sizeof cmd, "%s preprocess -q -j1 -s %s --labels data/corpus/labels.tsv -t %s", dp_test_cli(),
+             dp_test_path("src"), dp_test_path("ds"));
+    CHECK_EQ_INT(preprocess("base", 1, out, sizeof out), 0);
+    CHECK_EQ_INT(sweep(cmd, dp_test_path("ds"), dp_test_path("base"), dp_test_same_dataset, "summary.json",
+                       "deeppacket preprocess: "), 0);
+}
+
+/* preprocess -j2 under every small open-file limit: it either builds the
+ * dataset or fails naming the limit. Before, a capture that could not be
+ * opened (EMFILE) was skipped like an unreadable one: with `ulimit -n 12`
+ * every capture was, and the run exited 0 with an empty dataset. */
+static void test_preprocess_fd_limit(void)
+{
+    const char *why = cannot_run(0), *cli = dp_test_cli();
+    if (why)
+        SKIP("%s", why);
+    char out[8192];
+    CHECK_EQ_INT(preprocess("base", 2, out, sizeof out), 0);
+    int failed = 0, built = 0;
+    for (int lim = 6; lim <= 30; lim++) {
+        run(NULL, 0, "rm -rf %s", dp_test_path("ds"));
+        /* (the shell sets up 2>&1 outside: dash keeps saved descriptors at 10 and up) */
+        int rc = run(out, sizeof out, "(ulimit -n %d && exec %s preprocess -q -j2 -s %s --labels data/corpus/labels.tsv "
+                     "-t %s)", lim, cli, dp_test_path("src"), dp_test_path("ds"));
+        char sum[1024];
+        snprintf(sum, sizeof sum, "%s/summary.json", dp_test_path("ds"));
+        if (rc == 0) {
+            built++;
+            if (!dp_test_same_dataset(dp_test_path("base"), dp_test_path("ds"))) {
+                fprintf(stderr, "  ulimit -n %d: exit 0 with another dataset\n%s", lim, out);
+                CHECK(0);
+            }
+        } else {
+            failed++;
+            CHECK_EQ_INT(rc, 1);
+            CHECK(!exists(sum));
+            if (!strstr(out, "Too many open files"))
+                fprintf(stderr, "  ulimit -n %d: %s", lim, out);
+            CHECK_STR_CONTAINS(out, "Too many open files");
+        }
+    }
+    CHECK(failed > 0 && built > 0); /* the sweep spans the limit */
+}
+
+int main(void)
+{
+    dp_test_prog = "test_exhaust";
+    DP_RUN(test_preprocess_alloc_failures);
+    DP_RUN(test_preprocess_fd_limit);
+    return dp_test_end();
+}
