@@ -92,6 +92,31 @@ static long count_allocations(const char *cmd)
     return k;
 }
 
+/* The files of a split of both tasks, for comparisons. */
+static int same_split(const char *a, const char *b)
+{
+    static const char *const task[] = {"application_classification", "traffic_classification"};
+    static const char *const side[] = {"train", "test"};
+    static const char *const file[] = {"vectors.npy", "labels.npy", "meta.npy", "classes.tsv", "task"};
+    for (int t = 0; t < 2; t++) {
+        char pa[1024], pb[1024];
+        for (int c = 0; c < 2; c++) {
+            snprintf(pa, sizeof pa, "%s/%s/data_card.%s", a, task[t], c ? "json" : "md");
+            snprintf(pb, sizeof pb, "%s/%s/data_card.%s", b, task[t], c ? "json" : "md");
+            if (!dp_test_same_file(pa, pb))
+                return 0;
+        }
+        for (int s = 0; s < 2; s++)
+            for (int f = 0; f < 5; f++) {
+                snprintf(pa, sizeof pa, "%s/%s/%s/%s", a, task[t], side[s], file[f]);
+                snprintf(pb, sizeof pb, "%s/%s/%s/%s", b, task[t], side[s], file[f]);
+                if (!dp_test_same_file(pa, pb))
+                    return 0;
+            }
+    }
+    return 1;
+}
+
 /* Runs cmd once per allocation it makes, that allocation failing: the
  * number of runs that crashed, exited 0 with an output (out, a path) that
  * same() finds unlike base, or failed without a message (prefix) or with
@@ -138,6 +163,22 @@ static void test_preprocess_alloc_failures(void)
                        "deeppacket preprocess: "), 0);
 }
 
+/* The same for split: before, a failed allocation while sizing an .npy
+ * header made the commit write a header into a buffer of 0 bytes (heap
+ * corruption: "double free or corruption", SIGABRT). */
+static void test_split_alloc_failures(void)
+{
+    const char *why = cannot_run(1);
+    if (why)
+        SKIP("%s", why);
+    char cmd[2048], out[8192];
+    CHECK_EQ_INT(preprocess("ds", 1, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd, "%s split -q -s %s -t %s", dp_test_cli(), dp_test_path("ds"), dp_test_path("sp"));
+    CHECK_EQ_INT(run(out, sizeof out, "%s", cmd), 0);
+    CHECK_EQ_INT(run(NULL, 0, "mv %s %s", dp_test_path("sp"), dp_test_path("spbase")), 0);
+    CHECK_EQ_INT(sweep(cmd, dp_test_path("sp"), dp_test_path("spbase"), same_split, NULL, "deeppacket split: "), 0);
+}
+
 /* preprocess -j2 under every small open-file limit: it either builds the
  * dataset or fails naming the limit. Before, a capture that could not be
  * opened (EMFILE) was skipped like an unreadable one: with `ulimit -n 12`
@@ -179,6 +220,7 @@ int main(void)
 {
     dp_test_prog = "test_exhaust";
     DP_RUN(test_preprocess_alloc_failures);
+    DP_RUN(test_split_alloc_failures);
     DP_RUN(test_preprocess_fd_limit);
     return dp_test_end();
 }

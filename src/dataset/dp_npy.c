@@ -49,6 +49,10 @@ static int npy_header_big(char **out, size_t *len, const char *descr, uint64_t r
                              descr, (unsigned long long)rows, ncols)
                   : snprintf(dict, dl, "{'descr': %s, 'fortran_order': False, 'shape': (%llu,), }",
                              descr, (unsigned long long)rows);
+    if (n < 0 || (size_t)n >= dl) { /* glibc's snprintf fails when out of memory */
+        free(dict);
+        return -1;
+    }
     /* reserve room for the row count to grow to 20 digits */
     size_t total = 10 + (size_t)n + 24 + 1;
     total = (total + 63) / 64 * 64;
@@ -88,9 +92,12 @@ static size_t header_size(const char *descr)
     return len;
 }
 
-/* Formats the header for `rows` rows into out[want] (want from header_size). */
+/* Formats the header for `rows` rows into out[want] (want from header_size;
+ * -1 when the header does not fit in it, or out of memory). */
 int dp_npy_format_header(char *out, const char *descr, uint64_t rows, size_t ncols, size_t want)
 {
+    if (want < NPY_HEADER_LEN)
+        return -1;
     if (want == NPY_HEADER_LEN)
         return npy_header(out, descr, rows, ncols);
     char *h;
@@ -101,6 +108,10 @@ int dp_npy_format_header(char *out, const char *descr, uint64_t rows, size_t nco
     memset(out, ' ', want);
     memcpy(out, h, 10);
     size_t dictlen = strchr(h + 10, '}') - (h + 10) + 1;
+    if (10 + dictlen + 1 > want) {
+        free(h);
+        return -1;
+    }
     memcpy(out + 10, h + 10, dictlen);
     out[8] = (char)((want - 10) & 0xff);
     out[9] = (char)((want - 10) >> 8);
@@ -111,7 +122,7 @@ int dp_npy_format_header(char *out, const char *descr, uint64_t rows, size_t nco
 
 static int write_header(FILE *f, const char *descr, uint64_t rows, size_t ncols, size_t want)
 {
-    char *buf = malloc(want);
+    char *buf = want ? malloc(want) : NULL; /* want 0: header_size ran out of memory */
     if (!buf)
         return -1;
     int rc = dp_npy_format_header(buf, descr, rows, ncols, want) == 0 &&
