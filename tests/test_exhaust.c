@@ -216,11 +216,78 @@ static void test_preprocess_fd_limit(void)
     CHECK(failed > 0 && built > 0); /* the sweep spans the limit */
 }
 
+/* Every output-writing command under a file-size limit (ulimit -f) too
+ * small for its output: exit 1 with "File too large" and no temp file
+ * left. Before, SIGXFSZ killed the process (status 153) with no message
+ * of its own and its PATH.tmp.PID files left behind. */
+static void test_file_size_limit(void)
+{
+    const char *why = cannot_run(0), *cli = dp_test_cli();
+    if (why)
+        SKIP("%s", why);
+    char out[8192];
+    CHECK_EQ_INT(preprocess("ds", 1, out, sizeof out), 0);
+    CHECK_EQ_INT(run(out, sizeof out, "%s split -q -s %s -t %s", cli, dp_test_path("ds"), dp_test_path("sp")), 0);
+    char train[1024];
+    snprintf(train, sizeof train, "%s/traffic_classification/train", dp_test_path("sp"));
+    CHECK_EQ_INT(run(out, sizeof out, "%s train -q --model gbt --trees 2 -j1 -t traffic -d %s -m %s", cli, train,
+                     dp_test_path("gbt.model")), 0);
+    static const char *const what[] = {"preprocess", "split", "train", "classify"};
+    for (int k = 0; k < 4; k++) {
+        run(NULL, 0, "rm -rf %s/out*", dp_test_tmpdir());
+        char cmd[2048];
+        if (k == 0)
+            snprintf(cmd, sizeof cmd, "preprocess -q -s %s --labels data/corpus/labels.tsv -t %s", dp_test_path("src"),
+                     dp_test_path("out"));
+        else if (k == 1)
+            snprintf(cmd, sizeof cmd, "split -q -s %s -t %s", dp_test_path("ds"), dp_test_path("out"));
+        else if (k == 2)
+            snprintf(cmd, sizeof cmd, "train -q --model gbt --trees 2 -j1 -t traffic -d %s -m %s", train,
+                     dp_test_path("out.model"));
+        else
+            snprintf(cmd, sizeof cmd, "classify -r %s/scpup_01.pcap %s/vpn_voip_01.pcap -m %s -o %s",
+                     dp_test_path("src"), dp_test_path("src"), dp_test_path("gbt.model"), dp_test_path("out.jsonl"));
+        int rc = run(out, sizeof out, "(ulimit -f %d && exec %s %s)", k == 3 ? 1 : 8, cli, cmd);
+        if (rc != 1 || !strstr(out, "File too large"))
+            fprintf(stderr, "  %s under ulimit -f: exit %d\n%s", what[k], rc, out);
+        CHECK_EQ_INT(rc, 1);
+        CHECK_STR_CONTAINS(out, "File too large");
+        char left[256] = "";
+        run(left, sizeof left, "sh -c 'ls -d %s/out*.tmp.* 2>/dev/null'", dp_test_tmpdir());
+        if (left[0])
+            fprintf(stderr, "  %s left %s", what[k], left);
+        CHECK(!left[0]);
+    }
+}
+
+/* A command started with its standard descriptors closed: its own files
+ * and pipes must not take their numbers. Before, split's temp-cleanup pipe
+ * became descriptors 0 and 1, the summary it printed went into that pipe,
+ * and the cleanup thread took its first byte ('#', 35) for a signal and
+ * killed the process with it ("Real-time signal 1"). Now the split is made
+ * and the command exits 1: its standard output could not be written. */
+static void test_closed_std_descriptors(void)
+{
+    const char *why = cannot_run(0), *cli = dp_test_cli();
+    if (why)
+        SKIP("%s", why);
+    char out[8192];
+    CHECK_EQ_INT(preprocess("ds", 1, out, sizeof out), 0);
+    CHECK_EQ_INT(run(out, sizeof out, "%s split -q -s %s -t %s", cli, dp_test_path("ds"), dp_test_path("spbase")), 0);
+    run(NULL, 0, "rm -rf %s", dp_test_path("sp"));
+    int rc = run(out, sizeof out, "sh -c 'exec %s split -s %s -t %s <&- >&- 2>&-'", cli, dp_test_path("ds"),
+                 dp_test_path("sp"));
+    CHECK_EQ_INT(rc, 1);
+    CHECK(same_split(dp_test_path("spbase"), dp_test_path("sp")));
+}
+
 int main(void)
 {
     dp_test_prog = "test_exhaust";
     DP_RUN(test_preprocess_alloc_failures);
     DP_RUN(test_split_alloc_failures);
     DP_RUN(test_preprocess_fd_limit);
+    DP_RUN(test_file_size_limit);
+    DP_RUN(test_closed_std_descriptors);
     return dp_test_end();
 }

@@ -46,6 +46,7 @@ static int finish_stdout(const char *cmd, int rc)
 
 int main(int argc, char **argv)
 {
+    dp_process_guard();
     if (argc < 2) {
         usage(stderr);
         return 2;

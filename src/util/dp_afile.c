@@ -213,6 +213,18 @@ static void *cleanup_thread(void *arg)
     _exit(128 + b);
 }
 
+void dp_process_guard(void)
+{
+    signal(SIGXFSZ, SIG_IGN);
+    for (int fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+            /* read-only: a write to it still fails (EBADF) as to a closed one */
+            int nfd = open("/dev/null", O_RDONLY | O_CLOEXEC); /* takes fd: the lowest free */
+            if (nfd >= 0 && nfd != fd)
+                close(nfd); /* (fd was taken meanwhile: never) */
+        }
+}
+
 void dp_tmp_cleanup_on_signals(void)
 {
     if (cleanup_pipe[0] >= 0 || pipe2(cleanup_pipe, O_CLOEXEC) != 0)

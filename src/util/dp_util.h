@@ -124,6 +124,14 @@ int dp_tmp_register(const char *path);
 void dp_tmp_unregister(int slot);
 /* Removes every registered path (files and folder trees). */
 void dp_tmp_remove_all(void);
+/* Called once at the start of a program that writes outputs (the CLI's
+ * main): SIGXFSZ ignored, so that a write past the file-size limit
+ * (ulimit -f) fails with EFBIG and is reported and cleaned up like any
+ * write error, instead of killing the process with its temp files left;
+ * standard descriptors 0-2 that are closed opened on /dev/null, read-only
+ * (writes to them still fail, EBADF), so that no output file gets one's
+ * number and receives what is printed to it. */
+void dp_process_guard(void);
 /* Makes SIGINT and SIGTERM remove every registered path, then end the
  * process by that signal (the batch commands: preprocess, split, train,
  * test; classify and capture install their own handlers over it). */
