@@ -210,6 +210,37 @@ static void test_preprocess_non_utf8_name(void)
     CHECK_EQ_INT(count_lines(p, "| 1 | voip\\|a b.pcap | - | - | 3 | "), 1);
 }
 
+/* File names made to attack what shows them: summary.md escapes '<' (no
+ * HTML tag when rendered), '\\' (no escaped '\\|' turned into a column
+ * break) and bytes that are not UTF-8 (U+FFFD); preprocess's messages show
+ * a name's control characters as \xHH (the terminal runs no escape
+ * sequence from it). Before, the name went raw into both. */
+static void test_hostile_names(void)
+{
+    const char *dp = dp_test_cli();
+    if (!dp)
+        SKIP("no deeppacket binary in $BUILD");
+    char src[1024], dst[1024], p[2048], cmd[4096], res[8192];
+    snprintf(src, sizeof src, "%s", tmp("hostile-src"));
+    snprintf(dst, sizeof dst, "%s", tmp("hostile-dataset"));
+    CHECK_EQ_INT(dp_mkdirs(src, errbuf), 0);
+    static const char *const names[] = {"a<script>b.pcap", "back\\|x.pcap", "chat\xff.pcap",
+                                        "ctl\x1b]0;pwned\x07\x1b[2J.pcap"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/%s", src, names[i]);
+        CHECK_EQ_INT(write_udp_pcap(p, DP_LINKTYPE_ETHERNET, 3), 0);
+    }
+    CHECK_EQ_INT(truncate(p, 60), 0); /* the last one: a warning that names it */
+    snprintf(cmd, sizeof cmd, "'%s' preprocess -s '%s' -t '%s' 2>&1 >/dev/null", dp, src, dst);
+    dp_test_sh(cmd, res, sizeof res);
+    CHECK(!strchr(res, 0x1b) && !strchr(res, 0x07));
+    CHECK_STR_CONTAINS(res, "ctl\\x1b]0;pwned\\x07\\x1b[2J.pcap: ");
+    snprintf(p, sizeof p, "%s/summary.md", dst);
+    CHECK_EQ_INT(count_lines(p, "| 0 | a\\<script>b.pcap | "), 1);
+    CHECK_EQ_INT(count_lines(p, "| 1 | back\\\\\\|x.pcap | "), 1);
+    CHECK_EQ_INT(count_lines(p, "| 2 | chat\xef\xbf\xbd.pcap | "), 1);
+}
+
 /* ---- item 11: NaN and infinite weights --------------------------------------------- */
 
 static void test_model_nonfinite(void)
@@ -898,6 +929,7 @@ int main(void)
     DP_RUN(test_json_num);
     DP_RUN(test_classify_non_utf8_name);
     DP_RUN(test_preprocess_non_utf8_name);
+    DP_RUN(test_hostile_names);
     DP_RUN(test_model_nonfinite);
     DP_RUN(test_model_header_too_big);
     DP_RUN(test_model_file_refusals);

@@ -100,10 +100,13 @@ void dp_split_card_markdown(FILE *f, const dp_split_card *c, const char *dataset
             files || times ? "---:|---:|" : "");
     for (int k = 0; k <= c->nclasses; k++) {
         const dp_split_class *s = k < c->nclasses ? &c->cls[k] : &c->total;
-        if (k < c->nclasses)
-            fprintf(f, "| %d | %s ", k, c->names[k] ? c->names[k] : "");
-        else
+        if (k < c->nclasses) {
+            fprintf(f, "| %d | ", k);
+            dp_md_text(f, c->names[k]);
+            fputc(' ', f);
+        } else {
             fprintf(f, "| | **total** ");
+        }
         fprintf(f,
                 "| %" PRIu64 " | %" PRIu64 " | %" PRIu64 " | %" PRIu64 " | %" PRIu64 " | %" PRIu64
                 " | %" PRIu64 " | %" PRIu64 " | %" PRIu64 " |",
@@ -130,7 +133,9 @@ void dp_split_card_markdown(FILE *f, const dp_split_card *c, const char *dataset
         if (why) {
             if (!note++)
                 fputc('\n', f);
-            fprintf(f, "- class %d (%s): %s\n", k, c->names[k] ? c->names[k] : "", why);
+            fprintf(f, "- class %d (", k);
+            dp_md_text(f, c->names[k]);
+            fprintf(f, "): %s\n", why);
         }
     }
     fputc('\n', f);

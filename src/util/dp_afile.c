@@ -213,6 +213,44 @@ static void *cleanup_thread(void *arg)
     _exit(128 + b);
 }
 
+/* write(2) of all n bytes (EINTR and short writes retried): 0, or -1. */
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* stderr's writes, with the control characters of file names made
+ * visible: "\x1b" rather than an escape sequence that the terminal would
+ * run (retitle the window, clear the screen, hide text). Newlines, tabs,
+ * carriage returns and the progress line's erase ("\033[K") pass. */
+static ssize_t stderr_write(void *cookie, const char *buf, size_t n)
+{
+    (void)cookie;
+    char out[4096 + 8];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)buf[i];
+        int keep = c >= 0x20 ? c != 0x7f : c == '\n' || c == '\t' || c == '\r' ||
+                   (c == 0x1b && i + 2 < n && buf[i + 1] == '[' && buf[i + 2] == 'K');
+        k += keep ? (size_t)(out[k] = (char)c, 1) : (size_t)snprintf(out + k, 5, "\\x%02x", c);
+        if (k >= 4096 || i + 1 == n) {
+            if (write_all(2, out, k) != 0)
+                return -1;
+            k = 0;
+        }
+    }
+    return (ssize_t)n;
+}
+
 void dp_process_guard(void)
 {
     signal(SIGXFSZ, SIG_IGN);
@@ -223,6 +261,11 @@ void dp_process_guard(void)
             if (nfd >= 0 && nfd != fd)
                 close(nfd); /* (fd was taken meanwhile: never) */
         }
+    FILE *f = fopencookie(NULL, "w", (cookie_io_functions_t){NULL, stderr_write, NULL, NULL});
+    if (f && setvbuf(f, NULL, _IONBF, 0) == 0)
+        stderr = f; /* (unbuffered, as stderr: one write per message) */
+    else if (f)
+        fclose(f);
 }
 
 void dp_tmp_cleanup_on_signals(void)

@@ -451,11 +451,18 @@ void dp_json_str(FILE *f, const char *s)
 
 void dp_md_text(FILE *f, const char *s)
 {
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++)
-        if (*p == '|')
-            fputs("\\|", f);
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p;) {
+        size_t n = utf8_seq(p);
+        if (n == 0)
+            fputs("\xef\xbf\xbd", f); /* U+FFFD: not UTF-8 */
+        else if (*p == '|' || *p == '\\' || *p == '<')
+            fprintf(f, "\\%c", *p); /* no column break, no HTML tag */
+        else if (*p < 0x20 || *p == 0x7f)
+            fputc(' ', f);
         else
-            fputc(*p < 0x20 ? ' ' : *p, f);
+            fwrite(p, 1, n, f);
+        p += n ? n : 1;
+    }
 }
 
 void dp_html_str(FILE *f, const char *s)

@@ -130,7 +130,9 @@ void dp_tmp_remove_all(void);
  * write error, instead of killing the process with its temp files left;
  * standard descriptors 0-2 that are closed opened on /dev/null, read-only
  * (writes to them still fail, EBADF), so that no output file gets one's
- * number and receives what is printed to it. */
+ * number and receives what is printed to it; stderr made to show control
+ * characters as "\xHH" (a file name's escape sequences are not run by the
+ * terminal). */
 void dp_process_guard(void);
 /* Makes SIGINT and SIGTERM remove every registered path, then end the
  * process by that signal (the batch commands: preprocess, split, train,
@@ -229,9 +231,10 @@ size_t dp_peak_rss(void);
  * character (lossy: the raw name stays in files.tsv). */
 void dp_json_str(FILE *f, const char *s);
 
-/* Writes s (NULL: empty) to f as the text of a markdown table cell: '|'
- * escaped as "\|", control characters as spaces (a file name may hold a
- * newline), other bytes as they are. */
+/* Writes s (NULL: empty) to f as the text of a markdown table cell: '|',
+ * '\\' and '<' escaped with a backslash (no column break, no HTML tag from
+ * a file or class name), control characters as spaces (a file name may hold
+ * a newline), bytes that are not UTF-8 as U+FFFD, other text as it is. */
 void dp_md_text(FILE *f, const char *s);
 
 /* Writes s (NULL: empty) to f as HTML text, safe in element content and in
