@@ -335,18 +335,21 @@ int dp_pp_part_load(run *r, capfile *cf)
 
 void dp_pp_parts_remove(const run *r)
 {
+    /* by names on the stack, relative to the folder: the commit's cleanup
+     * allocates nothing, so no .parts is left beside a committed dataset
+     * for want of memory */
+    int dfd = open(r->parts, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return;
+    char name[64];
     for (size_t i = 0; i < r->nfiles; i++) {
         if (!r->files[i].is_capture)
             continue;
-        char *pp = dp_pp_part_path(r, &r->files[i], "part");
-        if (pp)
-            unlink(pp);
-        free(pp);
+        snprintf(name, sizeof name, "%016llx.part", (unsigned long long)r->files[i].relhash);
+        unlinkat(dfd, name, 0);
     }
-    char *jp = dp_path_join(r->parts, "journal");
-    if (jp)
-        unlink(jp);
-    free(jp);
+    unlinkat(dfd, "journal", 0);
+    close(dfd);
     rmdir(r->parts);
 }
 
