@@ -238,7 +238,15 @@ dp_model *dp_model_alloc(const dp_arch *a, int task, char *const *names, char *e
         return NULL;
     }
     for (int c = 0; c < a->nclasses; c++)
-        m->names[c] = strdup(names && names[c] ? names[c] : "");
+        if (!(m->names[c] = strdup(names && names[c] ? names[c] : ""))) {
+            /* a model with a class name missing would test and save wrong */
+            dp_err(errbuf, "%s: out of memory (class names)", src);
+            while (c-- > 0)
+                free(m->names[c]);
+            free(m->params);
+            free(m);
+            return NULL;
+        }
     dp_model_set_views(m);
     return m;
 }

@@ -470,15 +470,15 @@ static dp_model *read_names_and_alloc(rbuf *r, const file_header *fh, size_t len
 {
     dp_model *m = NULL;
     char *names[DP_MAX_CLASSES] = {0};
-    int names_ok = 1;
+    int names_ok = 1, oom = 0;
     for (int c = 0; c < fh->a.nclasses && names_ok; c++) {
         size_t n = (size_t)r_uint(r, 2);
         const uint8_t *s = r_bytes(r, n);
-        if (!s || !(names[c] = strndup((const char *)s, n)))
-            names_ok = 0;
+        oom = s && !(names[c] = strndup((const char *)s, n));
+        names_ok = s && !oom;
     }
     if (!names_ok) {
-        dp_err(errbuf, "%s: corrupt class names", path);
+        dp_err(errbuf, "%s: %s", path, oom ? "out of memory (class names)" : "corrupt class names");
     } else if (params_fit(&fh->a, len, path, errbuf) == 0) {
         char src[DP_ERRBUF_SIZE / 2];
         snprintf(src, sizeof src, "%s", path);
