@@ -182,7 +182,7 @@ static int md_width(const char *s)
 {
     int w = utf8_width(s);
     for (; *s; s++)
-        w += *s == '|';
+        w += *s == '|' || *s == '\\' || *s == '<'; /* dp_md_text's backslash */
     return w;
 }
 
