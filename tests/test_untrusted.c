@@ -461,6 +461,31 @@ static int count_lines(const char *path, const char *needle)
     return n;
 }
 
+/* A capture listed as a file and replaced by a FIFO before it is read:
+ * the probe says it is no capture file, at once. Before, it opened the
+ * FIFO for reading and waited for a writer for ever (preprocess hung). */
+static void test_probe_fifo_no_wait(void)
+{
+    const char *fifo = tmp("probe.fifo");
+    unlink(fifo);
+    CHECK_EQ_INT(mkfifo(fifo, 0600), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char eb[DP_ERRBUF_SIZE];
+        _exit(dp_capture_probe(fifo, eb) == DP_PROBE_ERROR && strstr(eb, "not a regular file") ? 0 : 1);
+    }
+    int st = -1;
+    for (int i = 0; i < 50 && waitpid(pid, &st, WNOHANG) == 0; i++)
+        usleep(100000);
+    if (waitpid(pid, &st, WNOHANG) == 0) { /* still waiting after 5 s */
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+        CHECK(!"dp_capture_probe waited on a FIFO");
+        return;
+    }
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 /* `cat X.pcap | classify -r -` and `-r /dev/stdin` read the whole capture. */
 static void test_classify_stdin_pipe(void)
 {
@@ -933,6 +958,7 @@ int main(void)
     DP_RUN(test_model_nonfinite);
     DP_RUN(test_model_header_too_big);
     DP_RUN(test_model_file_refusals);
+    DP_RUN(test_probe_fifo_no_wait);
     DP_RUN(test_classify_stdin_pipe);
     DP_RUN(test_classify_fifo_sigterm);
     DP_RUN(test_classify_fifo_stall);

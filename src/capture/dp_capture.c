@@ -80,16 +80,19 @@ void dp_capture_linktype_desc(int linktype, char *out, size_t cap)
 
 dp_probe dp_capture_probe(const char *path, char *errbuf)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a file replaced by a FIFO since it was listed must not
+     * block the open until some writer comes */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         dp_errno(errbuf, "%s: cannot open", path);
         return DP_PROBE_ERROR;
     }
     struct stat st;
-    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
         close(fd);
-        dp_err(errbuf, "%s: is a directory, not a capture file", path);
-        errno = EISDIR;
+        dp_err(errbuf, "%s: %s, not a capture file", path,
+               S_ISDIR(st.st_mode) ? "is a directory" : "is not a regular file (a FIFO, a device?)");
+        errno = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
         return DP_PROBE_ERROR;
     }
     uint8_t m[4];

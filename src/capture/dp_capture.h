@@ -31,8 +31,11 @@ typedef enum {
 } dp_probe;
 
 /* Looks at the first bytes of a file: pcap (any byte order, micro or nano
- * seconds), pcapng, or not a capture at all. On DP_PROBE_ERROR errno holds
- * the cause (EISDIR for a folder). */
+ * seconds), pcapng, or not a capture at all: for regular files (callers
+ * leave streams to dp_capture_open_file); anything else, also a file
+ * replaced by a FIFO meanwhile, is DP_PROBE_ERROR at once, never a wait for
+ * a writer. On DP_PROBE_ERROR errno holds the cause (EISDIR for a folder,
+ * EINVAL for another file type). */
 dp_probe dp_capture_probe(const char *path, char *errbuf);
 
 /* Opens a capture file for reading. NULL with a message naming the file on
