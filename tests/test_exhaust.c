@@ -81,6 +81,21 @@ static int preprocess(const char *name, int threads, char *out, size_t cap)
                threads, dp_test_path("src"), dp_test_path(name));
 }
 
+/* A gbt model of the traffic task trained on a split of the sources
+ * (dataset "ds", split "sp"): its path, or NULL. */
+static const char *gbt_model(void)
+{
+    char out[8192];
+    if (preprocess("ds", 1, out, sizeof out) != 0 ||
+        run(out, sizeof out, "rm -rf %s && %s split -q -s %s -t %s && %s train -q --model gbt --trees 2 -j1 -t traffic "
+            "-d %s/traffic_classification/train -m %s", dp_test_path("sp"), dp_test_cli(), dp_test_path("ds"),
+            dp_test_path("sp"), dp_test_cli(), dp_test_path("sp"), dp_test_path("gbt.model")) != 0) {
+        fprintf(stderr, "%s", out);
+        return NULL;
+    }
+    return dp_test_path("gbt.model");
+}
+
 /* The number of allocations a run of cmd (a shell command) makes. */
 static long count_allocations(const char *cmd)
 {
@@ -259,13 +274,10 @@ static void test_file_size_limit(void)
     const char *why = cannot_run(0), *cli = dp_test_cli();
     if (why)
         SKIP("%s", why);
-    char out[8192];
-    CHECK_EQ_INT(preprocess("ds", 1, out, sizeof out), 0);
-    CHECK_EQ_INT(run(out, sizeof out, "%s split -q -s %s -t %s", cli, dp_test_path("ds"), dp_test_path("sp")), 0);
-    char train[1024];
+    char out[8192], model[1024], train[1024];
+    CHECK(gbt_model() != NULL);
+    snprintf(model, sizeof model, "%s", dp_test_path("gbt.model"));
     snprintf(train, sizeof train, "%s/traffic_classification/train", dp_test_path("sp"));
-    CHECK_EQ_INT(run(out, sizeof out, "%s train -q --model gbt --trees 2 -j1 -t traffic -d %s -m %s", cli, train,
-                     dp_test_path("gbt.model")), 0);
     static const char *const what[] = {"preprocess", "split", "train", "classify"};
     for (int k = 0; k < 4; k++) {
         run(NULL, 0, "rm -rf %s/out*", dp_test_tmpdir());
@@ -280,7 +292,7 @@ static void test_file_size_limit(void)
                      dp_test_path("out.model"));
         else
             snprintf(cmd, sizeof cmd, "classify -r %s/scpup_01.pcap %s/vpn_voip_01.pcap -m %s -o %s",
-                     dp_test_path("src"), dp_test_path("src"), dp_test_path("gbt.model"), dp_test_path("out.jsonl"));
+                     dp_test_path("src"), dp_test_path("src"), model, dp_test_path("out.jsonl"));
         int rc = run(out, sizeof out, "(ulimit -f %d && exec %s %s)", k == 3 ? 1 : 8, cli, cmd);
         if (rc != 1 || !strstr(out, "File too large"))
             fprintf(stderr, "  %s under ulimit -f: exit %d\n%s", what[k], rc, out);
