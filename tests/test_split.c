@@ -403,7 +403,7 @@ static void test_errors(void)
     char *inc = subdir("err_incomplete");
     write_dataset(inc, &s, 0);
     CHECK(dp_split_run(inc, out, &o, err) == -1);
-    CHECK_STR_CONTAINS(err, "incomplete dataset (no summary.json); rerun preprocess");
+    CHECK_STR_CONTAINS(err, "incomplete dataset (no summary.json); rerun the preprocess or merge that made it");
 
     char *cor = subdir("err_corrupt");
     write_dataset(cor, &s, 1);

@@ -174,10 +174,11 @@ typedef struct dp_dataset {
  * generation of the dataset (dp_open_one_generation, marker summary.json:
  * a preprocess or merge committing meanwhile makes it open them again).
  * Fails with a message naming the file when DIR is missing, summary.json is
- * absent ("DIR: incomplete dataset (no summary.json); rerun preprocess"), a
- * file is missing or malformed, the row counts disagree, or a class id is
- * outside [-1, nclasses) of labels.tsv; or with "DIR: the dataset changed
- * while it was being opened ...; retry ..." when it kept changing. */
+ * absent ("DIR: incomplete dataset (no summary.json); rerun the preprocess
+ * or merge that made it"), a file is missing or malformed, the row counts
+ * disagree, or a class id is outside [-1, nclasses) of labels.tsv; or with
+ * "DIR: the dataset changed while it was being opened ...; retry ..." when
+ * it kept changing. */
 int dp_dataset_open(dp_dataset *d, const char *dir, char *errbuf);
 void dp_dataset_close(dp_dataset *d);
 

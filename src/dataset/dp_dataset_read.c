@@ -170,7 +170,7 @@ static int open_dataset_files(void *ctx, char *errbuf)
     int have_summary = stat(sum, &st) == 0 && S_ISREG(st.st_mode);
     free(sum);
     if (!have_summary)
-        return dp_err(errbuf, "%s: incomplete dataset (no " DP_FILE_SUMMARY_JSON "); rerun preprocess", dir);
+        return dp_err(errbuf, "%s: incomplete dataset (no " DP_FILE_SUMMARY_JSON "); rerun the preprocess or merge that made it", dir);
 
     if (open_part(&d->vectors, dir, DP_FILE_VECTORS, DP_VECTORS_DESCR, 1, DP_VEC_LEN, errbuf) != 0)
         goto fail;
