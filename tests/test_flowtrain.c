@@ -374,7 +374,7 @@ static void test_flow_nn(void)
 
 /* A flow-row run killed after some steps and resumed from its checkpoint
  * (model file version 2: the flow configuration travels with it) equals an
- * uninterrupted run. */
+ * uninterrupted run; resuming with another flow configuration is refused. */
 static void test_flow_resume(void)
 {
     char eb[DP_ERRBUF_SIZE];
@@ -399,7 +399,11 @@ static void test_flow_resume(void)
     CHECK(access(b, F_OK) != 0);
     o.max_steps = 0;
     o.resume = 1;
-    o.flow.npackets = 9; /* ignored: the checkpoint's configuration wins */
+    o.flow.npackets = 9; /* refused: not the checkpoint's configuration (before, ignored silently) */
+    CHECK_EQ_INT(dp_train_run(&o, eb), -1);
+    CHECK_STR_CONTAINS(eb, "cannot resume with --mask none, --packets 9");
+    CHECK_STR_CONTAINS(eb, "--packets 3");
+    o.flow.npackets = 3;
     if (dp_train_run(&o, eb) != 0)
         fprintf(stderr, "  %s\n", eb);
     CHECK(dp_test_same_file(a, b));

@@ -18,6 +18,7 @@
 #include "model/dp_model.h"
 #include "train/dp_curves.h"
 #include "nn/dp_nn.h"
+#include "packet/dp_mask.h"
 #include "train/dp_train.h"
 
 #include <cairo.h>
@@ -167,6 +168,76 @@ static void test_resume(void)
     o.task = DP_TASK_APP;
     CHECK(dp_train_run(&o, eb) == -1);
     CHECK_STR_CONTAINS(eb, "cannot resume");
+    free(a), free(b);
+    free(dir);
+}
+
+/* Resumes a run of `base` killed in its second epoch with o changed; 0 or -1
+ * (the message in eb). The checkpoint is removed first, so each call starts
+ * from the same killed run. */
+static int resume_changed(const dp_train_opts *base, const char *model, void (*change)(dp_train_opts *), char *eb)
+{
+    char ck[700];
+    snprintf(ck, sizeof ck, "%s.ckpt", model);
+    unlink(ck);
+    dp_train_opts o = *base;
+    o.model_path = model;
+    o.max_steps = 7;
+    CHECK(dp_train_run(&o, eb) == 0);
+    o.max_steps = 0;
+    o.resume = 1;
+    if (change)
+        change(&o);
+    return dp_train_run(&o, eb);
+}
+
+static void more_epochs(dp_train_opts *o) { o->hp.epochs = 4; }
+static void other_batch(dp_train_opts *o) { o->hp.batch = 32; }
+static void other_lr(dp_train_opts *o) { o->hp.lr = 2e-3f; }
+static void other_seed(dp_train_opts *o) { o->hp.seed = 77; }
+static void no_validation(dp_train_opts *o) { o->hp.validation = 0; }
+static void other_mask(dp_train_opts *o) { o->flow.mask = DP_MASK_DEFAULT; }
+static void other_channels(dp_train_opts *o) { o->cnn_channels = 8; }
+static void other_dropout(dp_train_opts *o) { o->dropout = 0.5f; }
+static void other_balance(dp_train_opts *o) { o->balance = DP_BALANCE_WEIGHT; }
+
+/* --resume continues the checkpoint's run or is refused: a run with
+ * --validation resumes to the uninterrupted model (before, the fraction
+ * read back was 0: the held-out flows were trained on); another batch size,
+ * learning rate, seed, validation fraction, mask, architecture or balance is
+ * refused, naming it (before, the batch and learning rate were the resumed
+ * command's, silently); more epochs are allowed. */
+static void test_resume_settings(void)
+{
+    char eb[DP_ERRBUF_SIZE];
+    char *dir = make_split("ress", 96, 3);
+    char *a = mpath("ressA.dpm"), *b = mpath("ressB.dpm");
+    dp_train_opts o;
+    opts(&o, dir, a);
+    o.hp.epochs = 3;
+    o.hp.validation = 0.25f;
+    CHECK(dp_train_run(&o, eb) == 0);
+    if (resume_changed(&o, b, NULL, eb) != 0)
+        fprintf(stderr, "  %s\n", eb);
+    CHECK(dp_test_same_file(a, b));
+    static const struct {
+        void (*change)(dp_train_opts *);
+        const char *named;
+    } refused[] = {{other_batch, "batch size 32"}, {other_lr, "learning rate"}, {other_seed, "seed 77"},
+                   {no_validation, "validation"}, {other_mask, "mask"}, {other_channels, "architecture"},
+                   {other_dropout, "architecture"}, {other_balance, "balance weight"}};
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        eb[0] = 0;
+        CHECK(resume_changed(&o, b, refused[i].change, eb) == -1);
+        CHECK_STR_CONTAINS(eb, refused[i].named);
+        CHECK_STR_CONTAINS(eb, "cannot resume");
+    }
+    CHECK(resume_changed(&o, b, more_epochs, eb) == 0);
+    dp_model *m = dp_model_load(b, eb);
+    CHECK(m != NULL);
+    if (m)
+        CHECK_EQ_INT(dp_model_hparams(m)->epochs_run, 4);
+    dp_model_free(m);
     free(a), free(b);
     free(dir);
 }
@@ -807,6 +878,7 @@ int main(void)
     dp_test_prog = "test_train";
     DP_RUN(test_determinism);
     DP_RUN(test_resume);
+    DP_RUN(test_resume_settings);
     DP_RUN(test_learns_cnn);
     DP_RUN(test_learns_sae);
     DP_RUN(test_validation);

@@ -129,6 +129,10 @@ int dp_tr_apply_balance(trainer *t, char *errbuf)
         counts[c] = t->off[c + 1] - t->off[c];
     if (b == DP_BALANCE_AUTO)
         b = dp_train_balance_auto(dp_model_arch(t->m)->kind, counts, t->ss.nclasses);
+    if (t->o->resume && t->ckpt_balance >= 0 && (int)b != t->ckpt_balance)
+        return dp_err(errbuf, "%s: cannot resume with balance %s: the checkpoint's run used balance %s (resume "
+                      "with --balance %s, or train without --resume)", t->ckpt, dp_balance_name[b],
+                      dp_balance_name[t->ckpt_balance], dp_balance_name[t->ckpt_balance]);
     t->hp.balance = (int)b;
     if (b == DP_BALANCE_UNDERSAMPLE)
         undersample(t);

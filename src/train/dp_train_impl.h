@@ -58,6 +58,7 @@ typedef struct trainer {
     int killed;          /* max_steps reached */
     int lock;            /* MODEL.lock (dp_lock_target); -1 before */
     uint64_t data_rows, data_fp; /* the training set, recorded in checkpoints */
+    int ckpt_balance;    /* --resume: the balance the checkpoint's run used, -1 unknown */
     int rank, size;      /* dp_dist: this process's rank, the ranks */
     dp_curve_point *curve; /* --loss-log: the global loss of every step */
     size_t ncurve, capcurve;

@@ -55,15 +55,70 @@ int dp_tr_save_ckpt(trainer *t, char *errbuf)
         return 0;
     t->st.data_rows = t->data_rows;
     t->st.data_fp = t->data_fp;
+    dp_hparams *mh = dp_model_hparams(t->m); /* the run's settings, for --resume to check */
+    *mh = t->hp;
+    mh->epochs_run = t->st.epoch;
+    mh->final_loss = t->st.best_loss;
+    mh->train_samples = t->ntr;
     int rc = t->rank == 0 ? dp_model_save_checkpoint(t->m, &t->st, t->ckpt, errbuf) : 0;
     return dp_tr_root_rc(t, rc, errbuf);
 }
 
+/* The first setting (batch size, learning rate, Adam's, seed, validation
+ * fraction, pre-training epochs) in which h differs from the checkpoint's
+ * run ck, said into what (size n); "" when they agree. */
+static void changed_setting(const dp_hparams *h, const dp_hparams *ck, char *what, size_t n)
+{
+    what[0] = 0;
+    if (h->batch != ck->batch)
+        snprintf(what, n, "batch size %d: the checkpoint's run has batch size %d", h->batch, ck->batch);
+    else if (h->lr != ck->lr)
+        snprintf(what, n, "learning rate %g: the checkpoint's run has --lr %g", (double)h->lr, (double)ck->lr);
+    else if (h->beta1 != ck->beta1 || h->beta2 != ck->beta2 || h->eps != ck->eps)
+        snprintf(what, n, "other Adam settings than the checkpoint's run");
+    else if (h->seed != ck->seed)
+        snprintf(what, n, "seed %llu: the checkpoint's run has --seed %llu", (unsigned long long)h->seed,
+                 (unsigned long long)ck->seed);
+    else if (h->validation != ck->validation)
+        snprintf(what, n, "validation fraction %g: the checkpoint's run has --validation %g",
+                 (double)h->validation, (double)ck->validation);
+    else if (h->pretrain_epochs != ck->pretrain_epochs)
+        snprintf(what, n, "%d pre-training epochs: the checkpoint's run has --pretrain-epochs %d",
+                 h->pretrain_epochs, ck->pretrain_epochs);
+}
+
+/* The run's settings against those the checkpoint records (-1 + message
+ * naming the first that differs); the epochs, patience and threads may
+ * change, and are said. A checkpoint written before the settings were
+ * recorded (balance -1) gives its seed and validation fraction, as before. */
+static int resume_settings(trainer *t, const dp_hparams *ck, char *errbuf)
+{
+    t->ckpt_balance = ck->balance; /* checked once resolved (dp_tr_apply_balance) */
+    if (ck->balance < 0) {
+        t->hp.seed = ck->seed, t->hp.validation = ck->validation;
+        if (!t->o->quiet)
+            fprintf(stderr, "%s: an older checkpoint that does not record its run's settings: resuming with "
+                    "this command's batch size and learning rate\n", t->ckpt);
+        return 0;
+    }
+    char what[160];
+    changed_setting(&t->hp, ck, what, sizeof what);
+    if (what[0])
+        return dp_err(errbuf, "%s: cannot resume with %s (resume with the run's own settings, or train "
+                      "without --resume)", t->ckpt, what);
+    if (!t->o->quiet && (t->hp.epochs != ck->epochs || t->hp.patience != ck->patience ||
+                         t->hp.threads != ck->threads))
+        fprintf(stderr, "%s: resuming with --epochs %d, --patience %d, -j %d (the checkpoint's run: %d, %d, %d)\n",
+                t->ckpt, t->hp.epochs, t->hp.patience, t->hp.threads, ck->epochs, ck->patience, ck->threads);
+    return 0;
+}
+
 /* --resume: the model and the run's state from MODEL.ckpt, which must be of
- * the same kind, task, classes and training set; the seed and validation
- * fraction are the checkpoint's. */
+ * the same kind, task, classes, training set and settings (resume_settings;
+ * the architecture and mask are checked by the caller). */
 int dp_tr_resume_model(trainer *t, char *errbuf)
 {
+    static const char *const kinds[] = {"cnn", "sae", "flow", "gbt"};
     const dp_train_opts *o = t->o;
     t->m = dp_model_load_checkpoint(t->ckpt, &t->st, errbuf);
     if (!t->m)
@@ -72,14 +127,13 @@ int dp_tr_resume_model(trainer *t, char *errbuf)
     if (a->kind != o->kind || dp_model_task(t->m) != o->task || a->nclasses != t->ss.nclasses)
         return dp_err(errbuf, "%s: checkpoint is a %s %s model with %d classes; cannot resume a %s %s run on %d classes",
                       t->ckpt, dp_model_kind_name(t->m), dp_task_name[dp_model_task(t->m)], a->nclasses,
-                      o->kind == DP_MODEL_CNN ? "cnn" : "sae", dp_task_name[o->task], t->ss.nclasses);
+                      o->kind >= 0 && o->kind < 4 ? kinds[o->kind] : "?", dp_task_name[o->task], t->ss.nclasses);
     if (t->st.has_data && (t->st.data_rows != t->data_rows || t->st.data_fp != t->data_fp))
         return dp_err(errbuf, "%s: checkpoint of a run on another training set (%llu rows; %s has %llu or other "
                       "labels): train without --resume, or resume against the run's own training set",
                       t->ckpt, (unsigned long long)t->st.data_rows, o->train_dir, (unsigned long long)t->ss.n);
-    /* the split and the rng depend on the original seed */
-    t->hp.seed = dp_model_hparams(t->m)->seed;
-    t->hp.validation = dp_model_hparams(t->m)->validation;
+    if (resume_settings(t, dp_model_hparams(t->m), errbuf) != 0)
+        return -1;
     if (!o->quiet)
         fprintf(stderr, "resuming %s after epoch %d\n", t->ckpt, t->st.epoch);
     dp_curves_resume(&t->curves, o->model_path, t->st.epoch);

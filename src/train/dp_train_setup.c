@@ -222,12 +222,52 @@ static int open_inputs(trainer *t, char *errbuf)
     return check_inputs(t, errbuf);
 }
 
+/* Says what m reads into buf (size n): its mask, and for flow rows the
+ * flow options. */
+static const char *inputs_name(const dp_model *m, char *buf, size_t n)
+{
+    char mk[64];
+    const dp_flowcfg *f = dp_model_flowcfg(m);
+    dp_mask_name(f ? f->mask : dp_model_mask(m), mk, sizeof mk);
+    if (f)
+        snprintf(buf, n, "--mask %s, --packets %d, --payload-bytes %d, features 0x%x", mk, f->npackets,
+                 f->payload_bytes, (unsigned)f->groups);
+    else
+        snprintf(buf, n, "--mask %s", mk);
+    return buf;
+}
+
+/* --resume: the checkpoint's model reads the inputs (mask, flow rows) and
+ * has the architecture (dropout included) this run's options make, or -1 +
+ * message naming what differs (before, the checkpoint's were used
+ * silently whatever the options said). */
+static int resume_same_model(trainer *t, char *errbuf)
+{
+    dp_model *fresh = new_model(t, errbuf);
+    if (!fresh)
+        return -1;
+    const dp_arch *a = dp_model_arch(fresh), *b = dp_model_arch(t->m);
+    char ia[160], ib[160];
+    inputs_name(fresh, ia, sizeof ia);
+    inputs_name(t->m, ib, sizeof ib);
+    int rc = 0;
+    if (strcmp(ia, ib) != 0 || dp_model_mask(fresh) != dp_model_mask(t->m))
+        rc = dp_err(errbuf, "%s: cannot resume with %s: the checkpoint's run has %s (resume with its options, "
+                    "or train without --resume)", t->ckpt, ia, ib);
+    else if (memcmp(a, b, sizeof *a) != 0)
+        rc = dp_err(errbuf, "%s: cannot resume with another architecture than the checkpoint's run (here conv "
+                    "channels %d, dropout %g; there %d, %g): resume with its --cnn-channels and --dropout, or "
+                    "train without --resume", t->ckpt, a->c1, (double)a->dropout, b->c1, (double)b->dropout);
+    dp_model_free(fresh);
+    return rc;
+}
+
 /* The model to train: resumed from the checkpoint, or fresh (from --init's
  * weights or the seed's initialisation) with a fresh run state. */
 static int make_model(trainer *t, char *errbuf)
 {
     if (t->o->resume)
-        return dp_tr_resume_model(t, errbuf);
+        return dp_tr_resume_model(t, errbuf) == 0 ? resume_same_model(t, errbuf) : -1;
     t->m = new_model(t, errbuf);
     if (!t->m)
         return -1;
