@@ -6,6 +6,7 @@
  * message. */
 #include "dp_test.h"
 
+#include <errno.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -256,6 +257,58 @@ static void expect_refused(const char *const *dirs, size_t n, const char *want)
 }
 
 
+/* Copies the corpus files names[0..n) into the folder dir (made). */
+static void copy_corpus(const char *dir, const char *const *names, int n)
+{
+    char eb[DP_ERRBUF_SIZE];
+    CHECK(mkdir(dir, 0777) == 0 || errno == EEXIST);
+    for (int i = 0; i < n; i++) {
+        char *from = dp_path_join(CORPUS, names[i]), *to = dp_path_join(dir, names[i]);
+        size_t len;
+        char *b = dp_read_file(from, &len, eb);
+        CHECK(b && dp_write_file_atomic(to, b, len, eb) == 0);
+        free(b), free(from), free(to);
+    }
+}
+
+/* Shards made from two states of the folder (a capture added and one
+ * removed between the runs of shard 0 and shard 1) are refused, naming
+ * both; before, the merge exited 0 with a dataset of neither state (the
+ * removed capture from shard 0's run, without the added one). Shard 0 made
+ * again merges as one run of the new state. A shard without a listing line
+ * (another version's) beside one with is refused. */
+static void test_shards_of_two_states(void)
+{
+    char *src = tmp("states"), eb[DP_ERRBUF_SIZE];
+    const char *caps[] = {"chat_01.pcap", "voip_01.pcap", "README.md", "chat_02.pcap"};
+    copy_corpus(src, caps, 3);
+    char *dirs[2];
+    CHECK(make_shards(src, CORPUS "/labels.tsv", "states-s", 2, dirs) == 0);
+    copy_corpus(src, caps + 3, 1);
+    char *gone = dp_path_join(src, "voip_01.pcap");
+    CHECK(unlink(gone) == 0);
+    CHECK(pp(src, dirs[1], CORPUS "/labels.tsv", 1, 2, eb) == 0);
+    expect_refused((const char *const *)dirs, 2, "different states of the capture folder");
+    expect_refused((const char *const *)dirs, 2, "holding 3 files");
+    CHECK(pp(src, dirs[0], CORPUS "/labels.tsv", 0, 2, eb) == 0);
+    char *whole = tmp("states-whole"), *merged = tmp("states-merged");
+    CHECK(pp(src, whole, CORPUS "/labels.tsv", 0, 0, eb) == 0);
+    CHECK(merge(merged, (const char *const *)dirs, 2, 0, NULL, eb) == 0);
+    CHECK(dp_test_same_dataset(whole, merged));
+    /* a manifest without the listing line, as before it was written */
+    char *mp = dp_path_join(dirs[0], "shard.tsv"), *text = dp_read_file(mp, NULL, eb);
+    char *line = text ? strstr(text, "\nlisting\t") : NULL;
+    CHECK(line != NULL);
+    if (line) {
+        memmove(line + 1, strchr(line + 1, '\n') + 1, strlen(strchr(line + 1, '\n') + 1) + 1);
+        write_text(dirs[0], "shard.tsv", text);
+        expect_refused((const char *const *)dirs, 2, "different versions of deeppacket");
+    }
+    free(text), free(mp);
+    free(gone), free(whole), free(merged), free(src);
+    free_dirs(dirs, 2);
+}
+
 /* The manifest text with the kept counts of its first two capture lines
  * that keep packets moved by +1 and -1 (the total unchanged); malloc'd,
  * NULL when it has no two such lines. */
@@ -393,6 +446,10 @@ static void test_bad_manifests(void)
         {"deeppacket-shard-1\t0\t2\tfnv1a64\nsource\tx%0\nend\t0\n", "line 2"}, /* cut escape */
         {"deeppacket-shard-1\t0\t2\tfnv1a64\nsource\tx%00y\nend\t0\n", "line 2"}, /* NUL escape */
         {"deeppacket-shard-1\t0\t2\tfnv1a64\nsource\tx\n", "line 3"},           /* no end line */
+        {"deeppacket-shard-1\t0\t2\tfnv1a64\nsource\tx\nlisting\t1\t0123\nend\t0\n", "line 3"}, /* short hash */
+        {"deeppacket-shard-1\t0\t2\tfnv1a64\nsource\tx\nlisting\t1\t0123456789ABCDEF\nend\t0\n", "line 3"},
+        {"deeppacket-shard-1\t0\t2\tfnv1a64\nsource\tx\nlisting\t1\t0123456789abcdef\n"
+         "listing\t1\t0123456789abcdef\nend\t0\n", "line 4"}, /* twice */
         {"deeppacket-shard-1\t0\t2\tfnv1a64\nsource\tx\nend\t1\n", "line 3"},  /* count */
         {"deeppacket-shard-1\t0\t2\tfnv1a64\nsource\tx\nend\t0\nmore\n", "line 3"},
         {"deeppacket-shard-1\t0\t2\tfnv1a64\nsource\tx\nfile\t1\t0\t1\t2\t3\t4\t0,0,0,0,0\t\ta\nend\t1\n",
@@ -530,6 +587,7 @@ int main(void)
     DP_RUN(test_merge_resume);
     DP_RUN(test_bad_shard_sets);
     DP_RUN(test_bad_manifests);
+    DP_RUN(test_shards_of_two_states);
     DP_RUN(test_source_paths_differ);
     DP_RUN(test_cli);
     return dp_test_end();

@@ -47,8 +47,31 @@ static int load_shard(shard *s, char *errbuf)
     return 0;
 }
 
-/* The shards are one run's: same count, label table and filter, each
- * shard once. */
+/* 1 + message when shards s and s0 were made from different states of the
+ * capture folder (their listing lines differ), or one has a listing line and
+ * the other none (another version's shard); else 0. */
+static int listing_differs(const shard *s, const shard *s0, char *errbuf)
+{
+    const dp_pp_manifest *m = &s->man, *m0 = &s0->man;
+    if (m->has_listing != m0->has_listing) {
+        dp_err(errbuf, "%s/%s has %s listing line, %s/%s %s: shards made by different versions of deeppacket; "
+               "make every shard again with this one", s->dir, DP_SHARD_FILE, m->has_listing ? "a" : "no",
+               s0->dir, DP_SHARD_FILE, m0->has_listing ? "has one" : "none");
+        return 1;
+    }
+    if (m->has_listing && (m->listing_files != m0->listing_files || m->listing_hash != m0->listing_hash)) {
+        dp_err(errbuf, "%s was made from %s holding %llu files (listing %016llx), %s from %s holding %llu files "
+               "(listing %016llx): shards made from different states of the capture folder (a file added, "
+               "removed or changed in size between the runs); make every shard again from the same folder",
+               s->dir, m->source, (unsigned long long)m->listing_files, (unsigned long long)m->listing_hash,
+               s0->dir, m0->source, (unsigned long long)m0->listing_files, (unsigned long long)m0->listing_hash);
+        return 1;
+    }
+    return 0;
+}
+
+/* The shards are one run's: same count, label table, filter and state of
+ * the capture folder, each shard once. */
 static int check_shard_set(shard *sh, size_t n, char *errbuf)
 {
     unsigned count = sh[0].man.count;
@@ -69,6 +92,8 @@ static int check_shard_set(shard *sh, size_t n, char *errbuf)
                         sh[i].dir, m->filter ? "--filter '" : "no filter", m->filter ? m->filter : "",
                         m->filter ? "'" : "", sh[0].dir, sh[0].man.filter ? "--filter '" : "no filter",
                         sh[0].man.filter ? sh[0].man.filter : "", sh[0].man.filter ? "'" : "");
+        else if (listing_differs(&sh[i], &sh[0], errbuf))
+            rc = -1;
         else if (seen[m->index])
             rc = dp_err(errbuf, "%s and %s are both shard %u/%u (overlapping shards)", seen[m->index],
                         sh[i].dir, m->index, count);

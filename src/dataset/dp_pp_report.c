@@ -31,6 +31,9 @@ uint64_t dp_pp_fingerprint(const run *r)
     if (r->o->shard_count) { /* a shard's dataset is not the whole folder's */
         unsigned shard[2] = {r->o->shard_index, r->o->shard_count};
         h = dp_fnv1a(shard, sizeof shard, h);
+        /* and its manifest's listing line: a shard is made again when the folder changed */
+        uint64_t listing[2] = {r->listing_files, r->listing_hash};
+        h = dp_fnv1a(listing, sizeof listing, h);
     }
     for (size_t i = 0; i < r->nfiles; i++) {
         const capfile *cf = &r->files[i];

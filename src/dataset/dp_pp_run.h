@@ -102,6 +102,8 @@ struct run {
     int had_dataset;        /* -1: not yet looked at (the run had not started) */
     int replacing;          /* the previous dataset's files are being replaced */
     uint64_t fingerprint;   /* of the sources and labels (summary.json) */
+    uint64_t listing_hash;  /* --shard: the whole folder's listing (dp_pp_shard.h) */
+    size_t listing_files;   /* --shard: the files of the whole folder */
     capfile *files;
     size_t nfiles, ncaptures;
     size_t *queue;          /* indices into files, in file order */

@@ -16,6 +16,16 @@ int dp_pp_shard_select(run *r, char *errbuf)
         return 0;
     if (i >= n)
         return dp_err(errbuf, "--shard %u/%u: the shard number must be below the shard count", i, n);
+    uint64_t h = DP_FNV_INIT;
+    for (size_t f = 0; f < r->nfiles; f++) { /* the listing line (dp_pp_shard.h) */
+        uint8_t size[8];
+        for (int b = 0; b < 8; b++)
+            size[b] = (uint8_t)(r->files[f].size >> (8 * b));
+        h = dp_fnv1a(r->files[f].rel, strlen(r->files[f].rel) + 1, h);
+        h = dp_fnv1a(size, sizeof size, h);
+    }
+    r->listing_hash = h;
+    r->listing_files = r->nfiles;
     size_t k = 0;
     for (size_t f = 0; f < r->nfiles; f++) {
         capfile *cf = &r->files[f];
@@ -54,6 +64,7 @@ void dp_pp_shard_write(FILE *f, const run *r)
         put_escaped(f, r->filter);
         fputc('\n', f);
     }
+    fprintf(f, "listing\t%zu\t%016" PRIx64 "\n", r->listing_files, r->listing_hash);
     for (size_t i = 0; i < r->nfiles; i++) {
         const capfile *cf = &r->files[i];
         fprintf(f, "file\t%d\t%d\t%" PRIu64 "\t%" PRId64 "\t%" PRIu64 "\t%" PRIu64 "\t", cf->is_capture,
@@ -119,6 +130,21 @@ static int parse_u64(const char *s, uint64_t *v)
     unsigned long long x = strtoull(s, &end, 10);
     *v = x;
     return errno || *end ? -1 : 0;
+}
+
+/* 16 lower-case hex digits that are the whole of s. */
+static int parse_hex64(const char *s, uint64_t *v)
+{
+    uint64_t x = 0;
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n; i++) {
+        int d = s[i] >= '0' && s[i] <= '9' ? s[i] - '0' : s[i] >= 'a' && s[i] <= 'f' ? s[i] - 'a' + 10 : -1;
+        if (d < 0)
+            return -1;
+        x = x << 4 | (uint64_t)d;
+    }
+    *v = x;
+    return n == 16 ? 0 : -1;
 }
 
 /* One "file" line's fields (after the word) into cf; -1 when malformed. */
@@ -189,6 +215,12 @@ size_t dp_pp_manifest_parse(char *text, dp_pp_manifest *m)
         if (nf == 2 && !strcmp(f[0], "filter") && !m->filter && !m->nfiles) { /* once, before the files */
             if (unescape(f[1]) || !f[1][0] || !(m->filter = strdup(f[1])))
                 return ln;
+            continue;
+        }
+        if (nf == 3 && !strcmp(f[0], "listing") && !m->has_listing && !m->nfiles) { /* once, before the files */
+            if (parse_u64(f[1], &m->listing_files) || parse_hex64(f[2], &m->listing_hash))
+                return ln;
+            m->has_listing = 1;
             continue;
         }
         if (nf != 10 || strcmp(f[0], "file"))

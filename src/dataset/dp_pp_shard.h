@@ -15,6 +15,12 @@
  *   deeppacket-shard-1 TAB I TAB N TAB fnv1a64
  *   source TAB the source folder as given
  *   filter TAB the --filter (only when the run had one)
+ *   listing TAB files TAB hash   the whole folder's listing, the same in every
+ *        shard of one state of the folder: its files (all shards'), and the
+ *        FNV-1a 64 (16 lower-case hex digits) of each file's relative path,
+ *        a NUL, and its size as 8 little-endian bytes, in file order (not
+ *        the mtime: a copy of the folder may not keep it). Shards written
+ *        before it was added have none; merge checks it when all have one
  *   file TAB capture TAB unreadable TAB size TAB mtime_ns TAB frames TAB kept
  *        TAB skips (6, comma-separated) TAB status TAB path
  *        (one line per listed file of the shard, in file order; capture and
@@ -46,6 +52,9 @@ typedef struct dp_pp_manifest {
     unsigned index, count;  /* shard I of N */
     char *source;
     char *filter;           /* the run's --filter, or NULL */
+    int has_listing;        /* a listing line was read: */
+    uint64_t listing_files; /* the whole folder's files */
+    uint64_t listing_hash;  /* and the hash of its listing */
     capfile *files;         /* rel, path (source/rel), size, mtime_ns, relhash,
                              * is_capture, unreadable, frames, kept, skipped, status */
     size_t nfiles;
@@ -58,7 +67,7 @@ int dp_pp_manifest_read(const char *dir, dp_pp_manifest *m, char *errbuf);
 
 /* Parses manifest text (NUL-terminated; modified in place) into *m, which
  * must be zeroed: 0, or the 1-based number of the first bad line (a
- * header, source, filter, file or end line that does not read as above, a count
+ * header, source, filter, listing, file or end line that does not read as above, a count
  * that differs, text after the end line, or no end line). A pure function
  * over bytes (fuzz/fuzz_dataset.c); *m holds what was read either way and
  * is released with dp_pp_manifest_free. */
