@@ -508,6 +508,11 @@ static void test_init_from(void)
     CHECK(dp_train_run(&o, eb) == -1);
     CHECK(strstr(eb, "init_src.dpm") != NULL && strstr(eb, "parameters") != NULL);
     o.cnn_channels = 4;
+    /* another mask: the weights were learnt on other inputs (before, taken silently) */
+    o.flow.mask = DP_MASK_DEFAULT;
+    CHECK(dp_train_run(&o, eb) == -1);
+    CHECK_STR_CONTAINS(eb, "a model of --mask none; this run trains one of --mask ports,");
+    o.flow.mask = 0;
     char *dir2 = make_split("init2", 48, 3), p[700];
     snprintf(p, sizeof p, "%s/classes.tsv", dir2);
     const char *cls = "0\tChat\n1\tEmail\n2\tStreaming\n";

@@ -99,9 +99,24 @@ int dp_train_same_classes(const dp_model *m, const dp_splitset *ss, const char *
     return 0;
 }
 
+/* Says what m reads into buf (size n): its mask, and for flow rows the
+ * flow options. */
+static const char *inputs_name(const dp_model *m, char *buf, size_t n)
+{
+    char mk[64];
+    const dp_flowcfg *f = dp_model_flowcfg(m);
+    dp_mask_name(f ? f->mask : dp_model_mask(m), mk, sizeof mk);
+    if (f)
+        snprintf(buf, n, "--mask %s, --packets %d, --payload-bytes %d, features 0x%x", mk, f->npackets,
+                 f->payload_bytes, (unsigned)f->groups);
+    else
+        snprintf(buf, n, "--mask %s", mk);
+    return buf;
+}
+
 /* Copies the weights of the model file `path` into m (a fresh model of the
- * run's architecture): same kind, task, architecture (dropout aside) and class names, or a
- * message saying what differs. Adam starts from zero, as in a new run. */
+ * run's architecture): same kind, task, architecture (dropout aside), inputs (mask, flow
+ * options) and class names, or a message saying what differs. Adam starts from zero, as in a new run. */
 static int init_from(dp_model *m, const char *path, const dp_splitset *ss, char *errbuf)
 {
     dp_model *src = dp_model_load(path, errbuf);
@@ -117,6 +132,12 @@ static int init_from(dp_model *m, const char *path, const dp_splitset *ss, char 
                "classes (%zu parameters)", path, dp_model_kind_name(src), dp_task_name[dp_model_task(src)],
                b->nclasses, dp_model_nparams(src), dp_model_kind_name(m), dp_task_name[dp_model_task(m)], a->nclasses,
                dp_model_nparams(m));
+        goto done;
+    }
+    char ia[160], ib[160];
+    if (strcmp(inputs_name(m, ia, sizeof ia), inputs_name(src, ib, sizeof ib)) != 0) {
+        dp_err(errbuf, "%s: a model of %s; this run trains one of %s: give the model's (its weights were "
+               "learnt on those inputs)", path, ib, ia);
         goto done;
     }
     if (dp_train_same_classes(src, ss, path, errbuf) != 0)
@@ -220,21 +241,6 @@ static int open_inputs(trainer *t, char *errbuf)
     if (t->ss.n == 0)
         return dp_err(errbuf, "%s: empty training set", o->train_dir);
     return check_inputs(t, errbuf);
-}
-
-/* Says what m reads into buf (size n): its mask, and for flow rows the
- * flow options. */
-static const char *inputs_name(const dp_model *m, char *buf, size_t n)
-{
-    char mk[64];
-    const dp_flowcfg *f = dp_model_flowcfg(m);
-    dp_mask_name(f ? f->mask : dp_model_mask(m), mk, sizeof mk);
-    if (f)
-        snprintf(buf, n, "--mask %s, --packets %d, --payload-bytes %d, features 0x%x", mk, f->npackets,
-                 f->payload_bytes, (unsigned)f->groups);
-    else
-        snprintf(buf, n, "--mask %s", mk);
-    return buf;
 }
 
 /* --resume: the checkpoint's model reads the inputs (mask, flow rows) and
