@@ -686,6 +686,15 @@ static void test_train_checks(void)
     train_opts(&o, trd, model, DP_TASK_TRAFFIC);
     CHECK(dp_train_run(&o, errbuf) == -1);
     CHECK_STR_CONTAINS(errbuf, "checks.model.lock");
+    /* ... also given through a symlink to it (before: a lock of its own, beside
+     * the link, and both runs wrote the model) */
+    char link[700];
+    snprintf(link, sizeof link, "%s", tmp("checks-link.model"));
+    unlink(link);
+    CHECK(symlink(model, link) == 0);
+    train_opts(&o, trd, link, DP_TASK_TRAFFIC);
+    CHECK(dp_train_run(&o, errbuf) == -1);
+    CHECK_STR_CONTAINS(errbuf, "checks.model.lock: locked by another train");
     /* ... a gbt too (it trains in one go, but two runs would race for
      * the model and its curves) */
     train_opts(&o, trd, model, DP_TASK_TRAFFIC);

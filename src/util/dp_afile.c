@@ -557,12 +557,20 @@ int dp_check_writable_dir(const char *dir, char *errbuf)
 
 int dp_lock_target(const char *target, const char *what, char *errbuf)
 {
-    size_t n = strlen(target) + 8;
+    /* a symlink's target is what is written: locked beside it, so that the link
+     * and the file it names are one lock (dp_resolve_links) */
+    char *real = dp_resolve_links(target, errbuf);
+    if (!real)
+        return -1;
+    size_t n = strlen(real) + 8;
     char *lp = malloc(n);
-    if (!lp)
+    if (!lp) {
+        free(real);
         return dp_err(errbuf, "%s: out of memory", target);
+    }
     /* a trailing slash would put the lock inside the target */
-    snprintf(lp, n, "%s", target);
+    snprintf(lp, n, "%s", real);
+    free(real);
     for (size_t k = strlen(lp); k > 1 && lp[k - 1] == '/'; k--)
         lp[k - 1] = 0;
     strcat(lp, ".lock");

@@ -140,7 +140,8 @@ void dp_process_guard(void);
 void dp_tmp_cleanup_on_signals(void);
 
 /* An exclusive lock on TARGET, held through TARGET.lock (flock, holding the
- * holder's pid): fails at once, naming the lock file and the holder's pid,
+ * holder's pid; TARGET a symlink: beside the file it leads to, so that runs
+ * given the link and the file take one lock): fails at once, naming the lock file and the holder's pid,
  * when another process holds it. Returns the lock's fd (close it to
  * release), or -1 with a message. what names the holder ("split"). */
 int dp_lock_target(const char *target, const char *what, char *errbuf);
