@@ -16,6 +16,7 @@
 #include "dp_test.h"
 #include "eval/dp_eval.h"
 #include "model/dp_model.h"
+#include "model/dp_model_train.h"
 #include "train/dp_curves.h"
 #include "nn/dp_nn.h"
 #include "packet/dp_mask.h"
@@ -200,13 +201,15 @@ static void other_mask(dp_train_opts *o) { o->flow.mask = DP_MASK_DEFAULT; }
 static void other_channels(dp_train_opts *o) { o->cnn_channels = 8; }
 static void other_dropout(dp_train_opts *o) { o->dropout = 0.5f; }
 static void other_balance(dp_train_opts *o) { o->balance = DP_BALANCE_WEIGHT; }
+static void in_bf16(dp_train_opts *o) { o->precision = DP_PREC_BF16; }
 
 /* --resume continues the checkpoint's run or is refused: a run with
  * --validation resumes to the uninterrupted model (before, the fraction
  * read back was 0: the held-out flows were trained on); another batch size,
  * learning rate, seed, validation fraction, mask, architecture or balance is
  * refused, naming it (before, the batch and learning rate were the resumed
- * command's, silently); more epochs are allowed. */
+ * command's, silently), and so is another precision (bf16 where the CPU has
+ * it); more epochs are allowed. */
 static void test_resume_settings(void)
 {
     char eb[DP_ERRBUF_SIZE];
@@ -231,6 +234,25 @@ static void test_resume_settings(void)
         CHECK(resume_changed(&o, b, refused[i].change, eb) == -1);
         CHECK_STR_CONTAINS(eb, refused[i].named);
         CHECK_STR_CONTAINS(eb, "cannot resume");
+    }
+    /* the precision: recorded in the checkpoint (version 4), another refused
+     * (before, an fp32 run resumed in bf16 silently) */
+    char ck[700];
+    snprintf(ck, sizeof ck, "%s.ckpt", b);
+    dp_train_state st;
+    dp_model *cm = dp_model_load_checkpoint(ck, &st, eb);
+    CHECK(cm != NULL);
+    if (cm) {
+        CHECK_EQ_INT(st.precision, DP_PREC_FP32);
+        free(st.best_params);
+    }
+    dp_model_free(cm);
+    char probe[DP_ERRBUF_SIZE];
+    int bf16 = dp_nn_set_precision(DP_PREC_BF16, probe) == 0;
+    dp_nn_set_precision(DP_PREC_FP32, probe);
+    if (bf16) {
+        CHECK(resume_changed(&o, b, in_bf16, eb) == -1);
+        CHECK_STR_CONTAINS(eb, "cannot resume with precision bf16: the checkpoint's run computed in fp32");
     }
     CHECK(resume_changed(&o, b, more_epochs, eb) == 0);
     dp_model *m = dp_model_load(b, eb);

@@ -50,6 +50,8 @@
  * 36. has_best       u32
  * 37. best params    nparams x f32 (if has_best)
  * 38. data_rows, data_fp [v2]   u64 x2: the training set's rows and fingerprint
+ * 38b. precision [v4]  i32     the run's (0 fp32, 1 bf16; checkpoints only, version 4:
+ *                              read as -1, unknown, before)
  * 39. checksum       u64       FNV-1a 64 (basis DP_FNV_INIT) of every preceding byte
  *
  * Nothing may follow the checksum's payload: trailing bytes are refused.
@@ -75,6 +77,8 @@
 #define FORMAT_VERSION 3u /* reads 1 (no input kind, mask, flow config, ext, blob), 2 (no
                             * balance) and 3; a checkpoint of version 2 or 3 ends with the
                             * training set's fingerprint */
+#define CKPT_VERSION 4u /* checkpoints: version 4 adds the precision after the fingerprint
+                          * (field 38b); the model's fields are version 3's */
 
 typedef struct wbuf {
     FILE *f;
@@ -208,7 +212,7 @@ int dp_model_save_checkpoint(const dp_model *m, const dp_train_state *st, const 
     if (dp_afile_open(&af, path, errbuf) != 0)
         return -1;
     wbuf w = {af.f, DP_FNV_INIT, 0};
-    write_model_body(&w, m, MAGIC_CKPT, FORMAT_VERSION);
+    write_model_body(&w, m, MAGIC_CKPT, CKPT_VERSION);
     w_u32(&w, m->adam_m ? 1 : 0);
     if (m->adam_m) {
         w_floats(&w, m->adam_m, m->nparams);
@@ -227,6 +231,7 @@ int dp_model_save_checkpoint(const dp_model *m, const dp_train_state *st, const 
         w_floats(&w, st->best_params, m->nparams);
     w_u64(&w, st->data_rows);
     w_u64(&w, st->data_fp);
+    w_u32(&w, (uint32_t)st->precision);
     return finish(&w, &af, path, errbuf);
 }
 
@@ -405,9 +410,9 @@ static uint8_t *read_checked(const char *path, int ckpt, size_t *len, uint32_t *
         dp_err(errbuf, "%s: truncated model file (%zu bytes)", path, n);
     } else if ((*ver = (uint32_t)buf[8] | (uint32_t)buf[9] << 8 | (uint32_t)buf[10] << 16 |
                        (uint32_t)buf[11] << 24) < 1 ||
-               *ver > FORMAT_VERSION) {
+               *ver > (ckpt ? CKPT_VERSION : FORMAT_VERSION)) {
         dp_err(errbuf, "%s: unsupported %s version %u (this program reads versions 1 to %u)", path,
-               ckpt ? "checkpoint" : "model file", *ver, FORMAT_VERSION);
+               ckpt ? "checkpoint" : "model file", *ver, ckpt ? CKPT_VERSION : FORMAT_VERSION);
     } else {
         uint64_t want_h = 0;
         for (int i = 0; i < 8; i++)
@@ -572,10 +577,12 @@ static int read_train_state(rbuf *r, dp_model *m, uint32_t ver, dp_train_state *
         st->data_rows = r_uint(r, 8);
         st->data_fp = r_uint(r, 8);
     }
+    st->precision = ver >= 4 ? r_i32(r) : -1;
     int rc = 0;
     if (r->bad)
         rc = dp_err(errbuf, "%s: truncated training state", path);
-    else if (isnan(st->best_loss) || st->best_loss < 0 || st->epoch < 0 || st->bad_epochs < 0 || m->adam_t < 0)
+    else if (isnan(st->best_loss) || st->best_loss < 0 || st->epoch < 0 || st->bad_epochs < 0 || m->adam_t < 0 ||
+             st->precision < -1 || st->precision > 1)
         /* a NaN best loss: no epoch would ever count as an improvement */
         rc = dp_err(errbuf, "%s: bad training state (epoch %d, epochs without improvement %d, best loss %g, Adam "
                     "step %d)", path, st->epoch, st->bad_epochs, (double)st->best_loss, m->adam_t);

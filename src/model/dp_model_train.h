@@ -68,6 +68,8 @@ typedef struct dp_train_state {
                              * (version 2 on; always written) */
     uint64_t data_rows;     /* the training set's rows */
     uint64_t data_fp;       /* dp_splitset_fingerprint of the training set */
+    int precision;          /* DP_PREC_FP32 or DP_PREC_BF16 the run computed in
+                             * (checkpoint version 4 on); -1 when not recorded */
 } dp_train_state;
 
 /* Writes the model with its Adam state and the training state (atomic). */

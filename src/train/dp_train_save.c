@@ -2,6 +2,8 @@
  * the kept model and its curves, the --loss-log; see dp_train_impl.h. */
 #include "train/dp_train_impl.h"
 
+#include "nn/dp_nn.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +57,7 @@ int dp_tr_save_ckpt(trainer *t, char *errbuf)
         return 0;
     t->st.data_rows = t->data_rows;
     t->st.data_fp = t->data_fp;
+    t->st.precision = dp_nn_get_precision();
     dp_hparams *mh = dp_model_hparams(t->m); /* the run's settings, for --resume to check */
     *mh = t->hp;
     mh->epochs_run = t->st.epoch;
@@ -132,6 +135,11 @@ int dp_tr_resume_model(trainer *t, char *errbuf)
         return dp_err(errbuf, "%s: checkpoint of a run on another training set (%llu rows; %s has %llu or other "
                       "labels): train without --resume, or resume against the run's own training set",
                       t->ckpt, (unsigned long long)t->st.data_rows, o->train_dir, (unsigned long long)t->ss.n);
+    if (t->st.precision >= 0 && t->st.precision != dp_nn_get_precision())
+        return dp_err(errbuf, "%s: cannot resume with precision %s: the checkpoint's run computed in %s (resume "
+                      "with --precision %s, or train without --resume)", t->ckpt,
+                      dp_nn_get_precision() == DP_PREC_BF16 ? "bf16" : "fp32",
+                      t->st.precision == DP_PREC_BF16 ? "bf16" : "fp32", t->st.precision == DP_PREC_BF16 ? "bf16" : "fp32");
     if (resume_settings(t, dp_model_hparams(t->m), errbuf) != 0)
         return -1;
     if (!o->quiet)
