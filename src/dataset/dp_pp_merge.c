@@ -276,7 +276,7 @@ static int start_new(run *r, merger *m, uint64_t jhash, char *errbuf)
     char head[64];
     int hl = journal_head(jhash, head, sizeof head);
     m->jfd = open(jp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0666);
-    if (m->jfd < 0 || dp_pp_write_full(m->jfd, head, (size_t)hl) != 0) {
+    if (m->jfd < 0 || dp_write_full(m->jfd, head, (size_t)hl) != 0) {
         dp_errno(errbuf, "%s: cannot write", jp);
         free(jp);
         dp_pp_merger_close(m);
@@ -341,7 +341,7 @@ int dp_pp_journal_sync(const run *r, merger *m, int all, char *errbuf)
         len += (size_t)n;
         len += (size_t)snprintf(buf + len, cap - len, "\t%016llx\n", (unsigned long long)check);
     }
-    int rc = dp_pp_write_full(m->jfd, buf, len);
+    int rc = dp_write_full(m->jfd, buf, len);
     free(buf);
     if (rc != 0) {
         char *jp = dp_path_join(r->parts, "journal");

@@ -73,22 +73,6 @@ char *dp_pp_part_path(const run *r, const capfile *cf, const char *ext)
     return dp_path_join(r->parts, name);
 }
 
-int dp_pp_write_full(int fd, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    while (n) {
-        ssize_t w = write(fd, b, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        b += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 uint64_t dp_pp_filter_hash(uint64_t h, const char *filter)
 {
     return filter ? dp_fnv1a(filter, strlen(filter) + 1, dp_fnv1a("filter", 7, h)) : h;

@@ -51,9 +51,6 @@ size_t dp_pp_rec_size(const uint8_t *p, size_t n);
 /* DATASET/.parts/<key>.<ext> of a capture (malloc'd; NULL out of memory). */
 char *dp_pp_part_path(const run *r, const capfile *cf, const char *ext);
 
-/* write(2) of all n bytes (EINTR retried); 0, or -1 with errno set. */
-int dp_pp_write_full(int fd, const void *p, size_t n);
-
 /* h extended by a --filter's text (h itself without one: the hashes of
  * runs made before --filter stay the same). */
 uint64_t dp_pp_filter_hash(uint64_t h, const char *filter);

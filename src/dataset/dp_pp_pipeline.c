@@ -63,7 +63,7 @@ static void chunk_push(capfile *cf, chunk *c)
  * written (ws->fd), counting them in the part's size and checksum. */
 static int part_write(const run *r, const capfile *cf, wstate *ws, const chunk *c, char *errbuf)
 {
-    if (dp_pp_write_full(ws->fd, c->data, c->n) != 0) {
+    if (dp_write_full(ws->fd, c->data, c->n) != 0) {
         char *tmp = dp_pp_part_path(r, cf, "part.tmp");
         dp_errno(errbuf, "%s: write failed", tmp ? tmp : r->parts);
         free(tmp);
@@ -167,7 +167,7 @@ static int finish_part(run *r, capfile *cf, wstate *ws, char *errbuf)
         rc = dp_err(errbuf, "%s: cannot format part trailer", tmp);
         goto out;
     }
-    if (dp_pp_write_full(ws->fd, trailer, (size_t)tl) != 0 || fsync(ws->fd) != 0) {
+    if (dp_write_full(ws->fd, trailer, (size_t)tl) != 0 || fsync(ws->fd) != 0) {
         rc = dp_errno(errbuf, "%s: write failed", tmp);
         goto out;
     }

@@ -213,21 +213,6 @@ static void *cleanup_thread(void *arg)
     _exit(128 + b);
 }
 
-/* write(2) of all n bytes (EINTR and short writes retried): 0, or -1. */
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* stderr's writes, with the control characters of file names made
  * visible: "\x1b" rather than an escape sequence that the terminal would
  * run (retitle the window, clear the screen, hide text). Newlines, tabs,
@@ -243,7 +228,7 @@ static ssize_t stderr_write(void *cookie, const char *buf, size_t n)
                    (c == 0x1b && i + 2 < n && buf[i + 1] == '[' && buf[i + 2] == 'K');
         k += keep ? (size_t)(out[k] = (char)c, 1) : (size_t)snprintf(out + k, 5, "\\x%02x", c);
         if (k >= 4096 || i + 1 == n) {
-            if (write_all(2, out, k) != 0)
+            if (dp_write_full(2, out, k) != 0)
                 return -1;
             k = 0;
         }

@@ -100,26 +100,50 @@ int dp_memstream_close(FILE *f)
 
 int dp_errno_exhausted(int e) { return e == ENOMEM || e == EMFILE || e == ENFILE; }
 
-char *dp_dir_of(const char *path)
+int dp_write_full(int fd, const void *p, size_t n)
+{
+    const char *b = p;
+    while (n) {
+        ssize_t w = write(fd, b, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (w == 0)
+                errno = EIO; /* nothing written, no error said: not retried for ever */
+            return -1;
+        }
+        b += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* The folder part of path: its n bytes from *from (path up to its last
+ * slash, "/" for "/x", "." when it has none). */
+static size_t dir_part(const char *path, const char **from)
 {
     const char *sl = strrchr(path, '/');
-    if (!sl)
-        return strdup(".");
-    if (sl == path)
-        return strdup("/");
-    return strndup(path, (size_t)(sl - path));
+    *from = sl ? path : ".";
+    return !sl || sl == path ? 1 : (size_t)(sl - path);
+}
+
+char *dp_dir_of(const char *path)
+{
+    const char *from;
+    size_t n = dir_part(path, &from);
+    return strndup(from, n);
 }
 
 int dp_fsync_parent(const char *path, char *errbuf)
 {
-    /* the folder's name on the stack (as dp_dir_of makes it): the fsync that
-     * follows a commit's rename cannot fail for want of memory */
+    /* the folder's name on the stack: the fsync that follows a commit's
+     * rename cannot fail for want of memory */
     char small[4096], *d = small;
-    const char *sl = strrchr(path, '/');
-    size_t n = !sl ? 1 : sl == path ? 1 : (size_t)(sl - path);
+    const char *from;
+    size_t n = dir_part(path, &from);
     if (n >= sizeof small && !(d = malloc(n + 1)))
         return dp_err(errbuf, "%s: out of memory", path);
-    memcpy(d, sl ? path : ".", n);
+    memcpy(d, from, n);
     d[n] = 0;
     int fd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int rc = 0;

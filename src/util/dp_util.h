@@ -24,6 +24,10 @@ int dp_err(char *errbuf, const char *fmt, ...)
  * never a per-file skip (the run would look complete without the file). */
 int dp_errno_exhausted(int e);
 
+/* write(2) of all n bytes of p to fd, EINTR and short writes retried: 0,
+ * or -1 with errno set. */
+int dp_write_full(int fd, const void *p, size_t n);
+
 /* open_memstream(3) that fails instead of losing bytes: glibc's memstream
  * drops what it cannot grow its buffer for, and neither ferror nor fclose
  * says so. Writes go to a malloc'd buffer (*buf, *len set at
