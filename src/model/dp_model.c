@@ -461,11 +461,12 @@ const char *dp_model_class_name(const dp_model *m, int c)
         return "?";
     return m->names[c] ? m->names[c] : "";
 }
-const char *dp_model_kind_name(const dp_model *m)
+const char *dp_model_kind_str(int kind)
 {
     static const char *const names[] = {"cnn", "sae", "flow", "gbt"};
-    return m->arch.kind >= 0 && m->arch.kind < 4 ? names[m->arch.kind] : "?";
+    return kind >= 0 && kind < 4 ? names[kind] : "?";
 }
+const char *dp_model_kind_name(const dp_model *m) { return dp_model_kind_str(m->arch.kind); }
 int dp_model_input(const dp_model *m) { return m->input; }
 uint32_t dp_model_mask(const dp_model *m) { return m->fieldmask; }
 const dp_flowcfg *dp_model_flowcfg(const dp_model *m) { return m->input == DP_INPUT_FLOW ? &m->flow : NULL; }

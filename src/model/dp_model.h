@@ -36,6 +36,7 @@ int dp_model_nclasses(const dp_model *m);
 /* Class name of id c ("" for an unnamed id, "?" when out of range). */
 const char *dp_model_class_name(const dp_model *m, int c);
 const char *dp_model_kind_name(const dp_model *m); /* "cnn", "sae", "flow" or "gbt" */
+const char *dp_model_kind_str(int kind);            /* the same for a DP_MODEL_* kind ("?": none) */
 /* Inference (eval mode: no dropout): B >= 1 vectors of DP_VEC_LEN uint8
  * bytes, row-major, the model's field mask applied (to a copy), each byte
  * scaled by 1/255 -> log-probabilities (log-softmax) [B, nclasses]. Any B:

@@ -121,7 +121,6 @@ static int resume_settings(trainer *t, const dp_hparams *ck, char *errbuf)
  * the architecture and mask are checked by the caller). */
 int dp_tr_resume_model(trainer *t, char *errbuf)
 {
-    static const char *const kinds[] = {"cnn", "sae", "flow", "gbt"};
     const dp_train_opts *o = t->o;
     t->m = dp_model_load_checkpoint(t->ckpt, &t->st, errbuf);
     if (!t->m)
@@ -130,7 +129,7 @@ int dp_tr_resume_model(trainer *t, char *errbuf)
     if (a->kind != o->kind || dp_model_task(t->m) != o->task || a->nclasses != t->ss.nclasses)
         return dp_err(errbuf, "%s: checkpoint is a %s %s model with %d classes; cannot resume a %s %s run on %d classes",
                       t->ckpt, dp_model_kind_name(t->m), dp_task_name[dp_model_task(t->m)], a->nclasses,
-                      o->kind >= 0 && o->kind < 4 ? kinds[o->kind] : "?", dp_task_name[o->task], t->ss.nclasses);
+                      dp_model_kind_str(o->kind), dp_task_name[o->task], t->ss.nclasses);
     if (t->st.has_data && (t->st.data_rows != t->data_rows || t->st.data_fp != t->data_fp))
         return dp_err(errbuf, "%s: checkpoint of a run on another training set (%llu rows; %s has %llu or other "
                       "labels): train without --resume, or resume against the run's own training set",
@@ -138,8 +137,8 @@ int dp_tr_resume_model(trainer *t, char *errbuf)
     if (t->st.precision >= 0 && t->st.precision != dp_nn_get_precision())
         return dp_err(errbuf, "%s: cannot resume with precision %s: the checkpoint's run computed in %s (resume "
                       "with --precision %s, or train without --resume)", t->ckpt,
-                      dp_nn_get_precision() == DP_PREC_BF16 ? "bf16" : "fp32",
-                      t->st.precision == DP_PREC_BF16 ? "bf16" : "fp32", t->st.precision == DP_PREC_BF16 ? "bf16" : "fp32");
+                      dp_nn_precision_name(dp_nn_get_precision()), dp_nn_precision_name(t->st.precision),
+                      dp_nn_precision_name(t->st.precision));
     if (resume_settings(t, dp_model_hparams(t->m), errbuf) != 0)
         return -1;
     if (!o->quiet)
