@@ -55,6 +55,13 @@ static void test_precision_words(void)
         CHECK_EQ_INT(dp_nn_get_precision(), DP_PREC_FP32);
     }
     dp_nn_set_precision(DP_PREC_FP32, eb);
+    /* resolving changes nothing; a value that is no DP_PREC_* is refused */
+    CHECK_EQ_INT(dp_nn_precision_resolve(DP_PREC_AUTO, eb), dp_nn_bf16_available() ? DP_PREC_BF16 : DP_PREC_FP32);
+    CHECK_EQ_INT(dp_nn_precision_resolve(DP_PREC_BF16, eb), dp_nn_bf16_available() ? DP_PREC_BF16 : -1);
+    CHECK_EQ_INT(dp_nn_precision_resolve(5, eb), -1);
+    CHECK_STR_CONTAINS(eb, "expected fp32, bf16 or auto");
+    CHECK(dp_nn_set_precision(5, eb) == -1);
+    CHECK_EQ_INT(dp_nn_get_precision(), DP_PREC_FP32);
     CHECK(!strcmp(dp_nn_precision_name(DP_PREC_BF16), "bf16"));
     CHECK(!strcmp(dp_nn_precision_name(DP_PREC_FP32), "fp32"));
 }

@@ -1022,6 +1022,66 @@ static void test_parallel_for(void)
     CHECK(other.ok && mine.ok);
 }
 
+/* chunk i records the precision in effect on its thread */
+static void pf_prec(void *ctx, int i, int n)
+{
+    (void)n;
+    ((int *)ctx)[i] = dp_nn_get_precision();
+}
+
+/* chunk i records its precision in a[i], and in a[8 + i] whether the chunks
+ * of a parallel_for nested in it (one-off threads: the pool is busy) all
+ * ran in it too */
+static void pf_prec_nested(void *ctx, int i, int n)
+{
+    int *a = ctx, inner[3];
+    pf_prec(a, i, n);
+    dp_nn_parallel_for(3, pf_prec, inner);
+    a[8 + i] = inner[0] == a[i] && inner[1] == a[i] && inner[2] == a[i];
+}
+
+static void *prec_other(void *arg)
+{
+    *(int *)arg = dp_nn_get_precision();
+    return NULL;
+}
+
+/* A thread's own precision is in effect on it and in every chunk of its
+ * parallel_fors (pooled and one-off threads, nested ones too), and nowhere
+ * else: not on another thread, not in the pool's next job once restored;
+ * the process's does not override it. Bookkeeping only: no layer runs, so
+ * it holds on any CPU. */
+static void test_thread_precision(void)
+{
+    int a[16], other = -1;
+    CHECK_EQ_INT(dp_nn_get_precision(), DP_PREC_FP32);
+    CHECK_EQ_INT(dp_nn_set_thread_precision(DP_PREC_BF16), -1);
+    CHECK_EQ_INT(dp_nn_get_precision(), DP_PREC_BF16);
+    memset(a, 0xff, sizeof a);
+    dp_nn_parallel_for(4, pf_prec_nested, a);
+    for (int i = 0; i < 4; i++)
+        CHECK(a[i] == DP_PREC_BF16 && a[8 + i] == 1);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, prec_other, &other) == 0);
+    pthread_join(t, NULL);
+    CHECK_EQ_INT(other, DP_PREC_FP32);
+    CHECK_EQ_INT(dp_nn_set_thread_precision(-1), DP_PREC_BF16);
+    dp_nn_parallel_for(4, pf_prec, a);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ_INT(a[i], DP_PREC_FP32);
+    char eb[DP_ERRBUF_SIZE];
+    if (dp_nn_set_precision(DP_PREC_BF16, eb) == 0) { /* the process's in bf16, the thread's in fp32 */
+        CHECK_EQ_INT(dp_nn_set_thread_precision(DP_PREC_FP32), -1);
+        dp_nn_parallel_for(4, pf_prec, a);
+        for (int i = 0; i < 4; i++)
+            CHECK_EQ_INT(a[i], DP_PREC_FP32);
+        CHECK_EQ_INT(dp_nn_set_thread_precision(7), DP_PREC_FP32); /* no precision: none */
+        CHECK_EQ_INT(dp_nn_get_precision(), DP_PREC_BF16);
+        dp_nn_set_precision(DP_PREC_FP32, eb);
+    }
+    CHECK_EQ_INT(dp_nn_get_precision(), DP_PREC_FP32);
+}
+
 /* ---- dropout, init, odd shapes ------------------------------------------------------ */
 
 static void test_dropout(void)
@@ -1210,6 +1270,7 @@ int main(void)
     DP_RUN(test_determinism);
     DP_RUN(test_adam_threads);
     DP_RUN(test_parallel_for);
+    DP_RUN(test_thread_precision);
     DP_RUN(test_blas_core);
     DP_RUN(test_dropout);
     DP_RUN(test_init_uniform);

@@ -52,12 +52,13 @@ int dp_nn_get_threads(void)
 typedef struct pf_job {
     void (*fn)(void *ctx, int i, int n);
     void *ctx;
-    int i, n;
+    int i, n, prec; /* prec: the caller's precision, the chunk's */
 } pf_job;
 
 static void *pf_main(void *arg)
 {
     pf_job *j = arg;
+    dp_nn_set_thread_precision(j->prec);
     j->fn(j->ctx, j->i, j->n);
     return NULL;
 }
@@ -68,9 +69,9 @@ static void pf_spawn(int n, void (*fn)(void *ctx, int i, int n), void *ctx)
 {
     pf_job jobs[64];
     pthread_t tid[64];
-    int started[64];
+    int started[64], prec = dp_nn_get_precision();
     for (int i = 1; i < n; i++) {
-        jobs[i] = (pf_job){fn, ctx, i, n};
+        jobs[i] = (pf_job){fn, ctx, i, n, prec};
         started[i] = pthread_create(&tid[i], NULL, pf_main, &jobs[i]) == 0;
     }
     fn(ctx, 0, n);
@@ -86,7 +87,8 @@ static void pf_spawn(int n, void (*fn)(void *ctx, int i, int n), void *ctx)
  * the life of the process, so that a parallel_for costs a wake-up rather
  * than thread creation (and the workers keep their malloc arenas and any
  * per-thread state of the libraries they call). Worker w runs chunk w + 1
- * of each job while w + 1 < n; chunk 0 runs on the caller. */
+ * of each job while w + 1 < n, in the job's precision (the caller's);
+ * chunk 0 runs on the caller. */
 static struct {
     pthread_mutex_t mu;
     pthread_cond_t go, done;
@@ -94,7 +96,7 @@ static struct {
     unsigned long gen, born[63]; /* born[w]: gen when worker w was started */
     void (*fn)(void *ctx, int i, int n);
     void *ctx;
-    int n;
+    int n, prec;
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .go = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
 
 static void *pool_main(void *arg)
@@ -111,6 +113,7 @@ static void *pool_main(void *arg)
         void (*fn)(void *, int, int) = pool.fn;
         void *ctx = pool.ctx;
         int n = pool.n;
+        dp_nn_set_thread_precision(pool.prec);
         pthread_mutex_unlock(&pool.mu);
         fn(ctx, w + 1, n);
         pthread_mutex_lock(&pool.mu);
@@ -156,6 +159,7 @@ void dp_nn_parallel_for(int n, void (*fn)(void *ctx, int i, int n), void *ctx)
     pool.fn = fn;
     pool.ctx = ctx;
     pool.n = n;
+    pool.prec = dp_nn_get_precision();
     pool.pending = n - 1;
     pool.gen++;
     pthread_cond_broadcast(&pool.go);

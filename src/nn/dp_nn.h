@@ -40,7 +40,8 @@ int dp_nn_get_threads(void);
 /* Runs fn(ctx, i, n) for i = 0..n-1 on up to dp_nn_get_threads() threads
  * (the calling thread included), returning when all are done; n == 1 runs
  * inline. Each i must write disjoint memory (this is how the engine keeps
- * results independent of scheduling). The threads are a pool kept for the
+ * results independent of scheduling). Every chunk runs in the caller's
+ * precision (dp_nn_get_precision, below). The threads are a pool kept for the
  * life of the process (a call costs a wake-up, not thread creation); a call
  * made while the pool is busy (from another thread, or nested) gets one-off
  * threads instead. Used internally; exported for bench. */
@@ -140,8 +141,11 @@ const char *dp_gemm_seq_engine(void);
  * accumulation and outputs, through oneDNN's matmul (vdpbf16ps on
  * AVX512_BF16). Everything else stays float32 (master weights, Adam, losses,
  * the direct first-layer convolution, bias, ReLU, pooling). DP_PREC_FP32
- * (the default) is the float32 path, unchanged. Process-wide, like the
- * thread count: set it before any layer runs. In bf16 mode the GEMMs keep
+ * (the default) is the float32 path, unchanged. The precision in effect on
+ * a thread is its own (dp_nn_set_thread_precision: a model's inference sets
+ * the model's for its duration) or else the process's (dp_nn_set_precision:
+ * training and the benches, set before any layer runs); the chunks of a
+ * dp_nn_parallel_for run in the caller's. In bf16 mode the GEMMs keep
  * per-thread conversion buffers and primitives (allocated on first use and
  * kept); if oneDNN or an allocation fails, that GEMM runs in float32. */
 enum { DP_PREC_FP32 = 0, DP_PREC_BF16 = 1, DP_PREC_AUTO = 2 };
@@ -153,11 +157,24 @@ int dp_nn_cpu_has_bf16(void);
 int dp_nn_bf16_available(void);
 /* "fp32", "bf16" or "auto" -> DP_PREC_*, anything else -1. */
 int dp_nn_precision_parse(const char *s);
-/* Sets the precision (AUTO: bf16 where available, else fp32); -1 with a
- * message naming what is missing (and nothing changed) for bf16 where it is
- * unavailable. */
+/* prec resolved: DP_PREC_FP32 or DP_PREC_BF16 (AUTO: bf16 where available,
+ * else fp32); -1 with a message naming what is missing for bf16 where it is
+ * unavailable, or for a value that is no DP_PREC_*. */
+int dp_nn_precision_resolve(int prec, char *errbuf);
+/* Sets the process's precision (dp_nn_precision_resolve(prec)); -1 with its
+ * message and nothing changed when that fails. Threads with a precision of
+ * their own keep it. */
 int dp_nn_set_precision(int prec, char *errbuf);
-/* The precision in effect: DP_PREC_FP32 or DP_PREC_BF16. */
+/* Sets the calling thread's own precision, in effect on it (and in the
+ * chunks of its dp_nn_parallel_for) instead of the process's: prec is
+ * DP_PREC_FP32, DP_PREC_BF16 only as dp_nn_precision_resolve gives it (where
+ * bf16 runs), or -1 (anything else too): none, the process's again. Returns
+ * the thread's previous setting (-1: none), for the caller to restore:
+ *   int old = dp_nn_set_thread_precision(p); ...; dp_nn_set_thread_precision(old);
+ * Touches no other thread. */
+int dp_nn_set_thread_precision(int prec);
+/* The precision in effect on the calling thread: DP_PREC_FP32 or
+ * DP_PREC_BF16 (its own if set, else the process's). */
 int dp_nn_get_precision(void);
 /* "fp32", "bf16" or "auto". */
 const char *dp_nn_precision_name(int prec);

@@ -46,9 +46,13 @@
 #define DP_X86_BF16 1
 #endif
 
-/* process-wide (deeppacket.h: DEEPPACKET_PRECISION); atomic: handles opened
- * in other threads set it while inference reads it */
+/* The process's precision (dp_nn_set_precision: training, benches), and a
+ * thread's own over it (dp_nn_set_thread_precision, -1: none: a model's
+ * inference runs in the model's precision, dp_nn_parallel_for hands the
+ * caller's to its workers). Atomic: set from one thread while layers on
+ * others read it. */
 static atomic_int nn_precision = DP_PREC_FP32;
+static _Thread_local int thread_precision = -1;
 
 int dp_nn_cpu_has_bf16(void)
 {
@@ -97,20 +101,36 @@ int dp_nn_precision_parse(const char *s)
     return -1;
 }
 
-int dp_nn_set_precision(int prec, char *errbuf)
+int dp_nn_precision_resolve(int prec, char *errbuf)
 {
     if (prec == DP_PREC_AUTO)
         prec = dp_nn_bf16_available() ? DP_PREC_BF16 : DP_PREC_FP32;
+    if (prec != DP_PREC_FP32 && prec != DP_PREC_BF16)
+        return dp_err(errbuf, "precision %d: expected fp32, bf16 or auto", prec);
     if (prec == DP_PREC_BF16 && !dp_nn_bf16_available())
         return dp_err(errbuf, "precision bf16: %s",
                       dp_nn_cpu_has_bf16() ? "this build has no oneDNN (built with DNNL=0)"
                                            : "this CPU has no AVX512_BF16 (avx512_bf16 in /proc/cpuinfo); "
                                              "use --precision fp32 or auto");
-    nn_precision = prec == DP_PREC_BF16 ? DP_PREC_BF16 : DP_PREC_FP32;
+    return prec;
+}
+
+int dp_nn_set_precision(int prec, char *errbuf)
+{
+    if ((prec = dp_nn_precision_resolve(prec, errbuf)) < 0)
+        return -1;
+    nn_precision = prec;
     return 0;
 }
 
-int dp_nn_get_precision(void) { return nn_precision; }
+int dp_nn_set_thread_precision(int prec)
+{
+    int old = thread_precision;
+    thread_precision = prec == DP_PREC_FP32 || prec == DP_PREC_BF16 ? prec : -1;
+    return old;
+}
+
+int dp_nn_get_precision(void) { return thread_precision >= 0 ? thread_precision : nn_precision; }
 
 const char *dp_nn_precision_name(int prec)
 {
@@ -163,11 +183,14 @@ static void to_bf16(uint16_t *dst, const float *src, int rows, int cols, int ld)
         cols *= rows;
         rows = 1;
     }
+#ifdef DP_X86_BF16
+    int avx = dp_nn_get_precision() == DP_PREC_BF16; /* bf16 is only in effect where the CPU has it */
+#endif
     for (int r = 0; r < rows; r++) {
         const float *s = src + (size_t)r * ld;
         uint16_t *d = dst + (size_t)r * cols;
 #ifdef DP_X86_BF16
-        if (nn_precision == DP_PREC_BF16) { /* only set where the CPU has it */
+        if (avx) {
             to_bf16_row_avx(d, s, cols);
             continue;
         }
@@ -474,7 +497,7 @@ void dp_nn_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, co
     if (M <= 0 || N <= 0)
         return;
 #ifdef DP_WITH_DNNL
-    if (nn_precision == DP_PREC_BF16 && K > 0) {
+    if (dp_nn_get_precision() == DP_PREC_BF16 && K > 0) {
         gemm_split g = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc,
                         .by_rows = M > N, .A = A, .B = B, .C = C, .beta = beta};
         double work = (double)M * N * K;
@@ -502,7 +525,7 @@ int dp_gemm_seq_bf16_pre(int transb, int M, int N, int K, const float *A, const 
 #ifdef DP_WITH_DNNL
     if (M <= 0 || N <= 0)
         return 0;
-    if (nn_precision == DP_PREC_BF16 && K > 0)
+    if (dp_nn_get_precision() == DP_PREC_BF16 && K > 0)
         return gemm_bf16(0, transb, M, N, K, A, A16, lda, B, B16, ldb, beta, C, ldc);
 #else
     (void)transb, (void)M, (void)N, (void)K, (void)A, (void)A16, (void)lda, (void)B, (void)B16, (void)ldb, (void)beta;
