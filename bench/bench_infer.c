@@ -102,7 +102,7 @@ int main(int argc, char **argv)
     const char *src = optind < argc ? argv[optind] : "random";
     if (batch < 1 || batch > DP_MODEL_PREDICT_CHUNK || rounds < 1 || rounds > 64 || passes < 1 || threads < 1)
         return fprintf(stderr, "bench_infer: bad -b (1..%d), -r (1..64), -p or -j\n", DP_MODEL_PREDICT_CHUNK), 2;
-    if (dp_nn_set_precision(DP_PREC_BF16, eb) != 0)
+    if (dp_nn_precision_resolve(DP_PREC_BF16, eb) < 0)
         return fprintf(stderr, "bench_infer: %s\n", eb), 1;
     /* 1. the packets */
     dp_splitset set = {0};
@@ -130,11 +130,11 @@ int main(int argc, char **argv)
     for (int r = 0; r < rounds; r++) {
         f32[r] = b16[r] = 0;
         if (only != DP_PREC_BF16) {
-            dp_nn_set_precision(DP_PREC_FP32, eb);
+            dp_model_set_precision(m, DP_PREC_FP32, eb);
             f32[r] = rate(m, x, n, batch, passes, lp, eb);
         }
         if (only != DP_PREC_FP32) {
-            dp_nn_set_precision(DP_PREC_BF16, eb);
+            dp_model_set_precision(m, DP_PREC_BF16, eb);
             b16[r] = rate(m, x, n, batch, passes, lp, eb);
         }
         ratio[r] = f32[r] > 0 ? b16[r] / f32[r] : 0;

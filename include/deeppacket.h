@@ -65,9 +65,10 @@ typedef struct deeppacket_result {
 /* Loads a model file written by `deeppacket train`. NULL with a message in
  * errbuf (naming the file) when it is missing, truncated, corrupt or of an
  * unknown version. The environment variable DEEPPACKET_PRECISION (fp32,
- * bf16 or auto; unset: fp32) sets the precision of the model's products,
- * process-wide, as `classify --precision` does; a value that is not one of
- * these, or bf16 on a CPU without AVX512_BF16, makes the open fail. */
+ * bf16 or auto; unset: fp32), read here, sets the precision of the
+ * handle's model products, as `classify --precision` does, for this handle
+ * alone; a value that is not one of these, or bf16 on a CPU without
+ * AVX512_BF16, makes the open fail. */
 DEEPPACKET_API deeppacket *deeppacket_open(const char *model_path, char *errbuf);
 
 /* Classifies one captured frame: linktype is the pcap LINKTYPE_* number of

@@ -13,6 +13,7 @@
 #include "dataset/dp_dataset.h"
 #include "deeppacket.h"
 #include "model/dp_model.h"
+#include "nn/dp_nn.h"
 #include "packet/dp_mask.h"
 
 #define CAPTURE "data/corpus/chat_03.pcap"
@@ -179,10 +180,10 @@ static void *predict_rounds(void *arg)
 }
 
 /* Handles opened in one thread while another predicts with its own: the
- * predictions are those of the thread alone. deeppacket_open sets the
- * process-wide precision that every GEMM reads, so under `make tsan` this
- * is also the check that the setting is not a data race (it was a plain
- * int). */
+ * predictions are those of the thread alone. deeppacket_open reads
+ * DEEPPACKET_PRECISION for its own handle (it once set a process-wide
+ * precision that every GEMM read: under `make tsan` this was also the
+ * check that the setting was not a data race). */
 static void test_open_while_predicting(void)
 {
     char eb[DEEPPACKET_ERRBUF_SIZE];
@@ -214,6 +215,173 @@ static void test_open_while_predicting(void)
     free(alone);
     free(got);
     deeppacket_close(dp);
+}
+
+/* ---- precision per handle -------------------------------------------------- */
+
+/* Opens path as a program would with DEEPPACKET_PRECISION=word in its
+ * environment (NULL: unset). */
+static deeppacket *open_with(const char *path, const char *word, char *eb)
+{
+    if (word)
+        setenv("DEEPPACKET_PRECISION", word, 1);
+    deeppacket *dp = deeppacket_open(path, eb);
+    unsetenv("DEEPPACKET_PRECISION");
+    if (!dp)
+        fprintf(stderr, "  %s (%s): %s\n", path, word ? word : "unset", eb);
+    return dp;
+}
+
+/* n inputs for dp's model: packet vectors of different lengths, or flow
+ * rows; NULL when out of memory. */
+static void *model_inputs(const deeppacket *dp, size_t n)
+{
+    size_t L = (size_t)deeppacket_flow_row_len(dp);
+    if (L) {
+        float *x = malloc(n * L * sizeof *x);
+        for (size_t i = 0; x && i < n * L; i++)
+            x[i] = (float)(rnd() % 1000) / 1000.0f;
+        return x;
+    }
+    uint8_t *x = calloc(n, DEEPPACKET_VECTOR_LEN);
+    for (size_t i = 0; x && i < n; i++)
+        for (size_t k = 0; k < 60 + 90 * (i % 16); k++)
+            x[i * DEEPPACKET_VECTOR_LEN + k] = (uint8_t)rnd();
+    return x;
+}
+
+/* deeppacket_predict or _predict_flows, as dp's model reads. */
+static int predict_any(deeppacket *dp, const void *x, size_t n, float *out, char *eb)
+{
+    return deeppacket_wants_flows(dp) ? deeppacket_predict_flows(dp, x, n, out, eb)
+                                      : deeppacket_predict(dp, x, n, out, eb);
+}
+
+/* dp's outputs on x are exactly want's n*C floats. */
+static int predicts(deeppacket *dp, const void *x, size_t n, const float *want, char *eb)
+{
+    size_t bytes = n * (size_t)deeppacket_nclasses(dp) * sizeof(float);
+    float *got = malloc(bytes);
+    int same = got && predict_any(dp, x, n, got, eb) == 0 && memcmp(got, want, bytes) == 0;
+    free(got);
+    return same;
+}
+
+/* An fp32 handle f of a model and its outputs ref on n inputs x, computed
+ * with no other handle open; then (when asked) a bf16 handle b of the same
+ * model and its outputs b16. */
+typedef struct prec_pair {
+    deeppacket *f, *b;
+    void *x;
+    size_t n, C;
+    float *ref, *b16;
+} prec_pair;
+
+/* Opens p for path (b too when bf16); 0, or -1 after a failed CHECK (what
+ * opened is for pair_close). */
+static int pair_open(prec_pair *p, const char *path, size_t n, int bf16)
+{
+    char eb[DEEPPACKET_ERRBUF_SIZE];
+    memset(p, 0, sizeof *p);
+    p->n = n;
+    p->f = open_with(path, NULL, eb);
+    p->C = p->f ? (size_t)deeppacket_nclasses(p->f) : 0;
+    p->x = p->f ? model_inputs(p->f, n) : NULL;
+    p->ref = malloc(n * p->C * sizeof(float));
+    p->b16 = malloc(n * p->C * sizeof(float));
+    int ok = p->f && p->x && p->ref && p->b16 && predict_any(p->f, p->x, n, p->ref, eb) == 0;
+    if (ok && bf16)
+        ok = (p->b = open_with(path, "bf16", eb)) != NULL && predict_any(p->b, p->x, n, p->b16, eb) == 0;
+    CHECK(ok);
+    return ok ? 0 : -1;
+}
+
+static void pair_close(prec_pair *p)
+{
+    free(p->x), free(p->ref), free(p->b16);
+    deeppacket_close(p->f), deeppacket_close(p->b);
+}
+
+/* An fp32 and a bf16 handle of path in one process: the fp32 handle's
+ * outputs are those it gave before the bf16 one was opened, bit for bit;
+ * the bf16 handle's differ from them within bf16's rounding, and stay its
+ * own when an fp32 handle is opened after it. (One process-wide precision,
+ * set by each open, failed all three.) */
+static void check_two_precisions(const char *path)
+{
+    char eb[DEEPPACKET_ERRBUF_SIZE];
+    prec_pair p;
+    if (pair_open(&p, path, 48, 1) == 0) { /* 48 rows: the CNN splits them over the threads */
+        CHECK(predicts(p.f, p.x, p.n, p.ref, eb));
+        double e = dp_test_max_abs_diff(p.b16, p.ref, p.n * p.C);
+        if (!(e > 0 && e < 0.05))
+            fprintf(stderr, "  %s: bf16 against fp32: max |log-prob difference| %.3g\n", path, e);
+        CHECK(e > 0 && e < 0.05);
+        deeppacket *f2 = open_with(path, "fp32", eb);
+        CHECK(f2 != NULL);
+        CHECK(predicts(p.b, p.x, p.n, p.b16, eb));
+        CHECK(f2 && predicts(f2, p.x, p.n, p.ref, eb));
+        CHECK(predicts(p.f, p.x, p.n, p.ref, eb));
+        deeppacket_close(f2);
+    }
+    pair_close(&p);
+}
+
+/* check_two_precisions for the CNN (its inference threads), the SAE and
+ * the flow NN (the fully connected layers' GEMMs split over threads), with
+ * three threads so that the pool's workers take part. */
+static void test_precision_per_handle(void)
+{
+    if (!dp_nn_bf16_available())
+        SKIP("bf16 unavailable here: no AVX512_BF16 or no oneDNN");
+    dp_nn_set_threads(3);
+    check_two_precisions(CNN_FIXTURE);
+    check_two_precisions(SAE_FIXTURE);
+    check_two_precisions(FLOW_FIXTURE);
+    dp_nn_set_threads(0);
+}
+
+/* A thread's rounds on its handle, each compared with want bit for bit. */
+typedef struct prec_rounds {
+    deeppacket *dp;
+    const void *x;
+    size_t n;
+    const float *want;
+    int rounds, same;
+} prec_rounds;
+
+static void *run_prec_rounds(void *arg)
+{
+    prec_rounds *p = arg;
+    char eb[DEEPPACKET_ERRBUF_SIZE];
+    p->same = 1;
+    for (int r = 0; r < p->rounds; r++)
+        p->same &= predicts(p->dp, p->x, p->n, p->want, eb);
+    return NULL;
+}
+
+/* An fp32 and a bf16 handle of the CNN predicting at the same time from two
+ * threads (one gets the thread pool, the other one-off threads): each gives,
+ * every round, the bits it gave alone, the fp32 one those of before the
+ * bf16 handle existed. */
+static void test_precision_concurrent(void)
+{
+    if (!dp_nn_bf16_available())
+        SKIP("bf16 unavailable here: no AVX512_BF16 or no oneDNN");
+    dp_nn_set_threads(3);
+    prec_pair p;
+    if (pair_open(&p, CNN_FIXTURE, 16, 1) == 0) {
+        CHECK(memcmp(p.ref, p.b16, p.n * p.C * sizeof(float)) != 0);
+        prec_rounds pf = {p.f, p.x, p.n, p.ref, 8, 0}, pb = {p.b, p.x, p.n, p.b16, 8, 0};
+        pthread_t th;
+        CHECK(pthread_create(&th, NULL, run_prec_rounds, &pb) == 0);
+        run_prec_rounds(&pf);
+        pthread_join(th, NULL);
+        CHECK(pf.same);
+        CHECK(pb.same);
+    }
+    pair_close(&p);
+    dp_nn_set_threads(0);
 }
 
 /* deeppacket_predict_flows equals dp_model_predict_flows; a flow model
@@ -577,6 +745,8 @@ int main(void)
     DP_RUN(test_model_info);
     DP_RUN(test_predict);
     DP_RUN(test_open_while_predicting);
+    DP_RUN(test_precision_per_handle);
+    DP_RUN(test_precision_concurrent);
     DP_RUN(test_predict_flows);
     DP_RUN(test_pcap_equals_cli);
     DP_RUN(test_pcap_errors);

@@ -408,13 +408,14 @@ static void test_conv_cl(void)
 }
 
 /* The CNN's inference path (channels-last convolutions, Winograd for the
- * app CNN, fc1 by groups: dp_gemm_seq) and its training forward, in bf16
- * against fp32: log-probabilities close, and the predicted classes mostly
- * the same. */
+ * app CNN, fc1 by groups: dp_gemm_seq) in the model's bf16 against its
+ * fp32: log-probabilities close, not equal; the process's precision
+ * neither changed by it nor reaching it. */
 static void test_model_inference(void)
 {
     SKIP_WITHOUT_BF16();
     char eb[DP_ERRBUF_SIZE];
+    dp_nn_set_precision(DP_PREC_FP32, eb); /* the macro's probe set bf16 */
     for (int task = 0; task < 2; task++) {
         dp_arch a;
         int V = task == DP_TASK_APP ? 15 : 11;
@@ -431,12 +432,21 @@ static void test_model_inference(void)
         for (int b = 0; b < B; b++) /* packets of different lengths */
             for (int k = 0; k < 40 + 60 * b; k++)
                 x[(size_t)b * DP_VEC_LEN + k] = (uint8_t)dp_rng_below(&r, 256);
-        float *lp[2];
+        float *lp[3];
         for (int p = 0; p < 2; p++) {
-            dp_nn_set_precision(p ? DP_PREC_BF16 : DP_PREC_FP32, eb);
+            CHECK(dp_model_set_precision(m, p ? DP_PREC_BF16 : DP_PREC_FP32, eb) == 0);
+            CHECK_EQ_INT(dp_model_precision(m), p ? DP_PREC_BF16 : DP_PREC_FP32);
             lp[p] = malloc(sizeof(float) * (size_t)B * V);
             CHECK(dp_model_predict(m, x, B, lp[p], eb) == 0);
+            CHECK_EQ_INT(dp_nn_get_precision(), DP_PREC_FP32); /* the model's, for its call only */
         }
+        /* the process's bf16 does not reach an fp32 model's inference */
+        dp_nn_set_precision(DP_PREC_BF16, eb);
+        dp_model_set_precision(m, DP_PREC_FP32, eb);
+        lp[2] = malloc(sizeof(float) * (size_t)B * V);
+        CHECK(dp_model_predict(m, x, B, lp[2], eb) == 0);
+        CHECK(memcmp(lp[2], lp[0], sizeof(float) * (size_t)B * V) == 0);
+        dp_nn_set_precision(DP_PREC_FP32, eb);
         double e = 0;
         for (int i = 0; i < B * V; i++)
             e = fmax(e, fabs((double)lp[1][i] - lp[0][i]));
@@ -444,7 +454,7 @@ static void test_model_inference(void)
             fprintf(stderr, "  task %d: max |log-prob difference| %.3g\n", task, e);
         CHECK(e > 0);
         CHECK(e < 0.05);
-        free(lp[0]), free(lp[1]), free(x);
+        free(lp[0]), free(lp[1]), free(lp[2]), free(x);
         dp_model_free(m);
     }
     dp_nn_set_precision(DP_PREC_FP32, eb);

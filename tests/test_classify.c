@@ -757,7 +757,7 @@ static void test_public_api_precision(void)
     deeppacket_result r[2];
     CHECK_EQ_INT(deeppacket_classify(d[0], 1, b, n, &r[0], errbuf), 0);
     setenv("DEEPPACKET_PRECISION", "bf16", 1);
-    d[1] = deeppacket_open(p, errbuf); /* process-wide: from here on, bf16 */
+    d[1] = deeppacket_open(p, errbuf); /* this handle's; d[0] stays fp32 (test_api.c) */
     unsetenv("DEEPPACKET_PRECISION");
     CHECK(d[1] != NULL);
     if (d[1]) {
@@ -767,8 +767,6 @@ static void test_public_api_precision(void)
     }
     deeppacket_close(d[0]);
     deeppacket_close(d[1]);
-    char eb[DP_ERRBUF_SIZE];
-    dp_nn_set_precision(DP_PREC_FP32, eb);
 }
 
 /* classify with one capture given twice, four ways (after one -r, after

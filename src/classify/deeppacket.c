@@ -24,16 +24,22 @@ struct deeppacket {
 
 dp_model *dp_api_model(deeppacket *dp) { return dp->m; }
 
-/* DEEPPACKET_PRECISION from the environment; 0, or -1 + message. */
+/* A precision word (fp32, bf16, auto) resolved: DP_PREC_FP32 or _BF16, or
+ * -1 + message (starting with what for a word that is none). */
+static int precision_word(const char *what, const char *word, char *errbuf)
+{
+    int p = dp_nn_precision_parse(word);
+    if (p < 0)
+        return dp_err(errbuf, "%s'%s': expected fp32, bf16 or auto", what, word);
+    return dp_nn_precision_resolve(p, errbuf);
+}
+
+/* DEEPPACKET_PRECISION from the environment, resolved (unset: fp32); -1 +
+ * message. */
 static int precision_from_env(char *errbuf)
 {
     const char *v = getenv("DEEPPACKET_PRECISION");
-    if (!v || !*v)
-        return dp_nn_set_precision(DP_PREC_FP32, errbuf);
-    int p = dp_nn_precision_parse(v);
-    if (p < 0)
-        return dp_err(errbuf, "DEEPPACKET_PRECISION='%s': expected fp32, bf16 or auto", v);
-    return dp_nn_set_precision(p, errbuf);
+    return v && *v ? precision_word("DEEPPACKET_PRECISION=", v, errbuf) : DP_PREC_FP32;
 }
 
 deeppacket *deeppacket_open(const char *model_path, char *errbuf)
@@ -42,11 +48,13 @@ deeppacket *deeppacket_open(const char *model_path, char *errbuf)
         dp_err(errbuf, "deeppacket_open: no model path");
         return NULL;
     }
-    if (precision_from_env(errbuf) != 0)
+    int prec = precision_from_env(errbuf); /* checked first: a wrong setting fails before the load */
+    if (prec < 0)
         return NULL;
     dp_model *m = dp_model_load(model_path, errbuf);
     if (!m)
         return NULL;
+    dp_model_set_precision(m, prec, errbuf); /* resolved: cannot fail */
     deeppacket *dp = calloc(1, sizeof *dp);
     int n = dp_model_nclasses(m);
     if (dp) {

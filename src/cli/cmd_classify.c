@@ -330,6 +330,7 @@ static int load_model(struct cls_run *r, struct cls_args *ca, char *errbuf)
     r->m = dp_model_load(ca->model_path, errbuf);
     if (!r->m)
         return fail(errbuf);
+    dp_model_set_precision(r->m, ca->precision, errbuf); /* resolved by cmd_classify: cannot fail */
     if (dp_model_flowcfg(r->m)) { /* a flow model: per flow, from its own N packets */
         if (ca->per_given && !ca->o.per_flow)
             return dp_cli_usage_error("classify", "%s is a %s flow model: it gives one verdict per flow (--per flow)",
@@ -558,7 +559,8 @@ int cmd_classify(int argc, char **argv)
         char errbuf[DP_ERRBUF_SIZE] = "";
         struct cls_run r = {0};
         dp_nn_set_threads(ca.threads);
-        rc = dp_nn_set_precision(ca.precision, errbuf) == 0 ? cls_open(&r, &ca, errbuf) : fail(errbuf);
+        ca.precision = dp_nn_precision_resolve(ca.precision, errbuf); /* refused before the model is read */
+        rc = ca.precision >= 0 ? cls_open(&r, &ca, errbuf) : fail(errbuf);
         if (rc == 0)
             rc = cls_execute(&r, &ca, errbuf);
         cls_close(&r);

@@ -33,6 +33,7 @@ typedef struct run {
     const char *target, *outdir; /* the report folder; where its files go (od.path) */
     dp_outdir od;
     int dup_packets;
+    int prec;                   /* the model's precision, resolved (DP_PREC_FP32 or _BF16) */
     dp_model *m;
     const char *kind;           /* the model's kind name */
     const char *task_name;      /* NULL: unknown task */
@@ -173,6 +174,7 @@ static int prepare(run *x, char *errbuf)
 {
     if (!(x->m = dp_model_load(x->mpath, errbuf)))
         return fail_ctx(errbuf, "cannot load the model: ");
+    dp_model_set_precision(x->m, x->prec, errbuf); /* resolved: cannot fail; the workers' clones copy it */
     int task = dp_model_task(x->m);
     x->kind = dp_model_kind_name(x->m);
     x->task_name = task >= 0 && task < DP_NTASKS ? dp_task_name[task] : NULL;
@@ -447,10 +449,12 @@ int dp_evalrun(const dp_evalrun_opts *o, dp_evalrun_result *r, char *errbuf)
     errbuf[0] = 0;
     if (!o->test_dir || !o->model_path)
         return dp_err(errbuf, "the test set and the model are required");
-    if (dp_nn_set_precision(o->precision, errbuf) != 0)
+    int prec = dp_nn_precision_resolve(o->precision, errbuf); /* refused before anything is read */
+    if (prec < 0)
         return -1;
     run x;
     memset(&x, 0, sizeof x);
+    x.prec = prec;
     x.o = o;
     x.out = o->out;
     x.dir = o->test_dir;

@@ -40,8 +40,8 @@ typedef struct dp_evalrun_opts {
     int dup_packets;         /* first packets making that sequence (0: 10) */
     FILE *out;               /* the markdown tables go here (NULL: nowhere) */
     int progress;            /* status and progress lines on stderr */
-    int precision;           /* DP_PREC_FP32 (default), _BF16 or _AUTO (nn/dp_nn.h): packet models'
-                              * GEMMs; bf16 where the CPU lacks it fails the run */
+    int precision;           /* DP_PREC_FP32 (default), _BF16 or _AUTO (nn/dp_nn.h): the model's
+                              * (dp_model_set_precision); bf16 where the CPU lacks it fails the run */
 } dp_evalrun_opts;
 
 typedef struct dp_evalrun_result {

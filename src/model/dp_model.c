@@ -563,13 +563,19 @@ static int check_finite(const float *logprobs, size_t n, char *errbuf)
     return 0;
 }
 
-int dp_model_predict(dp_model *m, const uint8_t *vectors, int B, float *logprobs, char *errbuf)
+int dp_model_set_precision(dp_model *m, int prec, char *errbuf)
 {
-    if (B < 1)
-        return dp_err(errbuf, "model: predict on %d vectors", B);
-    if (m->input != DP_INPUT_PACKET || m->arch.kind == DP_MODEL_FLOW)
-        return dp_err(errbuf, "model: a %s flow model classifies flows, not single packets (dp_model_predict_flows)",
-                      dp_model_kind_name(m));
+    if ((prec = dp_nn_precision_resolve(prec, errbuf)) < 0)
+        return -1;
+    m->prec = prec;
+    return 0;
+}
+
+int dp_model_precision(const dp_model *m) { return m->prec; }
+
+/* dp_model_predict's chunks, on the calling thread in the model's precision. */
+static int predict_vectors(dp_model *m, const uint8_t *vectors, int B, float *logprobs, char *errbuf)
+{
     int V = m->arch.nclasses;
     for (int done = 0; done < B;) {
         int n = B - done < DP_MODEL_PREDICT_CHUNK ? B - done : DP_MODEL_PREDICT_CHUNK;
@@ -590,6 +596,34 @@ int dp_model_predict(dp_model *m, const uint8_t *vectors, int B, float *logprobs
     return check_finite(logprobs, (size_t)B * V, errbuf);
 }
 
+int dp_model_predict(dp_model *m, const uint8_t *vectors, int B, float *logprobs, char *errbuf)
+{
+    if (B < 1)
+        return dp_err(errbuf, "model: predict on %d vectors", B);
+    if (m->input != DP_INPUT_PACKET || m->arch.kind == DP_MODEL_FLOW)
+        return dp_err(errbuf, "model: a %s flow model classifies flows, not single packets (dp_model_predict_flows)",
+                      dp_model_kind_name(m));
+    int old = dp_nn_set_thread_precision(m->prec); /* the layers, and the threads they hand work to, read it */
+    int rc = predict_vectors(m, vectors, B, logprobs, errbuf);
+    dp_nn_set_thread_precision(old);
+    return rc;
+}
+
+/* dp_model_predict_flows' chunks for a neural model, as predict_vectors. */
+static int predict_rows(dp_model *m, const float *xf, int B, float *logprobs, char *errbuf)
+{
+    int V = m->arch.nclasses;
+    for (int done = 0; done < B;) {
+        int n = B - done < DP_MODEL_PREDICT_CHUNK ? B - done : DP_MODEL_PREDICT_CHUNK;
+        const float *lg = dp_model_forward(m, NULL, xf + (size_t)done * m->arch.in_len, n, 0, NULL, errbuf);
+        if (!lg)
+            return -1;
+        dp_log_softmax(logprobs + (size_t)done * V, lg, n, V);
+        done += n;
+    }
+    return check_finite(logprobs, (size_t)B * V, errbuf);
+}
+
 int dp_model_predict_flows(dp_model *m, const float *xf, int B, float *logprobs, char *errbuf)
 {
     if (B < 1)
@@ -602,13 +636,8 @@ int dp_model_predict_flows(dp_model *m, const float *xf, int B, float *logprobs,
             return -1;
         return dp_gbt_predict(m->gbt, xf, B, m->arch.in_len, V, logprobs, errbuf);
     }
-    for (int done = 0; done < B;) {
-        int n = B - done < DP_MODEL_PREDICT_CHUNK ? B - done : DP_MODEL_PREDICT_CHUNK;
-        const float *lg = dp_model_forward(m, NULL, xf + (size_t)done * m->arch.in_len, n, 0, NULL, errbuf);
-        if (!lg)
-            return -1;
-        dp_log_softmax(logprobs + (size_t)done * V, lg, n, V);
-        done += n;
-    }
-    return check_finite(logprobs, (size_t)B * V, errbuf);
+    int old = dp_nn_set_thread_precision(m->prec);
+    int rc = predict_rows(m, xf, B, logprobs, errbuf);
+    dp_nn_set_thread_precision(old);
+    return rc;
 }

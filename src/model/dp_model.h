@@ -25,8 +25,8 @@ typedef struct dp_model dp_model;
  * the file) if missing, truncated, corrupt (checksum) or of an unknown
  * version. */
 dp_model *dp_model_load(const char *path, char *errbuf);
-/* A copy of m (its weights, blob, classes, mask and settings; not its
- * training state), made through the file format in memory: for threads
+/* A copy of m (its weights, blob, classes, mask, precision and settings;
+ * not its training state), made through the file format in memory: for threads
  * that each need a model of their own without reading the file again (it
  * may have been replaced since). NULL + message. */
 dp_model *dp_model_clone(const dp_model *m, char *errbuf);
@@ -40,11 +40,24 @@ const char *dp_model_kind_str(int kind);            /* the same for a DP_MODEL_*
 /* Inference (eval mode: no dropout): B >= 1 vectors of DP_VEC_LEN uint8
  * bytes, row-major, the model's field mask applied (to a copy), each byte
  * scaled by 1/255 -> log-probabilities (log-softmax) [B, nclasses]. Any B:
- * processed in chunks of at most DP_MODEL_PREDICT_CHUNK. Uses scratch inside
- * the model, so one model is not to be used from two threads at once.
+ * processed in chunks of at most DP_MODEL_PREDICT_CHUNK, in the model's
+ * precision (dp_model_set_precision, on every thread the call uses). Uses
+ * scratch inside the model, so one model is not to be used from two
+ * threads at once.
  * Returns 0, or -1 + message (also for a flow model: it wants flow rows). */
 int dp_model_predict(dp_model *m, const uint8_t *vectors, int B, float *logprobs, char *errbuf);
 #define DP_MODEL_PREDICT_CHUNK 64
+/* The precision of the model's products in dp_model_predict and
+ * dp_model_predict_flows: prec DP_PREC_FP32, _BF16 or _AUTO (nn/dp_nn.h;
+ * AUTO: bf16 where it runs). 0, or -1 + message and nothing changed for
+ * bf16 where it cannot run or a value that is no DP_PREC_*. The model's
+ * own: other models, other threads and the process's precision
+ * (dp_nn_set_precision, which training and dp_model_forward follow) are
+ * not affected, nor do they affect it. A model starts in fp32 (created or
+ * loaded); a clone has its source's. No effect on a GBT. */
+int dp_model_set_precision(dp_model *m, int prec, char *errbuf);
+/* DP_PREC_FP32 or DP_PREC_BF16 (AUTO resolved). */
+int dp_model_precision(const dp_model *m);
 
 /* What a model reads: packet vectors (CNN, SAE) or flow rows (flow NN, GBT,
  * and in tests an SAE-shaped MLP over flow rows). */

@@ -672,6 +672,8 @@ dp_model *dp_model_clone(const dp_model *m, char *errbuf)
             dp_model_free(c);
             c = NULL;
         }
+        if (c)
+            c->prec = m->prec; /* a run-time setting, not in the file */
     }
     free(buf);
     return c;

@@ -26,6 +26,7 @@ struct dp_model {
     size_t blob_len;
     struct dp_gbt *gbt;   /* the booster loaded from blob, on first use */
     uint8_t *masked;      /* DP_MODEL_PREDICT_CHUNK masked vectors (predict) */
+    int prec;             /* DP_PREC_FP32 (0: calloc's) or DP_PREC_BF16: predict's */
 
     int ntensors;
     dp_tdesc t[DP_MODEL_MAX_TENSORS];

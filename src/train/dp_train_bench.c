@@ -30,6 +30,7 @@ int dp_train_bench(int kind, int task, int nclasses, int batch, int steps, int t
     dp_model *m = dp_model_create(&a, task, NULL, 9876, errbuf);
     if (!m)
         return -1;
+    dp_model_set_precision(m, dp_nn_get_precision(), errbuf); /* its inference in the training's (resolved) */
     uint8_t *x = malloc((size_t)batch * DP_VEC_LEN);
     int *y = malloc(sizeof(int) * (size_t)batch);
     float *lp = malloc(sizeof(float) * (size_t)batch * nclasses);
