@@ -65,11 +65,25 @@ typedef struct deeppacket_result {
 /* Loads a model file written by `deeppacket train`. NULL with a message in
  * errbuf (naming the file) when it is missing, truncated, corrupt or of an
  * unknown version. The environment variable DEEPPACKET_PRECISION (fp32,
- * bf16 or auto; unset: fp32), read here, sets the precision of the
- * handle's model products, as `classify --precision` does, for this handle
- * alone; a value that is not one of these, or bf16 on a CPU without
- * AVX512_BF16, makes the open fail. */
+ * bf16 or auto; unset: fp32), read here, sets the handle's precision
+ * (deeppacket_set_precision); a value that is not one of these, or bf16 on
+ * a CPU without AVX512_BF16, makes the open fail. */
 DEEPPACKET_API deeppacket *deeppacket_open(const char *model_path, char *errbuf);
+
+/* Sets the precision of the handle's model products, as `classify
+ * --precision` does: "fp32" (float32, the default), "bf16" (the
+ * convolutions' and fully connected layers' products with bf16 inputs and
+ * float32 sums, on AVX512_BF16; results within bf16's rounding of fp32's,
+ * not bit for bit) or "auto" (bf16 where the CPU has it, else fp32). It
+ * applies to this handle alone, from its next call on, on every thread the
+ * call uses: other handles in the process keep theirs, and an fp32 handle
+ * gives the same bits whatever the others use, at the same time too. A GBT
+ * model has no such products: accepted, no effect. Returns 0, or -1 + message
+ * and the precision unchanged for a NULL dp or precision, another word, or
+ * bf16 where it cannot run (no AVX512_BF16, or a library built without
+ * oneDNN). Not while the handle is in use (a call on it, or a capture
+ * reader of it, in progress). */
+DEEPPACKET_API int deeppacket_set_precision(deeppacket *dp, const char *precision, char *errbuf);
 
 /* Classifies one captured frame: linktype is the pcap LINKTYPE_* number of
  * the capture (1 Ethernet, 101 raw IP, 113 Linux cooked, ...), frame the

@@ -2,7 +2,9 @@
  * deeppacket.h, issue 14): version, model information, predictions on
  * arrays against the model's own inference, the capture reader against the
  * `classify` command's JSON lines (same bytes), the dataset view against
- * the folder it reads, and every refusal with its message. */
+ * the folder it reads, the precision as each handle's own (two in one
+ * process, at once too; deeppacket_set_precision), and every refusal with
+ * its message. */
 #include "dp_test.h"
 
 #include <pthread.h>
@@ -384,6 +386,46 @@ static void test_precision_concurrent(void)
     dp_nn_set_threads(0);
 }
 
+/* deeppacket_set_precision: refusals with their message, the precision
+ * unchanged; then, where bf16 runs, a handle switched to bf16 gives the
+ * bits of one opened in bf16, and back in fp32 those of fp32, while the
+ * other handle keeps its own. */
+static void test_set_precision(void)
+{
+    char eb[DEEPPACKET_ERRBUF_SIZE];
+    prec_pair p;
+    int bf16 = dp_nn_bf16_available();
+    if (pair_open(&p, CNN_FIXTURE, 20, bf16) == 0) {
+        deeppacket *dp = p.f;
+        CHECK_EQ_INT(deeppacket_set_precision(NULL, "fp32", eb), -1);
+        CHECK_STR_CONTAINS(eb, "deeppacket_set_precision: no model handle");
+        CHECK_EQ_INT(deeppacket_set_precision(dp, NULL, eb), -1);
+        CHECK_STR_CONTAINS(eb, "deeppacket_set_precision: no precision");
+        CHECK_EQ_INT(deeppacket_set_precision(dp, "fp16", eb), -1);
+        CHECK_STR_CONTAINS(eb, "'fp16': expected fp32, bf16 or auto");
+        setenv("DEEPPACKET_CPU_NO_BF16", "1", 1);
+        CHECK_EQ_INT(deeppacket_set_precision(dp, "bf16", eb), -1);
+        CHECK_STR_CONTAINS(eb, "AVX512_BF16");
+        CHECK_EQ_INT(deeppacket_set_precision(dp, "auto", eb), 0); /* fp32 on such a CPU */
+        unsetenv("DEEPPACKET_CPU_NO_BF16");
+        CHECK(predicts(dp, p.x, p.n, p.ref, eb));
+        if (bf16) {
+            CHECK_EQ_INT(deeppacket_set_precision(dp, "bf16", eb), 0);
+            CHECK(predicts(dp, p.x, p.n, p.b16, eb));
+            CHECK_EQ_INT(deeppacket_set_precision(p.b, "fp32", eb), 0);
+            CHECK(predicts(p.b, p.x, p.n, p.ref, eb));
+            CHECK(predicts(dp, p.x, p.n, p.b16, eb));
+            CHECK_EQ_INT(deeppacket_set_precision(dp, "fp32", eb), 0);
+            CHECK(predicts(dp, p.x, p.n, p.ref, eb));
+            CHECK_EQ_INT(deeppacket_set_precision(dp, "auto", eb), 0);
+            CHECK(predicts(dp, p.x, p.n, p.b16, eb));
+        }
+    }
+    pair_close(&p);
+    if (!bf16)
+        SKIP("bf16 unavailable here: its part not run");
+}
+
 /* deeppacket_predict_flows equals dp_model_predict_flows; a flow model
  * refuses packet vectors. */
 static void test_predict_flows(void)
@@ -747,6 +789,7 @@ int main(void)
     DP_RUN(test_open_while_predicting);
     DP_RUN(test_precision_per_handle);
     DP_RUN(test_precision_concurrent);
+    DP_RUN(test_set_precision);
     DP_RUN(test_predict_flows);
     DP_RUN(test_pcap_equals_cli);
     DP_RUN(test_pcap_errors);

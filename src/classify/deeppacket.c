@@ -130,6 +130,16 @@ int deeppacket_classify(deeppacket *dp, int linktype, const uint8_t *frame, size
     return 0;
 }
 
+int deeppacket_set_precision(deeppacket *dp, const char *precision, char *errbuf)
+{
+    if (!dp)
+        return dp_err(errbuf, "deeppacket_set_precision: no model handle (NULL)");
+    if (!precision)
+        return dp_err(errbuf, "deeppacket_set_precision: no precision (NULL)");
+    int p = precision_word("deeppacket_set_precision: ", precision, errbuf);
+    return p < 0 ? -1 : dp_model_set_precision(dp->m, p, errbuf);
+}
+
 int deeppacket_wants_flows(const deeppacket *dp) { return dp && dp_model_flowcfg(dp->m) != NULL; }
 
 int deeppacket_flow_packets(const deeppacket *dp)
