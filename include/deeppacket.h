@@ -84,6 +84,9 @@ DEEPPACKET_API deeppacket *deeppacket_open(const char *model_path, char *errbuf)
  * oneDNN). Not while the handle is in use (a call on it, or a capture
  * reader of it, in progress). */
 DEEPPACKET_API int deeppacket_set_precision(deeppacket *dp, const char *precision, char *errbuf);
+/* The handle's precision in effect: "fp32" or "bf16" ("auto" resolved);
+ * "" for a NULL dp. */
+DEEPPACKET_API const char *deeppacket_precision(const deeppacket *dp);
 
 /* Classifies one captured frame: linktype is the pcap LINKTYPE_* number of
  * the capture (1 Ethernet, 101 raw IP, 113 Linux cooked, ...), frame the

@@ -408,9 +408,12 @@ static void test_set_precision(void)
         CHECK_STR_CONTAINS(eb, "AVX512_BF16");
         CHECK_EQ_INT(deeppacket_set_precision(dp, "auto", eb), 0); /* fp32 on such a CPU */
         unsetenv("DEEPPACKET_CPU_NO_BF16");
+        CHECK(strcmp(deeppacket_precision(dp), "fp32") == 0);
+        CHECK(strcmp(deeppacket_precision(NULL), "") == 0);
         CHECK(predicts(dp, p.x, p.n, p.ref, eb));
         if (bf16) {
             CHECK_EQ_INT(deeppacket_set_precision(dp, "bf16", eb), 0);
+            CHECK(strcmp(deeppacket_precision(dp), "bf16") == 0);
             CHECK(predicts(dp, p.x, p.n, p.b16, eb));
             CHECK_EQ_INT(deeppacket_set_precision(p.b, "fp32", eb), 0);
             CHECK(predicts(p.b, p.x, p.n, p.ref, eb));

@@ -38,9 +38,13 @@ class Model(_Closable):
     ClosedError from then on. Readers made by classify_pcap before that keep
     reading: the library's model is freed when the last of them closes too.
     Calls on one model and its readers run one at a time (a lock); for
-    parallel work use one Model per thread."""
+    parallel work use one Model per thread.
 
-    def __init__(self, path):
+    precision ("fp32", "bf16" or "auto"; None: DEEPPACKET_PRECISION, else
+    fp32) is this model's alone, as `classify --precision`; the precision
+    attribute reads ("fp32" or "bf16") and changes it."""
+
+    def __init__(self, path, precision=None):
         eb = _lib.errbuf()
         h = lib.deeppacket_open(_lib.fspath(path), eb)
         if not h:
@@ -55,6 +59,27 @@ class Model(_Closable):
             self.wants_flows = bool(lib.deeppacket_wants_flows(h))
             self.flow_packets = lib.deeppacket_flow_packets(h)
             self.flow_row_len = lib.deeppacket_flow_row_len(h)
+        if precision is not None:
+            try:
+                self.precision = precision
+            except BaseException:
+                self.close()
+                raise
+
+    @property
+    def precision(self):
+        """"fp32" or "bf16": the precision of this model's products."""
+        with self._use() as h:
+            return _lib.text(lib.deeppacket_precision(h))
+
+    @precision.setter
+    def precision(self, value):
+        if not isinstance(value, str):
+            raise TypeError("precision is 'fp32', 'bf16' or 'auto', not %r" % (value,))
+        eb = _lib.errbuf()
+        with self._use() as h:
+            if lib.deeppacket_set_precision(h, value.encode("utf-8"), eb) != 0:
+                raise _lib.fail(eb)
 
     def close(self):
         """Closes the model (again: nothing); see the class."""
@@ -62,10 +87,11 @@ class Model(_Closable):
             self._h.close()
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path, precision=None):
         """Loads the model file at path; DeepPacketError when it is missing,
-        truncated, corrupt or of an unknown version."""
-        return cls(path)
+        truncated, corrupt or of an unknown version, or when precision is
+        unknown or cannot run here."""
+        return cls(path, precision)
 
     def __repr__(self):
         return "Model(%r: %s %s, %d classes)" % (self.path, self.kind, self.task, len(self.classes))

@@ -35,6 +35,43 @@ def read_pcap(path):
     return frames, times
 
 
+def test_precision_per_model(dp, work):
+    x = dp.load_dataset(work["test"]).vectors[:64]
+    m32 = dp.Model.load(work["sae"])
+    assert m32.precision == "fp32"
+    want32 = m32.predict(x)
+    try:
+        m16 = dp.Model(work["sae"], precision="bf16")
+    except dp.DeepPacketError as e:
+        assert "AVX512_BF16" in str(e) or "oneDNN" in str(e)
+        pytest.skip("no bf16 here: %s" % e)
+    assert m16.precision == "bf16"
+    lp16 = m16.predict(x)
+    assert 0 < np.abs(lp16 - want32).max() < 0.05  # bf16's rounding, not fp32's bits
+    assert np.array_equal(m32.predict(x), want32)  # the other model keeps its own
+    m32.precision = "bf16"
+    assert np.array_equal(m32.predict(x), lp16)
+    m32.precision = "auto"
+    assert m32.precision == "bf16"
+    m32.precision = "fp32"
+    assert np.array_equal(m32.predict(x), want32)
+    assert np.array_equal(m16.predict(x), lp16)
+
+
+def test_precision_errors(dp, work):
+    with pytest.raises(dp.DeepPacketError, match="fp64"):
+        dp.Model(work["sae"], precision="fp64")
+    m = dp.Model(work["sae"])
+    with pytest.raises(TypeError, match="precision is"):
+        m.precision = 16
+    with pytest.raises(dp.DeepPacketError, match="fp64"):
+        m.precision = "fp64"
+    assert m.precision == "fp32"
+    m.close()
+    with pytest.raises(dp.ClosedError):
+        m.precision = "fp32"
+
+
 def test_model_info(dp, work):
     sae = dp.Model.load(work["sae"])
     classes = [line.split("\t")[1] for line in open(os.path.join(work["train"], "classes.tsv")).read().splitlines()]

@@ -140,6 +140,11 @@ int deeppacket_set_precision(deeppacket *dp, const char *precision, char *errbuf
     return p < 0 ? -1 : dp_model_set_precision(dp->m, p, errbuf);
 }
 
+const char *deeppacket_precision(const deeppacket *dp)
+{
+    return dp ? dp_nn_precision_name(dp_model_precision(dp->m)) : "";
+}
+
 int deeppacket_wants_flows(const deeppacket *dp) { return dp && dp_model_flowcfg(dp->m) != NULL; }
 
 int deeppacket_flow_packets(const deeppacket *dp)
