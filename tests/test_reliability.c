@@ -24,6 +24,7 @@
 
 #include "capture/dp_capture.h"
 #include "dataset/dp_dataset.h"
+#include "dataset/dp_merge.h"
 #include "dataset/dp_pp_knobs.h"
 #include "dataset/dp_preprocess.h"
 #include "dataset/dp_split.h"
@@ -1802,6 +1803,83 @@ static void test_dataset_open_one_generation(void)
     CHECK_STR_CONTAINS(got.err, "incomplete dataset");
 }
 
+/* A preprocess for the merge test: src into dst with a label table and a
+ * filter (NULL: none), as shard 0/1 when shard is set. */
+typedef struct pp_job {
+    const char *src, *dst, *labels, *filter;
+    int shard;
+} pp_job;
+
+static int run_pp_job(const pp_job *j, char *eb)
+{
+    dp_preprocess_opts o;
+    corpus_pp_opts(&o, j->src, j->dst);
+    o.labels_path = j->labels;
+    o.filter = j->filter;
+    o.shard_count = j->shard ? 1 : 0;
+    return dp_preprocess_run(&o, NULL, eb);
+}
+
+static void repreprocess(void *job)
+{
+    CHECK_EQ_INT(run_pp_job(job, errbuf), 0);
+}
+
+/* dp_merge_run of the one shard what[0] into what[1]; rc and message in
+ * res (an opened). */
+static void run_merge_one(const void *what, void *res)
+{
+    const char *const *dirs = what;
+    opened *o = res;
+    memset(o, 0, sizeof *o);
+    dp_merge_opts mo;
+    memset(&mo, 0, sizeof mo);
+    mo.dst_dir = dirs[1];
+    mo.shard_dirs = dirs;
+    mo.nshards = 1;
+    o->rc = dp_merge_run(&mo, NULL, o->err);
+}
+
+/* 18b. merge reads each shard's shard.tsv and labels.tsv in the generation
+ * of its arrays: a shard preprocessed again (with another label table, with
+ * a filter) while the merge opens it (stopped after its vectors.npy) is
+ * merged as it is now, the same as a one-machine run of the new settings.
+ * Before, the manifest and label table were read before the arrays' one
+ * generation: the old labels were merged with the new arrays (exit 0), and
+ * new arrays with fewer rows were refused as not holding the rows the old
+ * manifest counts. */
+static void test_merge_one_generation(void)
+{
+    if (access("data/corpus/labels.tsv", R_OK) != 0)
+        SKIP("no data/corpus");
+    char *src = tmp("mgen-src"), *lt = tmp("mgen-labels.tsv"), *shard = tmp("mgen-s0");
+    CHECK_EQ_INT(sh(NULL, 0, "mkdir -p %s && cp data/corpus/chat_01.pcap data/corpus/voip_01.pcap %s && "
+                    "sed 's/\t0\tChat$/\t1\tChat/' data/corpus/labels.tsv > %s", src, src, lt), 0);
+    const pp_job first = {src, shard, "data/corpus/labels.tsv", NULL, 1};
+    const pp_job again[2] = {{src, shard, lt, NULL, 1}, {src, shard, "data/corpus/labels.tsv", "udp", 1}};
+    for (int k = 0; k < 2; k++) {
+        char merged[700], whole[700], ma[800], wa[800];
+        snprintf(merged, sizeof merged, "%s/mgen-merged-%d", dp_test_tmpdir(), k);
+        snprintf(whole, sizeof whole, "%s/mgen-whole-%d", dp_test_tmpdir(), k);
+        pp_job w = again[k];
+        w.dst = whole;
+        w.shard = 0;
+        CHECK_EQ_INT(run_pp_job(&w, errbuf), 0);
+        CHECK_EQ_INT(run_pp_job(&first, errbuf), 0);
+        const char *dirs[2] = {shard, merged};
+        opened got;
+        CHECK_EQ_INT(run_across("ds-open", 1, run_merge_one, dirs, &got, sizeof got, repreprocess,
+                                (void *)&again[k]), 0);
+        if (got.rc != 0)
+            fprintf(stderr, "  merge %d: %s\n", k, got.err);
+        CHECK_EQ_INT(got.rc, 0);
+        CHECK(same_dataset(merged, whole));
+        snprintf(ma, sizeof ma, "%s/labels.tsv", merged);
+        snprintf(wa, sizeof wa, "%s/labels.tsv", whole);
+        CHECK(dp_test_same_file(ma, wa));
+    }
+}
+
 static void split_seed2(void *target)
 {
     dp_split_opts o;
@@ -2075,6 +2153,7 @@ int main(void)
     DP_RUN(test_pp_journal_wrap);
     DP_RUN(test_pp_damaged_part);
     DP_RUN(test_dataset_open_one_generation);
+    DP_RUN(test_merge_one_generation);
     DP_RUN(test_split_open_one_generation);
     DP_RUN(test_test_train_set_one_split);
     DP_RUN(test_pp_unreadable_retried);

@@ -180,6 +180,16 @@ typedef struct dp_dataset {
  * "DIR: the dataset changed while it was being opened ...; retry ..." when
  * it kept changing. */
 int dp_dataset_open(dp_dataset *d, const char *dir, char *errbuf);
+/* dp_dataset_open, with more files of DIR read in the same generation as
+ * the arrays (merge: a shard's shard.tsv and labels.tsv): each attempt
+ * first runs read_fn(ctx, errbuf), which reads them by path (0; or -1 +
+ * message, having kept nothing: the open fails with its message), then
+ * opens the arrays; an attempt given up after read_fn succeeded (the
+ * arrays failed, or the dataset changed meanwhile) runs drop_fn(ctx) to
+ * undo it. On success what read_fn read is of the generation of *d's
+ * arrays; on failure nothing of it is kept. */
+int dp_dataset_open_with(dp_dataset *d, const char *dir, int (*read_fn)(void *ctx, char *errbuf),
+                         void (*drop_fn)(void *ctx), void *ctx, char *errbuf);
 void dp_dataset_close(dp_dataset *d);
 
 /* Runs open_fn(ctx, errbuf), which opens files of folder DIR one by one by

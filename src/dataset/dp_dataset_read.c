@@ -128,10 +128,13 @@ int dp_open_one_generation(const char *dir, const char *marker, int (*open_fn)(v
 
 /* ---- a dataset ----------------------------------------------------------------------- */
 
-/* The files of a dataset (dp_dataset_open); one attempt. */
+/* The files of a dataset (dp_dataset_open_with); one attempt. */
 typedef struct ds_open {
     dp_dataset *d;
     const char *dir;
+    int (*read_fn)(void *ctx, char *errbuf); /* the caller's files, or NULL */
+    void (*drop_fn)(void *ctx);
+    void *ctx;
 } ds_open;
 
 /* Loads labels.tsv and checks every class id of the open arrays against it. */
@@ -156,21 +159,28 @@ static int check_labels(dp_dataset *d, const char *dir, char *errbuf)
     return 0;
 }
 
-/* One attempt at opening a dataset's files (ctx: ds_open); on failure
- * nothing stays open. */
+/* One attempt at reading the caller's files (read_fn) and opening a
+ * dataset's (ctx: ds_open); on failure nothing stays open or read. */
 static int open_dataset_files(void *ctx, char *errbuf)
 {
-    dp_dataset *d = ((ds_open *)ctx)->d;
-    const char *dir = ((ds_open *)ctx)->dir;
+    const ds_open *o = ctx;
+    dp_dataset *d = o->d;
+    const char *dir = o->dir;
     memset(d, 0, sizeof *d);
+    if (o->read_fn && o->read_fn(o->ctx, errbuf) != 0)
+        return -1;
     char *sum = dp_path_join(dir, DP_FILE_SUMMARY_JSON);
-    if (!sum)
-        return dp_err(errbuf, "%s: out of memory", dir);
     struct stat st;
-    int have_summary = stat(sum, &st) == 0 && S_ISREG(st.st_mode);
+    int have_summary = sum && stat(sum, &st) == 0 && S_ISREG(st.st_mode);
     free(sum);
-    if (!have_summary)
-        return dp_err(errbuf, "%s: incomplete dataset (no " DP_FILE_SUMMARY_JSON "); rerun the preprocess or merge that made it", dir);
+    if (!sum) {
+        dp_err(errbuf, "%s: out of memory", dir);
+        goto fail;
+    }
+    if (!have_summary) {
+        dp_err(errbuf, "%s: incomplete dataset (no " DP_FILE_SUMMARY_JSON "); rerun the preprocess or merge that made it", dir);
+        goto fail;
+    }
 
     if (open_part(&d->vectors, dir, DP_FILE_VECTORS, DP_VECTORS_DESCR, 1, DP_VEC_LEN, errbuf) != 0)
         goto fail;
@@ -199,6 +209,8 @@ fail:;
     if (errbuf)
         memcpy(keep, errbuf, DP_ERRBUF_SIZE);
     dp_dataset_close(d);
+    if (o->drop_fn)
+        o->drop_fn(o->ctx);
     if (errbuf)
         memcpy(errbuf, keep, DP_ERRBUF_SIZE);
     return -1;
@@ -206,10 +218,19 @@ fail:;
 
 static void close_dataset_files(void *ctx)
 {
-    dp_dataset_close(((ds_open *)ctx)->d);
+    const ds_open *o = ctx;
+    dp_dataset_close(o->d);
+    if (o->drop_fn)
+        o->drop_fn(o->ctx);
 }
 
 int dp_dataset_open(dp_dataset *d, const char *dir, char *errbuf)
+{
+    return dp_dataset_open_with(d, dir, NULL, NULL, NULL, errbuf);
+}
+
+int dp_dataset_open_with(dp_dataset *d, const char *dir, int (*read_fn)(void *ctx, char *errbuf),
+                         void (*drop_fn)(void *ctx), void *ctx, char *errbuf)
 {
     memset(d, 0, sizeof *d);
     struct stat st;
@@ -220,6 +241,6 @@ int dp_dataset_open(dp_dataset *d, const char *dir, char *errbuf)
     /* preprocess (and merge) remove summary.json before they rename new
      * arrays in, and write it last: the same summary.json before and after
      * means the same arrays */
-    ds_open o = {d, dir};
+    ds_open o = {d, dir, read_fn, drop_fn, ctx};
     return dp_open_one_generation(dir, DP_FILE_SUMMARY_JSON, open_dataset_files, close_dataset_files, &o, errbuf);
 }

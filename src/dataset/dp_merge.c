@@ -26,9 +26,21 @@ typedef struct shard {
 
 /* ---- the shards ----------------------------------------------------------------- */
 
-/* Reads one shard: complete, with a manifest, its label table and arrays. */
-static int load_shard(shard *s, char *errbuf)
+/* Drops what read_shard_files read (ctx: the shard). */
+static void drop_shard_files(void *ctx)
 {
+    shard *s = ctx;
+    dp_pp_manifest_free(&s->man);
+    free(s->labels);
+    s->labels = NULL;
+}
+
+/* A shard's own files, read in the generation of its arrays
+ * (dp_dataset_open_with; ctx: the shard): complete, its manifest and its
+ * label table. On failure nothing is kept. */
+static int read_shard_files(void *ctx, char *errbuf)
+{
+    shard *s = ctx;
     if (!dp_preprocess_complete(s->dir))
         return dp_err(errbuf, "%s: not a complete dataset (no summary.json, or a file missing); finish its "
                       "preprocess --shard run first", s->dir);
@@ -36,10 +48,21 @@ static int load_shard(shard *s, char *errbuf)
         return -1;
     char *lp = dp_path_join(s->dir, "labels.tsv");
     s->labels = lp ? dp_labels_read(lp, errbuf) : NULL;
+    if (!lp)
+        dp_err(errbuf, "%s: out of memory", s->dir);
     free(lp);
-    if (!s->labels)
-        return -1;
-    if (dp_dataset_open(&s->ds, s->dir, errbuf) != 0)
+    if (s->labels)
+        return 0;
+    drop_shard_files(s);
+    return -1;
+}
+
+/* Reads one shard: complete, with a manifest, its label table and arrays,
+ * all of one generation of it (a shard preprocessed again meanwhile is
+ * read again, as other readers do). */
+static int load_shard(shard *s, char *errbuf)
+{
+    if (dp_dataset_open_with(&s->ds, s->dir, read_shard_files, drop_shard_files, s, errbuf) != 0)
         return -1;
     /* read once, front to back: read ahead, and drop the pages behind */
     madvise(s->ds.vectors.map, s->ds.vectors.map_len, MADV_SEQUENTIAL);
