@@ -1979,6 +1979,64 @@ static void test_test_train_set_one_split(void)
     CHECK_EQ_INT(got.dropped, fresh.dropped);
 }
 
+/* Runs the shell command cmd (which execs the command under test) with
+ * DP_TEST_KILL_AT=kill_at; each time the command stops there (SIGSTOP),
+ * change(arg) runs and it goes on. Its exit status (-1: it did not exit),
+ * the number of stops in *stops. */
+static int sh_across(const char *kill_at, const char *cmd, void (*change)(void *), void *arg, int *stops)
+{
+    fflush(NULL);
+    pid_t c = fork();
+    if (c == 0) {
+        setenv("DP_TEST_KILL_AT", kill_at, 1);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    for (*stops = 0; c > 0 && waitpid(c, &st, WUNTRACED) == c && WIFSTOPPED(st); ++*stops) {
+        change(arg);
+        kill(c, SIGCONT);
+    }
+    return c > 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* 19c. `test --train-set` while split swaps a new split in on every attempt
+ * to open both sides (stopped in the sides' opens): after 4 attempts it
+ * refuses (exit 1) with a message that says the split kept
+ * changing and to retry, and writes no report. */
+static void test_test_train_set_keeps_changing(void)
+{
+    const char *b = bin(), *ds = corpus_dataset();
+    if (!b || !ds || !corpus_model())
+        SKIP("no deeppacket binary or no data/corpus");
+    char *t = tmp("gen-tk"), *report = tmp("gen-tk-report"), *log = tmp("gen-tk.log"), cmd[4096];
+    split_seed2(t);
+    snprintf(cmd, sizeof cmd, "exec %s test -q -j 1 -d %s/%s/test --train-set %s/%s/train -m %s -o %s 2>%s", b, t,
+             dp_task_dir[DP_TASK_TRAFFIC], t, dp_task_dir[DP_TASK_TRAFFIC], corpus_model(), report, log);
+    /* from the first training side's open on, every second open of a side
+     * (a side's own open retries too) stops while a new split is swapped in:
+     * no attempt sees both sides of one split */
+    int stops;
+    CHECK_EQ_INT(sh_across("set-open:2:19:2", cmd, split_seed2, t, &stops), 1);
+    CHECK(stops >= 4);
+    char *msg = slurp(log, NULL);
+    CHECK(msg != NULL);
+    if (msg) {
+        CHECK_STR_CONTAINS(msg, "deeppacket test: ");
+        CHECK_STR_CONTAINS(msg, "the dataset changed while it was being opened");
+        CHECK_STR_CONTAINS(msg, "retry when that run is done");
+    }
+    free(msg);
+    struct stat st;
+    CHECK(lstat(report, &st) != 0 && errno == ENOENT);
+    char out[64];
+    sh(out, sizeof out, "ls -a %s | grep -c '^gen-tk-report'", dp_test_tmpdir()); /* no temp folder either */
+    CHECK_EQ_INT(atoi(out), 0);
+    /* the same command, the split left alone, writes its report */
+    CHECK_EQ_INT(sh(NULL, 0, "%s", cmd + 5), 0);
+    CHECK(stat(report, &st) == 0 && S_ISDIR(st.st_mode));
+}
+
 /* 6. a capture that could not be read is read on the rerun. Permissions do
  * not stop root: the runs are made as nobody (65534) then. */
 static int pp_as_user(const char *src, const char *dst, uint64_t *packets)
@@ -2156,6 +2214,7 @@ int main(void)
     DP_RUN(test_merge_one_generation);
     DP_RUN(test_split_open_one_generation);
     DP_RUN(test_test_train_set_one_split);
+    DP_RUN(test_test_train_set_keeps_changing);
     DP_RUN(test_pp_unreadable_retried);
     DP_RUN(test_pp_target_inside_source);
     DP_RUN(test_pp_symlinked_files);

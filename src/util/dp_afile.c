@@ -278,9 +278,15 @@ void dp_test_kill_point(const char *phase)
     if (!e || strncmp(e, phase, n) != 0 || e[n] != ':')
         return;
     char *end;
-    long at = strtol(e + n + 1, &end, 10);
-    int sig = *end == ':' ? atoi(end + 1) : SIGKILL;
-    if (__atomic_add_fetch(&count, 1, __ATOMIC_SEQ_CST) != at)
+    long at = strtol(e + n + 1, &end, 10), every = 0;
+    int sig = SIGKILL;
+    if (*end == ':') {
+        sig = (int)strtol(end + 1, &end, 10);
+        if (*end == ':')
+            every = strtol(end + 1, NULL, 10);
+    }
+    long k = __atomic_add_fetch(&count, 1, __ATOMIC_SEQ_CST);
+    if (k != at && !(every > 0 && k > at && (k - at) % every == 0))
         return;
     raise(sig > 0 ? sig : SIGKILL);
     if (sig == SIGSTOP)

@@ -150,12 +150,14 @@ void dp_tmp_cleanup_on_signals(void);
  * release), or -1 with a message. what names the holder ("split"). */
 int dp_lock_target(const char *target, const char *what, char *errbuf);
 
-/* Tests only: with DP_TEST_KILL_AT=PHASE:N[:SIGNAL] in the environment,
- * the N-th call with that phase kills the process with SIGKILL (as a crash
+/* Tests only: with DP_TEST_KILL_AT=PHASE:N[:SIGNAL[:EVERY]] in the
+ * environment, the N-th call with that phase (and with EVERY > 0 the
+ * (N + EVERY)-th, (N + 2 EVERY)-th...) kills the process with SIGKILL (as a crash
  * there would) or sends it SIGNAL and waits for it to end the process (or,
  * when the handler in place only asks the command to stop, as classify's
  * does, returns once it has run); SIGSTOP (19) stops it there and it goes
- * on once continued (SIGCONT): the test changes files meanwhile. Phases:
+ * on once continued (SIGCONT): the test changes files meanwhile (with
+ * EVERY, each time: a folder that keeps changing). Phases:
  * "commit" (dp_afile_commit, before the rename), "swap"
  * (dp_swap_dir_into_place, before the exchange), "pp-commit" (preprocess,
  * between its commit steps), "pp-part" (preprocess, once a spilled
