@@ -119,8 +119,10 @@ asan:
 # ThreadSanitizer over the threaded tests (on demand, not in CI; build-tsan/):
 # test_capture breaks a capture from another thread, test_api opens handles
 # while another thread predicts and runs handles of two precisions at once,
-# test_nn runs the NN's thread pool, test_preprocess its workers. Races
-# inside OpenBLAS and oneDNN, not instrumented, are left out
+# test_nn runs the NN's thread pool, test_preprocess its workers (and runs
+# build-tsan/deeppacket preprocess on a terminal, failing while its workers
+# still read and warn: the progress line's end). Races inside OpenBLAS and
+# oneDNN, not instrumented, are left out
 # (tests/tsan.supp); any other report fails the run (ThreadSanitizer's exit
 # status 66).
 TSAN_TESTS := test_capture test_api test_nn test_preprocess

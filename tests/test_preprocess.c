@@ -11,9 +11,11 @@
 #include "dp_test.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -1320,6 +1322,114 @@ static void test_cli_exit_codes(void)
     free(errf);
 }
 
+/* ---- the progress line and the workers at a failed run's end ---------------------- */
+
+/* Writes a pcap of n 14-byte Ethernet frames of LLDP (not IP: none is
+ * kept), the last one cut short when cut (a warning once it is read). */
+static int write_lldp_pcap(const char *path, size_t n, int cut)
+{
+    static const uint8_t head[24] = {0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0,
+                                     0,    0,    0,    0,    0xff, 0xff, 0, 0, 1, 0, 0, 0};
+    static const uint8_t rec[30] = {1, 0, 0, 0, 0, 0, 0, 0, 14, 0, 0, 0, 14, 0, 0, 0, 0x01, 0x80, 0xc2, 0, 0, 0x0e,
+                                    2, 0, 0, 0, 0, 1, 0x88, 0xcc};
+    FILE *f = fopen(path, "wb");
+    int ok = f && fwrite(head, 1, sizeof head, f) == sizeof head;
+    for (size_t i = 0; ok && i < n; i++) {
+        size_t len = cut && i == n - 1 ? 16 + 5 : sizeof rec;
+        ok = fwrite(rec, 1, len, f) == len;
+    }
+    if (f && fclose(f) != 0)
+        ok = 0;
+    return ok ? 0 : -1;
+}
+
+/* Runs argv with its standard output and error on a new pseudo-terminal
+ * (the progress line's terminal) and files limited to fsize bytes; what it
+ * printed in out[cap] (the first cap - 1 bytes). Its exit status, -1 when it did not exit, -2 when
+ * this machine has no pseudo-terminal. */
+static int run_on_tty(char *const argv[], rlim_t fsize, char *out, size_t cap)
+{
+    int m = posix_openpt(O_RDWR | O_NOCTTY);
+    const char *name = m >= 0 && grantpt(m) == 0 && unlockpt(m) == 0 ? ptsname(m) : NULL;
+    int s = name ? open(name, O_RDWR | O_NOCTTY) : -1; /* open until the child ends: no EIO before */
+    if (s < 0) {
+        if (m >= 0)
+            close(m);
+        return -2;
+    }
+    fflush(NULL);
+    pid_t c = fork();
+    if (c == 0) {
+        struct rlimit rl = {fsize, fsize};
+        if (dup2(s, 1) < 0 || dup2(s, 2) < 0 || setrlimit(RLIMIT_FSIZE, &rl) != 0)
+            _exit(126);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(s);
+    size_t n = 0;
+    char sink[4096];
+    for (;;) { /* until EIO: the child has ended; past cap, read on so that it never blocks */
+        ssize_t got = n < cap - 1 ? read(m, out + n, cap - 1 - n) : read(m, sink, sizeof sink);
+        if (got > 0 && n < cap - 1)
+            n += (size_t)got;
+        if (got < 0 && errno != EINTR)
+            break;
+    }
+    out[n] = 0;
+    close(m);
+    int st = 0;
+    if (c < 0 || waitpid(c, &st, 0) != c)
+        return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* A run that fails (files limited to 1 KB: the first capture's journal
+ * entry cannot be written) while the other workers read long captures
+ * that end in a warning, the progress line on a terminal: the run ends
+ * (exit 1, the reason given) only after the workers' warnings, and under
+ * `make tsan` without a data race. Before, the run's end cleared the
+ * progress line (dp_progress_done) before it joined the workers, whose
+ * warnings read it: a race that ThreadSanitizer reports (exit 66).
+ * a.pcap (read first, no packet kept, so its journal entry is due at once)
+ * is short; b.pcap and c.pcap, taken by the two workers before a.pcap is
+ * merged, are ten times longer, keep no packet (so their workers take no
+ * lock until their warning) and are smaller than a split capture; no worker
+ * is idle before the run stops (an idle one makes the readers take the
+ * lock). */
+static void test_workers_joined_before_progress_end(void)
+{
+    const char *bin = binary();
+    if (!bin)
+        SKIP("no deeppacket binary ($BUILD/deeppacket)");
+    char *src = tmp_path("race_src"), *ds = tmp_path("race_ds"), *lt = tmp_path("race_labels.tsv"), eb[DP_ERRBUF_SIZE];
+    CHECK_EQ_INT(dp_mkdirs(src, eb), 0);
+    const char *names[3] = {"a.pcap", "b.pcap", "c.pcap"};
+    for (int i = 0; i < 3; i++) {
+        char *p = dp_path_join(src, names[i]);
+        CHECK_EQ_INT(write_lldp_pcap(p, i ? 200000 : 20000, i != 0), 0);
+        free(p);
+    }
+    const char *table = "prefix\tapp_id\tapp_name\ttraffic_id\ttraffic_name\n"
+                        "a\t0\tA\t0\tT\nb\t0\tA\t0\tT\nc\t0\tA\t0\tT\n";
+    CHECK_EQ_INT(dp_write_file_atomic(lt, table, strlen(table), eb), 0);
+    char *argv[] = {(char *)bin, "preprocess", "-j", "2", "-s", src, "-t", ds, "--labels", lt, NULL};
+    static char out[1 << 16];
+    int rc = run_on_tty(argv, 1024, out, sizeof out);
+    if (rc == -2) {
+        free(src), free(ds), free(lt);
+        SKIP("no pseudo-terminal");
+    }
+    if (rc != 1)
+        fprintf(stderr, "  exit %d:\n%s\n", rc, out);
+    CHECK_EQ_INT(rc, 1);
+    CHECK_STR_CONTAINS(out, "b.pcap: truncated dump file");
+    CHECK_STR_CONTAINS(out, "c.pcap: truncated dump file");
+    CHECK_STR_CONTAINS(out, "write failed: File too large");
+    CHECK(!strstr(out, "ThreadSanitizer"));
+    free(src), free(ds), free(lt);
+}
+
 /* ---- numpy ------------------------------------------------------------------------ */
 
 static void test_numpy_load(void)
@@ -1450,6 +1560,7 @@ int main(void)
     DP_RUN(test_not_capture_and_linktype);
     DP_RUN(test_errors);
     DP_RUN(test_cli_exit_codes);
+    DP_RUN(test_workers_joined_before_progress_end);
     DP_RUN(test_numpy_load);
     free(g_ds1);
     return dp_test_end();
