@@ -116,7 +116,7 @@ asan:
 	LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0" $(MAKE) BUILD=build-asan SHARED=0 OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	  LDFLAGS="-fsanitize=address,undefined" check
 
-# ThreadSanitizer over the threaded tests (on demand, not in CI; build-tsan/):
+# ThreadSanitizer over the threaded tests (scripts/test.sh runs it; build-tsan/):
 # test_capture breaks a capture from another thread, test_api opens handles
 # while another thread predicts and runs handles of two precisions at once,
 # test_nn runs the NN's thread pool, test_preprocess its workers (and runs
