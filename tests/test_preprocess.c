@@ -1392,11 +1392,14 @@ static int run_on_tty(char *const argv[], rlim_t fsize, char *out, size_t cap)
  * progress line (dp_progress_done) before it joined the workers, whose
  * warnings read it: a race that ThreadSanitizer reports (exit 66).
  * a.pcap (read first, no packet kept, so its journal entry is due at once)
- * is short; b.pcap and c.pcap, taken by the two workers before a.pcap is
- * merged, are ten times longer, keep no packet (so their workers take no
- * lock until their warning) and are smaller than a split capture; no worker
- * is idle before the run stops (an idle one makes the readers take the
- * lock). */
+ * is short; b.pcap and c.pcap are ten times longer, keep no packet (so
+ * their workers take no lock until their warning) and are smaller than a
+ * split capture. b.pcap is taken at the start, beside a.pcap, so it is still
+ * read when the run fails: its warning is sure. c.pcap is taken by a.pcap's
+ * worker only when that worker comes back before a.pcap's journal entry
+ * fails (most runs; under ASan's slower build not always, and then the run
+ * ends before it): its warning is not required. No worker is idle before the
+ * run stops (an idle one makes the readers take the lock). */
 static void test_workers_joined_before_progress_end(void)
 {
     const char *bin = binary();
@@ -1424,7 +1427,6 @@ static void test_workers_joined_before_progress_end(void)
         fprintf(stderr, "  exit %d:\n%s\n", rc, out);
     CHECK_EQ_INT(rc, 1);
     CHECK_STR_CONTAINS(out, "b.pcap: truncated dump file");
-    CHECK_STR_CONTAINS(out, "c.pcap: truncated dump file");
     CHECK_STR_CONTAINS(out, "write failed: File too large");
     CHECK(!strstr(out, "ThreadSanitizer"));
     free(src), free(ds), free(lt);
