@@ -39,6 +39,15 @@ Python package (1.7 was used).
                           # adversarial validation: a booster told each capture's earlier flows
                           # from its later ones ranks the features by drift; the K most drifting
                           # are dropped (chosen on the fitted rows only, never the scored ones)
+  bench/gbt_study.py /tmp/gs/cap-traffic-train forest|bagging|coarse|dart TEST_PREFIX [VARIANTS] [SEEDS]
+                          # model families and coarser inputs (family_study): forest
+                          # gbt,xrf:12:0.1:100,rf,et (XGBoost's random-forest mode, sklearn's
+                          # random forest and extra trees); bagging bag:3:gbt,bag:3:gbt@q32+p2
+                          # (3 GBT seeds' probabilities averaged); coarse gbt@q16,gbt@q32,
+                          # gbt@log,gbt@p2 (sizes in 16/32-byte or log bins, payload bytes of
+                          # the first 2 packets only); dart dart:0.1. VARIANTS '-' for these
+                          # defaults, SEEDS default 1,2,3; TEST_PREFIX '-' scores validation
+                          # only; GBT_STUDY_CACHE=DIR keeps each fit's probabilities for reuse
 With TEST_PREFIX (dump_flows of the test side), the tls and vpn studies also
 fit on the whole training side and score on the test set, as a check of what
 validation chose (the test set is not used to choose).
@@ -530,6 +539,102 @@ def drift_study(x, y, val, xt, yt, f, t, drops='0,25,50,100', seeds='1'):
             print(line + '  %.0f s' % (time.time() - t0), flush=True)
 
 
+def coarse_rows(x, spec):
+    """The flow rows with coarser inputs (spec: '+'-joined, 'none' for the rows
+    as they are): qB sizes in bins of B bytes, log sizes in quarter-octave bins
+    (the IP and UDP length fields, which repeat the size exactly, are zeroed in
+    both), pK the payload bytes of the first K packets only."""
+    B = x.reshape(len(x), N, -1).copy()
+    for s in spec.split('+'):
+        if s == 'none':
+            continue
+        if s[0] == 'p':
+            B[:, int(s[1:]):, 44:] = 0
+            continue
+        n = B[:, :, 2] * 1500
+        n = 2 ** (np.round(np.log2(np.maximum(n, 1)) * 4) / 4) if s == 'log' else np.ceil(n / int(s[1:])) * int(s[1:])
+        B[:, :, 2] = np.where(B[:, :, 0] > 0, n, 0) / 1500
+        B[:, :, [6, 7, 28, 29]] = 0  # IPv4 total length, UDP length (TCP's bytes there are masked)
+    return B.reshape(len(x), -1)
+
+
+def family_probs(model, X, y, XS, seed):
+    """Probabilities for the rows XS of one model fitted on (X, y): gbt (the
+    C GBT's settings), xrf:D:C:K (XGBoost's random forest: one round of K
+    trees per class, depth D, eta 1, subsample 0.63, colsample_bynode C),
+    rf[:F] / et[:F] (sklearn's random forest / extra trees, 500 trees, a
+    share F of the features per split (default: their square root),
+    class_weight balanced), dart:R (the GBT as DART,
+    rate_drop R, skip_drop 0.5), sub:S (the GBT with subsample S)."""
+    kind, *a = model.split(':')
+    p = {'seed': seed}
+    if kind in ('rf', 'et'):
+        from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+        m = (RandomForestClassifier if kind == 'rf' else ExtraTreesClassifier)(
+            500, max_features=float(a[0]) if a else 'sqrt', class_weight='balanced', n_jobs=1,
+            random_state=seed).fit(X, y)
+        P = np.zeros((len(XS), int(y.max() + 1)))
+        P[:, m.classes_] = m.predict_proba(XS)
+        return P
+    if kind == 'xrf':
+        p.update(num_parallel_tree=int(a[2]), max_depth=int(a[0]), eta=1, subsample=0.63, colsample_bytree=1,
+                 colsample_bynode=float(a[1]))
+        return fit(X, y, p, rounds=1).predict(xgb.DMatrix(XS))
+    if kind == 'dart':
+        p.update(booster='dart', rate_drop=float(a[0]), skip_drop=0.5)
+    if kind == 'sub':
+        p.update(subsample=float(a[0]))
+    return fit(X, y, p).predict(xgb.DMatrix(XS))
+
+
+def family_study(x, y, val, xt, yt, prefix, variants, seeds='1,2,3'):
+    """Model families and coarser inputs, one line per variant and seed
+    (validation, then the whole training side scored on the test set), then
+    each variant's mean and standard deviation over the seeds. A variant is
+    MODEL[@COARSE] (family_probs, coarse_rows); bag:B:MODEL is B fits of
+    MODEL averaged (seed s bags the seeds (s-1)B+1 .. sB, so bag:3:gbt with
+    seeds 1,2,3 uses the GBT's seeds 1-9). With GBT_STUDY_CACHE set to a
+    folder, each single fit's probabilities are kept there and reused."""
+    import os
+    cache, tag = os.environ.get('GBT_STUDY_CACHE'), os.path.basename(prefix)
+    if cache:
+        os.makedirs(cache, exist_ok=True)
+
+    def probs(model, spec, seed, side):
+        path = cache and '%s/%s-%s@%s-s%d-%s.npy' % (cache, tag, model.replace(':', '_'), spec, seed, side)
+        if path and os.path.exists(path):
+            return np.load(path)
+        X = coarse_rows(x, spec)
+        XS = coarse_rows(xt, spec) if side == 'test' else X[val]
+        P = family_probs(model, *((X, y) if side == 'test' else (X[~val], y[~val])), XS, seed)
+        if path:
+            np.save(path, P)
+        return P
+
+    res = {}
+    for v in variants.split(','):
+        name, spec = (v.split('@') + ['none'])[:2]
+        bag = name.split(':', 2) if name.startswith('bag:') else None
+        for seed in map(int, seeds.split(',')):
+            t0, line = time.time(), 'seed %d %-22s' % (seed, v)
+            for side, truth in (('val', y[val]), ('test', yt)):
+                if side == 'test' and xt is None:
+                    continue
+                B = int(bag[1]) if bag else 1
+                P = np.mean([probs(bag[2], spec, (seed - 1) * B + k + 1, side) for k in range(B)], 0) if bag else \
+                    probs(name, spec, seed, side)
+                s = scores(truth, P)
+                res.setdefault(v, {}).setdefault(side, []).append(s)
+                line += ' %s wF1 %.3f macro F1 %.3f VPN %.3f' % ('validation' if side == 'val' else '| test', *s)
+            print(line + '  %.0f s' % (time.time() - t0), flush=True)
+    ms = lambda v: '%.3f' % v[0] if len(v) == 1 else '%.3f ± %.3f' % (np.mean(v), np.std(v, ddof=1))  # VPN: nan on app
+    print('means over seeds %s: variant | validation wF1, macro F1, VPN | test wF1, macro F1, VPN' % seeds)
+    for v, r in res.items():
+        print('%-22s | %s | %s' % (v, ', '.join(ms([s[k] for s in r['val']]) for k in range(3)),
+                                   ', '.join(ms([s[k] for s in r.get('test', [])]) for k in range(3))
+                                   if 'test' in r else '-'), flush=True)
+
+
 def fit_score(X, y, val, params, rounds):
     yt = y[~val]
     c = np.bincount(yt, minlength=y.max() + 1).astype(float)
@@ -552,9 +657,10 @@ def main():
         i = i[np.argsort(t[i], kind='stable')]
         val[i[len(i) - int(round(len(i) * 0.25)):]] = True
     xt = yt = raw_t = None
-    if len(sys.argv) > 3:
+    if len(sys.argv) > 3 and sys.argv[3] != '-':  # '-': no test set (validation only)
         xt, yt = np.load(sys.argv[3] + '.x.npy'), np.load(sys.argv[3] + '.y.npy').astype(int)
-        if study not in ('rows', 'allpackets', 'recency', 'stack', 'ceiling', 'selftrain', 'drift', 'continue'):
+        if study not in ('rows', 'allpackets', 'forest', 'bagging', 'coarse', 'dart', 'recency', 'stack', 'ceiling',
+                         'selftrain', 'drift', 'continue'):
             raw_t = np.load(sys.argv[3] + '.raw.npy', mmap_mode='r').reshape(-1, N, 1500)
     if study == 'vpn':
         return vpn_study(x, y, val, xt, yt)
@@ -566,6 +672,11 @@ def main():
         return selftrain_study(x, y, val, xt, yt, *sys.argv[4:6])
     if study == 'stack':
         return stack_study(x, y, val, xt, yt, prefix, sys.argv[3], sys.argv[4])
+    families = {'forest': 'gbt,xrf:12:0.1:100,rf,et', 'bagging': 'bag:3:gbt,bag:3:gbt@q32+p2',
+                'coarse': 'gbt@q16,gbt@q32,gbt@log,gbt@p2', 'dart': 'dart:0.1'}
+    if study in families:
+        v = sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] != '-' else families[study]
+        return family_study(x, y, val, xt, yt, prefix, v, *sys.argv[5:6])
     if study == 'drift':
         return drift_study(x, y, val, xt, yt, f, t, *sys.argv[4:6])
     if study == 'recency':
