@@ -1537,8 +1537,18 @@ static void test_evalrun_train_set(void)
     CHECK_EQ_INT(eval_lib(tr, model, out, tr, 3, &r, &printed, err), 0);
     CHECK_EQ_INT(r.dropped_flows, 6);
     dp_evalrun_result_free(&r);
+    /* no flow left: the scores are undefined (sklearn: NaN), not 0 */
+    CHECK_STR_CONTAINS(printed, "6 of 6 test flows dropped");
+    CHECK_STR_CONTAINS(printed, "occur in ");
+    CHECK_STR_CONTAINS(printed, "); no packets left to score\n");
+    CHECK_STR_CONTAINS(printed, "); no flows left to score\n");
+    CHECK(!strstr(printed, "on the other 0 "));
     free(printed);
-    file_contains(out, "report.json", "\"sequence_packets\": 3, \"test_flows\": 6, \"dropped_flows\": 6, \"n\": 0,");
+    file_contains(out, "report.json", "\"sequence_packets\": 3, \"test_flows\": 6, \"dropped_flows\": 6, \"n\": 0, "
+                                      "\"accuracy\": null, \"weighted_f1\": null, \"macro_f1\": null}");
+    file_contains(out, "flow_report.json", "\"n\": 0, \"accuracy\": null, \"weighted_f1\": null, \"macro_f1\": null}");
+    file_contains(out, "report.md", "); no packets left to score\n");
+    file_contains(out, "report.html", "); no flows left to score</p>");
     /* bad input */
     char nometa[512];
     snprintf(nometa, sizeof nometa, "%s/ts/nometa", tmp);

@@ -254,11 +254,14 @@ void dp_eval_print_markdown(const dp_eval *e, const dp_report_info *info, FILE *
         const dp_eval *x = d->eval;
         fprintf(f,
                 "without duplicate sequences: %llu of %llu test flows dropped (first %d packets' sizes and "
-                "directions occur in %s); on the other %llu %s: accuracy %.4f, weighted f1-score %.4f, "
-                "macro f1-score %.4f\n",
+                "directions occur in %s); ",
                 (unsigned long long)d->dropped_flows, (unsigned long long)d->test_flows, d->seq_packets,
-                d->train_set, (unsigned long long)x->n, unit_name(info), x->accuracy, x->weighted.f1,
-                x->macro.f1);
+                d->train_set);
+        if (x->n) /* scores of no sample would be made up: sklearn's are NaN */
+            fprintf(f, "on the other %llu %s: accuracy %.4f, weighted f1-score %.4f, macro f1-score %.4f\n",
+                    (unsigned long long)x->n, unit_name(info), x->accuracy, x->weighted.f1, x->macro.f1);
+        else
+            fprintf(f, "no %s left to score\n", unit_name(info));
     }
 }
 
@@ -268,6 +271,15 @@ static void json_num(FILE *f, double v)
     if (!isfinite(v))
         v = 0.0;
     fprintf(f, "%.17g", v);
+}
+
+/* v as JSON when `defined` (a score over at least one sample), else null. */
+static void json_score(FILE *f, double v, int defined)
+{
+    if (defined)
+        json_num(f, v);
+    else
+        fputs("null", f);
 }
 
 static void json_avg(FILE *f, const char *key, const dp_eval_avg *a)
@@ -300,12 +312,13 @@ static void json_extras(FILE *f, const dp_report_info *info)
     fprintf(f, ", \"sequence_packets\": %d, \"test_flows\": %llu, \"dropped_flows\": %llu, \"n\": %llu",
             d->seq_packets, (unsigned long long)d->test_flows, (unsigned long long)d->dropped_flows,
             (unsigned long long)d->eval->n);
+    int scored = d->eval->n > 0; /* no flow left: no score (null), not 0 */
     fputs(", \"accuracy\": ", f);
-    json_num(f, d->eval->accuracy);
+    json_score(f, d->eval->accuracy, scored);
     fputs(", \"weighted_f1\": ", f);
-    json_num(f, d->eval->weighted.f1);
+    json_score(f, d->eval->weighted.f1, scored);
     fputs(", \"macro_f1\": ", f);
-    json_num(f, d->eval->macro.f1);
+    json_score(f, d->eval->macro.f1, scored);
     fputs("},\n", f);
 }
 

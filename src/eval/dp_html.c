@@ -72,8 +72,12 @@ static void level_notes(FILE *f, const dp_report_info *in, const char *unit)
                    "directions occur in ",
                 (unsigned long long)d->dropped_flows, (unsigned long long)d->test_flows, d->seq_packets);
         dp_html_str(f, d->train_set);
-        fprintf(f, "); on the other %llu %s: accuracy %.4f, weighted f1-score %.4f, macro f1-score %.4f</p>\n",
-                (unsigned long long)d->eval->n, unit, d->eval->accuracy, d->eval->weighted.f1, d->eval->macro.f1);
+        if (d->eval->n) /* as report.md: no made-up scores of no sample */
+            fprintf(f, "); on the other %llu %s: accuracy %.4f, weighted f1-score %.4f, macro f1-score %.4f</p>\n",
+                    (unsigned long long)d->eval->n, unit, d->eval->accuracy, d->eval->weighted.f1,
+                    d->eval->macro.f1);
+        else
+            fprintf(f, "); no %s left to score</p>\n", unit);
     }
 }
 
