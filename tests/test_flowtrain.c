@@ -17,6 +17,7 @@
 #include "deeppacket.h"
 #include "dp_test.h"
 #include "eval/dp_eval.h"
+#include "eval/dp_evalrun.h"
 #include "eval/dp_flowtest.h"
 #include "flow/dp_flowset.h"
 #include "model/dp_model.h"
@@ -503,6 +504,79 @@ static void test_vpn_fold(void)
     dp_eval_free(&e);
 }
 
+/* Gives the second packet of the first `later` flows of split folder dir,
+ * and the first packet of the flow after them, the next class's label: so
+ * `later` + 1 flows carry two labels. 0, or -1. */
+static int relabel_flows(const char *dir, int later)
+{
+    char eb[DP_ERRBUF_SIZE], path[700];
+    dp_splitset s;
+    if (dp_splitset_open(&s, dir, eb) != 0)
+        return -1;
+    int16_t *l = malloc((s.n ? s.n : 1) * sizeof *l);
+    int fo = -1, k = 0;
+    for (uint64_t i = 0; l && i < s.n; i++) {
+        int first = i == 0 || dp_splitset_meta(&s, i).flow != dp_splitset_meta(&s, i - 1).flow;
+        fo += first;
+        k = first ? 0 : k + 1;
+        l[i] = (int16_t)dp_splitset_label(&s, i);
+        if ((fo < later && k == 1) || (fo == later && k == 0))
+            l[i] = (int16_t)((l[i] + 1) % NCLS);
+    }
+    uint64_t n = s.n;
+    dp_splitset_close(&s);
+    snprintf(path, sizeof path, "%s/labels.npy", dir);
+    int rc = l ? dp_npy_save(path, DP_NPY_I2, 2, 0, l, n, eb) : -1;
+    free(l);
+    return rc;
+}
+
+/* A flow model's report counts the test flows whose packets carry more
+ * than one label (label_conflicts), as a packet model's flow level does;
+ * such a flow's true label stays its first packet's (it used to say 0). */
+static void test_label_conflicts(void)
+{
+    char eb[DP_ERRBUF_SIZE], p[700];
+    char *tr = strdup(tp("lc_train")), *te = strdup(tp("lc_test"));
+    char *model = strdup(tp("lc.dpm")), *out = strdup(tp("lc_out"));
+    make_flows(tr, 60, 11, 0, 1);
+    make_flows(te, 12, 12, 0, 1);
+    CHECK_EQ_INT(relabel_flows(te, 4), 0);
+    dp_train_opts o;
+    gbt_opts(&o, tr, model);
+    CHECK_EQ_INT(dp_train_run(&o, eb), 0);
+    dp_evalrun_opts eo;
+    dp_evalrun_opts_init(&eo);
+    eo.test_dir = te, eo.model_path = model, eo.report_dir = out, eo.threads = 1;
+    dp_evalrun_result r;
+    CHECK_EQ_INT(dp_evalrun(&eo, &r, eb), 0);
+    CHECK_EQ_INT(r.flows.n, 12);
+    dp_evalrun_result_free(&r);
+    snprintf(p, sizeof p, "%s/flow_report.json", out);
+    char *text = dp_read_file(p, NULL, eb);
+    CHECK_STR_CONTAINS(text, "\"label_conflicts\": 5,");
+    free(text);
+    snprintf(p, sizeof p, "%s/report.html", out);
+    text = dp_read_file(p, NULL, eb);
+    CHECK_STR_CONTAINS(text, "5 flows (first packet&#39;s label used)");
+    free(text);
+    /* the flow of a relabelled first packet is of that packet's class */
+    dp_model *m = dp_model_load(model, eb);
+    dp_splitset s;
+    memset(&s, 0, sizeof s);
+    CHECK(m && dp_splitset_open(&s, te, eb) == 0);
+    dp_flowtest ft;
+    if (m && dp_flowtest_run(&ft, m, model, &s, te, eb) == 0) {
+        CHECK_EQ_INT(ft.conflicts, 5);
+        CHECK_EQ_INT(ft.label[4], (4 % NCLS + 1) % NCLS);
+        CHECK_EQ_INT(ft.label[3], 3 % NCLS);
+        dp_flowtest_free(&ft);
+    }
+    dp_splitset_close(&s);
+    dp_model_free(m);
+    free(tr), free(te), free(model), free(out);
+}
+
 /* test --save-logprobs on a flow model: flow_logprobs.npy [flows, classes]
  * in flows.npy's order, each row log-probabilities whose argmax is the
  * flow's verdict in flows.npy. */
@@ -766,6 +840,7 @@ int main(void)
     DP_RUN(test_packet_mask);
     DP_RUN(test_refusals);
     DP_RUN(test_vpn_fold);
+    DP_RUN(test_label_conflicts);
     DP_RUN(test_classify_flows);
     DP_RUN(test_cli);
     dp_eval_plot_release(); /* training curves drew text: cairo's and fontconfig's caches */

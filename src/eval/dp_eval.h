@@ -105,6 +105,8 @@ typedef struct dp_report_info {
     const char *test_set;    /* test set directory */
     uint64_t packets;        /* flow level: packets behind the flows */
     uint64_t label_conflicts;/* flow level: flows whose packets disagree */
+    int first_label;         /* flow level: a flow's true label is its first packet's
+                              * (flow models), not its packets' majority */
     /* the model's classes the test set has no sample of (names; NULL/0: none) */
     const char *const *missing;
     int nmissing;

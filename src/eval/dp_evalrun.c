@@ -293,6 +293,7 @@ static int test_flow_model(run *x, dp_evalrun_result *r, char *errbuf)
     dp_report_dedup dup = dedup_info(x, &x->dfev);
     dp_report_info info = {.level = "flow", .task = x->task_name, .model = x->mpath,
                            .model_kind = x->kind, .test_set = x->dir, .packets = ft.packets,
+                           .label_conflicts = ft.conflicts, .first_label = 1,
                            .missing = x->missing, .nmissing = x->nmissing};
     int rc = -1;
     if (x->dups) { /* the scores without the flows whose sequence occurs in training */
@@ -310,6 +311,9 @@ static int test_flow_model(run *x, dp_evalrun_result *r, char *errbuf)
                         "first %d packets):\n\n", (unsigned long long)ft.nflows,
                 (unsigned long long)ft.packets, secs, x->kind, dp_model_flowcfg(x->m)->npackets);
         dp_eval_print_markdown(&ft.eval, &info, x->out);
+        if (info.label_conflicts)
+            fprintf(x->out, "(%llu flows hold packets of more than one label: first packet's label used)\n",
+                    (unsigned long long)info.label_conflicts);
         fflush(x->out);
     }
     if (dp_eval_write_report(&ft.eval, &info, x->outdir, "flow_", errbuf) != 0 ||

@@ -59,6 +59,7 @@ int dp_flowtest_run(dp_flowtest *r, dp_model *m, const char *mpath, const dp_spl
         return -1;
     uint64_t nf = fs.nflows ? fs.nflows : 1;
     r->nflows = fs.nflows;
+    r->conflicts = fs.label_conflicts;
     r->ids = malloc(nf * sizeof *r->ids);
     r->label = malloc(nf * sizeof *r->label);
     r->pred = malloc(nf * sizeof *r->pred);

@@ -1,7 +1,8 @@
 /* dp_flowtest: evaluates a flow model (dp_model_input == DP_INPUT_FLOW) on
  * the flows of a test set: one verdict per flow, the argmax of the model's
  * log-probabilities for its flow row (first maximum wins); the flow's true
- * label is its first packet's (dp_flowset). The evaluation fills a dp_eval
+ * label is its first packet's (dp_flowset; flows with packets of another
+ * label are counted in `conflicts`). The evaluation fills a dp_eval
  * (per-class table, macro and weighted averages, VPN vs non-VPN accuracy)
  * that dp_eval_write_report turns into the report files. */
 #ifndef DP_FLOWTEST_H
@@ -17,6 +18,7 @@ typedef struct dp_flowtest {
     dp_eval eval;       /* flow level, over the set's classes */
     uint64_t nflows;
     uint64_t packets;   /* packets of the test flows */
+    uint64_t conflicts; /* flows whose packets do not all carry the first one's label */
     uint64_t *ids;      /* [nflows] flow ids, in flow order (dp_flowset) */
     int16_t *label;     /* [nflows] true labels */
     int16_t *pred;      /* [nflows] verdicts */

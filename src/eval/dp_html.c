@@ -49,7 +49,8 @@ static void level_facts(FILE *f, const dp_eval *e, const dp_report_info *in, con
         fact(f, "VPN vs non-VPN accuracy", buf);
     }
     if (in->label_conflicts) {
-        snprintf(buf, sizeof buf, "%llu flows (majority label used)", (unsigned long long)in->label_conflicts);
+        snprintf(buf, sizeof buf, "%llu flows (%s label used)", (unsigned long long)in->label_conflicts,
+                 in->first_label ? "first packet's" : "majority");
         fact(f, "label conflicts", buf);
     }
     fprintf(f, "</table>\n");

@@ -85,7 +85,18 @@ static rowkey *flow_heads(const rowkey *k, uint64_t n, uint64_t *nflows, char *e
     return h;
 }
 
-/* Fills fs->flows and fs->rows from the sorted keys and the ordered heads. */
+/* 1 when a packet among the n sorted keys k[j..j+n) (one flow's) has
+ * another label than `label`, else 0. */
+static int label_conflict(const dp_splitset *set, const rowkey *k, uint64_t j, uint64_t n, int label)
+{
+    for (uint64_t r = 0; r < n; r++)
+        if (dp_splitset_label(set, k[j + r].row) != label)
+            return 1;
+    return 0;
+}
+
+/* Fills fs->flows, fs->rows and fs->label_conflicts from the sorted keys
+ * and the ordered heads. */
 static int fill_flows(dp_flowset *fs, const rowkey *k, uint64_t n, const rowkey *h, char *errbuf)
 {
     uint64_t total = 0, N = (uint64_t)fs->cfg.npackets;
@@ -107,6 +118,7 @@ static int fill_flows(dp_flowset *fs, const rowkey *k, uint64_t n, const rowkey 
         for (uint64_t r = 0; r < fi->nrows; r++)
             fs->rows[fi->first + r] = k[h[f].row + r].row;
         fi->label = (int16_t)dp_splitset_label(fs->set, fs->rows[fi->first]);
+        fs->label_conflicts += (uint64_t)label_conflict(fs->set, k, h[f].row, fi->npackets, fi->label);
     }
     return 0;
 }

@@ -6,7 +6,8 @@
  * last), so the order is deterministic whatever the rows' order on disk.
  * The set keeps, per flow, its label (its first packet's), first time, id,
  * packet count and the rows of its first N packets: memory proportional to
- * the flows; feature rows are computed on demand. */
+ * the flows; feature rows are computed on demand. It counts the flows whose
+ * packets do not all carry that label (label_conflicts). */
 #ifndef DP_FLOWSET_H
 #define DP_FLOWSET_H
 
@@ -30,6 +31,7 @@ typedef struct dp_flowset {
     uint64_t nflows;
     dp_flowinfo *flows;     /* [nflows] in flow order */
     uint64_t *rows;         /* rows of each flow's first N packets, capture order */
+    uint64_t label_conflicts; /* flows with a packet of another label than the flow's */
 } dp_flowset;
 
 /* Groups the rows of `set` (opened from `dir`, named in messages) into
