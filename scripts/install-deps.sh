@@ -27,10 +27,12 @@ RUN=(libpcap0.8 libopenblas0-pthread libdnnl2 libcairo2 libxgboost0)
 # (`make MPI=1`, docs/distributed.md);
 # python3-onnx, nodejs, npm: the ONNX export test (tests/onnx/run.sh: the onnx
 # checker, ONNX Runtime for Node.js from npm); python3-torch:
-# tools/import_torch.py's test (tests/import_torch/run.sh)
+# tools/import_torch.py's test (tests/import_torch/run.sh); python3-sklearn:
+# tests/check_report.py, the scikit-learn oracle of `test`'s reports (run by
+# test_eval and test_flowtrain)
 TEST=(clang libclang-rt-14-dev python3 python3-numpy groff-base man-db chromium
       python3-pytest libsystemd-dev libopenmpi-dev openmpi-bin
-      python3-onnx nodejs npm python3-torch)
+      python3-onnx nodejs npm python3-torch python3-sklearn)
 # python3: the side-by-side scores at the end of the demo
 DEMO=(python3 python3-numpy)
 CORPUS=(openssh-server openssh-client openssl curl python3 iproute2)

@@ -11,13 +11,15 @@ labels and meta.npy: predictions, the confusion matrix, per-class
 precision/recall/f1/support (sklearn, zero_division=0, labels = classes
 with support or predictions), macro/weighted averages, accuracy, VPN vs
 non-VPN accuracy, per-flow votes (summed log-probabilities; majority label)
-or a flow model's verdicts (first packet's label), label conflicts, missing
+or a flow model's verdicts (first packet's label), label conflicts, the
+verdicts by probability threshold (coverage), missing
 classes (by name), the scores without duplicate first-N size/direction
 sequences; and checks report.md, report.html and confusion.csv against
 report.json. Prints the mismatches and exits 1, or 0 when all agree.
 Exits 0 with "SKIP" when numpy or scikit-learn is missing, or when a
 folder named on the command line does not exist (e.g. no ../shared).
-Not run by `make check` (it needs a trained model); see docs/report-format.md.
+`make check` runs it on test_eval's and test_flowtrain's reports; see
+docs/report-format.md.
 """
 import os
 import sys
@@ -122,6 +124,34 @@ def dedup_eval(rep, y, p, tag):
         chk(tag + ' dedup weighted_f1', d['weighted_f1'], float(f1_score(y, p, labels=listed, average='weighted', zero_division=0)))
         chk(tag + ' dedup macro_f1', d['macro_f1'], float(f1_score(y, p, labels=listed, average='macro', zero_division=0)))
 
+def check_coverage(rep, y, p, prob, tag):
+    """The verdicts by probability: for each threshold, the samples whose
+    verdict probability (float32, as the report computes it) is at least it."""
+    cov = rep['coverage']
+    want = [0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]
+    chk(tag + ' coverage thresholds', [r['min_prob'] for r in cov], want)
+    prob = np.asarray(prob, dtype=np.float32)
+    for r in cov:
+        keep = prob >= r['min_prob']
+        n = int(keep.sum())
+        t = f"{tag} coverage {r['min_prob']}"
+        chk(t + ' kept', r['kept'], n)
+        chk(t + ' coverage', r['coverage'], n / len(y) if len(y) else 0.0)
+        if not n:
+            for k in ('accuracy', 'weighted_f1', 'macro_f1'):
+                chk(t + ' ' + k + ' (none kept: undefined)', r[k], None)
+            continue
+        yk, pk = y[keep], p[keep]
+        listed = metrics(yk, pk, 0)
+        chk(t + ' accuracy', r['accuracy'], accuracy_score(yk, pk))
+        chk(t + ' weighted_f1', r['weighted_f1'], float(f1_score(yk, pk, labels=listed, average='weighted', zero_division=0)))
+        chk(t + ' macro_f1', r['macro_f1'], float(f1_score(yk, pk, labels=listed, average='macro', zero_division=0)))
+
+def softmax_top(lp):
+    """each row's best probability: 1 / sum(exp(lp - max)), in float64"""
+    lp = np.asarray(lp, dtype=np.float64)
+    return 1.0 / np.exp(lp - lp.max(1, keepdims=True)).sum(1)
+
 def seqs(meta, vec, rows, N):
     """flow id -> tuple of first-N (size, dir)"""
     out = {}
@@ -184,6 +214,7 @@ def oracle_main():
         p = lp.argmax(1)
         chk('predictions.npy', np.load(os.path.join(rdir, 'predictions.npy')).tolist(), p.tolist())
         check_eval(prep, y, p, names, 'packet')
+        check_coverage(prep, y, p, np.exp(lp.max(1)), 'packet')
         chk('packet missing', prep['missing_classes'], missing)
         if dups is not None:
             keep = np.array([int(f) not in dups for f in meta['flow']])
@@ -207,6 +238,7 @@ def oracle_main():
             chk('flows.npy pred', fr['pred'].tolist(), fp.tolist())
             chk('flows.npy packets', fr['packets'].tolist(), np.bincount(inv).tolist())
             check_eval(frep, ft, fp, names, 'flow')
+            check_coverage(frep, ft, fp, softmax_top(sums), 'flow')
             chk('flow missing', frep['missing_classes'], missing)
             if dups is not None:
                 keep = np.array([int(f) not in dups for f in ids])
@@ -226,6 +258,8 @@ def oracle_main():
         conf = sum(len(np.unique(y[inv == k])) > 1 for k in range(len(ids)))
         chk('flow label_conflicts', frep['label_conflicts'], int(conf))
         check_eval(frep, ft, fp, names, 'flowmodel')
+        if os.path.exists(flp):
+            check_coverage(frep, ft, fp, softmax_top(np.load(flp)), 'flowmodel')
         chk('flow packets', frep['packets'], len(y))
         chk('flow missing', frep['missing_classes'], missing)
         if dups is not None:
@@ -249,7 +283,8 @@ def tables_main(rdir):
         if not os.path.exists(jp): continue
         j = json.load(open(jp))
         md = open(os.path.join(rdir, pre + 'report.md')).read().splitlines()
-        rows = [l for l in md if l.startswith('| ') and not l.startswith('| label')]
+        cut = next((i for i, l in enumerate(md) if l.startswith('verdicts by probability')), len(md))
+        rows = [l for l in md[:cut] if l.startswith('| ') and not l.startswith('| label')]
         listed = [k for k in j['classes'] if k['listed']]
         chk(pre+'md rows', len(rows), len(listed) + 1)
         def cells(l):
@@ -275,6 +310,15 @@ def tables_main(rdir):
             chk(pre+'md dedup', s in txt, True)
         if j['missing_classes']:
             chk(pre+'md missing', f"not in the test set ({len(j['missing_classes'])} of the model's classes): " + ', '.join(j['missing_classes']) in txt, True)
+        if j.get('label_conflicts'):
+            chk(pre+'md conflicts', f"({j['label_conflicts']} flows hold packets of more than one label:" in txt, True)
+        cov = j['coverage']
+        def cov_cells(r):
+            if not r['kept']:
+                return ['%.2f' % r['min_prob'], '0', f4(r['coverage']), '-', '-', '-']
+            return ['%.2f' % r['min_prob'], str(r['kept']), f4(r['coverage']), f4(r['accuracy']), f4(r['weighted_f1']), f4(r['macro_f1'])]
+        crow = [cells(l) for l in md[cut:] if l.startswith('| ') and not l.startswith('| min prob')]
+        chk(pre+'md coverage', crow, [cov_cells(r) for r in cov])
         # csv
         r = list(csv.reader(open(os.path.join(rdir, pre + 'confusion.csv'))))
         chk(pre+'csv header', r[0][1:], [k['name'] for k in j['classes']])
@@ -286,6 +330,9 @@ def tables_main(rdir):
         trs = re.findall(r'<tr[^>]*><td>(.*?)</td><td class="n">(.*?)</td><td class="n">(.*?)</td><td class="n">(.*?)</td><td class="n">(.*?)</td></tr>', sc)
         trs = [[html.unescape(x) for x in t] for t in trs]
         chk(pre+'html rows', len(trs), len(listed) + 2)
+        ct = re.search(r'<table class="coverage">(.*?)</table>', sec, re.S).group(1)
+        ctr = re.findall(r'<tr>' + '<td class="n">(.*?)</td>' * 6 + '</tr>', ct)
+        chk(pre+'html coverage', [list(t) for t in ctr], [cov_cells(r) for r in cov])
         for k, t in zip(listed, trs):
             chk(pre+'html '+k['name'], t, [k['name'], f4(k['recall']), f4(k['precision']), f4(k['f1']), str(k['support'])])
         chk(pre+'html macro', trs[-2], ['Macro Average', f4(m['recall']), f4(m['precision']), f4(m['f1']), str(m['support'])])

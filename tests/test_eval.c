@@ -16,6 +16,7 @@
 
 #include "dataset/dp_dataset.h"
 #include "dp_test.h"
+#include "eval/dp_coverage.h"
 #include "eval/dp_eval.h"
 #include "eval/dp_evalrun.h"
 #include "eval/dp_html.h"
@@ -311,6 +312,86 @@ static void check_crafted(const dp_flowagg *a)
     CHECK_EQ_INT(e.cm[1 * 3 + 2], 1);
     CHECK_EQ_INT(e.cls[2].predicted, 2);
     dp_eval_free(&e);
+}
+
+/* ---- verdicts by probability ------------------------------------------------------- */
+
+/* Six hand-counted samples of two classes (probabilities exact in binary,
+ * one pair out of range): kept, coverage and the scores of every
+ * threshold, worked out on paper from the sklearn definitions. */
+static void test_coverage_by_hand(void)
+{
+    /*            i:     0      1       2       3      4       5 (label 7: out of range) */
+    const int16_t y[] = {0, 0, 1, 1, 0, 7};
+    const int16_t p[] = {0, 1, 1, 0, 0, 0};
+    const float pr[] = {0.875f, 0.5625f, 0.9375f, 0.625f, 0.4375f, 0.99f};
+    dp_coverage cv;
+    char eb[DP_ERRBUF_SIZE];
+    CHECK_EQ_INT(dp_coverage_compute(&cv, 2, y, p, pr, 6, eb), 0);
+    CHECK(cv.n == 6);
+    static const struct {
+        double t;
+        uint64_t kept;
+        double acc, wf1, mf1;
+    } want[DP_COVERAGE_NT] = {
+        /* 0: i0-i4; class 0: support 3, predicted 3, tp 2 (f1 2/3); class 1: 2, 2, 1 (1/2) */
+        {0, 5, 0.6, (3 * 2.0 / 3 + 2 * 0.5) / 5, (2.0 / 3 + 0.5) / 2},
+        {0.5, 4, 0.5, 0.5, 0.5},                 /* i0-i3: each class 2, 2, 1 */
+        {0.6, 3, 2.0 / 3, 2.0 / 3, 2.0 / 3},     /* i0, i2, i3: 1, 2, 1 and 2, 1, 1 */
+        {0.7, 2, 1, 1, 1},                       /* i0, i2 */
+        {0.8, 2, 1, 1, 1},
+        {0.9, 1, 1, 1, 1},                       /* i2 alone: class 0 not listed */
+        {0.95, 0, 0, 0, 0},
+        {0.99, 0, 0, 0, 0},                      /* i5's 0.99 is out of range: never kept */
+    };
+    for (int k = 0; k < DP_COVERAGE_NT; k++) {
+        const dp_coverage_row *r = &cv.rows[k];
+        CHECK(r->min_prob == want[k].t);
+        CHECK(r->kept == want[k].kept);
+        CHECK_NEAR(r->coverage, want[k].kept / 6.0, 1e-12);
+        CHECK_NEAR(r->accuracy, want[k].acc, 1e-12);
+        CHECK_NEAR(r->weighted_f1, want[k].wf1, 1e-12);
+        CHECK_NEAR(r->macro_f1, want[k].mf1, 1e-12);
+    }
+    /* JSON: 17 digits, null scores where nothing is kept; markdown: dashes */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    dp_coverage_print_json(&cv, f);
+    dp_coverage_print_markdown(&cv, "flows", f);
+    fclose(f);
+    CHECK_STR_CONTAINS(buf, "{\"min_prob\": 0.5, \"kept\": 4, \"coverage\": 0.66666666666666663, \"accuracy\": 0.5,");
+    CHECK_STR_CONTAINS(buf, "{\"min_prob\": 0.95, \"kept\": 0, \"coverage\": 0, \"accuracy\": null, "
+                            "\"weighted_f1\": null, \"macro_f1\": null}");
+    CHECK_STR_CONTAINS(buf, "|     0.60 |          3 |   0.5000 |   0.6667 |      0.6667 |   0.6667 |");
+    CHECK_STR_CONTAINS(buf, "|     0.99 |          0 |   0.0000 |        - |           - |        - |");
+    free(buf);
+    /* no sample: every row empty, no division by zero */
+    CHECK_EQ_INT(dp_coverage_compute(&cv, 2, y, p, pr, 0, eb), 0);
+    CHECK(cv.rows[0].kept == 0 && cv.rows[0].coverage == 0);
+    CHECK_EQ_INT(dp_coverage_compute(&cv, 0, y, p, pr, 6, eb), -1);
+    CHECK_STR_CONTAINS(eb, "0 classes");
+}
+
+/* The best class's probability from log-probabilities or unnormalised
+ * sums (a flow's votes), against values worked out by hand. */
+static void test_coverage_top_prob(void)
+{
+    const double a[] = {log(0.5), log(0.25), log(0.25)};
+    CHECK_NEAR(dp_coverage_top_prob(a, 3), 0.5, 1e-12);
+    const double b[] = {-1000, -1000}; /* summed log-probabilities: no underflow */
+    CHECK_NEAR(dp_coverage_top_prob(b, 2), 0.5, 1e-12);
+    const double c[] = {3, 3 - log(3.0)};   /* e^0 / (1 + 1/3) */
+    CHECK_NEAR(dp_coverage_top_prob(c, 2), 0.75, 1e-12);
+    const double d[] = {0, -INFINITY};
+    CHECK_NEAR(dp_coverage_top_prob(d, 2), 1.0, 1e-12);
+    const double e[] = {0, NAN};
+    CHECK(dp_coverage_top_prob(e, 2) == 0.0);
+    const double g[] = {-INFINITY, -INFINITY};
+    CHECK(dp_coverage_top_prob(g, 2) == 0.0);
+    CHECK(dp_coverage_top_prob(a, 0) == 0.0);
+    const float h[] = {logf(0.125f), logf(0.875f)};
+    CHECK_NEAR(dp_coverage_top_probf(h, 2), 0.875, 1e-6);
 }
 
 static void test_flow_crafted(void)
@@ -1241,6 +1322,13 @@ static void test_cli_end_to_end(void)
     cli_check_predictions(out1, lp, want);
     cli_check_reports(out1, correct);
     cli_check_flows(out1, lp);
+    /* the independent oracle (sklearn, numpy): every number of the report,
+     * the verdicts by probability included; skips without them */
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/check_report.py '%s' '%s' 2>&1", out1, split);
+    char ores[8192];
+    CHECK_EQ_INT(dp_test_sh(cmd, ores, sizeof ores), 0);
+    if (!strstr(ores, "SKIP"))
+        CHECK_STR_CONTAINS(ores, ": 0 mismatches");
     char *so = slurp(tmp, "cli/stdout1", NULL);
     if (so) {
         CHECK_STR_CONTAINS(so, "| label");
@@ -1726,6 +1814,8 @@ int main(void)
     DP_RUN(test_flow_crafted);
     DP_RUN(test_flow_merge);
     DP_RUN(test_flow_many);
+    DP_RUN(test_coverage_by_hand);
+    DP_RUN(test_coverage_top_prob);
     DP_RUN(test_report_files);
     DP_RUN(test_escaping);
     DP_RUN(test_unwritable_dir);

@@ -653,6 +653,11 @@ static void test_cli(void)
              log);
     CHECK_EQ_INT(dp_test_system(cmd), 0);
     check_flow_logprobs(out, 15, 3);
+    char ores[8192]; /* the independent oracle (sklearn), verdicts by probability included */
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/check_report.py '%s' '%s' 2>&1", out, te);
+    CHECK_EQ_INT(dp_test_sh(cmd, ores, sizeof ores), 0);
+    if (!strstr(ores, "SKIP"))
+        CHECK_STR_CONTAINS(ores, ": 0 mismatches");
     dp_model *gm = dp_model_load(model, eb); /* --balance auto is weight for a gbt, and recorded */
     CHECK(gm && dp_model_hparams(gm)->balance == DP_BALANCE_WEIGHT);
     dp_model_free(gm);

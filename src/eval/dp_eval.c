@@ -8,6 +8,7 @@ static void vpn_fold(dp_eval *e);
 #include <stdlib.h>
 #include <string.h>
 
+#include "eval/dp_coverage.h"
 #include "util/dp_task.h"
 
 int dp_eval_init(dp_eval *e, int nclasses, const char *const *names, char *errbuf)
@@ -263,6 +264,11 @@ void dp_eval_print_markdown(const dp_eval *e, const dp_report_info *info, FILE *
         else
             fprintf(f, "no %s left to score\n", unit_name(info));
     }
+    if (info && info->label_conflicts)
+        fprintf(f, "(%llu flows hold packets of more than one label: %s label used)\n",
+                (unsigned long long)info->label_conflicts, info->first_label ? "first packet's" : "majority");
+    if (info && info->coverage)
+        dp_coverage_print_markdown(info->coverage, unit_name(info), f);
 }
 
 /* A finite double as JSON (17 significant digits round-trip). */
@@ -364,6 +370,12 @@ void dp_eval_print_json(const dp_eval *e, const dp_report_info *info, FILE *f)
     fprintf(f, ",\n  \"nclasses\": %d,\n  \"nlisted\": %d,\n", C, e->nlisted);
     json_avg(f, "macro_avg", &e->macro);
     json_avg(f, "weighted_avg", &e->weighted);
+    fputs("  \"coverage\": ", f);
+    if (info && info->coverage)
+        dp_coverage_print_json(info->coverage, f);
+    else
+        fputs("null", f);
+    fputs(",\n", f);
     fputs("  \"classes\": [\n", f);
     for (int c = 0; c < C; c++) {
         const dp_eval_class *k = &e->cls[c];

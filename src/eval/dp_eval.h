@@ -113,6 +113,8 @@ typedef struct dp_report_info {
     /* scores without the test flows whose first packets' size and direction
      * sequence occurs in the training set (NULL: not computed) */
     const struct dp_report_dedup *dedup;
+    /* the verdicts by probability threshold (dp_coverage.h; NULL: none) */
+    const struct dp_coverage *coverage;
 } dp_report_info;
 
 typedef struct dp_report_dedup {
@@ -170,6 +172,14 @@ uint64_t dp_flowagg_conflicts(const dp_flowagg *a);
  * ids (i < dp_flowagg_flows). Returns 0, or -1 when i is out of range. */
 int dp_flowagg_get(const dp_flowagg *a, uint64_t i, uint64_t *flow, int *label, int *pred,
                    uint64_t *packets);
+/* The probability of flow i's verdict: the softmax of its summed
+ * log-probabilities at the verdict (as classify --per flow gives it); 0
+ * when i is out of range. */
+double dp_flowagg_prob(const dp_flowagg *a, uint64_t i);
+/* The verdicts by probability of every flow (dp_coverage.h). 0, or -1 +
+ * message (no memory). */
+struct dp_coverage;
+int dp_flowagg_coverage(const dp_flowagg *a, struct dp_coverage *cv, char *errbuf);
 /* Counts every flow (true label, verdict) into e (init'ed by the caller with
  * the same nclasses) and calls dp_eval_finish. */
 int dp_flowagg_eval(const dp_flowagg *a, dp_eval *e, char *errbuf);

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,6 +19,7 @@ typedef struct shared {
     uint64_t nbatches;
     int flows;              /* aggregate per flow (test set has meta) */
     int16_t *pred;          /* [n] */
+    float *prob;            /* [n] the verdicts' probabilities */
     float *logprobs;        /* [n, C] or NULL */
     atomic_uint_fast64_t next_batch;
     atomic_uint_fast64_t done;
@@ -60,6 +62,7 @@ static int count_batch(worker *w, uint64_t start, int cnt)
         uint64_t i = start + (uint64_t)r;
         int t = dp_splitset_label(s, i);
         sh->pred[i] = (int16_t)p;
+        sh->prob[i] = expf(lp[p]);
         w->cm[(size_t)t * C + p]++;
         if (sh->flows) {
             dp_meta m = dp_splitset_meta(s, i);
@@ -132,9 +135,10 @@ static int shared_init(shared *sh, const dp_splitset *s, int batch, int save_lp,
     sh->nbatches = (s->n + batch - 1) / batch;
     sh->flows = s->has_meta;
     sh->pred = malloc((s->n ? s->n : 1) * sizeof *sh->pred);
+    sh->prob = malloc((s->n ? s->n : 1) * sizeof *sh->prob);
     if (save_lp)
         sh->logprobs = malloc((s->n ? s->n : 1) * (size_t)C * sizeof(float));
-    if (!sh->pred || (save_lp && !sh->logprobs))
+    if (!sh->pred || !sh->prob || (save_lp && !sh->logprobs))
         return dp_err(errbuf, "out of memory for %llu test packets", (unsigned long long)s->n);
     return 0;
 }
@@ -244,6 +248,7 @@ static void pool_free(pool *p)
     }
     free(p->ws);
     free(p->sh.pred);
+    free(p->sh.prob);
     free(p->sh.logprobs);
 }
 
@@ -269,6 +274,7 @@ int dp_evalpool_run(dp_model *m0, const dp_splitset *s, const char *dir,
     if (o->secs < 0 || collect(&p, o, errbuf) != 0)
         goto out;
     o->pred = p.sh.pred, p.sh.pred = NULL;
+    o->prob = p.sh.prob, p.sh.prob = NULL;
     o->logprobs = p.sh.logprobs, p.sh.logprobs = NULL;
     o->threads = p.nw;
     rc = 0;
@@ -282,6 +288,7 @@ out:
 void dp_evalpool_out_free(dp_evalpool_out *o)
 {
     free(o->pred);
+    free(o->prob);
     free(o->logprobs);
     free(o->cm);
     dp_flowagg_free(o->flows);

@@ -14,6 +14,7 @@
 
 typedef struct dp_evalpool_out {
     int16_t *pred;      /* [n] predicted class of each row (argmax, first wins) */
+    float *prob;        /* [n] the verdict's probability, exp(its log-probability) */
     float *logprobs;    /* [n, C] or NULL (not asked for) */
     uint64_t *cm;       /* [C * C] counts [true][pred] */
     dp_flowagg *flows;  /* the per-flow aggregation (NULL: set without meta) */

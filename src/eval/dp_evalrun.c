@@ -7,6 +7,7 @@
 
 #include "dataset/dp_dataset.h"
 #include "dataset/dp_seqdup.h"
+#include "eval/dp_coverage.h"
 #include "eval/dp_evalpool.h"
 #include "eval/dp_evalrun.h"
 #include "eval/dp_flowtest.h"
@@ -46,6 +47,7 @@ typedef struct run {
     /* what each level's report said ([0] packet, [1] flow), for report.html */
     dp_report_info info[2];
     dp_report_dedup dup[2];
+    dp_coverage cov[2];         /* each level's verdicts by probability */
     int has_info[2];
 } run;
 
@@ -282,6 +284,20 @@ out:
     return rc;
 }
 
+/* The verdicts by probability of a flow model's flows: each flow's
+ * probability from its row of C model classes' log-probabilities. */
+static int flow_model_coverage(const dp_flowtest *ft, int C, int nclasses, dp_coverage *cv, char *errbuf)
+{
+    float *prob = malloc((ft->nflows ? ft->nflows : 1) * sizeof *prob);
+    if (!prob)
+        return dp_err(errbuf, "test: out of memory");
+    for (uint64_t i = 0; i < ft->nflows; i++)
+        prob[i] = (float)dp_coverage_top_probf(ft->logprobs + i * (uint64_t)C, C);
+    int rc = dp_coverage_compute(cv, nclasses, ft->label, ft->pred, prob, ft->nflows, errbuf);
+    free(prob);
+    return rc;
+}
+
 /* A flow model: one verdict per flow (dp_flowtest), the flow-level table,
  * flow_report.* and flows.npy. */
 static int test_flow_model(run *x, dp_evalrun_result *r, char *errbuf)
@@ -296,6 +312,9 @@ static int test_flow_model(run *x, dp_evalrun_result *r, char *errbuf)
                            .label_conflicts = ft.conflicts, .first_label = 1,
                            .missing = x->missing, .nmissing = x->nmissing};
     int rc = -1;
+    if (flow_model_coverage(&ft, dp_model_nclasses(x->m), x->s.nclasses, &x->cov[1], errbuf) != 0)
+        goto out;
+    info.coverage = &x->cov[1];
     if (x->dups) { /* the scores without the flows whose sequence occurs in training */
         if (dp_eval_init(&x->dfev, x->s.nclasses, (const char *const *)x->s.names, errbuf) != 0)
             goto out;
@@ -311,9 +330,6 @@ static int test_flow_model(run *x, dp_evalrun_result *r, char *errbuf)
                         "first %d packets):\n\n", (unsigned long long)ft.nflows,
                 (unsigned long long)ft.packets, secs, x->kind, dp_model_flowcfg(x->m)->npackets);
         dp_eval_print_markdown(&ft.eval, &info, x->out);
-        if (info.label_conflicts)
-            fprintf(x->out, "(%llu flows hold packets of more than one label: first packet's label used)\n",
-                    (unsigned long long)info.label_conflicts);
         fflush(x->out);
     }
     if (dp_eval_write_report(&ft.eval, &info, x->outdir, "flow_", errbuf) != 0 ||
@@ -328,6 +344,19 @@ static int test_flow_model(run *x, dp_evalrun_result *r, char *errbuf)
     rc = 0;
 out:
     dp_flowtest_free(&ft);
+    return rc;
+}
+
+/* The verdicts by probability of every packet (po->prob). */
+static int packet_coverage(const dp_splitset *s, const dp_evalpool_out *po, dp_coverage *cv, char *errbuf)
+{
+    int16_t *label = malloc((s->n ? s->n : 1) * sizeof *label);
+    if (!label)
+        return dp_err(errbuf, "test: out of memory");
+    for (uint64_t i = 0; i < s->n; i++)
+        label[i] = (int16_t)dp_splitset_label(s, i);
+    int rc = dp_coverage_compute(cv, s->nclasses, label, po->pred, po->prob, s->n, errbuf);
+    free(label);
     return rc;
 }
 
@@ -346,6 +375,9 @@ static int packet_level(run *x, const dp_evalpool_out *po, dp_evalrun_result *r,
                            .model_kind = x->kind, .test_set = x->dir,
                            .missing = x->missing, .nmissing = x->nmissing};
     dp_report_dedup dup = dedup_info(x, &x->dev);
+    if (packet_coverage(s, po, &x->cov[0], errbuf) != 0)
+        return -1;
+    info.coverage = &x->cov[0];
     if (x->dups) { /* the rows of the non-duplicate flows */
         if (dp_eval_init(&x->dev, s->nclasses, (const char *const *)s->names, errbuf) != 0)
             return -1;
@@ -387,6 +419,9 @@ static int flow_level(run *x, const dp_flowagg *fa, dp_evalrun_result *r, char *
                            .missing = x->missing, .nmissing = x->nmissing,
                            .packets = dp_flowagg_packets(fa), .label_conflicts = dp_flowagg_conflicts(fa)};
     dp_report_dedup dup = dedup_info(x, &x->dfev);
+    if (dp_flowagg_coverage(fa, &x->cov[1], errbuf) != 0)
+        return -1;
+    info.coverage = &x->cov[1];
     if (x->dups) { /* the non-duplicate flows */
         if (dp_eval_init(&x->dfev, s->nclasses, (const char *const *)s->names, errbuf) != 0)
             return -1;
@@ -404,9 +439,6 @@ static int flow_level(run *x, const dp_flowagg *fa, dp_evalrun_result *r, char *
         fprintf(x->out, "\nflow level (%llu flows; verdict = argmax of the summed packet log-probabilities):\n\n",
                 (unsigned long long)fev->n);
         dp_eval_print_markdown(fev, &info, x->out);
-        if (info.label_conflicts)
-            fprintf(x->out, "(%llu flows hold packets of more than one label: majority label used)\n",
-                    (unsigned long long)info.label_conflicts);
     }
     if (dp_eval_write_report(fev, &info, x->outdir, "flow_", errbuf) != 0)
         return -1;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eval/dp_coverage.h"
 #include "util/dp_task.h"
 #include "util/dp_flowmap.h"
 
@@ -194,4 +195,27 @@ int dp_flowagg_eval(const dp_flowagg *a, dp_eval *e, char *errbuf)
     }
     dp_eval_finish(e);
     return 0;
+}
+
+double dp_flowagg_prob(const dp_flowagg *a, uint64_t i)
+{
+    return i < a->n ? dp_coverage_top_prob(a->sums + i * a->nclasses, a->nclasses) : 0.0;
+}
+
+int dp_flowagg_coverage(const dp_flowagg *a, dp_coverage *cv, char *errbuf)
+{
+    uint64_t n = a->n ? a->n : 1;
+    int16_t *label = malloc(n * sizeof *label), *pred = malloc(n * sizeof *pred);
+    float *prob = malloc(n * sizeof *prob);
+    int rc = label && pred && prob ? 0 : dp_err(errbuf, "flow aggregation: out of memory");
+    for (uint64_t i = 0; rc == 0 && i < a->n; i++) {
+        int t, p;
+        dp_flowagg_get(a, i, NULL, &t, &p, NULL);
+        label[i] = (int16_t)t, pred[i] = (int16_t)p;
+        prob[i] = (float)dp_flowagg_prob(a, i);
+    }
+    if (rc == 0)
+        rc = dp_coverage_compute(cv, a->nclasses, label, pred, prob, a->n, errbuf);
+    free(label), free(pred), free(prob);
+    return rc;
 }

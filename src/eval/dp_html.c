@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eval/dp_coverage.h"
 #include "util/dp_util.h"
 
 static const char *const STYLE =
@@ -80,6 +81,9 @@ static void level_notes(FILE *f, const dp_report_info *in, const char *unit)
         else
             fprintf(f, "); no %s left to score</p>\n", unit);
     }
+    if (in->label_conflicts)
+        fprintf(f, "<p>%llu flows hold packets of more than one label: %s label used.</p>\n",
+                (unsigned long long)in->label_conflicts, in->first_label ? "first packet's" : "majority");
 }
 
 static void score_row(FILE *f, const char *cls, const char *label, double r, double p, double f1, uint64_t sup)
@@ -102,6 +106,26 @@ static void score_table(FILE *f, const dp_eval *e)
               e->macro.support);
     score_row(f, " class=\"avg\"", "Wtd. Average", e->weighted.recall, e->weighted.precision, e->weighted.f1,
               e->weighted.support);
+    fprintf(f, "</tbody>\n</table>\n");
+}
+
+/* The verdicts by probability (dp_coverage), as report.md. */
+static void coverage_table(FILE *f, const dp_coverage *cv, const char *unit)
+{
+    fprintf(f, "<h3>Verdicts by probability</h3>\n<p>The %s whose verdict's probability is at least "
+               "<i>min prob</i>; the others would be &ldquo;unknown&rdquo; with <code>classify --min-prob</code>."
+               "</p>\n<table class=\"coverage\">\n<thead><tr><th>min prob</th><th>kept</th><th>coverage</th>"
+               "<th>accuracy</th><th>weighted f1</th><th>macro f1</th></tr></thead>\n<tbody>\n", unit);
+    for (int k = 0; k < DP_COVERAGE_NT; k++) {
+        const dp_coverage_row *r = &cv->rows[k];
+        fprintf(f, "<tr><td class=\"n\">%.2f</td><td class=\"n\">%llu</td><td class=\"n\">%.4f</td>", r->min_prob,
+                (unsigned long long)r->kept, r->coverage);
+        if (r->kept)
+            fprintf(f, "<td class=\"n\">%.4f</td><td class=\"n\">%.4f</td><td class=\"n\">%.4f</td></tr>\n",
+                    r->accuracy, r->weighted_f1, r->macro_f1);
+        else
+            fprintf(f, "<td class=\"n\">-</td><td class=\"n\">-</td><td class=\"n\">-</td></tr>\n");
+    }
     fprintf(f, "</tbody>\n</table>\n");
 }
 
@@ -141,6 +165,8 @@ static void level_section(FILE *f, const dp_html_level *lv)
     level_facts(f, lv->eval, in, unit);
     level_notes(f, in, unit);
     score_table(f, lv->eval);
+    if (in->coverage)
+        coverage_table(f, in->coverage, unit);
     fprintf(f, "<figure><img src=\"%sconfusion.png\" alt=\"row-normalised confusion matrix, %s level\">"
                "<figcaption>Row-normalised confusion matrix (<a href=\"%sconfusion.pdf\">PDF</a>, counts: "
                "<a href=\"%sconfusion.csv\">CSV</a>)</figcaption></figure>\n",

@@ -7,10 +7,11 @@
  * as a whole. Per level (packet, then flow; a flow model has only the flow
  * level), a section with id "packet-level" / "flow-level": what was tested
  * (model, kind, task, test set, counts), the scores (accuracy, weighted and
- * macro F1, VPN vs non-VPN accuracy, without duplicate sequences), the
- * per-class table (class "scores": label, recall, precision, f1-score,
- * support for the listed classes, then the macro and weighted averages;
- * four decimals as in report.md), the confusion figure with links to its
+ * macro F1, VPN vs non-VPN accuracy, without duplicate sequences, label
+ * conflicts), the per-class table (class "scores": label, recall,
+ * precision, f1-score, support for the listed classes, then the macro and
+ * weighted averages; four decimals as in report.md), the verdicts by
+ * probability (class "coverage", dp_coverage.h), the confusion figure with links to its
  * PDF and CSV, and the confusion counts (class "confusion", listed classes).
  * Every string from outside (class names, paths) goes through dp_html_str.
  */
