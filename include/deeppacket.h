@@ -57,9 +57,11 @@ typedef struct deeppacket_result {
                                 deeppacket_classify_flow: kept frames used */
     const char *skip_reason; /* "kept", "not_ip", "linktype", "malformed",
                                 "empty_tcp", "dns" */
-    int class_id;            /* kept: best class id (the model's task ids); else -1 */
-    const char *class_name;  /* kept: its name; else "" */
-    float probability;       /* kept: its probability in [0, 1]; else 0 */
+    int class_id;            /* kept: best class id (the model's task ids), or -1
+                                when its probability is below the handle's
+                                min_prob (deeppacket_set_min_prob); else -1 */
+    const char *class_name;  /* kept: its name, or "unknown" below min_prob; else "" */
+    float probability;       /* kept: the best class's probability in [0, 1]; else 0 */
 } deeppacket_result;
 
 /* Loads a model file written by `deeppacket train`. NULL with a message in
@@ -87,6 +89,20 @@ DEEPPACKET_API int deeppacket_set_precision(deeppacket *dp, const char *precisio
 /* The handle's precision in effect: "fp32" or "bf16" ("auto" resolved);
  * "" for a NULL dp. */
 DEEPPACKET_API const char *deeppacket_precision(const deeppacket *dp);
+
+/* Sets the probability below which the handle's verdicts are "unknown",
+ * as `classify --min-prob` does: a verdict whose best class has a lower
+ * probability gets class_id -1 and class_name "unknown" (probability stays
+ * the best class's; the capture reader's JSON lines say class -1, label
+ * "unknown" and keep their top list). 0, the default, never. A model is
+ * sure of the traffic it knows and unsure of the traffic it has never
+ * seen: `deeppacket test` reports how many verdicts each threshold keeps
+ * and how right they are. Applies to this handle's calls and capture
+ * readers opened after it. Returns 0, or -1 + message (NULL dp, min_prob
+ * outside [0, 1], NaN); the threshold is then unchanged. */
+DEEPPACKET_API int deeppacket_set_min_prob(deeppacket *dp, double min_prob, char *errbuf);
+/* The handle's threshold (0 for a NULL dp). */
+DEEPPACKET_API double deeppacket_min_prob(const deeppacket *dp);
 
 /* Classifies one captured frame: linktype is the pcap LINKTYPE_* number of
  * the capture (1 Ethernet, 101 raw IP, 113 Linux cooked, ...), frame the

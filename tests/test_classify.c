@@ -981,6 +981,120 @@ static void test_eve_recorded(void)
     CHECK_STR_CONTAINS(out, "--format wants 'json' or 'eve', not 'xml'");
 }
 
+/* ---- unknown below a probability (--min-prob) ------------------------------------ */
+
+/* The API: a threshold between the verdicts' probabilities makes exactly
+ * the less probable ones "unknown" (class -1), their probability kept; bad
+ * thresholds are refused and leave the old one. */
+static void test_min_prob_api(void)
+{
+    const char *p = model_path();
+    if (!p)
+        SKIP("no model");
+    char errbuf[DEEPPACKET_ERRBUF_SIZE];
+    deeppacket *dp = deeppacket_open(p, errbuf);
+    CHECK(dp != NULL);
+    if (!dp)
+        return;
+    enum { NF = 8 };
+    uint8_t b[NF][2048];
+    size_t n[NF];
+    deeppacket_result r0[NF], r;
+    double lo = 1, hi = 0;
+    CHECK(deeppacket_min_prob(dp) == 0.0);
+    for (int i = 0; i < NF; i++) {
+        n[i] = build_frame(b[i], i % 2 ? 6 : 17, IP(1, 2, 3, 4), IP(5, 6, 7, 8), 1000 + i, 2000, 0x18, 97 * i + 1, i);
+        CHECK_EQ_INT(deeppacket_classify(dp, 1, b[i], n[i], &r0[i], errbuf), 0);
+        CHECK(r0[i].class_id >= 0);
+        lo = r0[i].probability < lo ? r0[i].probability : lo;
+        hi = r0[i].probability > hi ? r0[i].probability : hi;
+    }
+    CHECK(lo < hi); /* else the threshold below splits nothing */
+    double t = (lo + hi) / 2;
+    CHECK_EQ_INT(deeppacket_set_min_prob(dp, t, errbuf), 0);
+    CHECK(deeppacket_min_prob(dp) == t);
+    int unknown = 0;
+    for (int i = 0; i < NF; i++) {
+        CHECK_EQ_INT(deeppacket_classify(dp, 1, b[i], n[i], &r, errbuf), 0);
+        CHECK_EQ_INT(r.kept, 1);
+        CHECK(r.probability == r0[i].probability);
+        if (r0[i].probability < t) {
+            unknown++;
+            CHECK_EQ_INT(r.class_id, -1);
+            CHECK(!strcmp(r.class_name, "unknown"));
+        } else {
+            CHECK_EQ_INT(r.class_id, r0[i].class_id);
+            CHECK(!strcmp(r.class_name, r0[i].class_name));
+        }
+    }
+    CHECK(unknown > 0 && unknown < NF);
+    /* refused: the threshold stays */
+    CHECK_EQ_INT(deeppacket_set_min_prob(dp, -0.1, errbuf), -1);
+    CHECK_STR_CONTAINS(errbuf, "not a probability in [0, 1]");
+    CHECK_EQ_INT(deeppacket_set_min_prob(dp, 1.5, errbuf), -1);
+    CHECK_EQ_INT(deeppacket_set_min_prob(dp, NAN, errbuf), -1);
+    CHECK(deeppacket_min_prob(dp) == t);
+    CHECK_EQ_INT(deeppacket_set_min_prob(NULL, 0.5, errbuf), -1);
+    CHECK_STR_CONTAINS(errbuf, "no model handle");
+    CHECK(deeppacket_min_prob(NULL) == 0.0);
+    /* 0 again: every verdict as before */
+    CHECK_EQ_INT(deeppacket_set_min_prob(dp, 0, errbuf), 0);
+    CHECK_EQ_INT(deeppacket_classify(dp, 1, b[0], n[0], &r, errbuf), 0);
+    CHECK_EQ_INT(r.class_id, r0[0].class_id);
+    deeppacket_close(dp);
+}
+
+/* classify --min-prob T against the same run without it: line for line the
+ * same JSON, except class -1 and label "unknown" exactly where prob < T (T
+ * halfway between two middle printed probabilities), per packet and per flow, JSON lines and EVE; the
+ * summary counts them; bad values are usage errors. */
+static void test_min_prob_cli(void)
+{
+    const char *dp = dp_test_cli(), *mp = model_path(), *cap = crafted_capture();
+    if (!dp || !mp || !cap)
+        SKIP("no deeppacket binary or model");
+    if (access("/usr/bin/python3", X_OK) != 0)
+        SKIP("no /usr/bin/python3 to parse the JSON");
+    char cmd[4096], out[8192];
+    const char *t = dp_test_tmpdir();
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 - %s %s %s %s <<'EOF'\n"
+             "import json, subprocess, sys\n"
+             "dp, m, cap, tmp = sys.argv[1:]\n"
+             "def run(*a):\n"
+             "    p = subprocess.run([dp, 'classify', '-m', m, '-r', cap] + list(a), capture_output=True, text=True)\n"
+             "    assert p.returncode == 0, p.stderr\n"
+             "    return [json.loads(l) for l in p.stdout.splitlines()], p.stderr\n"
+             "for per, fmt in (('packet', 'json'), ('flow', 'json'), ('packet', 'eve')):\n"
+             "    a, _ = run('--per', per, '--format', fmt)\n"
+             "    v = (lambda o: o['deeppacket']) if fmt == 'eve' else (lambda o: o)\n"
+             "    pk = 'probability' if fmt == 'eve' else 'prob'\n"
+             "    s = sorted(set(v(o)[pk] for o in a))\n"
+             "    thr = (s[len(s) // 2 - 1] + s[len(s) // 2]) / 2  # between two printed values\n"
+             "    b, err = run('--per', per, '--format', fmt, '--min-prob', repr(thr))\n"
+             "    assert len(a) == len(b) > 2, (len(a), len(b))\n"
+             "    k = 0\n"
+             "    for x, y in zip(a, b):\n"
+             "        if v(x)[pk] < thr:\n"
+             "            k += 1\n"
+             "            assert v(y)['class'] == -1 and v(y)['label'] == 'unknown', y\n"
+             "            v(x)['class'], v(x)['label'] = -1, 'unknown'\n"
+             "        assert x == y, (x, y)\n"
+             "    assert 0 < k < len(a), k\n"
+             "    assert 'unknown (probability below %%g) %%d of %%d verdicts' %% (thr, k, len(a)) in err, err\n"
+             "print('ok')\n"
+             "EOF\n",
+             dp, mp, cap, t);
+    CHECK_EQ_INT(dp_test_sh(cmd, out, sizeof out), 0);
+    CHECK_STR_CONTAINS(out, "ok");
+    const char *bad[] = {"1.5", "-0.1", "abc", "nan", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(cmd, sizeof cmd, "%s classify -m %s -r %s --min-prob '%s' 2>&1", dp, mp, cap, bad[i]);
+        CHECK_EQ_INT(dp_test_sh(cmd, out, sizeof out), 2);
+        CHECK_STR_CONTAINS(out, "--min-prob wants a probability in [0, 1]");
+    }
+}
+
 /* ---- live over loopback ------------------------------------------------------------ */
 static dp_capture *volatile g_live;
 static void on_alarm(int sig)
@@ -1162,5 +1276,7 @@ int main(void)
     DP_RUN(test_live_loopback);
     DP_RUN(test_eve_timestamp);
     DP_RUN(test_eve_recorded);
+    DP_RUN(test_min_prob_api);
+    DP_RUN(test_min_prob_cli);
     return dp_test_end();
 }

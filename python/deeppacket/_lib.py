@@ -93,6 +93,8 @@ _PROTOTYPES = {
     "deeppacket_mask": (_S, [_P]),
     "deeppacket_set_precision": (_I, [_P, _S, _S]),
     "deeppacket_precision": (_S, [_P]),
+    "deeppacket_set_min_prob": (_I, [_P, ctypes.c_double, _S]),
+    "deeppacket_min_prob": (ctypes.c_double, [_P]),
     "deeppacket_predict": (_I, [_P, _BP, _Z, _FP, _S]),
     "deeppacket_predict_flows": (_I, [_P, _FP, _Z, _FP, _S]),
     "deeppacket_classify_flow": (_I, [_P, _I, ctypes.POINTER(_BP), ctypes.POINTER(_Z),

@@ -42,9 +42,15 @@ class Model(_Closable):
 
     precision ("fp32", "bf16" or "auto"; None: DEEPPACKET_PRECISION, else
     fp32) is this model's alone, as `classify --precision`; the precision
-    attribute reads ("fp32" or "bf16") and changes it."""
+    attribute reads ("fp32" or "bf16") and changes it.
 
-    def __init__(self, path, precision=None):
+    min_prob (0 to 1; None: 0, never) makes a verdict whose best class is
+    less probable "unknown", as `classify --min-prob`: class -1, label
+    "unknown" (prob and top keep the guesses) in classify_pcap's dicts, and
+    in classify_flow's result. The min_prob attribute reads and changes it;
+    `deeppacket test` reports what each threshold keeps and how right it is."""
+
+    def __init__(self, path, precision=None, min_prob=None):
         eb = _lib.errbuf()
         h = lib.deeppacket_open(_lib.fspath(path), eb)
         if not h:
@@ -59,12 +65,29 @@ class Model(_Closable):
             self.wants_flows = bool(lib.deeppacket_wants_flows(h))
             self.flow_packets = lib.deeppacket_flow_packets(h)
             self.flow_row_len = lib.deeppacket_flow_row_len(h)
-        if precision is not None:
-            try:
+        try:
+            if precision is not None:
                 self.precision = precision
-            except BaseException:
-                self.close()
-                raise
+            if min_prob is not None:
+                self.min_prob = min_prob
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def min_prob(self):
+        """The probability below which a verdict is "unknown" (0: never)."""
+        with self._use() as h:
+            return lib.deeppacket_min_prob(h)
+
+    @min_prob.setter
+    def min_prob(self, value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError("min_prob is a number in [0, 1], not %r" % (value,))
+        eb = _lib.errbuf()
+        with self._use() as h:
+            if lib.deeppacket_set_min_prob(h, float(value), eb) != 0:
+                raise _lib.fail(eb)
 
     @property
     def precision(self):
@@ -87,11 +110,11 @@ class Model(_Closable):
             self._h.close()
 
     @classmethod
-    def load(cls, path, precision=None):
+    def load(cls, path, precision=None, min_prob=None):
         """Loads the model file at path; DeepPacketError when it is missing,
-        truncated, corrupt or of an unknown version, or when precision is
-        unknown or cannot run here."""
-        return cls(path, precision)
+        truncated, corrupt or of an unknown version, when precision is
+        unknown or cannot run here, or min_prob is outside [0, 1]."""
+        return cls(path, precision, min_prob)
 
     def __repr__(self):
         return "Model(%r: %s %s, %d classes)" % (self.path, self.kind, self.task, len(self.classes))

@@ -149,6 +149,37 @@ def test_classify_flow_matches_cli(dp, work):
         {"class": None, "label": None, "prob": 0.0, "packets": 0}
 
 
+def test_min_prob(dp, work):
+    """min_prob as classify --min-prob: the CLI's lines, unknown below it, in
+    classify_pcap and classify_flow; refused values leave it unchanged."""
+    sae = dp.Model(work["sae"])
+    assert sae.min_prob == 0
+    plain, _ = cli_lines("-m", work["sae"], "-r", CAPTURE)
+    probs = sorted(set(v["prob"] for v in plain))
+    assert len(probs) > 1
+    t = (probs[0] + probs[-1]) / 2
+    want, rc = cli_lines("-m", work["sae"], "-r", CAPTURE, "--min-prob", repr(t))
+    assert rc == 0
+    sae.min_prob = t
+    got = list(sae.classify_pcap(CAPTURE))
+    assert got == want
+    unknown = [v for v in got if v["label"] == "unknown"]
+    assert 0 < len(unknown) < len(got) and all(v["class"] == -1 and v["prob"] < t for v in unknown)
+    frames, times = read_pcap(CAPTURE)
+    g = dp.Model(work["gbt"], min_prob=1.0)
+    assert g.min_prob == 1.0
+    v = g.classify_flow(frames, times)
+    assert (v["class"], v["label"]) == (-1, "unknown") and 0 < v["prob"] < 1
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(dp.DeepPacketError, match="not a probability"):
+            sae.min_prob = bad
+    with pytest.raises(TypeError, match="min_prob is"):
+        sae.min_prob = "0.5"
+    assert sae.min_prob == t
+    with pytest.raises(dp.DeepPacketError, match="not a probability"):
+        dp.Model(work["sae"], min_prob=2)
+
+
 def test_predict_flows(dp, work):
     gbt = dp.Model.load(work["gbt"])
     rows = np.zeros((3, gbt.flow_row_len), dtype=np.float32)

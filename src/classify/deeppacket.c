@@ -20,9 +20,11 @@ struct deeppacket {
     uint8_t vec[DP_VEC_LEN];
     float *flowrow;          /* flow model: [N*F] */
     char mask[64];           /* dp_mask_name of the model's mask */
+    double min_prob;         /* below it a verdict is "unknown" (0: never) */
 };
 
 dp_model *dp_api_model(deeppacket *dp) { return dp->m; }
+double dp_api_min_prob(const deeppacket *dp) { return dp->min_prob; }
 
 /* A precision word (fp32, bf16, auto) resolved: DP_PREC_FP32 or _BF16, or
  * -1 + message (starting with what for a word that is none). */
@@ -87,8 +89,9 @@ static void set_best(deeppacket *dp, deeppacket_result *out)
     int id;
     double p;
     dp_cls_topk(dp->row, dp->ncls, 1, &id, &p);
-    out->class_id = id;
-    out->class_name = dp_model_class_name(dp->m, id);
+    int unknown = p < dp->min_prob;
+    out->class_id = unknown ? -1 : id;
+    out->class_name = unknown ? DP_CLS_UNKNOWN : dp_model_class_name(dp->m, id);
     out->probability = (float)p;
 }
 
@@ -139,6 +142,18 @@ int deeppacket_set_precision(deeppacket *dp, const char *precision, char *errbuf
     int p = precision_word("deeppacket_set_precision: ", precision, errbuf);
     return p < 0 ? -1 : dp_model_set_precision(dp->m, p, errbuf);
 }
+
+int deeppacket_set_min_prob(deeppacket *dp, double min_prob, char *errbuf)
+{
+    if (!dp)
+        return dp_err(errbuf, "deeppacket_set_min_prob: no model handle (NULL)");
+    if (!(min_prob >= 0 && min_prob <= 1))
+        return dp_err(errbuf, "deeppacket_set_min_prob: %g is not a probability in [0, 1]", min_prob);
+    dp->min_prob = min_prob;
+    return 0;
+}
+
+double deeppacket_min_prob(const deeppacket *dp) { return dp ? dp->min_prob : 0.0; }
 
 const char *deeppacket_precision(const deeppacket *dp)
 {

@@ -94,6 +94,7 @@ deeppacket_pcap *deeppacket_pcap_open(deeppacket *dp, const char *path, int per_
     dp_model *m = dp_api_model(dp);
     if (pcap_options(m, per_flow, first_n, &o, errbuf) < 0)
         return NULL;
+    o.min_prob = dp_api_min_prob(dp);
     if (!dp_capture_is_stream(path)) {
         dp_probe p = dp_capture_probe(path, errbuf);
         if (p == DP_PROBE_ERROR)

@@ -9,5 +9,7 @@
 
 /* The model behind a handle (owned by the handle). */
 dp_model *dp_api_model(deeppacket *dp);
+/* The handle's threshold below which a verdict is "unknown" (0: never). */
+double dp_api_min_prob(const deeppacket *dp);
 
 #endif

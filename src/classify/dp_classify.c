@@ -43,6 +43,7 @@ void dp_cls_opts_default(dp_cls_opts *o)
     o->idle_timeout = 30;
     o->max_flows = 65536;
     o->batch = 64;
+    o->min_prob = 0;
 }
 
 const char *dp_flow_reason_name(dp_flow_reason r)
@@ -84,9 +85,10 @@ dp_classifier *dp_classifier_new(dp_model *m, const dp_cls_opts *o, dp_cls_emit_
         dp_err(errbuf, "classifier: no model or no verdict callback");
         return NULL;
     }
-    if (o->batch < 1 || o->batch > 4096 || o->first_n < 1 || o->max_flows < 1 || !(o->idle_timeout > 0)) {
-        dp_err(errbuf, "classifier: bad options (batch %d, first %d, max flows %d, idle timeout %g)", o->batch,
-               o->first_n, (int)o->max_flows, o->idle_timeout);
+    if (o->batch < 1 || o->batch > 4096 || o->first_n < 1 || o->max_flows < 1 || !(o->idle_timeout > 0) ||
+        !(o->min_prob >= 0 && o->min_prob <= 1)) {
+        dp_err(errbuf, "classifier: bad options (batch %d, first %d, max flows %d, idle timeout %g, min prob %g)",
+               o->batch, o->first_n, (int)o->max_flows, o->idle_timeout, o->min_prob);
         return NULL;
     }
     int ncls = dp_model_nclasses(m);
@@ -150,6 +152,16 @@ void dp_classifier_begin(dp_classifier *c, const char *name)
 
 const dp_cls_stats *dp_classifier_stats(const dp_classifier *c) { return &c->st; }
 
+/* Hands r (its top classes filled) to the callback, "unknown" below the
+ * options' min_prob, and counts it. */
+static void emit(dp_classifier *c, dp_cls_result *r)
+{
+    r->unknown = r->ntop > 0 && r->prob[0] < c->o.min_prob;
+    c->st.unknown += (uint64_t)r->unknown;
+    c->st.verdicts++;
+    c->emit(c->ctx, r);
+}
+
 static void emit_flow(dp_classifier *c, dp_flow *fl, dp_flow_reason reason)
 {
     if (fl->done || fl->classified == 0)
@@ -167,8 +179,7 @@ static void emit_flow(dp_classifier *c, dp_flow *fl, dp_flow_reason reason)
     r.flow_id = fl->id;
     r.tuple = &fl->tuple;
     r.ntop = dp_cls_topk(fl->sum, c->ncls, DP_CLS_TOP, r.top, r.prob);
-    c->st.verdicts++;
-    c->emit(c->ctx, &r);
+    emit(c, &r);
 }
 
 static double cpu_now(void)
@@ -206,8 +217,7 @@ static int run_batch(dp_classifier *c, char *errbuf)
             r.flow_id = s->flow_id;
             r.tuple = &s->info;
             r.ntop = dp_cls_topk(c->row, c->ncls, DP_CLS_TOP, r.top, r.prob);
-            c->st.verdicts++;
-            c->emit(c->ctx, &r);
+            emit(c, &r);
         } else {
             dp_flow *fl = &c->ft.flows[s->flow];
             for (int k = 0; k < c->ncls; k++)
@@ -440,13 +450,20 @@ void dp_cls_result_json(FILE *f, const dp_model *m, const dp_cls_result *r)
     else
         fprintf(f, "\"proto\":%u,", t->proto);
     fprintf(f, "\"src\":\"%s\",\"sport\":%u,\"dst\":\"%s\",\"dport\":%u,", src, t->sport, dst, t->dport);
-    fprintf(f, "\"class\":%d,\"label\":", r->top[0]);
-    dp_json_str(f, dp_model_class_name(m, r->top[0]));
+    fprintf(f, "\"class\":%d,\"label\":", dp_cls_result_class(r));
+    dp_json_str(f, dp_cls_result_label(m, r));
     fprintf(f, ",\"prob\":");
     dp_json_num(f, "%.6f", r->prob[0]);
     fputc(',', f);
     dp_cls_top_json(f, m, r);
     fprintf(f, "}\n");
+}
+
+int dp_cls_result_class(const dp_cls_result *r) { return r->unknown || r->ntop < 1 ? -1 : r->top[0]; }
+
+const char *dp_cls_result_label(const dp_model *m, const dp_cls_result *r)
+{
+    return r->unknown || r->ntop < 1 ? DP_CLS_UNKNOWN : dp_model_class_name(m, r->top[0]);
 }
 
 void dp_cls_top_json(FILE *f, const dp_model *m, const dp_cls_result *r)

@@ -89,6 +89,8 @@ typedef struct dp_cls_opts {
     double idle_timeout;   /* per flow: seconds without packets that end a flow (30) */
     int32_t max_flows;     /* flow table capacity (65536) */
     int batch;             /* packets per dp_model_predict call (64) */
+    double min_prob;       /* a verdict whose best probability is below it is
+                            * "unknown" (dp_cls_result.unknown); 0: never */
 } dp_cls_opts;
 
 void dp_cls_opts_default(dp_cls_opts *o);
@@ -117,6 +119,8 @@ typedef struct dp_cls_result {
     int ntop;                   /* min(DP_CLS_TOP, nclasses) */
     int top[DP_CLS_TOP];        /* best class ids, best first */
     double prob[DP_CLS_TOP];    /* their probabilities */
+    int unknown;                /* prob[0] < the options' min_prob: written as class -1,
+                                 * label "unknown" (top[] keeps the guesses) */
 } dp_cls_result;
 
 typedef void (*dp_cls_emit_fn)(void *ctx, const dp_cls_result *r);
@@ -126,6 +130,7 @@ typedef struct dp_cls_stats {
     uint64_t skipped[DP_VERDICT_COUNT];       /* by dp_verdict (DP_KEEP unused) */
     uint64_t flows;                           /* flows created */
     uint64_t verdicts;                        /* emitted */
+    uint64_t unknown;                         /* ... of them "unknown" (below min_prob) */
     uint64_t evicted_idle, evicted_full;      /* flows removed that way */
     double model_seconds;                     /* wall time inside dp_model_predict */
     double model_cpu_seconds;                 /* process CPU time inside it (all threads) */
@@ -158,6 +163,11 @@ int dp_classifier_tick(dp_classifier *c, double now, char *errbuf);
 int dp_classifier_finish(dp_classifier *c, dp_flow_reason reason, char *errbuf);
 const dp_cls_stats *dp_classifier_stats(const dp_classifier *c);
 
+/* The verdict's class id and label as written: the best class, or -1 and
+ * DP_CLS_UNKNOWN when r is "unknown" (below the options' min_prob). */
+#define DP_CLS_UNKNOWN "unknown"
+int dp_cls_result_class(const dp_cls_result *r);
+const char *dp_cls_result_label(const dp_model *m, const dp_cls_result *r);
 /* Writes r as one JSON object and a newline (class names from m). */
 void dp_cls_result_json(FILE *f, const dp_model *m, const dp_cls_result *r);
 /* Writes r's best classes as the member `"top":[{"class":C,"label":L,"prob":P},...]`

@@ -78,8 +78,8 @@ static void eve_common(FILE *f, const dp_eve_info *e, const dp_cls_result *r)
 static void eve_verdict(FILE *f, const dp_model *m, const dp_eve_info *e, const dp_cls_result *r)
 {
     fprintf(f, ",\"%s\":{\"per\":\"%s\",\"class\":%d,\"label\":", DP_EVE_EVENT_TYPE,
-            r->per_flow ? "flow" : "packet", r->top[0]);
-    dp_json_str(f, dp_model_class_name(m, r->top[0]));
+            r->per_flow ? "flow" : "packet", dp_cls_result_class(r));
+    dp_json_str(f, dp_cls_result_label(m, r));
     fprintf(f, ",\"probability\":");
     dp_json_num(f, "%.6f", r->prob[0]);
     fprintf(f, ",\"model\":");

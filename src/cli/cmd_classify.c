@@ -1,7 +1,7 @@
 /* deeppacket classify: run a trained model on recorded or live traffic.
  *
  *   deeppacket classify -m MODEL (-r CAPTURE [CAPTURE...] | -i IFACE) [-f BPF]
- *       [--per packet|flow] [--first N] [-o OUT.jsonl] [--idle-timeout S]
+ *       [--per packet|flow] [--first N] [-o OUT.jsonl] [--idle-timeout S] [--min-prob P]
  *       [--max-flows N] [--batch N] [-j THREADS] [--format json|eve] [--precision P]
  *
  * One JSON object per verdict on stdout (or OUT.jsonl, written atomically),
@@ -29,7 +29,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: deeppacket classify -m MODEL (-r CAPTURE [CAPTURE...] | -i IFACE) [-f BPF]\n"
             "           [--per packet|flow] [--first N] [-o OUT.jsonl] [--idle-timeout S]\n"
-            "           [--max-flows N] [--batch N] [-j THREADS] [--format json|eve] [--precision P]\n"
+            "           [--min-prob P] [--max-flows N] [--batch N] [-j THREADS] [--format json|eve] [--precision P]\n"
             "           [--snaplen N] [--buffer-size MB] [--user NAME]\n"
             "  -m, --model-file MODEL  model file written by `deeppacket train`\n"
             "  -r, --read CAPTURE...  pcap/pcapng files (flows never span two files); '-' is standard\n"
@@ -45,6 +45,9 @@ static void usage(FILE *f)
             "                    (train --model gbt|flow) uses its own N, refuses another, and\n"
             "                    gives flow verdicts only)\n"
             "  --idle-timeout S  per flow: a flow silent for S seconds ends (30)\n"
+            "  --min-prob P      a verdict whose best probability is below P (0..1) is written\n"
+            "                    as class -1, label \"" DP_CLS_UNKNOWN "\" (prob and top keep the guesses;\n"
+            "                    0, the default: never); `test` reports what each P keeps\n"
             "  --max-flows N     flow table size; when full the least recently active flow\n"
             "                    ends (65536)\n"
             "  --batch N         packets per model call (64)\n"
@@ -192,7 +195,7 @@ struct cls_run {
 
 enum {
     OPT_USER = DP_CLI_LONG, OPT_FORMAT, OPT_PER, OPT_FIRST, OPT_MAX_FLOWS, OPT_BATCH, OPT_PRECISION, OPT_SNAPLEN,
-    OPT_BUFFER, OPT_IDLE
+    OPT_BUFFER, OPT_IDLE, OPT_MIN_PROB
 };
 
 /* The options with a count or a number of seconds; 0, 2 after a usage
@@ -211,6 +214,11 @@ static int parse_number_option(struct cls_args *ca, int c, const char *v)
              {OPT_BUFFER, "--buffer-size wants MB in [1, 2047]", 1, 2047}};
     int *dst[] = {&ca->o.first_n, NULL /* max_flows: an int32_t */, &ca->o.batch, &ca->threads, &ca->lo.snaplen,
                   &ca->lo.buffer_mb};
+    if (c == OPT_MIN_PROB) {
+        if (dp_cli_parse_double(v, 0, 1, &ca->o.min_prob) < 0)
+            return dp_cli_usage_error("classify", "--min-prob wants a probability in [0, 1], not '%s'", v);
+        return 0;
+    }
     if (c == OPT_IDLE) {
         if (dp_cli_parse_double(v, 1e-6, 1e9, &ca->o.idle_timeout) < 0)
             return dp_cli_usage_error("classify", "--idle-timeout wants seconds > 0, not '%s'", v);
@@ -301,6 +309,7 @@ static int parse_args(int argc, char **argv, struct cls_args *ca)
         {"snaplen", required_argument, NULL, OPT_SNAPLEN},
         {"buffer-size", required_argument, NULL, OPT_BUFFER},
         {"idle-timeout", required_argument, NULL, OPT_IDLE},
+        {"min-prob", required_argument, NULL, OPT_MIN_PROB},
         {"help", no_argument, NULL, DP_CLI_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -506,6 +515,9 @@ static void print_summary(const struct cls_run *r, const struct cls_args *ca, do
         fprintf(stderr, "; beyond first %d of their flow %llu; flows ended idle %llu, evicted (table full) %llu",
                 ca->o.first_n, (unsigned long long)st->ignored, (unsigned long long)st->evicted_idle,
                 (unsigned long long)st->evicted_full);
+    if (ca->o.min_prob > 0)
+        fprintf(stderr, "; unknown (probability below %g) %llu of %llu verdicts", ca->o.min_prob,
+                (unsigned long long)st->unknown, (unsigned long long)st->verdicts);
     if (live)
         fprintf(stderr, "; kernel: %llu received, %llu dropped", (unsigned long long)krecv,
                 (unsigned long long)kdrop);
