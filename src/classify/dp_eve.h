@@ -13,6 +13,8 @@
  *                  "model":PATH,"kind":"cnn","task":"traffic","packets":N,
  *                  ["reason":..,"start":..,"end":..,]"top":[...]}}
  *
+ * class and label: the best class, or -1 and "unknown" for a verdict below
+ * classify --min-prob (probability and top still the model's guesses).
  * timestamp: the packet's time (a flow's: its first kept packet), UTC, in
  * Suricata's format. flow_id: the flow's 64-bit id (the JSON lines' "flow")
  * cut to its low 51 bits as Suricata does (exact in JavaScript and every
