@@ -128,7 +128,9 @@ DEEPPACKET_API int deeppacket_flow_packets(const deeppacket *dp);
  * class_id -1, not an error). A flow model reads the first N kept frames
  * (direction relative to the first kept frame, inter-arrival times, its
  * field mask); a packet model sums the log-probabilities of every kept
- * frame given (as `classify --per flow`). Returns 0, or -1 + message. */
+ * frame given (as `classify --per flow`): the class of the largest sum,
+ * with the softmax of their mean (the normalised geometric mean of the
+ * frames' probabilities) as its probability. Returns 0, or -1 + message. */
 DEEPPACKET_API int deeppacket_classify_flow(deeppacket *dp, int linktype, const uint8_t *const *frames, const size_t *caplens,
                              const double *times, int nframes, deeppacket_result *out, char *errbuf);
 

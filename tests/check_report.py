@@ -238,7 +238,7 @@ def oracle_main():
             chk('flows.npy pred', fr['pred'].tolist(), fp.tolist())
             chk('flows.npy packets', fr['packets'].tolist(), np.bincount(inv).tolist())
             check_eval(frep, ft, fp, names, 'flow')
-            check_coverage(frep, ft, fp, softmax_top(sums), 'flow')
+            check_coverage(frep, ft, fp, softmax_top(sums / np.bincount(inv)[:, None]), 'flow')
             chk('flow missing', frep['missing_classes'], missing)
             if dups is not None:
                 keep = np.array([int(f) not in dups for f in ids])

@@ -221,6 +221,18 @@ static void test_topk(void)
     CHECK_EQ_INT(dp_cls_topk(s, 2, 3, ids, p), 2);
     CHECK_EQ_INT(ids[0], 1);
     CHECK_NEAR(p[0], 0.75, 1e-12);
+    /* a flow's votes: three packets summed to {-3, -6, -3 - log 3}: ranked by
+     * the sums, probabilities the softmax of the means {-1, -2, -1 - log(3)/3}
+     * (by hand: e^0 / (1 + e^-1 + 3^(-1/3))), not of the sums */
+    double v[3] = {-3, -6, -3 - log(3.0)};
+    CHECK_EQ_INT(dp_cls_topk_votes(v, 3, 3, 3, ids, p), 3);
+    CHECK(ids[0] == 0 && ids[1] == 2 && ids[2] == 1);
+    double z = 1 + exp(-1.0) + pow(3.0, -1.0 / 3);
+    CHECK_NEAR(p[0], 1 / z, 1e-12);
+    CHECK_NEAR(p[1], pow(3.0, -1.0 / 3) / z, 1e-12);
+    CHECK_NEAR(p[2], exp(-1.0) / z, 1e-12);
+    CHECK_EQ_INT(dp_cls_topk_votes(v, 3, 1, 1, ids, p), 1); /* one packet: its own softmax */
+    CHECK_NEAR(p[0], 1 / (1 + exp(-3.0) + 1.0 / 3), 1e-12);
 }
 
 /* ---- per packet == direct prediction ---------------------------------------- */
@@ -425,8 +437,10 @@ static void check_flow_a(dp_model *m, const dp_cls_result *r, double t, const do
     CHECK_EQ_INT(r->tuple->saddr[0], 192);
     CHECK_EQ_INT(r->tuple->saddr[3], 1);
     int ids[3];
-    double p[3];
-    dp_cls_topk(sumA, NCLS, 3, ids, p);
+    double p[3], mean[NCLS];
+    for (int k = 0; k < NCLS; k++) /* the probability: the softmax of the packets' mean */
+        mean[k] = sumA[k] / 3;
+    dp_cls_topk(mean, NCLS, 3, ids, p);
     CHECK_NEAR(r->prob[0], p[0], 1e-4);
     CHECK(r->top[0] == ids[0] || fabs(p[0] - p[1]) < 1e-4);
     char *buf = NULL;
@@ -500,8 +514,10 @@ static void test_flow_aggregation(void)
         CHECK_EQ_INT(r->npackets, 2);
         CHECK_EQ_INT(r->tuple->dport, 443);
         int ids[3];
-        double p[3];
-        dp_cls_topk(sumB, NCLS, 3, ids, p);
+        double p[3], mean[NCLS];
+        for (int k = 0; k < NCLS; k++)
+            mean[k] = sumB[k] / 2;
+        dp_cls_topk(mean, NCLS, 3, ids, p);
         CHECK_NEAR(r->prob[0], p[0], 1e-4);
         /* the pure ACK kept B alive until t + 0.016 */
         CHECK_NEAR(r->end, t + 0.016, 1e-9);

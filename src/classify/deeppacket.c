@@ -83,12 +83,13 @@ deeppacket *deeppacket_open(const char *model_path, char *errbuf)
     return dp;
 }
 
-/* The best class of dp->row (log-probabilities or their sums) into out. */
-static void set_best(deeppacket *dp, deeppacket_result *out)
+/* The best class of dp->row into out: log-probabilities (npk 1) or the
+ * sums of npk packets' (dp_cls_topk_votes). */
+static void set_best(deeppacket *dp, uint32_t npk, deeppacket_result *out)
 {
     int id;
     double p;
-    dp_cls_topk(dp->row, dp->ncls, 1, &id, &p);
+    dp_cls_topk_votes(dp->row, dp->ncls, npk, 1, &id, &p);
     int unknown = p < dp->min_prob;
     out->class_id = unknown ? -1 : id;
     out->class_name = unknown ? DP_CLS_UNKNOWN : dp_model_class_name(dp->m, id);
@@ -129,7 +130,7 @@ int deeppacket_classify(deeppacket *dp, int linktype, const uint8_t *frame, size
     for (int k = 0; k < dp->ncls; k++)
         dp->row[k] = dp->lp[k];
     out->kept = 1;
-    set_best(dp, out);
+    set_best(dp, 1, out);
     return 0;
 }
 
@@ -237,7 +238,7 @@ int deeppacket_classify_flow(deeppacket *dp, int linktype, const uint8_t *const 
         out->skip_reason = "no_kept_frames";
         return 0;
     }
-    set_best(dp, out);
+    set_best(dp, dp->flowrow ? 1 : (uint32_t)used, out);
     return 0;
 }
 

@@ -78,6 +78,22 @@ int dp_cls_topk(const double *lp, int n, int k, int *ids, double *probs)
     return k;
 }
 
+int dp_cls_topk_votes(const double *sum, int n, uint32_t npk, int k, int *ids, double *probs)
+{
+    k = dp_cls_topk(sum, n, k, ids, probs);
+    if (npk <= 1 || n < 1)
+        return k;
+    double mx = -INFINITY, z = 0;
+    for (int i = 0; i < n; i++)
+        if (sum[i] / npk > mx)
+            mx = sum[i] / npk;
+    for (int i = 0; i < n; i++)
+        z += exp(sum[i] / npk - mx);
+    for (int j = 0; j < k; j++)
+        probs[j] = exp(sum[ids[j]] / npk - mx) / z;
+    return k;
+}
+
 dp_classifier *dp_classifier_new(dp_model *m, const dp_cls_opts *o, dp_cls_emit_fn emit, void *ctx,
                                  char *errbuf)
 {
@@ -178,7 +194,8 @@ static void emit_flow(dp_classifier *c, dp_flow *fl, dp_flow_reason reason)
     r.reason = reason;
     r.flow_id = fl->id;
     r.tuple = &fl->tuple;
-    r.ntop = dp_cls_topk(fl->sum, c->ncls, DP_CLS_TOP, r.top, r.prob);
+    r.ntop = c->flowcfg ? dp_cls_topk(fl->sum, c->ncls, DP_CLS_TOP, r.top, r.prob) /* the model's row */
+                        : dp_cls_topk_votes(fl->sum, c->ncls, fl->classified, DP_CLS_TOP, r.top, r.prob);
     emit(c, &r);
 }
 

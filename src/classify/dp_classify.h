@@ -7,7 +7,8 @@
  * (per-packet mode) or when a flow has its first N kept packets or ends
  * (per-flow mode: idle timeout, eviction from a full table, end of the
  * source, interruption). A flow verdict sums the log-probabilities of its
- * classified packets and normalises them (softmax of the sum).
+ * classified packets: the largest sum is its class, and the softmax of
+ * the mean (sum / packets) its probabilities (dp_cls_topk_votes).
  *
  * A flow model (dp_model_input == DP_INPUT_FLOW) gives per-flow verdicts
  * only: each kept packet's flow features (dp_flowfeat, the model's mask
@@ -179,5 +180,13 @@ void dp_cls_addr_str(const dp_pkt_info *t, const uint8_t *a, char *out, size_t c
 /* Top-k of n log-probabilities (or summed log-probabilities): ids best
  * first, probabilities normalised by softmax. Returns k = min(k, n). */
 int dp_cls_topk(const double *lp, int n, int k, int *ids, double *probs);
+/* A packet model's flow verdict from the sums of its npk packets'
+ * log-probabilities: the classes ranked by the sums (the verdict of
+ * summed log-probabilities, as `test` votes), their probabilities the
+ * softmax of the mean, sum / npk (the normalised geometric mean of the
+ * packets' probabilities). The sums' own softmax counts every packet as
+ * independent evidence and is near 1 for most flows, right or wrong
+ * (docs/accuracy.md, "Verdicts by probability"). Returns k = min(k, n). */
+int dp_cls_topk_votes(const double *sum, int n, uint32_t npk, int k, int *ids, double *probs);
 
 #endif

@@ -11,8 +11,8 @@
  * none is kept: written as null).
  *
  * A verdict's probability: a packet's, the softmax of its log-probabilities
- * at the verdict; a flow voted from its packets', the softmax of the summed
- * log-probabilities (as `classify --per flow` gives it); a flow model's,
+ * at the verdict; a flow voted from its packets', the softmax of their mean
+ * log-probability (as `classify --per flow` gives it); a flow model's,
  * the softmax of its flow row's output. */
 #ifndef DP_COVERAGE_H
 #define DP_COVERAGE_H

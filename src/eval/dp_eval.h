@@ -172,9 +172,9 @@ uint64_t dp_flowagg_conflicts(const dp_flowagg *a);
  * ids (i < dp_flowagg_flows). Returns 0, or -1 when i is out of range. */
 int dp_flowagg_get(const dp_flowagg *a, uint64_t i, uint64_t *flow, int *label, int *pred,
                    uint64_t *packets);
-/* The probability of flow i's verdict: the softmax of its summed
- * log-probabilities at the verdict (as classify --per flow gives it); 0
- * when i is out of range. */
+/* The probability of flow i's verdict: the softmax of its packets' mean
+ * log-probability at the verdict (as classify --per flow gives it,
+ * dp_cls_topk_votes); 0 when i is out of range. */
 double dp_flowagg_prob(const dp_flowagg *a, uint64_t i);
 /* The verdicts by probability of every flow (dp_coverage.h). 0, or -1 +
  * message (no memory). */

@@ -199,7 +199,12 @@ int dp_flowagg_eval(const dp_flowagg *a, dp_eval *e, char *errbuf)
 
 double dp_flowagg_prob(const dp_flowagg *a, uint64_t i)
 {
-    return i < a->n ? dp_coverage_top_prob(a->sums + i * a->nclasses, a->nclasses) : 0.0;
+    if (i >= a->n)
+        return 0.0;
+    double mean[DP_MAX_CLASSES];
+    for (int c = 0; c < a->nclasses; c++)
+        mean[c] = a->sums[i * a->nclasses + c] / (double)a->ents[i].packets;
+    return dp_coverage_top_prob(mean, a->nclasses);
 }
 
 int dp_flowagg_coverage(const dp_flowagg *a, dp_coverage *cv, char *errbuf)
