@@ -11,6 +11,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -560,8 +561,59 @@ static void fifo_files(const char *name, const char *stem, int n, char *fifo, ch
     CHECK_EQ_INT(write_udp_pcap(cap, DP_LINKTYPE_ETHERNET, n), 0);
 }
 
+/* 1 when process pid holds the file at path open (a descriptor in
+ * /proc/PID/fd on its inode). */
+static int holds_open(pid_t pid, const char *path)
+{
+    struct stat want, st;
+    char fd[64];
+    if (stat(path, &want) != 0)
+        return 0;
+    for (int i = 0; i < 256; i++) {
+        snprintf(fd, sizeof fd, "/proc/%ld/fd/%d", (long)pid, i);
+        if (stat(fd, &st) == 0 && st.st_dev == want.st_dev && st.st_ino == want.st_ino)
+            return 1;
+    }
+    return 0;
+}
+
+/* The state letter of process pid's main thread (/proc/PID/stat: 'S' asleep
+ * in a wait, 'R' running), 0 when it cannot be read. */
+static char proc_state(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' ? p[2] : 0;
+}
+
+/* Waits (up to 60 s) until classify `pid`, reading the FIFO whose writing
+ * end is wfd, has read every byte written and sleeps: it reads a stream only
+ * when poll() says there is data, and sleeps only in that poll (between
+ * records, once none is left in its buffers), so by then it has handled
+ * every packet. 0, or -1 after 60 s. */
+static int wait_fifo_drained(pid_t pid, int wfd)
+{
+    for (double t0 = dp_now(); dp_now() - t0 < 60; usleep(10000)) {
+        int unread = -1;
+        if (ioctl(wfd, FIONREAD, &unread) == 0 && unread == 0 && proc_state(pid) == 'S')
+            return 0;
+    }
+    return -1;
+}
+
 /* -r FIFO: SIGTERM ends a run that waits for a writer (exit 1 with a
- * message), and one that waits for more data (exit 0, pending flows out). */
+ * message), and one that waits for more data (exit 0, pending flows out).
+ * The signal is sent once classify has its handler (installed before it
+ * opens a source; a TERM during start-up ends it by default, exit 143: with
+ * a fixed 300 ms pause that happened when start-up was slow, as under ASan
+ * on a loaded machine), and once it has read all it was sent. A run that
+ * went on waiting would never end: the writer stays, so 60 s tell. */
 static void test_classify_fifo_sigterm(void)
 {
     const char *dp = dp_test_cli(), *mp = small_model_path();
@@ -570,13 +622,15 @@ static void test_classify_fifo_sigterm(void)
     char fifo[1024], out[1024], err[1024], cap[1024];
     fifo_files("cap.fifo", "fifo", 5, fifo, out, err, cap);
 
-    /* nobody ever writes */
+    /* nobody ever writes: TERM once classify has the FIFO open (it opens
+     * it without waiting, then waits for data) */
     pid_t pid = spawn_classify(dp, mp, fifo, out, err);
-    usleep(300000);
     double t0 = dp_now();
+    while (!holds_open(pid, fifo) && dp_now() - t0 < 60)
+        usleep(10000);
+    CHECK(holds_open(pid, fifo));
     kill(pid, SIGTERM);
-    CHECK_EQ_INT(wait_exit(pid, 5), 1);
-    CHECK(dp_now() - t0 < 2);
+    CHECK_EQ_INT(wait_exit(pid, 60), 1);
     CHECK_EQ_INT(count_lines(err, "cap.fifo: interrupted while waiting for the capture header"), 1);
 
     /* a writer sends a whole capture and keeps the FIFO open */
@@ -586,11 +640,9 @@ static void test_classify_fifo_sigterm(void)
     char *bytes = dp_read_file(cap, &len, errbuf);
     CHECK(wfd >= 0 && bytes && write(wfd, bytes, len) == (ssize_t)len);
     free(bytes);
-    usleep(500000);
-    t0 = dp_now();
+    CHECK_EQ_INT(wait_fifo_drained(pid, wfd), 0);
     kill(pid, SIGTERM);
-    CHECK_EQ_INT(wait_exit(pid, 5), 0);
-    CHECK(dp_now() - t0 < 2);
+    CHECK_EQ_INT(wait_exit(pid, 60), 0);
     close(wfd);
     CHECK_EQ_INT(count_lines(out, "\"packets\":5,\"reason\":\"interrupted\""), 1);
     CHECK_EQ_INT(count_lines(err, "(interrupted)"), 1);
