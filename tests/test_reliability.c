@@ -1104,6 +1104,8 @@ static void test_test_npy_fifo(void)
                         "and a.shape[0]>0 and (a==b).all()\" 2>&1", got, want), 0);
 }
 
+/* Sends datagrams to 127.0.0.1:port every 5 ms until stop is set (120 s at
+ * most): for as long as a live test waits for what it sees. */
 struct udp_flood {
     int port;
     volatile int stop;
@@ -1120,7 +1122,8 @@ static void *send_udp(void *arg)
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     char msg[300];
     memset(msg, 'x', sizeof msg);
-    for (int i = 0; !f->stop && i < 2000; i++) {
+    double t0 = dp_now();
+    for (int i = 0; !f->stop && dp_now() - t0 < 120; i++) {
         sendto(fd, msg, 60 + (size_t)(i % 200), 0, (struct sockaddr *)&a, sizeof a);
         usleep(5000);
     }
@@ -1173,7 +1176,7 @@ static void test_classify_live_kill9(void)
     live_start(&L, fmt, o, 0);
     const char *tp = L.tmp;
     int lines = 0; /* in OUT or (the old way) its temp file */
-    for (int i = 0; i < 100 && lines < 5; i++) { /* up to 5 s */
+    for (int i = 0; i < 1200 && lines < 5; i++) { /* up to 60 s (a slow start: ASan, a loaded machine) */
         usleep(50000);
         char *s = slurp(o, NULL), *t = slurp(tp, NULL);
         lines = count_lines(s) + count_lines(t);
@@ -1182,7 +1185,7 @@ static void test_classify_live_kill9(void)
     }
     live_stop(&L);
     if (lines == 0 && access(tp, F_OK) != 0)
-        SKIP("no verdict from the loopback interface within 5 s");
+        SKIP("no verdict from the loopback interface within 60 s");
     char *s = slurp(o, NULL);
     CHECK(count_lines(s) >= 5); /* in OUT itself, written before the kill */
     CHECK(s && strstr(s, "\"label\""));
@@ -1205,14 +1208,14 @@ static void test_capture_live_kill9(void)
     const char *tp = L.tmp;
     struct stat st;
     off_t size = 0;
-    /* up to 5 s for 5 frames (a record is at most 16 + 42 + 259 bytes here) */
-    for (int i = 0; i < 100 && size < 24 + 5 * (16 + 42 + 259); i++) {
+    /* up to 60 s for 5 frames (a record is at most 16 + 42 + 259 bytes here) */
+    for (int i = 0; i < 1200 && size < 24 + 5 * (16 + 42 + 259); i++) {
         usleep(50000);
         size = stat(o, &st) == 0 ? st.st_size : stat(tp, &st) == 0 ? st.st_size : 0;
     }
     live_stop(&L);
     if (size == 0)
-        SKIP("nothing captured on the loopback interface within 5 s");
+        SKIP("nothing captured on the loopback interface within 60 s");
     CHECK(access(tp, F_OK) != 0);
     dp_capture *cap = dp_capture_open_file(o, errbuf);
     CHECK(cap != NULL);
@@ -1241,7 +1244,7 @@ static void test_capture_write_error(void)
     live_run L;
     live_start(&L, fmt, o, 11);
     int st = 0, done = 0;
-    for (int i = 0; i < 200 && !done; i++) { /* up to 10 s; the limit (2 KB) fills in well under 1 s */
+    for (int i = 0; i < 1200 && !done; i++) { /* up to 60 s; the limit (2 KB) fills in well under 1 s */
         usleep(50000);
         done = waitpid(L.pid, &st, WNOHANG) == L.pid;
     }
