@@ -48,6 +48,11 @@ Python package (1.7 was used).
                           # the first 2 packets only); dart dart:0.1. VARIANTS '-' for these
                           # defaults, SEEDS default 1,2,3; TEST_PREFIX '-' scores validation
                           # only; GBT_STUDY_CACHE=DIR keeps each fit's probabilities for reuse
+  bench/gbt_study.py /tmp/gs/cls-traffic-train novelty TEST_PREFIX [SEEDS, e.g. 1,2,3]
+                          # which signal ranks the test flows the GBT gets wrong last (unknown
+                          # applications): max probability, margin, entropy, kNN distances,
+                          # IsolationForest, Mahalanobis, XGBoost leaf similarity, combinations;
+                          # area under the risk-coverage curve and wF1 at 50/70/90% coverage
 With TEST_PREFIX (dump_flows of the test side), the tls and vpn studies also
 fit on the whole training side and score on the test set, as a check of what
 validation chose (the test set is not used to choose).
@@ -635,6 +640,145 @@ def family_study(x, y, val, xt, yt, prefix, variants, seeds='1,2,3'):
                                    if 'test' in r else '-'), flush=True)
 
 
+def knn_dist(D, k):
+    """Per row of the distance matrix D: the mean distance to its k nearest columns."""
+    k = min(k, D.shape[1])
+    return np.partition(D, k - 1, axis=1)[:, :k].mean(1)
+
+
+def risk_coverage(y, pr, conf, rng, covs=(0.5, 0.7, 0.9)):
+    """The flows ranked by conf (most confident first, ties in random order):
+    the area under the risk-coverage curve (the error rate of the k most
+    confident flows, averaged over k = 1..n) and the weighted F1 of the most
+    confident 50%, 70%, 90%."""
+    o = np.lexsort((rng.random(len(y)), -conf))
+    err = (pr[o] != y[o]).astype(float)
+    aurc = (np.cumsum(err) / np.arange(1, len(y) + 1)).mean()
+    return [aurc] + [f1_score(y[o[:k]], pr[o[:k]], average='weighted')
+                     for k in (int(np.ceil(c * len(y))) for c in covs)]
+
+
+def novelty_signals(x, y, xt, P, booster):
+    """Per test flow, every signal of novelty_study (higher: more confident),
+    and the seconds each took (the kNN ones share the distance matrices)."""
+    from scipy.spatial.distance import cdist
+    from sklearn.covariance import LedoitWolf
+    from sklearn.decomposition import PCA
+    from sklearn.ensemble import IsolationForest
+    sig, secs = {}, {}
+
+    def timed(name, f):
+        t0 = time.time()
+        sig[name] = f()
+        secs[name] = time.time() - t0
+
+    pr, Ps = P.argmax(1), np.sort(P, 1)
+    sig['max prob'], sig['margin p1-p2'] = Ps[:, -1], Ps[:, -1] - Ps[:, -2]
+    sig['-entropy'] = (P * np.log(np.maximum(P, 1e-12))).sum(1)
+    mu, sd = x.mean(0), x.std(0)
+    keep = sd > 1e-6  # the features constant in training say nothing
+    Z, Zt = (x[:, keep] - mu[keep]) / sd[keep], (xt[:, keep] - mu[keep]) / sd[keep]
+    t0 = time.time()
+    D2, D1 = cdist(Zt, Z), cdist(Zt, Z, 'cityblock')
+    t_dist = time.time() - t0
+    for k in (1, 5):
+        sig['-kNN L2 k=%d' % k], sig['-kNN L1 k=%d' % k] = -knn_dist(D2, k), -knn_dist(D1, k)
+    secs['kNN distance matrices (L1, L2)'] = t_dist
+    own = np.zeros(len(xt))  # the predicted class's training flows only
+    other = np.zeros(len(xt))  # the other classes' (trust score: other / own)
+    for c in np.unique(pr):
+        m = pr == c
+        own[m], other[m] = knn_dist(D2[m][:, y == c], 5), knn_dist(D2[m][:, y != c], 5)
+    sig['-kNN L2 k=5, predicted class'], sig['trust (other / predicted class)'] = -own, other / np.maximum(own, 1e-9)
+    timed('IsolationForest', lambda: IsolationForest(n_estimators=200, random_state=1).fit(Z).score_samples(Zt))
+
+    def mahalanobis():  # PCA to 50 dimensions, one shrunk covariance, the predicted class's mean
+        pca = PCA(50, random_state=1).fit(Z)
+        A, At = pca.transform(Z), pca.transform(Zt)
+        means = np.stack([A[y == c].mean(0) if (y == c).any() else np.full(A.shape[1], 1e9)
+                          for c in range(P.shape[1])])
+        prec = LedoitWolf().fit(A - means[y]).precision_
+        d = At - means[pr]
+        return -np.einsum('ij,jk,ik->i', d, prec, d)
+    timed('-Mahalanobis (PCA 50), predicted class', mahalanobis)
+
+    def leaf_similarity():  # share of the trees in which two flows share a leaf; the 5 most alike training flows
+        from scipy.sparse import csr_matrix
+        L, Lt = (booster.predict(xgb.DMatrix(a), pred_leaf=True).astype(np.int64) for a in (x, xt))
+        width = np.maximum(L.max(0), Lt.max(0)) + 1
+        off = np.concatenate([[0], np.cumsum(width)[:-1]])
+        hot = lambda M: csr_matrix((np.ones(M.size, np.float32), (np.repeat(np.arange(len(M)), M.shape[1]),
+                                                                    (M + off).ravel())), (len(M), width.sum()))
+        H = hot(L)
+        S, Str = (hot(Lt) @ H.T).toarray() / L.shape[1], (H @ H.T).toarray() / L.shape[1]
+        np.fill_diagonal(Str, -np.inf)  # leave one out
+        return -knn_dist(1 - S, 5), np.sort(-knn_dist(1 - Str, 5))
+    t0 = time.time()
+    sig['leaf similarity (XGBoost, k=5)'], ref_leaf = leaf_similarity()
+    secs['leaf similarity (XGBoost, k=5)'] = time.time() - t0
+    # combinations: max prob x the novelty's percentile among the training flows' own (leave one out: the
+    # share of training flows less typical than the test flow), as a model could store it
+    Dtr = cdist(Z, Z)
+    np.fill_diagonal(Dtr, np.inf)
+    ref = np.sort(-knn_dist(Dtr, 5))
+    pct = lambda s, r: np.searchsorted(r, s, 'right') / len(r)
+    sig['max prob x kNN L2 k=5 percentile'] = Ps[:, -1] * pct(sig['-kNN L2 k=5'], ref)
+    sig['min(max prob, kNN L2 k=5 percentile)'] = np.minimum(Ps[:, -1], pct(sig['-kNN L2 k=5'], ref))
+    sig['max prob x leaf-similarity percentile'] = Ps[:, -1] * pct(sig['leaf similarity (XGBoost, k=5)'], ref_leaf)
+    return sig, secs, ref, pct
+
+
+def novelty_study(x, y, xt, yt, seeds='1,2,3'):
+    """Which signal says a test flow is new: for the GBT's verdicts (fitted on
+    the whole training side, the C GBT's settings, one fit per seed), each
+    signal ranks the test flows from most to least confident; scored by the
+    area under the risk-coverage curve (AURC, risk = error rate, lower is
+    better) and the weighted F1 of the most confident 50/70/90%. Reference
+    rows: random order (AURC = the error rate) and the oracle (errors last).
+    Every signal uses the training rows and the test flow's row only, never a
+    test label. Means ± standard deviation over the seeds."""
+    res, allf = {}, []
+    for seed in map(int, seeds.split(',')):
+        t0 = time.time()
+        booster = fit(x, y, {'seed': seed, 'num_class': int(max(y.max(), yt.max()) + 1)})
+        P = booster.predict(xgb.DMatrix(xt))
+        t_fit = time.time() - t0
+        pr = P.argmax(1)
+        sig, secs, ref, pct = novelty_signals(x, y, xt, P, booster)
+        rng = np.random.default_rng(seed)
+        allf.append((1 - (pr == yt).mean(), f1_score(yt, pr, average='weighted')))
+        res.setdefault('(random order)', []).append(risk_coverage(yt, pr, rng.random(len(yt)), rng))
+        res.setdefault('(oracle: errors last)', []).append(risk_coverage(yt, pr, (pr == yt).astype(float), rng))
+        for name, s in sig.items():
+            res.setdefault(name, []).append(risk_coverage(yt, pr, s, rng))
+        # a novelty threshold as the model could store it: the training flows' own 5-NN distance percentile
+        for q in (0.01, 0.05):
+            new = pct(sig['-kNN L2 k=5'], ref) < q
+            res.setdefault('kNN L2 k=5 below training %d%%: flows flagged' % (100 * q), []).append(
+                [new.mean(), (pr[new] != yt[new]).mean() if new.any() else float('nan'),
+                 (pr[~new] != yt[~new]).mean(), float('nan')])
+        print('seed %d: fit %.0f s, error rate %.3f, wF1 %.3f, %s' % (
+            seed, t_fit, (pr != yt).mean(), f1_score(yt, pr, average='weighted'),
+            ', '.join('%s %.1f s' % (k, v) for k, v in secs.items())), flush=True)
+    ms = lambda v: '%.3f' % v[0] if len(v) == 1 else '%.3f ± %.3f' % (np.mean(v), np.std(v, ddof=1))
+    a = np.array(allf)
+    print('%d training flows, %d test flows, seeds %s: all flows kept, error rate %s, wF1 %s' % (
+        len(y), len(yt), seeds, ms(a[:, 0]), ms(a[:, 1])))
+    print('| signal | AURC | wF1 at 50% | wF1 at 70% | wF1 at 90% |')
+    print('|---|---:|---:|---:|---:|')
+    for name, r in res.items():
+        if 'flagged' in name:
+            continue
+        r = np.array(r)
+        print('| %s | %s |' % (name, ' | '.join(ms(r[:, i]) for i in range(4))))
+    print('| novelty threshold | share of test flows flagged | their error rate | error rate of the rest |')
+    print('|---|---:|---:|---:|')
+    for name, r in res.items():
+        if 'flagged' in name:
+            r = np.array(r)
+            print('| %s | %s |' % (name.replace(': flows flagged', ''), ' | '.join(ms(r[:, i]) for i in range(3))))
+
+
 def fit_score(X, y, val, params, rounds):
     yt = y[~val]
     c = np.bincount(yt, minlength=y.max() + 1).astype(float)
@@ -660,7 +804,7 @@ def main():
     if len(sys.argv) > 3 and sys.argv[3] != '-':  # '-': no test set (validation only)
         xt, yt = np.load(sys.argv[3] + '.x.npy'), np.load(sys.argv[3] + '.y.npy').astype(int)
         if study not in ('rows', 'allpackets', 'forest', 'bagging', 'coarse', 'dart', 'recency', 'stack', 'ceiling',
-                         'selftrain', 'drift', 'continue'):
+                         'selftrain', 'drift', 'continue', 'novelty'):
             raw_t = np.load(sys.argv[3] + '.raw.npy', mmap_mode='r').reshape(-1, N, 1500)
     if study == 'vpn':
         return vpn_study(x, y, val, xt, yt)
@@ -668,6 +812,8 @@ def main():
         return ceiling_study(x, y, xt, yt)
     if study == 'continue':
         return continue_study(x, y, xt, yt)
+    if study == 'novelty':
+        return novelty_study(x, y, xt, yt, *sys.argv[4:5])
     if study == 'selftrain':
         return selftrain_study(x, y, val, xt, yt, *sys.argv[4:6])
     if study == 'stack':
