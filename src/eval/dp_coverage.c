@@ -6,6 +6,7 @@
 
 #include "eval/dp_eval.h"
 #include "util/dp_task.h"
+#include "util/dp_util.h"
 
 const double dp_coverage_thresholds[DP_COVERAGE_NT] = {0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99};
 
@@ -85,13 +86,11 @@ void dp_coverage_print_markdown(const dp_coverage *cv, const char *unit, FILE *f
     }
 }
 
-/* A score as JSON: 17 significant digits, null when nothing is kept. */
+/* A score as JSON: 17 significant digits (dp_json_num: null when not
+ * finite), null when nothing is kept. */
 static void json_score(FILE *f, double v, int defined)
 {
-    if (defined && isfinite(v))
-        fprintf(f, "%.17g", v);
-    else
-        fputs("null", f);
+    dp_json_num(f, "%.17g", defined ? v : NAN);
 }
 
 void dp_coverage_print_json(const dp_coverage *cv, FILE *f)
